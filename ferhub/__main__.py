@@ -1,0 +1,5 @@
+import sys
+
+from ferhub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""``ferhub`` subcommands: one module each, exposing ``HELP``, ``add_arguments(parser)`` and ``run(args)``."""

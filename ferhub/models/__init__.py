@@ -1,0 +1,22 @@
+"""Model families. Importing this package registers every family; see :func:`create_model`."""
+
+from ferhub.models import mini_xception  # noqa: F401  (registers)
+from ferhub.models._registry import (
+    ModelEntry,
+    UnknownModelError,
+    build_from_config,
+    create_model,
+    get_entry,
+    list_models,
+    register_model,
+)
+
+__all__ = [
+    "ModelEntry",
+    "UnknownModelError",
+    "build_from_config",
+    "create_model",
+    "get_entry",
+    "list_models",
+    "register_model",
+]

@@ -1,0 +1,31 @@
+"""Shared fixtures: every test runs offline with Hugging Face caches in a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_hf(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every Hugging Face cache and token path at a fresh folder and forbid network access."""
+    home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
+    monkeypatch.setenv("HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    # huggingface_hub reads its constants at import time; keep the module-level copies in step
+    try:
+        import huggingface_hub.constants as c
+    except ImportError:
+        return home
+    monkeypatch.setattr(c, "HF_HOME", str(home), raising=False)
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(home / "hub"), raising=False)
+    monkeypatch.setattr(c, "HF_TOKEN_PATH", str(home / "token"), raising=False)
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True, raising=False)
+    return home
