@@ -1,0 +1,239 @@
+"""Data sources (class folders, zips, FER2013 CSV, `datasets`), k-fold splitting and the face-crop cache."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferhub.config import ModelConfig
+from ferhub.data import (
+    DataSourceError,
+    FaceCache,
+    materialize,
+    open_source,
+    stratified_kfold,
+    stratified_split,
+    transform_task,
+    write_class_folders,
+)
+from ferhub.labels import FER7
+
+
+def _img(value: int, size: int = 20) -> Image.Image:
+    a = np.full((size, size, 3), value, np.uint8)
+    a[0, 0] = (value, 255 - value, 7)  # RGB content so gray conversion is visible
+    return Image.fromarray(a)
+
+
+@pytest.fixture
+def split_folder(tmp_path: Path) -> Path:
+    """RAF/SFEW-style layout with alias class names and a wrapper folder: root/data/{Train,Val}/CLASS/img."""
+    root = tmp_path / "sfew"
+    names = {"Angry": 3, "Happiness": 2, "neutral": 4}
+    for split in ("Train", "Val"):
+        for cls, n in names.items():
+            d = root / "data" / split / cls
+            d.mkdir(parents=True)
+            for i in range(n if split == "Train" else 1):
+                _img(10 * i + len(cls)).save(d / f"{i}.png")
+    # a small split lacking a class still gets the dataset's full label list
+    (root / "data" / "Val" / "neutral" / "0.png").unlink()
+    (root / "data" / "Val" / "neutral").rmdir()
+    return root
+
+
+def test_folder_source_layout_labels_and_splits(split_folder: Path) -> None:
+    src = open_source(split_folder, split="train")
+    assert src.labels == ("angry", "happy", "neutral")  # canonical names, ferhub's order
+    assert len(src) == 9 and list(src.class_counts()) == [3, 2, 4]
+    image, label = src[0]
+    assert image.mode == "RGB" and image.size == (20, 20) and label == 0
+    assert src.path_of(0).endswith("Train/Angry/0.png") and src.split == "train"
+    val = open_source(split_folder, split="validation")
+    assert val.labels == src.labels and list(val.targets) == [0, 1]
+    with pytest.raises(DataSourceError, match=r"split folders \['Train', 'Val'\]; choose one"):
+        open_source(split_folder)
+    with pytest.raises(DataSourceError, match="no 'test' split"):
+        open_source(split_folder, split="test")
+
+
+def test_unknown_class_names_are_listed(tmp_path: Path) -> None:
+    for cls in ("happy", "bored", "Confused"):
+        (tmp_path / cls).mkdir()
+        _img(1).save(tmp_path / cls / "a.jpg")
+    with pytest.raises(DataSourceError, match=r"\['Confused', 'bored'\] are not expression labels"):
+        open_source(tmp_path)
+
+
+def test_numbered_rafdb_folders_need_and_use_label_names(tmp_path: Path) -> None:
+    for k in (1, 4, 7):  # RAF-DB ids 1..7: surprise, fear, disgust, happy, sad, angry, neutral
+        (tmp_path / "train" / str(k)).mkdir(parents=True)
+        _img(k).save(tmp_path / "train" / str(k) / "x.png")
+    with pytest.raises(DataSourceError, match="label_names=DATASET"):
+        open_source(tmp_path, "train")
+    src = open_source(tmp_path, "train", label_names="rafdb")
+    assert src.labels == FER7  # all 7 ids are known once the table is named
+    assert [src.labels[t] for t in src.targets] == ["surprise", "happy", "neutral"]
+
+
+def test_zip_matches_folder_and_extracts_nothing(split_folder: Path, tmp_path: Path) -> None:
+    zpath = tmp_path / "sfew.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in sorted(split_folder.rglob("*.png")):
+            zf.write(f, f.relative_to(split_folder.parent).as_posix())
+        zf.writestr("__MACOSX/sfew/data/Train/Angry/._0.png", b"junk")
+    before = set(tmp_path.rglob("*"))
+    folder, zipped = open_source(split_folder, "train"), open_source(zpath, "train")
+    assert zipped.labels == folder.labels and list(zipped.targets) == list(folder.targets)
+    for i in range(len(folder)):
+        assert np.array_equal(np.asarray(zipped[i][0]), np.asarray(folder[i][0]))
+    assert zipped.path_of(0) == f"{zpath}::sfew/data/Train/Angry/0.png"
+    assert set(tmp_path.rglob("*")) == before
+
+
+def _write_fer_csv(path: Path, rows: list[tuple[int, np.ndarray, str]]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for emotion, pixels, usage in rows:
+            w.writerow([emotion, " ".join(str(int(p)) for p in pixels.ravel()), usage])
+    return path
+
+
+def test_fer2013_csv_splits(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    usages = ["Training"] * 5 + ["PublicTest"] * 2 + ["PrivateTest"] * 3
+    rows = [(i % 7, rng.integers(0, 256, (48, 48)), u) for i, u in enumerate(usages)]
+    path = _write_fer_csv(tmp_path / "fer2013.csv", rows)
+    train, val, test = (open_source(path, s) for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (5, 2, 3)
+    assert train.labels == FER7 and train.precropped
+    assert list(test.targets) == [0, 1, 2]  # rows 7, 8, 9 -> emotions 0, 1, 2
+    image, label = test[2]
+    assert image.mode == "RGB" and image.size == (48, 48) and label == 2
+    assert np.array_equal(np.asarray(image)[..., 0], rows[9][1])
+    assert len(open_source(path)) == 10
+    assert len(open_source(path, "PublicTest")) == 2
+    # precropped 48x48 rows go straight into a 48x48 gray model: no decode, no detection
+    cfg = ModelConfig(architecture="test_tiny", labels=FER7, input_size=48, channels=1)
+    crops = materialize(train, cfg)
+    assert crops.images.shape == (5, 48, 48) and np.array_equal(crops.images[0], rows[0][1])
+
+
+def test_hf_saved_dataset_classlabel_and_string_labels(tmp_path: Path) -> None:
+    import datasets
+
+    images = [_img(v) for v in (10, 20, 30, 40)]
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["Neutral", "Happiness", "anger"])}
+    )
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"image": images[:3], "label": [0, 1, 2]}, features=features),
+            "validation": datasets.Dataset.from_dict({"image": images[3:], "label": [1]}, features=features),
+        }
+    )
+    dd.save_to_disk(str(tmp_path / "saved"))
+    src = open_source(tmp_path / "saved", "train")
+    assert src.labels == ("angry", "happy", "neutral")  # ClassLabel names canonicalised, ferhub order
+    assert [src.labels[t] for t in src.targets] == ["neutral", "happy", "angry"]
+    assert np.array_equal(np.asarray(src[1][0]), np.asarray(images[1]))
+    assert len(open_source(tmp_path / "saved", "val")) == 1
+
+    # parquet with string labels and a differently named image column
+    ds = datasets.Dataset.from_dict(
+        {"img": images, "expression": ["sad", "Surprised", "sad", "fear"]},
+        features=datasets.Features({"img": datasets.Image(), "expression": datasets.Value("string")}),
+    )
+    ds.to_parquet(str(tmp_path / "faces.parquet"))
+    pq = open_source(tmp_path / "faces.parquet")
+    assert pq.labels == ("fear", "sad", "surprise")
+    assert [pq.labels[t] for t in pq.targets] == ["sad", "surprise", "sad", "fear"]
+    assert pq[3][0].size == (20, 20)
+
+
+def test_hf_bare_integer_labels_need_names(tmp_path: Path) -> None:
+    import datasets
+
+    pixels = [" ".join(["7"] * 48 * 48), " ".join(["9"] * 48 * 48)]
+    ds = datasets.Dataset.from_dict({"emotion": [3, 6], "pixels": pixels})
+    ds.save_to_disk(str(tmp_path / "fer_hub_copy"))
+    with pytest.raises(DataSourceError, match="bare integers"):
+        open_source(tmp_path / "fer_hub_copy")
+    src = open_source(tmp_path / "fer_hub_copy", label_names="fer2013")
+    assert src.precropped and [src.labels[t] for t in src.targets] == ["happy", "neutral"]
+    assert np.asarray(src[1][0])[0, 0, 0] == 9
+
+
+def test_unknown_hub_id_fails_clearly_offline() -> None:
+    with pytest.raises(DataSourceError, match="cannot load dataset 'nobody/no-such-fer'"):
+        open_source("nobody/no-such-fer")
+
+
+def test_stratified_kfold_partitions_and_balances() -> None:
+    targets = np.array([0] * 10 + [1] * 6 + [2] * 5)
+    folds = stratified_kfold(targets, 5, seed=3)
+    vals = np.concatenate([v for _, v in folds])
+    assert sorted(vals) == list(range(len(targets)))  # every index validated exactly once
+    for train, val in folds:
+        assert not set(train) & set(val) and len(train) + len(val) == len(targets)
+        counts = np.bincount(targets[val], minlength=3)
+        assert counts[0] == 2 and counts[1] in (1, 2) and counts[2] == 1
+    assert [v.tolist() for _, v in folds] == [v.tolist() for _, v in stratified_kfold(targets, 5, seed=3)]
+    assert [v.tolist() for _, v in folds] != [v.tolist() for _, v in stratified_kfold(targets, 5, seed=4)]
+    with pytest.raises(ValueError, match="fewer images than k=6"):
+        stratified_kfold(targets, 6)
+    tr, va = stratified_split(targets, 0.2, seed=0)
+    assert list(np.bincount(targets[va])) == [2, 1, 1] and len(tr) + len(va) == len(targets)
+
+
+def test_transform_task_is_balanced_and_writes_folders(tmp_path: Path) -> None:
+    images, targets, labels = transform_task(5, size=24, num_classes=7, seed=1)
+    assert images.shape == (35, 24, 24) and images.dtype == np.uint8
+    assert list(np.bincount(targets)) == [5] * 7 and labels == FER7
+    src = open_source(write_class_folders(images, targets, labels, tmp_path / "task"))
+    assert len(src) == 35 and src.labels == FER7
+
+
+class _CountingDetector:
+    """Wraps the real detector to count how many images reach it."""
+
+    def __init__(self, detector: object) -> None:
+        self.inner, self.seen = detector, 0
+        self.min_face_size = getattr(detector, "min_face_size", None)
+
+    def detect_batch(self, images: list[Image.Image]) -> list:
+        self.seen += len(images)
+        return self.inner.detect_batch(images)
+
+
+def test_face_cache_detects_each_image_once_and_falls_back(tmp_path: Path) -> None:
+    faces = pytest.importorskip("ferhub.faces", reason="ferhub.faces (faces helper) not merged yet")
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.astronaut())
+    blank = Image.new("RGB", (120, 90), (128, 128, 128))
+    for cls, im in (("happy", photo), ("neutral", blank)):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        im.save(tmp_path / "d" / cls / "a.png")
+    photo.save(tmp_path / "d" / "happy" / "same_pixels_other_name.png")
+    src = open_source(tmp_path / "d")
+    cfg = ModelConfig(architecture="test_tiny", labels=FER7, input_size=32, channels=1)
+    counter = _CountingDetector(faces.FaceDetector())
+    cache = FaceCache(counter, cache_dir=tmp_path / "cache", signature="test")
+    crops = materialize(src, cfg, cache=cache, batch_size=2)
+    assert counter.seen == 2  # the duplicate photo (same pixels) was looked up, not detected
+    assert crops.images.shape == (3, 32, 32) and crops.no_face == 1 and crops.detections_run == 2
+    face = cache.get_many([photo])[0]
+    assert face is not None and 150 < (face.box[0] + face.box[2]) / 2 < 350  # the astronaut's face
+    # a later run (new process) reads the cache file and detects nothing
+    counter2 = _CountingDetector(faces.FaceDetector())
+    again = materialize(src, cfg, cache=FaceCache(counter2, cache_dir=tmp_path / "cache", signature="test"))
+    assert counter2.seen == 0 and np.array_equal(again.images, crops.images) and again.no_face == 1
+    skipped = materialize(src, cfg, cache=cache, no_face="skip")
+    assert len(skipped) == 2 and skipped.skipped == 1
