@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
+
+if TYPE_CHECKING:  # torch stays unimported so make_fer_fixture.py can use the constants without it
+    from torch import nn
 
 from ferhub.convert._fetch import SourcePackage, extract_member, fetch, read_member, sha256_file
 from ferhub.convert.keras_h5 import (
