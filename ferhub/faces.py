@@ -1,0 +1,192 @@
+"""Face detection (MTCNN: box, score, 5 landmarks), eye alignment and cropping with a model's geometry.
+
+>>> detector = FaceDetector()                                    # doctest: +SKIP
+>>> faces = detector.detect(load_image("photo.jpg"))             # doctest: +SKIP
+>>> crop = crop_face(image, faces[0], model.config)              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ferhub.config import ModelConfig
+
+Point = tuple[float, float]
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclass
+class Face:
+    """One face in original-image pixels.
+
+    ``landmarks`` are (left eye, right eye, nose, mouth left, mouth right) as seen in the image (the "left eye"
+    is the one nearer the image's left edge). ``face_found=False`` marks the whole-image fallback of seed 004.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[Point, Point, Point, Point, Point] | None = None
+    face_found: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": round(float(self.score), 5),
+            "landmarks": None
+            if self.landmarks is None
+            else [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+            "face_found": self.face_found,
+        }
+
+
+def whole_image_face(image: Image.Image) -> Face:
+    """The seed-004 fallback: the whole image as one face, flagged ``face_found=False`` (score 0)."""
+    return Face(
+        box=(0.0, 0.0, float(image.width), float(image.height)), score=0.0, landmarks=None, face_found=False
+    )
+
+
+class FaceDetector:
+    """MTCNN face detector (facenet-pytorch's P/R/O nets) returning :class:`Face` objects in original pixels.
+
+    Args:
+        min_face_size: smallest face to find, in original-image pixels; ``None`` picks a size relative to the
+            image (see :mod:`ferhub._mtcnn`), which keeps small photos fast without missing their faces.
+        thresholds: P-, R- and O-net score thresholds (MTCNN's defaults).
+        max_side: large images are detected on a copy downscaled so its longer side is at most this; boxes and
+            landmarks are mapped back to original pixels.
+        device: ``"cpu"``, ``"cuda"`` or ``None`` (CPU).
+    """
+
+    def __init__(
+        self,
+        min_face_size: float | None = None,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        max_side: int = 1024,
+        device: str | None = None,
+    ) -> None:
+        from ferhub._mtcnn import FastMTCNN
+
+        if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
+            raise ValueError(f"thresholds must be three scores in [0, 1] (P, R, O nets), got {thresholds!r}")
+        if min_face_size is not None and min_face_size <= 0:
+            raise ValueError(
+                f"min_face_size must be a positive number of pixels or None, got {min_face_size}"
+            )
+        if max_side < 64:
+            raise ValueError(f"max_side must be at least 64 pixels, got {max_side}")
+        self.min_face_size = min_face_size
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.max_side = int(max_side)
+        self.device = device or "cpu"
+        self._mtcnn = FastMTCNN(thresholds=self.thresholds, device=self.device)
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        """Every face in ``image`` (RGB PIL), highest score first."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[Image.Image]) -> list[list[Face]]:
+        """Faces of each image; images may differ in size."""
+        return [self._detect_one(im) for im in images]
+
+    def _detect_one(self, image: Image.Image) -> list[Face]:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        boxes, scores, points = self._mtcnn.detect(
+            image, min_face_size=self.min_face_size, max_side=self.max_side
+        )
+        faces = [
+            Face(
+                box=tuple(float(v) for v in b),  # type: ignore[arg-type]
+                score=float(s),
+                landmarks=tuple((float(x), float(y)) for x, y in p),  # type: ignore[arg-type]
+            )
+            for b, s, p in zip(boxes, scores, points)
+        ]
+        return sorted(faces, key=lambda f: -f.score)
+
+
+# -- cropping ---------------------------------------------------------------------------------------------------
+_TRANSFORM_RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+    "area": Image.Resampling.BILINEAR,  # after the box prefilter below, bilinear finishes an area resize
+}
+
+
+def eye_angle(face: Face) -> float:
+    """Angle (radians) of the line from the left to the right eye; 0 when level or without landmarks."""
+    if face.landmarks is None:
+        return 0.0
+    (lx, ly), (rx, ry) = face.landmarks[0], face.landmarks[1]
+    return math.atan2(ry - ly, rx - lx)
+
+
+def _edge_padded_region(image: Image.Image, x0: int, y0: int, x1: int, y1: int) -> Image.Image:
+    """``image`` cropped to [x0, x1) x [y0, y1), with parts outside the image filled by edge replication."""
+    w, h = image.size
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if cx0 >= cx1 or cy0 >= cy1:  # box entirely outside: replicate the nearest edge pixel
+        cx0, cy0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
+        cx1, cy1 = cx0 + 1, cy0 + 1
+    inside = image.crop((cx0, cy0, cx1, cy1))
+    if (cx0, cy0, cx1, cy1) == (x0, y0, x1, y1):
+        return inside
+    a = np.asarray(inside)
+    pad = ((cy0 - y0, y1 - cy1), (cx0 - x0, x1 - cx1)) + (((0, 0),) if a.ndim == 3 else ())
+    return Image.fromarray(np.pad(a, pad, mode="edge"), inside.mode)
+
+
+def crop_face(image: Image.Image, face: Face, config: ModelConfig) -> Image.Image:
+    """The face as the model expects it: ``config.input_size`` square, in the config's channels.
+
+    The box is squared around its centre (``config.crop_square``), grown by ``config.crop_margin`` of its size on
+    every side, and, with ``config.align`` and landmarks, rotated about the eye midpoint so the eyes are level
+    (equivalently: the crop square keeps the box centre and turns with the eye line). Rotation, crop and resize
+    are one affine ``Image.transform``, so the pixels are resampled once. Parts of the crop outside the image are
+    filled by edge replication rather than black: a hard black border is a strong edge that face datasets'
+    crops do not contain, and classifiers (and their saliency maps) react to it.
+    """
+    mode = "L" if config.channels == 1 else "RGB"
+    size = config.input_size
+    x1, y1, x2, y2 = face.box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    if config.crop_square:
+        w = h = max(w, h)
+    w, h = w * (1 + 2 * config.crop_margin), h * (1 + 2 * config.crop_margin)
+    theta = eye_angle(face) if config.align else 0.0
+    cos, sin = math.cos(theta), math.sin(theta)
+    # output (u, v) in [0, size)^2 -> source: centre + (u/size - 1/2) w * ex + (v/size - 1/2) h * ey,
+    # with ex = (cos, sin) along the eye line and ey = (-sin, cos) perpendicular to it
+    ax, ay = w / size * cos, w / size * sin  # source step per output column
+    bx, by = -h / size * sin, h / size * cos  # source step per output row
+    ox, oy = cx - (ax + bx) * size / 2, cy - (ay + by) * size / 2  # source of output corner (0, 0)
+    corners = [(ox + ax * u + bx * v, oy + ay * u + by * v) for u in (0, size) for v in (0, size)]
+    # source region the crop reads from, with 2 px room for the interpolation kernel
+    rx0 = math.floor(min(c[0] for c in corners)) - 2
+    ry0 = math.floor(min(c[1] for c in corners)) - 2
+    rx1 = math.ceil(max(c[0] for c in corners)) + 2
+    ry1 = math.ceil(max(c[1] for c in corners)) + 2
+    src = image if image.mode == mode else None
+    region = _edge_padded_region(src or image, rx0, ry0, rx1, ry1)
+    if region.mode != mode:
+        region = region.convert(mode)  # after cropping: converting the crop is cheaper than the photo
+    # a large face shrunk to a small input aliases under a bilinear/bicubic kernel; an integer box prefilter
+    # (Image.reduce, an average over k x k blocks) first brings the scale below 2
+    k = int(min(w, h) / size)
+    if k >= 2 and config.interpolation != "nearest":
+        region = region.reduce(k)
+    else:
+        k = 1
+    data = (ax / k, bx / k, (ox - rx0) / k, ay / k, by / k, (oy - ry0) / k)
+    return region.transform(
+        (size, size), Image.Transform.AFFINE, data, _TRANSFORM_RESAMPLE[config.interpolation]
+    )

@@ -1,0 +1,186 @@
+"""Decoding any image ferhub is given into an upright 8-bit RGB :class:`PIL.Image.Image`.
+
+Every source (path, bytes, PIL image, numpy array) goes through :func:`load_image`: EXIF orientation is applied,
+every PIL mode becomes RGB (16-bit scaled, transparency composited on white, first frame of animations), and
+the pixel count is checked from the header *before* any pixel is decoded, so a decompression bomb costs
+nothing but a clear :class:`ImageDecodeError`.
+
+>>> load_image("photo.jpg").mode                    # doctest: +SKIP
+'RGB'
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 50_000_000
+ACCEPTED = "JPEG, PNG, GIF, WebP, BMP, TIFF (or any other format Pillow decodes), as a path, bytes, PIL image or numpy array"
+_WHITE = (255, 255, 255)
+
+
+class ImageDecodeError(ValueError):
+    """An input that cannot be turned into an RGB image; the message says what is wrong and what is accepted."""
+
+
+def _name(src: object) -> str:
+    if isinstance(src, (str, os.PathLike)):
+        return str(src)
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return f"<{len(src)} bytes>"
+    return f"<{type(src).__name__}>"
+
+
+def _check_pixels(width: int, height: int, max_pixels: int | None, name: str) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(
+            f"{name}: image header gives an empty size {width}x{height}; accepted: {ACCEPTED}"
+        )
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageDecodeError(
+            f"{name}: image is {width}x{height} = {width * height / 1e6:.1f} MP, over the limit of "
+            f"{max_pixels / 1e6:.1f} MP (a decompression bomb or a very large photo); downscale it first or "
+            f"pass a larger max_pixels"
+        )
+
+
+def _composite_on_white(image: Image.Image) -> Image.Image:
+    """RGBA -> RGB over white, so transparent regions look like a plain background rather than black."""
+    rgba = image.convert("RGBA") if image.mode != "RGBA" else image
+    background = Image.new("RGB", rgba.size, _WHITE)
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _scale_to_uint8(a: np.ndarray) -> np.ndarray:
+    """Integer or float pixels of any range -> uint8, scaling (not clipping) wide ranges."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.floating):
+        a = np.nan_to_num(a.astype(np.float32))
+        hi = float(a.max()) if a.size else 0.0
+        # floats in [0, 1] are the usual convention (skimage, torchvision); otherwise assume 0..255
+        scale = 255.0 if hi <= 1.0 else 1.0
+        return np.clip(a * scale + 0.5, 0, 255).astype(np.uint8)
+    if a.dtype == np.uint16:
+        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    a = a.astype(np.int64)
+    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+    if lo >= 0 and hi <= 255:
+        return a.astype(np.uint8)
+    if lo >= 0 and hi <= 65535:  # 16-bit data held in a wider type (PIL mode "I" from 16-bit files)
+        return ((a * 255 + 32767) // 65535).astype(np.uint8)
+    span = max(hi - lo, 1)  # arbitrary integer range: stretch what is there
+    return ((a - lo) * 255 // span).astype(np.uint8)
+
+
+def _to_rgb(image: Image.Image, name: str) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        mode in ("P", "L", "RGB") and "transparency" in image.info
+    ):
+        return _composite_on_white(image)
+    if mode == "P":
+        return image.convert("RGB")
+    if mode.startswith("I") or mode == "F":  # 16/32-bit gray: scale to 8 bit (PIL's convert would clip)
+        gray = _scale_to_uint8(np.asarray(image))
+        return Image.fromarray(gray, "L").convert("RGB")
+    try:
+        return image.convert("RGB")  # 1, L, CMYK, YCbCr, HSV, ...
+    except (ValueError, OSError) as e:
+        raise ImageDecodeError(
+            f"{name}: cannot convert PIL mode {mode!r} to RGB ({e}); accepted: {ACCEPTED}"
+        ) from e
+
+
+def _from_array(a: np.ndarray, max_pixels: int | None, name: str) -> Image.Image:
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ImageDecodeError(
+            f"{name}: numpy array of shape {a.shape} is not an image; expected HxW (gray), HxWx3 (RGB) or HxWx4 "
+            f"(RGBA)"
+        )
+    _check_pixels(a.shape[1], a.shape[0], max_pixels, name)
+    a = np.ascontiguousarray(_scale_to_uint8(a))
+    if a.ndim == 2:
+        return Image.fromarray(a, "L").convert("RGB")
+    if a.shape[2] == 4:
+        return _composite_on_white(Image.fromarray(a, "RGBA"))
+    return Image.fromarray(a, "RGB")
+
+
+def _open(src: str | os.PathLike | bytes, name: str) -> Image.Image:
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+        if not data:
+            raise ImageDecodeError(f"{name}: no data (0 bytes); accepted: {ACCEPTED}")
+        fp: io.BytesIO | Path = io.BytesIO(data)
+    else:
+        fp = Path(src)
+        if not fp.is_file():
+            raise ImageDecodeError(f"{name}: no such file")
+        if fp.stat().st_size == 0:
+            raise ImageDecodeError(f"{name}: file is empty (0 bytes); accepted: {ACCEPTED}")
+    try:
+        return Image.open(fp)
+    except UnidentifiedImageError as e:
+        raise ImageDecodeError(f"{name}: not an image file Pillow recognises; accepted: {ACCEPTED}") from e
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(f"{name}: {e}; downscale it first") from e
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
+        raise ImageDecodeError(f"{name}: unreadable image header ({e}); accepted: {ACCEPTED}") from e
+
+
+def load_image(
+    src: str | os.PathLike | bytes | Image.Image | np.ndarray, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Decode ``src`` into an upright RGB image.
+
+    Args:
+        src: a file path, encoded bytes, a PIL image, or a numpy array (HxW, HxWx3 RGB, HxWx4 RGBA; uint8,
+            uint16, bool or float in [0, 1]).
+        max_pixels: refuse images with more pixels than this, judged from the header before decoding
+            (``None``: no ferhub limit; Pillow's own decompression-bomb limit still applies).
+
+    Raises:
+        ImageDecodeError: empty, truncated, unrecognised or over-large input, with the reason in the message.
+    """
+    name = _name(src)
+    if isinstance(src, np.ndarray):
+        return _from_array(src, max_pixels, name)
+    if isinstance(src, Image.Image):
+        image = src
+    elif isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)):
+        image = _open(src, name)
+    else:
+        raise ImageDecodeError(f"{name}: unsupported input type; accepted: {ACCEPTED}")
+    _check_pixels(image.width, image.height, max_pixels, name)
+    try:
+        with warnings.catch_warnings():
+            # the size was checked above against ferhub's own limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if getattr(image, "is_animated", False):
+                image.seek(0)  # the first frame of an animated GIF / WebP / APNG
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            rgb = _to_rgb(image, name)
+            rgb.load()
+    except ImageDecodeError:
+        raise
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, MemoryError) as e:
+        reason = (
+            "truncated or corrupt image data" if "truncated" in str(e).lower() else "cannot decode image data"
+        )
+        raise ImageDecodeError(f"{name}: {reason} ({e}); accepted: {ACCEPTED}") from e
+    return rgb if rgb is not src else rgb.copy()
