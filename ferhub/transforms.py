@@ -6,10 +6,14 @@ channel count or normalisation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ferhub.config import ModelConfig
@@ -48,3 +52,189 @@ def eval_tensor(crops: Sequence[Image.Image], config: ModelConfig) -> torch.Tens
         return torch.empty(0, config.channels, config.input_size, config.input_size)
     arrays = np.stack([crop_to_array(c, config) for c in crops])
     return normalize(torch.from_numpy(arrays), config)
+
+
+# --------------------------------------------------------------------------------------------- training
+# The papers' augmentations as batched tensor ops on the uint8 crops held in memory: one call per batch, no
+# per-image PIL work, so the loader costs next to nothing beside the model step.
+
+
+def _uniform(n: int, low: float, high: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=g, device=device) * (high - low) + low
+
+
+def _coin(n: int, p: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=g, device=device) < p
+
+
+def equalize_hist(batch: torch.Tensor) -> torch.Tensor:
+    """Per-image, per-channel histogram equalisation of a ``uint8`` (B, C, H, W) batch.
+
+    The same lookup table as ``PIL.ImageOps.equalize`` (so results match PIL exactly), built for the whole
+    batch at once from one ``bincount``.
+    """
+    b, c, h, w = batch.shape
+    flat = batch.reshape(b * c, h * w).long()
+    offsets = torch.arange(b * c, device=batch.device).unsqueeze(1) * 256
+    hist = torch.bincount((flat + offsets).view(-1), minlength=b * c * 256).view(b * c, 256)
+    # PIL: step = (pixels - count of the last non-empty bin) // 255; lut[i] = (step // 2 + cdf[i - 1]) // step
+    last = 255 - (hist > 0).flip(1).int().argmax(1)
+    step = (h * w - hist.gather(1, last.unsqueeze(1)).squeeze(1)) // 255
+    excl = hist.cumsum(1) - hist
+    safe = step.clamp(min=1).unsqueeze(1)
+    lut = ((excl + safe // 2) // safe).clamp(max=255)
+    identity = torch.arange(256, device=batch.device).expand_as(lut)
+    lut = torch.where((step > 0).unsqueeze(1), lut, identity)  # PIL leaves near-constant channels alone
+    return lut.gather(1, flat).to(torch.uint8).view(b, c, h, w)
+
+
+def _boxes_mask(
+    n: int, size: int, holes: int, hole_frac: float, g: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """(n, size, size) bool: ``holes`` squares of side 1..hole_frac*size at random positions (Cutout)."""
+    side = max(1, round(hole_frac * size))
+    hs = torch.randint(1, side + 1, (n, holes), generator=g, device=device)
+    ws = torch.randint(1, side + 1, (n, holes), generator=g, device=device)
+    ys = (torch.rand(n, holes, generator=g, device=device) * size).long()
+    xs = (torch.rand(n, holes, generator=g, device=device) * size).long()
+    r = torch.arange(size, device=device)
+    in_y = (r.view(1, 1, -1) >= ys.unsqueeze(-1) - hs.unsqueeze(-1) // 2) & (
+        r.view(1, 1, -1) < ys.unsqueeze(-1) - hs.unsqueeze(-1) // 2 + hs.unsqueeze(-1)
+    )
+    in_x = (r.view(1, 1, -1) >= xs.unsqueeze(-1) - ws.unsqueeze(-1) // 2) & (
+        r.view(1, 1, -1) < xs.unsqueeze(-1) - ws.unsqueeze(-1) // 2 + ws.unsqueeze(-1)
+    )
+    return (in_y.unsqueeze(-1) & in_x.unsqueeze(-2)).any(1)
+
+
+def _erasing_mask(
+    n: int,
+    size: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    g: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """(n, size, size) bool: one rectangle per image with area fraction in ``scale``, aspect in ``ratio``."""
+    area = _uniform(n, *scale, g, device) * size * size
+    log_r = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), g, device)
+    aspect = torch.exp(log_r)
+    h = (area * aspect).sqrt().round().clamp(1, size).long()
+    w = (area / aspect).sqrt().round().clamp(1, size).long()
+    y0 = (torch.rand(n, generator=g, device=device) * (size - h + 1)).long()
+    x0 = (torch.rand(n, generator=g, device=device) * (size - w + 1)).long()
+    r = torch.arange(size, device=device)
+    in_y = (r.view(1, -1) >= y0.unsqueeze(1)) & (r.view(1, -1) < (y0 + h).unsqueeze(1))
+    in_x = (r.view(1, -1) >= x0.unsqueeze(1)) & (r.view(1, -1) < (x0 + w).unsqueeze(1))
+    return in_y.unsqueeze(2) & in_x.unsqueeze(1)
+
+
+@dataclass(frozen=True)
+class TrainTransform:
+    """Random augmentation of a ``uint8`` (B, H, W[, 3]) batch of crops into a normalised float batch.
+
+    Each option is one of the papers' augmentations (0 / None turns it off):
+    ``hflip`` probability (001, 003); ``rotate`` max degrees with probability ``rotate_p`` (003: 15°, p=0.5);
+    ``scale`` zoom range and ``translate`` max shift as a fraction of the side — together a random
+    crop-and-resize (001, 003); ``brightness``/``contrast`` max relative change (001: illumination);
+    ``hist_eq`` probability of per-channel histogram equalisation (003: p=0.5); ``cutout`` probability with
+    ``cutout_holes`` squares of at most ``cutout_size`` × side (003: 8 holes of ≤6 px on 350 px, p=0.5);
+    ``erasing`` probability of random erasing (Zhong et al. 2020) with ``erasing_scale`` area fraction.
+    Randomness comes only from the ``generator`` passed to the call, so a seeded run repeats exactly.
+    """
+
+    config: ModelConfig
+    hflip: float = 0.0
+    rotate: float = 0.0
+    rotate_p: float = 1.0
+    scale: tuple[float, float] = (1.0, 1.0)
+    translate: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    hist_eq: float = 0.0
+    cutout: float = 0.0
+    cutout_holes: int = 8
+    cutout_size: float = 6 / 350
+    erasing: float = 0.0
+    erasing_scale: tuple[float, float] = (0.02, 0.33)
+    erasing_ratio: tuple[float, float] = (0.3, 3.3)
+
+    @classmethod
+    def from_recipe(cls, config: ModelConfig, augment: dict[str, Any] | None) -> TrainTransform:
+        """Build from a recipe's ``augment`` dict, refusing unknown keys (a typo would silently do nothing)."""
+        augment = dict(augment or {})
+        known = {f.name for f in fields(cls)} - {"config"}
+        unknown = sorted(set(augment) - known)
+        if unknown:
+            raise ValueError(f"unknown augmentation options {unknown}; known: {sorted(known)}")
+        for key in ("scale", "erasing_scale", "erasing_ratio"):
+            if key in augment:
+                augment[key] = tuple(augment[key])
+        return cls(config=config, **augment)
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``uint8`` (B, H, W[, 3]) on any device -> augmented, normalised float (B, C, H, W)."""
+        g, dev = generator, batch.device
+        x = batch.unsqueeze(1) if batch.ndim == 3 else batch.permute(0, 3, 1, 2)
+        n, _, size, _ = x.shape
+        if self.hist_eq > 0:
+            eq = _coin(n, self.hist_eq, g, dev).view(-1, 1, 1, 1)
+            x = torch.where(eq, equalize_hist(x), x)
+        x = x.float().div_(255.0)
+        if self.hflip > 0:
+            flip = _coin(n, self.hflip, g, dev).view(-1, 1, 1, 1)
+            x = torch.where(flip, x.flip(-1), x)
+        if self.rotate > 0 or self.scale != (1.0, 1.0) or self.translate > 0:
+            x = self._affine(x, g)
+        if self.brightness > 0 or self.contrast > 0:
+            b = _uniform(n, 1 - self.brightness, 1 + self.brightness, g, dev).view(-1, 1, 1, 1)
+            c = _uniform(n, 1 - self.contrast, 1 + self.contrast, g, dev).view(-1, 1, 1, 1)
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = ((x - mean) * c + mean).mul_(b).clamp_(0, 1)
+        if self.cutout > 0:
+            holes = _boxes_mask(n, size, self.cutout_holes, self.cutout_size, g, dev)
+            holes &= _coin(n, self.cutout, g, dev).view(-1, 1, 1)
+            x = x.masked_fill(holes.unsqueeze(1), 0.0)
+        mean = torch.tensor(self.config.mean, dtype=x.dtype, device=dev).view(1, -1, 1, 1)
+        std = torch.tensor(self.config.std, dtype=x.dtype, device=dev).view(1, -1, 1, 1)
+        x = (x - mean) / std
+        if self.erasing > 0:
+            box = _erasing_mask(n, size, self.erasing_scale, self.erasing_ratio, g, dev)
+            box &= _coin(n, self.erasing, g, dev).view(-1, 1, 1)
+            noise = torch.randn(x.shape, generator=g, device=dev)  # torchvision's value="random"
+            x = torch.where(box.unsqueeze(1), noise, x)
+        return x.contiguous()
+
+    def _affine(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Rotation, zoom and shift in one ``grid_sample`` (border padding, so no black corners)."""
+        n, dev = x.shape[0], x.device
+        angle = _uniform(n, -self.rotate, self.rotate, g, dev) * (math.pi / 180)
+        if self.rotate_p < 1:
+            angle = torch.where(_coin(n, self.rotate_p, g, dev), angle, torch.zeros_like(angle))
+        zoom = _uniform(n, *self.scale, g, dev)
+        shift = _uniform(2 * n, -self.translate, self.translate, g, dev).view(n, 2) * 2  # grid units: [-1, 1]
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        theta = torch.stack(
+            [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+        )
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def eval_batch(batch: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """``uint8`` (B, H, W[, 3]) crops -> normalised float batch, no augmentation (validation in training)."""
+    return normalize(batch, config)
+
+
+def ten_crop(x: torch.Tensor, fraction: float = 0.875) -> torch.Tensor:
+    """Ten-crop TTA views of a normalised (B, C, S, S) batch: 4 corners + centre, each also mirrored.
+
+    Each crop of ``fraction`` × side is resized back to S, so the model sees its usual input size.
+    Returns (10, B, C, S, S); average the models' probabilities over the first axis.
+    """
+    s = x.shape[-1]
+    c = max(1, round(s * fraction))
+    offs = [(0, 0), (0, s - c), (s - c, 0), (s - c, s - c), ((s - c) // 2, (s - c) // 2)]
+    crops = [x[..., i : i + c, j : j + c] for i, j in offs]
+    crops = [F.interpolate(v, size=(s, s), mode="bilinear", align_corners=False) for v in crops]
+    return torch.stack(crops + [v.flip(-1) for v in crops])
