@@ -1,0 +1,238 @@
+"""A standalone HTML evaluation report that opens offline (plotly's JavaScript embedded once).
+
+One section per dataset: the metrics table, per-class recall bars, each model's confusion matrix in counts and
+row-normalised, the reliability diagram, the comparison of the models (difference matrix; agreement, Cohen's
+kappa and McNemar's exact test when per-image predictions are at hand), and the misclassified images as
+thumbnails with their true and predicted labels.
+
+>>> write_report("report.html", [Section("fer2013 test", {"model": entry})])   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ferhub.evaluation import ImagePredictions
+
+THUMB_SIZE = 112
+
+
+@dataclass
+class Example:
+    """One misclassified image: a base64 JPEG thumbnail and what the model said."""
+
+    thumbnail: str
+    true: str
+    predicted: str
+    confidence: float
+    path: str | None = None
+
+
+@dataclass
+class Section:
+    """One dataset's part of the report: ``{model name: eval_results entry}`` plus optional per-image data."""
+
+    title: str
+    entries: Mapping[str, Mapping[str, Any]]
+    predictions: Mapping[str, ImagePredictions] = field(default_factory=dict)
+    examples: Mapping[str, Sequence[Example]] = field(default_factory=dict)
+
+
+def thumbnail_b64(image: Image.Image, box: Sequence[float] | None = None, size: int = THUMB_SIZE) -> str:
+    """A JPEG thumbnail (base64) of an image, or of the face ``box`` in it with some context around it."""
+    if box is not None:
+        x1, y1, x2, y2 = box
+        pad = 0.25 * max(x2 - x1, y2 - y1)
+        image = image.crop((int(x1 - pad), int(y1 - pad), int(x2 + pad), int(y2 + pad)))
+    thumb = image.convert("RGB")
+    thumb.thumbnail((size, size))
+    buf = io.BytesIO()
+    thumb.save(buf, format="JPEG", quality=85)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def misclassified_examples(
+    predictions: ImagePredictions, image_at: Callable[[int], Image.Image], *, limit: int = 24
+) -> list[Example]:
+    """Thumbnails of the first ``limit`` misclassified images (``image_at(i)`` returns image ``i``).
+
+    The most confidently wrong come first: they say most about what the model mixes up.
+    """
+    wrong = [i for i in range(len(predictions.y_true)) if predictions.y_pred[i] != predictions.y_true[i]]
+    wrong.sort(key=lambda i: -predictions.confidence[i])
+    out = []
+    for i in wrong[:limit]:
+        pred = predictions.y_pred[i]
+        out.append(
+            Example(
+                thumbnail=thumbnail_b64(image_at(i), predictions.boxes[i] if predictions.boxes else None),
+                true=predictions.labels[predictions.y_true[i]],
+                predicted=predictions.labels[pred] if pred >= 0 else "no face",
+                confidence=float(predictions.confidence[i]),
+                path=predictions.paths[i] if predictions.paths else None,
+            )
+        )
+    return out
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1400px;color:#222}
+h1{margin-bottom:4px} h2{border-bottom:2px solid #e8eef7;padding-bottom:4px;margin-top:40px}
+.meta{color:#666;font-size:13px} .row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
+table.m{border-collapse:collapse;font-size:13px;margin:8px 0} table.m td,table.m th{border:1px solid #dde;
+padding:4px 8px;text-align:right} table.m th{background:#e8eef7} table.m td:first-child{text-align:left}
+.notes{font-size:12px;color:#8a4b00} .grid{display:flex;flex-wrap:wrap;gap:8px}
+.ex{width:124px;font-size:11px;text-align:center;border:1px solid #eee;padding:4px}
+.ex img{width:112px;height:112px;object-fit:contain;background:#f4f4f4}
+.t{color:#2a7a2a}.p{color:#b22}
+"""
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "m") -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
+
+
+def _fig(fig: Any) -> str:
+    import plotly.io as pio
+
+    # the JS library is embedded once in <head>; each figure only carries its data
+    return pio.to_html(fig, full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+
+
+def _comparison_html(section: Section) -> str:
+    from ferhub.compare import common_labels, compare_predictions, labels_to_indices
+
+    preds = {n: p for n, p in section.predictions.items() if n in section.entries}
+    if len(preds) < 2:
+        return ""
+    names = list(preds)
+    n_items = {len(p.y_true) for p in preds.values()}
+    if len(n_items) != 1:
+        return '<p class="notes">per-image comparison skipped: the models were run on different images</p>'
+    labels = common_labels([p.labels for p in preds.values()])
+
+    def to_common(p: ImagePredictions, idx: Sequence[int]) -> list[int]:
+        mapped = labels_to_indices(p.labels, labels)
+        return [int(mapped[i]) if i >= 0 else -1 for i in idx]
+
+    first = preds[names[0]]
+    y_true = to_common(first, first.y_true)
+    result = compare_predictions(names, [to_common(preds[n], preds[n].y_pred) for n in names], y_true)
+    rows = [
+        [
+            r["a"],
+            r["b"],
+            f"{r['accuracy_a']:.4f}",
+            f"{r['accuracy_b']:.4f}",
+            f"{r['agreement']:.4f}",
+            f"{r['kappa']:.4f}",
+            f"{r['mcnemar']['a_only_correct']} / {r['mcnemar']['b_only_correct']}",
+            f"{r['mcnemar']['p_value']:.4g}",
+        ]
+        for r in result["pairs"]
+    ]
+    header = [
+        "A",
+        "B",
+        "acc A",
+        "acc B",
+        "agreement",
+        "Cohen's κ",
+        "only A right / only B right",
+        "McNemar p",
+    ]
+    return "<h3>Paired comparison on the same images</h3>" + _table(header, rows)
+
+
+def _section_html(section: Section) -> str:
+    from ferhub import plots
+
+    entries = section.entries
+    header, rows = plots.metrics_rows(entries)
+    parts = [f"<h2>{html.escape(section.title)}</h2>"]
+    first = next(iter(entries.values()))
+    dataset = first.get("dataset", {})
+    parts.append(
+        f'<p class="meta">dataset {html.escape(str(dataset.get("id", "?")))}, split '
+        f"{html.escape(str(dataset.get('split', '?')))}, {first.get('num_images', '?')} images</p>"
+    )
+    parts.append("<h3>Metrics</h3>" + _table(header, rows))
+    parts.append('<p class="meta">accuracy and mean class recall with bootstrap 95% confidence intervals</p>')
+    for name, entry in entries.items():
+        for note in entry.get("notes", []):
+            parts.append(f'<p class="notes">{html.escape(name)}: {html.escape(note)}</p>')
+        if entry.get("tta"):
+            parts.append(f'<p class="meta">{html.escape(name)}: test-time augmentation {entry["tta"]}</p>')
+    parts.append(_fig(plots.per_class_figure(entries, metric="recall")))
+    parts.append("<h3>Confusion matrices</h3>")
+    for name, entry in entries.items():
+        parts.append('<div class="row">')
+        parts.append(_fig(plots.entry_confusion_figure(entry, title=f"{name}: counts")))
+        parts.append(
+            _fig(plots.entry_confusion_figure(entry, normalize=True, title=f"{name}: row-normalised"))
+        )
+        parts.append("</div>")
+    parts.append("<h3>Calibration</h3>" + _fig(plots.reliability_figure(entries)))
+    names = list(entries)
+    if len(names) > 1:
+        parts.append("<h3>Comparison</h3><div class='row'>")
+        for other in names[1:]:
+            fig = plots.difference_matrix_figure(entries[names[0]], entries[other], names=(names[0], other))
+            parts.append(_fig(fig))
+        parts.append("</div>")
+        parts.append(_comparison_html(section))
+    for name, examples in section.examples.items():
+        if not examples:
+            continue
+        parts.append(
+            f"<h3>Misclassified by {html.escape(name)} ({len(examples)} shown, most confident first)</h3>"
+        )
+        cells = [
+            f'<div class="ex"><img alt="{html.escape(e.true)} as {html.escape(e.predicted)}" '
+            f'src="data:image/jpeg;base64,{e.thumbnail}"><br><span class="t">true {html.escape(e.true)}</span>'
+            f'<br><span class="p">pred {html.escape(e.predicted)} ({e.confidence:.2f})</span></div>'
+            for e in examples
+        ]
+        parts.append('<div class="grid">' + "".join(cells) + "</div>")
+    return "\n".join(parts)
+
+
+def report_html(sections: Sequence[Section], *, title: str = "ferhub evaluation report") -> str:
+    """The whole report as one HTML string (plotly's JS inlined, so no network is needed to view it)."""
+    from plotly.offline import get_plotlyjs
+
+    from ferhub import __version__
+
+    if not sections:
+        raise ValueError("the report needs at least one section of evaluation results")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = "\n".join(_section_html(s) for s in sections)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+        f"<h1>{html.escape(title)}</h1><p class='meta'>ferhub {__version__}, written {stamp}</p>"
+        f"{body}</body></html>\n"
+    )
+
+
+def write_report(
+    path: str | Path, sections: Sequence[Section], *, title: str = "ferhub evaluation report"
+) -> Path:
+    """Write :func:`report_html` to ``path`` (parent folders created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report_html(sections, title=title), encoding="utf-8")
+    return path

@@ -1,0 +1,103 @@
+"""ferhub.compare: agreement, Cohen's kappa and McNemar's exact test against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ferhub import compare as C
+
+
+def test_agreement_and_kappa_hand_computed() -> None:
+    # 10 items, two raters over classes {0, 1}
+    a = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+    b = [0, 0, 0, 1, 1, 1, 1, 1, 1, 0]
+    # p_o = 7/10; marginals a: 5/5, b: 4/6 -> p_e = 0.5*0.4 + 0.5*0.6 = 0.5; kappa = (0.7-0.5)/0.5
+    assert C.agreement_rate(a, b) == pytest.approx(0.7)
+    assert C.cohen_kappa(a, b) == pytest.approx(0.4)
+
+
+def test_kappa_three_classes_and_edge_cases() -> None:
+    # Table (rows a, cols b): [[2,1,0],[0,3,1],[1,0,2]], N=10: p_o=0.7;
+    # a marginals 3,4,3; b marginals 3,4,3 -> p_e = (9+16+9)/100 = 0.34; kappa = 0.36/0.66
+    a = [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
+    b = [0, 0, 1, 1, 1, 1, 2, 0, 2, 2]
+    assert C.cohen_kappa(a, b) == pytest.approx(0.36 / 0.66)
+    assert C.cohen_kappa([1, 1, 1], [1, 1, 1]) == 1.0  # chance agreement 1: defined as 1 here
+    assert C.cohen_kappa([0, 1], [1, 0]) == pytest.approx(-1.0)
+    assert C.cohen_kappa([], []) == 0.0
+    with pytest.raises(ValueError, match="differ in length"):
+        C.cohen_kappa([0], [0, 1])
+
+
+def test_mcnemar_exact_hand_computed() -> None:
+    # A right / B wrong on 8 items, the reverse on 2: n=10, P(X<=2) = (1+10+45)/1024
+    ca = [True] * 8 + [False] * 2 + [True] * 5 + [False] * 3
+    cb = [False] * 8 + [True] * 2 + [True] * 5 + [False] * 3
+    r = C.mcnemar_exact(ca, cb)
+    assert (r["a_only_correct"], r["b_only_correct"], r["discordant"]) == (8, 2, 10)
+    assert r["p_value"] == pytest.approx(2 * 56 / 1024)
+    assert r["p_value"] == pytest.approx(0.109375)
+    # symmetric in a and b
+    assert C.mcnemar_exact(cb, ca)["p_value"] == r["p_value"]
+    # b == c: p capped at 1; no discordant pairs: p = 1
+    assert C.mcnemar_exact([True, False], [False, True])["p_value"] == 1.0
+    assert C.mcnemar_exact([True, True], [True, True])["p_value"] == 1.0
+    # one-sided extreme: 12 vs 0 -> 2 / 2**12
+    assert C.mcnemar_exact([True] * 12, [False] * 12)["p_value"] == pytest.approx(2 / 4096)
+
+
+def test_mcnemar_matches_binomial_sum_for_large_counts() -> None:
+    rng = np.random.default_rng(0)
+    ca, cb = rng.random(3000) < 0.7, rng.random(3000) < 0.6
+    r = C.mcnemar_exact(ca, cb)
+    b, c = r["a_only_correct"], r["b_only_correct"]
+    n = b + c
+    # log-space reference for the binomial tail
+    tail = sum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2))
+        for i in range(min(b, c) + 1)
+    )
+    assert r["p_value"] == pytest.approx(min(1.0, 2 * tail), rel=1e-6, abs=1e-300)
+
+
+def test_confusion_difference_and_alignment() -> None:
+    a = [[8, 2], [5, 5]]
+    b = [[9, 1], [2, 8]]
+    assert C.confusion_difference(a, b, normalize=False).tolist() == [[1, -1], [-3, 3]]
+    np.testing.assert_allclose(C.confusion_difference(a, b), [[0.1, -0.1], [-0.3, 0.3]])
+    aligned = C.align_matrix([[1, 2], [3, 4]], ["sad", "happy"], ["happy", "sad", "contempt"])
+    assert aligned.tolist() == [[4, 3, 0], [2, 1, 0], [0, 0, 0]]
+    labels, diff = C.entries_difference(
+        {"labels": ["happy", "sad"], "confusion_matrix": [[1, 1], [0, 2]]},
+        {"labels": ["sad", "happy"], "confusion_matrix": [[2, 0], [0, 2]]},
+    )
+    assert labels == ["happy", "sad"]
+    np.testing.assert_allclose(diff, [[0.5, -0.5], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="square"):
+        C.confusion_difference([[1, 2]], [[1, 2]])
+
+
+def test_agreement_matrix_and_compare_predictions() -> None:
+    p1 = [0, 1, 2, 2]
+    p2 = [0, 1, 2, 1]
+    p3 = [1, 1, 2, 2]
+    mat = C.agreement_matrix([p1, p2, p3])
+    np.testing.assert_allclose(mat["agreement"], [[1, 0.75, 0.75], [0.75, 1, 0.5], [0.75, 0.5, 1]])
+    assert mat["kappa"][0, 1] == pytest.approx(C.cohen_kappa(p1, p2))
+    out = C.compare_predictions(["a", "b", "c"], [p1, p2, p3], y_true=[0, 1, 2, 2])
+    assert [(r["a"], r["b"]) for r in out["pairs"]] == [("a", "b"), ("a", "c"), ("b", "c")]
+    ab = out["pairs"][0]
+    assert ab["accuracy_a"] == 1.0 and ab["accuracy_b"] == 0.75
+    assert ab["mcnemar"] == {"a_only_correct": 1, "b_only_correct": 0, "discordant": 1, "p_value": 1.0}
+    unlabelled = C.compare_predictions(["a", "b"], [p1, p2])
+    assert "mcnemar" not in unlabelled["pairs"][0]
+    with pytest.raises(ValueError, match="at least two"):
+        C.compare_predictions(["a"], [p1])
+
+
+def test_labels_to_indices_uses_canonical_names() -> None:
+    assert C.labels_to_indices(["Happiness", "sad"], ["sad", "happy"]).tolist() == [1, 0]
+    assert C.common_labels([["a", "b"], ["b", "c"]]) == ["a", "b", "c"]
