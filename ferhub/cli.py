@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("ferhub.commands.predict", "classify the expression of every face in images"),
     "models": ("ferhub.commands.models", "list bundled models and registered architectures"),
+    "push": ("ferhub.commands.push", "upload a model repo folder to the Hugging Face Hub in one commit"),
 }
 
 

@@ -1,0 +1,41 @@
+"""``ferhub push FOLDER REPO_ID``: upload a model repo folder to the Hugging Face Hub in one commit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", help="model repo folder (config.json, model.safetensors, README.md, ...)")
+    p.add_argument("repo_id", help="Hub repo id, 'org/name'; created if it does not exist")
+    p.add_argument("--private", action="store_true", help="create the repo as private (a new repo only)")
+    p.add_argument("--revision", help="branch to commit to; created from main if it does not exist")
+    p.add_argument("--message", default="Upload ferhub model", help="commit message")
+
+
+def run(args: argparse.Namespace) -> int:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from ferhub.hub import EvalResultsError, ModelLoadError, push
+
+    try:
+        url = push(
+            args.folder,
+            args.repo_id,
+            private=args.private,
+            revision=args.revision,
+            commit_message=args.message,
+        )
+    except (ModelLoadError, EvalResultsError, ValueError) as e:
+        print(f"ferhub push: {args.folder} is not ready to push: {e}", file=sys.stderr)
+        return 1
+    except HfHubHTTPError as e:
+        print(
+            f"ferhub push: the Hub refused the upload: {e}\n"
+            "Log in with `hf auth login` (or set HF_TOKEN) with write access to the repo.",
+            file=sys.stderr,
+        )
+        return 1
+    print(url)
+    return 0
