@@ -686,7 +686,11 @@ class FaceCache:
         from ferhub.faces import Face
 
         keys = list(keys) if keys is not None else [image_key(im) for im in images]
-        missing = [i for i, k in enumerate(keys) if k not in self.entries]
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self.entries:
+                first.setdefault(k, i)  # the same picture twice in one batch is detected once
+        missing = list(first.values())
         if missing:
             found = self.detector.detect_batch([images[i] for i in missing])
             self.detections_run += len(missing)
