@@ -1,0 +1,318 @@
+"""What a model looked at: Captum attributions on face crops, as normalised heatmaps, and their overlays.
+
+Every method returns one ``(S, S)`` float heatmap in ``[0, 1]`` per face, in the coordinates of the crop the
+model was fed (``ferhub.faces.crop_face`` with the model's config), so overlays line up with that crop and,
+through the crop's geometry, with the original photo.
+
+>>> from ferhub.saliency import explain_faces, overlay            # doctest: +SKIP
+>>> exp = explain_faces(model, photo, faces, "gradcam")[0]         # doctest: +SKIP
+>>> overlay(exp.crop, exp.heatmap).save("face_gradcam.png")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ferhub.config import ModelConfig
+
+# method id -> display name; the ids are what the CLI (`--saliency`) and the app's API accept
+METHODS: dict[str, str] = {
+    "gradcam": "Grad-CAM",
+    "guided_backprop": "Guided Backprop",
+    "integrated_gradients": "Integrated Gradients",
+    "saliency": "Saliency",
+    "occlusion": "Occlusion",
+}
+_ALIASES = {name.lower().replace(" ", "_").replace("-", ""): mid for mid, name in METHODS.items()}
+_ALIASES.update({"grad_cam": "gradcam", "guided": "guided_backprop", "ig": "integrated_gradients"})
+
+
+class SaliencyError(ValueError):
+    """An attribution that cannot be computed for this model, method or target."""
+
+
+def method_id(method: str) -> str:
+    """Accept an id (``"gradcam"``) or a display name (``"Grad-CAM"``); raise listing the choices otherwise."""
+    key = method.strip().lower().replace(" ", "_").replace("-", "")
+    mid = key if key in METHODS else _ALIASES.get(key)
+    if mid is None:
+        raise SaliencyError(f"unknown saliency method {method!r}; choose one of {', '.join(METHODS)}")
+    return mid
+
+
+def gradcam_layer(model: nn.Module) -> nn.Module:
+    """The layer Grad-CAM explains: ``model.gradcam_layer`` when the family names one, else the last Conv2d."""
+    layer = getattr(model, "gradcam_layer", None)
+    if isinstance(layer, nn.Module):
+        return layer
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise SaliencyError(
+            f"{type(model).__name__} has no Conv2d layer and no `gradcam_layer` attribute, so Grad-CAM has "
+            "nothing to explain; use another method (e.g. integrated_gradients)"
+        )
+    return convs[-1]
+
+
+# -- attribution on a shared model -------------------------------------------------------------------------
+# Captum's guided backprop and Grad-CAM install hooks on the module they are given. The app classifies on
+# the same module from other threads at the same time, so attribution runs on a private copy (ReLUs made
+# out-of-place, which Captum's backward hooks need), one at a time per copy.
+_copies: weakref.WeakKeyDictionary[nn.Module, tuple[nn.Module, threading.Lock]] = weakref.WeakKeyDictionary()
+_copies_lock = threading.Lock()
+
+
+def _attribution_copy(model: nn.Module) -> tuple[nn.Module, threading.Lock]:
+    with _copies_lock:
+        entry = _copies.get(model)
+        if entry is None:
+            clone = copy.deepcopy(model).eval()
+            for module in clone.modules():
+                if isinstance(module, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Hardtanh)):
+                    module.inplace = False
+            for p in clone.parameters():
+                p.requires_grad_(False)  # gradients are wanted w.r.t. the input (or a layer), never weights
+            entry = (clone, threading.Lock())
+            _copies[model] = entry
+        return entry
+
+
+def _normalise(maps: torch.Tensor, *, robust: bool) -> np.ndarray:
+    """(B, H, W) non-negative maps -> [0, 1] per map; ``robust`` clips the top 0.5% (pixel gradients are spiky)."""
+    maps = maps.detach().float().cpu()
+    flat = maps.flatten(1)
+    top = torch.quantile(flat, 0.995, dim=1) if robust else flat.max(dim=1).values
+    top = torch.where(top > 0, top, torch.ones_like(top))
+    return (maps / top.view(-1, 1, 1)).clamp_(0, 1).numpy().astype(np.float32)
+
+
+def attribute(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    method: str,
+    target: int | Sequence[int] | None = None,
+) -> np.ndarray:
+    """Heatmaps ``(B, S, S)`` in ``[0, 1]`` for a normalised batch ``(B, C, S, S)`` as the model is fed.
+
+    ``target`` is a class index (or one per item); ``None`` explains each item's predicted class.
+    """
+    from captum.attr import (
+        GuidedBackprop,
+        IntegratedGradients,
+        LayerAttribution,
+        LayerGradCam,
+        Occlusion,
+        Saliency,
+    )
+
+    mid = method_id(method)
+    if getattr(model, "members", None) is not None:
+        raise SaliencyError(
+            "this model is an ensemble of several networks with their own crops; explain one of its members"
+        )
+    clone, lock = _attribution_copy(model)
+    device = next(clone.parameters()).device
+    x = inputs.to(device).float()
+    size = tuple(x.shape[-2:])
+    with lock, torch.enable_grad():
+        if target is None:
+            with torch.no_grad():
+                target = clone(x).argmax(dim=1).tolist()
+        elif isinstance(target, int):
+            target = [target] * len(x)
+        else:
+            target = list(target)
+        if mid == "gradcam":
+            attr = LayerGradCam(clone, gradcam_layer(clone)).attribute(
+                x, target=target, relu_attributions=True
+            )
+            attr = LayerAttribution.interpolate(attr, size, "bilinear").squeeze(1).clamp_(min=0)
+            return _normalise(attr, robust=False)
+        if mid == "occlusion":
+            window = max(3, size[0] // 8)
+            stride = max(1, size[0] // 16)
+            attr = Occlusion(clone).attribute(
+                x,
+                target=target,
+                sliding_window_shapes=(x.shape[1], window, window),
+                strides=(x.shape[1], stride, stride),
+                baselines=0.0,  # 0 in normalised space = the dataset mean: a neutral grey patch
+                perturbations_per_eval=64,
+            )
+            return _normalise(attr.sum(dim=1).clamp_(min=0), robust=False)
+        x = x.clone().requires_grad_(True)
+        if mid == "guided_backprop":
+            attr = GuidedBackprop(clone).attribute(x, target=target)
+        elif mid == "integrated_gradients":
+            attr = IntegratedGradients(clone).attribute(
+                x, baselines=torch.zeros_like(x), target=target, n_steps=32, internal_batch_size=64
+            )
+        else:  # saliency: |d score / d pixel|
+            attr = Saliency(clone).attribute(x, target=target, abs=True)
+        return _normalise(attr.abs().sum(dim=1), robust=True)
+
+
+# -- faces of a photo --------------------------------------------------------------------------------------
+@dataclass
+class Explanation:
+    """One face's attribution: the crop the model saw, its heatmap (crop coordinates) and the class explained."""
+
+    crop: Image.Image
+    heatmap: np.ndarray
+    target: str
+    method: str
+
+
+def target_index(config: ModelConfig, target: str | int | None) -> int | None:
+    """A class name or index -> index in the model's label order; ``None``/"predicted" -> ``None``."""
+    if target is None or (isinstance(target, str) and target.strip().lower() in ("", "predicted")):
+        return None
+    if isinstance(target, int):
+        if not 0 <= target < config.num_classes:
+            raise SaliencyError(f"target index {target} is out of range for {config.num_classes} classes")
+        return target
+    from ferhub.labels import canonical
+
+    name = canonical(target)
+    if name not in config.labels:
+        raise SaliencyError(f"this model has no class {target!r}; its classes are {', '.join(config.labels)}")
+    return config.labels.index(name)
+
+
+def explain_faces(
+    model: nn.Module,
+    image: Image.Image,
+    faces: Sequence,
+    method: str,
+    target: str | int | None = None,
+) -> list[Explanation]:
+    """Attribute every face of ``image`` (``ferhub.faces.Face`` list), cropped exactly as the model is fed."""
+    from ferhub.faces import crop_face
+    from ferhub.transforms import eval_tensor
+
+    config: ModelConfig = model.config
+    if not faces:
+        return []
+    crops = [crop_face(image, f, config) for f in faces]
+    index = target_index(config, target)
+    x = eval_tensor(crops, config)
+    if index is None:
+        clone, lock = _attribution_copy(model)
+        with lock, torch.no_grad():
+            targets = clone(x.to(next(clone.parameters()).device)).argmax(dim=1).tolist()
+    else:
+        targets = [index] * len(crops)
+    maps = attribute(model, x, method, targets)
+    mid = method_id(method)
+    return [Explanation(c, m, config.labels[t], mid) for c, m, t in zip(crops, maps, targets)]
+
+
+# -- overlays ----------------------------------------------------------------------------------------------
+# Turbo colormap (Google, Apache-2.0), polynomial fit by its authors: no matplotlib needed at run time.
+_TURBO = np.array(
+    [
+        [0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
+        [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
+        [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973],
+    ],
+    dtype=np.float32,
+)
+
+
+def colorize(heatmap: np.ndarray) -> np.ndarray:
+    """``[0, 1]`` heatmap (H, W) -> uint8 RGB (H, W, 3) in the turbo colormap."""
+    h = np.clip(heatmap.astype(np.float32), 0, 1)
+    powers = np.stack([h**k for k in range(6)], axis=-1)  # (H, W, 6)
+    rgb = np.clip(powers @ _TURBO.T, 0, 1)
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def _resize_map(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if heatmap.shape[::-1] == size:
+        return heatmap
+    return np.asarray(
+        Image.fromarray(heatmap.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
+    )
+
+
+def overlay(
+    image: Image.Image, heatmap: np.ndarray, alpha: float = 0.6, size: int | None = None
+) -> Image.Image:
+    """Blend the coloured heatmap over ``image`` (resized to ``size`` square when given); cold areas stay clear."""
+    base = image.convert("RGB")
+    if size is not None:
+        base = base.resize((size, size), Image.Resampling.BICUBIC)
+    h = _resize_map(heatmap, base.size)
+    weight = (alpha * np.sqrt(np.clip(h, 0, 1)))[..., None]  # sqrt: mid-level attribution stays visible
+    out = np.asarray(base, dtype=np.float32) * (1 - weight) + colorize(h).astype(np.float32) * weight
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+
+
+def crop_placement(image_size: tuple[int, int], face, config: ModelConfig) -> np.ndarray:
+    """The 2x3 affine map from crop pixel coordinates to photo coordinates for ``crop_face(photo, face, config)``.
+
+    Read off ``crop_face`` itself rather than re-deriving its geometry (margin, squaring, eye alignment):
+    crop two probe images whose pixels hold their own x and y coordinates (16 bits over two channels, sampled
+    with "nearest" so no value is blended) and fit the affine map to the coordinates that come back.
+    """
+    import dataclasses
+
+    from ferhub.faces import crop_face
+
+    width, height = image_size
+    probe_config = dataclasses.replace(
+        config, channels=3, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="nearest"
+    )
+    sampled = []
+    for axis, extent in ((1, width), (0, height)):
+        coords = np.broadcast_to(np.expand_dims(np.arange(extent), 1 - axis), (height, width))
+        probe = np.zeros((height, width, 3), dtype=np.uint8)
+        probe[..., 0], probe[..., 1] = coords & 255, coords >> 8
+        crop = np.asarray(crop_face(Image.fromarray(probe), face, probe_config), dtype=np.int64)
+        sampled.append(crop[..., 0] + 256 * crop[..., 1])
+    xs, ys = sampled
+    size = xs.shape[0]
+    # edge replication fills the crop outside the photo with border values: fit on interior samples only
+    inside = (xs > 0) & (xs < width - 1) & (ys > 0) & (ys < height - 1)
+    if inside.sum() < 3:
+        raise SaliencyError("the face's crop lies outside the photo; nothing to overlay")
+    v, u = np.mgrid[0:size, 0:size]
+    design = np.stack([u[inside] + 0.5, v[inside] + 0.5, np.ones(int(inside.sum()))], axis=1)
+    target = np.stack([xs[inside] + 0.5, ys[inside] + 0.5], axis=1)
+    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return solution.T  # rows: X = a u + b v + c, Y = d u + e v + f
+
+
+def overlay_on_photo(
+    photo: Image.Image,
+    faces: Sequence,
+    heatmaps: Sequence[np.ndarray],
+    config: ModelConfig,
+    alpha: float = 0.6,
+) -> Image.Image:
+    """Map each face's crop-space heatmap back onto the whole photo through its crop geometry and blend."""
+    photo = photo.convert("RGB")
+    width, height = photo.size
+    canvas = np.zeros((height, width), dtype=np.float32)
+    for face, heatmap in zip(faces, heatmaps):
+        placement = crop_placement(photo.size, face, config)
+        # PIL's affine transform pulls: for each photo pixel it needs the crop pixel, i.e. the inverse map
+        scale = heatmap.shape[0] / config.input_size
+        linear, shift = placement[:, :2], placement[:, 2]
+        inverse = np.linalg.inv(linear) * scale
+        offset = -inverse @ shift
+        coeffs = (*inverse[0], offset[0], *inverse[1], offset[1])
+        sampled = Image.fromarray(heatmap.astype(np.float32), mode="F").transform(
+            (width, height), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR, fillcolor=0.0
+        )
+        canvas = np.maximum(canvas, np.asarray(sampled))
+    return overlay(photo, canvas, alpha)

@@ -1,0 +1,43 @@
+"""The ferhub web app: one module per tab, each thin over the library; :func:`build_app` assembles them.
+
+>>> from ferhub.ui import build_app
+>>> demo = build_app()          # doctest: +SKIP
+>>> demo.launch()               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gradio as gr
+
+from ferhub.ui import classify, compare, model_card, state, webcam
+
+TITLE = "ferhub: facial expression recognition"
+INTRO = (
+    "Classify the expression of every face in a photo or your webcam, see what the model looked at, and compare "
+    "models side by side. Results describe the configuration of a face, not what a person feels."
+)
+
+
+def build_app(models: Sequence[str] | None = None) -> gr.Blocks:
+    """The app's Blocks; ``models`` are the picker choices (default: the bundled and zoo models)."""
+    choices = list(models) if models else state.model_choices()
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        with gr.Tabs(selected="classify") as tabs:
+            with gr.Tab("Classify", id="classify"):
+                parts = classify.build(choices)
+            with gr.Tab("Webcam", id="webcam"):
+                webcam.build(choices, parts["image"], tabs)
+            with gr.Tab("Compare", id="compare"):
+                compare.build(choices)
+            with gr.Tab("Model card", id="card") as card_tab:
+                card_model, card_outputs = model_card.build(choices)
+        card_tab.select(model_card.model_card, card_model, card_outputs, api_name="model_card_tab")
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """``Blocks.launch`` arguments shared by ``app.py``, the tests and the benchmark."""
+    return {"max_file_size": state.MAX_UPLOAD, "css": classify.CSS, "show_error": True}

@@ -1,0 +1,325 @@
+"""Compare tab: 2-4 models on one photo (faces detected once, disagreements marked, per-face agreement), and
+the evaluation dashboard: confusion matrices, difference matrix, per-class recall and metrics from each model
+repo's ``eval_results.json``, or from an evaluation run now on an uploaded labelled set.
+
+All figures come from :mod:`ferhub.plots` (shared with the HTML report); all numbers from the library.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from ferhub.ui import state
+
+MAX_MODELS = 4
+COUNTS, NORMALISED = "counts", "row-normalised"
+Entries = dict[str, dict[str, Any]]  # model id -> one eval_results entry
+Results = dict[str, dict[str, dict[str, Any]]]  # model id -> {dataset key -> entry}
+
+
+def _models(model_ids: list[str] | str | None, *, least: int = 1) -> list[str]:
+    ids = [model_ids] if isinstance(model_ids, str) else list(model_ids or [])
+    ids = list(dict.fromkeys(m.strip() for m in ids if m and m.strip()))
+    if len(ids) < least:
+        raise gr.Error(
+            f"Pick at least {least} model{'s' if least > 1 else ''} to compare.", title="Too few models"
+        )
+    if len(ids) > MAX_MODELS:
+        raise gr.Error(f"Pick at most {MAX_MODELS} models (got {len(ids)}).", title="Too many models")
+    return ids
+
+
+# -- (a) one photo through several models ----------------------------------------------------------------
+@state.gpu
+def _predict_photo(photo: Image.Image, model_ids: list[str]) -> Any:
+    return state.cache().predictor(model_ids).predict_image(photo)
+
+
+def face_agreement(labels_per_model: list[str]) -> tuple[str, float]:
+    """The majority label of one face and the share of models that give it."""
+    label, count = Counter(labels_per_model).most_common(1)[0]
+    return label, count / len(labels_per_model)
+
+
+def compare_photo(
+    image: Any, model_ids: list[str] | None
+) -> tuple[list[tuple[Image.Image, str]], list[list[Any]], Any, str]:
+    """The photo through every chosen model: one annotated image per model, the per-face agreement table,
+    the models' pairwise agreement over the faces (figure, ``None`` for one face), and a summary line."""
+    from ferhub.compare import agreement_matrix, common_labels, labels_to_indices
+    from ferhub.drawing import DISAGREE_COLOR, draw_boxes, label_color
+    from ferhub.plots import agreement_figure
+
+    ids = _models(model_ids, least=2)
+    photo = state.load_photo(image)
+    result = _predict_photo(photo, ids)
+    if result.error:
+        raise gr.Error(result.error, title="Could not classify this photo")
+    if not result.faces:
+        raise gr.Error("No face found in this photo; the models have nothing to compare.", title="No face")
+    per_face = [[p.label for p in f.predictions] for f in result.faces]
+    agreement = [face_agreement(labels) for labels in per_face]
+    gallery = []
+    for m, model_id in enumerate(ids):
+        texts, colors, dashed = [], [], []
+        for i, (face, (_, share)) in enumerate(zip(result.faces, agreement), 1):
+            pred = face.predictions[m]
+            disagree = share < 1.0
+            texts.append(f"{'≠ ' if disagree else ''}#{i} {pred.label} {pred.probabilities[pred.label]:.0%}")
+            colors.append(DISAGREE_COLOR if disagree else label_color(pred.label))
+            dashed.append(disagree)
+        gallery.append(
+            (draw_boxes(photo, [f.face.box for f in result.faces], texts, colors, dashed=dashed), model_id)
+        )
+    rows = []
+    for i, (face, (majority, share)) in enumerate(zip(result.faces, agreement), 1):
+        cells = [f"{p.label} ({p.probabilities[p.label]:.0%})" for p in face.predictions]
+        rows.append([f"#{i}", *cells, majority, f"{share:.0%}", "agree" if share == 1.0 else "disagree"])
+    figure = None
+    if len(result.faces) > 1:
+        labels = common_labels([state.cache().model(m).config.labels for m in ids])
+        preds = [labels_to_indices([face[m] for face in per_face], labels) for m in range(len(ids))]
+        figure = agreement_figure(
+            agreement_matrix(preds)["agreement"], ids, title=f"Agreement over the {len(result.faces)} faces"
+        )
+    n_dis = sum(share < 1.0 for _, share in agreement)
+    summary = f"**{len(result.faces)} face(s)**, detected once and classified by {len(ids)} models: " + (
+        "all models agree on every face."
+        if n_dis == 0
+        else f"models disagree on **{n_dis}** face(s) (marked ≠)."
+    )
+    return gallery, rows, figure, summary
+
+
+def agreement_headers(model_ids: list[str] | None) -> gr.Dataframe:
+    ids = [m for m in (model_ids or []) if m][:MAX_MODELS]
+    return gr.Dataframe(headers=["face", *ids, "majority", "share", ""])
+
+
+# -- (b) the evaluation dashboard ----------------------------------------------------------------------------
+def dataset_name(key: str, entry: dict[str, Any]) -> str:
+    ds = entry.get("dataset") or {}
+    parts = [ds.get("name") or ds.get("id") or key, ds.get("config"), ds.get("split")]
+    return " / ".join(str(p) for p in parts if p)
+
+
+def repo_results(model_ids: list[str]) -> tuple[Results, list[str]]:
+    """Each model's ``eval_results.json`` entries, and notes for models that have none or a broken file."""
+    from ferhub.hub import read_eval_results, resolve
+
+    results: Results = {}
+    notes = []
+    for model_id in model_ids:
+        try:
+            data = read_eval_results(resolve(model_id))
+        except Exception as e:
+            notes.append(f"**{model_id}**: cannot read its evaluation results: {e}")
+            continue
+        if not data or not data.get("results"):
+            notes.append(
+                f"**{model_id}** has no evaluation results yet: evaluate it below on a labelled set."
+            )
+            continue
+        results[model_id] = data["results"]
+    return results, notes
+
+
+def _merge(repo: Results, fresh: Results | None) -> Results:
+    merged = {m: dict(r) for m, r in repo.items()}
+    for model_id, entries in (fresh or {}).items():
+        merged.setdefault(model_id, {}).update(entries)
+    return merged
+
+
+def dataset_choices(model_ids: list[str] | None, fresh: Results | None) -> tuple[gr.Dropdown, str]:
+    """The dataset/split keys any chosen model has results for (fresh ones first), and the notes."""
+    ids = _models(model_ids)
+    repo, notes = repo_results(ids)
+    results = _merge(repo, fresh)
+    keys: dict[str, str] = {}
+    for model_id in ids:
+        for key, entry in results.get(model_id, {}).items():
+            keys.setdefault(key, dataset_name(key, entry))
+    if fresh:
+        fresh_keys = [k for entries in fresh.values() for k in entries]
+        keys = {k: keys[k] for k in dict.fromkeys([*fresh_keys, *keys]) if k in keys}
+    choices = [(label, key) for key, label in keys.items()]
+    text = "\n\n".join(notes) if notes else ""
+    if not choices:
+        text = (
+            text + "\n\n" if text else ""
+        ) + "No evaluation results for these models: evaluate them below."
+    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None), text
+
+
+def dashboard(
+    model_ids: list[str] | None, key: str | None, view: str, fresh: Results | None
+) -> tuple[Any, ...]:
+    """Figures for one dataset key: up to 4 confusion matrices, the difference of the first two models,
+    per-class recall bars and the metrics table (rows for the models that have results for ``key``)."""
+    from ferhub.plots import confusion_matrix_figure, difference_matrix_figure, metrics_rows, per_class_figure
+
+    ids = _models(model_ids)
+    repo, _ = repo_results(ids)
+    results = _merge(repo, fresh)
+    entries: Entries = {m: results[m][key] for m in ids if key and key in results.get(m, {})}
+    normalise = view == NORMALISED
+    confusion = [
+        gr.Plot(
+            confusion_matrix_figure(
+                e["confusion_matrix"], e["labels"], normalize=normalise, toggle=False, title=f"{m} ({view})"
+            ),
+            visible=True,
+        )
+        for m, e in entries.items()
+        if e.get("confusion_matrix") and e.get("labels")
+    ]
+    confusion += [gr.Plot(None, visible=False)] * (MAX_MODELS - len(confusion))
+    names = list(entries)
+    difference = (
+        gr.Plot(
+            difference_matrix_figure(entries[names[0]], entries[names[1]], names=(names[0], names[1])),
+            visible=True,
+        )
+        if len(names) >= 2
+        else gr.Plot(None, visible=False)
+    )
+    with_classes = {m: e for m, e in entries.items() if e.get("per_class")}
+    recall = (
+        gr.Plot(per_class_figure(with_classes), visible=True)
+        if with_classes
+        else gr.Plot(None, visible=False)
+    )
+    if entries:
+        header, rows = metrics_rows(entries)
+        table = gr.Dataframe(value=rows, headers=header, visible=True)
+    else:
+        table = gr.Dataframe(value=None, visible=False)
+    missing = [m for m in ids if m not in entries]
+    note = (
+        f"No results on this dataset for: {', '.join(missing)} (evaluate below)." if missing and key else ""
+    )
+    return (*confusion, difference, recall, table, note)
+
+
+# -- (c) evaluate now ------------------------------------------------------------------------------------------
+def evaluate_now(
+    model_ids: list[str] | None,
+    upload: Any,
+    dataset: str | None,
+    split: str | None,
+    fresh: Results | None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
+) -> tuple[Results, str, list[str], Any]:
+    """Evaluate the chosen models on an uploaded zip of class folders (or a dataset id / local path).
+
+    Returns the fresh results (merged into the session's), a status line, the downloadable files
+    (one ``eval_results.json`` per model and the HTML report) and the new dataset picker.
+    """
+    from ferhub import evaluation
+
+    ids = _models(model_ids)
+    source = upload if isinstance(upload, str) and upload else (dataset or "").strip()
+    if not source:
+        raise gr.Error(
+            "Upload a zip of class folders (or give a dataset id or folder) to evaluate on.", title="No data"
+        )
+    progress(0, desc="opening the labelled set")
+    try:
+        run = evaluation.evaluate_for_app(
+            ids,
+            source,
+            split=(split or "").strip() or None,
+            predictor=state.cache().predictor(ids),
+            progress=lambda done, total, desc="evaluating": progress((done, total), desc=desc),
+        )
+    except gr.Error:
+        raise
+    except Exception as e:
+        raise gr.Error(f"Evaluation failed: {e}", title="Evaluation failed") from e
+    merged = {m: dict(v) for m, v in (fresh or {}).items()}
+    for model_id, entries in run.results.items():
+        merged.setdefault(model_id, {}).update(entries)
+    picker, _ = dataset_choices(ids, merged)
+    status = f"Evaluated {len(ids)} model(s) on {run.num_images} images of {source if not upload else 'the upload'}."
+    return merged, status, [str(p) for p in run.files], picker
+
+
+def build(models: list[str]) -> None:
+    """Lay out the Compare tab."""
+    default = models[:2] if len(models) >= 2 else models
+    chosen = gr.Dropdown(
+        models,
+        value=default,
+        multiselect=True,
+        max_choices=MAX_MODELS,
+        allow_custom_value=True,
+        label="Models to compare (2-4; bundled, zoo, Hub ids or local folders)",
+        elem_id="compare-models",
+    )
+    fresh = gr.State({})
+    with gr.Tab("Same photo"), gr.Row():
+        with gr.Column(scale=1):
+            photo = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Photo", height=300)
+            run = gr.Button("Compare on this photo", variant="primary", elem_id="compare-photo-button")
+            examples = state.example_photos()
+            if examples:
+                gr.Examples(examples, inputs=photo)
+        with gr.Column(scale=2):
+            summary = gr.Markdown(elem_id="compare-summary")
+            gallery = gr.Gallery(label="Each model", columns=2, height=420, elem_id="compare-gallery")
+            table = gr.Dataframe(
+                headers=["face", *default, "majority", "share", ""],
+                interactive=False,
+                label="Per-face agreement",
+                elem_id="compare-agreement",
+            )
+            agreement_plot = gr.Plot(label="Agreement between models over the faces")
+    with gr.Tab("Evaluation results"):
+        with gr.Row():
+            dataset_key = gr.Dropdown([], label="Dataset / split", elem_id="compare-dataset", scale=3)
+            view = gr.Radio([COUNTS, NORMALISED], value=COUNTS, label="Confusion matrix", scale=2)
+            refresh = gr.Button("Load results", scale=1, elem_id="compare-load")
+        notes = gr.Markdown(elem_id="compare-notes")
+        with gr.Row():
+            confusion = [gr.Plot(visible=False, elem_id=f"compare-confusion-{i}") for i in range(MAX_MODELS)]
+        with gr.Row():
+            difference = gr.Plot(visible=False, label="Difference", elem_id="compare-difference")
+            recall = gr.Plot(visible=False, label="Per-class recall", elem_id="compare-recall")
+        metrics = gr.Dataframe(visible=False, interactive=False, label="Metrics", elem_id="compare-metrics")
+        with gr.Accordion("Evaluate now on a labelled set", open=False):
+            with gr.Row():
+                upload = gr.File(
+                    label="Zip of class folders (angry/, happy/, ...)", file_types=[".zip"], type="filepath"
+                )
+                with gr.Column():
+                    dataset = gr.Textbox(
+                        label="...or a Hub dataset id / local folder", placeholder="org/dataset"
+                    )
+                    split = gr.Textbox(label="Split (optional)", placeholder="test")
+            evaluate = gr.Button("Evaluate", variant="primary", elem_id="compare-evaluate")
+            status = gr.Markdown(elem_id="compare-eval-status")
+            files = gr.File(
+                label="eval_results.json and HTML report", file_count="multiple", interactive=False
+            )
+
+    run.click(
+        compare_photo, [photo, chosen], [gallery, table, agreement_plot, summary], api_name="compare_photo"
+    )
+    chosen.change(agreement_headers, chosen, table, api_name="agreement_headers")
+    figures = [*confusion, difference, recall, metrics, notes]
+    pick = refresh.click(dataset_choices, [chosen, fresh], [dataset_key, notes], api_name="eval_datasets")
+    pick.then(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard")
+    dataset_key.input(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_dataset")
+    view.change(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_view")
+    done = evaluate.click(
+        evaluate_now,
+        [chosen, upload, dataset, split, fresh],
+        [fresh, status, files, dataset_key],
+        api_name="evaluate",
+    )
+    done.then(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_fresh")

@@ -1,0 +1,87 @@
+"""Model card tab: the selected model's card, labels, preprocessing, licence and provenance."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ferhub.ui import state
+
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+
+
+def split_card(text: str) -> tuple[dict[str, Any], str]:
+    """A card's YAML front matter (parsed) and its Markdown body."""
+    import yaml
+
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError:
+        meta = {}
+    return (meta if isinstance(meta, dict) else {}), text[match.end() :]
+
+
+def _card_context(folder: Path) -> dict[str, Any]:
+    path = folder / "card.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def model_card(model_id: str | None) -> tuple[str, list[list[str]]]:
+    """The card's Markdown body and a table of facts (labels, input, licence, provenance) for a model id."""
+    from ferhub.hub import resolve
+
+    model_id = (model_id or "").strip() or state.default_model()
+    try:
+        folder = resolve(model_id)
+    except Exception as e:
+        raise gr.Error(f"Cannot find model {model_id!r}: {e}", title="Model not found") from e
+    model = state.cache().model(model_id)
+    config = model.config
+    card_path = folder / "README.md"
+    meta, body = split_card(card_path.read_text(encoding="utf-8")) if card_path.is_file() else ({}, "")
+    if not body.strip():
+        body = f"*{model_id} has no model card (README.md); `ferhub.hub.render_card(folder)` writes one.*"
+    context = _card_context(folder)
+    licence = meta.get("license") or context.get("license") or "not stated"
+    if licence == "other" and meta.get("license_name"):
+        licence = f"other ({meta['license_name']})"
+    source = context.get("source") or context.get("source_package") or meta.get("base_model") or "-"
+    datasets = meta.get("datasets") or context.get("datasets") or "-"
+    params = sum(p.numel() for p in model.parameters())
+    facts = [
+        ["model", model_id],
+        ["architecture", config.architecture],
+        ["labels", ", ".join(config.labels)],
+        ["input", f"{config.input_size}x{config.input_size} {'gray' if config.channels == 1 else 'RGB'}"],
+        ["normalisation", f"mean {list(config.mean)}, std {list(config.std)}"],
+        ["face crop", f"margin {config.crop_margin:g}, square {config.crop_square}, aligned {config.align}"],
+        ["parameters", f"{params:,}"],
+        ["licence", str(licence)],
+        ["provenance", source if isinstance(source, str) else ", ".join(map(str, source))],
+        ["training data", datasets if isinstance(datasets, str) else ", ".join(map(str, datasets))],
+        ["folder", str(folder)],
+    ]
+    return body, facts
+
+
+def build(models: list[str]) -> tuple[gr.Dropdown, list[gr.components.Component]]:
+    """Lay out the Model card tab; returns the model picker and the outputs of :func:`model_card`."""
+    with gr.Row():
+        model = gr.Dropdown(models, value=models[0], allow_custom_value=True, label="Model", scale=3)
+        show = gr.Button("Show card", scale=1)
+    facts = gr.Dataframe(headers=["", ""], interactive=False, label="Facts", elem_id="card-facts", wrap=True)
+    card = gr.Markdown(elem_id="card-body")
+    show.click(model_card, model, [card, facts], api_name="model_card")
+    model.change(model_card, model, [card, facts], api_name="model_card_on_change")
+    return model, [card, facts]

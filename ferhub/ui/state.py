@@ -1,0 +1,171 @@
+"""What the app's tabs share: one model cache, one face detector, the GPU wrapper, limits and example photos.
+
+Models are loaded once per process (the first request that names one pays for it) and kept; every handler
+goes through :class:`ferhub.predict.Predictor`, the library's one inference path.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import gradio as gr
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ferhub.faces import FaceDetector
+    from ferhub.predict import Predictor
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# uploads larger than this are refused by the server before a handler runs (launch(max_file_size=...))
+MAX_UPLOAD = "20mb"
+# decoded images larger than this are refused by ferhub.images.load_image with a clear message
+MAX_PIXELS = 40_000_000
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+def example_photos() -> list[str]:
+    """The bundled example photos of real faces (see ``ferhub/assets/examples/README.md``)."""
+    return sorted(str(p) for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def gpu(fn: F) -> F:
+    """``spaces.GPU`` on a Hugging Face ZeroGPU Space (the ``spaces`` package is present), a no-op elsewhere."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)  # type: ignore[no-any-return]
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_model() -> str:
+    from ferhub.hub import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def model_choices() -> list[str]:
+    """Model ids for the pickers: the default first, then every bundled (and imported zoo) model."""
+    from ferhub.hub import DEFAULT_MODEL, list_bundled
+
+    names = [DEFAULT_MODEL, *list_bundled()]
+    return list(dict.fromkeys(names))
+
+
+class ModelCache:
+    """Loaded models by id, one shared face detector, and predictors over tuples of model ids."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[str, nn.Module] = {}
+        self._model_locks: dict[str, threading.Lock] = {}
+        self._predictors: dict[tuple[str, ...], Predictor] = {}
+        self._detector: FaceDetector | None = None
+        self._fast_detector: FaceDetector | None = None
+
+    def model(self, model_id: str) -> nn.Module:
+        """The model for a bundled name, Hub id or local folder, loaded once; ``gr.Error`` when it cannot be."""
+        from ferhub.hub import load
+
+        model_id = (model_id or "").strip() or default_model()
+        with self._lock:
+            if model_id in self._models:
+                return self._models[model_id]
+            lock = self._model_locks.setdefault(model_id, threading.Lock())
+        with lock:  # two first requests for one model load it once, without blocking other models
+            if model_id not in self._models:
+                try:
+                    model = load(model_id, device=device())
+                except Exception as e:
+                    raise gr.Error(f"Cannot load model {model_id!r}: {e}", title="Model not loaded") from e
+                model.eval()
+                model.name_or_path = model_id  # Predictor reports results under this name
+                self._models[model_id] = model
+        return self._models[model_id]
+
+    def detector(self, *, fast: bool = False) -> FaceDetector:
+        """The shared MTCNN detector; ``fast`` detects on frames downscaled to 320 px (webcam)."""
+        from ferhub.faces import FaceDetector
+
+        with self._lock:
+            if fast:
+                if self._fast_detector is None:
+                    self._fast_detector = FaceDetector(max_side=320, device=device())
+                return self._fast_detector
+            if self._detector is None:
+                self._detector = FaceDetector(device=device())
+            return self._detector
+
+    def predictor(self, model_ids: Sequence[str], *, fast: bool = False, fallback: bool = False) -> Predictor:
+        """A :class:`Predictor` over these models (loaded once) and the shared detector."""
+        from ferhub.predict import Predictor
+
+        ids = tuple((m or "").strip() or default_model() for m in model_ids) or (default_model(),)
+        key = (*ids, f"fast={fast}", f"fallback={fallback}")
+        with self._lock:
+            cached = self._predictors.get(key)
+        if cached is not None:
+            return cached
+        models = [self.model(m) for m in ids]
+        predictor = Predictor(
+            models,
+            device=device(),
+            detector=self.detector(fast=fast),
+            no_face="fallback" if fallback else "skip",
+        )
+        with self._lock:
+            return self._predictors.setdefault(key, predictor)
+
+
+@functools.cache
+def cache() -> ModelCache:
+    """The process-wide model cache shared by every tab."""
+    return ModelCache()
+
+
+def load_photo(src: Any) -> Any:
+    """Decode an uploaded photo through ``ferhub.images.load_image``; ``gr.Error`` with its message otherwise."""
+    from ferhub.images import ImageDecodeError, load_image
+
+    if src is None:
+        raise gr.Error("Upload a photo first (drag and drop, paste, or pick an example).", title="No image")
+    try:
+        return load_image(src, max_pixels=MAX_PIXELS)
+    except ImageDecodeError as e:
+        raise gr.Error(str(e), title="Not a usable image") from e
+    except OSError as e:
+        raise gr.Error(f"Cannot read the upload: {e}", title="Not a usable image") from e
+
+
+def warm_up() -> None:
+    """Pay the first-request costs (model, detector, Captum, plotly imports) in the background after start."""
+    try:
+        from PIL import Image
+
+        examples = example_photos()
+        predictor = cache().predictor([default_model()])
+        if examples:
+            predictor.predict_image(Image.open(examples[0]))
+        import captum.attr  # noqa: F401
+        import plotly.graph_objects  # noqa: F401
+
+        import ferhub.saliency  # noqa: F401
+    except Exception:
+        pass
+
+
+def start_warm_up() -> None:
+    if os.environ.get("FERHUB_NO_WARMUP") != "1":
+        threading.Thread(target=warm_up, name="ferhub-warmup", daemon=True).start()
