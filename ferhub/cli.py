@@ -16,6 +16,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("ferhub.commands.predict", "classify the expression of every face in images"),
     "models": ("ferhub.commands.models", "list bundled models and registered architectures"),
     "push": ("ferhub.commands.push", "upload a model repo folder to the Hugging Face Hub in one commit"),
+    "evaluate": ("ferhub.commands.evaluate", "evaluate models on labelled data; results into eval_results.json"),
+    "report": ("ferhub.commands.report", "write a standalone HTML report from eval_results.json files"),
+    "compare": ("ferhub.commands.compare", "compare models: agreement, Cohen's kappa, McNemar's exact test"),
 }
 
 

@@ -1,0 +1,117 @@
+"""``ferhub compare A B ... --data SOURCE``: paired comparison of models (agreement, kappa, McNemar's exact test).
+
+With ``--images`` instead of ``--data``, the models are compared on unlabelled photos: agreement and kappa
+between their predictions for every detected face.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", metavar="MODEL", help="two or more model ids or folders")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--data", metavar="SOURCE", help="labelled source (as for ferhub evaluate)")
+    what.add_argument("--images", nargs="+", metavar="PATH", help="unlabelled image files or folders")
+    p.add_argument("--split", default=None, help="split of --data")
+    p.add_argument("--label-names", default=None, help="what numbered classes mean (rafdb, fer2013, ...)")
+    p.add_argument("--tta", nargs="?", const="flip", choices=("flip", "tencrop"), default=None)
+    p.add_argument("--no-face", choices=("fallback", "wrong"), default="fallback")
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default=None, metavar="FILE", help="also write an HTML report (labelled data)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the comparison as JSON")
+
+
+def compare_runs(runs: list[Any]) -> dict[str, Any]:
+    """Pairwise comparison of evaluation runs on the same source, in one canonical label space."""
+    from ferhub.compare import common_labels, compare_predictions, labels_to_indices
+
+    labels = common_labels([r.predictions.labels for r in runs])
+
+    def to_common(p: Any, idx: list[int]) -> list[int]:
+        mapped = labels_to_indices(p.labels, labels)
+        return [int(mapped[i]) if i >= 0 else -1 for i in idx]
+
+    y_true = to_common(runs[0].predictions, runs[0].predictions.y_true)
+    out = compare_predictions(
+        [r.name for r in runs], [to_common(r.predictions, r.predictions.y_pred) for r in runs], y_true
+    )
+    out["labels"] = labels
+    out["key"] = runs[0].key
+    return out
+
+
+def format_pairs(result: dict[str, Any]) -> str:
+    header = ["A", "B", "agreement", "kappa"]
+    labelled = "mcnemar" in result["pairs"][0]
+    if labelled:
+        header += ["acc A", "acc B", "only A right", "only B right", "McNemar p"]
+    rows = []
+    for r in result["pairs"]:
+        row = [r["a"], r["b"], f"{r['agreement']:.4f}", f"{r['kappa']:.4f}"]
+        if labelled:
+            mc = r["mcnemar"]
+            row += [
+                f"{r['accuracy_a']:.4f}",
+                f"{r['accuracy_b']:.4f}",
+                str(mc["a_only_correct"]),
+                str(mc["b_only_correct"]),
+                f"{mc['p_value']:.4g}",
+            ]
+        rows.append(row)
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(
+        [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ferhub import evaluation
+    from ferhub.data import DataSourceError
+    from ferhub.hub import ModelLoadError
+
+    if len(args.models) < 2:
+        print("ferhub compare: name at least two models", file=sys.stderr)
+        return 2
+    try:
+        if args.images:
+            from ferhub.predict import Predictor, iter_image_files
+
+            files = iter_image_files(args.images)
+            predictor = Predictor(args.models, device=args.device, no_face="skip")
+            result = evaluation.compare_on_images(predictor, [str(f) for f in files])
+            print(f"{result['num_faces']} faces in {len(files)} images")
+        else:
+            kw = {"label_names": args.label_names} if args.label_names else {}
+            source = evaluation.open_data(args.data, args.split, **kw)
+            runs = evaluation.evaluate(
+                args.models, source, tta=args.tta, no_face=args.no_face, device=args.device
+            )
+            result = compare_runs(runs)
+            print(f"{source.name} ({source.split or 'all'}), {len(source)} images")
+            if args.out:
+                from ferhub.report import Section, misclassified_examples, write_report
+
+                section = Section(
+                    title=f"{source.name} ({source.split or 'all'})",
+                    entries={r.name: r.entry for r in runs},
+                    predictions={r.name: r.predictions for r in runs},
+                    examples={r.name: misclassified_examples(r.predictions, source.image) for r in runs},
+                )
+                print(
+                    f"report: {write_report(args.out, [section], title='ferhub model comparison')}",
+                    file=sys.stderr,
+                )
+    except (DataSourceError, ModelLoadError, evaluation.EvaluationError, ValueError) as e:
+        print(f"ferhub compare: {e}", file=sys.stderr)
+        return 1
+    print(format_pairs(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,194 @@
+"""``ferhub evaluate --model ID|PATH --data SOURCE``: metrics into each model repo's eval_results.json and card."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="ID|PATH",
+        help="bundled name, Hub id (org/name[@revision]) or local model folder; repeat for several",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="SOURCE",
+        help="folder of class folders, .zip of them, fer2013.csv, saved dataset or Hugging Face dataset id",
+    )
+    p.add_argument("--split", default=None, help="train, val or test (or the source's own split name)")
+    p.add_argument(
+        "--label-names", default=None, help="what numbered classes mean: a dataset name (rafdb, fer2013, ...)"
+    )
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        choices=("flip", "tencrop"),
+        default=None,
+        help="test-time augmentation: average over the mirror image (flip, the default for bare --tta) or "
+        "ten crops (tencrop)",
+    )
+    p.add_argument(
+        "--no-face",
+        choices=("fallback", "wrong"),
+        default="fallback",
+        help="image where no face is found: classify the whole image (fallback, seed 004) or count it wrong",
+    )
+    crop = p.add_mutually_exclusive_group()
+    crop.add_argument(
+        "--precropped",
+        dest="precropped",
+        action="store_true",
+        default=None,
+        help="the images are face crops already: skip detection (default for FER2013 CSV)",
+    )
+    crop.add_argument("--detect", dest="precropped", action="store_false", help="detect faces in every image")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default="eval_out",
+        help="folder for report.html, per-image predictions and the updated repo copies of bundled or Hub "
+        "models (a model given as a local folder is updated in place)",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write DIR/report.html")
+    p.add_argument("--push", action="store_true", help="upload eval_results.json + README.md in one commit")
+    p.add_argument("--repo-id", default=None, help="Hub repo to push a local model's results to (org/name)")
+    p.add_argument("--revision", default=None, help="branch to push to (default main)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the CIs")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--json", action="store_true", help="print the new eval_results entries as JSON")
+
+
+def metrics_table(runs: list[Any]) -> str:
+    """A plain-text table of the headline metrics, one row per model."""
+    header = [
+        "model",
+        "images",
+        "accuracy [95% CI]",
+        "mean recall [95% CI]",
+        "macro-F1",
+        "top-2",
+        "NLL",
+        "ECE",
+    ]
+    rows = []
+    for r in runs:
+        m = r.entry["metrics"]
+        acc, rec = m["accuracy_ci95"], m["mean_class_recall_ci95"]
+        rows.append(
+            [
+                r.name,
+                str(r.entry["num_images"]),
+                f"{m['accuracy']:.4f} [{acc[0]:.3f}, {acc[1]:.3f}]",
+                f"{m['mean_class_recall']:.4f} [{rec[0]:.3f}, {rec[1]:.3f}]",
+                f"{m['macro_f1']:.4f}",
+                f"{m['top2_accuracy']:.4f}",
+                f"{m['nll']:.4f}",
+                f"{m['ece']:.4f}",
+            ]
+        )
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(
+        [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
+    )
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+def _push_target(run: Any, folder: Path, repo_id: str | None) -> str:
+    if repo_id:
+        return repo_id
+    spec = str(run.spec)
+    if isinstance(run.spec, str) and not Path(spec).exists() and _HUB_ID.fullmatch(spec.partition("@")[0]):
+        return spec.partition("@")[0]
+    card = folder / "card.json"
+    if card.is_file():
+        ctx = json.loads(card.read_text(encoding="utf-8"))
+        if ctx.get("repo_id"):
+            return str(ctx["repo_id"])
+    raise SystemExit(
+        f"ferhub evaluate: --push needs to know which Hub repo {run.name} belongs to; pass --repo-id org/name"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ferhub import evaluation
+    from ferhub.data import DataSourceError
+    from ferhub.hub import EvalResultsError, ModelLoadError
+
+    if args.push and args.repo_id and len(args.model) > 1:
+        print(
+            "ferhub evaluate: --repo-id applies to one model; push several models by their Hub ids",
+            file=sys.stderr,
+        )
+        return 2
+    out = Path(args.out)
+
+    def progress(done: int, total: int, message: str) -> None:
+        print(f"\r{message}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    try:
+        kw = {"label_names": args.label_names} if args.label_names else {}
+        if args.precropped is not None:
+            kw["precropped"] = args.precropped
+        source = evaluation.open_data(args.data, args.split, **kw)
+        runs = evaluation.evaluate(
+            args.model,
+            source,
+            tta=args.tta,
+            no_face=args.no_face,
+            precropped=args.precropped,
+            device=args.device,
+            n_resamples=args.bootstrap,
+            seed=args.seed,
+            command="ferhub evaluate "
+            + " ".join(sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else sys.argv[1:]),
+            progress=progress,
+        )
+        folders = []
+        for r in runs:
+            folder = evaluation.results_folder(r, out)
+            path = evaluation.write_results(folder, {r.key: r.entry})
+            r.predictions.save(out / f"{evaluation.slug(r.name)}.{evaluation.slug(r.key)}.predictions.json")
+            folders.append(folder)
+            print(f"{r.name}: {r.key} -> {path}", file=sys.stderr)
+    except (DataSourceError, ModelLoadError, EvalResultsError, evaluation.EvaluationError, ValueError) as e:
+        print(f"ferhub evaluate: {e}", file=sys.stderr)
+        return 1
+    for r in runs:
+        for note in r.entry["notes"]:
+            if "cannot predict" in note or "no face" in note:
+                print(f"{r.name}: {note}", file=sys.stderr)
+    print(metrics_table(runs))
+    if args.json:
+        print(json.dumps({r.name: {r.key: r.entry} for r in runs}, indent=2))
+    if not args.no_report:
+        from ferhub.report import Section, misclassified_examples, write_report
+
+        section = Section(
+            title=f"{source.name} ({source.split or 'all'})",
+            entries={r.name: r.entry for r in runs},
+            predictions={r.name: r.predictions for r in runs},
+            examples={r.name: misclassified_examples(r.predictions, source.image) for r in runs},
+        )
+        print(f"report: {write_report(out / 'report.html', [section])}", file=sys.stderr)
+    if args.push:
+        for r, folder in zip(runs, folders):
+            repo_id = _push_target(r, folder, args.repo_id)
+            url = evaluation.push_results(
+                folder, repo_id, revision=args.revision, commit_message=f"Evaluation results on {r.key}"
+            )
+            print(f"pushed {r.name} results to {repo_id}: {url}", file=sys.stderr)
+    return 0

@@ -1,0 +1,107 @@
+"""``ferhub report --results ... --out report.html``: a standalone HTML dashboard from eval_results.json files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--results",
+        nargs="+",
+        required=True,
+        metavar="PATH|ID",
+        help="eval_results.json files, model folders, bundled names or Hub ids whose results to show",
+    )
+    p.add_argument(
+        "--predictions",
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="per-image *.predictions.json written by `ferhub evaluate --out` (paired tests, misclassified)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="SOURCE",
+        help="the evaluated source, to show misclassified thumbnails",
+    )
+    p.add_argument("--split", default=None, help="split of --data")
+    p.add_argument("--key", action="append", default=None, help="only these dataset keys (repeatable)")
+    p.add_argument("--title", default="ferhub evaluation report")
+    p.add_argument("--out", default="report.html", metavar="FILE", help="HTML file to write")
+
+
+def load_results(ref: str) -> tuple[str, dict[str, Any]]:
+    """``(model name, eval_results dict)`` from a results file, a model folder, a bundled name or a Hub id."""
+    from ferhub.hub import EVAL_RESULTS_NAME, read_eval_results, resolve
+
+    path = Path(ref)
+    if path.is_file():
+        if path.name != EVAL_RESULTS_NAME:
+            raise ValueError(f"{ref}: give a model folder, a model id or a file named {EVAL_RESULTS_NAME}")
+        folder, default_name = path.parent, path.parent.resolve().name
+    else:
+        folder = resolve(ref)
+        default_name = ref if not path.exists() else path.resolve().name
+    data = read_eval_results(folder)
+    if data is None:
+        raise FileNotFoundError(
+            f"{ref}: no {EVAL_RESULTS_NAME}; run `ferhub evaluate --model {ref} --data ...` first"
+        )
+    return default_name, data
+
+
+def build_sections(
+    results: list[tuple[str, dict[str, Any]]],
+    predictions: list[Any],
+    *,
+    keys: list[str] | None = None,
+    source: Any = None,
+) -> list[Any]:
+    """One report section per dataset key, each with every model that has results for it."""
+    from ferhub.report import Section, misclassified_examples
+
+    by_key: dict[str, dict[str, Any]] = {}
+    for default_name, data in results:
+        for key, entry in data["results"].items():
+            if keys and key not in keys:
+                continue
+            name = (entry.get("model") or {}).get("id") or default_name
+            by_key.setdefault(key, {})[name] = entry
+    sections = []
+    for key, entries in by_key.items():
+        preds = {p.model: p for p in predictions if p.key == key and p.model in entries}
+        examples = {}
+        if source is not None:
+            examples = {
+                name: misclassified_examples(p, source.image)
+                for name, p in preds.items()
+                if len(p.y_true) == len(source)
+            }
+        sections.append(Section(title=key, entries=entries, predictions=preds, examples=examples))
+    return sections
+
+
+def run(args: argparse.Namespace) -> int:
+    from ferhub.evaluation import EvaluationError, ImagePredictions, open_data
+    from ferhub.hub import EvalResultsError, ModelLoadError
+    from ferhub.report import write_report
+
+    try:
+        results = [load_results(ref) for ref in args.results]
+        predictions = [ImagePredictions.load(f) for f in args.predictions]
+        source = open_data(args.data, args.split) if args.data else None
+        sections = build_sections(results, predictions, keys=args.key, source=source)
+        if not sections:
+            print("ferhub report: no results match; check --results and --key", file=sys.stderr)
+            return 1
+        path = write_report(args.out, sections, title=args.title)
+    except (EvalResultsError, ModelLoadError, EvaluationError, FileNotFoundError, ValueError) as e:
+        print(f"ferhub report: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0

@@ -1,0 +1,584 @@
+"""Evaluate models on labelled data through the one inference path, and keep the results in the model repo.
+
+- :func:`evaluate` runs one or more models over a labelled source (folder of class folders, zip, FER2013 CSV,
+  Hugging Face dataset) with :class:`ferhub.predict.Predictor`, detecting each image's face once
+  (:class:`ferhub.data.FaceCache`), optionally with flip or ten-crop test-time augmentation, and returns one
+  :class:`ModelEvaluation` per model: its ``eval_results`` entry and its per-image predictions.
+- :func:`write_results` merges entries into a repo folder's ``eval_results.json`` atomically and re-renders the
+  model card; :func:`push_results` uploads both files in one commit.
+
+``eval_results.json`` (this module defines it; :func:`ferhub.hub.read_eval_results` is the one reader)::
+
+    {"format_version": 1,
+     "results": {"<dataset id>:<config>:<split>": {
+        "dataset": {"id", "config", "split", "name"},
+        "model": {"id", "revision"},
+        "metrics": {"accuracy", "mean_class_recall", "macro_f1", "top2_accuracy", "nll", "ece",
+                    "accuracy_ci95": [lo, hi], "mean_class_recall_ci95": [lo, hi]},
+        "labels": [...],                       # order of the matrix rows/columns and of per_class
+        "per_class": {label: {"precision", "recall", "f1", "support"}},
+        "confusion_matrix": [[counts]],        # rows = true, columns = predicted
+        "calibration": {"ece", "n_bins", "bins": [{"lower", "upper", "count", "confidence", "accuracy"}]},
+        "no_face": {"count", "policy": "fallback" | "wrong" | "precropped", "per_class": {label: count}},
+        "label_mapping": {"data_labels", "model_labels", "unpredictable": {label: count}},
+        "notes": [...], "tta": bool, "tta_method": null | "flip" | "tencrop",
+        "num_images": int, "ferhub_version": str, "date": ISO-8601 UTC, "command": str}}}
+
+>>> runs = evaluate(["ferhub/fer-mini-xception"], "faces.zip")      # doctest: +SKIP
+>>> write_results("my-model/", {runs[0].key: runs[0].entry})       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ferhub import metrics
+
+if TYPE_CHECKING:
+    from PIL import Image
+    from torch import nn
+
+    from ferhub.data import FaceCache, LabeledSource
+    from ferhub.faces import Face
+    from ferhub.predict import Predictor
+
+FORMAT_VERSION = 1
+EVAL_RESULTS_NAME = "eval_results.json"
+TTA_METHODS = ("flip", "tencrop")
+TEN_CROP_FRACTION = 0.875
+
+Tta = Literal["flip", "tencrop"] | None
+Progress = Callable[[int, int, str], None]
+
+
+class EvaluationError(RuntimeError):
+    """Evaluation cannot run as asked; the message says what to change."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# per-image predictions
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class ImagePredictions:
+    """Per-image outcome of one model on one source (what the report and paired tests need).
+
+    ``labels`` is the entry's label list (data classes, then model-only classes); ``y_true``/``y_pred`` index
+    it (``-1`` = no prediction); ``probabilities`` are in ``model_labels`` order.
+    """
+
+    labels: list[str]
+    model_labels: list[str]
+    y_true: list[int]
+    y_pred: list[int]
+    confidence: list[float]
+    face_found: list[bool]
+    probabilities: np.ndarray
+    boxes: list[list[float] | None] | None = None
+    paths: list[str | None] | None = None
+    model: str | None = None  # which model and which eval_results key these belong to
+    key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": self.model,
+            "key": self.key,
+            "labels": self.labels,
+            "model_labels": self.model_labels,
+            "y_true": self.y_true,
+            "y_pred": self.y_pred,
+            "confidence": [round(c, 6) for c in self.confidence],
+            "face_found": self.face_found,
+            "probabilities": np.round(self.probabilities, 6).tolist(),
+            "boxes": self.boxes,
+            "paths": self.paths,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ImagePredictions:
+        return cls(
+            labels=list(d["labels"]),
+            model_labels=list(d["model_labels"]),
+            y_true=[int(v) for v in d["y_true"]],
+            y_pred=[int(v) for v in d["y_pred"]],
+            confidence=[float(v) for v in d["confidence"]],
+            face_found=[bool(v) for v in d["face_found"]],
+            probabilities=np.asarray(d["probabilities"], dtype=np.float32).reshape(
+                len(d["y_true"]), len(d["model_labels"])
+            ),
+            boxes=d.get("boxes"),
+            paths=d.get("paths"),
+            model=d.get("model"),
+            key=d.get("key"),
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(path, json.dumps(self.to_dict()) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ImagePredictions:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, KeyError, ValueError) as e:
+            raise EvaluationError(
+                f"{path} is not a ferhub predictions file ({e}); re-run ferhub evaluate --out"
+            ) from e
+
+
+@dataclass
+class ModelEvaluation:
+    """One model on one labelled source: its ``eval_results`` entry under ``key`` and per-image predictions."""
+
+    name: str
+    key: str
+    entry: dict[str, Any]
+    predictions: ImagePredictions
+    folder: Path | None = None  # the model's local repo folder, when it has one
+    spec: Any = field(default=None, repr=False)
+
+
+def result_key(dataset_id: str, config: str | None, split: str | None) -> str:
+    """``eval_results`` key of a dataset: ``"<id>:<config>:<split>"`` (``default`` / ``all`` when absent)."""
+    return f"{dataset_id}:{config or 'default'}:{split or 'all'}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# test-time augmentation
+# ---------------------------------------------------------------------------------------------------------
+def _sub_boxes(x1: float, y1: float, x2: float, y2: float, fraction: float) -> list[tuple[float, ...]]:
+    """Four corner boxes and the centre box of ``fraction`` of the box's size."""
+    w, h = (x2 - x1) * fraction, (y2 - y1) * fraction
+    dx, dy = (x2 - x1) - w, (y2 - y1) - h
+    return [
+        (x1, y1, x1 + w, y1 + h),
+        (x1 + dx, y1, x2, y1 + h),
+        (x1, y1 + dy, x1 + w, y2),
+        (x1 + dx, y1 + dy, x2, y2),
+        (x1 + dx / 2, y1 + dy / 2, x1 + dx / 2 + w, y1 + dy / 2 + h),
+    ]
+
+
+def tta_crops(crop: Image.Image, method: Tta) -> list[Image.Image]:
+    """Views of a face crop: itself; with ``flip`` its mirror too; ``tencrop`` 4 corners + centre, each mirrored.
+
+    Each view is classified through :meth:`Predictor.classify_crops` (which resizes it to the model's input)
+    and the probabilities are averaged.
+    """
+    from PIL import ImageOps
+
+    if method is None:
+        return [crop]
+    if method == "flip":
+        return [crop, ImageOps.mirror(crop)]
+    if method == "tencrop":
+        views = [
+            crop.crop(tuple(round(v) for v in b))
+            for b in _sub_boxes(0, 0, crop.width, crop.height, TEN_CROP_FRACTION)
+        ]
+        return views + [ImageOps.mirror(v) for v in views]
+    raise ValueError(f"tta must be None, 'flip' or 'tencrop', got {method!r}")
+
+
+def mirror_face(face: Face, width: int) -> Face:
+    """The same face in the horizontally mirrored image (landmarks mirrored and their left/right swapped)."""
+    from ferhub.faces import Face
+
+    x1, y1, x2, y2 = face.box
+    landmarks = None
+    if face.landmarks is not None:
+        le, re_, nose, ml, mr = [(width - x, y) for x, y in face.landmarks]
+        # "left eye" is the one nearer the image's left edge, which mirroring turns into the right one
+        landmarks = (re_, le, nose, mr, ml)
+    return Face(
+        box=(width - x2, y1, width - x1, y2),
+        score=face.score,
+        landmarks=landmarks,
+        face_found=face.face_found,
+    )
+
+
+def tta_faces(image: Image.Image, face: Face, method: Tta) -> list[tuple[Image.Image, Face]]:
+    """(image, face) views of a detected face in a photo, so every model still crops with its own geometry.
+
+    ``flip`` mirrors the photo (and the face); ``tencrop`` uses the 4 corner and the centre sub-boxes of the face
+    box (87.5% of its size), in the photo and mirrored.
+    """
+    from PIL import ImageOps
+
+    from ferhub.faces import Face
+
+    if method is None:
+        return [(image, face)]
+    if method not in TTA_METHODS:
+        raise ValueError(f"tta must be None, 'flip' or 'tencrop', got {method!r}")
+    mirrored, mface = ImageOps.mirror(image), mirror_face(face, image.width)
+    if method == "flip":
+        return [(image, face), (mirrored, mface)]
+    views = []
+    for img, f in ((image, face), (mirrored, mface)):
+        for box in _sub_boxes(*f.box, TEN_CROP_FRACTION):
+            views.append((img, Face(box=box, score=f.score, landmarks=f.landmarks, face_found=f.face_found)))
+    return views
+
+
+# ---------------------------------------------------------------------------------------------------------
+# running models over a source
+# ---------------------------------------------------------------------------------------------------------
+def _model_info(spec: Any, model: nn.Module, name: str) -> tuple[dict[str, Any], Path | None]:
+    """``{"id", "revision"}`` of a model, and its local repo folder (``None`` for an in-memory model)."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return {"id": name, "revision": None}, None
+    from ferhub.hub import resolve
+
+    spec_str = os.fspath(spec)
+    folder = resolve(spec_str)
+    revision = None
+    if folder.parent.name == "snapshots":  # a Hub download: the snapshot folder is named by commit
+        revision = folder.name
+    elif "@" in spec_str and not Path(spec_str).exists():
+        revision = spec_str.partition("@")[2]
+    model_id = spec_str.partition("@")[0] if not Path(spec_str).exists() else Path(spec_str).resolve().name
+    return {"id": model_id, "revision": revision}, folder
+
+
+def open_data(data: str | os.PathLike | LabeledSource, split: str | None = None, **kw: Any) -> LabeledSource:
+    """A :class:`LabeledSource` from a source string (see :func:`ferhub.data.open_source`) or as given."""
+    from ferhub.data import LabeledSource, open_source
+
+    if isinstance(data, LabeledSource):
+        if split is not None and data.split not in (None, split):
+            raise EvaluationError(f"the source given is split {data.split!r}, not {split!r}")
+        return data
+    return open_source(str(data), split, **kw)
+
+
+def evaluate(
+    models: str | nn.Module | Sequence[str | nn.Module],
+    data: str | os.PathLike | LabeledSource,
+    *,
+    split: str | None = None,
+    tta: Tta = None,
+    no_face: Literal["fallback", "wrong"] = "fallback",
+    precropped: bool | None = None,
+    device: str | None = None,
+    predictor: Predictor | None = None,
+    cache: FaceCache | None = None,
+    chunk_size: int = 64,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    command: str | None = None,
+    dataset_config: str | None = None,
+    progress: Progress | None = None,
+) -> list[ModelEvaluation]:
+    """Evaluate every model on a labelled source; one :class:`ModelEvaluation` per model, in order.
+
+    Args:
+        models: model ids/paths (``ferhub.hub.load`` forms) or loaded models with ``.config``.
+        data: a source string for :func:`ferhub.data.open_source` or an open :class:`LabeledSource`.
+        split: train/val/test (or the source's own spelling).
+        tta: ``None``, ``"flip"`` or ``"tencrop"``: probabilities averaged over the views.
+        no_face: an image where the detector finds no face is classified whole (``"fallback"``, seed 004) or
+            counted wrong (``"wrong"``).
+        precropped: the images are already face crops (no detection); default: the source says so (FER2013).
+        predictor: reuse a loaded :class:`Predictor` (then ``models`` only names the results; pass its specs).
+        cache: face detections cache; default the persistent one under ``$FERHUB_CACHE``.
+        progress: ``progress(done, total, message)`` after each chunk of images.
+    """
+    from ferhub import __version__
+    from ferhub.predict import Predictor
+
+    if tta not in (None, *TTA_METHODS):
+        raise ValueError(f"tta must be None, 'flip' or 'tencrop', got {tta!r}")
+    if no_face not in ("fallback", "wrong"):
+        raise ValueError(f"no_face must be 'fallback' or 'wrong', got {no_face!r}")
+    specs = [models] if isinstance(models, (str, os.PathLike)) or hasattr(models, "config") else list(models)
+    if not specs:
+        raise EvaluationError("evaluate needs at least one model")
+    source = open_data(data, split, **({"precropped": precropped} if precropped is not None else {}))
+    if len(source) == 0:
+        raise EvaluationError(f"{source.name}: no images to evaluate (split {source.split!r})")
+    crops_only = source.precropped if precropped is None else precropped
+    pred = predictor or Predictor(
+        [os.fspath(s) if isinstance(s, os.PathLike) else s for s in specs], device=device
+    )
+    if len(pred.models) != len(specs):
+        raise EvaluationError(f"the predictor holds {len(pred.models)} models but {len(specs)} were named")
+
+    n = len(source)
+    probs = [np.zeros((n, m.config.num_classes), dtype=np.float32) for m in pred.models]
+    missing = np.zeros(n, dtype=bool)
+    boxes: list[list[float] | None] = [None] * n
+    if not crops_only and cache is None:
+        from ferhub.data import FaceCache
+
+        cache = FaceCache(pred.detector)
+    from ferhub.faces import whole_image_face
+
+    for start in range(0, n, chunk_size):
+        idx = list(range(start, min(start + chunk_size, n)))
+        images = [source.image(i) for i in idx]
+        if crops_only:
+            views = [tta_crops(im, tta) for im in images]
+            flat = [v for vs in views for v in vs]
+            out = pred.classify_crops(flat)
+            per = len(views[0])
+            for m, p in enumerate(out):
+                probs[m][idx] = p.reshape(len(idx), per, -1).mean(axis=1)
+        else:
+            faces = cache.get_many(images)
+            for i, image, face in zip(idx, images, faces):
+                if face is None:
+                    missing[i] = True
+                    if no_face == "wrong":
+                        continue
+                    face = whole_image_face(image)
+                else:
+                    boxes[i] = [float(v) for v in face.box]
+                views = tta_faces(image, face, tta)
+                out = _classify_views(pred, views)
+                for m, p in enumerate(out):
+                    probs[m][i] = p.mean(axis=0)
+        if progress is not None:
+            progress(idx[-1] + 1, n, f"{source.name}: {idx[-1] + 1}/{n} images")
+
+    dataset = {
+        "id": source.name,
+        "config": dataset_config or "default",
+        "split": source.split or "all",
+        "name": source.name,
+    }
+    key = result_key(dataset["id"], dataset["config"], dataset["split"])
+    date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    paths = [source.path_of(i) for i in range(n)]
+    runs = []
+    for spec, model, name, p in zip(specs, pred.models, pred.names, probs):
+        summary = metrics.summarize(
+            source.targets,
+            p,
+            data_labels=source.labels,
+            model_labels=model.config.labels,
+            no_face=missing,
+            no_face_policy=no_face,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        if crops_only:
+            summary["no_face"]["policy"] = "precropped"
+        model_info, folder = _model_info(spec, model, name)
+        entry = {
+            "dataset": dataset,
+            "model": model_info,
+            **summary,
+            "tta": tta is not None,
+            "tta_method": tta,
+            "num_images": n,
+            "ferhub_version": __version__,
+            "date": date,
+            "command": command or _default_command(),
+        }
+        space = metrics.LabelSpace.build(source.labels, model.config.labels)
+        scored = ~missing if no_face == "wrong" else np.ones(n, dtype=bool)
+        y_pred = np.full(n, -1, dtype=np.int64)
+        y_pred[scored] = space.model_index[p[scored].argmax(axis=1)]
+        confidence = np.where(scored, p.max(axis=1), 0.0)
+        predictions = ImagePredictions(
+            labels=list(space.labels),
+            model_labels=list(model.config.labels),
+            y_true=space.data_index[source.targets].tolist(),
+            y_pred=y_pred.tolist(),
+            confidence=[float(c) for c in confidence],
+            face_found=(~missing).tolist(),
+            probabilities=p,
+            boxes=None if crops_only else boxes,
+            paths=paths,
+            model=name,
+            key=key,
+        )
+        runs.append(ModelEvaluation(name, key, entry, predictions, folder, spec))
+    return runs
+
+
+def _classify_views(pred: Predictor, views: list[tuple[Image.Image, Face]]) -> list[np.ndarray]:
+    """Probabilities of each (image, face) view, one ``(V, K)`` array per model; faces of one image share a call."""
+    groups: dict[int, list[int]] = {}
+    for v, (image, _) in enumerate(views):
+        groups.setdefault(id(image), []).append(v)
+    out: list[np.ndarray] | None = None
+    for members in groups.values():
+        image = views[members[0]][0]
+        got = pred.classify_faces(image, [views[v][1] for v in members])
+        if out is None:
+            out = [np.zeros((len(views), g.shape[1]), dtype=np.float32) for g in got]
+        for m, g in enumerate(got):
+            out[m][members] = g
+    assert out is not None
+    return out
+
+
+def _default_command() -> str:
+    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
+    return " ".join(argv) or "ferhub.evaluation.evaluate(...)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# eval_results.json: merge, write, push
+# ---------------------------------------------------------------------------------------------------------
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: readers see the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp makes the file private (0600); keep the old file's mode, or the usual 0644 for a new one
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_results(folder: str | os.PathLike) -> dict[str, Any]:
+    """The folder's ``eval_results.json`` (an empty one when it has none); a corrupt or newer file raises.
+
+    Reading goes through :func:`ferhub.hub.read_eval_results`, the one reader of this file.
+    """
+    from ferhub.hub import read_eval_results
+
+    data = read_eval_results(folder)
+    return data if data is not None else {"format_version": FORMAT_VERSION, "results": {}}
+
+
+def merge_results(existing: Mapping[str, Any], entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``existing`` with ``entries`` added: other keys are kept, a key already present is replaced."""
+    results = dict(existing.get("results", {}))
+    for key, entry in entries.items():
+        results[key] = _jsonable(entry)
+    return {"format_version": FORMAT_VERSION, "results": results}
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types; NaN or infinity would be a bug upstream, so it is refused rather than written."""
+    text = json.dumps(
+        value, allow_nan=False, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)
+    )
+    return json.loads(text)
+
+
+def write_results(
+    folder: str | os.PathLike, entries: Mapping[str, Mapping[str, Any]], *, render_card: bool = True
+) -> Path:
+    """Merge ``{key: entry}`` into ``folder/eval_results.json`` atomically and re-render the model card.
+
+    A corrupt or unknown-version file already there raises :class:`ferhub.hub.EvalResultsError` and is left
+    untouched. The card (``README.md``, with its ``model-index``) is re-rendered when the folder is a model
+    repo (has ``config.json``) and ``render_card`` is true.
+    """
+    from ferhub import hub
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    merged = merge_results(read_results(folder), entries)
+    path = folder / EVAL_RESULTS_NAME
+    _atomic_write_text(path, json.dumps(merged, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    hub.read_eval_results(folder)  # what was written must read back: the one reader validates it
+    if render_card and (folder / "config.json").is_file():
+        hub.render_card(folder)
+    return path
+
+
+def push_results(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str = "Update evaluation results",
+) -> str:
+    """Upload ``eval_results.json`` and ``README.md`` of a repo folder to ``repo_id`` in one commit; returns its URL."""
+    import huggingface_hub
+
+    folder = Path(folder)
+    files = [EVAL_RESULTS_NAME, "README.md"]
+    for name in files:
+        if not (folder / name).is_file():
+            raise EvaluationError(f"{folder / name} is missing; run ferhub evaluate on this model first")
+    operations = [
+        huggingface_hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
+        for name in files
+    ]
+    info = huggingface_hub.HfApi(token=token).create_commit(
+        repo_id=repo_id,
+        operations=operations,
+        commit_message=commit_message,
+        repo_type="model",
+        revision=revision,
+    )
+    return str(info.commit_url)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a model id (``org/name@rev`` -> ``org--name@rev``)."""
+    return re.sub(r"[^\w.@-]+", "--", name).strip("-") or "model"
+
+
+def results_folder(run: ModelEvaluation, out: str | os.PathLike) -> Path:
+    """Where a run's results go: the model's own folder when it was given as a local path, else a copy.
+
+    Bundled models and Hub downloads are not written in place (package data and the Hub cache are not the
+    user's repo): their repo files are copied to ``out/<slug>/`` and the results merged there, ready to push.
+    """
+    from ferhub.hub import REPO_FILES
+
+    spec = run.spec
+    if run.folder is not None and isinstance(spec, (str, os.PathLike)) and Path(os.fspath(spec)).is_dir():
+        return run.folder
+    target = Path(out) / slug(run.name)
+    target.mkdir(parents=True, exist_ok=True)
+    if run.folder is not None and not (target / "config.json").is_file():
+        for name in REPO_FILES:
+            if (run.folder / name).is_file():
+                shutil.copy2(run.folder / name, target / name)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------------------
+# unlabelled photos: agreement between models
+# ---------------------------------------------------------------------------------------------------------
+def compare_on_images(predictor: Predictor, images: Sequence[Any]) -> dict[str, Any]:
+    """Agreement and Cohen's kappa between the predictor's models on every face found in unlabelled images.
+
+    Predictions are compared by canonical label name. Returns ``compare.compare_predictions``'s dict plus
+    ``labels`` (the label order used) and ``num_faces``.
+    """
+    from ferhub.compare import common_labels, compare_predictions, labels_to_indices
+
+    results = predictor.predict(list(images))
+    labels = common_labels([m.config.labels for m in predictor.models])
+    per_model: list[list[str]] = [[] for _ in predictor.models]
+    for result in results:
+        for face in result.faces:
+            for m, p in enumerate(face.predictions):
+                per_model[m].append(p.label)
+    if not per_model[0]:
+        raise EvaluationError("no face was found in the images given, so there is nothing to compare")
+    out = compare_predictions(predictor.names, [labels_to_indices(p, labels) for p in per_model])
+    out["labels"] = labels
+    out["num_faces"] = len(per_model[0])
+    return out
