@@ -548,7 +548,7 @@ _CACHE_LOCK = threading.RLock()
 def _fingerprint(folder: Path) -> tuple:
     # a folder re-saved in place (training checkpoints) must not come back from the cache stale
     return tuple(
-        (name, st.st_mtime_ns, st.st_size)
+        (name, st.st_ino, st.st_mtime_ns, st.st_size)
         for name in (CONFIG_NAME, WEIGHTS_NAME)
         if (st := _stat(folder / name)) is not None
     )

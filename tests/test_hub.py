@@ -1,0 +1,831 @@
+"""The model repo: save/load round trips, strict loading, Hub ids (intercepted), offline failures, push, cards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import ferhub.hub as hub
+from ferhub.config import ModelConfig
+from ferhub.labels import FER7, FER8
+from ferhub.models import create_model
+from ferhub.models._registry import _REGISTRY, ModelEntry
+
+CARD_CONTEXT = {
+    "model_name": "fer-test",
+    "repo_id": "ferhub-test/fer-test",
+    "license": "mit",
+    "license_text": "MIT License\n\nCopyright (c) 2018 Example Author",
+    "base_model": "someone/base-net",
+    "datasets": ["someone/fer-data"],
+    "tags": ["mini-xception"],
+    "recipe": "Adam, lr 1e-3, 30 epochs, flip augmentation.",
+    "training_command": "ferhub train --recipe recipes/mini.py --data someone/fer-data",
+    "provenance": "Converted from an upstream Keras file.",
+    "attribution": "Weights by Example Author.",
+    "upstream_claims": ["Upstream reports 66% accuracy on the FER2013 test set."],
+}
+
+
+def eval_results(labels: tuple[str, ...] = FER7, *, accuracy: float = 0.625) -> dict[str, Any]:
+    k = len(labels)
+    cm = [[(20 if i == j else (i + 2 * j) % 5) for j in range(k)] for i in range(k)]
+    return {
+        "format_version": 1,
+        "results": {
+            "someone/fer-data/default/test": {
+                "dataset": {
+                    "id": "someone/fer-data",
+                    "config": "default",
+                    "split": "test",
+                    "name": "FER data",
+                },
+                "metrics": {"accuracy": accuracy, "mean_class_recall": 0.5, "macro_f1": 0.4875, "nll": 1.25},
+                "labels": list(labels),
+                "confusion_matrix": cm,
+                "per_class": {
+                    lab: {"precision": 0.5, "recall": 0.25 + i / 100, "f1": 0.3, "support": sum(cm[i])}
+                    for i, lab in enumerate(labels)
+                },
+                "tta": False,
+                "num_images": sum(map(sum, cm)),
+            },
+            "folder:lab-photos/all": {
+                "dataset": {"id": "folder:lab-photos", "split": "all"},
+                "metrics": {"accuracy": 0.75, "calibration": {"ece": 0.1}},
+                "tta": True,
+            },
+        },
+    }
+
+
+def trained(name: str, labels: tuple[str, ...] = FER7, seed: int = 0) -> nn.Module:
+    """A registry model whose every weight and buffer differs from a fresh build, so a lost tensor shows."""
+    model = create_model(name, labels)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)  # positive: valid BN running variances
+            else:
+                t.fill_(7)
+    return model.eval()
+
+
+def sample(model: nn.Module, n: int = 3) -> torch.Tensor:
+    c = model.config
+    return torch.randn(n, c.channels, c.input_size, c.input_size, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.clear_cache()
+    monkeypatch.setattr(hub, "_PROBE_CACHE", {})
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path) -> Path:
+    return hub.save(trained("test_tiny"), tmp_path / "tiny", card_context=CARD_CONTEXT)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# save -> load
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["test_tiny", "mini_xception"])
+def test_save_load_round_trip(tmp_path: Path, name: str) -> None:
+    model = trained(name)
+    folder = hub.save(model, tmp_path / "repo", eval_results=eval_results(), card_context=CARD_CONTEXT)
+    assert folder == tmp_path / "repo"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # no temporary folder left behind
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "card.json",
+        "config.json",
+        "eval_results.json",
+        "model.safetensors",
+    ]
+    assert json.loads((folder / "config.json").read_text()) == model.config.to_dict()
+    assert json.loads((folder / "eval_results.json").read_text()) == eval_results()
+    assert json.loads((folder / "card.json").read_text()) == CARD_CONTEXT
+    stored = load_file(folder / "model.safetensors")
+    assert stored.keys() == model.state_dict().keys()
+
+    loaded = hub.load(str(folder))
+    assert not loaded.training
+    assert loaded.config == model.config
+    assert loaded.name_or_path == str(folder) and loaded.repo_path == folder.resolve()
+    x = sample(model)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+        assert not torch.equal(
+            create_model(name).eval()(x), model(x)
+        )  # the weights really came from the file
+
+
+def test_save_without_eval_results_writes_four_files(tmp_path: Path) -> None:
+    folder = hub.save(trained("test_tiny"), tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "card.json",
+        "config.json",
+        "model.safetensors",
+    ]
+    assert json.loads((folder / "card.json").read_text()) == {"model_name": "m"}
+
+
+def test_resave_replaces_repo_files_and_keeps_others(tmp_path: Path) -> None:
+    folder = hub.save(trained("test_tiny", seed=1), tmp_path / "m", eval_results=eval_results())
+    (folder / "train.log").write_text("epoch 1\n")
+    first = hub.load(folder)
+    second_model = trained("test_tiny", seed=2)
+    hub.save(second_model, folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "card.json",
+        "config.json",
+        "model.safetensors",
+        "train.log",
+    ]  # the old eval results described other weights: gone
+    second = hub.load(folder)
+    assert second is not first  # the cache notices the re-save
+    x = sample(second_model)
+    with torch.no_grad():
+        assert torch.equal(second(x), second_model(x))
+    assert hub.load(folder) is second  # and caches the new one
+
+
+def test_crash_before_install_keeps_old_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = trained("test_tiny", seed=1)
+    folder = hub.save(old, tmp_path / "m")
+
+    def boom(folder: Path) -> str:
+        raise RuntimeError("simulated crash while rendering")
+
+    monkeypatch.setattr(hub, "render_card", boom)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        hub.save(trained("test_tiny", seed=2), folder)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        hub.save(trained("test_tiny", seed=2), tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no half-written folder, no temp folder
+    x = sample(old)
+    with torch.no_grad():
+        assert torch.equal(hub.load(folder)(x), old(x))
+
+
+def test_crash_while_installing_leaves_a_folder_that_does_not_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = hub.save(trained("test_tiny", seed=1), tmp_path / "m")
+    real_replace = os.replace
+    calls = []
+
+    def flaky_replace(src: Any, dst: Any) -> None:
+        if Path(dst).parent == folder:  # a move into the repo (not a write inside the temporary folder)
+            calls.append(Path(dst).name)
+            if len(calls) == 2:  # after the new weights went in, before config.json is back
+                raise OSError("simulated crash while moving files")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(hub.os, "replace", flaky_replace)
+    with pytest.raises(OSError, match="simulated crash"):
+        hub.save(trained("test_tiny", seed=2), folder)
+    monkeypatch.setattr(hub.os, "replace", real_replace)
+    assert calls[0] == "model.safetensors"
+    with pytest.raises(hub.ModelLoadError, match=r"config\.json not found"):
+        hub.load(folder)
+
+
+def test_tied_weights_are_stored_once_and_restored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tied(nn.Module):
+        def __init__(self, num_classes: int = 7) -> None:
+            super().__init__()
+            self.embed = nn.Linear(4, 4, bias=False)
+            self.head = nn.Linear(4, 4, bias=False)
+            self.head.weight = self.embed.weight  # tied
+            self.out = nn.Linear(4, num_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.head(self.embed(x.flatten(1)[:, :4])))
+
+    monkeypatch.setitem(_REGISTRY, "test_hub_tied", ModelEntry("test_hub_tied", Tied, {"input_size": 8}))
+    model = trained("test_hub_tied")
+    folder = hub.save(model, tmp_path / "tied")
+    assert sorted(load_file(folder / "model.safetensors")) == ["embed.weight", "out.bias", "out.weight"]
+    loaded = hub.load(folder)
+    assert loaded.head.weight is loaded.embed.weight
+    x = sample(model)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_ensemble_has_no_weights_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    member_folder = hub.save(trained("test_tiny"), tmp_path / "member")
+
+    class Ensemble(nn.Module):
+        def __init__(self, num_classes: int = 7, members: tuple[str, ...] = ()) -> None:
+            super().__init__()
+            self.members = nn.ModuleList(hub.load(m) for m in members)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([m(x) for m in self.members]).mean(0)
+
+    monkeypatch.setitem(_REGISTRY, "ensemble", ModelEntry("ensemble", Ensemble, {"input_size": 16}))
+    model = create_model("ensemble", members=[str(member_folder)])
+    folder = hub.save(model, tmp_path / "ens")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "card.json", "config.json"]
+    loaded = hub.load(folder)
+    x = sample(model)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), hub.load(member_folder)(x))
+    assert "none of its own" in (folder / "README.md").read_text()
+
+
+def test_save_refuses_a_model_without_config(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"model\.config"):
+        hub.save(nn.Linear(2, 2), tmp_path / "m")
+    with pytest.raises(ValueError, match=r"unknown card_context keys \['licence'\]"):
+        hub.save(trained("test_tiny"), tmp_path / "m", card_context={"licence": "mit"})
+    assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# strict loading
+# ---------------------------------------------------------------------------------------------------------
+def rewrite_weights(folder: Path, edit: Any) -> None:
+    tensors = load_file(folder / "model.safetensors")
+    edit(tensors)
+    save_file(tensors, str(folder / "model.safetensors"))
+
+
+def edit_config(folder: Path, **changes: Any) -> None:
+    data = json.loads((folder / "config.json").read_text())
+    data.update(changes)
+    (folder / "config.json").write_text(json.dumps(data))
+
+
+def test_missing_weight_is_named(tiny_repo: Path) -> None:
+    rewrite_weights(tiny_repo, lambda t: t.pop("classifier.weight"))
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load(tiny_repo)
+    msg = str(e.value)
+    assert "model.safetensors" in msg and "missing weights: classifier.weight" in msg
+    assert "'test_tiny'" in msg and "ferhub.hub.save" in msg
+
+
+def test_unexpected_weight_is_named(tiny_repo: Path) -> None:
+    rewrite_weights(tiny_repo, lambda t: t.update({"extra.weight": torch.zeros(2)}))
+    with pytest.raises(hub.ModelLoadError, match=r"unexpected weights: extra\.weight"):
+        hub.load(tiny_repo)
+
+
+def test_wrong_shape_is_named(tiny_repo: Path) -> None:
+    edit_config(tiny_repo, labels=list(FER8))  # config says 8 classes, weights have 7
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load(tiny_repo)
+    msg = str(e.value)
+    assert "wrong shapes (file vs model): classifier.bias (7,) vs (8,)" in msg
+    assert "8 labels" in msg and "config.json" in msg
+
+
+def test_unknown_architecture(tiny_repo: Path) -> None:
+    edit_config(tiny_repo, architecture="no_such_net")
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load(tiny_repo)
+    msg = str(e.value)
+    assert "config.json" in msg and "unknown architecture 'no_such_net'" in msg
+    assert "mini_xception" in msg and "register" in msg
+
+
+def test_bad_model_args(tiny_repo: Path) -> None:
+    edit_config(tiny_repo, model_args={"depth": 3})
+    with pytest.raises(hub.ModelLoadError, match=r"config\.json.*model_args must be keyword arguments"):
+        hub.load(tiny_repo)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"architecture": "test_tiny"}', r"missing required keys \['labels'\]"),
+        ('{"architecture": "test_tiny", "labels": ["happy"], "channels": 2}', "channels must be 1"),
+        ('{"architecture": "test_tiny", "labels": ["joyish"]}', "joyish"),
+    ],
+)
+def test_bad_config(tiny_repo: Path, content: str, expected: str) -> None:
+    (tiny_repo / "config.json").write_text(content)
+    with pytest.raises(hub.ModelLoadError, match=expected) as e:
+        hub.load(tiny_repo)
+    assert str(tiny_repo / "config.json") in str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_safetensors(tiny_repo: Path, damage: str) -> None:
+    path = tiny_repo / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(b"this is not a safetensors file" if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load(tiny_repo)
+    assert f"{path} is not a readable safetensors file" in str(e.value)
+    assert "re-save" in str(e.value)
+
+
+def test_pickle_checkpoint_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = trained("test_tiny")
+    folder = tmp_path / "foreign"
+    folder.mkdir()
+    model.config.save(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+
+    def no_unpickling(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("load() must never unpickle")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load(folder)
+    msg = str(e.value)
+    assert "model.safetensors not found" in msg and "pytorch_model.bin" in msg
+    assert "import_torch_checkpoint" in msg
+    with pytest.raises(hub.ModelLoadError, match="import_torch_checkpoint"):
+        hub.load(folder / "pytorch_model.bin")
+
+
+def test_import_torch_checkpoint(tmp_path: Path) -> None:
+    model = trained("test_tiny")
+    wrapped = {"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}, "epoch": 3}
+    torch.save(wrapped, tmp_path / "ckpt.pth")
+    imported = hub.import_torch_checkpoint(tmp_path / "ckpt.pth", model.config)
+    x = sample(model)
+    with torch.no_grad():
+        assert torch.equal(imported(x), model(x))
+    folder = hub.save(imported, tmp_path / "converted")
+    assert "model.safetensors" in {p.name for p in folder.iterdir()}
+
+    torch.save({"weights": model.state_dict(), "obj": Path("x")}, tmp_path / "evil.pt")
+    with pytest.raises(hub.ModelLoadError, match="not a plain state dict of tensors"):
+        hub.import_torch_checkpoint(tmp_path / "evil.pt", model.config)
+    torch.save({k: v for k, v in model.state_dict().items() if k != "classifier.bias"}, tmp_path / "part.pt")
+    with pytest.raises(hub.ModelLoadError, match=r"missing weights: classifier\.bias"):
+        hub.import_torch_checkpoint(tmp_path / "part.pt", model.config)
+
+
+def test_unknown_reference_messages(tmp_path: Path) -> None:
+    with pytest.raises(hub.ModelLoadError, match=r"model folder \./nowhere does not exist"):
+        hub.load("./nowhere")
+    with pytest.raises(hub.ModelLoadError, match=r"not a model folder, a bundled model .*'org/name'"):
+        hub.load("no-such-bundled-model")
+    with pytest.raises(hub.ModelLoadError, match="names revision 'v1' but revision='v2'"):
+        hub.load("org/name@v1", revision="v2")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bundled models
+# ---------------------------------------------------------------------------------------------------------
+def test_bundled_names_resolve_without_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_repo: Path
+) -> None:
+    bundled = tmp_path / "bundled"
+    shutil.copytree(tiny_repo, bundled / "fer-tiny")
+    (bundled / "not-a-model").mkdir()
+    monkeypatch.setattr(hub, "BUNDLED_DIR", bundled)
+
+    def no_hub(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a bundled model must not touch the Hub")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", no_hub)
+    assert hub.list_bundled() == ["ferhub/fer-tiny"]
+    assert hub.resolve("fer-tiny") == hub.resolve("ferhub/fer-tiny") == bundled / "fer-tiny"
+    assert hub.load("ferhub/fer-tiny").config.architecture == "test_tiny"
+    assert hub.load("fer-tiny") is hub.load("ferhub/fer-tiny")  # one folder, one cached model
+
+
+def test_default_model_is_a_hub_style_id() -> None:
+    assert hub.DEFAULT_MODEL == "ferhub/fer-mini-xception"
+    assert Path(hub.__file__).parent / "bundled" == hub.BUNDLED_DIR
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hub ids
+# ---------------------------------------------------------------------------------------------------------
+class FakeSnapshot:
+    """Stands in for huggingface_hub.snapshot_download: records each call, returns a prepared folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.calls: list[tuple[tuple, dict]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        self.calls.append((args, kwargs))
+        return str(self.folder)
+
+
+def expected_snapshot_call(repo_id: str, revision: str | None, local_only: bool) -> tuple[tuple, dict]:
+    from ferhub import __version__
+
+    return (
+        (repo_id,),
+        {
+            "revision": revision,
+            "allow_patterns": [
+                "config.json",
+                "model.safetensors",
+                "README.md",
+                "card.json",
+                "eval_results.json",
+            ],
+            "local_files_only": local_only,
+            "library_name": "ferhub",
+            "library_version": __version__,
+        },
+    )
+
+
+def test_hub_id_offline_goes_to_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    model = trained("test_tiny")
+    folder = hub.save(model, tmp_path / "snapshot")
+    fake = FakeSnapshot(folder)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake)
+    loaded = hub.load("org/name")
+    v2 = hub.load("org/name@v2")
+    assert hub.load("org/name", revision="v2") is v2  # cached per (id, revision, device)
+    assert hub.load("org/name") is loaded
+    assert fake.calls == [
+        expected_snapshot_call("org/name", None, True),
+        expected_snapshot_call("org/name", "v2", True),
+    ]
+    assert loaded.name_or_path == "org/name" and v2.name_or_path == "org/name@v2"
+    x = sample(model)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_hub_id_online_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import huggingface_hub.constants as constants
+
+    folder = hub.save(trained("test_tiny"), tmp_path / "snapshot")
+    fake = FakeSnapshot(folder)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    probed = []
+    monkeypatch.setattr(hub, "_hub_unreachable", lambda endpoint: probed.append(endpoint))  # reachable
+    hub.load("org/name@main")
+    assert probed == [constants.ENDPOINT]
+    assert fake.calls == [expected_snapshot_call("org/name", "main", False)]
+
+
+def test_uncached_id_offline_fails_fast_with_a_fix() -> None:
+    start = time.perf_counter()
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load("org/not-cached")
+    assert time.perf_counter() - start < 5  # no retries (huggingface_hub alone takes ~23 s when unreachable)
+    msg = str(e.value)
+    assert "'org/not-cached' is not in the local cache" in msg and "HF_HUB_OFFLINE=1" in msg
+    assert "unset HF_HUB_OFFLINE" in msg and "hf download org/not-cached --local-dir DIR" in msg
+
+
+def test_unreachable_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    start = time.perf_counter()
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load("org/not-cached@v1")
+    assert time.perf_counter() - start < 5
+    msg = str(e.value)
+    assert "the Hub is unreachable: 127.0.0.1:9 unreachable" in msg and "load it once to cache it" in msg
+
+
+def test_hanging_network_is_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as constants
+
+    release = threading.Event()
+
+    def hang(*args: Any, **kwargs: Any) -> None:  # a resolver or firewall that never answers
+        release.wait(30)
+        raise OSError("released")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub.socket, "create_connection", hang)
+    try:
+        start = time.perf_counter()
+        with pytest.raises(hub.ModelLoadError, match=r"no answer within 1 s"):
+            hub.load("org/not-cached")
+        assert time.perf_counter() - start < 5
+    finally:
+        release.set()
+
+
+def write_hf_cache(cache: Path, repo_id: str, folder: Path, refs: dict[str, str]) -> Path:
+    """Lay ``folder`` out exactly as huggingface_hub caches a download: blobs, snapshot symlinks, refs, tree."""
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    root = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = root / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (root / "blobs").mkdir()
+    files = {}
+    for p in sorted(folder.iterdir()):
+        data = p.read_bytes()
+        blob = hashlib.sha256(data).hexdigest()
+        (root / "blobs" / blob).write_bytes(data)
+        (snapshot / p.name).symlink_to(Path("..", "..", "blobs", blob))
+        files[p.name] = {"size": len(data), "blob_id": hashlib.sha1(data).hexdigest()}
+    (root / "refs").mkdir()
+    for ref in refs:
+        (root / "refs" / ref).write_text(commit)
+    (root / "trees").mkdir()
+    (root / "trees" / f"{commit}.json").write_text(json.dumps({"format_version": 1, "files": files}))
+    return snapshot
+
+
+def test_repo_in_the_real_hf_cache_loads_offline(tmp_path: Path, isolated_hf: Path) -> None:
+    import huggingface_hub
+
+    model = trained("test_tiny")
+    folder = hub.save(model, tmp_path / "m", eval_results=eval_results())
+    snapshot = write_hf_cache(isolated_hf / "hub", "org/cached", folder, {"main": "", "v1": ""})
+    info = huggingface_hub.scan_cache_dir(isolated_hf / "hub")  # huggingface_hub accepts the layout
+    (repo,) = info.repos
+    assert repo.repo_id == "org/cached" and set(repo.refs) == {"main", "v1"}
+    x = sample(model)
+    for ref in ("org/cached", "org/cached@v1", f"org/cached@{snapshot.name}"):
+        start = time.perf_counter()
+        loaded = hub.load(ref)
+        assert time.perf_counter() - start < 5
+        assert loaded.repo_path == snapshot
+        with torch.no_grad():
+            assert torch.equal(loaded(x), model(x))
+    assert hub.read_eval_results(snapshot) == eval_results()
+
+
+def test_incomplete_cached_snapshot_is_reported(tmp_path: Path, isolated_hf: Path) -> None:
+    folder = hub.save(trained("test_tiny"), tmp_path / "m")
+    snapshot = write_hf_cache(isolated_hf / "hub", "org/partial", folder, {"main": ""})
+    (snapshot / "model.safetensors").unlink()  # an interrupted download
+    with pytest.raises(hub.ModelLoadError, match="not in the local cache"):
+        hub.load("org/partial")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# push
+# ---------------------------------------------------------------------------------------------------------
+class HubRecorder:
+    """Replaces the HfApi methods push uses; records (method, token, args, kwargs) and the files committed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from huggingface_hub import HfApi
+        from huggingface_hub.utils import filter_repo_objects
+        from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
+
+        self.calls: list[tuple[str, Any, tuple, dict]] = []
+        self.committed: list[set[str]] = []
+        recorder = self
+
+        def create_repo(self: HfApi, *args: Any, **kwargs: Any) -> str:
+            recorder.calls.append(("create_repo", self.token, args, kwargs))
+            return f"https://huggingface.co/{args[0]}"
+
+        def create_branch(self: HfApi, *args: Any, **kwargs: Any) -> None:
+            recorder.calls.append(("create_branch", self.token, args, kwargs))
+
+        def upload_folder(self: HfApi, *args: Any, **kwargs: Any) -> Any:
+            recorder.calls.append(("upload_folder", self.token, args, kwargs))
+            # the files huggingface_hub would put in the commit, selected by its own pattern filter
+            root = Path(kwargs["folder_path"])
+            paths = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+            chosen = filter_repo_objects(
+                paths, allow_patterns=kwargs["allow_patterns"], ignore_patterns=DEFAULT_IGNORE_PATTERNS
+            )
+            recorder.committed.append(set(chosen))
+            return type("CommitInfo", (), {"commit_url": "https://huggingface.co/org/name/commit/abc123"})()
+
+        for name, fn in [
+            ("create_repo", create_repo),
+            ("create_branch", create_branch),
+            ("upload_folder", upload_folder),
+        ]:
+            monkeypatch.setattr(HfApi, name, fn)
+
+
+def test_push_one_commit_of_exactly_the_repo_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = hub.save(
+        trained("test_tiny"), tmp_path / "m", eval_results=eval_results(), card_context=CARD_CONTEXT
+    )
+    (folder / "train.log").write_text("not for the Hub")
+    torch.save({}, folder / "last.pt")
+    rec = HubRecorder(monkeypatch)
+    url = hub.push(
+        folder, "org/name", token="hf_test", private=True, revision="v1", commit_message="First model"
+    )
+    assert url == "https://huggingface.co/org/name/commit/abc123"
+    assert [(c[0], c[1], c[2]) for c in rec.calls] == [
+        ("create_repo", "hf_test", ("org/name",)),
+        ("create_branch", "hf_test", ("org/name",)),
+        ("upload_folder", "hf_test", ()),
+    ]
+    assert rec.calls[0][3] == {"repo_type": "model", "private": True, "exist_ok": True}
+    assert rec.calls[1][3] == {"branch": "v1", "repo_type": "model", "exist_ok": True}
+    files = ["config.json", "model.safetensors", "README.md", "card.json", "eval_results.json"]
+    assert rec.calls[2][3] == {
+        "repo_id": "org/name",
+        "repo_type": "model",
+        "folder_path": str(folder),
+        "revision": "v1",
+        "commit_message": "First model",
+        "allow_patterns": files,
+        "delete_patterns": [],
+    }
+    assert rec.committed == [set(files)]
+
+
+def test_push_to_main_deletes_stale_repo_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = hub.save(trained("test_tiny"), tmp_path / "m")
+    rec = HubRecorder(monkeypatch)
+    hub.push(folder, "org/name")
+    assert [c[0] for c in rec.calls] == ["create_repo", "upload_folder"]
+    assert rec.calls[0][1] is None and rec.calls[0][3]["private"] is False
+    assert rec.calls[1][3]["revision"] is None
+    assert rec.calls[1][3]["delete_patterns"] == ["eval_results.json"]
+    assert rec.committed == [{"config.json", "model.safetensors", "README.md", "card.json"}]
+
+
+def test_push_verifies_the_folder_first(tiny_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = HubRecorder(monkeypatch)
+    rewrite_weights(tiny_repo, lambda t: t.pop("classifier.bias"))
+    with pytest.raises(hub.ModelLoadError, match="missing weights"):
+        hub.push(tiny_repo, "org/name")
+    (tiny_repo / "model.safetensors").unlink()
+    (tiny_repo / "config.json").unlink()
+    with pytest.raises(hub.ModelLoadError, match="not a ferhub model repo"):
+        hub.push(tiny_repo, "org/name")
+    with pytest.raises(ValueError, match="'org/name'"):
+        hub.push(tiny_repo, "just-a-name")
+    assert rec.calls == []
+
+
+def test_push_requires_a_card(tiny_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = HubRecorder(monkeypatch)
+    (tiny_repo / "README.md").unlink()
+    with pytest.raises(
+        hub.ModelLoadError, match=r"README\.md is missing; write it with ferhub\.hub\.render_card"
+    ):
+        hub.push(tiny_repo, "org/name")
+    assert rec.calls == []
+
+
+def test_push_command(
+    tiny_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from ferhub.cli import main
+
+    rec = HubRecorder(monkeypatch)
+    args = [str(tiny_repo), "org/name", "--private", "--revision", "dev", "--message", "Retrained"]
+    assert main(["push", *args]) == 0
+    assert capsys.readouterr().out.strip() == "https://huggingface.co/org/name/commit/abc123"
+    assert [c[0] for c in rec.calls] == ["create_repo", "create_branch", "upload_folder"]
+    assert rec.calls[0][3]["private"] is True
+    assert rec.calls[2][3]["revision"] == "dev" and rec.calls[2][3]["commit_message"] == "Retrained"
+
+    (tiny_repo / "config.json").write_text("{broken")
+    assert main(["push", str(tiny_repo), "org/name"]) == 1
+    assert "not valid JSON" in capsys.readouterr().err
+    assert len(rec.calls) == 3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# model card and eval_results.json
+# ---------------------------------------------------------------------------------------------------------
+def model_index_entries(readme: Path) -> tuple[str, list[tuple]]:
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    card = ModelCard.load(readme)
+    name, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    return name, [
+        (r.dataset_type, r.dataset_config, r.dataset_split, r.metric_type, r.metric_name, r.metric_value)
+        for r in results
+    ]
+
+
+def test_card_front_matter_and_model_index(tmp_path: Path) -> None:
+    from huggingface_hub import metadata_load
+
+    folder = hub.save(
+        trained("test_tiny"), tmp_path / "m", eval_results=eval_results(), card_context=CARD_CONTEXT
+    )
+    meta = metadata_load(folder / "README.md")
+    assert meta["library_name"] == "ferhub"
+    assert meta["pipeline_tag"] == "image-classification"
+    assert meta["license"] == "mit"
+    assert meta["base_model"] == "someone/base-net"
+    assert meta["datasets"] == ["someone/fer-data"]
+    assert meta["tags"] == [
+        "ferhub",
+        "facial-expression-recognition",
+        "pytorch",
+        "test_tiny",
+        "mini-xception",
+    ]
+    name, entries = model_index_entries(folder / "README.md")
+    assert name == "fer-test"
+    data = "someone/fer-data", "default", "test"
+    assert entries == [
+        (*data, "accuracy", "Accuracy", 0.625),
+        (*data, "recall", "Mean class recall", 0.5),
+        (*data, "f1", "Macro F1", 0.4875),
+        (*data, "nll", "Negative log-likelihood", 1.25),
+        ("folder:lab-photos", None, "all", "accuracy", "Accuracy (TTA)", 0.75),  # nested values are skipped
+    ]
+
+
+def test_card_prose(tmp_path: Path) -> None:
+    folder = hub.save(
+        trained("test_tiny"), tmp_path / "m", eval_results=eval_results(), card_context=CARD_CONTEXT
+    )
+    text = (folder / "README.md").read_text()
+    for expected in [
+        "# fer-test",
+        'ferhub.Predictor("ferhub-test/fer-test")',
+        "## Intended use",
+        "| 2 | fear |",  # labels in output order, from config.json
+        "Resize the crop to 16×16 (bilinear) and convert it to grayscale",
+        "subtract mean [0.5] and divide by std [0.5]",
+        "margin of 10% of the box",
+        "Adam, lr 1e-3, 30 epochs",
+        "ferhub train --recipe recipes/mini.py --data someone/fer-data",
+        "### FER data (default, split test)",
+        "| Accuracy | 62.50% |",
+        "| fear | 50.00% | 27.00% | 30.00% | 35 |",  # per-class row
+        "| **angry** | 20 | 2 | 4 | 1 | 3 | 0 | 2 |",  # confusion matrix counts
+        "Most frequent confusions: *disgust* taken for *sad*: 12.9% (4 of 31); *neutral* taken for *sad*",
+        "with test-time augmentation",
+        "Claims made upstream (not measured by ferhub)",
+        "Upstream reports 66% accuracy on the FER2013 test set.",
+        "## Limitations and bias",
+        "Converted from an upstream Keras file.",
+        "Weights by Example Author.",
+        "Copyright (c) 2018 Example Author",
+    ]:
+        assert expected in text, expected
+
+
+def test_card_rerenders_from_the_folder_alone(tmp_path: Path) -> None:
+    folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context=CARD_CONTEXT)
+    text = (folder / "README.md").read_text()
+    assert "No evaluation has been recorded" in text and "model-index" not in text
+    (folder / "eval_results.json").write_text(json.dumps(eval_results(accuracy=0.7)))  # the evaluator's write
+    assert hub.render_card(folder) == (folder / "README.md").read_text()
+    _, entries = model_index_entries(folder / "README.md")
+    assert entries[0][-1] == 0.7
+    assert "Upstream reports 66%" in (folder / "README.md").read_text()  # prose context kept in card.json
+
+
+def test_read_eval_results(tmp_path: Path) -> None:
+    assert hub.read_eval_results(tmp_path) is None
+    path = tmp_path / "eval_results.json"
+    path.write_text(json.dumps(eval_results()))
+    assert hub.read_eval_results(tmp_path) == eval_results()
+
+    def error_for(data: Any) -> str:
+        path.write_text(data if isinstance(data, str) else json.dumps(data))
+        with pytest.raises(hub.EvalResultsError) as e:
+            hub.read_eval_results(tmp_path)
+        assert str(path) in str(e.value)
+        return str(e.value)
+
+    assert "not valid JSON" in error_for("{")
+    assert "newer than this ferhub reads (1); upgrade ferhub" in error_for(
+        {"format_version": 2, "results": {}}
+    )
+    assert "format_version must be 1, got None" in error_for({"results": {}})
+    bad = eval_results()
+    del bad["results"]["someone/fer-data/default/test"]["dataset"]["id"]
+    assert "dataset must be an object with a non-empty 'id'" in error_for(bad)
+    bad = eval_results()
+    bad["results"]["someone/fer-data/default/test"]["confusion_matrix"].pop()
+    assert "confusion_matrix must be a 7x7 list of counts" in error_for(bad)
+    with pytest.raises(hub.EvalResultsError, match="format_version"):
+        hub.save(trained("test_tiny"), tmp_path / "m", eval_results={"results": {}})
+
+
+def test_card_context_types_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"card_context\['datasets'\] must be a string or a list of strings"):
+        hub.save(trained("test_tiny"), tmp_path / "m", card_context={"datasets": [1]})
+    with pytest.raises(ValueError, match=r"card_context\['recipe'\] must be a string"):
+        hub.save(trained("test_tiny"), tmp_path / "m", card_context={"recipe": {"lr": 1}})
+
+
+def test_model_config_round_trips_through_repo(tiny_repo: Path) -> None:
+    assert ModelConfig.load(tiny_repo) == hub.load(tiny_repo).config
