@@ -29,3 +29,22 @@ def isolated_hf(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     monkeypatch.setattr(c, "HF_TOKEN_PATH", str(home / "token"), raising=False)
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True, raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+    """scikit-image's astronaut photo (public domain, NASA): one face."""
+    from PIL import Image
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def grace_hopper():
+    """matplotlib's Grace Hopper photo (public domain, US Navy): one face."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return Image.open(f).convert("RGB")

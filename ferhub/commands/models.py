@@ -1,0 +1,28 @@
+"""``ferhub models``: the bundled models and the registered architectures."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pattern", default="*", help="glob over architecture names")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ferhub.config import ModelConfig
+    from ferhub.hub import DEFAULT_MODEL, list_bundled, resolve
+    from ferhub.models import get_entry, list_models
+
+    print("Bundled models (load by name, offline):")
+    for name in list_bundled():
+        cfg = ModelConfig.load(resolve(name))
+        default = "  (default)" if name == DEFAULT_MODEL else ""
+        print(
+            f"  {name:<32} {cfg.architecture:<16} {cfg.input_size}x{cfg.input_size} "
+            f"{'gray' if cfg.channels == 1 else 'RGB'}  {len(cfg.labels)} classes: {', '.join(cfg.labels)}{default}"
+        )
+    print("\nRegistered architectures (ferhub.create_model / training):")
+    for name in list_models(args.pattern):
+        print(f"  {name:<32} {get_entry(name).description}")
+    return 0
