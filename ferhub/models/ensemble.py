@@ -1,0 +1,124 @@
+"""The ``ensemble`` architecture: several ferhub models voting, each on a face crop framed its own way.
+
+An ensemble repo has only a ``config.json`` (``model_args = {"members": [ids or bundled names], "weights":
+[...]}``) and a card; its builder loads the members with :func:`ferhub.hub.load`. Members keep their own
+configs, so ferhub's :class:`~ferhub.predict.Predictor` crops and normalises for each member separately and
+merges their probabilities with :meth:`Ensemble.combine`.
+
+>>> model = ferhub.load("ferhub/zoo-ensemble")              # doctest: +SKIP
+>>> [m.config.architecture for m in model.members]          # doctest: +SKIP
+['mini_xception', 'faceapi_expression_net', 'facemood_cnn']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferhub.labels import FER8, canonical
+from ferhub.models._registry import register_model
+
+
+class EnsembleError(ValueError):
+    """An ensemble whose members or weights cannot be combined."""
+
+
+def union_labels(label_sets: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    """Every class any member predicts, in ferhub's canonical order (FER8)."""
+    present = {canonical(lab) for labels in label_sets for lab in labels}
+    return tuple(lab for lab in FER8 if lab in present)
+
+
+class Ensemble(nn.Module):
+    """Members (``nn.ModuleList`` of loaded models with ``.config``) and their non-negative vote weights.
+
+    It has no weights of its own. ``labels`` is the union of the members' labels in canonical order; the
+    ensemble's probability for a class is the weighted mean over the members that have that class, each row
+    then renormalised to sum to one (which changes nothing when all members share one label set).
+    """
+
+    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if len(members) < 1:
+            raise EnsembleError("an ensemble needs at least one member")
+        weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(members):
+            raise EnsembleError(
+                f"{len(members)} members but {len(weights)} weights; give one weight per member"
+            )
+        if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+            raise EnsembleError(f"ensemble weights must be finite, >= 0 and not all 0, got {weights}")
+        for i, m in enumerate(members):
+            if getattr(m, "config", None) is None:
+                raise EnsembleError(f"member {i} has no .config; load members with ferhub.hub.load")
+        self.members = nn.ModuleList(members)
+        self.weights = tuple(weights)
+        self.labels = union_labels([m.config.labels for m in members])
+        pos = {lab: i for i, lab in enumerate(self.labels)}
+        self._index = [np.array([pos[canonical(lab)] for lab in m.config.labels]) for m in members]
+        coverage = np.zeros(len(self.labels))
+        for idx, w in zip(self._index, self.weights):
+            coverage[idx] += w
+        if (coverage == 0).any():
+            missing = [lab for lab, c in zip(self.labels, coverage) if c == 0]
+            raise EnsembleError(f"classes {missing} are predicted only by members of weight 0")
+        self._coverage = coverage
+
+    def combine(self, member_probs: Sequence[np.ndarray]) -> np.ndarray:
+        """Merge each member's ``(N, K_m)`` probabilities (its own label order) into ``(N, K)`` in ``labels``.
+
+        Per class, the weighted mean over the members that predict it (a member without the class contributes
+        nothing to it); rows are then renormalised to sum to 1.
+        """
+        if len(member_probs) != len(self.members):
+            raise EnsembleError(
+                f"got probabilities of {len(member_probs)} members, the ensemble has {len(self.members)}"
+            )
+        n = len(member_probs[0])
+        total = np.zeros((n, len(self.labels)), dtype=np.float64)
+        for i, (p, idx, w) in enumerate(zip(member_probs, self._index, self.weights)):
+            p = np.asarray(p)
+            if p.shape != (n, len(idx)):
+                raise EnsembleError(f"member {i} gave shape {p.shape}; expected {(n, len(idx))}")
+            total[:, idx] += w * p
+        mean = total / self._coverage
+        sums = mean.sum(axis=1, keepdims=True)
+        return (mean / np.where(sums > 0, sums, 1.0)).astype(np.float32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise TypeError(
+            "an ensemble's members each need their own crop and normalisation, so it cannot take one tensor; "
+            "use ferhub.Predictor(model).classify_crops(crops) (or .predict) instead"
+        )
+
+
+@register_model()
+def ensemble(
+    num_classes: int = 7, members: Sequence[str] = (), weights: Sequence[float] | None = None
+) -> nn.Module:
+    """Weighted vote of ferhub models (Hub ids or bundled names); no weights of its own."""
+    from ferhub.hub import load
+
+    if not members:
+        raise EnsembleError("model_args.members must list the member models (Hub ids or bundled names)")
+    model = Ensemble([load(m) for m in members], weights)
+    if len(model.labels) != num_classes:
+        raise EnsembleError(
+            f"the members predict {len(model.labels)} classes {model.labels}, but the ensemble's config lists "
+            f"{num_classes}; its labels must be the union of its members' labels (make it with make_ensemble)"
+        )
+    return model
+
+
+def make_ensemble(members: Sequence[str], weights: Sequence[float] | None = None) -> Ensemble:
+    """Load ``members`` and return their :class:`Ensemble` with its config (labels = the union) attached."""
+    from ferhub.config import ModelConfig
+    from ferhub.hub import load
+
+    model = Ensemble([load(m) for m in members], weights)
+    model_args = {"members": list(members), "weights": list(model.weights)}
+    model.config = ModelConfig(architecture="ensemble", labels=model.labels, model_args=model_args)
+    return model
