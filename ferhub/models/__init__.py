@@ -4,8 +4,10 @@ from ferhub.models import (
     ensemble,  # noqa: F401  (registers)
     faceapi_net,  # noqa: F401  (registers)
     facemood_net,  # noqa: F401  (registers)
+    fcn,  # noqa: F401  (registers)
     mini_xception,  # noqa: F401  (registers)
     pyemotion_net,  # noqa: F401  (registers)
+    resnet,  # noqa: F401  (registers)
 )
 from ferhub.models._registry import (
     ModelEntry,

