@@ -778,6 +778,24 @@ def _eval_result_objects(results: Mapping[str, Any]) -> list:
     return out
 
 
+def _format_interval(key: str, interval: Any) -> str:
+    """`` (95% CI a–b)`` for a two-number interval stored beside a metric, else nothing."""
+    if not (isinstance(interval, list) and len(interval) == 2 and all(map(_is_number, interval))):
+        return ""
+    return f" (95% CI {_format_metric(key, interval[0])}–{_format_metric(key, interval[1])})"
+
+
+def _no_face_note(no_face: Any) -> str | None:
+    if not isinstance(no_face, Mapping) or not isinstance(no_face.get("count"), int) or not no_face["count"]:
+        return None
+    how = {
+        "fallback": "classified on the whole image",
+        "wrong": "counted as wrong",
+        "precropped": "images given as face crops",
+    }.get(no_face.get("policy"), str(no_face.get("policy") or "not stated"))
+    return f"No face was found in {no_face['count']:,} images ({how})."
+
+
 def _confusion_summary(labels: list[str], cm: list[list[float]], top: int = 3) -> list[str]:
     """The most frequent confusions, as shares of each true class."""
     cells = []
@@ -813,13 +831,21 @@ def _results_for_template(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "title": (dataset.get("name") or dataset["id"]) + (f" ({where})" if where else ""),
                 "dataset_id": dataset["id"],
                 "tta": bool(r.get("tta")),
+                "tta_method": r.get("tta_method") if isinstance(r.get("tta_method"), str) else None,
                 "num_images": r.get("num_images"),
                 "date": r.get("date"),
                 "ferhub_version": r.get("ferhub_version"),
                 "command": r.get("command"),
                 "metrics": [
-                    (_metric_name(k), _format_metric(k, v)) for k, v in r["metrics"].items() if _is_number(v)
+                    (
+                        _metric_name(k),
+                        _format_metric(k, v) + _format_interval(k, r["metrics"].get(f"{k}_ci95")),
+                    )
+                    for k, v in r["metrics"].items()
+                    if _is_number(v)
                 ],
+                "no_face": _no_face_note(r.get("no_face")),
+                "notes": [n for n in r.get("notes") or [] if isinstance(n, str)],
                 "per_class_columns": [_metric_name(c) for c in columns],
                 "per_class_rows": [
                     (label, [_format_metric(c, v.get(c, "")) for c in columns])

@@ -51,7 +51,13 @@ def eval_results(labels: tuple[str, ...] = FER7, *, accuracy: float = 0.625) -> 
                     "split": "test",
                     "name": "FER data",
                 },
-                "metrics": {"accuracy": accuracy, "mean_class_recall": 0.5, "macro_f1": 0.4875, "nll": 1.25},
+                "metrics": {
+                    "accuracy": accuracy,
+                    "mean_class_recall": 0.5,
+                    "macro_f1": 0.4875,
+                    "nll": 1.25,
+                    "accuracy_ci95": [0.6, 0.65],
+                },
                 "labels": list(labels),
                 "confusion_matrix": cm,
                 "per_class": {
@@ -60,11 +66,14 @@ def eval_results(labels: tuple[str, ...] = FER7, *, accuracy: float = 0.625) -> 
                 },
                 "tta": False,
                 "num_images": sum(map(sum, cm)),
+                "no_face": {"count": 3, "policy": "fallback"},
+                "notes": ["contempt images were left out"],
             },
             "folder:lab-photos/all": {
                 "dataset": {"id": "folder:lab-photos", "split": "all"},
                 "metrics": {"accuracy": 0.75, "calibration": {"ece": 0.1}},
                 "tta": True,
+                "tta_method": "flip",
             },
         },
     }
@@ -409,9 +418,22 @@ def test_bundled_names_resolve_without_the_hub(
     assert hub.load("fer-tiny") is hub.load("ferhub/fer-tiny")  # one folder, one cached model
 
 
-def test_default_model_is_a_hub_style_id() -> None:
+def test_default_model_is_bundled() -> None:
     assert hub.DEFAULT_MODEL == "ferhub/fer-mini-xception"
-    assert Path(hub.__file__).parent / "bundled" == hub.BUNDLED_DIR
+    assert hub.DEFAULT_MODEL in hub.list_bundled()
+    assert hub.resolve("fer-mini-xception") == Path(hub.__file__).parent / "bundled" / "fer-mini-xception"
+
+
+@pytest.mark.parametrize("name", hub.list_bundled())
+def test_bundled_models_load_and_their_cards_are_current(name: str, tmp_path: Path) -> None:
+    folder = hub.resolve(name)
+    model = hub.load(name)
+    assert model.config == ModelConfig.load(folder) and not model.training
+    copy = shutil.copytree(folder, tmp_path / folder.name)
+    assert hub.render_card(copy) == (folder / "README.md").read_text(), (
+        f"{folder}/README.md is stale: re-render it with ferhub.hub.render_card"
+    )
+    assert hub.check_repo(folder)[:3] == ["config.json", "model.safetensors", "README.md"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -766,7 +788,10 @@ def test_card_prose(tmp_path: Path) -> None:
         "Adam, lr 1e-3, 30 epochs",
         "ferhub train --recipe recipes/mini.py --data someone/fer-data",
         "### FER data (default, split test)",
-        "| Accuracy | 62.50% |",
+        "| Accuracy | 62.50% (95% CI 60.00%–65.00%) |",
+        "No face was found in 3 images (classified on the whole image).",
+        "- contempt images were left out",
+        "with test-time augmentation (flip)",
         "| fear | 50.00% | 27.00% | 30.00% | 35 |",  # per-class row
         "| **angry** | 20 | 2 | 4 | 1 | 3 | 0 | 2 |",  # confusion matrix counts
         "Most frequent confusions: *disgust* taken for *sad*: 12.9% (4 of 31); *neutral* taken for *sad*",
