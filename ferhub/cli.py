@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("ferhub.commands.predict", "classify the expression of every face in images"),
     "models": ("ferhub.commands.models", "list bundled models and registered architectures"),
+    "train": ("ferhub.commands.train", "train a FER model from a recipe and write its model repo"),
     "push": ("ferhub.commands.push", "upload a model repo folder to the Hugging Face Hub in one commit"),
     "evaluate": ("ferhub.commands.evaluate", "evaluate models on labelled data; results into eval_results.json"),
     "report": ("ferhub.commands.report", "write a standalone HTML report from eval_results.json files"),
