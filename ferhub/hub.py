@@ -564,9 +564,11 @@ def _stat(path: Path) -> os.stat_result | None:
 def load(id_or_path: str | os.PathLike, *, device: str = "cpu", revision: str | None = None) -> nn.Module:
     """Load a model repo as an ``nn.Module`` in eval mode, with ``.config``, ``.name_or_path`` and ``.repo_path``.
 
-    ``id_or_path``: a local folder, a bundled model (``"ferhub/fer-mini-xception"`` or
-    ``"fer-mini-xception"``), or a Hub id ``"org/name"`` / ``"org/name@revision"``. Models are cached per
-    (id, revision, device) and shared: ``copy.deepcopy`` the result before training it.
+    ``id_or_path``, tried in this order: an existing local folder, a bundled model
+    (``"ferhub/fer-mini-xception"`` or ``"fer-mini-xception"``, without a revision), a Hub id ``"org/name"`` /
+    ``"org/name@revision"``. Models are cached per (id, revision, device), and local folders also per the
+    state of their files, so a folder re-saved in place is read again. A cached model is shared:
+    ``copy.deepcopy`` it before training it.
 
     >>> model = load("ferhub/fer-mini-xception")            # doctest: +SKIP
     >>> model.config.labels                                 # doctest: +SKIP
@@ -1005,6 +1007,7 @@ def push(
         revision=revision,
         commit_message=commit_message,
         allow_patterns=files,
-        delete_patterns=[name for name in REPO_FILES if name not in files],
+        # None when nothing is stale: huggingface_hub then skips listing the remote files
+        delete_patterns=[name for name in REPO_FILES if name not in files] or None,
     )
     return str(info.commit_url)

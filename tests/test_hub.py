@@ -667,7 +667,7 @@ def test_push_one_commit_of_exactly_the_repo_files(tmp_path: Path, monkeypatch: 
         "revision": "v1",
         "commit_message": "First model",
         "allow_patterns": files,
-        "delete_patterns": [],
+        "delete_patterns": None,
     }
     assert rec.committed == [set(files)]
 
