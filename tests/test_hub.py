@@ -8,8 +8,11 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import torch
@@ -598,6 +601,138 @@ def test_incomplete_cached_snapshot_is_reported(tmp_path: Path, isolated_hf: Pat
     (snapshot / "model.safetensors").unlink()  # an interrupted download
     with pytest.raises(hub.ModelLoadError, match="not in the local cache"):
         hub.load("org/partial")
+
+
+class FakeHub:
+    """A Hub on the loopback interface speaking the few routes snapshot_download uses (info, tree, resolve)."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        hub_ = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def reply(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+                self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                path = unquote(urlsplit(self.path).path)
+                hub_.requests.append((self.command, path))
+                parts = path.strip("/").split("/")
+                api = parts[:2] == ["api", "models"]
+                repo = hub_.repos.get("/".join(parts[2:4] if api else parts[:2]))
+                if repo is None:
+                    return self.reply(
+                        404, b'{"error": "Repository not found"}', {"X-Error-Code": "RepoNotFound"}
+                    )
+                if api and parts[4] == "revision":
+                    sha = repo["refs"].get("/".join(parts[5:]))
+                    if sha is None:
+                        return self.reply(
+                            404, b'{"error": "Invalid rev id"}', {"X-Error-Code": "RevisionNotFound"}
+                        )
+                    return self.reply(200, json.dumps({"id": "/".join(parts[2:4]), "sha": sha}).encode())
+                if api and parts[4] == "tree":
+                    files = repo["files"].items()
+                    tree = [
+                        {"type": "file", "path": f, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
+                        for f, d in files
+                    ]
+                    return self.reply(200, json.dumps(tree).encode())
+                if parts[2:3] == ["resolve"] and "/".join(parts[4:]) in repo["files"]:
+                    data = repo["files"]["/".join(parts[4:])]
+                    return self.reply(
+                        200,
+                        data,
+                        {"X-Repo-Commit": repo["commit"], "ETag": f'"{hashlib.sha1(data).hexdigest()}"'},
+                    )
+                return self.reply(404)
+
+            do_HEAD = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def add(self, repo_id: str, folder: Path, refs: list[str], extra: dict[str, bytes]) -> str:
+        files = {p.name: p.read_bytes() for p in folder.iterdir()} | extra
+        commit = hashlib.sha1(repo_id.encode()).hexdigest()
+        self.repos[repo_id] = {"commit": commit, "refs": dict.fromkeys(refs, commit), "files": files}
+        return commit
+
+    def downloads(self) -> set[str]:
+        return {
+            path.rsplit("/", 1)[1]
+            for method, path in self.requests
+            if method == "GET" and "/resolve/" in path
+        }
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    import huggingface_hub.constants as constants
+
+    fake = FakeHub()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", fake.url)
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def test_download_from_a_hub_then_load_offline(
+    fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants as constants
+
+    model = trained("test_tiny")
+    folder = hub.save(model, tmp_path / "m", eval_results=eval_results())
+    commit = fake_hub.add(
+        "org/real", folder, ["main", "v1"], {"pytorch_model.bin": b"pickle", "notes.txt": b"x"}
+    )
+    x = sample(model)
+    loaded = hub.load("org/real@v1")  # real snapshot_download, over HTTP
+    assert fake_hub.downloads() == set(hub.REPO_FILES)  # only the repo files: never the pickle
+    assert loaded.repo_path.parts[-2:] == ("snapshots", commit)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+    fake_hub.server.shutdown()  # the Hub goes away: the cached copy still loads ...
+    fake_hub.server.server_close()
+    hub.clear_cache()
+    monkeypatch.setattr(hub, "_PROBE_CACHE", {})  # forget that the Hub answered a moment ago
+    start = time.perf_counter()
+    assert torch.equal(hub.load("org/real@v1")(x), loaded(x))
+    assert time.perf_counter() - start < 5
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # ... also in offline mode
+    hub.clear_cache()
+    assert torch.equal(hub.load("org/real@v1")(x), loaded(x))
+    with pytest.raises(hub.ModelLoadError, match="not in the local cache"):  # a revision never fetched
+        hub.load("org/real")
+
+
+def test_hub_errors_are_explained(fake_hub: FakeHub, tiny_repo: Path) -> None:
+    fake_hub.add("org/real", tiny_repo, ["main"], {})
+    with pytest.raises(
+        hub.ModelLoadError, match=r"'org/missing' was not found or you have no access.*HF_TOKEN"
+    ):
+        hub.load("org/missing")
+    with pytest.raises(hub.ModelLoadError, match="revision 'v9' of Hub model 'org/real' does not exist"):
+        hub.load("org/real@v9")
 
 
 # ---------------------------------------------------------------------------------------------------------
