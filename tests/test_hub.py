@@ -436,7 +436,8 @@ def test_bundled_models_load_and_their_cards_are_current(name: str, tmp_path: Pa
     assert hub.render_card(copy) == (folder / "README.md").read_text(), (
         f"{folder}/README.md is stale: re-render it with ferhub.hub.render_card"
     )
-    assert hub.check_repo(folder)[:3] == ["config.json", "model.safetensors", "README.md"]
+    weights = [] if model.config.architecture == "ensemble" else ["model.safetensors"]
+    assert hub.check_repo(folder) == ["config.json", *weights, "README.md", "card.json"]
 
 
 # ---------------------------------------------------------------------------------------------------------
