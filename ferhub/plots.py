@@ -32,7 +32,7 @@ Entry = Mapping[str, Any]
 
 
 def _square_layout(fig: go.Figure, labels: Sequence[str], title: str) -> go.Figure:
-    size = max(360, 60 * len(labels) + 160)
+    size = max(360, 48 * len(labels) + 150)
     fig.update_layout(
         title=title,
         template=TEMPLATE,
@@ -92,7 +92,13 @@ def confusion_matrix_figure(
                 "label": name,
                 "method": "restyle",
                 "args": [
-                    {"z": [v["z"]], "text": [v["text"]], "zmax": [v["zmax"]], "zauto": [v["zmax"] is None]}
+                    {
+                        "z": [v["z"]],
+                        "text": [v["text"]],
+                        "zmax": [v["zmax"]],
+                        "zauto": [v["zmax"] is None],
+                        "colorbar.title.text": ["% of row" if name == "row %" else "count"],
+                    }
                 ],
             }
             for name, v in views.items()
@@ -106,7 +112,7 @@ def confusion_matrix_figure(
                     "active": 1 if normalize else 0,
                     "x": 1.0,
                     "xanchor": "right",
-                    "y": 1.12,
+                    "y": 1.01,
                     "yanchor": "bottom",
                     "showactive": True,
                 }

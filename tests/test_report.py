@@ -1,0 +1,243 @@
+"""Plotly figures (ferhub.plots) and the standalone HTML report, opened offline in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser import browser, screenshot, wait_for  # noqa: F401  (browser is a fixture)
+from PIL import Image
+
+from ferhub import plots
+from ferhub.evaluation import ImagePredictions
+from ferhub.labels import FER7, FER8
+from ferhub.metrics import LabelSpace, summarize
+from ferhub.report import Example, Section, misclassified_examples, report_html, thumbnail_b64, write_report
+
+# screenshots go to the test's tmp folder, or to $FERHUB_SCREENSHOTS to keep and look at them
+SCREENSHOTS = os.environ.get("FERHUB_SCREENSHOTS")
+
+
+def _faces(n: int) -> list[Image.Image]:
+    import skimage.data
+
+    lfw = skimage.data.lfw_subset()
+    return [Image.fromarray((lfw[i % 100] * 255).astype(np.uint8)).convert("RGB") for i in range(n)]
+
+
+def _run(y: np.ndarray, skill: float, data_labels, model_labels, seed: int) -> tuple[dict, ImagePredictions]:
+    """A synthetic model: right with probability ``skill``, confident in proportion."""
+    rng = np.random.default_rng(seed)
+    space = LabelSpace.build(data_labels, model_labels)
+    k = len(model_labels)
+    probs = rng.dirichlet(np.ones(k), size=len(y))
+    model_pos = {name: j for j, name in enumerate(model_labels)}
+    for i, t in enumerate(y):
+        j = model_pos.get(space.labels[space.data_index[t]])
+        if j is not None and rng.random() < skill:
+            probs[i] = 0.3 * probs[i]
+            probs[i, j] += 0.7
+    entry = summarize(y, probs, data_labels=data_labels, model_labels=model_labels, n_resamples=100)
+    entry.update(
+        {
+            "dataset": {
+                "id": "lfw-expressions",
+                "config": "default",
+                "split": "test",
+                "name": "lfw-expressions",
+            },
+            "num_images": len(y),
+            "tta": False,
+        }
+    )
+    pred = space.model_index[probs.argmax(1)]
+    preds = ImagePredictions(
+        labels=space.labels,
+        model_labels=list(model_labels),
+        y_true=space.data_index[y].tolist(),
+        y_pred=pred.tolist(),
+        confidence=probs.max(1).tolist(),
+        face_found=[True] * len(y),
+        probabilities=probs.astype(np.float32),
+    )
+    return entry, preds
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, tuple[dict, ImagePredictions]]:
+    y = np.repeat(np.arange(8), 10)
+    return {
+        "good <model>": _run(y, 0.8, FER8, FER8, 0),
+        "fer7-model": _run(y, 0.5, FER8, FER7, 1),
+    }
+
+
+# ------------------------------------------------------------------------------------------------- figures
+def test_confusion_figure_hover_holds_count_and_row_percent() -> None:
+    fig = plots.confusion_matrix_figure([[5, 1], [2, 7]], ["happy", "sad"])
+    heat = fig.data[0]
+    assert np.asarray(heat.z).tolist() == [[5, 1], [2, 7]]
+    custom = np.asarray(heat.customdata)
+    assert custom[1, 0].tolist() == [2.0, pytest.approx(200 / 9)]
+    assert "count: %{customdata[0]:.0f}" in heat.hovertemplate
+    assert list(heat.x) == ["happy", "sad"] and fig.layout.yaxis.autorange == "reversed"
+    # the toggle switches z between counts and row percentages in the browser
+    buttons = fig.layout.updatemenus[0].buttons
+    assert [b.label for b in buttons] == ["counts", "row %"]
+    np.testing.assert_allclose(buttons[1].args[0]["z"][0], [[500 / 6, 100 / 6], [200 / 9, 700 / 9]])
+    normalised = plots.confusion_matrix_figure(
+        [[5, 1], [0, 0]], ["happy", "sad"], normalize=True, toggle=False
+    )
+    np.testing.assert_allclose(normalised.data[0].z, [[500 / 6, 100 / 6], [0, 0]])
+    assert not normalised.layout.updatemenus
+    with pytest.raises(ValueError, match="does not match"):
+        plots.confusion_matrix_figure([[1, 2]], ["a", "b"])
+
+
+def test_difference_figure_aligns_labels_and_is_b_minus_a() -> None:
+    a = {"labels": ["happy", "sad"], "confusion_matrix": [[8, 2], [5, 5]]}
+    b = {"labels": ["sad", "happy"], "confusion_matrix": [[8, 2], [1, 9]]}
+    fig = plots.difference_matrix_figure(a, b, names=("A", "B"))
+    # B row-normalised in A's order: happy [0.9, 0.1], sad [0.2, 0.8]; minus A [[0.8,0.2],[0.5,0.5]], in pp
+    np.testing.assert_allclose(fig.data[0].z, [[10, -10], [-30, 30]])
+    assert fig.data[0].zmid == 0 and "B - A" in fig.data[0].hovertemplate
+
+
+def test_per_class_reliability_and_table(runs) -> None:
+    entries = {name: e for name, (e, _) in runs.items()}
+    bars = plots.per_class_figure(entries)
+    assert [t.name for t in bars.data] == list(entries)
+    assert list(bars.data[0].x) == list(FER8)
+    assert bars.data[0].y[0] == entries["good <model>"]["per_class"]["angry"]["recall"]
+    assert bars.data[1].y[-1] == 0.0  # contempt: the 7-class model cannot predict it
+    rel = plots.reliability_figure(entries)
+    assert len(rel.data) == 3  # diagonal + one line per model
+    nonempty = [b for b in entries["fer7-model"]["calibration"]["bins"] if b["count"]]
+    assert len(rel.data[2].x) == len(nonempty)
+    header, rows = plots.metrics_rows(entries)
+    assert header[:3] == ["model", "accuracy", "mean class recall"]
+    acc = entries["good <model>"]["metrics"]["accuracy"]
+    assert rows[0][1].startswith(f"{acc:.4f} [")
+    table = plots.metrics_table_figure(entries)
+    assert list(table.data[0].cells.values[0]) == list(entries)
+    figs = plots.dashboard_figures(entries)
+    assert set(figs) == {
+        "metrics",
+        "recall",
+        "reliability",
+        "confusion:good <model>",
+        "confusion_normalized:good <model>",
+        "confusion:fer7-model",
+        "confusion_normalized:fer7-model",
+        "difference:good <model>|fer7-model",
+    }
+    agree = plots.agreement_figure([[1, 0.5], [0.5, 1]], ["a", "b"])
+    assert np.asarray(agree.data[0].z).tolist() == [[1, 0.5], [0.5, 1]]
+
+
+def test_import_ferhub_does_not_import_plotly() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, ferhub, ferhub.metrics, ferhub.compare, ferhub.evaluation; print('plotly' in sys.modules)"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )
+
+
+# -------------------------------------------------------------------------------------------------- report
+def _sections(runs) -> list[Section]:
+    faces = _faces(80)
+    return [
+        Section(
+            title="lfw-expressions (test)",
+            entries={name: e for name, (e, _) in runs.items()},
+            predictions={name: p for name, (_, p) in runs.items()},
+            examples={
+                name: misclassified_examples(p, faces.__getitem__, limit=12) for name, (_, p) in runs.items()
+            },
+        )
+    ]
+
+
+def test_report_html_is_standalone_and_complete(runs) -> None:
+    text = report_html(_sections(runs))
+    # plotly's library inlined exactly once, nothing fetched from the network
+    assert text.count("Licensed under the MIT license") <= 2  # plotly.js banner
+    assert len(re.findall(r"<script[^>]*\bsrc=", text)) == 0
+    assert "cdn.plot.ly" not in text.split("</head>")[1]
+    assert text.count("Plotly.newPlot") == 1 + 2 * 2 + 1 + 1  # recall, 2x2 confusion, reliability, difference
+    assert text.count('src="data:image/jpeg;base64,') == 24
+    assert "good &lt;model&gt;" in text and "good <model>" not in text  # names are escaped
+    assert "contempt: 10 images the model cannot predict, counted wrong" in text
+    assert "McNemar p" in text and "Cohen" in text
+
+
+def test_thumbnail_crops_the_face_box() -> None:
+    import base64
+    import io
+
+    image = Image.new("RGB", (400, 300), "white")
+    image.paste((255, 0, 0), (100, 100, 200, 200))
+    thumb = Image.open(io.BytesIO(base64.b64decode(thumbnail_b64(image, (100, 100, 200, 200)))))
+    assert max(thumb.size) == 112
+    r, g, _ = thumb.getpixel((thumb.width // 2, thumb.height // 2))
+    assert r > 200 and g < 60  # the red face square is in the middle of the crop
+
+
+def test_empty_report_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one section"):
+        report_html([])
+    assert Example("x", "happy", "sad", 0.9).predicted == "sad"
+
+
+@pytest.mark.browser
+def test_report_opens_offline_in_chromium(runs, tmp_path, browser) -> None:  # noqa: F811
+    path = write_report(tmp_path / "report.html", _sections(runs))
+    browser.get(path.as_uri())
+    n_plots = wait_for(
+        browser,
+        "const p = document.querySelectorAll('.js-plotly-plot');"
+        "return p.length === 7 && [...p].every(e => e.querySelector('.main-svg')) && p.length;",
+    )
+    assert n_plots == 7
+    # hovering a cell of the first confusion heatmap (after the recall bars) shows its count and row percent
+    good = runs["good <model>"][0]
+    cm = np.asarray(good["confusion_matrix"])
+    i, j = 2, 2  # true fear, predicted fear
+    browser.execute_script(
+        "const gd = document.querySelectorAll('.js-plotly-plot')[1];"
+        "Plotly.Fx.hover(gd, {xval: arguments[1], yval: arguments[0]});",  # category positions
+        i,
+        j,
+    )
+    hover = wait_for(
+        browser,
+        "return document.querySelectorAll('.js-plotly-plot')[1].querySelector('.hoverlayer').textContent;",
+    )
+    percent = 100 * cm[i, j] / cm[i].sum()
+    assert cm[i, j] > 0
+    assert hover == f"true: fearpredicted: fearcount: {cm[i, j]}{percent:.1f}% of true fear"
+    # clicking the "row %" button restyles the heatmap to row percentages
+    browser.execute_script(
+        "const gd = document.querySelectorAll('.js-plotly-plot')[1];"
+        "Plotly.restyle(gd, gd.layout.updatemenus[0].buttons[1].args[0]);"
+    )
+    z = browser.execute_script("return document.querySelectorAll('.js-plotly-plot')[1].data[0].z;")
+    assert sum(z[0]) == pytest.approx(100.0)
+    # every thumbnail decoded; no resource came from the network
+    decoded = browser.execute_script("return [...document.images].filter(i => i.naturalWidth > 0).length;")
+    assert decoded == 24
+    remote = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(r => r.name).filter(n => /^https?:/.test(n));"
+    )
+    assert remote == []
+    shot = screenshot(browser, Path(SCREENSHOTS or tmp_path) / "report.png")
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.shape[0] > 2000 and pixels.std() > 10  # a long page with drawn content, not a blank one
