@@ -67,6 +67,10 @@ class ModelLoadError(OSError):
         return str(self.args[0]) if self.args else ""
 
 
+class HubConnectionError(ConnectionError):
+    """The Hub cannot be reached (offline mode, or no connection) for an operation that needs it."""
+
+
 class EvalResultsError(ValueError):
     """An ``eval_results.json`` that ferhub cannot read; the message names the file and what is wrong."""
 
@@ -987,15 +991,26 @@ def push(
 ) -> str:
     """Upload a repo folder to the Hub in one commit; returns the commit URL.
 
-    The folder is verified first (:func:`check_repo`). The repo is created if needed (``private`` applies to a
+    The folder is verified first (:func:`check_repo`); offline or with the Hub unreachable,
+    :class:`HubConnectionError` is raised at once. The repo is created if needed (``private`` applies to a
     new repo), the branch ``revision`` too, then exactly the repo files go up in one ``upload_folder`` commit;
     repo files on the Hub that the folder no longer has (an old ``eval_results.json``) are deleted in it.
     """
     import huggingface_hub
+    from huggingface_hub import constants
 
     if not _HUB_ID.fullmatch(repo_id):
         raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
     files = check_repo(folder)
+    if constants.is_offline_mode():
+        raise HubConnectionError(
+            "cannot push while offline mode is on (HF_HUB_OFFLINE=1); unset HF_HUB_OFFLINE and push again"
+        )
+    if (unreachable := _hub_unreachable(constants.ENDPOINT)) is not None:
+        raise HubConnectionError(
+            f"cannot push: the Hub is {unreachable}; connect to the network (or set HTTPS_PROXY / HF_ENDPOINT) "
+            "and push again"
+        )
     api = huggingface_hub.HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     if revision is not None:

@@ -743,6 +743,7 @@ class HubRecorder:
     """Replaces the HfApi methods push uses; records (method, token, args, kwargs) and the files committed."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import huggingface_hub.constants as constants
         from huggingface_hub import HfApi
         from huggingface_hub.utils import filter_repo_objects
         from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
@@ -769,6 +770,8 @@ class HubRecorder:
             recorder.committed.append(set(chosen))
             return type("CommitInfo", (), {"commit_url": "https://huggingface.co/org/name/commit/abc123"})()
 
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(hub, "_hub_unreachable", lambda endpoint: None)
         for name, fn in [
             ("create_repo", create_repo),
             ("create_branch", create_branch),
@@ -830,6 +833,20 @@ def test_push_verifies_the_folder_first(tiny_repo: Path, monkeypatch: pytest.Mon
         hub.push(tiny_repo, "org/name")
     with pytest.raises(ValueError, match="'org/name'"):
         hub.push(tiny_repo, "just-a-name")
+    assert rec.calls == []
+
+
+def test_push_fails_at_once_without_a_hub(tiny_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as constants
+
+    rec = HubRecorder(monkeypatch)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(hub.HubConnectionError, match=r"offline mode is on.*unset HF_HUB_OFFLINE"):
+        hub.push(tiny_repo, "org/name")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_hub_unreachable", lambda endpoint: "huggingface.co:443 unreachable (refused)")
+    with pytest.raises(hub.HubConnectionError, match=r"Hub is huggingface\.co:443 unreachable.*push again"):
+        hub.push(tiny_repo, "org/name")
     assert rec.calls == []
 
 

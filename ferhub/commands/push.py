@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
-    from ferhub.hub import EvalResultsError, ModelLoadError, push
+    from ferhub.hub import EvalResultsError, HubConnectionError, ModelLoadError, push
 
     try:
         url = push(
@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ModelLoadError, EvalResultsError, ValueError) as e:
         print(f"ferhub push: {args.folder} is not ready to push: {e}", file=sys.stderr)
+        return 1
+    except HubConnectionError as e:
+        print(f"ferhub push: {e}", file=sys.stderr)
         return 1
     except HfHubHTTPError as e:
         print(
