@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("ferhub.commands.evaluate", "evaluate models on labelled data; results into eval_results.json"),
     "report": ("ferhub.commands.report", "write a standalone HTML report from eval_results.json files"),
     "compare": ("ferhub.commands.compare", "compare models: agreement, Cohen's kappa, McNemar's exact test"),
+    "zoo": ("ferhub.commands.zoo", "list, import and push the pretrained models converted from registry packages"),
 }
 
 

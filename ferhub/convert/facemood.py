@@ -55,13 +55,15 @@ def _expect(layer: KerasLayer, class_name: str, **config: Any) -> None:
             )
 
 
-def facemood_state(graph: KerasGraph) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def facemood_state(
+    graph: KerasGraph, input_size: int = INPUT_SIZE
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Check the Sequential layer by layer; return the PyTorch state (arrays) and the model_args it implies."""
     layers = [lay for lay in graph if lay.class_name != "InputLayer"]
     inp = graph.layer(graph.inputs[0])
     shape = inp.config.get("batch_input_shape") or inp.config.get("batch_shape")
-    if list(shape)[1:] != [INPUT_SIZE, INPUT_SIZE, 3]:
-        raise FacemoodConversionError(f"input shape {shape}; expected (None, 170, 170, 3)")
+    if list(shape)[1:] != [input_size, input_size, 3]:
+        raise FacemoodConversionError(f"input shape {shape}; expected (None, {input_size}, {input_size}, 3)")
     state: dict[str, np.ndarray] = {}
     widths: list[int] = []
     i = 0
@@ -88,7 +90,7 @@ def facemood_state(graph: KerasGraph) -> tuple[dict[str, np.ndarray], dict[str, 
     _expect(
         out, "Dense", activation="softmax", use_bias=True
     )  # ferhub returns logits; softmax is the caller's
-    side = feature_size(INPUT_SIZE, len(widths))
+    side = feature_size(input_size, len(widths))
     kernel = dense.weight("kernel")  # rows in Keras' (H, W, C) flatten order -> PyTorch's (C, H, W)
     kernel = kernel.reshape(side, side, widths[-1], -1).transpose(2, 0, 1, 3).reshape(kernel.shape)
     state["dense.weight"] = dense_kernel_to_torch(kernel)

