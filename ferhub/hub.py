@@ -351,7 +351,7 @@ def import_torch_checkpoint(path: str | os.PathLike, config: ModelConfig) -> nn.
 # ---------------------------------------------------------------------------------------------------------
 # save / load
 # ---------------------------------------------------------------------------------------------------------
-_CARD_CONTEXT_KEYS: dict[str, str] = {
+CARD_CONTEXT_KEYS: dict[str, str] = {
     # key: what it holds (all optional). Lists may be given where noted.
     "model_name": "the model's name (card title, model-index name); defaults to the folder name",
     "repo_id": "the Hub id the model is published under, used in the card's usage example",
@@ -376,10 +376,10 @@ _LIST_KEYS = {"base_model", "datasets", "tags", "upstream_claims"}
 
 
 def _check_card_context(context: Mapping[str, Any], source: str) -> dict[str, Any]:
-    unknown = sorted(set(context) - set(_CARD_CONTEXT_KEYS))
+    unknown = sorted(set(context) - set(CARD_CONTEXT_KEYS))
     if unknown:
         raise ValueError(
-            f"{source}: unknown card_context keys {unknown}; known keys: {sorted(_CARD_CONTEXT_KEYS)}"
+            f"{source}: unknown card_context keys {unknown}; known keys: {sorted(CARD_CONTEXT_KEYS)}"
         )
     out: dict[str, Any] = {}
     for key, value in context.items():
@@ -428,10 +428,11 @@ def save(
     leaves either the old repo, the new one, or a folder that does not load. Other files in the folder (logs,
     checkpoints) are kept; repo files the new save does not write (an old ``eval_results.json``) are removed.
 
-    ``card_context`` keys: see ``_CARD_CONTEXT_KEYS`` (model_name, license, license_text, base_model, datasets,
+    ``card_context`` keys: see ``CARD_CONTEXT_KEYS`` (model_name, license, license_text, base_model, datasets,
     tags, description, intended_use, limitations, recipe, training_command, provenance, attribution,
     upstream_claims, citation, repo_id).
     """
+    model = _unwrap(model)
     config = getattr(model, "config", None)
     if not isinstance(config, ModelConfig):
         raise TypeError(
@@ -466,6 +467,18 @@ def save(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The bare model inside torch.compile / DataParallel / DistributedDataParallel wrappers (their state dict
+    names carry ``_orig_mod.`` / ``module.`` prefixes that the registry's model does not have)."""
+    while True:
+        if isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
 
 
 def _install(tmp: Path, folder: Path) -> None:

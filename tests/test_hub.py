@@ -263,6 +263,15 @@ def test_ensemble_has_no_weights_of_its_own(tmp_path: Path, monkeypatch: pytest.
     assert "none of its own" in (folder / "README.md").read_text()
 
 
+def test_save_unwraps_data_parallel(tmp_path: Path) -> None:
+    model = trained("test_tiny")
+    folder = hub.save(nn.DataParallel(model), tmp_path / "m")
+    assert load_file(folder / "model.safetensors").keys() == model.state_dict().keys()
+    x = sample(model)
+    with torch.no_grad():
+        assert torch.equal(hub.load(folder)(x), model(x))
+
+
 def test_save_refuses_a_model_without_config(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"model\.config"):
         hub.save(nn.Linear(2, 2), tmp_path / "m")
