@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,7 +152,11 @@ def attribute(
             return _normalise(attr.sum(dim=1).clamp_(min=0), robust=False)
         x = x.clone().requires_grad_(True)
         if mid == "guided_backprop":
-            attr = GuidedBackprop(clone).attribute(x, target=target)
+            with warnings.catch_warnings():  # Captum announces its (temporary) ReLU hooks on every call
+                warnings.filterwarnings(
+                    "ignore", message="Setting backward hooks on ReLU", category=UserWarning
+                )
+                attr = GuidedBackprop(clone).attribute(x, target=target)
         elif mid == "integrated_gradients":
             attr = IntegratedGradients(clone).attribute(
                 x, baselines=torch.zeros_like(x), target=target, n_steps=32, internal_batch_size=64
@@ -180,9 +185,12 @@ def target_index(config: ModelConfig, target: str | int | None) -> int | None:
         if not 0 <= target < config.num_classes:
             raise SaliencyError(f"target index {target} is out of range for {config.num_classes} classes")
         return target
-    from ferhub.labels import canonical
+    from ferhub.labels import UnknownLabelError, canonical
 
-    name = canonical(target)
+    try:
+        name = canonical(target)
+    except UnknownLabelError:
+        name = target
     if name not in config.labels:
         raise SaliencyError(f"this model has no class {target!r}; its classes are {', '.join(config.labels)}")
     return config.labels.index(name)

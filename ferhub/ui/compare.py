@@ -7,7 +7,10 @@ All figures come from :mod:`ferhub.plots` (shared with the HTML report); all num
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -221,6 +224,7 @@ def evaluate_now(
     (one ``eval_results.json`` per model and the HTML report) and the new dataset picker.
     """
     from ferhub import evaluation
+    from ferhub.report import Section, write_report
 
     ids = _models(model_ids)
     source = upload if isinstance(upload, str) and upload else (dataset or "").strip()
@@ -230,23 +234,41 @@ def evaluate_now(
         )
     progress(0, desc="opening the labelled set")
     try:
-        run = evaluation.evaluate_for_app(
+        runs = evaluation.evaluate(
             ids,
             source,
             split=(split or "").strip() or None,
             predictor=state.cache().predictor(ids),
-            progress=lambda done, total, desc="evaluating": progress((done, total), desc=desc),
+            progress=lambda done, total, message="evaluating": progress((done, total), desc=message),
         )
     except gr.Error:
         raise
-    except Exception as e:
+    except Exception as e:  # the user's data or model: say what went wrong, keep the app alive
         raise gr.Error(f"Evaluation failed: {e}", title="Evaluation failed") from e
+    out = Path(tempfile.mkdtemp(prefix="ferhub-eval-"))
     merged = {m: dict(v) for m, v in (fresh or {}).items()}
-    for model_id, entries in run.results.items():
-        merged.setdefault(model_id, {}).update(entries)
+    files = []
+    for run in runs:
+        merged.setdefault(run.name, {})[run.key] = run.entry
+        written = evaluation.write_results(
+            out / evaluation.slug(run.name), {run.key: run.entry}, render_card=False
+        )
+        files.append(shutil.copy(written, out / f"{evaluation.slug(run.name)}.eval_results.json"))
+    key = runs[0].key
+    report = write_report(
+        out / "report.html",
+        [
+            Section(
+                title=dataset_name(key, runs[0].entry),
+                entries={run.name: run.entry for run in runs},
+                predictions={run.name: run.predictions for run in runs},
+            )
+        ],
+    )
     picker, _ = dataset_choices(ids, merged)
-    status = f"Evaluated {len(ids)} model(s) on {run.num_images} images of {source if not upload else 'the upload'}."
-    return merged, status, [str(p) for p in run.files], picker
+    where = "the uploaded set" if upload else source
+    status = f"Evaluated {len(ids)} model(s) on {runs[0].entry.get('num_images', '?')} images of {where}."
+    return merged, status, [str(p) for p in [*files, report]], picker
 
 
 def build(models: list[str]) -> None:

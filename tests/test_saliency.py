@@ -1,0 +1,191 @@
+"""ferhub.saliency: Captum attributions as normalised heatmaps, and their overlays on crops and photos."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from ferhub.config import ModelConfig
+from ferhub.faces import Face, crop_face
+from ferhub.models import create_model
+from ferhub.saliency import (
+    METHODS,
+    SaliencyError,
+    attribute,
+    colorize,
+    crop_placement,
+    explain_faces,
+    gradcam_layer,
+    method_id,
+    overlay,
+    overlay_on_photo,
+    target_index,
+)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples"
+# Eileen Collins' face in astronaut.jpg (512x512), with MTCNN-like landmarks; fixed so no detector runs here
+ASTRONAUT_FACE = Face(
+    (175.0, 60.0, 250.0, 160.0),
+    0.99,
+    ((190.0, 100.0), (230.0, 95.0), (210.0, 120.0), (195.0, 140.0), (225.0, 138.0)),
+)
+
+
+class LeftHalf(nn.Module):
+    """Two classes: class 0 scores the mean of the image's left half, class 1 the right half (through a conv)."""
+
+    def __init__(self, size: int = 16) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1, bias=False)
+        nn.init.ones_(self.conv.weight)
+        self.relu = nn.ReLU(inplace=True)
+        mask = torch.zeros(2, 1, size, size)
+        mask[0, :, :, : size // 2] = 1
+        mask[1, :, :, size // 2 :] = 1
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.relu(self.conv(x))  # (B, 1, H, W)
+        return (a.unsqueeze(1) * self.mask).mean(dim=(2, 3, 4))
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    return Image.open(EXAMPLES / "astronaut.jpg").convert("RGB")
+
+
+def test_method_ids_accept_display_names_and_reject_others() -> None:
+    assert [method_id(name) for name in METHODS.values()] == list(METHODS)
+    assert method_id("grad_cam") == "gradcam" and method_id("IG") == "integrated_gradients"
+    with pytest.raises(SaliencyError, match="choose one of gradcam"):
+        method_id("lime")
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_gives_normalised_maps_of_the_input_size(method: str) -> None:
+    torch.manual_seed(0)
+    model = create_model("test_tiny").eval()
+    x = torch.randn(3, 1, 16, 16)
+    maps = attribute(model, x, method)
+    assert maps.shape == (3, 16, 16) and maps.dtype == np.float32
+    assert maps.min() >= 0 and maps.max() == pytest.approx(1.0)
+    # the shared model is untouched: no Captum hook left on it, its ReLUs still in place
+    assert not any(m._forward_hooks or m._backward_hooks for m in model.modules())
+    assert all(m.inplace for m in model.modules() if isinstance(m, nn.ReLU))
+
+
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "guided_backprop", "occlusion"])
+def test_pixel_methods_only_light_up_what_the_class_reads(method: str) -> None:
+    model = LeftHalf().eval()
+    x = torch.rand(1, 1, 16, 16) + 0.1
+    left = attribute(model, x, method, target=0)[0]
+    right = attribute(model, x, method, target=1)[0]
+    # occlusion's 3-pixel window also credits the pixels next to the boundary it overlaps
+    edge = 2 if method == "occlusion" else 0
+    assert left[:, 8 + edge :].max() == 0 and left[:, :8].mean() > 0.3
+    assert right[:, : 8 - edge].max() == 0 and right[:, 8:].mean() > 0.3
+
+
+def test_gradcam_peaks_on_the_bright_blob() -> None:
+    model = LeftHalf().eval()
+    x = torch.zeros(1, 1, 16, 16)
+    x[0, 0, 3:6, 2:5] = 1.0  # a blob in the left half, which class 0 reads
+    cam = attribute(model, x, "gradcam", target=0)[0]
+    y, xx = np.unravel_index(cam.argmax(), cam.shape)
+    assert 3 <= y <= 5 and 2 <= xx <= 4
+    assert cam[10:, 10:].max() == 0
+
+
+def test_gradcam_layer_prefers_the_family_choice_then_the_last_conv() -> None:
+    model = create_model("test_tiny")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert gradcam_layer(model) is convs[-1]
+    model.gradcam_layer = convs[0]
+    assert gradcam_layer(model) is convs[0]
+    with pytest.raises(SaliencyError, match="no Conv2d"):
+        gradcam_layer(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+
+
+def test_target_index_by_name_alias_and_errors() -> None:
+    config = create_model("test_tiny").config
+    assert target_index(config, "predicted") is None and target_index(config, None) is None
+    assert target_index(config, "Happiness") == config.labels.index("happy")
+    assert target_index(config, 2) == 2
+    with pytest.raises(SaliencyError, match="no class 'contempt'"):
+        target_index(config, "contempt")
+    with pytest.raises(SaliencyError, match="out of range"):
+        target_index(config, 7)
+
+
+def test_explain_faces_uses_the_models_crop_and_predicted_class(astronaut: Image.Image) -> None:
+    from ferhub.hub import DEFAULT_MODEL, load
+    from ferhub.predict import Predictor
+
+    model = load(DEFAULT_MODEL)
+    (exp,) = explain_faces(model, astronaut, [ASTRONAUT_FACE], "gradcam")
+    assert exp.heatmap.shape == (64, 64) and exp.method == "gradcam"
+    assert np.array_equal(
+        np.asarray(exp.crop), np.asarray(crop_face(astronaut, ASTRONAUT_FACE, model.config))
+    )
+    predicted = Predictor(model).classify_faces(astronaut, [ASTRONAUT_FACE])[0][0]
+    assert exp.target == model.config.labels[int(predicted.argmax())]
+    (forced,) = explain_faces(model, astronaut, [ASTRONAUT_FACE], "Saliency", target="sad")
+    assert forced.target == "sad"
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_crop_placement_maps_crop_pixels_onto_the_photo(astronaut: Image.Image, align: bool) -> None:
+    config = ModelConfig(
+        architecture="test_tiny",
+        labels=("happy", "sad"),
+        input_size=48,
+        channels=3,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
+    config = dataclasses.replace(config, align=align, crop_margin=0.25)
+    placement = crop_placement(astronaut.size, ASTRONAUT_FACE, config)
+    if not align:  # square 100 px box + 25% margin each side = 150 px over 48 crop pixels, centred on the box
+        # (fitted on nearest-neighbour samples: exact to a fraction of a pixel over the crop)
+        assert placement[0, 0] == pytest.approx(150 / 48, rel=0.005) and abs(placement[0, 1]) < 0.01
+        assert placement[0, 2] == pytest.approx(212.5 - 75, abs=0.5)
+        assert placement[1, 2] == pytest.approx(110 - 75, abs=0.5)
+    crop = np.asarray(crop_face(astronaut, ASTRONAUT_FACE, config).convert("L"), dtype=np.float64)
+    v, u = np.mgrid[0:48, 0:48] + 0.5
+    xs = placement[0, 0] * u + placement[0, 1] * v + placement[0, 2]
+    ys = placement[1, 0] * u + placement[1, 1] * v + placement[1, 2]
+    gray = np.asarray(astronaut.convert("L"), dtype=np.float64)
+    sampled = gray[ys.astype(int), xs.astype(int)]
+    assert np.corrcoef(sampled.ravel(), crop.ravel())[0, 1] > 0.98
+
+
+def test_overlay_on_photo_changes_only_the_face_region(astronaut: Image.Image) -> None:
+    config = create_model("mini_xception").config
+    heat = np.zeros((64, 64), dtype=np.float32)
+    heat[16:48, 16:48] = 1.0  # the middle of the crop
+    out = np.asarray(overlay_on_photo(astronaut, [ASTRONAUT_FACE], [heat], config), dtype=np.int32)
+    diff = np.abs(out - np.asarray(astronaut, dtype=np.int32)).sum(axis=2)
+    assert diff[110, 212] > 60  # the box centre is in the hot square
+    assert diff[:40].max() == 0 and diff[200:].max() == 0 and diff[:, :140].max() == 0
+
+
+def test_overlay_blends_the_colormap_and_keeps_cold_pixels() -> None:
+    base = Image.new("RGB", (8, 8), (128, 128, 128))
+    heat = np.zeros((4, 4), dtype=np.float32)
+    heat[:2, :2] = 1.0
+    out = np.asarray(overlay(base, heat, alpha=1.0, size=8))
+    assert tuple(out[7, 7]) == (128, 128, 128)
+    assert tuple(out[0, 0]) == tuple(colorize(np.ones((1, 1)))[0, 0])
+
+
+def test_colorize_is_turbo() -> None:
+    rgb = colorize(np.array([[0.0, 0.5, 1.0]]))[0]
+    assert np.abs(rgb[0].astype(int) - (34, 23, 27)).max() <= 20  # turbo starts dark
+    assert rgb[1, 1] > 200  # green-yellow in the middle
+    assert rgb[2, 0] > rgb[2, 2] and rgb[2, 1] < 40  # and ends dark red

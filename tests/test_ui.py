@@ -1,0 +1,320 @@
+"""The app's tab handlers, called directly (no server): real models, real MTCNN, real photos."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferhub.hub import DEFAULT_MODEL
+from ferhub.ui import build_app, classify, compare, model_card, state, webcam
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples"
+HOPPER = str(EXAMPLES / "grace_hopper.jpg")
+ASTRONAUT = str(EXAMPLES / "astronaut.jpg")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A second, tiny model saved as a local repo folder (with no evaluation results)."""
+    import torch
+
+    from ferhub.hub import save
+    from ferhub.models import create_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    save(create_model("test_tiny"), folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def labelled_zip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A zip of class folders holding real faces (scikit-image's LFW subset, upscaled to 96 px)."""
+    from skimage import data
+
+    faces = data.lfw_subset()[:12]
+    path = tmp_path_factory.mktemp("data") / "faces.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, face in enumerate(faces):
+            label = ("happy", "neutral", "sad")[i % 3]
+            image = Image.fromarray((face * 255).astype(np.uint8)).resize((96, 96)).convert("RGB")
+            zf.writestr(f"faces/{label}/{i:02d}.png", _png(image))
+    return str(path)
+
+
+def _png(image: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# -- Classify ------------------------------------------------------------------------------------------------
+def test_classify_boxes_labels_and_explains_the_face() -> None:
+    annotated, whole, gallery, probs_html, data, path = classify.classify(HOPPER, DEFAULT_MODEL, "Grad-CAM")
+    photo = Image.open(HOPPER).convert("RGB")
+    assert annotated.size == photo.size == whole.size
+    (face,) = data["faces"]
+    x1, y1, x2, y2 = face["box"]
+    assert 150 < x1 < x2 < 400 and 80 < y1 < y2 < 380  # Grace Hopper's face, not the flag
+    assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
+    assert data["model"] == DEFAULT_MODEL and data["saliency"] == {
+        "method": "gradcam",
+        "targets": [face["label"]],
+    }
+    # the box outline is drawn; the attribution changes the face and leaves the far corner alone
+    a, p, w = (np.asarray(im, dtype=np.int32) for im in (annotated, photo, whole))
+    assert np.abs(a[int(y1) : int(y2), int(x1)] - p[int(y1) : int(y2), int(x1)]).mean() > 20
+    assert (
+        np.abs(w[int(y1) : int(y2), int(x1) : int(x2)] - p[int(y1) : int(y2), int(x1) : int(x2)]).mean() > 5
+    )
+    assert np.abs(w[-60:, -60:] - p[-60:, -60:]).max() <= 12  # only JPEG-free blending, nothing drawn there
+    assert len(gallery) == 1 and gallery[0][0].size == (192, 192) and gallery[0][1] == f"#1 {face['label']}"
+    assert f"Face #1: {face['label']}" in probs_html
+    assert json.loads(Path(path).read_text()) == data
+
+
+def test_classify_explains_a_chosen_class_with_any_method() -> None:
+    *_, data, _ = classify.classify(ASTRONAUT, DEFAULT_MODEL, "Integrated Gradients", "sad")
+    assert data["saliency"] == {"method": "integrated_gradients", "targets": ["sad"]}
+    _, whole, gallery, *_ = classify.classify(ASTRONAUT, DEFAULT_MODEL, classify.NO_SALIENCY)
+    assert whole is None and gallery == []
+    with pytest.raises(gr.Error, match="no class 'bored'"):
+        classify.classify(ASTRONAUT, DEFAULT_MODEL, "Saliency", "bored")
+
+
+def test_classify_errors_are_messages(tmp_path: Path) -> None:
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("this is not a photo")
+    with pytest.raises(gr.Error) as e:
+        classify.classify(str(not_image), DEFAULT_MODEL)
+    assert e.value.title == "Not a usable image"
+    with pytest.raises(gr.Error, match="Upload a photo first"):
+        classify.classify(None, DEFAULT_MODEL)
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (320, 240), (200, 200, 200)).save(blank)
+    with pytest.raises(gr.Error, match="No face found"):
+        classify.classify(str(blank), DEFAULT_MODEL)
+    with pytest.raises(gr.Error, match="Cannot load model 'nobody/missing-model'"):
+        classify.classify(HOPPER, "nobody/missing-model")
+
+
+def test_classify_whole_image_fallback(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (320, 240), (200, 200, 200)).save(blank)
+    *_, data, _ = classify.classify(str(blank), DEFAULT_MODEL, "Saliency", fallback=True)
+    (face,) = data["faces"]
+    assert face["face_found"] is False and face["box"] == [0.0, 0.0, 320.0, 240.0]
+
+
+def test_target_choices_follow_the_model(tiny_model: str) -> None:
+    dropdown = classify.target_choices(tiny_model)
+    assert [c[0] for c in dropdown.choices][:2] == ["predicted", "angry"] and dropdown.value == "predicted"
+
+
+def test_classify_if_image_skips_a_cleared_photo() -> None:
+    assert classify.classify_if_image(None, DEFAULT_MODEL, "None", "predicted", False) == gr.skip()
+
+
+# -- Webcam --------------------------------------------------------------------------------------------------
+def test_tracker_matches_faces_by_overlap_and_smooths() -> None:
+    labels = ("happy", "sad")
+    tracker = webcam.FaceTracker(alpha=0.5)
+    first = tracker.update([(0, 0, 10, 10), (50, 50, 60, 60)], np.array([[1.0, 0.0], [0.0, 1.0]]), labels)
+    assert [t.id for t in first] == [1, 2]
+    # next frame: the faces come in the other order and have moved a little
+    second = tracker.update([(51, 50, 61, 60), (1, 0, 11, 10)], np.array([[1.0, 0.0], [0.0, 1.0]]), labels)
+    assert [t.id for t in second] == [2, 1]
+    assert np.allclose(second[0].probabilities, [0.5, 0.5]) and np.allclose(
+        second[1].probabilities, [0.5, 0.5]
+    )
+    third = tracker.update([(200, 200, 210, 210)], np.array([[0.2, 0.8]]), labels)
+    assert third[0].id == 3 and np.allclose(third[0].probabilities, [0.2, 0.8])
+    for _ in range(tracker.max_missing):
+        tracker.update([], np.zeros((0, 2)), labels)
+    assert [t.id for t in tracker.tracks] == [3]  # 1 and 2 are gone: unseen for more than max_missing frames
+    tracker.update([], np.zeros((0, 2)), labels)
+    assert tracker.tracks == []
+
+
+def test_tracker_fps_and_iou() -> None:
+    tracker = webcam.FaceTracker()
+    assert [round(tracker.tick(t), 3) for t in (0.0, 0.1, 0.2)] == [0.0, 10.0, 10.0]
+    assert webcam.iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert webcam.iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+
+
+def test_process_frame_draws_smoothed_labels_and_snapshot_goes_to_classify() -> None:
+    frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
+    out, text, tracker = webcam.process_frame(frame, None, DEFAULT_MODEL)
+    assert out.shape == frame.shape and np.abs(out.astype(int) - frame).max() > 100  # a box was drawn
+    assert text.endswith("1 face")
+    (track,) = tracker.tracks
+    first = track.probabilities.copy()
+    moved = np.roll(frame, 6, axis=1)  # the face moves a little: same track, smoothed probabilities
+    out, text, tracker = webcam.process_frame(moved, tracker, DEFAULT_MODEL)
+    (track,) = tracker.tracks
+    (face,) = state.cache().predictor([DEFAULT_MODEL], fast=True).predict_image(moved).faces
+    new = np.array([face.probabilities[c] for c in tracker.labels])
+    assert track.id == 1 and np.allclose(
+        track.probabilities, tracker.alpha * new + (1 - tracker.alpha) * first
+    )
+    assert " fps · 1 face" in text
+    image, tabs = webcam.snapshot(tracker)
+    assert np.array_equal(np.asarray(image), moved) and tabs.selected == "classify"
+    with pytest.raises(gr.Error, match="No frame yet"):
+        webcam.snapshot(None)
+
+
+# -- Compare ---------------------------------------------------------------------------------------------------
+def test_compare_photo_detects_once_and_marks_disagreement(tiny_model: str) -> None:
+    gallery, rows, figure, summary = compare.compare_photo(ASTRONAUT, [DEFAULT_MODEL, tiny_model])
+    assert [caption for _, caption in gallery] == [DEFAULT_MODEL, tiny_model]
+    (row,) = rows
+    assert row[0] == "#1" and len(row) == 2 + 4
+    labels = [cell.split(" (")[0] for cell in row[1:3]]
+    agree = labels[0] == labels[1]
+    assert row[-1] == ("agree" if agree else "disagree") and row[-2] == ("100%" if agree else "50%")
+    assert figure is None  # one face: no pairwise agreement over faces to plot
+    assert "1 face(s)" in summary
+    with pytest.raises(gr.Error, match="at least 2 models"):
+        compare.compare_photo(ASTRONAUT, [DEFAULT_MODEL])
+
+
+def test_face_agreement_is_the_majority_share() -> None:
+    assert compare.face_agreement(["happy", "sad", "happy"]) == ("happy", pytest.approx(2 / 3))
+    assert compare.face_agreement(["sad"]) == ("sad", 1.0)
+
+
+def test_dashboard_without_results_offers_evaluation(tiny_model: str) -> None:
+    picker, notes = compare.dataset_choices([tiny_model], {})
+    assert picker.choices == [] and "no evaluation results yet" in notes and "evaluate them below" in notes
+
+
+def test_evaluate_now_then_dashboard(
+    tiny_model: str, labelled_zip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "cache"))
+    ids = [DEFAULT_MODEL, tiny_model]
+    fresh, status, files, picker = compare.evaluate_now(ids, labelled_zip, "", "", {})
+    assert "on 12 images" in status
+    assert len(files) == 3 and Path(files[-1]).name == "report.html"
+    assert "<html" in Path(files[-1]).read_text()[:500].lower()
+    key = picker.value
+    assert set(fresh) == set(ids) and all(key in fresh[m] for m in ids)
+    written = json.loads(Path(files[0]).read_text())
+    assert written["results"][key]["num_images"] == 12
+    *confusion, difference, recall, table, note = compare.dashboard(ids, key, compare.COUNTS, fresh)
+    assert confusion[0].visible and confusion[1].visible and not confusion[2].visible
+    assert difference.visible and recall.visible and table.visible and note == ""
+    assert [row[0] for row in table.value["data"]] == ids
+    # the counts view draws the entry's confusion matrix as is; the normalised view divides each row
+    counts = np.array(fresh[DEFAULT_MODEL][key]["confusion_matrix"], dtype=float)
+    assert counts.sum() == 12
+    assert np.array_equal(_heatmap_z(confusion[0]), counts)
+    *normalised, _, _, _, _ = compare.dashboard(ids, key, compare.NORMALISED, fresh)
+    rows = counts.sum(axis=1, keepdims=True)
+    expected = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    z = _heatmap_z(normalised[0])
+    assert np.allclose(z / (100 if z.max() > 1.0 else 1), expected)
+
+
+def _heatmap_z(plot: gr.Plot) -> np.ndarray:
+    figure = json.loads(plot.value["plot"])
+    (heatmap,) = [t for t in figure["data"] if t["type"] == "heatmap"]
+    z = heatmap["z"]
+    if isinstance(z, dict):  # plotly >= 6 ships arrays as typed base64 blocks
+        import base64
+
+        shape = [int(n) for n in str(z["shape"]).split(",")]
+        return (
+            np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
+            .reshape(shape)
+            .astype(float)
+        )
+    return np.array(z, dtype=float)
+
+
+def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path: Path) -> None:
+    import shutil
+
+    from ferhub.evaluation import write_results
+
+    folder = tmp_path / "tiny-with-results"
+    shutil.copytree(tiny_model, folder)
+    entry = {
+        "dataset": {"id": "faces.zip", "split": "test"},
+        "metrics": {
+            "accuracy": 0.625,
+            "mean_class_recall": 0.625,
+            "macro_f1": 0.62,
+            "top2_accuracy": 1.0,
+            "nll": 0.7,
+            "ece": 0.1,
+        },
+        "labels": ["happy", "sad"],
+        "confusion_matrix": [[3, 1], [2, 2]],
+        "per_class": {
+            "happy": {"precision": 0.6, "recall": 0.75, "f1": 0.67, "support": 4},
+            "sad": {"precision": 0.67, "recall": 0.5, "f1": 0.57, "support": 4},
+        },
+        "num_images": 8,
+    }
+    write_results(folder, {"faces.zip:default:test": entry}, render_card=False)
+    picker, notes = compare.dataset_choices([str(folder), tiny_model], {})
+    assert (
+        picker.choices == [("faces.zip / test", "faces.zip:default:test")]
+        and "no evaluation results" in notes
+    )
+    *confusion, difference, _, _, note = compare.dashboard(
+        [str(folder), tiny_model], "faces.zip:default:test", compare.COUNTS, {}
+    )
+    assert confusion[0].visible and not confusion[1].visible and not difference.visible
+    assert f"No results on this dataset for: {tiny_model}" in note
+
+
+# -- Model card and the whole app --------------------------------------------------------------------------------
+def test_model_card_shows_labels_licence_and_provenance() -> None:
+    body, facts = model_card.model_card(DEFAULT_MODEL)
+    table = dict(facts)
+    assert table["labels"] == "angry, disgust, fear, happy, sad, surprise, neutral"
+    assert table["input"] == "64x64 gray" and table["licence"] != "not stated"
+    assert body.strip() and not body.startswith("---")
+    with pytest.raises(gr.Error, match="Cannot find model"):
+        model_card.model_card("./no/such/folder")
+
+
+def test_split_card_front_matter() -> None:
+    meta, body = model_card.split_card("---\nlicense: mit\ndatasets: [fer2013]\n---\n# Card\ntext\n")
+    assert meta == {"license": "mit", "datasets": ["fer2013"]} and body == "# Card\ntext\n"
+    assert model_card.split_card("# no front matter") == ({}, "# no front matter")
+
+
+def test_every_event_has_an_api_name() -> None:
+    demo = build_app([DEFAULT_MODEL])
+    names = [fn.api_name for fn in demo.fns.values()]
+    assert "classify" in names and all(names), names
+    assert {
+        "classify",
+        "webcam_frame",
+        "snapshot",
+        "compare_photo",
+        "dashboard",
+        "evaluate",
+        "model_card",
+    } <= set(names)
+
+
+def test_gpu_wrapper_is_a_no_op_without_spaces() -> None:
+    def f(x: int) -> int:
+        return x + 1
+
+    assert state.gpu(f) is f
