@@ -406,7 +406,7 @@ def evaluate(
             probabilities=p,
             boxes=None if crops_only else boxes,
             paths=paths,
-            model=name,
+            model=model_info["id"],
             key=key,
         )
         runs.append(ModelEvaluation(name, key, entry, predictions, folder, spec))

@@ -159,7 +159,7 @@ def difference_matrix_figure(
             zmid=0,
             zmin=-bound,
             zmax=bound,
-            colorbar={"title": f"{unit} {names[1]} - {names[0]}".strip()},
+            colorbar={"title": unit or "count"},
         )
     )
     default = f"{names[1]} minus {names[0]}" + (" (row %)" if normalize else " (counts)")

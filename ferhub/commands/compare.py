@@ -22,6 +22,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-names", default=None, help="what numbered classes mean (rafdb, fer2013, ...)")
     p.add_argument("--tta", nargs="?", const="flip", choices=("flip", "tencrop"), default=None)
     p.add_argument("--no-face", choices=("fallback", "wrong"), default="fallback")
+    crop = p.add_mutually_exclusive_group()
+    crop.add_argument(
+        "--precropped",
+        dest="precropped",
+        action="store_true",
+        default=None,
+        help="the images are face crops already: skip detection (default for FER2013 CSV)",
+    )
+    crop.add_argument("--detect", dest="precropped", action="store_false", help="detect faces in every image")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=None, metavar="FILE", help="also write an HTML report (labelled data)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the comparison as JSON")

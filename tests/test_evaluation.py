@@ -1,0 +1,441 @@
+"""Evaluation end to end on generated data: evaluate -> eval_results.json -> card model-index -> figures.
+
+Data: real face crops from scikit-image's LFW subset in class folders (and a zip of them), and real photos
+(scikit-image's astronaut, matplotlib's Grace Hopper, and a coffee cup without a face) for the detection path.
+Models: ``test_tiny`` saved with ``ferhub.hub.save``.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from ferhub import evaluation, hub
+from ferhub.cli import main
+from ferhub.data import FaceCache, open_source
+from ferhub.faces import Face
+from ferhub.hub import EvalResultsError
+from ferhub.labels import FER7, FER8
+from ferhub.models import create_model
+from ferhub.predict import Predictor
+
+N_PER_CLASS = 3
+
+
+@pytest.fixture(autouse=True)
+def face_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path_factory.mktemp("ferhub_cache")))
+
+
+def _tiny(labels=FER7, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return create_model("test_tiny", labels=labels).eval()
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("repos")
+    return {
+        "fer7": hub.save(_tiny(FER7, 0), root / "tiny7", card_context={"repo_id": "org/tiny7"}),
+        "fer8": hub.save(_tiny(FER8, 1), root / "tiny8"),
+    }
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``crops/<class>/<i>.png``: 3 LFW faces per FER8 class (24 images)."""
+    import skimage.data
+
+    lfw = skimage.data.lfw_subset()
+    root = tmp_path_factory.mktemp("data") / "lfw-crops"
+    for i in range(N_PER_CLASS * len(FER8)):
+        folder = root / FER8[i % len(FER8)]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((lfw[i] * 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def crops_zip(crops: Path) -> Path:
+    path = crops.parent / "lfw-crops.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in sorted(crops.rglob("*.png")):
+            zf.write(f, f.relative_to(crops).as_posix())
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import skimage.data
+    from matplotlib import cbook
+
+    root = tmp_path_factory.mktemp("data") / "photos"
+    (root / "happy").mkdir(parents=True)
+    (root / "neutral").mkdir()
+    Image.fromarray(skimage.data.astronaut()).save(root / "happy" / "astronaut.jpg")
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        Image.open(f).convert("RGB").save(root / "neutral" / "hopper.jpg")
+    Image.fromarray(skimage.data.coffee()).save(root / "neutral" / "coffee.jpg")  # no face
+    return root
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from ferhub.faces import FaceDetector
+
+    return FaceDetector()
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+def test_evaluate_crops_goes_through_predictor_and_maps_labels(repos, crops) -> None:
+    source = open_source(str(crops), precropped=True)
+    runs = evaluation.evaluate([str(repos["fer7"]), str(repos["fer8"])], source, n_resamples=50)
+    assert [r.name for r in runs] == [str(repos["fer7"]), str(repos["fer8"])]
+    r7, r8 = runs
+    assert r7.key == "lfw-crops:default:all"
+    # the one inference path: probabilities are exactly Predictor.classify_crops on the images
+    images = [source.image(i) for i in range(len(source))]
+    ref = Predictor([hub.load(str(repos["fer7"]))]).classify_crops(images)[0]
+    np.testing.assert_allclose(r7.predictions.probabilities, ref, atol=1e-6)
+    # labels: the data's 8 classes; the 7-class model cannot say contempt and that is reported, not dropped
+    assert r7.entry["labels"] == list(FER8)
+    assert r7.entry["label_mapping"]["unpredictable"] == {"contempt": N_PER_CLASS}
+    assert f"contempt: {N_PER_CLASS} images the model cannot predict, counted wrong" in r7.entry["notes"]
+    assert sum(map(sum, r7.entry["confusion_matrix"])) == len(source) == r7.entry["num_images"]
+    assert r7.entry["per_class"]["contempt"]["support"] == N_PER_CLASS
+    # metrics agree with the per-image predictions they came from
+    p = r7.predictions
+    y_true, y_pred = np.array(p.y_true), np.array(p.y_pred)
+    assert r7.entry["metrics"]["accuracy"] == pytest.approx(np.mean(y_true == y_pred))
+    assert FER8[int(np.argmax(ref[0]))] == p.labels[y_pred[0]]
+    assert r8.entry["label_mapping"]["unpredictable"] == {}
+    assert r7.entry["no_face"] == {"count": 0, "policy": "precropped", "per_class": dict.fromkeys(FER8, 0)}
+    assert r7.entry["model"] == {"id": "tiny7", "revision": None}
+    assert r7.entry["dataset"] == {
+        "id": "lfw-crops",
+        "config": "default",
+        "split": "all",
+        "name": "lfw-crops",
+    }
+    assert r7.entry["tta"] is False and r7.entry["tta_method"] is None
+    json.dumps(r7.entry, allow_nan=False)
+
+
+@pytest.mark.parametrize("method", ["flip", "tencrop"])
+def test_tta_averages_views_through_classify_crops(repos, crops, method) -> None:
+    source = open_source(str(crops), precropped=True)
+    model = hub.load(str(repos["fer7"]))
+    (run,) = evaluation.evaluate(model, source, tta=method, n_resamples=20)
+    pred = Predictor(model)
+    image = source.image(5)
+    views = evaluation.tta_crops(image, method)
+    assert len(views) == (2 if method == "flip" else 10)
+    if method == "flip":
+        assert np.array_equal(np.asarray(views[1]), np.asarray(ImageOps.mirror(image)))
+    expected = pred.classify_crops(views)[0].mean(axis=0)
+    np.testing.assert_allclose(run.predictions.probabilities[5], expected, atol=1e-6)
+    assert run.entry["tta"] is True and run.entry["tta_method"] == method
+
+
+def test_tta_views_of_a_detected_face() -> None:
+    image = Image.new("RGB", (100, 80))
+    face = Face(box=(10, 20, 50, 60), score=0.9, landmarks=((20, 30), (40, 30), (30, 40), (22, 50), (38, 50)))
+    mirrored = evaluation.mirror_face(face, image.width)
+    assert mirrored.box == (50, 20, 90, 60)
+    # the image-left eye of the mirrored photo is the old right eye, mirrored
+    assert mirrored.landmarks[0] == (60, 30) and mirrored.landmarks[1] == (80, 30)
+    assert mirrored.landmarks[3] == (62, 50)
+    assert len(evaluation.tta_faces(image, face, "flip")) == 2
+    views = evaluation.tta_faces(image, face, "tencrop")
+    assert len(views) == 10
+    assert views[4][1].box == pytest.approx((12.5, 22.5, 47.5, 57.5))  # the centre box, 87.5% of the size
+    with pytest.raises(ValueError, match="tta"):
+        evaluation.tta_faces(image, face, "rotate")
+
+
+def test_photos_detect_once_and_no_face_policies(repos, photos, detector) -> None:
+    cache = FaceCache(detector, persist=False)
+    pred = Predictor([str(repos["fer7"])], detector=detector)
+    (fb,) = evaluation.evaluate(
+        [str(repos["fer7"])], str(photos), predictor=pred, cache=cache, n_resamples=20
+    )
+    assert cache.detections_run == 3
+    assert fb.entry["no_face"]["count"] == 1 and fb.entry["no_face"]["policy"] == "fallback"
+    assert fb.entry["no_face"]["per_class"]["neutral"] == 1
+    paths = [Path(p).name for p in fb.predictions.paths]
+    coffee = paths.index("coffee.jpg")
+    assert fb.predictions.face_found[coffee] is False and fb.predictions.boxes[coffee] is None
+    assert fb.predictions.y_pred[coffee] >= 0  # scored on the whole image
+    astro = paths.index("astronaut.jpg")
+    x1, y1, x2, y2 = fb.predictions.boxes[astro]
+    assert 150 < x1 < x2 < 300 and 40 < y1 < y2 < 200  # the astronaut's face
+    # the same face, classified through the Predictor's own crop path
+    face = cache.get_many([open_source(str(photos)).image(astro)])[0]
+    ref = pred.classify_faces(open_source(str(photos)).image(astro), [face])[0][0]
+    np.testing.assert_allclose(fb.predictions.probabilities[astro], ref, atol=1e-6)
+    # counted wrong: no detection again (cache), the coffee cup is a wrong answer and not in the matrix
+    (wrong,) = evaluation.evaluate(
+        [str(repos["fer7"])], str(photos), predictor=pred, cache=cache, no_face="wrong", n_resamples=20
+    )
+    assert cache.detections_run == 3
+    assert wrong.predictions.y_pred[coffee] == -1
+    assert sum(map(sum, wrong.entry["confusion_matrix"])) == 2
+    assert "no face: 1 images without a face counted wrong" in wrong.entry["notes"]
+
+
+# ------------------------------------------------------------------------------------ eval_results.json
+def _entry(run, **changes):
+    entry = json.loads(json.dumps(run.entry))
+    entry.update(changes)
+    return entry
+
+
+def test_round_trip_results_card_and_figures(repos, crops, tmp_path) -> None:
+    import shutil
+
+    from ferhub import plots
+
+    folder = Path(shutil.copytree(repos["fer7"], tmp_path / "repo"))
+    (run,) = evaluation.evaluate(str(folder), str(crops), precropped=True, n_resamples=50)
+    assert evaluation.results_folder(run, tmp_path / "out") == folder.resolve()
+    evaluation.write_results(folder, {run.key: run.entry})
+    other = _entry(run, dataset={"id": "org/other", "config": "default", "split": "test", "name": "Other"})
+    evaluation.write_results(folder, {"org/other:default:test": other})
+    data = hub.read_eval_results(folder)
+    assert data["format_version"] == 1 and set(data["results"]) == {run.key, "org/other:default:test"}
+    assert data["results"][run.key] == run.entry
+    # the card's model-index carries both datasets' metrics
+    card = (folder / "README.md").read_text()
+    front = card.split("---")[1]
+    assert "name: lfw-crops" in front and "type: org/other" in front
+    assert f"value: {run.entry['metrics']['accuracy']}" in front
+    # rerun of the same key replaces it; the other dataset is kept
+    replaced = _entry(run, num_images=999)
+    evaluation.write_results(folder, {run.key: replaced})
+    data = hub.read_eval_results(folder)
+    assert data["results"][run.key]["num_images"] == 999 and "org/other:default:test" in data["results"]
+    # figures straight from the file
+    entries = {"tiny": data["results"][run.key]}
+    fig = plots.entry_confusion_figure(entries["tiny"])
+    assert np.asarray(fig.data[0].z).tolist() == run.entry["confusion_matrix"]
+    assert set(plots.dashboard_figures(entries)) >= {"metrics", "recall", "reliability", "confusion:tiny"}
+    assert (folder / "eval_results.json").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"format_version": 7, "results": {}}', "newer than this ferhub"),
+        ('{"format_version": 1, "results": []}', "'results' must be an object"),
+    ],
+)
+def test_bad_results_file_is_never_overwritten(repos, crops, tmp_path, content, message) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(repos["fer7"], tmp_path / "repo"))
+    (folder / "eval_results.json").write_text(content)
+    entry = {"dataset": {"id": "x"}, "metrics": {"accuracy": 0.5}}
+    with pytest.raises(EvalResultsError, match=message):
+        evaluation.write_results(folder, {"x:default:all": entry})
+    assert (folder / "eval_results.json").read_text() == content
+    assert not list(folder.glob(".eval_results.json.*"))
+
+
+def test_nan_is_refused_before_writing(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"JSON compliant|Out of range"):
+        evaluation.write_results(tmp_path, {"k": {"dataset": {"id": "x"}, "metrics": {"nll": float("nan")}}})
+    assert not (tmp_path / "eval_results.json").exists()
+
+
+def test_predictions_file_round_trip(repos, crops, tmp_path) -> None:
+    (run,) = evaluation.evaluate(str(repos["fer8"]), str(crops), precropped=True, n_resamples=10)
+    path = run.predictions.save(tmp_path / "p.json")
+    back = evaluation.ImagePredictions.load(path)
+    assert back.y_pred == run.predictions.y_pred and back.model == "tiny8" and back.key == run.key
+    np.testing.assert_allclose(back.probabilities, run.predictions.probabilities, atol=1e-6)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(evaluation.EvaluationError, match="not a ferhub predictions file"):
+        evaluation.ImagePredictions.load(tmp_path / "bad.json")
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+class CommitRecorder:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import huggingface_hub
+
+        self.calls: list[dict] = []
+        self.uploaded: list[dict[str, bytes]] = []
+
+        def create_commit(api, **kw):
+            self.calls.append({"token": api.token, **kw})
+            self.uploaded.append(
+                {op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in kw["operations"]}
+            )
+            return huggingface_hub.CommitInfo(
+                commit_url="https://huggingface.co/org/tiny7/commit/abc123",
+                commit_message=kw["commit_message"],
+                commit_description="",
+                oid="abc123",
+            )
+
+        monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
+
+
+def test_cli_evaluate_writes_repo_predictions_report_and_pushes(
+    repos, crops_zip, tmp_path, capsys, monkeypatch
+) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(repos["fer7"], tmp_path / "repo"))
+    rec = CommitRecorder(monkeypatch)
+    out = tmp_path / "out"
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(folder),
+            "--data",
+            str(crops_zip),
+            "--precropped",
+            "--tta",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "50",
+            "--push",
+        ]
+    )
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert "accuracy [95% CI]" in stdout and str(folder) in stdout
+    assert f"contempt: {N_PER_CLASS} images the model cannot predict, counted wrong" in stderr
+    data = hub.read_eval_results(folder)
+    entry = data["results"]["lfw-crops:default:all"]
+    assert entry["tta_method"] == "flip" and entry["command"].startswith("ferhub evaluate ")
+    assert (out / "report.html").is_file()
+    (pred_file,) = out.glob("*.predictions.json")
+    assert json.loads(pred_file.read_text())["key"] == "lfw-crops:default:all"
+    # one commit of exactly the two files, to the repo named in card.json
+    (call,) = rec.calls
+    ops = call.pop("operations")
+    assert call == {
+        "token": None,
+        "repo_id": "org/tiny7",
+        "commit_message": "Evaluation results on lfw-crops:default:all",
+        "repo_type": "model",
+        "revision": None,
+    }
+    assert [op.path_in_repo for op in ops] == ["eval_results.json", "README.md"]
+    assert rec.uploaded[0]["eval_results.json"] == (folder / "eval_results.json").read_bytes()
+    assert b"lfw-crops" in rec.uploaded[0]["README.md"]
+
+
+def test_cli_evaluate_bundled_model_writes_a_copy(crops, tmp_path, capsys) -> None:
+    bundled = hub.DEFAULT_MODEL
+    results_file = hub.resolve(bundled) / "eval_results.json"
+    before = results_file.read_bytes() if results_file.exists() else None
+    out = tmp_path / "out"
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            bundled,
+            "--data",
+            str(crops),
+            "--precropped",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "20",
+            "--no-report",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    copy = out / evaluation.slug(bundled)
+    assert (copy / "config.json").is_file() and (copy / "README.md").is_file()
+    assert "lfw-crops:default:all" in hub.read_eval_results(copy)["results"]
+    after = results_file.read_bytes() if results_file.exists() else None
+    assert after == before  # package data untouched
+
+
+def test_cli_errors_are_clear(repos, tmp_path, capsys) -> None:
+    code = main(["evaluate", "--model", str(repos["fer7"]), "--data", str(tmp_path / "nowhere.zip")])
+    assert code == 1 and "ferhub evaluate:" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    code = main(["report", "--results", str(tmp_path / "empty"), "--out", str(tmp_path / "r.html")])
+    err = capsys.readouterr().err
+    assert code == 1 and "ferhub report:" in err
+
+
+def test_cli_compare_and_report(repos, crops, tmp_path, capsys) -> None:
+    out = tmp_path / "cmp.json"
+    code = main(
+        [
+            "compare",
+            str(repos["fer7"]),
+            str(repos["fer8"]),
+            "--data",
+            str(crops),
+            "--precropped",
+            "--json",
+            str(out),
+            "--out",
+            str(tmp_path / "cmp.html"),
+        ]
+    )
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert "McNemar p" in stdout
+    result = json.loads(out.read_text())
+    pair = result["pairs"][0]
+    # McNemar from the per-image predictions, recomputed here
+    runs = evaluation.evaluate(
+        [str(repos["fer7"]), str(repos["fer8"])], str(crops), precropped=True, n_resamples=10
+    )
+    y = np.array(runs[0].predictions.y_true)
+    c7 = np.array(runs[0].predictions.y_pred) == y
+    p8 = runs[1].predictions
+    c8 = np.array([p8.labels[i] for i in p8.y_pred]) == np.array([p8.labels[i] for i in p8.y_true])
+    assert pair["mcnemar"]["a_only_correct"] == int(np.sum(c7 & ~c8))
+    assert pair["mcnemar"]["b_only_correct"] == int(np.sum(~c7 & c8))
+    assert (tmp_path / "cmp.html").stat().st_size > 1_000_000  # plotly.js embedded
+
+    # ferhub report from the repo folders (+ predictions and data for thumbnails)
+    folders = []
+    for run in runs:
+        folder = tmp_path / evaluation.slug(run.name)
+        evaluation.write_results(folder, {run.key: run.entry}, render_card=False)
+        run.predictions.save(tmp_path / f"{evaluation.slug(run.name)}.predictions.json")
+        folders.append(folder / "eval_results.json")
+    html_path = tmp_path / "report.html"
+    code = main(
+        [
+            "report",
+            "--results",
+            *map(str, folders),
+            "--predictions",
+            *map(str, tmp_path.glob("*.predictions.json")),
+            "--data",
+            str(crops),
+            "--out",
+            str(html_path),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    text = html_path.read_text()
+    assert "lfw-crops:default:all" in text and "McNemar p" in text and "data:image/jpeg;base64," in text
+
+
+def test_compare_on_unlabelled_photos(repos, photos, detector) -> None:
+    pred = Predictor([str(repos["fer7"]), str(repos["fer8"])], detector=detector)
+    out = evaluation.compare_on_images(pred, sorted(photos.rglob("*.jpg")))
+    assert out["num_faces"] == 2  # the coffee cup has none
+    assert out["labels"] == list(FER8)
+    assert len(out["agreement"]) == 2 and out["agreement"][0][0] == 1.0
