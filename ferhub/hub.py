@@ -52,7 +52,12 @@ ENSEMBLE = "ensemble"  # an architecture with no weights of its own: its builder
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 BUNDLED_ORG = "ferhub"
 DEFAULT_MODEL = "ferhub/fer-mini-xception"
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / "template.md"
+# The card template lives in the top-level model_cards/; ferhub/templates/model_card.md is a symlink to it, so
+# that a wheel (setuptools copies what a symlink points to) carries the template too.
+TEMPLATE_PATHS = (
+    Path(__file__).resolve().parent.parent / "model_cards" / "template.md",  # a source checkout
+    Path(__file__).resolve().parent / "templates" / "model_card.md",  # an installed wheel
+)
 
 EVAL_RESULTS_FORMAT_VERSION = 1
 HUB_PROBE_TIMEOUT_S = 1.0  # offline or unreachable Hub ids must fail in well under 2 s
@@ -921,9 +926,11 @@ def render_card(folder: str | os.PathLike) -> str:
     eval_data = read_eval_results(folder)
     results = eval_data["results"] if eval_data else {}
     model_name = context.get("model_name") or folder.resolve().name
-    if not TEMPLATE_PATH.is_file():
+    template = next((p for p in TEMPLATE_PATHS if p.is_file()), None)
+    if template is None:
         raise FileNotFoundError(
-            f"model card template {TEMPLATE_PATH} is missing; reinstall ferhub from its source"
+            f"the model card template is missing (looked for {', '.join(map(str, TEMPLATE_PATHS))}); "
+            "reinstall ferhub"
         )
     card_data = ModelCardData(
         model_name=model_name,
@@ -949,7 +956,7 @@ def render_card(folder: str | os.PathLike) -> str:
     )
     card = ModelCard.from_template(
         card_data,
-        template_path=str(TEMPLATE_PATH),
+        template_path=str(template),
         model_name=model_name,
         ctx=context,
         config=config,

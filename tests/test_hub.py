@@ -979,6 +979,12 @@ def test_card_rerenders_from_the_folder_alone(tmp_path: Path) -> None:
     assert "Upstream reports 66%" in (folder / "README.md").read_text()  # prose context kept in card.json
 
 
+def test_the_card_template_ships_in_the_package() -> None:
+    checkout, packaged = hub.TEMPLATE_PATHS
+    assert checkout.parent.name == "model_cards" and packaged.parent.parent == Path(hub.__file__).parent
+    assert packaged.read_text() == checkout.read_text()  # the package's copy is a symlink to model_cards/
+
+
 def test_read_eval_results(tmp_path: Path) -> None:
     assert hub.read_eval_results(tmp_path) is None
     path = tmp_path / "eval_results.json"
