@@ -1071,16 +1071,37 @@ def _recipe_markdown(cfg: TrainConfig, data_desc: str, fold_summary: dict[str, A
     return text
 
 
-def _command_line() -> str:
-    launcher = (
-        "torchrun --nproc_per_node " + os.environ["LOCAL_WORLD_SIZE"] + " "
-        if "LOCAL_WORLD_SIZE" in os.environ
-        else "python "
-    )
-    argv0 = sys.argv[0]
-    if argv0.endswith("ferhub") or argv0.endswith("__main__.py") or argv0.endswith("cli.py"):
-        return shlex.join(["ferhub", *sys.argv[1:]])
-    return launcher + shlex.join([os.path.relpath(argv0) if os.path.isabs(argv0) else argv0, *sys.argv[1:]])
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run, rebuilt from the parsed options (whatever called :func:`main`).
+
+    Options left at their defaults are omitted; ``torchrun`` is named when the run was launched by it.
+    """
+    parts: list[str] = []
+    for action in get_args_parser()._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            parts.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(action, argparse._StoreTrueAction):
+            parts.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            for v in value:
+                parts += [flag, str(v)]
+        else:
+            parts += [flag, str(value)]
+    if "LOCAL_WORLD_SIZE" in os.environ:  # set by torchrun
+        nodes = os.environ.get("GROUP_WORLD_SIZE", "1")
+        prefix = ["torchrun", "--nnodes", nodes] if nodes != "1" else ["torchrun"]
+        prefix += ["--nproc_per_node", os.environ["LOCAL_WORLD_SIZE"], "train/train.py"]
+    elif Path(sys.argv[0]).name in ("ferhub", "__main__.py", "cli.py"):
+        prefix = ["ferhub", "train"]
+    else:
+        prefix = ["python", "train/train.py"]
+    return shlex.join(prefix + parts)
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -1112,7 +1133,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if not args.resume:
             for stale in ("log.jsonl",):
                 (out_dir / stale).unlink(missing_ok=True)
-    command = _command_line()
+    command = command_line(args)
     kw: dict[str, Any] = {"label_names": args.label_names, "precropped": args.precropped}
 
     train_src = _open_default_split(args.data, args.split, "train", **kw) or open_source(

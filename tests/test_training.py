@@ -1,0 +1,299 @@
+"""The training loop: presets, schedules, checkpoints, resume after SIGKILL, 2-process DDP, push."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from ferhub.config import ModelConfig
+from ferhub.data import transform_task, write_class_folders
+from ferhub.labels import FER7
+from ferhub.training import (
+    CheckpointError,
+    LRSchedule,
+    RecipeError,
+    TrainConfig,
+    apply_overrides,
+    get_args_parser,
+    load_recipe,
+    main,
+    read_checkpoint,
+)
+from ferhub.transforms import TrainTransform, equalize_hist, ten_crop
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN_SCRIPT = REPO / "train" / "train.py"
+
+
+@pytest.fixture(scope="module")
+def task_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A learnable 4-class task on real LFW face crops, as class folders (24 px gray PNGs)."""
+    images, targets, labels = transform_task(12, size=24, num_classes=4, seed=0)
+    return write_class_folders(images, targets, labels, tmp_path_factory.mktemp("task") / "faces")
+
+
+# ------------------------------------------------------------------------------------------------- presets
+def test_hist_eq_matches_pil_per_channel() -> None:
+    rng = np.random.default_rng(0)
+    batch = rng.integers(30, 140, (3, 20, 20, 3)).astype(np.uint8)
+    batch[1, :, :, 2] = 77  # a flat channel is left alone, as PIL does
+    ours = equalize_hist(torch.from_numpy(batch).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    pil = np.stack([np.asarray(ImageOps.equalize(Image.fromarray(im))) for im in batch])
+    assert np.array_equal(ours, pil)
+
+
+def test_train_transform_is_seeded_and_each_option_acts() -> None:
+    cfg = ModelConfig(architecture="test_tiny", labels=FER7, input_size=24, channels=1)
+    batch = torch.from_numpy(transform_task(4, size=24, num_classes=4)[0])
+    plain = TrainTransform.from_recipe(cfg, {})(batch, torch.Generator().manual_seed(0))
+    assert plain.shape == (16, 1, 24, 24)
+    assert torch.allclose(plain, (batch.float() / 255 - 0.5).unsqueeze(1) / 0.5)
+    options = {
+        "hflip": 1.0,
+        "rotate": 15,
+        "scale": [0.8, 1.2],
+        "translate": 0.1,
+        "brightness": 0.3,
+        "hist_eq": 1.0,
+        "cutout": 1.0,
+        "erasing": 1.0,
+    }
+    for key, value in options.items():
+        t = TrainTransform.from_recipe(cfg, {key: value})
+        a, b = t(batch, torch.Generator().manual_seed(1)), t(batch, torch.Generator().manual_seed(1))
+        assert torch.equal(a, b), key  # same seed, same batch
+        assert not torch.allclose(a, plain), key  # the option changes the images
+    flipped = TrainTransform.from_recipe(cfg, {"hflip": 1.0})(batch, torch.Generator())
+    assert torch.equal(flipped, plain.flip(-1))
+    with pytest.raises(ValueError, match=r"unknown augmentation options \['hflp'\]"):
+        TrainTransform.from_recipe(cfg, {"hflp": 0.5})
+    views = ten_crop(plain)
+    assert views.shape == (10, 16, 1, 24, 24) and torch.equal(views[5], views[0].flip(-1))
+
+
+# ----------------------------------------------------------------------------------------------- schedules
+def _factors(cfg: TrainConfig, steps: int, metrics: list[float] | None = None) -> list[float]:
+    s = LRSchedule(cfg, steps)
+    out = []
+    for e in range(cfg.epochs):
+        out += [s.factor(e, i) for i in range(steps)]
+        if metrics:
+            s.end_epoch(metrics[e])
+    return out
+
+
+def test_schedules_warmup_cosine_step_plateau() -> None:
+    f = _factors(TrainConfig(epochs=4, schedule="cosine", warmup_epochs=1), steps=2)
+    assert f[:2] == [0.5, 1.0]  # linear warm-up over the first epoch
+    assert f[2] == pytest.approx(1.0) and f[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 2.5 / 3)))
+    assert _factors(TrainConfig(epochs=5, schedule="step", step_epochs=2, gamma=0.5), 1) == [
+        1,
+        1,
+        0.5,
+        0.5,
+        0.25,
+    ]
+    plateau = TrainConfig(epochs=6, schedule="plateau", plateau_patience=1, gamma=0.1)
+    f = _factors(plateau, 1, metrics=[0.5, 0.6, 0.6, 0.6, 0.6, 0.7])
+    assert f == pytest.approx([1, 1, 1, 1, 0.1, 0.1])  # 2 flat epochs (> patience 1) after the best
+
+
+def test_recipe_overrides_and_errors() -> None:
+    cfg, variants = load_recipe("seed002_kaskun", "fcn")
+    assert cfg.model == "fcn" and cfg.recipe == "seed002_kaskun:fcn" and "mini_xception" in variants
+    cfg = apply_overrides(cfg, ["lr=0.01", "augment.hflip=0.25", 'loss_args={"label_smoothing": 0.1}'])
+    assert cfg.lr == 0.01 and cfg.augment["hflip"] == 0.25 and cfg.augment["rotate"] == 10
+    with pytest.raises(RecipeError, match="unknown settings \\['lrr'\\]"):
+        apply_overrides(cfg, ["lrr=1"])
+    with pytest.raises(RecipeError, match=r"no recipe 'nope'; known recipes: .*seed000_zhai"):
+        load_recipe("nope")
+    with pytest.raises(RecipeError, match="optimizer must be"):
+        TrainConfig.from_dict({"optimizer": "rmsprop"})
+
+
+# ---------------------------------------------------------------------------------------- end-to-end runs
+def _args(data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
+        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_checkpoint_is_safetensors_and_corruption_is_refused(task_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    summary = main(get_args_parser().parse_args(_args(task_folder, out, "--epochs", "1")))
+    tensors, meta = read_checkpoint(out / "checkpoints" / "last.safetensors")
+    assert meta["state"]["epoch"] == 1 and meta["train_config"]["model"] == "test_tiny"
+    assert {k.split(".")[0] for k in tensors} == {"model", "optim", "rng"}
+    assert (out / "model" / "model.safetensors").is_file() and summary["epochs"] == 1
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1] and 0 <= log[0]["val_mean_class_recall"] <= 1
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes((out / "checkpoints" / "last.safetensors").read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
+        read_checkpoint(bad)
+    with pytest.raises(CheckpointError, match=r"different settings \(lr\)"):
+        main(
+            get_args_parser().parse_args(_args(task_folder, out, "--epochs", "2", "--lr", "0.5", "--resume"))
+        )
+
+
+def _run_env() -> dict[str, str]:
+    # one thread: the same kernels and summation order in every process
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
+def _model_tensors(path: Path) -> dict[str, torch.Tensor]:
+    tensors, _ = read_checkpoint(path)
+    return {k: v for k, v in tensors.items() if k.startswith(("model.", "ema."))}
+
+
+def test_resume_after_sigkill_equals_straight_run(task_folder: Path, tmp_path: Path) -> None:
+    # dropout, EMA, mixup, augmentation and a warm-up + cosine schedule all carry state across the kill
+    common = [
+        "--deterministic", "--set", "model=test_fcn", "--set", "ema=0.9", "--set", "mixup=0.4",
+        "--set", "schedule=cosine", "--set", "warmup_epochs=1", "--epochs", "4",
+    ]  # fmt: skip
+    straight = tmp_path / "straight"
+    subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *_args(task_folder, straight, *common)],
+        check=True,
+        env=_run_env(),
+    )
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_SCRIPT), *_args(task_folder, killed, *common)],
+        env=_run_env(),
+        stdout=subprocess.DEVNULL,
+    )
+    last = killed / "checkpoints" / "last.safetensors"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if last.is_file() and read_checkpoint(last)[1]["state"]["epoch"] >= 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    epoch_at_kill = read_checkpoint(last)[1]["state"]["epoch"]
+    assert 2 <= epoch_at_kill < 4
+    subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *_args(task_folder, killed, *common, "--resume")],
+        check=True,
+        env=_run_env(),
+    )
+    a = _model_tensors(straight / "checkpoints" / "last.safetensors")
+    b = _model_tensors(killed / "checkpoints" / "last.safetensors")
+    assert a.keys() == b.keys() and any(k.startswith("ema.") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    log = [json.loads(x) for x in (killed / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4][: len(log)] and log[-1]["epoch"] == 4
+
+
+def test_two_process_ddp_trains_the_same_model(task_folder: Path, tmp_path: Path) -> None:
+    # BatchNorm statistics are per process under DDP without SyncBatchNorm (CUDA-only); freeze_bn keeps them
+    # out of the comparison so the two runs must agree on everything else
+    common = ["--set", "freeze_bn=true", "--set", "augment.rotate=10", "--epochs", "2", "--device", "cpu"]
+    one = tmp_path / "one"
+    subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *_args(task_folder, one, *common)], check=True, env=_run_env()
+    )
+    two = tmp_path / "two"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    subprocess.run(
+        [*launcher, str(TRAIN_SCRIPT), *_args(task_folder, two, *common)], check=True, env=_run_env()
+    )
+    a = _model_tensors(one / "checkpoints" / "last.safetensors")
+    b = _model_tensors(two / "checkpoints" / "last.safetensors")
+    assert a.keys() == b.keys()
+    moved = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert moved < 1e-5
+    from ferhub.models import create_model
+
+    torch.manual_seed(0)  # fit() seeds torch with the recipe seed (0) before building the model
+    init = create_model("test_tiny", ("angry", "disgust", "fear", "happy")).state_dict()
+    assert (
+        max(float((a["model." + k] - v).abs().max()) for k, v in init.items() if v.is_floating_point()) > 1e-3
+    )
+    card = (two / "model" / "README.md").read_text()
+    assert "torchrun --nproc_per_node 2" in card  # the exact launch command is recorded
+
+
+# --------------------------------------------------------------------------------------------------- push
+def test_push_to_hub_one_commit_with_card(
+    task_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+
+    calls: list[tuple[str, tuple, dict]] = []
+
+    class Info:
+        commit_url = "https://huggingface.co/org/fer-test/commit/abc"
+
+    def record(name: str):
+        def fn(self, *args, **kwargs):
+            if name == "upload_folder":
+                kwargs["_files"] = sorted(p.name for p in Path(kwargs["folder_path"]).iterdir())
+                kwargs["_card"] = (Path(kwargs["folder_path"]) / "README.md").read_text()
+            calls.append((name, args, kwargs))
+            return Info() if name == "upload_folder" else None
+
+        return fn
+
+    import huggingface_hub.constants
+
+    from ferhub import hub
+
+    # the push path checks offline mode and probes the endpoint before any API call: say "online"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_hub_unreachable", lambda endpoint: None)
+    for name in ("create_repo", "create_branch", "upload_folder"):
+        monkeypatch.setattr(huggingface_hub.HfApi, name, record(name))
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, *a, **k: [], raising=False)
+    out = tmp_path / "run"
+    argv = _args(task_folder, out, "--epochs", "2", "--push-to-hub", "org/fer-test", "--private")
+    argv += ["--revision", "v1", "--push-checkpoints"]
+    summary = main(get_args_parser().parse_args(argv))
+    uploads = [c for c in calls if c[0] == "upload_folder"]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    best_epochs = {r["best_epoch"] for r in log}  # each distinct best epoch was a new best when it ran
+    assert len(uploads) == len(best_epochs) + 1  # one commit per new best checkpoint, one for the final repo
+    *ckpts, final = uploads
+    for _, _, kw in ckpts:
+        assert kw["repo_id"] == "org/fer-test" and kw["revision"] == "checkpoints"
+        assert kw["commit_message"].startswith("seed002_kaskun: epoch ")
+    kw = final[2]
+    assert kw["repo_id"] == "org/fer-test" and kw["revision"] == "v1" and kw["repo_type"] == "model"
+    assert kw["folder_path"] == str(out / "model")
+    assert sorted(kw["allow_patterns"]) == [
+        "README.md",
+        "card.json",
+        "config.json",
+        "eval_results.json",
+        "model.safetensors",
+    ]
+    assert kw["commit_message"].startswith("Train seed002_kaskun: val accuracy ")
+    card = kw["_card"]
+    front = card.split("---")[1]
+    assert "library_name: ferhub" in front and "recipe-seed002_kaskun" in front and "model-index" in front
+    assert "name: fer-test" in front  # model name from the push id
+    assert f"value: {summary['val']['accuracy']}" in front
+    assert "train --recipe seed002_kaskun --data" in card and "Kaskun" in card  # command and citation
+    creates = [c for c in calls if c[0] == "create_repo"]
+    assert all(c[1] == ("org/fer-test",) and c[2]["private"] is True for c in creates)
+    branches = {c[2]["branch"] for c in calls if c[0] == "create_branch"}
+    assert branches == {"checkpoints", "v1"}
+    assert summary["pushed"] == Info.commit_url
