@@ -68,9 +68,6 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 class ModelLoadError(OSError):
     """A model repo that cannot be found, read or matched to its architecture; the message says how to fix it."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
 
 class HubConnectionError(ConnectionError):
     """The Hub cannot be reached (offline mode, or no connection) for an operation that needs it."""
@@ -129,7 +126,9 @@ def _parse(id_or_path: str | os.PathLike, revision: str | None) -> tuple[Path | 
         return bundled, None, None
     looks_like_path = spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1
     if looks_like_path:
-        raise ModelLoadError(f"model folder {spec} does not exist")
+        raise ModelLoadError(
+            f"model folder {spec} does not exist; check the path (a folder ferhub.hub.save wrote)"
+        )
     if not _HUB_ID.fullmatch(name):
         raise ModelLoadError(
             f"{spec!r} is not a model folder, a bundled model ({', '.join(list_bundled()) or 'none installed'}) "
