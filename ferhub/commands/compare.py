@@ -97,10 +97,17 @@ def run(args: argparse.Namespace) -> int:
             result = evaluation.compare_on_images(predictor, [str(f) for f in files])
             print(f"{result['num_faces']} faces in {len(files)} images")
         else:
-            kw = {"label_names": args.label_names} if args.label_names else {}
+            kw: dict[str, Any] = {"label_names": args.label_names} if args.label_names else {}
+            if args.precropped is not None:
+                kw["precropped"] = args.precropped
             source = evaluation.open_data(args.data, args.split, **kw)
             runs = evaluation.evaluate(
-                args.models, source, tta=args.tta, no_face=args.no_face, device=args.device
+                args.models,
+                source,
+                tta=args.tta,
+                no_face=args.no_face,
+                precropped=args.precropped,
+                device=args.device,
             )
             result = compare_runs(runs)
             print(f"{source.name} ({source.split or 'all'}), {len(source)} images")
