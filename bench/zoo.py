@@ -1,0 +1,121 @@
+"""Benchmark of the model zoo, printing a Markdown table (the README quotes it).
+
+    python bench/zoo.py [--runs 20] [--threads N]
+
+Per zoo model available on this machine (bundled, or imported with ``ferhub zoo import``) and the bundled
+ensemble: parameters, repo size on disk, classifier throughput on face crops at batch 1 and 64 through
+``Predictor.classify_crops`` (crop resize + normalisation included), and the end-to-end latency of one 640x480
+JPEG with one face through ``Predictor.predict`` (decode, MTCNN detection, per-model crop, classify). Times are
+medians of ``--runs`` runs after warm-up, all models measured in one process so they compare as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image, ImageFilter
+
+
+def one_face_photo() -> bytes:
+    """A 640x480 JPEG of one real face (matplotlib's public-domain Grace Hopper photo) on a blurred backdrop.
+
+    Built as in ``bench/predict.py`` so that the end-to-end numbers of both benchmarks compare.
+    """
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        face = Image.open(f).convert("RGB")
+    canvas = face.resize((640, 480)).filter(ImageFilter.GaussianBlur(24))
+    face = face.resize((round(face.width * 400 / face.height), 400))
+    canvas.paste(face, ((640 - face.width) // 2, 40))
+    buf = io.BytesIO()
+    canvas.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def median_time(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def repo_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=20, help="timed runs per measurement (median reported)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = p.parse_args()
+
+    import torch
+
+    from ferhub import hub, zoo
+    from ferhub.faces import FaceDetector
+    from ferhub.images import load_image
+    from ferhub.predict import Predictor
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    photo_bytes = one_face_photo()
+    photo = load_image(photo_bytes)
+    detector = FaceDetector(device="cpu")
+    (face,) = detector.detect(photo)
+    x1, y1, x2, y2 = face.box
+    crop = photo.crop(
+        (round(x1), round(y1), round(x2), round(y2))
+    )  # the detected face, as a pre-cropped input
+
+    names = [e.name for e in zoo.ZOO] + [zoo.ENSEMBLE_NAME]
+    rows = []
+    for name in names:
+        folder = zoo.bundled_folder(name) if name == zoo.ENSEMBLE_NAME else zoo.local_folder(name)
+        if folder is None:
+            rows.append(f"| {name} | not imported (`ferhub zoo import {name}`) | | | | | |")
+            continue
+        model = hub.load(str(folder))
+        members = getattr(model, "members", None)
+        params = sum(p.numel() for p in model.parameters())  # an ensemble counts its members'
+        size = repo_size(folder) + (
+            sum(repo_size(hub.resolve(m)) for m in model.config.model_args["members"]) if members else 0
+        )
+        predictor = Predictor(model, device="cpu", detector=detector, batch_size=64)
+        t1 = median_time(lambda: predictor.classify_crops([crop]), args.runs)  # noqa: B023
+        t64 = median_time(lambda: predictor.classify_crops([crop] * 64), max(3, args.runs // 4))  # noqa: B023
+        e2e = median_time(lambda: predictor.predict([photo_bytes]), args.runs)  # noqa: B023
+        cfg = model.config
+        inp = (
+            "per member"
+            if members
+            else f"{cfg.input_size}x{cfg.input_size} {'gray' if cfg.channels == 1 else 'RGB'}"
+        )
+        rows.append(
+            f"| {name} | {inp} | {params / 1e6:.3f} M | {size / 1e6:.2f} MB | {1 / t1:,.0f} | {64 / t64:,.0f} | "
+            f"{e2e * 1e3:.1f} ms |"
+        )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs (1-min load average "
+        f"{load:.1f} at the end: other processes share these cores); medians of {args.runs} runs\n"
+    )
+    print(
+        "| model | input | params | repo size | crops/s, batch 1 | crops/s, batch 64 | 640x480 one-face photo, end to end |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
