@@ -21,6 +21,7 @@ through :func:`import_torch_checkpoint` (``torch.load(weights_only=True)``), the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -512,10 +513,19 @@ def _read_config(folder: Path) -> ModelConfig:
 
 
 def _build(config: ModelConfig, folder: Path) -> nn.Module:
+    """The untrained network of ``config``, with ``config`` attached.
+
+    ``pretrained=True`` in model_args records how training started; the repo's own weights replace the
+    backbone's ImageNet/face weights, which therefore are not loaded here (they may not even be on this
+    machine). Families keep their architecture independent of ``pretrained``.
+    """
     from ferhub.models import UnknownModelError, build_from_config
 
+    build_config = config
+    if config.model_args.get("pretrained") is True:
+        build_config = dataclasses.replace(config, model_args={**config.model_args, "pretrained": False})
     try:
-        return build_from_config(config)
+        model = build_from_config(build_config)
     except UnknownModelError as e:
         raise ModelLoadError(
             f"{folder / CONFIG_NAME}: {e}. Fix: import the module that registers {config.architecture!r} "
@@ -526,6 +536,8 @@ def _build(config: ModelConfig, folder: Path) -> nn.Module:
             f"{folder / CONFIG_NAME}: {e}. Fix: model_args must be keyword arguments the {config.architecture!r} "
             "builder accepts"
         ) from e
+    model.config = config
+    return model
 
 
 def _load_folder(folder: Path) -> nn.Module:
@@ -558,7 +570,6 @@ def _load_folder(folder: Path) -> nn.Module:
                 "re-save the model, or for a Hub model download it again (delete it from the HF cache)"
             ) from e
         _load_state_strict(model, tensors, str(weights), str(folder / CONFIG_NAME))
-    model.config = config
     return model.eval()
 
 

@@ -272,6 +272,28 @@ def test_save_unwraps_data_parallel(tmp_path: Path) -> None:
         assert torch.equal(hub.load(folder)(x), model(x))
 
 
+def test_load_does_not_fetch_pretrained_backbone_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds: list[bool] = []
+
+    def backbone_net(num_classes: int = 7, pretrained: bool = False) -> nn.Module:
+        builds.append(pretrained)  # a real family would load ImageNet weights here
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
+
+    monkeypatch.setitem(
+        _REGISTRY, "test_hub_backbone", ModelEntry("test_hub_backbone", backbone_net, {"input_size": 8})
+    )
+    model = create_model("test_hub_backbone", pretrained=True).eval()
+    folder = hub.save(model, tmp_path / "m")
+    loaded = hub.load(folder)
+    assert builds == [True, False]  # training started from pretrained weights; loading takes the repo's
+    assert loaded.config.model_args == {"pretrained": True}  # the recorded recipe is kept
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
 def test_save_refuses_a_model_without_config(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"model\.config"):
         hub.save(nn.Linear(2, 2), tmp_path / "m")
