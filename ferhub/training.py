@@ -823,6 +823,10 @@ def fit(
     val_data = torch.from_numpy(val.images)
     transform = TrainTransform.from_recipe(config, cfg.augment)
     log_path = out_dir / "log.jsonl"
+    if dist.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
     stopped = False
     while state.epoch < cfg.epochs:
         epoch = state.epoch
@@ -1130,9 +1134,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     out_dir = Path(args.output_dir or Path("runs") / cfg.recipe.replace(":", "-"))
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not args.resume:
-            for stale in ("log.jsonl",):
-                (out_dir / stale).unlink(missing_ok=True)
     command = command_line(args)
     kw: dict[str, Any] = {"label_names": args.label_names, "precropped": args.precropped}
 
