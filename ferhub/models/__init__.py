@@ -8,6 +8,7 @@ from ferhub.models import (
     mini_xception,  # noqa: F401  (registers)
     pyemotion_net,  # noqa: F401  (registers)
     resnet,  # noqa: F401  (registers)
+    transfer,  # noqa: F401  (registers)
 )
 from ferhub.models._registry import (
     ModelEntry,
