@@ -350,14 +350,15 @@ class EMA:
         self.module = copy.deepcopy(_unwrap(model)).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self._params = {name for name, _ in self.module.named_parameters()}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         src = _unwrap(model).state_dict()
         for k, v in self.module.state_dict().items():
-            if v.dtype.is_floating_point and k in dict(self.module.named_parameters()):
-                v.mul_(self.decay).add_(src[k].detach(), alpha=1 - self.decay)
-            else:
+            if k in self._params and v.dtype.is_floating_point:
+                v.lerp_(src[k].detach(), 1 - self.decay)  # v = decay * v + (1 - decay) * src
+            else:  # BatchNorm statistics and counters follow the live model
                 v.copy_(src[k])
 
 
