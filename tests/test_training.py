@@ -307,3 +307,37 @@ def test_push_to_hub_one_commit_with_card(
     branches = {c[2]["branch"] for c in calls if c[0] == "create_branch"}
     assert branches == {"checkpoints", "v1"}
     assert summary["pushed"] == Info.commit_url
+
+
+def test_fer2013_csv_uses_public_test_to_select_and_private_test_to_report(tmp_path: Path) -> None:
+    import csv
+
+    images, targets, _ = transform_task(12, size=48, num_classes=7, seed=3)
+    usage = ["Training"] * 56 + ["PublicTest"] * 14 + ["PrivateTest"] * 14
+    path = tmp_path / "fer2013.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for im, t, u in zip(images, targets, usage):
+            w.writerow([int(t), " ".join(map(str, im.ravel())), u])
+    out = tmp_path / "run"
+    argv = [
+        "--recipe",
+        "seed002_kaskun",
+        "--data",
+        str(path),
+        "--tiny",
+        "--epochs",
+        "1",
+        "--test-split",
+        "test",
+    ]
+    summary = main(get_args_parser().parse_args([*argv, "--output-dir", str(out), "--no-progress"]))
+    results = json.loads((out / "model" / "eval_results.json").read_text())["results"]
+    assert sorted(results) == ["fer2013:default:test", "fer2013:default:val"]
+    assert (
+        results["fer2013:default:val"]["num_images"] == 14
+        and results["fer2013:default:test"]["num_images"] == 14
+    )
+    assert results["fer2013:default:test"]["metrics"]["accuracy"] == summary["test"]["accuracy"]
+    assert "--test-split test" in results["fer2013:default:test"]["command"]
