@@ -278,7 +278,7 @@ def evaluate(
     device: str | None = None,
     predictor: Predictor | None = None,
     cache: FaceCache | None = None,
-    chunk_size: int = 64,
+    chunk_size: int = 256,
     n_resamples: int = 1000,
     seed: int = 0,
     command: str | None = None,
