@@ -17,8 +17,8 @@ CITATION = (
 RECIPE = {
     "description": "LightCNN-9 (Net B) + Double Activation Layer + Softmax-MSE loss, 144x144 gray (Zhai et al. 2017).",
     "model": "lightcnn9",
-    "model_args": {"head": "dal"},
-    "tiny_model": "test_lightcnn9",
+    "model_args": {"drop_rate": 0.5},  # Net B_DAL: the DAL head is part of lightcnn9
+    "tiny_model": "test_lightcnn",
     "config_overrides": {"input_size": 144, "channels": 1, "align": True},
     "epochs": 30,
     "batch_size": 64,

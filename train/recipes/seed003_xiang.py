@@ -19,8 +19,8 @@ RECIPE = {
     "description": "Frozen InceptionResnetV1 (VGGFace2) + multi-scale head + output mix-up, focal loss with "
     "label smoothing 0.3, stratified 2-fold (Xiang).",
     "model": "irv1_multiscale",
-    "model_args": {"pretrained": True},
-    "tiny_model": "test_irv1_multiscale",
+    "model_args": {"pretrained": True, "trainable_stages": 0, "output_mixup": True},
+    "tiny_model": "test_irv1",
     "epochs": 30,
     "batch_size": 32,
     "optimizer": "adam",
