@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -570,7 +571,10 @@ def test_unreachable_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     import huggingface_hub.constants as constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    with socket.socket() as s:  # a port that was just free: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     start = time.perf_counter()
@@ -578,7 +582,9 @@ def test_unreachable_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
         hub.load("org/not-cached@v1")
     assert time.perf_counter() - start < 5
     msg = str(e.value)
-    assert "the Hub is unreachable: 127.0.0.1:9 unreachable" in msg and "load it once to cache it" in msg
+    assert (
+        f"the Hub is unreachable: 127.0.0.1:{port} unreachable" in msg and "load it once to cache it" in msg
+    )
 
 
 def test_hanging_network_is_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:
