@@ -135,6 +135,33 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, sourc
     model.load_state_dict(state_dict, strict=True)
 
 
+def load_init(model: nn.Module, path: str | Path) -> list[str]:
+    """Initialise ``model`` from a local checkpoint (a recipe's ``--init PATH``); returns the keys left as built.
+
+    A family with its own checkpoint layout provides ``model.load_init_checkpoint(path)`` (LightCNN does).
+    Otherwise the file must match the model exactly except for the classifier (a ferhub model's
+    ``head_modules()``), which is kept as built when its keys are missing or their shapes differ (another
+    label set).
+    """
+    if hasattr(model, "load_init_checkpoint"):
+        model.load_init_checkpoint(path)
+        return []
+    state = load_checkpoint(path)
+    own = model.state_dict()
+    head_keys: set[str] = set()
+    if hasattr(model, "head_modules"):
+        names = {id(m): n for n, m in model.named_modules()}
+        prefixes = tuple(names[id(m)] + "." for m in model.head_modules())
+        head_keys = {k for k in own if k.startswith(prefixes)}
+    kept = sorted(k for k in head_keys if k not in state or state[k].shape != own[k].shape)
+    load_into(
+        model,
+        {**{k: v for k, v in state.items() if k not in kept}, **{k: own[k] for k in kept}},
+        source=str(path),
+    )
+    return kept
+
+
 def _missing(path: Path, what: str, how: str) -> PretrainedWeightsError:
     return PretrainedWeightsError(
         f"{what} not found at {path}. This machine cannot download it; {how} "

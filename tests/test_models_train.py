@@ -26,7 +26,7 @@ from ferhub.pretrained import (
 )
 
 # NASNet's hundreds of small ops make even its tiny variant slow to train on a shared CPU: it gets structural checks
-TINY = ["test_fcn", "test_resnet", "test_mobilenet"]
+TINY = ["test_fcn", "test_resnet", "test_mobilenet", "test_lightcnn", "test_irv1"]
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_resnet_trainable_stages_freeze_exactly_the_rest(n: int) -> None:
         )
 
 
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("name", [n for n in TINY if n != "test_irv1"])  # IRV1: its own frozen-backbone test
 def test_only_the_last_stage_and_head_change_after_a_step(name: str) -> None:
     model = set_trainable_stages(create_model(name), 1)
     parts = model.backbone_parts()
@@ -339,3 +339,184 @@ def test_nasnet_weights_come_from_the_hugging_face_cache(isolated_hf: Path) -> N
     ours = fresh.state_dict()
     for k, v in reference.state_dict().items():
         assert torch.equal(ours[k], v), k
+
+
+# --- heads: DAL (seed 000), MFM, multi-scale head and output mix-up (seed 003) ---------------------------------
+
+
+def test_max_feature_map_is_the_max_of_the_two_halves() -> None:
+    from ferhub.models.lightcnn import MaxFeatureMap
+
+    torch.manual_seed(0)
+    mfm = MaxFeatureMap(3, 4, 3, 1, 1)
+    x = torch.randn(2, 3, 5, 5)
+    z = nn.functional.conv2d(x, mfm.filter.weight, mfm.filter.bias, padding=1)  # 8 maps
+    expected = torch.where(z[:, :4] >= z[:, 4:], z[:, :4], z[:, 4:])
+    assert torch.equal(mfm(x), expected)
+    assert mfm(x).shape == (2, 4, 5, 5)
+
+
+def test_double_activation_layer_is_maxout_relu_fc() -> None:
+    from ferhub.models.heads import DoubleActivationLayer
+
+    dal = DoubleActivationLayer(2, 2, 1, drop_rate=0.0)
+    with torch.no_grad():
+        # IP1's two sets: X1 = W1 x + b1 (rows 0-1), X2 = W2 x + b2 (rows 2-3)
+        dal.ip1.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [-1.0, -1.0]]))
+        dal.ip1.bias.copy_(torch.tensor([0.0, -5.0, 0.0, 0.0]))
+        dal.ip2.weight.copy_(torch.tensor([[1.0, 10.0]]))
+        dal.ip2.bias.copy_(torch.tensor([0.5]))
+    x = torch.tensor([[3.0, 1.0], [-2.0, 1.0]])
+    # sample 1: X1 = (3, -4), X2 = (6, -4) -> max (6, -4) -> ReLU (6, 0) -> 6 + 0 + 0.5
+    # sample 2: X1 = (-2, -4), X2 = (-4, 1) -> max (-2, 1) -> ReLU (0, 1) -> 0 + 10 + 0.5
+    assert dal(x).flatten().tolist() == [6.5, 10.5]
+
+
+def test_output_mixup_is_seed003_eq3() -> None:
+    from ferhub.models.heads import OutputMixup
+
+    mix = OutputMixup(4, neutral_index=2)
+    assert mix.lambdas.tolist() == pytest.approx([0.2] * 4)  # the paper's initial value
+    with torch.no_grad():
+        mix.lambdas.copy_(torch.tensor([0.1, 0.3, 0.25, 0.5]))
+    y = torch.tensor([[1.0, 2.0, 4.0, -1.0]])
+    # y_k = λ_n y_n + (1 - λ_k) y_k with n = 2, λ_n = 0.25, y_n = 4
+    expected = [0.25 * 4 + 0.9 * 1, 0.25 * 4 + 0.7 * 2, 4.0, 0.25 * 4 + 0.5 * -1]
+    assert mix(y).flatten().tolist() == pytest.approx(expected)
+
+
+def test_multiscale_head_concatenates_four_pooled_scales() -> None:
+    from ferhub.models.heads import MultiScaleHead
+
+    torch.manual_seed(0)
+    head = MultiScaleHead(6, 3, channels=(4, 5, 2), drop_rate=0.0).eval()
+    x = torch.randn(2, 6, 9, 9)
+    maps = head.scales(x)
+    assert [tuple(m.shape[1:]) for m in maps] == [(6, 9, 9), (4, 9, 9), (5, 5, 5), (2, 3, 3)]
+    pooled = torch.cat([m.mean(dim=(2, 3)) for m in maps], dim=1)
+    assert head.fc.in_features == 6 + 4 + 5 + 2
+    assert torch.allclose(head(x), pooled @ head.fc.weight.T + head.fc.bias)
+
+
+# --- IRV1 multi-scale (seed 003) ----------------------------------------------------------------------------
+
+
+def test_irv1_backbone_is_frozen_and_mixup_is_learnable() -> None:
+    model = create_model("test_irv1")
+    assert trainable_stages(model) == 0
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert model.mixup.lambdas.requires_grad
+    assert not any(k.startswith("backbone.last_linear") for k in model.state_dict())  # unused layers removed
+    backbone_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    lambdas_before = model.mixup.lambdas.detach().clone()
+    _train_step(model)
+    for k, v in model.backbone.state_dict().items():
+        assert torch.equal(v, backbone_before[k]), k  # weights and BatchNorm statistics
+    assert not torch.equal(model.mixup.lambdas.detach(), lambdas_before)
+
+
+def test_irv1_output_is_head_then_mixup_with_neutral_from_labels() -> None:
+    from ferhub.labels import dataset_labels
+
+    model = create_model("test_irv1").eval()
+    assert model.mixup.neutral_index == 6  # FER7 order
+    x = torch.randn(2, 3, 80, 80)
+    with torch.no_grad():
+        model.mixup.lambdas.copy_(torch.linspace(0.1, 0.7, 7))
+        raw = model.head(model.forward_features(x))
+        lam = model.mixup.lambdas
+        assert torch.allclose(model(x), lam[6] * raw[:, 6:7] + (1 - lam) * raw)
+        assert torch.allclose(model(x)[:, 6], raw[:, 6])  # neutral itself is unchanged
+    affect = create_model("test_irv1", labels=dataset_labels("affectnet"))
+    assert affect.mixup.neutral_index == 0 and affect.config.labels[0] == "neutral"
+    with pytest.raises(ValueError, match="output_mixup=False"):
+        create_model("test_irv1", labels=["happy", "sad"])
+    plain = create_model("test_irv1", labels=["happy", "sad"], output_mixup=False)
+    assert plain.mixup is None and plain(x).shape == (2, 2)
+
+
+def test_irv1_pretrained_reads_facenets_vggface2_cache(torch_home: Path) -> None:
+    import_torchvision()
+    from facenet_pytorch import InceptionResnetV1
+
+    path = torch_home / "checkpoints" / "20180402-114759-vggface2.pt"
+    with pytest.raises(PretrainedWeightsError, match=re.escape(str(path))):
+        create_model("irv1_multiscale", pretrained=True)
+    torch.manual_seed(5)
+    reference = InceptionResnetV1(
+        classify=True, num_classes=8631
+    )  # the file also holds the identity classifier
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    model = create_model("irv1_multiscale", pretrained=True)
+    theirs = reference.state_dict()
+    ours = model.backbone.state_dict()
+    assert ours and all(torch.equal(v, theirs[k]) for k, v in ours.items())
+
+
+# --- LightCNN-9 + DAL (seed 000) ------------------------------------------------------------------------------
+
+
+def test_lightcnn9_is_net_b_with_dal() -> None:
+    from ferhub.models.heads import DoubleActivationLayer
+    from ferhub.models.lightcnn import MaxFeatureMap
+
+    model = create_model("lightcnn9").eval()
+    assert _n_params(model) == 5_482_663  # LightCNN-9's ~5.5M with a 7-way DAL head
+    assert sum(isinstance(m, MaxFeatureMap) for m in model.modules()) == 9  # conv1 + 4 groups x 2
+    assert isinstance(model.dal, DoubleActivationLayer) and model.dal.ip1.in_features == 8 * 8 * 128
+    cfg = model.config
+    assert (cfg.input_size, cfg.channels, cfg.mean, cfg.std) == (144, 1, (0.0,), (1.0,))
+    with pytest.raises(ValueError, match="at least 128x128"):
+        model(torch.randn(1, 1, 100, 100))
+
+
+def test_lightcnn_init_from_its_own_checkpoint_layout(tmp_path: Path) -> None:
+    from ferhub.models.lightcnn import LightCNN9
+    from ferhub.pretrained import load_init
+
+    torch.manual_seed(6)
+    kw = {"widths": (2, 4, 8, 4, 4), "hidden": 6, "crop_size": 16}
+    face_net = LightCNN9(num_classes=10, **kw)  # stands in for the 79,077-identity face net
+    sd = face_net.state_dict()
+    upstream = {("module." + k): v for k, v in sd.items() if k.startswith("features.")}
+    upstream["module.fc1.filter.weight"] = sd["dal.ip1.weight"]
+    upstream["module.fc1.filter.bias"] = sd["dal.ip1.bias"]
+    upstream["module.fc2.weight"] = sd["dal.ip2.weight"]
+    upstream["module.fc2.bias"] = sd["dal.ip2.bias"]
+    path = tmp_path / "LightCNN_9Layers_checkpoint.pth.tar"
+    torch.save({"epoch": 80, "arch": "LightCNN-9", "state_dict": upstream, "prec1": 98.8}, path)
+
+    model = create_model("test_lightcnn")
+    ip2_before = model.dal.ip2.weight.detach().clone()
+    load_init(model, path)
+    ours = model.state_dict()
+    for k, v in sd.items():
+        if k.startswith(("features.", "dal.ip1.")):
+            assert torch.equal(ours[k], v), k
+    assert torch.equal(model.dal.ip2.weight, ip2_before)  # the 7-way classifier is new
+    assert model.dal.ip2.out_features == 7
+
+    bad = tmp_path / "other.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    with pytest.raises(CheckpointError, match="features"):
+        load_init(model, bad)
+
+
+def test_load_init_keeps_a_new_classifier_and_nothing_else(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from ferhub.labels import FER8
+    from ferhub.pretrained import load_init
+
+    torch.manual_seed(7)
+    source = create_model("test_resnet", labels=FER8)
+    save_file(source.state_dict(), tmp_path / "model.safetensors")
+    model = create_model("test_resnet")
+    kept = load_init(model, tmp_path / "model.safetensors")
+    assert kept == ["net.fc.1.bias", "net.fc.1.weight"]  # 8 -> 7 classes: the head stays as built
+    ours, theirs = model.state_dict(), source.state_dict()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours if not k.startswith("net.fc"))
+    save_file({"net.conv1.weight": torch.zeros(1)}, tmp_path / "wrong.safetensors")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_init(model, tmp_path / "wrong.safetensors")

@@ -6,6 +6,8 @@ from ferhub.models import (
     faceapi_net,  # noqa: F401  (registers)
     facemood_net,  # noqa: F401  (registers)
     fcn,  # noqa: F401  (registers)
+    irv1,  # noqa: F401  (registers)
+    lightcnn,  # noqa: F401  (registers)
     mini_xception,  # noqa: F401  (registers)
     pyemotion_net,  # noqa: F401  (registers)
     resnet,  # noqa: F401  (registers)
