@@ -467,7 +467,6 @@ def save(
             _write_json(tmp / EVAL_RESULTS_NAME, dict(eval_results))
         _write_json(tmp / CARD_CONTEXT_NAME, context)
         render_card(tmp)
-        _fsync(tmp / CARD_NAME)
         _install(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
