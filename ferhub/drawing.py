@@ -18,7 +18,7 @@ LABEL_COLORS: dict[str, RGB] = {
     "happy": (234, 179, 8),
     "sad": (37, 99, 235),
     "surprise": (249, 115, 22),
-    "neutral": (100, 116, 139),
+    "neutral": (71, 85, 105),
     "contempt": (190, 24, 93),
 }
 DISAGREE_COLOR: RGB = (239, 68, 68)
@@ -51,8 +51,8 @@ def draw_boxes(
     draw = ImageDraw.Draw(out)
     w, h = out.size
     scale = max(w, h)
-    line = max(2, round(scale / 250))
-    font = _font(max(12, round(scale / 40)))
+    line = max(3, round(scale / 160))
+    font = _font(max(13, round(scale / 32)))
     for i, (box, text) in enumerate(zip(boxes, labels)):
         color = colors[i] if colors is not None else label_color(text.split()[0] if text else "")
         x1, y1, x2, y2 = (float(v) for v in box)

@@ -192,8 +192,18 @@ def build(models: list[str]) -> dict[str, gr.components.Component]:
                     elem_id="classify-saliency",
                     interactive=False,
                 )
-            crops = gr.Gallery(label="Attribution per face", columns=4, height=220, elem_id="classify-crops")
-            probs = gr.HTML(elem_id="classify-probs")
+            crops = gr.Gallery(
+                label="Attribution per face",
+                columns=6,
+                height=230,
+                fit_columns=False,
+                preview=False,
+                allow_preview=True,
+                object_fit="contain",
+                elem_id="classify-crops",
+                interactive=False,
+            )
+            probs = gr.HTML(label="Probabilities", elem_id="classify-probs")
             with gr.Accordion("JSON", open=False):
                 result = gr.JSON(label="Result")
             download = gr.File(label="Download JSON", elem_id="classify-download")

@@ -307,6 +307,7 @@ def build(models: list[str]) -> None:
             view = gr.Radio([COUNTS, NORMALISED], value=COUNTS, label="Confusion matrix", scale=2)
             refresh = gr.Button("Load results", scale=1, elem_id="compare-load")
         notes = gr.Markdown(elem_id="compare-notes")
+        dataset_note = gr.Markdown(elem_id="compare-dataset-note")
         with gr.Row():
             confusion = [gr.Plot(visible=False, elem_id=f"compare-confusion-{i}") for i in range(MAX_MODELS)]
         with gr.Row():
@@ -333,7 +334,7 @@ def build(models: list[str]) -> None:
         compare_photo, [photo, chosen], [gallery, table, agreement_plot, summary], api_name="compare_photo"
     )
     chosen.change(agreement_headers, chosen, table, api_name="agreement_headers")
-    figures = [*confusion, difference, recall, metrics, notes]
+    figures = [*confusion, difference, recall, metrics, dataset_note]
     pick = refresh.click(dataset_choices, [chosen, fresh], [dataset_key, notes], api_name="eval_datasets")
     pick.then(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard")
     dataset_key.input(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_dataset")

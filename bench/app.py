@@ -1,0 +1,370 @@
+"""Benchmark of the web app, printed as a Markdown table (the README quotes it).
+
+    python bench/app.py [--runs 30] [--cold-runs 3] [--webcam-seconds 12] [--clients 16] [--requests 25]
+
+Measures, against ``python app.py`` served on a free local port:
+1. cold start: ``python app.py`` until its first HTTP 200, against ``python -c "import torch, gradio"`` timed
+   in the same run (medians of ``--cold-runs``);
+2. ``classify`` through ``gradio_client`` on a 640x480 photo with one face, without attribution and with
+   Grad-CAM (median and p90 of ``--runs`` after warm-up);
+3. webcam frames per second in headless Chromium, whose fake camera plays a y4m video made from the bundled
+   face photos (frames the page received, and the rate the server reports);
+4. ``--clients`` concurrent ``gradio_client`` clients x ``--requests`` ``classify`` calls each: failures,
+   throughput, and the server's resident memory before, at the end of, and 10 s after the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "ferhub" / "assets" / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        **(env_extra or {}),
+    }
+    return subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 300) -> float:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return time.perf_counter() - start
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(url)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+# -- 1. cold start ---------------------------------------------------------------------------------------------
+def cold_start(runs: int) -> tuple[float, float]:
+    imports, starts = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch, gradio"], check=True, cwd=ROOT)
+        imports.append(time.perf_counter() - t)
+        port = free_port()
+        t = time.perf_counter()
+        process = start_app(port, {"FERHUB_NO_WARMUP": "1"})
+        try:
+            wait_http(f"http://127.0.0.1:{port}/", process)
+            starts.append(time.perf_counter() - t)
+        finally:
+            stop(process)
+    return statistics.median(imports), statistics.median(starts)
+
+
+# -- 2. classify latency -----------------------------------------------------------------------------------------
+def one_face_photo(folder: Path) -> Path:
+    """Grace Hopper (one face) letterboxed into a 640x480 JPEG."""
+    photo = Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB")
+    photo.thumbnail((640, 480))
+    canvas = Image.new("RGB", (640, 480), (40, 40, 40))
+    canvas.paste(photo, ((640 - photo.width) // 2, 0))
+    path = folder / "one_face_640x480.jpg"
+    canvas.save(path, quality=92)
+    return path
+
+
+def classify_latency(url: str, photo: Path, runs: int, method: str) -> list[float]:
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    for _ in range(3):  # warm-up: model load, Captum import, the attribution copy
+        client.predict(handle_file(str(photo)), None, method, api_name="/classify")
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        result = client.predict(handle_file(str(photo)), None, method, api_name="/classify")
+        times.append(time.perf_counter() - t)
+        assert len(result[4]["faces"]) == 1, result[4]
+    return times
+
+
+# -- 3. webcam in the browser ------------------------------------------------------------------------------------
+def make_y4m(path: Path, width: int = 640, height: int = 480) -> Path:
+    """4:2:0 YUV4MPEG2 video of the bundled face photos drifting sideways (Chromium's fake camera plays it)."""
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for name in ("astronaut.jpg", "grace_hopper.jpg"):
+            photo = Image.open(EXAMPLES / name).convert("RGB")
+            photo.thumbnail((width, height))
+            for dx in range(-24, 24, 2):
+                canvas = Image.new("RGB", (width, height), (90, 90, 90))
+                canvas.paste(photo, ((width - photo.width) // 2 + dx, (height - photo.height) // 2))
+                ycc = np.asarray(canvas.convert("YCbCr"), dtype=np.float32)
+                chroma = ycc[..., 1:].reshape(height // 2, 2, width // 2, 2, 2).mean(axis=(1, 3))
+                f.write(b"FRAME\n" + ycc[..., 0].astype(np.uint8).tobytes())
+                f.write(np.round(chroma[..., 0]).astype(np.uint8).tobytes())
+                f.write(np.round(chroma[..., 1]).astype(np.uint8).tobytes())
+    return path
+
+
+def webcam_fps(url: str, folder: Path, seconds: float) -> tuple[float, float]:
+    """(frames per second the page received, median rate the server reported)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = Options()
+    options.binary_location = shutil.which("chromium") or "chromium"
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={folder / 'profile'}",
+        "--window-size=1400,1000",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={make_y4m(folder / 'faces.y4m')}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(
+        service=Service(shutil.which("chromedriver") or "chromedriver"), options=options
+    )
+    try:
+        driver.get(url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tabs = [
+                b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text == "Webcam"
+            ]
+            if tabs:
+                tabs[0].click()
+                break
+            time.sleep(0.2)
+        camera = driver.find_element(By.ID, "webcam-input")
+        time.sleep(0.5)
+        camera.find_element(By.CSS_SELECTOR, "div[title='grant webcam access'] button").click()
+        time.sleep(1.5)
+        next(b for b in camera.find_elements(By.CSS_SELECTOR, "button") if b.text == "Record").click()
+        fps_box = driver.find_element(By.CSS_SELECTOR, "#webcam-fps textarea, #webcam-fps input")
+        while "face" not in (fps_box.get_attribute("value") or ""):
+            time.sleep(0.1)
+        time.sleep(2)  # past start-up
+        # count distinct frames the page shows, in the page itself
+        driver.execute_script(
+            """window.__frames = 0; window.__last = null;
+               window.__timer = setInterval(() => {
+                 const img = document.querySelector('#webcam-output img');
+                 if (img && img.src !== window.__last) { window.__last = img.src; window.__frames += 1; }
+               }, 5);"""
+        )
+        reported = []
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            time.sleep(1)
+            text = fps_box.get_attribute("value") or ""
+            if " fps" in text:
+                reported.append(float(text.split(" fps")[0]))
+        frames = driver.execute_script("return window.__frames")
+        return frames / (time.monotonic() - start), statistics.median(reported) if reported else float("nan")
+    finally:
+        driver.quit()
+
+
+# -- 4. concurrent load -------------------------------------------------------------------------------------------
+def load_run(url: str, photo: Path, clients: int, requests: int) -> tuple[int, int, float, list[float]]:
+    from gradio_client import Client, handle_file
+
+    failures = 0
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        nonlocal failures
+        client = Client(url, verbose=False)
+        for _ in range(requests):
+            t = time.perf_counter()
+            try:
+                result = client.predict(handle_file(str(photo)), None, "None", api_name="/classify")
+                ok = len(result[4]["faces"]) == 1
+            except Exception:
+                ok = False
+            with lock:
+                latencies.append(time.perf_counter() - t)
+                failures += not ok
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return clients * requests, failures, time.perf_counter() - start, latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--webcam-seconds", type=float, default=12.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=25)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "classify", "webcam", "load"])
+    args = parser.parse_args()
+
+    rows: list[tuple[str, str, str, str]] = []
+    if "cold" not in args.skip:
+        base, app = cold_start(args.cold_runs)
+        ok = "yes" if app - base <= 2.0 else "no"
+        rows.append(("`import torch, gradio` (reference)", f"{base:.2f} s", "", ""))
+        rows.append(
+            (
+                "cold start `python app.py` -> HTTP 200",
+                f"{app:.2f} s",
+                "<= reference + 2 s",
+                f"{ok} (+{app - base:.2f} s)",
+            )
+        )
+
+    folder = Path(tempfile.mkdtemp(prefix="ferhub-bench-app-"))
+    photo = one_face_photo(folder)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start_app(port)
+    try:
+        wait_http(url, process)
+        if "classify" not in args.skip:
+            plain = classify_latency(url, photo, args.runs, "None")
+            cam = classify_latency(url, photo, args.runs, "Grad-CAM")
+            p50, p90 = statistics.median(plain) * 1000, pct(plain, 90) * 1000
+            c50, c90 = statistics.median(cam) * 1000, pct(cam, 90) * 1000
+            rows.append(
+                (
+                    "`classify` 640x480, 1 face (median / p90)",
+                    f"{p50:.0f} / {p90:.0f} ms",
+                    "median <= 100 ms",
+                    "yes" if p50 <= 100 else "no",
+                )
+            )
+            rows.append(
+                (
+                    "`classify` + Grad-CAM (median / p90)",
+                    f"{c50:.0f} / {c90:.0f} ms",
+                    "adds <= 50 ms",
+                    f"{'yes' if c50 - p50 <= 50 else 'no'} (+{c50 - p50:.0f} ms)",
+                )
+            )
+        if "webcam" not in args.skip:
+            page, server = webcam_fps(url, folder, args.webcam_seconds)
+            rows.append(
+                (
+                    "webcam frames shown in Chromium (640x480)",
+                    f"{page:.1f} fps",
+                    ">= 15 fps",
+                    "yes" if page >= 15 else "no",
+                )
+            )
+            rows.append(("webcam rate reported by the server", f"{server:.1f} fps", "", ""))
+        if "load" not in args.skip:
+            from gradio_client import Client, handle_file
+
+            Client(url, verbose=False).predict(handle_file(str(photo)), None, "None", api_name="/classify")
+            time.sleep(2)
+            before = rss_mb(process.pid)
+            total, failures, wall, lat = load_run(url, photo, args.clients, args.requests)
+            during = rss_mb(process.pid)
+            time.sleep(10)
+            after = rss_mb(process.pid)
+            rows.append(
+                (
+                    f"{args.clients} clients x {args.requests} `classify`",
+                    f"{failures} failed of {total}",
+                    "0 failed",
+                    "yes" if failures == 0 else "no",
+                )
+            )
+            rows.append(
+                (
+                    "  throughput / latency median, p90",
+                    f"{total / wall:.1f} req/s; {statistics.median(lat) * 1000:.0f} / {pct(lat, 90) * 1000:.0f} ms",
+                    "",
+                    "",
+                )
+            )
+            growth = (after - before) / before * 100
+            rows.append(
+                (
+                    "  server RSS before / end / 10 s after",
+                    f"{before:.0f} / {during:.0f} / {after:.0f} MB",
+                    "after within 10% of before",
+                    f"{'yes' if abs(growth) <= 10 else 'no'} ({growth:+.1f}%)",
+                )
+            )
+    finally:
+        stop(process)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    import platform
+
+    import torch
+
+    print(
+        f"\nferhub app benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"device {'cuda' if torch.cuda.is_available() else 'cpu'}"
+    )
+    print("\n| measure | result | target | met |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

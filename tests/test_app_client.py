@@ -1,0 +1,151 @@
+"""``python app.py`` served on a free port in a subprocess, driven over HTTP with ``gradio_client``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+HOPPER = ROOT / "ferhub" / "assets" / "examples" / "grace_hopper.jpg"
+DEFAULT_MODEL = "ferhub/fer-mini-xception"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}:\n{process.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"app.py did not answer {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    home = tmp_path_factory.mktemp("hf")
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "FERHUB_CACHE": str(home / "ferhub"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import torch
+
+    from ferhub.hub import save
+    from ferhub.models import create_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    save(create_model("test_tiny"), folder)
+    return str(folder)
+
+
+def test_classify_endpoint_returns_annotated_photo_and_faces(client) -> None:
+    from gradio_client import handle_file
+
+    annotated, whole, gallery, _, result, download = client.predict(
+        handle_file(str(HOPPER)), api_name="/classify"
+    )
+    assert Image.open(annotated).size == Image.open(HOPPER).size == Image.open(whole).size
+    (face,) = result["faces"]
+    assert result["model"] == DEFAULT_MODEL and face["label"] in face["probabilities"]
+    assert result["saliency"]["method"] == "gradcam"  # the UI's default method
+    assert len(gallery) == 1 and Path(gallery[0]["image"]).is_file()
+    assert Path(download).read_text().startswith("{")
+
+
+def test_classify_without_attribution_and_with_a_target(client) -> None:
+    from gradio_client import handle_file
+
+    out = client.predict(handle_file(str(HOPPER)), DEFAULT_MODEL, "None", api_name="/classify")
+    assert out[1] is None and out[2] == [] and out[4]["saliency"] is None
+    out = client.predict(
+        handle_file(str(HOPPER)), DEFAULT_MODEL, "Occlusion", "surprise", api_name="/classify"
+    )
+    assert out[4]["saliency"] == {"method": "occlusion", "targets": ["surprise"]}
+
+
+def test_bad_inputs_are_clear_errors_and_the_app_lives_on(client, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"definitely not a PNG")
+    with pytest.raises(AppError, match=r"fake\.png"):
+        client.predict(handle_file(str(fake)), api_name="/classify")
+    with pytest.raises(AppError, match="Cannot load model 'nobody/nothing'"):
+        client.predict(handle_file(str(HOPPER)), "nobody/nothing", api_name="/classify")
+    blank = tmp_path / "blank.jpg"
+    Image.new("RGB", (300, 200), "white").save(blank)
+    with pytest.raises(AppError, match="No face found"):
+        client.predict(handle_file(str(blank)), api_name="/classify")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + os.urandom(21 * 1024 * 1024))  # over the 20 MB upload limit
+    with pytest.raises(Exception, match=r"(?i)(exceeds|too large|413|maximum)"):
+        client.predict(handle_file(str(big)), api_name="/classify")
+    # and the app still answers
+    assert client.predict(handle_file(str(HOPPER)), DEFAULT_MODEL, "None", api_name="/classify")[4]["faces"]
+
+
+def test_compare_and_model_card_endpoints(client, tiny_model: str) -> None:
+    from gradio_client import handle_file
+
+    gallery, table, _, summary = client.predict(
+        handle_file(str(HOPPER)), [DEFAULT_MODEL, tiny_model], api_name="/compare_photo"
+    )
+    assert [item["caption"] for item in gallery] == [DEFAULT_MODEL, tiny_model]
+    assert table["data"][0][0] == "#1" and "1 face(s)" in summary
+    body, facts = client.predict(DEFAULT_MODEL, api_name="/model_card")
+    assert dict(facts["data"])["labels"].startswith("angry, disgust") and body

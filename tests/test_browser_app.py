@@ -1,0 +1,331 @@
+"""The app in a real headless Chromium (Debian's ``chromium`` + ``chromedriver``), sharing one server and one
+browser: the page loads; an uploaded photo comes back boxed, labelled and with its saliency overlay; the Compare
+tab's confusion matrix is a plotly heatmap whose hover text holds the right count; the Webcam tab, fed a y4m video
+of real faces through Chromium's fake capture device, streams annotated frames and snapshots to Classify.
+
+Screenshots go to ``$FERHUB_SCREENSHOTS`` (default: a temporary folder). A missing browser fails the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import socket
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "ferhub" / "assets" / "examples"
+HOPPER = EXAMPLES / "grace_hopper.jpg"
+# the evaluation results given to the second model: rows = true, columns = predicted
+CONFUSION = [[7, 2, 1], [3, 11, 0], [0, 4, 5]]
+CM_LABELS = ["happy", "sad", "neutral"]
+
+
+def find_browser() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail(
+            "headless Chromium is needed for the browser tests: apt-get install chromium chromium-driver "
+            "(scripts/test.sh does it)"
+        )
+    return chromium, driver
+
+
+def make_y4m(path: Path, width: int = 640, height: int = 480) -> Path:
+    """A short 4:2:0 YUV4MPEG2 video of the bundled face photos drifting sideways, for the fake webcam."""
+    frames = []
+    for name in ("astronaut.jpg", "grace_hopper.jpg"):
+        photo = Image.open(EXAMPLES / name).convert("RGB")
+        photo.thumbnail((width, height))
+        for dx in range(-12, 12, 3):
+            canvas = Image.new("RGB", (width, height), (90, 90, 90))
+            canvas.paste(photo, ((width - photo.width) // 2 + dx, (height - photo.height) // 2))
+            frames.append(canvas)
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            ycc = np.asarray(frame.convert("YCbCr"), dtype=np.float32)
+            chroma = ycc[..., 1:].reshape(height // 2, 2, width // 2, 2, 2).mean(axis=(1, 3))
+            f.write(b"FRAME\n" + ycc[..., 0].astype(np.uint8).tobytes())
+            f.write(
+                np.round(chroma[..., 0]).astype(np.uint8).tobytes()
+                + np.round(chroma[..., 1]).astype(np.uint8).tobytes()
+            )
+    return path
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("FERHUB_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def results_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small model repo whose eval_results.json holds ``CONFUSION``."""
+    import torch
+
+    from ferhub.evaluation import write_results
+    from ferhub.hub import save
+    from ferhub.models import create_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny-evaluated"
+    save(create_model("test_tiny", labels=CM_LABELS), folder)
+    cm = np.array(CONFUSION)
+    recall = cm.diagonal() / cm.sum(axis=1)
+    precision = cm.diagonal() / cm.sum(axis=0)
+    f1 = 2 * precision * recall / (precision + recall)
+    entry = {
+        "dataset": {"id": "faces", "split": "test", "name": "faces"},
+        "metrics": {
+            "accuracy": float(cm.trace() / cm.sum()),
+            "mean_class_recall": float(recall.mean()),
+            "macro_f1": float(f1.mean()),
+            "top2_accuracy": 0.9,
+            "nll": 0.8,
+            "ece": 0.05,
+        },
+        "labels": CM_LABELS,
+        "confusion_matrix": CONFUSION,
+        "per_class": {
+            c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(CM_LABELS, precision, recall, f1, cm.sum(axis=1))
+        },
+        "num_images": int(cm.sum()),
+    }
+    write_results(folder, {"faces:default:test": entry}, render_card=False)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def app_url(results_model: str) -> Iterator[str]:
+    from ferhub.hub import DEFAULT_MODEL
+    from ferhub.ui import build_app, launch_kwargs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_app([DEFAULT_MODEL, results_model])
+    demo.queue()
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = find_browser()
+    tmp = tmp_path_factory.mktemp("chromium")
+    video = make_y4m(tmp / "faces.y4m")
+    options = Options()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'profile'}",
+        "--window-size=1400,1100",
+        "--use-fake-ui-for-media-stream",  # grant the camera without a prompt
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(chromedriver), options=options)
+    browser.set_page_load_timeout(60)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 90.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except Exception:
+            value = None
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def open_tab(driver: Any, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    tab = wait_for(
+        lambda: next(b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text == name),
+        what=f"tab {name}",
+    )
+    tab.click()
+
+
+def image_of(driver: Any, element_id: str) -> Image.Image:
+    """The picture an output ``gr.Image`` shows (served file or data URL), decoded."""
+    from selenium.webdriver.common.by import By
+
+    src = wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, f"#{element_id} img").get_attribute("src"),
+        what=f"an image in #{element_id}",
+    )
+    if src.startswith("data:"):
+        data = base64.b64decode(src.split(",", 1)[1])
+    else:
+        with urllib.request.urlopen(src, timeout=10) as r:
+            data = r.read()
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def test_page_loads_with_every_tab(driver: Any, app_url: str, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(app_url)
+    wait_for(lambda: "ferhub" in driver.find_element(By.TAG_NAME, "h1").text, what="the title")
+    tabs = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]")]
+    assert tabs[:4] == ["Classify", "Webcam", "Compare", "Model card"]
+    assert driver.title.startswith("ferhub")
+    driver.save_screenshot(str(shots / "01-page.png"))
+
+
+def test_upload_shows_boxes_labels_and_saliency(driver: Any, app_url: str, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(app_url)
+    open_tab(driver, "Classify")
+    upload = wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#classify-input input[type=file]"),
+        what="the upload input",
+    )
+    upload.send_keys(str(HOPPER))  # a photo change runs classify
+    probs = wait_for(
+        lambda: (
+            driver.find_element(By.ID, "classify-probs").text
+            if "Face #1" in driver.find_element(By.ID, "classify-probs").text
+            else None
+        ),
+        what="the per-face probabilities",
+    )
+    label = probs.split("Face #1: ")[1].split()[0]
+    photo = np.asarray(Image.open(HOPPER).convert("RGB"), dtype=np.int32)
+    annotated = np.asarray(image_of(driver, "classify-annotated"), dtype=np.int32)
+    saliency = np.asarray(image_of(driver, "classify-saliency"), dtype=np.int32)
+    assert annotated.shape == saliency.shape == photo.shape
+    # the box and its tag are drawn around the face (top half, middle), the rest of the photo is untouched
+    changed = np.abs(annotated - photo).sum(axis=2) > 60
+    ys, xs = np.nonzero(changed)
+    assert 150 < np.median(xs) < 360 and 60 < np.median(ys) < 360
+    assert changed[450:].mean() < 0.01
+    heat = np.abs(saliency - photo).sum(axis=2) > 60
+    assert heat[120:330, 180:350].mean() > 0.05 and heat[450:].mean() < 0.01
+    crops = driver.find_elements(By.CSS_SELECTOR, "#classify-crops img")
+    assert crops, "no per-face attribution thumbnail"
+    assert label in probs and "%" in probs
+    driver.save_screenshot(str(shots / "02-classify.png"))
+
+
+def test_compare_heatmap_hover_holds_the_count(driver: Any, app_url: str, shots: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver.get(app_url)
+    open_tab(driver, "Compare")
+    open_tab(driver, "Evaluation results")
+    wait_for(lambda: driver.find_element(By.ID, "compare-load"), what="the load button").click()
+    plot = wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#compare-confusion-0 .js-plotly-plot"),
+        what="a plotly heatmap",
+    )
+    wait_for(lambda: driver.execute_script("return !!arguments[0]._fullLayout", plot), what="plotly layout")
+    notes = driver.find_element(By.ID, "compare-notes").text
+    assert "fer-mini-xception has no evaluation results yet" in notes
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", plot)
+    drag = plot.find_element(By.CSS_SELECTOR, ".nsewdrag")  # plotly's hover surface = the plot area
+    for true, predicted in ((1, 0), (1, 1), (2, 1)):
+        # the centre of the cell (true row, predicted column), from plotly's own axes, relative to the area
+        dx, dy, width, height = driver.execute_script(
+            """const L = arguments[0]._fullLayout, r = arguments[1].getBoundingClientRect();
+               return [L.xaxis.l2p(arguments[3]), L.yaxis.l2p(arguments[2]), r.width, r.height];""",
+            plot,
+            drag,
+            true,
+            predicted,
+        )
+        ActionChains(driver).move_to_element_with_offset(
+            drag, int(dx - width / 2), int(dy - height / 2)
+        ).perform()
+        cell = f"true: {CM_LABELS[true]}\npredicted: {CM_LABELS[predicted]}\n"
+
+        def hover_text(cell: str = cell) -> str | None:
+            label = driver.find_element(By.CSS_SELECTOR, "#compare-confusion-0 .hoverlayer text.nums")
+            text = (label.get_attribute("data-unformatted") or "").replace("<br>", "\n") + "\n"
+            return text if cell in text else None
+
+        text = wait_for(hover_text, timeout=30, what=f"the hover label of {cell!r}")
+        row = CONFUSION[true]
+        assert f"count: {row[predicted]}" in text
+        assert f"{100 * row[predicted] / sum(row):.1f}%" in text
+        if (true, predicted) == (1, 0):
+            driver.save_screenshot(str(shots / "03-compare-hover.png"))
+
+
+def test_webcam_streams_annotated_frames(driver: Any, app_url: str, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(app_url)
+    open_tab(driver, "Webcam")
+    camera = wait_for(lambda: driver.find_element(By.ID, "webcam-input"), what="the camera")
+    wait_for(
+        lambda: camera.find_element(By.CSS_SELECTOR, "div[title='grant webcam access'] button"),
+        what="webcam access",
+    ).click()
+    wait_for(
+        lambda: next(b for b in camera.find_elements(By.CSS_SELECTOR, "button") if b.text == "Record"),
+        what="the record button",
+    ).click()
+    fps_box = driver.find_element(By.CSS_SELECTOR, "#webcam-fps textarea, #webcam-fps input")
+    wait_for(lambda: "1 face" in fps_box.get_attribute("value"), what="a frame with a face")
+    time.sleep(4)  # let the rate settle over a few seconds of streaming
+    text = fps_box.get_attribute("value")
+    fps = float(text.split(" fps")[0])
+    assert fps > 0 and "face" in text
+    frame = image_of(driver, "webcam-output")
+    assert frame.size == (640, 480)
+    # the fake camera shows grey borders and a photo; a drawn box adds strongly coloured label pixels
+    rgb = np.asarray(frame, dtype=np.int32)
+    assert (rgb.max(axis=2) - rgb.min(axis=2) > 150).any()
+    driver.save_screenshot(str(shots / "04-webcam.png"))
+    driver.find_element(By.ID, "webcam-snapshot").click()
+    wait_for(
+        lambda: "Face #1" in driver.find_element(By.ID, "classify-probs").text, what="the snapshot classified"
+    )
+    selected = driver.find_element(By.CSS_SELECTOR, "button[role=tab][aria-selected=true]").text
+    assert selected == "Classify"
+    print(f"webcam: {text}")
