@@ -166,6 +166,8 @@ class SoftmaxMSEFunction(torch.autograd.Function):
         y_hat = p @ k  # eq. 2: the regression value Σ_k k p_k
         y = target.to(p) @ k  # the label index (its expectation for soft targets)
         ctx.save_for_backward(p, target)
+        # under AMP the logits may be half precision while p is computed in float32
+        ctx.logits_dtype = logits.dtype
         return ((y_hat - y) ** 2).mean()  # eq. 3
 
     @staticmethod
@@ -173,7 +175,7 @@ class SoftmaxMSEFunction(torch.autograd.Function):
         p, target = ctx.saved_tensors
         # eq. 4, per sample p_i - 1[i = y_j]; the batch mean divides by n like softmax-CE's.
         grad = (p - target.to(p)) * (grad_output / p.shape[0])
-        return grad, None
+        return grad.to(ctx.logits_dtype), None
 
 
 class SoftmaxMSELoss(nn.Module):

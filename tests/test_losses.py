@@ -142,6 +142,17 @@ def test_softmax_mse_scales_gradient_by_upstream() -> None:
     assert torch.allclose(x.grad, x2.grad, atol=1e-7)
 
 
+def test_softmax_mse_under_half_precision_logits() -> None:
+    x = _x().detach().bfloat16().requires_grad_()
+    loss = SoftmaxMSELoss()(x, _y())
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert x.grad.dtype == torch.bfloat16
+    ref = _x().detach().bfloat16().float().requires_grad_()
+    F.cross_entropy(ref, _y()).backward()
+    assert torch.allclose(x.grad.float(), ref.grad, atol=1e-2)
+
+
 def test_soft_targets_equal_index_targets_when_one_hot() -> None:
     one_hot = F.one_hot(_y(), 4).float()
     for loss in (CrossEntropyLoss(), FocalLoss(alpha=[1, 2, 3, 4]), WeightedCrossEntropyLoss([1, 2, 3, 4])):
