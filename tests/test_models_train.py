@@ -520,3 +520,38 @@ def test_load_init_keeps_a_new_classifier_and_nothing_else(tmp_path: Path) -> No
     save_file({"net.conv1.weight": torch.zeros(1)}, tmp_path / "wrong.safetensors")
     with pytest.raises(CheckpointError, match="does not fit"):
         load_init(model, tmp_path / "wrong.safetensors")
+
+
+# --- the families through a ferhub model repo ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["test_fcn", "test_resnet", "test_mobilenet", "test_lightcnn", "test_irv1"])
+def test_families_round_trip_through_a_model_repo(name: str, tmp_path: Path) -> None:
+    from ferhub import hub
+    from ferhub.labels import dataset_labels
+
+    labels = dataset_labels("affectnet")  # neutral first: IRV1 must find it again after loading
+    model = create_model(name, labels=labels).eval()
+    hub.save(model, tmp_path / name)
+    loaded = hub.load(str(tmp_path / name)).eval()
+    cfg = model.config
+    x = torch.randn(2, cfg.channels, cfg.input_size, cfg.input_size)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), loaded(x))
+    if name == "test_irv1":
+        assert loaded.mixup.neutral_index == 0
+
+
+def test_pretrained_model_reloads_without_the_pretrained_file(torch_home: Path, tmp_path: Path) -> None:
+    from ferhub import hub
+
+    path = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    path.parent.mkdir(parents=True)
+    torch.save(import_torchvision().models.resnet18().state_dict(), path)
+    model = create_model("resnet18", pretrained=True, trainable_stages=1).eval()
+    hub.save(model, tmp_path / "r18")
+    path.unlink()  # e.g. a Space: the ImageNet file is not there, the repo's own weights are
+    loaded = hub.load(str(tmp_path / "r18")).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), loaded(x))
