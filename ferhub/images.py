@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -120,7 +121,7 @@ def _from_array(a: np.ndarray, max_pixels: int | None, name: str) -> Image.Image
     return Image.fromarray(a, "RGB")
 
 
-def _open(src: str | os.PathLike | bytes, name: str) -> Image.Image:
+def _open(src: str | os.PathLike | bytes, name: str, max_pixels: int | None) -> Image.Image:
     if isinstance(src, (bytes, bytearray, memoryview)):
         data = bytes(src)
         if not data:
@@ -137,7 +138,14 @@ def _open(src: str | os.PathLike | bytes, name: str) -> Image.Image:
     except UnidentifiedImageError as e:
         raise ImageDecodeError(f"{name}: not an image file Pillow recognises; accepted: {ACCEPTED}") from e
     except Image.DecompressionBombError as e:
-        raise ImageDecodeError(f"{name}: {e}; downscale it first") from e
+        # Pillow refuses headers over twice its own limit inside Image.open, before ferhub sees the size
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = f"{int(found.group(1)) / 1e6:.1f} MP" if found else "too many pixels"
+        raise ImageDecodeError(
+            f"{name}: image header claims {pixels}, over the limit of {max_pixels / 1e6 if max_pixels else 0:.1f} "
+            f"MP and Pillow's decompression-bomb limit (a decompression bomb or a very large photo); "
+            f"downscale it first"
+        ) from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ImageDecodeError(f"{name}: unreadable image header ({e}); accepted: {ACCEPTED}") from e
 
@@ -162,7 +170,7 @@ def load_image(
     if isinstance(src, Image.Image):
         image = src
     elif isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)):
-        image = _open(src, name)
+        image = _open(src, name, max_pixels)
     else:
         raise ImageDecodeError(f"{name}: unsupported input type; accepted: {ACCEPTED}")
     _check_pixels(image.width, image.height, max_pixels, name)

@@ -1,0 +1,178 @@
+"""load_image: every awkward input becomes an upright RGB image or a clear ImageDecodeError."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from images_corpus import bomb_gif, bomb_png, encode, exif_rotated, gradient, write_corpus
+from PIL import Image
+
+from ferhub.images import ImageDecodeError, load_image
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory):
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+CORPUS_NAMES = [
+    "zero_bytes",
+    "truncated_jpeg",
+    "text_as_jpg",
+    "cmyk_jpeg",
+    "png_16bit",
+    "palette_transparency",
+    "gray_alpha",
+    "one_bit",
+    "exif_rotated",
+    "one_pixel",
+    "bomb_header_png",
+    "bomb_header_gif",
+    "animated_gif",
+    "webp",
+    "animated_webp",
+]
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["path", "bytes"])
+def test_corpus_decodes_or_fails_clearly(corpus, name: str, as_bytes: bool) -> None:
+    item = corpus[name]
+    src = item.path.read_bytes() if as_bytes else item.path
+    if item.ok:
+        image = load_image(src)
+        assert image.mode == "RGB"
+        assert image.size == item.size
+        image.load()
+    else:
+        with pytest.raises(ImageDecodeError) as e:
+            load_image(src)
+        message = str(e.value)
+        assert len(message) > 30
+        if not as_bytes:
+            assert str(item.path) in message  # says which file
+
+
+def test_error_messages_say_what_is_wrong(corpus) -> None:
+    def message(name: str) -> str:
+        with pytest.raises(ImageDecodeError) as e:
+            load_image(corpus[name].path)
+        return str(e.value)
+
+    assert "empty (0 bytes)" in message("zero_bytes")
+    assert "truncated" in message("truncated_jpeg")
+    assert "not an image" in message("text_as_jpg")
+    for name in ("zero_bytes", "truncated_jpeg", "text_as_jpg"):
+        assert "accepted: JPEG, PNG" in message(name)
+    assert "1600.0 MP" in message("bomb_header_png")
+    assert "over the limit" in message("bomb_header_png")
+    with pytest.raises(ImageDecodeError, match=re.escape("9000x9000 = 81.0 MP, over the limit of 50.0 MP")):
+        load_image(bomb_png(9000, 9000))  # under Pillow's own limit: ferhub's check, from the header
+
+
+def test_bomb_header_fails_fast_before_decoding() -> None:
+    start = time.perf_counter()
+    for data in (bomb_png(), bomb_gif(), bomb_png(9000, 9000)):
+        with pytest.raises(ImageDecodeError, match="MP"):
+            load_image(data)
+    assert time.perf_counter() - start < 1.0  # 1.6 GP decoded would take seconds and gigabytes
+
+
+def test_pixel_limit_is_configurable() -> None:
+    data = encode(Image.new("RGB", (200, 100)), "PNG")
+    with pytest.raises(ImageDecodeError, match="over the limit"):
+        load_image(data, max_pixels=19_999)
+    assert load_image(data, max_pixels=20_000).size == (200, 100)
+    assert load_image(data, max_pixels=None).size == (200, 100)
+    with pytest.raises(ImageDecodeError, match="over the limit"):
+        load_image(np.zeros((200, 100, 3), np.uint8), max_pixels=100)
+
+
+def test_16bit_is_scaled_not_clipped(corpus) -> None:
+    gray = np.asarray(load_image(corpus["png_16bit"].path))[:, :, 0].astype(int)
+    assert gray.min() == 0 and gray.max() == 255
+    # a linear ramp over 0..65535 stays a ramp: mid-image is mid-gray (clipping would make it 255)
+    assert abs(int(gray[24, 32]) - 128) <= 3
+    assert np.all(np.diff(gray.ravel()) >= 0)
+
+
+def test_transparency_is_composited_on_white(corpus) -> None:
+    la = np.asarray(load_image(corpus["gray_alpha"].path)).astype(int)
+    gray = np.asarray(Image.fromarray(gradient()).convert("L")).astype(int)
+    expected = (gray * 128 + 255 * 127) / 255  # alpha 128 over white
+    assert np.abs(la[:, :, 0] - expected).max() <= 2
+    palette = Image.open(corpus["palette_transparency"].path)
+    transparent = np.asarray(palette) == 0
+    rgb = np.asarray(load_image(corpus["palette_transparency"].path))
+    assert transparent.any()
+    assert np.all(rgb[transparent] == 255)
+
+
+def test_rgba_array_and_image_on_white() -> None:
+    rgba = np.zeros((4, 5, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[0, 0, 3] = 255  # one opaque red pixel, the rest fully transparent
+    for src in (rgba, Image.fromarray(rgba, "RGBA")):
+        out = np.asarray(load_image(src))
+        assert out[0, 0].tolist() == [200, 0, 0]
+        assert out[1, 1].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_applied_exactly() -> None:
+    upright = Image.fromarray(gradient(40, 30))
+    decoded = load_image(exif_rotated(upright, "PNG"))
+    assert decoded.size == (40, 30)
+    assert np.array_equal(np.asarray(decoded), np.asarray(upright))
+
+
+def test_cmyk_colours_survive() -> None:
+    red = Image.new("RGB", (16, 16), (220, 30, 30))
+    out = np.asarray(load_image(encode(red.convert("CMYK"), "JPEG", quality=95))).astype(int)
+    assert np.abs(out.mean(axis=(0, 1)) - [220, 30, 30]).max() < 12
+
+
+def test_animated_gif_gives_first_frame(corpus) -> None:
+    assert np.asarray(load_image(corpus["animated_gif"].path)).max() == 0  # frames are black, gray, white
+    assert np.asarray(load_image(corpus["animated_webp"].path)).max() == 0
+
+
+def test_numpy_inputs() -> None:
+    g = gradient(8, 6)
+    assert np.array_equal(np.asarray(load_image(g)), g)
+    gray = np.asarray(load_image(g[:, :, 0]))
+    assert gray.shape == (6, 8, 3) and np.array_equal(gray[:, :, 1], g[:, :, 0])
+    floats = np.asarray(load_image(g.astype(np.float32) / 255))
+    assert np.abs(floats.astype(int) - g).max() <= 1
+    sixteen = np.asarray(load_image(g.astype(np.uint16) * 257))
+    assert np.array_equal(sixteen, g)
+    assert np.asarray(load_image(np.ones((3, 3), bool))).min() == 255
+    with pytest.raises(ImageDecodeError, match="not an image"):
+        load_image(np.zeros((3, 3, 7)))
+
+
+def test_pil_modes_to_rgb() -> None:
+    base = Image.fromarray(gradient(16, 12))
+    for mode in ("L", "P", "1", "RGBA", "LA", "PA", "CMYK", "YCbCr", "HSV", "I", "I;16", "F", "RGBX"):
+        image = (
+            base.convert(mode)
+            if mode not in ("I;16",)
+            else Image.fromarray(np.full((12, 16), 40000, np.uint16))
+        )
+        out = load_image(image)
+        assert out.mode == "RGB" and out.size == (16, 12), mode
+    # a passed-in RGB image is not the same object: callers may draw on what load_image returns
+    assert load_image(base) is not base
+
+
+def test_other_failures_are_decode_errors(tmp_path: Path) -> None:
+    with pytest.raises(ImageDecodeError, match="no such file"):
+        load_image(tmp_path / "missing.png")
+    with pytest.raises(ImageDecodeError, match="unsupported input type"):
+        load_image(12345)  # type: ignore[arg-type]
+    with pytest.raises(ImageDecodeError, match="0 bytes"):
+        load_image(b"")
+    assert issubclass(ImageDecodeError, ValueError)
