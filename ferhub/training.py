@@ -822,12 +822,13 @@ def fit(
     data = torch.from_numpy(train.images).to(store)
     targets = torch.from_numpy(train.targets).to(store)
     val_data = torch.from_numpy(val.images)
-    transform = TrainTransform.from_recipe(config, cfg.augment)
     log_path = out_dir / "log.jsonl"
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
+        # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping any
+        # line written after that checkpoint by the killed run
+        log_path.write_text("".join(json.dumps(r, default=_json_default) + "\n" for r in state.history))
+    transform = TrainTransform.from_recipe(config, cfg.augment)
     stopped = False
     while state.epoch < cfg.epochs:
         epoch = state.epoch
