@@ -15,18 +15,22 @@ class DoubleActivationLayer(nn.Module):
 
     The two IP1 layers are stored as one ``Linear(in, 2 * hidden)`` whose first and second halves are
     ``X1`` and ``X2``: the layout of LightCNN's MFM fully connected layer, so its weights initialise IP1.
+    Without the ReLU (``relu=False``) this is LightCNN's own MFM head, Zhai et al.'s "Net B" baseline.
     """
 
-    def __init__(self, in_features: int, hidden: int, num_classes: int, drop_rate: float = 0.5) -> None:
+    def __init__(
+        self, in_features: int, hidden: int, num_classes: int, drop_rate: float = 0.5, relu: bool = True
+    ) -> None:
         super().__init__()
-        self.hidden = hidden
+        self.hidden, self.relu = hidden, relu
         self.ip1 = nn.Linear(in_features, 2 * hidden)
         self.drop = nn.Dropout(drop_rate)
         self.ip2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = self.ip1(x.flatten(1)).split(self.hidden, dim=1)
-        return self.ip2(self.drop(torch.relu(torch.maximum(x1, x2))))
+        h = torch.maximum(x1, x2)
+        return self.ip2(self.drop(torch.relu(h) if self.relu else h))
 
 
 class MultiScaleHead(nn.Module):

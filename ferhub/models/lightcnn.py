@@ -67,6 +67,7 @@ class LightCNN9(StagedModel):
         hidden: int = 256,
         crop_size: int = 128,
         drop_rate: float = 0.5,
+        dal: bool = True,
     ) -> None:
         super().__init__()
         c0, c1, c2, c3, c4 = widths
@@ -84,7 +85,7 @@ class LightCNN9(StagedModel):
         )
         self.crop_size = crop_size
         side = -(-crop_size // 16)  # four ceil-mode poolings
-        self.dal = DoubleActivationLayer(c4 * side * side, hidden, num_classes, drop_rate)
+        self.dal = DoubleActivationLayer(c4 * side * side, hidden, num_classes, drop_rate, relu=dal)
 
     def load_init_checkpoint(self, path: str | Path) -> None:
         """``ferhub.pretrained.load_init`` hook: LightCNN's checkpoint layout (see :func:`load_lightcnn_checkpoint`)."""
@@ -135,12 +136,14 @@ def lightcnn9(
     in_chans: int = 1,
     trainable_stages: int = 4,
     drop_rate: float = 0.5,
+    dal: bool = True,
 ) -> nn.Module:
     """Seed 000's Net B_DAL: LightCNN-9 (MFM) + Double Activation Layer, 144x144 gray (central 128 used).
 
+    ``dal=False`` drops the DAL's ReLU, leaving LightCNN's own MFM head: the paper's "Net B" baseline.
     Initialise from LightCNN's face-recognition checkpoint with ``ferhub.pretrained.load_init(model, PATH)``.
     """
-    return _lightcnn(num_classes, in_chans, trainable_stages, drop_rate=drop_rate)
+    return _lightcnn(num_classes, in_chans, trainable_stages, drop_rate=drop_rate, dal=dal)
 
 
 @register_model(input_size=20, channels=1, mean=(0.0,), std=(1.0,))
