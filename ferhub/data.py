@@ -717,15 +717,25 @@ def _face_from_dict(face_cls: Any, d: dict[str, Any] | None) -> Any:
     )
 
 
+_DETECTOR_SETTINGS = ("min_face_size", "thresholds", "max_side")
+
+
 def _detector_signature(detector: Any) -> str:
-    """Detections from differently-configured detectors are kept apart."""
+    """Name of the cache file: detections of differently configured detectors are kept apart, while the
+    default detector (built later, or given) and any equal one share a file. The device is left out."""
     if detector is None:
-        return "mtcnn-default"
-    attrs = {
-        k: v for k, v in sorted(vars(detector).items()) if isinstance(v, int | float | str | tuple | list)
-    }
-    digest = hashlib.sha1(json.dumps(attrs, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return f"{type(detector).__name__.lower()}-{digest}"
+        import inspect
+
+        from ferhub.faces import FaceDetector
+
+        params = inspect.signature(FaceDetector).parameters
+        settings = {k: params[k].default for k in _DETECTOR_SETTINGS if k in params}
+    else:
+        settings = {k: getattr(detector, k) for k in _DETECTOR_SETTINGS if hasattr(detector, k)}
+    text = json.dumps(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}, sort_keys=True
+    )
+    return f"mtcnn-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
 
 
 # --------------------------------------------------------------------------------------- materialised crops

@@ -237,3 +237,8 @@ def test_face_cache_detects_each_image_once_and_falls_back(tmp_path: Path) -> No
     assert counter2.seen == 0 and np.array_equal(again.images, crops.images) and again.no_face == 1
     skipped = materialize(src, cfg, cache=cache, no_face="skip")
     assert len(skipped) == 2 and skipped.skipped == 1
+    # training (no detector given) and evaluation (its predictor's default detector) share one cache file,
+    # while a differently configured detector gets its own
+    default = FaceCache(cache_dir=tmp_path / "c").path
+    assert FaceCache(faces.FaceDetector(), cache_dir=tmp_path / "c").path == default
+    assert FaceCache(faces.FaceDetector(max_side=256), cache_dir=tmp_path / "c").path != default
