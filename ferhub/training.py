@@ -65,6 +65,7 @@ class TrainConfig:
     trainable_stages: int | None = None  # seed 004: train the head + last n backbone stages
     backbone_lr_scale: float | None = None  # backbone lr = lr * this (None: same lr)
     freeze_bn: bool = False  # keep every BatchNorm in eval mode (running statistics, no batch statistics)
+    sync_bn: bool = False  # multi-GPU: SyncBatchNorm (batch statistics over all GPUs; CUDA only)
     epochs: int = 30
     batch_size: int = 64  # global batch, over all processes
     optimizer: str = "adam"  # adam | adamw | sgd (Nesterov momentum)
@@ -796,6 +797,8 @@ def fit(
     labels = train.labels
     model = build_model(cfg, labels).to(device)
     config: ModelConfig = model.config
+    if dist.world > 1 and cfg.sync_bn and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the BN children; model.config stays
     if cfg.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     criterion = _make_criterion(cfg, labels, np.bincount(train.targets, minlength=len(labels)), device)
@@ -1087,7 +1090,7 @@ def command_line(args: argparse.Namespace) -> str:
         if not action.option_strings or action.dest == "help":
             continue
         value = getattr(args, action.dest, action.default)
-        if value == action.default:
+        if value == action.default and action.dest != "recipe":  # the recipe is always named
             continue
         flag = action.option_strings[0]
         if isinstance(action, argparse.BooleanOptionalAction):
