@@ -347,3 +347,26 @@ def test_fer2013_csv_uses_public_test_to_select_and_private_test_to_report(tmp_p
     )
     assert results["fer2013:default:test"]["metrics"]["accuracy"] == summary["test"]["accuracy"]
     assert "--test-split test" in results["fer2013:default:test"]["command"]
+
+
+def test_ema_follows_the_weights_at_its_decay() -> None:
+    from ferhub.training import EMA
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    ema = EMA(model, decay=0.9)
+    start = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].running_mean.fill_(3.0)
+    ema.update(model)
+    assert torch.allclose(ema.module[0].weight, start + 0.1)  # 0.9 * w + 0.1 * (w + 1)
+    assert torch.equal(ema.module[1].running_mean, torch.full((2,), 3.0))  # statistics are copied
+
+
+def test_early_stopping_on_validation_recall(task_folder: Path, tmp_path: Path) -> None:
+    # a learning rate too small to change any prediction: recall never improves after epoch 1
+    argv = _args(
+        task_folder, tmp_path / "run", "--epochs", "10", "--lr", "1e-12", "--set", "early_stopping=2"
+    )
+    summary = main(get_args_parser().parse_args(argv))
+    assert summary["epochs"] == 3 and summary["best_epoch"] == 1
