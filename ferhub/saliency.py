@@ -236,12 +236,19 @@ _TURBO = np.array(
 )
 
 
+def _turbo(values: np.ndarray) -> np.ndarray:
+    powers = np.stack([values**k for k in range(6)], axis=-1)
+    return np.clip(powers @ _TURBO.T, 0, 1)
+
+
+# 256-entry lookup table: colouring a whole photo's heatmap is then one indexing operation
+_TURBO_LUT = (_turbo(np.linspace(0, 1, 256, dtype=np.float32)) * 255 + 0.5).astype(np.uint8)
+
+
 def colorize(heatmap: np.ndarray) -> np.ndarray:
     """``[0, 1]`` heatmap (H, W) -> uint8 RGB (H, W, 3) in the turbo colormap."""
-    h = np.clip(heatmap.astype(np.float32), 0, 1)
-    powers = np.stack([h**k for k in range(6)], axis=-1)  # (H, W, 6)
-    rgb = np.clip(powers @ _TURBO.T, 0, 1)
-    return (rgb * 255 + 0.5).astype(np.uint8)
+    index = (np.clip(heatmap, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return _TURBO_LUT[index]
 
 
 def _resize_map(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -149,3 +149,13 @@ def test_compare_and_model_card_endpoints(client, tiny_model: str) -> None:
     assert table["data"][0][0] == "#1" and "1 face(s)" in summary
     body, facts = client.predict(DEFAULT_MODEL, api_name="/model_card")
     assert dict(facts["data"])["labels"].startswith("angry, disgust") and body
+
+
+def test_space_requirements_match_the_package_dependencies() -> None:
+    """The Space installs requirements.txt; it must list exactly ferhub's runtime dependencies."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    listed = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert sorted(listed) == sorted(declared)
