@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import torch
 
-_BLOCK = 1024  # boxes per block of the IoU matrix: bounds memory at _BLOCK x N floats
+_BLOCK = 512  # boxes per block of the overlap matrix: bounds memory at _BLOCK x N floats
 _state: dict[str, bool] = {}
 
 
@@ -35,37 +36,58 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
-def nms_cpu(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS, exactly torchvision's result, without a Python loop over boxes.
+def _threshold_for(dtype: torch.dtype, iou_threshold: float) -> float:
+    """A threshold ``t`` in ``dtype`` with ``iou > t`` (in ``dtype``) exactly when ``iou > iou_threshold``.
 
-    Boxes are processed in score order, a block at a time. Inside a block the greedy result is the fixed point
-    of "keep a box unless a kept, higher-scoring box overlaps it" (Cluster-NMS, Zheng et al. 2021), reached
-    by a few matrix passes; the block's kept boxes then suppress all later boxes in one pass.
+    torchvision compares a float IoU with the double threshold; torch would round the threshold to the IoU's
+    dtype, which can round it up past an IoU equal to the rounded value. Rounding down instead is exact.
+    """
+    if dtype == torch.float64:
+        return iou_threshold
+    t = np.array(iou_threshold, dtype=np.float32)
+    if float(t) > iou_threshold:
+        t = np.nextafter(t, np.float32(-np.inf))
+    return float(t)
+
+
+def nms_cpu(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Greedy NMS with exactly torchvision's result (its arithmetic, in the boxes' dtype).
+
+    Boxes are taken in score order a block at a time: one matrix operation gives the block's overlaps with every
+    later box, then a pass over the block's rows visits each box once, and only a kept box does vector work
+    (it suppresses everything it overlaps). Memory stays at ``_BLOCK`` x N booleans. The arithmetic is numpy's,
+    single-threaded: on a busy 2-core machine torch's threaded small ops can wait on each other for longer
+    than this whole kernel takes.
     """
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
+    device = boxes.device
     order = scores.argsort(descending=True)
-    b = boxes[order].float()
+    b = boxes[order].cpu()
+    if not b.is_floating_point():
+        b = b.float()
+    threshold = _threshold_for(b.dtype, iou_threshold)
+    b = b.numpy()
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     n = b.shape[0]
-    keep = torch.ones(n, dtype=torch.bool, device=b.device)
+    suppressed = np.zeros(n, dtype=bool)
+    keep: list[int] = []
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
-        alive = keep[start:stop]
-        if not alive.any():
+        if suppressed[start:stop].all():
             continue
-        over = box_iou(b[start:stop], b[start:stop]).triu_(diagonal=1) > iou_threshold
-        k = alive.clone()
-        while True:
-            suppressed = (over & k[:, None]).any(dim=0)
-            k_new = alive & ~suppressed
-            if torch.equal(k_new, k):
-                break
-            k = k_new
-        keep[start:stop] = k
-        if stop < n and k.any():
-            later = box_iou(b[start:stop][k], b[stop:]) > iou_threshold
-            keep[stop:] &= ~later.any(dim=0)
-    return order[keep]
+        a, c = b[start:stop, None, :], b[None, start:, :]
+        w = np.clip(np.minimum(a[..., 2], c[..., 2]) - np.maximum(a[..., 0], c[..., 0]), 0, None)
+        h = np.clip(np.minimum(a[..., 3], c[..., 3]) - np.maximum(a[..., 1], c[..., 1]), 0, None)
+        inter = w * h
+        # torchvision's expression, operation for operation, in the boxes' dtype
+        over = inter / (area[start:stop, None] + area[None, start:] - inter) > threshold
+        rest = suppressed[start:]  # a view: updates land in ``suppressed``
+        for row in range(stop - start):
+            if not rest[row]:
+                keep.append(start + row)
+                rest[row + 1 :] |= over[row, row + 1 :]
+    return order[torch.tensor(keep, dtype=torch.long, device=device)]
 
 
 def _compiled_ops_load() -> bool:
