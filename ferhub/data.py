@@ -560,6 +560,11 @@ def open_source(
     (``"rafdb"``, ``"fer2013"`` or a list); ``precropped=True`` marks images that are already face crops.
     """
     path = Path(str(source))
+    looks_local = path.suffix.lower() in (".zip", ".csv", ".parquet") or str(source).startswith(
+        ("/", ".", "~")
+    )
+    if looks_local and not path.exists():
+        raise DataSourceError(f"{source} not found (a local path; a Hub dataset id looks like 'org/name')")
     if path.is_file() and path.suffix.lower() == ".csv":
         src: LabeledSource = open_fer2013_csv(path, split)
         if precropped is False:

@@ -135,10 +135,14 @@ def load_recipe(name: str, variant: str | None = None) -> tuple[TrainConfig, dic
     (name -> settings that replace RECIPE's; e.g. seed 002's ``fcn`` and ``mini_xception``).
     """
     path = Path(name)
+    # the repo's train/recipes/, or ./train/recipes/ when ferhub is installed from a wheel (no train/ inside)
+    dirs = [RECIPES_DIR, Path.cwd() / "train" / "recipes"]
     if path.suffix != ".py":
-        path = RECIPES_DIR / f"{name}.py"
+        path = next(
+            (d / f"{name}.py" for d in dirs if (d / f"{name}.py").is_file()), RECIPES_DIR / f"{name}.py"
+        )
     if not path.is_file():
-        known = sorted(p.stem for p in RECIPES_DIR.glob("*.py") if not p.stem.startswith("_"))
+        known = sorted({p.stem for d in dirs for p in d.glob("*.py") if not p.stem.startswith("_")})
         raise RecipeError(
             f"no recipe {name!r}; known recipes: {', '.join(known)} (or give a path to a .py file)"
         )

@@ -173,6 +173,8 @@ def test_hf_bare_integer_labels_need_names(tmp_path: Path) -> None:
 def test_unknown_hub_id_fails_clearly_offline() -> None:
     with pytest.raises(DataSourceError, match="cannot load dataset 'nobody/no-such-fer'"):
         open_source("nobody/no-such-fer")
+    with pytest.raises(DataSourceError, match=r"missing\.zip not found \(a local path"):
+        open_source("/no/such/missing.zip")
 
 
 def test_stratified_kfold_partitions_and_balances() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "train a FER model from a recipe and write its model repo"
 
@@ -14,7 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ferhub.training import main
+    from ferhub.data import DataSourceError
+    from ferhub.training import CheckpointError, RecipeError, main
 
-    main(args)
+    try:
+        main(args)
+    except (RecipeError, CheckpointError, DataSourceError) as e:  # the message says what to change
+        print(f"ferhub train: error: {e}", file=sys.stderr)
+        return 2
     return 0
