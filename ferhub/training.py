@@ -933,6 +933,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--test-split", default=None, help="also evaluate the final model on this split (e.g. test)"
     )
     parser.add_argument(
+        "--image-column", default=None, help="Hub datasets: the image column (default: found)"
+    )
+    parser.add_argument(
+        "--label-column", default=None, help="Hub datasets: the label column (default: found)"
+    )
+    parser.add_argument(
         "--label-names", default=None, help="names of numbered classes: a dataset (rafdb, fer2013)"
     )
     parser.add_argument("--precropped", action=argparse.BooleanOptionalAction, default=None,
@@ -1145,6 +1151,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         out_dir.mkdir(parents=True, exist_ok=True)
     command = command_line(args)
     kw: dict[str, Any] = {"label_names": args.label_names, "precropped": args.precropped}
+    # Hub datasets only: which columns hold the image and the label (found automatically when omitted)
+    kw.update({k: v for k in ("image_column", "label_column") if (v := getattr(args, k, None)) is not None})
 
     train_src = _open_default_split(args.data, args.split, "train", **kw) or open_source(
         args.data, None, **kw

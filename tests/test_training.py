@@ -369,3 +369,36 @@ def test_early_stopping_on_validation_recall(task_folder: Path, tmp_path: Path) 
     argv += ["--set", "early_stopping=2"]
     summary = main(get_args_parser().parse_args(argv))
     assert summary["epochs"] == 3 and summary["best_epoch"] == 1
+
+
+def test_trains_from_a_datasets_folder_with_its_validation_split(tmp_path: Path) -> None:
+    import datasets
+
+    images, targets, labels = transform_task(8, size=24, num_classes=4, seed=4)
+    features = datasets.Features(
+        {
+            "face": datasets.Image(),
+            "emotion": datasets.ClassLabel(names=["Anger", "Disgust", "Fear", "Happiness"]),
+        }
+    )
+    rows = {"face": [Image.fromarray(im) for im in images], "emotion": targets.tolist()}
+    ds = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict(
+        {"train": ds.select(range(24)), "validation": ds.select(range(24, 32))}
+    ).save_to_disk(str(tmp_path / "hf"))
+    out = tmp_path / "run"
+    argv = [
+        "--recipe",
+        "seed002_kaskun",
+        "--data",
+        str(tmp_path / "hf"),
+        "--tiny",
+        "--precropped",
+        "--epochs",
+        "1",
+    ]
+    argv += ["--image-column", "face", "--label-column", "emotion", "--output-dir", str(out), "--no-progress"]
+    main(get_args_parser().parse_args(argv))
+    (entry,) = json.loads((out / "model" / "eval_results.json").read_text())["results"].values()
+    assert entry["dataset"]["split"] == "val" and entry["num_images"] == 8
+    assert entry["labels"] == list(labels)
