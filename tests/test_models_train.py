@@ -376,8 +376,8 @@ def test_double_activation_layer_is_maxout_relu_fc() -> None:
     # sample 1: X1 = (3, -4), X2 = (6, -4) -> max (6, -4) -> ReLU (6, 0) -> 6 + 0 + 0.5
     # sample 2: X1 = (-2, -4), X2 = (-4, 1) -> max (-2, 1) -> ReLU (0, 1) -> 0 + 10 + 0.5
     assert dal(x).flatten().tolist() == [6.5, 10.5]
-    dal.relu = False  # "Net B": maxout without ReLU -> sample 2 keeps its -2: -2 + 10 + 0.5
-    assert dal(x).flatten().tolist() == [6.5, 8.5]
+    dal.relu = False  # "Net B": maxout without ReLU keeps the negatives: 6 - 40 + 0.5 and -2 + 10 + 0.5
+    assert dal(x).flatten().tolist() == [-33.5, 8.5]
 
 
 def test_output_mixup_is_seed003_eq3() -> None:
