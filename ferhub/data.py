@@ -342,14 +342,24 @@ class ZipSource(LabeledSource):
 
 # --------------------------------------------------------------------------------------------- FER2013 CSV
 def _decode_pixels(pixels: Sequence[str], where: str) -> np.ndarray:
-    """FER2013's space-separated pixel strings -> (N, S, S) uint8 (S = 48 for FER2013)."""
+    """FER2013's space-separated pixel strings -> (N, S, S) uint8 (S = 48 for FER2013).
+
+    ``np.fromstring`` in text mode parses a row in C (~0.1 ms; all 35,887 FER2013 rows in a few seconds).
+    """
     if not pixels:
         return np.zeros((0, 48, 48), np.uint8)
-    flat = np.array(" ".join(pixels).split(), dtype=np.uint8)  # one split: ~20x faster than per row
-    side = round((flat.size / len(pixels)) ** 0.5)
-    if side * side * len(pixels) != flat.size:
-        raise DataSourceError(f"{where}: pixel strings are not all the same square size")
-    return flat.reshape(len(pixels), side, side)
+    try:
+        rows = [np.fromstring(p, dtype=np.int16, sep=" ") for p in pixels]
+    except ValueError as e:
+        raise DataSourceError(f"{where}: a pixels value is not space-separated integers ({e})") from e
+    n = rows[0].size
+    side = round(n**0.5)
+    if side * side != n or any(r.size != n for r in rows):
+        raise DataSourceError(f"{where}: pixel strings must all hold the same square number of values")
+    flat = np.stack(rows)
+    if flat.min() < 0 or flat.max() > 255:
+        raise DataSourceError(f"{where}: pixel values must be 0..255")
+    return flat.astype(np.uint8).reshape(len(pixels), side, side)
 
 
 class ArraySource(LabeledSource):
