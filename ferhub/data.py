@@ -479,7 +479,7 @@ class HFSource(LabeledSource):
         self.labels = labels
         self.targets = targets
         self.name = name
-        self.split = split_name(split) if split else None
+        self.split = split
         self.pixel_strings = (
             feats[image_column].dtype == "string" if hasattr(feats[image_column], "dtype") else False
         )
@@ -512,15 +512,19 @@ def _pick_split(dd: Any, split: str | None, name: str) -> tuple[Any, str | None]
         if len(names) == 1:
             return dd[names[0]], names[0]
         raise DataSourceError(f"{name} has splits {names}; choose one with split=... (--split NAME)")
+    # FER2013 copies often hold every row in one split with the Kaggle Usage column: select by Usage
+    if len(names) == 1 and _is_split(split):
+        ds = dd[names[0]]
+        usage = next((c for c in ds.column_names if c.lower() == "usage"), None)
+        if usage is not None:
+            keep = FER2013_USAGE[split_name(split)]
+            return ds.filter(lambda u: u == keep, input_columns=usage), split
     if split in dd:
         return dd[split], split
     want = split_name(split)
     for n in names:
-        try:
-            if split_name(n) == want:
-                return dd[n], n
-        except DataSourceError:
-            continue
+        if _is_split(n) and split_name(n) == want:
+            return dd[n], n
     raise DataSourceError(f"{name} has no {split!r} split; it has {names}")
 
 
@@ -551,7 +555,8 @@ def open_hf(
         ds, chosen = _pick_split(loaded, split, name)
     else:
         ds, chosen = loaded, split
-    return HFSource(ds, name, split if split else chosen, **kw)
+    chosen = split or chosen
+    return HFSource(ds, name, split_name(chosen) if chosen and _is_split(chosen) else chosen, **kw)
 
 
 # ------------------------------------------------------------------------------------------- dispatcher

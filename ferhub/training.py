@@ -1243,8 +1243,22 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {"val": result.val_metrics["metrics"], "epochs": result.state.epoch,
                                "best_epoch": result.state.best_epoch + 1, "kfold": fold_summary}  # fmt: skip
     dataset_id = str(args.data) if not Path(str(args.data)).exists() else train_src.name
-    entries = [_result_entry(result.val_metrics, dataset=dataset_id, split=f"val ({val_name})" if cfg.kfold else (val_src.split if val_src else "heldout"),
-                             tta=cfg.tta, command=command, name=train_src.name)]  # fmt: skip
+    if cfg.kfold:
+        val_split = f"kfold{cfg.kfold}-fold{best_fold + 1}"  # the released fold's validation part
+    else:
+        val_split = val_src.split if val_src is not None else "heldout"
+    entries = [
+        _result_entry(
+            result.val_metrics,
+            dataset=dataset_id,
+            split=val_split,
+            tta=cfg.tta,
+            command=command,
+            name=train_src.name,
+        )
+    ]
+    if fold_summary:
+        entries[0]["kfold"] = {"k": cfg.kfold, "selected_fold": best_fold + 1, **fold_summary}
     if args.test_split:
         test_src = open_source(args.val_data or args.data, args.test_split, **kw)
         test = crops_of(test_src)

@@ -161,13 +161,17 @@ def test_hf_bare_integer_labels_need_names(tmp_path: Path) -> None:
     import datasets
 
     pixels = [" ".join(["7"] * 48 * 48), " ".join(["9"] * 48 * 48)]
-    ds = datasets.Dataset.from_dict({"emotion": [3, 6], "pixels": pixels})
-    ds.save_to_disk(str(tmp_path / "fer_hub_copy"))
+    ds = datasets.Dataset.from_dict({"emotion": [3, 6, 0], "pixels": [*pixels, pixels[0]]})
+    ds = ds.add_column("Usage", ["Training", "Training", "PrivateTest"])
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "fer_hub_copy"))
     with pytest.raises(DataSourceError, match="bare integers"):
-        open_source(tmp_path / "fer_hub_copy")
-    src = open_source(tmp_path / "fer_hub_copy", label_names="fer2013")
+        open_source(tmp_path / "fer_hub_copy", "train")
+    src = open_source(tmp_path / "fer_hub_copy", "train", label_names="fer2013")
     assert src.precropped and [src.labels[t] for t in src.targets] == ["happy", "neutral"]
     assert np.asarray(src[1][0])[0, 0, 0] == 9
+    # one split holding every row: the Kaggle Usage column selects val / test
+    test = open_source(tmp_path / "fer_hub_copy", "test", label_names="fer2013")
+    assert len(test) == 1 and test.split == "test" and test.labels[test.targets[0]] == "angry"
 
 
 def test_unknown_hub_id_fails_clearly_offline() -> None:

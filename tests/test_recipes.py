@@ -88,3 +88,8 @@ def test_recipe_runs_tiny_and_writes_a_model_repo(recipe: str, seven_classes: Pa
             (out / f"fold{i + 1}" / "checkpoints" / "best.safetensors").is_file() for i in range(cfg.kfold)
         )
         assert f"{cfg.kfold}-fold validation accuracy: " in card
+        assert (
+            entry["dataset"]["split"].startswith(f"kfold{cfg.kfold}-fold")
+            and entry["kfold"]["k"] == cfg.kfold
+        )
+        assert entry["kfold"]["accuracy"]["values"] == acc["values"]
