@@ -115,9 +115,13 @@ def irv1_multiscale(
     trainable_stages: int = 0,
     output_mixup: bool = True,
     drop_rate: float = 0.5,
+    head_channels: Sequence[int] = (512, 256, 256),
 ) -> nn.Module:
-    """Seed 003: frozen VGGFace2 InceptionResnetV1 + multi-scale head + output mix-up (160 px; the paper used 350)."""
-    return _irv1(num_classes, pretrained, trainable_stages, output_mixup, drop_rate=drop_rate)
+    """Seed 003: frozen VGGFace2 InceptionResnetV1 + multi-scale head + output mix-up (160 px; the paper used 350).
+
+    The model is size-agnostic: a recipe reproducing the paper sets ``config_overrides={"input_size": 350}``.
+    """
+    return _irv1(num_classes, pretrained, trainable_stages, output_mixup, tuple(head_channels), drop_rate)
 
 
 @register_model(input_size=80, channels=3, mean=FACENET_MEAN, std=FACENET_STD)
