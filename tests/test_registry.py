@@ -22,10 +22,10 @@ from ferhub.models import UnknownModelError, create_model, list_models, register
 def test_every_registered_model_forwards(name: str) -> None:
     model = create_model(name).eval()
     cfg = model.config
-    x = torch.randn(2, cfg.channels, cfg.input_size, cfg.input_size)
+    x = torch.randn(1, cfg.channels, cfg.input_size, cfg.input_size)  # batch 1: full-size nets are costly
     with torch.inference_mode():
         y = model(x)
-    assert y.shape == (2, len(FER7))
+    assert y.shape == (1, len(FER7))
     assert torch.isfinite(y).all()
 
 
