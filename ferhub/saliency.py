@@ -201,9 +201,13 @@ def explain_faces(
     image: Image.Image,
     faces: Sequence,
     method: str,
-    target: str | int | None = None,
+    target: str | int | Sequence[str | int] | None = None,
 ) -> list[Explanation]:
-    """Attribute every face of ``image`` (``ferhub.faces.Face`` list), cropped exactly as the model is fed."""
+    """Attribute every face of ``image`` (``ferhub.faces.Face`` list), cropped exactly as the model is fed.
+
+    ``target``: a class name or index for every face, one per face (e.g. the labels a ``Predictor`` already
+    gave, which saves a forward pass), or ``None`` for each face's predicted class.
+    """
     from ferhub.faces import crop_face
     from ferhub.transforms import eval_tensor
 
@@ -211,14 +215,17 @@ def explain_faces(
     if not faces:
         return []
     crops = [crop_face(image, f, config) for f in faces]
-    index = target_index(config, target)
     x = eval_tensor(crops, config)
-    if index is None:
+    per_face = list(target) if isinstance(target, (list, tuple)) else [target] * len(crops)
+    if len(per_face) != len(crops):
+        raise SaliencyError(f"got {len(per_face)} targets for {len(crops)} faces")
+    indices = [target_index(config, t) for t in per_face]
+    if any(i is None for i in indices):
         clone, lock = _attribution_copy(model)
         with lock, torch.no_grad():
-            targets = clone(x.to(next(clone.parameters()).device)).argmax(dim=1).tolist()
-    else:
-        targets = [index] * len(crops)
+            predicted = clone(x.to(next(clone.parameters()).device)).argmax(dim=1).tolist()
+        indices = [p if i is None else i for i, p in zip(indices, predicted)]
+    targets: list[int] = indices  # type: ignore[assignment]
     maps = attribute(model, x, method, targets)
     mid = method_id(method)
     return [Explanation(c, m, config.labels[t], mid) for c, m, t in zip(crops, maps, targets)]
@@ -267,9 +274,20 @@ def overlay(
     if size is not None:
         base = base.resize((size, size), Image.Resampling.BICUBIC)
     h = _resize_map(heatmap, base.size)
-    weight = (alpha * np.sqrt(np.clip(h, 0, 1)))[..., None]  # sqrt: mid-level attribution stays visible
-    out = np.asarray(base, dtype=np.float32) * (1 - weight) + colorize(h).astype(np.float32) * weight
-    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+    out = np.array(base)
+    # blend only the rows and columns that hold any heat (a face's crop in a whole photo)
+    rows = np.flatnonzero(h.max(axis=1) >= 0.5 / 255)
+    cols = np.flatnonzero(h.max(axis=0) >= 0.5 / 255)
+    if rows.size == 0:
+        return Image.fromarray(out)
+    window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    index = (np.clip(h[window], 0, 1) * 255 + 0.5).astype(np.uint8)
+    weight = (alpha * np.sqrt(np.arange(256, dtype=np.float32) / 255))[index][
+        ..., None
+    ]  # sqrt: mid heat shows
+    region = out[window].astype(np.float32)
+    out[window] = (region + (_TURBO_LUT[index] - region) * weight + 0.5).astype(np.uint8)
+    return Image.fromarray(out)
 
 
 def crop_placement(image_size: tuple[int, int], face, config: ModelConfig) -> np.ndarray:
@@ -287,17 +305,32 @@ def crop_placement(image_size: tuple[int, int], face, config: ModelConfig) -> np
     probe_config = dataclasses.replace(
         config, channels=3, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="nearest"
     )
+    # Probe only a window around the face (a large photo would cost two full-size probes otherwise). Samples
+    # that fall outside the window come back edge-replicated with the window's border values and are dropped
+    # from the fit, so a window smaller than the crop costs samples, never accuracy.
+    x1, y1, x2, y2 = face.box
+    half = max(x2 - x1, y2 - y1) * (0.5 + config.crop_margin) * 1.5 + 4
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    rx0, ry0 = max(0, int(cx - half)), max(0, int(cy - half))
+    rx1, ry1 = min(width, int(cx + half) + 1), min(height, int(cy + half) + 1)
+    if rx1 - rx0 < 3 or ry1 - ry0 < 3:
+        raise SaliencyError("the face's crop lies outside the photo; nothing to overlay")
+    shifted = dataclasses.replace(
+        face,
+        box=(x1 - rx0, y1 - ry0, x2 - rx0, y2 - ry0),
+        landmarks=None if face.landmarks is None else tuple((x - rx0, y - ry0) for x, y in face.landmarks),
+    )
+    w, h = rx1 - rx0, ry1 - ry0
     sampled = []
-    for axis, extent in ((1, width), (0, height)):
-        coords = np.broadcast_to(np.expand_dims(np.arange(extent), 1 - axis), (height, width))
-        probe = np.zeros((height, width, 3), dtype=np.uint8)
+    for axis, start, extent in ((1, rx0, w), (0, ry0, h)):
+        coords = np.broadcast_to(np.expand_dims(np.arange(start, start + extent), 1 - axis), (h, w))
+        probe = np.zeros((h, w, 3), dtype=np.uint8)
         probe[..., 0], probe[..., 1] = coords & 255, coords >> 8
-        crop = np.asarray(crop_face(Image.fromarray(probe), face, probe_config), dtype=np.int64)
+        crop = np.asarray(crop_face(Image.fromarray(probe), shifted, probe_config), dtype=np.int64)
         sampled.append(crop[..., 0] + 256 * crop[..., 1])
     xs, ys = sampled
     size = xs.shape[0]
-    # edge replication fills the crop outside the photo with border values: fit on interior samples only
-    inside = (xs > 0) & (xs < width - 1) & (ys > 0) & (ys < height - 1)
+    inside = (xs > rx0) & (xs < rx1 - 1) & (ys > ry0) & (ys < ry1 - 1)
     if inside.sum() < 3:
         raise SaliencyError("the face's crop lies outside the photo; nothing to overlay")
     v, u = np.mgrid[0:size, 0:size]

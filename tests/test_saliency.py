@@ -165,6 +165,20 @@ def test_crop_placement_maps_crop_pixels_onto_the_photo(astronaut: Image.Image, 
     assert np.corrcoef(sampled.ravel(), crop.ravel())[0, 1] > 0.98
 
 
+def test_crop_placement_of_a_face_at_the_photo_edge(astronaut: Image.Image) -> None:
+    """Half of this crop is edge-replicated padding: the map is still exact where the crop shows the photo."""
+    config = create_model("mini_xception").config
+    face = Face((0.0, 300.0, 60.0, 380.0), 0.9)
+    placement = crop_placement(astronaut.size, face, config)
+    side = 80 * (1 + 2 * config.crop_margin)  # square of the longer side plus the margin
+    assert placement[0, 0] == pytest.approx(side / 64, rel=0.01) and placement[1, 1] == pytest.approx(
+        side / 64, rel=0.01
+    )
+    assert placement[0, 2] == pytest.approx(30 - side / 2, abs=1) and placement[1, 2] == pytest.approx(
+        340 - side / 2, abs=1
+    )
+
+
 def test_overlay_on_photo_changes_only_the_face_region(astronaut: Image.Image) -> None:
     config = create_model("mini_xception").config
     heat = np.zeros((64, 64), dtype=np.float32)

@@ -80,7 +80,8 @@ def _compute(
             image,
             [f.face for f in result.faces],
             method,
-            None if target == PREDICTED else target,
+            # the predicted classes are already known: no extra forward pass for them
+            [f.label for f in result.faces] if target == PREDICTED else target,
         )
     return result, explanations, predictor.models[0].config
 
