@@ -75,17 +75,24 @@ def _rate(rate: float) -> str:
     return f"{rate:,.0f}" if rate >= 100 else f"{rate:.1f}"
 
 
-def median_rate(fn: Callable[[], None], n_items: int, runs: int, warmup: int = 1) -> tuple[float, float]:
-    """(median items/s, median seconds) over ``runs`` timed calls after ``warmup`` untimed ones."""
+def median_rate(
+    fn: Callable[[], None], n_items: int, runs: int, warmup: int = 1
+) -> tuple[float, float, float]:
+    """(median items/s, median wall seconds, median CPU seconds) over ``runs`` calls after ``warmup`` ones.
+
+    CPU seconds (this process, all threads) say how much work a run was when the machine is shared: wall time
+    then also holds other processes' turns.
+    """
     for _ in range(warmup):
         fn()
-    secs = []
+    wall, cpu = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        secs.append(time.perf_counter() - t)
-    med = statistics.median(secs)
-    return n_items / med, med
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    med = statistics.median(wall)
+    return n_items / med, med, statistics.median(cpu)
 
 
 def main() -> None:
@@ -109,11 +116,11 @@ def main() -> None:
 
     model_id = args.model or DEFAULT_MODEL
     predictor = Predictor(model_id, device=args.device)
-    rows: list[tuple[str, int, float, float]] = []
+    rows: list[tuple[str, int, float, float, float]] = []
 
     def add(name: str, n: int, fn: Callable[[], None], runs: int = args.runs, warmup: int = 1) -> None:
-        rate, med = median_rate(fn, n, runs, warmup)
-        rows.append((name, n, rate, med))
+        rate, med, cpu = median_rate(fn, n, runs, warmup)
+        rows.append((name, n, rate, med, cpu))
         print(f"  {name}: {_rate(rate)} images/s", flush=True)
 
     faces, targets = lfw_faces(args.crops)
@@ -192,13 +199,14 @@ def main() -> None:
     print(
         f"ferhub evaluation throughput: {model_id}, device {predictor.device}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, median of {args.runs} runs; "
-        f"{no_face}/{len(source)} photos without a detected face"
+        f"{no_face}/{len(source)} photos without a detected face; load average at the end "
+        f"{os.getloadavg()[0]:.1f} (above the CPU count, other processes shared the cores)"
     )
     print()
-    print("| workload | images | images/s | seconds |")
-    print("|---|---:|---:|---:|")
-    for name, n, rate, med in rows:
-        print(f"| {name} | {n} | {_rate(rate)} | {med:.3f} |")
+    print("| workload | images | images/s | wall s | CPU ms/image |")
+    print("|---|---:|---:|---:|---:|")
+    for name, n, rate, med, cpu in rows:
+        print(f"| {name} | {n} | {_rate(rate)} | {med:.3f} | {1000 * cpu / n:.2f} |")
 
 
 if __name__ == "__main__":
