@@ -492,8 +492,10 @@ def write_ensemble(out_dir: str | Path, members: Sequence[str] = ENSEMBLE_MEMBER
         "description": (
             "An equal-weight ensemble of the zoo models that ship inside ferhub. Each member crops and "
             "normalises the face its own way (from its own `config.json`); the ensemble's probability for a "
-            "class is the weighted mean over the members that predict that class, renormalised to sum to one.\n\n"
-            + table
+            "class is the weighted mean over the members that predict that class, renormalised to sum to one. The "
+            "preprocessing listed under *Labels and preprocessing* applies only when the module is called directly "
+            "(`model(x)` on RGB crops on [0, 1] pixels, as attribution methods do); ferhub's predictor instead crops "
+            "and normalises for each member with that member's own config.\n\n" + table
         ),
         "license": "mit",
         "tags": ["ensemble", "ferhub-zoo"],

@@ -477,7 +477,7 @@ def test_ensemble_errors_say_what_to_fix() -> None:
         Ensemble([a, _Stub(("angry",))], weights=[1.0, 0.0])
     with pytest.raises(EnsembleError, match="expected"):
         Ensemble([a]).combine([np.ones((1, 3))])
-    with pytest.raises(TypeError, match="classify_crops"):
+    with pytest.raises(ValueError, match="classify_crops"):
         Ensemble([a])(torch.zeros(1, 1, 8, 8))
 
 
@@ -496,6 +496,21 @@ def test_bundled_zoo_ensemble_in_predictor(astronaut) -> None:
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     readme = (zoo.bundled_folder(zoo.ENSEMBLE_NAME) / "README.md").read_text()
     assert all(m in readme for m in zoo.ENSEMBLE_MEMBERS)
+
+
+def test_ensemble_forward_is_differentiable_and_agrees_with_predictor(astronaut) -> None:
+    """forward() on one RGB crop (for attribution methods) gives what Predictor gives for that crop."""
+    from ferhub.predict import Predictor
+
+    model = hub.load("ferhub/zoo-ensemble")
+    crop = astronaut.crop((160, 40, 290, 190)).resize((112, 112))
+    x = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255).permute(2, 0, 1)[None].requires_grad_()
+    logp = model(x)
+    (probs,) = Predictor(model, device="cpu").classify_crops([crop])
+    np.testing.assert_allclose(logp.exp().detach().numpy(), probs, atol=0.05)  # torch vs PIL resizing
+    assert int(logp.argmax()) == int(probs.argmax()) == model.labels.index("happy")
+    logp[0, model.labels.index("happy")].backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
 def test_make_ensemble_round_trip(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ferhub.labels import FER8, canonical
@@ -88,22 +89,56 @@ class Ensemble(nn.Module):
         sums = mean.sum(axis=1, keepdims=True)
         return (mean / np.where(sums > 0, sums, 1.0)).astype(np.float32)
 
+    def member_input(self, x: torch.Tensor, member: nn.Module) -> torch.Tensor:
+        """An RGB batch on [0, 1] pixels, resized, gray-converted and normalised as ``member``'s config says."""
+        cfg = member.config
+        if cfg.channels == 1:  # ITU-R 601 luma, as PIL's convert("L") that ferhub's crops use
+            x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+        if x.shape[-2:] != (cfg.input_size, cfg.input_size):
+            mode = "bicubic" if cfg.interpolation == "bicubic" else "bilinear"
+            x = F.interpolate(
+                x, size=(cfg.input_size, cfg.input_size), mode=mode, align_corners=False, antialias=True
+            )
+        mean = x.new_tensor(cfg.mean).view(1, -1, 1, 1)
+        std = x.new_tensor(cfg.std).view(1, -1, 1, 1)
+        return (x - mean) / std
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise TypeError(
-            "an ensemble's members each need their own crop and normalisation, so it cannot take one tensor; "
-            "use ferhub.Predictor(model).classify_crops(crops) (or .predict) instead"
-        )
+        """Log of the combined probabilities for a batch of RGB crops on [0, 1] pixels ``(B, 3, H, W)``.
+
+        Every member sees the same crop (resized and normalised its own way), so this differentiable path
+        (for attribution methods) can differ slightly from :class:`~ferhub.predict.Predictor`, which frames
+        the face separately for each member; ``softmax`` of the output gives the combined probabilities.
+        """
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f"an ensemble takes RGB crops on [0, 1] pixels, shape (B, 3, H, W); got {tuple(x.shape)}. "
+                "To classify faces use ferhub.Predictor(model).classify_crops(crops)"
+            )
+        total = x.new_zeros(x.shape[0], len(self.labels))
+        for member, idx, w in zip(self.members, self._index, self.weights):
+            p = torch.softmax(member(self.member_input(x, member)).float(), dim=1)
+            total = total.index_add(1, torch.as_tensor(idx, device=x.device), w * p)
+        mean = total / x.new_tensor(self._coverage)
+        return torch.log((mean / mean.sum(dim=1, keepdim=True)).clamp_min(1e-12))
 
 
-@register_model()
+# The config of the ensemble itself describes the input of ``forward``: RGB crops on [0, 1] pixels. Predictor
+# ignores it and uses each member's own config.
+_CFG = dict(input_size=112, channels=3, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), crop_margin=0.1)
+
+
+@register_model(**_CFG)
 def ensemble(
     num_classes: int = 7, members: Sequence[str] = (), weights: Sequence[float] | None = None
 ) -> nn.Module:
-    """Weighted vote of ferhub models (Hub ids or bundled names); no weights of its own."""
+    """Weighted vote of ferhub models (Hub ids or bundled names; default: the bundled zoo); no own weights."""
     from ferhub.hub import load
 
     if not members:
-        raise EnsembleError("model_args.members must list the member models (Hub ids or bundled names)")
+        from ferhub.zoo import ENSEMBLE_MEMBERS
+
+        members = ENSEMBLE_MEMBERS
     model = Ensemble([load(m) for m in members], weights)
     if len(model.labels) != num_classes:
         raise EnsembleError(
@@ -120,5 +155,5 @@ def make_ensemble(members: Sequence[str], weights: Sequence[float] | None = None
 
     model = Ensemble([load(m) for m in members], weights)
     model_args = {"members": list(members), "weights": list(model.weights)}
-    model.config = ModelConfig(architecture="ensemble", labels=model.labels, model_args=model_args)
+    model.config = ModelConfig(architecture="ensemble", labels=model.labels, model_args=model_args, **_CFG)
     return model
