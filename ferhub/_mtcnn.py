@@ -39,7 +39,7 @@ Level = tuple[torch.Tensor, float, float]  # (1, 3, h, w) tensor, x scale, y sca
 
 
 def auto_min_face_size(width: int, height: int) -> float:
-    """Default smallest face: 1/16 of the image's shorter side, but never above 40 px nor below 12 px.
+    """Default smallest face (detection-image pixels): 1/16 of the shorter side, within [12, 40] px.
 
     Faces much smaller than 1/16 of the frame are rare in photos people classify expressions on, and P-net's
     cost scales with ``(1 / min_face_size)^2``; the 40 px cap keeps small faces of large group photos found,
@@ -58,7 +58,7 @@ class _Nets:
     pnet: torch.nn.Module
     rnet: torch.nn.Module
     onet: torch.nn.Module
-    p_head: tuple[torch.Tensor, torch.Tensor]  # 1x1 conv: 2 face logits + 4 box offsets
+    p_head: tuple[torch.Tensor, torch.Tensor]  # 1x1 conv as a (6, 32) matrix: 2 face logits + 4 box offsets
     r_dense: tuple[torch.Tensor, torch.Tensor]  # dense4 with inputs in channels-last flatten order
     r_head: tuple[torch.Tensor, torch.Tensor]  # 2 logits + 4 offsets
     o_dense: tuple[torch.Tensor, torch.Tensor]
@@ -101,7 +101,7 @@ def _load_nets(device: str) -> _Nets:
             r,
             o,
             p_head=(
-                torch.cat([p.conv4_1.weight, p.conv4_2.weight]).contiguous(memory_format=CL),
+                torch.cat([p.conv4_1.weight, p.conv4_2.weight]).flatten(1),
                 torch.cat([p.conv4_1.bias, p.conv4_2.bias]),
             ),
             r_dense=_nhwc_dense(r.dense4, 64, 3, 3),
@@ -144,8 +144,9 @@ def run_pnet(nets: _Nets, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x = _pool2(F.prelu(F.conv2d(x, *nets.p_conv1), n.prelu1.weight))
     x = F.prelu(n.conv2(x), n.prelu2.weight)
     x = F.prelu(n.conv3(x), n.prelu3.weight)
-    out = F.conv2d(x, *nets.p_head)
-    return _face_prob(out)[0], out[0, 2:]
+    # the 1x1 head as one matmul over the channels-last pixels: (h', w', 32) @ (32, 6)
+    out = F.linear(x[0].permute(1, 2, 0), *nets.p_head).permute(2, 0, 1)
+    return torch.sigmoid(out[1] - out[0]), out[2:]
 
 
 def run_rnet(nets: _Nets, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,6 +215,22 @@ def _to_tensor(image: Image.Image, device: torch.device) -> torch.Tensor:
     return x.permute(2, 0, 1).unsqueeze(0).float().mul_(0.0078125).add_(1 - 127.5 * 0.0078125)
 
 
+def _pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Offsets (y, x) that stack images of ``sizes`` (h, w) in columns as tall as the first; all even.
+
+    Returns the offsets and the canvas size (h, w). Levels shrink by ~0.7 each, so columns fill well.
+    """
+    height = sizes[0][0] + sizes[0][0] % 2
+    offsets, column_x, column_w, y = [], 0, 0, 0
+    for h, w in sizes:
+        if y + h > height:  # start a new column
+            column_x, column_w, y = column_x + column_w, 0, 0
+        offsets.append((y, column_x))
+        y += h + h % 2
+        column_w = max(column_w, w + w % 2)
+    return offsets, (height, column_x + column_w)
+
+
 def _square(boxes: torch.Tensor) -> torch.Tensor:
     """Expand boxes to squares about their centres (MTCNN's ``rerec``)."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
@@ -255,8 +272,11 @@ class FastMTCNN:
             small = (max(1, round(width * shrink)), max(1, round(height * shrink)))
             image = image.resize(small, Image.Resampling.BILINEAR, reducing_gap=3.0)
         sx, sy = width / image.width, height / image.height
-        min_face = auto_min_face_size(width, height) if min_face_size is None else float(min_face_size)
-        min_face = max(min_face / max(sx, sy), 1.0)  # in detection-image pixels
+        # in detection-image pixels: the automatic size is relative to what P-net sees
+        if min_face_size is None:
+            min_face = auto_min_face_size(image.width, image.height)
+        else:
+            min_face = max(float(min_face_size) / max(sx, sy), 1.0)
 
         x = _to_tensor(image, self.device)
         levels = self._pyramid(x, min_face)
@@ -307,26 +327,56 @@ class FastMTCNN:
         Within a level P-net's windows are equal 12 px squares on a 2 px grid, so two of them overlap with
         IoU > 0.5 exactly when they are 8-neighbours on the score map. MTCNN's greedy NMS at 0.5 there is
         replaced by keeping the cells that are the maximum of their 3x3 neighbourhood: every one of them
-        survives greedy NMS too, every cluster keeps its peak, and it is one max-pool instead of a sort and a
-        sequential pass over thousands of windows.
+        survives greedy NMS too, every cluster keeps its peak, and no sequential pass over thousands of windows
+        is needed.
         """
         threshold = self.thresholds[0]
         found = []
-        for level, lsx, lsy in levels:
-            prob, reg = run_pnet(self.nets, level)
-            peak = F.max_pool2d(prob[None, None], 3, 1, padding=1)[0, 0]
-            ys, xs = torch.nonzero((prob >= threshold) & (prob >= peak), as_tuple=True)
+        for prob, reg, lsx, lsy in self._score_maps(levels):
+            ys, xs = torch.nonzero(prob >= threshold, as_tuple=True)
             if len(ys) == 0:
                 continue
+            padded = F.pad(prob, (1, 1, 1, 1), value=-1.0)
+            neighbours = torch.stack([padded[ys + dy, xs + dx] for dy in range(3) for dx in range(3)])
+            score = prob[ys, xs]
+            peak = score >= neighbours.amax(dim=0)
+            ys, xs, score = ys[peak], xs[peak], score[peak]
             # the window at score cell (x, y) covers [2x, 2x + 12) of the level
             x1, y1 = 2 * xs.to(prob.dtype) / lsx, 2 * ys.to(prob.dtype) / lsy
             boxes = torch.stack([x1, y1, x1 + CELL / lsx, y1 + CELL / lsy], dim=1)
-            found.append(torch.cat([boxes, prob[ys, xs, None], reg[:, ys, xs].T], dim=1))
+            found.append(torch.cat([boxes, score[:, None], reg[:, ys, xs].T], dim=1))
         if not found:
             return levels[0][0].new_zeros(0, 5)
         cand = torch.cat(found)
         cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)]  # across levels, as MTCNN does
         return torch.cat([_square(_regress(cand[:, :4], cand[:, 5:9])), cand[:, 4:5]], dim=1)
+
+    def _score_maps(self, levels: list[Level]) -> list[tuple[torch.Tensor, torch.Tensor, float, float]]:
+        """P-net's (face probability, box offsets) maps per level, cut to windows wholly inside the level.
+
+        The two largest levels run alone; the small ones are packed into one canvas and run as one call: a
+        handful of tiny convolutions costs more in per-call overhead (and slower small-input kernels) than the
+        padding wastes. P-net has no padding and a 12 px receptive field on a 2 px grid, so with every level at
+        an even offset a window inside a level sees exactly what it would see alone.
+        """
+        maps = []
+        for level, lsx, lsy in levels[:2]:
+            prob, reg = run_pnet(self.nets, level)
+            maps.append((prob, reg, lsx, lsy))
+        small = levels[2:]
+        if small:
+            offsets, size = _pack([tuple(level.shape[2:]) for level, _, _ in small])
+            canvas = small[0][0].new_zeros(1, 3, *size).contiguous(memory_format=CL)
+            for (level, _, _), (oy, ox) in zip(small, offsets):
+                canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level
+            prob, reg = run_pnet(self.nets, canvas)
+            for (level, lsx, lsy), (oy, ox) in zip(small, offsets):
+                rows, cols = (level.shape[2] - CELL) // 2 + 1, (level.shape[3] - CELL) // 2 + 1
+                cy, cx = oy // 2, ox // 2
+                maps.append(
+                    (prob[cy : cy + rows, cx : cx + cols], reg[:, cy : cy + rows, cx : cx + cols], lsx, lsy)
+                )
+        return maps
 
     def _stage2(
         self, levels: list[Level], x: torch.Tensor, boxes: torch.Tensor
