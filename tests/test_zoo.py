@@ -667,3 +667,24 @@ def test_cli_list_and_push_intercepted(monkeypatch, capsys) -> None:
     assert "myorg/zoo-ensemble: https://hf.co/myorg/zoo-ensemble/commit/1" in capsys.readouterr().out
     assert main(["zoo", "push", "--org", "myorg", "pyemotion"]) == 1  # not imported here
     assert "ferhub zoo import pyemotion" in capsys.readouterr().out
+
+
+def test_cli_import_with_local_archive(tmp_path: Path, monkeypatch, capsys) -> None:
+    from ferhub.cli import main
+
+    tgz = tmp_path / "face-api.tgz"
+    decoded = _fake_faceapi_tgz(tgz)
+    assert (
+        main(["zoo", "import", "faceapi-expression", "--archive", str(tgz), "--out", str(tmp_path / "a")])
+        == 1
+    )
+    assert "sha256 differs" in capsys.readouterr().out  # not the pinned archive: refused, nothing written
+    assert not (tmp_path / "a").exists()
+    _pin(monkeypatch, "faceapi-expression", tgz)
+    assert (
+        main(["zoo", "import", "faceapi-expression", "--archive", str(tgz), "--out", str(tmp_path / "b")])
+        == 0
+    )
+    assert f"faceapi-expression: {tmp_path / 'b'}" in capsys.readouterr().out
+    model = hub.load(str(tmp_path / "b"))
+    np.testing.assert_array_equal(model.fc.bias.detach().numpy(), decoded["fc/bias"])
