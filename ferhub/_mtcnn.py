@@ -5,9 +5,9 @@ pyramid level and then every candidate box one at a time with ``interpolate(mode
 NMS, and its NCHW max-pooling is slow on the CPU. This module keeps the nets' weights, thresholds and box
 arithmetic of MTCNN and changes how pixels reach them:
 
-- the pyramid is built from box prefilters and bilinear resizes of one normalised tensor (no per-level area
-  resize of the full photo);
-- R-net and O-net inputs for all candidates are sampled by one ``F.grid_sample`` per source level: each box is
+- the pyramid is built by halving one normalised tensor (a 2x2 box filter) and one bilinear step of less than
+  2x per level, instead of an area resize of the full photo per level; the small levels share one P-net call;
+- R-net and O-net inputs for all candidates are sampled by ``F.grid_sample``, one call per source level: each box is
   read from the pyramid level where it is closest to (and not smaller than) the net's input size, so sampling
   never shrinks by more than the pyramid step and needs no per-box area resize;
 - the nets run channels-last (oneDNN's fast layout on the CPU) with their two or three heads fused into one

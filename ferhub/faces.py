@@ -175,8 +175,7 @@ def crop_face(image: Image.Image, face: Face, config: ModelConfig) -> Image.Imag
     ry0 = math.floor(min(c[1] for c in corners)) - 2
     rx1 = math.ceil(max(c[0] for c in corners)) + 2
     ry1 = math.ceil(max(c[1] for c in corners)) + 2
-    src = image if image.mode == mode else None
-    region = _edge_padded_region(src or image, rx0, ry0, rx1, ry1)
+    region = _edge_padded_region(image, rx0, ry0, rx1, ry1)
     if region.mode != mode:
         region = region.convert(mode)  # after cropping: converting the crop is cheaper than the photo
     # a large face shrunk to a small input aliases under a bilinear/bicubic kernel; an integer box prefilter
