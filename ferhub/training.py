@@ -713,13 +713,12 @@ def _restore(
             f"{path} was trained with different settings ({', '.join(diff)}); resume with the same recipe and "
             "overrides (only epochs and early_stopping may change), or start a new output folder"
         )
-    device = next(_unwrap(model).parameters()).device
     _unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if ema is not None:
         ema.module.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    optimizer.load_state_dict(
-        _unflat_optimizer({k: v.to(device) for k, v in tensors.items()}, meta["optimizer"])
-    )
+    # CPU tensors: load_state_dict moves moments to each parameter's device and keeps Adam's "step" counters
+    # where a non-capturable Adam wants them (on the CPU)
+    optimizer.load_state_dict(_unflat_optimizer(tensors, meta["optimizer"]))
     for g in optimizer.param_groups:  # JSON turned tuples into lists
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
