@@ -254,10 +254,10 @@ def init_distributed(device: str) -> Dist:
     import torch.distributed as dist
 
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local)  # before NCCL starts, so each rank talks from its own GPU
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    if device.startswith("cuda"):
-        torch.cuda.set_device(local)
     return Dist(rank, world, local)
 
 
