@@ -326,23 +326,37 @@ class FastMTCNN:
 
         Within a level P-net's windows are equal 12 px squares on a 2 px grid, so two of them overlap with
         IoU > 0.5 exactly when they are 8-neighbours on the score map. MTCNN's greedy NMS at 0.5 there is
-        replaced by keeping the cells that are the maximum of their 3x3 neighbourhood: every one of them
-        survives greedy NMS too, every cluster keeps its peak, and no sequential pass over thousands of windows
-        is needed.
+        replaced by keeping the cells that are the maximum of their 3x3 neighbourhood within their level: every
+        one of them survives greedy NMS too, every cluster keeps its peak, and no sequential pass over
+        thousands of windows is needed.
         """
         threshold = self.thresholds[0]
+        scale_x = levels[0][0].new_tensor([lsx for _, lsx, _ in levels])
+        scale_y = levels[0][0].new_tensor([lsy for _, _, lsy in levels])
+        maps, origins = self._score_maps(levels)
         found = []
-        for prob, reg, lsx, lsy in self._score_maps(levels):
+        for prob, reg, level_of in maps:
+            w = prob.shape[1]
+            prob = torch.where(level_of >= 0, prob, -1.0)  # cells of no level (canvas padding) never pass
             ys, xs = torch.nonzero(prob >= threshold, as_tuple=True)
             if len(ys) == 0:
                 continue
-            padded = F.pad(prob, (1, 1, 1, 1), value=-1.0)
-            neighbours = torch.stack([padded[ys + dy, xs + dx] for dy in range(3) for dx in range(3)])
+            # the 3x3 neighbourhood of each passing cell, from a copy padded by one cell of "no level"
+            padded_prob = F.pad(prob, (1, 1, 1, 1), value=-1.0).flatten()
+            padded_level = F.pad(level_of, (1, 1, 1, 1), value=-1).flatten()
+            steps = torch.arange(-1, 2, device=prob.device)
+            around = ((steps[:, None] * (w + 2) + steps[None, :]).flatten() + (w + 2) + 1)[None, :]
+            cell = (ys * (w + 2) + xs)[:, None] + around
+            level = level_of[ys, xs]
+            same_level = padded_level[cell] == level[:, None]
+            neighbours = torch.where(same_level, padded_prob[cell], -1.0)
             score = prob[ys, xs]
-            peak = score >= neighbours.amax(dim=0)
-            ys, xs, score = ys[peak], xs[peak], score[peak]
-            # the window at score cell (x, y) covers [2x, 2x + 12) of the level
-            x1, y1 = 2 * xs.to(prob.dtype) / lsx, 2 * ys.to(prob.dtype) / lsy
+            peak = score >= neighbours.amax(dim=1)
+            ys, xs, score, level = ys[peak], xs[peak], score[peak], level[peak]
+            # the window at score cell (x, y) covers [2x, 2x + 12) of the canvas, which holds its level at origin
+            lsx, lsy = scale_x[level], scale_y[level]
+            x1 = (2 * xs - origins[level, 1]).to(prob.dtype) / lsx
+            y1 = (2 * ys - origins[level, 0]).to(prob.dtype) / lsy
             boxes = torch.stack([x1, y1, x1 + CELL / lsx, y1 + CELL / lsy], dim=1)
             found.append(torch.cat([boxes, score[:, None], reg[:, ys, xs].T], dim=1))
         if not found:
@@ -351,18 +365,23 @@ class FastMTCNN:
         cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)]  # across levels, as MTCNN does
         return torch.cat([_square(_regress(cand[:, :4], cand[:, 5:9])), cand[:, 4:5]], dim=1)
 
-    def _score_maps(self, levels: list[Level]) -> list[tuple[torch.Tensor, torch.Tensor, float, float]]:
-        """P-net's (face probability, box offsets) maps per level, cut to windows wholly inside the level.
+    def _score_maps(
+        self, levels: list[Level]
+    ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], torch.Tensor]:
+        """P-net's maps per call: (face probability, box offsets, index of the level each cell belongs to or -1),
+        and each level's origin (y, x) in its call's canvas.
 
         The two largest levels run alone; the small ones are packed into one canvas and run as one call: a
         handful of tiny convolutions costs more in per-call overhead (and slower small-input kernels) than the
         padding wastes. P-net has no padding and a 12 px receptive field on a 2 px grid, so with every level at
         an even offset a window inside a level sees exactly what it would see alone.
         """
+        device = levels[0][0].device
         maps = []
-        for level, lsx, lsy in levels[:2]:
+        for index, (level, _, _) in enumerate(levels[:2]):
             prob, reg = run_pnet(self.nets, level)
-            maps.append((prob, reg, lsx, lsy))
+            maps.append((prob, reg, torch.full(prob.shape, index, device=device)))
+        origins = [(0, 0)] * min(len(levels), 2)
         small = levels[2:]
         if small:
             offsets, size = _pack([tuple(level.shape[2:]) for level, _, _ in small])
@@ -370,13 +389,14 @@ class FastMTCNN:
             for (level, _, _), (oy, ox) in zip(small, offsets):
                 canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level
             prob, reg = run_pnet(self.nets, canvas)
-            for (level, lsx, lsy), (oy, ox) in zip(small, offsets):
+            level_of = torch.full(prob.shape, -1, device=device)
+            for index, ((level, _, _), (oy, ox)) in enumerate(zip(small, offsets), start=2):
+                # the cells whose 12 px window lies wholly inside the level
                 rows, cols = (level.shape[2] - CELL) // 2 + 1, (level.shape[3] - CELL) // 2 + 1
-                cy, cx = oy // 2, ox // 2
-                maps.append(
-                    (prob[cy : cy + rows, cx : cx + cols], reg[:, cy : cy + rows, cx : cx + cols], lsx, lsy)
-                )
-        return maps
+                level_of[oy // 2 : oy // 2 + rows, ox // 2 : ox // 2 + cols] = index
+            maps.append((prob, reg, level_of))
+            origins += offsets
+        return maps, torch.tensor(origins, device=device)
 
     def _stage2(
         self, levels: list[Level], x: torch.Tensor, boxes: torch.Tensor
