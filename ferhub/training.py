@@ -1181,7 +1181,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if c.no_face:
             say(f"{src.name}/{src.split}: no face found in {c.no_face} of {len(src)} images "
                 f"({'whole image used' if cfg.no_face == 'fallback' else 'skipped'})")  # fmt: skip
+        prepared[src.split or "all"] = {"images": len(src), "crops": len(c), "no_face": c.no_face,
+                                        "skipped": c.skipped, "detections_run": c.detections_run}  # fmt: skip
         return c
+
+    prepared: dict[str, dict[str, int]] = {}  # per split: how the crops were made (seed 004's fallback count)
 
     t0 = time.perf_counter()
     train_all = crops_of(train_src)
@@ -1240,7 +1244,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                      progress=not args.no_progress, on_best=on_best, log=say)  # fmt: skip
 
     summary: dict[str, Any] = {"val": result.val_metrics["metrics"], "epochs": result.state.epoch,
-                               "best_epoch": result.state.best_epoch + 1, "kfold": fold_summary}  # fmt: skip
+                               "best_epoch": result.state.best_epoch + 1, "kfold": fold_summary,
+                               "data": prepared}  # fmt: skip
     dataset_id = str(args.data) if not Path(str(args.data)).exists() else train_src.name
     if cfg.kfold:
         val_split = f"kfold{cfg.kfold}-fold{best_fold + 1}"  # the released fold's validation part
@@ -1281,6 +1286,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if not dist.main:
         return summary
     data_desc = f"`{args.data}` (training split {train_src.split or 'all'}, {len(train_src)} images; validation: {val_name})"
+    no_face = [f"{v['no_face']} of {v['images']} images ({k})" for k, v in prepared.items() if v["no_face"]]
+    if no_face:
+        data_desc += ". No face found by MTCNN in " + ", ".join(no_face)
+        data_desc += " (the whole image was used)" if cfg.no_face == "fallback" else " (left out)"
     context = {
         "model_name": args.model_name
         or (args.push_to_hub.split("/")[-1] if args.push_to_hub else cfg.recipe.replace(":", "-")),

@@ -402,3 +402,29 @@ def test_trains_from_a_datasets_folder_with_its_validation_split(tmp_path: Path)
     (entry,) = json.loads((out / "model" / "eval_results.json").read_text())["results"].values()
     assert entry["dataset"]["split"] == "val" and entry["num_images"] == 8
     assert entry["labels"] == list(labels)
+
+
+def test_trains_on_photos_through_detection_once(tmp_path: Path) -> None:
+    """Full photos go through MTCNN once; the no-face fallback is counted; a second run detects nothing."""
+    import matplotlib.cbook
+    import skimage.data
+
+    photos = {
+        "happy": [Image.fromarray(skimage.data.astronaut())],
+        "neutral": [Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")],
+    }
+    for cls, ims in photos.items():
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        for i, im in enumerate(
+            [ims[0], ImageOps.mirror(ims[0]), ims[0].rotate(8), ImageOps.mirror(ims[0]).rotate(-8)]
+        ):
+            im.save(tmp_path / "photos" / cls / f"{i}.jpg", quality=95)
+    Image.new("RGB", (200, 150), (90, 120, 90)).save(tmp_path / "photos" / "neutral" / "no_face.png")
+    argv = ["--recipe", "seed004_chen", "--data", str(tmp_path / "photos"), "--tiny", "--epochs", "1"]
+    argv += ["--set", "kfold=0", "--set", "val_fraction=0.4", "--face-cache", str(tmp_path / "cache")]
+    first = main(get_args_parser().parse_args([*argv, "--output-dir", str(tmp_path / "a"), "--no-progress"]))
+    assert first["data"]["all"] == {"images": 9, "crops": 9, "no_face": 1, "skipped": 0, "detections_run": 9}
+    card = (tmp_path / "a" / "model" / "README.md").read_text()
+    assert "No face found by MTCNN in 1 of 9 images (all) (the whole image was used)" in card
+    second = main(get_args_parser().parse_args([*argv, "--output-dir", str(tmp_path / "b"), "--no-progress"]))
+    assert second["data"]["all"]["detections_run"] == 0 and second["data"]["all"]["no_face"] == 1
