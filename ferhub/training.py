@@ -765,9 +765,11 @@ def build_model(cfg: TrainConfig, labels: Sequence[str]) -> nn.Module:
 
     model = create_model(cfg.model, labels, config_overrides=cfg.config_overrides, **cfg.model_args)
     if cfg.init:
-        from ferhub.pretrained import load_checkpoint, load_into
+        from ferhub.pretrained import load_init
 
-        load_into(model, load_checkpoint(cfg.init), source=cfg.init)
+        # LightCNN's own checkpoint layout, or any checkpoint of this architecture (classifier kept as built
+        # when the label set differs)
+        load_init(model, cfg.init)
     if cfg.trainable_stages is not None:
         from ferhub.models.freeze import set_trainable_stages
 

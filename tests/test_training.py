@@ -428,3 +428,16 @@ def test_trains_on_photos_through_detection_once(tmp_path: Path) -> None:
     assert "No face found by MTCNN in 1 of 9 images (all) (the whole image was used)" in card
     second = main(get_args_parser().parse_args([*argv, "--output-dir", str(tmp_path / "b"), "--no-progress"]))
     assert second["data"]["all"]["detections_run"] == 0 and second["data"]["all"]["no_face"] == 1
+
+
+def test_init_loads_a_local_checkpoint(tmp_path: Path) -> None:
+    from ferhub import hub
+    from ferhub.models import create_model
+    from ferhub.training import build_model
+
+    torch.manual_seed(5)
+    source = create_model("test_fcn", FER7)
+    folder = hub.save(source, tmp_path / "init_repo")
+    torch.manual_seed(6)
+    model = build_model(TrainConfig(model="test_fcn", init=str(folder)), FER7)
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items())
