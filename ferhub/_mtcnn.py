@@ -310,7 +310,9 @@ class FastMTCNN:
             while halvings[-1].shape[2] >= 2 * size[0] and halvings[-1].shape[3] >= 2 * size[1]:
                 last = halvings[-1]
                 half = (last.shape[2] // 2, last.shape[3] // 2)
-                halvings.append(F.interpolate(last, size=half, mode="bilinear", align_corners=False))
+                # torch's CPU resize returns NCHW, and resizes NCHW inputs several times slower than NHWC ones
+                halved = F.interpolate(last, size=half, mode="bilinear", align_corners=False)
+                halvings.append(halved.contiguous(memory_format=CL))
             # the smallest halving still at least this large (the input itself when upscaling tiny images)
             source = next(
                 (t for t in reversed(halvings) if t.shape[2] >= size[0] and t.shape[3] >= size[1]), x

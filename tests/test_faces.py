@@ -286,3 +286,18 @@ def test_face_to_dict(detector: FaceDetector) -> None:
     d = json.loads(json.dumps(detector.detect(astronaut())[0].to_dict()))
     assert set(d) == {"box", "score", "landmarks", "face_found"}
     assert len(d["box"]) == 4 and len(d["landmarks"]) == 5 and d["face_found"] is True
+
+
+def test_pyramid_packing_keeps_levels_apart() -> None:
+    from ferhub._mtcnn import _pack
+
+    sizes = [(97, 129), (68, 91), (49, 65), (34, 46), (24, 33), (17, 23), (12, 16)]
+    offsets, (height, width) = _pack(sizes)
+    rects = [(y, x, y + h, x + w) for (y, x), (h, w) in zip(offsets, sizes)]
+    for (y1, x1, y2, x2), (oy, ox) in zip(rects, offsets):
+        assert oy % 2 == 0 and ox % 2 == 0  # P-net's 2 px grid lines up with every level
+        assert 0 <= y1 and y2 <= height and 0 <= x1 and x2 <= width
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]  # no overlap
+    assert height * width < 1.35 * sum(h * w for h, w in sizes)  # little padding
