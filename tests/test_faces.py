@@ -296,7 +296,7 @@ def test_pyramid_packing_keeps_levels_apart() -> None:
     rects = [(y, x, y + h, x + w) for (y, x), (h, w) in zip(offsets, sizes)]
     for (y1, x1, y2, x2), (oy, ox) in zip(rects, offsets):
         assert oy % 2 == 0 and ox % 2 == 0  # P-net's 2 px grid lines up with every level
-        assert 0 <= y1 and y2 <= height and 0 <= x1 and x2 <= width
+        assert y1 >= 0 and x1 >= 0 and y2 <= height and x2 <= width
     for i, a in enumerate(rects):
         for b in rects[i + 1 :]:
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]  # no overlap
