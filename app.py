@@ -8,6 +8,7 @@ from ferhub.ui import build_app, launch_kwargs, state
 demo = build_app()
 
 if __name__ == "__main__":
+    state.tune_native_memory()  # a long-running server: keep its memory from creeping after load bursts
     demo.queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, **launch_kwargs())
     state.start_warm_up()  # first-request costs paid in the background once the server answers

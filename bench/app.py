@@ -356,8 +356,10 @@ def main() -> int:
 
     import torch
 
+    load = os.getloadavg()
+    print(f"\nload average during the run (1/5/15 min): {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
     print(
-        f"\nferhub app benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"ferhub app benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"device {'cuda' if torch.cuda.is_available() else 'cpu'}"
     )
     print("\n| measure | result | target | met |\n|---|---|---|---|")

@@ -58,8 +58,11 @@ def _png(image: Image.Image) -> bytes:
 
 # -- Classify ------------------------------------------------------------------------------------------------
 def test_classify_boxes_labels_and_explains_the_face() -> None:
-    annotated, whole, gallery, probs_html, data, path = classify.classify(HOPPER, DEFAULT_MODEL, "Grad-CAM")
+    annotated_path, whole_path, gallery, probs_html, data, path = classify.classify(
+        HOPPER, DEFAULT_MODEL, "Grad-CAM"
+    )
     photo = Image.open(HOPPER).convert("RGB")
+    annotated, whole = Image.open(annotated_path), Image.open(whole_path)
     assert annotated.size == photo.size == whole.size
     (face,) = data["faces"]
     x1, y1, x2, y2 = face["box"]
@@ -76,8 +79,9 @@ def test_classify_boxes_labels_and_explains_the_face() -> None:
     assert (
         np.abs(w[int(y1) : int(y2), int(x1) : int(x2)] - p[int(y1) : int(y2), int(x1) : int(x2)]).mean() > 5
     )
-    assert np.abs(w[-60:, -60:] - p[-60:, -60:]).max() <= 12  # only JPEG-free blending, nothing drawn there
-    assert len(gallery) == 1 and gallery[0][0].size == (192, 192) and gallery[0][1] == f"#1 {face['label']}"
+    assert np.abs(w[-60:, -60:] - p[-60:, -60:]).mean() < 3  # nothing drawn there (JPEG noise only)
+    assert len(gallery) == 1 and Image.open(gallery[0][0]).size == (192, 192)
+    assert gallery[0][1] == f"#1 {face['label']}"
     assert f"Face #1: {face['label']}" in probs_html
     assert json.loads(Path(path).read_text()) == data
 
@@ -159,17 +163,20 @@ def test_process_frame_draws_smoothed_labels_and_snapshot_goes_to_classify() -> 
     assert text.endswith("1 face")
     (track,) = tracker.tracks
     first = track.probabilities.copy()
-    moved = np.roll(frame, 6, axis=1)  # the face moves a little: same track, smoothed probabilities
-    out, text, tracker = webcam.process_frame(moved, tracker, DEFAULT_MODEL)
-    (track,) = tracker.tracks
-    (face,) = state.cache().predictor([DEFAULT_MODEL], fast=True).predict_image(moved).faces
-    new = np.array([face.probabilities[c] for c in tracker.labels])
-    assert track.id == 1 and np.allclose(
-        track.probabilities, tracker.alpha * new + (1 - tracker.alpha) * first
-    )
+    predictor = state.cache().predictor([DEFAULT_MODEL], fast=True)
+    for step in (1, 2):  # frame 2 reuses frame 1's face (DETECT_EVERY = 2), frame 3 detects again
+        moved = np.roll(frame, 3 * step, axis=1)  # the face moves a little: same track, smoothed
+        (face,) = tracker.faces if step == 1 else predictor.detector.detect(Image.fromarray(moved))
+        out, text, tracker = webcam.process_frame(moved, tracker, DEFAULT_MODEL)
+        (track,) = tracker.tracks
+        assert tracker.faces[0].box == face.box
+        new = predictor.classify_faces(Image.fromarray(moved), [face])[0][0]
+        expected = tracker.alpha * new + (1 - tracker.alpha) * first
+        assert track.id == 1 and np.allclose(track.probabilities, expected)
+        first = track.probabilities.copy()
     assert " fps · 1 face" in text
     image, tabs = webcam.snapshot(tracker)
-    assert np.array_equal(np.asarray(image), moved) and tabs.selected == "classify"
+    assert np.array_equal(np.asarray(Image.open(image)), moved) and tabs.selected == "classify"
     with pytest.raises(gr.Error, match="No frame yet"):
         webcam.snapshot(None)
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -15,7 +13,6 @@ from ferhub.ui import state
 
 NO_SALIENCY = "None"
 PREDICTED = "predicted"
-_DOWNLOADS = Path(tempfile.mkdtemp(prefix="ferhub-results-"))
 
 
 def method_choices() -> list[str]:
@@ -92,11 +89,12 @@ def classify(
     method: str = "Grad-CAM",
     target: str = PREDICTED,
     fallback: bool = False,
-) -> tuple[Image.Image, Image.Image | None, list[tuple[Image.Image, str]], str, dict[str, Any], str]:
+) -> tuple[str, str | None, list[tuple[str, str]], str, dict[str, Any], str]:
     """Classify every face of a photo.
 
-    Returns the annotated photo, the whole-photo attribution overlay (``None`` without a method), one
-    attribution overlay per face crop, the probabilities as HTML, the result dict and the path of its JSON.
+    Returns (as image file paths) the annotated photo, the whole-photo attribution overlay (``None`` without a
+    method) and one attribution overlay per face crop; then the probabilities as HTML, the result dict and the
+    path of its JSON.
     """
     from ferhub.saliency import SaliencyError, overlay, overlay_on_photo
 
@@ -120,7 +118,7 @@ def classify(
     data = result.to_dict()
     data["model"] = model_id
     data["saliency"] = None
-    gallery: list[tuple[Image.Image, str]] = []
+    gallery: list[tuple[str, str]] = []
     whole = None
     if explanations:
         data["saliency"] = {"method": explanations[0].method, "targets": [e.target for e in explanations]}
@@ -128,13 +126,19 @@ def classify(
             photo, [f.face for f in result.faces], [e.heatmap for e in explanations], config
         )
         gallery = [
-            (overlay(e.crop, e.heatmap, size=192), f"#{i} {e.target}") for i, e in enumerate(explanations, 1)
+            (state.save_image(overlay(e.crop, e.heatmap, size=192), f"face{i}"), f"#{i} {e.target}")
+            for i, e in enumerate(explanations, 1)
         ]
-    with tempfile.NamedTemporaryFile(
-        "w", suffix=".json", prefix="ferhub-", dir=_DOWNLOADS, delete=False, encoding="utf-8"
-    ) as fh:
-        json.dump(data, fh, indent=2)
-    return annotate(photo, result.faces), whole, gallery, probabilities_html(data["faces"]), data, fh.name
+    download = state.output_path("-ferhub-result.json")
+    download.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return (
+        state.save_image(annotate(photo, result.faces), "faces"),
+        None if whole is None else state.save_image(whole, "attribution"),
+        gallery,
+        probabilities_html(data["faces"]),
+        data,
+        str(download),
+    )
 
 
 CSS = """

@@ -50,7 +50,7 @@ def face_agreement(labels_per_model: list[str]) -> tuple[str, float]:
 
 def compare_photo(
     image: Any, model_ids: list[str] | None
-) -> tuple[list[tuple[Image.Image, str]], list[list[Any]], Any, str]:
+) -> tuple[list[tuple[str, str]], list[list[Any]], Any, str]:
     """The photo through every chosen model: one annotated image per model, the per-face agreement table,
     the models' pairwise agreement over the faces (figure, ``None`` for one face), and a summary line."""
     from ferhub.compare import agreement_matrix, common_labels, labels_to_indices
@@ -75,9 +75,8 @@ def compare_photo(
             texts.append(f"{'≠ ' if disagree else ''}#{i} {pred.label} {pred.probabilities[pred.label]:.0%}")
             colors.append(DISAGREE_COLOR if disagree else label_color(pred.label))
             dashed.append(disagree)
-        gallery.append(
-            (draw_boxes(photo, [f.face.box for f in result.faces], texts, colors, dashed=dashed), model_id)
-        )
+        drawn = draw_boxes(photo, [f.face.box for f in result.faces], texts, colors, dashed=dashed)
+        gallery.append((state.save_image(drawn, f"model{m}"), model_id))
     rows = []
     for i, (face, (majority, share)) in enumerate(zip(result.faces, agreement), 1):
         cells = [f"{p.label} ({p.probabilities[p.label]:.0%})" for p in face.predictions]

@@ -6,9 +6,13 @@ goes through :class:`ferhub.predict.Predictor`, the library's one inference path
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -160,6 +164,66 @@ def load_photo(src: Any) -> Any:
         raise gr.Error(str(e), title="Not a usable image") from e
     except OSError as e:
         raise gr.Error(f"Cannot read the upload: {e}", title="Not a usable image") from e
+
+
+_OUTPUTS = Path(tempfile.mkdtemp(prefix="ferhub-app-"))
+_OUTPUT_MAX_AGE_S = 600.0
+_outputs_swept = time.monotonic()
+
+
+def output_path(suffix: str) -> Path:
+    """A fresh file path for a handler's output (an image, a JSON download).
+
+    Handlers return paths rather than PIL images: Gradio copies a returned file into its cache atomically,
+    whereas a returned PIL image is written to a path named by its content hash without a lock, so two
+    requests with identical outputs could serve each other a half-written file. Gradio keeps its own copy, so
+    files here older than ten minutes are swept away.
+    """
+    global _outputs_swept
+    now = time.monotonic()
+    if now - _outputs_swept > 60:
+        _outputs_swept = now
+        cutoff = time.time() - _OUTPUT_MAX_AGE_S
+        for old in _OUTPUTS.iterdir():
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+    return _OUTPUTS / f"{uuid.uuid4().hex}{suffix}"
+
+
+def save_image(image: Any, name: str = "image", *, lossless: bool = False) -> str:
+    """Save a PIL image under :func:`output_path` (JPEG, or PNG when ``lossless``) and return its path."""
+    path = output_path(f"-{name}.png" if lossless else f"-{name}.jpg")
+    if lossless:
+        image.save(path, format="PNG", compress_level=1)
+    else:
+        image.convert("RGB").save(path, format="JPEG", quality=90)
+    return str(path)
+
+
+def tune_native_memory(trim_every_s: float = 10.0) -> None:
+    """On glibc: cap malloc arenas at 2 and hand freed memory back to the OS every ``trim_every_s`` seconds.
+
+    Each of the server's worker threads otherwise gets its own malloc arena, and memory freed after a burst of
+    concurrent requests stays mapped: measured here, 16 clients x 10 requests left the server ~30% larger
+    than before the burst with no Python-level growth (tracemalloc), and ~5-9% with this in place.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
+        return
+    m_arena_max = -8  # from glibc's malloc.h
+    mallopt(m_arena_max, 2)
+
+    def trim() -> None:
+        while True:
+            time.sleep(trim_every_s)
+            malloc_trim(0)
+
+    threading.Thread(target=trim, name="ferhub-malloc-trim", daemon=True).start()
 
 
 def warm_up() -> None:
