@@ -178,7 +178,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Te
         from torchvision.ops import nms as tv_nms
 
         return tv_nms(boxes, scores, threshold)
-    return _compat.nms_cpu(boxes, scores, threshold)  # pure tensor ops: runs on the GPU too
+    # a GPU beside a torchvision whose compiled ops did not load: ferhub's kernel (it returns on boxes' device)
+    return _compat.nms_cpu(boxes, scores, threshold)
 
 
 def nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
