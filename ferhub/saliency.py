@@ -116,9 +116,10 @@ def attribute(
     )
 
     mid = method_id(method)
-    if getattr(model, "members", None) is not None:
+    if mid == "gradcam" and getattr(model, "members", None) is not None:
         raise SaliencyError(
-            "this model is an ensemble of several networks with their own crops; explain one of its members"
+            "Grad-CAM explains one convolutional layer and an ensemble has one per member; use Integrated "
+            "Gradients, Saliency, Guided Backprop or Occlusion, which explain the ensemble's whole vote"
         )
     clone, lock = _attribution_copy(model)
     device = next(clone.parameters()).device

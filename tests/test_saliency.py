@@ -102,6 +102,20 @@ def test_gradcam_peaks_on_the_bright_blob() -> None:
     assert cam[10:, 10:].max() == 0
 
 
+def test_an_ensemble_is_explained_through_its_differentiable_vote() -> None:
+    from ferhub.models.ensemble import _CFG, Ensemble
+
+    torch.manual_seed(0)
+    members = [create_model("test_tiny"), create_model("test_tiny", labels=("happy", "sad", "neutral"))]
+    ensemble = Ensemble([m.eval() for m in members])
+    ensemble.config = ModelConfig(architecture="ensemble", labels=ensemble.labels, **_CFG)
+    x = torch.rand(2, 3, 112, 112)  # the ensemble's input: RGB crops on [0, 1]
+    maps = attribute(ensemble, x, "integrated_gradients")
+    assert maps.shape == (2, 112, 112) and maps.max() == pytest.approx(1.0)
+    with pytest.raises(SaliencyError, match="one per member"):
+        attribute(ensemble, x, "gradcam")
+
+
 def test_gradcam_layer_prefers_the_family_choice_then_the_last_conv() -> None:
     model = create_model("test_tiny")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]

@@ -119,9 +119,22 @@ def test_classify_whole_image_fallback(tmp_path: Path) -> None:
     assert face["face_found"] is False and face["box"] == [0.0, 0.0, 320.0, 240.0]
 
 
-def test_target_choices_follow_the_model(tiny_model: str) -> None:
-    dropdown = classify.target_choices(tiny_model)
-    assert [c[0] for c in dropdown.choices][:2] == ["predicted", "angry"] and dropdown.value == "predicted"
+def test_model_change_updates_targets_and_method(tiny_model: str) -> None:
+    targets, method = classify.model_changed(tiny_model, "Grad-CAM")
+    assert [c[0] for c in targets.choices][:2] == ["predicted", "angry"] and targets.value == "predicted"
+    assert method["value"] == "Grad-CAM"
+    targets, method = classify.model_changed("ferhub/zoo-ensemble", "Grad-CAM")
+    ensemble = state.cache().model("ferhub/zoo-ensemble")
+    assert method["value"] == "Integrated Gradients"
+    assert [c[0] for c in targets.choices] == ["predicted", *ensemble.config.labels]
+
+
+def test_classify_with_the_zoo_ensemble() -> None:
+    *_, data, _ = classify.classify(ASTRONAUT, "ferhub/zoo-ensemble", "Saliency")
+    (face,) = data["faces"]
+    assert data["saliency"]["method"] == "saliency" and sum(face["probabilities"].values()) == pytest.approx(
+        1, abs=1e-4
+    )
 
 
 def test_classify_if_image_skips_a_cleared_photo() -> None:

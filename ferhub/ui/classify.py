@@ -56,10 +56,13 @@ def annotate(image: Image.Image, faces: list[Any]) -> Image.Image:
     return draw_boxes(image, [f.face.box for f in faces], labels, [label_color(f.label) for f in faces])
 
 
-def target_choices(model_id: str | None) -> gr.Dropdown:
-    """The target-class picker for a model: "predicted" or any of its classes."""
+def model_changed(model_id: str | None, method: str) -> tuple[gr.Dropdown, dict[str, Any]]:
+    """A new model: its classes as explainable targets, and a method that works for it (an ensemble has no
+    single layer for Grad-CAM, so it gets Integrated Gradients instead)."""
     model = state.cache().model(model_id or state.default_model())
-    return gr.Dropdown(choices=[PREDICTED, *model.config.labels], value=PREDICTED)
+    targets = gr.Dropdown(choices=[PREDICTED, *model.config.labels], value=PREDICTED)
+    ensemble = getattr(model, "members", None) is not None
+    return targets, gr.update(value="Integrated Gradients" if ensemble and method == "Grad-CAM" else method)
 
 
 @state.gpu
@@ -216,5 +219,5 @@ def build(models: list[str]) -> dict[str, gr.components.Component]:
     inputs = [image, model, method, target, fallback]
     run.click(classify, inputs, outputs, api_name="classify", concurrency_limit=4)
     image.change(classify_if_image, inputs, outputs, api_name="classify_on_change", concurrency_limit=4)
-    model.change(target_choices, model, target, api_name="target_choices")
+    model.change(model_changed, [model, method], [target, method], api_name="model_changed")
     return {"image": image, "model": model}

@@ -177,7 +177,7 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> None:
         [camera, tracker, model],
         [output, fps, tracker],
         api_name="webcam_frame",
-        stream_every=0.04,
+        stream_every=0.02,
         time_limit=600,
         concurrency_limit=4,
         show_progress="hidden",
