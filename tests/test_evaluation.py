@@ -439,3 +439,15 @@ def test_compare_on_unlabelled_photos(repos, photos, detector) -> None:
     assert out["num_faces"] == 2  # the coffee cup has none
     assert out["labels"] == list(FER8)
     assert len(out["agreement"]) == 2 and out["agreement"][0][0] == 1.0
+
+
+def test_eval_scripts_are_the_cli() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    for script, command in (("eval/evaluate.py", "ferhub evaluate"), ("eval/report.py", "ferhub report")):
+        out = subprocess.run(
+            [sys.executable, str(root / script), "--help"], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.startswith(f"usage: {command} ")
