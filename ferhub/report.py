@@ -36,6 +36,7 @@ class Example:
     predicted: str
     confidence: float
     path: str | None = None
+    face_found: bool = True
 
 
 @dataclass
@@ -80,6 +81,7 @@ def misclassified_examples(
                 predicted=predictions.labels[pred] if pred >= 0 else "no face",
                 confidence=float(predictions.confidence[i]),
                 path=predictions.paths[i] if predictions.paths else None,
+                face_found=bool(predictions.face_found[i]),
             )
         )
     return out
@@ -202,7 +204,9 @@ def _section_html(section: Section) -> str:
         cells = [
             f'<div class="ex"><img alt="{html.escape(e.true)} as {html.escape(e.predicted)}" '
             f'src="data:image/jpeg;base64,{e.thumbnail}"><br><span class="t">true {html.escape(e.true)}</span>'
-            f'<br><span class="p">pred {html.escape(e.predicted)} ({e.confidence:.2f})</span></div>'
+            f'<br><span class="p">pred {html.escape(e.predicted)} ({e.confidence:.2f})</span>'
+            + ("" if e.face_found else '<br><span class="meta">no face found: whole image</span>')
+            + "</div>"
             for e in examples
         ]
         parts.append('<div class="grid">' + "".join(cells) + "</div>")

@@ -241,3 +241,42 @@ def test_report_opens_offline_in_chromium(runs, tmp_path, browser) -> None:  # n
     shot = screenshot(browser, Path(SCREENSHOTS or tmp_path) / "report.png")
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert pixels.shape[0] > 2000 and pixels.std() > 10  # a long page with drawn content, not a blank one
+
+
+def test_misclassified_examples_most_confident_first_and_no_face_marked() -> None:
+    preds = ImagePredictions(
+        labels=["happy", "sad"],
+        model_labels=["happy", "sad"],
+        y_true=[0, 0, 1, 1],
+        y_pred=[0, 1, 0, -1],
+        confidence=[0.9, 0.6, 0.8, 0.0],
+        face_found=[True, True, False, True],
+        probabilities=np.zeros((4, 2), dtype=np.float32),
+        boxes=[None, [2, 2, 10, 10], None, None],
+    )
+    faces = _faces(4)
+    examples = misclassified_examples(preds, faces.__getitem__)
+    assert [(e.true, e.predicted) for e in examples] == [
+        ("sad", "happy"),
+        ("happy", "sad"),
+        ("sad", "no face"),
+    ]
+    assert [e.face_found for e in examples] == [False, True, True]
+    text = report_html(
+        [
+            Section(
+                "t",
+                {
+                    "m": {
+                        "labels": ["happy", "sad"],
+                        "confusion_matrix": [[1, 1], [1, 0]],
+                        "metrics": {k: 0.5 for k, _ in plots.TABLE_COLUMNS},
+                        "per_class": {},
+                        "calibration": {"ece": 0.0, "bins": []},
+                    }
+                },
+                examples={"m": examples},
+            )
+        ]
+    )
+    assert text.count("no face found: whole image") == 1
