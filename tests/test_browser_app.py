@@ -251,6 +251,29 @@ def test_upload_shows_boxes_labels_and_saliency(driver: Any, app_url: str, shots
     driver.save_screenshot(str(shots / "02-classify.png"))
 
 
+def test_compare_same_photo_side_by_side(driver: Any, app_url: str, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(app_url)
+    open_tab(driver, "Compare")
+    upload = wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#compare-photo input[type=file]"),
+        what="the upload input",
+    )
+    upload.send_keys(str(EXAMPLES / "astronaut.jpg"))
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#compare-photo img"), what="the uploaded photo")
+    driver.find_element(By.ID, "compare-photo-button").click()
+    summary = wait_for(
+        lambda: driver.find_element(By.ID, "compare-summary").text or None, what="the comparison summary"
+    )
+    assert "1 face(s), detected once and classified by 2 models" in summary
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#compare-gallery img")) == 2
+    table = driver.find_element(By.ID, "compare-agreement").text.split("\n")
+    row = table[table.index("#1") :]  # face, one label per model, majority, share, verdict
+    assert row[-1] in ("agree", "disagree") and row[-2] == ("100%" if row[-1] == "agree" else "50%")
+    driver.save_screenshot(str(shots / "05-compare-photo.png"))
+
+
 def test_compare_heatmap_hover_holds_the_count(driver: Any, app_url: str, shots: Path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

@@ -204,7 +204,7 @@ def test_compare_photo_detects_once_and_marks_disagreement(tiny_model: str) -> N
     agree = labels[0] == labels[1]
     assert row[-1] == ("agree" if agree else "disagree") and row[-2] == ("100%" if agree else "50%")
     assert figure is None  # one face: no pairwise agreement over faces to plot
-    assert "1 face(s)" in summary
+    assert "1 face(s)" in summary and (("(!)" in summary) != agree)
     with pytest.raises(gr.Error, match="at least 2 models"):
         compare.compare_photo(ASTRONAUT, [DEFAULT_MODEL])
 

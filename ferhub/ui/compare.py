@@ -24,6 +24,12 @@ Entries = dict[str, dict[str, Any]]  # model id -> one eval_results entry
 Results = dict[str, dict[str, dict[str, Any]]]  # model id -> {dataset key -> entry}
 
 
+def short_name(model_id: str) -> str:
+    """A model id for figure titles: a local folder by its name, Hub and bundled ids as they are."""
+    path = Path(model_id).expanduser()
+    return path.name if (model_id.startswith((".", "/", "~")) and path.is_dir()) else model_id
+
+
 def _models(model_ids: list[str] | str | None, *, least: int = 1) -> list[str]:
     ids = [model_ids] if isinstance(model_ids, str) else list(model_ids or [])
     ids = list(dict.fromkeys(m.strip() for m in ids if m and m.strip()))
@@ -72,7 +78,10 @@ def compare_photo(
         for i, (face, (_, share)) in enumerate(zip(result.faces, agreement), 1):
             pred = face.predictions[m]
             disagree = share < 1.0
-            texts.append(f"{'≠ ' if disagree else ''}#{i} {pred.label} {pred.probabilities[pred.label]:.0%}")
+            # (plain ASCII: the bundled PIL font has no "≠")
+            texts.append(
+                f"#{i} {pred.label} {pred.probabilities[pred.label]:.0%}{' (!)' if disagree else ''}"
+            )
             colors.append(DISAGREE_COLOR if disagree else label_color(pred.label))
             dashed.append(disagree)
         drawn = draw_boxes(photo, [f.face.box for f in result.faces], texts, colors, dashed=dashed)
@@ -92,7 +101,7 @@ def compare_photo(
     summary = f"**{len(result.faces)} face(s)**, detected once and classified by {len(ids)} models: " + (
         "all models agree on every face."
         if n_dis == 0
-        else f"models disagree on **{n_dis}** face(s) (marked ≠)."
+        else f"models disagree on **{n_dis}** face(s) (dashed red boxes, marked (!))."
     )
     return gallery, rows, figure, summary
 
@@ -173,7 +182,11 @@ def dashboard(
     confusion = [
         gr.Plot(
             confusion_matrix_figure(
-                e["confusion_matrix"], e["labels"], normalize=normalise, toggle=False, title=f"{m} ({view})"
+                e["confusion_matrix"],
+                e["labels"],
+                normalize=normalise,
+                toggle=False,
+                title=f"{short_name(m)} ({view})",
             ),
             visible=True,
         )
@@ -285,7 +298,13 @@ def build(models: list[str]) -> None:
     fresh = gr.State({})
     with gr.Tab("Same photo"), gr.Row():
         with gr.Column(scale=1):
-            photo = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Photo", height=300)
+            photo = gr.Image(
+                type="filepath",
+                sources=["upload", "clipboard"],
+                label="Photo",
+                height=300,
+                elem_id="compare-photo",
+            )
             run = gr.Button("Compare on this photo", variant="primary", elem_id="compare-photo-button")
             examples = state.example_photos()
             if examples:
@@ -308,7 +327,10 @@ def build(models: list[str]) -> None:
         notes = gr.Markdown(elem_id="compare-notes")
         dataset_note = gr.Markdown(elem_id="compare-dataset-note")
         with gr.Row():
-            confusion = [gr.Plot(visible=False, elem_id=f"compare-confusion-{i}") for i in range(MAX_MODELS)]
+            confusion = [
+                gr.Plot(visible=False, label="Confusion matrix", elem_id=f"compare-confusion-{i}")
+                for i in range(MAX_MODELS)
+            ]
         with gr.Row():
             difference = gr.Plot(visible=False, label="Difference", elem_id="compare-difference")
             recall = gr.Plot(visible=False, label="Per-class recall", elem_id="compare-recall")
