@@ -13,9 +13,12 @@ CITATION = (
 )
 
 RECIPE = {
-    "description": "ImageNet ResNet18 with the last 2 stages trainable, Adam, 5-fold (Chen).",
+    "description": "ImageNet ResNet18 with its last 2 blocks (layer4 + FC) trainable, Adam, 5-fold (Chen).",
     "model": "resnet18",
-    "model_args": {"pretrained": True, "trainable_stages": 2},
+    # Chen counts the classifier as a block: his n=1 is the FC layer alone, n=2 is layer4 + FC, n=3 adds layer3
+    # ("three blocks involve 8 convolutional layers as well as the last fully connected layer"). ferhub's
+    # trainable_stages counts residual stages only (the head always trains), so Chen's n = trainable_stages + 1.
+    "model_args": {"pretrained": True, "trainable_stages": 1},
     "tiny_model": "test_resnet",
     "config_overrides": {"input_size": 160},
     "epochs": 20,
@@ -29,4 +32,4 @@ RECIPE = {
     "citation": CITATION,
 }
 
-VARIANTS = {f"last{n}": {"model_args": {"pretrained": True, "trainable_stages": n}} for n in (1, 2, 3)}
+VARIANTS = {f"last{n}": {"model_args": {"pretrained": True, "trainable_stages": n - 1}} for n in (1, 2, 3)}
