@@ -15,6 +15,7 @@ from images_corpus import (
     exif_rotated,
     grace_hopper,
     lfw_face,
+    lfw_nonface,
     multi_face_canvas,
 )
 from PIL import Image, ImageDraw
@@ -64,14 +65,21 @@ def test_real_photo_has_exactly_one_face(detector: FaceDetector, make, region: B
     assert iou(faces[0].box, region) > 0.5
 
 
-@pytest.mark.parametrize("index", [0, 3, 17, 29, 52, 76, 98])
-def test_lfw_crop_has_exactly_one_face(detector: FaceDetector, index: int) -> None:
-    image = lfw_face(index)  # 25x25: the face fills the frame
-    faces = detector.detect(image)
-    assert len(faces) == 1
-    assert_sensible(faces[0], image)
-    cx, cy = (faces[0].box[0] + faces[0].box[2]) / 2, (faces[0].box[1] + faces[0].box[3]) / 2
-    assert 7 < cx < 18 and 7 < cy < 18
+def test_lfw_crops_each_have_one_face(detector: FaceDetector) -> None:
+    """All 100 LFW faces of scikit-image's subset (25x25, the face fills the frame) and its 100 non-faces."""
+    found = 0
+    for index in range(100):
+        image = lfw_face(index)
+        faces = detector.detect(image)
+        assert len(faces) <= 1, index
+        if faces:
+            found += 1
+            assert_sensible(faces[0], image)
+            cx, cy = (faces[0].box[0] + faces[0].box[2]) / 2, (faces[0].box[1] + faces[0].box[3]) / 2
+            assert 7 < cx < 18 and 7 < cy < 18
+    assert found >= 95  # facenet-pytorch's MTCNN.detect finds 100 here; ferhub 99 when this was written
+    false_alarms = sum(bool(detector.detect(lfw_nonface(i))) for i in range(100))
+    assert false_alarms <= 3  # 0 when this was written
 
 
 def test_lfw_crop_upscaled(detector: FaceDetector) -> None:
