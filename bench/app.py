@@ -6,7 +6,8 @@ Measures, against ``python app.py`` served on a free local port:
 1. cold start: ``python app.py`` until its first HTTP 200, against ``python -c "import torch, gradio"`` timed
    in the same run (medians of ``--cold-runs``);
 2. ``classify`` through ``gradio_client`` on a 640x480 photo with one face, without attribution and with
-   Grad-CAM (median and p90 of ``--runs`` after warm-up);
+   Grad-CAM (median and p90 of ``--runs`` after warm-up); the result holds the output images as URLs, and
+   a last row also downloads them;
 3. webcam frames per second in headless Chromium, whose fake camera plays a y4m video made from the bundled
    face photos (frames the page received, and the rate the server reports);
 4. ``--clients`` concurrent ``gradio_client`` clients x ``--requests`` ``classify`` calls each: failures,
@@ -117,10 +118,11 @@ def one_face_photo(folder: Path) -> Path:
     return path
 
 
-def classify_latency(url: str, photo: Path, runs: int, method: str) -> list[float]:
+def classify_latency(url: str, photo: Path, runs: int, method: str, download: bool = False) -> list[float]:
+    """Seconds per ``classify`` call; ``download`` also fetches the output images, as a browser would."""
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, download_files=download)
     for _ in range(3):  # warm-up: model load, Captum import, the attribution copy
         client.predict(handle_file(str(photo)), None, method, api_name="/classify")
     times = []
@@ -284,8 +286,10 @@ def main() -> int:
         if "classify" not in args.skip:
             plain = classify_latency(url, photo, args.runs, "None")
             cam = classify_latency(url, photo, args.runs, "Grad-CAM")
+            fetched = classify_latency(url, photo, args.runs, "Grad-CAM", download=True)
             p50, p90 = statistics.median(plain) * 1000, pct(plain, 90) * 1000
             c50, c90 = statistics.median(cam) * 1000, pct(cam, 90) * 1000
+            f50, f90 = statistics.median(fetched) * 1000, pct(fetched, 90) * 1000
             rows.append(
                 (
                     "`classify` 640x480, 1 face (median / p90)",
@@ -302,6 +306,7 @@ def main() -> int:
                     f"{'yes' if c50 - p50 <= 50 else 'no'} (+{c50 - p50:.0f} ms)",
                 )
             )
+            rows.append(("  + Grad-CAM, output images downloaded too", f"{f50:.0f} / {f90:.0f} ms", "", ""))
         if "webcam" not in args.skip:
             page, server = webcam_fps(url, folder, args.webcam_seconds)
             rows.append(

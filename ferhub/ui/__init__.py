@@ -22,7 +22,7 @@ INTRO = (
 
 def build_app(models: Sequence[str] | None = None) -> gr.Blocks:
     """The app's Blocks; ``models`` are the picker choices (default: the bundled and zoo models)."""
-    state.configure_torch()
+    state.configure_runtime()
     choices = list(models) if models else state.model_choices()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")

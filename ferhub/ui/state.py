@@ -48,16 +48,22 @@ def gpu(fn: F) -> F:
     return spaces.GPU(fn)  # type: ignore[no-any-return]
 
 
-def configure_torch() -> None:
-    """One intra-op thread per request unless ``FERHUB_TORCH_THREADS`` says otherwise.
+def configure_runtime() -> None:
+    """Settings for serving many short requests; each can be overridden by setting its variable first.
 
-    The server runs several requests at once (and Gradio's own threads); with torch's default of one thread
-    per core they oversubscribe the CPU and spin against each other. Measured on the 2-core machines: a
-    classify request took ~5x longer with 2 threads than with 1 while other work shared the CPU.
+    - One torch intra-op thread per request (``FERHUB_TORCH_THREADS``): the server runs several requests at
+      once, and with torch's default of one thread per core they oversubscribe the CPU and spin against each
+      other. Measured on the 2-core machines: a classify request took ~5x longer with 2 threads than with 1
+      while other work shared the CPU.
+    - Gradio's run statistics (the "Runs" page): by default Gradio rebuilds a pandas summary of up to 10,000
+      stored events after every event, a cost and a memory footprint that grow with traffic; here it keeps
+      1,000 events and refreshes the summary every 100.
     """
     import torch
 
     torch.set_num_threads(max(1, int(os.environ.get("FERHUB_TORCH_THREADS", "1"))))
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 
 
 def device() -> str:
