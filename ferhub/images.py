@@ -15,7 +15,6 @@ import io
 import os
 import re
 import struct
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -175,15 +174,17 @@ def load_image(
         raise ImageDecodeError(f"{name}: unsupported input type; accepted: {ACCEPTED}")
     _check_pixels(image.width, image.height, max_pixels, name)
     try:
-        with warnings.catch_warnings():
-            # the size was checked above against ferhub's own limit
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            if getattr(image, "is_animated", False):
-                image.seek(0)  # the first frame of an animated GIF / WebP / APNG
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            rgb = _to_rgb(image, name)
-            rgb.load()
+        if getattr(image, "is_animated", False):
+            image.seek(0)  # the first frame of an animated GIF / WebP / APNG
+        image.load()
+        try:
+            upright = ImageOps.exif_transpose(image)
+        except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
+            upright = image  # malformed EXIF: the pixels are still a good image, keep them as stored
+        rgb = _to_rgb(upright, name)
+        rgb.load()
+        if rgb is image and image is not src:
+            rgb = rgb.copy()  # keep the pixels; the opened file is closed below
     except ImageDecodeError:
         raise
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, MemoryError) as e:
@@ -191,4 +192,7 @@ def load_image(
             "truncated or corrupt image data" if "truncated" in str(e).lower() else "cannot decode image data"
         )
         raise ImageDecodeError(f"{name}: {reason} ({e}); accepted: {ACCEPTED}") from e
+    finally:
+        if image is not src:
+            image.close()  # the file ferhub opened (animated images keep it open until closed)
     return rgb if rgb is not src else rgb.copy()

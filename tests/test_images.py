@@ -176,3 +176,18 @@ def test_other_failures_are_decode_errors(tmp_path: Path) -> None:
     with pytest.raises(ImageDecodeError, match="0 bytes"):
         load_image(b"")
     assert issubclass(ImageDecodeError, ValueError)
+
+
+def test_bad_exif_keeps_the_pixels_and_files_are_closed(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 99  # not an orientation: ignored
+    path = tmp_path / "odd.png"
+    path.write_bytes(encode(Image.fromarray(gradient(20, 10)), "PNG", exif=exif.tobytes()))
+    image = load_image(path)
+    assert image.size == (20, 10) and np.array_equal(np.asarray(image), gradient(20, 10))
+    anim = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (8, 8), c) for c in ((0, 0, 0), (255, 255, 255))]
+    anim.write_bytes(encode(frames[0], "GIF", save_all=True, append_images=frames[1:]))
+    first = load_image(anim)
+    anim.unlink()  # the opened file is closed; the returned image does not depend on it
+    assert np.asarray(first).max() == 0 and first.copy().size == (8, 8)
