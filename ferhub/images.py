@@ -172,8 +172,8 @@ def load_image(
         image = _open(src, name, max_pixels)
     else:
         raise ImageDecodeError(f"{name}: unsupported input type; accepted: {ACCEPTED}")
-    _check_pixels(image.width, image.height, max_pixels, name)
     try:
+        _check_pixels(image.width, image.height, max_pixels, name)
         if getattr(image, "is_animated", False):
             image.seek(0)  # the first frame of an animated GIF / WebP / APNG
         image.load()
