@@ -215,8 +215,9 @@ def test_face_agreement_is_the_majority_share() -> None:
 
 
 def test_dashboard_without_results_offers_evaluation(tiny_model: str) -> None:
-    picker, notes = compare.dataset_choices([tiny_model], {})
+    picker, notes, section = compare.dataset_choices([tiny_model], {})
     assert picker.choices == [] and "no evaluation results yet" in notes and "evaluate them below" in notes
+    assert section.open
 
 
 def test_evaluate_now_then_dashboard(
@@ -289,7 +290,8 @@ def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path:
         "num_images": 8,
     }
     write_results(folder, {"faces.zip:default:test": entry}, render_card=False)
-    picker, notes = compare.dataset_choices([str(folder), tiny_model], {})
+    picker, notes, section = compare.dataset_choices([str(folder), tiny_model], {})
+    assert section.open  # one of the two models has no results: offer to evaluate it
     assert (
         picker.choices == [("faces.zip / test", "faces.zip:default:test")]
         and "no evaluation results" in notes
@@ -306,7 +308,7 @@ def test_model_card_shows_labels_licence_and_provenance() -> None:
     body, facts = model_card.model_card(DEFAULT_MODEL)
     table = dict(facts)
     assert table["labels"] == "angry, disgust, fear, happy, sad, surprise, neutral"
-    assert table["input"] == "64x64 gray" and table["licence"] != "not stated"
+    assert table["input"] == "64x64 gray" and table["licence"] == "mit" and table["provenance"] != "-"
     assert body.strip() and not body.startswith("---")
     with pytest.raises(gr.Error, match="Cannot find model"):
         model_card.model_card("./no/such/folder")

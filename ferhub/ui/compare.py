@@ -146,8 +146,11 @@ def _merge(repo: Results, fresh: Results | None) -> Results:
     return merged
 
 
-def dataset_choices(model_ids: list[str] | None, fresh: Results | None) -> tuple[gr.Dropdown, str]:
-    """The dataset/split keys any chosen model has results for (fresh ones first), and the notes."""
+def dataset_choices(
+    model_ids: list[str] | None, fresh: Results | None
+) -> tuple[gr.Dropdown, str, gr.Accordion]:
+    """The dataset/split keys any chosen model has results for (fresh ones first), the notes, and the
+    "evaluate now" section, opened when a model has no results."""
     ids = _models(model_ids)
     repo, notes = repo_results(ids)
     results = _merge(repo, fresh)
@@ -164,7 +167,8 @@ def dataset_choices(model_ids: list[str] | None, fresh: Results | None) -> tuple
         text = (
             text + "\n\n" if text else ""
         ) + "No evaluation results for these models: evaluate them below."
-    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None), text
+    picker = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+    return picker, text, gr.Accordion(open=bool(notes) or not choices)
 
 
 def dashboard(
@@ -277,7 +281,7 @@ def evaluate_now(
             )
         ],
     )
-    picker, _ = dataset_choices(ids, merged)
+    picker, _, _ = dataset_choices(ids, merged)
     where = "the uploaded set" if upload else source
     status = f"Evaluated {len(ids)} model(s) on {runs[0].entry.get('num_images', '?')} images of {where}."
     return merged, status, [str(p) for p in [*files, report]], picker
@@ -335,7 +339,7 @@ def build(models: list[str]) -> None:
             difference = gr.Plot(visible=False, label="Difference", elem_id="compare-difference")
             recall = gr.Plot(visible=False, label="Per-class recall", elem_id="compare-recall")
         metrics = gr.Dataframe(visible=False, interactive=False, label="Metrics", elem_id="compare-metrics")
-        with gr.Accordion("Evaluate now on a labelled set", open=False):
+        with gr.Accordion("Evaluate now on a labelled set", open=False) as evaluate_section:
             with gr.Row():
                 upload = gr.File(
                     label="Zip of class folders (angry/, happy/, ...)", file_types=[".zip"], type="filepath"
@@ -356,7 +360,9 @@ def build(models: list[str]) -> None:
     )
     chosen.change(agreement_headers, chosen, table, api_name="agreement_headers")
     figures = [*confusion, difference, recall, metrics, dataset_note]
-    pick = refresh.click(dataset_choices, [chosen, fresh], [dataset_key, notes], api_name="eval_datasets")
+    pick = refresh.click(
+        dataset_choices, [chosen, fresh], [dataset_key, notes, evaluate_section], api_name="eval_datasets"
+    )
     pick.then(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard")
     dataset_key.input(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_dataset")
     view.change(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_view")

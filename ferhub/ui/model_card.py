@@ -56,7 +56,8 @@ def model_card(model_id: str | None) -> tuple[str, list[list[str]]]:
     licence = meta.get("license") or context.get("license") or "not stated"
     if licence == "other" and meta.get("license_name"):
         licence = f"other ({meta['license_name']})"
-    source = context.get("source") or context.get("source_package") or meta.get("base_model") or "-"
+    # provenance: the first paragraph of the card context's account (the card body has the rest)
+    source = (context.get("provenance") or "").strip().split("\n\n")[0] or meta.get("base_model") or "-"
     datasets = meta.get("datasets") or context.get("datasets") or "-"
     params = sum(p.numel() for p in model.parameters())
     facts = [
@@ -80,7 +81,9 @@ def build(models: list[str]) -> tuple[gr.Dropdown, list[gr.components.Component]
     with gr.Row():
         model = gr.Dropdown(models, value=models[0], allow_custom_value=True, label="Model", scale=3)
         show = gr.Button("Show card", scale=1)
-    facts = gr.Dataframe(headers=["", ""], interactive=False, label="Facts", elem_id="card-facts", wrap=True)
+    facts = gr.Dataframe(
+        headers=["property", "value"], interactive=False, label="Facts", elem_id="card-facts", wrap=True
+    )
     card = gr.Markdown(elem_id="card-body")
     show.click(model_card, model, [card, facts], api_name="model_card")
     model.change(model_card, model, [card, facts], api_name="model_card_on_change")
