@@ -17,6 +17,7 @@ import warnings
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -365,3 +366,47 @@ def overlay_on_photo(
         )
         canvas = np.maximum(canvas, np.asarray(sampled))
     return overlay(photo, canvas, alpha)
+
+
+def write_overlays(
+    predictor,
+    results: Sequence,
+    *,
+    method: str,
+    out_dir: str | Path,
+    target: str | None = None,
+) -> list[Path]:
+    """Write attribution overlays for ``ferhub predict --saliency``: per face ``STEM_faceN_METHOD.png`` (the
+    crop the model saw, 192 px) and per photo ``STEM_METHOD.jpg`` (all faces' maps on the photo).
+
+    ``results`` are the :class:`~ferhub.predict.ImageResult` list of ``predictor.predict`` (images are read
+    again from their paths); the first model is explained, for each face's predicted class unless ``target``
+    names one. Returns the paths written.
+    """
+    from ferhub.images import load_image
+
+    mid = method_id(method)
+    model = predictor.models[0]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    stems: dict[str, int] = {}
+    for result in results:
+        if not result.ok or not result.faces or result.path is None:
+            continue
+        image = load_image(result.path)
+        faces = [f.face for f in result.faces]
+        targets = [f.predictions[0].label for f in result.faces] if target is None else target
+        explanations = explain_faces(model, image, faces, mid, targets)
+        stem = Path(result.path).stem
+        stems[stem] = stems.get(stem, 0) + 1
+        if stems[stem] > 1:  # two inputs with one name (from different folders): keep both
+            stem = f"{stem}-{stems[stem]}"
+        for i, e in enumerate(explanations, 1):
+            path = out / f"{stem}_face{i}_{mid}.png"
+            overlay(e.crop, e.heatmap, size=max(192, e.crop.width)).save(path)
+            written.append(path)
+        path = out / f"{stem}_{mid}.jpg"
+        overlay_on_photo(image, faces, [e.heatmap for e in explanations], model.config).save(path, quality=92)
+        written.append(path)
+    return written

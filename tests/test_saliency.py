@@ -26,6 +26,7 @@ from ferhub.saliency import (
     overlay,
     overlay_on_photo,
     target_index,
+    write_overlays,
 )
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples"
@@ -217,3 +218,21 @@ def test_colorize_is_turbo() -> None:
     assert np.abs(rgb[0].astype(int) - (34, 23, 27)).max() <= 20  # turbo starts dark
     assert rgb[1, 1] > 200  # green-yellow in the middle
     assert rgb[2, 0] > rgb[2, 2] and rgb[2, 1] < 40  # and ends dark red
+
+
+def test_write_overlays_for_the_cli(tmp_path: Path) -> None:
+    from ferhub.hub import DEFAULT_MODEL
+    from ferhub.predict import Predictor
+
+    predictor = Predictor(DEFAULT_MODEL)
+    photos = [str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "grace_hopper.jpg")]
+    paths = write_overlays(predictor, predictor.predict(photos), method="Grad-CAM", out_dir=tmp_path / "out")
+    names = sorted(p.name for p in paths)
+    assert names == [
+        "astronaut_face1_gradcam.png",
+        "astronaut_gradcam.jpg",
+        "grace_hopper_face1_gradcam.png",
+        "grace_hopper_gradcam.jpg",
+    ]
+    assert Image.open(tmp_path / "out" / "astronaut_gradcam.jpg").size == (512, 512)
+    assert Image.open(tmp_path / "out" / "astronaut_face1_gradcam.png").size == (192, 192)
