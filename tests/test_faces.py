@@ -319,3 +319,8 @@ def test_pyramid_packing_keeps_levels_apart() -> None:
         for b in rects[i + 1 :]:
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]  # no overlap
     assert height * width < 1.35 * sum(h * w for h, w in sizes)  # little padding
+
+
+def test_degenerate_sizes_give_no_faces(detector: FaceDetector) -> None:
+    for size in ((1, 1), (5, 300), (12, 12), (3000, 20)):
+        assert detector.detect(Image.new("RGB", size, (100, 120, 130))) == []
