@@ -301,6 +301,11 @@ def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path:
     )
     assert confusion[0].visible and not confusion[1].visible and not difference.visible
     assert f"No results on this dataset for: {tiny_model}" in note
+    # a results file that passes the reader but lacks a metric the table shows: a message, not a crash
+    del entry["metrics"]["ece"]
+    write_results(folder, {"faces.zip:default:test": entry}, render_card=False)
+    with pytest.raises(gr.Error, match=r"Cannot draw the results for 'faces\.zip:default:test'"):
+        compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
 
 
 # -- Model card and the whole app --------------------------------------------------------------------------------

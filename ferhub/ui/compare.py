@@ -176,6 +176,19 @@ def dashboard(
 ) -> tuple[Any, ...]:
     """Figures for one dataset key: up to 4 confusion matrices, the difference of the first two models,
     per-class recall bars and the metrics table (rows for the models that have results for ``key``)."""
+    try:
+        return _dashboard(model_ids, key, view, fresh)
+    except (KeyError, TypeError, ValueError) as e:  # a results file that lacks what a figure needs
+        raise gr.Error(
+            f"Cannot draw the results for {key!r}: {type(e).__name__} {e}. Re-run the evaluation to rewrite "
+            "eval_results.json.",
+            title="Incomplete results",
+        ) from e
+
+
+def _dashboard(
+    model_ids: list[str] | None, key: str | None, view: str, fresh: Results | None
+) -> tuple[Any, ...]:
     from ferhub.plots import confusion_matrix_figure, difference_matrix_figure, metrics_rows, per_class_figure
 
     ids = _models(model_ids)
