@@ -1,6 +1,6 @@
 """Evaluation throughput (issue 6), printing a Markdown table of medians over several runs.
 
-    python bench/evaluate.py [--device cpu|cuda] [--runs 5] [--crops 2048] [--photos 24] [--model ID]
+    python bench/evaluate.py [--device cpu|cuda] [--runs 5] [--crops 1024] [--photos 24] [--model ID]
 
 Rows, all through :func:`ferhub.evaluation.evaluate` (the one inference path) unless marked:
 - pre-cropped 64x64 faces held in memory (FER2013-CSV style source): whole ``evaluate`` incl. metrics and
@@ -18,10 +18,12 @@ faces pasted on blurred backdrops.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -75,24 +77,34 @@ def _rate(rate: float) -> str:
     return f"{rate:,.0f}" if rate >= 100 else f"{rate:.1f}"
 
 
-def median_rate(
-    fn: Callable[[], None], n_items: int, runs: int, warmup: int = 1
-) -> tuple[float, float, float]:
-    """(median items/s, median wall seconds, median CPU seconds) over ``runs`` calls after ``warmup`` ones.
+@dataclass
+class Workload:
+    name: str
+    images: int
+    fn: Callable[[], None]
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
-    CPU seconds (this process, all threads) say how much work a run was when the machine is shared: wall time
-    then also holds other processes' turns.
-    """
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(runs):
+    def run(self) -> None:
         t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    med = statistics.median(wall)
-    return n_items / med, med, statistics.median(cpu)
+        self.fn()
+        self.wall.append(time.perf_counter() - t)
+        self.cpu.append(time.process_time() - c)
+
+
+def run_interleaved(workloads: list[Workload], runs: int) -> None:
+    """One untimed warm-up each, then ``runs`` rounds that time every workload once, in turn.
+
+    Round-robin rather than one workload after another: on a shared machine the load changes over minutes,
+    and interleaving gives every workload the same mix of it, so their ratios stay meaningful. CPU seconds
+    (this process, all threads) are recorded beside wall time for the same reason.
+    """
+    for w in workloads:
+        w.fn()
+    for r in range(runs):
+        for w in workloads:
+            w.run()
+        print(f"  round {r + 1}/{runs} done", flush=True)
 
 
 def main() -> None:
@@ -101,10 +113,13 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--crops", type=int, default=2048, help="number of 64x64 face crops")
+    parser.add_argument("--crops", type=int, default=1024, help="number of 64x64 face crops")
     parser.add_argument("--photos", type=int, default=24, help="number of 640x480 photos")
     parser.add_argument("--model", default=None, help="model id (default: the bundled default)")
     args = parser.parse_args()
+
+    import copy
+    import os
 
     import torch
 
@@ -116,97 +131,81 @@ def main() -> None:
 
     model_id = args.model or DEFAULT_MODEL
     predictor = Predictor(model_id, device=args.device)
-    rows: list[tuple[str, int, float, float, float]] = []
-
-    def add(name: str, n: int, fn: Callable[[], None], runs: int = args.runs, warmup: int = 1) -> None:
-        rate, med, cpu = median_rate(fn, n, runs, warmup)
-        rows.append((name, n, rate, med, cpu))
-        print(f"  {name}: {_rate(rate)} images/s", flush=True)
+    common = {"predictor": predictor, "n_resamples": 1000}
+    tmp = Path(tempfile.mkdtemp(prefix="ferhub-bench-"))
 
     faces, targets = lfw_faces(args.crops)
     memory = ArraySource(faces, targets, FER7, "lfw64", None)
-    common = {"predictor": predictor, "n_resamples": 1000}
-    add(
-        "64x64 crops in memory: evaluate()",
-        len(memory),
-        lambda: evaluation.evaluate([model_id], memory, **common),
-    )
-    add(
-        "64x64 crops in memory: evaluate(tta='flip')",
-        len(memory),
-        lambda: evaluation.evaluate([model_id], memory, tta="flip", **common),
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        write_class_folders(faces, targets, FER7, Path(tmp) / "lfw64")
-        folder = open_source(str(Path(tmp) / "lfw64"), precropped=True)
-        add(
-            "64x64 PNG folder: evaluate()",
-            len(folder),
-            lambda: evaluation.evaluate([model_id], folder, **common),
-        )
+    write_class_folders(faces, targets, FER7, tmp / "lfw64")
+    folder = open_source(str(tmp / "lfw64"), precropped=True)
     crops = [memory.image(i) for i in range(len(memory))]
-    add("64x64 crops: Predictor.classify_crops only", len(crops), lambda: predictor.classify_crops(crops))
     model = predictor.models[0]
     batch = eval_tensor(crops[: predictor.batch_size], model.config).to(predictor.device)
 
-    def forward(m: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def forward(m: torch.nn.Module, x: torch.Tensor, repeat: int) -> Callable[[], None]:
         def run() -> None:
             with torch.inference_mode():
-                m(x)
+                for _ in range(repeat):
+                    m(x)
             if x.is_cuda:
                 torch.cuda.synchronize()
 
         return run
 
-    add(f"model forward only, batch {len(batch)}", len(batch), forward(model, batch), runs=args.runs * 3)
+    for i, im in enumerate(photos(args.photos)):
+        (tmp / "photos" / FER7[i % 7]).mkdir(parents=True, exist_ok=True)
+        im.save(tmp / "photos" / FER7[i % 7] / f"{i:03d}.jpg", quality=90)
+    source = open_source(str(tmp / "photos"))
+    warm_cache = FaceCache(predictor.detector, persist=False)
+    repeat = max(1, len(crops) // len(batch))
+    workloads = [
+        Workload("64x64 crops in memory: evaluate()", len(memory),
+                 lambda: evaluation.evaluate([model_id], memory, **common)),
+        Workload("64x64 crops in memory: evaluate(tta='flip')", len(memory),
+                 lambda: evaluation.evaluate([model_id], memory, tta="flip", **common)),
+        Workload("64x64 PNG folder: evaluate()", len(folder),
+                 lambda: evaluation.evaluate([model_id], folder, **common)),
+        Workload("64x64 crops: Predictor.classify_crops only", len(crops), lambda: predictor.classify_crops(crops)),
+        Workload(f"model forward only, batches of {len(batch)}", repeat * len(batch), forward(model, batch, repeat)),
+    ]  # fmt: skip
     if predictor.device.type == "cpu":
-        import copy
-
         cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
         cl_batch = batch.contiguous(memory_format=torch.channels_last)
-        add(
-            f"model forward only, batch {len(batch)}, channels-last",
-            len(batch),
-            forward(cl_model, cl_batch),
-            runs=args.runs * 3,
+        workloads.append(
+            Workload(
+                f"model forward only, batches of {len(batch)}, channels-last",
+                repeat * len(batch),
+                forward(cl_model, cl_batch, repeat),
+            )
         )
-
-    pics = photos(args.photos)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "photos"
-        for i, im in enumerate(pics):
-            (root / FER7[i % 7]).mkdir(parents=True, exist_ok=True)
-            im.save(root / FER7[i % 7] / f"{i:03d}.jpg", quality=90)
-        source = open_source(str(root))
-        cold_caches: list[FaceCache] = []
-
-        def cold() -> None:
-            cold_caches.append(FaceCache(predictor.detector, persist=False))
-            evaluation.evaluate([model_id], source, cache=cold_caches[-1], **common)
-
-        add("640x480 photos, detection (empty face cache)", len(source), cold, runs=max(1, args.runs // 2))
-        warm_cache = cold_caches[-1]
-        add(
-            "640x480 photos, face cache warm",
-            len(source),
-            lambda: evaluation.evaluate([model_id], source, cache=warm_cache, **common),
-        )
-        no_face = sum(f is None for f in warm_cache.get_many([source.image(i) for i in range(len(source))]))
-
-    import os
+    workloads += [
+        Workload("640x480 photos, detection (empty face cache)", len(source),
+                 lambda: evaluation.evaluate([model_id], source, cache=FaceCache(predictor.detector, persist=False),
+                                             **common)),
+        Workload("640x480 photos, face cache warm", len(source),
+                 lambda: evaluation.evaluate([model_id], source, cache=warm_cache, **common)),
+    ]  # fmt: skip
+    load_before = os.getloadavg()[0]
+    run_interleaved(workloads, args.runs)
+    load_after = os.getloadavg()[0]
+    no_face = sum(f is None for f in warm_cache.get_many([source.image(i) for i in range(len(source))]))
+    shutil.rmtree(tmp, ignore_errors=True)
 
     print()
     print(
         f"ferhub evaluation throughput: {model_id}, device {predictor.device}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, median of {args.runs} runs; "
-        f"{no_face}/{len(source)} photos without a detected face; load average at the end "
-        f"{os.getloadavg()[0]:.1f} (above the CPU count, other processes shared the cores)"
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; median of {args.runs} interleaved rounds; "
+        f"{no_face}/{len(source)} photos without a detected face; 1-min load average {load_before:.1f} before, "
+        f"{load_after:.1f} after (above the CPU count, other processes shared the cores)"
     )
     print()
     print("| workload | images | images/s | wall s | CPU ms/image |")
     print("|---|---:|---:|---:|---:|")
-    for name, n, rate, med, cpu in rows:
-        print(f"| {name} | {n} | {_rate(rate)} | {med:.3f} | {1000 * cpu / n:.2f} |")
+    for w in workloads:
+        wall, cpu = statistics.median(w.wall), statistics.median(w.cpu)
+        print(
+            f"| {w.name} | {w.images} | {_rate(w.images / wall)} | {wall:.3f} | {1000 * cpu / w.images:.2f} |"
+        )
 
 
 if __name__ == "__main__":
