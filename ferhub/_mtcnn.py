@@ -1,4 +1,4 @@
-"""A faster MTCNN pipeline driving facenet-pytorch's own P/R/O nets (weights from its wheel).
+"""A faster MTCNN pipeline driving facenet-pytorch's P/R/O nets (their weights, read from its wheel).
 
 facenet-pytorch's ``MTCNN.detect`` spends most of its time outside the nets' arithmetic: it resizes every
 pyramid level and then every candidate box one at a time with ``interpolate(mode="area")``, runs a Python-loop
@@ -22,8 +22,10 @@ edges. Everything stays on the nets' device until the final conversion to numpy.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -85,14 +87,74 @@ def _shifted_conv(conv: torch.nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
     return conv.weight.contiguous(memory_format=CL), conv.bias - conv.weight.sum(dim=(1, 2, 3))
 
 
+def _weights_file(name: str) -> Path:
+    """facenet-pytorch's MTCNN weights (``pnet.pt`` ...), found without importing facenet-pytorch.
+
+    Importing facenet-pytorch imports torchvision, ~1 s of start-up that detection does not need.
+    """
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "facenet-pytorch is not installed; it carries MTCNN's weights: pip install ferhub"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.pt"
+
+
+def _net(name: str, layers: dict[str, torch.nn.Module]) -> torch.nn.Module:
+    """One of MTCNN's nets with facenet-pytorch's layer names, its weights read as plain tensors."""
+    net = torch.nn.Module()
+    for key, layer in layers.items():
+        net.add_module(key, layer)
+    state = torch.load(
+        _weights_file(name), map_location="cpu", weights_only=True
+    )  # a state dict: no pickle code
+    net.load_state_dict(state, strict=True)
+    return net
+
+
+def _pnet() -> torch.nn.Module:
+    conv, prelu = torch.nn.Conv2d, torch.nn.PReLU
+    return _net(
+        "pnet",
+        {
+            "conv1": conv(3, 10, 3), "prelu1": prelu(10), "conv2": conv(10, 16, 3), "prelu2": prelu(16),
+            "conv3": conv(16, 32, 3), "prelu3": prelu(32), "conv4_1": conv(32, 2, 1), "conv4_2": conv(32, 4, 1),
+        },
+    )  # fmt: skip
+
+
+def _rnet() -> torch.nn.Module:
+    conv, prelu, dense = torch.nn.Conv2d, torch.nn.PReLU, torch.nn.Linear
+    return _net(
+        "rnet",
+        {
+            "conv1": conv(3, 28, 3), "prelu1": prelu(28), "conv2": conv(28, 48, 3), "prelu2": prelu(48),
+            "conv3": conv(48, 64, 2), "prelu3": prelu(64), "dense4": dense(576, 128), "prelu4": prelu(128),
+            "dense5_1": dense(128, 2), "dense5_2": dense(128, 4),
+        },
+    )  # fmt: skip
+
+
+def _onet() -> torch.nn.Module:
+    conv, prelu, dense = torch.nn.Conv2d, torch.nn.PReLU, torch.nn.Linear
+    return _net(
+        "onet",
+        {
+            "conv1": conv(3, 32, 3), "prelu1": prelu(32), "conv2": conv(32, 64, 3), "prelu2": prelu(64),
+            "conv3": conv(64, 64, 3), "prelu3": prelu(64), "conv4": conv(64, 128, 2), "prelu4": prelu(128),
+            "dense5": dense(1152, 256), "prelu5": prelu(256), "dense6_1": dense(256, 2),
+            "dense6_2": dense(256, 4), "dense6_3": dense(256, 10),
+        },
+    )  # fmt: skip
+
+
 def _load_nets(device: str) -> _Nets:
     if device not in _NETS:
-        _compat.import_torchvision()
-        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
-
         # channels-last: on the CPU oneDNN's convolutions and max-pooling are several times faster for these
         # small nets in NHWC than in NCHW (R-net on ~100 crops: ~8 ms against ~25 ms here)
-        p, r, o = (n().to(device, memory_format=CL).eval().requires_grad_(False) for n in (PNet, RNet, ONet))
+        p, r, o = (
+            n().to(device, memory_format=CL).eval().requires_grad_(False) for n in (_pnet, _rnet, _onet)
+        )
         _NETS[device] = _Nets(
             _shifted_conv(p.conv1),
             _shifted_conv(r.conv1),
@@ -173,13 +235,16 @@ def run_onet(nets: _Nets, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Greedy IoU NMS on any device: torchvision's op where it can run there, else ferhub's exact kernel."""
-    if boxes.device.type == "cpu" or not _compat.patched():
-        from torchvision.ops import nms as tv_nms
+    """Greedy IoU NMS, exactly torchvision's result.
 
-        return tv_nms(boxes, scores, threshold)
-    # a GPU beside a torchvision whose compiled ops did not load: ferhub's kernel (it returns on boxes' device)
-    return _compat.nms_cpu(boxes, scores, threshold)
+    On the CPU ferhub's kernel (the one the torchvision shim registers), called directly so detection never
+    imports torchvision (~1 s of start-up); on a GPU torchvision's op where its compiled ops load.
+    """
+    if boxes.device.type == "cpu" or _compat.patched():
+        return _compat.nms_cpu(boxes, scores, threshold)
+    from torchvision.ops import nms as tv_nms
+
+    return tv_nms(boxes, scores, threshold)
 
 
 def nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
