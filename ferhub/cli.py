@@ -17,10 +17,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("ferhub.commands.models", "list bundled models and registered architectures"),
     "train": ("ferhub.commands.train", "train a FER model from a recipe and write its model repo"),
     "push": ("ferhub.commands.push", "upload a model repo folder to the Hugging Face Hub in one commit"),
-    "evaluate": ("ferhub.commands.evaluate", "evaluate models on labelled data; results into eval_results.json"),
+    "evaluate": (
+        "ferhub.commands.evaluate",
+        "evaluate models on labelled data; results into eval_results.json",
+    ),
     "report": ("ferhub.commands.report", "write a standalone HTML report from eval_results.json files"),
     "compare": ("ferhub.commands.compare", "compare models: agreement, Cohen's kappa, McNemar's exact test"),
-    "zoo": ("ferhub.commands.zoo", "list, import and push the pretrained models converted from registry packages"),
+    "zoo": (
+        "ferhub.commands.zoo",
+        "list, import and push the pretrained models converted from registry packages",
+    ),
 }
 
 
