@@ -130,3 +130,25 @@ def test_image_result_error_dict() -> None:
         "faces": [],
         "error": "cannot decode",
     }
+
+
+def test_whole_bad_input_corpus_in_one_batch(tmp_path, astronaut, detector) -> None:
+    """Every awkward file in one batch with a real face: each gets a result or a clear error, none is lost."""
+    from images_corpus import write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus")
+    face = tmp_path / "face.png"
+    astronaut.save(face)
+    paths = [face, *(item.path for item in corpus.values()), face]
+    results = Predictor(tiny(), detector=detector, no_face="fallback").predict(paths)
+    assert [r.path for r in results] == [str(p) for p in paths]
+    for item, r in zip(corpus.values(), results[1:-1]):
+        if item.ok:
+            assert r.ok, f"{item.path.name}: {r.error}"
+            assert (r.width, r.height) == item.size
+            assert len(r.faces) == 1  # no face in these: the whole-image fallback, flagged
+            assert r.faces[0].face.face_found is False
+        else:
+            assert r.error and not r.faces, item.path.name
+    for r in (results[0], results[-1]):
+        assert r.ok and len(r.faces) == 1 and r.faces[0].face.face_found
