@@ -148,6 +148,34 @@ def classify_latency(url: str, photo: Path, runs: int, method: str, download: bo
     return times
 
 
+def gradio_floor_latency(photo: Path, runs: int) -> list[float]:
+    """Seconds per call of a do-nothing Gradio endpoint (image in, a string out) through ``gradio_client``.
+
+    The same transport as ``classify`` (upload, queue, server-sent events) with no work behind it: the part of
+    ``classify``'s latency that belongs to Gradio and its client on this machine.
+    """
+    import gradio as gr
+    from gradio_client import Client, handle_file
+
+    with gr.Blocks() as blocks:
+        image, text = gr.Image(type="pil"), gr.Textbox()
+        gr.Button().click(lambda _image: "ok", image, text, api_name="noop")
+    port = free_port()
+    blocks.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for _ in range(3):
+            client.predict(handle_file(str(photo)), api_name="/noop")
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            client.predict(handle_file(str(photo)), api_name="/noop")
+            times.append(time.perf_counter() - t)
+        return times
+    finally:
+        blocks.close()
+
+
 # -- 3. webcam in the browser ------------------------------------------------------------------------------------
 def make_y4m(path: Path, width: int = 640, height: int = 480) -> Path:
     """4:2:0 YUV4MPEG2 video of the bundled face photos drifting sideways (Chromium's fake camera plays it)."""
@@ -323,6 +351,15 @@ def main() -> int:
                 )
             )
             rows.append(("  + Grad-CAM, output images downloaded too", f"{f50:.0f} / {f90:.0f} ms", "", ""))
+            floor = gradio_floor_latency(photo, args.runs)
+            rows.append(
+                (
+                    "  Gradio floor: do-nothing endpoint, same photo (median / p90)",
+                    f"{statistics.median(floor) * 1000:.0f} / {pct(floor, 90) * 1000:.0f} ms",
+                    "",
+                    "",
+                )
+            )
             rows.append(
                 (
                     "  server side of the two (Gradio profiler, median)",
