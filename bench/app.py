@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ferhub.assets import EXAMPLES_DIR as EXAMPLES
+
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "ferhub" / "assets" / "examples"
 
 
 def free_port() -> int:

@@ -18,20 +18,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
-
-def one_face_photo(width: int = 640, height: int = 480) -> Image.Image:
-    """One real face (Grace Hopper, public domain, shipped with matplotlib) on a blurred copy of itself."""
-    from matplotlib import cbook
-
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        face = Image.open(f).convert("RGB")
-    canvas = face.resize((width, height)).filter(ImageFilter.GaussianBlur(24 * width / 640))
-    face_h = round(height * 400 / 480)
-    face = face.resize((round(face.width * face_h / face.height), face_h))
-    canvas.paste(face, ((width - face.width) // 2, round(height * 40 / 480)))
-    return canvas
+from ferhub.assets import one_face_photo
 
 
 def six_faces() -> Image.Image:

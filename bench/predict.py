@@ -21,20 +21,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
+
+from ferhub import assets
 
 
 def one_face_photo() -> bytes:
-    """A 640x480 JPEG of one real face (matplotlib's public-domain Grace Hopper photo) on a blurred backdrop."""
-    from matplotlib import cbook
-
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        face = Image.open(f).convert("RGB")
-    canvas = face.resize((640, 480)).filter(ImageFilter.GaussianBlur(24))
-    face = face.resize((round(face.width * 400 / face.height), 400))
-    canvas.paste(face, ((640 - face.width) // 2, 40))
+    """The shared 640x480 one-face benchmark photo (:func:`ferhub.assets.one_face_photo`) as a JPEG."""
     buf = io.BytesIO()
-    canvas.save(buf, format="JPEG", quality=90)
+    assets.one_face_photo().save(buf, format="JPEG", quality=90)
     return buf.getvalue()
 
 

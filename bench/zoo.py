@@ -20,23 +20,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image, ImageFilter
+from ferhub import assets
 
 
 def one_face_photo() -> bytes:
-    """A 640x480 JPEG of one real face (matplotlib's public-domain Grace Hopper photo) on a blurred backdrop.
-
-    Built as in ``bench/predict.py`` so that the end-to-end numbers of both benchmarks compare.
-    """
-    from matplotlib import cbook
-
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        face = Image.open(f).convert("RGB")
-    canvas = face.resize((640, 480)).filter(ImageFilter.GaussianBlur(24))
-    face = face.resize((round(face.width * 400 / face.height), 400))
-    canvas.paste(face, ((640 - face.width) // 2, 40))
+    """The shared 640x480 one-face benchmark photo (:func:`ferhub.assets.one_face_photo`) as a JPEG."""
     buf = io.BytesIO()
-    canvas.save(buf, format="JPEG", quality=90)
+    assets.one_face_photo().save(buf, format="JPEG", quality=90)
     return buf.getvalue()
 
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 
+from ferhub.assets import EXAMPLES_DIR
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -31,7 +33,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_UPLOAD = "20mb"
 # decoded images larger than this are refused by ferhub.images.load_image with a clear message
 MAX_PIXELS = 40_000_000
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
 
 def example_photos() -> list[str]:
