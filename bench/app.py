@@ -149,6 +149,47 @@ def classify_latency(url: str, photo: Path, runs: int, method: str, download: bo
     return times
 
 
+def http_classify_latency(url: str, photo: Path, runs: int) -> list[float]:
+    """Seconds per ``classify`` over Gradio's plain HTTP API (upload, ``/call/classify``, read its event stream).
+
+    The same server work as through ``gradio_client``, without that client's 50 ms polling of its message queue
+    (``gradio_client/utils.py``, ``get_pred_from_sse_v1plus``), which adds up to 50 ms per message received.
+    """
+    import json
+
+    import httpx
+
+    def once(client: httpx.Client) -> dict:
+        with photo.open("rb") as f:
+            uploaded = client.post(
+                "gradio_api/upload", files={"files": (photo.name, f, "image/jpeg")}
+            ).json()[0]
+        image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+        body = {"data": [image, None, "None", "predicted", False]}
+        event_id = client.post("gradio_api/call/classify", json=body).json()["event_id"]
+        event = None
+        with client.stream("GET", f"gradio_api/call/classify/{event_id}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    if event == "error":
+                        raise RuntimeError(f"classify failed over HTTP: {line}")
+                    return json.loads(line.split(":", 1)[1])
+        raise RuntimeError("classify's event stream ended without a result")
+
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for _ in range(3):
+            once(client)
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            outputs = once(client)
+            times.append(time.perf_counter() - t)
+            assert len(outputs[4]["faces"]) == 1, outputs[4]
+        return times
+
+
 def gradio_floor_latency(photo: Path, runs: int) -> list[float]:
     """Seconds per call of a do-nothing Gradio endpoint (image in, a string out) through ``gradio_client``.
 
@@ -352,6 +393,15 @@ def main() -> int:
                 )
             )
             rows.append(("  + Grad-CAM, output images downloaded too", f"{f50:.0f} / {f90:.0f} ms", "", ""))
+            http = http_classify_latency(url, photo, args.runs)
+            rows.append(
+                (
+                    "  `classify` over plain HTTP (upload + /call/classify, median / p90)",
+                    f"{statistics.median(http) * 1000:.0f} / {pct(http, 90) * 1000:.0f} ms",
+                    "",
+                    "",
+                )
+            )
             floor = gradio_floor_latency(photo, args.runs)
             rows.append(
                 (
