@@ -48,3 +48,15 @@ def grace_hopper():
 
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         return Image.open(f).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models and small detections gain nothing from a second intra-op thread, and on a shared 2-core
+    machine every parallel region can wait on a descheduled thread. Use with ``pytest.mark.usefixtures``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

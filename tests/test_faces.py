@@ -56,14 +56,7 @@ def detector() -> FaceDetector:
     return FaceDetector()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Detections here are small: a second intra-op thread gains little on them, and on a busy shared machine
-    every parallel region can wait on a descheduled thread (the LFW test took 40 s instead of 1 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(("make", "region"), [(astronaut, ASTRONAUT_FACE), (grace_hopper, GRACE_HOPPER_FACE)])
