@@ -309,7 +309,7 @@ def evaluate(
     specs = [models] if isinstance(models, (str, os.PathLike)) or hasattr(models, "config") else list(models)
     if not specs:
         raise EvaluationError("evaluate needs at least one model")
-    source = open_data(data, split, **({"precropped": precropped} if precropped is not None else {}))
+    source = open_data(data, split, precropped=precropped)
     if len(source) == 0:
         raise EvaluationError(f"{source.name}: no images to evaluate (split {source.split!r})")
     crops_only = source.precropped if precropped is None else precropped

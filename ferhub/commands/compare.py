@@ -97,10 +97,9 @@ def run(args: argparse.Namespace) -> int:
             result = evaluation.compare_on_images(predictor, [str(f) for f in files])
             print(f"{result['num_faces']} faces in {len(files)} images")
         else:
-            kw: dict[str, Any] = {"label_names": args.label_names} if args.label_names else {}
-            if args.precropped is not None:
-                kw["precropped"] = args.precropped
-            source = evaluation.open_data(args.data, args.split, **kw)
+            source = evaluation.open_data(
+                args.data, args.split, label_names=args.label_names, precropped=args.precropped
+            )
             runs = evaluation.evaluate(
                 args.models,
                 source,

@@ -140,10 +140,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"\r{message}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     try:
-        kw = {"label_names": args.label_names} if args.label_names else {}
-        if args.precropped is not None:
-            kw["precropped"] = args.precropped
-        source = evaluation.open_data(args.data, args.split, **kw)
+        source = evaluation.open_data(
+            args.data, args.split, label_names=args.label_names, precropped=args.precropped
+        )
         runs = evaluation.evaluate(
             args.model,
             source,
