@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import shutil
 import socket
 import time
 import urllib.request
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from browser import chromium
 from PIL import Image
 
 pytestmark = pytest.mark.browser
@@ -31,17 +31,6 @@ HOPPER = EXAMPLES / "grace_hopper.jpg"
 # the evaluation results given to the second model: rows = true, columns = predicted
 CONFUSION = [[7, 2, 1], [3, 11, 0], [0, 4, 5]]
 CM_LABELS = ["happy", "sad", "neutral"]
-
-
-def find_browser() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.fail(
-            "headless Chromium is needed for the browser tests: apt-get install chromium chromium-driver "
-            "(scripts/test.sh does it)"
-        )
-    return chromium, driver
 
 
 def make_y4m(path: Path, width: int = 640, height: int = 480) -> Path:
@@ -133,36 +122,15 @@ def app_url(results_model: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = find_browser()
-    tmp = tmp_path_factory.mktemp("chromium")
-    video = make_y4m(tmp / "faces.y4m")
-    options = Options()
-    options.binary_location = chromium
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp / 'profile'}",
-        "--window-size=1400,1100",
+    """One headless Chromium for the module, its fake webcam fed a video of the bundled face photos."""
+    video = make_y4m(tmp_path_factory.mktemp("chromium") / "faces.y4m")
+    fake_camera = (
         "--use-fake-ui-for-media-stream",  # grant the camera without a prompt
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={video}",
-    ):
-        options.add_argument(arg)
-    browser = webdriver.Chrome(service=Service(chromedriver), options=options)
-    browser.set_page_load_timeout(60)
-    try:
+    )
+    with chromium(width=1400, height=1100, extra_args=fake_camera) as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 90.0, what: str = "condition") -> Any:
