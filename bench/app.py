@@ -7,7 +7,10 @@ Measures, against ``python app.py`` served on a free local port:
    in the same run (medians of ``--cold-runs``);
 2. ``classify`` through ``gradio_client`` on a 640x480 photo with one face, without attribution and with
    Grad-CAM (median and p90 of ``--runs`` after warm-up); the result holds the output images as URLs, and
-   a last row also downloads them;
+   a last row also downloads them. Beside it, what belongs to the transport: the same request over Gradio's
+   plain HTTP API, a do-nothing image endpoint through ``gradio_client``, and ``gradio_client`` made with
+   ``ssl_verify=False`` (on an ``http://`` URL this only skips loading certifi's CA bundle, which the client
+   otherwise does 3 times per call);
 3. webcam frames per second in headless Chromium, whose fake camera plays a y4m video made from the bundled
    face photos (frames the page received, and the rate the server reports);
 4. ``--clients`` concurrent ``gradio_client`` clients x ``--requests`` ``classify`` calls each: failures,
@@ -132,11 +135,18 @@ def server_side_ms(url: str) -> float:
     return float(total)
 
 
-def classify_latency(url: str, photo: Path, runs: int, method: str, download: bool = False) -> list[float]:
-    """Seconds per ``classify`` call; ``download`` also fetches the output images, as a browser would."""
+def classify_latency(
+    url: str, photo: Path, runs: int, method: str, download: bool = False, ssl_verify: bool = True
+) -> list[float]:
+    """Seconds per ``classify`` call; ``download`` also fetches the output images, as a browser would.
+
+    ``ssl_verify=False`` changes nothing on an ``http://`` URL (no TLS, no certificate to check) except that
+    each of ``gradio_client``'s fresh httpx clients skips loading certifi's CA bundle (see
+    :func:`httpx_client_ms`).
+    """
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False, download_files=download)
+    client = Client(url, verbose=False, download_files=download, ssl_verify=ssl_verify)
     for _ in range(3):  # warm-up: model load, Captum import, the attribution copy
         client.predict(handle_file(str(photo)), None, method, api_name="/classify")
     server_side_ms(url)  # forget the warm-up
@@ -190,7 +200,27 @@ def http_classify_latency(url: str, photo: Path, runs: int) -> list[float]:
         return times
 
 
-def gradio_floor_latency(photo: Path, runs: int) -> list[float]:
+def httpx_client_ms(runs: int = 15) -> tuple[float, float]:
+    """Median ms to construct an ``httpx.Client()`` (certifi's CA bundle loaded) and ``httpx.Client(verify=False)``.
+
+    ``gradio_client`` constructs a fresh one for each of the three requests of a call with a file (upload,
+    ``queue/join`` and the ``queue/data`` event stream: module-level ``httpx.post`` and ``httpx.Client``), so
+    on a plain ``http://`` URL, where no certificate is ever checked, each call still loads the bundle 3 times.
+    """
+    import httpx
+
+    def construct(**kwargs: bool) -> float:
+        t = time.perf_counter()
+        httpx.Client(**kwargs).close()
+        return time.perf_counter() - t
+
+    construct()  # first use: imports and the system's OpenSSL set-up
+    verified = statistics.median(construct() for _ in range(runs))
+    unverified = statistics.median(construct(verify=False) for _ in range(runs))
+    return verified * 1000, unverified * 1000
+
+
+def gradio_floor_latency(photo: Path, runs: int, ssl_verify: bool = True) -> list[float]:
     """Seconds per call of a do-nothing Gradio endpoint (image in, a string out) through ``gradio_client``.
 
     The same transport as ``classify`` (upload, queue, server-sent events) with no work behind it: the part of
@@ -205,7 +235,7 @@ def gradio_floor_latency(photo: Path, runs: int) -> list[float]:
     port = free_port()
     blocks.queue().launch(server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=ssl_verify)
         for _ in range(3):
             client.predict(handle_file(str(photo)), api_name="/noop")
         times = []
@@ -370,55 +400,37 @@ def main() -> int:
         if "classify" not in args.skip:
             plain = classify_latency(url, photo, args.runs, "None")
             plain_server = server_side_ms(url)
+            unverified = classify_latency(url, photo, args.runs, "None", ssl_verify=False)
+            server_side_ms(url)
             cam = classify_latency(url, photo, args.runs, "Grad-CAM")
             cam_server = server_side_ms(url)
             fetched = classify_latency(url, photo, args.runs, "Grad-CAM", download=True)
-            p50, p90 = statistics.median(plain) * 1000, pct(plain, 90) * 1000
-            c50, c90 = statistics.median(cam) * 1000, pct(cam, 90) * 1000
-            f50, f90 = statistics.median(fetched) * 1000, pct(fetched, 90) * 1000
-            rows.append(
-                (
-                    "`classify` 640x480, 1 face (median / p90)",
-                    f"{p50:.0f} / {p90:.0f} ms",
-                    "median <= 100 ms",
-                    "yes" if p50 <= 100 else "no",
-                )
-            )
-            rows.append(
-                (
-                    "`classify` + Grad-CAM (median / p90)",
-                    f"{c50:.0f} / {c90:.0f} ms",
-                    "adds <= 50 ms",
-                    f"{'yes' if c50 - p50 <= 50 else 'no'} (+{c50 - p50:.0f} ms)",
-                )
-            )
-            rows.append(("  + Grad-CAM, output images downloaded too", f"{f50:.0f} / {f90:.0f} ms", "", ""))
             http = http_classify_latency(url, photo, args.runs)
-            rows.append(
-                (
-                    "  `classify` over plain HTTP (upload + /call/classify, median / p90)",
-                    f"{statistics.median(http) * 1000:.0f} / {pct(http, 90) * 1000:.0f} ms",
-                    "",
-                    "",
-                )
-            )
             floor = gradio_floor_latency(photo, args.runs)
-            rows.append(
-                (
-                    "  Gradio floor: do-nothing endpoint, same photo (median / p90)",
-                    f"{statistics.median(floor) * 1000:.0f} / {pct(floor, 90) * 1000:.0f} ms",
-                    "",
-                    "",
-                )
-            )
-            rows.append(
-                (
-                    "  server side of the two (Gradio profiler, median)",
-                    f"{plain_server:.0f} ms; {cam_server:.0f} ms",
-                    "",
-                    "",
-                )
-            )
+            floor_unverified = gradio_floor_latency(photo, args.runs, ssl_verify=False)
+            verified_ms, unverified_ms = httpx_client_ms()
+
+            def cell(times: list[float]) -> str:
+                return f"{statistics.median(times) * 1000:.0f} / {pct(times, 90) * 1000:.0f} ms"
+
+            def met(times: list[float]) -> str:
+                return "yes" if statistics.median(times) * 1000 <= 100 else "no"
+
+            p50, c50 = statistics.median(plain) * 1000, statistics.median(cam) * 1000
+            rows += [
+                ("`classify` 640x480, 1 face, `Client(url)` (median / p90)", cell(plain), "median <= 100 ms", met(plain)),
+                ("`classify`, `Client(url, ssl_verify=False)` (median / p90)", cell(unverified), "median <= 100 ms", met(unverified)),
+                ("`classify` + Grad-CAM, `Client(url)` (median / p90)", cell(cam), "adds <= 50 ms",
+                 f"{'yes' if c50 - p50 <= 50 else 'no'} (+{c50 - p50:.0f} ms)"),
+                ("  + Grad-CAM, output images downloaded too", cell(fetched), "", ""),
+                ("  `classify` over plain HTTP (upload + /call/classify, median / p90)", cell(http), "", ""),
+                ("  Gradio floor: do-nothing image endpoint, `Client(url)`", cell(floor), "", ""),
+                ("  Gradio floor: do-nothing image endpoint, `Client(url, ssl_verify=False)`", cell(floor_unverified), "", ""),
+                ("  `httpx.Client()` construction, CA bundle loaded / `verify=False` (3 per call)",
+                 f"{verified_ms:.1f} / {unverified_ms:.1f} ms", "", ""),
+                ("  server side, without / with Grad-CAM (Gradio profiler, median)",
+                 f"{plain_server:.0f} ms; {cam_server:.0f} ms", "", ""),
+            ]  # fmt: skip
         if "webcam" not in args.skip:
             page, server = webcam_fps(url, folder, args.webcam_seconds)
             rows.append(

@@ -7,13 +7,21 @@ and the ratio stays meaningful. Photos: a 640x480 photo with one face (matplotli
 blurred backdrop, as in ``bench/predict.py``), the same scene at 1600x1200 (ferhub detects on a copy scaled to
 ``max_side``), and a 960x640 canvas with six faces. Times are medians and 90th percentiles over ``--runs``
 calls after warm-up, with torch's default thread count.
+
+A last table times ferhub's detector on the 640x480 photo with glibc's default malloc settings
+(``FERHUB_MALLOC=default``) and with ferhub's (``ferhub/_malloc.py``): child processes, alternating, 1 torch
+thread, medians of their medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -54,6 +62,36 @@ def interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: int) ->
     return times
 
 
+def detection_child(runs: int) -> None:
+    """(Child process) median ms of ferhub's detector on the 640x480 photo, 1 torch thread, printed as JSON."""
+    import torch
+
+    from ferhub.faces import FaceDetector
+
+    torch.set_num_threads(1)
+    detector, photo = FaceDetector(), one_face_photo()
+    times = interleaved({"detect": lambda: detector.detect(photo)}, runs, 5)["detect"]
+    print(json.dumps(statistics.median(times) * 1000))
+
+
+def malloc_comparison(runs: int, rounds: int = 3) -> dict[str, float]:
+    """Median over ``rounds`` alternating child processes of their median detection ms, per malloc setting."""
+    settings = {"glibc defaults (FERHUB_MALLOC=default)": "default", "ferhub's (ferhub/_malloc.py)": ""}
+    results: dict[str, list[float]] = {name: [] for name in settings}
+    for _ in range(rounds):
+        for name, value in settings.items():
+            env = {**os.environ, "FERHUB_MALLOC": value}
+            out = subprocess.run(
+                [sys.executable, __file__, "--child-runs", str(runs)],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            results[name].append(json.loads(out.strip().splitlines()[-1]))
+    return {name: statistics.median(ms) for name, ms in results.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,7 +99,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--child-runs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_runs:
+        detection_child(args.child_runs)
+        return
 
     import torch
 
@@ -117,6 +159,15 @@ def main() -> None:
         print(
             f"{photo_name}: MTCNN.detect (its default, min face 20) / ferhub default = {ref / ours:.1f}x; "
             f"at the same min face 20: {ref / same:.1f}x"
+        )
+    if args.device == "cpu":
+        malloc = malloc_comparison(args.runs)
+        print("\n| ferhub detection, 640x480, 1 thread | malloc settings | median ms |\n|---|---|---:|")
+        for name, ms in malloc.items():
+            print(f"| 1 face | {name} | {ms:.1f} |")
+        default, tuned = malloc.values()
+        print(
+            f"\nferhub's malloc settings: detection {default / tuned:.2f}x as fast as with glibc's defaults"
         )
 
 

@@ -111,6 +111,15 @@ def test_classify_errors_are_messages(tmp_path: Path) -> None:
         classify.classify(HOPPER, "nobody/missing-model")
 
 
+def test_classify_takes_the_unprocessed_upload_payload() -> None:
+    """The classify events skip Gradio's preprocessing: the photo arrives as its FileData payload."""
+    payload = {"path": HOPPER, "orig_name": "grace_hopper.jpg", "meta": {"_type": "gradio.FileData"}}
+    *_, data, _ = classify.classify(payload, DEFAULT_MODEL, classify.NO_SALIENCY)
+    assert data == classify.classify(HOPPER, DEFAULT_MODEL, classify.NO_SALIENCY)[4]
+    with pytest.raises(gr.Error, match="no file"):
+        classify.classify({"path": None, "meta": {"_type": "gradio.FileData"}}, DEFAULT_MODEL)
+
+
 def test_classify_whole_image_fallback(tmp_path: Path) -> None:
     blank = tmp_path / "blank.png"
     Image.new("RGB", (320, 240), (200, 200, 200)).save(blank)

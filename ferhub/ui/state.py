@@ -165,6 +165,10 @@ def load_photo(src: Any) -> Any:
 
     if src is None:
         raise gr.Error("Upload a photo first (drag and drop, paste, or pick an example).", title="No image")
+    if isinstance(src, dict):  # an unprocessed gr.Image payload (events with preprocess=False)
+        src = src.get("path")
+        if not src:
+            raise gr.Error("The upload carried no file.", title="No image")
     try:
         return load_image(src, max_pixels=MAX_PIXELS)
     except ImageDecodeError as e:
@@ -215,20 +219,17 @@ def tune_native_memory(trim_every_s: float = 10.0) -> None:
     concurrent requests stays mapped: measured here, 16 clients x 10 requests left the server ~30% larger
     than before the burst with no Python-level growth (tracemalloc), and ~5-9% with this in place.
     """
-    import ctypes
+    from ferhub import _malloc
 
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
+    libc = _malloc.glibc()
+    if libc is None:  # not glibc (macOS, musl): nothing to tune
         return
-    m_arena_max = -8  # from glibc's malloc.h
-    mallopt(m_arena_max, 2)
+    libc.mallopt(_malloc.M_ARENA_MAX, 2)
 
     def trim() -> None:
         while True:
             time.sleep(trim_every_s)
-            malloc_trim(0)
+            libc.malloc_trim(0)
 
     threading.Thread(target=trim, name="ferhub-malloc-trim", daemon=True).start()
 
