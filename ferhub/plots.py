@@ -256,7 +256,12 @@ def metrics_rows(entries: Mapping[str, Entry]) -> tuple[list[str], list[list[str
         m = entry["metrics"]
         cells = [name]
         for key, _ in TABLE_COLUMNS:
-            text = f"{m[key]:.4f}"
+            value = m.get(key)
+            # results written by other tools (or older ferhub) may lack a metric: the reader accepts that
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                cells.append("-")
+                continue
+            text = f"{value:.4f}"
             ci = m.get(f"{key}_ci95")
             if ci:
                 text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"

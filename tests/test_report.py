@@ -123,6 +123,10 @@ def test_per_class_reliability_and_table(runs) -> None:
     assert rows[0][1].startswith(f"{acc:.4f} [")
     table = plots.metrics_table_figure(entries)
     assert list(table.data[0].cells.values[0]) == list(entries)
+    # a results file from elsewhere with only some metrics (the reader accepts any): "-" for the rest
+    sparse = {"sparse": {"metrics": {"accuracy": 0.5, "nll": None}, "num_images": 4}}
+    _, (row,) = plots.metrics_rows(sparse)
+    assert row[:3] == ["sparse", "0.5000", "-"] and row[5] == "-" and row[-2] == "4"
     figs = plots.dashboard_figures(entries)
     assert set(figs) == {
         "metrics",
