@@ -310,8 +310,14 @@ def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path:
     )
     assert confusion[0].visible and not confusion[1].visible and not difference.visible
     assert f"No results on this dataset for: {tiny_model}" in note
-    # a results file that passes the reader but lacks a metric the table shows: a message, not a crash
+    # a results file that passes the reader but lacks a metric the table shows: "-" in that column
     del entry["metrics"]["ece"]
+    write_results(folder, {"faces.zip:default:test": entry}, render_card=False)
+    *_, table, _ = compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
+    (row,) = table.value["data"]
+    assert row[table.value["headers"].index("ECE")] == "-" and row[1].startswith("0.6250")
+    # ...and one that lacks what a figure needs: a message, not a crash
+    del entry["per_class"]["sad"]["recall"]
     write_results(folder, {"faces.zip:default:test": entry}, render_card=False)
     with pytest.raises(gr.Error, match=r"Cannot draw the results for 'faces\.zip:default:test'"):
         compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
