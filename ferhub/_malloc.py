@@ -5,8 +5,8 @@ and hands the top of its heap back to the OS once more than the trim threshold (
 free. Each detection allocates and frees activations of 0.1-4 MB (MTCNN's pyramid, R-/O-net batches), so
 memory went back to the OS after one call and was faulted in again, page by page, in the next. Page faults
 are expensive in a virtual machine: measured on these 2-core VMs, R-net on 69 crops took 8.8 ms with glibc's
-defaults and 4.7 ms with the settings below, a whole detection ~25% less (``python bench/detect.py`` compares
-both in one run).
+defaults and 4.7 ms with the settings below, and a whole 640x480 detection ran 1.26x as fast
+(``python bench/detect.py`` compares both in one run).
 
 :func:`tune` keeps blocks up to 32 MiB (glibc's maximum for this setting) inside the heap and lets up to
 128 MiB of free heap stay mapped. A long-running server should still call ``malloc_trim`` now and then (the
