@@ -355,6 +355,49 @@ def test_every_event_has_an_api_name() -> None:
     } <= set(names)
 
 
+def test_models_load_outside_the_gpu_functions(monkeypatch: pytest.MonkeyPatch, tiny_model: str) -> None:
+    """On ZeroGPU ``spaces.GPU`` runs the function in a short-lived worker process, so a model loaded in there
+    would be loaded again on every request: each tab's GPU function is handed a predictor loaded outside it."""
+    import importlib
+    import sys
+    import types
+
+    inside, runs = [], []
+
+    def gpu(fn):  # a stand-in for spaces.GPU that marks when its function runs
+        def run(*args, **kwargs):
+            inside.append(fn.__name__)
+            runs.append(fn.__name__)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                inside.pop()
+
+        return run
+
+    real_cache = state.cache
+
+    def cache() -> state.ModelCache:
+        assert not inside, f"model cache used inside the GPU function {inside[-1]}"
+        return real_cache()
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    monkeypatch.setattr(state, "cache", cache)
+    tabs = (classify, compare, webcam)
+    try:
+        for module in tabs:
+            importlib.reload(module)  # re-applies state.gpu, now wrapping with the stand-in
+        classify.classify(HOPPER, DEFAULT_MODEL, "Grad-CAM")
+        compare.compare_photo(HOPPER, [DEFAULT_MODEL, tiny_model])
+        frame = np.asarray(Image.open(HOPPER).convert("RGB"))
+        webcam.process_frame(frame, None, DEFAULT_MODEL)
+        assert runs == ["_compute", "_predict_photo", "_classify_frame"]
+    finally:
+        monkeypatch.undo()
+        for module in tabs:
+            importlib.reload(module)
+
+
 def test_gpu_wrapper_is_a_no_op_without_spaces() -> None:
     def f(x: int) -> int:
         return x + 1

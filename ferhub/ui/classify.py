@@ -66,10 +66,7 @@ def model_changed(model_id: str | None, method: str) -> tuple[gr.Dropdown, dict[
 
 
 @state.gpu
-def _compute(
-    image: Image.Image, model_id: str, method: str, target: str, fallback: bool
-) -> tuple[Any, list[Any], Any]:
-    predictor = state.cache().predictor([model_id], fallback=fallback)
+def _compute(predictor: Any, image: Image.Image, method: str, target: str) -> tuple[Any, list[Any], Any]:
     result = predictor.predict_image(image)
     explanations = []
     if result.ok and result.faces and method and method != NO_SALIENCY:
@@ -104,10 +101,11 @@ def classify(
     photo = state.load_photo(image)
     model_id = (model_id or "").strip() or state.default_model()
     target = target or PREDICTED
+    # loaded outside the GPU function: on ZeroGPU that runs in a short-lived worker process, and a model
+    # loaded there would be loaded again on every request
+    predictor = state.cache().predictor([model_id], fallback=bool(fallback))
     try:
-        result, explanations, config = _compute(
-            photo, model_id, method or NO_SALIENCY, target, bool(fallback)
-        )
+        result, explanations, config = _compute(predictor, photo, method or NO_SALIENCY, target)
     except SaliencyError as e:
         raise gr.Error(str(e), title="Attribution not possible") from e
     if result.error:

@@ -44,8 +44,8 @@ def _models(model_ids: list[str] | str | None, *, least: int = 1) -> list[str]:
 
 # -- (a) one photo through several models ----------------------------------------------------------------
 @state.gpu
-def _predict_photo(photo: Image.Image, model_ids: list[str]) -> Any:
-    return state.cache().predictor(model_ids).predict_image(photo)
+def _predict_photo(predictor: Any, photo: Image.Image) -> Any:
+    return predictor.predict_image(photo)
 
 
 def face_agreement(labels_per_model: list[str]) -> tuple[str, float]:
@@ -65,7 +65,7 @@ def compare_photo(
 
     ids = _models(model_ids, least=2)
     photo = state.load_photo(image)
-    result = _predict_photo(photo, ids)
+    result = _predict_photo(state.cache().predictor(ids), photo)  # models loaded outside the GPU function
     if result.error:
         raise gr.Error(result.error, title="Could not classify this photo")
     if not result.faces:

@@ -104,10 +104,9 @@ DETECT_EVERY = 2
 
 @state.gpu
 def _classify_frame(
-    image: Image.Image, model_id: str, faces: list[Any] | None
+    predictor: Any, image: Image.Image, faces: list[Any] | None
 ) -> tuple[list[Any], np.ndarray, tuple[str, ...]]:
     """Detect (unless ``faces`` are given) and classify through the library's Predictor."""
-    predictor = state.cache().predictor([model_id], fast=True)
     labels = predictor.models[0].config.labels
     if faces is None:
         faces = predictor.detector.detect(image)
@@ -130,7 +129,8 @@ def process_frame(
     image = Image.fromarray(frame).convert("RGB")
     model_id = (model_id or "").strip() or state.default_model()
     reuse = tracker.faces and tracker.model == model_id and tracker.frame % DETECT_EVERY != 0
-    faces, probs, labels = _classify_frame(image, model_id, tracker.faces if reuse else None)
+    predictor = state.cache().predictor([model_id], fast=True)  # loaded outside the GPU function
+    faces, probs, labels = _classify_frame(predictor, image, tracker.faces if reuse else None)
     tracker.faces, tracker.model = faces, model_id
     boxes = [f.box for f in faces]
     tracks = tracker.update(boxes, probs, labels)
