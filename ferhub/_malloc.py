@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Mapping
 
 # from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -39,7 +40,7 @@ def glibc() -> ctypes.CDLL | None:
     return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
 
 
-def wanted(environ: os._Environ | dict[str, str] = os.environ) -> bool:
+def wanted(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether :func:`tune` should act: not when ``FERHUB_MALLOC=default`` or the user tuned malloc already."""
     if environ.get("FERHUB_MALLOC", "").strip().lower() == "default":
         return False
