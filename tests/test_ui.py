@@ -398,6 +398,34 @@ def test_models_load_outside_the_gpu_functions(monkeypatch: pytest.MonkeyPatch, 
             importlib.reload(module)
 
 
+def test_heavy_imports_from_many_threads_at_once() -> None:
+    """The warm-up and first requests import Captum/matplotlib/plotly at the same moment; through
+    ``state.heavy_imports`` each thread gets whole modules (a fresh interpreter: nothing imported yet)."""
+    import subprocess
+    import sys
+
+    code = """
+import threading
+from ferhub.ui import state
+errors = []
+def first_request():
+    try:
+        state.heavy_imports()
+        import matplotlib
+        from captum.attr import LayerGradCam
+        from ferhub.saliency import explain_faces
+        matplotlib.get_data_path()
+    except BaseException as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=first_request) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(errors or "ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "ok", out.stdout + out.stderr
+
+
 def test_gpu_wrapper_is_a_no_op_without_spaces() -> None:
     def f(x: int) -> int:
         return x + 1

@@ -96,6 +96,7 @@ def classify(
     method) and one attribution overlay per face crop; then the probabilities as HTML, the result dict and the
     path of its JSON.
     """
+    state.heavy_imports()
     from ferhub.saliency import SaliencyError, overlay, overlay_on_photo
 
     photo = state.load_photo(image)

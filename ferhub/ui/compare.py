@@ -59,6 +59,7 @@ def compare_photo(
 ) -> tuple[list[tuple[str, str]], list[list[Any]], Any, str]:
     """The photo through every chosen model: one annotated image per model, the per-face agreement table,
     the models' pairwise agreement over the faces (figure, ``None`` for one face), and a summary line."""
+    state.heavy_imports()
     from ferhub.compare import agreement_matrix, common_labels, labels_to_indices
     from ferhub.drawing import DISAGREE_COLOR, draw_boxes, label_color
     from ferhub.plots import agreement_figure
@@ -189,6 +190,7 @@ def dashboard(
 def _dashboard(
     model_ids: list[str] | None, key: str | None, view: str, fresh: Results | None
 ) -> tuple[Any, ...]:
+    state.heavy_imports()
     from ferhub.plots import confusion_matrix_figure, difference_matrix_figure, metrics_rows, per_class_figure
 
     ids = _models(model_ids)
@@ -252,6 +254,7 @@ def evaluate_now(
     Returns the fresh results (merged into the session's), a status line, the downloadable files
     (one ``eval_results.json`` per model and the HTML report) and the new dataset picker.
     """
+    state.heavy_imports()
     from ferhub import evaluation
     from ferhub.report import Section, write_report
 

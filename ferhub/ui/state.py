@@ -234,6 +234,32 @@ def tune_native_memory(trim_every_s: float = 10.0) -> None:
     threading.Thread(target=trim, name="ferhub-malloc-trim", daemon=True).start()
 
 
+_HEAVY_IMPORTS = threading.Lock()
+_heavy_imported = False
+
+
+def heavy_imports() -> None:
+    """Import Captum (and with it matplotlib), plotly and the modules over them once, one thread at a time.
+
+    Two threads importing these at the same moment (the warm-up and a first request, or two first requests)
+    can deadlock in their circular imports; Python then hands one thread a half-initialised module, and here
+    every later request failed with "module 'matplotlib' has no attribute 'get_data_path'". The warm-up and
+    each handler that needs these modules call this first; once done it costs one flag check.
+    """
+    global _heavy_imported
+    if _heavy_imported:
+        return
+    with _HEAVY_IMPORTS:
+        if not _heavy_imported:
+            import captum.attr  # noqa: F401
+            import plotly.graph_objects  # noqa: F401
+
+            import ferhub.plots
+            import ferhub.saliency  # noqa: F401
+
+            _heavy_imported = True
+
+
 def warm_up() -> None:
     """Pay the first-request costs (model, detector, Captum, plotly imports) in the background after start."""
     try:
@@ -243,10 +269,7 @@ def warm_up() -> None:
         predictor = cache().predictor([default_model()])
         if examples:
             predictor.predict_image(Image.open(examples[0]))
-        import captum.attr  # noqa: F401
-        import plotly.graph_objects  # noqa: F401
-
-        import ferhub.saliency  # noqa: F401
+        heavy_imports()
     except Exception:
         pass
 
