@@ -77,7 +77,9 @@ def _attribution_copy(model: nn.Module) -> tuple[nn.Module, threading.Lock]:
     with _copies_lock:
         entry = _copies.get(model)
         if entry is None:
-            clone = copy.deepcopy(model).eval()
+            # contiguous: a channels-last module under autograd on CPU hits oneDNN's depthwise-conv backward,
+            # which corrupts the heap on AVX-512 machines (see ferhub.predict.inference_copy)
+            clone = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
             for module in clone.modules():
                 if isinstance(module, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Hardtanh)):
                     module.inplace = False
@@ -124,7 +126,7 @@ def attribute(
         )
     clone, lock = _attribution_copy(model)
     device = next(clone.parameters()).device
-    x = inputs.to(device).float()
+    x = inputs.to(device).float().contiguous()
     size = tuple(x.shape[-2:])
     with lock, torch.enable_grad():
         if target is None:

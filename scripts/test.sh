@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs ferhub's test suite on a fresh machine: a headless Chromium for the browser tests (Debian packages),
-# ferhub with its test and train extras in .venv, ruff, then pytest (which fails when no test is collected).
+# ferhub with its test and train extras in .venv, ruff, then pytest (which fails when no test is collected) in two
+# worker processes: a test that dies of a native crash is reported as failed and the rest still run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +19,4 @@ python -m pip install -q --disable-pip-version-check -e ".[test,train]"
 
 ruff check .
 ruff format --check .
-python -m pytest "$@"
+python -m pytest -n 2 "$@"

@@ -247,6 +247,9 @@ def test_push_to_hub_one_commit_with_card(
 ) -> None:
     import huggingface_hub
 
+    # the card quotes the command as the user typed it; the runner's argv[0] (pytest, an xdist worker) must
+    # not decide which form that is
+    monkeypatch.setattr(sys, "argv", ["ferhub", *sys.argv[1:]])
     calls: list[tuple[str, tuple, dict]] = []
 
     class Info:
