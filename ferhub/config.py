@@ -23,6 +23,8 @@ class ModelConfig:
 
     ``mean``/``std`` apply to pixels scaled to [0, 1]; ``crop_margin`` is the fraction of the detected box
     added on every side; ``crop_square`` expands the box to a square around its centre before the margin.
+    ``align``: ``False`` (the box as detected), ``True`` (turned so the eyes are level) or ``"similarity"``
+    (the five landmarks mapped onto a fixed template, see :func:`ferhub.faces.crop_face`).
     """
 
     architecture: str
@@ -34,7 +36,7 @@ class ModelConfig:
     std: tuple[float, ...] = (0.5,)
     crop_margin: float = 0.1
     crop_square: bool = True
-    align: bool = False
+    align: bool | str = False
     interpolation: str = "bilinear"
     format_version: int = FORMAT_VERSION
 
@@ -54,6 +56,8 @@ class ModelConfig:
             raise ConfigError(
                 f"crop_margin must be in [0, 2] (a fraction of the box), got {self.crop_margin}"
             )
+        if not (isinstance(self.align, bool) or self.align == "similarity"):
+            raise ConfigError(f'align must be true, false or "similarity", got {self.align!r}')
         if self.interpolation not in ("bilinear", "bicubic", "nearest", "area"):
             raise ConfigError(
                 f"interpolation must be bilinear, bicubic, nearest or area, got {self.interpolation!r}"

@@ -146,18 +146,46 @@ def _edge_padded_region(image: Image.Image, x0: int, y0: int, x1: int, y1: int) 
     return Image.fromarray(np.pad(a, pad, mode="edge"), inside.mode)
 
 
-def crop_face(image: Image.Image, face: Face, config: ModelConfig) -> Image.Image:
-    """The face as the model expects it: ``config.input_size`` square, in the config's channels.
+# Where the five MTCNN landmarks (left eye, right eye, nose, mouth left, mouth right) sit in an aligned face
+# square, as fractions of its side: the 112 px reference template of ArcFace / InsightFace (Deng et al. 2019),
+# the usual target of a 5-point similarity alignment. crop_margin then adds room on every side as for a box.
+SIMILARITY_TEMPLATE: tuple[Point, ...] = tuple(
+    (x / 112, y / 112)
+    for x, y in (
+        (38.2946, 51.6963),
+        (73.5318, 51.5014),
+        (56.0252, 71.7366),
+        (41.5493, 92.3655),
+        (70.7299, 92.2041),
+    )
+)
 
-    The box is squared around its centre (``config.crop_square``), grown by ``config.crop_margin`` of its size on
-    every side, and, with ``config.align`` and landmarks, rotated about the eye midpoint so the eyes are level
-    (equivalently: the crop square keeps the box centre and turns with the eye line). Rotation, crop and resize
-    are one affine ``Image.transform``, so the pixels are resampled once. Parts of the crop outside the image are
-    filled by edge replication rather than black: a hard black border is a strong edge that face datasets'
-    crops do not contain, and classifiers (and their saliency maps) react to it.
+
+def similarity_to_template(landmarks: Sequence[Point], size: int, margin: float) -> np.ndarray:
+    """The least-squares similarity (rotation, uniform scale, shift) taking the five landmarks onto
+    :data:`SIMILARITY_TEMPLATE` in a ``size`` px crop with ``margin``; a 2x3 matrix, image -> crop pixels.
+
+    Solved linearly in ``(a, b, tx, ty)`` with ``x' = a x - b y + tx``, ``y' = b x + a y + ty`` (the same
+    optimum as Umeyama's method; a similarity never mirrors).
     """
-    mode = "L" if config.channels == 1 else "RGB"
+    src = np.asarray(landmarks, dtype=np.float64)
+    dst = (np.asarray(SIMILARITY_TEMPLATE) + margin) / (1 + 2 * margin) * size
+    n = len(src)
+    rows = np.zeros((2 * n, 4))
+    rows[0::2] = np.column_stack([src[:, 0], -src[:, 1], np.ones(n), np.zeros(n)])
+    rows[1::2] = np.column_stack([src[:, 1], src[:, 0], np.zeros(n), np.ones(n)])
+    (a, b, tx, ty), *_ = np.linalg.lstsq(rows, dst.reshape(-1), rcond=None)
+    return np.array([[a, -b, tx], [b, a, ty]])
+
+
+def _crop_frame(face: Face, config: ModelConfig) -> tuple[float, float, float, float, float, float]:
+    """``(ax, bx, ox, ay, by, oy)``: crop pixel ``(u, v)`` comes from photo point ``(ox + ax u + bx v,
+    oy + ay u + by v)``."""
     size = config.input_size
+    if config.align == "similarity" and face.landmarks is not None:
+        m = similarity_to_template(face.landmarks, size, config.crop_margin)
+        inv = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
+        return (inv[0, 0], inv[0, 1], inv[0, 2], inv[1, 0], inv[1, 1], inv[1, 2])
     x1, y1, x2, y2 = face.box
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
@@ -170,7 +198,25 @@ def crop_face(image: Image.Image, face: Face, config: ModelConfig) -> Image.Imag
     # with ex = (cos, sin) along the eye line and ey = (-sin, cos) perpendicular to it
     ax, ay = w / size * cos, w / size * sin  # source step per output column
     bx, by = -h / size * sin, h / size * cos  # source step per output row
-    ox, oy = cx - (ax + bx) * size / 2, cy - (ay + by) * size / 2  # source of output corner (0, 0)
+    return ax, bx, cx - (ax + bx) * size / 2, ay, by, cy - (ay + by) * size / 2
+
+
+def crop_face(image: Image.Image, face: Face, config: ModelConfig) -> Image.Image:
+    """The face as the model expects it: ``config.input_size`` square, in the config's channels.
+
+    The box is squared around its centre (``config.crop_square``), grown by ``config.crop_margin`` of its size on
+    every side, and, with ``config.align`` and landmarks, rotated about the eye midpoint so the eyes are level
+    (equivalently: the crop square keeps the box centre and turns with the eye line). With
+    ``config.align == "similarity"`` the five landmarks are instead mapped onto :data:`SIMILARITY_TEMPLATE` by a
+    least-squares similarity (seed 000's key-point crop), the margin added around the template's square; a face
+    without landmarks (the whole-image fallback) is cropped by its box. Rotation, crop and resize are one affine
+    ``Image.transform``, so the pixels are resampled once. Parts of the crop outside the image are filled by
+    edge replication rather than black: a hard black border is a strong edge that face datasets' crops do not
+    contain, and classifiers (and their saliency maps) react to it.
+    """
+    mode = "L" if config.channels == 1 else "RGB"
+    size = config.input_size
+    ax, bx, ox, ay, by, oy = _crop_frame(face, config)
     corners = [(ox + ax * u + bx * v, oy + ay * u + by * v) for u in (0, size) for v in (0, size)]
     # source region the crop reads from, with 2 px room for the interpolation kernel
     rx0 = math.floor(min(c[0] for c in corners)) - 2
@@ -182,7 +228,7 @@ def crop_face(image: Image.Image, face: Face, config: ModelConfig) -> Image.Imag
         region = region.convert(mode)  # after cropping: converting the crop is cheaper than the photo
     # a large face shrunk to a small input aliases under a bilinear/bicubic kernel; an integer box prefilter
     # (Image.reduce, an average over k x k blocks) first brings the scale below 2
-    k = int(min(w, h) / size)
+    k = int(min(math.hypot(ax, ay), math.hypot(bx, by)))
     if k >= 2 and config.interpolation != "nearest":
         region = region.reduce(k)
     else:

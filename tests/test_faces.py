@@ -20,8 +20,16 @@ from images_corpus import (
 )
 from PIL import Image, ImageDraw
 
-from ferhub.config import ModelConfig
-from ferhub.faces import Face, FaceDetector, crop_face, eye_angle, whole_image_face
+from ferhub.config import ConfigError, ModelConfig
+from ferhub.faces import (
+    SIMILARITY_TEMPLATE,
+    Face,
+    FaceDetector,
+    crop_face,
+    eye_angle,
+    similarity_to_template,
+    whole_image_face,
+)
 from ferhub.images import load_image
 from ferhub.labels import FER7
 
@@ -269,6 +277,65 @@ def test_crop_geometry_with_rotation() -> None:
     t = math.atan2(right[1] - left[1], right[0] - left[0])
     expected = (50 + (-5) * math.sin(t), 50 + (-5) * math.cos(t))
     assert math.hypot((lx + rx) / 2 - expected[0], (ly + ry) / 2 - expected[1]) < 1.0
+
+
+def test_similarity_alignment_maps_the_five_landmarks_onto_the_template() -> None:
+    # five dots placed by a known similarity (rotation 20°, scale 1.7, shift) of the template; the aligned crop
+    # with margin m must put each dot at (m + template) / (1 + 2m) of the side
+    size, margin = 112, 0.2
+    angle, scale, shift = math.radians(20), 1.7, np.array([60.0, 40.0])
+    rot = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    marks = [tuple(rot @ (np.array(p) * 112) + shift) for p in SIMILARITY_TEMPLATE]
+    image = Image.new("L", (400, 400))
+    draw = ImageDraw.Draw(image)
+    for x, y in marks:
+        draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=255)
+    face = Face(box=(0.0, 0.0, 10.0, 10.0), score=1.0, landmarks=tuple(marks))  # the box is not used
+    m = similarity_to_template(marks, size, margin)
+    expected = (np.asarray(SIMILARITY_TEMPLATE) + margin) / (1 + 2 * margin) * size
+    got = np.column_stack([np.asarray(marks), np.ones(5)]) @ m.T
+    np.testing.assert_allclose(got, expected, atol=1e-6)  # exact: the dots are a similarity of the template
+    assert m[0, 0] == m[1, 1] and m[0, 1] == -m[1, 0]  # rotation + uniform scale: a similarity
+    cfg = config(channels=1, input_size=size, crop_margin=margin, align="similarity")
+    crop = np.asarray(crop_face(image.convert("RGB"), face, cfg)).astype(float)
+    for x, y in expected:  # each dot's centre of mass lands on its template point
+        window = crop[int(y) - 6 : int(y) + 7, int(x) - 6 : int(x) + 7]
+        ys, xs = np.mgrid[int(y) - 6 : int(y) + 7, int(x) - 6 : int(x) + 7]
+        assert window.sum() > 0
+        cx, cy = (xs * window).sum() / window.sum(), (ys * window).sum() / window.sum()
+        assert math.hypot(cx - x, cy - y) < 1.0
+    # a face without landmarks (the whole-image fallback) is cropped by its box
+    plain = Face(box=(50.0, 50.0, 150.0, 150.0), score=1.0)
+    assert np.array_equal(
+        np.asarray(crop_face(image, plain, cfg)),
+        np.asarray(crop_face(image, plain, config(channels=1, input_size=size, crop_margin=margin))),
+    )
+
+
+def test_similarity_alignment_of_a_real_tilted_face(detector: FaceDetector) -> None:
+    tilted = grace_hopper().rotate(
+        25, resample=Image.Resampling.BICUBIC, center=(265, 230), fillcolor=(128,) * 3
+    )
+    (face,) = detector.detect(tilted)
+    crop = crop_face(tilted, face, config(input_size=160, crop_margin=0.3, align="similarity"))
+    (again,) = detector.detect(crop)
+    expected = (np.asarray(SIMILARITY_TEMPLATE) + 0.3) / 1.6 * 160
+    # the detector's landmarks in the aligned crop sit on the template (within a few px of 160)
+    assert np.abs(np.asarray(again.landmarks) - expected).max() < 6
+    assert abs(math.degrees(eye_angle(again))) < 4
+
+
+def test_align_values_are_checked_and_travel_with_the_model(tmp_path) -> None:
+    from ferhub import hub
+    from ferhub.models import create_model
+
+    assert config(align="similarity").align == "similarity"
+    with pytest.raises(ConfigError, match='align must be true, false or "similarity"'):
+        config(align="eyes")
+    model = create_model("test_tiny", config_overrides={"align": "similarity"})
+    folder = hub.save(model, tmp_path / "aligned")
+    assert hub.load(str(folder)).config.align == "similarity"  # config.json carries it to every user
+    assert "onto a fixed template by a least-squares similarity" in (folder / "README.md").read_text()
 
 
 def test_crop_of_a_large_face_is_antialiased() -> None:
