@@ -52,6 +52,20 @@ def whole_image_face(image: Image.Image) -> Face:
     )
 
 
+def reading_order(boxes: Sequence[tuple[float, float, float, float]]) -> list[int]:
+    """Indices of ``boxes`` left to right, then top to bottom: faces whose centres fall inside the horizontal
+    extent of the column's first face are one column, read downwards. The order faces are numbered in."""
+    order = sorted(range(len(boxes)), key=lambda i: ((boxes[i][0] + boxes[i][2]) / 2, boxes[i][1]))
+    out: list[int] = []
+    while order:
+        head = boxes[order[0]]
+        column = [i for i in order if (boxes[i][0] + boxes[i][2]) / 2 <= head[2]]
+        column.sort(key=lambda i: ((boxes[i][1] + boxes[i][3]) / 2, boxes[i][0]))
+        out += column
+        order = [i for i in order if i not in column]
+    return out
+
+
 class FaceDetector:
     """MTCNN face detector (facenet-pytorch's P/R/O nets) returning :class:`Face` objects in original pixels.
 

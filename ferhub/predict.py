@@ -23,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from ferhub.config import ModelConfig
-from ferhub.faces import Face, FaceDetector, crop_face, whole_image_face
+from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, load_image
 from ferhub.transforms import eval_tensor
 
@@ -88,7 +88,7 @@ class ImageResult:
             "path": self.path,
             "width": self.width,
             "height": self.height,
-            "faces": [f.to_dict() for f in self.faces],
+            "faces": [{"face": i, **f.to_dict()} for i, f in enumerate(self.faces, 1)],
             "error": self.error,
         }
 
@@ -239,9 +239,16 @@ class Predictor:
         faces = list(faces)
         return self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
 
+    def classify_many(self, items: Sequence[tuple[Image.Image, Face]]) -> list[np.ndarray]:
+        """Probabilities for faces of several images in one forward per model (video frames, photo batches):
+        ``items`` are ``(image, face)`` pairs; one ``(N, K)`` array per model."""
+        items = list(items)
+        return self._classify(lambda config: [crop_face(im, f, config) for im, f in items], len(items))
+
     # -- whole images -------------------------------------------------------------------------------------
     def _faces_of(self, image: Image.Image) -> list[Face]:
         faces = self.detector.detect(image)
+        faces = [faces[i] for i in reading_order([f.box for f in faces])]  # numbered left to right everywhere
         if not faces and self.no_face == "fallback":
             faces = [whole_image_face(image)]
         return faces

@@ -15,7 +15,7 @@ import copy
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -377,13 +377,15 @@ def write_overlays(
     method: str,
     out_dir: str | Path,
     target: str | None = None,
+    on_error: Callable[[Path, OSError], None] | None = None,
 ) -> list[Path]:
     """Write attribution overlays for ``ferhub predict --saliency``: per face ``STEM_faceN_METHOD.png`` (the
     crop the model saw, 192 px) and per photo ``STEM_METHOD.jpg`` (all faces' maps on the photo).
 
     ``results`` are the :class:`~ferhub.predict.ImageResult` list of ``predictor.predict`` (images are read
     again from their paths); the first model is explained, for each face's predicted class unless ``target``
-    names one. Returns the paths written.
+    names one. Returns the paths written. ``on_error(path, error)``, when given, is told of each file that
+    cannot be written (a full disk) and the others are still tried; without it the error is raised.
     """
     from ferhub.images import load_image
 
@@ -404,11 +406,21 @@ def write_overlays(
         stems[stem] = stems.get(stem, 0) + 1
         if stems[stem] > 1:  # two inputs with one name (from different folders): keep both
             stem = f"{stem}-{stems[stem]}"
-        for i, e in enumerate(explanations, 1):
-            path = out / f"{stem}_face{i}_{mid}.png"
-            overlay(e.crop, e.heatmap, size=max(192, e.crop.width)).save(path)
+        outputs = [
+            (out / f"{stem}_face{i}_{mid}.png", overlay(e.crop, e.heatmap, size=max(192, e.crop.width)), {})
+            for i, e in enumerate(explanations, 1)
+        ]
+        heatmaps = [e.heatmap for e in explanations]
+        photo = overlay_on_photo(image, faces, heatmaps, model.config)
+        outputs.append((out / f"{stem}_{mid}.jpg", photo, {"quality": 92}))
+        for path, picture, options in outputs:
+            try:
+                picture.save(path, **options)
+            except OSError as error:
+                if on_error is None:
+                    raise
+                path.unlink(missing_ok=True)  # no half-written file left behind
+                on_error(path, error)
+                continue
             written.append(path)
-        path = out / f"{stem}_{mid}.jpg"
-        overlay_on_photo(image, faces, [e.heatmap for e in explanations], model.config).save(path, quality=92)
-        written.append(path)
     return written

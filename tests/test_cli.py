@@ -45,9 +45,25 @@ def test_predict_json_recurses_folders(capsys, photos) -> None:
 def test_predict_csv_and_table(capsys, photos) -> None:
     code, out, _ = run_cli(capsys, "predict", str(photos / "astronaut.png"), "--format", "csv")
     assert code == 0
-    rows = list(csv.DictReader(io.StringIO(out)))
-    assert len(rows) == 1 and rows[0]["label"] in FER7 and rows[0]["error"] == ""
-    assert {f"{k}" for k in FER7} <= set(rows[0])
+    reader = csv.DictReader(io.StringIO(out))
+    # one schema for photos and videos; a photo has no frame or time, its face_id is its number (1-based)
+    assert reader.fieldnames == [
+        "path",
+        "frame",
+        "time",
+        "face_id",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "score",
+        "label",
+        *FER7,
+    ]
+    rows = list(reader)
+    assert (
+        len(rows) == 1 and rows[0]["label"] in FER7 and rows[0]["face_id"] == "1" and rows[0]["frame"] == ""
+    )
     code, out, _ = run_cli(capsys, "predict", str(photos / "astronaut.png"), "--format", "table")
     assert code == 0 and "1 face(s)" in out and "ferhub/fer-mini-xception" in out
 

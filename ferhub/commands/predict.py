@@ -1,16 +1,28 @@
-"""``ferhub predict PATH...``: the expression of every face, as JSON, CSV or a table."""
+"""``ferhub predict PATH...``: the expression of every face in photos and videos, as JSON, CSV or a table.
+
+Results are written as they come (photos in small batches, videos frame by frame) and each input is released
+once written, so memory stays flat whatever the number of photos or the length of the videos. A bad file gets
+its own error (in the JSON, and one line on stderr) and never loses the others. Ctrl-C stops with valid output.
+
+Under ``torchrun --nproc_per_node N`` with ``--out-dir``, the inputs are shared out across the processes (one
+GPU each where there are GPUs), each input's result goes to its own file, and a rerun skips finished inputs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
+
+PHOTO_BATCH = 16  # photos decoded and classified together; all are released before the next batch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="photos, videos or folders (searched recursively)"
+    )
     p.add_argument(
         "--model",
         action="append",
@@ -31,93 +43,339 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--saliency",
         metavar="METHOD",
         default=None,
-        help="also write attribution overlays (gradcam, guided_backprop, integrated_gradients, saliency, "
-        "occlusion) into --out",
+        help="also write attribution overlays of photos (gradcam, guided_backprop, integrated_gradients, "
+        "saliency, occlusion) into --out",
     )
     p.add_argument("--out", metavar="DIR", default=None, help="folder for --saliency overlays")
-
-
-def _table(results: list[Any]) -> str:
-    lines = []
-    for r in results:
-        if r.error:
-            lines.append(f"{r.path}: ERROR {r.error}")
-            continue
-        lines.append(f"{r.path} ({r.width}x{r.height}): {len(r.faces)} face(s)")
-        for i, f in enumerate(r.faces):
-            x1, y1, x2, y2 = (round(v) for v in f.face.box)
-            for pred in f.predictions:
-                top = sorted(pred.probabilities.items(), key=lambda kv: -kv[1])[:3]
-                probs = ", ".join(f"{k} {v:.2f}" for k, v in top)
-                lines.append(
-                    f"  face {i} [{x1},{y1},{x2},{y2}] score {f.face.score:.3f}  {pred.model}: {pred.label}  ({probs})"
-                )
-    return "\n".join(lines)
-
-
-def _write_csv(results: list[Any], out: Any) -> None:
-    labels: list[str] = []
-    for r in results:
-        for f in r.faces:
-            for pred in f.predictions:
-                labels += [k for k in pred.probabilities if k not in labels]
-    w = csv.writer(out)
-    w.writerow(
-        ["path", "face", "x1", "y1", "x2", "y2", "score", "face_found", "model", "label", *labels, "error"]
+    v = p.add_argument_group("videos")
+    v.add_argument(
+        "--fps", type=float, default=None, help="analyse at most N frames per second (default: all)"
     )
-    for r in results:
-        if r.error or not r.faces:
-            w.writerow([r.path, "", "", "", "", "", "", "", "", "", *[""] * len(labels), r.error or ""])
-        for i, f in enumerate(r.faces):
-            for pred in f.predictions:
-                probs = [f"{pred.probabilities[k]:.6f}" if k in pred.probabilities else "" for k in labels]
-                box = [f"{v:.1f}" for v in f.face.box]
-                w.writerow(
-                    [
-                        r.path,
-                        i,
-                        *box,
-                        f"{f.face.score:.4f}",
-                        f.face.face_found,
-                        pred.model,
-                        pred.label,
-                        *probs,
-                        "",
-                    ]
+    v.add_argument(
+        "--detect-every",
+        type=int,
+        default=3,
+        metavar="K",
+        help="detect faces on every K-th analysed frame; the tracker carries boxes in between and every analysed "
+        "frame is classified (default 3; 1 detects on every frame)",
+    )
+    v.add_argument(
+        "--smooth",
+        type=float,
+        default=0.3,
+        metavar="SECONDS",
+        help="time constant of the per-face smoothing of probabilities (default 0.3; 0 = off). Raw values are "
+        "kept: CSV rows and JSON 'probabilities' are per frame, JSON 'smoothed' and --annotate are smoothed",
+    )
+    v.add_argument(
+        "--annotate",
+        metavar="OUT.mp4|DIR",
+        default=None,
+        help="write each video with boxes, face ids and smoothed labels (H.264, plays in browsers); a folder "
+        "when several videos are given",
+    )
+    v.add_argument(
+        "--max-side", type=int, default=1920, help="downscale larger video frames to this (pixels)"
+    )
+    p.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        default=None,
+        help="write one result file per input (PATH.json / PATH.csv) into DIR instead of stdout; inputs with a "
+        "result there are skipped (resume). Under torchrun the inputs are split across the processes",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr for videos (default: when stderr is a terminal)",
+    )
+
+
+def say(message: str, path: object = None) -> None:
+    """One line on stderr, naming ``path`` unless the message already starts with it."""
+    from ferhub.commands.predict_output import printable
+
+    text = str(message)
+    if path is not None and not text.startswith(str(path)):
+        text = f"{path}: {text}"
+    print(f"ferhub predict: {printable(text)}", file=sys.stderr)
+
+
+def _shard() -> tuple[int, int]:
+    """``(rank, world size)`` from torchrun's environment; ``(0, 1)`` when run plainly."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _device(args: argparse.Namespace) -> str | None:
+    if args.device or "LOCAL_RANK" not in os.environ:
+        return args.device
+    import torch
+
+    # one GPU per torchrun process; CPU processes share the CPU
+    return f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else "cpu"
+
+
+def _zoo_hint(model_ids: list[str]) -> str | None:
+    """For a zoo model that has not been imported: the command that imports it."""
+    from ferhub import zoo
+
+    for model_id in model_ids:
+        org, _, name = model_id.partition("/")
+        if org != zoo.ORG:
+            continue
+        try:
+            if zoo.availability(name.split("@")[0]) == "no":
+                return f"{model_id} is not imported yet: run `ferhub zoo import {name.split('@')[0]}` first"
+        except ValueError:
+            continue
+    return None
+
+
+def _predictor(args: argparse.Namespace) -> Any:
+    from ferhub.faces import FaceDetector
+    from ferhub.predict import Predictor, default_device
+
+    device = _device(args)
+    detector = None
+    if args.min_face_size:
+        detector = FaceDetector(min_face_size=args.min_face_size, device=device or default_device())
+    return Predictor(args.model, device=device, detector=detector, no_face=args.no_face)
+
+
+def _saliency_method(args: argparse.Namespace, predictor: Any) -> str | None:
+    """The attribution method to write, with the app's fallback for an ensemble under Grad-CAM (stated)."""
+    from ferhub.saliency import method_id
+
+    method = method_id(args.saliency)
+    if method == "gradcam" and getattr(predictor.models[0], "members", None) is not None:
+        say(
+            f"Grad-CAM explains one convolutional layer and {predictor.names[0]} is an ensemble; writing "
+            "integrated_gradients overlays instead (as the app does)"
+        )
+        return "integrated_gradients"
+    return method
+
+
+class Job:
+    """One ``ferhub predict`` run: the predictor, the video settings, and where results go."""
+
+    def __init__(self, args: argparse.Namespace, predictor: Any, saliency: str | None) -> None:
+        from ferhub.video import VideoAnalyzer
+
+        self.args = args
+        self.predictor = predictor
+        self.saliency = saliency
+        self.analyzer = VideoAnalyzer(
+            predictor,
+            detect_every=args.detect_every,
+            fps=args.fps,
+            smooth=args.smooth,
+            max_side=args.max_side,
+        )
+        self.progress = sys.stderr.isatty() if args.progress is None else args.progress
+        self.ok = 0
+        self.failed = 0
+
+    # -- photos ---------------------------------------------------------------------------------------------
+    def photos(self, paths: list[Path], writer: Any) -> None:
+        results = self.predictor.predict(paths)
+        for r in results:
+            if r.error:
+                self.failed += 1
+                say(r.error, r.path)
+            else:
+                self.ok += 1
+            writer.photo(r)
+        if self.saliency:
+            self._overlays([r for r in results if r.ok and r.faces])
+
+    def _overlays(self, results: list[Any]) -> None:
+        from ferhub.saliency import SaliencyError, write_overlays
+
+        def failed(path: Path, error: Exception) -> None:
+            say(f"overlay not written: {error}", path)
+
+        try:
+            for path in write_overlays(
+                self.predictor, results, method=self.saliency, out_dir=self.args.out, on_error=failed
+            ):
+                say(f"wrote {path}")
+        except (SaliencyError, OSError) as e:
+            say(f"overlays not written: {e}")
+
+    # -- videos ---------------------------------------------------------------------------------------------
+    def video(self, path: Path, writer: Any, annotate: Path | None) -> None:
+        from ferhub.videoio import NotAVideoError, VideoDecodeError, VideoWriter
+
+        try:
+            run = self.analyzer.open(path)
+        except NotAVideoError as e:
+            say(f"{e}; classifying it as a photo")
+            self.photos([path], writer)
+            return
+        except VideoDecodeError as e:
+            self.failed += 1
+            say(e, path)
+            writer.error(str(path), "video", str(e))
+            return
+        writer.video_begin(run)
+        out = None
+        bar = self._bar(run)
+        interrupted = True
+        try:
+            if annotate is not None:
+                out = VideoWriter(
+                    annotate, run.info.width, run.info.height, self.args.fps or run.info.fps or 25
                 )
+            for frame in run:
+                writer.video_frame(run, frame)
+                if out is not None:
+                    from ferhub.video import draw_frame
+
+                    out.write(draw_frame(frame), frame.time)
+                frame.image = None
+                if bar is not None:
+                    bar.update(1)
+            interrupted = False
+        finally:  # Ctrl-C included: close the annotated file and the entry so both stay valid
+            run.close()
+            if bar is not None:
+                bar.close()
+            if out is not None:
+                out.close()
+            writer.video_end(run, interrupted=interrupted)
+        if run.error:
+            say(f"{run.error}; the {run.frames_done} frames before it are kept", None)
+        if run.frames_done or not run.error:
+            self.ok += 1
+        else:
+            self.failed += 1
+        if out is not None:
+            say(f"wrote {annotate}")
+
+    def _bar(self, run: Any) -> Any:
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        total = run.info.num_frames
+        if self.args.fps and run.info.duration:
+            total = min(total or 10**12, int(run.info.duration * self.args.fps) + 1)
+        name = Path(run.path).name
+        return tqdm(
+            total=total, unit="frame", desc=name[:40], file=sys.stderr, dynamic_ncols=True, leave=False
+        )
+
+
+def _annotate_path(args: argparse.Namespace, video: Path, several: bool) -> Path | None:
+    if not args.annotate:
+        return None
+    target = Path(args.annotate)
+    if several or target.is_dir() or not target.suffix:
+        return target / f"{video.stem}.annotated.mp4"
+    return target
+
+
+def _process(job: Job, files: list[Path], writer: Any, annotate_several: bool) -> None:
+    """Photos in batches, videos one by one, in the order given."""
+    from ferhub.videoio import is_video_path
+
+    batch: list[Path] = []
+    for f in files:
+        if is_video_path(f):
+            if batch:
+                job.photos(batch, writer)
+                batch = []
+            job.video(f, writer, _annotate_path(job.args, f, annotate_several))
+        else:
+            batch.append(f)
+            if len(batch) >= PHOTO_BATCH:
+                job.photos(batch, writer)
+                batch = []
+    if batch:
+        job.photos(batch, writer)
+
+
+def _to_stdout(job: Job, files: list[Path], several_videos: bool) -> int:
+    from ferhub.commands.predict_output import make_writer
+
+    writer = make_writer(job.args.format, sys.stdout, job.predictor)
+    writer.begin()
+    try:
+        _process(job, files, writer, several_videos)
+    except KeyboardInterrupt:
+        writer.end()
+        say("interrupted; the output written so far is complete and valid")
+        return 130
+    writer.end()
+    return 0 if job.ok else 1
+
+
+def _to_folder(job: Job, found: Any, several_videos: bool) -> int:
+    """One result file per input under ``--out-dir``; this process's share under torchrun; finished skipped."""
+    from ferhub.commands.predict_output import make_writer
+    from ferhub.inputs import relative_name
+
+    rank, world = _shard()
+    out_dir = Path(job.args.out_dir)
+    suffix = ".csv" if job.args.format == "csv" else ".json"
+    several_roots = len(set(found.roots)) > 1
+    mine = [(f, r) for i, (f, r) in enumerate(zip(found.files, found.roots)) if i % world == rank]
+    done = 0
+    for f, root in mine:
+        target = out_dir / f"{relative_name(f, root, several_roots=several_roots)}{suffix}"
+        if target.exists():
+            done += 1
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8", newline="") as out:
+                writer = make_writer(job.args.format, out, job.predictor, array=False)
+                writer.begin()
+                _process(job, [f], writer, several_videos)
+                writer.end()
+            os.replace(tmp, target)  # complete files only: a rerun redoes an interrupted input
+        except KeyboardInterrupt:
+            tmp.unlink(missing_ok=True)
+            say(f"interrupted; finished inputs are in {out_dir}, a rerun continues")
+            return 130
+        finally:
+            tmp.unlink(missing_ok=True)
+    shard = f"process {rank + 1}/{world}: " if world > 1 else ""
+    say(f"{shard}{len(mine) - done} input(s) written to {out_dir}, {done} already done")
+    return 0 if job.ok or done or not mine else 1
 
 
 def run(args: argparse.Namespace) -> int:
-    from ferhub.faces import FaceDetector
-    from ferhub.predict import Predictor, default_device, iter_image_files
+    from ferhub.hub import ModelLoadError
+    from ferhub.inputs import scan
 
-    files = iter_image_files(args.paths)
-    if not files:
-        print("ferhub predict: no image files found in " + ", ".join(args.paths), file=sys.stderr)
+    found = scan(args.paths)
+    skipped = found.skipped_message()
+    if skipped:
+        say(skipped)
+    if not found.files:
+        say("no photo or video files found in " + ", ".join(args.paths))
         return 2
-    detector = None
-    if args.min_face_size:
-        detector = FaceDetector(min_face_size=args.min_face_size, device=args.device or default_device())
-    predictor = Predictor(args.model, device=args.device, detector=detector, no_face=args.no_face)
-    results = predictor.predict(files)
-    for r in results:
-        if r.error:
-            print(f"ferhub predict: {r.path}: {r.error}", file=sys.stderr)
-
-    if args.saliency:
-        from ferhub.saliency import write_overlays
-
-        if not args.out:
-            print("ferhub predict: --saliency needs --out DIR", file=sys.stderr)
-            return 2
-        for path in write_overlays(predictor, results, method=args.saliency, out_dir=args.out):
-            print(f"ferhub predict: wrote {path}", file=sys.stderr)
-
-    if args.format == "json":
-        json.dump([r.to_dict() for r in results], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif args.format == "csv":
-        _write_csv(results, sys.stdout)
-    else:
-        print(_table(results))
-    return 0 if any(r.ok for r in results) else 1
+    if args.saliency and not args.out:
+        say("--saliency needs --out DIR")
+        return 2
+    if _shard()[1] > 1 and not args.out_dir:
+        say("under torchrun, give --out-dir DIR: each process writes one result file per input")
+        return 2
+    if args.out_dir and args.format == "table":
+        say("--out-dir writes json or csv files; choose --format json or csv")
+        return 2
+    try:
+        predictor = _predictor(args)
+        saliency = _saliency_method(args, predictor) if args.saliency else None
+    except (ModelLoadError, ValueError) as e:
+        say(_zoo_hint(args.model or []) or str(e).splitlines()[0])
+        return 1
+    job = Job(args, predictor, saliency)
+    several_videos = len(found.videos()) > 1
+    if args.out_dir:
+        return _to_folder(job, found, several_videos)
+    return _to_stdout(job, found.files, several_videos)

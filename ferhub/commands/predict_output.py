@@ -1,0 +1,190 @@
+"""Streamed output of ``ferhub predict``: JSON, CSV and table writers for photo and video results.
+
+Each writer writes a result the moment it exists and keeps nothing but counters, so output memory is flat in
+the number of photos and the length of videos. Whatever was written when the run stops (Ctrl-C included)
+stays valid: JSON closes its open arrays, CSV only ever writes whole rows.
+
+CSV (one schema for photos and videos): ``path,frame,time,face_id,x1,y1,x2,y2,score,label`` then one column
+per class probability; with several models a ``model`` column follows and each face has one row per model.
+Photos leave ``frame`` and ``time`` empty; their ``face_id`` is the face's number (1-based, left to right).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any, TextIO
+
+
+def printable(text: object) -> str:
+    """``text`` on one line: control characters (a newline in a file name) shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def photo_entry(result: Any) -> dict[str, Any]:
+    return {"kind": "image", **result.to_dict()}
+
+
+class JsonWriter:
+    """A JSON array of entries (``array=False``: one entry, for a per-input result file); a video's frames
+    are streamed inside its entry, one frame per line."""
+
+    def __init__(self, out: TextIO, *, array: bool = True) -> None:
+        self.out, self.array = out, array
+        self._count = 0
+        self._frames = 0
+
+    def begin(self) -> None:
+        if self.array:
+            self.out.write("[")
+
+    def _next_entry(self) -> None:
+        if self.array:
+            self.out.write("\n" if self._count == 0 else ",\n")
+        self._count += 1
+
+    def photo(self, result: Any) -> None:
+        self._next_entry()
+        text = json.dumps(photo_entry(result), indent=2)
+        self.out.write("\n".join("  " + line for line in text.splitlines()) if self.array else text)
+
+    def error(self, path: str, kind: str, message: str) -> None:
+        self._next_entry()
+        self.out.write(
+            ("  " if self.array else "") + json.dumps({"path": path, "kind": kind, "error": message})
+        )
+
+    def video_begin(self, run: Any) -> None:
+        self._next_entry()
+        head = json.dumps({"kind": "video", **run.header()})
+        self.out.write(("  " if self.array else "") + head[:-1] + ', "frames": [')
+        self._frames = 0
+
+    def video_frame(self, run: Any, frame: Any) -> None:
+        self.out.write(("\n    " if self._frames == 0 else ",\n    ") + json.dumps(frame.to_dict()))
+        self._frames += 1
+
+    def video_end(self, run: Any, *, interrupted: bool) -> None:
+        tail = {
+            "frames_analysed": run.frames_done,
+            "tracks": run.summaries(),
+            "error": run.error,
+            "interrupted": interrupted,
+        }
+        self.out.write(("\n  " if self._frames else "") + "], " + json.dumps(tail)[1:])
+
+    def end(self) -> None:
+        self.out.write("\n]\n" if self.array else "\n")
+        self.out.flush()
+
+
+class CsvWriter:
+    """One row per face (per model) per photo or analysed frame, in the schema of the module docstring."""
+
+    BASE = ("path", "frame", "time", "face_id", "x1", "y1", "x2", "y2", "score", "label")
+
+    def __init__(self, out: TextIO, models: list[str], labels: list[tuple[str, ...]]) -> None:
+        self.out = out
+        self.models = models
+        self.columns: list[str] = []
+        for ls in labels:
+            self.columns += [k for k in ls if k not in self.columns]
+        self._w = csv.writer(out)
+
+    def begin(self) -> None:
+        self._w.writerow([*self.BASE, *self.columns, *(["model"] if len(self.models) > 1 else [])])
+
+    def _row(
+        self, path: str, frame: Any, time: Any, face_id: int, face: Any, model: str, label: str, probs: dict
+    ) -> None:
+        box = [f"{v:.1f}" for v in face.box]
+        values = [f"{probs[k]:.6f}" if k in probs else "" for k in self.columns]
+        extra = [model] if len(self.models) > 1 else []
+        self._w.writerow([path, frame, time, face_id, *box, f"{face.score:.4f}", label, *values, *extra])
+
+    def photo(self, result: Any) -> None:
+        for i, f in enumerate(result.faces, 1):
+            for pred in f.predictions:
+                self._row(str(result.path), "", "", i, f.face, pred.model, pred.label, pred.probabilities)
+
+    def error(self, path: str, kind: str, message: str) -> None:
+        """Errors go to stderr only: the CSV holds face rows."""
+
+    def video_begin(self, run: Any) -> None:
+        pass
+
+    def video_frame(self, run: Any, frame: Any) -> None:
+        time = f"{frame.time:.4f}"
+        for f in frame.faces:
+            for name, labels, raw in zip(run.models, run.labels, f.raw):
+                probs = dict(zip(labels, (float(v) for v in raw)))
+                label = labels[int(raw.argmax())]
+                self._row(run.path, frame.index, time, f.track_id, f.face, name, label, probs)
+
+    def video_end(self, run: Any, *, interrupted: bool) -> None:
+        self.out.flush()
+
+    def end(self) -> None:
+        self.out.flush()
+
+
+class TableWriter:
+    """Human-readable lines: each photo's faces (numbered from 1, left to right); each video's people."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def begin(self) -> None:
+        pass
+
+    def _line(self, text: str) -> None:
+        self.out.write(text + "\n")
+
+    def photo(self, r: Any) -> None:
+        self._line(f"{printable(r.path)} ({r.width}x{r.height}): {len(r.faces)} face(s)")
+        for i, f in enumerate(r.faces, 1):
+            x1, y1, x2, y2 = (round(v) for v in f.face.box)
+            for pred in f.predictions:
+                top = sorted(pred.probabilities.items(), key=lambda kv: -kv[1])[:3]
+                probs = ", ".join(f"{k} {v:.2f}" for k, v in top)
+                self._line(
+                    f"  face {i} [{x1},{y1},{x2},{y2}] score {f.face.score:.3f}  "
+                    f"{printable(pred.model)}: {pred.label}  ({probs})"
+                )
+
+    def error(self, path: str, kind: str, message: str) -> None:
+        self._line(f"{printable(path)}: ERROR {printable(message)}")
+
+    def video_begin(self, run: Any) -> None:
+        i = run.info
+        duration = f"{i.duration:.1f} s" if i.duration is not None else "unknown length"
+        fps = f"{i.fps:.2f} fps" if i.fps else "unknown rate"
+        self._line(f"{printable(run.path)} (video {i.width}x{i.height}, {duration}, {fps})")
+
+    def video_frame(self, run: Any, frame: Any) -> None:
+        pass
+
+    def video_end(self, run: Any, *, interrupted: bool) -> None:
+        tracks = run.summaries()
+        note = " (interrupted)" if interrupted else ""
+        self._line(f"  {run.frames_done} frames analysed, {len(tracks)} face track(s){note}")
+        for t in tracks:
+            share = [kv for kv in sorted(t["share"].items(), key=lambda kv: -kv[1])[:3] if kv[1] >= 0.005]
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in share)
+            self._line(
+                f"  face {t['face_id']}: {t['first_time']:.2f}-{t['last_time']:.2f} s, {t['seconds']:.1f} s on "
+                f"screen, mostly {t['dominant']} ({shares})"
+            )
+        if run.error:
+            self._line(f"  ERROR {printable(run.error)}")
+
+    def end(self) -> None:
+        self.out.flush()
+
+
+def make_writer(fmt: str, out: TextIO, predictor: Any, *, array: bool = True) -> Any:
+    if fmt == "json":
+        return JsonWriter(out, array=array)
+    if fmt == "csv":
+        return CsvWriter(out, list(predictor.names), [tuple(m.config.labels) for m in predictor.models])
+    return TableWriter(out)

@@ -1,0 +1,307 @@
+"""Video files in and out with PyAV (FFmpeg inside the wheel: no system ffmpeg needed).
+
+Reading yields upright RGB frames one at a time, each with its time in seconds taken from the stream's own
+timestamps (so variable-frame-rate phone videos get true times, not ``index / fps``), rotated as the container's
+display matrix says, and downscaled by FFmpeg's scaler when larger than ``max_side``: memory stays that of a
+few frames whatever the length or resolution. Writing encodes H.264 in yuv420p with the index at the front of
+the file (``faststart``), the combination every browser plays.
+
+>>> with open_video("clip.mp4") as video:                       # doctest: +SKIP
+...     for frame in video.frames(fps=5):
+...         print(frame.index, frame.time, frame.image.size)
+"""
+
+from __future__ import annotations
+
+import fractions
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"}
+)
+DEFAULT_MAX_SIDE = 1920
+# a frame larger than this is refused before decoding (8K UHD is 33 MP; H.264/H.265 levels stop near 35 MP)
+MAX_SOURCE_PIXELS = 80_000_000
+ACCEPTED = "MP4, MOV, MKV, WebM or AVI with H.264, H.265, VP8, VP9, AV1 or MPEG-4 video"
+# FFmpeg demuxers that read still pictures: a photo named like a video opens as a one-frame "video"
+_PICTURE_DEMUXERS = ("image2", "_pipe", "gif", "webp", "apng")
+
+
+class VideoDecodeError(ValueError):
+    """A file that cannot be read as a video; the message says what is wrong and what to do."""
+
+
+class NotAVideoError(VideoDecodeError):
+    """The file is a still picture (e.g. a JPEG renamed ``.mp4``): classify it as a photo instead."""
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like a video file (by suffix; the content is checked on opening)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass
+class VideoInfo:
+    """What the container says about a video, in display orientation (after rotation)."""
+
+    path: str
+    width: int
+    height: int
+    fps: float | None
+    num_frames: int | None
+    duration: float | None
+    rotation: int
+    codec: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "width": self.width,
+            "height": self.height,
+            "fps": None if self.fps is None else round(self.fps, 3),
+            "num_frames": self.num_frames,
+            "duration": None if self.duration is None else round(self.duration, 3),
+            "rotation": self.rotation,
+            "codec": self.codec,
+        }
+
+
+@dataclass
+class Frame:
+    """One decoded frame: its index in the stream (0-based), its time in seconds, and the upright RGB image."""
+
+    index: int
+    time: float
+    image: Image.Image = field(repr=False)
+
+
+def _rotate(image: Image.Image, rotation: int) -> Image.Image:
+    # the display matrix turns the stored frame ``rotation`` degrees counter-clockwise (FFmpeg's convention,
+    # which ``ffmpeg -autorotate`` applies); PIL's ROTATE_90 is counter-clockwise too
+    turn = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    op = turn.get(rotation % 360)
+    return image.transpose(op) if op is not None else image
+
+
+class VideoReader:
+    """An open video; use :func:`open_video`. Iterate :meth:`frames`; close when done (or use ``with``)."""
+
+    def __init__(self, path: str | os.PathLike, *, max_side: int = DEFAULT_MAX_SIDE) -> None:
+        import av
+
+        self.path = str(path)
+        name = self.path
+        p = Path(path)
+        if not p.is_file():
+            raise VideoDecodeError(f"{name}: no such file")
+        if p.stat().st_size == 0:
+            raise VideoDecodeError(f"{name}: file is empty (0 bytes); accepted: {ACCEPTED}")
+        try:
+            self._container = av.open(self.path, metadata_errors="ignore")
+        except av.FFmpegError as e:
+            raise VideoDecodeError(
+                f"{name}: not a video FFmpeg can read ({_reason(e)}); accepted: {ACCEPTED}"
+            ) from e
+        try:
+            self._setup(max_side)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _setup(self, max_side: int) -> None:
+        import av
+
+        container, name = self._container, self.path
+        fmt = container.format.name
+        if any(d in fmt for d in _PICTURE_DEMUXERS):
+            raise NotAVideoError(f"{name}: a still picture ({fmt}), not a video; classify it as a photo")
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["no"]
+            raise VideoDecodeError(
+                f"{name}: has {' and '.join(kinds)} streams but no video (audio only?); accepted: {ACCEPTED}"
+            )
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame threads: decoding keeps up with detection on 2 cores
+        ctx = stream.codec_context
+        if ctx.codec is None or not ctx.codec.name:
+            raise VideoDecodeError(f"{name}: no decoder for this video's codec; {_reencode_hint()}")
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        if width * height > MAX_SOURCE_PIXELS:
+            raise VideoDecodeError(
+                f"{name}: frames are {width}x{height} = {width * height / 1e6:.0f} MP, over the limit of "
+                f"{MAX_SOURCE_PIXELS / 1e6:.0f} MP; downscale it first ({_reencode_hint()})"
+            )
+        self._stream = stream
+        self.max_side = int(max_side)
+        self._scale = min(1.0, self.max_side / max(width, height, 1))
+        tb = stream.time_base
+        self._start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else None
+        duration = None
+        if stream.duration is not None and tb:
+            duration = float(stream.duration * tb)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000  # AV_TIME_BASE
+        num = int(stream.frames) if stream.frames else None
+        if num is None and duration and fps:
+            num = round(duration * fps)  # mkv/webm carry no frame count: estimated
+        # the first frame is decoded now: its display matrix gives the rotation, and a file with no decodable
+        # frame fails here with one clear error rather than half-way through an output
+        self._decoder = container.decode(stream)
+        try:
+            self._first = next(self._decoder, None)
+        except av.FFmpegError as e:
+            raise VideoDecodeError(
+                f"{name}: cannot decode the first frame ({_reason(e)}); the file is corrupt, truncated or in a "
+                f"codec this build lacks: {_reencode_hint()}"
+            ) from e
+        if self._first is None:
+            raise VideoDecodeError(f"{name}: contains no video frames (truncated or empty stream)")
+        self.rotation = int(getattr(self._first, "rotation", 0) or 0) % 360
+        w, h = self._scaled_size(self._first.width, self._first.height)
+        if self.rotation in (90, 270):
+            w, h = h, w
+        self.info = VideoInfo(self.path, w, h, fps, num, duration, self.rotation, ctx.codec.name)
+
+    def _scaled_size(self, width: int, height: int) -> tuple[int, int]:
+        # even sizes: yuv420p output (the annotated video) needs them
+        return max(2, round(width * self._scale / 2) * 2), max(2, round(height * self._scale / 2) * 2)
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def frames(self, *, fps: float | None = None) -> Iterator[Frame]:
+        """Decoded frames in order; with ``fps``, at most that many per second (the first frame at or after each
+        ``k / fps`` seconds). Raises :class:`VideoDecodeError` at the first undecodable packet; the frames
+        before it have been yielded."""
+        import av
+
+        if fps is not None and not fps > 0:
+            raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
+        if self._first is None:
+            raise RuntimeError("frames() can be iterated once per opened video")
+        next_time = 0.0
+        index = -1
+        last_time = -math.inf
+        pending, self._first = self._first, None
+        try:
+            while True:
+                frame = pending if pending is not None else next(self._decoder, None)
+                pending = None
+                if frame is None:
+                    return
+                index += 1
+                t = max(self._time(frame, index), last_time)  # never backwards (broken timestamps)
+                last_time = t
+                if fps is not None:
+                    if t + 1e-6 < next_time:
+                        continue
+                    next_time = max(next_time + 1 / fps, t + 0.5 / fps)
+                yield Frame(index, t, self._image(frame))
+        except av.FFmpegError as e:
+            raise VideoDecodeError(
+                f"{self.path}: truncated or corrupt video data after frame {index + 1} ({_reason(e)})"
+            ) from e
+
+    def _time(self, frame: Any, index: int) -> float:
+        if frame.pts is not None and frame.time_base:
+            return round(float(frame.pts * frame.time_base) - self._start, 6)
+        # no timestamps at all (some AVI): the nominal rate is all there is
+        return round(index / (self.info.fps or 25.0), 6)
+
+    def _image(self, frame: Any) -> Image.Image:
+        w, h = self._scaled_size(frame.width, frame.height)
+        if (w, h) != (frame.width, frame.height):
+            frame = frame.reformat(width=w, height=h, format="rgb24")
+        image = Image.fromarray(frame.to_ndarray(format="rgb24"), "RGB")
+        return _rotate(image, self.rotation)
+
+
+def open_video(path: str | os.PathLike, *, max_side: int = DEFAULT_MAX_SIDE) -> VideoReader:
+    """Open a video for reading; :class:`VideoDecodeError` (with what to do) when it cannot be read."""
+    return VideoReader(path, max_side=max_side)
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).split(": '", 1)[0]  # PyAV appends the file name; the caller names the file already
+    return text[:200]
+
+
+def _reencode_hint() -> str:
+    return "re-encode it to H.264, e.g. `ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4`"
+
+
+class VideoWriter:
+    """H.264 (yuv420p, faststart) video writer for annotated output; frames are RGB arrays or PIL images.
+
+    ``close()`` finishes the file (also on Ctrl-C through ``with``), so whatever was written plays.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, width: int, height: int, fps: float, *, crf: int = 23
+    ) -> None:
+        import av
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.width, self.height = width - width % 2, height - height % 2
+        options = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        self._container = av.open(str(self.path), "w", options=options)
+        rate = fractions.Fraction(fps).limit_denominator(1001) if fps and fps > 0 else fractions.Fraction(25)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = self.width, self.height
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        # timestamps in milliseconds: variable-rate input keeps its timing in the output
+        self._stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        self._last_pts = -1
+
+    def write(self, image: Image.Image | np.ndarray, time: float) -> None:
+        """Append a frame shown from ``time`` seconds on."""
+        import av
+
+        if isinstance(image, Image.Image):
+            if image.size != (self.width, self.height):
+                image = image.crop((0, 0, self.width, self.height))
+            frame = av.VideoFrame.from_image(image.convert("RGB"))
+        else:
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(image[: self.height, : self.width]), "rgb24"
+            )
+        pts = max(round(time * 1000), self._last_pts + 1)
+        self._last_pts = pts
+        frame.pts, frame.time_base = pts, fractions.Fraction(1, 1000)
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file (writes the index at the front: plays while downloading)."""
+        if self._container is None:
+            return
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

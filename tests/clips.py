@@ -1,0 +1,162 @@
+"""Short test videos made with PyAV from real photos: faces panning, zooming, cut between, crossing, leaving.
+
+The faces are the public-domain scikit-image astronaut (Eileen Collins) and matplotlib's Grace Hopper, pasted
+on scikit-image's coffee photo (no faces). Every scene returns the ground truth the tests check against:
+which face is where at each frame.
+"""
+
+from __future__ import annotations
+
+import fractions
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+W, H = 320, 240
+
+# face regions with some context around the MTCNN box (astronaut 512x512, Grace Hopper 512x600)
+_ASTRONAUT_REGION = (150, 30, 295, 205)
+_HOPPER_REGION = (140, 60, 390, 395)
+
+
+def _photos() -> dict[str, Image.Image]:
+    from matplotlib import cbook
+    from skimage import data
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        hopper = Image.open(f).convert("RGB")
+    return {
+        "astronaut": Image.fromarray(data.astronaut()).crop(_ASTRONAUT_REGION),
+        "hopper": hopper.crop(_HOPPER_REGION),
+        "background": Image.fromarray(data.coffee()).resize((W, H)),
+        "background2": Image.fromarray(data.rocket()).resize((W, H)),
+    }
+
+
+_CACHE: dict[str, Image.Image] = {}
+
+
+def photo(name: str) -> Image.Image:
+    if not _CACHE:
+        _CACHE.update(_photos())
+    return _CACHE[name]
+
+
+def face(name: str, height: int) -> Image.Image:
+    """A face photo scaled to ``height`` pixels tall."""
+    im = photo(name)
+    return im.resize((round(im.width * height / im.height), height), Image.Resampling.BILINEAR)
+
+
+def compose(
+    placements: Sequence[tuple[str, float, float, int]], background: str = "background"
+) -> np.ndarray:
+    """One frame: each ``(face name, centre x, centre y, height)`` pasted on the background, in order (later
+    ones in front)."""
+    canvas = photo(background).copy()
+    for name, cx, cy, height in placements:
+        f = face(name, height)
+        canvas.paste(f, (round(cx - f.width / 2), round(cy - f.height / 2)))
+    return np.asarray(canvas)
+
+
+def write_clip(
+    path: Path,
+    frames: Sequence[np.ndarray],
+    *,
+    fps: float = 15,
+    times: Sequence[float] | None = None,
+    codec: str = "libx264",
+    rotation: int = 0,
+) -> Path:
+    """Encode RGB frames with PyAV; ``times`` (seconds) gives a variable frame rate, ``rotation`` a display
+    matrix (the frames are stored turned the other way, as a phone does)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fractions.Fraction(fps).limit_denominator(1000))
+        h, w = frames[0].shape[:2]
+        if rotation in (90, 270):
+            w, h = h, w
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast", "crf": "18"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        tb = fractions.Fraction(1, 1000)
+        stream.codec_context.time_base = tb
+        for i, a in enumerate(frames):
+            stored = Image.fromarray(a)
+            if rotation:  # stored turned clockwise by `rotation`; the display matrix turns it back
+                stored = stored.rotate(-rotation, expand=True)
+            frame = av.VideoFrame.from_image(stored)
+            t = times[i] if times is not None else i / fps
+            frame.pts, frame.time_base = round(t * 1000), tb
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+# -- scenes: each returns frames plus per-frame truth [(name, cx, cy)] -----------------------------------------
+Truth = list[list[tuple[str, float, float]]]
+
+
+def pan(n: int = 30) -> tuple[list[np.ndarray], Truth]:
+    """One face panning left to right across the frame."""
+    frames, truth = [], []
+    for i in range(n):
+        cx = 80 + 160 * i / (n - 1)
+        frames.append(compose([("astronaut", cx, 120, 130)]))
+        truth.append([("astronaut", cx, 120)])
+    return frames, truth
+
+
+def zoom(n: int = 24) -> tuple[list[np.ndarray], Truth]:
+    """One face growing from 90 to 200 px tall (a zoom in)."""
+    frames, truth = [], []
+    for i in range(n):
+        frames.append(compose([("hopper", 160, 120, round(90 + 110 * i / (n - 1)))]))
+        truth.append([("hopper", 160, 120)])
+    return frames, truth
+
+
+def cut(n: int = 30) -> tuple[list[np.ndarray], Truth]:
+    """A hard cut half-way to another shot: another person in the same place, another background."""
+    frames, truth = [], []
+    for i in range(n):
+        name, background = ("astronaut", "background") if i < n // 2 else ("hopper", "background2")
+        frames.append(compose([(name, 160, 120, 140)], background))
+        truth.append([(name, 160, 120)])
+    return frames, truth
+
+
+def crossing(n: int = 36) -> tuple[list[np.ndarray], Truth]:
+    """Two faces walking past each other: the astronaut left to right in front, Grace Hopper right to left
+    behind her (hidden for a few frames)."""
+    frames, truth = [], []
+    for i in range(n):
+        a = 60 + 200 * i / (n - 1)
+        h = 260 - 200 * i / (n - 1)
+        frames.append(compose([("hopper", h, 125, 120), ("astronaut", a, 115, 120)]))
+        truth.append([("astronaut", a, 115), ("hopper", h, 125)])
+    return frames, truth
+
+
+def leave_and_return(n: int = 45, away: tuple[int, int] = (15, 27)) -> tuple[list[np.ndarray], Truth]:
+    """A face steps out of the frame to the right for ``away`` frames, then comes back; another stays."""
+    frames, truth = [], []
+    for i in range(n):
+        placements = [("hopper", 80, 120, 120)]
+        row = [("hopper", 80.0, 120.0)]
+        if not away[0] <= i < away[1]:
+            placements.append(("astronaut", 235, 120, 120))
+            row.append(("astronaut", 235.0, 120.0))
+        frames.append(compose(placements))
+        truth.append(row)
+    return frames, truth

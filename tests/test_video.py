@@ -1,0 +1,275 @@
+"""Video: decoding (rotation, variable frame rate), tracking with stable ids, summaries, the CLI and bad input.
+
+The clips are made here with PyAV from real photos (``tests/clips.py``): a pan, a zoom, a cut, two faces
+crossing, a face leaving and coming back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import clips
+import numpy as np
+import pytest
+
+from ferhub.cli import main
+from ferhub.labels import FER7
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+HEADER = ["path", "frame", "time", "face_id", "x1", "y1", "x2", "y2", "score", "label", *FER7]
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+def make(clip_dir: Path, scene: str, **kwargs) -> tuple[Path, clips.Truth]:
+    frames, truth = getattr(clips, scene)()
+    path = clip_dir / f"{scene}.mp4"
+    if not path.exists():
+        clips.write_clip(path, frames, **kwargs)
+    return path, truth
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from ferhub.predict import Predictor
+
+    return Predictor(device="cpu")
+
+
+def analyse(predictor, path: Path, **kwargs):
+    from ferhub.video import VideoAnalyzer
+
+    run = VideoAnalyzer(predictor, **kwargs).open(path)
+    frames = [(f.index, f.time, [(face.track_id, face.face.box) for face in f.faces]) for f in run]
+    return run, frames
+
+
+def identities(frames, truth: clips.Truth) -> dict[int, set[str]]:
+    """Track id -> the people (from the scene's truth) its boxes were on."""
+    seen: dict[int, set[str]] = {}
+    for index, _, faces in frames:
+        for track_id, box in faces:
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            name = min(truth[index], key=lambda t: (t[1] - cx) ** 2 + (t[2] - cy) ** 2)[0]
+            seen.setdefault(track_id, set()).add(name)
+    return seen
+
+
+# -- decoding ----------------------------------------------------------------------------------------------------
+def test_rotation_metadata_and_variable_frame_rate(clip_dir: Path) -> None:
+    from ferhub.videoio import open_video
+
+    frames, _ = clips.pan(5)
+    times = [0.0, 0.1, 0.5, 0.55, 2.0]  # variable frame rate: the stream's timestamps, not index / fps
+    path = clips.write_clip(clip_dir / "phone.mov", frames, times=times, rotation=90)
+    with open_video(path) as video:
+        assert video.info.rotation == 90 and (video.info.width, video.info.height) == (clips.W, clips.H)
+        decoded = list(video.frames())
+    assert [f.time for f in decoded] == pytest.approx(times, abs=1e-3)
+    assert decoded[0].image.size == (clips.W, clips.H)  # upright again, as the phone showed it
+    diff = np.abs(np.asarray(decoded[0].image, dtype=int) - frames[0].astype(int)).mean()
+    assert diff < 6  # the same picture (H.264 noise only), not a turned one
+    with open_video(path) as video:
+        assert [f.index for f in video.frames(fps=2)] == [0, 2, 4]  # one frame per half second at most
+
+
+def test_large_frames_are_downscaled_by_the_decoder(clip_dir: Path) -> None:
+    from ferhub.videoio import open_video
+
+    frames = [np.zeros((720, 1280, 3), np.uint8)] * 2
+    path = clips.write_clip(clip_dir / "wide.mkv", frames, codec="libvpx-vp9")
+    with open_video(path, max_side=640) as video:
+        assert (video.info.width, video.info.height) == (640, 360)
+        assert [f.image.size for f in video.frames()] == [(640, 360)] * 2
+
+
+# -- tracking ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scene", ["pan", "zoom"])
+def test_one_moving_face_keeps_one_id(clip_dir: Path, predictor, scene: str) -> None:
+    path, truth = make(clip_dir, scene)
+    run, frames = analyse(predictor, path)
+    assert all(len(faces) == 1 for _, _, faces in frames)
+    assert identities(frames, truth) == {1: {truth[0][0][0]}}
+    (summary,) = run.summaries()
+    assert summary["frames"] == len(truth) and summary["detections"] == len(range(0, len(truth), 3))
+    assert summary["seconds"] == pytest.approx(len(truth) / 15, abs=0.01)
+    assert summary["dominant"] in FER7 and sum(summary["share"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_a_cut_starts_new_ids(clip_dir: Path, predictor) -> None:
+    path, truth = make(clip_dir, "cut")
+    run, frames = analyse(predictor, path, detect_every=5)
+    assert identities(frames, truth) == {1: {"astronaut"}, 2: {"hopper"}}
+    first, second = run.summaries()
+    cut_time = 15 / 15
+    assert first["last_time"] < cut_time and second["first_time"] == pytest.approx(cut_time, abs=1e-3)
+
+
+@pytest.mark.parametrize("detect_every", [1, 3])
+def test_two_faces_crossing_keep_their_ids(clip_dir: Path, predictor, detect_every: int) -> None:
+    path, truth = make(clip_dir, "crossing")
+    run, frames = analyse(predictor, path, detect_every=detect_every)
+    assert identities(frames, truth) == {1: {"astronaut"}, 2: {"hopper"}}
+    hidden = [i for i, _, faces in frames if len(faces) == 1]
+    assert hidden  # Grace Hopper is behind the astronaut for a while, and comes back as #2
+    assert [s["face_id"] for s in run.summaries()] == [1, 2]
+
+
+def test_a_face_leaving_and_returning_keeps_its_id(clip_dir: Path, predictor) -> None:
+    path, truth = make(clip_dir, "leave_and_return")
+    run, frames = analyse(predictor, path)
+    # numbered left to right on the first frame: Grace Hopper (left) is #1
+    assert identities(frames, truth) == {1: {"hopper"}, 2: {"astronaut"}}
+    by_id = {s["face_id"]: s for s in run.summaries()}
+    assert by_id[2]["seconds"] == pytest.approx((45 - 12) / 15, abs=0.01)  # 12 frames away: not on screen
+    assert by_id[1]["seconds"] == pytest.approx(3.0, abs=0.01)
+
+
+def test_smoothing_keeps_raw_values(clip_dir: Path, predictor) -> None:
+    from ferhub.video import VideoAnalyzer
+
+    path, _ = make(clip_dir, "zoom")
+    raw = [f.faces[0] for f in VideoAnalyzer(predictor, smooth=0).open(path)]
+    assert all(np.array_equal(f.raw[0], f.smoothed[0]) for f in raw)
+    smooth = [f.faces[0] for f in VideoAnalyzer(predictor, smooth=1.0).open(path)]
+    assert all(np.allclose(a.raw[0], b.raw[0], atol=1e-6) for a, b in zip(raw, smooth))
+    # the smoothed series moves less from frame to frame than the raw one
+    jumps = [np.abs(np.diff([f.smoothed[0] for f in series], axis=0)).sum() for series in (raw, smooth)]
+    assert jumps[1] < jumps[0]
+
+
+def test_tracker_units() -> None:
+    from ferhub.faces import reading_order
+    from ferhub.tracking import FaceTracker, Smoother
+
+    tracker = FaceTracker(max_lost=1.0)
+    a, b = (0, 0, 10, 10), (50, 0, 60, 10)
+    assert [t.id for t in tracker.update([b, a], time=0.0)] == [2, 1]  # new ids in reading order
+    assert [t.id for t in tracker.update([(52, 0, 62, 10), (2, 0, 12, 10)], time=0.1)] == [2, 1]
+    tracker.update([], time=0.5)
+    assert [t.id for t in tracker.update([(4, 0, 14, 10)], time=1.0)] == [1]  # back within max_lost
+    tracker.update([], time=1.1)
+    assert [t.id for t in tracker.update([(4, 0, 14, 10)], time=2.6)] == [3]  # gone too long: a new face
+    # columns left to right, each read top to bottom
+    assert reading_order([(100, 0, 140, 40), (0, 50, 40, 90), (5, 0, 45, 40)]) == [2, 1, 0]
+    track = tracker.tracks[0]
+    smoother = Smoother(seconds=1.0)
+    smoother.update(track, [np.array([1.0, 0.0])], 0.0)
+    (value,) = smoother.update(track, [np.array([0.0, 1.0])], 1.0)
+    assert value == pytest.approx([np.exp(-1), 1 - np.exp(-1)])
+
+
+# -- the CLI ------------------------------------------------------------------------------------------------------
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_csv_rows_per_face_per_frame(clip_dir: Path, capsys) -> None:
+    frames, _ = clips.leave_and_return(8, away=(8, 8))  # two faces on every frame
+    times = [0.0, 0.05, 0.1, 0.3, 0.35, 0.6, 0.9, 1.0]
+    path = clips.write_clip(clip_dir / "vfr.mp4", frames, times=times)
+    code, out, _ = run_cli(capsys, "predict", str(path), "--format", "csv", "--detect-every", "1")
+    assert code == 0
+    reader = csv.DictReader(io.StringIO(out))
+    assert reader.fieldnames == HEADER
+    rows = list(reader)
+    assert len(rows) == 16  # two faces on each of 8 frames
+    assert sorted({float(r["time"]) for r in rows}) == pytest.approx(times, abs=1e-3)
+    assert {r["face_id"] for r in rows} == {"1", "2"}
+    for r in rows:
+        assert sum(float(r[k]) for k in FER7) == pytest.approx(1, abs=1e-4) and r["label"] in FER7
+        assert float(r["x1"]) < float(r["x2"]) and 0 < float(r["score"]) <= 1
+
+
+def test_cli_json_mixes_photos_and_videos_and_annotates(clip_dir: Path, capsys, tmp_path: Path) -> None:
+    import av
+
+    video, _ = make(clip_dir, "pan")
+    photo = tmp_path / "group.png"
+    from PIL import Image
+
+    Image.fromarray(clips.compose([("hopper", 240, 120, 110), ("astronaut", 80, 120, 110)])).save(photo)
+    annotated = tmp_path / "out.mp4"
+    code, out, err = run_cli(
+        capsys, "predict", str(photo), str(video), "--annotate", str(annotated), "--fps", "5"
+    )
+    assert code == 0, err
+    image_entry, video_entry = json.loads(out)
+    # faces numbered from 1, left to right: the astronaut (left) is face 1
+    assert [f["face"] for f in image_entry["faces"]] == [1, 2]
+    assert image_entry["faces"][0]["box"][0] < image_entry["faces"][1]["box"][0]
+    assert video_entry["kind"] == "video" and video_entry["num_frames"] == 30
+    assert video_entry["fps"] == pytest.approx(15, abs=0.01) and video_entry["duration"] == pytest.approx(
+        2, abs=0.1
+    )
+    assert [f["time"] for f in video_entry["frames"]] == pytest.approx([i * 0.2 for i in range(10)], abs=1e-3)
+    (track,) = video_entry["tracks"]
+    assert track["face_id"] == 1 and track["dominant"] in FER7 and set(track["peaks"]) == set(FER7)
+    face = video_entry["frames"][0]["faces"][0]
+    assert face["face_id"] == 1 and {"probabilities", "smoothed", "label", "smoothed_label"} <= set(face)
+    assert video_entry["error"] is None and video_entry["interrupted"] is False
+    with av.open(str(annotated)) as c:  # plays in browsers: H.264, yuv420p, index first
+        stream = c.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        assert sum(1 for _ in c.decode(stream)) == 10
+    data = annotated.read_bytes()
+    assert 0 <= data.find(b"moov") < data.find(b"mdat")
+
+
+def test_cli_bad_videos_get_their_own_errors(clip_dir: Path, capsys, tmp_path: Path) -> None:
+    import av
+
+    good, _ = make(clip_dir, "pan")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.webm"
+    garbage.write_bytes(b"\x1a\x45\xdf\xa3 not really matroska" * 50)
+    truncated = tmp_path / "truncated.mkv"
+    frames, _ = clips.pan(60)
+    clips.write_clip(tmp_path / "full.mkv", frames)
+    full = (tmp_path / "full.mkv").read_bytes()
+    truncated.write_bytes(full[: len(full) // 2])
+    audio = tmp_path / "audio.mp4"
+    with av.open(str(audio), "w") as c:
+        s = c.add_stream("aac", rate=8000)
+        for i in range(5):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, i * 1024
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    picture = tmp_path / "picture.mp4"
+    clips.photo("astronaut").save(picture, format="JPEG")
+    nobody = clips.write_clip(tmp_path / "nobody.avi", [clips.compose([])] * 6, codec="mpeg4")
+    argv = [str(p) for p in (empty, garbage, truncated, audio, picture, nobody, good)]
+    code, out, err = run_cli(capsys, "predict", *argv)
+    assert code == 0
+    entries = {Path(e["path"]).name: e for e in json.loads(out)}
+    assert "empty" in entries["empty.mp4"]["error"]
+    assert "not a video" in entries["garbage.webm"]["error"]
+    assert "no video" in entries["audio.mp4"]["error"]
+    part = entries["truncated.mkv"]
+    assert part["frames"] and part["tracks"]  # what decoded before the damage is kept
+    assert part["error"] is None or "truncated or corrupt" in part["error"]
+    assert entries["picture.mp4"]["kind"] == "image" and len(entries["picture.mp4"]["faces"]) == 1
+    assert entries["nobody.avi"]["tracks"] == [] and len(entries["nobody.avi"]["frames"]) == 6
+    assert entries["pan.mp4"]["error"] is None and len(entries["pan.mp4"]["tracks"]) == 1
+    for line in err.splitlines():  # one line per problem, the path named once
+        assert line.count(str(tmp_path)) <= 1, line
+
+
+def test_cli_table_summarises_people(clip_dir: Path, capsys) -> None:
+    path, _ = make(clip_dir, "leave_and_return")
+    code, out, _ = run_cli(capsys, "predict", str(path), "--format", "table")
+    assert code == 0
+    assert "2 face track(s)" in out and "face 1:" in out and "face 2:" in out
