@@ -144,6 +144,42 @@ class _TrackStats:
         return d
 
 
+class TrackSummaries:
+    """Per-track totals of a stream of analysed frames (a video, or a recorded webcam session): call
+    :meth:`add` for each frame in time order, then :meth:`result`. Keeps a few numbers per class per track."""
+
+    def __init__(self, models: list[str], labels: list[tuple[str, ...]], typical_dt: float) -> None:
+        self.models, self.labels = models, labels
+        self._stats: dict[int, _TrackStats] = {}
+        self._previous: tuple[float, list[int]] | None = None
+        self._typical_dt = typical_dt
+
+    def add(self, time: float, faces: Sequence[VideoFace]) -> None:
+        if self._previous is not None:
+            prev_time, ids = self._previous
+            dt = time - prev_time
+            if dt > 0:
+                self._typical_dt = dt
+            for i in ids:
+                self._stats[i].credit(min(dt, 2.0))  # a multi-second gap is a timestamp jump, not screen time
+        for f in faces:
+            stats = self._stats.get(f.track_id)
+            if stats is None:
+                stats = self._stats[f.track_id] = _TrackStats(f.track_id, time, self.labels)
+            stats.see(f, time)
+        self._previous = (time, [f.track_id for f in faces])
+
+    def result(self) -> list[dict[str, Any]]:
+        """Per track: first/last time, seconds on screen, share of time per (smoothed) expression, the dominant
+        one, time-weighted mean probabilities and each class's peak (probability and time)."""
+        if self._previous is not None:  # the last frame lasts one typical frame interval
+            _, ids = self._previous
+            for i in ids:
+                self._stats[i].credit(self._typical_dt)
+            self._previous = None
+        return [self._stats[i].summary(self.models, self.labels) for i in sorted(self._stats)]
+
+
 class VideoRun:
     """One video being analysed: iterate it for :class:`VideoFrameResult` s; then :meth:`summaries`.
 
@@ -163,11 +199,10 @@ class VideoRun:
         self.frames_done = 0
         self.tracker = FaceTracker(**analyzer.tracker_options)
         self.smoother = Smoother(analyzer.smooth)
-        self._stats: dict[int, _TrackStats] = {}
         self._last_faces: dict[int, Face] = {}
         self._cuts = ShotCuts()
-        self._previous: tuple[float, list[int]] | None = None
-        self._typical_dt = 1 / analyzer.fps if analyzer.fps else 1 / (self.info.fps or 25.0)
+        dt = 1 / analyzer.fps if analyzer.fps else 1 / (self.info.fps or 25.0)
+        self._summaries = TrackSummaries(self.models, self.labels, dt)
 
     def __iter__(self) -> Iterator[VideoFrameResult]:
         batch: list[Any] = []
@@ -219,34 +254,13 @@ class VideoRun:
                 row += 1
                 smoothed = self.smoother.update(track, raw, frame.time)
                 faces.append(VideoFace(track.id, face, was_detected, raw, smoothed, self.labels, self.models))
-            self._account(frame.time, faces)
+            self._summaries.add(frame.time, faces)
             self.frames_done += 1
             yield VideoFrameResult(frame.index, frame.time, faces, frame.image)
 
-    def _account(self, time: float, faces: list[VideoFace]) -> None:
-        if self._previous is not None:
-            prev_time, ids = self._previous
-            dt = time - prev_time
-            if dt > 0:
-                self._typical_dt = dt
-            for i in ids:
-                self._stats[i].credit(min(dt, 2.0))  # a multi-second gap is a timestamp jump, not screen time
-        for f in faces:
-            stats = self._stats.get(f.track_id)
-            if stats is None:
-                stats = self._stats[f.track_id] = _TrackStats(f.track_id, time, self.labels)
-            stats.see(f, time)
-        self._previous = (time, [f.track_id for f in faces])
-
     def summaries(self) -> list[dict[str, Any]]:
-        """Per track: first/last time, seconds on screen, share of time per (smoothed) expression, the dominant
-        one, time-weighted mean probabilities and each class's peak (probability and time)."""
-        if self._previous is not None:  # the last analysed frame lasts one typical frame interval
-            _, ids = self._previous
-            for i in ids:
-                self._stats[i].credit(self._typical_dt)
-            self._previous = None
-        return [self._stats[i].summary(self.models, self.labels) for i in sorted(self._stats)]
+        """Per-track summaries of the frames analysed so far (see :class:`TrackSummaries`)."""
+        return self._summaries.result()
 
     def header(self) -> dict[str, Any]:
         """What is known before the first frame: the file, its stream and the analysis settings."""

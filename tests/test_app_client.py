@@ -159,3 +159,31 @@ def test_space_requirements_match_the_package_dependencies() -> None:
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     listed = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     assert sorted(listed) == sorted(declared)
+
+
+def test_video_endpoint_tracks_and_plots_two_models(client, tmp_path: Path) -> None:
+    """The Video tab over HTTP (``api_name="video"``): annotated H.264 back, a timeline per person with both
+    models' lines, the summary table and the CSV/JSON files ``ferhub predict`` writes."""
+    import csv
+    import json
+
+    import clips
+    from gradio_client import handle_file
+
+    frames, _ = clips.leave_and_return(12, away=(12, 12))
+    clip = clips.write_clip(tmp_path / "two people.mp4", frames)
+    models = [DEFAULT_MODEL, "ferhub/human-emotion"]
+    video, plot, table, files, status = client.predict(
+        handle_file(str(clip)), models, 5, 0.3, api_name="/video"
+    )
+    video = video["video"] if isinstance(video, dict) else video
+    assert Path(video).read_bytes()[4:8] == b"ftyp" and "2 face track(s)" in status
+    assert [row[0] for row in table["data"]] == [1, 2]
+    figure = json.loads(plot["plot"])
+    names = {t.get("name") for t in figure["data"]}
+    assert any(n and n.endswith("· ferhub/human-emotion") for n in names)
+    csv_path, json_path = (Path(f) for f in files)
+    rows = list(csv.DictReader(csv_path.open()))
+    assert {r["model"] for r in rows} == set(models) and {r["face_id"] for r in rows} == {"1", "2"}
+    entry = json.loads(json_path.read_text())
+    assert [t["face_id"] for t in entry["tracks"]] == [1, 2] and len(entry["frames"]) == 4

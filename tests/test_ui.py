@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from ferhub.hub import DEFAULT_MODEL
+from ferhub.labels import FER7
 from ferhub.ui import build_app, classify, compare, model_card, state, webcam
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples"
@@ -151,53 +152,32 @@ def test_classify_if_image_skips_a_cleared_photo() -> None:
 
 
 # -- Webcam --------------------------------------------------------------------------------------------------
-def test_tracker_matches_faces_by_overlap_and_smooths() -> None:
-    labels = ("happy", "sad")
-    tracker = webcam.FaceTracker(alpha=0.5)
-    first = tracker.update([(0, 0, 10, 10), (50, 50, 60, 60)], np.array([[1.0, 0.0], [0.0, 1.0]]), labels)
-    assert [t.id for t in first] == [1, 2]
-    # next frame: the faces come in the other order and have moved a little
-    second = tracker.update([(51, 50, 61, 60), (1, 0, 11, 10)], np.array([[1.0, 0.0], [0.0, 1.0]]), labels)
-    assert [t.id for t in second] == [2, 1]
-    assert np.allclose(second[0].probabilities, [0.5, 0.5]) and np.allclose(
-        second[1].probabilities, [0.5, 0.5]
-    )
-    third = tracker.update([(200, 200, 210, 210)], np.array([[0.2, 0.8]]), labels)
-    assert third[0].id == 3 and np.allclose(third[0].probabilities, [0.2, 0.8])
-    for _ in range(tracker.max_missing):
-        tracker.update([], np.zeros((0, 2)), labels)
-    assert [t.id for t in tracker.tracks] == [3]  # 1 and 2 are gone: unseen for more than max_missing frames
-    tracker.update([], np.zeros((0, 2)), labels)
-    assert tracker.tracks == []
+def test_session_fps() -> None:
+    session = webcam.WebcamSession()
+    assert [round(session.tick(t), 3) for t in (0.0, 0.1, 0.2)] == [0.0, 10.0, 10.0]
 
 
-def test_tracker_fps_and_iou() -> None:
-    tracker = webcam.FaceTracker()
-    assert [round(tracker.tick(t), 3) for t in (0.0, 0.1, 0.2)] == [0.0, 10.0, 10.0]
-    assert webcam.iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
-    assert webcam.iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
-
-
-def test_process_frame_draws_smoothed_labels_and_snapshot_goes_to_classify() -> None:
+def test_process_frame_tracks_smooths_records_and_snapshot_goes_to_classify() -> None:
     frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
-    out, text, tracker = webcam.process_frame(frame, None, DEFAULT_MODEL)
+    out, text, session = webcam.process_frame(frame, None, DEFAULT_MODEL, True)
     assert out.shape == frame.shape and np.abs(out.astype(int) - frame).max() > 100  # a box was drawn
-    assert text.endswith("1 face")
-    (track,) = tracker.tracks
-    first = track.probabilities.copy()
-    predictor = state.cache().predictor([DEFAULT_MODEL], fast=True)
-    for step in (1, 2):  # frame 2 reuses frame 1's face (DETECT_EVERY = 2), frame 3 detects again
-        moved = np.roll(frame, 3 * step, axis=1)  # the face moves a little: same track, smoothed
-        (face,) = tracker.faces if step == 1 else predictor.detector.detect(Image.fromarray(moved))
-        out, text, tracker = webcam.process_frame(moved, tracker, DEFAULT_MODEL)
-        (track,) = tracker.tracks
-        assert tracker.faces[0].box == face.box
-        new = predictor.classify_faces(Image.fromarray(moved), [face])[0][0]
-        expected = tracker.alpha * new + (1 - tracker.alpha) * first
-        assert track.id == 1 and np.allclose(track.probabilities, expected)
-        first = track.probabilities.copy()
-    assert " fps · 1 face" in text
-    image, tabs = webcam.snapshot(tracker)
+    assert text.endswith("1 face · recording 1 frames")
+    (track,) = session.tracker.tracks
+    assert track.id == 1
+    for step in (1, 2):  # frame 2 carries frame 1's face (DETECT_EVERY = 2), frame 3 detects again
+        moved = np.roll(frame, 3 * step, axis=1)  # the face moves a little: same id, smoothed
+        out, text, session = webcam.process_frame(moved, session, DEFAULT_MODEL, True)
+        (track,) = session.tracker.tracks
+        assert track.id == 1 and track.smoothed is not None
+    assert " fps · 1 face · recording 3 frames" in text
+    figure, rows = webcam.timeline(session)  # the recorded session drawn like a video's timeline
+    assert [r[0] for r in rows] == [1] and rows[0][4] in FER7
+    assert {t.name for t in figure.data} >= {"happy"} and len(figure.data[0].x) == 3
+    session = webcam.clear_recording(session, True)
+    assert session.recording == []
+    with pytest.raises(gr.Error, match="Nothing recorded"):
+        webcam.timeline(session)
+    image, tabs = webcam.snapshot(session)
     assert np.array_equal(np.asarray(Image.open(image)), moved) and tabs.selected == "classify"
     with pytest.raises(gr.Error, match="No frame yet"):
         webcam.snapshot(None)

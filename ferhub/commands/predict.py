@@ -94,7 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def say(message: str, path: object = None) -> None:
     """One line on stderr, naming ``path`` unless the message already starts with it."""
-    from ferhub.commands.predict_output import printable
+    from ferhub.writers import printable
 
     text = str(message)
     if path is not None and not text.startswith(str(path)):
@@ -298,7 +298,7 @@ def _process(job: Job, files: list[Path], writer: Any, annotate_several: bool) -
 
 
 def _to_stdout(job: Job, files: list[Path], several_videos: bool) -> int:
-    from ferhub.commands.predict_output import make_writer
+    from ferhub.writers import make_writer
 
     writer = make_writer(job.args.format, sys.stdout, job.predictor)
     writer.begin()
@@ -314,8 +314,8 @@ def _to_stdout(job: Job, files: list[Path], several_videos: bool) -> int:
 
 def _to_folder(job: Job, found: Any, several_videos: bool) -> int:
     """One result file per input under ``--out-dir``; this process's share under torchrun; finished skipped."""
-    from ferhub.commands.predict_output import make_writer
     from ferhub.inputs import relative_name
+    from ferhub.writers import make_writer
 
     rank, world = _shard()
     out_dir = Path(job.args.out_dir)

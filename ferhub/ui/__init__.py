@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import gradio as gr
 
-from ferhub.ui import classify, compare, model_card, state, webcam
+from ferhub.ui import classify, compare, model_card, state, video, webcam
 
 TITLE = "ferhub: facial expression recognition"
 INTRO = (
@@ -31,6 +31,8 @@ def build_app(models: Sequence[str] | None = None) -> gr.Blocks:
                 parts = classify.build(choices)
             with gr.Tab("Webcam", id="webcam"):
                 webcam.build(choices, parts["image"], tabs)
+            with gr.Tab("Video", id="video"):
+                video.build(choices)
             with gr.Tab("Compare", id="compare"):
                 compare.build(choices)
             with gr.Tab("Model card", id="card") as card_tab:

@@ -1,4 +1,5 @@
-"""Webcam tab: the browser camera streamed frame by frame, faces tracked with EMA-smoothed probabilities."""
+"""Webcam tab: the browser camera streamed frame by frame through the video path's tracker and smoothing,
+with a "record timeline" toggle that plots the live session like a video's timeline."""
 
 from __future__ import annotations
 
@@ -11,83 +12,33 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from ferhub.tracking import FaceTracker, Smoother
 from ferhub.ui import state
 
-Box = tuple[float, float, float, float]
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+# a recording keeps one small dict per frame; at ~15 fps this is ten minutes
+MAX_RECORDED_FRAMES = 9000
 
 
 @dataclass
-class Track:
-    """One face followed across frames: its latest box and its smoothed class probabilities."""
+class WebcamSession:
+    """One browser's stream: the tracker (stable face ids), the smoother, fps and an optional recording.
 
-    id: int
-    box: Box
-    probabilities: np.ndarray
-    last_seen: int
-
-    def label(self, labels: tuple[str, ...]) -> str:
-        return labels[int(self.probabilities.argmax())]
-
-
-@dataclass
-class FaceTracker:
-    """Matches each frame's faces to the previous frame's by box overlap and smooths their probabilities.
-
-    A single frame's prediction flickers between close classes; an exponential moving average over the frames
-    of the same face (``alpha`` = weight of the newest frame) keeps the label steady without lagging long.
-    Faces not seen for ``max_missing`` frames are forgotten.
+    The same :class:`~ferhub.tracking.FaceTracker` and :class:`~ferhub.tracking.Smoother` as video files, fed
+    with the frames' arrival times.
     """
 
-    alpha: float = 0.4
-    min_iou: float = 0.3
-    max_missing: int = 5
-    tracks: list[Track] = field(default_factory=list)
+    tracker: FaceTracker = field(default_factory=FaceTracker)
+    smoother: Smoother = field(default_factory=lambda: Smoother(0.3))
     frame: int = 0
-    next_id: int = 1
+    start: float | None = None
     times: deque = field(default_factory=lambda: deque(maxlen=30))
     last_frame: np.ndarray | None = None
-    labels: tuple[str, ...] = ()
-    faces: list[Any] = field(default_factory=list)  # the last detection, reused between detections
+    faces: dict[int, Any] = field(
+        default_factory=dict
+    )  # track id -> its latest face, carried between detections
     model: str | None = None
-
-    def update(self, boxes: list[Box], probabilities: np.ndarray, labels: tuple[str, ...]) -> list[Track]:
-        """Feed one frame's detections; returns their tracks in detection order."""
-        self.frame += 1
-        if labels != self.labels:  # another model (other classes): old averages mean nothing now
-            self.tracks, self.labels = [], labels
-        pairs = sorted(
-            ((iou(box, t.box), i, j) for i, box in enumerate(boxes) for j, t in enumerate(self.tracks)),
-            reverse=True,
-        )
-        assigned: dict[int, Track] = {}
-        used: set[int] = set()
-        for overlap, i, j in pairs:  # greedy: best overlaps first, each face and track used once
-            if overlap < self.min_iou:
-                break
-            if i in assigned or j in used:
-                continue
-            track = self.tracks[j]
-            track.box = boxes[i]
-            track.probabilities = self.alpha * probabilities[i] + (1 - self.alpha) * track.probabilities
-            track.last_seen = self.frame
-            assigned[i] = track
-            used.add(j)
-        for i, box in enumerate(boxes):
-            if i not in assigned:
-                assigned[i] = Track(self.next_id, box, probabilities[i].astype(np.float64), self.frame)
-                self.next_id += 1
-                self.tracks.append(assigned[i])
-        self.tracks = [t for t in self.tracks if self.frame - t.last_seen <= self.max_missing]
-        return [assigned[i] for i in range(len(boxes))]
+    recording: list[dict[str, Any]] = field(default_factory=list)
+    summaries: Any = None  # ferhub.video.TrackSummaries of the recording
 
     def tick(self, now: float | None = None) -> float:
         """Record a frame's arrival; returns the frames per second over the recent frames."""
@@ -97,62 +48,120 @@ class FaceTracker:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
-# Faces are detected on every DETECT_EVERY-th frame; the frames in between classify the faces found last time
-# (their boxes lag one frame, ~60 ms at 15 fps). Detection is most of a frame's cost, so this buys frame rate.
+# Faces are detected on every DETECT_EVERY-th frame; the frames in between classify the faces where the
+# tracker predicts them. Detection is most of a frame's cost, so this buys frame rate.
 DETECT_EVERY = 2
 
 
 @state.gpu
 def _classify_frame(
     predictor: Any, image: Image.Image, faces: list[Any] | None
-) -> tuple[list[Any], np.ndarray, tuple[str, ...]]:
-    """Detect (unless ``faces`` are given) and classify through the library's Predictor."""
-    labels = predictor.models[0].config.labels
+) -> tuple[list[Any], list[np.ndarray]]:
+    """Detect (unless ``faces`` are given) and classify through the library's Predictor (every model)."""
     if faces is None:
         faces = predictor.detector.detect(image)
-    if not faces:
-        return [], np.zeros((0, len(labels))), labels
-    return faces, predictor.classify_faces(image, faces)[0], labels
+    return faces, predictor.classify_faces(image, faces)
+
+
+def _faces_now(
+    session: WebcamSession, predictor: Any, image: Image.Image, now: float
+) -> tuple[list, list, list]:
+    """This frame's tracks, their faces, and every model's probabilities for them."""
+    from ferhub.video import _moved
+
+    if session.frame % DETECT_EVERY == 0 or not session.tracker.predicted(now):
+        faces, probs = _classify_frame(predictor, image, None)
+        tracks = session.tracker.update([f.box for f in faces], time=now)
+    else:  # the tracker's predicted boxes, with the last detection's landmarks moved along
+        carried = session.tracker.predicted(now)
+        tracks = [t for t, _ in carried]
+        faces, probs = _classify_frame(
+            predictor, image, [_moved(session.faces[t.id], box) for t, box in carried]
+        )
+    session.faces = {t.id: f for t, f in zip(tracks, faces)}
+    return tracks, faces, probs
 
 
 def process_frame(
-    frame: np.ndarray | None, tracker: FaceTracker | None, model_id: str | None = None
-) -> tuple[np.ndarray | None, str, FaceTracker]:
-    """One streamed frame -> the frame with smoothed labels drawn, the fps text, the updated tracker."""
+    frame: np.ndarray | None,
+    session: WebcamSession | None,
+    model_id: str | None = None,
+    record: bool = False,
+) -> tuple[np.ndarray | None, str, WebcamSession]:
+    """One streamed frame -> the frame with face ids and smoothed labels drawn, the fps text, the session."""
     from ferhub.drawing import draw_boxes, label_color
+    from ferhub.video import TrackSummaries, VideoFace, VideoFrameResult, frame_texts
 
-    tracker = tracker if isinstance(tracker, FaceTracker) else FaceTracker()
+    session = session if isinstance(session, WebcamSession) else WebcamSession()
     if frame is None:
-        return None, "waiting for the camera", tracker
-    fps = tracker.tick()
-    tracker.last_frame = frame
+        return None, "waiting for the camera", session
+    fps = session.tick()
+    now = time.perf_counter()
+    session.start = now if session.start is None else session.start
+    elapsed = now - session.start
+    session.last_frame = frame
     image = Image.fromarray(frame).convert("RGB")
     model_id = (model_id or "").strip() or state.default_model()
-    reuse = tracker.faces and tracker.model == model_id and tracker.frame % DETECT_EVERY != 0
+    if model_id != session.model:  # other classes: the smoothed values and the recording start again
+        session.tracker.reset()
+        session.faces, session.model, session.recording, session.summaries = {}, model_id, [], None
     predictor = state.cache().predictor([model_id], fast=True)  # loaded outside the GPU function
-    faces, probs, labels = _classify_frame(predictor, image, tracker.faces if reuse else None)
-    tracker.faces, tracker.model = faces, model_id
-    boxes = [f.box for f in faces]
-    tracks = tracker.update(boxes, probs, labels)
-    names = [t.label(labels) for t in tracks]
-    texts = [f"{name} {t.probabilities.max():.0%}" for name, t in zip(names, tracks)]
-    annotated = draw_boxes(image, boxes, texts, [label_color(n) for n in names])
-    faces = "1 face" if len(boxes) == 1 else f"{len(boxes)} faces"
-    return np.asarray(annotated), f"{fps:.1f} fps · {faces}", tracker
+    tracks, faces, probs = _faces_now(session, predictor, image, elapsed)
+    session.frame += 1
+    labels = [tuple(m.config.labels) for m in predictor.models]
+    results = []
+    for i, (track, face) in enumerate(zip(tracks, faces)):
+        raw = [p[i] for p in probs]
+        smoothed = session.smoother.update(track, raw, elapsed)
+        results.append(VideoFace(track.id, face, True, raw, smoothed, labels, list(predictor.names)))
+    if record and len(session.recording) < MAX_RECORDED_FRAMES:
+        if session.summaries is None:
+            session.summaries = TrackSummaries(list(predictor.names), labels, 1 / 15)
+        session.summaries.add(elapsed, results)
+        session.recording.append(VideoFrameResult(session.frame, elapsed, results).to_dict())
+    texts = frame_texts(results)
+    colors = [label_color(f.smoothed_label) for f in results]
+    annotated = draw_boxes(image, [f.face.box for f in results], texts, colors)
+    count = "1 face" if len(results) == 1 else f"{len(results)} faces"
+    rec = f" · recording {len(session.recording)} frames" if record else ""
+    return np.asarray(annotated), f"{fps:.1f} fps · {count}{rec}", session
 
 
-def snapshot(tracker: FaceTracker | None) -> tuple[Any, Any]:
+def timeline(session: WebcamSession | None) -> tuple[Any, list[list[Any]]]:
+    """The recorded session as the Video tab shows a video: the timeline figure and the summary table."""
+    from ferhub import timeline as tl
+
+    if not isinstance(session, WebcamSession) or not session.recording:
+        raise gr.Error(
+            "Nothing recorded yet: tick 'Record timeline' while the camera runs.", title="No timeline"
+        )
+    state.heavy_imports()
+    data = tl.collect(session.recording, session.model or "model")
+    tracks = session.summaries.result() if session.summaries is not None else []
+    return tl.figure(data, title="Webcam session"), tl.summary_rows(tracks)
+
+
+def clear_recording(session: WebcamSession | None, record: bool) -> WebcamSession | None:
+    """Starting a new recording forgets the previous one."""
+    if isinstance(session, WebcamSession) and record:
+        session.recording, session.summaries = [], None
+    return session
+
+
+def snapshot(session: WebcamSession | None) -> tuple[Any, Any]:
     """Send the latest raw frame to the Classify tab and switch to it."""
-    if not isinstance(tracker, FaceTracker) or tracker.last_frame is None:
+    if not isinstance(session, WebcamSession) or session.last_frame is None:
         raise gr.Error("No frame yet: start the camera first.", title="No snapshot")
-    return state.save_image(Image.fromarray(tracker.last_frame), "snapshot", lossless=True), gr.Tabs(
+    return state.save_image(Image.fromarray(session.last_frame), "snapshot", lossless=True), gr.Tabs(
         selected="classify"
     )
 
 
 def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> None:
     """Lay out the Webcam tab; the snapshot button fills ``classify_image`` and selects the Classify tab."""
-    tracker = gr.State(None)
+    from ferhub import timeline as tl
+
+    session = gr.State(None)
     with gr.Row():
         with gr.Column():
             camera = gr.Image(
@@ -166,20 +175,29 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> None:
                 ),
             )
             model = gr.Dropdown(models, value=models[0], allow_custom_value=True, label="Model")
+            record = gr.Checkbox(False, label="Record timeline", elem_id="webcam-record")
         with gr.Column():
             output = gr.Image(
                 label="Live", streaming=True, format="jpeg", elem_id="webcam-output", interactive=False
             )
             fps = gr.Textbox(label="Achieved", interactive=False, elem_id="webcam-fps")
-            snap = gr.Button("Snapshot to Classify", elem_id="webcam-snapshot")
+            with gr.Row():
+                snap = gr.Button("Snapshot to Classify", elem_id="webcam-snapshot")
+                show = gr.Button("Plot timeline", elem_id="webcam-timeline")
+    plot = gr.Plot(label="Timeline of the recorded session", elem_id="webcam-timeline-plot")
+    table = gr.Dataframe(headers=tl.SUMMARY_HEADER, label="Per person", interactive=False)
     camera.stream(
         process_frame,
-        [camera, tracker, model],
-        [output, fps, tracker],
+        [camera, session, model, record],
+        [output, fps, session],
         api_name="webcam_frame",
         stream_every=0.02,
         time_limit=600,
         concurrency_limit=4,
         show_progress="hidden",
     )
-    snap.click(snapshot, tracker, [classify_image, tabs], api_name="snapshot")
+    record.change(
+        clear_recording, [session, record], session, api_name="webcam_record", show_progress="hidden"
+    )
+    show.click(timeline, session, [plot, table], api_name="webcam_timeline")
+    snap.click(snapshot, session, [classify_image, tabs], api_name="snapshot")

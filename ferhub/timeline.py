@@ -1,0 +1,166 @@
+"""Expressions over time as data, figures and tables: one code path for the app's Video tab, the webcam's
+recorded timeline and ``ferhub report``.
+
+Everything starts from frame dicts in the shape ``ferhub predict --format json`` writes for a video
+(``{"frame", "time", "faces": [{"face_id", "probabilities", "smoothed", "predictions"?...}]}``), so a results
+file on disk and a run in memory draw the same way.
+
+>>> data = collect(frames)                                    # doctest: +SKIP
+>>> figure(data).show()                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_PEOPLE = 12  # subplots drawn at most (the people longest on screen); the table lists everyone
+
+
+@dataclass
+class Series:
+    """One person's probabilities under one model over time: raw (per frame) and smoothed."""
+
+    face_id: int
+    model: str
+    labels: list[str]
+    time: list[float] = field(default_factory=list)
+    raw: list[list[float]] = field(default_factory=list)
+    smoothed: list[list[float]] = field(default_factory=list)
+
+    def add(self, time: float, raw: Mapping[str, float], smoothed: Mapping[str, float]) -> None:
+        self.time.append(time)
+        self.raw.append([float(raw.get(k, 0.0)) for k in self.labels])
+        self.smoothed.append([float(smoothed.get(k, 0.0)) for k in self.labels])
+
+
+def _per_model(face: Mapping[str, Any], default_model: str) -> list[Mapping[str, Any]]:
+    if face.get("predictions"):
+        return face["predictions"]
+    return [{"model": default_model, **face}]
+
+
+def collect(
+    frames: Iterable[Mapping[str, Any]], default_model: str = "model"
+) -> dict[tuple[int, str], Series]:
+    """Frame dicts -> a :class:`Series` per (face id, model), in order of first appearance."""
+    out: dict[tuple[int, str], Series] = {}
+    for frame in frames:
+        for face in frame["faces"]:
+            for pred in _per_model(face, default_model):
+                key = (int(face["face_id"]), str(pred["model"]))
+                series = out.get(key)
+                if series is None:
+                    series = out[key] = Series(key[0], key[1], list(pred["probabilities"]))
+                raw = pred["probabilities"]
+                series.add(float(frame["time"]), raw, pred.get("smoothed") or raw)
+    return out
+
+
+def figure(data: Mapping[tuple[int, str], Series], *, title: str | None = None, show_raw: bool = True) -> Any:
+    """A plotly figure: one panel per person, each expression's smoothed probability as a solid line and its
+    raw per-frame value as a faint dotted one; a second model's lines are dashed. Legend entries toggle an
+    expression across panels."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from ferhub.drawing import label_color
+
+    people = sorted({k[0] for k in data}, key=lambda i: -_seconds(data, i))[:MAX_PEOPLE]
+    people.sort()
+    models = list(dict.fromkeys(k[1] for k in data))
+    if not people:
+        fig = go.Figure()
+        fig.update_layout(title=title or "No faces found", height=240, xaxis_title="time (s)")
+        return fig
+    fig = make_subplots(
+        rows=len(people),
+        cols=1,
+        shared_xaxes=True,
+        subplot_titles=[f"face {p}" for p in people],
+        vertical_spacing=min(0.08, 0.3 / len(people)),
+    )
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    shown: set[str] = set()
+    for row, person in enumerate(people, 1):
+        for m, model in enumerate(models):
+            series = data.get((person, model))
+            if series is None:
+                continue
+            for k, label in enumerate(series.labels):
+                r, g, b = label_color(label)
+                name = label if len(models) == 1 else f"{label} · {model}"
+                fig.add_trace(
+                    go.Scatter(
+                        x=series.time,
+                        y=[v[k] for v in series.smoothed],
+                        mode="lines",
+                        name=name,
+                        legendgroup=name,
+                        showlegend=name not in shown,
+                        line={"color": f"rgb({r},{g},{b})", "width": 2, "dash": dashes[m % len(dashes)]},
+                        hovertemplate=f"face {person} {label}: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>",
+                    ),
+                    row=row,
+                    col=1,
+                )
+                shown.add(name)
+                if show_raw:
+                    fig.add_trace(
+                        go.Scatter(
+                            x=series.time,
+                            y=[v[k] for v in series.raw],
+                            mode="lines",
+                            name=f"{name} (raw)",
+                            legendgroup=name,
+                            showlegend=False,
+                            opacity=0.35,
+                            line={"color": f"rgb({r},{g},{b})", "width": 1, "dash": "dot"},
+                            hovertemplate=f"face {person} {label} raw: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>",
+                        ),
+                        row=row,
+                        col=1,
+                    )
+        fig.update_yaxes(range=[0, 1], title_text="p", row=row, col=1)
+    fig.update_xaxes(title_text="time (s)", row=len(people), col=1)
+    note = "smoothed (solid) and per frame (dotted)" if show_raw else "smoothed"
+    fig.update_layout(
+        title=title or f"Expressions over time: {note}",
+        height=160 + 190 * len(people),
+        legend={"orientation": "h", "y": -0.12 if len(people) < 3 else -0.04},
+        margin={"l": 50, "r": 20, "t": 70, "b": 40},
+        hovermode="x unified",
+    )
+    return fig
+
+
+def _seconds(data: Mapping[tuple[int, str], Series], person: int) -> float:
+    times = next((s.time for k, s in data.items() if k[0] == person), [])
+    return times[-1] - times[0] if times else 0.0
+
+
+SUMMARY_HEADER = ["face", "from (s)", "to (s)", "on screen (s)", "mostly", "share of time", "peak"]
+
+
+def summary_rows(tracks: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """Rows for :data:`SUMMARY_HEADER` from ``ferhub predict`` track summaries (first model)."""
+    rows = []
+    for t in tracks:
+        share = sorted(t["share"].items(), key=lambda kv: -kv[1])
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in share[:3] if v >= 0.005)
+        dominant = t.get("dominant")
+        peak = t["peaks"].get(dominant) if dominant else None
+        peak_text = f"{dominant} {peak['probability']:.2f} at {peak['time']:.1f} s" if peak else "-"
+        rows.append(
+            [
+                t["face_id"],
+                round(t["first_time"], 2),
+                round(t["last_time"], 2),
+                round(t["seconds"], 2),
+                dominant or "-",
+                shares or "-",
+                peak_text,
+            ]
+        )
+    return rows

@@ -1,0 +1,165 @@
+"""Video tab: a clip in -> the annotated video, a timeline per person (smoothed and raw), per-person summaries,
+and the CSV/JSON files ``ferhub predict`` would write. Thin over :mod:`ferhub.video` and :mod:`ferhub.writers`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ferhub.ui import state
+
+MAX_SECONDS = 120  # longer clips are refused: a public server shares its CPU between visitors
+MAX_ANALYSIS_FPS = 10.0
+DEFAULT_FPS = 5.0
+MAX_SIDE = 1280  # frames are analysed and annotated at this size at most
+LIMITS = (
+    f"Up to {state.MAX_UPLOAD.upper()} and {MAX_SECONDS // 60} minutes; MP4, MOV, MKV, WebM or AVI. Frames are "
+    f"analysed at up to {MAX_ANALYSIS_FPS:g} per second and {MAX_SIDE} px; faces are tracked (each person keeps "
+    "a number) and their probabilities smoothed over time."
+)
+
+
+def _open(predictor: Any, path: str, fps: float, smooth: float) -> Any:
+    from ferhub.video import VideoAnalyzer
+    from ferhub.videoio import NotAVideoError, VideoDecodeError
+
+    analyzer = VideoAnalyzer(predictor, fps=fps, smooth=smooth, max_side=MAX_SIDE)
+    try:
+        run = analyzer.open(path)
+    except NotAVideoError as e:
+        raise gr.Error(
+            "This is a still picture, not a video: use the Classify tab.", title="Not a video"
+        ) from e
+    except VideoDecodeError as e:
+        raise gr.Error(str(e).replace(path, "The upload"), title="Not a usable video") from e
+    if run.info.duration is not None and run.info.duration > MAX_SECONDS + 0.5:
+        run.close()
+        raise gr.Error(
+            f"The clip is {run.info.duration:.0f} s long; this app analyses up to {MAX_SECONDS} s. Trim it, or run "
+            "`ferhub predict CLIP --format csv` locally for any length.",
+            title="Video too long",
+        )
+    return run
+
+
+@state.gpu
+def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any) -> dict[str, Any]:
+    """Run the clip through the video path, writing the annotated video, the CSV and the JSON as it goes."""
+    from ferhub.video import draw_frame
+    from ferhub.videoio import VideoWriter
+    from ferhub.writers import CsvWriter, JsonWriter
+
+    run = _open(predictor, path, fps, smooth)
+    annotated, csv_path, json_path = (state.output_path(s) for s in ("-annotated.mp4", ".csv", ".json"))
+    labels = [tuple(m.config.labels) for m in predictor.models]
+    total = int(min(run.info.num_frames or 1, (run.info.duration or 0) * fps + 1)) or None
+    frames: list[dict[str, Any]] = []
+    with (
+        open(csv_path, "w", encoding="utf-8", newline="") as csv_file,
+        open(json_path, "w", encoding="utf-8") as json_file,
+        VideoWriter(annotated, run.info.width, run.info.height, fps) as out,
+    ):
+        writers = [CsvWriter(csv_file, list(predictor.names), labels), JsonWriter(json_file, array=False)]
+        for w in writers:
+            w.begin()
+            w.video_begin(run)
+        for frame in run:
+            for w in writers:
+                w.video_frame(run, frame)
+            out.write(draw_frame(frame), frame.time)
+            frames.append(frame.to_dict())
+            progress((run.frames_done, total), desc="analysing frames", unit="frames")
+        tracks = run.summaries()
+        for w in writers:
+            w.video_end(run, interrupted=False)
+            w.end()
+    return {
+        "annotated": str(annotated),
+        "csv": str(csv_path),
+        "json": str(json_path),
+        "frames": frames,
+        "tracks": tracks,
+        "models": list(predictor.names),
+        "error": run.error,
+        "info": run.info,
+    }
+
+
+def analyse_video(
+    video: str | None,
+    models: list[str] | str | None,
+    fps: float = DEFAULT_FPS,
+    smooth: float = 0.3,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's progress-tracking idiom)
+) -> tuple[str, Any, list[list[Any]], list[str], str]:
+    """The Video tab's handler (``api_name="video"``): annotated video, timeline figure, summary rows, the
+    CSV and JSON downloads, and a status line."""
+    from ferhub import timeline as tl
+
+    if not video:
+        raise gr.Error("Upload a video first.", title="No video")
+    if isinstance(models, str):
+        models = [models]
+    models = [m for m in (models or []) if m and m.strip()] or [state.default_model()]
+    if len(models) > 4:
+        raise gr.Error("Pick at most 4 models.", title="Too many models")
+    fps = min(max(float(fps or DEFAULT_FPS), 0.5), MAX_ANALYSIS_FPS)
+    predictor = state.cache().predictor(models)  # loaded outside the GPU function
+    state.heavy_imports()
+    result = _analyse(predictor, str(video), fps, max(float(smooth or 0), 0.0), progress)
+    figure = tl.figure(tl.collect(result["frames"], result["models"][0]))
+    info = result["info"]
+    status = (
+        f"{len(result['frames'])} frames analysed ({fps:g} per second) of {Path(str(video)).name}: "
+        f"{len(result['tracks'])} face track(s)."
+    )
+    if result["error"]:
+        status += f" The file is damaged part-way; results up to there are kept ({result['error'].split(': ', 1)[-1]})."
+    if info.rotation:
+        status += f" Rotated {info.rotation}° as the file says."
+    return (
+        result["annotated"],
+        figure,
+        tl.summary_rows(result["tracks"]),
+        [result["csv"], result["json"]],
+        status,
+    )
+
+
+def build(models: list[str]) -> None:
+    """Lay out the Video tab."""
+    from ferhub import timeline as tl
+
+    gr.Markdown(LIMITS, elem_id="video-limits")
+    with gr.Row():
+        with gr.Column():
+            upload = gr.Video(sources=["upload"], label="Video", elem_id="video-input")
+            picker = gr.Dropdown(
+                models,
+                value=[models[0]],
+                multiselect=True,
+                allow_custom_value=True,
+                label="Models (several: their timelines on one plot)",
+                elem_id="video-models",
+            )
+            with gr.Row():
+                fps = gr.Slider(0.5, MAX_ANALYSIS_FPS, value=DEFAULT_FPS, step=0.5, label="Frames per second")
+                smooth = gr.Slider(0, 3, value=0.3, step=0.1, label="Smoothing (seconds, 0 = off)")
+            go = gr.Button("Analyse", variant="primary", elem_id="video-run")
+        with gr.Column():
+            annotated = gr.Video(label="Annotated", elem_id="video-output", interactive=False)
+            status = gr.Markdown(elem_id="video-status")
+    plot = gr.Plot(label="Expressions over time", elem_id="video-timeline")
+    table = gr.Dataframe(
+        headers=tl.SUMMARY_HEADER, label="Per person", interactive=False, elem_id="video-summary"
+    )
+    files = gr.File(label="Results (CSV, JSON)", file_count="multiple", elem_id="video-files")
+    go.click(
+        analyse_video,
+        [upload, picker, fps, smooth],
+        [annotated, plot, table, files, status],
+        api_name="video",
+        concurrency_limit=1,
+    )
