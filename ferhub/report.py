@@ -1,9 +1,10 @@
-"""A standalone HTML evaluation report that opens offline (plotly's JavaScript embedded once).
+"""A standalone HTML report of evaluation or video results that opens offline (plotly's JavaScript embedded once).
 
 One section per dataset: the metrics table, per-class recall bars, each model's confusion matrix in counts and
 row-normalised, the reliability diagram, the comparison of the models (difference matrix; agreement, Cohen's
 kappa and McNemar's exact test when per-image predictions are at hand), and the misclassified images as
-thumbnails with their true and predicted labels.
+thumbnails with their true and predicted labels. Video results (``ferhub predict CLIP --format json``) get a
+section each: the timeline per person and the per-person summaries.
 
 >>> write_report("report.html", [Section("fer2013 test", {"model": entry})])   # doctest: +SKIP
 """
@@ -213,16 +214,25 @@ def _section_html(section: Section) -> str:
     return "\n".join(parts)
 
 
-def report_html(sections: Sequence[Section], *, title: str = "ferhub evaluation report") -> str:
-    """The whole report as one HTML string (plotly's JS inlined, so no network is needed to view it)."""
+def report_html(
+    sections: Sequence[Section],
+    *,
+    title: str = "ferhub evaluation report",
+    videos: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """The whole report as one HTML string (plotly's JS inlined, so no network is needed to view it).
+
+    ``videos`` are video entries as ``ferhub predict --format json`` writes them: each gets a section with
+    its timeline per person and the per-person summary table.
+    """
     from plotly.offline import get_plotlyjs
 
     from ferhub import __version__
 
-    if not sections:
-        raise ValueError("the report needs at least one section of evaluation results")
+    if not sections and not videos:
+        raise ValueError("the report needs at least one section of evaluation results or one video's results")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n".join(_section_html(s) for s in sections)
+    body = "\n".join(_section_html(s) for s in sections) + "\n".join(_video_html(v) for v in videos)
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
@@ -232,11 +242,45 @@ def report_html(sections: Sequence[Section], *, title: str = "ferhub evaluation 
     )
 
 
+def _video_html(entry: Mapping[str, Any]) -> str:
+    """One video's section: what was analysed, the timeline per person and the summary table."""
+    from ferhub import timeline
+
+    models = entry.get("models") or ["model"]
+    duration = entry.get("duration")
+    meta = [
+        f"{entry.get('width')}x{entry.get('height')}",
+        f"{duration:.1f} s" if isinstance(duration, (int, float)) else "unknown length",
+        f"{entry.get('frames_analysed', len(entry.get('frames', [])))} frames analysed"
+        + (f" at {entry['sample_fps']:g} per second" if entry.get("sample_fps") else ""),
+        f"smoothing {entry.get('smoothing_seconds', 0):g} s",
+        "models " + ", ".join(models),
+    ]
+    parts = [
+        f"<h2>{html.escape(str(entry.get('path')))}</h2>",
+        f'<p class="meta">{html.escape(" · ".join(meta))}</p>',
+    ]
+    if entry.get("error"):
+        parts.append(f'<p class="notes">{html.escape(str(entry["error"]))}</p>')
+    if entry.get("interrupted"):
+        parts.append('<p class="notes">the run was interrupted: results up to that point</p>')
+    parts.append(
+        "<h3>People</h3>" + _table(timeline.SUMMARY_HEADER, timeline.summary_rows(entry.get("tracks", [])))
+    )
+    data = timeline.collect(entry.get("frames", []), models[0])
+    parts.append(_fig(timeline.figure(data)))
+    return "\n".join(parts)
+
+
 def write_report(
-    path: str | Path, sections: Sequence[Section], *, title: str = "ferhub evaluation report"
+    path: str | Path,
+    sections: Sequence[Section],
+    *,
+    title: str = "ferhub evaluation report",
+    videos: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write :func:`report_html` to ``path`` (parent folders created) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(sections, title=title), encoding="utf-8")
+    path.write_text(report_html(sections, title=title, videos=videos), encoding="utf-8")
     return path

@@ -102,7 +102,7 @@ class FaceTracker:
         *,
         max_lost: float = 2.0,
         coast: float = 0.5,
-        min_similarity: float = 0.3,
+        min_similarity: float = 0.15,
         velocity_decay: float = 0.6,
     ) -> None:
         self.max_lost = max_lost
@@ -158,8 +158,8 @@ class FaceTracker:
         """How far (in face sizes) a detection may lie from the prediction: further the longer the face has
         been lost, since it kept moving unseen."""
         if track.lost_since is None:
-            return 1.5
-        return min(1.5 + 4.0 * (time - track.lost_since), 5.0)
+            return 2.0
+        return min(2.0 + 4.0 * (time - track.lost_since), 5.0)
 
     def _continue(self, track: Track, box: Box, time: float) -> None:
         dt = time - track.time

@@ -178,7 +178,7 @@ def test_page_loads_with_every_tab(driver: Any, app_url: str, shots: Path) -> No
     driver.get(app_url)
     wait_for(lambda: "ferhub" in driver.find_element(By.TAG_NAME, "h1").text, what="the title")
     tabs = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]")]
-    assert tabs[:4] == ["Classify", "Webcam", "Compare", "Model card"]
+    assert tabs[:4] == ["Classify", "Webcam", "Video", "Compare"]
     assert driver.title.startswith("ferhub")
     driver.save_screenshot(str(shots / "01-page.png"))
 

@@ -11,8 +11,12 @@ GPU each where there are GPUs), each input's result goes to its own file, and a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +161,34 @@ def _saliency_method(args: argparse.Namespace, predictor: Any) -> str | None:
     return method
 
 
+class Interrupt:
+    """Ctrl-C as a request: the run stops at the next point where its output is whole (between frames,
+    between photos), never half-way through a write. A second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 class Job:
     """One ``ferhub predict`` run: the predictor, the video settings, and where results go."""
 
@@ -174,6 +206,7 @@ class Job:
             max_side=args.max_side,
         )
         self.progress = sys.stderr.isatty() if args.progress is None else args.progress
+        self.interrupt = Interrupt()
         self.ok = 0
         self.failed = 0
 
@@ -181,6 +214,7 @@ class Job:
     def photos(self, paths: list[Path], writer: Any) -> None:
         results = self.predictor.predict(paths)
         for r in results:
+            self.interrupt.check()
             if r.error:
                 self.failed += 1
                 say(r.error, r.path)
@@ -237,6 +271,7 @@ class Job:
                 frame.image = None
                 if bar is not None:
                     bar.update(1)
+                self.interrupt.check()  # after a whole frame: the summaries count exactly the frames written
             interrupted = False
         finally:  # Ctrl-C included: close the annotated file and the entry so both stay valid
             run.close()
@@ -303,7 +338,8 @@ def _to_stdout(job: Job, files: list[Path], several_videos: bool) -> int:
     writer = make_writer(job.args.format, sys.stdout, job.predictor)
     writer.begin()
     try:
-        _process(job, files, writer, several_videos)
+        with job.interrupt.installed():
+            _process(job, files, writer, several_videos)
     except KeyboardInterrupt:
         writer.end()
         say("interrupted; the output written so far is complete and valid")
@@ -331,7 +367,7 @@ def _to_folder(job: Job, found: Any, several_videos: bool) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8", newline="") as out:
+            with open(tmp, "w", encoding="utf-8", newline="") as out, job.interrupt.installed():
                 writer = make_writer(job.args.format, out, job.predictor, array=False)
                 writer.begin()
                 _process(job, [f], writer, several_videos)

@@ -1,4 +1,5 @@
-"""``ferhub report --results ... --out report.html``: a standalone HTML dashboard from eval_results.json files."""
+"""``ferhub report --results ... --video ... --out report.html``: a standalone HTML dashboard from
+eval_results.json files and from the video results of ``ferhub predict --format json``."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--results",
         nargs="+",
-        required=True,
+        default=[],
         metavar="PATH|ID",
         help="eval_results.json files, model folders, bundled names or Hub ids whose results to show",
+    )
+    p.add_argument(
+        "--video",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="JSON written by `ferhub predict CLIP.mp4 --format json` (or its --out-dir files): a timeline "
+        "per person and the per-person summaries for each video in it",
     )
     p.add_argument(
         "--predictions",
@@ -31,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--split", default=None, help="split of --data")
     p.add_argument("--key", action="append", default=None, help="only these dataset keys (repeatable)")
-    p.add_argument("--title", default="ferhub evaluation report")
+    p.add_argument("--title", default=None, help="report title (default: evaluation / video report)")
     p.add_argument("--out", default="report.html", metavar="FILE", help="HTML file to write")
 
 
@@ -53,6 +62,29 @@ def load_results(ref: str) -> tuple[str, dict[str, Any]]:
             f"{ref}: no {EVAL_RESULTS_NAME}; run `ferhub evaluate --model {ref} --data ...` first"
         )
     return default_name, data
+
+
+def load_videos(paths: list[str]) -> list[dict[str, Any]]:
+    """The video entries of ``ferhub predict`` JSON files (a list of entries, or one entry per file)."""
+    import json
+
+    entries: list[dict[str, Any]] = []
+    for ref in paths:
+        try:
+            data = json.loads(Path(ref).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{ref}: cannot read it as ferhub predict JSON ({e})") from e
+        found = [
+            e
+            for e in (data if isinstance(data, list) else [data])
+            if isinstance(e, dict) and e.get("kind") == "video"
+        ]
+        if not found:
+            raise ValueError(
+                f"{ref}: holds no video results; write them with `ferhub predict CLIP.mp4 --format json`"
+            )
+        entries += found
+    return entries
 
 
 def build_sections(
@@ -91,15 +123,23 @@ def run(args: argparse.Namespace) -> int:
     from ferhub.hub import EvalResultsError, ModelLoadError
     from ferhub.report import write_report
 
+    if not args.results and not args.video:
+        print(
+            "ferhub report: give --results (evaluation results) and/or --video (video results)",
+            file=sys.stderr,
+        )
+        return 2
     try:
+        videos = load_videos(args.video)
         results = [load_results(ref) for ref in args.results]
         predictions = [ImagePredictions.load(f) for f in args.predictions]
         source = open_data(args.data, args.split) if args.data else None
         sections = build_sections(results, predictions, keys=args.key, source=source)
-        if not sections:
+        if args.results and not sections:
             print("ferhub report: no results match; check --results and --key", file=sys.stderr)
             return 1
-        path = write_report(args.out, sections, title=args.title)
+        title = args.title or ("ferhub evaluation report" if sections else "ferhub video report")
+        path = write_report(args.out, sections, title=title, videos=videos)
     except (EvalResultsError, ModelLoadError, EvaluationError, FileNotFoundError, ValueError) as e:
         print(f"ferhub report: {e}", file=sys.stderr)
         return 1
