@@ -2,7 +2,8 @@
 
 - :func:`evaluate` runs one or more models over a labelled source (folder of class folders, zip, FER2013 CSV,
   Hugging Face dataset) with :class:`ferhub.predict.Predictor`, detecting each image's face once
-  (:class:`ferhub.data.FaceCache`), optionally with flip or ten-crop test-time augmentation, and returns one
+  (:class:`ferhub.data.FaceCache`), optionally with flip or ten-crop test-time augmentation of each model's
+  face crop (:func:`ferhub.transforms.tta_views`, the same views training validates with), and returns one
   :class:`ModelEvaluation` per model: its ``eval_results`` entry and its per-image predictions.
 - :func:`write_results` merges entries into a repo folder's ``eval_results.json`` atomically and re-renders the
   model card; :func:`push_results` uploads both files in one commit.
@@ -47,17 +48,13 @@ import numpy as np
 from ferhub import metrics
 
 if TYPE_CHECKING:
-    from PIL import Image
     from torch import nn
 
     from ferhub.data import FaceCache, LabeledSource
-    from ferhub.faces import Face
     from ferhub.predict import Predictor
 
 FORMAT_VERSION = 1
 EVAL_RESULTS_NAME = "eval_results.json"
-TTA_METHODS = ("flip", "tencrop")
-TEN_CROP_FRACTION = 0.875
 
 Tta = Literal["flip", "tencrop"] | None
 Progress = Callable[[int, int, str], None]
@@ -158,85 +155,6 @@ def result_key(dataset_id: str, config: str | None, split: str | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# test-time augmentation
-# ---------------------------------------------------------------------------------------------------------
-def _sub_boxes(x1: float, y1: float, x2: float, y2: float, fraction: float) -> list[tuple[float, ...]]:
-    """Four corner boxes and the centre box of ``fraction`` of the box's size."""
-    w, h = (x2 - x1) * fraction, (y2 - y1) * fraction
-    dx, dy = (x2 - x1) - w, (y2 - y1) - h
-    return [
-        (x1, y1, x1 + w, y1 + h),
-        (x1 + dx, y1, x2, y1 + h),
-        (x1, y1 + dy, x1 + w, y2),
-        (x1 + dx, y1 + dy, x2, y2),
-        (x1 + dx / 2, y1 + dy / 2, x1 + dx / 2 + w, y1 + dy / 2 + h),
-    ]
-
-
-def tta_crops(crop: Image.Image, method: Tta) -> list[Image.Image]:
-    """Views of a face crop: itself; with ``flip`` its mirror too; ``tencrop`` 4 corners + centre, each mirrored.
-
-    Each view is classified through :meth:`Predictor.classify_crops` (which resizes it to the model's input)
-    and the probabilities are averaged.
-    """
-    from PIL import ImageOps
-
-    if method is None:
-        return [crop]
-    if method == "flip":
-        return [crop, ImageOps.mirror(crop)]
-    if method == "tencrop":
-        views = [
-            crop.crop(tuple(round(v) for v in b))
-            for b in _sub_boxes(0, 0, crop.width, crop.height, TEN_CROP_FRACTION)
-        ]
-        return views + [ImageOps.mirror(v) for v in views]
-    raise ValueError(f"tta must be None, 'flip' or 'tencrop', got {method!r}")
-
-
-def mirror_face(face: Face, width: int) -> Face:
-    """The same face in the horizontally mirrored image (landmarks mirrored and their left/right swapped)."""
-    from ferhub.faces import Face
-
-    x1, y1, x2, y2 = face.box
-    landmarks = None
-    if face.landmarks is not None:
-        le, re_, nose, ml, mr = [(width - x, y) for x, y in face.landmarks]
-        # "left eye" is the one nearer the image's left edge, which mirroring turns into the right one
-        landmarks = (re_, le, nose, mr, ml)
-    return Face(
-        box=(width - x2, y1, width - x1, y2),
-        score=face.score,
-        landmarks=landmarks,
-        face_found=face.face_found,
-    )
-
-
-def tta_faces(image: Image.Image, face: Face, method: Tta) -> list[tuple[Image.Image, Face]]:
-    """(image, face) views of a detected face in a photo, so every model still crops with its own geometry.
-
-    ``flip`` mirrors the photo (and the face); ``tencrop`` uses the 4 corner and the centre sub-boxes of the face
-    box (87.5% of its size), in the photo and mirrored.
-    """
-    from PIL import ImageOps
-
-    from ferhub.faces import Face
-
-    if method is None:
-        return [(image, face)]
-    if method not in TTA_METHODS:
-        raise ValueError(f"tta must be None, 'flip' or 'tencrop', got {method!r}")
-    mirrored, mface = ImageOps.mirror(image), mirror_face(face, image.width)
-    if method == "flip":
-        return [(image, face), (mirrored, mface)]
-    views = []
-    for img, f in ((image, face), (mirrored, mface)):
-        for box in _sub_boxes(*f.box, TEN_CROP_FRACTION):
-            views.append((img, Face(box=box, score=f.score, landmarks=f.landmarks, face_found=f.face_found)))
-    return views
-
-
-# ---------------------------------------------------------------------------------------------------------
 # running models over a source
 # ---------------------------------------------------------------------------------------------------------
 def _model_info(spec: Any, model: nn.Module, name: str) -> tuple[dict[str, Any], Path | None]:
@@ -301,6 +219,7 @@ def evaluate(
     """
     from ferhub import __version__
     from ferhub.predict import Predictor
+    from ferhub.transforms import TTA_METHODS, tta_views
 
     if tta not in (None, *TTA_METHODS):
         raise ValueError(f"tta must be None, 'flip' or 'tencrop', got {tta!r}")
@@ -333,7 +252,7 @@ def evaluate(
         idx = list(range(start, min(start + chunk_size, n)))
         images = [source.image(i) for i in idx]
         if crops_only:
-            views = [tta_crops(im, tta) for im in images]
+            views = [tta_views(im, tta) for im in images]
             flat = [v for vs in views for v in vs]
             out = pred.classify_crops(flat)
             per = len(views[0])
@@ -349,8 +268,8 @@ def evaluate(
                     face = whole_image_face(image)
                 else:
                     boxes[i] = [float(v) for v in face.box]
-                views = tta_faces(image, face, tta)
-                out = _classify_views(pred, views)
+                # each model crops the face its own way; the TTA views are taken of that crop
+                out = pred.classify_faces(image, [face], views=lambda crop: tta_views(crop, tta))
                 for m, p in enumerate(out):
                     probs[m][i] = p.mean(axis=0)
         if progress is not None:
@@ -411,23 +330,6 @@ def evaluate(
         )
         runs.append(ModelEvaluation(name, key, entry, predictions, folder, spec))
     return runs
-
-
-def _classify_views(pred: Predictor, views: list[tuple[Image.Image, Face]]) -> list[np.ndarray]:
-    """Probabilities of each (image, face) view, one ``(V, K)`` array per model; faces of one image share a call."""
-    groups: dict[int, list[int]] = {}
-    for v, (image, _) in enumerate(views):
-        groups.setdefault(id(image), []).append(v)
-    out: list[np.ndarray] | None = None
-    for members in groups.values():
-        image = views[members[0]][0]
-        got = pred.classify_faces(image, [views[v][1] for v in members])
-        if out is None:
-            out = [np.zeros((len(views), g.shape[1]), dtype=np.float32) for g in got]
-        for m, g in enumerate(got):
-            out[m][members] = g
-    assert out is not None
-    return out
 
 
 def _default_command() -> str:

@@ -234,10 +234,23 @@ class Predictor:
         crops = list(crops)
         return self._classify(lambda _config: crops, len(crops))
 
-    def classify_faces(self, image: Image.Image, faces: Sequence[Face]) -> list[np.ndarray]:
-        """Probabilities for given faces of one image, each model cropping them with its own geometry."""
+    def classify_faces(
+        self,
+        image: Image.Image,
+        faces: Sequence[Face],
+        views: Callable[[Image.Image], list[Image.Image]] | None = None,
+    ) -> list[np.ndarray]:
+        """Probabilities for given faces of one image, each model cropping them with its own geometry.
+
+        ``views`` turns each crop into several (test-time augmentation, :func:`ferhub.transforms.tta_views`):
+        the rows are then each face's views in order, face after face.
+        """
         faces = list(faces)
-        return self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
+        if views is None:
+            return self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
+        return self._classify(
+            lambda config: [v for f in faces for v in views(crop_face(image, f, config))], len(faces)
+        )
 
     def classify_many(self, items: Sequence[tuple[Image.Image, Face]]) -> list[np.ndarray]:
         """Probabilities for faces of several images in one forward per model (video frames, photo batches):

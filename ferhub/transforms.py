@@ -54,6 +54,35 @@ def eval_tensor(crops: Sequence[Image.Image], config: ModelConfig) -> torch.Tens
     return normalize(torch.from_numpy(arrays), config)
 
 
+# ------------------------------------------------------------------------------ test-time augmentation
+# The one TTA of ferhub: training's validation, `ferhub evaluate` on face crops and on photos all take their
+# views from tta_views, and results name the method in `tta_method`.
+TTA_METHODS = ("flip", "tencrop")
+TEN_CROP_FRACTION = 0.875
+
+
+def tta_views(crop: Image.Image, method: str | None) -> list[Image.Image]:
+    """Test-time-augmentation views of a face crop (as the model's geometry framed it, any size).
+
+    ``None``: the crop itself; ``"flip"``: it and its mirror; ``"tencrop"``: the four corner squares and the
+    centre square of 87.5% of its side, each also mirrored. Each view is then fed like any crop (resized to the
+    model's input by :func:`crop_to_array`) and the probabilities are averaged over the views.
+    """
+    from PIL import ImageOps
+
+    if method is None:
+        return [crop]
+    if method == "flip":
+        return [crop, ImageOps.mirror(crop)]
+    if method != "tencrop":
+        raise ValueError(f"tta must be None or one of {TTA_METHODS}, got {method!r}")
+    w, h = crop.size
+    cw, ch = round(w * TEN_CROP_FRACTION), round(h * TEN_CROP_FRACTION)
+    corners = [(0, 0), (w - cw, 0), (0, h - ch), (w - cw, h - ch), ((w - cw) // 2, (h - ch) // 2)]
+    views = [crop.crop((x, y, x + cw, y + ch)) for x, y in corners]
+    return views + [ImageOps.mirror(v) for v in views]
+
+
 # --------------------------------------------------------------------------------------------- training
 # The papers' augmentations as batched tensor ops on the uint8 crops held in memory: one call per batch, no
 # per-image PIL work, so the loader costs next to nothing beside the model step.
@@ -219,22 +248,3 @@ class TrainTransform:
         )
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def eval_batch(batch: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """``uint8`` (B, H, W[, 3]) crops -> normalised float batch, no augmentation (validation in training)."""
-    return normalize(batch, config)
-
-
-def ten_crop(x: torch.Tensor, fraction: float = 0.875) -> torch.Tensor:
-    """Ten-crop TTA views of a normalised (B, C, S, S) batch: 4 corners + centre, each also mirrored.
-
-    Each crop of ``fraction`` × side is resized back to S, so the model sees its usual input size.
-    Returns (10, B, C, S, S); average the models' probabilities over the first axis.
-    """
-    s = x.shape[-1]
-    c = max(1, round(s * fraction))
-    offs = [(0, 0), (0, s - c), (s - c, 0), (s - c, s - c), ((s - c) // 2, (s - c) // 2)]
-    crops = [x[..., i : i + c, j : j + c] for i, j in offs]
-    crops = [F.interpolate(v, size=(s, s), mode="bilinear", align_corners=False) for v in crops]
-    return torch.stack(crops + [v.flip(-1) for v in crops])

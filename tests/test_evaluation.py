@@ -19,11 +19,11 @@ from PIL import Image, ImageOps
 from ferhub import evaluation, hub
 from ferhub.cli import main
 from ferhub.data import FaceCache, open_source
-from ferhub.faces import Face
 from ferhub.hub import EvalResultsError
 from ferhub.labels import FER7, FER8
 from ferhub.models import create_model
 from ferhub.predict import Predictor
+from ferhub.transforms import tta_views
 
 N_PER_CLASS = 3
 
@@ -134,7 +134,7 @@ def test_tta_averages_views_through_classify_crops(repos, crops, method) -> None
     (run,) = evaluation.evaluate(model, source, tta=method, n_resamples=20)
     pred = Predictor(model)
     image = source.image(5)
-    views = evaluation.tta_crops(image, method)
+    views = tta_views(image, method)
     assert len(views) == (2 if method == "flip" else 10)
     if method == "flip":
         assert np.array_equal(np.asarray(views[1]), np.asarray(ImageOps.mirror(image)))
@@ -143,20 +143,40 @@ def test_tta_averages_views_through_classify_crops(repos, crops, method) -> None
     assert run.entry["tta"] is True and run.entry["tta_method"] == method
 
 
-def test_tta_views_of_a_detected_face() -> None:
-    image = Image.new("RGB", (100, 80))
-    face = Face(box=(10, 20, 50, 60), score=0.9, landmarks=((20, 30), (40, 30), (30, 40), (22, 50), (38, 50)))
-    mirrored = evaluation.mirror_face(face, image.width)
-    assert mirrored.box == (50, 20, 90, 60)
-    # the image-left eye of the mirrored photo is the old right eye, mirrored
-    assert mirrored.landmarks[0] == (60, 30) and mirrored.landmarks[1] == (80, 30)
-    assert mirrored.landmarks[3] == (62, 50)
-    assert len(evaluation.tta_faces(image, face, "flip")) == 2
-    views = evaluation.tta_faces(image, face, "tencrop")
-    assert len(views) == 10
-    assert views[4][1].box == pytest.approx((12.5, 22.5, 47.5, 57.5))  # the centre box, 87.5% of the size
+def test_tta_views_geometry() -> None:
+    crop = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 32), dtype=np.uint8))
+    views = tta_views(crop, "tencrop")
+    assert len(views) == 10 and all(v.size == (28, 42) for v in views)  # 87.5% of 32 x 48
+    a = np.asarray(crop)
+    assert np.array_equal(np.asarray(views[0]), a[:42, :28]) and np.array_equal(
+        np.asarray(views[3]), a[6:, 4:]
+    )
+    assert np.array_equal(np.asarray(views[4]), a[3:45, 2:30])  # the centre
+    assert np.array_equal(np.asarray(views[5]), a[:42, :28][:, ::-1])  # the mirrored ones follow
+    assert tta_views(crop, None) == [crop]
     with pytest.raises(ValueError, match="tta"):
-        evaluation.tta_faces(image, face, "rotate")
+        tta_views(crop, "rotate")
+
+
+def test_photo_tta_views_are_taken_of_each_models_own_crop(repos, photos, detector) -> None:
+    from ferhub.faces import crop_face
+
+    # two models that frame the face differently: each gets the views of its own crop
+    wide = create_model("test_tiny", config_overrides={"crop_margin": 0.4}).eval()
+    models = [hub.load(str(repos["fer7"])), wide]
+    cache = FaceCache(detector, persist=False)
+    pred = Predictor(models, detector=detector)
+    source = open_source(str(photos))
+    runs = evaluation.evaluate(models, source, predictor=pred, cache=cache, tta="tencrop", n_resamples=20)
+    i = [Path(p).name for p in runs[0].predictions.paths].index("hopper.jpg")
+    image = source.image(i)
+    (face,) = cache.get_many([image])
+    for run, model in zip(runs, models):
+        views = tta_views(crop_face(image, face, model.config), "tencrop")
+        expected = Predictor(model).classify_crops(views)[0].mean(axis=0)
+        np.testing.assert_allclose(run.predictions.probabilities[i], expected, atol=1e-6)
+        assert run.entry["tta_method"] == "tencrop"
+    assert models[0].config.crop_margin != wide.config.crop_margin  # the two framings do differ
 
 
 def test_photos_detect_once_and_no_face_policies(repos, photos, detector) -> None:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +15,12 @@ import pytest
 import torch
 
 from ferhub import hub
+from ferhub.commands.train import get_args_parser, main
 from ferhub.data import transform_task, write_class_folders
 from ferhub.labels import FER7
-from ferhub.training import RECIPES_DIR, get_args_parser, load_recipe, main
+from ferhub.training import list_recipes, load_recipe
 
-RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.py") if not p.stem.startswith("_"))
+RECIPES = list_recipes()
 
 
 def test_every_seed_system_has_a_recipe_with_a_citation() -> None:
@@ -37,7 +43,7 @@ def test_every_seed_system_has_a_recipe_with_a_citation() -> None:
     assert load_recipe("seed000_zhai")[0].loss == "softmax_mse"
     assert load_recipe("seed001_wang")[0].loss == "weighted_ce"
     best = load_recipe("ferhub_best")[0]
-    assert (best.optimizer, best.nesterov, best.schedule, best.tta) == ("sgd", True, "plateau", True)
+    assert (best.optimizer, best.nesterov, best.schedule, best.tta) == ("sgd", True, "plateau", "tencrop")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -50,11 +56,20 @@ def seven_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_recipe_runs_tiny_and_writes_a_model_repo(recipe: str, seven_classes: Path, tmp_path: Path) -> None:
+def test_recipe_runs_tiny_and_writes_a_model_repo(
+    recipe: str, seven_classes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = load_recipe(recipe)[0]
     out = tmp_path / recipe
     argv = ["--recipe", recipe, "--data", str(seven_classes), "--precropped", "--tiny", "--epochs", "1"]
     summary = main(get_args_parser().parse_args([*argv, "--output-dir", str(out), "--no-progress"]))
+    printed = capsys.readouterr().out
+    # the log says how many crops train and how many validate, not the total as if all trained
+    assert "data: 42 crops of " in printed
+    if cfg.kfold:
+        assert f"fold 1/{cfg.kfold}: " in printed
+    else:
+        assert "training on 35 crops, validating on 7 (held-out 10% of the data)" in printed
     repo = out / "model"
     assert sorted(p.name for p in repo.iterdir()) == [
         "README.md",
@@ -70,7 +85,8 @@ def test_recipe_runs_tiny_and_writes_a_model_repo(recipe: str, seven_classes: Pa
     assert model(x).shape == (2, 7)
     results = json.loads((repo / "eval_results.json").read_text())["results"]
     (entry,) = results.values()
-    assert entry["labels"] == list(FER7) and entry["tta"] is cfg.tta
+    assert entry["labels"] == list(FER7) and entry["tta"] is (cfg.tta is not None)
+    assert entry["tta_method"] == cfg.tta
     assert np.sum(entry["confusion_matrix"]) == entry["num_images"] > 0
     card = (repo / "README.md").read_text()
     assert f"recipe-{recipe}" in card and cfg.citation[:30] in card
@@ -86,3 +102,36 @@ def test_recipe_runs_tiny_and_writes_a_model_repo(recipe: str, seven_classes: Pa
             and entry["kfold"]["k"] == cfg.kfold
         )
         assert entry["kfold"]["accuracy"]["values"] == acc["values"]
+
+
+@pytest.mark.slow
+def test_recipes_ship_in_the_wheel_and_resolve_outside_the_checkout(tmp_path: Path) -> None:
+    """``pip wheel --no-deps . -w DIR`` packs the recipes; installed from that wheel, ``--recipe NAME`` works
+    from a folder that is not the checkout."""
+    repo = Path(__file__).resolve().parent.parent
+    src = tmp_path / "src"  # a copy, so the build writes nothing into the checkout
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(repo / "ferhub", src / "ferhub", symlinks=True, ignore=ignore)
+    shutil.copytree(repo / "model_cards", src / "model_cards")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    # no build isolation: the test extra installs setuptools, and tests never reach the network
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(src), "-w", str(tmp_path / "dist")],
+                   check=True, cwd=src)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("ferhub-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"ferhub/recipes/{r}.py" for r in RECIPES} <= names
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        "import sys, ferhub; from ferhub.cli import main; print(ferhub.__file__); "
+        "sys.exit(main(['train', '--recipe', 'seed002_kaskun', '--variant', 'fcn', '--print-recipe']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})  # fmt: skip
+    where, _, printed = out.stdout.partition("\n")
+    assert Path(where).is_relative_to(tmp_path / "site")  # the installed wheel ran, not the checkout
+    settings = json.loads(printed)
+    assert settings["recipe"] == "seed002_kaskun:fcn" and settings["model"] == "fcn"

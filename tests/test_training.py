@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+from ferhub.commands.train import get_args_parser, main
 from ferhub.config import ModelConfig
 from ferhub.data import transform_task, write_class_folders
 from ferhub.labels import FER7
@@ -25,12 +26,10 @@ from ferhub.training import (
     RecipeError,
     TrainConfig,
     apply_overrides,
-    get_args_parser,
     load_recipe,
-    main,
     read_checkpoint,
 )
-from ferhub.transforms import TrainTransform, equalize_hist, ten_crop
+from ferhub.transforms import TrainTransform, equalize_hist
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = REPO / "train" / "train.py"
@@ -81,8 +80,6 @@ def test_train_transform_is_seeded_and_each_option_acts() -> None:
     assert torch.equal(flipped, plain.flip(-1))
     with pytest.raises(ValueError, match=r"unknown augmentation options \['hflp'\]"):
         TrainTransform.from_recipe(cfg, {"hflp": 0.5})
-    views = ten_crop(plain)
-    assert views.shape == (10, 16, 1, 24, 24) and torch.equal(views[5], views[0].flip(-1))
 
 
 # ----------------------------------------------------------------------------------------------- schedules
@@ -191,14 +188,27 @@ def test_resume_after_sigkill_equals_straight_run(task_folder: Path, tmp_path: P
             break
         time.sleep(0.01)
     proc.wait()
+    # proof that the kill landed mid-run: the process died of SIGKILL, its last checkpoint is short of the
+    # 4 epochs, and it never got as far as writing the model repo
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     epoch_at_kill = read_checkpoint(last)[1]["state"]["epoch"]
     assert 2 <= epoch_at_kill < 4
-    subprocess.run(
+    assert not (killed / "model").exists()
+    resumed = subprocess.run(
         [sys.executable, str(TRAIN_SCRIPT), *_args(task_folder, killed, *common, "--resume")],
         check=True,
         env=_run_env(),
+        capture_output=True,
+        text=True,
     )
+    # the second process continued after the killed one's last epoch and trained only the epochs left
+    assert f"after epoch {epoch_at_kill}" in resumed.stdout
+    trained = [
+        int(line.split()[1].split("/")[0])
+        for line in resumed.stdout.splitlines()
+        if line.startswith("epoch ")
+    ]
+    assert trained == list(range(epoch_at_kill + 1, 5))
     assert straight_proc.wait(timeout=300) == 0
     a = _model_tensors(straight / "checkpoints" / "last.safetensors")
     b = _model_tensors(killed / "checkpoints" / "last.safetensors")
@@ -437,3 +447,22 @@ def test_init_loads_a_local_checkpoint(tmp_path: Path) -> None:
     torch.manual_seed(6)
     model = build_model(TrainConfig(model="test_fcn", init=str(folder)), FER7)
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_training_tta_is_evaluations_tta(task_folder: Path) -> None:
+    """Training's validation and `ferhub evaluate` on the same crops give the same TTA probabilities."""
+    from ferhub import evaluation
+    from ferhub.data import ArraySource
+    from ferhub.models import create_model
+    from ferhub.training import evaluate
+
+    torch.manual_seed(0)
+    model = create_model("test_tiny", ("angry", "disgust", "fear", "happy")).eval()
+    images, targets, labels = transform_task(3, size=16, num_classes=4, seed=5)
+    source = ArraySource(images, targets, labels, "crops", None)
+    for method in ("flip", "tencrop"):
+        ours = evaluate(model, torch.from_numpy(images), model.config, device=torch.device("cpu"), tta=method)
+        (run,) = evaluation.evaluate(model, source, tta=method, n_resamples=10)
+        np.testing.assert_allclose(ours, run.predictions.probabilities, atol=1e-5)
+        plain = evaluate(model, torch.from_numpy(images), model.config, device=torch.device("cpu"))
+        assert not np.allclose(ours, plain)  # the views do change the answer

@@ -3,18 +3,15 @@
     python train/train.py --recipe seed002_kaskun --data fer2013.csv --test-split test
     torchrun --nproc_per_node 4 train/train.py --recipe ferhub_best --data fer2013.csv --push-to-hub org/name
 
-The same code runs as ``ferhub train``; everything lives in :mod:`ferhub.training` (recipes in
-``train/recipes/``). The README's "how to train" log gives each recipe's exact command.
+The same code runs as ``ferhub train`` (:mod:`ferhub.commands.train`); the recipes ship in ``ferhub/recipes/``
+and ``train/README.md`` is the log of how to train each one.
 """
 
 from __future__ import annotations
 
 import sys
 
-from ferhub.commands.train import run
-from ferhub.training import evaluate, get_args_parser, main, train_one_epoch
-
-__all__ = ["evaluate", "get_args_parser", "main", "train_one_epoch"]
+from ferhub.commands.train import get_args_parser, run
 
 if __name__ == "__main__":
     sys.exit(run(get_args_parser().parse_args()))

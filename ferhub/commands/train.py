@@ -1,22 +1,179 @@
-"""``ferhub train``: train a recipe and write (and optionally push) the model repo (same code as train/train.py)."""
+"""``ferhub train`` (and ``train/train.py``): the argument parser and a thin :func:`main` over
+:func:`ferhub.training.train`.
+
+    ferhub train --recipe seed002_kaskun --data fer2013.csv --test-split test
+    torchrun --nproc_per_node 4 train/train.py --recipe ferhub_best --data fer2013.csv --push-to-hub org/name
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-HELP = "train a FER model from a recipe and write its model repo"
+if TYPE_CHECKING:
+    from ferhub.training import TrainConfig
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ferhub.training import add_arguments as add
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``train/train.py`` and ``ferhub train`` (one definition for both)."""
+    parser.add_argument(
+        "--recipe", default="ferhub_best", help="a shipped recipe (ferhub/recipes/) or a .py path"
+    )
+    parser.add_argument(
+        "--variant", default=None, help="a recipe variant (e.g. seed002_kaskun: fcn, mini_xception)"
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="class folders, a .zip of them, fer2013.csv or a Hub dataset id (required)",
+    )
+    parser.add_argument(
+        "--split", default=None, help="training split (default: train when the source has splits)"
+    )
+    parser.add_argument("--val-data", default=None, help="a separate validation source (default: --data)")
+    parser.add_argument(
+        "--val-split", default=None, help="validation split (default: val if present, else a hold-out)"
+    )
+    parser.add_argument(
+        "--test-split", default=None, help="also evaluate the final model on this split (e.g. test)"
+    )
+    parser.add_argument(
+        "--image-column", default=None, help="Hub datasets: the image column (default: found)"
+    )
+    parser.add_argument(
+        "--label-column", default=None, help="Hub datasets: the label column (default: found)"
+    )
+    parser.add_argument(
+        "--label-names", default=None, help="names of numbered classes: a dataset (rafdb, fer2013)"
+    )
+    parser.add_argument("--precropped", action=argparse.BooleanOptionalAction, default=None,
+                        help="images are face crops already: skip detection (default: yes for fer2013.csv)")  # fmt: skip
+    parser.add_argument(
+        "--face-cache", default=None, help="face-detection cache folder (default ~/.cache/ferhub)"
+    )
+    parser.add_argument("--output-dir", default=None, help="run folder (default runs/RECIPE)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="global batch size over all processes")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--kfold", type=int, default=None, help="stratified k-fold cross-validation (k >= 2)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--amp", choices=("none", "bf16", "fp16"), default=None, help="mixed precision on CUDA"
+    )
+    parser.add_argument("--init", default=None, help="initial weights: a local checkpoint (e.g. LightCNN's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any recipe setting, e.g. --set augment.hflip=0.5 (repeatable)")  # fmt: skip
+    parser.add_argument("--tiny", action="store_true", help="smoke test: the recipe's tiny model, 2 epochs")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last.safetensors"
+    )
+    parser.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (the log still prints)")
+    parser.add_argument(
+        "--model-name", default=None, help="name in the model card (default: the push id or recipe)"
+    )
+    parser.add_argument(
+        "--push-to-hub", default=None, metavar="ORG/NAME", help="upload the model repo (one commit)"
+    )
+    parser.add_argument("--private", action="store_true", help="create the Hub repo private")
+    parser.add_argument("--revision", default=None, help="branch to push the final model to")
+    parser.add_argument("--push-checkpoints", action="store_true",
+                        help="push the best model so far to branch --checkpoint-branch during training")  # fmt: skip
+    parser.add_argument("--checkpoint-branch", default="checkpoints")
+    parser.add_argument("--print-recipe", action="store_true", help="print the resolved settings and exit")
+    return parser
 
-    add(parser)
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run, rebuilt from the parsed options (whatever called :func:`main`).
+
+    Options left at their defaults are omitted; ``torchrun`` is named when the run was launched by it.
+    """
+    parts: list[str] = []
+    for action in get_args_parser()._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default and action.dest != "recipe":  # the recipe is always named
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            parts.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(action, argparse._StoreTrueAction):
+            parts.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            for v in value:
+                parts += [flag, str(v)]
+        else:
+            parts += [flag, str(value)]
+    if "LOCAL_WORLD_SIZE" in os.environ:  # set by torchrun
+        nodes = os.environ.get("GROUP_WORLD_SIZE", "1")
+        prefix = ["torchrun", "--nnodes", nodes] if nodes != "1" else ["torchrun"]
+        prefix += ["--nproc_per_node", os.environ["LOCAL_WORLD_SIZE"], "train/train.py"]
+    elif Path(sys.argv[0]).name in ("ferhub", "__main__.py", "cli.py"):
+        prefix = ["ferhub", "train"]
+    else:
+        prefix = ["python", "train/train.py"]
+    return shlex.join(prefix + parts)
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train a ferhub FER model from a recipe", add_help=add_help)
+    return add_arguments(parser)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Recipe + variant + command-line overrides (+ --tiny) -> the run's settings."""
+    from ferhub.training import TrainConfig, apply_overrides, load_recipe, tiny
+
+    cfg, _ = load_recipe(args.recipe, args.variant)
+    shortcuts = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "kfold": args.kfold,
+        "seed": args.seed,
+        "amp": args.amp,
+        "init": args.init,
+    }
+    data = cfg.to_dict()
+    data.update({k: v for k, v in shortcuts.items() if v is not None})
+    cfg = apply_overrides(TrainConfig.from_dict(data, source="command line"), args.overrides)
+    if args.tiny:
+        cfg = tiny(cfg)
+        if args.epochs is not None:
+            cfg.epochs = args.epochs
+    return cfg
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Resolve the recipe and train it (or only print the resolved settings); returns the run's summary."""
+    from ferhub.training import RecipeError, RunOptions, train
+
+    cfg = resolve_config(args)
+    if args.print_recipe:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return {"config": cfg.to_dict()}
+    if args.data is None:
+        raise RecipeError(
+            "--data is required: class folders, a .zip of them, fer2013.csv or a Hub dataset id"
+        )
+    fields = {f for f in RunOptions.__dataclass_fields__ if f not in ("progress", "command")}
+    opts = RunOptions(**{k: getattr(args, k) for k in fields}, progress=not args.no_progress,
+                      command=command_line(args))  # fmt: skip
+    return train(cfg, opts)
 
 
 def run(args: argparse.Namespace) -> int:
+    """``ferhub train`` entry: errors the user can fix become one line and exit code 2."""
     from ferhub.data import DataSourceError
-    from ferhub.training import CheckpointError, RecipeError, main
+    from ferhub.training import CheckpointError, RecipeError
 
     try:
         main(args)

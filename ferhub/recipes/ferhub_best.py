@@ -46,7 +46,7 @@ RECIPE = {
     "augment": {"hflip": 0.5, "rotate": 10, "scale": [0.8, 1.2], "translate": 0.2, "erasing": 0.5},
     "ema": 0.999,
     "early_stopping": 20,
-    "tta": True,
+    "tta": "tencrop",
     "amp": "bf16",
     "citation": CITATION,
 }

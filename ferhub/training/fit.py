@@ -1,0 +1,226 @@
+""":func:`fit`: train one model on in-memory crops, choosing its epoch on a validation set, with checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferhub.config import ModelConfig
+from ferhub.data import Crops
+from ferhub.training.checkpoint import json_default, read_checkpoint, restore, save_checkpoint
+from ferhub.training.distributed import SINGLE_PROCESS, Dist, barrier
+from ferhub.training.loop import State, epoch_batches, evaluate, score, train_one_epoch
+from ferhub.training.optim import EMA, LRSchedule, build_optimizer
+from ferhub.training.settings import TrainConfig
+
+OnBest = Callable[[nn.Module, int, dict[str, Any]], None]
+
+
+@dataclass
+class FitResult:
+    model: nn.Module  # the weights to release: EMA if on, from the best epoch
+    state: State
+    val_probs: np.ndarray
+    val_metrics: dict[str, Any]
+    stopped_early: bool
+
+
+def build_model(cfg: TrainConfig, labels: Sequence[str]) -> nn.Module:
+    """The recipe's model for ``labels``, with ``--init`` weights and partial unfreezing applied."""
+    from ferhub.models import create_model
+
+    model = create_model(cfg.model, labels, config_overrides=cfg.config_overrides, **cfg.model_args)
+    if cfg.init:
+        from ferhub.pretrained import load_init
+
+        # LightCNN's own checkpoint layout, or any checkpoint of this architecture (classifier kept as built
+        # when the label set differs)
+        load_init(model, cfg.init)
+    if cfg.trainable_stages is not None:
+        from ferhub.models.freeze import set_trainable_stages
+
+        set_trainable_stages(model, cfg.trainable_stages)
+    return model
+
+
+def _make_criterion(cfg: TrainConfig, counts: np.ndarray, device: torch.device) -> nn.Module:
+    from ferhub.losses import build_loss
+
+    # class frequencies feed the class-weighted CE of seed 001; focal loss gets per-class alpha only when the
+    # recipe gives it (seed 003 found equal weights best)
+    kwargs = dict(cfg.loss_args)
+    if cfg.loss in ("weighted_ce", "weighted_cross_entropy", "class_weighted"):
+        kwargs.setdefault("class_counts", counts.tolist())
+    return build_loss(cfg.loss, **kwargs).to(device)
+
+
+@dataclass
+class _Parts:
+    """Everything one run of :func:`fit` trains with, as built (and restored) before the first epoch."""
+
+    model: nn.Module  # the bare model (checkpoints, EMA, scoring)
+    net: nn.Module  # what the loop calls: the model, or its DDP wrapper
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    scaler: torch.amp.GradScaler | None
+    ema: EMA | None
+
+    def save(self, path: Path, state: State, cfg: TrainConfig) -> None:
+        save_checkpoint(
+            path, model=self.model, optimizer=self.optimizer, schedule=self.schedule, state=state, cfg=cfg,
+            scaler=self.scaler, ema=self.ema,
+        )  # fmt: skip
+
+    @property
+    def scored(self) -> nn.Module:
+        """The weights evaluated and released: the EMA ones when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def _build_parts(cfg: TrainConfig, train: Crops, device: torch.device, dist: Dist) -> _Parts:
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    random.seed(cfg.seed)
+    model = build_model(cfg, train.labels).to(device)
+    if dist.world > 1 and cfg.sync_bn and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps the BN children; model.config stays
+    if cfg.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    counts = np.bincount(train.targets, minlength=len(train.labels))
+    n_batches = len(epoch_batches(len(train), cfg.batch_size, 0, cfg.seed))
+    net: nn.Module = model
+    if dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if device.type == "cuda" else None
+        )
+    return _Parts(
+        model=model,
+        net=net,
+        criterion=_make_criterion(cfg, counts, device),
+        optimizer=build_optimizer(model, cfg),
+        schedule=LRSchedule(cfg, n_batches),
+        scaler=torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and device.type == "cuda" else None,
+        ema=EMA(model, cfg.ema) if cfg.ema > 0 else None,
+    )
+
+
+def _log_line(record: dict[str, Any], cfg: TrainConfig) -> str:
+    return (
+        f"epoch {record['epoch']}/{cfg.epochs}  loss {record['train_loss']:.4f}"
+        f"  train acc {record['train_accuracy']:.3f}  val acc {record['val_accuracy']:.3f}"
+        f"  val recall {record['val_mean_class_recall']:.3f}  lr {record['lr']:.2e}"
+        f"  {record['images_per_s']:.0f} img/s"
+    )
+
+
+def fit(
+    cfg: TrainConfig,
+    train: Crops,
+    val: Crops,
+    out_dir: Path,
+    *,
+    device: torch.device,
+    dist: Dist = SINGLE_PROCESS,
+    resume: bool = False,
+    progress: bool = True,
+    on_best: OnBest | None = None,
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    """Train one model on ``train``, selecting the epoch with the best validation mean class recall.
+
+    Writes ``out_dir/checkpoints/{last,best}.safetensors`` and ``out_dir/log.jsonl`` (rank 0 only).
+    """
+    from ferhub.transforms import TrainTransform
+
+    parts = _build_parts(cfg, train, device, dist)
+    config: ModelConfig = parts.model.config
+    last, best = out_dir / "checkpoints" / "last.safetensors", out_dir / "checkpoints" / "best.safetensors"
+    state = State()
+    if resume:
+        state = restore(last, model=parts.model, optimizer=parts.optimizer, schedule=parts.schedule, cfg=cfg,
+                        scaler=parts.scaler, ema=parts.ema)  # fmt: skip
+        log(f"resumed from {last} after epoch {state.epoch}")
+    # crops live on the device when they fit, so batches are gathered and augmented there
+    store = device if device.type == "cuda" and train.images.nbytes < 4 * 2**30 else torch.device("cpu")
+    data, targets = torch.from_numpy(train.images).to(store), torch.from_numpy(train.targets).to(store)
+    val_data = torch.from_numpy(val.images)
+    log_path = out_dir / "log.jsonl"
+    if dist.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping any
+        # line written after that checkpoint by the killed run
+        log_path.write_text("".join(json.dumps(r, default=json_default) + "\n" for r in state.history))
+    transform = TrainTransform.from_recipe(config, cfg.augment)
+    stopped = False
+    while state.epoch < cfg.epochs:
+        stats = train_one_epoch(
+            parts.net, parts.criterion, parts.optimizer, data, targets, transform, state.epoch, cfg,
+            schedule=parts.schedule, device=device, dist=dist, scaler=parts.scaler, ema=parts.ema,
+            progress=progress,
+        )  # fmt: skip
+        probs = evaluate(parts.scored, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
+        metrics = score(probs, val.targets, val.labels, train.labels)["metrics"]
+        improved = _end_epoch(state, parts, stats, metrics)
+        if dist.main:
+            with log_path.open("a") as f:
+                f.write(json.dumps(state.history[-1], default=json_default) + "\n")
+            log(_log_line(state.history[-1], cfg))
+            parts.save(last, state, cfg)
+            if improved:
+                parts.save(best, state, cfg)
+                if on_best is not None:
+                    on_best(parts.scored, state.epoch, metrics)
+        barrier(dist)
+        if cfg.early_stopping and state.bad_epochs >= cfg.early_stopping:
+            stopped = True
+            if dist.main:
+                log(f"early stopping: no better val mean recall for {cfg.early_stopping} epochs")
+            break
+    final = _release(parts, best)
+    probs = evaluate(final, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
+    return FitResult(final, state, probs, score(probs, val.targets, val.labels, train.labels), stopped)
+
+
+def _end_epoch(state: State, parts: _Parts, stats: dict[str, float], metrics: dict[str, Any]) -> bool:
+    """Step the schedule, update the best epoch and the history; returns whether this epoch is the new best."""
+    recall = metrics["mean_class_recall"]
+    parts.schedule.end_epoch(recall)
+    improved = recall > state.best_metric
+    if improved:
+        state.best_metric, state.best_epoch, state.bad_epochs = recall, state.epoch, 0
+    else:
+        state.bad_epochs += 1
+    state.epoch += 1
+    state.history.append(
+        {
+            "epoch": state.epoch,
+            **stats,
+            "val_accuracy": metrics["accuracy"],
+            "val_mean_class_recall": recall,
+            "val_macro_f1": metrics["macro_f1"],
+            "val_nll": metrics["nll"],
+            "best_epoch": state.best_epoch + 1,
+        }
+    )
+    return improved
+
+
+def _release(parts: _Parts, best: Path) -> nn.Module:
+    """The best epoch's weights (the EMA ones when EMA is on), in eval mode."""
+    final = copy.deepcopy(parts.scored)
+    if best.is_file():
+        tensors, _ = read_checkpoint(best)
+        prefix = "ema." if parts.ema is not None else "model."
+        final.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    # (a rank that cannot see rank 0's folder keeps its own weights, which DDP kept identical)
+    return final.eval()

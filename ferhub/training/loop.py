@@ -1,0 +1,233 @@
+"""One epoch of training and the evaluation of a model on in-memory crops.
+
+Every process draws the same global batch (:func:`epoch_batches`), augments it with the same generator and
+trains on its ``rank::world`` share, so N processes follow one process on the same global batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ferhub.config import ModelConfig
+from ferhub.training.distributed import SINGLE_PROCESS, Dist, all_reduce_sum, unwrap
+from ferhub.training.optim import EMA, LRSchedule
+from ferhub.training.settings import RecipeError, TrainConfig
+
+
+def epoch_batches(n: int, batch_size: int, epoch: int, seed: int) -> list[np.ndarray]:
+    """The global batches of one epoch: a permutation drawn from (seed, epoch), last partial batch dropped
+    (so every process gets an equal share); a set smaller than one batch gives one batch of all of it."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    if n < batch_size:
+        return [order]
+    return [order[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+def mix_batch(
+    x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, num_classes: int, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup / CutMix (:func:`ferhub.losses.mixup_batch`) with its random draws seeded from ``g``.
+
+    ``mixup_batch`` draws from torch's global RNG; forking it under a seed taken from ``g`` makes every DDP
+    rank mix the global batch identically and leaves the global RNG (dropout) untouched.
+    """
+    from ferhub.losses import mixup_batch
+
+    if cfg.mixup <= 0 and cfg.cutmix <= 0:
+        return x, y
+    seed = int(torch.randint(0, 2**62, (1,), generator=g))
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return mixup_batch(x, y, cfg.mixup, cfg.cutmix, num_classes)
+
+
+@dataclass
+class State:
+    """What changes during training (everything a checkpoint must restore)."""
+
+    epoch: int = 0  # epochs completed
+    best_metric: float = -math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    if device.type != "cuda" or amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    data: torch.Tensor,
+    targets: torch.Tensor,
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    epoch: int,
+    cfg: TrainConfig,
+    *,
+    schedule: LRSchedule,
+    device: torch.device,
+    dist: Dist = SINGLE_PROCESS,
+    scaler: torch.amp.GradScaler | None = None,
+    ema: EMA | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """One pass over the training crops; returns mean loss, accuracy on the (unmixed) labels, lr, img/s."""
+    _train_mode(model, cfg)
+    batches = epoch_batches(len(targets), cfg.batch_size, epoch, cfg.seed)
+    if any(len(b) % dist.world for b in batches):
+        raise RecipeError(
+            f"the global batch ({len(batches[0])}) must divide evenly over {dist.world} processes; "
+            "change batch_size"
+        )
+    g = torch.Generator(device=data.device).manual_seed(cfg.seed * 1_000_003 + epoch)
+    g_cpu = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 1)
+    num_classes = unwrap(model).config.num_classes
+    stats = torch.zeros(3, device=device)  # loss sum, correct, seen
+    lr = optimizer.param_groups[0]["lr"]
+    start = time.perf_counter()
+    bar = _progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", progress and dist.main)
+    for step, idx in enumerate(batches):
+        lr = schedule.apply(optimizer, epoch, step)
+        index = torch.from_numpy(idx).to(data.device)
+        x = transform(data.index_select(0, index), g)  # the whole global batch, same draws on every rank
+        y = targets.index_select(0, index)
+        x, t = mix_batch(x, y, cfg, num_classes, g_cpu)  # t: labels, or (B, K) soft targets when mixed
+        x, t, y = (v[dist.rank :: dist.world].to(device, non_blocking=True) for v in (x, t, y))
+        if cfg.channels_last and device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, cfg.amp):
+            out = model(x)
+        out = out.float()
+        loss = criterion(out, t)
+        _step(loss, model, optimizer, cfg, scaler)
+        if ema is not None:
+            ema.update(model)
+        stats += torch.stack(
+            [loss.detach() * len(y), (out.detach().argmax(1) == y).sum().float(), stats.new_tensor(len(y))]
+        )
+        if bar is not None:
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    loss_sum, n_correct, n = all_reduce_sum(stats, dist).tolist()
+    return {
+        "train_loss": loss_sum / max(n, 1),
+        "train_accuracy": n_correct / max(n, 1),
+        "lr": lr,
+        "images_per_s": n / elapsed if elapsed > 0 else 0.0,
+    }
+
+
+def _train_mode(model: nn.Module, cfg: TrainConfig) -> None:
+    model.train()
+    if cfg.freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def _step(
+    loss: torch.Tensor,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    scaler: torch.amp.GradScaler | None,
+) -> None:
+    """Backward pass, optional gradient clipping (after unscaling fp16 gradients) and optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        return
+    loss.backward()
+    if cfg.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm comes with the [train] extra; without it there is no bar, only the log
+        return None
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: torch.Tensor,
+    config: ModelConfig,
+    *,
+    device: torch.device,
+    batch_size: int = 256,
+    tta: str | None = None,
+    amp: str = "none",
+    channels_last: bool = False,
+) -> np.ndarray:
+    """Softmax probabilities (N, K) of ``model`` on ``uint8`` crops, averaged over the ``tta`` views.
+
+    The views come from :func:`ferhub.transforms.tta_views` and are fed as ``ferhub evaluate`` feeds them
+    (:func:`~ferhub.transforms.eval_tensor`), so a TTA number here is the number evaluation gives.
+    """
+    from ferhub.transforms import normalize
+
+    model.eval()
+    out = []
+    for i in range(0, len(data), batch_size):
+        chunk = data[i : i + batch_size]
+        views = _tta_batches(chunk, config, tta) if tta else [normalize(chunk, config)]
+        probs = 0
+        for v in views:
+            v = v.to(device)
+            if channels_last and device.type == "cuda":
+                v = v.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, amp):
+                probs = probs + F.softmax(model(v).float(), dim=1)
+        out.append((probs / len(views)).cpu())
+    k = config.num_classes
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, k))
+
+
+def _tta_batches(chunk: torch.Tensor, config: ModelConfig, tta: str) -> list[torch.Tensor]:
+    """One normalised batch per TTA view of the ``uint8`` crops in ``chunk``."""
+    from PIL import Image
+
+    from ferhub.transforms import eval_tensor, tta_views
+
+    per_crop = [tta_views(Image.fromarray(a), tta) for a in chunk.cpu().numpy()]
+    return [eval_tensor([views[v] for views in per_crop], config) for v in range(len(per_crop[0]))]
+
+
+def score(
+    probs: np.ndarray, targets: np.ndarray, data_labels: Sequence[str], model_labels: Sequence[str]
+) -> dict[str, Any]:
+    """ferhub.metrics' summary (accuracy, mean class recall, per-class, confusion matrix, calibration)."""
+    from ferhub.metrics import summarize
+
+    return summarize(targets, probs, data_labels=data_labels, model_labels=model_labels, n_resamples=200)

@@ -1,0 +1,70 @@
+"""What a training run publishes: its ``eval_results.json`` entries and the recipe section of the model card."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ferhub.training.settings import TrainConfig
+
+
+def result_entry(
+    summary: dict[str, Any],
+    *,
+    dataset: str,
+    split: str | None,
+    tta: str | None,
+    command: str,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """One ``eval_results.json`` entry (the schema of :mod:`ferhub.evaluation`) for a scored set."""
+    import datetime
+
+    from ferhub import __version__
+
+    return {
+        "dataset": {"id": dataset, "config": "default", "split": split or "all", "name": name or dataset},
+        **summary,
+        "num_images": int(np.sum(summary["confusion_matrix"])),
+        "tta": tta is not None,
+        "tta_method": tta,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "ferhub_version": __version__,
+        "command": command,
+        "source": "training",
+    }
+
+
+def eval_results(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``eval_results.json`` content holding ``entries`` (training writes it only through here)."""
+    from ferhub.evaluation import FORMAT_VERSION, result_key
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "results": {
+            result_key(e["dataset"]["id"], e["dataset"]["config"], e["dataset"]["split"]): e for e in entries
+        },
+    }
+
+
+_CARD_KEYS = ["model", "model_args", "trainable_stages", "epochs", "batch_size", "optimizer", "lr",
+              "weight_decay", "schedule", "warmup_epochs", "loss", "loss_args", "mixup", "cutmix", "augment",
+              "ema", "early_stopping", "kfold", "tta", "seed"]  # fmt: skip
+
+
+def recipe_markdown(cfg: TrainConfig, data_desc: str, fold_summary: dict[str, Any] | None) -> str:
+    """The card's *Training* section: the recipe, its data and its settings table (non-default ones)."""
+    d = cfg.to_dict()
+    rows = "\n".join(
+        f"| `{k}` | `{json.dumps(d[k])}` |" for k in _CARD_KEYS if d[k] not in (None, {}, 0, 0.0, False)
+    )
+    text = f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}\n\n| setting | value |\n|---|---|\n{rows}\n"
+    if fold_summary:
+        text += "\n" + "\n".join(
+            f"- {cfg.kfold}-fold validation {k.replace('_', ' ')}: {v['text']}"
+            for k, v in fold_summary.items()
+            if k in ("accuracy", "mean_class_recall", "macro_f1")
+        )
+    return text
