@@ -110,17 +110,26 @@ class _FakeTorchvision(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
 
+def _torchvision_modules() -> dict[str, object]:
+    return {k: v for k, v in sys.modules.items() if k == "torchvision" or k.startswith("torchvision.")}
+
+
 @pytest.fixture
 def fake_torchvision(monkeypatch: pytest.MonkeyPatch):
     fake = _FakeTorchvision()
-    for name in list(sys.modules):
-        if name == "torchvision" or name.startswith("torchvision."):
-            monkeypatch.delitem(sys.modules, name)
+    real = _torchvision_modules()
+    for name in real:
+        del sys.modules[name]
     monkeypatch.setattr(sys, "meta_path", [fake, *sys.meta_path])
     monkeypatch.setattr(_compat, "_state", {})
     defined: list[bool] = []
     monkeypatch.setattr(_compat, "_define_ops", lambda: defined.append(True))
-    return fake, defined
+    yield fake, defined
+    # the fake modules the test imported must not outlive it (when the real torchvision had not been imported
+    # yet, nothing else would take them out, and every later test in this process would get the fake)
+    for name in _torchvision_modules():
+        del sys.modules[name]
+    sys.modules.update(real)
 
 
 def test_shim_is_a_noop_where_compiled_ops_load(fake_torchvision, monkeypatch: pytest.MonkeyPatch) -> None:
