@@ -1,13 +1,20 @@
 """ferhub web app (also the Hugging Face Space entry point): ``python app.py`` serves it on 127.0.0.1:7860.
 
-Host and port follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables.
+Host and port follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables; what visitors may
+reach and how much disk the server keeps follow the settings in ``ferhub.ui.visitors`` and
+``ferhub.ui.scratch`` (README, "The app as a public Space").
 """
 
-from ferhub.ui import build_app, launch_kwargs, state
+import signal
 
+from ferhub.ui import build_app, launch_kwargs, scratch, state
+
+scratch.own_gradio_cache()  # uploads and served outputs in a folder of this server's own, removed at exit
 demo = build_app()
 
 if __name__ == "__main__":
+    # a stopped Space gets SIGTERM: close the server and remove its files as on Ctrl-C
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     state.tune_native_memory()  # a long-running server: keep its memory from creeping after load bursts
     demo.queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, **launch_kwargs())

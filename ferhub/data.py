@@ -17,7 +17,6 @@ import csv
 import hashlib
 import json
 import os
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ferhub.archives import ArchiveLimits, ArchiveRefused, SafeZip
 from ferhub.labels import FER7, FER8, UnknownLabelError, canonical, dataset_labels
 
 IMAGE_EXTENSIONS = frozenset(
@@ -292,7 +292,8 @@ class FolderSource(LabeledSource):
 
 
 class ZipSource(LabeledSource):
-    """A ``.zip`` of class folders, read member by member (nothing is extracted to disk)."""
+    """A ``.zip`` of class folders, read member by member under :class:`~ferhub.archives.ArchiveLimits`
+    (nothing is extracted to disk, no member is inflated past its cap)."""
 
     def __init__(
         self,
@@ -301,15 +302,15 @@ class ZipSource(LabeledSource):
         *,
         label_names: str | Sequence[str] | None = None,
         precropped: bool = False,
+        limits: ArchiveLimits | None = None,
     ) -> None:
         self.path = Path(path)
         try:
-            with zipfile.ZipFile(self.path) as zf:
-                members = [m for m in zf.namelist() if not m.endswith("/")]
-        except zipfile.BadZipFile as e:
-            raise DataSourceError(f"{self.path} is not a readable zip file ({e})") from e
+            self._zip = SafeZip(self.path, limits)
+        except ArchiveRefused as e:
+            raise DataSourceError(str(e)) from e
         entries: dict[str, list[str]] = {}
-        for m in members:
+        for m in self._zip.names():
             p = PurePosixPath(m)
             if p.suffix.lower() not in IMAGE_EXTENSIONS or any(
                 part.startswith(".") or part == "__MACOSX" for part in p.parts
@@ -321,23 +322,12 @@ class ZipSource(LabeledSource):
         self.name = self.path.stem
         self.split = split_name(split) if split else None
         self.precropped = precropped
-        self._zip: zipfile.ZipFile | None = None
-        self._pid = -1
-
-    def _file(self) -> zipfile.ZipFile:
-        # a ZipFile handle must not cross fork(); reopen in each process
-        if self._zip is None or self._pid != os.getpid():
-            self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
-        return self._zip
 
     def image(self, i: int) -> Image.Image:
-        return _load_pil(self._file().read(self.members[i]), f"{self.path}::{self.members[i]}")
+        return _load_pil(self._zip.read(self.members[i]), f"{self.path}::{self.members[i]}")
 
     def path_of(self, i: int) -> str | None:
         return f"{self.path}::{self.members[i]}"
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_zip": None, "_pid": -1}
 
 
 # --------------------------------------------------------------------------------------------- FER2013 CSV

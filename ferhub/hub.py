@@ -90,23 +90,28 @@ def list_bundled() -> list[str]:
 
 def _bundled_folder(name: str) -> Path | None:
     bare = name.removeprefix(f"{BUNDLED_ORG}/")
-    if "/" in bare or not bare:
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", bare):  # a plain name, never '..' or a path
         return None
     folder = BUNDLED_DIR / bare
     return folder if (folder / CONFIG_NAME).is_file() else None
 
 
-def _parse(id_or_path: str | os.PathLike, revision: str | None) -> tuple[Path | None, str | None, str | None]:
-    """Classify a model reference as ``(local folder, None, None)`` or ``(None, hub repo id, revision)``."""
+def _parse(
+    id_or_path: str | os.PathLike, revision: str | None, local: bool = True
+) -> tuple[Path | None, str | None, str | None]:
+    """Classify a model reference as ``(local folder, None, None)`` or ``(None, hub repo id, revision)``.
+
+    ``local=False`` never looks at the filesystem (a public app's visitors): only bundled names and Hub ids.
+    """
     spec = os.fspath(id_or_path)
     path = Path(spec).expanduser()
-    if path.is_dir():
+    if local and path.is_dir():
         if revision is not None:
             raise ModelLoadError(
                 f"{spec!r} is a local folder; a revision ({revision!r}) only applies to Hub ids"
             )
         return path.resolve(), None, None
-    if path.is_file():
+    if local and path.is_file():
         hint = (
             f" A PyTorch checkpoint is read only through ferhub.hub.import_torch_checkpoint({spec!r}, config), "
             "then ferhub.hub.save(model, FOLDER)."
@@ -126,6 +131,10 @@ def _parse(id_or_path: str | os.PathLike, revision: str | None) -> tuple[Path | 
     if revision is None and (bundled := _bundled_folder(name)) is not None:
         return bundled, None, None
     looks_like_path = spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1
+    if looks_like_path and not local:
+        raise ModelLoadError(
+            f"{spec!r} is not a bundled model or a Hub id ('org/name' or 'org/name@revision')"
+        )
     if looks_like_path:
         raise ModelLoadError(
             f"model folder {spec} does not exist; check the path (a folder ferhub.hub.save wrote)"
@@ -138,7 +147,7 @@ def _parse(id_or_path: str | os.PathLike, revision: str | None) -> tuple[Path | 
     return None, name, revision
 
 
-def resolve(id_or_path: str | os.PathLike, *, revision: str | None = None) -> Path:
+def resolve(id_or_path: str | os.PathLike, *, revision: str | None = None, local: bool = True) -> Path:
     """The local folder holding a model repo: a folder as given, a bundled model, or a Hub snapshot.
 
     Hub ids download into (or resolve from) the Hugging Face cache; offline or when the Hub cannot be reached,
@@ -147,7 +156,7 @@ def resolve(id_or_path: str | os.PathLike, *, revision: str | None = None) -> Pa
     >>> resolve("fer-mini-xception").name                   # doctest: +SKIP
     'fer-mini-xception'
     """
-    folder, repo_id, rev = _parse(id_or_path, revision)
+    folder, repo_id, rev = _parse(id_or_path, revision, local)
     return folder if folder is not None else _download(repo_id, rev)
 
 
@@ -592,12 +601,14 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
 
 
-def load(id_or_path: str | os.PathLike, *, device: str = "cpu", revision: str | None = None) -> nn.Module:
+def load(
+    id_or_path: str | os.PathLike, *, device: str = "cpu", revision: str | None = None, local: bool = True
+) -> nn.Module:
     """Load a model repo as an ``nn.Module`` in eval mode, with ``.config``, ``.name_or_path`` and ``.repo_path``.
 
     ``id_or_path``, tried in this order: an existing local folder, a bundled model
     (``"ferhub/fer-mini-xception"`` or ``"fer-mini-xception"``, without a revision), a Hub id ``"org/name"`` /
-    ``"org/name@revision"``. Models are cached per (id, revision, device), and local folders also per the
+    ``"org/name@revision"``; ``local=False`` skips the first (no filesystem path is looked at). Models are cached per (id, revision, device), and local folders also per the
     state of their files, so a folder re-saved in place is read again. A cached model is shared:
     ``copy.deepcopy`` it before training it.
 
@@ -606,7 +617,7 @@ def load(id_or_path: str | os.PathLike, *, device: str = "cpu", revision: str | 
     ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
     """
     dev = str(torch.device(device))
-    folder, repo_id, rev = _parse(id_or_path, revision)
+    folder, repo_id, rev = _parse(id_or_path, revision, local)
     with _CACHE_LOCK:
         key = (
             ("hub", repo_id, rev, dev)

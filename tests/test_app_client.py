@@ -51,6 +51,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "HF_HOME": str(home),
         "HF_HUB_OFFLINE": "1",
         "FERHUB_CACHE": str(home / "ferhub"),
+        "FERHUB_ALLOW_LOCAL_PATHS": "1",  # the compare test names a model folder of its own
     }
     process = subprocess.Popen(
         [sys.executable, "app.py"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
@@ -13,11 +14,21 @@ from PIL import Image
 
 from ferhub.hub import DEFAULT_MODEL
 from ferhub.labels import FER7
-from ferhub.ui import build_app, classify, compare, model_card, state, webcam
+from ferhub.ui import build_app, classify, compare, model_card, state, visitors, webcam
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples"
 HOPPER = str(EXAMPLES / "grace_hopper.jpg")
 ASTRONAUT = str(EXAMPLES / "astronaut.jpg")
+
+
+@pytest.fixture(autouse=True)
+def local_paths_allowed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """These tests run the handlers as the person running the server would, with local model folders allowed
+    (what visitors of a public server may reach is tested in test_app_public.py)."""
+    monkeypatch.setenv(visitors.LOCAL_PATHS_SETTING, "1")
+    visitors.configure([])
+    yield
+    visitors.configure([])
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +121,8 @@ def test_classify_errors_are_messages(tmp_path: Path) -> None:
         classify.classify(str(blank), DEFAULT_MODEL)
     with pytest.raises(gr.Error, match="Cannot load model 'nobody/missing-model'"):
         classify.classify(HOPPER, "nobody/missing-model")
+    assert "/" not in e.value.message.split(": ", 1)[0]  # the upload's server path is cut to its file name
+    assert e.value.message.startswith("notes.jpg: not an image file")
 
 
 def test_classify_takes_the_unprocessed_upload_payload() -> None:
@@ -139,6 +152,34 @@ def test_model_change_updates_targets_and_method(tiny_model: str) -> None:
     assert [c[0] for c in targets.choices] == ["predicted", *ensemble.config.labels]
 
 
+def test_occlusion_goes_face_by_face_within_one_budget() -> None:
+    """Occlusion's cost is a fixed number of occluded copies shared by the faces (the old fixed stride cost 225
+    per face: 23-26 s for five faces of faceapi-expression); progress names the face it is on."""
+    from ferhub.saliency import OCCLUSION_BUDGET, occlusion_grid
+
+    for size in (48, 64, 112, 224):
+        for faces in (1, 2, 5, 12):
+            window, stride = occlusion_grid(size, faces)
+            per_side = (size - window) // stride + 1
+            assert 3 <= per_side <= 12 and window == 2 * stride
+            assert faces * per_side**2 <= max(OCCLUSION_BUDGET, 16 * faces)
+    photo = Image.open(ASTRONAUT).convert("RGB")
+    predictor = state.cache().predictor([DEFAULT_MODEL])
+    (face,) = [f.face for f in predictor.predict_image(photo).faces]
+    calls = []
+    out = classify.explain(
+        predictor.models[0], photo, [face, face, face], "Occlusion", ["happy", "sad", "happy"],
+        lambda *a, **k: calls.append((a, k["desc"])),
+    )  # fmt: skip
+    assert [e.target for e in out] == ["happy", "sad", "happy"] and all(e.method == "occlusion" for e in out)
+    assert calls == [(((i, 3),), f"Occlusion: face {i + 1} of 3") for i in range(3)]
+    # one at a time gives what the three would get together (the faces share one budget)
+    from ferhub.saliency import explain_faces
+
+    together = explain_faces(predictor.models[0], photo, [face] * 3, "occlusion", ["happy", "sad", "happy"])
+    assert np.allclose(out[1].heatmap, together[1].heatmap, atol=1e-5)
+
+
 def test_classify_with_the_zoo_ensemble() -> None:
     *_, data, _ = classify.classify(ASTRONAUT, "ferhub/zoo-ensemble", "Saliency")
     (face,) = data["faces"]
@@ -147,8 +188,52 @@ def test_classify_with_the_zoo_ensemble() -> None:
     )
 
 
-def test_classify_if_image_skips_a_cleared_photo() -> None:
-    assert classify.classify_if_image(None, DEFAULT_MODEL, "None", "predicted", False) == gr.skip()
+def test_one_classify_per_action_and_a_failure_clears_the_outputs() -> None:
+    """An upload runs classify once (``change`` fired twice when a photo replaced another: two runs, two
+    toasts); examples and webcam snapshots classify after they fill the photo; every classify that fails
+    empties all six outputs in the browser."""
+    demo = build_app([DEFAULT_MODEL])
+    deps = demo.config["dependencies"]
+    photo = next(b._id for b in demo.blocks.values() if getattr(b, "elem_id", None) == "classify-input")
+    on_photo = [d for d in deps if any(t[0] == photo for t in d["targets"])]
+    assert [(d["targets"][0][1], d["api_name"]) for d in on_photo] == [("upload", "classify_on_upload")]
+    runs = [d for d in deps if str(d["api_name"]).startswith("classify")]
+    assert {d["api_name"] for d in runs} == {
+        "classify",
+        "classify_on_upload",
+        "classify_example",
+        "classify_snapshot",
+    }
+    for run in runs:
+        (clear,) = [d for d in deps if d["trigger_after"] == run["id"] and d["trigger_only_on_failure"]]
+        assert (
+            clear["js"] == classify.CLEAR_JS
+            and clear["outputs"] == run["outputs"]
+            and len(run["outputs"]) == 6
+        )
+        assert clear["api_visibility"] == "private"
+    after = {d["id"]: d for d in deps}
+    assert after[next(d for d in runs if d["api_name"] == "classify_snapshot")["trigger_after"]][
+        "api_name"
+    ] == ("snapshot")
+
+
+def test_explain_class_lists_the_models_classes_from_the_start() -> None:
+    demo = build_app([DEFAULT_MODEL])
+    (target,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "classify-target"]
+    choices = [c[0] for c in target.choices]
+    assert choices == ["predicted", *state.cache().model(DEFAULT_MODEL).config.labels]
+    assert classify.target_choices("nobody/not-cached") == ["predicted"]
+
+
+def test_an_unloadable_model_leaves_the_pickers_working(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.warns(UserWarning, match="Cannot load model 'nobody/unreachable'"):
+        targets, method = classify.model_changed("nobody/unreachable", "Occlusion")
+    assert targets.choices == [("predicted", "predicted")] and targets.value == "predicted"
+    assert method["value"] == "Occlusion"
+    (record,) = [r for r in caplog.records if r.name == "ferhub.app"]
+    assert record.message.startswith("model_changed: Cannot load model") and "\n" not in record.message
+    assert record.exc_info is None  # one line, no traceback
 
 
 # -- Webcam --------------------------------------------------------------------------------------------------
@@ -310,7 +395,8 @@ def test_model_card_shows_labels_licence_and_provenance() -> None:
     assert table["labels"] == "angry, disgust, fear, happy, sad, surprise, neutral"
     assert table["input"] == "64x64 gray" and table["licence"] == "mit" and table["provenance"] != "-"
     assert body.strip() and not body.startswith("---")
-    with pytest.raises(gr.Error, match="Cannot find model"):
+    assert table["source"] == "bundled with ferhub"
+    with pytest.raises(gr.Error, match="Cannot load model"):
         model_card.model_card("./no/such/folder")
 
 
@@ -371,7 +457,7 @@ def test_models_load_outside_the_gpu_functions(monkeypatch: pytest.MonkeyPatch, 
         compare.compare_photo(HOPPER, [DEFAULT_MODEL, tiny_model])
         frame = np.asarray(Image.open(HOPPER).convert("RGB"))
         webcam.process_frame(frame, None, DEFAULT_MODEL)
-        assert runs == ["_compute", "_predict_photo", "_classify_frame"]
+        assert runs == ["_predict", "_explain", "_predict_photo", "_classify_frame"]
     finally:
         monkeypatch.undo()
         for module in tabs:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import gradio as gr
 
-from ferhub.ui import classify, compare, model_card, state, video, webcam
+from ferhub.ui import classify, compare, model_card, scratch, state, video, visitors, webcam
 
 TITLE = "ferhub: facial expression recognition"
 INTRO = (
@@ -24,13 +24,15 @@ def build_app(models: Sequence[str] | None = None) -> gr.Blocks:
     """The app's Blocks; ``models`` are the picker choices (default: the bundled and zoo models)."""
     state.configure_runtime()
     choices = list(models) if models else state.model_choices()
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    visitors.configure(choices)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=scratch.delete_cache()) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Tabs(selected="classify") as tabs:
             with gr.Tab("Classify", id="classify"):
                 parts = classify.build(choices)
             with gr.Tab("Webcam", id="webcam"):
-                webcam.build(choices, parts["image"], tabs)
+                snapshot = webcam.build(choices, parts["image"], tabs)
+                classify.run_after(snapshot, parts, "classify_snapshot")
             with gr.Tab("Video", id="video"):
                 video.build(choices)
             with gr.Tab("Compare", id="compare"):

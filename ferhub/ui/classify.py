@@ -4,21 +4,37 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
-from ferhub.ui import state
+from ferhub.ui import state, visitors
 
 NO_SALIENCY = "None"
 PREDICTED = "predicted"
+# what a failed classify leaves in its outputs: nothing (no stale result beside a new error)
+CLEAR_JS = "() => [null, null, [], '', null, null]"
 
 
 def method_choices() -> list[str]:
     from ferhub.saliency import METHODS  # light: captum is imported only when a method runs
 
     return [NO_SALIENCY, *METHODS.values()]
+
+
+def target_choices(model_id: str | None) -> list[str]:
+    """``predicted`` and the model's classes, read from its config (no model is built): the "Explain class"
+    picker lists them from the start. Only ``predicted`` when the model cannot be resolved."""
+    from ferhub.config import ModelConfig
+    from ferhub.hub import resolve
+
+    try:
+        spec, local = visitors.model_spec(model_id or state.default_model())
+        return [PREDICTED, *ModelConfig.load(resolve(spec, local=local)).labels]
+    except Exception:
+        return [PREDICTED]
 
 
 def probabilities_html(faces: list[dict[str, Any]]) -> str:
@@ -58,37 +74,57 @@ def annotate(image: Image.Image, faces: list[Any]) -> Image.Image:
 
 def model_changed(model_id: str | None, method: str) -> tuple[gr.Dropdown, dict[str, Any]]:
     """A new model: its classes as explainable targets, and a method that works for it (an ensemble has no
-    single layer for Grad-CAM, so it gets Integrated Gradients instead)."""
-    model = state.cache().model(model_id or state.default_model())
+    single layer for Grad-CAM, so it gets Integrated Gradients instead). A model that cannot be loaded
+    (an unreachable Hub id, a refused path) leaves both pickers working and says why in one warning."""
+    try:
+        model = state.cache().model(model_id or state.default_model())
+    except gr.Error as e:
+        visitors.warn(
+            f"{e.message} Classify will fail with this model; pick another.", action="model_changed"
+        )
+        return gr.Dropdown(choices=[PREDICTED], value=PREDICTED), gr.update(value=method)
     targets = gr.Dropdown(choices=[PREDICTED, *model.config.labels], value=PREDICTED)
     ensemble = getattr(model, "members", None) is not None
     return targets, gr.update(value="Integrated Gradients" if ensemble and method == "Grad-CAM" else method)
 
 
 @state.gpu
-def _compute(predictor: Any, image: Image.Image, method: str, target: str) -> tuple[Any, list[Any], Any]:
-    result = predictor.predict_image(image)
-    explanations = []
-    if result.ok and result.faces and method and method != NO_SALIENCY:
-        from ferhub.saliency import explain_faces
-
-        explanations = explain_faces(
-            predictor.models[0],
-            image,
-            [f.face for f in result.faces],
-            method,
-            # the predicted classes are already known: no extra forward pass for them
-            [f.label for f in result.faces] if target == PREDICTED else target,
-        )
-    return result, explanations, predictor.models[0].config
+def _predict(predictor: Any, image: Image.Image) -> Any:
+    return predictor.predict_image(image)
 
 
+@state.gpu
+def _explain(model: Any, image: Image.Image, faces: list[Any], method: str, targets: Any, share: int) -> list:
+    from ferhub.saliency import explain_faces
+
+    return explain_faces(model, image, faces, method, targets, occlusion_share=share)
+
+
+def explain(
+    model: Any, photo: Image.Image, faces: Sequence[Any], method: str, targets: list[str], progress: Any
+) -> list[Any]:
+    """Attributions for every face. Occlusion runs the model once per window position, so it goes one face at a
+    time and says which face it is on; the faces share one budget (``saliency.OCCLUSION_BUDGET``)."""
+    from ferhub.saliency import method_id
+
+    faces = list(faces)
+    if method_id(method) != "occlusion":
+        return _explain(model, photo, faces, method, targets, len(faces))
+    out: list[Any] = []
+    for i, face in enumerate(faces):
+        progress((i, len(faces)), desc=f"Occlusion: face {i + 1} of {len(faces)}", unit="faces")
+        out += _explain(model, photo, [face], method, targets[i : i + 1], len(faces))
+    return out
+
+
+@visitors.action("classify")
 def classify(
     image: Any,
     model_id: str | None = None,
     method: str = "Grad-CAM",
     target: str = PREDICTED,
     fallback: bool = False,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
 ) -> tuple[str, str | None, list[tuple[str, str]], str, dict[str, Any], str]:
     """Classify every face of a photo.
 
@@ -102,13 +138,11 @@ def classify(
     photo = state.load_photo(image)
     model_id = (model_id or "").strip() or state.default_model()
     target = target or PREDICTED
-    # loaded outside the GPU function: on ZeroGPU that runs in a short-lived worker process, and a model
+    method = method or NO_SALIENCY
+    # loaded outside the GPU functions: on ZeroGPU those run in a short-lived worker process, and a model
     # loaded there would be loaded again on every request
     predictor = state.cache().predictor([model_id], fallback=bool(fallback))
-    try:
-        result, explanations, config = _compute(predictor, photo, method or NO_SALIENCY, target)
-    except SaliencyError as e:
-        raise gr.Error(str(e), title="Attribution not possible") from e
+    result = _predict(predictor, photo)
     if result.error:
         raise gr.Error(result.error, title="Could not classify this photo")
     if not result.faces:
@@ -117,6 +151,14 @@ def classify(
             "face is found'.",
             title="No face",
         )
+    model = predictor.models[0]
+    explanations = []
+    if method != NO_SALIENCY:
+        targets = [f.label for f in result.faces] if target == PREDICTED else [target] * len(result.faces)
+        try:
+            explanations = explain(model, photo, [f.face for f in result.faces], method, targets, progress)
+        except SaliencyError as e:
+            raise gr.Error(str(e), title="Attribution not possible") from e
     data = result.to_dict()
     data["model"] = model_id
     data["saliency"] = None
@@ -125,7 +167,7 @@ def classify(
     if explanations:
         data["saliency"] = {"method": explanations[0].method, "targets": [e.target for e in explanations]}
         whole = overlay_on_photo(
-            photo, [f.face for f in result.faces], [e.heatmap for e in explanations], config
+            photo, [f.face for f in result.faces], [e.heatmap for e in explanations], model.config
         )
         gallery = [
             (state.save_image(overlay(e.crop, e.heatmap, size=192), f"face{i}"), f"#{i} {e.target}")
@@ -153,18 +195,30 @@ CSS = """
 .fh-p { width: 48px; text-align: right; font-variant-numeric: tabular-nums; }
 """
 
-
-def classify_if_image(
-    image: Any, model_id: str | None, method: str, target: str, fallback: bool
-) -> tuple[Any, ...] | Any:
-    """``classify`` when the photo changes (upload, example, webcam snapshot); nothing when it was cleared."""
-    if image is None:
-        return gr.skip()
-    return classify(image, model_id, method, target, fallback)
+# preprocess=False: the handler takes the upload's payload ({"path": ...}, already checked and moved into
+# Gradio's cache) and the plain values, and decodes the photo once itself. Gradio's preprocessing would hop to
+# a worker thread once per input (five here) and open the photo an extra time: ~4 ms per request.
+_FAST = {"concurrency_limit": 4, "preprocess": False}
 
 
-def build(models: list[str]) -> dict[str, gr.components.Component]:
-    """Lay out the Classify tab inside the current Blocks; returns the components other tabs connect to."""
+def run_after(event: Any, parts: dict[str, Any], api_name: str) -> Any:
+    """Classify once ``event`` has put a photo in the Classify tab (an example, a webcam snapshot); a failure
+    clears the outputs. Returns the classify event."""
+    run = event.success(classify, parts["inputs"], parts["outputs"], api_name=api_name, **_FAST)
+    clear_on_failure(run, parts)
+    return run
+
+
+def clear_on_failure(event: Any, parts: dict[str, Any]) -> None:
+    """After a failed classify, empty its outputs in the browser (no server round trip, no API endpoint)."""
+    event.failure(
+        None, None, parts["outputs"], js=CLEAR_JS, api_name="clear_outputs", api_visibility="private"
+    )
+
+
+def build(models: list[str]) -> dict[str, Any]:
+    """Lay out the Classify tab inside the current Blocks; returns the components other tabs connect to
+    (``image``, ``model``, and the ``inputs`` / ``outputs`` of :func:`classify`)."""
     default = models[0]
     with gr.Row():
         with gr.Column(scale=1):
@@ -176,18 +230,29 @@ def build(models: list[str]) -> dict[str, gr.components.Component]:
                 height=360,
             )
             model = gr.Dropdown(
-                models, value=default, allow_custom_value=True, label="Model (bundled, Hub id or local path)"
+                models,
+                value=default,
+                allow_custom_value=True,
+                label="Model (listed, bundled or a Hub id)",
+                elem_id="classify-model",
             )
             with gr.Row():
-                method = gr.Dropdown(method_choices(), value="Grad-CAM", label="Attribution method")
+                method = gr.Dropdown(
+                    method_choices(), value="Grad-CAM", label="Attribution method", elem_id="classify-method"
+                )
                 target = gr.Dropdown(
-                    [PREDICTED], value=PREDICTED, label="Explain class", allow_custom_value=True
+                    target_choices(default),
+                    value=PREDICTED,
+                    label="Explain class",
+                    allow_custom_value=True,
+                    elem_id="classify-target",
                 )
             fallback = gr.Checkbox(False, label="Classify the whole image when no face is found")
             run = gr.Button("Classify", variant="primary", elem_id="classify-button")
-            examples = state.example_photos()
-            if examples:
-                gr.Examples(examples, inputs=image, label="Example photos (public domain)")
+            photos = state.example_photos()
+            examples = (
+                gr.Examples(photos, inputs=image, label="Example photos (public domain)") if photos else None
+            )
         with gr.Column(scale=2):
             with gr.Row():
                 annotated = gr.Image(
@@ -214,13 +279,17 @@ def build(models: list[str]) -> dict[str, gr.components.Component]:
             with gr.Accordion("JSON", open=False):
                 result = gr.JSON(label="Result")
             download = gr.File(label="Download JSON", elem_id="classify-download")
-    outputs = [annotated, saliency, crops, probs, result, download]
-    inputs = [image, model, method, target, fallback]
-    # preprocess=False: the handler takes the upload's payload ({"path": ...}, already checked and moved into
-    # Gradio's cache) and the plain values, and decodes the photo once itself. Gradio's preprocessing would
-    # hop to a worker thread once per input (five here) and open the photo an extra time: ~4 ms per request.
-    fast = {"concurrency_limit": 4, "preprocess": False}
-    run.click(classify, inputs, outputs, api_name="classify", **fast)
-    image.change(classify_if_image, inputs, outputs, api_name="classify_on_change", **fast)
+    parts: dict[str, Any] = {
+        "image": image,
+        "model": model,
+        "inputs": [image, model, method, target, fallback],
+        "outputs": [annotated, saliency, crops, probs, result, download],
+    }
+    # One event per user action: an upload (or paste) fires `upload` once, while `change` fired twice when a
+    # photo replaced another, which ran classify twice and showed every error twice.
+    for trigger, name in ((run.click, "classify"), (image.upload, "classify_on_upload")):
+        clear_on_failure(trigger(classify, parts["inputs"], parts["outputs"], api_name=name, **_FAST), parts)
+    if examples is not None:
+        run_after(examples.load_input_event, parts, "classify_example")
     model.change(model_changed, [model, method], [target, method], api_name="model_changed")
-    return {"image": image, "model": model}
+    return parts

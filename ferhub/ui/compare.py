@@ -8,7 +8,6 @@ All figures come from :mod:`ferhub.plots` (shared with the HTML report); all num
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from ferhub.ui import state
+from ferhub.ui import scratch, state, visitors
 
 MAX_MODELS = 4
 COUNTS, NORMALISED = "counts", "row-normalised"
@@ -54,6 +53,7 @@ def face_agreement(labels_per_model: list[str]) -> tuple[str, float]:
     return label, count / len(labels_per_model)
 
 
+@visitors.action("compare_photo")
 def compare_photo(
     image: Any, model_ids: list[str] | None
 ) -> tuple[list[tuple[str, str]], list[list[Any]], Any, str]:
@@ -127,9 +127,12 @@ def repo_results(model_ids: list[str]) -> tuple[Results, list[str]]:
     notes = []
     for model_id in model_ids:
         try:
-            data = read_eval_results(resolve(model_id))
+            spec, local = visitors.model_spec(model_id)
+            data = read_eval_results(resolve(spec, local=local))
         except Exception as e:
-            notes.append(f"**{model_id}**: cannot read its evaluation results: {e}")
+            notes.append(
+                f"**{model_id}**: cannot read its evaluation results: {visitors.public_text(str(e))}"
+            )
             continue
         if not data or not data.get("results"):
             notes.append(
@@ -147,6 +150,7 @@ def _merge(repo: Results, fresh: Results | None) -> Results:
     return merged
 
 
+@visitors.action("eval_datasets")
 def dataset_choices(
     model_ids: list[str] | None, fresh: Results | None
 ) -> tuple[gr.Dropdown, str, gr.Accordion]:
@@ -172,6 +176,7 @@ def dataset_choices(
     return picker, text, gr.Accordion(open=bool(notes) or not choices)
 
 
+@visitors.action("dashboard")
 def dashboard(
     model_ids: list[str] | None, key: str | None, view: str, fresh: Results | None
 ) -> tuple[Any, ...]:
@@ -241,6 +246,7 @@ def _dashboard(
 
 
 # -- (c) evaluate now ------------------------------------------------------------------------------------------
+@visitors.action("evaluate")
 def evaluate_now(
     model_ids: list[str] | None,
     upload: Any,
@@ -249,7 +255,8 @@ def evaluate_now(
     fresh: Results | None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
 ) -> tuple[Results, str, list[str], Any]:
-    """Evaluate the chosen models on an uploaded zip of class folders (or a dataset id / local path).
+    """Evaluate the chosen models on an uploaded zip of class folders or a Hub dataset id (a server path only
+    where the server allows it), opened under the server's caps (:func:`ferhub.ui.visitors.open_dataset`).
 
     Returns the fresh results (merged into the session's), a status line, the downloadable files
     (one ``eval_results.json`` per model and the HTML report) and the new dataset picker.
@@ -259,25 +266,29 @@ def evaluate_now(
     from ferhub.report import Section, write_report
 
     ids = _models(model_ids)
-    source = upload if isinstance(upload, str) and upload else (dataset or "").strip()
-    if not source:
+    upload = upload if isinstance(upload, str) and upload else None
+    if not upload and not (dataset or "").strip():
         raise gr.Error(
-            "Upload a zip of class folders (or give a dataset id or folder) to evaluate on.", title="No data"
+            "Upload a zip of class folders (or give a Hub dataset id) to evaluate on.", title="No data"
         )
     progress(0, desc="opening the labelled set")
+    try:
+        source = visitors.open_dataset(upload, dataset, (split or "").strip() or None)
+    except (ValueError, OSError) as e:  # refused (a zip bomb, too many images, a server path) or unreadable
+        raise gr.Error(str(e), title="Data refused") from e
+    predictor = state.cache().predictor(ids)
     try:
         runs = evaluation.evaluate(
             ids,
             source,
-            split=(split or "").strip() or None,
-            predictor=state.cache().predictor(ids),
+            predictor=predictor,
             progress=lambda done, total, message="evaluating": progress((done, total), desc=message),
         )
     except gr.Error:
         raise
     except Exception as e:  # the user's data or model: say what went wrong, keep the app alive
         raise gr.Error(f"Evaluation failed: {e}", title="Evaluation failed") from e
-    out = Path(tempfile.mkdtemp(prefix="ferhub-eval-"))
+    out = scratch.work_dir("ferhub-eval-")
     merged = {m: dict(v) for m, v in (fresh or {}).items()}
     files = []
     for run in runs:
@@ -298,7 +309,7 @@ def evaluate_now(
         ],
     )
     picker, _, _ = dataset_choices(ids, merged)
-    where = "the uploaded set" if upload else source
+    where = "the uploaded set" if upload else (dataset or "").strip()
     status = f"Evaluated {len(ids)} model(s) on {runs[0].entry.get('num_images', '?')} images of {where}."
     return merged, status, [str(p) for p in [*files, report]], picker
 
@@ -361,9 +372,7 @@ def build(models: list[str]) -> None:
                     label="Zip of class folders (angry/, happy/, ...)", file_types=[".zip"], type="filepath"
                 )
                 with gr.Column():
-                    dataset = gr.Textbox(
-                        label="...or a Hub dataset id / local folder", placeholder="org/dataset"
-                    )
+                    dataset = gr.Textbox(label="...or a Hub dataset id", placeholder="org/dataset")
                     split = gr.Textbox(label="Split (optional)", placeholder="test")
             evaluate = gr.Button("Evaluate", variant="primary", elem_id="compare-evaluate")
             status = gr.Markdown(elem_id="compare-eval-status")
@@ -379,7 +388,7 @@ def build(models: list[str]) -> None:
     pick = refresh.click(
         dataset_choices, [chosen, fresh], [dataset_key, notes, evaluate_section], api_name="eval_datasets"
     )
-    pick.then(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard")
+    pick.success(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard")
     dataset_key.input(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_dataset")
     view.change(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_view")
     done = evaluate.click(
@@ -388,4 +397,4 @@ def build(models: list[str]) -> None:
         [fresh, status, files, dataset_key],
         api_name="evaluate",
     )
-    done.then(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_fresh")
+    done.success(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_fresh")

@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from ferhub.ui import state
+from ferhub.ui import state, visitors
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 
@@ -37,16 +37,18 @@ def _card_context(folder: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _source(model_id: str) -> str:
+    return "Hugging Face Hub" if visitors.looks_like_hub_id(model_id) else "a folder on the server"
+
+
+@visitors.action("model_card")
 def model_card(model_id: str | None) -> tuple[str, list[list[str]]]:
     """The card's Markdown body and a table of facts (labels, input, licence, provenance) for a model id."""
-    from ferhub.hub import resolve
+    from ferhub.hub import BUNDLED_DIR
 
     model_id = (model_id or "").strip() or state.default_model()
-    try:
-        folder = resolve(model_id)
-    except Exception as e:
-        raise gr.Error(f"Cannot find model {model_id!r}: {e}", title="Model not found") from e
-    model = state.cache().model(model_id)
+    model = state.cache().model(model_id)  # through the server's rules for what visitors may load
+    folder = Path(model.repo_path)
     config = model.config
     card_path = folder / "README.md"
     meta, body = split_card(card_path.read_text(encoding="utf-8")) if card_path.is_file() else ({}, "")
@@ -71,7 +73,8 @@ def model_card(model_id: str | None) -> tuple[str, list[list[str]]]:
         ["licence", str(licence)],
         ["provenance", source if isinstance(source, str) else ", ".join(map(str, source))],
         ["training data", datasets if isinstance(datasets, str) else ", ".join(map(str, datasets))],
-        ["folder", str(folder)],
+        # where the repo came from, never the server's path to it
+        ["source", "bundled with ferhub" if folder.parent == BUNDLED_DIR else _source(model_id)],
     ]
     return body, facts
 

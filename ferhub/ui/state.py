@@ -6,13 +6,10 @@ goes through :class:`ferhub.predict.Predictor`, the library's one inference path
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import gradio as gr
 
 from ferhub.assets import EXAMPLES_DIR
+from ferhub.ui import visitors
 
 if TYPE_CHECKING:
     from torch import nn
@@ -110,7 +108,8 @@ class ModelCache:
         with lock:  # two first requests for one model load it once, without blocking other models
             if model_id not in self._models:
                 try:
-                    model = load(model_id, device=device())
+                    spec, local = visitors.model_spec(model_id)  # a public server's visitors: no server paths
+                    model = load(spec, device=device(), local=local)
                 except Exception as e:
                     raise gr.Error(f"Cannot load model {model_id!r}: {e}", title="Model not loaded") from e
                 model.eval()
@@ -177,29 +176,17 @@ def load_photo(src: Any) -> Any:
         raise gr.Error(f"Cannot read the upload: {e}", title="Not a usable image") from e
 
 
-_OUTPUTS = Path(tempfile.mkdtemp(prefix="ferhub-app-"))
-_OUTPUT_MAX_AGE_S = 600.0
-_outputs_swept = time.monotonic()
-
-
 def output_path(suffix: str) -> Path:
-    """A fresh file path for a handler's output (an image, a JSON download).
+    """A fresh file path for a handler's output (an image, a JSON download), in a folder kept bounded and
+    removed at exit (:mod:`ferhub.ui.scratch`).
 
     Handlers return paths rather than PIL images: Gradio copies a returned file into its cache atomically,
     whereas a returned PIL image is written to a path named by its content hash without a lock, so two
-    requests with identical outputs could serve each other a half-written file. Gradio keeps its own copy, so
-    files here older than ten minutes are swept away.
+    requests with identical outputs could serve each other a half-written file.
     """
-    global _outputs_swept
-    now = time.monotonic()
-    if now - _outputs_swept > 60:
-        _outputs_swept = now
-        cutoff = time.time() - _OUTPUT_MAX_AGE_S
-        for old in _OUTPUTS.iterdir():
-            with contextlib.suppress(OSError):
-                if old.stat().st_mtime < cutoff:
-                    old.unlink()
-    return _OUTPUTS / f"{uuid.uuid4().hex}{suffix}"
+    from ferhub.ui import scratch
+
+    return scratch.output_path(suffix)
 
 
 def save_image(image: Any, name: str = "image", *, lossless: bool = False) -> str:

@@ -157,8 +157,9 @@ def snapshot(session: WebcamSession | None) -> tuple[Any, Any]:
     )
 
 
-def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> None:
-    """Lay out the Webcam tab; the snapshot button fills ``classify_image`` and selects the Classify tab."""
+def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
+    """Lay out the Webcam tab; the snapshot button fills ``classify_image`` and selects the Classify tab.
+    Returns the snapshot event (the app classifies the snapshot after it)."""
     from ferhub import timeline as tl
 
     session = gr.State(None)
@@ -200,4 +201,4 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> None:
         clear_recording, [session, record], session, api_name="webcam_record", show_progress="hidden"
     )
     show.click(timeline, session, [plot, table], api_name="webcam_timeline")
-    snap.click(snapshot, session, [classify_image, tabs], api_name="snapshot")
+    return snap.click(snapshot, session, [classify_image, tabs], api_name="snapshot")

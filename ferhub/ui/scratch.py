@@ -1,0 +1,142 @@
+"""The files a running app writes, kept bounded and removed at exit.
+
+Two places fill up on a busy server: ferhub's own outputs (annotated photos, JSON downloads, evaluation
+reports: one folder per process, made on first use) and Gradio's cache (uploads and the copies of every
+output it serves). Both are swept by age and by total size, and both are removed when the process exits.
+
+Settings (environment): ``FERHUB_CACHE_MAX_AGE_S`` (default 600: a result stays downloadable for ten
+minutes), ``FERHUB_CACHE_SWEEP_S`` (default 60), ``FERHUB_CACHE_MAX_MB`` (default 1024, the cap on each place).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+_lock = threading.Lock()
+_outputs: Path | None = None
+_owned_gradio: Path | None = None
+_last_sweep = 0.0
+
+
+def _setting(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def max_age_s() -> int:
+    return _setting("FERHUB_CACHE_MAX_AGE_S", 600)
+
+
+def sweep_every_s() -> int:
+    return _setting("FERHUB_CACHE_SWEEP_S", 60)
+
+
+def max_bytes() -> int:
+    return _setting("FERHUB_CACHE_MAX_MB", 1024) << 20
+
+
+def delete_cache() -> tuple[int, int]:
+    """``gr.Blocks(delete_cache=...)``: every sweep interval, Gradio deletes the files this app put in its cache
+    that are older than the maximum age (and all of them when the server stops)."""
+    return sweep_every_s(), max_age_s()
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def outputs_dir() -> Path:
+    """This process's folder for handler outputs (made on first use, removed at exit)."""
+    global _outputs
+    with _lock:
+        if _outputs is None or not _outputs.is_dir():
+            _outputs = Path(tempfile.mkdtemp(prefix="ferhub-app-"))
+            atexit.register(_remove, _outputs)
+        return _outputs
+
+
+def output_path(suffix: str) -> Path:
+    """A fresh file path in :func:`outputs_dir` (the folder is swept first when a sweep is due)."""
+    maybe_sweep()
+    return outputs_dir() / f"{uuid.uuid4().hex}{suffix}"
+
+
+def work_dir(prefix: str) -> Path:
+    """A fresh folder in :func:`outputs_dir` for a handler's several files; swept like single files."""
+    maybe_sweep()
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=outputs_dir()))
+
+
+def own_gradio_cache() -> Path | None:
+    """Give Gradio a cache folder of this server's own (removed at exit) unless ``GRADIO_TEMP_DIR`` is set.
+
+    Call before the app is built (``app.py`` does): Gradio otherwise shares ``/tmp/gradio`` between every app
+    on the machine, which ferhub may neither cap nor remove. Returns the folder made, if any.
+    """
+    global _owned_gradio
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        return None
+    _owned_gradio = Path(tempfile.mkdtemp(prefix="ferhub-gradio-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(_owned_gradio)
+    atexit.register(_remove, _owned_gradio)
+    return _owned_gradio
+
+
+def _entries(root: Path) -> list[tuple[float, int, Path]]:
+    out = []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            with contextlib.suppress(OSError):
+                st = path.lstat()
+                out.append((st.st_mtime, st.st_size, path))
+    return out
+
+
+def sweep_folder(root: Path, *, max_age: float | None, cap: int, now: float | None = None) -> int:
+    """Delete files older than ``max_age`` seconds, then the oldest until the rest fit in ``cap`` bytes, then
+    emptied sub-folders. Returns the number of files deleted."""
+    now = time.time() if now is None else now
+    entries = sorted(_entries(root))
+    total = sum(size for _, size, _ in entries)
+    deleted = 0
+    for mtime, size, path in entries:
+        if (max_age is None or now - mtime <= max_age) and total <= cap:
+            break  # sorted oldest first: the rest are young enough and fit
+        with contextlib.suppress(OSError):
+            path.unlink()
+            deleted += 1
+            total -= size
+    for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+        folder = Path(dirpath)
+        if folder != root:
+            with contextlib.suppress(OSError):
+                # a folder this young may be one Gradio is about to write into
+                if now - folder.stat().st_mtime > min(max_age or 60.0, 60.0):
+                    folder.rmdir()  # only succeeds when empty
+    return deleted
+
+
+def maybe_sweep(*, force: bool = False) -> None:
+    """Sweep ferhub's outputs (by age and size) and, when this server owns it, Gradio's cache (by size; Gradio
+    ages its own files through ``delete_cache``), at most once per sweep interval."""
+    global _last_sweep
+    now = time.monotonic()
+    with _lock:
+        if not force and now - _last_sweep < sweep_every_s():
+            return
+        _last_sweep = now
+        roots = [(_outputs, max_age_s()), (_owned_gradio, None)]
+    for root, age in roots:
+        if root is not None and root.is_dir():
+            sweep_folder(root, max_age=age, cap=max_bytes())

@@ -1,0 +1,213 @@
+"""The app as a public service: what a visitor may name, and what a visitor is told.
+
+A Space is open to anyone, so the text boxes that take a model or a dataset are a way into the server:
+
+- **Local paths are off.** Visitors may name bundled models, the models the server lists, Hub model ids and
+  Hub dataset ids, and upload zips; a server path is refused with one message whatever is (or is not) there,
+  and Hub-shaped names are never looked up on the server's disk. The person running the server turns local
+  paths on with ``FERHUB_ALLOW_LOCAL_PATHS=1`` (e.g. for their own models on their own machine).
+- **Uploaded zips are read under caps** (:class:`ferhub.archives.ArchiveLimits`), and one evaluation takes at
+  most ``FERHUB_EVAL_MAX_IMAGES`` images (default 2000) and downloads at most ``FERHUB_EVAL_MAX_DOWNLOAD_MB``
+  of a Hub dataset (default 200).
+- **Messages carry no server paths**, one failed action gives one toast, and the server logs one line per
+  visitor error (tracebacks only for its own bugs).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from ferhub.archives import ArchiveLimits
+
+log = logging.getLogger("ferhub.app")
+F = TypeVar("F", bound=Callable[..., Any])
+
+LOCAL_PATHS_SETTING = "FERHUB_ALLOW_LOCAL_PATHS"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?")
+# an absolute POSIX path inside a message, not part of a URL ("https://host/x") or a Hub id ("org/name")
+_ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"(),;:<>]+/)*[^\s'\"(),;:<>]*")
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What visitors of this server may reach (see the module docstring); built from the environment."""
+
+    local_paths: bool = False
+    listed: frozenset[str] = field(default_factory=frozenset)
+    max_images: int = 2000
+    max_download_bytes: int = 200 << 20
+
+    @classmethod
+    def from_env(cls, listed: Iterable[str] = ()) -> Policy:
+        return cls(
+            local_paths=os.environ.get(LOCAL_PATHS_SETTING, "").strip().lower() in ("1", "true", "yes"),
+            listed=frozenset(listed),
+            max_images=_int_env("FERHUB_EVAL_MAX_IMAGES", 2000),
+            max_download_bytes=_int_env("FERHUB_EVAL_MAX_DOWNLOAD_MB", 200) << 20,
+        )
+
+    def archive_limits(self) -> ArchiveLimits:
+        """Caps on an uploaded zip: the 20 MB upload limit could otherwise inflate to ~20 GB."""
+        return ArchiveLimits(
+            max_members=max(5000, 2 * self.max_images),
+            max_member_bytes=32 << 20,
+            max_total_bytes=512 << 20,
+            max_ratio=100.0,
+        )
+
+
+_policy = Policy()
+
+
+def configure(listed: Iterable[str]) -> Policy:
+    """Read the settings from the environment; ``listed`` are the models the server offers (always allowed,
+    even when they are local folders: the server's operator chose them)."""
+    global _policy
+    _policy = Policy.from_env(listed)
+    return _policy
+
+
+def policy() -> Policy:
+    return _policy
+
+
+LOCAL_OFF = (
+    "this server takes the listed models, bundled models and Hub ids ('org/name' or 'org/name@revision'); "
+    f"paths on the server are turned off (its operator can allow them with {LOCAL_PATHS_SETTING}=1)"
+)
+
+
+def model_spec(spec: str | None) -> tuple[str, bool]:
+    """``(model id, may it be a local path)`` for a model a visitor named; ``ValueError`` (with the same words
+    whatever exists on the server) for a path when local paths are off."""
+    spec = (spec or "").strip()
+    p = _policy
+    if p.local_paths or spec in p.listed:
+        return spec, True
+    from ferhub.hub import BUNDLED_ORG, list_bundled
+
+    if f"{BUNDLED_ORG}/{spec.removeprefix(BUNDLED_ORG + '/')}" in list_bundled() or _HUB_ID.fullmatch(spec):
+        return spec, False
+    raise ValueError(LOCAL_OFF[0].upper() + LOCAL_OFF[1:])
+
+
+def looks_like_hub_id(spec: str) -> bool:
+    """``org/name`` or ``org/name@revision``."""
+    return bool(_HUB_ID.fullmatch(spec.strip()))
+
+
+def public_text(text: str) -> str:
+    """``text`` with every absolute server path cut to its last part (an upload keeps its file name)."""
+    return _ABS_PATH.sub(lambda m: Path(m.group(0)).name or "(server path)", str(text))
+
+
+def user_error(message: str, title: str = "Error", *, action: str = "app") -> gr.Error:
+    """The ``gr.Error`` to raise for what a visitor must change: server paths removed, no traceback in the
+    server log, one log line instead."""
+    message = public_text(message)
+    log.warning("%s: %s: %s", action, title, " | ".join(message.splitlines()))
+    return gr.Error(message, title=title, print_exception=False)
+
+
+def warn(message: str, *, action: str = "app") -> None:
+    """A warning toast for a visitor (server paths removed) and one log line; the event still succeeds."""
+    message = public_text(message)
+    log.warning("%s: %s", action, " | ".join(message.splitlines()))
+    gr.Warning(message)
+
+
+def action(name: str) -> Callable[[F], F]:
+    """Wrap an event handler: a ``gr.Error`` reaches the visitor once, without server paths, and the log gets one
+    line; any other exception is the server's bug: its traceback is logged and the visitor gets a short note."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error as e:
+                raise user_error(e.message, e.title, action=name) from None
+            except Exception:
+                log.exception("%s failed", name)
+                raise gr.Error(
+                    "Something went wrong on the server (it logged the details). Try again, or another photo.",
+                    title="Server error",
+                    print_exception=False,
+                ) from None
+
+        return handler  # type: ignore[return-value]
+
+    return wrap
+
+
+def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any:
+    """The labelled set a visitor chose, opened under this server's caps: an uploaded zip (read through
+    :class:`~ferhub.archives.SafeZip`), a Hub dataset id, or (only when allowed) a server path.
+    ``ValueError`` with what to change otherwise."""
+    from ferhub.data import ZipSource, open_source
+
+    spec = (spec or "").strip()
+    p = _policy
+    if upload:
+        source = ZipSource(upload, split, limits=p.archive_limits())
+    elif p.local_paths:
+        source = open_source(spec, split)
+    elif _HUB_ID.fullmatch(spec) and "@" not in spec:
+        source = open_source(_hub_dataset(spec), split)
+    else:
+        raise ValueError(
+            f"{public_text(spec)!r}: this server evaluates an uploaded zip of class folders or a Hub dataset id "
+            f"('org/name'); paths on the server are turned off (its operator can allow them with "
+            f"{LOCAL_PATHS_SETTING}=1)"
+        )
+    if len(source) > p.max_images:
+        raise ValueError(
+            f"this set has {len(source):,} images; this server evaluates at most {p.max_images:,} at a time "
+            "(FERHUB_EVAL_MAX_IMAGES): evaluate on a sample, or run `ferhub evaluate` on your own machine"
+        )
+    return source
+
+
+def _hub_dataset(repo_id: str) -> Path:
+    """The local snapshot of a Hub dataset repo, fetched only when its files fit the download cap (never a
+    server folder of the same name: the id goes to the Hub and its cache, nowhere else)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    offline = constants.is_offline_mode()
+    cap = _policy.max_download_bytes
+    try:
+        if not offline:
+            info = huggingface_hub.HfApi().dataset_info(repo_id, files_metadata=True, timeout=10)
+            size = sum(s.size or 0 for s in info.siblings or [])
+            if size > cap:
+                raise ValueError(
+                    f"Hub dataset {repo_id!r} holds {size / 2**20:,.0f} MB of files; this server downloads at "
+                    f"most {cap / 2**20:,.0f} MB (FERHUB_EVAL_MAX_DOWNLOAD_MB): upload a zip of a sample instead"
+                )
+        folder = huggingface_hub.snapshot_download(repo_id, repo_type="dataset", local_files_only=offline)
+    except RepositoryNotFoundError as e:
+        raise ValueError(f"Hub dataset {repo_id!r} was not found (or is private or gated)") from e
+    except LocalEntryNotFoundError as e:
+        raise ValueError(
+            f"Hub dataset {repo_id!r} is not available on this server (it cannot reach the Hub and has no copy): "
+            "upload a zip of class folders instead"
+        ) from e
+    return Path(folder)
