@@ -7,15 +7,21 @@ reach and how much disk the server keeps follow the settings in ``ferhub.ui.visi
 
 import signal
 
-from ferhub.ui import build_app, launch_kwargs, scratch, state
+from ferhub.ui import scratch
 
-scratch.own_gradio_cache()  # uploads and served outputs in a folder of this server's own, removed at exit
+# before Gradio is imported (it reads the folder then): uploads and served outputs in a folder of this server's
+# own, capped and removed at exit, instead of the /tmp/gradio every app on the machine shares
+scratch.own_gradio_cache()
+
+from ferhub.ui import build_app, launch_kwargs, state  # noqa: E402
+
 demo = build_app()
 
 if __name__ == "__main__":
     # a stopped Space gets SIGTERM: close the server and remove its files as on Ctrl-C
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     state.tune_native_memory()  # a long-running server: keep its memory from creeping after load bursts
+    scratch.start_sweeper()
     demo.queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, **launch_kwargs())
     state.start_warm_up()  # first-request costs paid in the background once the server answers

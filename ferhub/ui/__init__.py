@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import gradio as gr
-
-from ferhub.ui import classify, compare, model_card, scratch, state, video, visitors, webcam
+if TYPE_CHECKING:
+    import gradio as gr
 
 TITLE = "ferhub: facial expression recognition"
 INTRO = (
@@ -22,6 +22,11 @@ INTRO = (
 
 def build_app(models: Sequence[str] | None = None) -> gr.Blocks:
     """The app's Blocks; ``models`` are the picker choices (default: the bundled and zoo models)."""
+    # imported here, not at the top: `ferhub.ui.scratch` must be importable before Gradio (see app.py)
+    import gradio as gr
+
+    from ferhub.ui import classify, compare, model_card, scratch, state, video, visitors, webcam
+
     state.configure_runtime()
     choices = list(models) if models else state.model_choices()
     visitors.configure(choices)
@@ -45,4 +50,6 @@ def build_app(models: Sequence[str] | None = None) -> gr.Blocks:
 
 def launch_kwargs() -> dict:
     """``Blocks.launch`` arguments shared by ``app.py``, the tests and the benchmark."""
+    from ferhub.ui import classify, state
+
     return {"max_file_size": state.MAX_UPLOAD, "css": classify.CSS, "show_error": True}

@@ -103,16 +103,20 @@ def _entries(root: Path) -> list[tuple[float, int, Path]]:
     return out
 
 
-def sweep_folder(root: Path, *, max_age: float | None, cap: int, now: float | None = None) -> int:
-    """Delete files older than ``max_age`` seconds, then the oldest until the rest fit in ``cap`` bytes, then
-    emptied sub-folders. Returns the number of files deleted."""
+def sweep_folder(
+    root: Path, *, max_age: float | None, cap: int, min_age: float = 0.0, now: float | None = None
+) -> int:
+    """Delete files older than ``max_age`` seconds, then the oldest until the rest fit in ``cap`` bytes (never
+    one younger than ``min_age``: a request may be about to read it), then emptied sub-folders. Returns the
+    number of files deleted."""
     now = time.time() if now is None else now
     entries = sorted(_entries(root))
     total = sum(size for _, size, _ in entries)
     deleted = 0
     for mtime, size, path in entries:
-        if (max_age is None or now - mtime <= max_age) and total <= cap:
-            break  # sorted oldest first: the rest are young enough and fit
+        age = now - mtime
+        if (max_age is None or age <= max_age) and (total <= cap or age < min_age):
+            break  # sorted oldest first: the rest are young enough and fit (or too fresh to take)
         with contextlib.suppress(OSError):
             path.unlink()
             deleted += 1
@@ -139,4 +143,18 @@ def maybe_sweep(*, force: bool = False) -> None:
         roots = [(_outputs, max_age_s()), (_owned_gradio, None)]
     for root, age in roots:
         if root is not None and root.is_dir():
-            sweep_folder(root, max_age=age, cap=max_bytes())
+            # over the size cap, files go oldest first but only once a request has had time to use them: the
+            # cap then holds up to what one such interval of traffic adds
+            sweep_folder(root, max_age=age, cap=max_bytes(), min_age=min(max_age_s(), 60))
+
+
+def start_sweeper() -> None:
+    """Sweep every interval in a background thread (a server that stops getting requests still empties its
+    outputs as they age; requests alone would sweep only when the next one comes)."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(sweep_every_s())
+            maybe_sweep(force=True)
+
+    threading.Thread(target=loop, name="ferhub-sweeper", daemon=True).start()

@@ -172,9 +172,8 @@ def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any
         source = open_source(_hub_dataset(spec), split)
     else:
         raise ValueError(
-            f"{public_text(spec)!r}: this server evaluates an uploaded zip of class folders or a Hub dataset id "
-            f"('org/name'); paths on the server are turned off (its operator can allow them with "
-            f"{LOCAL_PATHS_SETTING}=1)"
+            "This server evaluates an uploaded zip of class folders or a Hub dataset id ('org/name'); paths "
+            f"on the server are turned off (its operator can allow them with {LOCAL_PATHS_SETTING}=1)"
         )
     if len(source) > p.max_images:
         raise ValueError(

@@ -1,0 +1,168 @@
+"""What a public server's visitors may reach and are told (``ferhub.ui.visitors``), and how its disk is kept
+(``ferhub.ui.scratch``), in-process; ``test_app_public.py`` attacks the served app."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferhub.ui import scratch, visitors
+
+
+@pytest.fixture(autouse=True)
+def public(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A public server's defaults (local paths off), listing one local folder of the operator's."""
+    monkeypatch.delenv(visitors.LOCAL_PATHS_SETTING, raising=False)
+    visitors.configure(["ferhub/fer-mini-xception", "/srv/models/ours"])
+    yield
+    visitors.configure([])
+
+
+def test_model_names_visitors_may_use() -> None:
+    assert visitors.model_spec("ferhub/fer-mini-xception") == ("ferhub/fer-mini-xception", True)  # listed
+    assert visitors.model_spec("/srv/models/ours") == ("/srv/models/ours", True)  # listed by the operator
+    assert visitors.model_spec("facemood") == ("facemood", False)  # bundled, short name
+    assert visitors.model_spec("org/model@v1.0") == ("org/model@v1.0", False)  # Hub only, never the disk
+    for probe in ("/etc", "../models", "~/x", "a/b/c", "C:\\models", "..", ".", "org/../../etc", ""):
+        with pytest.raises(ValueError, match="paths on the server are turned off") as e:
+            visitors.model_spec(probe)
+        assert probe not in str(e.value) or not probe  # the answer does not depend on the name
+
+
+def test_the_operator_turns_local_paths_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(visitors.LOCAL_PATHS_SETTING, "1")
+    visitors.configure([])
+    assert visitors.model_spec(str(tmp_path)) == (str(tmp_path), True)
+
+
+def test_hub_shaped_names_never_load_a_server_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'org/name' that also exists as a folder under the working directory is looked up on the Hub only."""
+    from ferhub.hub import ModelLoadError, load, save
+    from ferhub.models import create_model
+
+    save(create_model("test_tiny"), tmp_path / "org" / "name")
+    monkeypatch.chdir(tmp_path)
+    assert load("org/name").config.architecture == "test_tiny"  # the library itself: the folder
+    with pytest.raises(ModelLoadError, match="Hub model 'org/name' is not in the local cache"):
+        load("org/name", local=False)
+    with pytest.raises(ModelLoadError, match="is not a bundled model or a Hub id"):
+        load("org/name/../name", local=False)
+
+
+def test_messages_lose_server_paths_but_keep_file_names_and_urls() -> None:
+    text = (
+        "/tmp/gradio/3f2a/holiday.jpg: not an image; cache (/root/.cache/huggingface/hub) and "
+        "'/srv/data/x.zip::happy/1.png', see https://huggingface.co/org/name and org/name"
+    )
+    assert visitors.public_text(text) == (
+        "holiday.jpg: not an image; cache (hub) and 'x.zip::happy/1.png', see https://huggingface.co/org/name "
+        "and org/name"
+    )
+
+
+def test_one_log_line_and_no_traceback_per_visitor_error(caplog: pytest.LogCaptureFixture) -> None:
+    @visitors.action("demo")
+    def handler(kind: str) -> str:
+        if kind == "user":
+            raise gr.Error("No face found in /tmp/x/photo.jpg\nTry another.", title="No face")
+        if kind == "bug":
+            raise KeyError("boom")
+        return "ok"
+
+    assert handler("fine") == "ok"
+    with pytest.raises(gr.Error) as e:
+        handler("user")
+    assert e.value.message == "No face found in photo.jpg\nTry another." and e.value.title == "No face"
+    assert e.value.print_exception is False
+    with pytest.raises(gr.Error, match="Something went wrong on the server") as bug:
+        handler("bug")
+    assert bug.value.print_exception is False
+    user, server = [r for r in caplog.records if r.name == "ferhub.app"]
+    assert (
+        user.getMessage() == "demo: No face: No face found in photo.jpg | Try another." and not user.exc_info
+    )
+    assert server.exc_info is not None  # a bug of the server's own keeps its traceback, in the log only
+
+
+def _zip(path: Path, n: int) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(n):
+            buf = io.BytesIO()
+            Image.fromarray(np.full((8, 8, 3), i, dtype=np.uint8)).save(buf, format="PNG")
+            zf.writestr(f"{('happy', 'sad')[i % 2]}/{i}.png", buf.getvalue())
+    return path
+
+
+def test_datasets_visitors_may_evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = visitors.open_dataset(str(_zip(tmp_path / "faces.zip", 6)), "", None)
+    assert len(source) == 6 and source.labels == ("happy", "sad")
+    monkeypatch.setenv("FERHUB_EVAL_MAX_IMAGES", "5")
+    visitors.configure([])
+    with pytest.raises(ValueError, match="this set has 6 images; this server evaluates at most 5"):
+        visitors.open_dataset(str(tmp_path / "faces.zip"), "", None)
+    for probe in ("/tmp", str(tmp_path), ".", "faces.zip", "data", "org/name@main", "a/b/c"):
+        with pytest.raises(ValueError, match="uploaded zip of class folders or a Hub dataset id") as e:
+            visitors.open_dataset(None, probe, None)
+        assert str(tmp_path) not in str(e.value)
+    # a Hub id: offline and not cached here (the test isolation's offline Hub)
+    with pytest.raises(ValueError, match="Hub dataset 'org/faces' is not available on this server"):
+        visitors.open_dataset(None, "org/faces", None)
+
+
+def test_a_hub_dataset_over_the_download_cap_is_refused_before_download(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    asked = []
+
+    def dataset_info(self, repo_id: str, **kwargs) -> SimpleNamespace:
+        asked.append((repo_id, kwargs))
+        return SimpleNamespace(siblings=[SimpleNamespace(size=150 << 20), SimpleNamespace(size=100 << 20)])
+
+    def snapshot_download(*args, **kwargs):
+        raise AssertionError("downloaded despite the cap")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", dataset_info)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    with pytest.raises(ValueError, match="holds 250 MB of files; this server downloads at most 200 MB"):
+        visitors.open_dataset(None, "org/huge", None)
+    assert asked == [("org/huge", {"files_metadata": True, "timeout": 10})]
+
+
+def test_sweep_by_age_then_size_never_a_fresh_file(tmp_path: Path) -> None:
+    now = time.time()
+    for i, (age, size) in enumerate([(900, 100), (500, 300), (300, 300), (100, 300), (1, 300)]):
+        path = tmp_path / f"d{i}" / f"f{i}.bin"
+        path.parent.mkdir()
+        path.write_bytes(bytes(size))
+        os.utime(path, (now - age, now - age))
+        os.utime(path.parent, (now - 120, now - 120))
+    # f0 is too old; then the oldest go until 700 bytes remain, but f4 (1 s) is too fresh to take
+    deleted = scratch.sweep_folder(tmp_path, max_age=600, cap=700, min_age=10, now=now)
+    assert deleted == 3 and sorted(p.name for p in tmp_path.rglob("*.bin")) == ["f3.bin", "f4.bin"]
+    assert scratch.sweep_folder(tmp_path, max_age=600, cap=0, min_age=10, now=now) == 1  # f3, not f4
+    # emptied folders go once nothing has been written in them for a minute (Gradio may be about to)
+    scratch.sweep_folder(tmp_path, max_age=600, cap=10**6, now=now + 61)
+    assert [p.name for p in tmp_path.iterdir()] == ["d4"]
+
+
+def test_outputs_folder_is_made_on_first_use_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERHUB_CACHE_MAX_AGE_S", "600")
+    first = scratch.output_path(".json")
+    assert first.parent == scratch.outputs_dir() and first.parent.name.startswith("ferhub-app-")
+    work = scratch.work_dir("ferhub-eval-")
+    assert work.parent == scratch.outputs_dir() and work.is_dir()
+    assert scratch.delete_cache() == (60, 600)
