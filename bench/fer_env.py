@@ -20,7 +20,7 @@ VENV = Path(__file__).resolve().parent / ".venv-fer"
 # what fer's Video.analyze + FER(use_tflite=True) import; pkg_resources left setuptools in 81
 PACKAGES = [
     "tensorflow-cpu==2.21.0",
-    "opencv-contrib-python-headless>=4.8",
+    "opencv-contrib-python-headless>=4.8,<5",  # 5.0 cannot load fer's Haar cascade XML
     "pandas>=2",
     "tqdm>=4.62",
     "requests>=2",

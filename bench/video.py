@@ -35,7 +35,7 @@ FER_SCRIPT = r"""
 import sys, time, tempfile
 import cv2
 cv2.waitKey = lambda *a, **k: -1  # headless OpenCV has no GUI; fer calls it even with display=False
-from fer import FER
+from fer.fer import FER
 from fer.classes import Video
 detector = FER()  # Haar cascade + TFLite mini-Xception, fer's defaults
 with tempfile.TemporaryDirectory() as out:

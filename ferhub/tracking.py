@@ -77,10 +77,14 @@ def _centre(box: Box) -> np.ndarray:
 
 def _similarity(pred: Box, det: Box, reach: float = 1.5) -> float:
     """IoU plus half a centre-closeness term; 0 (no match) when the centres are more than ``reach`` face sizes
-    apart or the sizes differ by more than 2x."""
+    apart. Boxes more than 2x apart in size match only as a partial view: the smaller one mostly inside the
+    larger (a face half hidden by another, or cut by the frame edge), with a low score."""
     size_p, size_d = _size(pred), _size(det)
     if max(size_p, size_d) > 2.0 * min(size_p, size_d):
-        return 0.0
+        ix = max(0.0, min(pred[2], det[2]) - max(pred[0], det[0]))
+        iy = max(0.0, min(pred[3], det[3]) - max(pred[1], det[1]))
+        inside = ix * iy / min(size_p, size_d) ** 2
+        return 0.3 * inside if inside >= 0.6 else 0.0
     near = 1.0 - float(np.linalg.norm(_centre(pred) - _centre(det))) / (reach * (size_p + size_d) / 2)
     if near <= 0:
         return 0.0
@@ -164,6 +168,10 @@ class FaceTracker:
     def _continue(self, track: Track, box: Box, time: float) -> None:
         dt = time - track.time
         ratio = _size(box) / _size(track.box)
+        if not 0.5 <= ratio <= 2.0:  # a partial view: the face is there, but this box says little of where
+            track.lost_since = None
+            track.hits += 1
+            return
         # a box much smaller or larger than the last is a partial view (occlusion, the frame edge): its centre
         # is off the face's, so it does not update the motion estimate
         if dt > 0 and track.lost_since is None and 0.75 < ratio < 1.33:
