@@ -320,3 +320,45 @@ def test_webcam_streams_annotated_frames(driver: Any, app_url: str, shots: Path)
     selected = driver.find_element(By.CSS_SELECTOR, "button[role=tab][aria-selected=true]").text
     assert selected == "Classify"
     print(f"webcam: {text}")
+
+
+def test_video_tab_plays_annotated_clip_and_plots_people(
+    driver: Any, app_url: str, shots: Path, tmp_path: Path
+) -> None:
+    """Upload a clip of two people in the Video tab: the limits are stated, the annotated video plays in the
+    page, the timeline has a panel per person and the table a row per person."""
+    import clips
+    from selenium.webdriver.common.by import By
+
+    frames, _ = clips.leave_and_return(15, away=(15, 15))
+    clip = clips.write_clip(tmp_path / "two people.mp4", frames)
+    driver.get(app_url)
+    open_tab(driver, "Video")
+    assert "2 minutes" in driver.find_element(By.ID, "video-limits").text
+    upload = wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#video-input input[type=file]"), what="the video input"
+    )
+    upload.send_keys(str(clip))
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#video-input video"), what="the uploaded video")
+    driver.find_element(By.ID, "video-run").click()
+    status = wait_for(
+        lambda: t if "face track" in (t := driver.find_element(By.ID, "video-status").text) else None,
+        what="the analysis",
+    )
+    assert "2 face track(s)" in status
+    video = wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#video-output video"), what="annotated video"
+    )
+    wait_for(
+        lambda: driver.execute_script("return arguments[0].readyState >= 1", video), what="playable video"
+    )
+    assert driver.execute_script("return arguments[0].duration", video) > 0.5
+    plot = driver.find_element(By.ID, "video-timeline")
+    wait_for(  # one panel per person, titled by their number
+        lambda: "face 1" in (text := plot.get_attribute("textContent")) and "face 2" in text,
+        what="the timeline panels",
+    )
+    driver.execute_script("arguments[0].scrollIntoView()", driver.find_element(By.ID, "video-timeline"))
+    driver.save_screenshot(str(shots / "06-video.png"))
+    table = driver.find_element(By.ID, "video-summary").get_attribute("textContent")
+    assert "mostly" in table and "share of time" in table
