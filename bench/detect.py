@@ -1,4 +1,4 @@
-"""Face detection latency: facenet-pytorch's ``MTCNN.detect`` against ferhub's ``FaceDetector``, as a table.
+"""Face detection latency: facenet-pytorch's ``MTCNN.detect`` against ferhub's ``FaceDetector``, as tables.
 
     python bench/detect.py [--runs 30] [--device cpu|cuda]
 
@@ -8,9 +8,10 @@ blurred backdrop, as in ``bench/predict.py``), the same scene at 1600x1200 (ferh
 ``max_side``), and a 960x640 canvas with six faces. Times are medians and 90th percentiles over ``--runs``
 calls after warm-up, with torch's default thread count.
 
-A last table times ferhub's detector on the 640x480 photo with glibc's default malloc settings
-(``FERHUB_MALLOC=default``) and with ferhub's (``ferhub/_malloc.py``): child processes, alternating, 1 torch
-thread, medians of their medians.
+A last table runs ferhub's detector on the 640x480 photo in child processes, alternating, under each
+``OMP_WAIT_POLICY`` (how torch's OpenMP threads wait between parallel regions: the setting whose effect
+differs 1.6-2x between CPU kinds) with torch's default thread count: the torch runtime against the ONNX
+Runtime one (the default on the CPU), medians of their medians, and the page faults per call.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.assets import one_face_photo
+from ferhub.device import cpu_name
 
 
 def six_faces() -> Image.Image:
@@ -62,34 +63,39 @@ def interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: int) ->
     return times
 
 
-def detection_child(runs: int) -> None:
-    """(Child process) median ms of ferhub's detector on the 640x480 photo, 1 torch thread, printed as JSON."""
-    import torch
+def detection_child(runs: int, runtime: str) -> None:
+    """(Child process) median ms and page faults per call of ferhub's detector on the 640x480 photo, as JSON."""
+    import resource
 
     from ferhub.faces import FaceDetector
 
-    torch.set_num_threads(1)
-    detector, photo = FaceDetector(), one_face_photo()
-    times = interleaved({"detect": lambda: detector.detect(photo)}, runs, 5)["detect"]
-    print(json.dumps(statistics.median(times) * 1000))
+    detector, photo = FaceDetector(runtime=runtime), one_face_photo()
+    interleaved({"detect": lambda: detector.detect(photo)}, 1, 5)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    times = interleaved({"detect": lambda: detector.detect(photo)}, runs, 0)["detect"]
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / runs
+    print(json.dumps([statistics.median(times) * 1000, faults]))
 
 
-def malloc_comparison(runs: int, rounds: int = 3) -> dict[str, float]:
-    """Median over ``rounds`` alternating child processes of their median detection ms, per malloc setting."""
-    settings = {"glibc defaults (FERHUB_MALLOC=default)": "default", "ferhub's (ferhub/_malloc.py)": ""}
-    results: dict[str, list[float]] = {name: [] for name in settings}
+def wait_policy_comparison(runs: int, rounds: int = 3) -> dict[tuple[str, str], tuple[float, float]]:
+    """(policy, runtime) -> (median over ``rounds`` child processes of their median ms, page faults per call)."""
+    results: dict[tuple[str, str], list[list[float]]] = {}
     for _ in range(rounds):
-        for name, value in settings.items():
-            env = {**os.environ, "FERHUB_MALLOC": value}
-            out = subprocess.run(
-                [sys.executable, __file__, "--child-runs", str(runs)],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            results[name].append(json.loads(out.strip().splitlines()[-1]))
-    return {name: statistics.median(ms) for name, ms in results.items()}
+        for policy in ("PASSIVE", "ACTIVE"):
+            for runtime in ("torch", "onnx"):
+                env = {**os.environ, "OMP_WAIT_POLICY": policy}
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child-runs", str(runs), "--child-runtime", runtime],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                results.setdefault((policy, runtime), []).append(json.loads(out.strip().splitlines()[-1]))
+    return {
+        key: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
+        for key, rs in results.items()
+    }
 
 
 def main() -> None:
@@ -100,9 +106,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--child-runs", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-runtime", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_runs:
-        detection_child(args.child_runs)
+        detection_child(args.child_runs, args.child_runtime)
         return
 
     import torch
@@ -124,8 +131,12 @@ def main() -> None:
             return 0 if boxes is None else len(boxes)
 
         detectors[f"MTCNN.detect (min face {min_face})"] = run_mtcnn
-    for label, kwargs in (("default: auto min face", {}), ("min face 20", {"min_face_size": 20})):
-        ferhub_detector = FaceDetector(device=args.device, **kwargs)
+    for label, kwargs in (
+        ("default: auto min face", {}),
+        ("min face 20", {"min_face_size": 20}),
+        ("torch runtime", {"runtime": "torch"}),
+    ):
+        ferhub_detector = FaceDetector(device=args.device, **kwargs)  # type: ignore[arg-type]
         detectors[f"ferhub FaceDetector ({label})"] = lambda image, d=ferhub_detector: len(d.detect(image))
 
     photos = {
@@ -136,8 +147,8 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
-        f"{platform.processor() or platform.machine()}, load average {load:.1f} at start; "
+        f"{cpu_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"device {args.device}, load average {load:.1f} at start; "
         f"{args.runs} runs after {args.warmup} warm-up, interleaved\n"
     )
     print("| photo | detector | faces | median ms | p90 ms |")
@@ -161,14 +172,17 @@ def main() -> None:
             f"at the same min face 20: {ref / same:.1f}x"
         )
     if args.device == "cpu":
-        malloc = malloc_comparison(args.runs)
-        print("\n| ferhub detection, 640x480, 1 thread | malloc settings | median ms |\n|---|---|---:|")
-        for name, ms in malloc.items():
-            print(f"| 1 face | {name} | {ms:.1f} |")
-        default, tuned = malloc.values()
-        print(
-            f"\nferhub's malloc settings: detection {default / tuned:.2f}x as fast as with glibc's defaults"
-        )
+        table = wait_policy_comparison(args.runs)
+        print(f"\n{cpu_name()}, torch's default threads, child processes\n")
+        print("| ferhub detection, 640x480, 1 face | OMP_WAIT_POLICY | median ms | page faults per call |")
+        print("|---|---|---:|---:|")
+        for (policy, runtime), (ms, faults) in table.items():
+            name = "ONNX Runtime (default)" if runtime == "onnx" else "torch"
+            print(f"| {name} | {policy} | {ms:.1f} | {faults:.0f} |")
+        for runtime in ("torch", "onnx"):
+            passive, active = table["PASSIVE", runtime][0], table["ACTIVE", runtime][0]
+            print(f"\n{runtime}: PASSIVE / ACTIVE = {passive / active:.2f}x", end="")
+        print()
 
 
 if __name__ == "__main__":

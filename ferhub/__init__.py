@@ -9,20 +9,10 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
-from ferhub import _malloc
-
-# OpenMP threads (torch's intra-op pool) spin-wait between parallel regions by default. On a machine whose cores
-# are shared (another process, Gradio's worker threads) the spinning starves the thread they wait for: measured
-# here on 2 cores with one busy, a 4 ms mini-Xception forward took ~770 ms; with passive waiting, 5.5 ms. It
-# must be set before torch loads libgomp, i.e. before ferhub imports torch; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-# glibc malloc: keep MB-sized tensor buffers mapped between calls instead of faulting them in again each time
-# (detection 1.26x as fast on these VMs; FERHUB_MALLOC=default or a MALLOC_* variable of the user's opts out)
-_malloc.tune()
+# Importing ferhub changes no process-wide setting (environment, malloc, torch threads): tuning that helps a
+# long-running server is applied by that server (see ``ferhub.tuning``), where it was measured to help.
 
 __version__ = "0.1.0"
 

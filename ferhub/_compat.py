@@ -25,17 +25,6 @@ _BLOCK = 512  # boxes per block of the overlap matrix: bounds memory at _BLOCK x
 _state: dict[str, bool] = {}
 
 
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU matrix of ``(x1, y1, x2, y2)`` boxes, with torchvision's NMS arithmetic (no +1 on widths)."""
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp_(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
 def _threshold_for(dtype: torch.dtype, iou_threshold: float) -> float:
     """A threshold ``t`` in ``dtype`` with ``iou > t`` (in ``dtype``) exactly when ``iou > iou_threshold``.
 
@@ -50,15 +39,48 @@ def _threshold_for(dtype: torch.dtype, iou_threshold: float) -> float:
     return float(t)
 
 
-def nms_cpu(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS with exactly torchvision's result (its arithmetic, in the boxes' dtype).
+def greedy_sorted(boxes: np.ndarray, iou_threshold: float) -> list[int]:
+    """Greedy NMS over ``(x1, y1, x2, y2)`` boxes already sorted by decreasing score: the kept rows.
 
-    Boxes are taken in score order a block at a time: one matrix operation gives the block's overlaps with every
-    later box, then a pass over the block's rows visits each box once, and only a kept box does vector work
-    (it suppresses everything it overlaps). Memory stays at ``_BLOCK`` x N booleans. The arithmetic is numpy's,
-    single-threaded: on a busy 2-core machine torch's threaded small ops can wait on each other for longer
-    than this whole kernel takes.
+    Boxes are taken a block at a time: one matrix operation gives the block's overlaps with every later box,
+    then a pass over the block's rows visits each box once, and only a kept box does vector work (it
+    suppresses everything it overlaps). Memory stays at ``_BLOCK`` x N booleans. The arithmetic is
+    torchvision's, operation for operation, in the boxes' dtype, and numpy's, single-threaded: on a busy
+    2-core machine threaded small ops can wait on each other for longer than this whole kernel takes.
     """
+    threshold = _threshold_for(torch.float64 if boxes.dtype == np.float64 else torch.float32, iou_threshold)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    n = boxes.shape[0]
+    suppressed = np.zeros(n, dtype=bool)
+    keep: list[int] = []
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        if suppressed[start:stop].all():
+            continue
+        a, c = boxes[start:stop, None, :], boxes[None, start:, :]
+        w = np.clip(np.minimum(a[..., 2], c[..., 2]) - np.maximum(a[..., 0], c[..., 0]), 0, None)
+        h = np.clip(np.minimum(a[..., 3], c[..., 3]) - np.maximum(a[..., 1], c[..., 1]), 0, None)
+        inter = w * h
+        over = inter / (area[start:stop, None] + area[None, start:] - inter) > threshold
+        rest = suppressed[start:]  # a view: updates land in ``suppressed``
+        for row in range(stop - start):
+            if not rest[row]:
+                keep.append(start + row)
+                rest[row + 1 :] |= over[row, row + 1 :]
+    return keep
+
+
+def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy IoU NMS on numpy arrays: indices of the kept boxes, highest score first."""
+    if len(boxes) == 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    b = np.ascontiguousarray(boxes[order], dtype=np.float64 if boxes.dtype == np.float64 else np.float32)
+    return order[np.asarray(greedy_sorted(b, iou_threshold), dtype=np.int64)]
+
+
+def nms_cpu(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Greedy NMS with exactly torchvision's result (its arithmetic, in the boxes' dtype)."""
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     device = boxes.device
@@ -66,27 +88,7 @@ def nms_cpu(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> 
     b = boxes[order].cpu()
     if not b.is_floating_point():
         b = b.float()
-    threshold = _threshold_for(b.dtype, iou_threshold)
-    b = b.numpy()
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    n = b.shape[0]
-    suppressed = np.zeros(n, dtype=bool)
-    keep: list[int] = []
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        if suppressed[start:stop].all():
-            continue
-        a, c = b[start:stop, None, :], b[None, start:, :]
-        w = np.clip(np.minimum(a[..., 2], c[..., 2]) - np.maximum(a[..., 0], c[..., 0]), 0, None)
-        h = np.clip(np.minimum(a[..., 3], c[..., 3]) - np.maximum(a[..., 1], c[..., 1]), 0, None)
-        inter = w * h
-        # torchvision's expression, operation for operation, in the boxes' dtype
-        over = inter / (area[start:stop, None] + area[None, start:] - inter) > threshold
-        rest = suppressed[start:]  # a view: updates land in ``suppressed``
-        for row in range(stop - start):
-            if not rest[row]:
-                keep.append(start + row)
-                rest[row + 1 :] |= over[row, row + 1 :]
+    keep = greedy_sorted(b.numpy(), iou_threshold)
     return order[torch.tensor(keep, dtype=torch.long, device=device)]
 
 

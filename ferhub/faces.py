@@ -7,15 +7,22 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from ferhub.config import ModelConfig
+
+if TYPE_CHECKING:
+    from ferhub._mtcnn import FastMTCNN
+    from ferhub._mtcnn_onnx import OnnxMTCNN
+
+log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -78,6 +85,9 @@ class FaceDetector:
         max_side: large images are detected on a copy downscaled so its longer side is at most this; boxes and
             landmarks are mapped back to original pixels.
         device: ``"cpu"``, ``"cuda"`` or ``None`` (CPU).
+        runtime: ``"auto"`` (default): the nets run in ONNX Runtime on the CPU where it is installed
+            (:mod:`ferhub._mtcnn_onnx`), in torch on CUDA, or when ONNX Runtime is missing or the nets do not
+            export (with a log line); ``"onnx"`` or ``"torch"`` to insist on one.
     """
 
     def __init__(
@@ -86,8 +96,12 @@ class FaceDetector:
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         max_side: int = 1024,
         device: str | None = None,
+        runtime: str = "auto",
     ) -> None:
+        import torch
+
         from ferhub._mtcnn import FastMTCNN
+        from ferhub.predict import resolve_runtime
 
         if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
             raise ValueError(f"thresholds must be three scores in [0, 1] (P, R, O nets), got {thresholds!r}")
@@ -101,6 +115,20 @@ class FaceDetector:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.max_side = int(max_side)
         self.device = device or "cpu"
+        self.runtime = resolve_runtime(runtime, torch.device(self.device))  # type: ignore[arg-type]
+        self._mtcnn: FastMTCNN | OnnxMTCNN
+        if self.runtime == "onnx":
+            from ferhub import _onnx
+            from ferhub._mtcnn_onnx import OnnxMTCNN
+
+            try:
+                self._mtcnn = OnnxMTCNN(thresholds=self.thresholds)  # type: ignore[arg-type]
+                return
+            except _onnx.ExportError as e:
+                if runtime == "onnx":
+                    raise
+                log.warning("face detection runs in torch instead of ONNX Runtime: %s", e)
+                self.runtime = "torch"
         self._mtcnn = FastMTCNN(thresholds=self.thresholds, device=self.device)
 
     def detect(self, image: Image.Image) -> list[Face]:

@@ -11,6 +11,7 @@ piece of it.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,13 +24,19 @@ from PIL import Image
 from torch import nn
 
 from ferhub.config import ModelConfig
+from ferhub.device import default_device, resolve_device  # noqa: F401  (default_device: re-exported)
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, load_image
 from ferhub.transforms import eval_tensor
 
+log = logging.getLogger(__name__)
+
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 ModelSpec = str | nn.Module
 NoFacePolicy = Literal["skip", "fallback"]
+Runtime = Literal["auto", "onnx", "torch"]
+# a classifier's runner: normalised (N, C, H, W) batch -> probabilities (N, K); an ensemble's: its members'
+Runner = Callable[[torch.Tensor], np.ndarray]
 
 
 @dataclass
@@ -93,10 +100,6 @@ class ImageResult:
         }
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _source_name(src: ImageSource) -> str | None:
     if isinstance(src, (str, os.PathLike)):
         return str(src)
@@ -127,6 +130,38 @@ def inference_copy(model: nn.Module) -> nn.Module:
     return runner.to(memory_format=torch.channels_last)
 
 
+class TorchRunner:
+    """A classifier run by torch on a private :func:`inference_copy`: batch -> probabilities."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.module = inference_copy(model)
+        self.device = device
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            logits = self.module(batch.to(self.device, memory_format=torch.channels_last))
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+def resolve_runtime(runtime: Runtime, device: torch.device) -> Literal["onnx", "torch"]:
+    """Which runtime runs inference: ``"auto"`` is ONNX Runtime on the CPU where it is installed, else torch."""
+    from ferhub import _onnx
+
+    if runtime not in ("auto", "onnx", "torch"):
+        raise ValueError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
+    if runtime == "onnx":
+        if device.type != "cpu":
+            raise ValueError(f"runtime 'onnx' runs on the CPU; device {str(device)!r} runs in torch")
+        if not _onnx.available():
+            raise ModuleNotFoundError("runtime 'onnx' needs ONNX Runtime: pip install onnxruntime")
+        return "onnx"
+    if runtime == "auto" and device.type == "cpu":
+        if _onnx.available():
+            return "onnx"
+        log.info("onnxruntime is not installed: inference runs in torch (pip install onnxruntime)")
+    return "torch"
+
+
 class Predictor:
     """Load one or several models once; classify every face of any number of images.
 
@@ -138,6 +173,9 @@ class Predictor:
         no_face: ``"skip"`` returns no faces for a photo without one; ``"fallback"`` classifies the whole
             image as one face flagged ``face_found=False`` (seed 004).
         batch_size: crops per forward pass.
+        runtime: ``"auto"`` (default): ONNX Runtime on the CPU (detection nets and classifiers, each an
+            exported graph checked against its torch module), torch on CUDA and for any model that does not
+            export (with a log line); ``"onnx"`` or ``"torch"`` to insist on one.
     """
 
     def __init__(
@@ -148,14 +186,15 @@ class Predictor:
         detector: FaceDetector | None = None,
         no_face: NoFacePolicy = "skip",
         batch_size: int = 64,
+        runtime: Runtime = "auto",
     ) -> None:
         from ferhub.hub import DEFAULT_MODEL, load
 
         if no_face not in ("skip", "fallback"):
             raise ValueError(f"no_face must be 'skip' or 'fallback', got {no_face!r}")
-        self.device = torch.device(device or default_device())
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu")
+        self.device = resolve_device(device)
+        self._requested_runtime = runtime
+        self.runtime = resolve_runtime(runtime, self.device)
         specs: list[ModelSpec]
         if models is None:
             specs = [DEFAULT_MODEL]
@@ -166,9 +205,9 @@ class Predictor:
         if not specs:
             raise ValueError("Predictor needs at least one model")
         # ``models`` are the loaded modules as callers share them (the hub cache, saliency): never mutated.
-        # ``_runners`` are this predictor's private inference copies.
+        # ``_runners`` are this predictor's own: ONNX Runtime sessions or private torch inference copies.
         self.models: list[nn.Module] = []
-        self._runners: list[nn.Module] = []
+        self._runners: list[Runner | list] = []
         self.names: list[str] = []
         for spec in specs:
             if isinstance(spec, str):
@@ -182,7 +221,7 @@ class Predictor:
                 model = spec.to(self.device).eval()
                 name = getattr(spec, "name_or_path", None) or spec.config.architecture
             self.models.append(model)
-            self._runners.append(inference_copy(model))
+            self._runners.append(self._runner(model, name))
             self.names.append(name)
         self.no_face: NoFacePolicy = no_face
         self.batch_size = batch_size
@@ -191,28 +230,43 @@ class Predictor:
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:  # made on first use: crop-only callers never pay for MTCNN
-            self._detector = FaceDetector(device=str(self.device))
+            self._detector = FaceDetector(device=str(self.device), runtime=self.runtime)
         return self._detector
 
+    def _runner(self, model: nn.Module, name: str) -> Runner | list:
+        """This predictor's runner for ``model``; for an ensemble, the list of its members' runners."""
+        members = getattr(model, "members", None)
+        if members is not None:
+            return [
+                self._runner(m, f"{name} member {getattr(m, 'name_or_path', i)}")
+                for i, m in enumerate(members)
+            ]
+        if self.runtime == "onnx":
+            from ferhub import _onnx
+
+            try:
+                return _onnx.OnnxClassifier(model)
+            except _onnx.ExportError as e:
+                if self._requested_runtime == "onnx":
+                    raise
+                log.warning("%s runs in torch instead of ONNX Runtime: %s", name, e)
+        return TorchRunner(model, self.device)
+
     # -- classification of given faces / crops ------------------------------------------------------------
-    def _forward(self, model: nn.Module, crops: Sequence[Image.Image]) -> np.ndarray:
-        config: ModelConfig = model.config
+    def _forward(self, runner: Runner, config: ModelConfig, crops: Sequence[Image.Image]) -> np.ndarray:
         out = np.empty((len(crops), config.num_classes), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(crops), self.batch_size):
-                batch = eval_tensor(crops[start : start + self.batch_size], config)
-                batch = batch.to(self.device, memory_format=torch.channels_last)
-                logits = model(batch)
-                out[start : start + len(batch)] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        for start in range(0, len(crops), self.batch_size):
+            batch = eval_tensor(crops[start : start + self.batch_size], config)
+            out[start : start + len(batch)] = runner(batch)
         return out
 
     def _probabilities(
-        self, model: nn.Module, crops_for: Callable[[ModelConfig], list[Image.Image]]
+        self, model: nn.Module, runner: Runner | list, crops_for: Callable[[ModelConfig], list[Image.Image]]
     ) -> np.ndarray:
         members = getattr(model, "members", None)
         if members is not None:  # an ensemble: each member sees crops framed its own way
-            return model.combine([self._probabilities(m, crops_for) for m in members])
-        return self._forward(model, crops_for(model.config))
+            return model.combine([self._probabilities(m, r, crops_for) for m, r in zip(members, runner)])
+        return self._forward(runner, model.config, crops_for(model.config))
 
     def _classify(
         self, crops_for: Callable[[ModelConfig], list[Image.Image]], count: int
@@ -227,7 +281,7 @@ class Predictor:
                 cache[key] = crops_for(config)
             return cache[key]
 
-        return [self._probabilities(m, cached) for m in self._runners]
+        return [self._probabilities(m, r, cached) for m, r in zip(self.models, self._runners)]
 
     def classify_crops(self, crops: Sequence[Image.Image]) -> list[np.ndarray]:
         """Probabilities for already-cropped faces: one ``(N, K)`` array per model (its label order)."""
@@ -280,45 +334,37 @@ class Predictor:
         return results
 
     def predict_image(self, src: ImageSource) -> ImageResult:
-        """Detect and classify every face of one image; errors are returned in the result, not raised."""
+        """Detect and classify every face of one image; bad input is returned as the result's ``error``."""
         return self.predict([src])[0]
 
     def predict(self, images: Sequence[ImageSource]) -> list[ImageResult]:
         """Classify every face of every image, batching all faces through each model at once.
 
-        A failure in one image (undecodable, too large, detector error) becomes that image's ``error`` and
-        never loses the other images' results.
+        Bad input (a file that is missing, undecodable or too large) becomes that image's ``error`` and never
+        loses the other images' results. Anything else (a detector or model failure) is a bug, not a property
+        of one image, and raises.
         """
         results: list[ImageResult] = []
-        decoded: list[tuple[int, Image.Image, list[Face]]] = []
+        decoded: list[tuple[int, Image.Image]] = []
         for src in images:
             result = ImageResult(path=_source_name(src))
             results.append(result)
             try:
                 image = load_image(src)
-                result.width, result.height = image.size
-                decoded.append((len(results) - 1, image, self._faces_of(image)))
             except ImageDecodeError as e:
                 result.error = str(e)
-            except Exception as e:  # one bad image must not lose the batch
-                result.error = f"{type(e).__name__}: {e}"
+                continue
+            result.width, result.height = image.size
+            decoded.append((len(results) - 1, image))
+        faces_of = [self._faces_of(image) for _, image in decoded]
 
         # one forward per model over the faces of all images
-        flat = [(image, face) for _, image, faces in decoded for face in faces]
-        try:
-            probs = self._classify(lambda config: [crop_face(im, f, config) for im, f in flat], len(flat))
-        except Exception:  # fall back to per image so one bad crop fails only its image
-            probs = None
+        flat = [(image, face) for (_, image), faces in zip(decoded, faces_of) for face in faces]
+        probs = self._classify(lambda config: [crop_face(im, f, config) for im, f in flat], len(flat))
         offset = 0
-        for index, image, faces in decoded:
-            if probs is not None:
-                results[index].faces = self._results(faces, probs, offset)
-                offset += len(faces)
-                continue
-            try:
-                results[index].faces = self._results(faces, self.classify_faces(image, faces))
-            except Exception as e:
-                results[index].error = f"{type(e).__name__}: {e}"
+        for (index, _), faces in zip(decoded, faces_of):
+            results[index].faces = self._results(faces, probs, offset)
+            offset += len(faces)
         return results
 
 

@@ -64,14 +64,14 @@ def test_predictor_never_mutates_the_shared_module() -> None:
     model = hub.load("ferhub/fer-mini-xception")
     assert _all_contiguous(model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    predictor = Predictor(model, device="cpu")
+    predictor = Predictor(model, device="cpu", runtime="torch")
     crop = Image.new("RGB", (64, 64), (128, 110, 100))
     (probs,) = predictor.classify_crops([crop])
     assert predictor.models[0] is model
     assert _all_contiguous(model), "the Predictor converted the caller's module in place"
     assert all(p.requires_grad for p in model.parameters()), "the Predictor froze the caller's module"
     # its private runner is channels-last (the fast path) and gives the same numbers
-    runner = predictor._runners[0]
+    runner = predictor._runners[0].module
     assert runner is not model
     conv = next(p for p in runner.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()

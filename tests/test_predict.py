@@ -73,7 +73,7 @@ def test_bad_image_in_batch_loses_nothing(astronaut, tmp_path, detector) -> None
     astronaut.save(good)
     results = Predictor(tiny(), detector=detector).predict([good, bad, tmp_path / "missing.jpg", good])
     assert [r.ok for r in results] == [True, False, False, True]
-    assert results[1].error and "bad.jpg" not in ("",)
+    assert "bad.jpg" in results[1].error and "missing.jpg" in results[2].error
     assert len(results[0].faces) == 1 and len(results[3].faces) == 1
     assert results[0].faces[0].probabilities == results[3].faces[0].probabilities
 
@@ -95,6 +95,33 @@ def test_classify_crops_shapes_and_softmax() -> None:
     for a in probs:
         np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-5)
     assert [a.shape for a in p.classify_crops([])] == [(0, 7), (0, 8)]
+
+
+class BrokenNet(torch.nn.Module):
+    """A model with a bug: its forward fails whatever the input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = tiny().config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("a bug in the model")
+
+
+def test_model_error_raises_instead_of_becoming_per_image_errors(astronaut, grace_hopper, detector) -> None:
+    """Only bad input is a per-image error: a model bug is raised once, not retried image by image."""
+    p = Predictor(BrokenNet(), detector=detector)
+    with pytest.raises(RuntimeError, match="a bug in the model"):
+        p.predict([astronaut, grace_hopper])
+
+
+def test_detector_error_raises(astronaut) -> None:
+    class BrokenDetector(FaceDetector):
+        def detect(self, image):  # type: ignore[override]
+            raise ValueError("a bug in the detector")
+
+    with pytest.raises(ValueError, match="a bug in the detector"):
+        Predictor(tiny(), detector=BrokenDetector()).predict([astronaut])
 
 
 def test_model_without_config_is_refused() -> None:

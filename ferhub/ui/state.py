@@ -66,9 +66,9 @@ def configure_runtime() -> None:
 
 
 def device() -> str:
-    import torch
+    from ferhub.device import default_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return default_device()
 
 
 def default_model() -> str:

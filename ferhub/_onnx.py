@@ -1,0 +1,232 @@
+"""ONNX export of ferhub's nets and the ONNX Runtime sessions of the CPU inference path.
+
+Why ONNX Runtime on the CPU: a session has its own thread pool, sized and spun per session, so inference speed
+does not depend on how torch's OpenMP threads wait between parallel regions (which differs 1.6-2x between CPU
+kinds and with other work on the cores), and its per-operator overhead is low: the bundled mini-Xception on one
+face ran ~4x faster than torch (README, "Why ONNX Runtime"). Torch stays for training, attributions (they need
+gradients) and CUDA.
+
+Exports are made on the fly from the loaded module and kept per process and in a cache folder keyed by a hash
+of the weights (``$HF_HOME/ferhub/onnx``), so a model is exported once per machine. Every session built for
+inference is first checked against the module on a random batch; a model that does not export or does not
+match runs in torch, with a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import inspect
+import io
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# The opset torch's current exporter writes by default; ONNX Runtime >= 1.17 runs it.
+OPSET = 20
+# Bump when the way ferhub exports changes, so cached graphs of an older ferhub are not reused.
+EXPORT_VERSION = 1
+# The largest |probability| difference a session may show against its torch module on random input.
+TOLERANCE = 1e-5
+
+
+class ExportError(RuntimeError):
+    """A model that cannot be exported to ONNX, or whose exported graph disagrees with the module."""
+
+
+def available() -> bool:
+    """Whether ONNX Runtime is installed (``pip install onnxruntime``)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def weights_hash(module: nn.Module, *extra: object) -> str:
+    """SHA-256 over the module's class and the source file defining it, every parameter and buffer (names,
+    dtypes, shapes, bytes) and ``extra``: a cached graph is never reused for other weights or other code."""
+    h = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    with contextlib.suppress(OSError, TypeError):  # a class whose source is not on disk (a REPL)
+        h.update(Path(inspect.getfile(type(module))).read_bytes())
+    for item in extra:
+        h.update(repr(item).encode())
+    for name, t in module.state_dict().items():
+        shape = t.shape
+        t = t.detach().cpu().flatten().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def export_bytes(
+    module: nn.Module,
+    example: Sequence[torch.Tensor],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> bytes:
+    """The module's ONNX graph (opset :data:`OPSET`) as bytes.
+
+    torch's TorchScript-based exporter: it exports ferhub's nets in well under a second, where the
+    ``torch.export`` one needs onnxscript and ~7 s per model on these machines. torch is pinned, so its
+    deprecation notice is silenced here rather than shown to every user.
+    """
+    buf = io.BytesIO()
+    was_training = module.training
+    module.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                tuple(example),
+                buf,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_axes=dynamic_axes,
+            )
+    except Exception as e:  # the exporter raises many kinds; all mean "this module does not export"
+        raise ExportError(f"{type(module).__name__} does not export to ONNX: {type(e).__name__}: {e}") from e
+    finally:
+        module.train(was_training)
+    return buf.getvalue()
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are kept between processes: ``$HF_HOME/ferhub/onnx`` (``FERHUB_ONNX_CACHE`` wins)."""
+    if os.environ.get("FERHUB_ONNX_CACHE"):
+        return Path(os.environ["FERHUB_ONNX_CACHE"])
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME) / "ferhub" / "onnx"
+
+
+_MEMORY: dict[str, bytes] = {}
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def cached(key: str, build: Callable[[], bytes]) -> bytes:
+    """The graph stored under ``key`` (in memory, then on disk), built with ``build`` and stored when absent."""
+    with _LOCKS_LOCK:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        if key in _MEMORY:
+            return _MEMORY[key]
+        path = cache_dir() / f"{key}.onnx"
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = build()
+            _store(path, data)
+        _MEMORY[key] = data
+        return data
+
+
+def _store(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically; a cache that cannot be written only costs a re-export later."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        log.info("could not cache the ONNX graph in %s (%s); it will be exported again next time", path, e)
+
+
+def session(model: bytes | str | os.PathLike, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session running on ``threads`` threads of its own, which never spin.
+
+    One thread by default: ferhub's nets are small, and a second thread costs a wake-up per operator that
+    takes longer than the operator on a busy 2-core machine (README, "Why ONNX Runtime"). Callers that want
+    throughput run several images at once instead.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: ORT's warnings about unused initializers are noise here
+    source = model if isinstance(model, bytes) else os.fspath(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 arithmetic, returned as float32."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z.astype(np.float32)
+
+
+def _check(name: str, expected: np.ndarray, got: np.ndarray, tolerance: float) -> float:
+    """The largest difference between two probability arrays; :class:`ExportError` above ``tolerance``."""
+    diff = float(np.abs(expected.astype(np.float64) - got).max()) if expected.size else 0.0
+    if not diff <= tolerance:  # also catches NaN
+        raise ExportError(
+            f"{name}: ONNX Runtime's probabilities differ from torch's by {diff:.2e} (> {tolerance})"
+        )
+    return diff
+
+
+def classifier_graph(model: nn.Module) -> bytes:
+    """A classifier's ONNX graph: ``input`` (batch, C, H, W) normalised crops -> ``logits``; batch is dynamic.
+
+    Built from a copy (exporting never touches the caller's module) and cached by the weights' hash.
+    """
+    import copy
+
+    config = model.config
+    key = weights_hash(model, EXPORT_VERSION, OPSET, torch.__version__, config.channels, config.input_size)
+
+    def build() -> bytes:
+        clone = copy.deepcopy(model).cpu().float().eval()
+        example = torch.zeros(2, config.channels, config.input_size, config.input_size)
+        axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
+        return export_bytes(clone, (example,), ["input"], ["logits"], axes)
+
+    return cached(key, build)
+
+
+def torch_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
+    """Softmax of ``model`` (on the CPU, in float32) over a normalised numpy batch: the reference."""
+    import copy
+
+    clone = copy.deepcopy(model).cpu().float().eval()
+    with torch.inference_mode():
+        return torch.softmax(clone(torch.from_numpy(batch)).float(), dim=1).numpy()
+
+
+class OnnxClassifier:
+    """A classifier's ONNX Runtime session: a normalised ``(N, C, H, W)`` batch -> probabilities ``(N, K)``.
+
+    Checked on creation against the torch module on a random batch (:data:`TOLERANCE`); a graph that
+    disagrees raises :class:`ExportError` instead of giving different results.
+    """
+
+    def __init__(self, model: nn.Module, threads: int = 1) -> None:
+        self.config = model.config
+        self.session = session(classifier_graph(model), threads)
+        rng = np.random.default_rng(0)
+        probe = rng.standard_normal((2, self.config.channels, self.config.input_size, self.config.input_size))
+        probe = probe.astype(np.float32)
+        _check(self.config.architecture, torch_probabilities(model, probe), self(probe), TOLERANCE)
+
+    def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        return softmax(self.session.run(None, {"input": x})[0])

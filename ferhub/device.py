@@ -1,0 +1,43 @@
+"""The one default-device rule: CUDA when torch sees a GPU, else the CPU.
+
+Every part of ferhub that picks a device on its own (the Predictor, the app, training, evaluation) asks
+:func:`default_device`, and :func:`resolve_device` turns a user's choice into a checked ``torch.device``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def default_device() -> str:
+    """``"cuda"`` when torch sees a CUDA GPU, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` (``None``: :func:`default_device`) as a ``torch.device``; a CUDA device without a GPU is refused.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    dev = torch.device(device if device is not None else default_device())
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(dev)!r} was asked for but torch sees no CUDA GPU; use --device cpu")
+    return dev
+
+
+def cpu_name() -> str:
+    """The CPU's model and core count, e.g. ``"AMD EPYC, 2 cores"``: the line every benchmark table states."""
+    import os
+    import platform
+    from pathlib import Path
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"

@@ -1,0 +1,191 @@
+"""The CPU runtime: ONNX Runtime finds the same faces and gives the same labels as the torch path, on real photos;
+models that do not export fall back to torch with a log line; importing and predicting change no process-wide
+setting."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ferhub import _onnx
+from ferhub.assets import EXAMPLES_DIR
+from ferhub.faces import Face, FaceDetector
+from ferhub.labels import FER7
+from ferhub.models import create_model
+from ferhub.predict import Predictor, TorchRunner
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def real_photos() -> dict[str, Image.Image]:
+    """The bundled photos, a 5-face group composite of them, and LFW crops (faces and non-faces)."""
+    from skimage import data
+
+    photos = {p.name: Image.open(p).convert("RGB") for p in sorted(EXAMPLES_DIR.glob("*.jpg"))}
+    group = Image.new("RGB", (1600, 600), (110, 116, 120))
+    lfw = data.lfw_subset()
+    for i, x in enumerate(range(20, 1600, 320)):
+        face = Image.fromarray((lfw[i * 7] * 255).round().astype(np.uint8)).convert("RGB")
+        group.paste(face.resize((200, 200), Image.Resampling.BICUBIC), (x, 150 + 40 * (i % 3)))
+    photos["group of five LFW faces"] = group
+    for i in (*range(0, 100, 9), *range(100, 200, 17)):  # 0-99 are faces, 100-199 are not
+        photos[f"lfw {i}"] = Image.fromarray((lfw[i] * 255).round().astype(np.uint8)).convert("RGB")
+    return photos
+
+
+@pytest.fixture(scope="module")
+def detectors() -> tuple[FaceDetector, FaceDetector]:
+    return FaceDetector(runtime="onnx"), FaceDetector(runtime="torch")
+
+
+def matched(onnx_faces: list[Face], torch_faces: list[Face]) -> list[tuple[Face, Face]]:
+    """Pairs of the same face (IoU >= 0.7), asserting that neither path found a face the other did not."""
+    assert len(onnx_faces) == len(torch_faces)
+    pairs = []
+    for f in onnx_faces:
+        best = max(torch_faces, key=lambda g: iou(f.box, g.box))
+        assert iou(f.box, best.box) >= 0.7, (f.box, best.box)
+        pairs.append((f, best))
+    assert len({id(g) for _, g in pairs}) == len(torch_faces)
+    return pairs
+
+
+def test_onnx_detector_finds_the_same_faces_as_the_torch_path(detectors) -> None:
+    onnx_detector, torch_detector = detectors
+    assert onnx_detector.runtime == "onnx" and torch_detector.runtime == "torch"
+    found = 0
+    for name, photo in real_photos().items():
+        onnx_faces, torch_faces = onnx_detector.detect(photo), torch_detector.detect(photo)
+        try:
+            pairs = matched(onnx_faces, torch_faces)
+        except AssertionError as e:
+            raise AssertionError(f"{name}: {e}") from e
+        for f, g in pairs:
+            eyes = np.asarray(f.landmarks[:2]) - np.asarray(g.landmarks[:2])
+            assert np.abs(eyes).max() <= 0.08 * (g.box[2] - g.box[0]), name
+        found += len(pairs)
+    assert found >= 15  # the group's five, the bundled photos' and the LFW faces
+
+
+def test_onnx_predictor_gives_the_same_labels_as_the_torch_path(detectors) -> None:
+    photos = [p for name, p in real_photos().items() if not name.startswith("lfw 1")]
+    onnx_p = Predictor(detector=detectors[0], runtime="onnx")
+    torch_p = Predictor(detector=detectors[1], runtime="torch")
+    assert isinstance(onnx_p._runners[0], _onnx.OnnxClassifier)
+    assert isinstance(torch_p._runners[0], TorchRunner)
+    faces = 0
+    for a, b in zip(onnx_p.predict(photos), torch_p.predict(photos)):
+        for f, g in matched([r.face for r in a.faces], [r.face for r in b.faces]):
+            fa = next(r for r in a.faces if r.face is f)
+            fb = next(r for r in b.faces if r.face is g)
+            assert fa.label == fb.label, (a.path, fa.probabilities, fb.probabilities)
+            faces += 1
+    assert faces >= 10
+    # on the same faces, the two runtimes' probabilities agree to float rounding
+    photo = photos[0]
+    face = detectors[1].detect(photo)
+    (p_onnx,), (p_torch,) = onnx_p.classify_faces(photo, face), torch_p.classify_faces(photo, face)
+    np.testing.assert_allclose(p_onnx, p_torch, atol=_onnx.TOLERANCE)
+
+
+class Unexportable(torch.nn.Module):
+    """A classifier torch runs and the ONNX exporter refuses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.inner = create_model("test_tiny", labels=FER7).eval()
+        self.config = self.inner.config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.inner(x)
+        # a shift softmax ignores, through an operator ONNX's exporter does not know
+        return logits - torch.kthvalue(logits, 1, dim=1, keepdim=True)[0]
+
+
+def test_model_that_does_not_export_runs_in_torch_with_a_log_line(caplog) -> None:
+    model = Unexportable()
+    crops = [Image.new("RGB", (40, 40), (120, 100, 90)), Image.new("RGB", (40, 40), (20, 30, 40))]
+    with caplog.at_level(logging.WARNING, logger="ferhub.predict"):
+        p = Predictor(model, runtime="auto")
+    assert isinstance(p._runners[0], TorchRunner)
+    assert any("runs in torch instead of ONNX Runtime" in r.message for r in caplog.records)
+    (probs,) = p.classify_crops(crops)
+    (expected,) = Predictor(model, runtime="torch").classify_crops(crops)
+    np.testing.assert_array_equal(probs, expected)
+    with pytest.raises(_onnx.ExportError, match="does not export"):
+        Predictor(model, runtime="onnx")
+
+
+def test_runtime_is_validated() -> None:
+    with pytest.raises(ValueError, match="runtime must be"):
+        Predictor(create_model("test_tiny"), runtime="tensorrt")  # type: ignore[arg-type]
+
+
+def test_ensemble_members_run_in_onnx_and_match_torch(astronaut) -> None:
+    from ferhub.models.ensemble import make_ensemble
+
+    ensemble = make_ensemble(["fer-mini-xception", "faceapi-expression"])
+    detector = FaceDetector(runtime="torch")
+    onnx_p = Predictor(ensemble, detector=detector, runtime="onnx")
+    assert all(isinstance(r, _onnx.OnnxClassifier) for r in onnx_p._runners[0])
+    torch_p = Predictor(ensemble, detector=detector, runtime="torch")
+    a, b = onnx_p.predict_image(astronaut), torch_p.predict_image(astronaut)
+    assert a.faces[0].label == b.faces[0].label
+    assert a.faces[0].probabilities == pytest.approx(b.faces[0].probabilities, abs=_onnx.TOLERANCE)
+
+
+def test_exported_graphs_are_cached_on_disk_by_weights_hash(isolated_hf) -> None:
+    torch.manual_seed(3)
+    model = create_model("test_tiny").eval()
+    _onnx.OnnxClassifier(model)
+    files = list((isolated_hf / "ferhub" / "onnx").glob("*.onnx"))
+    assert len(files) == 1 and files[0].stem == _onnx.weights_hash(
+        model, _onnx.EXPORT_VERSION, _onnx.OPSET, torch.__version__, 1, model.config.input_size
+    )
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # other weights: another graph
+    _onnx.OnnxClassifier(model)
+    assert len(list((isolated_hf / "ferhub" / "onnx").glob("*.onnx"))) == 2
+
+
+def test_import_and_predict_change_no_process_wide_setting(tmp_path) -> None:
+    """``import ferhub`` and a whole prediction leave the environment, torch's threads and glibc alone."""
+    code = """
+import json, os, sys
+before = dict(os.environ)
+import ferhub
+after_import = dict(os.environ)
+loaded = sorted(m for m in ("torch", "ferhub._malloc", "onnxruntime") if m in sys.modules)
+import torch
+threads = torch.get_num_threads()
+from PIL import Image
+ferhub.Predictor().predict([Image.open(sys.argv[1])])
+print(json.dumps({"import_env": before == after_import, "loaded": loaded,
+                  "predict_env": dict(os.environ) == after_import, "threads": [threads, torch.get_num_threads()]}))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(EXAMPLES_DIR / "grace_hopper.jpg")],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["import_env"] and result["predict_env"]
+    assert result["loaded"] == []  # nothing heavy, and nothing that tunes, at import
+    assert result["threads"][0] == result["threads"][1]
