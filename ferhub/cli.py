@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": ("ferhub.commands.report", "write a standalone HTML report from eval_results.json files"),
     "compare": ("ferhub.commands.compare", "compare models: agreement, Cohen's kappa, McNemar's exact test"),
+    "export": (
+        "ferhub.commands.export",
+        "write a model repo with model.onnx (ONNX Runtime, TensorRT, browser), checked against PyTorch",
+    ),
     "zoo": (
         "ferhub.commands.zoo",
         "list, import and push the pretrained models converted from registry packages",

@@ -1,0 +1,195 @@
+"""``ferhub export``: a model repo plus ``model.onnx``, verified against PyTorch on real face crops.
+
+The exported folder is the repo itself (``config.json``, weights, card, results) with ``model.onnx`` beside them,
+so it still loads everywhere ferhub loads models, and the graph serves ONNX Runtime, TensorRT, the browser or a
+phone. The graph takes the model's normalised input ``(batch, C, H, W)`` (``config.json`` says how: size,
+channels, mean/std) and returns logits in ``config.json``'s label order; batch is dynamic; opset
+:data:`ferhub._onnx.OPSET`. Its metadata carries the labels and preprocessing and the hash of the weights it
+was exported from.
+
+An ensemble has no weights of its own: each member is exported (``member-N.onnx``) and verified, and the
+combined probabilities are checked too.
+
+>>> report = export_onnx("fer-mini-xception", "out/fer-mini-xception")     # doctest: +SKIP
+>>> report.max_difference <= 1e-5                                          # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch import nn
+
+from ferhub import _onnx
+
+ONNX_NAME = "model.onnx"
+INT8_NAME = "model.int8.onnx"
+MIN_INT8_AGREEMENT = 0.99
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_onnx` wrote and how it checked it."""
+
+    folder: Path
+    files: list[str] = field(default_factory=list)
+    max_difference: float = 0.0  # |probability| against torch, over every checked crop
+    crops: int = 0
+    int8_agreement: float | None = None  # top-1 agreement of the int8 graph with fp32 on real face crops
+
+
+def real_face_crops(config, limit: int | None = None) -> np.ndarray:
+    """Normalised crops of real faces for ``config``: the bundled example photos' faces and scikit-image's LFW
+    subset (its 100 face crops), as the model's input batch. LFW needs scikit-image (``pip install ferhub[test]``).
+    """
+    from ferhub.assets import EXAMPLES_DIR
+    from ferhub.faces import FaceDetector, crop_face
+    from ferhub.transforms import eval_tensor
+
+    detector = FaceDetector(runtime="torch")
+    crops: list[Image.Image] = []
+    for path in sorted(EXAMPLES_DIR.glob("*.jpg")):
+        photo = Image.open(path).convert("RGB")
+        crops += [crop_face(photo, face, config) for face in detector.detect(photo)]
+    try:
+        from skimage import data
+    except ImportError:
+        pass
+    else:
+        for face in data.lfw_subset()[:100]:
+            image = Image.fromarray((face * 255).round().astype(np.uint8)).convert("RGB")
+            crops.append(image)  # already a face crop: resized to the model's input by eval_tensor
+    return eval_tensor(crops[:limit], config).numpy()
+
+
+def _metadata(model: nn.Module) -> dict[str, str]:
+    from ferhub import __version__
+
+    config = model.config
+    return {
+        "ferhub_version": __version__,
+        "ferhub_weights_sha256": _onnx.weights_hash(model),
+        "ferhub_config": json.dumps(config.to_dict()),
+        "labels": json.dumps(list(config.labels)),
+    }
+
+
+def _write_graph(model: nn.Module, path: Path) -> bytes:
+    import onnx
+
+    proto = onnx.load_from_string(_onnx.classifier_graph(model))
+    for key, value in _metadata(model).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    data = proto.SerializeToString()
+    path.write_bytes(data)
+    return data
+
+
+def _verify(model: nn.Module, graph: bytes, batch: np.ndarray) -> float:
+    session = _onnx.session(graph)
+    got = _onnx.softmax(session.run(None, {"input": batch})[0])
+    return _onnx._check(
+        model.config.architecture, _onnx.torch_probabilities(model, batch), got, _onnx.TOLERANCE
+    )
+
+
+def _quantize(model: nn.Module, fp32: Path, out: Path, batch: np.ndarray) -> float:
+    """Static int8 (QDQ) quantisation calibrated on half the real crops; top-1 agreement with fp32 on all."""
+    from onnxruntime import quantization as q
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"input": batch[i : i + 1]} for i in range(0, len(batch), 2)])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    q.quantize_static(str(fp32), str(out), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True)
+    fp = _onnx.session(fp32).run(None, {"input": batch})[0].argmax(axis=1)
+    int8 = _onnx.session(out).run(None, {"input": batch})[0].argmax(axis=1)
+    return float((fp == int8).mean())
+
+
+def export_onnx(
+    model_id: str | os.PathLike, out: str | os.PathLike, *, quantize: str | None = None
+) -> ExportReport:
+    """Copy the repo of ``model_id`` to ``out`` and write ``model.onnx`` (and ``model.int8.onnx`` if asked).
+
+    Raises :class:`ferhub._onnx.ExportError` when the graph disagrees with PyTorch by more than
+    :data:`ferhub._onnx.TOLERANCE` on real face crops, or when int8 agrees with fp32 on fewer than 99% of them.
+    """
+    from ferhub.hub import load
+
+    if quantize not in (None, "int8"):
+        raise ValueError(f"--quantize takes 'int8', got {quantize!r}")
+    model = load(model_id)
+    folder = Path(out).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    report = ExportReport(folder)
+    for source in sorted(Path(model.repo_path).iterdir()):
+        if source.is_file() and source.suffix != ".onnx":
+            shutil.copy2(source, folder / source.name)
+            report.files.append(source.name)
+    members = list(getattr(model, "members", None) or [])
+    targets = (
+        [(ONNX_NAME, model)] if not members else [(f"member-{i}.onnx", m) for i, m in enumerate(members)]
+    )
+    for name, target in targets:
+        batch = np.concatenate([real_face_crops(target.config), _random_batch(target)])
+        try:
+            graph = _write_graph(target, folder / name)
+            report.max_difference = max(report.max_difference, _verify(target, graph, batch))
+        except _onnx.ExportError:
+            (folder / name).unlink(missing_ok=True)
+            raise
+        report.crops += len(batch)
+        report.files.append(name)
+        if quantize == "int8":
+            if members:
+                raise ValueError(
+                    "--quantize int8 exports single models; quantise the ensemble's members one by one"
+                )
+            crops = real_face_crops(target.config)
+            report.int8_agreement = _quantize(target, folder / name, folder / INT8_NAME, crops)
+            if report.int8_agreement < MIN_INT8_AGREEMENT:
+                (folder / INT8_NAME).unlink(missing_ok=True)
+                raise _onnx.ExportError(
+                    f"int8 agrees with fp32 on only {report.int8_agreement:.1%} of {len(crops)} real face crops "
+                    f"(needs {MIN_INT8_AGREEMENT:.0%}); {ONNX_NAME} (fp32) is written, the int8 graph is not"
+                )
+            report.files.append(INT8_NAME)
+    if members:
+        report.max_difference = max(report.max_difference, _verify_ensemble(model, folder))
+    return report
+
+
+def _random_batch(model: nn.Module, n: int = 4) -> np.ndarray:
+    config = model.config
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, config.channels, config.input_size, config.input_size)).astype(np.float32)
+
+
+def _verify_ensemble(model: nn.Module, folder: Path) -> float:
+    """The combined probabilities from the members' graphs against the members in torch, on real photos."""
+    from ferhub.assets import EXAMPLES_DIR
+    from ferhub.faces import FaceDetector, crop_face
+    from ferhub.transforms import eval_tensor
+
+    detector = FaceDetector(runtime="torch")
+    photos = [Image.open(p).convert("RGB") for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
+    faces = [(photo, face) for photo in photos for face in detector.detect(photo)]
+    onnx_probs, torch_probs = [], []
+    for i, member in enumerate(model.members):
+        batch = eval_tensor([crop_face(p, f, member.config) for p, f in faces], member.config).numpy()
+        session = _onnx.session(folder / f"member-{i}.onnx")
+        onnx_probs.append(_onnx.softmax(session.run(None, {"input": batch})[0]))
+        torch_probs.append(_onnx.torch_probabilities(member, batch))
+    return _onnx._check("ensemble", model.combine(torch_probs), model.combine(onnx_probs), _onnx.TOLERANCE)

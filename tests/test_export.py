@@ -1,0 +1,97 @@
+"""``ferhub export --format onnx``: every bundled model, the ensemble, every registered architecture's tiny variant
+and the MTCNN nets give PyTorch's probabilities (max |difference| <= 1e-5); the exported repo still loads."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from ferhub import _onnx, hub
+from ferhub.cli import main
+from ferhub.export import ONNX_NAME, export_onnx, real_face_crops
+from ferhub.models import create_model, list_models
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", hub.list_bundled())
+def test_every_bundled_model_exports_and_matches_torch(name: str, tmp_path) -> None:
+    report = export_onnx(name, tmp_path / name)
+    assert report.max_difference <= _onnx.TOLERANCE and report.crops > 0
+    model = hub.load(tmp_path / name)  # the exported folder is still a ferhub repo
+    assert model.config == hub.load(name).config
+    graphs = sorted(p.name for p in (tmp_path / name).glob("*.onnx"))
+    if model.config.architecture == "ensemble":
+        assert graphs == [f"member-{i}.onnx" for i in range(len(model.members))]
+        return
+    assert graphs == [ONNX_NAME]
+    proto = onnx.load(tmp_path / name / ONNX_NAME)
+    assert proto.opset_import[0].version == _onnx.OPSET
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["ferhub_weights_sha256"] == _onnx.weights_hash(hub.load(name))
+    # dynamic batch: 1 and 5 crops of real faces through the file itself
+    session = ort.InferenceSession(str(tmp_path / name / ONNX_NAME), providers=["CPUExecutionProvider"])
+    crops = real_face_crops(model.config, limit=5)
+    for batch in (crops[:1], crops):
+        got = _onnx.softmax(session.run(None, {"input": batch})[0])
+        np.testing.assert_allclose(got, _onnx.torch_probabilities(model, batch), atol=_onnx.TOLERANCE)
+
+
+TINY = list_models("test_*")  # one tiny variant per registered family
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_every_registered_architectures_tiny_variant_exports(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    cfg = model.config
+    session = _onnx.session(_onnx.classifier_graph(model))
+    batch = np.random.default_rng(1).standard_normal((3, cfg.channels, cfg.input_size, cfg.input_size))
+    batch = batch.astype(np.float32)
+    got = _onnx.softmax(session.run(None, {"input": batch})[0])
+    assert np.abs(got - _onnx.torch_probabilities(model, batch)).max() <= _onnx.TOLERANCE
+
+
+def test_mtcnn_nets_export_and_match_torch() -> None:
+    from ferhub._mtcnn import _load_nets, run_onet, run_pnet, run_rnet
+    from ferhub._mtcnn_onnx import net_graphs
+
+    graphs = net_graphs()
+    nets = _load_nets("cpu")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 2, (1, 3, 50, 70)).astype(np.float32)  # prepared pixels: (p - 127.5) / 128 + 1
+    with torch.inference_mode():
+        prob, reg = run_pnet(nets, torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
+    got = _onnx.session(graphs["pnet"]).run(None, {"x": x})
+    assert np.abs(got[0] - prob.numpy()).max() <= 1e-5 and np.abs(got[1] - reg.numpy()).max() <= 1e-4
+    for name, size, run in (("rnet", 24, run_rnet), ("onet", 48, run_onet)):
+        source = rng.uniform(0, 2, (1, 3, 60, 80)).astype(np.float32)
+        rois = np.array(
+            [[3.5, 2.0, 3.5 + 2.2 * size, 2.0 + 2.2 * size], [-4.0, -3.0, 20.0, 21.0]], np.float32
+        )
+        from ferhub._mtcnn import _sample_crops
+
+        with torch.inference_mode():
+            t = torch.from_numpy(source)
+            crops = _sample_crops([], t, torch.from_numpy(rois), size)
+            expected = run(nets, crops)
+        got = _onnx.session(graphs[name]).run(None, {"source": source, "rois": rois})
+        for a, b in zip(got, expected):
+            assert np.abs(a - b.numpy()).max() <= 1e-4, name
+
+
+def test_cli_export_writes_the_repo_and_reports(tmp_path, capsys) -> None:
+    assert main(["export", "fer-mini-xception", "--format", "onnx", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "model.onnx" in out and "max |probability difference|" in out
+    assert (tmp_path / "out" / "config.json").is_file() and (tmp_path / "out" / ONNX_NAME).is_file()
+
+
+def test_int8_is_refused_below_99_percent_agreement(tmp_path) -> None:
+    """mini-Xception's int8 graph disagrees with fp32 (its "same" max-pooling pads with -inf): refused, with
+    the measured agreement in the message; the fp32 graph stays."""
+    with pytest.raises(_onnx.ExportError, match=r"int8 agrees with fp32 on only .* real face crops"):
+        export_onnx("fer-mini-xception", tmp_path / "q", quantize="int8")
+    assert (tmp_path / "q" / ONNX_NAME).is_file() and not (tmp_path / "q" / "model.int8.onnx").exists()
