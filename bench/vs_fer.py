@@ -1,0 +1,208 @@
+"""ferhub against the ``fer`` package (25.10.3: OpenCV Haar cascade + TFLite mini-Xception, its default), in one run.
+
+    python bench/vs_fer.py [--rounds 3] [--runs 15] [--folder-photos 60]
+
+fer runs in its own virtualenv (``bench/fer_env.py`` creates ``bench/.venv-fer`` on first use: fer without its
+declared dependencies, next to tensorflow-cpu and headless OpenCV, which is all it imports). Both libraries
+see the same JPEG files, written to ``bench/.fer-photos`` from the real photos ferhub and its test extras ship:
+
+- **640x480 one-face photos** (8): matplotlib's Grace Hopper and scikit-image's astronaut (bundled in
+  ``ferhub/assets/examples``), and six LFW faces (scikit-image's ``lfw_subset``, 25x25 crops upscaled to
+  260 px) each on a blurred copy of one of the two photos;
+- **1920x1080 group photos with five faces** (3): Grace Hopper's and the astronaut's heads and three upscaled
+  LFW faces, at different places, on a blurred backdrop.
+
+Measured, each in a fresh child process per library, alternating fer and ferhub for ``--rounds`` rounds
+(the machine may be shared: compare the ratios, which come from the same rounds):
+
+1. end to end in-process as a user runs it (``fer.fer.FER().detect_emotions(cv2.imread(path))`` against
+   ``ferhub.Predictor().predict_image(path)``, decoding included): median ms per photo after one warm-up call;
+2. the same on the 1920 px group photos;
+3. a folder: ``ferhub predict FOLDER`` against a fer loop over the same folder in one ``python`` process, wall
+   time from start to exit (imports included), as photos per second.
+
+Every table states the CPU model and core count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from ferhub.assets import EXAMPLES_DIR
+from ferhub.device import cpu_name
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fer_env import FER_VERSION, fer_python
+
+PHOTOS = Path(__file__).resolve().parent / ".fer-photos"
+
+FER_TIMING = """
+import json, sys, time, statistics, cv2
+from fer.fer import FER
+detector = FER()
+out = {}
+for path in sys.argv[2:]:
+    image = cv2.imread(path)
+    faces = len(detector.detect_emotions(image))
+    times = []
+    for _ in range(int(sys.argv[1])):
+        t = time.perf_counter(); detector.detect_emotions(cv2.imread(path)); times.append(time.perf_counter() - t)
+    out[path] = [statistics.median(times) * 1000, faces]
+print(json.dumps(out))
+"""
+
+FERHUB_TIMING = """
+import json, sys, time, statistics
+import ferhub
+predictor = ferhub.Predictor()
+out = {}
+for path in sys.argv[2:]:
+    faces = len(predictor.predict_image(path).faces)
+    times = []
+    for _ in range(int(sys.argv[1])):
+        t = time.perf_counter(); predictor.predict_image(path); times.append(time.perf_counter() - t)
+    out[path] = [statistics.median(times) * 1000, faces]
+print(json.dumps(out))
+"""
+
+FER_FOLDER = """
+import sys, pathlib, cv2
+from fer.fer import FER
+detector = FER()
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.jpg")):
+    detector.detect_emotions(cv2.imread(str(path)))
+"""
+
+
+def _lfw_faces() -> list[Image.Image]:
+    from skimage import data
+
+    lfw = data.lfw_subset()
+    return [
+        Image.fromarray((lfw[i] * 255).round().astype(np.uint8)).convert("RGB")
+        for i in (0, 11, 23, 42, 57, 80)
+    ]
+
+
+def _heads() -> list[Image.Image]:
+    hopper = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
+    astronaut = Image.open(EXAMPLES_DIR / "astronaut.jpg").convert("RGB")
+    return [hopper.crop((120, 60, 410, 400)), astronaut.crop((130, 10, 320, 230))]
+
+
+def make_photos() -> tuple[list[Path], list[Path]]:
+    """Write the one-face and group photos (see the module docstring); returns their paths."""
+    PHOTOS.mkdir(exist_ok=True)
+    backdrops = [Image.open(EXAMPLES_DIR / n).convert("RGB") for n in ("grace_hopper.jpg", "astronaut.jpg")]
+    one, group = [], []
+    for photo in backdrops:  # the photos themselves, letterboxed onto 640x480
+        canvas = photo.resize((640, 480)).filter(ImageFilter.GaussianBlur(24))
+        fitted = photo.copy()
+        fitted.thumbnail((640, 480))
+        canvas.paste(fitted, ((640 - fitted.width) // 2, (480 - fitted.height) // 2))
+        one.append(canvas)
+    for i, face in enumerate(_lfw_faces()):
+        canvas = backdrops[i % 2].resize((640, 480)).filter(ImageFilter.GaussianBlur(24))
+        canvas.paste(face.resize((260, 260), Image.Resampling.BICUBIC), (90 + 40 * i, 60 + 20 * (i % 4)))
+        one.append(canvas)
+    faces = _heads() + [f.resize((240, 240), Image.Resampling.BICUBIC) for f in _lfw_faces()[:3]]
+    for k in range(3):
+        canvas = backdrops[k % 2].resize((1920, 1080)).filter(ImageFilter.GaussianBlur(40))
+        for j, face in enumerate(faces[k:] + faces[:k]):
+            face = face.resize((round(face.width * 300 / face.height), 300))
+            canvas.paste(face, (60 + 370 * j, 150 + 250 * ((j + k) % 3)))
+        group.append(canvas)
+    paths = ([], [])
+    for kind, images in (("one", one), ("group", group)):
+        for i, image in enumerate(images):
+            path = PHOTOS / f"{kind}-{i}.jpg"
+            image.save(path, quality=90)
+            paths[kind == "group"].append(path)
+    return paths
+
+
+def child(python: str, code: str, args: list[str]) -> dict:
+    out = subprocess.run([python, "-c", code, *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def wall(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=15, help="timed calls per photo in each child")
+    parser.add_argument("--folder-photos", type=int, default=60)
+    args = parser.parse_args()
+    fer = str(fer_python())
+    one, group = make_photos()
+    folder = PHOTOS / "folder"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for i in range(args.folder_photos):
+        shutil.copy(one[i % len(one)], folder / f"{i:04d}.jpg")
+    names = [str(p) for p in one + group]
+    per_photo: dict[str, dict[str, list[float]]] = {"fer": {}, "ferhub": {}}
+    faces: dict[str, dict[str, int]] = {"fer": {}, "ferhub": {}}
+    folder_s: dict[str, list[float]] = {"fer": [], "ferhub": []}
+    for _ in range(args.rounds):
+        for lib, python, code in (("fer", fer, FER_TIMING), ("ferhub", sys.executable, FERHUB_TIMING)):
+            for path, (ms, n) in child(python, code, [str(args.runs), *names]).items():
+                per_photo[lib].setdefault(path, []).append(ms)
+                faces[lib][path] = n
+        folder_s["fer"].append(wall([fer, "-c", FER_FOLDER, str(folder)]))
+        folder_s["ferhub"].append(wall([sys.executable, "-m", "ferhub", "predict", str(folder)]))
+
+    def median_ms(lib: str, paths: list[Path]) -> float:
+        return statistics.median(statistics.median(per_photo[lib][str(p)]) for p in paths)
+
+    def found(lib: str, paths: list[Path]) -> int:
+        return sum(faces[lib][str(p)] for p in paths)
+
+    print(
+        f"{cpu_name()}; fer {FER_VERSION} (Haar + TFLite) in {Path(fer).parent.parent.name}, ferhub default"
+    )
+    print(
+        f"(ONNX Runtime on the CPU); {args.rounds} rounds, child processes alternating, {args.runs} runs a photo\n"
+    )
+    print("| measure | fer | ferhub | ferhub / fer | target |")
+    print("|---|---:|---:|---:|---|")
+    f1, h1 = median_ms("fer", one), median_ms("ferhub", one)
+    print(
+        f"| 640x480 one-face photo, end to end in-process, median ms ({len(one)} photos; faces found "
+        f"fer {found('fer', one)}, ferhub {found('ferhub', one)}) | {f1:.1f} | {h1:.1f} | {h1 / f1:.2f}x | <= 0.4x |"
+    )
+    f5, h5 = median_ms("fer", group), median_ms("ferhub", group)
+    print(
+        f"| 1920x1080 five-face photo, median ms ({len(group)} photos; faces found fer {found('fer', group)}, "
+        f"ferhub {found('ferhub', group)} of {5 * len(group)}) | {f5:.1f} | {h5:.1f} | {h5 / f5:.2f}x | ferhub <= 150 ms |"
+    )
+    fr = args.folder_photos / statistics.median(folder_s["fer"])
+    hr = args.folder_photos / statistics.median(folder_s["ferhub"])
+    print(
+        f"| folder of {args.folder_photos} one-face photos, start to exit, photos/s | {fr:.1f} | {hr:.1f} | "
+        f"{hr / fr:.2f}x | >= 2.5x |"
+    )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nload average at the end: {load:.1f}")
+
+
+if __name__ == "__main__":
+    main()
