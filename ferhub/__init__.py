@@ -11,6 +11,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ferhub.errors import (  # every error ferhub raises on purpose, under FerhubError (imports nothing heavy)
+    CheckpointError,
+    ConfigError,
+    ConversionError,
+    DataSourceError,
+    EnsembleError,
+    EvalResultsError,
+    EvaluationError,
+    FerhubError,
+    HubConnectionError,
+    ImageDecodeError,
+    LicenseError,
+    ModelLoadError,
+    PretrainedWeightsError,
+    RecipeError,
+    SaliencyError,
+    UnknownLabelError,
+    UnknownModelError,
+    ZooError,
+)
+
 # Importing ferhub changes no process-wide setting (environment, malloc, torch threads): tuning that helps a
 # long-running server is applied by that server (see ``ferhub.tuning``), where it was measured to help.
 
@@ -19,6 +40,7 @@ __version__ = "0.1.0"
 # name -> module that defines it; resolved on first attribute access (PEP 562)
 _LAZY = {
     "Predictor": "ferhub.predict",
+    "Prediction": "ferhub.predict",
     "ImageResult": "ferhub.predict",
     "FaceResult": "ferhub.predict",
     "load": "ferhub.hub",
@@ -33,11 +55,30 @@ _LAZY = {
 }
 
 __all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "ConversionError",
+    "DataSourceError",
+    "EnsembleError",
+    "EvalResultsError",
+    "EvaluationError",
     "FaceDetector",
     "FaceResult",
+    "FerhubError",
+    "HubConnectionError",
+    "ImageDecodeError",
     "ImageResult",
+    "LicenseError",
     "ModelConfig",
+    "ModelLoadError",
+    "Prediction",
     "Predictor",
+    "PretrainedWeightsError",
+    "RecipeError",
+    "SaliencyError",
+    "UnknownLabelError",
+    "UnknownModelError",
+    "ZooError",
     "__version__",
     "create_model",
     "list_models",
@@ -54,7 +95,7 @@ if TYPE_CHECKING:
     from ferhub.hub import load, push, save
     from ferhub.images import load_image
     from ferhub.models import create_model, list_models, register_model
-    from ferhub.predict import FaceResult, ImageResult, Predictor
+    from ferhub.predict import FaceResult, ImageResult, Prediction, Predictor
 
 
 def __getattr__(name: str) -> Any:

@@ -7,14 +7,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ferhub.errors import ConfigError
 from ferhub.labels import canonical_labels
 
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
-
-
-class ConfigError(ValueError):
-    """A config.json that cannot describe a usable model."""
 
 
 @dataclass

@@ -26,11 +26,9 @@ import numpy as np
 from PIL import Image
 
 from ferhub.archives import ArchiveLimits, ArchiveRefused, SafeZip
+from ferhub.errors import DataSourceError
+from ferhub.images import image_suffixes
 from ferhub.labels import FER7, FER8, UnknownLabelError, canonical, dataset_labels
-
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
-)
 
 # Split names as datasets spell them -> ferhub's three names. FER2013's Usage column: PublicTest is the
 # selection set and PrivateTest the reported test set.
@@ -49,10 +47,6 @@ SPLIT_ALIASES: dict[str, str] = {
     "privatetest": "test",
 }
 FER2013_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
-
-
-class DataSourceError(ValueError):
-    """A data source that cannot be read as labelled FER data; the message says what to change."""
 
 
 def split_name(name: str) -> str:
@@ -222,7 +216,7 @@ def _layout(
             classes.setdefault(p.relative_to(prefix).parts[0], []).extend(files)
     if not classes:
         raise DataSourceError(
-            f"{where} holds no class folders with images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
+            f"{where} holds no class folders with images ({', '.join(sorted(image_suffixes()))}); "
             "expected ROOT/CLASS/image or ROOT/SPLIT/CLASS/image"
         )
     if not split_dirs:
@@ -267,13 +261,14 @@ class FolderSource(LabeledSource):
     ) -> None:
         root = Path(root)
         entries: dict[str, list[str]] = {}
+        suffixes = image_suffixes()
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             rel = Path(dirpath).relative_to(root).as_posix()
             imgs = [
                 f"{rel}/{f}" if rel != "." else f
                 for f in filenames
-                if Path(f).suffix.lower() in IMAGE_EXTENSIONS and not f.startswith(".")
+                if Path(f).suffix.lower() in suffixes and not f.startswith(".")
             ]
             entries[rel] = imgs
         classes, all_classes = _layout(entries, split, str(root))
@@ -310,9 +305,10 @@ class ZipSource(LabeledSource):
         except ArchiveRefused as e:
             raise DataSourceError(str(e)) from e
         entries: dict[str, list[str]] = {}
+        suffixes = image_suffixes()
         for m in self._zip.names():
             p = PurePosixPath(m)
-            if p.suffix.lower() not in IMAGE_EXTENSIONS or any(
+            if p.suffix.lower() not in suffixes or any(
                 part.startswith(".") or part == "__MACOSX" for part in p.parts
             ):
                 continue

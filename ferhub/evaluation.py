@@ -5,28 +5,12 @@
   (:class:`ferhub.data.FaceCache`), optionally with flip or ten-crop test-time augmentation of each model's
   face crop (:func:`ferhub.transforms.tta_views`, the same views training validates with), and returns one
   :class:`ModelEvaluation` per model: its ``eval_results`` entry and its per-image predictions.
-- :func:`write_results` merges entries into a repo folder's ``eval_results.json`` atomically and re-renders the
-  model card; :func:`push_results` uploads both files in one commit.
+- :func:`push_results` uploads a repo folder's ``eval_results.json`` and card in one commit.
 
-``eval_results.json`` (this module defines it; :func:`ferhub.hub.read_eval_results` is the one reader)::
-
-    {"format_version": 1,
-     "results": {"<dataset id>:<config>:<split>": {
-        "dataset": {"id", "config", "split", "name"},
-        "model": {"id", "revision"},
-        "metrics": {"accuracy", "mean_class_recall", "macro_f1", "top2_accuracy", "nll", "ece",
-                    "accuracy_ci95": [lo, hi], "mean_class_recall_ci95": [lo, hi]},
-        "labels": [...],                       # order of the matrix rows/columns and of per_class
-        "per_class": {label: {"precision", "recall", "f1", "support"}},
-        "confusion_matrix": [[counts]],        # rows = true, columns = predicted
-        "calibration": {"ece", "n_bins", "bins": [{"lower", "upper", "count", "confidence", "accuracy"}]},
-        "no_face": {"count", "policy": "fallback" | "wrong" | "precropped", "per_class": {label: count}},
-        "label_mapping": {"data_labels", "model_labels", "unpredictable": {label: count}},
-        "notes": [...], "tta": bool, "tta_method": null | "flip" | "tencrop",
-        "num_images": int, "ferhub_version": str, "date": ISO-8601 UTC, "command": str}}}
+The ``eval_results.json`` format, and merging and writing it, belong to :mod:`ferhub.eval_results`.
 
 >>> runs = evaluate(["ferhub/fer-mini-xception"], "faces.zip")      # doctest: +SKIP
->>> write_results("my-model/", {runs[0].key: runs[0].entry})       # doctest: +SKIP
+>>> eval_results.write("my-model/", {runs[0].key: runs[0].entry})  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -36,8 +20,6 @@ import json
 import os
 import re
 import shutil
-import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +27,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ferhub import metrics
+from ferhub import eval_results, metrics
+from ferhub.errors import EvaluationError
+from ferhub.eval_results import result_key
+from ferhub.fileio import atomic_write_text
 
 if TYPE_CHECKING:
     from torch import nn
@@ -53,15 +38,10 @@ if TYPE_CHECKING:
     from ferhub.data import FaceCache, LabeledSource
     from ferhub.predict import Predictor
 
-FORMAT_VERSION = 1
-EVAL_RESULTS_NAME = "eval_results.json"
+PREDICTIONS_FORMAT_VERSION = 1  # of ImagePredictions files (``--out``), not of eval_results.json
 
 Tta = Literal["flip", "tencrop"] | None
 Progress = Callable[[int, int, str], None]
-
-
-class EvaluationError(RuntimeError):
-    """Evaluation cannot run as asked; the message says what to change."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -89,7 +69,7 @@ class ImagePredictions:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format_version": FORMAT_VERSION,
+            "format_version": PREDICTIONS_FORMAT_VERSION,
             "model": self.model,
             "key": self.key,
             "labels": self.labels,
@@ -124,7 +104,7 @@ class ImagePredictions:
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(path, json.dumps(self.to_dict()) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict()) + "\n")
         return path
 
     @classmethod
@@ -147,11 +127,6 @@ class ModelEvaluation:
     predictions: ImagePredictions
     folder: Path | None = None  # the model's local repo folder, when it has one
     spec: Any = field(default=None, repr=False)
-
-
-def result_key(dataset_id: str, config: str | None, split: str | None) -> str:
-    """``eval_results`` key of a dataset: ``"<id>:<config>:<split>"`` (``default`` / ``all`` when absent)."""
-    return f"{dataset_id}:{config or 'default'}:{split or 'all'}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -217,7 +192,6 @@ def evaluate(
         cache: face detections cache; default the persistent one under ``$FERHUB_CACHE``.
         progress: ``progress(done, total, message)`` after each chunk of images.
     """
-    from ferhub import __version__
     from ferhub.predict import Predictor
     from ferhub.transforms import TTA_METHODS, tta_views
 
@@ -275,13 +249,8 @@ def evaluate(
         if progress is not None:
             progress(idx[-1] + 1, n, f"{source.name}: {idx[-1] + 1}/{n} images")
 
-    dataset = {
-        "id": source.name,
-        "config": dataset_config or "default",
-        "split": source.split or "all",
-        "name": source.name,
-    }
-    key = result_key(dataset["id"], dataset["config"], dataset["split"])
+    dataset = {"id": source.name, "config": dataset_config, "split": source.split, "name": source.name}
+    key = result_key(source.name, dataset_config, source.split)
     date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     paths = [source.path_of(i) for i in range(n)]
     runs = []
@@ -299,17 +268,9 @@ def evaluate(
         if crops_only:
             summary["no_face"]["policy"] = "precropped"
         model_info, folder = _model_info(spec, model, name)
-        entry = {
-            "dataset": dataset,
-            "model": model_info,
-            **summary,
-            "tta": tta is not None,
-            "tta_method": tta,
-            "num_images": n,
-            "ferhub_version": __version__,
-            "date": date,
-            "command": command or _default_command(),
-        }
+        entry = eval_results.make_entry(
+            summary, dataset=dataset, model=model_info, tta=tta, num_images=n, command=command, date=date
+        )
         space = metrics.LabelSpace.build(source.labels, model.config.labels)
         scored = ~missing if no_face == "wrong" else np.ones(n, dtype=bool)
         y_pred = np.full(n, -1, dtype=np.int64)
@@ -332,79 +293,9 @@ def evaluate(
     return runs
 
 
-def _default_command() -> str:
-    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
-    return " ".join(argv) or "ferhub.evaluation.evaluate(...)"
-
-
 # ---------------------------------------------------------------------------------------------------------
-# eval_results.json: merge, write, push
+# eval_results.json: push, and where results go
 # ---------------------------------------------------------------------------------------------------------
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes the file private (0600); keep the old file's mode, or the usual 0644 for a new one
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_results(folder: str | os.PathLike) -> dict[str, Any]:
-    """The folder's ``eval_results.json`` (an empty one when it has none); a corrupt or newer file raises.
-
-    Reading goes through :func:`ferhub.hub.read_eval_results`, the one reader of this file.
-    """
-    from ferhub.hub import read_eval_results
-
-    data = read_eval_results(folder)
-    return data if data is not None else {"format_version": FORMAT_VERSION, "results": {}}
-
-
-def merge_results(existing: Mapping[str, Any], entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """``existing`` with ``entries`` added: other keys are kept, a key already present is replaced."""
-    results = dict(existing.get("results", {}))
-    for key, entry in entries.items():
-        results[key] = _jsonable(entry)
-    return {"format_version": FORMAT_VERSION, "results": results}
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types; NaN or infinity would be a bug upstream, so it is refused rather than written."""
-    text = json.dumps(
-        value, allow_nan=False, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)
-    )
-    return json.loads(text)
-
-
-def write_results(
-    folder: str | os.PathLike, entries: Mapping[str, Mapping[str, Any]], *, render_card: bool = True
-) -> Path:
-    """Merge ``{key: entry}`` into ``folder/eval_results.json`` atomically and re-render the model card.
-
-    A corrupt or unknown-version file already there raises :class:`ferhub.hub.EvalResultsError` and is left
-    untouched. The card (``README.md``, with its ``model-index``) is re-rendered when the folder is a model
-    repo (has ``config.json``) and ``render_card`` is true.
-    """
-    from ferhub import hub
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    merged = merge_results(read_results(folder), entries)
-    path = folder / EVAL_RESULTS_NAME
-    _atomic_write_text(path, json.dumps(merged, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    hub.read_eval_results(folder)  # what was written must read back: the one reader validates it
-    if render_card and (folder / "config.json").is_file():
-        hub.render_card(folder)
-    return path
-
-
 def push_results(
     folder: str | os.PathLike,
     repo_id: str,
@@ -413,26 +304,18 @@ def push_results(
     revision: str | None = None,
     commit_message: str = "Update evaluation results",
 ) -> str:
-    """Upload ``eval_results.json`` and ``README.md`` of a repo folder to ``repo_id`` in one commit; returns its URL."""
-    import huggingface_hub
+    """Upload ``eval_results.json`` and ``README.md`` of a repo folder to ``repo_id`` in one commit; returns its URL.
+
+    Through :func:`ferhub.hub.push_files`: offline or with the Hub unreachable it fails at once.
+    """
+    from ferhub.hub import CARD_NAME, push_files
 
     folder = Path(folder)
-    files = [EVAL_RESULTS_NAME, "README.md"]
+    files = [eval_results.FILE_NAME, CARD_NAME]
     for name in files:
         if not (folder / name).is_file():
             raise EvaluationError(f"{folder / name} is missing; run ferhub evaluate on this model first")
-    operations = [
-        huggingface_hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
-        for name in files
-    ]
-    info = huggingface_hub.HfApi(token=token).create_commit(
-        repo_id=repo_id,
-        operations=operations,
-        commit_message=commit_message,
-        repo_type="model",
-        revision=revision,
-    )
-    return str(info.commit_url)
+    return push_files(folder, repo_id, files, token=token, revision=revision, commit_message=commit_message)
 
 
 def slug(name: str) -> str:

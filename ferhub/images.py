@@ -11,6 +11,7 @@ nothing but a clear :class:`ImageDecodeError`.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -20,13 +21,29 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ferhub.errors import ImageDecodeError
+
 DEFAULT_MAX_PIXELS = 50_000_000
 ACCEPTED = "JPEG, PNG, GIF, WebP, BMP, TIFF (or any other format Pillow decodes), as a path, bytes, PIL image or numpy array"
 _WHITE = (255, 255, 255)
 
 
-class ImageDecodeError(ValueError):
-    """An input that cannot be turned into an RGB image; the message says what is wrong and what is accepted."""
+@functools.cache
+def image_suffixes() -> frozenset[str]:
+    """Every file suffix (lower case, ``".jpg"``) Pillow can decode in this installation, plugins registered
+    by import included (AVIF where the wheel carries it, HEIC with pillow-heif): what folder scans take."""
+    from PIL import ImageFile
+
+    Image.init()
+
+    def decodes(fmt: str) -> bool:
+        # stub plugins (BUFR, GRIB, HDF5, MPEG, WMF) only identify files and need a handler to decode them
+        factory = Image.OPEN.get(fmt, (None,))[0]
+        return factory is not None and not (
+            isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
+        )
+
+    return frozenset(s.lower() for s, fmt in Image.registered_extensions().items() if decodes(fmt))
 
 
 def _name(src: object) -> str:

@@ -11,39 +11,18 @@ are counted per suffix and reported, so nothing is left out silently: a ``.heic`
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ferhub.images import image_suffixes
 from ferhub.videoio import VIDEO_SUFFIXES, is_video_path
 
 # suffixes of photo formats Pillow reads only with a plugin, named in the skip report with the plugin to install
 _PLUGIN_HINTS = {".heic": "pillow-heif", ".heif": "pillow-heif", ".avif": "pillow-avif-plugin"}
 # files that commonly sit next to photos and are not worth a line in the report
 _QUIET = frozenset({".txt", ".md", ".json", ".csv", ".ds_store", ".ini", ".db", ""})
-
-
-@functools.cache
-def image_suffixes() -> frozenset[str]:
-    """Every file suffix Pillow can open in this installation (plugins registered by import included)."""
-    from PIL import Image, ImageFile
-
-    Image.init()
-
-    def decodes(fmt: str) -> bool:
-        # stub plugins (BUFR, GRIB, HDF5, MPEG, WMF) only identify files and need a handler to decode them
-        factory = Image.OPEN.get(fmt, (None,))[0]
-        return factory is not None and not (
-            isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
-        )
-
-    return frozenset(
-        s.lower()
-        for s, fmt in Image.registered_extensions().items()
-        if decodes(fmt) and s.lower() not in VIDEO_SUFFIXES
-    )
 
 
 def is_media_path(path: str | os.PathLike) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ferhub.errors import UnknownLabelError
+
 FER7: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER8: tuple[str, ...] = (*FER7, "contempt")
 
@@ -45,10 +47,6 @@ DATASET_LABELS: dict[str, tuple[str, ...]] = {
     "ckplus": ("neutral", "angry", "contempt", "disgust", "fear", "happy", "sad", "surprise"),
     "jaffe": ("neutral", "happy", "sad", "surprise", "angry", "disgust", "fear"),
 }
-
-
-class UnknownLabelError(ValueError):
-    """A label name that is neither canonical nor a known alias."""
 
 
 def canonical(name: str) -> str:

@@ -26,7 +26,7 @@ from torch import nn
 from ferhub.config import ModelConfig
 from ferhub.device import default_device, resolve_device  # noqa: F401  (default_device: re-exported)
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
-from ferhub.images import ImageDecodeError, load_image
+from ferhub.images import ImageDecodeError, image_suffixes, load_image
 from ferhub.transforms import eval_tensor
 
 log = logging.getLogger(__name__)
@@ -176,6 +176,9 @@ class Predictor:
         runtime: ``"auto"`` (default): ONNX Runtime on the CPU (detection nets and classifiers, each an
             exported graph checked against its torch module), torch on CUDA and for any model that does not
             export (with a log line); ``"onnx"`` or ``"torch"`` to insist on one.
+        names: what each model's results are reported under; default its id, or a loaded model's
+            ``name_or_path`` (callers holding shared cached models pass their own names here rather than
+            renaming the modules).
     """
 
     def __init__(
@@ -187,6 +190,7 @@ class Predictor:
         no_face: NoFacePolicy = "skip",
         batch_size: int = 64,
         runtime: Runtime = "auto",
+        names: Sequence[str] | None = None,
     ) -> None:
         from ferhub.hub import DEFAULT_MODEL, load
 
@@ -204,6 +208,8 @@ class Predictor:
             specs = list(models)
         if not specs:
             raise ValueError("Predictor needs at least one model")
+        if names is not None and len(names) != len(specs):
+            raise ValueError(f"Predictor got {len(specs)} models but {len(names)} names")
         # ``models`` are the loaded modules as callers share them (the hub cache, saliency): never mutated.
         # ``_runners`` are this predictor's own: ONNX Runtime sessions or private torch inference copies.
         self.models: list[nn.Module] = []
@@ -223,6 +229,8 @@ class Predictor:
             self.models.append(model)
             self._runners.append(self._runner(model, name))
             self.names.append(name)
+        if names is not None:
+            self.names = list(names)
         self.no_face: NoFacePolicy = no_face
         self.batch_size = batch_size
         self._detector = detector
@@ -388,12 +396,8 @@ def iter_image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            suffixes = image_suffixes()
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes))
         else:
             out.append(p)
     return out
-
-
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
-)

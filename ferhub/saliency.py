@@ -26,6 +26,7 @@ from PIL import Image
 from torch import nn
 
 from ferhub.config import ModelConfig
+from ferhub.errors import SaliencyError
 
 # method id -> display name; the ids are what the CLI (`--saliency`) and the app's API accept
 METHODS: dict[str, str] = {
@@ -37,10 +38,6 @@ METHODS: dict[str, str] = {
 }
 _ALIASES = {name.lower().replace(" ", "_").replace("-", ""): mid for mid, name in METHODS.items()}
 _ALIASES.update({"grad_cam": "gradcam", "guided": "guided_backprop", "ig": "integrated_gradients"})
-
-
-class SaliencyError(ValueError):
-    """An attribution that cannot be computed for this model, method or target."""
 
 
 def method_id(method: str) -> str:

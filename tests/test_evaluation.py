@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from ferhub import evaluation, hub
+from ferhub import eval_results, evaluation, hub
 from ferhub.cli import main
 from ferhub.data import FaceCache, open_source
 from ferhub.hub import EvalResultsError
@@ -224,9 +224,9 @@ def test_round_trip_results_card_and_figures(repos, crops, tmp_path) -> None:
     folder = Path(shutil.copytree(repos["fer7"], tmp_path / "repo"))
     (run,) = evaluation.evaluate(str(folder), str(crops), precropped=True, n_resamples=50)
     assert evaluation.results_folder(run, tmp_path / "out") == folder.resolve()
-    evaluation.write_results(folder, {run.key: run.entry})
+    eval_results.write(folder, {run.key: run.entry})
     other = _entry(run, dataset={"id": "org/other", "config": "default", "split": "test", "name": "Other"})
-    evaluation.write_results(folder, {"org/other:default:test": other})
+    eval_results.write(folder, {"org/other:default:test": other})
     data = hub.read_eval_results(folder)
     assert data["format_version"] == 1 and set(data["results"]) == {run.key, "org/other:default:test"}
     assert data["results"][run.key] == run.entry
@@ -237,7 +237,7 @@ def test_round_trip_results_card_and_figures(repos, crops, tmp_path) -> None:
     assert f"value: {run.entry['metrics']['accuracy']}" in front
     # rerun of the same key replaces it; the other dataset is kept
     replaced = _entry(run, num_images=999)
-    evaluation.write_results(folder, {run.key: replaced})
+    eval_results.write(folder, {run.key: replaced})
     data = hub.read_eval_results(folder)
     assert data["results"][run.key]["num_images"] == 999 and "org/other:default:test" in data["results"]
     # figures straight from the file
@@ -263,14 +263,14 @@ def test_bad_results_file_is_never_overwritten(repos, crops, tmp_path, content, 
     (folder / "eval_results.json").write_text(content)
     entry = {"dataset": {"id": "x"}, "metrics": {"accuracy": 0.5}}
     with pytest.raises(EvalResultsError, match=message):
-        evaluation.write_results(folder, {"x:default:all": entry})
+        eval_results.write(folder, {"x:default:all": entry})
     assert (folder / "eval_results.json").read_text() == content
     assert not list(folder.glob(".eval_results.json.*"))
 
 
 def test_nan_is_refused_before_writing(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"JSON compliant|Out of range"):
-        evaluation.write_results(tmp_path, {"k": {"dataset": {"id": "x"}, "metrics": {"nll": float("nan")}}})
+        eval_results.write(tmp_path, {"k": {"dataset": {"id": "x"}, "metrics": {"nll": float("nan")}}})
     assert not (tmp_path / "eval_results.json").exists()
 
 
@@ -306,6 +306,30 @@ class CommitRecorder:
             )
 
         monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
+        # the push path checks offline mode and probes the endpoint before any API call: say "online"
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(hub._remote, "hub_unreachable", lambda endpoint: None)
+
+
+def test_push_results_offline_fails_at_once_without_calling_the_hub(repos, tmp_path, monkeypatch) -> None:
+    """evaluation.push_results goes through the one push path: offline, nothing is attempted (it used to
+    call create_commit directly, which retries for ~23 s)."""
+    import shutil
+
+    folder = Path(shutil.copytree(repos["fer7"], tmp_path / "repo"))
+    eval_results.write(folder, {"x:default:all": {"dataset": {"id": "x"}, "metrics": {"accuracy": 0.5}}})
+    rec = CommitRecorder(monkeypatch)
+    monkeypatch.setattr(hub._remote, "hub_unreachable", lambda endpoint: "huggingface.co:443 unreachable (x)")
+    with pytest.raises(
+        hub.HubConnectionError, match=r"cannot push: the Hub is huggingface\.co:443 unreachable"
+    ):
+        evaluation.push_results(folder, "org/tiny7")
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(hub.HubConnectionError, match=r"offline mode is on \(HF_HUB_OFFLINE=1\)"):
+        evaluation.push_results(folder, "org/tiny7")
+    assert rec.calls == []
 
 
 def test_cli_evaluate_writes_repo_predictions_report_and_pushes(
@@ -431,7 +455,7 @@ def test_cli_compare_and_report(repos, crops, tmp_path, capsys) -> None:
     folders = []
     for run in runs:
         folder = tmp_path / evaluation.slug(run.name)
-        evaluation.write_results(folder, {run.key: run.entry}, render_card=False)
+        eval_results.write(folder, {run.key: run.entry}, render_card=False)
         run.predictions.save(tmp_path / f"{evaluation.slug(run.name)}.predictions.json")
         folders.append(folder / "eval_results.json")
     html_path = tmp_path / "report.html"

@@ -191,3 +191,19 @@ def test_bad_exif_keeps_the_pixels_and_files_are_closed(tmp_path: Path) -> None:
     first = load_image(anim)
     anim.unlink()  # the opened file is closed; the returned image does not depend on it
     assert np.asarray(first).max() == 0 and first.copy().size == (8, 8)
+
+
+def test_folder_scans_take_every_photo_suffix_pillow_opens(tmp_path: Path) -> None:
+    from ferhub.images import image_suffixes
+    from ferhub.predict import iter_image_files
+
+    suffixes = image_suffixes()
+    assert {".jpg", ".jpeg", ".jfif", ".png", ".webp", ".tif"} <= suffixes
+    assert ".h5" not in suffixes and ".mpg" not in suffixes  # Pillow only identifies these (stub plugins)
+    from PIL import Image as PILImage
+
+    opened = {e for e, f in PILImage.registered_extensions().items() if f in PILImage.OPEN}
+    assert (".avif" in suffixes) == (".avif" in opened)  # AVIF exactly where this Pillow decodes it
+    for name in ("a.JFIF", "b.jpg", "c.h5", "d.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in iter_image_files([tmp_path])] == ["a.JFIF", "b.jpg"]

@@ -281,7 +281,7 @@ def test_push_to_hub_one_commit_with_card(
 
     # the push path checks offline mode and probes the endpoint before any API call: say "online"
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "_hub_unreachable", lambda endpoint: None)
+    monkeypatch.setattr(hub._remote, "hub_unreachable", lambda endpoint: None)
     for name in ("create_repo", "create_branch", "upload_folder"):
         monkeypatch.setattr(huggingface_hub.HfApi, name, record(name))
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, *a, **k: [], raising=False)

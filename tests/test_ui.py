@@ -341,7 +341,7 @@ def _heatmap_z(plot: gr.Plot) -> np.ndarray:
 def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path: Path) -> None:
     import shutil
 
-    from ferhub.evaluation import write_results
+    from ferhub.eval_results import write as write_results
 
     folder = tmp_path / "tiny-with-results"
     shutil.copytree(tiny_model, folder)
@@ -465,31 +465,86 @@ def test_models_load_outside_the_gpu_functions(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_heavy_imports_from_many_threads_at_once() -> None:
-    """The warm-up and first requests import Captum/matplotlib/plotly at the same moment; through
-    ``state.heavy_imports`` each thread gets whole modules (a fresh interpreter: nothing imported yet)."""
+    """The warm-up and first requests import Captum/matplotlib/plotly at the same moment. Whether two
+    unguarded imports collide is up to the scheduler, so this pins the guarantee instead: while one thread
+    is inside ``state.heavy_imports`` (held there by a slow import), no other thread starts one of those
+    imports, and every thread ends with whole modules (a fresh interpreter: nothing imported yet)."""
     import subprocess
     import sys
 
     code = """
-import threading
+import builtins, sys, threading, time
+heavy = {"captum.attr", "plotly.graph_objects", "ferhub.plots", "ferhub.saliency"}
+inside = threading.Event()
+
+class SlowCaptum:  # holds the first thread inside its first heavy import for a while
+    def find_spec(self, name, path=None, target=None):
+        if name == "captum.attr" and threading.current_thread().name == "first":
+            inside.set()
+            time.sleep(0.5)
+        return None
+
+sys.meta_path.insert(0, SlowCaptum())
+log, real_import = [], builtins.__import__
+
+def logged_import(name, *args, **kwargs):
+    if name in heavy:
+        log.append((threading.current_thread().name, name, time.monotonic()))
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = logged_import
 from ferhub.ui import state
-errors = []
+errors, finished = [], {}
+
 def first_request():
     try:
         state.heavy_imports()
+        finished[threading.current_thread().name] = time.monotonic()
         import matplotlib
         from captum.attr import LayerGradCam
         from ferhub.saliency import explain_faces
         matplotlib.get_data_path()
     except BaseException as e:
         errors.append(repr(e))
-threads = [threading.Thread(target=first_request) for _ in range(4)]
-for t in threads: t.start()
-for t in threads: t.join()
-print(errors or "ok")
+
+first = threading.Thread(target=first_request, name="first")
+first.start()
+assert inside.wait(60)
+others = [threading.Thread(target=first_request, name=f"other{i}") for i in range(3)]
+for t in others: t.start()
+for t in [first, *others]: t.join()
+overlapping = [e for e in log if e[0] != "first" and e[2] < finished.get("first", float("inf"))]
+print(errors or overlapping or "ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "ok", out.stdout + out.stderr
+
+
+def test_warm_up_logs_why_it_failed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    def broken() -> state.ModelCache:
+        raise RuntimeError("no model today")
+
+    monkeypatch.setattr(state, "cache", broken)
+    with caplog.at_level(logging.ERROR, logger="ferhub.ui.state"):
+        state.warm_up()  # the app still starts: the warm-up never raises
+    assert "warm-up failed" in caplog.text and "no model today" in caplog.text
+
+
+def test_the_app_never_changes_a_shared_cached_model(tiny_model: str) -> None:
+    from ferhub import hub
+
+    shared = hub.load(tiny_model)
+    before = (shared.name_or_path, shared.training)
+    other_spelling = tiny_model + "/"  # the same folder, so the same cached module
+    cache = state.ModelCache()
+    predictor = cache.predictor([other_spelling])
+    assert cache.model(other_spelling) is shared and predictor.models[0] is shared
+    assert predictor.names == [other_spelling]  # results are reported under the id the user picked
+    assert (shared.name_or_path, shared.training) == before
 
 
 def test_gpu_wrapper_is_a_no_op_without_spaces() -> None:

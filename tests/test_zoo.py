@@ -581,7 +581,9 @@ def test_import_fetches_converts_and_installs_into_hf_cache(tmp_path: Path, monk
         return tgz
 
     monkeypatch.setattr(zoo, "fetch", fake_fetch)
-    monkeypatch.setattr(hub, "BUNDLED_DIR", tmp_path / "no-bundled")  # so that the id resolves to the cache
+    monkeypatch.setattr(
+        hub._layout, "BUNDLED_DIR", tmp_path / "no-bundled"
+    )  # so that the id resolves to the cache
     assert zoo.availability("faceapi-expression") == "no"
     folder = zoo.import_model("faceapi-expression")
     assert calls == [entry.source]
@@ -652,7 +654,9 @@ def test_cli_list_and_push_intercepted(monkeypatch, capsys) -> None:
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "_hub_unreachable", lambda endpoint: None)  # as if online; calls are intercepted
+    monkeypatch.setattr(
+        hub._remote, "hub_unreachable", lambda endpoint: None
+    )  # as if online; calls are intercepted
     assert main(["zoo", "push", "--org", "myorg", "--token", "tok"]) == 0
     pushed = [c for c in calls if c[0] == "upload_folder"]
     bundled = [e.name for e in zoo.ZOO if e.bundled] + [zoo.ENSEMBLE_NAME]

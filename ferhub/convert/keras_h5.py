@@ -27,10 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from ferhub.errors import ConversionError
+
 _MODEL_CLASSES = ("Model", "Functional", "Sequential")
 
 
-class KerasH5Error(ValueError):
+class KerasH5Error(ConversionError):
     """The file is not a Keras HDF5 model this reader understands, or a layer is not where it is expected."""
 
 

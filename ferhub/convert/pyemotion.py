@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferhub.convert._fetch import SourcePackage, extract_member, fetch, read_member, sha256_file
+from ferhub.errors import ConversionError
 from ferhub.models.pyemotion_net import PYEMOTION_LABELS
 
 if TYPE_CHECKING:
@@ -61,11 +62,11 @@ ALLOWED_GLOBALS = frozenset(
 )
 
 
-class PickleRefusedError(ValueError):
+class PickleRefusedError(ConversionError):
     """A pickle that imports something outside :data:`ALLOWED_GLOBALS`, or that cannot be scanned."""
 
 
-class PyEmotionConversionError(ValueError):
+class PyEmotionConversionError(ConversionError):
     """The converted tensors do not fit ferhub's ``pyemotion_net``, or the worker failed."""
 
 

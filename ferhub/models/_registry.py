@@ -17,14 +17,8 @@ from typing import Any
 from torch import nn
 
 from ferhub.config import ModelConfig
+from ferhub.errors import UnknownModelError
 from ferhub.labels import FER7
-
-
-class UnknownModelError(KeyError):
-    """An architecture name that no builder is registered under."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferhub.errors import EnsembleError
 from ferhub.labels import FER8, canonical
 from ferhub.models._registry import register_model
-
-
-class EnsembleError(ValueError):
-    """An ensemble whose members or weights cannot be combined."""
 
 
 def union_labels(label_sets: Sequence[Sequence[str]]) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def result_entry(
 
 def eval_results(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``eval_results.json`` content holding ``entries`` (training writes it only through here)."""
-    from ferhub.evaluation import FORMAT_VERSION, result_key
+    from ferhub.eval_results import FORMAT_VERSION, result_key
 
     return {
         "format_version": FORMAT_VERSION,

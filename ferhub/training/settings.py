@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ferhub.errors import RecipeError
 from ferhub.transforms import TTA_METHODS
-
-
-class RecipeError(ValueError):
-    """A recipe (or an override of one) that cannot be trained."""
 
 
 @dataclass

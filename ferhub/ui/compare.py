@@ -262,7 +262,7 @@ def evaluate_now(
     (one ``eval_results.json`` per model and the HTML report) and the new dataset picker.
     """
     state.heavy_imports()
-    from ferhub import evaluation
+    from ferhub import eval_results, evaluation
     from ferhub.report import Section, write_report
 
     ids = _models(model_ids)
@@ -293,9 +293,7 @@ def evaluate_now(
     files = []
     for run in runs:
         merged.setdefault(run.name, {})[run.key] = run.entry
-        written = evaluation.write_results(
-            out / evaluation.slug(run.name), {run.key: run.entry}, render_card=False
-        )
+        written = eval_results.write(out / evaluation.slug(run.name), {run.key: run.entry}, render_card=False)
         files.append(shutil.copy(written, out / f"{evaluation.slug(run.name)}.eval_results.json"))
     key = runs[0].key
     report = write_report(

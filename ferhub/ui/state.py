@@ -7,6 +7,7 @@ goes through :class:`ferhub.predict.Predictor`, the library's one inference path
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 import time
@@ -112,9 +113,7 @@ class ModelCache:
                     model = load(spec, device=device(), local=local)
                 except Exception as e:
                     raise gr.Error(f"Cannot load model {model_id!r}: {e}", title="Model not loaded") from e
-                model.eval()
-                model.name_or_path = model_id  # Predictor reports results under this name
-                self._models[model_id] = model
+                self._models[model_id] = model  # shared with ferhub.hub's cache: never changed here
         return self._models[model_id]
 
     def detector(self, *, fast: bool = False) -> FaceDetector:
@@ -141,9 +140,9 @@ class ModelCache:
             cached = self._predictors.get(key)
         if cached is not None:
             return cached
-        models = [self.model(m) for m in ids]
         predictor = Predictor(
-            models,
+            [self.model(m) for m in ids],
+            names=list(ids),  # results under the ids picked; the shared cached modules are not renamed
             device=device(),
             detector=self.detector(fast=fast),
             no_face="fallback" if fallback else "skip",
@@ -257,8 +256,8 @@ def warm_up() -> None:
         if examples:
             predictor.predict_image(Image.open(examples[0]))
         heavy_imports()
-    except Exception:
-        pass
+    except Exception:  # the app still serves; the first request pays the cost and shows the error itself
+        logging.getLogger(__name__).exception("ferhub app warm-up failed")
 
 
 def start_warm_up() -> None:

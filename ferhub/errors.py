@@ -1,0 +1,90 @@
+"""Every error ferhub raises on purpose, under one base: ``except ferhub.FerhubError`` catches them all.
+
+Each class also derives from the built-in exception its callers caught before there was a base (a bad config
+is still a ``ValueError``, a model that cannot be found still an ``OSError``), so existing ``except`` clauses
+keep working. Messages say what is wrong and what to do; the CLI prints them without a traceback.
+
+>>> import ferhub
+>>> try:
+...     ferhub.load("./no-such-folder")
+... except ferhub.FerhubError as e:
+...     print(type(e).__name__)
+ModelLoadError
+"""
+
+from __future__ import annotations
+
+
+class FerhubError(Exception):
+    """Base of every error ferhub raises on purpose; the message says what to do."""
+
+
+class ConfigError(FerhubError, ValueError):
+    """A config.json that cannot describe a usable model."""
+
+
+class ModelLoadError(FerhubError, OSError):
+    """A model repo that cannot be found, read or matched to its architecture; the message says the fix."""
+
+
+class HubConnectionError(FerhubError, ConnectionError):
+    """The Hub cannot be reached (offline mode, or no connection) for an operation that needs it."""
+
+
+class EvalResultsError(FerhubError, ValueError):
+    """An ``eval_results.json`` that ferhub cannot read; the message names the file and what is wrong."""
+
+
+class CheckpointError(FerhubError, ValueError):
+    """A weights or training checkpoint file that cannot be read safely, does not fit, or cannot resume."""
+
+
+class PretrainedWeightsError(FerhubError, FileNotFoundError):
+    """Pretrained weights that are not where their loader looks; the message says where to get them."""
+
+
+class UnknownModelError(FerhubError, KeyError):
+    """An architecture name that no builder is registered under."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+class EnsembleError(FerhubError, ValueError):
+    """An ensemble whose members or weights cannot be combined."""
+
+
+class UnknownLabelError(FerhubError, ValueError):
+    """A label name that is neither canonical nor a known alias."""
+
+
+class ImageDecodeError(FerhubError, ValueError):
+    """An input that cannot be turned into an RGB image; the message says what is wrong and what works."""
+
+
+class DataSourceError(FerhubError, ValueError):
+    """A data source that cannot be read as labelled FER data; the message says what to change."""
+
+
+class EvaluationError(FerhubError, RuntimeError):
+    """Evaluation cannot run as asked; the message says what to change."""
+
+
+class SaliencyError(FerhubError, ValueError):
+    """An attribution that cannot be computed for this model, method or target."""
+
+
+class RecipeError(FerhubError, ValueError):
+    """A recipe (or an override of one) that cannot be trained."""
+
+
+class ZooError(FerhubError, RuntimeError):
+    """A zoo model that cannot be listed, imported or pushed; the message says what to do."""
+
+
+class LicenseError(ZooError):
+    """The package's licence is not one ferhub converts, or its metadata and LICENSE file disagree."""
+
+
+class ConversionError(FerhubError, ValueError):
+    """An upstream model file (Keras, TF.js, a pickle) that ferhub cannot convert; the message says why."""

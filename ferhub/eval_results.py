@@ -1,0 +1,253 @@
+"""``eval_results.json``: the one owner of its name, format version, entries, validation, merging and writing.
+
+Training and evaluation both build entries with :func:`make_entry` and store them with :func:`write` (or hand
+:func:`merge`'s document to :func:`ferhub.hub.save`); everything reads them with :func:`read`. ::
+
+    {"format_version": 1,
+     "results": {"<dataset id>:<config>:<split>": {
+        "dataset": {"id", "config", "split", "name", "revision"?},
+        "model": {"id", "revision"},               # evaluation; training leaves it out (the repo is it)
+        "metrics": {"accuracy", "mean_class_recall", "macro_f1", "top2_accuracy", "nll", "ece",
+                    "accuracy_ci95": [lo, hi], "mean_class_recall_ci95": [lo, hi]},
+        "labels": [...],                           # order of the matrix rows/columns and of per_class
+        "per_class": {label: {"precision", "recall", "f1", "support"}},
+        "confusion_matrix": [[counts]],            # rows = true, columns = predicted
+        "calibration": {"ece", "n_bins", "bins": [{"lower", "upper", "count", "confidence", "accuracy"}]},
+        "no_face": {"count", "policy": "fallback" | "wrong" | "precropped", "per_class": {label: count}},
+        "label_mapping": {"data_labels", "model_labels", "unpredictable": {label: count}},
+        "notes": [...], "tta": bool, "tta_method": null | "<method>",
+        "num_images": int, "ferhub_version": str, "date": ISO-8601 UTC, "command": str,
+        "source"?: "training"}}}
+
+:func:`write` is crash-safe: the new file and the re-rendered card are both prepared before either is renamed
+into place, and the temporary files a killed writer leaves are removed by the next write; a card that still
+lags its results (a kill between the two renames) is re-rendered by the next write or push.
+
+>>> entry = make_entry(metrics.summarize(...), dataset={"id": "fer2013", "split": "test"})  # doctest: +SKIP
+>>> write("my-model/", {key_of(entry): entry})                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ferhub.errors import EvalResultsError
+from ferhub.fileio import atomic_write_json, remove_stale_temps
+
+FILE_NAME = "eval_results.json"
+FORMAT_VERSION = 1
+
+
+def is_number(v: Any) -> bool:
+    """A finite int or float (not a bool): what a metric value must be to be shown or published."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# building entries
+# ---------------------------------------------------------------------------------------------------------
+def result_key(dataset_id: str, config: str | None, split: str | None) -> str:
+    """Key of a dataset's entry: ``"<id>:<config>:<split>"`` (``default`` / ``all`` when absent)."""
+    return f"{dataset_id}:{config or 'default'}:{split or 'all'}"
+
+
+def key_of(entry: Mapping[str, Any]) -> str:
+    """The key an entry is stored under, from its ``dataset``."""
+    d = entry["dataset"]
+    return result_key(d["id"], d.get("config"), d.get("split"))
+
+
+def default_command() -> str:
+    """This process's command line (program name without its folder), for an entry's ``command``."""
+    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
+    return " ".join(argv) or "ferhub.evaluation.evaluate(...)"
+
+
+def make_entry(
+    summary: Mapping[str, Any],
+    *,
+    dataset: Mapping[str, Any],
+    model: Mapping[str, Any] | None = None,
+    tta: str | None = None,
+    num_images: int | None = None,
+    command: str | None = None,
+    date: str | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """One entry: ``summary`` (the metric parts, :func:`ferhub.metrics.summarize`) and how it was measured.
+
+    Args:
+        summary: ``metrics``, ``labels``, ``per_class``, ``confusion_matrix``, ``calibration``, ...
+        dataset: ``{"id", "config"?, "split"?, "name"?}``; ``config`` defaults to ``default``, ``split`` to
+            ``all``, ``name`` to the id.
+        model: ``{"id", "revision"}`` of the evaluated model, when it is not the repo the entry is written to.
+        tta: the test-time augmentation method the probabilities were averaged over, ``None`` for none.
+        num_images: defaults to the confusion matrix's total.
+        command: defaults to this process's command line.
+        date: ISO-8601 UTC; defaults to now.
+        source: who measured it, when not ``ferhub evaluate`` (``"training"``).
+    """
+    from ferhub import __version__
+
+    if "id" not in dataset or not dataset["id"]:
+        raise ValueError("make_entry: dataset needs a non-empty 'id'")
+    if tta is not None and not isinstance(tta, str):
+        raise TypeError(f"make_entry: tta is a method name or None, got {tta!r}")
+    ds = {
+        "id": dataset["id"],
+        "config": dataset.get("config") or "default",
+        "split": dataset.get("split") or "all",
+        "name": dataset.get("name") or dataset["id"],
+        **{k: v for k, v in dataset.items() if k not in ("id", "config", "split", "name")},
+    }
+    if num_images is None:
+        num_images = int(sum(map(sum, summary["confusion_matrix"])))
+    entry: dict[str, Any] = {"dataset": ds}
+    if model is not None:
+        entry["model"] = dict(model)
+    entry.update(summary)
+    entry.update(
+        {
+            "tta": tta is not None,
+            "tta_method": tta,
+            "num_images": int(num_images),
+            "ferhub_version": __version__,
+            "date": date or dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "command": command or default_command(),
+        }
+    )
+    if source is not None:
+        entry["source"] = source
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reading and validating
+# ---------------------------------------------------------------------------------------------------------
+def validate(data: Any, source: str) -> dict[str, Any]:
+    """Check the parts of the schema that ferhub reads; other keys are kept as they are."""
+
+    def bad(what: str) -> EvalResultsError:
+        return EvalResultsError(f"{source}: {what}. Fix: re-run `ferhub evaluate` to rewrite it")
+
+    if not isinstance(data, Mapping):
+        raise bad(f"expected a JSON object, got {type(data).__name__}")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise EvalResultsError(
+                f"{source}: format_version {version} is newer than this ferhub reads "
+                f"({FORMAT_VERSION}); upgrade ferhub"
+            )
+        raise bad(f"format_version must be {FORMAT_VERSION}, got {version!r}")
+    results = data.get("results")
+    if not isinstance(results, Mapping):
+        raise bad("'results' must be an object keyed by dataset/config/split")
+    for key, r in results.items():
+        _validate_entry(r, f"results[{key!r}]", bad)
+    return dict(data)
+
+
+def _validate_entry(r: Any, where: str, bad: Any) -> None:
+    if not isinstance(r, Mapping):
+        raise bad(f"{where} must be an object")
+    dataset = r.get("dataset")
+    if not isinstance(dataset, Mapping) or not isinstance(dataset.get("id"), str) or not dataset["id"]:
+        raise bad(f"{where}.dataset must be an object with a non-empty 'id'")
+    for field in ("config", "split", "name", "revision"):
+        if dataset.get(field) is not None and not isinstance(dataset[field], str):
+            raise bad(f"{where}.dataset.{field} must be a string")
+    if not isinstance(r.get("metrics"), Mapping):
+        raise bad(f"{where}.metrics must be an object of metric name -> value")
+    labels = r.get("labels")
+    if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+        raise bad(f"{where}.labels must be a list of label names")
+    cm = r.get("confusion_matrix")
+    if cm is not None:
+        n = len(labels or [])
+        square = isinstance(cm, list) and len(cm) == n
+        if not labels or not square or not all(_is_row(row, n) for row in cm):
+            raise bad(f"{where}.confusion_matrix must be a {n}x{n} list of counts matching 'labels'")
+    per_class = r.get("per_class")
+    if per_class is not None and not (
+        isinstance(per_class, Mapping) and all(isinstance(v, Mapping) for v in per_class.values())
+    ):
+        raise bad(f"{where}.per_class must map each label to an object of metrics")
+    if r.get("tta") is not None and not isinstance(r["tta"], bool):
+        raise bad(f"{where}.tta must be true or false")
+    if r.get("num_images") is not None and not (isinstance(r["num_images"], int) and r["num_images"] >= 0):
+        raise bad(f"{where}.num_images must be a non-negative integer")
+
+
+def _is_row(row: Any, n: int) -> bool:
+    return isinstance(row, list) and len(row) == n and all(map(is_number, row))
+
+
+def read(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The parsed ``eval_results.json`` of a folder or ``None``; :class:`EvalResultsError` if bad."""
+    path = Path(folder) / FILE_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EvalResultsError(
+            f"{path} is not valid JSON ({e}). Fix: re-run `ferhub evaluate` to rewrite it"
+        ) from e
+    return validate(data, str(path))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# merging and writing
+# ---------------------------------------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types; NaN or infinity would be a bug upstream, so it is refused rather than written."""
+    text = json.dumps(
+        value, allow_nan=False, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)
+    )
+    return json.loads(text)
+
+
+def merge(existing: Mapping[str, Any] | None, entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A full document: ``existing``'s results (if any) with ``entries`` added; a key already present is
+    replaced. With ``existing=None`` it is a new document of just ``entries`` (what ``hub.save`` takes)."""
+    results = dict((existing or {}).get("results", {}))
+    for key, entry in entries.items():
+        results[key] = _jsonable(entry)
+    return {"format_version": FORMAT_VERSION, "results": results}
+
+
+def write(
+    folder: str | os.PathLike, entries: Mapping[str, Mapping[str, Any]], *, render_card: bool = True
+) -> Path:
+    """Merge ``{key: entry}`` into ``folder/eval_results.json`` atomically and re-render the model card.
+
+    A corrupt or unknown-version file already there raises :class:`EvalResultsError` and is left untouched.
+    The card (``README.md``, with its ``model-index``) is re-rendered when the folder is a model repo (has
+    ``config.json``) and ``render_card`` is true; it is rendered from the merged results before either file
+    is replaced, so the two renames are all that separates the old pair from the new one.
+    """
+    from ferhub.config import CONFIG_NAME
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / FILE_NAME
+    remove_stale_temps(path)
+    merged = merge(read(folder), entries)
+    validate(merged, f"the merged {path}")
+    card = None
+    if render_card and (folder / CONFIG_NAME).is_file():
+        from ferhub.hub import card as cards
+
+        card = cards.card_text(folder, eval_results=merged)
+    atomic_write_json(path, merged)
+    if card is not None:
+        cards.write_card(folder, card)
+    return path

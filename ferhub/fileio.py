@@ -1,0 +1,113 @@
+"""Atomic file writes: a reader (or a process killed mid-write) sees the old file or the new one, never half.
+
+Every writer of a file that others read while it may change (model repos, ``eval_results.json``, training
+checkpoints, cached weights) goes through here. The new content goes to ``.<name>.<pid>-<random>.tmp`` in the
+same folder, is fsynced and renamed over the target; a writer killed before the rename leaves only such a
+temporary file, which the next write to the same target removes (:func:`remove_stale_temps`) once the process
+that made it is gone.
+
+>>> atomic_write_text(Path("out/results.json"), "{}\\n")            # doctest: +SKIP
+>>> with atomic_path(Path("out/model.safetensors")) as tmp:        # doctest: +SKIP
+...     safetensors.torch.save_file(tensors, tmp)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+_TEMP_SUFFIX = ".tmp"
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _writer_alive(temp: Path, prefix: str) -> bool:
+    """Whether the process that made ``temp`` still runs (it may be writing it right now)."""
+    pid_text = temp.name[len(prefix) :].partition("-")[0]
+    if not pid_text.isdigit():
+        return False  # not named by this module: an interrupted write of an older ferhub
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # another thread of this process; a dead writer's pid is not ours
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but is not ours to signal
+        return True
+    return True
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file to disk, so that a rename after it never leaves an empty file after a crash."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files an interrupted atomic write of ``path`` left behind; returns them.
+
+    Only temporaries of this very target are touched, and only those whose writing process has ended.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    prefix = _temp_prefix(path)
+    found = path.parent.glob(f"{prefix}*{_TEMP_SUFFIX}")
+    stale = sorted(t for t in found if not _writer_alive(t, prefix))
+    for tmp in stale:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return stale
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[Path]:
+    """A temporary path next to ``path``; when the block ends without error it is fsynced and renamed over
+    ``path``, otherwise deleted.
+
+    For writers that want a file name (``safetensors.torch.save_file``, ``torch.save``). The file gets
+    ``mode``, else the old file's mode, else 0644 (``mkstemp`` alone would leave it private, 0600).
+    Leftovers of earlier interrupted writes of ``path`` are removed first.
+    """
+    path = Path(path)
+    remove_stale_temps(path)
+    fd, name = tempfile.mkstemp(
+        prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=_TEMP_SUFFIX, dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        if mode is None:
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        os.chmod(tmp, mode)
+        yield tmp
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`); returns ``path``."""
+    path = Path(path)
+    with atomic_path(path, mode=mode) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, mode: int | None = None) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`atomic_path`); returns ``path``."""
+    return atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented UTF-8 JSON atomically; NaN and infinity are refused, not written."""
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")

@@ -1,0 +1,136 @@
+"""Talking to the Hugging Face Hub: a bounded reachability probe, snapshot downloads, and the API for pushes.
+
+huggingface_hub's own requests have no connect timeout and are retried, so a dead network costs ~23 s there.
+Everything here that would reach the Hub first asks :func:`hub_unreachable` (a TCP connect bounded by
+:data:`HUB_PROBE_TIMEOUT_S`), and offline or unreachable, fails at once with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
+
+from ferhub.errors import HubConnectionError, ModelLoadError
+
+HUB_PROBE_TIMEOUT_S = 1.0  # offline or unreachable Hub ids must fail in well under 2 s
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+_PROBE_CACHE: dict[tuple[str, int], tuple[float, str | None]] = {}
+_PROBE_TTL_S = 30.0
+
+
+def hub_unreachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """``None`` when a TCP connection to the Hub (or the proxy for it) opens within ``timeout``, else why not.
+
+    Name resolution and connect run together in a daemon thread, so a resolver that never answers is cut
+    short too. Answers are remembered for 30 s per host.
+    """
+    url = urlsplit(endpoint)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    proxy = getproxies().get(url.scheme)
+    if proxy and not proxy_bypass(host):
+        purl = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = purl.hostname or "", purl.port or (443 if purl.scheme == "https" else 80)
+    now = time.monotonic()
+    cached = _PROBE_CACHE.get((host, port))
+    if cached is not None and now - cached[0] < _PROBE_TTL_S:
+        return cached[1]
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as e:
+            outcome.append(f"{type(e).__name__}: {e}")
+
+    thread = threading.Thread(target=probe, name="ferhub-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    reason = outcome[0] if outcome else f"no answer within {timeout:g} s"
+    reason = None if reason is None else f"{host}:{port} unreachable ({reason})"
+    _PROBE_CACHE[(host, port)] = (now, reason)
+    return reason
+
+
+def online_api(action: str, token: str | None = None) -> Any:
+    """An ``HfApi`` for ``action`` (e.g. ``"push"``), or :class:`HubConnectionError` at once when offline mode
+    is on or the Hub does not answer the probe."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        raise HubConnectionError(
+            f"cannot {action} while offline mode is on (HF_HUB_OFFLINE=1); unset HF_HUB_OFFLINE and {action} "
+            "again"
+        )
+    if (unreachable := hub_unreachable(constants.ENDPOINT)) is not None:
+        raise HubConnectionError(
+            f"cannot {action}: the Hub is {unreachable}; connect to the network (or set HTTPS_PROXY / "
+            f"HF_ENDPOINT) and {action} again"
+        )
+    return huggingface_hub.HfApi(token=token)
+
+
+def download(repo_id: str, revision: str | None, allow_patterns: list[str], bundled: list[str]) -> Path:
+    """Snapshot of a Hub model's repo files, from the cache alone when offline or the Hub is unreachable.
+
+    ``bundled`` (the models that ship with ferhub) is offered in the message when the id cannot be had.
+    """
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from ferhub import __version__
+
+    ref = f"{repo_id}@{revision}" if revision else repo_id
+    offline = constants.is_offline_mode()
+    unreachable = None if offline else hub_unreachable(constants.ENDPOINT)
+    try:
+        folder = huggingface_hub.snapshot_download(
+            repo_id,
+            revision=revision,
+            allow_patterns=allow_patterns,
+            local_files_only=offline or unreachable is not None,
+            library_name="ferhub",
+            library_version=__version__,
+        )
+    except RevisionNotFoundError as e:
+        raise ModelLoadError(
+            f"revision {revision!r} of Hub model {repo_id!r} does not exist; give an existing branch, tag or "
+            "commit after '@'"
+        ) from e
+    except RepositoryNotFoundError as e:  # also gated repos
+        raise ModelLoadError(
+            f"Hub model {repo_id!r} was not found or you have no access to it; check the id, and for a "
+            "private or gated repo log in with `hf auth login` or set HF_TOKEN"
+        ) from e
+    except LocalEntryNotFoundError as e:  # not (completely) in the cache, and the Hub was not asked
+        if offline:
+            why = "offline mode is on (HF_HUB_OFFLINE=1)"
+            fix = "unset HF_HUB_OFFLINE and load it once with network access to cache it"
+        elif unreachable:
+            why = f"the Hub is unreachable: {unreachable}"
+            fix = "connect to the network (or set HTTPS_PROXY / HF_ENDPOINT) and load it once to cache it"
+        else:
+            why = f"the Hub could not be reached ({e})"
+            fix = "check your connection and try again"
+        raise ModelLoadError(
+            f"Hub model {ref!r} is not in the local cache ({constants.HF_HUB_CACHE}) and {why}. Fix: {fix}; "
+            f"or download it elsewhere (`hf download {repo_id} --local-dir DIR`) and load DIR; or use a "
+            f"bundled model ({', '.join(bundled) or 'none installed'})."
+        ) from e
+    except HfHubHTTPError as e:
+        raise ModelLoadError(f"the Hub refused to serve {ref!r}: {e}") from e
+    return Path(folder)

@@ -1,0 +1,323 @@
+"""A model repo folder: which folder an id means, writing one (:func:`save`), reading one (:func:`load`,
+cached, with a lock per model), and checking one before it is pushed (:func:`check_repo`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ferhub import eval_results as results_file
+from ferhub.config import CONFIG_NAME, ModelConfig
+from ferhub.errors import ModelLoadError
+from ferhub.fileio import atomic_write_json
+from ferhub.hub import _layout, _remote
+from ferhub.hub._layout import (
+    CARD_CONTEXT_NAME,
+    CARD_NAME,
+    ENSEMBLE,
+    EVAL_RESULTS_NAME,
+    PICKLE_SUFFIXES,
+    REPO_FILES,
+    WEIGHTS_NAME,
+    list_bundled,
+    read_config,
+)
+from ferhub.hub._weights import load_state_strict, read_weights, unwrap, write_weights
+
+
+# ---------------------------------------------------------------------------------------------------------
+# which folder an id means
+# ---------------------------------------------------------------------------------------------------------
+def _parse(
+    id_or_path: str | os.PathLike, revision: str | None, local: bool = True
+) -> tuple[Path | None, str | None, str | None]:
+    """Classify a model reference as ``(local folder, None, None)`` or ``(None, hub repo id, revision)``.
+
+    ``local=False`` never looks at the filesystem (a public app's visitors): only bundled names and Hub ids.
+    """
+    spec = os.fspath(id_or_path)
+    path = Path(spec).expanduser()
+    if local and path.is_dir():
+        if revision is not None:
+            raise ModelLoadError(
+                f"{spec!r} is a local folder; a revision ({revision!r}) only applies to Hub ids"
+            )
+        return path.resolve(), None, None
+    if local and path.is_file():
+        hint = (
+            " A PyTorch checkpoint is read only through "
+            f"ferhub.hub.import_torch_checkpoint({spec!r}, config), then ferhub.hub.save(model, FOLDER)."
+            if path.suffix in PICKLE_SUFFIXES
+            else ""
+        )
+        raise ModelLoadError(
+            f"{spec} is a file; ferhub loads a model repo folder (config.json + {WEIGHTS_NAME}).{hint}"
+        )
+    name, _, at_rev = spec.partition("@")
+    if at_rev:
+        if revision is not None and revision != at_rev:
+            raise ModelLoadError(
+                f"{spec!r} names revision {at_rev!r} but revision={revision!r} was also given"
+            )
+        revision = at_rev
+    if revision is None and (bundled := _layout.bundled_folder(name)) is not None:
+        return bundled, None, None
+    looks_like_path = spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1
+    if looks_like_path and not local:
+        raise ModelLoadError(
+            f"{spec!r} is not a bundled model or a Hub id ('org/name' or 'org/name@revision')"
+        )
+    if looks_like_path:
+        raise ModelLoadError(
+            f"model folder {spec} does not exist; check the path (a folder ferhub.hub.save wrote)"
+        )
+    if not _remote.HUB_ID.fullmatch(name):
+        raise ModelLoadError(
+            f"{spec!r} is not a model folder, a bundled model "
+            f"({', '.join(list_bundled()) or 'none installed'}) or a Hub id of the form 'org/name' or "
+            "'org/name@revision'"
+        )
+    return None, name, revision
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    return _remote.download(repo_id, revision, list(REPO_FILES), list_bundled())
+
+
+def resolve(id_or_path: str | os.PathLike, *, revision: str | None = None, local: bool = True) -> Path:
+    """The local folder holding a model repo: a folder as given, a bundled model, or a Hub snapshot.
+
+    Hub ids download into (or resolve from) the Hugging Face cache; offline or when the Hub cannot be reached,
+    only the cache is consulted and an uncached id fails at once with :class:`ModelLoadError`.
+
+    >>> resolve("fer-mini-xception").name                   # doctest: +SKIP
+    'fer-mini-xception'
+    """
+    folder, repo_id, rev = _parse(id_or_path, revision, local)
+    return folder if folder is not None else _download(repo_id, rev)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# save
+# ---------------------------------------------------------------------------------------------------------
+def save(
+    model: nn.Module,
+    folder: str | os.PathLike,
+    *,
+    eval_results: Mapping[str, Any] | None = None,
+    card_context: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (which carries its ``.config``) as a ferhub model repo in ``folder``; returns it.
+
+    Writes ``config.json``, ``model.safetensors`` (not for an ensemble), ``card.json``, ``eval_results.json``
+    when given (a document as :func:`ferhub.eval_results.merge` builds) and ``README.md``. Everything is
+    written to a temporary folder first; an existing repo is replaced with ``config.json`` removed first and
+    put back last, so a crash leaves either the old repo, the new one, or a folder that does not load. Other
+    files in the folder (logs, checkpoints) are kept; repo files the new save does not write (an old
+    ``eval_results.json``) are removed.
+
+    ``card_context`` keys: see ``ferhub.hub.CARD_CONTEXT_KEYS`` (model_name, license, license_text,
+    base_model, datasets, tags, description, intended_use, limitations, recipe, training_command,
+    provenance, attribution, upstream_claims, citation, repo_id).
+    """
+    from ferhub.hub import card
+
+    model = unwrap(model)
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
+        raise TypeError(
+            "save() needs the model's ModelConfig as model.config; build it with ferhub.create_model or "
+            "ferhub.hub.load, or attach one before saving"
+        )
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder")
+    context = card.check_card_context(card_context or {}, "save()")
+    context.setdefault("model_name", folder.resolve().name)
+    if eval_results is not None:
+        results_file.validate(eval_results, "save(eval_results=...)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        atomic_write_json(tmp / CONFIG_NAME, config.to_dict())
+        if config.architecture != ENSEMBLE:
+            write_weights(model, tmp / WEIGHTS_NAME)
+        if eval_results is not None:
+            atomic_write_json(tmp / EVAL_RESULTS_NAME, dict(eval_results))
+        atomic_write_json(tmp / CARD_CONTEXT_NAME, context)
+        card.render_card(tmp)
+        _install(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _install(tmp: Path, folder: Path) -> None:
+    """Move the repo files written in ``tmp`` into ``folder``, config.json last (it makes a folder a repo)."""
+    if not folder.exists():
+        os.rename(tmp, folder)
+        return
+    (folder / CONFIG_NAME).unlink(missing_ok=True)  # from here until the end, the folder does not load
+    for name in REPO_FILES:
+        if name == CONFIG_NAME:
+            continue
+        if (tmp / name).exists():
+            os.replace(tmp / name, folder / name)
+        else:
+            (folder / name).unlink(missing_ok=True)
+    os.replace(tmp / CONFIG_NAME, folder / CONFIG_NAME)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# load
+# ---------------------------------------------------------------------------------------------------------
+def _build(config: ModelConfig, folder: Path) -> nn.Module:
+    """The untrained network of ``config``, with ``config`` attached.
+
+    ``pretrained=True`` in model_args records how training started; the repo's own weights replace the
+    backbone's ImageNet/face weights, which therefore are not loaded here (they may not even be on this
+    machine). Families keep their architecture independent of ``pretrained``.
+    """
+    from ferhub.models import UnknownModelError, build_from_config
+
+    build_config = config
+    if config.model_args.get("pretrained") is True:
+        build_config = dataclasses.replace(config, model_args={**config.model_args, "pretrained": False})
+    try:
+        model = build_from_config(build_config)
+    except UnknownModelError as e:
+        raise ModelLoadError(
+            f"{folder / CONFIG_NAME}: {e}. Fix: import the module that registers {config.architecture!r} "
+            "(a family in ferhub.models, or your own register_model) before loading, or upgrade ferhub"
+        ) from e
+    except TypeError as e:
+        raise ModelLoadError(
+            f"{folder / CONFIG_NAME}: {e}. Fix: model_args must be keyword arguments the "
+            f"{config.architecture!r} builder accepts"
+        ) from e
+    model.config = config
+    return model
+
+
+def load_folder(folder: Path) -> nn.Module:
+    """Build and fill the model of a repo folder on CPU (no caching)."""
+    config = read_config(folder)
+    weights = folder / WEIGHTS_NAME
+    if config.architecture != ENSEMBLE and not weights.is_file():
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise ModelLoadError(
+                f"{weights} not found; {folder} holds {', '.join(pickles)}, a pickle format ferhub never "
+                "loads (unpickling runs arbitrary code). Fix: convert it once with "
+                f"ferhub.hub.import_torch_checkpoint('{folder / pickles[0]}', "
+                f"ferhub.ModelConfig.load('{folder}')) and ferhub.hub.save(model, folder)"
+            )
+        raise ModelLoadError(
+            f"{weights} not found: a ferhub model repo needs config.json and {WEIGHTS_NAME}. Fix: write the "
+            "folder with ferhub.hub.save(model, folder)"
+        )
+    model = _build(config, folder)
+    if config.architecture != ENSEMBLE:
+        load_state_strict(model, read_weights(weights), str(weights), str(folder / CONFIG_NAME))
+    return model.eval()
+
+
+_MODEL_CACHE: dict[tuple, nn.Module] = {}
+_KEY_LOCKS: dict[tuple, threading.Lock] = {}
+_CACHE_LOCK = threading.Lock()  # guards the two dicts only; never held while a model loads
+
+
+def _fingerprint(folder: Path) -> tuple:
+    # a folder re-saved in place (training checkpoints) must not come back from the cache stale
+    return tuple(
+        (name, st.st_ino, st.st_mtime_ns, st.st_size)
+        for name in (CONFIG_NAME, WEIGHTS_NAME)
+        if (st := _stat(folder / name)) is not None
+    )
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def load(
+    id_or_path: str | os.PathLike, *, device: str = "cpu", revision: str | None = None, local: bool = True
+) -> nn.Module:
+    """Load a model repo as an ``nn.Module`` in eval mode with ``.config``, ``.name_or_path``, ``.repo_path``.
+
+    ``id_or_path``, tried in this order: an existing local folder, a bundled model
+    (``"ferhub/fer-mini-xception"`` or ``"fer-mini-xception"``, without a revision), a Hub id ``"org/name"`` /
+    ``"org/name@revision"``; ``local=False`` skips the first (no filesystem path is looked at). Models are
+    cached per (id, revision, device), and local folders also per the state of their files, so a folder
+    re-saved in place is read again. One model loading (a slow download) never holds up another. A cached model is shared, so callers never change it: ``copy.deepcopy`` it
+    before training it, and keep names of your own beside it (``name_or_path`` is the reference it was
+    first loaded by).
+
+    >>> model = load("ferhub/fer-mini-xception")            # doctest: +SKIP
+    >>> model.config.labels                                 # doctest: +SKIP
+    ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
+    """
+    dev = str(torch.device(device))
+    folder, repo_id, rev = _parse(id_or_path, revision, local)
+    key = ("hub", repo_id, rev, dev) if folder is None else ("folder", str(folder), _fingerprint(folder), dev)
+    with _CACHE_LOCK:
+        model = _MODEL_CACHE.get(key)
+        if model is not None:
+            return model
+        lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with lock:  # two first loads of one model load it once; other models go ahead meanwhile
+        with _CACHE_LOCK:
+            model = _MODEL_CACHE.get(key)
+        if model is None:
+            if folder is None:
+                folder = _download(repo_id, rev)
+            model = load_folder(folder).to(dev)
+            model.name_or_path = os.fspath(id_or_path)
+            model.repo_path = folder
+            with _CACHE_LOCK:
+                _MODEL_CACHE[key] = model
+    return model
+
+
+def clear_cache() -> None:
+    """Forget every model :func:`load` has cached (the next load reads the repo again)."""
+    with _CACHE_LOCK:
+        _MODEL_CACHE.clear()
+        _KEY_LOCKS.clear()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# check
+# ---------------------------------------------------------------------------------------------------------
+def check_repo(folder: str | os.PathLike) -> list[str]:
+    """Verify that ``folder`` is a complete, loadable ferhub repo; return the repo files it holds.
+
+    Loads the model (strictly), parses ``eval_results.json`` and ``card.json`` and requires a ``README.md``.
+    """
+    from ferhub.hub import card
+
+    folder = Path(folder)
+    if not (folder / CONFIG_NAME).is_file():
+        raise ModelLoadError(
+            f"{folder} is not a ferhub model repo (no {CONFIG_NAME}); write it with ferhub.hub.save"
+        )
+    load_folder(folder)
+    results_file.read(folder)
+    card.read_card_context(folder)
+    if not (folder / CARD_NAME).is_file():
+        raise ModelLoadError(
+            f"{folder / CARD_NAME} is missing; write it with ferhub.hub.render_card('{folder}')"
+        )
+    return [name for name in REPO_FILES if (folder / name).is_file()]

@@ -1,0 +1,210 @@
+"""eval_results.json, its one owner: entries, merging, atomic writes, and a writer killed with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ferhub import eval_results, fileio, hub
+from ferhub.errors import EvalResultsError, FerhubError
+from ferhub.labels import FER7
+from ferhub.models import create_model
+
+
+def summary(accuracy: float = 0.5) -> dict[str, Any]:
+    k = len(FER7)
+    cm = [[(6 if i == j else 1) for j in range(k)] for i in range(k)]
+    return {
+        "metrics": {"accuracy": accuracy, "mean_class_recall": 0.5, "macro_f1": 0.5},
+        "labels": list(FER7),
+        "confusion_matrix": cm,
+        "per_class": {lab: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 12} for lab in FER7},
+    }
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return hub.save(create_model("test_tiny", FER7), tmp_path / "repo", card_context={"model_name": "tiny"})
+
+
+def test_make_entry_fills_how_it_was_measured() -> None:
+    entry = eval_results.make_entry(
+        summary(), dataset={"id": "fer2013", "split": "test"}, tta="flip", command="ferhub evaluate x"
+    )
+    assert entry["dataset"] == {"id": "fer2013", "config": "default", "split": "test", "name": "fer2013"}
+    assert "model" not in entry and "source" not in entry
+    assert entry["tta"] is True and entry["tta_method"] == "flip"
+    assert entry["num_images"] == 7 * 12  # the confusion matrix's total
+    assert (
+        entry["command"] == "ferhub evaluate x"
+        and entry["ferhub_version"]
+        and entry["date"].endswith("+00:00")
+    )
+    assert eval_results.key_of(entry) == "fer2013:default:test"
+    plain = eval_results.make_entry(
+        summary(), dataset={"id": "d"}, model={"id": "org/m", "revision": None}, source="training"
+    )
+    assert plain["tta"] is False and plain["tta_method"] is None and plain["source"] == "training"
+    assert (
+        plain["model"] == {"id": "org/m", "revision": None} and eval_results.key_of(plain) == "d:default:all"
+    )
+    with pytest.raises(TypeError, match="method name or None"):
+        eval_results.make_entry(summary(), dataset={"id": "d"}, tta=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-empty 'id'"):
+        eval_results.make_entry(summary(), dataset={"id": ""})
+
+
+def test_merge_keeps_other_keys_and_a_new_document_validates() -> None:
+    a = eval_results.make_entry(summary(0.5), dataset={"id": "a"})
+    b = eval_results.make_entry(summary(0.6), dataset={"id": "b"})
+    doc = eval_results.merge(None, {"a:default:all": a})
+    assert doc["format_version"] == eval_results.FORMAT_VERSION
+    merged = eval_results.merge(doc, {"b:default:all": b, "a:default:all": b})
+    assert set(merged["results"]) == {"a:default:all", "b:default:all"}
+    assert merged["results"]["a:default:all"]["metrics"]["accuracy"] == 0.6
+    assert eval_results.validate(merged, "x") == merged
+
+
+def test_write_renders_the_card_and_reads_back(repo: Path) -> None:
+    entry = eval_results.make_entry(summary(0.625), dataset={"id": "fer2013", "split": "test"})
+    path = eval_results.write(repo, {eval_results.key_of(entry): entry})
+    assert path == repo / eval_results.FILE_NAME
+    assert eval_results.read(repo)["results"]["fer2013:default:test"]["metrics"]["accuracy"] == 0.625
+    assert hub.card_is_current(repo) and "62.50%" in (repo / "README.md").read_text()
+
+
+def test_errors_share_one_base() -> None:
+    assert issubclass(EvalResultsError, FerhubError) and issubclass(EvalResultsError, ValueError)
+
+
+# ------------------------------------------------------------------------------------------ atomic writes
+def test_atomic_write_keeps_mode_and_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "f.json"
+    fileio.atomic_write_text(target, "one")
+    assert target.read_text() == "one" and target.stat().st_mode & 0o777 == 0o644
+    target.chmod(0o600)
+    fileio.atomic_write_text(target, "two")
+    assert target.read_text() == "two" and target.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(RuntimeError, match="boom"), fileio.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "two" and sorted(p.name for p in tmp_path.iterdir()) == ["f.json"]
+
+
+def test_only_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "eval_results.json"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = tmp_path / f".eval_results.json.{int(dead.stdout)}-abc.tmp"
+    live = tmp_path / f".eval_results.json.{os.getppid()}-def.tmp"  # the test runner's parent still runs
+    older = tmp_path / ".eval_results.json.x1y2z3.tmp"  # the naming before the pid was part of it
+    other = tmp_path / ".README.md.999999-abc.tmp"
+    for p in (stale, live, older, other):
+        p.write_text("x")
+    assert fileio.remove_stale_temps(target) == sorted([stale, older])
+    assert live.exists() and other.exists()
+
+
+# -------------------------------------------------------------------------------- a writer killed with -9
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from ferhub import eval_results
+
+    folder, when = sys.argv[1], sys.argv[2]
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if when == "before-rename" and str(dst).endswith("eval_results.json"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_replace(src, dst)
+        if when == "between-renames" and str(dst).endswith("eval_results.json"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    os.replace = replace
+    entry = {"dataset": {"id": "killed"}, "metrics": {"accuracy": 0.875}, "tta": False}
+    eval_results.write(folder, {"killed:default:all": entry})
+    """
+)
+
+
+def run_killed(folder: Path, when: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(folder), when], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_before_the_rename_leaves_the_old_pair_and_the_next_write_cleans_up(repo: Path) -> None:
+    card_before = (repo / "README.md").read_text()
+    run_killed(repo, "before-rename")
+    assert not (repo / "eval_results.json").exists()  # the old state: no results, the old card
+    assert (repo / "README.md").read_text() == card_before and hub.card_is_current(repo)
+    leftovers = list(repo.glob(".eval_results.json.*.tmp"))
+    assert len(leftovers) == 1 and "killed" in leftovers[0].read_text()
+
+    entry = eval_results.make_entry(summary(0.5), dataset={"id": "next"})
+    eval_results.write(repo, {"next:default:all": entry})
+    assert not list(repo.glob(".*.tmp"))
+    assert set(eval_results.read(repo)["results"]) == {"next:default:all"} and hub.card_is_current(repo)
+
+
+@pytest.fixture(scope="module")
+def killed_between(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repo whose writer was killed after renaming the new results into place, before the card."""
+    folder = tmp_path_factory.mktemp("killed") / "repo"
+    hub.save(create_model("test_tiny", FER7), folder, card_context={"model_name": "tiny"})
+    run_killed(folder, "between-renames")
+    return folder
+
+
+@pytest.mark.slow
+def test_sigkill_between_the_renames_is_repaired_by_the_next_write(
+    killed_between: Path, tmp_path: Path
+) -> None:
+    repo = Path(shutil.copytree(killed_between, tmp_path / "repo"))
+    assert "killed:default:all" in eval_results.read(repo)["results"]
+    assert not hub.card_is_current(repo)  # the one window left: results renamed, card not yet
+    entry = eval_results.make_entry(summary(0.5), dataset={"id": "next"})
+    eval_results.write(repo, {"next:default:all": entry})
+    assert hub.card_is_current(repo) and "87.50%" in (repo / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_sigkill_between_the_renames_is_repaired_before_a_push(
+    killed_between: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+
+    repo = Path(shutil.copytree(killed_between, tmp_path / "repo"))
+    assert not hub.card_is_current(repo)
+    uploaded: dict[str, str] = {}
+
+    def create_commit(api: Any, **kw: Any) -> Any:
+        uploaded.update({op.path_in_repo: Path(op.path_or_fileobj).read_text() for op in kw["operations"]})
+        return huggingface_hub.CommitInfo(
+            commit_url="https://huggingface.co/org/m/commit/1",
+            commit_message="",
+            commit_description="",
+            oid="1",
+        )
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub._remote, "hub_unreachable", lambda endpoint: None)
+    from ferhub.evaluation import push_results
+
+    push_results(repo, "org/m")
+    assert (
+        "87.50%" in uploaded["README.md"]
+        and json.loads(uploaded["eval_results.json"])["results"]["killed:default:all"]
+    )
