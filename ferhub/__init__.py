@@ -29,6 +29,7 @@ from ferhub.errors import (  # every error ferhub raises on purpose, under Ferhu
     SaliencyError,
     UnknownLabelError,
     UnknownModelError,
+    VideoDecodeError,
     ZooError,
 )
 
@@ -78,6 +79,7 @@ __all__ = [
     "SaliencyError",
     "UnknownLabelError",
     "UnknownModelError",
+    "VideoDecodeError",
     "ZooError",
     "__version__",
     "create_model",

@@ -62,6 +62,10 @@ class ImageDecodeError(FerhubError, ValueError):
     """An input that cannot be turned into an RGB image; the message says what is wrong and what works."""
 
 
+class VideoDecodeError(FerhubError, ValueError):
+    """A file that cannot be read as a video; the message says what is wrong and what to do."""
+
+
 class DataSourceError(FerhubError, ValueError):
     """A data source that cannot be read as labelled FER data; the message says what to change."""
 

@@ -37,10 +37,12 @@ def image_suffixes() -> frozenset[str]:
     Image.init()
 
     def decodes(fmt: str) -> bool:
-        # stub plugins (BUFR, GRIB, HDF5, MPEG, WMF) only identify files and need a handler to decode them
+        # stub plugins (BUFR, GRIB, HDF5, WMF) and MPEG only identify files; they decode no pixels
         factory = Image.OPEN.get(fmt, (None,))[0]
-        return factory is not None and not (
-            isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
+        return (
+            fmt != "MPEG"
+            and factory is not None
+            and not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))
         )
 
     return frozenset(s.lower() for s, fmt in Image.registered_extensions().items() if decodes(fmt))

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ferhub.errors import VideoDecodeError
+
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"}
 )
@@ -33,10 +35,6 @@ MAX_SOURCE_PIXELS = 80_000_000
 ACCEPTED = "MP4, MOV, MKV, WebM or AVI with H.264, H.265, VP8, VP9, AV1 or MPEG-4 video"
 # FFmpeg demuxers that read still pictures: a photo named like a video opens as a one-frame "video"
 _PICTURE_DEMUXERS = ("image2", "_pipe", "gif", "webp", "apng")
-
-
-class VideoDecodeError(ValueError):
-    """A file that cannot be read as a video; the message says what is wrong and what to do."""
 
 
 class NotAVideoError(VideoDecodeError):

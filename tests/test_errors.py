@@ -24,6 +24,7 @@ HOMES = {
     "ferhub.evaluation": ["EvaluationError"],
     "ferhub.saliency": ["SaliencyError"],
     "ferhub.zoo": ["ZooError", "LicenseError"],
+    "ferhub.videoio": ["VideoDecodeError"],
 }
 
 
