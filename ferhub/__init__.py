@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ferhub.errors import (  # every error ferhub raises on purpose, under FerhubError (imports nothing heavy)
+    ArchiveRefused,
     CheckpointError,
     ConfigError,
     ConversionError,
@@ -56,6 +57,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ArchiveRefused",
     "CheckpointError",
     "ConfigError",
     "ConversionError",

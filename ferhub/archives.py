@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from ferhub.errors import ArchiveRefused
+
 _CHUNK = 1 << 16
 MiB = 1 << 20
 
@@ -34,10 +36,6 @@ class ArchiveLimits:
     max_ratio: float = 100.0
     # members this small are never refused for their ratio (a blank 48x48 BMP compresses 50x, harmlessly)
     ratio_floor_bytes: int = MiB
-
-
-class ArchiveRefused(ValueError):
-    """An archive (or a member of it) over one of the :class:`ArchiveLimits`; the message says which."""
 
 
 def _short(name: str, limit: int = 80) -> str:

@@ -66,6 +66,10 @@ class VideoDecodeError(FerhubError, ValueError):
     """A file that cannot be read as a video; the message says what is wrong and what to do."""
 
 
+class ArchiveRefused(FerhubError, ValueError):
+    """An archive (or a member) over one of the ``ferhub.archives.ArchiveLimits``; the message says which."""
+
+
 class DataSourceError(FerhubError, ValueError):
     """A data source that cannot be read as labelled FER data; the message says what to change."""
 

@@ -25,6 +25,7 @@ HOMES = {
     "ferhub.saliency": ["SaliencyError"],
     "ferhub.zoo": ["ZooError", "LicenseError"],
     "ferhub.videoio": ["VideoDecodeError"],
+    "ferhub.archives": ["ArchiveRefused"],
 }
 
 
