@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferhub.errors import ExportError
+
 log = logging.getLogger(__name__)
 
 # The opset torch's current exporter writes by default; ONNX Runtime >= 1.17 runs it.
@@ -40,10 +42,6 @@ OPSET = 20
 EXPORT_VERSION = 1
 # The largest |probability| difference a session may show against its torch module on random input.
 TOLERANCE = 1e-5
-
-
-class ExportError(RuntimeError):
-    """A model that cannot be exported to ONNX, or whose exported graph disagrees with the module."""
 
 
 def available() -> bool:

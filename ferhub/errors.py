@@ -94,5 +94,9 @@ class LicenseError(ZooError):
     """The package's licence is not one ferhub converts, or its metadata and LICENSE file disagree."""
 
 
+class ExportError(FerhubError, RuntimeError):
+    """A model that cannot be exported to ONNX, or whose exported graph disagrees with the module."""
+
+
 class ConversionError(FerhubError, ValueError):
     """An upstream model file (Keras, TF.js, a pickle) that ferhub cannot convert; the message says why."""

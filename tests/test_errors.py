@@ -26,6 +26,7 @@ HOMES = {
     "ferhub.zoo": ["ZooError", "LicenseError"],
     "ferhub.videoio": ["VideoDecodeError"],
     "ferhub.archives": ["ArchiveRefused"],
+    "ferhub._onnx": ["ExportError"],
 }
 
 
