@@ -70,6 +70,7 @@ def _resize_graph() -> bytes:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "oh", "ow"])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _onnx.OPSET)])
+    model.ir_version = _onnx.IR_VERSION  # not the onnx package's newest, which older runtimes refuse
     onnx.checker.check_model(model)
     return model.SerializeToString()
 

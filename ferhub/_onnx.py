@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 # The opset torch's current exporter writes by default; ONNX Runtime >= 1.17 runs it.
 OPSET = 20
+# The IR version that came with opset 20 (ONNX 1.15). Graphs ferhub builds with `onnx.helper` say this instead
+# of the installed onnx package's newest IR, which runtimes older than that package refuse ("Unsupported model
+# IR version").
+IR_VERSION = 9
 # Bump when the way ferhub exports changes, so cached graphs of an older ferhub are not reused.
 EXPORT_VERSION = 1
 # The largest |probability| difference a session may show against its torch module on random input.

@@ -163,7 +163,8 @@ def test_exported_graphs_are_cached_on_disk_by_weights_hash(isolated_hf) -> None
 
 
 def test_import_and_predict_change_no_process_wide_setting(tmp_path) -> None:
-    """``import ferhub`` and a whole prediction leave the environment, torch's threads and glibc alone."""
+    """``import ferhub`` and a whole prediction leave the environment, torch's threads and glibc alone, and write
+    no file outside the caches (onnxruntime >= 1.29 writes a telemetry `.ses` file into TMPDIR on import)."""
     code = """
 import json, os, sys
 before = dict(os.environ)
@@ -177,7 +178,10 @@ ferhub.Predictor().predict([Image.open(sys.argv[1])])
 print(json.dumps({"import_env": before == after_import, "loaded": loaded,
                   "predict_env": dict(os.environ) == after_import, "threads": [threads, torch.get_num_threads()]}))
 """
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "ORT_DISABLE_TELEMETRY")}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env["TMPDIR"] = str(scratch)
     out = subprocess.run(
         [sys.executable, "-c", code, str(EXAMPLES_DIR / "grace_hopper.jpg")],
         env=env,
@@ -189,3 +193,4 @@ print(json.dumps({"import_env": before == after_import, "loaded": loaded,
     assert result["import_env"] and result["predict_env"]
     assert result["loaded"] == []  # nothing heavy, and nothing that tunes, at import
     assert result["threads"][0] == result["threads"][1]
+    assert sorted(p.name for p in scratch.iterdir()) == []
