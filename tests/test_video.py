@@ -273,3 +273,21 @@ def test_cli_table_summarises_people(clip_dir: Path, capsys) -> None:
     code, out, _ = run_cli(capsys, "predict", str(path), "--format", "table")
     assert code == 0
     assert "2 face track(s)" in out and "face 1:" in out and "face 2:" in out
+
+
+def test_video_tab_errors_are_one_clear_message(tmp_path: Path) -> None:
+    import gradio as gr
+
+    from ferhub.ui import video
+
+    picture = tmp_path / "holiday.mp4"
+    clips.photo("astronaut").save(picture, format="JPEG")
+    with pytest.raises(gr.Error, match="still picture, not a video: use the Classify tab"):
+        video.analyse_video(str(picture), None)
+    with pytest.raises(gr.Error, match="Upload a video first"):
+        video.analyse_video(None, None)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x20ftypisom" + b"\x00" * 200)
+    with pytest.raises(gr.Error) as error:
+        video.analyse_video(str(broken), None)
+    assert str(tmp_path) not in error.value.message  # no server path shown to a visitor

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.tracking import FaceTracker, Smoother
-from ferhub.ui import state
+from ferhub.ui import state, visitors
 
 # a recording keeps one small dict per frame; at ~15 fps this is ten minutes
 MAX_RECORDED_FRAMES = 9000
@@ -127,6 +127,7 @@ def process_frame(
     return np.asarray(annotated), f"{fps:.1f} fps · {count}{rec}", session
 
 
+@visitors.action("webcam_timeline")
 def timeline(session: WebcamSession | None) -> tuple[Any, list[list[Any]]]:
     """The recorded session as the Video tab shows a video: the timeline figure and the summary table."""
     from ferhub import timeline as tl
