@@ -28,7 +28,7 @@ from PIL import Image
 from ferhub.archives import ArchiveLimits, ArchiveRefused, SafeZip
 from ferhub.errors import DataSourceError
 from ferhub.images import image_suffixes
-from ferhub.labels import FER7, FER8, UnknownLabelError, canonical, dataset_labels
+from ferhub.labels import FER7, FER8, UnknownLabelError, canonical, canonical_order, dataset_labels
 
 # Split names as datasets spell them -> ferhub's three names. FER2013's Usage column: PublicTest is the
 # selection set and PrivateTest the reported test set.
@@ -60,7 +60,8 @@ def split_name(name: str) -> str:
 
 
 def _canonical_order(names: Iterable[str]) -> tuple[str, ...]:
-    """Canonical labels sorted in ferhub's order (FER2013's seven, then contempt), refusing unknown names."""
+    """A dataset's class names, canonical and in :func:`ferhub.labels.canonical_order`; names that are no
+    expression label are refused with what to rename them to."""
     names = list(names)
     unknown = []
     out = []
@@ -76,7 +77,7 @@ def _canonical_order(names: Iterable[str]) -> tuple[str, ...]:
         )
     if len(set(out)) != len(out):
         raise DataSourceError(f"classes {names} name the same expression twice after aliasing: {out}")
-    return tuple(sorted(out, key=FER8.index))
+    return canonical_order(out)
 
 
 def _numeric_labels(

@@ -20,20 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferhub.errors import EnsembleError
-from ferhub.labels import FER8, canonical
+from ferhub.labels import canonical, union_labels
 from ferhub.models._registry import register_model
-
-
-def union_labels(label_sets: Sequence[Sequence[str]]) -> tuple[str, ...]:
-    """Every class any member predicts, in ferhub's canonical order (FER8)."""
-    present = {canonical(lab) for labels in label_sets for lab in labels}
-    return tuple(lab for lab in FER8 if lab in present)
 
 
 class Ensemble(nn.Module):
     """Members (``nn.ModuleList`` of loaded models with ``.config``) and their non-negative vote weights.
 
-    It has no weights of its own. ``labels`` is the union of the members' labels in canonical order; the
+    It has no weights of its own. ``labels`` is :func:`ferhub.labels.union_labels` of the members' labels; the
     ensemble's probability for a class is the weighted mean over the members that have that class, each row
     then renormalised to sum to one (which changes nothing when all members share one label set).
     """
@@ -54,7 +48,7 @@ class Ensemble(nn.Module):
                 raise EnsembleError(f"member {i} has no .config; load members with ferhub.hub.load")
         self.members = nn.ModuleList(members)
         self.weights = tuple(weights)
-        self.labels = union_labels([m.config.labels for m in members])
+        self.labels = union_labels(*(m.config.labels for m in members))
         pos = {lab: i for i, lab in enumerate(self.labels)}
         self._index = [np.array([pos[canonical(lab)] for lab in m.config.labels]) for m in members]
         coverage = np.zeros(len(self.labels))
