@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ferhub.data import Crops, transform_task
+from ferhub.data import Crops
 from ferhub.models import create_model
 from ferhub.training import (
     Dist,
@@ -32,6 +33,10 @@ from ferhub.training import (
     train_one_epoch,
 )
 from ferhub.transforms import TrainTransform, normalize
+
+# the generated task the training tests learn lives with the tests (it needs scikit-image, a test dependency)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from tasks import transform_task
 
 AUGMENT = {
     "hflip": 0.5,

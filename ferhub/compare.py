@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ferhub.labels import union_labels
 from ferhub.metrics import row_normalize
 
 
@@ -172,19 +173,11 @@ def compare_predictions(
     }
 
 
-def common_labels(label_lists: Sequence[Sequence[str]]) -> list[str]:
-    """Union of several label orders, first-seen order (for aligning matrices of different models)."""
-    out: list[str] = []
-    for labels in label_lists:
-        out.extend(name for name in labels if name not in out)
-    return out
-
-
 def entries_difference(
     entry_a: Mapping[str, Any], entry_b: Mapping[str, Any], *, normalize: bool = True
 ) -> tuple[list[str], np.ndarray]:
     """Difference ``B - A`` of two ``eval_results`` entries' confusion matrices, aligned on their labels."""
-    labels = common_labels([entry_a["labels"], entry_b["labels"]])
+    labels = list(union_labels(entry_a["labels"], entry_b["labels"]))
     a = align_matrix(entry_a["confusion_matrix"], entry_a["labels"], labels)
     b = align_matrix(entry_b["confusion_matrix"], entry_b["labels"], labels)
     return labels, confusion_difference(a, b, normalize=normalize)

@@ -352,10 +352,11 @@ def compare_on_images(predictor: Predictor, images: Sequence[Any]) -> dict[str, 
     Predictions are compared by canonical label name. Returns ``compare.compare_predictions``'s dict plus
     ``labels`` (the label order used) and ``num_faces``.
     """
-    from ferhub.compare import common_labels, compare_predictions, labels_to_indices
+    from ferhub.compare import compare_predictions, labels_to_indices
+    from ferhub.labels import union_labels
 
     results = predictor.predict(list(images))
-    labels = common_labels([m.config.labels for m in predictor.models])
+    labels = list(union_labels(*(m.config.labels for m in predictor.models)))
     per_model: list[list[str]] = [[] for _ in predictor.models]
     for result in results:
         for face in result.faces:

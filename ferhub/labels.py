@@ -73,6 +73,35 @@ def canonical_labels(names: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
+def _rank(name: str) -> int:
+    return FER8.index(name) if name in FER8 else len(FER8)
+
+
+def canonical_order(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` in ferhub's order: FER2013's seven (angry ... neutral), then contempt; names outside the
+    canonical set (a custom label list) follow, in the order given.
+
+    >>> canonical_order(["neutral", "happy", "contempt", "angry"])
+    ('angry', 'happy', 'neutral', 'contempt')
+    """
+    return tuple(sorted(names, key=_rank))  # stable: unknown names keep their order
+
+
+def union_labels(*label_lists: Sequence[str]) -> tuple[str, ...]:
+    """The one label order for several label lists (a dataset and models, an ensemble's members, results
+    compared side by side): the first list's classes in canonical order, then the classes only the other
+    lists have, appended, in canonical order.
+
+    >>> union_labels(["sad", "happy"], ["neutral", "happy", "angry"])
+    ('happy', 'sad', 'angry', 'neutral')
+    """
+    if not label_lists:
+        return ()
+    first = canonical_order(dict.fromkeys(label_lists[0]))
+    extra = dict.fromkeys(n for labels in label_lists[1:] for n in labels if n not in first)
+    return first + canonical_order(extra)
+
+
 def dataset_labels(dataset: str) -> tuple[str, ...]:
     """The canonical label names of a dataset's integer ids, e.g. ``dataset_labels("rafdb")``."""
     key = dataset.lower().replace("-", "").replace("_", "").replace("+", "plus")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ferhub.labels import canonical_labels
+from ferhub.labels import canonical_labels, union_labels
 
 NO_PREDICTION = -1
 DEFAULT_BINS = 15  # Guo et al. 2017's choice for ECE
@@ -279,7 +279,8 @@ def kfold_summary(folds: Sequence[Mapping[str, float]]) -> dict[str, dict[str, A
 class LabelSpace:
     """How a dataset's labels and a model's labels meet: one common label list for the matrix.
 
-    ``labels`` is the data's classes (in the data's order) followed by any model class the data lacks;
+    ``labels`` is :func:`ferhub.labels.union_labels` of the data's and the model's classes (the data's in
+    canonical order, then any model class the data lacks);
     ``data_index[i]`` / ``model_index[j]`` give the common index of data class ``i`` / model class ``j``.
     Data classes the model cannot output are listed in ``unpredictable``.
     """
@@ -293,7 +294,7 @@ class LabelSpace:
     def build(cls, data_labels: Sequence[str], model_labels: Sequence[str]) -> LabelSpace:
         data = list(canonical_labels(data_labels))
         model = list(canonical_labels(model_labels))
-        labels = data + [m for m in model if m not in data]
+        labels = list(union_labels(data, model))
         pos = {name: i for i, name in enumerate(labels)}
         return cls(
             labels=labels,

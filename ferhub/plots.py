@@ -172,9 +172,9 @@ def per_class_figure(
     """Grouped bars of a per-class metric (recall, precision or f1) for several models."""
     if metric not in ("recall", "precision", "f1"):
         raise ValueError(f"metric must be recall, precision or f1, got {metric!r}")
-    from ferhub.compare import common_labels
+    from ferhub.labels import union_labels
 
-    labels = common_labels([list(e["per_class"]) for e in entries.values()])
+    labels = list(union_labels(*(list(e["per_class"]) for e in entries.values())))
     fig = go.Figure()
     for i, (name, entry) in enumerate(entries.items()):
         per = entry["per_class"]

@@ -115,7 +115,8 @@ def _fig(fig: Any) -> str:
 
 
 def _comparison_html(section: Section) -> str:
-    from ferhub.compare import common_labels, compare_predictions, labels_to_indices
+    from ferhub.compare import compare_predictions, labels_to_indices
+    from ferhub.labels import union_labels
 
     preds = {n: p for n, p in section.predictions.items() if n in section.entries}
     if len(preds) < 2:
@@ -124,7 +125,7 @@ def _comparison_html(section: Section) -> str:
     n_items = {len(p.y_true) for p in preds.values()}
     if len(n_items) != 1:
         return '<p class="notes">per-image comparison skipped: the models were run on different images</p>'
-    labels = common_labels([p.labels for p in preds.values()])
+    labels = list(union_labels(*(p.labels for p in preds.values())))
 
     def to_common(p: ImagePredictions, idx: Sequence[int]) -> list[int]:
         mapped = labels_to_indices(p.labels, labels)

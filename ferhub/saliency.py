@@ -111,6 +111,75 @@ def occlusion_grid(size: int, share: int = 1) -> tuple[int, int]:
     return min(size, 2 * stride), stride
 
 
+def _check_method(model: nn.Module, mid: str) -> None:
+    if mid == "gradcam" and getattr(model, "members", None) is not None:
+        raise SaliencyError(
+            "Grad-CAM explains one convolutional layer and an ensemble has one per member; use Integrated "
+            "Gradients, Saliency, Guided Backprop or Occlusion, which explain the ensemble's whole vote"
+        )
+
+
+def _raw_maps(
+    clone: nn.Module, xs: tuple[torch.Tensor, ...], mid: str, target: list[int], occlusion_share: int | None
+) -> tuple[torch.Tensor, ...]:
+    """Unnormalised non-negative maps ``(B, S_i, S_i)``, one per input of ``clone`` (an ensemble has one input
+    per member), for the targets given; call under the copy's lock with gradients enabled."""
+    from captum.attr import (
+        GuidedBackprop,
+        IntegratedGradients,
+        LayerAttribution,
+        LayerGradCam,
+        Occlusion,
+        Saliency,
+    )
+
+    if mid == "gradcam":
+        (x,) = xs
+        attr = LayerGradCam(clone, gradcam_layer(clone)).attribute(x, target=target, relu_attributions=True)
+        return (LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), "bilinear").squeeze(1).clamp_(min=0),)
+    if mid == "occlusion":
+        share = (len(xs[0]) if occlusion_share is None else occlusion_share) * len(xs)
+        grids = [occlusion_grid(x.shape[-1], share) for x in xs]
+        positions = sum(((x.shape[-1] - w) // s + 1) ** 2 for x, (w, s) in zip(xs, grids))
+        attrs = Occlusion(clone).attribute(
+            xs,
+            target=target,
+            sliding_window_shapes=tuple((x.shape[1], w, w) for x, (w, _) in zip(xs, grids)),
+            strides=tuple((x.shape[1], s, s) for x, (_, s) in zip(xs, grids)),
+            baselines=0.0,  # 0 in normalised space = the dataset mean: a neutral grey patch
+            # ~32 occluded copies per forward pass: measured on CPU, larger batches were slower per copy
+            # (faceapi-expression: 17 ms at 16-32, 29 ms at 64, 47 ms at 100)
+            perturbations_per_eval=max(1, min(positions, 32 // len(xs[0]))),
+        )
+        return tuple(a.sum(dim=1).clamp_(min=0) for a in attrs)
+    xs = tuple(x.clone().requires_grad_(True) for x in xs)
+    if mid == "guided_backprop":
+        with warnings.catch_warnings():  # Captum announces its (temporary) ReLU hooks on every call
+            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU", category=UserWarning)
+            attrs = GuidedBackprop(clone).attribute(xs, target=target)
+    elif mid == "integrated_gradients":
+        baselines = tuple(torch.zeros_like(x) for x in xs)
+        attrs = IntegratedGradients(clone).attribute(
+            xs, baselines=baselines, target=target, n_steps=32, internal_batch_size=64
+        )
+    else:  # saliency: |d score / d pixel|
+        attrs = Saliency(clone).attribute(xs, target=target, abs=True)
+    return tuple(a.abs().sum(dim=1) for a in attrs)
+
+
+def _robust(mid: str) -> bool:
+    return mid not in ("gradcam", "occlusion")  # pixel-gradient maps are spiky: clip their top 0.5%
+
+
+def _targets(clone: nn.Module, xs: tuple[torch.Tensor, ...], target: int | Sequence[int] | None) -> list[int]:
+    if target is None:
+        with torch.no_grad():
+            return clone(*xs).argmax(dim=1).tolist()
+    if isinstance(target, int):
+        return [target] * len(xs[0])
+    return list(target)
+
+
 def attribute(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -123,69 +192,21 @@ def attribute(
 
     ``target`` is a class index (or one per item); ``None`` explains each item's predicted class.
     ``occlusion_share``: how many inputs share :data:`OCCLUSION_BUDGET` (default: this batch's), so one face
-    at a time of a five-face photo gets the grid the five would get together.
+    at a time of a five-face photo gets the grid the five would get together. An ensemble, whose members each
+    see their own crop, is explained per face by :func:`explain_faces`.
     """
-    from captum.attr import (
-        GuidedBackprop,
-        IntegratedGradients,
-        LayerAttribution,
-        LayerGradCam,
-        Occlusion,
-        Saliency,
-    )
-
     mid = method_id(method)
-    if mid == "gradcam" and getattr(model, "members", None) is not None:
+    _check_method(model, mid)
+    if getattr(model, "members", None) is not None:
         raise SaliencyError(
-            "Grad-CAM explains one convolutional layer and an ensemble has one per member; use Integrated "
-            "Gradients, Saliency, Guided Backprop or Occlusion, which explain the ensemble's whole vote"
+            "an ensemble's members each see their own crop of a face: explain it with explain_faces(model, "
+            "image, faces, method)"
         )
     clone, lock = _attribution_copy(model)
-    device = next(clone.parameters()).device
-    x = inputs.to(device).float().contiguous()
-    size = tuple(x.shape[-2:])
+    xs = (inputs.to(next(clone.parameters()).device).float().contiguous(),)
     with lock, torch.enable_grad():
-        if target is None:
-            with torch.no_grad():
-                target = clone(x).argmax(dim=1).tolist()
-        elif isinstance(target, int):
-            target = [target] * len(x)
-        else:
-            target = list(target)
-        if mid == "gradcam":
-            attr = LayerGradCam(clone, gradcam_layer(clone)).attribute(
-                x, target=target, relu_attributions=True
-            )
-            attr = LayerAttribution.interpolate(attr, size, "bilinear").squeeze(1).clamp_(min=0)
-            return _normalise(attr, robust=False)
-        if mid == "occlusion":
-            window, stride = occlusion_grid(size[0], len(x) if occlusion_share is None else occlusion_share)
-            positions = ((size[0] - window) // stride + 1) ** 2
-            attr = Occlusion(clone).attribute(
-                x,
-                target=target,
-                sliding_window_shapes=(x.shape[1], window, window),
-                strides=(x.shape[1], stride, stride),
-                baselines=0.0,  # 0 in normalised space = the dataset mean: a neutral grey patch
-                # ~32 occluded copies per forward pass: measured on CPU, larger batches were slower per copy
-                # (faceapi-expression: 17 ms at 16-32, 29 ms at 64, 47 ms at 100)
-                perturbations_per_eval=max(1, min(positions, 32 // len(x))),
-            )
-            return _normalise(attr.sum(dim=1).clamp_(min=0), robust=False)
-        x = x.clone().requires_grad_(True)
-        if mid == "guided_backprop":
-            with warnings.catch_warnings():  # Captum announces its (temporary) ReLU hooks on every call
-                warnings.filterwarnings(
-                    "ignore", message="Setting backward hooks on ReLU", category=UserWarning
-                )
-                attr = GuidedBackprop(clone).attribute(x, target=target)
-        elif mid == "integrated_gradients":
-            attr = IntegratedGradients(clone).attribute(
-                x, baselines=torch.zeros_like(x), target=target, n_steps=32, internal_batch_size=64
-            )
-        else:  # saliency: |d score / d pixel|
-            attr = Saliency(clone).attribute(x, target=target, abs=True)
-        return _normalise(attr.abs().sum(dim=1), robust=True)
+        (maps,) = _raw_maps(clone, xs, mid, _targets(clone, xs, target), occlusion_share)
+    return _normalise(maps, robust=_robust(mid))
 
 
 # -- faces of a photo --------------------------------------------------------------------------------------
@@ -239,6 +260,8 @@ def explain_faces(
     config: ModelConfig = model.config
     if not faces:
         return []
+    if getattr(model, "members", None) is not None:
+        return _explain_ensemble(model, image, faces, method_id(method), target, occlusion_share)
     crops = [crop_face(image, f, config) for f in faces]
     x = eval_tensor(crops, config)
     per_face = list(target) if isinstance(target, (list, tuple)) else [target] * len(crops)
@@ -254,6 +277,65 @@ def explain_faces(
     maps = attribute(model, x, method, targets, occlusion_share=occlusion_share)
     mid = method_id(method)
     return [Explanation(c, m, config.labels[t], mid) for c, m, t in zip(crops, maps, targets)]
+
+
+def _explain_ensemble(
+    model: nn.Module,
+    image: Image.Image,
+    faces: Sequence,
+    mid: str,
+    target: str | int | Sequence[str | int] | None,
+    occlusion_share: int | None,
+) -> list[Explanation]:
+    """An ensemble's explanation of exactly what :class:`~ferhub.predict.Predictor` computes: every member
+    fed its own crop (:meth:`~ferhub.models.ensemble.Ensemble.member_inputs`), the attribution taken through
+    the combined vote, and each member's map carried through the photo onto the ensemble's own crop (its
+    config frames the picture shown), where the maps add up."""
+    from ferhub.faces import crop_face
+
+    _check_method(model, mid)
+    config: ModelConfig = model.config
+    per_face = list(target) if isinstance(target, (list, tuple)) else [target] * len(faces)
+    if len(per_face) != len(faces):
+        raise SaliencyError(f"got {len(per_face)} targets for {len(faces)} faces")
+    indices = [target_index(config, t) for t in per_face]
+    clone, lock = _attribution_copy(model)
+    device = next(clone.parameters()).device
+    xs = tuple(x.to(device).float().contiguous() for x in model.member_inputs(image, faces))
+    with lock, torch.enable_grad():
+        predicted = _targets(clone, xs, None) if any(i is None for i in indices) else indices
+        targets = [p if i is None else i for i, p in zip(indices, predicted)]
+        raw = _raw_maps(clone, xs, mid, targets, occlusion_share)
+    size = config.input_size
+    maps = np.zeros((len(faces), size, size), dtype=np.float32)
+    for member, member_maps in zip(model.members, raw):
+        for i, face in enumerate(faces):
+            maps[i] += _onto_crop(
+                member_maps[i].detach().cpu().numpy(), image.size, face, member.config, config
+            )
+    heatmaps = _normalise(torch.from_numpy(maps), robust=_robust(mid))
+    crops = [crop_face(image, f, config) for f in faces]
+    return [Explanation(c, m, config.labels[t], mid) for c, m, t in zip(crops, heatmaps, targets)]
+
+
+def _onto_crop(
+    heatmap: np.ndarray, image_size: tuple[int, int], face, source: ModelConfig, dest: ModelConfig
+) -> np.ndarray:
+    """A map over ``face``'s crop for config ``source`` moved onto its crop for ``dest`` (both placed in the
+    photo by :func:`crop_placement`), as amounts per ``dest`` pixel; zero where the source crop has none."""
+    src, dst = crop_placement(image_size, face, source), crop_placement(image_size, face, dest)
+    inverse = np.linalg.inv(src[:, :2])
+    linear = inverse @ dst[:, :2]  # dest pixel -> source pixel
+    shift = inverse @ (dst[:, 2] - src[:, 2])
+    coeffs = (*linear[0], shift[0], *linear[1], shift[1])
+    moved = Image.fromarray(heatmap.astype(np.float32), mode="F").transform(
+        (dest.input_size, dest.input_size),
+        Image.Transform.AFFINE,
+        coeffs,
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=0.0,
+    )
+    return np.asarray(moved) * abs(np.linalg.det(linear))  # a dest pixel covers this many source pixels
 
 
 # -- overlays ----------------------------------------------------------------------------------------------

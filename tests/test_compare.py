@@ -100,4 +100,3 @@ def test_agreement_matrix_and_compare_predictions() -> None:
 
 def test_labels_to_indices_uses_canonical_names() -> None:
     assert C.labels_to_indices(["Happiness", "sad"], ["sad", "happy"]).tolist() == [1, 0]
-    assert C.common_labels([["a", "b"], ["b", "c"]]) == ["a", "b", "c"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tasks import transform_task
 
 from ferhub.config import ModelConfig
 from ferhub.data import (
@@ -18,7 +19,6 @@ from ferhub.data import (
     open_source,
     stratified_kfold,
     stratified_split,
-    transform_task,
     write_class_folders,
 )
 from ferhub.labels import FER7
@@ -248,3 +248,33 @@ def test_face_cache_detects_each_image_once_and_falls_back(tmp_path: Path) -> No
     default = FaceCache(cache_dir=tmp_path / "c").path
     assert FaceCache(faces.FaceDetector(), cache_dir=tmp_path / "c").path == default
     assert FaceCache(faces.FaceDetector(max_side=256), cache_dir=tmp_path / "c").path != default
+
+
+def test_the_library_never_imports_test_dependencies() -> None:
+    """scikit-image and matplotlib are test data sources (extra ``test``), not library dependencies: the
+    library imports them only as optional extras (inside ``try: ... except ImportError``)."""
+    import ast
+
+    import ferhub
+
+    def optional(tree: ast.AST) -> set[int]:
+        """ids of import nodes guarded by an ``except ImportError`` (or ModuleNotFoundError)."""
+        guarded: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                for h in node.handlers
+            ):
+                guarded |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+        return guarded
+
+    root = Path(ferhub.__file__).parent
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        allowed = optional(tree)
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n.split(".")[0] in ("skimage", "matplotlib", "pytest")]
+            assert not bad or id(node) in allowed, f"{path.relative_to(root)} imports {bad}"

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tasks import transform_task
 
 from ferhub import hub
 from ferhub.commands.train import get_args_parser, main
-from ferhub.data import transform_task, write_class_folders
+from ferhub.data import write_class_folders
 from ferhub.labels import FER7
 from ferhub.training import list_recipes, load_recipe
 

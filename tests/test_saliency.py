@@ -103,18 +103,80 @@ def test_gradcam_peaks_on_the_bright_blob() -> None:
     assert cam[10:, 10:].max() == 0
 
 
-def test_an_ensemble_is_explained_through_its_differentiable_vote() -> None:
+def _two_member_ensemble() -> nn.Module:
+    """Members framed and fed differently (gray 48 px, tight crop; RGB 64 px, wide aligned crop; other labels)
+    so a crop or preprocessing shared between them would show."""
     from ferhub.models.ensemble import _CFG, Ensemble
 
     torch.manual_seed(0)
-    members = [create_model("test_tiny"), create_model("test_tiny", labels=("happy", "sad", "neutral"))]
-    ensemble = Ensemble([m.eval() for m in members])
+    gray = create_model("test_tiny", config_overrides={"input_size": 48, "crop_margin": 0.0})
+    rgb_config = {"channels": 3, "mean": (0.5,) * 3, "std": (0.5,) * 3, "input_size": 64, "crop_margin": 0.4}
+    rgb_config["align"] = True  # the eyes levelled: a rotated crop
+    rgb = create_model("test_tiny", ("happy", "sad", "neutral"), in_chans=3, config_overrides=rgb_config)
+    assert (gray.config.channels, gray.config.input_size) != (rgb.config.channels, rgb.config.input_size)
+    ensemble = Ensemble([gray.eval(), rgb.eval()], weights=[1.0, 2.0])
     ensemble.config = ModelConfig(architecture="ensemble", labels=ensemble.labels, **_CFG)
-    x = torch.rand(2, 3, 112, 112)  # the ensemble's input: RGB crops on [0, 1]
-    maps = attribute(ensemble, x, "integrated_gradients")
-    assert maps.shape == (2, 112, 112) and maps.max() == pytest.approx(1.0)
+    return ensemble
+
+
+def test_the_ensemble_explanation_explains_the_predictors_computation(astronaut: Image.Image) -> None:
+    """The forward the attribution differentiates is the Predictor's: each member fed its own crop through
+    crop_face + eval_tensor, their vote combined; its probabilities are the Predictor's."""
+    from ferhub.predict import Predictor
+
+    ensemble = _two_member_ensemble()
+    faces = [ASTRONAUT_FACE, dataclasses.replace(ASTRONAUT_FACE, box=(150.0, 40.0, 270.0, 180.0))]
+    inputs = ensemble.member_inputs(astronaut, faces)
+    assert [tuple(x.shape) for x in inputs] == [(2, 1, 48, 48), (2, 3, 64, 64)]
+    with torch.no_grad():
+        explained = torch.softmax(ensemble(*inputs), dim=1).numpy()
+    for runtime in ("torch", "onnx"):
+        (predicted,) = Predictor(ensemble, device="cpu", runtime=runtime).classify_faces(astronaut, faces)
+        np.testing.assert_allclose(explained, predicted, atol=1e-5)
+    exps = explain_faces(ensemble, astronaut, faces, "integrated_gradients")
+    assert [e.target for e in exps] == [ensemble.labels[i] for i in explained.argmax(axis=1)]
+    for e in exps:
+        assert e.crop.size == (112, 112) and e.heatmap.shape == (112, 112)  # shown on the ensemble's crop
+        assert e.heatmap.max() == pytest.approx(1.0) and e.heatmap.min() >= 0
     with pytest.raises(SaliencyError, match="one per member"):
-        attribute(ensemble, x, "gradcam")
+        explain_faces(ensemble, astronaut, faces, "gradcam")
+    with pytest.raises(SaliencyError, match="explain it with explain_faces"):
+        attribute(ensemble, inputs[0], "saliency")
+
+
+def test_each_members_map_lands_where_its_crop_lies(astronaut: Image.Image) -> None:
+    """Occlusion of the ensemble: member maps are carried onto the shown crop through the photo, so heat
+    only appears where a member's crop covers the shown crop; a member whose crop is the shown crop's centre
+    leaves the shown crop's border cold."""
+    from ferhub.models.ensemble import _CFG, Ensemble
+
+    torch.manual_seed(0)
+    tight = create_model(
+        "test_tiny",
+        ("happy", "sad"),
+        in_chans=3,
+        config_overrides={
+            "channels": 3,
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+            "input_size": 32,
+            "crop_margin": 0.0,
+        },
+    )
+    ensemble = Ensemble([tight.eval()])
+    ensemble.config = ModelConfig(
+        architecture="ensemble", labels=ensemble.labels, **{**_CFG, "crop_margin": 0.5}
+    )
+    (exp,) = explain_faces(ensemble, astronaut, [ASTRONAUT_FACE], "saliency")
+    heat = exp.heatmap
+    # the ensemble's crop is 2x the box (margin 0.5 each side); the member sees the middle half of it
+    assert (
+        heat[:20].max() == 0
+        and heat[-20:].max() == 0
+        and heat[:, :20].max() == 0
+        and heat[:, -20:].max() == 0
+    )
+    assert heat[40:72, 40:72].max() > 0.5
 
 
 def test_gradcam_layer_prefers_the_family_choice_then_the_last_conv() -> None:

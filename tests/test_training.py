@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
+from tasks import transform_task
 
 from ferhub.commands.train import get_args_parser, main
 from ferhub.config import ModelConfig
-from ferhub.data import transform_task, write_class_folders
+from ferhub.data import write_class_folders
 from ferhub.labels import FER7
 from ferhub.training import (
     CheckpointError,

@@ -499,18 +499,19 @@ def test_bundled_zoo_ensemble_in_predictor(astronaut) -> None:
 
 
 def test_ensemble_forward_is_differentiable_and_agrees_with_predictor(astronaut) -> None:
-    """forward() on one RGB crop (for attribution methods) gives what Predictor gives for that crop."""
+    """forward() on each member's own crop of a face (for attribution methods) gives what Predictor gives."""
+    from ferhub.faces import Face
     from ferhub.predict import Predictor
 
     model = hub.load("ferhub/zoo-ensemble")
-    crop = astronaut.crop((160, 40, 290, 190)).resize((112, 112))
-    x = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255).permute(2, 0, 1)[None].requires_grad_()
-    logp = model(x)
-    (probs,) = Predictor(model, device="cpu").classify_crops([crop])
-    np.testing.assert_allclose(logp.exp().detach().numpy(), probs, atol=0.05)  # torch vs PIL resizing
+    face = Face(box=(170.0, 55.0, 255.0, 165.0), score=0.99)
+    inputs = tuple(x.requires_grad_() for x in model.member_inputs(astronaut, [face]))
+    logp = model(*inputs)
+    (probs,) = Predictor(model, device="cpu").classify_faces(astronaut, [face])
+    np.testing.assert_allclose(logp.exp().detach().numpy(), probs, atol=1e-5)  # the same crops, same numbers
     assert int(logp.argmax()) == int(probs.argmax()) == model.labels.index("happy")
     logp[0, model.labels.index("happy")].backward()
-    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert all(x.grad is not None and float(x.grad.abs().sum()) > 0 for x in inputs)
 
 
 def test_make_ensemble_round_trip(tmp_path: Path) -> None:

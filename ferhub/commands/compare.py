@@ -38,9 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def compare_runs(runs: list[Any]) -> dict[str, Any]:
     """Pairwise comparison of evaluation runs on the same source, in one canonical label space."""
-    from ferhub.compare import common_labels, compare_predictions, labels_to_indices
+    from ferhub.compare import compare_predictions, labels_to_indices
+    from ferhub.labels import union_labels
 
-    labels = common_labels([r.predictions.labels for r in runs])
+    labels = list(union_labels(*(r.predictions.labels for r in runs)))
 
     def to_common(p: Any, idx: list[int]) -> list[int]:
         mapped = labels_to_indices(p.labels, labels)

@@ -3,7 +3,8 @@
 An ensemble repo has only a ``config.json`` (``model_args = {"members": [ids or bundled names], "weights":
 [...]}``) and a card; its builder loads the members with :func:`ferhub.hub.load`. Members keep their own
 configs, so ferhub's :class:`~ferhub.predict.Predictor` crops and normalises for each member separately and
-merges their probabilities with :meth:`Ensemble.combine`.
+merges their probabilities with :meth:`Ensemble.combine`; ``forward`` takes the same per-member crops
+(:meth:`Ensemble.member_inputs`), so an attribution explains that very computation.
 
 >>> model = ferhub.load("ferhub/zoo-ensemble")              # doctest: +SKIP
 >>> [m.config.architecture for m in model.members]          # doctest: +SKIP
@@ -13,27 +14,26 @@ merges their probabilities with :meth:`Ensemble.combine`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ferhub.errors import EnsembleError
-from ferhub.labels import FER8, canonical
+from ferhub.labels import canonical, union_labels
 from ferhub.models._registry import register_model
 
+if TYPE_CHECKING:
+    from PIL import Image
 
-def union_labels(label_sets: Sequence[Sequence[str]]) -> tuple[str, ...]:
-    """Every class any member predicts, in ferhub's canonical order (FER8)."""
-    present = {canonical(lab) for labels in label_sets for lab in labels}
-    return tuple(lab for lab in FER8 if lab in present)
+    from ferhub.faces import Face
 
 
 class Ensemble(nn.Module):
     """Members (``nn.ModuleList`` of loaded models with ``.config``) and their non-negative vote weights.
 
-    It has no weights of its own. ``labels`` is the union of the members' labels in canonical order; the
+    It has no weights of its own. ``labels`` is :func:`ferhub.labels.union_labels` of the members' labels; the
     ensemble's probability for a class is the weighted mean over the members that have that class, each row
     then renormalised to sum to one (which changes nothing when all members share one label set).
     """
@@ -54,7 +54,7 @@ class Ensemble(nn.Module):
                 raise EnsembleError(f"member {i} has no .config; load members with ferhub.hub.load")
         self.members = nn.ModuleList(members)
         self.weights = tuple(weights)
-        self.labels = union_labels([m.config.labels for m in members])
+        self.labels = union_labels(*(m.config.labels for m in members))
         pos = {lab: i for i, lab in enumerate(self.labels)}
         self._index = [np.array([pos[canonical(lab)] for lab in m.config.labels]) for m in members]
         coverage = np.zeros(len(self.labels))
@@ -86,42 +86,41 @@ class Ensemble(nn.Module):
         sums = mean.sum(axis=1, keepdims=True)
         return (mean / np.where(sums > 0, sums, 1.0)).astype(np.float32)
 
-    def member_input(self, x: torch.Tensor, member: nn.Module) -> torch.Tensor:
-        """An RGB batch on [0, 1] pixels, resized, gray-converted and normalised as ``member``'s config says."""
-        cfg = member.config
-        if cfg.channels == 1:  # ITU-R 601 luma, as PIL's convert("L") that ferhub's crops use
-            x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
-        if x.shape[-2:] != (cfg.input_size, cfg.input_size):
-            mode = "bicubic" if cfg.interpolation == "bicubic" else "bilinear"
-            x = F.interpolate(
-                x, size=(cfg.input_size, cfg.input_size), mode=mode, align_corners=False, antialias=True
-            )
-        mean = x.new_tensor(cfg.mean).view(1, -1, 1, 1)
-        std = x.new_tensor(cfg.std).view(1, -1, 1, 1)
-        return (x - mean) / std
+    def member_inputs(self, image: Image.Image, faces: Sequence[Face]) -> tuple[torch.Tensor, ...]:
+        """Each member's batch for ``faces`` of ``image``, from the one crop path: ``crop_face`` and
+        ``eval_tensor`` with that member's config: what :class:`~ferhub.predict.Predictor` feeds it."""
+        from ferhub.faces import crop_face
+        from ferhub.transforms import eval_tensor
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Log of the combined probabilities for a batch of RGB crops on [0, 1] pixels ``(B, 3, H, W)``.
+        return tuple(
+            eval_tensor([crop_face(image, f, m.config) for f in faces], m.config) for m in self.members
+        )
 
-        Every member sees the same crop (resized and normalised its own way), so this differentiable path
-        (for attribution methods) can differ slightly from :class:`~ferhub.predict.Predictor`, which frames
-        the face separately for each member; ``softmax`` of the output gives the combined probabilities.
-        """
-        if x.ndim != 4 or x.shape[1] != 3:
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Log of the combined probabilities, from one batch per member as that member is fed
+        (:meth:`member_inputs`): the Predictor's computation, differentiable for attribution methods;
+        ``softmax`` of the output gives the Predictor's probabilities."""
+        if len(inputs) != len(self.members) or any(
+            x.ndim != 4 or tuple(x.shape[1:]) != (m.config.channels, m.config.input_size, m.config.input_size)
+            for x, m in zip(inputs, self.members)
+        ):
+            shapes = [(m.config.channels, m.config.input_size, m.config.input_size) for m in self.members]
             raise ValueError(
-                f"an ensemble takes RGB crops on [0, 1] pixels, shape (B, 3, H, W); got {tuple(x.shape)}. "
-                "To classify faces use ferhub.Predictor(model).classify_crops(crops)"
+                f"an ensemble takes one batch per member, shaped (B, C, S, S) as each is fed: {shapes}; "
+                f"got {[tuple(x.shape) for x in inputs]}. Build them with model.member_inputs(image, faces); "
+                "to classify faces use ferhub.Predictor(model).classify_crops(crops)"
             )
-        total = x.new_zeros(x.shape[0], len(self.labels))
-        for member, idx, w in zip(self.members, self._index, self.weights):
-            p = torch.softmax(member(self.member_input(x, member)).float(), dim=1)
-            total = total.index_add(1, torch.as_tensor(idx, device=x.device), w * p)
-        mean = total / x.new_tensor(self._coverage)
+        first = inputs[0]
+        total = first.new_zeros(first.shape[0], len(self.labels))
+        for x, member, idx, w in zip(inputs, self.members, self._index, self.weights):
+            p = torch.softmax(member(x).float(), dim=1)
+            total = total.index_add(1, torch.as_tensor(idx, device=first.device), w * p)
+        mean = total / first.new_tensor(self._coverage)
         return torch.log((mean / mean.sum(dim=1, keepdim=True)).clamp_min(1e-12))
 
 
-# The config of the ensemble itself describes the input of ``forward``: RGB crops on [0, 1] pixels. Predictor
-# ignores it and uses each member's own config.
+# The ensemble's own config frames the crop its explanations are shown on (the app, --saliency); Predictor and
+# forward use each member's own config.
 _CFG = dict(input_size=112, channels=3, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), crop_margin=0.1)
 
 

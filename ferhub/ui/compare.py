@@ -60,8 +60,9 @@ def compare_photo(
     """The photo through every chosen model: one annotated image per model, the per-face agreement table,
     the models' pairwise agreement over the faces (figure, ``None`` for one face), and a summary line."""
     state.heavy_imports()
-    from ferhub.compare import agreement_matrix, common_labels, labels_to_indices
+    from ferhub.compare import agreement_matrix, labels_to_indices
     from ferhub.drawing import DISAGREE_COLOR, draw_boxes, label_color
+    from ferhub.labels import union_labels
     from ferhub.plots import agreement_figure
 
     ids = _models(model_ids, least=2)
@@ -93,7 +94,7 @@ def compare_photo(
         rows.append([f"#{i}", *cells, majority, f"{share:.0%}", "agree" if share == 1.0 else "disagree"])
     figure = None
     if len(result.faces) > 1:
-        labels = common_labels([state.cache().model(m).config.labels for m in ids])
+        labels = list(union_labels(*(state.cache().model(m).config.labels for m in ids)))
         preds = [labels_to_indices([face[m] for face in per_face], labels) for m in range(len(ids))]
         figure = agreement_figure(
             agreement_matrix(preds)["agreement"], ids, title=f"Agreement over the {len(result.faces)} faces"

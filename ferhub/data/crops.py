@@ -1,0 +1,206 @@
+"""Faces detected once per image (:class:`FaceCache`, on disk, keyed by pixel content) and a source turned
+into one in-memory ``uint8`` array of face crops for a model config (:func:`materialize`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ferhub.data.sources import ArraySource, LabeledSource
+
+
+def image_key(image: Image.Image) -> str:
+    """Content hash of decoded pixels: the same picture under another name or format reuses its detection."""
+    h = hashlib.sha1(f"{image.mode}{image.size}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FERHUB_CACHE", Path.home() / ".cache" / "ferhub")) / "faces"
+
+
+class FaceCache:
+    """Face detections stored by image content hash, so each image is detected once, ever.
+
+    Detections (the top-scoring face, or ``None`` when none was found) are appended to a JSONL file named
+    after the detector settings, under ``cache_dir`` (default ``$FERHUB_CACHE/faces`` or
+    ``~/.cache/ferhub/faces``); ``cache_dir=None`` with ``persist=False`` keeps them in memory only.
+    ``detector`` is a ``ferhub.faces.FaceDetector`` (created on first use when omitted).
+    """
+
+    def __init__(
+        self,
+        detector: Any = None,
+        *,
+        cache_dir: str | Path | None = None,
+        persist: bool = True,
+        signature: str | None = None,
+    ) -> None:
+        self._detector = detector
+        self.signature = signature or _detector_signature(detector)
+        self.path = (Path(cache_dir) if cache_dir else default_cache_dir()) / f"{self.signature}.jsonl"
+        self.persist = persist
+        self.entries: dict[str, dict[str, Any] | None] = {}
+        self.detections_run = 0
+        if persist and self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a kill: detect that image again
+                    continue
+                self.entries[rec["key"]] = rec["face"]
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            from ferhub.faces import FaceDetector
+
+            self._detector = FaceDetector()
+        return self._detector
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def get_many(self, images: Sequence[Image.Image], keys: Sequence[str] | None = None) -> list[Any]:
+        """The top :class:`ferhub.faces.Face` of each image (``None`` when no face), detecting only misses."""
+        from ferhub.faces import Face
+
+        keys = list(keys) if keys is not None else [image_key(im) for im in images]
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self.entries:
+                first.setdefault(k, i)  # the same picture twice in one batch is detected once
+        missing = list(first.values())
+        if missing:
+            found = self.detector.detect_batch([images[i] for i in missing])
+            self.detections_run += len(missing)
+            new = {}
+            for i, faces in zip(missing, found):
+                top = faces[0].to_dict() if faces else None
+                self.entries[keys[i]] = new[keys[i]] = top
+            if self.persist:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a") as f:
+                    f.writelines(json.dumps({"key": k, "face": v}) + "\n" for k, v in new.items())
+        return [_face_from_dict(Face, self.entries[k]) for k in keys]
+
+
+def _face_from_dict(face_cls: Any, d: dict[str, Any] | None) -> Any:
+    if d is None:
+        return None
+    lm = d.get("landmarks")
+    return face_cls(
+        box=tuple(d["box"]),
+        score=float(d["score"]),
+        landmarks=tuple(tuple(p) for p in lm) if lm else None,
+        face_found=bool(d.get("face_found", True)),
+    )
+
+
+_DETECTOR_SETTINGS = ("min_face_size", "thresholds", "max_side")
+
+
+def _detector_signature(detector: Any) -> str:
+    """Name of the cache file: detections of differently configured detectors are kept apart, while the
+    default detector (built later, or given) and any equal one share a file. The device is left out."""
+    if detector is None:
+        import inspect
+
+        from ferhub.faces import FaceDetector
+
+        params = inspect.signature(FaceDetector).parameters
+        settings = {k: params[k].default for k in _DETECTOR_SETTINGS if k in params}
+    else:
+        settings = {k: getattr(detector, k) for k in _DETECTOR_SETTINGS if hasattr(detector, k)}
+    text = json.dumps(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}, sort_keys=True
+    )
+    return f"mtcnn-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+
+
+# --------------------------------------------------------------------------------------- materialised crops
+@dataclass
+class Crops:
+    """Face crops of a source for one model config, held in memory as ``uint8`` (N, S, S[, 3])."""
+
+    images: np.ndarray
+    targets: np.ndarray
+    labels: tuple[str, ...]
+    no_face: int = 0  # images where no face was found (seed 004: the whole image was used instead)
+    skipped: int = 0  # images dropped because no face was found and fallback was off
+    detections_run: int = 0
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def materialize(
+    source: LabeledSource,
+    config: Any,
+    *,
+    indices: Sequence[int] | np.ndarray | None = None,
+    cache: FaceCache | None = None,
+    precropped: bool | None = None,
+    no_face: str = "fallback",
+    batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> Crops:
+    """Decode, detect (once, through ``cache``) and crop every image for ``config``, into one array.
+
+    ``precropped`` (default: ``source.precropped``) skips detection and resizes the whole image;
+    ``no_face="fallback"`` uses the whole image when no face is found (seed 004) and counts it,
+    ``"skip"`` drops the image.
+    """
+    from ferhub.transforms import crop_to_array
+
+    if no_face not in ("fallback", "skip"):
+        raise ValueError(f"no_face must be 'fallback' or 'skip', got {no_face!r}")
+    precropped = source.precropped if precropped is None else precropped
+    idx = np.arange(len(source)) if indices is None else np.asarray(indices, dtype=np.int64)
+    shape = (config.input_size, config.input_size) + (() if config.channels == 1 else (3,))
+    out = np.empty((len(idx), *shape), dtype=np.uint8)
+    keep = np.ones(len(idx), dtype=bool)
+    n_no_face = 0
+    before = cache.detections_run if cache is not None else 0
+    if precropped and isinstance(source, ArraySource) and source.images.shape[1:] == shape:
+        out[:] = source.images[idx]  # FER2013 rows already at the model's size: no decode at all
+    elif precropped:
+        for j, i in enumerate(idx):
+            out[j] = crop_to_array(source.image(int(i)), config)
+            if progress and j % 256 == 0:
+                progress(j, len(idx))
+    else:
+        from ferhub.faces import crop_face, whole_image_face
+
+        cache = cache if cache is not None else FaceCache()
+        for start in range(0, len(idx), batch_size):
+            chunk = [int(i) for i in idx[start : start + batch_size]]
+            images = [source.image(i) for i in chunk]
+            faces = cache.get_many(images)
+            for j, (im, face) in enumerate(zip(images, faces), start=start):
+                if face is None:
+                    n_no_face += 1
+                    if no_face == "skip":
+                        keep[j] = False
+                        continue
+                    face = whole_image_face(im)
+                out[j] = crop_to_array(crop_face(im, face, config), config)
+            if progress:
+                progress(min(start + batch_size, len(idx)), len(idx))
+    return Crops(
+        images=out[keep],
+        targets=source.targets[idx][keep],
+        labels=source.labels,
+        no_face=n_no_face,
+        skipped=int((~keep).sum()),
+        detections_run=(cache.detections_run - before) if cache is not None else 0,
+    )

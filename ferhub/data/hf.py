@@ -1,0 +1,162 @@
+"""Hugging Face datasets (Hub ids, ``save_to_disk`` folders, parquet files) as :class:`LabeledSource`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ferhub.data.sources import (
+    FER2013_USAGE,
+    LabeledSource,
+    _dataset_classes,
+    _decode_pixels,
+    _is_split,
+    _load_pil,
+    split_name,
+)
+from ferhub.errors import DataSourceError
+from ferhub.labels import canonical, dataset_labels
+
+# ------------------------------------------------------------------------------------ Hugging Face datasets
+_LABEL_COLUMNS = ("label", "labels", "emotion", "expression", "emotions", "class", "target")
+_IMAGE_COLUMNS = ("image", "img", "images", "pixels", "face")
+
+
+class HFSource(LabeledSource):
+    """A ``datasets.Dataset`` with an image column (or FER2013-style pixel strings) and a label column."""
+
+    def __init__(
+        self,
+        ds: Any,
+        name: str,
+        split: str | None,
+        *,
+        label_names: str | Sequence[str] | None = None,
+        image_column: str | None = None,
+        label_column: str | None = None,
+        precropped: bool = False,
+    ) -> None:
+        import datasets
+
+        feats = ds.features
+        if image_column is None:
+            image_column = next((c for c, f in feats.items() if isinstance(f, datasets.Image)), None)
+            image_column = image_column or next((c for c in _IMAGE_COLUMNS if c in feats), None)
+        if label_column is None:
+            label_column = next((c for c, f in feats.items() if isinstance(f, datasets.ClassLabel)), None)
+            label_column = label_column or next((c for c in _LABEL_COLUMNS if c in feats), None)
+        if image_column not in feats or label_column not in feats:
+            raise DataSourceError(
+                f"{name}: need an image column and a label column; columns are {list(feats)} "
+                f"(pass image_column=/label_column=, or --image-column/--label-column)"
+            )
+        lab_feat = feats[label_column]
+        raw = np.asarray(ds.with_format("numpy")[label_column]) if len(ds) else np.zeros(0, np.int64)
+        if isinstance(lab_feat, datasets.ClassLabel):
+            names = list(lab_feat.names)
+            if label_names is not None:
+                names = list(dataset_labels(label_names) if isinstance(label_names, str) else label_names)
+            labels = _dataset_classes(names)
+            remap = np.asarray([labels.index(canonical(n)) for n in names], dtype=np.int64)
+            targets = remap[raw.astype(np.int64)]
+        elif raw.dtype.kind in "iu":
+            if label_names is None:
+                raise DataSourceError(
+                    f"{name}: label column {label_column!r} holds bare integers with no class names; pass "
+                    "label_names=DATASET (e.g. 'fer2013') or a list of names (--label-names)"
+                )
+            table = dataset_labels(label_names) if isinstance(label_names, str) else tuple(label_names)
+            labels = _dataset_classes(table)
+            remap = np.asarray([labels.index(canonical(n)) for n in table], dtype=np.int64)
+            targets = remap[raw.astype(np.int64)]
+        else:  # string labels
+            present = sorted({str(v) for v in raw})
+            labels = _dataset_classes(present)
+            targets = np.asarray([labels.index(canonical(str(v))) for v in raw], dtype=np.int64)
+        self.ds = ds
+        self.image_column = image_column
+        self.labels = labels
+        self.targets = targets
+        self.name = name
+        self.split = split
+        self.pixel_strings = (
+            feats[image_column].dtype == "string" if hasattr(feats[image_column], "dtype") else False
+        )
+        self.precropped = precropped or self.pixel_strings
+        self._arrays: np.ndarray | None = None
+
+    def image(self, i: int) -> Image.Image:
+        if self.pixel_strings:
+            if self._arrays is None:
+                self._arrays = _decode_pixels(self.ds[self.image_column], self.name)
+            return Image.fromarray(self._arrays[i]).convert("RGB")
+        value = self.ds[int(i)][self.image_column]
+        if isinstance(value, Image.Image):
+            from ferhub.images import load_image
+
+            return load_image(value)
+        if isinstance(value, dict) and value.get("bytes"):
+            return _load_pil(value["bytes"], f"{self.name}[{i}]")
+        if isinstance(value, dict) and value.get("path"):
+            return _load_pil(value["path"], f"{self.name}[{i}]")
+        raise DataSourceError(f"{self.name}[{i}]: cannot read column {self.image_column!r} as an image")
+
+    def path_of(self, i: int) -> str | None:
+        return None
+
+
+def _pick_split(dd: Any, split: str | None, name: str) -> tuple[Any, str | None]:
+    names = list(dd.keys())
+    if split is None:
+        if len(names) == 1:
+            return dd[names[0]], names[0]
+        raise DataSourceError(f"{name} has splits {names}; choose one with split=... (--split NAME)")
+    # FER2013 copies often hold every row in one split with the Kaggle Usage column: select by Usage
+    if len(names) == 1 and _is_split(split):
+        ds = dd[names[0]]
+        usage = next((c for c in ds.column_names if c.lower() == "usage"), None)
+        if usage is not None:
+            keep = FER2013_USAGE[split_name(split)]
+            return ds.filter(lambda u: u == keep, input_columns=usage), split
+    if split in dd:
+        return dd[split], split
+    want = split_name(split)
+    for n in names:
+        if _is_split(n) and split_name(n) == want:
+            return dd[n], n
+    raise DataSourceError(f"{name} has no {split!r} split; it has {names}")
+
+
+def open_hf(
+    source: str | Path, split: str | None = None, *, revision: str | None = None, **kw: Any
+) -> HFSource:
+    """A Hub dataset id, a ``save_to_disk`` folder, or local parquet files, through ``datasets``."""
+    import datasets
+
+    path = Path(str(source))
+    name = str(source)
+    if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
+        loaded = datasets.load_from_disk(str(path))
+        name = path.name
+    elif path.suffix == ".parquet" and path.is_file():
+        loaded = datasets.load_dataset("parquet", data_files=str(path))
+        name = path.stem
+    else:
+        try:
+            loaded = datasets.load_dataset(name, revision=revision)
+        except (FileNotFoundError, ConnectionError) as e:
+            raise DataSourceError(
+                f"cannot load dataset {name!r} ({type(e).__name__}: {e}); give a Hub dataset id that exists "
+                "(offline, it must already be in the datasets cache), a folder of class folders, a .zip, "
+                "a fer2013.csv or a saved dataset folder"
+            ) from e
+    if isinstance(loaded, datasets.DatasetDict):
+        ds, chosen = _pick_split(loaded, split, name)
+    else:
+        ds, chosen = loaded, split
+    chosen = split or chosen
+    return HFSource(ds, name, split_name(chosen) if chosen and _is_split(chosen) else chosen, **kw)
