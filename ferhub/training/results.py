@@ -49,22 +49,26 @@ def eval_results(entries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-_CARD_KEYS = ["model", "model_args", "trainable_stages", "epochs", "batch_size", "optimizer", "lr",
-              "weight_decay", "schedule", "warmup_epochs", "loss", "loss_args", "mixup", "cutmix", "augment",
-              "ema", "early_stopping", "kfold", "tta", "seed"]  # fmt: skip
+_CARD_KEYS = ["model", "model_args", "config_overrides", "trainable_stages", "epochs", "batch_size", "optimizer",
+              "lr", "weight_decay", "schedule", "warmup_epochs", "loss", "loss_args", "kernel_l2", "mixup",
+              "cutmix", "augment", "ema", "early_stopping", "monitor", "kfold", "selection", "repeats", "sampler",
+              "tta", "no_face", "seed"]  # fmt: skip
 
 
-def recipe_markdown(cfg: TrainConfig, data_desc: str, fold_summary: dict[str, Any] | None) -> str:
-    """The card's *Training* section: the recipe, its data and its settings table (non-default ones)."""
+def recipe_markdown(cfg: TrainConfig, data_desc: str, protocol: dict[str, Any]) -> str:
+    """The card's *Training* section: the recipe, its data and protocol, and its settings table."""
     d = cfg.to_dict()
     rows = "\n".join(
-        f"| `{k}` | `{json.dumps(d[k])}` |" for k in _CARD_KEYS if d[k] not in (None, {}, 0, 0.0, False)
+        f"| `{k}` | `{json.dumps(d[k])}` |" for k in _CARD_KEYS if d[k] not in (None, {}, [], 0, 0.0, False)
     )
-    text = f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}\n\n| setting | value |\n|---|---|\n{rows}\n"
-    if fold_summary:
-        text += "\n" + "\n".join(
-            f"- {cfg.kfold}-fold validation {k.replace('_', ' ')}: {v['text']}"
-            for k, v in fold_summary.items()
-            if k in ("accuracy", "mean_class_recall", "macro_f1")
-        )
+    text = f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}.\n\n| setting | value |\n|---|---|\n{rows}\n"
+    for key, label in (("folds", f"{cfg.kfold}-fold"), ("repeat_results", f"{cfg.repeats} repeats,")):
+        if key in protocol:
+            text += "\n" + "\n".join(
+                f"- {label} mean ± std, {k.replace('_', ' ')}: {v['text']}"
+                for k, v in protocol[key].items()
+                if k in ("accuracy", "mean_class_recall", "macro_f1")
+            )
+    if "epoch_mean" in protocol:
+        text += f"\n- held-out accuracy averaged over the {cfg.epochs} epochs: {protocol['epoch_mean']['accuracy']:.4f}"
     return text
