@@ -148,7 +148,7 @@ def fit(
 
     parts = _build_parts(cfg, train, device, dist)
     config: ModelConfig = parts.model.config
-    last, best = out_dir / "checkpoints" / "last.safetensors", out_dir / "checkpoints" / "best.safetensors"
+    last = out_dir / "checkpoints" / "last.safetensors"
     state = State()
     if resume:
         state = restore(last, model=parts.model, optimizer=parts.optimizer, schedule=parts.schedule, cfg=cfg,
@@ -158,12 +158,13 @@ def fit(
     store = device if device.type == "cuda" and train.images.nbytes < 4 * 2**30 else torch.device("cpu")
     data, targets = torch.from_numpy(train.images).to(store), torch.from_numpy(train.targets).to(store)
     val_data = torch.from_numpy(val.images)
-    log_path = out_dir / "log.jsonl"
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping any
         # line written after that checkpoint by the killed run
-        log_path.write_text("".join(json.dumps(r, default=json_default) + "\n" for r in state.history))
+        (out_dir / "log.jsonl").write_text(
+            "".join(json.dumps(r, default=json_default) + "\n" for r in state.history)
+        )
     transform = TrainTransform.from_recipe(config, cfg.augment)
     stopped = False
     while state.epoch < cfg.epochs:
@@ -176,23 +177,30 @@ def fit(
         metrics = score(probs, val.targets, val.labels, train.labels)["metrics"]
         improved = _end_epoch(cfg, state, parts, stats, metrics)
         if dist.main:
-            with log_path.open("a") as f:
-                f.write(json.dumps(state.history[-1], default=json_default) + "\n")
-            log(_log_line(state.history[-1], cfg))
-            parts.save(last, state, cfg)
-            if improved:
-                parts.save(best, state, cfg)
-                if on_best is not None:
-                    on_best(parts.scored, state.epoch, metrics)
+            _record(cfg, state, parts, out_dir, improved, log)
+            if improved and on_best is not None:
+                on_best(parts.scored, state.epoch, metrics)
         barrier(dist)
         if cfg.early_stopping and state.bad_epochs >= cfg.early_stopping:
             stopped = True
             if dist.main:
                 log(f"early stopping: no better validation {cfg.monitor} for {cfg.early_stopping} epochs")
             break
-    final = _release(parts, best)
+    final = _release(parts, out_dir / "checkpoints" / "best.safetensors")
     probs = evaluate(final, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
     return FitResult(final, state, probs, score(probs, val.targets, val.labels, train.labels), stopped)
+
+
+def _record(
+    cfg: TrainConfig, state: State, parts: _Parts, out_dir: Path, improved: bool, log: Callable[[str], None]
+) -> None:
+    """Rank 0 after an epoch: its log line (file and console), the last checkpoint, and the best when it is."""
+    with (out_dir / "log.jsonl").open("a") as f:
+        f.write(json.dumps(state.history[-1], default=json_default) + "\n")
+    log(_log_line(state.history[-1], cfg))
+    parts.save(out_dir / "checkpoints" / "last.safetensors", state, cfg)
+    if improved:
+        parts.save(out_dir / "checkpoints" / "best.safetensors", state, cfg)
 
 
 def _monitored(cfg: TrainConfig, metrics: dict[str, Any], parts: _Parts) -> tuple[float, float]:

@@ -73,7 +73,9 @@ class _Session:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        name = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
+        from ferhub.device import default_device
+
+        name = default_device() if opts.device == "auto" else opts.device
         dist = init_distributed(name)
         if name == "cuda" and dist.world > 1:
             name = f"cuda:{dist.local_rank}"
