@@ -320,3 +320,48 @@ def test_chen_protocol_sampling_and_table_3_ablation() -> None:
     assert np.mean(drawn == 1) == pytest.approx(0.5, abs=0.02)
     shuffled = np.concatenate(epoch_batches(1100, 100, 0, 0))
     assert sorted(shuffled) == list(range(1100))  # the plain sampler: each crop once per epoch
+
+
+@pytest.mark.parametrize("recipe", [*sorted(TABLE_ROWS), "ferhub_best"])
+def test_every_recipes_augmentation_stays_in_its_stated_ranges(
+    recipe: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flip probability, rotation angle (and its probability), zoom, shift and brightness, as each recipe states
+    them (seed 001: flip/crop/scale/brightness; seed 002: Keras' rotation 10°, shifts and zoom of 10%)."""
+    aug = load_recipe(recipe)[0].augment
+    n = 800
+    config = ModelConfig(architecture="t", labels=FER7, input_size=24, channels=1, mean=(0.0,), std=(1.0,))
+    g = torch.Generator().manual_seed(1)
+    if not aug:  # seed 000 on FER2013: "We didn't do data augmentation": crops pass through unchanged
+        faces = torch.from_numpy(transform_task(4, size=24, num_classes=4)[0])
+        assert torch.equal(TrainTransform.from_recipe(config, aug)(faces, g), faces.float().unsqueeze(1) / 255)
+    if aug.get("hflip"):
+        ramp = torch.arange(24, dtype=torch.uint8).mul(10).expand(n, 24, 24).contiguous()
+        flipped = TrainTransform.from_recipe(config, {"hflip": aug["hflip"]})(ramp, g)[:, 0, 0, 0] > 0.5
+        assert flipped.float().mean() == pytest.approx(aug["hflip"], abs=0.06)
+    geometric = {k: aug[k] for k in ("rotate", "rotate_p", "scale", "translate") if k in aug}
+    if geometric:
+        thetas = _capture_affine(monkeypatch)
+        TrainTransform.from_recipe(config, geometric)(torch.zeros(n, 24, 24, dtype=torch.uint8), g)
+        (theta,) = thetas
+        lin, shift = theta[:, :, :2], theta[:, :, 2]
+        angle = torch.atan2(lin[:, 1, 0], lin[:, 0, 0]).rad2deg()
+        zoom = 1 / lin[:, :, 0].norm(dim=1)
+        rotate = aug.get("rotate", 0)
+        assert angle.abs().max() <= rotate + 1e-4
+        if rotate:
+            assert angle.abs().max() > 0.9 * rotate  # the range is used, not just allowed
+            share = (angle.abs() > 1e-6).float().mean()
+            assert share == pytest.approx(aug.get("rotate_p", 1.0), abs=0.06)
+        lo, hi = aug.get("scale", (1.0, 1.0))
+        assert zoom.min() >= lo - 1e-4 and zoom.max() <= hi + 1e-4
+        if hi > lo:
+            assert zoom.min() < lo + 0.02 and zoom.max() > hi - 0.02
+        # grid units span [-1, 1]: a shift of t of the side is 2t
+        assert shift.abs().max() <= 2 * aug.get("translate", 0) + 1e-5
+    if aug.get("brightness"):
+        b = aug["brightness"]
+        gray = torch.full((n, 24, 24), 100, dtype=torch.uint8)
+        factor = TrainTransform.from_recipe(config, {"brightness": b})(gray, g)[:, 0, 0, 0] / (100 / 255)
+        assert factor.min() >= 1 - b - 1e-4 and factor.max() <= 1 + b + 1e-4
+        assert factor.min() < 1 - 0.9 * b and factor.max() > 1 + 0.9 * b
