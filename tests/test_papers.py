@@ -334,7 +334,9 @@ def test_every_recipes_augmentation_stays_in_its_stated_ranges(
     g = torch.Generator().manual_seed(1)
     if not aug:  # seed 000 on FER2013: "We didn't do data augmentation": crops pass through unchanged
         faces = torch.from_numpy(transform_task(4, size=24, num_classes=4)[0])
-        assert torch.equal(TrainTransform.from_recipe(config, aug)(faces, g), faces.float().unsqueeze(1) / 255)
+        assert torch.equal(
+            TrainTransform.from_recipe(config, aug)(faces, g), faces.float().unsqueeze(1) / 255
+        )
     if aug.get("hflip"):
         ramp = torch.arange(24, dtype=torch.uint8).mul(10).expand(n, 24, 24).contiguous()
         flipped = TrainTransform.from_recipe(config, {"hflip": aug["hflip"]})(ramp, g)[:, 0, 0, 0] > 0.5
