@@ -1,6 +1,6 @@
 """The protocol of a run: which data trains, which chooses the released epoch, which reports — kept apart.
 
-A reported number never comes from data that took part in choosing the model (issue: selection vs report).
+A reported number never comes from data that took part in choosing the model.
 
 - ``selection="inner"``: the epoch (and a plateau schedule, early stopping) is chosen on selection data — the
   source's own validation split, or an inner stratified split of the training data — and the report comes
