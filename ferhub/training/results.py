@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
-
 from ferhub.training.settings import TrainConfig
 
 
@@ -19,34 +17,18 @@ def result_entry(
     command: str,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """One ``eval_results.json`` entry (the schema of :mod:`ferhub.evaluation`) for a scored set."""
-    import datetime
+    """One ``eval_results.json`` entry for a scored set, built by the schema's owner (:mod:`ferhub.eval_results`)."""
+    from ferhub.eval_results import make_entry
 
-    from ferhub import __version__
-
-    return {
-        "dataset": {"id": dataset, "config": "default", "split": split or "all", "name": name or dataset},
-        **summary,
-        "num_images": int(np.sum(summary["confusion_matrix"])),
-        "tta": tta is not None,
-        "tta_method": tta,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "ferhub_version": __version__,
-        "command": command,
-        "source": "training",
-    }
+    return make_entry(summary, dataset={"id": dataset, "split": split, "name": name}, tta=tta, command=command,
+                      source="training")  # fmt: skip
 
 
 def eval_results(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``eval_results.json`` content holding ``entries`` (training writes it only through here)."""
-    from ferhub.eval_results import FORMAT_VERSION, result_key
+    """The ``eval_results.json`` document holding ``entries``, for :func:`ferhub.hub.save` to write."""
+    from ferhub.eval_results import key_of, merge
 
-    return {
-        "format_version": FORMAT_VERSION,
-        "results": {
-            result_key(e["dataset"]["id"], e["dataset"]["config"], e["dataset"]["split"]): e for e in entries
-        },
-    }
+    return merge(None, {key_of(e): e for e in entries})
 
 
 _CARD_KEYS = ["model", "model_args", "config_overrides", "trainable_stages", "epochs", "batch_size", "optimizer",
