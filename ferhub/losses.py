@@ -16,7 +16,9 @@ With ``t`` the target distribution and ``p = softmax(logits)``, per sample:
   ``label_smoothing=ε``; seed 003 uses ε = 0.3;
 - Softmax-MSE (seed 000, Zhai et al. eqs. 1-4): the loss value is ``mean_j (Σ_k k p_jk - y_j)^2``, the squared
   error of the expected label index, while the gradient w.r.t. the logits is softmax-CE's ``p - onehot(y)``
-  (divided by the batch size, as for the batch-mean CE), through :class:`SoftmaxMSEFunction`.
+  (divided by the batch size, as for the batch-mean CE), through :class:`SoftmaxMSEFunction`. With that gradient
+  Softmax-MSE optimises exactly like softmax cross-entropy: from the same start, the same weights; only the
+  loss value it reports differs.
 """
 
 from __future__ import annotations

@@ -158,6 +158,11 @@ def _erasing_mask(
     return in_y.unsqueeze(2) & in_x.unsqueeze(1)
 
 
+# The noise a pixel gets in luma when each of R, G, B gets independent noise of std 1 and the image is then made
+# gray (ITU-R 601 weights, PIL's "L"): sqrt(0.299² + 0.587² + 0.114²).
+LUMA_NOISE_STD = math.sqrt(0.299**2 + 0.587**2 + 0.114**2)
+
+
 @dataclass(frozen=True)
 class TrainTransform:
     """Random augmentation of a ``uint8`` (B, H, W[, 3]) batch of crops into a normalised float batch.
@@ -165,10 +170,15 @@ class TrainTransform:
     Each option is one of the papers' augmentations (0 / None turns it off):
     ``hflip`` probability (001, 003); ``rotate`` max degrees with probability ``rotate_p`` (003: 15°, p=0.5);
     ``scale`` zoom range and ``translate`` max shift as a fraction of the side — together a random
-    crop-and-resize (001, 003); ``brightness``/``contrast`` max relative change (001: illumination);
-    ``hist_eq`` probability of per-channel histogram equalisation (003: p=0.5); ``cutout`` probability with
-    ``cutout_holes`` squares of at most ``cutout_size`` × side (003: 8 holes of ≤6 px on 350 px, p=0.5);
-    ``erasing`` probability of random erasing (Zhong et al. 2020) with ``erasing_scale`` area fraction.
+    crop-and-resize (001, 002); ``resized_crop`` the area range of a random crop with aspect ratio in
+    ``resized_crop_ratio`` resized back to the input (torchvision's ``RandomResizedCrop``; 003);
+    ``brightness``/``contrast`` max relative change (001: illumination); ``color_noise`` the std (of [0, 1]
+    pixels) of independent Gaussian noise added to each of the three colour channels, with probability
+    ``color_noise_p`` (000: SFEW's "random information added to three channels"; on a gray crop, the noise the
+    gray conversion of such an image carries, std × :data:`LUMA_NOISE_STD`); ``hist_eq`` probability of
+    per-channel histogram equalisation (003: p=0.5); ``cutout`` probability with ``cutout_holes`` squares of at
+    most ``cutout_size`` × side (003: 8 holes of ≤6 px on 350 px, p=0.5); ``erasing`` probability of random
+    erasing (Zhong et al. 2020) with ``erasing_scale`` area fraction.
     Randomness comes only from the ``generator`` passed to the call, so a seeded run repeats exactly.
     """
 
@@ -178,8 +188,12 @@ class TrainTransform:
     rotate_p: float = 1.0
     scale: tuple[float, float] = (1.0, 1.0)
     translate: float = 0.0
+    resized_crop: tuple[float, float] | None = None
+    resized_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     brightness: float = 0.0
     contrast: float = 0.0
+    color_noise: float = 0.0
+    color_noise_p: float = 1.0
     hist_eq: float = 0.0
     cutout: float = 0.0
     cutout_holes: int = 8
@@ -196,8 +210,8 @@ class TrainTransform:
         unknown = sorted(set(augment) - known)
         if unknown:
             raise ValueError(f"unknown augmentation options {unknown}; known: {sorted(known)}")
-        for key in ("scale", "erasing_scale", "erasing_ratio"):
-            if key in augment:
+        for key in ("scale", "resized_crop", "resized_crop_ratio", "erasing_scale", "erasing_ratio"):
+            if augment.get(key) is not None:
                 augment[key] = tuple(augment[key])
         return cls(config=config, **augment)
 
@@ -205,7 +219,7 @@ class TrainTransform:
         """``uint8`` (B, H, W[, 3]) on any device -> augmented, normalised float (B, C, H, W)."""
         g, dev = generator, batch.device
         x = batch.unsqueeze(1) if batch.ndim == 3 else batch.permute(0, 3, 1, 2)
-        n, _, size, _ = x.shape
+        n, channels, size, _ = x.shape
         if self.hist_eq > 0:
             eq = _coin(n, self.hist_eq, g, dev).view(-1, 1, 1, 1)
             x = torch.where(eq, equalize_hist(x), x)
@@ -213,13 +227,18 @@ class TrainTransform:
         if self.hflip > 0:
             flip = _coin(n, self.hflip, g, dev).view(-1, 1, 1, 1)
             x = torch.where(flip, x.flip(-1), x)
-        if self.rotate > 0 or self.scale != (1.0, 1.0) or self.translate > 0:
+        if self.rotate > 0 or self.scale != (1.0, 1.0) or self.translate > 0 or self.resized_crop:
             x = self._affine(x, g)
         if self.brightness > 0 or self.contrast > 0:
             b = _uniform(n, 1 - self.brightness, 1 + self.brightness, g, dev).view(-1, 1, 1, 1)
             c = _uniform(n, 1 - self.contrast, 1 + self.contrast, g, dev).view(-1, 1, 1, 1)
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
             x = ((x - mean) * c + mean).mul_(b).clamp_(0, 1)
+        if self.color_noise > 0:
+            std = self.color_noise * (LUMA_NOISE_STD if channels == 1 else 1.0)
+            noise = torch.randn(x.shape, generator=g, device=dev) * std
+            noisy = _coin(n, self.color_noise_p, g, dev).view(-1, 1, 1, 1)
+            x = torch.where(noisy, (x + noise).clamp_(0, 1), x)
         if self.cutout > 0:
             holes = _boxes_mask(n, size, self.cutout_holes, self.cutout_size, g, dev)
             holes &= _coin(n, self.cutout, g, dev).view(-1, 1, 1)
@@ -235,7 +254,9 @@ class TrainTransform:
         return x.contiguous()
 
     def _affine(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Rotation, zoom and shift in one ``grid_sample`` (border padding, so no black corners)."""
+        """Rotation, zoom, shift and random resized crop in one ``grid_sample`` (border padding, so no black
+        corners). In grid units ([-1, 1] across the image), output point ``p`` samples ``R (S p + c) + t``:
+        ``S, c`` the crop box (half-sides and centre), ``R`` the rotation / zoom, ``t`` the shift."""
         n, dev = x.shape[0], x.device
         angle = _uniform(n, -self.rotate, self.rotate, g, dev) * (math.pi / 180)
         if self.rotate_p < 1:
@@ -243,8 +264,26 @@ class TrainTransform:
         zoom = _uniform(n, *self.scale, g, dev)
         shift = _uniform(2 * n, -self.translate, self.translate, g, dev).view(n, 2) * 2  # grid units: [-1, 1]
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        theta = torch.stack(
-            [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
-        )
+        rot = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # (n, 2, 2)
+        if self.resized_crop:
+            half, centre = self._crop_boxes(n, g, dev)
+            lin = rot * half.unsqueeze(1)  # R @ diag(half)
+            shift = shift + (rot @ centre.unsqueeze(-1)).squeeze(-1)
+        else:
+            lin = rot
+        theta = torch.cat([lin, shift.unsqueeze(-1)], dim=2)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def _crop_boxes(self, n: int, g: torch.Generator, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """RandomResizedCrop's boxes: area fraction uniform in ``resized_crop``, aspect ratio log-uniform in
+        ``resized_crop_ratio``; sides clipped to the image (torchvision retries instead), centre uniform over the
+        positions that keep the box inside. Returns half-sides and centres, (n, 2) each, in grid units."""
+        assert self.resized_crop is not None
+        area = _uniform(n, *self.resized_crop, g, dev)
+        ratio = torch.exp(_uniform(n, *(math.log(r) for r in self.resized_crop_ratio), g, dev))
+        w = (area * ratio).sqrt().clamp(max=1.0)  # fractions of the side
+        h = (area / ratio).sqrt().clamp(max=1.0)
+        half = torch.stack([w, h], 1)
+        centre = (torch.rand(n, 2, generator=g, device=dev) * 2 - 1) * (1 - half)
+        return half, centre

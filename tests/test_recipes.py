@@ -40,9 +40,11 @@ def test_every_seed_system_has_a_recipe_with_a_citation() -> None:
             load_recipe(name, variant)  # every variant resolves to valid settings
     # the papers' settings, spot-checked
     assert load_recipe("seed003_xiang")[0].kfold == 2 and load_recipe("seed004_chen")[0].kfold == 5
-    assert load_recipe("seed003_xiang")[0].loss_args["label_smoothing"] == 0.3
+    assert load_recipe("seed003_xiang", "multiscale_mixup_ls")[0].loss_args["label_smoothing"] == 0.3
     assert load_recipe("seed000_zhai")[0].loss == "softmax_mse"
     assert load_recipe("seed001_wang")[0].loss == "weighted_ce"
+    for name in RECIPES:  # every variant says what it is (the --list-variants line)
+        assert all(v.get("description") for v in load_recipe(name)[1].values()), name
     best = load_recipe("ferhub_best")[0]
     assert (best.optimizer, best.nesterov, best.schedule, best.tta) == ("sgd", True, "plateau", "tencrop")
 
@@ -65,12 +67,12 @@ def test_recipe_runs_tiny_and_writes_a_model_repo(
     argv = ["--recipe", recipe, "--data", str(seven_classes), "--precropped", "--tiny", "--epochs", "1"]
     summary = main(get_args_parser().parse_args([*argv, "--output-dir", str(out), "--no-progress"]))
     printed = capsys.readouterr().out
-    # the log says how many crops train and how many validate, not the total as if all trained
+    # the log says how many crops train, select and report, not the total as if all trained
     assert "data: 42 crops of " in printed
     if cfg.kfold:
-        assert f"fold 1/{cfg.kfold}: " in printed
+        assert f"fold 1/{cfg.kfold}: training on " in printed
     else:
-        assert "training on 35 crops, validating on 7 (held-out 10% of the data)" in printed
+        assert "training on 28 crops, selecting on 7, reporting on 7" in printed
     repo = out / "model"
     assert sorted(p.name for p in repo.iterdir()) == [
         "README.md",
@@ -91,18 +93,25 @@ def test_recipe_runs_tiny_and_writes_a_model_repo(
     assert np.sum(entry["confusion_matrix"]) == entry["num_images"] > 0
     card = (repo / "README.md").read_text()
     assert f"recipe-{recipe}" in card and cfg.citation[:30] in card
+    protocol = entry["protocol"]
+    assert protocol["selection"] == cfg.selection and protocol["repeats"] == min(cfg.repeats, 2)
     if cfg.kfold:
-        acc = summary["kfold"]["accuracy"]
-        assert len(acc["values"]) == cfg.kfold and "±" in acc["text"]
+        acc = protocol["folds"]["accuracy"]
+        assert len(acc["values"]) == cfg.kfold * protocol["repeats"] and "±" in acc["text"]
+        root = out if cfg.repeats == 1 else out / "repeat1"
         assert all(
-            (out / f"fold{i + 1}" / "checkpoints" / "best.safetensors").is_file() for i in range(cfg.kfold)
+            (root / f"fold{i + 1}" / "checkpoints" / "best.safetensors").is_file() for i in range(cfg.kfold)
         )
-        assert f"{cfg.kfold}-fold validation accuracy: " in card
-        assert (
-            entry["dataset"]["split"].startswith(f"kfold{cfg.kfold}-fold")
-            and entry["kfold"]["k"] == cfg.kfold
-        )
-        assert entry["kfold"]["accuracy"]["values"] == acc["values"]
+        assert f"{cfg.kfold}-fold mean ± std, accuracy: " in card
+        assert entry["dataset"]["split"] == f"kfold{cfg.kfold}" and protocol["kfold"] == cfg.kfold
+        assert summary["protocol"]["folds"]["accuracy"]["values"] == acc["values"]
+        assert entry["num_images"] == 42 * protocol["repeats"]  # every image reported once per repeat
+    else:
+        assert entry["dataset"]["split"] == "heldout" and entry["num_images"] == 7
+    if protocol["repeats"] > 1:  # seed 003's 3 runs: mean ± std over the repeats in the card and the results
+        assert len(protocol["repeat_results"]["accuracy"]["values"]) == protocol["repeats"]
+        assert f"{protocol['repeats']} repeats, mean ± std, accuracy: " in card
+        assert f"Mean ± std over {protocol['repeats']} repeats: accuracy " in card
 
 
 @pytest.mark.slow

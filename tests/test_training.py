@@ -19,7 +19,7 @@ from tasks import transform_task
 
 from ferhub.commands.train import get_args_parser, main
 from ferhub.config import ModelConfig
-from ferhub.data import write_class_folders
+from ferhub.data import Crops, write_class_folders
 from ferhub.labels import FER7
 from ferhub.training import (
     CheckpointError,
@@ -165,7 +165,7 @@ def _model_tensors(path: Path) -> dict[str, torch.Tensor]:
 def test_resume_after_sigkill_equals_straight_run(task_folder: Path, tmp_path: Path) -> None:
     # dropout, EMA, mixup, augmentation and a warm-up + cosine schedule all carry state across the kill
     common = [
-        "--deterministic", "--set", "model=test_fcn", "--set", "ema=0.9", "--set", "mixup=0.4",
+        "--deterministic", "--set", "model=test_fcn", "--set", "kernel_l2=0", "--set", "ema=0.9", "--set", "mixup=0.4",
         "--set", "schedule=cosine", "--set", "warmup_epochs=1", "--epochs", "4",
     ]  # fmt: skip
     straight = tmp_path / "straight"
@@ -308,12 +308,12 @@ def test_push_to_hub_one_commit_with_card(
         "eval_results.json",
         "model.safetensors",
     ]
-    assert kw["commit_message"].startswith("Train seed002_kaskun: val accuracy ")
+    assert kw["commit_message"].startswith("Train seed002_kaskun: heldout accuracy ")
     card = kw["_card"]
     front = card.split("---")[1]
     assert "library_name: ferhub" in front and "recipe-seed002_kaskun" in front and "model-index" in front
     assert "name: fer-test" in front  # model name from the push id
-    assert f"value: {summary['val']['accuracy']}" in front
+    assert f"value: {summary['report']['accuracy']}" in front
     assert "train --recipe seed002_kaskun --data" in card and "Kaskun" in card  # command and citation
     creates = [c for c in calls if c[0] == "create_repo"]
     assert all(c[1] == ("org/fer-test",) and c[2]["private"] is True for c in creates)
@@ -347,13 +347,13 @@ def test_fer2013_csv_uses_public_test_to_select_and_private_test_to_report(tmp_p
     ]
     summary = main(get_args_parser().parse_args([*argv, "--output-dir", str(out), "--no-progress"]))
     results = json.loads((out / "model" / "eval_results.json").read_text())["results"]
-    assert sorted(results) == ["fer2013:default:test", "fer2013:default:val"]
-    assert (
-        results["fer2013:default:val"]["num_images"] == 14
-        and results["fer2013:default:test"]["num_images"] == 14
-    )
-    assert results["fer2013:default:test"]["metrics"]["accuracy"] == summary["test"]["accuracy"]
-    assert "--test-split test" in results["fer2013:default:test"]["command"]
+    # PublicTest chose the epoch, so only PrivateTest is published as a result
+    assert sorted(results) == ["fer2013:default:test"]
+    test = results["fer2013:default:test"]
+    assert test["num_images"] == 14 and summary["selection"] is not None
+    assert test["metrics"]["accuracy"] == summary["report"]["accuracy"]
+    assert test["protocol"]["selected_on"] == "split val" and test["protocol"]["reported_on"] == "split test"
+    assert "--test-split test" in test["command"]
 
 
 def test_ema_follows_the_weights_at_its_decay() -> None:
@@ -373,7 +373,7 @@ def test_ema_follows_the_weights_at_its_decay() -> None:
 def test_early_stopping_on_validation_recall(task_folder: Path, tmp_path: Path) -> None:
     # a learning rate too small to change any prediction, BatchNorm statistics fixed: recall never improves
     argv = _args(task_folder, tmp_path / "run", "--epochs", "10", "--lr", "1e-12", "--set", "freeze_bn=true")
-    argv += ["--set", "early_stopping=2"]
+    argv += ["--set", "early_stopping=2", "--set", "monitor=mean_class_recall"]
     summary = main(get_args_parser().parse_args(argv))
     assert summary["epochs"] == 3 and summary["best_epoch"] == 1
 
@@ -435,6 +435,11 @@ def test_trains_on_photos_through_detection_once(tmp_path: Path) -> None:
     assert "No face found by MTCNN in 1 of 9 images (all) (the whole image was used)" in card
     second = main(get_args_parser().parse_args([*argv, "--output-dir", str(tmp_path / "b"), "--no-progress"]))
     assert second["data"]["all"]["detections_run"] == 0 and second["data"]["all"]["no_face"] == 1
+    # seed 000's protocol: images without a detected face are left out, not replaced by the whole image
+    argv += ["--set", "no_face=skip", "--output-dir", str(tmp_path / "c"), "--no-progress"]
+    third = main(get_args_parser().parse_args(argv))
+    assert third["data"]["all"] == {"images": 9, "crops": 8, "no_face": 1, "skipped": 1, "detections_run": 0}
+    assert "(left out)" in (tmp_path / "c" / "model" / "README.md").read_text()
 
 
 def test_init_loads_a_local_checkpoint(tmp_path: Path) -> None:
@@ -467,3 +472,49 @@ def test_training_tta_is_evaluations_tta(task_folder: Path) -> None:
         np.testing.assert_allclose(ours, run.predictions.probabilities, atol=1e-5)
         plain = evaluate(model, torch.from_numpy(images), model.config, device=torch.device("cpu"))
         assert not np.allclose(ours, plain)  # the views do change the answer
+
+
+# ------------------------------------------------------------------------------------------------ protocol
+def _numbered(n: int, num_classes: int = 4, offset: int = 0) -> Crops:
+    """Crops whose first two pixels spell their own index: any crop can be traced back after splitting."""
+    images = np.zeros((n, 8, 8), dtype=np.uint8)
+    ids = np.arange(offset, offset + n)
+    images[:, 0, 0], images[:, 0, 1] = ids % 256, ids // 256
+    return Crops(images, np.arange(n) % num_classes, ("angry", "disgust", "fear", "happy")[:num_classes])
+
+
+def _ids(crops: Crops | None) -> set[int]:
+    return set() if crops is None else {int(a) + 256 * int(b) for a, b in crops.images[:, 0, :2]}
+
+
+@pytest.mark.parametrize(
+    ("settings", "val", "test", "report_split", "selects"),
+    [
+        ({}, False, False, "heldout", "an inner stratified 10% of the training data"),
+        ({}, True, False, "val", "an inner stratified 10% of the training data"),  # val reports
+        ({}, True, True, "test", "split val"),  # val selects, test reports
+        ({"kfold": 4}, False, False, "kfold4", "an inner stratified 10% of each fold's training part"),
+        ({"selection": "last"}, True, False, "val", None),
+        ({"selection": "epoch_mean", "kfold": 3}, False, False, "kfold3", None),
+    ],
+)
+def test_no_reported_image_took_part_in_training_or_selection(
+    settings: dict, val: bool, test: bool, report_split: str, selects: str | None
+) -> None:
+    from ferhub.training.protocol import make_plan
+
+    cfg = TrainConfig.from_dict(settings)
+    train = _numbered(200)
+    plan = make_plan(cfg, train, _numbered(40, offset=1000) if val else None,
+                     _numbered(40, offset=2000) if test else None, {"train": "all", "val": "val", "test": "test"})  # fmt: skip
+    assert plan.report_split == report_split and plan.select_name == selects
+    reported: set[int] = set()
+    for fold in plan.folds:
+        tr, se, re_ = _ids(fold.train), _ids(fold.select), _ids(fold.report)
+        assert not (tr & se) and not (tr & re_) and not (se & re_)  # three disjoint roles
+        assert (fold.select is not None) == (cfg.selection == "inner")
+        if fold.select is not None:  # each class is represented in the selection data
+            assert set(fold.select.targets) == {0, 1, 2, 3}
+        reported |= re_
+    if cfg.kfold:  # every training image is reported exactly once over the folds
+        assert reported == _ids(train) and sum(len(f.report) for f in plan.folds) == 200

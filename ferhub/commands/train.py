@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--kfold", type=int, default=None, help="stratified k-fold cross-validation (k >= 2)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="run the whole protocol N times (seeds seed..seed+N-1); mean ± std in the card")  # fmt: skip
     parser.add_argument(
         "--amp", choices=("none", "bf16", "fp16"), default=None, help="mixed precision on CUDA"
     )
@@ -87,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="push the best model so far to branch --checkpoint-branch during training")  # fmt: skip
     parser.add_argument("--checkpoint-branch", default="checkpoints")
     parser.add_argument("--print-recipe", action="store_true", help="print the resolved settings and exit")
+    parser.add_argument("--list-variants", action="store_true",
+                        help="list the recipe's variants (one per row of its paper's results table) and exit")  # fmt: skip
     return parser
 
 
@@ -139,6 +143,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         "lr": args.lr,
         "kfold": args.kfold,
         "seed": args.seed,
+        "repeats": args.repeats,
         "amp": args.amp,
         "init": args.init,
     }
@@ -152,10 +157,33 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
+def variant_lines(recipe: str) -> list[str]:
+    """One line per variant of ``recipe``: its name and description; the one equal to the recipe's own
+    settings is marked ``[default]``."""
+    from ferhub.training import load_recipe
+
+    def settings(variant: str | None) -> dict[str, Any]:
+        d = load_recipe(recipe, variant)[0].to_dict()
+        return {k: v for k, v in d.items() if k not in ("recipe", "description")}
+
+    base, variants = settings(None), load_recipe(recipe)[1]
+    if not variants:
+        return [f"{recipe} has no variants"]
+    width = max(map(len, variants))
+    return [
+        f"{name:<{width}}  {v.get('description', '')}" + ("  [default]" if settings(name) == base else "")
+        for name, v in variants.items()
+    ]
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Resolve the recipe and train it (or only print the resolved settings); returns the run's summary."""
     from ferhub.training import RecipeError, RunOptions, train
 
+    if args.list_variants:
+        lines = variant_lines(args.recipe)
+        print("\n".join(lines))
+        return {"variants": lines}
     cfg = resolve_config(args)
     if args.print_recipe:
         print(json.dumps(cfg.to_dict(), indent=2))

@@ -1,10 +1,12 @@
 """Seed 003 (Xiang): facenet-pytorch's InceptionResnetV1 (VGGFace2 weights), frozen, with the multi-scale
-convolutional head of Fig. 2 and output mix-up with the neutral class (eq. 3).
+convolutional head of Fig. 2 and output mix-up with the neutral class (eq. 3); and the paper's baseline, the
+same network fine-tuned whole with a new classifier (``irv1_classifier``).
 
-The backbone is facenet-pytorch's own module up to ``block8`` (1792 maps; 3x3 at 160 px, 9x9 at the paper's
-350 px); its pooling, embedding layer and identity classifier are not used and are removed after the weights
-load. The neutral class of eq. 3 is looked up in the model's labels when ``create_model`` (or
-``ferhub.load``) attaches its config; pass ``output_mixup=False`` for a label set without "neutral".
+The multi-scale model uses facenet-pytorch's own module up to ``block8`` (1792 maps; 3x3 at 160 px, 9x9 at the
+paper's 350 px, where the head's three blocks give maps of 9, 5 and 3 px); its pooling, embedding layer and
+identity classifier are not used and are removed after the weights load. The neutral class of eq. 3 is looked
+up in the model's labels when ``create_model`` (or ``ferhub.load``) attaches its config; pass
+``output_mixup=False`` for a label set without "neutral".
 
 Preprocessing is facenet's fixed standardisation ``(x - 127.5) / 128`` on 0..255 pixels, written as
 mean 0.5 / std 128/255 on [0, 1] pixels.
@@ -42,13 +44,39 @@ def neutral_index(labels: Sequence[str]) -> int:
     return list(labels).index("neutral")
 
 
-class IRV1MultiScale(StagedModel):
-    """InceptionResnetV1 maps -> multi-scale head -> (optional) output mix-up."""
+class _IRV1(StagedModel):
+    """What both IRV1 models share: facenet's stem and stages, and output mix-up keyed to the labels."""
 
     stem_names = tuple(f"backbone.{n}" for n in _STEM)
     stage_names = tuple(tuple(f"backbone.{n}" for n in stage) for stage in _STAGES)
-    head_names = ("head", "mixup")
     gradcam_name = "backbone.block8"
+    mixup: OutputMixup | None
+
+    @property
+    def config(self) -> ModelConfig | None:
+        return self.__dict__.get("_config")
+
+    @config.setter
+    def config(self, config: ModelConfig) -> None:
+        # create_model/ferhub.load attach the config after building: that is when the label order is known.
+        if self.mixup is not None:
+            self.mixup.neutral_index = neutral_index(config.labels)
+        self.__dict__["_config"] = config
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``block8`` maps (1792 channels)."""
+        for name in (*_STEM, *(n for stage in _STAGES for n in stage)):
+            x = getattr(self.backbone, name)(x)
+        return x
+
+    def _mix(self, y: torch.Tensor) -> torch.Tensor:
+        return self.mixup(y) if self.mixup is not None else y
+
+
+class IRV1MultiScale(_IRV1):
+    """InceptionResnetV1 maps -> multi-scale head -> (optional) output mix-up."""
+
+    head_names = ("head", "mixup")
 
     def __init__(
         self,
@@ -69,25 +97,41 @@ class IRV1MultiScale(StagedModel):
         if not output_mixup:
             self.head_names = ("head",)
 
-    @property
-    def config(self) -> ModelConfig | None:
-        return self.__dict__.get("_config")
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._mix(self.head(self.forward_features(x)))
 
-    @config.setter
-    def config(self, config: ModelConfig) -> None:
-        # create_model/ferhub.load attach the config after building: that is when the label order is known.
-        if self.mixup is not None:
-            self.mixup.neutral_index = neutral_index(config.labels)
-        self.__dict__["_config"] = config
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for name in (*_STEM, *(n for stage in _STAGES for n in stage)):
-            x = getattr(self.backbone, name)(x)
-        return x
+class IRV1Classifier(_IRV1):
+    """Seed 003's baseline "MTCNN + Inception Resnet v1 (fine-tuned)": facenet's whole network through its own
+    embedding layers (average pooling, dropout, 512-wide linear layer, BatchNorm), a new linear classifier on the
+    embedding, and optionally output mix-up (eq. 3) on its outputs. Nothing is frozen unless asked."""
+
+    head_names = ("backbone.last_linear", "backbone.last_bn", "classifier", "mixup")
+
+    def __init__(self, backbone: nn.Module, num_classes: int, output_mixup: bool = False) -> None:
+        super().__init__()
+        if hasattr(backbone, "logits"):
+            delattr(backbone, "logits")  # the identity classifier
+        self.backbone = backbone
+        self.classifier = nn.Linear(backbone.last_linear.out_features, num_classes)
+        self.mixup = OutputMixup(num_classes, neutral_index(FER7)) if output_mixup else None
+        if not output_mixup:
+            self.head_names = self.head_names[:-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.head(self.forward_features(x))
-        return self.mixup(y) if self.mixup is not None else y
+        b = self.backbone
+        x = b.dropout(b.avgpool_1a(self.forward_features(x)).flatten(1))
+        return self._mix(self.classifier(b.last_bn(b.last_linear(x))))
+
+
+def _backbone(pretrained: bool, dropout_prob: float = 0.6) -> nn.Module:
+    import_torchvision()  # facenet_pytorch imports torchvision
+    from facenet_pytorch import InceptionResnetV1
+
+    backbone = InceptionResnetV1(pretrained=None, classify=False, dropout_prob=dropout_prob)
+    if pretrained:
+        load_facenet_weights(backbone, "vggface2")
+    return backbone
 
 
 def _irv1(
@@ -98,13 +142,7 @@ def _irv1(
     head_channels: Sequence[int] = (512, 256, 256),
     drop_rate: float = 0.5,
 ) -> IRV1MultiScale:
-    import_torchvision()  # facenet_pytorch imports torchvision
-    from facenet_pytorch import InceptionResnetV1
-
-    backbone = InceptionResnetV1(pretrained=None, classify=False)
-    if pretrained:
-        load_facenet_weights(backbone, "vggface2")
-    model = IRV1MultiScale(backbone, num_classes, head_channels, output_mixup, drop_rate)
+    model = IRV1MultiScale(_backbone(pretrained), num_classes, head_channels, output_mixup, drop_rate)
     return set_trainable_stages(model, trainable_stages)
 
 
@@ -128,3 +166,25 @@ def irv1_multiscale(
 def test_irv1(num_classes: int = 7, trainable_stages: int = 0, output_mixup: bool = True) -> nn.Module:
     """The real InceptionResnetV1 at 80 px with an 8-wide multi-scale head, for tests (the backbone is fixed-width)."""
     return _irv1(num_classes, False, trainable_stages, output_mixup, head_channels=(8, 8, 8))
+
+
+@register_model(input_size=160, channels=3, mean=FACENET_MEAN, std=FACENET_STD, crop_margin=0.1)
+def irv1_classifier(
+    num_classes: int = 7,
+    pretrained: bool = False,
+    trainable_stages: int = 3,
+    output_mixup: bool = False,
+    drop_rate: float = 0.6,
+) -> nn.Module:
+    """Seed 003's baseline: VGGFace2 InceptionResnetV1 with its embedding layers and a new classifier, fine-tuned
+    whole (``trainable_stages=3``: every stage and the stem); ``drop_rate`` is facenet's dropout (0.6)."""
+    model = IRV1Classifier(_backbone(pretrained, drop_rate), num_classes, output_mixup)
+    return set_trainable_stages(model, trainable_stages)
+
+
+@register_model(input_size=80, channels=3, mean=FACENET_MEAN, std=FACENET_STD)
+def test_irv1_classifier(
+    num_classes: int = 7, trainable_stages: int = 3, output_mixup: bool = False
+) -> nn.Module:
+    """The real InceptionResnetV1 classifier at 80 px (the backbone is fixed-width), for tests."""
+    return set_trainable_stages(IRV1Classifier(_backbone(False), num_classes, output_mixup), trainable_stages)

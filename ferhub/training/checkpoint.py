@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferhub.pretrained import CheckpointError  # one error for every unusable weights/checkpoint file
+from ferhub.errors import CheckpointError
 from ferhub.training.distributed import unwrap
 from ferhub.training.loop import State
 from ferhub.training.optim import EMA, LRSchedule

@@ -19,7 +19,7 @@ from ferhub.data import Crops
 from ferhub.training.checkpoint import json_default, read_checkpoint, restore, save_checkpoint
 from ferhub.training.distributed import SINGLE_PROCESS, Dist, barrier
 from ferhub.training.loop import State, epoch_batches, evaluate, score, train_one_epoch
-from ferhub.training.optim import EMA, LRSchedule, build_optimizer
+from ferhub.training.optim import EMA, LRSchedule, build_optimizer, kernel_penalty, regularized_kernels
 from ferhub.training.settings import TrainConfig
 
 OnBest = Callable[[nn.Module, int, dict[str, Any]], None]
@@ -136,15 +136,19 @@ def fit(
     on_best: OnBest | None = None,
     log: Callable[[str], None] = print,
 ) -> FitResult:
-    """Train one model on ``train``, selecting the epoch with the best validation mean class recall.
+    """Train one model on ``train``, watching ``val`` after every epoch.
 
-    Writes ``out_dir/checkpoints/{last,best}.safetensors`` and ``out_dir/log.jsonl`` (rank 0 only).
+    With ``cfg.selection == "inner"`` the epoch with the best monitored value on ``val`` (mean class recall, or
+    the loss) is released and ``val`` also drives a plateau schedule and early stopping, so ``val`` must be
+    selection data, never the data that reports. Otherwise the last epoch is released and ``val`` is only
+    watched. Writes ``out_dir/checkpoints/{last,best}.safetensors`` (``best``: the epoch released) and
+    ``out_dir/log.jsonl`` (rank 0 only).
     """
     from ferhub.transforms import TrainTransform
 
     parts = _build_parts(cfg, train, device, dist)
     config: ModelConfig = parts.model.config
-    last, best = out_dir / "checkpoints" / "last.safetensors", out_dir / "checkpoints" / "best.safetensors"
+    last = out_dir / "checkpoints" / "last.safetensors"
     state = State()
     if resume:
         state = restore(last, model=parts.model, optimizer=parts.optimizer, schedule=parts.schedule, cfg=cfg,
@@ -154,12 +158,13 @@ def fit(
     store = device if device.type == "cuda" and train.images.nbytes < 4 * 2**30 else torch.device("cpu")
     data, targets = torch.from_numpy(train.images).to(store), torch.from_numpy(train.targets).to(store)
     val_data = torch.from_numpy(val.images)
-    log_path = out_dir / "log.jsonl"
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping any
         # line written after that checkpoint by the killed run
-        log_path.write_text("".join(json.dumps(r, default=json_default) + "\n" for r in state.history))
+        (out_dir / "log.jsonl").write_text(
+            "".join(json.dumps(r, default=json_default) + "\n" for r in state.history)
+        )
     transform = TrainTransform.from_recipe(config, cfg.augment)
     stopped = False
     while state.epoch < cfg.epochs:
@@ -170,34 +175,62 @@ def fit(
         )  # fmt: skip
         probs = evaluate(parts.scored, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
         metrics = score(probs, val.targets, val.labels, train.labels)["metrics"]
-        improved = _end_epoch(state, parts, stats, metrics)
+        improved = _end_epoch(cfg, state, parts, stats, metrics)
         if dist.main:
-            with log_path.open("a") as f:
-                f.write(json.dumps(state.history[-1], default=json_default) + "\n")
-            log(_log_line(state.history[-1], cfg))
-            parts.save(last, state, cfg)
-            if improved:
-                parts.save(best, state, cfg)
-                if on_best is not None:
-                    on_best(parts.scored, state.epoch, metrics)
+            _record(cfg, state, parts, out_dir, improved, log)
+            if improved and on_best is not None:
+                on_best(parts.scored, state.epoch, metrics)
         barrier(dist)
         if cfg.early_stopping and state.bad_epochs >= cfg.early_stopping:
             stopped = True
             if dist.main:
-                log(f"early stopping: no better val mean recall for {cfg.early_stopping} epochs")
+                log(f"early stopping: no better validation {cfg.monitor} for {cfg.early_stopping} epochs")
             break
-    final = _release(parts, best)
+    final = _release(parts, out_dir / "checkpoints" / "best.safetensors")
     probs = evaluate(final, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
     return FitResult(final, state, probs, score(probs, val.targets, val.labels, train.labels), stopped)
 
 
-def _end_epoch(state: State, parts: _Parts, stats: dict[str, float], metrics: dict[str, Any]) -> bool:
-    """Step the schedule, update the best epoch and the history; returns whether this epoch is the new best."""
-    recall = metrics["mean_class_recall"]
-    parts.schedule.end_epoch(recall)
-    improved = recall > state.best_metric
+def _record(
+    cfg: TrainConfig, state: State, parts: _Parts, out_dir: Path, improved: bool, log: Callable[[str], None]
+) -> None:
+    """Rank 0 after an epoch: its log line (file and console), the last checkpoint, and the best when it is."""
+    with (out_dir / "log.jsonl").open("a") as f:
+        f.write(json.dumps(state.history[-1], default=json_default) + "\n")
+    log(_log_line(state.history[-1], cfg))
+    parts.save(out_dir / "checkpoints" / "last.safetensors", state, cfg)
     if improved:
-        state.best_metric, state.best_epoch, state.bad_epochs = recall, state.epoch, 0
+        parts.save(out_dir / "checkpoints" / "best.safetensors", state, cfg)
+
+
+def _monitored(cfg: TrainConfig, metrics: dict[str, Any], parts: _Parts) -> tuple[float, float]:
+    """The epoch's validation loss and its selection score (higher is better).
+
+    The loss is the validation NLL plus the ``kernel_l2`` penalty, as Keras' ``val_loss`` includes the
+    regularisation losses (seed 002's reference monitors it).
+    """
+    penalty = 0.0
+    if cfg.kernel_l2:
+        with torch.no_grad():
+            kernels = regularized_kernels(parts.model, cfg.kernel_l2_layers)
+            penalty = float(kernel_penalty(kernels, cfg.kernel_l2))
+    val_loss = metrics["nll"] + penalty
+    return val_loss, -val_loss if cfg.monitor == "loss" else metrics["mean_class_recall"]
+
+
+def _end_epoch(
+    cfg: TrainConfig, state: State, parts: _Parts, stats: dict[str, float], metrics: dict[str, Any]
+) -> bool:
+    """Step the schedule, update the released epoch and the history; returns whether this epoch is released.
+
+    With ``selection="inner"`` the released epoch is the best on the monitored value so far; otherwise every
+    epoch replaces the last (nothing is chosen on the data watched).
+    """
+    val_loss, score = _monitored(cfg, metrics, parts)
+    parts.schedule.end_epoch(score)
+    improved = score > state.best_metric or cfg.selection != "inner"
+    if improved:
+        state.best_metric, state.best_epoch, state.bad_epochs = score, state.epoch, 0
     else:
         state.bad_epochs += 1
     state.epoch += 1
@@ -206,9 +239,10 @@ def _end_epoch(state: State, parts: _Parts, stats: dict[str, float], metrics: di
             "epoch": state.epoch,
             **stats,
             "val_accuracy": metrics["accuracy"],
-            "val_mean_class_recall": recall,
+            "val_mean_class_recall": metrics["mean_class_recall"],
             "val_macro_f1": metrics["macro_f1"],
             "val_nll": metrics["nll"],
+            "val_loss": val_loss,
             "best_epoch": state.best_epoch + 1,
         }
     )

@@ -20,15 +20,26 @@ from torch import nn
 
 from ferhub.config import ModelConfig
 from ferhub.training.distributed import SINGLE_PROCESS, Dist, all_reduce_sum, unwrap
-from ferhub.training.optim import EMA, LRSchedule
+from ferhub.training.optim import EMA, LRSchedule, kernel_penalty, regularized_kernels
 from ferhub.training.settings import RecipeError, TrainConfig
 
 
-def epoch_batches(n: int, batch_size: int, epoch: int, seed: int) -> list[np.ndarray]:
-    """The global batches of one epoch: a permutation drawn from (seed, epoch), last partial batch dropped
-    (so every process gets an equal share); a set smaller than one batch gives one batch of all of it."""
+def epoch_batches(
+    n: int, batch_size: int, epoch: int, seed: int, balance: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """The global batches of one epoch, drawn from (seed, epoch); last partial batch dropped (so every process
+    gets an equal share); a set smaller than one batch gives one batch of all of it.
+
+    Without ``balance`` the epoch is a permutation of the ``n`` crops. With ``balance`` (the crops' class
+    indices) it is ``n`` draws with replacement, each class equally likely and each crop equally likely within
+    its class (seed 004's "random sampling for evenly distributed labels").
+    """
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(n)
+    if balance is None:
+        order = rng.permutation(n)
+    else:
+        weight = 1.0 / np.bincount(balance)[balance]
+        order = rng.choice(n, size=n, replace=True, p=weight / weight.sum())
     if n < batch_size:
         return [order]
     return [order[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
@@ -89,7 +100,9 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over the training crops; returns mean loss, accuracy on the (unmixed) labels, lr, img/s."""
     _train_mode(model, cfg)
-    batches = epoch_batches(len(targets), cfg.batch_size, epoch, cfg.seed)
+    balance = targets.cpu().numpy() if cfg.sampler == "balanced" else None
+    batches = epoch_batches(len(targets), cfg.batch_size, epoch, cfg.seed, balance)
+    kernels = regularized_kernels(model, cfg.kernel_l2_layers) if cfg.kernel_l2 else []
     if any(len(b) % dist.world for b in batches):
         raise RecipeError(
             f"the global batch ({len(batches[0])}) must divide evenly over {dist.world} processes; "
@@ -114,7 +127,7 @@ def train_one_epoch(
         with _autocast(device, cfg.amp):
             out = model(x)
         out = out.float()
-        loss = criterion(out, t)
+        loss = criterion(out, t) + kernel_penalty(kernels, cfg.kernel_l2)
         _step(loss, model, optimizer, cfg, scaler)
         if ema is not None:
             ema.update(model)

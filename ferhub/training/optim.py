@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -33,10 +34,15 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 class LRSchedule:
-    """Per-step learning-rate factor: linear warm-up, then constant / cosine / step / reduce-on-plateau.
+    """Per-step learning-rate factor: linear warm-up, then constant / cosine / step / step_linear /
+    reduce-on-plateau.
 
-    The plateau rule watches validation mean class recall at the end of each epoch. All state is plain
-    numbers (saved in the checkpoint's JSON metadata).
+    ``step`` multiplies by ``gamma`` every ``step_epochs``; ``step_linear`` takes ``gamma`` of the initial rate
+    off every ``step_epochs`` (seed 003: "decreases by 0.25 of the origin every fixed number of epochs"). The
+    plateau rule watches the run's monitored validation value (as a score, higher is better) at the end of each
+    epoch; an improvement must beat the best by 1e-4. ``plateau_rule="torch"`` cuts the rate when the flat
+    epochs exceed ``plateau_patience`` (PyTorch's ``ReduceLROnPlateau``), ``"keras"`` when they reach it
+    (Keras' ``ReduceLROnPlateau``: ``wait >= patience``). All state is plain numbers (saved in checkpoints).
     """
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int) -> None:
@@ -57,6 +63,8 @@ class LRSchedule:
             return 0.5 * (1 + math.cos(math.pi * progress))
         if cfg.schedule == "step":
             return cfg.gamma ** int(t // cfg.step_epochs)
+        if cfg.schedule == "step_linear":
+            return max(1.0 - cfg.gamma * int(t // cfg.step_epochs), 0.0)
         if cfg.schedule == "plateau":
             return self.plateau_scale
         return 1.0
@@ -67,16 +75,18 @@ class LRSchedule:
             g["lr"] = max(g["initial_lr"] * f, self.cfg.min_lr if f < 1 else 0.0)
         return optimizer.param_groups[0]["lr"]
 
-    def end_epoch(self, metric: float) -> None:
+    def end_epoch(self, score: float) -> None:
+        """The epoch's monitored validation score (higher is better; a loss is passed negated)."""
         if self.cfg.schedule != "plateau":
             return
-        if metric > self.best + 1e-4:
-            self.best, self.bad_epochs = metric, 0
-        else:
-            self.bad_epochs += 1
-            if self.bad_epochs > self.cfg.plateau_patience:
-                self.plateau_scale *= self.cfg.gamma
-                self.bad_epochs = 0
+        if score > self.best + 1e-4:
+            self.best, self.bad_epochs = score, 0
+            return
+        self.bad_epochs += 1
+        patience = self.cfg.plateau_patience
+        if self.bad_epochs > patience or (self.cfg.plateau_rule == "keras" and self.bad_epochs >= patience):
+            self.plateau_scale *= self.cfg.gamma
+            self.bad_epochs = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"plateau_scale": self.plateau_scale, "best": self.best, "bad_epochs": self.bad_epochs}
@@ -105,3 +115,25 @@ class EMA:
                 v.lerp_(src[k].detach(), 1 - self.decay)  # v = decay * v + (1 - decay) * src
             else:  # BatchNorm statistics and counters follow the live model
                 v.copy_(src[k])
+
+
+def regularized_kernels(model: nn.Module, layers: Sequence[str]) -> list[nn.Parameter]:
+    """The kernels (weights of convolutions and linear layers, not biases or norms) that ``kernel_l2`` applies
+    to: those of modules whose name starts with one of ``layers`` (every one when ``layers`` is empty)."""
+    kinds = (nn.modules.conv._ConvNd, nn.Linear)
+    picked = []
+    for name, m in unwrap(model).named_modules():
+        if isinstance(m, kinds) and (
+            not layers or any(name == p or name.startswith(p + ".") for p in layers)
+        ):
+            picked.append(m.weight)
+    if layers and not picked:
+        raise RecipeError(f"kernel_l2_layers {list(layers)} name no convolution or linear layer of the model")
+    return picked
+
+
+def kernel_penalty(kernels: Sequence[torch.Tensor], strength: float) -> torch.Tensor | float:
+    """Keras' ``l2(strength)`` regulariser summed over ``kernels``: ``strength * sum(w ** 2)`` (no 1/2)."""
+    if strength <= 0 or not kernels:
+        return 0.0
+    return strength * sum(w.pow(2).sum() for w in kernels)

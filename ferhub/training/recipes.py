@@ -95,7 +95,7 @@ def apply_overrides(cfg: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
 
 def tiny(cfg: TrainConfig) -> TrainConfig:
     """The recipe shrunk for smoke tests: its tiny registered model, <= 2 epochs, small batches, no pretrained
-    weights; losses, schedule, augmentations and k-fold stay as they are."""
+    weights, at most 2 repeats; losses, schedule, augmentations, k-fold and the protocol stay as they are."""
     from ferhub.models import get_entry
 
     entry = get_entry(cfg.tiny_model)
@@ -116,6 +116,7 @@ def tiny(cfg: TrainConfig) -> TrainConfig:
             if cfg.trainable_stages is None
             else min(cfg.trainable_stages, 1),
             "epochs": min(cfg.epochs, 2),
+            "repeats": min(cfg.repeats, 2),
             "batch_size": min(cfg.batch_size, 8),
             "warmup_epochs": min(cfg.warmup_epochs, 0.5),
             "step_epochs": 1,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
-
 from ferhub.training.settings import TrainConfig
 
 
@@ -19,52 +17,40 @@ def result_entry(
     command: str,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """One ``eval_results.json`` entry (the schema of :mod:`ferhub.evaluation`) for a scored set."""
-    import datetime
+    """One ``eval_results.json`` entry for a scored set, built by the schema's owner (:mod:`ferhub.eval_results`)."""
+    from ferhub.eval_results import make_entry
 
-    from ferhub import __version__
-
-    return {
-        "dataset": {"id": dataset, "config": "default", "split": split or "all", "name": name or dataset},
-        **summary,
-        "num_images": int(np.sum(summary["confusion_matrix"])),
-        "tta": tta is not None,
-        "tta_method": tta,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "ferhub_version": __version__,
-        "command": command,
-        "source": "training",
-    }
+    return make_entry(summary, dataset={"id": dataset, "split": split, "name": name}, tta=tta, command=command,
+                      source="training")  # fmt: skip
 
 
 def eval_results(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``eval_results.json`` content holding ``entries`` (training writes it only through here)."""
-    from ferhub.eval_results import FORMAT_VERSION, result_key
+    """The ``eval_results.json`` document holding ``entries``, for :func:`ferhub.hub.save` to write."""
+    from ferhub.eval_results import key_of, merge
 
-    return {
-        "format_version": FORMAT_VERSION,
-        "results": {
-            result_key(e["dataset"]["id"], e["dataset"]["config"], e["dataset"]["split"]): e for e in entries
-        },
-    }
+    return merge(None, {key_of(e): e for e in entries})
 
 
-_CARD_KEYS = ["model", "model_args", "trainable_stages", "epochs", "batch_size", "optimizer", "lr",
-              "weight_decay", "schedule", "warmup_epochs", "loss", "loss_args", "mixup", "cutmix", "augment",
-              "ema", "early_stopping", "kfold", "tta", "seed"]  # fmt: skip
+_CARD_KEYS = ["model", "model_args", "config_overrides", "trainable_stages", "epochs", "batch_size", "optimizer",
+              "lr", "weight_decay", "schedule", "warmup_epochs", "loss", "loss_args", "kernel_l2", "mixup",
+              "cutmix", "augment", "ema", "early_stopping", "monitor", "kfold", "selection", "repeats", "sampler",
+              "tta", "no_face", "seed"]  # fmt: skip
 
 
-def recipe_markdown(cfg: TrainConfig, data_desc: str, fold_summary: dict[str, Any] | None) -> str:
-    """The card's *Training* section: the recipe, its data and its settings table (non-default ones)."""
+def recipe_markdown(cfg: TrainConfig, data_desc: str, protocol: dict[str, Any]) -> str:
+    """The card's *Training* section: the recipe, its data and protocol, and its settings table."""
     d = cfg.to_dict()
     rows = "\n".join(
-        f"| `{k}` | `{json.dumps(d[k])}` |" for k in _CARD_KEYS if d[k] not in (None, {}, 0, 0.0, False)
+        f"| `{k}` | `{json.dumps(d[k])}` |" for k in _CARD_KEYS if d[k] not in (None, {}, [], 0, 0.0, False)
     )
-    text = f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}\n\n| setting | value |\n|---|---|\n{rows}\n"
-    if fold_summary:
-        text += "\n" + "\n".join(
-            f"- {cfg.kfold}-fold validation {k.replace('_', ' ')}: {v['text']}"
-            for k, v in fold_summary.items()
-            if k in ("accuracy", "mean_class_recall", "macro_f1")
-        )
+    text = f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}.\n\n| setting | value |\n|---|---|\n{rows}\n"
+    for key, label in (("folds", f"{cfg.kfold}-fold"), ("repeat_results", f"{cfg.repeats} repeats,")):
+        if key in protocol:
+            text += "\n" + "\n".join(
+                f"- {label} mean ± std, {k.replace('_', ' ')}: {v['text']}"
+                for k, v in protocol[key].items()
+                if k in ("accuracy", "mean_class_recall", "macro_f1")
+            )
+    if "epoch_mean" in protocol:
+        text += f"\n- held-out accuracy averaged over the {cfg.epochs} epochs: {protocol['epoch_mean']['accuracy']:.4f}"
     return text

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -26,6 +25,7 @@ from ferhub.training.checkpoint import json_default
 from ferhub.training.distributed import Dist, barrier, init_distributed, unwrap
 from ferhub.training.fit import FitResult, OnBest, fit
 from ferhub.training.loop import evaluate, score
+from ferhub.training.protocol import FitFn, Plan, make_plan, released, run_plan, summarize_runs
 from ferhub.training.results import eval_results, recipe_markdown, result_entry
 from ferhub.training.settings import RecipeError, TrainConfig
 
@@ -73,7 +73,9 @@ class _Session:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        name = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
+        from ferhub.device import default_device
+
+        name = default_device() if opts.device == "auto" else opts.device
         dist = init_distributed(name)
         if name == "cuda" and dist.world > 1:
             name = f"cuda:{dist.local_rank}"
@@ -113,7 +115,9 @@ class _Data:
                 f"validation labels {self.val_src.labels} differ from training labels {self.train_src.labels}"
             )
         self.model_config = model_config(cfg, self.train_src.labels)
-        detect = not self.train_src.precropped or opts.precropped is False
+        # seed 004's Table 3 ablation (face_detection=False) resizes every image whole, like face crops
+        self.precropped = True if not cfg.face_detection else opts.precropped
+        detect = cfg.face_detection and (not self.train_src.precropped or opts.precropped is False)
         self.cache = FaceCache(cache_dir=opts.face_cache) if detect else None
         self.prepared: dict[str, dict[str, int]] = {}  # per split: how the crops were made (no-face counts)
 
@@ -128,20 +132,25 @@ class _Data:
             return None
 
     def test_source(self) -> Any:
+        """The ``--test-split`` source, else the source's own test split when it has one (else ``None``)."""
         from ferhub.data import open_source
 
-        return open_source(self.opts.val_data or self.opts.data, self.opts.test_split, **self.kw)
+        source = self.opts.val_data or self.opts.data
+        if self.opts.test_split is not None:
+            return open_source(source, self.opts.test_split, **self.kw)
+        return self._open(source, None, "test")
 
     def crops(self, src: Any) -> Crops:
         from ferhub.data import FaceCache, materialize
 
         dist, cfg = self.session.dist, self.cfg
+        kw = {"precropped": self.precropped, "no_face": cfg.no_face}
         if dist.main:
-            c = materialize(src, self.model_config, cache=self.cache, no_face=cfg.no_face)
+            c = materialize(src, self.model_config, cache=self.cache, **kw)
         barrier(dist)
         if not dist.main:  # the cache is full now: the other ranks only read it
             cache = FaceCache(cache_dir=self.opts.face_cache) if self.cache else None
-            c = materialize(src, self.model_config, cache=cache, no_face=cfg.no_face)
+            c = materialize(src, self.model_config, cache=cache, **kw)
         if c.no_face:
             self.session.say(f"{src.name}/{src.split}: no face found in {c.no_face} of {len(src)} images "
                              f"({'whole image used' if cfg.no_face == 'fallback' else 'skipped'})")  # fmt: skip
@@ -149,10 +158,12 @@ class _Data:
                                              "skipped": c.skipped, "detections_run": c.detections_run}  # fmt: skip
         return c
 
-    def description(self, val_name: str) -> str:
-        """The card's one-line account of the data, with the no-face counts."""
+    def description(self, plan: Plan) -> str:
+        """The card's account of the data: where it came from, what selected, what reported, no-face counts."""
         src = self.train_src
-        text = f"`{self.opts.data}` (training split {src.split or 'all'}, {len(src)} images; validation: {val_name})"
+        text = f"`{self.opts.data}` (training split {src.split or 'all'}, {len(src)} images). "
+        text += f"Epoch chosen on {plan.select_name}; " if plan.select_name else "No epoch chosen on data; "
+        text += f"results reported on {plan.report_name}"
         no_face = [
             f"{v['no_face']} of {v['images']} images ({k})" for k, v in self.prepared.items() if v["no_face"]
         ]
@@ -173,66 +184,6 @@ def model_config(cfg: TrainConfig, labels: tuple[str, ...]) -> ModelConfig:
         model_args=dict(cfg.model_args),
         **{**entry.defaults, **cfg.config_overrides},
     )
-
-
-def _subset(crops: Crops, idx: np.ndarray) -> Crops:
-    return Crops(crops.images[idx], crops.targets[idx], crops.labels)
-
-
-@dataclass
-class _Outcome:
-    """What the protocol produced: the model to release, scored on its validation part."""
-
-    result: FitResult
-    val_split: str  # the eval_results split name of the validation part
-    val_name: str  # how the card describes it
-    fold_summary: dict[str, Any] | None = None
-    selected_fold: int | None = None
-
-
-def _kfold(cfg: TrainConfig, train_all: Crops, session: _Session, opts: RunOptions) -> _Outcome:
-    from ferhub.data import stratified_kfold
-    from ferhub.metrics import kfold_summary
-
-    results = []
-    for f, (tr, va) in enumerate(stratified_kfold(train_all.targets, cfg.kfold, cfg.seed)):
-        session.say(f"fold {f + 1}/{cfg.kfold}: {len(tr)} train, {len(va)} validation")
-        fold_dir = session.out_dir / f"fold{f + 1}"
-        resume = opts.resume and (fold_dir / "checkpoints" / "last.safetensors").is_file()
-        results.append(fit(cfg, _subset(train_all, tr), _subset(train_all, va), fold_dir, device=session.device,
-                           dist=session.dist, resume=resume, progress=opts.progress, log=session.say))  # fmt: skip
-    summary = kfold_summary([r.val_metrics["metrics"] for r in results])
-    best = int(np.argmax([r.val_metrics["metrics"]["mean_class_recall"] for r in results]))
-    shown = ", ".join(
-        f"{k} {v['text']}" for k, v in summary.items() if k in ("accuracy", "mean_class_recall")
-    )
-    session.say(f"k-fold: {shown}")
-    return _Outcome(
-        results[best],
-        val_split=f"kfold{cfg.kfold}-fold{best + 1}",  # the released fold's validation part
-        val_name=f"{cfg.kfold}-fold validation (fold {best + 1}, the best of {cfg.kfold})",
-        fold_summary=summary,
-        selected_fold=best + 1,
-    )
-
-
-def _holdout(
-    cfg: TrainConfig, data: _Data, train_all: Crops, session: _Session, on_best: OnBest | None
-) -> _Outcome:
-    from ferhub.data import stratified_split
-
-    if data.val_src is None:
-        tr, va = stratified_split(train_all.targets, cfg.val_fraction, cfg.seed)
-        val_all, train_all = _subset(train_all, va), _subset(train_all, tr)
-        val_name = f"held-out {cfg.val_fraction:.0%} of {data.train_src.split or 'the data'}"
-        val_split = "heldout"
-    else:
-        val_all = data.crops(data.val_src)
-        val_name = val_split = data.val_src.split or "validation"
-    session.say(f"training on {len(train_all)} crops, validating on {len(val_all)} ({val_name})")
-    result = fit(cfg, train_all, val_all, session.out_dir, device=session.device, dist=session.dist,
-                 resume=data.opts.resume, progress=data.opts.progress, on_best=on_best, log=session.say)  # fmt: skip
-    return _Outcome(result, val_split=val_split, val_name=val_name)
 
 
 def _checkpoint_pusher(cfg: TrainConfig, opts: RunOptions, session: _Session) -> OnBest | None:
@@ -257,38 +208,64 @@ def _checkpoint_pusher(cfg: TrainConfig, opts: RunOptions, session: _Session) ->
     return on_best
 
 
+def _fitter(cfg: TrainConfig, opts: RunOptions, session: _Session) -> FitFn:
+    """:func:`fit` bound to the run's device, log and options (``--resume``, ``--push-checkpoints``)."""
+    on_best = _checkpoint_pusher(cfg, opts, session) if cfg.selection == "inner" else None
+
+    def fit_fn(cfg_r: TrainConfig, train: Crops, watched: Crops, where: Path, only: bool) -> FitResult:
+        # the run's only fit insists on its checkpoint; in k-fold / repeats a part not reached yet starts fresh
+        resume = opts.resume and (only or (where / "checkpoints" / "last.safetensors").is_file())
+        return fit(cfg_r, train, watched, where, device=session.device, dist=session.dist, resume=resume,
+                   progress=opts.progress, on_best=on_best if only else None, log=session.say)  # fmt: skip
+
+    return fit_fn
+
+
 def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
-    """Train the recipe on the data, write the model repo (and push it); returns a summary dict."""
+    """Train the recipe on the data by its protocol, write the model repo (and push it); returns a summary."""
     session = _Session.start(cfg, opts)
     data = _Data(cfg, opts, session)
     t0 = time.perf_counter()
     train_all = data.crops(data.train_src)
+    val = data.crops(data.val_src) if data.val_src is not None else None
+    test_src = data.test_source()
+    test = data.crops(test_src) if test_src is not None else None
     mcfg = data.model_config
     session.say(f"data: {len(train_all)} crops of {mcfg.input_size}x{mcfg.input_size}x{mcfg.channels} "
                 f"({time.perf_counter() - t0:.1f}s to prepare)")  # fmt: skip
-    if cfg.kfold:
-        outcome = _kfold(cfg, train_all, session, opts)
-    else:
-        outcome = _holdout(cfg, data, train_all, session, _checkpoint_pusher(cfg, opts, session))
-    result = outcome.result
-    summary: dict[str, Any] = {"val": result.val_metrics["metrics"], "epochs": result.state.epoch,
-                               "best_epoch": result.state.best_epoch + 1, "kfold": outcome.fold_summary,
-                               "data": data.prepared}  # fmt: skip
-    entries = [_entry(result.val_metrics, data, outcome.val_split, cfg)]
-    if outcome.fold_summary:
-        entries[0]["kfold"] = {"k": cfg.kfold, "selected_fold": outcome.selected_fold, **outcome.fold_summary}
-    if opts.test_split:
-        test_src = data.test_source()
-        test = data.crops(test_src)
-        probs = evaluate(result.model, torch.from_numpy(test.images), result.model.config,
+    names = {"train": data.train_src.split or "the data", "val": getattr(data.val_src, "split", None) or "val",
+             "test": getattr(test_src, "split", None) or "test"}  # fmt: skip
+    plan = make_plan(cfg, train_all, None if cfg.kfold else val, None if cfg.kfold else test, names)
+    runs = run_plan(cfg, plan, session.out_dir, _fitter(cfg, opts, session), session.device, session.say)
+    fold, chosen = released(cfg, runs)
+    reported = summarize_runs(cfg, plan, runs)
+    entries = [_entry(reported, data, plan.report_split, cfg)]
+    if cfg.kfold and test is not None:  # k-fold reports on its folds; a test split is one more report
+        probs = evaluate(chosen.result.model, torch.from_numpy(test.images), chosen.result.model.config,
                          device=session.device, tta=cfg.tta)  # fmt: skip
-        test_summary = score(probs, test.targets, test_src.labels, result.model.config.labels)
-        summary["test"] = test_summary["metrics"]
-        entries.append(_entry(test_summary, data, test_src.split, cfg))
-        session.say(f"test ({test_src.split}): accuracy {test_summary['metrics']['accuracy']:.4f}, "
-                    f"mean class recall {test_summary['metrics']['mean_class_recall']:.4f}")  # fmt: skip
+        extra = score(probs, test.targets, test.labels, chosen.result.model.config.labels)
+        extra["protocol"] = {
+            **reported["protocol"],
+            "reported_on": f"split {names['test']}",
+            "released_fold": fold + 1,
+        }
+        extra["notes"] = [*extra["notes"], f"The released model (fold {fold + 1} of the k-fold run) on split "
+                          f"{names['test']}, which took no part in training or selection."]  # fmt: skip
+        entries.append(_entry(extra, data, names["test"], cfg))
+    metrics = reported["metrics"]
+    session.say(f"reported on {plan.report_name}: accuracy {metrics['accuracy']:.4f}, mean class recall "
+                f"{metrics['mean_class_recall']:.4f}")  # fmt: skip
+    summary: dict[str, Any] = {
+        "report": metrics,
+        "selection": chosen.result.val_metrics["metrics"] if cfg.selection == "inner" else None,
+        "released_fold": fold + 1 if cfg.kfold else None,
+        "epochs": chosen.result.state.epoch,
+        "best_epoch": chosen.result.state.best_epoch + 1,
+        "protocol": reported["protocol"],
+        "data": data.prepared,
+    }
     if session.dist.main:
-        _write_repo(cfg, opts, session, data, outcome, entries, summary)
+        _write_repo(cfg, opts, session, data, plan, chosen.result.model, entries, summary)
     return summary
 
 
@@ -304,7 +281,8 @@ def _write_repo(
     opts: RunOptions,
     session: _Session,
     data: _Data,
-    outcome: _Outcome,
+    plan: Plan,
+    model: nn.Module,
     entries: list[dict[str, Any]],
     summary: dict[str, Any],
 ) -> None:
@@ -317,20 +295,21 @@ def _write_repo(
         or (opts.push_to_hub.split("/")[-1] if opts.push_to_hub else cfg.recipe.replace(":", "-")),
         "repo_id": opts.push_to_hub,
         "description": f"A {cfg.model} facial-expression classifier trained with ferhub's `{cfg.recipe}` recipe.",
-        "recipe": recipe_markdown(cfg, data.description(outcome.val_name), outcome.fold_summary),
+        "recipe": recipe_markdown(cfg, data.description(plan), summary["protocol"]),
         "training_command": opts.command,
         "citation": cfg.citation or None,
         "datasets": None if on_disk else [str(opts.data)],
         "tags": ["ferhub", f"recipe-{cfg.recipe.split(':')[0]}"],
     }
-    model_dir = hub.save(for_saving(outcome.result.model), session.out_dir / "model",
-                         eval_results=eval_results(entries), card_context=context)  # fmt: skip
+    model_dir = hub.save(for_saving(model), session.out_dir / "model", eval_results=eval_results(entries),
+                         card_context=context)  # fmt: skip
     (session.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default) + "\n")
     session.say(f"model repo written to {model_dir}")
     summary["model_dir"] = str(model_dir)
     if opts.push_to_hub:
+        accuracy = summary["report"]["accuracy"]
         url = hub.push(model_dir, opts.push_to_hub, private=opts.private, revision=opts.revision,
-                       commit_message=f"Train {cfg.recipe}: val accuracy {summary['val']['accuracy']:.4f}")  # fmt: skip
+                       commit_message=f"Train {cfg.recipe}: {plan.report_split} accuracy {accuracy:.4f}")  # fmt: skip
         session.say(f"pushed: {url}")
         summary["pushed"] = url
 
