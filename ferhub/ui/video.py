@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from ferhub.ui import state
+from ferhub.ui import state, visitors
 
 MAX_SECONDS = 120  # longer clips are refused: a public server shares its CPU between visitors
 MAX_ANALYSIS_FPS = 10.0
@@ -91,6 +91,7 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
     }
 
 
+@visitors.action("video")  # one toast, one log line, no server paths
 def analyse_video(
     video: str | None,
     models: list[str] | str | None,

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.tracking import FaceTracker, Smoother
-from ferhub.ui import state
+from ferhub.ui import state, visitors
 
 # a recording keeps one small dict per frame; at ~15 fps this is ten minutes
 MAX_RECORDED_FRAMES = 9000
@@ -148,6 +148,7 @@ def clear_recording(session: WebcamSession | None, record: bool) -> WebcamSessio
     return session
 
 
+@visitors.action("snapshot")  # one toast, one log line, no server paths
 def snapshot(session: WebcamSession | None) -> tuple[Any, Any]:
     """Send the latest raw frame to the Classify tab and switch to it."""
     if not isinstance(session, WebcamSession) or session.last_frame is None:
