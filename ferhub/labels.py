@@ -102,6 +102,17 @@ def union_labels(*label_lists: Sequence[str]) -> tuple[str, ...]:
     return first + canonical_order(extra)
 
 
+def class_order(label_lists: Iterable[Sequence[str]]) -> list[str]:
+    """The classes of several models (or datasets) in one order for panels shown side by side: ferhub's
+    (FER2013's seven, then contempt), then any other class as first seen, so one cell means one thing in
+    every panel whichever model comes first.
+
+    >>> class_order([["neutral", "happy", "sad"], ["angry", "happy", "bored"]])
+    ['angry', 'happy', 'sad', 'neutral', 'bored']
+    """
+    return list(canonical_order(dict.fromkeys(name for labels in label_lists for name in labels)))
+
+
 def dataset_labels(dataset: str) -> tuple[str, ...]:
     """The canonical label names of a dataset's integer ids, e.g. ``dataset_labels("rafdb")``."""
     key = dataset.lower().replace("-", "").replace("_", "").replace("+", "plus")

@@ -15,13 +15,14 @@ Functions that show several models take ``{model name: eval_results entry}`` (an
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
-from ferhub.compare import entries_difference
+from ferhub.compare import align_matrix, confusion_difference
+from ferhub.labels import class_order
 from ferhub.metrics import row_normalize
 
 TEMPLATE = "plotly_white"
@@ -31,17 +32,63 @@ MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 Entry = Mapping[str, Any]
 
 
-def _square_layout(fig: go.Figure, labels: Sequence[str], title: str) -> go.Figure:
-    size = max(360, 48 * len(labels) + 150)
+def _support(entry: Entry) -> dict[str, float]:
+    """Images per true class: the per-class support where the entry has it (it counts images without a
+    prediction too), else the confusion matrix's row sums."""
+    per = entry.get("per_class") or {}
+    cm = np.asarray(entry["confusion_matrix"], dtype=np.float64)
+    return {c: float(per.get(c, {}).get("support", cm[i].sum())) for i, c in enumerate(entry["labels"])}
+
+
+def _predicted(entry: Entry) -> dict[str, float]:
+    cm = np.asarray(entry["confusion_matrix"], dtype=np.float64)
+    return {c: float(cm[:, i].sum()) for i, c in enumerate(entry["labels"])}
+
+
+def used_classes(entries: Mapping[str, Entry], labels: Sequence[str]) -> list[str]:
+    """The classes of ``labels`` that some entry has images of or predicts; the others would be empty rows and
+    columns in every matrix (a model's class the data lacks and no model predicted)."""
+    used = {c for e in entries.values() for d in (_support(e), _predicted(e)) for c, n in d.items() if n > 0}
+    return [c for c in labels if c in used]
+
+
+def averaging_notes(entries: Mapping[str, Entry]) -> list[str]:
+    """Per model, the classes mean class recall and macro-F1 average over. They differ when a model predicts a
+    class the data lacks: recall averages the classes with images, macro-F1 also those predicted (F1 = 0)."""
+    notes = []
+    for name, entry in entries.items():
+        support, predicted = _support(entry), _predicted(entry)
+        present = [c for c in entry["labels"] if support[c] > 0]
+        extra = [c for c in entry["labels"] if support[c] == 0 and predicted[c] > 0]
+        note = f"{name}: mean class recall averages the {len(present)} classes with images"
+        if extra:
+            note += (
+                f"; macro-F1 averages those and the {len(extra)} it predicts that have none "
+                f"({', '.join(extra)}; F1 = 0 there), so it is lower"
+            )
+        else:
+            note += "; macro-F1 averages the same classes"
+        notes.append(note)
+    return notes
+
+
+def _square_layout(fig: go.Figure, labels: Sequence[str], title: str, *, autosize: bool = False) -> go.Figure:
+    """Square cells; a fixed size for standalone pages, or the width of the container (``autosize``, the
+    app: side-by-side panels fit from 1280 to 1920 px wide screens)."""
+    # in the app a panel is half a screen wide: taller panels give the square cells that room
+    size = max(440 if autosize else 360, (56 if autosize else 48) * len(labels) + 150)
     fig.update_layout(
         title=title,
         template=TEMPLATE,
-        width=size + 80,
         height=size,
         xaxis={"title": "predicted", "side": "bottom", "tickangle": -30, "constrain": "domain"},
-        yaxis={"title": "true", "autorange": "reversed", "scaleanchor": "x"},
+        yaxis={"title": "true", "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
         margin={"l": 90, "r": 20, "t": 70, "b": 80},
     )
+    if autosize:
+        fig.update_layout(autosize=True)
+    else:
+        fig.update_layout(width=size + 80)
     return fig
 
 
@@ -52,6 +99,7 @@ def confusion_matrix_figure(
     normalize: bool = False,
     toggle: bool = True,
     title: str = "Confusion matrix",
+    autosize: bool = False,
 ) -> go.Figure:
     """Heatmap of a confusion matrix in counts (rows = true, columns = predicted), or row-normalised.
 
@@ -118,13 +166,30 @@ def confusion_matrix_figure(
                 }
             ]
         )
-    return _square_layout(fig, labels, title)
+    return _square_layout(fig, labels, title, autosize=autosize)
 
 
-def entry_confusion_figure(entry: Entry, *, normalize: bool = False, title: str | None = None) -> go.Figure:
-    """:func:`confusion_matrix_figure` of one ``eval_results`` entry."""
+def entry_confusion_figure(
+    entry: Entry,
+    *,
+    normalize: bool = False,
+    title: str | None = None,
+    labels: Sequence[str] | None = None,
+    toggle: bool = True,
+    autosize: bool = False,
+) -> go.Figure:
+    """:func:`confusion_matrix_figure` of one ``eval_results`` entry, its classes put in ``labels`` order (a
+    class the entry lacks: an empty row and column) when given."""
+    matrix = entry["confusion_matrix"]
+    if labels is not None:
+        matrix = align_matrix(matrix, entry["labels"], labels)
     return confusion_matrix_figure(
-        entry["confusion_matrix"], entry["labels"], normalize=normalize, title=title or "Confusion matrix"
+        matrix,
+        entry["labels"] if labels is None else labels,
+        normalize=normalize,
+        toggle=toggle,
+        title=title or "Confusion matrix",
+        autosize=autosize,
     )
 
 
@@ -135,12 +200,20 @@ def difference_matrix_figure(
     names: tuple[str, str] = ("A", "B"),
     normalize: bool = True,
     title: str | None = None,
+    labels: Sequence[str] | None = None,
+    autosize: bool = False,
 ) -> go.Figure:
     """Heatmap of ``B - A`` between two models' confusion matrices (row-normalised, percentage points).
 
-    Blue on the diagonal and red off it mean B is better; labels of both entries are aligned by name.
+    Blue on the diagonal and red off it mean B is better; both entries are aligned by class name, in
+    ``labels`` order (default: :func:`class_order` of the two).
     """
-    labels, diff = entries_difference(entry_a, entry_b, normalize=normalize)
+    labels = list(labels) if labels is not None else class_order([entry_a["labels"], entry_b["labels"]])
+    diff = confusion_difference(
+        align_matrix(entry_a["confusion_matrix"], entry_a["labels"], labels),
+        align_matrix(entry_b["confusion_matrix"], entry_b["labels"], labels),
+        normalize=normalize,
+    )
     scale = 100.0 if normalize else 1.0
     z = diff * scale
     bound = float(np.abs(z).max()) or 1.0
@@ -163,18 +236,22 @@ def difference_matrix_figure(
         )
     )
     default = f"{names[1]} minus {names[0]}" + (" (row %)" if normalize else " (counts)")
-    return _square_layout(fig, labels, title or default)
+    return _square_layout(fig, labels, title or default, autosize=autosize)
 
 
 def per_class_figure(
-    entries: Mapping[str, Entry], *, metric: str = "recall", title: str | None = None
+    entries: Mapping[str, Entry],
+    *,
+    metric: str = "recall",
+    title: str | None = None,
+    labels: Sequence[str] | None = None,
 ) -> go.Figure:
-    """Grouped bars of a per-class metric (recall, precision or f1) for several models."""
+    """Grouped bars of a per-class metric (recall, precision or f1) for several models, classes in ``labels``
+    order (default: :func:`class_order` of the entries)."""
     if metric not in ("recall", "precision", "f1"):
         raise ValueError(f"metric must be recall, precision or f1, got {metric!r}")
-    from ferhub.labels import union_labels
-
-    labels = list(union_labels(*(list(e["per_class"]) for e in entries.values())))
+    if labels is None:
+        labels = class_order([list(e["per_class"]) for e in entries.values()])
     fig = go.Figure()
     for i, (name, entry) in enumerate(entries.items()):
         per = entry["per_class"]
@@ -182,7 +259,7 @@ def per_class_figure(
         support = [per[c]["support"] if c in per else 0 for c in labels]
         fig.add_bar(
             name=name,
-            x=labels,
+            x=list(labels),
             y=values,
             customdata=support,
             marker_color=MODEL_COLORS[i % len(MODEL_COLORS)],
@@ -325,23 +402,25 @@ def dashboard_figures(entries: Mapping[str, Entry]) -> dict[str, go.Figure]:
     """All figures of the evaluation dashboard for ``{model name: entry}`` (the app and the report use this).
 
     Keys: ``metrics``, ``recall``, ``reliability``, ``confusion:<name>`` and ``confusion_normalized:<name>``
-    per model, and ``difference:<a>|<b>`` for each later model against the first.
+    per model, and ``difference:<a>|<b>`` for each later model against the first; every class axis in one
+    :func:`class_order`.
     """
     if not entries:
         raise ValueError("no evaluation results to draw")
+    order = class_order([e["labels"] for e in entries.values()])
     figs: dict[str, go.Figure] = {
         "metrics": metrics_table_figure(entries),
-        "recall": per_class_figure(entries, metric="recall"),
+        "recall": per_class_figure(entries, metric="recall", labels=order),
         "reliability": reliability_figure(entries),
     }
     for name, entry in entries.items():
-        figs[f"confusion:{name}"] = entry_confusion_figure(entry, title=f"{name}: counts")
+        figs[f"confusion:{name}"] = entry_confusion_figure(entry, title=f"{name}: counts", labels=order)
         figs[f"confusion_normalized:{name}"] = entry_confusion_figure(
-            entry, normalize=True, title=f"{name}: row-normalised"
+            entry, normalize=True, title=f"{name}: row-normalised", labels=order
         )
     names = list(entries)
     for other in names[1:]:
         figs[f"difference:{names[0]}|{other}"] = difference_matrix_figure(
-            entries[names[0]], entries[other], names=(names[0], other)
+            entries[names[0]], entries[other], names=(names[0], other), labels=order
         )
     return figs

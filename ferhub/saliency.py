@@ -97,17 +97,38 @@ def _normalise(maps: torch.Tensor, *, robust: bool) -> np.ndarray:
     return (maps / top.view(-1, 1, 1)).clamp_(0, 1).numpy().astype(np.float32)
 
 
-# Occlusion runs the model once per window position and face: its cost is set by this many occluded copies per
-# call, all faces together, whatever the input size (measured: ~3 s for faceapi-expression's 112 px faces on one
-# core; the earlier fixed 1/16 stride cost 225 copies per face, 23-26 s for five faces).
-OCCLUSION_BUDGET = 128
+# Occlusion runs the model once per window position and face, so its cost is the number of occluded copies a call
+# evaluates (all faces together) times the model's cost per copy, counted in FLOPs (torch's FlopCounterMode, so
+# an ensemble counts all its members). Measured on one core here: ~0.13 ms per MFLOP for these nets, and tiny
+# ones cost at least ~8 ms a copy (hence the floor). 16 GFLOP is ~2 s: five faces of faceapi-expression (103
+# MFLOP a copy) get 5x5 positions each, where the earlier fixed 1/16 stride cost 15x15, 23-26 s in all.
+OCCLUSION_BUDGET_FLOPS = 16e9
+_FLOPS_FLOOR = 60e6
 
 
-def occlusion_grid(size: int, share: int = 1) -> tuple[int, int]:
-    """``(window, stride)`` for occluding a ``size`` px input when ``share`` inputs split the budget: about
-    ``OCCLUSION_BUDGET / share`` positions (4x4 to 12x12), windows twice the stride so neighbours overlap."""
-    per_side = max(4, min(12, math.isqrt(OCCLUSION_BUDGET // max(1, share))))
-    stride = max(1, math.ceil(size / (per_side + 1)))
+def _flops_per_copy(model: nn.Module, ones: tuple[torch.Tensor, ...]) -> float:
+    """FLOPs of one forward pass of one face (an ensemble: one crop per member), counted once per (private)
+    model copy."""
+    flops = getattr(model, "_ferhub_flops", None)
+    if flops is None:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(*ones)
+        flops = float(counter.get_total_flops())
+        model._ferhub_flops = flops
+    return flops
+
+
+def occlusion_grid(size: int, share: int = 1, flops: float = _FLOPS_FLOOR) -> tuple[int, int]:
+    """``(window, stride)`` for occluding a ``size`` px input of a model costing ``flops`` a copy, when
+    ``share`` inputs split :data:`OCCLUSION_BUDGET_FLOPS`: as many positions as that allows (4x4 to 12x12),
+    windows twice the stride so neighbours overlap."""
+    copies = OCCLUSION_BUDGET_FLOPS // (max(flops, _FLOPS_FLOOR) * max(1, share))
+    per_side = max(4, min(12, math.isqrt(max(int(copies), 1))))
+    stride = max(1, size // (per_side + 1))
+    while (size - 2 * stride) // stride + 1 > per_side:  # integer sizes: the smallest stride that fits
+        stride += 1
     return min(size, 2 * stride), stride
 
 
@@ -139,7 +160,8 @@ def _raw_maps(
         return (LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), "bilinear").squeeze(1).clamp_(min=0),)
     if mid == "occlusion":
         share = (len(xs[0]) if occlusion_share is None else occlusion_share) * len(xs)
-        grids = [occlusion_grid(x.shape[-1], share) for x in xs]
+        flops = _flops_per_copy(clone, tuple(x[:1] for x in xs))
+        grids = [occlusion_grid(x.shape[-1], share, flops) for x in xs]
         positions = sum(((x.shape[-1] - w) // s + 1) ** 2 for x, (w, s) in zip(xs, grids))
         attrs = Occlusion(clone).attribute(
             xs,
@@ -191,9 +213,9 @@ def attribute(
     """Heatmaps ``(B, S, S)`` in ``[0, 1]`` for a normalised batch ``(B, C, S, S)`` as the model is fed.
 
     ``target`` is a class index (or one per item); ``None`` explains each item's predicted class.
-    ``occlusion_share``: how many inputs share :data:`OCCLUSION_BUDGET` (default: this batch's), so one face
-    at a time of a five-face photo gets the grid the five would get together. An ensemble, whose members each
-    see their own crop, is explained per face by :func:`explain_faces`.
+    ``occlusion_share``: how many inputs share :data:`OCCLUSION_BUDGET_FLOPS` (default: this batch's), so one
+    face at a time of a five-face photo gets the grid the five would get together. An ensemble, whose members
+    each see their own crop, is explained per face by :func:`explain_faces`.
     """
     mid = method_id(method)
     _check_method(model, mid)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ferhub.convert._fetch import SourcePackage, fetch, find_member, list_members, read_member, sha256_file
 from ferhub.errors import LicenseError, ZooError
+from ferhub.labels import canonical_labels
 
 ORG = "ferhub"
 ENSEMBLE_NAME = "zoo-ensemble"
@@ -293,7 +294,8 @@ def catalogue() -> list[dict[str, Any]]:
                 "license": e.license,
                 "architecture": e.architecture,
                 "input": e.input,
-                "labels": list(e.labels),
+                "labels": list(canonical_labels(e.labels)),  # ferhub's names, in the model's output order
+                "upstream_labels": list(e.labels),
                 "weights_format": e.weights_format,
                 "size_bytes": _folder_size(folder),
                 "available": availability(e.name),
@@ -310,8 +312,9 @@ def catalogue() -> list[dict[str, Any]]:
                 "sha256": None,
                 "license": "MIT (each member's own licence applies to its weights)",
                 "architecture": "ensemble",
-                "input": "each member's own",
+                "input": "per member",
                 "labels": json.loads((ens / "config.json").read_text())["labels"],
+                "upstream_labels": None,
                 "weights_format": "none (config only)",
                 "size_bytes": _folder_size(ens),
                 "available": "bundled",

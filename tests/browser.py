@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -108,3 +110,36 @@ def screenshot(driver: Any, path: str | Path, *, full_page: bool = True) -> Path
     else:
         driver.save_screenshot(str(path))
     return path
+
+
+def until(condition: Callable[[], Any], timeout: float = 90.0, what: str = "condition") -> Any:
+    """Call ``condition`` until it returns something truthy (exceptions count as not yet); return that value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except Exception:
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextmanager
+def served(models: Sequence[str]) -> Iterator[str]:
+    """The app over ``models``, launched in this process on a free local port; yields its URL."""
+    from ferhub.ui import build_app, launch_kwargs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_app(list(models))
+    demo.queue()
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

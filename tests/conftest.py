@@ -31,6 +31,17 @@ def isolated_hf(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     return home
 
 
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where a browser test module's screenshots go: ``$FERHUB_SCREENSHOTS`` (to keep and look at them), else a
+    temporary folder."""
+    import os
+
+    folder = Path(os.environ.get("FERHUB_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def astronaut():
     """scikit-image's astronaut photo (public domain, NASA): one face."""

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import socket
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from browser import chromium
+from browser import chromium, served
+from browser import until as wait_for
 from PIL import Image
 
 pytestmark = pytest.mark.browser
@@ -54,13 +53,6 @@ def make_y4m(path: Path, width: int = 640, height: int = 480) -> Path:
                 + np.round(chroma[..., 1]).astype(np.uint8).tobytes()
             )
     return path
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = Path(os.environ.get("FERHUB_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -104,20 +96,9 @@ def results_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def app_url(results_model: str) -> Iterator[str]:
     from ferhub.hub import DEFAULT_MODEL
-    from ferhub.ui import build_app, launch_kwargs
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = build_app([DEFAULT_MODEL, results_model])
-    demo.queue()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with served([DEFAULT_MODEL, results_model]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -131,19 +112,6 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     )
     with chromium(width=1400, height=1100, extra_args=fake_camera) as browser:
         yield browser
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 90.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except Exception:
-            value = None
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def open_tab(driver: Any, name: str) -> None:

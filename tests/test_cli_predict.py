@@ -166,7 +166,7 @@ def test_report_renders_video_results(capsys, tmp_path) -> None:
     code, printed, _ = run_cli(capsys, "report", "--video", str(results), "--out", str(report))
     assert code == 0 and printed.strip() == str(report)
     text = report.read_text()
-    assert "two.mp4" in text and text.count("plotly.js v") == 1  # one offline copy of plotly.js
+    assert "two.mp4" in text and text.count("id='fh-plotly'") == 1  # one offline copy of plotly.js (packed)
     assert "face 1" in text and "face 2" in text and "on screen (s)" in text
     code, _, err = run_cli(capsys, "report", "--video", str(clip))
     assert code == 1 and "cannot read it as ferhub predict JSON" in err

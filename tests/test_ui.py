@@ -155,14 +155,18 @@ def test_model_change_updates_targets_and_method(tiny_model: str) -> None:
 def test_occlusion_goes_face_by_face_within_one_budget() -> None:
     """Occlusion's cost is a fixed number of occluded copies shared by the faces (the old fixed stride cost 225
     per face: 23-26 s for five faces of faceapi-expression); progress names the face it is on."""
-    from ferhub.saliency import OCCLUSION_BUDGET, occlusion_grid
+    from ferhub.saliency import OCCLUSION_BUDGET_FLOPS, occlusion_grid
 
     for size in (48, 64, 112, 224):
-        for faces in (1, 2, 5, 12):
-            window, stride = occlusion_grid(size, faces)
-            per_side = (size - window) // stride + 1
-            assert 3 <= per_side <= 12 and window == 2 * stride
-            assert faces * per_side**2 <= max(OCCLUSION_BUDGET, 16 * faces)
+        for flops in (20e6, 100e6, 500e6):
+            for faces in (1, 2, 5, 12):
+                window, stride = occlusion_grid(size, faces, flops)
+                per_side = (size - window) // stride + 1
+                assert 4 <= per_side <= 12 and window == 2 * stride
+                # within the budget (a costlier model gets fewer positions), or at the 4x4 floor
+                assert faces * per_side**2 * max(flops, 60e6) <= OCCLUSION_BUDGET_FLOPS or per_side == 4
+    # faceapi-expression (112 px, 103 MFLOP a copy), five faces: 5x5 positions each (was 15x15)
+    assert occlusion_grid(112, 5, 103e6) == (36, 18)
     photo = Image.open(ASTRONAUT).convert("RGB")
     predictor = state.cache().predictor([DEFAULT_MODEL])
     (face,) = [f.face for f in predictor.predict_image(photo).faces]
@@ -307,15 +311,39 @@ def test_evaluate_now_then_dashboard(
     assert set(fresh) == set(ids) and all(key in fresh[m] for m in ids)
     written = json.loads(Path(files[0]).read_text())
     assert written["results"][key]["num_images"] == 12
-    *confusion, difference, recall, table, note = compare.dashboard(ids, key, compare.COUNTS, fresh)
+    *confusion, pair_a, pair_b, difference, recall, table, legend, note = compare.dashboard(
+        ids, key, compare.COUNTS, fresh
+    )
     assert confusion[0].visible and confusion[1].visible and not confusion[2].visible
-    assert difference.visible and recall.visible and table.visible and note == ""
-    assert [row[0] for row in table.value["data"]] == ids
-    # the counts view draws the entry's confusion matrix as is; the normalised view divides each row
-    counts = np.array(fresh[DEFAULT_MODEL][key]["confusion_matrix"], dtype=float)
+    assert difference.visible and recall.visible and table.visible
+    assert (pair_a.value, pair_b.value) == (DEFAULT_MODEL, tiny_model) and pair_a.visible
+    # one class axis for every panel, ferhub's order; classes no image has and no model predicted are hidden
+    entries = [fresh[m][key] for m in ids]
+    used = {
+        c
+        for e in entries
+        for i, c in enumerate(e["labels"])
+        if np.asarray(e["confusion_matrix"])[i].sum() or np.asarray(e["confusion_matrix"])[:, i].sum()
+    }
+    axes = [json.loads(p.value["plot"])["data"][0]["x"] for p in (*confusion[:2], difference)]
+    assert axes[0] == axes[1] == axes[2] == [c for c in FER7 if c in used]
+    hidden = [c for c in FER7 if c not in used]
+    assert note == (f"Hidden (no images, never predicted): {', '.join(hidden)}." if hidden else "")
+    assert legend.startswith("**What the averages average over.**") and DEFAULT_MODEL in legend
+    assert (
+        [row[0] for row in table.value["data"]]
+        == [compare.short_name(m) for m in ids]
+        == [DEFAULT_MODEL, "tiny"]
+    )
+    # the counts view draws the entry's confusion matrix, put in the shared order; the normalised view divides
+    # each row
+    from ferhub.compare import align_matrix
+
+    entry = fresh[DEFAULT_MODEL][key]
+    counts = align_matrix(entry["confusion_matrix"], entry["labels"], axes[0])
     assert counts.sum() == 12
     assert np.array_equal(_heatmap_z(confusion[0]), counts)
-    *normalised, _, _, _, _ = compare.dashboard(ids, key, compare.NORMALISED, fresh)
+    *normalised, _, _, _, _, _, _, _, _ = compare.dashboard(ids, key, compare.NORMALISED, fresh)
     rows = counts.sum(axis=1, keepdims=True)
     expected = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     z = _heatmap_z(normalised[0])
@@ -370,7 +398,7 @@ def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path:
         picker.choices == [("faces.zip / test", "faces.zip:default:test")]
         and "no evaluation results" in notes
     )
-    *confusion, difference, _, _, note = compare.dashboard(
+    *confusion, _, _, difference, _, _, _, note = compare.dashboard(
         [str(folder), tiny_model], "faces.zip:default:test", compare.COUNTS, {}
     )
     assert confusion[0].visible and not confusion[1].visible and not difference.visible
@@ -378,7 +406,7 @@ def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path:
     # a results file that passes the reader but lacks a metric the table shows: "-" in that column
     del entry["metrics"]["ece"]
     write_results(folder, {"faces.zip:default:test": entry}, render_card=False)
-    *_, table, _ = compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
+    *_, table, _, _ = compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
     (row,) = table.value["data"]
     assert row[table.value["headers"].index("ECE")] == "-" and row[1].startswith("0.6250")
     # ...and one that lacks what a figure needs: a message, not a crash

@@ -11,16 +11,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ferhub.config import ModelConfig
-    from ferhub.hub import DEFAULT_MODEL, list_bundled, resolve
+    from ferhub.hub import DEFAULT_MODEL, ENSEMBLE, list_bundled, resolve
     from ferhub.models import get_entry, list_models
 
     print("Bundled models (load by name, offline):")
     for name in list_bundled():
         cfg = ModelConfig.load(resolve(name))
         default = "  (default)" if name == DEFAULT_MODEL else ""
+        # an ensemble feeds each member its own crop: its config's size and channels describe none of them
+        shape = (
+            "per member"
+            if cfg.architecture == ENSEMBLE
+            else f"{cfg.input_size}x{cfg.input_size} {'gray' if cfg.channels == 1 else 'RGB'}"
+        )
         print(
-            f"  {name:<32} {cfg.architecture:<16} {cfg.input_size}x{cfg.input_size} "
-            f"{'gray' if cfg.channels == 1 else 'RGB'}  {len(cfg.labels)} classes: {', '.join(cfg.labels)}{default}"
+            f"  {name:<32} {cfg.architecture:<16} {shape:<12} {len(cfg.labels)} classes: {', '.join(cfg.labels)}"
+            f"{default}"
         )
     print("\nRegistered architectures (ferhub.create_model / training):")
     for name in list_models(args.pattern):

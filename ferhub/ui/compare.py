@@ -177,73 +177,147 @@ def dataset_choices(
     return picker, text, gr.Accordion(open=bool(notes) or not choices)
 
 
-@visitors.action("dashboard")
-def dashboard(
-    model_ids: list[str] | None, key: str | None, view: str, fresh: Results | None
-) -> tuple[Any, ...]:
-    """Figures for one dataset key: up to 4 confusion matrices, the difference of the first two models,
-    per-class recall bars and the metrics table (rows for the models that have results for ``key``)."""
-    try:
-        return _dashboard(model_ids, key, view, fresh)
-    except (KeyError, TypeError, ValueError) as e:  # a results file that lacks what a figure needs
-        raise gr.Error(
-            f"Cannot draw the results for {key!r}: {type(e).__name__} {e}. Re-run the evaluation to rewrite "
-            "eval_results.json.",
-            title="Incomplete results",
-        ) from e
-
-
-def _dashboard(
-    model_ids: list[str] | None, key: str | None, view: str, fresh: Results | None
-) -> tuple[Any, ...]:
-    state.heavy_imports()
-    from ferhub.plots import confusion_matrix_figure, difference_matrix_figure, metrics_rows, per_class_figure
-
+def _entries(
+    model_ids: list[str] | None, key: str | None, fresh: Results | None
+) -> tuple[list[str], Entries]:
     ids = _models(model_ids)
     repo, _ = repo_results(ids)
     results = _merge(repo, fresh)
-    entries: Entries = {m: results[m][key] for m in ids if key and key in results.get(m, {})}
-    normalise = view == NORMALISED
+    return ids, {m: results[m][key] for m in ids if key and key in results.get(m, {})}
+
+
+def panel_classes(entries: Entries, show_all: bool) -> list[str]:
+    """The class axis every panel shares: ferhub's order, a model's extra classes after it; unless ``show_all``,
+    without the classes no set has images of and no model predicts."""
+    from ferhub.plots import class_order, used_classes
+
+    order = class_order([e["labels"] for e in entries.values()])
+    return order if show_all else used_classes(entries, order)
+
+
+def _pair(names: list[str], a: str | None, b: str | None) -> tuple[str | None, str | None]:
+    """The pair the difference matrix shows: the visitor's pick while it has results, else the first two."""
+    a = a if a in names else (names[0] if names else None)
+    b = b if b in names and b != a else next((n for n in names if n != a), None)
+    return a, b
+
+
+def _difference(entries: Entries, a: str | None, b: str | None, labels: list[str]) -> gr.Plot:
+    from ferhub.plots import difference_matrix_figure
+
+    if a is None or b is None:
+        return gr.Plot(None, visible=False)
+    figure = difference_matrix_figure(
+        entries[a], entries[b], names=(short_name(a), short_name(b)), labels=labels, autosize=True
+    )
+    return gr.Plot(figure, visible=True)
+
+
+def _incomplete(key: str | None, e: Exception) -> gr.Error:
+    return gr.Error(
+        f"Cannot draw the results for {key!r}: {type(e).__name__} {e}. Re-run the evaluation to rewrite "
+        "eval_results.json.",
+        title="Incomplete results",
+    )
+
+
+@visitors.action("dashboard")
+def dashboard(
+    model_ids: list[str] | None,
+    key: str | None,
+    view: str,
+    fresh: Results | None,
+    show_all: bool = False,
+    pair_a: str | None = None,
+    pair_b: str | None = None,
+) -> tuple[Any, ...]:
+    """Figures for one dataset key, every class axis in one order (:func:`panel_classes`): up to 4 confusion
+    matrices, the pair picker and the difference of the picked pair, per-class recall bars, the metrics table
+    and what its averages average over (rows for the models that have results for ``key``)."""
+    try:
+        return _dashboard(model_ids, key, view, fresh, show_all, pair_a, pair_b)
+    except (KeyError, TypeError, ValueError) as e:  # a results file that lacks what a figure needs
+        raise _incomplete(key, e) from e
+
+
+def _dashboard(
+    model_ids: list[str] | None,
+    key: str | None,
+    view: str,
+    fresh: Results | None,
+    show_all: bool,
+    pair_a: str | None,
+    pair_b: str | None,
+) -> tuple[Any, ...]:
+    state.heavy_imports()
+    from ferhub.plots import averaging_notes, entry_confusion_figure, metrics_rows, per_class_figure
+
+    ids, entries = _entries(model_ids, key, fresh)
+    entries = {m: e for m, e in entries.items() if e.get("confusion_matrix") and e.get("labels")}
+    labels = panel_classes(entries, show_all)
     confusion = [
         gr.Plot(
-            confusion_matrix_figure(
-                e["confusion_matrix"],
-                e["labels"],
-                normalize=normalise,
+            entry_confusion_figure(
+                e,
+                normalize=view == NORMALISED,
                 toggle=False,
                 title=f"{short_name(m)} ({view})",
+                labels=labels,
+                autosize=True,
             ),
             visible=True,
         )
         for m, e in entries.items()
-        if e.get("confusion_matrix") and e.get("labels")
     ]
     confusion += [gr.Plot(None, visible=False)] * (MAX_MODELS - len(confusion))
     names = list(entries)
-    difference = (
-        gr.Plot(
-            difference_matrix_figure(entries[names[0]], entries[names[1]], names=(names[0], names[1])),
-            visible=True,
-        )
-        if len(names) >= 2
-        else gr.Plot(None, visible=False)
-    )
-    with_classes = {m: e for m, e in entries.items() if e.get("per_class")}
+    a, b = _pair(names, pair_a, pair_b)
+    choices = [(short_name(n), n) for n in names]
+    pickers = [gr.Dropdown(choices=choices, value=v, visible=len(names) >= 2) for v in (a, b)]
+    shown = {short_name(m): e for m, e in entries.items()}  # a folder by its name, never its server path
+    with_classes = {m: e for m, e in shown.items() if e.get("per_class")}
     recall = (
-        gr.Plot(per_class_figure(with_classes), visible=True)
+        gr.Plot(per_class_figure(with_classes, labels=labels), visible=True)
         if with_classes
         else gr.Plot(None, visible=False)
     )
     if entries:
-        header, rows = metrics_rows(entries)
+        header, rows = metrics_rows(shown)
         table = gr.Dataframe(value=rows, headers=header, visible=True)
+        legend = "**What the averages average over.** " + "  \n".join(averaging_notes(shown))
     else:
-        table = gr.Dataframe(value=None, visible=False)
+        table, legend = gr.Dataframe(value=None, visible=False), ""
+    hidden = [c for c in panel_classes(entries, True) if c not in labels]
     missing = [m for m in ids if m not in entries]
-    note = (
-        f"No results on this dataset for: {', '.join(missing)} (evaluate below)." if missing and key else ""
-    )
-    return (*confusion, difference, recall, table, note)
+    note = " ".join(
+        [
+            f"No results on this dataset for: {', '.join(missing)} (evaluate below)."
+            if missing and key
+            else "",
+            f"Hidden (no images, never predicted): {', '.join(hidden)}." if hidden else "",
+        ]
+    ).strip()
+    return (*confusion, *pickers, _difference(entries, a, b, labels), recall, table, legend, note)
+
+
+@visitors.action("difference")
+def difference_plot(
+    model_ids: list[str] | None,
+    key: str | None,
+    fresh: Results | None,
+    show_all: bool,
+    pair_a: str | None,
+    pair_b: str | None,
+) -> gr.Plot:
+    """The difference matrix of the picked pair (B minus A), on the dashboard's class axis."""
+    state.heavy_imports()
+    try:
+        _, entries = _entries(model_ids, key, fresh)
+        entries = {m: e for m, e in entries.items() if e.get("confusion_matrix") and e.get("labels")}
+        a, b = _pair(list(entries), pair_a, pair_b)
+        return _difference(entries, a, b, panel_classes(entries, show_all))
+    except (KeyError, TypeError, ValueError) as e:
+        raise _incomplete(key, e) from e
 
 
 # -- (c) evaluate now ------------------------------------------------------------------------------------------
@@ -353,18 +427,37 @@ def build(models: list[str]) -> None:
         with gr.Row():
             dataset_key = gr.Dropdown([], label="Dataset / split", elem_id="compare-dataset", scale=3)
             view = gr.Radio([COUNTS, NORMALISED], value=COUNTS, label="Confusion matrix", scale=2)
+            show_all = gr.Checkbox(
+                False,
+                label="Show classes with no images and no predictions",
+                elem_id="compare-show-all",
+                scale=2,
+            )
             refresh = gr.Button("Load results", scale=1, elem_id="compare-load")
         notes = gr.Markdown(elem_id="compare-notes")
         dataset_note = gr.Markdown(elem_id="compare-dataset-note")
+        # two panels a row: each stays wide enough for 8 classes and its colour bar on 1280-1920 px screens
+        confusion = []
+        for row in range(MAX_MODELS // 2):
+            with gr.Row(equal_height=True):
+                confusion += [
+                    gr.Plot(visible=False, label="Confusion matrix", elem_id=f"compare-confusion-{i}")
+                    for i in (2 * row, 2 * row + 1)
+                ]
         with gr.Row():
-            confusion = [
-                gr.Plot(visible=False, label="Confusion matrix", elem_id=f"compare-confusion-{i}")
-                for i in range(MAX_MODELS)
-            ]
-        with gr.Row():
-            difference = gr.Plot(visible=False, label="Difference", elem_id="compare-difference")
+            with gr.Column():
+                with gr.Row():
+                    pair = [
+                        gr.Dropdown([], label=label, elem_id=f"compare-pair-{tag}", visible=False)
+                        for label, tag in (
+                            ("Difference of model A...", "a"),
+                            ("...and model B (cells: B - A)", "b"),
+                        )
+                    ]
+                difference = gr.Plot(visible=False, label="Difference", elem_id="compare-difference")
             recall = gr.Plot(visible=False, label="Per-class recall", elem_id="compare-recall")
         metrics = gr.Dataframe(visible=False, interactive=False, label="Metrics", elem_id="compare-metrics")
+        averages = gr.Markdown(elem_id="compare-averages")
         with gr.Accordion("Evaluate now on a labelled set", open=False) as evaluate_section:
             with gr.Row():
                 upload = gr.File(
@@ -383,17 +476,26 @@ def build(models: list[str]) -> None:
         compare_photo, [photo, chosen], [gallery, table, agreement_plot, summary], api_name="compare_photo"
     )
     chosen.change(agreement_headers, chosen, table, api_name="agreement_headers")
-    figures = [*confusion, difference, recall, metrics, dataset_note]
+    figures = [*confusion, *pair, difference, recall, metrics, averages, dataset_note]
+    inputs = [chosen, dataset_key, view, fresh, show_all, *pair]
     pick = refresh.click(
         dataset_choices, [chosen, fresh], [dataset_key, notes, evaluate_section], api_name="eval_datasets"
     )
-    pick.success(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard")
-    dataset_key.input(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_dataset")
-    view.change(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_view")
+    pick.success(dashboard, inputs, figures, api_name="dashboard")
+    dataset_key.input(dashboard, inputs, figures, api_name="dashboard_dataset")
+    view.change(dashboard, inputs, figures, api_name="dashboard_view")
+    show_all.change(dashboard, inputs, figures, api_name="dashboard_classes")
+    for picker, tag in zip(pair, "ab"):
+        picker.input(
+            difference_plot,
+            [chosen, dataset_key, fresh, show_all, *pair],
+            difference,
+            api_name=f"difference_{tag}",
+        )
     done = evaluate.click(
         evaluate_now,
         [chosen, upload, dataset, split, fresh],
         [fresh, status, files, dataset_key],
         api_name="evaluate",
     )
-    done.success(dashboard, [chosen, dataset_key, view, fresh], figures, api_name="dashboard_fresh")
+    done.success(dashboard, inputs, figures, api_name="dashboard_fresh")

@@ -91,7 +91,7 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
     }
 
 
-@visitors.action("video")
+@visitors.action("video")  # one toast, one log line, no server paths
 def analyse_video(
     video: str | None,
     models: list[str] | str | None,

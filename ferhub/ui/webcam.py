@@ -149,6 +149,7 @@ def clear_recording(session: WebcamSession | None, record: bool) -> WebcamSessio
     return session
 
 
+@visitors.action("snapshot")  # one toast, one log line, no server paths
 def snapshot(session: WebcamSession | None) -> tuple[Any, Any]:
     """Send the latest raw frame to the Classify tab and switch to it."""
     if not isinstance(session, WebcamSession) or session.last_frame is None:
