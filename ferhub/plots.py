@@ -15,7 +15,7 @@ Functions that show several models take ``{model name: eval_results entry}`` (an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
