@@ -318,6 +318,9 @@ def _decode(
     source: LabeledSource, idx: range, unreadable: dict[int, str]
 ) -> tuple[list[int], list[Image.Image]]:
     """The images of ``idx`` that decode; the others go into ``unreadable`` (index -> why)."""
+    import zipfile
+    import zlib
+
     from ferhub.images import ImageDecodeError
 
     good, images = [], []
@@ -325,8 +328,14 @@ def _decode(
         try:
             images.append(source.image(i))
             good.append(i)
-        except (ImageDecodeError, OSError) as e:
-            unreadable[i] = str(e)
+        except (
+            ImageDecodeError,
+            OSError,
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+        ) as e:  # a bad zip member too
+            unreadable[i] = f"{type(e).__name__}: {e}" if isinstance(e, zipfile.BadZipFile) else str(e)
     return good, images
 
 
