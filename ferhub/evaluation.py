@@ -321,20 +321,17 @@ def _decode(
     import zipfile
     import zlib
 
+    from ferhub.archives import ArchiveRefused
     from ferhub.images import ImageDecodeError
 
+    # a damaged file, or a zip member that fails its CRC or a cap of ferhub.archives
+    bad_member = (ImageDecodeError, ArchiveRefused, OSError, zipfile.BadZipFile, zlib.error, EOFError)
     good, images = [], []
     for i in idx:
         try:
             images.append(source.image(i))
             good.append(i)
-        except (
-            ImageDecodeError,
-            OSError,
-            zipfile.BadZipFile,
-            zlib.error,
-            EOFError,
-        ) as e:  # a bad zip member too
+        except bad_member as e:
             unreadable[i] = f"{type(e).__name__}: {e}" if isinstance(e, zipfile.BadZipFile) else str(e)
     return good, images
 
