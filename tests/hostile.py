@@ -1,7 +1,8 @@
 """Harness of the hostile-input suite: run attack cases in a child process under a memory limit.
 
-A case is a function ``case(tmp: Path) -> Any`` in a ``tests/hostile_*`` module: it builds the hostile input
-under ``tmp`` and feeds it to ferhub the way a user or a visitor would. The child runs the cases of one module
+A case is a function ``case_<kind>(tmp: Path) -> Any`` in a ``tests/test_hostile_*`` module: it feeds a
+hostile input to ferhub the way a user or a visitor would. Inputs that take a while to make are written into
+``tmp`` by ``prepare_<kind>(tmp)``, which runs before the measurement starts. The child runs the cases of one module
 one after another with ``RLIMIT_AS`` set (a runaway allocation fails there instead of swapping the machine)
 and records, per case, how it ended (the exception's type and message, or the value returned), the seconds it
 took and how far its resident memory rose above where it started (``VmHWM``, reset between cases).
@@ -80,6 +81,9 @@ for kind in sys.argv[3:]:
     case = getattr(module, "case_" + kind)
     tmp = root / kind
     tmp.mkdir(parents=True)
+    prepare = getattr(module, "prepare_" + kind, None)
+    if prepare is not None:  # writes the hostile input: not part of what is measured
+        prepare(tmp)
     try:
         with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM to the current RSS
             f.write("5")

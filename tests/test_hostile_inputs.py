@@ -122,35 +122,46 @@ def case_image_bomb_header_gif(tmp: Path) -> Any:
     return _predict(bomb_gif(40000, 40000))
 
 
-def case_image_text_chunk_bomb(tmp: Path) -> Any:
+def prepare_image_text_chunk_bomb(tmp: Path) -> None:
     from images_corpus import png_chunk
 
     ztxt = png_chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b"a" * (256 << 20), 9))  # 256 MB of text
-    return _predict(_png(64, 64, ztxt))
+    (tmp / "text.png").write_bytes(_png(64, 64, ztxt))
+
+
+def case_image_text_chunk_bomb(tmp: Path) -> Any:
+    return _predict(str(tmp / "text.png"))
+
+
+def prepare_image_20_megapixels_wide(tmp: Path) -> None:
+    (tmp / "wide.png").write_bytes(_png(20_000_000, 1))  # 20 MP in one row, under the pixel limit
 
 
 def case_image_20_megapixels_wide(tmp: Path) -> Any:
-    return _predict(_png(20_000_000, 1))  # 20 MP in one row, under the pixel limit: decoded and scanned
+    return _predict(str(tmp / "wide.png"))
 
 
-def case_image_7000x7000(tmp: Path) -> Any:
+def prepare_image_7000x7000(tmp: Path) -> None:
     import numpy as np
     from PIL import Image
 
     noise = np.random.default_rng(0).integers(0, 255, (7000, 7000, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(noise).save(buf, "JPEG", quality=40)
-    del noise
-    return _predict(buf.getvalue())
+    Image.fromarray(noise).save(tmp / "big.jpg", quality=40)
 
 
-def case_image_gif_3000_frames(tmp: Path) -> Any:
+def case_image_7000x7000(tmp: Path) -> Any:
+    return _predict(str(tmp / "big.jpg"))
+
+
+def prepare_image_gif_3000_frames(tmp: Path) -> None:
     from PIL import Image
 
     frames = [Image.new("P", (160, 160), i % 200) for i in range(3000)]
-    buf = io.BytesIO()
-    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
-    return _predict(buf.getvalue())
+    frames[0].save(tmp / "anim.gif", save_all=True, append_images=frames[1:])
+
+
+def case_image_gif_3000_frames(tmp: Path) -> Any:
+    return _predict(str(tmp / "anim.gif"))
 
 
 def case_image_array_nan_and_5d(tmp: Path) -> Any:
@@ -209,8 +220,8 @@ def case_zip_member_names_escape(tmp: Path) -> Any:
         assert not (tmp.parent / "outside").exists() and not (tmp.parent.parent / "outside").exists()
 
 
-def case_zip_corrupt_member(tmp: Path) -> Any:
-    """One member's bytes damaged after zipping (CRC mismatch): skipped and counted, the rest evaluated."""
+def prepare_zip_corrupt_member(tmp: Path) -> None:
+    """One member's bytes damaged after zipping (CRC mismatch)."""
     src = _faces_folder(tmp)
     path = tmp / "data.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
@@ -221,8 +232,12 @@ def case_zip_corrupt_member(tmp: Path) -> Any:
     start = target.header_offset + 30 + len(target.filename)
     data[start + 40 : start + 60] = b"\x00" * 20
     path.write_bytes(bytes(data))
+
+
+def case_zip_corrupt_member(tmp: Path) -> Any:
+    """The damaged member is skipped and counted, the rest evaluated."""
     out = tmp / "out"
-    _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(path), "--precropped",
+    _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
          "--bootstrap", "10", "--out", str(out), "--no-report")  # fmt: skip
     (entry,) = json.loads((out / "ferhub--fer-mini-xception" / "eval_results.json").read_text())[
         "results"
@@ -267,7 +282,7 @@ def case_cli_output_to_full_disk(tmp: Path) -> Any:
             full.close()
 
 
-def case_cli_overflowing_model_gives_strict_json(tmp: Path) -> Any:
+def prepare_cli_overflowing_model_gives_strict_json(tmp: Path) -> None:
     import numpy as np
     import torch
     from PIL import Image
@@ -278,9 +293,12 @@ def case_cli_overflowing_model_gives_strict_json(tmp: Path) -> Any:
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(3e38)  # finite, so accepted at load, but the logits overflow to NaN
-    folder = ferhub.hub.save(model, tmp / "overflowing")
+    ferhub.hub.save(model, tmp / "overflowing")
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(tmp / "gray.png")
-    out = _cli("predict", str(tmp / "gray.png"), "--model", str(folder), "--no-face", "fallback")
+
+
+def case_cli_overflowing_model_gives_strict_json(tmp: Path) -> Any:
+    out = _cli("predict", str(tmp / "gray.png"), "--model", str(tmp / "overflowing"), "--no-face", "fallback")
     (result,) = json.loads(out, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"bare {c}")))
     return sorted(set(map(str, result["faces"][0]["probabilities"].values())))
 

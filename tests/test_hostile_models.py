@@ -75,7 +75,7 @@ def case_wide_first_layer(tmp: Path) -> Any:
 
 
 def case_input_size_wrong_for_network(tmp: Path) -> Any:
-    return _load(_repo(tmp, architecture="pyemotion_net", input_size=1000, model_args={}))
+    return _load(_repo(tmp, architecture="pyemotion_net", input_size=400, model_args={}))
 
 
 def case_channels_wrong_for_network(tmp: Path) -> Any:
@@ -177,11 +177,14 @@ def case_unknown_keys_many(tmp: Path) -> Any:
     return _load(_repo(tmp, **{f"key{i}": i for i in range(20_000)}))
 
 
-def case_config_50mb(tmp: Path) -> Any:
+def prepare_config_50mb(tmp: Path) -> None:
     folder = _repo(tmp)
     with open(folder / "config.json", "a") as f:
         f.write(" " * (50 << 20))
-    return _load(folder)
+
+
+def case_config_50mb(tmp: Path) -> Any:
+    return _load(tmp / "repo")
 
 
 def case_config_deeply_nested(tmp: Path) -> Any:
@@ -241,7 +244,7 @@ EXPECT: dict[str, tuple[str, tuple[str, ...]]] = {
         (r"weights alone would need about [\d,]+ MB", "FERHUB_MAX_MODEL_MB"),
     ),
     "wide_first_layer": (LOAD_ERROR, (r"would need about [\d,]+ MB", "FERHUB_MAX_MODEL_MB")),
-    "input_size_wrong_for_network": (LOAD_ERROR, (r"cannot take a 1-channel 1000x1000 input", "Fix")),
+    "input_size_wrong_for_network": (LOAD_ERROR, (r"cannot take a 1-channel 400x400 input", "Fix")),
     "channels_wrong_for_network": (LOAD_ERROR, (r"cannot take a 3-channel 64x64 input",)),
     "negative_width": (LOAD_ERROR, (r"cannot build 'pyemotion_net'", "negative")),
     "nan_mean": (LOAD_ERROR, ("NaN", "finite")),
