@@ -2,14 +2,40 @@
 
 Each subcommand lives in ``ferhub/commands/<name>.py`` and is imported only when it runs, so ``ferhub --help``
 and each command pay only for what they use.
+
+An error ends a command with one line on stderr (``ferhub COMMAND: what went wrong and what to do``) and one
+of the exit codes below; ``--debug`` (or ``FERHUB_DEBUG=1``) adds the traceback.
+
+====  =====================================================================================================
+code  meaning
+====  =====================================================================================================
+0     success (``predict``: at least one input was classified)
+1     an input, model, data set or file that cannot be used; the message says what to fix
+2     wrong or missing arguments, or nothing to do
+3     the Hugging Face Hub is needed and cannot be reached (offline mode, no network) or refused the request
+4     an internal error (a bug): rerun with ``--debug`` and report the traceback
+130   interrupted (Ctrl-C)
+====  =====================================================================================================
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_HUB, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+MAX_MESSAGE = 1000  # characters of an error line; some inputs would otherwise echo megabytes
+
+EXIT_CODES_HELP = (
+    "exit codes: 0 success, 1 unusable input/model/data (the message says what to fix), 2 wrong arguments or "
+    "nothing to do, 3 Hugging Face Hub unreachable or refused, 4 internal error (rerun with --debug and report "
+    "it), 130 interrupted"
+)
 
 # subcommand -> (module, one-line help). Help strings live here so `ferhub --help` imports no command module.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,26 +59,120 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Exception classes (by name, anywhere in the class's MRO) that mean the Hub or the network failed; matching
+# names keeps huggingface_hub and httpx unimported for commands that never use them.
+_HUB_ERRORS = {
+    "HubConnectionError",  # ferhub.hub: offline / unreachable, raised before trying
+    "OfflineModeIsEnabled",  # huggingface_hub with HF_HUB_OFFLINE=1
+    "HfHubHTTPError",  # the Hub answered with an error (auth, missing repo, rate limit)
+    "ConnectError",  # httpx
+    "TimeoutException",  # httpx
+    "NetworkError",  # httpx
+    "ConnectionError",  # builtin and requests
+}
+_USER_ERRORS = (ValueError, OSError, MemoryError)
+
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     from ferhub import __version__
 
-    parser = argparse.ArgumentParser(prog="ferhub", description="Facial-expression-recognition workbench.")
+    parser = argparse.ArgumentParser(
+        prog="ferhub", description="Facial-expression-recognition workbench.", epilog=EXIT_CODES_HELP
+    )
     parser.add_argument("--version", action="version", version=f"ferhub {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on an error, also print the full traceback")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_CODES_HELP)
+        # also accepted after the command; SUPPRESS keeps a top-level --debug from being reset to False
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         if name == chosen:  # only the command that runs is imported
             importlib.import_module(module).add_arguments(p)
     return parser
+
+
+def _names(e: BaseException) -> set[str]:
+    return {c.__name__ for c in type(e).__mro__}
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
+
+
+def describe(e: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message for an error that ended a command."""
+    names = _names(e)
+    text = _one_line(str(e)) or type(e).__name__
+    if "OfflineModeIsEnabled" in names:
+        return EXIT_HUB, (
+            f"this needs the Hugging Face Hub but offline mode is on (HF_HUB_OFFLINE=1): {text}. Fix: unset "
+            "HF_HUB_OFFLINE and run it again with network access"
+        )
+    if "HfHubHTTPError" in names:
+        return EXIT_HUB, (
+            f"the Hugging Face Hub refused the request: {text}. Fix: check the repo id; for a private repo or "
+            "an upload, log in with `hf auth login` (or set HF_TOKEN) with access to it"
+        )
+    if names & _HUB_ERRORS:
+        if "HubConnectionError" in names:
+            return EXIT_HUB, text
+        return EXIT_HUB, (
+            f"cannot reach the Hugging Face Hub ({type(e).__name__}: {text}). Fix: check the network connection "
+            "(or HTTPS_PROXY / HF_ENDPOINT) and run it again"
+        )
+    if isinstance(e, MemoryError) or "OutOfMemoryError" in names:
+        return EXIT_ERROR, (
+            f"out of memory ({text}). Fix: use smaller inputs (fewer or smaller images, a smaller model) or "
+            "free memory"
+        )
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return EXIT_ERROR, f"the disk is full{_filename(e)}. Fix: free some space and run it again"
+    if isinstance(e, OSError) and e.filename is not None and type(e).__module__ == "builtins":
+        return EXIT_ERROR, f"{e.strerror or text}{_filename(e)}"
+    if isinstance(e, _USER_ERRORS) or type(e).__module__.startswith("ferhub"):
+        return EXIT_ERROR, text
+    return EXIT_BUG, (
+        f"internal error ({type(e).__name__}: {text}). This is a bug in ferhub: rerun with --debug and report "
+        "the traceback"
+    )
+
+
+def _filename(e: OSError) -> str:
+    return f": {e.filename}" if e.filename is not None else ""
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get("FERHUB_DEBUG", "") not in ("", "0")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    try:
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # a full disk or a closed pipe on stdout is reported here, not at exit
+        return code
+    except KeyboardInterrupt:
+        print(f"ferhub {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `ferhub predict ... | head`: the reader has gone; say nothing more
+        _silence_stdout()
+        return EXIT_ERROR
+    except Exception as e:
+        code, message = describe(e)
+        if _debug(args):
+            traceback.print_exc()
+        print(f"ferhub {args.command}: {message}", file=sys.stderr)
+        return code
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit and would raise (and print) BrokenPipeError again
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -1,17 +1,100 @@
-"""A model's ``config.json``: everything needed to rebuild and use it, and nothing declared elsewhere."""
+"""A model's ``config.json``: everything needed to rebuild and use it, and nothing declared elsewhere.
+
+The contract is strict: unknown keys, wrong types, out-of-range or non-finite values are refused with a
+short message naming the key and what to write instead (a hostile or hand-edited file never reaches the
+model builder). Messages quote values through :func:`brief`, so a 5 MB value gives a one-line error.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ferhub.errors import ConfigError
-from ferhub.labels import canonical_labels
+from ferhub.labels import FER8, canonical_labels
 
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
+MAX_CONFIG_BYTES = 1 << 20  # a real config.json is well under 2 KB
+MAX_INPUT_SIZE = 1024  # the largest network here takes 331 px; a face crop never needs more
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area")
+# model_args hold builder keyword arguments: small JSON values only
+_MAX_ARG_ITEMS = 256
+_MAX_ARG_DEPTH = 4
+_MAX_STR = 512
+
+
+def brief(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error messages stay one short line whatever the input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", str: "a string", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_json_value(value: Any, where: str, depth: int = 0) -> None:
+    """``value`` is a small, finite JSON value (what a builder keyword argument can be)."""
+    if depth > _MAX_ARG_DEPTH:
+        raise ConfigError(
+            f"{where} nests deeper than {_MAX_ARG_DEPTH} levels; give plain values or short lists"
+        )
+    if value is None or isinstance(value, bool) or _is_int(value):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} is {value}; give a finite number")
+        return
+    if isinstance(value, str):
+        if len(value) > _MAX_STR:
+            raise ConfigError(f"{where} is a string of {len(value):,} characters; at most {_MAX_STR}")
+        return
+    if isinstance(value, (list, tuple, dict)):
+        if len(value) > _MAX_ARG_ITEMS:
+            raise ConfigError(f"{where} has {len(value):,} items; at most {_MAX_ARG_ITEMS}")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, v in items:
+            if isinstance(value, dict) and not isinstance(k, str):
+                raise ConfigError(f"{where} has a non-string key {brief(k)}")
+            _check_json_value(v, f"{where}[{brief(k, 30)}]", depth + 1)
+        return
+    raise ConfigError(f"{where} is {_type_name(value)}; give a number, string, true/false, list or object")
+
+
+def _check_labels(labels: Any) -> None:
+    if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
+        raise ConfigError(f"labels must be a list of label names, got {_type_name(labels)} {brief(labels)}")
+    if not labels or len(labels) > len(FER8):
+        raise ConfigError(
+            f"labels lists {len(labels):,} names; a model predicts 1 to {len(FER8)} of: {', '.join(FER8)}"
+        )
+    for name in labels:
+        if not isinstance(name, str) or len(name) > 40:
+            raise ConfigError(f"labels must be short label names (strings), got {brief(name)}")
+
+
+def _check_triplet(name: str, values: Any, channels: int) -> tuple[float, ...]:
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = (values,)  # a single number for a gray model
+    if not isinstance(values, (list, tuple)) or len(values) != channels:
+        raise ConfigError(f"{name} needs {channels} number(s), one per channel, got {brief(values)}")
+    if not all(_is_real(v) for v in values):
+        raise ConfigError(f"{name} must hold finite numbers, got {brief(values)}")
+    return tuple(float(v) for v in values)
 
 
 @dataclass
@@ -38,31 +121,53 @@ class ModelConfig:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        self.labels = canonical_labels(self.labels)
-        self.mean = tuple(float(m) for m in self.mean)
-        self.std = tuple(float(s) for s in self.std)
-        if self.channels not in (1, 3):
-            raise ConfigError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels}")
-        if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ConfigError(f"mean/std need {self.channels} values each, got {self.mean} / {self.std}")
-        if any(s <= 0 for s in self.std):
-            raise ConfigError(f"std must be positive, got {self.std}")
-        if not isinstance(self.input_size, int) or self.input_size < 8:
-            raise ConfigError(f"input_size must be an integer >= 8, got {self.input_size!r}")
-        if not 0 <= self.crop_margin <= 2:
+        if not _is_int(self.format_version) or self.format_version < 1:
             raise ConfigError(
-                f"crop_margin must be in [0, 2] (a fraction of the box), got {self.crop_margin}"
-            )
-        if not (isinstance(self.align, bool) or self.align == "similarity"):
-            raise ConfigError(f'align must be true, false or "similarity", got {self.align!r}')
-        if self.interpolation not in ("bilinear", "bicubic", "nearest", "area"):
-            raise ConfigError(
-                f"interpolation must be bilinear, bicubic, nearest or area, got {self.interpolation!r}"
+                f"format_version must be the integer {FORMAT_VERSION}, got {_type_name(self.format_version)} "
+                f"{brief(self.format_version)}"
             )
         if self.format_version > FORMAT_VERSION:
             raise ConfigError(
                 f"config format_version {self.format_version} is newer than this ferhub understands "
                 f"({FORMAT_VERSION}); upgrade ferhub"
+            )
+        if not isinstance(self.architecture, str) or not 0 < len(self.architecture) <= 100:
+            raise ConfigError(
+                f"architecture must be a registered architecture name (a string), got {brief(self.architecture)}"
+            )
+        _check_labels(self.labels)
+        self.labels = canonical_labels(self.labels)
+        if not isinstance(self.model_args, dict):
+            raise ConfigError(
+                f"model_args must be an object of builder keyword arguments (e.g. {{}}), got "
+                f"{_type_name(self.model_args)} {brief(self.model_args)}"
+            )
+        _check_json_value(self.model_args, "model_args")
+        if not _is_int(self.channels) or self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 (gray) or 3 (RGB), got {brief(self.channels)}")
+        self.mean = _check_triplet("mean", self.mean, self.channels)
+        self.std = _check_triplet("std", self.std, self.channels)
+        if any(not 1e-6 <= s <= 1e3 for s in self.std) or any(abs(m) > 1e3 for m in self.mean):
+            raise ConfigError(
+                f"std must be in [1e-6, 1000] and mean in [-1000, 1000] (pixels are scaled to [0, 1]), got "
+                f"mean {brief(self.mean)}, std {brief(self.std)}"
+            )
+        if not _is_int(self.input_size) or not 8 <= self.input_size <= MAX_INPUT_SIZE:
+            raise ConfigError(
+                f"input_size must be an integer from 8 to {MAX_INPUT_SIZE} (pixels per side), got "
+                f"{brief(self.input_size)}"
+            )
+        if not _is_real(self.crop_margin) or not 0 <= self.crop_margin <= 2:
+            raise ConfigError(
+                f"crop_margin must be a number in [0, 2] (a fraction of the box), got {brief(self.crop_margin)}"
+            )
+        if not isinstance(self.crop_square, bool):
+            raise ConfigError(f"crop_square must be true or false, got {brief(self.crop_square)}")
+        if not (isinstance(self.align, bool) or self.align == "similarity"):
+            raise ConfigError(f'align must be true, false or "similarity", got {brief(self.align)}')
+        if self.interpolation not in INTERPOLATIONS:
+            raise ConfigError(
+                f"interpolation must be bilinear, bicubic, nearest or area, got {brief(self.interpolation)}"
             )
 
     @property
@@ -80,11 +185,14 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> ModelConfig:
         """Build from a parsed config, refusing unknown or missing keys with a message naming ``source``."""
         if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+            raise ConfigError(f"{source}: expected a JSON object, got {_type_name(data)}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
-            raise ConfigError(f"{source}: unknown keys {unknown}; known keys: {sorted(known)}")
+            shown = ", ".join(brief(k, 30) for k in unknown[:5]) + (
+                f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
+            )
+            raise ConfigError(f"{source}: unknown keys {shown}; known keys: {', '.join(sorted(known))}")
         missing = [k for k in ("architecture", "labels") if k not in data]
         if missing:
             raise ConfigError(f"{source}: missing required keys {missing}")
@@ -95,7 +203,7 @@ class ModelConfig:
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / CONFIG_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
         return path
 
     @classmethod
@@ -105,10 +213,27 @@ class ModelConfig:
             raise ConfigError(
                 f"{path} not found: a ferhub model folder needs config.json (see ferhub.hub.save)"
             )
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
             raise ConfigError(
-                f"{path} is not valid JSON ({e}); re-save the model with ferhub.hub.save"
+                f"{path} is {size / 2**20:.1f} MB; a ferhub config.json is a few KB (re-save the model with "
+                "ferhub.hub.save)"
+            )
+        try:
+            data = json.loads(path.read_bytes(), parse_constant=_refuse_constant)
+        except _NonFiniteNumber as e:
+            raise ConfigError(f"{path}: {e}; give finite numbers") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise ConfigError(
+                f"{path} is not valid JSON ({brief(str(e), 120)}); re-save the model with ferhub.hub.save"
             ) from e
         return cls.from_dict(data, source=str(path))
+
+
+class _NonFiniteNumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    # Python's json reads NaN/Infinity, which JSON does not allow; a config holding one is refused.
+    raise _NonFiniteNumber(f"it holds {name}, which is not a JSON number")

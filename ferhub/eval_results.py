@@ -17,7 +17,8 @@ Training and evaluation both build entries with :func:`make_entry` and store the
         "label_mapping": {"data_labels", "model_labels", "unpredictable": {label: count}},
         "notes": [...], "tta": bool, "tta_method": null | "<method>",
         "num_images": int, "ferhub_version": str, "date": ISO-8601 UTC, "command": str,
-        "source"?: "training"}}}
+        "source"?: "training",
+        "unreadable"?: {"count", "examples": [{"path", "error"}]}}}}   # images skipped, not counted
 
 :func:`write` is crash-safe: the new file and the re-rendered card are both prepared before either is renamed
 into place, and the temporary files a killed writer leaves are removed by the next write; a card that still

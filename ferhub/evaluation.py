@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ferhub import eval_results, metrics
+from ferhub import eval_results, metrics, strict_json
 from ferhub.errors import EvaluationError
 from ferhub.eval_results import result_key
 from ferhub.fileio import atomic_write_text
 
 if TYPE_CHECKING:
+    from PIL import Image
     from torch import nn
 
     from ferhub.data import FaceCache, LabeledSource
@@ -104,7 +105,7 @@ class ImagePredictions:
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(self.to_dict()) + "\n")
+        atomic_write_text(path, strict_json.dumps(self.to_dict()) + "\n")
         return path
 
     @classmethod
@@ -222,9 +223,12 @@ def evaluate(
         cache = FaceCache(pred.detector)
     from ferhub.faces import whole_image_face
 
+    unreadable: dict[int, str] = {}  # an image that cannot be decoded is skipped and counted, not fatal
     for start in range(0, n, chunk_size):
-        idx = list(range(start, min(start + chunk_size, n)))
-        images = [source.image(i) for i in idx]
+        stop = min(start + chunk_size, n)
+        idx, images = _decode(source, range(start, stop), unreadable)
+        if not idx:
+            continue
         if crops_only:
             views = [tta_views(im, tta) for im in images]
             flat = [v for vs in views for v in vs]
@@ -247,16 +251,28 @@ def evaluate(
                 for m, p in enumerate(out):
                     probs[m][i] = p.mean(axis=0)
         if progress is not None:
-            progress(idx[-1] + 1, n, f"{source.name}: {idx[-1] + 1}/{n} images")
+            progress(stop, n, f"{source.name}: {stop}/{n} images")
 
     dataset = {"id": source.name, "config": dataset_config, "split": source.split, "name": source.name}
     key = result_key(source.name, dataset_config, source.split)
     date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     paths = [source.path_of(i) for i in range(n)]
+    targets = source.targets
+    if unreadable:
+        keep = np.ones(n, dtype=bool)
+        keep[list(unreadable)] = False
+        if not keep.any():
+            raise EvaluationError(
+                f"{source.name}: none of its {n} images could be read (first: {next(iter(unreadable.values()))})"
+            )
+        targets, missing, probs = targets[keep], missing[keep], [p[keep] for p in probs]
+        boxes = [b for b, k in zip(boxes, keep) if k]
+        paths = [q for q, k in zip(paths, keep) if k]
+        n = int(keep.sum())
     runs = []
     for spec, model, name, p in zip(specs, pred.models, pred.names, probs):
         summary = metrics.summarize(
-            source.targets,
+            targets,
             p,
             data_labels=source.labels,
             model_labels=model.config.labels,
@@ -271,6 +287,11 @@ def evaluate(
         entry = eval_results.make_entry(
             summary, dataset=dataset, model=model_info, tta=tta, num_images=n, command=command, date=date
         )
+        if unreadable:
+            entry["unreadable"] = _unreadable_entry(unreadable, source)
+            entry["notes"].append(
+                f"unreadable: {len(unreadable)} images could not be decoded and were skipped"
+            )
         space = metrics.LabelSpace.build(source.labels, model.config.labels)
         scored = ~missing if no_face == "wrong" else np.ones(n, dtype=bool)
         y_pred = np.full(n, -1, dtype=np.int64)
@@ -279,7 +300,7 @@ def evaluate(
         predictions = ImagePredictions(
             labels=list(space.labels),
             model_labels=list(model.config.labels),
-            y_true=space.data_index[source.targets].tolist(),
+            y_true=space.data_index[targets].tolist(),
             y_pred=y_pred.tolist(),
             confidence=[float(c) for c in confidence],
             face_found=(~missing).tolist(),
@@ -291,6 +312,37 @@ def evaluate(
         )
         runs.append(ModelEvaluation(name, key, entry, predictions, folder, spec))
     return runs
+
+
+def _decode(
+    source: LabeledSource, idx: range, unreadable: dict[int, str]
+) -> tuple[list[int], list[Image.Image]]:
+    """The images of ``idx`` that decode; the others go into ``unreadable`` (index -> why)."""
+    import zipfile
+    import zlib
+
+    from ferhub.archives import ArchiveRefused
+    from ferhub.images import ImageDecodeError
+
+    # a damaged file, or a zip member that fails its CRC or a cap of ferhub.archives
+    bad_member = (ImageDecodeError, ArchiveRefused, OSError, zipfile.BadZipFile, zlib.error, EOFError)
+    good, images = [], []
+    for i in idx:
+        try:
+            images.append(source.image(i))
+            good.append(i)
+        except bad_member as e:
+            unreadable[i] = f"{type(e).__name__}: {e}" if isinstance(e, zipfile.BadZipFile) else str(e)
+    return good, images
+
+
+def _unreadable_entry(unreadable: dict[int, str], source: LabeledSource, shown: int = 20) -> dict[str, Any]:
+    return {
+        "count": len(unreadable),
+        "examples": [
+            {"path": source.path_of(i), "error": why[:300]} for i, why in list(unreadable.items())[:shown]
+        ],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ Photos leave ``frame`` and ``time`` empty; their ``face_id`` is the face's numbe
 from __future__ import annotations
 
 import csv
-import json
 from typing import Any, TextIO
+
+from ferhub import strict_json as json  # NaN/inf are written as null: always valid JSON
 
 
 def printable(text: object) -> str:

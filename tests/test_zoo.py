@@ -644,7 +644,7 @@ def test_cli_list_and_push_intercepted(monkeypatch, capsys) -> None:
 
     class FakeApi:
         def __init__(self, token=None):
-            calls.append(("init", token))
+            calls.append(("init", token or huggingface_hub.get_token()))  # as HfApi resolves it
 
         def create_repo(self, repo_id, **kw):
             calls.append(("create_repo", repo_id, kw))
@@ -658,7 +658,12 @@ def test_cli_list_and_push_intercepted(monkeypatch, capsys) -> None:
     monkeypatch.setattr(
         hub._remote, "hub_unreachable", lambda endpoint: None
     )  # as if online; calls are intercepted
-    assert main(["zoo", "push", "--org", "myorg", "--token", "tok"]) == 0
+    with pytest.raises(SystemExit) as refused:  # a token in argv is visible in `ps`
+        main(["zoo", "push", "--org", "myorg", "--token", "tok"])
+    assert refused.value.code == 2 and "HF_TOKEN" in capsys.readouterr().err
+    assert not calls
+    monkeypatch.setenv("HF_TOKEN", "tok")
+    assert main(["zoo", "push", "--org", "myorg"]) == 0
     pushed = [c for c in calls if c[0] == "upload_folder"]
     bundled = [e.name for e in zoo.ZOO if e.bundled] + [zoo.ENSEMBLE_NAME]
     assert [c[1] for c in pushed] == [f"myorg/{n}" for n in bundled]
@@ -671,7 +676,7 @@ def test_cli_list_and_push_intercepted(monkeypatch, capsys) -> None:
     assert ("init", "tok") in calls
     assert "myorg/zoo-ensemble: https://hf.co/myorg/zoo-ensemble/commit/1" in capsys.readouterr().out
     assert main(["zoo", "push", "--org", "myorg", "pyemotion"]) == 1  # not imported here
-    assert "ferhub zoo import pyemotion" in capsys.readouterr().out
+    assert "ferhub zoo import pyemotion" in capsys.readouterr().err
 
 
 def test_cli_import_with_local_archive(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -683,7 +688,7 @@ def test_cli_import_with_local_archive(tmp_path: Path, monkeypatch, capsys) -> N
         main(["zoo", "import", "faceapi-expression", "--archive", str(tgz), "--out", str(tmp_path / "a")])
         == 1
     )
-    assert "sha256 differs" in capsys.readouterr().out  # not the pinned archive: refused, nothing written
+    assert "sha256 differs" in capsys.readouterr().err  # not the pinned archive: refused, nothing written
     assert not (tmp_path / "a").exists()
     _pin(monkeypatch, "faceapi-expression", tgz)
     assert (

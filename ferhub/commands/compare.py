@@ -7,10 +7,11 @@ between their predictions for every detected face.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from ferhub import strict_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -129,5 +130,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(format_pairs(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        Path(args.json).write_text(strict_json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

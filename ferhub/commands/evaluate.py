@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ferhub import strict_json
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -134,6 +136,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.push and _offline():
+        print(
+            "ferhub evaluate: --push needs the Hugging Face Hub but offline mode is on (HF_HUB_OFFLINE=1); "
+            "unset HF_HUB_OFFLINE, or evaluate without --push and push the results later",
+            file=sys.stderr,
+        )
+        return 3
     out = Path(args.out)
 
     def progress(done: int, total: int, message: str) -> None:
@@ -168,11 +177,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for r in runs:
         for note in r.entry["notes"]:
-            if "cannot predict" in note or "no face" in note:
+            if "cannot predict" in note or "no face" in note or note.startswith("unreadable"):
                 print(f"{r.name}: {note}", file=sys.stderr)
     print(metrics_table(runs))
     if args.json:
-        print(json.dumps({r.name: {r.key: r.entry} for r in runs}, indent=2))
+        print(strict_json.dumps({r.name: {r.key: r.entry} for r in runs}, indent=2))
     if not args.no_report:
         from ferhub.report import Section, misclassified_examples, write_report
 
@@ -184,10 +193,35 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"report: {write_report(out / 'report.html', [section])}", file=sys.stderr)
     if args.push:
-        for r, folder in zip(runs, folders):
-            repo_id = _push_target(r, folder, args.repo_id)
+        return _push(args, runs, folders)
+    return 0
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode()
+
+
+def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int:
+    """Push each model's results; a failure is one line naming where the results are (exit 3 for the Hub)."""
+    from ferhub import evaluation
+    from ferhub.cli import describe
+
+    code = 0
+    for r, folder in zip(runs, folders):
+        repo_id = _push_target(r, folder, args.repo_id)
+        try:
             url = evaluation.push_results(
                 folder, repo_id, revision=args.revision, commit_message=f"Evaluation results on {r.key}"
             )
-            print(f"pushed {r.name} results to {repo_id}: {url}", file=sys.stderr)
-    return 0
+        except Exception as e:
+            failed, why = describe(e)
+            print(
+                f"ferhub evaluate: {r.name}: results written to {folder} but not pushed to {repo_id}: {why}",
+                file=sys.stderr,
+            )
+            code = code or failed
+            continue
+        print(f"pushed {r.name} results to {repo_id}: {url}", file=sys.stderr)
+    return code

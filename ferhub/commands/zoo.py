@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+
+from ferhub import strict_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,8 +30,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     push = sub.add_parser("push", help="push the locally available zoo repos to a Hub organisation")
     push.add_argument("--org", default="ferhub", help="Hub organisation or user (default: ferhub)")
     push.add_argument("names", nargs="*", metavar="NAME", help="only these models (default: all available)")
-    push.add_argument("--token", default=None, help="Hub token (default: the logged-in one / HF_TOKEN)")
+    # A token on the command line is readable by every user of the machine (`ps`, shell history): refused.
+    push.add_argument("--token", action=_RefuseToken, nargs="?", help=argparse.SUPPRESS)
     push.add_argument("--private", action="store_true", help="create new repos as private")
+
+
+class _RefuseToken(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parser.error(
+            "--token is not accepted: a token on the command line is visible to other users (ps, shell "
+            "history). Set HF_TOKEN in the environment or log in once with `hf auth login`"
+        )
 
 
 def _size(n: int | None) -> str:
@@ -41,7 +52,7 @@ def _list(args: argparse.Namespace) -> int:
 
     rows = catalogue()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(strict_json.dumps(rows, indent=2))
         return 0
     head = ("name", "source", "licence", "architecture", "input", "size", "available", "labels")
     table = [
@@ -65,7 +76,7 @@ def _import(args: argparse.Namespace) -> int:
 
     names = [e.name for e in ZOO] if args.names == ["all"] else args.names
     if (args.out or args.archive) and len(names) != 1:
-        print("ferhub zoo import: --out and --archive take exactly one model name")
+        print("ferhub zoo import: --out and --archive take exactly one model name", file=sys.stderr)
         return 2
     for name in names:
         folder = import_model(name, args.out, archive=args.archive)
@@ -76,11 +87,12 @@ def _import(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from ferhub.zoo import push_zoo
 
-    urls = push_zoo(args.org, args.names or None, token=args.token, private=args.private)
+    # the token comes from HF_TOKEN or the login (`hf auth login`), never from the command line
+    urls = push_zoo(args.org, args.names or None, private=args.private)
     for repo_id, url in urls.items():
         print(f"{repo_id}: {url}")
     if not urls:
-        print("nothing to push: no zoo model is available locally (ferhub zoo import NAME)")
+        print("nothing to push: no zoo model is available locally (ferhub zoo import NAME)", file=sys.stderr)
         return 1
     return 0
 
@@ -93,5 +105,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         return action(args)
     except (ZooError, FetchError) as e:
-        print(f"ferhub zoo {args.zoo_command}: {e}")
+        print(f"ferhub zoo {args.zoo_command}: {e}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ from torch import nn
 
 from ferhub import eval_results as results_file
 from ferhub.config import CONFIG_NAME, ModelConfig
-from ferhub.errors import ModelLoadError
+from ferhub.errors import ConfigError, ModelLoadError
 from ferhub.fileio import atomic_write_json
 from ferhub.hub import _layout, _remote
 from ferhub.hub._layout import (
@@ -45,6 +45,10 @@ def _parse(
     ``local=False`` never looks at the filesystem (a public app's visitors): only bundled names and Hub ids.
     """
     spec = os.fspath(id_or_path)
+    if len(spec) > 1000:  # echoed in every message below: a hostile reference must not make them megabytes
+        raise ModelLoadError(
+            f"a model reference of {len(spec):,} characters is neither a folder nor a Hub id"
+        )
     path = Path(spec).expanduser()
     if local and path.is_dir():
         if revision is not None:
@@ -194,6 +198,8 @@ def _build(config: ModelConfig, folder: Path) -> nn.Module:
         build_config = dataclasses.replace(config, model_args={**config.model_args, "pretrained": False})
     try:
         model = build_from_config(build_config)
+    except ConfigError as e:  # model_args, sizes, ensemble cycles: ferhub.models._registry says what to fix
+        raise ModelLoadError(f"{folder / CONFIG_NAME}: {e}") from e
     except UnknownModelError as e:
         raise ModelLoadError(
             f"{folder / CONFIG_NAME}: {e}. Fix: import the module that registers {config.architecture!r} "

@@ -108,6 +108,9 @@ def load_state_strict(
     model: nn.Module, tensors: Mapping[str, torch.Tensor], source: str, config_path: str
 ) -> None:
     """Load ``tensors`` into ``model``; missing, unexpected or wrongly shaped weights are a clear error."""
+    from ferhub.models._limits import check_finite_weights
+
+    check_finite_weights(tensors, source, ModelLoadError)  # NaN/inf weights give NaN for every face
     tensors, missing, unexpected, wrong = mismatch(model, tensors)
     if missing or unexpected or wrong:
         config: ModelConfig = model.config

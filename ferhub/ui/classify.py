@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
+from ferhub import strict_json
 from ferhub.ui import state, visitors
 
 NO_SALIENCY = "None"
@@ -174,7 +174,7 @@ def classify(
             for i, e in enumerate(explanations, 1)
         ]
     download = state.output_path("-ferhub-result.json")
-    download.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    download.write_text(strict_json.dumps(data, indent=2), encoding="utf-8")
     return (
         state.save_image(annotate(photo, result.faces), "faces"),
         None if whole is None else state.save_image(whole, "attribution"),

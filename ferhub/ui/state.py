@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import gradio as gr
 
 from ferhub.assets import EXAMPLES_DIR
+from ferhub.config import brief
 from ferhub.ui import visitors
 
 if TYPE_CHECKING:
@@ -112,7 +113,9 @@ class ModelCache:
                     spec, local = visitors.model_spec(model_id)  # a public server's visitors: no server paths
                     model = load(spec, device=device(), local=local)
                 except Exception as e:
-                    raise gr.Error(f"Cannot load model {model_id!r}: {e}", title="Model not loaded") from e
+                    raise gr.Error(
+                        f"Cannot load model {brief(model_id)}: {e}", title="Model not loaded"
+                    ) from e
                 self._models[model_id] = model  # shared with ferhub.hub's cache: never changed here
         return self._models[model_id]
 

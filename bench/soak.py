@@ -1,0 +1,325 @@
+"""Load and soak test of the web app: does the server stay up, give back its memory and keep its disk bounded?
+
+    python bench/soak.py [--clients 16] [--requests 25] [--soak-clients 4] [--soak-minutes 10]
+
+Against ``python app.py`` served on a free local port, with its temporary folders (``TMPDIR``,
+``GRADIO_TEMP_DIR``) redirected into one fresh folder so that every file it leaves is counted:
+
+1. burst: ``--clients`` concurrent ``gradio_client`` clients x ``--requests`` ``classify`` calls each (a
+   640x480 photo with one face, attribution ``--method``): failures, throughput, latency, and the server's
+   resident memory (RSS) before, at its peak, and ``--settle`` seconds after; pass when nothing failed and the
+   RSS after is within 10% of the RSS before;
+2. soak: ``--soak-clients`` clients calling ``classify`` for ``--soak-minutes``, sampling RSS and the
+   temporary folder's file count every ``--sample`` seconds: the RSS trend must be flat (the last quarter's
+   mean RSS within 5% of the second quarter's; the least-squares slope over the second half is printed too)
+   and the file count bounded (the second half's peak at most 10 files over the first half's);
+3. after the server has exited: the files left in its temporary folders.
+
+Prints a Markdown table headed by the CPU model and core count. Exit status 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+RSS_BACK_WITHIN = 0.10  # the burst's RSS must come back within 10% of where it started
+FLAT_DRIFT = 0.05  # the soak's last-quarter mean RSS may exceed its second-quarter mean by this much
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def count_files(folder: Path) -> tuple[int, float]:
+    """(files, MB) below ``folder``; files vanishing while counted (the app sweeping) are skipped."""
+    n, size = 0, 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                size += os.stat(os.path.join(root, name)).st_size
+                n += 1
+            except FileNotFoundError:
+                pass
+    return n, size / 2**20
+
+
+class Server:
+    """``python app.py`` on a free port, its temporary folders inside ``tmp``."""
+
+    def __init__(self, tmp: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/"
+        self.tmp = tmp
+        for sub in ("tmp", "gradio"):
+            (tmp / sub).mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(port),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+            "TMPDIR": str(tmp / "tmp"),
+            "HF_HUB_OFFLINE": "1",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 300
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"app.py did not answer {self.url}") from None
+                time.sleep(0.2)
+
+    def rss(self) -> float:
+        return rss_mb(self.process.pid)
+
+    def files(self) -> tuple[int, float]:
+        return count_files(self.tmp)
+
+    def stop(self) -> None:
+        self.process.terminate()  # SIGTERM, as a Space or a service manager stops it
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def one_face_photo(folder: Path) -> Path:
+    """Grace Hopper (one face) letterboxed into a 640x480 JPEG."""
+    from ferhub.assets import EXAMPLES_DIR
+
+    photo = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
+    photo.thumbnail((640, 480))
+    canvas = Image.new("RGB", (640, 480), (40, 40, 40))
+    canvas.paste(photo, ((640 - photo.width) // 2, 0))
+    path = folder / "one_face.jpg"
+    canvas.save(path, quality=92)
+    return path
+
+
+@dataclass
+class Load:
+    """Requests made by client threads: counts, failures (with the first few reasons) and latencies."""
+
+    done: int = 0
+    failures: int = 0
+    reasons: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, seconds: float, error: str | None) -> None:
+        with self.lock:
+            self.done += 1
+            self.latencies.append(seconds)
+            if error is not None:
+                self.failures += 1
+                if len(self.reasons) < 3:
+                    self.reasons.append(error[:200])
+
+
+def client_loop(url: str, photo: Path, method: str, load: Load, until: object) -> None:
+    """Call ``classify`` until ``until()`` is true; every call must find the photo's one face."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    while not until():
+        t = time.perf_counter()
+        error = None
+        try:
+            result = client.predict(handle_file(str(photo)), None, method, api_name="/classify")
+            faces = len(result[4]["faces"])
+            if faces != 1:
+                error = f"{faces} faces found"
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+        load.record(time.perf_counter() - t, error)
+
+
+def run_clients(n: int, target: object) -> list[threading.Thread]:
+    threads = [threading.Thread(target=target, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def burst(server: Server, photo: Path, args: argparse.Namespace) -> dict[str, float]:
+    load = Load()
+    before = server.rss()
+    peak = before
+    counts = [0] * args.clients
+
+    def worker(i: int) -> None:
+        def until() -> bool:
+            counts[i] += 1
+            return counts[i] > args.requests
+
+        client_loop(server.url, photo, args.method, load, until)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(args.clients)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, server.rss())
+        time.sleep(0.25)
+    seconds = time.perf_counter() - start
+    time.sleep(args.settle)
+    after = server.rss()
+    return {
+        "requests": load.done,
+        "failures": load.failures,
+        "reasons": load.reasons,
+        "throughput": load.done / seconds,
+        "p50": statistics.median(load.latencies),
+        "p90": float(np.percentile(load.latencies, 90)),
+        "before": before,
+        "peak": peak,
+        "after": after,
+    }
+
+
+def soak(server: Server, photo: Path, args: argparse.Namespace) -> dict[str, object]:
+    load = Load()
+    stop_at = time.monotonic() + args.soak_minutes * 60
+
+    def until() -> bool:
+        return time.monotonic() >= stop_at
+
+    threads = run_clients(args.soak_clients, lambda: client_loop(server.url, photo, args.method, load, until))
+    samples: list[tuple[float, float, int, float]] = []  # (minutes, RSS MB, files, file MB)
+    start = time.monotonic()
+    while any(t.is_alive() for t in threads):
+        files, mb = server.files()
+        samples.append(((time.monotonic() - start) / 60, server.rss(), files, mb))
+        time.sleep(min(args.sample, max(stop_at - time.monotonic(), 0.5)))
+    for t in threads:
+        t.join()
+    minutes = np.array([s[0] for s in samples])
+    rss = np.array([s[1] for s in samples])
+    files = np.array([s[2] for s in samples])
+    half = minutes >= minutes[-1] / 2
+    slope = float(np.polyfit(minutes[half], rss[half], 1)[0]) * 60 if half.sum() >= 2 else float("nan")
+    quarter = np.minimum((4 * minutes / max(minutes[-1], 1e-9)).astype(int), 3)
+    second, last = rss[quarter == 1], rss[quarter == 3]
+    drift = float(last.mean() / second.mean() - 1) if len(second) and len(last) else float("nan")
+    return {
+        "requests": load.done,
+        "failures": load.failures,
+        "reasons": load.reasons,
+        "p50": statistics.median(load.latencies) if load.latencies else float("nan"),
+        "rss_start": float(rss[0]),
+        "rss_end": float(rss[-1]),
+        "rss_max": float(rss.max()),
+        "slope_mb_per_hour": slope,
+        "drift": drift,
+        "files_first_half_max": int(files[~half].max()) if (~half).any() else int(files[0]),
+        "files_second_half_max": int(files[half].max()),
+        "files_end": int(files[-1]),
+        "file_mb_max": float(max(s[3] for s in samples)),
+        "samples": len(samples),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=25)
+    parser.add_argument("--soak-clients", type=int, default=4)
+    parser.add_argument("--soak-minutes", type=float, default=10.0)
+    parser.add_argument("--sample", type=float, default=10.0, help="seconds between soak samples")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds after the burst before the RSS")
+    parser.add_argument("--warm-up", type=int, default=10, help="classify calls before measuring")
+    parser.add_argument("--method", default="Grad-CAM", help="attribution method of every classify call")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="ferhub-soak-"))
+    photo = one_face_photo(tmp)
+    server = Server(tmp / "server")
+    try:
+        warm = Load()
+        counter = iter(range(args.warm_up + 1))
+        client_loop(server.url, photo, args.method, warm, lambda: next(counter) >= args.warm_up)
+        if warm.failures:
+            raise RuntimeError(f"classify fails before any load: {warm.reasons}")
+        b = burst(server, photo, args)
+        s = soak(server, photo, args)
+    finally:
+        server.stop()
+    left, left_mb = count_files(tmp / "server")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    burst_ok = b["failures"] == 0 and b["after"] <= b["before"] * (1 + RSS_BACK_WITHIN)
+    flat = s["drift"] <= FLAT_DRIFT
+    bounded = s["files_second_half_max"] <= s["files_first_half_max"] + 10
+    soak_ok = s["failures"] == 0 and flat and bounded
+    cores = f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable)"
+    print(f"\n**{cpu_model()}, {cores}**, Python {platform.python_version()}, `{' '.join(sys.argv)}`\n")
+    print("| phase | measure | value | check |")
+    print("|---|---|---|---|")
+    rows = [
+        ("burst", f"{args.clients} clients x {args.requests} classify ({args.method})",
+         f"{b['requests']} requests, {b['failures']} failed", "0 failures: " + ("yes" if b["failures"] == 0 else "no")),
+        ("burst", "throughput; latency p50 / p90", f"{b['throughput']:.1f} req/s; {b['p50']:.2f} / {b['p90']:.2f} s", ""),
+        ("burst", "server RSS before / peak / after", f"{b['before']:.0f} / {b['peak']:.0f} / {b['after']:.0f} MB",
+         f"after within 10%: {'yes' if b['after'] <= b['before'] * 1.1 else 'no'} ({100 * (b['after'] / b['before'] - 1):+.1f}%)"),
+        ("soak", f"{args.soak_clients} clients for {args.soak_minutes:g} min",
+         f"{s['requests']} requests, {s['failures']} failed, p50 {s['p50']:.2f} s",
+         "0 failures: " + ("yes" if s["failures"] == 0 else "no")),
+        ("soak", "server RSS start / max / end; slope (2nd half)",
+         f"{s['rss_start']:.0f} / {s['rss_max']:.0f} / {s['rss_end']:.0f} MB; {s['slope_mb_per_hour']:+.0f} MB/h",
+         f"flat (last vs 2nd quarter {100 * s['drift']:+.1f}%, <= {100 * FLAT_DRIFT:.0f}%): {'yes' if flat else 'no'}"),
+        ("soak", "temp files: 1st-half max / 2nd-half max / end (max MB)",
+         f"{s['files_first_half_max']} / {s['files_second_half_max']} / {s['files_end']} ({s['file_mb_max']:.1f} MB)",
+         f"bounded: {'yes' if bounded else 'no'}"),
+        ("exit", "temp files left after the server exited", f"{left} ({left_mb:.1f} MB)", ""),
+    ]  # fmt: skip
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    for reason in [*b["reasons"], *s["reasons"]]:
+        print(f"\nfailure: {reason}")
+    return 0 if burst_ok and soak_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
