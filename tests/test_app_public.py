@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 HOPPER = ROOT / "ferhub" / "assets" / "examples" / "grace_hopper.jpg"
 DEFAULT_MODEL = "ferhub/fer-mini-xception"
-KEPT = {".ses", *(p.name for p in HOPPER.parent.glob("*.jpg"))}
+KEPT = {*(p.name for p in HOPPER.parent.glob("*.jpg"))}
 
 
 class Server:

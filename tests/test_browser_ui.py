@@ -73,7 +73,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     predicts 'surprise', which the data has no images of (so its macro-F1 averages one class more)."""
     import torch
 
-    from ferhub.evaluation import write_results
+    from ferhub import eval_results
     from ferhub.hub import save
     from ferhub.models import create_model
 
@@ -89,7 +89,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     for name, labels, cm in (("three-class", three, cm3), ("faceapi-order", FACEAPI_ORDER, cm7.tolist())):
         folder = root / name
         save(create_model("test_tiny", labels=labels), folder)
-        write_results(folder, {"faces:default:test": results_entry(labels, cm)}, render_card=False)
+        eval_results.write(folder, {"faces:default:test": results_entry(labels, cm)}, render_card=False)
         out.append(str(folder))
     return out
 
@@ -183,6 +183,11 @@ def options(driver: Any, element_id: str) -> list[str]:
         what=f"the options of #{element_id}",
     )
     driver.find_element(By.TAG_NAME, "h1").click()
+    # the list closes asynchronously: read the next picker's options only once this one's are gone
+    wait(
+        lambda: not driver.find_elements(By.CSS_SELECTOR, OPTION),
+        what=f"the options of #{element_id} to close",
+    )
     return found
 
 

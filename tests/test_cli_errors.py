@@ -92,6 +92,9 @@ def test_evaluate_push_without_network_keeps_the_results(faces, tmp_path, capsys
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(
+        hub._remote, "hub_unreachable", lambda endpoint: None
+    )  # the probe passes; the commit fails
     out = tmp_path / "out"
     argv = ["evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(faces), "--precropped",
             "--bootstrap", "10", "--out", str(out), "--no-report", "--push"]  # fmt: skip

@@ -22,9 +22,11 @@ from ferhub.models import UnknownModelError, create_model, list_models, register
 def test_every_registered_model_forwards(name: str) -> None:
     model = create_model(name).eval()
     cfg = model.config
-    x = torch.randn(1, cfg.channels, cfg.input_size, cfg.input_size)  # batch 1: full-size nets are costly
+    # batch 1: full-size nets are costly; an ensemble takes one batch per member, shaped as each is fed
+    configs = [m.config for m in model.members] if name == "ensemble" else [cfg]
+    xs = [torch.randn(1, c.channels, c.input_size, c.input_size) for c in configs]
     with torch.inference_mode():
-        y = model(x)
+        y = model(*xs)
     assert y.shape == (1, len(FER7))
     assert torch.isfinite(y).all()
     if name != "ensemble":  # presets skip the load-time size probe (_registry._is_preset): measured here

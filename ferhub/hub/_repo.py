@@ -238,7 +238,7 @@ def load_folder(folder: Path) -> nn.Module:
 
 
 _MODEL_CACHE: dict[tuple, nn.Module] = {}
-_KEY_LOCKS: dict[tuple, threading.Lock] = {}
+_KEY_LOCKS: dict[tuple, threading.RLock] = {}
 _CACHE_LOCK = threading.Lock()  # guards the two dicts only; never held while a model loads
 
 
@@ -282,7 +282,9 @@ def load(
         model = _MODEL_CACHE.get(key)
         if model is not None:
             return model
-        lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+        # re-entrant: an ensemble that lists itself comes back here in the same thread, and must reach the
+        # registry's cycle check (a ConfigError), not wait on its own lock forever
+        lock = _KEY_LOCKS.setdefault(key, threading.RLock())
     with lock:  # two first loads of one model load it once; other models go ahead meanwhile
         with _CACHE_LOCK:
             model = _MODEL_CACHE.get(key)
