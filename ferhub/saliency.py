@@ -495,6 +495,17 @@ def overlay_on_photo(
     return overlay(photo, canvas, alpha)
 
 
+def unique_stem(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, ... when taken (two photos with one name in different folders);
+    compared without case, as macOS and Windows file systems do. The stem returned is added to ``taken``."""
+    name, n = stem, 1
+    while name.casefold() in taken:
+        n += 1
+        name = f"{stem}-{n}"
+    taken.add(name.casefold())
+    return name
+
+
 def write_overlays(
     predictor,
     results: Sequence,
@@ -503,6 +514,7 @@ def write_overlays(
     out_dir: str | Path,
     target: str | None = None,
     on_error: Callable[[Path, OSError], None] | None = None,
+    taken: set[str] | None = None,
 ) -> list[Path]:
     """Write attribution overlays for ``ferhub predict --saliency``: per face ``STEM_faceN_METHOD.png`` (the
     crop the model saw, 192 px) and per photo ``STEM_METHOD.jpg`` (all faces' maps on the photo).
@@ -511,6 +523,8 @@ def write_overlays(
     again from their paths); the first model is explained, for each face's predicted class unless ``target``
     names one. Returns the paths written. ``on_error(path, error)``, when given, is told of each file that
     cannot be written (a full disk) and the others are still tried; without it the error is raised.
+    ``taken`` holds the stems already used in this run (a caller writing batch after batch passes the same
+    set): a photo whose stem is taken gets ``STEM-2``, ``STEM-3``, ... so no overlay replaces another.
     """
     from ferhub.images import load_image
 
@@ -519,7 +533,7 @@ def write_overlays(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    stems: dict[str, int] = {}
+    taken = set() if taken is None else taken
     for result in results:
         if not result.ok or not result.faces or result.path is None:
             continue
@@ -527,10 +541,7 @@ def write_overlays(
         faces = [f.face for f in result.faces]
         targets = [f.predictions[0].label for f in result.faces] if target is None else target
         explanations = explain_faces(model, image, faces, mid, targets)
-        stem = Path(result.path).stem
-        stems[stem] = stems.get(stem, 0) + 1
-        if stems[stem] > 1:  # two inputs with one name (from different folders): keep both
-            stem = f"{stem}-{stems[stem]}"
+        stem = unique_stem(Path(result.path).stem, taken)
         outputs = [
             (out / f"{stem}_face{i}_{mid}.png", overlay(e.crop, e.heatmap, size=max(192, e.crop.width)), {})
             for i, e in enumerate(explanations, 1)

@@ -90,6 +90,28 @@ def test_ensemble_gradcam_states_its_fallback_and_disk_full_overlays_are_reporte
     assert [p.name for p in out_dir.iterdir()] == ["astronaut_face1_integrated_gradients.png"]
 
 
+def test_overlay_names_stay_unique_across_folders_and_batches(capsys, tmp_path, monkeypatch) -> None:
+    import ferhub.commands.predict as command
+
+    monkeypatch.setattr(command, "PHOTO_BATCH", 1)  # one batch per photo, as past 16 photos
+    photos = []
+    for folder, name in [("a", "face"), ("b", "face"), ("c", "face-2"), ("d", "FACE")]:
+        (tmp_path / folder).mkdir()
+        photos.append(tmp_path / folder / f"{name}.png")
+        clips.photo("astronaut").save(photos[-1])
+    out_dir = tmp_path / "overlays"
+    code, out, err = run_cli(
+        capsys, "predict", *map(str, photos), "--saliency", "gradcam", "--out", str(out_dir)
+    )
+    assert code == 0
+    assert len(json.loads(out)) == 4
+    written = [line.rsplit("wrote ", 1)[1] for line in err.splitlines() if "wrote " in line]
+    assert len(written) == 8 and len(set(written)) == 8  # a face crop and a photo per input, none replaced
+    stems = sorted({Path(p).name.rsplit("_gradcam", 1)[0] for p in written if p.endswith(".jpg")})
+    assert stems == ["FACE-3", "face", "face-2", "face-2-2"]  # compared without case, as macOS and Windows do
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(Path(p).name for p in written)
+
+
 def test_unimported_zoo_model_says_how_to_import_it(capsys, face_photo) -> None:
     code, _, err = run_cli(capsys, "predict", str(face_photo), "--model", "ferhub/pyemotion")
     assert code == 1

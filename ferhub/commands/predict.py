@@ -209,6 +209,7 @@ class Job:
         self.interrupt = Interrupt()
         self.ok = 0
         self.failed = 0
+        self.overlay_stems: set[str] = set()  # overlay names used so far, across the photo batches
 
     # -- photos ---------------------------------------------------------------------------------------------
     def photos(self, paths: list[Path], writer: Any) -> None:
@@ -232,7 +233,12 @@ class Job:
 
         try:
             for path in write_overlays(
-                self.predictor, results, method=self.saliency, out_dir=self.args.out, on_error=failed
+                self.predictor,
+                results,
+                method=self.saliency,
+                out_dir=self.args.out,
+                on_error=failed,
+                taken=self.overlay_stems,
             ):
                 say(f"wrote {path}")
         except (SaliencyError, OSError) as e:
