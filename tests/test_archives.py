@@ -72,6 +72,23 @@ def test_ratio_entry_count_and_total_caps(tmp_path: Path) -> None:
     assert SafeZip(blank).read("neutral/0.bmp") == bytes(200_000)
 
 
+@pytest.mark.parametrize("entries", [6000, 70_000])  # the plain end record; the zip64 one (over 65,535)
+def test_the_entry_count_is_refused_before_the_directory_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entries: int
+) -> None:
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(entries):
+            zf.writestr(f"happy/{i}.png", b"x")
+
+    def parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the central directory was parsed before the count was checked")
+
+    monkeypatch.setattr(zipfile, "ZipFile", parsing)
+    with pytest.raises(ArchiveRefused, match=f"holds {entries:,} entries; the limit here is 5,000"):
+        SafeZip(many, ArchiveLimits(max_members=5000))
+
+
 def test_a_lying_header_is_stopped_at_its_declared_size(tmp_path: Path) -> None:
     """A central directory that declares 1 KiB for a member holding 8 MiB: reading stops at 1 KiB and fails."""
     path = tmp_path / "liar.zip"

@@ -171,6 +171,45 @@ def case_image_array_nan_and_5d(tmp: Path) -> Any:
     return _predict(np.zeros((2, 2, 2, 2, 2), dtype=np.uint8))
 
 
+# awkward but valid photos: a face in each must still be found (bad input handled well, keep it)
+def _hopper() -> Any:
+    from PIL import Image
+
+    from ferhub.assets import EXAMPLES_DIR
+
+    return Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")  # 512x600, one face
+
+
+def case_image_cmyk_jpeg_face(tmp: Path) -> Any:
+    _hopper().convert("CMYK").save(tmp / "cmyk.jpg", quality=92)
+    return _predict(str(tmp / "cmyk.jpg"))
+
+
+def case_image_16bit_gray_png_face(tmp: Path) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    gray = np.asarray(_hopper().convert("L")).astype(np.uint16) * 257
+    Image.fromarray(gray).save(tmp / "gray16.png")
+    return _predict(str(tmp / "gray16.png"))
+
+
+def case_image_palette_png_face(tmp: Path) -> Any:
+    from PIL import Image
+
+    palette = _hopper().convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    palette.save(tmp / "palette.png", transparency=0)
+    return _predict(str(tmp / "palette.png"))
+
+
+def case_image_exif_rotated_face(tmp: Path) -> Any:
+    """Stored on its side with EXIF Orientation 6, as phones write portraits: read upright (512x600)."""
+    from images_corpus import exif_rotated
+
+    (tmp / "portrait.jpg").write_bytes(exif_rotated(_hopper(), "JPEG"))
+    return _predict(str(tmp / "portrait.jpg"))
+
+
 # -- paths --------------------------------------------------------------------------------------------------
 def case_path_fifo(tmp: Path) -> Any:
     os.mkfifo(tmp / "photo.jpg")  # opening a FIFO for reading blocks until a writer comes: must not hang
@@ -218,6 +257,43 @@ def case_zip_member_names_escape(tmp: Path) -> Any:
         return _cli(*argv)
     finally:
         assert not (tmp.parent / "outside").exists() and not (tmp.parent.parent / "outside").exists()
+
+
+def prepare_zip_gib_member(tmp: Path) -> None:
+    from bombs import write_bomb
+
+    hopper = _faces_folder(tmp) / "happy" / "3.png"
+    write_bomb(tmp / "data.zip", [("happy/0.png", hopper.read_bytes()), ("sad/1.png", 1024)])  # 1 MB -> 1 GiB
+
+
+def case_zip_gib_member(tmp: Path) -> Any:
+    return _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
+                "--bootstrap", "10", "--out", str(tmp / "out"), "--no-report")  # fmt: skip
+
+
+def prepare_zip_ratio_bomb(tmp: Path) -> None:
+    from bombs import write_bomb
+
+    hopper = _faces_folder(tmp) / "happy" / "3.png"
+    write_bomb(
+        tmp / "data.zip", [("happy/0.png", hopper.read_bytes()), ("sad/1.bmp", 200)]
+    )  # 200 KB -> 200 MiB
+
+
+def case_zip_ratio_bomb(tmp: Path) -> Any:
+    return _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
+                "--bootstrap", "10", "--out", str(tmp / "out"), "--no-report")  # fmt: skip
+
+
+def prepare_zip_250000_entries(tmp: Path) -> None:
+    with zipfile.ZipFile(tmp / "data.zip", "w", zipfile.ZIP_STORED) as zf:  # zip64: over 65,535 entries
+        for i in range(250_000):
+            zf.writestr(f"happy/{i}.png", b"x")
+
+
+def case_zip_250000_entries(tmp: Path) -> Any:
+    return _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
+                "--bootstrap", "10", "--out", str(tmp / "out"), "--no-report")  # fmt: skip
 
 
 def prepare_zip_corrupt_member(tmp: Path) -> None:
@@ -317,6 +393,10 @@ EXPECT: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "image_7000x7000": (None, ("7000x7000",)),
     "image_gif_3000_frames": (None, ("160x160",)),
     "image_array_nan_and_5d": ("ImageDecodeError", ("array",)),
+    "image_cmyk_jpeg_face": (None, (r"^'1 faces, 512x600'$",)),
+    "image_16bit_gray_png_face": (None, (r"^'1 faces, 512x600'$",)),
+    "image_palette_png_face": (None, (r"^'1 faces, 512x600'$",)),
+    "image_exif_rotated_face": (None, (r"^'1 faces, 512x600'$",)),
     "path_fifo": ("ImageDecodeError", ("photo.jpg",)),
     "path_symlink_to_dev_zero": ("ImageDecodeError", ("photo.jpg",)),
     "path_sparse_10gb": ("ImageDecodeError", ("not an image file",)),
@@ -324,6 +404,12 @@ EXPECT: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "path_folder_symlink_loop": ("CliExit", (r"^2\|ferhub predict: no photo or video files found",)),
     "zip_not_a_zip": ("CliExit", (r"^1\|ferhub evaluate: .*not a readable zip file",)),
     "zip_member_names_escape": ("CliExit", (r"^1\|ferhub evaluate: .*holds no class folders",)),
+    "zip_gib_member": ("CliExit", (r"^1\|ferhub evaluate: .*'sad/1\.png' inflates to 1024\.0 MiB",)),
+    "zip_ratio_bomb": ("CliExit", (r"^1\|ferhub evaluate: .*'sad/1\.bmp' expands [\d,]+x .*zip bomb",)),
+    "zip_250000_entries": (
+        "CliExit",
+        (r"^1\|ferhub evaluate: .*holds 250,000 entries; the limit here is 200,000",),
+    ),
     "zip_corrupt_member": (None, ("'num_images': 6", "'unreadable': 1")),
     "folder_with_corrupt_image": (None, ("'num_images': 7", "'unreadable': 1")),
     "cli_unknown_model": ("CliExit", (r"^1\|ferhub compare: ",)),
