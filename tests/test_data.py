@@ -70,6 +70,26 @@ def test_unknown_class_names_are_listed(tmp_path: Path) -> None:
         open_source(tmp_path)
 
 
+def test_an_undecodable_image_is_named_once(tmp_path: Path) -> None:
+    from ferhub.images import ImageDecodeError
+
+    for cls in ("happy", "sad"):
+        (tmp_path / cls).mkdir()
+        _img(1).save(tmp_path / cls / "a.png")
+    broken = tmp_path / "sad" / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0" + bytes(50))
+    folder = open_source(tmp_path)
+    with pytest.raises(ImageDecodeError) as e:
+        folder.image(folder.files.index(broken))
+    assert str(e.value).count(str(broken)) == 1 and str(e.value).startswith(f"{broken}: not an image")
+    with zipfile.ZipFile(tmp_path / "faces.zip", "w") as zf:
+        zf.write(broken, "sad/broken.jpg")
+        zf.write(tmp_path / "happy" / "a.png", "happy/a.png")
+    zipped = open_source(tmp_path / "faces.zip")
+    with pytest.raises(ImageDecodeError, match=r"faces\.zip::sad/broken\.jpg: .*not an image"):
+        zipped.image(zipped.members.index("sad/broken.jpg"))
+
+
 def test_numbered_rafdb_folders_need_and_use_label_names(tmp_path: Path) -> None:
     for k in (1, 4, 7):  # RAF-DB ids 1..7: surprise, fear, disgust, happy, sad, angry, neutral
         (tmp_path / "train" / str(k)).mkdir(parents=True)

@@ -93,6 +93,8 @@ def _load_pil(data: bytes | str | Path, what: str) -> Image.Image:
     try:
         return load_image(data)
     except ImageDecodeError as e:
+        if str(e).startswith(f"{what}: "):  # a path: load_image named it already
+            raise
         raise ImageDecodeError(f"{what}: {e}") from e
 
 
