@@ -147,6 +147,13 @@ def _debug(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "debug", False)) or os.environ.get("FERHUB_DEBUG", "") not in ("", "0")
 
 
+def debug_traceback(args: argparse.Namespace) -> None:
+    """For a command that reports an error itself (its own line and exit code): under ``--debug`` (or
+    ``FERHUB_DEBUG=1``) print the traceback of the error being handled, as :func:`main` does for the rest."""
+    if _debug(args):
+        traceback.print_exc()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)

@@ -75,12 +75,18 @@ def test_load_errors_are_one_line_with_exit_1(faces, tmp_path, capsys) -> None:
         assert main(argv) == 1, argv
         line = one_line(capsys.readouterr().err, argv[0])
         assert "no-such-model" in line and len(line) < 600
+        assert main(["--debug", *argv]) == 1, argv  # the commands that print their own line honour it too
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and err.rstrip().endswith(line), argv
 
 
 def test_evaluate_push_offline_fails_at_once_with_exit_3(faces, tmp_path, capsys) -> None:
     code = main(["evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(faces), "--push"])
     assert code == 3
     assert "offline mode is on (HF_HUB_OFFLINE=1)" in one_line(capsys.readouterr().err, "evaluate")
+    tiny = hub.save(__import__("ferhub").create_model("test_tiny", labels=FER7).eval(), tmp_path / "tiny")
+    assert main(["push", str(tiny), "org/name"]) == 3  # the Hub's exit code, as evaluate --push
+    assert "offline mode is on (HF_HUB_OFFLINE=1)" in one_line(capsys.readouterr().err, "push")
 
 
 def test_evaluate_push_without_network_keeps_the_results(faces, tmp_path, capsys, monkeypatch) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ferhub import strict_json
+from ferhub.cli import debug_traceback
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
     except (DataSourceError, ModelLoadError, evaluation.EvaluationError, ValueError) as e:
+        debug_traceback(args)
         print(f"ferhub compare: {e}", file=sys.stderr)
         return 1
     print(format_pairs(result))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ferhub import strict_json
+from ferhub.cli import debug_traceback
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -173,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             folders.append(folder)
             print(f"{r.name}: {r.key} -> {path}", file=sys.stderr)
     except (DataSourceError, ModelLoadError, EvalResultsError, evaluation.EvaluationError, ValueError) as e:
+        debug_traceback(args)
         print(f"ferhub evaluate: {e}", file=sys.stderr)
         return 1
     for r in runs:

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ferhub.cli import debug_traceback
+
 PHOTO_BATCH = 16  # photos decoded and classified together; all are released before the next batch
 
 
@@ -414,6 +416,7 @@ def run(args: argparse.Namespace) -> int:
         predictor = _predictor(args)
         saliency = _saliency_method(args, predictor) if args.saliency else None
     except (ModelLoadError, ValueError) as e:
+        debug_traceback(args)
         say(_zoo_hint(args.model or []) or str(e).splitlines()[0])
         return 1
     job = Job(args, predictor, saliency)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ferhub.cli import EXIT_ERROR, EXIT_HUB, debug_traceback
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", help="model repo folder (config.json, model.safetensors, README.md, ...)")
@@ -28,17 +30,20 @@ def run(args: argparse.Namespace) -> int:
             commit_message=args.message,
         )
     except (ModelLoadError, EvalResultsError, ValueError) as e:
+        debug_traceback(args)
         print(f"ferhub push: {args.folder} is not ready to push: {e}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except HubConnectionError as e:
+        debug_traceback(args)
         print(f"ferhub push: {e}", file=sys.stderr)
-        return 1
+        return EXIT_HUB
     except HfHubHTTPError as e:
+        debug_traceback(args)
         print(
-            f"ferhub push: the Hub refused the upload: {e}\n"
+            f"ferhub push: the Hub refused the upload: {e}. "
             "Log in with `hf auth login` (or set HF_TOKEN) with write access to the repo.",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_HUB
     print(url)
     return 0

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ferhub.cli import debug_traceback
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         title = args.title or ("ferhub evaluation report" if sections else "ferhub video report")
         path = write_report(args.out, sections, title=title, videos=videos)
     except (EvalResultsError, ModelLoadError, EvaluationError, FileNotFoundError, ValueError) as e:
+        debug_traceback(args)
         print(f"ferhub report: {e}", file=sys.stderr)
         return 1
     print(path)

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ferhub.cli import debug_traceback
+
 if TYPE_CHECKING:
     from ferhub.training import TrainConfig
 
@@ -206,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         main(args)
     except (RecipeError, CheckpointError, DataSourceError) as e:  # the message says what to change
+        debug_traceback(args)
         print(f"ferhub train: error: {e}", file=sys.stderr)
         return 2
     return 0

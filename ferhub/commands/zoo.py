@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ferhub import strict_json
+from ferhub.cli import debug_traceback
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -105,5 +106,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         return action(args)
     except (ZooError, FetchError) as e:
+        debug_traceback(args)
         print(f"ferhub zoo {args.zoo_command}: {e}", file=sys.stderr)
         return 1
