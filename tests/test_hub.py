@@ -1002,7 +1002,7 @@ def test_card_front_matter_and_model_index(tmp_path: Path) -> None:
         (*data, "recall", "Mean class recall", 0.5),
         (*data, "f1", "Macro F1", 0.4875),
         (*data, "nll", "Negative log-likelihood", 1.25),
-        ("folder:lab-photos", None, "all", "accuracy", "Accuracy (TTA)", 0.75),  # nested values are skipped
+        ("folder:lab-photos", None, "all", "accuracy", "Accuracy (TTA: flip)", 0.75),  # nested values skipped
     ]
 
 
