@@ -132,6 +132,9 @@ def test_recipes_ship_in_the_wheel_and_resolve_outside_the_checkout(tmp_path: Pa
     (wheel,) = (tmp_path / "dist").glob("ferhub-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"ferhub/recipes/{r}.py" for r in RECIPES} <= names
+    # the zoo's model-card prose is package data too (the converters render it)
+    zoo_prose = {p.relative_to(repo).as_posix() for p in (repo / "ferhub" / "templates" / "zoo").glob("*.md")}
+    assert "ferhub/templates/zoo/fer-mini-xception.md" in zoo_prose and zoo_prose <= names
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

