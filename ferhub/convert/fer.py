@@ -95,6 +95,45 @@ def _relu(graph: KerasGraph, name: str) -> KerasLayer:
     return lay
 
 
+def _residual_block(graph: KerasGraph, x: KerasLayer) -> tuple[dict[str, tuple[str, str]], KerasLayer]:
+    """The block whose ``Add`` is ``x``, checked: its module prefixes -> (layer, kind), and the layer before it."""
+    if len(x.inbound) != 2:
+        raise FerConversionError(f"Add layer {x.name!r} has inputs {x.inbound}; expected two")
+    # The body branch ends in max-pooling, the shortcut in a BatchNormalization after a 1x1 conv.
+    branches = {graph.layer(n).class_name: graph.layer(n) for n in x.inbound}
+    if set(branches) != {"MaxPooling2D", "BatchNormalization"}:
+        raise FerConversionError(f"Add layer {x.name!r} joins {sorted(branches)}; expected pool + BN")
+    pool, bn_s = branches["MaxPooling2D"], branches["BatchNormalization"]
+    _check(pool, pool_size=[3, 3], strides=[2, 2], padding="same")
+    bn2 = graph.producer(pool.name, expect="BatchNormalization")
+    sep2 = graph.producer(bn2.name, expect="SeparableConv2D")
+    act = _relu(graph, sep2.inbound[0])
+    bn1 = graph.producer(act.name, expect="BatchNormalization")
+    sep1 = graph.producer(bn1.name, expect="SeparableConv2D")
+    conv_s = graph.producer(bn_s.name, expect="Conv2D")
+    for sep in (sep1, sep2):
+        _conv(sep, kernel=3, stride=1, padding="same", bias=False)
+        _check(sep, depth_multiplier=1)
+    _conv(conv_s, kernel=1, stride=2, padding="same", bias=False)
+    for bn in (bn1, bn2, bn_s):
+        _bn(bn)
+    if sep1.inbound != conv_s.inbound:
+        raise FerConversionError(
+            f"block ending at {x.name!r}: body reads {sep1.inbound}, shortcut reads {conv_s.inbound}"
+        )
+    names = {
+        "shortcut.0": (conv_s.name, "conv"),
+        "shortcut.1": (bn_s.name, "bn"),
+        "body.0.0": (sep1.name, "depthwise"),
+        "body.0.1": (sep1.name, "pointwise"),
+        "body.1": (bn1.name, "bn"),
+        "body.3.0": (sep2.name, "depthwise"),
+        "body.3.1": (sep2.name, "pointwise"),
+        "body.4": (bn2.name, "bn"),
+    }
+    return names, graph.producer(sep1.name)
+
+
 def mini_xception_layer_map(graph: KerasGraph) -> dict[str, tuple[str, str]]:
     """Walk the Keras graph and return ``{torch module prefix: (keras layer name, kind)}``.
 
@@ -114,44 +153,8 @@ def mini_xception_layer_map(graph: KerasGraph) -> dict[str, tuple[str, str]]:
     blocks: list[dict[str, tuple[str, str]]] = []
     x = graph.producer(cls.name)
     while x.class_name == "Add":
-        if len(x.inbound) != 2:
-            raise FerConversionError(f"Add layer {x.name!r} has inputs {x.inbound}; expected two")
-        # The body branch ends in max-pooling, the shortcut in a BatchNormalization after a 1x1 conv.
-        branches = {graph.layer(n).class_name: graph.layer(n) for n in x.inbound}
-        if set(branches) != {"MaxPooling2D", "BatchNormalization"}:
-            raise FerConversionError(f"Add layer {x.name!r} joins {sorted(branches)}; expected pool + BN")
-        pool, bn_s = branches["MaxPooling2D"], branches["BatchNormalization"]
-        _check(pool, pool_size=[3, 3], strides=[2, 2], padding="same")
-        bn2 = graph.producer(pool.name, expect="BatchNormalization")
-        sep2 = graph.producer(bn2.name, expect="SeparableConv2D")
-        act = _relu(graph, sep2.inbound[0])
-        bn1 = graph.producer(act.name, expect="BatchNormalization")
-        sep1 = graph.producer(bn1.name, expect="SeparableConv2D")
-        conv_s = graph.producer(bn_s.name, expect="Conv2D")
-        for sep in (sep1, sep2):
-            _conv(sep, kernel=3, stride=1, padding="same", bias=False)
-            _check(sep, depth_multiplier=1)
-        _conv(conv_s, kernel=1, stride=2, padding="same", bias=False)
-        for bn in (bn1, bn2, bn_s):
-            _bn(bn)
-        if sep1.inbound != conv_s.inbound:
-            raise FerConversionError(
-                f"block ending at {x.name!r}: body reads {sep1.inbound}, shortcut reads {conv_s.inbound}"
-            )
-        blocks.insert(
-            0,
-            {
-                "shortcut.0": (conv_s.name, "conv"),
-                "shortcut.1": (bn_s.name, "bn"),
-                "body.0.0": (sep1.name, "depthwise"),
-                "body.0.1": (sep1.name, "pointwise"),
-                "body.1": (bn1.name, "bn"),
-                "body.3.0": (sep2.name, "depthwise"),
-                "body.3.1": (sep2.name, "pointwise"),
-                "body.4": (bn2.name, "bn"),
-            },
-        )
-        x = graph.producer(sep1.name)
+        block, x = _residual_block(graph, x)
+        blocks.insert(0, block)
     if not blocks:
         raise FerConversionError(f"no residual blocks found before {cls.name!r}")
     for i, block in enumerate(blocks):
