@@ -21,7 +21,6 @@ import inspect
 import io
 import logging
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from ferhub.errors import ExportError
+from ferhub.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,7 @@ def _store(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically; a cache that cannot be written only costs a re-export later."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     except OSError as e:
         log.info("could not cache the ONNX graph in %s (%s); it will be exported again next time", path, e)
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import torch
 
 
-def default_device() -> str:
-    """``"cuda"`` when torch sees a CUDA GPU, else ``"cpu"``."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def default_device(local_rank: int | None = None) -> str:
+    """``"cuda"`` when torch sees a CUDA GPU, else ``"cpu"``; ``"cuda:<local_rank>"`` for one process of a
+    ``torchrun`` job (one GPU per process; CPU processes share the CPU)."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    return "cuda" if local_rank is None else f"cuda:{local_rank}"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

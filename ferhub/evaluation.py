@@ -194,7 +194,7 @@ def evaluate(
         progress: ``progress(done, total, message)`` after each chunk of images.
     """
     from ferhub.predict import Predictor
-    from ferhub.transforms import TTA_METHODS, tta_views
+    from ferhub.transforms import TTA_METHODS
 
     if tta not in (None, *TTA_METHODS):
         raise ValueError(f"tta must be None, 'flip' or 'tencrop', got {tta!r}")
@@ -212,106 +212,177 @@ def evaluate(
     )
     if len(pred.models) != len(specs):
         raise EvaluationError(f"the predictor holds {len(pred.models)} models but {len(specs)} were named")
-
-    n = len(source)
-    probs = [np.zeros((n, m.config.num_classes), dtype=np.float32) for m in pred.models]
-    missing = np.zeros(n, dtype=bool)
-    boxes: list[list[float] | None] = [None] * n
     if not crops_only and cache is None:
         from ferhub.data import FaceCache
 
         cache = FaceCache(pred.detector)
-    from ferhub.faces import whole_image_face
+    scores = _classify_source(source, pred, tta, no_face, None if crops_only else cache, chunk_size, progress)
+    scores = scores.readable(source)
+    run = _Run(
+        dataset={"id": source.name, "config": dataset_config, "split": source.split, "name": source.name},
+        key=result_key(source.name, dataset_config, source.split),
+        date=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        tta=tta,
+        no_face=no_face,
+        crops_only=crops_only,
+        command=command,
+    )
+    return [
+        _model_evaluation(run, scores, source, spec, model, name, p, n_resamples=n_resamples, seed=seed)
+        for spec, model, name, p in zip(specs, pred.models, pred.names, scores.probs)
+    ]
 
-    unreadable: dict[int, str] = {}  # an image that cannot be decoded is skipped and counted, not fatal
+
+@dataclass
+class _Scores:
+    """Every model's probabilities on a source's images, and what became of each image."""
+
+    probs: list[np.ndarray]  # per model: (n, its classes)
+    missing: np.ndarray  # no face found
+    boxes: list[list[float] | None]
+    paths: list[str | None]
+    targets: np.ndarray
+    unreadable: dict[int, str]  # index -> why it could not be decoded
+
+    def readable(self, source: LabeledSource) -> _Scores:
+        """The same without the images that could not be decoded (refused when that leaves none)."""
+        if not self.unreadable:
+            return self
+        keep = np.ones(len(self.targets), dtype=bool)
+        keep[list(self.unreadable)] = False
+        if not keep.any():
+            raise EvaluationError(
+                f"{source.name}: none of its {len(keep)} images could be read "
+                f"(first: {next(iter(self.unreadable.values()))})"
+            )
+        return _Scores(
+            probs=[p[keep] for p in self.probs],
+            missing=self.missing[keep],
+            boxes=[b for b, k in zip(self.boxes, keep) if k],
+            paths=[q for q, k in zip(self.paths, keep) if k],
+            targets=self.targets[keep],
+            unreadable=self.unreadable,
+        )
+
+
+def _classify_source(
+    source: LabeledSource,
+    pred: Predictor,
+    tta: Tta,
+    no_face: str,
+    cache: FaceCache | None,
+    chunk_size: int,
+    progress: Progress | None,
+) -> _Scores:
+    """Run every model of ``pred`` over ``source`` chunk by chunk; ``cache=None``: the images are face crops."""
+    from ferhub.faces import whole_image_face
+    from ferhub.transforms import tta_views
+
+    n = len(source)
+    scores = _Scores(
+        probs=[np.zeros((n, m.config.num_classes), dtype=np.float32) for m in pred.models],
+        missing=np.zeros(n, dtype=bool),
+        boxes=[None] * n,
+        paths=[source.path_of(i) for i in range(n)],
+        targets=source.targets,
+        unreadable={},  # an image that cannot be decoded is skipped and counted, not fatal
+    )
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        idx, images = _decode(source, range(start, stop), unreadable)
+        idx, images = _decode(source, range(start, stop), scores.unreadable)
         if not idx:
             continue
-        if crops_only:
+        if cache is None:
             views = [tta_views(im, tta) for im in images]
-            flat = [v for vs in views for v in vs]
-            out = pred.classify_crops(flat)
-            per = len(views[0])
+            out = pred.classify_crops([v for vs in views for v in vs])
             for m, p in enumerate(out):
-                probs[m][idx] = p.reshape(len(idx), per, -1).mean(axis=1)
+                scores.probs[m][idx] = p.reshape(len(idx), len(views[0]), -1).mean(axis=1)
         else:
-            faces = cache.get_many(images)
-            for i, image, face in zip(idx, images, faces):
+            for i, image, face in zip(idx, images, cache.get_many(images)):
                 if face is None:
-                    missing[i] = True
+                    scores.missing[i] = True
                     if no_face == "wrong":
                         continue
                     face = whole_image_face(image)
                 else:
-                    boxes[i] = [float(v) for v in face.box]
+                    scores.boxes[i] = [float(v) for v in face.box]
                 # each model crops the face its own way; the TTA views are taken of that crop
                 out = pred.classify_faces(image, [face], views=lambda crop: tta_views(crop, tta))
                 for m, p in enumerate(out):
-                    probs[m][i] = p.mean(axis=0)
+                    scores.probs[m][i] = p.mean(axis=0)
         if progress is not None:
             progress(stop, n, f"{source.name}: {stop}/{n} images")
+    return scores
 
-    dataset = {"id": source.name, "config": dataset_config, "split": source.split, "name": source.name}
-    key = result_key(source.name, dataset_config, source.split)
-    date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    paths = [source.path_of(i) for i in range(n)]
-    targets = source.targets
-    if unreadable:
-        keep = np.ones(n, dtype=bool)
-        keep[list(unreadable)] = False
-        if not keep.any():
-            raise EvaluationError(
-                f"{source.name}: none of its {n} images could be read (first: {next(iter(unreadable.values()))})"
-            )
-        targets, missing, probs = targets[keep], missing[keep], [p[keep] for p in probs]
-        boxes = [b for b, k in zip(boxes, keep) if k]
-        paths = [q for q, k in zip(paths, keep) if k]
-        n = int(keep.sum())
-    runs = []
-    for spec, model, name, p in zip(specs, pred.models, pred.names, probs):
-        summary = metrics.summarize(
-            targets,
-            p,
-            data_labels=source.labels,
-            model_labels=model.config.labels,
-            no_face=missing,
-            no_face_policy=no_face,
-            n_resamples=n_resamples,
-            seed=seed,
+
+@dataclass(frozen=True)
+class _Run:
+    """What every model's result of one :func:`evaluate` call shares."""
+
+    dataset: dict[str, Any]
+    key: str
+    date: str
+    tta: Tta
+    no_face: str
+    crops_only: bool
+    command: str | None
+
+
+def _model_evaluation(
+    run: _Run,
+    scores: _Scores,
+    source: LabeledSource,
+    spec: Any,
+    model: nn.Module,
+    name: str,
+    p: np.ndarray,
+    *,
+    n_resamples: int,
+    seed: int,
+) -> ModelEvaluation:
+    """One model's metrics, ``eval_results.json`` entry and per-image predictions."""
+    n, missing, targets = len(scores.targets), scores.missing, scores.targets
+    summary = metrics.summarize(
+        targets,
+        p,
+        data_labels=source.labels,
+        model_labels=model.config.labels,
+        no_face=missing,
+        no_face_policy=run.no_face,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    if run.crops_only:
+        summary["no_face"]["policy"] = "precropped"
+    model_info, folder = _model_info(spec, model, name)
+    entry = eval_results.make_entry(
+        summary, dataset=run.dataset, model=model_info, tta=run.tta, num_images=n, command=run.command,
+        date=run.date,
+    )  # fmt: skip
+    if scores.unreadable:
+        entry["unreadable"] = _unreadable_entry(scores.unreadable, source)
+        entry["notes"].append(
+            f"unreadable: {len(scores.unreadable)} images could not be decoded and were skipped"
         )
-        if crops_only:
-            summary["no_face"]["policy"] = "precropped"
-        model_info, folder = _model_info(spec, model, name)
-        entry = eval_results.make_entry(
-            summary, dataset=dataset, model=model_info, tta=tta, num_images=n, command=command, date=date
-        )
-        if unreadable:
-            entry["unreadable"] = _unreadable_entry(unreadable, source)
-            entry["notes"].append(
-                f"unreadable: {len(unreadable)} images could not be decoded and were skipped"
-            )
-        space = metrics.LabelSpace.build(source.labels, model.config.labels)
-        scored = ~missing if no_face == "wrong" else np.ones(n, dtype=bool)
-        y_pred = np.full(n, -1, dtype=np.int64)
-        y_pred[scored] = space.model_index[p[scored].argmax(axis=1)]
-        confidence = np.where(scored, p.max(axis=1), 0.0)
-        predictions = ImagePredictions(
-            labels=list(space.labels),
-            model_labels=list(model.config.labels),
-            y_true=space.data_index[targets].tolist(),
-            y_pred=y_pred.tolist(),
-            confidence=[float(c) for c in confidence],
-            face_found=(~missing).tolist(),
-            probabilities=p,
-            boxes=None if crops_only else boxes,
-            paths=paths,
-            model=model_info["id"],
-            key=key,
-        )
-        runs.append(ModelEvaluation(name, key, entry, predictions, folder, spec))
-    return runs
+    space = metrics.LabelSpace.build(source.labels, model.config.labels)
+    scored = ~missing if run.no_face == "wrong" else np.ones(n, dtype=bool)
+    y_pred = np.full(n, -1, dtype=np.int64)
+    y_pred[scored] = space.model_index[p[scored].argmax(axis=1)]
+    confidence = np.where(scored, p.max(axis=1), 0.0)
+    predictions = ImagePredictions(
+        labels=list(space.labels),
+        model_labels=list(model.config.labels),
+        y_true=space.data_index[targets].tolist(),
+        y_pred=y_pred.tolist(),
+        confidence=[float(c) for c in confidence],
+        face_found=(~missing).tolist(),
+        probabilities=p,
+        boxes=None if run.crops_only else scores.boxes,
+        paths=scores.paths,
+        model=model_info["id"],
+        key=run.key,
+    )
+    return ModelEvaluation(name, run.key, entry, predictions, folder, spec)
 
 
 def _decode(

@@ -338,13 +338,7 @@ def summarize(
     if no_face_policy not in ("fallback", "wrong"):
         raise ValueError(f"no_face_policy must be 'fallback' or 'wrong', got {no_face_policy!r}")
     space = LabelSpace.build(data_labels, model_labels)
-    t_data = _as_labels(y_true, "y_true")
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape != (t_data.size, len(model_labels)):
-        raise ValueError(f"probs must be ({t_data.size}, {len(model_labels)}), got {probs.shape}")
-    missing = np.zeros(t_data.size, dtype=bool) if no_face is None else np.asarray(no_face, dtype=bool)
-    if missing.shape != t_data.shape:
-        raise ValueError("no_face must have one flag per image")
+    t_data, probs, missing = _summary_inputs(y_true, probs, len(model_labels), no_face)
     k = len(space.labels)
     t = space.data_index[t_data] if t_data.size else t_data
     p_all = space.map_probs(probs)
@@ -361,15 +355,11 @@ def summarize(
     predictable = np.isin(t, space.model_index)
     nll_rows = scored & predictable
     cal = calibration(p_all[scored], t[scored], n_bins)
-    top2_hits = np.zeros(t.size, dtype=bool)
-    if scored.any():
-        top = np.argsort(-p_all[scored], axis=1, kind="stable")[:, : min(2, k)]
-        top2_hits[scored] = (top == t[scored, None]).any(axis=1)
     metrics = {
         "accuracy": accuracy(t, pred),
         "mean_class_recall": mean_class_recall(t, pred, k),
         "macro_f1": macro_f1(t, pred, k),
-        "top2_accuracy": float(top2_hits.mean()) if t.size else 0.0,
+        "top2_accuracy": _top2_accuracy(p_all, t, scored),
         "nll": nll(p_all[nll_rows], t[nll_rows]),
         "ece": cal["ece"],
     }
@@ -377,19 +367,8 @@ def summarize(
     metrics["accuracy_ci95"] = ci["accuracy"]
     metrics["mean_class_recall_ci95"] = ci["mean_class_recall"]
 
-    unpredictable = {}
-    for name in space.unpredictable:
-        count = int(np.sum(t == space.labels.index(name)))
-        unpredictable[name] = count
-        if count:
-            notes.append(f"{name}: {count} images the model cannot predict, counted wrong")
-    if (~predictable).any():
-        notes.append(
-            f"nll: {int((~predictable).sum())} images of classes the model cannot predict are left out"
-        )
-    if no_face_policy == "wrong" and missing.any():
-        notes.append(f"no face: {int(missing.sum())} images without a face counted wrong")
-        notes.append("nll, ece: images without a face are left out")
+    unpredictable = {name: int(np.sum(t == space.labels.index(name))) for name in space.unpredictable}
+    notes += _coverage_notes(unpredictable, int((~predictable).sum()), int(missing.sum()), no_face_policy)
     per_class_missing = np.bincount(t[missing], minlength=k) if t.size else np.zeros(k, dtype=np.int64)
     return {
         "labels": list(space.labels),
@@ -409,6 +388,46 @@ def summarize(
         },
         "notes": notes,
     }
+
+
+def _summary_inputs(
+    y_true: Sequence[int], probs: np.ndarray, num_model_labels: int, no_face: Sequence[bool] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`summarize`'s arrays, checked: labels, ``(N, K_model)`` float64 probabilities, no-face flags."""
+    t_data = _as_labels(y_true, "y_true")
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (t_data.size, num_model_labels):
+        raise ValueError(f"probs must be ({t_data.size}, {num_model_labels}), got {probs.shape}")
+    missing = np.zeros(t_data.size, dtype=bool) if no_face is None else np.asarray(no_face, dtype=bool)
+    if missing.shape != t_data.shape:
+        raise ValueError("no_face must have one flag per image")
+    return t_data, probs, missing
+
+
+def _top2_accuracy(p_all: np.ndarray, t: np.ndarray, scored: np.ndarray) -> float:
+    """Share of images whose true class is among the two most probable; unscored images count as misses."""
+    hits = np.zeros(t.size, dtype=bool)
+    if scored.any():
+        top = np.argsort(-p_all[scored], axis=1, kind="stable")[:, : min(2, p_all.shape[1])]
+        hits[scored] = (top == t[scored, None]).any(axis=1)
+    return float(hits.mean()) if t.size else 0.0
+
+
+def _coverage_notes(
+    unpredictable: dict[str, int], unpredictable_total: int, no_face: int, policy: str
+) -> list[str]:
+    """The notes that say which images a summary counted wrong or left out, and why."""
+    notes = [
+        f"{name}: {count} images the model cannot predict, counted wrong"
+        for name, count in unpredictable.items()
+        if count
+    ]
+    if unpredictable_total:
+        notes.append(f"nll: {unpredictable_total} images of classes the model cannot predict are left out")
+    if policy == "wrong" and no_face:
+        notes.append(f"no face: {no_face} images without a face counted wrong")
+        notes.append("nll, ece: images without a face are left out")
+    return notes
 
 
 def row_normalize(matrix: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:

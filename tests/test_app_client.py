@@ -152,14 +152,32 @@ def test_compare_and_model_card_endpoints(client, tiny_model: str) -> None:
     assert dict(facts["data"])["labels"].startswith("angry, disgust") and body
 
 
-def test_space_requirements_match_the_package_dependencies() -> None:
-    """The Space installs requirements.txt; it must list exactly ferhub's runtime dependencies."""
+def test_space_requirements_pin_the_package_dependencies() -> None:
+    """The Space installs requirements.txt: the same packages (and extras) as ferhub's runtime dependencies,
+    each pinned exactly (``==``) to a version that pyproject.toml's range admits."""
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    declared = {
+        canonicalize_name(r.name): r
+        for r in map(
+            Requirement, tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        )
+    }
     lines = (ROOT / "requirements.txt").read_text().splitlines()
-    listed = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    assert sorted(listed) == sorted(declared)
+    pinned = {
+        canonicalize_name(r.name): r
+        for r in (Requirement(line) for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    }
+    assert sorted(pinned) == sorted(declared)
+    for name, pin in pinned.items():
+        (spec,) = pin.specifier  # exactly one clause: "==version"
+        assert spec.operator == "==", f"requirements.txt: {pin} is not an exact pin"
+        assert declared[name].specifier.contains(spec.version, prereleases=True), (
+            f"{pin} outside {declared[name]}"
+        )
+        assert pin.extras == declared[name].extras, f"{pin}: extras differ from pyproject's {declared[name]}"
 
 
 def test_video_endpoint_tracks_and_plots_two_models(client, tmp_path: Path) -> None:

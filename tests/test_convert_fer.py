@@ -401,6 +401,7 @@ def _wheel(folder: Path, payload: bytes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_fetch_with_pip_checks_sha256_and_reads_members(tmp_path: Path) -> None:
     index = tmp_path / "index"
     index.mkdir()

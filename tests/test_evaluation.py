@@ -93,6 +93,7 @@ def detector():
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
+@pytest.mark.slow
 def test_evaluate_crops_goes_through_predictor_and_maps_labels(repos, crops) -> None:
     source = open_source(str(crops), precropped=True)
     runs = evaluation.evaluate([str(repos["fer7"]), str(repos["fer8"])], source, n_resamples=50)

@@ -141,10 +141,8 @@ def test_iter_image_files_recurses(tmp_path) -> None:
     for name in ("a/x.jpg", "a/b/y.PNG", "a/notes.txt"):
         (tmp_path / name).write_bytes(b"")
     found = iter_image_files([tmp_path / "a"])
-    assert [p.name for p in found] == ["y.PNG", "x.jpg"] or sorted(p.name for p in found) == [
-        "x.jpg",
-        "y.PNG",
-    ]
+    # sorted by path: the folder "b" sorts before the file "x.jpg"
+    assert found == [tmp_path / "a" / "b" / "y.PNG", tmp_path / "a" / "x.jpg"]
     assert iter_image_files([tmp_path / "a" / "notes.txt"]) == [tmp_path / "a" / "notes.txt"]
 
 

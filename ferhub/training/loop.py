@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferhub.config import ModelConfig
-from ferhub.training.distributed import SINGLE_PROCESS, Dist, all_reduce_sum, unwrap
+from ferhub.hub._weights import unwrap
+from ferhub.training.distributed import SINGLE_PROCESS, Dist, all_reduce_sum
 from ferhub.training.optim import EMA, LRSchedule, kernel_penalty, regularized_kernels
 from ferhub.training.settings import RecipeError, TrainConfig
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ferhub.training.distributed import unwrap
+from ferhub.hub._weights import unwrap
 from ferhub.training.settings import RecipeError, TrainConfig
 
 

@@ -21,8 +21,9 @@ from torch import nn
 
 from ferhub.config import ModelConfig
 from ferhub.data import Crops
+from ferhub.hub._weights import unwrap
 from ferhub.training.checkpoint import json_default
-from ferhub.training.distributed import Dist, barrier, init_distributed, unwrap
+from ferhub.training.distributed import Dist, barrier, init_distributed
 from ferhub.training.fit import FitResult, OnBest, fit
 from ferhub.training.loop import evaluate, score
 from ferhub.training.protocol import FitFn, Plan, make_plan, released, run_plan, summarize_runs

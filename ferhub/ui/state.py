@@ -37,7 +37,9 @@ MAX_PIXELS = 40_000_000
 
 def example_photos() -> list[str]:
     """The bundled example photos of real faces (see ``ferhub/assets/examples/README.md``)."""
-    return sorted(str(p) for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    from ferhub.images import image_suffixes
+
+    return sorted(str(p) for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in image_suffixes())
 
 
 def gpu(fn: F) -> F:
