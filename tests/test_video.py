@@ -132,6 +132,44 @@ def test_a_face_leaving_and_returning_keeps_its_id(clip_dir: Path, predictor) ->
     assert by_id[1]["seconds"] == pytest.approx(3.0, abs=0.01)
 
 
+@pytest.mark.slow
+def test_batched_detection_across_frames_gives_the_frame_by_frame_results(
+    clip_dir: Path, predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On CUDA the video path detects a batch of frames per net call; the same code on the CPU must find exactly
+    what detection frame by frame finds (same tracks, boxes, probabilities)."""
+    from ferhub._mtcnn import FastMTCNN
+    from ferhub.faces import FaceDetector
+    from ferhub.predict import Predictor
+    from ferhub.video import VideoAnalyzer
+
+    assert FaceDetector(device="cpu").batch_images is False  # default: batched on CUDA only
+    calls: list[int] = []
+    original = FastMTCNN.detect_batch
+
+    def counted(self, images, **kwargs):
+        calls.append(len(images))
+        return original(self, images, **kwargs)
+
+    monkeypatch.setattr(FastMTCNN, "detect_batch", counted)
+    path, _ = make(clip_dir, "crossing")
+    results = []
+    for batched in (False, True):
+        detector = FaceDetector(device="cpu", runtime="torch", batch_images=batched)
+        run = VideoAnalyzer(
+            Predictor(predictor.models, device="cpu", detector=detector), detect_every=1
+        ).open(path)
+        results.append([(f.index, f.time, [(x.track_id, x.face.box, x.raw) for x in f.faces]) for f in run])
+    assert max(calls) == 8  # the batched run: one call per batch of 8 frames
+    (frames_one, frames_many) = results
+    assert [(i, t, [(tid, box) for tid, box, _ in faces]) for i, t, faces in frames_one] == [
+        (i, t, [(tid, box) for tid, box, _ in faces]) for i, t, faces in frames_many
+    ]
+    raw_one = np.array([raw for _, _, faces in frames_one for _, _, raw in faces])
+    raw_many = np.array([raw for _, _, faces in frames_many for _, _, raw in faces])
+    np.testing.assert_allclose(raw_one, raw_many, atol=1e-6)
+
+
 def test_smoothing_keeps_raw_values(clip_dir: Path, predictor) -> None:
     from ferhub.video import VideoAnalyzer
 
