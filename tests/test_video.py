@@ -313,6 +313,50 @@ def test_cli_table_summarises_people(clip_dir: Path, capsys) -> None:
     assert "2 face track(s)" in out and "face 1:" in out and "face 2:" in out
 
 
+def test_a_ten_hour_timestamp_jump_is_no_screen_time_and_carries_no_box(clip_dir: Path, capsys) -> None:
+    """A clip whose second frame is stamped 10 hours after the first (a 10-hour duration in the header): the
+    face is detected again after the jump (not carried), and neither frame counts as hours on screen."""
+    frames, _ = clips.pan(2)
+    path = clips.write_clip(clip_dir / "ten_hours.mkv", frames, times=[0.0, 36000.0])
+    code, out, _ = run_cli(capsys, "predict", str(path), "--format", "json")
+    assert code == 0
+    (entry,) = json.loads(out)
+    assert entry["duration"] == pytest.approx(36000, abs=1)
+    assert [f["time"] for f in entry["frames"]] == pytest.approx([0, 36000])
+    assert [face["detected"] for f in entry["frames"] for face in f["faces"]] == [True, True]
+    assert [t["seconds"] for t in entry["tracks"]] == pytest.approx([1 / 15] * 2, abs=1e-3)
+
+
+def test_video_tab_refuses_long_clips_and_stops_at_its_limit(clip_dir: Path, monkeypatch) -> None:
+    """Over the tab's limit by the header: refused before decoding. A header that understates the length (or
+    has none): analysed up to the limit, then stopped, with what was found kept and the stop said."""
+    import dataclasses
+
+    import gradio as gr
+
+    from ferhub.ui import video
+
+    frames, _ = clips.pan(2)
+    long = clips.write_clip(clip_dir / "ten_hours.mkv", frames, times=[0.0, 36000.0])
+    with pytest.raises(gr.Error, match="36000 s long; this app analyses up to 120 s"):
+        video.analyse_video(str(long), None)
+    from ferhub.video import VideoAnalyzer
+
+    opened = VideoAnalyzer.open
+
+    def no_duration(self, path):
+        run = opened(self, path)
+        run.info = dataclasses.replace(run.info, duration=None, num_frames=None)
+        return run
+
+    monkeypatch.setattr(VideoAnalyzer, "open", no_duration)
+    monkeypatch.setattr(video, "MAX_SECONDS", 0)  # a 2 s clip is over a 0 s limit after its first frames
+    path, _ = make(clip_dir, "pan")
+    _, _, rows, _, status = video.analyse_video(str(path), None, fps=2, progress=lambda *a, **k: None)
+    assert "Stopped at 0 s, this app's limit" in status and status.startswith("1 frames analysed")
+    assert len(rows) == 1
+
+
 def test_video_tab_errors_are_one_clear_message(tmp_path: Path) -> None:
     import gradio as gr
 
