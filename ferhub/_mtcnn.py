@@ -23,7 +23,7 @@ edges. Everything stays on the nets' device until the final conversion to numpy.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,13 +202,19 @@ def _pool3(x: torch.Tensor) -> torch.Tensor:
 
 def run_pnet(nets: _Nets, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """P-net on one level -> (face probability (h', w'), box offsets (4, h', w'))."""
+    prob, reg = run_pnet_batch(nets, x)
+    return prob[0], reg[0]
+
+
+def run_pnet_batch(nets: _Nets, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """P-net on (N, 3, h, w) -> (face probability (N, h', w'), box offsets (N, 4, h', w'))."""
     n = nets.pnet
     x = _pool2(F.prelu(F.conv2d(x, *nets.p_conv1), n.prelu1.weight))
     x = F.prelu(n.conv2(x), n.prelu2.weight)
     x = F.prelu(n.conv3(x), n.prelu3.weight)
-    # the 1x1 head as one matmul over the channels-last pixels: (h', w', 32) @ (32, 6)
-    out = F.linear(x[0].permute(1, 2, 0), *nets.p_head).permute(2, 0, 1)
-    return torch.sigmoid(out[1] - out[0]), out[2:]
+    # the 1x1 head as one matmul over the channels-last pixels: (N, h', w', 32) @ (32, 6)
+    out = F.linear(x.permute(0, 2, 3, 1), *nets.p_head).permute(0, 3, 1, 2)
+    return torch.sigmoid(out[:, 1] - out[:, 0]), out[:, 2:]
 
 
 def run_rnet(nets: _Nets, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,16 +275,18 @@ def nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torc
     return order[keep]
 
 
-def _to_tensor(image: Image.Image, device: torch.device) -> torch.Tensor:
-    """RGB image -> (1, 3, H, W) channels-last float on ``device``: MTCNN's ``(x - 127.5) / 128``, plus 1.
+def _to_tensor(images: Image.Image | Sequence[Image.Image], device: torch.device) -> torch.Tensor:
+    """RGB image(s) of one size -> (N, 3, H, W) channels-last float on ``device``: MTCNN's ``(x - 127.5) / 128``,
+    plus 1.
 
     The +1 makes black 0, so crops sampled partly outside the image are zero-padded with black (as in the
     original MTCNN) by ``grid_sample``'s own zero padding; the nets' first convolutions take the +1 back out
     through their bias (:func:`_shifted_conv`). The HWC pixel array permuted to NCHW is already
     channels-last in memory: no copy to change layout.
     """
-    x = torch.from_numpy(np.array(image)).to(device)  # np.array: a writable copy torch can own
-    return x.permute(2, 0, 1).unsqueeze(0).float().mul_(0.0078125).add_(1 - 127.5 * 0.0078125)
+    images = [images] if isinstance(images, Image.Image) else images
+    x = torch.from_numpy(np.stack([np.asarray(im) for im in images])).to(device)  # a copy torch can own
+    return x.permute(0, 3, 1, 2).float().mul_(0.0078125).add_(1 - 127.5 * 0.0078125)
 
 
 def _pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
@@ -323,15 +331,26 @@ class FastMTCNN:
         self, image: Image.Image, *, min_face_size: float | None = None, max_side: int = 1024
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes ``(N, 4)``, scores ``(N,)`` and landmarks ``(N, 5, 2)`` in ``image``'s pixels."""
+        return self.detect_batch([image], min_face_size=min_face_size, max_side=max_side)[0]
+
+    def detect_batch(
+        self, images: Sequence[Image.Image], *, min_face_size: float | None = None, max_side: int = 1024
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """:meth:`detect` of each image, every net run once over all of them (the frames of a video on a GPU,
+        where one call per frame leaves it mostly idle). Images of different sizes are detected one by one."""
+        if len({im.size for im in images}) > 1:
+            return [self.detect(im, min_face_size=min_face_size, max_side=max_side) for im in images]
+        if not images:
+            return []
         with torch.inference_mode():
-            boxes, scores, points = self._detect(image, min_face_size, max_side)
-            return boxes.cpu().numpy(), scores.cpu().numpy(), points.cpu().numpy()
+            found = self._detect(images, min_face_size, max_side)
+            return [(b.cpu().numpy(), s.cpu().numpy(), p.cpu().numpy()) for b, s, p in found]
 
     # -- stages ---------------------------------------------------------------------------------------------
     def _detect(
-        self, image: Image.Image, min_face_size: float | None, max_side: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        width, height = image.size
+        self, images: Sequence[Image.Image], min_face_size: float | None, max_side: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        width, height = images[0].size
         # large photos: P-net's levels are those of a copy whose longer side is max_side (the automatic minimum
         # face size is relative to that copy). The pixels come from an integer box reduce of the photo
         # (Pillow's SIMD ``reduce``, a few ms for 12 MP, where an exact resize to max_side costs ~10x more) that
@@ -339,7 +358,8 @@ class FastMTCNN:
         shrink = min(1.0, max_side / max(width, height))
         reduce = int(1 / shrink + 1e-9)
         if reduce >= 2:
-            image = image.reduce(reduce)
+            images = [im.reduce(reduce) for im in images]
+        image = images[0]
         sx, sy = width / image.width, height / image.height
         if min_face_size is None:
             detection_w, detection_h = width * shrink, height * shrink
@@ -347,20 +367,18 @@ class FastMTCNN:
         else:
             min_face = max(float(min_face_size) / sx, image.width / (width * shrink))  # >= 1 px of the copy
 
-        x = _to_tensor(image, self.device)
+        x = _to_tensor(images, self.device)
         levels = self._pyramid(x, min_face)
         empty = (x.new_zeros(0, 4), x.new_zeros(0), x.new_zeros(0, 5, 2))
         if not levels:
-            return empty
-        boxes = self._stage1(levels)
-        if len(boxes) == 0:
-            return empty
-        boxes, scores = self._stage2(levels, x, boxes)
-        if len(boxes) == 0:
-            return empty
-        boxes, scores, points = self._stage3(levels, x, boxes)
-        scale = boxes.new_tensor([sx, sy])
-        return boxes * scale.repeat(2), scores, points * scale
+            return [empty] * len(images)
+        # each net runs once over all images (R-net and O-net on the crops of every image together); each
+        # image keeps its own thresholds and NMS, so the result is that of one image at a time
+        candidates = self._stage1(levels)
+        refined = self._stage2(levels, x, candidates)
+        found = self._stage3(levels, x, [boxes for boxes, _ in refined])
+        scale = x.new_tensor([sx, sy])
+        return [(b * scale.repeat(2), sc, pts * scale) for b, sc, pts in found]
 
     def _pyramid(self, x: torch.Tensor, min_face: float) -> list[Level]:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side, each ``PYRAMID_FACTOR`` smaller.
@@ -392,8 +410,9 @@ class FastMTCNN:
             scale *= PYRAMID_FACTOR
         return levels
 
-    def _stage1(self, levels: list[Level]) -> torch.Tensor:
-        """P-net over every level -> candidate boxes ``(N, 5)`` (x1, y1, x2, y2, score), regressed and squared.
+    def _stage1(self, levels: list[Level]) -> list[torch.Tensor]:
+        """P-net over every level -> per image, candidate boxes ``(k, 5)`` (x1, y1, x2, y2, score), regressed
+        and squared.
 
         Within a level P-net's windows are equal 12 px squares on a 2 px grid, so two of them overlap with
         IoU > 0.5 exactly when they are 8-neighbours on the score map. MTCNN's greedy NMS at 0.5 there is
@@ -401,10 +420,22 @@ class FastMTCNN:
         one of them survives greedy NMS too, every cluster keeps its peak, and no sequential pass over
         thousands of windows is needed.
         """
+        maps, origins = self._score_maps(levels)
+        return [
+            self._candidates(levels, [(p[i], r[i], level_of) for p, r, level_of in maps], origins)
+            for i in range(levels[0][0].shape[0])
+        ]
+
+    def _candidates(
+        self,
+        levels: list[Level],
+        maps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        origins: torch.Tensor,
+    ) -> torch.Tensor:
+        """One image's P-net candidates from its score maps (see :meth:`_stage1`)."""
         threshold = self.thresholds[0]
         scale_x = levels[0][0].new_tensor([lsx for _, lsx, _ in levels])
         scale_y = levels[0][0].new_tensor([lsy for _, _, lsy in levels])
-        maps, origins = self._score_maps(levels)
         found = []
         for prob, reg, level_of in maps:
             w = prob.shape[1]
@@ -439,8 +470,8 @@ class FastMTCNN:
     def _score_maps(
         self, levels: list[Level]
     ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], torch.Tensor]:
-        """P-net's maps per call: (face probability, box offsets, index of the level each cell belongs to or -1),
-        and each level's origin (y, x) in its call's canvas.
+        """P-net's maps per call: (face probability (N, h, w), box offsets (N, 4, h, w), index of the level each
+        cell belongs to or -1 (h, w)), and each level's origin (y, x) in its call's canvas.
 
         The two largest levels run alone; the small ones are packed into one canvas and run as one call: a
         handful of tiny convolutions costs more in per-call overhead (and slower small-input kernels) than the
@@ -450,17 +481,17 @@ class FastMTCNN:
         device = levels[0][0].device
         maps = []
         for index, (level, _, _) in enumerate(levels[:2]):
-            prob, reg = run_pnet(self.nets, level)
-            maps.append((prob, reg, torch.full(prob.shape, index, device=device)))
+            prob, reg = run_pnet_batch(self.nets, level)
+            maps.append((prob, reg, torch.full(prob.shape[1:], index, device=device)))
         origins = [(0, 0)] * min(len(levels), 2)
         small = levels[2:]
         if small:
             offsets, size = _pack([tuple(level.shape[2:]) for level, _, _ in small])
-            canvas = small[0][0].new_zeros(1, 3, *size).contiguous(memory_format=CL)
+            canvas = small[0][0].new_zeros(len(small[0][0]), 3, *size).contiguous(memory_format=CL)
             for (level, _, _), (oy, ox) in zip(small, offsets):
                 canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level
-            prob, reg = run_pnet(self.nets, canvas)
-            level_of = torch.full(prob.shape, -1, device=device)
+            prob, reg = run_pnet_batch(self.nets, canvas)
+            level_of = torch.full(prob.shape[1:], -1, device=device)
             for index, ((level, _, _), (oy, ox)) in enumerate(zip(small, offsets), start=2):
                 # the cells whose 12 px window lies wholly inside the level
                 rows, cols = (level.shape[2] - CELL) // 2 + 1, (level.shape[3] - CELL) // 2 + 1
@@ -470,28 +501,57 @@ class FastMTCNN:
         return maps, torch.tensor(origins, device=device)
 
     def _stage2(
-        self, levels: list[Level], x: torch.Tensor, boxes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """R-net on 24x24 crops of every candidate: refine, threshold, NMS."""
-        score, reg = run_rnet(self.nets, _sample_crops(levels, x, boxes[:, :4], 24))
-        ok = score > self.thresholds[1]
-        boxes, score, reg = boxes[ok, :4], score[ok], reg[ok]
-        keep = nms(boxes, score, 0.7)
-        return _square(_regress(boxes[keep], reg[keep])), score[keep]
+        self, levels: list[Level], x: torch.Tensor, candidates: list[torch.Tensor]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """R-net on 24x24 crops of every candidate of every image: per image refine, threshold, NMS."""
+        nets_out = _each_image(
+            levels, x, [c[:, :4] for c in candidates], 24, lambda c: run_rnet(self.nets, c)
+        )
+        found = []
+        for boxes, (score, reg) in zip(candidates, nets_out):
+            ok = score > self.thresholds[1]
+            boxes, score, reg = boxes[ok, :4], score[ok], reg[ok]
+            keep = nms(boxes, score, 0.7)
+            found.append((_square(_regress(boxes[keep], reg[keep])), score[keep]))
+        return found
 
     def _stage3(
-        self, levels: list[Level], x: torch.Tensor, boxes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """O-net on 48x48 crops: final score, box and 5 landmarks; MTCNN's "Min" NMS."""
-        score, reg, marks = run_onet(self.nets, _sample_crops(levels, x, boxes, 48))
-        ok = score > self.thresholds[2]
-        boxes, score, reg, marks = boxes[ok], score[ok], reg[ok], marks[ok]
-        wh = boxes[:, 2:] - boxes[:, :2]
-        # O-net gives landmarks as fractions of the box: 5 x values then 5 y values
-        points = torch.stack([marks[:, :5], marks[:, 5:]], dim=2) * wh[:, None, :] + boxes[:, None, :2]
-        boxes = _regress(boxes, reg)
-        keep = nms_min(boxes, score, 0.7)
-        return boxes[keep], score[keep], points[keep]
+        self, levels: list[Level], x: torch.Tensor, candidates: list[torch.Tensor]
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """O-net on 48x48 crops: per image final score, box and 5 landmarks; MTCNN's "Min" NMS."""
+        nets_out = _each_image(levels, x, candidates, 48, lambda c: run_onet(self.nets, c))
+        found = []
+        for boxes, (score, reg, marks) in zip(candidates, nets_out):
+            ok = score > self.thresholds[2]
+            boxes, score, reg, marks = boxes[ok], score[ok], reg[ok], marks[ok]
+            wh = boxes[:, 2:] - boxes[:, :2]
+            # O-net gives landmarks as fractions of the box: 5 x values then 5 y values
+            points = torch.stack([marks[:, :5], marks[:, 5:]], dim=2) * wh[:, None, :] + boxes[:, None, :2]
+            boxes = _regress(boxes, reg)
+            keep = nms_min(boxes, score, 0.7)
+            found.append((boxes[keep], score[keep], points[keep]))
+        return found
+
+
+def _each_image(
+    levels: list[Level],
+    x: torch.Tensor,
+    boxes: list[torch.Tensor],
+    size: int,
+    net: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
+) -> list[tuple[torch.Tensor, ...]]:
+    """``net`` run once on the ``size`` crops of every image's ``boxes``; its outputs split back per image
+    (images without boxes get empty outputs, and no call is made when none has any)."""
+    counts = [len(b) for b in boxes]
+    crops = [
+        _sample_crops([(t[i : i + 1], lsx, lsy) for t, lsx, lsy in levels], x[i : i + 1], b, size)
+        for i, b in enumerate(boxes)
+        if len(b)
+    ]
+    if not crops:  # the nets take an empty batch, which gives outputs of the right shapes to split
+        crops = [x.new_zeros(0, 3, size, size).contiguous(memory_format=CL)]
+    outputs = net(torch.cat(crops))
+    return list(zip(*(o.split(counts) for o in outputs)))
 
 
 def _sample_crops(levels: list[Level], x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:

@@ -82,6 +82,10 @@ class VideoFrameResult:
         return {"frame": self.index, "time": round(self.time, 4), "faces": [f.to_dict() for f in self.faces]}
 
 
+# the longest a frame counts as on screen: a longer gap is a timestamp jump (or a damaged stream), not screen time
+MAX_FRAME_SECONDS = 2.0
+
+
 class _TrackStats:
     """Running per-track totals for :meth:`VideoRun.summaries` (a few numbers per class, not per frame)."""
 
@@ -158,10 +162,10 @@ class TrackSummaries:
         if self._previous is not None:
             prev_time, ids = self._previous
             dt = time - prev_time
-            if dt > 0:
+            if 0 < dt <= MAX_FRAME_SECONDS:
                 self._typical_dt = dt
             for i in ids:
-                self._stats[i].credit(min(dt, 2.0))  # a multi-second gap is a timestamp jump, not screen time
+                self._stats[i].credit(dt if dt <= MAX_FRAME_SECONDS else self._typical_dt)
         for f in faces:
             stats = self._stats.get(f.track_id)
             if stats is None:
@@ -201,6 +205,7 @@ class VideoRun:
         self.smoother = Smoother(analyzer.smooth)
         self._last_faces: dict[int, Face] = {}
         self._cuts = ShotCuts()
+        self._last_time: float | None = None
         dt = 1 / analyzer.fps if analyzer.fps else 1 / (self.info.fps or 25.0)
         self._summaries = TrackSummaries(self.models, self.labels, dt)
 
@@ -225,8 +230,13 @@ class VideoRun:
             return
         k = self._analyzer.detect_every
         first = self.frames_done
-        # a cut (a new shot) ends every track and is detected on at once, whatever k says
-        cuts = [self._cuts.is_cut(f.image) for f in batch]
+        # a cut (a new shot), or a jump in the timestamps longer than a lost face is waited for, ends every
+        # track and is detected on at once, whatever k says: no box is carried across it
+        cuts = []
+        for f in batch:
+            jump = self._last_time is not None and f.time - self._last_time > self.tracker.max_lost
+            cuts.append(self._cuts.is_cut(f.image) or jump)
+            self._last_time = f.time
         detect = [n % k == 0 or cut for n, cut in enumerate(cuts, first)]
         found = self._analyzer.predictor.detector.detect_batch([f.image for f, d in zip(batch, detect) if d])
         detected = iter(found)

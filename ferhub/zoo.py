@@ -267,6 +267,18 @@ def local_folder(name: str) -> Path | None:
     return cached_folder(entry.repo_id)
 
 
+def import_hint(model_ref: str) -> str | None:
+    """For a zoo model referenced by id (``ferhub/NAME[@rev]`` or ``NAME``) but not on this machine: what to run.
+
+    Every place that loads a model by id (predict, evaluate, export, the app) says this instead of the Hub's
+    "not in the cache" advice, which would send the user to ``hf download`` for a repo that is made locally.
+    """
+    name = model_ref.partition("@")[0].removeprefix(f"{ORG}/")
+    if not any(e.name == name for e in ZOO) or availability(name) != "no":
+        return None
+    return f"{ORG}/{name} is not imported yet: run `ferhub zoo import {name}` first"
+
+
 def availability(name: str) -> str:
     """``bundled``, ``cached`` or ``no``."""
     entry = get_entry(name)

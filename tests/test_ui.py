@@ -272,6 +272,22 @@ def test_process_frame_tracks_smooths_records_and_snapshot_goes_to_classify() ->
         webcam.snapshot(None)
 
 
+def test_webcam_boxes_never_carry_over_a_cut() -> None:
+    """A frame between detections carries the last boxes along, unless the scene changed wholesale (another
+    camera, the fake camera's loop): then the new scene is detected at once and nobody keeps an old id."""
+    astronaut = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
+    hopper = Image.open(HOPPER).convert("RGB")
+    hopper = np.asarray(
+        hopper.resize((320, round(320 * hopper.height / hopper.width))).crop((0, 0, 320, 320))
+    )
+    _, _, session = webcam.process_frame(astronaut, None, DEFAULT_MODEL)  # frame 0: detected, #1
+    _, text, session = webcam.process_frame(hopper, session, DEFAULT_MODEL)  # frame 1 would carry #1's box
+    (track,) = session.tracker.tracks
+    assert track.id == 2 and text.endswith("1 face")
+    (expected,) = state.cache().detector(fast=True).detect(Image.fromarray(hopper))  # the webcam's detector
+    assert session.faces[2].box == pytest.approx(expected.box, abs=1)
+
+
 # -- Compare ---------------------------------------------------------------------------------------------------
 def test_compare_photo_detects_once_and_marks_disagreement(tiny_model: str) -> None:
     gallery, rows, figure, summary = compare.compare_photo(ASTRONAUT, [DEFAULT_MODEL, tiny_model])

@@ -132,6 +132,44 @@ def test_a_face_leaving_and_returning_keeps_its_id(clip_dir: Path, predictor) ->
     assert by_id[1]["seconds"] == pytest.approx(3.0, abs=0.01)
 
 
+@pytest.mark.slow
+def test_batched_detection_across_frames_gives_the_frame_by_frame_results(
+    clip_dir: Path, predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On CUDA the video path detects a batch of frames per net call; the same code on the CPU must find exactly
+    what detection frame by frame finds (same tracks, boxes, probabilities)."""
+    from ferhub._mtcnn import FastMTCNN
+    from ferhub.faces import FaceDetector
+    from ferhub.predict import Predictor
+    from ferhub.video import VideoAnalyzer
+
+    assert FaceDetector(device="cpu").batch_images is False  # default: batched on CUDA only
+    calls: list[int] = []
+    original = FastMTCNN.detect_batch
+
+    def counted(self, images, **kwargs):
+        calls.append(len(images))
+        return original(self, images, **kwargs)
+
+    monkeypatch.setattr(FastMTCNN, "detect_batch", counted)
+    path, _ = make(clip_dir, "crossing")
+    results = []
+    for batched in (False, True):
+        detector = FaceDetector(device="cpu", runtime="torch", batch_images=batched)
+        run = VideoAnalyzer(
+            Predictor(predictor.models, device="cpu", detector=detector), detect_every=1
+        ).open(path)
+        results.append([(f.index, f.time, [(x.track_id, x.face.box, x.raw) for x in f.faces]) for f in run])
+    assert max(calls) == 8  # the batched run: one call per batch of 8 frames
+    (frames_one, frames_many) = results
+    assert [(i, t, [(tid, box) for tid, box, _ in faces]) for i, t, faces in frames_one] == [
+        (i, t, [(tid, box) for tid, box, _ in faces]) for i, t, faces in frames_many
+    ]
+    raw_one = np.array([raw for _, _, faces in frames_one for _, _, raw in faces])
+    raw_many = np.array([raw for _, _, faces in frames_many for _, _, raw in faces])
+    np.testing.assert_allclose(raw_one, raw_many, atol=1e-6)
+
+
 def test_smoothing_keeps_raw_values(clip_dir: Path, predictor) -> None:
     from ferhub.video import VideoAnalyzer
 
@@ -273,6 +311,50 @@ def test_cli_table_summarises_people(clip_dir: Path, capsys) -> None:
     code, out, _ = run_cli(capsys, "predict", str(path), "--format", "table")
     assert code == 0
     assert "2 face track(s)" in out and "face 1:" in out and "face 2:" in out
+
+
+def test_a_ten_hour_timestamp_jump_is_no_screen_time_and_carries_no_box(clip_dir: Path, capsys) -> None:
+    """A clip whose second frame is stamped 10 hours after the first (a 10-hour duration in the header): the
+    face is detected again after the jump (not carried), and neither frame counts as hours on screen."""
+    frames, _ = clips.pan(2)
+    path = clips.write_clip(clip_dir / "ten_hours.mkv", frames, times=[0.0, 36000.0])
+    code, out, _ = run_cli(capsys, "predict", str(path), "--format", "json")
+    assert code == 0
+    (entry,) = json.loads(out)
+    assert entry["duration"] == pytest.approx(36000, abs=1)
+    assert [f["time"] for f in entry["frames"]] == pytest.approx([0, 36000])
+    assert [face["detected"] for f in entry["frames"] for face in f["faces"]] == [True, True]
+    assert [t["seconds"] for t in entry["tracks"]] == pytest.approx([1 / 15] * 2, abs=1e-3)
+
+
+def test_video_tab_refuses_long_clips_and_stops_at_its_limit(clip_dir: Path, monkeypatch) -> None:
+    """Over the tab's limit by the header: refused before decoding. A header that understates the length (or
+    has none): analysed up to the limit, then stopped, with what was found kept and the stop said."""
+    import dataclasses
+
+    import gradio as gr
+
+    from ferhub.ui import video
+
+    frames, _ = clips.pan(2)
+    long = clips.write_clip(clip_dir / "ten_hours.mkv", frames, times=[0.0, 36000.0])
+    with pytest.raises(gr.Error, match="36000 s long; this app analyses up to 120 s"):
+        video.analyse_video(str(long), None)
+    from ferhub.video import VideoAnalyzer
+
+    opened = VideoAnalyzer.open
+
+    def no_duration(self, path):
+        run = opened(self, path)
+        run.info = dataclasses.replace(run.info, duration=None, num_frames=None)
+        return run
+
+    monkeypatch.setattr(VideoAnalyzer, "open", no_duration)
+    monkeypatch.setattr(video, "MAX_SECONDS", 0)  # a 2 s clip is over a 0 s limit after its first frames
+    path, _ = make(clip_dir, "pan")
+    _, _, rows, _, status = video.analyse_video(str(path), None, fps=2, progress=lambda *a, **k: None)
+    assert "Stopped at 0 s, this app's limit" in status and status.startswith("1 frames analysed")
+    assert len(rows) == 1
 
 
 def test_video_tab_errors_are_one_clear_message(tmp_path: Path) -> None:

@@ -701,3 +701,51 @@ def test_cli_import_with_local_archive(tmp_path: Path, monkeypatch, capsys) -> N
     assert f"faceapi-expression: {tmp_path / 'b'}" in capsys.readouterr().out
     model = hub.load(str(tmp_path / "b"))
     np.testing.assert_array_equal(model.fc.bias.detach().numpy(), decoded["fc/bias"])
+
+
+_IMPORT_HINT = "ferhub/pyemotion is not imported yet: run `ferhub zoo import pyemotion` first"
+
+
+@pytest.mark.parametrize("ref", ["ferhub/pyemotion", "pyemotion", "ferhub/pyemotion@main"])
+def test_unimported_zoo_model_names_the_import_command_wherever_loaded(ref: str) -> None:
+    """hub.load (evaluate, export, compare, the app all load through it) says `ferhub zoo import`, not
+    `hf download`, for a zoo model that is not on this machine, however the id is spelt."""
+    assert zoo.availability("pyemotion") == "no"
+    for local in (True, False):  # local=False is the public app's way
+        with pytest.raises(hub.ModelLoadError) as e:
+            hub.load(ref, local=local)
+        assert str(e.value) == _IMPORT_HINT.replace(
+            "ferhub/pyemotion ", f"ferhub/{ref.removeprefix('ferhub/')} ", 1
+        ).replace("@main", "")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "--model", "ferhub/pyemotion", "--data", "DATA", "--no-report"],
+        ["export", "ferhub/pyemotion", "--out", "OUT"],
+        ["compare", "ferhub/fer-mini-xception", "ferhub/pyemotion", "--images", "DATA"],
+    ],
+    ids=["evaluate", "export", "compare"],
+)
+def test_cli_commands_say_how_to_import_a_zoo_model(argv, capsys, tmp_path) -> None:
+    from PIL import Image
+
+    from ferhub.cli import main
+
+    (tmp_path / "happy").mkdir()
+    Image.new("RGB", (64, 64), "gray").save(tmp_path / "happy" / "a.png")
+    argv = [a.replace("DATA", str(tmp_path)).replace("OUT", str(tmp_path / "out")) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert _IMPORT_HINT in err and "hf download" not in err and "Traceback" not in err
+
+
+def test_app_says_how_to_import_a_zoo_model() -> None:
+    import gradio as gr
+
+    from ferhub.ui.state import ModelCache
+
+    with pytest.raises(gr.Error) as e:
+        ModelCache().model("ferhub/pyemotion")
+    assert _IMPORT_HINT in e.value.message

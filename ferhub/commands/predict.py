@@ -121,22 +121,6 @@ def _device(args: argparse.Namespace) -> str | None:
     return default_device(int(os.environ["LOCAL_RANK"]))
 
 
-def _zoo_hint(model_ids: list[str]) -> str | None:
-    """For a zoo model that has not been imported: the command that imports it."""
-    from ferhub import zoo
-
-    for model_id in model_ids:
-        org, _, name = model_id.partition("/")
-        if org != zoo.ORG:
-            continue
-        try:
-            if zoo.availability(name.split("@")[0]) == "no":
-                return f"{model_id} is not imported yet: run `ferhub zoo import {name.split('@')[0]}` first"
-        except ValueError:
-            continue
-    return None
-
-
 def _predictor(args: argparse.Namespace) -> Any:
     from ferhub.faces import FaceDetector
     from ferhub.predict import Predictor, default_device
@@ -416,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
         saliency = _saliency_method(args, predictor) if args.saliency else None
     except (ModelLoadError, ValueError) as e:
         debug_traceback(args)
-        say(_zoo_hint(args.model or []) or str(e).splitlines()[0])
+        say(str(e).splitlines()[0])
         return 1
     job = Job(args, predictor, saliency)
     several_videos = len(found.videos()) > 1

@@ -85,6 +85,8 @@ def _parse(
             f"model folder {spec} does not exist; check the path (a folder ferhub.hub.save wrote)"
         )
     if not _remote.HUB_ID.fullmatch(name):
+        if (hint := _zoo_import_hint(spec)) is not None:
+            raise ModelLoadError(hint)
         raise ModelLoadError(
             f"{spec!r} is not a model folder, a bundled model "
             f"({', '.join(list_bundled()) or 'none installed'}) or a Hub id of the form 'org/name' or "
@@ -93,8 +95,19 @@ def _parse(
     return None, name, revision
 
 
+def _zoo_import_hint(spec: str) -> str | None:
+    from ferhub.zoo import import_hint  # the zoo builds on this module
+
+    return import_hint(spec)
+
+
 def _download(repo_id: str, revision: str | None) -> Path:
-    return _remote.download(repo_id, revision, list(REPO_FILES), list_bundled())
+    try:
+        return _remote.download(repo_id, revision, list(REPO_FILES), list_bundled())
+    except ModelLoadError as e:  # a zoo model is made by `ferhub zoo import`, not downloaded
+        if (hint := _zoo_import_hint(repo_id)) is not None:
+            raise ModelLoadError(hint) from e
+        raise
 
 
 def resolve(id_or_path: str | os.PathLike, *, revision: str | None = None, local: bool = True) -> Path:

@@ -60,6 +60,7 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
     labels = [tuple(m.config.labels) for m in predictor.models]
     total = int(min(run.info.num_frames or 1, (run.info.duration or 0) * fps + 1)) or None
     frames: list[dict[str, Any]] = []
+    stopped = False
     with (
         open(csv_path, "w", encoding="utf-8", newline="") as csv_file,
         open(json_path, "w", encoding="utf-8") as json_file,
@@ -70,6 +71,10 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
             w.begin()
             w.video_begin(run)
         for frame in run:
+            if frame.time > MAX_SECONDS + 0.5:  # the header understated the length (or had none): stop here
+                stopped = True
+                run.close()
+                break
             for w in writers:
                 w.video_frame(run, frame)
             out.write(draw_frame(frame), frame.time)
@@ -88,6 +93,7 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
         "models": list(predictor.names),
         "error": run.error,
         "info": run.info,
+        "stopped": stopped,
     }
 
 
@@ -122,6 +128,8 @@ def analyse_video(
     )
     if result["error"]:
         status += f" The file is damaged part-way; results up to there are kept ({result['error'].split(': ', 1)[-1]})."
+    if result["stopped"]:
+        status += f" Stopped at {MAX_SECONDS} s, this app's limit; the results up to there are kept."
     if info.rotation:
         status += f" Rotated {info.rotation}° as the file says."
     return (

@@ -23,8 +23,8 @@ MAX_RECORDED_FRAMES = 9000
 class WebcamSession:
     """One browser's stream: the tracker (stable face ids), the smoother, fps and an optional recording.
 
-    The same :class:`~ferhub.tracking.FaceTracker` and :class:`~ferhub.tracking.Smoother` as video files, fed
-    with the frames' arrival times.
+    The same :class:`~ferhub.tracking.FaceTracker`, :class:`~ferhub.tracking.Smoother` and cut detector as video
+    files, fed with the frames' arrival times.
     """
 
     tracker: FaceTracker = field(default_factory=FaceTracker)
@@ -39,6 +39,7 @@ class WebcamSession:
     model: str | None = None
     recording: list[dict[str, Any]] = field(default_factory=list)
     summaries: Any = None  # ferhub.video.TrackSummaries of the recording
+    cuts: Any = None  # ferhub.video.ShotCuts: another camera or scene must not inherit the last one's boxes
 
     def tick(self, now: float | None = None) -> float:
         """Record a frame's arrival; returns the frames per second over the recent frames."""
@@ -67,8 +68,11 @@ def _faces_now(
     session: WebcamSession, predictor: Any, image: Image.Image, now: float
 ) -> tuple[list, list, list]:
     """This frame's tracks, their faces, and every model's probabilities for them."""
-    from ferhub.video import _moved
+    from ferhub.video import ShotCuts, _moved
 
+    session.cuts = session.cuts or ShotCuts()
+    if session.cuts.is_cut(image):  # as in a video: nobody carries over a cut, and the new scene is detected
+        session.tracker.end_all()
     if session.frame % DETECT_EVERY == 0 or not session.tracker.predicted(now):
         faces, probs = _classify_frame(predictor, image, None)
         tracks = session.tracker.update([f.box for f in faces], time=now)
