@@ -3,6 +3,7 @@ sizes, its input size, its protocol. The numbers asserted here are the papers' (
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -116,6 +117,46 @@ def test_zhai_softmax_mse_trains_exactly_like_cross_entropy(tmp_path: Path) -> N
     for k in weights[0]:
         assert torch.allclose(weights[0][k], weights[1][k], atol=1e-6), k
     assert losses[0] != losses[1]  # the logged loss values differ (eq. 3 vs cross-entropy)
+
+
+@pytest.mark.parametrize("layout", ["heldout", "val_split_reports", "kfold"])
+def test_zhai_no_face_images_leave_the_training_set_not_the_test_set(layout: str) -> None:
+    """Sec. 4.1: SFEW images that "contain no human face or the face ... could not be detected" are excluded
+    from the *training* set, and the test set remains "unchanged": every image there reports (the whole image
+    standing in). Seed 004 (fallback) trains on such images too: "the raw images would only be resized"."""
+    from ferhub.data import Crops
+    from ferhub.training.protocol import make_plan
+
+    def crops(ids: np.ndarray) -> Crops:  # each crop's pixels hold its id; every 5th has no face
+        images = np.broadcast_to(ids[:, None, None], (len(ids), 4, 4)).astype(np.uint8)
+        return Crops(images, ids % 7, FER7, fallback=ids % 5 == 0)
+
+    def ids(c: Crops | None) -> set[int]:
+        return set() if c is None else set(c.images[:, 0, 0].tolist())
+
+    cfg = load_recipe("seed000_zhai", "sfew_net_b_dal_mse")[0]
+    assert cfg.no_face == "skip"
+    if layout == "kfold":
+        cfg = dataclasses.replace(cfg, kfold=2)
+    train, val = crops(np.arange(140)), crops(np.arange(140, 210))
+    names = {"train": "Train", "val": "Val", "test": "test"}
+    plan = make_plan(cfg, train, val if layout == "val_split_reports" else None, None, names)
+    no_face = {i for i in range(210) if i % 5 == 0}
+    for fold in plan.folds:
+        assert not (ids(fold.train) | ids(fold.select)) & no_face  # excluded from training (and selection)
+    reported = set().union(*(ids(f.report) for f in plan.folds))
+    if layout == "val_split_reports":
+        assert reported == ids(val)  # SFEW's Val split reports whole, no-face images included
+    elif layout == "kfold":
+        assert reported == ids(train)  # every image reports once
+    else:
+        assert reported & no_face  # the held-out share keeps its no-face images
+    seen = set().union(*(ids(f.train) | ids(f.select) | ids(f.report) for f in plan.folds))
+    given = ids(train) | (ids(val) if layout == "val_split_reports" else set())
+    assert seen == given - (no_face - reported)  # nothing else is lost
+    chen = load_recipe("seed004_chen")[0]
+    assert chen.no_face == "fallback"
+    assert ids(make_plan(chen, train, None, None, names).folds[0].train) & no_face  # the whole image trains
 
 
 @pytest.mark.parametrize("channels", [3, 1])

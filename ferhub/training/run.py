@@ -90,6 +90,9 @@ class _Session:
         return cls(device, dist, out_dir, print if dist.main else (lambda _msg: None))
 
 
+_SKIPPED = "left out of training and selection; the reported data keeps them, the whole image standing in"
+
+
 class _Data:
     """The run's sources and their crops (each made once; rank 0 fills the shared face cache first)."""
 
@@ -144,7 +147,9 @@ class _Data:
         from ferhub.data import FaceCache, materialize
 
         dist, cfg = self.session.dist, self.cfg
-        kw = {"precropped": self.precropped, "no_face": cfg.no_face}
+        # no_face="skip" leaves no-face images out of training and selection only (protocol.make_plan): every
+        # image is cropped, the whole image standing in, and marked
+        kw = {"precropped": self.precropped, "no_face": "fallback"}
         if dist.main:
             c = materialize(src, self.model_config, cache=self.cache, **kw)
         barrier(dist)
@@ -153,9 +158,9 @@ class _Data:
             c = materialize(src, self.model_config, cache=cache, **kw)
         if c.no_face:
             self.session.say(f"{src.name}/{src.split}: no face found in {c.no_face} of {len(src)} images "
-                             f"({'whole image used' if cfg.no_face == 'fallback' else 'skipped'})")  # fmt: skip
+                             f"({'whole image used' if cfg.no_face == 'fallback' else _SKIPPED})")  # fmt: skip
         self.prepared[src.split or "all"] = {"images": len(src), "crops": len(c), "no_face": c.no_face,
-                                             "skipped": c.skipped, "detections_run": c.detections_run}  # fmt: skip
+                                             "no_face_policy": cfg.no_face, "detections_run": c.detections_run}  # fmt: skip
         return c
 
     def description(self, plan: Plan) -> str:
@@ -169,7 +174,7 @@ class _Data:
         ]
         if no_face:
             text += ". No face found by MTCNN in " + ", ".join(no_face)
-            text += " (the whole image was used)" if self.cfg.no_face == "fallback" else " (left out)"
+            text += " (the whole image was used)" if self.cfg.no_face == "fallback" else f" ({_SKIPPED})"
         return text
 
 
