@@ -523,3 +523,22 @@ def test_no_reported_image_took_part_in_training_or_selection(
         reported |= re_
     if cfg.kfold:  # every training image is reported exactly once over the folds
         assert reported == _ids(train) and sum(len(f.report) for f in plan.folds) == 200
+
+
+def test_training_picks_its_device_by_the_one_default_device_rule(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--device auto`` asks :func:`ferhub.device.default_device` (as the Predictor and the app do); a CUDA
+    device asked for on a machine without one is refused at once with a message that says what to do."""
+    import ferhub.device
+    from ferhub.cli import main as cli_main
+    from ferhub.training.run import RunOptions, _Session
+
+    asked = []
+    monkeypatch.setattr(ferhub.device, "default_device", lambda: asked.append(1) or "cpu")
+    session = _Session.start(TrainConfig(), RunOptions(data="unused", output_dir=str(tmp_path / "a")))
+    assert asked == [1] and session.device == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = ["train", "--recipe", "seed002_kaskun", "--data", str(tmp_path), "--device", "cuda"]
+    assert cli_main([*argv, "--output-dir", str(tmp_path / "b")]) == 2  # an option to change, not a bug (4)
+    assert "torch sees no CUDA GPU; use --device cpu" in capsys.readouterr().err

@@ -73,13 +73,16 @@ class _Session:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        from ferhub.device import default_device
+        from ferhub.device import resolve_device
 
-        name = default_device() if opts.device == "auto" else opts.device
-        dist = init_distributed(name)
-        if name == "cuda" and dist.world > 1:
-            name = f"cuda:{dist.local_rank}"
-        device = torch.device(name)
+        # the one default-device rule (ferhub.device); a CUDA device asked for without a GPU is refused at once
+        try:
+            device = resolve_device(None if opts.device == "auto" else opts.device)
+        except RuntimeError as e:  # a CUDA device asked for on a machine without one: the user's to fix
+            raise RecipeError(str(e)) from None
+        dist = init_distributed(str(device))
+        if device.type == "cuda" and device.index is None and dist.world > 1:
+            device = torch.device("cuda", dist.local_rank)  # torchrun: each rank on its own GPU
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not opts.deterministic
             torch.backends.cuda.matmul.allow_tf32 = True
