@@ -430,16 +430,21 @@ def test_trains_on_photos_through_detection_once(tmp_path: Path) -> None:
     argv = ["--recipe", "seed004_chen", "--data", str(tmp_path / "photos"), "--tiny", "--epochs", "1"]
     argv += ["--set", "kfold=0", "--set", "val_fraction=0.4", "--face-cache", str(tmp_path / "cache")]
     first = main(get_args_parser().parse_args([*argv, "--output-dir", str(tmp_path / "a"), "--no-progress"]))
-    assert first["data"]["all"] == {"images": 9, "crops": 9, "no_face": 1, "skipped": 0, "detections_run": 9}
+    assert first["data"]["all"] == {"images": 9, "crops": 9, "no_face": 1, "no_face_policy": "fallback",
+                                    "detections_run": 9}  # fmt: skip
     card = (tmp_path / "a" / "model" / "README.md").read_text()
     assert "No face found by MTCNN in 1 of 9 images (all) (the whole image was used)" in card
     second = main(get_args_parser().parse_args([*argv, "--output-dir", str(tmp_path / "b"), "--no-progress"]))
     assert second["data"]["all"]["detections_run"] == 0 and second["data"]["all"]["no_face"] == 1
-    # seed 000's protocol: images without a detected face are left out, not replaced by the whole image
+    # seed 000's protocol: images without a detected face are left out of training (the reported data keeps them)
     argv += ["--set", "no_face=skip", "--output-dir", str(tmp_path / "c"), "--no-progress"]
     third = main(get_args_parser().parse_args(argv))
-    assert third["data"]["all"] == {"images": 9, "crops": 8, "no_face": 1, "skipped": 1, "detections_run": 0}
-    assert "(left out)" in (tmp_path / "c" / "model" / "README.md").read_text()
+    assert third["data"]["all"] == {"images": 9, "crops": 9, "no_face": 1, "no_face_policy": "skip",
+                                    "detections_run": 0}  # fmt: skip
+    assert (
+        "(left out of training and selection; the reported data keeps them"
+        in (tmp_path / "c" / "model" / "README.md").read_text()
+    )
 
 
 def test_init_loads_a_local_checkpoint(tmp_path: Path) -> None:
@@ -518,3 +523,22 @@ def test_no_reported_image_took_part_in_training_or_selection(
         reported |= re_
     if cfg.kfold:  # every training image is reported exactly once over the folds
         assert reported == _ids(train) and sum(len(f.report) for f in plan.folds) == 200
+
+
+def test_training_picks_its_device_by_the_one_default_device_rule(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--device auto`` asks :func:`ferhub.device.default_device` (as the Predictor and the app do); a CUDA
+    device asked for on a machine without one is refused at once with a message that says what to do."""
+    import ferhub.device
+    from ferhub.cli import main as cli_main
+    from ferhub.training.run import RunOptions, _Session
+
+    asked = []
+    monkeypatch.setattr(ferhub.device, "default_device", lambda: asked.append(1) or "cpu")
+    session = _Session.start(TrainConfig(), RunOptions(data="unused", output_dir=str(tmp_path / "a")))
+    assert asked == [1] and session.device == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = ["train", "--recipe", "seed002_kaskun", "--data", str(tmp_path), "--device", "cuda"]
+    assert cli_main([*argv, "--output-dir", str(tmp_path / "b")]) == 2  # an option to change, not a bug (4)
+    assert "torch sees no CUDA GPU; use --device cpu" in capsys.readouterr().err

@@ -138,6 +138,8 @@ class Crops:
     no_face: int = 0  # images where no face was found (seed 004: the whole image was used instead)
     skipped: int = 0  # images dropped because no face was found and fallback was off
     detections_run: int = 0
+    # per crop: True where no face was found and the whole image stands in (None: not tracked, all faces)
+    fallback: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -169,6 +171,7 @@ def materialize(
     shape = (config.input_size, config.input_size) + (() if config.channels == 1 else (3,))
     out = np.empty((len(idx), *shape), dtype=np.uint8)
     keep = np.ones(len(idx), dtype=bool)
+    fallback = np.zeros(len(idx), dtype=bool)
     n_no_face = 0
     before = cache.detections_run if cache is not None else 0
     if precropped and isinstance(source, ArraySource) and source.images.shape[1:] == shape:
@@ -192,7 +195,7 @@ def materialize(
                     if no_face == "skip":
                         keep[j] = False
                         continue
-                    face = whole_image_face(im)
+                    face, fallback[j] = whole_image_face(im), True
                 out[j] = crop_to_array(crop_face(im, face, config), config)
             if progress:
                 progress(min(start + batch_size, len(idx)), len(idx))
@@ -203,4 +206,5 @@ def materialize(
         no_face=n_no_face,
         skipped=int((~keep).sum()),
         detections_run=(cache.detections_run - before) if cache is not None else 0,
+        fallback=fallback[keep],
     )

@@ -20,9 +20,10 @@ cannot come from the loss; in ferhub the two variants differ only in the loss th
 SFEW (Sec. 4.1): the training images get "random information [added] to three channels of the colored face
 image" — Gaussian noise of std 0.05 (of the pixel range; the paper gives no amount) on each colour channel,
 drawn for 70% of the crops each epoch (Table 1's "SFEW2.0 new" holds 3,194 images, about 3.3x SFEW's 958: some
-70% of it are noisy copies); images where no face is detected are excluded, not replaced by the whole image
-(``no_face="skip"``); the crop is the five MTCNN landmarks mapped onto a fixed template by a similarity
-(``align="similarity"``; the paper used Viola-Jones and a 5-point detector). FER2013: no augmentation ("We
+70% of it are noisy copies); images where no face is detected are excluded from the training set, not replaced
+by the whole image (``no_face="skip"``), while the test set stays "unchanged": the data that reports keeps every
+image, the whole image standing in where no face was found; the crop is the five MTCNN landmarks mapped onto a
+fixed template by a similarity (``align="similarity"``; the paper used Viola-Jones and a 5-point detector). FER2013: no augmentation ("We
 didn't do data augmentation on FER2013"); its 48 px images are already faces (no landmarks to align on).
 """
 

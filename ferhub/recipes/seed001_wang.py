@@ -11,13 +11,13 @@ are used.
 Variants: one per row of Table 1 ("Training Results"), named network_loss_lr<learning rate>, and the NASNet
 without class weighting that the table lacks (an ablation, no published number).
 
-Names that differ from the paper, and why (parameter counts with ferhub's 7-way heads, counted from the built
-models):
+Names that differ from the paper, and why (parameter counts with the paper's 8-way heads, counted from the
+built models):
 - "MobileNet": the paper's citation is MobileNet V1 (Howard et al. 2017, "four million parameters"); torchvision
   has no V1, so ferhub trains MobileNet V2 (2.2M parameters; 3.5M with ImageNet's 1000-way classifier), whose
   ImageNet weights import offline. V3 is ``--set model=mobilenet_v3_large``.
 - "NASNet": the paper says NASNet has "roughly the same number of parameters" as Inception V3 (21.8M here; 25M
-  in the paper's count). No NASNet does: NASNet-A Mobile has 5.3M, NASNet-A Large 84.7M (88.8M with its
+  in the paper's count). No NASNet does: NASNet-A Mobile has 5.3M, NASNet-A Large 84.8M (88.8M with its
   ImageNet classifier). ferhub uses NASNet-A Large (timm), the NASNet with published PyTorch ImageNet weights.
 """
 

@@ -21,7 +21,8 @@ script's are used:
   ``fer2013.csv`` PublicTest chooses the epoch and PrivateTest reports.
 
 Counts: ferhub's FCN has ten convolutions, the paper's nine plus the class-map convolution of the reference code
-that global average pooling reads, and 641,463 parameters (Keras: 642,935 with BatchNorm's statistics).
+that global average pooling reads, and 641,463 parameters (Keras: 642,935 with BatchNorm's statistics; the
+paper's "about 600,000"). mini-Xception has 56,951 (Keras: 58,423; the paper's "approximately 60,000").
 """
 
 CITATION = (
@@ -55,7 +56,7 @@ RECIPE = {
 
 VARIANTS = {
     "mini_xception": {
-        "description": "mini-Xception, 4 residual depthwise-separable blocks, ~58k parameters (paper: 66%).",
+        "description": "mini-Xception, 4 residual depthwise-separable blocks, 56,951 parameters (paper: 66%).",
     },
     "fcn": {
         "description": "The fully-convolutional net: 9 feature convs + class-map conv, GAP, 641k parameters "

@@ -148,23 +148,11 @@ def fit(
 
     parts = _build_parts(cfg, train, device, dist)
     config: ModelConfig = parts.model.config
-    last = out_dir / "checkpoints" / "last.safetensors"
-    state = State()
-    if resume:
-        state = restore(last, model=parts.model, optimizer=parts.optimizer, schedule=parts.schedule, cfg=cfg,
-                        scaler=parts.scaler, ema=parts.ema)  # fmt: skip
-        log(f"resumed from {last} after epoch {state.epoch}")
+    state = _start(cfg, parts, out_dir, resume, dist, log)
     # crops live on the device when they fit, so batches are gathered and augmented there
     store = device if device.type == "cuda" and train.images.nbytes < 4 * 2**30 else torch.device("cpu")
     data, targets = torch.from_numpy(train.images).to(store), torch.from_numpy(train.targets).to(store)
     val_data = torch.from_numpy(val.images)
-    if dist.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping any
-        # line written after that checkpoint by the killed run
-        (out_dir / "log.jsonl").write_text(
-            "".join(json.dumps(r, default=json_default) + "\n" for r in state.history)
-        )
     transform = TrainTransform.from_recipe(config, cfg.augment)
     stopped = False
     while state.epoch < cfg.epochs:
@@ -189,6 +177,26 @@ def fit(
     final = _release(parts, out_dir / "checkpoints" / "best.safetensors")
     probs = evaluate(final, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
     return FitResult(final, state, probs, score(probs, val.targets, val.labels, train.labels), stopped)
+
+
+def _start(
+    cfg: TrainConfig, parts: _Parts, out_dir: Path, resume: bool, dist: Dist, log: Callable[[str], None]
+) -> State:
+    """The state to start from (restored from ``last.safetensors`` with ``resume``) and a log that matches it."""
+    last = out_dir / "checkpoints" / "last.safetensors"
+    state = State()
+    if resume:
+        state = restore(last, model=parts.model, optimizer=parts.optimizer, schedule=parts.schedule, cfg=cfg,
+                        scaler=parts.scaler, ema=parts.ema)  # fmt: skip
+        log(f"resumed from {last} after epoch {state.epoch}")
+    if dist.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping any
+        # line written after that checkpoint by the killed run
+        (out_dir / "log.jsonl").write_text(
+            "".join(json.dumps(r, default=json_default) + "\n" for r in state.history)
+        )
+    return state
 
 
 def _record(

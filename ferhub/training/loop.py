@@ -101,14 +101,8 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over the training crops; returns mean loss, accuracy on the (unmixed) labels, lr, img/s."""
     _train_mode(model, cfg)
-    balance = targets.cpu().numpy() if cfg.sampler == "balanced" else None
-    batches = epoch_batches(len(targets), cfg.batch_size, epoch, cfg.seed, balance)
+    batches = _global_batches(targets, epoch, cfg, dist)
     kernels = regularized_kernels(model, cfg.kernel_l2_layers) if cfg.kernel_l2 else []
-    if any(len(b) % dist.world for b in batches):
-        raise RecipeError(
-            f"the global batch ({len(batches[0])}) must divide evenly over {dist.world} processes; "
-            "change batch_size"
-        )
     g = torch.Generator(device=data.device).manual_seed(cfg.seed * 1_000_003 + epoch)
     g_cpu = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 1)
     num_classes = unwrap(model).config.num_classes
@@ -118,13 +112,7 @@ def train_one_epoch(
     bar = _progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", progress and dist.main)
     for step, idx in enumerate(batches):
         lr = schedule.apply(optimizer, epoch, step)
-        index = torch.from_numpy(idx).to(data.device)
-        x = transform(data.index_select(0, index), g)  # the whole global batch, same draws on every rank
-        y = targets.index_select(0, index)
-        x, t = mix_batch(x, y, cfg, num_classes, g_cpu)  # t: labels, or (B, K) soft targets when mixed
-        x, t, y = (v[dist.rank :: dist.world].to(device, non_blocking=True) for v in (x, t, y))
-        if cfg.channels_last and device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x, t, y = _rank_batch(data, targets, idx, transform, (g, g_cpu), cfg, num_classes, dist, device)
         with _autocast(device, cfg.amp):
             out = model(x)
         out = out.float()
@@ -149,6 +137,42 @@ def train_one_epoch(
         "lr": lr,
         "images_per_s": n / elapsed if elapsed > 0 else 0.0,
     }
+
+
+def _global_batches(targets: torch.Tensor, epoch: int, cfg: TrainConfig, dist: Dist) -> list[np.ndarray]:
+    """The epoch's global batches (class-balanced with ``sampler="balanced"``), checked to split over the ranks."""
+    balance = targets.cpu().numpy() if cfg.sampler == "balanced" else None
+    batches = epoch_batches(len(targets), cfg.batch_size, epoch, cfg.seed, balance)
+    if any(len(b) % dist.world for b in batches):
+        raise RecipeError(
+            f"the global batch ({len(batches[0])}) must divide evenly over {dist.world} processes; "
+            "change batch_size"
+        )
+    return batches
+
+
+def _rank_batch(
+    data: torch.Tensor,
+    targets: torch.Tensor,
+    idx: np.ndarray,
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    generators: tuple[torch.Generator, torch.Generator],
+    cfg: TrainConfig,
+    num_classes: int,
+    dist: Dist,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """This rank's share of one global batch, on the device: inputs, training targets (labels, or (B, K) soft
+    targets when mixed) and the labels. The whole global batch is augmented with the same draws on every rank."""
+    g, g_cpu = generators
+    index = torch.from_numpy(idx).to(data.device)
+    x = transform(data.index_select(0, index), g)
+    y = targets.index_select(0, index)
+    x, t = mix_batch(x, y, cfg, num_classes, g_cpu)
+    x, t, y = (v[dist.rank :: dist.world].to(device, non_blocking=True) for v in (x, t, y))
+    if cfg.channels_last and device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, t, y
 
 
 def _train_mode(model: nn.Module, cfg: TrainConfig) -> None:

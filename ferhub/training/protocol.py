@@ -11,6 +11,10 @@ A reported number never comes from data that took part in choosing the model.
 - ``selection="epoch_mean"``: as ``"last"``, and the headline number is the mean over epochs of the held-out
   accuracy (seed 004: "average ... accuracy ... in 20 epochs").
 
+``no_face="skip"`` (seed 000: images "that contain no human face or the face ... could not be detected" are
+excluded from the *training* set, the test set "unchanged") leaves the images where no face was found out of
+the data that trains and selects; the data that reports keeps every image, the whole image standing in.
+
 ``repeats`` runs the whole protocol again with seeds ``seed + r`` (the splits stay those of ``seed``); the
 reported metrics pool every held-out prediction, with mean ± std over folds and over repeats beside them.
 """
@@ -38,7 +42,15 @@ EPOCH_MEAN_KEYS = ("val_accuracy", "val_mean_class_recall", "val_macro_f1", "val
 
 
 def subset(crops: Crops, idx: np.ndarray) -> Crops:
-    return Crops(crops.images[idx], crops.targets[idx], crops.labels)
+    fallback = crops.fallback[idx] if crops.fallback is not None else None
+    return Crops(crops.images[idx], crops.targets[idx], crops.labels, fallback=fallback)
+
+
+def faces_only(crops: Crops) -> Crops:
+    """``crops`` without the images where no face was found (their whole image stood in)."""
+    if crops.fallback is None or not crops.fallback.any():
+        return crops
+    return subset(crops, np.flatnonzero(~crops.fallback))
 
 
 @dataclass
@@ -70,6 +82,17 @@ def make_plan(
     cfg: TrainConfig, train: Crops, val: Crops | None, test: Crops | None, names: dict[str, str]
 ) -> Plan:
     """Split the prepared crops for ``cfg``'s protocol. ``names``: ``train`` / ``val`` / ``test`` split names."""
+    plan = _split(cfg, train, val, test, names)
+    if cfg.no_face == "skip":  # no-face images leave training and selection only (see the module docstring)
+        for fold in plan.folds:
+            fold.train = faces_only(fold.train)
+            fold.select = faces_only(fold.select) if fold.select is not None else None
+    return plan
+
+
+def _split(
+    cfg: TrainConfig, train: Crops, val: Crops | None, test: Crops | None, names: dict[str, str]
+) -> Plan:
     inner = cfg.selection == "inner"
     share = f"{cfg.val_fraction:.0%}"
     if cfg.kfold:

@@ -74,13 +74,16 @@ class _Session:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        from ferhub.device import default_device
+        from ferhub.device import resolve_device
 
-        name = default_device() if opts.device == "auto" else opts.device
-        dist = init_distributed(name)
-        if name == "cuda" and dist.world > 1:
-            name = f"cuda:{dist.local_rank}"
-        device = torch.device(name)
+        # the one default-device rule (ferhub.device); a CUDA device asked for without a GPU is refused at once
+        try:
+            device = resolve_device(None if opts.device == "auto" else opts.device)
+        except RuntimeError as e:  # a CUDA device asked for on a machine without one: the user's to fix
+            raise RecipeError(str(e)) from None
+        dist = init_distributed(str(device))
+        if device.type == "cuda" and device.index is None and dist.world > 1:
+            device = torch.device("cuda", dist.local_rank)  # torchrun: each rank on its own GPU
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not opts.deterministic
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -89,6 +92,9 @@ class _Session:
         if dist.main:
             out_dir.mkdir(parents=True, exist_ok=True)
         return cls(device, dist, out_dir, print if dist.main else (lambda _msg: None))
+
+
+_SKIPPED = "left out of training and selection; the reported data keeps them, the whole image standing in"
 
 
 class _Data:
@@ -145,7 +151,9 @@ class _Data:
         from ferhub.data import FaceCache, materialize
 
         dist, cfg = self.session.dist, self.cfg
-        kw = {"precropped": self.precropped, "no_face": cfg.no_face}
+        # no_face="skip" leaves no-face images out of training and selection only (protocol.make_plan): every
+        # image is cropped, the whole image standing in, and marked
+        kw = {"precropped": self.precropped, "no_face": "fallback"}
         if dist.main:
             c = materialize(src, self.model_config, cache=self.cache, **kw)
         barrier(dist)
@@ -154,9 +162,9 @@ class _Data:
             c = materialize(src, self.model_config, cache=cache, **kw)
         if c.no_face:
             self.session.say(f"{src.name}/{src.split}: no face found in {c.no_face} of {len(src)} images "
-                             f"({'whole image used' if cfg.no_face == 'fallback' else 'skipped'})")  # fmt: skip
+                             f"({'whole image used' if cfg.no_face == 'fallback' else _SKIPPED})")  # fmt: skip
         self.prepared[src.split or "all"] = {"images": len(src), "crops": len(c), "no_face": c.no_face,
-                                             "skipped": c.skipped, "detections_run": c.detections_run}  # fmt: skip
+                                             "no_face_policy": cfg.no_face, "detections_run": c.detections_run}  # fmt: skip
         return c
 
     def description(self, plan: Plan) -> str:
@@ -170,7 +178,7 @@ class _Data:
         ]
         if no_face:
             text += ". No face found by MTCNN in " + ", ".join(no_face)
-            text += " (the whole image was used)" if self.cfg.no_face == "fallback" else " (left out)"
+            text += " (the whole image was used)" if self.cfg.no_face == "fallback" else f" ({_SKIPPED})"
         return text
 
 

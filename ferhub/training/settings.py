@@ -65,7 +65,7 @@ class TrainConfig:
     tta: str | None = (
         None  # test-time augmentation in evaluation: None, "flip" or "tencrop" (transforms.tta_views)
     )
-    no_face: str = "fallback"  # fallback (seed 004: whole image) | skip
+    no_face: str = "fallback"  # fallback (seed 004: whole image) | skip (seed 000: not in training/selection)
     face_detection: bool = True  # False: no detector, every image resized whole (seed 004's Table 3 ablation)
     seed: int = 0
     citation: str = ""
