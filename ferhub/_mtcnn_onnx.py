@@ -329,12 +329,28 @@ def crop_sources(
     return out
 
 
+_NETS = ("pnet", "rnet", "onet")
+
+
 class OnnxMTCNN:
     """MTCNN detection on the CPU in ONNX Runtime (see the module docstring); the ``FastMTCNN.detect`` contract."""
 
-    def __init__(self, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), threads: int = 1) -> None:
+    def __init__(
+        self, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), threads: int | None = None
+    ) -> None:
+        """``threads``: intra-op threads of the P/R/O-net sessions (default: every core this process may use);
+        the pixel steps (``prepare``, ``resize``) always run on one, they are memory-bound."""
+        from ferhub.device import cpu_cores
+
         self.thresholds = tuple(float(t) for t in thresholds)
-        self.sessions = {name: _onnx.session(graph, threads) for name, graph in net_graphs().items()}
+        self.threads = cpu_cores() if threads is None else max(1, int(threads))
+        # The nets are where the time goes (P-net over the pyramid, R-net over ~100 crops: ~20 of ~28 ms on a
+        # 640x480 photo) and their convolutions split well; the threads never spin (see _onnx.session), so
+        # a busy machine loses little while an idle core halves the wait (bench/detect.py).
+        self.sessions = {
+            name: _onnx.session(graph, self.threads if name in _NETS else 1)
+            for name, graph in net_graphs().items()
+        }
 
     def _run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
         return self.sessions[name].run(None, inputs)

@@ -29,6 +29,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (a container's or ``taskset``'s share), else the
+    machine's count."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def cpu_name() -> str:
     """The CPU's model and core count, e.g. ``"AMD EPYC, 2 cores"``: the line every benchmark table states."""
     import os

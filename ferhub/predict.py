@@ -329,19 +329,9 @@ class Predictor:
         return faces
 
     def _detect_all(self, images: list[Image.Image]) -> list[list[Face]]:
-        """Faces of each image; on ONNX Runtime, several images at once, one per core.
-
-        Each ONNX Runtime session runs one thread and releases the GIL, so images detected side by side use
-        the cores torch's intra-op pool would otherwise use (on torch, detection stays one image at a time:
-        its own threads already take the cores).
-        """
-        workers = min(len(images), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-        if getattr(self.detector, "runtime", "torch") != "onnx" or workers < 2:
-            return [self._faces_of(image) for image in images]
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers, thread_name_prefix="ferhub-detect") as pool:
-            return list(pool.map(self._faces_of, images))
+        """Faces of each image, one image at a time: the detector's own threads (ONNX Runtime's sessions, or
+        torch's intra-op pool) already use every core on each image."""
+        return [self._faces_of(image) for image in images]
 
     def _results(self, faces: list[Face], probs: list[np.ndarray], offset: int = 0) -> list[FaceResult]:
         results = []

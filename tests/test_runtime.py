@@ -80,6 +80,30 @@ def test_onnx_detector_finds_the_same_faces_as_the_torch_path(detectors) -> None
     assert found >= 15  # the group's five, the bundled photos' and the LFW faces
 
 
+def test_detection_nets_use_every_core_and_find_what_one_thread_finds() -> None:
+    """The P/R/O-net sessions take every core this process may use (the pixel steps one); a session of one
+    thread finds the same faces with the same boxes on the real photos (threads only split the work)."""
+    from ferhub._mtcnn_onnx import OnnxMTCNN
+    from ferhub.device import cpu_cores
+
+    wide, narrow = OnnxMTCNN(), OnnxMTCNN(threads=1)
+    assert wide.threads == cpu_cores() and narrow.threads == 1
+    threads = {n: s.get_session_options().intra_op_num_threads for n, s in wide.sessions.items()}
+    assert threads == {
+        "prepare": 1,
+        "resize": 1,
+        "pnet": cpu_cores(),
+        "rnet": cpu_cores(),
+        "onet": cpu_cores(),
+    }
+    photos = real_photos()
+    for name in ("grace_hopper.jpg", "group of five LFW faces", "lfw 9", "lfw 117"):
+        a, b = wide.detect(photos[name]), narrow.detect(photos[name])
+        assert len(a[0]) == len(b[0]), name
+        np.testing.assert_allclose(a[0], b[0], atol=1e-3, err_msg=name)
+        np.testing.assert_allclose(a[1], b[1], atol=1e-5, err_msg=name)
+
+
 def test_onnx_predictor_gives_the_same_labels_as_the_torch_path(detectors) -> None:
     photos = [p for name, p in real_photos().items() if not name.startswith("lfw 1")]
     onnx_p = Predictor(detector=detectors[0], runtime="onnx")
