@@ -74,17 +74,21 @@ def facenet_weights_path(name: str = "vggface2") -> Path:
     return torch_home() / "checkpoints" / FACENET_FILES[name]
 
 
-def _torch_load(path: Path) -> Any:
+def _torch_load(path: Path | bytes, where: str | None = None) -> Any:
+    """The one ``torch.load`` of outside files: ``weights_only=True``, so no code is unpickled (``path`` may be
+    the file's bytes, named ``where`` in errors)."""
+    src = io.BytesIO(path) if isinstance(path, bytes) else path
+    where = where or str(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(src, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"{path} is not a plain state dict of tensors, so it is not unpickled (weights_only=True refused "
+            f"{where} is not a plain state dict of tensors, so it is not unpickled (weights_only=True refused "
             f"it: {str(e).splitlines()[0]}); ferhub does not unpickle arbitrary objects. Fix: in the code that "
             "trained it, save `model.state_dict()` with torch.save or as .safetensors."
         ) from e
     except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({e})") from e
+        raise CheckpointError(f"{where} is not a readable PyTorch checkpoint ({e})") from e
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
@@ -238,10 +242,7 @@ def import_mobilenet_v2_weights(source: str | Path | None = None, *, check_hash:
             f"{where}: sha256 {hashlib.sha256(data).hexdigest()[:8]}... does not match torchvision's "
             f"{MOBILENET_V2_FILE}; this is not the official IMAGENET1K_V1 file"
         )
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError) as e:
-        raise CheckpointError(f"{where} is not a tensors-only PyTorch state dict ({e})") from e
+    state = _torch_load(data, where)
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{where} does not hold a state dict")
     load_into(import_torchvision().models.mobilenet_v2(), state, source=where)

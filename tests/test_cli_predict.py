@@ -67,6 +67,7 @@ def test_folder_scan_takes_every_decodable_format_and_reports_the_rest(capsys, t
     assert "1 .heic (install pillow-heif to read them)" in err and "notes" not in err
 
 
+@pytest.mark.slow
 def test_ensemble_gradcam_states_its_fallback_and_disk_full_overlays_are_reported(
     capsys, tmp_path, face_photo, monkeypatch
 ) -> None:
@@ -120,6 +121,7 @@ def test_unimported_zoo_model_says_how_to_import_it(capsys, face_photo) -> None:
     )
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_json_and_annotated_video_valid(tmp_path) -> None:
     import av
 

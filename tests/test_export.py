@@ -42,7 +42,9 @@ def test_every_bundled_model_exports_and_matches_torch(name: str, tmp_path) -> N
 TINY = list_models("test_*")  # one tiny variant per registered family
 
 
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if "irv1" in n else n for n in TINY]
+)  # InceptionResnetV1: slow even tiny
 def test_every_registered_architectures_tiny_variant_exports(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name).eval()
@@ -82,6 +84,7 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
             assert np.abs(a - b.numpy()).max() <= 1e-4, name
 
 
+@pytest.mark.slow
 def test_cli_export_writes_the_repo_and_reports(tmp_path, capsys) -> None:
     assert main(["export", "fer-mini-xception", "--format", "onnx", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
@@ -89,6 +92,7 @@ def test_cli_export_writes_the_repo_and_reports(tmp_path, capsys) -> None:
     assert (tmp_path / "out" / "config.json").is_file() and (tmp_path / "out" / ONNX_NAME).is_file()
 
 
+@pytest.mark.slow
 def test_int8_is_refused_below_99_percent_agreement(tmp_path) -> None:
     """mini-Xception's int8 graph disagrees with fp32 (its "same" max-pooling pads with -inf): refused, with
     the measured agreement in the message; the fp32 graph stays."""

@@ -159,6 +159,7 @@ def test_only_the_last_stage_and_head_change_after_a_step(name: str) -> None:
     assert head and head <= changed
 
 
+@pytest.mark.slow
 def test_nasnet_stages_resolve_and_freeze() -> None:
     model = create_model("test_nasnet", trainable_stages=1)
     assert model.num_stages == 3 and trainable_stages(model) == 1
@@ -202,7 +203,9 @@ def test_param_groups_split_head_and_backbone_learning_rates() -> None:
 # --- Grad-CAM layer ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if "irv1" in n else n for n in TINY]
+)  # InceptionResnetV1: slow even tiny
 def test_gradcam_layer_is_a_spatial_conv_block_captum_can_use(name: str) -> None:
     from captum.attr import LayerGradCam
 
@@ -266,6 +269,7 @@ def _fake_fdet_wheel(path: Path, state: dict[str, torch.Tensor]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_import_mobilenet_v2_weights_from_a_fake_fdet_wheel(
     tmp_path: Path, torch_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -322,6 +326,7 @@ def test_real_fdet_file_is_torchvisions_mobilenet_v2(torch_home: Path) -> None:
     assert torch.equal(model.net.features[0][0].weight, ref["features.0.0.weight"])
 
 
+@pytest.mark.slow
 def test_inception_v3_pretrained_loads_with_its_aux_head_then_drops_it(torch_home: Path) -> None:
     tv = import_torchvision()
     path = torch_home / "hub" / "checkpoints" / "inception_v3_google-0cc3c7bd.pth"
@@ -433,6 +438,7 @@ def test_multiscale_head_concatenates_four_pooled_scales() -> None:
 # --- IRV1 multi-scale (seed 003) ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_irv1_backbone_is_frozen_and_mixup_is_learnable() -> None:
     model = create_model("test_irv1")
     assert trainable_stages(model) == 0
@@ -447,6 +453,7 @@ def test_irv1_backbone_is_frozen_and_mixup_is_learnable() -> None:
     assert not torch.equal(model.mixup.lambdas.detach(), lambdas_before)
 
 
+@pytest.mark.slow
 def test_irv1_output_is_head_then_mixup_with_neutral_from_labels() -> None:
     from ferhub.labels import dataset_labels
 
@@ -467,6 +474,7 @@ def test_irv1_output_is_head_then_mixup_with_neutral_from_labels() -> None:
     assert plain.mixup is None and plain(x).shape == (2, 2)
 
 
+@pytest.mark.slow
 def test_irv1_pretrained_reads_facenets_vggface2_cache(torch_home: Path) -> None:
     import_torchvision()
     from facenet_pytorch import InceptionResnetV1
@@ -557,7 +565,16 @@ def test_load_init_keeps_a_new_classifier_and_nothing_else(tmp_path: Path) -> No
 # --- the families through a ferhub model repo ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["test_fcn", "test_resnet", "test_mobilenet", "test_lightcnn", "test_irv1"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "test_fcn",
+        "test_resnet",
+        "test_mobilenet",
+        "test_lightcnn",
+        pytest.param("test_irv1", marks=pytest.mark.slow),
+    ],
+)
 def test_families_round_trip_through_a_model_repo(name: str, tmp_path: Path) -> None:
     from ferhub import hub
     from ferhub.labels import dataset_labels
@@ -574,6 +591,7 @@ def test_families_round_trip_through_a_model_repo(name: str, tmp_path: Path) -> 
         assert loaded.mixup.neutral_index == 0
 
 
+@pytest.mark.slow
 def test_pretrained_model_reloads_without_the_pretrained_file(torch_home: Path, tmp_path: Path) -> None:
     from ferhub import hub
 

@@ -184,6 +184,7 @@ def test_occlusion_goes_face_by_face_within_one_budget() -> None:
     assert np.allclose(out[1].heatmap, together[1].heatmap, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_classify_with_the_zoo_ensemble() -> None:
     *_, data, _ = classify.classify(ASTRONAUT, "ferhub/zoo-ensemble", "Saliency")
     (face,) = data["faces"]
@@ -508,6 +509,7 @@ def test_models_load_outside_the_gpu_functions(monkeypatch: pytest.MonkeyPatch, 
             importlib.reload(module)
 
 
+@pytest.mark.slow
 def test_heavy_imports_from_many_threads_at_once() -> None:
     """The warm-up and first requests import Captum/matplotlib/plotly at the same moment. Whether two
     unguarded imports collide is up to the scheduler, so this pins the guarantee instead: while one thread
