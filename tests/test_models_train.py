@@ -6,6 +6,7 @@ loaders look (a temporary ``TORCH_HOME``) and check that they are the weights th
 
 from __future__ import annotations
 
+import math
 import re
 import zipfile
 from pathlib import Path
@@ -98,6 +99,29 @@ def test_mini_xception_is_the_reference_mini_xception_about_60k() -> None:
     assert len(separable) == 8  # two separable convolutions per block
     assert not any(isinstance(m, nn.Linear) for m in model.modules())  # GAP, no fully connected layer
     assert round(_n_params(model), -4) == 60_000  # "approximately 60,000"
+
+
+@pytest.mark.parametrize("name", ["fcn", "mini_xception"])
+def test_seed002_nets_start_as_the_keras_reference_does(name: str) -> None:
+    """Seed 002's two nets are Arriaga et al.'s Keras models, trained with Keras' defaults: ``Conv2D`` kernels
+    drawn Glorot-uniform (limit sqrt(6 / (fan_in + fan_out))), biases zero, and ``BatchNormalization(momentum=
+    0.99)``, which keeps 99% of its running statistics at each batch (torch's default keeps 90%)."""
+    torch.manual_seed(0)
+    model = create_model(name)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    for conv in convs:
+        w = conv.weight.detach()
+        kh, kw = conv.kernel_size
+        limit = math.sqrt(6 / (kh * kw * (w.shape[0] + w.shape[1])))  # Keras' fans of its kernel layout
+        assert w.abs().max() <= limit
+        if w.numel() >= 200:  # uniform over the whole range, not a narrower (Kaiming-uniform) one
+            assert w.abs().max() > 0.9 * limit and w.std() == pytest.approx(limit / math.sqrt(3), rel=0.2)
+        assert conv.bias is None or not conv.bias.any()
+    bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    bn.reset_running_stats()
+    bn.train()(torch.full((4, bn.num_features, 5, 5), 2.0))
+    keras = 0.99 * 0.0 + (1 - 0.99) * 2.0  # Keras: moving = moving * momentum + batch * (1 - momentum)
+    assert torch.allclose(bn.running_mean, torch.full_like(bn.running_mean, keras))
 
 
 # --- freezing, partial unfreezing, parameter groups ----------------------------------------------------------

@@ -5,7 +5,7 @@ and Global Average Pooling ... about 600,000 parameters": nine feature convoluti
 16, 32, 64, 128 (kernels 7, 5, 3, 3) and a 256-wide one, then a 3x3 convolution to one map per class and
 global average pooling instead of any fully connected layer. The layout follows the authors' reference
 ``simple_CNN``: conv-BN-conv-BN-ReLU, 2x2 average pooling and dropout 0.5 after each pair; 641,463 parameters
-for 7 classes.
+for 7 classes. It starts as the Keras model does (Glorot-uniform kernels, BatchNorm momentum 0.99).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from torch import nn
 
 from ferhub.models._registry import register_model
 from ferhub.models.freeze import StagedModel
+from ferhub.models.mini_xception import keras_defaults
 
 _BN_EPS = 1e-3  # Keras' BatchNormalization default (the reference model is Keras)
 
@@ -58,6 +59,7 @@ class FCN(StagedModel):
         self.stem_names = ("stages.0",)
         self.stage_names = (*((f"stages.{i}",) for i in range(1, len(widths))), ("last",))
         self.head_names = ("classifier",)
+        keras_defaults(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.last(self.stages(x))).mean(dim=(2, 3))

@@ -16,6 +16,22 @@ from torch import nn
 from ferhub.models._registry import register_model
 
 _BN_EPS = 1e-3  # Keras' BatchNormalization default, which the converted weights were trained with
+# Keras' BatchNormalization(momentum=0.99) keeps 0.99 of the running statistics per batch: torch's momentum 0.01
+_BN_MOMENTUM = 0.01
+
+
+def keras_defaults(model: nn.Module) -> nn.Module:
+    """Train like the Keras reference (seed 002's two nets): Glorot-uniform kernels and zero biases (Keras'
+    ``glorot_uniform`` / ``zeros`` defaults, where torch draws Kaiming-uniform ones) and BatchNorm running
+    statistics updated with Keras' momentum. Only training changes: loaded weights replace all of it."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            m.momentum = _BN_MOMENTUM
+    return model
 
 
 class SameMaxPool2d(nn.Module):
@@ -88,6 +104,7 @@ class MiniXception(nn.Module):
         chans = [stem, *widths]
         self.blocks = nn.Sequential(*(XceptionBlock(a, b) for a, b in itertools.pairwise(chans)))
         self.classifier = nn.Conv2d(chans[-1], num_classes, 3, padding=1)
+        keras_defaults(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))

@@ -17,6 +17,8 @@ script's are used:
   ones, but Keras' ``SeparableConv2D`` ignores ``kernel_regularizer`` (it has depthwise_/pointwise_regularizer;
   tensorflow/tensorflow#41093), so the penalty the reference trained with is on the two stem kernels only —
   ferhub's ``stem.0`` and ``stem.3``. ``simple_CNN`` has no regulariser;
+- Keras' defaults, which the script keeps: Glorot-uniform kernels, zero biases, BatchNorm momentum 0.99 (torch's
+  0.01; ``ferhub.models.mini_xception.keras_defaults``, applied by both nets);
 - a validation share of 20% (the script's ``validation_split``) when the data has no validation split; with
   ``fer2013.csv`` PublicTest chooses the epoch and PrivateTest reports.
 
