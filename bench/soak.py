@@ -100,7 +100,7 @@ class Server:
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=open(tmp.parent / "server.log", "wb"),  # noqa: SIM115 (the server's whole life)
         )
         deadline = time.monotonic() + 300
         while True:
@@ -116,6 +116,9 @@ class Server:
                 time.sleep(0.2)
 
     def rss(self) -> float:
+        if self.process.poll() is not None:
+            tail = (self.tmp.parent / "server.log").read_text(errors="replace").splitlines()[-15:]
+            raise RuntimeError(f"app.py exited with {self.process.returncode}:\n" + "\n".join(tail))
         return rss_mb(self.process.pid)
 
     def files(self) -> tuple[int, float]:
