@@ -21,7 +21,7 @@ if __name__ == "__main__":
     # a stopped Space gets SIGTERM: close the server and remove its files as on Ctrl-C
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     state.tune_native_memory()  # a long-running server: keep its memory from creeping after load bursts
-    scratch.start_sweeper()
+    scratch.start_sweeper(demo)
     demo.queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, **launch_kwargs())
     state.start_warm_up()  # first-request costs paid in the background once the server answers

@@ -39,7 +39,9 @@ def main() -> int:
     from hostile import CASE_MEMORY_MB, CASE_SECONDS, kinds_of, run_cases
 
     print(f"\n**{cpu_model()}, {os.cpu_count()} cores**, Python {platform.python_version()}, "
-          f"`{' '.join(sys.argv)}`\n")  # fmt: skip
+          f"`{' '.join(sys.argv)}`")  # fmt: skip
+    # times here are bounds checked on a shared machine: the load says how busy it was
+    print(f"machine load (1-min average) at start: {os.getloadavg()[0]:.2f}\n")
     rows, details = [], []
     with tempfile.TemporaryDirectory(prefix="ferhub-hostile-") as tmp:
         for group, name in MODULES.items():

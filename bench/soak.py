@@ -2,8 +2,13 @@
 
     python bench/soak.py [--clients 16] [--requests 25] [--soak-clients 4] [--soak-minutes 10]
 
-Against ``python app.py`` served on a free local port, with its temporary folders (``TMPDIR``,
-``GRADIO_TEMP_DIR``) redirected into one fresh folder so that every file it leaves is counted:
+Against ``python app.py`` served on a free local port as a Space runs it, with ``TMPDIR`` pointed at one fresh
+folder so that every file it leaves is counted (its outputs, and the Gradio cache it makes there for itself,
+capped and removed at exit; ``GRADIO_TEMP_DIR`` is left unset, as a folder named there is the operator's and
+outlives the server). The server keeps a result downloadable for ``--cache-max-age`` seconds
+(``FERHUB_CACHE_MAX_AGE_S``; the app's default, 600, is as long as the whole soak, which would then never reach
+the steady state it checks). First ``--clients`` clients x ``--warm-up`` calls, so that one-time costs (the
+model, Gradio's worker threads, malloc arenas) are in the baseline; then:
 
 1. burst: ``--clients`` concurrent ``gradio_client`` clients x ``--requests`` ``classify`` calls each (a
    640x480 photo with one face, attribution ``--method``): failures, throughput, latency, and the server's
@@ -73,29 +78,29 @@ def count_files(folder: Path) -> tuple[int, float]:
 class Server:
     """``python app.py`` on a free port, its temporary folders inside ``tmp``."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, cache_max_age: int, sweep: int) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/"
         self.tmp = tmp
-        for sub in ("tmp", "gradio"):
-            (tmp / sub).mkdir(parents=True, exist_ok=True)
+        (tmp / "tmp").mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
             "GRADIO_SERVER_NAME": "127.0.0.1",
             "GRADIO_SERVER_PORT": str(port),
             "GRADIO_ANALYTICS_ENABLED": "False",
-            "GRADIO_TEMP_DIR": str(tmp / "gradio"),
             "TMPDIR": str(tmp / "tmp"),
             "HF_HUB_OFFLINE": "1",
+            "FERHUB_CACHE_MAX_AGE_S": str(cache_max_age),
+            "FERHUB_CACHE_SWEEP_S": str(sweep),
         }
         self.process = subprocess.Popen(
             [sys.executable, "app.py"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=open(tmp.parent / "server.log", "wb"),  # noqa: SIM115 (the server's whole life)
         )
         deadline = time.monotonic() + 300
         while True:
@@ -111,6 +116,9 @@ class Server:
                 time.sleep(0.2)
 
     def rss(self) -> float:
+        if self.process.poll() is not None:
+            tail = (self.tmp.parent / "server.log").read_text(errors="replace").splitlines()[-15:]
+            raise RuntimeError(f"app.py exited with {self.process.returncode}:\n" + "\n".join(tail))
         return rss_mb(self.process.pid)
 
     def files(self) -> tuple[int, float]:
@@ -158,11 +166,18 @@ class Load:
                     self.reasons.append(error[:200])
 
 
-def client_loop(url: str, photo: Path, method: str, load: Load, until: object) -> None:
-    """Call ``classify`` until ``until()`` is true; every call must find the photo's one face."""
+def client_loop(url: str, photo: Path, args: argparse.Namespace, load: Load, until: object) -> None:
+    """Call ``classify`` until ``until()`` is true; every call must find the photo's one face. Results are
+    downloaded (as a browser fetches them) into the bench's own folder, beside the photo."""
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
+    client = Client(
+        url,
+        verbose=False,
+        httpx_kwargs={"timeout": args.timeout},
+        download_files=str(photo.parent / "client"),
+    )
+    method = args.method
     while not until():
         t = time.perf_counter()
         error = None
@@ -194,7 +209,7 @@ def burst(server: Server, photo: Path, args: argparse.Namespace) -> dict[str, fl
             counts[i] += 1
             return counts[i] > args.requests
 
-        client_loop(server.url, photo, args.method, load, until)
+        client_loop(server.url, photo, args, load, until)
 
     start = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(args.clients)]
@@ -213,6 +228,7 @@ def burst(server: Server, photo: Path, args: argparse.Namespace) -> dict[str, fl
         "throughput": load.done / seconds,
         "p50": statistics.median(load.latencies),
         "p90": float(np.percentile(load.latencies, 90)),
+        "max": max(load.latencies),
         "before": before,
         "peak": peak,
         "after": after,
@@ -226,7 +242,7 @@ def soak(server: Server, photo: Path, args: argparse.Namespace) -> dict[str, obj
     def until() -> bool:
         return time.monotonic() >= stop_at
 
-    threads = run_clients(args.soak_clients, lambda: client_loop(server.url, photo, args.method, load, until))
+    threads = run_clients(args.soak_clients, lambda: client_loop(server.url, photo, args, load, until))
     samples: list[tuple[float, float, int, float]] = []  # (minutes, RSS MB, files, file MB)
     start = time.monotonic()
     while any(t.is_alive() for t in threads):
@@ -269,24 +285,46 @@ def main() -> int:
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between soak samples")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds after the burst before the RSS")
-    parser.add_argument("--warm-up", type=int, default=10, help="classify calls before measuring")
+    parser.add_argument("--warm-up", type=int, default=2, help="classify calls per client before measuring")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="client's seconds to wait for one answer"
+    )
+    parser.add_argument("--cache-max-age", type=int, default=120, help="FERHUB_CACHE_MAX_AGE_S of the server")
+    parser.add_argument("--sweep", type=int, default=20, help="FERHUB_CACHE_SWEEP_S of the server")
     parser.add_argument("--method", default="Grad-CAM", help="attribution method of every classify call")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="ferhub-soak-"))
     photo = one_face_photo(tmp)
-    server = Server(tmp / "server")
+    server = Server(tmp / "server", args.cache_max_age, args.sweep)
     try:
+        first_rss = server.rss()
         warm = Load()
-        counter = iter(range(args.warm_up + 1))
-        client_loop(server.url, photo, args.method, warm, lambda: next(counter) >= args.warm_up)
+        counters = [iter(range(args.warm_up + 1)) for _ in range(args.clients)]
+        threads = [
+            threading.Thread(target=client_loop, args=(server.url, photo, args, warm, lambda c=c: next(c) >= args.warm_up))
+            for c in counters
+        ]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         if warm.failures:
             raise RuntimeError(f"classify fails before any load: {warm.reasons}")
+        time.sleep(args.settle)
         b = burst(server, photo, args)
         s = soak(server, photo, args)
     finally:
         server.stop()
     left, left_mb = count_files(tmp / "server")
+    left_where = sorted(
+        {
+            str(Path(root).relative_to(tmp / "server").parts[:2])
+            for root, _, names in os.walk(tmp / "server")
+            if names
+        }
+    )
     shutil.rmtree(tmp, ignore_errors=True)
 
     burst_ok = b["failures"] == 0 and b["after"] <= b["before"] * (1 + RSS_BACK_WITHIN)
@@ -294,13 +332,20 @@ def main() -> int:
     bounded = s["files_second_half_max"] <= s["files_first_half_max"] + 10
     soak_ok = s["failures"] == 0 and flat and bounded
     cores = f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable)"
-    print(f"\n**{cpu_model()}, {cores}**, Python {platform.python_version()}, `{' '.join(sys.argv)}`\n")
+    loads = " / ".join(f"{x:.2f}" for x in (*load_before[:1], *os.getloadavg()[:1]))
+    print(f"\n**{cpu_model()}, {cores}**, Python {platform.python_version()}, `{' '.join(sys.argv)}`")
+    # the soak checks memory and files, not speed; the load says how busy the machine was meanwhile
+    print(f"machine load (1-min average) at start / end: {loads}; server: FERHUB_CACHE_MAX_AGE_S={args.cache_max_age}, "
+          f"FERHUB_CACHE_SWEEP_S={args.sweep}; client timeout {args.timeout:g} s\n")  # fmt: skip
     print("| phase | measure | value | check |")
     print("|---|---|---|---|")
     rows = [
+        ("warm-up", f"server RSS idle / after {args.clients} clients x {args.warm_up} classify",
+         f"{first_rss:.0f} / {b['before']:.0f} MB", ""),
         ("burst", f"{args.clients} clients x {args.requests} classify ({args.method})",
          f"{b['requests']} requests, {b['failures']} failed", "0 failures: " + ("yes" if b["failures"] == 0 else "no")),
-        ("burst", "throughput; latency p50 / p90", f"{b['throughput']:.1f} req/s; {b['p50']:.2f} / {b['p90']:.2f} s", ""),
+        ("burst", "throughput; latency p50 / p90 / max",
+         f"{b['throughput']:.1f} req/s; {b['p50']:.2f} / {b['p90']:.2f} / {b['max']:.2f} s", ""),
         ("burst", "server RSS before / peak / after", f"{b['before']:.0f} / {b['peak']:.0f} / {b['after']:.0f} MB",
          f"after within 10%: {'yes' if b['after'] <= b['before'] * 1.1 else 'no'} ({100 * (b['after'] / b['before'] - 1):+.1f}%)"),
         ("soak", f"{args.soak_clients} clients for {args.soak_minutes:g} min",
@@ -316,6 +361,8 @@ def main() -> int:
     ]  # fmt: skip
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    if left:
+        print(f"\nleft in: {', '.join(left_where[:5])}")
     for reason in [*b["reasons"], *s["reasons"]]:
         print(f"\nfailure: {reason}")
     return 0 if burst_ok and soak_ok else 1

@@ -196,6 +196,33 @@ def test_report_renders_video_results(capsys, tmp_path) -> None:
     assert code == 1 and "cannot read it as ferhub predict JSON" in err
 
 
+def test_flat_memory_photos_are_released_batch_by_batch(capsys, tmp_path, monkeypatch) -> None:
+    """However many photos, at most one batch of decoded images is alive (200 photos once took 1.9 GB)."""
+    import gc
+    import weakref
+
+    import ferhub.commands.predict as command
+    import ferhub.predict as predict
+
+    monkeypatch.setattr(command, "PHOTO_BATCH", 2)
+    refs, most = [], []
+    real = predict.load_image
+
+    def load_image(*args, **kwargs):
+        gc.collect()
+        most.append(sum(r() is not None for r in refs))
+        image = real(*args, **kwargs)
+        refs.append(weakref.ref(image))
+        return image
+
+    monkeypatch.setattr(predict, "load_image", load_image)
+    for i in range(7):
+        clips.photo("astronaut").resize((160, 120)).save(tmp_path / f"{i}.png")
+    code, out, _ = run_cli(capsys, "predict", str(tmp_path))
+    assert code == 0 and len(json.loads(out)) == 7 and len(refs) == 7
+    assert max(most) <= 1  # when a photo is decoded, only its batch-mate may still be alive
+
+
 def test_flat_memory_release_of_frames(tmp_path) -> None:
     """Each analysed frame's pixels are released once its result is out: at most one batch is alive."""
     import gc

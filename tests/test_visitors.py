@@ -159,6 +159,42 @@ def test_sweep_by_age_then_size_never_a_fresh_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["d4"]
 
 
+def test_gradio_files_expire_while_requests_add_more(tmp_path: Path) -> None:
+    import threading
+
+    with gr.Blocks() as demo:
+        image = gr.Image()
+    served = set()
+    demo.temp_file_sets.append(served)
+    for name in ("old.jpg", "example.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+        served.add(str(tmp_path / name))
+    image.keep_in_cache.add(str(tmp_path / "example.jpg"))  # a cached example: Gradio keeps it
+    assert scratch.expire_gradio_files(demo, max_age=600) == 0  # young
+    assert scratch.expire_gradio_files(demo, max_age=600, now=time.time() + 601) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["example.jpg"] and served == {
+        str(tmp_path / "example.jpg")
+    }
+    # request threads add files while the sweeper walks the set (Gradio's own walk dies of this)
+    stop = threading.Event()
+
+    def requests() -> None:
+        i = 0
+        while not stop.is_set():
+            served.add(str(tmp_path / f"gone-{i}.jpg"))
+            i += 1
+
+    adder = threading.Thread(target=requests)
+    adder.start()
+    try:
+        for _ in range(200):
+            scratch.expire_gradio_files(demo, max_age=600, now=time.time() + 601)
+    finally:
+        stop.set()
+        adder.join()
+    assert [p.name for p in tmp_path.iterdir()] == ["example.jpg"]
+
+
 def test_outputs_folder_is_made_on_first_use_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FERHUB_CACHE_MAX_AGE_S", "600")
     first = scratch.output_path(".json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 _lock = threading.Lock()
 _outputs: Path | None = None
@@ -148,13 +150,47 @@ def maybe_sweep(*, force: bool = False) -> None:
             sweep_folder(root, max_age=age, cap=max_bytes(), min_age=min(max_age_s(), 60))
 
 
-def start_sweeper() -> None:
+def expire_gradio_files(blocks: Any, max_age: float, now: float | None = None) -> int:
+    """Delete the files Gradio made for ``blocks`` (uploads, served outputs) once older than ``max_age``
+    seconds, as ``delete_cache`` means to; returns how many. Gradio's own scheduled task iterates the live sets
+    that request threads add to: under concurrent requests it dies with "Set changed size during iteration" and
+    never runs again (``bench/soak.py``: 5,776 files, 192 MB after 10 minutes at 4 clients and a 120 s age).
+    This walks copies and, as Gradio does, keeps what components keep (``keep_in_cache``: cached examples)."""
+    now = time.time() if now is None else now
+    keep: set[str] = set()
+    for component in list(blocks.blocks.values()):
+        keep.update(getattr(component, "keep_in_cache", ()))
+    deleted = 0
+    for files in list(blocks.temp_file_sets):
+        for file in list(files):
+            if file in keep:
+                continue
+            try:
+                if now - os.lstat(file).st_ctime <= max_age:  # ctime, as Gradio ages them
+                    continue
+                os.remove(file)
+                deleted += 1
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+            files.discard(file)
+    return deleted
+
+
+def start_sweeper(blocks: Any = None) -> None:
     """Sweep every interval in a background thread (a server that stops getting requests still empties its
-    outputs as they age; requests alone would sweep only when the next one comes)."""
+    outputs as they age; requests alone would sweep only when the next one comes); with the app's ``blocks``,
+    also expire Gradio's files (:func:`expire_gradio_files`)."""
 
     def loop() -> None:
         while True:
             time.sleep(sweep_every_s())
-            maybe_sweep(force=True)
+            try:
+                maybe_sweep(force=True)
+                if blocks is not None:
+                    expire_gradio_files(blocks, max_age_s())
+            except Exception:  # one failed sweep must not end the sweeping (Gradio's own task ends so)
+                logging.getLogger(__name__).exception("sweeping the app's temporary files failed")
 
     threading.Thread(target=loop, name="ferhub-sweeper", daemon=True).start()
