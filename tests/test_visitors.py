@@ -175,23 +175,21 @@ def test_gradio_files_expire_while_requests_add_more(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["example.jpg"] and served == {
         str(tmp_path / "example.jpg")
     }
-    # request threads add files while the sweeper walks the set (Gradio's own walk dies of this)
-    stop = threading.Event()
-
+    # request threads add files while the sweeper walks the set (Gradio's own walk dies of this); a bounded
+    # number, so the set stays small enough to walk many times
     def requests() -> None:
-        i = 0
-        while not stop.is_set():
+        for i in range(20_000):
             served.add(str(tmp_path / f"gone-{i}.jpg"))
-            i += 1
 
     adder = threading.Thread(target=requests)
     adder.start()
-    try:
-        for _ in range(200):
-            scratch.expire_gradio_files(demo, max_age=600, now=time.time() + 601)
-    finally:
-        stop.set()
-        adder.join()
+    sweeps = 0
+    while adder.is_alive() or sweeps < 3:
+        scratch.expire_gradio_files(demo, max_age=600, now=time.time() + 601)
+        sweeps += 1
+    adder.join()
+    scratch.expire_gradio_files(demo, max_age=600, now=time.time() + 601)
+    assert served == {str(tmp_path / "example.jpg")}
     assert [p.name for p in tmp_path.iterdir()] == ["example.jpg"]
 
 
