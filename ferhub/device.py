@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from ferhub.errors import DeviceError
+
 
 def default_device(local_rank: int | None = None) -> str:
     """``"cuda"`` when torch sees a CUDA GPU, else ``"cpu"``; ``"cuda:<local_rank>"`` for one process of a
@@ -18,14 +20,15 @@ def default_device(local_rank: int | None = None) -> str:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` (``None``: :func:`default_device`) as a ``torch.device``; a CUDA device without a GPU is refused.
+    """``device`` (``None``: :func:`default_device`) as a ``torch.device``; a CUDA device without a GPU is
+    refused with :class:`~ferhub.errors.DeviceError`.
 
     >>> resolve_device("cpu")
     device(type='cpu')
     """
     dev = torch.device(device if device is not None else default_device())
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(dev)!r} was asked for but torch sees no CUDA GPU; use --device cpu")
+        raise DeviceError(f"device {str(dev)!r} was asked for but torch sees no CUDA GPU; use --device cpu")
     return dev
 
 

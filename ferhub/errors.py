@@ -94,6 +94,10 @@ class LicenseError(ZooError):
     """The package's licence is not one ferhub converts, or its metadata and LICENSE file disagree."""
 
 
+class DeviceError(FerhubError, RuntimeError):
+    """A device that cannot be used here, e.g. ``cuda`` on a machine where torch sees no GPU."""
+
+
 class ExportError(FerhubError, RuntimeError):
     """A model that cannot be exported to ONNX, or whose exported graph disagrees with the module."""
 

@@ -64,6 +64,13 @@ def test_evaluate_skips_and_counts_an_unreadable_image(faces, tmp_path, capsys) 
     assert sum(map(sum, entry["confusion_matrix"])) == 2 * len(FER7)
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_user_error_with_exit_1(faces, capsys) -> None:
+    assert main(["predict", str(faces / "angry"), "--device", "cuda"]) == 1
+    line = one_line(capsys.readouterr().err, "predict")
+    assert "sees no CUDA GPU" in line and "--device cpu" in line and "internal error" not in line
+
+
 def test_load_errors_are_one_line_with_exit_1(faces, tmp_path, capsys) -> None:
     missing = str(tmp_path / "no-such-model")
     for argv in (
