@@ -175,6 +175,7 @@ def test_gradio_files_expire_while_requests_add_more(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["example.jpg"] and served == {
         str(tmp_path / "example.jpg")
     }
+
     # request threads add files while the sweeper walks the set (Gradio's own walk dies of this); a bounded
     # number, so the set stays small enough to walk many times
     def requests() -> None:
