@@ -9,8 +9,8 @@ import signal
 
 from ferhub.ui import scratch
 
-# before Gradio is imported (it reads the folder then): uploads and served outputs in a folder of this server's
-# own, capped and removed at exit, instead of the /tmp/gradio every app on the machine shares
+# before Gradio is imported (it reads the folder then): uploads and served outputs in a folder of this
+# server's own, capped and removed at exit, instead of the /tmp/gradio every app on the machine shares
 scratch.own_gradio_cache()
 
 from ferhub.ui import build_app, launch_kwargs, state  # noqa: E402

@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.assets import EXAMPLES_DIR as EXAMPLES
+from ferhub.device import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +93,8 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-# -- 1. cold start ---------------------------------------------------------------------------------------------
+# -- 1. cold start
+# ---------------------------------------------------------------------------------------------
 def cold_start(runs: int) -> tuple[float, float]:
     imports, starts = [], []
     for _ in range(runs):
@@ -110,7 +112,8 @@ def cold_start(runs: int) -> tuple[float, float]:
     return statistics.median(imports), statistics.median(starts)
 
 
-# -- 2. classify latency -----------------------------------------------------------------------------------------
+# -- 2. classify latency
+# -----------------------------------------------------------------------------------------
 def one_face_photo(folder: Path) -> Path:
     """Grace Hopper (one face) letterboxed into a 640x480 JPEG."""
     photo = Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB")
@@ -160,10 +163,12 @@ def classify_latency(
 
 
 def http_classify_latency(url: str, photo: Path, runs: int) -> list[float]:
-    """Seconds per ``classify`` over Gradio's plain HTTP API (upload, ``/call/classify``, read its event stream).
+    """Seconds per ``classify`` over Gradio's plain HTTP API (upload, ``/call/classify``, read its event
+    stream).
 
-    The same server work as through ``gradio_client``, without that client's 50 ms polling of its message queue
-    (``gradio_client/utils.py``, ``get_pred_from_sse_v1plus``), which adds up to 50 ms per message received.
+    The same server work as through ``gradio_client``, without that client's 50 ms polling of its message
+    queue (``gradio_client/utils.py``, ``get_pred_from_sse_v1plus``), which adds up to 50 ms per message
+    received.
     """
     import json
 
@@ -201,11 +206,13 @@ def http_classify_latency(url: str, photo: Path, runs: int) -> list[float]:
 
 
 def httpx_client_ms(runs: int = 15) -> tuple[float, float]:
-    """Median ms to construct an ``httpx.Client()`` (certifi's CA bundle loaded) and ``httpx.Client(verify=False)``.
+    """Median ms to construct an ``httpx.Client()`` (certifi's CA bundle loaded) and
+    ``httpx.Client(verify=False)``.
 
     ``gradio_client`` constructs a fresh one for each of the three requests of a call with a file (upload,
     ``queue/join`` and the ``queue/data`` event stream: module-level ``httpx.post`` and ``httpx.Client``), so
-    on a plain ``http://`` URL, where no certificate is ever checked, each call still loads the bundle 3 times.
+    on a plain ``http://`` URL, where no certificate is ever checked, each call still loads the bundle 3
+    times.
     """
     import httpx
 
@@ -248,7 +255,8 @@ def gradio_floor_latency(photo: Path, runs: int, ssl_verify: bool = True) -> lis
         blocks.close()
 
 
-# -- 3. webcam in the browser ------------------------------------------------------------------------------------
+# -- 3. webcam in the browser
+# ------------------------------------------------------------------------------------
 def webcam_frames(width: int = 640, height: int = 480) -> list[Image.Image]:
     """Five real faces in view, drifting sideways: the heads of the two bundled photos and three LFW faces
     (scikit-image), ~130 px tall, side by side on a grey backdrop."""
@@ -351,7 +359,8 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> tuple[float, float, in
         driver.quit()
 
 
-# -- 4. concurrent load -------------------------------------------------------------------------------------------
+# -- 4. concurrent load
+# -------------------------------------------------------------------------------------------
 def load_run(url: str, photo: Path, clients: int, requests: int) -> tuple[int, int, float, list[float]]:
     from gradio_client import Client, handle_file
 
@@ -383,7 +392,7 @@ def load_run(url: str, photo: Path, clients: int, requests: int) -> tuple[int, i
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--webcam-seconds", type=float, default=12.0)
@@ -434,20 +443,46 @@ def main() -> int:
 
             p50, c50 = statistics.median(plain) * 1000, statistics.median(cam) * 1000
             rows += [
-                ("`classify` 640x480, 1 face, `Client(url)` (median / p90)", cell(plain), "median <= 100 ms", met(plain)),
-                ("`classify`, `Client(url, ssl_verify=False)` (median / p90)", cell(unverified), "median <= 100 ms", met(unverified)),
-                ("`classify` + Grad-CAM, `Client(url)` (median / p90)", cell(cam), "adds <= 50 ms",
-                 f"{'yes' if c50 - p50 <= 50 else 'no'} (+{c50 - p50:.0f} ms)"),
+                (
+                    "`classify` 640x480, 1 face, `Client(url)` (median / p90)",
+                    cell(plain),
+                    "median <= 100 ms",
+                    met(plain),
+                ),
+                (
+                    "`classify`, `Client(url, ssl_verify=False)` (median / p90)",
+                    cell(unverified),
+                    "median <= 100 ms",
+                    met(unverified),
+                ),
+                (
+                    "`classify` + Grad-CAM, `Client(url)` (median / p90)",
+                    cell(cam),
+                    "adds <= 50 ms",
+                    f"{'yes' if c50 - p50 <= 50 else 'no'} (+{c50 - p50:.0f} ms)",
+                ),
                 ("  + Grad-CAM, output images downloaded too", cell(fetched), "", ""),
                 ("  `classify` over plain HTTP (upload + /call/classify, median / p90)", cell(http), "", ""),
                 ("  Gradio floor: do-nothing image endpoint, `Client(url)`", cell(floor), "", ""),
-                ("  Gradio floor: do-nothing image endpoint, `Client(url, ssl_verify=False)`", cell(floor_unverified), "", ""),
-                ("  `httpx.Client()` construction, CA bundle loaded / `verify=False` (3 per call)",
-                 f"{verified_ms:.1f} / {unverified_ms:.1f} ms", "", ""),
-                ("`classify` server time, without / with Grad-CAM (Gradio profiler, median)",
-                 f"{plain_server:.0f} ms; {cam_server:.0f} ms", "<= 35 ms without",
-                 "yes" if plain_server <= 35 else "no"),
-            ]  # fmt: skip
+                (
+                    "  Gradio floor: do-nothing image endpoint, `Client(url, ssl_verify=False)`",
+                    cell(floor_unverified),
+                    "",
+                    "",
+                ),
+                (
+                    "  `httpx.Client()` construction, CA bundle loaded / `verify=False` (3 per call)",
+                    f"{verified_ms:.1f} / {unverified_ms:.1f} ms",
+                    "",
+                    "",
+                ),
+                (
+                    "`classify` server time, without / with Grad-CAM (Gradio profiler, median)",
+                    f"{plain_server:.0f} ms; {cam_server:.0f} ms",
+                    "<= 35 ms without",
+                    "yes" if plain_server <= 35 else "no",
+                ),
+            ]
         if "webcam" not in args.skip:
             page, server, in_view = webcam_fps(url, folder, args.webcam_seconds)
             rows.append(
@@ -480,7 +515,10 @@ def main() -> int:
             rows.append(
                 (
                     "  throughput / latency median, p90",
-                    f"{total / wall:.1f} req/s; {statistics.median(lat) * 1000:.0f} / {pct(lat, 90) * 1000:.0f} ms",
+                    (
+                        f"{total / wall:.1f} req/s; {statistics.median(lat) * 1000:.0f} /"
+                        f" {pct(lat, 90) * 1000:.0f} ms"
+                    ),
                     "",
                     "",
                 )
@@ -498,14 +536,12 @@ def main() -> int:
         stop(process)
         shutil.rmtree(folder, ignore_errors=True)
 
-    import platform
-
     import torch
 
     load = os.getloadavg()
     print(f"\nload average during the run (1/5/15 min): {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
     print(
-        f"ferhub app benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"ferhub app benchmark: {cpu_name()}, torch {torch.__version__}, "
         f"device {'cuda' if torch.cuda.is_available() else 'cpu'}"
     )
     print("\n| measure | result | target | met |\n|---|---|---|---|")

@@ -64,7 +64,8 @@ def interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: int) ->
 
 
 def detection_child(runs: int, runtime: str) -> None:
-    """(Child process) median ms and page faults per call of ferhub's detector on the 640x480 photo, as JSON."""
+    """(Child process) median ms and page faults per call of ferhub's detector on the 640x480 photo, as
+    JSON."""
     import resource
 
     from ferhub.faces import FaceDetector
@@ -78,7 +79,8 @@ def detection_child(runs: int, runtime: str) -> None:
 
 
 def wait_policy_comparison(runs: int, rounds: int = 3) -> dict[tuple[str, str], tuple[float, float]]:
-    """(policy, runtime) -> (median over ``rounds`` child processes of their median ms, page faults per call)."""
+    """(policy, runtime) -> (median over ``rounds`` child processes of their median ms, page faults per
+    call)."""
     results: dict[tuple[str, str], list[list[float]]] = {}
     for _ in range(rounds):
         for policy in ("PASSIVE", "ACTIVE"):

@@ -185,12 +185,19 @@ def main() -> None:
         ),
     ]
     workloads += [
-        Workload("640x480 photos, detection (empty face cache)", len(source),
-                 lambda: evaluation.evaluate([model_id], source, cache=FaceCache(predictor.detector, persist=False),
-                                             **common)),
-        Workload("640x480 photos, face cache warm", len(source),
-                 lambda: evaluation.evaluate([model_id], source, cache=warm_cache, **common)),
-    ]  # fmt: skip
+        Workload(
+            "640x480 photos, detection (empty face cache)",
+            len(source),
+            lambda: evaluation.evaluate(
+                [model_id], source, cache=FaceCache(predictor.detector, persist=False), **common
+            ),
+        ),
+        Workload(
+            "640x480 photos, face cache warm",
+            len(source),
+            lambda: evaluation.evaluate([model_id], source, cache=warm_cache, **common),
+        ),
+    ]
     load_before = os.getloadavg()[0]
     run_interleaved(workloads, args.runs)
     load_after = os.getloadavg()[0]
@@ -199,10 +206,10 @@ def main() -> None:
 
     print()
     print(
-        f"ferhub evaluation throughput: {model_id}, device {predictor.device}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; median of {args.runs} interleaved rounds; "
-        f"{no_face}/{len(source)} photos without a detected face; 1-min load average {load_before:.1f} before, "
-        f"{load_after:.1f} after"
+        f"ferhub evaluation throughput: {model_id}, device {predictor.device}, torch {torch.__version__},"
+        f" {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; median of {args.runs} interleaved"
+        f" rounds; {no_face}/{len(source)} photos without a detected face; 1-min load average"
+        f" {load_before:.1f} before, {load_after:.1f} after"
         + (
             " (above the CPU count: other processes shared the cores)"
             if max(load_before, load_after) > (os.cpu_count() or 1)

@@ -1,4 +1,5 @@
-"""A separate virtualenv with the ``fer`` package (25.10.3), for benchmarks that run fer side by side with ferhub.
+"""A separate virtualenv with the ``fer`` package (25.10.3), for benchmarks that run fer side by side with
+ferhub.
 
 fer's declared dependencies would pull the full ``tensorflow``, the GUI OpenCV and, through facenet-pytorch,
 an unpinned (CUDA) torch; its video path needs only TensorFlow Lite, OpenCV, pandas and tqdm. So fer is

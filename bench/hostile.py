@@ -1,4 +1,5 @@
-"""Time and memory of every hostile case of the test suite, printed as Markdown tables (the README quotes them).
+"""Time and memory of every hostile case of the test suite, printed as Markdown tables (the README quotes
+them).
 
     python bench/hostile.py [--kinds]
 
@@ -32,7 +33,7 @@ def cpu_model() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--kinds", action="store_true", help="also print a row per case")
     args = parser.parse_args()
     sys.path.insert(0, str(TESTS))

@@ -137,8 +137,8 @@ def main() -> None:
         ]
 
     print(
-        f"ferhub predict benchmark — device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-        f"{args.runs} runs after warm-up, faces found {n_faces}"
+        f"ferhub predict benchmark — device {args.device}, torch {torch.__version__}, threads"
+        f" {torch.get_num_threads()}, {args.runs} runs after warm-up, faces found {n_faces}"
     )
     print()
     print("| measure | median | p90 | target |")

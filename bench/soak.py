@@ -6,9 +6,9 @@ Against ``python app.py`` served on a free local port as a Space runs it, with `
 folder so that every file it leaves is counted (its outputs, and the Gradio cache it makes there for itself,
 capped and removed at exit; ``GRADIO_TEMP_DIR`` is left unset, as a folder named there is the operator's and
 outlives the server). The server keeps a result downloadable for ``--cache-max-age`` seconds
-(``FERHUB_CACHE_MAX_AGE_S``; the app's default, 600, is as long as the whole soak, which would then never reach
-the steady state it checks). First ``--clients`` clients x ``--warm-up`` calls, so that one-time costs (the
-model, Gradio's worker threads, malloc arenas) are in the baseline; then:
+(``FERHUB_CACHE_MAX_AGE_S``; the app's default, 600, is as long as the whole soak, which would then never
+reach the steady state it checks). First ``--clients`` clients x ``--warm-up`` calls, so that one-time costs
+(the model, Gradio's worker threads, malloc arenas) are in the baseline; then:
 
 1. burst: ``--clients`` concurrent ``gradio_client`` clients x ``--requests`` ``classify`` calls each (a
    640x480 photo with one face, attribution ``--method``): failures, throughput, latency, and the server's
@@ -278,7 +278,7 @@ def soak(server: Server, photo: Path, args: argparse.Namespace) -> dict[str, obj
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=25)
     parser.add_argument("--soak-clients", type=int, default=4)
@@ -303,9 +303,11 @@ def main() -> int:
         warm = Load()
         counters = [iter(range(args.warm_up + 1)) for _ in range(args.clients)]
         threads = [
-            threading.Thread(target=client_loop, args=(server.url, photo, args, warm, lambda c=c: next(c) >= args.warm_up))
+            threading.Thread(
+                target=client_loop, args=(server.url, photo, args, warm, lambda c=c: next(c) >= args.warm_up)
+            )
             for c in counters
-        ]  # fmt: skip
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -335,30 +337,70 @@ def main() -> int:
     loads = " / ".join(f"{x:.2f}" for x in (*load_before[:1], *os.getloadavg()[:1]))
     print(f"\n**{cpu_model()}, {cores}**, Python {platform.python_version()}, `{' '.join(sys.argv)}`")
     # the soak checks memory and files, not speed; the load says how busy the machine was meanwhile
-    print(f"machine load (1-min average) at start / end: {loads}; server: FERHUB_CACHE_MAX_AGE_S={args.cache_max_age}, "
-          f"FERHUB_CACHE_SWEEP_S={args.sweep}; client timeout {args.timeout:g} s\n")  # fmt: skip
+    print(
+        f"machine load (1-min average) at start / end: {loads}; server:"
+        f" FERHUB_CACHE_MAX_AGE_S={args.cache_max_age}, FERHUB_CACHE_SWEEP_S={args.sweep}; client timeout"
+        f" {args.timeout:g} s\n"
+    )
     print("| phase | measure | value | check |")
     print("|---|---|---|---|")
     rows = [
-        ("warm-up", f"server RSS idle / after {args.clients} clients x {args.warm_up} classify",
-         f"{first_rss:.0f} / {b['before']:.0f} MB", ""),
-        ("burst", f"{args.clients} clients x {args.requests} classify ({args.method})",
-         f"{b['requests']} requests, {b['failures']} failed", "0 failures: " + ("yes" if b["failures"] == 0 else "no")),
-        ("burst", "throughput; latency p50 / p90 / max",
-         f"{b['throughput']:.1f} req/s; {b['p50']:.2f} / {b['p90']:.2f} / {b['max']:.2f} s", ""),
-        ("burst", "server RSS before / peak / after", f"{b['before']:.0f} / {b['peak']:.0f} / {b['after']:.0f} MB",
-         f"after within 10%: {'yes' if b['after'] <= b['before'] * 1.1 else 'no'} ({100 * (b['after'] / b['before'] - 1):+.1f}%)"),
-        ("soak", f"{args.soak_clients} clients for {args.soak_minutes:g} min",
-         f"{s['requests']} requests, {s['failures']} failed, p50 {s['p50']:.2f} s",
-         "0 failures: " + ("yes" if s["failures"] == 0 else "no")),
-        ("soak", "server RSS start / max / end; slope (2nd half)",
-         f"{s['rss_start']:.0f} / {s['rss_max']:.0f} / {s['rss_end']:.0f} MB; {s['slope_mb_per_hour']:+.0f} MB/h",
-         f"flat (last vs 2nd quarter {100 * s['drift']:+.1f}%, <= {100 * FLAT_DRIFT:.0f}%): {'yes' if flat else 'no'}"),
-        ("soak", "temp files: 1st-half max / 2nd-half max / end (max MB)",
-         f"{s['files_first_half_max']} / {s['files_second_half_max']} / {s['files_end']} ({s['file_mb_max']:.1f} MB)",
-         f"bounded: {'yes' if bounded else 'no'}"),
+        (
+            "warm-up",
+            f"server RSS idle / after {args.clients} clients x {args.warm_up} classify",
+            f"{first_rss:.0f} / {b['before']:.0f} MB",
+            "",
+        ),
+        (
+            "burst",
+            f"{args.clients} clients x {args.requests} classify ({args.method})",
+            f"{b['requests']} requests, {b['failures']} failed",
+            "0 failures: " + ("yes" if b["failures"] == 0 else "no"),
+        ),
+        (
+            "burst",
+            "throughput; latency p50 / p90 / max",
+            f"{b['throughput']:.1f} req/s; {b['p50']:.2f} / {b['p90']:.2f} / {b['max']:.2f} s",
+            "",
+        ),
+        (
+            "burst",
+            "server RSS before / peak / after",
+            f"{b['before']:.0f} / {b['peak']:.0f} / {b['after']:.0f} MB",
+            (
+                f"after within 10%: {'yes' if b['after'] <= b['before'] * 1.1 else 'no'}"
+                f" ({100 * (b['after'] / b['before'] - 1):+.1f}%)"
+            ),
+        ),
+        (
+            "soak",
+            f"{args.soak_clients} clients for {args.soak_minutes:g} min",
+            f"{s['requests']} requests, {s['failures']} failed, p50 {s['p50']:.2f} s",
+            "0 failures: " + ("yes" if s["failures"] == 0 else "no"),
+        ),
+        (
+            "soak",
+            "server RSS start / max / end; slope (2nd half)",
+            (
+                f"{s['rss_start']:.0f} / {s['rss_max']:.0f} / {s['rss_end']:.0f} MB;"
+                f" {s['slope_mb_per_hour']:+.0f} MB/h"
+            ),
+            (
+                f"flat (last vs 2nd quarter {100 * s['drift']:+.1f}%, <= {100 * FLAT_DRIFT:.0f}%):"
+                f" {'yes' if flat else 'no'}"
+            ),
+        ),
+        (
+            "soak",
+            "temp files: 1st-half max / 2nd-half max / end (max MB)",
+            (
+                f"{s['files_first_half_max']} / {s['files_second_half_max']} / {s['files_end']}"
+                f" ({s['file_mb_max']:.1f} MB)"
+            ),
+            f"bounded: {'yes' if bounded else 'no'}",
+        ),
         ("exit", "temp files left after the server exited", f"{left} ({left_mb:.1f} MB)", ""),
-    ]  # fmt: skip
+    ]
     for row in rows:
         print("| " + " | ".join(row) + " |")
     if left:

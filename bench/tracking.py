@@ -1,10 +1,11 @@
-"""Tracker quality on the test clips: ferhub's tracker vs ByteTrack (``supervision`` 0.30.9, its last release with
+"""Tracker quality on the test clips: ferhub's tracker vs ByteTrack (``supervision`` 0.30.9, its last release
+with
 ByteTrack) on the same MTCNN detections, in one run. Prints a Markdown table.
 
     python bench/tracking.py
 
-The scenes are ``tests/clips.py``'s (pan, zoom, cut, two faces crossing, a face leaving and returning), 15 fps,
-faces detected on every frame. ByteTrack runs in the fer benchmark venv (``bench/fer_env.py``) with
+The scenes are ``tests/clips.py``'s (pan, zoom, cut, two faces crossing, a face leaving and returning), 15
+fps, faces detected on every frame. ByteTrack runs in the fer benchmark venv (``bench/fer_env.py``) with
 ``supervision==0.30.9`` added, so ferhub's environment is untouched. Per scene: the people in it, the ids each
 tracker gave, identity switches (a person's id differs from that person's previous id) and impure ids (one id
 on two people).
@@ -71,7 +72,8 @@ def detections() -> tuple[dict[str, list], dict[str, list], dict[str, list]]:
 
 
 def ferhub_ids(dets: dict[str, list], images: dict[str, list] | None = None) -> dict[str, list]:
-    """ferhub's tracker on the detections; with ``images``, also its shot-cut detector, as ferhub.video runs."""
+    """ferhub's tracker on the detections; with ``images``, also its shot-cut detector, as ferhub.video
+    runs."""
     from PIL import Image
 
     from ferhub.tracking import FaceTracker
@@ -133,7 +135,8 @@ def main() -> None:
         "ByteTrack (supervision 0.30.9)": bytetrack_ids(dets),
     }
     print(
-        f"\n### Tracking on the test clips (MTCNN on every frame, 15 fps)\n\n{cpu_name()}, {os.cpu_count()} cores\n"
+        f"\n### Tracking on the test clips (MTCNN on every frame, 15 fps)\n\n{cpu_name()}, {os.cpu_count()}"
+        " cores\n"
     )
     print("| scene | people | tracker | ids | id switches | impure ids | detections without id |")
     print("|---|---:|---|---:|---:|---:|---:|")

@@ -1,8 +1,10 @@
-"""Training benchmark: (a) proof that the loop learns, offline; (b) training throughput with data + augmentation.
+"""Training benchmark: (a) proof that the loop learns, offline; (b) training throughput with data +
+augmentation.
 
-(a) mini-Xception is trained on a generated task made of real face crops (scikit-image's LFW subset): each crop
-    is shown as is, upside down, inverted or rotated 90° (4 classes, chance = 25%), with random zoom, shift and
-    noise. The faces used for validation are held out of training entirely.
+(a) mini-Xception is trained on a generated task made of real face crops (scikit-image's LFW subset): each
+crop
+    is shown as is, upside down, inverted or rotated 90° (4 classes, chance = 25%), with random zoom, shift
+    and noise. The faces used for validation are held out of training entirely.
 (b) img/s of ``train_one_epoch`` (batch gather + the papers' augmentations + forward/backward/step) against a
     bare model step on a ready-made normalised batch, measured in the same run; medians of several runs.
 
@@ -213,15 +215,15 @@ def main() -> None:
         rows += [("resnet18", 112, 256, "bf16", None), ("resnet18", 112, 512, "bf16", None)]
     print(f"## (b) training throughput, images/s (median of {args.repeats} runs of {args.steps} batches)\n")
     print(
-        "| model | input | batch | AMP | end to end (data + augmentation + step) | bare step | end to end / bare "
-        "| gather + augmentation alone |"
+        "| model | input | batch | AMP | end to end (data + augmentation + step) | bare step | end to end /"
+        " bare | gather + augmentation alone |"
     )
     print("|---|---|---:|---|---:|---:|---:|---:|")
     for model_name, size, batch, amp, channels in rows:
         t = throughput(model_name, size, batch, args.steps, args.repeats, device, amp, channels)
         print(
-            f"| {model_name} | {size}x{size} | {batch} | {amp} | {t['end_to_end']:,.0f} | {t['bare_step']:,.0f} | "
-            f"{t['end_to_end'] / t['bare_step']:.0%} | {t['loader_only']:,.0f} |"
+            f"| {model_name} | {size}x{size} | {batch} | {amp} | {t['end_to_end']:,.0f} |"
+            f" {t['bare_step']:,.0f} | {t['end_to_end'] / t['bare_step']:.0%} | {t['loader_only']:,.0f} |"
         )
     print(f"\naugmentation in the end-to-end runs: {AUGMENT}")
 

@@ -1,10 +1,11 @@
-"""Video benchmark: frames per second analysed (every frame classified) and peak memory vs clip length, side by
+"""Video benchmark: frames per second analysed (every frame classified) and peak memory vs clip length, side
+by
 side with ``fer``'s own video pipeline on the same clips, in one run. Prints Markdown tables.
 
     python bench/video.py [--device cpu|cuda] [--seconds 20] [--long-seconds 120] [--no-fer]
 
-- clips are made here from the bundled photos (PyAV, H.264): a 640x480 one-face clip and a 1080p clip with four
-  faces, both with moving faces, 30 fps;
+- clips are made here from the bundled photos (PyAV, H.264): a 640x480 one-face clip and a 1080p clip with
+  four faces, both with moving faces, 30 fps;
 - ferhub: ``ferhub.video.VideoAnalyzer`` over ``Predictor`` (decode, detect every k-th frame, track, classify
   every frame, smooth, summaries), k = 1 and the default 3, results streamed to CSV as the CLI does;
 - fer 25.10.3: ``fer.classes.Video.analyze`` with ``FER()`` (OpenCV Haar cascade + the TFLite model, every
@@ -159,7 +160,7 @@ def child_memory(path: Path, device: str) -> tuple[int, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--long-seconds", type=float, default=120)
@@ -175,8 +176,8 @@ def main() -> None:
     long = write(folder / f"vga-1face-{args.long_seconds:g}s.mp4", (640, 480), args.long_seconds, 1)
 
     head = (
-        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"device {args.device}, load average {os.getloadavg()[0]:.1f} at start"
+        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()}"
+        f" threads), device {args.device}, load average {os.getloadavg()[0]:.1f} at start"
     )
     print(f"\n### Video analysis, frames per second (every frame classified)\n\n{head}\n")
     print("| clip | pipeline | frames/s | faces found |\n|---|---|---:|---:|")
@@ -190,7 +191,8 @@ def main() -> None:
                 print(f"| {name} | fer 25.10.3 | {result} | |")
             else:
                 print(
-                    f"| {name} | fer 25.10.3 (Haar + TFLite) | {result[0]:.1f} | {result[1]} frames with a face |"
+                    f"| {name} | fer 25.10.3 (Haar + TFLite) | {result[0]:.1f} | {result[1]} frames with a"
+                    " face |"
                 )
     print(f"\n### Peak memory of `ferhub predict` on a video vs its length\n\n{head}\n")
     print("| clip | frames | frames/s | peak RSS (MB) |\n|---|---:|---:|---:|")
@@ -198,7 +200,8 @@ def main() -> None:
         frames, dt, rss = child_memory(clip, args.device)
         print(f"| 640x480, {seconds:g} s | {frames} | {frames / dt:.1f} | {rss:.0f} |", flush=True)
     print(
-        f"\nclips in {folder}; this process's peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+        f"\nclips in {folder}; this process's peak RSS"
+        f" {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )
 
 

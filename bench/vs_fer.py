@@ -1,10 +1,12 @@
-"""ferhub against the ``fer`` package (25.10.3: OpenCV Haar cascade + TFLite mini-Xception, its default), in one run.
+"""ferhub against the ``fer`` package (25.10.3: OpenCV Haar cascade + TFLite mini-Xception, its default), in
+one run.
 
     python bench/vs_fer.py [--rounds 3] [--runs 15] [--folder-photos 60]
 
 fer runs in its own virtualenv (``bench/fer_env.py`` creates ``bench/.venv-fer`` on first use: fer without its
 declared dependencies, next to tensorflow-cpu and headless OpenCV, which is all it imports). Both libraries
-see the same JPEG files, written to ``bench/.fer-photos`` from the real photos ferhub and its test extras ship:
+see the same JPEG files, written to ``bench/.fer-photos`` from the real photos ferhub and its test extras
+ship:
 
 - **640x480 one-face photos** (8): matplotlib's Grace Hopper and scikit-image's astronaut (bundled in
   ``ferhub/assets/examples``), and six LFW faces (scikit-image's ``lfw_subset``, 25x25 crops upscaled to
@@ -57,7 +59,9 @@ for path in sys.argv[2:]:
     faces = len(detector.detect_emotions(image))
     times = []
     for _ in range(int(sys.argv[1])):
-        t = time.perf_counter(); detector.detect_emotions(cv2.imread(path)); times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        detector.detect_emotions(cv2.imread(path))
+        times.append(time.perf_counter() - t)
     out[path] = [statistics.median(times) * 1000, faces]
 print(json.dumps(out))
 """
@@ -180,19 +184,22 @@ def main() -> None:
         f"{cpu_name()}; fer {FER_VERSION} (Haar + TFLite) in {Path(fer).parent.parent.name}, ferhub default"
     )
     print(
-        f"(ONNX Runtime on the CPU); {args.rounds} rounds, child processes alternating, {args.runs} runs a photo\n"
+        f"(ONNX Runtime on the CPU); {args.rounds} rounds, child processes alternating, {args.runs} runs a"
+        " photo\n"
     )
     print("| measure | fer | ferhub | ferhub / fer | target |")
     print("|---|---:|---:|---:|---|")
     f1, h1 = median_ms("fer", one), median_ms("ferhub", one)
     print(
-        f"| 640x480 one-face photo, end to end in-process, median ms ({len(one)} photos; faces found "
-        f"fer {found('fer', one)}, ferhub {found('ferhub', one)}) | {f1:.1f} | {h1:.1f} | {h1 / f1:.2f}x | <= 0.4x |"
+        f"| 640x480 one-face photo, end to end in-process, median ms ({len(one)} photos; faces found fer"
+        f" {found('fer', one)}, ferhub {found('ferhub', one)}) | {f1:.1f} | {h1:.1f} | {h1 / f1:.2f}x | <="
+        " 0.4x |"
     )
     f5, h5 = median_ms("fer", group), median_ms("ferhub", group)
     print(
-        f"| 1920x1080 five-face photo, median ms ({len(group)} photos; faces found fer {found('fer', group)}, "
-        f"ferhub {found('ferhub', group)} of {5 * len(group)}) | {f5:.1f} | {h5:.1f} | {h5 / f5:.2f}x | ferhub <= 150 ms |"
+        f"| 1920x1080 five-face photo, median ms ({len(group)} photos; faces found fer {found('fer', group)},"
+        f" ferhub {found('ferhub', group)} of {5 * len(group)}) | {f5:.1f} | {h5:.1f} | {h5 / f5:.2f}x |"
+        " ferhub <= 150 ms |"
     )
     fr = args.folder_photos / statistics.median(folder_s["fer"])
     hr = args.folder_photos / statistics.median(folder_s["ferhub"])

@@ -5,8 +5,8 @@
 Per zoo model available on this machine (bundled, or imported with ``ferhub zoo import``) and the bundled
 ensemble: parameters, repo size on disk, classifier throughput on face crops at batch 1 and 64 through
 ``Predictor.classify_crops`` (crop resize + normalisation included), and the end-to-end latency of one 640x480
-JPEG with one face through ``Predictor.predict`` (decode, MTCNN detection, per-model crop, classify). Times are
-medians of ``--runs`` rounds after two warm-up rounds (batch 64 every other round); each round times every
+JPEG with one face through ``Predictor.predict`` (decode, MTCNN detection, per-model crop, classify). Times
+are medians of ``--runs`` rounds after two warm-up rounds (batch 64 every other round); each round times every
 model once, so that all models see the same share of a busy machine and compare as ratios.
 """
 
@@ -35,14 +35,16 @@ def repo_size(folder: Path) -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--runs", type=int, default=20, help="timed runs per measurement (median reported)")
     p.add_argument(
         "--threads",
         type=int,
         default=1,
-        help="torch intra-op threads (default 1: on a shared, oversubscribed machine two threads were 4x slower "
-        "than one; 0 keeps torch's default)",
+        help=(
+            "torch intra-op threads (default 1: on a shared, oversubscribed machine two threads were 4x"
+            " slower than one; 0 keeps torch's default)"
+        ),
     )
     args = p.parse_args()
 
@@ -105,17 +107,18 @@ def main() -> None:
     for name, (_, inp, params, size) in loaded.items():
         t1, t64, e2e = (statistics.median(times[(name, k)]) for k in ("b1", "b64", "e2e"))
         rows.append(
-            f"| {name} | {inp} | {params / 1e6:.3f} M | {size / 1e6:.2f} MB | {1 / t1:,.0f} | {64 / t64:,.0f} | "
-            f"{e2e * 1e3:.1f} ms |"
+            f"| {name} | {inp} | {params / 1e6:.3f} M | {size / 1e6:.2f} MB | {1 / t1:,.0f} | {64 / t64:,.0f}"
+            f" | {e2e * 1e3:.1f} ms |"
         )
     rows += [f"| {name} | not imported (`ferhub zoo import {name}`) | | | | | |" for name in missing]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs (1-min load average "
-        f"{load:.1f} at the end: other processes share these cores); medians of {args.runs} runs\n"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs (1-min load"
+        f" average {load:.1f} at the end: other processes share these cores); medians of {args.runs} runs\n"
     )
     print(
-        "| model | input | params | repo size | crops/s, batch 1 | crops/s, batch 64 | 640x480 one-face photo, end to end |"
+        "| model | input | params | repo size | crops/s, batch 1 | crops/s, batch 64 | 640x480 one-face"
+        " photo, end to end |"
     )
     print("|---|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))

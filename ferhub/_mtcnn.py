@@ -7,9 +7,9 @@ arithmetic of MTCNN and changes how pixels reach them:
 
 - the pyramid is built by halving one normalised tensor (a 2x2 box filter) and one bilinear step of less than
   2x per level, instead of an area resize of the full photo per level; the small levels share one P-net call;
-- R-net and O-net inputs for all candidates are sampled by ``F.grid_sample``, one call per source level: each box is
-  read from the pyramid level where it is closest to (and not smaller than) the net's input size, so sampling
-  never shrinks by more than the pyramid step and needs no per-box area resize;
+- R-net and O-net inputs for all candidates are sampled by ``F.grid_sample``, one call per source level: each
+  box is read from the pyramid level where it is closest to (and not smaller than) the net's input size, so
+  sampling never shrinks by more than the pyramid step and needs no per-box area resize;
 - the nets run channels-last (oneDNN's fast layout on the CPU) with their two or three heads fused into one
   layer;
 - NMS is vectorised: within a P-net level a 3x3 local-maximum test (see :meth:`FastMTCNN._stage1`), elsewhere
@@ -75,8 +75,8 @@ def _nhwc_dense(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The dense layer's weight re-ordered for inputs flattened as (h, w, c) instead of facenet's (w, h, c).
 
-    facenet-pytorch flattens ``x.permute(0, 3, 2, 1)``; re-ordering the weight once lets a channels-last tensor
-    be flattened without a copy.
+    facenet-pytorch flattens ``x.permute(0, 3, 2, 1)``; re-ordering the weight once lets a channels-last
+    tensor be flattened without a copy.
     """
     w = dense.weight.view(-1, width, height, channels).permute(0, 2, 1, 3).reshape(dense.weight.shape[0], -1)
     return w.contiguous(), dense.bias
@@ -117,10 +117,16 @@ def _pnet() -> torch.nn.Module:
     return _net(
         "pnet",
         {
-            "conv1": conv(3, 10, 3), "prelu1": prelu(10), "conv2": conv(10, 16, 3), "prelu2": prelu(16),
-            "conv3": conv(16, 32, 3), "prelu3": prelu(32), "conv4_1": conv(32, 2, 1), "conv4_2": conv(32, 4, 1),
+            "conv1": conv(3, 10, 3),
+            "prelu1": prelu(10),
+            "conv2": conv(10, 16, 3),
+            "prelu2": prelu(16),
+            "conv3": conv(16, 32, 3),
+            "prelu3": prelu(32),
+            "conv4_1": conv(32, 2, 1),
+            "conv4_2": conv(32, 4, 1),
         },
-    )  # fmt: skip
+    )
 
 
 def _rnet() -> torch.nn.Module:
@@ -276,7 +282,8 @@ def nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torc
 
 
 def _to_tensor(images: Image.Image | Sequence[Image.Image], device: torch.device) -> torch.Tensor:
-    """RGB image(s) of one size -> (N, 3, H, W) channels-last float on ``device``: MTCNN's ``(x - 127.5) / 128``,
+    """RGB image(s) of one size -> (N, 3, H, W) channels-last float on ``device``: MTCNN's ``(x - 127.5) /
+    128``,
     plus 1.
 
     The +1 makes black 0, so crops sampled partly outside the image are zero-padded with black (as in the
@@ -351,10 +358,11 @@ class FastMTCNN:
         self, images: Sequence[Image.Image], min_face_size: float | None, max_side: int
     ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         width, height = images[0].size
-        # large photos: P-net's levels are those of a copy whose longer side is max_side (the automatic minimum
-        # face size is relative to that copy). The pixels come from an integer box reduce of the photo
-        # (Pillow's SIMD ``reduce``, a few ms for 12 MP, where an exact resize to max_side costs ~10x more) that
-        # is still at least that large; the pyramid's halvings do the rest and R-/O-net crops read from it.
+        # large photos: P-net's levels are those of a copy whose longer side is max_side (the automatic
+        # minimum face size is relative to that copy). The pixels come from an integer box reduce of the photo
+        # (Pillow's SIMD ``reduce``, a few ms for 12 MP, where an exact resize to max_side costs ~10x more)
+        # that is still at least that large; the pyramid's halvings do the rest and R-/O-net crops read from
+        # it.
         shrink = min(1.0, max_side / max(width, height))
         reduce = int(1 / shrink + 1e-9)
         if reduce >= 2:
@@ -384,8 +392,8 @@ class FastMTCNN:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side, each ``PYRAMID_FACTOR`` smaller.
 
         The input is halved repeatedly (bilinear sampling at exactly half size reads the centre of each 2x2
-        block: a box filter); each level is one bilinear step of less than 2x from the smallest halving that is
-        still larger. A plain bilinear shrink by 3-10x would alias and cost P-net recall;
+        block: a box filter); each level is one bilinear step of less than 2x from the smallest halving that
+        is still larger. A plain bilinear shrink by 3-10x would alias and cost P-net recall;
         ``F.interpolate(antialias=True)`` per level costs several times more on the CPU.
         """
         h, w = x.shape[2:]
@@ -416,8 +424,8 @@ class FastMTCNN:
 
         Within a level P-net's windows are equal 12 px squares on a 2 px grid, so two of them overlap with
         IoU > 0.5 exactly when they are 8-neighbours on the score map. MTCNN's greedy NMS at 0.5 there is
-        replaced by keeping the cells that are the maximum of their 3x3 neighbourhood within their level: every
-        one of them survives greedy NMS too, every cluster keeps its peak, and no sequential pass over
+        replaced by keeping the cells that are the maximum of their 3x3 neighbourhood within their level:
+        every one of them survives greedy NMS too, every cluster keeps its peak, and no sequential pass over
         thousands of windows is needed.
         """
         maps, origins = self._score_maps(levels)
@@ -455,7 +463,8 @@ class FastMTCNN:
             score = prob[ys, xs]
             peak = score >= neighbours.amax(dim=1)
             ys, xs, score, level = ys[peak], xs[peak], score[peak], level[peak]
-            # the window at score cell (x, y) covers [2x, 2x + 12) of the canvas, which holds its level at origin
+            # the window at score cell (x, y) covers [2x, 2x + 12) of the canvas, which holds its level at
+            # origin
             lsx, lsy = scale_x[level], scale_y[level]
             x1 = (2 * xs - origins[level, 1]).to(prob.dtype) / lsx
             y1 = (2 * ys - origins[level, 0]).to(prob.dtype) / lsy
@@ -470,13 +479,14 @@ class FastMTCNN:
     def _score_maps(
         self, levels: list[Level]
     ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], torch.Tensor]:
-        """P-net's maps per call: (face probability (N, h, w), box offsets (N, 4, h, w), index of the level each
+        """P-net's maps per call: (face probability (N, h, w), box offsets (N, 4, h, w), index of the level
+        each
         cell belongs to or -1 (h, w)), and each level's origin (y, x) in its call's canvas.
 
         The two largest levels run alone; the small ones are packed into one canvas and run as one call: a
         handful of tiny convolutions costs more in per-call overhead (and slower small-input kernels) than the
-        padding wastes. P-net has no padding and a 12 px receptive field on a 2 px grid, so with every level at
-        an even offset a window inside a level sees exactly what it would see alone.
+        padding wastes. P-net has no padding and a 12 px receptive field on a 2 px grid, so with every level
+        at an even offset a window inside a level sees exactly what it would see alone.
         """
         device = levels[0][0].device
         maps = []
@@ -569,7 +579,8 @@ def _sample_crops(levels: list[Level], x: torch.Tensor, boxes: torch.Tensor, siz
     source_scale = boxes.new_tensor([s[1] for s in sources])
     fine = 2 * size
     fits = (side[:, None] * source_scale[None, :] >= fine).long()
-    # sources are ordered by decreasing scale: the last one that fits is the smallest that fits (else the input)
+    # sources are ordered by decreasing scale: the last one that fits is the smallest that fits (else the
+    # input)
     index = (fits.cumsum(dim=1) * fits).argmax(dim=1)
     crops = x.new_empty(len(boxes), 3, fine, fine)
     steps = (torch.arange(fine, device=x.device, dtype=x.dtype) + 0.5) / fine  # sample centres in [0, 1]

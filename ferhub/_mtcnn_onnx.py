@@ -1,11 +1,13 @@
-"""MTCNN on the CPU without torch's thread pool: ONNX Runtime graphs for every pixel step, numpy for the boxes.
+"""MTCNN on the CPU without torch's thread pool: ONNX Runtime graphs for every pixel step, numpy for the
+boxes.
 
 The same computation as :class:`ferhub._mtcnn.FastMTCNN`, step for step (facenet-pytorch's P/R/O-net weights,
-MTCNN's thresholds, the pyramid of exact halvings plus one bilinear step per level, the packing of small levels
-into one P-net call, the 3x3 local-maximum NMS within a level, crops sampled from the pyramid level closest to
-their size), so it finds the same faces with the same boxes to float rounding. What differs is where it runs:
-torch's intra-op pool wakes its threads for every operator, which made detection 1.6-2x slower or faster
-depending on the CPU and ``OMP_WAIT_POLICY``; here each pixel step is an ONNX Runtime session of one thread:
+MTCNN's thresholds, the pyramid of exact halvings plus one bilinear step per level, the packing of small
+levels into one P-net call, the 3x3 local-maximum NMS within a level, crops sampled from the pyramid level
+closest to their size), so it finds the same faces with the same boxes to float rounding. What differs is
+where it runs: torch's intra-op pool wakes its threads for every operator, which made detection 1.6-2x slower
+or faster depending on the CPU and ``OMP_WAIT_POLICY``; here each pixel step is an ONNX Runtime session of one
+thread:
 
 - ``prepare``: uint8 HWC pixels -> MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see
   ``_mtcnn._to_tensor``), NCHW;
@@ -45,7 +47,8 @@ class _Prepare(nn.Module):
 
 
 def _resize_graph() -> bytes:
-    """``x`` (1, 3, H, W) resized to ``size`` (int64 [h, w]): bilinear, half-pixel centres, no antialiasing."""
+    """``x`` (1, 3, H, W) resized to ``size`` (int64 [h, w]): bilinear, half-pixel centres, no
+    antialiasing."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -104,9 +107,11 @@ PAD = (
 def _crop_graph(size: int, ir_version: int) -> Any:
     """``source`` (1, 3, H, W) and ``rois`` (N, 4) pixel-edge boxes -> ``crops`` (N, 3, size, size).
 
-    ONNX ``RoiAlign`` (half-pixel, 2x2 samples per output pixel, averaged) is exactly ``_mtcnn._sample_crops``:
-    bilinear samples at twice the size, 2x2 means. RoiAlign clamps samples within a pixel of the border to the
-    edge where ``grid_sample`` blends them with zeros, so the source gets a zero border of ``PAD`` pixels first.
+    ONNX ``RoiAlign`` (half-pixel, 2x2 samples per output pixel, averaged) is exactly
+    ``_mtcnn._sample_crops``: bilinear samples at twice the size, 2x2 means. RoiAlign clamps samples within a
+    pixel of the border to the edge where ``grid_sample`` blends them with zeros, so the source gets a zero
+    border of ``PAD`` pixels
+    first.
     """
     from onnx import TensorProto, helper
 
@@ -260,7 +265,8 @@ def net_graphs() -> dict[str, bytes]:
 def _peaks(prob: np.ndarray, level_of: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Cells at or above ``threshold`` that are the maximum of their 3x3 neighbours of the same level.
 
-    See ``FastMTCNN._stage1``: within a level, this is MTCNN's greedy NMS at IoU 0.5 without a sequential pass.
+    See ``FastMTCNN._stage1``: within a level, this is MTCNN's greedy NMS at IoU 0.5 without a sequential
+    pass.
     """
     prob = np.where(level_of >= 0, prob, -1.0)
     h, w = prob.shape
@@ -333,7 +339,8 @@ _NETS = ("pnet", "rnet", "onet")
 
 
 class OnnxMTCNN:
-    """MTCNN detection on the CPU in ONNX Runtime (see the module docstring); the ``FastMTCNN.detect`` contract."""
+    """MTCNN detection on the CPU in ONNX Runtime (see the module docstring); the ``FastMTCNN.detect``
+    contract."""
 
     def __init__(
         self, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), threads: int | None = None
@@ -363,7 +370,8 @@ class OnnxMTCNN:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes ``(N, 4)``, scores ``(N,)`` and landmarks ``(N, 5, 2)`` in ``image``'s pixels."""
         width, height = image.size
-        # large photos: detected on an integer box-reduced copy at least max_side large (see FastMTCNN._detect)
+        # large photos: detected on an integer box-reduced copy at least max_side large (see
+        # FastMTCNN._detect)
         shrink = min(1.0, max_side / max(width, height))
         reduce = int(1 / shrink + 1e-9)
         if reduce >= 2:
@@ -391,7 +399,8 @@ class OnnxMTCNN:
         return (boxes * np.tile(scale, 2)).astype(np.float32), scores, (points * scale).astype(np.float32)
 
     def _pyramid(self, x: np.ndarray, min_face: float) -> list[Level]:
-        """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s steps)."""
+        """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s
+        steps)."""
         h, w = x.shape[2:]
         halvings = [x]
         levels: list[Level] = []
@@ -413,7 +422,8 @@ class OnnxMTCNN:
     def _score_maps(
         self, levels: list[Level]
     ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
-        """P-net's maps per call (probability, offsets, level index of each cell or -1) and each level's origin.
+        """P-net's maps per call (probability, offsets, level index of each cell or -1) and each level's
+        origin.
 
         The two largest levels run alone; the small ones share one zero-padded canvas (see
         ``FastMTCNN._score_maps``: P-net has no padding, so a window inside a level sees only that level).

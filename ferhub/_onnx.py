@@ -2,9 +2,9 @@
 
 Why ONNX Runtime on the CPU: a session has its own thread pool, sized and spun per session, so inference speed
 does not depend on how torch's OpenMP threads wait between parallel regions (which differs 1.6-2x between CPU
-kinds and with other work on the cores), and its per-operator overhead is low: the bundled mini-Xception on one
-face ran ~4x faster than torch (README, "Why ONNX Runtime"). Torch stays for training, attributions (they need
-gradients) and CUDA.
+kinds and with other work on the cores), and its per-operator overhead is low: the bundled mini-Xception on
+one face ran ~4x faster than torch (README, "Why ONNX Runtime"). Torch stays for training, attributions (they
+need gradients) and CUDA.
 
 Exports are made on the fly from the loaded module and kept per process and in a cache folder keyed by a hash
 of the weights (``$HF_HOME/ferhub/onnx``), so a model is exported once per machine. Every session built for
@@ -106,7 +106,8 @@ def export_bytes(
 
 
 def cache_dir() -> Path:
-    """Where exported graphs are kept between processes: ``$HF_HOME/ferhub/onnx`` (``FERHUB_ONNX_CACHE`` wins)."""
+    """Where exported graphs are kept between processes: ``$HF_HOME/ferhub/onnx`` (``FERHUB_ONNX_CACHE``
+    wins)."""
     if os.environ.get("FERHUB_ONNX_CACHE"):
         return Path(os.environ["FERHUB_ONNX_CACHE"])
     from huggingface_hub import constants
@@ -120,7 +121,8 @@ _LOCKS_LOCK = threading.Lock()
 
 
 def cached(key: str, build: Callable[[], bytes]) -> bytes:
-    """The graph stored under ``key`` (in memory, then on disk), built with ``build`` and stored when absent."""
+    """The graph stored under ``key`` (in memory, then on disk), built with ``build`` and stored when
+    absent."""
     with _LOCKS_LOCK:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:

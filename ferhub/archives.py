@@ -100,14 +100,14 @@ class SafeZip:
                 )
             if info.file_size > lim.max_member_bytes:
                 raise ArchiveRefused(
-                    f"{name}: {_short(info.filename)} inflates to {_size(info.file_size)}; the limit for one file is "
-                    f"{_size(lim.max_member_bytes)}"
+                    f"{name}: {_short(info.filename)} inflates to {_size(info.file_size)}; the limit for one"
+                    f" file is {_size(lim.max_member_bytes)}"
                 )
             ratio = info.file_size / max(info.compress_size, 1)
             if info.file_size > lim.ratio_floor_bytes and ratio > lim.max_ratio:
                 raise ArchiveRefused(
-                    f"{name}: {_short(info.filename)} expands {ratio:,.0f}x (limit {lim.max_ratio:g}x): it looks like a "
-                    "zip bomb, not a photo; zip the image files themselves"
+                    f"{name}: {_short(info.filename)} expands {ratio:,.0f}x (limit {lim.max_ratio:g}x): it"
+                    " looks like a zip bomb, not a photo; zip the image files themselves"
                 )
             total += info.file_size
         if total > lim.max_total_bytes:
@@ -153,7 +153,8 @@ class SafeZip:
                         got += len(chunk)
                         if got > cap:
                             raise ArchiveRefused(
-                                f"{self.path.name}: {_short(name)} inflates past the {_size(cap)} its header declares"
+                                f"{self.path.name}: {_short(name)} inflates past the {_size(cap)} its header"
+                                " declares"
                             )
                         parts.append(chunk)
             except (zipfile.BadZipFile, EOFError, NotImplementedError) as e:  # CRC, truncation, compression

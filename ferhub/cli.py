@@ -32,9 +32,9 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_HUB, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2,
 MAX_MESSAGE = 1000  # characters of an error line; some inputs would otherwise echo megabytes
 
 EXIT_CODES_HELP = (
-    "exit codes: 0 success, 1 unusable input/model/data (the message says what to fix), 2 wrong arguments or "
-    "nothing to do, 3 Hugging Face Hub unreachable or refused, 4 internal error (rerun with --debug and report "
-    "it), 130 interrupted"
+    "exit codes: 0 success, 1 unusable input/model/data (the message says what to fix), 2 wrong arguments or"
+    " nothing to do, 3 Hugging Face Hub unreachable or refused, 4 internal error (rerun with --debug and"
+    " report it), 130 interrupted"
 )
 
 # subcommand -> (module, one-line help). Help strings live here so `ferhub --help` imports no command module.
@@ -111,16 +111,22 @@ def describe(e: BaseException) -> tuple[int, str]:
             "HF_HUB_OFFLINE and run it again with network access"
         )
     if "HfHubHTTPError" in names:
-        return EXIT_HUB, (
-            f"the Hugging Face Hub refused the request: {text}. Fix: check the repo id; for a private repo or "
-            "an upload, log in with `hf auth login` (or set HF_TOKEN) with access to it"
+        return (
+            EXIT_HUB,
+            (
+                f"the Hugging Face Hub refused the request: {text}. Fix: check the repo id; for a private"
+                " repo or an upload, log in with `hf auth login` (or set HF_TOKEN) with access to it"
+            ),
         )
     if names & _HUB_ERRORS:
         if "HubConnectionError" in names:
             return EXIT_HUB, text
-        return EXIT_HUB, (
-            f"cannot reach the Hugging Face Hub ({type(e).__name__}: {text}). Fix: check the network connection "
-            "(or HTTPS_PROXY / HF_ENDPOINT) and run it again"
+        return (
+            EXIT_HUB,
+            (
+                f"cannot reach the Hugging Face Hub ({type(e).__name__}: {text}). Fix: check the network"
+                " connection (or HTTPS_PROXY / HF_ENDPOINT) and run it again"
+            ),
         )
     if isinstance(e, MemoryError) or "OutOfMemoryError" in names:
         return EXIT_ERROR, (
@@ -133,9 +139,12 @@ def describe(e: BaseException) -> tuple[int, str]:
         return EXIT_ERROR, f"{e.strerror or text}{_filename(e)}"
     if isinstance(e, _USER_ERRORS) or type(e).__module__.startswith("ferhub"):
         return EXIT_ERROR, text
-    return EXIT_BUG, (
-        f"internal error ({type(e).__name__}: {text}). This is a bug in ferhub: rerun with --debug and report "
-        "the traceback"
+    return (
+        EXIT_BUG,
+        (
+            f"internal error ({type(e).__name__}: {text}). This is a bug in ferhub: rerun with --debug and"
+            " report the traceback"
+        ),
     )
 
 

@@ -1,4 +1,5 @@
-"""Comparing models' predictions: agreement, Cohen's kappa, McNemar's exact test, confusion-matrix differences.
+"""Comparing models' predictions: agreement, Cohen's kappa, McNemar's exact test, confusion-matrix
+differences.
 
 Pure functions on label arrays (numpy and the standard library only), used by ``ferhub compare``, the HTML
 report and the app's Compare tab.
@@ -101,7 +102,8 @@ def confusion_difference(
 def align_matrix(
     matrix: Sequence[Sequence[float]], labels: Sequence[str], target: Sequence[str]
 ) -> np.ndarray:
-    """Reorder/extend a confusion matrix from ``labels`` order to ``target`` order (missing classes: zeros)."""
+    """Reorder/extend a confusion matrix from ``labels`` order to ``target`` order (missing classes:
+    zeros)."""
     m = np.asarray(matrix, dtype=np.float64)
     pos = {name: i for i, name in enumerate(labels)}
     out = np.zeros((len(target), len(target)))

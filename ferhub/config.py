@@ -133,7 +133,8 @@ class ModelConfig:
             )
         if not isinstance(self.architecture, str) or not 0 < len(self.architecture) <= 100:
             raise ConfigError(
-                f"architecture must be a registered architecture name (a string), got {brief(self.architecture)}"
+                "architecture must be a registered architecture name (a string), got"
+                f" {brief(self.architecture)}"
             )
         _check_labels(self.labels)
         self.labels = canonical_labels(self.labels)
@@ -159,7 +160,8 @@ class ModelConfig:
             )
         if not _is_real(self.crop_margin) or not 0 <= self.crop_margin <= 2:
             raise ConfigError(
-                f"crop_margin must be a number in [0, 2] (a fraction of the box), got {brief(self.crop_margin)}"
+                "crop_margin must be a number in [0, 2] (a fraction of the box), got"
+                f" {brief(self.crop_margin)}"
             )
         if not isinstance(self.crop_square, bool):
             raise ConfigError(f"crop_square must be true or false, got {brief(self.crop_square)}")

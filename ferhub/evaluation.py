@@ -120,7 +120,8 @@ class ImagePredictions:
 
 @dataclass
 class ModelEvaluation:
-    """One model on one labelled source: its ``eval_results`` entry under ``key`` and per-image predictions."""
+    """One model on one labelled source: its ``eval_results`` entry under ``key`` and per-image
+    predictions."""
 
     name: str
     key: str
@@ -274,7 +275,8 @@ def _classify_source(
     chunk_size: int,
     progress: Progress | None,
 ) -> _Scores:
-    """Run every model of ``pred`` over ``source`` chunk by chunk; ``cache=None``: the images are face crops."""
+    """Run every model of ``pred`` over ``source`` chunk by chunk; ``cache=None``: the images are face
+    crops."""
     from ferhub.faces import whole_image_face
     from ferhub.transforms import tta_views
 
@@ -427,7 +429,8 @@ def push_results(
     revision: str | None = None,
     commit_message: str = "Update evaluation results",
 ) -> str:
-    """Upload ``eval_results.json`` and ``README.md`` of a repo folder to ``repo_id`` in one commit; returns its URL.
+    """Upload ``eval_results.json`` and ``README.md`` of a repo folder to ``repo_id`` in one commit; returns
+    its URL.
 
     Through :func:`ferhub.hub.push_files`: offline or with the Hub unreachable it fails at once.
     """

@@ -1,9 +1,9 @@
 """``ferhub export``: a model repo plus ``model.onnx``, verified against PyTorch on real face crops.
 
-The exported folder is the repo itself (``config.json``, weights, card, results) with ``model.onnx`` beside them,
-so it still loads everywhere ferhub loads models, and the graph serves ONNX Runtime, TensorRT, the browser or a
-phone. The graph takes the model's normalised input ``(batch, C, H, W)`` (``config.json`` says how: size,
-channels, mean/std) and returns logits in ``config.json``'s label order; batch is dynamic; opset
+The exported folder is the repo itself (``config.json``, weights, card, results) with ``model.onnx`` beside
+them, so it still loads everywhere ferhub loads models, and the graph serves ONNX Runtime, TensorRT, the
+browser or a phone. The graph takes the model's normalised input ``(batch, C, H, W)`` (``config.json`` says
+how: size, channels, mean/std) and returns logits in ``config.json``'s label order; batch is dynamic; opset
 :data:`ferhub._onnx.OPSET`. Its metadata carries the labels and preprocessing and the hash of the weights it
 was exported from.
 
@@ -47,7 +47,8 @@ class ExportReport:
 
 def real_face_crops(config, limit: int | None = None) -> np.ndarray:
     """Normalised crops of real faces for ``config``: the bundled example photos' faces and scikit-image's LFW
-    subset (its 100 face crops), as the model's input batch. LFW needs scikit-image (``pip install ferhub[test]``).
+    subset (its 100 face crops), as the model's input batch. LFW needs scikit-image (``pip install
+    ferhub[test]``).
     """
     from ferhub.assets import EXAMPLES_DIR
     from ferhub.faces import FaceDetector, crop_face
@@ -124,7 +125,8 @@ def export_onnx(
     """Copy the repo of ``model_id`` to ``out`` and write ``model.onnx`` (and ``model.int8.onnx`` if asked).
 
     Raises :class:`ferhub._onnx.ExportError` when the graph disagrees with PyTorch by more than
-    :data:`ferhub._onnx.TOLERANCE` on real face crops, or when int8 agrees with fp32 on fewer than 99% of them.
+    :data:`ferhub._onnx.TOLERANCE` on real face crops, or when int8 agrees with fp32 on fewer than 99% of
+    them.
     """
     from ferhub.hub import load
 
@@ -162,8 +164,9 @@ def export_onnx(
             if report.int8_agreement < MIN_INT8_AGREEMENT:
                 (folder / INT8_NAME).unlink(missing_ok=True)
                 raise _onnx.ExportError(
-                    f"int8 agrees with fp32 on only {report.int8_agreement:.1%} of {len(crops)} real face crops "
-                    f"(needs {MIN_INT8_AGREEMENT:.0%}); {ONNX_NAME} (fp32) is written, the int8 graph is not"
+                    f"int8 agrees with fp32 on only {report.int8_agreement:.1%} of {len(crops)} real face"
+                    f" crops (needs {MIN_INT8_AGREEMENT:.0%}); {ONNX_NAME} (fp32) is written, the int8 graph"
+                    " is not"
                 )
             report.files.append(INT8_NAME)
     if members:

@@ -31,8 +31,9 @@ Point = tuple[float, float]
 class Face:
     """One face in original-image pixels.
 
-    ``landmarks`` are (left eye, right eye, nose, mouth left, mouth right) as seen in the image (the "left eye"
-    is the one nearer the image's left edge). ``face_found=False`` marks the whole-image fallback of seed 004.
+    ``landmarks`` are (left eye, right eye, nose, mouth left, mouth right) as seen in the image (the "left
+    eye" is the one nearer the image's left edge). ``face_found=False`` marks the whole-image fallback of seed
+    004.
     """
 
     box: tuple[float, float, float, float]
@@ -76,7 +77,8 @@ class FaceDetector:
     """MTCNN face detector (facenet-pytorch's P/R/O nets) returning :class:`Face` objects in original pixels.
 
     Args:
-        min_face_size: smallest face to find, in original-image pixels. ``None`` (default): 1/16 of the shorter
+        min_face_size: smallest face to find, in original-image pixels. ``None`` (default): 1/16 of the
+        shorter
             side of the image P-net sees, within [12, 40] px (:func:`ferhub._mtcnn.auto_min_face_size`): a
             640x480 photo is searched for faces from 30 px, a 1024 px one from 40 px, and a 25x25 face crop at
             full resolution (12 px, P-net's window; R-/O-net inputs are then upsampled from it).
@@ -88,8 +90,10 @@ class FaceDetector:
             (:mod:`ferhub._mtcnn_onnx`), in torch on CUDA, or when ONNX Runtime is missing or the nets do not
             export (with a log line); ``"onnx"`` or ``"torch"`` to insist on one.
         batch_images: :meth:`detect_batch` runs each net once over all its images of one size (the frames of
-            a video) instead of image by image; same results. ``None`` (default): on CUDA, where per-image calls
-            leave the GPU mostly idle (on the CPU batching gains nothing and costs memory). Torch runtime only.
+            a video) instead of image by image; same results. ``None`` (default): on CUDA, where per-image
+            calls leave the GPU mostly idle (on the CPU batching gains nothing and costs memory). Torch
+            runtime
+            only.
     """
 
     def __init__(
@@ -171,7 +175,8 @@ class FaceDetector:
         return sorted(faces, key=lambda f: -f.score)
 
 
-# -- cropping ---------------------------------------------------------------------------------------------------
+# -- cropping
+# ---------------------------------------------------------------------------------------------------
 _TRANSFORM_RESAMPLE = {
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
@@ -261,15 +266,15 @@ def _crop_frame(face: Face, config: ModelConfig) -> tuple[float, float, float, f
 def crop_face(image: Image.Image, face: Face, config: ModelConfig) -> Image.Image:
     """The face as the model expects it: ``config.input_size`` square, in the config's channels.
 
-    The box is squared around its centre (``config.crop_square``), grown by ``config.crop_margin`` of its size on
-    every side, and, with ``config.align`` and landmarks, rotated about the eye midpoint so the eyes are level
-    (equivalently: the crop square keeps the box centre and turns with the eye line). With
-    ``config.align == "similarity"`` the five landmarks are instead mapped onto :data:`SIMILARITY_TEMPLATE` by a
-    least-squares similarity (seed 000's key-point crop), the margin added around the template's square; a face
-    without landmarks (the whole-image fallback) is cropped by its box. Rotation, crop and resize are one affine
-    ``Image.transform``, so the pixels are resampled once. Parts of the crop outside the image are filled by
-    edge replication rather than black: a hard black border is a strong edge that face datasets' crops do not
-    contain, and classifiers (and their saliency maps) react to it.
+    The box is squared around its centre (``config.crop_square``), grown by ``config.crop_margin`` of its size
+    on every side, and, with ``config.align`` and landmarks, rotated about the eye midpoint so the eyes are
+    level (equivalently: the crop square keeps the box centre and turns with the eye line). With
+    ``config.align == "similarity"`` the five landmarks are instead mapped onto :data:`SIMILARITY_TEMPLATE` by
+    a least-squares similarity (seed 000's key-point crop), the margin added around the template's square; a
+    face without landmarks (the whole-image fallback) is cropped by its box. Rotation, crop and resize are one
+    affine ``Image.transform``, so the pixels are resampled once. Parts of the crop outside the image are
+    filled by edge replication rather than black: a hard black border is a strong edge that face datasets'
+    crops do not contain, and classifiers (and their saliency maps) react to it.
     """
     mode = "L" if config.channels == 1 else "RGB"
     size = config.input_size

@@ -1,9 +1,9 @@
 """Decoding any image ferhub is given into an upright 8-bit RGB :class:`PIL.Image.Image`.
 
-Every source (path, bytes, PIL image, numpy array) goes through :func:`load_image`: EXIF orientation is applied,
-every PIL mode becomes RGB (16-bit scaled, transparency composited on white, first frame of animations), and
-the pixel count is checked from the header *before* any pixel is decoded, so a decompression bomb costs
-nothing but a clear :class:`ImageDecodeError`.
+Every source (path, bytes, PIL image, numpy array) goes through :func:`load_image`: EXIF orientation is
+applied, every PIL mode becomes RGB (16-bit scaled, transparency composited on white, first frame of
+animations), and the pixel count is checked from the header *before* any pixel is decoded, so a decompression
+bomb costs nothing but a clear :class:`ImageDecodeError`.
 
 >>> load_image("photo.jpg").mode                    # doctest: +SKIP
 'RGB'
@@ -24,7 +24,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ferhub.errors import ImageDecodeError
 
 DEFAULT_MAX_PIXELS = 50_000_000
-ACCEPTED = "JPEG, PNG, GIF, WebP, BMP, TIFF (or any other format Pillow decodes), as a path, bytes, PIL image or numpy array"
+ACCEPTED = (
+    "JPEG, PNG, GIF, WebP, BMP, TIFF (or any other format Pillow decodes), as a path, bytes, PIL image or"
+    " numpy array"
+)
 _WHITE = (255, 255, 255)
 
 
@@ -127,8 +130,8 @@ def _from_array(a: np.ndarray, max_pixels: int | None, name: str) -> Image.Image
         a = a[:, :, 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise ImageDecodeError(
-            f"{name}: numpy array of shape {a.shape} is not an image; expected HxW (gray), HxWx3 (RGB) or HxWx4 "
-            f"(RGBA)"
+            f"{name}: numpy array of shape {a.shape} is not an image; expected HxW (gray), HxWx3 (RGB) or"
+            " HxWx4 (RGBA)"
         )
     _check_pixels(a.shape[1], a.shape[0], max_pixels, name)
     a = np.ascontiguousarray(_scale_to_uint8(a))
@@ -160,9 +163,9 @@ def _open(src: str | os.PathLike | bytes, name: str, max_pixels: int | None) -> 
         found = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{int(found.group(1)) / 1e6:.1f} MP" if found else "too many pixels"
         raise ImageDecodeError(
-            f"{name}: image header claims {pixels}, over the limit of {max_pixels / 1e6 if max_pixels else 0:.1f} "
-            f"MP and Pillow's decompression-bomb limit (a decompression bomb or a very large photo); "
-            f"downscale it first"
+            f"{name}: image header claims {pixels}, over the limit of"
+            f" {max_pixels / 1e6 if max_pixels else 0:.1f} MP and Pillow's decompression-bomb limit (a"
+            " decompression bomb or a very large photo); downscale it first"
         ) from e
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ImageDecodeError(f"{name}: unreadable image header ({e}); accepted: {ACCEPTED}") from e

@@ -19,7 +19,8 @@ from pathlib import Path
 from ferhub.images import image_suffixes
 from ferhub.videoio import VIDEO_SUFFIXES, is_video_path
 
-# suffixes of photo formats Pillow reads only with a plugin, named in the skip report with the plugin to install
+# suffixes of photo formats Pillow reads only with a plugin, named in the skip report with the plugin to
+# install
 _PLUGIN_HINTS = {".heic": "pillow-heif", ".heif": "pillow-heif", ".avif": "pillow-avif-plugin"}
 # files that commonly sit next to photos and are not worth a line in the report
 _QUIET = frozenset({".txt", ".md", ".json", ".csv", ".ds_store", ".ini", ".db", ""})

@@ -16,9 +16,9 @@ With ``t`` the target distribution and ``p = softmax(logits)``, per sample:
   ``label_smoothing=ε``; seed 003 uses ε = 0.3;
 - Softmax-MSE (seed 000, Zhai et al. eqs. 1-4): the loss value is ``mean_j (Σ_k k p_jk - y_j)^2``, the squared
   error of the expected label index, while the gradient w.r.t. the logits is softmax-CE's ``p - onehot(y)``
-  (divided by the batch size, as for the batch-mean CE), through :class:`SoftmaxMSEFunction`. With that gradient
-  Softmax-MSE optimises exactly like softmax cross-entropy: from the same start, the same weights; only the
-  loss value it reports differs.
+  (divided by the batch size, as for the batch-mean CE), through :class:`SoftmaxMSEFunction`. With that
+  gradient Softmax-MSE optimises exactly like softmax cross-entropy: from the same start, the same weights;
+  only the loss value it reports differs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from torch import nn
 
 
 def as_probabilities(target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Class indices ``(B,)`` -> one-hot ``(B, K)`` floats; probabilities ``(B, K)`` pass through (as float)."""
+    """Class indices ``(B,)`` -> one-hot ``(B, K)`` floats; probabilities ``(B, K)`` pass through (as
+    float)."""
     if target.ndim == 1:
         if target.dtype.is_floating_point:
             raise TypeError("a (B,) target must hold integer class indices; soft targets are (B, K)")
@@ -49,7 +50,8 @@ def as_probabilities(target: torch.Tensor, num_classes: int) -> torch.Tensor:
 def smooth_targets(target: torch.Tensor, epsilon: float) -> torch.Tensor:
     """Seed 003 eq. 2 on a (B, K) distribution: ``(1 - ε) t + ε (1 - t) / (K - 1)``.
 
-    For a one-hot ``t`` that is ``1 - ε`` on the true class and ``ε / (K - 1)`` elsewhere; rows still sum to 1.
+    For a one-hot ``t`` that is ``1 - ε`` on the true class and ``ε / (K - 1)`` elsewhere; rows still sum to
+    1.
     """
     if not 0.0 <= epsilon < 1.0:
         raise ValueError(f"label smoothing ε must be in [0, 1), got {epsilon}")
@@ -109,7 +111,8 @@ class _SoftTargetLoss(nn.Module):
 
 
 class CrossEntropyLoss(_SoftTargetLoss):
-    """``-Σ_k t_k log p_k`` averaged over the batch; ``label_smoothing=ε`` spreads ε over the K-1 other classes."""
+    """``-Σ_k t_k log p_k`` averaged over the batch; ``label_smoothing=ε`` spreads ε over the K-1 other
+    classes."""
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return _weighted_soft_ce(logits, self.targets(logits, target))
@@ -136,7 +139,8 @@ class WeightedCrossEntropyLoss(_SoftTargetLoss):
 class FocalLoss(_SoftTargetLoss):
     """``-Σ_k α_k t_k (1 - p_k)^γ log p_k``: Lin et al.'s α-balanced focal loss with a per-class α (seed 003).
 
-    ``alpha=None`` weighs every class 1 (what seed 003 found best); ``gamma=0`` gives (weighted) cross-entropy.
+    ``alpha=None`` weighs every class 1 (what seed 003 found best); ``gamma=0`` gives (weighted)
+    cross-entropy.
     """
 
     def __init__(
@@ -203,8 +207,8 @@ def mixup_batch(
     """Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) of a batch with a permutation of itself.
 
     λ ~ Beta(alpha, alpha) for Mixup: ``x' = λ x + (1-λ) x[perm]``; λ ~ Beta(cutmix_alpha, cutmix_alpha) for
-    CutMix: a box of area ``(1-λ) H W`` is pasted from ``x[perm]`` and λ is then the exact kept fraction. With both
-    alphas > 0, CutMix is chosen with probability ``switch_prob``. Targets are ``λ onehot(y) + (1-λ)
+    CutMix: a box of area ``(1-λ) H W`` is pasted from ``x[perm]`` and λ is then the exact kept fraction. With
+    both alphas > 0, CutMix is chosen with probability ``switch_prob``. Targets are ``λ onehot(y) + (1-λ)
     onehot(y[perm])``, shape ``(B, K)``. Draws from torch's global RNG, so seeding torch makes it repeatable.
     """
     if num_classes is None:
@@ -252,8 +256,9 @@ def build_loss(
     (``weighted_ce``), ``focal``, ``label_smoothing``, ``softmax_mse``.
 
     ``weighted_cross_entropy`` takes ``weight=`` or ``class_counts=`` (turned into :func:`class_weights`);
-    ``focal`` takes ``alpha=`` (or ``weight=``) or ``class_counts=``, and ``gamma=``; ``label_smoothing=ε`` is accepted by the
-    cross-entropy family and focal; ``label_smoothing`` (the name) takes ``epsilon=`` (default 0.3).
+    ``focal`` takes ``alpha=`` (or ``weight=``) or ``class_counts=``, and ``gamma=``; ``label_smoothing=ε`` is
+    accepted by the cross-entropy family and focal; ``label_smoothing`` (the name) takes ``epsilon=`` (default
+    0.3).
 
     >>> build_loss("focal", gamma=2.0, label_smoothing=0.3)
     FocalLoss(gamma=2.0, label_smoothing=0.3)

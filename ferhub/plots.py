@@ -226,7 +226,8 @@ def difference_matrix_figure(
             text=[[f"{v:+.0f}" for v in row] for row in z],
             texttemplate="%{text}",
             hovertemplate=(
-                f"true: %{{y}}<br>predicted: %{{x}}<br>{names[1]} - {names[0]}: %{{z:+.1f}} {unit}<extra></extra>"
+                f"true: %{{y}}<br>predicted: %{{x}}<br>{names[1]} - {names[0]}: %{{z:+.1f}}"
+                f" {unit}<extra></extra>"
             ),
             colorscale="RdBu",
             zmid=0,
@@ -278,7 +279,8 @@ def per_class_figure(
 
 
 def reliability_figure(entries: Mapping[str, Entry], *, title: str = "Reliability diagram") -> go.Figure:
-    """Accuracy against confidence per confidence bin (empty bins skipped); the diagonal is perfect calibration.
+    """Accuracy against confidence per confidence bin (empty bins skipped); the diagonal is perfect
+    calibration.
 
     Marker size grows with the number of images in the bin; the legend carries each model's ECE.
     """
@@ -299,8 +301,8 @@ def reliability_figure(entries: Mapping[str, Entry], *, title: str = "Reliabilit
             line={"color": MODEL_COLORS[i % len(MODEL_COLORS)]},
             customdata=[[b["lower"], b["upper"], b["count"]] for b in bins],
             hovertemplate=(
-                f"{name}<br>confidence %{{customdata[0]:.2f}}-%{{customdata[1]:.2f}}: %{{customdata[2]}} images"
-                "<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>"
+                f"{name}<br>confidence %{{customdata[0]:.2f}}-%{{customdata[1]:.2f}}: %{{customdata[2]}}"
+                " images<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>"
             ),
         )
     fig.update_layout(

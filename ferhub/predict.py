@@ -121,10 +121,10 @@ def _geometry_key(config: ModelConfig) -> tuple:
 def inference_copy(model: nn.Module) -> nn.Module:
     """A private, gradient-free, channels-last copy of ``model`` for inference.
 
-    Channels-last makes oneDNN's convolutions and pooling 2-3x faster (mini-Xception at batch 64: ~540 -> ~1380
-    crops/s on 2 CPU cores) with unchanged outputs. It is never applied to a module others hold: oneDNN's
-    channels-last depthwise-conv *backward* on AVX-512 CPUs corrupts the heap at batch 1, so a shared module
-    converted in place would crash whoever later trains or explains it.
+    Channels-last makes oneDNN's convolutions and pooling 2-3x faster (mini-Xception at batch 64: ~540 ->
+    ~1380 crops/s on 2 CPU cores) with unchanged outputs. It is never applied to a module others hold:
+    oneDNN's channels-last depthwise-conv *backward* on AVX-512 CPUs corrupts the heap at batch 1, so a shared
+    module converted in place would crash whoever later trains or explains it.
     """
     runner = copy.deepcopy(model).eval().requires_grad_(False)
     return runner.to(memory_format=torch.channels_last)
@@ -144,7 +144,8 @@ class TorchRunner:
 
 
 def resolve_runtime(runtime: Runtime, device: torch.device) -> Literal["onnx", "torch"]:
-    """Which runtime runs inference: ``"auto"`` is ONNX Runtime on the CPU where it is installed, else torch."""
+    """Which runtime runs inference: ``"auto"`` is ONNX Runtime on the CPU where it is installed, else
+    torch."""
     from ferhub import _onnx
 
     if runtime not in ("auto", "onnx", "torch"):

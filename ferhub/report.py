@@ -1,4 +1,5 @@
-"""A standalone HTML report of evaluation or video results that opens offline (plotly's JavaScript embedded once,
+"""A standalone HTML report of evaluation or video results that opens offline (plotly's JavaScript embedded
+once,
 packed, and figures drawn as they come into view).
 
 One section per dataset: the metrics table, per-class recall bars, each model's confusion matrix in counts and
@@ -92,7 +93,8 @@ def misclassified_examples(
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1400px;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1400px;
+     color:#222}
 h1{margin-bottom:4px} h2{border-bottom:2px solid #e8eef7;padding-bottom:4px;margin-top:40px}
 .meta{color:#666;font-size:13px} .row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 table.m{border-collapse:collapse;font-size:13px;margin:8px 0} table.m td,table.m th{border:1px solid #dde;
@@ -130,9 +132,9 @@ def _plotly_gz_b64() -> str:
     return base64.b64encode(gzip.compress(get_plotlyjs().encode("utf-8"), compresslevel=9, mtime=0)).decode()
 
 
-# Unpacks plotly.js with the browser's own gunzip (DecompressionStream), then draws the figures near the screen
-# first and the rest one by one while the browser is idle: the text shows at once and the page never blocks on
-# parsing 4.8 MB of JavaScript up front (measured in bench/report.py).
+# Unpacks plotly.js with the browser's own gunzip (DecompressionStream), then draws the figures near the
+# screen first and the rest one by one while the browser is idle: the text shows at once and the page never
+# blocks on parsing 4.8 MB of JavaScript up front (measured in bench/report.py).
 _LOADER = """
 (async () => {
   const status = document.getElementById('fh-loading');
@@ -146,8 +148,8 @@ _LOADER = """
     script.textContent = code;
     document.head.appendChild(script);
   } catch (e) {
-    status.textContent = 'The plots need a browser that unpacks gzip (DecompressionStream): a current Chrome, ' +
-      'Edge, Firefox or Safari.';
+    status.textContent = 'The plots need a browser that unpacks gzip (DecompressionStream): ' +
+      'a current Chrome, Edge, Firefox or Safari.';
     return;
   }
   status.remove();
@@ -275,9 +277,10 @@ def _section_html(section: Section) -> str:
             f"<h3>Misclassified by {html.escape(name)} ({len(examples)} shown, most confident first)</h3>"
         )
         cells = [
-            f'<div class="ex"><img alt="{html.escape(e.true)} as {html.escape(e.predicted)}" '
-            f'src="data:image/jpeg;base64,{e.thumbnail}"><br><span class="t">true {html.escape(e.true)}</span>'
-            f'<br><span class="p">pred {html.escape(e.predicted)} ({e.confidence:.2f})</span>'
+            f'<div class="ex"><img alt="{html.escape(e.true)} as {html.escape(e.predicted)}"'
+            f' src="data:image/jpeg;base64,{e.thumbnail}"><br><span class="t">true'
+            f' {html.escape(e.true)}</span><br><span class="p">pred {html.escape(e.predicted)}'
+            f" ({e.confidence:.2f})</span>"
             + ("" if e.face_found else '<br><span class="meta">no face found: whole image</span>')
             + "</div>"
             for e in examples

@@ -41,7 +41,8 @@ _ALIASES.update({"grad_cam": "gradcam", "guided": "guided_backprop", "ig": "inte
 
 
 def method_id(method: str) -> str:
-    """Accept an id (``"gradcam"``) or a display name (``"Grad-CAM"``); raise listing the choices otherwise."""
+    """Accept an id (``"gradcam"``) or a display name (``"Grad-CAM"``); raise listing the choices
+    otherwise."""
     key = method.strip().lower().replace(" ", "_").replace("-", "")
     mid = key if key in METHODS else _ALIASES.get(key)
     if mid is None:
@@ -50,7 +51,8 @@ def method_id(method: str) -> str:
 
 
 def gradcam_layer(model: nn.Module) -> nn.Module:
-    """The layer Grad-CAM explains: ``model.gradcam_layer`` when the family names one, else the last Conv2d."""
+    """The layer Grad-CAM explains: ``model.gradcam_layer`` when the family names one, else the last
+    Conv2d."""
     layer = getattr(model, "gradcam_layer", None)
     if isinstance(layer, nn.Module):
         return layer
@@ -89,7 +91,8 @@ def _attribution_copy(model: nn.Module) -> tuple[nn.Module, threading.Lock]:
 
 
 def _normalise(maps: torch.Tensor, *, robust: bool) -> np.ndarray:
-    """(B, H, W) non-negative maps -> [0, 1] per map; ``robust`` clips the top 0.5% (pixel gradients are spiky)."""
+    """(B, H, W) non-negative maps -> [0, 1] per map; ``robust`` clips the top 0.5% (pixel gradients are
+    spiky)."""
     maps = maps.detach().float().cpu()
     flat = maps.flatten(1)
     top = torch.quantile(flat, 0.995, dim=1) if robust else flat.max(dim=1).values
@@ -97,11 +100,12 @@ def _normalise(maps: torch.Tensor, *, robust: bool) -> np.ndarray:
     return (maps / top.view(-1, 1, 1)).clamp_(0, 1).numpy().astype(np.float32)
 
 
-# Occlusion runs the model once per window position and face, so its cost is the number of occluded copies a call
-# evaluates (all faces together) times the model's cost per copy, counted in FLOPs (torch's FlopCounterMode, so
-# an ensemble counts all its members). Measured on one core here: ~0.13 ms per MFLOP for these nets, and tiny
-# ones cost at least ~8 ms a copy (hence the floor). 16 GFLOP is ~2 s: five faces of faceapi-expression (103
-# MFLOP a copy) get 5x5 positions each, where the earlier fixed 1/16 stride cost 15x15, 23-26 s in all.
+# Occlusion runs the model once per window position and face, so its cost is the number of occluded copies a
+# call evaluates (all faces together) times the model's cost per copy, counted in FLOPs (torch's
+# FlopCounterMode, so an ensemble counts all its members). Measured on one core here: ~0.13 ms per MFLOP for
+# these nets, and tiny ones cost at least ~8 ms a copy (hence the floor). 16 GFLOP is ~2 s: five faces of
+# faceapi-expression (103 MFLOP a copy) get 5x5 positions each, where the earlier fixed 1/16 stride cost
+# 15x15, 23-26 s in all.
 OCCLUSION_BUDGET_FLOPS = 16e9
 _FLOPS_FLOOR = 60e6
 
@@ -234,7 +238,8 @@ def attribute(
 # -- faces of a photo --------------------------------------------------------------------------------------
 @dataclass
 class Explanation:
-    """One face's attribution: the crop the model saw, its heatmap (crop coordinates) and the class explained."""
+    """One face's attribution: the crop the model saw, its heatmap (crop coordinates) and the class
+    explained."""
 
     crop: Image.Image
     heatmap: np.ndarray
@@ -398,7 +403,8 @@ def _resize_map(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def overlay(
     image: Image.Image, heatmap: np.ndarray, alpha: float = 0.6, size: int | None = None
 ) -> Image.Image:
-    """Blend the coloured heatmap over ``image`` (resized to ``size`` square when given); cold areas stay clear."""
+    """Blend the coloured heatmap over ``image`` (resized to ``size`` square when given); cold areas stay
+    clear."""
     base = image.convert("RGB")
     if size is not None:
         base = base.resize((size, size), Image.Resampling.BICUBIC)
@@ -420,7 +426,8 @@ def overlay(
 
 
 def crop_placement(image_size: tuple[int, int], face, config: ModelConfig) -> np.ndarray:
-    """The 2x3 affine map from crop pixel coordinates to photo coordinates for ``crop_face(photo, face, config)``.
+    """The 2x3 affine map from crop pixel coordinates to photo coordinates for ``crop_face(photo, face,
+    config)``.
 
     Read off ``crop_face`` itself rather than re-deriving its geometry (margin, squaring, eye alignment):
     crop two probe images whose pixels hold their own x and y coordinates (16 bits over two channels, sampled

@@ -1,7 +1,7 @@
 """JSON that every parser accepts: NaN and infinity become ``null`` instead of Python's bare ``NaN``.
 
-Python's ``json`` writes ``NaN``/``Infinity``, which is not JSON: browsers, ``jq`` and strict parsers reject the
-whole document. A model with finite weights can still overflow to a NaN probability, so everything ferhub
+Python's ``json`` writes ``NaN``/``Infinity``, which is not JSON: browsers, ``jq`` and strict parsers reject
+the whole document. A model with finite weights can still overflow to a NaN probability, so everything ferhub
 prints or writes as JSON for people and other programs goes through :func:`dumps`.
 
 >>> dumps({"p": float("nan"), "q": [1.5, float("inf")]})

@@ -100,7 +100,9 @@ def figure(data: Mapping[tuple[int, str], Series], *, title: str | None = None, 
                         legendgroup=name,
                         showlegend=name not in shown,
                         line={"color": f"rgb({r},{g},{b})", "width": 2, "dash": dashes[m % len(dashes)]},
-                        hovertemplate=f"face {person} {label}: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>",
+                        hovertemplate=(
+                            f"face {person} {label}: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>"
+                        ),
                     ),
                     row=row,
                     col=1,
@@ -117,7 +119,9 @@ def figure(data: Mapping[tuple[int, str], Series], *, title: str | None = None, 
                             showlegend=False,
                             opacity=0.35,
                             line={"color": f"rgb({r},{g},{b})", "width": 1, "dash": "dot"},
-                            hovertemplate=f"face {person} {label} raw: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>",
+                            hovertemplate=(
+                                f"face {person} {label} raw: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>"
+                            ),
                         ),
                         row=row,
                         col=1,

@@ -7,9 +7,9 @@ and made time-aware:
   variable frame rate, ``--fps`` sampling and detection every k-th frame all predict where the face is now;
 - detections are matched to predictions by the Hungarian method on IoU plus a centre-distance term (fast
   motion leaves little overlap between frames), gated so that a far-away face never takes another's id;
-- a track that loses its face (occlusion, a crossing, a missed detection, a few seconds out of view) is kept for
-  ``max_lost`` seconds; it stops extrapolating after ``coast`` seconds, so a face that leaves and comes back
-  near where it was last seen gets its old id back;
+- a track that loses its face (occlusion, a crossing, a missed detection, a few seconds out of view) is kept
+  for ``max_lost`` seconds; it stops extrapolating after ``coast`` seconds, so a face that leaves and comes
+  back near where it was last seen gets its old id back;
 - new tracks are numbered in reading order (left to right, then top to bottom), like faces in photos.
 
 Why not a library: ByteTrack left ``supervision`` in 0.31 (deprecated since 0.28) for ``trackers``, which
@@ -46,7 +46,8 @@ def iou(a: Box, b: Box) -> float:
 
 @dataclass
 class Track:
-    """One face followed over time: its id, latest box, centre velocity (pixels per second), smoothed values."""
+    """One face followed over time: its id, latest box, centre velocity (pixels per second), smoothed
+    values."""
 
     id: int
     box: Box
@@ -123,7 +124,8 @@ class FaceTracker:
         return [(t, t.predict(time, self.coast)) for t in self.tracks if t.lost_since is None]
 
     def update(self, boxes: Sequence[Box], *, time: float) -> list[Track]:
-        """Feed one frame's detected boxes seen at ``time`` (seconds); returns their tracks, in ``boxes`` order."""
+        """Feed one frame's detected boxes seen at ``time`` (seconds); returns their tracks, in ``boxes``
+        order."""
         from scipy.optimize import linear_sum_assignment
 
         boxes = [tuple(float(v) for v in b) for b in boxes]
@@ -204,7 +206,8 @@ class Smoother:
         self.seconds = seconds
 
     def update(self, track: Track, probabilities: Sequence[np.ndarray], time: float) -> list[np.ndarray]:
-        """Fold one frame's per-model probabilities into ``track``; returns the smoothed values (per model)."""
+        """Fold one frame's per-model probabilities into ``track``; returns the smoothed values (per
+        model)."""
         raw = [np.asarray(p, dtype=np.float64) for p in probabilities]
         previous = track.smoothed
         if (

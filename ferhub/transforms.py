@@ -65,8 +65,8 @@ def tta_views(crop: Image.Image, method: str | None) -> list[Image.Image]:
     """Test-time-augmentation views of a face crop (as the model's geometry framed it, any size).
 
     ``None``: the crop itself; ``"flip"``: it and its mirror; ``"tencrop"``: the four corner squares and the
-    centre square of 87.5% of its side, each also mirrored. Each view is then fed like any crop (resized to the
-    model's input by :func:`crop_to_array`) and the probabilities are averaged over the views.
+    centre square of 87.5% of its side, each also mirrored. Each view is then fed like any crop (resized to
+    the model's input by :func:`crop_to_array`) and the probabilities are averaged over the views.
     """
     from PIL import ImageOps
 
@@ -158,8 +158,8 @@ def _erasing_mask(
     return in_y.unsqueeze(2) & in_x.unsqueeze(1)
 
 
-# The noise a pixel gets in luma when each of R, G, B gets independent noise of std 1 and the image is then made
-# gray (ITU-R 601 weights, PIL's "L"): sqrt(0.299² + 0.587² + 0.114²).
+# The noise a pixel gets in luma when each of R, G, B gets independent noise of std 1 and the image is then
+# made gray (ITU-R 601 weights, PIL's "L"): sqrt(0.299² + 0.587² + 0.114²).
 LUMA_NOISE_STD = math.sqrt(0.299**2 + 0.587**2 + 0.114**2)
 
 
@@ -176,10 +176,10 @@ class TrainTransform:
     pixels) of independent Gaussian noise added to each of the three colour channels, with probability
     ``color_noise_p`` (000: SFEW's "random information added to three channels"; on a gray crop, the noise the
     gray conversion of such an image carries, std × :data:`LUMA_NOISE_STD`); ``hist_eq`` probability of
-    per-channel histogram equalisation (003: p=0.5); ``cutout`` probability with ``cutout_holes`` squares of at
-    most ``cutout_size`` × side (003: 8 holes of ≤6 px on 350 px, p=0.5); ``erasing`` probability of random
-    erasing (Zhong et al. 2020) with ``erasing_scale`` area fraction.
-    Randomness comes only from the ``generator`` passed to the call, so a seeded run repeats exactly.
+    per-channel histogram equalisation (003: p=0.5); ``cutout`` probability with ``cutout_holes`` squares of
+    at most ``cutout_size`` × side (003: 8 holes of ≤6 px on 350 px, p=0.5); ``erasing`` probability of random
+    erasing (Zhong et al. 2020) with ``erasing_scale`` area fraction. Randomness comes only from the
+    ``generator`` passed to the call, so a seeded run repeats exactly.
     """
 
     config: ModelConfig
@@ -204,7 +204,8 @@ class TrainTransform:
 
     @classmethod
     def from_recipe(cls, config: ModelConfig, augment: dict[str, Any] | None) -> TrainTransform:
-        """Build from a recipe's ``augment`` dict, refusing unknown keys (a typo would silently do nothing)."""
+        """Build from a recipe's ``augment`` dict, refusing unknown keys (a typo would silently do
+        nothing)."""
         augment = dict(augment or {})
         known = {f.name for f in fields(cls)} - {"config"}
         unknown = sorted(set(augment) - known)
@@ -277,7 +278,8 @@ class TrainTransform:
 
     def _crop_boxes(self, n: int, g: torch.Generator, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """RandomResizedCrop's boxes: area fraction uniform in ``resized_crop``, aspect ratio log-uniform in
-        ``resized_crop_ratio``; sides clipped to the image (torchvision retries instead), centre uniform over the
+        ``resized_crop_ratio``; sides clipped to the image (torchvision retries instead), centre uniform over
+        the
         positions that keep the box inside. Returns half-sides and centres, (n, 2) each, in grid units."""
         assert self.resized_crop is not None
         area = _uniform(n, *self.resized_crop, g, dev)

@@ -82,7 +82,8 @@ class VideoFrameResult:
         return {"frame": self.index, "time": round(self.time, 4), "faces": [f.to_dict() for f in self.faces]}
 
 
-# the longest a frame counts as on screen: a longer gap is a timestamp jump (or a damaged stream), not screen time
+# the longest a frame counts as on screen: a longer gap is a timestamp jump (or a damaged stream), not screen
+# time
 MAX_FRAME_SECONDS = 2.0
 
 
@@ -174,7 +175,8 @@ class TrackSummaries:
         self._previous = (time, [f.track_id for f in faces])
 
     def result(self) -> list[dict[str, Any]]:
-        """Per track: first/last time, seconds on screen, share of time per (smoothed) expression, the dominant
+        """Per track: first/last time, seconds on screen, share of time per (smoothed) expression, the
+        dominant
         one, time-weighted mean probabilities and each class's peak (probability and time)."""
         if self._previous is not None:  # the last frame lasts one typical frame interval
             _, ids = self._previous
@@ -288,8 +290,8 @@ class VideoRun:
 class ShotCuts:
     """Detects hard cuts between consecutive frames from their colour histograms.
 
-    A cut puts other people (or the same people elsewhere) on screen, which box motion alone cannot tell from a
-    face moving; a histogram hardly changes when faces or the camera move, and changes wholesale at a cut.
+    A cut puts other people (or the same people elsewhere) on screen, which box motion alone cannot tell from
+    a face moving; a histogram hardly changes when faces or the camera move, and changes wholesale at a cut.
     ``threshold`` is the L1 distance (0-2) between the normalised 64-bin histograms that counts as a cut.
     """
 

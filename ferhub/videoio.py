@@ -1,10 +1,10 @@
 """Video files in and out with PyAV (FFmpeg inside the wheel: no system ffmpeg needed).
 
 Reading yields upright RGB frames one at a time, each with its time in seconds taken from the stream's own
-timestamps (so variable-frame-rate phone videos get true times, not ``index / fps``), rotated as the container's
-display matrix says, and downscaled by FFmpeg's scaler when larger than ``max_side``: memory stays that of a
-few frames whatever the length or resolution. Writing encodes H.264 in yuv420p with the index at the front of
-the file (``faststart``), the combination every browser plays.
+timestamps (so variable-frame-rate phone videos get true times, not ``index / fps``), rotated as the
+container's display matrix says, and downscaled by FFmpeg's scaler when larger than ``max_side``: memory stays
+that of a few frames whatever the length or resolution. Writing encodes H.264 in yuv420p with the index at the
+front of the file (``faststart``), the combination every browser plays.
 
 >>> with open_video("clip.mp4") as video:                       # doctest: +SKIP
 ...     for frame in video.frames(fps=5):
@@ -74,7 +74,8 @@ class VideoInfo:
 
 @dataclass
 class Frame:
-    """One decoded frame: its index in the stream (0-based), its time in seconds, and the upright RGB image."""
+    """One decoded frame: its index in the stream (0-based), its time in seconds, and the upright RGB
+    image."""
 
     index: int
     time: float
@@ -159,8 +160,8 @@ class VideoReader:
             self._first = next(self._decoder, None)
         except av.FFmpegError as e:
             raise VideoDecodeError(
-                f"{name}: cannot decode the first frame ({_reason(e)}); the file is corrupt, truncated or in a "
-                f"codec this build lacks: {_reencode_hint()}"
+                f"{name}: cannot decode the first frame ({_reason(e)}); the file is corrupt, truncated or in"
+                f" a codec this build lacks: {_reencode_hint()}"
             ) from e
         if self._first is None:
             raise VideoDecodeError(f"{name}: contains no video frames (truncated or empty stream)")
@@ -184,7 +185,8 @@ class VideoReader:
         self._container.close()
 
     def frames(self, *, fps: float | None = None) -> Iterator[Frame]:
-        """Decoded frames in order; with ``fps``, at most that many per second (the first frame at or after each
+        """Decoded frames in order; with ``fps``, at most that many per second (the first frame at or after
+        each
         ``k / fps`` seconds). Raises :class:`VideoDecodeError` at the first undecodable packet; the frames
         before it have been yielded."""
         import av

@@ -173,8 +173,8 @@ class TableWriter:
             share = [kv for kv in sorted(t["share"].items(), key=lambda kv: -kv[1])[:3] if kv[1] >= 0.005]
             shares = ", ".join(f"{k} {v:.0%}" for k, v in share)
             self._line(
-                f"  face {t['face_id']}: {t['first_time']:.2f}-{t['last_time']:.2f} s, {t['seconds']:.1f} s on "
-                f"screen, mostly {t['dominant']} ({shares})"
+                f"  face {t['face_id']}: {t['first_time']:.2f}-{t['last_time']:.2f} s, {t['seconds']:.1f} s"
+                f" on screen, mostly {t['dominant']} ({shares})"
             )
         if run.error:
             self._line(f"  ERROR {printable(run.error)}")

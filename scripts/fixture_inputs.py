@@ -50,7 +50,7 @@ def face_inputs(size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--channels", type=int, default=3, choices=(1, 3))
     p.add_argument("--out", required=True, help=".npy file to write")

@@ -1,9 +1,9 @@
 """Reproduction fixture for ferhub's facemood model: upstream's Keras model classifies fixed inputs.
 
 Run once in a throwaway venv with TensorFlow (never ferhub's own environment):
-    python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu h5py pillow scikit-image matplotlib
-    pip download --no-deps facemood==1.0.1 -d /tmp/facemood
-    /tmp/tfenv/bin/python scripts/make_facemood_fixture.py /tmp/facemood/facemood-1.0.1-py3-none-any.whl \
+    python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu h5py pillow scikit-image
+    matplotlib pip download --no-deps facemood==1.0.1 -d /tmp/facemood /tmp/tfenv/bin/python
+    scripts/make_facemood_fixture.py /tmp/facemood/facemood-1.0.1-py3-none-any.whl \
         tests/fixtures/facemood.npz
 The wheel's model file is read straight from the archive; the package itself is never installed or imported.
 Writes ``inputs`` (uint8 N,170,170,3 RGB), ``probabilities`` (float32 N,7 in facemood's order Angry, Disgust,

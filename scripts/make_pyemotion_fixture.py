@@ -4,14 +4,16 @@ Run once in a throwaway venv (never ferhub's own environment: this unpickles the
 PyEmotion does, which can run code; the venv is thrown away afterwards):
     python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy pillow scikit-image matplotlib
     pip download --no-deps PyEmotion==1.0.0 -d /tmp/pyemotion
-    /tmp/torchenv/bin/python scripts/make_pyemotion_fixture.py /tmp/pyemotion/PyEmotion-1.0.0-py3-none-any.whl \
+    /tmp/torchenv/bin/python scripts/make_pyemotion_fixture.py /tmp/pyemotion/PyEmotion-1.0.0-py3-none-any.whl
+    \
         tests/fixtures/pyemotion.npz
-``PyEmotion/networks.py`` and ``PyEmotion/model/main_model.pkl`` are read from the wheel into a temporary folder
-(the package is not installed: its ``__init__`` imports cv2, facenet_pytorch and art, none needed here).
-The inputs are already 48x48 gray, so upstream's ``Resize((48, 48))`` is the identity and its transform reduces
-to ``ToTensor`` + ``Normalize(0.5, 0.5)``, applied here without torchvision.
-Writes ``inputs`` (uint8 N,48,48), ``logits`` (the last linear layer, before the sigmoid), ``outputs`` (float32 N,7: upstream's sigmoid scores in its order Angry,
-Disgust, Fear, Happy, Sad, Surprise, Neutral) and ``versions``.
+``PyEmotion/networks.py`` and ``PyEmotion/model/main_model.pkl`` are read from the wheel into a temporary
+folder (the package is not installed: its ``__init__`` imports cv2, facenet_pytorch and art, none needed
+here). The inputs are already 48x48 gray, so upstream's ``Resize((48, 48))`` is the identity and its transform
+reduces to ``ToTensor`` + ``Normalize(0.5, 0.5)``, applied here without torchvision. Writes ``inputs`` (uint8
+N,48,48), ``logits`` (the last linear layer, before the sigmoid), ``outputs`` (float32 N,7: upstream's sigmoid
+scores in its order Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral) and
+``versions``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def main() -> None:
     inputs = face_inputs(48, channels=1)[..., 0]
     x = (torch.from_numpy(inputs).float().div(255).unsqueeze(1) - 0.5) / 0.5
     captured = {}
-    # The last Linear's output, before upstream's Sigmoid: saturated scores (0 or 1) hide errors, logits do not.
+    # The last Linear's output, before upstream's Sigmoid: saturated scores (0 or 1) hide errors, logits do
+    # not.
     net.linear[2].register_forward_hook(lambda _m, _i, o: captured.update(logits=o))
     with torch.no_grad():
         outputs = net(x).numpy().astype(np.float32)

@@ -1,8 +1,8 @@
 """Real zip bombs for tests, made in a second instead of deflating a gigabyte.
 
 Deflating zeros with a full flush after each MiB gives the same compressed block for every MiB, so a member of
-N MiB of zeros is that block N times plus the stream's end: a genuine deflate stream any unzip inflates to N MiB.
-The zip around it is written field by field (APPNOTE 4.3.7, 4.3.12, 4.3.16).
+N MiB of zeros is that block N times plus the stream's end: a genuine deflate stream any unzip inflates to N
+MiB. The zip around it is written field by field (APPNOTE 4.3.7, 4.3.12, 4.3.16).
 """
 
 from __future__ import annotations
@@ -41,9 +41,25 @@ def write_bomb(path: Path, members: Sequence[tuple[str, int | bytes]]) -> Path:
         )
         local += raw + data
         central += struct.pack(
-            "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc, len(data), size, len(raw), 0, 0,
-            0, 0, 0, offset,
-        )  # fmt: skip
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            method,
+            0,
+            0x21,
+            crc,
+            len(data),
+            size,
+            len(raw),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
         central += raw
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(local), 0)
     path.write_bytes(bytes(local + central + end))

@@ -9,8 +9,8 @@ Use from a test module::
         wait_for(browser, "return document.querySelectorAll('.js-plotly-plot').length > 0")
         screenshot(browser, tmp_path / "page.png")
 
-or ``with chromium() as driver: ...`` for a browser with extra flags (e.g. a fake webcam). A missing browser is
-a failure with the command that installs it, never a skip: the README's test command installs it.
+or ``with chromium() as driver: ...`` for a browser with extra flags (e.g. a fake webcam). A missing browser
+is a failure with the command that installs it, never a skip: the README's test command installs it.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def browser() -> Iterator[Any]:
 
 
 def wait_for(driver: Any, script: str, timeout: float = 30.0, *args: Any) -> Any:
-    """Run ``script`` (JavaScript that returns a value) until it returns something truthy; return that value."""
+    """Run ``script`` (JavaScript that returns a value) until it returns something truthy; return that
+    value."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(script, *args))
@@ -113,7 +114,8 @@ def screenshot(driver: Any, path: str | Path, *, full_page: bool = True) -> Path
 
 
 def until(condition: Callable[[], Any], timeout: float = 90.0, what: str = "condition") -> Any:
-    """Call ``condition`` until it returns something truthy (exceptions count as not yet); return that value."""
+    """Call ``condition`` until it returns something truthy (exceptions count as not yet); return that
+    value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

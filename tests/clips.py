@@ -103,7 +103,8 @@ def write_clip(
     return path
 
 
-# -- scenes: each returns frames plus per-frame truth [(name, cx, cy)] -----------------------------------------
+# -- scenes: each returns frames plus per-frame truth [(name, cx, cy)]
+# -----------------------------------------
 Truth = list[list[tuple[str, float, float]]]
 
 

@@ -33,7 +33,8 @@ def isolated_hf(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where a browser test module's screenshots go: ``$FERHUB_SCREENSHOTS`` (to keep and look at them), else a
+    """Where a browser test module's screenshots go: ``$FERHUB_SCREENSHOTS`` (to keep and look at them), else
+    a
     temporary folder."""
     import os
 
@@ -74,7 +75,8 @@ def one_torch_thread():
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests start Chromium and a Gradio server (seconds each): ``-m "not slow"`` leaves them out too."""
+    """Browser tests start Chromium and a Gradio server (seconds each): ``-m "not slow"`` leaves them out
+    too."""
     for item in items:
         if item.get_closest_marker("browser") and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)

@@ -2,10 +2,10 @@
 
 A case is a function ``case_<kind>(tmp: Path) -> Any`` in a ``tests/test_hostile_*`` module: it feeds a
 hostile input to ferhub the way a user or a visitor would. Inputs that take a while to make are written into
-``tmp`` by ``prepare_<kind>(tmp)``, which runs before the measurement starts. The child runs the cases of one module
-one after another with ``RLIMIT_AS`` set (a runaway allocation fails there instead of swapping the machine)
-and records, per case, how it ended (the exception's type and message, or the value returned), the seconds it
-took and how far its resident memory rose above where it started (``VmHWM``, reset between cases).
+``tmp`` by ``prepare_<kind>(tmp)``, which runs before the measurement starts. The child runs the cases of one
+module one after another with ``RLIMIT_AS`` set (a runaway allocation fails there instead of swapping the
+machine) and records, per case, how it ended (the exception's type and message, or the value returned), the
+seconds it took and how far its resident memory rose above where it started (``VmHWM``, reset between cases).
 
 Running a module's cases in one child keeps the suite fast (torch is imported once); each case is still its
 own pytest item that asserts its own outcome (:func:`outcome`).

@@ -1,4 +1,5 @@
-"""Images for tests, made on the fly: real faces that ship in registry packages, and a corpus of awkward files.
+"""Images for tests, made on the fly: real faces that ship in registry packages, and a corpus of awkward
+files.
 
 Real faces: scikit-image's astronaut (Eileen Collins) and LFW crops (``lfw_subset``: the first 100 of its 200
 25x25 images are faces, the rest are not), and matplotlib's ``grace_hopper.jpg``.
@@ -127,7 +128,8 @@ def encode(image: Image.Image, fmt: str, **kw: object) -> bytes:
 
 def exif_rotated(image: Image.Image, fmt: str = "PNG") -> bytes:
     """``image`` stored rotated 90 degrees counter-clockwise with EXIF Orientation 6 ("rotate 90 CW to view"),
-    as cameras write portrait shots; decoding with the orientation applied gives ``image`` back exactly (PNG)."""
+    as cameras write portrait shots; decoding with the orientation applied gives ``image`` back exactly (PNG).
+    """
     exif = Image.Exif()
     exif[0x0112] = 6
     return encode(image.transpose(Image.Transpose.ROTATE_90), fmt, exif=exif.tobytes())

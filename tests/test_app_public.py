@@ -139,8 +139,12 @@ def test_zip_bombs_are_refused_before_they_inflate(server: Server, client: Any, 
         "count.zip": [(f"faces/happy/{i}.png", b"x") for i in range(6000)],  # 6,000 entries in 0.5 MB
     }
     expected = {
-        "gib.zip": r"gib\.zip: 'faces/happy/1\.png' inflates to 1024\.0 MiB; the limit for one file is 32\.0 MiB",
-        "ratio.zip": r"ratio\.zip: 'faces/sad/0\.bmp' expands [\d,]+x \(limit 100x\): it looks like a zip bomb",
+        "gib.zip": (
+            r"gib\.zip: 'faces/happy/1\.png' inflates to 1024\.0 MiB; the limit for one file is 32\.0 MiB"
+        ),
+        "ratio.zip": (
+            r"ratio\.zip: 'faces/sad/0\.bmp' expands [\d,]+x \(limit 100x\): it looks like a zip bomb"
+        ),
         "count.zip": r"count\.zip holds 6,000 entries; the limit here is 5,000",
     }
     peak = server.status("VmHWM")

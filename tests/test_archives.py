@@ -90,7 +90,8 @@ def test_the_entry_count_is_refused_before_the_directory_is_parsed(
 
 
 def test_a_lying_header_is_stopped_at_its_declared_size(tmp_path: Path) -> None:
-    """A central directory that declares 1 KiB for a member holding 8 MiB: reading stops at 1 KiB and fails."""
+    """A central directory that declares 1 KiB for a member holding 8 MiB: reading stops at 1 KiB and
+    fails."""
     path = tmp_path / "liar.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("happy/0.png", bytes(8 * MiB))

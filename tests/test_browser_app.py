@@ -1,7 +1,8 @@
 """The app in a real headless Chromium (Debian's ``chromium`` + ``chromedriver``), sharing one server and one
-browser: the page loads; an uploaded photo comes back boxed, labelled and with its saliency overlay; the Compare
-tab's confusion matrix is a plotly heatmap whose hover text holds the right count; the Webcam tab, fed a y4m video
-of real faces through Chromium's fake capture device, streams annotated frames and snapshots to Classify.
+browser: the page loads; an uploaded photo comes back boxed, labelled and with its saliency overlay; the
+Compare tab's confusion matrix is a plotly heatmap whose hover text holds the right count; the Webcam tab, fed
+a y4m video of real faces through Chromium's fake capture device, streams annotated frames and snapshots to
+Classify.
 
 Screenshots go to ``$FERHUB_SCREENSHOTS`` (default: a temporary folder). A missing browser fails the test.
 """

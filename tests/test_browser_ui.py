@@ -1,6 +1,8 @@
-"""The app's rough edges, tried as a new user would in a real headless Chromium (issue 16): one toast per failed
-action and no stale results beside it, pickers that keep working, labels that never hide one another on a group
-photo, honest occlusion progress, and a Compare dashboard with one class order that fits 1280-1920 px screens.
+"""The app's rough edges, tried as a new user would in a real headless Chromium (issue 16): one toast per
+failed
+action and no stale results beside it, pickers that keep working, labels that never hide one another on a
+group photo, honest occlusion progress, and a Compare dashboard with one class order that fits 1280-1920 px
+screens.
 
 Screenshots go to ``$FERHUB_SCREENSHOTS`` (default: a temporary folder); ``docs/screenshots`` are taken here.
 """
@@ -269,8 +271,15 @@ def test_group_photo_faces_numbered_left_to_right_labels_apart(
     start = time.monotonic()
 
     def done() -> bool:
-        seen.update(t.strip() for t in js(driver, "return [...document.querySelectorAll('.progress-text, "
-                                                       ".progress-level-inner, .meta-text')].map(e => e.textContent)") if t)  # fmt: skip
+        seen.update(
+            t.strip()
+            for t in js(
+                driver,
+                "return [...document.querySelectorAll('.progress-text, "
+                ".progress-level-inner, .meta-text')].map(e => e.textContent)",
+            )
+            if t
+        )
         return "Face #6" in probs_text(driver)
 
     wait(done, timeout=240, what="six faces classified and explained")

@@ -1,5 +1,6 @@
 """Top-level error handling of the ``ferhub`` command line: one line per error, documented exit codes,
-``--debug`` for the traceback; evaluate keeps going past unreadable images and reports a failed push cleanly."""
+``--debug`` for the traceback; evaluate keeps going past unreadable images and reports a failed push cleanly.
+"""
 
 from __future__ import annotations
 
@@ -152,7 +153,11 @@ def test_interrupt_is_exit_130(capsys, monkeypatch) -> None:
     ("error", "code", "expected"),
     [
         (OSError(errno.ENOSPC, "No space left on device", "/out/x.png"), 1, "the disk is full: /out/x.png"),
-        (FileNotFoundError(errno.ENOENT, "No such file or directory", "/nope"), 1, "No such file or directory: /nope"),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "/nope"),
+            1,
+            "No such file or directory: /nope",
+        ),
         (MemoryError(), 1, "out of memory"),
         (ValueError("bad\nvalue " + "x" * 5000), 1, "bad value xxx"),
         (ConnectionError("reset by peer"), 3, "cannot reach the Hugging Face Hub"),

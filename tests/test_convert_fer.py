@@ -269,7 +269,8 @@ def test_converter_refuses_a_different_architecture(tmp_path: Path, tweak: dict,
         fer_convert.model_from_h5(h5)
 
 
-# --- keras_h5: reading and layouts ---------------------------------------------------------------------------
+# --- keras_h5: reading and layouts
+# ---------------------------------------------------------------------------
 
 
 def test_conv_kernel_layout_matches_keras_semantics() -> None:
@@ -330,15 +331,35 @@ def test_reads_keras3_functional_and_keras2_sequential_graphs(tmp_path: Path) ->
         "config": {
             "name": "functional",
             "layers": [
-                {"class_name": "InputLayer", "name": "inp", "config": {"batch_shape": [None, 4]}, "inbound_nodes": []},
-                {"class_name": "Dense", "name": "a", "config": {}, "inbound_nodes": [{"args": [tensor("inp")], "kwargs": {}}]},
-                {"class_name": "Dense", "name": "b", "config": {}, "inbound_nodes": [{"args": [tensor("inp")], "kwargs": {}}]},
-                {"class_name": "Add", "name": "sum", "config": {}, "inbound_nodes": [{"args": [[tensor("a"), tensor("b")]], "kwargs": {}}]},
+                {
+                    "class_name": "InputLayer",
+                    "name": "inp",
+                    "config": {"batch_shape": [None, 4]},
+                    "inbound_nodes": [],
+                },
+                {
+                    "class_name": "Dense",
+                    "name": "a",
+                    "config": {},
+                    "inbound_nodes": [{"args": [tensor("inp")], "kwargs": {}}],
+                },
+                {
+                    "class_name": "Dense",
+                    "name": "b",
+                    "config": {},
+                    "inbound_nodes": [{"args": [tensor("inp")], "kwargs": {}}],
+                },
+                {
+                    "class_name": "Add",
+                    "name": "sum",
+                    "config": {},
+                    "inbound_nodes": [{"args": [[tensor("a"), tensor("b")]], "kwargs": {}}],
+                },
             ],
             "input_layers": [["inp", 0, 0]],
             "output_layers": ["sum", 0, 0],
         },
-    }  # fmt: skip
+    }
     kernel = np.arange(8, dtype=np.float32).reshape(4, 2)
     _h5_with_config(tmp_path / "k3.h5", k3, {"a": {"kernel": kernel, "bias": np.zeros(2, np.float32)}})
     model = keras_h5.read_keras_h5(tmp_path / "k3.h5")
@@ -352,10 +373,13 @@ def test_reads_keras3_functional_and_keras2_sequential_graphs(tmp_path: Path) ->
     with pytest.raises(keras_h5.KerasH5Error, match="has no weight 'gamma'"):
         g.layer("a").weight("gamma")
 
-    seq = {"class_name": "Sequential", "config": [
-        {"class_name": "Dense", "config": {"name": "d1", "units": 2}},
-        {"class_name": "Activation", "config": {"name": "act", "activation": "softmax"}},
-    ]}  # fmt: skip
+    seq = {
+        "class_name": "Sequential",
+        "config": [
+            {"class_name": "Dense", "config": {"name": "d1", "units": 2}},
+            {"class_name": "Activation", "config": {"name": "act", "activation": "softmax"}},
+        ],
+    }
     _h5_with_config(tmp_path / "seq.h5", seq, {"d1": {"kernel": kernel}})
     sg = keras_h5.read_keras_h5(tmp_path / "seq.h5").graph
     assert (sg.inputs, sg.outputs, sg.layer("act").inbound) == (["d1"], ["act"], ["d1"])
@@ -384,7 +408,8 @@ def test_load_state_names_missing_and_misshaped_tensors() -> None:
         keras_h5.load_state(model, bad)
 
 
-# --- _fetch ---------------------------------------------------------------------------------------------------
+# --- _fetch
+# ---------------------------------------------------------------------------------------------------
 
 
 def _wheel(folder: Path, payload: bytes) -> Path:

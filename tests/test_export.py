@@ -1,4 +1,5 @@
-"""``ferhub export --format onnx``: every bundled model, the ensemble, every registered architecture's tiny variant
+"""``ferhub export --format onnx``: every bundled model, the ensemble, every registered architecture's tiny
+variant
 and the MTCNN nets give PyTorch's probabilities (max |difference| <= 1e-5); the exported repo still loads."""
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ def iou(a: Box, b: Box) -> float:
 
 
 def assert_sensible(face: Face, image: Image.Image) -> None:
-    """A plausible upright face: box mostly inside the image, eyes above nose above mouth, landmarks in the box."""
+    """A plausible upright face: box mostly inside the image, eyes above nose above mouth, landmarks in the
+    box."""
     x1, y1, x2, y2 = face.box
     w, h = x2 - x1, y2 - y1
     assert w > 8 and h > 8 and 0.6 < h / w < 1.8
@@ -227,7 +228,8 @@ def test_crop_is_exact_for_an_unscaled_box() -> None:
 
 
 def test_crop_square_margin_and_channels() -> None:
-    # a white rectangle exactly the face box on black: with margin m the rectangle fills 1 / (1 + 2m) of the crop
+    # a white rectangle exactly the face box on black: with margin m the rectangle fills 1 / (1 + 2m) of the
+    # crop
     image = Image.new("RGB", (400, 300))
     ImageDraw.Draw(image).rectangle((100, 50, 179, 169), fill=(255, 255, 255))  # 80 x 120 px
     face = Face(box=(100.0, 50.0, 180.0, 170.0), score=1.0)
@@ -280,8 +282,8 @@ def test_crop_geometry_with_rotation() -> None:
 
 
 def test_similarity_alignment_maps_the_five_landmarks_onto_the_template() -> None:
-    # five dots placed by a known similarity (rotation 20°, scale 1.7, shift) of the template; the aligned crop
-    # with margin m must put each dot at (m + template) / (1 + 2m) of the side
+    # five dots placed by a known similarity (rotation 20°, scale 1.7, shift) of the template; the aligned
+    # crop with margin m must put each dot at (m + template) / (1 + 2m) of the side
     size, margin = 112, 0.2
     angle, scale, shift = math.radians(20), 1.7, np.array([60.0, 40.0])
     rot = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])

@@ -96,17 +96,29 @@ def _escaping_zip() -> bytes:
 
 # kind -> (what the visitor sends, the error pattern; None: it must succeed)
 UPLOADS: dict[str, tuple[str, Callable[[], bytes], str | None]] = {
-    "upload_bomb_header_png": ("bomb.png", lambda: png(40000, 40000), r"1600\.0 MP, over the limit of [\d.]+ MP"),
+    "upload_bomb_header_png": (
+        "bomb.png",
+        lambda: png(40000, 40000),
+        r"1600\.0 MP, over the limit of [\d.]+ MP",
+    ),
     "upload_text_chunk_bomb": (
         "text.png",
-        lambda: png(64, 64, __import__("images_corpus").png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"a" * (256 << 20), 9))),
+        lambda: png(
+            64,
+            64,
+            __import__("images_corpus").png_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"a" * (256 << 20), 9)),
+        ),
         r"too large",
     ),
-    "upload_html_named_jpg": ("page.jpg", lambda: b"<html><script>alert(1)</script></html>" * 50, r"not an image"),
+    "upload_html_named_jpg": (
+        "page.jpg",
+        lambda: b"<html><script>alert(1)</script></html>" * 50,
+        r"not an image",
+    ),
     "upload_zero_bytes": ("empty.jpg", lambda: b"", r"no data|empty"),
     "upload_truncated_png": ("cut.png", lambda: png(640, 480)[:300], r"truncated|cannot|unreadable|broken"),
     "upload_7000x7000_photo": ("big.jpg", _photo_7000, r"49\.0 MP, over the limit|No face"),
-}  # fmt: skip
+}
 MODEL_BOX: dict[str, tuple[str, str]] = {
     "model_box_10k_characters": ("x" * 10_000, r"."),
     "model_box_nul_and_newline": ("ferhub/fer-mini-xception\0\n/etc/passwd", r"."),
@@ -143,7 +155,8 @@ def test_hostile_model_box(server: Server, client: Any, kind: str) -> None:
 
 
 def test_hostile_zip_member_names(server: Server, client: Any, tmp_path: Path) -> None:
-    """A labelled zip whose members climb out (``../../../tmp/escape``) or are absolute: nothing lands there."""
+    """A labelled zip whose members climb out (``../../../tmp/escape``) or are absolute: nothing lands
+    there."""
     data = upload(tmp_path, "faces.zip", _escaping_zip())
     error, seconds, grew = attack(
         server, lambda: client.predict([DEFAULT_MODEL], data, "", "", api_name="/evaluate")

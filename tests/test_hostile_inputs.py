@@ -245,14 +245,26 @@ def case_zip_not_a_zip(tmp: Path) -> Any:
 
 
 def case_zip_member_names_escape(tmp: Path) -> Any:
-    """Members named ``../../outside/happy/x.png``: read in place (never extracted), refused as no class folders."""
+    """Members named ``../../outside/happy/x.png``: read in place (never extracted), refused as no class
+    folders."""
     src = _faces_folder(tmp)
     with zipfile.ZipFile(tmp / "data.zip", "w") as zf:
         for f in sorted(src.rglob("*.png")):
             zf.write(f, f"../../outside/{f.parent.name}/{f.name}")
     out = tmp / "out"
-    argv = ["evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
-            "--bootstrap", "10", "--out", str(out), "--no-report"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--model",
+        "ferhub/fer-mini-xception",
+        "--data",
+        str(tmp / "data.zip"),
+        "--precropped",
+        "--bootstrap",
+        "10",
+        "--out",
+        str(out),
+        "--no-report",
+    ]
     try:
         return _cli(*argv)
     finally:
@@ -267,8 +279,19 @@ def prepare_zip_gib_member(tmp: Path) -> None:
 
 
 def case_zip_gib_member(tmp: Path) -> Any:
-    return _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
-                "--bootstrap", "10", "--out", str(tmp / "out"), "--no-report")  # fmt: skip
+    return _cli(
+        "evaluate",
+        "--model",
+        "ferhub/fer-mini-xception",
+        "--data",
+        str(tmp / "data.zip"),
+        "--precropped",
+        "--bootstrap",
+        "10",
+        "--out",
+        str(tmp / "out"),
+        "--no-report",
+    )
 
 
 def prepare_zip_ratio_bomb(tmp: Path) -> None:
@@ -281,8 +304,19 @@ def prepare_zip_ratio_bomb(tmp: Path) -> None:
 
 
 def case_zip_ratio_bomb(tmp: Path) -> Any:
-    return _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
-                "--bootstrap", "10", "--out", str(tmp / "out"), "--no-report")  # fmt: skip
+    return _cli(
+        "evaluate",
+        "--model",
+        "ferhub/fer-mini-xception",
+        "--data",
+        str(tmp / "data.zip"),
+        "--precropped",
+        "--bootstrap",
+        "10",
+        "--out",
+        str(tmp / "out"),
+        "--no-report",
+    )
 
 
 def prepare_zip_250000_entries(tmp: Path) -> None:
@@ -292,8 +326,19 @@ def prepare_zip_250000_entries(tmp: Path) -> None:
 
 
 def case_zip_250000_entries(tmp: Path) -> Any:
-    return _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
-                "--bootstrap", "10", "--out", str(tmp / "out"), "--no-report")  # fmt: skip
+    return _cli(
+        "evaluate",
+        "--model",
+        "ferhub/fer-mini-xception",
+        "--data",
+        str(tmp / "data.zip"),
+        "--precropped",
+        "--bootstrap",
+        "10",
+        "--out",
+        str(tmp / "out"),
+        "--no-report",
+    )
 
 
 def prepare_zip_corrupt_member(tmp: Path) -> None:

@@ -1,4 +1,5 @@
-"""The model repo: save/load round trips, strict loading, Hub ids (intercepted), offline failures, push, cards."""
+"""The model repo: save/load round trips, strict loading, Hub ids (intercepted), offline failures, push,
+cards."""
 
 from __future__ import annotations
 
@@ -638,7 +639,8 @@ def test_hanging_network_is_cut_short(
 
 
 def write_hf_cache(cache: Path, repo_id: str, folder: Path, refs: dict[str, str]) -> Path:
-    """Lay ``folder`` out exactly as huggingface_hub caches a download: blobs, snapshot symlinks, refs, tree."""
+    """Lay ``folder`` out exactly as huggingface_hub caches a download: blobs, snapshot symlinks, refs,
+    tree."""
     commit = hashlib.sha1(repo_id.encode()).hexdigest()
     root = cache / f"models--{repo_id.replace('/', '--')}"
     snapshot = root / "snapshots" / commit
@@ -689,7 +691,8 @@ def test_incomplete_cached_snapshot_is_reported(tmp_path: Path, isolated_hf: Pat
 
 
 class FakeHub:
-    """A Hub on the loopback interface speaking the few routes snapshot_download uses (info, tree, resolve)."""
+    """A Hub on the loopback interface speaking the few routes snapshot_download uses (info, tree,
+    resolve)."""
 
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, Any]] = {}

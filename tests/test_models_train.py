@@ -26,7 +26,8 @@ from ferhub.pretrained import (
     torchvision_cache_dir,
 )
 
-# NASNet's hundreds of small ops make even its tiny variant slow to train on a shared CPU: it gets structural checks
+# NASNet's hundreds of small ops make even its tiny variant slow to train on a shared CPU: it gets structural
+# checks
 TINY = ["test_fcn", "test_resnet", "test_mobilenet", "test_lightcnn", "test_irv1"]
 
 
@@ -62,8 +63,8 @@ def _train_step(model: nn.Module, steps: int = 1) -> None:
 
 def test_fcn_is_the_reference_simple_cnn_nine_feature_convs_plus_the_class_map_conv() -> None:
     """Seed 002 says "9 convolution layers ... about 600,000 parameters". The reference code it follows
-    (Arriaga et al.'s ``simple_CNN``) has those nine feature convolutions *and* a tenth, the 3x3 convolution to
-    one map per class that global average pooling reads, and 641,463 trainable parameters for 7 classes
+    (Arriaga et al.'s ``simple_CNN``) has those nine feature convolutions *and* a tenth, the 3x3 convolution
+    to one map per class that global average pooling reads, and 641,463 trainable parameters for 7 classes
     (Keras reports 642,935: it also counts BatchNorm's 1,472 running statistics). ferhub builds the reference,
     so the counts below are the reference's; the paper's "9" leaves out the class-map convolution and its
     "about 600,000" rounds 641k."""
@@ -87,7 +88,8 @@ def test_fcn_is_the_reference_simple_cnn_nine_feature_convs_plus_the_class_map_c
 
 
 def test_mini_xception_is_the_reference_mini_xception_about_60k() -> None:
-    """Seed 002: "4 residual depth-wise separable convolutions ... approximately 60,000 parameters". Arriaga et
+    """Seed 002: "4 residual depth-wise separable convolutions ... approximately 60,000 parameters". Arriaga
+    et
     al.'s Keras ``mini_XCEPTION`` for 7 classes sums to 58,423 in Keras' summary, which counts BatchNorm's
     running statistics; PyTorch counts 56,951 trainable parameters, the same network."""
     model = create_model("mini_xception")
@@ -124,7 +126,8 @@ def test_seed002_nets_start_as_the_keras_reference_does(name: str) -> None:
     assert torch.allclose(bn.running_mean, torch.full_like(bn.running_mean, keras))
 
 
-# --- freezing, partial unfreezing, parameter groups ----------------------------------------------------------
+# --- freezing, partial unfreezing, parameter groups
+# ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 4])
@@ -224,7 +227,8 @@ def test_param_groups_split_head_and_backbone_learning_rates() -> None:
     assert [g["name"] for g in flat] == ["all", "all_no_decay"]
 
 
-# --- Grad-CAM layer ------------------------------------------------------------------------------------------
+# --- Grad-CAM layer
+# ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -400,7 +404,8 @@ def test_nasnet_weights_come_from_the_hugging_face_cache(isolated_hf: Path) -> N
         assert torch.equal(ours[k], v), k
 
 
-# --- heads: DAL (seed 000), MFM, multi-scale head and output mix-up (seed 003) ---------------------------------
+# --- heads: DAL (seed 000), MFM, multi-scale head and output mix-up (seed 003)
+# ---------------------------------
 
 
 def test_max_feature_map_is_the_max_of_the_two_halves() -> None:
@@ -518,7 +523,8 @@ def test_irv1_pretrained_reads_facenets_vggface2_cache(torch_home: Path) -> None
     assert ours and all(torch.equal(v, theirs[k]) for k, v in ours.items())
 
 
-# --- LightCNN-9 + DAL (seed 000) ------------------------------------------------------------------------------
+# --- LightCNN-9 + DAL (seed 000)
+# ------------------------------------------------------------------------------
 
 
 def test_lightcnn9_is_net_b_with_dal() -> None:
@@ -586,7 +592,8 @@ def test_load_init_keeps_a_new_classifier_and_nothing_else(tmp_path: Path) -> No
         load_init(model, tmp_path / "wrong.safetensors")
 
 
-# --- the families through a ferhub model repo ------------------------------------------------------------------
+# --- the families through a ferhub model repo
+# ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

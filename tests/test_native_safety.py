@@ -1,5 +1,6 @@
 """Native-crash regressions: oneDNN's channels-last depthwise-conv backward corrupts the heap on AVX-512 CPUs
-(batch 1, train mode). Whatever the Predictor does for speed must never reach a module others train or explain.
+(batch 1, train mode). Whatever the Predictor does for speed must never reach a module others train or
+explain.
 
 The product paths run in a subprocess, so that on a machine where the crash still happens it fails this test
 and not the whole suite.

@@ -1,5 +1,6 @@
 """Each recipe against its paper: the rows of its results table, its augmentations' ranges, probabilities and
-sizes, its input size, its protocol. The numbers asserted here are the papers' (seeds 000-004), not ferhub's."""
+sizes, its input size, its protocol. The numbers asserted here are the papers' (seeds 000-004), not ferhub's.
+"""
 
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ def test_zhai_net_b_dal_and_softmax_mse_variants() -> None:
 
 
 def test_zhai_softmax_mse_trains_exactly_like_cross_entropy(tmp_path: Path) -> None:
-    """Eq. 4: Softmax-MSE's gradient is softmax CE's, so Net B_DAL and Net B_DAL_MSE reach the same weights."""
+    """Eq. 4: Softmax-MSE's gradient is softmax CE's, so Net B_DAL and Net B_DAL_MSE reach the same
+    weights."""
     from ferhub.training import read_checkpoint
 
     images, targets, labels = transform_task(3, size=24, num_classes=7, seed=7)
@@ -106,8 +108,21 @@ def test_zhai_softmax_mse_trains_exactly_like_cross_entropy(tmp_path: Path) -> N
     weights, losses = [], []
     for variant in ("fer2013_net_b_dal", "fer2013_net_b_dal_mse"):
         out = tmp_path / variant
-        argv = ["--recipe", "seed000_zhai", "--variant", variant, "--data", str(data), "--precropped", "--tiny",
-                "--epochs", "2", "--output-dir", str(out), "--no-progress"]  # fmt: skip
+        argv = [
+            "--recipe",
+            "seed000_zhai",
+            "--variant",
+            variant,
+            "--data",
+            str(data),
+            "--precropped",
+            "--tiny",
+            "--epochs",
+            "2",
+            "--output-dir",
+            str(out),
+            "--no-progress",
+        ]
         summary = main(get_args_parser().parse_args(argv))
         tensors, meta = read_checkpoint(out / "checkpoints" / "last.safetensors")
         weights.append({k: v for k, v in tensors.items() if k.startswith("model.")})
@@ -193,9 +208,12 @@ def test_wang_rows_set_the_network_loss_and_learning_rate() -> None:
 
 @pytest.mark.slow
 def test_wang_networks_and_their_sizes_against_the_papers_words() -> None:
-    """Sec. 4: Inception V3 "has fewer number of parameters (25M)"; MobileNet has "only four million parameters"
-    (V1: torchvision has none, ferhub trains V2); NASNet has "roughly the same number of parameters" as Inception
-    V3, which no NASNet has. The recipe's docstring states these counts (8 classes, built on the meta device)."""
+    """Sec. 4: Inception V3 "has fewer number of parameters (25M)"; MobileNet has "only four million
+    parameters"
+    (V1: torchvision has none, ferhub trains V2); NASNet has "roughly the same number of parameters" as
+    Inception
+    V3, which no NASNet has. The recipe's docstring states these counts (8 classes, built on the meta device).
+    """
     import ferhub.recipes.seed001_wang as wang
     from ferhub.labels import FER8
 
@@ -397,7 +415,8 @@ def test_chen_protocol_sampling_and_table_3_ablation() -> None:
 def test_every_recipes_augmentation_stays_in_its_stated_ranges(
     recipe: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Flip probability, rotation angle (and its probability), zoom, shift and brightness, as each recipe states
+    """Flip probability, rotation angle (and its probability), zoom, shift and brightness, as each recipe
+    states
     them (seed 001: flip/crop/scale/brightness; seed 002: Keras' rotation 10°, shifts and zoom of 10%)."""
     aug = load_recipe(recipe)[0].augment
     n = 800

@@ -1,4 +1,5 @@
-"""The one inference path: detection once, batched classification, typed results, nothing lost on bad input."""
+"""The one inference path: detection once, batched classification, typed results, nothing lost on bad
+input."""
 
 from __future__ import annotations
 

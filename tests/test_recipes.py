@@ -131,8 +131,11 @@ def test_recipes_ship_in_the_wheel_and_resolve_outside_the_checkout(tmp_path: Pa
         shutil.copy(repo / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     # no build isolation: the test extra installs setuptools, and tests never reach the network
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(src), "-w", str(tmp_path / "dist")],
-                   check=True, cwd=src)  # fmt: skip
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", str(src), "-w", str(tmp_path / "dist")],
+        check=True,
+        cwd=src,
+    )
     (wheel,) = (tmp_path / "dist").glob("ferhub-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"ferhub/recipes/{r}.py" for r in RECIPES} <= names
@@ -146,8 +149,14 @@ def test_recipes_ship_in_the_wheel_and_resolve_outside_the_checkout(tmp_path: Pa
         "import sys, ferhub; from ferhub.cli import main; print(ferhub.__file__); "
         "sys.exit(main(['train', '--recipe', 'seed002_kaskun', '--variant', 'fcn', '--print-recipe']))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+    )
     where, _, printed = out.stdout.partition("\n")
     assert Path(where).is_relative_to(tmp_path / "site")  # the installed wheel ran, not the checkout
     settings = json.loads(printed)

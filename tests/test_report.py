@@ -146,7 +146,10 @@ def test_import_ferhub_does_not_import_plotly() -> None:
     import subprocess
     import sys
 
-    code = "import sys, ferhub, ferhub.metrics, ferhub.compare, ferhub.evaluation; print('plotly' in sys.modules)"
+    code = (
+        "import sys, ferhub, ferhub.metrics, ferhub.compare, ferhub.evaluation; print('plotly' in"
+        " sys.modules)"
+    )
     assert (
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True

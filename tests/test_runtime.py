@@ -1,4 +1,5 @@
-"""The CPU runtime: ONNX Runtime finds the same faces and gives the same labels as the torch path, on real photos;
+"""The CPU runtime: ONNX Runtime finds the same faces and gives the same labels as the torch path, on real
+photos;
 models that do not export fall back to torch with a log line; importing and predicting change no process-wide
 setting."""
 
@@ -187,7 +188,8 @@ def test_exported_graphs_are_cached_on_disk_by_weights_hash(isolated_hf) -> None
 
 
 def test_import_and_predict_change_no_process_wide_setting(tmp_path) -> None:
-    """``import ferhub`` and a whole prediction leave the environment, torch's threads and glibc alone, and write
+    """``import ferhub`` and a whole prediction leave the environment, torch's threads and glibc alone, and
+    write
     no file outside the caches (onnxruntime >= 1.29 writes a telemetry `.ses` file into TMPDIR on import)."""
     code = """
 import json, os, sys
@@ -200,7 +202,8 @@ threads = torch.get_num_threads()
 from PIL import Image
 ferhub.Predictor().predict([Image.open(sys.argv[1])])
 print(json.dumps({"import_env": before == after_import, "loaded": loaded,
-                  "predict_env": dict(os.environ) == after_import, "threads": [threads, torch.get_num_threads()]}))
+                  "predict_env": dict(os.environ) == after_import,
+                  "threads": [threads, torch.get_num_threads()]}))
 """
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "ORT_DISABLE_TELEMETRY")}
     scratch = tmp_path / "tmp"

@@ -39,7 +39,8 @@ ASTRONAUT_FACE = Face(
 
 
 class LeftHalf(nn.Module):
-    """Two classes: class 0 scores the mean of the image's left half, class 1 the right half (through a conv)."""
+    """Two classes: class 0 scores the mean of the image's left half, class 1 the right half (through a
+    conv)."""
 
     def __init__(self, size: int = 16) -> None:
         super().__init__()

@@ -165,9 +165,22 @@ def _model_tensors(path: Path) -> dict[str, torch.Tensor]:
 def test_resume_after_sigkill_equals_straight_run(task_folder: Path, tmp_path: Path) -> None:
     # dropout, EMA, mixup, augmentation and a warm-up + cosine schedule all carry state across the kill
     common = [
-        "--deterministic", "--set", "model=test_fcn", "--set", "kernel_l2=0", "--set", "ema=0.9", "--set", "mixup=0.4",
-        "--set", "schedule=cosine", "--set", "warmup_epochs=1", "--epochs", "4",
-    ]  # fmt: skip
+        "--deterministic",
+        "--set",
+        "model=test_fcn",
+        "--set",
+        "kernel_l2=0",
+        "--set",
+        "ema=0.9",
+        "--set",
+        "mixup=0.4",
+        "--set",
+        "schedule=cosine",
+        "--set",
+        "warmup_epochs=1",
+        "--epochs",
+        "4",
+    ]
     straight = tmp_path / "straight"
     # the straight run goes alongside the one that gets killed (2 cores)
     straight_proc = subprocess.Popen(
@@ -436,7 +449,8 @@ def test_trains_on_photos_through_detection_once(tmp_path: Path) -> None:
     assert "No face found by MTCNN in 1 of 9 images (all) (the whole image was used)" in card
     second = main(get_args_parser().parse_args([*argv, "--output-dir", str(tmp_path / "b"), "--no-progress"]))
     assert second["data"]["all"]["detections_run"] == 0 and second["data"]["all"]["no_face"] == 1
-    # seed 000's protocol: images without a detected face are left out of training (the reported data keeps them)
+    # seed 000's protocol: images without a detected face are left out of training (the reported data keeps
+    # them)
     argv += ["--set", "no_face=skip", "--output-dir", str(tmp_path / "c"), "--no-progress"]
     third = main(get_args_parser().parse_args(argv))
     assert third["data"]["all"] == {"images": 9, "crops": 9, "no_face": 1, "no_face_policy": "skip",
@@ -510,8 +524,13 @@ def test_no_reported_image_took_part_in_training_or_selection(
 
     cfg = TrainConfig.from_dict(settings)
     train = _numbered(200)
-    plan = make_plan(cfg, train, _numbered(40, offset=1000) if val else None,
-                     _numbered(40, offset=2000) if test else None, {"train": "all", "val": "val", "test": "test"})  # fmt: skip
+    plan = make_plan(
+        cfg,
+        train,
+        _numbered(40, offset=1000) if val else None,
+        _numbered(40, offset=2000) if test else None,
+        {"train": "all", "val": "val", "test": "test"},
+    )
     assert plan.report_split == report_split and plan.select_name == selects
     reported: set[int] = set()
     for fold in plan.folds:

@@ -153,7 +153,8 @@ def test_model_change_updates_targets_and_method(tiny_model: str) -> None:
 
 
 def test_occlusion_goes_face_by_face_within_one_budget() -> None:
-    """Occlusion's cost is a fixed number of occluded copies shared by the faces (the old fixed stride cost 225
+    """Occlusion's cost is a fixed number of occluded copies shared by the faces (the old fixed stride cost
+    225
     per face: 23-26 s for five faces of faceapi-expression); progress names the face it is on."""
     from ferhub.saliency import OCCLUSION_BUDGET_FLOPS, occlusion_grid
 
@@ -289,7 +290,8 @@ def test_webcam_boxes_never_carry_over_a_cut() -> None:
     assert session.faces[2].box == pytest.approx(expected.box, abs=1)
 
 
-# -- Compare ---------------------------------------------------------------------------------------------------
+# -- Compare
+# ---------------------------------------------------------------------------------------------------
 def test_compare_photo_detects_once_and_marks_disagreement(tiny_model: str) -> None:
     gallery, rows, figure, summary = compare.compare_photo(ASTRONAUT, [DEFAULT_MODEL, tiny_model])
     assert [caption for _, caption in gallery] == [DEFAULT_MODEL, tiny_model]
@@ -433,7 +435,8 @@ def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path:
         compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
 
 
-# -- Model card and the whole app --------------------------------------------------------------------------------
+# -- Model card and the whole app
+# --------------------------------------------------------------------------------
 def test_model_card_shows_labels_licence_and_provenance() -> None:
     body, facts = model_card.model_card(DEFAULT_MODEL)
     table = dict(facts)
@@ -468,7 +471,8 @@ def test_every_event_has_an_api_name() -> None:
 
 def test_models_load_outside_the_gpu_functions(monkeypatch: pytest.MonkeyPatch, tiny_model: str) -> None:
     """On ZeroGPU ``spaces.GPU`` runs the function in a short-lived worker process, so a model loaded in there
-    would be loaded again on every request: each tab's GPU function is handed a predictor loaded outside it."""
+    would be loaded again on every request: each tab's GPU function is handed a predictor loaded outside it.
+    """
     import importlib
     import sys
     import types

@@ -1,4 +1,5 @@
-"""Video: decoding (rotation, variable frame rate), tracking with stable ids, summaries, the CLI and bad input.
+"""Video: decoding (rotation, variable frame rate), tracking with stable ids, summaries, the CLI and bad
+input.
 
 The clips are made here with PyAV from real photos (``tests/clips.py``): a pan, a zoom, a cut, two faces
 crossing, a face leaving and coming back.
@@ -62,7 +63,8 @@ def identities(frames, truth: clips.Truth) -> dict[int, set[str]]:
     return seen
 
 
-# -- decoding ----------------------------------------------------------------------------------------------------
+# -- decoding
+# ----------------------------------------------------------------------------------------------------
 def test_rotation_metadata_and_variable_frame_rate(clip_dir: Path) -> None:
     from ferhub.videoio import open_video
 
@@ -90,7 +92,8 @@ def test_large_frames_are_downscaled_by_the_decoder(clip_dir: Path) -> None:
         assert [f.image.size for f in video.frames()] == [(640, 360)] * 2
 
 
-# -- tracking ----------------------------------------------------------------------------------------------------
+# -- tracking
+# ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("scene", ["pan", "zoom"])
 def test_one_moving_face_keeps_one_id(clip_dir: Path, predictor, scene: str) -> None:
     path, truth = make(clip_dir, scene)
@@ -136,7 +139,8 @@ def test_a_face_leaving_and_returning_keeps_its_id(clip_dir: Path, predictor) ->
 def test_batched_detection_across_frames_gives_the_frame_by_frame_results(
     clip_dir: Path, predictor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On CUDA the video path detects a batch of frames per net call; the same code on the CPU must find exactly
+    """On CUDA the video path detects a batch of frames per net call; the same code on the CPU must find
+    exactly
     what detection frame by frame finds (same tracks, boxes, probabilities)."""
     from ferhub._mtcnn import FastMTCNN
     from ferhub.faces import FaceDetector
@@ -204,7 +208,8 @@ def test_tracker_units() -> None:
     assert value == pytest.approx([np.exp(-1), 1 - np.exp(-1)])
 
 
-# -- the CLI ------------------------------------------------------------------------------------------------------
+# -- the CLI
+# ------------------------------------------------------------------------------------------------------
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -64,9 +64,9 @@ def test_messages_lose_server_paths_but_keep_file_names_and_urls() -> None:
         "/tmp/gradio/3f2a/holiday.jpg: not an image; cache (/root/.cache/huggingface/hub) and "
         "'/srv/data/x.zip::happy/1.png', see https://huggingface.co/org/name and org/name"
     )
-    assert visitors.public_text(text) == (
-        "holiday.jpg: not an image; cache (hub) and 'x.zip::happy/1.png', see https://huggingface.co/org/name "
-        "and org/name"
+    assert (
+        visitors.public_text(text) == "holiday.jpg: not an image; cache (hub) and 'x.zip::happy/1.png', see"
+        " https://huggingface.co/org/name and org/name"
     )
 
 

@@ -1,9 +1,10 @@
 """The model zoo: exact reproduction of each upstream model, the converters on generated files, the ensemble
 rule, the catalogue, import into the HF cache, licence checks, and ``ferhub zoo`` (Hub calls intercepted).
 
-Reproduction fixtures (``tests/fixtures/*.npz``) hold fixed inputs and the upstream runtime's outputs (TF.js in
-Node, Keras, PyTorch), made once by ``scripts/make_*_fixture.*``. No test reaches the network; the conversions
-from the real packages run too when ``FERHUB_ZOO_ARCHIVES`` names a folder holding the pinned archives.
+Reproduction fixtures (``tests/fixtures/*.npz``) hold fixed inputs and the upstream runtime's outputs (TF.js
+in Node, Keras, PyTorch), made once by ``scripts/make_*_fixture.*``. No test reaches the network; the
+conversions from the real packages run too when ``FERHUB_ZOO_ARCHIVES`` names a folder holding the pinned
+archives.
 """
 
 from __future__ import annotations
@@ -229,31 +230,59 @@ def _write_keras_sequential(path: Path, rng: np.random.Generator, widths=(4, 8),
     for i, w in enumerate(widths):
         c, b, p = f"conv2d_{i}", f"batch_normalization_{i}", f"max_pooling2d_{i}"
         layers += [
-            {"class_name": "Conv2D", "config": {"name": c, "filters": w, "kernel_size": [3, 3], "strides": [1, 1],
-             "padding": "valid", "activation": "relu", "use_bias": True, "dilation_rate": [1, 1],
-             "data_format": "channels_last"}},
+            {
+                "class_name": "Conv2D",
+                "config": {
+                    "name": c,
+                    "filters": w,
+                    "kernel_size": [3, 3],
+                    "strides": [1, 1],
+                    "padding": "valid",
+                    "activation": "relu",
+                    "use_bias": True,
+                    "dilation_rate": [1, 1],
+                    "data_format": "channels_last",
+                },
+            },
             {"class_name": "BatchNormalization", "config": {"name": b, "epsilon": 0.001, "axis": [3]}},
-            {"class_name": "MaxPooling2D", "config": {"name": p, "pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}},
-        ]  # fmt: skip
+            {
+                "class_name": "MaxPooling2D",
+                "config": {"name": p, "pool_size": [2, 2], "strides": [2, 2], "padding": "valid"},
+            },
+        ]
         weights[c] = {"kernel": rng.normal(size=(3, 3, cin, w)), "bias": rng.normal(size=w)}
-        weights[b] = {"gamma": rng.uniform(0.5, 2, w), "beta": rng.normal(size=w),
-                      "moving_mean": rng.normal(size=w), "moving_variance": rng.uniform(0.5, 2, w)}  # fmt: skip
+        weights[b] = {
+            "gamma": rng.uniform(0.5, 2, w),
+            "beta": rng.normal(size=w),
+            "moving_mean": rng.normal(size=w),
+            "moving_variance": rng.uniform(0.5, 2, w),
+        }
         cin = w
     side = size
     for _ in widths:
         side = (side - 2) // 2
     layers += [
         {"class_name": "Flatten", "config": {"name": "flatten", "data_format": "channels_last"}},
-        {"class_name": "Dense", "config": {"name": "dense", "units": hidden, "activation": "linear", "use_bias": True}},
+        {
+            "class_name": "Dense",
+            "config": {"name": "dense", "units": hidden, "activation": "linear", "use_bias": True},
+        },
         {"class_name": "BatchNormalization", "config": {"name": "bn_d", "epsilon": 0.001, "axis": [1]}},
-        {"class_name": "Dense", "config": {"name": "dense_1", "units": 7, "activation": "softmax", "use_bias": True}},
-    ]  # fmt: skip
+        {
+            "class_name": "Dense",
+            "config": {"name": "dense_1", "units": 7, "activation": "softmax", "use_bias": True},
+        },
+    ]
     weights["dense"] = {
         "kernel": rng.normal(size=(side * side * cin, hidden)),
         "bias": rng.normal(size=hidden),
     }
-    weights["bn_d"] = {"gamma": rng.uniform(0.5, 2, hidden), "beta": rng.normal(size=hidden),
-                       "moving_mean": rng.normal(size=hidden), "moving_variance": rng.uniform(0.5, 2, hidden)}  # fmt: skip
+    weights["bn_d"] = {
+        "gamma": rng.uniform(0.5, 2, hidden),
+        "beta": rng.normal(size=hidden),
+        "moving_mean": rng.normal(size=hidden),
+        "moving_variance": rng.uniform(0.5, 2, hidden),
+    }
     weights["dense_1"] = {"kernel": rng.normal(size=(hidden, 7)), "bias": rng.normal(size=7)}
     with h5py.File(path, "w") as f:
         f.attrs["model_config"] = json.dumps(

@@ -1,4 +1,5 @@
-"""``ferhub compare A B ... --data SOURCE``: paired comparison of models (agreement, kappa, McNemar's exact test).
+"""``ferhub compare A B ... --data SOURCE``: paired comparison of models (agreement, kappa, McNemar's exact
+test).
 
 With ``--images`` instead of ``--data``, the models are compared on unlabelled photos: agreement and kappa
 between their predictions for every detected face.

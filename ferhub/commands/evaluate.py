@@ -1,4 +1,5 @@
-"""``ferhub evaluate --model ID|PATH --data SOURCE``: metrics into each model repo's eval_results.json and card."""
+"""``ferhub evaluate --model ID|PATH --data SOURCE``: metrics into each model repo's eval_results.json and
+card."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``ferhub export MODEL --format onnx --out DIR``: the model repo plus ``model.onnx``, checked against PyTorch."""
+"""``ferhub export MODEL --format onnx --out DIR``: the model repo plus ``model.onnx``, checked against
+PyTorch."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quantize",
         choices=["int8"],
-        help="also write model.int8.onnx (static QDQ int8), kept only if its top-1 agrees with fp32 on >= 99%% "
-        "of real face crops (needs scikit-image)",
+        help=(
+            "also write model.int8.onnx (static QDQ int8), kept only if its top-1 agrees with fp32 on >= 99%%"
+            " of real face crops (needs scikit-image)"
+        ),
     )
 
 

@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
             else f"{cfg.input_size}x{cfg.input_size} {'gray' if cfg.channels == 1 else 'RGB'}"
         )
         print(
-            f"  {name:<32} {cfg.architecture:<16} {shape:<12} {len(cfg.labels)} classes: {', '.join(cfg.labels)}"
-            f"{default}"
+            f"  {name:<32} {cfg.architecture:<16} {shape:<12} {len(cfg.labels)} classes:"
+            f" {', '.join(cfg.labels)}{default}"
         )
     print("\nRegistered architectures (ferhub.create_model / training):")
     for name in list_models(args.pattern):

@@ -2,7 +2,8 @@
 
 Results are written as they come (photos in small batches, videos frame by frame) and each input is released
 once written, so memory stays flat whatever the number of photos or the length of the videos. A bad file gets
-its own error (in the JSON, and one line on stderr) and never loses the others. Ctrl-C stops with valid output.
+its own error (in the JSON, and one line on stderr) and never loses the others. Ctrl-C stops with valid
+output.
 
 Under ``torchrun --nproc_per_node N`` with ``--out-dir``, the inputs are shared out across the processes (one
 GPU each where there are GPUs), each input's result goes to its own file, and a rerun skips finished inputs.
@@ -62,16 +63,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=3,
         metavar="K",
-        help="detect faces on every K-th analysed frame; the tracker carries boxes in between and every analysed "
-        "frame is classified (default 3; 1 detects on every frame)",
+        help=(
+            "detect faces on every K-th analysed frame; the tracker carries boxes in between and every"
+            " analysed frame is classified (default 3; 1 detects on every frame)"
+        ),
     )
     v.add_argument(
         "--smooth",
         type=float,
         default=0.3,
         metavar="SECONDS",
-        help="time constant of the per-face smoothing of probabilities (default 0.3; 0 = off). Raw values are "
-        "kept: CSV rows and JSON 'probabilities' are per frame, JSON 'smoothed' and --annotate are smoothed",
+        help=(
+            "time constant of the per-face smoothing of probabilities (default 0.3; 0 = off). Raw values are"
+            " kept: CSV rows and JSON 'probabilities' are per frame, JSON 'smoothed' and --annotate are"
+            " smoothed"
+        ),
     )
     v.add_argument(
         "--annotate",
@@ -87,8 +93,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out-dir",
         metavar="DIR",
         default=None,
-        help="write one result file per input (PATH.json / PATH.csv) into DIR instead of stdout; inputs with a "
-        "result there are skipped (resume). Under torchrun the inputs are split across the processes",
+        help=(
+            "write one result file per input (PATH.json / PATH.csv) into DIR instead of stdout; inputs with a"
+            " result there are skipped (resume). Under torchrun the inputs are split across the processes"
+        ),
     )
     p.add_argument(
         "--progress",
@@ -340,7 +348,8 @@ def _to_stdout(job: Job, files: list[Path], several_videos: bool) -> int:
 
 
 def _to_folder(job: Job, found: Any, several_videos: bool) -> int:
-    """One result file per input under ``--out-dir``; this process's share under torchrun; finished skipped."""
+    """One result file per input under ``--out-dir``; this process's share under torchrun; finished
+    skipped."""
     from ferhub.inputs import relative_name
     from ferhub.writers import make_writer
 

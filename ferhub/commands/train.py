@@ -53,8 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--label-names", default=None, help="names of numbered classes: a dataset (rafdb, fer2013)"
     )
-    parser.add_argument("--precropped", action=argparse.BooleanOptionalAction, default=None,
-                        help="images are face crops already: skip detection (default: yes for fer2013.csv)")  # fmt: skip
+    parser.add_argument(
+        "--precropped",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="images are face crops already: skip detection (default: yes for fer2013.csv)",
+    )
     parser.add_argument(
         "--face-cache", default=None, help="face-detection cache folder (default ~/.cache/ferhub)"
     )
@@ -65,14 +69,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--kfold", type=int, default=None, help="stratified k-fold cross-validation (k >= 2)")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="run the whole protocol N times (seeds seed..seed+N-1); mean ± std in the card")  # fmt: skip
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="run the whole protocol N times (seeds seed..seed+N-1); mean ± std in the card",
+    )
     parser.add_argument(
         "--amp", choices=("none", "bf16", "fp16"), default=None, help="mixed precision on CUDA"
     )
     parser.add_argument("--init", default=None, help="initial weights: a local checkpoint (e.g. LightCNN's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any recipe setting, e.g. --set augment.hflip=0.5 (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any recipe setting, e.g. --set augment.hflip=0.5 (repeatable)",
+    )
     parser.add_argument("--tiny", action="store_true", help="smoke test: the recipe's tiny model, 2 epochs")
     parser.add_argument(
         "--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last.safetensors"
@@ -87,12 +101,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--private", action="store_true", help="create the Hub repo private")
     parser.add_argument("--revision", default=None, help="branch to push the final model to")
-    parser.add_argument("--push-checkpoints", action="store_true",
-                        help="push the best model so far to branch --checkpoint-branch during training")  # fmt: skip
+    parser.add_argument(
+        "--push-checkpoints",
+        action="store_true",
+        help="push the best model so far to branch --checkpoint-branch during training",
+    )
     parser.add_argument("--checkpoint-branch", default="checkpoints")
     parser.add_argument("--print-recipe", action="store_true", help="print the resolved settings and exit")
-    parser.add_argument("--list-variants", action="store_true",
-                        help="list the recipe's variants (one per row of its paper's results table) and exit")  # fmt: skip
+    parser.add_argument(
+        "--list-variants",
+        action="store_true",
+        help="list the recipe's variants (one per row of its paper's results table) and exit",
+    )
     return parser
 
 

@@ -57,17 +57,26 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     head = ("name", "source", "licence", "architecture", "input", "size", "available", "labels")
     table = [
-        (r["name"], r["source"], r["license"].split(" (")[0], r["architecture"], r["input"], _size(r["size_bytes"]),
-         r["available"], ", ".join(r["labels"]))
+        (
+            r["name"],
+            r["source"],
+            r["license"].split(" (")[0],
+            r["architecture"],
+            r["input"],
+            _size(r["size_bytes"]),
+            r["available"],
+            ", ".join(r["labels"]),
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
     for row in (head, *table):
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
     missing = [r["name"] for r in rows if r["available"] == "no"]
     if missing:
         print(
-            f"\nNot on this machine yet: {', '.join(missing)}; `ferhub zoo import NAME` fetches and converts it."
+            f"\nNot on this machine yet: {', '.join(missing)}; `ferhub zoo import NAME` fetches and"
+            " converts it."
         )
     return 0
 

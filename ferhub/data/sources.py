@@ -73,8 +73,9 @@ def _numeric_labels(
     """Map numeric class names ("0".."6" or "1".."7", RAF-DB style) through a dataset's label table."""
     if label_names is None:
         raise DataSourceError(
-            f"class folders are numbered {sorted(names, key=int)}; say what the numbers mean with "
-            "label_names=DATASET (e.g. 'rafdb', 'fer2013', see ferhub.labels.DATASET_LABELS) or a list of names"
+            f"class folders are numbered {sorted(names, key=int)}; say what the numbers mean with"
+            " label_names=DATASET (e.g. 'rafdb', 'fer2013', see ferhub.labels.DATASET_LABELS) or a list of"
+            " names"
         )
     table = dataset_labels(label_names) if isinstance(label_names, str) else tuple(label_names)
     ids = sorted(int(n) for n in names)
@@ -178,7 +179,8 @@ def _children(dirs: list[PurePosixPath], of: PurePosixPath) -> list[str]:
 
 
 def _dataset_root(entries: dict[str, list[str]], dirs: list[PurePosixPath]) -> PurePosixPath:
-    """The folder below any single wrapper folders (``archive/DATASET/...``): split or class folders start here."""
+    """The folder below any single wrapper folders (``archive/DATASET/...``): split or class folders start
+    here."""
     prefix = PurePosixPath(".")
     while True:
         kids = _children(dirs, prefix)
@@ -197,7 +199,8 @@ def _split_folder(
     split: str | None,
     where: str,
 ) -> tuple[PurePosixPath, set[str] | None]:
-    """The folder of ``split`` under ``prefix`` and the classes of all splits; ``(prefix, None)`` without splits."""
+    """The folder of ``split`` under ``prefix`` and the classes of all splits; ``(prefix, None)`` without
+    splits."""
     kids = _children(dirs, prefix)
     split_dirs = {split_name(k): k for k in kids if _is_split(k)}
     if split_dirs and len(split_dirs) != len(kids):
@@ -212,7 +215,8 @@ def _split_folder(
     if split is None:
         if len(split_dirs) > 1:
             raise DataSourceError(
-                f"{where} has split folders {sorted(split_dirs.values())}; choose one with split=... (--split NAME)"
+                f"{where} has split folders {sorted(split_dirs.values())}; choose one with split=... (--split"
+                " NAME)"
             )
         split = next(iter(split_dirs))
     want = split_name(split)

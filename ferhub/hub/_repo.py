@@ -280,9 +280,9 @@ def load(
     (``"ferhub/fer-mini-xception"`` or ``"fer-mini-xception"``, without a revision), a Hub id ``"org/name"`` /
     ``"org/name@revision"``; ``local=False`` skips the first (no filesystem path is looked at). Models are
     cached per (id, revision, device), and local folders also per the state of their files, so a folder
-    re-saved in place is read again. One model loading (a slow download) never holds up another. A cached model is shared, so callers never change it: ``copy.deepcopy`` it
-    before training it, and keep names of your own beside it (``name_or_path`` is the reference it was
-    first loaded by).
+    re-saved in place is read again. One model loading (a slow download) never holds up another. A cached
+    model is shared, so callers never change it: ``copy.deepcopy`` it before training it, and keep names of
+    your own beside it (``name_or_path`` is the reference it was first loaded by).
 
     >>> model = load("ferhub/fer-mini-xception")            # doctest: +SKIP
     >>> model.config.labels                                 # doctest: +SKIP

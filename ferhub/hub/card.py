@@ -103,7 +103,8 @@ def _default_prose(name: str) -> str:
 
 
 def _tta_suffix(result: dict[str, Any]) -> str:
-    """`` (TTA: tencrop)`` for a result measured with test-time augmentation (the method named), else ``""``."""
+    """`` (TTA: tencrop)`` for a result measured with test-time augmentation (the method named), else
+    ``""``."""
     if not result.get("tta"):
         return ""
     method = result.get("tta_method")

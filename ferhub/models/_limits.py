@@ -50,14 +50,15 @@ def max_model_bytes() -> int:
 
 def too_large(what: str, need: float, limit: int) -> ModelTooLargeError:
     return ModelTooLargeError(
-        f"{what} would need about {need / _MB:,.0f} MB, over the {limit / _MB:,.0f} MB limit for one model. Fix: "
-        f"check input_size and the widths in model_args; if the model really is that large, raise the limit "
-        f"with {MAX_MODEL_MB_ENV}=<MB>"
+        f"{what} would need about {need / _MB:,.0f} MB, over the {limit / _MB:,.0f} MB limit for one model."
+        " Fix: check input_size and the widths in model_args; if the model really is that large, raise the"
+        f" limit with {MAX_MODEL_MB_ENV}=<MB>"
     )
 
 
 def meta_param_bytes(build: Callable[[], nn.Module]) -> int | None:
-    """Bytes of the parameters and buffers ``build()`` creates, counted on the meta device (nothing allocated).
+    """Bytes of the parameters and buffers ``build()`` creates, counted on the meta device (nothing
+    allocated).
 
     ``None`` when the builder cannot run on the meta device (it reads a file, say): the real build and the
     activation probe still bound it.
@@ -138,9 +139,9 @@ def activation_bytes(model: nn.Module, config: ModelConfig, budget: int) -> int:
         raise
     except Exception as e:
         raise ConfigError(
-            f"{config.architecture!r} with model_args {_brief_args(config.model_args)} cannot take a "
-            f"{config.channels}-channel {config.input_size}x{config.input_size} input ({first_line(e)}). Fix: "
-            "input_size and channels must be what the network was built for"
+            f"{config.architecture!r} with model_args {_brief_args(config.model_args)} cannot take a"
+            f" {config.channels}-channel {config.input_size}x{config.input_size} input ({first_line(e)})."
+            " Fix: input_size and channels must be what the network was built for"
         ) from e
     finally:
         for h in hooks:

@@ -51,8 +51,9 @@ def register_model(
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if f.__name__ in _REGISTRY:
             raise ValueError(f"a model named {f.__name__!r} is already registered")
-        doc = (f.__doc__ or "").strip().splitlines()
-        _REGISTRY[f.__name__] = ModelEntry(f.__name__, f, dict(defaults), doc[0] if doc else "")
+        # the first paragraph, one line
+        summary = " ".join((f.__doc__ or "").strip().split("\n\n")[0].split())
+        _REGISTRY[f.__name__] = ModelEntry(f.__name__, f, dict(defaults), summary)
         return f
 
     return wrap(fn) if fn is not None else wrap
@@ -67,8 +68,8 @@ def get_entry(name: str) -> ModelEntry:
     _ensure_families()
     if name not in _REGISTRY:
         raise UnknownModelError(
-            f"unknown architecture {name!r}; registered: {', '.join(sorted(_REGISTRY))}. "
-            "A model repo's config.json names its architecture; to load a saved model use ferhub.load(ID|PATH)."
+            f"unknown architecture {name!r}; registered: {', '.join(sorted(_REGISTRY))}. A model repo's"
+            " config.json names its architecture; to load a saved model use ferhub.load(ID|PATH)."
         )
     return _REGISTRY[name]
 

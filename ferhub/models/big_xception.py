@@ -1,4 +1,5 @@
-"""big-Xception (Arriaga et al. 2017, ``face_classification``'s ``big_XCEPTION``), as shipped, BN-folded, in the
+"""big-Xception (Arriaga et al. 2017, ``face_classification``'s ``big_XCEPTION``), as shipped, BN-folded, in
+the
 npm package ``@vladmandic/human`` (MIT) as its FER2013 ``emotion`` model.
 
 Two plain 3x3 convolutions (the first strided, both "valid"), two Xception blocks (separable conv, ReLU,
@@ -23,7 +24,8 @@ HUMAN_EMOTION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", 
 
 
 class BigXceptionBlock(nn.Module):
-    """[ReLU] sep-conv, ReLU, sep-conv, max-pool (TF "same"); plus a strided 1x1 conv shortcut of the input."""
+    """[ReLU] sep-conv, ReLU, sep-conv, max-pool (TF "same"); plus a strided 1x1 conv shortcut of the
+    input."""
 
     def __init__(self, cin: int, cout: int, pre_relu: bool) -> None:
         super().__init__()
@@ -70,8 +72,8 @@ class BigXception(nn.Module):
         return self.classifier(self.blocks(x)).mean(dim=(2, 3))
 
 
-# human feeds (gray - 0.5) * 2 of a 64x64 face crop; trained on FER2013 like fer's mini-Xception, so ferhub frames
-# the face the same way as its fer-mini-xception (square, 5% margin).
+# human feeds (gray - 0.5) * 2 of a 64x64 face crop; trained on FER2013 like fer's mini-Xception, so ferhub
+# frames the face the same way as its fer-mini-xception (square, 5% margin).
 _CFG = dict(input_size=64, channels=1, mean=(0.5,), std=(0.5,), crop_margin=0.05, crop_square=True)
 
 

@@ -138,8 +138,9 @@ def ensemble(
     model = Ensemble([load(m) for m in members], weights)
     if len(model.labels) != num_classes:
         raise EnsembleError(
-            f"the members predict {len(model.labels)} classes {model.labels}, but the ensemble's config lists "
-            f"{num_classes}; its labels must be the union of its members' labels (make it with make_ensemble)"
+            f"the members predict {len(model.labels)} classes {model.labels}, but the ensemble's config lists"
+            f" {num_classes}; its labels must be the union of its members' labels (make it with"
+            " make_ensemble)"
         )
     return model
 

@@ -1,9 +1,10 @@
-"""face-api.js's FaceExpressionNet (``@vladmandic/face-api``, MIT), re-implemented for converted TF.js weights.
+"""face-api.js's FaceExpressionNet (``@vladmandic/face-api``, MIT), re-implemented for converted TF.js
+weights.
 
 Four "dense blocks" of four convolutions each (the first strided, the rest depthwise-separable) whose outputs
 are summed densely, then global average pooling and one linear layer. Convolutions use TensorFlow's "same"
-padding, which on a strided conv over an even size pads only bottom/right; :class:`SameConv2d` reproduces it so
-the converted weights give upstream's numbers, not merely similar ones.
+padding, which on a strided conv over an even size pads only bottom/right; :class:`SameConv2d` reproduces it
+so the converted weights give upstream's numbers, not merely similar ones.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class SeparableConv(nn.Module):
 
 
 class DenseBlock4(nn.Module):
-    """face-api ``denseBlock4``: conv0 (strided) then three separable convs, each fed the ReLU'd running sum."""
+    """face-api ``denseBlock4``: conv0 (strided) then three separable convs, each fed the ReLU'd running
+    sum."""
 
     def __init__(self, cin: int, cout: int, first: bool = False) -> None:
         super().__init__()

@@ -44,7 +44,8 @@ class FCN(StagedModel):
                     *_conv_bn(cin, w, k),
                     *_conv_bn(w, w, k),
                     nn.ReLU(inplace=True),
-                    # Keras "same" 2x2 average pooling: odd sizes round up, the partial window averages what it has
+                    # Keras "same" 2x2 average pooling: odd sizes round up, the partial window averages what
+                    # it has
                     nn.AvgPool2d(2, ceil_mode=True),
                     nn.Dropout(drop_rate),
                 )
@@ -54,8 +55,8 @@ class FCN(StagedModel):
         self.last = nn.Sequential(*_conv_bn(cin, last_width, 3))
         self.classifier = nn.Conv2d(last_width, num_classes, 3, padding=1)
         self.gradcam_name = "last"  # the last feature maps before the class maps
-        # The first conv pair plays the stem; the reference has no pretrained weights, so stages only matter for
-        # experiments with partial freezing.
+        # The first conv pair plays the stem; the reference has no pretrained weights, so stages only matter
+        # for experiments with partial freezing.
         self.stem_names = ("stages.0",)
         self.stage_names = (*((f"stages.{i}",) for i in range(1, len(widths))), ("last",))
         self.head_names = ("classifier",)

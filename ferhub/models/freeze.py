@@ -1,9 +1,9 @@
 """Freezing, partial unfreezing and per-part learning rates for ferhub's transfer-learning families.
 
 A :class:`StagedModel` names its parts by attribute path: a ``stem``, an ordered list of backbone ``stages``
-(input side first) and a ``head``. ``set_trainable_stages(model, n)`` leaves the head and the last ``n`` stages
-trainable and freezes the rest (seed 004, Chen: ResNet18 with only its last blocks trained). Frozen means
-frozen: parameters get ``requires_grad=False`` *and* their BatchNorm statistics stop moving, because a
+(input side first) and a ``head``. ``set_trainable_stages(model, n)`` leaves the head and the last ``n``
+stages trainable and freezes the rest (seed 004, Chen: ResNet18 with only its last blocks trained). Frozen
+means frozen: parameters get ``requires_grad=False`` *and* their BatchNorm statistics stop moving, because a
 StagedModel keeps every fully frozen stage in eval mode whatever ``model.train()`` says.
 
 >>> from ferhub.models import create_model
@@ -129,7 +129,8 @@ def param_groups(
     backbone_lr: float | None = None,
     weight_decay: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Optimizer parameter groups: the head at ``lr``, the trainable backbone at ``backbone_lr`` (default ``lr``).
+    """Optimizer parameter groups: the head at ``lr``, the trainable backbone at ``backbone_lr`` (default
+    ``lr``).
 
     Frozen parameters are left out; 1-D parameters (biases, norms) get no weight decay. Each group carries a
     ``name`` (``head``, ``head_no_decay``, ``backbone``, ``backbone_no_decay``); empty groups are dropped.

@@ -35,7 +35,8 @@ _UNUSED = ("avgpool_1a", "dropout", "last_linear", "last_bn", "logits")
 
 
 def neutral_index(labels: Sequence[str]) -> int:
-    """Position of ``neutral`` in a label list (seed 003's "5th label"), with a clear error if it is absent."""
+    """Position of ``neutral`` in a label list (seed 003's "5th label"), with a clear error if it is
+    absent."""
     if "neutral" not in labels:
         raise ValueError(
             f"output mix-up mixes every class with 'neutral', which labels {list(labels)} lack; "
@@ -103,7 +104,8 @@ class IRV1MultiScale(_IRV1):
 
 class IRV1Classifier(_IRV1):
     """Seed 003's baseline "MTCNN + Inception Resnet v1 (fine-tuned)": facenet's whole network through its own
-    embedding layers (average pooling, dropout, 512-wide linear layer, BatchNorm), a new linear classifier on the
+    embedding layers (average pooling, dropout, 512-wide linear layer, BatchNorm), a new linear classifier on
+    the
     embedding, and optionally output mix-up (eq. 3) on its outputs. Nothing is frozen unless asked."""
 
     head_names = ("backbone.last_linear", "backbone.last_bn", "classifier", "mixup")
@@ -155,7 +157,8 @@ def irv1_multiscale(
     drop_rate: float = 0.5,
     head_channels: Sequence[int] = (512, 256, 256),
 ) -> nn.Module:
-    """Seed 003: frozen VGGFace2 InceptionResnetV1 + multi-scale head + output mix-up (160 px; the paper used 350).
+    """Seed 003: frozen VGGFace2 InceptionResnetV1 + multi-scale head + output mix-up (160 px; the paper used
+    350).
 
     The model is size-agnostic: a recipe reproducing the paper sets ``config_overrides={"input_size": 350}``.
     """
@@ -164,7 +167,8 @@ def irv1_multiscale(
 
 @register_model(input_size=80, channels=3, mean=FACENET_MEAN, std=FACENET_STD)
 def test_irv1(num_classes: int = 7, trainable_stages: int = 0, output_mixup: bool = True) -> nn.Module:
-    """The real InceptionResnetV1 at 80 px with an 8-wide multi-scale head, for tests (the backbone is fixed-width)."""
+    """The real InceptionResnetV1 at 80 px with an 8-wide multi-scale head, for tests (the backbone is
+    fixed-width)."""
     return _irv1(num_classes, False, trainable_stages, output_mixup, head_channels=(8, 8, 8))
 
 
@@ -176,7 +180,8 @@ def irv1_classifier(
     output_mixup: bool = False,
     drop_rate: float = 0.6,
 ) -> nn.Module:
-    """Seed 003's baseline: VGGFace2 InceptionResnetV1 with its embedding layers and a new classifier, fine-tuned
+    """Seed 003's baseline: VGGFace2 InceptionResnetV1 with its embedding layers and a new classifier,
+    fine-tuned
     whole (``trainable_stages=3``: every stage and the stem); ``drop_rate`` is facenet's dropout (0.6)."""
     model = IRV1Classifier(_backbone(pretrained, drop_rate), num_classes, output_mixup)
     return set_trainable_stages(model, trainable_stages)

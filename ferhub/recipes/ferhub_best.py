@@ -1,9 +1,11 @@
-"""ferhub's own recipe for FER2013: the strongest single-model settings the literature supports on these parts.
+"""ferhub's own recipe for FER2013: the strongest single-model settings the literature supports on these
+parts.
 
 Why these settings (published single-model FER2013 test accuracy is 72-74%):
-- Khaireddin & Chen (2021) reach 73.28% with a VGG-style net by tuning the optimizer: SGD with Nesterov momentum
-  0.9 and reduce-on-plateau (x0.75 after 5 flat epochs) beat Adam and cosine schedules; augmentation by random
-  rescaling and shifts of ±20%, rotation ±10°, horizontal flips and random erasing (p=0.5); ten-crop TTA.
+- Khaireddin & Chen (2021) reach 73.28% with a VGG-style net by tuning the optimizer: SGD with Nesterov
+  momentum 0.9 and reduce-on-plateau (x0.75 after 5 flat epochs) beat Adam and cosine schedules; augmentation
+  by random rescaling and shifts of ±20%, rotation ±10°, horizontal flips and random erasing (p=0.5); ten-crop
+  TTA.
 - Pham et al. (2021, ResMaskingNet) and Pecoraro et al. (2022) report ~72-73% with ImageNet-initialised
   ResNets upsampled from 48 px; transfer from ImageNet converges faster than from scratch.
 - Mixup (α=0.2) and label smoothing (0.1) regularise FER2013's noisy labels (Zhang et al. 2018; Müller et al.
@@ -22,8 +24,10 @@ CITATION = (
 )
 
 RECIPE = {
-    "description": "ferhub's FER2013 recipe: ImageNet ResNet18 at 112 px, SGD-Nesterov + plateau schedule, "
-    "mixup + label smoothing, random erasing, EMA, ten-crop TTA. Accuracy to be measured by whoever has the data.",
+    "description": (
+        "ferhub's FER2013 recipe: ImageNet ResNet18 at 112 px, SGD-Nesterov + plateau schedule, mixup + label"
+        " smoothing, random erasing, EMA, ten-crop TTA. Accuracy to be measured by whoever has the data."
+    ),
     "model": "resnet18",
     "model_args": {"pretrained": True, "drop_rate": 0.2},
     "tiny_model": "test_resnet",

@@ -4,11 +4,11 @@ LightCNN "Net B" (9 conv layers with Max-Feature-Map activations) fine-tuned fro
 the Double Activation Layer head (two FC layers -> element-wise maxout -> ReLU -> FC) and the Softmax-MSE loss
 (eqs. 1-4), on 144x144 gray crops cut "based on these facial key points" (5 landmarks). Solver (Sec. 4.1):
 base lr "10e-5" (= 1e-4), policy "fix", momentum 0.9 (Caffe SGD, no Nesterov). Batch size, epochs and weight
-decay are not given in the paper: Caffe's usual 5e-4 decay and 64 / 30 are used. Pass the LightCNN-9 face model
-with ``--init PATH`` (it cannot be downloaded here).
+decay are not given in the paper: Caffe's usual 5e-4 decay and 64 / 30 are used. Pass the LightCNN-9 face
+model with ``--init PATH`` (it cannot be downloaded here).
 
-Variants: the six rows of Table 2 that are the paper's own — Net B, Net B_DAL and Net B_DAL_MSE on "SFEW2.0 new"
-(``sfew_*``) and on FER2013 (``fer2013_*``). "Net B" is LightCNN-9 with its own MFM fully connected layer
+Variants: the six rows of Table 2 that are the paper's own — Net B, Net B_DAL and Net B_DAL_MSE on "SFEW2.0
+new" (``sfew_*``) and on FER2013 (``fer2013_*``). "Net B" is LightCNN-9 with its own MFM fully connected layer
 (ferhub's DAL without the ReLU, ``dal=False``) and softmax cross-entropy; "Net B_DAL" adds the ReLU (the DAL);
 "Net B_DAL_MSE" also swaps the loss for Softmax-MSE.
 
@@ -21,16 +21,18 @@ SFEW (Sec. 4.1): the training images get "random information [added] to three ch
 image" — Gaussian noise of std 0.05 (of the pixel range; the paper gives no amount) on each colour channel,
 drawn for 70% of the crops each epoch (Table 1's "SFEW2.0 new" holds 3,194 images, about 3.3x SFEW's 958: some
 70% of it are noisy copies); images where no face is detected are excluded from the training set, not replaced
-by the whole image (``no_face="skip"``), while the test set stays "unchanged": the data that reports keeps every
-image, the whole image standing in where no face was found; the crop is the five MTCNN landmarks mapped onto a
-fixed template by a similarity (``align="similarity"``; the paper used Viola-Jones and a 5-point detector). FER2013: no augmentation ("We
-didn't do data augmentation on FER2013"); its 48 px images are already faces (no landmarks to align on).
+by the whole image (``no_face="skip"``), while the test set stays "unchanged": the data that reports keeps
+every image, the whole image standing in where no face was found; the crop is the five MTCNN landmarks mapped
+onto a fixed template by a similarity (``align="similarity"``; the paper used Viola-Jones and a 5-point
+detector). FER2013: no augmentation ("We didn't do data augmentation on FER2013"); its 48 px images are
+already faces (no
+landmarks to align on).
 """
 
 CITATION = (
-    "Zhai, Y., Liu, J., Zeng, J., Piuri, V., Scotti, F., Ying, Z., Xu, Y., Gan, J. (2017). Deep Convolutional "
-    "Neural Network for Facial Expression Recognition. In: Image and Graphics (ICIG 2017), LNCS 10666, "
-    "pp. 211-223. Springer. https://doi.org/10.1007/978-3-319-71607-7_19"
+    "Zhai, Y., Liu, J., Zeng, J., Piuri, V., Scotti, F., Ying, Z., Xu, Y., Gan, J. (2017). Deep Convolutional"
+    " Neural Network for Facial Expression Recognition. In: Image and Graphics (ICIG 2017), LNCS 10666, pp."
+    " 211-223. Springer. https://doi.org/10.1007/978-3-319-71607-7_19"
 )
 
 NET_B_DAL_MSE = {"model_args": {"drop_rate": 0.5, "dal": True}, "loss": "softmax_mse"}

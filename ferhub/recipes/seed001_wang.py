@@ -2,33 +2,35 @@
 Networks" (Stanford CS231n report).
 
 ImageNet networks fine-tuned with (or without) the class-weighted cross-entropy of eq. 1 (weights from the
-training-set class frequencies), random flipping, cropping, scaling and brightness changes; 8 classes including
-contempt; the measures are test accuracy and mean per-class recall on "10% of the original dataset" (ferhub
-holds out a stratified 10% that reports, and chooses the epoch on an inner 10% of the rest). The optimizer,
-batch size and number of epochs are not given; Adam, 32 and 30 epochs (early stopping on validation recall)
-are used.
+training-set class frequencies), random flipping, cropping, scaling and brightness changes; 8 classes
+including contempt; the measures are test accuracy and mean per-class recall on "10% of the original dataset"
+(ferhub holds out a stratified 10% that reports, and chooses the epoch on an inner 10% of the rest). The
+optimizer, batch size and number of epochs are not given; Adam, 32 and 30 epochs (early stopping on validation
+recall) are used.
 
 Variants: one per row of Table 1 ("Training Results"), named network_loss_lr<learning rate>, and the NASNet
 without class weighting that the table lacks (an ablation, no published number).
 
 Names that differ from the paper, and why (parameter counts with the paper's 8-way heads, counted from the
 built models):
-- "MobileNet": the paper's citation is MobileNet V1 (Howard et al. 2017, "four million parameters"); torchvision
-  has no V1, so ferhub trains MobileNet V2 (2.2M parameters; 3.5M with ImageNet's 1000-way classifier), whose
-  ImageNet weights import offline. V3 is ``--set model=mobilenet_v3_large``.
+- "MobileNet": the paper's citation is MobileNet V1 (Howard et al. 2017, "four million parameters");
+  torchvision has no V1, so ferhub trains MobileNet V2 (2.2M parameters; 3.5M with ImageNet's 1000-way
+  classifier), whose ImageNet weights import offline. V3 is ``--set model=mobilenet_v3_large``.
 - "NASNet": the paper says NASNet has "roughly the same number of parameters" as Inception V3 (21.8M here; 25M
   in the paper's count). No NASNet does: NASNet-A Mobile has 5.3M, NASNet-A Large 84.8M (88.8M with its
   ImageNet classifier). ferhub uses NASNet-A Large (timm), the NASNet with published PyTorch ImageNet weights.
 """
 
 CITATION = (
-    "Wang, J., Mbutia, M. FaceNet: Facial Expression Recognition based on Deep Convolutional Neural Networks. "
-    "Stanford University, CS231n course project report."
+    "Wang, J., Mbutia, M. FaceNet: Facial Expression Recognition based on Deep Convolutional Neural Networks."
+    " Stanford University, CS231n course project report."
 )
 
 RECIPE = {
-    "description": "ImageNet Inception V3, class-weighted CE, lr 1.7e-5 (Table 1's best: 74.04% test accuracy, "
-    "71.74% recall).",
+    "description": (
+        "ImageNet Inception V3, class-weighted CE, lr 1.7e-5 (Table 1's best: 74.04% test accuracy, "
+        "71.74% recall)."
+    ),
     "model": "inception_v3",
     "model_args": {"pretrained": True},
     "tiny_model": "test_mobilenet",  # no tiny Inception is registered; same transfer path

@@ -4,7 +4,8 @@ eval_results.json), optionally pushed to the Hub.
 One module per job (torchvision's reference-script shape, with the CLI in :mod:`ferhub.commands.train`):
 
 - :mod:`~ferhub.training.settings` — :class:`TrainConfig`, every setting of a run;
-- :mod:`~ferhub.training.recipes` — the shipped recipes (:mod:`ferhub.recipes`), variants, ``--set``, ``--tiny``;
+- :mod:`~ferhub.training.recipes` — the shipped recipes (:mod:`ferhub.recipes`), variants, ``--set``,
+  ``--tiny``;
 - :mod:`~ferhub.training.optim` — optimizer, learning-rate schedule, EMA;
 - :mod:`~ferhub.training.loop` — :func:`train_one_epoch` and :func:`evaluate` on in-memory crops;
 - :mod:`~ferhub.training.checkpoint` — safetensors checkpoints, written atomically, and ``--resume``;

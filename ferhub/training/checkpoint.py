@@ -172,8 +172,8 @@ def restore(
     )
     if diff:
         raise CheckpointError(
-            f"{path} was trained with different settings ({', '.join(diff)}); resume with the same recipe and "
-            "overrides (only epochs and early_stopping may change), or start a new output folder"
+            f"{path} was trained with different settings ({', '.join(diff)}); resume with the same recipe and"
+            " overrides (only epochs and early_stopping may change), or start a new output folder"
         )
     unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if ema is not None:

@@ -1,4 +1,5 @@
-""":func:`fit`: train one model on in-memory crops, choosing its epoch on a validation set, with checkpoints."""
+""":func:`fit`: train one model on in-memory crops, choosing its epoch on a validation set, with
+checkpoints."""
 
 from __future__ import annotations
 
@@ -138,8 +139,8 @@ def fit(
 ) -> FitResult:
     """Train one model on ``train``, watching ``val`` after every epoch.
 
-    With ``cfg.selection == "inner"`` the epoch with the best monitored value on ``val`` (mean class recall, or
-    the loss) is released and ``val`` also drives a plateau schedule and early stopping, so ``val`` must be
+    With ``cfg.selection == "inner"`` the epoch with the best monitored value on ``val`` (mean class recall,
+    or the loss) is released and ``val`` also drives a plateau schedule and early stopping, so ``val`` must be
     selection data, never the data that reports. Otherwise the last epoch is released and ``val`` is only
     watched. Writes ``out_dir/checkpoints/{last,best}.safetensors`` (``best``: the epoch released) and
     ``out_dir/log.jsonl`` (rank 0 only).
@@ -182,7 +183,8 @@ def fit(
 def _start(
     cfg: TrainConfig, parts: _Parts, out_dir: Path, resume: bool, dist: Dist, log: Callable[[str], None]
 ) -> State:
-    """The state to start from (restored from ``last.safetensors`` with ``resume``) and a log that matches it."""
+    """The state to start from (restored from ``last.safetensors`` with ``resume``) and a log that matches
+    it."""
     last = out_dir / "checkpoints" / "last.safetensors"
     state = State()
     if resume:
@@ -191,8 +193,8 @@ def _start(
         log(f"resumed from {last} after epoch {state.epoch}")
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping any
-        # line written after that checkpoint by the killed run
+        # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping
+        # any line written after that checkpoint by the killed run
         (out_dir / "log.jsonl").write_text(
             "".join(json.dumps(r, default=json_default) + "\n" for r in state.history)
         )
@@ -202,7 +204,8 @@ def _start(
 def _record(
     cfg: TrainConfig, state: State, parts: _Parts, out_dir: Path, improved: bool, log: Callable[[str], None]
 ) -> None:
-    """Rank 0 after an epoch: its log line (file and console), the last checkpoint, and the best when it is."""
+    """Rank 0 after an epoch: its log line (file and console), the last checkpoint, and the best when it
+    is."""
     with (out_dir / "log.jsonl").open("a") as f:
         f.write(json.dumps(state.history[-1], default=json_default) + "\n")
     log(_log_line(state.history[-1], cfg))

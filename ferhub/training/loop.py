@@ -140,7 +140,8 @@ def train_one_epoch(
 
 
 def _global_batches(targets: torch.Tensor, epoch: int, cfg: TrainConfig, dist: Dist) -> list[np.ndarray]:
-    """The epoch's global batches (class-balanced with ``sampler="balanced"``), checked to split over the ranks."""
+    """The epoch's global batches (class-balanced with ``sampler="balanced"``), checked to split over the
+    ranks."""
     balance = targets.cpu().numpy() if cfg.sampler == "balanced" else None
     batches = epoch_batches(len(targets), cfg.batch_size, epoch, cfg.seed, balance)
     if any(len(b) % dist.world for b in batches):
@@ -163,7 +164,8 @@ def _rank_batch(
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """This rank's share of one global batch, on the device: inputs, training targets (labels, or (B, K) soft
-    targets when mixed) and the labels. The whole global batch is augmented with the same draws on every rank."""
+    targets when mixed) and the labels. The whole global batch is augmented with the same draws on every rank.
+    """
     g, g_cpu = generators
     index = torch.from_numpy(idx).to(data.device)
     x = transform(data.index_select(0, index), g)

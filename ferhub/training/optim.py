@@ -37,11 +37,11 @@ class LRSchedule:
     """Per-step learning-rate factor: linear warm-up, then constant / cosine / step / step_linear /
     reduce-on-plateau.
 
-    ``step`` multiplies by ``gamma`` every ``step_epochs``; ``step_linear`` takes ``gamma`` of the initial rate
-    off every ``step_epochs`` (seed 003: "decreases by 0.25 of the origin every fixed number of epochs"). The
-    plateau rule watches the run's monitored validation value (as a score, higher is better) at the end of each
-    epoch; an improvement must beat the best by 1e-4. ``plateau_rule="torch"`` cuts the rate when the flat
-    epochs exceed ``plateau_patience`` (PyTorch's ``ReduceLROnPlateau``), ``"keras"`` when they reach it
+    ``step`` multiplies by ``gamma`` every ``step_epochs``; ``step_linear`` takes ``gamma`` of the initial
+    rate off every ``step_epochs`` (seed 003: "decreases by 0.25 of the origin every fixed number of epochs").
+    The plateau rule watches the run's monitored validation value (as a score, higher is better) at the end of
+    each epoch; an improvement must beat the best by 1e-4. ``plateau_rule="torch"`` cuts the rate when the
+    flat epochs exceed ``plateau_patience`` (PyTorch's ``ReduceLROnPlateau``), ``"keras"`` when they reach it
     (Keras' ``ReduceLROnPlateau``: ``wait >= patience``). All state is plain numbers (saved in checkpoints).
     """
 

@@ -81,7 +81,8 @@ def _carve(crops: Crops, cfg: TrainConfig) -> tuple[Crops, Crops]:
 def make_plan(
     cfg: TrainConfig, train: Crops, val: Crops | None, test: Crops | None, names: dict[str, str]
 ) -> Plan:
-    """Split the prepared crops for ``cfg``'s protocol. ``names``: ``train`` / ``val`` / ``test`` split names."""
+    """Split the prepared crops for ``cfg``'s protocol. ``names``: ``train`` / ``val`` / ``test`` split
+    names."""
     plan = _split(cfg, train, val, test, names)
     if cfg.no_face == "skip":  # no-face images leave training and selection only (see the module docstring)
         for fold in plan.folds:
@@ -168,7 +169,8 @@ def _fold_line(cfg: TrainConfig, r: int, f: int, fold: Fold, n_folds: int) -> st
 
 
 def released(cfg: TrainConfig, runs: list[list[FoldRun]]) -> tuple[int, FoldRun]:
-    """The fold whose model is released (of the first repeat): the best on its selection data, or the first."""
+    """The fold whose model is released (of the first repeat): the best on its selection data, or the
+    first."""
     first = runs[0]
     if cfg.selection != "inner" or len(first) == 1:
         return 0, first[0]
@@ -214,14 +216,20 @@ def summarize_runs(cfg: TrainConfig, plan: Plan, runs: list[list[FoldRun]]) -> d
 def protocol_notes(cfg: TrainConfig, protocol: dict[str, Any]) -> list[str]:
     """The protocol in words, for the card."""
     how = {
-        "inner": f"the released epoch was chosen on {protocol['selected_on']} (by validation "
-        f"{cfg.monitor.replace('_', ' ')}); "
-        f"these numbers come from {protocol['reported_on']}, which took no part in training or selection",
-        "last": f"no epoch was chosen on any data (the last epoch of a fixed schedule is released); these numbers "
-        f"come from {protocol['reported_on']}",
-        "epoch_mean": f"no epoch was chosen on any data; these numbers are the last epoch's on "
-        f"{protocol['reported_on']}, and `accuracy_epoch_mean` is the mean held-out accuracy over the "
-        f"{cfg.epochs} epochs (the paper's protocol)",
+        "inner": (
+            f"the released epoch was chosen on {protocol['selected_on']} (by validation "
+            f"{cfg.monitor.replace('_', ' ')}); "
+            f"these numbers come from {protocol['reported_on']}, which took no part in training or selection"
+        ),
+        "last": (
+            "no epoch was chosen on any data (the last epoch of a fixed schedule is released); these numbers"
+            f" come from {protocol['reported_on']}"
+        ),
+        "epoch_mean": (
+            "no epoch was chosen on any data; these numbers are the last epoch's on "
+            f"{protocol['reported_on']}, and `accuracy_epoch_mean` is the mean held-out accuracy over the "
+            f"{cfg.epochs} epochs (the paper's protocol)"
+        ),
     }[cfg.selection]
     notes = [f"Protocol: {how}."]
     for key, label in (("folds", f"{cfg.kfold} folds"), ("repeat_results", f"{cfg.repeats} repeats")):

@@ -1,8 +1,9 @@
-"""Recipes: the shipped ones in :mod:`ferhub.recipes` (or any ``.py`` file), their variants, ``--set`` overrides
+"""Recipes: the shipped ones in :mod:`ferhub.recipes` (or any ``.py`` file), their variants, ``--set``
+overrides
 and the ``--tiny`` smoke-test shrink.
 
-A recipe module defines ``RECIPE`` (a dict of :class:`TrainConfig` settings) and optionally ``VARIANTS`` (name ->
-settings that replace RECIPE's, each with a one-line ``description``).
+A recipe module defines ``RECIPE`` (a dict of :class:`TrainConfig` settings) and optionally ``VARIANTS`` (name
+-> settings that replace RECIPE's, each with a one-line ``description``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What a training run publishes: its ``eval_results.json`` entries and the recipe section of the model card."""
+"""What a training run publishes: its ``eval_results.json`` entries and the recipe section of the model
+card."""
 
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ def result_entry(
     command: str,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """One ``eval_results.json`` entry for a scored set, built by the schema's owner (:mod:`ferhub.eval_results`)."""
+    """One ``eval_results.json`` entry for a scored set, built by the schema's owner
+    (:mod:`ferhub.eval_results`)."""
     from ferhub.eval_results import make_entry
 
-    return make_entry(summary, dataset={"id": dataset, "split": split, "name": name}, tta=tta, command=command,
-                      source="training")  # fmt: skip
+    return make_entry(
+        summary,
+        dataset={"id": dataset, "split": split, "name": name},
+        tta=tta,
+        command=command,
+        source="training",
+    )
 
 
 def eval_results(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -31,10 +38,35 @@ def eval_results(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return merge(None, {key_of(e): e for e in entries})
 
 
-_CARD_KEYS = ["model", "model_args", "config_overrides", "trainable_stages", "epochs", "batch_size", "optimizer",
-              "lr", "weight_decay", "schedule", "warmup_epochs", "loss", "loss_args", "kernel_l2", "mixup",
-              "cutmix", "augment", "ema", "early_stopping", "monitor", "kfold", "selection", "repeats", "sampler",
-              "tta", "no_face", "seed"]  # fmt: skip
+_CARD_KEYS = [
+    "model",
+    "model_args",
+    "config_overrides",
+    "trainable_stages",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "loss",
+    "loss_args",
+    "kernel_l2",
+    "mixup",
+    "cutmix",
+    "augment",
+    "ema",
+    "early_stopping",
+    "monitor",
+    "kfold",
+    "selection",
+    "repeats",
+    "sampler",
+    "tta",
+    "no_face",
+    "seed",
+]
 
 
 def recipe_markdown(cfg: TrainConfig, data_desc: str, protocol: dict[str, Any]) -> str:
@@ -43,7 +75,10 @@ def recipe_markdown(cfg: TrainConfig, data_desc: str, protocol: dict[str, Any]) 
     rows = "\n".join(
         f"| `{k}` | `{json.dumps(d[k])}` |" for k in _CARD_KEYS if d[k] not in (None, {}, [], 0, 0.0, False)
     )
-    text = f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}.\n\n| setting | value |\n|---|---|\n{rows}\n"
+    text = (
+        f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}.\n\n| setting | value"
+        f" |\n|---|---|\n{rows}\n"
+    )
     for key, label in (("folds", f"{cfg.kfold}-fold"), ("repeat_results", f"{cfg.repeats} repeats,")):
         if key in protocol:
             text += "\n" + "\n".join(
@@ -52,5 +87,8 @@ def recipe_markdown(cfg: TrainConfig, data_desc: str, protocol: dict[str, Any]) 
                 if k in ("accuracy", "mean_class_recall", "macro_f1")
             )
     if "epoch_mean" in protocol:
-        text += f"\n- held-out accuracy averaged over the {cfg.epochs} epochs: {protocol['epoch_mean']['accuracy']:.4f}"
+        text += (
+            f"\n- held-out accuracy averaged over the {cfg.epochs} epochs:"
+            f" {protocol['epoch_mean']['accuracy']:.4f}"
+        )
     return text

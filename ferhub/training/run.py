@@ -76,7 +76,8 @@ class _Session:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         from ferhub.device import resolve_device
 
-        # the one default-device rule (ferhub.device); a CUDA device asked for without a GPU is refused at once
+        # the one default-device rule (ferhub.device); a CUDA device asked for without a GPU is refused at
+        # once
         try:
             device = resolve_device(None if opts.device == "auto" else opts.device)
         except RuntimeError as e:  # a CUDA device asked for on a machine without one: the user's to fix
@@ -161,14 +162,22 @@ class _Data:
             cache = FaceCache(cache_dir=self.opts.face_cache) if self.cache else None
             c = materialize(src, self.model_config, cache=cache, **kw)
         if c.no_face:
-            self.session.say(f"{src.name}/{src.split}: no face found in {c.no_face} of {len(src)} images "
-                             f"({'whole image used' if cfg.no_face == 'fallback' else _SKIPPED})")  # fmt: skip
-        self.prepared[src.split or "all"] = {"images": len(src), "crops": len(c), "no_face": c.no_face,
-                                             "no_face_policy": cfg.no_face, "detections_run": c.detections_run}  # fmt: skip
+            self.session.say(
+                f"{src.name}/{src.split}: no face found in {c.no_face} of {len(src)} images "
+                f"({'whole image used' if cfg.no_face == 'fallback' else _SKIPPED})"
+            )
+        self.prepared[src.split or "all"] = {
+            "images": len(src),
+            "crops": len(c),
+            "no_face": c.no_face,
+            "no_face_policy": cfg.no_face,
+            "detections_run": c.detections_run,
+        }
         return c
 
     def description(self, plan: Plan) -> str:
-        """The card's account of the data: where it came from, what selected, what reported, no-face counts."""
+        """The card's account of the data: where it came from, what selected, what reported, no-face
+        counts."""
         src = self.train_src
         text = f"`{self.opts.data}` (training split {src.split or 'all'}, {len(src)} images). "
         text += f"Epoch chosen on {plan.select_name}; " if plan.select_name else "No epoch chosen on data; "
@@ -222,7 +231,8 @@ def _fitter(cfg: TrainConfig, opts: RunOptions, session: _Session) -> FitFn:
     on_best = _checkpoint_pusher(cfg, opts, session) if cfg.selection == "inner" else None
 
     def fit_fn(cfg_r: TrainConfig, train: Crops, watched: Crops, where: Path, only: bool) -> FitResult:
-        # the run's only fit insists on its checkpoint; in k-fold / repeats a part not reached yet starts fresh
+        # the run's only fit insists on its checkpoint; in k-fold / repeats a part not reached yet starts
+        # fresh
         resume = opts.resume and (only or (where / "checkpoints" / "last.safetensors").is_file())
         return fit(cfg_r, train, watched, where, device=session.device, dist=session.dist, resume=resume,
                    progress=opts.progress, on_best=on_best if only else None, log=session.say)  # fmt: skip
@@ -242,8 +252,11 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     mcfg = data.model_config
     session.say(f"data: {len(train_all)} crops of {mcfg.input_size}x{mcfg.input_size}x{mcfg.channels} "
                 f"({time.perf_counter() - t0:.1f}s to prepare)")  # fmt: skip
-    names = {"train": data.train_src.split or "the data", "val": getattr(data.val_src, "split", None) or "val",
-             "test": getattr(test_src, "split", None) or "test"}  # fmt: skip
+    names = {
+        "train": data.train_src.split or "the data",
+        "val": getattr(data.val_src, "split", None) or "val",
+        "test": getattr(test_src, "split", None) or "test",
+    }
     plan = make_plan(cfg, train_all, None if cfg.kfold else val, None if cfg.kfold else test, names)
     runs = run_plan(cfg, plan, session.out_dir, _fitter(cfg, opts, session), session.device, session.say)
     fold, chosen = released(cfg, runs)
@@ -300,10 +313,14 @@ def _write_repo(
 
     on_disk = Path(str(opts.data)).exists()
     context = {
-        "model_name": opts.model_name
-        or (opts.push_to_hub.split("/")[-1] if opts.push_to_hub else cfg.recipe.replace(":", "-")),
+        "model_name": (
+            opts.model_name
+            or (opts.push_to_hub.split("/")[-1] if opts.push_to_hub else cfg.recipe.replace(":", "-"))
+        ),
         "repo_id": opts.push_to_hub,
-        "description": f"A {cfg.model} facial-expression classifier trained with ferhub's `{cfg.recipe}` recipe.",
+        "description": (
+            f"A {cfg.model} facial-expression classifier trained with ferhub's `{cfg.recipe}` recipe."
+        ),
         "recipe": recipe_markdown(cfg, data.description(plan), summary["protocol"]),
         "training_command": opts.command,
         "citation": cfg.citation or None,
@@ -317,8 +334,13 @@ def _write_repo(
     summary["model_dir"] = str(model_dir)
     if opts.push_to_hub:
         accuracy = summary["report"]["accuracy"]
-        url = hub.push(model_dir, opts.push_to_hub, private=opts.private, revision=opts.revision,
-                       commit_message=f"Train {cfg.recipe}: {plan.report_split} accuracy {accuracy:.4f}")  # fmt: skip
+        url = hub.push(
+            model_dir,
+            opts.push_to_hub,
+            private=opts.private,
+            revision=opts.revision,
+            commit_message=f"Train {cfg.recipe}: {plan.report_split} accuracy {accuracy:.4f}",
+        )
         session.say(f"pushed: {url}")
         summary["pushed"] = url
 

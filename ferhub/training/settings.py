@@ -1,4 +1,5 @@
-"""The settings of one training run (:class:`TrainConfig`): what a recipe file fills and ``--set`` overrides."""
+"""The settings of one training run (:class:`TrainConfig`): what a recipe file fills and ``--set``
+overrides."""
 
 from __future__ import annotations
 
@@ -100,8 +101,11 @@ class TrainConfig:
             (self.kernel_l2 >= 0, "kernel_l2 must be >= 0"),
             (
                 self.selection == "inner" or (self.schedule != "plateau" and not self.early_stopping),
-                f"selection {self.selection!r} chooses nothing on validation data, so a plateau schedule or "
-                "early stopping (both driven by it) cannot be used; use selection 'inner' or a fixed schedule",
+                (
+                    f"selection {self.selection!r} chooses nothing on validation data, so a plateau schedule"
+                    " or early stopping (both driven by it) cannot be used; use selection 'inner' or a fixed"
+                    " schedule"
+                ),
             ),
         ]
         for ok, msg in checks:

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 TITLE = "ferhub: facial expression recognition"
 INTRO = (
-    "Classify the expression of every face in a photo or your webcam, see what the model looked at, and compare "
-    "models side by side. Results describe the configuration of a face, not what a person feels."
+    "Classify the expression of every face in a photo or your webcam, see what the model looked at, and"
+    " compare models side by side. Results describe the configuration of a face, not what a person feels."
 )
 
 

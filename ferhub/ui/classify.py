@@ -1,4 +1,5 @@
-"""Classify tab: a photo in; every face boxed and labelled, its probabilities, a Captum attribution, JSON out."""
+"""Classify tab: a photo in; every face boxed and labelled, its probabilities, a Captum attribution, JSON
+out."""
 
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ def _explain(model: Any, image: Image.Image, faces: list[Any], method: str, targ
 def explain(
     model: Any, photo: Image.Image, faces: Sequence[Any], method: str, targets: list[str], progress: Any
 ) -> list[Any]:
-    """Attributions for every face. Occlusion runs the model once per window position, so it goes one face at a
+    """Attributions for every face. Occlusion runs the model once per window position, so it goes one face at
+    a
     time and says which face it is on; the faces share one budget (``saliency.OCCLUSION_BUDGET_FLOPS``)."""
     from ferhub.saliency import method_id
 
@@ -147,8 +149,8 @@ def classify(
         raise gr.Error(result.error, title="Could not classify this photo")
     if not result.faces:
         raise gr.Error(
-            "No face found in this photo. Try a larger, frontal face, or tick 'Classify the whole image when no "
-            "face is found'.",
+            "No face found in this photo. Try a larger, frontal face, or tick 'Classify the whole image when"
+            " no face is found'.",
             title="No face",
         )
     model = predictor.models[0]

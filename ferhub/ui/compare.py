@@ -187,7 +187,8 @@ def _entries(
 
 
 def panel_classes(entries: Entries, show_all: bool) -> list[str]:
-    """The class axis every panel shares: ferhub's order, a model's extra classes after it; unless ``show_all``,
+    """The class axis every panel shares: ferhub's order, a model's extra classes after it; unless
+    ``show_all``,
     without the classes no set has images of and no model predicts."""
     from ferhub.plots import class_order, used_classes
 
@@ -320,7 +321,8 @@ def difference_plot(
         raise _incomplete(key, e) from e
 
 
-# -- (c) evaluate now ------------------------------------------------------------------------------------------
+# -- (c) evaluate now
+# ------------------------------------------------------------------------------------------
 @visitors.action("evaluate")
 def evaluate_now(
     model_ids: list[str] | None,

@@ -5,7 +5,8 @@ reports: one folder per process, made on first use) and Gradio's cache (uploads 
 output it serves). Both are swept by age and by total size, and both are removed when the process exits.
 
 Settings (environment): ``FERHUB_CACHE_MAX_AGE_S`` (default 600: a result stays downloadable for ten
-minutes), ``FERHUB_CACHE_SWEEP_S`` (default 60), ``FERHUB_CACHE_MAX_MB`` (default 1024, the cap on each place).
+minutes), ``FERHUB_CACHE_SWEEP_S`` (default 60), ``FERHUB_CACHE_MAX_MB`` (default 1024, the cap on each
+place).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def max_bytes() -> int:
 
 
 def delete_cache() -> tuple[int, int]:
-    """``gr.Blocks(delete_cache=...)``: every sweep interval, Gradio deletes the files this app put in its cache
+    """``gr.Blocks(delete_cache=...)``: every sweep interval, Gradio deletes the files this app put in its
+    cache
     that are older than the maximum age (and all of them when the server stops)."""
     return sweep_every_s(), max_age_s()
 
@@ -152,9 +154,11 @@ def maybe_sweep(*, force: bool = False) -> None:
 
 def expire_gradio_files(blocks: Any, max_age: float, now: float | None = None) -> int:
     """Delete the files Gradio made for ``blocks`` (uploads, served outputs) once older than ``max_age``
-    seconds, as ``delete_cache`` means to; returns how many. Gradio's own scheduled task iterates the live sets
-    that request threads add to: under concurrent requests it dies with "Set changed size during iteration" and
-    never runs again (``bench/soak.py``: 5,776 files, 192 MB after 10 minutes at 4 clients and a 120 s age).
+    seconds, as ``delete_cache`` means to; returns how many. Gradio's own scheduled task iterates the live
+    sets that request threads add to: under concurrent requests it dies with "Set changed size during
+    iteration" and never runs again (``bench/soak.py``: 5,776 files, 192 MB after 10 minutes at 4 clients and
+    a 120 s
+    age).
     This walks copies and, as Gradio does, keeps what components keep (``keep_in_cache``: cached examples)."""
     now = time.time() if now is None else now
     keep: set[str] = set()

@@ -43,7 +43,8 @@ def example_photos() -> list[str]:
 
 
 def gpu(fn: F) -> F:
-    """``spaces.GPU`` on a Hugging Face ZeroGPU Space (the ``spaces`` package is present), a no-op elsewhere."""
+    """``spaces.GPU`` on a Hugging Face ZeroGPU Space (the ``spaces`` package is present), a no-op
+    elsewhere."""
     try:
         import spaces  # type: ignore[import-not-found]
     except ImportError:
@@ -101,7 +102,8 @@ class ModelCache:
         self._fast_detector: FaceDetector | None = None
 
     def model(self, model_id: str) -> nn.Module:
-        """The model for a bundled name, Hub id or local folder, loaded once; ``gr.Error`` when it cannot be."""
+        """The model for a bundled name, Hub id or local folder, loaded once; ``gr.Error`` when it cannot
+        be."""
         from ferhub.hub import load
 
         model_id = (model_id or "").strip() or default_model()
@@ -163,7 +165,8 @@ def cache() -> ModelCache:
 
 
 def load_photo(src: Any) -> Any:
-    """Decode an uploaded photo through ``ferhub.images.load_image``; ``gr.Error`` with its message otherwise."""
+    """Decode an uploaded photo through ``ferhub.images.load_image``; ``gr.Error`` with its message
+    otherwise."""
     from ferhub.images import ImageDecodeError, load_image
 
     if src is None:

@@ -1,5 +1,8 @@
-"""Video tab: a clip in -> the annotated video, a timeline per person (smoothed and raw), per-person summaries,
-and the CSV/JSON files ``ferhub predict`` would write. Thin over :mod:`ferhub.video` and :mod:`ferhub.writers`."""
+"""Video tab: a clip in -> the annotated video, a timeline per person (smoothed and raw), per-person
+summaries,
+and the CSV/JSON files ``ferhub predict`` would write. Thin over :mod:`ferhub.video` and
+:mod:`ferhub.writers`.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +19,9 @@ MAX_ANALYSIS_FPS = 10.0
 DEFAULT_FPS = 5.0
 MAX_SIDE = 1280  # frames are analysed and annotated at this size at most
 LIMITS = (
-    f"Up to {state.MAX_UPLOAD.upper()} and {MAX_SECONDS // 60} minutes; MP4, MOV, MKV, WebM or AVI. Frames are "
-    f"analysed at up to {MAX_ANALYSIS_FPS:g} per second and {MAX_SIDE} px; faces are tracked (each person keeps "
-    "a number) and their probabilities smoothed over time."
+    f"Up to {state.MAX_UPLOAD.upper()} and {MAX_SECONDS // 60} minutes; MP4, MOV, MKV, WebM or AVI. Frames"
+    f" are analysed at up to {MAX_ANALYSIS_FPS:g} per second and {MAX_SIDE} px; faces are tracked (each"
+    " person keeps a number) and their probabilities smoothed over time."
 )
 
 
@@ -38,8 +41,8 @@ def _open(predictor: Any, path: str, fps: float, smooth: float) -> Any:
     if run.info.duration is not None and run.info.duration > MAX_SECONDS + 0.5:
         run.close()
         raise gr.Error(
-            f"The clip is {run.info.duration:.0f} s long; this app analyses up to {MAX_SECONDS} s. Trim it, or run "
-            "`ferhub predict CLIP --format csv` locally for any length.",
+            f"The clip is {run.info.duration:.0f} s long; this app analyses up to {MAX_SECONDS} s. Trim it,"
+            " or run `ferhub predict CLIP --format csv` locally for any length.",
             title="Video too long",
         )
     return run
@@ -127,7 +130,10 @@ def analyse_video(
         f"{len(result['tracks'])} face track(s)."
     )
     if result["error"]:
-        status += f" The file is damaged part-way; results up to there are kept ({result['error'].split(': ', 1)[-1]})."
+        status += (
+            " The file is damaged part-way; results up to there are kept"
+            f" ({result['error'].split(': ', 1)[-1]})."
+        )
     if result["stopped"]:
         status += f" Stopped at {MAX_SECONDS} s, this app's limit; the results up to there are kept."
     if info.rotation:

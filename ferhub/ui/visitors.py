@@ -133,8 +133,10 @@ def warn(message: str, *, action: str = "app") -> None:
 
 
 def action(name: str) -> Callable[[F], F]:
-    """Wrap an event handler: a ``gr.Error`` reaches the visitor once, without server paths, and the log gets one
-    line; any other exception is the server's bug: its traceback is logged and the visitor gets a short note."""
+    """Wrap an event handler: a ``gr.Error`` reaches the visitor once, without server paths, and the log gets
+    one
+    line; any other exception is the server's bug: its traceback is logged and the visitor gets a short note.
+    """
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -146,7 +148,8 @@ def action(name: str) -> Callable[[F], F]:
             except Exception:
                 log.exception("%s failed", name)
                 raise gr.Error(
-                    "Something went wrong on the server (it logged the details). Try again, or another photo.",
+                    "Something went wrong on the server (it logged the details). Try again, or another"
+                    " photo.",
                     title="Server error",
                     print_exception=False,
                 ) from None
@@ -198,15 +201,16 @@ def _hub_dataset(repo_id: str) -> Path:
             size = sum(s.size or 0 for s in info.siblings or [])
             if size > cap:
                 raise ValueError(
-                    f"Hub dataset {repo_id!r} holds {size / 2**20:,.0f} MB of files; this server downloads at "
-                    f"most {cap / 2**20:,.0f} MB (FERHUB_EVAL_MAX_DOWNLOAD_MB): upload a zip of a sample instead"
+                    f"Hub dataset {repo_id!r} holds {size / 2**20:,.0f} MB of files; this server downloads at"
+                    f" most {cap / 2**20:,.0f} MB (FERHUB_EVAL_MAX_DOWNLOAD_MB): upload a zip of a sample"
+                    " instead"
                 )
         folder = huggingface_hub.snapshot_download(repo_id, repo_type="dataset", local_files_only=offline)
     except RepositoryNotFoundError as e:
         raise ValueError(f"Hub dataset {repo_id!r} was not found (or is private or gated)") from e
     except LocalEntryNotFoundError as e:
         raise ValueError(
-            f"Hub dataset {repo_id!r} is not available on this server (it cannot reach the Hub and has no copy): "
-            "upload a zip of class folders instead"
+            f"Hub dataset {repo_id!r} is not available on this server (it cannot reach the Hub and has no"
+            " copy): upload a zip of class folders instead"
         ) from e
     return Path(folder)

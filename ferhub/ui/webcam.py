@@ -23,8 +23,8 @@ MAX_RECORDED_FRAMES = 9000
 class WebcamSession:
     """One browser's stream: the tracker (stable face ids), the smoother, fps and an optional recording.
 
-    The same :class:`~ferhub.tracking.FaceTracker`, :class:`~ferhub.tracking.Smoother` and cut detector as video
-    files, fed with the frames' arrival times.
+    The same :class:`~ferhub.tracking.FaceTracker`, :class:`~ferhub.tracking.Smoother` and cut detector as
+    video files, fed with the frames' arrival times.
     """
 
     tracker: FaceTracker = field(default_factory=FaceTracker)
