@@ -92,6 +92,69 @@ def _square_layout(fig: go.Figure, labels: Sequence[str], title: str, *, autosiz
     return fig
 
 
+def _confusion_views(counts: np.ndarray) -> dict[str, dict[str, Any]]:
+    """The "counts" and "row %" views of a confusion matrix: heatmap values, cell texts and colour maximum."""
+    percent = row_normalize(counts) * 100.0
+    return {
+        "counts": {"z": counts, "text": [[f"{int(v)}" for v in row] for row in counts], "zmax": None},
+        "row %": {"z": percent, "text": [[f"{v:.0f}%" for v in row] for row in percent], "zmax": 100.0},
+    }
+
+
+def _confusion_heatmap(
+    views: Mapping[str, Mapping[str, Any]], labels: Sequence[str], *, normalize: bool
+) -> go.Heatmap:
+    """The heatmap trace showing the initial view, with count and row percent in the hover of every cell."""
+    initial = views["row %" if normalize else "counts"]
+    return go.Heatmap(
+        z=initial["z"],
+        x=list(labels),
+        y=list(labels),
+        text=initial["text"],
+        texttemplate="%{text}",
+        customdata=np.stack([views["counts"]["z"], views["row %"]["z"]], axis=-1),
+        hovertemplate=(
+            "true: %{y}<br>predicted: %{x}<br>count: %{customdata[0]:.0f}"
+            "<br>%{customdata[1]:.1f}% of true %{y}<extra></extra>"
+        ),
+        colorscale="Blues",
+        zmin=0,
+        zmax=initial["zmax"],
+        colorbar={"title": "% of row" if normalize else "count"},
+    )
+
+
+def _view_toggle(views: Mapping[str, Mapping[str, Any]], *, normalize: bool) -> dict[str, Any]:
+    """An updatemenu of buttons that restyle the heatmap to each view, the initial one active."""
+    buttons = [
+        {
+            "label": name,
+            "method": "restyle",
+            "args": [
+                {
+                    "z": [v["z"]],
+                    "text": [v["text"]],
+                    "zmax": [v["zmax"]],
+                    "zauto": [v["zmax"] is None],
+                    "colorbar.title.text": ["% of row" if name == "row %" else "count"],
+                }
+            ],
+        }
+        for name, v in views.items()
+    ]
+    return {
+        "type": "buttons",
+        "direction": "right",
+        "buttons": buttons,
+        "active": 1 if normalize else 0,
+        "x": 1.0,
+        "xanchor": "right",
+        "y": 1.01,
+        "yanchor": "bottom",
+        "showactive": True,
+    }
+
+
 def confusion_matrix_figure(
     matrix: Sequence[Sequence[float]] | np.ndarray,
     labels: Sequence[str],
@@ -109,63 +172,10 @@ def confusion_matrix_figure(
     counts = np.asarray(matrix, dtype=np.float64)
     if counts.shape != (len(labels), len(labels)):
         raise ValueError(f"matrix shape {counts.shape} does not match {len(labels)} labels")
-    percent = row_normalize(counts) * 100.0
-    custom = np.stack([counts, percent], axis=-1)
-    views = {
-        "counts": {"z": counts, "text": [[f"{int(v)}" for v in row] for row in counts], "zmax": None},
-        "row %": {"z": percent, "text": [[f"{v:.0f}%" for v in row] for row in percent], "zmax": 100.0},
-    }
-    initial = views["row %" if normalize else "counts"]
-    fig = go.Figure(
-        go.Heatmap(
-            z=initial["z"],
-            x=list(labels),
-            y=list(labels),
-            text=initial["text"],
-            texttemplate="%{text}",
-            customdata=custom,
-            hovertemplate=(
-                "true: %{y}<br>predicted: %{x}<br>count: %{customdata[0]:.0f}"
-                "<br>%{customdata[1]:.1f}% of true %{y}<extra></extra>"
-            ),
-            colorscale="Blues",
-            zmin=0,
-            zmax=initial["zmax"],
-            colorbar={"title": "% of row" if normalize else "count"},
-        )
-    )
+    views = _confusion_views(counts)
+    fig = go.Figure(_confusion_heatmap(views, labels, normalize=normalize))
     if toggle:
-        buttons = [
-            {
-                "label": name,
-                "method": "restyle",
-                "args": [
-                    {
-                        "z": [v["z"]],
-                        "text": [v["text"]],
-                        "zmax": [v["zmax"]],
-                        "zauto": [v["zmax"] is None],
-                        "colorbar.title.text": ["% of row" if name == "row %" else "count"],
-                    }
-                ],
-            }
-            for name, v in views.items()
-        ]
-        fig.update_layout(
-            updatemenus=[
-                {
-                    "type": "buttons",
-                    "direction": "right",
-                    "buttons": buttons,
-                    "active": 1 if normalize else 0,
-                    "x": 1.0,
-                    "xanchor": "right",
-                    "y": 1.01,
-                    "yanchor": "bottom",
-                    "showactive": True,
-                }
-            ]
-        )
+        fig.update_layout(updatemenus=[_view_toggle(views, normalize=normalize)])
     return _square_layout(fig, labels, title, autosize=autosize)
 
 
