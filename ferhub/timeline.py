@@ -58,14 +58,15 @@ def collect(
     return out
 
 
+_DASHES = ["solid", "dash", "dot", "dashdot"]  # line style of the first, second, ... model
+
+
 def figure(data: Mapping[tuple[int, str], Series], *, title: str | None = None, show_raw: bool = True) -> Any:
     """A plotly figure: one panel per person, each expression's smoothed probability as a solid line and its
     raw per-frame value as a faint dotted one; a second model's lines are dashed. Legend entries toggle an
     expression across panels."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-
-    from ferhub.drawing import label_color
 
     people = sorted({k[0] for k in data}, key=lambda i: -_seconds(data, i))[:MAX_PEOPLE]
     people.sort()
@@ -81,51 +82,16 @@ def figure(data: Mapping[tuple[int, str], Series], *, title: str | None = None, 
         subplot_titles=[f"face {p}" for p in people],
         vertical_spacing=min(0.08, 0.3 / len(people)),
     )
-    dashes = ["solid", "dash", "dot", "dashdot"]
     shown: set[str] = set()
     for row, person in enumerate(people, 1):
         for m, model in enumerate(models):
             series = data.get((person, model))
             if series is None:
                 continue
-            for k, label in enumerate(series.labels):
-                r, g, b = label_color(label)
-                name = label if len(models) == 1 else f"{label} · {model}"
-                fig.add_trace(
-                    go.Scatter(
-                        x=series.time,
-                        y=[v[k] for v in series.smoothed],
-                        mode="lines",
-                        name=name,
-                        legendgroup=name,
-                        showlegend=name not in shown,
-                        line={"color": f"rgb({r},{g},{b})", "width": 2, "dash": dashes[m % len(dashes)]},
-                        hovertemplate=(
-                            f"face {person} {label}: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>"
-                        ),
-                    ),
-                    row=row,
-                    col=1,
-                )
-                shown.add(name)
-                if show_raw:
-                    fig.add_trace(
-                        go.Scatter(
-                            x=series.time,
-                            y=[v[k] for v in series.raw],
-                            mode="lines",
-                            name=f"{name} (raw)",
-                            legendgroup=name,
-                            showlegend=False,
-                            opacity=0.35,
-                            line={"color": f"rgb({r},{g},{b})", "width": 1, "dash": "dot"},
-                            hovertemplate=(
-                                f"face {person} {label} raw: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>"
-                            ),
-                        ),
-                        row=row,
-                        col=1,
-                    )
+            suffix = "" if len(models) == 1 else f" · {model}"
+            dash = _DASHES[m % len(_DASHES)]
+            for trace in _series_traces(series, person, model, dash, suffix, shown=shown, show_raw=show_raw):
+                fig.add_trace(trace, row=row, col=1)
         fig.update_yaxes(range=[0, 1], title_text="p", row=row, col=1)
     fig.update_xaxes(title_text="time (s)", row=len(people), col=1)
     note = "smoothed (solid) and per frame (dotted)" if show_raw else "smoothed"
@@ -137,6 +103,59 @@ def figure(data: Mapping[tuple[int, str], Series], *, title: str | None = None, 
         hovermode="x unified",
     )
     return fig
+
+
+def _series_traces(
+    series: Series,
+    person: int,
+    model: str,
+    dash: str,
+    name_suffix: str,
+    *,
+    shown: set[str],
+    show_raw: bool,
+) -> list[Any]:
+    """``person``'s lines under ``model``: per expression the smoothed line in ``dash`` style and
+    (``show_raw``) the faint dotted per-frame one, named the label plus ``name_suffix``. A legend entry is
+    shown only for names not yet in ``shown``, which this adds to."""
+    import plotly.graph_objects as go
+
+    from ferhub.drawing import label_color
+
+    traces = []
+    for k, label in enumerate(series.labels):
+        r, g, b = label_color(label)
+        name = f"{label}{name_suffix}"
+        traces.append(
+            go.Scatter(
+                x=series.time,
+                y=[v[k] for v in series.smoothed],
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                showlegend=name not in shown,
+                line={"color": f"rgb({r},{g},{b})", "width": 2, "dash": dash},
+                hovertemplate=f"face {person} {label}: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>",
+            )
+        )
+        shown.add(name)
+        if show_raw:
+            traces.append(
+                go.Scatter(
+                    x=series.time,
+                    y=[v[k] for v in series.raw],
+                    mode="lines",
+                    name=f"{name} (raw)",
+                    legendgroup=name,
+                    showlegend=False,
+                    opacity=0.35,
+                    line={"color": f"rgb({r},{g},{b})", "width": 1, "dash": "dot"},
+                    hovertemplate=(
+                        f"face {person} {label} raw: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>"
+                    ),
+                )
+            )
+    return traces
 
 
 def _seconds(data: Mapping[tuple[int, str], Series], person: int) -> float:
