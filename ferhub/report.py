@@ -218,7 +218,8 @@ def _comparison_html(section: Section) -> str:
     return "<h3>Paired comparison on the same images</h3>" + _table(header, rows)
 
 
-def _section_html(section: Section) -> str:
+def _section_intro_html(section: Section) -> list[str]:
+    """The section's title, dataset line, metrics table and the notes on how the metrics were computed."""
     from ferhub import plots
 
     entries = section.entries
@@ -233,21 +234,25 @@ def _section_html(section: Section) -> str:
     parts.append("<h3>Metrics</h3>" + _table(header, rows))
     parts.append('<p class="meta">accuracy and mean class recall with bootstrap 95% confidence intervals</p>')
     parts += [f'<p class="meta">{html.escape(note)}</p>' for note in plots.averaging_notes(entries)]
-    # one class order for every panel; classes nobody has images of or predicts are left out
-    order = plots.class_order([e["labels"] for e in entries.values()])
-    shown = plots.used_classes(entries, order)
-    if len(shown) < len(order):
-        left_out = ", ".join(c for c in order if c not in shown)
-        parts.append(
-            f'<p class="meta">classes without images or predictions, left out: {html.escape(left_out)}</p>'
-        )
+    return parts
+
+
+def _entry_notes_html(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Each entry's notes and its test-time augmentation, if any."""
+    parts = []
     for name, entry in entries.items():
         for note in entry.get("notes", []):
             parts.append(f'<p class="notes">{html.escape(name)}: {html.escape(note)}</p>')
         if entry.get("tta"):
             parts.append(f'<p class="meta">{html.escape(name)}: test-time augmentation {entry["tta"]}</p>')
-    parts.append(_fig(plots.per_class_figure(entries, metric="recall", labels=shown)))
-    parts.append("<h3>Confusion matrices</h3>")
+    return parts
+
+
+def _confusion_html(entries: Mapping[str, Mapping[str, Any]], shown: Sequence[str]) -> list[str]:
+    """Per entry a row of two confusion matrices over the ``shown`` classes: counts and row-normalised."""
+    from ferhub import plots
+
+    parts = ["<h3>Confusion matrices</h3>"]
     for name, entry in entries.items():
         parts.append('<div class="row">')
         parts.append(_fig(plots.entry_confusion_figure(entry, title=f"{name}: counts", labels=shown)))
@@ -259,17 +264,32 @@ def _section_html(section: Section) -> str:
             )
         )
         parts.append("</div>")
-    parts.append("<h3>Calibration</h3>" + _fig(plots.reliability_figure(entries)))
+    return parts
+
+
+def _comparison_section_html(section: Section, shown: Sequence[str]) -> list[str]:
+    """With more than one entry: the first entry's confusion difference to each other, and the paired
+    comparison table; nothing with one entry."""
+    from ferhub import plots
+
+    entries = section.entries
     names = list(entries)
-    if len(names) > 1:
-        parts.append("<h3>Comparison</h3><div class='row'>")
-        for other in names[1:]:
-            fig = plots.difference_matrix_figure(
-                entries[names[0]], entries[other], names=(names[0], other), labels=shown
-            )
-            parts.append(_fig(fig))
-        parts.append("</div>")
-        parts.append(_comparison_html(section))
+    if len(names) <= 1:
+        return []
+    parts = ["<h3>Comparison</h3><div class='row'>"]
+    for other in names[1:]:
+        fig = plots.difference_matrix_figure(
+            entries[names[0]], entries[other], names=(names[0], other), labels=shown
+        )
+        parts.append(_fig(fig))
+    parts.append("</div>")
+    parts.append(_comparison_html(section))
+    return parts
+
+
+def _examples_html(section: Section) -> list[str]:
+    """Per entry the grid of its misclassified example thumbnails, most confident first."""
+    parts = []
     for name, examples in section.examples.items():
         if not examples:
             continue
@@ -286,6 +306,30 @@ def _section_html(section: Section) -> str:
             for e in examples
         ]
         parts.append('<div class="grid">' + "".join(cells) + "</div>")
+    return parts
+
+
+def _section_html(section: Section) -> str:
+    """One evaluation section: metrics, notes, per-class recall, confusion matrices, calibration, the
+    comparison between entries and the misclassified examples."""
+    from ferhub import plots
+
+    entries = section.entries
+    parts = _section_intro_html(section)
+    # one class order for every panel; classes nobody has images of or predicts are left out
+    order = plots.class_order([e["labels"] for e in entries.values()])
+    shown = plots.used_classes(entries, order)
+    if len(shown) < len(order):
+        left_out = ", ".join(c for c in order if c not in shown)
+        parts.append(
+            f'<p class="meta">classes without images or predictions, left out: {html.escape(left_out)}</p>'
+        )
+    parts += _entry_notes_html(entries)
+    parts.append(_fig(plots.per_class_figure(entries, metric="recall", labels=shown)))
+    parts += _confusion_html(entries, shown)
+    parts.append("<h3>Calibration</h3>" + _fig(plots.reliability_figure(entries)))
+    parts += _comparison_section_html(section, shown)
+    parts += _examples_html(section)
     return "\n".join(parts)
 
 
