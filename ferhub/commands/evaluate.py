@@ -128,10 +128,31 @@ def _push_target(run: Any, folder: Path, repo_id: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ferhub import eval_results, evaluation
+    from ferhub import evaluation
     from ferhub.data import DataSourceError
     from ferhub.hub import EvalResultsError, ModelLoadError
 
+    refused = _refuse_push(args)
+    if refused:
+        return refused
+    out = Path(args.out)
+    try:
+        source, runs, folders = _evaluate_and_write(args, out)
+    except (DataSourceError, ModelLoadError, EvalResultsError, evaluation.EvaluationError, ValueError) as e:
+        debug_traceback(args)
+        print(f"ferhub evaluate: {e}", file=sys.stderr)
+        return 1
+    _print_results(args, runs)
+    if not args.no_report:
+        _write_report(source, runs, out)
+    if args.push:
+        return _push(args, runs, folders)
+    return 0
+
+
+def _refuse_push(args: argparse.Namespace) -> int:
+    """The exit code for a ``--push`` that cannot work (2: --repo-id with several models, 3: offline), after
+    saying why on stderr; 0 when nothing is refused."""
     if args.push and args.repo_id and len(args.model) > 1:
         print(
             "ferhub evaluate: --repo-id applies to one model; push several models by their Hub ids",
@@ -145,39 +166,48 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
-    out = Path(args.out)
+    return 0
 
-    def progress(done: int, total: int, message: str) -> None:
-        print(f"\r{message}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    try:
-        source = evaluation.open_data(
-            args.data, args.split, label_names=args.label_names, precropped=args.precropped
-        )
-        runs = evaluation.evaluate(
-            args.model,
-            source,
-            tta=args.tta,
-            no_face=args.no_face,
-            precropped=args.precropped,
-            device=args.device,
-            n_resamples=args.bootstrap,
-            seed=args.seed,
-            command="ferhub evaluate "
-            + " ".join(sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else sys.argv[1:]),
-            progress=progress,
-        )
-        folders = []
-        for r in runs:
-            folder = evaluation.results_folder(r, out)
-            path = eval_results.write(folder, {r.key: r.entry})
-            r.predictions.save(out / f"{evaluation.slug(r.name)}.{evaluation.slug(r.key)}.predictions.json")
-            folders.append(folder)
-            print(f"{r.name}: {r.key} -> {path}", file=sys.stderr)
-    except (DataSourceError, ModelLoadError, EvalResultsError, evaluation.EvaluationError, ValueError) as e:
-        debug_traceback(args)
-        print(f"ferhub evaluate: {e}", file=sys.stderr)
-        return 1
+def _progress(done: int, total: int, message: str) -> None:
+    """Progress on one stderr line, overwritten until done."""
+    print(f"\r{message}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def _evaluate_and_write(args: argparse.Namespace, out: Path) -> tuple[Any, list[Any], list[Path]]:
+    """Evaluate every model on the data and write each one's eval_results.json and predictions under ``out``.
+
+    Returns the data source, the runs and each run's results folder."""
+    from ferhub import eval_results, evaluation
+
+    source = evaluation.open_data(
+        args.data, args.split, label_names=args.label_names, precropped=args.precropped
+    )
+    runs = evaluation.evaluate(
+        args.model,
+        source,
+        tta=args.tta,
+        no_face=args.no_face,
+        precropped=args.precropped,
+        device=args.device,
+        n_resamples=args.bootstrap,
+        seed=args.seed,
+        command="ferhub evaluate "
+        + " ".join(sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else sys.argv[1:]),
+        progress=_progress,
+    )
+    folders = []
+    for r in runs:
+        folder = evaluation.results_folder(r, out)
+        path = eval_results.write(folder, {r.key: r.entry})
+        r.predictions.save(out / f"{evaluation.slug(r.name)}.{evaluation.slug(r.key)}.predictions.json")
+        folders.append(folder)
+        print(f"{r.name}: {r.key} -> {path}", file=sys.stderr)
+    return source, runs, folders
+
+
+def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:
+    """The notes worth a warning on stderr, the metrics table on stdout, and with ``--json`` the entries."""
     for r in runs:
         for note in r.entry["notes"]:
             if "cannot predict" in note or "no face" in note or note.startswith("unreadable"):
@@ -185,19 +215,19 @@ def run(args: argparse.Namespace) -> int:
     print(metrics_table(runs))
     if args.json:
         print(strict_json.dumps({r.name: {r.key: r.entry} for r in runs}, indent=2))
-    if not args.no_report:
-        from ferhub.report import Section, misclassified_examples, write_report
 
-        section = Section(
-            title=f"{source.name} ({source.split or 'all'})",
-            entries={r.name: r.entry for r in runs},
-            predictions={r.name: r.predictions for r in runs},
-            examples={r.name: misclassified_examples(r.predictions, source.image) for r in runs},
-        )
-        print(f"report: {write_report(out / 'report.html', [section])}", file=sys.stderr)
-    if args.push:
-        return _push(args, runs, folders)
-    return 0
+
+def _write_report(source: Any, runs: list[Any], out: Path) -> None:
+    """``out/report.html``: one section with every model's metrics, figures and misclassified examples."""
+    from ferhub.report import Section, misclassified_examples, write_report
+
+    section = Section(
+        title=f"{source.name} ({source.split or 'all'})",
+        entries={r.name: r.entry for r in runs},
+        predictions={r.name: r.predictions for r in runs},
+        examples={r.name: misclassified_examples(r.predictions, source.image) for r in runs},
+    )
+    print(f"report: {write_report(out / 'report.html', [section])}", file=sys.stderr)
 
 
 def _offline() -> bool:
