@@ -162,8 +162,6 @@ def materialize(
     ``no_face="fallback"`` uses the whole image when no face is found (seed 004) and counts it,
     ``"skip"`` drops the image.
     """
-    from ferhub.transforms import crop_to_array
-
     if no_face not in ("fallback", "skip"):
         raise ValueError(f"no_face must be 'fallback' or 'skip', got {no_face!r}")
     precropped = source.precropped if precropped is None else precropped
@@ -177,28 +175,21 @@ def materialize(
     if precropped and isinstance(source, ArraySource) and source.images.shape[1:] == shape:
         out[:] = source.images[idx]  # FER2013 rows already at the model's size: no decode at all
     elif precropped:
-        for j, i in enumerate(idx):
-            out[j] = crop_to_array(source.image(int(i)), config)
-            if progress and j % 256 == 0:
-                progress(j, len(idx))
+        _resize_whole(source, config, idx, out, progress)
     else:
-        from ferhub.faces import crop_face, whole_image_face
-
         cache = cache if cache is not None else FaceCache()
-        for start in range(0, len(idx), batch_size):
-            chunk = [int(i) for i in idx[start : start + batch_size]]
-            images = [source.image(i) for i in chunk]
-            faces = cache.get_many(images)
-            for j, (im, face) in enumerate(zip(images, faces), start=start):
-                if face is None:
-                    n_no_face += 1
-                    if no_face == "skip":
-                        keep[j] = False
-                        continue
-                    face, fallback[j] = whole_image_face(im), True
-                out[j] = crop_to_array(crop_face(im, face, config), config)
-            if progress:
-                progress(min(start + batch_size, len(idx)), len(idx))
+        n_no_face = _crop_faces(
+            source,
+            config,
+            idx,
+            out,
+            keep,
+            fallback,
+            cache,
+            no_face=no_face,
+            batch_size=batch_size,
+            progress=progress,
+        )
     return Crops(
         images=out[keep],
         targets=source.targets[idx][keep],
@@ -208,3 +199,57 @@ def materialize(
         detections_run=(cache.detections_run - before) if cache is not None else 0,
         fallback=fallback[keep],
     )
+
+
+def _resize_whole(
+    source: LabeledSource,
+    config: Any,
+    idx: np.ndarray,
+    out: np.ndarray,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Fill ``out`` with the whole images at ``idx`` (already face crops) resized for ``config``."""
+    from ferhub.transforms import crop_to_array
+
+    for j, i in enumerate(idx):
+        out[j] = crop_to_array(source.image(int(i)), config)
+        if progress and j % 256 == 0:
+            progress(j, len(idx))
+
+
+def _crop_faces(
+    source: LabeledSource,
+    config: Any,
+    idx: np.ndarray,
+    out: np.ndarray,
+    keep: np.ndarray,
+    fallback: np.ndarray,
+    cache: FaceCache,
+    *,
+    no_face: str,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    """Fill ``out`` with the face crops of the images at ``idx``, detected in batches through ``cache``.
+
+    Where no face is found the whole image stands in and ``fallback`` is set (``no_face="fallback"``), or
+    ``keep`` is cleared (``"skip"``). Returns the number of images without a face."""
+    from ferhub.faces import crop_face, whole_image_face
+    from ferhub.transforms import crop_to_array
+
+    n_no_face = 0
+    for start in range(0, len(idx), batch_size):
+        chunk = [int(i) for i in idx[start : start + batch_size]]
+        images = [source.image(i) for i in chunk]
+        faces = cache.get_many(images)
+        for j, (im, face) in enumerate(zip(images, faces), start=start):
+            if face is None:
+                n_no_face += 1
+                if no_face == "skip":
+                    keep[j] = False
+                    continue
+                face, fallback[j] = whole_image_face(im), True
+            out[j] = crop_to_array(crop_face(im, face, config), config)
+        if progress:
+            progress(min(start + batch_size, len(idx)), len(idx))
+    return n_no_face
