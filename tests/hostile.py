@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 MEMORY_LIMIT_MB = 4096  # address space of the child: torch alone maps ~1 GB of it
 CASE_SECONDS = 20.0  # per case, generous for a shared 2-core machine; a real attack took minutes
@@ -163,3 +165,13 @@ def outcome(results: dict[str, Outcome], kind: str) -> Outcome:
 def kinds_of(module: Any) -> list[str]:
     """The case names a hostile module defines, in definition order."""
     return [name.removeprefix("case_") for name in vars(module) if name.startswith("case_")]
+
+
+def results_fixture(module: str, kinds: list[str]) -> Any:
+    """The module-scoped ``results`` fixture of a hostile module: its cases, run once in one child."""
+
+    @pytest.fixture(scope="module")
+    def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+        return run_cases(module, kinds, tmp_path_factory.mktemp(module.removeprefix("test_")))
+
+    return results

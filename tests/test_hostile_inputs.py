@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import kinds_of, outcome, run_cases
+from hostile import kinds_of, outcome, results_fixture
 
 EXPECTED_ERRORS = ("ImageDecodeError", "DataSourceError", "EvaluationError", "CliExit")
 _PREDICTOR: list[Any] = []
@@ -61,6 +61,21 @@ def _cli(*argv: str, stdout: Any = None) -> str:
     if code:
         raise CliExit(f"{code}|{err.getvalue().strip()}")
     return out.getvalue() if stdout is None else ""
+
+
+def _evaluate(data: Path, out: Path) -> str:
+    """``ferhub evaluate`` of the mini model on precropped faces (10 bootstrap rounds, no report)."""
+    return _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(data), "--precropped",
+                "--bootstrap", "10", "--out", str(out), "--no-report")  # fmt: skip
+
+
+def _evaluated_counts(data: Path, out: Path) -> dict:
+    """Evaluate ``data`` and return how many images were read and how many were unreadable."""
+    _evaluate(data, out)
+    (entry,) = json.loads((out / "ferhub--fer-mini-xception" / "eval_results.json").read_text())[
+        "results"
+    ].values()
+    return {"num_images": entry["num_images"], "unreadable": entry["unreadable"]["count"]}
 
 
 def _png(width: int, height: int, *chunks: bytes) -> bytes:
@@ -251,22 +266,8 @@ def case_zip_member_names_escape(tmp: Path) -> Any:
     with zipfile.ZipFile(tmp / "data.zip", "w") as zf:
         for f in sorted(src.rglob("*.png")):
             zf.write(f, f"../../outside/{f.parent.name}/{f.name}")
-    out = tmp / "out"
-    argv = [
-        "evaluate",
-        "--model",
-        "ferhub/fer-mini-xception",
-        "--data",
-        str(tmp / "data.zip"),
-        "--precropped",
-        "--bootstrap",
-        "10",
-        "--out",
-        str(out),
-        "--no-report",
-    ]
     try:
-        return _cli(*argv)
+        return _evaluate(tmp / "data.zip", tmp / "out")
     finally:
         assert not (tmp.parent / "outside").exists() and not (tmp.parent.parent / "outside").exists()
 
@@ -279,19 +280,7 @@ def prepare_zip_gib_member(tmp: Path) -> None:
 
 
 def case_zip_gib_member(tmp: Path) -> Any:
-    return _cli(
-        "evaluate",
-        "--model",
-        "ferhub/fer-mini-xception",
-        "--data",
-        str(tmp / "data.zip"),
-        "--precropped",
-        "--bootstrap",
-        "10",
-        "--out",
-        str(tmp / "out"),
-        "--no-report",
-    )
+    return _evaluate(tmp / "data.zip", tmp / "out")
 
 
 def prepare_zip_ratio_bomb(tmp: Path) -> None:
@@ -304,19 +293,7 @@ def prepare_zip_ratio_bomb(tmp: Path) -> None:
 
 
 def case_zip_ratio_bomb(tmp: Path) -> Any:
-    return _cli(
-        "evaluate",
-        "--model",
-        "ferhub/fer-mini-xception",
-        "--data",
-        str(tmp / "data.zip"),
-        "--precropped",
-        "--bootstrap",
-        "10",
-        "--out",
-        str(tmp / "out"),
-        "--no-report",
-    )
+    return _evaluate(tmp / "data.zip", tmp / "out")
 
 
 def prepare_zip_250000_entries(tmp: Path) -> None:
@@ -326,19 +303,7 @@ def prepare_zip_250000_entries(tmp: Path) -> None:
 
 
 def case_zip_250000_entries(tmp: Path) -> Any:
-    return _cli(
-        "evaluate",
-        "--model",
-        "ferhub/fer-mini-xception",
-        "--data",
-        str(tmp / "data.zip"),
-        "--precropped",
-        "--bootstrap",
-        "10",
-        "--out",
-        str(tmp / "out"),
-        "--no-report",
-    )
+    return _evaluate(tmp / "data.zip", tmp / "out")
 
 
 def prepare_zip_corrupt_member(tmp: Path) -> None:
@@ -357,25 +322,13 @@ def prepare_zip_corrupt_member(tmp: Path) -> None:
 
 def case_zip_corrupt_member(tmp: Path) -> Any:
     """The damaged member is skipped and counted, the rest evaluated."""
-    out = tmp / "out"
-    _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
-         "--bootstrap", "10", "--out", str(out), "--no-report")  # fmt: skip
-    (entry,) = json.loads((out / "ferhub--fer-mini-xception" / "eval_results.json").read_text())[
-        "results"
-    ].values()
-    return {"num_images": entry["num_images"], "unreadable": entry["unreadable"]["count"]}
+    return _evaluated_counts(tmp / "data.zip", tmp / "out")
 
 
 def case_folder_with_corrupt_image(tmp: Path) -> Any:
     src = _faces_folder(tmp)
     (src / "sad" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
-    out = tmp / "out"
-    _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(src), "--precropped",
-         "--bootstrap", "10", "--out", str(out), "--no-report")  # fmt: skip
-    (entry,) = json.loads((out / "ferhub--fer-mini-xception" / "eval_results.json").read_text())[
-        "results"
-    ].values()
-    return {"num_images": entry["num_images"], "unreadable": entry["unreadable"]["count"]}
+    return _evaluated_counts(src, tmp / "out")
 
 
 # -- command lines ------------------------------------------------------------------------------------------
@@ -470,9 +423,7 @@ def test_every_case_has_an_expectation() -> None:
     assert set(KINDS) == set(EXPECT)
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_cases(__name__, KINDS, tmp_path_factory.mktemp("hostile_inputs"))
+results = results_fixture(__name__, KINDS)
 
 
 @pytest.mark.slow

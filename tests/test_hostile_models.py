@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import kinds_of, outcome, run_cases
+from hostile import kinds_of, outcome, results_fixture
 
 EXPECTED_ERRORS = ("ModelLoadError", "ConfigError", "ModelTooLargeError")
 LOAD_ERROR = "ModelLoadError"
@@ -278,9 +278,7 @@ def test_every_case_has_an_expectation() -> None:
     assert set(KINDS) == set(EXPECT)
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_cases(__name__, KINDS, tmp_path_factory.mktemp("hostile_models"))
+results = results_fixture(__name__, KINDS)
 
 
 @pytest.mark.slow
