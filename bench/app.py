@@ -33,9 +33,9 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from machine import one_face_photo, print_table
 from PIL import Image
 
-from ferhub.assets import EXAMPLES_DIR as EXAMPLES
 from ferhub.device import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,17 +114,6 @@ def cold_start(runs: int) -> tuple[float, float]:
 
 # -- 2. classify latency
 # -----------------------------------------------------------------------------------------
-def one_face_photo(folder: Path) -> Path:
-    """Grace Hopper (one face) letterboxed into a 640x480 JPEG."""
-    photo = Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB")
-    photo.thumbnail((640, 480))
-    canvas = Image.new("RGB", (640, 480), (40, 40, 40))
-    canvas.paste(photo, ((640 - photo.width) // 2, 0))
-    path = folder / "one_face_640x480.jpg"
-    canvas.save(path, quality=92)
-    return path
-
-
 def server_side_ms(url: str) -> float:
     """Median time the server spent on the events since the last call (Gradio's profiler: queue wait,
     pre-processing, the handler, post-processing), in ms; clears the profiler."""
@@ -544,9 +533,8 @@ def main() -> int:
         f"ferhub app benchmark: {cpu_name()}, torch {torch.__version__}, "
         f"device {'cuda' if torch.cuda.is_available() else 'cpu'}"
     )
-    print("\n| measure | result | target | met |\n|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print()
+    print_table(("measure", "result", "target", "met"), rows)
     return 0
 
 

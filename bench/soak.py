@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from machine import one_face_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 RSS_BACK_WITHIN = 0.10  # the burst's RSS must come back within 10% of where it started
@@ -131,19 +131,6 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def one_face_photo(folder: Path) -> Path:
-    """Grace Hopper (one face) letterboxed into a 640x480 JPEG."""
-    from ferhub.assets import EXAMPLES_DIR
-
-    photo = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
-    photo.thumbnail((640, 480))
-    canvas = Image.new("RGB", (640, 480), (40, 40, 40))
-    canvas.paste(photo, ((640 - photo.width) // 2, 0))
-    path = folder / "one_face.jpg"
-    canvas.save(path, quality=92)
-    return path
 
 
 @dataclass
