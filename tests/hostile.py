@@ -18,6 +18,7 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,14 @@ def results_fixture(module: str, kinds: list[str]) -> Any:
         return run_cases(module, kinds, tmp_path_factory.mktemp(module.removeprefix("test_")))
 
     return results
+
+
+def suite(module: str, expect: dict[str, Any]) -> tuple[list[str], Any, Callable[[], None]]:
+    """What a hostile module needs beside its cases and ``expect`` (kind -> expected outcome): its case names,
+    its ``results`` fixture and the test that every case has an expectation."""
+    kinds = kinds_of(sys.modules[module])
+
+    def test_every_case_has_an_expectation() -> None:
+        assert set(kinds) == set(expect)
+
+    return kinds, results_fixture(module, kinds), test_every_case_has_an_expectation

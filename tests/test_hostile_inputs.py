@@ -10,14 +10,13 @@ import io
 import json
 import os
 import struct
-import sys
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import kinds_of, outcome, results_fixture
+from hostile import outcome, suite
 
 EXPECTED_ERRORS = ("ImageDecodeError", "DataSourceError", "EvaluationError", "CliExit")
 _PREDICTOR: list[Any] = []
@@ -416,14 +415,7 @@ EXPECT: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "cli_output_to_full_disk": ("CliExit", (r"^1\|ferhub models: the disk is full",)),
     "cli_overflowing_model_gives_strict_json": (None, (r"\['None'\]",)),
 }
-KINDS = kinds_of(sys.modules[__name__])
-
-
-def test_every_case_has_an_expectation() -> None:
-    assert set(KINDS) == set(EXPECT)
-
-
-results = results_fixture(__name__, KINDS)
+KINDS, results, test_every_case_has_an_expectation = suite(__name__, EXPECT)
 
 
 @pytest.mark.slow

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 import struct
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import kinds_of, outcome, results_fixture
+from hostile import outcome, suite
 
 EXPECTED_ERRORS = ("ModelLoadError", "ConfigError", "ModelTooLargeError")
 LOAD_ERROR = "ModelLoadError"
@@ -271,14 +270,7 @@ EXPECT: dict[str, tuple[str, tuple[str, ...]]] = {
     "safetensors_truncated": (LOAD_ERROR, (r"not a readable safetensors file",)),
     "pickle_only": (LOAD_ERROR, (r"pickle format ferhub never loads",)),
 }
-KINDS = kinds_of(sys.modules[__name__])
-
-
-def test_every_case_has_an_expectation() -> None:
-    assert set(KINDS) == set(EXPECT)
-
-
-results = results_fixture(__name__, KINDS)
+KINDS, results, test_every_case_has_an_expectation = suite(__name__, EXPECT)
 
 
 @pytest.mark.slow
