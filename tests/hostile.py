@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -178,12 +179,34 @@ def results_fixture(module: str, kinds: list[str]) -> Any:
     return results
 
 
-def suite(module: str, expect: dict[str, Any]) -> tuple[list[str], Any, Callable[[], None]]:
-    """What a hostile module needs beside its cases and ``expect`` (kind -> expected outcome): its case names,
-    its ``results`` fixture and the test that every case has an expectation."""
+def suite(
+    module: str, expect: dict[str, tuple[Any, tuple[str, ...]]]
+) -> tuple[list[str], Any, Callable[[], None], Callable[..., None]]:
+    """What a hostile module needs beside its cases and ``expect`` (kind -> (error class name, or None for a
+    result; patterns its message or result must match)): its case names, its ``results`` fixture, the test
+    that every case has an expectation, and the test, per case, that it ended as expected in bounded time
+    and memory."""
     kinds = kinds_of(sys.modules[module])
 
     def test_every_case_has_an_expectation() -> None:
         assert set(kinds) == set(expect)
 
-    return kinds, results_fixture(module, kinds), test_every_case_has_an_expectation
+    @pytest.mark.slow
+    @pytest.mark.parametrize("kind", kinds)
+    def test_case_ends_as_expected(results: dict[str, Outcome], kind: str) -> None:
+        o = outcome(results, kind)
+        error, patterns = expect[kind]
+        if error is None:
+            assert o.error is None, f"{kind}: {o.error}: {o.message[:500]}"
+            for p in patterns:
+                assert re.search(p, o.message), f"{kind}: {p!r} not in {o.message[:300]!r}"
+        else:
+            o.assert_clear_error(error, *patterns)
+        o.assert_bounded()
+
+    return (
+        kinds,
+        results_fixture(module, kinds),
+        test_every_case_has_an_expectation,
+        test_case_ends_as_expected,
+    )

@@ -10,8 +10,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-import pytest
-from hostile import outcome, suite
+from hostile import suite
 
 EXPECTED_ERRORS = ("ModelLoadError", "ConfigError", "ModelTooLargeError")
 LOAD_ERROR = "ModelLoadError"
@@ -270,13 +269,6 @@ EXPECT: dict[str, tuple[str, tuple[str, ...]]] = {
     "safetensors_truncated": (LOAD_ERROR, (r"not a readable safetensors file",)),
     "pickle_only": (LOAD_ERROR, (r"pickle format ferhub never loads",)),
 }
-KINDS, results, test_every_case_has_an_expectation = suite(__name__, EXPECT)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", KINDS)
-def test_hostile_model_repo_is_refused_clearly(results: dict, kind: str) -> None:
-    o = outcome(results, kind)
-    error, patterns = EXPECT[kind]
-    o.assert_clear_error(error, *patterns)
-    o.assert_bounded()
+KINDS, results, test_every_case_has_an_expectation, test_hostile_model_repo_is_refused_clearly = suite(
+    __name__, EXPECT
+)
