@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,60 +32,12 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from machine import free_port, one_face_photo, print_table, rss_mb, start_app, stop, wait_http
 from PIL import Image
 
-from ferhub.assets import EXAMPLES_DIR as EXAMPLES
 from ferhub.device import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(port: int, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        **(env_extra or {}),
-    }
-    return subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-
-
-def wait_http(url: str, process: subprocess.Popen, timeout: float = 300) -> float:
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return time.perf_counter() - start
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(url)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -114,17 +65,6 @@ def cold_start(runs: int) -> tuple[float, float]:
 
 # -- 2. classify latency
 # -----------------------------------------------------------------------------------------
-def one_face_photo(folder: Path) -> Path:
-    """Grace Hopper (one face) letterboxed into a 640x480 JPEG."""
-    photo = Image.open(EXAMPLES / "grace_hopper.jpg").convert("RGB")
-    photo.thumbnail((640, 480))
-    canvas = Image.new("RGB", (640, 480), (40, 40, 40))
-    canvas.paste(photo, ((640 - photo.width) // 2, 0))
-    path = folder / "one_face_640x480.jpg"
-    canvas.save(path, quality=92)
-    return path
-
-
 def server_side_ms(url: str) -> float:
     """Median time the server spent on the events since the last call (Gradio's profiler: queue wait,
     pre-processing, the handler, post-processing), in ms; clears the profiler."""
@@ -544,9 +484,8 @@ def main() -> int:
         f"ferhub app benchmark: {cpu_name()}, torch {torch.__version__}, "
         f"device {'cuda' if torch.cuda.is_available() else 'cpu'}"
     )
-    print("\n| measure | result | target | met |\n|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print()
+    print_table(("measure", "result", "target", "met"), rows)
     return 0
 
 

@@ -21,6 +21,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from machine import print_table
+
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 MODULES = {"model repos": "test_hostile_models", "images, paths, zips, CLI": "test_hostile_inputs"}
 
@@ -66,15 +68,11 @@ def main() -> int:
             details += [
                 (o.kind, o.error or "result", f"{o.seconds:.2f} s", f"{o.grew_mb:.0f} MB") for o in got
             ]
-    print(f"| kinds | cases | ended as | slowest (bound {CASE_SECONDS:.0f} s) | most memory (bound "
-          f"{CASE_MEMORY_MB:.0f} MB) |")  # fmt: skip
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    bounds = (f"slowest (bound {CASE_SECONDS:.0f} s)", f"most memory (bound {CASE_MEMORY_MB:.0f} MB)")
+    print_table(("kinds", "cases", "ended as", *bounds), rows)
     if args.kinds:
-        print("\n| case | ended as | time | memory |\n|---|---|---|---|")
-        for row in details:
-            print("| " + " | ".join(row) + " |")
+        print()
+        print_table(("case", "ended as", "time", "memory"), details)
     return 0
 
 

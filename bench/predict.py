@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import print_table
 from PIL import Image
 
 from ferhub import assets
@@ -141,10 +142,7 @@ def main() -> None:
         f" {torch.get_num_threads()}, {args.runs} runs after warm-up, faces found {n_faces}"
     )
     print()
-    print("| measure | median | p90 | target |")
-    print("|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    print_table(("measure", "median", "p90", "target"), rows)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     from browser import chromium
-    from machine import cpu_name
+    from machine import cpu_name, print_table
 
     from ferhub.report import report_html
 
@@ -138,10 +138,7 @@ def main() -> None:
                 )
     print(f"Report with {args.models} models ({n_figures} figures), headless Chromium, median of {args.runs}")
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores\n")
-    print("| report | size | first text painted | every figure drawn |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(("report", "size", "first text painted", "every figure drawn"), rows)
 
 
 if __name__ == "__main__":

@@ -29,21 +29,17 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from machine import free_port, one_face_photo, rss_mb, start_app, stop, wait_http
 
-ROOT = Path(__file__).resolve().parent.parent
 RSS_BACK_WITHIN = 0.10  # the burst's RSS must come back within 10% of where it started
 FLAT_DRIFT = 0.05  # the soak's last-quarter mean RSS may exceed its second-quarter mean by this much
 
@@ -53,13 +49,6 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown CPU"
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def count_files(folder: Path) -> tuple[int, float]:
@@ -79,41 +68,20 @@ class Server:
     """``python app.py`` on a free port, its temporary folders inside ``tmp``."""
 
     def __init__(self, tmp: Path, cache_max_age: int, sweep: int) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
         self.tmp = tmp
         (tmp / "tmp").mkdir(parents=True, exist_ok=True)
         env = {
-            **os.environ,
             "GRADIO_SERVER_NAME": "127.0.0.1",
-            "GRADIO_SERVER_PORT": str(port),
-            "GRADIO_ANALYTICS_ENABLED": "False",
             "TMPDIR": str(tmp / "tmp"),
             "HF_HUB_OFFLINE": "1",
             "FERHUB_CACHE_MAX_AGE_S": str(cache_max_age),
             "FERHUB_CACHE_SWEEP_S": str(sweep),
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "app.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp.parent / "server.log", "wb"),  # noqa: SIM115 (the server's whole life)
-        )
-        deadline = time.monotonic() + 300
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"app.py exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(self.url, timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"app.py did not answer {self.url}") from None
-                time.sleep(0.2)
+        log = open(tmp.parent / "server.log", "wb")  # noqa: SIM115 (the server's whole life)
+        self.process = start_app(port, env, stderr=log)
+        wait_http(self.url, self.process)
 
     def rss(self) -> float:
         if self.process.poll() is not None:
@@ -125,25 +93,7 @@ class Server:
         return count_files(self.tmp)
 
     def stop(self) -> None:
-        self.process.terminate()  # SIGTERM, as a Space or a service manager stops it
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def one_face_photo(folder: Path) -> Path:
-    """Grace Hopper (one face) letterboxed into a 640x480 JPEG."""
-    from ferhub.assets import EXAMPLES_DIR
-
-    photo = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
-    photo.thumbnail((640, 480))
-    canvas = Image.new("RGB", (640, 480), (40, 40, 40))
-    canvas.paste(photo, ((640 - photo.width) // 2, 0))
-    path = folder / "one_face.jpg"
-    canvas.save(path, quality=92)
-    return path
+        stop(self.process, timeout=30)
 
 
 @dataclass

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 TESTS = Path(__file__).resolve().parent
 MEMORY_LIMIT_MB = 4096  # address space of the child: torch alone maps ~1 GB of it
@@ -163,3 +167,46 @@ def outcome(results: dict[str, Outcome], kind: str) -> Outcome:
 def kinds_of(module: Any) -> list[str]:
     """The case names a hostile module defines, in definition order."""
     return [name.removeprefix("case_") for name in vars(module) if name.startswith("case_")]
+
+
+def results_fixture(module: str, kinds: list[str]) -> Any:
+    """The module-scoped ``results`` fixture of a hostile module: its cases, run once in one child."""
+
+    @pytest.fixture(scope="module")
+    def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+        return run_cases(module, kinds, tmp_path_factory.mktemp(module.removeprefix("test_")))
+
+    return results
+
+
+def suite(
+    module: str, expect: dict[str, tuple[Any, tuple[str, ...]]]
+) -> tuple[list[str], Any, Callable[[], None], Callable[..., None]]:
+    """What a hostile module needs beside its cases and ``expect`` (kind -> (error class name, or None for a
+    result; patterns its message or result must match)): its case names, its ``results`` fixture, the test
+    that every case has an expectation, and the test, per case, that it ended as expected in bounded time
+    and memory."""
+    kinds = kinds_of(sys.modules[module])
+
+    def test_every_case_has_an_expectation() -> None:
+        assert set(kinds) == set(expect)
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("kind", kinds)
+    def test_case_ends_as_expected(results: dict[str, Outcome], kind: str) -> None:
+        o = outcome(results, kind)
+        error, patterns = expect[kind]
+        if error is None:
+            assert o.error is None, f"{kind}: {o.error}: {o.message[:500]}"
+            for p in patterns:
+                assert re.search(p, o.message), f"{kind}: {p!r} not in {o.message[:300]!r}"
+        else:
+            o.assert_clear_error(error, *patterns)
+        o.assert_bounded()
+
+    return (
+        kinds,
+        results_fixture(module, kinds),
+        test_every_case_has_an_expectation,
+        test_case_ends_as_expected,
+    )

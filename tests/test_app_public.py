@@ -99,15 +99,20 @@ class Server:
             raise
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The app with its public defaults."""
-    srv = Server(tmp_path_factory.mktemp("public-app"))
+def serve(tmp: Path) -> Iterator[Server]:
+    """A module's app server for a fixture to yield from; killed at teardown if it still runs."""
+    srv = Server(tmp)
     try:
         yield srv
     finally:
         if srv.process.poll() is None:
             srv.process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The app with its public defaults."""
+    yield from serve(tmp_path_factory.mktemp("public-app"))
 
 
 @pytest.fixture(scope="module")

@@ -18,19 +18,14 @@ from typing import Any
 import pytest
 from hostile import CASE_MEMORY_MB, CASE_SECONDS, MAX_MESSAGE
 from PIL import Image
-from test_app_public import DEFAULT_MODEL, HOPPER, Server, no_server_paths
+from test_app_public import DEFAULT_MODEL, HOPPER, Server, no_server_paths, serve
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("hostile-app"))
-    try:
-        yield srv
-    finally:
-        if srv.process.poll() is None:
-            srv.process.kill()
+    yield from serve(tmp_path_factory.mktemp("hostile-app"))
 
 
 @pytest.fixture(scope="module")

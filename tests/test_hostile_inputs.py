@@ -10,14 +10,12 @@ import io
 import json
 import os
 import struct
-import sys
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
 
-import pytest
-from hostile import kinds_of, outcome, run_cases
+from hostile import suite
 
 EXPECTED_ERRORS = ("ImageDecodeError", "DataSourceError", "EvaluationError", "CliExit")
 _PREDICTOR: list[Any] = []
@@ -61,6 +59,21 @@ def _cli(*argv: str, stdout: Any = None) -> str:
     if code:
         raise CliExit(f"{code}|{err.getvalue().strip()}")
     return out.getvalue() if stdout is None else ""
+
+
+def _evaluate(data: Path, out: Path) -> str:
+    """``ferhub evaluate`` of the mini model on precropped faces (10 bootstrap rounds, no report)."""
+    return _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(data), "--precropped",
+                "--bootstrap", "10", "--out", str(out), "--no-report")  # fmt: skip
+
+
+def _evaluated_counts(data: Path, out: Path) -> dict:
+    """Evaluate ``data`` and return how many images were read and how many were unreadable."""
+    _evaluate(data, out)
+    (entry,) = json.loads((out / "ferhub--fer-mini-xception" / "eval_results.json").read_text())[
+        "results"
+    ].values()
+    return {"num_images": entry["num_images"], "unreadable": entry["unreadable"]["count"]}
 
 
 def _png(width: int, height: int, *chunks: bytes) -> bytes:
@@ -251,22 +264,8 @@ def case_zip_member_names_escape(tmp: Path) -> Any:
     with zipfile.ZipFile(tmp / "data.zip", "w") as zf:
         for f in sorted(src.rglob("*.png")):
             zf.write(f, f"../../outside/{f.parent.name}/{f.name}")
-    out = tmp / "out"
-    argv = [
-        "evaluate",
-        "--model",
-        "ferhub/fer-mini-xception",
-        "--data",
-        str(tmp / "data.zip"),
-        "--precropped",
-        "--bootstrap",
-        "10",
-        "--out",
-        str(out),
-        "--no-report",
-    ]
     try:
-        return _cli(*argv)
+        return _evaluate(tmp / "data.zip", tmp / "out")
     finally:
         assert not (tmp.parent / "outside").exists() and not (tmp.parent.parent / "outside").exists()
 
@@ -279,19 +278,7 @@ def prepare_zip_gib_member(tmp: Path) -> None:
 
 
 def case_zip_gib_member(tmp: Path) -> Any:
-    return _cli(
-        "evaluate",
-        "--model",
-        "ferhub/fer-mini-xception",
-        "--data",
-        str(tmp / "data.zip"),
-        "--precropped",
-        "--bootstrap",
-        "10",
-        "--out",
-        str(tmp / "out"),
-        "--no-report",
-    )
+    return _evaluate(tmp / "data.zip", tmp / "out")
 
 
 def prepare_zip_ratio_bomb(tmp: Path) -> None:
@@ -304,19 +291,7 @@ def prepare_zip_ratio_bomb(tmp: Path) -> None:
 
 
 def case_zip_ratio_bomb(tmp: Path) -> Any:
-    return _cli(
-        "evaluate",
-        "--model",
-        "ferhub/fer-mini-xception",
-        "--data",
-        str(tmp / "data.zip"),
-        "--precropped",
-        "--bootstrap",
-        "10",
-        "--out",
-        str(tmp / "out"),
-        "--no-report",
-    )
+    return _evaluate(tmp / "data.zip", tmp / "out")
 
 
 def prepare_zip_250000_entries(tmp: Path) -> None:
@@ -326,19 +301,7 @@ def prepare_zip_250000_entries(tmp: Path) -> None:
 
 
 def case_zip_250000_entries(tmp: Path) -> Any:
-    return _cli(
-        "evaluate",
-        "--model",
-        "ferhub/fer-mini-xception",
-        "--data",
-        str(tmp / "data.zip"),
-        "--precropped",
-        "--bootstrap",
-        "10",
-        "--out",
-        str(tmp / "out"),
-        "--no-report",
-    )
+    return _evaluate(tmp / "data.zip", tmp / "out")
 
 
 def prepare_zip_corrupt_member(tmp: Path) -> None:
@@ -357,25 +320,13 @@ def prepare_zip_corrupt_member(tmp: Path) -> None:
 
 def case_zip_corrupt_member(tmp: Path) -> Any:
     """The damaged member is skipped and counted, the rest evaluated."""
-    out = tmp / "out"
-    _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(tmp / "data.zip"), "--precropped",
-         "--bootstrap", "10", "--out", str(out), "--no-report")  # fmt: skip
-    (entry,) = json.loads((out / "ferhub--fer-mini-xception" / "eval_results.json").read_text())[
-        "results"
-    ].values()
-    return {"num_images": entry["num_images"], "unreadable": entry["unreadable"]["count"]}
+    return _evaluated_counts(tmp / "data.zip", tmp / "out")
 
 
 def case_folder_with_corrupt_image(tmp: Path) -> Any:
     src = _faces_folder(tmp)
     (src / "sad" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
-    out = tmp / "out"
-    _cli("evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(src), "--precropped",
-         "--bootstrap", "10", "--out", str(out), "--no-report")  # fmt: skip
-    (entry,) = json.loads((out / "ferhub--fer-mini-xception" / "eval_results.json").read_text())[
-        "results"
-    ].values()
-    return {"num_images": entry["num_images"], "unreadable": entry["unreadable"]["count"]}
+    return _evaluated_counts(src, tmp / "out")
 
 
 # -- command lines ------------------------------------------------------------------------------------------
@@ -463,29 +414,6 @@ EXPECT: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "cli_output_to_full_disk": ("CliExit", (r"^1\|ferhub models: the disk is full",)),
     "cli_overflowing_model_gives_strict_json": (None, (r"\['None'\]",)),
 }
-KINDS = kinds_of(sys.modules[__name__])
-
-
-def test_every_case_has_an_expectation() -> None:
-    assert set(KINDS) == set(EXPECT)
-
-
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_cases(__name__, KINDS, tmp_path_factory.mktemp("hostile_inputs"))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", KINDS)
-def test_hostile_input_is_handled_clearly(results: dict, kind: str) -> None:
-    import re
-
-    o = outcome(results, kind)
-    error, patterns = EXPECT[kind]
-    if error is None:
-        assert o.error is None, f"{kind}: {o.error}: {o.message[:500]}"
-        for p in patterns:
-            assert re.search(p, o.message), f"{kind}: {p!r} not in {o.message[:300]!r}"
-    else:
-        o.assert_clear_error(error, *patterns)
-    o.assert_bounded()
+KINDS, results, test_every_case_has_an_expectation, test_hostile_input_is_handled_clearly = suite(
+    __name__, EXPECT
+)

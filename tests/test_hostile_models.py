@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 import struct
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-from hostile import kinds_of, outcome, run_cases
+from hostile import suite
 
 EXPECTED_ERRORS = ("ModelLoadError", "ConfigError", "ModelTooLargeError")
 LOAD_ERROR = "ModelLoadError"
@@ -271,22 +269,6 @@ EXPECT: dict[str, tuple[str, tuple[str, ...]]] = {
     "safetensors_truncated": (LOAD_ERROR, (r"not a readable safetensors file",)),
     "pickle_only": (LOAD_ERROR, (r"pickle format ferhub never loads",)),
 }
-KINDS = kinds_of(sys.modules[__name__])
-
-
-def test_every_case_has_an_expectation() -> None:
-    assert set(KINDS) == set(EXPECT)
-
-
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_cases(__name__, KINDS, tmp_path_factory.mktemp("hostile_models"))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", KINDS)
-def test_hostile_model_repo_is_refused_clearly(results: dict, kind: str) -> None:
-    o = outcome(results, kind)
-    error, patterns = EXPECT[kind]
-    o.assert_clear_error(error, *patterns)
-    o.assert_bounded()
+KINDS, results, test_every_case_has_an_expectation, test_hostile_model_repo_is_refused_clearly = suite(
+    __name__, EXPECT
+)

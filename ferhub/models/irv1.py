@@ -141,10 +141,16 @@ def _irv1(
     pretrained: bool,
     trainable_stages: int,
     output_mixup: bool,
-    head_channels: Sequence[int] = (512, 256, 256),
-    drop_rate: float = 0.5,
-) -> IRV1MultiScale:
-    model = IRV1MultiScale(_backbone(pretrained), num_classes, head_channels, output_mixup, drop_rate)
+    drop_rate: float,
+    head_channels: Sequence[int] | None,
+) -> nn.Module:
+    """Every IRV1 model: the multi-scale head of ``head_channels``, or facenet's own classifier where that is
+    None (``drop_rate`` is then facenet's dropout), with the stages past ``trainable_stages`` frozen."""
+    if head_channels is None:
+        model: _IRV1 = IRV1Classifier(_backbone(pretrained, drop_rate), num_classes, output_mixup)
+    else:
+        head = tuple(head_channels)
+        model = IRV1MultiScale(_backbone(pretrained), num_classes, head, output_mixup, drop_rate)
     return set_trainable_stages(model, trainable_stages)
 
 
@@ -162,14 +168,14 @@ def irv1_multiscale(
 
     The model is size-agnostic: a recipe reproducing the paper sets ``config_overrides={"input_size": 350}``.
     """
-    return _irv1(num_classes, pretrained, trainable_stages, output_mixup, tuple(head_channels), drop_rate)
+    return _irv1(num_classes, pretrained, trainable_stages, output_mixup, drop_rate, head_channels)
 
 
 @register_model(input_size=80, channels=3, mean=FACENET_MEAN, std=FACENET_STD)
 def test_irv1(num_classes: int = 7, trainable_stages: int = 0, output_mixup: bool = True) -> nn.Module:
     """The real InceptionResnetV1 at 80 px with an 8-wide multi-scale head, for tests (the backbone is
     fixed-width)."""
-    return _irv1(num_classes, False, trainable_stages, output_mixup, head_channels=(8, 8, 8))
+    return _irv1(num_classes, False, trainable_stages, output_mixup, 0.5, head_channels=(8, 8, 8))
 
 
 @register_model(input_size=160, channels=3, mean=FACENET_MEAN, std=FACENET_STD, crop_margin=0.1)
@@ -181,10 +187,9 @@ def irv1_classifier(
     drop_rate: float = 0.6,
 ) -> nn.Module:
     """Seed 003's baseline: VGGFace2 InceptionResnetV1 with its embedding layers and a new classifier,
-    fine-tuned
-    whole (``trainable_stages=3``: every stage and the stem); ``drop_rate`` is facenet's dropout (0.6)."""
-    model = IRV1Classifier(_backbone(pretrained, drop_rate), num_classes, output_mixup)
-    return set_trainable_stages(model, trainable_stages)
+    fine-tuned whole (``trainable_stages=3``: every stage and the stem); ``drop_rate`` is facenet's dropout
+    (0.6)."""
+    return _irv1(num_classes, pretrained, trainable_stages, output_mixup, drop_rate, head_channels=None)
 
 
 @register_model(input_size=80, channels=3, mean=FACENET_MEAN, std=FACENET_STD)
@@ -192,4 +197,4 @@ def test_irv1_classifier(
     num_classes: int = 7, trainable_stages: int = 3, output_mixup: bool = False
 ) -> nn.Module:
     """The real InceptionResnetV1 classifier at 80 px (the backbone is fixed-width), for tests."""
-    return set_trainable_stages(IRV1Classifier(_backbone(False), num_classes, output_mixup), trainable_stages)
+    return _irv1(num_classes, False, trainable_stages, output_mixup, 0.6, head_channels=None)
