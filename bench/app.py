@@ -32,7 +32,17 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from machine import free_port, one_face_photo, print_table, rss_mb, start_app, stop, wait_http
+from machine import (
+    free_port,
+    heads,
+    lfw_faces,
+    one_face_photo,
+    print_table,
+    rss_mb,
+    start_app,
+    stop,
+    wait_http,
+)
 from PIL import Image
 
 from ferhub.device import cpu_name
@@ -200,10 +210,7 @@ def gradio_floor_latency(photo: Path, runs: int, ssl_verify: bool = True) -> lis
 def webcam_frames(width: int = 640, height: int = 480) -> list[Image.Image]:
     """Five real faces in view, drifting sideways: the heads of the two bundled photos and three LFW faces
     (scikit-image), ~130 px tall, side by side on a grey backdrop."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from vs_fer import _heads, _lfw_faces
-
-    faces = [f.resize((round(f.width * 130 / f.height), 130)) for f in [*_heads(), *_lfw_faces()[:3]]]
+    faces = [f.resize((round(f.width * 130 / f.height), 130)) for f in [*heads(), *lfw_faces()[:3]]]
     frames = []
     for dx in (*range(-16, 16, 2), *range(16, -16, -2)):  # there and back: the loop has no cut
         canvas = Image.new("RGB", (width, height), (90, 90, 90))

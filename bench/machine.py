@@ -5,7 +5,6 @@ stop ``app.py``."""
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -16,17 +15,6 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
@@ -50,6 +38,30 @@ def one_face_photo(folder: Path) -> Path:
     path = folder / "one_face_640x480.jpg"
     canvas.save(path, quality=92)
     return path
+
+
+def lfw_faces() -> list[Any]:
+    """Six real faces from scikit-image's LFW crops (25x25 gray, as RGB PIL images)."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    lfw = data.lfw_subset()
+    return [
+        Image.fromarray((lfw[i] * 255).round().astype(np.uint8)).convert("RGB")
+        for i in (0, 11, 23, 42, 57, 80)
+    ]
+
+
+def heads() -> list[Any]:
+    """The heads of the two bundled photos (Grace Hopper, the astronaut), as RGB PIL images."""
+    from PIL import Image
+
+    from ferhub.assets import EXAMPLES_DIR
+
+    hopper = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
+    astronaut = Image.open(EXAMPLES_DIR / "astronaut.jpg").convert("RGB")
+    return [hopper.crop((120, 60, 410, 400)), astronaut.crop((130, 10, 320, 230))]
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ file size, the time to the first painted text and the time until every figure is
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -109,8 +108,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     from browser import chromium
-    from machine import cpu_name, print_table
+    from machine import print_table
 
+    from ferhub.device import cpu_name
     from ferhub.report import report_html
 
     secs = sections(args.models)
@@ -137,7 +137,7 @@ def main() -> None:
                     )
                 )
     print(f"Report with {args.models} models ({n_figures} figures), headless Chromium, median of {args.runs}")
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores\n")
+    print(f"CPU: {cpu_name()}\n")
     print_table(("report", "size", "first text painted", "every figure drawn"), rows)
 
 

@@ -134,10 +134,7 @@ def main() -> None:
         "ferhub FaceTracker + cut detector (the video path)": ferhub_ids(dets, images),
         "ByteTrack (supervision 0.30.9)": bytetrack_ids(dets),
     }
-    print(
-        f"\n### Tracking on the test clips (MTCNN on every frame, 15 fps)\n\n{cpu_name()}, {os.cpu_count()}"
-        " cores\n"
-    )
+    print(f"\n### Tracking on the test clips (MTCNN on every frame, 15 fps)\n\n{cpu_name()}\n")
     print("| scene | people | tracker | ids | id switches | impure ids | detections without id |")
     print("|---|---:|---|---:|---:|---:|---:|")
     for name in SCENES:

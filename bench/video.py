@@ -30,7 +30,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from machine import cpu_name  # noqa: E402
+from ferhub.device import cpu_name  # noqa: E402
 
 FER_SCRIPT = r"""
 import sys, time, tempfile
@@ -176,7 +176,7 @@ def main() -> None:
     long = write(folder / f"vga-1face-{args.long_seconds:g}s.mp4", (640, 480), args.long_seconds, 1)
 
     head = (
-        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()}"
+        f"{cpu_name()}, torch {torch.__version__} ({torch.get_num_threads()}"
         f" threads), device {args.device}, load average {os.getloadavg()[0]:.1f} at start"
     )
     print(f"\n### Video analysis, frames per second (every frame classified)\n\n{head}\n")

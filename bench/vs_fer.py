@@ -38,7 +38,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageFilter
 
 from ferhub.assets import EXAMPLES_DIR
@@ -46,6 +45,7 @@ from ferhub.device import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fer_env import FER_VERSION, fer_python
+from machine import heads, lfw_faces
 
 PHOTOS = Path(__file__).resolve().parent / ".fer-photos"
 
@@ -89,22 +89,6 @@ for path in sorted(pathlib.Path(sys.argv[1]).glob("*.jpg")):
 """
 
 
-def _lfw_faces() -> list[Image.Image]:
-    from skimage import data
-
-    lfw = data.lfw_subset()
-    return [
-        Image.fromarray((lfw[i] * 255).round().astype(np.uint8)).convert("RGB")
-        for i in (0, 11, 23, 42, 57, 80)
-    ]
-
-
-def _heads() -> list[Image.Image]:
-    hopper = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
-    astronaut = Image.open(EXAMPLES_DIR / "astronaut.jpg").convert("RGB")
-    return [hopper.crop((120, 60, 410, 400)), astronaut.crop((130, 10, 320, 230))]
-
-
 def make_photos() -> tuple[list[Path], list[Path]]:
     """Write the one-face and group photos (see the module docstring); returns their paths."""
     PHOTOS.mkdir(exist_ok=True)
@@ -116,11 +100,11 @@ def make_photos() -> tuple[list[Path], list[Path]]:
         fitted.thumbnail((640, 480))
         canvas.paste(fitted, ((640 - fitted.width) // 2, (480 - fitted.height) // 2))
         one.append(canvas)
-    for i, face in enumerate(_lfw_faces()):
+    for i, face in enumerate(lfw_faces()):
         canvas = backdrops[i % 2].resize((640, 480)).filter(ImageFilter.GaussianBlur(24))
         canvas.paste(face.resize((260, 260), Image.Resampling.BICUBIC), (90 + 40 * i, 60 + 20 * (i % 4)))
         one.append(canvas)
-    faces = _heads() + [f.resize((240, 240), Image.Resampling.BICUBIC) for f in _lfw_faces()[:3]]
+    faces = heads() + [f.resize((240, 240), Image.Resampling.BICUBIC) for f in lfw_faces()[:3]]
     for k in range(3):
         canvas = backdrops[k % 2].resize((1920, 1080)).filter(ImageFilter.GaussianBlur(40))
         for j, face in enumerate(faces[k:] + faces[:k]):

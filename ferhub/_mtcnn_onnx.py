@@ -31,6 +31,7 @@ from torch import nn
 
 from ferhub import _compat, _onnx
 from ferhub._mtcnn import CELL, PYRAMID_FACTOR, _load_nets, _Nets, _pack, auto_min_face_size
+from ferhub.device import cpu_cores
 
 
 def _prelu(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
@@ -347,8 +348,6 @@ class OnnxMTCNN:
     ) -> None:
         """``threads``: intra-op threads of the P/R/O-net sessions (default: every core this process may use);
         the pixel steps (``prepare``, ``resize``) always run on one, they are memory-bound."""
-        from ferhub.device import cpu_cores
-
         self.thresholds = tuple(float(t) for t in thresholds)
         self.threads = cpu_cores() if threads is None else max(1, int(threads))
         # The nets are where the time goes (P-net over the pyramid, R-net over ~100 crops: ~20 of ~28 ms on a

@@ -21,6 +21,7 @@ from torch import nn
 
 from ferhub.config import ModelConfig
 from ferhub.data import Crops
+from ferhub.errors import DeviceError
 from ferhub.hub._weights import unwrap
 from ferhub.training.checkpoint import json_default
 from ferhub.training.distributed import Dist, barrier, init_distributed
@@ -80,7 +81,7 @@ class _Session:
         # once
         try:
             device = resolve_device(None if opts.device == "auto" else opts.device)
-        except RuntimeError as e:  # a CUDA device asked for on a machine without one: the user's to fix
+        except DeviceError as e:  # a CUDA device asked for on a machine without one: the user's to fix
             raise RecipeError(str(e)) from None
         dist = init_distributed(str(device))
         if device.type == "cuda" and device.index is None and dist.world > 1:
