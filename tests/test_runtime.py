@@ -81,6 +81,36 @@ def test_onnx_detector_finds_the_same_faces_as_the_torch_path(detectors) -> None
     assert found >= 15  # the group's five, the bundled photos' and the LFW faces
 
 
+def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> None:
+    """``_peaks`` (which looks only at cells above the threshold) against the definition, on random maps
+    with ties, several packed levels and unused (-1) cells."""
+    from ferhub._mtcnn_onnx import _peaks
+
+    rng = np.random.default_rng(7)
+    for case in range(200):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        prob = rng.random((h, w)).astype(np.float32)
+        if case % 3 == 0:
+            prob = np.round(prob * 4) / 4  # ties: a cell equal to its largest neighbour is a peak
+        level_of = rng.integers(-1, 3, (h, w))
+        threshold = float(rng.choice([0.0, 0.5, 0.6, 0.9]))
+        expected = [
+            (y, x)
+            for y in range(h)
+            for x in range(w)
+            if level_of[y, x] >= 0
+            and prob[y, x] >= threshold
+            and all(
+                prob[y, x] >= prob[v, u]
+                for v in range(max(0, y - 1), min(h, y + 2))
+                for u in range(max(0, x - 1), min(w, x + 2))
+                if level_of[v, u] == level_of[y, x]
+            )
+        ]
+        ys, xs = _peaks(prob, level_of, threshold)
+        assert list(zip(ys.tolist(), xs.tolist())) == expected, case
+
+
 def test_detection_nets_use_every_core_and_find_what_one_thread_finds() -> None:
     """The P/R/O-net sessions take every core this process may use (the pixel steps one); a session of one
     thread finds the same faces with the same boxes on the real photos (threads only split the work)."""
