@@ -15,10 +15,12 @@ match runs in torch, with a log line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import inspect
 import io
+import json
 import logging
 import os
 import threading
@@ -185,15 +187,21 @@ def _check(name: str, expected: np.ndarray, got: np.ndarray, tolerance: float) -
     return diff
 
 
-def classifier_graph(model: nn.Module) -> bytes:
+def classifier_key(model: nn.Module) -> str:
+    """The cache key of a classifier's graph: its weights' hash, the exporter and the input shape."""
+    config = model.config
+    return weights_hash(model, EXPORT_VERSION, OPSET, torch.__version__, config.channels, config.input_size)
+
+
+def classifier_graph(model: nn.Module, key: str | None = None) -> bytes:
     """A classifier's ONNX graph: ``input`` (batch, C, H, W) normalised crops -> ``logits``; batch is dynamic.
 
-    Built from a copy (exporting never touches the caller's module) and cached by the weights' hash.
+    Built from a copy (exporting never touches the caller's module) and cached by :func:`classifier_key`
+    (``key``, when the caller has it already).
     """
     import copy
 
     config = model.config
-    key = weights_hash(model, EXPORT_VERSION, OPSET, torch.__version__, config.channels, config.input_size)
 
     def build() -> bytes:
         clone = copy.deepcopy(model).cpu().float().eval()
@@ -201,7 +209,7 @@ def classifier_graph(model: nn.Module) -> bytes:
         axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
         return export_bytes(clone, (example,), ["input"], ["logits"], axes)
 
-    return cached(key, build)
+    return cached(key or classifier_key(model), build)
 
 
 def torch_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
@@ -213,20 +221,74 @@ def torch_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
         return torch.softmax(clone(torch.from_numpy(batch)).float(), dim=1).numpy()
 
 
+@functools.cache
+def _models_code() -> str:
+    """A hash of ferhub's network code (``ferhub/models``). A graph's key names its class's own file only; a
+    shared layer changed elsewhere must send a graph back through its check, as it did before passes were
+    recorded."""
+    h = hashlib.sha256()
+    for path in sorted((Path(__file__).parent / "models").glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _pass_record(graph: bytes) -> dict[str, str]:
+    """What a recorded pass vouches for: this graph's bytes under this network code."""
+    return {"graph_sha256": hashlib.sha256(graph).hexdigest(), "models_code": _models_code()}
+
+
+def _passed_path(key: str) -> Path:
+    return cache_dir() / f"{key}.passed.json"
+
+
+def _passed(key: str, graph: bytes) -> bool:
+    """Whether this very graph passed its check against torch within :data:`TOLERANCE` (recorded by
+    :func:`_record_passed` in this process or an earlier one)."""
+    expected = _pass_record(graph)
+    if _PASSED.get(key) == expected:
+        return True
+    try:
+        record = json.loads(_passed_path(key).read_text())
+        ok = all(record[k] == v for k, v in expected.items()) and float(record["max_diff"]) <= TOLERANCE
+    except (OSError, ValueError, KeyError, TypeError):  # absent, unreadable or from another ferhub
+        return False
+    if ok:
+        _PASSED[key] = expected
+    return ok
+
+
+def _record_passed(key: str, graph: bytes, diff: float) -> None:
+    """Remember that ``graph`` (stored under ``key``) matched its torch module: later processes skip the
+    torch forward of the check (0.3-0.7 s of start-up, most of it torch's first call)."""
+    record = _pass_record(graph)
+    _PASSED[key] = record
+    _store(_passed_path(key), json.dumps({**record, "max_diff": diff}).encode())
+
+
+_PASSED: dict[str, dict[str, str]] = {}  # key -> the pass record of its graph, for this process
+
+
 class OnnxClassifier:
     """A classifier's ONNX Runtime session: a normalised ``(N, C, H, W)`` batch -> probabilities ``(N, K)``.
 
-    Checked on creation against the torch module on a random batch (:data:`TOLERANCE`); a graph that
-    disagrees raises :class:`ExportError` instead of giving different results.
+    Checked against the torch module on a random batch (:data:`TOLERANCE`) the first time its graph is used
+    on this machine; a graph that disagrees raises :class:`ExportError` instead of giving different results.
+    The graph's key hashes the weights and the code, so a graph that passed passes again: the cache records
+    the pass (with the graph's hash) and later processes skip the check.
     """
 
     def __init__(self, model: nn.Module, threads: int = 1) -> None:
         self.config = model.config
-        self.session = session(classifier_graph(model), threads)
+        key = classifier_key(model)
+        graph = classifier_graph(model, key)
+        self.session = session(graph, threads)
+        if _passed(key, graph):
+            return
         rng = np.random.default_rng(0)
         probe = rng.standard_normal((2, self.config.channels, self.config.input_size, self.config.input_size))
         probe = probe.astype(np.float32)
-        _check(self.config.architecture, torch_probabilities(model, probe), self(probe), TOLERANCE)
+        diff = _check(self.config.architecture, torch_probabilities(model, probe), self(probe), TOLERANCE)
+        _record_passed(key, graph, diff)
 
     def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
