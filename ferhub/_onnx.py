@@ -23,18 +23,21 @@ import io
 import json
 import logging
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from ferhub.errors import ExportError
+from ferhub.errors import ExportError, ModelLoadError
 from ferhub.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:  # imported where a module is hashed, exported or checked: warm starts never need torch
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ def available() -> bool:
 def weights_hash(module: nn.Module, *extra: object) -> str:
     """SHA-256 over the module's class and the source file defining it, every parameter and buffer (names,
     dtypes, shapes, bytes) and ``extra``: a cached graph is never reused for other weights or other code."""
+    import torch
+
     h = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
     with contextlib.suppress(OSError, TypeError):  # a class whose source is not on disk (a REPL)
         h.update(Path(inspect.getfile(type(module))).read_bytes())
@@ -84,6 +89,8 @@ def export_bytes(
     ``torch.export`` one needs onnxscript and ~7 s per model on these machines. torch is pinned, so its
     deprecation notice is silenced here rather than shown to every user.
     """
+    import torch
+
     buf = io.BytesIO()
     was_training = module.training
     module.eval()
@@ -189,6 +196,8 @@ def _check(name: str, expected: np.ndarray, got: np.ndarray, tolerance: float) -
 
 def classifier_key(model: nn.Module) -> str:
     """The cache key of a classifier's graph: its weights' hash, the exporter and the input shape."""
+    import torch
+
     config = model.config
     return weights_hash(model, EXPORT_VERSION, OPSET, torch.__version__, config.channels, config.input_size)
 
@@ -200,6 +209,8 @@ def classifier_graph(model: nn.Module, key: str | None = None) -> bytes:
     (``key``, when the caller has it already).
     """
     import copy
+
+    import torch
 
     config = model.config
 
@@ -216,25 +227,37 @@ def torch_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
     """Softmax of ``model`` (on the CPU, in float32) over a normalised numpy batch: the reference."""
     import copy
 
+    import torch
+
     clone = copy.deepcopy(model).cpu().float().eval()
     with torch.inference_mode():
         return torch.softmax(clone(torch.from_numpy(batch)).float(), dim=1).numpy()
 
 
 @functools.cache
-def _models_code() -> str:
-    """A hash of ferhub's network code (``ferhub/models``). A graph's key names its class's own file only; a
-    shared layer changed elsewhere must send a graph back through its check, as it did before passes were
-    recorded."""
-    h = hashlib.sha256()
-    for path in sorted((Path(__file__).parent / "models").glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
+def source_hash() -> str:
+    """A hash of what makes an exported graph besides its input files, read without importing torch: ferhub's
+    code (every module of the package: networks, loaders, exporters; an edit anywhere only costs one export),
+    torch's version (its exporter), :data:`EXPORT_VERSION` and :data:`OPSET`."""
+    from ferhub.device import installed_torch
+
+    version = installed_torch().get("__version__")
+    if not isinstance(version, str):  # an unusual torch install: ask the package metadata
+        from importlib.metadata import version as package_version
+
+        version = package_version("torch")
+    h = hashlib.sha256(repr((version, EXPORT_VERSION, OPSET)).encode())
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 
 def _pass_record(graph: bytes) -> dict[str, str]:
-    """What a recorded pass vouches for: this graph's bytes under this network code."""
-    return {"graph_sha256": hashlib.sha256(graph).hexdigest(), "models_code": _models_code()}
+    """What a recorded pass vouches for: this graph's bytes, checked by this ferhub against this torch. A
+    graph's key names its class's own file only; a shared layer changed elsewhere must send the graph back
+    through its check, as it did before passes were recorded."""
+    return {"graph_sha256": hashlib.sha256(graph).hexdigest(), "source": source_hash()}
 
 
 def _passed_path(key: str) -> Path:
@@ -290,6 +313,74 @@ class OnnxClassifier:
         diff = _check(self.config.architecture, torch_probabilities(model, probe), self(probe), TOLERANCE)
         _record_passed(key, graph, diff)
 
+    @classmethod
+    def from_graph(cls, config: Any, graph: bytes, threads: int = 1) -> OnnxClassifier:
+        """A session of a graph that passed its check already (see :func:`repo_classifier`)."""
+        self = cls.__new__(cls)
+        self.config = config
+        self.session = session(graph, threads)
+        return self
+
     def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         return softmax(self.session.run(None, {"input": x})[0])
+
+
+# -- warm starts: a model repo's graph found from its files, without torch ----------------------------------
+def _repo_key(folder: Path) -> str | None:
+    """A hash of a repo's ``config.json`` and weights bytes and of :func:`source_hash`: equal keys mean the
+    same files loaded by the same ferhub into the same module. ``None`` when a file cannot be read."""
+    from ferhub.hub._layout import CONFIG_NAME, WEIGHTS_NAME
+
+    h = hashlib.sha256(f"classifier {source_hash()}".encode())
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        try:
+            data = (folder / name).read_bytes()
+        except OSError:
+            return None
+        h.update(f"{name}:{len(data)}:".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def _repo_path(repo_key: str) -> Path:
+    return cache_dir() / f"{repo_key}.repo.json"
+
+
+def remember_repo(folder: Path, model: nn.Module) -> None:
+    """Record which cached graph the files of ``folder`` make (``model`` was loaded from them and its graph
+    passed its check), for :func:`repo_classifier`. Only if a fresh load of the folder hashes to ``model``'s
+    key, so that neither a module changed after loading nor files changed meanwhile are recorded."""
+    from ferhub.hub._repo import load_folder
+
+    repo_key = _repo_key(folder)
+    if repo_key is None:
+        return
+    key = classifier_key(model)
+    try:
+        fresh = classifier_key(load_folder(folder))
+    except (ModelLoadError, OSError, ValueError):  # the folder changed meanwhile: nothing to record
+        return
+    if fresh != key or _repo_key(folder) != repo_key:
+        return
+    _store(_repo_path(repo_key), json.dumps({"graph": key}).encode())
+
+
+def repo_classifier(folder: Path, config: Any, threads: int = 1) -> OnnxClassifier | None:
+    """The classifier of repo ``folder`` (its ``config``) from the cache: the graph :func:`remember_repo`
+    recorded for these files, if it is still there and passed its check (:func:`_passed`). ``None``
+    otherwise; the caller then loads the model in torch."""
+    repo_key = _repo_key(folder)
+    if repo_key is None:
+        return None
+    try:
+        key = json.loads(_repo_path(repo_key).read_text())["graph"]
+        if not (isinstance(key, str) and re.fullmatch("[0-9a-f]{64}", key)):
+            return None
+        graph = _MEMORY.get(key) or (cache_dir() / f"{key}.onnx").read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):  # absent, unreadable or from another ferhub
+        return None
+    if not _passed(key, graph):
+        return None
+    _MEMORY[key] = graph
+    return OnnxClassifier.from_graph(config, graph, threads)
