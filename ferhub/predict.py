@@ -195,6 +195,9 @@ class Predictor:
         names: what each model's results are reported under; default its id, or a loaded model's
             ``name_or_path`` (callers holding shared cached models pass their own names here rather than
             renaming the modules).
+
+    ``configs`` holds each model's :class:`ModelConfig` (labels, preprocessing); ``models`` the torch modules,
+    loaded on first use where a warm start runs a model from its cached ONNX graph alone.
     """
 
     def __init__(
