@@ -17,21 +17,24 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the numpy NMS serves ONNX detection, which must not import torch (~1.2 s)
+    import torch
 
 _BLOCK = 512  # boxes per block of the overlap matrix: bounds memory at _BLOCK x N floats
 _state: dict[str, bool] = {}
 
 
-def _threshold_for(dtype: torch.dtype, iou_threshold: float) -> float:
+def _threshold_for(dtype: np.dtype, iou_threshold: float) -> float:
     """A threshold ``t`` in ``dtype`` with ``iou > t`` (in ``dtype``) exactly when ``iou > iou_threshold``.
 
     torchvision compares a float IoU with the double threshold; torch would round the threshold to the IoU's
     dtype, which can round it up past an IoU equal to the rounded value. Rounding down instead is exact.
     """
-    if dtype == torch.float64:
+    if dtype == np.float64:
         return iou_threshold
     t = np.array(iou_threshold, dtype=np.float32)
     if float(t) > iou_threshold:
@@ -48,7 +51,7 @@ def greedy_sorted(boxes: np.ndarray, iou_threshold: float) -> list[int]:
     torchvision's, operation for operation, in the boxes' dtype, and numpy's, single-threaded: on a busy
     2-core machine threaded small ops can wait on each other for longer than this whole kernel takes.
     """
-    threshold = _threshold_for(torch.float64 if boxes.dtype == np.float64 else torch.float32, iou_threshold)
+    threshold = _threshold_for(boxes.dtype, iou_threshold)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     n = boxes.shape[0]
     suppressed = np.zeros(n, dtype=bool)
@@ -81,6 +84,8 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np
 
 def nms_cpu(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Greedy NMS with exactly torchvision's result (its arithmetic, in the boxes' dtype)."""
+    import torch
+
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     device = boxes.device
@@ -97,6 +102,8 @@ def _compiled_ops_load() -> bool:
     spec = importlib.util.find_spec("torchvision")
     if spec is None or not spec.submodule_search_locations:
         return False
+    import torch
+
     folder = Path(next(iter(spec.submodule_search_locations)))
     for lib in sorted(folder.glob("_C*.so")) + sorted(folder.glob("_C*.pyd")):
         try:
@@ -108,6 +115,8 @@ def _compiled_ops_load() -> bool:
 
 
 def _define_ops() -> None:
+    import torch
+
     lib = torch.library.Library("torchvision", "DEF")
     lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")

@@ -22,10 +22,8 @@ edges. Everything stays on the nets' device until the final conversion to numpy.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,21 +31,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ferhub import _compat
+from ferhub._mtcnn_onnx import CELL, PYRAMID_FACTOR, _pack, _weights_file, auto_min_face_size
 
-PYRAMID_FACTOR = 0.709  # MTCNN's: each level has half the area of the one before
-CELL = 12  # P-net's window: a face of min_face_size px is scaled to 12 px at the first level
 CL = torch.channels_last
 Level = tuple[torch.Tensor, float, float]  # (1, 3, h, w) tensor, x scale, y scale relative to the input
-
-
-def auto_min_face_size(width: int, height: int) -> float:
-    """Default smallest face (detection-image pixels): 1/16 of the shorter side, within [12, 40] px.
-
-    Faces much smaller than 1/16 of the frame are rare in photos people classify expressions on, and P-net's
-    cost scales with ``(1 / min_face_size)^2``; the 40 px cap keeps small faces of large group photos found,
-    the 12 px floor is P-net's window (tiny images such as 25x25 face crops are searched at full resolution).
-    """
-    return float(min(40.0, max(12.0, min(width, height) / 16)))
 
 
 @dataclass
@@ -85,19 +72,6 @@ def _nhwc_dense(
 def _shifted_conv(conv: torch.nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of an unpadded convolution that gives ``conv(x)`` when fed ``x + 1``."""
     return conv.weight.contiguous(memory_format=CL), conv.bias - conv.weight.sum(dim=(1, 2, 3))
-
-
-def _weights_file(name: str) -> Path:
-    """facenet-pytorch's MTCNN weights (``pnet.pt`` ...), found without importing facenet-pytorch.
-
-    Importing facenet-pytorch imports torchvision, ~1 s of start-up that detection does not need.
-    """
-    spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "facenet-pytorch is not installed; it carries MTCNN's weights: pip install ferhub"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.pt"
 
 
 def _net(name: str, layers: dict[str, torch.nn.Module]) -> torch.nn.Module:
@@ -294,22 +268,6 @@ def _to_tensor(images: Image.Image | Sequence[Image.Image], device: torch.device
     images = [images] if isinstance(images, Image.Image) else images
     x = torch.from_numpy(np.stack([np.asarray(im) for im in images])).to(device)  # a copy torch can own
     return x.permute(0, 3, 1, 2).float().mul_(0.0078125).add_(1 - 127.5 * 0.0078125)
-
-
-def _pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
-    """Offsets (y, x) that stack images of ``sizes`` (h, w) in columns as tall as the first; all even.
-
-    Returns the offsets and the canvas size (h, w). Levels shrink by ~0.7 each, so columns fill well.
-    """
-    height = sizes[0][0] + sizes[0][0] % 2
-    offsets, column_x, column_w, y = [], 0, 0, 0
-    for h, w in sizes:
-        if y + h > height:  # start a new column
-            column_x, column_w, y = column_x + column_w, 0, 0
-        offsets.append((y, column_x))
-        y += h + h % 2
-        column_w = max(column_w, w + w % 2)
-    return offsets, (height, column_x + column_w)
 
 
 def _square(boxes: torch.Tensor) -> torch.Tensor:

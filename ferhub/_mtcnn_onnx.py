@@ -17,34 +17,68 @@ thread:
   2x2 means of ``_mtcnn._sample_crops``) and the net on them, one call per source level.
 
 Thresholds, peaks, NMS and regression are numpy on a few thousand numbers.
+
+Detection imports no torch (1.2 s of a CLI start): the graphs are cached per machine under keys made from
+the files they come from (:func:`_graph_key`), and the torch modules they are exported from
+(:mod:`ferhub._mtcnn_export`) are imported only on a cache miss. The geometry both implementations share
+(``CELL``, ``PYRAMID_FACTOR``, :func:`auto_min_face_size`, ``_pack``) lives here for the same reason.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
 from ferhub import _compat, _onnx
-from ferhub._mtcnn import CELL, PYRAMID_FACTOR, _load_nets, _Nets, _pack, auto_min_face_size
 from ferhub.device import cpu_cores
 
-
-def _prelu(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-    """PReLU written as ``(1 - a) relu(x) + a x``: ONNX Runtime's own PRelu kernel broadcasts slowly and keeps
-    the convolutions before it from running in its blocked layout (R-net on 70 crops: 9.3 -> 5.0 ms)."""
-    a = slope.view(1, -1, 1, 1) if x.ndim == 4 else slope
-    return (1 - a) * F.relu(x) + a * x
+PYRAMID_FACTOR = 0.709  # MTCNN's: each level has half the area of the one before
+CELL = 12  # P-net's window: a face of min_face_size px is scaled to 12 px at the first level
 
 
-class _Prepare(nn.Module):
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(1, H, W, 3) uint8 -> (1, 3, H, W) float, MTCNN's normalisation plus 1."""
-        return pixels.permute(0, 3, 1, 2).float() * 0.0078125 + (1 - 127.5 * 0.0078125)
+def auto_min_face_size(width: int, height: int) -> float:
+    """Default smallest face (detection-image pixels): 1/16 of the shorter side, within [12, 40] px.
+
+    Faces much smaller than 1/16 of the frame are rare in photos people classify expressions on, and P-net's
+    cost scales with ``(1 / min_face_size)^2``; the 40 px cap keeps small faces of large group photos found,
+    the 12 px floor is P-net's window (tiny images such as 25x25 face crops are searched at full resolution).
+    """
+    return float(min(40.0, max(12.0, min(width, height) / 16)))
+
+
+def _weights_file(name: str) -> Path:
+    """facenet-pytorch's MTCNN weights (``pnet.pt`` ...), found without importing facenet-pytorch.
+
+    Importing facenet-pytorch imports torchvision, ~1 s of start-up that detection does not need.
+    """
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "facenet-pytorch is not installed; it carries MTCNN's weights: pip install ferhub"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.pt"
+
+
+def _pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Offsets (y, x) that stack images of ``sizes`` (h, w) in columns as tall as the first; all even.
+
+    Returns the offsets and the canvas size (h, w). Levels shrink by ~0.7 each, so columns fill well.
+    """
+    height = sizes[0][0] + sizes[0][0] % 2
+    offsets, column_x, column_w, y = [], 0, 0, 0
+    for h, w in sizes:
+        if y + h > height:  # start a new column
+            column_x, column_w, y = column_x + column_w, 0, 0
+        offsets.append((y, column_x))
+        y += h + h % 2
+        column_w = max(column_w, w + w % 2)
+    return offsets, (height, column_x + column_w)
 
 
 def _resize_graph() -> bytes:
@@ -77,27 +111,6 @@ def _resize_graph() -> bytes:
     model.ir_version = _onnx.IR_VERSION  # not the onnx package's newest, which older runtimes refuse
     onnx.checker.check_model(model)
     return model.SerializeToString()
-
-
-class _PNet(nn.Module):
-    def __init__(self, nets: _Nets) -> None:
-        super().__init__()
-        self.n = nets.pnet
-        self.conv1_weight, self.conv1_bias = (
-            nn.Parameter(t.clone(), requires_grad=False) for t in nets.p_conv1
-        )
-        self.head = nn.Parameter(nets.p_head[0][:, :, None, None].clone(), requires_grad=False)
-        self.head_bias = nn.Parameter(nets.p_head[1].clone(), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1, 3, H, W) prepared pixels -> face probability (H', W') and box offsets (4, H', W')."""
-        n = self.n
-        x = F.conv2d(x, self.conv1_weight, self.conv1_bias)
-        x = F.max_pool2d(_prelu(x, n.prelu1.weight), 2, 2, ceil_mode=True)
-        x = _prelu(n.conv2(x), n.prelu2.weight)
-        x = _prelu(n.conv3(x), n.prelu3.weight)
-        out = F.conv2d(x, self.head, self.head_bias)[0]
-        return torch.sigmoid(out[1] - out[0]), out[2:6]
 
 
 PAD = (
@@ -168,99 +181,45 @@ def _with_crops(net: bytes, size: int) -> bytes:
     return merged.SerializeToString()
 
 
-class _RNet(nn.Module):
-    def __init__(self, nets: _Nets) -> None:
-        super().__init__()
-        self.n = nets.rnet
-        self.conv1_weight, self.conv1_bias = (
-            nn.Parameter(t.clone(), requires_grad=False) for t in nets.r_conv1
-        )
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 3, 24, 24) crops -> face probability (N,) and box offsets (N, 4)."""
-        n = self.n
-        x = F.conv2d(x, self.conv1_weight, self.conv1_bias)
-        x = F.max_pool2d(_prelu(x, n.prelu1.weight), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(_prelu(n.conv2(x), n.prelu2.weight), 3, 2, ceil_mode=True)
-        x = _prelu(n.conv3(x), n.prelu3.weight)
-        x = _prelu(n.dense4(x.permute(0, 3, 2, 1).flatten(1)), n.prelu4.weight)  # facenet's flatten order
-        logits = n.dense5_1(x)
-        return torch.sigmoid(logits[:, 1] - logits[:, 0]), n.dense5_2(x)
+# R- and O-net run on crops of this size, cut by the graph in front of them (:func:`_with_crops`).
+_CROP_SIZE = {"rnet": 24, "onet": 48}
 
 
-class _ONet(nn.Module):
-    def __init__(self, nets: _Nets) -> None:
-        super().__init__()
-        self.n = nets.onet
-        self.conv1_weight, self.conv1_bias = (
-            nn.Parameter(t.clone(), requires_grad=False) for t in nets.o_conv1
-        )
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, 3, 48, 48) crops -> face probability (N,), box offsets (N, 4), landmarks (N, 10)."""
-        n = self.n
-        x = F.conv2d(x, self.conv1_weight, self.conv1_bias)
-        x = F.max_pool2d(_prelu(x, n.prelu1.weight), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(_prelu(n.conv2(x), n.prelu2.weight), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(_prelu(n.conv3(x), n.prelu3.weight), 2, 2, ceil_mode=True)
-        x = _prelu(n.conv4(x), n.prelu4.weight)
-        x = _prelu(n.dense5(x.permute(0, 3, 2, 1).flatten(1)), n.prelu5.weight)
-        logits = n.dense6_1(x)
-        return torch.sigmoid(logits[:, 1] - logits[:, 0]), n.dense6_2(x), n.dense6_3(x)
+@functools.cache
+def _nets_hash() -> str:
+    """A hash of facenet-pytorch's P/R/O-net weight files (read once per process)."""
+    h = hashlib.sha256()
+    for net in _NETS:
+        h.update(_weights_file(net).read_bytes())
+    return h.hexdigest()
 
 
-Export = tuple[nn.Module, tuple[torch.Tensor, ...], list[str], list[str], dict[str, dict[int, str]]]
+def _graph_key(name: str) -> str:
+    """Cache key of one step's graph, from what it is made of, read without importing torch: facenet-pytorch's
+    weight files; ferhub's code, torch's version (its exporter) and the opset
+    (:func:`ferhub._onnx.source_hash`); the IR version. A warm start reads every graph from the cache."""
+    parts = ("mtcnn", name, _nets_hash(), _onnx.source_hash(), _onnx.IR_VERSION, PAD)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def net_modules() -> dict[str, Export]:
-    """The exportable steps: name -> (module, example inputs, input names, output names, dynamic axes)."""
-    nets = _load_nets("cpu")
-    source = torch.zeros(1, 3, 40, 50)
-    boxes = {"crops": {0: "boxes"}}
-    return {
-        "prepare": (
-            _Prepare(),
-            (torch.zeros(1, 40, 50, 3, dtype=torch.uint8),),
-            ["pixels"],
-            ["x"],
-            {"pixels": {1: "height", 2: "width"}, "x": {2: "height", 3: "width"}},
-        ),
-        "pnet": (
-            _PNet(nets).eval(),
-            (source,),
-            ["x"],
-            ["prob", "reg"],
-            {"x": {2: "height", 3: "width"}, "prob": {0: "rows", 1: "cols"}, "reg": {1: "rows", 2: "cols"}},
-        ),
-        "rnet": (
-            _RNet(nets).eval(),
-            (torch.zeros(2, 3, 24, 24),),
-            ["crops"],
-            ["prob", "reg"],
-            {**boxes, "prob": {0: "boxes"}, "reg": {0: "boxes"}},
-        ),
-        "onet": (
-            _ONet(nets).eval(),
-            (torch.zeros(2, 3, 48, 48),),
-            ["crops"],
-            ["prob", "reg", "landmarks"],
-            {**boxes, "prob": {0: "boxes"}, "reg": {0: "boxes"}, "landmarks": {0: "boxes"}},
-        ),
-    }
+def _build(name: str) -> bytes:
+    """Export one step from facenet-pytorch's nets in torch (a cache miss only)."""
+    if name == "resize":
+        return _resize_graph()
+    from ferhub._mtcnn_export import net_modules
+
+    module, example, inputs, outputs, axes = net_modules()[name]
+    graph = _onnx.export_bytes(module, example, inputs, outputs, axes)
+    return _with_crops(graph, _CROP_SIZE[name]) if name in _CROP_SIZE else graph
 
 
 def net_graphs() -> dict[str, bytes]:
-    """Every step's ONNX graph (the nets exported once per machine, cached by their weights' hash)."""
-    graphs = {"resize": _resize_graph()}
-    for name, (module, example, inputs, outputs, axes) in net_modules().items():
-        key = _onnx.weights_hash(module, _onnx.EXPORT_VERSION, _onnx.OPSET, torch.__version__, "mtcnn", name)
-        graphs[name] = _onnx.cached(
-            key,
-            lambda m=module, x=example, i=inputs, o=outputs, a=axes: _onnx.export_bytes(m, x, i, o, a),
-        )
-    graphs["rnet"] = _with_crops(graphs["rnet"], 24)
-    graphs["onet"] = _with_crops(graphs["onet"], 48)
-    return graphs
+    """Every step's ONNX graph (``prepare``, ``resize``, P-net, crops + R-net, crops + O-net), each built once
+    per machine and cached by :func:`_graph_key`."""
+    return {
+        name: _onnx.cached(_graph_key(name), functools.partial(_build, name))
+        for name in ("prepare", "resize", *_NETS)
+    }
 
 
 def _peaks(prob: np.ndarray, level_of: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

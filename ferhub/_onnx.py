@@ -15,24 +15,29 @@ match runs in torch, with a log line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import inspect
 import io
+import json
 import logging
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from ferhub.errors import ExportError
+from ferhub.errors import ExportError, ModelLoadError
 from ferhub.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:  # imported where a module is hashed, exported or checked: warm starts never need torch
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,8 @@ def available() -> bool:
 def weights_hash(module: nn.Module, *extra: object) -> str:
     """SHA-256 over the module's class and the source file defining it, every parameter and buffer (names,
     dtypes, shapes, bytes) and ``extra``: a cached graph is never reused for other weights or other code."""
+    import torch
+
     h = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
     with contextlib.suppress(OSError, TypeError):  # a class whose source is not on disk (a REPL)
         h.update(Path(inspect.getfile(type(module))).read_bytes())
@@ -82,6 +89,8 @@ def export_bytes(
     ``torch.export`` one needs onnxscript and ~7 s per model on these machines. torch is pinned, so its
     deprecation notice is silenced here rather than shown to every user.
     """
+    import torch
+
     buf = io.BytesIO()
     was_training = module.training
     module.eval()
@@ -185,15 +194,25 @@ def _check(name: str, expected: np.ndarray, got: np.ndarray, tolerance: float) -
     return diff
 
 
-def classifier_graph(model: nn.Module) -> bytes:
+def classifier_key(model: nn.Module) -> str:
+    """The cache key of a classifier's graph: its weights' hash, the exporter and the input shape."""
+    import torch
+
+    config = model.config
+    return weights_hash(model, EXPORT_VERSION, OPSET, torch.__version__, config.channels, config.input_size)
+
+
+def classifier_graph(model: nn.Module, key: str | None = None) -> bytes:
     """A classifier's ONNX graph: ``input`` (batch, C, H, W) normalised crops -> ``logits``; batch is dynamic.
 
-    Built from a copy (exporting never touches the caller's module) and cached by the weights' hash.
+    Built from a copy (exporting never touches the caller's module) and cached by :func:`classifier_key`
+    (``key``, when the caller has it already).
     """
     import copy
 
+    import torch
+
     config = model.config
-    key = weights_hash(model, EXPORT_VERSION, OPSET, torch.__version__, config.channels, config.input_size)
 
     def build() -> bytes:
         clone = copy.deepcopy(model).cpu().float().eval()
@@ -201,33 +220,167 @@ def classifier_graph(model: nn.Module) -> bytes:
         axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
         return export_bytes(clone, (example,), ["input"], ["logits"], axes)
 
-    return cached(key, build)
+    return cached(key or classifier_key(model), build)
 
 
 def torch_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
     """Softmax of ``model`` (on the CPU, in float32) over a normalised numpy batch: the reference."""
     import copy
 
+    import torch
+
     clone = copy.deepcopy(model).cpu().float().eval()
     with torch.inference_mode():
         return torch.softmax(clone(torch.from_numpy(batch)).float(), dim=1).numpy()
 
 
+@functools.cache
+def source_hash() -> str:
+    """A hash of what makes an exported graph besides its input files, read without importing torch: ferhub's
+    code (every module of the package: networks, loaders, exporters; an edit anywhere only costs one export),
+    torch's version (its exporter), :data:`EXPORT_VERSION` and :data:`OPSET`."""
+    from ferhub.device import installed_torch
+
+    version = installed_torch().get("__version__")
+    if not isinstance(version, str):  # an unusual torch install: ask the package metadata
+        from importlib.metadata import version as package_version
+
+        version = package_version("torch")
+    h = hashlib.sha256(repr((version, EXPORT_VERSION, OPSET)).encode())
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _pass_record(graph: bytes) -> dict[str, str]:
+    """What a recorded pass vouches for: this graph's bytes, checked by this ferhub against this torch. A
+    graph's key names its class's own file only; a shared layer changed elsewhere must send the graph back
+    through its check, as it did before passes were recorded."""
+    return {"graph_sha256": hashlib.sha256(graph).hexdigest(), "source": source_hash()}
+
+
+def _passed_path(key: str) -> Path:
+    return cache_dir() / f"{key}.passed.json"
+
+
+def _passed(key: str, graph: bytes) -> bool:
+    """Whether this very graph passed its check against torch within :data:`TOLERANCE` (recorded by
+    :func:`_record_passed` in this process or an earlier one)."""
+    expected = _pass_record(graph)
+    if _PASSED.get(key) == expected:
+        return True
+    try:
+        record = json.loads(_passed_path(key).read_text())
+        ok = all(record[k] == v for k, v in expected.items()) and float(record["max_diff"]) <= TOLERANCE
+    except (OSError, ValueError, KeyError, TypeError):  # absent, unreadable or from another ferhub
+        return False
+    if ok:
+        _PASSED[key] = expected
+    return ok
+
+
+def _record_passed(key: str, graph: bytes, diff: float) -> None:
+    """Remember that ``graph`` (stored under ``key``) matched its torch module: later processes skip the
+    torch forward of the check (0.3-0.7 s of start-up, most of it torch's first call)."""
+    record = _pass_record(graph)
+    _PASSED[key] = record
+    _store(_passed_path(key), json.dumps({**record, "max_diff": diff}).encode())
+
+
+_PASSED: dict[str, dict[str, str]] = {}  # key -> the pass record of its graph, for this process
+
+
 class OnnxClassifier:
     """A classifier's ONNX Runtime session: a normalised ``(N, C, H, W)`` batch -> probabilities ``(N, K)``.
 
-    Checked on creation against the torch module on a random batch (:data:`TOLERANCE`); a graph that
-    disagrees raises :class:`ExportError` instead of giving different results.
+    Checked against the torch module on a random batch (:data:`TOLERANCE`) the first time its graph is used
+    on this machine; a graph that disagrees raises :class:`ExportError` instead of giving different results.
+    The graph's key hashes the weights and the code, so a graph that passed passes again: the cache records
+    the pass (with the graph's hash) and later processes skip the check.
     """
 
     def __init__(self, model: nn.Module, threads: int = 1) -> None:
         self.config = model.config
-        self.session = session(classifier_graph(model), threads)
+        key = classifier_key(model)
+        graph = classifier_graph(model, key)
+        self.session = session(graph, threads)
+        if _passed(key, graph):
+            return
         rng = np.random.default_rng(0)
         probe = rng.standard_normal((2, self.config.channels, self.config.input_size, self.config.input_size))
         probe = probe.astype(np.float32)
-        _check(self.config.architecture, torch_probabilities(model, probe), self(probe), TOLERANCE)
+        diff = _check(self.config.architecture, torch_probabilities(model, probe), self(probe), TOLERANCE)
+        _record_passed(key, graph, diff)
+
+    @classmethod
+    def from_graph(cls, config: Any, graph: bytes, threads: int = 1) -> OnnxClassifier:
+        """A session of a graph that passed its check already (see :func:`repo_classifier`)."""
+        self = cls.__new__(cls)
+        self.config = config
+        self.session = session(graph, threads)
+        return self
 
     def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         return softmax(self.session.run(None, {"input": x})[0])
+
+
+# -- warm starts: a model repo's graph found from its files, without torch ----------------------------------
+def _repo_key(folder: Path) -> str | None:
+    """A hash of a repo's ``config.json`` and weights bytes and of :func:`source_hash`: equal keys mean the
+    same files loaded by the same ferhub into the same module. ``None`` when a file cannot be read."""
+    from ferhub.hub._layout import CONFIG_NAME, WEIGHTS_NAME
+
+    h = hashlib.sha256(f"classifier {source_hash()}".encode())
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        try:
+            data = (folder / name).read_bytes()
+        except OSError:
+            return None
+        h.update(f"{name}:{len(data)}:".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def _repo_path(repo_key: str) -> Path:
+    return cache_dir() / f"{repo_key}.repo.json"
+
+
+def remember_repo(folder: Path, model: nn.Module) -> None:
+    """Record which cached graph the files of ``folder`` make (``model`` was loaded from them and its graph
+    passed its check), for :func:`repo_classifier`. Only if a fresh load of the folder hashes to ``model``'s
+    key, so that neither a module changed after loading nor files changed meanwhile are recorded."""
+    from ferhub.hub._repo import load_folder
+
+    repo_key = _repo_key(folder)
+    if repo_key is None:
+        return
+    key = classifier_key(model)
+    try:
+        fresh = classifier_key(load_folder(folder))
+    except (ModelLoadError, OSError, ValueError):  # the folder changed meanwhile: nothing to record
+        return
+    if fresh != key or _repo_key(folder) != repo_key:
+        return
+    _store(_repo_path(repo_key), json.dumps({"graph": key}).encode())
+
+
+def repo_classifier(folder: Path, config: Any, threads: int = 1) -> OnnxClassifier | None:
+    """The classifier of repo ``folder`` (its ``config``) from the cache: the graph :func:`remember_repo`
+    recorded for these files, if it is still there and passed its check (:func:`_passed`). ``None``
+    otherwise; the caller then loads the model in torch."""
+    repo_key = _repo_key(folder)
+    if repo_key is None:
+        return None
+    try:
+        key = json.loads(_repo_path(repo_key).read_text())["graph"]
+        if not (isinstance(key, str) and re.fullmatch("[0-9a-f]{64}", key)):
+            return None
+        graph = _MEMORY.get(key) or (cache_dir() / f"{key}.onnx").read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):  # absent, unreadable or from another ferhub
+        return None
+    if not _passed(key, graph):
+        return None
+    _MEMORY[key] = graph
+    return OnnxClassifier.from_graph(config, graph, threads)

@@ -6,17 +6,67 @@ Every part of ferhub that picks a device on its own (the Predictor, the app, tra
 
 from __future__ import annotations
 
-import torch
+import ast
+import contextlib
+import functools
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ferhub.errors import DeviceError
+
+if TYPE_CHECKING:
+    import torch
+
+
+@functools.cache
+def installed_torch() -> dict[str, object]:
+    """The installed torch's ``version.py`` (``__version__``, ``cuda``, ...), read without importing torch
+    (~1.2 s); empty when it cannot be read."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    try:
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+    except OSError:
+        return {}
+    info: dict[str, object] = {}
+    for name, value in re.findall(r"^(\w+)(?:: [^=\n]+)? = (.+)$", text, re.MULTILINE):
+        with contextlib.suppress(ValueError, SyntaxError):
+            info[name] = ast.literal_eval(value)
+    return info
+
+
+def _torch_has_cuda() -> bool:
+    """Whether torch was built with CUDA: a CPU build never sees a GPU, so a CPU-only process need not
+    import torch to pick its device."""
+    if "torch" not in sys.modules and "cuda" in installed_torch() and installed_torch()["cuda"] is None:
+        return False
+    import torch
+
+    return torch.backends.cuda.is_built()
 
 
 def default_device(local_rank: int | None = None) -> str:
     """``"cuda"`` when torch sees a CUDA GPU, else ``"cpu"``; ``"cuda:<local_rank>"`` for one process of a
     ``torchrun`` job (one GPU per process; CPU processes share the CPU)."""
+    if not _torch_has_cuda():
+        return "cpu"
+    import torch
+
     if not torch.cuda.is_available():
         return "cpu"
     return "cuda" if local_rank is None else f"cuda:{local_rank}"
+
+
+def device_name(device: str | torch.device | None) -> str:
+    """What :func:`resolve_device` resolves ``device`` to, as a string; ``"cpu"`` (given or the default) is
+    answered without importing torch."""
+    if device is None:
+        device = default_device()
+    return "cpu" if device == "cpu" else str(resolve_device(device))
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -26,6 +76,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     >>> resolve_device("cpu")
     device(type='cpu')
     """
+    import torch
+
     dev = torch.device(device if device is not None else default_device())
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {str(dev)!r} was asked for but torch sees no CUDA GPU; use --device cpu")

@@ -105,9 +105,6 @@ class FaceDetector:
         runtime: str = "auto",
         batch_images: bool | None = None,
     ) -> None:
-        import torch
-
-        from ferhub._mtcnn import FastMTCNN
         from ferhub.predict import resolve_runtime
 
         if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
@@ -122,8 +119,9 @@ class FaceDetector:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.max_side = int(max_side)
         self.device = device or "cpu"
-        self.batch_images = torch.device(self.device).type == "cuda" if batch_images is None else batch_images
-        self.runtime = resolve_runtime(runtime, torch.device(self.device))  # type: ignore[arg-type]
+        on_cuda = str(self.device).partition(":")[0] == "cuda"  # read without importing torch
+        self.batch_images = on_cuda if batch_images is None else batch_images
+        self.runtime = resolve_runtime(runtime, str(self.device))  # type: ignore[arg-type]
         self._mtcnn: FastMTCNN | OnnxMTCNN
         if self.runtime == "onnx":
             from ferhub import _onnx
@@ -137,6 +135,8 @@ class FaceDetector:
                     raise
                 log.warning("face detection runs in torch instead of ONNX Runtime: %s", e)
                 self.runtime = "torch"
+        from ferhub._mtcnn import FastMTCNN
+
         self._mtcnn = FastMTCNN(thresholds=self.thresholds, device=self.device)
 
     def detect(self, image: Image.Image) -> list[Face]:

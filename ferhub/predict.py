@@ -13,30 +13,33 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
 from ferhub.config import ModelConfig
-from ferhub.device import cpu_cores, default_device, resolve_device  # noqa: F401  (default_device: re-exported)
+from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, image_suffixes, load_image
-from ferhub.transforms import eval_tensor
+from ferhub.preprocess import eval_array
+
+if TYPE_CHECKING:  # torch is imported where a model is built or run in torch: a warm ONNX start needs neither
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
-ModelSpec = str | nn.Module
+ModelSpec = Union[str, "nn.Module"]
 NoFacePolicy = Literal["skip", "fallback"]
 Runtime = Literal["auto", "onnx", "torch"]
-# a classifier's runner: normalised (N, C, H, W) batch -> probabilities (N, K); an ensemble's: its members'
-Runner = Callable[[torch.Tensor], np.ndarray]
+# a classifier's runner: normalised float32 (N, C, H, W) -> probabilities (N, K); an ensemble has its members'
+Runner = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -126,6 +129,8 @@ def inference_copy(model: nn.Module) -> nn.Module:
     oneDNN's channels-last depthwise-conv *backward* on AVX-512 CPUs corrupts the heap at batch 1, so a shared
     module converted in place would crash whoever later trains or explains it.
     """
+    import torch
+
     runner = copy.deepcopy(model).eval().requires_grad_(False)
     return runner.to(memory_format=torch.channels_last)
 
@@ -137,26 +142,36 @@ class TorchRunner:
         self.module = inference_copy(model)
         self.device = device
 
-    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
         with torch.inference_mode():
-            logits = self.module(batch.to(self.device, memory_format=torch.channels_last))
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            logits = self.module(x.to(self.device, memory_format=torch.channels_last))
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
 
-def resolve_runtime(runtime: Runtime, device: torch.device) -> Literal["onnx", "torch"]:
-    """Which runtime runs inference: ``"auto"`` is ONNX Runtime on the CPU where it is installed, else
-    torch."""
+def _is_module(x: object) -> bool:
+    """Whether ``x`` is a torch module (without importing torch: if it is not imported, ``x`` is none)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.nn.Module)
+
+
+def resolve_runtime(runtime: Runtime, device: str | torch.device) -> Literal["onnx", "torch"]:
+    """Which runtime runs inference on ``device`` (resolved: ``"cpu"``, ``"cuda:0"``...): ``"auto"`` is ONNX
+    Runtime on the CPU where it is installed, else torch."""
     from ferhub import _onnx
 
     if runtime not in ("auto", "onnx", "torch"):
         raise ValueError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
+    on_cpu = str(device).partition(":")[0] == "cpu"
     if runtime == "onnx":
-        if device.type != "cpu":
+        if not on_cpu:
             raise ValueError(f"runtime 'onnx' runs on the CPU; device {str(device)!r} runs in torch")
         if not _onnx.available():
             raise ModuleNotFoundError("runtime 'onnx' needs ONNX Runtime: pip install onnxruntime")
         return "onnx"
-    if runtime == "auto" and device.type == "cpu":
+    if runtime == "auto" and on_cpu:
         if _onnx.available():
             return "onnx"
         log.info("onnxruntime is not installed: inference runs in torch (pip install onnxruntime)")
@@ -180,6 +195,9 @@ class Predictor:
         names: what each model's results are reported under; default its id, or a loaded model's
             ``name_or_path`` (callers holding shared cached models pass their own names here rather than
             renaming the modules).
+
+    ``configs`` holds each model's :class:`ModelConfig` (labels, preprocessing); ``models`` the torch modules,
+    loaded on first use where a warm start runs a model from its cached ONNX graph alone.
     """
 
     def __init__(
@@ -193,17 +211,17 @@ class Predictor:
         runtime: Runtime = "auto",
         names: Sequence[str] | None = None,
     ) -> None:
-        from ferhub.hub import DEFAULT_MODEL, load
+        from ferhub.hub import DEFAULT_MODEL
 
         if no_face not in ("skip", "fallback"):
             raise ValueError(f"no_face must be 'skip' or 'fallback', got {no_face!r}")
-        self.device = resolve_device(device)
+        self._device = device_name(device)
         self._requested_runtime = runtime
-        self.runtime = resolve_runtime(runtime, self.device)
+        self.runtime = resolve_runtime(runtime, self._device)
         specs: list[ModelSpec]
         if models is None:
             specs = [DEFAULT_MODEL]
-        elif isinstance(models, (str, nn.Module)):
+        elif isinstance(models, str) or _is_module(models):
             specs = [models]
         else:
             specs = list(models)
@@ -211,24 +229,19 @@ class Predictor:
             raise ValueError("Predictor needs at least one model")
         if names is not None and len(names) != len(specs):
             raise ValueError(f"Predictor got {len(specs)} models but {len(names)} names")
-        # ``models`` are the loaded modules as callers share them (the hub cache, saliency): never mutated.
+        # ``models`` are the loaded modules as callers share them (the hub cache, saliency): never mutated;
+        # None until first asked for where a warm ONNX start runs the model without them (see _warm_runner).
         # ``_runners`` are this predictor's own: ONNX Runtime sessions or private torch inference copies.
-        self.models: list[nn.Module] = []
+        self._specs = specs
+        self._models: list[nn.Module | None] = []
+        self.configs: list[ModelConfig] = []
         self._runners: list[Runner | list] = []
         self.names: list[str] = []
         for spec in specs:
-            if isinstance(spec, str):
-                model = load(spec, device=str(self.device))
-                name = spec
-            else:
-                if not isinstance(getattr(spec, "config", None), ModelConfig):
-                    raise TypeError(
-                        "a model passed to Predictor needs a ModelConfig as .config (see create_model)"
-                    )
-                model = spec.to(self.device).eval()
-                name = getattr(spec, "name_or_path", None) or spec.config.architecture
-            self.models.append(model)
-            self._runners.append(self._runner(model, name))
+            model, config, runner, name = self._prepare(spec)
+            self._models.append(model)
+            self.configs.append(config)
+            self._runners.append(runner)
             self.names.append(name)
         if names is not None:
             self.names = list(names)
@@ -236,10 +249,73 @@ class Predictor:
         self.batch_size = batch_size
         self._detector = detector
 
+    def _prepare(self, spec: ModelSpec) -> tuple[nn.Module | None, ModelConfig, Runner | list, str]:
+        """One model: its module (None where a warm start runs it without), config, runner and name."""
+        if not isinstance(spec, str):
+            if not isinstance(getattr(spec, "config", None), ModelConfig):
+                raise TypeError(
+                    "a model passed to Predictor needs a ModelConfig as .config (see create_model)"
+                )
+            model = spec.to(self._device).eval()
+            name = getattr(spec, "name_or_path", None) or spec.config.architecture
+            return model, model.config, self._runner(model, name), name
+        folder, runner, config = self._warm_runner(spec)
+        if runner is not None and config is not None:
+            return None, config, runner, spec
+        model = self._load(spec)
+        runner = self._runner(model, spec)
+        if folder is not None and not isinstance(runner, (list, TorchRunner)):  # an ONNX session
+            from ferhub import _onnx
+
+            _onnx.remember_repo(folder, model)  # the next start runs it from the cache
+        return model, model.config, runner, spec
+
+    @property
+    def device(self) -> torch.device:
+        """The device models run on (CPU inference runs in ONNX Runtime unless ``runtime="torch"``)."""
+        import torch
+
+        return torch.device(self._device)
+
+    @property
+    def models(self) -> list[nn.Module]:
+        """The loaded modules (``.config``, shared through the hub's cache, never changed by the predictor);
+        loaded here on first use where a warm start ran them from their cached ONNX graphs."""
+        for i, model in enumerate(self._models):
+            if model is None:
+                self._models[i] = self._load(self._specs[i])  # type: ignore[arg-type]  (a str spec)
+        return self._models  # type: ignore[return-value]
+
+    def _load(self, spec: str) -> nn.Module:
+        from ferhub.hub import load
+
+        return load(spec, device=self._device)
+
+    def _warm_runner(self, spec: str) -> tuple[Path | None, Runner | None, ModelConfig | None]:
+        """For a bundled model or a local folder run in ONNX Runtime: its folder, and its session and config
+        straight from the cache when the repo's files made a graph that passed its torch check before
+        (:func:`ferhub._onnx.repo_classifier`), without importing torch; ``None`` for what does not apply.
+        Hub ids and ensembles load in torch (resolving a Hub id may ask the Hub; :func:`load` asks once)."""
+        if self.runtime != "onnx":
+            return None, None, None
+        from ferhub import _onnx
+        from ferhub.hub import ENSEMBLE
+        from ferhub.hub._layout import read_config
+        from ferhub.hub._repo import local_folder
+
+        folder = local_folder(spec)
+        if folder is None:
+            return None, None, None
+        config = read_config(folder)
+        if config.architecture == ENSEMBLE:  # members have repos of their own
+            return None, None, None
+        runner = _onnx.repo_classifier(folder, config)
+        return folder, runner, config if runner is not None else None
+
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:  # made on first use: crop-only callers never pay for MTCNN
-            self._detector = FaceDetector(device=str(self.device), runtime=self.runtime)
+            self._detector = FaceDetector(device=self._device, runtime=self.runtime)
         return self._detector
 
     def _runner(self, model: nn.Module, name: str) -> Runner | list:
@@ -265,23 +341,28 @@ class Predictor:
     def _forward(self, runner: Runner, config: ModelConfig, crops: Sequence[Image.Image]) -> np.ndarray:
         out = np.empty((len(crops), config.num_classes), dtype=np.float32)
         for start in range(0, len(crops), self.batch_size):
-            batch = eval_tensor(crops[start : start + self.batch_size], config)
+            batch = eval_array(crops[start : start + self.batch_size], config)
             out[start : start + len(batch)] = runner(batch)
         return out
 
     def _probabilities(
-        self, model: nn.Module, runner: Runner | list, crops_for: Callable[[ModelConfig], list[Image.Image]]
+        self,
+        model: nn.Module | None,
+        config: ModelConfig,
+        runner: Runner | list,
+        crops_for: Callable[[ModelConfig], list[Image.Image]],
     ) -> np.ndarray:
-        members = getattr(model, "members", None)
-        if members is not None:  # an ensemble: each member sees crops framed its own way
-            return model.combine([self._probabilities(m, r, crops_for) for m, r in zip(members, runner)])
-        return self._forward(runner, model.config, crops_for(model.config))
+        if isinstance(runner, list):  # an ensemble (always loaded): each member sees crops framed its own way
+            members = model.members  # type: ignore[union-attr]
+            parts = [self._probabilities(m, m.config, r, crops_for) for m, r in zip(members, runner)]
+            return model.combine(parts)  # type: ignore[union-attr]
+        return self._forward(runner, config, crops_for(config))
 
     def _classify(
         self, crops_for: Callable[[ModelConfig], list[Image.Image]], count: int
     ) -> list[np.ndarray]:
         if count == 0:
-            return [np.empty((0, m.config.num_classes), dtype=np.float32) for m in self.models]
+            return [np.empty((0, c.num_classes), dtype=np.float32) for c in self.configs]
         cache: dict[tuple, list[Image.Image]] = {}
 
         def cached(config: ModelConfig) -> list[Image.Image]:
@@ -290,7 +371,9 @@ class Predictor:
                 cache[key] = crops_for(config)
             return cache[key]
 
-        return [self._probabilities(m, r, cached) for m, r in zip(self.models, self._runners)]
+        return [
+            self._probabilities(m, c, r, cached) for m, c, r in zip(self._models, self.configs, self._runners)
+        ]
 
     def classify_crops(self, crops: Sequence[Image.Image]) -> list[np.ndarray]:
         """Probabilities for already-cropped faces: one ``(N, K)`` array per model (its label order)."""
@@ -349,9 +432,9 @@ class Predictor:
         results = []
         for i, face in enumerate(faces):
             preds = []
-            for model, name, p in zip(self.models, self.names, probs):
+            for config, name, p in zip(self.configs, self.names, probs):
                 row = p[offset + i]
-                labels = model.config.labels
+                labels = config.labels
                 preds.append(
                     Prediction(name, labels[int(row.argmax())], {k: float(v) for k, v in zip(labels, row)})
                 )

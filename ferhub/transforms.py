@@ -17,24 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ferhub.config import ModelConfig
-
-PIL_RESAMPLE = {
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "nearest": Image.Resampling.NEAREST,
-    "area": Image.Resampling.BOX,
-}
-
-
-def crop_to_array(image: Image.Image, config: ModelConfig) -> np.ndarray:
-    """A crop as ``uint8`` HxW (gray) or HxWx3 (RGB) at the model's input size."""
-    mode = "L" if config.channels == 1 else "RGB"
-    if image.mode != mode:
-        image = image.convert(mode)
-    size = (config.input_size, config.input_size)
-    if image.size != size:
-        image = image.resize(size, PIL_RESAMPLE[config.interpolation])
-    return np.asarray(image, dtype=np.uint8)
+from ferhub.preprocess import PIL_RESAMPLE, crop_to_array  # noqa: F401  (re-exported)
 
 
 def normalize(batch: torch.Tensor, config: ModelConfig) -> torch.Tensor:

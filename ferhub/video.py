@@ -200,7 +200,7 @@ class VideoRun:
         self.path = str(path)
         predictor = analyzer.predictor
         self.models = list(predictor.names)
-        self.labels = [tuple(m.config.labels) for m in predictor.models]
+        self.labels = [tuple(c.labels) for c in predictor.configs]
         self.error: str | None = None
         self.frames_done = 0
         self.tracker = FaceTracker(**analyzer.tracker_options)

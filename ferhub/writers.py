@@ -187,5 +187,5 @@ def make_writer(fmt: str, out: TextIO, predictor: Any, *, array: bool = True) ->
     if fmt == "json":
         return JsonWriter(out, array=array)
     if fmt == "csv":
-        return CsvWriter(out, list(predictor.names), [tuple(m.config.labels) for m in predictor.models])
+        return CsvWriter(out, list(predictor.names), [tuple(c.labels) for c in predictor.configs])
     return TableWriter(out)

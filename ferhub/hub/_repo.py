@@ -10,10 +10,7 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ferhub import eval_results as results_file
 from ferhub.config import CONFIG_NAME, ModelConfig
@@ -32,6 +29,9 @@ from ferhub.hub._layout import (
     read_config,
 )
 from ferhub.hub._weights import load_state_strict, read_weights, unwrap, write_weights
+
+if TYPE_CHECKING:  # torch only where a model is built: resolving a repo (the ONNX warm start) needs none
+    from torch import nn
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -121,6 +121,13 @@ def resolve(id_or_path: str | os.PathLike, *, revision: str | None = None, local
     """
     folder, repo_id, rev = _parse(id_or_path, revision, local)
     return folder if folder is not None else _download(repo_id, rev)
+
+
+def local_folder(id_or_path: str | os.PathLike) -> Path | None:
+    """The folder of a local repo or bundled model as :func:`load` reads it, found without asking the Hub or
+    importing torch; ``None`` for a Hub id. A reference that is neither raises :func:`load`'s
+    :class:`ModelLoadError`."""
+    return _parse(id_or_path, None)[0]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -288,6 +295,8 @@ def load(
     >>> model.config.labels                                 # doctest: +SKIP
     ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
     """
+    import torch
+
     dev = str(torch.device(device))
     folder, repo_id, rev = _parse(id_or_path, revision, local)
     key = ("hub", repo_id, rev, dev) if folder is None else ("folder", str(folder), _fingerprint(folder), dev)

@@ -9,19 +9,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
 from ferhub.errors import CheckpointError, ModelLoadError, PretrainedWeightsError
 from ferhub.fileio import atomic_path
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch only where tensors are handled: resolving a repo needs none
+    import torch
+    from torch import nn
+
     from ferhub.config import ModelConfig
 
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare model inside torch.compile / DataParallel / DistributedDataParallel wrappers (their state dict
     names carry ``_orig_mod.`` / ``module.`` prefixes that the registry's model does not have)."""
+    from torch import nn
+
     while True:
         if isinstance(getattr(model, "_orig_mod", None), nn.Module):
             model = model._orig_mod
