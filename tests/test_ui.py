@@ -251,7 +251,9 @@ def test_session_fps() -> None:
 def test_process_frame_tracks_smooths_records_and_snapshot_goes_to_classify() -> None:
     frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
     out, text, session = webcam.process_frame(frame, None, DEFAULT_MODEL, True)
-    assert out.shape == frame.shape and np.abs(out.astype(int) - frame).max() > 100  # a box was drawn
+    # a PIL image back (Gradio encodes it without another copy), with a box drawn
+    assert isinstance(out, Image.Image) and out.size == (320, 320)
+    assert np.abs(np.asarray(out, dtype=int) - frame).max() > 100
     assert text.endswith("1 face · recording 1 frames")
     (track,) = session.tracker.tracks
     assert track.id == 1
@@ -272,6 +274,24 @@ def test_process_frame_tracks_smooths_records_and_snapshot_goes_to_classify() ->
     assert np.array_equal(np.asarray(Image.open(image)), moved) and tabs.selected == "classify"
     with pytest.raises(gr.Error, match="No frame yet"):
         webcam.snapshot(None)
+
+
+def test_the_camera_hands_over_pil_images_and_a_frame_is_drawn_as_from_an_array() -> None:
+    """The camera component gives PIL images (no array copies on the way in); such a frame is annotated
+    exactly as the same pixels given as an array, and neither the caller's frame nor the snapshot's copy of
+    it gets drawn on."""
+    camera = next(
+        b for b in build_app([DEFAULT_MODEL]).blocks.values() if getattr(b, "elem_id", None) == "webcam-input"
+    )
+    assert camera.type == "pil" and camera.streaming
+    frame = Image.open(HOPPER).convert("RGB")
+    before = np.asarray(frame).copy()
+    from_pil, text, session = webcam.process_frame(frame, None, DEFAULT_MODEL)
+    from_array, _, _ = webcam.process_frame(before, None, DEFAULT_MODEL)
+    assert text.endswith("1 face")
+    assert np.array_equal(np.asarray(from_pil), np.asarray(from_array))
+    assert np.array_equal(np.asarray(frame), before)
+    assert np.array_equal(np.asarray(session.last_frame), before)
 
 
 def test_webcam_boxes_never_carry_over_a_cut() -> None:

@@ -32,7 +32,7 @@ class WebcamSession:
     frame: int = 0
     start: float | None = None
     times: deque = field(default_factory=lambda: deque(maxlen=30))
-    last_frame: np.ndarray | None = None
+    last_frame: Image.Image | None = None  # the latest frame as it came, for a snapshot
     faces: dict[int, Any] = field(
         default_factory=dict
     )  # track id -> its latest face, carried between detections
@@ -87,12 +87,16 @@ def _faces_now(
 
 
 def process_frame(
-    frame: np.ndarray | None,
+    frame: Image.Image | np.ndarray | None,
     session: WebcamSession | None,
     model_id: str | None = None,
     record: bool = False,
-) -> tuple[np.ndarray | None, str, WebcamSession]:
-    """One streamed frame -> the frame with face ids and smoothed labels drawn, the fps text, the session."""
+) -> tuple[Image.Image | None, str, WebcamSession]:
+    """One streamed frame -> the frame with face ids and smoothed labels drawn, the fps text, the session.
+
+    The camera hands over a PIL image and the drawn frame goes back as one: Gradio encodes it as it is, where
+    arrays cost a copy each way (and a frame's every millisecond here lowers the frame rate).
+    """
     from ferhub.drawing import draw_boxes, label_color
     from ferhub.video import TrackSummaries, VideoFace, VideoFrameResult, frame_texts
 
@@ -103,8 +107,9 @@ def process_frame(
     now = time.perf_counter()
     session.start = now if session.start is None else session.start
     elapsed = now - session.start
-    session.last_frame = frame
-    image = Image.fromarray(frame).convert("RGB")
+    image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    session.last_frame = image  # never drawn on: draw_boxes draws on a copy
     model_id = (model_id or "").strip() or state.default_model()
     if model_id != session.model:  # other classes: the smoothed values and the recording start again
         session.tracker.reset()
@@ -128,7 +133,7 @@ def process_frame(
     annotated = draw_boxes(image, [f.face.box for f in results], texts, colors)
     count = "1 face" if len(results) == 1 else f"{len(results)} faces"
     rec = f" · recording {len(session.recording)} frames" if record else ""
-    return np.asarray(annotated), f"{fps:.1f} fps · {count}{rec}", session
+    return annotated, f"{fps:.1f} fps · {count}{rec}", session
 
 
 @visitors.action("webcam_timeline")
@@ -158,9 +163,7 @@ def snapshot(session: WebcamSession | None) -> tuple[Any, Any]:
     """Send the latest raw frame to the Classify tab and switch to it."""
     if not isinstance(session, WebcamSession) or session.last_frame is None:
         raise gr.Error("No frame yet: start the camera first.", title="No snapshot")
-    return state.save_image(Image.fromarray(session.last_frame), "snapshot", lossless=True), gr.Tabs(
-        selected="classify"
-    )
+    return state.save_image(session.last_frame, "snapshot", lossless=True), gr.Tabs(selected="classify")
 
 
 def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
@@ -174,7 +177,7 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
             camera = gr.Image(
                 sources=["webcam"],
                 streaming=True,
-                type="numpy",
+                type="pil",
                 label="Camera",
                 elem_id="webcam-input",
                 webcam_options=gr.WebcamOptions(
