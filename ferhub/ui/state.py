@@ -206,6 +206,45 @@ def save_image(image: Any, name: str = "image", *, lossless: bool = False) -> st
     return str(path)
 
 
+# event options for a handler wrapped by `direct`
+DIRECT = {"preprocess": False, "postprocess": False}
+
+
+def direct(fn: F, outputs: Sequence[Any], inputs: Sequence[Any] | None = None) -> F:
+    """``fn`` for an event registered with :data:`DIRECT`: the components' own pre- and post-processing run
+    inside the one worker thread the handler already runs in.
+
+    Gradio otherwise hops from its event loop to a worker thread and back once per input and once per output
+    and, for outputs, copies each returned file into its cache twice (measured on 2 cores: ~3.5 ms of the
+    ~45 ms classify took on the server, for six outputs). ``inputs`` are preprocessed here from their payloads
+    (``None``: ``fn`` takes the payloads as they come); values of ``gr.State`` pass through untouched, as
+    Gradio passes them. What reaches the browser is what Gradio's own post-processing makes.
+    """
+    from gradio.data_classes import GradioModel, GradioRootModel
+
+    def pre(component: Any, value: Any) -> Any:
+        if component.stateful:
+            return value
+        model = getattr(component, "data_model", None)
+        if model is not None and value is not None:
+            value = model.model_validate(value, context={"validate_meta": True})
+        return component.preprocess(value)
+
+    def post(component: Any, value: Any) -> Any:
+        if component.stateful:
+            return value
+        out = component.postprocess(value)
+        return out.model_dump() if isinstance(out, (GradioModel, GradioRootModel)) else out
+
+    @functools.wraps(fn)
+    def handler(*args: Any, **kwargs: Any) -> list[Any]:
+        if inputs is not None:
+            args = (*(pre(c, a) for c, a in zip(inputs, args)), *args[len(inputs) :])
+        return [post(c, v) for c, v in zip(outputs, fn(*args, **kwargs))]
+
+    return handler  # type: ignore[return-value]
+
+
 def tune_native_memory(trim_every_s: float = 10.0) -> None:
     """On glibc: cap malloc arenas at 2 and hand freed memory back to the OS every ``trim_every_s`` seconds.
 

@@ -196,15 +196,17 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
                 show = gr.Button("Plot timeline", elem_id="webcam-timeline")
     plot = gr.Plot(label="Timeline of the recorded session", elem_id="webcam-timeline-plot")
     table = gr.Dataframe(headers=tl.SUMMARY_HEADER, label="Per person", interactive=False)
-    camera.stream(
-        process_frame,
-        [camera, session, model, record],
-        [output, fps, session],
+    inputs, outputs = [camera, session, model, record], [output, fps, session]
+    camera.stream(  # every component's processing in the handler's thread: no hops per frame (state.direct)
+        state.direct(process_frame, outputs, inputs),
+        inputs,
+        outputs,
         api_name="webcam_frame",
         stream_every=0.02,
         time_limit=600,
         concurrency_limit=4,
         show_progress="hidden",
+        **state.DIRECT,
     )
     record.change(
         clear_recording, [session, record], session, api_name="webcam_record", show_progress="hidden"
