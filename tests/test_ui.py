@@ -337,8 +337,9 @@ def test_the_camera_hands_over_pil_images_and_a_frame_is_drawn_as_from_an_array(
 
 def test_the_webcam_stream_decodes_and_encodes_frames_in_its_own_thread() -> None:
     """The webcam event is registered without Gradio's pre- and post-processing (a hop to a worker thread per
-    component and frame): its handler decodes the camera's JPEG data URL and encodes the drawn frame as the
-    components would, and the session passes through as Gradio's state."""
+    component and frame): its handler decodes the camera's JPEG data URL as the camera component would, and
+    sends the drawn frame inline, as a data URL of the very JPEG Gradio's post-processing would have written
+    to a file for the browser to fetch; the session passes through as Gradio's state."""
     import base64
     import io
 
@@ -351,11 +352,15 @@ def test_the_webcam_stream_decodes_and_encodes_frames_in_its_own_thread() -> Non
     camera_payload = {"url": url, "meta": {"_type": "gradio.FileData"}}
     frame, text, session = stream.fn(camera_payload, None, DEFAULT_MODEL, False)
     assert isinstance(session, webcam.WebcamSession) and text.endswith("1 face")
-    assert frame["meta"] == {"_type": "gradio.FileData"} and frame["path"].endswith(".jpeg")
-    sent = Image.open(frame["path"])
-    assert sent.format == "JPEG" and sent.size == Image.open(HOPPER).size
     expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
     assert np.array_equal(np.asarray(session.last_frame), expected)  # the camera's frame, decoded once
+    prefix = "data:image/jpeg;base64,"
+    assert frame["url"].startswith(prefix) and "meta" not in frame  # not a file for Gradio to serve
+    drawn, _, _ = webcam.process_frame(session.last_frame, None, DEFAULT_MODEL)
+    output = stream.outputs[0]
+    assert isinstance(output, gr.Image) and output.format == "jpeg"
+    gradio_file = Path(output.postprocess(drawn).path).read_bytes()
+    assert base64.b64decode(frame["url"][len(prefix) :]) == gradio_file
     frame, text, session = stream.fn(camera_payload, session, DEFAULT_MODEL, True)
     assert text.endswith("1 face · recording 1 frames") and session.frame == 2
 

@@ -210,7 +210,9 @@ def save_image(image: Any, name: str = "image", *, lossless: bool = False) -> st
 DIRECT = {"preprocess": False, "postprocess": False}
 
 
-def direct(fn: F, outputs: Sequence[Any], inputs: Sequence[Any] | None = None) -> F:
+def direct(
+    fn: F, outputs: Sequence[Any], inputs: Sequence[Any] | None = None, *, sent_as_is: Sequence[Any] = ()
+) -> F:
     """``fn`` for an event registered with :data:`DIRECT`: the components' own pre- and post-processing run
     inside the one worker thread the handler already runs in.
 
@@ -218,7 +220,8 @@ def direct(fn: F, outputs: Sequence[Any], inputs: Sequence[Any] | None = None) -
     and, for outputs, copies each returned file into its cache twice (measured on 2 cores: ~3.5 ms of the
     ~45 ms classify took on the server, for six outputs). ``inputs`` are preprocessed here from their payloads
     (``None``: ``fn`` takes the payloads as they come); values of ``gr.State`` pass through untouched, as
-    Gradio passes them. What reaches the browser is what Gradio's own post-processing makes.
+    Gradio passes them. What reaches the browser is what Gradio's own post-processing makes, except for the
+    outputs in ``sent_as_is``, for which ``fn`` returns the payload itself.
     """
     from gradio.data_classes import GradioModel, GradioRootModel
 
@@ -231,7 +234,7 @@ def direct(fn: F, outputs: Sequence[Any], inputs: Sequence[Any] | None = None) -
         return component.preprocess(value)
 
     def post(component: Any, value: Any) -> Any:
-        if component.stateful:
+        if component.stateful or any(component is c for c in sent_as_is):
             return value
         out = component.postprocess(value)
         return out.model_dump() if isinstance(out, (GradioModel, GradioRootModel)) else out

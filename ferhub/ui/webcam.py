@@ -136,6 +136,28 @@ def process_frame(
     return annotated, f"{fps:.1f} fps · {count}{rec}", session
 
 
+def inline_jpeg(image: Image.Image | None) -> dict[str, Any] | None:
+    """The payload of the "Live" image: the frame as the JPEG Gradio's own post-processing would encode, sent
+    inside the event's message as a data URL. Gradio would write each frame to a file in its cache (named by
+    a hash of its bytes) for the browser to fetch in a second request: per frame, a file written, hashed and
+    served, and a cache that grows by some 600 KB a second."""
+    import base64
+
+    from gradio.processing_utils import encode_pil_to_bytes
+
+    if image is None:
+        return None
+    data = base64.b64encode(encode_pil_to_bytes(image, "jpeg")).decode("ascii")
+    return {"url": f"data:image/jpeg;base64,{data}", "orig_name": "frame.jpeg"}
+
+
+def _stream(
+    frame: Image.Image | None, session: WebcamSession | None, model_id: str | None, record: bool
+) -> tuple[dict[str, Any] | None, str, WebcamSession]:
+    drawn, text, session = process_frame(frame, session, model_id, record)
+    return inline_jpeg(drawn), text, session
+
+
 @visitors.action("webcam_timeline")
 def timeline(session: WebcamSession | None) -> tuple[Any, list[list[Any]]]:
     """The recorded session as the Video tab shows a video: the timeline figure and the summary table."""
@@ -198,7 +220,7 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
     table = gr.Dataframe(headers=tl.SUMMARY_HEADER, label="Per person", interactive=False)
     inputs, outputs = [camera, session, model, record], [output, fps, session]
     camera.stream(  # every component's processing in the handler's thread: no hops per frame (state.direct)
-        state.direct(process_frame, outputs, inputs),
+        state.direct(_stream, outputs, inputs, sent_as_is=[output]),
         inputs,
         outputs,
         api_name="webcam_frame",
