@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,67 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 @functools.lru_cache(maxsize=4096)
 def _text_bbox(size: int, text: str) -> tuple[float, float, float, float]:
     return _font(size).getbbox(text)
+
+
+# Rendering a label is the dearest part of drawing one (~0.3 ms, a webcam frame has five), and a label's
+# position moves by fractions of a pixel from frame to frame. Pillow lays glyphs on whole pixels (hinted
+# advances); where a string starts within its first pixel only shifts the whole string when Pillow's
+# 1/64-pixel pen position rounds over (at 31.5/64 across, 32.5/64 down: the glyph offsets are rounded, the y
+# axis negated) and widens the mask by one when it is not 0. So the mask of one of the three phases per axis
+# (0, before the rounding point, after it) serves every start in that phase, pixel for pixel. Starts within
+# 1/1000 of a pixel of a rounding point, negative ones, and fonts where a probe finds the masks differ, are
+# drawn the ordinary way.
+_ROUNDS_AT = (31.5 / 64, 32.5 / 64)
+_PHASE_START = (0.0, 0.25, 0.75)  # where each phase's mask is rendered: well inside it on both axes
+WHITE = (255, 255, 255)
+
+
+def _phase(fraction: float, rounds_at: float) -> int | None:
+    if fraction == 0.0:
+        return 0
+    if not 0.0 < fraction < 1.0 or abs(fraction - rounds_at) < 1e-3:
+        return None
+    return 1 if fraction < rounds_at else 2
+
+
+@functools.lru_cache(maxsize=1024)
+def _label_mask(size: int, text: str, phase_x: int, phase_y: int) -> tuple[Image.Image, tuple[int, int]]:
+    """The glyph mask ``ImageDraw.text`` draws for ``text`` starting in these phases, and its offset."""
+    start = (_PHASE_START[phase_x], _PHASE_START[phase_y])
+    core, offset = _font(size).getmask2(text, "L", anchor="la", start=start)
+    return Image.frombytes("L", core.size, bytes(core)), offset
+
+
+@functools.lru_cache(maxsize=64)
+def _masks_follow_phases(size: int) -> bool:
+    """Whether this Pillow places glyphs as :func:`_label_mask` assumes, probed once per font size with
+    starts at both ends of each phase."""
+    font, probe = _font(size), "#8 surprise 100% Wj"
+    if not isinstance(font, ImageFont.FreeTypeFont):
+        return False
+    try:
+        for x_start, y_start, phase_x, phase_y in ((0.01, 0.99, 1, 2), (0.49, 0.51, 1, 2), (0.5, 0.5, 2, 1)):
+            core, offset = font.getmask2(probe, "L", anchor="la", start=(x_start, y_start))
+            mask, expected_offset = _label_mask(size, probe, phase_x, phase_y)
+            if offset != expected_offset or core.size != mask.size or bytes(core) != mask.tobytes():
+                return False
+    except (TypeError, ValueError):  # a Pillow whose masks give no bytes
+        return False
+    return True
+
+
+def _draw_label(
+    out: Image.Image, draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int
+) -> None:
+    """``draw.text(xy, text, fill=WHITE, font=_font(size))``, from :func:`_label_mask` where it may be."""
+    x, y = xy
+    phase_x, phase_y = _phase(x - math.floor(x), _ROUNDS_AT[0]), _phase(y - math.floor(y), _ROUNDS_AT[1])
+    if phase_x is None or phase_y is None or x < 0 or y < 0 or "\n" in text or not _masks_follow_phases(size):
+        draw.text(xy, text, fill=WHITE, font=_font(size))
+        return
+    mask, (dx, dy) = _label_mask(size, text, phase_x, phase_y)
+    left, top = int(x) + dx, int(y) + dy
+    out.paste(WHITE, (left, top, left + mask.width, top + mask.height), mask)  # what draw.text's bitmap does
 
 
 Rect = tuple[float, float, float, float]
@@ -135,19 +197,17 @@ def _place(
     tags = np.array([sizes[i] for i in todo], dtype=np.float64)
     cands, costs = _candidates(rects_in[todo], tags, size)  # (t, c, 4), (t, c)
     covers = _overlaps(cands, rects_in) / areas  # (t, c, n): share of each face's box a candidate covers
+    # a tag's own face counts as covering nothing: adding 0.0 leaves the running sums as they were, and no
+    # share is negative, so sums and maxima over the other faces come out bit for bit as without the column
+    covers[np.arange(len(todo)), :, todo] = 0.0
+    over = covers.max(axis=2) > MAX_COVER
+    totals = costs + 4 * _sequential_sum(covers)
     done = np.empty((0, 4))
     for row, i in enumerate(todo):
-        share = np.delete(covers[row], i, axis=1)  # other faces only
-        worst = share.max(axis=1) if share.shape[1] else np.zeros(len(share))
         clash = _sequential_sum(_overlaps(cands[row], done))
-        over = worst > MAX_COVER
-        total = costs[row] + 4 * _sequential_sum(share)
-        # lexicographic minimum of (clash, over, total), first index on ties
-        best = np.flatnonzero(clash == clash.min())
-        best = best[over[best] == over[best].min()]
-        best = best[total[best] == total[best].min()]
-        k = int(best[0])
-        if clash[k] > 0 or over[k]:
+        # lexicographic minimum of (clash, over, total); the sort is stable, so the first candidate on ties
+        k = int(np.lexsort((totals[row], over[row], clash))[0])
+        if clash[k] > 0 or over[row, k]:
             crowded.append(i)
         placed[i] = tuple(float(v) for v in cands[row, k])  # type: ignore[assignment]
         done = np.concatenate([done, cands[row, k][None]])
@@ -204,7 +264,6 @@ def draw_boxes(
     out = image.convert("RGB")  # a copy (of an RGB image too): the caller's image is left as it was
     draw = ImageDraw.Draw(out)
     layout = layout_labels(out.size, boxes, labels)
-    font = _font(layout.font_size)
     line = layout.line
     if colors is None:  # the colour of the first expression named in each label
         colors = [label_color(next((w for w in t.split() if w in LABEL_COLORS), "")) for t in labels]
@@ -232,7 +291,7 @@ def draw_boxes(
         tx1, ty1 = tag[:2]
         draw.rectangle(tag, fill=color)
         left, top, _, _ = _text_bbox(layout.font_size, text)
-        draw.text((tx1 + layout.pad - left, ty1 + layout.pad - top), text, fill=(255, 255, 255), font=font)
+        _draw_label(out, draw, (tx1 + layout.pad - left, ty1 + layout.pad - top), text, layout.font_size)
     return out
 
 

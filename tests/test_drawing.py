@@ -168,6 +168,12 @@ def reference_place(boxes, sizes, size):
     return placed, crowded
 
 
+def reference_label(out, draw, xy, text, size) -> None:
+    from ferhub.drawing import _font
+
+    draw.text(xy, text, fill=(255, 255, 255), font=_font(size))
+
+
 def random_case(rng: np.random.Generator, case: int):
     """A photo, boxes and labels: up to 20 faces, overlapping or repeated, at and beyond the borders, tiny
     photos, long and empty labels, integer and fractional coordinates, grey and RGBA photos."""
@@ -196,19 +202,22 @@ def random_case(rng: np.random.Generator, case: int):
 
 def test_labels_are_placed_and_drawn_exactly_as_by_the_reference_search(monkeypatch) -> None:
     """Many generated cases: the same font size, tags and texts as the reference placement with text measured
-    afresh every time, and the same pixels down to the last one (drawn with a cold and then a warm cache of
-    text metrics)."""
+    and drawn afresh every time (``ImageDraw.text``), and the same pixels down to the last one (drawn with
+    cold and then warm caches of text metrics and glyph masks)."""
     from ferhub import drawing
 
     rng = np.random.default_rng(12)
     cases = [random_case(rng, case) for case in range(48)]
     fast = []
-    for _ in range(2):  # first with labels never measured, then with every one cached
-        drawing._text_bbox.cache_clear()
+    for clear in (True, False):  # first with labels never measured or rendered, then with every one cached
+        if clear:
+            drawing._text_bbox.cache_clear()
+            drawing._label_mask.cache_clear()
         fast.append([(layout_labels(p.size, b, t), draw_boxes(p, b, t, dashed=d)) for p, b, t, d in cases])
     with monkeypatch.context() as m:
         m.setattr(drawing, "_place", reference_place)
         m.setattr(drawing, "_text_bbox", lambda size, text: drawing._font(size).getbbox(text))
+        m.setattr(drawing, "_draw_label", reference_label)
         reference = [(layout_labels(p.size, b, t), draw_boxes(p, b, t, dashed=d)) for p, b, t, d in cases]
     crowded = 0
     for i, (want_layout, want) in enumerate(reference):
@@ -218,3 +227,30 @@ def test_labels_are_placed_and_drawn_exactly_as_by_the_reference_search(monkeypa
             assert np.array_equal(np.asarray(got), np.asarray(want)), f"case {i}: pixels differ"
         crowded += len(want_layout.texts) > 0 and want_layout.font_size == 12
     assert crowded >= 5  # the cases reach the shrunken and shortened labels, not just the easy ones
+
+
+@pytest.mark.parametrize("size", [12, 13, 17, 20, 29, 40, 64])
+def test_a_cached_label_mask_draws_what_imagedraw_text_draws_at_any_start(size: int) -> None:
+    """Labels land at any fraction of a pixel: drawn from the mask cached for their phase they are the pixels
+    ``ImageDraw.text`` draws, at starts across the pixel, next to both rounding points and on them."""
+    from PIL import ImageDraw
+
+    from ferhub import drawing
+
+    drawing._label_mask.cache_clear()
+    fractions = sorted(
+        {*np.linspace(0, 1, 11)[:-1], *(r + d for r in drawing._ROUNDS_AT for d in (-2e-3, 0, 2e-3))}
+    )
+    base = Image.fromarray(
+        np.random.default_rng(size).integers(0, 256, (3 * size, 14 * size, 3), dtype=np.uint8)
+    )
+    for text in ("#1 happy 97%", "#12 surprise 5%"):
+        for fx in fractions:
+            for fy in fractions:
+                xy = (size // 3 + fx, size // 4 + fy)
+                want, got = base.copy(), base.copy()
+                ImageDraw.Draw(want).text(xy, text, fill=(255, 255, 255), font=drawing._font(size))
+                drawing._draw_label(got, ImageDraw.Draw(got), xy, text, size)
+                assert np.array_equal(np.asarray(got), np.asarray(want)), (text, xy)
+    info = drawing._label_mask.cache_info()
+    assert info.hits > 100 and info.misses <= 2 * 9 + 3  # 3 x 3 phases a text, and the size's probe
