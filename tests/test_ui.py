@@ -175,6 +175,20 @@ def payload_files(value: Any) -> list[dict]:
     return []
 
 
+def test_saved_outputs_are_the_images_as_jpeg_without_a_converted_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    photo = Image.open(HOPPER).convert("RGB")
+    grey, rgba = photo.convert("L"), photo.convert("RGBA")
+    monkeypatch.setattr(Image.Image, "copy", lambda self: pytest.fail("an RGB image was copied to be saved"))
+    saved = Image.open(state.save_image(photo, "faces"))
+    assert saved.format == "JPEG" and saved.size == photo.size
+    assert np.abs(np.asarray(saved, dtype=int) - np.asarray(photo)).mean() < 3
+    monkeypatch.undo()
+    for other in (grey, rgba):  # other modes are converted (JPEG holds no alpha)
+        assert Image.open(state.save_image(other, "faces")).mode == "RGB"
+
+
 def test_classify_whole_image_fallback(tmp_path: Path) -> None:
     blank = tmp_path / "blank.png"
     Image.new("RGB", (320, 240), (200, 200, 200)).save(blank)
