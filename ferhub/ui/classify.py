@@ -197,14 +197,15 @@ CSS = """
 .fh-p { width: 48px; text-align: right; font-variant-numeric: tabular-nums; }
 """
 
-# state.DIRECT: the handler takes the upload's payload ({"path": ...}, already checked and moved into Gradio's
-# cache) and the plain values, and decodes the photo once itself. Gradio's preprocessing would hop to a worker
-# thread once per input (five here) and open the photo an extra time: ~4 ms per request. Its outputs are
-# post-processed in the handler's thread too (`state.direct`).
+# state.DIRECT, the handler wrapped by state.direct: it takes the upload's payload ({"path": ...}, already
+# checked and moved into Gradio's cache) and the plain values and decodes the photo once itself (Gradio's
+# preprocessing would hop to a worker thread once per input, five here, and open the photo an extra time:
+# ~4 ms per request), and its six outputs are post-processed in its own thread.
 _FAST = {"concurrency_limit": 4, **state.DIRECT}
 
 
 def _handler(parts: dict[str, Any]) -> Any:
+    """:func:`classify` sending its outputs' payloads (see ``_FAST``)."""
     return state.direct(classify, parts["outputs"])
 
 

@@ -94,8 +94,8 @@ def process_frame(
 ) -> tuple[Image.Image | None, str, WebcamSession]:
     """One streamed frame -> the frame with face ids and smoothed labels drawn, the fps text, the session.
 
-    The camera hands over a PIL image and the drawn frame goes back as one: Gradio encodes it as it is, where
-    arrays cost a copy each way (and a frame's every millisecond here lowers the frame rate).
+    The camera hands over a PIL image and the drawn frame goes back as one: arrays cost a 640x480 copy each
+    way, and every millisecond a frame takes here lowers the frame rate.
     """
     from ferhub.drawing import draw_boxes, label_color
     from ferhub.video import TrackSummaries, VideoFace, VideoFrameResult, frame_texts
@@ -154,6 +154,7 @@ def inline_jpeg(image: Image.Image | None) -> dict[str, Any] | None:
 def _stream(
     frame: Image.Image | None, session: WebcamSession | None, model_id: str | None, record: bool
 ) -> tuple[dict[str, Any] | None, str, WebcamSession]:
+    """The stream's handler: :func:`process_frame`, the drawn frame sent inline (:func:`inline_jpeg`)."""
     drawn, text, session = process_frame(frame, session, model_id, record)
     return inline_jpeg(drawn), text, session
 
