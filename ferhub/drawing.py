@@ -55,6 +55,9 @@ def _text_bbox(size: int, text: str) -> tuple[float, float, float, float]:
 # drawn the ordinary way.
 _ROUNDS_AT = (31.5 / 64, 32.5 / 64)
 _PHASE_START = (0.0, 0.25, 0.75)  # where each phase's mask is rendered: well inside it on both axes
+# masks are kept up to this font size (frames up to ~1500 px wide): a 4K photo's label mask is ~90 KB, and
+# photos that large come one at a time
+MAX_CACHED_FONT = 48
 WHITE = (255, 255, 255)
 
 
@@ -66,7 +69,7 @@ def _phase(fraction: float, rounds_at: float) -> int | None:
     return 1 if fraction < rounds_at else 2
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=512)
 def _label_mask(size: int, text: str, phase_x: int, phase_y: int) -> tuple[Image.Image, tuple[int, int]]:
     """The glyph mask ``ImageDraw.text`` draws for ``text`` starting in these phases, and its offset."""
     start = (_PHASE_START[phase_x], _PHASE_START[phase_y])
@@ -98,7 +101,8 @@ def _draw_label(
     """``draw.text(xy, text, fill=WHITE, font=_font(size))``, from :func:`_label_mask` where it may be."""
     x, y = xy
     phase_x, phase_y = _phase(x - math.floor(x), _ROUNDS_AT[0]), _phase(y - math.floor(y), _ROUNDS_AT[1])
-    if phase_x is None or phase_y is None or x < 0 or y < 0 or "\n" in text or not _masks_follow_phases(size):
+    cached = size <= MAX_CACHED_FONT and x >= 0 and y >= 0 and "\n" not in text
+    if not cached or phase_x is None or phase_y is None or not _masks_follow_phases(size):
         draw.text(xy, text, fill=WHITE, font=_font(size))
         return
     mask, (dx, dy) = _label_mask(size, text, phase_x, phase_y)
