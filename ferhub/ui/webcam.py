@@ -140,7 +140,7 @@ def inline_jpeg(image: Image.Image | None) -> dict[str, Any] | None:
     """The payload of the "Live" image: the frame as the JPEG Gradio's own post-processing would encode, sent
     inside the event's message as a data URL. Gradio would write each frame to a file in its cache (named by
     a hash of its bytes) for the browser to fetch in a second request: per frame, a file written, hashed and
-    served, and a cache that grows by some 600 KB a second."""
+    served, and a cache that grows by a 20-50 KB file per frame."""
     import base64
 
     from gradio.processing_utils import encode_pil_to_bytes
