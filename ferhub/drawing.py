@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 Box = tuple[float, float, float, float]
@@ -36,6 +38,78 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+# FreeType lays out and measures every glyph on each call (~0.2 ms a label); the same few hundred labels come
+# back frame after frame on a webcam ("#2 happy 87%"), and each is measured twice (layout, then drawing)
+@functools.lru_cache(maxsize=4096)
+def _text_bbox(size: int, text: str) -> tuple[float, float, float, float]:
+    return _font(size).getbbox(text)
+
+
+# Rendering a label is the dearest part of drawing one (~0.3 ms, a webcam frame has five), and a label's
+# position moves by fractions of a pixel from frame to frame. Pillow lays glyphs on whole pixels (hinted
+# advances); where a string starts within its first pixel only shifts the whole string when Pillow's
+# 1/64-pixel pen position rounds over (at 31.5/64 across, 32.5/64 down: the glyph offsets are rounded, the y
+# axis negated) and widens the mask by one when it is not 0. So the mask of one of the three phases per axis
+# (0, before the rounding point, after it) serves every start in that phase, pixel for pixel. Starts within
+# 1/1000 of a pixel of a rounding point, negative ones, and fonts where a probe finds the masks differ, are
+# drawn the ordinary way.
+_ROUNDS_AT = (31.5 / 64, 32.5 / 64)
+_PHASE_START = (0.0, 0.25, 0.75)  # where each phase's mask is rendered: well inside it on both axes
+# masks are kept up to this font size (frames up to ~1500 px wide): a 4K photo's label mask is ~90 KB, and
+# photos that large come one at a time
+MAX_CACHED_FONT = 48
+WHITE = (255, 255, 255)
+
+
+def _phase(fraction: float, rounds_at: float) -> int | None:
+    if fraction == 0.0:
+        return 0
+    if not 0.0 < fraction < 1.0 or abs(fraction - rounds_at) < 1e-3:
+        return None
+    return 1 if fraction < rounds_at else 2
+
+
+@functools.lru_cache(maxsize=512)
+def _label_mask(size: int, text: str, phase_x: int, phase_y: int) -> tuple[Image.Image, tuple[int, int]]:
+    """The glyph mask ``ImageDraw.text`` draws for ``text`` starting in these phases, and its offset."""
+    start = (_PHASE_START[phase_x], _PHASE_START[phase_y])
+    core, offset = _font(size).getmask2(text, "L", anchor="la", start=start)
+    return Image.frombytes("L", core.size, bytes(core)), offset
+
+
+@functools.lru_cache(maxsize=64)
+def _masks_follow_phases(size: int) -> bool:
+    """Whether this Pillow places glyphs as :func:`_label_mask` assumes, probed once per font size with
+    starts at both ends of each phase."""
+    font, probe = _font(size), "#8 surprise 100% Wj"
+    if not isinstance(font, ImageFont.FreeTypeFont):
+        return False
+    try:
+        for x_start, y_start, phase_x, phase_y in ((0.01, 0.99, 1, 2), (0.49, 0.51, 1, 2), (0.5, 0.5, 2, 1)):
+            core, offset = font.getmask2(probe, "L", anchor="la", start=(x_start, y_start))
+            mask, expected_offset = _label_mask(size, probe, phase_x, phase_y)
+            if offset != expected_offset or core.size != mask.size or bytes(core) != mask.tobytes():
+                return False
+    except (TypeError, ValueError):  # a Pillow whose masks give no bytes
+        return False
+    return True
+
+
+def _draw_label(
+    out: Image.Image, draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int
+) -> None:
+    """``draw.text(xy, text, fill=WHITE, font=_font(size))``, from :func:`_label_mask` where it may be."""
+    x, y = xy
+    phase_x, phase_y = _phase(x - math.floor(x), _ROUNDS_AT[0]), _phase(y - math.floor(y), _ROUNDS_AT[1])
+    cached = size <= MAX_CACHED_FONT and x >= 0 and y >= 0 and "\n" not in text
+    if not cached or phase_x is None or phase_y is None or not _masks_follow_phases(size):
+        draw.text(xy, text, fill=WHITE, font=_font(size))
+        return
+    mask, (dx, dy) = _label_mask(size, text, phase_x, phase_y)
+    left, top = int(x) + dx, int(y) + dy
+    out.paste(WHITE, (left, top, left + mask.width, top + mask.height), mask)  # what draw.text's bitmap does
+
+
 Rect = tuple[float, float, float, float]
 
 
@@ -52,29 +126,52 @@ class LabelLayout:
     line: int
 
 
-def _overlap(a: Rect, b: Rect) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    return w * h if w > 0 and h > 0 else 0.0
+# Candidate rows for a tag, in order of preference: (distance penalty, the box edge the row hangs from, how
+# many tag heights above the top edge / below the bottom edge). Against the top edge (above the box), against
+# the bottom edge (below it), inside the top, then rows further out, above first, then below. Each row is
+# tried left-aligned, right-aligned and centred.
+_ROWS = [(0.0, "top", 1), (0.5, "bottom", 0), (1.0, "top", 0)]
+for _k in range(1, 5):
+    _ROWS += [(1.0 + _k, "top", _k + 1), (1.5 + _k, "bottom", _k)]
+_ROW_COST = np.repeat([c for c, _, _ in _ROWS], 3)
+_ABOVE = np.repeat([edge == "top" for _, edge, _ in _ROWS], 3)
+_STEPS = np.repeat([float(k) for _, _, k in _ROWS], 3)
+_ALIGN = np.tile([0.0, 1.0, 2.0], len(_ROWS))  # left, right, centred; also their tie-break penalty step
 
 
-def _candidates(box: Rect, tw: float, th: float, size: tuple[int, int]) -> list[tuple[float, Rect]]:
-    """Places for a ``tw`` x ``th`` tag near ``box``, each with a distance penalty: against the top edge,
-    against the bottom edge, inside the top, then rows further out; left-aligned, right-aligned, centred."""
+def _candidates(boxes: np.ndarray, tags: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The places for each box's ``tw`` x ``th`` tag (``tags``: one row ``(tw, th)`` per box): rectangles
+    (boxes x candidates x 4) and their distance penalties (boxes x candidates), in the order of ``_ROWS``.
+
+    Computed with the same float operations, in the same order, as a per-candidate loop would: the greedy
+    search below compares these numbers, so the chosen places depend on every last bit of them.
+    """
     w, h = size
-    x1, y1, x2, y2 = box
-    xs = (x1, x2 - tw, (x1 + x2 - tw) / 2)
-    rows = [(0.0, y1 - th), (0.5, y2), (1.0, y1)]
-    for k in range(1, 5):  # further out: above first, then below
-        rows += [(1.0 + k, y1 - th * (k + 1)), (1.5 + k, y2 + th * k)]
-    out = []
-    for cost, y in rows:
-        for j, x in enumerate(xs):
-            x = min(max(x, 0.0), max(w - tw, 0.0))
-            y_in = min(max(y, 0.0), max(h - th, 0.0))
-            # a tag pushed back inside the photo is further from where it was meant to be
-            out.append((cost + 0.1 * j + abs(y_in - y) / th, (x, y_in, x + tw, y_in + th)))
-    return out
+    x1, y1, x2, y2 = (boxes[:, k : k + 1] for k in range(4))
+    tw, th = tags[:, 0:1], tags[:, 1:2]
+    xs = np.where(_ALIGN == 0.0, x1, np.where(_ALIGN == 1.0, x2 - tw, (x1 + x2 - tw) / 2))
+    ys = np.where(_ABOVE, y1 - th * _STEPS, y2 + th * _STEPS)
+    x = np.minimum(np.maximum(xs, 0.0), np.maximum(w - tw, 0.0))
+    y = np.minimum(np.maximum(ys, 0.0), np.maximum(h - th, 0.0))
+    # a tag pushed back inside the photo is further from where it was meant to be
+    cost = _ROW_COST + 0.1 * _ALIGN + np.abs(y - ys) / th
+    return np.stack([x, y, x + tw, y + th], axis=-1), cost
+
+
+def _overlaps(rects: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Overlap areas of every rectangle (... x 4) with every one of ``others`` (m x 4): ... x m."""
+    a, b = rects[..., None, :], others
+    w = np.minimum(a[..., 2], b[:, 2]) - np.maximum(a[..., 0], b[:, 0])
+    h = np.minimum(a[..., 3], b[:, 3]) - np.maximum(a[..., 1], b[:, 1])
+    return np.where((w > 0) & (h > 0), w * h, 0.0)
+
+
+def _sequential_sum(values: np.ndarray) -> np.ndarray:
+    """Sums over the last axis added left to right, as Python's ``sum`` does (numpy's own sum adds pairwise,
+    which can differ in the last bit and so tip a comparison)."""
+    if values.shape[-1] == 0:
+        return np.zeros(values.shape[:-1])
+    return np.cumsum(values, axis=-1)[..., -1]
 
 
 # a tag may cover at most this share of another face's box before the labels count as crowded
@@ -86,25 +183,38 @@ def _place(
 ) -> tuple[list[Rect | None], list[int]]:
     """Greedy placement in label order: each tag takes the cheapest candidate that overlaps no placed tag and
     covers little of another face. Returns the tags and the indices that found no such place (those get
-    their least-bad candidate)."""
-    placed: list[Rect | None] = []
-    crowded = []
-    areas = [max((b[2] - b[0]) * (b[3] - b[1]), 1.0) for b in boxes]
-    for i, (box, ts) in enumerate(zip(boxes, sizes)):
-        if ts is None:
-            placed.append(None)
-            continue
-        best, best_score = None, None
-        for cost, rect in _candidates(box, ts[0], ts[1], size):
-            clash = sum(_overlap(rect, p) for p in placed if p is not None)
-            covers = [_overlap(rect, b) / a for j, (b, a) in enumerate(zip(boxes, areas)) if j != i]
-            worst = max(covers, default=0.0)
-            score = (clash, worst > MAX_COVER, cost + 4 * sum(covers))
-            if best_score is None or score < best_score:
-                best, best_score = rect, score
-        if best_score is not None and (best_score[0] > 0 or best_score[1]):
+    their least-bad candidate).
+
+    A candidate's score is (overlap with the tags placed so far, covers more than ``MAX_COVER`` of another
+    face, distance penalty + 4 x the shares of other faces it covers), compared in that order; the first
+    candidate wins a tie. Every candidate of every box is scored at once with numpy; only the overlap with the
+    tags already placed needs the loop.
+    """
+    n = len(boxes)
+    placed: list[Rect | None] = [None] * n
+    crowded: list[int] = []
+    todo = [i for i, ts in enumerate(sizes) if ts is not None]
+    if not todo:
+        return placed, crowded
+    rects_in = np.array(boxes, dtype=np.float64).reshape(n, 4)
+    areas = np.maximum((rects_in[:, 2] - rects_in[:, 0]) * (rects_in[:, 3] - rects_in[:, 1]), 1.0)
+    tags = np.array([sizes[i] for i in todo], dtype=np.float64)
+    cands, costs = _candidates(rects_in[todo], tags, size)  # (t, c, 4), (t, c)
+    covers = _overlaps(cands, rects_in) / areas  # (t, c, n): share of each face's box a candidate covers
+    # a tag's own face counts as covering nothing: adding 0.0 leaves the running sums as they were, and no
+    # share is negative, so sums and maxima over the other faces come out bit for bit as without the column
+    covers[np.arange(len(todo)), :, todo] = 0.0
+    over = covers.max(axis=2) > MAX_COVER
+    totals = costs + 4 * _sequential_sum(covers)
+    done = np.empty((0, 4))
+    for row, i in enumerate(todo):
+        clash = _sequential_sum(_overlaps(cands[row], done))
+        # lexicographic minimum of (clash, over, total); the sort is stable, so the first candidate on ties
+        k = int(np.lexsort((totals[row], over[row], clash))[0])
+        if clash[k] > 0 or over[row, k]:
             crowded.append(i)
-        placed.append(best)
+        placed[i] = tuple(float(v) for v in cands[row, k])  # type: ignore[assignment]
+        done = np.concatenate([done, cands[row, k][None]])
     return placed, crowded
 
 
@@ -124,14 +234,13 @@ def layout_labels(size: tuple[int, int], boxes: Sequence[Box], labels: Sequence[
     rects = [tuple(float(v) for v in b) for b in boxes]
     texts = list(labels)
     while True:
-        font = _font(font_size)
         pad = max(2, round(font_size / 6))
         sizes = []
         for text in texts:
             if not text:
                 sizes.append(None)
                 continue
-            left, top, right, bottom = font.getbbox(text)
+            left, top, right, bottom = _text_bbox(font_size, text)
             sizes.append((right - left + 2 * pad, bottom - top + 2 * pad))
         tags, crowded = _place(rects, sizes, size)
         if not crowded:
@@ -156,10 +265,9 @@ def draw_boxes(
     """A copy of ``image`` with each box outlined and its label on a filled tag beside it, placed by
     :func:`layout_labels` so that no label hides another (a tag set away from its box gets a leader line).
     """
-    out = image.convert("RGB").copy()
+    out = image.convert("RGB")  # a copy (of an RGB image too): the caller's image is left as it was
     draw = ImageDraw.Draw(out)
     layout = layout_labels(out.size, boxes, labels)
-    font = _font(layout.font_size)
     line = layout.line
     if colors is None:  # the colour of the first expression named in each label
         colors = [label_color(next((w for w in t.split() if w in LABEL_COLORS), "")) for t in labels]
@@ -186,8 +294,8 @@ def draw_boxes(
             continue
         tx1, ty1 = tag[:2]
         draw.rectangle(tag, fill=color)
-        left, top, _, _ = font.getbbox(text)
-        draw.text((tx1 + layout.pad - left, ty1 + layout.pad - top), text, fill=(255, 255, 255), font=font)
+        left, top, _, _ = _text_bbox(layout.font_size, text)
+        _draw_label(out, draw, (tx1 + layout.pad - left, ty1 + layout.pad - top), text, layout.font_size)
     return out
 
 

@@ -276,6 +276,8 @@ def test_webcam_streams_annotated_frames(driver: Any, app_url: str, shots: Path)
     text = fps_box.get_attribute("value")
     fps = float(text.split(" fps")[0])
     assert fps > 0 and "face" in text
+    src = driver.find_element(By.CSS_SELECTOR, "#webcam-output img").get_attribute("src")
+    assert src.startswith("data:image/jpeg;base64,")  # sent inside the event's message, not fetched
     frame = image_of(driver, "webcam-output")
     assert frame.size == (640, 480)
     # the fake camera shows grey borders and a photo; a drawn box adds strongly coloured label pixels

@@ -121,3 +121,136 @@ def test_a_label_set_away_from_its_box_is_joined_to_it_by_a_line() -> None:
                 away += 1
                 joined += any(seen)
     assert away >= 5 and joined == away
+
+
+# -- the fast placement and the cached text metrics change no pixel ------------------------------------------
+# The straightforward greedy search, one candidate and one rectangle at a time, as ferhub first wrote it:
+# `ferhub.drawing._place` scores every candidate at once with numpy and must choose exactly the same places.
+def reference_overlap(a, b) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def reference_candidates(box, tw, th, size):
+    w, h = size
+    x1, y1, x2, y2 = box
+    xs = (x1, x2 - tw, (x1 + x2 - tw) / 2)
+    rows = [(0.0, y1 - th), (0.5, y2), (1.0, y1)]
+    for k in range(1, 5):
+        rows += [(1.0 + k, y1 - th * (k + 1)), (1.5 + k, y2 + th * k)]
+    out = []
+    for cost, y in rows:
+        for j, x in enumerate(xs):
+            x = min(max(x, 0.0), max(w - tw, 0.0))
+            y_in = min(max(y, 0.0), max(h - th, 0.0))
+            out.append((cost + 0.1 * j + abs(y_in - y) / th, (x, y_in, x + tw, y_in + th)))
+    return out
+
+
+def reference_place(boxes, sizes, size):
+    placed, crowded = [], []
+    areas = [max((b[2] - b[0]) * (b[3] - b[1]), 1.0) for b in boxes]
+    for i, (box, ts) in enumerate(zip(boxes, sizes)):
+        if ts is None:
+            placed.append(None)
+            continue
+        best, best_score = None, None
+        for cost, rect in reference_candidates(box, ts[0], ts[1], size):
+            clash = sum(reference_overlap(rect, p) for p in placed if p is not None)
+            covers = [reference_overlap(rect, b) / a for j, (b, a) in enumerate(zip(boxes, areas)) if j != i]
+            score = (clash, max(covers, default=0.0) > 0.25, cost + 4 * sum(covers))
+            if best_score is None or score < best_score:
+                best, best_score = rect, score
+        if best_score[0] > 0 or best_score[1]:
+            crowded.append(i)
+        placed.append(best)
+    return placed, crowded
+
+
+def reference_label(out, draw, xy, text, size) -> None:
+    from ferhub.drawing import _font
+
+    draw.text(xy, text, fill=(255, 255, 255), font=_font(size))
+
+
+def random_case(rng: np.random.Generator, case: int):
+    """A photo, boxes and labels: up to 20 faces, overlapping or repeated, at and beyond the borders, tiny
+    photos, long and empty labels, integer and fractional coordinates, grey and RGBA photos."""
+    width, height = [(16, 12), (40, 30), (120, 90), (320, 240), (640, 480), (480, 640), (1280, 720)][case % 7]
+    n = int(rng.choice([0, 1, 2, 3, 5, 8, 12, 20]))
+    side = rng.uniform(0.03, 0.6, n) * min(width, height)
+    x = rng.uniform(-0.3, 1.0, n) * width - 0.2 * side
+    y = rng.uniform(-0.3, 1.0, n) * height - 0.2 * side
+    boxes = [
+        (float(a), float(b), float(a + s * rng.uniform(0.7, 1.3)), float(b + s * rng.uniform(0.9, 1.4)))
+        for a, b, s in zip(x, y, side)
+    ]
+    if case % 5 == 0 and boxes:  # whole-pixel boxes, one of them twice
+        boxes = [tuple(float(round(v)) for v in b) for b in boxes]
+        boxes.append(boxes[-1])
+    labels = []
+    for i in range(len(boxes)):
+        name = str(rng.choice([*NAMES, "contempt", "other", ""]))
+        extra = " and a long note that needs room" if rng.random() < 0.15 else ""
+        labels.append(f"#{i + 1} {name} {rng.integers(0, 101)}%{extra}" if name else "")
+    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    photo = Image.fromarray(pixels).convert(["RGB", "RGB", "L", "RGBA"][case % 4])
+    dashed = [bool(v) for v in rng.integers(0, 2, len(boxes))] if case % 3 == 0 else None
+    return photo, boxes, labels, dashed
+
+
+def test_labels_are_placed_and_drawn_exactly_as_by_the_reference_search(monkeypatch) -> None:
+    """Many generated cases: the same font size, tags and texts as the reference placement with text measured
+    and drawn afresh every time (``ImageDraw.text``), and the same pixels down to the last one (drawn with
+    cold and then warm caches of text metrics and glyph masks)."""
+    from ferhub import drawing
+
+    rng = np.random.default_rng(12)
+    cases = [random_case(rng, case) for case in range(48)]
+    fast = []
+    for clear in (True, False):  # first with labels never measured or rendered, then with every one cached
+        if clear:
+            drawing._text_bbox.cache_clear()
+            drawing._label_mask.cache_clear()
+        fast.append([(layout_labels(p.size, b, t), draw_boxes(p, b, t, dashed=d)) for p, b, t, d in cases])
+    with monkeypatch.context() as m:
+        m.setattr(drawing, "_place", reference_place)
+        m.setattr(drawing, "_text_bbox", lambda size, text: drawing._font(size).getbbox(text))
+        m.setattr(drawing, "_draw_label", reference_label)
+        reference = [(layout_labels(p.size, b, t), draw_boxes(p, b, t, dashed=d)) for p, b, t, d in cases]
+    crowded = 0
+    for i, (want_layout, want) in enumerate(reference):
+        for got_layout, got in (fast[0][i], fast[1][i]):
+            assert got_layout == want_layout, i
+            assert got.mode == want.mode == "RGB" and got.size == want.size
+            assert np.array_equal(np.asarray(got), np.asarray(want)), f"case {i}: pixels differ"
+        crowded += len(want_layout.texts) > 0 and want_layout.font_size == 12
+    assert crowded >= 5  # the cases reach the shrunken and shortened labels, not just the easy ones
+
+
+@pytest.mark.parametrize("size", [12, 13, 17, 20, 29, 40, 48])
+def test_a_cached_label_mask_draws_what_imagedraw_text_draws_at_any_start(size: int) -> None:
+    """Labels land at any fraction of a pixel: drawn from the mask cached for their phase they are the pixels
+    ``ImageDraw.text`` draws, at starts across the pixel, next to both rounding points and on them."""
+    from PIL import ImageDraw
+
+    from ferhub import drawing
+
+    drawing._label_mask.cache_clear()
+    fractions = sorted(
+        {*np.linspace(0, 1, 11)[:-1], *(r + d for r in drawing._ROUNDS_AT for d in (-2e-3, 0, 2e-3))}
+    )
+    base = Image.fromarray(
+        np.random.default_rng(size).integers(0, 256, (3 * size, 14 * size, 3), dtype=np.uint8)
+    )
+    for text in ("#1 happy 97%", "#12 surprise 5%"):
+        for fx in fractions:
+            for fy in fractions:
+                xy = (size // 3 + fx, size // 4 + fy)
+                want, got = base.copy(), base.copy()
+                ImageDraw.Draw(want).text(xy, text, fill=(255, 255, 255), font=drawing._font(size))
+                drawing._draw_label(got, ImageDraw.Draw(got), xy, text, size)
+                assert np.array_equal(np.asarray(got), np.asarray(want)), (text, xy)
+    info = drawing._label_mask.cache_info()
+    assert info.hits > 100 and info.misses <= 2 * 9 + 3  # 3 x 3 phases a text, and the size's probe

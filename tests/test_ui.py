@@ -6,6 +6,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -134,6 +135,60 @@ def test_classify_takes_the_unprocessed_upload_payload() -> None:
         classify.classify({"path": None, "meta": {"_type": "gradio.FileData"}}, DEFAULT_MODEL)
 
 
+def _events(demo: gr.Blocks, prefix: str) -> list:
+    return [f for f in demo.fns.values() if str(f.api_name).startswith(prefix)]
+
+
+def test_classify_events_send_what_gradios_own_postprocessing_would() -> None:
+    """Classify runs the output components' post-processing in its own thread (no Gradio hop per output):
+    every classify event is registered without Gradio's, and its payloads are the components' own
+    (the same files, captions, HTML and JSON)."""
+    from gradio.data_classes import GradioModel, GradioRootModel
+
+    demo = build_app([DEFAULT_MODEL])
+    runs = _events(demo, "classify")
+    assert len(runs) == 4 and not any(f.preprocess or f.postprocess for f in runs)
+    payload = {"path": HOPPER, "orig_name": "grace_hopper.jpg", "meta": {"_type": "gradio.FileData"}}
+    sent = runs[0].fn(payload, DEFAULT_MODEL, "Grad-CAM", "predicted", False)
+    plain = classify.classify(payload, DEFAULT_MODEL, "Grad-CAM", "predicted", False)
+    for component, got, value in zip(runs[0].outputs, sent, plain):
+        want = component.postprocess(value)
+        want = want.model_dump() if isinstance(want, (GradioModel, GradioRootModel)) else want
+        if isinstance(component, gr.JSON | gr.HTML):
+            assert got == want
+            continue
+        got_files, want_files = payload_files(got), payload_files(want)
+        assert len(got_files) == len(want_files) > 0, component
+        for g, w in zip(got_files, want_files):  # the same bytes (file names are fresh per call)
+            assert g["meta"] == w["meta"] and Path(g["path"]).read_bytes() == Path(w["path"]).read_bytes()
+    assert [c for _, c in plain[2]] == [item["caption"] for item in sent[2]]
+
+
+def payload_files(value: Any) -> list[dict]:
+    """The FileData payloads inside a component's payload."""
+    if isinstance(value, dict):
+        if value.get("meta", {}).get("_type") == "gradio.FileData":
+            return [value]
+        return [f for v in value.values() for f in payload_files(v)]
+    if isinstance(value, list):
+        return [f for v in value for f in payload_files(v)]
+    return []
+
+
+def test_saved_outputs_are_the_images_as_jpeg_without_a_converted_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    photo = Image.open(HOPPER).convert("RGB")
+    grey, rgba = photo.convert("L"), photo.convert("RGBA")
+    monkeypatch.setattr(Image.Image, "copy", lambda self: pytest.fail("an RGB image was copied to be saved"))
+    saved = Image.open(state.save_image(photo, "faces"))
+    assert saved.format == "JPEG" and saved.size == photo.size
+    assert np.abs(np.asarray(saved, dtype=int) - np.asarray(photo)).mean() < 3
+    monkeypatch.undo()
+    for other in (grey, rgba):  # other modes are converted (JPEG holds no alpha)
+        assert Image.open(state.save_image(other, "faces")).mode == "RGB"
+
+
 def test_classify_whole_image_fallback(tmp_path: Path) -> None:
     blank = tmp_path / "blank.png"
     Image.new("RGB", (320, 240), (200, 200, 200)).save(blank)
@@ -251,7 +306,9 @@ def test_session_fps() -> None:
 def test_process_frame_tracks_smooths_records_and_snapshot_goes_to_classify() -> None:
     frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
     out, text, session = webcam.process_frame(frame, None, DEFAULT_MODEL, True)
-    assert out.shape == frame.shape and np.abs(out.astype(int) - frame).max() > 100  # a box was drawn
+    # a PIL image back (Gradio encodes it without another copy), with a box drawn
+    assert isinstance(out, Image.Image) and out.size == (320, 320)
+    assert np.abs(np.asarray(out, dtype=int) - frame).max() > 100
     assert text.endswith("1 face · recording 1 frames")
     (track,) = session.tracker.tracks
     assert track.id == 1
@@ -272,6 +329,54 @@ def test_process_frame_tracks_smooths_records_and_snapshot_goes_to_classify() ->
     assert np.array_equal(np.asarray(Image.open(image)), moved) and tabs.selected == "classify"
     with pytest.raises(gr.Error, match="No frame yet"):
         webcam.snapshot(None)
+
+
+def test_the_camera_hands_over_pil_images_and_a_frame_is_drawn_as_from_an_array() -> None:
+    """The camera component gives PIL images (no array copies on the way in); such a frame is annotated
+    exactly as the same pixels given as an array, and neither the caller's frame nor the snapshot's copy of
+    it gets drawn on."""
+    camera = next(
+        b for b in build_app([DEFAULT_MODEL]).blocks.values() if getattr(b, "elem_id", None) == "webcam-input"
+    )
+    assert camera.type == "pil" and camera.streaming
+    frame = Image.open(HOPPER).convert("RGB")
+    before = np.asarray(frame).copy()
+    from_pil, text, session = webcam.process_frame(frame, None, DEFAULT_MODEL)
+    from_array, _, _ = webcam.process_frame(before, None, DEFAULT_MODEL)
+    assert text.endswith("1 face")
+    assert np.array_equal(np.asarray(from_pil), np.asarray(from_array))
+    assert np.array_equal(np.asarray(frame), before)
+    assert np.array_equal(np.asarray(session.last_frame), before)
+
+
+def test_the_webcam_stream_decodes_and_encodes_frames_in_its_own_thread() -> None:
+    """The webcam event is registered without Gradio's pre- and post-processing (a hop to a worker thread per
+    component and frame): its handler decodes the camera's JPEG data URL as the camera component would, and
+    sends the drawn frame inline, as a data URL of the very JPEG Gradio's post-processing would have written
+    to a file for the browser to fetch; the session passes through as Gradio's state."""
+    import base64
+    import io
+
+    demo = build_app([DEFAULT_MODEL])
+    (stream,) = _events(demo, "webcam_frame")
+    assert not stream.preprocess and not stream.postprocess
+    buffer = io.BytesIO()
+    Image.open(HOPPER).convert("RGB").save(buffer, "JPEG", quality=80)
+    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    camera_payload = {"url": url, "meta": {"_type": "gradio.FileData"}}
+    frame, text, session = stream.fn(camera_payload, None, DEFAULT_MODEL, False)
+    assert isinstance(session, webcam.WebcamSession) and text.endswith("1 face")
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    assert np.array_equal(np.asarray(session.last_frame), expected)  # the camera's frame, decoded once
+    prefix = "data:image/jpeg;base64,"
+    assert frame["url"].startswith(prefix) and "meta" not in frame  # not a file for Gradio to serve
+    drawn, _, _ = webcam.process_frame(session.last_frame, None, DEFAULT_MODEL)
+    output = stream.outputs[0]
+    assert isinstance(output, gr.Image) and output.format == "jpeg"
+    gradio_file = Path(output.postprocess(drawn).path).read_bytes()
+    assert base64.b64decode(frame["url"][len(prefix) :]) == gradio_file
+    frame, text, session = stream.fn(camera_payload, session, DEFAULT_MODEL, True)
+    assert text.endswith("1 face · recording 1 frames") and session.frame == 2
 
 
 def test_webcam_boxes_never_carry_over_a_cut() -> None:

@@ -202,8 +202,51 @@ def save_image(image: Any, name: str = "image", *, lossless: bool = False) -> st
     if lossless:
         image.save(path, format="PNG", compress_level=1)
     else:
-        image.convert("RGB").save(path, format="JPEG", quality=90)
+        # convert copies even an RGB image (~0.2 ms for a 640x480 photo): only for other modes
+        (image if image.mode == "RGB" else image.convert("RGB")).save(path, format="JPEG", quality=90)
     return str(path)
+
+
+# the event options of a handler wrapped by `direct`
+DIRECT = {"preprocess": False, "postprocess": False}
+
+
+def direct(
+    fn: F, outputs: Sequence[Any], inputs: Sequence[Any] | None = None, *, sent_as_is: Sequence[Any] = ()
+) -> F:
+    """``fn`` for an event registered with :data:`DIRECT`: the components' own pre- and post-processing run
+    inside the one worker thread the handler already runs in.
+
+    Gradio otherwise hops from its event loop to a worker thread and back once per input and once per output
+    and, for outputs, copies each returned file into its cache twice (measured on 2 cores: classify's six
+    outputs took 6 ms of its ~48 ms on the server that way, 2.5 ms this way). ``inputs`` are preprocessed from
+    their payloads (``None``: ``fn`` takes the payloads as they come); values of ``gr.State`` pass through
+    untouched, as Gradio passes them. What reaches the browser is what Gradio's own post-processing makes,
+    except for the outputs in ``sent_as_is``, for which ``fn`` returns the payload itself.
+    """
+    from gradio.data_classes import GradioModel, GradioRootModel
+
+    def pre(component: Any, value: Any) -> Any:
+        if component.stateful:
+            return value
+        model = getattr(component, "data_model", None)
+        if model is not None and value is not None:
+            value = model.model_validate(value, context={"validate_meta": True})
+        return component.preprocess(value)
+
+    def post(component: Any, value: Any) -> Any:
+        if component.stateful or any(component is c for c in sent_as_is):
+            return value
+        out = component.postprocess(value)
+        return out.model_dump() if isinstance(out, (GradioModel, GradioRootModel)) else out
+
+    @functools.wraps(fn)
+    def handler(*args: Any, **kwargs: Any) -> list[Any]:
+        if inputs is not None:
+            args = (*(pre(c, a) for c, a in zip(inputs, args)), *args[len(inputs) :])
+        return [post(c, v) for c, v in zip(outputs, fn(*args, **kwargs))]
+
+    return handler  # type: ignore[return-value]
 
 
 def tune_native_memory(trim_every_s: float = 10.0) -> None:

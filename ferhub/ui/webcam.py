@@ -32,7 +32,7 @@ class WebcamSession:
     frame: int = 0
     start: float | None = None
     times: deque = field(default_factory=lambda: deque(maxlen=30))
-    last_frame: np.ndarray | None = None
+    last_frame: Image.Image | None = None  # the latest frame as it came, for a snapshot
     faces: dict[int, Any] = field(
         default_factory=dict
     )  # track id -> its latest face, carried between detections
@@ -87,12 +87,16 @@ def _faces_now(
 
 
 def process_frame(
-    frame: np.ndarray | None,
+    frame: Image.Image | np.ndarray | None,
     session: WebcamSession | None,
     model_id: str | None = None,
     record: bool = False,
-) -> tuple[np.ndarray | None, str, WebcamSession]:
-    """One streamed frame -> the frame with face ids and smoothed labels drawn, the fps text, the session."""
+) -> tuple[Image.Image | None, str, WebcamSession]:
+    """One streamed frame -> the frame with face ids and smoothed labels drawn, the fps text, the session.
+
+    The camera hands over a PIL image and the drawn frame goes back as one: arrays cost a 640x480 copy each
+    way, and every millisecond a frame takes here lowers the frame rate.
+    """
     from ferhub.drawing import draw_boxes, label_color
     from ferhub.video import TrackSummaries, VideoFace, VideoFrameResult, frame_texts
 
@@ -103,8 +107,9 @@ def process_frame(
     now = time.perf_counter()
     session.start = now if session.start is None else session.start
     elapsed = now - session.start
-    session.last_frame = frame
-    image = Image.fromarray(frame).convert("RGB")
+    image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    session.last_frame = image  # never drawn on: draw_boxes draws on a copy
     model_id = (model_id or "").strip() or state.default_model()
     if model_id != session.model:  # other classes: the smoothed values and the recording start again
         session.tracker.reset()
@@ -128,7 +133,30 @@ def process_frame(
     annotated = draw_boxes(image, [f.face.box for f in results], texts, colors)
     count = "1 face" if len(results) == 1 else f"{len(results)} faces"
     rec = f" · recording {len(session.recording)} frames" if record else ""
-    return np.asarray(annotated), f"{fps:.1f} fps · {count}{rec}", session
+    return annotated, f"{fps:.1f} fps · {count}{rec}", session
+
+
+def inline_jpeg(image: Image.Image | None) -> dict[str, Any] | None:
+    """The payload of the "Live" image: the frame as the JPEG Gradio's own post-processing would encode, sent
+    inside the event's message as a data URL. Gradio would write each frame to a file in its cache (named by
+    a hash of its bytes) for the browser to fetch in a second request: per frame, a file written, hashed and
+    served, and a cache that grows by a 20-50 KB file per frame."""
+    import base64
+
+    from gradio.processing_utils import encode_pil_to_bytes
+
+    if image is None:
+        return None
+    data = base64.b64encode(encode_pil_to_bytes(image, "jpeg")).decode("ascii")
+    return {"url": f"data:image/jpeg;base64,{data}", "orig_name": "frame.jpeg"}
+
+
+def _stream(
+    frame: Image.Image | None, session: WebcamSession | None, model_id: str | None, record: bool
+) -> tuple[dict[str, Any] | None, str, WebcamSession]:
+    """The stream's handler: :func:`process_frame`, the drawn frame sent inline (:func:`inline_jpeg`)."""
+    drawn, text, session = process_frame(frame, session, model_id, record)
+    return inline_jpeg(drawn), text, session
 
 
 @visitors.action("webcam_timeline")
@@ -158,9 +186,7 @@ def snapshot(session: WebcamSession | None) -> tuple[Any, Any]:
     """Send the latest raw frame to the Classify tab and switch to it."""
     if not isinstance(session, WebcamSession) or session.last_frame is None:
         raise gr.Error("No frame yet: start the camera first.", title="No snapshot")
-    return state.save_image(Image.fromarray(session.last_frame), "snapshot", lossless=True), gr.Tabs(
-        selected="classify"
-    )
+    return state.save_image(session.last_frame, "snapshot", lossless=True), gr.Tabs(selected="classify")
 
 
 def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
@@ -174,7 +200,7 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
             camera = gr.Image(
                 sources=["webcam"],
                 streaming=True,
-                type="numpy",
+                type="pil",
                 label="Camera",
                 elem_id="webcam-input",
                 webcam_options=gr.WebcamOptions(
@@ -193,15 +219,17 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
                 show = gr.Button("Plot timeline", elem_id="webcam-timeline")
     plot = gr.Plot(label="Timeline of the recorded session", elem_id="webcam-timeline-plot")
     table = gr.Dataframe(headers=tl.SUMMARY_HEADER, label="Per person", interactive=False)
-    camera.stream(
-        process_frame,
-        [camera, session, model, record],
-        [output, fps, session],
+    inputs, outputs = [camera, session, model, record], [output, fps, session]
+    camera.stream(  # every component's processing in the handler's thread: no hops per frame (state.direct)
+        state.direct(_stream, outputs, inputs, sent_as_is=[output]),
+        inputs,
+        outputs,
         api_name="webcam_frame",
         stream_every=0.02,
         time_limit=600,
         concurrency_limit=4,
         show_progress="hidden",
+        **state.DIRECT,
     )
     record.change(
         clear_recording, [session, record], session, api_name="webcam_record", show_progress="hidden"
