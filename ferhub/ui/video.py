@@ -60,7 +60,7 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(path).stem)[-60:] or "video"
     names = (f"-{stem}-annotated.mp4", f"-{stem}.csv", f"-{stem}.json")
     annotated, csv_path, json_path = (state.output_path(s) for s in names)
-    labels = [tuple(m.config.labels) for m in predictor.models]
+    labels = [tuple(c.labels) for c in predictor.configs]
     total = int(min(run.info.num_frames or 1, (run.info.duration or 0) * fps + 1)) or None
     frames: list[dict[str, Any]] = []
     stopped = False

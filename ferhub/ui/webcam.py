@@ -117,7 +117,7 @@ def process_frame(
     predictor = state.cache().predictor([model_id], fast=True)  # loaded outside the GPU function
     tracks, faces, probs = _faces_now(session, predictor, image, elapsed)
     session.frame += 1
-    labels = [tuple(m.config.labels) for m in predictor.models]
+    labels = [tuple(c.labels) for c in predictor.configs]
     results = []
     for i, (track, face) in enumerate(zip(tracks, faces)):
         raw = [p[i] for p in probs]
