@@ -379,6 +379,34 @@ def test_the_webcam_stream_decodes_and_encodes_frames_in_its_own_thread() -> Non
     assert text.endswith("1 face · recording 1 frames") and session.frame == 2
 
 
+@pytest.mark.parametrize("background", [True, False])
+def test_webcam_detects_beside_the_stream_and_joins_on_the_next_frame(
+    monkeypatch: pytest.MonkeyPatch, background: bool
+) -> None:
+    """Frame 0 is detected in line (no tracks yet). With BACKGROUND, frame 2's detection runs beside the
+    stream and its faces join the tracks on frame 3, at frame 2's time, as ``detect`` finds them on frame 2;
+    without (ZeroGPU), frame 2 is detected in line. Either way one track, one id."""
+    monkeypatch.setattr(webcam, "BACKGROUND", background)
+    frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
+    frames = [np.roll(frame, 4 * k, axis=1) for k in range(4)]  # the face moves right
+    session = None
+    for k, f in enumerate(frames):
+        _, text, session = webcam.process_frame(f, session, DEFAULT_MODEL)
+        assert text.endswith("1 face")
+        if k == 2:
+            assert (session.pending is not None) == background
+            if background:
+                started = session.pending_time
+                detected = session.pending.result()
+    assert session.pending is None
+    (track,) = session.tracker.tracks
+    assert track.id == 1 and track.hits == 2
+    if background:
+        (expected,) = state.cache().detector(fast=True).detect(Image.fromarray(frames[2]))
+        assert [f.box for f in detected] == [expected.box]
+        assert track.time == started and track.box == pytest.approx(expected.box)
+
+
 def test_webcam_boxes_never_carry_over_a_cut() -> None:
     """A frame between detections carries the last boxes along, unless the scene changed wholesale (another
     camera, the fake camera's loop): then the new scene is detected at once and nobody keeps an old id."""

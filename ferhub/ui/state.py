@@ -42,13 +42,22 @@ def example_photos() -> list[str]:
     return sorted(str(p) for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in image_suffixes())
 
 
-def gpu(fn: F) -> F:
-    """``spaces.GPU`` on a Hugging Face ZeroGPU Space (the ``spaces`` package is present), a no-op
-    elsewhere."""
+def zerogpu() -> bool:
+    """Whether this is a Hugging Face ZeroGPU Space (the ``spaces`` package is present): there the GPU is
+    lent per request, inside the functions :func:`gpu` wraps."""
     try:
-        import spaces  # type: ignore[import-not-found]
+        import spaces  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
+        return False
+    return True
+
+
+def gpu(fn: F) -> F:
+    """``spaces.GPU`` on a Hugging Face ZeroGPU Space, a no-op elsewhere."""
+    if not zerogpu():
         return fn
+    import spaces  # type: ignore[import-not-found]
+
     return spaces.GPU(fn)  # type: ignore[no-any-return]
 
 

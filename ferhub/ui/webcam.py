@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,8 @@ class WebcamSession:
     recording: list[dict[str, Any]] = field(default_factory=list)
     summaries: Any = None  # ferhub.video.TrackSummaries of the recording
     cuts: Any = None  # ferhub.video.ShotCuts: another camera or scene must not inherit the last one's boxes
+    pending: Future | None = None  # a detection started on an earlier frame, running beside the stream
+    pending_time: float = 0.0  # that frame's time
 
     def tick(self, now: float | None = None) -> float:
         """Record a frame's arrival; returns the frames per second over the recent frames."""
@@ -49,9 +52,15 @@ class WebcamSession:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
-# Faces are detected on every DETECT_EVERY-th frame; the frames in between classify the faces where the
-# tracker predicts them. Detection is most of a frame's cost, so this buys frame rate.
+# Faces are detected on every DETECT_EVERY-th frame; every frame classifies the faces where the tracker
+# predicts them. Detection is most of a frame's cost, so it runs beside the stream (BACKGROUND): started on
+# its frame, its faces join the tracks on the next frame. Detected in line, a detection frame took ~3x as
+# long as the frame after it, so the two reached the browser within one paint and a third of the frames were
+# never seen. Without tracks (the first frame, after a cut) a frame is detected at once. On a ZeroGPU Space
+# the GPU is lent per request, so there detection stays in line.
 DETECT_EVERY = 2
+BACKGROUND = not state.zerogpu()
+_DETECTION = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferhub-webcam-detect")
 
 
 @state.gpu
@@ -64,6 +73,15 @@ def _classify_frame(
     return faces, predictor.classify_faces(image, faces)
 
 
+def _join_detection(session: WebcamSession) -> None:
+    """The faces of the detection started on an earlier frame join the tracks, at that frame's time."""
+    if session.pending is None:
+        return
+    faces, session.pending = session.pending.result(), None
+    tracks = session.tracker.update([f.box for f in faces], time=session.pending_time)
+    session.faces.update({t.id: f for t, f in zip(tracks, faces)})
+
+
 def _faces_now(
     session: WebcamSession, predictor: Any, image: Image.Image, now: float
 ) -> tuple[list, list, list]:
@@ -73,11 +91,17 @@ def _faces_now(
     session.cuts = session.cuts or ShotCuts()
     if session.cuts.is_cut(image):  # as in a video: nobody carries over a cut, and the new scene is detected
         session.tracker.end_all()
-    if session.frame % DETECT_EVERY == 0 or not session.tracker.predicted(now):
+        session.pending = None  # the old scene's detection: its result is dropped
+    _join_detection(session)
+    carried = session.tracker.predicted(now)
+    due = session.frame % DETECT_EVERY == 0
+    if not carried or (due and not BACKGROUND):
         faces, probs = _classify_frame(predictor, image, None)
         tracks = session.tracker.update([f.box for f in faces], time=now)
     else:  # the tracker's predicted boxes, with the last detection's landmarks moved along
-        carried = session.tracker.predicted(now)
+        if due:
+            session.pending = _DETECTION.submit(predictor.detector.detect, image)
+            session.pending_time = now
         tracks = [t for t, _ in carried]
         faces, probs = _classify_frame(
             predictor, image, [_moved(session.faces[t.id], box) for t, box in carried]
@@ -114,6 +138,7 @@ def process_frame(
     if model_id != session.model:  # other classes: the smoothed values and the recording start again
         session.tracker.reset()
         session.faces, session.model, session.recording, session.summaries = {}, model_id, [], None
+        session.pending = None
     predictor = state.cache().predictor([model_id], fast=True)  # loaded outside the GPU function
     tracks, faces, probs = _faces_now(session, predictor, image, elapsed)
     session.frame += 1
