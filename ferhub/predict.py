@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # torch is imported where a model is built or run in torch: a
     import torch
     from torch import nn
 
+    from ferhub._onnx import OnnxClassifier
+
 log = logging.getLogger(__name__)
 
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
@@ -259,15 +261,16 @@ class Predictor:
             model = spec.to(self._device).eval()
             name = getattr(spec, "name_or_path", None) or spec.config.architecture
             return model, model.config, self._runner(model, name), name
-        folder, runner, config = self._warm_runner(spec)
-        if runner is not None and config is not None:
-            return None, config, runner, spec
+        folder, warm = self._warm_runner(spec)
+        if warm is not None:
+            return None, warm.config, warm, spec
         model = self._load(spec)
         runner = self._runner(model, spec)
-        if folder is not None and not isinstance(runner, (list, TorchRunner)):  # an ONNX session
+        if folder is not None:
             from ferhub import _onnx
 
-            _onnx.remember_repo(folder, model)  # the next start runs it from the cache
+            if isinstance(runner, _onnx.OnnxClassifier):
+                _onnx.remember_repo(folder, model)  # the next start runs it from the cache
         return model, model.config, runner, spec
 
     @property
@@ -291,13 +294,14 @@ class Predictor:
 
         return load(spec, device=self._device)
 
-    def _warm_runner(self, spec: str) -> tuple[Path | None, Runner | None, ModelConfig | None]:
-        """For a bundled model or a local folder run in ONNX Runtime: its folder, and its session and config
-        straight from the cache when the repo's files made a graph that passed its torch check before
-        (:func:`ferhub._onnx.repo_classifier`), without importing torch; ``None`` for what does not apply.
-        Hub ids and ensembles load in torch (resolving a Hub id may ask the Hub; :func:`load` asks once)."""
+    def _warm_runner(self, spec: str) -> tuple[Path | None, OnnxClassifier | None]:
+        """For a bundled model or a local folder run in ONNX Runtime: its folder, and its session (an
+        :class:`~ferhub._onnx.OnnxClassifier`, which holds the config) straight from the cache when the repo's
+        files made a graph that passed its torch check before (:func:`ferhub._onnx.repo_classifier`), without
+        importing torch; ``None`` for what does not apply. Hub ids and ensembles load in torch (resolving a
+        Hub id may ask the Hub; :func:`load` asks once)."""
         if self.runtime != "onnx":
-            return None, None, None
+            return None, None
         from ferhub import _onnx
         from ferhub.hub import ENSEMBLE
         from ferhub.hub._layout import read_config
@@ -305,12 +309,11 @@ class Predictor:
 
         folder = local_folder(spec)
         if folder is None:
-            return None, None, None
+            return None, None
         config = read_config(folder)
         if config.architecture == ENSEMBLE:  # members have repos of their own
-            return None, None, None
-        runner = _onnx.repo_classifier(folder, config)
-        return folder, runner, config if runner is not None else None
+            return None, None
+        return folder, _onnx.repo_classifier(folder, config)
 
     @property
     def detector(self) -> FaceDetector:

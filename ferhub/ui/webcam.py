@@ -55,9 +55,9 @@ class WebcamSession:
 # Faces are detected on every DETECT_EVERY-th frame; every frame classifies the faces where the tracker
 # predicts them. Detection is most of a frame's cost, so it runs beside the stream (BACKGROUND): started on
 # its frame, its faces join the tracks on the next frame. Detected in line, a detection frame took ~3x as
-# long as the frame after it, so the two reached the browser within one paint and a third of the frames were
-# never seen. Without tracks (the first frame, after a cut) a frame is detected at once. On a ZeroGPU Space
-# the GPU is lent per request, so there detection stays in line.
+# long as the frame after it, so the two reached the browser within one paint and about a quarter of the
+# frames were never seen. Without tracks (the first frame, after a cut) a frame is detected at once. On a
+# ZeroGPU Space the GPU is lent per request, so there detection stays in line.
 DETECT_EVERY = 2
 BACKGROUND = not state.zerogpu()
 _DETECTION = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferhub-webcam-detect")
