@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +204,27 @@ def test_bad_exif_keeps_the_pixels_and_files_are_closed(tmp_path: Path) -> None:
     first = load_image(anim)
     anim.unlink()  # the opened file is closed; the returned image does not depend on it
     assert np.asarray(first).max() == 0 and first.copy().size == (8, 8)
+
+
+def test_single_frame_files_are_not_copied_and_not_left_open(tmp_path: Path, monkeypatch) -> None:
+    """load() reads and closes a single-frame file, so its pixels come back without a copy (0.3-0.5 ms of a
+    640x480 photo) and still belong to the image alone: the file can then be overwritten or deleted."""
+    real_copy = Image.Image.copy
+    for fmt in ("JPEG", "PNG", "BMP", "PPM", "TIFF", "WEBP"):
+        path = tmp_path / f"photo.{fmt.lower()}"
+        Image.fromarray(gradient(40, 30)).save(path, fmt)
+        with Image.open(path) as reference:
+            expected = np.asarray(reference.convert("RGB")).copy()
+        copies: list[Image.Image] = []
+        with monkeypatch.context() as patch, warnings.catch_warnings():
+            patch.setattr(Image.Image, "copy", lambda self, seen=copies: seen.append(self) or real_copy(self))
+            warnings.simplefilter("error", ResourceWarning)  # an unclosed file is reported when collected
+            image = load_image(path)
+            gc.collect()
+        assert copies == [], fmt
+        path.write_bytes(bytes(path.stat().st_size))  # other bytes in place: a memory map would show them
+        path.unlink()
+        assert np.array_equal(np.asarray(image), expected), fmt
 
 
 def test_folder_scans_take_every_photo_suffix_pillow_opens(tmp_path: Path) -> None:
