@@ -8,6 +8,11 @@ blurred backdrop, as in ``bench/predict.py``), the same scene at 1600x1200 (ferh
 ``max_side``), and a 960x640 canvas with six faces. Times are medians and 90th percentiles over ``--runs``
 calls after warm-up, with torch's default thread count.
 
+``--streams`` tables P-net's two streams (the default, see ``OnnxMTCNN._score_maps``) against one stream on
+all the threads, interleaved in one process, quiet and with two busy-looping processes beside it (a shared
+machine), on the 640x480 photo, the 960x640 one and a 1920x1080 photo with five faces; ``--streams-only``
+prints just that table.
+
 A last table runs ferhub's detector on the 640x480 photo in child processes, alternating, under each
 ``OMP_WAIT_POLICY`` (how torch's OpenMP threads wait between parallel regions: the setting whose effect
 differs 1.6-2x between CPU kinds) with torch's default thread count: the torch runtime against the ONNX
@@ -100,6 +105,43 @@ def wait_policy_comparison(runs: int, rounds: int = 3) -> dict[tuple[str, str], 
     }
 
 
+def group_photo() -> Image.Image:
+    """The six-face canvas scaled onto a blurred 1920x1080 copy of itself (detected on a 960x540 copy)."""
+    from PIL import ImageFilter
+
+    faces = six_faces()
+    canvas = faces.resize((1920, 1080)).filter(ImageFilter.GaussianBlur(30))
+    canvas.paste(faces.resize((1440, 960)), (240, 60))
+    return canvas
+
+
+def streams_comparison(photos: dict[str, Image.Image], runs: int, warmup: int) -> None:
+    """Print P-net in two streams (the default) against one, quiet and beside two busy processes."""
+    from ferhub._mtcnn_onnx import OnnxMTCNN
+
+    detectors = {"two streams (default)": OnnxMTCNN(), "one stream": OnnxMTCNN(streams=1)}
+    for photo in photos.values():  # the same faces and boxes either way
+        found = [d.detect(photo) for d in detectors.values()]
+        assert all(np.array_equal(a, b) for a, b in zip(*found))
+    print(f"\n{cpu_name()}, P-net streams, one process, interleaved, {runs} runs after {warmup} warm-up\n")
+    print("| photo | machine | two streams (default), median ms | one stream, median ms | two / one |")
+    print("|---|---|---:|---:|---:|")
+    for machine in ("quiet", "2 busy processes"):
+        busy = []
+        if machine != "quiet":
+            busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+        try:
+            for photo_name, photo in photos.items():
+                fns = {name: (lambda d=d, p=photo: d.detect(p)) for name, d in detectors.items()}
+                times = interleaved(fns, runs, warmup)
+                two, one = (statistics.median(t) * 1000 for t in times.values())
+                print(f"| {photo_name} | {machine} | {two:.1f} | {one:.1f} | {two / one:.2f} |")
+        finally:
+            for process in busy:
+                process.kill()
+                process.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -107,11 +149,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--streams", action="store_true", help="also compare P-net's two streams with one")
+    parser.add_argument("--streams-only", action="store_true", help="only that comparison")
     parser.add_argument("--child-runs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-runtime", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_runs:
         detection_child(args.child_runs, args.child_runtime)
+        return
+    if args.streams_only:
+        photos = {"640x480, 1 face": one_face_photo(), "960x640, 6 faces": six_faces()}
+        streams_comparison({**photos, "1920x1080, 6 faces": group_photo()}, args.runs, args.warmup)
         return
 
     import torch
@@ -173,6 +221,8 @@ def main() -> None:
             f"{photo_name}: MTCNN.detect (its default, min face 20) / ferhub default = {ref / ours:.1f}x; "
             f"at the same min face 20: {ref / same:.1f}x"
         )
+    if args.device == "cpu" and args.streams:
+        streams_comparison({**photos, "1920x1080, 6 faces": group_photo()}, args.runs, args.warmup)
     if args.device == "cpu":
         table = wait_policy_comparison(args.runs)
         print(f"\n{cpu_name()}, torch's default threads, child processes\n")

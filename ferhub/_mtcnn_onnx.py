@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -305,19 +306,28 @@ class OnnxMTCNN:
     contract."""
 
     def __init__(
-        self, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), threads: int | None = None
+        self,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        threads: int | None = None,
+        *,
+        streams: int = 2,
     ) -> None:
-        """``threads``: intra-op threads of the P/R/O-net sessions (default: every core this process may use);
-        the pixel steps (``prepare``, ``resize``) always run on one, they are memory-bound."""
+        """``threads``: the threads detection may use (default: every core this process may use); the R/O-net
+        sessions take them all, the pixel steps (``prepare``, ``resize``) one (they are memory-bound).
+        ``streams``: P-net's levels run in this many streams (1 or 2) of ``threads / streams`` threads each
+        (see :meth:`_score_maps`); one when there is one thread."""
         self.thresholds = tuple(float(t) for t in thresholds)
         self.threads = cpu_cores() if threads is None else max(1, int(threads))
+        self.streams = 2 if streams >= 2 and self.threads >= 2 else 1
         # The nets are where the time goes (P-net over the pyramid, R-net over ~100 crops: ~20 of ~28 ms on a
         # 640x480 photo) and their convolutions split across threads that never spin (see _onnx.session). On
         # 2 cores, one photo: 25.2 -> 23.8 ms quiet, 72.8 -> 47.7 ms with the load average at 18.
+        threads_of = {"pnet": self.threads // self.streams, "rnet": self.threads, "onet": self.threads}
         self.sessions = {
-            name: _onnx.session(graph, self.threads if name in _NETS else 1)
-            for name, graph in net_graphs().items()
+            name: _onnx.session(graph, threads_of.get(name, 1)) for name, graph in net_graphs().items()
         }
+        # the second stream: one worker thread, started on first use and shared by concurrent detect() calls
+        self._stream = ThreadPoolExecutor(1, thread_name_prefix="ferhub-pnet") if self.streams == 2 else None
 
     def _run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
         return self.sessions[name].run(None, inputs)
@@ -344,10 +354,10 @@ class OnnxMTCNN:
             min_face = max(float(min_face_size) / sx, image.width / (width * shrink))
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
         x = self._run("prepare", pixels=np.asarray(image)[None])[0]
-        levels = self._pyramid(x, min_face)
+        levels, first = self._pyramid(x, min_face)
         if not levels:
             return empty
-        boxes = self._stage1(levels)
+        boxes = self._stage1(levels, first)
         if len(boxes) == 0:
             return empty
         sources = [(x, 1.0, 1.0), *levels]
@@ -358,12 +368,14 @@ class OnnxMTCNN:
         scale = np.array([sx, sy], dtype=np.float32)
         return (boxes * np.tile(scale, 2)).astype(np.float32), scores, (points * scale).astype(np.float32)
 
-    def _pyramid(self, x: np.ndarray, min_face: float) -> list[Level]:
+    def _pyramid(self, x: np.ndarray, min_face: float) -> tuple[list[Level], Future | None]:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s
-        steps)."""
+        steps), and P-net's maps of the first level when the second stream computes them (started as soon as
+        that level exists, beside the resizing of the others; see :meth:`_score_maps`)."""
         h, w = x.shape[2:]
         halvings = [x]
         levels: list[Level] = []
+        first = None
         scale = CELL / min_face
         while min(h, w) * scale >= CELL:
             size = (max(CELL, round(h * scale)), max(CELL, round(w * scale)))
@@ -376,30 +388,38 @@ class OnnxMTCNN:
             if tuple(source.shape[2:]) != size:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
+            if len(levels) == 1 and self._stream is not None:
+                first = self._stream.submit(self._run, "pnet", x=source)
             scale *= PYRAMID_FACTOR
-        return levels
+        return levels, first
 
     def _score_maps(
-        self, levels: list[Level]
+        self, levels: list[Level], first: Future | None = None
     ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
         """P-net's maps per call (probability, offsets, level index of each cell or -1) and each level's
         origin.
 
         The two largest levels run alone; the small ones share one zero-padded canvas (see
         ``FastMTCNN._score_maps``: P-net has no padding, so a window inside a level sees only that level).
+        ``first``: the first level's maps, from the second stream (:meth:`_pyramid` starts it). That level is
+        about half of P-net's work (each level has half the area of the one before), so the two streams, each
+        on half the threads, finish together, and neither waits for the other's threads op by op as one
+        stream on all of them does.
         """
-        maps = []
-        for index, (level, _, _) in enumerate(levels[:2]):
-            prob, reg = self._run("pnet", x=level)
-            maps.append((prob, reg, np.full(prob.shape, index)))
-        origins = [(0, 0)] * min(len(levels), 2)
+        calls = [level for level, _, _ in levels[:2]]
         small = levels[2:]
         if small:
             offsets, size = _pack([level.shape[2:] for level, _, _ in small])
             canvas = np.zeros((1, 3, *size), dtype=np.float32)
             for (level, _, _), (oy, ox) in zip(small, offsets):
                 canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level
-            prob, reg = self._run("pnet", x=canvas)
+            calls.append(canvas)
+        rest = [self._run("pnet", x=c) for c in calls[first is not None :]]
+        results = ([first.result()] if first is not None else []) + rest
+        maps = [(prob, reg, np.full(prob.shape, index)) for index, (prob, reg) in enumerate(results[:2])]
+        origins = [(0, 0)] * min(len(levels), 2)
+        if small:
+            prob, reg = results[2]
             level_of = np.full(prob.shape, -1)
             for index, ((level, _, _), (oy, ox)) in enumerate(zip(small, offsets), start=2):
                 rows, cols = (level.shape[2] - CELL) // 2 + 1, (level.shape[3] - CELL) // 2 + 1
@@ -408,11 +428,11 @@ class OnnxMTCNN:
             origins += offsets
         return maps, np.array(origins, dtype=np.float32)
 
-    def _stage1(self, levels: list[Level]) -> np.ndarray:
+    def _stage1(self, levels: list[Level], first: Future | None = None) -> np.ndarray:
         """P-net over every level -> candidates ``(N, 5)`` (x1, y1, x2, y2, score), regressed and squared."""
         scale_x = np.array([lsx for _, lsx, _ in levels], dtype=np.float32)
         scale_y = np.array([lsy for _, _, lsy in levels], dtype=np.float32)
-        maps, origins = self._score_maps(levels)
+        maps, origins = self._score_maps(levels, first)
         found = []
         for prob, reg, level_of in maps:
             ys, xs = _peaks(prob, level_of, self.thresholds[0])

@@ -112,27 +112,50 @@ def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> 
 
 
 def test_detection_nets_use_every_core_and_find_what_one_thread_finds() -> None:
-    """The P/R/O-net sessions take every core this process may use (the pixel steps one); a session of one
-    thread finds the same faces with the same boxes on the real photos (threads only split the work)."""
+    """The R/O-net sessions take every core this process may use, P-net's two streams half each (the pixel
+    steps one); one thread, or one P-net stream on all of them, finds the same faces with the same boxes on
+    the real photos (threads and streams only split the work)."""
     from ferhub._mtcnn_onnx import OnnxMTCNN
     from ferhub.device import cpu_cores
 
-    wide, narrow = OnnxMTCNN(), OnnxMTCNN(threads=1)
-    assert wide.threads == cpu_cores() and narrow.threads == 1
-    threads = {n: s.get_session_options().intra_op_num_threads for n, s in wide.sessions.items()}
-    assert threads == {
-        "prepare": 1,
-        "resize": 1,
-        "pnet": cpu_cores(),
-        "rnet": cpu_cores(),
-        "onet": cpu_cores(),
-    }
+    cores = cpu_cores()
+    wide, single, narrow = OnnxMTCNN(), OnnxMTCNN(streams=1), OnnxMTCNN(threads=1)
+    assert wide.threads == cores and narrow.threads == 1
+    assert (wide.streams, single.streams, narrow.streams) == (2 if cores > 1 else 1, 1, 1)
+    assert narrow._stream is None and single._stream is None and (wide._stream is None) == (cores == 1)
+
+    def threads(detector: OnnxMTCNN) -> dict[str, int]:
+        return {n: s.get_session_options().intra_op_num_threads for n, s in detector.sessions.items()}
+
+    rest = {"prepare": 1, "resize": 1, "rnet": cores, "onet": cores}
+    assert threads(wide) == {**rest, "pnet": max(1, cores // 2) if cores > 1 else 1}
+    assert threads(single) == {**rest, "pnet": cores}
+    assert threads(narrow) == {"prepare": 1, "resize": 1, "pnet": 1, "rnet": 1, "onet": 1}
     photos = real_photos()
     for name in ("grace_hopper.jpg", "group of five LFW faces", "lfw 9", "lfw 117"):
-        a, b = wide.detect(photos[name]), narrow.detect(photos[name])
-        assert len(a[0]) == len(b[0]), name
-        np.testing.assert_allclose(a[0], b[0], atol=1e-3, err_msg=name)
-        np.testing.assert_allclose(a[1], b[1], atol=1e-5, err_msg=name)
+        a = wide.detect(photos[name])
+        for other in (single, narrow):
+            b = other.detect(photos[name])
+            assert len(a[0]) == len(b[0]), name
+            np.testing.assert_allclose(a[0], b[0], atol=1e-3, err_msg=name)
+            np.testing.assert_allclose(a[1], b[1], atol=1e-5, err_msg=name)
+
+
+def test_streams_serve_concurrent_callers() -> None:
+    """detect() called from several threads at once (a folder's images side by side, the webcam's background
+    detection) shares the second P-net stream and gives each caller what it gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ferhub._mtcnn_onnx import OnnxMTCNN
+
+    detector = OnnxMTCNN(threads=2)
+    photos = list(real_photos().values())[:6]
+    alone = [detector.detect(p) for p in photos]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(detector.detect, photos * 3))
+    for expected, got in zip(alone * 3, together):
+        for e, g in zip(expected, got):
+            np.testing.assert_array_equal(e, g)
 
 
 def test_onnx_predictor_gives_the_same_labels_as_the_torch_path(detectors) -> None:
