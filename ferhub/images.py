@@ -19,7 +19,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ferhub.errors import ImageDecodeError
 
@@ -221,7 +221,11 @@ def load_image(
     finally:
         if image is not src and _holds_file(image):
             image.close()  # the file ferhub opened (animated images keep it open until closed)
-    return rgb if rgb is not src else rgb.copy()
+    if rgb is src:
+        return rgb.copy()
+    # the decoded file's own object carries its filename (a server's temporary path, in the app): hand back
+    # a plain image over the same pixels instead, as a copy would be, without copying them
+    return rgb._new(rgb.im) if isinstance(rgb, ImageFile.ImageFile) else rgb
 
 
 def _holds_file(image: Image.Image) -> bool:

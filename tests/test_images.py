@@ -222,6 +222,9 @@ def test_single_frame_files_are_not_copied_and_not_left_open(tmp_path: Path, mon
             image = load_image(path)
             gc.collect()
         assert copies == [], fmt
+        # a plain image, as a copy was: not the decoded file's object, which names the file (the app's JSON
+        # carried the server's temporary path then, and gradio_client took that result for a file)
+        assert type(image) is Image.Image and not getattr(image, "filename", None), fmt
         path.write_bytes(bytes(path.stat().st_size))  # other bytes in place: a memory map would show them
         path.unlink()
         assert np.array_equal(np.asarray(image), expected), fmt
