@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -312,25 +313,45 @@ class OnnxMTCNN:
         *,
         streams: int = 2,
     ) -> None:
-        """``threads``: the threads detection may use (default: every core this process may use); the R/O-net
-        sessions take them all, the pixel steps (``prepare``, ``resize``) one (they are memory-bound).
-        ``streams``: P-net's levels run in this many streams (1 or 2) of ``threads / streams`` threads each
-        (see :meth:`_score_maps`); one when there is one thread."""
+        """``threads``: the threads detection may use (default: every core this process may use).
+        ``streams``: the nets run in this many streams (1 or 2; one when there is one thread), each session
+        on ``threads / streams`` threads: P-net's largest level beside the others (:meth:`_score_maps`), R-
+        and O-net's crops in two halves (:meth:`_net_on_crops`). The pixel steps (``prepare``, ``resize``)
+        run on one thread: they are memory-bound."""
         self.thresholds = tuple(float(t) for t in thresholds)
         self.threads = cpu_cores() if threads is None else max(1, int(threads))
         self.streams = 2 if streams >= 2 and self.threads >= 2 else 1
         # The nets are where the time goes (P-net over the pyramid, R-net over ~100 crops: ~20 of ~28 ms on a
-        # 640x480 photo) and their convolutions split across threads that never spin (see _onnx.session). On
-        # 2 cores, one photo: 25.2 -> 23.8 ms quiet, 72.8 -> 47.7 ms with the load average at 18.
-        threads_of = {"pnet": self.threads // self.streams, "rnet": self.threads, "onet": self.threads}
+        # 640x480 photo). Split across threads that never spin (see _onnx.session), one photo on 2 cores took
+        # 25.2 -> 23.8 ms quiet, 72.8 -> 47.7 ms with the load average at 18; split into two streams of whole
+        # calls instead, no operator waits for the other thread (bench/detect.py --streams).
+        per_stream = self.threads // self.streams
         self.sessions = {
-            name: _onnx.session(graph, threads_of.get(name, 1)) for name, graph in net_graphs().items()
+            name: _onnx.session(graph, per_stream if name in _NETS else 1)
+            for name, graph in net_graphs().items()
         }
-        # the second stream: one worker thread, started on first use and shared by concurrent detect() calls
-        self._stream = ThreadPoolExecutor(1, thread_name_prefix="ferhub-pnet") if self.streams == 2 else None
+        # the second stream: one worker thread, started on first use
+        self._stream = ThreadPoolExecutor(1, thread_name_prefix="ferhub-nets") if self.streams == 2 else None
+        self._callers = 0  # detect() calls under way
+        self._callers_lock = threading.Lock()
 
     def _run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
         return self.sessions[name].run(None, inputs)
+
+    def _two_streams(self) -> bool:
+        """Whether this detection runs in two streams: only while it is the only one. Callers side by side (a
+        folder's photos, ``Predictor._detect_all``) already keep every core busy, one each; they would all
+        queue for the one second stream (a folder of 640x480 photos: 1.02-1.14x the time a photo)."""
+        return self._stream is not None and self._callers == 1
+
+    def _side_by_side(self, calls: list[functools.partial]) -> list[list[np.ndarray]]:
+        """Each call's outputs, in order; in two streams, every other call runs on the second one."""
+        stream = self._stream
+        if stream is None or not self._two_streams() or len(calls) < 2:
+            return [call() for call in calls]
+        futures = {i: stream.submit(call) for i, call in enumerate(calls) if i % 2 == 0}
+        inline = {i: call() for i, call in enumerate(calls) if i % 2}
+        return [futures[i].result() if i in futures else inline[i] for i in range(len(calls))]
 
     def _resize(self, x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return self._run("resize", x=x, size=np.array(size, dtype=np.int64))[0]
@@ -339,6 +360,17 @@ class OnnxMTCNN:
         self, image: Image.Image, *, min_face_size: float | None = None, max_side: int = 1024
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes ``(N, 4)``, scores ``(N,)`` and landmarks ``(N, 5, 2)`` in ``image``'s pixels."""
+        with self._callers_lock:
+            self._callers += 1
+        try:
+            return self._detect(image, min_face_size, max_side)
+        finally:
+            with self._callers_lock:
+                self._callers -= 1
+
+    def _detect(
+        self, image: Image.Image, min_face_size: float | None, max_side: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         width, height = image.size
         # large photos: detected on an integer box-reduced copy at least max_side large (see
         # FastMTCNN._detect)
@@ -388,7 +420,7 @@ class OnnxMTCNN:
             if tuple(source.shape[2:]) != size:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
-            if len(levels) == 1 and self._stream is not None:
+            if len(levels) == 1 and self._stream is not None and self._two_streams():
                 first = self._stream.submit(self._run, "pnet", x=source)
             scale *= PYRAMID_FACTOR
         return levels, first
@@ -453,15 +485,19 @@ class OnnxMTCNN:
     def _net_on_crops(
         self, name: str, sources: list[Level], boxes: np.ndarray, size: int
     ) -> list[np.ndarray]:
-        """R- or O-net's outputs for ``size`` x ``size`` crops of ``boxes``, one call per source level."""
-        outputs: list[np.ndarray] | None = None
+        """R- or O-net's outputs for ``size`` x ``size`` crops of ``boxes``: one call per source level, or,
+        with two streams, its two halves side by side from 8 crops (fewer are not worth the hand-off)."""
+        calls, parts = [], []
         for index, rows, rois in crop_sources(sources, boxes, size):
-            result = self._run(name, source=sources[index][0], rois=rois)
-            if outputs is None:
-                outputs = [np.empty((len(boxes), *r.shape[1:]), dtype=r.dtype) for r in result]
+            halves = 2 if len(rows) >= 8 and self._two_streams() else 1
+            for part_rows, part_rois in zip(np.array_split(rows, halves), np.array_split(rois, halves)):
+                calls.append(functools.partial(self._run, name, source=sources[index][0], rois=part_rois))
+                parts.append(part_rows)
+        results = self._side_by_side(calls)
+        outputs = [np.empty((len(boxes), *r.shape[1:]), dtype=r.dtype) for r in results[0]]
+        for rows, result in zip(parts, results):
             for out, r in zip(outputs, result):
                 out[rows] = r
-        assert outputs is not None
         return outputs
 
     def _stage2(self, sources: list[Level], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

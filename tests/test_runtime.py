@@ -111,10 +111,10 @@ def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> 
         assert list(zip(ys.tolist(), xs.tolist())) == expected, case
 
 
-def test_detection_nets_use_every_core_and_find_what_one_thread_finds() -> None:
-    """The R/O-net sessions take every core this process may use, P-net's two streams half each (the pixel
-    steps one); one thread, or one P-net stream on all of them, finds the same faces with the same boxes on
-    the real photos (threads and streams only split the work)."""
+def test_detection_streams_split_the_cores_and_find_what_one_thread_finds() -> None:
+    """With two streams (the default on two cores or more) every net's session takes half the cores, with one
+    stream all of them; the pixel steps take one. One stream, or one thread, finds the same faces with the
+    same boxes on the real photos (threads and streams only split the work)."""
     from ferhub._mtcnn_onnx import OnnxMTCNN
     from ferhub.device import cpu_cores
 
@@ -127,10 +127,11 @@ def test_detection_nets_use_every_core_and_find_what_one_thread_finds() -> None:
     def threads(detector: OnnxMTCNN) -> dict[str, int]:
         return {n: s.get_session_options().intra_op_num_threads for n, s in detector.sessions.items()}
 
-    rest = {"prepare": 1, "resize": 1, "rnet": cores, "onet": cores}
-    assert threads(wide) == {**rest, "pnet": max(1, cores // 2) if cores > 1 else 1}
-    assert threads(single) == {**rest, "pnet": cores}
-    assert threads(narrow) == {"prepare": 1, "resize": 1, "pnet": 1, "rnet": 1, "onet": 1}
+    def layout(nets: int) -> dict[str, int]:
+        return {"prepare": 1, "resize": 1, "pnet": nets, "rnet": nets, "onet": nets}
+
+    assert threads(wide) == layout(max(1, cores // 2))
+    assert threads(single) == layout(cores) and threads(narrow) == layout(1)
     photos = real_photos()
     for name in ("grace_hopper.jpg", "group of five LFW faces", "lfw 9", "lfw 117"):
         a = wide.detect(photos[name])
@@ -141,19 +142,41 @@ def test_detection_nets_use_every_core_and_find_what_one_thread_finds() -> None:
             np.testing.assert_allclose(a[1], b[1], atol=1e-5, err_msg=name)
 
 
-def test_streams_serve_concurrent_callers() -> None:
-    """detect() called from several threads at once (a folder's images side by side, the webcam's background
-    detection) shares the second P-net stream and gives each caller what it gives alone."""
+def test_two_streams_serve_a_lone_caller_and_concurrent_callers_run_alone(monkeypatch) -> None:
+    """One detect() call at a time hands half its nets' work to the second stream; calls side by side (a
+    folder's photos) keep theirs, one core each, and each gets what it gets alone."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from ferhub._mtcnn_onnx import OnnxMTCNN
 
     detector = OnnxMTCNN(threads=2)
-    photos = list(real_photos().values())[:6]
+    assert detector._stream is not None
+    submitted: list[object] = []
+    real_submit = detector._stream.submit
+    monkeypatch.setattr(
+        detector._stream, "submit", lambda *a, **k: submitted.append(a) or real_submit(*a, **k)
+    )
+    photos = [
+        p for name, p in real_photos().items() if name in ("grace_hopper.jpg", "group of five LFW faces")
+    ]
     alone = [detector.detect(p) for p in photos]
-    with ThreadPoolExecutor(3) as pool:
-        together = list(pool.map(detector.detect, photos * 3))
-    for expected, got in zip(alone * 3, together):
+    assert len(submitted) >= 2 * len(photos)  # P-net's first level and half of R-net's crops, at least
+    submitted.clear()
+    both_inside = threading.Barrier(2)
+    real_detect = detector._detect
+
+    def side_by_side(*args: object) -> object:
+        both_inside.wait(timeout=60)  # both calls have counted themselves in before either starts
+        result = real_detect(*args)
+        both_inside.wait(timeout=60)  # and neither finishes before the other has
+        return result
+
+    monkeypatch.setattr(detector, "_detect", side_by_side)
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(detector.detect, photos))
+    assert submitted == []
+    for expected, got in zip(alone, together):
         for e, g in zip(expected, got):
             np.testing.assert_array_equal(e, g)
 
