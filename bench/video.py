@@ -11,7 +11,9 @@ side with ``fer``'s own video pipeline on the same clips, in one run. Prints Mar
 - fer 25.10.3: ``fer.classes.Video.analyze`` with ``FER()`` (OpenCV Haar cascade + the TFLite model, every
   frame), frames/annotations not saved, ``cv2.waitKey`` stubbed (headless OpenCV refuses it), in its own venv
   (``bench/fer_env.py``);
-- peak memory: the CLI path in a fresh process on a short and a long clip (``ru_maxrss``).
+- peak memory: the CLI path in a fresh process on a short and a long clip (``VmHWM`` of the child's own
+  address space: its ``ru_maxrss`` would start at this process's peak, which Linux carries across fork and
+  exec).
 """
 
 from __future__ import annotations
@@ -50,21 +52,23 @@ print(frames, dt, len(data))
 """
 
 CHILD = r"""
-import resource, sys, time
+import sys, time
 from ferhub.predict import Predictor
 from ferhub.video import VideoAnalyzer
 from ferhub.writers import CsvWriter
 predictor = Predictor(device=sys.argv[2])
 run = VideoAnalyzer(predictor).open(sys.argv[1])
 with open("/dev/null", "w") as out:
-    w = CsvWriter(out, list(predictor.names), [tuple(m.config.labels) for m in predictor.models])
+    w = CsvWriter(out, list(predictor.names), [tuple(c.labels) for c in predictor.configs])  # as the CLI
     w.begin()
     t = time.perf_counter()
     for frame in run:
         w.video_frame(run, frame)
     dt = time.perf_counter() - t
     run.summaries()
-print(run.frames_done, dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+with open("/proc/self/status") as status:
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(run.frames_done, dt, peak / 1024)
 """
 
 
