@@ -8,9 +8,9 @@ blurred backdrop, as in ``bench/predict.py``), the same scene at 1600x1200 (ferh
 ``max_side``), and a 960x640 canvas with six faces. Times are medians and 90th percentiles over ``--runs``
 calls after warm-up, with torch's default thread count.
 
-``--streams`` tables P-net's two streams (the default, see ``OnnxMTCNN._score_maps``) against one stream on
+``--streams`` tables detection in two streams (the default, see ``OnnxMTCNN.__init__``) against one stream on
 all the threads, interleaved in one process, quiet and with two busy-looping processes beside it (a shared
-machine), on the 640x480 photo, the 960x640 one and a 1920x1080 photo with five faces; ``--streams-only``
+machine), on the 640x480 photo, the 960x640 one and a 1920x1080 photo with six faces; ``--streams-only``
 prints just that table.
 
 A last table runs ferhub's detector on the 640x480 photo in child processes, alternating, under each
@@ -116,14 +116,15 @@ def group_photo() -> Image.Image:
 
 
 def streams_comparison(photos: dict[str, Image.Image], runs: int, warmup: int) -> None:
-    """Print P-net in two streams (the default) against one, quiet and beside two busy processes."""
+    """Print detection in two streams (the default) against one, quiet and beside two busy processes."""
     from ferhub._mtcnn_onnx import OnnxMTCNN
 
     detectors = {"two streams (default)": OnnxMTCNN(), "one stream": OnnxMTCNN(streams=1)}
     for photo in photos.values():  # the same faces and boxes either way
         found = [d.detect(photo) for d in detectors.values()]
         assert all(np.array_equal(a, b) for a, b in zip(*found))
-    print(f"\n{cpu_name()}, P-net streams, one process, interleaved, {runs} runs after {warmup} warm-up\n")
+    print(f"\n{cpu_name()}, detection streams, one process, interleaved, {runs} runs after {warmup} warm-up")
+    print()
     print("| photo | machine | two streams (default), median ms | one stream, median ms | two / one |")
     print("|---|---|---:|---:|---:|")
     for machine in ("quiet", "2 busy processes"):
@@ -149,7 +150,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--streams", action="store_true", help="also compare P-net's two streams with one")
+    parser.add_argument("--streams", action="store_true", help="also compare two detection streams with one")
     parser.add_argument("--streams-only", action="store_true", help="only that comparison")
     parser.add_argument("--child-runs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-runtime", help=argparse.SUPPRESS)
