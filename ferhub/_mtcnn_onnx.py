@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -330,8 +331,10 @@ class OnnxMTCNN:
             name: _onnx.session(graph, per_stream if name in _NETS else 1)
             for name, graph in net_graphs().items()
         }
-        # the second stream: one worker thread, started on first use
+        # the second stream: one worker thread, started on first use; a forked child does not have it (it
+        # would wait for it forever), so only the process that made it uses it
         self._stream = ThreadPoolExecutor(1, thread_name_prefix="ferhub-nets") if self.streams == 2 else None
+        self._pid = os.getpid()
         self._callers = 0  # detect() calls under way
         self._callers_lock = threading.Lock()
 
@@ -342,7 +345,7 @@ class OnnxMTCNN:
         """Whether this detection runs in two streams: only while it is the only one. Callers side by side (a
         folder's photos, ``Predictor._detect_all``) already keep every core busy, one each; they would all
         queue for the one second stream (a folder of 640x480 photos: 1.02-1.14x the time a photo)."""
-        return self._stream is not None and self._callers == 1
+        return self._stream is not None and self._callers == 1 and os.getpid() == self._pid
 
     def _side_by_side(self, calls: list[functools.partial]) -> list[list[np.ndarray]]:
         """Each call's outputs, in order; in two streams, every other call runs on the second one."""

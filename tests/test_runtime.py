@@ -297,3 +297,35 @@ print(json.dumps({"import_env": before == after_import, "loaded": loaded,
     assert result["loaded"] == []  # nothing heavy, and nothing that tunes, at import
     assert result["threads"][0] == result["threads"][1]
     assert sorted(p.name for p in scratch.iterdir()) == []
+
+
+_FORKED: dict[str, object] = {}  # what a forked child inherits (a detector cannot be pickled)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_detects_without_the_parents_stream() -> None:
+    """The second stream's worker thread does not exist in a forked child (multiprocessing's default on
+    Linux): a child that used it would wait forever. It detects in one stream and finds the same faces."""
+    import multiprocessing
+
+    from ferhub._mtcnn_onnx import OnnxMTCNN
+
+    detector = OnnxMTCNN(threads=2)
+    photo = real_photos()["grace_hopper.jpg"]
+    boxes = detector.detect(photo)[0]  # the parent's worker thread now exists
+    assert detector._two_streams() is False and detector._stream is not None  # no call under way now
+    _FORKED.update(detector=detector, photo=photo)
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            child = pool.apply_async(_boxes_in_child).get(timeout=60)
+    finally:
+        _FORKED.clear()
+    np.testing.assert_array_equal(child, boxes)
+
+
+def _boxes_in_child() -> np.ndarray:
+    detector = _FORKED["detector"]
+    detector._callers = 1  # type: ignore[attr-defined]  (as inside detect(): still not two streams)
+    assert not detector._two_streams()  # type: ignore[attr-defined]
+    detector._callers = 0  # type: ignore[attr-defined]
+    return detector.detect(_FORKED["photo"])[0]  # type: ignore[attr-defined]
