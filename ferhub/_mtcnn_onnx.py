@@ -341,16 +341,17 @@ class OnnxMTCNN:
     def _run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
         return self.sessions[name].run(None, inputs)
 
-    def _two_streams(self) -> bool:
-        """Whether this detection runs in two streams: only while it is the only one. Callers side by side (a
-        folder's photos, ``Predictor._detect_all``) already keep every core busy, one each; they would all
-        queue for the one second stream (a folder of 640x480 photos: 1.02-1.14x the time a photo)."""
-        return self._stream is not None and self._callers == 1 and os.getpid() == self._pid
+    def _second_stream(self) -> ThreadPoolExecutor | None:
+        """The second stream, when this detection may use it: only while it is the only one. Callers side by
+        side (a folder's photos, ``Predictor._detect_all``) already keep every core busy, one each; they would
+        all queue for the one second stream (a folder of 640x480 photos: 1.02-1.14x the time a photo)."""
+        alone = self._callers == 1 and os.getpid() == self._pid
+        return self._stream if alone else None
 
     def _side_by_side(self, calls: list[functools.partial]) -> list[list[np.ndarray]]:
         """Each call's outputs, in order; in two streams, every other call runs on the second one."""
-        stream = self._stream
-        if stream is None or not self._two_streams() or len(calls) < 2:
+        stream = self._second_stream()
+        if stream is None or len(calls) < 2:
             return [call() for call in calls]
         futures = {i: stream.submit(call) for i, call in enumerate(calls) if i % 2 == 0}
         inline = {i: call() for i, call in enumerate(calls) if i % 2}
@@ -423,8 +424,9 @@ class OnnxMTCNN:
             if tuple(source.shape[2:]) != size:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
-            if len(levels) == 1 and self._stream is not None and self._two_streams():
-                first = self._stream.submit(self._run, "pnet", x=source)
+            stream = self._second_stream() if len(levels) == 1 else None
+            if stream is not None:
+                first = stream.submit(self._run, "pnet", x=source)
             scale *= PYRAMID_FACTOR
         return levels, first
 
@@ -449,8 +451,11 @@ class OnnxMTCNN:
             for (level, _, _), (oy, ox) in zip(small, offsets):
                 canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level
             calls.append(canvas)
-        rest = [self._run("pnet", x=c) for c in calls[first is not None :]]
-        results = ([first.result()] if first is not None else []) + rest
+        if first is None:
+            results = [self._run("pnet", x=c) for c in calls]
+        else:
+            rest = [self._run("pnet", x=c) for c in calls[1:]]
+            results = [first.result(), *rest]
         maps = [(prob, reg, np.full(prob.shape, index)) for index, (prob, reg) in enumerate(results[:2])]
         origins = [(0, 0)] * min(len(levels), 2)
         if small:
@@ -492,7 +497,7 @@ class OnnxMTCNN:
         with two streams, its two halves side by side from 8 crops (fewer are not worth the hand-off)."""
         calls, parts = [], []
         for index, rows, rois in crop_sources(sources, boxes, size):
-            halves = 2 if len(rows) >= 8 and self._two_streams() else 1
+            halves = 2 if len(rows) >= 8 and self._second_stream() is not None else 1
             for part_rows, part_rois in zip(np.array_split(rows, halves), np.array_split(rois, halves)):
                 calls.append(functools.partial(self._run, name, source=sources[index][0], rois=part_rois))
                 parts.append(part_rows)

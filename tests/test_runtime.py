@@ -313,7 +313,7 @@ def test_a_forked_child_detects_without_the_parents_stream() -> None:
     detector = OnnxMTCNN(threads=2)
     photo = real_photos()["grace_hopper.jpg"]
     boxes = detector.detect(photo)[0]  # the parent's worker thread now exists
-    assert detector._two_streams() is False and detector._stream is not None  # no call under way now
+    assert detector._second_stream() is None and detector._stream is not None  # no call under way now
     _FORKED.update(detector=detector, photo=photo)
     try:
         with multiprocessing.get_context("fork").Pool(1) as pool:
@@ -326,6 +326,6 @@ def test_a_forked_child_detects_without_the_parents_stream() -> None:
 def _boxes_in_child() -> np.ndarray:
     detector = _FORKED["detector"]
     detector._callers = 1  # type: ignore[attr-defined]  (as inside detect(): still not two streams)
-    assert not detector._two_streams()  # type: ignore[attr-defined]
+    assert detector._second_stream() is None  # type: ignore[attr-defined]
     detector._callers = 0  # type: ignore[attr-defined]
     return detector.detect(_FORKED["photo"])[0]  # type: ignore[attr-defined]
