@@ -26,13 +26,19 @@ class _Prepare(nn.Module):
         return pixels.permute(0, 3, 1, 2).float() * 0.0078125 + (1 - 127.5 * 0.0078125)
 
 
-class _PNet(nn.Module):
-    def __init__(self, nets: _Nets) -> None:
+class _Net(nn.Module):
+    """One of facenet-pytorch's nets (``n``) with its first convolution's weights from ``_Nets`` (made for
+    inputs shifted by +1, see ``_mtcnn._Nets``) as parameters of their own."""
+
+    def __init__(self, net: nn.Module, conv1: tuple[torch.Tensor, torch.Tensor]) -> None:
         super().__init__()
-        self.n = nets.pnet
-        self.conv1_weight, self.conv1_bias = (
-            nn.Parameter(t.clone(), requires_grad=False) for t in nets.p_conv1
-        )
+        self.n = net
+        self.conv1_weight, self.conv1_bias = (nn.Parameter(t.clone(), requires_grad=False) for t in conv1)
+
+
+class _PNet(_Net):
+    def __init__(self, nets: _Nets) -> None:
+        super().__init__(nets.pnet, nets.p_conv1)
         self.head = nn.Parameter(nets.p_head[0][:, :, None, None].clone(), requires_grad=False)
         self.head_bias = nn.Parameter(nets.p_head[1].clone(), requires_grad=False)
 
@@ -47,14 +53,7 @@ class _PNet(nn.Module):
         return torch.sigmoid(out[1] - out[0]), out[2:6]
 
 
-class _RNet(nn.Module):
-    def __init__(self, nets: _Nets) -> None:
-        super().__init__()
-        self.n = nets.rnet
-        self.conv1_weight, self.conv1_bias = (
-            nn.Parameter(t.clone(), requires_grad=False) for t in nets.r_conv1
-        )
-
+class _RNet(_Net):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, 24, 24) crops -> face probability (N,) and box offsets (N, 4)."""
         n = self.n
@@ -67,14 +66,7 @@ class _RNet(nn.Module):
         return torch.sigmoid(logits[:, 1] - logits[:, 0]), n.dense5_2(x)
 
 
-class _ONet(nn.Module):
-    def __init__(self, nets: _Nets) -> None:
-        super().__init__()
-        self.n = nets.onet
-        self.conv1_weight, self.conv1_bias = (
-            nn.Parameter(t.clone(), requires_grad=False) for t in nets.o_conv1
-        )
-
+class _ONet(_Net):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, 3, 48, 48) crops -> face probability (N,), box offsets (N, 4), landmarks (N, 10)."""
         n = self.n
@@ -112,14 +104,14 @@ def net_modules() -> dict[str, Export]:
             {"x": {2: "height", 3: "width"}, "prob": {0: "rows", 1: "cols"}, "reg": {1: "rows", 2: "cols"}},
         ),
         "rnet": (
-            _RNet(nets).eval(),
+            _RNet(nets.rnet, nets.r_conv1).eval(),
             (torch.zeros(2, 3, 24, 24),),
             ["crops"],
             ["prob", "reg"],
             {**boxes, "prob": {0: "boxes"}, "reg": {0: "boxes"}},
         ),
         "onet": (
-            _ONet(nets).eval(),
+            _ONet(nets.onet, nets.o_conv1).eval(),
             (torch.zeros(2, 3, 48, 48),),
             ["crops"],
             ["prob", "reg", "landmarks"],
