@@ -111,8 +111,9 @@ def stop(process: subprocess.Popen, timeout: float = 20) -> None:
         process.wait()
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory in MB: ``VmRSS`` now, or ``VmHWM`` (its peak) from ``/proc``."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")

@@ -52,7 +52,8 @@ print(frames, dt, len(data))
 """
 
 CHILD = r"""
-import sys, time
+import os, sys, time
+from machine import rss_mb
 from ferhub.predict import Predictor
 from ferhub.video import VideoAnalyzer
 from ferhub.writers import CsvWriter
@@ -66,9 +67,7 @@ with open("/dev/null", "w") as out:
         w.video_frame(run, frame)
     dt = time.perf_counter() - t
     run.summaries()
-with open("/proc/self/status") as status:
-    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-print(run.frames_done, dt, peak / 1024)
+print(run.frames_done, dt, rss_mb(os.getpid(), "VmHWM"))
 """
 
 
@@ -153,7 +152,7 @@ def fer_fps(path: Path) -> tuple[float, int] | str:
 
 
 def child_memory(path: Path, device: str) -> tuple[int, float, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])}  # machine.py
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(path), device], capture_output=True, text=True, env=env
     )
