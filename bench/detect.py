@@ -13,6 +13,11 @@ all the threads, interleaved in one process, quiet and with two busy-looping pro
 machine), on the 640x480 photo, the 960x640 one and a 1920x1080 photo with six faces; ``--streams-only``
 prints just that table.
 
+``--pnet-only`` tables P-net's graph as ferhub exports it (first layer's PReLU after its max-pool, see
+``_mtcnn_export._PooledPReLU``) against the same net in facenet-pytorch's order (PReLU, then max-pool), both
+ONNX Runtime sessions on one thread, interleaved, on every pyramid level of the 640x480 photo and the two
+largest of the 1920x1080 one, with their largest difference.
+
 A last table runs ferhub's detector on the 640x480 photo in child processes, alternating, under each
 ``OMP_WAIT_POLICY`` (how torch's OpenMP threads wait between parallel regions: the setting whose effect
 differs 1.6-2x between CPU kinds) with torch's default thread count: the torch runtime against the ONNX
@@ -143,6 +148,58 @@ def streams_comparison(photos: dict[str, Image.Image], runs: int, warmup: int) -
                 process.wait()
 
 
+def pnet_comparison(runs: int, warmup: int) -> None:
+    """Print P-net's exported graph against facenet-pytorch's layer order, level by level."""
+    import torch
+    import torch.nn.functional as F
+
+    from ferhub import _onnx
+    from ferhub._mtcnn import _load_nets
+    from ferhub._mtcnn_export import _prelu, net_modules
+    from ferhub._mtcnn_onnx import OnnxMTCNN, auto_min_face_size, net_graphs
+
+    nets = _load_nets("cpu")
+
+    class PReLUThenPool(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            n = nets.pnet
+            x = F.max_pool2d(_prelu(F.conv2d(x, *nets.p_conv1), n.prelu1.weight), 2, 2, ceil_mode=True)
+            x = _prelu(n.conv2(x), n.prelu2.weight)
+            x = _prelu(n.conv3(x), n.prelu3.weight)
+            out = F.conv2d(x, nets.p_head[0][:, :, None, None], nets.p_head[1])[0]
+            return torch.sigmoid(out[1] - out[0]), out[2:6]
+
+    _, example, inputs, outputs, axes = net_modules()["pnet"]
+    sessions = {
+        "PReLU after the max-pool (default)": _onnx.session(net_graphs()["pnet"]),
+        "PReLU, then max-pool": _onnx.session(
+            _onnx.export_bytes(PReLUThenPool().eval(), example, inputs, outputs, axes)
+        ),
+    }
+    detector = OnnxMTCNN(streams=1)
+    levels = []
+    for name, photo, count in (("640x480", one_face_photo(), None), ("1920x1080", group_photo(), 2)):
+        image = photo.reduce(2) if max(photo.size) > 1024 else photo
+        x = detector._run("prepare", pixels=np.asarray(image)[None])[0]
+        min_face = auto_min_face_size(*image.size)
+        found, _ = detector._pyramid(x, min_face)
+        for i, (level, _, _) in enumerate(found[:count]):
+            levels.append((f"{name}, level {i} ({level.shape[3]}x{level.shape[2]})", level))
+    print(f"\n{cpu_name()}, P-net in ONNX Runtime, 1 thread each, one process, interleaved, {runs} runs")
+    print()
+    print("| level | pooled first (default), ms | PReLU first, ms | default / other | max diff |")
+    print("|---|---:|---:|---:|---:|")
+    totals = [0.0, 0.0]
+    for label, level in levels:
+        fns = {name: (lambda s=s, x=level: s.run(None, {"x": x})) for name, s in sessions.items()}
+        ours, theirs = (statistics.median(t) * 1000 for t in interleaved(fns, runs, warmup).values())
+        totals = [totals[0] + ours, totals[1] + theirs]
+        a, b = (s.run(None, {"x": level}) for s in sessions.values())
+        diff = max(float(np.abs(u - v).max()) for u, v in zip(a, b))
+        print(f"| {label} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} | {diff:.1e} |")
+    print(f"| sum | {totals[0]:.3f} | {totals[1]:.3f} | {totals[0] / totals[1]:.2f} | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,11 +209,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--streams", action="store_true", help="also compare two detection streams with one")
     parser.add_argument("--streams-only", action="store_true", help="only that comparison")
+    parser.add_argument("--pnet-only", action="store_true", help="only P-net's graph against the plain order")
     parser.add_argument("--child-runs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-runtime", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_runs:
         detection_child(args.child_runs, args.child_runtime)
+        return
+    if args.pnet_only:
+        pnet_comparison(args.runs, args.warmup)
         return
     if args.streams_only:
         photos = {"640x480, 1 face": one_face_photo(), "960x640, 6 faces": six_faces()}

@@ -36,18 +36,56 @@ class _Net(nn.Module):
         self.conv1_weight, self.conv1_bias = (nn.Parameter(t.clone(), requires_grad=False) for t in conv1)
 
 
-class _PNet(_Net):
+class _PooledPReLU(nn.Module):
+    """``max_pool2d(prelu(conv(x)), 2, 2, ceil_mode=True)`` computed with the PReLU after the pooling, on a
+    quarter of the values, with its output channels reordered (negative slopes first, ``order``).
+
+    A max-pool commutes with a non-decreasing function, which PReLU is for slopes >= 0. For a negative slope
+    it is V-shaped, and its largest value over a window is at the window's largest or smallest input:
+    ``max(prelu(M), |a| * -m)`` with ``M``/``m`` the window's max/min. The convolution therefore gives each
+    of those channels a negated copy, whose max-pool is ``-m``. For P-net's first layer, full resolution, the
+    PReLU's passes over every value cost more than the convolution (bench/detect.py, README "Detection"); the
+    copies fill the padding of the 16-channel blocks ONNX Runtime computes anyway. The result equals the
+    plain order's to float rounding (tests/test_runtime.py compares the nets' outputs).
+    """
+
+    def __init__(self, conv: tuple[torch.Tensor, torch.Tensor], slope: torch.Tensor) -> None:
+        super().__init__()
+        weight, bias = conv
+        slope = slope.detach()
+        negative = torch.nonzero(slope < 0).flatten()
+        self.order = torch.cat([negative, torch.nonzero(slope >= 0).flatten()])
+        self.negative = len(negative)
+        self.weight = nn.Parameter(torch.cat([weight[self.order], -weight[negative]]), requires_grad=False)
+        self.bias = nn.Parameter(torch.cat([bias[self.order], -bias[negative]]), requires_grad=False)
+        self.slope = nn.Parameter(slope[self.order].clone(), requires_grad=False)
+        self.flipped_slope = nn.Parameter(-slope[negative].view(1, -1, 1, 1), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.max_pool2d(F.conv2d(x, self.weight, self.bias), 2, 2, ceil_mode=True)
+        channels, k = len(self.order), self.negative
+        out = _prelu(pooled[:, :channels], self.slope)
+        v_shaped = torch.maximum(out[:, :k], pooled[:, channels:] * self.flipped_slope)
+        return torch.cat([v_shaped, out[:, k:]], dim=1)
+
+
+class _PNet(nn.Module):
     def __init__(self, nets: _Nets) -> None:
-        super().__init__(nets.pnet, nets.p_conv1)
+        super().__init__()
+        self.n = nets.pnet
+        self.layer1 = _PooledPReLU(nets.p_conv1, nets.pnet.prelu1.weight)
+        # conv2 reads layer1's channels in layer1's order
+        conv2 = nets.pnet.conv2
+        self.conv2_weight = nn.Parameter(conv2.weight[:, self.layer1.order].clone(), requires_grad=False)
+        self.conv2_bias = nn.Parameter(conv2.bias.clone(), requires_grad=False)
         self.head = nn.Parameter(nets.p_head[0][:, :, None, None].clone(), requires_grad=False)
         self.head_bias = nn.Parameter(nets.p_head[1].clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, 3, H, W) prepared pixels -> face probability (H', W') and box offsets (4, H', W')."""
         n = self.n
-        x = F.conv2d(x, self.conv1_weight, self.conv1_bias)
-        x = F.max_pool2d(_prelu(x, n.prelu1.weight), 2, 2, ceil_mode=True)
-        x = _prelu(n.conv2(x), n.prelu2.weight)
+        x = self.layer1(x)
+        x = _prelu(F.conv2d(x, self.conv2_weight, self.conv2_bias), n.prelu2.weight)
         x = _prelu(n.conv3(x), n.prelu3.weight)
         out = F.conv2d(x, self.head, self.head_bias)[0]
         return torch.sigmoid(out[1] - out[0]), out[2:6]
