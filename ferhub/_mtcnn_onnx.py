@@ -233,6 +233,13 @@ def net_graphs() -> dict[str, bytes]:
     }
 
 
+def _bordered(a: np.ndarray) -> np.ndarray:
+    """``a`` (2-D) in a border of -1, one cell wide: ``np.pad``'s result, without its ~20 us of Python."""
+    out = np.full((a.shape[0] + 2, a.shape[1] + 2), -1, dtype=a.dtype)
+    out[1:-1, 1:-1] = a
+    return out
+
+
 def _peaks(prob: np.ndarray, level_of: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Cells at or above ``threshold`` that are the maximum of their 3x3 neighbours of the same level.
 
@@ -242,8 +249,7 @@ def _peaks(prob: np.ndarray, level_of: np.ndarray, threshold: float) -> tuple[np
     ys, xs = np.nonzero((prob >= threshold) & (level_of >= 0))
     if len(ys) == 0:
         return ys, xs
-    padded = np.pad(prob, 1, constant_values=-1.0)
-    padded_level = np.pad(level_of, 1, constant_values=-1)
+    padded, padded_level = _bordered(prob), _bordered(level_of)
     value, level = prob[ys, xs], level_of[ys, xs]
     peak = np.ones(len(ys), dtype=bool)
     for dy in (0, 1, 2):
