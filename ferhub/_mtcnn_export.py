@@ -43,10 +43,10 @@ class _PooledPReLU(nn.Module):
     A max-pool commutes with a non-decreasing function, which PReLU is for slopes >= 0. For a negative slope
     it is V-shaped, and its largest value over a window is at the window's largest or smallest input:
     ``max(prelu(M), |a| * -m)`` with ``M``/``m`` the window's max/min. The convolution therefore gives each
-    of those channels a negated copy, whose max-pool is ``-m``. For P-net's first layer, full resolution, the
-    PReLU's passes over every value cost more than the convolution (bench/detect.py, README "Detection"); the
-    copies fill the padding of the 16-channel blocks ONNX Runtime computes anyway. The result equals the
-    plain order's to float rounding (tests/test_runtime.py compares the nets' outputs).
+    of those channels a negated copy, whose max-pool is ``-m``. For P-net's first layer, at each level's full
+    size, the PReLU's passes over every value cost more than the convolution (``bench/detect.py
+    --pnet-only``: P-net in 0.83x the time); the copies fill the padding of the 16-channel blocks ONNX Runtime
+    computes anyway. The result equals the plain order's to float rounding (``tests/test_export.py``).
     """
 
     def __init__(self, conv: tuple[torch.Tensor, torch.Tensor], slope: torch.Tensor) -> None:
