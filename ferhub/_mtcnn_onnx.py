@@ -121,12 +121,18 @@ PAD = (
 )
 
 
+def _framed(a: np.ndarray, width: int, value: float = 0) -> np.ndarray:
+    """``a`` in a frame of ``value``, ``width`` wide, around its last two axes: ``np.pad``'s result without
+    its ~20 us of Python per call. Zeros come from ``np.zeros``: for a photo, faster than ``np.full``."""
+    shape = (*a.shape[:-2], a.shape[-2] + 2 * width, a.shape[-1] + 2 * width)
+    out = np.zeros(shape, dtype=a.dtype) if value == 0 else np.full(shape, value, dtype=a.dtype)
+    out[..., width:-width, width:-width] = a
+    return out
+
+
 def padded(source: np.ndarray) -> np.ndarray:
     """A crop source, (1, 3, H, W), with the zero border of ``PAD`` pixels that :func:`_crop_graph` reads."""
-    n, c, h, w = source.shape
-    out = np.zeros((n, c, h + 2 * PAD, w + 2 * PAD), dtype=source.dtype)  # np.pad: the same, 4x the overhead
-    out[:, :, PAD:-PAD, PAD:-PAD] = source
-    return out
+    return _framed(source, PAD)
 
 
 def _crop_graph(size: int, ir_version: int) -> Any:
@@ -233,13 +239,6 @@ def net_graphs() -> dict[str, bytes]:
     }
 
 
-def _bordered(a: np.ndarray) -> np.ndarray:
-    """``a`` (2-D) in a border of -1, one cell wide: ``np.pad``'s result, without its ~20 us of Python."""
-    out = np.full((a.shape[0] + 2, a.shape[1] + 2), -1, dtype=a.dtype)
-    out[1:-1, 1:-1] = a
-    return out
-
-
 def _peaks(prob: np.ndarray, level_of: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Cells at or above ``threshold`` that are the maximum of their 3x3 neighbours of the same level.
 
@@ -249,7 +248,7 @@ def _peaks(prob: np.ndarray, level_of: np.ndarray, threshold: float) -> tuple[np
     ys, xs = np.nonzero((prob >= threshold) & (level_of >= 0))
     if len(ys) == 0:
         return ys, xs
-    padded, padded_level = _bordered(prob), _bordered(level_of)
+    padded, padded_level = _framed(prob, 1, -1), _framed(level_of, 1, -1)
     value, level = prob[ys, xs], level_of[ys, xs]
     peak = np.ones(len(ys), dtype=bool)
     for dy in (0, 1, 2):
