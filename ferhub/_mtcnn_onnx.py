@@ -375,9 +375,11 @@ class OnnxMTCNN:
         alone = self._callers == 1 and os.getpid() == self._pid
         return self._stream if alone else None
 
-    def _side_by_side(self, calls: list[functools.partial]) -> list[list[np.ndarray]]:
-        """Each call's outputs, in order; in two streams, every other call runs on the second one."""
-        stream = self._second_stream()
+    @staticmethod
+    def _side_by_side(
+        calls: list[functools.partial], stream: ThreadPoolExecutor | None
+    ) -> list[list[np.ndarray]]:
+        """Each call's outputs, in order; with a second ``stream``, every other call runs on it."""
         if stream is None or len(calls) < 2:
             return [call() for call in calls]
         futures = {i: stream.submit(call) for i, call in enumerate(calls) if i % 2 == 0}
@@ -520,14 +522,15 @@ class OnnxMTCNN:
     def _net_on_crops(self, name: str, sources: _Sources, boxes: np.ndarray, size: int) -> list[np.ndarray]:
         """R- or O-net's outputs for ``size`` x ``size`` crops of ``boxes``: one call per source level, or,
         with two streams, its two halves side by side from 8 crops (fewer are not worth the hand-off)."""
+        stream = self._second_stream()
         calls, parts = [], []
         for index, rows, rois in crop_sources(sources.levels, boxes, size):
-            halves = 2 if len(rows) >= 8 and self._second_stream() is not None else 1
+            halves = 2 if len(rows) >= 8 and stream is not None else 1
             source = sources.padded(index)
             for part_rows, part_rois in zip(np.array_split(rows, halves), np.array_split(rois, halves)):
                 calls.append(functools.partial(self._run, name, source=source, rois=part_rois))
                 parts.append(part_rows)
-        results = self._side_by_side(calls)
+        results = self._side_by_side(calls, stream)
         outputs = [np.empty((len(boxes), *r.shape[1:]), dtype=r.dtype) for r in results[0]]
         for rows, result in zip(parts, results):
             for out, r in zip(outputs, result):
