@@ -180,9 +180,8 @@ def pnet_comparison(runs: int, warmup: int) -> None:
     levels = []
     for name, photo, count in (("640x480", one_face_photo(), None), ("1920x1080", group_photo(), 2)):
         image = photo.reduce(2) if max(photo.size) > 1024 else photo
-        x = detector._run("prepare", pixels=np.asarray(image)[None])[0]
         min_face = auto_min_face_size(*image.size)
-        found, _ = detector._pyramid(x, min_face)
+        found, _, _ = detector._pyramid(np.asarray(image)[None], min_face)
         for i, (level, _, _) in enumerate(found[:count]):
             levels.append((f"{name}, level {i} ({level.shape[3]}x{level.shape[2]})", level))
     print(f"\n{cpu_name()}, P-net in ONNX Runtime, 1 thread each, one process, interleaved, {runs} runs")

@@ -9,8 +9,10 @@ where it runs: torch's intra-op pool wakes its threads for every operator, which
 or faster depending on the CPU and ``OMP_WAIT_POLICY``; here each pixel step is an ONNX Runtime session of one
 thread:
 
-- ``prepare``: uint8 HWC pixels -> MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see
-  ``_mtcnn._to_tensor``), NCHW;
+- ``photo``: uint8 HWC pixels -> MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see
+  ``_mtcnn._to_tensor``), NCHW, with the zero border the crops read (``padded``);
+- ``top``: the same pixels prepared and resized in one call: the pyramid's first halving, which is all the
+  pyramid needs of the photo;
 - ``resize``: bilinear resize (ONNX ``Resize``, half-pixel: torch's ``interpolate(align_corners=False)``);
 - ``pnet``: P-net on one (packed) level;
 - ``rnet`` / ``onet``: crops of the candidate boxes (``RoiAlign``: the bilinear samples at twice the size and
@@ -31,6 +33,7 @@ import hashlib
 import importlib.util
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -198,6 +201,41 @@ def _with_crops(net: bytes, size: int) -> bytes:
     return merged.SerializeToString()
 
 
+def _pad_graph(ir_version: int) -> Any:
+    """``x`` (1, 3, H, W) -> ``y`` with the zero border of ``PAD`` pixels :func:`_crop_graph` reads."""
+    from onnx import TensorProto, helper
+
+    pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, PAD, PAD, 0, 0, PAD, PAD])
+    graph = helper.make_graph(
+        [helper.make_node("Pad", ["x", "pads"], ["y"])],
+        "pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "ph", "pw"])],
+        initializer=[pads],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _onnx.OPSET)])
+    model.ir_version = ir_version
+    return model
+
+
+def _after_prepare(prepare: bytes, step: str) -> bytes:
+    """The ``prepare`` graph (uint8 HWC pixels -> MTCNN's input, NCHW) followed by ``step``: ``"pad"``, the
+    photo R- and O-net crop from (:func:`padded`'s result), or ``"resize"``, a level of the pyramid straight
+    from the pixels (the photo itself is then never made: only the crops may need it)."""
+    import onnx
+    from onnx import compose
+
+    first = onnx.load_from_string(prepare)
+    if step == "pad":
+        second = _pad_graph(first.ir_version)
+    else:
+        second = onnx.load_from_string(_resize_graph())
+        second.ir_version = first.ir_version
+    merged = compose.merge_models(first, second, io_map=[("x", "x")])
+    onnx.checker.check_model(merged)
+    return merged.SerializeToString()
+
+
 # R- and O-net run on crops of this size, cut by the graph in front of them (:func:`_with_crops`).
 _CROP_SIZE = {"rnet": 24, "onet": 48}
 
@@ -223,40 +261,74 @@ def _build(name: str) -> bytes:
     """Export one step from facenet-pytorch's nets in torch (a cache miss only)."""
     if name == "resize":
         return _resize_graph()
-    from ferhub._mtcnn_export import net_modules
-
-    module, example, inputs, outputs, axes = net_modules()[name]
-    graph = _onnx.export_bytes(module, example, inputs, outputs, axes)
+    if name in ("photo", "top"):
+        return _after_prepare(_prepare_graph(), "pad" if name == "photo" else "resize")
+    graph = _exported(name)
     return _with_crops(graph, _CROP_SIZE[name]) if name in _CROP_SIZE else graph
 
 
+def _exported(name: str) -> bytes:
+    """One of :func:`ferhub._mtcnn_export.net_modules`, exported."""
+    from ferhub._mtcnn_export import net_modules
+
+    module, example, inputs, outputs, axes = net_modules()[name]
+    return _onnx.export_bytes(module, example, inputs, outputs, axes)
+
+
+@functools.cache
+def _prepare_graph() -> bytes:
+    """``prepare`` (uint8 HWC pixels -> MTCNN's input), exported once for the two graphs that start with
+    it."""
+    return _exported("prepare")
+
+
+# the pixel steps (one thread each; see OnnxMTCNN.__init__): the photo for the crops, padded; the pyramid's
+# first resize straight from the pixels; every other resize
+_PIXEL_STEPS = ("photo", "top", "resize")
+
+
 def net_graphs() -> dict[str, bytes]:
-    """Every step's ONNX graph (``prepare``, ``resize``, P-net, crops + R-net, crops + O-net), each built once
-    per machine and cached by :func:`_graph_key`."""
+    """Every step's ONNX graph (the pixel steps, P-net, crops + R-net, crops + O-net), each built once per
+    machine and cached by :func:`_graph_key`."""
     return {
         name: _onnx.cached(_graph_key(name), functools.partial(_build, name))
-        for name in ("prepare", "resize", *_NETS)
+        for name in (*_PIXEL_STEPS, *_NETS)
     }
 
 
-def _peaks(prob: np.ndarray, level_of: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _peaks(
+    prob: np.ndarray, threshold: float, level_of: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Cells at or above ``threshold`` that are the maximum of their 3x3 neighbours of the same level.
 
     See ``FastMTCNN._stage1``: within a level, this is MTCNN's greedy NMS at IoU 0.5 without a sequential
-    pass. Only the cells above the threshold (a few hundred of a map's ~10^4) look at their neighbours.
+    pass. ``level_of``: a packed map's level of each cell, -1 for cells of no level, which never peak nor
+    hold a neighbour down; ``None``: one level. The levels of a packed map never touch (:func:`_level_map`),
+    so a cell's neighbours are of its level or of none, and the test is a 3x3 maximum filter over the map
+    (a few array passes: looking up each cell above the threshold's neighbours took ~0.1 ms a map).
     """
-    ys, xs = np.nonzero((prob >= threshold) & (level_of >= 0))
-    if len(ys) == 0:
-        return ys, xs
-    padded, padded_level = _framed(prob, 1, -1), _framed(level_of, 1, -1)
-    value, level = prob[ys, xs], level_of[ys, xs]
-    peak = np.ones(len(ys), dtype=bool)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            if (dy, dx) != (1, 1):
-                same = padded_level[ys + dy, xs + dx] == level
-                peak &= ~same | (padded[ys + dy, xs + dx] <= value)
-    return ys[peak], xs[peak]
+    if level_of is not None:
+        prob = np.where(level_of >= 0, prob, np.float32(-np.inf))
+    framed = _framed(prob, 1, -np.inf)
+    rows = np.maximum(np.maximum(framed[:-2], framed[1:-1]), framed[2:])
+    local = np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+    return np.nonzero((prob >= threshold) & (prob >= local))
+
+
+def _level_map(
+    shape: tuple[int, int], sizes: list[tuple[int, int]], offsets: list[tuple[int, int]]
+) -> np.ndarray:
+    """Which level each cell of P-net's map of a packed canvas (:func:`_pack`) belongs to, -1 for none.
+
+    A level of h rows has ``(h - CELL) // 2 + 1`` rows of cells (P-net: a 12 px window, stride 2, no padding),
+    and the next level in its column starts ``h // 2`` or more cells further, so at least 5 cells of no level
+    lie between two levels (as between columns): :func:`_peaks` relies on it.
+    """
+    level_of = np.full(shape, -1, dtype=np.int16)
+    for index, ((h, w), (oy, ox)) in enumerate(zip(sizes, offsets)):
+        rows, cols = (h - CELL) // 2 + 1, (w - CELL) // 2 + 1
+        level_of[oy // 2 : oy // 2 + rows, ox // 2 : ox // 2 + cols] = index
+    return level_of
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -293,37 +365,44 @@ Level = tuple[np.ndarray, float, float]  # (1, 3, h, w) prepared pixels, x and y
 
 
 def crop_sources(
-    levels: list[Level], boxes: np.ndarray, size: int
+    scales: np.ndarray, boxes: np.ndarray, size: int
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Per source level: (level index, rows of ``boxes`` read from it, those boxes in its pixels).
 
-    ``levels`` start with the photo itself (scale 1). Each box is read from the smallest level where it is
-    still at least ``2 * size`` pixels wide (else the photo), as ``_mtcnn._sample_crops`` does.
+    ``scales``: each level's (x, y) scale relative to the photo, ``(L, 2)``, starting with the photo itself
+    (1, 1). Each box is read from the smallest level where it is still at least ``2 * size`` pixels wide
+    (else the photo), as ``_mtcnn._sample_crops`` does.
     """
-    scales = np.array([sx for _, sx, _ in levels], dtype=np.float32)
     side = boxes[:, 2] - boxes[:, 0]
-    fits = (side[:, None] * scales[None, :] >= 2 * size).astype(np.int64)
+    fits = (side[:, None] * scales[None, :, 0] >= 2 * size).astype(np.int64)
     index = (np.cumsum(fits, axis=1) * fits).argmax(axis=1)
     out = []
     for i in np.unique(index).tolist():
-        _, ssx, ssy = levels[i]
         rows = np.nonzero(index == i)[0]
-        rois = boxes[rows, :4] * np.array([ssx, ssy, ssx, ssy], dtype=np.float32)
+        rois = boxes[rows, :4] * np.tile(scales[i], 2)
         out.append((i, rows, np.ascontiguousarray(rois, dtype=np.float32)))
     return out
 
 
-class _Sources:
-    """The levels R-net's and O-net's crops are read from (the photo, then the pyramid), each padded for
-    :func:`_crop_graph` once, when first read."""
+def _same(x: np.ndarray) -> np.ndarray:
+    return x
 
-    def __init__(self, levels: list[Level]) -> None:
+
+class _Sources:
+    """The levels R-net's and O-net's crops are read from: the photo, then the pyramid's levels, each padded
+    for :func:`_crop_graph` once, when first read. The padded photo comes from ``photo()``: the second
+    stream makes it while the first finishes P-net (:meth:`OnnxMTCNN._pyramid`), or it is made on first
+    read."""
+
+    def __init__(self, photo: Callable[[], np.ndarray], levels: list[Level]) -> None:
         self.levels = levels
+        self.scales = np.array([(1.0, 1.0)] + [(sx, sy) for _, sx, sy in levels], dtype=np.float32)
+        self._photo = photo
         self._padded: dict[int, np.ndarray] = {}
 
     def padded(self, index: int) -> np.ndarray:
         if index not in self._padded:
-            self._padded[index] = padded(self.levels[index][0])
+            self._padded[index] = self._photo() if index == 0 else padded(self.levels[index - 1][0])
         return self._padded[index]
 
 
@@ -344,8 +423,8 @@ class OnnxMTCNN:
         """``threads``: the threads detection may use (default: every core this process may use).
         ``streams``: the nets run in this many streams (1 or 2; one when there is one thread), each session
         on ``threads / streams`` threads: P-net's largest level beside the others (:meth:`_score_maps`), R-
-        and O-net's crops in two halves (:meth:`_net_on_crops`). The pixel steps (``prepare``, ``resize``)
-        run on one thread: they are memory-bound."""
+        and O-net's crops in two halves (:meth:`_net_on_crops`). The pixel steps (``photo``, ``top``,
+        ``resize``) run on one thread: they are memory-bound."""
         self.thresholds = tuple(float(t) for t in thresholds)
         self.threads = cpu_cores() if threads is None else max(1, int(threads))
         self.streams = 2 if streams >= 2 and self.threads >= 2 else 1
@@ -418,14 +497,13 @@ class OnnxMTCNN:
         else:
             min_face = max(float(min_face_size) / sx, image.width / (width * shrink))
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
-        x = self._run("prepare", pixels=np.asarray(image)[None])[0]
-        levels, first = self._pyramid(x, min_face)
+        levels, first, photo = self._pyramid(np.asarray(image)[None], min_face, self._second_stream())
         if not levels:
             return empty
         boxes = self._stage1(levels, first)
         if len(boxes) == 0:
             return empty
-        sources = _Sources([(x, 1.0, 1.0), *levels])
+        sources = _Sources(photo, levels)
         boxes, _ = self._stage2(sources, boxes)
         if len(boxes) == 0:
             return empty
@@ -433,37 +511,86 @@ class OnnxMTCNN:
         scale = np.array([sx, sy], dtype=np.float32)
         return (boxes * np.tile(scale, 2)).astype(np.float32), scores, (points * scale).astype(np.float32)
 
-    def _pyramid(self, x: np.ndarray, min_face: float) -> tuple[list[Level], Future | None]:
+    def _pyramid(
+        self, pixels: np.ndarray, min_face: float, stream: ThreadPoolExecutor | None = None
+    ) -> tuple[list[Level], Future | None, Callable[[], np.ndarray]]:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s
-        steps), and P-net's maps of the first level when the second stream computes them (started as soon as
-        that level exists, beside the resizing of the others; see :meth:`_score_maps`)."""
-        h, w = x.shape[2:]
-        halvings = [x]
-        levels: list[Level] = []
-        first = None
+        steps) of ``pixels`` (1, H, W, 3) uint8; P-net's maps of the first level when the second ``stream``
+        computes them (started as soon as that level exists, beside the resizing of the others; see
+        :meth:`_score_maps`); and what gives the padded photo the crops read (:class:`_Sources`).
+
+        When the photo is halved before the first level (the usual case: faces of 24 px or more), the
+        photo itself is not needed here: the first halving comes straight from the pixels (``top``), in two
+        bands of rows side by side with a second stream, and the padded photo (``photo``) is made by the
+        second stream after the first level's P-net, while this thread runs P-net on the others (or on
+        first read, without a second stream).
+        """
+        h, w = pixels.shape[1:3]
+        sizes = []
         scale = CELL / min_face
         while min(h, w) * scale >= CELL:
-            size = (max(CELL, round(h * scale)), max(CELL, round(w * scale)))
+            sizes.append((max(CELL, round(h * scale)), max(CELL, round(w * scale))))
+            scale *= PYRAMID_FACTOR
+        if not sizes:
+            return [], None, functools.partial(self._run_one, "photo", pixels=pixels)
+        made: Future | None = None
+        if h >= 2 * sizes[0][0] and w >= 2 * sizes[0][1]:
+            halvings = [self._first_halving(pixels, stream)]
+            padded_photo = None
+        else:  # the first level, or the photo itself, is larger than half the photo: it is resized from it
+            padded_photo = self._run_one("photo", pixels=pixels)
+            halvings = [np.ascontiguousarray(padded_photo[:, :, PAD:-PAD, PAD:-PAD])]
+        levels: list[Level] = []
+        first = None
+        for size in sizes:
             while halvings[-1].shape[2] >= 2 * size[0] and halvings[-1].shape[3] >= 2 * size[1]:
                 last = halvings[-1]
                 halvings.append(self._resize(last, (last.shape[2] // 2, last.shape[3] // 2)))
-            source = next(
-                (t for t in reversed(halvings) if t.shape[2] >= size[0] and t.shape[3] >= size[1]), x
-            )
+            source = next(t for t in reversed(halvings) if t.shape[2] >= size[0] and t.shape[3] >= size[1])
             if tuple(source.shape[2:]) != size:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
-            stream = self._second_stream() if len(levels) == 1 else None
-            if stream is not None:
+            if stream is not None and len(levels) == 1:
                 first = stream.submit(self._run, "pnet", x=source)
-            scale *= PYRAMID_FACTOR
-        return levels, first
+                if padded_photo is None:  # queued behind the first level's P-net
+                    made = stream.submit(self._run_one, "photo", pixels=pixels)
+        if padded_photo is not None:
+            return levels, first, functools.partial(_same, padded_photo)
+        if made is not None:
+            return levels, first, made.result
+        return levels, first, functools.partial(self._run_one, "photo", pixels=pixels)
+
+    def _run_one(self, name: str, **inputs: np.ndarray) -> np.ndarray:
+        return self._run(name, **inputs)[0]
+
+    def _first_halving(self, pixels: np.ndarray, stream: ThreadPoolExecutor | None) -> np.ndarray:
+        """The photo at half its size, (1, 3, H // 2, W // 2), straight from ``pixels``; with a second
+        ``stream``, the top and bottom bands of rows side by side.
+
+        A halving of an even number of rows averages row pairs, so two bands of an even height give the rows
+        of the whole halving, computed alike (``tests/test_runtime.py``); with an odd number the sample
+        positions depend on the height, and the photo goes in one piece.
+        """
+        h, w = pixels.shape[1:3]
+        if stream is None or h % 2 or h < 4 * CELL:
+            return self._run_one("top", pixels=pixels, size=np.array([h // 2, w // 2], dtype=np.int64))
+        split = h // 4 * 2
+        top = stream.submit(
+            self._run_one,
+            "top",
+            pixels=pixels[:, :split],
+            size=np.array([split // 2, w // 2], dtype=np.int64),
+        )
+        bottom = self._run_one(
+            "top", pixels=pixels[:, split:], size=np.array([(h - split) // 2, w // 2], dtype=np.int64)
+        )
+        return np.concatenate([top.result(), bottom], axis=2)
 
     def _score_maps(
         self, levels: list[Level], first: Future | None = None
-    ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
-        """P-net's maps per call (probability, offsets, level index of each cell or -1) and each level's
-        origin.
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray | None, int]], np.ndarray]:
+        """P-net's maps per call (probability, offsets, each cell's level within the call or ``None`` for a
+        call of one level, the call's first level) and each level's origin.
 
         The two largest levels run alone; the small ones share one zero-padded canvas (see
         ``FastMTCNN._score_maps``: P-net has no padding, so a window inside a level sees only that level).
@@ -475,7 +602,8 @@ class OnnxMTCNN:
         calls = [level for level, _, _ in levels[:2]]
         small = levels[2:]
         if small:
-            offsets, size = _pack([level.shape[2:] for level, _, _ in small])
+            sizes = [level.shape[2:] for level, _, _ in small]
+            offsets, size = _pack(sizes)
             canvas = np.zeros((1, 3, *size), dtype=np.float32)
             for (level, _, _), (oy, ox) in zip(small, offsets):
                 canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level
@@ -485,15 +613,11 @@ class OnnxMTCNN:
         else:
             rest = [self._run("pnet", x=c) for c in calls[1:]]
             results = [first.result(), *rest]
-        maps = [(prob, reg, np.full(prob.shape, index)) for index, (prob, reg) in enumerate(results[:2])]
+        maps = [(prob, reg, None, index) for index, (prob, reg) in enumerate(results[:2])]
         origins = [(0, 0)] * min(len(levels), 2)
         if small:
             prob, reg = results[2]
-            level_of = np.full(prob.shape, -1)
-            for index, ((level, _, _), (oy, ox)) in enumerate(zip(small, offsets), start=2):
-                rows, cols = (level.shape[2] - CELL) // 2 + 1, (level.shape[3] - CELL) // 2 + 1
-                level_of[oy // 2 : oy // 2 + rows, ox // 2 : ox // 2 + cols] = index
-            maps.append((prob, reg, level_of))
+            maps.append((prob, reg, _level_map(prob.shape, sizes, offsets), 2))
             origins += offsets
         return maps, np.array(origins, dtype=np.float32)
 
@@ -503,11 +627,11 @@ class OnnxMTCNN:
         scale_y = np.array([lsy for _, _, lsy in levels], dtype=np.float32)
         maps, origins = self._score_maps(levels, first)
         found = []
-        for prob, reg, level_of in maps:
-            ys, xs = _peaks(prob, level_of, self.thresholds[0])
+        for prob, reg, level_of, base in maps:
+            ys, xs = _peaks(prob, self.thresholds[0], level_of)
             if len(ys) == 0:
                 continue
-            level = level_of[ys, xs]
+            level = base if level_of is None else level_of[ys, xs].astype(np.int64) + base
             lsx, lsy = scale_x[level], scale_y[level]
             x1 = (2 * xs - origins[level, 1]) / lsx
             y1 = (2 * ys - origins[level, 0]) / lsy
@@ -524,7 +648,7 @@ class OnnxMTCNN:
         with two streams, its two halves side by side from 8 crops (fewer are not worth the hand-off)."""
         stream = self._second_stream()
         calls, parts = [], []
-        for index, rows, rois in crop_sources(sources.levels, boxes, size):
+        for index, rows, rois in crop_sources(sources.scales, boxes, size):
             halves = 2 if len(rows) >= 8 and stream is not None else 1
             source = sources.padded(index)
             for part_rows, part_rois in zip(np.array_split(rows, halves), np.array_split(rois, halves)):

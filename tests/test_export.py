@@ -9,6 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from PIL import Image
 
 from ferhub import _onnx, hub
 from ferhub.cli import main
@@ -86,6 +87,19 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
         got = _onnx.session(graphs[name]).run(None, {"source": padded(source), "rois": rois})
         for a, b in zip(got, expected):
             assert np.abs(a - b.numpy()).max() <= 1e-4, name
+    # the pixel steps: the padded photo and the pyramid's first resize, straight from the pixels
+    from ferhub._mtcnn import _to_tensor
+
+    for h, w in ((40, 50), (41, 57)):
+        image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        x = _to_tensor(image, torch.device("cpu"))
+        pixels = np.asarray(image)[None]
+        photo = _onnx.session(graphs["photo"]).run(None, {"pixels": pixels})[0]
+        np.testing.assert_array_equal(photo, padded(x.contiguous().numpy()))
+        size = np.array([h // 2, w // 2 + 3], dtype=np.int64)
+        top = _onnx.session(graphs["top"]).run(None, {"pixels": pixels, "size": size})[0]
+        expected = torch.nn.functional.interpolate(x, size=tuple(size.tolist()), mode="bilinear")
+        assert np.abs(top - expected.numpy()).max() <= 1e-5
 
 
 @pytest.mark.slow

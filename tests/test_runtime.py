@@ -82,33 +82,84 @@ def test_onnx_detector_finds_the_same_faces_as_the_torch_path(detectors) -> None
 
 
 def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> None:
-    """``_peaks`` (which looks only at cells above the threshold) against the definition, on random maps
-    with ties, several packed levels and unused (-1) cells."""
+    """``_peaks`` (a 3x3 maximum filter) against the definition, on random maps with ties: one level, or
+    several packed levels apart from each other with unused (-1) cells between them, as
+    :func:`_level_map` lays them out (the next test)."""
     from ferhub._mtcnn_onnx import _peaks
 
     rng = np.random.default_rng(7)
-    for case in range(200):
+    for case in range(300):
         h, w = (int(v) for v in rng.integers(1, 40, 2))
         prob = rng.random((h, w)).astype(np.float32)
         if case % 3 == 0:
             prob = np.round(prob * 4) / 4  # ties: a cell equal to its largest neighbour is a peak
-        level_of = rng.integers(-1, 3, (h, w))
+        level_of = None
+        if case % 2:  # rectangles of levels, each with a border of unused cells
+            level_of = np.full((h, w), -1)
+            for index in range(int(rng.integers(0, 4))):
+                y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+                y2, x2 = y + int(rng.integers(1, 12)), x + int(rng.integers(1, 12))
+                if (level_of[max(0, y - 1) : y2 + 1, max(0, x - 1) : x2 + 1] == -1).all():
+                    level_of[y:y2, x:x2] = index
         threshold = float(rng.choice([0.0, 0.5, 0.6, 0.9]))
+        of = np.zeros((h, w), dtype=int) if level_of is None else level_of
         expected = [
             (y, x)
             for y in range(h)
             for x in range(w)
-            if level_of[y, x] >= 0
+            if of[y, x] >= 0
             and prob[y, x] >= threshold
             and all(
                 prob[y, x] >= prob[v, u]
                 for v in range(max(0, y - 1), min(h, y + 2))
                 for u in range(max(0, x - 1), min(w, x + 2))
-                if level_of[v, u] == level_of[y, x]
+                if of[v, u] == of[y, x]
             )
         ]
-        ys, xs = _peaks(prob, level_of, threshold)
+        ys, xs = _peaks(prob, threshold, level_of)
         assert list(zip(ys.tolist(), xs.tolist())) == expected, case
+
+
+def test_packed_levels_never_touch_in_p_nets_map() -> None:
+    """Between two levels of a packed canvas lie cells of no level (``_peaks`` relies on it), for the
+    pyramids of many photo sizes."""
+    from ferhub._mtcnn_onnx import CELL, PYRAMID_FACTOR, _level_map, _pack, auto_min_face_size
+
+    for h, w in ((480, 640), (1080, 1920), (640, 480), (97, 129), (300, 301), (1024, 683), (250, 2000)):
+        scale, sizes = CELL / auto_min_face_size(w, h), []
+        while min(h, w) * scale >= CELL:
+            sizes.append((max(CELL, round(h * scale)), max(CELL, round(w * scale))))
+            scale *= PYRAMID_FACTOR
+        small = sizes[2:]
+        if not small:
+            continue
+        offsets, (ch, cw) = _pack(small)
+        level_of = _level_map(((ch - CELL) // 2 + 1, (cw - CELL) // 2 + 1), small, offsets)
+        assert set(np.unique(level_of).tolist()) == {-1, *range(len(small))}
+        framed = np.pad(level_of, 1, constant_values=-1)
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                other = framed[dy : dy + level_of.shape[0], dx : dx + level_of.shape[1]]
+                assert not ((level_of >= 0) & (other >= 0) & (other != level_of)).any(), (h, w)
+
+
+def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
+    """With a second stream the pyramid's first halving is made in two bands of rows side by side; it is
+    exactly the halving of the whole photo (odd heights go in one piece)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ferhub._mtcnn_onnx import OnnxMTCNN
+
+    detector = OnnxMTCNN(threads=1)
+    rng = np.random.default_rng(3)
+    with ThreadPoolExecutor(1) as stream:
+        for h, w in ((480, 640), (482, 641), (50, 64), (97, 130), (1080, 1920)):
+            pixels = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+            whole = detector._first_halving(pixels, None)
+            assert whole.shape == (1, 3, h // 2, w // 2)
+            np.testing.assert_array_equal(detector._first_halving(pixels, stream), whole)
+            photo = np.ascontiguousarray(detector._run_one("photo", pixels=pixels)[:, :, 2:-2, 2:-2])
+            np.testing.assert_array_equal(detector._resize(photo, (h // 2, w // 2)), whole)
 
 
 def test_detection_streams_split_the_cores_and_find_what_one_thread_finds() -> None:
@@ -128,7 +179,7 @@ def test_detection_streams_split_the_cores_and_find_what_one_thread_finds() -> N
         return {n: s.get_session_options().intra_op_num_threads for n, s in detector.sessions.items()}
 
     def layout(nets: int) -> dict[str, int]:
-        return {"prepare": 1, "resize": 1, "pnet": nets, "rnet": nets, "onet": nets}
+        return {"photo": 1, "top": 1, "resize": 1, "pnet": nets, "rnet": nets, "onet": nets}
 
     assert threads(wide) == layout(max(1, cores // 2))
     assert threads(single) == layout(cores) and threads(narrow) == layout(1)
