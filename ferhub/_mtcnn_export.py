@@ -20,12 +20,6 @@ def _prelu(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
     return (1 - a) * F.relu(x) + a * x
 
 
-class _Prepare(nn.Module):
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(1, H, W, 3) uint8 -> (1, 3, H, W) float, MTCNN's normalisation plus 1."""
-        return pixels.permute(0, 3, 1, 2).float() * 0.0078125 + (1 - 127.5 * 0.0078125)
-
-
 class _Net(nn.Module):
     """One of facenet-pytorch's nets (``n``) with its first convolution's weights from ``_Nets`` (made for
     inputs shifted by +1, see ``_mtcnn._Nets``) as parameters of their own."""
@@ -127,13 +121,6 @@ def net_modules() -> dict[str, Export]:
     source = torch.zeros(1, 3, 40, 50)
     boxes = {"crops": {0: "boxes"}}
     return {
-        "prepare": (
-            _Prepare(),
-            (torch.zeros(1, 40, 50, 3, dtype=torch.uint8),),
-            ["pixels"],
-            ["x"],
-            {"pixels": {1: "height", 2: "width"}, "x": {2: "height", 3: "width"}},
-        ),
         "pnet": (
             _PNet(nets).eval(),
             (source,),

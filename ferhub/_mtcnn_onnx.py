@@ -11,8 +11,8 @@ thread:
 
 - ``photo``: uint8 HWC pixels -> MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see
   ``_mtcnn._to_tensor``), NCHW, with the zero border the crops read (``padded``);
-- ``top``: the same pixels prepared and resized in one call: the pyramid's first halving, which is all the
-  pyramid needs of the photo;
+- ``top``: the same pixels resized, then normalised, in one call: the pyramid's first halving, which is all
+  the pyramid needs of the photo;
 - ``resize``: bilinear resize (ONNX ``Resize``, half-pixel: torch's ``interpolate(align_corners=False)``);
 - ``pnet``: P-net on one (packed) level;
 - ``rnet`` / ``onet``: crops of the candidate boxes (``RoiAlign``: the bilinear samples at twice the size and
@@ -87,31 +87,75 @@ def _pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[in
     return offsets, (height, column_x + column_w)
 
 
-def _resize_graph() -> bytes:
-    """``x`` (1, 3, H, W) resized to ``size`` (int64 [h, w]): bilinear, half-pixel centres, no
-    antialiasing."""
-    import onnx
-    from onnx import TensorProto, helper
+def _resize_nodes(x: str, y: str) -> list[Any]:
+    """``x`` (1, 3, H, W) resized to the graph input ``size`` (int64 [h, w]) as ``y``: bilinear, half-pixel
+    centres, no antialiasing."""
+    from onnx import helper
 
-    nodes = [
-        helper.make_node("Shape", ["x"], ["shape"], start=0, end=2),
-        helper.make_node("Concat", ["shape", "size"], ["sizes"], axis=0),
+    return [
+        helper.make_node("Shape", [x], [f"{x}_nc"], start=0, end=2),
+        helper.make_node("Concat", [f"{x}_nc", "size"], [f"{x}_sizes"], axis=0),
         helper.make_node(
             "Resize",
-            ["x", "", "", "sizes"],
-            ["y"],
+            [x, "", "", f"{x}_sizes"],
+            [y],
             mode="linear",
             coordinate_transformation_mode="half_pixel",
         ),
     ]
+
+
+# MTCNN's (x - 127.5) / 128, plus 1: ``_mtcnn._to_tensor``'s arithmetic, in the same order
+SCALE, SHIFT = 0.0078125, 1 - 127.5 * 0.0078125
+
+
+def _pixel_graph(step: str) -> bytes:
+    """One pixel step's graph (see the module docstring):
+
+    - ``resize``: ``x`` (1, 3, H, W) resized to ``size``;
+    - ``photo``: ``pixels`` (1, H, W, 3) uint8 -> MTCNN's input (1, 3, H, W) with the zero border of ``PAD``
+      pixels :func:`_crop_graph` reads;
+    - ``top``: ``pixels`` -> MTCNN's input resized to ``size``, resized before it is normalised: on a quarter
+      of the values for a halving, whose numbers are the same (2x2 means of integers, exact in float32);
+      other sizes agree to float rounding.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    constants = [
+        helper.make_tensor("scale", TensorProto.FLOAT, [], [SCALE]),
+        helper.make_tensor("shift", TensorProto.FLOAT, [], [SHIFT]),
+    ]
+    size = helper.make_tensor_value_info("size", TensorProto.INT64, [2])
+    pixels = helper.make_tensor_value_info("pixels", TensorProto.UINT8, [1, "h", "w", 3])
+    if step == "resize":
+        nodes, inputs = (
+            _resize_nodes("x", "y"),
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"]), size],
+        )
+        constants = []
+    else:
+        nodes = [
+            helper.make_node("Transpose", ["pixels"], ["nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("Cast", ["nchw"], ["values"], to=TensorProto.FLOAT),
+        ]
+        if step == "top":
+            nodes += _resize_nodes("values", "resized")
+        source = "resized" if step == "top" else "values"
+        nodes += [
+            helper.make_node("Mul", [source, "scale"], ["scaled"]),
+            helper.make_node("Add", ["scaled", "shift"], ["x" if step == "photo" else "y"]),
+        ]
+        inputs = [pixels, size] if step == "top" else [pixels]
+        if step == "photo":
+            constants.append(helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, PAD, PAD] * 2))
+            nodes.append(helper.make_node("Pad", ["x", "pads"], ["y"]))
     graph = helper.make_graph(
         nodes,
-        "resize",
-        [
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"]),
-            helper.make_tensor_value_info("size", TensorProto.INT64, [2]),
-        ],
+        step,
+        inputs,
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "oh", "ow"])],
+        initializer=constants,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _onnx.OPSET)])
     model.ir_version = _onnx.IR_VERSION  # not the onnx package's newest, which older runtimes refuse
@@ -201,41 +245,6 @@ def _with_crops(net: bytes, size: int) -> bytes:
     return merged.SerializeToString()
 
 
-def _pad_graph(ir_version: int) -> Any:
-    """``x`` (1, 3, H, W) -> ``y`` with the zero border of ``PAD`` pixels :func:`_crop_graph` reads."""
-    from onnx import TensorProto, helper
-
-    pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, PAD, PAD, 0, 0, PAD, PAD])
-    graph = helper.make_graph(
-        [helper.make_node("Pad", ["x", "pads"], ["y"])],
-        "pad",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "ph", "pw"])],
-        initializer=[pads],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _onnx.OPSET)])
-    model.ir_version = ir_version
-    return model
-
-
-def _after_prepare(prepare: bytes, step: str) -> bytes:
-    """The ``prepare`` graph (uint8 HWC pixels -> MTCNN's input, NCHW) followed by ``step``: ``"pad"``, the
-    photo R- and O-net crop from (:func:`padded`'s result), or ``"resize"``, a level of the pyramid straight
-    from the pixels (the photo itself is then never made: only the crops may need it)."""
-    import onnx
-    from onnx import compose
-
-    first = onnx.load_from_string(prepare)
-    if step == "pad":
-        second = _pad_graph(first.ir_version)
-    else:
-        second = onnx.load_from_string(_resize_graph())
-        second.ir_version = first.ir_version
-    merged = compose.merge_models(first, second, io_map=[("x", "x")])
-    onnx.checker.check_model(merged)
-    return merged.SerializeToString()
-
-
 # R- and O-net run on crops of this size, cut by the graph in front of them (:func:`_with_crops`).
 _CROP_SIZE = {"rnet": 24, "onet": 48}
 
@@ -258,28 +267,15 @@ def _graph_key(name: str) -> str:
 
 
 def _build(name: str) -> bytes:
-    """Export one step from facenet-pytorch's nets in torch (a cache miss only)."""
-    if name == "resize":
-        return _resize_graph()
-    if name in ("photo", "top"):
-        return _after_prepare(_prepare_graph(), "pad" if name == "photo" else "resize")
-    graph = _exported(name)
-    return _with_crops(graph, _CROP_SIZE[name]) if name in _CROP_SIZE else graph
-
-
-def _exported(name: str) -> bytes:
-    """One of :func:`ferhub._mtcnn_export.net_modules`, exported."""
+    """Build one step's graph: the pixel steps by hand, the nets exported from facenet-pytorch's in torch (a
+    cache miss only)."""
+    if name in _PIXEL_STEPS:
+        return _pixel_graph(name)
     from ferhub._mtcnn_export import net_modules
 
     module, example, inputs, outputs, axes = net_modules()[name]
-    return _onnx.export_bytes(module, example, inputs, outputs, axes)
-
-
-@functools.cache
-def _prepare_graph() -> bytes:
-    """``prepare`` (uint8 HWC pixels -> MTCNN's input), exported once for the two graphs that start with
-    it."""
-    return _exported("prepare")
+    graph = _onnx.export_bytes(module, example, inputs, outputs, axes)
+    return _with_crops(graph, _CROP_SIZE[name]) if name in _CROP_SIZE else graph
 
 
 # the pixel steps (one thread each; see OnnxMTCNN.__init__): the photo for the crops, padded; the pyramid's
@@ -422,7 +418,7 @@ class OnnxMTCNN:
     ) -> None:
         """``threads``: the threads detection may use (default: every core this process may use).
         ``streams``: the nets run in this many streams (1 or 2; one when there is one thread), each session
-        on ``threads / streams`` threads: P-net's largest level beside the others (:meth:`_score_maps`), R-
+        on ``threads / streams`` threads: P-net's largest level beside the others (:meth:`_stage1`), R-
         and O-net's crops in two halves (:meth:`_net_on_crops`). The pixel steps (``photo``, ``top``,
         ``resize``) run on one thread: they are memory-bound."""
         self.thresholds = tuple(float(t) for t in thresholds)
@@ -515,9 +511,9 @@ class OnnxMTCNN:
         self, pixels: np.ndarray, min_face: float, stream: ThreadPoolExecutor | None = None
     ) -> tuple[list[Level], Future | None, Callable[[], np.ndarray]]:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s
-        steps) of ``pixels`` (1, H, W, 3) uint8; P-net's maps of the first level when the second ``stream``
-        computes them (started as soon as that level exists, beside the resizing of the others; see
-        :meth:`_score_maps`); and what gives the padded photo the crops read (:class:`_Sources`).
+        steps) of ``pixels`` (1, H, W, 3) uint8; P-net's candidates on the first level when the second
+        ``stream`` computes them (started as soon as that level exists, beside the resizing of the others;
+        see :meth:`_stage1`); and what gives the padded photo the crops read (:class:`_Sources`).
 
         When the photo is halved before the first level (the usual case: faces of 24 px or more), the
         photo itself is not needed here: the first halving comes straight from the pixels (``top``), in two
@@ -551,7 +547,7 @@ class OnnxMTCNN:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
             if stream is not None and len(levels) == 1:
-                first = stream.submit(self._run, "pnet", x=source)
+                first = stream.submit(self._pnet, levels[0])
                 if padded_photo is None:  # queued behind the first level's P-net
                     made = stream.submit(self._run_one, "photo", pixels=pixels)
         if padded_photo is not None:
@@ -586,20 +582,17 @@ class OnnxMTCNN:
         )
         return np.concatenate([top.result(), bottom], axis=2)
 
-    def _score_maps(
-        self, levels: list[Level], first: Future | None = None
-    ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray | None, int]], np.ndarray]:
-        """P-net's maps per call (probability, offsets, each cell's level within the call or ``None`` for a
-        call of one level, the call's first level) and each level's origin.
+    def _stage1(self, levels: list[Level], first: Future | None = None) -> np.ndarray:
+        """P-net over every level -> candidates ``(N, 5)`` (x1, y1, x2, y2, score), regressed and squared.
 
         The two largest levels run alone; the small ones share one zero-padded canvas (see
         ``FastMTCNN._score_maps``: P-net has no padding, so a window inside a level sees only that level).
-        ``first``: the first level's maps, from the second stream (:meth:`_pyramid` starts it). That level is
-        about half of P-net's work (each level has half the area of the one before), so the two streams, each
-        on half the threads, finish together, and neither waits for the other's threads op by op as one
-        stream on all of them does.
+        ``first``: the first level's candidates, from the second stream (:meth:`_pyramid` starts it). That
+        level is about half of P-net's work (each level has half the area of the one before), so the two
+        streams, each on half the threads, finish together, and neither waits for the other's threads op by
+        op as one stream on all of them does.
         """
-        calls = [level for level, _, _ in levels[:2]]
+        found = [self._pnet(level) for level in levels[1 if first else 0 : 2]]
         small = levels[2:]
         if small:
             sizes = [level.shape[2:] for level, _, _ in small]
@@ -607,41 +600,43 @@ class OnnxMTCNN:
             canvas = np.zeros((1, 3, *size), dtype=np.float32)
             for (level, _, _), (oy, ox) in zip(small, offsets):
                 canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level
-            calls.append(canvas)
-        if first is None:
-            results = [self._run("pnet", x=c) for c in calls]
-        else:
-            rest = [self._run("pnet", x=c) for c in calls[1:]]
-            results = [first.result(), *rest]
-        maps = [(prob, reg, None, index) for index, (prob, reg) in enumerate(results[:2])]
-        origins = [(0, 0)] * min(len(levels), 2)
-        if small:
-            prob, reg = results[2]
-            maps.append((prob, reg, _level_map(prob.shape, sizes, offsets), 2))
-            origins += offsets
-        return maps, np.array(origins, dtype=np.float32)
-
-    def _stage1(self, levels: list[Level], first: Future | None = None) -> np.ndarray:
-        """P-net over every level -> candidates ``(N, 5)`` (x1, y1, x2, y2, score), regressed and squared."""
-        scale_x = np.array([lsx for _, lsx, _ in levels], dtype=np.float32)
-        scale_y = np.array([lsy for _, _, lsy in levels], dtype=np.float32)
-        maps, origins = self._score_maps(levels, first)
-        found = []
-        for prob, reg, level_of, base in maps:
-            ys, xs = _peaks(prob, self.thresholds[0], level_of)
-            if len(ys) == 0:
-                continue
-            level = base if level_of is None else level_of[ys, xs].astype(np.int64) + base
-            lsx, lsy = scale_x[level], scale_y[level]
-            x1 = (2 * xs - origins[level, 1]) / lsx
-            y1 = (2 * ys - origins[level, 0]) / lsy
-            boxes = np.stack([x1, y1, x1 + CELL / lsx, y1 + CELL / lsy], axis=1)
-            found.append(np.concatenate([boxes, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1))
-        if not found:
+            prob, reg = self._run("pnet", x=canvas)
+            found.append(self._found(prob, reg, small, offsets, _level_map(prob.shape, sizes, offsets)))
+        if first is not None:
+            found.append(first.result())
+        cand = np.concatenate(found)
+        if len(cand) == 0:
             return np.zeros((0, 5), dtype=np.float32)
-        cand = np.concatenate(found).astype(np.float32)
         cand = cand[_compat.nms_numpy(cand[:, :4], cand[:, 4], 0.7)]  # across levels, as MTCNN does
         return np.concatenate([_square(_regress(cand[:, :4], cand[:, 5:9])), cand[:, 4:5]], axis=1)
+
+    def _pnet(self, level: Level) -> np.ndarray:
+        """P-net's candidates on one level (see :meth:`_found`)."""
+        prob, reg = self._run("pnet", x=level[0])
+        return self._found(prob, reg, [level], [(0, 0)])
+
+    def _found(
+        self,
+        prob: np.ndarray,
+        reg: np.ndarray,
+        levels: list[Level],
+        origins: list[tuple[int, int]],
+        level_of: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The candidates of one P-net call's maps: ``(N, 9)`` boxes (x1, y1, x2, y2) in photo pixels, score,
+        box offsets. ``levels``: the call's levels, at ``origins`` (y, x) of its input; ``level_of``: each
+        cell's level in a packed call (:func:`_level_map`)."""
+        ys, xs = _peaks(prob, self.thresholds[0], level_of)
+        if len(ys) == 0:
+            return np.zeros((0, 9), dtype=np.float32)
+        level = 0 if level_of is None else level_of[ys, xs]
+        lsx = np.array([sx for _, sx, _ in levels], dtype=np.float32)[level]
+        lsy = np.array([sy for _, _, sy in levels], dtype=np.float32)[level]
+        origin = np.array(origins, dtype=np.float32)[level]
+        x1 = (2 * xs - origin[..., 1]) / lsx
+        y1 = (2 * ys - origin[..., 0]) / lsy
+        boxes = np.stack([x1, y1, x1 + CELL / lsx, y1 + CELL / lsy], axis=1)
+        return np.concatenate([boxes, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1).astype(np.float32)
 
     def _net_on_crops(self, name: str, sources: _Sources, boxes: np.ndarray, size: int) -> list[np.ndarray]:
         """R- or O-net's outputs for ``size`` x ``size`` crops of ``boxes``: one call per source level, or,
