@@ -335,8 +335,8 @@ def _square(boxes: np.ndarray) -> np.ndarray:
 
 
 def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
-    wh = np.tile(boxes[:, 2:] - boxes[:, :2], 2)
-    return boxes + reg * wh
+    wh = boxes[:, 2:] - boxes[:, :2]
+    return boxes + reg * wh[:, [0, 1, 0, 1]]
 
 
 def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -644,12 +644,14 @@ class OnnxMTCNN:
         stream = self._second_stream()
         calls, parts = [], []
         for index, rows, rois in crop_sources(sources.scales, boxes, size):
-            halves = 2 if len(rows) >= 8 and stream is not None else 1
             source = sources.padded(index)
-            for part_rows, part_rois in zip(np.array_split(rows, halves), np.array_split(rois, halves)):
-                calls.append(functools.partial(self._run, name, source=source, rois=part_rois))
-                parts.append(part_rows)
+            cut = (len(rows) + 1) // 2 if len(rows) >= 8 and stream is not None else len(rows)
+            for part in (slice(0, cut), slice(cut, None)) if cut < len(rows) else (slice(None),):
+                calls.append(functools.partial(self._run, name, source=source, rois=rois[part]))
+                parts.append(rows[part])
         results = self._side_by_side(calls, stream)
+        if len(results) == 1 and len(parts[0]) == len(boxes):  # one call, boxes in order
+            return results[0]
         outputs = [np.empty((len(boxes), *r.shape[1:]), dtype=r.dtype) for r in results[0]]
         for rows, result in zip(parts, results):
             for out, r in zip(outputs, result):
