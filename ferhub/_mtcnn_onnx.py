@@ -357,7 +357,9 @@ def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarr
     return order[keep]
 
 
-Level = tuple[np.ndarray, float, float]  # (1, 3, h, w) prepared pixels, x and y scale relative to the photo
+# (1, 3, h, w) prepared pixels (None for the first level while the second stream makes it, see
+# OnnxMTCNN._pyramid), x and y scale relative to the photo
+Level = tuple[np.ndarray | None, float, float]
 
 
 def crop_sources(
@@ -511,9 +513,10 @@ class OnnxMTCNN:
         self, pixels: np.ndarray, min_face: float, stream: ThreadPoolExecutor | None = None
     ) -> tuple[list[Level], Future | None, Callable[[], np.ndarray]]:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s
-        steps) of ``pixels`` (1, H, W, 3) uint8; P-net's candidates on the first level when the second
-        ``stream`` computes them (started as soon as that level exists, beside the resizing of the others;
-        see :meth:`_stage1`); and what gives the padded photo the crops read (:class:`_Sources`).
+        steps) of ``pixels`` (1, H, W, 3) uint8; with a second ``stream``, the first level's pixels and
+        P-net's candidates on them, which that stream makes (started as soon as the level's source exists,
+        beside the resizing of the others; the first level's pixels are ``None`` until :meth:`_stage1` has
+        them); and what gives the padded photo the crops read (:class:`_Sources`).
 
         When the photo is halved before the first level (the usual case: faces of 24 px or more), the
         photo itself is not needed here: the first halving comes straight from the pixels (``top``), in two
@@ -543,13 +546,15 @@ class OnnxMTCNN:
                 last = halvings[-1]
                 halvings.append(self._resize(last, (last.shape[2] // 2, last.shape[3] // 2)))
             source = next(t for t in reversed(halvings) if t.shape[2] >= size[0] and t.shape[3] >= size[1])
+            if stream is not None and not levels:  # the second stream resizes it and runs P-net on it
+                levels.append((None, size[1] / w, size[0] / h))
+                first = stream.submit(self._first_level, source, size, levels[0])
+                if padded_photo is None:  # queued behind the first level's P-net
+                    made = stream.submit(self._run_one, "photo", pixels=pixels)
+                continue
             if tuple(source.shape[2:]) != size:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
-            if stream is not None and len(levels) == 1:
-                first = stream.submit(self._pnet, levels[0])
-                if padded_photo is None:  # queued behind the first level's P-net
-                    made = stream.submit(self._run_one, "photo", pixels=pixels)
         if padded_photo is not None:
             return levels, first, functools.partial(_same, padded_photo)
         if made is not None:
@@ -587,10 +592,10 @@ class OnnxMTCNN:
 
         The two largest levels run alone; the small ones share one zero-padded canvas (see
         ``FastMTCNN._score_maps``: P-net has no padding, so a window inside a level sees only that level).
-        ``first``: the first level's candidates, from the second stream (:meth:`_pyramid` starts it). That
-        level is about half of P-net's work (each level has half the area of the one before), so the two
-        streams, each on half the threads, finish together, and neither waits for the other's threads op by
-        op as one stream on all of them does.
+        ``first``: the first level's pixels and candidates, from the second stream (:meth:`_pyramid` starts
+        it; its pixels complete ``levels``). That level is about half of P-net's work (each level has half the
+        area of the one before), so the two streams, each on half the threads, finish together, and neither
+        waits for the other's threads op by op as one stream on all of them does.
         """
         found = [self._pnet(level) for level in levels[1 if first else 0 : 2]]
         small = levels[2:]
@@ -603,12 +608,22 @@ class OnnxMTCNN:
             prob, reg = self._run("pnet", x=canvas)
             found.append(self._found(prob, reg, small, offsets, _level_map(prob.shape, sizes, offsets)))
         if first is not None:
-            found.append(first.result())
+            pixels, candidates = first.result()
+            levels[0] = (pixels, *levels[0][1:])
+            found.append(candidates)
         cand = np.concatenate(found)
         if len(cand) == 0:
             return np.zeros((0, 5), dtype=np.float32)
         cand = cand[_compat.nms_numpy(cand[:, :4], cand[:, 4], 0.7)]  # across levels, as MTCNN does
         return np.concatenate([_square(_regress(cand[:, :4], cand[:, 5:9])), cand[:, 4:5]], axis=1)
+
+    def _first_level(
+        self, source: np.ndarray, size: tuple[int, int], level: Level
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first level's pixels, resized from ``source`` to ``size``, and P-net's candidates on them (the
+        second stream's share of P-net; see :meth:`_stage1`)."""
+        x = source if tuple(source.shape[2:]) == size else self._resize(source, size)
+        return x, self._pnet((x, level[1], level[2]))
 
     def _pnet(self, level: Level) -> np.ndarray:
         """P-net's candidates on one level (see :meth:`_found`)."""
