@@ -372,13 +372,13 @@ def crop_sources(
     (else the photo), as ``_mtcnn._sample_crops`` does.
     """
     side = boxes[:, 2] - boxes[:, 0]
-    fits = (side[:, None] * scales[None, :, 0] >= 2 * size).astype(np.int64)
-    index = (np.cumsum(fits, axis=1) * fits).argmax(axis=1)
+    # scales fall level by level, so a box fits the levels up to some index: that one is its source
+    index = np.maximum((side[:, None] * scales[None, :, 0] >= 2 * size).sum(axis=1) - 1, 0)
     out = []
     for i in np.unique(index).tolist():
-        rows = np.nonzero(index == i)[0]
-        rois = boxes[rows, :4] * np.tile(scales[i], 2)
-        out.append((i, rows, np.ascontiguousarray(rois, dtype=np.float32)))
+        rows = np.flatnonzero(index == i)
+        rois = boxes[rows, :4] * scales[i, [0, 1, 0, 1]]
+        out.append((i, rows, rois.astype(np.float32, copy=False)))
     return out
 
 
