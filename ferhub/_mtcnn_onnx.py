@@ -456,12 +456,19 @@ class OnnxMTCNN:
     def _side_by_side(
         calls: list[functools.partial], stream: ThreadPoolExecutor | None
     ) -> list[list[np.ndarray]]:
-        """Each call's outputs, in order; with a second ``stream``, every other call runs on it."""
+        """Each call's outputs, in order. With a second ``stream``, every call is queued on it and this thread
+        takes calls from the back of the queue while the stream takes them from the front, so the two share
+        the work whatever each call costs (a source level's crops can be few or many: handing every other
+        call to the stream took 1.02-1.04x the time)."""
         if stream is None or len(calls) < 2:
             return [call() for call in calls]
-        futures = {i: stream.submit(call) for i, call in enumerate(calls) if i % 2 == 0}
-        inline = {i: call() for i, call in enumerate(calls) if i % 2}
-        return [futures[i].result() if i in futures else inline[i] for i in range(len(calls))]
+        futures = [stream.submit(call) for call in calls]
+        inline = {}
+        for i in reversed(range(len(calls))):
+            if not futures[i].cancel():  # the stream has started this one, so every one before it too
+                break
+            inline[i] = calls[i]()
+        return [inline[i] if i in inline else futures[i].result() for i in range(len(calls))]
 
     def _resize(self, x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return self._run("resize", x=x, size=np.array(size, dtype=np.int64))[0]
