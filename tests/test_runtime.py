@@ -143,6 +143,41 @@ def test_packed_levels_never_touch_in_p_nets_map() -> None:
                 assert not ((level_of >= 0) & (other >= 0) & (other != level_of)).any(), (h, w)
 
 
+def test_side_by_side_runs_each_call_once_in_order_and_shares_by_cost() -> None:
+    """The crop calls queued on the second stream: each runs once, the outputs come back in call order, and
+    while the stream is held up by a long call the calling thread takes the others from the back."""
+    import functools
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ferhub._mtcnn_onnx import OnnxMTCNN
+
+    ran: list[tuple[int, int]] = []
+    first_started, others_done = threading.Event(), threading.Event()
+
+    def call(i: int) -> list[np.ndarray]:
+        if i == 0:  # the long call: the stream holds it until the calling thread has run the others
+            first_started.set()
+            assert others_done.wait(timeout=30)
+        else:
+            assert first_started.wait(timeout=30)
+            if i == 1:
+                others_done.set()
+        ran.append((i, threading.get_ident()))
+        return [np.array([i])]
+
+    calls = [functools.partial(call, i) for i in range(6)]
+    with ThreadPoolExecutor(1) as stream:
+        out = OnnxMTCNN._side_by_side(calls, stream)
+    assert [int(r[0][0]) for r in out] == list(range(6))
+    assert sorted(i for i, _ in ran) == list(range(6))
+    here = threading.get_ident()
+    assert [i for i, thread in ran if thread == here] == [5, 4, 3, 2, 1]  # taken from the back, in turn
+    first_started.clear()
+    first_started.set()
+    assert [int(r[0][0]) for r in OnnxMTCNN._side_by_side(calls[1:], None)] == [1, 2, 3, 4, 5]
+
+
 def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
     """With a second stream the pyramid's first halving is made in two bands of rows side by side; it is
     exactly the halving of the whole photo (odd heights go in one piece)."""
