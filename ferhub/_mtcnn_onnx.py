@@ -122,19 +122,17 @@ def _pixel_graph(step: str) -> bytes:
     import onnx
     from onnx import TensorProto, helper
 
-    constants = [
-        helper.make_tensor("scale", TensorProto.FLOAT, [], [SCALE]),
-        helper.make_tensor("shift", TensorProto.FLOAT, [], [SHIFT]),
-    ]
     size = helper.make_tensor_value_info("size", TensorProto.INT64, [2])
     pixels = helper.make_tensor_value_info("pixels", TensorProto.UINT8, [1, "h", "w", 3])
+    constants = []
     if step == "resize":
-        nodes, inputs = (
-            _resize_nodes("x", "y"),
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"]), size],
-        )
-        constants = []
+        nodes = _resize_nodes("x", "y")
+        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"]), size]
     else:
+        constants = [
+            helper.make_tensor("scale", TensorProto.FLOAT, [], [SCALE]),
+            helper.make_tensor("shift", TensorProto.FLOAT, [], [SHIFT]),
+        ]
         nodes = [
             helper.make_node("Transpose", ["pixels"], ["nchw"], perm=[0, 3, 1, 2]),
             helper.make_node("Cast", ["nchw"], ["values"], to=TensorProto.FLOAT),
@@ -382,10 +380,6 @@ def crop_sources(
     return out
 
 
-def _same(x: np.ndarray) -> np.ndarray:
-    return x
-
-
 class _Sources:
     """The levels R-net's and O-net's crops are read from: the photo, then the pyramid's levels, each padded
     for :func:`_crop_graph` once, when first read. The padded photo comes from ``photo()``: the second
@@ -563,7 +557,7 @@ class OnnxMTCNN:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
         if padded_photo is not None:
-            return levels, first, functools.partial(_same, padded_photo)
+            return levels, first, lambda: padded_photo
         if made is not None:
             return levels, first, made.result
         return levels, first, functools.partial(self._run_one, "photo", pixels=pixels)
