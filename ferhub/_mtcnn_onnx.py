@@ -34,7 +34,7 @@ import importlib.util
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -380,6 +380,16 @@ def crop_sources(
     return out
 
 
+def _queued(
+    stream: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Callable[[], Any]:
+    """Queue ``fn(*args, **kwargs)`` on ``stream``; the function returned gives its result, and runs it on the
+    calling thread when the stream has not started it yet: a stream held up on a busy machine never makes the
+    caller wait longer than doing the work itself."""
+    future = stream.submit(fn, *args, **kwargs)
+    return lambda: fn(*args, **kwargs) if future.cancel() else future.result()
+
+
 class _Sources:
     """The levels R-net's and O-net's crops are read from: the photo, then the pyramid's levels, each padded
     for :func:`_crop_graph` once, when first read. The padded photo comes from ``photo()``: the second
@@ -512,12 +522,14 @@ class OnnxMTCNN:
 
     def _pyramid(
         self, pixels: np.ndarray, min_face: float, stream: ThreadPoolExecutor | None = None
-    ) -> tuple[list[Level], Future | None, Callable[[], np.ndarray]]:
+    ) -> tuple[list[Level], Callable[[], Any] | None, Callable[[], np.ndarray]]:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s
-        steps) of ``pixels`` (1, H, W, 3) uint8; with a second ``stream``, the first level's pixels and
-        P-net's candidates on them, which that stream makes (started as soon as the level's source exists,
-        beside the resizing of the others; the first level's pixels are ``None`` until :meth:`_stage1` has
-        them); and what gives the padded photo the crops read (:class:`_Sources`).
+        steps) of ``pixels`` (1, H, W, 3) uint8; with a second ``stream``, what gives the first level's
+        pixels and P-net's candidates on them, which that stream makes (queued as soon as the level's source
+        exists, beside the resizing of the others; the first level's pixels are ``None`` until
+        :meth:`_stage1` has them); and what gives the padded photo the crops read (:class:`_Sources`). Work
+        queued on the stream that it has not started when its result is wanted runs on this thread
+        (:func:`_queued`).
 
         When the photo is halved before the first level (the usual case: faces of 24 px or more), the
         photo itself is not needed here: the first halving comes straight from the pixels (``top``), in two
@@ -533,7 +545,7 @@ class OnnxMTCNN:
             scale *= PYRAMID_FACTOR
         if not sizes:
             return [], None, functools.partial(self._run_one, "photo", pixels=pixels)
-        made: Future | None = None
+        made: Callable[[], np.ndarray] | None = None
         if h >= 2 * sizes[0][0] and w >= 2 * sizes[0][1]:
             halvings = [self._first_halving(pixels, stream)]
             padded_photo = None
@@ -541,7 +553,7 @@ class OnnxMTCNN:
             padded_photo = self._run_one("photo", pixels=pixels)
             halvings = [np.ascontiguousarray(padded_photo[:, :, PAD:-PAD, PAD:-PAD])]
         levels: list[Level] = []
-        first = None
+        first: Callable[[], Any] | None = None
         for size in sizes:
             while halvings[-1].shape[2] >= 2 * size[0] and halvings[-1].shape[3] >= 2 * size[1]:
                 last = halvings[-1]
@@ -549,9 +561,9 @@ class OnnxMTCNN:
             source = next(t for t in reversed(halvings) if t.shape[2] >= size[0] and t.shape[3] >= size[1])
             if stream is not None and not levels:  # the second stream resizes it and runs P-net on it
                 levels.append((None, size[1] / w, size[0] / h))
-                first = stream.submit(self._first_level, source, size, levels[0])
+                first = _queued(stream, self._first_level, source, size, levels[0])
                 if padded_photo is None:  # queued behind the first level's P-net
-                    made = stream.submit(self._run_one, "photo", pixels=pixels)
+                    made = _queued(stream, self._run_one, "photo", pixels=pixels)
                 continue
             if tuple(source.shape[2:]) != size:
                 source = self._resize(source, size)
@@ -559,7 +571,7 @@ class OnnxMTCNN:
         if padded_photo is not None:
             return levels, first, lambda: padded_photo
         if made is not None:
-            return levels, first, made.result
+            return levels, first, made
         return levels, first, functools.partial(self._run_one, "photo", pixels=pixels)
 
     def _run_one(self, name: str, **inputs: np.ndarray) -> np.ndarray:
@@ -577,7 +589,8 @@ class OnnxMTCNN:
         if stream is None or h % 2 or h < 4 * CELL:
             return self._run_one("top", pixels=pixels, size=np.array([h // 2, w // 2], dtype=np.int64))
         split = h // 4 * 2
-        top = stream.submit(
+        top = _queued(
+            stream,
             self._run_one,
             "top",
             pixels=pixels[:, :split],
@@ -586,17 +599,17 @@ class OnnxMTCNN:
         bottom = self._run_one(
             "top", pixels=pixels[:, split:], size=np.array([(h - split) // 2, w // 2], dtype=np.int64)
         )
-        return np.concatenate([top.result(), bottom], axis=2)
+        return np.concatenate([top(), bottom], axis=2)
 
-    def _stage1(self, levels: list[Level], first: Future | None = None) -> np.ndarray:
+    def _stage1(self, levels: list[Level], first: Callable[[], Any] | None = None) -> np.ndarray:
         """P-net over every level -> candidates ``(N, 5)`` (x1, y1, x2, y2, score), regressed and squared.
 
         The two largest levels run alone; the small ones share one zero-padded canvas (see
         ``FastMTCNN._score_maps``: P-net has no padding, so a window inside a level sees only that level).
-        ``first``: the first level's pixels and candidates, from the second stream (:meth:`_pyramid` starts
-        it; its pixels complete ``levels``). That level is about half of P-net's work (each level has half the
-        area of the one before), so the two streams, each on half the threads, finish together, and neither
-        waits for the other's threads op by op as one stream on all of them does.
+        ``first``: gives the first level's pixels and candidates, from the second stream (:meth:`_pyramid`
+        queues it; its pixels complete ``levels``). That level is about half of P-net's work (each level has
+        half the area of the one before), so the two streams, each on half the threads, finish together, and
+        neither waits for the other's threads op by op as one stream on all of them does.
         """
         found = [self._pnet(level) for level in levels[1 if first else 0 : 2]]
         small = levels[2:]
@@ -609,7 +622,7 @@ class OnnxMTCNN:
             prob, reg = self._run("pnet", x=canvas)
             found.append(self._found(prob, reg, small, offsets, _level_map(prob.shape, sizes, offsets)))
         if first is not None:
-            pixels, candidates = first.result()
+            pixels, candidates = first()
             levels[0] = (pixels, *levels[0][1:])
             found.append(candidates)
         cand = np.concatenate(found)

@@ -178,6 +178,32 @@ def test_side_by_side_runs_each_call_once_in_order_and_shares_by_cost() -> None:
     assert [int(r[0][0]) for r in OnnxMTCNN._side_by_side(calls[1:], None)] == [1, 2, 3, 4, 5]
 
 
+def test_queued_work_runs_here_when_the_stream_has_not_started_it() -> None:
+    """Work queued on the second stream (the first pyramid level, the padded photo) runs on the calling
+    thread when the stream is still busy, and comes from the stream once it has started it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ferhub._mtcnn_onnx import _queued
+
+    release, busy = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        busy.set()
+        assert release.wait(timeout=30)
+
+    with ThreadPoolExecutor(1) as stream:
+        stream.submit(hold)
+        assert busy.wait(timeout=30)
+        result = _queued(stream, threading.get_ident)
+        assert result() == threading.get_ident()  # the stream was busy: run here
+        release.set()
+        started = threading.Event()
+        result = _queued(stream, lambda: started.set() or threading.get_ident())
+        assert started.wait(timeout=30)
+        assert result() != threading.get_ident()  # the stream had it: its result
+
+
 def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
     """With a second stream the pyramid's first halving is made in two bands of rows side by side; it is
     exactly the halving of the whole photo (odd heights go in one piece)."""
