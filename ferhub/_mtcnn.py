@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ferhub import _compat
-from ferhub._mtcnn_onnx import CELL, PYRAMID_FACTOR, _pack, _weights_file, auto_min_face_size
+from ferhub._mtcnn_onnx import CELL, _pack, _weights_file, auto_min_face_size, level_sizes
 
 CL = torch.channels_last
 Level = tuple[torch.Tensor, float, float]  # (1, 3, h, w) tensor, x scale, y scale relative to the input
@@ -357,9 +357,7 @@ class FastMTCNN:
         h, w = x.shape[2:]
         halvings = [x]
         levels: list[Level] = []
-        scale = CELL / min_face
-        while min(h, w) * scale >= CELL:
-            size = (max(CELL, round(h * scale)), max(CELL, round(w * scale)))
+        for size in level_sizes(h, w, min_face):
             while halvings[-1].shape[2] >= 2 * size[0] and halvings[-1].shape[3] >= 2 * size[1]:
                 last = halvings[-1]
                 half = (last.shape[2] // 2, last.shape[3] // 2)
@@ -373,7 +371,6 @@ class FastMTCNN:
             if tuple(source.shape[2:]) != size:
                 source = F.interpolate(source, size=size, mode="bilinear", align_corners=False)
             levels.append((source.contiguous(memory_format=CL), size[1] / w, size[0] / h))
-            scale *= PYRAMID_FACTOR
         return levels
 
     def _stage1(self, levels: list[Level]) -> list[torch.Tensor]:

@@ -23,7 +23,8 @@ Thresholds, peaks, NMS and regression are numpy on a few thousand numbers.
 Detection imports no torch (1.2 s of a CLI start): the graphs are cached per machine under keys made from
 the files they come from (:func:`_graph_key`), and the torch modules they are exported from
 (:mod:`ferhub._mtcnn_export`) are imported only on a cache miss. The geometry both implementations share
-(``CELL``, ``PYRAMID_FACTOR``, :func:`auto_min_face_size`, ``_pack``) lives here for the same reason.
+(``CELL``, ``PYRAMID_FACTOR``, :func:`auto_min_face_size`, :func:`level_sizes`, ``_pack``) lives here for the
+same reason.
 """
 
 from __future__ import annotations
@@ -56,6 +57,17 @@ def auto_min_face_size(width: int, height: int) -> float:
     the 12 px floor is P-net's window (tiny images such as 25x25 face crops are searched at full resolution).
     """
     return float(min(40.0, max(12.0, min(width, height) / 16)))
+
+
+def level_sizes(height: int, width: int, min_face: float) -> list[tuple[int, int]]:
+    """The pyramid's level sizes (h, w) for a ``height`` x ``width`` image: from scale ``12 / min_face``, each
+    ``PYRAMID_FACTOR`` smaller, down to a 12 px shorter side."""
+    sizes = []
+    scale = CELL / min_face
+    while min(height, width) * scale >= CELL:
+        sizes.append((max(CELL, round(height * scale)), max(CELL, round(width * scale))))
+        scale *= PYRAMID_FACTOR
+    return sizes
 
 
 def _weights_file(name: str) -> Path:
@@ -538,11 +550,7 @@ class OnnxMTCNN:
         first read, without a second stream).
         """
         h, w = pixels.shape[1:3]
-        sizes = []
-        scale = CELL / min_face
-        while min(h, w) * scale >= CELL:
-            sizes.append((max(CELL, round(h * scale)), max(CELL, round(w * scale))))
-            scale *= PYRAMID_FACTOR
+        sizes = level_sizes(h, w, min_face)
         if not sizes:
             return [], None, functools.partial(self._run_one, "photo", pixels=pixels)
         made: Callable[[], np.ndarray] | None = None

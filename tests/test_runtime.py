@@ -123,14 +123,10 @@ def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> 
 def test_packed_levels_never_touch_in_p_nets_map() -> None:
     """Between two levels of a packed canvas lie cells of no level (``_peaks`` relies on it), for the
     pyramids of many photo sizes."""
-    from ferhub._mtcnn_onnx import CELL, PYRAMID_FACTOR, _level_map, _pack, auto_min_face_size
+    from ferhub._mtcnn_onnx import CELL, _level_map, _pack, auto_min_face_size, level_sizes
 
     for h, w in ((480, 640), (1080, 1920), (640, 480), (97, 129), (300, 301), (1024, 683), (250, 2000)):
-        scale, sizes = CELL / auto_min_face_size(w, h), []
-        while min(h, w) * scale >= CELL:
-            sizes.append((max(CELL, round(h * scale)), max(CELL, round(w * scale))))
-            scale *= PYRAMID_FACTOR
-        small = sizes[2:]
+        small = level_sizes(h, w, auto_min_face_size(w, h))[2:]
         if not small:
             continue
         offsets, (ch, cw) = _pack(small)
