@@ -478,13 +478,8 @@ class OnnxMTCNN:
         call to the stream took 1.02-1.04x the time)."""
         if stream is None or len(calls) < 2:
             return [call() for call in calls]
-        futures = [stream.submit(call) for call in calls]
-        inline = {}
-        for i in reversed(range(len(calls))):
-            if not futures[i].cancel():  # the stream has started this one, so every one before it too
-                break
-            inline[i] = calls[i]()
-        return [inline[i] if i in inline else futures[i].result() for i in range(len(calls))]
+        queued = [_queued(stream, call) for call in calls]
+        return [result() for result in reversed(queued)][::-1]
 
     def _resize(self, x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return self._run("resize", x=x, size=np.array(size, dtype=np.int64))[0]
@@ -551,15 +546,16 @@ class OnnxMTCNN:
         """
         h, w = pixels.shape[1:3]
         sizes = level_sizes(h, w, min_face)
+        make_photo = functools.partial(self._run_one, "photo", pixels=pixels)
+        photo: Callable[[], np.ndarray] = make_photo
         if not sizes:
-            return [], None, functools.partial(self._run_one, "photo", pixels=pixels)
-        made: Callable[[], np.ndarray] | None = None
+            return [], None, photo
         if h >= 2 * sizes[0][0] and w >= 2 * sizes[0][1]:
             halvings = [self._first_halving(pixels, stream)]
-            padded_photo = None
         else:  # the first level, or the photo itself, is larger than half the photo: it is resized from it
-            padded_photo = self._run_one("photo", pixels=pixels)
+            padded_photo = make_photo()
             halvings = [np.ascontiguousarray(padded_photo[:, :, PAD:-PAD, PAD:-PAD])]
+            photo = functools.partial(np.asarray, padded_photo)  # the array itself, already made
         levels: list[Level] = []
         first: Callable[[], Any] | None = None
         for size in sizes:
@@ -570,17 +566,13 @@ class OnnxMTCNN:
             if stream is not None and not levels:  # the second stream resizes it and runs P-net on it
                 levels.append((None, size[1] / w, size[0] / h))
                 first = _queued(stream, self._first_level, source, size, levels[0])
-                if padded_photo is None:  # queued behind the first level's P-net
-                    made = _queued(stream, self._run_one, "photo", pixels=pixels)
+                if photo is make_photo:  # not made yet: queued behind the first level's P-net
+                    photo = _queued(stream, make_photo)
                 continue
             if tuple(source.shape[2:]) != size:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
-        if padded_photo is not None:
-            return levels, first, lambda: padded_photo
-        if made is not None:
-            return levels, first, made
-        return levels, first, functools.partial(self._run_one, "photo", pixels=pixels)
+        return levels, first, photo
 
     def _run_one(self, name: str, **inputs: np.ndarray) -> np.ndarray:
         return self._run(name, **inputs)[0]
@@ -619,7 +611,7 @@ class OnnxMTCNN:
         half the area of the one before), so the two streams, each on half the threads, finish together, and
         neither waits for the other's threads op by op as one stream on all of them does.
         """
-        found = [self._pnet(level) for level in levels[1 if first else 0 : 2]]
+        found = [self._pnet(level) for level in levels[1 if first is not None else 0 : 2]]
         small = levels[2:]
         if small:
             sizes = [level.shape[2:] for level, _, _ in small]
