@@ -139,9 +139,10 @@ def test_a_face_leaving_and_returning_keeps_its_id(clip_dir: Path, predictor) ->
 def test_batched_detection_across_frames_gives_the_frame_by_frame_results(
     clip_dir: Path, predictor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On CUDA the video path detects a batch of frames per net call; the same code on the CPU must find
-    exactly
-    what detection frame by frame finds (same tracks, boxes, probabilities)."""
+    """On CUDA the video path detects a batch of frames per net call; the same code on the CPU must find what
+    detection frame by frame finds: the same faces and tracks, boxes and probabilities to float rounding (a
+    batch of frames is convolved in another summation order: on Intel AVX-512, oneDNN's boxes differed by
+    4e-6 px, the probabilities by 3e-5)."""
     from ferhub._mtcnn import FastMTCNN
     from ferhub.faces import FaceDetector
     from ferhub.predict import Predictor
@@ -166,12 +167,14 @@ def test_batched_detection_across_frames_gives_the_frame_by_frame_results(
         results.append([(f.index, f.time, [(x.track_id, x.face.box, x.raw) for x in f.faces]) for f in run])
     assert max(calls) == 8  # the batched run: one call per batch of 8 frames
     (frames_one, frames_many) = results
-    assert [(i, t, [(tid, box) for tid, box, _ in faces]) for i, t, faces in frames_one] == [
-        (i, t, [(tid, box) for tid, box, _ in faces]) for i, t, faces in frames_many
+    assert [(i, t, [tid for tid, _, _ in faces]) for i, t, faces in frames_one] == [
+        (i, t, [tid for tid, _, _ in faces]) for i, t, faces in frames_many
     ]
-    raw_one = np.array([raw for _, _, faces in frames_one for _, _, raw in faces])
-    raw_many = np.array([raw for _, _, faces in frames_many for _, _, raw in faces])
-    np.testing.assert_allclose(raw_one, raw_many, atol=1e-6)
+    # boxes in pixels; probabilities (a box 4e-6 px off moves the crop's resampling: 3e-5 on Intel)
+    for key, atol in ((1, 1e-3), (2, 1e-4)):
+        one = np.array([face[key] for _, _, faces in frames_one for face in faces])
+        many = np.array([face[key] for _, _, faces in frames_many for face in faces])
+        np.testing.assert_allclose(one, many, rtol=0, atol=atol)
 
 
 def test_smoothing_keeps_raw_values(clip_dir: Path, predictor) -> None:
