@@ -9,8 +9,9 @@ where it runs: torch's intra-op pool wakes its threads for every operator, which
 or faster depending on the CPU and ``OMP_WAIT_POLICY``; here each pixel step is an ONNX Runtime session of one
 thread:
 
-- ``photo``: uint8 HWC pixels -> MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see
-  ``_mtcnn._to_tensor``), NCHW, with the zero border the crops read (``padded``);
+- ``photo``: uint8 HWC pixels (RGB or RGBX, :func:`ferhub.images.rgb_pixels`) -> MTCNN's
+  ``(x - 127.5) / 128`` plus 1 (black is 0, see ``_mtcnn._to_tensor``), NCHW, with the zero border the
+  crops read (``padded``);
 - ``top``: the same pixels resized, then normalised, in one call: the pyramid's first halving, which is all
   the pyramid needs of the photo;
 - ``resize``: bilinear resize (ONNX ``Resize``, half-pixel: torch's ``interpolate(align_corners=False)``);
@@ -44,6 +45,7 @@ from PIL import Image
 
 from ferhub import _compat, _onnx
 from ferhub.device import cpu_cores
+from ferhub.images import rgb_pixels
 
 PYRAMID_FACTOR = 0.709  # MTCNN's: each level has half the area of the one before
 CELL = 12  # P-net's window: a face of min_face_size px is scaled to 12 px at the first level
@@ -125,8 +127,8 @@ def _pixel_graph(step: str) -> bytes:
     """One pixel step's graph (see the module docstring):
 
     - ``resize``: ``x`` (1, 3, H, W) resized to ``size``;
-    - ``photo``: ``pixels`` (1, H, W, 3) uint8 -> MTCNN's input (1, 3, H, W) with the zero border of ``PAD``
-      pixels :func:`_crop_graph` reads;
+    - ``photo``: ``pixels`` (1, H, W, 3 or 4) uint8 -> MTCNN's input (1, 3, H, W) with the zero border of
+      ``PAD`` pixels :func:`_crop_graph` reads;
     - ``top``: ``pixels`` -> MTCNN's input resized to ``size``, resized before it is normalised: on a quarter
       of the values for a halving, whose numbers are the same (2x2 means of integers, exact in float32);
       other sizes agree to float rounding.
@@ -135,7 +137,7 @@ def _pixel_graph(step: str) -> bytes:
     from onnx import TensorProto, helper
 
     size = helper.make_tensor_value_info("size", TensorProto.INT64, [2])
-    pixels = helper.make_tensor_value_info("pixels", TensorProto.UINT8, [1, "h", "w", 3])
+    pixels = helper.make_tensor_value_info("pixels", TensorProto.UINT8, [1, "h", "w", "c"])
     constants = []
     if step == "resize":
         nodes = _resize_nodes("x", "y")
@@ -144,9 +146,14 @@ def _pixel_graph(step: str) -> bytes:
         constants = [
             helper.make_tensor("scale", TensorProto.FLOAT, [], [SCALE]),
             helper.make_tensor("shift", TensorProto.FLOAT, [], [SHIFT]),
+            *(
+                helper.make_tensor(n, TensorProto.INT64, [1], [v])
+                for n, v in (("c0", 0), ("c3", 3), ("c", 1))
+            ),
         ]
-        nodes = [
-            helper.make_node("Transpose", ["pixels"], ["nchw"], perm=[0, 3, 1, 2]),
+        nodes = [  # the colours are channels 0-2 of RGB or RGBX (images.rgb_pixels); sliced once planar
+            helper.make_node("Transpose", ["pixels"], ["planes"], perm=[0, 3, 1, 2]),
+            helper.make_node("Slice", ["planes", "c0", "c3", "c"], ["nchw"]),
             helper.make_node("Cast", ["nchw"], ["values"], to=TensorProto.FLOAT),
         ]
         if step == "top":
@@ -404,20 +411,23 @@ def _queued(
 
 class _Sources:
     """The levels R-net's and O-net's crops are read from: the photo, then the pyramid's levels, each padded
-    for :func:`_crop_graph` once, when first read. The padded photo comes from ``photo()``: the second
-    stream makes it while the first finishes P-net (:meth:`OnnxMTCNN._pyramid`), or it is made on first
-    read."""
+    for :func:`_crop_graph` once, when first read, by either stream. The padded photo comes from
+    ``photo()``: the second stream makes it while the first finishes P-net (:meth:`OnnxMTCNN._pyramid`), or
+    it is made on first read."""
 
     def __init__(self, photo: Callable[[], np.ndarray], levels: list[Level]) -> None:
         self.levels = levels
         self.scales = np.array([(1.0, 1.0)] + [(sx, sy) for _, sx, sy in levels], dtype=np.float32)
         self._photo = photo
         self._padded: dict[int, np.ndarray] = {}
+        # one lock a source: a thread waiting for the photo never holds up another padding a level
+        self._locks = [threading.Lock() for _ in range(len(levels) + 1)]
 
     def padded(self, index: int) -> np.ndarray:
-        if index not in self._padded:
-            self._padded[index] = self._photo() if index == 0 else padded(self.levels[index - 1][0])
-        return self._padded[index]
+        with self._locks[index]:
+            if index not in self._padded:
+                self._padded[index] = self._photo() if index == 0 else padded(self.levels[index - 1][0])
+            return self._padded[index]
 
 
 _NETS = ("pnet", "rnet", "onet")
@@ -513,7 +523,7 @@ class OnnxMTCNN:
         else:
             min_face = max(float(min_face_size) / sx, image.width / (width * shrink))
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
-        levels, first, photo = self._pyramid(np.asarray(image)[None], min_face, self._second_stream())
+        levels, first, photo = self._pyramid(rgb_pixels(image)[None], min_face, self._second_stream())
         if not levels:
             return empty
         boxes = self._stage1(levels, first)
@@ -531,7 +541,7 @@ class OnnxMTCNN:
         self, pixels: np.ndarray, min_face: float, stream: ThreadPoolExecutor | None = None
     ) -> tuple[list[Level], Callable[[], Any] | None, Callable[[], np.ndarray]]:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s
-        steps) of ``pixels`` (1, H, W, 3) uint8; with a second ``stream``, what gives the first level's
+        steps) of ``pixels`` (1, H, W, 3 or 4) uint8; with a second ``stream``, what gives the first level's
         pixels and P-net's candidates on them, which that stream makes (queued as soon as the level's source
         exists, beside the resizing of the others; the first level's pixels are ``None`` until
         :meth:`_stage1` has them); and what gives the padded photo the crops read (:class:`_Sources`). Work
@@ -673,10 +683,9 @@ class OnnxMTCNN:
         stream = self._second_stream()
         calls, parts = [], []
         for index, rows, rois in crop_sources(sources.scales, boxes, size):
-            source = sources.padded(index)
             cut = (len(rows) + 1) // 2 if len(rows) >= 8 and stream is not None else len(rows)
             for part in (slice(0, cut), slice(cut, None)) if cut < len(rows) else (slice(None),):
-                calls.append(functools.partial(self._run, name, source=source, rois=rois[part]))
+                calls.append(functools.partial(self._crops_net, name, sources, index, rois[part]))
                 parts.append(rows[part])
         results = self._side_by_side(calls, stream)
         if len(results) == 1 and len(parts[0]) == len(boxes):  # one call, boxes in order
@@ -686,6 +695,12 @@ class OnnxMTCNN:
             for out, r in zip(outputs, result):
                 out[rows] = r
         return outputs
+
+    def _crops_net(self, name: str, sources: _Sources, index: int, rois: np.ndarray) -> list[np.ndarray]:
+        """R- or O-net on crops of source ``index``, read inside the call: the photo's crops come first, and
+        the second stream takes them (:meth:`_side_by_side`), so this thread starts on the levels' crops
+        while that stream still makes the photo."""
+        return self._run(name, source=sources.padded(index), rois=rois)
 
     def _stage2(self, sources: _Sources, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """R-net on 24x24 crops of every candidate: refine, threshold, NMS."""

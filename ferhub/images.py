@@ -11,6 +11,7 @@ bomb costs nothing but a clear :class:`ImageDecodeError`.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import io
 import os
@@ -236,3 +237,69 @@ def _holds_file(image: Image.Image) -> bool:
     all the same: its pixels would change with the file.
     """
     return getattr(image, "fp", None) is not None or getattr(image, "map", None) is not None
+
+
+class _ArrowArray(ctypes.Structure):
+    """The Arrow C data interface's ``struct ArrowArray`` (a stable ABI: arrow.apache.org/docs/format/
+    CDataInterface.html)."""
+
+
+_ArrowArray._fields_ = [
+    ("length", ctypes.c_int64),
+    ("null_count", ctypes.c_int64),
+    ("offset", ctypes.c_int64),
+    ("n_buffers", ctypes.c_int64),
+    ("n_children", ctypes.c_int64),
+    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))),
+    ("dictionary", ctypes.c_void_p),
+    ("release", ctypes.c_void_p),
+    ("private_data", ctypes.c_void_p),
+]
+
+
+class _Exported:
+    """A read-only ``__array_interface__`` over an exported Arrow buffer; numpy's array keeps this object,
+    and so the capsule (whose release lets Pillow free the pixels), alive as its base."""
+
+    def __init__(self, capsule: object, address: int, shape: tuple[int, ...]) -> None:
+        self.capsule = capsule
+        self.__array_interface__ = {"data": (address, True), "shape": shape, "typestr": "|u1", "version": 3}
+
+
+def _capsule_pointer(capsule: object, name: bytes) -> int:
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return int(get(capsule, name))
+
+
+def rgb_pixels(image: Image.Image) -> np.ndarray:
+    """An RGB image's pixels, ``(H, W, C)`` uint8 with the colours in channels 0-2: without a copy where
+    Pillow exports them (``C`` = 4, RGBX, read-only, over Pillow's own memory through the Arrow C data
+    interface, Pillow >= 11.2), else ``np.asarray``'s ``(H, W, 3)`` copy (an image larger than one of
+    Pillow's memory blocks, 16 MB by default).
+
+    Pillow keeps RGB as 4 bytes a pixel; ``np.asarray`` packs them to 3 through ``tobytes``: 0.6 ms of a
+    640x480 photo's ~9 ms detection, before any other step can start.
+    """
+    try:
+        schema, array = image.__arrow_c_array__()  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):  # an older Pillow; an image in several blocks
+        return np.asarray(image)
+    # the schema's first field is its format: "+w:4", a list of 4 values a pixel (their "C", uint8, is
+    # checked by the sizes below)
+    form = ctypes.c_char_p.from_address(_capsule_pointer(schema, b"arrow_schema")).value
+    exported = _ArrowArray.from_address(_capsule_pointer(array, b"arrow_array"))
+    count = image.width * image.height
+    if not (
+        image.mode == "RGB"
+        and form == b"+w:4"
+        and exported.length == count
+        and exported.offset == 0
+        and exported.n_children == 1
+    ):
+        return np.asarray(image)
+    values = exported.children[0].contents
+    if values.length != 4 * count or values.offset != 0 or values.n_buffers != 2 or not values.buffers[1]:
+        return np.asarray(image)
+    return np.asarray(_Exported(array, values.buffers[1], (image.height, image.width, 4)))

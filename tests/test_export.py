@@ -93,13 +93,15 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
     for h, w in ((40, 50), (41, 57)):
         image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         x = _to_tensor(image, torch.device("cpu"))
-        pixels = np.asarray(image)[None]
-        photo = _onnx.session(graphs["photo"]).run(None, {"pixels": pixels})[0]
-        np.testing.assert_array_equal(photo, padded(x.contiguous().numpy()))
         size = np.array([h // 2, w // 2 + 3], dtype=np.int64)
-        top = _onnx.session(graphs["top"]).run(None, {"pixels": pixels, "size": size})[0]
         expected = torch.nn.functional.interpolate(x, size=tuple(size.tolist()), mode="bilinear")
-        assert np.abs(top - expected.numpy()).max() <= 1e-5
+        rgb = np.asarray(image)[None]
+        rgbx = np.concatenate([rgb, rng.integers(0, 256, (1, h, w, 1), dtype=np.uint8)], axis=3)
+        for pixels in (rgb, rgbx):  # images.rgb_pixels' two layouts: the fourth byte is never read
+            photo = _onnx.session(graphs["photo"]).run(None, {"pixels": pixels})[0]
+            np.testing.assert_array_equal(photo, padded(x.contiguous().numpy()))
+            top = _onnx.session(graphs["top"]).run(None, {"pixels": pixels, "size": size})[0]
+            assert np.abs(top - expected.numpy()).max() <= 1e-5
 
 
 @pytest.mark.slow

@@ -244,3 +244,35 @@ def test_folder_scans_take_every_photo_suffix_pillow_opens(tmp_path: Path) -> No
     for name in ("a.JFIF", "b.jpg", "c.h5", "d.txt"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in iter_image_files([tmp_path])] == ["a.JFIF", "b.jpg"]
+
+
+def test_rgb_pixels_are_pillows_own_memory_and_outlive_the_image(monkeypatch) -> None:
+    """Detection reads an RGB image's pixels without a copy (Pillow's RGBX memory, through the Arrow C data
+    interface): the colours are ``np.asarray``'s, the view sees a change to the image, is read-only and stays
+    valid after the image is gone; where Pillow cannot export, the copy."""
+    import gc
+
+    from ferhub.images import rgb_pixels
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    expected = np.asarray(image).copy()
+    view = rgb_pixels(image)
+    assert view.shape == (48, 64, 4) and view.dtype == np.uint8 and not view.flags.writeable
+    np.testing.assert_array_equal(view[..., :3], expected)
+    image.putpixel((5, 7), (1, 2, 3))  # the same memory: no copy was made
+    assert tuple(view[7, 5, :3]) == (1, 2, 3)
+    expected[7, 5] = (1, 2, 3)
+    del image
+    gc.collect()
+    filler = [np.full((256, 256, 4), 255, np.uint8) for _ in range(64)]  # reuses freed memory, if any
+    np.testing.assert_array_equal(view[..., :3], expected)
+    del filler
+    # no export (an older Pillow, or an image in several memory blocks): np.asarray's copy
+    image = Image.fromarray(expected)
+    monkeypatch.setattr(
+        Image.Image, "__arrow_c_array__", lambda self: (_ for _ in ()).throw(ValueError("blocks"))
+    )
+    copy = rgb_pixels(image)
+    assert copy.shape == (48, 64, 3)
+    np.testing.assert_array_equal(copy, expected)

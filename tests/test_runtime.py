@@ -200,6 +200,47 @@ def test_queued_work_runs_here_when_the_stream_has_not_started_it() -> None:
         assert result() != threading.get_ident()  # the stream had it: its result
 
 
+def test_crops_of_the_levels_start_while_the_stream_still_makes_the_photo() -> None:
+    """R-net's crops read from the pyramid's levels run on the calling thread while the second stream is still
+    making the padded photo (queued behind its P-net): the photo's crops are the stream's. Same outputs as
+    one thread's."""
+    import threading
+
+    from ferhub._mtcnn_onnx import OnnxMTCNN, _Sources
+
+    detector = OnnxMTCNN(threads=2)
+    assert detector._stream is not None
+    photo = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
+    pixels = np.asarray(photo)[None]
+    levels, _, make_photo = detector._pyramid(pixels, 30.0, None)
+    level_crops_ran = threading.Event()
+    run = detector._run
+
+    def watched(name: str, **inputs: np.ndarray) -> list[np.ndarray]:
+        if name == "rnet" and inputs["source"].shape[2] < pixels.shape[1]:
+            level_crops_ran.set()
+        return run(name, **inputs)
+
+    def slow_photo() -> np.ndarray:  # the stream's photo, held up until a level's crops have run
+        assert level_crops_ran.wait(timeout=30), "the level crops waited for the photo"
+        return make_photo()
+
+    # boxes of 20-200 px: the small ones are read from the photo, the others from the levels
+    boxes = np.array(
+        [[x, 40.0, x + side, 40.0 + side] for x, side in zip(range(0, 400, 40), range(20, 220, 20))]
+    )
+    detector._run = watched  # type: ignore[method-assign]
+    detector._callers = 1  # as inside detect(): the only caller, so the stream is used
+    got = detector._net_on_crops("rnet", _Sources(slow_photo, levels), boxes.astype(np.float32), 24)
+    assert level_crops_ran.is_set()
+    detector._run = run  # type: ignore[method-assign]
+    alone = OnnxMTCNN(threads=1)._net_on_crops(
+        "rnet", _Sources(make_photo, levels), boxes.astype(np.float32), 24
+    )
+    for a, b in zip(got, alone):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
 def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
     """With a second stream the pyramid's first halving is made in two bands of rows side by side; it is
     exactly the halving of the whole photo (odd heights go in one piece)."""
