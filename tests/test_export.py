@@ -60,7 +60,7 @@ def test_every_registered_architectures_tiny_variant_exports(name: str) -> None:
 
 def test_mtcnn_nets_export_and_match_torch() -> None:
     from ferhub._mtcnn import _load_nets, run_onet, run_pnet, run_rnet
-    from ferhub._mtcnn_onnx import net_graphs
+    from ferhub._mtcnn_onnx import SCALE, net_graphs, photo_source
 
     graphs = net_graphs()
     nets = _load_nets("cpu")
@@ -84,9 +84,20 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
             t = torch.from_numpy(source)
             crops = _sample_crops([], t, torch.from_numpy(rois), size)
             expected = run(nets, crops)
-        got = _onnx.session(graphs[name]).run(None, {"source": padded(source), "rois": rois})
+        one = np.ones(1, np.float32)
+        got = _onnx.session(graphs[name]).run(None, {"source": padded(source), "rois": rois, "gain": one})
         for a, b in zip(got, expected):
             assert np.abs(a - b.numpy()).max() <= 1e-4, name
+        # the photo's crops: from 128 times MTCNN's values (photo_source), scaled back by the graph's gain, a
+        # power of two: exactly the crops of MTCNN's values
+        pixels = rng.integers(0, 256, (1, 60, 80, 3), dtype=np.uint8)
+        photo = photo_source(pixels)
+        gain = np.array([SCALE], np.float32)
+        for a, b in zip(
+            _onnx.session(graphs[name]).run(None, {"source": photo, "rois": rois, "gain": gain}),
+            _onnx.session(graphs[name]).run(None, {"source": photo * gain, "rois": rois, "gain": one}),
+        ):
+            np.testing.assert_array_equal(a, b, err_msg=name)
     # the pixel steps: the padded photo and the pyramid's first resize, straight from the pixels
     from ferhub._mtcnn import _to_tensor
 
@@ -98,8 +109,8 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
         rgb = np.asarray(image)[None]
         rgbx = np.concatenate([rgb, rng.integers(0, 256, (1, h, w, 1), dtype=np.uint8)], axis=3)
         for pixels in (rgb, rgbx):  # images.rgb_pixels' two layouts: the fourth byte is never read
-            photo = _onnx.session(graphs["photo"]).run(None, {"pixels": pixels})[0]
-            np.testing.assert_array_equal(photo, padded(x.contiguous().numpy()))
+            photo = photo_source(pixels)  # 128 times MTCNN's values, which the crop graph scales back
+            np.testing.assert_array_equal(photo * np.float32(SCALE), padded(x.contiguous().numpy()))
             top = _onnx.session(graphs["top"]).run(None, {"pixels": pixels, "size": size})[0]
             assert np.abs(top - expected.numpy()).max() <= 1e-5
 

@@ -246,7 +246,7 @@ def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
     exactly the halving of the whole photo (odd heights go in one piece)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ferhub._mtcnn_onnx import OnnxMTCNN
+    from ferhub._mtcnn_onnx import SCALE, OnnxMTCNN, photo_source
 
     detector = OnnxMTCNN(threads=1)
     rng = np.random.default_rng(3)
@@ -256,7 +256,7 @@ def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
             whole = detector._first_halving(pixels, None)
             assert whole.shape == (1, 3, h // 2, w // 2)
             np.testing.assert_array_equal(detector._first_halving(pixels, stream), whole)
-            photo = np.ascontiguousarray(detector._run_one("photo", pixels=pixels)[:, :, 2:-2, 2:-2])
+            photo = photo_source(pixels)[:, :, 2:-2, 2:-2] * np.float32(SCALE)
             # resized, then normalised: the same numbers for even sides, to float rounding for odd ones
             halved = detector._resize(photo, (h // 2, w // 2))
             np.testing.assert_allclose(halved, whole, rtol=0, atol=1e-6 if (h % 2 or w % 2) else 0)
@@ -279,7 +279,7 @@ def test_detection_streams_split_the_cores_and_find_what_one_thread_finds() -> N
         return {n: s.get_session_options().intra_op_num_threads for n, s in detector.sessions.items()}
 
     def layout(nets: int) -> dict[str, int]:
-        return {"photo": 1, "top": 1, "resize": 1, "pnet": nets, "rnet": nets, "onet": nets}
+        return {"top": 1, "resize": 1, "pnet": nets, "rnet": nets, "onet": nets}
 
     assert threads(wide) == layout(max(1, cores // 2))
     assert threads(single) == layout(cores) and threads(narrow) == layout(1)
