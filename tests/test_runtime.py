@@ -243,7 +243,7 @@ def test_crops_of_the_levels_start_while_the_stream_still_makes_the_photo() -> N
 
 def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
     """With a second stream the pyramid's first halving is made in two bands of rows side by side; it is
-    exactly the halving of the whole photo (odd heights go in one piece)."""
+    exactly the halving of the whole photo (odd heights go in one piece), from RGB or RGBX pixels."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ferhub._mtcnn_onnx import SCALE, OnnxMTCNN, photo_source
@@ -251,11 +251,15 @@ def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
     detector = OnnxMTCNN(threads=1)
     rng = np.random.default_rng(3)
     with ThreadPoolExecutor(1) as stream:
-        for h, w in ((480, 640), (482, 641), (50, 64), (97, 130), (1080, 1920)):
-            pixels = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+        for h, w in ((480, 640), (482, 641), (50, 64), (97, 130), (1080, 1920), (52, 66)):
+            rgbx = rng.integers(0, 256, (1, h, w, 4), dtype=np.uint8)  # images.rgb_pixels' view
+            pixels = np.ascontiguousarray(rgbx[..., :3])  # np.asarray's copy
             whole = detector._first_halving(pixels, None)
             assert whole.shape == (1, 3, h // 2, w // 2)
             np.testing.assert_array_equal(detector._first_halving(pixels, stream), whole)
+            # RGBX pixels (halved by numpy where both sides are even): the same numbers, the 4th byte unread
+            np.testing.assert_array_equal(detector._first_halving(rgbx, None), whole)
+            np.testing.assert_array_equal(detector._first_halving(rgbx, stream), whole)
             photo = photo_source(pixels)[:, :, 2:-2, 2:-2] * np.float32(SCALE)
             # resized, then normalised: the same numbers for even sides, to float rounding for odd ones
             halved = detector._resize(photo, (h // 2, w // 2))
