@@ -280,7 +280,9 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
     Pillow's memory blocks, 16 MB by default).
 
     Pillow keeps RGB as 4 bytes a pixel; ``np.asarray`` packs them to 3 through ``tobytes``: 0.6 ms of a
-    640x480 photo's ~9 ms detection, before any other step can start.
+    640x480 photo's ~9 ms detection, before any other step can start. The view reads the image as it is when
+    read: for pixels that must not change under it, pass an image nothing else draws on (ferhub's drawing
+    works on copies).
     """
     try:
         schema, array = image.__arrow_c_array__()  # type: ignore[attr-defined]
