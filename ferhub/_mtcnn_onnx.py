@@ -11,12 +11,13 @@ thread:
 
 - ``top``: uint8 HWC pixels (RGB or RGBX, :func:`ferhub.images.rgb_pixels`) resized, then turned into
   MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see ``_mtcnn._to_tensor``), NCHW, in one call: the
-  pyramid's first halving, which is all the pyramid needs of the photo;
+  pyramid's first halving, which is all the pyramid needs of the photo, where numpy does not make it
+  (:func:`_halve_rgbx`: RGBX pixels, even sides);
 - ``resize``: bilinear resize (ONNX ``Resize``, half-pixel: torch's ``interpolate(align_corners=False)``);
 - ``pnet``: P-net on one (packed) level;
-- ``rnet`` / ``onet``: crops of the candidate boxes from the pyramid's levels or the photo (made by numpy,
-  :func:`photo_source`) (``RoiAlign``: the bilinear samples at twice the size and
-  2x2 means of ``_mtcnn._sample_crops``) and the net on them, one call per source level.
+- ``rnet`` / ``onet``: crops of the candidate boxes, from the pyramid's levels or from the photo (made by
+  numpy, :func:`photo_source`), by ``RoiAlign`` (the bilinear samples at twice the size and 2x2 means of
+  ``_mtcnn._sample_crops``), and the net on them, one call per source level.
 
 Thresholds, peaks, NMS and regression are numpy on a few thousand numbers.
 
@@ -586,10 +587,10 @@ class OnnxMTCNN:
         (:func:`_queued`).
 
         When the photo is halved before the first level (the usual case: faces of 24 px or more), the
-        photo itself is not needed here: the first halving comes straight from the pixels (``top``), in two
-        bands of rows side by side with a second stream, and the photo's crop source
-        (:func:`photo_source`) is made by the second stream after the first level's P-net, while this
-        thread runs P-net on the others (or on first read, without a second stream).
+        photo itself is not needed here: the first halving comes straight from the pixels
+        (:meth:`_first_halving`), in two bands of rows side by side with a second stream, and the photo's
+        crop source (:func:`photo_source`) is made by the second stream after the first level's P-net, while
+        this thread runs P-net on the others (or on first read, without a second stream).
         """
         h, w = pixels.shape[1:3]
         sizes = level_sizes(h, w, min_face)
