@@ -267,10 +267,11 @@ class _Exported:
         self.__array_interface__ = {"data": (address, True), "shape": shape, "typestr": "|u1", "version": 3}
 
 
-def _capsule_pointer(capsule: object, name: bytes) -> int:
-    get = ctypes.pythonapi.PyCapsule_GetPointer
-    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    return int(get(capsule, name))
+# ``PyCapsule_GetPointer`` with a prototype of its own, made once: setting ``restype``/``argtypes`` on the
+# shared ``ctypes.pythonapi.PyCapsule_GetPointer`` would change it for every other user in the process
+_capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi)
+)
 
 
 def rgb_pixels(image: Image.Image) -> np.ndarray:
@@ -284,6 +285,8 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
     read: for pixels that must not change under it, pass an image nothing else draws on (ferhub's drawing
     works on copies).
     """
+    if image.mode != "RGB":
+        return np.asarray(image)
     try:
         schema, array = image.__arrow_c_array__()  # type: ignore[attr-defined]
     except (AttributeError, ValueError):  # an older Pillow; an image in several blocks
@@ -294,11 +297,7 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
     exported = _ArrowArray.from_address(_capsule_pointer(array, b"arrow_array"))
     count = image.width * image.height
     if not (
-        image.mode == "RGB"
-        and form == b"+w:4"
-        and exported.length == count
-        and exported.offset == 0
-        and exported.n_children == 1
+        form == b"+w:4" and exported.length == count and exported.offset == 0 and exported.n_children == 1
     ):
         return np.asarray(image)
     values = exported.children[0].contents

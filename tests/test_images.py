@@ -250,14 +250,18 @@ def test_rgb_pixels_are_pillows_own_memory_and_outlive_the_image(monkeypatch) ->
     """Detection reads an RGB image's pixels without a copy (Pillow's RGBX memory, through the Arrow C data
     interface): the colours are ``np.asarray``'s, the view sees a change to the image, is read-only and stays
     valid after the image is gone; where Pillow cannot export, the copy."""
+    import ctypes
     import gc
 
     from ferhub.images import rgb_pixels
 
+    shared = ctypes.pythonapi.PyCapsule_GetPointer
+    prototype = (shared.restype, shared.argtypes)
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
     expected = np.asarray(image).copy()
     view = rgb_pixels(image)
+    assert (shared.restype, shared.argtypes) == prototype  # ctypes' shared function object left as it was
     assert view.shape == (48, 64, 4) and view.dtype == np.uint8 and not view.flags.writeable
     np.testing.assert_array_equal(view[..., :3], expected)
     image.putpixel((5, 7), (1, 2, 3))  # the same memory: no copy was made
