@@ -180,7 +180,7 @@ PAD = (
 
 def _framed(a: np.ndarray, width: int, value: float = 0) -> np.ndarray:
     """``a`` in a frame of ``value``, ``width`` wide, around its last two axes: ``np.pad``'s result without
-    its ~20 us of Python per call. Zeros come from ``np.zeros``: for a photo, faster than ``np.full``."""
+    its ~20 us of Python per call. Zeros come from ``np.zeros``: for a level, faster than ``np.full``."""
     shape = (*a.shape[:-2], a.shape[-2] + 2 * width, a.shape[-1] + 2 * width)
     out = np.zeros(shape, dtype=a.dtype) if value == 0 else np.full(shape, value, dtype=a.dtype)
     out[..., width:-width, width:-width] = a
@@ -632,33 +632,26 @@ class OnnxMTCNN:
         A halving of an even number of rows averages row pairs, so two bands of an even height give the rows
         of the whole halving, computed alike (``tests/test_runtime.py``); with an odd number the sample
         positions depend on the height, and the photo goes in one piece. RGBX pixels of even sides are
-        halved by numpy (:func:`_halve_rgbx`, into one array: no bands to join), others by ``top``.
+        halved by numpy (:func:`_halve_rgbx`), others by ``top`` (:meth:`_halve_top`), each band straight into
+        its rows of the one array.
         """
         h, w = pixels.shape[1:3]
         if stream is None or h % 2 or h < 4 * CELL:
-            stream, split = None, 0
-        else:
-            split = h // 4 * 2
-        if pixels.shape[3] == 4 and h % 2 == 0 and w % 2 == 0:
-            out = np.empty((1, 3, h // 2, w // 2), dtype=np.float32)
-            band = _queued(stream, _halve_rgbx, pixels, out, 0, split) if stream is not None else None
-            _halve_rgbx(pixels, out, split, h)
-            if band is not None:
-                band()
-            return out
-        if stream is None:
-            return self._run_one("top", pixels=pixels, size=np.array([h // 2, w // 2], dtype=np.int64))
-        band = _queued(
-            stream,
-            self._run_one,
-            "top",
-            pixels=pixels[:, :split],
-            size=np.array([split // 2, w // 2], dtype=np.int64),
-        )
-        bottom = self._run_one(
-            "top", pixels=pixels[:, split:], size=np.array([(h - split) // 2, w // 2], dtype=np.int64)
-        )
-        return np.concatenate([band(), bottom], axis=2)
+            stream = None
+        split = 0 if stream is None else h // 4 * 2
+        halve = _halve_rgbx if pixels.shape[3] == 4 and h % 2 == 0 and w % 2 == 0 else self._halve_top
+        out = np.empty((1, 3, h // 2, w // 2), dtype=np.float32)
+        band = None if stream is None else _queued(stream, halve, pixels, out, 0, split)
+        halve(pixels, out, split, h)
+        if band is not None:
+            band()
+        return out
+
+    def _halve_top(self, pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
+        """Rows ``start:stop`` of ``pixels`` halved by ``top`` into their rows of ``out`` (as
+        :func:`_halve_rgbx`)."""
+        size = np.array([(stop - start) // 2, pixels.shape[2] // 2], dtype=np.int64)
+        out[:, :, start // 2 : stop // 2] = self._run_one("top", pixels=pixels[:, start:stop], size=size)
 
     def _stage1(self, levels: list[Level], first: Callable[[], Any] | None = None) -> np.ndarray:
         """P-net over every level -> candidates ``(N, 5)`` (x1, y1, x2, y2, score), regressed and squared.
