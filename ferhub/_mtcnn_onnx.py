@@ -14,12 +14,13 @@ thread:
   pyramid's first halving, which is all the pyramid needs of the photo, where numpy does not make it
   (:func:`_halve_rgbx`: RGBX pixels, even sides);
 - ``resize``: bilinear resize (ONNX ``Resize``, half-pixel: torch's ``interpolate(align_corners=False)``);
-- ``pnet``: P-net on one (packed) level;
+- ``pnet``: P-net on one (packed) level, and the cells of its map that are candidates (threshold, 3x3 local
+  maximum: :func:`_peaks_graph`) with their scores and box offsets;
 - ``rnet`` / ``onet``: crops of the candidate boxes, from the pyramid's levels or from the photo (made by
   numpy, :func:`photo_source`), by ``RoiAlign`` (the bilinear samples at twice the size and 2x2 means of
   ``_mtcnn._sample_crops``), and the net on them, one call per source level.
 
-Thresholds, peaks, NMS and regression are numpy on a few thousand numbers.
+R- and O-net's thresholds, NMS and the boxes' regression are numpy on a few thousand numbers.
 
 Detection imports no torch (1.2 s of a CLI start): the graphs are cached per machine under keys made from
 the files they come from (:func:`_graph_key`), and the torch modules they are exported from
@@ -273,6 +274,72 @@ def _with_crops(net: bytes, size: int) -> bytes:
     return merged.SerializeToString()
 
 
+def _peaks_graph(ir_version: int) -> Any:
+    """P-net's maps ``prob`` (H', W') and ``reg`` (4, H', W'), ``outside`` (broadcast to H' x W': 0 for
+    cells of a level, -inf for the others of a packed call, :func:`_level_map`) and ``threshold`` ->
+    ``cells`` (K, 2) (row, column), ``score`` (K,) and ``offsets`` (K, 4) of the cells at or above the
+    threshold that are the maximum of their 3x3 neighbours of the same level.
+
+    See ``FastMTCNN._stage1``: within a level, this is MTCNN's greedy NMS at IoU 0.5 without a sequential
+    pass. The levels of a packed map never touch (:func:`_level_map`), so a cell's neighbours are of its
+    level or of none (-inf, which never peaks nor holds a neighbour down), and the test is a 3x3 max-pool.
+    In the graph, where numpy's passes over the map and its look-ups took ~0.1 ms a P-net call.
+    """
+    from onnx import TensorProto, helper
+
+    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [0, 1])
+    nodes = [
+        helper.make_node("Add", ["prob", "outside"], ["masked"]),
+        helper.make_node("Unsqueeze", ["masked", "axes"], ["masked4"]),
+        helper.make_node("MaxPool", ["masked4"], ["local4"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Squeeze", ["local4", "axes"], ["local"]),
+        helper.make_node("GreaterOrEqual", ["masked", "local"], ["top"]),
+        helper.make_node("GreaterOrEqual", ["masked", "threshold"], ["above"]),
+        helper.make_node("And", ["top", "above"], ["peak"]),
+        helper.make_node("NonZero", ["peak"], ["where"]),
+        helper.make_node("Transpose", ["where"], ["cells"], perm=[1, 0]),
+        helper.make_node("GatherND", ["prob", "cells"], ["score"]),
+        helper.make_node("Transpose", ["reg"], ["reg_last"], perm=[1, 2, 0]),
+        helper.make_node("GatherND", ["reg_last", "cells"], ["offsets"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "peaks",
+        [
+            helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["rows", "cols"]),
+            helper.make_tensor_value_info("reg", TensorProto.FLOAT, [4, "rows", "cols"]),
+            helper.make_tensor_value_info("outside", TensorProto.FLOAT, ["out_rows", "out_cols"]),
+            helper.make_tensor_value_info("threshold", TensorProto.FLOAT, []),
+        ],
+        [
+            helper.make_tensor_value_info("cells", TensorProto.INT64, ["found", 2]),
+            helper.make_tensor_value_info("score", TensorProto.FLOAT, ["found"]),
+            helper.make_tensor_value_info("offsets", TensorProto.FLOAT, ["found", 4]),
+        ],
+        initializer=[axes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _onnx.OPSET)])
+    model.ir_version = ir_version
+    return model
+
+
+def _with_peaks(net: bytes) -> bytes:
+    """P-net's graph followed by :func:`_peaks_graph`: outputs ``cells``, ``score`` and ``offsets``, then
+    P-net's own maps ``prob`` and ``reg``."""
+    import onnx
+    from onnx import compose
+
+    net_model = onnx.load_from_string(net)
+    merged = compose.merge_models(
+        net_model,
+        _peaks_graph(net_model.ir_version),
+        io_map=[("prob", "prob"), ("reg", "reg")],
+        outputs=["cells", "score", "offsets", "prob", "reg"],
+    )
+    onnx.checker.check_model(merged)
+    return merged.SerializeToString()
+
+
 # R- and O-net run on crops of this size, cut by the graph in front of them (:func:`_with_crops`).
 _CROP_SIZE = {"rnet": 24, "onet": 48}
 # With two streams, a source level's crops go in two halves side by side from this many: fewer R-net crops are
@@ -307,7 +374,7 @@ def _build(name: str) -> bytes:
 
     module, example, inputs, outputs, axes = net_modules()[name]
     graph = _onnx.export_bytes(module, example, inputs, outputs, axes)
-    return _with_crops(graph, _CROP_SIZE[name]) if name in _CROP_SIZE else graph
+    return _with_crops(graph, _CROP_SIZE[name]) if name in _CROP_SIZE else _with_peaks(graph)
 
 
 # the pixel steps (one thread each; see OnnxMTCNN.__init__): the pyramid's first resize straight from the
@@ -324,39 +391,38 @@ def net_graphs() -> dict[str, bytes]:
     }
 
 
-def _peaks(
-    prob: np.ndarray, threshold: float, level_of: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cells at or above ``threshold`` that are the maximum of their 3x3 neighbours of the same level.
-
-    See ``FastMTCNN._stage1``: within a level, this is MTCNN's greedy NMS at IoU 0.5 without a sequential
-    pass. ``level_of``: a packed map's level of each cell, -1 for cells of no level, which never peak nor
-    hold a neighbour down; ``None``: one level. The levels of a packed map never touch (:func:`_level_map`),
-    so a cell's neighbours are of its level or of none, and the test is a 3x3 maximum filter over the map
-    (a few array passes: looking up each cell above the threshold's neighbours took ~0.1 ms a map).
-    """
-    if level_of is not None:
-        prob = np.where(level_of >= 0, prob, np.float32(-np.inf))
-    framed = _framed(prob, 1, -np.inf)
-    rows = np.maximum(np.maximum(framed[:-2], framed[1:-1]), framed[2:])
-    local = np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
-    return np.nonzero((prob >= threshold) & (prob >= local))
-
-
+@functools.lru_cache(maxsize=16)
 def _level_map(
-    shape: tuple[int, int], sizes: list[tuple[int, int]], offsets: list[tuple[int, int]]
-) -> np.ndarray:
-    """Which level each cell of P-net's map of a packed canvas (:func:`_pack`) belongs to, -1 for none.
+    shape: tuple[int, int], sizes: tuple[tuple[int, int], ...], offsets: tuple[tuple[int, int], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which level each cell of P-net's map of a packed canvas (:func:`_pack`) belongs to, -1 for none, and
+    the ``outside`` input of :func:`_peaks_graph` (0 for a level's cells, -inf for the others); read-only,
+    made once per layout (a video's frames share one).
 
     A level of h rows has ``(h - CELL) // 2 + 1`` rows of cells (P-net: a 12 px window, stride 2, no padding),
     and the next level in its column starts ``h // 2`` or more cells further, so at least 5 cells of no level
-    lie between two levels (as between columns): :func:`_peaks` relies on it.
+    lie between two levels (as between columns): :func:`_peaks_graph` relies on it.
     """
     level_of = np.full(shape, -1, dtype=np.int16)
     for index, ((h, w), (oy, ox)) in enumerate(zip(sizes, offsets)):
         rows, cols = (h - CELL) // 2 + 1, (w - CELL) // 2 + 1
         level_of[oy // 2 : oy // 2 + rows, ox // 2 : ox // 2 + cols] = index
-    return level_of
+    outside = np.where(level_of >= 0, np.float32(0), np.float32(-np.inf)).astype(np.float32)
+    level_of.flags.writeable = outside.flags.writeable = False
+    return level_of, outside
+
+
+# the ``outside`` input of a P-net call on one level: every cell is the level's
+_INSIDE = np.zeros((1, 1), dtype=np.float32)
+# the P-net graph's outputs detection reads (:func:`_with_peaks`)
+_PEAKS = ["cells", "score", "offsets"]
+
+
+def _map_shape(size: tuple[int, int]) -> tuple[int, int]:
+    """The shape of P-net's maps of an input of ``size`` (h, w): a 3x3 convolution, a 2x2 max-pool that
+    keeps a half window at an odd edge, two 3x3 convolutions."""
+    h, w = size
+    return (h - 1) // 2 - 4, (w - 1) // 2 - 4
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -488,6 +554,7 @@ class OnnxMTCNN:
         and O-net's crops in two halves (:meth:`_net_on_crops`). The pixel steps (``top``, ``resize``) run
         on one thread: they are memory-bound."""
         self.thresholds = tuple(float(t) for t in thresholds)
+        self._pnet_threshold = np.array(self.thresholds[0], dtype=np.float32)
         self.threads = cpu_cores() if threads is None else max(1, int(threads))
         self.streams = 2 if streams >= 2 and self.threads >= 2 else 1
         # The nets are where the time goes (P-net over the pyramid, R-net over ~100 crops: ~20 of ~28 ms on a
@@ -506,8 +573,8 @@ class OnnxMTCNN:
         self._callers = 0  # detect() calls under way
         self._callers_lock = threading.Lock()
 
-    def _run(self, name: str, **inputs: np.ndarray) -> list[np.ndarray]:
-        return self.sessions[name].run(None, inputs)
+    def _run(self, name: str, outputs: list[str] | None = None, **inputs: np.ndarray) -> list[np.ndarray]:
+        return self.sessions[name].run(outputs, inputs)
 
     def _second_stream(self) -> ThreadPoolExecutor | None:
         """The second stream, when this detection may use it: only while it is the only one. Callers side by
@@ -663,16 +730,16 @@ class OnnxMTCNN:
         half the area of the one before), so the two streams, each on half the threads, finish together, and
         neither waits for the other's threads op by op as one stream on all of them does.
         """
-        found = [self._pnet(level) for level in levels[1 if first is not None else 0 : 2]]
+        found = [self._pnet(level[0], [level]) for level in levels[1 if first is not None else 0 : 2]]
         small = levels[2:]
         if small:
-            sizes = [level.shape[2:] for level, _, _ in small]
+            sizes = tuple(level.shape[2:] for level, _, _ in small)
             offsets, size = _pack(sizes)
             canvas = np.zeros((1, 3, *size), dtype=np.float32)
             for (level, _, _), (oy, ox) in zip(small, offsets):
                 canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level
-            prob, reg = self._run("pnet", x=canvas)
-            found.append(self._found(prob, reg, small, offsets, _level_map(prob.shape, sizes, offsets)))
+            packed = _level_map(_map_shape(size), sizes, tuple(offsets))
+            found.append(self._pnet(canvas, small, tuple(offsets), packed))
         if first is not None:
             pixels, candidates = first()
             levels[0] = (pixels, *levels[0][1:])
@@ -689,35 +756,33 @@ class OnnxMTCNN:
         """The first level's pixels, resized from ``source`` to ``size``, and P-net's candidates on them (the
         second stream's share of P-net; see :meth:`_stage1`)."""
         x = source if tuple(source.shape[2:]) == size else self._resize(source, size)
-        return x, self._pnet((x, level[1], level[2]))
+        return x, self._pnet(x, [(x, level[1], level[2])])
 
-    def _pnet(self, level: Level) -> np.ndarray:
-        """P-net's candidates on one level (see :meth:`_found`)."""
-        prob, reg = self._run("pnet", x=level[0])
-        return self._found(prob, reg, [level], [(0, 0)])
-
-    def _found(
+    def _pnet(
         self,
-        prob: np.ndarray,
-        reg: np.ndarray,
+        x: np.ndarray,
         levels: list[Level],
-        origins: list[tuple[int, int]],
-        level_of: np.ndarray | None = None,
+        origins: tuple[tuple[int, int], ...] = ((0, 0),),
+        packed: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """The candidates of one P-net call's maps: ``(N, 9)`` boxes (x1, y1, x2, y2) in photo pixels, score,
-        box offsets. ``levels``: the call's levels, at ``origins`` (y, x) of its input; ``level_of``: each
-        cell's level in a packed call (:func:`_level_map`)."""
-        ys, xs = _peaks(prob, self.thresholds[0], level_of)
-        if len(ys) == 0:
+        """P-net's candidates on ``x``, one level or a packed canvas: ``(N, 9)`` boxes (x1, y1, x2, y2) in
+        photo pixels, score, box offsets. ``levels``: the call's levels, at ``origins`` (y, x) of ``x``;
+        ``packed``: a canvas's :func:`_level_map`. The graph finds the cells (:func:`_peaks_graph`)."""
+        outside = _INSIDE if packed is None else packed[1]
+        cells, score, offsets = self._run(
+            "pnet", outputs=_PEAKS, x=x, outside=outside, threshold=self._pnet_threshold
+        )
+        if len(cells) == 0:
             return np.zeros((0, 9), dtype=np.float32)
-        level = 0 if level_of is None else level_of[ys, xs]
+        ys, xs = cells[:, 0], cells[:, 1]
+        level = 0 if packed is None else packed[0][ys, xs]
         lsx = np.array([sx for _, sx, _ in levels], dtype=np.float32)[level]
         lsy = np.array([sy for _, _, sy in levels], dtype=np.float32)[level]
         origin = np.array(origins, dtype=np.float32)[level]
         x1 = (2 * xs - origin[..., 1]) / lsx
         y1 = (2 * ys - origin[..., 0]) / lsy
         boxes = np.stack([x1, y1, x1 + CELL / lsx, y1 + CELL / lsy], axis=1)
-        return np.concatenate([boxes, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1).astype(np.float32)
+        return np.concatenate([boxes, score[:, None], offsets], axis=1).astype(np.float32)
 
     def _net_on_crops(self, name: str, sources: _Sources, boxes: np.ndarray, size: int) -> list[np.ndarray]:
         """R- or O-net's outputs for ``size`` x ``size`` crops of ``boxes``: one call per source level, or,

@@ -60,7 +60,7 @@ def test_every_registered_architectures_tiny_variant_exports(name: str) -> None:
 
 def test_mtcnn_nets_export_and_match_torch() -> None:
     from ferhub._mtcnn import _load_nets, run_onet, run_pnet, run_rnet
-    from ferhub._mtcnn_onnx import SCALE, net_graphs, photo_source
+    from ferhub._mtcnn_onnx import SCALE, _map_shape, net_graphs, photo_source
 
     graphs = net_graphs()
     nets = _load_nets("cpu")
@@ -70,7 +70,9 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
         x = rng.uniform(0, 2, (1, 3, *shape)).astype(np.float32)  # prepared pixels: (p - 127.5) / 128 + 1
         with torch.inference_mode():
             prob, reg = run_pnet(nets, torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
-        got = pnet.run(None, {"x": x})
+        inputs = {"x": x, "outside": np.zeros((1, 1), np.float32), "threshold": np.array(0.6, np.float32)}
+        got = pnet.run(["prob", "reg"], inputs)
+        assert got[0].shape == _map_shape(shape)
         assert np.abs(got[0] - prob.numpy()).max() <= 1e-5 and np.abs(got[1] - reg.numpy()).max() <= 1e-4
     for name, size, run in (("rnet", 24, run_rnet), ("onet", 48, run_onet)):
         source = rng.uniform(0, 2, (1, 3, 60, 80)).astype(np.float32)

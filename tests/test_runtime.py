@@ -82,11 +82,13 @@ def test_onnx_detector_finds_the_same_faces_as_the_torch_path(detectors) -> None
 
 
 def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> None:
-    """``_peaks`` (a 3x3 maximum filter) against the definition, on random maps with ties: one level, or
-    several packed levels apart from each other with unused (-1) cells between them, as
-    :func:`_level_map` lays them out (the next test)."""
-    from ferhub._mtcnn_onnx import _peaks
+    """The P-net graph's peaks (``_peaks_graph``: a 3x3 max-pool) against the definition, on random maps with
+    ties: one level, or several packed levels apart from each other with unused (-1) cells between them, as
+    :func:`_level_map` lays them out (the next test); with each peak's score and box offsets."""
+    from ferhub import _onnx
+    from ferhub._mtcnn_onnx import _INSIDE, _peaks_graph
 
+    peaks = _onnx.session(_peaks_graph(_onnx.IR_VERSION).SerializeToString())
     rng = np.random.default_rng(7)
     for case in range(300):
         h, w = (int(v) for v in rng.integers(1, 40, 2))
@@ -116,22 +118,31 @@ def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> 
                 if of[v, u] == of[y, x]
             )
         ]
-        ys, xs = _peaks(prob, threshold, level_of)
-        assert list(zip(ys.tolist(), xs.tolist())) == expected, case
+        reg = rng.standard_normal((4, h, w)).astype(np.float32)
+        outside = _INSIDE if level_of is None else np.where(level_of >= 0, 0, -np.inf).astype(np.float32)
+        cells, score, offsets = peaks.run(
+            None, {"prob": prob, "reg": reg, "outside": outside, "threshold": np.array(threshold, np.float32)}
+        )
+        assert [tuple(c) for c in cells.tolist()] == expected, case
+        ys, xs = cells.T
+        np.testing.assert_array_equal(score, prob[ys, xs])
+        np.testing.assert_array_equal(offsets, reg[:, ys, xs].T)
 
 
 def test_packed_levels_never_touch_in_p_nets_map() -> None:
-    """Between two levels of a packed canvas lie cells of no level (``_peaks`` relies on it), for the
-    pyramids of many photo sizes."""
-    from ferhub._mtcnn_onnx import CELL, _level_map, _pack, auto_min_face_size, level_sizes
+    """Between two levels of a packed canvas lie cells of no level (``_peaks_graph`` relies on it), for the
+    pyramids of many photo sizes; the P-net graph's ``outside`` input marks the others."""
+    from ferhub._mtcnn_onnx import CELL, _level_map, _map_shape, _pack, auto_min_face_size, level_sizes
 
     for h, w in ((480, 640), (1080, 1920), (640, 480), (97, 129), (300, 301), (1024, 683), (250, 2000)):
         small = level_sizes(h, w, auto_min_face_size(w, h))[2:]
         if not small:
             continue
         offsets, (ch, cw) = _pack(small)
-        level_of = _level_map(((ch - CELL) // 2 + 1, (cw - CELL) // 2 + 1), small, offsets)
+        assert _map_shape((ch, cw)) == ((ch - CELL) // 2 + 1, (cw - CELL) // 2 + 1)  # the canvas is even
+        level_of, outside = _level_map(_map_shape((ch, cw)), tuple(small), tuple(offsets))
         assert set(np.unique(level_of).tolist()) == {-1, *range(len(small))}
+        np.testing.assert_array_equal(outside, np.where(level_of >= 0, 0, -np.inf))
         framed = np.pad(level_of, 1, constant_values=-1)
         for dy in (0, 1, 2):
             for dx in (0, 1, 2):
