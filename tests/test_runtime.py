@@ -129,6 +129,39 @@ def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> 
         np.testing.assert_array_equal(offsets, reg[:, ys, xs].T)
 
 
+def test_nms_min_is_mtcnns_greedy_min_overlap_nms() -> None:
+    """``nms_min`` (a fixed point of array passes) against greedy "Min" NMS box by box, on random boxes and on
+    a long chain (each box suppresses only the next: every other one is kept)."""
+    from ferhub._mtcnn_onnx import nms_min
+
+    def reference(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        kept: list[int] = []
+        for i in np.argsort(-scores, kind="stable"):
+            iw = np.clip(
+                np.minimum(boxes[i, 2], boxes[kept, 2]) - np.maximum(boxes[i, 0], boxes[kept, 0]), 0, None
+            )
+            ih = np.clip(
+                np.minimum(boxes[i, 3], boxes[kept, 3]) - np.maximum(boxes[i, 1], boxes[kept, 1]), 0, None
+            )
+            if not (iw * ih / np.maximum(np.minimum(area[i], area[kept]), 1e-9) > threshold).any():
+                kept.append(int(i))
+        return kept
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 3, 8, 40):
+        for _ in range(20):
+            xy = rng.uniform(0, 40, (n, 2))
+            boxes = np.concatenate([xy, xy + rng.uniform(5, 30, (n, 2))], axis=1).astype(np.float32)
+            scores = rng.permutation(n).astype(np.float32)
+            assert nms_min(boxes, scores, 0.7).tolist() == reference(boxes, scores, 0.7)
+    chain = np.array([[3.0 * i, 0, 3.0 * i + 10, 10] for i in range(25)], np.float32)
+    scores = np.linspace(1, 0.1, len(chain)).astype(np.float32)
+    assert (
+        nms_min(chain, scores, 0.6).tolist() == reference(chain, scores, 0.6) == list(range(0, len(chain), 2))
+    )
+
+
 def test_packed_levels_never_touch_in_p_nets_map() -> None:
     """Between two levels of a packed canvas lie cells of no level (``_peaks_graph`` relies on it), for the
     pyramids of many photo sizes; the P-net graph's ``outside`` input marks the others."""
