@@ -94,20 +94,55 @@ class _PNet(nn.Module):
         return torch.sigmoid(out[0]), out[1:5]
 
 
+def _flat_dense(
+    dense: nn.Linear, channels: int, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dense layer's weight re-ordered for inputs flattened as they are, (c, h, w), instead of facenet's
+    ``x.permute(0, 3, 2, 1)`` order (w, h, c): the graph then has no transpose before it."""
+    w = dense.weight.detach().view(-1, width, height, channels).permute(0, 3, 2, 1)
+    return w.reshape(dense.weight.shape[0], -1).contiguous(), dense.bias.detach()
+
+
 class _RNet(_Net):
+    """R-net, its first convolution's 28 channels padded to 32 with zero filters (zero slopes; conv2 reads
+    them with zero weights, so the outputs are the same numbers): ONNX Runtime keeps its 16-channel blocked
+    layout only for whole blocks, and at 28 channels the max-pool after the PReLU ran in plain layout,
+    between two reorders (R-net on a photo's crops: 0.91x the time)."""
+
+    def __init__(self, net: nn.Module, conv1: tuple[torch.Tensor, torch.Tensor]) -> None:
+        super().__init__(net, conv1)
+        extra = 32 - net.conv1.out_channels
+        weight, bias = conv1
+        self.conv1_weight = nn.Parameter(
+            torch.cat([weight, weight.new_zeros(extra, *weight.shape[1:])]), False
+        )
+        self.conv1_bias = nn.Parameter(torch.cat([bias, bias.new_zeros(extra)]), requires_grad=False)
+        slope = net.prelu1.weight.detach()
+        self.slope1 = nn.Parameter(torch.cat([slope, slope.new_zeros(extra)]), requires_grad=False)
+        conv2 = net.conv2.weight.detach()
+        self.conv2_weight = nn.Parameter(
+            torch.cat([conv2, conv2.new_zeros(conv2.shape[0], extra, 3, 3)], 1), False
+        )
+        self.dense4 = _flat_dense(net.dense4, 64, 3, 3)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, 24, 24) crops -> face probability (N,) and box offsets (N, 4)."""
         n = self.n
         x = F.conv2d(x, self.conv1_weight, self.conv1_bias)
-        x = F.max_pool2d(_prelu(x, n.prelu1.weight), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(_prelu(n.conv2(x), n.prelu2.weight), 3, 2, ceil_mode=True)
+        x = F.max_pool2d(_prelu(x, self.slope1), 3, 2, ceil_mode=True)
+        x = F.conv2d(x, self.conv2_weight, n.conv2.bias)
+        x = F.max_pool2d(_prelu(x, n.prelu2.weight), 3, 2, ceil_mode=True)
         x = _prelu(n.conv3(x), n.prelu3.weight)
-        x = _prelu(n.dense4(x.permute(0, 3, 2, 1).flatten(1)), n.prelu4.weight)  # facenet's flatten order
+        x = _prelu(F.linear(x.flatten(1), *self.dense4), n.prelu4.weight)
         logits = n.dense5_1(x)
         return torch.sigmoid(logits[:, 1] - logits[:, 0]), n.dense5_2(x)
 
 
 class _ONet(_Net):
+    def __init__(self, net: nn.Module, conv1: tuple[torch.Tensor, torch.Tensor]) -> None:
+        super().__init__(net, conv1)
+        self.dense5 = _flat_dense(net.dense5, 128, 3, 3)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, 3, 48, 48) crops -> face probability (N,), box offsets (N, 4), landmarks (N, 10)."""
         n = self.n
@@ -116,7 +151,7 @@ class _ONet(_Net):
         x = F.max_pool2d(_prelu(n.conv2(x), n.prelu2.weight), 3, 2, ceil_mode=True)
         x = F.max_pool2d(_prelu(n.conv3(x), n.prelu3.weight), 2, 2, ceil_mode=True)
         x = _prelu(n.conv4(x), n.prelu4.weight)
-        x = _prelu(n.dense5(x.permute(0, 3, 2, 1).flatten(1)), n.prelu5.weight)
+        x = _prelu(F.linear(x.flatten(1), *self.dense5), n.prelu5.weight)
         logits = n.dense6_1(x)
         return torch.sigmoid(logits[:, 1] - logits[:, 0]), n.dense6_2(x), n.dense6_3(x)
 
