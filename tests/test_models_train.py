@@ -103,6 +103,35 @@ def test_mini_xception_is_the_reference_mini_xception_about_60k() -> None:
     assert round(_n_params(model), -4) == 60_000  # "approximately 60,000"
 
 
+def test_same_max_pool_is_tensorflows_same_padding() -> None:
+    """``SameMaxPool2d`` (one ceil-mode max-pool where it can be) against Keras' "same" pooling written out:
+    -inf padding with the extra pixel bottom/right, then a plain max-pool; also in the exported ONNX graph,
+    which then has no Pad."""
+    import onnx
+    import torch.nn.functional as F
+
+    from ferhub import _onnx
+    from ferhub.models.mini_xception import SameMaxPool2d
+
+    def reference(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
+        pads = []
+        for size in (x.shape[-1], x.shape[-2]):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.max_pool2d(F.pad(x, pads, value=float("-inf")), k, s)
+
+    torch.manual_seed(0)
+    for k, s in ((3, 2), (2, 2), (3, 1), (3, 3), (5, 2), (4, 3)):
+        for h in range(1, 20):
+            for w in (1, 2, 5, 8, 13):
+                x = torch.randn(2, 3, h, w)
+                assert torch.equal(SameMaxPool2d(k, s)(x), reference(x, k, s)), (k, s, h, w)
+    graph = onnx.load_from_string(
+        _onnx.export_bytes(SameMaxPool2d(3, 2), (torch.zeros(2, 4, 60, 61),), ["x"], ["y"], {"x": {0: "n"}})
+    )
+    assert [n.op_type for n in graph.graph.node] == ["MaxPool"]
+
+
 @pytest.mark.parametrize("name", ["fcn", "mini_xception"])
 def test_seed002_nets_start_as_the_keras_reference_does(name: str) -> None:
     """Seed 002's two nets are Arriaga et al.'s Keras models, trained with Keras' defaults: ``Conv2D`` kernels

@@ -44,10 +44,15 @@ class SameMaxPool2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
-        for size in (x.shape[-1], x.shape[-2]):
+        for size in (int(x.shape[-1]), int(x.shape[-2])):  # constants in an exported graph (fixed input size)
             out = math.ceil(size / self.stride)
             total = max((out - 1) * self.stride + self.kernel_size - size, 0)
             pads += [total // 2, total - total // 2]
+        if all(0 <= pads[i + 1] - pads[i] <= 1 and pads[i] <= self.kernel_size // 2 for i in (0, 2)):
+            # the same windows, the extra bottom/right pixel from ceil mode: one ONNX MaxPool without a Pad
+            # before it (the bundled model's pads were ~10% of its ONNX Runtime time)
+            padding = (pads[2], pads[0])
+            return F.max_pool2d(x, self.kernel_size, self.stride, padding=padding, ceil_mode=True)
         x = F.pad(x, pads, value=float("-inf"))
         return F.max_pool2d(x, self.kernel_size, self.stride)
 
