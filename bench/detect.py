@@ -14,7 +14,8 @@ machine), on the 640x480 photo, the 960x640 one and a 1920x1080 photo with six f
 prints just that table.
 
 ``--pnet-only`` tables P-net's graph as ferhub exports it (first layer's PReLU after its max-pool, see
-``_mtcnn_export._PooledPReLU``) against the same net in facenet-pytorch's order (PReLU, then max-pool), both
+``_mtcnn_export._PooledPReLU``; the last PReLU folded into the head, ``_PNet``) against the same net in
+facenet-pytorch's order (PReLU, then max-pool; PReLU, then the head), both
 ONNX Runtime sessions on one thread, interleaved, on every pyramid level of the 640x480 photo and the two
 largest of the 1920x1080 one, with their largest difference.
 
@@ -156,7 +157,7 @@ def pnet_comparison(runs: int, warmup: int) -> None:
     from ferhub import _onnx
     from ferhub._mtcnn import _load_nets
     from ferhub._mtcnn_export import _prelu, net_modules
-    from ferhub._mtcnn_onnx import OnnxMTCNN, auto_min_face_size, net_graphs
+    from ferhub._mtcnn_onnx import OnnxMTCNN, auto_min_face_size
 
     nets = _load_nets("cpu")
 
@@ -169,9 +170,11 @@ def pnet_comparison(runs: int, warmup: int) -> None:
             out = F.conv2d(x, nets.p_head[0][:, :, None, None], nets.p_head[1])[0]
             return torch.sigmoid(out[1] - out[0]), out[2:6]
 
-    _, example, inputs, outputs, axes = net_modules()["pnet"]
-    sessions = {
-        "PReLU after the max-pool (default)": _onnx.session(net_graphs()["pnet"]),
+    module, example, inputs, outputs, axes = net_modules()["pnet"]
+    sessions = {  # the nets alone (detection's graph also finds the candidate cells, _peaks_graph)
+        "PReLU after the max-pool (default)": _onnx.session(
+            _onnx.export_bytes(module, example, inputs, outputs, axes)
+        ),
         "PReLU, then max-pool": _onnx.session(
             _onnx.export_bytes(PReLUThenPool().eval(), example, inputs, outputs, axes)
         ),
