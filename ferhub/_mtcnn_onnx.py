@@ -260,18 +260,25 @@ def _crop_graph(size: int, ir_version: int) -> Any:
     return model
 
 
+def _merged(
+    first: Any, second: Any, io_map: list[tuple[str, str]], outputs: list[str] | None = None
+) -> bytes:
+    """Two ONNX models as one checked graph, ``first``'s outputs named in ``io_map`` feeding ``second``."""
+    import onnx
+    from onnx import compose
+
+    merged = compose.merge_models(first, second, io_map=io_map, outputs=outputs)
+    onnx.checker.check_model(merged)
+    return merged.SerializeToString()
+
+
 def _with_crops(net: bytes, size: int) -> bytes:
     """The net's graph preceded by :func:`_crop_graph`: inputs ``source``, ``rois`` and ``gain`` instead of
     crops."""
     import onnx
-    from onnx import compose
 
     net_model = onnx.load_from_string(net)
-    merged = compose.merge_models(
-        _crop_graph(size, net_model.ir_version), net_model, io_map=[("crops", "crops")]
-    )
-    onnx.checker.check_model(merged)
-    return merged.SerializeToString()
+    return _merged(_crop_graph(size, net_model.ir_version), net_model, [("crops", "crops")])
 
 
 def _peaks_graph(ir_version: int) -> Any:
@@ -328,17 +335,14 @@ def _with_peaks(net: bytes) -> bytes:
     """P-net's graph followed by :func:`_peaks_graph`: outputs ``cells``, ``score`` and ``offsets``, then
     P-net's own maps ``prob`` and ``reg``."""
     import onnx
-    from onnx import compose
 
     net_model = onnx.load_from_string(net)
-    merged = compose.merge_models(
+    return _merged(
         net_model,
         _peaks_graph(net_model.ir_version),
-        io_map=[("prob", "prob"), ("reg", "reg")],
+        [("prob", "prob"), ("reg", "reg")],
         outputs=["cells", "score", "offsets", "prob", "reg"],
     )
-    onnx.checker.check_model(merged)
-    return merged.SerializeToString()
 
 
 # R- and O-net run on crops of this size, cut by the graph in front of them (:func:`_with_crops`).
