@@ -1,0 +1,60 @@
+"""bench/timeline.py: its rows are the steps each thread ran, and its wrappers come off the detector again."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from ferhub.assets import EXAMPLES_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_timeline", ROOT / "bench" / "timeline.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_rows_are_medians_of_the_steps_most_calls_ran() -> None:
+    timeline = load()
+    calls = [
+        [("main", "pnet", 1.0, 2.0), ("main", "pnet", 3.0, 4.0), ("nets", "pnet", 1.5, 3.5)],
+        [("main", "pnet", 1.2, 2.2), ("main", "pnet", 3.2, 4.4), ("nets", "pnet", 1.5, 3.3)],
+        [("main", "pnet", 1.1, 2.1), ("main", "pnet", 3.1, 4.2), ("main", "rare", 0.0, 0.1)],
+    ]
+    assert timeline.rows(calls) == [
+        (1.1, 2.1, "main", "pnet", 0),
+        (1.5, 3.4, "nets", "pnet", 0),  # in 2 of 3 calls: a row; "rare", in 1 of 3, is not
+        (3.1, 4.2, "main", "pnet", 1),
+    ]
+
+
+def test_timeline_of_a_real_photo_names_each_threads_steps_and_unwraps(capsys) -> None:
+    import ferhub
+    from ferhub import _compat
+    from ferhub import _mtcnn_onnx as onnx_mtcnn
+
+    timeline = load()
+    steps = {n: getattr(onnx_mtcnn, n) for n in timeline.STEPS}
+    nms = _compat.nms_numpy
+    timeline.main(["--photo", str(EXAMPLES_DIR / "grace_hopper.jpg"), "--runs", "4"])
+    out = capsys.readouterr().out
+    assert "cores" in out and "| start, ms | end, ms | ms | thread | step |" in out
+    table = [line.split(" | ") for line in out.splitlines() if line.startswith("| ") and "ms |" not in line]
+    ran = {(thread, step.split(" #")[0].rstrip(" |")) for _, _, _, thread, step in table}
+    for step in ("pnet", "rnet", "onet", "_stage1", "_stage2", "_stage3", "_halve_rgbx", "nms_numpy"):
+        assert any(s == step for _, s in ran), step
+    detector = ferhub.Predictor().detector._mtcnn
+    if detector.streams == 2:  # the second stream's share shows under its own thread
+        assert any(thread.startswith("ferhub-nets") for thread, _ in ran)
+    # the module's functions are the originals again
+    assert {n: getattr(onnx_mtcnn, n) for n in timeline.STEPS} == steps and _compat.nms_numpy is nms
+
+    recorder = timeline.Recorder()
+    undo = timeline.instrument(detector, recorder)
+    assert "_run" in vars(detector)
+    undo()
+    assert not {"_run", *timeline.STAGES} & set(vars(detector))  # the class's methods again
