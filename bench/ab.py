@@ -1,12 +1,12 @@
 """ferhub's code at a git revision against the working tree, in one process: a change's speed as a ratio.
 
-    python bench/ab.py REV [--step detect|predict] [--photos one|group] [--rounds 21]
+    python bench/ab.py REV [--step detect|predict] [--photos one|group|real] [--rounds 21]
 
 The machines this project runs on are shared and differ from one hour to the next, so a change smaller than
 that spread (most of them) is measured here as a ratio: ``REV``'s ``ferhub`` package (``git archive``, renamed
 ``ferhub_old`` in a temporary folder) and the working tree's are loaded side by side, and each photo goes
 through both, alternating which goes first, for ``--rounds`` rounds. Photos: ``bench/vs_fer.py``'s (8 one-face
-640x480 photos, or its 3 1920x1080 group photos). Steps:
+640x480 photos, its 3 1920x1080 group photos, or its 3 real 640x480 photos). Steps:
 
 - ``detect``: ``OnnxMTCNN.detect`` on decoded photos (the default; the detector of ``Predictor()``);
 - ``predict``: ``Predictor().predict_image(path)``, decoding and classifying included.
@@ -57,14 +57,15 @@ def main() -> None:
     )
     parser.add_argument("rev", help="the git revision to compare the working tree with (e.g. HEAD~1)")
     parser.add_argument("--step", choices=("detect", "predict"), default="detect")
-    parser.add_argument("--photos", choices=("one", "group"), default="one")
+    parser.add_argument("--photos", choices=("one", "group", "real"), default="one")
     parser.add_argument("--rounds", type=int, default=21)
     args = parser.parse_args()
 
-    from vs_fer import make_photos
+    from vs_fer import make_photos, make_real_photos
 
     one, group = make_photos()
-    paths = [str(p) for p in (one if args.photos == "one" else group)]
+    chosen = {"one": one, "group": group, "real": make_real_photos() if args.photos == "real" else []}
+    paths = [str(p) for p in chosen[args.photos]]
     with tempfile.TemporaryDirectory() as tmp:
         old_package(args.rev, Path(tmp))
         sys.path.insert(0, tmp)
