@@ -74,6 +74,24 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def bench_script(monkeypatch: pytest.MonkeyPatch):
+    """Loads a ``bench/`` script from its file by name (``bench_script("ab")``), the folder on ``sys.path``
+    for the scripts it imports (``vs_fer``, ``fer_env``, ``machine``)."""
+    import importlib.util
+
+    folder = Path(__file__).resolve().parent.parent / "bench"
+    monkeypatch.syspath_prepend(str(folder))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return module
+
+    return load
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests start Chromium and a Gradio server (seconds each): ``-m "not slow"`` leaves them out
     too."""

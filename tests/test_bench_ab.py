@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
-def test_old_package_imports_itself_not_the_working_tree(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_ab", ROOT / "bench" / "ab.py")
-    ab = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(ab)  # type: ignore[union-attr]
+def test_old_package_imports_itself_not_the_working_tree(tmp_path: Path, bench_script) -> None:
+    ab = bench_script("ab")
     ab.old_package("HEAD", tmp_path)
     package = tmp_path / "ferhub_old"
     assert (package / "__init__.py").exists() and not (tmp_path / "ferhub").exists()

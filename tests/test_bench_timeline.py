@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from ferhub.assets import EXAMPLES_DIR
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_timeline", ROOT / "bench" / "timeline.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-def test_rows_are_medians_of_the_steps_most_calls_ran() -> None:
-    timeline = load()
+def test_rows_are_medians_of_the_steps_most_calls_ran(bench_script) -> None:
+    timeline = bench_script("timeline")
     calls = [
         [("main", "pnet", 1.0, 2.0), ("main", "pnet", 3.0, 4.0), ("nets", "pnet", 1.5, 3.5)],
         [("main", "pnet", 1.2, 2.2), ("main", "pnet", 3.2, 4.4), ("nets", "pnet", 1.5, 3.3)],
@@ -32,12 +19,12 @@ def test_rows_are_medians_of_the_steps_most_calls_ran() -> None:
     ]
 
 
-def test_timeline_of_a_real_photo_names_each_threads_steps_and_unwraps(capsys) -> None:
+def test_timeline_of_a_real_photo_names_each_threads_steps_and_unwraps(capsys, bench_script) -> None:
     import ferhub
     from ferhub import _compat
     from ferhub import _mtcnn_onnx as onnx_mtcnn
 
-    timeline = load()
+    timeline = bench_script("timeline")
     steps = {n: getattr(onnx_mtcnn, n) for n in timeline.STEPS}
     nms = _compat.nms_numpy
     timeline.main(["--photo", str(EXAMPLES_DIR / "grace_hopper.jpg"), "--runs", "4"])

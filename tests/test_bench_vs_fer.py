@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def test_real_photos_fill_the_frame_uncut_in_the_middle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bench_script
 ) -> None:
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("bench_vs_fer", ROOT / "bench" / "vs_fer.py")
-    vs_fer = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(vs_fer)  # type: ignore[union-attr]
+    vs_fer = bench_script("vs_fer")
     monkeypatch.setattr(vs_fer, "PHOTOS", tmp_path)
     paths = vs_fer.make_real_photos()
     assert [p.name for p in paths] == ["real-0.jpg", "real-1.jpg", "real-2.jpg"]
@@ -46,4 +39,3 @@ def test_real_photos_fill_the_frame_uncut_in_the_middle(
         )
         assert np.abs(got - middle).mean() < 12, source
     assert Image.open(paths[2]).size == (640, 480)
-    assert "bench_vs_fer" not in sys.modules  # loaded from its file, not installed anywhere
