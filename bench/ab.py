@@ -63,9 +63,8 @@ def main() -> None:
 
     from vs_fer import make_photos, make_real_photos
 
-    one, group = make_photos()
-    chosen = {"one": one, "group": group, "real": make_real_photos() if args.photos == "real" else []}
-    paths = [str(p) for p in chosen[args.photos]]
+    photos = make_real_photos() if args.photos == "real" else make_photos()[args.photos == "group"]
+    paths = [str(p) for p in photos]
     with tempfile.TemporaryDirectory() as tmp:
         old_package(args.rev, Path(tmp))
         sys.path.insert(0, tmp)

@@ -201,11 +201,11 @@ def main() -> None:
         f" {found('fer', one)}, ferhub {found('ferhub', one)}) | {f1:.1f} | {h1:.1f} | {h1 / f1:.2f}x | <="
         " 0.4x |"
     )
-    fr, hr = median_ms("fer", real), median_ms("ferhub", real)
+    f_real, h_real = median_ms("fer", real), median_ms("ferhub", real)
     print(
         f"| 640x480 real photo filling the frame, end to end in-process, median ms ({len(real)} photos; faces"
-        f" found fer {found('fer', real)}, ferhub {found('ferhub', real)}) | {fr:.1f} | {hr:.1f} |"
-        f" {hr / fr:.2f}x | (the row above's, on real backgrounds) |"
+        f" found fer {found('fer', real)}, ferhub {found('ferhub', real)}) | {f_real:.1f} | {h_real:.1f} |"
+        f" {h_real / f_real:.2f}x | (the row above's, on real backgrounds) |"
     )
     f5, h5 = median_ms("fer", group), median_ms("ferhub", group)
     print(
