@@ -58,6 +58,22 @@ def test_every_registered_architectures_tiny_variant_exports(name: str) -> None:
     assert np.abs(got - _onnx.torch_probabilities(model, batch)).max() <= _onnx.TOLERANCE
 
 
+def test_prelu_folds_only_slopes_under_one() -> None:
+    """A PReLU whose ``1 - a`` goes into the next layer: ``relu(x) + a / (1 - a) x`` times ``1 - a`` is the
+    PReLU; a slope of 1 or more would need a scale of 0 or below, which a max-pool between them does not keep,
+    and is refused."""
+    from ferhub._mtcnn_export import _fold, _relu_plus
+
+    slope = torch.tensor([-0.6, 0.0, 0.4, 0.9])
+    x = torch.linspace(-3, 3, 4 * 5).view(1, 4, 5, 1)
+    weight = torch.ones(2, 4, 1, 1)
+    got = torch.nn.functional.conv2d(_relu_plus(x, slope), _fold(weight, slope))
+    expected = torch.nn.functional.conv2d(torch.nn.functional.prelu(x, slope), weight)
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match="slope of 1 or more"):
+        _fold(weight, torch.tensor([-0.6, 0.0, 1.0, 0.9]))
+
+
 def test_mtcnn_nets_export_and_match_torch() -> None:
     from ferhub._mtcnn import _load_nets, run_onet, run_pnet, run_rnet
     from ferhub._mtcnn_onnx import SCALE, _map_shape, net_graphs, photo_source
