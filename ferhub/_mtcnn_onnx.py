@@ -443,20 +443,25 @@ def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
 
 
 def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """MTCNN's "Min" NMS (intersection over the smaller area), greedy and exact; see ``_mtcnn.nms_min``."""
+    """MTCNN's "Min" NMS (intersection over the smaller area), greedy and exact; see ``_mtcnn.nms_min``.
+
+    It runs on O-net's few survivors at the very end of detection, so it is kept to a handful of numpy calls:
+    the overlaps in one pass, then one row operation per kept box."""
     order = np.argsort(-scores, kind="stable")
+    n = len(order)
+    if n <= 1:
+        return order
     b = boxes[order]
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = np.maximum(b[:, None, :2], b[None, :, :2])
-    rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    over = np.triu(inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9), k=1) > threshold
-    keep = np.ones(len(b), dtype=bool)
-    for _ in range(len(b)):
-        new = ~(over & keep[:, None]).any(axis=0)
-        if np.array_equal(new, keep):
-            break
-        keep = new
+    rb, lt = np.minimum(b[:, None, 2:], b[None, :, 2:]), np.maximum(b[:, None, :2], b[None, :, :2])
+    wh = np.maximum(rb - lt, 0)
+    over = wh[..., 0] * wh[..., 1] / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9) > threshold
+    suppressed = np.zeros(n, dtype=bool)
+    keep = []
+    for i in range(n):
+        if not suppressed[i]:
+            keep.append(i)
+            suppressed[i + 1 :] |= over[i, i + 1 :]
     return order[keep]
 
 
@@ -795,7 +800,9 @@ class OnnxMTCNN:
         stream = self._second_stream()
         calls, parts = [], []
         for index, rows, rois in crop_sources(sources.scales, boxes, size):
-            cut = (len(rows) + 1) // 2 if len(rows) >= _SPLIT_FROM[name] and stream is not None else len(rows)
+            # the smaller half first: the second stream takes it, and starts a wake-up later than this thread
+            # (3 O-net crops: stage 3 in 1.18 against 1.31 ms, this thread no longer waiting for the stream)
+            cut = len(rows) // 2 if len(rows) >= _SPLIT_FROM[name] and stream is not None else len(rows)
             for part in (slice(0, cut), slice(cut, None)) if cut < len(rows) else (slice(None),):
                 calls.append(functools.partial(self._crops_net, name, sources, index, rois[part]))
                 parts.append(rows[part])

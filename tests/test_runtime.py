@@ -130,8 +130,8 @@ def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> 
 
 
 def test_nms_min_is_mtcnns_greedy_min_overlap_nms() -> None:
-    """``nms_min`` (a fixed point of array passes) against greedy "Min" NMS box by box, on random boxes and on
-    a long chain (each box suppresses only the next: every other one is kept)."""
+    """``nms_min`` (one row operation per kept box) against greedy "Min" NMS box by box, on random boxes and
+    on a long chain (each box suppresses only the next: every other one is kept)."""
     from ferhub._mtcnn_onnx import nms_min
 
     def reference(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
