@@ -42,6 +42,18 @@ def _threshold_for(dtype: np.dtype, iou_threshold: float) -> float:
     return float(t)
 
 
+def keep_greedy(over: np.ndarray, suppressed: np.ndarray) -> list[int]:
+    """The greedy pass over boxes sorted by decreasing score: row ``i`` of ``over`` (boolean) marks the
+    boxes box ``i`` suppresses, among ``suppressed`` (the same boxes, updated in place). Each box is visited
+    once and only a kept one does vector work; returns the kept rows."""
+    keep: list[int] = []
+    for row in range(over.shape[0]):
+        if not suppressed[row]:
+            keep.append(row)
+            suppressed[row + 1 :] |= over[row, row + 1 :]
+    return keep
+
+
 def greedy_sorted(boxes: np.ndarray, iou_threshold: float) -> list[int]:
     """Greedy NMS over ``(x1, y1, x2, y2)`` boxes already sorted by decreasing score: the kept rows.
 
@@ -65,11 +77,8 @@ def greedy_sorted(boxes: np.ndarray, iou_threshold: float) -> list[int]:
         h = np.clip(np.minimum(a[..., 3], c[..., 3]) - np.maximum(a[..., 1], c[..., 1]), 0, None)
         inter = w * h
         over = inter / (area[start:stop, None] + area[None, start:] - inter) > threshold
-        rest = suppressed[start:]  # a view: updates land in ``suppressed``
-        for row in range(stop - start):
-            if not rest[row]:
-                keep.append(start + row)
-                rest[row + 1 :] |= over[row, row + 1 :]
+        # ``suppressed[start:]`` is a view: the pass's updates land in ``suppressed``
+        keep += [start + row for row in keep_greedy(over, suppressed[start:])]
     return keep
 
 

@@ -456,13 +456,7 @@ def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarr
     rb, lt = np.minimum(b[:, None, 2:], b[None, :, 2:]), np.maximum(b[:, None, :2], b[None, :, :2])
     wh = np.maximum(rb - lt, 0)
     over = wh[..., 0] * wh[..., 1] / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9) > threshold
-    suppressed = np.zeros(n, dtype=bool)
-    keep = []
-    for i in range(n):
-        if not suppressed[i]:
-            keep.append(i)
-            suppressed[i + 1 :] |= over[i, i + 1 :]
-    return order[keep]
+    return order[_compat.keep_greedy(over, np.zeros(n, dtype=bool))]
 
 
 # (1, 3, h, w) prepared pixels (None for the first level while the second stream makes it, see
