@@ -1,11 +1,12 @@
 """Where one photo's detection spends its time, thread by thread: a table of every ONNX Runtime call and the
-main numpy steps, with their median start and end.
+main compiled and numpy steps, with their median start and end.
 
     python bench/timeline.py [--photo 0-7 | PATH] [--runs 60]
 
 The detector is ``Predictor()``'s (``OnnxMTCNN``, two streams on two cores or more). Each ONNX Runtime
-session call (``OnnxMTCNN._run``: ``top``, ``resize``, ``pnet``, ``rnet``, ``onet``), the numpy steps of
-:mod:`ferhub._mtcnn_onnx` (``_halve_rgbx``, ``photo_source``, ``padded``, ``crop_sources``, ``nms_min``), the
+session call (``OnnxMTCNN._run``: ``top``, ``resize``, ``pnet``, ``rnet``, ``onet``), the compiled and numpy
+steps of :mod:`ferhub._mtcnn_onnx` (``_halve``, ``crops_of_pixels``, ``crops_of_levels``, ``crop_sources``,
+``nms_min``), the
 NMS across levels and after R-net (``_compat.nms_numpy``) and the three stages are timed where they run, on
 ``--runs`` calls of ``detect`` on one decoded photo (``bench/vs_fer.py``'s one-face photo ``--photo``, or a
 file); the first tenth are warm-up. A step that runs in at least half the calls is a row: its thread
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # module-level steps of ferhub._mtcnn_onnx that are timed (looked up by name at call time, so a wrapper
 # installed on the module is the one called)
-STEPS = ("_halve_rgbx", "photo_source", "padded", "crop_sources", "nms_min")
+STEPS = ("_halve", "crops_of_pixels", "crops_of_levels", "crop_sources", "nms_min")
 STAGES = ("_stage1", "_stage2", "_stage3")
 
 Event = tuple[str, str, float, float]  # thread, step, start, end (s from the start of detect)

@@ -1,24 +1,24 @@
-"""MTCNN on the CPU without torch's thread pool: ONNX Runtime graphs for every pixel step, numpy for the
-boxes.
+"""MTCNN on the CPU without torch's thread pool: ONNX Runtime graphs for the nets and resizes, compiled
+kernels for the other pixel steps, numpy for the boxes.
 
 The same computation as :class:`ferhub._mtcnn.FastMTCNN`, step for step (facenet-pytorch's P/R/O-net weights,
 MTCNN's thresholds, the pyramid of exact halvings plus one bilinear step per level, the packing of small
 levels into one P-net call, the 3x3 local-maximum NMS within a level, crops sampled from the pyramid level
 closest to their size), so it finds the same faces with the same boxes to float rounding. What differs is
 where it runs: torch's intra-op pool wakes its threads for every operator, which made detection 1.6-2x slower
-or faster depending on the CPU and ``OMP_WAIT_POLICY``; here each pixel step is an ONNX Runtime session of one
-thread:
+or faster depending on the CPU and ``OMP_WAIT_POLICY``; here every step runs on the thread that calls it, each
+ONNX Runtime session on one thread:
 
-- ``top``: uint8 HWC pixels (RGB or RGBX, :func:`ferhub.images.rgb_pixels`) resized, then turned into
-  MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see ``_mtcnn._to_tensor``), NCHW, in one call: the
-  pyramid's first halving, which is all the pyramid needs of the photo, where numpy does not make it
-  (:func:`_halve_rgbx`: RGBX pixels, even sides);
+- the pyramid's first halving, which is all the pyramid needs of the photo: straight from the uint8 HWC pixels
+  (RGB or RGBX, :func:`ferhub.images.rgb_pixels`) to MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see
+  ``_mtcnn._to_tensor``), NCHW, by :func:`ferhub._mtcnn_pixels.halve` for even sides, else by the ``top``
+  graph (resized, then normalised);
 - ``resize``: bilinear resize (ONNX ``Resize``, half-pixel: torch's ``interpolate(align_corners=False)``);
 - ``pnet``: P-net on one (packed) level, and the cells of its map that are candidates (threshold, 3x3 local
   maximum: :func:`_peaks_graph`) with their scores and box offsets;
-- ``rnet`` / ``onet``: crops of the candidate boxes, from the pyramid's levels or from the photo (made by
-  numpy, :func:`photo_source`), by ``RoiAlign`` (the bilinear samples at twice the size and 2x2 means of
-  ``_mtcnn._sample_crops``), and the net on them, one call per source level.
+- ``rnet`` / ``onet``: the net on crops of the candidate boxes, cut from the pyramid's levels or from the
+  photo's pixels (:mod:`ferhub._mtcnn_pixels`: the bilinear samples at twice the size and 2x2 means of
+  ``_mtcnn._sample_crops``), one call per source level.
 
 R- and O-net's thresholds, NMS and the boxes' regression are numpy on a few thousand numbers.
 
@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub import _compat, _onnx
+from ferhub._mtcnn_pixels import SCALE, SHIFT, crops_of_levels, crops_of_pixels, halve
 from ferhub.device import cpu_cores
 from ferhub.images import rgb_pixels
 
@@ -120,10 +121,6 @@ def _resize_nodes(x: str, y: str) -> list[Any]:
     ]
 
 
-# MTCNN's (x - 127.5) / 128, plus 1: ``_mtcnn._to_tensor``'s arithmetic, in the same order
-SCALE, SHIFT = 0.0078125, 1 - 127.5 * 0.0078125
-
-
 def _pixel_graph(step: str) -> bytes:
     """One pixel step's graph (see the module docstring):
 
@@ -174,92 +171,6 @@ def _pixel_graph(step: str) -> bytes:
     return model.SerializeToString()
 
 
-PAD = (
-    2  # zero border around a crop source: RoiAlign then blends into black as grid_sample's zero padding does
-)
-
-
-def _framed(a: np.ndarray, width: int, value: float = 0) -> np.ndarray:
-    """``a`` in a frame of ``value``, ``width`` wide, around its last two axes: ``np.pad``'s result without
-    its ~20 us of Python per call. Zeros come from ``np.zeros``: for a level, faster than ``np.full``."""
-    shape = (*a.shape[:-2], a.shape[-2] + 2 * width, a.shape[-1] + 2 * width)
-    out = np.zeros(shape, dtype=a.dtype) if value == 0 else np.full(shape, value, dtype=a.dtype)
-    out[..., width:-width, width:-width] = a
-    return out
-
-
-def padded(source: np.ndarray) -> np.ndarray:
-    """A crop source, (1, 3, H, W), with the zero border of ``PAD`` pixels that :func:`_crop_graph` reads."""
-    return _framed(source, PAD)
-
-
-def photo_source(pixels: np.ndarray) -> np.ndarray:
-    """The photo as a crop source: ``pixels`` (1, H, W, 3 or 4) uint8 -> (1, 3, H + 2 PAD, W + 2 PAD) float32,
-    each value plus 0.5 inside a zero border: MTCNN's input times 128 (``(x + 0.5) * SCALE`` is it exactly),
-    which the crop graph scales back (its ``gain``). One numpy pass from the pixels: ONNX Runtime's steps
-    to MTCNN's own values (transpose, cast, scale, shift, pad) took 1.25 ms of a 640x480 photo, this 0.65
-    (Intel Xeon)."""
-    _, h, w, _ = pixels.shape
-    out = np.empty((1, 3, h + 2 * PAD, w + 2 * PAD), dtype=np.float32)
-    out[..., :PAD, :] = out[..., -PAD:, :] = 0
-    out[..., PAD:-PAD, :PAD] = out[..., PAD:-PAD, -PAD:] = 0
-    np.add(pixels[0, :, :, :3].transpose(2, 0, 1), np.float32(0.5), out=out[0, :, PAD:-PAD, PAD:-PAD])
-    return out
-
-
-def _crop_graph(size: int, ir_version: int) -> Any:
-    """``source`` (1, 3, H + 2 PAD, W + 2 PAD), ``rois`` (N, 4) pixel-edge boxes in the unpadded source and
-    ``gain`` (1,) -> ``crops`` (N, 3, size, size), times ``gain``: 1 for a pyramid level, ``SCALE`` for the
-    photo (:func:`photo_source`; a power of two, so the crops are exactly those of MTCNN's own values).
-
-    ONNX ``RoiAlign`` (half-pixel, 2x2 samples per output pixel, averaged) is exactly
-    ``_mtcnn._sample_crops``: bilinear samples at twice the size, 2x2 means. RoiAlign clamps samples within a
-    pixel of the border to the edge where ``grid_sample`` blends them with zeros, so the source comes with a
-    zero border of ``PAD`` pixels (:func:`padded`). The caller pads each source once per photo: R-net and
-    O-net read the same ones, often in two halves (padding a 640x480 photo in the graph took 0.2-0.4 ms a
-    call).
-    """
-    from onnx import TensorProto, helper
-
-    shift = helper.make_tensor("shift", TensorProto.FLOAT, [], [float(PAD)])
-    nodes = [
-        helper.make_node("Add", ["rois", "shift"], ["shifted"]),
-        helper.make_node("Shape", ["rois"], ["count"], start=0, end=1),
-        helper.make_node(
-            "ConstantOfShape",
-            ["count"],
-            ["batch"],
-            value=helper.make_tensor("z", TensorProto.INT64, [1], [0]),
-        ),
-        helper.make_node(
-            "RoiAlign",
-            ["source", "shifted", "batch"],
-            ["aligned"],
-            coordinate_transformation_mode="half_pixel",
-            mode="avg",
-            output_height=size,
-            output_width=size,
-            sampling_ratio=2,
-            spatial_scale=1.0,
-        ),
-        helper.make_node("Mul", ["aligned", "gain"], ["crops"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        f"crop{size}",
-        [
-            helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 3, "height", "width"]),
-            helper.make_tensor_value_info("rois", TensorProto.FLOAT, ["boxes", 4]),
-            helper.make_tensor_value_info("gain", TensorProto.FLOAT, [1]),
-        ],
-        [helper.make_tensor_value_info("crops", TensorProto.FLOAT, ["boxes", 3, size, size])],
-        initializer=[shift],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _onnx.OPSET)])
-    model.ir_version = ir_version
-    return model
-
-
 def _merged(
     first: Any, second: Any, io_map: list[tuple[str, str]], outputs: list[str] | None = None
 ) -> bytes:
@@ -270,15 +181,6 @@ def _merged(
     merged = compose.merge_models(first, second, io_map=io_map, outputs=outputs)
     onnx.checker.check_model(merged)
     return merged.SerializeToString()
-
-
-def _with_crops(net: bytes, size: int) -> bytes:
-    """The net's graph preceded by :func:`_crop_graph`: inputs ``source``, ``rois`` and ``gain`` instead of
-    crops."""
-    import onnx
-
-    net_model = onnx.load_from_string(net)
-    return _merged(_crop_graph(size, net_model.ir_version), net_model, [("crops", "crops")])
 
 
 def _peaks_graph(ir_version: int) -> Any:
@@ -345,7 +247,7 @@ def _with_peaks(net: bytes) -> bytes:
     )
 
 
-# R- and O-net run on crops of this size, cut by the graph in front of them (:func:`_with_crops`).
+# R- and O-net run on crops of this size (:meth:`OnnxMTCNN._crops_net`)
 _CROP_SIZE = {"rnet": 24, "onet": 48}
 # With two streams, a source level's crops go in two halves side by side from this many: fewer R-net crops are
 # not worth the hand-off; an O-net crop costs several R-net ones (detection on Intel Xeon: 0.97-0.98x the time
@@ -366,7 +268,7 @@ def _graph_key(name: str) -> str:
     """Cache key of one step's graph, from what it is made of, read without importing torch: facenet-pytorch's
     weight files; ferhub's code, torch's version (its exporter) and the opset
     (:func:`ferhub._onnx.source_hash`); the IR version. A warm start reads every graph from the cache."""
-    parts = ("mtcnn", name, _nets_hash(), _onnx.source_hash(), _onnx.IR_VERSION, PAD)
+    parts = ("mtcnn", name, _nets_hash(), _onnx.source_hash(), _onnx.IR_VERSION)
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
@@ -379,7 +281,7 @@ def _build(name: str) -> bytes:
 
     module, example, inputs, outputs, axes = net_modules()[name]
     graph = _onnx.export_bytes(module, example, inputs, outputs, axes)
-    return _with_crops(graph, _CROP_SIZE[name]) if name in _CROP_SIZE else _with_peaks(graph)
+    return graph if name in _CROP_SIZE else _with_peaks(graph)
 
 
 # the pixel steps (one thread each; see OnnxMTCNN.__init__): the pyramid's first resize straight from the
@@ -459,7 +361,7 @@ def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarr
     return order[_compat.keep_greedy(over, np.zeros(n, dtype=bool))]
 
 
-# (1, 3, h, w) prepared pixels (None for the first level while the second stream makes it, see
+# (1, 3, h, w) MTCNN's values (None for the first level while the second stream makes it, see
 # OnnxMTCNN._pyramid), x and y scale relative to the photo
 Level = tuple[np.ndarray | None, float, float]
 
@@ -484,27 +386,11 @@ def crop_sources(
     return out
 
 
-_LOW_BYTES = np.uint32(0x00FF00FF)
-
-
-def _halve_rgbx(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
-    """Rows ``start:stop`` (even) of RGBX ``pixels`` (1, H, W, 4) uint8, W even, halved into their rows of
-    ``out`` (1, 3, H // 2, W // 2) as MTCNN's values: what ``top`` gives for a halving, the same numbers (sums
-    of 4 integers times a power of two, plus a power of two: every step exact), in 0.30 ms a 640x240 band
-    against its 0.45 (Intel Xeon).
-
-    Each pixel is read as one little-endian 32-bit word; its bytes 0 and 2 (red, blue), then 1 and 3 (green,
-    X), are summed in 16-bit lanes, which the sum of 4 bytes (<= 1020) never overflows."""
-    words = pixels[0, start:stop].view("<u4")[..., 0]
-    dst = out[0, :, start // 2 : stop // 2]
-    quarter = np.float32(SCALE / 4)
-    for lanes, low, high in ((words & _LOW_BYTES, 0, 2), ((words >> np.uint32(8)) & _LOW_BYTES, 1, None)):
-        rows = lanes[0::2] + lanes[1::2]
-        sums = rows[:, 0::2] + rows[:, 1::2]
-        np.multiply(sums & np.uint32(0xFFFF), quarter, out=dst[low], casting="unsafe")
-        if high is not None:
-            np.multiply(sums >> np.uint32(16), quarter, out=dst[high], casting="unsafe")
-    dst += np.float32(SHIFT)
+def _halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
+    """Rows ``start:stop`` (even) of ``pixels`` (1, H, W, C) uint8, W even, halved into their rows of ``out``
+    (1, 3, H // 2, W // 2) as MTCNN's values (:func:`ferhub._mtcnn_pixels.halve`: what ``top`` gives for a
+    halving, exactly)."""
+    halve(pixels[0], out[0], start, stop)
 
 
 def _queued(
@@ -518,24 +404,22 @@ def _queued(
 
 
 class _Sources:
-    """The levels R-net's and O-net's crops are read from: the photo, then the pyramid's levels, each padded
-    for :func:`_crop_graph` once, when first read, by either stream. The photo (:func:`photo_source`) comes
-    from ``photo()``: the second stream makes it while the first finishes P-net
-    (:meth:`OnnxMTCNN._pyramid`), or it is made on first read."""
+    """What R-net's and O-net's crops are read from: the photo's pixels (H, W, C) uint8, then the pyramid's
+    levels."""
 
-    def __init__(self, photo: Callable[[], np.ndarray], levels: list[Level]) -> None:
+    def __init__(self, pixels: np.ndarray, levels: list[Level]) -> None:
+        self.pixels = pixels
         self.levels = levels
         self.scales = np.array([(1.0, 1.0)] + [(sx, sy) for _, sx, sy in levels], dtype=np.float32)
-        self._photo = photo
-        self._padded: dict[int, np.ndarray] = {}
-        # one lock a source: a thread waiting for the photo never holds up another padding a level
-        self._locks = [threading.Lock() for _ in range(len(levels) + 1)]
 
-    def padded(self, index: int) -> np.ndarray:
-        with self._locks[index]:
-            if index not in self._padded:
-                self._padded[index] = self._photo() if index == 0 else padded(self.levels[index - 1][0])
-            return self._padded[index]
+    def crops(self, index: int, rois: np.ndarray, size: int) -> np.ndarray:
+        """``size`` x ``size`` crops (N, 3, size, size) of ``rois`` (N, 4) in source ``index``'s pixels."""
+        out = np.empty((len(rois), 3, size, size), dtype=np.float32)
+        if index == 0:
+            crops_of_pixels(self.pixels, rois, out)
+        else:
+            crops_of_levels(self.levels[index - 1][0][0], rois, out)  # type: ignore[index]
+        return out
 
 
 _NETS = ("pnet", "rnet", "onet")
@@ -632,13 +516,14 @@ class OnnxMTCNN:
         else:
             min_face = max(float(min_face_size) / sx, image.width / (width * shrink))
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
-        levels, first, photo = self._pyramid(rgb_pixels(image)[None], min_face, self._second_stream())
+        pixels = rgb_pixels(image)[None]
+        levels, first = self._pyramid(pixels, min_face, self._second_stream())
         if not levels:
             return empty
         boxes = self._stage1(levels, first)
         if len(boxes) == 0:
             return empty
-        sources = _Sources(photo, levels)
+        sources = _Sources(pixels[0], levels)
         boxes, _ = self._stage2(sources, boxes)
         if len(boxes) == 0:
             return empty
@@ -648,33 +533,27 @@ class OnnxMTCNN:
 
     def _pyramid(
         self, pixels: np.ndarray, min_face: float, stream: ThreadPoolExecutor | None = None
-    ) -> tuple[list[Level], Callable[[], Any] | None, Callable[[], np.ndarray]]:
+    ) -> tuple[list[Level], Callable[[], Any] | None]:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s
         steps) of ``pixels`` (1, H, W, 3 or 4) uint8; with a second ``stream``, what gives the first level's
         pixels and P-net's candidates on them, which that stream makes (queued as soon as the level's source
         exists, beside the resizing of the others; the first level's pixels are ``None`` until
-        :meth:`_stage1` has them); and what gives the padded photo the crops read (:class:`_Sources`). Work
-        queued on the stream that it has not started when its result is wanted runs on this thread
-        (:func:`_queued`).
+        :meth:`_stage1` has them). Work queued on the stream that it has not started when its result is
+        wanted runs on this thread (:func:`_queued`).
 
-        When the photo is halved before the first level (the usual case: faces of 24 px or more), the
-        photo itself is not needed here: the first halving comes straight from the pixels
-        (:meth:`_first_halving`), in two bands of rows side by side with a second stream, and the photo's
-        crop source (:func:`photo_source`) is made by the second stream after the first level's P-net, while
-        this thread runs P-net on the others (or on first read, without a second stream).
+        When the photo is halved before the first level (the usual case: faces of 24 px or more), the first
+        halving comes straight from the pixels (:meth:`_first_halving`), in two bands of rows side by side
+        with a second stream; the photo itself is never made in MTCNN's values (its crops read the pixels).
         """
         h, w = pixels.shape[1:3]
         sizes = level_sizes(h, w, min_face)
-        make_photo = functools.partial(photo_source, pixels)
-        photo: Callable[[], np.ndarray] = make_photo
         if not sizes:
-            return [], None, photo
+            return [], None
         if h >= 2 * sizes[0][0] and w >= 2 * sizes[0][1]:
             halvings = [self._first_halving(pixels, stream)]
         else:  # the first level, or the photo itself, is larger than half the photo: it is resized from it
-            source = make_photo()
-            halvings = [source[:, :, PAD:-PAD, PAD:-PAD] * np.float32(SCALE)]  # MTCNN's values, exactly
-            photo = functools.partial(np.asarray, source)  # the array itself, already made
+            # MTCNN's values, exactly: (x + 0.5) * SCALE is x * SCALE + SHIFT, each step exact
+            halvings = [(pixels[:, :, :, :3].transpose(0, 3, 1, 2) + np.float32(0.5)) * np.float32(SCALE)]
         levels: list[Level] = []
         first: Callable[[], Any] | None = None
         for size in sizes:
@@ -685,13 +564,11 @@ class OnnxMTCNN:
             if stream is not None and not levels:  # the second stream resizes it and runs P-net on it
                 levels.append((None, size[1] / w, size[0] / h))
                 first = _queued(stream, self._first_level, source, size, levels[0])
-                if photo is make_photo:  # not made yet: queued behind the first level's P-net
-                    photo = _queued(stream, make_photo)
                 continue
             if tuple(source.shape[2:]) != size:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
-        return levels, first, photo
+        return levels, first
 
     def _run_one(self, name: str, **inputs: np.ndarray) -> np.ndarray:
         return self._run(name, **inputs)[0]
@@ -702,15 +579,15 @@ class OnnxMTCNN:
 
         A halving of an even number of rows averages row pairs, so two bands of an even height give the rows
         of the whole halving, computed alike (``tests/test_runtime.py``); with an odd number the sample
-        positions depend on the height, and the photo goes in one piece. RGBX pixels of even sides are
-        halved by numpy (:func:`_halve_rgbx`), others by ``top`` (:meth:`_halve_top`), each band straight into
-        its rows of the one array.
+        positions depend on the height, and the photo goes in one piece. Pixels of even sides are halved
+        by :func:`_halve`, others by ``top`` (:meth:`_halve_top`), each band straight into its rows of the one
+        array.
         """
         h, w = pixels.shape[1:3]
         if stream is None or h % 2 or h < 4 * CELL:
             stream = None
         split = 0 if stream is None else h // 4 * 2
-        halve = _halve_rgbx if pixels.shape[3] == 4 and h % 2 == 0 and w % 2 == 0 else self._halve_top
+        halve = _halve if h % 2 == 0 and w % 2 == 0 else self._halve_top
         out = np.empty((1, 3, h // 2, w // 2), dtype=np.float32)
         band = None if stream is None else _queued(stream, halve, pixels, out, 0, split)
         halve(pixels, out, split, h)
@@ -720,7 +597,7 @@ class OnnxMTCNN:
 
     def _halve_top(self, pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
         """Rows ``start:stop`` of ``pixels`` halved by ``top`` into their rows of ``out`` (as
-        :func:`_halve_rgbx`)."""
+        :func:`_halve`)."""
         size = np.array([(stop - start) // 2, pixels.shape[2] // 2], dtype=np.int64)
         out[:, :, start // 2 : stop // 2] = self._run_one("top", pixels=pixels[:, start:stop], size=size)
 
@@ -810,11 +687,8 @@ class OnnxMTCNN:
         return outputs
 
     def _crops_net(self, name: str, sources: _Sources, index: int, rois: np.ndarray) -> list[np.ndarray]:
-        """R- or O-net on crops of source ``index``, read inside the call: the photo's crops come first, and
-        the second stream takes them (:meth:`_side_by_side`), so this thread starts on the levels' crops
-        while that stream still makes the photo."""
-        gain = np.array([SCALE if index == 0 else 1.0], dtype=np.float32)  # see photo_source
-        return self._run(name, source=sources.padded(index), rois=rois, gain=gain)
+        """R- or O-net on crops of ``rois`` in source ``index``, cut on the thread that runs the call."""
+        return self._run(name, crops=sources.crops(index, rois, _CROP_SIZE[name]))
 
     def _stage2(self, sources: _Sources, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """R-net on 24x24 crops of every candidate: refine, threshold, NMS."""

@@ -76,7 +76,7 @@ def test_prelu_folds_only_slopes_under_one() -> None:
 
 def test_mtcnn_nets_export_and_match_torch() -> None:
     from ferhub._mtcnn import _load_nets, run_onet, run_pnet, run_rnet
-    from ferhub._mtcnn_onnx import SCALE, _map_shape, net_graphs, photo_source
+    from ferhub._mtcnn_onnx import _map_shape, net_graphs
 
     graphs = net_graphs()
     nets = _load_nets("cpu")
@@ -91,32 +91,13 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
         assert got[0].shape == _map_shape(shape)
         assert np.abs(got[0] - prob.numpy()).max() <= 1e-5 and np.abs(got[1] - reg.numpy()).max() <= 1e-4
     for name, size, run in (("rnet", 24, run_rnet), ("onet", 48, run_onet)):
-        source = rng.uniform(0, 2, (1, 3, 60, 80)).astype(np.float32)
-        rois = np.array(
-            [[3.5, 2.0, 3.5 + 2.2 * size, 2.0 + 2.2 * size], [-4.0, -3.0, 20.0, 21.0]], np.float32
-        )
-        from ferhub._mtcnn import _sample_crops
-        from ferhub._mtcnn_onnx import padded
-
+        crops = torch.from_numpy(rng.uniform(0, 2, (3, 3, size, size)).astype(np.float32))
         with torch.inference_mode():
-            t = torch.from_numpy(source)
-            crops = _sample_crops([], t, torch.from_numpy(rois), size)
             expected = run(nets, crops)
-        one = np.ones(1, np.float32)
-        got = _onnx.session(graphs[name]).run(None, {"source": padded(source), "rois": rois, "gain": one})
+        got = _onnx.session(graphs[name]).run(None, {"crops": crops.numpy()})
         for a, b in zip(got, expected):
             assert np.abs(a - b.numpy()).max() <= 1e-4, name
-        # the photo's crops: from 128 times MTCNN's values (photo_source), scaled back by the graph's gain, a
-        # power of two: exactly the crops of MTCNN's values
-        pixels = rng.integers(0, 256, (1, 60, 80, 3), dtype=np.uint8)
-        photo = photo_source(pixels)
-        gain = np.array([SCALE], np.float32)
-        for a, b in zip(
-            _onnx.session(graphs[name]).run(None, {"source": photo, "rois": rois, "gain": gain}),
-            _onnx.session(graphs[name]).run(None, {"source": photo * gain, "rois": rois, "gain": one}),
-        ):
-            np.testing.assert_array_equal(a, b, err_msg=name)
-    # the pixel steps: the padded photo and the pyramid's first resize, straight from the pixels
+    # the pyramid's first resize straight from the pixels (``top``): torch's bilinear resize of MTCNN's values
     from ferhub._mtcnn import _to_tensor
 
     for h, w in ((40, 50), (41, 57)):
@@ -127,8 +108,6 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
         rgb = np.asarray(image)[None]
         rgbx = np.concatenate([rgb, rng.integers(0, 256, (1, h, w, 1), dtype=np.uint8)], axis=3)
         for pixels in (rgb, rgbx):  # images.rgb_pixels' two layouts: the fourth byte is never read
-            photo = photo_source(pixels)  # 128 times MTCNN's values, which the crop graph scales back
-            np.testing.assert_array_equal(photo * np.float32(SCALE), padded(x.contiguous().numpy()))
             top = _onnx.session(graphs["top"]).run(None, {"pixels": pixels, "size": size})[0]
             assert np.abs(top - expected.numpy()).max() <= 1e-5
 

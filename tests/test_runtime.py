@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -244,43 +245,34 @@ def test_queued_work_runs_here_when_the_stream_has_not_started_it() -> None:
         assert result() != threading.get_ident()  # the stream had it: its result
 
 
-def test_crops_of_the_levels_start_while_the_stream_still_makes_the_photo() -> None:
-    """R-net's crops read from the pyramid's levels run on the calling thread while the second stream is still
-    making the padded photo (queued behind its P-net): the photo's crops are the stream's. Same outputs as
-    one thread's."""
-    import threading
-
+def test_crops_split_between_the_streams_give_one_threads_outputs() -> None:
+    """R-net's crops, read from the photo's pixels and from the pyramid's levels, in calls shared by the two
+    streams (:meth:`OnnxMTCNN._side_by_side`): the same outputs as one thread's, row for row."""
     from ferhub._mtcnn_onnx import OnnxMTCNN, _Sources
 
     detector = OnnxMTCNN(threads=2)
     assert detector._stream is not None
     photo = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
     pixels = np.asarray(photo)[None]
-    levels, _, make_photo = detector._pyramid(pixels, 30.0, None)
-    level_crops_ran = threading.Event()
+    levels, _ = detector._pyramid(pixels, 30.0, None)
+    # boxes of 20-200 px: the small ones are read from the photo, the others from the levels, 10 a source
+    sides = np.repeat(np.arange(20.0, 220.0, 20.0), 10)
+    x = 7.0 * np.arange(len(sides)) % 300
+    boxes = np.stack([x, np.full_like(x, 40.0), x + sides, 40.0 + sides], axis=1)
+    sources = _Sources(pixels[0], levels)
+    detector._callers = 1  # as inside detect(): the only caller, so the stream is used
+    ran = set()
     run = detector._run
 
     def watched(name: str, **inputs: np.ndarray) -> list[np.ndarray]:
-        if name == "rnet" and inputs["source"].shape[2] < pixels.shape[1]:
-            level_crops_ran.set()
+        ran.add(threading.current_thread().name)
         return run(name, **inputs)
 
-    def slow_photo() -> np.ndarray:  # the stream's photo, held up until a level's crops have run
-        assert level_crops_ran.wait(timeout=30), "the level crops waited for the photo"
-        return make_photo()
-
-    # boxes of 20-200 px: the small ones are read from the photo, the others from the levels
-    boxes = np.array(
-        [[x, 40.0, x + side, 40.0 + side] for x, side in zip(range(0, 400, 40), range(20, 220, 20))]
-    )
     detector._run = watched  # type: ignore[method-assign]
-    detector._callers = 1  # as inside detect(): the only caller, so the stream is used
-    got = detector._net_on_crops("rnet", _Sources(slow_photo, levels), boxes.astype(np.float32), 24)
-    assert level_crops_ran.is_set()
+    got = detector._net_on_crops("rnet", sources, boxes.astype(np.float32), 24)
     detector._run = run  # type: ignore[method-assign]
-    alone = OnnxMTCNN(threads=1)._net_on_crops(
-        "rnet", _Sources(make_photo, levels), boxes.astype(np.float32), 24
-    )
+    assert len(ran) == 2  # both streams ran calls
+    alone = OnnxMTCNN(threads=1)._net_on_crops("rnet", sources, boxes.astype(np.float32), 24)
     for a, b in zip(got, alone):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
@@ -290,7 +282,7 @@ def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
     exactly the halving of the whole photo (odd heights go in one piece), from RGB or RGBX pixels."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ferhub._mtcnn_onnx import SCALE, OnnxMTCNN, photo_source
+    from ferhub._mtcnn_onnx import SCALE, OnnxMTCNN
 
     detector = OnnxMTCNN(threads=1)
     rng = np.random.default_rng(3)
@@ -301,11 +293,16 @@ def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
             whole = detector._first_halving(pixels, None)
             assert whole.shape == (1, 3, h // 2, w // 2)
             np.testing.assert_array_equal(detector._first_halving(pixels, stream), whole)
-            # RGBX pixels (halved by numpy where both sides are even): the same numbers, the 4th byte unread
+            # RGBX pixels: the same numbers, the 4th byte unread
             np.testing.assert_array_equal(detector._first_halving(rgbx, None), whole)
             np.testing.assert_array_equal(detector._first_halving(rgbx, stream), whole)
-            photo = photo_source(pixels)[:, :, 2:-2, 2:-2] * np.float32(SCALE)
-            # resized, then normalised: the same numbers for even sides, to float rounding for odd ones
+            # ``top`` (resized, then normalised), which odd sides take: the same numbers for even sides (2x2
+            # means of integers), to float rounding for odd ones
+            top = np.empty_like(whole)
+            detector._halve_top(pixels, top, 0, h)
+            np.testing.assert_allclose(top, whole, rtol=0, atol=1e-6 if (h % 2 or w % 2) else 0)
+            # MTCNN's values of the photo, resized: the same numbers
+            photo = (pixels.transpose(0, 3, 1, 2).astype(np.float32) + np.float32(0.5)) * np.float32(SCALE)
             halved = detector._resize(photo, (h // 2, w // 2))
             np.testing.assert_allclose(halved, whole, rtol=0, atol=1e-6 if (h % 2 or w % 2) else 0)
 

@@ -1,0 +1,130 @@
+"""MTCNN's pixel steps on the CPU that are not convolutions, compiled by Numba (:mod:`ferhub._mtcnn_onnx`):
+the pyramid's first halving, straight from the photo's pixels, and the crops R- and O-net read.
+
+Each is one pass over the pixels it needs, in compiled code that releases the GIL, so the two detection
+streams run them side by side. They replaced numpy passes and ONNX Runtime operators (2026-12-03, Intel Xeon,
+2 cores): numpy made the halving in ~14 array passes (0.86 ms for a 640x480 photo against 0.47 here), and its
+passes on two threads at once waited on each other for the GIL; ONNX Runtime's ``RoiAlign`` cost ~45 us a
+24x24 crop and ~170 us a 48x48 one (16 and 64 us here), and needed the photo converted to a padded float copy
+first (0.77 ms), which the crops here do not: they read the uint8 pixels.
+
+Numba compiles each kernel on its first call in a process and caches the machine code beside this file
+(``cache=True``; a read-only install caches in the user's cache folder instead), so later processes load it.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# MTCNN's input (x - 127.5) / 128 plus 1 (black is 0, see ``_mtcnn._to_tensor``): x * SCALE + SHIFT
+SCALE, SHIFT = 0.0078125, 1 - 127.5 * 0.0078125
+
+
+@numba.njit(nogil=True, cache=True)
+def halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:  # pragma: no cover (compiled)
+    """Rows ``start:stop`` (even) of ``pixels`` (H, W, C >= 3, uint8, W even) halved into their rows of
+    ``out`` (3, H // 2, W // 2) float32, as MTCNN's values: each the sum of a 2x2 block times SCALE / 4 plus
+    SHIFT, exact in float32 (integers times a power of two)."""
+    quarter = np.float32(SCALE / 4)
+    shift = np.float32(SHIFT)
+    for y in range(start // 2, stop // 2):
+        top = pixels[2 * y]
+        bottom = pixels[2 * y + 1]
+        for c in range(3):
+            row = out[c, y]
+            for x in range(pixels.shape[1] // 2):
+                total = (
+                    np.int32(top[2 * x, c])
+                    + np.int32(top[2 * x + 1, c])
+                    + np.int32(bottom[2 * x, c])
+                    + np.int32(bottom[2 * x + 1, c])
+                )
+                row[x] = np.float32(total) * quarter + shift
+
+
+@numba.njit(nogil=True, cache=True)
+def _taps(start, length, count, limit, low, high, w_low, w_high):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Bilinear taps of ``count`` samples, at the centres of ``count`` equal steps over ``[start, start +
+    length)`` (pixel edges), on an axis of ``limit`` pixels: sample ``j`` is ``w_low[j]`` times pixel
+    ``low[j]`` plus ``w_high[j]`` times pixel ``high[j]``. A tap outside the axis weighs 0 (``grid_sample``'s
+    zero padding), its index clamped inside so that it is read harmlessly."""
+    step = length / np.float32(count)
+    for j in range(count):
+        pos = start + (np.float32(j) + np.float32(0.5)) * step - np.float32(0.5)  # pixel centres at integers
+        below = np.int64(np.floor(pos))
+        frac = pos - np.float32(below)
+        a = np.float32(1.0) - frac
+        if below < 0 or below >= limit:
+            a = np.float32(0.0)
+        if below + 1 < 0 or below + 1 >= limit:
+            frac = np.float32(0.0)
+        low[j] = min(max(below, 0), limit - 1)
+        high[j] = min(max(below + 1, 0), limit - 1)
+        w_low[j] = a
+        w_high[j] = frac
+
+
+@numba.njit(nogil=True, cache=True)
+def crops_of_levels(source, rois, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """``out`` (N, 3, S, S) float32: box ``n`` of ``rois`` (N, 4; x1, y1, x2, y2, pixel edges) of ``source``
+    (3, H, W) float32, sampled bilinearly at 2S x 2S points (black outside the source) and averaged over 2x2
+    blocks: ``_mtcnn._sample_crops``' crops."""
+    size = out.shape[2]
+    height, width = source.shape[1], source.shape[2]
+    y_low, y_high = np.empty(2 * size, np.int64), np.empty(2 * size, np.int64)
+    x_low, x_high = np.empty(2 * size, np.int64), np.empty(2 * size, np.int64)
+    wy_low, wy_high = np.empty(2 * size, np.float32), np.empty(2 * size, np.float32)
+    wx_low, wx_high = np.empty(2 * size, np.float32), np.empty(2 * size, np.float32)
+    quarter = np.float32(0.25)
+    for n in range(rois.shape[0]):
+        _taps(rois[n, 1], rois[n, 3] - rois[n, 1], 2 * size, height, y_low, y_high, wy_low, wy_high)
+        _taps(rois[n, 0], rois[n, 2] - rois[n, 0], 2 * size, width, x_low, x_high, wx_low, wx_high)
+        for c in range(3):
+            plane = source[c]
+            for py in range(size):
+                for px in range(size):
+                    total = np.float32(0.0)
+                    for sy in range(2 * py, 2 * py + 2):
+                        up, down = plane[y_low[sy]], plane[y_high[sy]]
+                        for sx in range(2 * px, 2 * px + 2):
+                            a, b = x_low[sx], x_high[sx]
+                            total += wy_low[sy] * (wx_low[sx] * up[a] + wx_high[sx] * up[b]) + wy_high[sy] * (
+                                wx_low[sx] * down[a] + wx_high[sx] * down[b]
+                            )
+                    out[n, c, py, px] = total * quarter
+
+
+@numba.njit(nogil=True, cache=True)
+def crops_of_pixels(pixels, rois, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """:func:`crops_of_levels` of the photo itself, read from its ``pixels`` (H, W, C >= 3, uint8) as MTCNN's
+    values: ``(value + 0.5) * SCALE`` (``x * SCALE + SHIFT`` exactly), so that black outside stays 0."""
+    size = out.shape[2]
+    height, width = pixels.shape[0], pixels.shape[1]
+    y_low, y_high = np.empty(2 * size, np.int64), np.empty(2 * size, np.int64)
+    x_low, x_high = np.empty(2 * size, np.int64), np.empty(2 * size, np.int64)
+    wy_low, wy_high = np.empty(2 * size, np.float32), np.empty(2 * size, np.float32)
+    wx_low, wx_high = np.empty(2 * size, np.float32), np.empty(2 * size, np.float32)
+    scale = np.float32(SCALE / 4)
+    half = np.float32(0.5)
+    for n in range(rois.shape[0]):
+        _taps(rois[n, 1], rois[n, 3] - rois[n, 1], 2 * size, height, y_low, y_high, wy_low, wy_high)
+        _taps(rois[n, 0], rois[n, 2] - rois[n, 0], 2 * size, width, x_low, x_high, wx_low, wx_high)
+        for py in range(size):
+            for px in range(size):
+                red = np.float32(0.0)
+                green = np.float32(0.0)
+                blue = np.float32(0.0)
+                for sy in range(2 * py, 2 * py + 2):
+                    u, d = pixels[y_low[sy]], pixels[y_high[sy]]  # the rows above and below the samples
+                    for sx in range(2 * px, 2 * px + 2):
+                        a, b = x_low[sx], x_high[sx]
+                        p, q = wy_low[sy] * wx_low[sx], wy_low[sy] * wx_high[sx]
+                        r, t = wy_high[sy] * wx_low[sx], wy_high[sy] * wx_high[sx]
+                        offset = (p + q + r + t) * half  # the + 0.5 of each tap
+                        red += p * u[a, 0] + q * u[b, 0] + r * d[a, 0] + t * d[b, 0] + offset
+                        green += p * u[a, 1] + q * u[b, 1] + r * d[a, 1] + t * d[b, 1] + offset
+                        blue += p * u[a, 2] + q * u[b, 2] + r * d[a, 2] + t * d[b, 2] + offset
+                out[n, 0, py, px] = red * scale
+                out[n, 1, py, px] = green * scale
+                out[n, 2, py, px] = blue * scale
