@@ -21,6 +21,12 @@ import numpy as np
 SCALE, SHIFT = 0.0078125, 1 - 127.5 * 0.0078125
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _sum4(a, b, c, d, k):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """The sum of channel ``k`` of four pixels, as an int32."""
+    return np.int32(a[k]) + np.int32(b[k]) + np.int32(c[k]) + np.int32(d[k])
+
+
 @numba.njit(nogil=True, cache=True)
 def halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:  # pragma: no cover (compiled)
     """Rows ``start:stop`` (even) of ``pixels`` (H, W, C >= 3, uint8, W even) halved into their rows of
@@ -29,18 +35,15 @@ def halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:  
     quarter = np.float32(SCALE / 4)
     shift = np.float32(SHIFT)
     for y in range(start // 2, stop // 2):
-        top = pixels[2 * y]
-        bottom = pixels[2 * y + 1]
-        for c in range(3):
-            row = out[c, y]
-            for x in range(pixels.shape[1] // 2):
-                total = (
-                    np.int32(top[2 * x, c])
-                    + np.int32(top[2 * x + 1, c])
-                    + np.int32(bottom[2 * x, c])
-                    + np.int32(bottom[2 * x + 1, c])
-                )
-                row[x] = np.float32(total) * quarter + shift
+        top, bottom = pixels[2 * y], pixels[2 * y + 1]
+        red, green, blue = out[0, y], out[1, y], out[2, y]
+        # a pixel's channels together, each output plane written in order: ~2.5x faster than a plane at a
+        # time, which reads every pixel three times
+        for x in range(pixels.shape[1] // 2):
+            a, b, c, d = top[2 * x], top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]
+            red[x] = np.float32(_sum4(a, b, c, d, 0)) * quarter + shift
+            green[x] = np.float32(_sum4(a, b, c, d, 1)) * quarter + shift
+            blue[x] = np.float32(_sum4(a, b, c, d, 2)) * quarter + shift
 
 
 @numba.njit(nogil=True, cache=True)
