@@ -1,5 +1,5 @@
-"""MTCNN on the CPU without torch's thread pool: ONNX Runtime graphs for the nets and resizes, compiled
-kernels for the other pixel steps, numpy for the boxes.
+"""MTCNN on the CPU without torch's thread pool: ONNX Runtime graphs for the nets, compiled kernels for the
+pixel steps, numpy for the boxes.
 
 The same computation as :class:`ferhub._mtcnn.FastMTCNN`, step for step (facenet-pytorch's P/R/O-net weights,
 MTCNN's thresholds, the pyramid of exact halvings plus one bilinear step per level, the packing of small
@@ -11,9 +11,10 @@ ONNX Runtime session on one thread:
 
 - the pyramid's first halving, which is all the pyramid needs of the photo: straight from the uint8 HWC pixels
   (RGB or RGBX, :func:`ferhub.images.rgb_pixels`) to MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see
-  ``_mtcnn._to_tensor``), NCHW, by :func:`ferhub._mtcnn_pixels.halve` for even sides, else by the ``top``
-  graph (resized, then normalised);
-- ``resize``: bilinear resize (ONNX ``Resize``, half-pixel: torch's ``interpolate(align_corners=False)``);
+  ``_mtcnn._to_tensor``), NCHW, by :func:`ferhub._mtcnn_pixels.halve` for even sides, else resized, then
+  normalised (:func:`ferhub._mtcnn_pixels.resize_pixels`);
+- the other levels: bilinear resizes (half-pixel: torch's ``interpolate(align_corners=False)``,
+  :func:`ferhub._mtcnn_pixels.resize`);
 - ``pnet``: P-net on one (packed) level, and the cells of its map that are candidates (threshold, 3x3 local
   maximum: :func:`_peaks_graph`) with their scores and box offsets;
 - ``rnet`` / ``onet``: the net on crops of the candidate boxes, cut from the pyramid's levels or from the
@@ -45,7 +46,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub import _compat, _onnx
-from ferhub._mtcnn_pixels import SCALE, SHIFT, crops_of_levels, crops_of_pixels, halve
+from ferhub._mtcnn_pixels import SCALE, crops_of_levels, crops_of_pixels, halve, resize, resize_pixels
 from ferhub.device import cpu_cores
 from ferhub.images import rgb_pixels
 
@@ -101,74 +102,6 @@ def _pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[in
         y += h + h % 2
         column_w = max(column_w, w + w % 2)
     return offsets, (height, column_x + column_w)
-
-
-def _resize_nodes(x: str, y: str) -> list[Any]:
-    """``x`` (1, 3, H, W) resized to the graph input ``size`` (int64 [h, w]) as ``y``: bilinear, half-pixel
-    centres, no antialiasing."""
-    from onnx import helper
-
-    return [
-        helper.make_node("Shape", [x], [f"{x}_nc"], start=0, end=2),
-        helper.make_node("Concat", [f"{x}_nc", "size"], [f"{x}_sizes"], axis=0),
-        helper.make_node(
-            "Resize",
-            [x, "", "", f"{x}_sizes"],
-            [y],
-            mode="linear",
-            coordinate_transformation_mode="half_pixel",
-        ),
-    ]
-
-
-def _pixel_graph(step: str) -> bytes:
-    """One pixel step's graph (see the module docstring):
-
-    - ``resize``: ``x`` (1, 3, H, W) resized to ``size``;
-    - ``top``: ``pixels`` (1, H, W, 3 or 4) uint8 -> MTCNN's input (1, 3, h, w) resized to ``size``,
-      resized before it is normalised: on a quarter of the values for a halving, whose numbers are the
-      same (2x2 means of integers, exact in float32); other sizes agree to float rounding.
-    """
-    import onnx
-    from onnx import TensorProto, helper
-
-    size = helper.make_tensor_value_info("size", TensorProto.INT64, [2])
-    pixels = helper.make_tensor_value_info("pixels", TensorProto.UINT8, [1, "h", "w", "c"])
-    constants = []
-    if step == "resize":
-        nodes = _resize_nodes("x", "y")
-        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"]), size]
-    else:  # top
-        constants = [
-            helper.make_tensor("scale", TensorProto.FLOAT, [], [SCALE]),
-            helper.make_tensor("shift", TensorProto.FLOAT, [], [SHIFT]),
-            *(
-                helper.make_tensor(n, TensorProto.INT64, [1], [v])
-                for n, v in (("c0", 0), ("c3", 3), ("c", 1))
-            ),
-        ]
-        nodes = [  # the colours are channels 0-2 of RGB or RGBX (images.rgb_pixels); sliced once planar
-            helper.make_node("Transpose", ["pixels"], ["planes"], perm=[0, 3, 1, 2]),
-            helper.make_node("Slice", ["planes", "c0", "c3", "c"], ["nchw"]),
-            helper.make_node("Cast", ["nchw"], ["values"], to=TensorProto.FLOAT),
-        ]
-        nodes += [
-            *_resize_nodes("values", "resized"),
-            helper.make_node("Mul", ["resized", "scale"], ["scaled"]),
-            helper.make_node("Add", ["scaled", "shift"], ["y"]),
-        ]
-        inputs = [pixels, size]
-    graph = helper.make_graph(
-        nodes,
-        step,
-        inputs,
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "oh", "ow"])],
-        initializer=constants,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _onnx.OPSET)])
-    model.ir_version = _onnx.IR_VERSION  # not the onnx package's newest, which older runtimes refuse
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
 
 
 def _merged(
@@ -273,10 +206,8 @@ def _graph_key(name: str) -> str:
 
 
 def _build(name: str) -> bytes:
-    """Build one step's graph: the pixel steps by hand, the nets exported from facenet-pytorch's in torch (a
-    cache miss only)."""
-    if name in _PIXEL_STEPS:
-        return _pixel_graph(name)
+    """Build one net's graph, exported from facenet-pytorch's in torch (a cache miss only); P-net's with the
+    peaks of its maps (:func:`_with_peaks`)."""
     from ferhub._mtcnn_export import net_modules
 
     module, example, inputs, outputs, axes = net_modules()[name]
@@ -284,18 +215,10 @@ def _build(name: str) -> bytes:
     return graph if name in _CROP_SIZE else _with_peaks(graph)
 
 
-# the pixel steps (one thread each; see OnnxMTCNN.__init__): the pyramid's first resize straight from the
-# pixels; every other resize
-_PIXEL_STEPS = ("top", "resize")
-
-
 def net_graphs() -> dict[str, bytes]:
-    """Every step's ONNX graph (the pixel steps, P-net, crops + R-net, crops + O-net), each built once per
-    machine and cached by :func:`_graph_key`."""
-    return {
-        name: _onnx.cached(_graph_key(name), functools.partial(_build, name))
-        for name in (*_PIXEL_STEPS, *_NETS)
-    }
+    """The nets' ONNX graphs (P-net with its peaks, R-net, O-net), each built once per machine and cached by
+    :func:`_graph_key`."""
+    return {name: _onnx.cached(_graph_key(name), functools.partial(_build, name)) for name in _NETS}
 
 
 @functools.lru_cache(maxsize=16)
@@ -388,8 +311,8 @@ def crop_sources(
 
 def _halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
     """Rows ``start:stop`` (even) of ``pixels`` (1, H, W, C) uint8, W even, halved into their rows of ``out``
-    (1, 3, H // 2, W // 2) as MTCNN's values (:func:`ferhub._mtcnn_pixels.halve`: what ``top`` gives for a
-    halving, exactly)."""
+    (1, 3, H // 2, W // 2) as MTCNN's values (:func:`ferhub._mtcnn_pixels.halve`: the bilinear halving,
+    exactly)."""
     halve(pixels[0], out[0], start, stop)
 
 
@@ -439,8 +362,8 @@ class OnnxMTCNN:
         """``threads``: the threads detection may use (default: every core this process may use).
         ``streams``: the nets run in this many streams (1 or 2; one when there is one thread), each session
         on ``threads / streams`` threads: P-net's largest level beside the others (:meth:`_stage1`), R-
-        and O-net's crops in two halves (:meth:`_net_on_crops`). The pixel steps (``top``, ``resize``) run
-        on one thread: they are memory-bound."""
+        and O-net's crops in two halves (:meth:`_net_on_crops`). The pixel steps (:mod:`ferhub._mtcnn_pixels`)
+        run on the thread that calls them."""
         self.thresholds = tuple(float(t) for t in thresholds)
         self._pnet_threshold = np.array(self.thresholds[0], dtype=np.float32)
         self.threads = cpu_cores() if threads is None else max(1, int(threads))
@@ -450,10 +373,7 @@ class OnnxMTCNN:
         # 25.2 -> 23.8 ms quiet, 72.8 -> 47.7 ms with the load average at 18; split into two streams of whole
         # calls instead, no operator waits for the other thread (bench/detect.py --streams).
         per_stream = self.threads // self.streams
-        self.sessions = {
-            name: _onnx.session(graph, per_stream if name in _NETS else 1)
-            for name, graph in net_graphs().items()
-        }
+        self.sessions = {name: _onnx.session(graph, per_stream) for name, graph in net_graphs().items()}
         # the second stream: one worker thread, started on first use; a forked child does not have it (it
         # would wait for it forever), so only the process that made it uses it
         self._stream = ThreadPoolExecutor(1, thread_name_prefix="ferhub-nets") if self.streams == 2 else None
@@ -484,8 +404,12 @@ class OnnxMTCNN:
         queued = [_queued(stream, call) for call in calls]
         return [result() for result in reversed(queued)][::-1]
 
-    def _resize(self, x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        return self._run("resize", x=x, size=np.array(size, dtype=np.int64))[0]
+    @staticmethod
+    def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """``x`` (1, 3, H, W) resized bilinearly to ``size`` (h, w) (:func:`ferhub._mtcnn_pixels.resize`)."""
+        out = np.empty((1, 3, *size), dtype=np.float32)
+        resize(x[0], out[0])
+        return out
 
     def detect(
         self, image: Image.Image, *, min_face_size: float | None = None, max_side: int = 1024
@@ -570,9 +494,6 @@ class OnnxMTCNN:
             levels.append((source, size[1] / w, size[0] / h))
         return levels, first
 
-    def _run_one(self, name: str, **inputs: np.ndarray) -> np.ndarray:
-        return self._run(name, **inputs)[0]
-
     def _first_halving(self, pixels: np.ndarray, stream: ThreadPoolExecutor | None) -> np.ndarray:
         """The photo at half its size, (1, 3, H // 2, W // 2), straight from ``pixels``; with a second
         ``stream``, the top and bottom bands of rows side by side.
@@ -580,14 +501,14 @@ class OnnxMTCNN:
         A halving of an even number of rows averages row pairs, so two bands of an even height give the rows
         of the whole halving, computed alike (``tests/test_runtime.py``); with an odd number the sample
         positions depend on the height, and the photo goes in one piece. Pixels of even sides are halved
-        by :func:`_halve`, others by ``top`` (:meth:`_halve_top`), each band straight into its rows of the one
-        array.
+        by :func:`_halve`, others resized (:meth:`_halve_resized`), each band straight into its rows of the
+        one array.
         """
         h, w = pixels.shape[1:3]
         if stream is None or h % 2 or h < 4 * CELL:
             stream = None
         split = 0 if stream is None else h // 4 * 2
-        halve = _halve if h % 2 == 0 and w % 2 == 0 else self._halve_top
+        halve = _halve if h % 2 == 0 and w % 2 == 0 else self._halve_resized
         out = np.empty((1, 3, h // 2, w // 2), dtype=np.float32)
         band = None if stream is None else _queued(stream, halve, pixels, out, 0, split)
         halve(pixels, out, split, h)
@@ -595,11 +516,11 @@ class OnnxMTCNN:
             band()
         return out
 
-    def _halve_top(self, pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
-        """Rows ``start:stop`` of ``pixels`` halved by ``top`` into their rows of ``out`` (as
-        :func:`_halve`)."""
-        size = np.array([(stop - start) // 2, pixels.shape[2] // 2], dtype=np.int64)
-        out[:, :, start // 2 : stop // 2] = self._run_one("top", pixels=pixels[:, start:stop], size=size)
+    @staticmethod
+    def _halve_resized(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
+        """Rows ``start:stop`` of ``pixels`` resized to half their size into their rows of ``out`` (as
+        :func:`_halve`), by :func:`ferhub._mtcnn_pixels.resize_pixels`: the halving of odd sides."""
+        resize_pixels(pixels[0, start:stop], out[0, :, start // 2 : stop // 2])
 
     def _stage1(self, levels: list[Level], first: Callable[[], Any] | None = None) -> np.ndarray:
         """P-net over every level -> candidates ``(N, 5)`` (x1, y1, x2, y2, score), regressed and squared.

@@ -131,3 +131,61 @@ def crops_of_pixels(pixels, rois, out):  # type: ignore[no-untyped-def]  # pragm
                 out[n, 0, py, px] = red * scale
                 out[n, 1, py, px] = green * scale
                 out[n, 2, py, px] = blue * scale
+
+
+@numba.njit(nogil=True, cache=True)
+def _axis(size_in, size_out, low, high, frac):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """Bilinear resize taps along an axis, half-pixel centres (torch's ``interpolate(align_corners=False)``):
+    output ``i`` is ``1 - frac[i]`` times input ``low[i]`` plus ``frac[i]`` times input ``high[i]``."""
+    scale = np.float32(size_in) / np.float32(size_out)
+    for i in range(size_out):
+        pos = max((np.float32(i) + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0.0))
+        below = min(np.int64(pos), size_in - 1)
+        low[i] = below
+        high[i] = min(below + 1, size_in - 1)
+        frac[i] = pos - np.float32(below)
+
+
+@numba.njit(nogil=True, cache=True)
+def resize(source, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """``out`` (3, h, w), any strides (a region of a larger canvas): ``source`` (3, H, W) float32 resized
+    bilinearly, half-pixel centres, no antialiasing (torch's ``interpolate(mode="bilinear")``)."""
+    height, width = out.shape[1], out.shape[2]
+    y_low, y_high = np.empty(height, np.int64), np.empty(height, np.int64)
+    x_low, x_high = np.empty(width, np.int64), np.empty(width, np.int64)
+    fy, fx = np.empty(height, np.float32), np.empty(width, np.float32)
+    _axis(source.shape[1], height, y_low, y_high, fy)
+    _axis(source.shape[2], width, x_low, x_high, fx)
+    one = np.float32(1.0)
+    for c in range(3):
+        plane = source[c]
+        for y in range(height):
+            up, down, row = plane[y_low[y]], plane[y_high[y]], out[c, y]
+            wy = fy[y]
+            for x in range(width):
+                a, b, wx = x_low[x], x_high[x], fx[x]
+                row[x] = (one - wy) * ((one - wx) * up[a] + wx * up[b]) + wy * (
+                    (one - wx) * down[a] + wx * down[b]
+                )
+
+
+@numba.njit(nogil=True, cache=True)
+def resize_pixels(pixels, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """:func:`resize` of the photo's ``pixels`` (H, W, C >= 3) uint8 into ``out`` (3, h, w), then turned into
+    MTCNN's values (``* SCALE + SHIFT``): the pyramid's first step where it is not an exact halving."""
+    height, width = out.shape[1], out.shape[2]
+    y_low, y_high = np.empty(height, np.int64), np.empty(height, np.int64)
+    x_low, x_high = np.empty(width, np.int64), np.empty(width, np.int64)
+    fy, fx = np.empty(height, np.float32), np.empty(width, np.float32)
+    _axis(pixels.shape[0], height, y_low, y_high, fy)
+    _axis(pixels.shape[1], width, x_low, x_high, fx)
+    one, scale, shift = np.float32(1.0), np.float32(SCALE), np.float32(SHIFT)
+    for y in range(height):
+        up, down = pixels[y_low[y]], pixels[y_high[y]]
+        wy = fy[y]
+        for x in range(width):
+            a, b, wx = x_low[x], x_high[x], fx[x]
+            for c in range(3):
+                top = (one - wx) * np.float32(up[a, c]) + wx * np.float32(up[b, c])
+                bottom = (one - wx) * np.float32(down[a, c]) + wx * np.float32(down[b, c])
+                out[c, y, x] = ((one - wy) * top + wy * bottom) * scale + shift
