@@ -441,10 +441,10 @@ class OnnxMTCNN:
             min_face = max(float(min_face_size) / sx, image.width / (width * shrink))
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
         pixels = rgb_pixels(image)[None]
-        levels, first = self._pyramid(pixels, min_face, self._second_stream())
+        levels, first, canvas = self._pyramid(pixels, min_face, self._second_stream())
         if not levels:
             return empty
-        boxes = self._stage1(levels, first)
+        boxes = self._stage1(levels, first, canvas)
         if len(boxes) == 0:
             return empty
         sources = _Sources(pixels[0], levels)
@@ -457,13 +457,14 @@ class OnnxMTCNN:
 
     def _pyramid(
         self, pixels: np.ndarray, min_face: float, stream: ThreadPoolExecutor | None = None
-    ) -> tuple[list[Level], Callable[[], Any] | None]:
+    ) -> tuple[list[Level], Callable[[], Any] | None, tuple[np.ndarray, tuple[tuple[int, int], ...]] | None]:
         """Levels from scale ``12 / min_face`` down to a 12 px shorter side (``FastMTCNN._pyramid``'s
         steps) of ``pixels`` (1, H, W, 3 or 4) uint8; with a second ``stream``, what gives the first level's
         pixels and P-net's candidates on them, which that stream makes (queued as soon as the level's source
         exists, beside the resizing of the others; the first level's pixels are ``None`` until
-        :meth:`_stage1` has them). Work queued on the stream that it has not started when its result is
-        wanted runs on this thread (:func:`_queued`).
+        :meth:`_stage1` has them); and the canvas the levels from the third on are resized into, with their
+        offsets (``_pack``; their pixels in ``levels`` are its regions). Work queued on the stream that it
+        has not started when its result is wanted runs on this thread (:func:`_queued`).
 
         When the photo is halved before the first level (the usual case: faces of 24 px or more), the first
         halving comes straight from the pixels (:meth:`_first_halving`), in two bands of rows side by side
@@ -472,7 +473,7 @@ class OnnxMTCNN:
         h, w = pixels.shape[1:3]
         sizes = level_sizes(h, w, min_face)
         if not sizes:
-            return [], None
+            return [], None, None
         if h >= 2 * sizes[0][0] and w >= 2 * sizes[0][1]:
             halvings = [self._first_halving(pixels, stream)]
         else:  # the first level, or the photo itself, is larger than half the photo: it is resized from it
@@ -480,7 +481,11 @@ class OnnxMTCNN:
             halvings = [(pixels[:, :, :, :3].transpose(0, 3, 1, 2) + np.float32(0.5)) * np.float32(SCALE)]
         levels: list[Level] = []
         first: Callable[[], Any] | None = None
-        for size in sizes:
+        # the levels from the third on share one zero canvas for P-net (see _stage1), each resized straight
+        # into its place there
+        offsets, canvas_size = _pack(sizes[2:]) if len(sizes) > 2 else ([], (0, 0))
+        canvas = np.zeros((1, 3, *canvas_size), dtype=np.float32) if offsets else None
+        for i, size in enumerate(sizes):
             while halvings[-1].shape[2] >= 2 * size[0] and halvings[-1].shape[3] >= 2 * size[1]:
                 last = halvings[-1]
                 halvings.append(self._resize(last, (last.shape[2] // 2, last.shape[3] // 2)))
@@ -489,10 +494,17 @@ class OnnxMTCNN:
                 levels.append((None, size[1] / w, size[0] / h))
                 first = _queued(stream, self._first_level, source, size, levels[0])
                 continue
-            if tuple(source.shape[2:]) != size:
-                source = self._resize(source, size)
+            if canvas is not None and i >= 2:
+                oy, ox = offsets[i - 2]
+                out = canvas[:, :, oy : oy + size[0], ox : ox + size[1]]
+            else:
+                out = None if tuple(source.shape[2:]) == size else np.empty((1, 3, *size), dtype=np.float32)
+            if out is not None:
+                resize(source[0], out[0])  # the same size: a copy
+                source = out
             levels.append((source, size[1] / w, size[0] / h))
-        return levels, first
+        packed = None if canvas is None else (canvas, tuple(offsets))
+        return levels, first, packed
 
     def _first_halving(self, pixels: np.ndarray, stream: ThreadPoolExecutor | None) -> np.ndarray:
         """The photo at half its size, (1, 3, H // 2, W // 2), straight from ``pixels``; with a second
@@ -522,11 +534,17 @@ class OnnxMTCNN:
         :func:`_halve`), by :func:`ferhub._mtcnn_pixels.resize_pixels`: the halving of odd sides."""
         resize_pixels(pixels[0, start:stop], out[0, :, start // 2 : stop // 2])
 
-    def _stage1(self, levels: list[Level], first: Callable[[], Any] | None = None) -> np.ndarray:
+    def _stage1(
+        self,
+        levels: list[Level],
+        first: Callable[[], Any] | None = None,
+        packed: tuple[np.ndarray, tuple[tuple[int, int], ...]] | None = None,
+    ) -> np.ndarray:
         """P-net over every level -> candidates ``(N, 5)`` (x1, y1, x2, y2, score), regressed and squared.
 
         The two largest levels run alone; the small ones share one zero-padded canvas (see
-        ``FastMTCNN._score_maps``: P-net has no padding, so a window inside a level sees only that level).
+        ``FastMTCNN._score_maps``: P-net has no padding, so a window inside a level sees only that level):
+        ``packed``, the canvas :meth:`_pyramid` resized them into and their offsets (y, x) on it.
         ``first``: gives the first level's pixels and candidates, from the second stream (:meth:`_pyramid`
         queues it; its pixels complete ``levels``). That level is about half of P-net's work (each level has
         half the area of the one before), so the two streams, each on half the threads, finish together, and
@@ -534,14 +552,11 @@ class OnnxMTCNN:
         """
         found = [self._pnet(level[0], [level]) for level in levels[1 if first is not None else 0 : 2]]
         small = levels[2:]
-        if small:
-            sizes = tuple(level.shape[2:] for level, _, _ in small)
-            offsets, size = _pack(sizes)
-            canvas = np.zeros((1, 3, *size), dtype=np.float32)
-            for (level, _, _), (oy, ox) in zip(small, offsets):
-                canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level
-            packed = _level_map(_map_shape(size), sizes, tuple(offsets))
-            found.append(self._pnet(canvas, small, tuple(offsets), packed))
+        if small and packed is not None:
+            canvas, offsets = packed
+            sizes = tuple(level.shape[2:] for level, _, _ in small)  # type: ignore[union-attr]
+            level_map = _level_map(_map_shape(canvas.shape[2:]), sizes, offsets)
+            found.append(self._pnet(canvas, small, offsets, level_map))
         if first is not None:
             pixels, candidates = first()
             levels[0] = (pixels, *levels[0][1:])

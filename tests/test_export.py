@@ -97,19 +97,24 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
         got = _onnx.session(graphs[name]).run(None, {"crops": crops.numpy()})
         for a, b in zip(got, expected):
             assert np.abs(a - b.numpy()).max() <= 1e-4, name
-    # the pyramid's first resize straight from the pixels (``top``): torch's bilinear resize of MTCNN's values
+    # the pyramid's resizes (ferhub._mtcnn_pixels): torch's bilinear resize of MTCNN's values, from the values
+    # or straight from the pixels (resized, then normalised)
     from ferhub._mtcnn import _to_tensor
+    from ferhub._mtcnn_pixels import resize, resize_pixels
 
     for h, w in ((40, 50), (41, 57)):
         image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         x = _to_tensor(image, torch.device("cpu"))
-        size = np.array([h // 2, w // 2 + 3], dtype=np.int64)
-        expected = torch.nn.functional.interpolate(x, size=tuple(size.tolist()), mode="bilinear")
-        rgb = np.asarray(image)[None]
-        rgbx = np.concatenate([rgb, rng.integers(0, 256, (1, h, w, 1), dtype=np.uint8)], axis=3)
-        for pixels in (rgb, rgbx):  # images.rgb_pixels' two layouts: the fourth byte is never read
-            top = _onnx.session(graphs["top"]).run(None, {"pixels": pixels, "size": size})[0]
-            assert np.abs(top - expected.numpy()).max() <= 1e-5
+        for size in ((h // 2, w // 2 + 3), (h + 5, w - 7)):
+            expected = torch.nn.functional.interpolate(x, size=size, mode="bilinear").numpy()[0]
+            got = np.empty((3, *size), dtype=np.float32)
+            resize(np.ascontiguousarray(x.numpy()[0]), got)
+            assert np.abs(got - expected).max() <= 1e-5
+            rgb = np.asarray(image)
+            rgbx = np.concatenate([rgb, rng.integers(0, 256, (h, w, 1), dtype=np.uint8)], axis=2)
+            for pixels in (rgb, rgbx):  # images.rgb_pixels' two layouts: the fourth byte is never read
+                resize_pixels(pixels, got)
+                assert np.abs(got - expected).max() <= 1e-5
 
 
 @pytest.mark.slow

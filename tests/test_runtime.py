@@ -254,7 +254,7 @@ def test_crops_split_between_the_streams_give_one_threads_outputs() -> None:
     assert detector._stream is not None
     photo = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
     pixels = np.asarray(photo)[None]
-    levels, _ = detector._pyramid(pixels, 30.0, None)
+    levels, _, _ = detector._pyramid(pixels, 30.0, None)
     # boxes of 20-200 px: the small ones are read from the photo, the others from the levels, 10 a source
     sides = np.repeat(np.arange(20.0, 220.0, 20.0), 10)
     x = 7.0 * np.arange(len(sides)) % 300
@@ -296,11 +296,11 @@ def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
             # RGBX pixels: the same numbers, the 4th byte unread
             np.testing.assert_array_equal(detector._first_halving(rgbx, None), whole)
             np.testing.assert_array_equal(detector._first_halving(rgbx, stream), whole)
-            # ``top`` (resized, then normalised), which odd sides take: the same numbers for even sides (2x2
-            # means of integers), to float rounding for odd ones
-            top = np.empty_like(whole)
-            detector._halve_top(pixels, top, 0, h)
-            np.testing.assert_allclose(top, whole, rtol=0, atol=1e-6 if (h % 2 or w % 2) else 0)
+            # resized, then normalised, as odd sides are: the same numbers for even sides (2x2 means of
+            # integers), to float rounding for odd ones
+            resized = np.empty_like(whole)
+            detector._halve_resized(pixels, resized, 0, h)
+            np.testing.assert_allclose(resized, whole, rtol=0, atol=1e-6 if (h % 2 or w % 2) else 0)
             # MTCNN's values of the photo, resized: the same numbers
             photo = (pixels.transpose(0, 3, 1, 2).astype(np.float32) + np.float32(0.5)) * np.float32(SCALE)
             halved = detector._resize(photo, (h // 2, w // 2))
@@ -309,8 +309,8 @@ def test_the_first_halving_in_two_bands_is_the_one_piece_halving() -> None:
 
 def test_detection_streams_split_the_cores_and_find_what_one_thread_finds() -> None:
     """With two streams (the default on two cores or more) every net's session takes half the cores, with one
-    stream all of them; the pixel steps take one. One stream, or one thread, finds the same faces with the
-    same boxes on the real photos (threads and streams only split the work)."""
+    stream all of them. One stream, or one thread, finds the same faces with the same boxes on the real
+    photos (threads and streams only split the work)."""
     from ferhub._mtcnn_onnx import OnnxMTCNN
     from ferhub.device import cpu_cores
 
@@ -324,7 +324,7 @@ def test_detection_streams_split_the_cores_and_find_what_one_thread_finds() -> N
         return {n: s.get_session_options().intra_op_num_threads for n, s in detector.sessions.items()}
 
     def layout(nets: int) -> dict[str, int]:
-        return {"top": 1, "resize": 1, "pnet": nets, "rnet": nets, "onet": nets}
+        return {"pnet": nets, "rnet": nets, "onet": nets}
 
     assert threads(wide) == layout(max(1, cores // 2))
     assert threads(single) == layout(cores) and threads(narrow) == layout(1)
