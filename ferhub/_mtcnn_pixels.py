@@ -1,33 +1,52 @@
-"""MTCNN's pixel steps on the CPU that are not convolutions, compiled by Numba (:mod:`ferhub._mtcnn_onnx`):
-the pyramid's first halving, straight from the photo's pixels, and the crops R- and O-net read.
+"""MTCNN's pixel steps on the CPU, compiled by Numba (:mod:`ferhub._mtcnn_onnx`): the pyramid's first halving
+straight from the photo's pixels, its bilinear resizes, and the crops R- and O-net read.
 
 Each is one pass over the pixels it needs, in compiled code that releases the GIL, so the two detection
 streams run them side by side. They replaced numpy passes and ONNX Runtime operators (2026-12-03, Intel Xeon,
-2 cores): numpy made the halving in ~14 array passes (0.86 ms for a 640x480 photo against 0.47 here), and its
+2 cores): numpy made the halving in ~14 array passes (0.86 ms for a 640x480 photo against 0.17 here), and its
 passes on two threads at once waited on each other for the GIL; ONNX Runtime's ``RoiAlign`` cost ~45 us a
 24x24 crop and ~170 us a 48x48 one (16 and 64 us here), and needed the photo converted to a padded float copy
-first (0.77 ms), which the crops here do not: they read the uint8 pixels.
+first (0.77 ms), which the crops here do not: they read the uint8 pixels; its ``Resize`` was one call a
+level.
 
-Numba compiles each kernel on its first call in a process and caches the machine code beside this file
-(``cache=True``; a read-only install caches in the user's cache folder instead), so later processes load it.
+Numba compiles each kernel on its first call in a process and caches the machine code beside this file (a
+read-only install caches in the user's cache folder instead), so later processes load it; where neither is
+writable, each process compiles them again (~2 s) rather than failing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
+
+
+def _kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit(nogil=True, cache=True)``: compiled on first call, releasing the GIL, its machine code
+    cached; without the cache where Numba finds no writable folder for it (it raises at decoration then)."""
+
+    def compile_(fn: Callable[..., Any]) -> Any:
+        try:
+            return numba.njit(nogil=True, cache=True, **options)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(nogil=True, **options)(fn)
+
+    return compile_
+
 
 # MTCNN's input (x - 127.5) / 128 plus 1 (black is 0, see ``_mtcnn._to_tensor``): x * SCALE + SHIFT
 SCALE, SHIFT = 0.0078125, 1 - 127.5 * 0.0078125
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@_kernel(inline="always")
 def _sum4(a, b, c, d, k):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """The sum of channel ``k`` of four pixels, as an int32."""
     return np.int32(a[k]) + np.int32(b[k]) + np.int32(c[k]) + np.int32(d[k])
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel()
 def halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:  # pragma: no cover (compiled)
     """Rows ``start:stop`` (even) of ``pixels`` (H, W, C >= 3, uint8, W even) halved into their rows of
     ``out`` (3, H // 2, W // 2) float32, as MTCNN's values: each the sum of a 2x2 block times SCALE / 4 plus
@@ -46,7 +65,7 @@ def halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:  
             blue[x] = np.float32(_sum4(a, b, c, d, 2)) * quarter + shift
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel()
 def _taps(start, length, count, limit, low, high, w_low, w_high):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Bilinear taps of ``count`` samples, at the centres of ``count`` equal steps over ``[start, start +
     length)`` (pixel edges), on an axis of ``limit`` pixels: sample ``j`` is ``w_low[j]`` times pixel
@@ -68,7 +87,7 @@ def _taps(start, length, count, limit, low, high, w_low, w_high):  # type: ignor
         w_high[j] = frac
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel()
 def crops_of_levels(source, rois, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """``out`` (N, 3, S, S) float32: box ``n`` of ``rois`` (N, 4; x1, y1, x2, y2, pixel edges) of ``source``
     (3, H, W) float32, sampled bilinearly at 2S x 2S points (black outside the source) and averaged over 2x2
@@ -98,7 +117,7 @@ def crops_of_levels(source, rois, out):  # type: ignore[no-untyped-def]  # pragm
                     out[n, c, py, px] = total * quarter
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel()
 def crops_of_pixels(pixels, rois, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """:func:`crops_of_levels` of the photo itself, read from its ``pixels`` (H, W, C >= 3, uint8) as MTCNN's
     values: ``(value + 0.5) * SCALE`` (``x * SCALE + SHIFT`` exactly), so that black outside stays 0."""
@@ -133,7 +152,7 @@ def crops_of_pixels(pixels, rois, out):  # type: ignore[no-untyped-def]  # pragm
                 out[n, 2, py, px] = blue * scale
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel()
 def _axis(size_in, size_out, low, high, frac):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """Bilinear resize taps along an axis, half-pixel centres (torch's ``interpolate(align_corners=False)``):
     output ``i`` is ``1 - frac[i]`` times input ``low[i]`` plus ``frac[i]`` times input ``high[i]``."""
@@ -146,7 +165,7 @@ def _axis(size_in, size_out, low, high, frac):  # type: ignore[no-untyped-def]  
         frac[i] = pos - np.float32(below)
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel()
 def resize(source, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """``out`` (3, h, w), any strides (a region of a larger canvas): ``source`` (3, H, W) float32 resized
     bilinearly, half-pixel centres, no antialiasing (torch's ``interpolate(mode="bilinear")``)."""
@@ -169,7 +188,7 @@ def resize(source, out):  # type: ignore[no-untyped-def]  # pragma: no cover (co
                 )
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel()
 def resize_pixels(pixels, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """:func:`resize` of the photo's ``pixels`` (H, W, C >= 3) uint8 into ``out`` (3, h, w), then turned into
     MTCNN's values (``* SCALE + SHIFT``): the pyramid's first step where it is not an exact halving."""

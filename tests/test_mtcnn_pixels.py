@@ -78,3 +78,25 @@ def test_halving_is_the_exact_2x2_mean_in_mtcnns_values() -> None:
             halve(pixels, bands, split, h)
             halve(pixels, bands, 0, split)
             np.testing.assert_array_equal(bands, expected)
+
+
+def test_kernels_compile_without_a_writable_cache_folder() -> None:
+    """Where Numba finds no folder to cache machine code in (a read-only install without a writable home), it
+    refuses ``cache=True`` at decoration; the kernels are then compiled in each process instead."""
+    import subprocess
+    import sys
+
+    code = """
+import numba.core.caching as caching
+impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # its name before Numba 0.62
+impl._locator_classes = []  # no folder Numba could cache in
+import numpy as np
+from ferhub._mtcnn_pixels import halve
+out = np.empty((3, 1, 1), np.float32)
+halve(np.full((2, 2, 3), 4, np.uint8), out, 0, 2)
+assert type(halve._cache).__name__ == "NullCache", halve._cache  # compiled, not cached
+print(float(out[0, 0, 0]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) == np.float32(4 * SCALE + SHIFT)
