@@ -497,11 +497,10 @@ class OnnxMTCNN:
             if canvas is not None and i >= 2:
                 oy, ox = offsets[i - 2]
                 out = canvas[:, :, oy : oy + size[0], ox : ox + size[1]]
-            else:
-                out = None if tuple(source.shape[2:]) == size else np.empty((1, 3, *size), dtype=np.float32)
-            if out is not None:
                 resize(source[0], out[0])  # the same size: a copy
                 source = out
+            elif tuple(source.shape[2:]) != size:
+                source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))
         packed = None if canvas is None else (canvas, tuple(offsets))
         return levels, first, packed
@@ -552,7 +551,7 @@ class OnnxMTCNN:
         """
         found = [self._pnet(level[0], [level]) for level in levels[1 if first is not None else 0 : 2]]
         small = levels[2:]
-        if small and packed is not None:
+        if packed is not None:  # there are small levels
             canvas, offsets = packed
             sizes = tuple(level.shape[2:] for level, _, _ in small)  # type: ignore[union-attr]
             level_map = _level_map(_map_shape(canvas.shape[2:]), sizes, offsets)

@@ -66,11 +66,13 @@ def halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:  
 
 
 @_kernel()
-def _taps(start, length, count, limit, low, high, w_low, w_high):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _taps(start, length, count, limit):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """Bilinear taps of ``count`` samples, at the centres of ``count`` equal steps over ``[start, start +
-    length)`` (pixel edges), on an axis of ``limit`` pixels: sample ``j`` is ``w_low[j]`` times pixel
-    ``low[j]`` plus ``w_high[j]`` times pixel ``high[j]``. A tap outside the axis weighs 0 (``grid_sample``'s
-    zero padding), its index clamped inside so that it is read harmlessly."""
+    length)`` (pixel edges), on an axis of ``limit`` pixels: ``(low, high, w_low, w_high)``, sample ``j``
+    being ``w_low[j]`` times pixel ``low[j]`` plus ``w_high[j]`` times pixel ``high[j]``. A tap outside the
+    axis weighs 0 (``grid_sample``'s zero padding), its index clamped inside so that it is read harmlessly."""
+    low, high = np.empty(count, np.int64), np.empty(count, np.int64)
+    w_low, w_high = np.empty(count, np.float32), np.empty(count, np.float32)
     step = length / np.float32(count)
     for j in range(count):
         pos = start + (np.float32(j) + np.float32(0.5)) * step - np.float32(0.5)  # pixel centres at integers
@@ -85,6 +87,7 @@ def _taps(start, length, count, limit, low, high, w_low, w_high):  # type: ignor
         high[j] = min(max(below + 1, 0), limit - 1)
         w_low[j] = a
         w_high[j] = frac
+    return low, high, w_low, w_high
 
 
 @_kernel()
@@ -94,14 +97,10 @@ def crops_of_levels(source, rois, out):  # type: ignore[no-untyped-def]  # pragm
     blocks: ``_mtcnn._sample_crops``' crops."""
     size = out.shape[2]
     height, width = source.shape[1], source.shape[2]
-    y_low, y_high = np.empty(2 * size, np.int64), np.empty(2 * size, np.int64)
-    x_low, x_high = np.empty(2 * size, np.int64), np.empty(2 * size, np.int64)
-    wy_low, wy_high = np.empty(2 * size, np.float32), np.empty(2 * size, np.float32)
-    wx_low, wx_high = np.empty(2 * size, np.float32), np.empty(2 * size, np.float32)
     quarter = np.float32(0.25)
     for n in range(rois.shape[0]):
-        _taps(rois[n, 1], rois[n, 3] - rois[n, 1], 2 * size, height, y_low, y_high, wy_low, wy_high)
-        _taps(rois[n, 0], rois[n, 2] - rois[n, 0], 2 * size, width, x_low, x_high, wx_low, wx_high)
+        y_low, y_high, wy_low, wy_high = _taps(rois[n, 1], rois[n, 3] - rois[n, 1], 2 * size, height)
+        x_low, x_high, wx_low, wx_high = _taps(rois[n, 0], rois[n, 2] - rois[n, 0], 2 * size, width)
         for c in range(3):
             plane = source[c]
             for py in range(size):
@@ -123,15 +122,11 @@ def crops_of_pixels(pixels, rois, out):  # type: ignore[no-untyped-def]  # pragm
     values: ``(value + 0.5) * SCALE`` (``x * SCALE + SHIFT`` exactly), so that black outside stays 0."""
     size = out.shape[2]
     height, width = pixels.shape[0], pixels.shape[1]
-    y_low, y_high = np.empty(2 * size, np.int64), np.empty(2 * size, np.int64)
-    x_low, x_high = np.empty(2 * size, np.int64), np.empty(2 * size, np.int64)
-    wy_low, wy_high = np.empty(2 * size, np.float32), np.empty(2 * size, np.float32)
-    wx_low, wx_high = np.empty(2 * size, np.float32), np.empty(2 * size, np.float32)
     scale = np.float32(SCALE / 4)
     half = np.float32(0.5)
     for n in range(rois.shape[0]):
-        _taps(rois[n, 1], rois[n, 3] - rois[n, 1], 2 * size, height, y_low, y_high, wy_low, wy_high)
-        _taps(rois[n, 0], rois[n, 2] - rois[n, 0], 2 * size, width, x_low, x_high, wx_low, wx_high)
+        y_low, y_high, wy_low, wy_high = _taps(rois[n, 1], rois[n, 3] - rois[n, 1], 2 * size, height)
+        x_low, x_high, wx_low, wx_high = _taps(rois[n, 0], rois[n, 2] - rois[n, 0], 2 * size, width)
         for py in range(size):
             for px in range(size):
                 red = np.float32(0.0)
@@ -153,9 +148,12 @@ def crops_of_pixels(pixels, rois, out):  # type: ignore[no-untyped-def]  # pragm
 
 
 @_kernel()
-def _axis(size_in, size_out, low, high, frac):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+def _axis(size_in, size_out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """Bilinear resize taps along an axis, half-pixel centres (torch's ``interpolate(align_corners=False)``):
-    output ``i`` is ``1 - frac[i]`` times input ``low[i]`` plus ``frac[i]`` times input ``high[i]``."""
+    ``(low, high, frac)``, output ``i`` being ``1 - frac[i]`` times input ``low[i]`` plus ``frac[i]`` times
+    input ``high[i]``."""
+    low, high = np.empty(size_out, np.int64), np.empty(size_out, np.int64)
+    frac = np.empty(size_out, np.float32)
     scale = np.float32(size_in) / np.float32(size_out)
     for i in range(size_out):
         pos = max((np.float32(i) + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0.0))
@@ -163,6 +161,7 @@ def _axis(size_in, size_out, low, high, frac):  # type: ignore[no-untyped-def]  
         low[i] = below
         high[i] = min(below + 1, size_in - 1)
         frac[i] = pos - np.float32(below)
+    return low, high, frac
 
 
 @_kernel()
@@ -170,11 +169,8 @@ def resize(source, out):  # type: ignore[no-untyped-def]  # pragma: no cover (co
     """``out`` (3, h, w), any strides (a region of a larger canvas): ``source`` (3, H, W) float32 resized
     bilinearly, half-pixel centres, no antialiasing (torch's ``interpolate(mode="bilinear")``)."""
     height, width = out.shape[1], out.shape[2]
-    y_low, y_high = np.empty(height, np.int64), np.empty(height, np.int64)
-    x_low, x_high = np.empty(width, np.int64), np.empty(width, np.int64)
-    fy, fx = np.empty(height, np.float32), np.empty(width, np.float32)
-    _axis(source.shape[1], height, y_low, y_high, fy)
-    _axis(source.shape[2], width, x_low, x_high, fx)
+    y_low, y_high, fy = _axis(source.shape[1], height)
+    x_low, x_high, fx = _axis(source.shape[2], width)
     one = np.float32(1.0)
     for c in range(3):
         plane = source[c]
@@ -193,11 +189,8 @@ def resize_pixels(pixels, out):  # type: ignore[no-untyped-def]  # pragma: no co
     """:func:`resize` of the photo's ``pixels`` (H, W, C >= 3) uint8 into ``out`` (3, h, w), then turned into
     MTCNN's values (``* SCALE + SHIFT``): the pyramid's first step where it is not an exact halving."""
     height, width = out.shape[1], out.shape[2]
-    y_low, y_high = np.empty(height, np.int64), np.empty(height, np.int64)
-    x_low, x_high = np.empty(width, np.int64), np.empty(width, np.int64)
-    fy, fx = np.empty(height, np.float32), np.empty(width, np.float32)
-    _axis(pixels.shape[0], height, y_low, y_high, fy)
-    _axis(pixels.shape[1], width, x_low, x_high, fx)
+    y_low, y_high, fy = _axis(pixels.shape[0], height)
+    x_low, x_high, fx = _axis(pixels.shape[1], width)
     one, scale, shift = np.float32(1.0), np.float32(SCALE), np.float32(SHIFT)
     for y in range(height):
         up, down = pixels[y_low[y]], pixels[y_high[y]]
