@@ -182,7 +182,7 @@ def _with_peaks(net: bytes) -> bytes:
 
 # R- and O-net run on crops of this size (:meth:`OnnxMTCNN._crops_net`)
 _CROP_SIZE = {"rnet": 24, "onet": 48}
-# With two streams, a source level's crops go in two halves side by side from this many: fewer R-net crops are
+# With two streams, the crops go in two halves side by side from this many: fewer R-net crops are
 # not worth the hand-off; an O-net crop costs several R-net ones (detection on Intel Xeon: 0.97-0.98x the time
 # with O-net's split from 2 crops instead of 8; on AMD EPYC, 0.98-1.01x)
 _SPLIT_FROM = {"rnet": 8, "onet": 2}
@@ -291,8 +291,9 @@ Level = tuple[np.ndarray | None, float, float]
 
 def crop_sources(
     scales: np.ndarray, boxes: np.ndarray, size: int
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Per source level: (level index, rows of ``boxes`` read from it, those boxes in its pixels).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each box's crop is read from, grouped by source: ``(order, index, rois)``, the rows of ``boxes``
+    sorted by source (stable), each one's source index and its box in that source's pixels.
 
     ``scales``: each level's (x, y) scale relative to the photo, ``(L, 2)``, starting with the photo itself
     (1, 1). Each box is read from the smallest level where it is still at least ``2 * size`` pixels wide
@@ -301,12 +302,10 @@ def crop_sources(
     side = boxes[:, 2] - boxes[:, 0]
     # scales fall level by level, so a box fits the levels up to some index: that one is its source
     index = np.maximum((side[:, None] * scales[None, :, 0] >= 2 * size).sum(axis=1) - 1, 0)
-    out = []
-    for i in np.unique(index).tolist():
-        rows = np.flatnonzero(index == i)
-        rois = boxes[rows, :4] * scales[i, [0, 1, 0, 1]]
-        out.append((i, rows, rois.astype(np.float32, copy=False)))
-    return out
+    order = np.argsort(index, kind="stable")
+    index = index[order]
+    rois = boxes[order, :4] * scales[index][:, [0, 1, 0, 1]]
+    return order, index, rois.astype(np.float32, copy=False)
 
 
 def _halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
@@ -335,13 +334,17 @@ class _Sources:
         self.levels = levels
         self.scales = np.array([(1.0, 1.0)] + [(sx, sy) for _, sx, sy in levels], dtype=np.float32)
 
-    def crops(self, index: int, rois: np.ndarray, size: int) -> np.ndarray:
-        """``size`` x ``size`` crops (N, 3, size, size) of ``rois`` (N, 4) in source ``index``'s pixels."""
+    def crops(self, index: np.ndarray, rois: np.ndarray, size: int) -> np.ndarray:
+        """``size`` x ``size`` crops (N, 3, size, size) of ``rois`` (N, 4), each in source ``index[i]``'s
+        pixels (0: the photo; a source's rows adjacent, as :func:`crop_sources` gives them)."""
         out = np.empty((len(rois), 3, size, size), dtype=np.float32)
-        if index == 0:
-            crops_of_pixels(self.pixels, rois, out)
-        else:
-            crops_of_levels(self.levels[index - 1][0][0], rois, out)  # type: ignore[index]
+        starts = [0, *(np.flatnonzero(np.diff(index)) + 1).tolist()]
+        for start, stop in zip(starts, [*starts[1:], len(index)]):
+            part, source = slice(start, stop), int(index[start])
+            if source == 0:
+                crops_of_pixels(self.pixels, rois[part], out[part])
+            else:
+                crops_of_levels(self.levels[source - 1][0][0], rois[part], out[part])  # type: ignore[index]
         return out
 
 
@@ -601,28 +604,31 @@ class OnnxMTCNN:
         return np.concatenate([boxes, score[:, None], offsets], axis=1).astype(np.float32)
 
     def _net_on_crops(self, name: str, sources: _Sources, boxes: np.ndarray, size: int) -> list[np.ndarray]:
-        """R- or O-net's outputs for ``size`` x ``size`` crops of ``boxes``: one call per source level, or,
-        with two streams, its two halves side by side from ``_SPLIT_FROM`` crops."""
+        """R- or O-net's outputs for ``size`` x ``size`` crops of ``boxes``: one call, or, with two streams,
+        from ``_SPLIT_FROM`` crops, two calls side by side on half the crops each, whatever their sources (a
+        call per source level left the streams up to 1.3 ms apart on AMD EPYC: one level had half the
+        crops)."""
         stream = self._second_stream()
-        calls, parts = [], []
-        for index, rows, rois in crop_sources(sources.scales, boxes, size):
-            # the smaller half first: the second stream takes it, and starts a wake-up later than this thread
-            # (3 O-net crops: stage 3 in 1.18 against 1.31 ms, this thread no longer waiting for the stream)
-            cut = len(rows) // 2 if len(rows) >= _SPLIT_FROM[name] and stream is not None else len(rows)
-            for part in (slice(0, cut), slice(cut, None)) if cut < len(rows) else (slice(None),):
-                calls.append(functools.partial(self._crops_net, name, sources, index, rois[part]))
-                parts.append(rows[part])
+        order, index, rois = crop_sources(sources.scales, boxes, size)
+        n = len(order)
+        # the smaller half first: the second stream takes it, and starts a wake-up later than this thread
+        # (3 O-net crops: stage 3 in 1.18 against 1.31 ms, this thread no longer waiting for the stream)
+        cut = n // 2 if n >= _SPLIT_FROM[name] and stream is not None else n
+        parts = (slice(0, cut), slice(cut, None)) if cut < n else (slice(None),)
+        calls = [functools.partial(self._crops_net, name, sources, index[p], rois[p]) for p in parts]
         results = self._side_by_side(calls, stream)
-        if len(results) == 1 and len(parts[0]) == len(boxes):  # one call, boxes in order
-            return results[0]
-        outputs = [np.empty((len(boxes), *r.shape[1:]), dtype=r.dtype) for r in results[0]]
-        for rows, result in zip(parts, results):
-            for out, r in zip(outputs, result):
-                out[rows] = r
-        return outputs
+        outputs = results[0] if len(results) == 1 else [np.concatenate(o) for o in zip(*results)]
+        if (order[1:] > order[:-1]).all():  # one source, or the sources in box order
+            return outputs
+        back = [np.empty_like(o) for o in outputs]
+        for b, o in zip(back, outputs):
+            b[order] = o
+        return back
 
-    def _crops_net(self, name: str, sources: _Sources, index: int, rois: np.ndarray) -> list[np.ndarray]:
-        """R- or O-net on crops of ``rois`` in source ``index``, cut on the thread that runs the call."""
+    def _crops_net(
+        self, name: str, sources: _Sources, index: np.ndarray, rois: np.ndarray
+    ) -> list[np.ndarray]:
+        """R- or O-net on crops of ``rois`` in sources ``index``, cut on the thread that runs the call."""
         return self._run(name, crops=sources.crops(index, rois, _CROP_SIZE[name]))
 
     def _stage2(self, sources: _Sources, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

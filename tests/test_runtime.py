@@ -246,8 +246,9 @@ def test_queued_work_runs_here_when_the_stream_has_not_started_it() -> None:
 
 
 def test_crops_split_between_the_streams_give_one_threads_outputs() -> None:
-    """R-net's crops, read from the photo's pixels and from the pyramid's levels, in calls shared by the two
-    streams (:meth:`OnnxMTCNN._side_by_side`): the same outputs as one thread's, row for row."""
+    """R-net's crops, read from the photo's pixels and from the pyramid's levels, in two calls side by side
+    (:meth:`OnnxMTCNN._side_by_side`), each on half the crops whatever their sources: the same outputs as one
+    thread's, row for row."""
     from ferhub._mtcnn_onnx import OnnxMTCNN, _Sources
 
     detector = OnnxMTCNN(threads=2)
@@ -261,17 +262,19 @@ def test_crops_split_between_the_streams_give_one_threads_outputs() -> None:
     boxes = np.stack([x, np.full_like(x, 40.0), x + sides, 40.0 + sides], axis=1)
     sources = _Sources(pixels[0], levels)
     detector._callers = 1  # as inside detect(): the only caller, so the stream is used
-    ran = set()
+    ran, batches = set(), []
     run = detector._run
 
     def watched(name: str, **inputs: np.ndarray) -> list[np.ndarray]:
         ran.add(threading.current_thread().name)
+        batches.append(len(inputs["crops"]))
         return run(name, **inputs)
 
     detector._run = watched  # type: ignore[method-assign]
     got = detector._net_on_crops("rnet", sources, boxes.astype(np.float32), 24)
     detector._run = run  # type: ignore[method-assign]
     assert len(ran) == 2  # both streams ran calls
+    assert sorted(batches) == [len(boxes) // 2, len(boxes) - len(boxes) // 2]  # one call each, half the crops
     alone = OnnxMTCNN(threads=1)._net_on_crops("rnet", sources, boxes.astype(np.float32), 24)
     for a, b in zip(got, alone):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
