@@ -3,16 +3,15 @@ main compiled and numpy steps, with their median start and end.
 
     python bench/timeline.py [--photo 0-7 | PATH] [--runs 60]
 
-The detector is ``Predictor()``'s (``OnnxMTCNN``, two streams on two cores or more). Each ONNX Runtime
-session call (``OnnxMTCNN._run``: ``top``, ``resize``, ``pnet``, ``rnet``, ``onet``), the compiled and numpy
-steps of :mod:`ferhub._mtcnn_onnx` (``_halve``, ``crops_of_pixels``, ``crops_of_levels``, ``crop_sources``,
-``nms_min``), the
-NMS across levels and after R-net (``_compat.nms_numpy``) and the three stages are timed where they run, on
-``--runs`` calls of ``detect`` on one decoded photo (``bench/vs_fer.py``'s one-face photo ``--photo``, or a
-file); the first tenth are warm-up. A step that runs in at least half the calls is a row: its thread
-(``MainThread``, or the second stream ``ferhub-nets_0``), which of that thread's calls of it this is (``#0``,
-``#1`` ...), and the medians of its start and end, in ms from the start of ``detect``. Gaps in a thread's rows
-are Python, waiting for the other thread, or the wake-ups between them.
+The detector is ``Predictor()``'s (``OnnxMTCNN``, two streams on two cores or more). Each ONNX Runtime session
+call (``OnnxMTCNN._run``: ``pnet``, ``rnet``, ``onet``), the compiled and numpy steps of
+:mod:`ferhub._mtcnn_onnx` (``_halve``, ``crops_of_pixels``, ``crops_of_levels``, ``crop_sources``, the NMS
+across levels and after R-net ``nms_iou``, and ``nms_min`` after O-net) and the three stages are timed where
+they run, on ``--runs`` calls of ``detect`` on one decoded photo (``bench/vs_fer.py``'s one-face photo
+``--photo``, or a file); the first tenth are warm-up. A step that runs in at least half the calls is a row:
+its thread (``MainThread``, or the second stream ``ferhub-nets_0``), which of that thread's calls of it this
+is (``#0``, ``#1`` ...), and the medians of its start and end, in ms from the start of ``detect``. Gaps in a
+thread's rows are Python, waiting for the other thread, or the wake-ups between them.
 
 The wrappers add ~1 us a step; the total is printed beside the untimed detector's median for comparison.
 States the CPU model and core count.
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # module-level steps of ferhub._mtcnn_onnx that are timed (looked up by name at call time, so a wrapper
 # installed on the module is the one called)
-STEPS = ("_halve", "crops_of_pixels", "crops_of_levels", "crop_sources", "nms_min")
+STEPS = ("_halve", "crops_of_pixels", "crops_of_levels", "crop_sources", "nms_iou", "nms_min")
 STAGES = ("_stage1", "_stage2", "_stage3")
 
 Event = tuple[str, str, float, float]  # thread, step, start, end (s from the start of detect)
@@ -64,11 +63,9 @@ class Recorder:
 
 def instrument(detector: Any, recorder: Recorder) -> Callable[[], None]:
     """Wrap ``detector``'s session calls and stages and the module's steps; returns what undoes it."""
-    from ferhub import _compat
     from ferhub import _mtcnn_onnx as onnx_mtcnn
 
     saved = [(onnx_mtcnn, n, getattr(onnx_mtcnn, n)) for n in STEPS]
-    saved.append((_compat, "nms_numpy", _compat.nms_numpy))
     for module, name, fn in saved:
         setattr(module, name, recorder.timed(name, fn))
     detector._run = recorder.timed(lambda name, *a, **k: name, detector._run)

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # the numpy NMS serves ONNX detection, which must not import torch (~1.2 s)
+if TYPE_CHECKING:  # importing this module must not import torch (~1.2 s): ONNX detection imports it
     import torch
 
 _BLOCK = 512  # boxes per block of the overlap matrix: bounds memory at _BLOCK x N floats
 _state: dict[str, bool] = {}
 
 
-def _threshold_for(dtype: np.dtype, iou_threshold: float) -> float:
+def threshold_for(dtype: np.dtype, iou_threshold: float) -> float:
     """A threshold ``t`` in ``dtype`` with ``iou > t`` (in ``dtype``) exactly when ``iou > iou_threshold``.
 
     torchvision compares a float IoU with the double threshold; torch would round the threshold to the IoU's
@@ -63,7 +63,7 @@ def greedy_sorted(boxes: np.ndarray, iou_threshold: float) -> list[int]:
     torchvision's, operation for operation, in the boxes' dtype, and numpy's, single-threaded: on a busy
     2-core machine threaded small ops can wait on each other for longer than this whole kernel takes.
     """
-    threshold = _threshold_for(boxes.dtype, iou_threshold)
+    threshold = threshold_for(boxes.dtype, iou_threshold)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     n = boxes.shape[0]
     suppressed = np.zeros(n, dtype=bool)
@@ -80,15 +80,6 @@ def greedy_sorted(boxes: np.ndarray, iou_threshold: float) -> list[int]:
         # ``suppressed[start:]`` is a view: the pass's updates land in ``suppressed``
         keep += [start + row for row in keep_greedy(over, suppressed[start:])]
     return keep
-
-
-def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy IoU NMS on numpy arrays: indices of the kept boxes, highest score first."""
-    if len(boxes) == 0:
-        return np.empty(0, dtype=np.int64)
-    order = np.argsort(-scores, kind="stable")
-    b = np.ascontiguousarray(boxes[order], dtype=np.float64 if boxes.dtype == np.float64 else np.float32)
-    return order[np.asarray(greedy_sorted(b, iou_threshold), dtype=np.int64)]
 
 
 def nms_cpu(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:

@@ -11,14 +11,14 @@ ONNX Runtime session on one thread:
 
 - the pyramid's first halving, which is all the pyramid needs of the photo: straight from the uint8 HWC pixels
   (RGB or RGBX, :func:`ferhub.images.rgb_pixels`) to MTCNN's ``(x - 127.5) / 128`` plus 1 (black is 0, see
-  ``_mtcnn._to_tensor``), NCHW, by :func:`ferhub._mtcnn_pixels.halve` for even sides, else resized, then
-  normalised (:func:`ferhub._mtcnn_pixels.resize_pixels`);
+  ``_mtcnn._to_tensor``), NCHW, by :func:`ferhub._mtcnn_kernels.halve` for even sides, else resized, then
+  normalised (:func:`ferhub._mtcnn_kernels.resize_pixels`);
 - the other levels: bilinear resizes (half-pixel: torch's ``interpolate(align_corners=False)``,
-  :func:`ferhub._mtcnn_pixels.resize`);
+  :func:`ferhub._mtcnn_kernels.resize`);
 - ``pnet``: P-net on one (packed) level, and the cells of its map that are candidates (threshold, 3x3 local
   maximum: :func:`_peaks_graph`) with their scores and box offsets;
 - ``rnet`` / ``onet``: the net on crops of the candidate boxes, cut from the pyramid's levels or from the
-  photo's pixels (:mod:`ferhub._mtcnn_pixels`: the bilinear samples at twice the size and 2x2 means of
+  photo's pixels (:mod:`ferhub._mtcnn_kernels`: the bilinear samples at twice the size and 2x2 means of
   ``_mtcnn._sample_crops``), one call per source level.
 
 R- and O-net's thresholds, NMS and the boxes' regression are numpy on a few thousand numbers.
@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub import _compat, _onnx
-from ferhub._mtcnn_pixels import SCALE, crops_of_levels, crops_of_pixels, halve, resize, resize_pixels
+from ferhub._mtcnn_kernels import SCALE, crops_of_levels, crops_of_pixels, halve, nms, resize, resize_pixels
 from ferhub.device import cpu_cores
 from ferhub.images import rgb_pixels
 
@@ -267,21 +267,17 @@ def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     return boxes + reg * wh[:, [0, 1, 0, 1]]
 
 
-def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """MTCNN's "Min" NMS (intersection over the smaller area), greedy and exact; see ``_mtcnn.nms_min``.
+def nms_iou(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """MTCNN's NMS across levels and after R-net: greedy, intersection over union above ``threshold``, exactly
+    torchvision's (:func:`ferhub._mtcnn_kernels.nms`; it compares the float32 IoU with the float64 threshold,
+    which the largest float32 not above it does exactly); the kept rows, highest score first."""
+    return nms(boxes, scores, np.float32(_compat.threshold_for(np.dtype(np.float32), threshold)), False)
 
-    It runs on O-net's few survivors at the very end of detection, so it is kept to a handful of numpy calls:
-    the overlaps in one pass, then one row operation per kept box."""
-    order = np.argsort(-scores, kind="stable")
-    n = len(order)
-    if n <= 1:
-        return order
-    b = boxes[order]
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    rb, lt = np.minimum(b[:, None, 2:], b[None, :, 2:]), np.maximum(b[:, None, :2], b[None, :, :2])
-    wh = np.maximum(rb - lt, 0)
-    over = wh[..., 0] * wh[..., 1] / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9) > threshold
-    return order[_compat.keep_greedy(over, np.zeros(n, dtype=bool))]
+
+def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """MTCNN's "Min" NMS after O-net (intersection over the smaller area above ``threshold``, compared in
+    float32 as torch does), greedy and exact; see ``_mtcnn.nms_min``."""
+    return nms(boxes, scores, np.float32(threshold), True)
 
 
 # (1, 3, h, w) MTCNN's values (None for the first level while the second stream makes it, see
@@ -310,7 +306,7 @@ def crop_sources(
 
 def _halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
     """Rows ``start:stop`` (even) of ``pixels`` (1, H, W, C) uint8, W even, halved into their rows of ``out``
-    (1, 3, H // 2, W // 2) as MTCNN's values (:func:`ferhub._mtcnn_pixels.halve`: the bilinear halving,
+    (1, 3, H // 2, W // 2) as MTCNN's values (:func:`ferhub._mtcnn_kernels.halve`: the bilinear halving,
     exactly)."""
     halve(pixels[0], out[0], start, stop)
 
@@ -365,8 +361,8 @@ class OnnxMTCNN:
         """``threads``: the threads detection may use (default: every core this process may use).
         ``streams``: the nets run in this many streams (1 or 2; one when there is one thread), each session
         on ``threads / streams`` threads: P-net's largest level beside the others (:meth:`_stage1`), R-
-        and O-net's crops in two halves (:meth:`_net_on_crops`). The pixel steps (:mod:`ferhub._mtcnn_pixels`)
-        run on the thread that calls them."""
+        and O-net's crops in two halves (:meth:`_net_on_crops`). The compiled steps
+        (:mod:`ferhub._mtcnn_kernels`) run on the thread that calls them."""
         self.thresholds = tuple(float(t) for t in thresholds)
         self._pnet_threshold = np.array(self.thresholds[0], dtype=np.float32)
         self.threads = cpu_cores() if threads is None else max(1, int(threads))
@@ -409,7 +405,7 @@ class OnnxMTCNN:
 
     @staticmethod
     def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """``x`` (1, 3, H, W) resized bilinearly to ``size`` (h, w) (:func:`ferhub._mtcnn_pixels.resize`)."""
+        """``x`` (1, 3, H, W) resized bilinearly to ``size`` (h, w) (:func:`ferhub._mtcnn_kernels.resize`)."""
         out = np.empty((1, 3, *size), dtype=np.float32)
         resize(x[0], out[0])
         return out
@@ -533,7 +529,7 @@ class OnnxMTCNN:
     @staticmethod
     def _halve_resized(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
         """Rows ``start:stop`` of ``pixels`` resized to half their size into their rows of ``out`` (as
-        :func:`_halve`), by :func:`ferhub._mtcnn_pixels.resize_pixels`: the halving of odd sides."""
+        :func:`_halve`), by :func:`ferhub._mtcnn_kernels.resize_pixels`: the halving of odd sides."""
         resize_pixels(pixels[0, start:stop], out[0, :, start // 2 : stop // 2])
 
     def _stage1(
@@ -566,7 +562,7 @@ class OnnxMTCNN:
         cand = np.concatenate(found)
         if len(cand) == 0:
             return np.zeros((0, 5), dtype=np.float32)
-        cand = cand[_compat.nms_numpy(cand[:, :4], cand[:, 4], 0.7)]  # across levels, as MTCNN does
+        cand = cand[nms_iou(cand[:, :4], cand[:, 4], 0.7)]  # across levels, as MTCNN does
         return np.concatenate([_square(_regress(cand[:, :4], cand[:, 5:9])), cand[:, 4:5]], axis=1)
 
     def _first_level(
@@ -636,7 +632,7 @@ class OnnxMTCNN:
         score, reg = self._net_on_crops("rnet", sources, boxes[:, :4], 24)
         ok = score > self.thresholds[1]
         boxes, score, reg = boxes[ok, :4], score[ok], reg[ok]
-        keep = _compat.nms_numpy(boxes, score, 0.7)
+        keep = nms_iou(boxes, score, 0.7)
         return _square(_regress(boxes[keep], reg[keep])), score[keep]
 
     def _stage3(self, sources: _Sources, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

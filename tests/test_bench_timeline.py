@@ -21,24 +21,32 @@ def test_rows_are_medians_of_the_steps_most_calls_ran(bench_script) -> None:
 
 def test_timeline_of_a_real_photo_names_each_threads_steps_and_unwraps(capsys, bench_script) -> None:
     import ferhub
-    from ferhub import _compat
     from ferhub import _mtcnn_onnx as onnx_mtcnn
 
     timeline = bench_script("timeline")
     steps = {n: getattr(onnx_mtcnn, n) for n in timeline.STEPS}
-    nms = _compat.nms_numpy
     timeline.main(["--photo", str(EXAMPLES_DIR / "grace_hopper.jpg"), "--runs", "4"])
     out = capsys.readouterr().out
     assert "cores" in out and "| start, ms | end, ms | ms | thread | step |" in out
     table = [line.split(" | ") for line in out.splitlines() if line.startswith("| ") and "ms |" not in line]
     ran = {(thread, step.split(" #")[0].rstrip(" |")) for _, _, _, thread, step in table}
-    for step in ("pnet", "rnet", "onet", "_stage1", "_stage2", "_stage3", "_halve", "crops_of_pixels"):
+    for step in (
+        "pnet",
+        "rnet",
+        "onet",
+        "_stage1",
+        "_stage2",
+        "_stage3",
+        "_halve",
+        "crops_of_pixels",
+        "nms_iou",
+    ):
         assert any(s == step for _, s in ran), step
     detector = ferhub.Predictor().detector._mtcnn
     if detector.streams == 2:  # the second stream's share shows under its own thread
         assert any(thread.startswith("ferhub-nets") for thread, _ in ran)
     # the module's functions are the originals again
-    assert {n: getattr(onnx_mtcnn, n) for n in timeline.STEPS} == steps and _compat.nms_numpy is nms
+    assert {n: getattr(onnx_mtcnn, n) for n in timeline.STEPS} == steps
 
     recorder = timeline.Recorder()
     undo = timeline.instrument(detector, recorder)

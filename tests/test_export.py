@@ -97,10 +97,10 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
         got = _onnx.session(graphs[name]).run(None, {"crops": crops.numpy()})
         for a, b in zip(got, expected):
             assert np.abs(a - b.numpy()).max() <= 1e-4, name
-    # the pyramid's resizes (ferhub._mtcnn_pixels): torch's bilinear resize of MTCNN's values, from the values
-    # or straight from the pixels (resized, then normalised)
+    # the pyramid's resizes (ferhub._mtcnn_kernels): torch's bilinear resize of MTCNN's values, from the
+    # values or straight from the pixels (resized, then normalised)
     from ferhub._mtcnn import _to_tensor
-    from ferhub._mtcnn_pixels import resize, resize_pixels
+    from ferhub._mtcnn_kernels import resize, resize_pixels
 
     for h, w in ((40, 50), (41, 57)):
         image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))

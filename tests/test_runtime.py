@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ferhub import _onnx
+from ferhub import _compat, _onnx
 from ferhub.assets import EXAMPLES_DIR
 from ferhub.faces import Face, FaceDetector
 from ferhub.labels import FER7
@@ -128,6 +128,38 @@ def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> 
         ys, xs = cells.T
         np.testing.assert_array_equal(score, prob[ys, xs])
         np.testing.assert_array_equal(offsets, reg[:, ys, xs].T)
+
+
+def test_nms_iou_is_torchvisions_nms() -> None:
+    """``nms_iou`` (the compiled greedy NMS after P-net and R-net) keeps exactly torchvision's boxes
+    (``_compat.nms_cpu``, its arithmetic), on random boxes; an IoU equal to the threshold rounded to float32
+    suppresses nothing, as in torchvision (float64 comparison); equal scores keep the lowest index first."""
+    from ferhub._mtcnn_onnx import nms_iou
+
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 2, 7, 60, 300):
+        for threshold in (0.3, 0.5, 0.7):
+            xy = rng.uniform(0, 60 if n <= 60 else 300, (n, 2))
+            boxes = np.concatenate([xy, xy + rng.uniform(2, 40, (n, 2))], axis=1).astype(np.float32)
+            scores = (rng.permutation(n) / max(n, 1)).astype(np.float32)
+            expected = _compat.nms_cpu(torch.from_numpy(boxes), torch.from_numpy(scores), threshold).tolist()
+            assert nms_iou(boxes, scores, threshold).tolist() == expected
+    on_threshold = np.array([[0, 0, 10, 10], [0, 0, 10, 7], [0, 0, 10, 7.001]], np.float32)  # IoU 0.7, 0.7001
+    scores = np.array([0.9, 0.8, 0.7], np.float32)
+    assert nms_iou(on_threshold[:2], scores[:2], 0.7).tolist() == [0, 1]
+    assert nms_iou(on_threshold[[0, 2]], scores[:2], 0.7).tolist() == [0]
+    # float32(0.3) is above 0.3: an IoU of float32(0.3) is above the threshold in torchvision's comparison
+    third = np.array([[0, 0, 10, 10], [0, 0, 10, 3]], np.float32)
+    assert (
+        nms_iou(third, scores[:2], 0.3).tolist()
+        == _compat.nms_cpu(torch.from_numpy(third), torch.from_numpy(scores[:2]), 0.3).tolist()
+        == [0]
+    )
+    same = np.array([[0, 0, 10, 10]] * 3, np.float32)
+    assert nms_iou(same, np.array([0.5, 0.9, 0.9], np.float32), 0.5).tolist() == [1]
+    # a strided view (P-net's candidates are columns of a wider array)
+    wide = np.concatenate([on_threshold, scores[:, None]], axis=1)
+    assert nms_iou(wide[:, :4], wide[:, 4], 0.7).tolist() == [0, 1]
 
 
 def test_nms_min_is_mtcnns_greedy_min_overlap_nms() -> None:

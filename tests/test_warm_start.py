@@ -41,7 +41,7 @@ def test_warm_detection_reads_assembled_graphs_from_the_cache(tmp_path: Path) ->
     graphs = sorted(cache.glob("*.onnx"))
     assert (
         len(graphs) == 3
-    )  # P-net, R-net, O-net (the pixel steps are compiled kernels, ferhub._mtcnn_pixels)
+    )  # P-net, R-net, O-net (the pixel steps are compiled kernels, ferhub._mtcnn_kernels)
     warm = run_isolated(DETECT, cache, *photos)
     assert cold["onnx"] and cold["torch"]  # the cold start exported the nets and assembled the graphs
     assert not warm["onnx"] and not warm["torch"]

@@ -1,4 +1,4 @@
-"""The compiled pixel steps of CPU detection (:mod:`ferhub._mtcnn_pixels`) against their definitions: the
+"""The compiled pixel steps of CPU detection (:mod:`ferhub._mtcnn_kernels`) against their definitions: the
 torch path's crops (``grid_sample`` at twice the size, 2x2 means, black outside) and the exact halving."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ferhub._mtcnn import _sample_crops
-from ferhub._mtcnn_pixels import SCALE, SHIFT, crops_of_levels, crops_of_pixels, halve
+from ferhub._mtcnn_kernels import SCALE, SHIFT, crops_of_levels, crops_of_pixels, halve
 
 
 def boxes(rng: np.random.Generator, count: int, height: int, width: int) -> np.ndarray:
@@ -91,7 +91,7 @@ import numba.core.caching as caching
 impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # its name before Numba 0.62
 impl._locator_classes = []  # no folder Numba could cache in
 import numpy as np
-from ferhub._mtcnn_pixels import halve
+from ferhub._mtcnn_kernels import halve
 out = np.empty((3, 1, 1), np.float32)
 halve(np.full((2, 2, 3), 4, np.uint8), out, 0, 2)
 assert type(halve._cache).__name__ == "NullCache", halve._cache  # compiled, not cached
