@@ -89,19 +89,31 @@ def _weights_file(name: str) -> Path:
 
 
 def _pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
-    """Offsets (y, x) that stack images of ``sizes`` (h, w) in columns as tall as the first; all even.
+    """Offsets (y, x) that place images of ``sizes`` (h, w), largest first, on a canvas as tall as the first;
+    all even. Returns the offsets and the canvas size (h, w).
 
-    Returns the offsets and the canvas size (h, w). Levels shrink by ~0.7 each, so columns fill well.
+    Skyline packing: each image goes where the canvas stays narrowest, then lowest, on top of what lies below
+    it. A 640x480 photo's small levels fill 1/1.13 of the canvas (28224 pixels), where stacking them in
+    columns left 1/1.27 (31556): P-net reads every pixel of the canvas.
     """
     height = sizes[0][0] + sizes[0][0] % 2
-    offsets, column_x, column_w, y = [], 0, 0, 0
+    skyline = [(0, 0)]  # (x, y): free from y on, from x to the next segment's x (the last: to the right)
+    offsets, width = [], 0
     for h, w in sizes:
-        if y + h > height:  # start a new column
-            column_x, column_w, y = column_x + column_w, 0, 0
-        offsets.append((y, column_x))
-        y += h + h % 2
-        column_w = max(column_w, w + w % 2)
-    return offsets, (height, column_x + column_w)
+        h, w = h + h % 2, w + w % 2
+        spots = []
+        for i, (x, _) in enumerate(skyline):
+            y = max(top for left, top in skyline[i:] if left < x + w)  # resting on what lies below
+            if y + h <= height:
+                spots.append((max(width, x + w), y, x))
+        _, y, x = min(spots)  # the last segment is free from 0: there is always a spot
+        offsets.append((y, x))
+        width = max(width, x + w)
+        below = [top for left, top in skyline if left < x + w][-1]  # what continues right of the image
+        right = [(left, top) for left, top in skyline if left >= x + w]
+        edge = [] if right and right[0][0] == x + w else [(x + w, below)]
+        skyline = [(left, top) for left, top in skyline if left < x] + [(x, y + h)] + edge + right
+    return offsets, (height, width)
 
 
 def _merged(

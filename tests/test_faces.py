@@ -380,7 +380,7 @@ def test_pyramid_packing_keeps_levels_apart() -> None:
     for i, a in enumerate(rects):
         for b in rects[i + 1 :]:
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]  # no overlap
-    assert height * width < 1.35 * sum(h * w for h, w in sizes)  # little padding
+    assert height * width < 1.2 * sum(h * w for h, w in sizes)  # little padding (1.27x stacked in columns)
 
 
 def test_degenerate_sizes_give_no_faces(detector: FaceDetector) -> None:
