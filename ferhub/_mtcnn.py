@@ -451,7 +451,7 @@ class FastMTCNN:
         origins = [(0, 0)] * min(len(levels), 2)
         small = levels[2:]
         if small:
-            offsets, size = _pack([tuple(level.shape[2:]) for level, _, _ in small])
+            offsets, size = _pack(tuple(tuple(level.shape[2:]) for level, _, _ in small))
             canvas = small[0][0].new_zeros(len(small[0][0]), 3, *size).contiguous(memory_format=CL)
             for (level, _, _), (oy, ox) in zip(small, offsets):
                 canvas[:, :, oy : oy + level.shape[2], ox : ox + level.shape[3]] = level

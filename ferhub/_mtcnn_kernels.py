@@ -206,21 +206,26 @@ def _axis(size_in, size_out):  # type: ignore[no-untyped-def]  # pragma: no cove
 @_kernel()
 def resize(source, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """``out`` (3, h, w), any strides (a region of a larger canvas): ``source`` (3, H, W) float32 resized
-    bilinearly, half-pixel centres, no antialiasing (torch's ``interpolate(mode="bilinear")``)."""
+    bilinearly, half-pixel centres, no antialiasing (torch's ``interpolate(mode="bilinear")``).
+
+    Separably, as the crops: an output row's two source rows blended over the whole width (contiguous, so
+    vectorised), then two columns of that blend an output (0.6-0.9x the time of four taps an output on AMD
+    EPYC, a 640x480 photo's levels)."""
     height, width = out.shape[1], out.shape[2]
     y_low, y_high, fy = _axis(source.shape[1], height)
     x_low, x_high, fx = _axis(source.shape[2], width)
     one = np.float32(1.0)
+    blend = np.empty(source.shape[2], np.float32)
     for c in range(3):
         plane = source[c]
         for y in range(height):
             up, down, row = plane[y_low[y]], plane[y_high[y]], out[c, y]
             wy = fy[y]
+            vy = one - wy
+            for x in range(blend.shape[0]):
+                blend[x] = vy * up[x] + wy * down[x]
             for x in range(width):
-                a, b, wx = x_low[x], x_high[x], fx[x]
-                row[x] = (one - wy) * ((one - wx) * up[a] + wx * up[b]) + wy * (
-                    (one - wx) * down[a] + wx * down[b]
-                )
+                row[x] = (one - fx[x]) * blend[x_low[x]] + fx[x] * blend[x_high[x]]
 
 
 @_kernel()

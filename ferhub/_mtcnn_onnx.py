@@ -88,9 +88,10 @@ def _weights_file(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.pt"
 
 
-def _pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+@functools.lru_cache(maxsize=16)
+def _pack(sizes: tuple[tuple[int, int], ...]) -> tuple[tuple[tuple[int, int], ...], tuple[int, int]]:
     """Offsets (y, x) that place images of ``sizes`` (h, w), largest first, on a canvas as tall as the first;
-    all even. Returns the offsets and the canvas size (h, w).
+    all even. Returns the offsets and the canvas size (h, w); cached (a video's frames share one layout).
 
     Skyline packing: each image goes where the canvas stays narrowest, then lowest, on top of what lies below
     it. A 640x480 photo's small levels fill 1/1.13 of the canvas (28224 pixels), where stacking them in
@@ -113,7 +114,7 @@ def _pack(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[in
         right = [(left, top) for left, top in skyline if left >= x + w]
         edge = [] if right and right[0][0] == x + w else [(x + w, below)]
         skyline = [(left, top) for left, top in skyline if left < x] + [(x, y + h)] + edge + right
-    return offsets, (height, width)
+    return tuple(offsets), (height, width)
 
 
 def _merged(
@@ -494,7 +495,7 @@ class OnnxMTCNN:
         first: Callable[[], Any] | None = None
         # the levels from the third on share one zero canvas for P-net (see _stage1), each resized straight
         # into its place there
-        offsets, canvas_size = _pack(sizes[2:]) if len(sizes) > 2 else ([], (0, 0))
+        offsets, canvas_size = _pack(tuple(sizes[2:])) if len(sizes) > 2 else ((), (0, 0))
         canvas = np.zeros((1, 3, *canvas_size), dtype=np.float32) if offsets else None
         for i, size in enumerate(sizes):
             while halvings[-1].shape[2] >= 2 * size[0] and halvings[-1].shape[3] >= 2 * size[1]:

@@ -372,7 +372,7 @@ def test_pyramid_packing_keeps_levels_apart() -> None:
     from ferhub._mtcnn import _pack
 
     sizes = [(97, 129), (68, 91), (49, 65), (34, 46), (24, 33), (17, 23), (12, 16)]
-    offsets, (height, width) = _pack(sizes)
+    offsets, (height, width) = _pack(tuple(sizes))
     rects = [(y, x, y + h, x + w) for (y, x), (h, w) in zip(offsets, sizes)]
     for (y1, x1, y2, x2), (oy, ox) in zip(rects, offsets):
         assert oy % 2 == 0 and ox % 2 == 0  # P-net's 2 px grid lines up with every level

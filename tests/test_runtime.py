@@ -204,7 +204,7 @@ def test_packed_levels_never_touch_in_p_nets_map() -> None:
         small = level_sizes(h, w, auto_min_face_size(w, h))[2:]
         if not small:
             continue
-        offsets, (ch, cw) = _pack(small)
+        offsets, (ch, cw) = _pack(tuple(small))
         assert _map_shape((ch, cw)) == ((ch - CELL) // 2 + 1, (cw - CELL) // 2 + 1)  # the canvas is even
         level_of, outside = _level_map(_map_shape((ch, cw)), tuple(small), tuple(offsets))
         assert set(np.unique(level_of).tolist()) == {-1, *range(len(small))}
