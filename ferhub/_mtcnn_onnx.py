@@ -1,5 +1,5 @@
 """MTCNN on the CPU without torch's thread pool: ONNX Runtime graphs for the nets, compiled kernels for the
-pixel steps, numpy for the boxes.
+pixel steps and the NMS, numpy for the boxes.
 
 The same computation as :class:`ferhub._mtcnn.FastMTCNN`, step for step (facenet-pytorch's P/R/O-net weights,
 MTCNN's thresholds, the pyramid of exact halvings plus one bilinear step per level, the packing of small
@@ -19,9 +19,10 @@ ONNX Runtime session on one thread:
   maximum: :func:`_peaks_graph`) with their scores and box offsets;
 - ``rnet`` / ``onet``: the net on crops of the candidate boxes, cut from the pyramid's levels or from the
   photo's pixels (:mod:`ferhub._mtcnn_kernels`: the bilinear samples at twice the size and 2x2 means of
-  ``_mtcnn._sample_crops``), one call per source level.
+  ``_mtcnn._sample_crops``), in one call, or two side by side on half the crops each.
 
-R- and O-net's thresholds, NMS and the boxes' regression are numpy on a few thousand numbers.
+The greedy NMS after each stage is compiled too (:func:`nms_iou`, :func:`nms_min`); the thresholds and the
+boxes' regression are numpy on a few thousand numbers.
 
 Detection imports no torch (1.2 s of a CLI start): the graphs are cached per machine under keys made from
 the files they come from (:func:`_graph_key`), and the torch modules they are exported from
@@ -409,8 +410,9 @@ class OnnxMTCNN:
     ) -> list[list[np.ndarray]]:
         """Each call's outputs, in order. With a second ``stream``, every call is queued on it and this thread
         takes calls from the back of the queue while the stream takes them from the front, so the two share
-        the work whatever each call costs (a source level's crops can be few or many: handing every other
-        call to the stream took 1.02-1.04x the time)."""
+        the work whatever each call costs (when the calls were one per source level, of few or many crops,
+        handing every other call to the stream took 1.02-1.04x the time); a call the stream has not started
+        when this thread reaches it runs here."""
         if stream is None or len(calls) < 2:
             return [call() for call in calls]
         queued = [_queued(stream, call) for call in calls]
