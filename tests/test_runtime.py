@@ -163,8 +163,8 @@ def test_nms_iou_is_torchvisions_nms() -> None:
 
 
 def test_nms_min_is_mtcnns_greedy_min_overlap_nms() -> None:
-    """``nms_min`` (one row operation per kept box) against greedy "Min" NMS box by box, on random boxes and
-    on a long chain (each box suppresses only the next: every other one is kept)."""
+    """``nms_min`` (the compiled greedy NMS, over the smaller area) against greedy "Min" NMS box by box, on
+    random boxes and on a long chain (each box suppresses only the next: every other one is kept)."""
     from ferhub._mtcnn_onnx import nms_min
 
     def reference(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
