@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from machine import (
+    HostWatch,
     free_port,
     heads,
     lfw_faces,
@@ -365,6 +366,7 @@ def main() -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "classify", "webcam", "load"])
     args = parser.parse_args()
 
+    host = HostWatch()
     rows: list[tuple[str, str, str, str]] = []
     if "cold" not in args.skip:
         base, app = cold_start(args.cold_runs)
@@ -505,6 +507,7 @@ def main() -> int:
 
     load = os.getloadavg()
     print(f"\nload average during the run (1/5/15 min): {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print(*host.lines(), sep="\n")
     print(
         f"ferhub app benchmark: {cpu_name()}, torch {torch.__version__}, "
         f"device {'cuda' if torch.cuda.is_available() else 'cpu'}"

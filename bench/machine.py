@@ -1,6 +1,6 @@
 """What the benchmark scripts share: the CPU model every table names (tables from Intel and AMD machines
-differ), how a table is printed, the one-face photo the app benchmarks send, and how they start, wait for and
-stop ``app.py``."""
+differ), the share of CPU time the hypervisor took during a run (:class:`Steal`), how a table is printed, the
+one-face photo the app benchmarks send, and how they start, wait for and stop ``app.py``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,89 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_ticks(stat: str | None = None) -> tuple[int, int] | None:
+    """(ticks the hypervisor took from this VM, all ticks) over every CPU since boot: ``/proc/stat``'s first
+    line (``stat``: its text), ``None`` where there is none (not Linux)."""
+    if stat is None:
+        try:
+            stat = Path("/proc/stat").read_text()
+        except OSError:
+            return None
+    fields = stat.splitlines()[0].split()
+    if fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice]; guest time is counted in user already
+    ticks = [int(v) for v in fields[1:9]]
+    return ticks[7], sum(ticks)
+
+
+class Steal:
+    """The share of CPU time the hypervisor gave to other guests ("steal") between construction and
+    :meth:`share`. On the shared 2-core VMs this project measures on, it moved from ~1% to over 12% within an
+    hour, and a two-thread detection loses more to it than a one-thread one, so every ratio is printed with
+    it."""
+
+    def __init__(self, stat: str | None = None) -> None:
+        self.start = cpu_ticks(stat)
+
+    def share(self, stat: str | None = None) -> float:
+        """Stolen ticks over all ticks since construction (NaN without ``/proc/stat``)."""
+        end = cpu_ticks(stat)
+        if self.start is None or end is None or end[1] <= self.start[1]:
+            return float("nan")
+        return (end[0] - self.start[0]) / (end[1] - self.start[1])
+
+    def line(self) -> str:
+        """What the benchmarks print under their tables."""
+        return f"CPU time taken by the hypervisor (steal) during the run: {self.share() * 100:.1f}%"
+
+
+_SGEMM = """
+import statistics, sys, time
+import numpy as np
+a, b = np.ones((1024, 1024), np.float32), np.ones((1024, 1024), np.float32)
+a @ b
+times, end = [], time.perf_counter() + float(sys.argv[1])
+while time.perf_counter() < end or len(times) < 3:
+    t = time.perf_counter()
+    a @ b
+    times.append(time.perf_counter() - t)
+print(2 * 1024**3 / statistics.median(times) / 1e9)
+"""
+
+
+def sgemm_gflops(seconds: float = 1.0) -> float:
+    """This host's speed now: the median GFLOP/s of one-thread 1024x1024 float32 matrix products (numpy's
+    BLAS, in a child process held to one thread) over ``seconds``. The same core did 93 GFLOP/s in one hour
+    and 75 in another, so the benchmarks print it before and after their runs."""
+    one = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, "-c", _SGEMM, str(seconds)],
+        env={**os.environ, **one},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+class HostWatch:
+    """What the shared host did to a run, for the lines under a benchmark's table: the steal share
+    (:class:`Steal`) and the one-thread sgemm rate (:func:`sgemm_gflops`) before and after."""
+
+    def __init__(self) -> None:
+        self.gflops = sgemm_gflops()
+        self.steal = Steal()
+
+    def lines(self) -> list[str]:
+        steal = self.steal.line()  # read before the second probe adds its own second
+        after = sgemm_gflops()
+        return [
+            steal,
+            f"one-thread sgemm (host speed) before / after the run: {self.gflops:.0f} / {after:.0f} GFLOP/s",
+        ]
 
 
 def print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

@@ -48,7 +48,7 @@ from ferhub.device import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fer_env import FER_VERSION, fer_python
-from machine import heads, lfw_faces
+from machine import HostWatch, heads, lfw_faces
 
 PHOTOS = Path(__file__).resolve().parent / ".fer-photos"
 
@@ -172,6 +172,7 @@ def main() -> None:
     per_photo: dict[str, dict[str, list[float]]] = {"fer": {}, "ferhub": {}}
     faces: dict[str, dict[str, int]] = {"fer": {}, "ferhub": {}}
     folder_s: dict[str, list[float]] = {"fer": [], "ferhub": []}
+    host = HostWatch()
     for _ in range(args.rounds):
         for lib, python, code in (("fer", fer, FER_TIMING), ("ferhub", sys.executable, FERHUB_TIMING)):
             for path, (ms, n) in child(python, code, [str(args.runs), *names]).items():
@@ -221,6 +222,7 @@ def main() -> None:
     )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average at the end: {load:.1f}")
+    print(*host.lines(), sep="\n")
 
 
 if __name__ == "__main__":
