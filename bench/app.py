@@ -15,6 +15,9 @@ Measures, against ``python app.py`` served on a free local port:
    face photos (frames the page painted, frames it received, and the rate the server reports);
 4. ``--clients`` concurrent ``gradio_client`` clients x ``--requests`` ``classify`` calls each: failures,
    throughput, and the server's resident memory before, at the end of, and 10 s after the load.
+
+Under the table: the load average, the share of CPU time the hypervisor took during the run and a one-thread
+``sgemm`` rate before and after it (``machine.HostWatch``).
 """
 
 from __future__ import annotations

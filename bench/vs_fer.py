@@ -26,7 +26,9 @@ Measured, each in a fresh child process per library, alternating fer and ferhub 
 3. a folder: ``ferhub predict FOLDER`` against a fer loop over the same folder in one ``python`` process, wall
    time from start to exit (imports included), as photos per second.
 
-Every table states the CPU model and core count.
+Every table states the CPU model and core count; under it, the share of CPU time the hypervisor took during
+the run and a one-thread ``sgemm`` rate before and after it (``machine.HostWatch``): the same VM moved this
+benchmark's one-face ratio from 0.32x to 0.63x within an hour.
 """
 
 from __future__ import annotations
