@@ -1,6 +1,7 @@
 """What the benchmark scripts share: the CPU model every table names (tables from Intel and AMD machines
-differ), the share of CPU time the hypervisor took during a run (:class:`Steal`), how a table is printed, the
-one-face photo the app benchmarks send, and how they start, wait for and stop ``app.py``."""
+differ), the state of the shared host during a run (:class:`HostWatch`: the hypervisor's steal share and a
+one-thread ``sgemm`` probe), how a table is printed, the one-face photo the app benchmarks send, and how they
+start, wait for and stop ``app.py``."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def cpu_ticks(stat: str | None = None) -> tuple[int, int] | None:
 class Steal:
     """The share of CPU time the hypervisor gave to other guests ("steal") between construction and
     :meth:`share`. On the shared 2-core VMs this project measures on, it moved from ~1% to over 12% within an
-    hour, and a two-thread detection loses more to it than a one-thread one, so every ratio is printed with
+    hour, while ``bench/vs_fer.py``'s one-face ratio moved from 0.32x to 0.63x, so the ratios are printed with
     it."""
 
     def __init__(self, stat: str | None = None) -> None:
@@ -70,8 +71,8 @@ print(2 * 1024**3 / statistics.median(times) / 1e9)
 
 def sgemm_gflops(seconds: float = 1.0) -> float:
     """This host's speed now: the median GFLOP/s of one-thread 1024x1024 float32 matrix products (numpy's
-    BLAS, in a child process held to one thread) over ``seconds``. The same core did 93 GFLOP/s in one hour
-    and 75 in another, so the benchmarks print it before and after their runs."""
+    BLAS, in a child process held to one thread) over ``seconds``. The same kind of core did 93 GFLOP/s in one
+    session and 75 in another, so the benchmarks print it before and after their runs."""
     one = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     out = subprocess.run(
         [sys.executable, "-c", _SGEMM, str(seconds)],
