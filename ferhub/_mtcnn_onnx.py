@@ -545,7 +545,7 @@ class OnnxMTCNN:
     def _halve_resized(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
         """Rows ``start:stop`` of ``pixels`` resized to half their size into their rows of ``out`` (as
         :func:`_halve`), by :func:`ferhub._mtcnn_kernels.resize_pixels`: the halving of odd sides."""
-        resize_pixels(pixels[0, start:stop], out[0, :, start // 2 : stop // 2])
+        resize_pixels(np.ascontiguousarray(pixels[0, start:stop]), out[0, :, start // 2 : stop // 2])
 
     def _stage1(
         self,
