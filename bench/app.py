@@ -12,7 +12,10 @@ Measures, against ``python app.py`` served on a free local port:
    ``ssl_verify=False`` (on an ``http://`` URL this only skips loading certifi's CA bundle, which the client
    otherwise does 3 times per call);
 3. webcam frames per second in headless Chromium, whose fake camera plays a y4m video made from the bundled
-   face photos (frames the page painted, frames it received, and the rate the server reports);
+   face photos (frames the page painted, frames it received, and the rate the server reports), and where a
+   frame's time goes, timed in the page: from the start of Gradio's JPEG encoding of a capture to the new
+   frame in the page (the round trip), from there to the next capture (the page's turn), and the capture's
+   ``toDataURL`` and ``drawImage`` calls (:func:`frame_split`);
 4. ``--clients`` concurrent ``gradio_client`` clients x ``--requests`` ``classify`` calls each: failures,
    throughput, and the server's resident memory before, at the end of, and 10 s after the load.
 
@@ -23,6 +26,7 @@ Under the table: the load average, the share of CPU time the hypervisor took dur
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -33,6 +37,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from machine import (
@@ -240,12 +245,46 @@ def make_y4m(path: Path, frames: list[Image.Image]) -> Path:
     return path
 
 
-def webcam_fps(url: str, folder: Path, seconds: float) -> tuple[float, float, float, int]:
-    """(frames per second the page showed, frames per second it received, median rate the server reported,
-    median faces it reported).
+class WebcamRun(NamedTuple):
+    """What :func:`webcam_fps` measured; the times are medians in ms."""
+
+    shown: float  # distinct frames painted per second
+    received: float  # distinct frames received per second
+    server: float  # the rate the server reported
+    faces: int  # faces the server reported per frame
+    round_trip: float  # start of a capture's JPEG encoding -> its frame in the page
+    turn: float  # that frame -> the next capture
+    encode: float  # toDataURL("image/jpeg") of a capture
+    draw: float  # one drawImage of the video into the capture canvas (twice a capture when mirrored)
+
+
+def frame_split(captures: list[float], frames: list[float]) -> tuple[list[float], list[float]]:
+    """(round trips, turns) from the page's capture times (each the start of a capture's JPEG encoding) and
+    the times of its new frames (each a new ``src`` of the output image), both ascending, in ms.
+
+    Gradio's page keeps one frame in flight: a capture's result is the first new frame after it and before the
+    next capture (a capture with none there is left out, as is the last one); the turn is from that frame to
+    the next capture.
+    """
+    trips, turns = [], []
+    j = 0
+    for start, following in itertools.pairwise(captures):
+        while j < len(frames) and frames[j] <= start:
+            j += 1
+        if j < len(frames) and frames[j] < following:
+            trips.append(frames[j] - start)
+            turns.append(following - frames[j])
+    return trips, turns
+
+
+def webcam_fps(url: str, folder: Path, seconds: float) -> WebcamRun:
+    """Frames per second the page showed and received, the server's rate and faces, and where a frame's time
+    goes (:class:`WebcamRun`).
 
     Shown: distinct output images seen once per animation frame (what a person sees; two frames that arrive
-    within one paint count once). Received: every new ``src`` of the output image (a MutationObserver).
+    within one paint count once). Received: every new ``src`` of the output image (a MutationObserver; the
+    page sets the same ``src`` again 2-3 times a frame, which is not counted). The capture's canvas calls are
+    timed by wrapping ``toDataURL`` and ``drawImage`` in the page.
     """
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -292,9 +331,23 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> tuple[float, float, fl
         while "face" not in (fps_box.get_attribute("value") or ""):
             time.sleep(0.1)
         time.sleep(2)  # past start-up
-        # count, in the page itself, the distinct frames it paints and those it receives
+        # count, in the page itself, the distinct frames it paints and those it receives, and time the capture
         driver.execute_script(
             """window.__shown = 0; window.__received = 0;
+               window.__captures = []; window.__frames = []; window.__encode = []; window.__draw = [];
+               const encode = HTMLCanvasElement.prototype.toDataURL;
+               HTMLCanvasElement.prototype.toDataURL = function (...args) {
+                 const t = performance.now();
+                 const url = encode.apply(this, args);
+                 window.__captures.push(t); window.__encode.push(performance.now() - t);
+                 return url;
+               };
+               const draw = CanvasRenderingContext2D.prototype.drawImage;
+               CanvasRenderingContext2D.prototype.drawImage = function (...args) {
+                 const t = performance.now();
+                 draw.apply(this, args);
+                 window.__draw.push(performance.now() - t);
+               };
                const current = () => (document.querySelector('#webcam-output img') || {}).src;
                const paint = () => {
                  const src = current();
@@ -307,6 +360,7 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> tuple[float, float, fl
                  if (src && src !== window.__receivedSrc) {
                    window.__receivedSrc = src;
                    window.__received += 1;
+                   window.__frames.push(performance.now());
                  }
                }).observe(document.querySelector('#webcam-output'),
                           {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});"""
@@ -319,10 +373,26 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> tuple[float, float, fl
             if " fps" in text:
                 reported.append(float(text.split(" fps")[0]))
                 faces.append(int(text.split(" · ")[1].split()[0]))
-        shown, received = driver.execute_script("return [window.__shown, window.__received]")
+        shown, received, captures, frames, encode, draw = driver.execute_script(
+            "return [window.__shown, window.__received, window.__captures, window.__frames, window.__encode,"
+            " window.__draw]"
+        )
         elapsed = time.monotonic() - start
-        rate = statistics.median(reported) if reported else float("nan")
-        return shown / elapsed, received / elapsed, rate, round(statistics.median(faces)) if faces else 0
+        trips, turns = frame_split(captures, frames)
+
+        def median(values: list[float]) -> float:
+            return statistics.median(values) if values else float("nan")
+
+        return WebcamRun(
+            shown / elapsed,
+            received / elapsed,
+            median(reported),
+            round(statistics.median(faces)) if faces else 0,
+            median(trips),
+            median(turns),
+            median(encode),
+            median(draw),
+        )
     finally:
         driver.quit()
 
@@ -453,17 +523,34 @@ def main() -> int:
                 ),
             ]
         if "webcam" not in args.skip:
-            page, received, server, in_view = webcam_fps(url, folder, args.webcam_seconds)
+            cam_run = webcam_fps(url, folder, args.webcam_seconds)
             rows.append(
                 (
-                    f"webcam frames shown in Chromium (640x480, {in_view} faces found per frame of 5)",
-                    f"{page:.1f} fps",
+                    f"webcam frames shown in Chromium (640x480, {cam_run.faces} faces found per frame of 5)",
+                    f"{cam_run.shown:.1f} fps",
                     ">= 20 fps with 5 faces",
-                    "yes" if page >= 20 and in_view == 5 else "no",
+                    "yes" if cam_run.shown >= 20 and cam_run.faces == 5 else "no",
                 )
             )
-            rows.append(("webcam frames received by the page", f"{received:.1f} fps", "", ""))
-            rows.append(("webcam rate reported by the server", f"{server:.1f} fps", "", ""))
+            rows.append(("webcam frames received by the page", f"{cam_run.received:.1f} fps", "", ""))
+            rows.append(("webcam rate reported by the server", f"{cam_run.server:.1f} fps", "", ""))
+            rows.append(
+                (
+                    "  a frame's round trip (the page's JPEG encoding -> its frame in the page) / then the"
+                    " page's turn to the next capture (median)",
+                    f"{cam_run.round_trip:.1f} / {cam_run.turn:.1f} ms",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    "  Gradio's capture in the page: `toDataURL` / one `drawImage` (median; 2 when mirrored)",
+                    f"{cam_run.encode:.1f} / {cam_run.draw:.1f} ms",
+                    "",
+                    "",
+                )
+            )
         if "load" not in args.skip:
             from gradio_client import Client, handle_file
 
