@@ -112,7 +112,7 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
             assert np.abs(got - expected).max() <= 1e-5
             rgb = np.asarray(image)
             rgbx = np.concatenate([rgb, rng.integers(0, 256, (h, w, 1), dtype=np.uint8)], axis=2)
-            for pixels in (rgb, rgbx):  # images.rgb_pixels' two layouts: the fourth byte is never read
+            for pixels in (rgb, rgbx):  # images.rgb_pixels' two layouts: the fourth byte never counts
                 resize_pixels(pixels, got)
                 assert np.abs(got - expected).max() <= 1e-5
 
