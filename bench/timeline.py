@@ -1,12 +1,12 @@
 """Where one photo's detection spends its time, thread by thread: a table of every ONNX Runtime call and the
-main compiled and numpy steps, with their median start and end.
+main compiled steps, with their median start and end.
 
     python bench/timeline.py [--photo 0-7 | PATH] [--runs 60]
 
 The detector is ``Predictor()``'s (``OnnxMTCNN``, two streams on two cores or more). Each ONNX Runtime session
-call (``OnnxMTCNN._run``: ``pnet``, ``rnet``, ``onet``), the compiled and numpy steps of
-:mod:`ferhub._mtcnn_onnx` (``_halve``, ``crops_of_pixels``, ``crops_of_levels``, ``crop_sources``, the NMS
-across levels and after R-net ``nms_iou``, and ``nms_min`` after O-net) and the three stages are timed where
+call (``OnnxMTCNN._run``: ``pnet``, ``rnet``, ``onet``), the compiled steps of :mod:`ferhub._mtcnn_onnx`
+(``_halve``, ``crops_of_pixels``, ``crops_of_levels``, ``crop_sources``, P-net's ``pnet_boxes``, and each
+stage's end: ``candidates``, ``refined``, ``faces``) and the three stages are timed where
 they run, on ``--runs`` calls of ``detect`` on one decoded photo (``bench/vs_fer.py``'s one-face photo
 ``--photo``, or a file); the first tenth are warm-up. A step that runs in at least half the calls is a row:
 its thread (``MainThread``, or the second stream ``ferhub-nets_0``), which of that thread's calls of it this
@@ -33,7 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # module-level steps of ferhub._mtcnn_onnx that are timed (looked up by name at call time, so a wrapper
 # installed on the module is the one called)
-STEPS = ("_halve", "crops_of_pixels", "crops_of_levels", "crop_sources", "nms_iou", "nms_min")
+STEPS = (
+    "_halve",
+    "crops_of_pixels",
+    "crops_of_levels",
+    "crop_sources",
+    "pnet_boxes",
+    "candidates",
+    "refined",
+    "faces",
+)
 STAGES = ("_stage1", "_stage2", "_stage3")
 
 Event = tuple[str, str, float, float]  # thread, step, start, end (s from the start of detect)

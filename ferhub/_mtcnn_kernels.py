@@ -297,3 +297,163 @@ def nms(boxes, scores, threshold, smaller):  # type: ignore[no-untyped-def]  # p
             if overlap > threshold:
                 suppressed[j] = True
     return keep[:kept]
+
+
+# -- the boxes between the nets
+# Each step's box arithmetic is one compiled call. As ~15 numpy operations it ran right after a net's call, on
+# caches that call had filled: ~200 us for a P-net call's candidates against ~70 us here (AMD EPYC). Each is
+# the numpy steps' arithmetic in the same order and types (float32, or float64 where numpy promoted), so the
+# boxes are the same to the bit (``tests/test_mtcnn_kernels.py``).
+
+
+@_kernel(inline="always")
+def _regressed(box, reg, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """``out`` (4,): ``box`` (x1, y1, x2, y2) moved by ``reg`` (fractions of its width and height)."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    out[0] = box[0] + reg[0] * w
+    out[1] = box[1] + reg[1] * h
+    out[2] = box[2] + reg[2] * w
+    out[3] = box[3] + reg[3] * h
+
+
+@_kernel(inline="always")
+def _squared(box):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """``box`` (4,) made square in place around its centre, its side the longer of its two."""
+    two = np.float32(2.0)
+    w, h = box[2] - box[0], box[3] - box[1]
+    side = w if w >= h else h
+    cx, cy = box[0] + w / two, box[1] + h / two
+    box[0], box[1], box[2], box[3] = cx - side / two, cy - side / two, cx + side / two, cy + side / two
+
+
+@_kernel()
+def pnet_boxes(cells, score, offsets, level_of, scales, origins, cell):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """P-net's candidates ``(N, 9)`` float32 (x1, y1, x2, y2 in photo pixels, score, 4 box offsets) from the
+    ``cells`` (N, 2; row, column) its graph found, with their ``score`` (N,) and ``offsets`` (N, 4).
+
+    ``level_of``: each cell's level of a packed canvas (int16, ``_mtcnn_onnx._level_map``), or an empty
+    array when the call is one level (0); ``scales``: each level's (x, y) scale relative to the photo;
+    ``origins``: its (y, x) on the canvas, float32; ``cell``: P-net's window. A cell's window is
+    ``2 * column - x`` over the scale, in float64, its width ``cell / scale`` in float32."""
+    n = cells.shape[0]
+    out = np.empty((n, 9), np.float32)
+    window = np.float32(cell)
+    for i in range(n):
+        row, col = cells[i, 0], cells[i, 1]
+        level = 0 if level_of.shape[0] == 0 else level_of[row, col]
+        sx, sy = scales[level, 0], scales[level, 1]
+        x1 = (np.float64(2 * col) - np.float64(origins[level, 1])) / np.float64(sx)
+        y1 = (np.float64(2 * row) - np.float64(origins[level, 0])) / np.float64(sy)
+        out[i, 0], out[i, 1] = x1, y1
+        out[i, 2], out[i, 3] = x1 + np.float64(window / sx), y1 + np.float64(window / sy)
+        out[i, 4] = score[i]
+        for k in range(4):
+            out[i, 5 + k] = offsets[i, k]
+    return out
+
+
+@_kernel()
+def candidates(found, threshold):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """Stage 1's result ``(K, 5)`` (x1, y1, x2, y2, score) from every level's P-net candidates ``found``
+    (N, 9): greedy NMS across levels (:func:`nms`, IoU above ``threshold``), then each kept box regressed by
+    its offsets and squared, highest score first."""
+    keep = nms(found[:, :4], found[:, 4], threshold, False)
+    out = np.empty((keep.shape[0], 5), np.float32)
+    for i in range(keep.shape[0]):
+        k = keep[i]
+        _regressed(found[k, :4], found[k, 5:9], out[i, :4])
+        _squared(out[i, :4])
+        out[i, 4] = found[k, 4]
+    return out
+
+
+@_kernel()
+def crop_sources(scales, boxes, size):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """Where each box's crop is read from, grouped by source: ``(order, index, rois)``, the rows of ``boxes``
+    sorted by source (stable), each one's source index and its box in that source's pixels.
+
+    ``scales``: each source's (x, y) scale relative to the photo, ``(L, 2)`` float32, starting with the photo
+    itself (1, 1) and falling. Each box is read from the smallest source where it is still at least ``2 *
+    size`` pixels wide (else the photo), as ``_mtcnn._sample_crops`` does."""
+    n = boxes.shape[0]
+    index = np.empty(n, np.int64)
+    for i in range(n):
+        side = boxes[i, 2] - boxes[i, 0]
+        fits = 0
+        for level in range(scales.shape[0]):
+            if side * scales[level, 0] >= 2 * size:
+                fits += 1
+        index[i] = max(fits - 1, 0)
+    order = np.argsort(index, kind="mergesort")
+    rois = np.empty((n, 4), np.float32)
+    for i in range(n):
+        box, scale = boxes[order[i]], scales[index[order[i]]]
+        rois[i, 0], rois[i, 1] = box[0] * scale[0], box[1] * scale[1]
+        rois[i, 2], rois[i, 3] = box[2] * scale[0], box[3] * scale[1]
+    return order, index[order], rois
+
+
+@_kernel(inline="always")
+def _passing(order, score, threshold):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """The boxes whose ``score`` (in crop order: crop ``i`` is box ``order[i]``) is above ``threshold``,
+    in box order, and each one's crop."""
+    crop_of = np.empty(order.shape[0], np.int64)
+    for i in range(order.shape[0]):
+        crop_of[order[i]] = i
+    picked = np.empty(order.shape[0], np.int64)
+    count = 0
+    for b in range(order.shape[0]):
+        if score[crop_of[b]] > threshold:
+            picked[count] = b
+            count += 1
+    return picked[:count], crop_of
+
+
+@_kernel()
+def refined(boxes, order, score, reg, threshold, iou):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Stage 2's result from R-net's ``score`` (N,) and ``reg`` (N, 4) on the crops of ``boxes`` (N, >= 4),
+    crop ``i`` being box ``order[i]``: the boxes scoring above ``threshold``, greedy NMS (IoU above ``iou``),
+    each kept box regressed and squared; ``(boxes (K, 4), scores (K,))``, highest score first."""
+    picked, crop_of = _passing(order, score, threshold)
+    m = picked.shape[0]
+    kept_boxes, kept_score = np.empty((m, 4), np.float32), np.empty(m, np.float32)
+    for j in range(m):
+        kept_boxes[j] = boxes[picked[j], :4]
+        kept_score[j] = score[crop_of[picked[j]]]
+    keep = nms(kept_boxes, kept_score, iou, False)
+    out = np.empty((keep.shape[0], 4), np.float32)
+    for i in range(keep.shape[0]):
+        _regressed(kept_boxes[keep[i]], reg[crop_of[picked[keep[i]]]], out[i])
+        _squared(out[i])
+    return out, kept_score[keep]
+
+
+@_kernel()
+def faces(boxes, order, score, reg, marks, threshold, overlap, sx, sy):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Stage 3's result from O-net's ``score`` (N,), ``reg`` (N, 4) and ``marks`` (N, 10: five x then five
+    y, fractions of the box) on the crops of ``boxes`` (N, 4), crop ``i`` being box ``order[i]``: the boxes
+    scoring above ``threshold``, their landmarks placed in the box, the boxes regressed, MTCNN's "Min" NMS
+    (:func:`nms` over the smaller area, above ``overlap``), then boxes and landmarks scaled by ``sx``, ``sy``
+    (float32) to the photo's pixels. ``(boxes (K, 4), scores (K,), landmarks (K, 5, 2))``, highest first."""
+    picked, crop_of = _passing(order, score, threshold)
+    m = picked.shape[0]
+    moved, kept_score = np.empty((m, 4), np.float32), np.empty(m, np.float32)
+    points = np.empty((m, 5, 2), np.float32)
+    for j in range(m):
+        box, crop = boxes[picked[j]], crop_of[picked[j]]
+        w, h = box[2] - box[0], box[3] - box[1]
+        for p in range(5):
+            points[j, p, 0] = marks[crop, p] * w + box[0]
+            points[j, p, 1] = marks[crop, 5 + p] * h + box[1]
+        _regressed(box, reg[crop], moved[j])
+        kept_score[j] = score[crop]
+    keep = nms(moved, kept_score, overlap, True)
+    k = keep.shape[0]
+    out_boxes, out_points = np.empty((k, 4), np.float32), np.empty((k, 5, 2), np.float32)
+    for i in range(k):
+        j = keep[i]
+        out_boxes[i, 0], out_boxes[i, 1] = moved[j, 0] * sx, moved[j, 1] * sy
+        out_boxes[i, 2], out_boxes[i, 3] = moved[j, 2] * sx, moved[j, 3] * sy
+        for p in range(5):
+            out_points[i, p, 0], out_points[i, p, 1] = points[j, p, 0] * sx, points[j, p, 1] * sy
+    return out_boxes, kept_score[keep], out_points

@@ -21,8 +21,10 @@ ONNX Runtime session on one thread:
   photo's pixels (:mod:`ferhub._mtcnn_kernels`: the bilinear samples at twice the size and 2x2 means of
   ``_mtcnn._sample_crops``), in one call, or two side by side on half the crops each.
 
-The greedy NMS after each stage is compiled too (:func:`nms_iou`, :func:`nms_min`); the thresholds and the
-boxes' regression are numpy on a few thousand numbers.
+The boxes between the nets are compiled too, one call a step (:mod:`ferhub._mtcnn_kernels`: ``pnet_boxes``
+after each P-net call; ``candidates``, ``refined`` and ``faces`` at the end of each stage: the thresholds, the
+greedy NMS of :func:`nms_iou` and :func:`nms_min`, the boxes' regression; ``crop_sources`` before R- and
+O-net).
 
 Detection imports no torch (1.2 s of a CLI start): the graphs are cached per machine under keys made from
 the files they come from (:func:`_graph_key`), and the torch modules they are exported from
@@ -47,7 +49,20 @@ import numpy as np
 from PIL import Image
 
 from ferhub import _compat, _onnx
-from ferhub._mtcnn_kernels import SCALE, crops_of_levels, crops_of_pixels, halve, nms, resize, resize_pixels
+from ferhub._mtcnn_kernels import (
+    SCALE,
+    candidates,
+    crop_sources,
+    crops_of_levels,
+    crops_of_pixels,
+    faces,
+    halve,
+    nms,
+    pnet_boxes,
+    refined,
+    resize,
+    resize_pixels,
+)
 from ferhub.device import cpu_cores
 from ferhub.images import rgb_pixels
 
@@ -258,6 +273,8 @@ def _level_map(
 
 # the ``outside`` input of a P-net call on one level: every cell is the level's
 _INSIDE = np.zeros((1, 1), dtype=np.float32)
+# the ``level_of`` of a P-net call on one level (see _kernels.pnet_boxes)
+_ONE_LEVEL = np.zeros((0, 0), dtype=np.int16)
 # the P-net graph's outputs detection reads (:func:`_with_peaks`)
 _PEAKS = ["cells", "score", "offsets"]
 
@@ -267,18 +284,6 @@ def _map_shape(size: tuple[int, int]) -> tuple[int, int]:
     keeps a half window at an odd edge, two 3x3 convolutions."""
     h, w = size
     return (h - 1) // 2 - 4, (w - 1) // 2 - 4
-
-
-def _square(boxes: np.ndarray) -> np.ndarray:
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    side = np.maximum(w, h)
-    cx, cy = boxes[:, 0] + w / 2, boxes[:, 1] + h / 2
-    return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1)
-
-
-def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
-    wh = boxes[:, 2:] - boxes[:, :2]
-    return boxes + reg * wh[:, [0, 1, 0, 1]]
 
 
 def nms_iou(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -294,28 +299,15 @@ def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarr
     return nms(boxes, scores, np.float32(threshold), True)
 
 
+# MTCNN's NMS thresholds as the compiled stages take them (see nms_iou and nms_min): IoU 0.7 across P-net's
+# levels and after R-net, "Min" 0.7 after O-net
+_IOU = np.float32(_compat.threshold_for(np.dtype(np.float32), 0.7))
+_MIN_OVERLAP = np.float32(0.7)
+
+
 # (1, 3, h, w) MTCNN's values (None for the first level while the second stream makes it, see
 # OnnxMTCNN._pyramid), x and y scale relative to the photo
 Level = tuple[np.ndarray | None, float, float]
-
-
-def crop_sources(
-    scales: np.ndarray, boxes: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where each box's crop is read from, grouped by source: ``(order, index, rois)``, the rows of ``boxes``
-    sorted by source (stable), each one's source index and its box in that source's pixels.
-
-    ``scales``: each level's (x, y) scale relative to the photo, ``(L, 2)``, starting with the photo itself
-    (1, 1). Each box is read from the smallest level where it is still at least ``2 * size`` pixels wide
-    (else the photo), as ``_mtcnn._sample_crops`` does.
-    """
-    side = boxes[:, 2] - boxes[:, 0]
-    # scales fall level by level, so a box fits the levels up to some index: that one is its source
-    index = np.maximum((side[:, None] * scales[None, :, 0] >= 2 * size).sum(axis=1) - 1, 0)
-    order = np.argsort(index, kind="stable")
-    index = index[order]
-    rois = boxes[order, :4] * scales[index][:, [0, 1, 0, 1]]
-    return order, index, rois.astype(np.float32, copy=False)
 
 
 def _halve(pixels: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
@@ -379,6 +371,7 @@ class OnnxMTCNN:
         (:mod:`ferhub._mtcnn_kernels`) run on the thread that calls them."""
         self.thresholds = tuple(float(t) for t in thresholds)
         self._pnet_threshold = np.array(self.thresholds[0], dtype=np.float32)
+        self._thresholds = tuple(np.float32(t) for t in self.thresholds)  # as the nets' float32 scores
         self.threads = cpu_cores() if threads is None else max(1, int(threads))
         self.streams = 2 if streams >= 2 and self.threads >= 2 else 1
         # The nets are where the time goes (P-net over the pyramid, R-net over ~100 crops: ~20 of ~28 ms on a
@@ -465,9 +458,7 @@ class OnnxMTCNN:
         boxes, _ = self._stage2(sources, boxes)
         if len(boxes) == 0:
             return empty
-        boxes, scores, points = self._stage3(sources, boxes)
-        scale = np.array([sx, sy], dtype=np.float32)
-        return (boxes * np.tile(scale, 2)).astype(np.float32), scores, (points * scale).astype(np.float32)
+        return self._stage3(sources, boxes, (sx, sy))
 
     def _pyramid(
         self, pixels: np.ndarray, min_face: float, stream: ThreadPoolExecutor | None = None
@@ -571,14 +562,10 @@ class OnnxMTCNN:
             level_map = _level_map(_map_shape(canvas.shape[2:]), sizes, offsets)
             found.append(self._pnet(canvas, small, offsets, level_map))
         if first is not None:
-            pixels, candidates = first()
+            pixels, first_found = first()
             levels[0] = (pixels, *levels[0][1:])
-            found.append(candidates)
-        cand = np.concatenate(found)
-        if len(cand) == 0:
-            return np.zeros((0, 5), dtype=np.float32)
-        cand = cand[nms_iou(cand[:, :4], cand[:, 4], 0.7)]  # across levels, as MTCNN does
-        return np.concatenate([_square(_regress(cand[:, :4], cand[:, 5:9])), cand[:, 4:5]], axis=1)
+            found.append(first_found)
+        return candidates(np.concatenate(found), _IOU)  # NMS across levels, as MTCNN does
 
     def _first_level(
         self, source: np.ndarray, size: tuple[int, int], level: Level
@@ -604,21 +591,18 @@ class OnnxMTCNN:
         )
         if len(cells) == 0:
             return np.zeros((0, 9), dtype=np.float32)
-        ys, xs = cells[:, 0], cells[:, 1]
-        level = 0 if packed is None else packed[0][ys, xs]
-        lsx = np.array([sx for _, sx, _ in levels], dtype=np.float32)[level]
-        lsy = np.array([sy for _, _, sy in levels], dtype=np.float32)[level]
-        origin = np.array(origins, dtype=np.float32)[level]
-        x1 = (2 * xs - origin[..., 1]) / lsx
-        y1 = (2 * ys - origin[..., 0]) / lsy
-        boxes = np.stack([x1, y1, x1 + CELL / lsx, y1 + CELL / lsy], axis=1)
-        return np.concatenate([boxes, score[:, None], offsets], axis=1).astype(np.float32)
+        scales = np.array([(sx, sy) for _, sx, sy in levels], dtype=np.float32)
+        level_of = _ONE_LEVEL if packed is None else packed[0]
+        return pnet_boxes(cells, score, offsets, level_of, scales, np.array(origins, np.float32), CELL)
 
-    def _net_on_crops(self, name: str, sources: _Sources, boxes: np.ndarray, size: int) -> list[np.ndarray]:
-        """R- or O-net's outputs for ``size`` x ``size`` crops of ``boxes``: one call, or, with two streams,
-        from ``_SPLIT_FROM`` crops, two calls side by side on half the crops each, whatever their sources (a
-        call per source level left the streams up to 1.3 ms apart on AMD EPYC: one level had half the
-        crops)."""
+    def _net_on_crops(
+        self, name: str, sources: _Sources, boxes: np.ndarray, size: int
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """R- or O-net's outputs for ``size`` x ``size`` crops of ``boxes`` (N, >= 4), in crop order, and
+        that order (crop ``i`` is box ``order[i]``: the crops go grouped by source). One call, or, with two
+        streams, from ``_SPLIT_FROM`` crops, two calls side by side on half the crops each, whatever their
+        sources (a call per source level left the streams up to 1.3 ms apart on AMD EPYC: one level had
+        half the crops)."""
         stream = self._second_stream()
         order, index, rois = crop_sources(sources.scales, boxes, size)
         n = len(order)
@@ -628,13 +612,7 @@ class OnnxMTCNN:
         parts = (slice(0, cut), slice(cut, None)) if cut < n else (slice(None),)
         calls = [functools.partial(self._crops_net, name, sources, index[p], rois[p]) for p in parts]
         results = self._side_by_side(calls, stream)
-        outputs = results[0] if len(results) == 1 else [np.concatenate(o) for o in zip(*results)]
-        if (order[1:] > order[:-1]).all():  # one source, or the sources in box order
-            return outputs
-        back = [np.empty_like(o) for o in outputs]
-        for b, o in zip(back, outputs):
-            b[order] = o
-        return back
+        return order, results[0] if len(results) == 1 else [np.concatenate(o) for o in zip(*results)]
 
     def _crops_net(
         self, name: str, sources: _Sources, index: np.ndarray, rois: np.ndarray
@@ -643,21 +621,15 @@ class OnnxMTCNN:
         return self._run(name, crops=sources.crops(index, rois, _CROP_SIZE[name]))
 
     def _stage2(self, sources: _Sources, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """R-net on 24x24 crops of every candidate: refine, threshold, NMS."""
-        score, reg = self._net_on_crops("rnet", sources, boxes[:, :4], 24)
-        ok = score > self.thresholds[1]
-        boxes, score, reg = boxes[ok, :4], score[ok], reg[ok]
-        keep = nms_iou(boxes, score, 0.7)
-        return _square(_regress(boxes[keep], reg[keep])), score[keep]
+        """R-net on 24x24 crops of every candidate: threshold, NMS, refine (:func:`_kernels.refined`)."""
+        order, (score, reg) = self._net_on_crops("rnet", sources, boxes, 24)
+        return refined(boxes, order, score, reg, self._thresholds[1], _IOU)
 
-    def _stage3(self, sources: _Sources, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """O-net on 48x48 crops: final score, box and 5 landmarks; MTCNN's "Min" NMS."""
-        score, reg, marks = self._net_on_crops("onet", sources, boxes, 48)
-        ok = score > self.thresholds[2]
-        boxes, score, reg, marks = boxes[ok], score[ok], reg[ok], marks[ok]
-        wh = boxes[:, 2:] - boxes[:, :2]
-        # O-net gives landmarks as fractions of the box: 5 x values then 5 y values
-        points = np.stack([marks[:, :5], marks[:, 5:]], axis=2) * wh[:, None, :] + boxes[:, None, :2]
-        boxes = _regress(boxes, reg)
-        keep = nms_min(boxes, score, 0.7)
-        return boxes[keep], score[keep], points[keep]
+    def _stage3(
+        self, sources: _Sources, boxes: np.ndarray, scale: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """O-net on 48x48 crops: final score, box and 5 landmarks; MTCNN's "Min" NMS; boxes and landmarks
+        scaled by ``scale`` (x, y) from the detection image to the photo (:func:`_kernels.faces`)."""
+        order, (score, reg, marks) = self._net_on_crops("onet", sources, boxes, 48)
+        sx, sy = np.float32(scale[0]), np.float32(scale[1])
+        return faces(boxes, order, score, reg, marks, self._thresholds[2], _MIN_OVERLAP, sx, sy)

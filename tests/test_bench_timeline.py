@@ -39,7 +39,10 @@ def test_timeline_of_a_real_photo_names_each_threads_steps_and_unwraps(capsys, b
         "_stage3",
         "_halve",
         "crops_of_pixels",
-        "nms_iou",
+        "pnet_boxes",
+        "candidates",
+        "refined",
+        "faces",
     ):
         assert any(s == step for _, s in ran), step
     detector = ferhub.Predictor().detector._mtcnn

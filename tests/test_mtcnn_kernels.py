@@ -100,3 +100,154 @@ print(float(out[0, 0, 0]))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) == np.float32(4 * SCALE + SHIFT)
+
+
+# -- the boxes between the nets, against the numpy steps they replaced (the same arithmetic, so to the bit)
+
+
+def np_regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    wh = boxes[:, 2:] - boxes[:, :2]
+    return boxes + reg * wh[:, [0, 1, 0, 1]]
+
+
+def np_square(boxes: np.ndarray) -> np.ndarray:
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    cx, cy = boxes[:, 0] + w / 2, boxes[:, 1] + h / 2
+    return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1)
+
+
+def candidate_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` boxes of 10-200 px within 600 px, many overlapping, a third of them squares; float32."""
+    xy = rng.uniform(0, 600, (n, 2))
+    wh = rng.uniform(10, 200, (n, 2))
+    wh[: n // 3, 1] = wh[: n // 3, 0]
+    return np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+
+
+def test_p_net_boxes_are_the_numpy_steps_of_one_level_and_of_a_packed_canvas() -> None:
+    from ferhub._mtcnn_kernels import pnet_boxes
+
+    rng = np.random.default_rng(11)
+    for levels in (1, 4):
+        n = 60
+        shape = (50, 70)
+        cells = np.stack([rng.integers(0, shape[0], n), rng.integers(0, shape[1], n)], axis=1)
+        score = rng.random(n).astype(np.float32)
+        offsets = rng.normal(0, 0.2, (n, 4)).astype(np.float32)
+        scales = np.array([(0.4 * 0.709**k, 0.41 * 0.709**k) for k in range(levels)], np.float32)
+        origins = np.array([(0, 0)] + [(2 * k, 30 * k) for k in range(1, levels)], np.float32)
+        level_of = rng.integers(0, levels, shape).astype(np.int16)
+        # numpy, as it was in _mtcnn_onnx.OnnxMTCNN._pnet
+        ys, xs = cells[:, 0], cells[:, 1]
+        level = 0 if levels == 1 else level_of[ys, xs]
+        lsx, lsy, origin = scales[:, 0][level], scales[:, 1][level], origins[level]
+        x1 = (2 * xs - origin[..., 1]) / lsx
+        y1 = (2 * ys - origin[..., 0]) / lsy
+        boxes = np.stack([x1, y1, x1 + 12 / lsx, y1 + 12 / lsy], axis=1)
+        expected = np.concatenate([boxes, score[:, None], offsets], axis=1).astype(np.float32)
+        packed = np.zeros((0, 0), np.int16) if levels == 1 else level_of
+        got = pnet_boxes(cells, score, offsets, packed, scales, origins, 12)
+        np.testing.assert_array_equal(got, expected)
+    none = pnet_boxes(np.zeros((0, 2), np.int64), score[:0], offsets[:0], packed, scales, origins, 12)
+    assert none.shape == (0, 9)
+
+
+def test_stage_one_candidates_are_nms_then_regressed_squares() -> None:
+    from ferhub._mtcnn_kernels import candidates
+    from ferhub._mtcnn_onnx import _IOU, nms_iou
+
+    rng = np.random.default_rng(12)
+    for n in (0, 1, 5, 80):
+        found = np.concatenate(
+            [
+                candidate_boxes(rng, n),
+                np.round(rng.random((n, 1)) * 8).astype(np.float32) / 8,  # ties
+                rng.normal(0, 0.2, (n, 4)).astype(np.float32),
+            ],
+            axis=1,
+        )
+        kept = found[nms_iou(found[:, :4], found[:, 4], 0.7)]
+        expected = np.concatenate([np_square(np_regress(kept[:, :4], kept[:, 5:9])), kept[:, 4:5]], axis=1)
+        got = candidates(found, _IOU)
+        assert got.shape == (len(kept), 5) and got.dtype == np.float32
+        np.testing.assert_array_equal(got, expected)
+
+
+def np_crop_sources(scales: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    side = boxes[:, 2] - boxes[:, 0]
+    index = np.maximum((side[:, None] * scales[None, :, 0] >= 2 * size).sum(axis=1) - 1, 0)
+    order = np.argsort(index, kind="stable")
+    index = index[order]
+    rois = boxes[order, :4] * scales[index][:, [0, 1, 0, 1]]
+    return order, index, rois.astype(np.float32, copy=False)
+
+
+def test_crop_sources_group_boxes_by_the_smallest_level_twice_their_crop() -> None:
+    from ferhub._mtcnn_kernels import crop_sources
+
+    rng = np.random.default_rng(13)
+    scales = np.array([(1, 1)] + [(0.3 * 0.709**k, 0.31 * 0.709**k) for k in range(6)], np.float32)
+    for size in (24, 48):
+        boxes = np.concatenate([4 * candidate_boxes(rng, 70), rng.random((70, 1), np.float32)], axis=1)
+        boxes[0, 2] = boxes[0, 0] + 2 * size / scales[3, 0]  # exactly twice the crop on level 3
+        for got, expected in zip(crop_sources(scales, boxes, size), np_crop_sources(scales, boxes, size)):
+            np.testing.assert_array_equal(got, expected)
+        assert len(set(crop_sources(scales, boxes, size)[1].tolist())) > 2  # several sources
+
+
+def net_outputs(rng: np.random.Generator, n: int, *widths: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A random crop order of ``n`` boxes, and a net's outputs in that order: a score with ties around 0.7,
+    then arrays of ``widths`` columns."""
+    order = rng.permutation(n).astype(np.int64)
+    score = np.round(rng.random(n) * 10).astype(np.float32) / 10
+    score[:2] = np.float32(0.7)  # at the threshold: not above it
+    return order, [score, *(rng.normal(0, 0.15, (n, w)).astype(np.float32) for w in widths)]
+
+
+def in_box_order(order: np.ndarray, outputs: list[np.ndarray]) -> list[np.ndarray]:
+    back = [np.empty_like(o) for o in outputs]
+    for b, o in zip(back, outputs):
+        b[order] = o
+    return back
+
+
+def test_stage_two_refines_the_boxes_r_net_passes_as_the_numpy_steps() -> None:
+    from ferhub._mtcnn_kernels import refined
+    from ferhub._mtcnn_onnx import _IOU, nms_iou
+
+    rng = np.random.default_rng(14)
+    for n in (0, 1, 9, 70):
+        boxes = np.concatenate([candidate_boxes(rng, n), rng.random((n, 1), np.float32)], axis=1)
+        order, (score, reg) = net_outputs(rng, n, 4)
+        s, r = in_box_order(order, [score, reg])
+        ok = s > 0.7
+        b, s, r = boxes[ok, :4], s[ok], r[ok]
+        keep = nms_iou(b, s, 0.7)
+        got_boxes, got_score = refined(boxes, order, score, reg, np.float32(0.7), _IOU)
+        np.testing.assert_array_equal(got_boxes, np_square(np_regress(b[keep], r[keep])))
+        np.testing.assert_array_equal(got_score, s[keep])
+
+
+def test_stage_three_faces_are_the_numpy_steps_scaled_to_the_photo() -> None:
+    from ferhub._mtcnn_kernels import faces
+    from ferhub._mtcnn_onnx import _MIN_OVERLAP, nms_min
+
+    rng = np.random.default_rng(15)
+    for n in (0, 1, 3, 12):
+        boxes = np_square(candidate_boxes(rng, n)).astype(np.float32)
+        order, (score, reg, marks) = net_outputs(rng, n, 4, 10)
+        marks = np.abs(marks)
+        s, r, m = in_box_order(order, [score, reg, marks])
+        ok = s > 0.7
+        b, s, r, m = boxes[ok], s[ok], r[ok], m[ok]
+        wh = b[:, 2:] - b[:, :2]
+        points = np.stack([m[:, :5], m[:, 5:]], axis=2) * wh[:, None, :] + b[:, None, :2]
+        moved = np_regress(b, r)
+        keep = nms_min(moved, s, 0.7)
+        scale = np.array([1.5, 2.0], dtype=np.float32)
+        got = faces(boxes, order, score, reg, marks, np.float32(0.7), _MIN_OVERLAP, scale[0], scale[1])
+        np.testing.assert_array_equal(got[0], (moved[keep] * np.tile(scale, 2)).astype(np.float32))
+        np.testing.assert_array_equal(got[1], s[keep])
+        np.testing.assert_array_equal(got[2], (points[keep] * scale).astype(np.float32))
+        assert got[0].shape == (len(keep), 4) and got[2].shape == (len(keep), 5, 2)

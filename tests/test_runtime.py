@@ -303,12 +303,15 @@ def test_crops_split_between_the_streams_give_one_threads_outputs() -> None:
         return run(name, **inputs)
 
     detector._run = watched  # type: ignore[method-assign]
-    got = detector._net_on_crops("rnet", sources, boxes.astype(np.float32), 24)
+    order, got = detector._net_on_crops("rnet", sources, boxes.astype(np.float32), 24)
     detector._run = run  # type: ignore[method-assign]
     assert len(ran) == 2  # both streams ran calls
     assert sorted(batches) == [len(boxes) // 2, len(boxes) - len(boxes) // 2]  # one call each, half the crops
-    alone = OnnxMTCNN(threads=1)._net_on_crops("rnet", sources, boxes.astype(np.float32), 24)
+    alone_order, alone = OnnxMTCNN(threads=1)._net_on_crops("rnet", sources, boxes.astype(np.float32), 24)
+    np.testing.assert_array_equal(order, alone_order)
+    assert sorted(order.tolist()) == list(range(len(boxes)))  # each box's crop once, grouped by source
     for a, b in zip(got, alone):
+        assert len(a) == len(boxes)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
 
