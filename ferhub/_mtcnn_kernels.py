@@ -16,7 +16,9 @@ candidates P-net finds on a 640x480 one-face photo (AMD EPYC), all of them kept.
 
 Numba compiles each kernel on its first call in a process and caches the machine code beside this file (a
 read-only install caches in the user's cache folder instead), so later processes load it; where neither is
-writable, each process compiles them again (~2 s) rather than failing.
+writable, each process compiles them again rather than failing (a first detection then took 10-14 s on AMD
+EPYC, 2 cores, 2026-12-03, against ~20 ms from the cache). The kernels avoid ``np.argsort``, which took Numba
+~2 s to compile in each kernel that called it.
 """
 
 from __future__ import annotations
@@ -259,13 +261,38 @@ def resize_pixels(pixels, out):  # type: ignore[no-untyped-def]  # pragma: no co
 
 
 @_kernel()
+def _by_score(scores):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """The indices of ``scores``, highest first, ties in index order: ``np.argsort(-scores,
+    kind="mergesort")``, as a bottom-up merge sort of its own. Numba takes ~2 s to compile ``np.argsort`` for
+    each kernel that calls it; this compiles in a fraction of that."""
+    n = scores.shape[0]
+    order, spare = np.arange(n), np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for low in range(0, n, 2 * width):
+            middle, high = min(low + width, n), min(low + 2 * width, n)
+            i, j = low, middle
+            for k in range(low, high):
+                # the right run's next goes first only when strictly higher: equal scores keep their order
+                if i < middle and (j >= high or scores[order[j]] <= scores[order[i]]):
+                    spare[k] = order[i]
+                    i += 1
+                else:
+                    spare[k] = order[j]
+                    j += 1
+        order, spare = spare, order
+        width *= 2
+    return order
+
+
+@_kernel()
 def nms(boxes, scores, threshold, smaller):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """Greedy NMS of ``boxes`` (N, 4; x1, y1, x2, y2) float32: the indices of the kept boxes, highest
     ``scores`` first (ties in index order). A box is suppressed by a kept one whose overlap with it is above
     ``threshold`` (float32, compared as it is): intersection over union, in torchvision's arithmetic
     operation for operation; with ``smaller``, over the smaller box's area (MTCNN's "Min", at least 1e-9).
     """
-    order = np.argsort(-scores, kind="mergesort")
+    order = _by_score(scores)
     n = order.shape[0]
     sorted_boxes = np.empty((n, 4), np.float32)
     area = np.empty(n, np.float32)
@@ -306,24 +333,26 @@ def nms(boxes, scores, threshold, smaller):  # type: ignore[no-untyped-def]  # p
 # boxes are the same to the bit (``tests/test_mtcnn_kernels.py``).
 
 
-@_kernel(inline="always")
-def _regressed(box, reg, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
-    """``out`` (4,): ``box`` (x1, y1, x2, y2) moved by ``reg`` (fractions of its width and height)."""
-    w, h = box[2] - box[0], box[3] - box[1]
-    out[0] = box[0] + reg[0] * w
-    out[1] = box[1] + reg[1] * h
-    out[2] = box[2] + reg[2] * w
-    out[3] = box[3] + reg[3] * h
+@_kernel()
+def _regress_row(boxes, i, reg, r, out, o):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """Row ``o`` of ``out`` (N, >= 4): box ``i`` of ``boxes`` (x1, y1, x2, y2) moved by row ``r`` of ``reg``
+    (fractions of its width and height)."""
+    w, h = boxes[i, 2] - boxes[i, 0], boxes[i, 3] - boxes[i, 1]
+    out[o, 0] = boxes[i, 0] + reg[r, 0] * w
+    out[o, 1] = boxes[i, 1] + reg[r, 1] * h
+    out[o, 2] = boxes[i, 2] + reg[r, 2] * w
+    out[o, 3] = boxes[i, 3] + reg[r, 3] * h
 
 
-@_kernel(inline="always")
-def _squared(box):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
-    """``box`` (4,) made square in place around its centre, its side the longer of its two."""
+@_kernel()
+def _square_row(boxes, i):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """Box ``i`` of ``boxes`` made square in place around its centre, its side the longer of its two."""
     two = np.float32(2.0)
-    w, h = box[2] - box[0], box[3] - box[1]
+    w, h = boxes[i, 2] - boxes[i, 0], boxes[i, 3] - boxes[i, 1]
     side = w if w >= h else h
-    cx, cy = box[0] + w / two, box[1] + h / two
-    box[0], box[1], box[2], box[3] = cx - side / two, cy - side / two, cx + side / two, cy + side / two
+    cx, cy = boxes[i, 0] + w / two, boxes[i, 1] + h / two
+    boxes[i, 0], boxes[i, 1] = cx - side / two, cy - side / two
+    boxes[i, 2], boxes[i, 3] = cx + side / two, cy + side / two
 
 
 @_kernel()
@@ -353,17 +382,22 @@ def pnet_boxes(cells, score, offsets, level_of, scales, origins, cell):  # type:
 
 
 @_kernel()
-def candidates(found, threshold):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+def candidates(found, threshold, smaller):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """Stage 1's result ``(K, 5)`` (x1, y1, x2, y2, score) from every level's P-net candidates ``found``
-    (N, 9): greedy NMS across levels (:func:`nms`, IoU above ``threshold``), then each kept box regressed by
-    its offsets and squared, highest score first."""
-    keep = nms(found[:, :4], found[:, 4], threshold, False)
+    (N, 9): greedy NMS across levels (:func:`nms`, IoU above ``threshold``; ``smaller`` is False), then each
+    kept box regressed by its offsets and squared, highest score first."""
+    n = found.shape[0]
+    boxes, scores = np.empty((n, 4), np.float32), np.empty(n, np.float32)
+    for i in range(n):
+        for k in range(4):
+            boxes[i, k] = found[i, k]
+        scores[i] = found[i, 4]
+    keep = nms(boxes, scores, threshold, smaller)
     out = np.empty((keep.shape[0], 5), np.float32)
     for i in range(keep.shape[0]):
-        k = keep[i]
-        _regressed(found[k, :4], found[k, 5:9], out[i, :4])
-        _squared(out[i, :4])
-        out[i, 4] = found[k, 4]
+        _regress_row(boxes, keep[i], found[:, 5:9], keep[i], out, i)
+        _square_row(out, i)
+        out[i, 4] = scores[keep[i]]
     return out
 
 
@@ -384,19 +418,29 @@ def crop_sources(scales, boxes, size):  # type: ignore[no-untyped-def]  # pragma
             if side * scales[level, 0] >= 2 * size:
                 fits += 1
         index[i] = max(fits - 1, 0)
-    order = np.argsort(index, kind="mergesort")
-    rois = np.empty((n, 4), np.float32)
+    # a stable counting sort of the source indices (a few levels)
+    count = np.zeros(scales.shape[0] + 1, np.int64)
     for i in range(n):
-        box, scale = boxes[order[i]], scales[index[order[i]]]
-        rois[i, 0], rois[i, 1] = box[0] * scale[0], box[1] * scale[1]
-        rois[i, 2], rois[i, 3] = box[2] * scale[0], box[3] * scale[1]
-    return order, index[order], rois
+        count[index[i] + 1] += 1
+    for level in range(scales.shape[0]):
+        count[level + 1] += count[level]
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        order[count[index[i]]] = i
+        count[index[i]] += 1
+    rois, sorted_index = np.empty((n, 4), np.float32), np.empty(n, np.int64)
+    for i in range(n):
+        b, source = order[i], index[order[i]]
+        sorted_index[i] = source
+        rois[i, 0], rois[i, 1] = boxes[b, 0] * scales[source, 0], boxes[b, 1] * scales[source, 1]
+        rois[i, 2], rois[i, 3] = boxes[b, 2] * scales[source, 0], boxes[b, 3] * scales[source, 1]
+    return order, sorted_index, rois
 
 
-@_kernel(inline="always")
+@_kernel()
 def _passing(order, score, threshold):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
     """The boxes whose ``score`` (in crop order: crop ``i`` is box ``order[i]``) is above ``threshold``,
-    in box order, and each one's crop."""
+    in box order, and each box's crop."""
     crop_of = np.empty(order.shape[0], np.int64)
     for i in range(order.shape[0]):
         crop_of[order[i]] = i
@@ -410,50 +454,59 @@ def _passing(order, score, threshold):  # type: ignore[no-untyped-def]  # pragma
 
 
 @_kernel()
-def refined(boxes, order, score, reg, threshold, iou):  # type: ignore[no-untyped-def]  # pragma: no cover
+def refined(boxes, order, score, reg, threshold, iou, smaller):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Stage 2's result from R-net's ``score`` (N,) and ``reg`` (N, 4) on the crops of ``boxes`` (N, >= 4),
-    crop ``i`` being box ``order[i]``: the boxes scoring above ``threshold``, greedy NMS (IoU above ``iou``),
-    each kept box regressed and squared; ``(boxes (K, 4), scores (K,))``, highest score first."""
+    crop ``i`` being box ``order[i]``: the boxes scoring above ``threshold``, greedy NMS (IoU above ``iou``;
+    ``smaller`` is False), each kept box regressed and squared; ``(boxes (K, 4), scores (K,))``, highest
+    score first."""
     picked, crop_of = _passing(order, score, threshold)
     m = picked.shape[0]
-    kept_boxes, kept_score = np.empty((m, 4), np.float32), np.empty(m, np.float32)
+    kept_boxes, kept_reg = np.empty((m, 4), np.float32), np.empty((m, 4), np.float32)
+    kept_score = np.empty(m, np.float32)
     for j in range(m):
-        kept_boxes[j] = boxes[picked[j], :4]
-        kept_score[j] = score[crop_of[picked[j]]]
-    keep = nms(kept_boxes, kept_score, iou, False)
-    out = np.empty((keep.shape[0], 4), np.float32)
+        crop = crop_of[picked[j]]
+        for k in range(4):
+            kept_boxes[j, k] = boxes[picked[j], k]
+            kept_reg[j, k] = reg[crop, k]
+        kept_score[j] = score[crop]
+    keep = nms(kept_boxes, kept_score, iou, smaller)
+    out, out_score = np.empty((keep.shape[0], 4), np.float32), np.empty(keep.shape[0], np.float32)
     for i in range(keep.shape[0]):
-        _regressed(kept_boxes[keep[i]], reg[crop_of[picked[keep[i]]]], out[i])
-        _squared(out[i])
-    return out, kept_score[keep]
+        _regress_row(kept_boxes, keep[i], kept_reg, keep[i], out, i)
+        _square_row(out, i)
+        out_score[i] = kept_score[keep[i]]
+    return out, out_score
 
 
 @_kernel()
-def faces(boxes, order, score, reg, marks, threshold, overlap, sx, sy):  # type: ignore[no-untyped-def]  # pragma: no cover
+def faces(boxes, order, score, reg, marks, threshold, overlap, smaller, sx, sy):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Stage 3's result from O-net's ``score`` (N,), ``reg`` (N, 4) and ``marks`` (N, 10: five x then five
     y, fractions of the box) on the crops of ``boxes`` (N, 4), crop ``i`` being box ``order[i]``: the boxes
     scoring above ``threshold``, their landmarks placed in the box, the boxes regressed, MTCNN's "Min" NMS
-    (:func:`nms` over the smaller area, above ``overlap``), then boxes and landmarks scaled by ``sx``, ``sy``
-    (float32) to the photo's pixels. ``(boxes (K, 4), scores (K,), landmarks (K, 5, 2))``, highest first."""
+    (:func:`nms` over the smaller area, above ``overlap``; ``smaller`` is True), then boxes and landmarks
+    scaled by ``sx``, ``sy`` (float32) to the photo's pixels. ``(boxes (K, 4), scores (K,), landmarks (K, 5,
+    2))``, highest score first."""
     picked, crop_of = _passing(order, score, threshold)
     m = picked.shape[0]
     moved, kept_score = np.empty((m, 4), np.float32), np.empty(m, np.float32)
     points = np.empty((m, 5, 2), np.float32)
     for j in range(m):
-        box, crop = boxes[picked[j]], crop_of[picked[j]]
-        w, h = box[2] - box[0], box[3] - box[1]
+        b, crop = picked[j], crop_of[picked[j]]
+        w, h = boxes[b, 2] - boxes[b, 0], boxes[b, 3] - boxes[b, 1]
         for p in range(5):
-            points[j, p, 0] = marks[crop, p] * w + box[0]
-            points[j, p, 1] = marks[crop, 5 + p] * h + box[1]
-        _regressed(box, reg[crop], moved[j])
+            points[j, p, 0] = marks[crop, p] * w + boxes[b, 0]
+            points[j, p, 1] = marks[crop, 5 + p] * h + boxes[b, 1]
+        _regress_row(boxes, b, reg, crop, moved, j)
         kept_score[j] = score[crop]
-    keep = nms(moved, kept_score, overlap, True)
+    keep = nms(moved, kept_score, overlap, smaller)
     k = keep.shape[0]
     out_boxes, out_points = np.empty((k, 4), np.float32), np.empty((k, 5, 2), np.float32)
+    out_score = np.empty(k, np.float32)
     for i in range(k):
         j = keep[i]
         out_boxes[i, 0], out_boxes[i, 1] = moved[j, 0] * sx, moved[j, 1] * sy
         out_boxes[i, 2], out_boxes[i, 3] = moved[j, 2] * sx, moved[j, 3] * sy
         for p in range(5):
             out_points[i, p, 0], out_points[i, p, 1] = points[j, p, 0] * sx, points[j, p, 1] * sy
-    return out_boxes, kept_score[keep], out_points
+        out_score[i] = kept_score[j]
+    return out_boxes, out_score, out_points

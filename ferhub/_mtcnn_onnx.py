@@ -565,7 +565,7 @@ class OnnxMTCNN:
             pixels, first_found = first()
             levels[0] = (pixels, *levels[0][1:])
             found.append(first_found)
-        return candidates(np.concatenate(found), _IOU)  # NMS across levels, as MTCNN does
+        return candidates(np.concatenate(found), _IOU, False)  # NMS across levels, as MTCNN does
 
     def _first_level(
         self, source: np.ndarray, size: tuple[int, int], level: Level
@@ -623,7 +623,7 @@ class OnnxMTCNN:
     def _stage2(self, sources: _Sources, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """R-net on 24x24 crops of every candidate: threshold, NMS, refine (:func:`_kernels.refined`)."""
         order, (score, reg) = self._net_on_crops("rnet", sources, boxes, 24)
-        return refined(boxes, order, score, reg, self._thresholds[1], _IOU)
+        return refined(boxes, order, score, reg, self._thresholds[1], _IOU, False)
 
     def _stage3(
         self, sources: _Sources, boxes: np.ndarray, scale: tuple[float, float]
@@ -632,4 +632,4 @@ class OnnxMTCNN:
         scaled by ``scale`` (x, y) from the detection image to the photo (:func:`_kernels.faces`)."""
         order, (score, reg, marks) = self._net_on_crops("onet", sources, boxes, 48)
         sx, sy = np.float32(scale[0]), np.float32(scale[1])
-        return faces(boxes, order, score, reg, marks, self._thresholds[2], _MIN_OVERLAP, sx, sy)
+        return faces(boxes, order, score, reg, marks, self._thresholds[2], _MIN_OVERLAP, True, sx, sy)

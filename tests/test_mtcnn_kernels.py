@@ -169,7 +169,7 @@ def test_stage_one_candidates_are_nms_then_regressed_squares() -> None:
         )
         kept = found[nms_iou(found[:, :4], found[:, 4], 0.7)]
         expected = np.concatenate([np_square(np_regress(kept[:, :4], kept[:, 5:9])), kept[:, 4:5]], axis=1)
-        got = candidates(found, _IOU)
+        got = candidates(found, _IOU, False)
         assert got.shape == (len(kept), 5) and got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
 
@@ -224,7 +224,7 @@ def test_stage_two_refines_the_boxes_r_net_passes_as_the_numpy_steps() -> None:
         ok = s > 0.7
         b, s, r = boxes[ok, :4], s[ok], r[ok]
         keep = nms_iou(b, s, 0.7)
-        got_boxes, got_score = refined(boxes, order, score, reg, np.float32(0.7), _IOU)
+        got_boxes, got_score = refined(boxes, order, score, reg, np.float32(0.7), _IOU, False)
         np.testing.assert_array_equal(got_boxes, np_square(np_regress(b[keep], r[keep])))
         np.testing.assert_array_equal(got_score, s[keep])
 
@@ -246,8 +246,20 @@ def test_stage_three_faces_are_the_numpy_steps_scaled_to_the_photo() -> None:
         moved = np_regress(b, r)
         keep = nms_min(moved, s, 0.7)
         scale = np.array([1.5, 2.0], dtype=np.float32)
-        got = faces(boxes, order, score, reg, marks, np.float32(0.7), _MIN_OVERLAP, scale[0], scale[1])
+        got = faces(boxes, order, score, reg, marks, np.float32(0.7), _MIN_OVERLAP, True, *scale)
         np.testing.assert_array_equal(got[0], (moved[keep] * np.tile(scale, 2)).astype(np.float32))
         np.testing.assert_array_equal(got[1], s[keep])
         np.testing.assert_array_equal(got[2], (points[keep] * scale).astype(np.float32))
         assert got[0].shape == (len(keep), 4) and got[2].shape == (len(keep), 5, 2)
+
+
+def test_the_nms_score_order_is_a_stable_descending_sort() -> None:
+    """``_by_score`` (the NMS's order, a merge sort of its own) is ``np.argsort(-scores, kind="mergesort")``:
+    highest first, equal scores in index order; lengths around the powers of two its runs double through."""
+    from ferhub._mtcnn_kernels import _by_score
+
+    rng = np.random.default_rng(16)
+    for n in (0, 1, 2, 3, 7, 8, 9, 31, 64, 65, 200):
+        for levels in (3, 1000):  # many ties, few ties
+            scores = (rng.integers(0, levels, n) / levels).astype(np.float32)
+            np.testing.assert_array_equal(_by_score(scores), np.argsort(-scores, kind="mergesort"))
