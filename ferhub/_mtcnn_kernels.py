@@ -1,6 +1,7 @@
 """MTCNN's steps outside its nets on the CPU, compiled by Numba (:mod:`ferhub._mtcnn_onnx`): the pyramid's
-first halving straight from the photo's pixels, its bilinear resizes, the crops R- and O-net read, and the
-greedy NMS of the candidates after each stage (:func:`nms`).
+first halving straight from the photo's pixels, its bilinear resizes, the crops R- and O-net read, the greedy
+NMS of the candidates after each stage (:func:`nms`), and the rest of the boxes' arithmetic between the nets
+(P-net's candidate boxes, each stage's thresholds, regression and squaring).
 
 Each is one pass over the pixels it needs, in compiled code that releases the GIL, so the two detection
 streams run them side by side. They replaced numpy passes and ONNX Runtime operators (2026-12-03, Intel Xeon,
@@ -16,7 +17,7 @@ candidates P-net finds on a 640x480 one-face photo (AMD EPYC), all of them kept.
 
 Numba compiles each kernel on its first call in a process and caches the machine code beside this file (a
 read-only install caches in the user's cache folder instead), so later processes load it; where neither is
-writable, each process compiles them again rather than failing (a first detection then took 10-14 s on AMD
+writable, each process compiles them again rather than failing (a first detection then took ~14 s on AMD
 EPYC, 2 cores, 2026-12-03, against ~20 ms from the cache). The kernels avoid ``np.argsort``, which took Numba
 ~2 s to compile in each kernel that called it.
 """

@@ -273,7 +273,7 @@ def _level_map(
 
 # the ``outside`` input of a P-net call on one level: every cell is the level's
 _INSIDE = np.zeros((1, 1), dtype=np.float32)
-# the ``level_of`` of a P-net call on one level (see _kernels.pnet_boxes)
+# the ``level_of`` of a P-net call on one level (see _mtcnn_kernels.pnet_boxes)
 _ONE_LEVEL = np.zeros((0, 0), dtype=np.int16)
 # the P-net graph's outputs detection reads (:func:`_with_peaks`)
 _PEAKS = ["cells", "score", "offsets"]
@@ -286,22 +286,28 @@ def _map_shape(size: tuple[int, int]) -> tuple[int, int]:
     return (h - 1) // 2 - 4, (w - 1) // 2 - 4
 
 
+def iou_threshold(threshold: float) -> np.float32:
+    """The float32 threshold with which :func:`ferhub._mtcnn_kernels.nms` keeps exactly torchvision's boxes:
+    torchvision compares the float32 IoU with the float64 threshold, which the largest float32 not above it
+    does exactly."""
+    return np.float32(_compat.threshold_for(np.dtype(np.float32), threshold))
+
+
 def nms_iou(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """MTCNN's NMS across levels and after R-net: greedy, intersection over union above ``threshold``, exactly
-    torchvision's (:func:`ferhub._mtcnn_kernels.nms`; it compares the float32 IoU with the float64 threshold,
-    which the largest float32 not above it does exactly); the kept rows, highest score first."""
-    return nms(boxes, scores, np.float32(_compat.threshold_for(np.dtype(np.float32), threshold)), False)
+    """MTCNN's NMS across levels and after R-net, as the stages run it (``_IOU``): greedy, intersection over
+    union above ``threshold``, exactly torchvision's; the kept rows, highest score first."""
+    return nms(boxes, scores, iou_threshold(threshold), False)
 
 
 def nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """MTCNN's "Min" NMS after O-net (intersection over the smaller area above ``threshold``, compared in
-    float32 as torch does), greedy and exact; see ``_mtcnn.nms_min``."""
+    """MTCNN's "Min" NMS after O-net, as the stages run it (``_MIN_OVERLAP``): intersection over the smaller
+    area above ``threshold``, compared in float32 as torch does, greedy and exact; see ``_mtcnn.nms_min``."""
     return nms(boxes, scores, np.float32(threshold), True)
 
 
-# MTCNN's NMS thresholds as the compiled stages take them (see nms_iou and nms_min): IoU 0.7 across P-net's
-# levels and after R-net, "Min" 0.7 after O-net
-_IOU = np.float32(_compat.threshold_for(np.dtype(np.float32), 0.7))
+# MTCNN's NMS thresholds as the compiled stages take them: IoU 0.7 across P-net's levels and after R-net
+# (:func:`nms_iou`), "Min" 0.7 after O-net (:func:`nms_min`)
+_IOU = iou_threshold(0.7)
 _MIN_OVERLAP = np.float32(0.7)
 
 
@@ -621,7 +627,8 @@ class OnnxMTCNN:
         return self._run(name, crops=sources.crops(index, rois, _CROP_SIZE[name]))
 
     def _stage2(self, sources: _Sources, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """R-net on 24x24 crops of every candidate: threshold, NMS, refine (:func:`_kernels.refined`)."""
+        """R-net on 24x24 crops of every candidate: threshold, NMS, refine
+        (:func:`ferhub._mtcnn_kernels.refined`)."""
         order, (score, reg) = self._net_on_crops("rnet", sources, boxes, 24)
         return refined(boxes, order, score, reg, self._thresholds[1], _IOU, False)
 
@@ -629,7 +636,8 @@ class OnnxMTCNN:
         self, sources: _Sources, boxes: np.ndarray, scale: tuple[float, float]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """O-net on 48x48 crops: final score, box and 5 landmarks; MTCNN's "Min" NMS; boxes and landmarks
-        scaled by ``scale`` (x, y) from the detection image to the photo (:func:`_kernels.faces`)."""
+        scaled by ``scale`` (x, y) from the detection image to the photo
+        (:func:`ferhub._mtcnn_kernels.faces`)."""
         order, (score, reg, marks) = self._net_on_crops("onet", sources, boxes, 48)
         sx, sy = np.float32(scale[0]), np.float32(scale[1])
         return faces(boxes, order, score, reg, marks, self._thresholds[2], _MIN_OVERLAP, True, sx, sy)
