@@ -332,6 +332,9 @@ def nms(boxes, scores, threshold, smaller):  # type: ignore[no-untyped-def]  # p
 # caches that call had filled: ~200 us for a P-net call's candidates against ~70 us here (AMD EPYC). Each is
 # the numpy steps' arithmetic in the same order and types (float32, or float64 where numpy promoted), so the
 # boxes are the same to the bit (``tests/test_mtcnn_kernels.py``).
+# The stage kernels call :func:`nms` with C-contiguous arrays and take its ``smaller`` flag as an argument,
+# though each caller always passes the same value: a strided view or a literal ``False`` inside a kernel made
+# Numba compile ``nms`` once more for that call (~0.8 s each on a fresh install).
 
 
 @_kernel()
