@@ -24,11 +24,63 @@ EPYC, 2 cores, 2026-12-03, against ~20 ms from the cache). The kernels avoid ``n
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numba
 import numpy as np
+
+
+class _NoScipyForBlasCheck(importlib.abc.MetaPathFinder):
+    """Fails the imports of SciPy made by Numba's BLAS check (``numba.np.arraymath._check_blas``, run when
+    that module is imported) in the thread that runs it, and no other import."""
+
+    blocked = False
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.split(".")[0] == "scipy" and _in_blas_check(sys._getframe(1)):
+            self.blocked = True
+            raise ImportError("imported when Numba compiles a function that needs BLAS")
+        return None
+
+
+def _in_blas_check(frame: Any) -> bool:
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_check_blas" and code.co_filename.endswith("arraymath.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _import_numba_arrays() -> ModuleType:
+    """``numba.np.arraymath`` imported without the ``scipy.linalg`` import its BLAS check makes.
+
+    Numba imports that module in every process before it loads the first cached kernel, and the check
+    imports ``scipy.linalg`` wherever SciPy is installed (0.24-0.29 s of a ~1.5 s ``ferhub predict`` process
+    on AMD EPYC, 2026-12-03); no kernel here uses BLAS. The check's answer is then set to what it would have
+    been (SciPy installed), so Numba code that does use BLAS (``np.dot``) imports SciPy when it is compiled
+    (``numba.np.linalg.ensure_blas``), as it does anyway."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg.cython_blas" in sys.modules:
+        from numba.np import arraymath
+
+        return arraymath
+    finder = _NoScipyForBlasCheck()
+    sys.meta_path.insert(0, finder)
+    try:
+        from numba.np import arraymath
+    finally:
+        sys.meta_path.remove(finder)
+    if finder.blocked and hasattr(arraymath, "_HAVE_BLAS"):
+        arraymath._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
+    return arraymath
+
+
+_import_numba_arrays()
 
 
 def _kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:

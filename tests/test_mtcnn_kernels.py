@@ -102,6 +102,59 @@ print(float(out[0, 0, 0]))
     assert float(done.stdout.split()[-1]) == np.float32(4 * SCALE + SHIFT)
 
 
+SCIPY_SKIPPED = """
+import importlib.util, sys
+first = sys.argv[1]
+if first:
+    __import__(first)
+import ferhub._mtcnn_kernels
+import numba.np.arraymath as arraymath
+skipped = "scipy.linalg" not in sys.modules
+print(skipped, arraymath._HAVE_BLAS == (importlib.util.find_spec("scipy") is not None))
+import numba, numpy as np
+@numba.njit
+def dot(x, y):
+    return np.dot(x, y)
+x = np.arange(4.0)
+print(dot(x, x), "scipy.linalg" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("first", ["", "scipy.linalg"])
+def test_numba_loads_without_importing_scipy_linalg_and_blas_code_still_compiles(first: str) -> None:
+    """Importing the kernels imports Numba's array implementations without the ``scipy.linalg`` import of
+    their BLAS check (~0.25 s of each ``ferhub predict`` process), leaving that check's answer as it would
+    have been; Numba code that uses BLAS still compiles, importing SciPy then. Where ``scipy.linalg`` is
+    already imported, nothing is changed."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("scipy") is None:
+        pytest.skip("SciPy is not installed: Numba imports nothing for BLAS")
+    done = subprocess.run(
+        [sys.executable, "-c", SCIPY_SKIPPED, first], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    skipped, same_answer, dot, imported = done.stdout.split()
+    assert skipped == str(not first) and same_answer == "True"
+    assert float(dot) == 14.0 and imported == "True"
+
+
+def test_only_numbas_blas_check_is_refused_scipy() -> None:
+    """The import hook refuses SciPy to Numba's BLAS check alone: any other import of it goes on."""
+    from ferhub._mtcnn_kernels import _NoScipyForBlasCheck
+
+    finder = _NoScipyForBlasCheck()
+    assert finder.find_spec("scipy.linalg") is None and not finder.blocked
+
+    def _check_blas() -> None:  # the name alone is not enough: it must be Numba's arraymath's
+        assert finder.find_spec("scipy") is None
+
+    _check_blas()
+    assert not finder.blocked
+
+
 # -- the boxes between the nets, against the numpy steps they replaced (the same arithmetic, so to the bit)
 
 
