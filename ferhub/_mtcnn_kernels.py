@@ -199,22 +199,24 @@ def _sample(blend, cx, wx, c, scale, row):  # type: ignore[no-untyped-def]  # pr
 
 
 @_kernel()
-def crops_of_levels(source, rois, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
-    """``out`` (N, 3, S, S) float32: box ``n`` of ``rois`` (N, 4; x1, y1, x2, y2, pixel edges) of ``source``
-    (3, H, W) float32, sampled bilinearly at 2S x 2S points (black outside the source) and averaged over 2x2
-    blocks: ``_mtcnn._sample_crops``' crops.
+def crops_of_levels(source, top, left, height, width, rois, out):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``out`` (N, 3, S, S) float32: box ``n`` of ``rois`` (N, 4; x1, y1, x2, y2, pixel edges) of the level
+    ``source[:, top:top + height, left:left + width]`` (``source`` (3, H, W) float32, C-contiguous: the level
+    itself, or the canvas the small levels share; one compiled version for both), sampled bilinearly at
+    2S x 2S points (black outside the level) and averaged over 2x2 blocks: ``_mtcnn._sample_crops``' crops.
 
     Separably: an output row's four source rows blended over the columns the crop reads (:func:`_blend`),
     then each output's four columns of that blend (:func:`_sample`). A sample at a time with its four pixels
     cost 2.5x the time on AMD EPYC (25.5 against 9.5 us a 24x24 crop)."""
     size = out.shape[2]
-    height, width = source.shape[1], source.shape[2]
     ry, wy = np.empty((size, 4), np.int64), np.empty((size, 4), np.float32)
     cx, wx = np.empty((size, 4), np.int64), np.empty((size, 4), np.float32)
     blend = np.empty(width, np.float32)
     zero, one = np.float32(0.0), np.float32(1.0)
     for n in range(rois.shape[0]):
         first, count = _box_taps(rois[n], size, height, width, 1, ry, wy, cx, wx)
+        ry += top  # the level's rows and columns in source's
+        first += left
         for c in range(3):
             for py in range(size):
                 _blend(source[c], ry, wy, py, first, count, zero, blend)
@@ -259,14 +261,14 @@ def _axis(size_in, size_out):  # type: ignore[no-untyped-def]  # pragma: no cove
 
 
 @_kernel()
-def resize(source, out):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
-    """``out`` (3, h, w), any strides (a region of a larger canvas): ``source`` (3, H, W) float32 resized
+def resize(source, out, top, left, height, width):  # type: ignore[no-untyped-def]  # pragma: no cover (compiled)
+    """``out[:, top:top + height, left:left + width]`` (``out`` (3, H, W) float32, C-contiguous: a level, or
+    the canvas the small levels share; one compiled version for both): ``source`` (3, H', W') float32 resized
     bilinearly, half-pixel centres, no antialiasing (torch's ``interpolate(mode="bilinear")``).
 
     Separably, as the crops: an output row's two source rows blended over the whole width (contiguous, so
     vectorised), then two columns of that blend an output (0.6-0.9x the time of four taps an output on AMD
     EPYC, a 640x480 photo's levels)."""
-    height, width = out.shape[1], out.shape[2]
     y_low, y_high, fy = _axis(source.shape[1], height)
     x_low, x_high, fx = _axis(source.shape[2], width)
     one = np.float32(1.0)
@@ -274,7 +276,9 @@ def resize(source, out):  # type: ignore[no-untyped-def]  # pragma: no cover (co
     for c in range(3):
         plane = source[c]
         for y in range(height):
-            up, down, row = plane[y_low[y]], plane[y_high[y]], out[c, y]
+            # the region's row as a view: indexed from 0 in the loop, as numba vectorises it (an offset
+            # index there took 1.28x the time)
+            up, down, row = plane[y_low[y]], plane[y_high[y]], out[c, top + y, left : left + width]
             wy = fy[y]
             vy = one - wy
             for x in range(blend.shape[0]):
@@ -444,14 +448,16 @@ def candidates(found, threshold, smaller):  # type: ignore[no-untyped-def]  # pr
     kept box regressed by its offsets and squared, highest score first."""
     n = found.shape[0]
     boxes, scores = np.empty((n, 4), np.float32), np.empty(n, np.float32)
+    reg = np.empty((n, 4), np.float32)  # contiguous, as the other callers' offsets: one _regress_row
     for i in range(n):
         for k in range(4):
             boxes[i, k] = found[i, k]
+            reg[i, k] = found[i, 5 + k]
         scores[i] = found[i, 4]
     keep = nms(boxes, scores, threshold, smaller)
     out = np.empty((keep.shape[0], 5), np.float32)
     for i in range(keep.shape[0]):
-        _regress_row(boxes, keep[i], found[:, 5:9], keep[i], out, i)
+        _regress_row(boxes, keep[i], reg, keep[i], out, i)
         _square_row(out, i)
         out[i, 4] = scores[keep[i]]
     return out

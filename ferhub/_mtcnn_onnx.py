@@ -273,8 +273,10 @@ def _level_map(
 
 # the ``outside`` input of a P-net call on one level: every cell is the level's
 _INSIDE = np.zeros((1, 1), dtype=np.float32)
-# the ``level_of`` of a P-net call on one level (see _mtcnn_kernels.pnet_boxes)
+# the ``level_of`` of a P-net call on one level (see _mtcnn_kernels.pnet_boxes); read-only as a canvas's
+# (_level_map), so that the kernel has one compiled version for both
 _ONE_LEVEL = np.zeros((0, 0), dtype=np.int16)
+_ONE_LEVEL.flags.writeable = False
 # the P-net graph's outputs detection reads (:func:`_with_peaks`)
 _PEAKS = ["cells", "score", "offsets"]
 
@@ -335,11 +337,24 @@ def _queued(
 
 class _Sources:
     """What R-net's and O-net's crops are read from: the photo's pixels (H, W, C) uint8, then the pyramid's
-    levels."""
+    levels, each as an array (3, H, W) and its region there (top, left, height, width): the level's own, or
+    its place on the canvas the small levels share (``packed``, :meth:`OnnxMTCNN._pyramid`)."""
 
-    def __init__(self, pixels: np.ndarray, levels: list[Level]) -> None:
+    def __init__(
+        self,
+        pixels: np.ndarray,
+        levels: list[Level],
+        packed: tuple[np.ndarray, tuple[tuple[int, int], ...]] | None = None,
+    ) -> None:
         self.pixels = pixels
-        self.levels = levels
+        self.levels: list[tuple[np.ndarray, int, int, int, int]] = []
+        for i, (level, _, _) in enumerate(levels):
+            height, width = level.shape[2:]  # type: ignore[union-attr]
+            if packed is not None and i >= 2:
+                (oy, ox), canvas = packed[1][i - 2], packed[0]
+                self.levels.append((canvas[0], oy, ox, height, width))
+            else:
+                self.levels.append((level[0], 0, 0, height, width))  # type: ignore[index]
         self.scales = np.array([(1.0, 1.0)] + [(sx, sy) for _, sx, sy in levels], dtype=np.float32)
 
     def crops(self, index: np.ndarray, rois: np.ndarray, size: int) -> np.ndarray:
@@ -352,7 +367,7 @@ class _Sources:
             if source == 0:
                 crops_of_pixels(self.pixels, rois[part], out[part])
             else:
-                crops_of_levels(self.levels[source - 1][0][0], rois[part], out[part])  # type: ignore[index]
+                crops_of_levels(*self.levels[source - 1], rois[part], out[part])
         return out
 
 
@@ -421,7 +436,7 @@ class OnnxMTCNN:
     def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """``x`` (1, 3, H, W) resized bilinearly to ``size`` (h, w) (:func:`ferhub._mtcnn_kernels.resize`)."""
         out = np.empty((1, 3, *size), dtype=np.float32)
-        resize(x[0], out[0])
+        resize(x[0], out[0], 0, 0, *size)
         return out
 
     def detect(
@@ -460,7 +475,7 @@ class OnnxMTCNN:
         boxes = self._stage1(levels, first, canvas)
         if len(boxes) == 0:
             return empty
-        sources = _Sources(pixels[0], levels)
+        sources = _Sources(pixels[0], levels, canvas)
         boxes, _ = self._stage2(sources, boxes)
         if len(boxes) == 0:
             return empty
@@ -507,9 +522,8 @@ class OnnxMTCNN:
                 continue
             if canvas is not None and i >= 2:
                 oy, ox = offsets[i - 2]
-                out = canvas[:, :, oy : oy + size[0], ox : ox + size[1]]
-                resize(source[0], out[0])  # the same size: a copy
-                source = out
+                resize(source[0], canvas[0], oy, ox, *size)  # the same size: a copy
+                source = canvas[:, :, oy : oy + size[0], ox : ox + size[1]]
             elif tuple(source.shape[2:]) != size:
                 source = self._resize(source, size)
             levels.append((source, size[1] / w, size[0] / h))

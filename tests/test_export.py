@@ -108,8 +108,14 @@ def test_mtcnn_nets_export_and_match_torch() -> None:
         for size in ((h // 2, w // 2 + 3), (h + 5, w - 7)):
             expected = torch.nn.functional.interpolate(x, size=size, mode="bilinear").numpy()[0]
             got = np.empty((3, *size), dtype=np.float32)
-            resize(np.ascontiguousarray(x.numpy()[0]), got)
+            resize(np.ascontiguousarray(x.numpy()[0]), got, 0, 0, *size)
             assert np.abs(got - expected).max() <= 1e-5
+            # into a region of a canvas (the small levels'): the same values, nothing around it touched
+            canvas = np.full((3, size[0] + 9, size[1] + 6), 7.0, dtype=np.float32)
+            resize(np.ascontiguousarray(x.numpy()[0]), canvas, 5, 2, *size)
+            np.testing.assert_array_equal(canvas[:, 5 : 5 + size[0], 2 : 2 + size[1]], got)
+            canvas[:, 5 : 5 + size[0], 2 : 2 + size[1]] = 7.0
+            assert (canvas == 7.0).all()
             rgb = np.asarray(image)
             rgbx = np.concatenate([rgb, rng.integers(0, 256, (h, w, 1), dtype=np.uint8)], axis=2)
             for pixels in (rgb, rgbx):  # images.rgb_pixels' two layouts: the fourth byte never counts

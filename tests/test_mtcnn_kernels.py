@@ -36,8 +36,15 @@ def test_crops_of_a_level_are_the_torch_paths(size: int, shape: tuple[int, int])
     level = rng.uniform(0, 2, (1, 3, *shape)).astype(np.float32)
     rois = boxes(rng, 40, *shape)
     got = np.full((len(rois), 3, size, size), np.nan, dtype=np.float32)
-    crops_of_levels(level[0], rois, got)
+    crops_of_levels(level[0], 0, 0, *shape, rois, got)
     np.testing.assert_allclose(got, reference(level, rois, size), rtol=0, atol=2e-5)
+    # the level as a region of a larger canvas (the small levels'), bright all around: the same crops, to the
+    # bit (nothing outside the region is read: black outside the level)
+    canvas = np.full((3, shape[0] + 7, shape[1] + 11), 50.0, dtype=np.float32)
+    canvas[:, 4 : 4 + shape[0], 3 : 3 + shape[1]] = level[0]
+    on_canvas = np.full_like(got, np.nan)
+    crops_of_levels(canvas, 4, 3, *shape, rois, on_canvas)
+    np.testing.assert_array_equal(on_canvas, got)
     assert np.all(got[-1] == 0)  # a box wholly outside is black
 
 

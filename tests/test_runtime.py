@@ -287,12 +287,13 @@ def test_crops_split_between_the_streams_give_one_threads_outputs() -> None:
     assert detector._stream is not None
     photo = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB")
     pixels = np.asarray(photo)[None]
-    levels, _, _ = detector._pyramid(pixels, 30.0, None)
+    levels, _, packed = detector._pyramid(pixels, 30.0, None)
+    assert packed is not None  # the small levels are regions of one canvas
     # boxes of 20-200 px: the small ones are read from the photo, the others from the levels, 10 a source
     sides = np.repeat(np.arange(20.0, 220.0, 20.0), 10)
     x = 7.0 * np.arange(len(sides)) % 300
     boxes = np.stack([x, np.full_like(x, 40.0), x + sides, 40.0 + sides], axis=1)
-    sources = _Sources(pixels[0], levels)
+    sources = _Sources(pixels[0], levels, packed)
     detector._callers = 1  # as inside detect(): the only caller, so the stream is used
     ran, batches = set(), []
     run = detector._run
