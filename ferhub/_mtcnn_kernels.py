@@ -17,9 +17,13 @@ candidates P-net finds on a 640x480 one-face photo (AMD EPYC), all of them kept.
 
 Numba compiles each kernel on its first call in a process and caches the machine code beside this file (a
 read-only install caches in the user's cache folder instead), so later processes load it; where neither is
-writable, each process compiles them again rather than failing (a first detection then took ~14 s on AMD
-EPYC, 2 cores, 2026-12-03, against ~20 ms from the cache). The kernels avoid ``np.argsort``, which took Numba
-~2 s to compile in each kernel that called it.
+writable, each process compiles them again rather than failing (a first detection then took 8.0-8.8 s on
+AMD EPYC, 2 cores, 2026-12-03, against ~20 ms from the cache). The kernels avoid ``np.argsort``, which took
+Numba ~2 s to compile in each kernel that called it, and each is called with one set of argument types (a
+kernel compiles once per set: the level-or-canvas kernels take a region of a C-contiguous array rather than
+a view, which took 10.6-11.1 s with four kernels compiled twice). From the cache, a process's first
+detection takes 0.25-0.28 s, Numba setting itself up (0.60-0.76 s with SciPy's ``linalg`` imported on the
+way, which :func:`_import_numba_arrays` avoids).
 """
 
 from __future__ import annotations
