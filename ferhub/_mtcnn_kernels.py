@@ -22,8 +22,8 @@ AMD EPYC, 2 cores, 2026-12-03, against ~20 ms from the cache). The kernels avoid
 Numba ~2 s to compile in each kernel that called it, and each is called with one set of argument types (a
 kernel compiles once per set: the level-or-canvas kernels take a region of a C-contiguous array rather than
 a view, which took 10.6-11.1 s with four kernels compiled twice). From the cache, a process's first
-detection takes 0.25-0.28 s, Numba setting itself up (0.60-0.76 s with SciPy's ``linalg`` imported on the
-way, which :func:`_import_numba_arrays` avoids).
+detection takes 0.25-0.28 s, mostly Numba setting itself up (0.60-0.76 s before, with SciPy's ``linalg``
+imported on the way, which :func:`_import_numba_arrays` avoids, and four kernels loaded twice).
 """
 
 from __future__ import annotations
