@@ -16,7 +16,8 @@ Measures, against ``python app.py`` served on a free local port:
    time than under the plain client: three alternating rounds on one server, AMD EPYC, 2026-12-03), shown in
    the row below it;
 3. webcam frames per second in headless Chromium, whose fake camera plays a y4m video made from the bundled
-   face photos (frames the page painted, frames it received, and the rate the server reports), and where a
+   face photos (frames the page painted, frames it received, the rate the server reports, and the share of
+   captures the same as the one before: the camera had no new frame since), and where a
    frame's time goes, timed in the page: from the start of Gradio's JPEG encoding of a capture to the new
    frame in the page (the round trip), from there to the next capture (the page's turn), and the capture's
    ``toDataURL`` and ``drawImage`` calls (:func:`frame_split`);
@@ -260,6 +261,7 @@ class WebcamRun(NamedTuple):
     turn: float  # that frame -> the next capture
     encode: float  # toDataURL("image/jpeg") of a capture
     draw: float  # one drawImage of the video into the capture canvas (twice a capture when mirrored)
+    repeats: float  # share of captures the same as the one before (the video had no new frame)
 
 
 def frame_split(captures: list[float], frames: list[float]) -> tuple[list[float], list[float]]:
@@ -339,11 +341,14 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> WebcamRun:
         driver.execute_script(
             """window.__shown = 0; window.__received = 0;
                window.__captures = []; window.__frames = []; window.__encode = []; window.__draw = [];
+               window.__repeats = 0;
                const encode = HTMLCanvasElement.prototype.toDataURL;
                HTMLCanvasElement.prototype.toDataURL = function (...args) {
                  const t = performance.now();
                  const url = encode.apply(this, args);
                  window.__captures.push(t); window.__encode.push(performance.now() - t);
+                 if (url === window.__lastCapture) { window.__repeats += 1; }
+                 window.__lastCapture = url;
                  return url;
                };
                const draw = CanvasRenderingContext2D.prototype.drawImage;
@@ -377,9 +382,9 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> WebcamRun:
             if " fps" in text:
                 reported.append(float(text.split(" fps")[0]))
                 faces.append(int(text.split(" · ")[1].split()[0]))
-        shown, received, captures, frames, encode, draw = driver.execute_script(
+        shown, received, captures, frames, encode, draw, repeats = driver.execute_script(
             "return [window.__shown, window.__received, window.__captures, window.__frames, window.__encode,"
-            " window.__draw]"
+            " window.__draw, window.__repeats]"
         )
         elapsed = time.monotonic() - start
         trips, turns = frame_split(captures, frames)
@@ -396,6 +401,7 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> WebcamRun:
             median(turns),
             median(encode),
             median(draw),
+            repeats / len(captures) if captures else float("nan"),
         )
     finally:
         driver.quit()
@@ -547,6 +553,14 @@ def main() -> int:
             )
             rows.append(("webcam frames received by the page", f"{cam_run.received:.1f} fps", "", ""))
             rows.append(("webcam rate reported by the server", f"{cam_run.server:.1f} fps", "", ""))
+            rows.append(
+                (
+                    "  captures the same as the one before (the camera had no new frame since)",
+                    f"{cam_run.repeats:.0%}",
+                    "",
+                    "",
+                )
+            )
             rows.append(
                 (
                     "  a frame's round trip (the page's JPEG encoding -> its frame in the page) / then the"

@@ -379,6 +379,15 @@ def test_the_webcam_stream_decodes_and_encodes_frames_in_its_own_thread() -> Non
     assert text.endswith("1 face · recording 1 frames") and session.frame == 2
 
 
+def test_the_webcam_page_captures_no_faster_than_a_camera_gives_frames() -> None:
+    """Gradio's page captures the camera every ``stream_every`` seconds, whether or not the video has a new
+    frame: faster than a webcam's 30 fps, the server processes the same frame again (31% of the frames at
+    0.02 s)."""
+    demo = build_app([DEFAULT_MODEL])
+    (stream,) = _events(demo, "webcam_frame")
+    assert stream.stream_every == webcam.CAPTURE_EVERY >= 1 / 30
+
+
 @pytest.mark.parametrize("background", [True, False])
 def test_webcam_detects_beside_the_stream_and_joins_on_the_next_frame(
     monkeypatch: pytest.MonkeyPatch, background: bool

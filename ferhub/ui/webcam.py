@@ -62,6 +62,13 @@ DETECT_EVERY = 2
 BACKGROUND = not state.zerogpu()
 _DETECTION = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferhub-webcam-detect")
 
+# How often Gradio's page captures the camera (its timer captures whatever the video shows, whether or not a
+# frame is in flight): a webcam's frame period, 30 fps. Faster captures send the same video frame again: at
+# 0.02 s, 31% of the frames the server processed repeated the one before (416 in 10 s, 28.7 distinct a
+# second); at 1/30 s, 7% (303; 28.1 distinct a second), and the page, whose main thread is busy most of the
+# time, encodes fewer JPEGs (bench/PERFORMANCE.md, 2026-12-03).
+CAPTURE_EVERY = 1 / 30
+
 
 @state.gpu
 def _classify_frame(
@@ -250,7 +257,7 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
         inputs,
         outputs,
         api_name="webcam_frame",
-        stream_every=0.02,
+        stream_every=CAPTURE_EVERY,
         time_limit=600,
         concurrency_limit=4,
         show_progress="hidden",
