@@ -32,7 +32,6 @@ import importlib.abc
 import importlib.util
 import sys
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import numba
@@ -61,7 +60,7 @@ def _in_blas_check(frame: Any) -> bool:
     return False
 
 
-def _import_numba_arrays() -> ModuleType:
+def _import_numba_arrays() -> None:
     """``numba.np.arraymath`` imported without the ``scipy.linalg`` import its BLAS check makes.
 
     Numba imports that module in every process before it loads the first cached kernel, and the check
@@ -70,9 +69,7 @@ def _import_numba_arrays() -> ModuleType:
     been (SciPy installed), so Numba code that does use BLAS (``np.dot``) imports SciPy when it is compiled
     (``numba.np.linalg.ensure_blas``), as it does anyway."""
     if "numba.np.arraymath" in sys.modules or "scipy.linalg.cython_blas" in sys.modules:
-        from numba.np import arraymath
-
-        return arraymath
+        return  # imported already, or its check finds SciPy's BLAS in place: nothing to keep out
     finder = _NoScipyForBlasCheck()
     sys.meta_path.insert(0, finder)
     try:
@@ -81,7 +78,6 @@ def _import_numba_arrays() -> ModuleType:
         sys.meta_path.remove(finder)
     if finder.blocked and hasattr(arraymath, "_HAVE_BLAS"):
         arraymath._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
-    return arraymath
 
 
 _import_numba_arrays()
