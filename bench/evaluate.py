@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ferhub.device import cpu_name
 from ferhub.labels import FER7
 
 
@@ -207,7 +208,7 @@ def main() -> None:
     print()
     print(
         f"ferhub evaluation throughput: {model_id}, device {predictor.device}, torch {torch.__version__},"
-        f" {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; median of {args.runs} interleaved"
+        f" {torch.get_num_threads()} threads, {cpu_name()}; median of {args.runs} interleaved"
         f" rounds; {no_face}/{len(source)} photos without a detected face; 1-min load average"
         f" {load_before:.1f} before, {load_after:.1f} after"
         + (

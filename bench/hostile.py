@@ -23,15 +23,10 @@ from pathlib import Path
 
 from machine import print_table
 
+from ferhub.device import cpu_name
+
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 MODULES = {"model repos": "test_hostile_models", "images, paths, zips, CLI": "test_hostile_inputs"}
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
@@ -41,7 +36,7 @@ def main() -> int:
     sys.path.insert(0, str(TESTS))
     from hostile import CASE_MEMORY_MB, CASE_SECONDS, kinds_of, run_cases
 
-    print(f"\n**{cpu_model()}, {os.cpu_count()} cores**, Python {platform.python_version()}, "
+    print(f"\n**{cpu_name()}**, Python {platform.python_version()}, "
           f"`{' '.join(sys.argv)}`")  # fmt: skip
     # times here are bounds checked on a shared machine: the load says how busy it was
     print(f"machine load (1-min average) at start: {os.getloadavg()[0]:.2f}\n")

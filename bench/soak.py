@@ -40,15 +40,10 @@ from pathlib import Path
 import numpy as np
 from machine import free_port, one_face_photo, rss_mb, start_app, stop, wait_http
 
+from ferhub.device import cpu_name
+
 RSS_BACK_WITHIN = 0.10  # the burst's RSS must come back within 10% of where it started
 FLAT_DRIFT = 0.05  # the soak's last-quarter mean RSS may exceed its second-quarter mean by this much
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def count_files(folder: Path) -> tuple[int, float]:
@@ -283,9 +278,9 @@ def main() -> int:
     flat = s["drift"] <= FLAT_DRIFT
     bounded = s["files_second_half_max"] <= s["files_first_half_max"] + 10
     soak_ok = s["failures"] == 0 and flat and bounded
-    cores = f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable)"
+    usable = f"{len(os.sched_getaffinity(0))} usable"
     loads = " / ".join(f"{x:.2f}" for x in (*load_before[:1], *os.getloadavg()[:1]))
-    print(f"\n**{cpu_model()}, {cores}**, Python {platform.python_version()}, `{' '.join(sys.argv)}`")
+    print(f"\n**{cpu_name()} ({usable})**, Python {platform.python_version()}, `{' '.join(sys.argv)}`")
     # the soak checks memory and files, not speed; the load says how busy the machine was meanwhile
     print(
         f"machine load (1-min average) at start / end: {loads}; server:"

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ferhub.data import Crops
+from ferhub.device import cpu_name
 from ferhub.models import create_model
 from ferhub.training import (
     Dist,
@@ -199,7 +200,7 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"CPU, {torch.get_num_threads()} threads"
+        name = f"{cpu_name()}, {torch.get_num_threads()} threads"
     print(f"# ferhub training benchmark ({name}, torch {torch.__version__})\n")
     if not args.skip_learnability:
         r = learnability(args.epochs, args.per_class, device)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ferhub import assets
+from ferhub.device import cpu_name
 
 
 def one_face_photo() -> bytes:
@@ -113,7 +114,7 @@ def main() -> None:
     rows += [f"| {name} | not imported (`ferhub zoo import {name}`) | | | | | |" for name in missing]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs (1-min load"
+        f"{cpu_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads (1-min load"
         f" average {load:.1f} at the end: other processes share these cores); medians of {args.runs} runs\n"
     )
     print(

@@ -51,3 +51,29 @@ def test_host_watch_reports_steal_and_the_probe_before_and_after(bench_script, m
     steal, speed = machine.HostWatch().lines()
     assert steal.startswith("CPU time taken by the hypervisor (steal) during the run: ")
     assert speed == "one-thread sgemm (host speed) before / after the run: 93 / 75 GFLOP/s"
+
+
+def test_cpu_name_states_the_model_and_core_count() -> None:
+    import os
+    from pathlib import Path
+
+    from ferhub.device import cpu_name
+
+    name = cpu_name()
+    assert name.endswith(f", {os.cpu_count()} cores")
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():  # Linux: the model line, as `lscpu` names it (Intel and AMD tables differ)
+        lines = cpuinfo.read_text().splitlines()
+        models = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+        if models:
+            assert name.startswith(models[0])
+
+
+def test_every_benchmark_that_prints_a_table_states_the_cpu() -> None:
+    """Every table in bench/ (and so in the README) names the CPU it ran on: the kinds differ 1.6-2x."""
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    printing = [p for p in sorted(bench.glob("*.py")) if p.name != "machine.py" and "| " in p.read_text()]
+    assert len(printing) >= 10  # the scan sees the scripts
+    assert [p.name for p in printing if "cpu_name()" not in p.read_text()] == []
