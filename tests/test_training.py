@@ -561,3 +561,33 @@ def test_training_picks_its_device_by_the_one_default_device_rule(
     argv = ["train", "--recipe", "seed002_kaskun", "--data", str(tmp_path), "--device", "cuda"]
     assert cli_main([*argv, "--output-dir", str(tmp_path / "b")]) == 2  # an option to change, not a bug (4)
     assert "torch sees no CUDA GPU; use --device cpu" in capsys.readouterr().err
+
+
+def test_batchnorm_lag_is_the_share_of_running_statistics_still_initial() -> None:
+    from ferhub.training.fit import batchnorm_lag, batchnorm_note
+
+    keras, torch_default, cumulative = (
+        torch.nn.BatchNorm2d(3, momentum=0.01),
+        torch.nn.BatchNorm1d(3, momentum=0.1),
+        torch.nn.BatchNorm2d(3, momentum=None),  # a cumulative average: never lags
+    )
+    model = torch.nn.ModuleList([torch.nn.Conv2d(3, 3, 1), keras, torch_default, cumulative])
+    for bn, batches in ((keras, 150), (torch_default, 150), (cumulative, 3)):
+        bn.num_batches_tracked.fill_(batches)
+    share, batches, momentum = batchnorm_lag(model)
+    assert (batches, momentum) == (150, 0.01) and abs(share - 0.99**150) < 1e-12  # 0.22
+    note = batchnorm_note(model)
+    assert note is not None and "150 batches at momentum 0.01" in note and "22%" in note
+    keras.num_batches_tracked.fill_(500)  # 0.99 ** 500 = 0.7%: caught up
+    assert batchnorm_note(model) is None
+    plain = torch.nn.Linear(2, 2)
+    assert batchnorm_lag(plain) == (0.0, 0, 0.0) and batchnorm_note(plain) is None
+
+
+def test_a_run_too_short_for_its_batchnorm_statistics_says_so(
+    task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # test_tiny keeps Keras' momentum (0.01): one epoch of a few batches leaves the statistics ~95% initial
+    main(get_args_parser().parse_args(_args(task_folder, tmp_path / "run", "--epochs", "1")))
+    out = capsys.readouterr()
+    assert "BatchNorm's running statistics have seen" in out.out + out.err

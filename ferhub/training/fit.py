@@ -176,6 +176,8 @@ def fit(
                 log(f"early stopping: no better validation {cfg.monitor} for {cfg.early_stopping} epochs")
             break
     final = _release(parts, out_dir / "checkpoints" / "best.safetensors")
+    if dist.main and (note := batchnorm_note(final)):
+        log(note)
     probs = evaluate(final, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
     return FitResult(final, state, probs, score(probs, val.targets, val.labels, train.labels), stopped)
 
@@ -258,6 +260,40 @@ def _end_epoch(
         }
     )
     return improved
+
+
+STALE_BATCHNORM = 0.05  # the share of initial running statistics above which a run's end says so
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def batchnorm_lag(model: nn.Module) -> tuple[float, int, float]:
+    """The largest share of a BatchNorm layer's running statistics that is still their initial value
+    (``(1 - momentum) ** batches``: torch's exponential average), with that layer's batch count and momentum;
+    ``(0.0, 0, 0.0)`` without such layers."""
+    worst = (0.0, 0, 0.0)
+    for m in model.modules():
+        if isinstance(m, _BATCHNORMS) and m.track_running_stats and m.momentum is not None:
+            batches = int(m.num_batches_tracked)
+            worst = max(worst, ((1.0 - m.momentum) ** batches, batches, m.momentum))
+    return worst
+
+
+def batchnorm_note(model: nn.Module) -> str | None:
+    """A line for the end of a run whose BatchNorm running statistics are still mostly where they started.
+
+    Evaluation mode normalises with those statistics, so its results lag the trained weights: mini-Xception
+    and the FCN keep Keras' momentum (0.99 of the statistics kept a step, seed 002's reference), and a
+    6-epoch run of 150 steps scored 0.44 held-out accuracy where torch's momentum gave 0.995 and 20 epochs
+    0.9975 (``bench/train.py``, 2026-12-04).
+    """
+    share, batches, momentum = batchnorm_lag(model)
+    if share <= STALE_BATCHNORM:
+        return None
+    return (
+        f"note: BatchNorm's running statistics have seen {batches} batches at momentum {momentum:g}, so"
+        f" {share:.0%} of them is still their initial value and evaluation-mode results lag the trained"
+        " weights; train for more steps"
+    )
 
 
 def _release(parts: _Parts, best: Path) -> nn.Module:
