@@ -416,6 +416,53 @@ def test_webcam_detects_beside_the_stream_and_joins_on_the_next_frame(
         assert track.time == started and track.box == pytest.approx(expected.box)
 
 
+def test_webcam_frames_never_wait_for_a_detection_still_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine too busy to detect within a frame's time: the frames after a detection started keep coming
+    (the tracker carries the face), no second detection starts while one runs, and its faces join on the
+    first frame after it has finished."""
+    import threading
+
+    monkeypatch.setattr(webcam, "BACKGROUND", True)
+    detector = state.cache().detector(fast=True)
+    release, started = threading.Event(), []
+    real_detect = detector.detect
+
+    def slow_detect(image: Image.Image, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("ferhub-webcam-detect"):
+            started.append(image)
+            assert release.wait(60)
+        return real_detect(image, *args, **kwargs)
+
+    monkeypatch.setattr(detector, "detect", slow_detect)
+    frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
+
+    def in_a_thread(image: np.ndarray, session: Any) -> list[Any]:  # empty if the frame is still waiting
+        done: list[Any] = []
+        worker = threading.Thread(target=lambda: done.append(webcam.process_frame(image, session)))
+        worker.start()
+        worker.join(20)
+        return done
+
+    session = None
+    try:
+        for k in range(6):  # frame 0 in line; frame 2's detection blocks until released
+            done = in_a_thread(np.roll(frame, 2 * k, axis=1), session)
+            assert done, f"frame {k} waited for the detection started on frame 2"
+            _, text, session = done[0]
+            assert text.endswith("1 face")
+        assert len(started) == 1 and session.pending is not None and not session.pending.done()
+        (track,) = session.tracker.tracks
+        assert track.hits == 1  # only frame 0's detection has joined
+    finally:
+        release.set()
+    session.pending.result()
+    _, _, session = webcam.process_frame(frame, session)
+    (track,) = session.tracker.tracks
+    assert track.id == 1 and track.hits == 2  # frame 2's faces joined, at frame 2's time
+    assert len(started) == 2 and session.detected == 6  # and the next detection started at once (it was due)
+    session.pending.result()
+
+
 def test_webcam_boxes_never_carry_over_a_cut() -> None:
     """A frame between detections carries the last boxes along, unless the scene changed wholesale (another
     camera, the fake camera's loop): then the new scene is detected at once and nobody keeps an old id."""

@@ -43,6 +43,7 @@ class WebcamSession:
     cuts: Any = None  # ferhub.video.ShotCuts: another camera or scene must not inherit the last one's boxes
     pending: Future | None = None  # a detection started on an earlier frame, running beside the stream
     pending_time: float = 0.0  # that frame's time
+    detected: int = 0  # the number of the frame whose detection was the last one started
 
     def tick(self, now: float | None = None) -> float:
         """Record a frame's arrival; returns the frames per second over the recent frames."""
@@ -54,10 +55,12 @@ class WebcamSession:
 
 # Faces are detected on every DETECT_EVERY-th frame; every frame classifies the faces where the tracker
 # predicts them. Detection is most of a frame's cost, so it runs beside the stream (BACKGROUND): started on
-# its frame, its faces join the tracks on the next frame. Detected in line, a detection frame took ~3x as
-# long as the frame after it, so the two reached the browser within one paint and about a quarter of the
-# frames were never seen. Without tracks (the first frame, after a cut) a frame is detected at once. On a
-# ZeroGPU Space the GPU is lent per request, so there detection stays in line.
+# its frame, its faces join the tracks on the first frame after it has finished, and no frame waits for it
+# (on a machine too busy to detect within a frame's time, detections come less often and the tracker carries
+# the boxes meanwhile). Detected in line, a detection frame took ~3x as long as the frame after it, so the two
+# reached the browser within one paint and about a quarter of the frames were never seen. Without tracks (the
+# first frame, after a cut) a frame is detected at once. On a ZeroGPU Space the GPU is lent per request, so
+# there detection stays in line.
 DETECT_EVERY = 2
 BACKGROUND = not state.zerogpu()
 _DETECTION = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferhub-webcam-detect")
@@ -81,8 +84,9 @@ def _classify_frame(
 
 
 def _join_detection(session: WebcamSession) -> None:
-    """The faces of the detection started on an earlier frame join the tracks, at that frame's time."""
-    if session.pending is None:
+    """The faces of the detection started on an earlier frame join the tracks, at that frame's time, once it
+    has finished (a frame never waits for it)."""
+    if session.pending is None or not session.pending.done():
         return
     faces, session.pending = session.pending.result(), None
     tracks = session.tracker.update([f.box for f in faces], time=session.pending_time)
@@ -101,14 +105,15 @@ def _faces_now(
         session.pending = None  # the old scene's detection: its result is dropped
     _join_detection(session)
     carried = session.tracker.predicted(now)
-    due = session.frame % DETECT_EVERY == 0
+    due = session.frame - session.detected >= DETECT_EVERY
     if not carried or (due and not BACKGROUND):
+        session.pending, session.detected = None, session.frame  # one still running is older than this one
         faces, probs = _classify_frame(predictor, image, None)
         tracks = session.tracker.update([f.box for f in faces], time=now)
     else:  # the tracker's predicted boxes, with the last detection's landmarks moved along
-        if due:
+        if due and session.pending is None:
             session.pending = _DETECTION.submit(predictor.detector.detect, image)
-            session.pending_time = now
+            session.pending_time, session.detected = now, session.frame
         tracks = [t for t, _ in carried]
         faces, probs = _classify_frame(
             predictor, image, [_moved(session.faces[t.id], box) for t, box in carried]
