@@ -139,7 +139,8 @@ def main() -> None:
     folder = open_source(str(tmp / "lfw64"), precropped=True)
     crops = [memory.image(i) for i in range(len(memory))]
     model = predictor.models[0]
-    # the Predictor feeds its models channels-last batches (its _forward); the forward row does the same
+    # the Predictor's torch runtime (attributions, CUDA) feeds its modules channels-last batches (_forward);
+    # the forward row does the same. On the CPU the Predictor runs ONNX Runtime (the rows above)
     batch = eval_tensor(crops[: predictor.batch_size], model.config).to(
         predictor.device, memory_format=torch.channels_last
     )
@@ -180,7 +181,7 @@ def main() -> None:
             "64x64 crops: Predictor.classify_crops only", len(crops), lambda: predictor.classify_crops(crops)
         ),
         Workload(
-            f"model forward only, batches of {len(batch)} (as the Predictor runs it)",
+            f"torch module forward only, batches of {len(batch)} (the Predictor's torch runtime)",
             repeat * len(batch),
             forward(model, batch, repeat),
         ),

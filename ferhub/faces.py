@@ -78,10 +78,10 @@ class FaceDetector:
 
     Args:
         min_face_size: smallest face to find, in original-image pixels. ``None`` (default): 1/16 of the
-        shorter
-            side of the image P-net sees, within [12, 40] px (:func:`ferhub._mtcnn.auto_min_face_size`): a
-            640x480 photo is searched for faces from 30 px, a 1024 px one from 40 px, and a 25x25 face crop at
-            full resolution (12 px, P-net's window; R-/O-net inputs are then upsampled from it).
+            shorter side of the image P-net sees, within [12, 40] px
+            (:func:`ferhub._mtcnn.auto_min_face_size`): a 640x480 photo is searched for faces from 30 px, a
+            1024 px one from 40 px, and a 25x25 face crop at full resolution (12 px, P-net's window; R-/O-net
+            inputs are then upsampled from it).
         thresholds: P-, R- and O-net score thresholds (MTCNN's defaults).
         max_side: large images are detected on a copy downscaled so its longer side is at most this; boxes and
             landmarks are mapped back to original pixels.
