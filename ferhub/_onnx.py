@@ -147,6 +147,11 @@ def cached(key: str, build: Callable[[], bytes]) -> bytes:
         return data
 
 
+def is_cached(key: str) -> bool:
+    """Whether :func:`cached` finds the graph stored under ``key`` without building it."""
+    return key in _MEMORY or (cache_dir() / f"{key}.onnx").is_file()
+
+
 def _store(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically; a cache that cannot be written only costs a re-export later."""
     try:

@@ -34,8 +34,7 @@ def isolated_hf(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where a browser test module's screenshots go: ``$FERHUB_SCREENSHOTS`` (to keep and look at them), else
-    a
-    temporary folder."""
+    a temporary folder."""
     import os
 
     folder = Path(os.environ.get("FERHUB_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))

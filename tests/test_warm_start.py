@@ -3,6 +3,8 @@ torch (~1.2 s) nor the ``onnx`` package (~0.6 s), builds nothing, and finds what
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -173,3 +175,54 @@ def test_a_cpu_build_of_torch_picks_the_cpu_without_importing_torch() -> None:
     code = "import sys; from ferhub.device import default_device as d; print(d(), 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["cpu", "False"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_first_run_notice_only_at_a_terminal_and_only_before_the_graphs_are_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ferhub import _mtcnn_onnx, _onnx
+    from ferhub.commands.predict import FIRST_RUN, first_run_notice
+
+    monkeypatch.setattr(_onnx, "_MEMORY", {})  # this process has not seen the graphs either
+    monkeypatch.setenv("FERHUB_ONNX_CACHE", str(tmp_path / "onnx"))
+    terminal, pipe = _Terminal(), io.StringIO()
+    assert not first_run_notice("cpu", pipe) and pipe.getvalue() == ""  # a script reading a pipe: nothing
+    assert not first_run_notice("cuda", terminal)  # torch on the GPU: no graphs to export
+    assert first_run_notice("cpu", terminal) and terminal.getvalue() == FIRST_RUN + "\n"
+    (tmp_path / "onnx").mkdir()
+    for name in ("pnet", "rnet", "onet"):  # every net's graph on this machine: nothing to prepare
+        (tmp_path / "onnx" / f"{_mtcnn_onnx._graph_key(name)}.onnx").write_bytes(b"graph")
+    assert _mtcnn_onnx.graphs_cached() and not first_run_notice("cpu", terminal)
+
+
+@pytest.mark.slow
+def test_ferhub_predict_at_a_terminal_says_why_its_first_run_is_slow(tmp_path: Path) -> None:
+    """The real command under a pseudo-terminal: the notice on the first run, none on the second."""
+    import pty
+
+    from ferhub.commands.predict import FIRST_RUN
+
+    env = {**os.environ, "FERHUB_ONNX_CACHE": str(tmp_path / "onnx")}
+    photo = str(EXAMPLES_DIR / "grace_hopper.jpg")
+    outputs = []
+    for _ in range(2):
+        primary, secondary = pty.openpty()
+        proc = subprocess.run(
+            [sys.executable, "-m", "ferhub", "predict", photo], env=env, stdout=subprocess.PIPE,
+            stderr=secondary, check=True, text=True,
+        )  # fmt: skip
+        os.close(secondary)
+        err = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal's writer has closed
+            while chunk := os.read(primary, 4096):
+                err += chunk
+        os.close(primary)
+        outputs.append((json.loads(proc.stdout), err.decode()))
+    (first, first_err), (second, second_err) = outputs
+    assert FIRST_RUN in first_err and FIRST_RUN not in second_err
+    assert first == second and len(first[0]["faces"]) == 1  # stdout holds the results alone

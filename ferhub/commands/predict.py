@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ferhub.cli import debug_traceback
 
@@ -129,11 +129,31 @@ def _device(args: argparse.Namespace) -> str | None:
     return default_device(int(os.environ["LOCAL_RANK"]))
 
 
+FIRST_RUN = (
+    "ferhub: the first run on this machine prepares face detection (its nets exported to ONNX, its kernels"
+    " compiled, both kept for later runs): ~10 s, once"
+)
+
+
+def first_run_notice(device: str, stream: TextIO) -> bool:
+    """Tell a person at a terminal why the first photo takes ~10 s (``ferhub predict`` says nothing else until
+    its results); returns whether it did. Scripts reading a pipe get no such line."""
+    from ferhub import _mtcnn_onnx
+    from ferhub.predict import resolve_runtime
+
+    if not stream.isatty() or resolve_runtime("auto", device) != "onnx" or _mtcnn_onnx.graphs_cached():
+        return False
+    print(FIRST_RUN, file=stream, flush=True)
+    return True
+
+
 def _predictor(args: argparse.Namespace) -> Any:
+    from ferhub.device import device_name
     from ferhub.faces import FaceDetector
     from ferhub.predict import Predictor, default_device
 
     device = _device(args)
+    first_run_notice(device_name(device), sys.stderr)
     detector = None
     if args.min_face_size:
         detector = FaceDetector(min_face_size=args.min_face_size, device=device or default_device())
