@@ -84,14 +84,18 @@ _import_numba_arrays()
 
 
 def _kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``numba.njit(nogil=True, cache=True)``: compiled on first call, releasing the GIL, its machine code
-    cached; without the cache where Numba finds no writable folder for it (it raises at decoration then)."""
+    """``numba.njit(nogil=True, cache=True, error_model="numpy")``: compiled on first call, releasing the GIL,
+    its machine code cached; without the cache where Numba finds no writable folder for it (it raises at
+    decoration then). numpy's error model: a float division by zero gives inf or NaN, as in the numpy and
+    torchvision arithmetic the kernels repeat (the IoU of two empty boxes is 0 / 0, NaN, above no threshold),
+    where Python's, Numba's default, raised ZeroDivisionError; it also compiled the kernels ~0.5 s faster
+    (first detection 9.7 / 10.4 against 10.2 / 11.0 s, AMD EPYC, alternating) with the same boxes."""
 
     def compile_(fn: Callable[..., Any]) -> Any:
         try:
-            return numba.njit(nogil=True, cache=True, **options)(fn)
+            return numba.njit(nogil=True, cache=True, error_model="numpy", **options)(fn)
         except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(nogil=True, **options)(fn)
+            return numba.njit(nogil=True, error_model="numpy", **options)(fn)
 
     return compile_
 

@@ -313,6 +313,23 @@ def test_stage_three_faces_are_the_numpy_steps_scaled_to_the_photo() -> None:
         assert got[0].shape == (len(keep), 4) and got[2].shape == (len(keep), 5, 2)
 
 
+def test_nms_of_boxes_without_area_is_torchvisions_not_an_error() -> None:
+    """Two boxes of zero area give an IoU of 0 / 0: NaN in torchvision's float arithmetic, above no threshold,
+    so both are kept. The kernels compile with numpy's error model; with Python's (Numba's default) the NMS
+    raised ZeroDivisionError and the detection failed."""
+    from ferhub._compat import nms_cpu
+    from ferhub._mtcnn_kernels import nms
+
+    boxes = np.array([[5, 5, 5, 5], [5, 5, 5, 5], [1, 1, 3, 3], [1, 1, 3, 3.1]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    with np.errstate(invalid="ignore"):  # the reference's 0 / 0
+        expected = nms_cpu(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5).numpy()
+    np.testing.assert_array_equal(nms(boxes, scores, np.float32(0.5), False), expected)
+    assert list(expected) == [0, 1, 2]  # the two empty boxes kept; the last overlaps the third
+    # "Min" divides by the smaller area, at least 1e-9: an empty box's intersection is 0, so it keeps them too
+    np.testing.assert_array_equal(nms(boxes, scores, np.float32(0.5), True), [0, 1, 2])
+
+
 def test_the_nms_score_order_is_a_stable_descending_sort() -> None:
     """``_by_score`` (the NMS's order, a merge sort of its own) is ``np.argsort(-scores, kind="mergesort")``:
     highest first, equal scores in index order; lengths around the powers of two its runs double through."""
