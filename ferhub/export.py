@@ -103,8 +103,13 @@ def _verify(model: nn.Module, graph: bytes, batch: np.ndarray) -> float:
 
 
 def _quantize(model: nn.Module, fp32: Path, out: Path, batch: np.ndarray) -> float:
-    """Static int8 (QDQ) quantisation calibrated on half the real crops; top-1 agreement with fp32 on all."""
+    """Static int8 (QDQ) quantisation calibrated on half the real crops; top-1 agreement with fp32 on all.
+
+    The graph goes through ONNX Runtime's quantisation pre-processing first (shape inference and its graph
+    optimisations), as its quantiser asks on the console otherwise; the agreement was the same either way for
+    every bundled model, and with MinMax, percentile or entropy calibration (2026-12-04)."""
     from onnxruntime import quantization as q
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(q.CalibrationDataReader):
         def __init__(self) -> None:
@@ -113,7 +118,12 @@ def _quantize(model: nn.Module, fp32: Path, out: Path, batch: np.ndarray) -> flo
         def get_next(self) -> dict | None:
             return next(self.items, None)
 
-    q.quantize_static(str(fp32), str(out), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True)
+    prepared = out.with_name(out.name + ".pre.onnx")
+    try:
+        quant_pre_process(str(fp32), str(prepared))
+        q.quantize_static(str(prepared), str(out), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True)
+    finally:
+        prepared.unlink(missing_ok=True)
     fp = _onnx.session(fp32).run(None, {"input": batch})[0].argmax(axis=1)
     int8 = _onnx.session(out).run(None, {"input": batch})[0].argmax(axis=1)
     return float((fp == int8).mean())
