@@ -582,6 +582,15 @@ def test_batchnorm_lag_is_the_share_of_running_statistics_still_initial() -> Non
     assert batchnorm_note(model) is None
     plain = torch.nn.Linear(2, 2)
     assert batchnorm_lag(plain) == (0.0, 0, 0.0) and batchnorm_note(plain) is None
+    frozen = torch.nn.BatchNorm2d(3, momentum=0.01)  # never in train mode: keeps its loaded statistics
+    assert batchnorm_lag(frozen) == (0.0, 0, 0.0) and batchnorm_note(frozen) is None
+
+
+def test_a_run_with_frozen_batchnorm_says_nothing_of_it(task_folder: Path, tmp_path: Path, capsys) -> None:
+    argv = _args(task_folder, tmp_path / "run", "--epochs", "1", "--set", "freeze_bn=true")
+    main(get_args_parser().parse_args(argv))
+    out = capsys.readouterr()
+    assert "BatchNorm's running statistics" not in out.out + out.err
 
 
 def test_a_run_too_short_for_its_batchnorm_statistics_says_so(

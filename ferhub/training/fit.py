@@ -267,14 +267,16 @@ _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 def batchnorm_lag(model: nn.Module) -> tuple[float, int, float]:
-    """The largest share of a BatchNorm layer's running statistics that is still their initial value
+    """The largest share of a trained BatchNorm layer's running statistics that is still their initial value
     (``(1 - momentum) ** batches``: torch's exponential average), with that layer's batch count and momentum;
-    ``(0.0, 0, 0.0)`` without such layers."""
+    ``(0.0, 0, 0.0)`` without such layers. Layers that saw no batch are left out: frozen (``freeze_bn``, the
+    frozen part of a partial unfreezing), they keep the statistics they were loaded with, as meant."""
     worst = (0.0, 0, 0.0)
     for m in model.modules():
         if isinstance(m, _BATCHNORMS) and m.track_running_stats and m.momentum is not None:
             batches = int(m.num_batches_tracked)
-            worst = max(worst, ((1.0 - m.momentum) ** batches, batches, m.momentum))
+            if batches > 0:
+                worst = max(worst, ((1.0 - m.momentum) ** batches, batches, m.momentum))
     return worst
 
 
