@@ -45,6 +45,15 @@ class ExportReport:
     int8_agreement: float | None = None  # top-1 agreement of the int8 graph with fp32 on real face crops
 
 
+class Int8Refused(_onnx.ExportError):
+    """The int8 graph disagreed with fp32 too often and was not written; ``report``: the fp32 export, which
+    was written and checked."""
+
+    def __init__(self, message: str, report: ExportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def real_face_crops(config, limit: int | None = None) -> np.ndarray:
     """Normalised crops of real faces for ``config``: the bundled example photos' faces and scikit-image's LFW
     subset (its 100 face crops), as the model's input batch. LFW needs scikit-image (``pip install
@@ -173,10 +182,11 @@ def export_onnx(
             report.int8_agreement = _quantize(target, folder / name, folder / INT8_NAME, crops)
             if report.int8_agreement < MIN_INT8_AGREEMENT:
                 (folder / INT8_NAME).unlink(missing_ok=True)
-                raise _onnx.ExportError(
+                raise Int8Refused(
                     f"int8 agrees with fp32 on only {report.int8_agreement:.1%} of {len(crops)} real face"
                     f" crops (needs {MIN_INT8_AGREEMENT:.0%}); {ONNX_NAME} (fp32) is written, the int8 graph"
-                    " is not"
+                    " is not",
+                    report,
                 )
             report.files.append(INT8_NAME)
     if members:

@@ -139,3 +139,13 @@ def test_int8_is_refused_below_99_percent_agreement(tmp_path) -> None:
         export_onnx("fer-mini-xception", tmp_path / "q", quantize="int8")
     assert (tmp_path / "q" / ONNX_NAME).is_file() and not (tmp_path / "q" / "model.int8.onnx").exists()
     assert not list((tmp_path / "q").glob("*.pre.onnx"))  # the quantiser's prepared copy is removed
+
+
+@pytest.mark.slow
+def test_cli_reports_the_fp32_export_before_refusing_int8(tmp_path, capsys) -> None:
+    code = main(["export", "fer-mini-xception", "--out", str(tmp_path / "q"), "--quantize", "int8"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "int8 agrees with fp32 on only" in err
+    assert "wrote " in out and "max |probability difference|" in out  # model.onnx: written and checked
+    assert "int8 top-1 agreement with fp32 on real face crops: " in out
+    assert (tmp_path / "q" / ONNX_NAME).is_file() and not (tmp_path / "q" / "model.int8.onnx").exists()

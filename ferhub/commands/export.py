@@ -4,6 +4,7 @@ PyTorch."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,9 +22,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ferhub.export import export_onnx
+    from ferhub.export import Int8Refused, export_onnx
 
-    report = export_onnx(args.model, args.out, quantize=args.quantize)
+    try:
+        report = export_onnx(args.model, args.out, quantize=args.quantize)
+    except Int8Refused as e:  # the fp32 graph was written and checked: say so before the refusal
+        _print(e.report)
+        raise
+    _print(report)
+    return 0
+
+
+def _print(report: Any) -> None:
     print(f"wrote {report.folder}: {', '.join(report.files)}")
     print(
         f"checked against PyTorch on {report.crops} crops: max |probability difference| "
@@ -31,4 +41,3 @@ def run(args: argparse.Namespace) -> int:
     )
     if report.int8_agreement is not None:
         print(f"int8 top-1 agreement with fp32 on real face crops: {report.int8_agreement:.1%}")
-    return 0
