@@ -91,11 +91,13 @@ def _kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     where Python's, Numba's default, raised ZeroDivisionError; it also compiled the kernels ~0.5 s faster
     (first detection 9.7 / 10.4 against 10.2 / 11.0 s, AMD EPYC, alternating) with the same boxes."""
 
+    options = {"nogil": True, "error_model": "numpy", **options}
+
     def compile_(fn: Callable[..., Any]) -> Any:
         try:
-            return numba.njit(nogil=True, cache=True, error_model="numpy", **options)(fn)
+            return numba.njit(cache=True, **options)(fn)
         except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(nogil=True, error_model="numpy", **options)(fn)
+            return numba.njit(**options)(fn)
 
     return compile_
 

@@ -137,7 +137,7 @@ def cached(key: str, build: Callable[[], bytes]) -> bytes:
     with lock:
         if key in _MEMORY:
             return _MEMORY[key]
-        path = cache_dir() / f"{key}.onnx"
+        path = _cache_path(key)
         try:
             data = path.read_bytes()
         except OSError:
@@ -149,7 +149,12 @@ def cached(key: str, build: Callable[[], bytes]) -> bytes:
 
 def is_cached(key: str) -> bool:
     """Whether :func:`cached` finds the graph stored under ``key`` without building it."""
-    return key in _MEMORY or (cache_dir() / f"{key}.onnx").is_file()
+    return key in _MEMORY or _cache_path(key).is_file()
+
+
+def _cache_path(key: str) -> Path:
+    """Where the graph stored under ``key`` lives on disk."""
+    return cache_dir() / f"{key}.onnx"
 
 
 def _store(path: Path, data: bytes) -> None:
@@ -382,7 +387,7 @@ def repo_classifier(folder: Path, config: Any, threads: int = 1) -> OnnxClassifi
         key = json.loads(_repo_path(repo_key).read_text())["graph"]
         if not (isinstance(key, str) and re.fullmatch("[0-9a-f]{64}", key)):
             return None
-        graph = _MEMORY.get(key) or (cache_dir() / f"{key}.onnx").read_bytes()
+        graph = _MEMORY.get(key) or _cache_path(key).read_bytes()
     except (OSError, ValueError, KeyError, TypeError):  # absent, unreadable or from another ferhub
         return None
     if not _passed(key, graph):

@@ -4,7 +4,10 @@ PyTorch."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ferhub.export import ExportReport
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(report: Any) -> None:
+def _print(report: ExportReport) -> None:
+    """What was written and how it checked against PyTorch."""
     print(f"wrote {report.folder}: {', '.join(report.files)}")
     print(
         f"checked against PyTorch on {report.crops} crops: max |probability difference| "

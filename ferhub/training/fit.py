@@ -263,7 +263,6 @@ def _end_epoch(
 
 
 STALE_BATCHNORM = 0.05  # the share of initial running statistics above which a run's end says so
-_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 def batchnorm_lag(model: nn.Module) -> tuple[float, int, float]:
@@ -273,10 +272,11 @@ def batchnorm_lag(model: nn.Module) -> tuple[float, int, float]:
     frozen part of a partial unfreezing), they keep the statistics they were loaded with, as meant."""
     worst = (0.0, 0, 0.0)
     for m in model.modules():
-        if isinstance(m, _BATCHNORMS) and m.track_running_stats and m.momentum is not None:
-            batches = int(m.num_batches_tracked)
-            if batches > 0:
-                worst = max(worst, ((1.0 - m.momentum) ** batches, batches, m.momentum))
+        if not isinstance(m, nn.modules.batchnorm._BatchNorm):  # as freeze_bn finds them (loop._train_mode)
+            continue
+        batches = int(m.num_batches_tracked) if m.track_running_stats else 0
+        if batches > 0 and m.momentum is not None:
+            worst = max(worst, ((1.0 - m.momentum) ** batches, batches, m.momentum))
     return worst
 
 
