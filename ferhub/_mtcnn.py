@@ -435,8 +435,7 @@ class FastMTCNN:
         self, levels: list[Level]
     ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], torch.Tensor]:
         """P-net's maps per call: (face probability (N, h, w), box offsets (N, 4, h, w), index of the level
-        each
-        cell belongs to or -1 (h, w)), and each level's origin (y, x) in its call's canvas.
+        each cell belongs to or -1 (h, w)), and each level's origin (y, x) in its call's canvas.
 
         The two largest levels run alone; the small ones are packed into one canvas and run as one call: a
         handful of tiny convolutions costs more in per-call overhead (and slower small-input kernels) than the

@@ -78,8 +78,7 @@ def facenet_weights_path(name: str = "vggface2") -> Path:
 
 def _torch_load(path: Path | bytes, where: str | None = None) -> Any:
     """The one ``torch.load`` of outside files: ``weights_only=True``, so no code is unpickled (``path`` may
-    be
-    the file's bytes, named ``where`` in errors)."""
+    be the file's bytes, named ``where`` in errors)."""
     src = io.BytesIO(path) if isinstance(path, bytes) else path
     where = where or str(path)
     try:

@@ -262,8 +262,7 @@ class TrainTransform:
     def _crop_boxes(self, n: int, g: torch.Generator, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """RandomResizedCrop's boxes: area fraction uniform in ``resized_crop``, aspect ratio log-uniform in
         ``resized_crop_ratio``; sides clipped to the image (torchvision retries instead), centre uniform over
-        the
-        positions that keep the box inside. Returns half-sides and centres, (n, 2) each, in grid units."""
+        the positions that keep the box inside. Returns half-sides and centres, (n, 2) each, in grid units."""
         assert self.resized_crop is not None
         area = _uniform(n, *self.resized_crop, g, dev)
         ratio = torch.exp(_uniform(n, *(math.log(r) for r in self.resized_crop_ratio), g, dev))

@@ -186,9 +186,8 @@ class VideoReader:
 
     def frames(self, *, fps: float | None = None) -> Iterator[Frame]:
         """Decoded frames in order; with ``fps``, at most that many per second (the first frame at or after
-        each
-        ``k / fps`` seconds). Raises :class:`VideoDecodeError` at the first undecodable packet; the frames
-        before it have been yielded."""
+        each ``k / fps`` seconds). Raises :class:`VideoDecodeError` at the first undecodable packet; the
+        frames before it have been yielded."""
         import av
 
         if fps is not None and not fps > 0:

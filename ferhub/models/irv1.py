@@ -105,8 +105,7 @@ class IRV1MultiScale(_IRV1):
 class IRV1Classifier(_IRV1):
     """Seed 003's baseline "MTCNN + Inception Resnet v1 (fine-tuned)": facenet's whole network through its own
     embedding layers (average pooling, dropout, 512-wide linear layer, BatchNorm), a new linear classifier on
-    the
-    embedding, and optionally output mix-up (eq. 3) on its outputs. Nothing is frozen unless asked."""
+    the embedding, and optionally output mix-up (eq. 3) on its outputs. Nothing is frozen unless asked."""
 
     head_names = ("backbone.last_linear", "backbone.last_bn", "classifier", "mixup")
 

@@ -105,8 +105,7 @@ def explain(
     model: Any, photo: Image.Image, faces: Sequence[Any], method: str, targets: list[str], progress: Any
 ) -> list[Any]:
     """Attributions for every face. Occlusion runs the model once per window position, so it goes one face at
-    a
-    time and says which face it is on; the faces share one budget (``saliency.OCCLUSION_BUDGET_FLOPS``)."""
+    a time and says which face it is on; the faces share one budget (``saliency.OCCLUSION_BUDGET_FLOPS``)."""
     from ferhub.saliency import method_id
 
     faces = list(faces)

@@ -134,9 +134,8 @@ def warn(message: str, *, action: str = "app") -> None:
 
 def action(name: str) -> Callable[[F], F]:
     """Wrap an event handler: a ``gr.Error`` reaches the visitor once, without server paths, and the log gets
-    one
-    line; any other exception is the server's bug: its traceback is logged and the visitor gets a short note.
-    """
+    one line; any other exception is the server's bug: its traceback is logged and the visitor gets a short
+    note."""
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
