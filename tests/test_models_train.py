@@ -89,8 +89,7 @@ def test_fcn_is_the_reference_simple_cnn_nine_feature_convs_plus_the_class_map_c
 
 def test_mini_xception_is_the_reference_mini_xception_about_60k() -> None:
     """Seed 002: "4 residual depth-wise separable convolutions ... approximately 60,000 parameters". Arriaga
-    et
-    al.'s Keras ``mini_XCEPTION`` for 7 classes sums to 58,423 in Keras' summary, which counts BatchNorm's
+    et al.'s Keras ``mini_XCEPTION`` for 7 classes sums to 58,423 in Keras' summary, which counts BatchNorm's
     running statistics; PyTorch counts 56,951 trainable parameters, the same network."""
     model = create_model("mini_xception")
     bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
