@@ -16,11 +16,9 @@ Measures, against ``python app.py`` served on a free local port:
    time than under the plain client: three alternating rounds on one server, AMD EPYC, 2026-12-03), shown in
    the row below it;
 3. webcam frames per second in headless Chromium, whose fake camera plays a y4m video made from the bundled
-   face photos (frames the page painted, frames it received, the rate the server reports, and the share of
-   captures the same as the one before: the camera had no new frame since), and where a
-   frame's time goes, timed in the page: from the start of Gradio's JPEG encoding of a capture to the new
-   frame in the page (the round trip), from there to the next capture (the page's turn), and the capture's
-   ``toDataURL`` and ``drawImage`` calls (:func:`frame_split`);
+   face photos: frames the page painted, frames it drew, the rate the server reports; a frame's round trip
+   over the webcam's route (``ferhub.ui.live``), the page's capture calls, and the CPU Chromium and the
+   server took while streaming (:func:`webcam_fps`);
 4. ``--clients`` concurrent ``gradio_client`` clients x ``--requests`` ``classify`` calls each: failures,
    throughput, and the server's resident memory before, at the end of, and 10 s after the load.
 
@@ -31,7 +29,6 @@ Under the table: the load average, the share of CPU time the hypervisor took dur
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import shutil
 import statistics
@@ -254,49 +251,57 @@ class WebcamRun(NamedTuple):
     """What :func:`webcam_fps` measured; the times are medians in ms."""
 
     shown: float  # distinct frames painted per second
-    received: float  # distinct frames received per second
+    received: float  # frames drawn into the page's output per second
     server: float  # the rate the server reported
     faces: int  # faces the server reported per frame
-    round_trip: float  # start of a capture's JPEG encoding -> its frame in the page
-    turn: float  # that frame -> the next capture
-    encode: float  # toDataURL("image/jpeg") of a capture
-    draw: float  # one drawImage of the video into the capture canvas (twice a capture when mirrored)
-    repeats: float  # share of captures the same as the one before (the video had no new frame)
+    round_trip: float  # a frame's post -> its reply (upload, the server's work, download)
+    encode: float  # the capture's JPEG encoding: toBlob -> its callback
+    draw: float  # the capture's drawImage of the video
+    browser_cores: float  # Chromium's CPU (every process of it) while streaming, in cores
+    server_cores: float  # the server's CPU while streaming, in cores
 
 
-def frame_split(captures: list[float], frames: list[float]) -> tuple[list[float], list[float]]:
-    """(round trips, turns) from the page's capture times (each the start of a capture's JPEG encoding) and
-    the times of its new frames (each a new ``src`` of the output image), both ascending, in ms.
-
-    Gradio's page keeps one frame in flight: a capture's result is the first new frame after it and before the
-    next capture (a capture with none there is left out, as is the last one); the turn is from that frame to
-    the next capture.
-    """
-    trips, turns = [], []
-    j = 0
-    for start, following in itertools.pairwise(captures):
-        while j < len(frames) and frames[j] <= start:
-            j += 1
-        if j < len(frames) and frames[j] < following:
-            trips.append(frames[j] - start)
-            turns.append(following - frames[j])
-    return trips, turns
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (``/proc``; a process gone counts 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
-def webcam_fps(url: str, folder: Path, seconds: float) -> WebcamRun:
-    """Frames per second the page showed and received, the server's rate and faces, and where a frame's time
-    goes (:class:`WebcamRun`).
+def processes_with(marker: str) -> list[int]:
+    """The processes whose command line holds ``marker`` (the bench's Chromium: its profile folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
-    Shown: distinct output images seen once per animation frame (what a person sees; two frames that arrive
-    within one paint count once). Received: every new ``src`` of the output image (a MutationObserver; the
-    page sets the same ``src`` again 2-3 times a frame, which is not counted). The capture's canvas calls are
-    timed by wrapping ``toDataURL`` and ``drawImage`` in the page.
+
+def webcam_fps(url: str, folder: Path, seconds: float, server_pid: int) -> WebcamRun:
+    """Frames per second the page showed and received, the server's rate and faces, where a frame's time goes
+    and the CPU both sides took (:class:`WebcamRun`).
+
+    Shown: distinct output frames seen once per animation frame (what a person sees; two frames drawn within
+    one paint count once). Received: frames drawn into the output canvas (the page counts them in its
+    ``data-frames``). The round trip and the capture's calls are timed by wrapping ``fetch``, ``toBlob`` and
+    ``drawImage`` in the page.
     """
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
+    profile = folder / "profile"
     options = Options()
     options.binary_location = shutil.which("chromium") or "chromium"
     for arg in (
@@ -307,7 +312,7 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> WebcamRun:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--user-data-dir={folder / 'profile'}",
+        f"--user-data-dir={profile}",
         "--window-size=1400,1000",
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
@@ -328,66 +333,68 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> WebcamRun:
                 tabs[0].click()
                 break
             time.sleep(0.2)
-        camera = driver.find_element(By.ID, "webcam-input")
-        time.sleep(0.5)
-        camera.find_element(By.CSS_SELECTOR, "div[title='grant webcam access'] button").click()
-        time.sleep(1.5)
-        next(b for b in camera.find_elements(By.CSS_SELECTOR, "button") if b.text == "Record").click()
-        fps_box = driver.find_element(By.CSS_SELECTOR, "#webcam-fps textarea, #webcam-fps input")
-        while "face" not in (fps_box.get_attribute("value") or ""):
-            time.sleep(0.1)
-        time.sleep(2)  # past start-up
-        # count, in the page itself, the distinct frames it paints and those it receives, and time the capture
+        page = "#webcam-live .fh-live"
+        while not any(e.get_attribute("data-session") for e in driver.find_elements(By.CSS_SELECTOR, page)):
+            time.sleep(0.1)  # the page's session id, given when the page loaded
+        start_button = driver.find_element(By.ID, "webcam-start")
+        # time the capture's calls and each frame's post in the page
         driver.execute_script(
-            """window.__shown = 0; window.__received = 0;
-               window.__captures = []; window.__frames = []; window.__encode = []; window.__draw = [];
-               window.__repeats = 0;
-               const encode = HTMLCanvasElement.prototype.toDataURL;
-               HTMLCanvasElement.prototype.toDataURL = function (...args) {
+            """window.__encode = []; window.__draw = []; window.__trips = [];
+               const toBlob = HTMLCanvasElement.prototype.toBlob;
+               HTMLCanvasElement.prototype.toBlob = function (callback, ...args) {
                  const t = performance.now();
-                 const url = encode.apply(this, args);
-                 window.__captures.push(t); window.__encode.push(performance.now() - t);
-                 if (url === window.__lastCapture) { window.__repeats += 1; }
-                 window.__lastCapture = url;
-                 return url;
+                 return toBlob.call(this, (blob) => { window.__encode.push(performance.now() - t);
+                                                      callback(blob); }, ...args);
                };
                const draw = CanvasRenderingContext2D.prototype.drawImage;
                CanvasRenderingContext2D.prototype.drawImage = function (...args) {
                  const t = performance.now();
                  draw.apply(this, args);
-                 window.__draw.push(performance.now() - t);
+                 if (args[0] instanceof HTMLVideoElement) window.__draw.push(performance.now() - t);
                };
-               const current = () => (document.querySelector('#webcam-output img') || {}).src;
+               const fetch = window.fetch;
+               window.fetch = async function (...args) {
+                 const t = performance.now();
+                 const reply = await fetch.apply(this, args);
+                 if (String(args[0]).includes('webcam/frame')) window.__trips.push(performance.now() - t);
+                 return reply;
+               };"""
+        )
+        start_button.click()
+        status = driver.find_element(By.ID, "webcam-fps")
+        while "face" not in (status.text or ""):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the webcam did not stream: {status.text!r}")
+            time.sleep(0.1)
+        time.sleep(2)  # past start-up
+        driver.execute_script(
+            """window.__shown = 0; window.__encode = []; window.__draw = []; window.__trips = [];
+               const output = document.getElementById('webcam-output');
+               window.__start = Number(output.dataset.frames || 0);
                const paint = () => {
-                 const src = current();
-                 if (src && src !== window.__paintedSrc) { window.__paintedSrc = src; window.__shown += 1; }
+                 const n = output.dataset.frames;
+                 if (n !== window.__painted) { window.__painted = n; window.__shown += 1; }
                  requestAnimationFrame(paint);
                };
-               requestAnimationFrame(paint);
-               new MutationObserver(() => {
-                 const src = current();
-                 if (src && src !== window.__receivedSrc) {
-                   window.__receivedSrc = src;
-                   window.__received += 1;
-                   window.__frames.push(performance.now());
-                 }
-               }).observe(document.querySelector('#webcam-output'),
-                          {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});"""
+               requestAnimationFrame(paint);"""
         )
+        browser_pids = processes_with(str(profile))
+        cpu_start = cpu_seconds(browser_pids), cpu_seconds([server_pid])
         reported, faces = [], []
         start = time.monotonic()
         while time.monotonic() - start < seconds:
             time.sleep(1)
-            text = fps_box.get_attribute("value") or ""  # "23.5 fps · 5 faces"
+            text = status.text or ""  # "23.5 fps · 5 faces"
             if " fps" in text:
                 reported.append(float(text.split(" fps")[0]))
                 faces.append(int(text.split(" · ")[1].split()[0]))
-        shown, received, captures, frames, encode, draw, repeats = driver.execute_script(
-            "return [window.__shown, window.__received, window.__captures, window.__frames, window.__encode,"
-            " window.__draw, window.__repeats]"
+        shown, received, trips, encode, draw = driver.execute_script(
+            "return [window.__shown, Number(document.getElementById('webcam-output').dataset.frames)"
+            " - window.__start, window.__trips, window.__encode, window.__draw]"
         )
         elapsed = time.monotonic() - start
-        trips, turns = frame_split(captures, frames)
+        browser_cpu = cpu_seconds(browser_pids) - cpu_start[0]
+        server_cpu = cpu_seconds([server_pid]) - cpu_start[1]
 
         def median(values: list[float]) -> float:
             return statistics.median(values) if values else float("nan")
@@ -398,10 +405,10 @@ def webcam_fps(url: str, folder: Path, seconds: float) -> WebcamRun:
             median(reported),
             round(statistics.median(faces)) if faces else 0,
             median(trips),
-            median(turns),
             median(encode),
             median(draw),
-            repeats / len(captures) if captures else float("nan"),
+            browser_cpu / elapsed,
+            server_cpu / elapsed,
         )
     finally:
         driver.quit()
@@ -542,7 +549,7 @@ def main() -> int:
                 ),
             ]
         if "webcam" not in args.skip:
-            cam_run = webcam_fps(url, folder, args.webcam_seconds)
+            cam_run = webcam_fps(url, folder, args.webcam_seconds, process.pid)
             rows.append(
                 (
                     f"webcam frames shown in Chromium (640x480, {cam_run.faces} faces found per frame of 5)",
@@ -551,29 +558,29 @@ def main() -> int:
                     "yes" if cam_run.shown >= 20 and cam_run.faces == 5 else "no",
                 )
             )
-            rows.append(("webcam frames received by the page", f"{cam_run.received:.1f} fps", "", ""))
+            rows.append(("webcam frames drawn by the page", f"{cam_run.received:.1f} fps", "", ""))
             rows.append(("webcam rate reported by the server", f"{cam_run.server:.1f} fps", "", ""))
             rows.append(
                 (
-                    "  captures the same as the one before (the camera had no new frame since)",
-                    f"{cam_run.repeats:.0%}",
+                    "  a frame's round trip: its post -> the reply (upload, the server's work, download;"
+                    " two in flight, median)",
+                    f"{cam_run.round_trip:.1f} ms",
                     "",
                     "",
                 )
             )
             rows.append(
                 (
-                    "  a frame's round trip (the page's JPEG encoding -> its frame in the page) / then the"
-                    " page's turn to the next capture (median)",
-                    f"{cam_run.round_trip:.1f} / {cam_run.turn:.1f} ms",
+                    "  the page's capture: `drawImage` of the video / `toBlob` JPEG encoding (median)",
+                    f"{cam_run.draw:.1f} / {cam_run.encode:.1f} ms",
                     "",
                     "",
                 )
             )
             rows.append(
                 (
-                    "  Gradio's capture in the page: `toDataURL` / one `drawImage` (median; 2 when mirrored)",
-                    f"{cam_run.encode:.1f} / {cam_run.draw:.1f} ms",
+                    "  CPU while streaming: Chromium / the server",
+                    f"{cam_run.browser_cores:.2f} / {cam_run.server_cores:.2f} cores",
                     "",
                     "",
                 )

@@ -257,33 +257,46 @@ def test_compare_heatmap_hover_holds_the_count(driver: Any, app_url: str, shots:
 
 
 def test_webcam_streams_annotated_frames(driver: Any, app_url: str, shots: Path) -> None:
+    """Start streams the fake camera over the webcam's route: drawn frames with a face come back at a rate;
+    a recording plots as a timeline, Stop stops, and a snapshot goes to Classify."""
     from selenium.webdriver.common.by import By
 
     driver.get(app_url)
     open_tab(driver, "Webcam")
-    camera = wait_for(lambda: driver.find_element(By.ID, "webcam-input"), what="the camera")
-    wait_for(
-        lambda: camera.find_element(By.CSS_SELECTOR, "div[title='grant webcam access'] button"),
-        what="webcam access",
-    ).click()
-    wait_for(
-        lambda: next(b for b in camera.find_elements(By.CSS_SELECTOR, "button") if b.text == "Record"),
-        what="the record button",
-    ).click()
-    fps_box = driver.find_element(By.CSS_SELECTOR, "#webcam-fps textarea, #webcam-fps input")
-    wait_for(lambda: "1 face" in fps_box.get_attribute("value"), what="a frame with a face")
+    wait_for(  # the page's session id, given when the page loaded
+        lambda: driver.find_element(By.CSS_SELECTOR, "#webcam-live .fh-live").get_attribute("data-session"),
+        what="the page's session",
+    )
+    start = driver.find_element(By.ID, "webcam-start")
+    status = driver.find_element(By.ID, "webcam-fps")
+    start.click()
+    wait_for(lambda: "face" in status.text, what="a frame with a face")
+    assert start.text == "Stop"
+    driver.find_element(By.CSS_SELECTOR, "#webcam-record input").click()
     time.sleep(4)  # let the rate settle over a few seconds of streaming
-    text = fps_box.get_attribute("value")
+    text = status.text
     fps = float(text.split(" fps")[0])
-    assert fps > 0 and "face" in text
-    src = driver.find_element(By.CSS_SELECTOR, "#webcam-output img").get_attribute("src")
-    assert src.startswith("data:image/jpeg;base64,")  # sent inside the event's message, not fetched
-    frame = image_of(driver, "webcam-output")
+    assert fps > 0 and "1 face" in text and "recording" in text
+    frames = lambda: int(driver.find_element(By.ID, "webcam-output").get_attribute("data-frames"))  # noqa: E731
+    assert frames() > 10
+    url = driver.execute_script("return document.getElementById('webcam-output').toDataURL('image/png')")
+    frame = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
     assert frame.size == (640, 480)
     # the fake camera shows grey borders and a photo; a drawn box adds strongly coloured label pixels
     rgb = np.asarray(frame, dtype=np.int32)
     assert (rgb.max(axis=2) - rgb.min(axis=2) > 150).any()
     driver.save_screenshot(str(shots / "04-webcam.png"))
+    driver.find_element(By.ID, "webcam-timeline").click()
+    wait_for(
+        lambda: driver.find_elements(By.CSS_SELECTOR, "#webcam-timeline-plot .js-plotly-plot"),
+        what="the recorded timeline",
+    )
+    start.click()  # Stop: no more frames
+    assert wait_for(lambda: start.text == "Start", what="the stream stopped")
+    time.sleep(0.5)
+    stopped = frames()
+    time.sleep(1)
+    assert frames() == stopped
     driver.find_element(By.ID, "webcam-snapshot").click()
     wait_for(
         lambda: "Face #1" in driver.find_element(By.ID, "classify-probs").text, what="the snapshot classified"

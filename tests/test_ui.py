@@ -331,14 +331,10 @@ def test_process_frame_tracks_smooths_records_and_snapshot_goes_to_classify() ->
         webcam.snapshot(None)
 
 
-def test_the_camera_hands_over_pil_images_and_a_frame_is_drawn_as_from_an_array() -> None:
-    """The camera component gives PIL images (no array copies on the way in); such a frame is annotated
-    exactly as the same pixels given as an array, and neither the caller's frame nor the snapshot's copy of
-    it gets drawn on."""
-    camera = next(
-        b for b in build_app([DEFAULT_MODEL]).blocks.values() if getattr(b, "elem_id", None) == "webcam-input"
-    )
-    assert camera.type == "pil" and camera.streaming
+def test_a_frame_is_drawn_as_from_an_array() -> None:
+    """The webcam's route hands frames over as PIL images (no array copies on the way in); such a frame is
+    annotated exactly as the same pixels given as an array, and neither the caller's frame nor the snapshot's
+    copy of it gets drawn on."""
     frame = Image.open(HOPPER).convert("RGB")
     before = np.asarray(frame).copy()
     from_pil, text, session = webcam.process_frame(frame, None, DEFAULT_MODEL)
@@ -347,45 +343,6 @@ def test_the_camera_hands_over_pil_images_and_a_frame_is_drawn_as_from_an_array(
     assert np.array_equal(np.asarray(from_pil), np.asarray(from_array))
     assert np.array_equal(np.asarray(frame), before)
     assert np.array_equal(np.asarray(session.last_frame), before)
-
-
-def test_the_webcam_stream_decodes_and_encodes_frames_in_its_own_thread() -> None:
-    """The webcam event is registered without Gradio's pre- and post-processing (a hop to a worker thread per
-    component and frame): its handler decodes the camera's JPEG data URL as the camera component would, and
-    sends the drawn frame inline, as a data URL of the very JPEG Gradio's post-processing would have written
-    to a file for the browser to fetch; the session passes through as Gradio's state."""
-    import base64
-    import io
-
-    demo = build_app([DEFAULT_MODEL])
-    (stream,) = _events(demo, "webcam_frame")
-    assert not stream.preprocess and not stream.postprocess
-    buffer = io.BytesIO()
-    Image.open(HOPPER).convert("RGB").save(buffer, "JPEG", quality=80)
-    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-    camera_payload = {"url": url, "meta": {"_type": "gradio.FileData"}}
-    frame, text, session = stream.fn(camera_payload, None, DEFAULT_MODEL, False)
-    assert isinstance(session, webcam.WebcamSession) and text.endswith("1 face")
-    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    assert np.array_equal(np.asarray(session.last_frame), expected)  # the camera's frame, decoded once
-    prefix = "data:image/jpeg;base64,"
-    assert frame["url"].startswith(prefix) and "meta" not in frame  # not a file for Gradio to serve
-    drawn, _, _ = webcam.process_frame(session.last_frame, None, DEFAULT_MODEL)
-    output = stream.outputs[0]
-    assert isinstance(output, gr.Image) and output.format == "jpeg"
-    gradio_file = Path(output.postprocess(drawn).path).read_bytes()
-    assert base64.b64decode(frame["url"][len(prefix) :]) == gradio_file
-    frame, text, session = stream.fn(camera_payload, session, DEFAULT_MODEL, True)
-    assert text.endswith("1 face · recording 1 frames") and session.frame == 2
-
-
-def test_the_webcam_page_captures_no_faster_than_a_camera_gives_frames() -> None:
-    """Gradio's page captures the camera every ``stream_every`` seconds, whether or not the video has a new
-    frame: faster than a webcam's 30 fps, the server processes the same frame again (31% of the frames at
-    0.02 s)."""
-    demo = build_app([DEFAULT_MODEL])
-    (stream,) = _events(demo, "webcam_frame")
-    assert stream.stream_every == webcam.CAPTURE_EVERY >= 1 / 30
 
 
 @pytest.mark.parametrize("background", [True, False])
@@ -650,7 +607,7 @@ def test_every_event_has_an_api_name() -> None:
     assert "classify" in names and all(names), names
     assert {
         "classify",
-        "webcam_frame",
+        "webcam_session",
         "snapshot",
         "compare_photo",
         "dashboard",

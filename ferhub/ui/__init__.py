@@ -36,7 +36,7 @@ def build_app(models: Sequence[str] | None = None) -> gr.Blocks:
             with gr.Tab("Classify", id="classify"):
                 parts = classify.build(choices)
             with gr.Tab("Webcam", id="webcam"):
-                snapshot = webcam.build(choices, parts["image"], tabs)
+                snapshot = webcam.build(choices, parts["image"], tabs, demo)
                 classify.run_after(snapshot, parts, "classify_snapshot")
             with gr.Tab("Video", id="video"):
                 video.build(choices)
@@ -50,6 +50,11 @@ def build_app(models: Sequence[str] | None = None) -> gr.Blocks:
 
 def launch_kwargs() -> dict:
     """``Blocks.launch`` arguments shared by ``app.py``, the tests and the benchmark."""
-    from ferhub.ui import classify, state
+    from ferhub.ui import classify, live, state
 
-    return {"max_file_size": state.MAX_UPLOAD, "css": classify.CSS, "show_error": True}
+    return {
+        "max_file_size": state.MAX_UPLOAD,
+        "css": classify.CSS,
+        "show_error": True,
+        "app_kwargs": {"routes": live.routes()},  # the webcam's frames (ferhub.ui.live)
+    }

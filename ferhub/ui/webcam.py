@@ -65,13 +65,6 @@ DETECT_EVERY = 2
 BACKGROUND = not state.zerogpu()
 _DETECTION = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferhub-webcam-detect")
 
-# How often Gradio's page captures the camera (its timer captures whatever the video shows, whether or not a
-# frame is in flight): a webcam's frame period, 30 fps. Faster captures send the same video frame again: at
-# 0.02 s, 31% of the frames the server processed repeated the one before (416 in 10 s, 28.7 distinct a
-# second); at 1/30 s, 7% (303; 28.1 distinct a second), and the page, whose main thread is busy most of the
-# time, encodes fewer JPEGs (bench/PERFORMANCE.md, 2026-12-03).
-CAPTURE_EVERY = 1 / 30
-
 
 @state.gpu
 def _classify_frame(
@@ -173,35 +166,14 @@ def process_frame(
     return annotated, f"{fps:.1f} fps · {count}{rec}", session
 
 
-def inline_jpeg(image: Image.Image | None) -> dict[str, Any] | None:
-    """The payload of the "Live" image: the frame as the JPEG Gradio's own post-processing would encode, sent
-    inside the event's message as a data URL. Gradio would write each frame to a file in its cache (named by
-    a hash of its bytes) for the browser to fetch in a second request: per frame, a file written, hashed and
-    served, and a cache that grows by a 20-50 KB file per frame."""
-    import base64
-
-    from gradio.processing_utils import encode_pil_to_bytes
-
-    if image is None:
-        return None
-    data = base64.b64encode(encode_pil_to_bytes(image, "jpeg")).decode("ascii")
-    return {"url": f"data:image/jpeg;base64,{data}", "orig_name": "frame.jpeg"}
-
-
-def _stream(
-    frame: Image.Image | None, session: WebcamSession | None, model_id: str | None, record: bool
-) -> tuple[dict[str, Any] | None, str, WebcamSession]:
-    """The stream's handler: :func:`process_frame`, the drawn frame sent inline (:func:`inline_jpeg`)."""
-    drawn, text, session = process_frame(frame, session, model_id, record)
-    return inline_jpeg(drawn), text, session
-
-
 @visitors.action("webcam_timeline")
-def timeline(session: WebcamSession | None) -> tuple[Any, list[list[Any]]]:
-    """The recorded session as the Video tab shows a video: the timeline figure and the summary table."""
+def timeline(session: WebcamSession | str | None) -> tuple[Any, list[list[Any]]]:
+    """The recorded session (or the id of a page's, :mod:`ferhub.ui.live`) as the Video tab shows a video: the
+    timeline figure and the summary table."""
     from ferhub import timeline as tl
 
-    if not isinstance(session, WebcamSession) or not session.recording:
+    session = _session(session)
+    if session is None or not session.recording:
         raise gr.Error(
             "Nothing recorded yet: tick 'Record timeline' while the camera runs.", title="No timeline"
         )
@@ -219,57 +191,82 @@ def clear_recording(session: WebcamSession | None, record: bool) -> WebcamSessio
 
 
 @visitors.action("snapshot")  # one toast, one log line, no server paths
-def snapshot(session: WebcamSession | None) -> tuple[Any, Any]:
-    """Send the latest raw frame to the Classify tab and switch to it."""
-    if not isinstance(session, WebcamSession) or session.last_frame is None:
+def snapshot(session: WebcamSession | str | None) -> tuple[Any, Any]:
+    """Send the latest raw frame (of ``session``, or of a page's by its id) to the Classify tab and switch to
+    it."""
+    session = _session(session)
+    if session is None or session.last_frame is None:
         raise gr.Error("No frame yet: start the camera first.", title="No snapshot")
     return state.save_image(session.last_frame, "snapshot", lossless=True), gr.Tabs(selected="classify")
 
 
-def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs) -> Any:
-    """Lay out the Webcam tab; the snapshot button fills ``classify_image`` and selects the Classify tab.
-    Returns the snapshot event (the app classifies the snapshot after it)."""
-    from ferhub import timeline as tl
+def _session(session: WebcamSession | str | None) -> WebcamSession | None:
+    from ferhub.ui import live
 
-    session = gr.State(None)
+    return session if isinstance(session, WebcamSession) else live.SESSIONS.find(session)
+
+
+PAGE = """
+<div class="fh-live" data-session="${value}">
+  <div class="fh-live-views">
+    <figure><figcaption>Camera</figcaption>
+      <video class="fh-live-video" id="webcam-input" autoplay muted playsinline></video></figure>
+    <figure><figcaption>Live</figcaption>
+      <canvas class="fh-live-output" id="webcam-output" width="640" height="480"></canvas></figure>
+  </div>
+  <div class="fh-live-bar">
+    <button class="fh-live-button" id="webcam-start">Start</button>
+    <span class="fh-live-status" id="webcam-fps">Start streams your camera through the model.</span>
+  </div>
+</div>
+"""
+PAGE_CSS = """
+.fh-live-views { display: flex; flex-wrap: wrap; gap: 12px; }
+.fh-live-views figure { flex: 1; min-width: 240px; margin: 0; }
+.fh-live-views figcaption { font-size: 13px; opacity: 0.8; margin-bottom: 4px; }
+.fh-live-video, .fh-live-output { width: 100%; aspect-ratio: 4 / 3; background: #1f2937; border-radius: 6px; }
+.fh-live-video { transform: scaleX(-1); object-fit: contain; }
+.fh-live-bar { display: flex; align-items: center; gap: 12px; margin-top: 8px; }
+.fh-live-button { padding: 6px 18px; border-radius: 6px; border: none; cursor: pointer; font-weight: 600;
+  background: var(--button-primary-background-fill, #f97316);
+  color: var(--button-primary-text-color, white); }
+.fh-live-status { font-variant-numeric: tabular-nums; }
+.fh-live-error { color: #dc2626; }
+"""
+
+
+def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs, demo: gr.Blocks) -> Any:
+    """Lay out the Webcam tab; the snapshot button fills ``classify_image`` and selects the Classify tab.
+    Returns the snapshot event (the app classifies the snapshot after it).
+
+    The camera's frames go over :mod:`ferhub.ui.live`'s route, not through Gradio's events. Each page load
+    gives the tab's ``gr.HTML`` a new session id as its value (empty until then: the page does not stream
+    without one), which the tab's Gradio events pass on."""
+    from pathlib import Path
+
+    from ferhub import timeline as tl
+    from ferhub.ui import live
+
+    live.SESSIONS.default_model = models[0]
+    page = gr.HTML(
+        "",
+        html_template=PAGE,
+        css_template=PAGE_CSS,
+        js_on_load=Path(__file__).with_name("webcam.js").read_text(encoding="utf-8"),
+        elem_id="webcam-live",
+        container=False,
+    )
+    demo.load(live.new_id, None, page, api_name="webcam_session", show_progress="hidden")
     with gr.Row():
-        with gr.Column():
-            camera = gr.Image(
-                sources=["webcam"],
-                streaming=True,
-                type="pil",
-                label="Camera",
-                elem_id="webcam-input",
-                webcam_options=gr.WebcamOptions(
-                    mirror=True, constraints={"video": {"width": 640, "height": 480}}
-                ),
-            )
-            model = gr.Dropdown(models, value=models[0], allow_custom_value=True, label="Model")
-            record = gr.Checkbox(False, label="Record timeline", elem_id="webcam-record")
-        with gr.Column():
-            output = gr.Image(
-                label="Live", streaming=True, format="jpeg", elem_id="webcam-output", interactive=False
-            )
-            fps = gr.Textbox(label="Achieved", interactive=False, elem_id="webcam-fps")
-            with gr.Row():
-                snap = gr.Button("Snapshot to Classify", elem_id="webcam-snapshot")
-                show = gr.Button("Plot timeline", elem_id="webcam-timeline")
+        model = gr.Dropdown(
+            models, value=models[0], allow_custom_value=True, label="Model", elem_id="webcam-model"
+        )
+        record = gr.Checkbox(False, label="Record timeline", elem_id="webcam-record")
+        snap = gr.Button("Snapshot to Classify", elem_id="webcam-snapshot")
+        show = gr.Button("Plot timeline", elem_id="webcam-timeline")
     plot = gr.Plot(label="Timeline of the recorded session", elem_id="webcam-timeline-plot")
     table = gr.Dataframe(headers=tl.SUMMARY_HEADER, label="Per person", interactive=False)
-    inputs, outputs = [camera, session, model, record], [output, fps, session]
-    camera.stream(  # every component's processing in the handler's thread: no hops per frame (state.direct)
-        state.direct(_stream, outputs, inputs, sent_as_is=[output]),
-        inputs,
-        outputs,
-        api_name="webcam_frame",
-        stream_every=CAPTURE_EVERY,
-        time_limit=600,
-        concurrency_limit=4,
-        show_progress="hidden",
-        **state.DIRECT,
-    )
-    record.change(
-        clear_recording, [session, record], session, api_name="webcam_record", show_progress="hidden"
-    )
-    show.click(timeline, session, [plot, table], api_name="webcam_timeline")
-    return snap.click(snapshot, session, [classify_image, tabs], api_name="snapshot")
+    model.change(live.set_model, [page, model], None, api_name="webcam_model", show_progress="hidden")
+    record.change(live.set_record, [page, record], None, api_name="webcam_record", show_progress="hidden")
+    show.click(timeline, page, [plot, table], api_name="webcam_timeline")
+    return snap.click(snapshot, page, [classify_image, tabs], api_name="snapshot")

@@ -1,0 +1,186 @@
+"""The webcam tab's frames over one plain HTTP route beside Gradio's API: the page posts each camera frame as
+JPEG bytes to :data:`ROUTE` and draws the JPEG that comes back (the frame with boxes and labels).
+
+Why not Gradio's streaming ``gr.Image``: on two cores its page and its server spent about as much CPU on each
+frame as the work itself. Measured 2026-12-04 (AMD EPYC, 2 cores, five faces in view; ``bench/app.py``):
+Chromium took 1.23 cores streaming against 0.26 showing the camera alone, ~42 ms of CPU a frame (the
+capture's ``toDataURL`` and two ``drawImage`` ~10 ms of it, the rest base64 and JSON both ways, Gradio's event
+dispatch and its components' updates), and the server 0.65 cores at ~20 fps where :func:`process_frame`
+takes ~14 ms a frame; the page stayed at 15-20 fps. Over this route the bytes go as they are both ways, the
+page encodes (``canvas.toBlob``) and decodes (``createImageBitmap``) off its main thread, and two frames are
+in flight, so the page uploads the next while the server works on the one before: ~29 fps (the camera's
+30) in the same run, with Chromium at 0.95 cores.
+
+A session (:class:`WebcamSession`, the tracker, the smoother and the recording of one page) lives here under
+an id the page makes; Gradio's events of the tab (model, recording, snapshot, timeline) name it through the
+tab's ``gr.HTML`` value. Frames of one session are processed one at a time, in the order they come.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import threading
+import time
+import urllib.parse
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("ferhub.app")
+
+ROUTE = "/ferhub/webcam/frame"
+STATUS_HEADER = "x-ferhub-status"  # "23.5 fps · 5 faces", percent-encoded (headers are Latin-1)
+MAX_FRAME_BYTES = 8 << 20  # a 1920x1080 JPEG from a camera is ~0.5 MB
+MAX_SESSIONS = 64  # pages streaming or recently streamed; the least recently used beyond this are dropped
+IDLE_SECONDS = 15 * 60  # a page gone this long is dropped (its recording with it)
+TIME_LIMIT = 10 * 60  # seconds one run of the camera may stream; the page's Start begins a new run
+CONCURRENCY = 4  # frames processed at once, all sessions together
+JPEG_QUALITY = 80
+_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+
+
+class LiveError(Exception):
+    """A frame the server does not take: the HTTP status and the message the page shows."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Live:
+    """One page's stream: its :class:`WebcamSession` and the tab's settings, set by Gradio's events."""
+
+    session: Any = None  # its ferhub.ui.webcam.WebcamSession, made by its first frame
+    model: str | None = None
+    record: bool = False
+    started: float = 0.0  # when the page's current run of the camera began
+    used: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Sessions:
+    """The pages' streams by id, bounded (:data:`MAX_SESSIONS`, :data:`IDLE_SECONDS`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: OrderedDict[str, Live] = OrderedDict()
+        self.default_model: str | None = None  # the tab's picker's first value, until a page picks another
+
+    def get(self, sid: Any) -> Live:
+        """The stream under ``sid``, made when new; ``LiveError`` (400) for an id no page makes."""
+        if not isinstance(sid, str) or not _ID.fullmatch(sid):
+            raise LiveError(400, "No webcam session: reload the page.")
+        now = time.monotonic()
+        with self._lock:
+            live = self._live.pop(sid, None) or Live(model=self.default_model)
+            live.used = now
+            self._live[sid] = live
+            while len(self._live) > MAX_SESSIONS or (
+                len(self._live) > 1 and now - next(iter(self._live.values())).used > IDLE_SECONDS
+            ):
+                self._live.popitem(last=False)
+            return live
+
+    def find(self, sid: Any) -> Any:
+        """The session under ``sid`` if there is one (never makes one)."""
+        with self._lock:
+            live = self._live.get(sid) if isinstance(sid, str) else None
+        return None if live is None else live.session
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+
+SESSIONS = Sessions()
+_WORKING = threading.BoundedSemaphore(CONCURRENCY)
+
+
+def new_id() -> str:
+    """A page's session id (the value of the tab's ``gr.HTML``)."""
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def set_model(sid: str, model: str | None) -> None:
+    """The tab's model picker changed (a Gradio event)."""
+    if sid:
+        SESSIONS.get(sid).model = model
+
+
+def set_record(sid: str, record: bool) -> None:
+    """The tab's "Record timeline" changed (a Gradio event): a new recording forgets the last one."""
+    from ferhub.ui.webcam import clear_recording
+
+    if sid:
+        live = SESSIONS.get(sid)
+        with live.lock:
+            live.record = bool(record)
+            clear_recording(live.session, live.record)
+
+
+def process(body: bytes, sid: str, start: bool = False) -> tuple[bytes, str]:
+    """One posted frame -> (the drawn frame as JPEG, the status line); ``LiveError`` for what the page must
+    be told."""
+    import gradio as gr
+
+    from ferhub.errors import ImageDecodeError
+    from ferhub.images import load_image
+    from ferhub.ui import state, visitors
+    from ferhub.ui.webcam import process_frame
+
+    live = SESSIONS.get(sid)
+    try:
+        image = load_image(body, max_pixels=state.MAX_PIXELS)
+    except ImageDecodeError as e:
+        raise LiveError(400, f"Not a usable camera frame: {e}") from None
+    # one frame of a page at a time (its tracker and recording follow the frames in order), and at most
+    # CONCURRENCY frames of all pages at once
+    with live.lock, _WORKING:
+        now = time.monotonic()
+        if start or not live.started:
+            live.started = now
+        elif now - live.started > TIME_LIMIT:
+            raise LiveError(429, f"The camera stops after {TIME_LIMIT // 60} minutes; press Start again.")
+        try:
+            drawn, text, live.session = process_frame(image, live.session, live.model, live.record)
+        except gr.Error as e:
+            raise LiveError(422, visitors.user_error(e.message, e.title, action="webcam").message) from None
+    out = io.BytesIO()
+    drawn.save(out, format="JPEG", quality=JPEG_QUALITY)
+    return out.getvalue(), text
+
+
+async def _frame(request: Any) -> Any:
+    from anyio import to_thread
+    from starlette.responses import JSONResponse, Response
+
+    try:
+        if int(request.headers.get("content-length") or 0) > MAX_FRAME_BYTES:
+            raise LiveError(413, f"A camera frame of over {MAX_FRAME_BYTES >> 20} MB.")
+        body = await request.body()
+        if len(body) > MAX_FRAME_BYTES:
+            raise LiveError(413, f"A camera frame of over {MAX_FRAME_BYTES >> 20} MB.")
+        params = request.query_params
+        start = params.get("start") == "1"
+        jpeg, text = await to_thread.run_sync(process, body, params.get("session"), start)
+    except LiveError as e:
+        return JSONResponse({"error": str(e)}, status_code=e.status)
+    except Exception:
+        log.exception("webcam frame failed")
+        return JSONResponse({"error": "Something went wrong on the server (it logged the details)."}, 500)
+    return Response(
+        jpeg,
+        media_type="image/jpeg",
+        headers={STATUS_HEADER: urllib.parse.quote(text), "cache-control": "no-store"},
+    )
+
+
+def routes() -> list[Any]:
+    """The route to pass to Gradio's FastAPI app (``launch(app_kwargs={"routes": routes()})``)."""
+    from starlette.routing import Route
+
+    return [Route(ROUTE, _frame, methods=["POST"])]

@@ -1,0 +1,117 @@
+// The Webcam tab's page side (ferhub/ui/live.py): the camera's frames posted as JPEG bytes, the drawn frames
+// drawn as they come back. Run by gr.HTML's js_on_load: `element` is the component, `props.value` the id the
+// server gave this page when it loaded (ferhub/ui/webcam.py), by which the tab's Gradio events name its
+// session.
+// Elements are looked up at each use: Gradio may render the template again (the page's id arrives as the
+// component's value once the page has loaded), which replaces them.
+const $ = (selector) => element.querySelector(selector);
+const capture = document.createElement("canvas");
+const IN_FLIGHT = 2; // the next frame uploads while the server works on the one before
+const QUALITY = 0.8;
+const base = (globalThis.gradio_config && gradio_config.root) || document.baseURI;
+const route = new URL("ferhub/webcam/frame", base.endsWith("/") ? base : base + "/");
+
+let stream = null;
+let running = false;
+let run = 0; // each Start begins a run; posts of an earlier run end
+let sent = 0; // frames posted in this run
+let drawn = 0; // the newest frame drawn (a slower reply to an older frame is dropped)
+let taken = -1; // the camera frame last taken, so that no two posts carry the same one
+let first = true;
+
+function say(text, error = false) {
+  const status = $(".fh-live-status");
+  status.textContent = text;
+  status.classList.toggle("fh-live-error", error);
+}
+
+function stop(message) {
+  running = false;
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  stream = null;
+  $(".fh-live-video").srcObject = null;
+  $(".fh-live-button").textContent = "Start";
+  if (message) say(message, true);
+}
+
+async function start() {
+  if (!props.value) {
+    say("The page is still connecting to the server; press Start again in a moment.", true);
+    return;
+  }
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (e) {
+    say(`No camera: ${e.name === "NotAllowedError" ? "access was not allowed" : e.message}`, true);
+    return;
+  }
+  const video = $(".fh-live-video");
+  video.srcObject = stream;
+  await video.play();
+  running = true;
+  first = true;
+  run += 1;
+  $(".fh-live-button").textContent = "Stop";
+  say("starting…");
+  for (let i = 0; i < IN_FLIGHT; i++) post(run);
+}
+
+// a camera frame no post has carried yet (requestVideoFrameCallback where the browser has it)
+function nextFrame(video) {
+  if (!video.requestVideoFrameCallback) return new Promise((r) => setTimeout(() => r(++taken), 33));
+  return new Promise((r) => video.requestVideoFrameCallback((now, meta) => r(meta.presentedFrames)));
+}
+
+async function post(mine_run) {
+  const live = () => running && run === mine_run;
+  while (live()) {
+    const video = $(".fh-live-video");
+    const frame = await nextFrame(video);
+    if (!live()) return;
+    if (frame <= taken) continue;
+    taken = frame;
+    const w = video.videoWidth;
+    const h = video.videoHeight;
+    if (!w || !h) continue;
+    if (capture.width !== w || capture.height !== h) [capture.width, capture.height] = [w, h];
+    const context = capture.getContext("2d");
+    context.setTransform(-1, 0, 0, 1, w, 0); // mirrored, as a person expects to see themselves
+    context.drawImage(video, 0, 0, w, h);
+    const mine = ++sent;
+    const blob = await new Promise((r) => capture.toBlob(r, "image/jpeg", QUALITY));
+    const url = `${route}?session=${encodeURIComponent(props.value)}${first ? "&start=1" : ""}`;
+    first = false;
+    let reply;
+    try {
+      reply = await fetch(url, { method: "POST", body: blob, headers: { "content-type": "image/jpeg" } });
+    } catch (e) {
+      if (live()) stop(`The server cannot be reached: ${e.message}`);
+      return;
+    }
+    if (!live()) return;
+    if (!reply.ok) {
+      let message = `The server refused the frame (${reply.status})`;
+      try {
+        message = (await reply.json()).error || message;
+      } catch (e) {}
+      stop(message);
+      return;
+    }
+    const picture = await createImageBitmap(await reply.blob());
+    const output = $(".fh-live-output");
+    if (mine > drawn && live()) {
+      drawn = mine;
+      if (output.width !== picture.width || output.height !== picture.height) {
+        [output.width, output.height] = [picture.width, picture.height];
+      }
+      output.getContext("2d").drawImage(picture, 0, 0);
+      output.dataset.frames = String(Number(output.dataset.frames || 0) + 1);
+      say(decodeURIComponent(reply.headers.get("x-ferhub-status") || ""));
+    }
+    picture.close();
+  }
+}
+
+element.addEventListener("click", (event) => {
+  if (event.target.closest(".fh-live-button")) running ? stop() : start();
+});

@@ -1,0 +1,173 @@
+"""The webcam's route (``ferhub.ui.live``): camera frames posted as JPEG bytes come back drawn, per page
+session; bad frames, unloadable models, time limits and the session bound give clear answers."""
+
+from __future__ import annotations
+
+import io
+import threading
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from ferhub.labels import FER7
+from ferhub.ui import build_app, launch_kwargs, live, webcam
+
+ASSETS = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples"
+HOPPER = ASSETS / "grace_hopper.jpg"
+DEFAULT_MODEL = "ferhub/fer-mini-xception"
+
+
+@pytest.fixture
+def client() -> TestClient:
+    return TestClient(Starlette(routes=live.routes()))
+
+
+@pytest.fixture
+def sid() -> str:
+    return live.new_id()
+
+
+def jpeg(image: Image.Image, quality: int = 85) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def hopper(shift: int = 0) -> Image.Image:
+    photo = Image.open(HOPPER).convert("RGB")
+    photo.thumbnail((480, 480))
+    return Image.fromarray(np.roll(np.asarray(photo), shift, axis=1))
+
+
+def post(client: TestClient, sid: str, body: bytes, start: bool = False) -> Any:
+    query = f"?session={sid}" + ("&start=1" if start else "")
+    return client.post(live.ROUTE + query, content=body, headers={"content-type": "image/jpeg"})
+
+
+def status(reply: Any) -> str:
+    return urllib.parse.unquote(reply.headers[live.STATUS_HEADER])
+
+
+def test_a_posted_frame_comes_back_drawn_with_its_status(client: TestClient, sid: str) -> None:
+    frame = hopper()
+    reply = post(client, sid, jpeg(frame), start=True)
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/jpeg"
+    drawn = Image.open(io.BytesIO(reply.content))
+    assert drawn.size == frame.size
+    assert np.abs(np.asarray(drawn, dtype=int) - np.asarray(frame)).max() > 100  # a box and a label drawn
+    assert status(reply).endswith("1 face")
+    for step in (1, 2):  # the page's session carries on: the same face keeps its id, the rate is known
+        reply = post(client, sid, jpeg(hopper(3 * step)))
+        assert reply.status_code == 200 and " fps · 1 face" in status(reply)
+    session = live.SESSIONS.find(sid)
+    assert session.frame == 3 and [t.id for t in session.tracker.tracks] == [1]
+    assert session.last_frame.size == frame.size and session.model == DEFAULT_MODEL
+
+
+def test_bad_frames_get_a_clear_error_and_the_session_goes_on(
+    client: TestClient, sid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for body in (b"", b"not an image at all", jpeg(hopper())[:200]):
+        reply = post(client, sid, body)
+        assert reply.status_code == 400 and reply.json()["error"].startswith("Not a usable camera frame")
+    reply = post(client, "x", jpeg(hopper()))  # no page makes this id
+    assert reply.status_code == 400 and "reload the page" in reply.json()["error"]
+    monkeypatch.setattr(live, "MAX_FRAME_BYTES", 1000)
+    reply = post(client, sid, jpeg(hopper()))
+    assert reply.status_code == 413 and "camera frame of over" in reply.json()["error"]
+    monkeypatch.undo()
+    assert post(client, sid, jpeg(hopper())).status_code == 200  # the page's next good frame goes through
+
+
+def test_a_model_that_cannot_load_is_said_without_server_paths(
+    client: TestClient, sid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    live.set_model(sid, "/srv/secret/models/mine")
+    reply = post(client, sid, jpeg(hopper()))
+    assert reply.status_code == 422
+    message = reply.json()["error"]
+    assert "Cannot load model" in message and "/srv/secret" not in message
+    assert any(r.name == "ferhub.app" and r.message.startswith("webcam:") for r in caplog.records)
+    live.set_model(sid, DEFAULT_MODEL)
+    assert post(client, sid, jpeg(hopper())).status_code == 200
+
+
+def test_a_run_stops_at_its_time_limit_and_start_begins_another(
+    client: TestClient, sid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "TIME_LIMIT", 0)
+    assert post(client, sid, jpeg(hopper()), start=True).status_code == 200
+    reply = post(client, sid, jpeg(hopper()))
+    assert reply.status_code == 429 and "press Start again" in reply.json()["error"]
+    assert post(client, sid, jpeg(hopper()), start=True).status_code == 200
+
+
+def test_recording_timeline_and_snapshot_by_the_pages_id(client: TestClient, sid: str) -> None:
+    """The tab's Gradio events name the page's session by the id in its ``gr.HTML``."""
+    with pytest.raises(gr.Error, match="No frame yet"):
+        webcam.snapshot(sid)
+    live.set_record(sid, True)
+    for step in range(3):
+        reply = post(client, sid, jpeg(hopper(2 * step)), start=step == 0)
+        assert reply.status_code == 200
+    assert status(reply).endswith("1 face · recording 3 frames")
+    figure, rows = webcam.timeline(sid)
+    assert [r[0] for r in rows] == [1] and rows[0][4] in FER7 and len(figure.data[0].x) == 3
+    image, tabs = webcam.snapshot(sid)
+    assert Image.open(image).size == hopper().size and tabs.selected == "classify"
+    live.set_record(sid, False)
+    live.set_record(sid, True)  # a new recording forgets the last one
+    with pytest.raises(gr.Error, match="Nothing recorded"):
+        webcam.timeline(sid)
+    with pytest.raises(gr.Error, match="Nothing recorded"):
+        webcam.timeline(live.new_id())  # a page that never streamed
+
+
+def test_two_frames_of_one_page_in_flight_are_taken_one_at_a_time(client: TestClient, sid: str) -> None:
+    post(client, sid, jpeg(hopper()), start=True)
+    replies = []
+    threads = [
+        threading.Thread(target=lambda: replies.append(post(client, sid, jpeg(hopper())))) for _ in "ab"
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in replies] == [200, 200]
+    assert live.SESSIONS.find(sid).frame == 3
+
+
+def test_sessions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions = live.Sessions()
+    monkeypatch.setattr(live, "MAX_SESSIONS", 3)
+    ids = [live.new_id() for _ in range(5)]
+    for i in ids:
+        sessions.get(i)
+    assert len(sessions) == 3 and sessions.find(ids[0]) is None  # the least recently used go first
+    sessions.get(ids[2])  # used again: now the most recent
+    sessions.get(live.new_id())
+    assert sessions._live.get(ids[2]) is not None and sessions._live.get(ids[3]) is None
+    monkeypatch.setattr(live, "IDLE_SECONDS", 0)
+    newest = live.new_id()
+    sessions.get(newest)
+    assert len(sessions) == 1 and sessions._live.get(newest) is not None  # idle pages dropped
+    assert live.new_id() != live.new_id()
+
+
+def test_the_app_serves_the_route_and_gives_each_page_an_id() -> None:
+    routes = launch_kwargs()["app_kwargs"]["routes"]
+    assert [r.path for r in routes] == [live.ROUTE]
+    demo = build_app([DEFAULT_MODEL])
+    page = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "webcam-live")
+    assert isinstance(page, gr.HTML) and page.value == ""  # no id shared by every page before they load
+    (load,) = [fn for fn in demo.fns.values() if fn.api_name == "webcam_session"]
+    assert load.outputs == [page] and load.fn() != load.fn()
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"webcam_model", "webcam_record", "webcam_timeline", "snapshot"} <= names
