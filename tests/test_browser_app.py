@@ -297,6 +297,9 @@ def test_webcam_streams_annotated_frames(driver: Any, app_url: str, shots: Path)
     stopped = frames()
     time.sleep(1)
     assert frames() == stopped
+    start.click()  # a second run of the camera streams again
+    wait_for(lambda: frames() > stopped + 5, what="frames after Start again")
+    start.click()
     driver.find_element(By.ID, "webcam-snapshot").click()
     wait_for(
         lambda: "Face #1" in driver.find_element(By.ID, "classify-probs").text, what="the snapshot classified"

@@ -50,6 +50,7 @@ async function start() {
   await video.play();
   running = true;
   first = true;
+  taken = -1; // a new stream counts its frames from 0
   run += 1;
   $(".fh-live-button").textContent = "Stop";
   say("starting…");
