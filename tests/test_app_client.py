@@ -152,6 +152,53 @@ def test_compare_and_model_card_endpoints(client, tiny_model: str) -> None:
     assert dict(facts["data"])["labels"].startswith("angry, disgust") and body
 
 
+# Imported by ferhub only where present, or for an extra's feature; named with why.
+OPTIONAL_IMPORTS = {
+    "spaces": "a ZeroGPU Space's own package (ferhub.ui.state.gpu)",
+    "timm": "extra 'train': NASNet-A",
+    "h5py": "extra 'convert': Keras files of the zoo",
+    "skimage": "LFW crops for int8 calibration when installed (ferhub.export)",
+    "anyio": "gradio's (through starlette)",
+    "starlette": "gradio's (through fastapi)",
+}
+
+
+def test_every_package_ferhub_imports_is_a_dependency() -> None:
+    """Each third-party module that ``ferhub/`` imports, at the top or inside a function, belongs to a
+    distribution in pyproject.toml's dependencies (or is in ``OPTIONAL_IMPORTS``): a fresh ``pip install .``
+    has it. SciPy, which the trackers need, was missing: the Webcam and Video tabs and ``ferhub predict`` on a
+    video failed on a fresh install."""
+    import ast
+    import importlib.metadata
+    import sys
+
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    declared = {
+        canonicalize_name(Requirement(r).name)
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    distributions = importlib.metadata.packages_distributions()
+    missing = {}
+    for path in sorted((ROOT / "ferhub").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for top in {name.split(".")[0] for name in names}:
+                if top in sys.stdlib_module_names or top == "ferhub" or top in OPTIONAL_IMPORTS:
+                    continue
+                owners = {canonicalize_name(d) for d in distributions.get(top, [top])}
+                if not owners & declared:
+                    missing.setdefault(top, str(path.relative_to(ROOT)))
+    assert not missing, f"imported but not in pyproject.toml's dependencies: {missing}"
+
+
 def test_space_requirements_pin_the_package_dependencies() -> None:
     """The Space installs requirements.txt: the same packages (and extras) as ferhub's runtime dependencies,
     each pinned exactly (``==``) to a version that pyproject.toml's range admits."""
