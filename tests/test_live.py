@@ -171,3 +171,26 @@ def test_the_app_serves_the_route_and_gives_each_page_an_id() -> None:
     assert load.outputs == [page] and load.fn() != load.fn()
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"webcam_model", "webcam_record", "webcam_timeline", "snapshot"} <= names
+
+
+def test_the_route_reaches_python_behind_gradios_node_proxy() -> None:
+    """With server-side rendering (``GRADIO_SSR_MODE``, as on Spaces) Gradio's Node server fronts the app and
+    sends only some paths to Python; its own routing function (shipped with Gradio) must send the route there,
+    as it would not ``/ferhub/...``."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    routes = Path(gr.__file__).parent / "templates" / "node" / "build" / "proxy_routes.js"
+    if node is None or not routes.is_file():
+        pytest.skip("needs node and Gradio's Node proxy routes")
+    script = (
+        f"import {{ classifyRoute }} from {json.dumps(routes.as_uri())};"
+        f"for (const p of {json.dumps([live.ROUTE, '/ferhub/webcam/frame'])})"
+        " console.log(classifyRoute(p).route);"
+    )
+    out = subprocess.run(
+        [node, "--input-type=module", "-e", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["python", "sveltekit"]

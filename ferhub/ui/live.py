@@ -30,7 +30,9 @@ from typing import Any
 
 log = logging.getLogger("ferhub.app")
 
-ROUTE = "/ferhub/webcam/frame"
+# under /gradio_api/: with Gradio's server-side rendering (GRADIO_SSR_MODE, as on Spaces) a Node proxy fronts
+# the app and sends only Gradio's own prefixes to Python; any other path would reach the page renderer
+ROUTE = "/gradio_api/ferhub/webcam/frame"
 STATUS_HEADER = "x-ferhub-status"  # "23.5 fps · 5 faces", percent-encoded (headers are Latin-1)
 MAX_FRAME_BYTES = 8 << 20  # a 1920x1080 JPEG from a camera is ~0.5 MB
 MAX_SESSIONS = 64  # pages streaming or recently streamed; the least recently used beyond this are dropped

@@ -9,7 +9,7 @@ const capture = document.createElement("canvas");
 const IN_FLIGHT = 2; // the next frame uploads while the server works on the one before
 const QUALITY = 0.8;
 const base = (globalThis.gradio_config && gradio_config.root) || document.baseURI;
-const route = new URL("ferhub/webcam/frame", base.endsWith("/") ? base : base + "/");
+const route = new URL("gradio_api/ferhub/webcam/frame", base.endsWith("/") ? base : base + "/");
 
 let stream = null;
 let running = false;
