@@ -30,8 +30,9 @@ from typing import Any
 
 log = logging.getLogger("ferhub.app")
 
-# under /gradio_api/: with Gradio's server-side rendering (GRADIO_SSR_MODE, as on Spaces) a Node proxy fronts
-# the app and sends only Gradio's own prefixes to Python; any other path would reach the page renderer
+# under /gradio_api/: with Gradio's server-side rendering (GRADIO_SSR_MODE, which a Space may turn on) a Node
+# proxy fronts the app and sends only Gradio's own prefixes to Python; any other path would reach the page
+# renderer
 ROUTE = "/gradio_api/ferhub/webcam/frame"
 STATUS_HEADER = "x-ferhub-status"  # "23.5 fps · 5 faces", percent-encoded (headers are Latin-1)
 MAX_FRAME_BYTES = 8 << 20  # a 1920x1080 JPEG from a camera is ~0.5 MB
