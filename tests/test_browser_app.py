@@ -309,6 +309,31 @@ def test_webcam_streams_annotated_frames(driver: Any, app_url: str, shots: Path)
     print(f"webcam: {text}")
 
 
+def test_webcam_streams_without_request_video_frame_callback(driver: Any, app_url: str) -> None:
+    """A browser without ``requestVideoFrameCallback`` (older Firefox and Safari) streams too, each post a
+    camera frame of its own (the video's time moved on), so no faster than the camera's 30 fps."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(app_url)
+    open_tab(driver, "Webcam")
+    wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#webcam-live .fh-live").get_attribute("data-session"),
+        what="the page's session",
+    )
+    driver.execute_script(
+        "delete HTMLVideoElement.prototype.requestVideoFrameCallback; window.__posts = 0;"
+        "const fetch = window.fetch; window.fetch = (...a) => { window.__posts += 1; return fetch(...a); };"
+    )
+    start = driver.find_element(By.ID, "webcam-start")
+    start.click()
+    wait_for(lambda: "face" in driver.find_element(By.ID, "webcam-fps").text, what="a frame with a face")
+    before, t = driver.execute_script("return window.__posts"), time.monotonic()
+    time.sleep(3)
+    posts = (driver.execute_script("return window.__posts") - before) / (time.monotonic() - t)
+    start.click()
+    assert 1 < posts <= 33, posts
+
+
 def test_video_tab_plays_annotated_clip_and_plots_people(
     driver: Any, app_url: str, shots: Path, tmp_path: Path
 ) -> None:

@@ -57,10 +57,24 @@ async function start() {
   for (let i = 0; i < IN_FLIGHT; i++) post(run);
 }
 
-// a camera frame no post has carried yet (requestVideoFrameCallback where the browser has it)
+// the number of a camera frame newer than the last one taken: requestVideoFrameCallback's count where the
+// browser has it; else the video's count of frames (getVideoPlaybackQuality, polled) once it passes the last
+// one taken, or the next number after a camera's frame time if that count does not move
 function nextFrame(video) {
-  if (!video.requestVideoFrameCallback) return new Promise((r) => setTimeout(() => r(++taken), 33));
-  return new Promise((r) => video.requestVideoFrameCallback((now, meta) => r(meta.presentedFrames)));
+  if (video.requestVideoFrameCallback) {
+    return new Promise((r) => video.requestVideoFrameCallback((now, meta) => r(meta.presentedFrames)));
+  }
+  const count = () => (video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0);
+  const since = performance.now();
+  return new Promise((r) => {
+    const check = () => {
+      const n = count();
+      if (n > taken) r(n);
+      else if (performance.now() - since > 34) r(taken + 1);
+      else setTimeout(check, 5);
+    };
+    check();
+  });
 }
 
 async function post(mine_run) {
