@@ -334,6 +334,27 @@ def test_webcam_streams_without_request_video_frame_callback(driver: Any, app_ur
     assert 1 < posts <= 33, posts
 
 
+def test_webcam_without_camera_access_says_so(driver: Any, app_url: str) -> None:
+    """A visitor who does not allow the camera gets a message in the tab, and Start stays Start."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(app_url)
+    open_tab(driver, "Webcam")
+    wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#webcam-live .fh-live").get_attribute("data-session"),
+        what="the page's session",
+    )
+    driver.execute_script(
+        "navigator.mediaDevices.getUserMedia = () =>"
+        " Promise.reject(new DOMException('denied', 'NotAllowedError'));"
+    )
+    start = driver.find_element(By.ID, "webcam-start")
+    start.click()
+    status = driver.find_element(By.ID, "webcam-fps")
+    wait_for(lambda: "access was not allowed" in status.text, what="the message")
+    assert start.text == "Start" and "fh-live-error" in status.get_attribute("class")
+
+
 def test_video_tab_plays_annotated_clip_and_plots_people(
     driver: Any, app_url: str, shots: Path, tmp_path: Path
 ) -> None:

@@ -14,10 +14,11 @@ const route = new URL("gradio_api/ferhub/webcam/frame", base.endsWith("/") ? bas
 let stream = null;
 let running = false;
 let run = 0; // each Start begins a run; posts of an earlier run end
-let sent = 0; // frames posted in this run
+let sent = 0; // frames posted
 let drawn = 0; // the newest frame drawn (a slower reply to an older frame is dropped)
 let taken = -1; // the camera frame last taken, so that no two posts carry the same one
 let first = true;
+let starting = false; // a Start waiting for the camera: another click does not open a second one
 
 function say(text, error = false) {
   const status = $(".fh-live-status");
@@ -39,15 +40,19 @@ async function start() {
     say("The page is still connecting to the server; press Start again in a moment.", true);
     return;
   }
+  if (starting) return;
+  starting = true;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    const video = $(".fh-live-video");
+    video.srcObject = stream;
+    await video.play();
   } catch (e) {
-    say(`No camera: ${e.name === "NotAllowedError" ? "access was not allowed" : e.message}`, true);
+    stop(`No camera: ${e.name === "NotAllowedError" ? "access was not allowed" : e.message}`);
     return;
+  } finally {
+    starting = false;
   }
-  const video = $(".fh-live-video");
-  video.srcObject = stream;
-  await video.play();
   running = true;
   first = true;
   taken = -1; // a new stream counts its frames from 0
