@@ -256,17 +256,24 @@ def test_compare_heatmap_hover_holds_the_count(driver: Any, app_url: str, shots:
             driver.save_screenshot(str(shots / "03-compare-hover.png"))
 
 
+def open_webcam(driver: Any, app_url: str) -> None:
+    """Load the app on its Webcam tab, once the page has its session id (given when the page loaded)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(app_url)
+    open_tab(driver, "Webcam")
+    wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#webcam-live .fh-live").get_attribute("data-session"),
+        what="the page's session",
+    )
+
+
 def test_webcam_streams_annotated_frames(driver: Any, app_url: str, shots: Path) -> None:
     """Start streams the fake camera over the webcam's route: drawn frames with a face come back at a rate;
     a recording plots as a timeline, Stop stops, and a snapshot goes to Classify."""
     from selenium.webdriver.common.by import By
 
-    driver.get(app_url)
-    open_tab(driver, "Webcam")
-    wait_for(  # the page's session id, given when the page loaded
-        lambda: driver.find_element(By.CSS_SELECTOR, "#webcam-live .fh-live").get_attribute("data-session"),
-        what="the page's session",
-    )
+    open_webcam(driver, app_url)
     start = driver.find_element(By.ID, "webcam-start")
     status = driver.find_element(By.ID, "webcam-fps")
     start.click()
@@ -311,15 +318,10 @@ def test_webcam_streams_annotated_frames(driver: Any, app_url: str, shots: Path)
 
 def test_webcam_streams_without_request_video_frame_callback(driver: Any, app_url: str) -> None:
     """A browser without ``requestVideoFrameCallback`` (older Firefox and Safari) streams too, each post a
-    camera frame of its own (the video's time moved on), so no faster than the camera's 30 fps."""
+    camera frame of its own (the video's frame count moved on), so no faster than the camera's 30 fps."""
     from selenium.webdriver.common.by import By
 
-    driver.get(app_url)
-    open_tab(driver, "Webcam")
-    wait_for(
-        lambda: driver.find_element(By.CSS_SELECTOR, "#webcam-live .fh-live").get_attribute("data-session"),
-        what="the page's session",
-    )
+    open_webcam(driver, app_url)
     driver.execute_script(
         "delete HTMLVideoElement.prototype.requestVideoFrameCallback; window.__posts = 0;"
         "const fetch = window.fetch; window.fetch = (...a) => { window.__posts += 1; return fetch(...a); };"
@@ -338,12 +340,7 @@ def test_webcam_without_camera_access_says_so(driver: Any, app_url: str) -> None
     """A visitor who does not allow the camera gets a message in the tab, and Start stays Start."""
     from selenium.webdriver.common.by import By
 
-    driver.get(app_url)
-    open_tab(driver, "Webcam")
-    wait_for(
-        lambda: driver.find_element(By.CSS_SELECTOR, "#webcam-live .fh-live").get_attribute("data-session"),
-        what="the page's session",
-    )
+    open_webcam(driver, app_url)
     driver.execute_script(
         "navigator.mediaDevices.getUserMedia = () =>"
         " Promise.reject(new DOMException('denied', 'NotAllowedError'));"

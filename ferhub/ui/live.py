@@ -12,8 +12,9 @@ in flight, so the page uploads the next while the server works on the one before
 30) in the same run, with Chromium at 0.95 cores.
 
 A session (:class:`WebcamSession`, the tracker, the smoother and the recording of one page) lives here under
-an id the page makes; Gradio's events of the tab (model, recording, snapshot, timeline) name it through the
-tab's ``gr.HTML`` value. Frames of one session are processed one at a time, in the order they come.
+the id a page gets when it loads (:func:`new_id`, the value of the tab's ``gr.HTML``), which the tab's Gradio
+events (model, recording, snapshot, timeline) pass on. Frames of one session are processed one at a time, in
+the order they come.
 """
 
 from __future__ import annotations

@@ -220,39 +220,24 @@ def save_image(image: Any, name: str = "image", *, lossless: bool = False) -> st
 DIRECT = {"preprocess": False, "postprocess": False}
 
 
-def direct(
-    fn: F, outputs: Sequence[Any], inputs: Sequence[Any] | None = None, *, sent_as_is: Sequence[Any] = ()
-) -> F:
-    """``fn`` for an event registered with :data:`DIRECT`: the components' own pre- and post-processing run
-    inside the one worker thread the handler already runs in.
+def direct(fn: F, outputs: Sequence[Any]) -> F:
+    """``fn`` for an event registered with :data:`DIRECT`: the output components' own post-processing runs
+    inside the one worker thread the handler already runs in, and ``fn`` takes the inputs' payloads as they
+    come.
 
     Gradio otherwise hops from its event loop to a worker thread and back once per input and once per output
     and, for outputs, copies each returned file into its cache twice (measured on 2 cores: classify's six
-    outputs took 6 ms of its ~48 ms on the server that way, 2.5 ms this way). ``inputs`` are preprocessed from
-    their payloads (``None``: ``fn`` takes the payloads as they come); values of ``gr.State`` pass through
-    untouched, as Gradio passes them. What reaches the browser is what Gradio's own post-processing makes,
-    except for the outputs in ``sent_as_is``, for which ``fn`` returns the payload itself.
+    outputs took 6 ms of its ~48 ms on the server that way, 2.5 ms this way). What reaches the browser is what
+    Gradio's own post-processing makes.
     """
     from gradio.data_classes import GradioModel, GradioRootModel
 
-    def pre(component: Any, value: Any) -> Any:
-        if component.stateful:
-            return value
-        model = getattr(component, "data_model", None)
-        if model is not None and value is not None:
-            value = model.model_validate(value, context={"validate_meta": True})
-        return component.preprocess(value)
-
     def post(component: Any, value: Any) -> Any:
-        if component.stateful or any(component is c for c in sent_as_is):
-            return value
         out = component.postprocess(value)
         return out.model_dump() if isinstance(out, (GradioModel, GradioRootModel)) else out
 
     @functools.wraps(fn)
     def handler(*args: Any, **kwargs: Any) -> list[Any]:
-        if inputs is not None:
-            args = (*(pre(c, a) for c, a in zip(inputs, args)), *args[len(inputs) :])
         return [post(c, v) for c, v in zip(outputs, fn(*args, **kwargs))]
 
     return handler  # type: ignore[return-value]
