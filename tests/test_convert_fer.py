@@ -285,7 +285,9 @@ def test_conv_kernel_layout_matches_keras_semantics() -> None:
     got = F.conv2d(
         torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(keras_h5.conv2d_kernel_to_torch(k))
     )
-    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), ref, atol=1e-5)
+    # float32 sums of up to 18 products of size ~1, in an order that differs between CPUs' kernels: ~1e-5
+    # apart at worst; a swapped axis moves outputs by ~1
+    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), ref, atol=1e-4)
 
 
 def test_depthwise_layout_matches_keras_semantics_with_depth_multiplier() -> None:
@@ -302,7 +304,7 @@ def test_depthwise_layout_matches_keras_semantics_with_depth_multiplier() -> Non
                     ref[..., ci * m + q] += x[:, h : h + 3, w : w + 3, ci] * k[h, w, ci, q]
     weight = torch.from_numpy(keras_h5.depthwise_kernel_to_torch(k))
     got = F.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2), weight, groups=c)
-    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), ref, atol=1e-5)
+    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), ref, atol=1e-4)  # as above
     np.testing.assert_array_equal(keras_h5.dense_kernel_to_torch(k[0, 0]), k[0, 0].T)
 
 
