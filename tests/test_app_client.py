@@ -253,3 +253,45 @@ def test_video_endpoint_tracks_and_plots_two_models(client, tmp_path: Path) -> N
     assert {r["model"] for r in rows} == set(models) and {r["face_id"] for r in rows} == {"1", "2"}
     entry = json.loads(json_path.read_text())
     assert [t["face_id"] for t in entry["tracks"]] == [1, 2] and len(entry["frames"]) == 4
+
+
+def test_sessions_kept_are_bounded_under_api_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradio keeps a session state for each API call made without a session (every plain-HTTP
+    ``/call/...``): with ``launch_kwargs()`` the oldest are dropped beyond ``state.SESSIONS_KEPT``, while a
+    session in use keeps its ``gr.State``."""
+    import json
+
+    import gradio as gr
+    import httpx
+
+    from ferhub.ui import launch_kwargs, state
+
+    assert launch_kwargs()["state_session_capacity"] == state.SESSIONS_KEPT
+    monkeypatch.setattr(state, "SESSIONS_KEPT", 3)
+    with gr.Blocks() as demo:
+        count, out = gr.State(0), gr.Number()
+        gr.Button().click(lambda n: (n + 1, n + 1), count, [count, out], api_name="count")
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/gradio_api/", timeout=30) as http:
+
+            def call(session: str | None = None) -> float:
+                body: dict = {"data": [], "session_hash": session} if session else {"data": []}
+                event = http.post("call/count", json=body).json()["event_id"]
+                data = [
+                    line
+                    for line in http.get(f"call/count/{event}").text.splitlines()
+                    if line.startswith("data:")
+                ]
+                return json.loads(data[-1][5:])[-1]  # the state's own output comes back empty
+
+            assert [call("mine"), call("mine")] == [1, 2]
+            for n in range(3, 9):  # six sessions come and go beside it, twice the bound
+                assert call() == 1
+                assert len(demo.state_holder.session_data) <= 3
+                assert call("mine") == n  # used between them: never the least recent, never dropped
+    finally:
+        demo.close()

@@ -56,5 +56,6 @@ def launch_kwargs() -> dict:
         "max_file_size": state.MAX_UPLOAD,
         "css": classify.CSS,
         "show_error": True,
+        "state_session_capacity": state.SESSIONS_KEPT,
         "app_kwargs": {"routes": live.routes()},  # the webcam's frames (ferhub.ui.live)
     }
