@@ -77,8 +77,10 @@ def test_bad_frames_get_a_clear_error_and_the_session_goes_on(
     for body in (b"", b"not an image at all", jpeg(hopper())[:200]):
         reply = post(client, sid, body)
         assert reply.status_code == 400 and reply.json()["error"].startswith("Not a usable camera frame")
-    reply = post(client, "x", jpeg(hopper()))  # no page makes this id
+    reply = post(client, "x", jpeg(hopper()))  # no page has this id
     assert reply.status_code == 400 and "reload the page" in reply.json()["error"]
+    reply = post(client, "0" * 32, jpeg(hopper()))  # one this server never gave
+    assert reply.status_code == 403 and "reload the page" in reply.json()["error"]
     monkeypatch.setattr(live, "MAX_FRAME_BYTES", 1000)
     reply = post(client, sid, jpeg(hopper()))
     assert reply.status_code == 413 and "camera frame of over" in reply.json()["error"]
@@ -147,18 +149,74 @@ def test_two_frames_of_one_page_in_flight_are_taken_one_at_a_time(client: TestCl
 def test_sessions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     sessions = live.Sessions()
     monkeypatch.setattr(live, "MAX_SESSIONS", 3)
-    ids = [live.new_id() for _ in range(5)]
+    ids = [sessions.issue() for _ in range(5)]
     for i in ids:
         sessions.get(i)
     assert len(sessions) == 3 and sessions.find(ids[0]) is None  # the least recently used go first
     sessions.get(ids[2])  # used again: now the most recent
-    sessions.get(live.new_id())
+    sessions.get(sessions.issue())
     assert sessions._live.get(ids[2]) is not None and sessions._live.get(ids[3]) is None
     monkeypatch.setattr(live, "IDLE_SECONDS", 0)
-    newest = live.new_id()
+    newest = sessions.issue()
     sessions.get(newest)
     assert len(sessions) == 1 and sessions._live.get(newest) is not None  # idle pages dropped
-    assert live.new_id() != live.new_id()
+    assert sessions.issue() != sessions.issue()
+    sessions.get(ids[0])  # a page whose stream was dropped streams again under its id
+
+
+def test_only_ids_the_server_gave_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions = live.Sessions()
+    monkeypatch.setattr(live, "MAX_ISSUED", 3)
+    with pytest.raises(live.LiveError) as made_up:
+        sessions.get(live.Sessions().issue())  # well formed, given by another server
+    assert made_up.value.status == 403 and "reload the page" in str(made_up.value)
+    first, *later = [sessions.issue() for _ in range(4)]
+    for sid in later:
+        sessions.get(sid)
+    with pytest.raises(live.LiveError):
+        sessions.get(first)  # forgotten: three ids were given after it before it streamed
+    for _ in range(5):
+        sessions.issue()
+    sessions.get(later[0])  # a page that has streamed keeps its id
+
+
+def test_behind_gradio_auth_only_signed_in_pages_get_an_id() -> None:
+    """With ``launch(auth=...)`` Gradio refuses its events to visitors who have not signed in, and the
+    route takes no id but those the webcam's page-load event gives, so the route is shut to them too."""
+    import json
+
+    import httpx
+
+    demo = build_app([DEFAULT_MODEL])
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        auth=("ada", "lovelace"),
+        **launch_kwargs(),
+    )
+    try:
+        with httpx.Client(base_url=demo.local_url, timeout=60) as http:
+            assert http.post("gradio_api/call/webcam_session", json={"data": []}).status_code == 401
+            made_up = http.post(f"{live.ROUTE.lstrip('/')}?session={'0' * 32}", content=jpeg(hopper()))
+            assert made_up.status_code == 403
+            assert http.post("login", data={"username": "ada", "password": "lovelace"}).status_code == 200
+            event = http.post("gradio_api/call/webcam_session", json={"data": []}).json()["event_id"]
+            lines = http.get(f"gradio_api/call/webcam_session/{event}").text.splitlines()
+            (sid,) = json.loads(next(line for line in lines if line.startswith("data:"))[5:])
+            drawn = http.post(f"{live.ROUTE.lstrip('/')}?session={sid}&start=1", content=jpeg(hopper()))
+            assert drawn.status_code == 200 and drawn.headers["content-type"] == "image/jpeg"
+    finally:
+        demo.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_the_app_serves_the_route_and_gives_each_page_an_id() -> None:

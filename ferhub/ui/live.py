@@ -14,7 +14,8 @@ in flight, so the page uploads the next while the server works on the one before
 A session (:class:`WebcamSession`, the tracker, the smoother and the recording of one page) lives here under
 the id a page gets when it loads (:func:`new_id`, the value of the tab's ``gr.HTML``), which the tab's Gradio
 events (model, recording, snapshot, timeline) pass on. Frames of one session are processed one at a time, in
-the order they come.
+the order they come. The route takes only ids the server gave: a page gets one through a Gradio event, so a
+deployment behind Gradio's ``auth=`` (or an ``auth_dependency``) keeps the route to the visitors it lets in.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ ROUTE = "/gradio_api/ferhub/webcam/frame"
 STATUS_HEADER = "x-ferhub-status"  # "23.5 fps · 5 faces", percent-encoded (headers are Latin-1)
 MAX_FRAME_BYTES = 8 << 20  # a 1920x1080 JPEG from a camera is ~0.5 MB
 MAX_SESSIONS = 64  # pages streaming or recently streamed; the least recently used beyond this are dropped
+MAX_ISSUED = 10_000  # ids given to pages (most never stream); the oldest beyond this are forgotten
 IDLE_SECONDS = 15 * 60  # a page gone this long is dropped (its recording with it)
 TIME_LIMIT = 10 * 60  # seconds one run of the camera may stream; the page's Start begins a new run
 CONCURRENCY = 4  # frames processed at once, all sessions together
@@ -71,15 +73,34 @@ class Sessions:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: OrderedDict[str, Live] = OrderedDict()
+        self._issued: OrderedDict[str, None] = OrderedDict()
         self.default_model: str | None = None  # the tab's picker's first value, until a page picks another
 
+    def issue(self) -> str:
+        """A new page's id, remembered (the last :data:`MAX_ISSUED`) until its first frame."""
+        import uuid
+
+        sid = uuid.uuid4().hex
+        with self._lock:
+            self._issued[sid] = None
+            while len(self._issued) > MAX_ISSUED:
+                self._issued.popitem(last=False)
+        return sid
+
     def get(self, sid: Any) -> Live:
-        """The stream under ``sid``, made when new; ``LiveError`` (400) for an id no page makes."""
+        """The stream under ``sid``, made on first use; ``LiveError`` for an id no page has (400) or one this
+        server did not give (403: made up, or from before a restart)."""
         if not isinstance(sid, str) or not _ID.fullmatch(sid):
             raise LiveError(400, "No webcam session: reload the page.")
         now = time.monotonic()
         with self._lock:
-            live = self._live.pop(sid, None) or Live(model=self.default_model)
+            live = self._live.pop(sid, None)
+            if live is None:
+                if sid not in self._issued:
+                    raise LiveError(
+                        403, "This page's webcam session is unknown to the server: reload the page."
+                    )
+                live = Live(model=self.default_model)
             live.used = now
             self._live[sid] = live
             while len(self._live) > MAX_SESSIONS or (
@@ -103,10 +124,8 @@ _WORKING = threading.BoundedSemaphore(CONCURRENCY)
 
 
 def new_id() -> str:
-    """A page's session id (the value of the tab's ``gr.HTML``)."""
-    import uuid
-
-    return uuid.uuid4().hex
+    """A page's session id (the value of the tab's ``gr.HTML``), given on page load."""
+    return SESSIONS.issue()
 
 
 def set_model(sid: str, model: str | None) -> None:
