@@ -194,6 +194,37 @@ def test_gradio_files_expire_while_requests_add_more(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["example.jpg"]
 
 
+def test_outputs_are_served_by_gradio_as_they_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ferhub's outputs live inside Gradio's cache folder, so Gradio serves a returned file from where it is
+    (no hash, no copy); the Gradio folder's own sweep leaves them, and their folder, to theirs."""
+    import asyncio
+
+    from gradio import processing_utils
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setattr(scratch, "_outputs", None)
+    out = scratch.output_path(".jpg")
+    assert out.parent.parent == tmp_path / "gradio"
+    Image.new("RGB", (8, 8)).save(out)
+    image = gr.Image(type="filepath")
+    payload = image.postprocess(str(out)).model_dump()
+    served = asyncio.run(processing_utils.async_move_files_to_cache(payload, image, postprocess=True))
+    assert served["path"] == str(out) and served["url"].endswith(str(out))
+    assert [p for p in (tmp_path / "gradio").rglob("*") if p.is_file()] == [out]  # no copy beside it
+
+    old = time.time() - 3600
+    os.utime(out, (old, old))
+    os.utime(out.parent, (old, old))
+    stray = tmp_path / "gradio" / "abc" / "upload.jpg"
+    stray.parent.mkdir()
+    stray.write_bytes(bytes(100))
+    deleted = scratch.sweep_folder(tmp_path / "gradio", max_age=None, cap=0, skip=out.parent)
+    assert deleted == 1 and not stray.exists() and out.exists()
+    out.unlink()
+    scratch.sweep_folder(tmp_path / "gradio", max_age=None, cap=0, skip=out.parent)
+    assert out.parent.is_dir()  # empty and old, but a handler may be about to write there
+
+
 def test_outputs_folder_is_made_on_first_use_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FERHUB_CACHE_MAX_AGE_S", "600")
     first = scratch.output_path(".json")
