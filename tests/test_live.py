@@ -178,6 +178,10 @@ def test_only_ids_the_server_gave_are_taken(monkeypatch: pytest.MonkeyPatch) -> 
     for _ in range(5):
         sessions.issue()
     sessions.get(later[0])  # a page that has streamed keeps its id
+    # the tab's Gradio events of a page from before a restart say so as their message
+    for event, value in ((live.set_model, DEFAULT_MODEL), (live.set_record, True)):
+        with pytest.raises(gr.Error, match="reload the page"):
+            event("0" * 32, value)
 
 
 def test_behind_gradio_auth_only_signed_in_pages_get_an_id() -> None:

@@ -128,10 +128,20 @@ def new_id() -> str:
     return SESSIONS.issue()
 
 
+def _page(sid: str) -> Live:
+    """The stream of the page whose Gradio event this is; a refused id is the event's message."""
+    import gradio as gr
+
+    try:
+        return SESSIONS.get(sid)
+    except LiveError as e:
+        raise gr.Error(str(e), title="Webcam") from None
+
+
 def set_model(sid: str, model: str | None) -> None:
     """The tab's model picker changed (a Gradio event)."""
     if sid:
-        SESSIONS.get(sid).model = model
+        _page(sid).model = model
 
 
 def set_record(sid: str, record: bool) -> None:
@@ -139,7 +149,7 @@ def set_record(sid: str, record: bool) -> None:
     from ferhub.ui.webcam import clear_recording
 
     if sid:
-        live = SESSIONS.get(sid)
+        live = _page(sid)
         with live.lock:
             live.record = bool(record)
             clear_recording(live.session, live.record)
