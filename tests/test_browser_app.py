@@ -352,6 +352,33 @@ def test_webcam_without_camera_access_says_so(driver: Any, app_url: str) -> None
     assert start.text == "Start" and "fh-live-error" in status.get_attribute("class")
 
 
+def test_webcam_frames_are_posted_at_most_640_px(driver: Any, app_url: str) -> None:
+    """A camera that gives 1280x720 although the page asks for 640x480 (Firefox and Safari take one of the
+    camera's own modes) streams 640x360 frames: what comes back drawn is that size."""
+    from selenium.webdriver.common.by import By
+
+    open_webcam(driver, app_url)
+    driver.execute_script(
+        "const c = document.createElement('canvas'); c.width = 1280; c.height = 720;"
+        "const g = c.getContext('2d'); let n = 0;"
+        "setInterval(() => {"
+        "  g.fillStyle = `hsl(${(n += 7) % 360}, 60%, 50%)`; g.fillRect(0, 0, 1280, 720);"
+        "}, 30);"
+        "navigator.mediaDevices.getUserMedia = async () => c.captureStream(30);"
+    )
+    start = driver.find_element(By.ID, "webcam-start")
+    start.click()
+    output = driver.find_element(By.ID, "webcam-output")
+    wait_for(lambda: int(output.get_attribute("data-frames") or 0) >= 3, what="three frames drawn")
+    size = driver.execute_script(
+        "const v = document.querySelector('#webcam-input');"
+        "const o = document.querySelector('#webcam-output');"
+        "return [v.videoWidth, v.videoHeight, o.width, o.height];"
+    )
+    start.click()
+    assert size == [1280, 720, 640, 360], size
+
+
 def test_video_tab_plays_annotated_clip_and_plots_people(
     driver: Any, app_url: str, shots: Path, tmp_path: Path
 ) -> None:

@@ -8,6 +8,10 @@ const $ = (selector) => element.querySelector(selector);
 const capture = document.createElement("canvas");
 const IN_FLIGHT = 2; // the next frame uploads while the server works on the one before
 const QUALITY = 0.8;
+// frames go at most this large: a camera may not honour the 640x480 asked for (Firefox and Safari pick one of
+// its own modes, such as 1280x720), and every pixel more costs the page's encoding, both transfers and the
+// server's decoding, detection and drawing
+const MAX_SIDE = 640;
 const base = (globalThis.gradio_config && gradio_config.root) || document.baseURI;
 const route = new URL("gradio_api/ferhub/webcam/frame", base.endsWith("/") ? base : base + "/");
 
@@ -90,9 +94,10 @@ async function post(mine_run) {
     if (!live()) return;
     if (frame <= taken) continue;
     taken = frame;
-    const w = video.videoWidth;
-    const h = video.videoHeight;
-    if (!w || !h) continue;
+    if (!video.videoWidth || !video.videoHeight) continue;
+    const scale = Math.min(1, MAX_SIDE / Math.max(video.videoWidth, video.videoHeight));
+    const w = Math.round(video.videoWidth * scale);
+    const h = Math.round(video.videoHeight * scale);
     if (capture.width !== w || capture.height !== h) [capture.width, capture.height] = [w, h];
     const context = capture.getContext("2d");
     context.setTransform(-1, 0, 0, 1, w, 0); // mirrored, as a person expects to see themselves
