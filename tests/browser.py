@@ -129,8 +129,9 @@ def until(condition: Callable[[], Any], timeout: float = 90.0, what: str = "cond
 
 
 @contextmanager
-def served(models: Sequence[str]) -> Iterator[str]:
-    """The app over ``models``, launched in this process on a free local port; yields its URL."""
+def served(models: Sequence[str], **launch: Any) -> Iterator[str]:
+    """The app over ``models``, launched in this process on a free local port (with ``launch``'s further
+    ``Blocks.launch`` arguments, such as ``auth``); yields its URL."""
     from ferhub.ui import build_app, launch_kwargs
 
     with socket.socket() as s:
@@ -139,7 +140,12 @@ def served(models: Sequence[str]) -> Iterator[str]:
     demo = build_app(list(models))
     demo.queue()
     demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **launch_kwargs(),
+        **launch,
     )
     try:
         yield f"http://127.0.0.1:{port}/"

@@ -190,37 +190,21 @@ def test_behind_gradio_auth_only_signed_in_pages_get_an_id() -> None:
     import json
 
     import httpx
+    from browser import served
 
-    demo = build_app([DEFAULT_MODEL])
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=_free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        auth=("ada", "lovelace"),
-        **launch_kwargs(),
-    )
-    try:
-        with httpx.Client(base_url=demo.local_url, timeout=60) as http:
-            assert http.post("gradio_api/call/webcam_session", json={"data": []}).status_code == 401
-            made_up = http.post(f"{live.ROUTE.lstrip('/')}?session={'0' * 32}", content=jpeg(hopper()))
-            assert made_up.status_code == 403
-            assert http.post("login", data={"username": "ada", "password": "lovelace"}).status_code == 200
-            event = http.post("gradio_api/call/webcam_session", json={"data": []}).json()["event_id"]
-            lines = http.get(f"gradio_api/call/webcam_session/{event}").text.splitlines()
-            (sid,) = json.loads(next(line for line in lines if line.startswith("data:"))[5:])
-            drawn = http.post(f"{live.ROUTE.lstrip('/')}?session={sid}&start=1", content=jpeg(hopper()))
-            assert drawn.status_code == 200 and drawn.headers["content-type"] == "image/jpeg"
-    finally:
-        demo.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    with (
+        served([DEFAULT_MODEL], auth=("ada", "lovelace")) as url,
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
+        assert http.post("gradio_api/call/webcam_session", json={"data": []}).status_code == 401
+        made_up = http.post(f"{live.ROUTE.lstrip('/')}?session={'0' * 32}", content=jpeg(hopper()))
+        assert made_up.status_code == 403
+        assert http.post("login", data={"username": "ada", "password": "lovelace"}).status_code == 200
+        event = http.post("gradio_api/call/webcam_session", json={"data": []}).json()["event_id"]
+        lines = http.get(f"gradio_api/call/webcam_session/{event}").text.splitlines()
+        (sid,) = json.loads(next(line for line in lines if line.startswith("data:"))[5:])
+        drawn = http.post(f"{live.ROUTE.lstrip('/')}?session={sid}&start=1", content=jpeg(hopper()))
+        assert drawn.status_code == 200 and drawn.headers["content-type"] == "image/jpeg"
 
 
 def test_the_app_serves_the_route_and_gives_each_page_an_id() -> None:
