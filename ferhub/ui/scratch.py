@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +103,17 @@ def own_gradio_cache() -> Path | None:
     return _owned_gradio
 
 
-def _entries(root: Path) -> list[tuple[float, int, Path]]:
+def _walk(root: Path, skip: Path | None = None) -> Iterator[tuple[str, list[str]]]:
+    """``os.walk``'s (folder, file names) under ``root``, never descending into ``skip``."""
+    for dirpath, dirnames, files in os.walk(root):
+        if skip is not None:
+            dirnames[:] = [d for d in dirnames if Path(dirpath, d) != skip]
+        yield dirpath, files
+
+
+def _entries(root: Path, skip: Path | None = None) -> list[tuple[float, int, Path]]:
     out = []
-    for dirpath, _, files in os.walk(root):
+    for dirpath, files in _walk(root, skip):
         for name in files:
             path = Path(dirpath) / name
             with contextlib.suppress(OSError):
@@ -126,7 +135,7 @@ def sweep_folder(
     one younger than ``min_age``: a request may be about to read it), then emptied sub-folders; nothing in
     ``skip`` (a sub-folder swept on its own terms). Returns the number of files deleted."""
     now = time.time() if now is None else now
-    entries = sorted(e for e in _entries(root) if skip is None or not e[2].is_relative_to(skip))
+    entries = sorted(_entries(root, skip))
     total = sum(size for _, size, _ in entries)
     deleted = 0
     for mtime, size, path in entries:
@@ -137,9 +146,9 @@ def sweep_folder(
             path.unlink()
             deleted += 1
             total -= size
-    for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+    for dirpath, _ in sorted(_walk(root, skip), key=lambda w: -len(w[0])):
         folder = Path(dirpath)
-        if folder != root and (skip is None or not folder.is_relative_to(skip)):
+        if folder != root:
             with contextlib.suppress(OSError):
                 # a folder this young may be one Gradio is about to write into
                 if now - folder.stat().st_mtime > min(max_age or 60.0, 60.0):
