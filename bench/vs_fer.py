@@ -1,7 +1,7 @@
 """ferhub against the ``fer`` package (25.10.3: OpenCV Haar cascade + TFLite mini-Xception, its default), in
 one run.
 
-    python bench/vs_fer.py [--rounds 3] [--runs 15] [--folder-photos 60]
+    python bench/vs_fer.py [--rounds 3] [--runs 15] [--folder-photos 60] [--kinds [--kind-runs 5]]
 
 fer runs in its own virtualenv (``bench/fer_env.py`` creates ``bench/.venv-fer`` on first use: fer without its
 declared dependencies, next to tensorflow-cpu and headless OpenCV, which is all it imports). Both libraries
@@ -25,6 +25,11 @@ Measured, each in a fresh child process per library, alternating fer and ferhub 
 2. the same on the 1920 px group photos;
 3. a folder: ``ferhub predict FOLDER`` against a fer loop over the same folder in one ``python`` process, wall
    time from start to exit (imports included), as photos per second.
+
+``--kinds`` adds a table of other photos users upload, so that the ratios are not only those of one size and
+format: the three real photos at 320x240, 1024x768, 1600x1200 and 4032x3024 (each resized from its 640x480
+file, so the large ones are upscaled: smoother than a camera's), as 640x480 PNG files, and as 640x480
+grey JPEGs; each kind's median over its photos, ``--kind-runs`` timed calls a photo, in the same rounds.
 
 Every table states the CPU model and core count; under it, the share of CPU time the hypervisor took during
 the run and a one-thread ``sgemm`` rate before and after it (``machine.HostWatch``): the same VM moved this
@@ -143,6 +148,28 @@ def make_real_photos() -> list[Path]:
     return paths
 
 
+KIND_SIDES = (320, 1024, 1600, 4032)
+
+
+def make_kind_photos(real: list[Path]) -> dict[str, list[Path]]:
+    """Write the real photos at other sizes, as PNG and in grey (``--kinds``); returns them by kind."""
+    kinds: dict[str, list[Path]] = {}
+    for i, path in enumerate(real):
+        photo = Image.open(path).convert("RGB")
+        for side in KIND_SIDES:
+            size = (side, side * 3 // 4)
+            out = PHOTOS / f"real-{i}-{side}.jpg"
+            photo.resize(size, Image.Resampling.BICUBIC).save(out, quality=90)
+            kinds.setdefault(f"{size[0]}x{size[1]} JPEG", []).append(out)
+        out = PHOTOS / f"real-{i}.png"
+        photo.save(out)
+        kinds.setdefault("640x480 PNG", []).append(out)
+        out = PHOTOS / f"real-{i}-grey.jpg"
+        photo.convert("L").save(out, quality=90)
+        kinds.setdefault("640x480 grey JPEG", []).append(out)
+    return kinds
+
+
 def child(python: str, code: str, args: list[str]) -> dict:
     out = subprocess.run([python, "-c", code, *args], check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -161,10 +188,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=15, help="timed calls per photo in each child")
     parser.add_argument("--folder-photos", type=int, default=60)
+    parser.add_argument("--kinds", action="store_true", help="also time other sizes and formats")
+    parser.add_argument("--kind-runs", type=int, default=5, help="timed calls per photo of --kinds")
     args = parser.parse_args()
     fer = str(fer_python())
     one, group = make_photos()
     real = make_real_photos()
+    kinds = make_kind_photos(real) if args.kinds else {}
+    kind_names = [str(p) for paths in kinds.values() for p in paths]
     folder = PHOTOS / "folder"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -180,6 +211,10 @@ def main() -> None:
             for path, (ms, n) in child(python, code, [str(args.runs), *names]).items():
                 per_photo[lib].setdefault(path, []).append(ms)
                 faces[lib][path] = n
+            if kind_names:
+                for path, (ms, n) in child(python, code, [str(args.kind_runs), *kind_names]).items():
+                    per_photo[lib].setdefault(path, []).append(ms)
+                    faces[lib][path] = n
         folder_s["fer"].append(wall([fer, "-c", FER_FOLDER, str(folder)]))
         folder_s["ferhub"].append(wall([sys.executable, "-m", "ferhub", "predict", str(folder)]))
 
@@ -222,6 +257,18 @@ def main() -> None:
         f"| folder of {args.folder_photos} one-face photos, start to exit, photos/s | {fr:.1f} | {hr:.1f} | "
         f"{hr / fr:.2f}x | >= 2.5x |"
     )
+    if kinds:
+        print(
+            "\n| other photos (the real photos' 3 scenes), median ms | fer | ferhub | ferhub / fer |"
+            " faces found fer / ferhub |"
+        )
+        print("|---|---:|---:|---:|---|")
+        for kind, paths in kinds.items():
+            f, h = median_ms("fer", paths), median_ms("ferhub", paths)
+            print(
+                f"| {kind} | {f:.1f} | {h:.1f} | {h / f:.2f}x | {found('fer', paths)} /"
+                f" {found('ferhub', paths)} |"
+            )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average at the end: {load:.1f}")
     print(*host.lines(), sep="\n")

@@ -39,3 +39,33 @@ def test_real_photos_fill_the_frame_uncut_in_the_middle(
         )
         assert np.abs(got - middle).mean() < 12, source
     assert Image.open(paths[2]).size == (640, 480)
+
+
+def test_kind_photos_are_the_real_scenes_at_other_sizes_formats_and_modes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bench_script
+) -> None:
+    vs_fer = bench_script("vs_fer")
+    monkeypatch.setattr(vs_fer, "PHOTOS", tmp_path)
+    real = vs_fer.make_real_photos()
+    kinds = vs_fer.make_kind_photos(real)
+    assert list(kinds) == [
+        "320x240 JPEG",
+        "1024x768 JPEG",
+        "1600x1200 JPEG",
+        "4032x3024 JPEG",
+        "640x480 PNG",
+        "640x480 grey JPEG",
+    ]
+    for kind, paths in kinds.items():
+        assert len(paths) == len(real)
+        size, fmt = kind.split()[0], kind.split()[-1]
+        for path, source in zip(paths, real):
+            image = Image.open(path)
+            assert image.format == fmt and f"{image.width}x{image.height}" == size
+            assert image.mode == ("L" if "grey" in kind else "RGB")
+            # the same scene: the photo shrunk to 64x48 matches its 640x480 source's
+            small = np.asarray(image.convert("L").resize((64, 48), Image.Resampling.BOX), np.float32)
+            want = np.asarray(
+                Image.open(source).convert("L").resize((64, 48), Image.Resampling.BOX), np.float32
+            )
+            assert np.abs(small - want).mean() < 4, (kind, path.name)
