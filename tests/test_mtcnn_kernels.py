@@ -114,7 +114,7 @@ import importlib.util, sys
 first = sys.argv[1]
 if first:
     __import__(first)
-import ferhub._mtcnn_kernels
+import ferhub._numba
 import numba.np.arraymath as arraymath
 skipped = "scipy.linalg" not in sys.modules
 print(skipped, arraymath._HAVE_BLAS == (importlib.util.find_spec("scipy") is not None))
@@ -150,7 +150,7 @@ def test_numba_loads_without_importing_scipy_linalg_and_blas_code_still_compiles
 
 def test_only_numbas_blas_check_is_refused_scipy() -> None:
     """The import hook refuses SciPy to Numba's BLAS check alone: any other import of it goes on."""
-    from ferhub._mtcnn_kernels import _NoScipyForBlasCheck
+    from ferhub._numba import _NoScipyForBlasCheck
 
     finder = _NoScipyForBlasCheck()
     assert finder.find_spec("scipy.linalg") is None and not finder.blocked
