@@ -178,6 +178,8 @@ def _fast_png(src: str | os.PathLike | bytes, name: str, max_pixels: int | None)
     if head is None:
         return None
     _check_pixels(head.width, head.height, max_pixels, name)
+    if Image.MAX_IMAGE_PIXELS and head.width * head.height > Image.MAX_IMAGE_PIXELS:
+        return None  # over Pillow's own decompression-bomb limit: Pillow warns or refuses, as before
     return _png.decode(data, head)
 
 

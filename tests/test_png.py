@@ -228,3 +228,12 @@ def test_a_file_much_larger_than_its_rows_is_left_to_pillow(tmp_path: Path, monk
     path = tmp_path / "padded.png"
     path.write_bytes(png(rgb, "RGB") + bytes(2 << 20))
     assert np.array_equal(np.asarray(load_image(path)), rgb)
+
+
+def test_pillows_own_pixel_limit_still_applies_without_ferhubs(monkeypatch) -> None:
+    """``max_pixels=None`` lifts ferhub's limit only: a PNG over Pillow's decompression-bomb limit goes to
+    Pillow, which refuses it, rather than being decoded here."""
+    monkeypatch.setattr(_png, "decode", lambda data, head: pytest.fail("decoded past Pillow's limit"))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30_000)  # Pillow refuses twice that: 60,000 < 67,193
+    with pytest.raises(ImageDecodeError, match="decompression"):
+        load_image(png(photo_like("RGB"), "RGB"), max_pixels=None)
