@@ -69,3 +69,29 @@ def test_kind_photos_are_the_real_scenes_at_other_sizes_formats_and_modes(
                 Image.open(source).convert("L").resize((64, 48), Image.Resampling.BOX), np.float32
             )
             assert np.abs(small - want).mean() < 4, (kind, path.name)
+
+
+def test_decode_bench_prints_its_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bench_script, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bench/decode.py``: a row a kind of photo, Pillow against ``load_image`` on the same files, the CPU
+    named."""
+    import sys
+
+    decode = bench_script("decode")
+    monkeypatch.setattr(decode, "PHOTOS", tmp_path)
+    monkeypatch.setattr(sys.modules["vs_fer"], "PHOTOS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["decode.py", "--runs", "1", "--rounds", "1"])
+    decode.main()
+    out = capsys.readouterr().out
+    from ferhub.device import cpu_name
+
+    assert out.startswith(cpu_name())
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| 640x480")]
+    assert [r[0] for r in rows] == ["| 640x480 JPEG", "| 640x480 PNG", "| 640x480 grey PNG"]
+    for row in rows:
+        pil, ours, ratio = float(row[1]), float(row[2]), float(row[3].rstrip("x |"))
+        assert pil > 0 and ours > 0 and abs(ratio - ours / pil) < 0.01
+    assert sorted(p.name for p in tmp_path.glob("decode-*.png")) == [
+        f"decode-{i}-{mode}.png" for i in range(3) for mode in ("L", "RGB")
+    ]
