@@ -152,6 +152,8 @@ def _fast_png(src: str | os.PathLike | bytes, name: str, max_pixels: int | None)
     """``src`` decoded by :mod:`ferhub._png` where it is a PNG of the kind that module takes (~2x Pillow's
     speed on photos), its size checked first; ``None`` for Pillow to open it."""
     if isinstance(src, (bytes, bytearray, memoryview)):
+        if not _is_large_png(bytes(src[:24])):
+            return None  # not copied for nothing: _open copies it once
         data = bytes(src)
     else:
         try:
