@@ -57,7 +57,7 @@ def _image_data(data: bytes) -> bytes | None:
     """The ``IDAT`` chunks' data joined, where every other chunk is one that leaves the pixels alone and the
     file ends with ``IEND``; else ``None``."""
     parts = []
-    pos = 33
+    pos, previous = 33, b"IHDR"
     while pos + 12 <= len(data):
         length = int.from_bytes(data[pos : pos + 4], "big")
         kind = data[pos + 4 : pos + 8]
@@ -65,6 +65,8 @@ def _image_data(data: bytes) -> bytes | None:
         if end > len(data):
             return None
         if kind == b"IDAT":  # Pillow does not check these checksums either
+            if parts and previous != b"IDAT":
+                return None  # the image data must be one run of chunks; Pillow reads only the first
             parts.append(data[pos + 8 : end - 4])
         else:
             if zlib.crc32(data[pos + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
@@ -78,7 +80,7 @@ def _image_data(data: bytes) -> bytes | None:
                     return None
             elif kind not in _PLAIN:
                 return None
-        pos = end
+        pos, previous = end, kind
     return None
 
 

@@ -157,6 +157,8 @@ def other_pngs() -> dict[str, bytes]:
     idat = good.index(b"IDAT") - 4
     exif = Image.Exif()
     exif[0x0112] = 6
+    split = png(rgb, "RGB", idat_size=4096)
+    cut = split.index(b"IDAT", split.index(b"IDAT") + 1) - 4  # where the second IDAT chunk starts
     bad_crc = bytearray(png(rgb, "RGB", before=[(b"gAMA", struct.pack(">I", 45455))]))
     bad_crc[good.index(b"IDAT") + 4] ^= 0xFF  # a byte of gAMA's data: its checksum no longer matches
     return {
@@ -176,6 +178,7 @@ def other_pngs() -> dict[str, bytes]:
         "stream too long": png(rgb, "RGB", stream=zlib.compress(filtered_rows(rgb, [0]) + b"\0" * 99)),
         "stream too short": png(rgb, "RGB", stream=zlib.compress(filtered_rows(rgb, [0])[:-1])),
         "not a stream": good[:idat] + png_chunk(b"IDAT", b"\x78\x9c\xff\xff") + png_chunk(b"IEND", b""),
+        "image data split by a chunk": split[:cut] + png_chunk(b"tIME", bytes(7)) + split[cut:],
     }
 
 
