@@ -56,6 +56,7 @@ def header(data: bytes) -> Header | None:
 def _image_data(data: bytes) -> bytes | None:
     """The ``IDAT`` chunks' data joined, where every other chunk is one that leaves the pixels alone and the
     file ends with ``IEND``; else ``None``."""
+    view = memoryview(data)  # the chunks' data joined once, not copied chunk by chunk first
     parts = []
     pos, previous = 33, b"IHDR"
     while pos + 12 <= len(data):
@@ -67,7 +68,7 @@ def _image_data(data: bytes) -> bytes | None:
         if kind == b"IDAT":  # Pillow does not check these checksums either
             if parts and previous != b"IDAT":
                 return None  # the image data must be one run of chunks; Pillow reads only the first
-            parts.append(data[pos + 8 : end - 4])
+            parts.append(view[pos + 8 : end - 4])
         else:
             if zlib.crc32(data[pos + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
                 return None

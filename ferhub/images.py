@@ -152,28 +152,24 @@ def _fast_png(src: str | os.PathLike | bytes, name: str, max_pixels: int | None)
     """``src`` decoded by :mod:`ferhub._png` where it is a PNG of the kind that module takes (~2x Pillow's
     speed on photos), its size checked first; ``None`` for Pillow to open it."""
     if isinstance(src, (bytes, bytearray, memoryview)):
-        if not _is_large_png(bytes(src[:24])):
+        if _large_png_size(bytes(src[:24])) is None:
             return None  # not copied for nothing: _open copies it once
         data = bytes(src)
     else:
         try:
-            size = os.stat(src)
-            if not stat.S_ISREG(size.st_mode):  # a FIFO would block the read; _open refuses it
+            found = os.stat(src)
+            if not stat.S_ISREG(found.st_mode):  # a FIFO would block the read; _open refuses it
                 return None
             with open(src, "rb") as f:
                 data = f.read(24)
-                if not _is_large_png(data):
-                    return None
+                size = _large_png_size(data)
                 # deflate stores incompressible rows with ~0.01% overhead: a file much larger than its rows
                 # (a sparse file, data appended) is left to Pillow, which reads only what it needs
-                width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-                if size.st_size > height * (4 * width + 1) * 1.01 + (1 << 20):
+                if size is None or found.st_size > size[1] * (4 * size[0] + 1) * 1.01 + (1 << 20):
                     return None
                 data += f.read()
         except OSError:
             return None  # Pillow's opening says what is wrong
-    if not _is_large_png(data):
-        return None
     from ferhub import _png
 
     head = _png.header(data)
@@ -185,12 +181,13 @@ def _fast_png(src: str | os.PathLike | bytes, name: str, max_pixels: int | None)
     return _png.decode(data, head)
 
 
-def _is_large_png(start: bytes) -> bool:
-    """Whether ``start`` begins a PNG whose header claims at least :data:`FAST_PNG_PIXELS` pixels."""
-    return (
-        start[:8] == _PNG_SIGNATURE
-        and int.from_bytes(start[16:20], "big") * int.from_bytes(start[20:24], "big") >= FAST_PNG_PIXELS
-    )
+def _large_png_size(start: bytes) -> tuple[int, int] | None:
+    """(width, height) from ``start``, a file's first 24 bytes, where they begin a PNG whose header claims at
+    least :data:`FAST_PNG_PIXELS` pixels; else ``None``."""
+    if start[:8] != _PNG_SIGNATURE:
+        return None
+    width, height = int.from_bytes(start[16:20], "big"), int.from_bytes(start[20:24], "big")
+    return (width, height) if width * height >= FAST_PNG_PIXELS else None
 
 
 def _open(src: str | os.PathLike | bytes, name: str, max_pixels: int | None) -> Image.Image:
