@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,17 +24,12 @@ from ferhub.device import cpu_name
 from ferhub.images import load_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import timed
 from vs_fer import PHOTOS, make_real_photos
 
 
 def median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return statistics.median(timed(fn, runs, warmup=1)) * 1000
 
 
 def pillow(path: Path) -> None:

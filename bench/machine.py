@@ -1,7 +1,7 @@
 """What the benchmark scripts share: the CPU model every table names (tables from Intel and AMD machines
 differ), the state of the shared host during a run (:class:`HostWatch`: the hypervisor's steal share and a
-one-thread ``sgemm`` probe), how a table is printed, the one-face photo the app benchmarks send, and how they
-start, wait for and stop ``app.py``."""
+one-thread ``sgemm`` probe), timing a call, how a table is printed, the one-face photo the app benchmarks
+send, and how they start, wait for and stop ``app.py``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -99,6 +99,18 @@ class HostWatch:
             steal,
             f"one-thread sgemm (host speed) before / after the run: {self.gflops:.0f} / {after:.0f} GFLOP/s",
         ]
+
+
+def timed(fn: Callable[[], object], runs: int, warmup: int = 3) -> list[float]:
+    """Seconds each of ``runs`` calls of ``fn`` took, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
 
 
 def print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

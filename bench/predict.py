@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import print_table
+from machine import print_table, timed
 from PIL import Image
 
 from ferhub import assets
@@ -33,17 +33,6 @@ def one_face_photo() -> bytes:
     buf = io.BytesIO()
     assets.one_face_photo().save(buf, format="JPEG", quality=90)
     return buf.getvalue()
-
-
-def timed(fn, runs: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
 
 
 def subprocess_seconds(code: list[str], runs: int) -> list[float]:
