@@ -9,11 +9,17 @@ import pytest
 from PIL import Image
 
 
-def test_real_photos_fill_the_frame_uncut_in_the_middle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bench_script
-) -> None:
-    vs_fer = bench_script("vs_fer")
+@pytest.fixture
+def vs_fer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bench_script):
+    """``bench/vs_fer.py`` as the bench scripts import it (``bench_script`` puts ``bench/`` on the path),
+    writing its photos under ``tmp_path``."""
+    import vs_fer
+
     monkeypatch.setattr(vs_fer, "PHOTOS", tmp_path)
+    return vs_fer
+
+
+def test_real_photos_fill_the_frame_uncut_in_the_middle(vs_fer) -> None:
     paths = vs_fer.make_real_photos()
     assert [p.name for p in paths] == ["real-0.jpg", "real-1.jpg", "real-2.jpg"]
     from ferhub.assets import EXAMPLES_DIR
@@ -41,11 +47,7 @@ def test_real_photos_fill_the_frame_uncut_in_the_middle(
     assert Image.open(paths[2]).size == (640, 480)
 
 
-def test_kind_photos_are_the_real_scenes_at_other_sizes_formats_and_modes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bench_script
-) -> None:
-    vs_fer = bench_script("vs_fer")
-    monkeypatch.setattr(vs_fer, "PHOTOS", tmp_path)
+def test_kind_photos_are_the_real_scenes_at_other_sizes_formats_and_modes(vs_fer) -> None:
     real = vs_fer.make_real_photos()
     kinds = vs_fer.make_kind_photos(real)
     assert list(kinds) == [
@@ -72,15 +74,17 @@ def test_kind_photos_are_the_real_scenes_at_other_sizes_formats_and_modes(
 
 
 def test_decode_bench_prints_its_table(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bench_script, capsys: pytest.CaptureFixture[str]
+    vs_fer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bench_script,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``bench/decode.py``: a row a kind of photo, Pillow against ``load_image`` on the same files, the CPU
     named."""
     import sys
 
-    decode = bench_script("decode")
-    monkeypatch.setattr(decode, "PHOTOS", tmp_path)
-    monkeypatch.setattr(sys.modules["vs_fer"], "PHOTOS", tmp_path)
+    decode = bench_script("decode")  # imports the fixture's vs_fer: its photos go under tmp_path
     monkeypatch.setattr(sys, "argv", ["decode.py", "--runs", "1", "--rounds", "1"])
     decode.main()
     out = capsys.readouterr().out

@@ -3,6 +3,7 @@ PNG (and every broken one) is left to Pillow, so ``load_image`` gives what it ga
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -149,6 +150,7 @@ def test_small_pngs_stay_with_pillow(monkeypatch) -> None:
     assert np.array_equal(np.asarray(load_image(encode(Image.fromarray(small), "PNG"))), small)
 
 
+@functools.cache  # built once for the parametrised test's 17 cases, not once a case
 def other_pngs() -> dict[str, bytes]:
     """PNGs ferhub._png leaves to Pillow (``None``), each of the kind a user may upload or a broken one."""
     rgb = photo_like("RGB")
