@@ -195,24 +195,24 @@ def main() -> None:
     one, group = make_photos()
     real = make_real_photos()
     kinds = make_kind_photos(real) if args.kinds else {}
-    kind_names = [str(p) for paths in kinds.values() for p in paths]
     folder = PHOTOS / "folder"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     for i in range(args.folder_photos):
         shutil.copy(one[i % len(one)], folder / f"{i:04d}.jpg")
     names = [str(p) for p in one + group + real]
+    # each child times its photos --runs times, the --kinds photos (large ones among them) --kind-runs times
+    batches = [(args.runs, names)]
+    if kinds:
+        batches.append((args.kind_runs, [str(p) for paths in kinds.values() for p in paths]))
     per_photo: dict[str, dict[str, list[float]]] = {"fer": {}, "ferhub": {}}
     faces: dict[str, dict[str, int]] = {"fer": {}, "ferhub": {}}
     folder_s: dict[str, list[float]] = {"fer": [], "ferhub": []}
     host = HostWatch()
     for _ in range(args.rounds):
         for lib, python, code in (("fer", fer, FER_TIMING), ("ferhub", sys.executable, FERHUB_TIMING)):
-            for path, (ms, n) in child(python, code, [str(args.runs), *names]).items():
-                per_photo[lib].setdefault(path, []).append(ms)
-                faces[lib][path] = n
-            if kind_names:
-                for path, (ms, n) in child(python, code, [str(args.kind_runs), *kind_names]).items():
+            for runs, paths in batches:
+                for path, (ms, n) in child(python, code, [str(runs), *paths]).items():
                     per_photo[lib].setdefault(path, []).append(ms)
                     faces[lib][path] = n
         folder_s["fer"].append(wall([fer, "-c", FER_FOLDER, str(folder)]))
