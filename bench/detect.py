@@ -19,6 +19,12 @@ facenet-pytorch's order (PReLU, then max-pool; PReLU, then the head), both
 ONNX Runtime sessions on one thread, interleaved, on every pyramid level of the 640x480 photo and the two
 largest of the 1920x1080 one, with their largest difference.
 
+``--idle`` tables detection of the 640x480 photo right after the previous one against after a pause (the
+thread asleep 5, 20 or 100 ms, or busy-looping 20 ms), in two streams and one: a server's request comes after
+a pause, and on the shared AMD EPYC VMs the same detection then ran 1.6-1.9x slower, every stage alike (a
+pause spent busy-looping did not slow it: the slowdown comes from the host while the thread is off its core,
+not from the work done); ``--idle-only`` prints just that table.
+
 A last table runs ferhub's detector on the 640x480 photo in child processes, alternating, under each
 ``OMP_WAIT_POLICY`` (how torch's OpenMP threads wait between parallel regions: the setting whose effect
 differs 1.6-2x between CPU kinds) with torch's default thread count: the torch runtime against the ONNX
@@ -149,6 +155,59 @@ def streams_comparison(photos: dict[str, Image.Image], runs: int, warmup: int) -
                 process.wait()
 
 
+IDLE_ROUNDS, IDLE_CALLS = 5, 12
+
+
+def idle_comparison(
+    photo: Image.Image, rounds: int = IDLE_ROUNDS, calls: int = IDLE_CALLS
+) -> dict[tuple[str, str], float]:
+    """(pause, streams) -> median ms of a detection of ``photo`` that follows the pause, over ``rounds``
+    rounds of ``calls`` calls per pause and detector (pauses and detectors take turns within each round)."""
+    from ferhub._mtcnn_onnx import OnnxMTCNN
+
+    def busy(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    pauses: dict[str, Callable[[], object]] = {
+        "none (back to back)": lambda: None,
+        "asleep 5 ms": lambda: time.sleep(0.005),
+        "asleep 20 ms": lambda: time.sleep(0.02),
+        "busy-looping 20 ms": lambda: busy(0.02),
+        "asleep 100 ms": lambda: time.sleep(0.1),
+    }
+    detectors = {"two streams (default)": OnnxMTCNN(), "one stream": OnnxMTCNN(streams=1)}
+    for detector in detectors.values():
+        for _ in range(5):
+            detector.detect(photo)
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for pause_name, pause in pauses.items():
+            for name, detector in detectors.items():
+                for _ in range(calls):
+                    pause()
+                    start = time.perf_counter()
+                    detector.detect(photo)
+                    times.setdefault((pause_name, name), []).append(time.perf_counter() - start)
+    return {key: statistics.median(t) * 1000 for key, t in times.items()}
+
+
+def print_idle(
+    table: dict[tuple[str, str], float], rounds: int = IDLE_ROUNDS, calls: int = IDLE_CALLS
+) -> None:
+    """:func:`idle_comparison`'s result as a table, with each time as a multiple of back to back."""
+    print(f"\n{cpu_name()}, detection of the 640x480 photo after a pause, {rounds} rounds x {calls} calls")
+    print()
+    print("| pause before each call | two streams (default), ms | x back to back | one stream, ms | x |")
+    print("|---|---:|---:|---:|---:|")
+    first = next(iter(table))[0]
+    for pause in dict.fromkeys(p for p, _ in table):
+        two, one = table[pause, "two streams (default)"], table[pause, "one stream"]
+        base_two, base_one = table[first, "two streams (default)"], table[first, "one stream"]
+        print(f"| {pause} | {two:.1f} | {two / base_two:.2f} | {one:.1f} | {one / base_one:.2f} |")
+
+
 def pnet_comparison(runs: int, warmup: int) -> None:
     """Print P-net's exported graph against facenet-pytorch's layer order, level by level."""
     import torch
@@ -211,6 +270,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--streams", action="store_true", help="also compare two detection streams with one")
     parser.add_argument("--streams-only", action="store_true", help="only that comparison")
+    parser.add_argument("--idle", action="store_true", help="also table detection after a pause")
+    parser.add_argument("--idle-only", action="store_true", help="only that table")
     parser.add_argument("--pnet-only", action="store_true", help="only P-net's graph against the plain order")
     parser.add_argument("--child-runs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-runtime", help=argparse.SUPPRESS)
@@ -220,6 +281,9 @@ def main() -> None:
         return
     if args.pnet_only:
         pnet_comparison(args.runs, args.warmup)
+        return
+    if args.idle_only:
+        print_idle(idle_comparison(one_face_photo()))
         return
     if args.streams_only:
         photos = {"640x480, 1 face": one_face_photo(), "960x640, 6 faces": six_faces()}
@@ -287,6 +351,8 @@ def main() -> None:
         )
     if args.device == "cpu" and args.streams:
         streams_comparison({**photos, "1920x1080, 6 faces": group_photo()}, args.runs, args.warmup)
+    if args.device == "cpu" and args.idle:
+        print_idle(idle_comparison(one_face_photo()))
     if args.device == "cpu":
         table = wait_policy_comparison(args.runs)
         print(f"\n{cpu_name()}, torch's default threads, child processes\n")
