@@ -242,3 +242,29 @@ def test_pillows_own_pixel_limit_still_applies_without_ferhubs(monkeypatch) -> N
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30_000)  # Pillow refuses twice that: 60,000 < 67,193
     with pytest.raises(ImageDecodeError, match="decompression"):
         load_image(png(photo_like("RGB"), "RGB"), max_pixels=None)
+
+
+def test_warm_up_prepares_the_kernel_photos_then_use(tmp_path: Path) -> None:
+    """The app's warm-up decodes a generated PNG through ``load_image``: afterwards the kernel has the one
+    specialisation that photos from bytes and from a path use, so the first visitor's PNG does not compile
+    another (a fresh process, as a server is)."""
+    import subprocess
+    import sys
+
+    photo = np.random.default_rng(3).integers(0, 256, (480, 640, 3), np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    code = f"""
+from pathlib import Path
+from ferhub import _png
+from ferhub.images import load_image, warm_up_png
+assert not _png.unfilter.signatures
+warm_up_png()
+compiled = list(_png.unfilter.signatures)
+path = Path({str(tmp_path / "photo.png")!r})
+for src in (path, path.read_bytes()):
+    load_image(src)
+assert len(compiled) == 1 and _png.unfilter.signatures == compiled, (compiled, _png.unfilter.signatures)
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "ok", out.stdout + out.stderr

@@ -731,6 +731,20 @@ def test_warm_up_logs_why_it_failed(
     assert "warm-up failed" in caplog.text and "no model today" in caplog.text
 
 
+def test_warm_up_prepares_the_png_decoder_after_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from ferhub import images
+
+    done: list[str] = []
+    predictor = SimpleNamespace(predict_image=lambda image: done.append(f"predict {image.size}"))
+    monkeypatch.setattr(state, "cache", lambda: SimpleNamespace(predictor=lambda ids: predictor))
+    monkeypatch.setattr(state, "heavy_imports", lambda: done.append("imports"))
+    monkeypatch.setattr(images, "warm_up_png", lambda: done.append("png"))
+    state.warm_up()
+    assert [d.split()[0] for d in done] == ["predict", "png", "imports"]
+
+
 def test_the_app_never_changes_a_shared_cached_model(tiny_model: str) -> None:
     from ferhub import hub
 

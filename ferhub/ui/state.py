@@ -296,14 +296,18 @@ def heavy_imports() -> None:
 
 
 def warm_up() -> None:
-    """Pay the first-request costs (model, detector, Captum, plotly imports) in the background after start."""
+    """Pay the first-request costs (model, detector, the PNG decoder's kernel, Captum, plotly imports) in the
+    background after start."""
     try:
         from PIL import Image
+
+        from ferhub.images import warm_up_png
 
         examples = example_photos()
         predictor = cache().predictor([default_model()])
         if examples:
             predictor.predict_image(Image.open(examples[0]))
+        warm_up_png()
         heavy_imports()
     except Exception:  # the app still serves; the first request pays the cost and shows the error itself
         logging.getLogger(__name__).exception("ferhub app warm-up failed")
