@@ -1,6 +1,7 @@
 """Benchmark of the web app, printed as a Markdown table (the README quotes it).
 
     python bench/app.py [--runs 30] [--cold-runs 3] [--webcam-seconds 12] [--clients 16] [--requests 25]
+                        [--sporadic N [--sporadic-gap 11]]
 
 Measures, against ``python app.py`` served on a free local port:
 1. cold start: ``python app.py`` until its first HTTP 200, against ``python -c "import torch, gradio"`` timed
@@ -15,6 +16,9 @@ Measures, against ``python app.py`` served on a free local port:
    for each of its three requests, the last while the server works, on the same cores (6-10 ms more server
    time than under the plain client: three alternating rounds on one server, AMD EPYC, 2026-12-03), shown in
    the row below it;
+   With ``--sporadic N``, a row more: the server time and the server's page faults of ``N`` plain-HTTP calls
+   each ``--sporadic-gap`` seconds after the one before (:func:`sporadic_classify`), as a Space's visitors
+   come, after the server has idled;
 3. webcam frames per second in headless Chromium, whose fake camera plays a y4m video made from the bundled
    face photos: frames the page painted, frames it drew, the rate the server reports; a frame's round trip
    over the webcam's route (``ferhub.ui.live``), the page's capture calls, and the CPU Chromium and the
@@ -39,7 +43,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from machine import (
@@ -131,39 +135,64 @@ def http_classify_latency(url: str, photo: Path, runs: int) -> list[float]:
     queue (``gradio_client/utils.py``, ``get_pred_from_sse_v1plus``), which adds up to 50 ms per message
     received.
     """
-    import json
-
     import httpx
-
-    def once(client: httpx.Client) -> dict:
-        with photo.open("rb") as f:
-            uploaded = client.post(
-                "gradio_api/upload", files={"files": (photo.name, f, "image/jpeg")}
-            ).json()[0]
-        image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
-        body = {"data": [image, None, "None", "predicted", False]}
-        event_id = client.post("gradio_api/call/classify", json=body).json()["event_id"]
-        event = None
-        with client.stream("GET", f"gradio_api/call/classify/{event_id}") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and event in ("complete", "error"):
-                    if event == "error":
-                        raise RuntimeError(f"classify failed over HTTP: {line}")
-                    return json.loads(line.split(":", 1)[1])
-        raise RuntimeError("classify's event stream ended without a result")
 
     with httpx.Client(base_url=url, timeout=60) as client:
         for _ in range(3):
-            once(client)
+            http_classify(client, photo)
         times = []
         for _ in range(runs):
             t = time.perf_counter()
-            outputs = once(client)
+            outputs = http_classify(client, photo)
             times.append(time.perf_counter() - t)
             assert len(outputs[4]["faces"]) == 1, outputs[4]
         return times
+
+
+def http_classify(client: Any, photo: Path) -> list[Any]:
+    """One ``classify`` of ``photo`` without attribution over Gradio's plain HTTP API (``client``: an
+    ``httpx.Client`` on the app's URL): upload, ``/call/classify``, its event stream; the outputs."""
+    import json
+
+    with photo.open("rb") as f:
+        uploaded = client.post("gradio_api/upload", files={"files": (photo.name, f, "image/jpeg")}).json()[0]
+    image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+    body = {"data": [image, None, "None", "predicted", False]}
+    event_id = client.post("gradio_api/call/classify", json=body).json()["event_id"]
+    event = None
+    with client.stream("GET", f"gradio_api/call/classify/{event_id}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                if event == "error":
+                    raise RuntimeError(f"classify failed over HTTP: {line}")
+                return json.loads(line.split(":", 1)[1])
+    raise RuntimeError("classify's event stream ended without a result")
+
+
+def minor_faults(pid: int) -> int:
+    """The minor page faults of process ``pid`` so far, all its threads (``/proc/PID/stat``, field 10)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
+def sporadic_classify(url: str, photo: Path, pid: int, calls: int, gap: float) -> tuple[float, float]:
+    """Median server time (ms, Gradio's profiler) and page faults of the server ``pid`` per ``classify``, for
+    ``calls`` calls each ``gap`` seconds after the one before, each from a fresh client: a Space's visitors,
+    whose requests come after the server has been idle (its malloc trimming, ``ferhub._malloc.Trimmer``,
+    then runs between requests; the host may have given the cores to other work)."""
+    import httpx
+
+    server, faults = [], []
+    for _ in range(calls):
+        time.sleep(gap)
+        with httpx.Client(base_url=url, timeout=60) as client:
+            before = minor_faults(pid)
+            outputs = http_classify(client, photo)
+            faults.append(minor_faults(pid) - before)
+        server.append(server_side_ms(url))
+        assert len(outputs[4]["faces"]) == 1, outputs[4]
+    return statistics.median(server), statistics.median(faults)
 
 
 def httpx_client_ms(runs: int = 15) -> tuple[float, float]:
@@ -454,6 +483,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=25)
     parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "classify", "webcam", "load"])
+    parser.add_argument(
+        "--sporadic", type=int, default=0, help="also N plain-HTTP classify calls, --sporadic-gap s apart"
+    )
+    parser.add_argument("--sporadic-gap", type=float, default=11.0)
     args = parser.parse_args()
 
     host = HostWatch()
@@ -550,6 +583,19 @@ def main() -> int:
                     "",
                 ),
             ]
+        if args.sporadic:
+            http_classify_latency(url, photo, 1)  # warm-up, where the classify rows were skipped
+            server_side_ms(url)
+            ms, faults = sporadic_classify(url, photo, process.pid, args.sporadic, args.sporadic_gap)
+            rows.append(
+                (
+                    f"  `classify` server time, one request every {args.sporadic_gap:g} s (plain HTTP, median"
+                    f" of {args.sporadic}) / the server's page faults a request",
+                    f"{ms:.0f} ms / {faults:.0f}",
+                    "",
+                    "",
+                )
+            )
         if "webcam" not in args.skip:
             cam_run = webcam_fps(url, folder, args.webcam_seconds, process.pid)
             rows.append(

@@ -9,6 +9,9 @@ and measured here it faults no pages in per call with glibc's defaults (``bench/
 from __future__ import annotations
 
 import ctypes
+import os
+from collections.abc import Callable
+from typing import Any
 
 # from glibc's <malloc.h>
 M_ARENA_MAX = -8
@@ -21,3 +24,77 @@ def glibc() -> ctypes.CDLL | None:
     except OSError:
         return None
     return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory in bytes (``/proc/self/statm``), or ``None`` where it cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc 2.33 and later)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in [
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        ]
+    ]
+
+
+def free_bytes(libc: Any) -> int | None:
+    """The bytes malloc holds free in its arenas (``mallinfo2().fordblks``, pages already handed back
+    included), or ``None`` where glibc has no ``mallinfo2``."""
+    if not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    return int(libc.mallinfo2().fordblks)
+
+
+class Trimmer:
+    """Hands the memory malloc holds free back to the OS (``malloc_trim``), unless the last trim gave back
+    less than ``slack`` bytes and malloc has not been handed more than ``slack`` bytes since.
+
+    A trim on every tick of a timer also released the pages that each request's buffers reuse, so a request
+    coming after a trim faulted them in again: ``classify`` on a 640x480 photo took 26.6 against 22.1 ms,
+    1,372 page faults against 0 (in-process, medians of 30; AMD EPYC, 2026-12-05), which a server's sporadic
+    visitors (a request every 10 s or more) paid on nearly every request. A single request leaves ~6 MB free
+    in malloc; a burst of concurrent ones frees tens of MB when it ends, which is still given back. Free
+    bytes, not the process's size, say when: memory freed after a burst stays resident until a trim.
+    """
+
+    def __init__(
+        self,
+        libc: Any,
+        slack: int = 16 << 20,
+        resident: Callable[[], int | None] = resident_bytes,
+        free: Callable[[], int | None] | None = None,
+    ) -> None:
+        self.libc, self.slack, self.resident = libc, slack, resident
+        self.free = free if free is not None else (lambda: free_bytes(libc))
+        self.held: int | None = None  # malloc's free bytes after a trim that gave back little
+
+    def step(self) -> bool:
+        """Trim unless there is little to give back (see the class); True when it trimmed."""
+        free = self.free()
+        if self.held is not None and free is not None and free <= self.held + self.slack:
+            return False
+        before = self.resident()
+        self.libc.malloc_trim(0)
+        after = self.resident()
+        gave_little = before is not None and after is not None and before - after < self.slack
+        self.held = self.free() if gave_little else None
+        return True
