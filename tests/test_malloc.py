@@ -28,28 +28,42 @@ class FakeLibc:
 
 
 def trimmer(libc: FakeLibc, free: list[int | None]) -> _malloc.Trimmer:
-    return _malloc.Trimmer(libc, slack=16 * MB, resident=lambda: libc.rss, free=lambda: free[0])
+    return _malloc.Trimmer(libc, slack=8 * MB, resident=lambda: libc.rss, free=lambda: free[0])
 
 
-def test_a_trim_that_gives_back_little_stops_the_trims_until_malloc_holds_more() -> None:
+def test_a_trim_that_gives_back_little_stops_the_trims_until_there_is_more() -> None:
     libc, free = FakeLibc(), [6 * MB]
     t = trimmer(libc, free)
     libc.rss, libc.after_trim = 700 * MB, 640 * MB
     assert t.step() and libc.trims == 1  # 60 MB back: trims go on
     libc.after_trim = 635 * MB
-    assert t.step() and libc.trims == 2  # 5 MB back: little, malloc's 6 MB free noted
-    for _ in range(3):  # a visitor's requests: the same few MB free in malloc, nothing to give back
-        libc.rss = 640 * MB
+    assert t.step() and libc.trims == 2  # 5 MB back: little; malloc's 6 MB free noted
+    for size in (640, 645, 650, 655):  # a visitor's requests: a few MB more each step, malloc as before
+        libc.rss = size * MB
         assert not t.step()
-    free[0] = 6 * MB + 16 * MB  # no more than the slack: still not
+    assert libc.trims == 2
+    free[0] = 6 * MB + 8 * MB  # no more than the slack: still not
     assert not t.step() and libc.trims == 2
-    free[0] = 40 * MB  # a burst of requests ended: 34 MB more free in malloc
+    free[0] = 40 * MB  # a burst ended: 34 MB more free in malloc
     libc.rss, libc.after_trim = 690 * MB, 645 * MB
     assert t.step() and libc.trims == 3
-    assert t.step() and libc.trims == 4  # the last gave back 45 MB: the next tick trims again
+    assert t.step() and libc.trims == 4  # the last gave back 45 MB: the next step trims again
 
 
-def test_without_mallinfo2_every_tick_trims() -> None:
+def test_a_process_growing_fast_is_trimmed_again() -> None:
+    libc, free = FakeLibc(), [6 * MB]
+    t = trimmer(libc, free)
+    libc.rss = libc.after_trim = 600 * MB
+    assert t.step() and t.held == 6 * MB  # gave back nothing
+    libc.rss = 606 * MB
+    assert not t.step()
+    libc.rss = 640 * MB  # 34 MB in one step (a burst under way), malloc's free bytes unchanged
+    libc.after_trim = 635 * MB
+    assert t.step() and libc.trims == 2
+    assert not t.step()  # gave back little, and no growth since
+
+
+def test_without_mallinfo2_every_step_trims() -> None:
     libc, free = FakeLibc(), [None]
     t = trimmer(libc, free)
     assert all(t.step() for _ in range(3)) and libc.trims == 3
