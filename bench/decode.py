@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from machine import timed
 from PIL import Image
+from vs_fer import PHOTOS, make_real_photos
 
 from ferhub.device import cpu_name
 from ferhub.images import load_image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import timed
-from vs_fer import PHOTOS, make_real_photos
 
 
 def median_ms(fn: Callable[[], object], runs: int) -> float:

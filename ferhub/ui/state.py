@@ -248,8 +248,9 @@ def direct(fn: F, outputs: Sequence[Any]) -> F:
 
 
 def tune_native_memory(trim_every_s: float = 10.0) -> None:
-    """On glibc: cap malloc arenas at 2 and, checked every ``trim_every_s`` seconds, hand freed memory back to
-    the OS once the server has grown since the last time (:class:`ferhub._malloc.Trimmer`).
+    """On glibc: cap malloc arenas at 2 and every ``trim_every_s`` seconds hand freed memory back to the OS,
+    unless the last trim gave back little and nothing has been freed or grown since
+    (:class:`ferhub._malloc.Trimmer`).
 
     Each of the server's worker threads otherwise gets its own malloc arena, and memory freed after a burst of
     concurrent requests stays mapped: measured here, 16 clients x 10 requests left the server ~30% larger
