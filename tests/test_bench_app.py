@@ -1,4 +1,4 @@
-"""bench/app.py's page-fault count: read for any process from /proc, growing as it touches fresh memory."""
+"""bench/app.py's readings of the server from /proc: its page faults and its CPU time."""
 
 from __future__ import annotations
 
@@ -18,3 +18,18 @@ def test_minor_faults_count_the_pages_a_process_touches(bench_script) -> None:
     assert touched.sum() == 32 << 20
     assert after - before >= 16, (before, after)
     assert app.minor_faults(os.getppid()) >= 0  # another process's too
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_cpu_seconds_count_a_processs_cpu_and_skip_one_gone(bench_script) -> None:
+    """What the server's CPU per plain-HTTP ``classify`` is read with: user + system time from /proc."""
+    import time
+
+    app = bench_script("app")
+    before = app.cpu_seconds([os.getpid()])
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # 0.3 s of this process's CPU
+        pass
+    spent = app.cpu_seconds([os.getpid()]) - before
+    assert 0.2 <= spent <= 1.0, spent
+    assert app.cpu_seconds([os.getpid(), 2**22 + 1]) >= app.cpu_seconds([os.getpid()]) - 0.05  # no such pid

@@ -25,9 +25,10 @@ def build_app(models: Sequence[str] | None = None) -> gr.Blocks:
     # imported here, not at the top: `ferhub.ui.scratch` must be importable before Gradio (see app.py)
     import gradio as gr
 
-    from ferhub.ui import classify, compare, model_card, scratch, state, video, visitors, webcam
+    from ferhub.ui import classify, compare, model_card, scratch, sessions, state, video, visitors, webcam
 
     state.configure_runtime()
+    sessions.install()  # a page load or session-less API call: 0.1 ms of session set-up, not 13-20 ms
     choices = list(models) if models else state.model_choices()
     visitors.configure(choices)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=scratch.delete_cache()) as demo:
