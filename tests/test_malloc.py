@@ -3,10 +3,8 @@ under every request."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from fresh import passes_in_fresh_process
 
 from ferhub import _malloc
 
@@ -89,5 +87,4 @@ assert t.step() and t.held is not None  # nothing left to give back
 assert not t.step()
 print("ok")
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "ok", out.stdout + out.stderr
+    passes_in_fresh_process(code, timeout=120)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fresh import passes_in_fresh_process
 from images_corpus import encode, exif_rotated, png_chunk
 from PIL import Image
 
@@ -248,9 +249,6 @@ def test_warm_up_prepares_the_kernel_photos_then_use(tmp_path: Path) -> None:
     """The app's warm-up decodes a generated PNG through ``load_image``: afterwards the kernel has the one
     specialisation that photos from bytes and from a path use, so the first visitor's PNG does not compile
     another (a fresh process, as a server is)."""
-    import subprocess
-    import sys
-
     photo = np.random.default_rng(3).integers(0, 256, (480, 640, 3), np.uint8)
     Image.fromarray(photo).save(tmp_path / "photo.png")
     code = f"""
@@ -266,5 +264,4 @@ for src in (path, path.read_bytes()):
 assert len(compiled) == 1 and _png.unfilter.signatures == compiled, (compiled, _png.unfilter.signatures)
 print("ok")
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "ok", out.stdout + out.stderr
+    passes_in_fresh_process(code)

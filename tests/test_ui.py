@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import pytest
+from fresh import passes_in_fresh_process
 from PIL import Image
 
 from ferhub.hub import DEFAULT_MODEL
@@ -666,9 +667,6 @@ def test_heavy_imports_from_many_threads_at_once() -> None:
     unguarded imports collide is up to the scheduler, so this pins the guarantee instead: while one thread
     is inside ``state.heavy_imports`` (held there by a slow import), no other thread starts one of those
     imports, and every thread ends with whole modules (a fresh interpreter: nothing imported yet)."""
-    import subprocess
-    import sys
-
     code = """
 import builtins, sys, threading, time
 heavy = {"captum.attr", "plotly.graph_objects", "ferhub.plots", "ferhub.saliency"}
@@ -713,8 +711,7 @@ for t in [first, *others]: t.join()
 overlapping = [e for e in log if e[0] != "first" and e[2] < finished.get("first", float("inf"))]
 print(errors or overlapping or "ok")
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "ok", out.stdout + out.stderr
+    passes_in_fresh_process(code)
 
 
 def test_warm_up_logs_why_it_failed(
