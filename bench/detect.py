@@ -20,10 +20,12 @@ ONNX Runtime sessions on one thread, interleaved, on every pyramid level of the 
 largest of the 1920x1080 one, with their largest difference.
 
 ``--idle`` tables detection of the 640x480 photo right after the previous one against after a pause (the
-thread asleep 5, 20 or 100 ms, or busy-looping 20 ms), in two streams and one: a server's request comes after
-a pause, and on the shared AMD EPYC VMs the same detection then ran 1.6-1.9x slower, every stage alike (a
-pause spent busy-looping did not slow it: the slowdown comes from the host while the thread is off its core,
-not from the work done); ``--idle-only`` prints just that table.
+thread asleep 5, 20 or 100 ms, or busy-looping 20 ms; asleep 100 ms then busy-looping 5 or 40 ms), in two
+streams and one: a server's request comes after a pause, and on the shared AMD EPYC VMs the same detection
+then ran 1.6-1.9x slower, every stage alike (a pause spent busy-looping did not slow it: the slowdown comes
+from the host while the thread is off its core, not from the work done), until the process had been busy
+again for ~40 ms (5 ms of busy-looping after the pause did not help, 40 ms mostly did); ``--idle-only``
+prints just that table.
 
 A last table runs ferhub's detector on the 640x480 photo in child processes, alternating, under each
 ``OMP_WAIT_POLICY`` (how torch's OpenMP threads wait between parallel regions: the setting whose effect
@@ -176,6 +178,9 @@ def idle_comparison(
         "asleep 20 ms": lambda: time.sleep(0.02),
         "busy-looping 20 ms": lambda: busy(0.02),
         "asleep 100 ms": lambda: time.sleep(0.1),
+        # does work just before the call bring the speed back, and how much of it?
+        "asleep 100 ms, then busy-looping 5 ms": lambda: (time.sleep(0.1), busy(0.005)),
+        "asleep 100 ms, then busy-looping 40 ms": lambda: (time.sleep(0.1), busy(0.04)),
     }
     detectors = {"two streams (default)": OnnxMTCNN(), "one stream": OnnxMTCNN(streams=1)}
     for detector in detectors.values():

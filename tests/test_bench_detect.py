@@ -8,7 +8,15 @@ from ferhub.assets import one_face_photo
 def test_idle_table_times_each_pause_for_both_detectors(capsys, bench_script) -> None:
     detect = bench_script("detect")
     table = detect.idle_comparison(one_face_photo(), rounds=1, calls=2)
-    pauses = ["none (back to back)", "asleep 5 ms", "asleep 20 ms", "busy-looping 20 ms", "asleep 100 ms"]
+    pauses = [
+        "none (back to back)",
+        "asleep 5 ms",
+        "asleep 20 ms",
+        "busy-looping 20 ms",
+        "asleep 100 ms",
+        "asleep 100 ms, then busy-looping 5 ms",
+        "asleep 100 ms, then busy-looping 40 ms",
+    ]
     assert list(dict.fromkeys(p for p, _ in table)) == pauses
     assert {d for _, d in table} == {"two streams (default)", "one stream"}
     assert all(0 < ms < 10_000 for ms in table.values())
