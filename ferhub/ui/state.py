@@ -34,9 +34,9 @@ MAX_UPLOAD = "20mb"
 # decoded images larger than this are refused by ferhub.images.load_image with a clear message
 MAX_PIXELS = 40_000_000
 # Gradio keeps a session's state (a copy of every component's config: ~85 KB in this app with
-# ferhub.ui.sessions' shallow copies, 182 KB as Gradio makes it) for each page load and each API call without a
-# session (every plain-HTTP `/call/...`), up to its default of 10,000: ~0.9 GB on a server that answers API
-# calls. The least recently used beyond this many are dropped.
+# ferhub.ui.sessions' shallow copies, 182 KB as Gradio makes it) for each page load and each API call
+# without a session (every plain-HTTP `/call/...`), up to its default of 10,000: ~0.9 GB on a server that
+# answers API calls. The least recently used beyond this many are dropped.
 SESSIONS_KEPT = 1000
 
 
