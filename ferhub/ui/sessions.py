@@ -20,11 +20,15 @@ _GradioSessionState = state_holder.SessionState
 
 
 class _NoBlocks:
-    """What ``SessionState.__init__`` reads of a ``Blocks``, with no blocks to make configs for."""
+    """A ``Blocks`` as ``SessionState.__init__`` sees it, with no blocks to make configs for (anything else it
+    reads, now or in a later Gradio, is the real one's)."""
 
     def __init__(self, blocks: Any) -> None:
-        self.default_config = blocks.default_config
+        self._blocks = blocks
         self.blocks: dict[int, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._blocks, name)
 
 
 class LeanSessionState(_GradioSessionState):
