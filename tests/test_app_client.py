@@ -258,16 +258,19 @@ def test_video_endpoint_tracks_and_plots_two_models(client, tmp_path: Path) -> N
 def test_sessions_kept_are_bounded_under_api_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Gradio keeps a session state for each API call made without a session (every plain-HTTP
     ``/call/...``): with ``launch_kwargs()`` the oldest are dropped beyond ``state.SESSIONS_KEPT``, while a
-    session in use keeps its ``gr.State``."""
+    session in use keeps its ``gr.State``; each is the app's lean one (``ferhub.ui.sessions``)."""
     import json
 
     import gradio as gr
     import httpx
+    from gradio import state_holder
 
-    from ferhub.ui import launch_kwargs, state
+    from ferhub.ui import launch_kwargs, sessions, state
 
     assert launch_kwargs()["state_session_capacity"] == state.SESSIONS_KEPT
     monkeypatch.setattr(state, "SESSIONS_KEPT", 3)
+    monkeypatch.setattr(state_holder, "SessionState", sessions._GradioSessionState)  # undone after the test
+    sessions.install()  # as build_app does
     with gr.Blocks() as demo:
         count, out = gr.State(0), gr.Number()
         gr.Button().click(lambda n: (n + 1, n + 1), count, [count, out], api_name="count")
@@ -293,5 +296,6 @@ def test_sessions_kept_are_bounded_under_api_calls(monkeypatch: pytest.MonkeyPat
                 assert call() == 1
                 assert len(demo.state_holder.session_data) <= 3
                 assert call("mine") == n  # used between them: never the least recent, never dropped
+        assert {type(s) for s in demo.state_holder.session_data.values()} == {sessions.LeanSessionState}
     finally:
         demo.close()

@@ -84,32 +84,9 @@ def test_a_block_missing_from_the_launch_config_gets_gradios_config() -> None:
     assert sessions.LeanSessionState(demo).config_values == sessions._GradioSessionState(demo).config_values
 
 
-def test_the_app_installs_it_and_api_calls_use_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``build_app`` has Gradio build lean session states; plain-HTTP calls (a session each) get them, and a
-    session's ``gr.State`` is kept between its calls."""
-    import httpx
-
+def test_the_app_installs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``build_app`` has Gradio's state holders build lean session states (the plain-HTTP calls that get them
+    are in ``test_app_client.test_sessions_kept_are_bounded_under_api_calls``)."""
     monkeypatch.setattr(state_holder, "SessionState", sessions._GradioSessionState)  # undone after the test
     build_app([DEFAULT_MODEL])
     assert state_holder.SessionState is sessions.LeanSessionState
-    demo = small_blocks()
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/gradio_api/", timeout=30) as http:
-
-            def call(session: str | None = None) -> float:
-                body: dict = {"data": ["b"], "session_hash": session} if session else {"data": ["b"]}
-                event = http.post("call/count", json=body).json()["event_id"]
-                lines = [
-                    x for x in http.get(f"call/count/{event}").text.splitlines() if x.startswith("data:")
-                ]
-                return json.loads(lines[-1][5:])[-1]
-
-            assert [call("mine"), call("mine"), call()] == [1, 2, 1]
-        kinds = {type(s) for s in demo.state_holder.session_data.values()}
-        assert kinds == {sessions.LeanSessionState} and len(demo.state_holder.session_data) == 2
-    finally:
-        demo.close()
