@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import launched
 
 INSTALL_HINT = "install it with: apt-get update && apt-get install -y chromium chromium-driver"
 # flags that keep a test browser quiet, offline and reproducible
@@ -132,22 +132,9 @@ def until(condition: Callable[[], Any], timeout: float = 90.0, what: str = "cond
 def served(models: Sequence[str], **launch: Any) -> Iterator[str]:
     """The app over ``models``, launched in this process on a free local port (with ``launch``'s further
     ``Blocks.launch`` arguments, such as ``auth``); yields its URL."""
-    from ferhub.ui import build_app, launch_kwargs
+    from ferhub.ui import build_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     demo = build_app(list(models))
     demo.queue()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_kwargs(),
-        **launch,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with launched(demo, **launch) as url:
+        yield url

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from servers import free_port, launched
 
 ROOT = Path(__file__).resolve().parent.parent
 HOPPER = ROOT / "ferhub" / "assets" / "examples" / "grace_hopper.jpg"
 DEFAULT_MODEL = "ferhub/fer-mini-xception"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -274,28 +268,18 @@ def test_sessions_kept_are_bounded_under_api_calls(monkeypatch: pytest.MonkeyPat
     with gr.Blocks() as demo:
         count, out = gr.State(0), gr.Number()
         gr.Button().click(lambda n: (n + 1, n + 1), count, [count, out], api_name="count")
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/gradio_api/", timeout=30) as http:
+    with launched(demo) as url, httpx.Client(base_url=f"{url}gradio_api/", timeout=30) as http:
 
-            def call(session: str | None = None) -> float:
-                body: dict = {"data": [], "session_hash": session} if session else {"data": []}
-                event = http.post("call/count", json=body).json()["event_id"]
-                data = [
-                    line
-                    for line in http.get(f"call/count/{event}").text.splitlines()
-                    if line.startswith("data:")
-                ]
-                return json.loads(data[-1][5:])[-1]  # the state's own output comes back empty
+        def call(session: str | None = None) -> float:
+            body: dict = {"data": [], "session_hash": session} if session else {"data": []}
+            event = http.post("call/count", json=body).json()["event_id"]
+            lines = http.get(f"call/count/{event}").text.splitlines()
+            data = [line for line in lines if line.startswith("data:")]
+            return json.loads(data[-1][5:])[-1]  # the state's own output comes back empty
 
-            assert [call("mine"), call("mine")] == [1, 2]
-            for n in range(3, 9):  # six sessions come and go beside it, twice the bound
-                assert call() == 1
-                assert len(demo.state_holder.session_data) <= 3
-                assert call("mine") == n  # used between them: never the least recent, never dropped
+        assert [call("mine"), call("mine")] == [1, 2]
+        for n in range(3, 9):  # six sessions come and go beside it, twice the bound
+            assert call() == 1
+            assert len(demo.state_holder.session_data) <= 3
+            assert call("mine") == n  # used between them: never the least recent, never dropped
         assert {type(s) for s in demo.state_holder.session_data.values()} == {sessions.LeanSessionState}
-    finally:
-        demo.close()

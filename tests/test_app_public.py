@@ -7,7 +7,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 from bombs import write_bomb
 from PIL import Image
+from servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,7 @@ class Server:
     extra environment variables."""
 
     def __init__(self, tmp: Path, **settings: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         self.tmp, self.log = tmp / "tmp", tmp / "server.log"
         self.tmp.mkdir(parents=True)
         env = {

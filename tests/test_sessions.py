@@ -4,35 +4,23 @@ Gradio's own, each session's its own, and the one the app's server builds."""
 from __future__ import annotations
 
 import json
-import socket
+from collections.abc import Iterator
 
 import gradio as gr
 import pytest
+import servers
 from gradio import state_holder
 
 from ferhub.hub import DEFAULT_MODEL
-from ferhub.ui import build_app, launch_kwargs, sessions
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ferhub.ui import build_app, sessions
 
 
 @pytest.fixture
-def launched(request: pytest.FixtureRequest):
+def launched(request: pytest.FixtureRequest) -> Iterator[gr.Blocks]:
     """A Blocks launched on a free port with the app's launch arguments (``request.param`` builds it)."""
     demo = request.param()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_kwargs(),
-    )
-    yield demo
-    demo.close()
+    with servers.launched(demo):
+        yield demo
 
 
 def small_blocks() -> gr.Blocks:
