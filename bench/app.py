@@ -33,7 +33,6 @@ Under the table: the load average, the share of CPU time the hypervisor took dur
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import statistics
@@ -128,11 +127,9 @@ def classify_latency(
     return times
 
 
-def http_classify_latency(
-    url: str, photo: Path, runs: int, pid: int | None = None
-) -> tuple[list[float], float]:
+def http_classify_latency(url: str, photo: Path, runs: int, pid: int) -> tuple[list[float], float]:
     """Seconds per ``classify`` over Gradio's plain HTTP API (upload, ``/call/classify``, read its event
-    stream), and the CPU ms the server ``pid`` took per call, all its threads (NaN without ``pid``).
+    stream), and the CPU ms the server ``pid`` took per call, all its threads.
 
     The same server work as through ``gradio_client``, without that client's 50 ms polling of its message
     queue (``gradio_client/utils.py``, ``get_pred_from_sse_v1plus``), which adds up to 50 ms per message
@@ -145,13 +142,13 @@ def http_classify_latency(
         for _ in range(3):
             http_classify(client, photo)
         times = []
-        cpu = cpu_seconds([pid]) if pid else math.nan
+        cpu = cpu_seconds([pid])
         for _ in range(runs):
             t = time.perf_counter()
             outputs = http_classify(client, photo)
             times.append(time.perf_counter() - t)
             assert len(outputs[4]["faces"]) == 1, outputs[4]
-        return times, ((cpu_seconds([pid]) - cpu) * 1000 / runs if pid else math.nan)
+        return times, (cpu_seconds([pid]) - cpu) * 1000 / runs
 
 
 def http_classify(client: Any, photo: Path) -> list[Any]:
@@ -176,9 +173,15 @@ def http_classify(client: Any, photo: Path) -> list[Any]:
     raise RuntimeError("classify's event stream ended without a result")
 
 
+def stat_fields(pid: int) -> list[str]:
+    """``/proc/PID/stat``'s fields after the command name (field 3 on: the name may hold spaces), for all
+    the process's threads."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def minor_faults(pid: int) -> int:
     """The minor page faults of process ``pid`` so far, all its threads (``/proc/PID/stat``, field 10)."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+    return int(stat_fields(pid)[7])
 
 
 def sporadic_classify(url: str, photo: Path, pid: int, calls: int, gap: float) -> tuple[float, float]:
@@ -301,7 +304,7 @@ def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(pid)
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])
@@ -595,7 +598,7 @@ def main() -> int:
                 ),
             ]
         if args.sporadic:
-            http_classify_latency(url, photo, 1)  # warm-up, where the classify rows were skipped
+            http_classify_latency(url, photo, 1, process.pid)  # warm-up, where the classify rows were skipped
             server_side_ms(url)
             ms, faults = sporadic_classify(url, photo, process.pid, args.sporadic, args.sporadic_gap)
             rows.append(
