@@ -28,6 +28,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from ferhub.errors import NETWORK_ERRORS
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_HUB, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 MAX_MESSAGE = 1000  # characters of an error line; some inputs would otherwise echo megabytes
 
@@ -59,17 +61,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
-# Exception classes (by name, anywhere in the class's MRO) that mean the Hub or the network failed; matching
-# names keeps huggingface_hub and httpx unimported for commands that never use them.
-_HUB_ERRORS = {
-    "HubConnectionError",  # ferhub.hub: offline / unreachable, raised before trying
-    "OfflineModeIsEnabled",  # huggingface_hub with HF_HUB_OFFLINE=1
-    "HfHubHTTPError",  # the Hub answered with an error (auth, missing repo, rate limit)
-    "ConnectError",  # httpx
-    "TimeoutException",  # httpx
-    "NetworkError",  # httpx
-    "ConnectionError",  # builtin and requests
-}
+# the network errors, and the Hub answering with an error (auth, missing repo, rate limit)
+_HUB_ERRORS = NETWORK_ERRORS | {"HfHubHTTPError"}
 _USER_ERRORS = (ValueError, OSError, MemoryError)
 
 

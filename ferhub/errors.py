@@ -31,6 +31,10 @@ class HubConnectionError(FerhubError, ConnectionError):
     """The Hub cannot be reached (offline mode, or no connection) for an operation that needs it."""
 
 
+class HubModelUnavailable(ModelLoadError, HubConnectionError):
+    """A Hub model that is not in the local cache while the Hub cannot be reached (or offline mode is on)."""
+
+
 class EvalResultsError(FerhubError, ValueError):
     """An ``eval_results.json`` that ferhub cannot read; the message names the file and what is wrong."""
 
@@ -74,6 +78,11 @@ class DataSourceError(FerhubError, ValueError):
     """A data source that cannot be read as labelled FER data; the message says what to change."""
 
 
+class HubDataUnavailable(DataSourceError, HubConnectionError):
+    """A Hub dataset that is not in the datasets cache while the Hub cannot be reached (or offline mode is
+    on)."""
+
+
 class EvaluationError(FerhubError, RuntimeError):
     """Evaluation cannot run as asked; the message says what to change."""
 
@@ -104,3 +113,22 @@ class ExportError(FerhubError, RuntimeError):
 
 class ConversionError(FerhubError, ValueError):
     """An upstream model file (Keras, TF.js, a pickle) that ferhub cannot convert; the message says why."""
+
+
+# Exception classes (by name, anywhere in a class's MRO) that mean the Hub or the network could not be
+# reached; names keep huggingface_hub and httpx unimported where they are not used.
+NETWORK_ERRORS = frozenset(
+    {
+        "HubConnectionError",  # ferhub: offline or unreachable, raised before trying
+        "OfflineModeIsEnabled",  # huggingface_hub with HF_HUB_OFFLINE=1
+        "ConnectError",  # httpx
+        "TimeoutException",  # httpx
+        "NetworkError",  # httpx
+        "ConnectionError",  # builtin and requests
+    }
+)
+
+
+def is_network_error(e: BaseException) -> bool:
+    """Whether ``e`` says the Hub or the network could not be reached (:data:`NETWORK_ERRORS`)."""
+    return any(c.__name__ in NETWORK_ERRORS for c in type(e).__mro__)

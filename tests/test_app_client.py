@@ -120,6 +120,11 @@ def test_bad_inputs_are_clear_errors_and_the_app_lives_on(client, tmp_path: Path
     fake.write_bytes(b"definitely not a PNG")
     with pytest.raises(AppError, match=r"fake\.png"):
         client.predict(handle_file(str(fake)), api_name="/classify")
+    # the Compare tab decodes the upload as Classify does: ferhub's one line, no server path, not Gradio's
+    # "Could not preprocess input component" with the cached file's path
+    with pytest.raises(AppError, match=r"^fake\.png: not an image file") as e:
+        client.predict(handle_file(str(fake)), [DEFAULT_MODEL, "facemood"], api_name="/compare_photo")
+    assert "preprocess" not in str(e.value) and "/" not in str(e.value).split(":")[0]
     with pytest.raises(AppError, match="Cannot load model 'nobody/nothing'"):
         client.predict(handle_file(str(HOPPER)), "nobody/nothing", api_name="/classify")
     blank = tmp_path / "blank.jpg"
@@ -138,10 +143,11 @@ def test_compare_and_model_card_endpoints(client, tiny_model: str) -> None:
     from gradio_client import handle_file
 
     gallery, table, _, summary = client.predict(
-        handle_file(str(HOPPER)), [DEFAULT_MODEL, tiny_model], api_name="/compare_photo"
+        handle_file(str(HOPPER)), [tiny_model, DEFAULT_MODEL], api_name="/compare_photo"
     )
-    assert [item["caption"] for item in gallery] == [DEFAULT_MODEL, tiny_model]
+    assert [item["caption"] for item in gallery] == [tiny_model, DEFAULT_MODEL]
     assert table["data"][0][0] == "#1" and "1 face(s)" in summary
+    assert table["headers"] == ["face", tiny_model, DEFAULT_MODEL, "majority", "share", ""]
     body, facts = client.predict(DEFAULT_MODEL, api_name="/model_card")
     assert dict(facts["data"])["labels"].startswith("angry, disgust") and body
 

@@ -195,10 +195,53 @@ def test_hf_bare_integer_labels_need_names(tmp_path: Path) -> None:
 
 
 def test_unknown_hub_id_fails_clearly_offline() -> None:
-    with pytest.raises(DataSourceError, match="cannot load dataset 'nobody/no-such-fer'"):
-        open_source("nobody/no-such-fer")
+    from ferhub.errors import HubConnectionError, HubDataUnavailable
+
+    with pytest.raises(
+        HubDataUnavailable, match="Hub dataset 'nobody/no-such-fer' is not in the datasets cache"
+    ):
+        open_source("nobody/no-such-fer")  # the Hub's failure, not the id's: the CLI's exit code 3
+    with pytest.raises(DataSourceError, match="no folder 'no_such_folder' here") as e:
+        open_source("no_such_folder")  # a bare name: most likely a mistyped folder
+    assert not isinstance(e.value, HubConnectionError) and "offline mode is on" in str(e.value)
     with pytest.raises(DataSourceError, match=r"missing\.zip not found \(a local path"):
         open_source("/no/such/missing.zip")
+
+
+def test_unreachable_hub_reads_datasets_from_the_cache_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Online but with the Hub unreachable, ``datasets`` would retry for ~25 s before trying its cache: the
+    1 s probe sends it to the cache at once, and an uncached id fails at once."""
+    import time
+
+    import datasets
+
+    from ferhub.errors import HubDataUnavailable
+    from ferhub.hub import _remote
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(
+        _remote, "hub_unreachable", lambda endpoint: "huggingface.co:443 unreachable (refused)"
+    )
+    start = time.monotonic()
+    with pytest.raises(
+        HubDataUnavailable, match=r"and the Hub is huggingface\.co:443 unreachable \(refused\)"
+    ):
+        open_source("nobody/no-such-fer")
+    assert time.monotonic() - start < 5 and datasets.config.HF_HUB_OFFLINE is False  # restored
+    seen = []
+    cached = datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8))] * 2, "label": ["happy", "sad"]})
+
+    def load_dataset(name: str, revision: str | None = None) -> datasets.Dataset:
+        seen.append((name, datasets.config.HF_HUB_OFFLINE))
+        return cached
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    src = open_source("org/cached-faces")
+    assert seen == [("org/cached-faces", True)] and len(src) == 2  # loaded in offline mode: from the cache
+    assert datasets.config.HF_HUB_OFFLINE is False
+    monkeypatch.setattr(_remote, "hub_unreachable", lambda endpoint: None)  # reachable: online as asked
+    open_source("org/cached-faces")
+    assert seen[-1] == ("org/cached-faces", False)
 
 
 def test_stratified_kfold_partitions_and_balances() -> None:

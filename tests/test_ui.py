@@ -121,8 +121,11 @@ def test_classify_errors_are_messages(tmp_path: Path) -> None:
     Image.new("RGB", (320, 240), (200, 200, 200)).save(blank)
     with pytest.raises(gr.Error, match="No face found"):
         classify.classify(str(blank), DEFAULT_MODEL)
-    with pytest.raises(gr.Error, match="Cannot load model 'nobody/missing-model'"):
+    with pytest.raises(gr.Error, match="Cannot load model 'nobody/missing-model'") as down:
         classify.classify(HOPPER, "nobody/missing-model")
+    # not cached and no Hub (the tests' offline mode): the visitor is told that, not the CLI's fixes
+    assert "cannot reach the Hugging Face Hub now. Pick a listed model" in down.value.message
+    assert "HF_HUB_OFFLINE" not in down.value.message and "hf download" not in down.value.message
     assert "/" not in e.value.message.split(": ", 1)[0]  # the upload's server path is cut to its file name
     assert e.value.message.startswith("notes.jpg: not an image file")
 
@@ -441,9 +444,11 @@ def test_webcam_boxes_never_carry_over_a_cut() -> None:
 # -- Compare
 # ---------------------------------------------------------------------------------------------------
 def test_compare_photo_detects_once_and_marks_disagreement(tiny_model: str) -> None:
-    gallery, rows, figure, summary = compare.compare_photo(ASTRONAUT, [DEFAULT_MODEL, tiny_model])
-    assert [caption for _, caption in gallery] == [DEFAULT_MODEL, tiny_model]
-    (row,) = rows
+    gallery, table, figure, summary = compare.compare_photo(ASTRONAUT, [tiny_model, DEFAULT_MODEL])
+    assert [caption for _, caption in gallery] == [tiny_model, DEFAULT_MODEL]
+    # the columns name the models chosen, in their order (not the picker's first choice)
+    assert table["headers"] == ["face", tiny_model, DEFAULT_MODEL, "majority", "share", ""]
+    (row,) = table["data"]
     assert row[0] == "#1" and len(row) == 2 + 4
     labels = [cell.split(" (")[0] for cell in row[1:3]]
     agree = labels[0] == labels[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 import zipfile
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ferhub.hub import _remote
 from ferhub.ui import scratch, visitors
 
 
@@ -37,6 +39,10 @@ def test_model_names_visitors_may_use() -> None:
         with pytest.raises(ValueError, match="paths on the server are turned off") as e:
             visitors.model_spec(probe)
         assert probe not in str(e.value) or not probe  # the answer does not depend on the name
+    for word in ("nope", "models"):  # a bare word is no path a visitor tried: whatever is on the disk
+        with pytest.raises(ValueError, match=f"'{word}' is not a listed or bundled model, nor a Hub id") as e:
+            visitors.model_spec(word)
+        assert "turned off" not in str(e.value)
 
 
 def test_the_operator_turns_local_paths_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -68,6 +74,8 @@ def test_messages_lose_server_paths_but_keep_file_names_and_urls() -> None:
         visitors.public_text(text) == "holiday.jpg: not an image; cache (hub) and 'x.zip::happy/1.png', see"
         " https://huggingface.co/org/name and org/name"
     )
+    text = "set HTTPS_PROXY / HF_ENDPOINT, or read / to /tmp/x.jpg"  # a lone slash is no path
+    assert visitors.public_text(text) == "set HTTPS_PROXY / HF_ENDPOINT, or read / to x.jpg"
 
 
 def test_one_log_line_and_no_traceback_per_visitor_error(caplog: pytest.LogCaptureFixture) -> None:
@@ -135,11 +143,35 @@ def test_a_hub_dataset_over_the_download_cap_is_refused_before_download(
         raise AssertionError("downloaded despite the cap")
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(_remote, "hub_unreachable", lambda endpoint: None)  # the probe passes
     monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", dataset_info)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     with pytest.raises(ValueError, match="holds 250 MB of files; this server downloads at most 200 MB"):
         visitors.open_dataset(None, "org/huge", None)
     assert asked == [("org/huge", {"files_metadata": True, "timeout": 10})]
+
+
+def test_a_hub_dataset_with_the_hub_down_is_a_visitor_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Online, but the Hub does not answer: no request that would hang, and the visitor is told, not given a
+    server error; a network error after a passing probe reads the same."""
+    import httpx
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    def dataset_info(self, repo_id: str, **kwargs) -> None:
+        raise httpx.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", dataset_info)
+    monkeypatch.setattr(
+        _remote, "hub_unreachable", lambda endpoint: "huggingface.co:443 unreachable (refused)"
+    )
+    down = "Hub dataset 'org/faces' is not available on this server (it cannot reach the Hugging Face Hub now"
+    with pytest.raises(ValueError, match=re.escape(down)):
+        visitors.open_dataset(None, "org/faces", None)  # the probe failed: the cache only, no dataset_info
+    monkeypatch.setattr(_remote, "hub_unreachable", lambda endpoint: None)
+    with pytest.raises(ValueError, match=re.escape(down)):
+        visitors.open_dataset(None, "org/faces", None)  # dataset_info's ConnectError
 
 
 def test_sweep_by_age_then_size_never_a_fresh_file(tmp_path: Path) -> None:

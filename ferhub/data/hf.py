@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from ferhub.data.sources import (
     _load_pil,
     split_name,
 )
-from ferhub.errors import DataSourceError
+from ferhub.errors import DataSourceError, HubDataUnavailable
 from ferhub.labels import canonical, dataset_labels
 
 # ------------------------------------------------------------------------------------ Hugging Face datasets
@@ -131,6 +133,54 @@ def _pick_split(dd: Any, split: str | None, name: str) -> tuple[Any, str | None]
     raise DataSourceError(f"{name} has no {split!r} split; it has {names}")
 
 
+_OFFLINE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _datasets_offline(datasets: Any) -> Iterator[None]:
+    """``datasets`` in offline mode for one call: straight to its cache, where online it would retry an
+    unreachable Hub for ~25 s first. ``datasets`` reads the flag from its config module on each call."""
+    with _OFFLINE_LOCK:
+        before = datasets.config.HF_HUB_OFFLINE
+        datasets.config.HF_HUB_OFFLINE = True
+        try:
+            yield
+        finally:
+            datasets.config.HF_HUB_OFFLINE = before
+
+
+def _load_hub_dataset(datasets: Any, name: str, revision: str | None) -> Any:
+    """``datasets.load_dataset`` of a Hub id; with the Hub unreachable (a 1 s probe) from the cache alone, and
+    when it is not there, a message that says so at once."""
+    from huggingface_hub import constants
+
+    from ferhub.hub._remote import hub_unreachable
+
+    offline = bool(datasets.config.HF_HUB_OFFLINE)
+    unreachable = None if offline else hub_unreachable(constants.ENDPOINT)
+    try:
+        with _datasets_offline(datasets) if unreachable else contextlib.nullcontext():
+            return datasets.load_dataset(name, revision=revision)
+    except (FileNotFoundError, ConnectionError) as e:
+        if not (offline or unreachable):
+            raise DataSourceError(
+                f"cannot load dataset {name!r} ({type(e).__name__}: {e}); give a Hub dataset id that exists, "
+                "a folder of class folders, a .zip, a fer2013.csv or a saved dataset folder"
+            ) from e
+        why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline else f"the Hub is {unreachable}"
+        if "/" not in name:  # more likely a mistyped folder than a legacy un-namespaced Hub dataset
+            raise DataSourceError(
+                f"no folder {name!r} here; as a Hub dataset id it is not in the datasets cache and {why}."
+                " Fix: check the folder's name (./NAME for a folder here), or load the Hub dataset once"
+                " with network access"
+            ) from e
+        raise HubDataUnavailable(
+            f"Hub dataset {name!r} is not in the datasets cache ({datasets.config.HF_DATASETS_CACHE}) and "
+            f"{why}. Fix: load it once with network access (or set HTTPS_PROXY / HF_ENDPOINT), or give a "
+            "local copy (a folder of class folders, a .zip or a saved dataset folder)"
+        ) from e
+
+
 def open_hf(
     source: str | Path, split: str | None = None, *, revision: str | None = None, **kw: Any
 ) -> HFSource:
@@ -146,14 +196,7 @@ def open_hf(
         loaded = datasets.load_dataset("parquet", data_files=str(path))
         name = path.stem
     else:
-        try:
-            loaded = datasets.load_dataset(name, revision=revision)
-        except (FileNotFoundError, ConnectionError) as e:
-            raise DataSourceError(
-                f"cannot load dataset {name!r} ({type(e).__name__}: {e}); give a Hub dataset id that exists "
-                "(offline, it must already be in the datasets cache), a folder of class folders, a .zip, "
-                "a fer2013.csv or a saved dataset folder"
-            ) from e
+        loaded = _load_hub_dataset(datasets, name, revision)
     if isinstance(loaded, datasets.DatasetDict):
         ds, chosen = _pick_split(loaded, split, name)
     else:

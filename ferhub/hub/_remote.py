@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
-from ferhub.errors import HubConnectionError, ModelLoadError
+from ferhub.errors import HubConnectionError, HubModelUnavailable, ModelLoadError
 
 HUB_PROBE_TIMEOUT_S = 1.0  # offline or unreachable Hub ids must fail in well under 2 s
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
@@ -126,7 +126,8 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], bund
         else:
             why = f"the Hub could not be reached ({e})"
             fix = "check your connection and try again"
-        raise ModelLoadError(
+        # the Hub, not the id, is the problem: exit code 3 in the CLI, a "Hub down" message in the app
+        raise HubModelUnavailable(
             f"Hub model {ref!r} is not in the local cache ({constants.HF_HUB_CACHE}) and {why}. Fix: {fix}; "
             f"or download it elsewhere (`hf download {repo_id} --local-dir DIR`) and load DIR; or use a "
             f"bundled model ({', '.join(bundled) or 'none installed'})."

@@ -56,9 +56,10 @@ def face_agreement(labels_per_model: list[str]) -> tuple[str, float]:
 @visitors.action("compare_photo")
 def compare_photo(
     image: Any, model_ids: list[str] | None
-) -> tuple[list[tuple[str, str]], list[list[Any]], Any, str]:
-    """The photo through every chosen model: one annotated image per model, the per-face agreement table,
-    the models' pairwise agreement over the faces (figure, ``None`` for one face), and a summary line."""
+) -> tuple[list[tuple[str, str]], dict[str, Any], Any, str]:
+    """The photo (a path, or the upload's payload) through every chosen model: one annotated image per model,
+    the per-face agreement table (its rows, and its columns for these models), the models' pairwise
+    agreement over the faces (figure, ``None`` for one face), and a summary line."""
     state.heavy_imports()
     from ferhub.compare import agreement_matrix, labels_to_indices
     from ferhub.drawing import DISAGREE_COLOR, draw_boxes, label_color
@@ -105,12 +106,23 @@ def compare_photo(
         if n_dis == 0
         else f"models disagree on **{n_dis}** face(s) (dashed red boxes, marked (!))."
     )
-    return gallery, rows, figure, summary
+    return gallery, _agreement_table(ids, rows), figure, summary
 
 
-def agreement_headers(model_ids: list[str] | None) -> gr.Dataframe:
-    ids = [m for m in (model_ids or []) if m][:MAX_MODELS]
-    return gr.Dataframe(headers=["face", *ids, "majority", "share", ""])
+def _agreement_header(model_ids: list[str]) -> list[str]:
+    return ["face", *model_ids, "majority", "share", ""]
+
+
+def _agreement_table(model_ids: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    """The agreement table's value with its own columns: an API caller (or a page whose model picker never
+    changed) gets the models' names over their columns, not the picker's first choice."""
+    return {"headers": _agreement_header(model_ids), "data": rows}
+
+
+def agreement_headers(model_ids: list[str] | None) -> dict[str, Any]:
+    """The agreement table for a new choice of models: its columns, and no rows (the last photo's rows no
+    longer fit them)."""
+    return _agreement_table([m for m in (model_ids or []) if m][:MAX_MODELS], [])
 
 
 # -- (b) the evaluation dashboard ----------------------------------------------------------------------------
@@ -419,7 +431,7 @@ def build(models: list[str]) -> None:
             summary = gr.Markdown(elem_id="compare-summary")
             gallery = gr.Gallery(label="Each model", columns=2, height=420, elem_id="compare-gallery")
             table = gr.Dataframe(
-                headers=["face", *default, "majority", "share", ""],
+                headers=_agreement_header(default),
                 interactive=False,
                 label="Per-face agreement",
                 elem_id="compare-agreement",
@@ -474,8 +486,15 @@ def build(models: list[str]) -> None:
                 label="eval_results.json and HTML report", file_count="multiple", interactive=False
             )
 
+    # preprocess=False: the upload's payload as it comes (Gradio has checked and cached its file), decoded
+    # once by ferhub, whose errors are one clear line; Gradio's own preprocessing opened it first and failed
+    # with its own message (the server path included) on a corrupt or oversized photo
     run.click(
-        compare_photo, [photo, chosen], [gallery, table, agreement_plot, summary], api_name="compare_photo"
+        compare_photo,
+        [photo, chosen],
+        [gallery, table, agreement_plot, summary],
+        api_name="compare_photo",
+        preprocess=False,
     )
     chosen.change(agreement_headers, chosen, table, api_name="agreement_headers")
     figures = [*confusion, *pair, difference, recall, metrics, averages, dataset_note]

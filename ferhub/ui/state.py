@@ -118,6 +118,7 @@ class ModelCache:
     def model(self, model_id: str) -> nn.Module:
         """The model for a bundled name, Hub id or local folder, loaded once; ``gr.Error`` when it cannot
         be."""
+        from ferhub.errors import HubConnectionError
         from ferhub.hub import load
 
         model_id = (model_id or "").strip() or default_model()
@@ -130,6 +131,12 @@ class ModelCache:
                 try:
                     spec, local = visitors.model_spec(model_id)  # a public server's visitors: no server paths
                     model = load(spec, device=device(), local=local)
+                except HubConnectionError as e:  # the server's network: the CLI's fixes are not the visitor's
+                    raise gr.Error(
+                        f"Cannot load model {brief(model_id)}: this server has no copy of it and cannot reach"
+                        " the Hugging Face Hub now. Pick a listed model, or try again later.",
+                        title="Model not loaded",
+                    ) from e
                 except Exception as e:
                     raise gr.Error(
                         f"Cannot load model {brief(model_id)}: {e}", title="Model not loaded"

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from ferhub.archives import ArchiveLimits
+from ferhub.errors import is_network_error
 
 log = logging.getLogger("ferhub.app")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,7 +35,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 LOCAL_PATHS_SETTING = "FERHUB_ALLOW_LOCAL_PATHS"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?")
 # an absolute POSIX path inside a message, not part of a URL ("https://host/x") or a Hub id ("org/name")
-_ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"(),;:<>]+/)*[^\s'\"(),;:<>]*")
+# (a lone "/", as in "HTTPS_PROXY / HF_ENDPOINT", is not one)
+_ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"(),;:<>]+/)*[^\s'\"(),;:<>]+")
 
 
 def _int_env(name: str, default: int) -> int:
@@ -87,9 +89,9 @@ def policy() -> Policy:
     return _policy
 
 
+TAKES = "this server takes the listed models, bundled models and Hub ids ('org/name' or 'org/name@revision')"
 LOCAL_OFF = (
-    "this server takes the listed models, bundled models and Hub ids ('org/name' or 'org/name@revision'); "
-    f"paths on the server are turned off (its operator can allow them with {LOCAL_PATHS_SETTING}=1)"
+    f"{TAKES}; paths on the server are turned off (its operator can allow them with {LOCAL_PATHS_SETTING}=1)"
 )
 
 
@@ -104,6 +106,9 @@ def model_spec(spec: str | None) -> tuple[str, bool]:
 
     if f"{BUNDLED_ORG}/{spec.removeprefix(BUNDLED_ORG + '/')}" in list_bundled() or _HUB_ID.fullmatch(spec):
         return spec, False
+    if spec and not spec.startswith((".", "~")) and "/" not in spec and "\\" not in spec:
+        # a bare word: not a path a visitor tried, so not "paths are turned off"
+        raise ValueError(f"{spec!r} is not a listed or bundled model, nor a Hub id: {TAKES}")
     raise ValueError(LOCAL_OFF[0].upper() + LOCAL_OFF[1:])
 
 
@@ -185,6 +190,12 @@ def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any
     return source
 
 
+_HUB_DATASET_DOWN = (
+    "Hub dataset {repo_id!r} is not available on this server (it cannot reach the Hugging Face Hub now and"
+    " has no copy): upload a zip of class folders instead"
+)
+
+
 def _hub_dataset(repo_id: str) -> Path:
     """The local snapshot of a Hub dataset repo, fetched only when its files fit the download cap (never a
     server folder of the same name: the id goes to the Hub and its cache, nowhere else)."""
@@ -192,7 +203,10 @@ def _hub_dataset(repo_id: str) -> Path:
     from huggingface_hub import constants
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
-    offline = constants.is_offline_mode()
+    from ferhub.hub._remote import hub_unreachable
+
+    # a Hub that does not answer a 1 s probe is treated as offline: the cache only, no request that would hang
+    offline = constants.is_offline_mode() or hub_unreachable(constants.ENDPOINT) is not None
     cap = _policy.max_download_bytes
     try:
         if not offline:
@@ -208,8 +222,9 @@ def _hub_dataset(repo_id: str) -> Path:
     except RepositoryNotFoundError as e:
         raise ValueError(f"Hub dataset {repo_id!r} was not found (or is private or gated)") from e
     except LocalEntryNotFoundError as e:
-        raise ValueError(
-            f"Hub dataset {repo_id!r} is not available on this server (it cannot reach the Hub and has no"
-            " copy): upload a zip of class folders instead"
-        ) from e
+        raise ValueError(_HUB_DATASET_DOWN.format(repo_id=repo_id)) from e
+    except Exception as e:
+        if not is_network_error(e):
+            raise
+        raise ValueError(_HUB_DATASET_DOWN.format(repo_id=repo_id)) from e
     return Path(folder)
