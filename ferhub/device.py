@@ -1,7 +1,8 @@
 """The one default-device rule: CUDA when torch sees a GPU, else the CPU.
 
 Every part of ferhub that picks a device on its own (the Predictor, the app, training, evaluation) asks
-:func:`default_device`, and :func:`resolve_device` turns a user's choice into a checked ``torch.device``.
+:func:`default_device`, and :func:`resolve_device` turns a user's choice into a checked ``torch.device``;
+:func:`check_device` checks a command line's ``--device`` before anything is loaded.
 """
 
 from __future__ import annotations
@@ -61,6 +62,22 @@ def default_device(local_rank: int | None = None) -> str:
     return "cuda" if local_rank is None else f"cuda:{local_rank}"
 
 
+DEVICE_CHOICES = "cpu, cuda or cuda:N"  # what a command's --device takes (its help says the same)
+_COMMAND_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
+def check_device(device: str) -> str:
+    """``device`` when it is one a command's ``--device`` takes (:data:`DEVICE_CHOICES`); else
+    :class:`~ferhub.errors.DeviceError`. Read without importing torch, so a typo fails at once.
+
+    >>> check_device("cuda:1")
+    'cuda:1'
+    """
+    if not _COMMAND_DEVICE.fullmatch(device):
+        raise DeviceError(f"--device must be {DEVICE_CHOICES}, got {device!r}")
+    return device
+
+
 def device_name(device: str | torch.device | None) -> str:
     """What :func:`resolve_device` resolves ``device`` to, as a string; ``"cpu"`` (given or the default) is
     answered without importing torch."""
@@ -70,17 +87,27 @@ def device_name(device: str | torch.device | None) -> str:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` (``None``: :func:`default_device`) as a ``torch.device``; a CUDA device without a GPU is
-    refused with :class:`~ferhub.errors.DeviceError`.
+    """``device`` (``None``: :func:`default_device`) as a ``torch.device``; a string torch does not read as a
+    device (``"tpu"``), a CUDA device without a GPU and a GPU number past the last are refused with
+    :class:`~ferhub.errors.DeviceError`.
 
     >>> resolve_device("cpu")
     device(type='cpu')
     """
     import torch
 
-    dev = torch.device(device if device is not None else default_device())
+    try:
+        dev = torch.device(device if device is not None else default_device())
+    except RuntimeError as e:  # torch's own message lists ~20 device types ferhub never runs on
+        raise DeviceError(f"unknown device {str(device)!r}: use {DEVICE_CHOICES}") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {str(dev)!r} was asked for but torch sees no CUDA GPU; use --device cpu")
+    # torch accepts any index here and fails only at the first tensor moved there, deep in a model
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(
+            f"device {str(dev)!r} was asked for but torch sees {torch.cuda.device_count()} CUDA GPU(s),"
+            " numbered from 0; use --device cuda:0"
+        )
     return dev
 
 

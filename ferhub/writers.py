@@ -142,6 +142,9 @@ class TableWriter:
         self.out.write(text + "\n")
 
     def photo(self, r: Any) -> None:
+        if r.error:  # no size to show: the line says what went wrong, as a failed video's does
+            self.error(str(r.path), "image", r.error)
+            return
         self._line(f"{printable(r.path)} ({r.width}x{r.height}): {len(r.faces)} face(s)")
         for i, f in enumerate(r.faces, 1):
             x1, y1, x2, y2 = (round(v) for v in f.face.box)
@@ -154,6 +157,7 @@ class TableWriter:
                 )
 
     def error(self, path: str, kind: str, message: str) -> None:
+        message = message.removeprefix(f"{path}: ")  # most messages name their file: name it once
         self._line(f"{printable(path)}: ERROR {printable(message)}")
 
     def video_begin(self, run: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -21,9 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from ferhub.cli import debug_traceback
+from ferhub.cli import debug_traceback, describe
 
 PHOTO_BATCH = 16  # photos decoded and classified together; all are released before the next batch
+MIN_MAX_SIDE = 64  # the face detector's own floor for the size it works at (FaceDetector max_side)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -322,6 +324,66 @@ class Job:
         )
 
 
+def option_error(args: argparse.Namespace) -> str | None:
+    """The line refusing the first option value that cannot work, or ``None``: checked before any input is
+    read or model loaded, so a typo costs no waiting and exits 2 (wrong arguments), not 1."""
+    from ferhub.device import check_device
+    from ferhub.errors import DeviceError
+
+    if args.device is not None:
+        try:
+            check_device(args.device)
+        except DeviceError as e:
+            return str(e)
+    if args.min_face_size is not None and args.min_face_size < 1:
+        return f"--min-face-size must be a positive number of pixels, got {args.min_face_size}"
+    # written as not (x > 0): NaN, for which every comparison is false, is refused too
+    if args.fps is not None and not (args.fps > 0 and math.isfinite(args.fps)):
+        return f"--fps must be a positive number of frames per second, got {args.fps}"
+    if args.detect_every < 1:
+        return f"--detect-every must be 1 or more, got {args.detect_every}"
+    if not (args.smooth >= 0 and math.isfinite(args.smooth)):
+        return f"--smooth must be 0 (off) or a positive number of seconds, got {args.smooth}"
+    if args.max_side < MIN_MAX_SIDE:
+        return f"--max-side must be at least {MIN_MAX_SIDE} pixels, got {args.max_side}"
+    if args.saliency is not None:
+        from ferhub.saliency import SaliencyError, method_id
+
+        try:
+            method_id(args.saliency)
+        except SaliencyError as e:
+            return f"--saliency: {e}"
+    return None
+
+
+def annotate_clash(args: argparse.Namespace, files: list[Path], videos: list[Path]) -> str | None:
+    """The line refusing an ``--annotate`` target that is one of the inputs (writing it would destroy that
+    input), or ``None``. Compared by device and inode, so links and other spellings of a path are caught."""
+    if not args.annotate:
+        return None
+    inputs: dict[tuple[int, int], Path] = {}
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:  # a missing input gets its own error later
+            continue
+        inputs.setdefault((st.st_dev, st.st_ino), f)
+    several = len(videos) > 1
+    for video in videos:
+        target = _annotate_path(args, video, several)
+        try:
+            st = target.stat() if target is not None else None
+        except OSError:  # not there yet: nothing to overwrite
+            continue
+        clash = inputs.get((st.st_dev, st.st_ino)) if st is not None else None
+        if clash is not None:
+            return (
+                f"--annotate would write {video}'s annotated copy over the input {clash}; give another file"
+                " or folder"
+            )
+    return None
+
+
 def _annotate_path(args: argparse.Namespace, video: Path, several: bool) -> Path | None:
     if not args.annotate:
         return None
@@ -408,6 +470,10 @@ def run(args: argparse.Namespace) -> int:
     from ferhub.hub import ModelLoadError
     from ferhub.inputs import scan
 
+    problem = option_error(args)
+    if problem:
+        say(problem)
+        return 2
     found = scan(args.paths)
     skipped = found.skipped_message()
     if skipped:
@@ -424,15 +490,20 @@ def run(args: argparse.Namespace) -> int:
     if args.out_dir and args.format == "table":
         say("--out-dir writes json or csv files; choose --format json or csv")
         return 2
+    videos = found.videos()
+    clash = annotate_clash(args, found.files, videos)
+    if clash:
+        say(clash)
+        return 2
     try:
         predictor = _predictor(args)
         saliency = _saliency_method(args, predictor) if args.saliency else None
     except (ModelLoadError, ValueError) as e:
         debug_traceback(args)
         say(str(e).splitlines()[0])
-        return 1
+        return describe(e)[0]  # 1, or 3 for a Hub model the Hub cannot be reached for
     job = Job(args, predictor, saliency)
-    several_videos = len(found.videos()) > 1
+    several_videos = len(videos) > 1
     if args.out_dir:
         return _to_folder(job, found, several_videos)
     return _to_stdout(job, found.files, several_videos)

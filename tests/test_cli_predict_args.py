@@ -1,0 +1,153 @@
+"""``ferhub predict`` refuses what cannot work before it loads a model or reads an input: bad option values
+and devices exit 2 naming the option, and ``--annotate`` never writes over an input. Failed photos show as
+errors in the table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import clips
+import pytest
+
+from ferhub.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def nothing_loaded(monkeypatch) -> None:
+    """Fail the test if the command scans its inputs or builds a predictor."""
+    import ferhub.commands.predict as command
+    import ferhub.inputs
+
+    def never(*args, **kwargs):
+        raise AssertionError("the bad option should have been refused before this")
+
+    monkeypatch.setattr(ferhub.inputs, "scan", never)
+    monkeypatch.setattr(command, "_predictor", never)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--fps", "0", "--fps must be a positive number of frames per second, got 0.0"),
+        ("--fps", "-1", "--fps must be a positive number of frames per second, got -1.0"),
+        ("--fps", "nan", "--fps must be a positive number of frames per second, got nan"),
+        ("--detect-every", "0", "--detect-every must be 1 or more, got 0"),
+        ("--smooth", "-1", "--smooth must be 0 (off) or a positive number of seconds, got -1.0"),
+        ("--min-face-size", "-5", "--min-face-size must be a positive number of pixels, got -5"),
+        ("--max-side", "0", "--max-side must be at least 64 pixels, got 0"),
+        ("--max-side", "-3", "--max-side must be at least 64 pixels, got -3"),
+        ("--device", "tpu", "--device must be cpu, cuda or cuda:N, got 'tpu'"),
+        ("--device", "cuda:x", "--device must be cpu, cuda or cuda:N, got 'cuda:x'"),
+        ("--saliency", "bogus", "--saliency: unknown saliency method 'bogus'; choose one of gradcam,"),
+    ],
+)
+def test_bad_option_values_exit_2_before_anything_is_loaded(
+    capsys, tmp_path, nothing_loaded, option, value, message
+) -> None:
+    argv = ["predict", str(tmp_path / "clip.mp4"), option, value]
+    if option == "--saliency":
+        argv += ["--out", str(tmp_path / "overlays")]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith(f"ferhub predict: {message}") and len(err.splitlines()) == 1
+
+
+def test_device_strings_torch_cannot_read_are_device_errors() -> None:
+    from ferhub.device import check_device, resolve_device
+    from ferhub.errors import DeviceError
+
+    assert [check_device(d) for d in ("cpu", "cuda", "cuda:3")] == ["cpu", "cuda", "cuda:3"]
+    for bad in ("tpu", "CUDA", "cuda:", "cuda:-1", " cpu"):
+        with pytest.raises(DeviceError, match="--device must be cpu, cuda or cuda:N"):
+            check_device(bad)
+    with pytest.raises(DeviceError, match=r"unknown device 'tpu': use cpu, cuda or cuda:N"):
+        resolve_device("tpu")  # once a RuntimeError, which the CLI reported as a bug in ferhub (exit 4)
+
+
+def test_a_gpu_number_past_the_last_is_a_device_error(monkeypatch) -> None:
+    """torch takes ``cuda:3`` on a one-GPU machine and fails only when a model moves there (exit 4)."""
+    import torch
+
+    from ferhub.device import resolve_device
+    from ferhub.errors import DeviceError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(DeviceError, match=r"'cuda:3' was asked for but torch sees 1 CUDA GPU\(s\), numbered"):
+        resolve_device("cuda:3")
+
+
+@pytest.fixture()
+def clip(tmp_path: Path) -> Path:
+    frames, _ = clips.pan(4)
+    return clips.write_clip(tmp_path / "victim.mp4", frames)
+
+
+def test_annotate_onto_an_input_is_refused_and_the_input_kept(capsys, tmp_path, clip, monkeypatch) -> None:
+    import ferhub.commands.predict as command
+
+    def never(*args, **kwargs):
+        raise AssertionError("refused before the model is loaded")
+
+    monkeypatch.setattr(command, "_predictor", never)
+    original = clip.read_bytes()
+    link = tmp_path / "link.mp4"
+    link.symlink_to(clip)
+    photo = tmp_path / "face.png"
+    clips.photo("astronaut").save(photo)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(original)
+    (folder / "b.mp4").write_bytes(original)
+    (folder / "a.annotated.mp4").write_bytes(original)  # what a first `--annotate clips` run left there
+    cases = [
+        ([str(clip)], str(clip), clip, clip),  # the data loss first reported
+        ([str(clip)], str(tmp_path / "." / "victim.mp4"), clip, clip),  # another spelling of the same file
+        ([str(link)], str(clip), link, link),  # the input is a link to the target
+        ([str(clip), str(photo)], str(photo), clip, photo),  # onto another input
+        ([str(folder)], str(folder), folder / "a.mp4", folder / "a.annotated.mp4"),  # several: inside DIR
+    ]
+    for inputs, target, video, clash in cases:
+        code, out, err = run_cli(capsys, "predict", *inputs, "--annotate", target)
+        assert (code, out) == (2, ""), (inputs, target, err)
+        assert err.strip() == (
+            f"ferhub predict: --annotate would write {video}'s annotated copy over the input {clash}; give"
+            " another file or folder"
+        )
+    assert clip.read_bytes() == original and (folder / "a.annotated.mp4").read_bytes() == original
+
+
+def test_annotate_to_a_new_file_still_writes_it(capsys, tmp_path, clip) -> None:
+    target = tmp_path / "out" / "annotated.mp4"
+    code, out, err = run_cli(capsys, "predict", str(clip), "--annotate", str(target), "--format", "table")
+    assert code == 0, err
+    assert target.stat().st_size > 0 and f"wrote {target}" in err
+    assert out.startswith(f"{clip} (video 320x240")
+
+
+def test_table_shows_failed_photos_and_videos_as_errors_naming_the_path_once(capsys, tmp_path) -> None:
+    bad = tmp_path / "corrupt.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(200))
+    good = tmp_path / "face.png"
+    clips.photo("astronaut").save(good)
+    code, out, _ = run_cli(capsys, "predict", str(bad), str(fake), str(good), "--format", "table")
+    assert code == 0 and "None" not in out
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{bad}: ERROR ") and lines[0].count(str(bad)) == 1
+    assert lines[1].startswith(f"{fake}: ERROR ") and lines[1].count(str(fake)) == 1
+    assert lines[2].startswith(f"{good} (") and lines[3].startswith("  face 1 ")
+    code, out, _ = run_cli(capsys, "predict", str(bad), str(good))
+    entries = json.loads(out)  # JSON keeps its shape: the error in the entry, the size null
+    assert entries[0]["error"] and entries[0]["width"] is None and entries[1]["faces"]
