@@ -151,3 +151,21 @@ def test_table_shows_failed_photos_and_videos_as_errors_naming_the_path_once(cap
     code, out, _ = run_cli(capsys, "predict", str(bad), str(good))
     entries = json.loads(out)  # JSON keeps its shape: the error in the entry, the size null
     assert entries[0]["error"] and entries[0]["width"] is None and entries[1]["faces"]
+
+
+def test_out_dir_rerun_retries_an_input_that_failed(capsys, tmp_path: Path) -> None:
+    """A failed input leaves no result file under --out-dir (its error is on stderr), so a rerun after fixing
+    it classifies it instead of counting it as done."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    clips.photo("astronaut").save(inputs / "a.png")
+    (inputs / "b.jpg").write_bytes(b"\xff\xd8\xff not a whole JPEG")
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "predict", str(inputs), "--out-dir", str(out))
+    assert code == 0 and "b.jpg" in err
+    assert "1 input(s) written" in err and "1 failed (a rerun retries them)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png.json"]
+    clips.photo("hopper").save(inputs / "b.jpg")  # fixed
+    code, _, err = run_cli(capsys, "predict", str(inputs), "--out-dir", str(out))
+    assert code == 0 and "1 input(s) written" in err and "1 already done" in err and "failed" not in err
+    assert len(json.loads((out / "b.jpg.json").read_text())["faces"]) == 1

@@ -440,7 +440,7 @@ def _to_folder(job: Job, found: Any, several_videos: bool) -> int:
     suffix = ".csv" if job.args.format == "csv" else ".json"
     several_roots = len(set(found.roots)) > 1
     mine = [(f, r) for i, (f, r) in enumerate(zip(found.files, found.roots)) if i % world == rank]
-    done = 0
+    done = failed = 0
     for f, root in mine:
         target = out_dir / f"{relative_name(f, root, several_roots=several_roots)}{suffix}"
         if target.exists():
@@ -448,12 +448,16 @@ def _to_folder(job: Job, found: Any, several_videos: bool) -> int:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        failed_before = job.failed
         try:
             with open(tmp, "w", encoding="utf-8", newline="") as out, job.interrupt.installed():
                 writer = make_writer(job.args.format, out, job.predictor, array=False)
                 writer.begin()
                 _process(job, [f], writer, several_videos)
                 writer.end()
+            if job.failed > failed_before:  # no result file: its error went to stderr, and a rerun retries it
+                failed += 1
+                continue
             os.replace(tmp, target)  # complete files only: a rerun redoes an interrupted input
         except KeyboardInterrupt:
             tmp.unlink(missing_ok=True)
@@ -462,7 +466,8 @@ def _to_folder(job: Job, found: Any, several_videos: bool) -> int:
         finally:
             tmp.unlink(missing_ok=True)
     shard = f"process {rank + 1}/{world}: " if world > 1 else ""
-    say(f"{shard}{len(mine) - done} input(s) written to {out_dir}, {done} already done")
+    retry = f", {failed} failed (a rerun retries them)" if failed else ""
+    say(f"{shard}{len(mine) - done - failed} input(s) written to {out_dir}, {done} already done{retry}")
     return 0 if job.ok or done or not mine else 1
 
 
