@@ -522,6 +522,27 @@ def test_evaluate_now_then_dashboard(
     assert np.allclose(z / (100 if z.max() > 1.0 else 1), expected)
 
 
+def test_evaluate_now_says_what_it_skipped_and_picks_the_new_set(
+    tiny_model: str, labelled_zip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "cache"))
+    fresh, _, _, first = compare.evaluate_now([tiny_model], labelled_zip, "", "", {})
+    broken = tmp_path / "more.zip"  # another set: the same faces, and one file that is no image
+    with zipfile.ZipFile(labelled_zip) as src, zipfile.ZipFile(broken, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name.replace("faces/", "more/"), src.read(name))
+        dst.writestr("more/happy/broken.png", b"\x89PNG\r\n\x1a\n cut short")
+    fresh, status, _, picker = compare.evaluate_now([tiny_model], str(broken), "", "", fresh)
+    assert (
+        "on 12 images" in status
+        and "1 image(s) could not be read and were skipped (e.g. broken.png)" in status
+    )
+    assert len(picker.choices) == 2 and picker.value != first.value  # the set just evaluated, not the first
+    assert picker.value in fresh[tiny_model]
+    _, notes, _ = compare.dataset_choices([tiny_model], fresh)
+    assert "no evaluation results yet" not in notes  # its repo has none, but this session has
+
+
 def _heatmap_z(plot: gr.Plot) -> np.ndarray:
     figure = json.loads(plot.value["plot"])
     (heatmap,) = [t for t in figure["data"] if t["type"] == "heatmap"]

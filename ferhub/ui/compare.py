@@ -165,19 +165,21 @@ def _merge(repo: Results, fresh: Results | None) -> Results:
 
 @visitors.action("eval_datasets")
 def dataset_choices(
-    model_ids: list[str] | None, fresh: Results | None
+    model_ids: list[str] | None, fresh: Results | None, latest: str | None = None
 ) -> tuple[gr.Dropdown, str, gr.Accordion]:
-    """The dataset/split keys any chosen model has results for (fresh ones first), the notes, and the
-    "evaluate now" section, opened when a model has no results."""
+    """The dataset/split keys any chosen model has results for (fresh ones first, ``latest`` picked), the
+    notes, and the "evaluate now" section, opened when a model has no results."""
     ids = _models(model_ids)
     repo, notes = repo_results(ids)
+    # a model evaluated in this session has results now, whatever its repo holds
+    notes = [n for n in notes if not any(n.startswith(f"**{m}** has no") for m in (fresh or {}))]
     results = _merge(repo, fresh)
     keys: dict[str, str] = {}
     for model_id in ids:
         for key, entry in results.get(model_id, {}).items():
             keys.setdefault(key, dataset_name(key, entry))
     if fresh:
-        fresh_keys = [k for entries in fresh.values() for k in entries]
+        fresh_keys = [*([latest] if latest else []), *(k for entries in fresh.values() for k in entries)]
         keys = {k: keys[k] for k in dict.fromkeys([*fresh_keys, *keys]) if k in keys}
     choices = [(label, key) for key, label in keys.items()]
     text = "\n\n".join(notes) if notes else ""
@@ -395,9 +397,15 @@ def evaluate_now(
             )
         ],
     )
-    picker, _, _ = dataset_choices(ids, merged)
+    picker, _, _ = dataset_choices(ids, merged, latest=key)
     where = "the uploaded set" if upload else (dataset or "").strip()
     status = f"Evaluated {len(ids)} model(s) on {runs[0].entry.get('num_images', '?')} images of {where}."
+    unreadable = runs[0].entry.get("unreadable") or {}
+    if unreadable.get("count"):
+        names = ", ".join(Path(str(x.get("path", ""))).name for x in unreadable.get("examples", [])[:3])
+        status += f" {unreadable['count']} image(s) could not be read and were skipped" + (
+            f" (e.g. {visitors.public_text(names)})." if names else "."
+        )
     return merged, status, [str(p) for p in [*files, report]], picker
 
 
