@@ -26,10 +26,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from ferhub.errors import ImageDecodeError
 
 DEFAULT_MAX_PIXELS = 50_000_000
-ACCEPTED = (
-    "JPEG, PNG, GIF, WebP, BMP, TIFF (or any other format Pillow decodes), as a path, bytes, PIL image or"
-    " numpy array"
-)
+# what a file must be (the CLI's and the app's users read this too: the Python types are in load_image's doc)
+ACCEPTED = "JPEG, PNG, GIF, WebP, BMP, TIFF or any other format Pillow decodes"
 _WHITE = (255, 255, 255)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNGs of fewer pixels go to Pillow: its decoder is as quick on them, and a process that only reads small
@@ -73,8 +71,8 @@ def _check_pixels(width: int, height: int, max_pixels: int | None, name: str) ->
     if max_pixels is not None and width * height > max_pixels:
         raise ImageDecodeError(
             f"{name}: image is {width}x{height} = {width * height / 1e6:.1f} MP, over the limit of "
-            f"{max_pixels / 1e6:.1f} MP (a decompression bomb or a very large photo); downscale it first or "
-            f"pass a larger max_pixels"
+            f"{max_pixels / 1e6:.1f} MP (a decompression bomb or a very large photo); downscale it first"
+            " (from Python, load_image's max_pixels sets the limit)"
         )
 
 
