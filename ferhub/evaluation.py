@@ -53,7 +53,9 @@ class ImagePredictions:
     """Per-image outcome of one model on one source (what the report and paired tests need).
 
     ``labels`` is the entry's label list (data classes, then model-only classes); ``y_true``/``y_pred`` index
-    it (``-1`` = no prediction); ``probabilities`` are in ``model_labels`` order.
+    it (``-1`` = no prediction); ``probabilities`` are in ``model_labels`` order. ``indices`` is each row's
+    image index in the source: the images that could not be decoded have no row, so row ``i`` is not always
+    image ``i`` (``None``, in files written before it was kept: the rows are the source's images in order).
     """
 
     labels: list[str]
@@ -67,6 +69,7 @@ class ImagePredictions:
     paths: list[str | None] | None = None
     model: str | None = None  # which model and which eval_results key these belong to
     key: str | None = None
+    indices: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +85,7 @@ class ImagePredictions:
             "probabilities": np.round(self.probabilities, 6).tolist(),
             "boxes": self.boxes,
             "paths": self.paths,
+            "indices": self.indices,
         }
 
     @classmethod
@@ -100,6 +104,7 @@ class ImagePredictions:
             paths=d.get("paths"),
             model=d.get("model"),
             key=d.get("key"),
+            indices=None if d.get("indices") is None else [int(v) for v in d["indices"]],
         )
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -149,6 +154,33 @@ def _model_info(spec: Any, model: nn.Module, name: str) -> tuple[dict[str, Any],
         revision = spec_str.partition("@")[2]
     model_id = spec_str.partition("@")[0] if not Path(spec_str).exists() else Path(spec_str).resolve().name
     return {"id": model_id, "revision": revision}, folder
+
+
+def image_reader(predictions: ImagePredictions, source: LabeledSource) -> Callable[[int], Image.Image] | None:
+    """``image_at(i)``: the image of ``source`` that row ``i`` of ``predictions`` is about (for thumbnails);
+    ``None`` when the predictions are not of this source (other images, or another number of them)."""
+    n = len(predictions.y_true)
+    if predictions.indices is not None:
+        rows = predictions.indices
+        if len(rows) != n or any(not 0 <= r < len(source) for r in rows):
+            return None
+    elif n == len(source):
+        rows = list(range(n))
+    else:
+        return None
+    if predictions.paths is not None:
+        # a row that names its file must name the same file of this source; by file name only, as the same
+        # data may be given by another path (relative, absolute) than it was evaluated by
+        for path, row in zip(predictions.paths, rows):
+            here = source.path_of(row)
+            if path is not None and here is not None and _file_name(path) != _file_name(here):
+                return None
+    return lambda i: source.image(rows[i])
+
+
+def _file_name(path: str) -> str:
+    """The last part of a source path: ``a/b/c.png`` and ``data.zip::b/c.png`` -> ``c.png``."""
+    return re.split(r"[/\\]|::", path)[-1]
 
 
 def open_data(data: str | os.PathLike | LabeledSource, split: str | None = None, **kw: Any) -> LabeledSource:
@@ -244,6 +276,7 @@ class _Scores:
     paths: list[str | None]
     targets: np.ndarray
     unreadable: dict[int, str]  # index -> why it could not be decoded
+    indices: np.ndarray  # each row's image index in the source
 
     def readable(self, source: LabeledSource) -> _Scores:
         """The same without the images that could not be decoded (refused when that leaves none)."""
@@ -263,6 +296,7 @@ class _Scores:
             paths=[q for q, k in zip(self.paths, keep) if k],
             targets=self.targets[keep],
             unreadable=self.unreadable,
+            indices=self.indices[keep],
         )
 
 
@@ -288,6 +322,7 @@ def _classify_source(
         paths=[source.path_of(i) for i in range(n)],
         targets=source.targets,
         unreadable={},  # an image that cannot be decoded is skipped and counted, not fatal
+        indices=np.arange(n),
     )
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
@@ -383,6 +418,7 @@ def _model_evaluation(
         paths=scores.paths,
         model=model_info["id"],
         key=run.key,
+        indices=scores.indices.tolist(),
     )
     return ModelEvaluation(name, run.key, entry, predictions, folder, spec)
 
@@ -391,21 +427,14 @@ def _decode(
     source: LabeledSource, idx: range, unreadable: dict[int, str]
 ) -> tuple[list[int], list[Image.Image]]:
     """The images of ``idx`` that decode; the others go into ``unreadable`` (index -> why)."""
-    import zipfile
-    import zlib
+    from ferhub.data.crops import read_image
 
-    from ferhub.archives import ArchiveRefused
-    from ferhub.images import ImageDecodeError
-
-    # a damaged file, or a zip member that fails its CRC or a cap of ferhub.archives
-    bad_member = (ImageDecodeError, ArchiveRefused, OSError, zipfile.BadZipFile, zlib.error, EOFError)
     good, images = [], []
     for i in idx:
-        try:
-            images.append(source.image(i))
+        image = read_image(source, i, unreadable)
+        if image is not None:
             good.append(i)
-        except bad_member as e:
-            unreadable[i] = f"{type(e).__name__}: {e}" if isinstance(e, zipfile.BadZipFile) else str(e)
+            images.append(image)
     return good, images
 
 

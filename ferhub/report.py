@@ -68,20 +68,32 @@ def thumbnail_b64(image: Image.Image, box: Sequence[float] | None = None, size: 
 
 
 def misclassified_examples(
-    predictions: ImagePredictions, image_at: Callable[[int], Image.Image], *, limit: int = 24
+    predictions: ImagePredictions, image_at: Callable[[int], Image.Image] | None, *, limit: int = 24
 ) -> list[Example]:
-    """Thumbnails of the first ``limit`` misclassified images (``image_at(i)`` returns image ``i``).
+    """Thumbnails of the first ``limit`` misclassified images (``image_at(i)`` returns image ``i``; ``None``:
+    no images at hand, no thumbnails).
 
-    The most confidently wrong come first: they say most about what the model mixes up.
+    The most confidently wrong come first: they say most about what the model mixes up. An image that
+    cannot be read now (damaged or changed since it was evaluated) gets no thumbnail; the others still do.
     """
+    from ferhub.data.crops import UNREADABLE_IMAGE_ERRORS
+
+    if image_at is None:
+        return []
     wrong = [i for i in range(len(predictions.y_true)) if predictions.y_pred[i] != predictions.y_true[i]]
     wrong.sort(key=lambda i: -predictions.confidence[i])
-    out = []
-    for i in wrong[:limit]:
+    out: list[Example] = []
+    for i in wrong:
+        if len(out) >= limit:
+            break
+        try:
+            image = image_at(i)
+        except UNREADABLE_IMAGE_ERRORS:
+            continue
         pred = predictions.y_pred[i]
         out.append(
             Example(
-                thumbnail=thumbnail_b64(image_at(i), predictions.boxes[i] if predictions.boxes else None),
+                thumbnail=thumbnail_b64(image, predictions.boxes[i] if predictions.boxes else None),
                 true=predictions.labels[predictions.y_true[i]],
                 predicted=predictions.labels[pred] if pred >= 0 else "no face",
                 confidence=float(predictions.confidence[i]),

@@ -88,6 +88,21 @@ def test_load_errors_are_one_line_with_exit_1(faces, tmp_path, capsys) -> None:
         assert "Traceback (most recent call last)" in err and err.rstrip().endswith(line), argv
 
 
+def test_uncached_hub_model_offline_is_the_hub_exit_code_3(faces, tmp_path, capsys) -> None:
+    """A Hub id that is not cached while the Hub cannot be reached is the Hub's failure (3), not the id's (1),
+    in every command that loads models."""
+    photo = str(next((faces / "angry").iterdir()))
+    for argv in (
+        ["predict", photo, "--model", "org/not-cached"],
+        ["evaluate", "--model", "org/not-cached", "--data", str(faces), "--precropped", "--no-report"],
+        ["compare", "ferhub/fer-mini-xception", "org/not-cached", "--data", str(faces), "--precropped"],
+        ["export", "org/not-cached", "--out", str(tmp_path / "onnx")],
+    ):
+        assert main(argv) == 3, argv
+        line = one_line(capsys.readouterr().err, argv[0])
+        assert "'org/not-cached' is not in the local cache" in line and "HF_HUB_OFFLINE=1" in line, argv
+
+
 def test_evaluate_push_offline_fails_at_once_with_exit_3(faces, tmp_path, capsys) -> None:
     code = main(["evaluate", "--model", "ferhub/fer-mini-xception", "--data", str(faces), "--push"])
     assert code == 3

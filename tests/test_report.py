@@ -300,3 +300,31 @@ def test_misclassified_examples_most_confident_first_and_no_face_marked() -> Non
         ]
     )
     assert text.count("no face found: whole image") == 1
+
+
+def test_misclassified_examples_skip_an_image_that_cannot_be_read_and_keep_the_others() -> None:
+    """An image damaged since it was evaluated gets no thumbnail; the report still shows the rest."""
+    from ferhub.errors import ImageDecodeError
+
+    preds = ImagePredictions(
+        labels=["happy", "sad"],
+        model_labels=["happy", "sad"],
+        y_true=[0, 0, 0],
+        y_pred=[1, 1, 1],
+        confidence=[0.9, 0.8, 0.7],
+        face_found=[True, True, True],
+        probabilities=np.zeros((3, 2), dtype=np.float32),
+        paths=["a.png", "b.png", "c.png"],
+    )
+    faces = _faces(3)
+
+    def image_at(i: int) -> Image.Image:
+        if i == 1:
+            raise ImageDecodeError("b.png: unreadable image header (Truncated File Read)")
+        return faces[i]
+
+    examples = misclassified_examples(preds, image_at)
+    assert [e.path for e in examples] == ["a.png", "c.png"]
+    assert examples[1].thumbnail == thumbnail_b64(faces[2])
+    assert len(misclassified_examples(preds, image_at, limit=2)) == 2  # the limit counts thumbnails shown
+    assert misclassified_examples(preds, None) == []  # no images at hand: no thumbnails

@@ -600,3 +600,101 @@ def test_a_run_too_short_for_its_batchnorm_statistics_says_so(
     main(get_args_parser().parse_args(_args(task_folder, tmp_path / "run", "--epochs", "1")))
     out = capsys.readouterr()
     assert "BatchNorm's running statistics have seen" in out.out + out.err
+
+
+# -------------------------------------------------------------------------------- unreadable images, errors
+def _with_damaged_files(task_folder: Path, root: Path) -> Path:
+    """A copy of the task with a truncated PNG (angry) and an empty JPEG (happy) among its images."""
+    import shutil
+
+    data = Path(shutil.copytree(task_folder, root / "faces"))
+    (data / "angry" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (data / "happy" / "empty.jpg").write_bytes(b"")
+    return data
+
+
+class _NoFaceDetector:
+    """Finds no face anywhere (the whole image stands in), without running MTCNN."""
+
+    def detect_batch(self, images: list) -> list:
+        return [[] for _ in images]
+
+
+@pytest.mark.parametrize("precropped", [True, False])
+def test_materialize_skips_and_counts_unreadable_images(
+    task_folder: Path, tmp_path: Path, precropped
+) -> None:
+    from ferhub.data import DataSourceError, FaceCache, materialize, open_source
+
+    src = open_source(_with_damaged_files(task_folder, tmp_path))
+    bad = {i for i in range(len(src)) if Path(src.path_of(i)).stem in ("broken", "empty")}
+    good = [i for i in range(len(src)) if i not in bad]
+    cfg = ModelConfig(architecture="test_tiny", labels=src.labels, input_size=24, channels=1)
+    cache = FaceCache(_NoFaceDetector(), persist=False, signature="test")
+    crops = materialize(src, cfg, cache=cache, precropped=precropped, batch_size=8)
+    assert set(crops.unreadable) == bad and len(crops) == len(good) and crops.skipped == 0
+    assert np.array_equal(crops.targets, src.targets[good])
+    assert crops.no_face == (0 if precropped else len(good))
+    assert "unreadable image header" in crops.unreadable[min(bad)] or "empty" in crops.unreadable[min(bad)]
+    with pytest.raises(DataSourceError, match=r"none of its 2 images could be decoded \(first: .*broken.png"):
+        materialize(src, cfg, indices=sorted(bad), cache=cache, precropped=precropped)
+
+
+def test_train_skips_unreadable_images_and_says_how_many(
+    task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ferhub.cli import main as cli_main
+
+    data = _with_damaged_files(task_folder, tmp_path)
+    out = tmp_path / "run"
+    assert cli_main(["train", *_args(data, out, "--epochs", "1")]) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    n = len(list(task_folder.rglob("*.png")))
+    (line,) = [x for x in err.splitlines() if "could not be decoded" in x]
+    assert f"2 of {n + 2} images could not be decoded and were skipped (first: " in line
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"]["all"]["unreadable"] == 2 and summary["data"]["all"]["crops"] == n
+    assert (
+        f"Left out because they could not be decoded: 2 of {n + 2} images"
+        in (out / "model" / "README.md").read_text()
+    )
+
+
+def test_train_data_errors_are_exit_1_or_3_and_option_errors_stay_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data that cannot be used is exit 1 (3: the Hub holding it cannot be reached) with the same one line as
+    every other command; only an option to change is exit 2."""
+    import ferhub.data
+    from ferhub.cli import main as cli_main
+    from ferhub.data import DataSourceError
+    from ferhub.errors import HubConnectionError
+
+    def lines(err: str) -> list[str]:
+        return [x for x in err.splitlines() if x.startswith("ferhub train:")]
+
+    argv = ["train", "--recipe", "seed002_kaskun", "--tiny", "--output-dir", str(tmp_path / "run")]
+    assert cli_main([*argv, "--data", str(tmp_path / "missing")]) == 1
+    (line,) = lines(capsys.readouterr().err)
+    assert "missing" in line and "error:" not in line
+
+    class HubDown(DataSourceError, HubConnectionError):
+        pass
+
+    opened = []
+
+    def down(source, split=None, **kw):
+        opened.append(split)
+        raise HubDown(f"Hub dataset {source!r} is not in the datasets cache and the Hub is unreachable")
+
+    monkeypatch.setattr(ferhub.data, "open_source", down)
+    assert cli_main([*argv, "--data", "org/data"]) == 3
+    (line,) = lines(capsys.readouterr().err)
+    assert (
+        line == "ferhub train: Hub dataset 'org/data' is not in the datasets cache and the Hub is unreachable"
+    )
+    assert opened == ["train"]  # not asked again without a split: the Hub is down, not the split missing
+
+    assert cli_main(["train", "--recipe", "nope", "--data", "org/data"]) == 2
+    (line,) = lines(capsys.readouterr().err)
+    assert line.startswith("ferhub train: no recipe 'nope'")

@@ -86,12 +86,14 @@ def format_pairs(result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
+    from ferhub.cli import describe
     from ferhub.data import DataSourceError
     from ferhub.hub import ModelLoadError
 
     if len(args.models) < 2:
         print("ferhub compare: name at least two models", file=sys.stderr)
         return 2
+    runs: list[Any] = []
     try:
         if args.images:
             from ferhub.predict import Predictor, iter_image_files
@@ -113,25 +115,39 @@ def run(args: argparse.Namespace) -> int:
                 device=args.device,
             )
             result = compare_runs(runs)
-            print(f"{source.name} ({source.split or 'all'}), {len(source)} images")
-            if args.out:
-                from ferhub.report import Section, misclassified_examples, write_report
-
-                section = Section(
-                    title=f"{source.name} ({source.split or 'all'})",
-                    entries={r.name: r.entry for r in runs},
-                    predictions={r.name: r.predictions for r in runs},
-                    examples={r.name: misclassified_examples(r.predictions, source.image) for r in runs},
-                )
+            unreadable = runs[0].entry.get("unreadable")
+            if unreadable:
                 print(
-                    f"report: {write_report(args.out, [section], title='ferhub model comparison')}",
+                    f"{source.name}: {unreadable['count']} images could not be decoded and were skipped "
+                    f"(first: {unreadable['examples'][0]['error']})",
                     file=sys.stderr,
                 )
+            print(f"{source.name} ({source.split or 'all'}), {len(runs[0].predictions.y_true)} images")
     except (DataSourceError, ModelLoadError, evaluation.EvaluationError, ValueError) as e:
         debug_traceback(args)
-        print(f"ferhub compare: {e}", file=sys.stderr)
-        return 1
-    print(format_pairs(result))
+        code, why = describe(e)  # 1, or 3 when the Hub holding a model or the data cannot be reached
+        print(f"ferhub compare: {why}", file=sys.stderr)
+        return code
+    print(format_pairs(result))  # before the report: a report that cannot be written keeps the table
     if args.json:
         Path(args.json).write_text(strict_json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.out and runs:
+        print(f"report: {_write_report(args.out, source, runs)}", file=sys.stderr)
     return 0
+
+
+def _write_report(out: str, source: Any, runs: list[Any]) -> Path:
+    """The HTML comparison report: every model's metrics and figures, the paired tests and thumbnails."""
+    from ferhub.evaluation import image_reader
+    from ferhub.report import Section, misclassified_examples, write_report
+
+    section = Section(
+        title=f"{source.name} ({source.split or 'all'})",
+        entries={r.name: r.entry for r in runs},
+        predictions={r.name: r.predictions for r in runs},
+        # through the rows' own image indices: the images skipped as unreadable have no row
+        examples={
+            r.name: misclassified_examples(r.predictions, image_reader(r.predictions, source)) for r in runs
+        },
+    )
+    return write_report(out, [section], title="ferhub model comparison")

@@ -111,24 +111,58 @@ def metrics_table(runs: list[Any]) -> str:
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 
-def _push_target(run: Any, folder: Path, repo_id: str | None) -> str:
-    if repo_id:
-        return repo_id
-    spec = str(run.spec)
-    if isinstance(run.spec, str) and not Path(spec).exists() and _HUB_ID.fullmatch(spec.partition("@")[0]):
+def _hub_id(spec: Any) -> str | None:
+    """The Hub repo a model given as ``org/name[@revision]`` (not a local folder) belongs to."""
+    if isinstance(spec, str) and not Path(spec).exists() and _HUB_ID.fullmatch(spec.partition("@")[0]):
         return spec.partition("@")[0]
+    return None
+
+
+def _card_repo_id(folder: Path) -> str | None:
+    """The ``repo_id`` a model repo folder's ``card.json`` names, if any."""
     card = folder / "card.json"
-    if card.is_file():
+    if not card.is_file():
+        return None
+    try:
         ctx = json.loads(card.read_text(encoding="utf-8"))
-        if ctx.get("repo_id"):
-            return str(ctx["repo_id"])
-    raise SystemExit(
-        f"ferhub evaluate: --push needs to know which Hub repo {run.name} belongs to; pass --repo-id org/name"
-    )
+    except (OSError, ValueError):  # an unreadable card names no repo; the push asks for --repo-id
+        return None
+    repo_id = ctx.get("repo_id") if isinstance(ctx, dict) else None
+    return str(repo_id) if repo_id else None
+
+
+def _push_target(run: Any, folder: Path, repo_id: str | None) -> str | None:
+    """Where ``--push`` sends a run's results: --repo-id, the model's Hub id, or its card's repo_id."""
+    return repo_id or _hub_id(run.spec) or _card_repo_id(folder)
+
+
+def _unknown_push_targets(args: argparse.Namespace) -> list[str]:
+    """The ``--model`` folders whose Hub repo ``--push`` cannot tell without ``--repo-id`` (none with it).
+
+    Checked before evaluating, so that the user does not wait for an evaluation whose push cannot start.
+    Bundled names and Hub ids always have a repo; a folder has one when its card.json names it. A model that
+    cannot be found is left to the evaluation to report."""
+    if not args.push or args.repo_id:
+        return []
+    from ferhub.hub import ModelLoadError
+    from ferhub.hub._repo import local_folder
+
+    unknown = []
+    for spec in args.model:
+        if _hub_id(spec):
+            continue
+        try:
+            folder = local_folder(spec)
+        except ModelLoadError:
+            continue
+        if folder is not None and not _card_repo_id(folder):
+            unknown.append(spec)
+    return unknown
 
 
 def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
+    from ferhub.cli import describe
     from ferhub.data import DataSourceError
     from ferhub.hub import EvalResultsError, ModelLoadError
 
@@ -140,8 +174,9 @@ def run(args: argparse.Namespace) -> int:
         source, runs, folders = _evaluate_and_write(args, out)
     except (DataSourceError, ModelLoadError, EvalResultsError, evaluation.EvaluationError, ValueError) as e:
         debug_traceback(args)
-        print(f"ferhub evaluate: {e}", file=sys.stderr)
-        return 1
+        code, why = describe(e)  # 1, or 3 when the Hub holding the model or data cannot be reached
+        print(f"ferhub evaluate: {why}", file=sys.stderr)
+        return code
     _print_results(args, runs)
     if not args.no_report:
         _write_report(source, runs, out)
@@ -151,11 +186,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _refuse_push(args: argparse.Namespace) -> int:
-    """The exit code for a ``--push`` that cannot work (2: --repo-id with several models, 3: offline), after
-    saying why on stderr; 0 when nothing is refused."""
+    """The exit code for a ``--push`` that cannot work (2: --repo-id with several models, or a model folder
+    whose repo is unknown; 3: offline), after saying why on stderr; 0 when nothing is refused."""
     if args.push and args.repo_id and len(args.model) > 1:
         print(
             "ferhub evaluate: --repo-id applies to one model; push several models by their Hub ids",
+            file=sys.stderr,
+        )
+        return 2
+    unknown = _unknown_push_targets(args)
+    if unknown:
+        print(
+            f"ferhub evaluate: --push cannot tell which Hub repo {unknown[0]} belongs to (its card.json "
+            "names none); pass --repo-id org/name",
             file=sys.stderr,
         )
         return 2
@@ -207,25 +250,32 @@ def _evaluate_and_write(args: argparse.Namespace, out: Path) -> tuple[Any, list[
 
 
 def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:
-    """The notes worth a warning on stderr, the metrics table on stdout, and with ``--json`` the entries."""
+    """The notes worth a warning on stderr, the metrics table on stdout, and with ``--json`` the entries.
+
+    With ``--json`` stdout holds the JSON alone (for ``| jq`` and ``json.load``): the table goes to stderr.
+    """
     for r in runs:
         for note in r.entry["notes"]:
             if "cannot predict" in note or "no face" in note or note.startswith("unreadable"):
                 print(f"{r.name}: {note}", file=sys.stderr)
-    print(metrics_table(runs))
+    print(metrics_table(runs), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(strict_json.dumps({r.name: {r.key: r.entry} for r in runs}, indent=2))
 
 
 def _write_report(source: Any, runs: list[Any], out: Path) -> None:
     """``out/report.html``: one section with every model's metrics, figures and misclassified examples."""
+    from ferhub.evaluation import image_reader
     from ferhub.report import Section, misclassified_examples, write_report
 
     section = Section(
         title=f"{source.name} ({source.split or 'all'})",
         entries={r.name: r.entry for r in runs},
         predictions={r.name: r.predictions for r in runs},
-        examples={r.name: misclassified_examples(r.predictions, source.image) for r in runs},
+        # through the rows' own image indices: the images evaluation skipped as unreadable have no row
+        examples={
+            r.name: misclassified_examples(r.predictions, image_reader(r.predictions, source)) for r in runs
+        },
     )
     print(f"report: {write_report(out / 'report.html', [section])}", file=sys.stderr)
 
@@ -244,6 +294,14 @@ def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int
     code = 0
     for r, folder in zip(runs, folders):
         repo_id = _push_target(r, folder, args.repo_id)
+        if repo_id is None:  # a card.json changed since the check before evaluating
+            print(
+                f"ferhub evaluate: {r.name}: results written to {folder} but not pushed: its card.json "
+                "names no Hub repo; push them with --repo-id org/name",
+                file=sys.stderr,
+            )
+            code = code or 1
+            continue
         try:
             url = evaluation.push_results(
                 folder, repo_id, revision=args.revision, commit_message=f"Evaluation results on {r.key}"

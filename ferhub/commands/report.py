@@ -97,6 +97,7 @@ def build_sections(
     source: Any = None,
 ) -> list[Any]:
     """One report section per dataset key, each with every model that has results for it."""
+    from ferhub.evaluation import image_reader
     from ferhub.report import Section, misclassified_examples
 
     by_key: dict[str, dict[str, Any]] = {}
@@ -110,17 +111,17 @@ def build_sections(
     for key, entries in by_key.items():
         preds = {p.model: p for p in predictions if p.key == key and p.model in entries}
         examples = {}
-        if source is not None:
+        if source is not None:  # thumbnails for the predictions of this source's images (by their indices)
+            readers = {name: image_reader(p, source) for name, p in preds.items()}
             examples = {
-                name: misclassified_examples(p, source.image)
-                for name, p in preds.items()
-                if len(p.y_true) == len(source)
+                name: misclassified_examples(p, readers[name]) for name, p in preds.items() if readers[name]
             }
         sections.append(Section(title=key, entries=entries, predictions=preds, examples=examples))
     return sections
 
 
 def run(args: argparse.Namespace) -> int:
+    from ferhub.cli import describe
     from ferhub.evaluation import EvaluationError, ImagePredictions, open_data
     from ferhub.hub import EvalResultsError, ModelLoadError
     from ferhub.report import write_report
@@ -144,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
         path = write_report(args.out, sections, title=title, videos=videos)
     except (EvalResultsError, ModelLoadError, EvaluationError, FileNotFoundError, ValueError) as e:
         debug_traceback(args)
-        print(f"ferhub report: {e}", file=sys.stderr)
-        return 1
+        code, why = describe(e)  # 1, or 3 when the Hub holding the results cannot be reached
+        print(f"ferhub report: {why}", file=sys.stderr)
+        return code
     print(path)
     return 0

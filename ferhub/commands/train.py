@@ -221,14 +221,22 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``ferhub train`` entry: errors the user can fix become one line and exit code 2."""
-    from ferhub.data import DataSourceError
+    """``ferhub train`` entry: an option to change (recipe, ``--set``, ``--epochs``, ``--resume``) is one line
+    and exit code 2; data that cannot be used is one line and exit 1 (3 when the Hub holding it cannot be
+    reached), as in every other command."""
+    from ferhub.cli import describe
+    from ferhub.errors import FerhubError
     from ferhub.training import CheckpointError, RecipeError
 
     try:
         main(args)
-    except (RecipeError, CheckpointError, DataSourceError) as e:  # the message says what to change
+    except (RecipeError, CheckpointError) as e:  # the message says which option to change
         debug_traceback(args)
-        print(f"ferhub train: error: {e}", file=sys.stderr)
+        print(f"ferhub train: {e}", file=sys.stderr)
         return 2
+    except FerhubError as e:  # data, models, the Hub: mapped here too, as train/train.py has no cli.main
+        debug_traceback(args)
+        code, why = describe(e)
+        print(f"ferhub train: {why}", file=sys.stderr)
+        return code
     return 0

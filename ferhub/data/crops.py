@@ -6,15 +6,49 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from ferhub.data.sources import ArraySource, LabeledSource
+from ferhub.data.sources import ArraySource, DataSourceError, LabeledSource
+from ferhub.errors import ArchiveRefused, ImageDecodeError
+
+# What reading one image of a source raises when its file (or zip member) is damaged, empty, or over a cap of
+# ferhub.archives. Such an image is skipped and counted: one bad file never loses the rest of the data.
+UNREADABLE_IMAGE_ERRORS: tuple[type[Exception], ...] = (
+    ImageDecodeError,
+    ArchiveRefused,
+    OSError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+)
+
+
+def read_image(source: LabeledSource, i: int, unreadable: dict[int, str]) -> Image.Image | None:
+    """Image ``i`` of ``source``, or ``None`` after noting in ``unreadable`` (index -> why) that it cannot be
+    decoded."""
+    try:
+        return source.image(i)
+    except UNREADABLE_IMAGE_ERRORS as e:
+        # BadZipFile's own text ("Bad CRC-32 for file ...") does not say what kind of failure it is
+        unreadable[i] = f"{type(e).__name__}: {e}" if isinstance(e, zipfile.BadZipFile) else str(e)
+        return None
+
+
+def first_unreadable(source: LabeledSource, unreadable: dict[int, str]) -> str:
+    """The first image of ``unreadable`` (index -> why) and why it cannot be decoded, for a one-line
+    message."""
+    first, why = next(iter(unreadable.items()))
+    where = source.path_of(first) or f"image {first}"
+    why = why if why.startswith(where) else f"{where}: {why}"  # ferhub's decode errors name the file already
+    return why[:300]
 
 
 def image_key(image: Image.Image) -> str:
@@ -140,6 +174,8 @@ class Crops:
     detections_run: int = 0
     # per crop: True where no face was found and the whole image stands in (None: not tracked, all faces)
     fallback: np.ndarray | None = None
+    # source index -> why, for the images left out because they could not be decoded
+    unreadable: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -160,7 +196,8 @@ def materialize(
 
     ``precropped`` (default: ``source.precropped``) skips detection and resizes the whole image;
     ``no_face="fallback"`` uses the whole image when no face is found (seed 004) and counts it,
-    ``"skip"`` drops the image.
+    ``"skip"`` drops the image. An image that cannot be decoded is left out and noted in ``unreadable``;
+    :class:`~ferhub.data.DataSourceError` when that leaves none.
     """
     if no_face not in ("fallback", "skip"):
         raise ValueError(f"no_face must be 'fallback' or 'skip', got {no_face!r}")
@@ -171,11 +208,13 @@ def materialize(
     keep = np.ones(len(idx), dtype=bool)
     fallback = np.zeros(len(idx), dtype=bool)
     n_no_face = 0
+    unreadable: dict[int, str] = {}
+    bad = np.zeros(len(idx), dtype=bool)  # rows whose image could not be decoded
     before = cache.detections_run if cache is not None else 0
     if precropped and isinstance(source, ArraySource) and source.images.shape[1:] == shape:
         out[:] = source.images[idx]  # FER2013 rows already at the model's size: no decode at all
     elif precropped:
-        _resize_whole(source, config, idx, out, progress)
+        _resize_whole(source, config, idx, out, bad, unreadable, progress)
     else:
         cache = cache if cache is not None else FaceCache()
         n_no_face = _crop_faces(
@@ -186,18 +225,28 @@ def materialize(
             keep,
             fallback,
             cache,
+            bad,
+            unreadable,
             no_face=no_face,
             batch_size=batch_size,
             progress=progress,
         )
+    if len(idx) and bad.all():
+        raise DataSourceError(
+            f"{source.name}: none of its {len(idx)} images could be decoded "
+            f"(first: {first_unreadable(source, unreadable)}); check the files"
+        )
+    skipped = int((~keep).sum())  # no face, with no_face="skip"
+    keep &= ~bad
     return Crops(
         images=out[keep],
         targets=source.targets[idx][keep],
         labels=source.labels,
         no_face=n_no_face,
-        skipped=int((~keep).sum()),
+        skipped=skipped,
         detections_run=(cache.detections_run - before) if cache is not None else 0,
         fallback=fallback[keep],
+        unreadable=unreadable,
     )
 
 
@@ -206,13 +255,20 @@ def _resize_whole(
     config: Any,
     idx: np.ndarray,
     out: np.ndarray,
+    bad: np.ndarray,
+    unreadable: dict[int, str],
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    """Fill ``out`` with the whole images at ``idx`` (already face crops) resized for ``config``."""
+    """Fill ``out`` with the whole images at ``idx`` (already face crops) resized for ``config``; an image
+    that cannot be decoded sets ``bad`` and goes into ``unreadable``."""
     from ferhub.transforms import crop_to_array
 
     for j, i in enumerate(idx):
-        out[j] = crop_to_array(source.image(int(i)), config)
+        image = read_image(source, int(i), unreadable)
+        if image is None:
+            bad[j] = True
+        else:
+            out[j] = crop_to_array(image, config)
         if progress and j % 256 == 0:
             progress(j, len(idx))
 
@@ -225,6 +281,8 @@ def _crop_faces(
     keep: np.ndarray,
     fallback: np.ndarray,
     cache: FaceCache,
+    bad: np.ndarray,
+    unreadable: dict[int, str],
     *,
     no_face: str,
     batch_size: int,
@@ -233,16 +291,23 @@ def _crop_faces(
     """Fill ``out`` with the face crops of the images at ``idx``, detected in batches through ``cache``.
 
     Where no face is found the whole image stands in and ``fallback`` is set (``no_face="fallback"``), or
-    ``keep`` is cleared (``"skip"``). Returns the number of images without a face."""
+    ``keep`` is cleared (``"skip"``); an image that cannot be decoded sets ``bad`` and goes into
+    ``unreadable``. Returns the number of images without a face."""
     from ferhub.faces import crop_face, whole_image_face
     from ferhub.transforms import crop_to_array
 
     n_no_face = 0
     for start in range(0, len(idx), batch_size):
-        chunk = [int(i) for i in idx[start : start + batch_size]]
-        images = [source.image(i) for i in chunk]
+        rows, images = [], []
+        for j in range(start, min(start + batch_size, len(idx))):
+            im = read_image(source, int(idx[j]), unreadable)
+            if im is None:
+                bad[j] = True
+            else:
+                rows.append(j)
+                images.append(im)
         faces = cache.get_many(images)
-        for j, (im, face) in enumerate(zip(images, faces), start=start):
+        for j, im, face in zip(rows, images, faces):
             if face is None:
                 n_no_face += 1
                 if no_face == "skip":

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from torch import nn
 
 from ferhub.config import ModelConfig
 from ferhub.data import Crops
-from ferhub.errors import DeviceError
+from ferhub.data.crops import first_unreadable
+from ferhub.errors import DeviceError, HubConnectionError
 from ferhub.hub._weights import unwrap
 from ferhub.training.checkpoint import json_default
 from ferhub.training.distributed import Dist, barrier, init_distributed
@@ -137,7 +139,9 @@ class _Data:
             return open_source(source, split, **self.kw)
         try:  # sources with splits (fer2013.csv, train/ test/ folders, Hub datasets) give `preferred`
             return open_source(source, preferred, **self.kw)
-        except DataSourceError:
+        except DataSourceError as e:
+            if isinstance(e, HubConnectionError):  # the Hub is down: opening it once more cannot help
+                raise
             return None
 
     def test_source(self) -> Any:
@@ -167,6 +171,12 @@ class _Data:
                 f"{src.name}/{src.split}: no face found in {c.no_face} of {len(src)} images "
                 f"({'whole image used' if cfg.no_face == 'fallback' else _SKIPPED})"
             )
+        if c.unreadable and dist.main:  # a warning, so stderr (the log is stdout); once, not once per rank
+            print(
+                f"{src.name}/{src.split or 'all'}: {len(c.unreadable)} of {len(src)} images could not be "
+                f"decoded and were skipped (first: {first_unreadable(src, c.unreadable)})",
+                file=sys.stderr,
+            )
         self.prepared[src.split or "all"] = {
             "images": len(src),
             "crops": len(c),
@@ -174,6 +184,8 @@ class _Data:
             "no_face_policy": cfg.no_face,
             "detections_run": c.detections_run,
         }
+        if c.unreadable:  # only then: a clean data set's summary stays as it was
+            self.prepared[src.split or "all"]["unreadable"] = len(c.unreadable)
         return c
 
     def description(self, plan: Plan) -> str:
@@ -189,6 +201,13 @@ class _Data:
         if no_face:
             text += ". No face found by MTCNN in " + ", ".join(no_face)
             text += " (the whole image was used)" if self.cfg.no_face == "fallback" else f" ({_SKIPPED})"
+        unreadable = [
+            f"{v['unreadable']} of {v['images']} images ({k})"
+            for k, v in self.prepared.items()
+            if v.get("unreadable")
+        ]
+        if unreadable:
+            text += ". Left out because they could not be decoded: " + ", ".join(unreadable)
         return text
 
 
