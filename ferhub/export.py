@@ -138,12 +138,41 @@ def _quantize(model: nn.Module, fp32: Path, out: Path, batch: np.ndarray) -> flo
     return float((fp == int8).mean())
 
 
+# what a folder to export to must be, said after what is wrong with the one given
+OUT_RULE = "export to a folder (made if missing) other than the model's own"
+
+
+def out_problem(model_id: str | os.PathLike, out: str | os.PathLike) -> str | None:
+    """What makes ``out`` unfit to take the export of ``model_id`` (a file; the model's own folder, where
+    copying the repo would copy each file onto itself), found before any work: no download, no torch.
+    ``None`` when it is fit; a folder that holds other files is (the export is added to it, as always)."""
+    from ferhub.hub import ModelLoadError
+    from ferhub.hub._repo import local_folder
+
+    folder = Path(out).expanduser()
+    if folder.exists() and not folder.is_dir():
+        return f"{out} is a file, not a folder"
+    try:
+        source = local_folder(model_id)  # a local or bundled repo; None for a Hub id
+    except ModelLoadError:
+        return None  # loading the model says what is wrong with the reference
+    return _own_folder(out, source)
+
+
+def _own_folder(out: str | os.PathLike, source: Path | None) -> str | None:
+    folder = Path(out).expanduser()
+    if source is not None and folder.is_dir() and os.path.samefile(folder, source):
+        return f"{out} is the model's own folder"
+    return None
+
+
 def export_onnx(
     model_id: str | os.PathLike, out: str | os.PathLike, *, quantize: str | None = None
 ) -> ExportReport:
     """Copy the repo of ``model_id`` to ``out`` and write ``model.onnx`` (and ``model.int8.onnx`` if asked).
 
-    Raises :class:`ferhub._onnx.ExportError` when the graph disagrees with PyTorch by more than
+    Raises :class:`ValueError` when ``out`` is a file or the model's own folder (see :func:`out_problem`),
+    :class:`ferhub._onnx.ExportError` when the graph disagrees with PyTorch by more than
     :data:`ferhub._onnx.TOLERANCE` on real face crops, or when int8 agrees with fp32 on fewer than 99% of
     them.
     """
@@ -151,7 +180,14 @@ def export_onnx(
 
     if quantize not in (None, "int8"):
         raise ValueError(f"--quantize takes 'int8', got {quantize!r}")
+    problem = out_problem(model_id, out)
+    if problem:
+        raise ValueError(f"{problem}; {OUT_RULE}")
     model = load(model_id)
+    # a Hub id's snapshot folder is known only now
+    problem = _own_folder(out, Path(model.repo_path))
+    if problem:
+        raise ValueError(f"{problem}; {OUT_RULE}")
     folder = Path(out).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     report = ExportReport(folder)

@@ -35,6 +35,11 @@ MAX_SOURCE_PIXELS = 80_000_000
 ACCEPTED = "MP4, MOV, MKV, WebM or AVI with H.264, H.265, VP8, VP9, AV1 or MPEG-4 video"
 # FFmpeg demuxers that read still pictures: a photo named like a video opens as a one-frame "video"
 _PICTURE_DEMUXERS = ("image2", "_pipe", "gif", "webp", "apng")
+# a stream that ends cleanly is called truncated only when it is short of its header by more than these:
+# headers are approximate (variable frame rate, B-frame delay, a last frame lost by the encoder), a cut file
+# is short by far more
+SHORT_FRAMES = 2  # frames short of an exact frame count ...
+SHORT_SHARE = 0.05  # ... or this share of the announced count or duration, whichever is more
 
 
 class NotAVideoError(VideoDecodeError):
@@ -151,6 +156,9 @@ class VideoReader:
         elif container.duration is not None:
             duration = container.duration / 1_000_000  # AV_TIME_BASE
         num = int(stream.frames) if stream.frames else None
+        # what a complete stream must reach, for telling a truncated file from a whole one at its end
+        self._announced_frames = num
+        self._announced_duration = _stream_duration(container, stream)
         if num is None and duration and fps:
             num = round(duration * fps)  # mkv/webm carry no frame count: estimated
         # the first frame is decoded now: its display matrix gives the rotation, and a file with no decodable
@@ -186,8 +194,9 @@ class VideoReader:
 
     def frames(self, *, fps: float | None = None) -> Iterator[Frame]:
         """Decoded frames in order; with ``fps``, at most that many per second (the first frame at or after
-        each ``k / fps`` seconds). Raises :class:`VideoDecodeError` at the first undecodable packet; the
-        frames before it have been yielded."""
+        each ``k / fps`` seconds). Raises :class:`VideoDecodeError` at the first undecodable packet, or at
+        the end when the stream stops clearly short of what its header announces (a truncated file); the
+        frames before either have been yielded."""
         import av
 
         if fps is not None and not fps > 0:
@@ -196,17 +205,21 @@ class VideoReader:
             raise RuntimeError("frames() can be iterated once per opened video")
         next_time = 0.0
         index = -1
-        last_time = -math.inf
+        first_time = last_time = -math.inf
+        last_shown = 0.0  # how long the last frame is shown, when the stream says
         pending, self._first = self._first, None
         try:
             while True:
                 frame = pending if pending is not None else next(self._decoder, None)
                 pending = None
                 if frame is None:
-                    return
+                    break
                 index += 1
                 t = max(self._time(frame, index), last_time)  # never backwards (broken timestamps)
                 last_time = t
+                if index == 0:
+                    first_time = t
+                last_shown = frame.duration * frame.time_base if frame.duration and frame.time_base else 0
                 if fps is not None:
                     if t + 1e-6 < next_time:
                         continue
@@ -216,6 +229,14 @@ class VideoReader:
             raise VideoDecodeError(
                 f"{self.path}: truncated or corrupt video data after frame {index + 1} ({_reason(e)})"
             ) from e
+        # FFmpeg ends a cut-off file as it ends a whole one (no error): only the header tells them apart
+        n = index + 1
+        step = (last_time - first_time) / (n - 1) if n > 1 else 1 / (self.info.fps or 25.0)
+        short = shortfall(
+            n, last_time + (float(last_shown) or step), step, self._announced_frames, self._announced_duration
+        )
+        if short:
+            raise VideoDecodeError(f"{self.path}: truncated or corrupt video: {short}")
 
     def _time(self, frame: Any, index: int) -> float:
         if frame.pts is not None and frame.time_base:
@@ -229,6 +250,55 @@ class VideoReader:
             frame = frame.reformat(width=w, height=h, format="rgb24")
         image = Image.fromarray(frame.to_ndarray(format="rgb24"), "RGB")
         return _rotate(image, self.rotation)
+
+
+def shortfall(
+    frames: int, seconds: float, step: float, announced_frames: int | None, announced_seconds: float | None
+) -> str | None:
+    """What is missing when a stream that ended after ``frames`` frames covering ``seconds`` (frames ``step``
+    seconds apart) is clearly short of its header's ``announced_frames`` / ``announced_seconds``; ``None``
+    when it is complete up to the header's usual inaccuracy (see :data:`SHORT_FRAMES`).
+
+    With both known, both must fall short: an exact count and a duration agree on a cut file, while one of
+    them alone can be off in a whole one (an AVI counting milliseconds as frames, a last frame shown long).
+    """
+    count_short = announced_frames is not None and announced_frames - frames > max(
+        SHORT_FRAMES, SHORT_SHARE * announced_frames
+    )
+    # one frame more of slack in time than in count: timestamp rounding and B-frame delay shift the span
+    time_short = announced_seconds is not None and announced_seconds - seconds > max(
+        (SHORT_FRAMES + 1) * step, SHORT_SHARE * announced_seconds
+    )
+    if announced_seconds is None and count_short:
+        return f"it ends after {frames} of the {announced_frames} frames its header announces"
+    if not time_short or (announced_frames is not None and not count_short):
+        return None
+    if announced_frames is None:
+        return (
+            f"it ends after {frames} frames, at {seconds:.1f} s of the {announced_seconds:.1f} s its header"
+            " announces"
+        )
+    return (
+        f"it ends after {frames} of the {announced_frames} frames its header announces, at {seconds:.1f} s of"
+        f" {announced_seconds:.1f} s"
+    )
+
+
+def _stream_duration(container: Any, stream: Any) -> float | None:
+    """The video stream's own length from the header, where one is known; ``None`` where the only length is
+    the container's and another stream (audio, which may well run longer) shares it."""
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")  # Matroska's per-track statistics: "HH:MM:SS.nnnnnnnnn"
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    if container.duration is not None and len(container.streams) == 1:
+        return container.duration / 1_000_000
+    return None
 
 
 def open_video(path: str | os.PathLike, *, max_side: int = DEFAULT_MAX_SIDE) -> VideoReader:

@@ -4,6 +4,7 @@ PyTorch."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,8 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ferhub.export import Int8Refused, export_onnx
+    """Export; 2 (before loading anything) when ``--out`` is a file or the model's own folder."""
+    from ferhub.export import OUT_RULE, Int8Refused, export_onnx, out_problem
 
+    problem = out_problem(args.model, args.out)
+    if problem:
+        print(f"ferhub export: --out {problem}; {OUT_RULE}", file=sys.stderr)
+        return 2
     try:
         report = export_onnx(args.model, args.out, quantize=args.quantize)
     except Int8Refused as e:  # the fp32 graph was written and checked: say so before the refusal

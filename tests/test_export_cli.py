@@ -1,0 +1,82 @@
+"""``ferhub export --out``: a file or the model's own folder is refused up front with one line (exit 2); any
+other folder takes the export, a new one made, an existing one added to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ferhub import create_model, hub
+from ferhub.cli import main
+from ferhub.export import ONNX_NAME, export_onnx
+from ferhub.labels import FER7
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+RULE = "export to a folder (made if missing) other than the model's own"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A saved model repo folder (as ``ferhub train`` or ``ferhub export`` leaves one)."""
+    return hub.save(create_model("test_tiny", labels=FER7).eval(), tmp_path / "tiny")
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def no_loading(*args, **kwargs):
+    raise AssertionError("the model was loaded before --out was checked")
+
+
+def test_the_models_own_folder_is_refused_before_any_work(
+    repo: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    before = contents(repo)
+    monkeypatch.setattr(hub, "load", no_loading)
+    link = tmp_path / "link"
+    link.symlink_to(repo)
+    monkeypatch.chdir(tmp_path)
+    for out in (str(repo), "tiny", "./tiny/", str(link)):  # however it is spelled
+        assert main(["export", str(repo), "--out", out]) == 2, out
+        err = capsys.readouterr().err
+        assert err == f"ferhub export: --out {out} is the model's own folder; {RULE}\n"
+    assert contents(repo) == before  # nothing copied onto itself, no model.onnx
+
+
+def test_an_existing_file_is_refused_before_any_work(repo: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    monkeypatch.setattr(hub, "load", no_loading)
+    assert main(["export", str(repo), "--out", str(afile)]) == 2
+    assert capsys.readouterr().err == f"ferhub export: --out {afile} is a file, not a folder; {RULE}\n"
+    assert afile.read_text() == "keep me"
+
+
+def test_the_library_refuses_too_also_for_a_bundled_or_hub_model(repo: Path, monkeypatch) -> None:
+    with pytest.raises(ValueError, match=r"is the model's own folder; export to a folder"):
+        export_onnx(str(repo), repo)
+    bundled = hub.resolve("fer-mini-xception")  # ferhub's own copy must never be written over
+    before = contents(bundled)
+    with pytest.raises(ValueError, match=r"is the model's own folder"):
+        export_onnx("fer-mini-xception", bundled)
+    assert contents(bundled) == before
+    # a Hub id's folder (its cache snapshot) is known only once loaded
+    model = hub.load(repo)
+    monkeypatch.setattr(hub, "load", lambda *a, **k: model)
+    with pytest.raises(ValueError, match=r"is the model's own folder"):
+        export_onnx("someorg/somemodel", repo)
+
+
+def test_an_existing_folder_with_other_files_still_takes_the_export(
+    repo: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "exports"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["export", str(repo), "--out", str(out)]) == 0
+    assert "wrote " in capsys.readouterr().out
+    assert (out / ONNX_NAME).is_file() and (out / "config.json").is_file()
+    assert (out / "notes.txt").read_text() == "mine"
