@@ -118,7 +118,10 @@ MODEL_BOX: dict[str, tuple[str, str]] = {
     "model_box_10k_characters": ("x" * 10_000, r"."),
     "model_box_nul_and_newline": ("ferhub/fer-mini-xception\0\n/etc/passwd", r"."),
     "model_box_revision_5k": ("someone/model@" + "r" * 5000, r"."),
-    "model_box_uncached_hub_id": ("someone/not-cached", r"not in the local cache"),
+    "model_box_uncached_hub_id": (
+        "someone/not-cached",
+        r"has no copy of it and cannot reach the Hugging Face Hub",
+    ),
     "model_box_dot_dot": ("../../../../etc", r"paths on the server are turned off"),
 }
 

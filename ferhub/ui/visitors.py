@@ -108,7 +108,9 @@ def model_spec(spec: str | None) -> tuple[str, bool]:
         return spec, False
     if spec and not spec.startswith((".", "~")) and "/" not in spec and "\\" not in spec:
         # a bare word: not a path a visitor tried, so not "paths are turned off"
-        raise ValueError(f"{spec!r} is not a listed or bundled model, nor a Hub id: {TAKES}")
+        from ferhub.config import brief  # the name cut short: a visitor may paste anything
+
+        raise ValueError(f"{brief(spec)} is not a listed or bundled model, nor a Hub id: {TAKES}")
     raise ValueError(LOCAL_OFF[0].upper() + LOCAL_OFF[1:])
 
 
