@@ -53,7 +53,9 @@ def is_video_path(path: str | os.PathLike) -> bool:
 
 @dataclass
 class VideoInfo:
-    """What the container says about a video, in display orientation (after rotation)."""
+    """What the container says about a video, in display orientation (after rotation). ``width`` x ``height``
+    is the size frames are analysed at (boxes are in its pixels), ``source_width`` x ``source_height`` the
+    file's own (larger when frames over ``max_side`` are downscaled)."""
 
     path: str
     width: int
@@ -63,12 +65,16 @@ class VideoInfo:
     duration: float | None
     rotation: int
     codec: str
+    source_width: int = 0
+    source_height: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "width": self.width,
             "height": self.height,
+            "source_width": self.source_width or self.width,
+            "source_height": self.source_height or self.height,
             "fps": None if self.fps is None else round(self.fps, 3),
             "num_frames": self.num_frames,
             "duration": None if self.duration is None else round(self.duration, 3),
@@ -175,9 +181,21 @@ class VideoReader:
             raise VideoDecodeError(f"{name}: contains no video frames (truncated or empty stream)")
         self.rotation = int(getattr(self._first, "rotation", 0) or 0) % 360
         w, h = self._scaled_size(self._first.width, self._first.height)
+        sw, sh = self._first.width, self._first.height
         if self.rotation in (90, 270):
-            w, h = h, w
-        self.info = VideoInfo(self.path, w, h, fps, num, duration, self.rotation, ctx.codec.name)
+            w, h, sw, sh = h, w, sh, sw
+        self.info = VideoInfo(
+            self.path,
+            w,
+            h,
+            fps,
+            num,
+            duration,
+            self.rotation,
+            ctx.codec.name,
+            source_width=sw,
+            source_height=sh,
+        )
 
     def _scaled_size(self, width: int, height: int) -> tuple[int, int]:
         # even sizes: yuv420p output (the annotated video) needs them

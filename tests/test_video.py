@@ -73,6 +73,7 @@ def test_rotation_metadata_and_variable_frame_rate(clip_dir: Path) -> None:
     path = clips.write_clip(clip_dir / "phone.mov", frames, times=times, rotation=90)
     with open_video(path) as video:
         assert video.info.rotation == 90 and (video.info.width, video.info.height) == (clips.W, clips.H)
+        assert (video.info.source_width, video.info.source_height) == (clips.W, clips.H)  # turned alike
         decoded = list(video.frames())
     assert [f.time for f in decoded] == pytest.approx(times, abs=1e-3)
     assert decoded[0].image.size == (clips.W, clips.H)  # upright again, as the phone showed it
@@ -90,6 +91,8 @@ def test_large_frames_are_downscaled_by_the_decoder(clip_dir: Path) -> None:
     with open_video(path, max_side=640) as video:
         assert (video.info.width, video.info.height) == (640, 360)
         assert [f.image.size for f in video.frames()] == [(640, 360)] * 2
+        # the file's own size is kept beside it: boxes (in the analysed size's pixels) scale back by it
+        assert video.info.to_dict()["source_width"] == 1280 and video.info.to_dict()["source_height"] == 720
 
 
 # -- tracking
