@@ -118,6 +118,22 @@ padding:4px 8px;text-align:right} table.m th{background:#e8eef7} table.m td:firs
 """
 
 
+def runs_section(source: Any, runs: Sequence[Any]) -> Section:
+    """One section for models evaluated on ``source`` (:class:`ferhub.evaluation.ModelEvaluation` runs):
+    every model's metrics and figures, and thumbnails of its misclassified images, found through each row's
+    own image index (the images skipped as unreadable have no row)."""
+    from ferhub.evaluation import image_reader
+
+    return Section(
+        title=f"{source.name} ({source.split or 'all'})",
+        entries={r.name: r.entry for r in runs},
+        predictions={r.name: r.predictions for r in runs},
+        examples={
+            r.name: misclassified_examples(r.predictions, image_reader(r.predictions, source)) for r in runs
+        },
+    )
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "m") -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)

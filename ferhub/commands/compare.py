@@ -138,16 +138,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_report(out: str, source: Any, runs: list[Any]) -> Path:
     """The HTML comparison report: every model's metrics and figures, the paired tests and thumbnails."""
-    from ferhub.evaluation import image_reader
-    from ferhub.report import Section, misclassified_examples, write_report
+    from ferhub.report import runs_section, write_report
 
-    section = Section(
-        title=f"{source.name} ({source.split or 'all'})",
-        entries={r.name: r.entry for r in runs},
-        predictions={r.name: r.predictions for r in runs},
-        # through the rows' own image indices: the images skipped as unreadable have no row
-        examples={
-            r.name: misclassified_examples(r.predictions, image_reader(r.predictions, source)) for r in runs
-        },
-    )
-    return write_report(out, [section], title="ferhub model comparison")
+    return write_report(out, [runs_section(source, runs)], title="ferhub model comparison")

@@ -265,19 +265,9 @@ def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:
 
 def _write_report(source: Any, runs: list[Any], out: Path) -> None:
     """``out/report.html``: one section with every model's metrics, figures and misclassified examples."""
-    from ferhub.evaluation import image_reader
-    from ferhub.report import Section, misclassified_examples, write_report
+    from ferhub.report import runs_section, write_report
 
-    section = Section(
-        title=f"{source.name} ({source.split or 'all'})",
-        entries={r.name: r.entry for r in runs},
-        predictions={r.name: r.predictions for r in runs},
-        # through the rows' own image indices: the images evaluation skipped as unreadable have no row
-        examples={
-            r.name: misclassified_examples(r.predictions, image_reader(r.predictions, source)) for r in runs
-        },
-    )
-    print(f"report: {write_report(out / 'report.html', [section])}", file=sys.stderr)
+    print(f"report: {write_report(out / 'report.html', [runs_section(source, runs)])}", file=sys.stderr)
 
 
 def _offline() -> bool:
