@@ -698,3 +698,12 @@ def test_train_data_errors_are_exit_1_or_3_and_option_errors_stay_exit_2(
     assert cli_main(["train", "--recipe", "nope", "--data", "org/data"]) == 2
     (line,) = lines(capsys.readouterr().err)
     assert line.startswith("ferhub train: no recipe 'nope'")
+    monkeypatch.undo()
+
+    one_class = tmp_path / "one" / "happy"  # every image of one class: nothing to learn, accuracy 1.0
+    one_class.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (48, 48), (40 * i, 90, 120)).save(one_class / f"{i}.png")
+    assert cli_main([*argv, "--data", str(tmp_path / "one"), "--precropped"]) == 1
+    (line,) = lines(capsys.readouterr().err)
+    assert "its images are all of one class (happy)" in line and "at least two classes" in line

@@ -23,7 +23,7 @@ from torch import nn
 from ferhub.config import ModelConfig
 from ferhub.data import Crops
 from ferhub.data.crops import first_unreadable
-from ferhub.errors import DeviceError, HubConnectionError
+from ferhub.errors import DataSourceError, DeviceError, HubConnectionError
 from ferhub.hub._weights import unwrap
 from ferhub.training.checkpoint import json_default
 from ferhub.training.distributed import Dist, barrier, init_distributed
@@ -121,6 +121,12 @@ class _Data:
                 )
             elif opts.val_split is not None or self.train_src.split is not None:
                 self.val_src = self._open(opts.data, opts.val_split, "val")
+        present = [self.train_src.labels[t] for t in sorted(set(self.train_src.targets.tolist()))]
+        if len(present) < 2:  # one class: every prediction is right, and the model learns nothing
+            raise DataSourceError(
+                f"{self.train_src.name}: its images are all of one class ({', '.join(present) or 'none'}); "
+                "an expression classifier needs images of at least two classes (one folder per class)"
+            )
         if self.val_src is not None and self.val_src.labels != self.train_src.labels:
             raise RecipeError(
                 f"validation labels {self.val_src.labels} differ from training labels {self.train_src.labels}"
