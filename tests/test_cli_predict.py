@@ -194,6 +194,13 @@ def test_report_renders_video_results(capsys, tmp_path) -> None:
     assert "face 1" in text and "face 2" in text and "on screen (s)" in text
     code, _, err = run_cli(capsys, "report", "--video", str(clip))
     assert code == 1 and "cannot read it as ferhub predict JSON" in err
+    # a file among several that holds no video results (a photo's JSON) is named, and the others reported
+    photo = tmp_path / "photo.json"
+    photo.write_text('[{"kind": "image", "path": "a.jpg", "faces": []}]')
+    again = tmp_path / "again.html"
+    code, _, err = run_cli(capsys, "report", "--video", str(results), str(photo), "--out", str(again))
+    assert code == 0 and "two.mp4" in again.read_text()
+    assert "ferhub report: skipped " in err and "photo.json: holds no video results" in err
 
 
 def test_flat_memory_photos_are_released_batch_by_batch(capsys, tmp_path, monkeypatch) -> None:

@@ -67,25 +67,36 @@ def load_results(ref: str) -> tuple[str, dict[str, Any]]:
 
 
 def load_videos(paths: list[str]) -> list[dict[str, Any]]:
-    """The video entries of ``ferhub predict`` JSON files (a list of entries, or one entry per file)."""
+    """The video entries of ``ferhub predict`` JSON files (a list of entries, or one entry per file).
+
+    A file that cannot be read or holds no video results is named on stderr and the others are reported;
+    ``ValueError`` when none holds any."""
     import json
 
     entries: list[dict[str, Any]] = []
+    problems: list[str] = []
     for ref in paths:
         try:
             data = json.loads(Path(ref).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise ValueError(f"{ref}: cannot read it as ferhub predict JSON ({e})") from e
+            problems.append(f"{ref}: cannot read it as ferhub predict JSON ({e})")
+            continue
         found = [
             e
             for e in (data if isinstance(data, list) else [data])
             if isinstance(e, dict) and e.get("kind") == "video"
         ]
         if not found:
-            raise ValueError(
+            problems.append(
                 f"{ref}: holds no video results; write them with `ferhub predict CLIP.mp4 --format json`"
             )
         entries += found
+    if not entries:
+        raise ValueError(
+            problems[0] if len(problems) == 1 else f"no video results in {len(paths)} files: {problems[0]}"
+        )
+    for problem in problems:  # one bad file never loses the others' report
+        print(f"ferhub report: skipped {problem}", file=sys.stderr)
     return entries
 
 
