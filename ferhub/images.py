@@ -206,8 +206,9 @@ def _open(src: str | os.PathLike | bytes, name: str, max_pixels: int | None) -> 
         fp: io.BytesIO | Path = io.BytesIO(data)
     else:
         fp = Path(src)
-        if not fp.is_file():
-            raise ImageDecodeError(f"{name}: no such file")
+        if not fp.is_file():  # a FIFO would block the read, a device (/dev/zero) never end
+            kind = "no such file" if not fp.exists() else "not a regular file (a folder, FIFO or device)"
+            raise ImageDecodeError(f"{name}: {kind}")
         if fp.stat().st_size == 0:
             raise ImageDecodeError(f"{name}: file is empty (0 bytes); accepted: {ACCEPTED}")
     try:
