@@ -169,3 +169,15 @@ def test_out_dir_rerun_retries_an_input_that_failed(capsys, tmp_path: Path) -> N
     code, _, err = run_cli(capsys, "predict", str(inputs), "--out-dir", str(out))
     assert code == 0 and "1 input(s) written" in err and "1 already done" in err and "failed" not in err
     assert len(json.loads((out / "b.jpg.json").read_text())["faces"]) == 1
+
+
+def test_options_that_would_do_nothing_are_noted(capsys, tmp_path: Path) -> None:
+    photo = tmp_path / "a.png"
+    clips.photo("astronaut").save(photo)
+    out, annotated = tmp_path / "overlays", tmp_path / "a.annotated.mp4"
+    argv = ["predict", str(photo), "--out", str(out), "--annotate", str(annotated)]
+    code, printed, err = run_cli(capsys, *argv)
+    assert code == 0 and len(json.loads(printed)[0]["faces"]) == 1  # the run itself goes on
+    assert "note: --out is where --saliency writes its overlays" in err
+    assert "note: --annotate writes annotated videos; there is no video among the inputs" in err
+    assert not out.exists() and not annotated.exists()

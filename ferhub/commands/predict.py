@@ -496,6 +496,11 @@ def run(args: argparse.Namespace) -> int:
         say("--out-dir writes json or csv files; choose --format json or csv")
         return 2
     videos = found.videos()
+    # options that would do nothing here: said, not silently dropped (the run still goes on)
+    if args.out and not args.saliency:
+        say("note: --out is where --saliency writes its overlays; without --saliency nothing goes there")
+    if args.annotate and not videos:
+        say("note: --annotate writes annotated videos; there is no video among the inputs")
     clash = annotate_clash(args, found.files, videos)
     if clash:
         say(clash)
