@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -193,11 +193,13 @@ class VideoRun:
     before it have been yielded and count in the summaries.
     """
 
-    def __init__(self, analyzer: VideoAnalyzer, path: str | os.PathLike) -> None:
+    def __init__(self, analyzer: VideoAnalyzer, path: str | os.PathLike, name: str | None = None) -> None:
         self._analyzer = analyzer
         self._reader = open_video(path, max_side=analyzer.max_side)
-        self.info: VideoInfo = self._reader.info
-        self.path = str(path)
+        self._source = str(path)
+        # the results (and errors) name the video by ``name`` where given, not by where it was read from
+        self.path = self._source if name is None else name
+        self.info: VideoInfo = replace(self._reader.info, path=self.path)
         predictor = analyzer.predictor
         self.models = list(predictor.names)
         self.labels = [tuple(c.labels) for c in predictor.configs]
@@ -220,7 +222,7 @@ class VideoRun:
                     yield from self._analyse(batch)
                     batch = []
         except VideoDecodeError as e:
-            self.error = str(e)
+            self.error = str(e).replace(self._source, self.path)
         yield from self._analyse(batch)
         self._reader.close()
 
@@ -357,10 +359,11 @@ class VideoAnalyzer:
         self.batch_frames = max(1, int(batch_frames))
         self.tracker_options = dict(tracker or {})
 
-    def open(self, path: str | os.PathLike) -> VideoRun:
+    def open(self, path: str | os.PathLike, *, name: str | None = None) -> VideoRun:
         """Open ``path`` for analysis; raises :class:`~ferhub.videoio.VideoDecodeError` when it is not a
-        readable video (:class:`~ferhub.videoio.NotAVideoError` for a still picture)."""
-        return VideoRun(self, path)
+        readable video (:class:`~ferhub.videoio.NotAVideoError` for a still picture). ``name``: what the
+        results call the video instead of ``path`` (an upload by its own file name, not a server path)."""
+        return VideoRun(self, path, name)
 
 
 def frame_texts(faces: Sequence[VideoFace]) -> list[str]:

@@ -253,6 +253,8 @@ def test_video_endpoint_tracks_and_plots_two_models(client, tmp_path: Path) -> N
     assert {r["model"] for r in rows} == set(models) and {r["face_id"] for r in rows} == {"1", "2"}
     entry = json.loads(json_path.read_text())
     assert [t["face_id"] for t in entry["tracks"]] == [1, 2] and len(entry["frames"]) == 4
+    # the upload by its own name, as `ferhub predict` names a file: not the server's cache path
+    assert entry["path"] == "two people.mp4" and {r["path"] for r in rows} == {"two people.mp4"}
 
 
 def test_sessions_kept_are_bounded_under_api_calls(monkeypatch: pytest.MonkeyPatch) -> None:

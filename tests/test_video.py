@@ -355,8 +355,8 @@ def test_video_tab_refuses_long_clips_and_stops_at_its_limit(clip_dir: Path, mon
 
     opened = VideoAnalyzer.open
 
-    def no_duration(self, path):
-        run = opened(self, path)
+    def no_duration(self, path, **kw):
+        run = opened(self, path, **kw)
         run.info = dataclasses.replace(run.info, duration=None, num_frames=None)
         return run
 

@@ -31,7 +31,7 @@ def _open(predictor: Any, path: str, fps: float, smooth: float) -> Any:
 
     analyzer = VideoAnalyzer(predictor, fps=fps, smooth=smooth, max_side=MAX_SIDE)
     try:
-        run = analyzer.open(path)
+        run = analyzer.open(path, name=Path(path).name)  # the downloads name the upload, not its server path
     except NotAVideoError as e:
         raise gr.Error(
             "This is a still picture, not a video: use the Classify tab.", title="Not a video"
