@@ -87,8 +87,9 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
     try:
         if mode is None:
             mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp, mode)
         yield tmp
+        # after the writer: one that replaces the file (safetensors' save_file) leaves its own mode, 0600
+        os.chmod(tmp, mode)
         fsync_file(tmp)
         os.replace(tmp, path)
     finally:

@@ -178,6 +178,21 @@ def test_save_without_eval_results_writes_four_files(tmp_path: Path) -> None:
     assert json.loads((folder / "card.json").read_text()) == {"model_name": "m"}
 
 
+def test_a_saved_repo_is_readable_by_others_as_the_umask_allows(tmp_path: Path) -> None:
+    """A model folder another user (or a server under another uid) can load: the umask's modes, not the
+    private 0700 / 0600 of a temporary folder and of the weights' writer."""
+    old = os.umask(0o022)
+    try:
+        folder = hub.save(trained("test_tiny"), tmp_path / "m")
+        hub.save(trained("test_tiny", seed=1), folder)  # saved again in place: the same modes
+    finally:
+        os.umask(old)
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == dict.fromkeys(
+        ["README.md", "card.json", "config.json", "model.safetensors"], 0o644
+    )
+
+
 def test_resave_replaces_repo_files_and_keeps_others(tmp_path: Path) -> None:
     folder = hub.save(trained("test_tiny", seed=1), tmp_path / "m", eval_results=eval_results())
     (folder / "train.log").write_text("epoch 1\n")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 import threading
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,7 +170,10 @@ def save(
     if eval_results is not None:
         results_file.validate(eval_results, "save(eval_results=...)")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    # mkdir, not mkdtemp: the repo folder gets the umask's mode (0755), where mkdtemp's 0700 made a model
+    # another user (or a server under another uid) could not load
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
     try:
         atomic_write_json(tmp / CONFIG_NAME, config.to_dict())
         if config.architecture != ENSEMBLE:
