@@ -178,10 +178,18 @@ def test_only_ids_the_server_gave_are_taken(monkeypatch: pytest.MonkeyPatch) -> 
     for _ in range(5):
         sessions.issue()
     sessions.get(later[0])  # a page that has streamed keeps its id
-    # the tab's Gradio events of a page from before a restart say so as their message
+    # the tab's Gradio events of a page from before a restart say so as their message, as a visitor's error:
+    # one log line, no traceback (Gradio prints one for a gr.Error unless told not to)
     for event, value in ((live.set_model, DEFAULT_MODEL), (live.set_record, True)):
-        with pytest.raises(gr.Error, match="reload the page"):
+        with pytest.raises(gr.Error, match="reload the page") as e:
             event("0" * 32, value)
+        assert e.value.print_exception is False
+    from ferhub.ui import webcam
+
+    for event in (webcam.timeline, webcam.snapshot):  # not "Nothing recorded yet" / "No frame yet"
+        with pytest.raises(gr.Error, match="reload the page") as e:
+            event("bogus")
+        assert e.value.print_exception is False
 
 
 def test_behind_gradio_auth_only_signed_in_pages_get_an_id() -> None:

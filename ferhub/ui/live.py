@@ -30,6 +30,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ferhub.ui import visitors
+
 log = logging.getLogger("ferhub.app")
 
 # under /gradio_api/: with Gradio's server-side rendering (GRADIO_SSR_MODE, which a Space may turn on) a Node
@@ -138,12 +140,20 @@ def _page(sid: str) -> Live:
         raise gr.Error(str(e), title="Webcam") from None
 
 
+def session_of(sid: str) -> Any:
+    """The webcam session of the page ``sid`` (``None`` before its first frame); ``gr.Error`` for an id the
+    server never gave."""
+    return _page(sid).session
+
+
+@visitors.action("webcam_model")  # a refused id: one toast, one log line, no traceback
 def set_model(sid: str, model: str | None) -> None:
     """The tab's model picker changed (a Gradio event)."""
     if sid:
         _page(sid).model = model
 
 
+@visitors.action("webcam_record")
 def set_record(sid: str, record: bool) -> None:
     """The tab's "Record timeline" changed (a Gradio event): a new recording forgets the last one."""
     from ferhub.ui.webcam import clear_recording

@@ -201,9 +201,13 @@ def snapshot(session: WebcamSession | str | None) -> tuple[Any, Any]:
 
 
 def _session(session: WebcamSession | str | None) -> WebcamSession | None:
+    """The session itself, or the one of a page's id; an id the server never gave (or has dropped) is the
+    same message the frame route gives."""
     from ferhub.ui import live
 
-    return session if isinstance(session, WebcamSession) else live.SESSIONS.find(session)
+    if isinstance(session, WebcamSession) or not session:
+        return session or None
+    return live.session_of(session)
 
 
 PAGE = """
