@@ -976,6 +976,9 @@ def test_push_command(
     assert rec.calls[0][3]["private"] is True
     assert rec.calls[2][3]["revision"] == "dev" and rec.calls[2][3]["commit_message"] == "Retrained"
 
+    # a repo id that is no 'org/name' is the argument's fault: a usage error, said before any work
+    assert main(["push", str(tiny_repo), "badid"]) == 2
+    assert capsys.readouterr().err.strip() == "ferhub push: REPO_ID must look like 'org/name', got 'badid'"
     (tiny_repo / "config.json").write_text("{broken")
     assert main(["push", str(tiny_repo), "org/name"]) == 1
     assert "not valid JSON" in capsys.readouterr().err

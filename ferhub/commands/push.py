@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ferhub.cli import EXIT_ERROR, EXIT_HUB, debug_traceback
+from ferhub.cli import EXIT_ERROR, EXIT_HUB, EXIT_USAGE, debug_traceback
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +20,11 @@ def run(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
     from ferhub.hub import EvalResultsError, HubConnectionError, ModelLoadError, push
+    from ferhub.hub._remote import HUB_ID
 
+    if not HUB_ID.fullmatch(args.repo_id):  # the argument, not the folder: a usage error, before any work
+        print(f"ferhub push: REPO_ID must look like 'org/name', got {args.repo_id!r}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         url = push(
             args.folder,
