@@ -250,7 +250,10 @@ def load_image(
     elif isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)):
         image = _fast_png(src, name, max_pixels) or _open(src, name, max_pixels)
     else:
-        raise ImageDecodeError(f"{name}: unsupported input type; accepted: {ACCEPTED}")
+        raise ImageDecodeError(
+            f"{name}: unsupported input type {type(src).__name__}; give a path, bytes, a PIL image or a numpy"
+            " array (a file object: pass its .read())"
+        )
     try:
         _check_pixels(image.width, image.height, max_pixels, name)
         if getattr(image, "is_animated", False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import io
 import re
 import warnings
 from pathlib import Path
@@ -188,8 +189,10 @@ def test_pil_modes_to_rgb() -> None:
 def test_other_failures_are_decode_errors(tmp_path: Path) -> None:
     with pytest.raises(ImageDecodeError, match="no such file"):
         load_image(tmp_path / "missing.png")
-    with pytest.raises(ImageDecodeError, match="unsupported input type"):
+    with pytest.raises(ImageDecodeError, match="unsupported input type int; give a path, bytes, a PIL image"):
         load_image(12345)  # type: ignore[arg-type]
+    with pytest.raises(ImageDecodeError, match=r"type BytesIO; .*\(a file object: pass its \.read\(\)\)"):
+        load_image(io.BytesIO(b"\xff\xd8"))  # type: ignore[arg-type]
     with pytest.raises(ImageDecodeError, match="0 bytes"):
         load_image(b"")
     assert issubclass(ImageDecodeError, ValueError)
