@@ -145,7 +145,9 @@ class TableWriter:
         if r.error:  # no size to show: the line says what went wrong, as a failed video's does
             self.error(str(r.path), "image", r.error)
             return
-        self._line(f"{printable(r.path)} ({r.width}x{r.height}): {len(r.faces)} face(s)")
+        fallback = any(not f.face.face_found for f in r.faces)  # --no-face fallback: no face, the whole image
+        found = "no face found, whole image classified" if fallback else f"{len(r.faces)} face(s)"
+        self._line(f"{printable(r.path)} ({r.width}x{r.height}): {found}")
         for i, f in enumerate(r.faces, 1):
             x1, y1, x2, y2 = (round(v) for v in f.face.box)
             for pred in f.predictions:

@@ -181,3 +181,16 @@ def test_options_that_would_do_nothing_are_noted(capsys, tmp_path: Path) -> None
     assert "note: --out is where --saliency writes its overlays" in err
     assert "note: --annotate writes annotated videos; there is no video among the inputs" in err
     assert not out.exists() and not annotated.exists()
+
+
+def test_table_says_when_the_whole_image_stood_in_for_a_face(capsys, tmp_path: Path) -> None:
+    from PIL import Image
+
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (120, 90), (200, 190, 180)).save(wall)
+    code, out, _ = run_cli(capsys, "predict", str(wall), "--no-face", "fallback", "--format", "table")
+    assert code == 0 and out.splitlines()[0].endswith(
+        "wall.png (120x90): no face found, whole image classified"
+    )
+    code, out, _ = run_cli(capsys, "predict", str(wall), "--format", "table")
+    assert code == 0 and out.splitlines()[0].endswith("wall.png (120x90): 0 face(s)")
