@@ -174,14 +174,15 @@ class TrackSummaries:
             stats.see(f, time)
         self._previous = (time, [f.track_id for f in faces])
 
-    def result(self) -> list[dict[str, Any]]:
+    def result(self, end: float | None = None) -> list[dict[str, Any]]:
         """Per track: first/last time, seconds on screen, share of time per (smoothed) expression, the
-        dominant
-        one, time-weighted mean probabilities and each class's peak (probability and time)."""
-        if self._previous is not None:  # the last frame lasts one typical frame interval
-            _, ids = self._previous
+        dominant one, time-weighted mean probabilities and each class's peak (probability and time).
+        ``end``: when the stream ends (a video's duration), which the last frame does not outlast."""
+        if self._previous is not None:  # the last frame lasts one typical frame interval, to the end at most
+            last, ids = self._previous
+            lasts = self._typical_dt if end is None else max(0.0, min(self._typical_dt, end - last))
             for i in ids:
-                self._stats[i].credit(self._typical_dt)
+                self._stats[i].credit(lasts)
             self._previous = None
         return [self._stats[i].summary(self.models, self.labels) for i in sorted(self._stats)]
 
@@ -273,8 +274,9 @@ class VideoRun:
             yield VideoFrameResult(frame.index, frame.time, faces, frame.image)
 
     def summaries(self) -> list[dict[str, Any]]:
-        """Per-track summaries of the frames analysed so far (see :class:`TrackSummaries`)."""
-        return self._summaries.result()
+        """Per-track summaries of the frames analysed so far (see :class:`TrackSummaries`); no track outlasts
+        the video (a sampled last frame stands for its interval up to the video's end, not past it)."""
+        return self._summaries.result(end=self.info.duration)
 
     def header(self) -> dict[str, Any]:
         """What is known before the first frame: the file, its stream and the analysis settings."""

@@ -109,6 +109,16 @@ def test_one_moving_face_keeps_one_id(clip_dir: Path, predictor, scene: str) -> 
     assert summary["dominant"] in FER7 and sum(summary["share"].values()) == pytest.approx(1, abs=1e-3)
 
 
+def test_a_sampled_track_never_outlasts_the_video(clip_dir: Path, predictor) -> None:
+    """Analysed at 5 frames a second, a 15 fps clip's last analysed frame stands for its interval up to the
+    clip's end, not a whole 0.2 s past it (a 1.33 s clip was 1.4 s on screen)."""
+    path = clips.write_clip(clip_dir / "pan20.mp4", clips.pan(20)[0])  # 20 frames at 15 fps: 1.33 s
+    run, frames = analyse(predictor, path, fps=5)
+    (summary,) = run.summaries()
+    assert [t for _, t, _ in frames] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2], abs=1e-3)
+    assert summary["seconds"] == pytest.approx(20 / 15, abs=1e-3)
+
+
 def test_a_cut_starts_new_ids(clip_dir: Path, predictor) -> None:
     path, truth = make(clip_dir, "cut")
     run, frames = analyse(predictor, path, detect_every=5)
