@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.config import ModelConfig
+from ferhub.images import load_image
 
 if TYPE_CHECKING:
     from ferhub._mtcnn import FastMTCNN
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
+# what the detector accepts: the inputs of ferhub.images.load_image (Predictor.predict_image takes the same)
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
 @dataclass
@@ -139,12 +143,15 @@ class FaceDetector:
 
         self._mtcnn = FastMTCNN(thresholds=self.thresholds, device=self.device)
 
-    def detect(self, image: Image.Image) -> list[Face]:
-        """Every face in ``image`` (RGB PIL), highest score first."""
+    def detect(self, image: ImageSource) -> list[Face]:
+        """Every face in ``image``, highest score first, in its pixels: a PIL image as it is (any mode), or
+        a path, encoded bytes or numpy array decoded as :func:`ferhub.images.load_image` does (upright RGB;
+        a bad input raises its :class:`~ferhub.errors.ImageDecodeError`)."""
         return self.detect_batch([image])[0]
 
-    def detect_batch(self, images: Sequence[Image.Image]) -> list[list[Face]]:
-        """Faces of each image; images may differ in size (see ``batch_images``)."""
+    def detect_batch(self, images: Sequence[ImageSource]) -> list[list[Face]]:
+        """Faces of each image (see :meth:`detect`); images may differ in size (see ``batch_images``)."""
+        images = [_as_image(im) for im in images]
         if not (self.batch_images and self.runtime == "torch"):
             return [self._detect_one(im) for im in images]
         rgb = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
@@ -173,6 +180,12 @@ class FaceDetector:
             for b, s, p in zip(boxes, scores, points)
         ]
         return sorted(faces, key=lambda f: -f.score)
+
+
+def _as_image(src: ImageSource) -> Image.Image:
+    """A PIL image as it is (no copy: video frames and the Predictor's decoded photos come this way), anything
+    else through ferhub's one image loader, so paths, bytes and arrays decode as everywhere else."""
+    return src if isinstance(src, Image.Image) else load_image(src)
 
 
 # -- cropping

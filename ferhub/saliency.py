@@ -149,14 +149,7 @@ def _raw_maps(
 ) -> tuple[torch.Tensor, ...]:
     """Unnormalised non-negative maps ``(B, S_i, S_i)``, one per input of ``clone`` (an ensemble has one input
     per member), for the targets given; call under the copy's lock with gradients enabled."""
-    from captum.attr import (
-        GuidedBackprop,
-        IntegratedGradients,
-        LayerAttribution,
-        LayerGradCam,
-        Occlusion,
-        Saliency,
-    )
+    from captum.attr import GuidedBackprop, IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
 
     if mid == "gradcam":
         (x,) = xs
@@ -165,19 +158,10 @@ def _raw_maps(
     if mid == "occlusion":
         share = (len(xs[0]) if occlusion_share is None else occlusion_share) * len(xs)
         flops = _flops_per_copy(clone, tuple(x[:1] for x in xs))
-        grids = [occlusion_grid(x.shape[-1], share, flops) for x in xs]
-        positions = sum(((x.shape[-1] - w) // s + 1) ** 2 for x, (w, s) in zip(xs, grids))
-        attrs = Occlusion(clone).attribute(
-            xs,
-            target=target,
-            sliding_window_shapes=tuple((x.shape[1], w, w) for x, (w, _) in zip(xs, grids)),
-            strides=tuple((x.shape[1], s, s) for x, (_, s) in zip(xs, grids)),
-            baselines=0.0,  # 0 in normalised space = the dataset mean: a neutral grey patch
-            # ~32 occluded copies per forward pass: measured on CPU, larger batches were slower per copy
-            # (faceapi-expression: 17 ms at 16-32, 29 ms at 64, 47 ms at 100)
-            perturbations_per_eval=max(1, min(positions, 32 // len(xs[0]))),
+        return tuple(
+            _occlude(clone, xs, i, target, occlusion_grid(x.shape[-1], share, flops))
+            for i, x in enumerate(xs)
         )
-        return tuple(a.sum(dim=1).clamp_(min=0) for a in attrs)
     xs = tuple(x.clone().requires_grad_(True) for x in xs)
     if mid == "guided_backprop":
         with warnings.catch_warnings():  # Captum announces its (temporary) ReLU hooks on every call
@@ -191,6 +175,39 @@ def _raw_maps(
     else:  # saliency: |d score / d pixel|
         attrs = Saliency(clone).attribute(xs, target=target, abs=True)
     return tuple(a.abs().sum(dim=1) for a in attrs)
+
+
+def _occlude(
+    clone: nn.Module, xs: tuple[torch.Tensor, ...], i: int, target: list[int], grid: tuple[int, int]
+) -> torch.Tensor:
+    """Occlusion map ``(B, S_i, S_i)`` of input ``i`` of ``clone``, the other inputs held as they are.
+
+    One input per Captum call: with several inputs Captum 0.9 batches windows of different inputs together,
+    which wants one baseline per input and builds the masks of the inputs not occluded on the CPU (a device
+    mismatch on a GPU). Each occluded copy still runs the whole model (an ensemble: every member), which is
+    what the budget counts.
+    """
+    from captum.attr import Occlusion
+
+    x, others = xs[i], xs[:i] + xs[i + 1 :]
+
+    def forward(occluded: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        return clone(*rest[:i], occluded, *rest[i:])  # Captum passes the held inputs after the occluded one
+
+    window, stride = grid
+    positions = ((x.shape[-1] - window) // stride + 1) ** 2
+    attr = Occlusion(forward).attribute(
+        x,
+        target=target,
+        sliding_window_shapes=(x.shape[1], window, window),
+        strides=(x.shape[1], stride, stride),
+        baselines=0.0,  # 0 in normalised space = the dataset mean: a neutral grey patch
+        additional_forward_args=others or None,  # repeated by Captum to match each batch of occluded copies
+        # ~32 occluded copies per forward pass: measured on CPU, larger batches were slower per copy
+        # (faceapi-expression: 17 ms at 16-32, 29 ms at 64, 47 ms at 100)
+        perturbations_per_eval=max(1, min(positions, 32 // len(x))),
+    )
+    return attr.sum(dim=1).clamp_(min=0)
 
 
 def _robust(mid: str) -> bool:

@@ -168,6 +168,34 @@ def test_detect_batch_and_modes(detector: FaceDetector) -> None:
     assert [len(r) for r in results] == [1, 1, 0]
 
 
+def test_detect_takes_what_the_predictor_takes(
+    detector: FaceDetector, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paths, bytes and arrays decode through ferhub's one loader (EXIF turned upright, ImageDecodeError for
+    bad input), as Predictor.predict_image's do; a PIL image is used as it is, never passed to the loader."""
+    from ferhub import faces as faces_module
+    from ferhub.errors import ImageDecodeError
+
+    image = grace_hopper()
+    boxes = np.array([f.box for f in detector.detect(image)])
+    assert len(boxes) == 1
+    path = tmp_path / "grace.png"
+    image.save(path)
+    sources = [str(path), path, path.read_bytes(), np.asarray(image), exif_rotated(image)]
+    for src, found in zip(sources, detector.detect_batch(sources)):
+        np.testing.assert_allclose([f.box for f in found], boxes, atol=1e-3, err_msg=str(type(src)))
+    np.testing.assert_allclose([f.box for f in detector.detect(np.asarray(image))], boxes, atol=1e-3)
+    for bad in (b"not an image", tmp_path / "missing.jpg", np.zeros((0, 0, 3), np.uint8), 3.5):
+        with pytest.raises(ImageDecodeError):
+            detector.detect(bad)  # type: ignore[arg-type]
+
+    def no_loader(src: object) -> None:
+        raise AssertionError("a PIL image went through load_image")
+
+    monkeypatch.setattr(faces_module, "load_image", no_loader)
+    assert len(detector.detect(image.convert("L"))) == 1
+
+
 def test_detector_options() -> None:
     with pytest.raises(ValueError, match="three scores"):
         FaceDetector(thresholds=(0.6, 0.7))

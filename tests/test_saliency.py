@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from ferhub.saliency import (
     explain_faces,
     gradcam_layer,
     method_id,
+    occlusion_grid,
     overlay,
     overlay_on_photo,
     target_index,
@@ -104,14 +106,20 @@ def test_gradcam_peaks_on_the_bright_blob() -> None:
     assert cam[10:, 10:].max() == 0
 
 
-def _two_member_ensemble() -> nn.Module:
-    """Members framed and fed differently (gray 48 px, tight crop; RGB 64 px, wide aligned crop; other labels)
-    so a crop or preprocessing shared between them would show."""
+def _two_member_ensemble(gray_size: int = 48, rgb_size: int = 64) -> nn.Module:
+    """Members framed and fed differently (gray, 48 px by default, tight crop; RGB, 64 px by default, wide
+    aligned crop; other labels) so a crop or preprocessing shared between them would show."""
     from ferhub.models.ensemble import _CFG, Ensemble
 
     torch.manual_seed(0)
-    gray = create_model("test_tiny", config_overrides={"input_size": 48, "crop_margin": 0.0})
-    rgb_config = {"channels": 3, "mean": (0.5,) * 3, "std": (0.5,) * 3, "input_size": 64, "crop_margin": 0.4}
+    gray = create_model("test_tiny", config_overrides={"input_size": gray_size, "crop_margin": 0.0})
+    rgb_config = {
+        "channels": 3,
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
+        "input_size": rgb_size,
+        "crop_margin": 0.4,
+    }
     rgb_config["align"] = True  # the eyes levelled: a rotated crop
     rgb = create_model("test_tiny", ("happy", "sad", "neutral"), in_chans=3, config_overrides=rgb_config)
     assert (gray.config.channels, gray.config.input_size) != (rgb.config.channels, rgb.config.input_size)
@@ -144,6 +152,69 @@ def test_the_ensemble_explanation_explains_the_predictors_computation(astronaut:
         explain_faces(ensemble, astronaut, faces, "gradcam")
     with pytest.raises(SaliencyError, match="explain it with explain_faces"):
         attribute(ensemble, inputs[0], "saliency")
+
+
+def _occluded_by_hand(
+    model: nn.Module, xs: tuple[torch.Tensor, ...], i: int, targets: list[int], window: int, stride: int
+) -> np.ndarray:
+    """Occlusion of input ``i`` one window at a time, the other inputs as they are: the score drop of each
+    item's target, averaged over the windows covering a pixel and summed over channels, as Captum computes it
+    (its last window per side may run past the edge, clipped)."""
+    x = xs[i]
+    rows = torch.arange(len(x))
+    with torch.no_grad():
+        base = model(*xs)[rows, targets]
+        side = x.shape[-1]
+        starts = range(0, math.ceil((side - window) / stride) * stride + 1, stride)
+        total = torch.zeros(len(x), side, side)
+        covered = torch.zeros(side, side)
+        for top in starts:
+            for left in starts:
+                occluded = x.clone()
+                occluded[..., top : top + window, left : left + window] = 0.0
+                drop = base - model(*xs[:i], occluded, *xs[i + 1 :])[rows, targets]
+                total[:, top : top + window, left : left + window] += drop.view(-1, 1, 1)
+                covered[top : top + window, left : left + window] += 1
+    return (x.shape[1] * total / covered.clamp(min=1)).clamp(min=0).numpy()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_occlusion_explains_an_ensemble(astronaut: Image.Image, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Occlusion of an ensemble (one input per member, each its own size and channels) occludes each member's
+    crop with the others held, every occluded copy run through the whole vote; the members split the budget
+    (one grid per member, sized for faces x members inputs); the maps land on the ensemble's crop."""
+    from ferhub import saliency
+
+    grids: list[tuple[int, int]] = []
+
+    def spy(size: int, share: int = 1, flops: float = 0.0) -> tuple[int, int]:
+        grids.append((size, share))
+        return occlusion_grid(size, share, flops)
+
+    monkeypatch.setattr(saliency, "OCCLUSION_BUDGET_FLOPS", 1.0)  # each member at the 4x4 floor: fast
+    monkeypatch.setattr(saliency, "occlusion_grid", spy)
+    ensemble = _two_member_ensemble(16, 24)  # gray 16 px and RGB 24 px: a fast test
+    faces = [ASTRONAUT_FACE, dataclasses.replace(ASTRONAUT_FACE, box=(150.0, 40.0, 270.0, 180.0))]
+    exps = explain_faces(ensemble, astronaut, faces, "occlusion")
+    assert grids == [(16, 4), (24, 4)]  # 2 faces x 2 members share the budget
+    xs = ensemble.member_inputs(astronaut, faces)
+    with torch.no_grad():
+        predicted = ensemble(*xs).argmax(dim=1).tolist()
+    assert [e.target for e in exps] == [ensemble.labels[i] for i in predicted]
+    for e in exps:
+        assert e.method == "occlusion" and e.heatmap.shape == (112, 112)
+        assert np.isfinite(e.heatmap).all() and e.heatmap.min() >= 0 and e.heatmap.max() == pytest.approx(1.0)
+
+    # each member's raw map is what occluding that member's crop by hand gives, for a different target per
+    # face (Captum repeats the held inputs to match each batch of occluded copies)
+    clone, _ = saliency._attribution_copy(ensemble)
+    targets = [0, 1]
+    raw = saliency._raw_maps(clone, xs, "occlusion", targets, None)
+    for i, (x, member_map) in enumerate(zip(xs, raw)):
+        window, stride = occlusion_grid(x.shape[-1], 4, clone._ferhub_flops)
+        assert member_map.shape == (2, x.shape[-1], x.shape[-1]) and member_map.max() > 0
+        expected = _occluded_by_hand(clone, xs, i, targets, window, stride)
+        np.testing.assert_allclose(member_map.numpy(), expected, atol=1e-5)
 
 
 def test_each_members_map_lands_where_its_crop_lies(astronaut: Image.Image) -> None:
