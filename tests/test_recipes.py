@@ -110,8 +110,13 @@ def test_recipe_runs_tiny_and_writes_a_model_repo(
         assert entry["dataset"]["split"] == f"kfold{cfg.kfold}" and protocol["kfold"] == cfg.kfold
         assert summary["protocol"]["folds"]["accuracy"]["values"] == acc["values"]
         assert entry["num_images"] == 42 * protocol["repeats"]  # every image reported once per repeat
+        # the card counts what each fold trained on and what reported, not the 42 as if all trained
+        assert f"images in each of the {cfg.kfold} folds; " in card
+        assert "; results reported on all 42 images, each once (the held-out folds of " in card
     else:
         assert entry["dataset"]["split"] == "heldout" and entry["num_images"] == 7
+        assert "(42 images). Trained on 28 images; the epoch chosen on 7 images (an inner " in card
+        assert "; results reported on 7 images (a stratified " in card
     if protocol["repeats"] > 1:  # seed 003's 3 runs: mean ± std over the repeats in the card and the results
         assert len(protocol["repeat_results"]["accuracy"]["values"]) == protocol["repeats"]
         assert f"{protocol['repeats']} repeats, mean ± std, accuracy: " in card

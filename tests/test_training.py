@@ -328,11 +328,46 @@ def test_push_to_hub_one_commit_with_card(
     assert "name: fer-test" in front  # model name from the push id
     assert f"value: {summary['report']['accuracy']}" in front
     assert "train --recipe seed002_kaskun --data" in card and "Kaskun" in card  # command and citation
+    assert 'ferhub.Predictor("org/fer-test")' in card and "path/to/model" not in card  # the push id loads it
     creates = [c for c in calls if c[0] == "create_repo"]
     assert all(c[1] == ("org/fer-test",) and c[2]["private"] is True for c in creates)
     branches = {c[2]["branch"] for c in calls if c[0] == "create_branch"}
     assert branches == {"checkpoints", "v1"}
     assert summary["pushed"] == Info.commit_url
+
+
+def test_card_says_how_to_load_the_folder_and_how_much_data_did_what(
+    task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    out = tmp_path / "run"
+    main(get_args_parser().parse_args(_args(task_folder, out, "--epochs", "1")))
+    log = capsys.readouterr().out
+    used = re.search(r"training on (\d+) crops, selecting on (\d+), reporting on (\d+)", log)
+    assert used is not None
+    n_train, n_select, n_report = used.groups()
+    assert int(n_train) + int(n_select) + int(n_report) == 48  # the three parts of the 48 images
+    card = (out / "model" / "README.md").read_text()
+    # no push id: a placeholder the card explains, never the recipe name (neither a folder nor a Hub id)
+    assert 'ferhub.Predictor("path/to/model")' in card and "--model path/to/model`" in card
+    assert 'seed002_kaskun")' not in card and "--model seed002_kaskun" not in card
+    assert "Replace `path/to/model` with the path of the folder that holds this card" in card
+    snippet = card[card.index("## How to use") : card.index("## Intended use")]
+    assert set(re.findall(r'(?:Predictor|load)\("([^"]+)"\)|--model (\S+)`', snippet)) == {
+        ("path/to/model", ""),
+        ("", "path/to/model"),
+    }
+    # the data actually used for each job, not the source's total as if all of it trained
+    assert (
+        f"Data: `{task_folder}` (48 images). Trained on {n_train} images; the epoch chosen on {n_select}"
+        f" images (an inner stratified 20% of the training data); results reported on {n_report} images (a"
+        " stratified 20% held out of the data)."
+    ) in card
+    # credited to the command that measured it
+    evaluation = card[card.index("## Evaluation") : card.index("## Limitations")]
+    assert "`ferhub evaluate`)" not in evaluation
+    assert "- Measured by `ferhub train` when training ended, on data it held out" in evaluation
 
 
 def test_fer2013_csv_uses_public_test_to_select_and_private_test_to_report(tmp_path: Path) -> None:
@@ -367,6 +402,20 @@ def test_fer2013_csv_uses_public_test_to_select_and_private_test_to_report(tmp_p
     assert test["metrics"]["accuracy"] == summary["report"]["accuracy"]
     assert test["protocol"]["selected_on"] == "split val" and test["protocol"]["reported_on"] == "split test"
     assert "--test-split test" in test["command"]
+    assert (
+        "(split train, 56 images). Trained on 56 images; the epoch chosen on 14 images (split val); results "
+        "reported on 14 images (split test)."
+    ) in (out / "model" / "README.md").read_text()
+    # k-fold on the training split, and the released fold's model on the test split as well
+    kfold = tmp_path / "kfold"
+    argv += ["--set", "kfold=2", "--output-dir", str(kfold), "--no-progress"]
+    main(get_args_parser().parse_args(argv))
+    assert (  # each fold: 28 held out, 7 of the other 28 select, 21 train
+        "(split train, 56 images). Trained on 21 images in each of the 2 folds; the epoch chosen on 7 images"
+        " (an inner stratified 20% of each fold's training part); results reported on all 56 images, each"
+        " once (the held-out folds of 2-fold cross-validation), and on the 14 images of split test by the"
+        " released model."
+    ) in (kfold / "model" / "README.md").read_text()
 
 
 def test_ema_follows_the_weights_at_its_decay() -> None:

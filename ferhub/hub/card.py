@@ -276,7 +276,8 @@ def card_text(folder: str | os.PathLike, *, eval_results: Mapping[str, Any] | No
         config=config,
         model_args_json=json.dumps(config.model_args, sort_keys=True),
         gray=config.channels == 1,
-        load_id=context.get("repo_id") or model_name,
+        # without a Hub id the card cannot name the model: its name is neither a folder nor an id to load
+        load_id=context.get("repo_id") or "path/to/model",
         num_weights=num_weights(folder / WEIGHTS_NAME),
         intended_use=context.get("intended_use") or _default_prose("card_intended_use.md"),
         limitations=context.get("limitations") or _default_prose("card_limitations.md"),

@@ -21,7 +21,7 @@ from ferhub.training.checkpoint import json_default, read_checkpoint, restore, s
 from ferhub.training.distributed import SINGLE_PROCESS, Dist, barrier
 from ferhub.training.loop import State, epoch_batches, evaluate, score, train_one_epoch
 from ferhub.training.optim import EMA, LRSchedule, build_optimizer, kernel_penalty, regularized_kernels
-from ferhub.training.settings import TrainConfig
+from ferhub.training.settings import CLASS_COUNT_LOSSES, RecipeError, TrainConfig
 
 OnBest = Callable[[nn.Module, int, dict[str, Any]], None]
 
@@ -49,7 +49,10 @@ def build_model(cfg: TrainConfig, labels: Sequence[str]) -> nn.Module:
     if cfg.trainable_stages is not None:
         from ferhub.models.freeze import set_trainable_stages
 
-        set_trainable_stages(model, cfg.trainable_stages)
+        try:
+            set_trainable_stages(model, cfg.trainable_stages)
+        except (TypeError, ValueError) as e:  # no stages, or fewer than asked: a setting to change
+            raise RecipeError(f"trainable_stages {cfg.trainable_stages}: {e}") from None
     return model
 
 
@@ -59,7 +62,7 @@ def _make_criterion(cfg: TrainConfig, counts: np.ndarray, device: torch.device) 
     # class frequencies feed the class-weighted CE of seed 001; focal loss gets per-class alpha only when the
     # recipe gives it (seed 003 found equal weights best)
     kwargs = dict(cfg.loss_args)
-    if cfg.loss in ("weighted_ce", "weighted_cross_entropy", "class_weighted"):
+    if cfg.loss in CLASS_COUNT_LOSSES:
         kwargs.setdefault("class_counts", counts.tolist())
     return build_loss(cfg.loss, **kwargs).to(device)
 

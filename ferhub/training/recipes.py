@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ferhub.training.settings import RecipeError, TrainConfig
+from ferhub.training.settings import SETTING_TYPES, RecipeError, TrainConfig
 
 
 def list_recipes() -> list[str]:
@@ -73,7 +73,9 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def apply_overrides(cfg: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
     """``key=value`` settings (``lr=0.01``, ``augment.hflip=0.5``, ``model_args={"drop_rate": 0.3}``).
 
-    Values are parsed as JSON when they parse, else kept as strings.
+    Values are parsed as JSON when they parse, else kept as strings; a text setting keeps the text as typed
+    (``init=2024.pt``, ``recipe=001``). The result is validated as a whole (:meth:`TrainConfig.validate`), so
+    a value of the wrong type or out of range is refused here, before any data loads.
     """
     data = cfg.to_dict()
     for item in overrides:
@@ -84,6 +86,8 @@ def apply_overrides(cfg: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        if _is_text_setting(key.strip()) and value is not None and not isinstance(value, str):
+            value = raw  # JSON would turn "001" into the number 1
         *parents, leaf = key.strip().split(".")
         target = data
         for p in parents:
@@ -92,6 +96,11 @@ def apply_overrides(cfg: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
                 raise RecipeError(f"--set {key}: {p!r} is not a group of settings")
         target[leaf] = value
     return TrainConfig.from_dict(data, source="--set")
+
+
+def _is_text_setting(key: str) -> bool:
+    """Whether ``key`` is a top-level setting that holds text (``str`` or ``str | None``)."""
+    return SETTING_TYPES.get(key) in (str, str | None)
 
 
 def tiny(cfg: TrainConfig) -> TrainConfig:

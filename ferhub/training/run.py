@@ -194,13 +194,27 @@ class _Data:
             self.prepared[src.split or "all"]["unreadable"] = len(c.unreadable)
         return c
 
-    def description(self, plan: Plan) -> str:
-        """The card's account of the data: where it came from, what selected, what reported, no-face
-        counts."""
+    def description(self, plan: Plan, test: tuple[str, int] | None = None) -> str:
+        """The card's account of the data: where it came from, how many images trained, chose the epoch and
+        reported (as the plan split them, not the source's total), no-face counts. ``test``: (name, size) of
+        a test split the released model of a k-fold run was also reported on."""
         src = self.train_src
-        text = f"`{self.opts.data}` (training split {src.split or 'all'}, {len(src)} images). "
-        text += f"Epoch chosen on {plan.select_name}; " if plan.select_name else "No epoch chosen on data; "
-        text += f"results reported on {plan.report_name}"
+        text = f"`{self.opts.data}` ({f'split {src.split}, ' if src.split else ''}{len(src)} images). "
+        folds = plan.folds
+        each = f" in each of the {len(folds)} folds" if len(folds) > 1 else ""
+        text += f"Trained on {_sizes([len(f.train) for f in folds])} images{each}; "
+        if plan.select_name:
+            selects = [len(f.select) for f in folds if f.select is not None]
+            text += f"the epoch chosen on {_sizes(selects)} images ({plan.select_name}); "
+        else:
+            text += "no epoch chosen on data; "
+        if len(folds) > 1:  # each image is held out by exactly one fold: the report pools them all
+            reported = sum(len(f.report) for f in folds)
+            text += f"results reported on all {reported} images, each once ({plan.report_name})"
+        else:
+            text += f"results reported on {len(folds[0].report)} images ({plan.report_name})"
+        if test is not None:
+            text += f", and on the {test[1]} images of split {test[0]} by the released model"
         no_face = [
             f"{v['no_face']} of {v['images']} images ({k})" for k, v in self.prepared.items() if v["no_face"]
         ]
@@ -215,6 +229,12 @@ class _Data:
         if unreadable:
             text += ". Left out because they could not be decoded: " + ", ".join(unreadable)
         return text
+
+
+def _sizes(counts: list[int]) -> str:
+    """``"7"``, or ``"26-27"`` when the folds differ in size."""
+    low, high = min(counts), max(counts)
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def model_config(cfg: TrainConfig, labels: tuple[str, ...]) -> ModelConfig:
@@ -266,8 +286,36 @@ def _fitter(cfg: TrainConfig, opts: RunOptions, session: _Session) -> FitFn:
     return fit_fn
 
 
+def _check_push_target(opts: RunOptions) -> None:
+    """With ``--push-to-hub``: a well-formed id, and a Hub that answers now (the 1 s probe every push makes),
+    so that a run that cannot push learns it before training rather than after."""
+    if not opts.push_to_hub:
+        return
+    from huggingface_hub import constants
+
+    from ferhub.hub import _remote
+
+    if not _remote.HUB_ID.fullmatch(opts.push_to_hub):
+        raise RecipeError(f"--push-to-hub must be a Hub id of the form ORG/NAME, got {opts.push_to_hub!r}")
+    if constants.is_offline_mode():
+        why, fix = "offline mode is on (HF_HUB_OFFLINE=1)", "unset HF_HUB_OFFLINE"
+    elif (unreachable := _remote.hub_unreachable(constants.ENDPOINT)) is not None:
+        why, fix = unreachable, "connect to the network (or set HTTPS_PROXY / HF_ENDPOINT)"
+    else:
+        return
+    raise HubConnectionError(
+        f"--push-to-hub {opts.push_to_hub}: cannot push, {why}; nothing was trained. Fix: {fix}, or train "
+        "without --push-to-hub and `ferhub push` the model folder later"
+    )
+
+
 def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
-    """Train the recipe on the data by its protocol, write the model repo (and push it); returns a summary."""
+    """Train the recipe on the data by its protocol, write the model repo (and push it); returns a summary.
+
+    Settings and the push target are checked first (:class:`RecipeError`, :class:`HubConnectionError`), before
+    any data loads."""
+    cfg.validate("settings")  # a TrainConfig built in Python has not been through from_dict
+    _check_push_target(opts)
     session = _Session.start(cfg, opts)
     data = _Data(cfg, opts, session)
     t0 = time.perf_counter()
@@ -313,12 +361,22 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         "data": data.prepared,
     }
     if session.dist.main:
-        _write_repo(cfg, opts, session, data, plan, chosen.result.model, entries, summary)
+        also = (names["test"], len(test)) if cfg.kfold and test is not None else None
+        _write_repo(cfg, opts, session, data.description(plan, also), plan, chosen.result.model, entries,
+                    summary)  # fmt: skip
     return summary
+
+
+# the card's Evaluation section serves results of `ferhub evaluate` too: say who measured these
+_MEASURED_BY_TRAIN = (
+    "Measured by `ferhub train` when training ended, on data it held out (see *Protocol*), not by "
+    "`ferhub evaluate`."
+)
 
 
 def _entry(scored: dict[str, Any], data: _Data, split: str | None, cfg: TrainConfig) -> dict[str, Any]:
     opts = data.opts
+    scored = {**scored, "notes": [_MEASURED_BY_TRAIN, *scored.get("notes", [])]}
     dataset_id = str(opts.data) if not Path(str(opts.data)).exists() else data.train_src.name
     return result_entry(scored, dataset=dataset_id, split=split, tta=cfg.tta, command=opts.command,
                         name=data.train_src.name)  # fmt: skip
@@ -328,13 +386,14 @@ def _write_repo(
     cfg: TrainConfig,
     opts: RunOptions,
     session: _Session,
-    data: _Data,
+    data_text: str,
     plan: Plan,
     model: nn.Module,
     entries: list[dict[str, Any]],
     summary: dict[str, Any],
 ) -> None:
-    """Write the model repo and ``summary.json`` (rank 0), and push the repo when asked."""
+    """Write the model repo and ``summary.json`` (rank 0), and push the repo when asked. ``data_text``: the
+    card's account of the data (:meth:`_Data.description`)."""
     from ferhub import hub
 
     on_disk = Path(str(opts.data)).exists()
@@ -347,7 +406,7 @@ def _write_repo(
         "description": (
             f"A {cfg.model} facial-expression classifier trained with ferhub's `{cfg.recipe}` recipe."
         ),
-        "recipe": recipe_markdown(cfg, data.description(plan), summary["protocol"]),
+        "recipe": recipe_markdown(cfg, data_text, summary["protocol"]),
         "training_command": opts.command,
         "citation": cfg.citation or None,
         "datasets": None if on_disk else [str(opts.data)],

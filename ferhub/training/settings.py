@@ -3,13 +3,58 @@ overrides."""
 
 from __future__ import annotations
 
+import math
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ferhub.config import brief
 from ferhub.errors import RecipeError
-from ferhub.transforms import TTA_METHODS
+from ferhub.transforms import TTA_METHODS, TrainTransform
 
 SELECTIONS = ("inner", "last", "epoch_mean")
+SCHEDULES = ("constant", "cosine", "step", "step_linear", "plateau")
+# the settings with a fixed set of values (tta may also be null)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": ("adam", "adamw", "sgd"),
+    "schedule": SCHEDULES,
+    "plateau_rule": ("torch", "keras"),
+    "amp": ("none", "bf16", "fp16"),
+    "monitor": ("mean_class_recall", "loss"),
+    "selection": SELECTIONS,
+    "sampler": ("shuffle", "balanced"),
+    "tta": tuple(TTA_METHODS),
+    "no_face": ("fallback", "skip"),
+}
+# (lowest, highest, whether the lowest itself is allowed) of the numeric settings; None: no bound
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "epochs": (1, None, True),
+    "batch_size": (1, None, True),
+    "step_epochs": (1, None, True),
+    "repeats": (1, None, True),
+    "plateau_patience": (0, None, True),
+    "early_stopping": (0, None, True),
+    "seed": (0, None, True),  # numpy's seeding takes no negative seed
+    "trainable_stages": (0, None, True),
+    "lr": (0, None, False),
+    "backbone_lr_scale": (0, None, True),
+    "weight_decay": (0, None, True),
+    "momentum": (0, 1, True),
+    "warmup_epochs": (0, None, True),
+    "gamma": (0, None, True),
+    "min_lr": (0, None, True),
+    "kernel_l2": (0, None, True),
+    "mixup": (0, None, True),
+    "cutmix": (0, None, True),
+    "grad_clip": (0, None, True),
+    "val_fraction": (0, 1, False),  # a share of each class: strictly between 0 and 1
+}
+# augment options that are probabilities or fractions of the crop side, so at most 1
+_AUGMENT_AT_MOST_1 = {"hflip", "rotate_p", "translate", "brightness", "contrast", "color_noise_p", "hist_eq",
+                      "cutout", "cutout_size", "erasing"}  # fmt: skip
+_AUGMENT_FRACTION_PAIRS = {"resized_crop", "erasing_scale"}  # area fractions: in (0, 1]
+# the losses that fit() gives the training set's class counts (seed 001's class-weighted CE)
+CLASS_COUNT_LOSSES = ("weighted_ce", "weighted_cross_entropy", "class_weighted")
 
 
 @dataclass
@@ -74,6 +119,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "recipe") -> TrainConfig:
+        """Settings from a dict (a recipe, ``--set`` applied), refused with :class:`RecipeError` unless every
+        key is known and every value valid (:meth:`validate`)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -83,34 +130,178 @@ class TrainConfig:
         return cfg
 
     def validate(self, source: str = "recipe") -> None:
-        schedules = ("constant", "cosine", "step", "step_linear", "plateau")
-        checks = [
-            (self.optimizer in ("adam", "adamw", "sgd"), "optimizer must be adam, adamw or sgd"),
-            (self.schedule in schedules, f"schedule must be one of {list(schedules)}"),
-            (self.amp in ("none", "bf16", "fp16"), "amp must be none, bf16 or fp16"),
-            (self.no_face in ("fallback", "skip"), "no_face must be fallback or skip"),
-            (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1"),
-            (self.kfold == 0 or self.kfold >= 2, "kfold must be 0 (off) or >= 2"),
-            (self.lr > 0, "lr must be positive"),
-            (self.tta is None or self.tta in TTA_METHODS, f"tta must be null or one of {list(TTA_METHODS)}"),
-            (self.monitor in ("mean_class_recall", "loss"), "monitor must be mean_class_recall or loss"),
-            (self.plateau_rule in ("torch", "keras"), "plateau_rule must be torch or keras"),
-            (self.selection in SELECTIONS, f"selection must be one of {list(SELECTIONS)}"),
-            (self.sampler in ("shuffle", "balanced"), "sampler must be shuffle or balanced"),
-            (self.repeats >= 1, "repeats must be >= 1"),
-            (self.kernel_l2 >= 0, "kernel_l2 must be >= 0"),
-            (
-                self.selection == "inner" or (self.schedule != "plateau" and not self.early_stopping),
-                (
-                    f"selection {self.selection!r} chooses nothing on validation data, so a plateau schedule"
-                    " or early stopping (both driven by it) cannot be used; use selection 'inner' or a fixed"
-                    " schedule"
-                ),
-            ),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise RecipeError(f"{source}: {msg}")
+        """Refuse settings a run cannot use, before any data loads: each value's type (an integer must be
+        one), its range or choices, the ``augment`` options, the loss and the model, and the settings that
+        exclude each other. The one-line :class:`RecipeError` names ``source`` and the setting."""
+        problem = (
+            _type_problem(self)
+            or _value_problem(self)
+            or _augment_problem(self.augment)
+            or _loss_problem(self)
+            or _model_problem(self)
+        )
+        if problem is not None:
+            raise RecipeError(_message(source, *problem))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------------ validation
+# A problem is (setting, what is wrong); _message words it for the source ("--set lr: must be ...").
+Problem = tuple[str, str]
+SETTING_TYPES = typing.get_type_hints(TrainConfig)  # each setting's declared type
+
+
+def _message(source: str, key: str, what: str) -> str:
+    # --set names the setting as the user typed it; a recipe or the command line names itself first
+    return f"--set {key}: {what}" if source == "--set" else f"{source}: {key} {what}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _kind_problem(hint: Any, value: Any) -> str | None:
+    """Why ``value`` does not fit the type ``hint`` (int, float, bool, str, a dict, a list of str, or one of
+    those or None), else ``None``."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else hint
+    origin = typing.get_origin(base)
+    if base is int:
+        kind, ok = "an integer", isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        kind, ok = "a number", _is_number(value)
+        if ok and not math.isfinite(value):
+            return f"must be a finite number, got {brief(value)}"
+    elif base is bool:
+        kind, ok = "true or false", isinstance(value, bool)
+    elif base is str:
+        kind, ok = "a string", isinstance(value, str)
+    elif origin is dict:
+        kind, ok = 'an object (e.g. {"key": 1})', isinstance(value, dict)
+    elif origin is list:
+        kind = "a list of strings"
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    else:  # a setting of a type not listed here: nothing to check
+        return None
+    if ok or (optional and value is None):
+        return None
+    return f"must be {kind}{' or null' if optional else ''}, got {brief(value)}"
+
+
+def _type_problem(cfg: TrainConfig) -> Problem | None:
+    for f in fields(cfg):
+        if (why := _kind_problem(SETTING_TYPES[f.name], getattr(cfg, f.name))) is not None:
+            return f.name, why
+    return None
+
+
+def _value_problem(cfg: TrainConfig) -> Problem | None:
+    """Ranges, choices, and the settings that exclude each other (types are checked already)."""
+    for key, allowed in CHOICES.items():
+        value = getattr(cfg, key)
+        if value not in allowed and not (key == "tta" and value is None):
+            extra = "null or " if key == "tta" else ""
+            return key, f"must be {extra}one of {', '.join(allowed)}; got {brief(value)}"
+    for key, (low, high, low_ok) in _RANGES.items():
+        value = getattr(cfg, key)
+        if value is None:
+            continue
+        if value < low or (value == low and not low_ok) or (high is not None and value > high):
+            if high is None:
+                bound = f">= {low}" if low_ok else f"> {low}"
+            else:
+                bound = f"from {low} to {high}" if low_ok else f"between {low} and {high} (exclusive)"
+            return key, f"must be {bound}, got {brief(value)}"
+    if not 0 <= cfg.ema < 1:  # a decay of 1 would never move the averaged weights
+        return "ema", f"must be from 0 (off) to below 1 (a decay, e.g. 0.999), got {brief(cfg.ema)}"
+    if cfg.kfold != 0 and cfg.kfold < 2:
+        return "kfold", f"must be 0 (off) or >= 2, got {brief(cfg.kfold)}"
+    if cfg.selection != "inner" and (cfg.schedule == "plateau" or cfg.early_stopping):
+        return "selection", (
+            f"{cfg.selection!r} chooses nothing on validation data, so a plateau schedule or early stopping"
+            " (both driven by it) cannot be used; use selection 'inner' or a fixed schedule"
+        )
+    return None
+
+
+def _augment_problem(augment: dict[str, Any]) -> Problem | None:
+    """The ``augment`` options against :class:`ferhub.transforms.TrainTransform`'s: known names, numbers in
+    range, ``[min, max]`` pairs in order."""
+    hints = {k: v for k, v in typing.get_type_hints(TrainTransform).items() if k != "config"}
+    for name, value in augment.items():
+        key = f"augment.{name}"
+        if name not in hints:
+            return key, f"is not an augmentation option; known: {', '.join(sorted(hints))}"
+        hint = hints[name]
+        optional = type(None) in typing.get_args(hint)
+        if optional and value is None:  # an option that null turns off
+            continue
+        base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+        pair = typing.get_origin(base) is tuple
+        if pair:
+            numbers = isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_number, value))
+            if not numbers or not all(math.isfinite(v) and v > 0 for v in value):
+                return key, f"must be [min, max], two positive numbers, got {brief(value)}"
+            if value[0] > value[1]:
+                return key, f"must be [min, max] with min <= max, got {brief(value)}"
+            if name in _AUGMENT_FRACTION_PAIRS and value[1] > 1:
+                return key, f"must be fractions of the crop area, at most 1, got {brief(value)}"
+            continue
+        why = _kind_problem(hint, value)
+        if why is not None:
+            return key, why
+        if value < 0 or (name in _AUGMENT_AT_MOST_1 and value > 1):
+            bound = "from 0 to 1" if name in _AUGMENT_AT_MOST_1 else ">= 0"
+            return key, f"must be {bound}, got {brief(value)}"
+    return None
+
+
+def _loss_problem(cfg: TrainConfig) -> Problem | None:
+    """Build the loss once as :func:`ferhub.training.fit.fit` will (cheap), so a bad name or argument is
+    refused now rather than after the data is prepared."""
+    from ferhub.losses import build_loss
+
+    kwargs = dict(cfg.loss_args)
+    if cfg.loss in CLASS_COUNT_LOSSES:
+        kwargs.setdefault("class_counts", [1, 1])  # the training set's counts take their place in the run
+    try:
+        build_loss(cfg.loss, **kwargs)
+    except TypeError as e:  # an argument the loss does not take
+        return "loss_args", f"not accepted by loss {cfg.loss!r} ({e})"
+    except ValueError as e:
+        return ("loss" if str(e).startswith("unknown loss") else "loss_args"), str(e)
+    return None
+
+
+def _model_problem(cfg: TrainConfig) -> Problem | None:
+    """The architecture (and ``--tiny``'s) registered, ``model_args`` fit for its builder, and the
+    ``config_overrides`` a valid model config."""
+    from ferhub.config import ModelConfig
+    from ferhub.errors import FerhubError
+    from ferhub.labels import FER7
+    from ferhub.models import list_models
+    from ferhub.models._registry import check_model_args, get_entry
+
+    for key in ("model", "tiny_model"):
+        name = getattr(cfg, key)
+        if name not in list_models():
+            return key, f"must be a registered architecture ({', '.join(list_models())}), got {brief(name)}"
+    entry = get_entry(cfg.model)
+    try:
+        check_model_args(cfg.model, cfg.model_args)
+    except FerhubError as e:
+        return "model_args", str(e)
+    # the preprocessing a recipe may change; architecture, labels and model_args come from elsewhere
+    overridable = sorted({f.name for f in fields(ModelConfig)} - {"architecture", "labels", "model_args"})
+    unknown = sorted(set(cfg.config_overrides) - set(overridable))
+    if unknown:
+        return "config_overrides", f"has unknown keys {unknown}; known: {', '.join(overridable)}"
+    try:
+        ModelConfig(architecture=cfg.model, labels=FER7, model_args=dict(cfg.model_args),
+                    **{**entry.defaults, **cfg.config_overrides})  # fmt: skip
+    except FerhubError as e:
+        return "config_overrides", str(e)
+    return None
