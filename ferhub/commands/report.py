@@ -91,7 +91,7 @@ def load_videos(paths: list[str]) -> list[dict[str, Any]]:
                 f"{ref}: holds no video results; write them with `ferhub predict CLIP.mp4 --format json`"
             )
         entries += found
-    if not entries:
+    if problems and not entries:
         raise ValueError(
             problems[0] if len(problems) == 1 else f"no video results in {len(paths)} files: {problems[0]}"
         )
