@@ -620,6 +620,13 @@ def test_model_card_shows_labels_licence_and_provenance() -> None:
     assert table["source"] == "bundled with ferhub"
     with pytest.raises(gr.Error, match="Cannot load model"):
         model_card.model_card("./no/such/folder")
+    # a zoo model this server has not imported: importing is the operator's to do, not the visitor's
+    from ferhub import zoo
+
+    assert zoo.availability("pyemotion") == "no"
+    with pytest.raises(gr.Error, match="a zoo model this server has not imported") as e:
+        model_card.model_card("ferhub/pyemotion")
+    assert "Pick a listed model" in e.value.message and "`ferhub zoo import pyemotion`" in e.value.message
 
 
 def test_split_card_front_matter() -> None:

@@ -120,6 +120,7 @@ class ModelCache:
         be."""
         from ferhub.errors import HubConnectionError
         from ferhub.hub import load
+        from ferhub.zoo import import_hint
 
         model_id = (model_id or "").strip() or default_model()
         with self._lock:
@@ -130,7 +131,17 @@ class ModelCache:
             if model_id not in self._models:
                 try:
                     spec, local = visitors.model_spec(model_id)  # a public server's visitors: no server paths
+                    if import_hint(spec) is not None:  # importing is for whoever runs the server
+                        name = spec.partition("@")[0].rpartition("/")[2]
+                        raise gr.Error(
+                            f"Cannot load model {brief(model_id)}: it is a zoo model this server has not"
+                            f" imported (whoever runs the server can, with `ferhub zoo import {name}`). Pick"
+                            " a listed model meanwhile.",
+                            title="Model not loaded",
+                        )
                     model = load(spec, device=device(), local=local)
+                except gr.Error:
+                    raise
                 except HubConnectionError as e:  # the server's network: the CLI's fixes are not the visitor's
                     raise gr.Error(
                         f"Cannot load model {brief(model_id)}: this server has no copy of it and cannot reach"
