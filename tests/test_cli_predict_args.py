@@ -194,3 +194,21 @@ def test_table_says_when_the_whole_image_stood_in_for_a_face(capsys, tmp_path: P
     )
     code, out, _ = run_cli(capsys, "predict", str(wall), "--format", "table")
     assert code == 0 and out.splitlines()[0].endswith("wall.png (120x90): 0 face(s)")
+
+
+def test_several_videos_of_one_name_get_one_annotated_copy_each(capsys, tmp_path: Path) -> None:
+    """With several videos, --annotate's folder mirrors their sub-folders: a/clip.mp4 and b/clip.mp4 were
+    both written to clip.annotated.mp4, the second over the first."""
+    import av
+
+    frames, _ = clips.pan(4)
+    for sub in ("a", "b"):
+        clips.write_clip(tmp_path / "in" / sub / "clip.mp4", frames)
+    out = tmp_path / "annotated"
+    code, _, err = run_cli(capsys, "predict", str(tmp_path / "in"), "--annotate", str(out))
+    assert code == 0, err
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.mp4"))
+    assert written == ["a/clip.annotated.mp4", "b/clip.annotated.mp4"]
+    for path in out.rglob("*.mp4"):
+        with av.open(str(path)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 4

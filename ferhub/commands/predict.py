@@ -368,9 +368,9 @@ def annotate_clash(args: argparse.Namespace, files: list[Path], videos: list[Pat
         except OSError:  # a missing input gets its own error later
             continue
         inputs.setdefault((st.st_dev, st.st_ino), f)
-    several = len(videos) > 1
+    root = annotate_root(videos)
     for video in videos:
-        target = _annotate_path(args, video, several)
+        target = _annotate_path(args, video, root)
         try:
             st = target.stat() if target is not None else None
         except OSError:  # not there yet: nothing to overwrite
@@ -384,16 +384,27 @@ def annotate_clash(args: argparse.Namespace, files: list[Path], videos: list[Pat
     return None
 
 
-def _annotate_path(args: argparse.Namespace, video: Path, several: bool) -> Path | None:
+def annotate_root(videos: list[Path]) -> Path | None:
+    """With several videos, the deepest folder holding them all: under ``--annotate``'s folder their
+    annotated copies keep their sub-folders, so two ``clip.mp4`` of different folders are not one file."""
+    if len(videos) < 2:
+        return None
+    return Path(os.path.commonpath([str(v.resolve().parent) for v in videos]))
+
+
+def _annotate_path(args: argparse.Namespace, video: Path, root: Path | None) -> Path | None:
+    """Where ``video``'s annotated copy goes: ``--annotate`` itself for one video, else inside that folder
+    (as ``NAME.annotated.mp4``, in the video's sub-folder under ``root``, see :func:`annotate_root`)."""
     if not args.annotate:
         return None
     target = Path(args.annotate)
-    if several or target.is_dir() or not target.suffix:
-        return target / f"{video.stem}.annotated.mp4"
+    if root is not None or target.is_dir() or not target.suffix:
+        sub = video.resolve().parent.relative_to(root) if root is not None else Path()
+        return target / sub / f"{video.stem}.annotated.mp4"
     return target
 
 
-def _process(job: Job, files: list[Path], writer: Any, annotate_several: bool) -> None:
+def _process(job: Job, files: list[Path], writer: Any, annotate_under: Path | None) -> None:
     """Photos in batches, videos one by one, in the order given."""
     from ferhub.videoio import is_video_path
 
@@ -403,7 +414,7 @@ def _process(job: Job, files: list[Path], writer: Any, annotate_several: bool) -
             if batch:
                 job.photos(batch, writer)
                 batch = []
-            job.video(f, writer, _annotate_path(job.args, f, annotate_several))
+            job.video(f, writer, _annotate_path(job.args, f, annotate_under))
         else:
             batch.append(f)
             if len(batch) >= PHOTO_BATCH:
@@ -413,14 +424,14 @@ def _process(job: Job, files: list[Path], writer: Any, annotate_several: bool) -
         job.photos(batch, writer)
 
 
-def _to_stdout(job: Job, files: list[Path], several_videos: bool) -> int:
+def _to_stdout(job: Job, files: list[Path], annotate_under: Path | None) -> int:
     from ferhub.writers import make_writer
 
     writer = make_writer(job.args.format, sys.stdout, job.predictor)
     writer.begin()
     try:
         with job.interrupt.installed():
-            _process(job, files, writer, several_videos)
+            _process(job, files, writer, annotate_under)
     except KeyboardInterrupt:
         writer.end()
         say("interrupted; the output written so far is complete and valid")
@@ -429,7 +440,7 @@ def _to_stdout(job: Job, files: list[Path], several_videos: bool) -> int:
     return 0 if job.ok else 1
 
 
-def _to_folder(job: Job, found: Any, several_videos: bool) -> int:
+def _to_folder(job: Job, found: Any, annotate_under: Path | None) -> int:
     """One result file per input under ``--out-dir``; this process's share under torchrun; finished
     skipped."""
     from ferhub.inputs import relative_name
@@ -453,7 +464,7 @@ def _to_folder(job: Job, found: Any, several_videos: bool) -> int:
             with open(tmp, "w", encoding="utf-8", newline="") as out, job.interrupt.installed():
                 writer = make_writer(job.args.format, out, job.predictor, array=False)
                 writer.begin()
-                _process(job, [f], writer, several_videos)
+                _process(job, [f], writer, annotate_under)
                 writer.end()
             if job.failed > failed_before:  # no result file: its error went to stderr, and a rerun retries it
                 failed += 1
@@ -513,7 +524,7 @@ def run(args: argparse.Namespace) -> int:
         say(str(e).splitlines()[0])
         return describe(e)[0]  # 1, or 3 for a Hub model the Hub cannot be reached for
     job = Job(args, predictor, saliency)
-    several_videos = len(videos) > 1
+    annotate_under = annotate_root(videos)
     if args.out_dir:
-        return _to_folder(job, found, several_videos)
-    return _to_stdout(job, found.files, several_videos)
+        return _to_folder(job, found, annotate_under)
+    return _to_stdout(job, found.files, annotate_under)
