@@ -356,9 +356,12 @@ def option_error(args: argparse.Namespace) -> str | None:
     return None
 
 
-def annotate_clash(args: argparse.Namespace, files: list[Path], videos: list[Path]) -> str | None:
+def annotate_clash(
+    args: argparse.Namespace, files: list[Path], videos: list[Path], root: Path | None
+) -> str | None:
     """The line refusing an ``--annotate`` target that is one of the inputs (writing it would destroy that
-    input), or ``None``. Compared by device and inode, so links and other spellings of a path are caught."""
+    input), or ``None``; ``root`` is :func:`annotate_root` of ``videos``. Compared by device and inode, so
+    links and other spellings of a path are caught."""
     if not args.annotate:
         return None
     inputs: dict[tuple[int, int], Path] = {}
@@ -368,7 +371,6 @@ def annotate_clash(args: argparse.Namespace, files: list[Path], videos: list[Pat
         except OSError:  # a missing input gets its own error later
             continue
         inputs.setdefault((st.st_dev, st.st_ino), f)
-    root = annotate_root(videos)
     for video in videos:
         target = _annotate_path(args, video, root)
         try:
@@ -512,7 +514,8 @@ def run(args: argparse.Namespace) -> int:
         say("note: --out is where --saliency writes its overlays; without --saliency nothing goes there")
     if args.annotate and not videos:
         say("note: --annotate writes annotated videos; there is no video among the inputs")
-    clash = annotate_clash(args, found.files, videos)
+    annotate_under = annotate_root(videos)
+    clash = annotate_clash(args, found.files, videos, annotate_under)
     if clash:
         say(clash)
         return 2
@@ -524,7 +527,6 @@ def run(args: argparse.Namespace) -> int:
         say(str(e).splitlines()[0])
         return describe(e)[0]  # 1, or 3 for a Hub model the Hub cannot be reached for
     job = Job(args, predictor, saliency)
-    annotate_under = annotate_root(videos)
     if args.out_dir:
         return _to_folder(job, found, annotate_under)
     return _to_stdout(job, found.files, annotate_under)
