@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -356,14 +357,10 @@ def option_error(args: argparse.Namespace) -> str | None:
     return None
 
 
-def annotate_clash(
-    args: argparse.Namespace, files: list[Path], videos: list[Path], root: Path | None
-) -> str | None:
+def annotate_clash(args: argparse.Namespace, files: list[Path], targets: dict[Path, Path]) -> str | None:
     """The line refusing an ``--annotate`` target that is one of the inputs (writing it would destroy that
-    input), or ``None``; ``root`` is :func:`annotate_root` of ``videos``. Compared by device and inode, so
-    links and other spellings of a path are caught."""
-    if not args.annotate:
-        return None
+    input), or ``None``; ``targets`` is :func:`annotate_targets`. Compared by device and inode, so links and
+    other spellings of a path are caught."""
     inputs: dict[tuple[int, int], Path] = {}
     for f in files:
         try:
@@ -371,13 +368,12 @@ def annotate_clash(
         except OSError:  # a missing input gets its own error later
             continue
         inputs.setdefault((st.st_dev, st.st_ino), f)
-    for video in videos:
-        target = _annotate_path(args, video, root)
+    for video, target in targets.items():
         try:
-            st = target.stat() if target is not None else None
+            st = target.stat()
         except OSError:  # not there yet: nothing to overwrite
             continue
-        clash = inputs.get((st.st_dev, st.st_ino)) if st is not None else None
+        clash = inputs.get((st.st_dev, st.st_ino))
         if clash is not None:
             return (
                 f"--annotate would write {video}'s annotated copy over the input {clash}; give another file"
@@ -386,27 +382,27 @@ def annotate_clash(
     return None
 
 
-def annotate_root(videos: list[Path]) -> Path | None:
-    """With several videos, the deepest folder holding them all: under ``--annotate``'s folder their
-    annotated copies keep their sub-folders, so two ``clip.mp4`` of different folders are not one file."""
-    if len(videos) < 2:
-        return None
-    return Path(os.path.commonpath([str(v.resolve().parent) for v in videos]))
-
-
-def _annotate_path(args: argparse.Namespace, video: Path, root: Path | None) -> Path | None:
-    """Where ``video``'s annotated copy goes: ``--annotate`` itself for one video, else inside that folder
-    (as ``NAME.annotated.mp4``, in the video's sub-folder under ``root``, see :func:`annotate_root`)."""
-    if not args.annotate:
-        return None
+def annotate_targets(args: argparse.Namespace, videos: list[Path]) -> dict[Path, Path]:
+    """Where each video's annotated copy goes: ``--annotate`` itself for one video (unless it is a folder),
+    else ``NAME.annotated.mp4`` inside that folder. With several videos the copies keep the videos'
+    sub-folders under the deepest folder holding them all (two ``clip.mp4`` of different folders are two
+    files), and videos of one folder that share a stem (``clip.mp4``, ``clip.mkv``) keep their extension
+    (``clip.mp4.annotated.mp4``)."""
+    if not args.annotate or not videos:
+        return {}
     target = Path(args.annotate)
-    if root is not None or target.is_dir() or not target.suffix:
-        sub = video.resolve().parent.relative_to(root) if root is not None else Path()
-        return target / sub / f"{video.stem}.annotated.mp4"
-    return target
+    if len(videos) == 1 and target.suffix and not target.is_dir():
+        return {videos[0]: target}
+    folders = [v.resolve().parent for v in videos]
+    root = Path(os.path.commonpath([str(f) for f in folders]))
+    stems = Counter((f, v.stem) for f, v in zip(folders, videos))
+    return {
+        v: target / f.relative_to(root) / f"{v.name if stems[f, v.stem] > 1 else v.stem}.annotated.mp4"
+        for f, v in zip(folders, videos)
+    }
 
 
-def _process(job: Job, files: list[Path], writer: Any, annotate_under: Path | None) -> None:
+def _process(job: Job, files: list[Path], writer: Any, annotated: dict[Path, Path]) -> None:
     """Photos in batches, videos one by one, in the order given."""
     from ferhub.videoio import is_video_path
 
@@ -416,7 +412,7 @@ def _process(job: Job, files: list[Path], writer: Any, annotate_under: Path | No
             if batch:
                 job.photos(batch, writer)
                 batch = []
-            job.video(f, writer, _annotate_path(job.args, f, annotate_under))
+            job.video(f, writer, annotated.get(f))
         else:
             batch.append(f)
             if len(batch) >= PHOTO_BATCH:
@@ -426,14 +422,14 @@ def _process(job: Job, files: list[Path], writer: Any, annotate_under: Path | No
         job.photos(batch, writer)
 
 
-def _to_stdout(job: Job, files: list[Path], annotate_under: Path | None) -> int:
+def _to_stdout(job: Job, files: list[Path], annotated: dict[Path, Path]) -> int:
     from ferhub.writers import make_writer
 
     writer = make_writer(job.args.format, sys.stdout, job.predictor)
     writer.begin()
     try:
         with job.interrupt.installed():
-            _process(job, files, writer, annotate_under)
+            _process(job, files, writer, annotated)
     except KeyboardInterrupt:
         writer.end()
         say("interrupted; the output written so far is complete and valid")
@@ -442,7 +438,7 @@ def _to_stdout(job: Job, files: list[Path], annotate_under: Path | None) -> int:
     return 0 if job.ok else 1
 
 
-def _to_folder(job: Job, found: Any, annotate_under: Path | None) -> int:
+def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     """One result file per input under ``--out-dir``; this process's share under torchrun; finished
     skipped."""
     from ferhub.inputs import relative_name
@@ -466,7 +462,7 @@ def _to_folder(job: Job, found: Any, annotate_under: Path | None) -> int:
             with open(tmp, "w", encoding="utf-8", newline="") as out, job.interrupt.installed():
                 writer = make_writer(job.args.format, out, job.predictor, array=False)
                 writer.begin()
-                _process(job, [f], writer, annotate_under)
+                _process(job, [f], writer, annotated)
                 writer.end()
             if job.failed > failed_before:  # no result file: its error went to stderr, and a rerun retries it
                 failed += 1
@@ -514,8 +510,8 @@ def run(args: argparse.Namespace) -> int:
         say("note: --out is where --saliency writes its overlays; without --saliency nothing goes there")
     if args.annotate and not videos:
         say("note: --annotate writes annotated videos; there is no video among the inputs")
-    annotate_under = annotate_root(videos)
-    clash = annotate_clash(args, found.files, videos, annotate_under)
+    annotated = annotate_targets(args, videos)
+    clash = annotate_clash(args, found.files, annotated)
     if clash:
         say(clash)
         return 2
@@ -528,5 +524,5 @@ def run(args: argparse.Namespace) -> int:
         return describe(e)[0]  # 1, or 3 for a Hub model the Hub cannot be reached for
     job = Job(args, predictor, saliency)
     if args.out_dir:
-        return _to_folder(job, found, annotate_under)
-    return _to_stdout(job, found.files, annotate_under)
+        return _to_folder(job, found, annotated)
+    return _to_stdout(job, found.files, annotated)
