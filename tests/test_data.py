@@ -220,11 +220,11 @@ def test_unreachable_hub_reads_datasets_from_the_cache_at_once(monkeypatch: pyte
 
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(
-        _remote, "hub_unreachable", lambda endpoint: "huggingface.co:443 unreachable (refused)"
+        _remote, "hub_unreachable", lambda endpoint: "the Hub cannot be reached (huggingface.co:443: refused)"
     )
     start = time.monotonic()
     with pytest.raises(
-        HubDataUnavailable, match=r"and the Hub is huggingface\.co:443 unreachable \(refused\)"
+        HubDataUnavailable, match=r"and the Hub cannot be reached \(huggingface\.co:443: refused\)"
     ):
         open_source("nobody/no-such-fer")
     assert time.monotonic() - start < 5 and datasets.config.HF_HUB_OFFLINE is False  # restored

@@ -320,9 +320,12 @@ def test_push_results_offline_fails_at_once_without_calling_the_hub(repos, tmp_p
     folder = Path(shutil.copytree(repos["fer7"], tmp_path / "repo"))
     eval_results.write(folder, {"x:default:all": {"dataset": {"id": "x"}, "metrics": {"accuracy": 0.5}}})
     rec = CommitRecorder(monkeypatch)
-    monkeypatch.setattr(hub._remote, "hub_unreachable", lambda endpoint: "huggingface.co:443 unreachable (x)")
+    monkeypatch.setattr(
+        hub._remote, "hub_unreachable", lambda endpoint: "the Hub cannot be reached (huggingface.co:443: x)"
+    )
     with pytest.raises(
-        hub.HubConnectionError, match=r"cannot push: the Hub is huggingface\.co:443 unreachable"
+        hub.HubConnectionError,
+        match=r"cannot push: the Hub cannot be reached \(huggingface\.co:443: x\); connect",
     ):
         evaluation.push_results(folder, "org/tiny7")
     import huggingface_hub

@@ -627,9 +627,7 @@ def test_unreachable_hub_fails_fast(
         hub.load("org/not-cached@v1")
     assert [c["local_files_only"] for c in snapshot_calls] == [True]  # the probe failed: no request sent
     msg = str(e.value)
-    assert (
-        f"the Hub is unreachable: 127.0.0.1:{port} unreachable" in msg and "load it once to cache it" in msg
-    )
+    assert f"and the Hub cannot be reached (127.0.0.1:{port}: " in msg and "load it once to cache it" in msg
 
 
 def test_hanging_network_is_cut_short(
@@ -946,9 +944,14 @@ def test_push_fails_at_once_without_a_hub(tiny_repo: Path, monkeypatch: pytest.M
         hub.push(tiny_repo, "org/name")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(
-        hub._remote, "hub_unreachable", lambda endpoint: "huggingface.co:443 unreachable (refused)"
+        hub._remote,
+        "hub_unreachable",
+        lambda endpoint: "the Hub cannot be reached (huggingface.co:443: refused)",
     )
-    with pytest.raises(hub.HubConnectionError, match=r"Hub is huggingface\.co:443 unreachable.*push again"):
+    with pytest.raises(
+        hub.HubConnectionError,
+        match=r"cannot push: the Hub cannot be reached \(huggingface\.co:443: refused\).*push again",
+    ):
         hub.push(tiny_repo, "org/name")
     assert rec.calls == []
 

@@ -122,14 +122,14 @@ def test_push_to_hub_unreachable_is_refused_before_training(
 
     def down(endpoint: str) -> str:
         probed.append(endpoint)
-        return "huggingface.co:443 unreachable (gaierror: no network)"
+        return "the Hub cannot be reached (huggingface.co:443: gaierror: no network)"
 
     monkeypatch.setattr(hub._remote, "hub_unreachable", down)
     assert cli_main(_train(tmp_path, "--push-to-hub", "org/fer-test")) == 3
     err = capsys.readouterr().err
     assert err.startswith(
-        "ferhub train: --push-to-hub org/fer-test: cannot push, huggingface.co:443 unreachable (gaierror: no "
-        "network); nothing was trained. Fix: connect to the network"
+        "ferhub train: --push-to-hub org/fer-test: cannot push, the Hub cannot be reached"
+        " (huggingface.co:443: gaierror: no network); nothing was trained. Fix: connect to the network"
     )
     assert err.count("\n") == 1 and len(probed) == 1 and not (tmp_path / "run").exists()
 

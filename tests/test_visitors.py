@@ -164,7 +164,7 @@ def test_a_hub_dataset_with_the_hub_down_is_a_visitor_message(monkeypatch: pytes
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", dataset_info)
     monkeypatch.setattr(
-        _remote, "hub_unreachable", lambda endpoint: "huggingface.co:443 unreachable (refused)"
+        _remote, "hub_unreachable", lambda endpoint: "the Hub cannot be reached (huggingface.co:443: refused)"
     )
     down = "Hub dataset 'org/faces' is not available on this server (it cannot reach the Hugging Face Hub now"
     with pytest.raises(ValueError, match=re.escape(down)):

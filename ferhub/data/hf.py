@@ -167,7 +167,7 @@ def _load_hub_dataset(datasets: Any, name: str, revision: str | None) -> Any:
                 f"cannot load dataset {name!r} ({type(e).__name__}: {e}); give a Hub dataset id that exists, "
                 "a folder of class folders, a .zip, a fer2013.csv or a saved dataset folder"
             ) from e
-        why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline else f"the Hub is {unreachable}"
+        why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline else unreachable
         if "/" not in name:  # more likely a mistyped folder than a legacy un-namespaced Hub dataset
             raise DataSourceError(
                 f"no folder {name!r} here; as a Hub dataset id it is not in the datasets cache and {why}."

@@ -26,7 +26,8 @@ _PROBE_TTL_S = 30.0
 
 
 def hub_unreachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
-    """``None`` when a TCP connection to the Hub (or the proxy for it) opens within ``timeout``, else why not.
+    """``None`` when a TCP connection to the Hub (or the proxy for it) opens within ``timeout``, else why not,
+    as a clause for messages: ``"the Hub cannot be reached (huggingface.co:443: OSError: ...)"``.
 
     Name resolution and connect run together in a daemon thread, so a resolver that never answers is cut
     short too. Answers are remembered for 30 s per host.
@@ -54,7 +55,7 @@ def hub_unreachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> str 
     thread.start()
     thread.join(timeout)
     reason = outcome[0] if outcome else f"no answer within {timeout:g} s"
-    reason = None if reason is None else f"{host}:{port} unreachable ({reason})"
+    reason = None if reason is None else f"the Hub cannot be reached ({host}:{port}: {reason})"
     _PROBE_CACHE[(host, port)] = (now, reason)
     return reason
 
@@ -72,7 +73,7 @@ def online_api(action: str, token: str | None = None) -> Any:
         )
     if (unreachable := hub_unreachable(constants.ENDPOINT)) is not None:
         raise HubConnectionError(
-            f"cannot {action}: the Hub is {unreachable}; connect to the network (or set HTTPS_PROXY / "
+            f"cannot {action}: {unreachable}; connect to the network (or set HTTPS_PROXY / "
             f"HF_ENDPOINT) and {action} again"
         )
     return huggingface_hub.HfApi(token=token)
@@ -121,7 +122,7 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], bund
             why = "offline mode is on (HF_HUB_OFFLINE=1)"
             fix = "unset HF_HUB_OFFLINE and load it once with network access to cache it"
         elif unreachable:
-            why = f"the Hub is unreachable: {unreachable}"
+            why = unreachable
             fix = "connect to the network (or set HTTPS_PROXY / HF_ENDPOINT) and load it once to cache it"
         else:
             why = f"the Hub could not be reached ({e})"
