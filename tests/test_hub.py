@@ -1159,3 +1159,21 @@ def test_a_slow_hub_load_does_not_hold_up_other_models(
     assert (
         len(slow) == 2 and slow[0] is slow[1] and downloads == ["org/slow"]
     )  # two first loads, one download
+
+
+@pytest.mark.parametrize(
+    ("citation", "fence"),
+    [
+        ("@article{a2017,\n  title={A},\n  year={2017}\n}", "```bibtex\n@article{a2017,"),
+        ("Jane Doe, some-package 1.0 (PyPI), https://example.org", "```text\nJane Doe, some-package"),
+    ],
+)
+def test_a_citation_is_fenced_as_bibtex_only_when_it_is_bibtex(
+    tmp_path: Path, citation: str, fence: str
+) -> None:
+    """A plain-text reference sat in a ```bibtex block (shown as broken BibTeX on the Hub)."""
+    folder = hub.save(
+        trained("test_tiny"), tmp_path / "m", card_context={**CARD_CONTEXT, "citation": citation}
+    )
+    text = (folder / "README.md").read_text()
+    assert f"Citation:\n\n{fence}" in text and text.count("```bibtex") == fence.startswith("```bibtex")
