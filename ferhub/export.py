@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from ferhub import _onnx
 
 ONNX_NAME = "model.onnx"
 INT8_NAME = "model.int8.onnx"
+GRAPH_FILE = re.compile(r"model(\.int8)?\.onnx|member-\d+\.onnx")  # the graphs export_onnx writes
+GRAPH_PATTERNS = (ONNX_NAME, INT8_NAME, "member-*.onnx")  # the same, as Hub path patterns
 MIN_INT8_AGREEMENT = 0.99
 
 
@@ -228,6 +231,48 @@ def export_onnx(
     if members:
         report.max_difference = max(report.max_difference, _verify_ensemble(model, folder))
     return report
+
+
+def check_graphs(folder: str | os.PathLike, model: nn.Module) -> list[str]:
+    """The ONNX graphs :func:`export_onnx` wrote in ``folder`` (``model.onnx``, ``model.int8.onnx``,
+    ``member-N.onnx``), each checked against ``model``, the folder's own weights: fp32 graphs on random
+    inputs (:data:`ferhub._onnx.TOLERANCE`), the int8 graph by the weights hash it shares with
+    ``model.onnx``. A graph of other weights (the model retrained or edited after its export) raises
+    :class:`ModelLoadError`: pushed, it would disagree with the weights beside it."""
+    from ferhub.errors import ModelLoadError
+
+    folder = Path(folder)
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and GRAPH_FILE.fullmatch(p.name))
+    members = list(getattr(model, "members", None) or [])
+    targets = {ONNX_NAME: model} if not members else {f"member-{i}.onnx": m for i, m in enumerate(members)}
+    fix = "re-export it (`ferhub export`) or delete it"
+    for name in names:
+        if name == INT8_NAME and ONNX_NAME in targets:
+            source = _weights_hash_of(folder / ONNX_NAME) if ONNX_NAME in names else None
+            if source is None or _weights_hash_of(folder / name) != source:
+                raise ModelLoadError(f"{folder / name} was not quantised from a {ONNX_NAME} beside it; {fix}")
+            continue
+        target = targets.get(name)
+        if target is None:
+            architecture = model.config.architecture
+            raise ModelLoadError(f"{folder / name} is not a graph of this model ({architecture}); {fix}")
+        try:
+            _verify(target, (folder / name).read_bytes(), _random_batch(target))
+        except Exception as e:  # disagreeing, or not a graph ONNX Runtime can run at all
+            raise ModelLoadError(f"{folder / name} does not match the folder's weights ({e}); {fix}") from e
+    return names
+
+
+def _weights_hash_of(graph: Path) -> str | None:
+    """The weights hash :func:`export_onnx` wrote in a graph's metadata; ``None`` if it has none (or is no
+    graph)."""
+    import onnx
+
+    try:
+        props = onnx.load(str(graph), load_external_data=False).metadata_props
+    except Exception:  # not a graph onnx can parse: protobuf's DecodeError and others
+        return None
+    return next((p.value for p in props if p.key == "ferhub_weights_sha256"), None)
 
 
 def _random_batch(model: nn.Module, n: int = 4) -> np.ndarray:

@@ -849,6 +849,7 @@ class HubRecorder:
 
         self.calls: list[tuple[str, Any, tuple, dict]] = []
         self.committed: list[set[str]] = []
+        self.cards: list[tuple[str, dict[str, Any]]] = []  # README.md and card.json as committed
         recorder = self
 
         def create_repo(self: HfApi, *args: Any, **kwargs: Any) -> str:
@@ -863,10 +864,14 @@ class HubRecorder:
             # the files huggingface_hub would put in the commit, selected by its own pattern filter
             root = Path(kwargs["folder_path"])
             paths = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
-            chosen = filter_repo_objects(
-                paths, allow_patterns=kwargs["allow_patterns"], ignore_patterns=DEFAULT_IGNORE_PATTERNS
+            chosen = list(
+                filter_repo_objects(
+                    paths, allow_patterns=kwargs["allow_patterns"], ignore_patterns=DEFAULT_IGNORE_PATTERNS
+                )
             )
             recorder.committed.append(set(chosen))
+            context = json.loads((root / "card.json").read_text()) if "card.json" in chosen else {}
+            recorder.cards.append(((root / "README.md").read_text(), context))
             return type("CommitInfo", (), {"commit_url": "https://huggingface.co/org/name/commit/abc123"})()
 
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -905,7 +910,7 @@ def test_push_one_commit_of_exactly_the_repo_files(tmp_path: Path, monkeypatch: 
         "revision": "v1",
         "commit_message": "First model",
         "allow_patterns": files,
-        "delete_patterns": None,
+        "delete_patterns": ["model.onnx", "model.int8.onnx", "member-*.onnx"],  # no graphs: any on the Hub go
     }
     assert rec.committed == [set(files)]
 
@@ -917,8 +922,69 @@ def test_push_to_main_deletes_stale_repo_files(tmp_path: Path, monkeypatch: pyte
     assert [c[0] for c in rec.calls] == ["create_repo", "upload_folder"]
     assert rec.calls[0][1] is None and rec.calls[0][3]["private"] is False
     assert rec.calls[1][3]["revision"] is None
-    assert rec.calls[1][3]["delete_patterns"] == ["eval_results.json"]
+    assert rec.calls[1][3]["delete_patterns"] == ["eval_results.json", *GRAPHS]
     assert rec.committed == [{"config.json", "model.safetensors", "README.md", "card.json"}]
+
+
+GRAPHS = ["model.onnx", "model.int8.onnx", "member-*.onnx"]
+
+
+def test_push_names_the_repo_in_a_card_that_names_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trained model's card told its Hub visitors to replace `path/to/model` (it had no Hub id when it was
+    written): pushed, the card and card.json name the repo pushed to; the local folder is left as it was."""
+    folder = hub.save(trained("test_tiny"), tmp_path / "m", eval_results=eval_results())
+    assert "path/to/model" in (folder / "README.md").read_text()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    rec = HubRecorder(monkeypatch)
+    hub.push(folder, "org/name")
+    card, context = rec.cards[0]
+    assert 'ferhub.load("org/name")' in card and "path/to/model" not in card and "model-index" in card
+    assert context["repo_id"] == "org/name" and context["model_name"] == "m"
+    assert rec.committed == [
+        {"config.json", "model.safetensors", "README.md", "card.json", "eval_results.json"}
+    ]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    hub.push(hub.save(trained("test_tiny"), tmp_path / "named", card_context=CARD_CONTEXT), "org/name")
+    assert rec.calls[-1][3]["folder_path"] == str(tmp_path / "named")  # a card naming its id: pushed as it is
+    assert 'ferhub.load("ferhub-test/fer-test")' in rec.cards[-1][0]
+
+
+@pytest.mark.slow
+def test_push_carries_exported_graphs_and_refuses_stale_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ferhub push` of an exported folder left model.onnx behind; a graph of other weights must not go up."""
+    from ferhub import export
+    from ferhub.hub._repo import load_folder
+
+    out = tmp_path / "exported"
+    export.export_onnx(hub.save(trained("test_tiny"), tmp_path / "m", card_context=CARD_CONTEXT), out)
+    model = load_folder(out)
+    export._quantize(model, out / "model.onnx", out / "model.int8.onnx", export._random_batch(model, 8))
+    rec = HubRecorder(monkeypatch)
+    hub.push(out, "org/name")
+    repo = {"config.json", "model.safetensors", "README.md", "card.json"}
+    assert rec.committed[-1] == repo | {"model.onnx", "model.int8.onnx"}
+    assert rec.calls[-1][3]["delete_patterns"] == ["eval_results.json", *GRAPHS]
+    # retrained after the export: the graphs no longer match the weights beside them
+    rewrite_weights(out, lambda t: t.update({k: v + 0.5 for k, v in t.items() if v.is_floating_point()}))
+    with pytest.raises(hub.ModelLoadError, match=r"model\.onnx does not match the folder's weights"):
+        hub.push(out, "org/name")
+    export._write_graph(load_folder(out), out / "model.onnx")  # fp32 re-exported, the int8 not
+    with pytest.raises(
+        hub.ModelLoadError, match=r"model\.int8\.onnx was not quantised from a model\.onnx beside"
+    ):
+        hub.push(out, "org/name")
+    (out / "model.int8.onnx").rename(out / "member-0.onnx")
+    with pytest.raises(
+        hub.ModelLoadError, match=r"member-0\.onnx is not a graph of this model \(test_tiny\)"
+    ):
+        hub.push(out, "org/name")
+    (out / "member-0.onnx").unlink()
+    hub.push(out, "org/name")
+    assert rec.committed[-1] == repo | {"model.onnx"} and len(rec.committed) == 2
 
 
 def test_push_verifies_the_folder_first(tiny_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -337,8 +337,10 @@ def clear_cache() -> None:
 def check_repo(folder: str | os.PathLike) -> list[str]:
     """Verify that ``folder`` is a complete, loadable ferhub repo; return the repo files it holds.
 
-    Loads the model (strictly), parses ``eval_results.json`` and ``card.json`` and requires a ``README.md``.
+    Loads the model (strictly), parses ``eval_results.json`` and ``card.json``, requires a ``README.md`` and
+    checks the ONNX graphs ``ferhub export`` wrote against the weights (:func:`ferhub.export.check_graphs`).
     """
+    from ferhub.export import check_graphs
     from ferhub.hub import card
 
     folder = Path(folder)
@@ -346,11 +348,11 @@ def check_repo(folder: str | os.PathLike) -> list[str]:
         raise ModelLoadError(
             f"{folder} is not a ferhub model repo (no {CONFIG_NAME}); write it with ferhub.hub.save"
         )
-    load_folder(folder)
+    model = load_folder(folder)
     results_file.read(folder)
     card.read_card_context(folder)
     if not (folder / CARD_NAME).is_file():
         raise ModelLoadError(
             f"{folder / CARD_NAME} is missing; write it with ferhub.hub.render_card('{folder}')"
         )
-    return [name for name in REPO_FILES if (folder / name).is_file()]
+    return [name for name in REPO_FILES if (folder / name).is_file()] + check_graphs(folder, model)
