@@ -102,10 +102,10 @@ def _normalise(maps: torch.Tensor, *, robust: bool) -> np.ndarray:
 
 # Occlusion runs the model once per window position and face, so its cost is the number of occluded copies a
 # call evaluates (all faces together) times the model's cost per copy, counted in FLOPs (torch's
-# FlopCounterMode, so an ensemble counts all its members). Measured on one core here: ~0.13 ms per MFLOP for
-# these nets, and tiny ones cost at least ~8 ms a copy (hence the floor). 16 GFLOP is ~2 s: five faces of
-# faceapi-expression (103 MFLOP a copy) get 5x5 positions each, where the earlier fixed 1/16 stride cost
-# 15x15, 23-26 s in all.
+# FlopCounterMode; an ensemble's copies of one member's crop run that member alone, so count its FLOPs).
+# Measured on one core here: ~0.13 ms per MFLOP for these nets, and tiny ones cost at least ~8 ms a copy
+# (hence the floor). 16 GFLOP is ~2 s: five faces of faceapi-expression (103 MFLOP a copy) get 5x5 positions
+# each, where the earlier fixed 1/16 stride cost 15x15, 23-26 s in all.
 OCCLUSION_BUDGET_FLOPS = 16e9
 _FLOPS_FLOOR = 60e6
 
@@ -157,11 +157,27 @@ def _raw_maps(
         return (LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), "bilinear").squeeze(1).clamp_(min=0),)
     if mid == "occlusion":
         share = (len(xs[0]) if occlusion_share is None else occlusion_share) * len(xs)
-        flops = _flops_per_copy(clone, tuple(x[:1] for x in xs))
-        return tuple(
-            _occlude(clone, xs, i, target, occlusion_grid(x.shape[-1], share, flops))
-            for i, x in enumerate(xs)
-        )
+        members = getattr(clone, "members", None)
+        if members is None:
+            (x,) = xs
+            grid = occlusion_grid(x.shape[-1], share, _flops_per_copy(clone, (x[:1],)))
+            return (_occlude(clone, x, (), target, grid),)
+        # an ensemble: occluding member i's crop changes member i's vote alone, so each occluded copy runs
+        # that member only, against the other members' probabilities computed once (every member ran for
+        # each copy before: 4x the budget for the zoo's four members)
+        with torch.no_grad():
+            held = [torch.softmax(m(x).float(), dim=1) for m, x in zip(members, xs)]
+        maps = []
+        for i, (member, x) in enumerate(zip(members, xs)):
+
+            def vote(
+                occluded: torch.Tensor, *others: torch.Tensor, i: int = i, member: nn.Module = member
+            ) -> torch.Tensor:
+                return clone.vote([*others[:i], torch.softmax(member(occluded).float(), dim=1), *others[i:]])
+
+            grid = occlusion_grid(x.shape[-1], share, _flops_per_copy(member, (x[:1],)))
+            maps.append(_occlude(vote, x, (*held[:i], *held[i + 1 :]), target, grid))
+        return tuple(maps)
     xs = tuple(x.clone().requires_grad_(True) for x in xs)
     if mid == "guided_backprop":
         with warnings.catch_warnings():  # Captum announces its (temporary) ReLU hooks on every call
@@ -178,21 +194,20 @@ def _raw_maps(
 
 
 def _occlude(
-    clone: nn.Module, xs: tuple[torch.Tensor, ...], i: int, target: list[int], grid: tuple[int, int]
+    forward: Callable[..., torch.Tensor],
+    x: torch.Tensor,
+    held: tuple[torch.Tensor, ...],
+    target: list[int],
+    grid: tuple[int, int],
 ) -> torch.Tensor:
-    """Occlusion map ``(B, S_i, S_i)`` of input ``i`` of ``clone``, the other inputs held as they are.
+    """Occlusion map ``(B, S, S)`` of ``x`` through ``forward(occluded, *held)``.
 
     One input per Captum call: with several inputs Captum 0.9 batches windows of different inputs together,
     which wants one baseline per input and builds the masks of the inputs not occluded on the CPU (a device
-    mismatch on a GPU). Each occluded copy still runs the whole model (an ensemble: every member), which is
-    what the budget counts.
+    mismatch on a GPU). ``held`` (one row per item of ``x``) is repeated by Captum to match each batch of
+    occluded copies.
     """
     from captum.attr import Occlusion
-
-    x, others = xs[i], xs[:i] + xs[i + 1 :]
-
-    def forward(occluded: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        return clone(*rest[:i], occluded, *rest[i:])  # Captum passes the held inputs after the occluded one
 
     window, stride = grid
     positions = ((x.shape[-1] - window) // stride + 1) ** 2
@@ -202,7 +217,7 @@ def _occlude(
         sliding_window_shapes=(x.shape[1], window, window),
         strides=(x.shape[1], stride, stride),
         baselines=0.0,  # 0 in normalised space = the dataset mean: a neutral grey patch
-        additional_forward_args=others or None,  # repeated by Captum to match each batch of occluded copies
+        additional_forward_args=held or None,
         # ~32 occluded copies per forward pass: measured on CPU, larger batches were slower per copy
         # (faceapi-expression: 17 ms at 16-32, 29 ms at 64, 47 ms at 100)
         perturbations_per_eval=max(1, min(positions, 32 // len(x))),

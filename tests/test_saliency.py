@@ -181,7 +181,8 @@ def _occluded_by_hand(
 @pytest.mark.usefixtures("one_torch_thread")
 def test_occlusion_explains_an_ensemble(astronaut: Image.Image, monkeypatch: pytest.MonkeyPatch) -> None:
     """Occlusion of an ensemble (one input per member, each its own size and channels) occludes each member's
-    crop with the others held, every occluded copy run through the whole vote; the members split the budget
+    crop with the others held (each occluded copy runs that member only, into the whole vote); the members
+    split the budget
     (one grid per member, sized for faces x members inputs); the maps land on the ensemble's crop."""
     from ferhub import saliency
 
@@ -211,7 +212,7 @@ def test_occlusion_explains_an_ensemble(astronaut: Image.Image, monkeypatch: pyt
     targets = [0, 1]
     raw = saliency._raw_maps(clone, xs, "occlusion", targets, None)
     for i, (x, member_map) in enumerate(zip(xs, raw)):
-        window, stride = occlusion_grid(x.shape[-1], 4, clone._ferhub_flops)
+        window, stride = occlusion_grid(x.shape[-1], 4, clone.members[i]._ferhub_flops)
         assert member_map.shape == (2, x.shape[-1], x.shape[-1]) and member_map.max() > 0
         expected = _occluded_by_hand(clone, xs, i, targets, window, stride)
         np.testing.assert_allclose(member_map.numpy(), expected, atol=1e-5)

@@ -110,10 +110,14 @@ class Ensemble(nn.Module):
                 f"got {[tuple(x.shape) for x in inputs]}. Build them with model.member_inputs(image, faces); "
                 "to classify faces use ferhub.Predictor(model).classify_crops(crops)"
             )
-        first = inputs[0]
+        return self.vote([torch.softmax(member(x).float(), dim=1) for x, member in zip(inputs, self.members)])
+
+    def vote(self, member_probs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """:meth:`combine` in torch (differentiable), returning the log of the combined probabilities; the
+        end of :meth:`forward`, given each member's ``(B, K_m)`` probabilities."""
+        first = member_probs[0]
         total = first.new_zeros(first.shape[0], len(self.labels))
-        for x, member, idx, w in zip(inputs, self.members, self._index, self.weights):
-            p = torch.softmax(member(x).float(), dim=1)
+        for p, idx, w in zip(member_probs, self._index, self.weights):
             total = total.index_add(1, torch.as_tensor(idx, device=first.device), w * p)
         mean = total / first.new_tensor(self._coverage)
         return torch.log((mean / mean.sum(dim=1, keepdim=True)).clamp_min(1e-12))
