@@ -401,6 +401,7 @@ def _model_evaluation(
         entry["notes"].append(
             f"unreadable: {len(scores.unreadable)} images could not be decoded and were skipped"
         )
+    entry["notes"].extend(source.notes)
     space = metrics.LabelSpace.build(source.labels, model.config.labels)
     scored = ~missing if run.no_face == "wrong" else np.ones(n, dtype=bool)
     y_pred = np.full(n, -1, dtype=np.int64)

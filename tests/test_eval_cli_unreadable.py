@@ -206,3 +206,48 @@ def test_an_unreachable_hub_is_exit_code_3(
     }[command]
     assert main(argv) == 3
     assert f"ferhub {command}: Hub dataset 'org/data' is not in the datasets cache" in capsys.readouterr().err
+
+
+def test_unlabelled_rows_are_said_on_stderr_and_in_the_entry(
+    models: list[Path], tmp_path: Path, capsys
+) -> None:
+    """Rows a dataset leaves without a label (-1) are left out of the metrics, and the run says so."""
+    import datasets
+    import skimage.data
+
+    faces = [Image.fromarray((f * 255).astype(np.uint8)) for f in skimage.data.lfw_subset()[:4]]
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["happy", "sad"])}
+    )
+    ds = datasets.Dataset.from_dict({"image": faces, "label": [0, 1, -1, 0]}, features=features)
+    ds.save_to_disk(str(tmp_path / "hidden"))
+    argv = ["evaluate", "--model", str(models[0]), "--data", str(tmp_path / "hidden"), "--precropped"]
+    assert main([*argv, "--no-report", "--json", "--out", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    (entry,) = json.loads(out)[str(models[0])].values()
+    note = "unlabelled: 1 of 4 rows have no label ('label' < 0) and were left out"
+    assert entry["num_images"] == 3 and note in entry["notes"] and note in err
+
+
+def test_evaluate_and_compare_take_the_column_options(models: list[Path], tmp_path: Path, capsys) -> None:
+    """The message for a dataset whose columns are not found names --image-column/--label-column, which only
+    `train` had: evaluate and compare refused them (exit 2)."""
+    import datasets
+    import skimage.data
+
+    faces = [Image.fromarray((f * 255).astype(np.uint8)) for f in skimage.data.lfw_subset()[:3]]
+    features = datasets.Features({"pic": datasets.Image(), "expr": datasets.Value("string")})
+    datasets.Dataset.from_dict(
+        {"pic": faces, "expr": ["happy", "sad", "happy"]}, features=features
+    ).to_parquet(str(tmp_path / "faces.parquet"))
+    data = ["--data", str(tmp_path / "faces.parquet"), "--precropped"]
+    assert (
+        main(["evaluate", "--model", str(models[0]), *data, "--no-report", "--out", str(tmp_path / "o")]) == 1
+    )
+    assert "--image-column/--label-column" in capsys.readouterr().err
+    columns = ["--image-column", "pic", "--label-column", "expr"]
+    out = ["--json", "--no-report", "--out", str(tmp_path / "o")]
+    assert main(["evaluate", "--model", str(models[0]), *data, *columns, *out]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)[str(models[0])].values()
+    assert entry["num_images"] == 3
+    assert main(["compare", *map(str, models), *data, *columns]) == 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
+from ferhub.commands import add_column_arguments, column_kwargs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--images", nargs="+", metavar="PATH", help="unlabelled image files or folders")
     p.add_argument("--split", default=None, help="split of --data")
     p.add_argument("--label-names", default=None, help="what numbered classes mean (rafdb, fer2013, ...)")
+    add_column_arguments(p)
     p.add_argument("--tta", nargs="?", const="flip", choices=("flip", "tencrop"), default=None)
     p.add_argument("--no-face", choices=("fallback", "wrong"), default="fallback")
     crop = p.add_mutually_exclusive_group()
@@ -104,7 +106,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{result['num_faces']} faces in {len(files)} images")
         else:
             source = evaluation.open_data(
-                args.data, args.split, label_names=args.label_names, precropped=args.precropped
+                args.data,
+                args.split,
+                label_names=args.label_names,
+                precropped=args.precropped,
+                **column_kwargs(args),
             )
             runs = evaluation.evaluate(
                 args.models,

@@ -12,6 +12,7 @@ from typing import Any
 
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
+from ferhub.commands import add_column_arguments, column_kwargs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--label-names", default=None, help="what numbered classes mean: a dataset name (rafdb, fer2013, ...)"
     )
+    add_column_arguments(p)
     p.add_argument(
         "--tta",
         nargs="?",
@@ -224,7 +226,7 @@ def _evaluate_and_write(args: argparse.Namespace, out: Path) -> tuple[Any, list[
     from ferhub import eval_results, evaluation
 
     source = evaluation.open_data(
-        args.data, args.split, label_names=args.label_names, precropped=args.precropped
+        args.data, args.split, label_names=args.label_names, precropped=args.precropped, **column_kwargs(args)
     )
     runs = evaluation.evaluate(
         args.model,
@@ -256,7 +258,7 @@ def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:
     """
     for r in runs:
         for note in r.entry["notes"]:
-            if "cannot predict" in note or "no face" in note or note.startswith("unreadable"):
+            if "cannot predict" in note or "no face" in note or note.startswith(("unreadable", "unlabelled")):
                 print(f"{r.name}: {note}", file=sys.stderr)
     print(metrics_table(runs), file=sys.stderr if args.json else sys.stdout)
     if args.json:

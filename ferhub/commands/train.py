@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferhub.cli import debug_traceback
+from ferhub.commands import add_column_arguments
 
 if TYPE_CHECKING:
     from ferhub.training import TrainConfig
@@ -44,12 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--test-split", default=None, help="also evaluate the final model on this split (e.g. test)"
     )
-    parser.add_argument(
-        "--image-column", default=None, help="Hub datasets: the image column (default: found)"
-    )
-    parser.add_argument(
-        "--label-column", default=None, help="Hub datasets: the label column (default: found)"
-    )
+    add_column_arguments(parser)
     parser.add_argument(
         "--label-names", default=None, help="names of numbered classes: a dataset (rafdb, fer2013)"
     )

@@ -18,6 +18,7 @@ from ferhub.data.sources import (
     _decode_pixels,
     _is_split,
     _load_pil,
+    id_base,
     split_name,
 )
 from ferhub.errors import DataSourceError, HubDataUnavailable
@@ -58,13 +59,32 @@ class HFSource(LabeledSource):
             )
         lab_feat = feats[label_column]
         raw = np.asarray(ds.with_format("numpy")[label_column]) if len(ds) else np.zeros(0, np.int64)
+        self.notes: tuple[str, ...] = ()
+        if raw.dtype.kind in "iu" or isinstance(lab_feat, datasets.ClassLabel):
+            ids = raw.astype(np.int64)
+            # -1 is ClassLabel's "no label" (Hub test splits often hide theirs): numpy would read it as the
+            # last class; such rows are left out and said so, and a split with no label at all is refused
+            unlabelled = ids < 0
+            if unlabelled.all() and len(ids):
+                raise DataSourceError(
+                    f"{name}: every row of {label_column!r} is unlabelled ({ids.min()}, the datasets "
+                    "convention for a hidden label, as in many Hub test splits); evaluate or train on a "
+                    "labelled split"
+                )
+            if unlabelled.any():
+                ds = ds.select(np.flatnonzero(~unlabelled))
+                ids = ids[~unlabelled]
+                self.notes = (
+                    f"unlabelled: {int(unlabelled.sum())} of {len(unlabelled)} rows have no label "
+                    f"({label_column!r} < 0) and were left out",
+                )
         if isinstance(lab_feat, datasets.ClassLabel):
             names = list(lab_feat.names)
             if label_names is not None:
                 names = list(dataset_labels(label_names) if isinstance(label_names, str) else label_names)
             labels = _dataset_classes(names)
             remap = np.asarray([labels.index(canonical(n)) for n in names], dtype=np.int64)
-            targets = remap[raw.astype(np.int64)]
+            targets = remap[_check_ids(ids, 0, names, name, label_column)]
         elif raw.dtype.kind in "iu":
             if label_names is None:
                 raise DataSourceError(
@@ -74,7 +94,8 @@ class HFSource(LabeledSource):
             table = dataset_labels(label_names) if isinstance(label_names, str) else tuple(label_names)
             labels = _dataset_classes(table)
             remap = np.asarray([labels.index(canonical(n)) for n in table], dtype=np.int64)
-            targets = remap[raw.astype(np.int64)]
+            base = id_base(sorted({int(i) for i in ids}), table, label_names)
+            targets = remap[_check_ids(ids, base, table, name, label_column)]
         else:  # string labels
             present = sorted({str(v) for v in raw})
             labels = _dataset_classes(present)
@@ -109,6 +130,18 @@ class HFSource(LabeledSource):
 
     def path_of(self, i: int) -> str | None:
         return None
+
+
+def _check_ids(ids: np.ndarray, base: int, names: Sequence[str], name: str, column: str) -> np.ndarray:
+    """``ids - base`` as indices into ``names``; an id past the names is an error, not numpy's wrap-around."""
+    index = ids - base
+    if len(index) and (index.min() < 0 or index.max() >= len(names)):
+        raise DataSourceError(
+            f"{name}: {column!r} holds ids {int(ids.min())}..{int(ids.max())}, outside the {len(names)} "
+            f"class names ({base}..{base + len(names) - 1}: {', '.join(names)}); pass the dataset's own "
+            "label table (--label-names)"
+        )
+    return index
 
 
 def _pick_split(dd: Any, split: str | None, name: str) -> tuple[Any, str | None]:

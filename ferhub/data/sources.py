@@ -79,12 +79,17 @@ def _numeric_labels(
         )
     table = dataset_labels(label_names) if isinstance(label_names, str) else tuple(label_names)
     ids = sorted(int(n) for n in names)
-    # RAF-DB numbers its classes 1..7; otherwise ids start at 0 unless the largest id gives 1-based away
-    rafdb = isinstance(label_names, str) and label_names.lower().replace("-", "") == "rafdb"
-    base = 1 if ids[0] >= 1 and (rafdb or ids[-1] == len(table)) else 0
+    base = id_base(ids, table, label_names)
     if ids[-1] - base >= len(table):
         raise DataSourceError(f"class ids {ids} exceed the {len(table)} names of {label_names!r}")
     return {n: canonical(table[int(n) - base]) for n in names}, _dataset_classes(table)
+
+
+def id_base(ids: Sequence[int], table: Sequence[str], label_names: str | Sequence[str]) -> int:
+    """Whether a dataset's sorted class ids count from 1 or 0: RAF-DB numbers its classes 1..7; otherwise
+    they start at 0 unless the largest id gives 1-based away (one past the table's last index)."""
+    rafdb = isinstance(label_names, str) and label_names.lower().replace("-", "") == "rafdb"
+    return 1 if ids and ids[0] >= 1 and (rafdb or ids[-1] == len(table)) else 0
 
 
 def _load_pil(data: bytes | str | Path, what: str) -> Image.Image:
@@ -127,6 +132,8 @@ class LabeledSource:
     def path_of(self, i: int) -> str | None:
         """Where image ``i`` came from (a file path or ``zip::member``), ``None`` for in-memory rows."""
         return None
+
+    notes: tuple[str, ...] = ()  # what loading left out of the data, said with the results (unlabelled rows)
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.targets, minlength=len(self.labels))

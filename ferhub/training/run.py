@@ -177,6 +177,8 @@ class _Data:
                 f"{src.name}/{src.split}: no face found in {c.no_face} of {len(src)} images "
                 f"({'whole image used' if cfg.no_face == 'fallback' else _SKIPPED})"
             )
+        for note in src.notes if dist.main else ():  # rows the loader left out (no label): said, on stderr
+            print(f"{src.name}/{src.split or 'all'}: {note}", file=sys.stderr)
         if c.unreadable and dist.main:  # a warning, so stderr (the log is stdout); once, not once per rank
             print(
                 f"{src.name}/{src.split or 'all'}: {len(c.unreadable)} of {len(src)} images could not be "
