@@ -95,6 +95,11 @@ class RecipeError(FerhubError, ValueError):
     """A recipe (or an override of one) that cannot be trained."""
 
 
+class TrainingDiverged(FerhubError, RuntimeError):
+    """Training produced a loss that is not a finite number; the message says which epoch and what to
+    change."""
+
+
 class ZooError(FerhubError, RuntimeError):
     """A zoo model that cannot be listed, imported or pushed; the message says what to do."""
 

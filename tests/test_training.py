@@ -151,6 +151,27 @@ def test_checkpoint_is_safetensors_and_corruption_is_refused(task_folder: Path, 
         )
 
 
+def test_a_diverged_run_stops_and_never_releases_an_earlier_runs_best(
+    task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second run into the same --output-dir whose loss went NaN released the FIRST run's best checkpoint
+    as its model (its epochs never "improved"), and in a fresh folder trained to the end and died on JSON."""
+    from ferhub.cli import main as cli_main
+
+    out = tmp_path / "run"
+    main(get_args_parser().parse_args(_args(task_folder, out, "--epochs", "1")))
+    assert (out / "checkpoints" / "best.safetensors").is_file()
+    released = (out / "model" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert cli_main(["train", *_args(task_folder, out, "--epochs", "2", "--lr", "1e30")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ferhub train: training diverged in epoch 1: the training loss is nan;"), err
+    assert "lower the learning rate (--lr)" in err
+    assert not (out / "checkpoints" / "best.safetensors").exists()  # the first run's: removed at the start
+    assert (out / "log.jsonl").read_text() == ""  # no epoch of the diverged run logged as done
+    assert (out / "model" / "model.safetensors").read_bytes() == released  # the first run's model, untouched
+
+
 def _run_env() -> dict[str, str]:
     # one thread: the same kernels and summation order in every process
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}

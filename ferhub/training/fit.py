@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from torch import nn
 
 from ferhub.config import ModelConfig
 from ferhub.data import Crops
+from ferhub.errors import TrainingDiverged
 from ferhub.training.checkpoint import json_default, read_checkpoint, restore, save_checkpoint
 from ferhub.training.distributed import SINGLE_PROCESS, Dist, barrier
 from ferhub.training.loop import State, epoch_batches, evaluate, score, train_one_epoch
@@ -165,6 +167,12 @@ def fit(
             schedule=parts.schedule, device=device, dist=dist, scaler=parts.scaler, ema=parts.ema,
             progress=progress,
         )  # fmt: skip
+        if not math.isfinite(stats["train_loss"]):  # the same on every rank (summed over all of them)
+            raise TrainingDiverged(
+                f"training diverged in epoch {state.epoch + 1}: the training loss is {stats['train_loss']};"
+                f" nothing was released (learning rate {stats['lr']:.3g}). Fix: lower the learning rate"
+                " (--lr), or check the data and the recipe's loss settings"
+            )
         probs = evaluate(parts.scored, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
         metrics = score(probs, val.targets, val.labels, train.labels)["metrics"]
         improved = _end_epoch(cfg, state, parts, stats, metrics)
@@ -198,6 +206,8 @@ def _start(
         log(f"resumed from {last} after epoch {state.epoch}")
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:  # an earlier run's best epoch in this folder must never be released as this run's
+            (out_dir / "checkpoints" / "best.safetensors").unlink(missing_ok=True)
         # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping
         # any line written after that checkpoint by the killed run
         (out_dir / "log.jsonl").write_text(
