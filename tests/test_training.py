@@ -461,7 +461,10 @@ def test_early_stopping_on_validation_recall(task_folder: Path, tmp_path: Path) 
     assert summary["epochs"] == 3 and summary["best_epoch"] == 1
 
 
-def test_trains_from_a_datasets_folder_with_its_validation_split(tmp_path: Path) -> None:
+def test_trains_from_a_datasets_folder_with_its_validation_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """... and its rows without a label (-1, the datasets convention) left out of training, said on stderr."""
     import datasets
 
     images, targets, labels = transform_task(8, size=24, num_classes=4, seed=4)
@@ -471,7 +474,7 @@ def test_trains_from_a_datasets_folder_with_its_validation_split(tmp_path: Path)
             "emotion": datasets.ClassLabel(names=["Anger", "Disgust", "Fear", "Happiness"]),
         }
     )
-    rows = {"face": [Image.fromarray(im) for im in images], "emotion": targets.tolist()}
+    rows = {"face": [Image.fromarray(im) for im in images], "emotion": [-1, -1, *targets.tolist()[2:]]}
     ds = datasets.Dataset.from_dict(rows, features=features)
     datasets.DatasetDict(
         {"train": ds.select(range(24)), "validation": ds.select(range(24, 32))}
@@ -492,6 +495,8 @@ def test_trains_from_a_datasets_folder_with_its_validation_split(tmp_path: Path)
     (entry,) = json.loads((out / "model" / "eval_results.json").read_text())["results"].values()
     assert entry["dataset"]["split"] == "val" and entry["num_images"] == 8
     assert entry["labels"] == list(labels)
+    err = capsys.readouterr().err
+    assert "hf/train: unlabelled: 2 of 24 rows have no label ('emotion' < 0) and were left out" in err
 
 
 def test_trains_on_photos_through_detection_once(tmp_path: Path) -> None:
