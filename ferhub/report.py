@@ -394,6 +394,10 @@ def _video_html(entry: Mapping[str, Any]) -> str:
     """One video's section: what was analysed, the timeline per person and the summary table."""
     from ferhub import timeline
 
+    path = str(entry.get("path"))
+    if "frames" not in entry:  # a video that could not be read at all ({path, kind, error}): its error only
+        error = str(entry.get("error") or "no results").removeprefix(f"{path}: ")  # named once, in the title
+        return f'<h2>{html.escape(path)}</h2>\n<p class="notes">not analysed: {html.escape(error)}</p>'
     models = entry.get("models") or ["model"]
     duration = entry.get("duration")
     meta = [
@@ -405,7 +409,7 @@ def _video_html(entry: Mapping[str, Any]) -> str:
         "models " + ", ".join(models),
     ]
     parts = [
-        f"<h2>{html.escape(str(entry.get('path')))}</h2>",
+        f"<h2>{html.escape(path)}</h2>",
         f'<p class="meta">{html.escape(" · ".join(meta))}</p>',
     ]
     if entry.get("error"):

@@ -11,11 +11,15 @@ file on disk and a run in memory draw the same way.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_PEOPLE = 12  # subplots drawn at most (the people longest on screen); the table lists everyone
+# a person with no sample for longer than this many sampling intervals was off screen: their lines break
+# there instead of running straight across the absence (one missed sample, 2 intervals, is no absence)
+GAP_STEPS = 2.5
 
 
 @dataclass
@@ -28,11 +32,55 @@ class Series:
     time: list[float] = field(default_factory=list)
     raw: list[list[float]] = field(default_factory=list)
     smoothed: list[list[float]] = field(default_factory=list)
+    # seconds between the analysed frames (the video's, not this person's); None: this series' own median
+    step: float | None = None
+    # each sample's position among all analysed frames (from collect): a hole in the frames themselves
+    # (variable frame rate, a frozen picture) is no absence, frames without the person are
+    seq: list[int] = field(default_factory=list)
 
-    def add(self, time: float, raw: Mapping[str, float], smoothed: Mapping[str, float]) -> None:
+    def add(
+        self, time: float, raw: Mapping[str, float], smoothed: Mapping[str, float], seq: int | None = None
+    ) -> None:
+        if seq is not None:
+            self.seq.append(seq)
         self.time.append(time)
         self.raw.append([float(raw.get(k, 0.0)) for k in self.labels])
         self.smoothed.append([float(smoothed.get(k, 0.0)) for k in self.labels])
+
+    def gaps(self) -> list[int]:
+        """Indices ``i`` where the person was off screen between samples ``i - 1`` and ``i``: no sample for
+        more than :data:`GAP_STEPS` sampling intervals, while other frames were analysed."""
+        step = self.step if self.step else _median_step(self.time)
+        if not step:
+            return []
+        seq = self.seq if len(self.seq) == len(self.time) else None
+        return [
+            i
+            for i in range(1, len(self.time))
+            if self.time[i] - self.time[i - 1] > GAP_STEPS * step and (seq is None or seq[i] - seq[i - 1] > 1)
+        ]
+
+    def line(
+        self, values: Sequence[Sequence[float]], k: int
+    ) -> tuple[list[float | None], list[float | None]]:
+        """``x`` and ``y`` of expression ``k`` of ``values`` (:attr:`raw` or :attr:`smoothed`) for plotting,
+        broken (a ``None`` point) at each of :meth:`gaps`."""
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        breaks = set(self.gaps())
+        for i, (t, v) in enumerate(zip(self.time, values)):
+            if i in breaks:  # plotly leaves a line open at a None point
+                xs.append((self.time[i - 1] + t) / 2)
+                ys.append(None)
+            xs.append(t)
+            ys.append(v[k])
+        return xs, ys
+
+
+def _median_step(times: Sequence[float]) -> float | None:
+    """The median positive interval between consecutive ``times``; ``None`` with fewer than two distinct."""
+    steps = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
+    return steps[len(steps) // 2] if steps else None
 
 
 def _per_model(face: Mapping[str, Any], default_model: str) -> list[Mapping[str, Any]]:
@@ -46,7 +94,9 @@ def collect(
 ) -> dict[tuple[int, str], Series]:
     """Frame dicts -> a :class:`Series` per (face id, model), in order of first appearance."""
     out: dict[tuple[int, str], Series] = {}
-    for frame in frames:
+    times: list[float] = []
+    for n, frame in enumerate(frames):
+        times.append(float(frame["time"]))
         for face in frame["faces"]:
             for pred in _per_model(face, default_model):
                 key = (int(face["face_id"]), str(pred["model"]))
@@ -54,7 +104,12 @@ def collect(
                 if series is None:
                     series = out[key] = Series(key[0], key[1], list(pred["probabilities"]))
                 raw = pred["probabilities"]
-                series.add(float(frame["time"]), raw, pred.get("smoothed") or raw)
+                series.add(float(frame["time"]), raw, pred.get("smoothed") or raw, n)
+    # every analysed frame is listed, faces or not: their spacing is the sampling interval a person's
+    # absence is measured against
+    step = _median_step(times)
+    for series in out.values():
+        series.step = step
     return out
 
 
@@ -126,10 +181,11 @@ def _series_traces(
     for k, label in enumerate(series.labels):
         r, g, b = label_color(label)
         name = f"{label}{name_suffix}"
+        x, y = series.line(series.smoothed, k)
         traces.append(
             go.Scatter(
-                x=series.time,
-                y=[v[k] for v in series.smoothed],
+                x=x,
+                y=y,
                 mode="lines",
                 name=name,
                 legendgroup=name,
@@ -140,10 +196,11 @@ def _series_traces(
         )
         shown.add(name)
         if show_raw:
+            x, y = series.line(series.raw, k)
             traces.append(
                 go.Scatter(
-                    x=series.time,
-                    y=[v[k] for v in series.raw],
+                    x=x,
+                    y=y,
                     mode="lines",
                     name=f"{name} (raw)",
                     legendgroup=name,

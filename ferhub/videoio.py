@@ -2,9 +2,11 @@
 
 Reading yields upright RGB frames one at a time, each with its time in seconds taken from the stream's own
 timestamps (so variable-frame-rate phone videos get true times, not ``index / fps``), rotated as the
-container's display matrix says, and downscaled by FFmpeg's scaler when larger than ``max_side``: memory stays
-that of a few frames whatever the length or resolution. Writing encodes H.264 in yuv420p with the index at the
-front of the file (``faststart``), the combination every browser plays.
+container's display matrix says, scaled to square pixels when the stream's are not (anamorphic video), and
+downscaled by FFmpeg's scaler when larger than ``max_side``; every frame comes at the first one's size, also
+when the stream changes size part-way. Memory stays that of a few frames whatever the length or resolution.
+Writing encodes H.264 in yuv420p with the index at the front of the file (``faststart``), the combination
+every browser plays.
 
 >>> with open_video("clip.mp4") as video:                       # doctest: +SKIP
 ...     for frame in video.frames(fps=5):
@@ -40,6 +42,11 @@ _PICTURE_DEMUXERS = ("image2", "_pipe", "gif", "webp", "apng")
 # is short by far more
 SHORT_FRAMES = 2  # frames short of an exact frame count ...
 SHORT_SHARE = 0.05  # ... or this share of the announced count or duration, whichever is more
+# containers the annotated copy (H.264 with millisecond timestamps) is written in: WebM and GIF cannot hold
+# H.264, and AVI has no timestamps of its own (a 1 ms clock comes back as 1000 fps, B-frames out of order)
+WRITABLE_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+# pixel aspect ratios outside this are taken for a broken header, not for a real anamorphic picture
+_SAR_RANGE = (fractions.Fraction(1, 4), fractions.Fraction(4))
 
 
 class NotAVideoError(VideoDecodeError):
@@ -55,7 +62,8 @@ def is_video_path(path: str | os.PathLike) -> bool:
 class VideoInfo:
     """What the container says about a video, in display orientation (after rotation). ``width`` x ``height``
     is the size frames are analysed at (boxes are in its pixels), ``source_width`` x ``source_height`` the
-    file's own (larger when frames over ``max_side`` are downscaled)."""
+    file's own stored size (larger when frames over ``max_side`` are downscaled, another shape when its pixels
+    are not square)."""
 
     path: str
     width: int
@@ -132,9 +140,14 @@ class VideoReader:
         container, name = self._container, self.path
         fmt = container.format.name
         if any(d in fmt for d in _PICTURE_DEMUXERS):
-            raise NotAVideoError(f"{name}: a still picture ({fmt}), not a video; classify it as a photo")
+            # the caller says what it does with it (the CLI classifies it as a photo, the app sends it on)
+            raise NotAVideoError(f"{name}: a still picture ({fmt}), not a video")
+        if not container.streams:
+            raise VideoDecodeError(
+                f"{name}: contains no streams at all (empty or zero-length video); accepted: {ACCEPTED}"
+            )
         if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no"]
+            kinds = sorted({s.type for s in container.streams})
             raise VideoDecodeError(
                 f"{name}: has {' and '.join(kinds)} streams but no video (audio only?); accepted: {ACCEPTED}"
             )
@@ -151,7 +164,6 @@ class VideoReader:
             )
         self._stream = stream
         self.max_side = int(max_side)
-        self._scale = min(1.0, self.max_side / max(width, height, 1))
         tb = stream.time_base
         self._start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
         rate = stream.average_rate or stream.guessed_rate
@@ -180,8 +192,12 @@ class VideoReader:
         if self._first is None:
             raise VideoDecodeError(f"{name}: contains no video frames (truncated or empty stream)")
         self.rotation = int(getattr(self._first, "rotation", 0) or 0) % 360
-        w, h = self._scaled_size(self._first.width, self._first.height)
         sw, sh = self._first.width, self._first.height
+        # every frame is analysed at this size (stored orientation): the first frame's shown as displayed
+        # (non-square pixels widened or narrowed to their display aspect) and downscaled to max_side; a
+        # stream that changes size part-way (joined recordings) is scaled to it, so boxes stay in one frame
+        self.sample_aspect = _sample_aspect(stream)
+        self._size = w, h = _scaled_size(float(sw * self.sample_aspect), sh, self.max_side)
         if self.rotation in (90, 270):
             w, h, sw, sh = h, w, sh, sw
         self.info = VideoInfo(
@@ -196,10 +212,6 @@ class VideoReader:
             source_width=sw,
             source_height=sh,
         )
-
-    def _scaled_size(self, width: int, height: int) -> tuple[int, int]:
-        # even sizes: yuv420p output (the annotated video) needs them
-        return max(2, round(width * self._scale / 2) * 2), max(2, round(height * self._scale / 2) * 2)
 
     def __enter__(self) -> VideoReader:
         return self
@@ -263,11 +275,30 @@ class VideoReader:
         return round(index / (self.info.fps or 25.0), 6)
 
     def _image(self, frame: Any) -> Image.Image:
-        w, h = self._scaled_size(frame.width, frame.height)
+        w, h = self._size
         if (w, h) != (frame.width, frame.height):
             frame = frame.reformat(width=w, height=h, format="rgb24")
         image = Image.fromarray(frame.to_ndarray(format="rgb24"), "RGB")
         return _rotate(image, self.rotation)
+
+
+def _scaled_size(width: float, height: float, max_side: int) -> tuple[int, int]:
+    """``width`` x ``height`` downscaled to fit ``max_side``, in even pixels (yuv420p output, the annotated
+    video, needs them)."""
+    scale = min(1.0, max_side / max(width, height, 1))
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def _sample_aspect(stream: Any) -> fractions.Fraction:
+    """The shape of the stream's pixels (width / height of one pixel as displayed): FFmpeg's guess from the
+    container and the codec; 1 when unknown or implausible."""
+    try:
+        sar = stream.sample_aspect_ratio
+    except (AttributeError, ValueError, ZeroDivisionError):
+        return fractions.Fraction(1)
+    if not sar or not _SAR_RANGE[0] <= sar <= _SAR_RANGE[1]:
+        return fractions.Fraction(1)
+    return fractions.Fraction(sar)
 
 
 def shortfall(
@@ -335,6 +366,7 @@ def _reencode_hint() -> str:
 
 class VideoWriter:
     """H.264 (yuv420p, faststart) video writer for annotated output; frames are RGB arrays or PIL images.
+    ``path`` ends in one of :data:`WRITABLE_SUFFIXES` (``ValueError`` otherwise).
 
     ``close()`` finishes the file (also on Ctrl-C through ``with``), so whatever was written plays.
     """
@@ -345,6 +377,8 @@ class VideoWriter:
         import av
 
         self.path = Path(path)
+        if self.path.suffix.lower() not in WRITABLE_SUFFIXES:
+            raise ValueError(f"{self.path}: {writable_problem(self.path)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.width, self.height = width - width % 2, height - height % 2
         options = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
@@ -362,14 +396,18 @@ class VideoWriter:
         """Append a frame shown from ``time`` seconds on."""
         import av
 
-        if isinstance(image, Image.Image):
-            if image.size != (self.width, self.height):
-                image = image.crop((0, 0, self.width, self.height))
-            frame = av.VideoFrame.from_image(image.convert("RGB"))
+        size = (self.width, self.height)
+        if isinstance(image, np.ndarray) and image.shape[1::-1] == size:  # the common case: no copy
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), "rgb24")
         else:
-            frame = av.VideoFrame.from_ndarray(
-                np.ascontiguousarray(image[: self.height, : self.width]), "rgb24"
-            )
+            if not isinstance(image, Image.Image):
+                image = Image.fromarray(np.ascontiguousarray(image))
+            if image.size != size:
+                # an odd side loses its last pixel (yuv420p); any other size is scaled, never cropped, so the
+                # whole picture is kept
+                trim = 0 <= image.width - self.width <= 1 and 0 <= image.height - self.height <= 1
+                image = image.crop((0, 0, *size)) if trim else image.resize(size, Image.Resampling.BILINEAR)
+            frame = av.VideoFrame.from_image(image.convert("RGB"))
         pts = max(round(time * 1000), self._last_pts + 1)
         self._last_pts = pts
         frame.pts, frame.time_base = pts, fractions.Fraction(1, 1000)
@@ -392,3 +430,16 @@ class VideoWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def writable_problem(path: str | os.PathLike) -> str | None:
+    """Why :class:`VideoWriter` cannot write an annotated video named ``path`` (its suffix), or ``None``."""
+    suffix = Path(path).suffix.lower()
+    if suffix in WRITABLE_SUFFIXES:
+        return None
+    names = ", ".join(WRITABLE_SUFFIXES[:-1]) + " or " + WRITABLE_SUFFIXES[-1]
+    why = {
+        ".avi": "AVI cannot keep the annotated video's H.264 timestamps (its frames come back out of order)",
+        "": "a suffix chooses the annotated video's container",
+    }.get(suffix, f"the annotated video is H.264, which a {suffix} file cannot hold")
+    return f"{why}; name it {names}"

@@ -249,3 +249,56 @@ def test_flat_memory_release_of_frames(tmp_path) -> None:
         alive = sum(r() is not None for r in refs)
         assert alive <= 4
     assert np.isfinite([t["seconds"] for t in run.summaries()]).all()
+
+
+def test_an_annotated_copy_failing_part_way_is_that_videos_error_only(capsys, tmp_path, monkeypatch) -> None:
+    """A full disk under the annotated copy once ended the whole run: JSON left open, later inputs lost."""
+    import av
+
+    from ferhub.videoio import VideoWriter
+
+    frames, _ = clips.pan(6)
+    first = clips.write_clip(tmp_path / "in" / "a.mp4", frames)
+    photo = tmp_path / "in" / "b.png"
+    clips.photo("hopper").save(photo)
+    second = clips.write_clip(tmp_path / "in" / "c.mp4", frames)
+    real_write = VideoWriter.write
+
+    def full_disk(self, image, time):
+        if self.path.name == "a.annotated.mp4" and time > 0.2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, image, time)
+
+    monkeypatch.setattr(VideoWriter, "write", full_disk)
+    annotated = tmp_path / "annotated"
+    argv = [str(first), str(photo), str(second), "--annotate", str(annotated)]
+    code, out, err = run_cli(capsys, "predict", *argv)
+    assert code == 0  # the other inputs are results
+    entries = json.loads(out)  # closed, valid JSON
+    assert [Path(e["path"]).name for e in entries] == ["a.mp4", "b.png", "c.mp4"]
+    a, b, c = entries
+    assert a["interrupted"] is False and len(a["frames"]) == 6 and len(a["tracks"]) == 1  # analysed in full
+    target = annotated / "a.annotated.mp4"
+    why = "No space left on device"
+    assert a["error"] == f"annotated copy {target} not written ({why}); the results are kept"
+    assert f"ferhub predict: {first}: annotated copy {target} not written (No space left on" in err
+    assert not target.exists()  # a half-written copy would not play
+    assert b["faces"] and c["error"] is None and len(c["frames"]) == 6
+    with av.open(str(annotated / "c.annotated.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 6
+
+
+def test_json_on_stdout_is_closed_even_when_a_run_stops_on_a_bug(
+    capsys, tmp_path, face_photo, monkeypatch
+) -> None:
+    import ferhub.commands.predict as command
+
+    def bug(self, path, writer, annotate):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(command.Job, "video", bug)
+    clip = clips.write_clip(tmp_path / "clip.mp4", clips.pan(2)[0])
+    code, out, err = run_cli(capsys, "predict", str(face_photo), str(clip))
+    assert code == 4 and "internal error (RuntimeError: a bug)" in err
+    (photo,) = json.loads(out)  # what was written before the bug, as a closed array
+    assert photo["faces"]

@@ -225,3 +225,36 @@ def test_videos_of_one_folder_sharing_a_stem_get_one_annotated_copy_each(capsys,
     assert code == 0, err
     written = sorted(p.name for p in out.rglob("*.mp4"))
     assert written == ["clip.mkv.annotated.mp4", "clip.mp4.annotated.mp4", "other.annotated.mp4"]
+
+
+def test_an_annotate_target_that_cannot_be_written_is_refused_before_any_work(
+    capsys, tmp_path, clip, monkeypatch
+) -> None:
+    """Each of these once stopped the run at the first video: JSON left open, later inputs lost."""
+    import ferhub.commands.predict as command
+
+    def never(*args, **kwargs):
+        raise AssertionError("refused before the model is loaded")
+
+    monkeypatch.setattr(command, "_predictor", never)
+    other = clips.write_clip(tmp_path / "other.mp4", clips.pan(2)[0])
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    taken = tmp_path / "taken"
+    (taken / "victim.annotated.mp4").mkdir(parents=True)  # a folder where the copy would go
+    formats = "name it .mp4, .m4v, .mov or .mkv"
+    cases = [
+        ([clip], "x.webm", f"the annotated video is H.264, which a .webm file cannot hold; {formats}"),
+        ([clip], "x.GIF", f"the annotated video is H.264, which a .gif file cannot hold; {formats}"),
+        ([clip], "x.avi", "AVI cannot keep the annotated video's H.264 timestamps"),
+        ([clip, other], str(afile), f"cannot make {afile}: {afile} is a file, not a folder (--annotate"),
+        ([clip], str(afile / "sub" / "x.mp4"), f"cannot make {afile / 'sub'}: {afile} is a file, not a"),
+        ([clip, other], str(taken), f"{taken / 'victim.annotated.mp4'} is a folder; give a file name"),
+    ]
+    for inputs, target, message in cases:
+        target = target if "/" in target else str(tmp_path / target)
+        code, out, err = run_cli(capsys, "predict", *map(str, inputs), "--annotate", target)
+        assert (code, out) == (2, ""), (target, err)
+        assert err.startswith(f"ferhub predict: --annotate {target}: {message}"), err
+        assert len(err.splitlines()) == 1
+    assert afile.read_text() == "not a folder" and not list(tmp_path.glob("x.*"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -328,3 +329,83 @@ def test_misclassified_examples_skip_an_image_that_cannot_be_read_and_keep_the_o
     assert examples[1].thumbnail == thumbnail_b64(faces[2])
     assert len(misclassified_examples(preds, image_at, limit=2)) == 2  # the limit counts thumbnails shown
     assert misclassified_examples(preds, None) == []  # no images at hand: no thumbnails
+
+
+def _video_entry(frames: list[dict], **extra) -> dict:
+    """A video entry as ``ferhub predict --format json`` writes it, around ``frames``."""
+    return {
+        "kind": "video",
+        "path": "clip.mp4",
+        "width": 320,
+        "height": 240,
+        "duration": 3.0,
+        "models": ["m"],
+        "frames": frames,
+        "frames_analysed": len(frames),
+        "tracks": [],
+        "error": None,
+        "interrupted": False,
+        **extra,
+    }
+
+
+def _frames(times: list[float], present: dict[int, set[int]]) -> list[dict]:
+    """Frame dicts at ``times``; face ``i`` is in the frames numbered ``present[i]``."""
+    probs = {"happy": 0.8, "sad": 0.2}
+    return [
+        {
+            "frame": n,
+            "time": t,
+            "faces": [
+                {"face_id": i, "probabilities": probs, "smoothed": probs}
+                for i, frames in present.items()
+                if n in frames
+            ],
+        }
+        for n, t in enumerate(times)
+    ]
+
+
+def test_timelines_break_where_a_person_was_off_screen() -> None:
+    """A person's lines ran straight across the time they were away, as if there (app and report alike)."""
+    from ferhub import timeline
+
+    times = [n / 15 for n in range(45)]
+    away = set(range(15, 27))
+    frames = _frames(times, {1: set(range(45)), 2: set(range(45)) - away})
+    data = timeline.collect(frames, "m")
+    assert data[1, "m"].gaps() == [] and data[2, "m"].gaps() == [15]  # sample 15 is frame 27
+    fig = timeline.figure(data)
+    for trace in fig.data:  # every line of face 2 (smoothed and raw) is open over the absence, face 1's not
+        ys = list(trace.y)
+        if "face 2" in trace.hovertemplate:
+            assert ys.count(None) == 1 and trace.x[ys.index(None)] == pytest.approx((14 + 27) / 2 / 15)
+        else:
+            assert None not in ys and list(trace.x) == times
+    text = report_html([], videos=[_video_entry(frames)])
+    figure_json = r'<div class="fh-plot"[^>]*></div><script type="application/json">(.*?)</script>'
+    (spec,) = re.findall(figure_json, text)
+    drawn = [list(trace["y"]) for trace in json.loads(spec)["data"]]  # the report draws the same figure
+    assert [y.count(None) for y in drawn] == [0] * 4 + [1] * 4  # face 1's four lines, then face 2's
+
+
+def test_timelines_do_not_break_where_no_frame_was_analysed() -> None:
+    """A hole in the frames themselves (variable frame rate, a frozen picture, sparse sampling), or one
+    missed frame, is no absence."""
+    from ferhub import timeline
+
+    times = [0.0, 0.1, 0.2, 0.3, 1.5, 1.6, 1.7, 1.8, 1.9]  # nothing between 0.3 and 1.5 s
+    data = timeline.collect(_frames(times, {1: set(range(9)) - {6}}), "m")
+    assert data[1, "m"].gaps() == []
+    series = timeline.Series(1, "m", ["happy"], time=[0.0, 0.5, 1.0, 1.5, 4.0], raw=[[1.0]] * 5)
+    assert series.gaps() == [4]  # built by hand: measured against its own spacing
+    assert series.line(series.raw, 0) == ([0.0, 0.5, 1.0, 1.5, 2.75, 4.0], [1.0, 1.0, 1.0, 1.0, None, 1.0])
+
+
+def test_report_shows_a_video_that_could_not_be_read_as_its_error_only() -> None:
+    failed = {"path": "bad/empty.mp4", "kind": "video", "error": "bad/empty.mp4: file is empty (0 bytes)"}
+    text = report_html([], videos=[failed, _video_entry(_frames([0.0, 0.1], {1: {0, 1}}))])
+    section = text.split("<h2>bad/empty.mp4</h2>", 1)[1].split("<h2>", 1)[0]
+    assert section.strip() == '<p class="notes">not analysed: file is empty (0 bytes)</p>'
+    assert "NonexNone" not in text and "models model" not in text and "No faces found" not in text
+    assert "320x240 · 3.0 s · 2 frames analysed" in text  # the video that was analysed, as before

@@ -86,8 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--annotate",
         metavar="OUT.mp4|DIR",
         default=None,
-        help="write each video with boxes, face ids and smoothed labels (H.264, plays in browsers); a folder "
-        "when several videos are given",
+        help="write each video with boxes, face ids and smoothed labels (H.264 in .mp4, .m4v, .mov or .mkv; "
+        ".mp4 plays in browsers); a folder when several videos are given",
     )
     v.add_argument(
         "--max-side", type=int, default=1920, help="downscale larger video frames to this (pixels)"
@@ -262,6 +262,8 @@ class Job:
 
     # -- videos ---------------------------------------------------------------------------------------------
     def video(self, path: Path, writer: Any, annotate: Path | None) -> None:
+        import av
+
         from ferhub.videoio import NotAVideoError, VideoDecodeError, VideoWriter
 
         try:
@@ -277,19 +279,30 @@ class Job:
             return
         writer.video_begin(run)
         out = None
+        # the annotated copy failing (disk full, a folder that went away) is this video's error: the analysis
+        # goes on, the entry is closed as usual, and the other inputs are processed
+        out_error: str | None = None
         bar = self._bar(run)
         interrupted = True
         try:
             if annotate is not None:
-                out = VideoWriter(
-                    annotate, run.info.width, run.info.height, self.args.fps or run.info.fps or 25
-                )
+                try:
+                    out = VideoWriter(
+                        annotate, run.info.width, run.info.height, self.args.fps or run.info.fps or 25
+                    )
+                except (OSError, ValueError, av.FFmpegError) as e:
+                    out_error = _annotate_failed(annotate, e, None)
             for frame in run:
                 writer.video_frame(run, frame)
                 if out is not None:
                     from ferhub.video import draw_frame
 
-                    out.write(draw_frame(frame), frame.time)
+                    drawn = draw_frame(frame)
+                    try:
+                        out.write(drawn, frame.time)
+                    except (OSError, av.FFmpegError) as e:
+                        out_error = _annotate_failed(annotate, e, out)
+                        out = None
                 frame.image = None
                 if bar is not None:
                     bar.update(1)
@@ -300,11 +313,21 @@ class Job:
             if bar is not None:
                 bar.close()
             if out is not None:
-                out.close()
+                try:
+                    out.close()
+                except (OSError, av.FFmpegError) as e:  # the last frames flushed to a full disk
+                    out_error = _annotate_failed(annotate, e, out)
+                    out = None
+            decode_error = run.error
+            if out_error:
+                run.error = f"{decode_error}; {out_error}" if decode_error else out_error
             writer.video_end(run, interrupted=interrupted)
-        if run.error:
-            say(f"{run.error}; the {run.frames_done} frames before it are kept", None)
-        if run.frames_done or not run.error:
+        if decode_error:
+            say(f"{decode_error}; the {run.frames_done} frames before it are kept", None)
+        if out_error:  # counted as failed: under --out-dir a rerun retries it and writes the copy
+            say(out_error, path)
+            self.failed += 1
+        elif run.frames_done or not run.error:
             self.ok += 1
         else:
             self.failed += 1
@@ -323,6 +346,19 @@ class Job:
         return tqdm(
             total=total, unit="frame", desc=name[:40], file=sys.stderr, dynamic_ncols=True, leave=False
         )
+
+
+def _annotate_failed(target: Path, error: Exception, out: Any) -> str:
+    """The error of an annotated copy that could not be written; a half-written one (``out``) is closed and
+    removed, as it would not play."""
+    if out is not None:
+        with contextlib.suppress(Exception):  # closing a file on a full disk fails again: it goes anyway
+            out.close()
+        with contextlib.suppress(OSError):
+            target.unlink()
+    # the words only: no "[Errno 28]", and not the file name PyAV appends (the message names it already)
+    reason = getattr(error, "strerror", None) or str(error).split(": '", 1)[0]
+    return f"annotated copy {target} not written ({reason}); the results are kept"
 
 
 def option_error(args: argparse.Namespace) -> str | None:
@@ -382,6 +418,32 @@ def annotate_clash(args: argparse.Namespace, files: list[Path], targets: dict[Pa
     return None
 
 
+def annotate_unwritable(args: argparse.Namespace, targets: dict[Path, Path]) -> str | None:
+    """The line refusing an ``--annotate`` target that cannot be written, or ``None``: a suffix whose
+    container cannot hold H.264 (``.webm``, ``.gif``, ``.avi``), or a file where a folder must be. Checked
+    before any input is read, so a run is not lost half-way to it."""
+    from ferhub.videoio import writable_problem
+
+    option = f"--annotate {args.annotate}"
+    for target in targets.values():
+        problem = writable_problem(target)
+        if problem:
+            return f"{option}: {problem}"
+        if target.is_dir():
+            return f"{option}: {target} is a folder; give a file name"
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:  # the nearest folder that exists already
+            folder = folder.parent
+        if not folder.is_dir():
+            why = ""
+            if target.parent == Path(args.annotate):  # a folder by the rules of annotate_targets
+                why = " (--annotate names a folder when several videos are given or it has no file suffix)"
+            return f"{option}: cannot make {target.parent}: {folder} is a file, not a folder{why}"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"{option}: cannot write into {folder} (permission denied)"
+    return None
+
+
 def annotate_targets(args: argparse.Namespace, videos: list[Path]) -> dict[Path, Path]:
     """Where each video's annotated copy goes: ``--annotate`` itself for one video (unless it is a folder),
     else ``NAME.annotated.mp4`` inside that folder. With several videos the copies keep the videos'
@@ -434,6 +496,9 @@ def _to_stdout(job: Job, files: list[Path], annotated: dict[Path, Path]) -> int:
         writer.end()
         say("interrupted; the output written so far is complete and valid")
         return 130
+    except BaseException:
+        writer.end()  # whatever went wrong, what was written stays valid (closed) output
+        raise
     writer.end()
     return 0 if job.ok else 1
 
@@ -511,7 +576,7 @@ def run(args: argparse.Namespace) -> int:
     if args.annotate and not videos:
         say("note: --annotate writes annotated videos; there is no video among the inputs")
     annotated = annotate_targets(args, videos)
-    clash = annotate_clash(args, found.files, annotated)
+    clash = annotate_clash(args, found.files, annotated) or annotate_unwritable(args, annotated)
     if clash:
         say(clash)
         return 2

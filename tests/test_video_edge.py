@@ -1,0 +1,197 @@
+"""Videos whose frames are not what their first frame promised: a size change part-way (joined recordings),
+non-square pixels (anamorphic DV/DVD/HDV); the annotated copy's containers; and the messages for files that
+are no video at all."""
+
+from __future__ import annotations
+
+import fractions
+import json
+from pathlib import Path
+
+import av
+import clips
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferhub.cli import main
+from ferhub.errors import VideoDecodeError
+from ferhub.videoio import NotAVideoError, VideoWriter, open_video
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def diff(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:
+    """Mean absolute difference of two RGB pictures of one size, in 0-255 levels."""
+    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
+
+
+def resolution_change(path: Path, frames: list[np.ndarray], switch: int) -> Path:
+    """An MPEG-TS with one H.264 stream whose frames are 320x240 up to ``switch``, then the same pictures at
+    640x480 (a second encoder's packets on the same stream, as joined TS segments carry them)."""
+    tb = fractions.Fraction(1, 15)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = clips.W, clips.H, "yuv420p"
+        stream.codec_context.time_base = tb
+        big = av.CodecContext.create("libx264", "w")
+        big.width, big.height, big.pix_fmt, big.time_base, big.framerate = 640, 480, "yuv420p", tb, 15
+        for i, a in enumerate(frames):
+            if i < switch:
+                frame = av.VideoFrame.from_ndarray(a, "rgb24")
+                frame.pts = i
+                packets = list(stream.encode(frame))
+            else:
+                frame = av.VideoFrame.from_ndarray(np.asarray(Image.fromarray(a).resize((640, 480))), "rgb24")
+                frame.pts = i
+                packets = list(big.encode(frame))
+            if i == switch - 1:
+                packets += list(stream.encode())
+            for p in packets:
+                p.stream = stream
+                p.time_base = p.time_base or tb
+                out.mux(p)
+        for p in big.encode():
+            p.stream = stream
+            out.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reschange(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
+    frames, _ = clips.pan(10)
+    return resolution_change(tmp_path_factory.mktemp("res") / "joined.ts", frames, 5), frames
+
+
+def test_a_size_change_part_way_is_scaled_to_the_size_the_stream_opened_with(reschange) -> None:
+    path, frames = reschange
+    with av.open(str(path)) as c:  # the file really changes size
+        assert {(f.width, f.height) for f in c.decode(video=0)} == {(320, 240), (640, 480)}
+    with open_video(path) as video:
+        assert (video.info.width, video.info.height) == (320, 240)
+        read = list(video.frames())
+    assert [f.image.size for f in read] == [(320, 240)] * 10  # the later frames were 640x480
+    for f in read:  # the whole picture, not its top-left quarter
+        assert diff(f.image, frames[f.index]) < 8, f.index
+
+
+def test_cli_boxes_stay_in_the_declared_frame_and_the_annotated_copy_keeps_the_whole_picture(
+    capsys, tmp_path, reschange
+) -> None:
+    path, frames = reschange
+    annotated = tmp_path / "joined.mp4"
+    argv = ["predict", str(path), "--detect-every", "1", "--annotate", str(annotated)]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    (entry,) = json.loads(out)
+    boxes = [face["box"] for frame in entry["frames"] for face in frame["faces"]]
+    assert len(boxes) == 10 and all(x2 <= 320 and y2 <= 240 for _, _, x2, y2 in boxes)
+    assert len(entry["tracks"]) == 1  # one person, one id across the change
+    with av.open(str(annotated)) as c:
+        written = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(written) == 10
+    # below the face box nothing is drawn: the picture there is the source's
+    assert diff(written[8][200:], frames[8][200:]) < 8
+
+
+def anamorphic(path: Path, frames: list[np.ndarray], rotation: int = 0) -> Path:
+    """``frames`` (320x240 as displayed) stored squeezed to 160x240 with 2:1 pixels, as DV and HDV do."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 160, 240, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = fractions.Fraction(2, 1)
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for i, a in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.asarray(Image.fromarray(a).resize((160, 240))), "rgb24")
+            frame.pts, frame.time_base = i, fractions.Fraction(1, 15)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def test_non_square_pixels_are_read_as_displayed(tmp_path) -> None:
+    frames, _ = clips.crossing(6)
+    path = anamorphic(tmp_path / "dv.mp4", frames)
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].sample_aspect_ratio == 2
+    with open_video(path) as video:
+        info = video.info
+        read = list(video.frames())
+    assert (info.width, info.height, info.source_width, info.source_height) == (320, 240, 160, 240)
+    assert [f.image.size for f in read] == [(320, 240)] * 6  # the display shape, not the stored 160x240
+    assert all(diff(f.image, frames[f.index]) < 12 for f in read)
+    with open_video(path, max_side=160) as video:  # downscaled as displayed, the aspect kept
+        assert (video.info.width, video.info.height) == (160, 120)
+        assert next(video.frames()).image.size == (160, 120)
+
+
+def test_square_pixels_keep_their_size(tmp_path) -> None:
+    frames, _ = clips.pan(3)
+    with open_video(clips.write_clip(tmp_path / "plain.mp4", frames)) as video:
+        assert (video.info.width, video.info.height) == (320, 240)
+        assert [f.image.size for f in video.frames()] == [(320, 240)] * 3
+
+
+def test_the_writer_scales_a_frame_of_another_size_instead_of_cropping_it(tmp_path) -> None:
+    frames, _ = clips.pan(2)
+    big = np.asarray(Image.fromarray(frames[1]).resize((640, 480)))
+    with VideoWriter(tmp_path / "out.mp4", 320, 240, 15) as out:
+        out.write(frames[0], 0.0)
+        out.write(Image.fromarray(big), 1 / 15)
+        out.write(big, 2 / 15)  # arrays too
+    with av.open(str(out.path)) as c:
+        written = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert [w.shape for w in written] == [(240, 320, 3)] * 3
+    assert diff(written[1], frames[1]) < 8 and diff(written[2], frames[1]) < 8
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".m4v", ".mov", ".mkv"])
+def test_every_container_the_writer_takes_plays_back_in_order(tmp_path, suffix) -> None:
+    frames, _ = clips.pan(8)
+    times = [0.0, 0.1, 0.2, 0.5, 0.55, 0.6, 1.0, 1.1]  # variable frame rate
+    with VideoWriter(tmp_path / f"out{suffix}", clips.W, clips.H, 15) as out:
+        for a, t in zip(frames, times):
+            out.write(a, t)
+    with av.open(str(out.path)) as c:
+        read = [round(float(f.pts * f.time_base), 3) for f in c.decode(video=0)]
+    assert read == times
+
+
+@pytest.mark.parametrize("name", ["out.avi", "out.webm", "out.gif", "out"])
+def test_the_writer_refuses_a_container_it_cannot_write_before_making_a_file(tmp_path, name) -> None:
+    """AVI once took H.264 with a 1 ms clock: 1000 fps in its header, frames decoded out of order."""
+    with pytest.raises(ValueError, match=r"name it \.mp4, \.m4v, \.mov or \.mkv"):
+        VideoWriter(tmp_path / name, clips.W, clips.H, 15)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_picture_named_mp4_says_once_that_it_is_classified_as_a_photo(capsys, tmp_path) -> None:
+    photo = tmp_path / "photo.mp4"
+    clips.photo("astronaut").save(photo, format="JPEG")
+    with pytest.raises(NotAVideoError) as caught:
+        open_video(photo)
+    assert str(caught.value) == f"{photo}: a still picture (jpeg_pipe), not a video"
+    code, out, err = run_cli(capsys, "predict", str(photo))
+    assert code == 0 and json.loads(out)[0]["kind"] == "image"
+    assert err.strip() == (
+        f"ferhub predict: {photo}: a still picture (jpeg_pipe), not a video; classifying it as a photo"
+    )
+
+
+def test_a_container_with_no_streams_says_so(tmp_path) -> None:
+    """A recording stopped before its first frame: an MP4 holding no stream at all, not an audio file."""
+    empty = tmp_path / "zero.mp4"
+    with av.open(str(empty), "w") as out:
+        stream = out.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = clips.W, clips.H, "yuv420p"
+        out.start_encoding()
+        out.mux(stream.encode())
+    with pytest.raises(VideoDecodeError) as caught:
+        open_video(empty)
+    assert str(caught.value).startswith(f"{empty}: contains no streams at all (empty or zero-length video);")
