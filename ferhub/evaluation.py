@@ -330,10 +330,9 @@ def _classify_source(
         if not idx:
             continue
         if cache is None:
-            views = [tta_views(im, tta) for im in images]
-            out = pred.classify_crops([v for vs in views for v in vs])
+            out = pred.classify_crops(images, views=lambda crop: tta_views(crop, tta))
             for m, p in enumerate(out):
-                scores.probs[m][idx] = p.reshape(len(idx), len(views[0]), -1).mean(axis=1)
+                scores.probs[m][idx] = p.reshape(len(idx), len(p) // len(idx), -1).mean(axis=1)
         else:
             for i, image, face in zip(idx, images, cache.get_many(images)):
                 if face is None:

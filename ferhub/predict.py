@@ -26,7 +26,7 @@ from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, image_suffixes, load_image
-from ferhub.preprocess import eval_array
+from ferhub.preprocess import at_input_size, eval_array
 
 if TYPE_CHECKING:  # torch is imported where a model is built or run in torch: a warm ONNX start needs neither
     import torch
@@ -378,10 +378,19 @@ class Predictor:
             self._probabilities(m, c, r, cached) for m, c, r in zip(self._models, self.configs, self._runners)
         ]
 
-    def classify_crops(self, crops: Sequence[Image.Image]) -> list[np.ndarray]:
-        """Probabilities for already-cropped faces: one ``(N, K)`` array per model (its label order)."""
+    def classify_crops(
+        self, crops: Sequence[Image.Image], views: Callable[[Image.Image], list[Image.Image]] | None = None
+    ) -> list[np.ndarray]:
+        """Probabilities for already-cropped faces: one ``(N, K)`` array per model (its label order).
+
+        ``views``: as for :meth:`classify_faces`.
+        """
         crops = list(crops)
-        return self._classify(lambda _config: crops, len(crops))
+        if views is None:
+            return self._classify(lambda _config: crops, len(crops))
+        return self._classify(
+            lambda config: [v for c in crops for v in views(at_input_size(c, config))], len(crops)
+        )
 
     def classify_faces(
         self,
@@ -391,15 +400,19 @@ class Predictor:
     ) -> list[np.ndarray]:
         """Probabilities for given faces of one image, each model cropping them with its own geometry.
 
-        ``views`` turns each crop into several (test-time augmentation, :func:`ferhub.transforms.tta_views`):
-        the rows are then each face's views in order, face after face.
+        ``views`` turns each crop into several (test-time augmentation, :func:`ferhub.transforms.tta_views`),
+        taken of the crop at the model's input size, as training holds its crops and takes its views (so
+        ``ferhub evaluate --tta`` gives the number training recorded): the rows are then each face's views in
+        order, face after face.
         """
         faces = list(faces)
         if views is None:
             return self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
-        return self._classify(
-            lambda config: [v for f in faces for v in views(crop_face(image, f, config))], len(faces)
-        )
+
+        def crops(config: ModelConfig) -> list[Image.Image]:
+            return [v for f in faces for v in views(at_input_size(crop_face(image, f, config), config))]
+
+        return self._classify(crops, len(faces))
 
     def classify_many(self, items: Sequence[tuple[Image.Image, Face]]) -> list[np.ndarray]:
         """Probabilities for faces of several images in one forward per model (video frames, photo batches):

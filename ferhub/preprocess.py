@@ -32,6 +32,12 @@ def crop_to_array(image: Image.Image, config: ModelConfig) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+def at_input_size(image: Image.Image, config: ModelConfig) -> Image.Image:
+    """A crop as the model takes it (:func:`crop_to_array`) back as an image: what training holds of each face
+    and takes its test-time views from, so evaluation's views are taken of the same pixels."""
+    return Image.fromarray(crop_to_array(image, config))
+
+
 def eval_array(crops: Sequence[Image.Image], config: ModelConfig) -> np.ndarray:
     """Face crops (any size or mode) as one normalised float32 batch ``(N, C, H, W)`` for a model with
     ``config``: the config's mean/std on [0, 1] pixels, in the order of operations of
