@@ -145,7 +145,9 @@ def load_init(model: nn.Module, path: str | Path) -> list[str]:
     A family with its own checkpoint layout provides ``model.load_init_checkpoint(path)`` (LightCNN does).
     Otherwise the file must match the model exactly except for the classifier (a ferhub model's
     ``head_modules()``), which is kept as built when its keys are missing or their shapes differ (another
-    label set).
+    label set). From a ferhub model folder, whose ``config.json`` names its classes, the classifier's rows
+    follow the class names: each class both label sets share gets its trained row, wherever it sits in
+    either; a class new to ``model`` keeps its row as built.
     """
     if hasattr(model, "load_init_checkpoint"):
         model.load_init_checkpoint(path)
@@ -157,6 +159,7 @@ def load_init(model: nn.Module, path: str | Path) -> list[str]:
         names = {id(m): n for n, m in model.named_modules()}
         prefixes = tuple(names[id(m)] + "." for m in model.head_modules())
         head_keys = {k for k in own if k.startswith(prefixes)}
+    state = {**state, **_rows_by_label(model, path, state, own, head_keys)}
     kept = sorted(k for k in head_keys if k not in state or state[k].shape != own[k].shape)
     load_into(
         model,
@@ -164,6 +167,48 @@ def load_init(model: nn.Module, path: str | Path) -> list[str]:
         source=str(path),
     )
     return kept
+
+
+def _rows_by_label(
+    model: nn.Module,
+    path: str | Path,
+    state: Mapping[str, torch.Tensor],
+    own: Mapping[str, torch.Tensor],
+    head_keys: set[str],
+) -> dict[str, torch.Tensor]:
+    """The classifier tensors of ``state`` with their rows put in ``model``'s class order, when ``path`` is a
+    ferhub model folder that names its classes and they differ from the model's (in order or in set): by
+    position, a same-sized but other label set scrambled every class. Rows of classes the folder lacks are
+    ``model``'s own, as built."""
+    from ferhub.config import ModelConfig
+    from ferhub.errors import ConfigError
+    from ferhub.labels import canonical
+
+    folder = Path(path)
+    folder = folder if folder.is_dir() else folder.parent
+    config = getattr(model, "config", None)
+    if config is None or not (folder / "config.json").is_file():
+        return {}
+    try:
+        theirs = [canonical(n) for n in ModelConfig.load(folder).labels]
+    except ConfigError:
+        return {}
+    mine = [canonical(n) for n in config.labels]
+    if theirs == mine:
+        return {}
+    where = {name: i for i, name in enumerate(theirs)}
+    out: dict[str, torch.Tensor] = {}
+    for k in head_keys:
+        if k not in state or state[k].shape[:1] != (len(theirs),) or own[k].shape[:1] != (len(mine),):
+            continue  # not the per-class layer (a hidden one keeps its shape check)
+        if state[k].shape[1:] != own[k].shape[1:]:
+            continue
+        rows = own[k].clone()
+        for i, name in enumerate(mine):
+            if name in where:
+                rows[i] = state[k][where[name]]
+        out[k] = rows
+    return out
 
 
 def _missing(path: Path, what: str, how: str) -> PretrainedWeightsError:

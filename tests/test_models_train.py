@@ -620,6 +620,29 @@ def test_load_init_keeps_a_new_classifier_and_nothing_else(tmp_path: Path) -> No
         load_init(model, tmp_path / "wrong.safetensors")
 
 
+def test_load_init_from_a_model_folder_matches_classifier_rows_by_class_name(tmp_path: Path) -> None:
+    """A same-sized head of another label set was loaded by position: every class shifted by one (a warm
+    start from FER7 onto a set with contempt instead of disgust scored 0.14 before training)."""
+    from ferhub import hub
+    from ferhub.labels import FER7, FER8
+    from ferhub.pretrained import load_init
+
+    torch.manual_seed(7)
+    mine = ("angry", "fear", "happy", "sad", "surprise", "neutral", "contempt")  # no disgust
+    cases = [(FER8, FER7), (FER7, tuple(reversed(FER7))), (FER7, mine), (FER8, mine)]
+    for n, (source_labels, labels) in enumerate(cases):
+        source = hub.save(create_model("test_resnet", labels=source_labels), tmp_path / str(n))
+        theirs = {k: v for k, v in hub.load(source).state_dict().items() if k.startswith("net.fc.1")}
+        model = create_model("test_resnet", labels=labels)
+        built = {k: v.clone() for k, v in model.state_dict().items()}
+        assert load_init(model, source) == []  # the head's shape fits: loaded, row by row
+        ours = model.state_dict()
+        for i, name in enumerate(labels):
+            for k in theirs:  # a class the source lacks (contempt from FER7) keeps its row as built
+                expected = theirs[k][source_labels.index(name)] if name in source_labels else built[k][i]
+                assert torch.equal(ours[k][i], expected), (source_labels, labels, name, k)
+
+
 # --- the families through a ferhub model repo
 # ------------------------------------------------------------------
 

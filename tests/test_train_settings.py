@@ -139,3 +139,20 @@ def test_push_to_hub_needs_an_org_name_id(tmp_path: Path, capsys: pytest.Capture
     assert capsys.readouterr().err == (
         "ferhub train: --push-to-hub must be a Hub id of the form ORG/NAME, got 'no-org'\n"
     )
+
+
+def test_tiny_keeps_what_the_command_line_says(tmp_path: Path) -> None:
+    """--tiny silently replaced an explicit --init (a warm-start smoke test trained from random weights),
+    --batch-size and --repeats; only --epochs was put back."""
+    from ferhub.commands.train import get_args_parser, resolve_config
+
+    def resolved(*extra: str):
+        return resolve_config(get_args_parser().parse_args(["--recipe", "ferhub_best", "--tiny", *extra]))
+
+    shrunk = resolved()
+    assert (shrunk.init, shrunk.batch_size, shrunk.epochs) == (None, 8, 2)
+    init = str(tmp_path / "model.safetensors")
+    argv = ["--init", init, "--batch-size", "32", "--repeats", "3", "--epochs", "4", "--set", "lr=0.5"]
+    cfg = resolved(*argv)
+    assert (cfg.init, cfg.batch_size, cfg.repeats, cfg.epochs, cfg.lr) == (init, 32, 3, 4, 0.5)
+    assert cfg.model == shrunk.model  # the rest still shrunk: the tiny model

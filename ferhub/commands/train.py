@@ -165,13 +165,19 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         "amp": args.amp,
         "init": args.init,
     }
-    data = cfg.to_dict()
-    data.update({k: v for k, v in shortcuts.items() if v is not None})
-    cfg = apply_overrides(TrainConfig.from_dict(data, source="command line"), args.overrides)
+    given = {k: v for k, v in shortcuts.items() if v is not None}
+
+    def explicit(cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` with what the command line sets (the shortcuts, then every --set)."""
+        return apply_overrides(
+            TrainConfig.from_dict({**cfg.to_dict(), **given}, source="command line"), args.overrides
+        )
+
+    cfg = explicit(cfg)
     if args.tiny:
-        cfg = tiny(cfg)
-        if args.epochs is not None:
-            cfg.epochs = args.epochs
+        # --tiny shrinks the recipe as the command line left it (a --set tiny_model counts), and what the
+        # command line says explicitly still wins over the shrinking (--init, --batch-size, --epochs ...)
+        cfg = explicit(tiny(cfg))
     return cfg
 
 
