@@ -409,3 +409,17 @@ def test_report_shows_a_video_that_could_not_be_read_as_its_error_only() -> None
     assert section.strip() == '<p class="notes">not analysed: file is empty (0 bytes)</p>'
     assert "NonexNone" not in text and "models model" not in text and "No faces found" not in text
     assert "320x240 · 3.0 s · 2 frames analysed" in text  # the video that was analysed, as before
+
+
+def test_two_results_of_one_name_are_both_reported(runs) -> None:
+    """Every training run writes OUT/model: `report --results runA/model runB/model` showed one of them."""
+    from ferhub.commands.report import build_sections
+
+    (a, _), (b, _) = runs.values()
+    results = [
+        ("model", {"results": {"lfw:default:test": a}}),
+        ("model", {"results": {"lfw:default:test": b}}),
+    ]
+    (section,) = build_sections(results, [], refs=["runA/model", "runB/model"])
+    assert list(section.entries) == ["model", "model (runB/model)"]
+    assert section.entries["model"] is a and section.entries["model (runB/model)"] is b

@@ -106,18 +106,28 @@ def build_sections(
     *,
     keys: list[str] | None = None,
     source: Any = None,
+    refs: list[str] | None = None,
 ) -> list[Any]:
-    """One report section per dataset key, each with every model that has results for it."""
+    """One report section per dataset key, each with every model that has results for it.
+
+    Two results of one name for one key (every training run writes ``OUT/model``) are both shown, told apart
+    by ``refs`` (what was given for each, e.g. ``runA/model``); the second used to replace the first.
+    """
     from ferhub.evaluation import image_reader
     from ferhub.report import Section, misclassified_examples
 
     by_key: dict[str, dict[str, Any]] = {}
-    for default_name, data in results:
+    for n, (default_name, data) in enumerate(results):
         for key, entry in data["results"].items():
             if keys and key not in keys:
                 continue
             name = (entry.get("model") or {}).get("id") or default_name
-            by_key.setdefault(key, {})[name] = entry
+            entries = by_key.setdefault(key, {})
+            if name in entries:
+                name = f"{name} ({refs[n] if refs else n + 1})"
+                while name in entries:
+                    name += "'"
+            entries[name] = entry
     sections = []
     for key, entries in by_key.items():
         preds = {p.model: p for p in predictions if p.key == key and p.model in entries}
@@ -148,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         results = [load_results(ref) for ref in args.results]
         predictions = [ImagePredictions.load(f) for f in args.predictions]
         source = open_data(args.data, args.split) if args.data else None
-        sections = build_sections(results, predictions, keys=args.key, source=source)
+        sections = build_sections(results, predictions, keys=args.key, source=source, refs=args.results)
         if args.results and not sections:
             print("ferhub report: no results match; check --results and --key", file=sys.stderr)
             return 1
