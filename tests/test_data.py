@@ -390,3 +390,25 @@ def test_hf_integer_ids_count_from_one_as_folders_do(tmp_path: Path) -> None:
     bad.to_parquet(str(tmp_path / "bad.parquet"))
     with pytest.raises(DataSourceError, match=r"holds ids 0\.\.9, outside the 7 class names"):
         open_source(tmp_path / "bad.parquet", label_names="fer2013")
+
+
+def test_hf_string_labels_take_their_classes_from_every_split(tmp_path: Path) -> None:
+    """A validation split lacking a class got its own, shorter label list (training refused it as different);
+    class folders already give every split one list."""
+    import datasets
+
+    images = [_img(v) for v in (10, 20, 30, 40, 50)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {"image": images[:3], "label": ["happy", "sad", "disgust"]}, features=features
+            ),
+            "validation": datasets.Dataset.from_dict(
+                {"image": images[3:], "label": ["happy", "sad"]}, features=features
+            ),
+        }
+    ).save_to_disk(str(tmp_path / "saved"))
+    train, val = open_source(tmp_path / "saved", "train"), open_source(tmp_path / "saved", "val")
+    assert train.labels == val.labels == ("disgust", "happy", "sad")
+    assert [val.labels[t] for t in val.targets] == ["happy", "sad"]

@@ -172,6 +172,35 @@ def test_a_diverged_run_stops_and_never_releases_an_earlier_runs_best(
     assert (out / "model" / "model.safetensors").read_bytes() == released  # the first run's model, untouched
 
 
+def test_validation_data_lacking_a_class_is_scored_in_the_training_labels(
+    task_folder: Path, tmp_path: Path
+) -> None:
+    """--val-data without one of the training classes was refused ("validation labels differ"); evaluation
+    scores such a subset anyway. A validation class the model never learns is still refused."""
+    import shutil
+
+    from ferhub.training import RecipeError
+
+    classes = sorted(p.name for p in task_folder.iterdir())
+    val = tmp_path / "val"
+    for c in classes[1:]:
+        shutil.copytree(task_folder / c, val / c)
+    out = tmp_path / "run"
+    summary = main(
+        get_args_parser().parse_args(_args(task_folder, out, "--epochs", "1", "--val-data", str(val)))
+    )
+    assert summary["epochs"] == 1 and (out / "model" / "model.safetensors").is_file()
+    shutil.copytree(task_folder / classes[0], val / "contempt")  # a class training never sees
+    with pytest.raises(
+        RecipeError, match=r"validation classes \['contempt'\] are not among the training classes"
+    ):
+        main(
+            get_args_parser().parse_args(
+                _args(task_folder, tmp_path / "run2", "--epochs", "1", "--val-data", str(val))
+            )
+        )
+
+
 def _run_env() -> dict[str, str]:
     # one thread: the same kernels and summation order in every process
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}

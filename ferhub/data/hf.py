@@ -42,7 +42,10 @@ class HFSource(LabeledSource):
         image_column: str | None = None,
         label_column: str | None = None,
         precropped: bool = False,
+        siblings: Sequence[Any] = (),
     ) -> None:
+        """``siblings``: the dataset's other splits; string labels take their classes from every split, so
+        each split of one dataset gets one label list (as class folders do)."""
         import datasets
 
         feats = ds.features
@@ -97,7 +100,11 @@ class HFSource(LabeledSource):
             base = id_base(sorted({int(i) for i in ids}), table, label_names)
             targets = remap[_check_ids(ids, base, table, name, label_column)]
         else:  # string labels
-            present = sorted({str(v) for v in raw})
+            present = sorted(
+                {str(v) for v in raw}.union(
+                    *(map(str, s[label_column]) for s in siblings if label_column in s.column_names)
+                )
+            )
             labels = _dataset_classes(present)
             targets = np.asarray([labels.index(canonical(str(v))) for v in raw], dtype=np.int64)
         self.ds = ds
@@ -230,9 +237,12 @@ def open_hf(
         name = path.stem
     else:
         loaded = _load_hub_dataset(datasets, name, revision)
+    siblings: list[Any] = []
     if isinstance(loaded, datasets.DatasetDict):
         ds, chosen = _pick_split(loaded, split, name)
+        siblings = [d for d in loaded.values() if d is not ds]
     else:
         ds, chosen = loaded, split
     chosen = split or chosen
-    return HFSource(ds, name, split_name(chosen) if chosen and _is_split(chosen) else chosen, **kw)
+    shown = split_name(chosen) if chosen and _is_split(chosen) else chosen
+    return HFSource(ds, name, shown, siblings=siblings, **kw)

@@ -127,9 +127,14 @@ class _Data:
                 f"{self.train_src.name}: its images are all of one class ({', '.join(present) or 'none'}); "
                 "an expression classifier needs images of at least two classes (one folder per class)"
             )
-        if self.val_src is not None and self.val_src.labels != self.train_src.labels:
+        # validation data lacking a class is scored in the training labels (as evaluate scores a subset); a
+        # class the model would never learn cannot be
+        unknown = set(self.val_src.labels) - set(self.train_src.labels) if self.val_src is not None else set()
+        if unknown:
             raise RecipeError(
-                f"validation labels {self.val_src.labels} differ from training labels {self.train_src.labels}"
+                f"validation classes {sorted(unknown)} are not among the training classes "
+                f"{list(self.train_src.labels)}; the model could never predict them. Give validation data of "
+                "the training classes"
             )
         self.model_config = model_config(cfg, self.train_src.labels)
         # seed 004's Table 3 ablation (face_detection=False) resizes every image whole, like face crops
