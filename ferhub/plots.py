@@ -384,8 +384,11 @@ def agreement_figure(
     *,
     title: str = "Agreement between models",
     measure: str = "agreement",
+    autosize: bool = False,
 ) -> go.Figure:
-    """Heatmap of a pairwise agreement (or kappa) matrix between models, e.g. on unlabelled photos."""
+    """Heatmap of a pairwise agreement (or kappa) matrix between models, e.g. on unlabelled photos; a fixed
+    size for standalone pages, or the container's width (``autosize``, the app: a phone-width panel cut the
+    fixed one off)."""
     z = np.asarray(matrix, dtype=np.float64)
     fig = go.Figure(
         go.Heatmap(
@@ -403,10 +406,14 @@ def agreement_figure(
     fig.update_layout(
         title=title,
         template=TEMPLATE,
-        yaxis={"autorange": "reversed", "scaleanchor": "x"},
-        width=max(380, 90 * len(names) + 200),
+        yaxis={"autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
+        xaxis={"constrain": "domain"},
         height=max(340, 90 * len(names) + 140),
     )
+    if autosize:
+        fig.update_layout(autosize=True)
+    else:
+        fig.update_layout(width=max(380, 90 * len(names) + 200))
     return fig
 
 

@@ -151,7 +151,8 @@ def figure(data: Mapping[tuple[int, str], Series], *, title: str | None = None, 
     fig.update_xaxes(title_text="time (s)", row=len(people), col=1)
     note = "smoothed (solid) and per frame (dotted)" if show_raw else "smoothed"
     fig.update_layout(
-        title=title or f"Expressions over time: {note}",
+        # the note on a line of its own: one long line was cut off on a phone-width panel
+        title=title or f"Expressions over time<br><sup>{note}</sup>",
         height=160 + 190 * len(people),
         legend={"orientation": "h", "y": -0.12 if len(people) < 3 else -0.04},
         margin={"l": 50, "r": 20, "t": 70, "b": 40},

@@ -140,7 +140,10 @@ def test_per_class_reliability_and_table(runs) -> None:
         "difference:good <model>|fer7-model",
     }
     agree = plots.agreement_figure([[1, 0.5], [0.5, 1]], ["a", "b"])
-    assert np.asarray(agree.data[0].z).tolist() == [[1, 0.5], [0.5, 1]]
+    assert np.asarray(agree.data[0].z).tolist() == [[1, 0.5], [0.5, 1]] and agree.layout.width == 380
+    # in the app it takes its panel's width: a fixed one was cut off on a phone
+    fitted = plots.agreement_figure([[1, 0.5], [0.5, 1]], ["a", "b"], autosize=True)
+    assert fitted.layout.width is None and fitted.layout.autosize is True
 
 
 def test_import_ferhub_does_not_import_plotly() -> None:
@@ -376,6 +379,10 @@ def test_timelines_break_where_a_person_was_off_screen() -> None:
     data = timeline.collect(frames, "m")
     assert data[1, "m"].gaps() == [] and data[2, "m"].gaps() == [15]  # sample 15 is frame 27
     fig = timeline.figure(data)
+    # the note under the title, not after it: one long line was cut off on a phone-width panel
+    assert (
+        fig.layout.title.text == "Expressions over time<br><sup>smoothed (solid) and per frame (dotted)</sup>"
+    )
     for trace in fig.data:  # every line of face 2 (smoothed and raw) is open over the absence, face 1's not
         ys = list(trace.y)
         if "face 2" in trace.hovertemplate:
