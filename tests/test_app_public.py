@@ -179,6 +179,9 @@ def test_server_paths_get_one_answer_whatever_exists(server: Server, client: Any
     # the message names what the visitor typed (cut to its last part), and nothing else differs
     assert len({re.sub(r"model '[^']*'", "model X", m) for m in refused.values()}) == 1, refused
     assert "paths on the server are turned off" in refused["/etc"]
+    # said as a path (public_text cut "/srv/x/fer-mini-xception" to "'fer-mini-xception'", a bundled name)
+    assert refused["/etc/passwd"].startswith("Cannot load model '.../passwd' (a path on the server): ")
+    assert refused[str(ROOT)].startswith(f"Cannot load model '.../{ROOT.name}' (a path on the server): ")
     # Hub-shaped names go to the Hub (offline here) and never to a folder of that name under the server's
     # working directory: "ferhub/bundled" exists there, "ferhub/zz-none" does not; same answer
     hub = {p: classify(p) for p in ("ferhub/bundled", "ferhub/zz-none")}

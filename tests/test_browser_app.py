@@ -185,6 +185,17 @@ def test_upload_shows_boxes_labels_and_saliency(driver: Any, app_url: str, shots
     crops = driver.find_elements(By.CSS_SELECTOR, "#classify-crops img")
     assert crops, "no per-face attribution thumbnail"
     assert label in probs and "%" in probs
+    # the photos start below their panel's label chip and buttons, which Gradio floats over the top
+    # corners: they hid the tags of faces at the top edge of a photo
+    for panel in ("classify-annotated", "classify-saliency"):
+        top, covers = driver.execute_script(
+            """const p = document.getElementById(arguments[0]);
+               const b = (s) => [...p.querySelectorAll(s)].map(e => e.getBoundingClientRect().bottom);
+               return [p.querySelector('img').getBoundingClientRect().top,
+                       [...b('label'), ...b('.icon-button-wrapper')]];""",
+            panel,
+        )
+        assert len(covers) >= 2 and top >= max(covers), (panel, top, covers)
     driver.save_screenshot(str(shots / "02-classify.png"))
 
 
@@ -204,11 +215,30 @@ def test_compare_same_photo_side_by_side(driver: Any, app_url: str, shots: Path)
         lambda: driver.find_element(By.ID, "compare-summary").text or None, what="the comparison summary"
     )
     assert "1 face(s), detected once and classified by 2 models" in summary
-    assert len(driver.find_elements(By.CSS_SELECTOR, "#compare-gallery img")) == 2
+    tiles = driver.find_elements(By.CSS_SELECTOR, "#compare-gallery img")
+    assert len(tiles) == 2
+    # each model's whole photo, not a square cut from its middle (which hid the faces of a group photo)
+    assert {driver.execute_script("return getComputedStyle(arguments[0]).objectFit", t) for t in tiles} == {
+        "contain"
+    }
     table = driver.find_element(By.ID, "compare-agreement").text.split("\n")
     row = table[table.index("#1") :]  # face, one label per model, majority, share, verdict
-    assert row[-1] in ("agree", "disagree") and row[-2] == ("100%" if row[-1] == "agree" else "50%")
+    labels = [cell.split(" (")[0] for cell in row[1:3]]
+    agree = labels[0] == labels[1]
+    assert row[-1] == ("agree" if agree else "disagree")
+    # two models that differ are a tie: no majority (it was the first model's label)
+    assert row[-3:-1] == ([labels[0], "100%"] if agree else [f"tie: {labels[0]} / {labels[1]}", "50% each"])
     driver.save_screenshot(str(shots / "05-compare-photo.png"))
+    # other models: the last comparison's summary, photos and rows all go (the summary stayed before)
+    driver.find_element(By.CSS_SELECTOR, "#compare-models .token-remove").click()
+    wait_for(
+        lambda: (
+            not driver.find_element(By.ID, "compare-summary").text.strip()
+            and not driver.find_elements(By.CSS_SELECTOR, "#compare-gallery img")
+        ),
+        what="the old comparison cleared",
+    )
+    assert "#1" not in driver.find_element(By.ID, "compare-agreement").text
 
 
 def test_compare_heatmap_hover_holds_the_count(driver: Any, app_url: str, shots: Path) -> None:
@@ -419,3 +449,36 @@ def test_video_tab_plays_annotated_clip_and_plots_people(
     driver.save_screenshot(str(shots / "06-video.png"))
     table = driver.find_element(By.ID, "video-summary").get_attribute("textContent")
     assert "mostly" in table and "share of time" in table
+    rows = (
+        "return [...document.querySelectorAll('#video-summary tbody tr')].filter(r => r.textContent.trim())"
+    )
+    assert driver.execute_script(rows)  # (the selector finds the rows)
+    # then a file FFmpeg cannot read: one plain message (no "[Errno 1094995529]"), and none of the last
+    # clip's results or status line beside it
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video at all " * 200)
+    driver.find_element(By.CSS_SELECTOR, "#video-input button[aria-label=Clear]").click()
+    wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#video-input input[type=file]"), what="an empty input"
+    ).send_keys(str(garbage))
+    time.sleep(1)  # the upload lands (Gradio's own "Video not playable" toast may come first)
+    driver.find_element(By.ID, "video-run").click()
+    message = wait_for(
+        lambda: next(
+            (
+                m.text
+                for m in driver.find_elements(By.CSS_SELECTOR, ".toast-message-text")
+                if "FFmpeg" in m.text
+            ),
+            None,
+        ),
+        what="the error toast",
+    )
+    assert (
+        message.startswith("The upload: not a video FFmpeg can read (Invalid data") and "Errno" not in message
+    )
+    wait_for(lambda: not driver.find_element(By.ID, "video-status").text.strip(), what="the status cleared")
+    assert not driver.find_elements(By.CSS_SELECTOR, "#video-output video")
+    assert not driver.find_elements(By.CSS_SELECTOR, "#video-timeline .js-plotly-plot")
+    summary = driver.find_element(By.ID, "video-summary").get_attribute("textContent")
+    assert "mostly" in summary and not driver.execute_script(rows)  # its columns, no rows

@@ -257,7 +257,8 @@ def test_group_photo_faces_numbered_left_to_right_labels_apart(
     driver: Any, app_url: str, shots: Path, tmp_path: Path
 ) -> None:
     """Six faces: numbered 1-based left to right (then top to bottom), every label clear of every other, and
-    occlusion says which face it is on while it runs."""
+    occlusion says which face it is on while it runs. The group photo is put in while another photo is still
+    being classified: it is classified next (it was ignored, its panel showing the other photo's results)."""
     from selenium.webdriver.common.by import By
 
     from ferhub.drawing import layout_labels
@@ -266,6 +267,9 @@ def test_group_photo_faces_numbered_left_to_right_labels_apart(
     photo = group_photo(tmp_path / "group.jpg")
     open_page(driver, app_url)
     choose(driver, "classify-method", "Occlusion")
+    upload(driver, "classify-input", HOPPER)
+    busy = "return document.querySelector('#classify-annotated [data-testid=status-tracker]:not(.hide)')"
+    wait(lambda: js(driver, busy), what="the first run")
     upload(driver, "classify-input", photo)
     seen: set[str] = set()
     start = time.monotonic()

@@ -130,6 +130,21 @@ def test_classify_errors_are_messages(tmp_path: Path) -> None:
     assert e.value.message.startswith("notes.jpg: not an image file")
 
 
+def test_a_photo_over_the_pixel_limit_is_advice_for_a_visitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library's advice names load_image's max_pixels (for Python callers); the app's says the limit."""
+    monkeypatch.setattr(state, "MAX_PIXELS", 100_000)  # Grace Hopper's photo is 512x600 = 0.3 MP
+    for run in (
+        lambda: classify.classify(HOPPER, DEFAULT_MODEL),
+        lambda: compare.compare_photo(HOPPER, [DEFAULT_MODEL, "ferhub/facemood"]),
+    ):
+        with pytest.raises(gr.Error) as e:
+            run()
+        assert e.value.message == (
+            "grace_hopper.jpg: image is 512x600 = 0.3 MP, over the limit of 0.1 MP (a decompression bomb or a"
+            " very large photo); downscale it to 0.1 MP or less and upload it again"
+        )
+
+
 def test_classify_takes_the_unprocessed_upload_payload() -> None:
     """The classify events skip Gradio's preprocessing: the photo arrives as its FileData payload."""
     payload = {"path": HOPPER, "orig_name": "grace_hopper.jpg", "meta": {"_type": "gradio.FileData"}}
@@ -283,6 +298,64 @@ def test_one_classify_per_action_and_a_failure_clears_the_outputs() -> None:
     ] == ("snapshot")
 
 
+def test_what_is_put_in_while_a_run_is_pending_runs_next() -> None:
+    """Gradio's default trigger mode ("once") drops a trigger while its event runs: a photo uploaded during
+    a slow classify was never classified, and the old photo's results stayed under it. Every event that
+    runs on what the visitor puts in runs again, once, for the newest input."""
+    demo = build_app([DEFAULT_MODEL])
+    deps = {d["api_name"]: d for d in demo.config["dependencies"]}
+    for name in (
+        "classify",
+        "classify_on_upload",
+        "classify_example",
+        "classify_snapshot",
+        "model_changed",
+        "video",
+        "compare_photo",
+        "agreement_headers",
+        "eval_datasets",
+        "dashboard",
+        "dashboard_dataset",
+        "dashboard_view",
+        "dashboard_classes",
+        "difference_a",
+        "difference_b",
+        "evaluate",
+        "dashboard_fresh",
+    ):
+        assert deps[name]["trigger_mode"] == "always_last", name
+
+
+def test_compare_and_evaluate_outputs() -> None:
+    """Each model's annotated photo is shown whole (not cropped to a square); "Evaluate now" refreshes the
+    notes (which said the models had no results right above the new ones)."""
+    demo = build_app([DEFAULT_MODEL])
+    blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    assert blocks["compare-gallery"].object_fit == "contain"
+    (evaluate,) = [d for d in demo.config["dependencies"] if d["api_name"] == "evaluate"]
+    assert blocks["compare-notes"]._id in evaluate["outputs"]
+
+
+def test_a_failed_video_run_says_why_plainly_and_clears_the_tab(tmp_path: Path) -> None:
+    from ferhub.ui import video
+
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video at all " * 200)
+    with pytest.raises(gr.Error) as e:
+        video.analyse_video(str(garbage), None)
+    # FFmpeg's error code (AVERROR_INVALIDDATA as "[Errno 1094995529]") said nothing to a visitor
+    assert e.value.message.startswith(
+        "The upload: not a video FFmpeg can read (Invalid data found when processing input); accepted:"
+    )
+    assert video.plain("x ([Errno 1094995529] Invalid data; [Errno -5] I/O)") == "x (Invalid data; I/O)"
+    demo = build_app([DEFAULT_MODEL])
+    deps = demo.config["dependencies"]
+    (run,) = [d for d in deps if d["api_name"] == "video"]
+    (clear,) = [d for d in deps if d["trigger_after"] == run["id"] and d["trigger_only_on_failure"]]
+    assert clear["js"] == video.clear_js() and clear["outputs"] == run["outputs"] and len(run["outputs"]) == 5
+    assert clear["api_visibility"] == "private" and clear["backend_fn"] is False
+
+
 def test_explain_class_lists_the_models_classes_from_the_start() -> None:
     demo = build_app([DEFAULT_MODEL])
     (target,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "classify-target"]
@@ -299,6 +372,27 @@ def test_an_unloadable_model_leaves_the_pickers_working(caplog: pytest.LogCaptur
     (record,) = [r for r in caplog.records if r.name == "ferhub.app"]
     assert record.message.startswith("model_changed: Cannot load model") and "\n" not in record.message
     assert record.exc_info is None  # one line, no traceback
+
+
+def test_a_refused_model_warning_is_two_sentences_and_names_the_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a public server (paths off): the policy's message ends without a full stop, so the warning puts
+    one before its own sentence; a refused server path reads as a path, not as the bundled model it ends
+    in."""
+    monkeypatch.delenv(visitors.LOCAL_PATHS_SETTING)
+    visitors.configure([])
+    bundled = str(Path(classify.__file__).parent.parent / "bundled" / "fer-mini-xception")
+    said = {}
+    for spec in (bundled, "../secret", "justaword"):
+        with pytest.warns(UserWarning) as warned:
+            classify.model_changed(spec, "Grad-CAM")
+        (said[spec],) = [str(w.message) for w in warned]
+    assert said[bundled].startswith("Cannot load model '.../fer-mini-xception' (a path on the server): ")
+    assert said["../secret"].startswith("Cannot load model '../secret' (a path on the server): ")
+    for message in said.values():
+        assert message.endswith(". Classify will fail with this model; pick another."), message
+        assert ".. Classify" not in message
+    assert "(its operator can allow them with FERHUB_ALLOW_LOCAL_PATHS=1). Classify" in said["../secret"]
+    assert "('org/name' or 'org/name@revision'). Classify" in said["justaword"]
 
 
 # -- Webcam --------------------------------------------------------------------------------------------------
@@ -459,9 +553,59 @@ def test_compare_photo_detects_once_and_marks_disagreement(tiny_model: str) -> N
         compare.compare_photo(ASTRONAUT, [DEFAULT_MODEL])
 
 
-def test_face_agreement_is_the_majority_share() -> None:
-    assert compare.face_agreement(["happy", "sad", "happy"]) == ("happy", pytest.approx(2 / 3))
-    assert compare.face_agreement(["sad"]) == ("sad", 1.0)
+def test_face_agreement_is_the_majority_share_and_a_tie_has_none() -> None:
+    assert compare.face_agreement(["happy", "sad", "happy"]) == ("happy", pytest.approx(2 / 3), ())
+    assert compare.face_agreement(["sad"]) == ("sad", 1.0, ())
+    assert (
+        compare.face_agreement(["sad", "neutral", "angry", "sad"]).label == "sad"
+    )  # the top count is unique
+    # no label leads: no majority (it was the first model's label), the tied labels in the models' order
+    tie = compare.face_agreement(["angry", "neutral", "happy", "sad"])
+    assert tie.label is None and tie.majority_cell() == "tie: angry / neutral / happy / sad"
+    assert tie.share_cell() == "25% each"
+    two = compare.face_agreement(["sad", "happy", "happy", "sad"])
+    assert (two.majority_cell(), two.share_cell()) == ("tie: sad / happy", "50% each")
+    one = compare.face_agreement(["happy", "sad", "happy"])
+    assert (one.majority_cell(), one.share_cell()) == ("happy", "67%")
+
+
+def test_compare_photo_table_shows_a_tie_as_no_majority(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: str
+) -> None:
+    """Two models that disagree on a face: no majority (the first model's label was shown as one)."""
+    from ferhub.predict import Predictor
+
+    predict = Predictor.predict_image
+
+    def second_disagrees(self: Predictor, image: Any) -> Any:
+        result = predict(self, image)
+        for face in result.faces:  # the second model's answer differs from the first's, whatever they saw
+            first, second = face.predictions[0], face.predictions[1]
+            second.label = next(c for c in second.probabilities if c != first.label)
+        return result
+
+    monkeypatch.setattr(Predictor, "predict_image", second_disagrees)
+    _, table, _, summary = compare.compare_photo(ASTRONAUT, [DEFAULT_MODEL, tiny_model])
+    (row,) = table["data"]
+    first, second = (cell.split(" (")[0] for cell in row[1:3])
+    assert row[-3:] == [f"tie: {first} / {second}", "50% each", "disagree"]
+    assert "disagree on **1** face(s)" in summary
+
+
+def test_changing_the_models_clears_every_same_photo_output() -> None:
+    """The table's columns change with the models; the summary, gallery and plot of the last comparison
+    (of other models) go with its rows."""
+    gallery, table, figure, summary = compare.agreement_headers([DEFAULT_MODEL, "ferhub/facemood"])
+    assert gallery == [] and figure is None and summary == ""
+    assert table == {
+        "headers": ["face", DEFAULT_MODEL, "ferhub/facemood", "majority", "share", ""],
+        "data": [],
+    }
+    demo = build_app([DEFAULT_MODEL])
+    ids = {b._id: getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    deps = {d["api_name"]: d for d in demo.config["dependencies"]}
+    assert deps["agreement_headers"]["outputs"] == deps["compare_photo"]["outputs"]
+    assert [ids[o] for o in deps["compare_photo"]["outputs"]][:2] == ["compare-gallery", "compare-agreement"]
 
 
 def test_dashboard_without_results_offers_evaluation(tiny_model: str) -> None:
@@ -475,8 +619,10 @@ def test_evaluate_now_then_dashboard(
 ) -> None:
     monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "cache"))
     ids = [DEFAULT_MODEL, tiny_model]
-    fresh, status, files, picker = compare.evaluate_now(ids, labelled_zip, "", "", {})
+    fresh, status, files, picker, notes = compare.evaluate_now(ids, labelled_zip, "", "", {})
     assert "on 12 images" in status
+    # the dashboard's notes are refreshed with the picker: the tiny model has results now
+    assert "has no evaluation results" not in notes and "No evaluation results" not in notes
     assert len(files) == 3 and Path(files[-1]).name == "report.html"
     assert "<html" in Path(files[-1]).read_text()[:500].lower()
     key = picker.value
@@ -526,17 +672,25 @@ def test_evaluate_now_says_what_it_skipped_and_picks_the_new_set(
     tiny_model: str, labelled_zip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "cache"))
-    fresh, _, _, first = compare.evaluate_now([tiny_model], labelled_zip, "", "", {})
-    broken = tmp_path / "more.zip"  # another set: the same faces, and one file that is no image
+    fresh, _, _, first, _ = compare.evaluate_now([tiny_model], labelled_zip, "", "", {})
+    broken = tmp_path / "upload-folder" / "more.zip"  # another set: the same faces, and one non-image
+    broken.parent.mkdir()
     with zipfile.ZipFile(labelled_zip) as src, zipfile.ZipFile(broken, "w") as dst:
         for name in src.namelist():
             dst.writestr(name.replace("faces/", "more/"), src.read(name))
         dst.writestr("more/happy/broken.png", b"\x89PNG\r\n\x1a\n cut short")
-    fresh, status, _, picker = compare.evaluate_now([tiny_model], str(broken), "", "", fresh)
+    fresh, status, files, picker, _ = compare.evaluate_now([tiny_model], str(broken), "", "", fresh)
     assert (
         "on 12 images" in status
         and "1 image(s) could not be read and were skipped (e.g. broken.png)" in status
     )
+    # what a visitor downloads names the image inside the set, never the server's upload folder
+    (example,) = json.loads(Path(files[0]).read_text())["results"][picker.value]["unreadable"]["examples"]
+    assert example["path"] == "more.zip::more/happy/broken.png"
+    assert example["error"].startswith("more.zip::more/happy/broken.png: ")
+    for served in files:
+        assert str(tmp_path) not in Path(served).read_text(), served
+    assert fresh[tiny_model][picker.value]["unreadable"]["examples"] == [example]
     assert len(picker.choices) == 2 and picker.value != first.value  # the set just evaluated, not the first
     assert picker.value in fresh[tiny_model]
     _, notes, _ = compare.dataset_choices([tiny_model], fresh)
@@ -627,6 +781,16 @@ def test_model_card_shows_labels_licence_and_provenance() -> None:
     with pytest.raises(gr.Error, match="a zoo model this server has not imported") as e:
         model_card.model_card("ferhub/pyemotion")
     assert "Pick a listed model" in e.value.message and "`ferhub zoo import pyemotion`" in e.value.message
+
+
+def test_model_card_of_an_ensemble_lists_its_members_inputs() -> None:
+    """The zoo-ensemble's card facts gave its own 112 px RGB crop, which no member is fed (each crops and
+    normalises its own way); faceapi's mean showed as 0.48149803921568624."""
+    _, facts = model_card.model_card("ferhub/zoo-ensemble")
+    table = dict(facts)
+    assert table["input"] == "64x64 gray; 112x112 RGB; 170x170 RGB; 64x64 gray"
+    assert table["normalisation"].split("; ")[1] == "mean [0.4815, 0.4588, 0.409], std [1.0, 1.0, 1.0]"
+    assert len(table["face crop"].split("; ")) == 4
 
 
 def test_split_card_front_matter() -> None:

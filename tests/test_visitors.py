@@ -78,6 +78,21 @@ def test_messages_lose_server_paths_but_keep_file_names_and_urls() -> None:
     assert visitors.public_text(text) == "set HTTPS_PROXY / HF_ENDPOINT, or read / to x.jpg"
 
 
+def test_a_typed_model_is_named_as_typed_and_a_message_ends_as_a_sentence() -> None:
+    # an absolute path keeps a sign that it is one once public_text has cut it to its last part
+    shown = visitors.named("/srv/models/fer-mini-xception")
+    assert shown == "'.../fer-mini-xception'" and visitors.public_text(shown) == shown
+    assert [visitors.named(s) for s in ("../secret", "~/x", "org/name")] == [
+        "'../secret'",
+        "'~/x'",
+        "'org/name'",
+    ]
+    assert len(visitors.named("/srv/" + "x" * 500)) <= 60
+    assert visitors.sentence("allow them with X=1)") == "allow them with X=1)."
+    assert visitors.sentence("Try again later. ") == "Try again later."
+    assert visitors.sentence("Why?") == "Why?" and visitors.sentence("") == ""
+
+
 def test_one_log_line_and_no_traceback_per_visitor_error(caplog: pytest.LogCaptureFixture) -> None:
     @visitors.action("demo")
     def handler(kind: str) -> str:

@@ -81,7 +81,8 @@ def model_changed(model_id: str | None, method: str) -> tuple[gr.Dropdown, dict[
         model = state.cache().model(model_id or state.default_model())
     except gr.Error as e:
         visitors.warn(
-            f"{e.message} Classify will fail with this model; pick another.", action="model_changed"
+            f"{visitors.sentence(e.message)} Classify will fail with this model; pick another.",
+            action="model_changed",
         )
         return gr.Dropdown(choices=[PREDICTED], value=PREDICTED), gr.update(value=method)
     targets = gr.Dropdown(choices=[PREDICTED, *model.config.labels], value=PREDICTED)
@@ -194,6 +195,9 @@ CSS = """
 .fh-bar { flex: 1; height: 10px; background: #e5e7eb; border-radius: 3px; overflow: hidden; }
 .fh-bar span { display: block; height: 100%; }
 .fh-p { width: 48px; text-align: right; font-variant-numeric: tabular-nums; }
+/* the photo starts below the panel's label chip and its buttons, which Gradio floats over the image's top
+   corners: a face's tag drawn above a face at the top edge stays readable */
+.fh-tagged .image-container { padding-top: 28px; }
 """
 
 # state.DIRECT, the handler wrapped by state.direct: it takes the upload's payload ({"path": ...}, already
@@ -201,6 +205,9 @@ CSS = """
 # preprocessing would hop to a worker thread once per input, five here, and open the photo an extra time:
 # ~4 ms per request), and its six outputs are post-processed in its own thread.
 _FAST = {"concurrency_limit": 4, **state.DIRECT}
+# A photo put in while the last one is still being classified is classified next: with Gradio's default
+# ("once") the browser dropped that trigger and showed the old photo's results under the new photo.
+LATEST = {"trigger_mode": "always_last"}
 
 
 def _handler(parts: dict[str, Any]) -> Any:
@@ -211,7 +218,9 @@ def _handler(parts: dict[str, Any]) -> Any:
 def run_after(event: Any, parts: dict[str, Any], api_name: str) -> Any:
     """Classify once ``event`` has put a photo in the Classify tab (an example, a webcam snapshot); a failure
     clears the outputs. Returns the classify event."""
-    run = event.success(_handler(parts), parts["inputs"], parts["outputs"], api_name=api_name, **_FAST)
+    run = event.success(
+        _handler(parts), parts["inputs"], parts["outputs"], api_name=api_name, **_FAST, **LATEST
+    )
     clear_on_failure(run, parts)
     return run
 
@@ -263,12 +272,17 @@ def build(models: list[str]) -> dict[str, Any]:
         with gr.Column(scale=2):
             with gr.Row():
                 annotated = gr.Image(
-                    label="Faces", format="jpeg", elem_id="classify-annotated", interactive=False
+                    label="Faces",
+                    format="jpeg",
+                    elem_id="classify-annotated",
+                    elem_classes=["fh-tagged"],
+                    interactive=False,
                 )
                 saliency = gr.Image(
                     label="Attribution on the photo",
                     format="jpeg",
                     elem_id="classify-saliency",
+                    elem_classes=["fh-tagged"],
                     interactive=False,
                 )
             crops = gr.Gallery(
@@ -295,7 +309,7 @@ def build(models: list[str]) -> dict[str, Any]:
     # One event per user action: an upload (or paste) fires `upload` once, while `change` fired twice when a
     # photo replaced another, which ran classify twice and showed every error twice.
     for trigger, name in ((run.click, "classify"), (image.upload, "classify_on_upload")):
-        event = trigger(_handler(parts), parts["inputs"], parts["outputs"], api_name=name, **_FAST)
+        event = trigger(_handler(parts), parts["inputs"], parts["outputs"], api_name=name, **_FAST, **LATEST)
         clear_on_failure(event, parts)
     if examples is not None:
         run_after(examples.load_input_event, parts, "classify_example")

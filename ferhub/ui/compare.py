@@ -7,10 +7,11 @@ All figures come from :mod:`ferhub.plots` (shared with the HTML report); all num
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 from PIL import Image
@@ -47,10 +48,30 @@ def _predict_photo(predictor: Any, photo: Image.Image) -> Any:
     return predictor.predict_image(photo)
 
 
-def face_agreement(labels_per_model: list[str]) -> tuple[str, float]:
-    """The majority label of one face and the share of models that give it."""
-    label, count = Counter(labels_per_model).most_common(1)[0]
-    return label, count / len(labels_per_model)
+class Agreement(NamedTuple):
+    """How the models agree on one face: the label most of them give (``None`` on a tie), the share of models
+    that give it (on a tie: the share of each tied label) and the tied labels in the models' order."""
+
+    label: str | None
+    share: float
+    tied: tuple[str, ...] = ()
+
+    def majority_cell(self) -> str:
+        return self.label if self.label is not None else "tie: " + " / ".join(self.tied)
+
+    def share_cell(self) -> str:
+        return f"{self.share:.0%}" + (" each" if self.tied else "")
+
+
+def face_agreement(labels_per_model: list[str]) -> Agreement:
+    """The label most models give one face and the share of models that give it; no label when two or more
+    labels share the top count (``Counter.most_common`` would pick the first model's, presenting one model's
+    answer as the consensus)."""
+    counts = Counter(labels_per_model)
+    top = max(counts.values())
+    leaders = tuple(label for label, n in counts.items() if n == top)
+    share = top / len(labels_per_model)
+    return Agreement(leaders[0], share) if len(leaders) == 1 else Agreement(None, share, leaders)
 
 
 @visitors.action("compare_photo")
@@ -78,9 +99,9 @@ def compare_photo(
     gallery = []
     for m, model_id in enumerate(ids):
         texts, colors, dashed = [], [], []
-        for i, (face, (_, share)) in enumerate(zip(result.faces, agreement), 1):
+        for i, (face, agree) in enumerate(zip(result.faces, agreement), 1):
             pred = face.predictions[m]
-            disagree = share < 1.0
+            disagree = agree.share < 1.0
             # (plain ASCII: the bundled PIL font has no "≠")
             texts.append(
                 f"#{i} {pred.label} {pred.probabilities[pred.label]:.0%}{' (!)' if disagree else ''}"
@@ -90,9 +111,10 @@ def compare_photo(
         drawn = draw_boxes(photo, [f.face.box for f in result.faces], texts, colors, dashed=dashed)
         gallery.append((state.save_image(drawn, f"model{m}"), model_id))
     rows = []
-    for i, (face, (majority, share)) in enumerate(zip(result.faces, agreement), 1):
+    for i, (face, agree) in enumerate(zip(result.faces, agreement), 1):
         cells = [f"{p.label} ({p.probabilities[p.label]:.0%})" for p in face.predictions]
-        rows.append([f"#{i}", *cells, majority, f"{share:.0%}", "agree" if share == 1.0 else "disagree"])
+        verdict = "agree" if agree.share == 1.0 else "disagree"
+        rows.append([f"#{i}", *cells, agree.majority_cell(), agree.share_cell(), verdict])
     figure = None
     if len(result.faces) > 1:
         labels = list(union_labels(*(state.cache().model(m).config.labels for m in ids)))
@@ -100,7 +122,7 @@ def compare_photo(
         figure = agreement_figure(
             agreement_matrix(preds)["agreement"], ids, title=f"Agreement over the {len(result.faces)} faces"
         )
-    n_dis = sum(share < 1.0 for _, share in agreement)
+    n_dis = sum(agree.share < 1.0 for agree in agreement)
     summary = f"**{len(result.faces)} face(s)**, detected once and classified by {len(ids)} models: " + (
         "all models agree on every face."
         if n_dis == 0
@@ -119,10 +141,11 @@ def _agreement_table(model_ids: list[str], rows: list[list[Any]]) -> dict[str, A
     return {"headers": _agreement_header(model_ids), "data": rows}
 
 
-def agreement_headers(model_ids: list[str] | None) -> dict[str, Any]:
-    """The agreement table for a new choice of models: its columns, and no rows (the last photo's rows no
-    longer fit them)."""
-    return _agreement_table([m for m in (model_ids or []) if m][:MAX_MODELS], [])
+def agreement_headers(model_ids: list[str] | None) -> tuple[list[Any], dict[str, Any], None, str]:
+    """The "Same photo" outputs for a new choice of models: no gallery, the agreement table with its new
+    columns and no rows, no agreement plot and no summary (the last comparison was of other models: its
+    summary and figures beside an empty table contradicted it)."""
+    return [], _agreement_table([m for m in (model_ids or []) if m][:MAX_MODELS], []), None, ""
 
 
 # -- (b) the evaluation dashboard ----------------------------------------------------------------------------
@@ -345,12 +368,13 @@ def evaluate_now(
     split: str | None,
     fresh: Results | None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
-) -> tuple[Results, str, list[str], Any]:
+) -> tuple[Results, str, list[str], Any, str]:
     """Evaluate the chosen models on an uploaded zip of class folders or a Hub dataset id (a server path only
     where the server allows it), opened under the server's caps (:func:`ferhub.ui.visitors.open_dataset`).
 
     Returns the fresh results (merged into the session's), a status line, the downloadable files
-    (one ``eval_results.json`` per model and the HTML report) and the new dataset picker.
+    (one ``eval_results.json`` per model and the HTML report, naming images relative to the set: no server
+    paths), the new dataset picker and the dashboard's notes (the evaluated models have results now).
     """
     state.heavy_imports()
     from ferhub import eval_results, evaluation
@@ -382,9 +406,13 @@ def evaluate_now(
     out = scratch.work_dir("ferhub-eval-")
     merged = {m: dict(v) for m, v in (fresh or {}).items()}
     files = []
+    roots = [Path(upload).parent] if upload else [Path(r) for r in [getattr(source, "root", None)] if r]
+    entries = {run.name: visitor_copy(run.entry, roots) for run in runs}
     for run in runs:
-        merged.setdefault(run.name, {})[run.key] = run.entry
-        written = eval_results.write(out / evaluation.slug(run.name), {run.key: run.entry}, render_card=False)
+        merged.setdefault(run.name, {})[run.key] = entries[run.name]
+        written = eval_results.write(
+            out / evaluation.slug(run.name), {run.key: entries[run.name]}, render_card=False
+        )
         files.append(shutil.copy(written, out / f"{evaluation.slug(run.name)}.eval_results.json"))
     key = runs[0].key
     report = write_report(
@@ -392,12 +420,17 @@ def evaluate_now(
         [
             Section(
                 title=dataset_name(key, runs[0].entry),
-                entries={run.name: run.entry for run in runs},
-                predictions={run.name: run.predictions for run in runs},
+                entries=entries,
+                predictions={
+                    run.name: dataclasses.replace(
+                        run.predictions, paths=visitor_copy(run.predictions.paths, roots)
+                    )
+                    for run in runs
+                },
             )
         ],
     )
-    picker, _, _ = dataset_choices(ids, merged, latest=key)
+    picker, notes, _ = dataset_choices(ids, merged, latest=key)
     where = "the uploaded set" if upload else (dataset or "").strip()
     status = f"Evaluated {len(ids)} model(s) on {runs[0].entry.get('num_images', '?')} images of {where}."
     unreadable = runs[0].entry.get("unreadable") or {}
@@ -406,7 +439,22 @@ def evaluate_now(
         status += f" {unreadable['count']} image(s) could not be read and were skipped" + (
             f" (e.g. {visitors.public_text(names)})." if names else "."
         )
-    return merged, status, [str(p) for p in [*files, report]], picker
+    return merged, status, [str(p) for p in [*files, report]], picker, notes
+
+
+def visitor_copy(value: Any, roots: list[Path]) -> Any:
+    """``value`` (an ``eval_results`` entry, a list of image paths) with every image path relative to the
+    set's folder (``set.zip::sad/x.jpg``, not the server's upload folder before it) and any other server path
+    cut to its last part: what the app serves a visitor to download."""
+    if isinstance(value, dict):
+        return {k: visitor_copy(v, roots) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(visitor_copy(v, roots) for v in value)
+    if not isinstance(value, str):
+        return value
+    for root in roots:
+        value = value.replace(f"{str(root).rstrip('/')}/", "")
+    return visitors.public_text(value)
 
 
 def build(models: list[str]) -> None:
@@ -437,7 +485,13 @@ def build(models: list[str]) -> None:
                 gr.Examples(examples, inputs=photo)
         with gr.Column(scale=2):
             summary = gr.Markdown(elem_id="compare-summary")
-            gallery = gr.Gallery(label="Each model", columns=2, height=420, elem_id="compare-gallery")
+            gallery = gr.Gallery(
+                label="Each model",
+                columns=2,
+                height=420,
+                object_fit="contain",  # the whole photo: "cover" cropped it to a square, hiding faces
+                elem_id="compare-gallery",
+            )
             table = gr.Dataframe(
                 headers=_agreement_header(default),
                 interactive=False,
@@ -497,34 +551,40 @@ def build(models: list[str]) -> None:
     # preprocess=False: the upload's payload as it comes (Gradio has checked and cached its file), decoded
     # once by ferhub, whose errors are one clear line; Gradio's own preprocessing opened it first and failed
     # with its own message (the server path included) on a corrupt or oversized photo
+    # every event here runs again for what the visitor did while it ran (trigger_mode "always_last"): with
+    # Gradio's default ("once") that was dropped, leaving results of the old photo or set under the new one
+    latest: dict[str, Any] = {"trigger_mode": "always_last"}
+    same_photo = [gallery, table, agreement_plot, summary]
     run.click(
-        compare_photo,
-        [photo, chosen],
-        [gallery, table, agreement_plot, summary],
-        api_name="compare_photo",
-        preprocess=False,
+        compare_photo, [photo, chosen], same_photo, api_name="compare_photo", preprocess=False, **latest
     )
-    chosen.change(agreement_headers, chosen, table, api_name="agreement_headers")
+    chosen.change(agreement_headers, chosen, same_photo, api_name="agreement_headers", **latest)
     figures = [*confusion, *pair, difference, recall, metrics, averages, dataset_note]
     inputs = [chosen, dataset_key, view, fresh, show_all, *pair]
     pick = refresh.click(
-        dataset_choices, [chosen, fresh], [dataset_key, notes, evaluate_section], api_name="eval_datasets"
+        dataset_choices,
+        [chosen, fresh],
+        [dataset_key, notes, evaluate_section],
+        api_name="eval_datasets",
+        **latest,
     )
-    pick.success(dashboard, inputs, figures, api_name="dashboard")
-    dataset_key.input(dashboard, inputs, figures, api_name="dashboard_dataset")
-    view.change(dashboard, inputs, figures, api_name="dashboard_view")
-    show_all.change(dashboard, inputs, figures, api_name="dashboard_classes")
+    pick.success(dashboard, inputs, figures, api_name="dashboard", **latest)
+    dataset_key.input(dashboard, inputs, figures, api_name="dashboard_dataset", **latest)
+    view.change(dashboard, inputs, figures, api_name="dashboard_view", **latest)
+    show_all.change(dashboard, inputs, figures, api_name="dashboard_classes", **latest)
     for picker, tag in zip(pair, "ab"):
         picker.input(
             difference_plot,
             [chosen, dataset_key, fresh, show_all, *pair],
             difference,
             api_name=f"difference_{tag}",
+            **latest,
         )
     done = evaluate.click(
         evaluate_now,
         [chosen, upload, dataset, split, fresh],
-        [fresh, status, files, dataset_key],
+        [fresh, status, files, dataset_key, notes],
         api_name="evaluate",
+        **latest,
     )
-    done.success(dashboard, inputs, figures, api_name="dashboard_fresh")
+    done.success(dashboard, inputs, figures, api_name="dashboard_fresh", **latest)

@@ -62,13 +62,16 @@ def model_card(model_id: str | None) -> tuple[str, list[list[str]]]:
     source = (context.get("provenance") or "").strip().split("\n\n")[0] or meta.get("base_model") or "-"
     datasets = meta.get("datasets") or context.get("datasets") or "-"
     params = sum(p.numel() for p in model.parameters())
+    # an ensemble's own config only frames the crop its explanations are drawn on: each member crops and
+    # normalises the face its own way, so the facts list the members'
+    configs = [m.config for m in getattr(model, "members", None) or [model]]
     facts = [
         ["model", model_id],
         ["architecture", config.architecture],
         ["labels", ", ".join(config.labels)],
-        ["input", f"{config.input_size}x{config.input_size} {'gray' if config.channels == 1 else 'RGB'}"],
-        ["normalisation", f"mean {list(config.mean)}, std {list(config.std)}"],
-        ["face crop", f"margin {config.crop_margin:g}, square {config.crop_square}, aligned {config.align}"],
+        ["input", "; ".join(_input(c) for c in configs)],
+        ["normalisation", "; ".join(_normalisation(c) for c in configs)],
+        ["face crop", "; ".join(_crop(c) for c in configs)],
         ["parameters", f"{params:,}"],
         ["licence", str(licence)],
         ["provenance", source if isinstance(source, str) else ", ".join(map(str, source))],
@@ -77,6 +80,19 @@ def model_card(model_id: str | None) -> tuple[str, list[list[str]]]:
         ["source", "bundled with ferhub" if folder.parent == BUNDLED_DIR else _source(model_id)],
     ]
     return body, facts
+
+
+def _input(config: Any) -> str:
+    return f"{config.input_size}x{config.input_size} {'gray' if config.channels == 1 else 'RGB'}"
+
+
+def _normalisation(config: Any) -> str:
+    # float32 values read back as float64 (0.48149803921568624): four decimals say them
+    return f"mean {[round(v, 4) for v in config.mean]}, std {[round(v, 4) for v in config.std]}"
+
+
+def _crop(config: Any) -> str:
+    return f"margin {config.crop_margin:g}, square {config.crop_square}, aligned {config.align}"
 
 
 def build(models: list[str]) -> tuple[gr.Dropdown, list[gr.components.Component]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import gradio as gr
 
 from ferhub.assets import EXAMPLES_DIR
-from ferhub.config import brief
 from ferhub.ui import visitors
 
 if TYPE_CHECKING:
@@ -129,12 +129,13 @@ class ModelCache:
             lock = self._model_locks.setdefault(model_id, threading.Lock())
         with lock:  # two first requests for one model load it once, without blocking other models
             if model_id not in self._models:
+                shown = visitors.named(model_id)
                 try:
                     spec, local = visitors.model_spec(model_id)  # a public server's visitors: no server paths
                     if import_hint(spec) is not None:  # importing is for whoever runs the server
                         name = spec.partition("@")[0].rpartition("/")[2]
                         raise gr.Error(
-                            f"Cannot load model {brief(model_id)}: it is a zoo model this server has not"
+                            f"Cannot load model {shown}: it is a zoo model this server has not"
                             f" imported (whoever runs the server can, with `ferhub zoo import {name}`). Pick"
                             " a listed model meanwhile.",
                             title="Model not loaded",
@@ -142,16 +143,18 @@ class ModelCache:
                     model = load(spec, device=device(), local=local)
                 except gr.Error:
                     raise
+                except visitors.PathRefused as e:  # said as a path: a bundled model's name alone is not one
+                    raise gr.Error(
+                        f"Cannot load model {shown} (a path on the server): {e}", title="Model not loaded"
+                    ) from e
                 except HubConnectionError as e:  # the server's network: the CLI's fixes are not the visitor's
                     raise gr.Error(
-                        f"Cannot load model {brief(model_id)}: this server has no copy of it and cannot reach"
+                        f"Cannot load model {shown}: this server has no copy of it and cannot reach"
                         " the Hugging Face Hub now. Pick a listed model, or try again later.",
                         title="Model not loaded",
                     ) from e
                 except Exception as e:
-                    raise gr.Error(
-                        f"Cannot load model {brief(model_id)}: {e}", title="Model not loaded"
-                    ) from e
+                    raise gr.Error(f"Cannot load model {shown}: {e}", title="Model not loaded") from e
                 self._models[model_id] = model  # shared with ferhub.hub's cache: never changed here
         return self._models[model_id]
 
@@ -196,6 +199,18 @@ def cache() -> ModelCache:
     return ModelCache()
 
 
+# ferhub.images' advice for a photo over the pixel limit names load_image's max_pixels: a web visitor has no
+# such argument, only the photo to make smaller
+_PYTHON_ADVICE = re.compile(r"; downscale it first \(from Python, [^)]*\)$")
+
+
+def _for_visitors(message: str) -> str:
+    """A decoder message with advice a web visitor can act on."""
+    return _PYTHON_ADVICE.sub(
+        f"; downscale it to {MAX_PIXELS / 1e6:g} MP or less and upload it again", message
+    )
+
+
 def load_photo(src: Any) -> Any:
     """Decode an uploaded photo through ``ferhub.images.load_image``; ``gr.Error`` with its message
     otherwise."""
@@ -210,7 +225,7 @@ def load_photo(src: Any) -> Any:
     try:
         return load_image(src, max_pixels=MAX_PIXELS)
     except ImageDecodeError as e:
-        raise gr.Error(str(e), title="Not a usable image") from e
+        raise gr.Error(_for_visitors(str(e)), title="Not a usable image") from e
     except OSError as e:
         raise gr.Error(f"Cannot read the upload: {e}", title="Not a usable image") from e
 

@@ -6,6 +6,7 @@ and the CSV/JSON files ``ferhub predict`` would write. Thin over :mod:`ferhub.vi
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,25 @@ LIMITS = (
 )
 
 
+def clear_js() -> str:
+    """What a failed run leaves in the tab's outputs (video, timeline, summary, files, status): nothing, as
+    the Classify tab does, instead of the last clip's results and status line under the new clip. The
+    summary keeps its column names (a ``null`` table is drawn with columns 0-6)."""
+    from ferhub import timeline as tl
+
+    table = json.dumps({"headers": list(tl.SUMMARY_HEADER), "data": [], "metadata": None})
+    return f"() => [null, null, {table}, [], '']"
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ")
+
+
+def plain(text: str) -> str:
+    """``text`` without Python's ``[Errno N]`` prefixes: FFmpeg's are error codes such as 1094995529
+    (AVERROR_INVALIDDATA), which tell a visitor nothing; the words after them say what is wrong."""
+    return _ERRNO.sub("", text)
+
+
 def _open(predictor: Any, path: str, fps: float, smooth: float) -> Any:
     from ferhub.video import VideoAnalyzer
     from ferhub.videoio import NotAVideoError, VideoDecodeError
@@ -37,7 +57,7 @@ def _open(predictor: Any, path: str, fps: float, smooth: float) -> Any:
             "This is a still picture, not a video: use the Classify tab.", title="Not a video"
         ) from e
     except VideoDecodeError as e:
-        raise gr.Error(str(e).replace(path, "The upload"), title="Not a usable video") from e
+        raise gr.Error(plain(str(e).replace(path, "The upload")), title="Not a usable video") from e
     if run.info.duration is not None and run.info.duration > MAX_SECONDS + 0.5:
         run.close()
         raise gr.Error(
@@ -132,7 +152,7 @@ def analyse_video(
     if result["error"]:
         status += (
             " The file is damaged part-way; results up to there are kept"
-            f" ({result['error'].split(': ', 1)[-1]})."
+            f" ({plain(result['error'].split(': ', 1)[-1])})."
         )
     if result["stopped"]:
         status += f" Stopped at {MAX_SECONDS} s, this app's limit; the results up to there are kept."
@@ -175,10 +195,13 @@ def build(models: list[str]) -> None:
         headers=tl.SUMMARY_HEADER, label="Per person", interactive=False, elem_id="video-summary"
     )
     files = gr.File(label="Results (CSV, JSON)", file_count="multiple", elem_id="video-files")
-    go.click(
+    outputs = [annotated, plot, table, files, status]
+    run = go.click(
         analyse_video,
         [upload, picker, fps, smooth],
-        [annotated, plot, table, files, status],
+        outputs,
         api_name="video",
         concurrency_limit=1,
+        trigger_mode="always_last",  # a clip put in and analysed while the last one runs is analysed next
     )
+    run.failure(None, None, outputs, js=clear_js(), api_name="clear_video", api_visibility="private")

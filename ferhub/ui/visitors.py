@@ -95,9 +95,13 @@ LOCAL_OFF = (
 )
 
 
+class PathRefused(ValueError):
+    """A visitor named a server path while paths are turned off (same words whatever exists there)."""
+
+
 def model_spec(spec: str | None) -> tuple[str, bool]:
     """``(model id, may it be a local path)`` for a model a visitor named; ``ValueError`` (with the same words
-    whatever exists on the server) for a path when local paths are off."""
+    whatever exists on the server) for a path when local paths are off (:class:`PathRefused`)."""
     spec = (spec or "").strip()
     p = _policy
     if p.local_paths or spec in p.listed:
@@ -111,7 +115,26 @@ def model_spec(spec: str | None) -> tuple[str, bool]:
         from ferhub.config import brief  # the name cut short: a visitor may paste anything
 
         raise ValueError(f"{brief(spec)} is not a listed or bundled model, nor a Hub id: {TAKES}")
-    raise ValueError(LOCAL_OFF[0].upper() + LOCAL_OFF[1:])
+    raise PathRefused(LOCAL_OFF[0].upper() + LOCAL_OFF[1:])
+
+
+def named(spec: str) -> str:
+    """How a message names a model a visitor typed: quoted and cut short (``brief``). An absolute path shows
+    as ``'.../last-part'``: :func:`public_text` would otherwise cut it to ``'last-part'``, which reads as a
+    bundled model's name ("Cannot load model 'fer-mini-xception'" for a refused server path)."""
+    spec = (spec or "").strip()
+    if spec.startswith("/") and Path(spec).name:
+        spec = f".../{Path(spec).name}"
+    from ferhub.config import brief
+
+    return brief(spec)
+
+
+def sentence(text: str) -> str:
+    """``text`` ending as a sentence, so that another sentence can follow it (many messages end without a
+    full stop: "...=1) Classify will fail" ran two sentences together)."""
+    text = str(text).rstrip()
+    return text if not text or text.endswith((".", "!", "?")) else f"{text}."
 
 
 def looks_like_hub_id(spec: str) -> bool:
