@@ -249,6 +249,7 @@ def test_video_endpoint_tracks_and_plots_two_models(client, tmp_path: Path) -> N
     names = {t.get("name") for t in figure["data"]}
     assert any(n and n.endswith("· ferhub/human-emotion") for n in names)
     csv_path, json_path = (Path(f) for f in files)
+    assert (csv_path.name, json_path.name) == ("two_people.csv", "two_people.json")  # named after the clip
     rows = list(csv.DictReader(csv_path.open()))
     assert {r["model"] for r in rows} == set(models) and {r["face_id"] for r in rows} == {"1", "2"}
     entry = json.loads(json_path.read_text())

@@ -98,6 +98,8 @@ def test_classify_boxes_labels_and_explains_the_face() -> None:
     assert gallery[0][1] == f"#1 {face['label']}"
     assert f"Face #1: {face['label']}" in probs_html
     assert json.loads(Path(path).read_text()) == data
+    # the download is named after the photo, which the JSON names too (no 32-digit prefix, no server path)
+    assert Path(path).name == "grace_hopper.ferhub.json" and data["path"] == "grace_hopper.jpg"
 
 
 def test_classify_explains_a_chosen_class_with_any_method() -> None:
@@ -429,6 +431,21 @@ def test_process_frame_tracks_smooths_records_and_snapshot_goes_to_classify() ->
         webcam.snapshot(None)
 
 
+def test_changing_the_webcam_model_keeps_the_recording_and_the_faces_ids() -> None:
+    """Picking another model while recording threw the recording away (and restarted the face ids)."""
+    frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
+    session = None
+    for model in (DEFAULT_MODEL, DEFAULT_MODEL, "ferhub/facemood", "ferhub/facemood"):
+        _, text, session = webcam.process_frame(frame, session, model, True)
+        (track,) = session.tracker.tracks
+        assert track.id == 1
+    assert text.endswith("recording 4 frames")
+    figure, rows = webcam.timeline(session)
+    assert [r[0] for r in rows] == [f"1 · {DEFAULT_MODEL}", "1 · ferhub/facemood"]
+    drawn = {t.name for t in figure.data}
+    assert {f"happy · {DEFAULT_MODEL}", "happy · ferhub/facemood"} <= drawn  # each model's own lines
+
+
 def test_a_frame_is_drawn_as_from_an_array() -> None:
     """The webcam's route hands frames over as PIL images (no array copies on the way in); such a frame is
     annotated exactly as the same pixels given as an array, and neither the caller's frame nor the snapshot's
@@ -592,6 +609,17 @@ def test_compare_photo_table_shows_a_tie_as_no_majority(
     assert "disagree on **1** face(s)" in summary
 
 
+def test_compare_photo_agreement_plot_fits_its_panel(tiny_model: str, tmp_path: Path) -> None:
+    """The heatmap over several faces had a fixed width and was cut off on a phone-width panel."""
+    pair = Image.new("RGB", (1024, 512))
+    pair.paste(Image.open(HOPPER).convert("RGB").resize((512, 512)), (0, 0))
+    pair.paste(Image.open(ASTRONAUT).convert("RGB").resize((512, 512)), (512, 0))
+    pair.save(tmp_path / "pair.jpg")
+    _, _, figure, _ = compare.compare_photo(str(tmp_path / "pair.jpg"), [DEFAULT_MODEL, tiny_model])
+    assert figure.layout.autosize is True and figure.layout.width is None
+    assert list(figure.data[0].x) == [DEFAULT_MODEL, "tiny"]  # a local folder by its name, as elsewhere
+
+
 def test_changing_the_models_clears_every_same_photo_output() -> None:
     """The table's columns change with the models; the summary, gallery and plot of the last comparison
     (of other models) go with its rows."""
@@ -678,12 +706,16 @@ def test_evaluate_now_says_what_it_skipped_and_picks_the_new_set(
     with zipfile.ZipFile(labelled_zip) as src, zipfile.ZipFile(broken, "w") as dst:
         for name in src.namelist():
             dst.writestr(name.replace("faces/", "more/"), src.read(name))
+        png = next(n for n in src.namelist() if n.endswith(".png"))
+        dst.writestr("more/contempt/face.png", src.read(png))  # a class the 7-class model cannot predict
         dst.writestr("more/happy/broken.png", b"\x89PNG\r\n\x1a\n cut short")
     fresh, status, files, picker, _ = compare.evaluate_now([tiny_model], str(broken), "", "", fresh)
     assert (
-        "on 12 images" in status
+        "on 13 images" in status
         and "1 image(s) could not be read and were skipped (e.g. broken.png)" in status
     )
+    # an accuracy alone hid that these are counted wrong (the notes said so only inside the JSON)
+    assert status.endswith(" tiny cannot predict contempt (1): those 1 image(s) count as wrong.")
     # what a visitor downloads names the image inside the set, never the server's upload folder
     (example,) = json.loads(Path(files[0]).read_text())["results"][picker.value]["unreadable"]["examples"]
     assert example["path"] == "more.zip::more/happy/broken.png"

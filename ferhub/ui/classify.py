@@ -4,7 +4,9 @@ out."""
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -175,7 +177,10 @@ def classify(
             (state.save_image(overlay(e.crop, e.heatmap, size=192), f"face{i}"), f"#{i} {e.target}")
             for i, e in enumerate(explanations, 1)
         ]
-    download = state.output_path("-ferhub-result.json")
+    # the upload's own name (Gradio keeps it as the cached file's name): in the JSON, and naming the download
+    upload = Path(image).name if isinstance(image, (str, os.PathLike)) else None
+    data["path"] = upload
+    download = state.download_path(upload, ".ferhub.json", "ferhub-result")
     download.write_text(strict_json.dumps(data, indent=2), encoding="utf-8")
     return (
         state.save_image(annotate(photo, result.faces), "faces"),

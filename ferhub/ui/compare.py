@@ -120,7 +120,10 @@ def compare_photo(
         labels = list(union_labels(*(state.cache().model(m).config.labels for m in ids)))
         preds = [labels_to_indices([face[m] for face in per_face], labels) for m in range(len(ids))]
         figure = agreement_figure(
-            agreement_matrix(preds)["agreement"], ids, title=f"Agreement over the {len(result.faces)} faces"
+            agreement_matrix(preds)["agreement"],
+            [short_name(m) for m in ids],
+            title=f"Agreement over the {len(result.faces)} faces",
+            autosize=True,  # the panel's width: a fixed one was cut off on a phone
         )
     n_dis = sum(agree.share < 1.0 for agree in agreement)
     summary = f"**{len(result.faces)} face(s)**, detected once and classified by {len(ids)} models: " + (
@@ -439,7 +442,21 @@ def evaluate_now(
         status += f" {unreadable['count']} image(s) could not be read and were skipped" + (
             f" (e.g. {visitors.public_text(names)})." if names else "."
         )
+    status += "".join(_unpredictable_note(run) for run in runs)
     return merged, status, [str(p) for p in [*files, report]], picker, notes
+
+
+def _unpredictable_note(run: Any) -> str:
+    """A sentence for a model that cannot predict some of the set's classes (a ``contempt/`` folder for a
+    7-class model): those images count as wrong, which an accuracy alone does not say."""
+    counts = {k: v for k, v in run.entry["label_mapping"]["unpredictable"].items() if v}
+    if not counts:
+        return ""
+    classes = ", ".join(f"{name} ({n})" for name, n in counts.items())
+    return (
+        f" {short_name(run.name)} cannot predict {classes}: those {sum(counts.values())} image(s) count as"
+        " wrong."
+    )
 
 
 def visitor_copy(value: Any, roots: list[Path]) -> Any:

@@ -82,6 +82,16 @@ def output_path(suffix: str) -> Path:
     return outputs_dir() / f"{uuid.uuid4().hex}{suffix}"
 
 
+def download_path(name: str) -> Path:
+    """A fresh path for a file a visitor downloads, named ``name`` (``interview.csv``) in a folder of its own:
+    the browser saves it under that name, where :func:`output_path`'s 32-digit prefix came first (and was
+    all a phone showed of it)."""
+    maybe_sweep()
+    folder = outputs_dir() / uuid.uuid4().hex
+    folder.mkdir()
+    return folder / name
+
+
 def work_dir(prefix: str) -> Path:
     """A fresh folder in :func:`outputs_dir` for a handler's several files; swept like single files."""
     maybe_sweep()

@@ -243,6 +243,16 @@ def output_path(suffix: str) -> Path:
     return scratch.output_path(suffix)
 
 
+def download_path(upload: Any, suffix: str, default: str) -> Path:
+    """A fresh path for a download named after an upload (``my photo (1).jpg`` -> ``my_photo_1`` +
+    ``suffix``; ``default`` without one): only the name the visitor gave, in plain characters, never the
+    server's path (:func:`ferhub.ui.scratch.download_path`)."""
+    from ferhub.ui import scratch
+
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(str(upload)).stem).strip("_")[-60:] if upload else ""
+    return scratch.download_path(f"{stem or default}{suffix}")
+
+
 def save_image(image: Any, name: str = "image", *, lossless: bool = False) -> str:
     """Save a PIL image under :func:`output_path` (JPEG, or PNG when ``lossless``) and return its path."""
     path = output_path(f"-{name}.png" if lossless else f"-{name}.jpg")

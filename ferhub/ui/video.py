@@ -76,10 +76,10 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
     from ferhub.writers import CsvWriter, JsonWriter
 
     run = _open(predictor, path, fps, smooth)
-    # downloads named after the clip (no server path in them), e.g. "...-interview.csv"
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(path).stem)[-60:] or "video"
-    names = (f"-{stem}-annotated.mp4", f"-{stem}.csv", f"-{stem}.json")
-    annotated, csv_path, json_path = (state.output_path(s) for s in names)
+    # downloads named after the clip (no server path in them), e.g. "interview.csv"
+    annotated, csv_path, json_path = (
+        state.download_path(path, s, "video") for s in ("-annotated.mp4", ".csv", ".json")
+    )
     labels = [tuple(c.labels) for c in predictor.configs]
     total = int(min(run.info.num_frames or 1, (run.info.duration or 0) * fps + 1)) or None
     frames: list[dict[str, Any]] = []

@@ -39,7 +39,9 @@ class WebcamSession:
     )  # track id -> its latest face, carried between detections
     model: str | None = None
     recording: list[dict[str, Any]] = field(default_factory=list)
-    summaries: Any = None  # ferhub.video.TrackSummaries of the recording
+    summaries: Any = None  # ferhub.video.TrackSummaries of the recording since the model last changed
+    # the recording's parts of earlier models: (model, its frames' end in ``recording``, its track summaries)
+    earlier: list[tuple[str, int, list[dict[str, Any]]]] = field(default_factory=list)
     cuts: Any = None  # ferhub.video.ShotCuts: another camera or scene must not inherit the last one's boxes
     pending: Future | None = None  # a detection started on an earlier frame, running beside the stream
     pending_time: float = 0.0  # that frame's time
@@ -140,10 +142,14 @@ def process_frame(
     image = image if image.mode == "RGB" else image.convert("RGB")
     session.last_frame = image  # never drawn on: draw_boxes draws on a copy
     model_id = (model_id or "").strip() or state.default_model()
-    if model_id != session.model:  # other classes: the smoothed values and the recording start again
-        session.tracker.reset()
-        session.faces, session.model, session.recording, session.summaries = {}, model_id, [], None
-        session.pending = None
+    if model_id != session.model:
+        # other classes: the smoothing starts again; the faces keep their ids (the tracker follows boxes, not
+        # classes) and what was recorded stays, each model's part drawn and summed up as its own
+        for track in session.tracker.tracks:
+            track.smoothed = None
+        if session.summaries is not None and session.model is not None:
+            session.earlier.append((session.model, len(session.recording), session.summaries.result()))
+        session.model, session.summaries = model_id, None
     predictor = state.cache().predictor([model_id], fast=True)  # loaded outside the GPU function
     tracks, faces, probs = _faces_now(session, predictor, image, elapsed)
     session.frame += 1
@@ -178,15 +184,25 @@ def timeline(session: WebcamSession | str | None) -> tuple[Any, list[list[Any]]]
             "Nothing recorded yet: tick 'Record timeline' while the camera runs.", title="No timeline"
         )
     state.heavy_imports()
-    data = tl.collect(session.recording, session.model or "model")
-    tracks = session.summaries.result() if session.summaries is not None else []
-    return tl.figure(data, title="Webcam session"), tl.summary_rows(tracks)
+    parts = [*session.earlier]
+    if session.summaries is not None:
+        parts.append((session.model or "model", len(session.recording), session.summaries.result()))
+    data: dict[Any, Any] = {}
+    rows = []
+    start = 0
+    for model, end, tracks in parts:  # each model's frames drawn as its own lines (a second model's dashed)
+        data.update(tl.collect(session.recording[start:end], model))
+        start = end
+        for row in tl.summary_rows(tracks):
+            # recorded with several models: which one each row sums up (a face has a row per model)
+            rows.append([f"{row[0]} · {model}", *row[1:]] if len(parts) > 1 else row)
+    return tl.figure(data, title="Webcam session"), rows
 
 
 def clear_recording(session: WebcamSession | None, record: bool) -> WebcamSession | None:
     """Starting a new recording forgets the previous one."""
     if isinstance(session, WebcamSession) and record:
-        session.recording, session.summaries = [], None
+        session.recording, session.summaries, session.earlier = [], None, []
     return session
 
 
