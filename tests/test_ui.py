@@ -99,7 +99,8 @@ def test_classify_boxes_labels_and_explains_the_face() -> None:
     assert f"Face #1: {face['label']}" in probs_html
     assert json.loads(Path(path).read_text()) == data
     # the download is named after the photo, which the JSON names too (no 32-digit prefix, no server path)
-    assert Path(path).name == "grace_hopper.ferhub.json" and data["path"] == "grace_hopper.jpg"
+    assert Path(path).name == "grace_hopper.ferhub.json" and data["upload"] == "grace_hopper.jpg"
+    assert data["path"] is None
 
 
 def test_classify_explains_a_chosen_class_with_any_method() -> None:

@@ -121,6 +121,15 @@ def explain(
     return out
 
 
+def _upload_name(image: Any) -> str | None:
+    """The photo's own file name (the payload's ``orig_name``; Gradio caches an upload under its name), for
+    the JSON and its download: never the server's path to it."""
+    if isinstance(image, dict):
+        name = image.get("orig_name") or (Path(str(image["path"])).name if image.get("path") else None)
+        return Path(str(name)).name if name else None  # a name, whatever a client sent
+    return Path(image).name if isinstance(image, (str, os.PathLike)) else None
+
+
 @visitors.action("classify")
 def classify(
     image: Any,
@@ -177,9 +186,10 @@ def classify(
             (state.save_image(overlay(e.crop, e.heatmap, size=192), f"face{i}"), f"#{i} {e.target}")
             for i, e in enumerate(explanations, 1)
         ]
-    # the upload's own name (Gradio keeps it as the cached file's name): in the JSON, and naming the download
-    upload = Path(image).name if isinstance(image, (str, os.PathLike)) else None
-    data["path"] = upload
+    upload = _upload_name(image)
+    # "path" stays null (no server path; and gradio_client takes any dict with a "path" string for a file to
+    # fetch): the photo is named under "upload"
+    data["upload"] = upload
     download = state.download_path(upload, ".ferhub.json", "ferhub-result")
     download.write_text(strict_json.dumps(data, indent=2), encoding="utf-8")
     return (
