@@ -1,19 +1,23 @@
 """Tracker quality on the test clips: ferhub's tracker vs ByteTrack (``supervision`` 0.30.9, its last release
-with
-ByteTrack) on the same MTCNN detections, in one run. Prints a Markdown table.
+with ByteTrack) on the same MTCNN detections, in one run. Prints two Markdown tables.
 
     python bench/tracking.py
 
-The scenes are ``tests/clips.py``'s (pan, zoom, cut, two faces crossing, a face leaving and returning), 15
-fps, faces detected on every frame. ByteTrack runs in the fer benchmark venv (``bench/fer_env.py``) with
-``supervision==0.30.9`` added, so ferhub's environment is untouched. Per scene: the people in it, the ids each
-tracker gave, identity switches (a person's id differs from that person's previous id) and impure ids (one id
-on two people).
+The scenes are ``tests/clips.py``'s (pan, zoom, cut, two faces crossing, a face leaving and returning) and two
+made here from two people sitting still: a one-frame camera flash, and the light dimmed for good. First at
+their 15 fps, faces detected on every frame; then sampled at 5, 2, 1 and 0.5 frames a second (``--fps``, the
+Video tab's range), faces detected on every sampled frame. ByteTrack runs in the fer benchmark venv
+(``bench/fer_env.py``) with ``supervision==0.30.9`` added, so ferhub's environment is untouched. Per scene:
+the people in it, the ids each tracker gave, identity switches (a person's id differs from that person's
+previous id) and impure ids (one id on two people). "ferhub FaceTracker" is the tracker on boxes alone (as
+the webcam runs it); the video path adds the shot-cut detector and each face's look
+(``ferhub.tracking.appearance``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -23,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
 
-SCENES = ["pan", "zoom", "cut", "crossing", "leave_and_return"]
+SCENES = ["pan", "zoom", "cut", "crossing", "leave_and_return", "flash", "dimmed"]
 FPS = 15
+SAMPLED = [5, 2, 1, 0.5]  # frames a second
 
 BYTETRACK = r"""
 import json, sys, warnings
@@ -33,8 +38,8 @@ warnings.simplefilter("ignore")
 import supervision as sv
 scenes = json.load(open(sys.argv[1]))
 out = {}
-for name, frames in scenes.items():
-    tracker = sv.ByteTrack(frame_rate=15)
+for name, (rate, frames) in scenes.items():
+    tracker = sv.ByteTrack(frame_rate=max(1, round(rate)))
     ids = []
     for frame in frames:
         if not frame:
@@ -46,7 +51,7 @@ for name, frames in scenes.items():
                             data={"i": np.arange(len(frame))})
         tracked = tracker.update_with_detections(det)
         row = [None] * len(frame)
-        for i, t in zip(tracked.data["i"], tracked.tracker_id):
+        for i, t in zip(tracked.data.get("i", []), tracked.tracker_id):
             row[int(i)] = int(t)
         ids.append(row)
     out[name] = ids
@@ -54,9 +59,31 @@ print(json.dumps(out))
 """
 
 
+def scene(name: str) -> tuple[list, list]:
+    """Frames and truth of a scene: ``tests/clips.py``'s, or two people sitting still through a one-frame
+    flash (frame 20 brighter, saturating) or a light dimmed for good (40% darker from frame 20)."""
+    import clips
+    import numpy as np
+
+    if name not in ("flash", "dimmed"):
+        return getattr(clips, name)()
+    frames, truth = clips.leave_and_return(45, away=(45, 45))  # nobody leaves
+    if name == "flash":
+        frames[20] = np.clip(frames[20].astype(int) * 1.8 + 40, 0, 255).astype(np.uint8)
+    else:
+        frames[20:] = [np.clip(a.astype(int) * 0.6, 0, 255).astype(np.uint8) for a in frames[20:]]
+    return frames, truth
+
+
+def sampled(n: int, fps: float) -> list[int]:
+    """The frames of an ``n``-frame 15 fps clip that ``--fps fps`` analyses: the first at or after each
+    ``k / fps`` seconds."""
+    step = FPS / fps
+    return sorted({math.ceil(k * step - 1e-9) for k in range(n) if math.ceil(k * step - 1e-9) < n})
+
+
 def detections() -> tuple[dict[str, list], dict[str, list], dict[str, list]]:
     """Per scene: per frame ``[x1, y1, x2, y2, score]`` of every detected face, the truth, and the frames."""
-    import clips
     from PIL import Image
 
     from ferhub.faces import FaceDetector
@@ -64,41 +91,50 @@ def detections() -> tuple[dict[str, list], dict[str, list], dict[str, list]]:
     detector = FaceDetector()
     dets, truth, images = {}, {}, {}
     for name in SCENES:
-        frames, t = getattr(clips, name)()
+        frames, t = scene(name)
         images[name] = frames
         dets[name] = [[[*f.box, f.score] for f in detector.detect(Image.fromarray(a))] for a in frames]
         truth[name] = t
     return dets, truth, images
 
 
-def ferhub_ids(dets: dict[str, list], images: dict[str, list] | None = None) -> dict[str, list]:
-    """ferhub's tracker on the detections; with ``images``, also its shot-cut detector, as ferhub.video
-    runs."""
+def ferhub_ids(
+    dets: dict[str, list], images: dict[str, list] | None = None, frames: dict[str, list[int]] | None = None
+) -> dict[str, list]:
+    """ferhub's tracker on the detections (of ``frames`` only, where given); with ``images``, also its
+    shot-cut detector and each face's look, as ferhub.video runs."""
     from PIL import Image
 
-    from ferhub.tracking import FaceTracker
+    from ferhub.tracking import FaceTracker, appearance
     from ferhub.video import ShotCuts
 
     out = {}
-    for name, frames in dets.items():
+    for name, found in dets.items():
         tracker, cuts, ids = FaceTracker(), ShotCuts(), []
-        for i, frame in enumerate(frames):
-            if images is not None and cuts.is_cut(Image.fromarray(images[name][i])):
-                tracker.end_all()
-            ids.append([t.id for t in tracker.update([f[:4] for f in frame], time=i / FPS)])
+        for i in frames[name] if frames else range(len(found)):
+            boxes, looks = [f[:4] for f in found[i]], None
+            if images is not None:
+                image = Image.fromarray(images[name][i])
+                if cuts.is_cut(image):
+                    tracker.cut()
+                looks = [appearance(image, b) for b in boxes]
+            ids.append([t.id for t in tracker.update(boxes, time=i / FPS, looks=looks)])
         out[name] = ids
     return out
 
 
-def bytetrack_ids(dets: dict[str, list]) -> dict[str, list] | str:
+def bytetrack_ids(
+    dets: dict[str, list], frames: dict[str, list[int]] | None = None, rate: float = FPS
+) -> dict[str, list] | str:
     from fer_env import fer_python
 
     python = fer_python()
     check = subprocess.run([str(python), "-c", "import supervision"], capture_output=True)
     if check.returncode != 0:
         subprocess.run([str(python), "-m", "pip", "install", "-q", "supervision==0.30.9"], check=True)
+    scenes = {n: (rate, [d[i] for i in frames[n]] if frames else d) for n, d in dets.items()}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(dets, f)
+        json.dump(scenes, f)
     out = subprocess.run([str(python), "-c", BYTETRACK, f.name], capture_output=True, text=True)
     os.unlink(f.name)
     if out.returncode != 0:
@@ -125,26 +161,65 @@ def score(frames: list, ids: list, truth: list) -> tuple[int, int, int, int]:
     return len(owners), switches, sum(len(p) > 1 for p in owners.values()), unassigned
 
 
+TRACKERS = (
+    "ferhub FaceTracker",
+    "ferhub FaceTracker + cut detector and looks (the video path)",
+    "ByteTrack (supervision 0.30.9)",
+)
+
+
+def run_all(
+    dets: dict[str, list], images: dict[str, list], fps: float | None = None
+) -> dict[str, dict | str]:
+    """Each tracker's ids per scene, on every frame or on those ``--fps fps`` analyses."""
+    frames = None if fps is None else {n: sampled(len(d), fps) for n, d in dets.items()}
+    return dict(
+        zip(
+            TRACKERS,
+            (
+                ferhub_ids(dets, frames=frames),
+                ferhub_ids(dets, images, frames),
+                bytetrack_ids(dets, frames, FPS if fps is None else fps),
+            ),
+        )
+    )
+
+
 def main() -> None:
     from video import cpu_name
 
     dets, truth, images = detections()
-    results = {
-        "ferhub FaceTracker": ferhub_ids(dets),
-        "ferhub FaceTracker + cut detector (the video path)": ferhub_ids(dets, images),
-        "ByteTrack (supervision 0.30.9)": bytetrack_ids(dets),
-    }
+    people = {n: len({p[0] for row in truth[n] for p in row}) for n in SCENES}
+    results = run_all(dets, images)
     print(f"\n### Tracking on the test clips (MTCNN on every frame, 15 fps)\n\n{cpu_name()}\n")
     print("| scene | people | tracker | ids | id switches | impure ids | detections without id |")
     print("|---|---:|---|---:|---:|---:|---:|")
     for name in SCENES:
-        people = len({p[0] for row in truth[name] for p in row})
         for tracker, ids in results.items():
             if isinstance(ids, str):
-                print(f"| {name} | {people} | {tracker} | {ids} | | | |")
+                print(f"| {name} | {people[name]} | {tracker} | {ids} | | | |")
                 continue
             n, switches, impure, unassigned = score(dets[name], ids[name], truth[name])
-            print(f"| {name} | {people} | {tracker} | {n} | {switches} | {impure} | {unassigned} |")
+            print(f"| {name} | {people[name]} | {tracker} | {n} | {switches} | {impure} | {unassigned} |")
+
+    sampled_results = {fps: run_all(dets, images, fps) for fps in SAMPLED}
+    print("\n### Sampled (`--fps`): ids / id switches / impure ids, faces detected on every sampled frame\n")
+    print("| scene | people | tracker | " + " | ".join(f"{fps:g} fps" for fps in SAMPLED) + " |")
+    print("|---|---:|---|" + "---:|" * len(SAMPLED))
+    for name in SCENES:
+        for tracker in TRACKERS:
+            cells = []
+            for fps in SAMPLED:
+                ids = sampled_results[fps][tracker]
+                if isinstance(ids, str):
+                    cells.append(ids)
+                    continue
+                keep = sampled(len(dets[name]), fps)
+                n, switches, impure, _ = score(
+                    [dets[name][i] for i in keep], ids[name], [truth[name][i] for i in keep]
+                )
+                cells.append(f"{n} / {switches} / {impure}")
+            print(f"| {name} | {people[name]} | {tracker} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

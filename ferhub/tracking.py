@@ -7,14 +7,19 @@ and made time-aware:
   variable frame rate, ``--fps`` sampling and detection every k-th frame all predict where the face is now;
 - detections are matched to predictions by the Hungarian method on IoU plus a centre-distance term (fast
   motion leaves little overlap between frames), gated so that a far-away face never takes another's id;
+- the velocity is measured from the first two sightings on, then averaged over later ones;
 - a track that loses its face (occlusion, a crossing, a missed detection, a few seconds out of view) is kept
   for ``max_lost`` seconds; it stops extrapolating after ``coast`` seconds, so a face that leaves and comes
-  back near where it was last seen gets its old id back;
+  back near where it was last seen gets its old id back. Both stretch with the time between detections (a
+  video sampled at 0.2 fps sees a face every 5 s): at least 2.5 and 1.5 detection intervals;
+- with an appearance per detection (:func:`appearance`, a small brightness-normalised thumbnail), a shot
+  change (:meth:`FaceTracker.cut`) keeps only the faces that are still where they were and look the same (a
+  camera flash is no new person), and detections far apart in time are matched by appearance as well;
 - new tracks are numbered in reading order (left to right, then top to bottom), like faces in photos.
 
 Why not a library: ByteTrack left ``supervision`` in 0.31 (deprecated since 0.28) for ``trackers``, which
-requires the GUI build of OpenCV; ``norfair`` 2.3 requires numpy<2. This module is ~200 lines on numpy and
-scipy (already dependencies); ``bench/video.py`` measures it on the test clips.
+requires the GUI build of OpenCV; ``norfair`` 2.3 requires numpy<2. This module is ~350 lines on numpy and
+scipy (already dependencies); ``bench/tracking.py`` measures it on the test clips, at their rate and sampled.
 
 >>> tracker = FaceTracker()
 >>> [t.id for t in tracker.update([(10, 10, 50, 50)], time=0.0)]
@@ -25,14 +30,30 @@ scipy (already dependencies); ``bench/video.py`` measures it on the test clips.
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ferhub.faces import reading_order
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 Box = tuple[float, float, float, float]
+
+# a face's look (appearance()) is a grey thumbnail of its box; two of one face correlate above SAME_LOOK (0.8+
+# on the test clips, a camera flash included), two people's below it (0.3-0.6)
+APPEARANCE_SIZE = 16
+SAME_LOOK = 0.7
+# across a shot change a face keeps its id only where its box overlaps its last one at least this much
+CUT_IOU = 0.5
+# detections closer in time than this are matched on motion alone (the frames of a video analysed at its full
+# rate, the webcam); further apart, motion predicts less and less and appearance counts as much
+MOTION_SECONDS = 0.35
 
 
 def iou(a: Box, b: Box) -> float:
@@ -42,6 +63,25 @@ def iou(a: Box, b: Box) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def appearance(image: Image.Image, box: Box) -> np.ndarray:
+    """What the face in ``box`` looks like: a 16x16 grey thumbnail of the box with zero mean and unit length,
+    so that the dot product of two is their correlation (1: the same picture), whatever the brightness and
+    contrast of each (a flash, a light change)."""
+    from PIL import Image as PILImage
+
+    x1, y1, x2, y2 = (round(v) for v in box)
+    x1, y1 = max(x1, 0), max(y1, 0)
+    x2, y2 = min(max(x2, x1 + 1), image.width), min(max(y2, y1 + 1), image.height)
+    if x2 <= x1 or y2 <= y1:  # a box off the picture: no look
+        return np.zeros(APPEARANCE_SIZE * APPEARANCE_SIZE)
+    thumb = image.crop((x1, y1, x2, y2)).convert("L")
+    thumb = thumb.resize((APPEARANCE_SIZE, APPEARANCE_SIZE), PILImage.Resampling.BILINEAR)
+    v = np.asarray(thumb, dtype=np.float64).ravel()
+    v = v - v.mean()
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 1e-6 else np.zeros_like(v)
 
 
 @dataclass
@@ -58,6 +98,9 @@ class Track:
     lost_since: float | None = None
     smoothed: list[np.ndarray] | None = None  # per model, see :class:`Smoother`
     smoothed_time: float | None = None
+    look: np.ndarray | None = None  # see appearance(); None when the detections came without one
+    moves: int = 0  # velocity measurements so far: the first sets the velocity, later ones average in
+    across_cut: bool = False  # a shot changed since its last sighting: see FaceTracker.cut
 
     def predict(self, time: float, coast: float) -> Box:
         """The box expected at ``time``: moved along the velocity for at most ``coast`` seconds past the last
@@ -76,6 +119,13 @@ def _centre(box: Box) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
 
 
+def _overlap(a: Box, b: Box) -> bool:
+    """Whether box ``b`` covers more than a tenth of box ``a``."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy > 0.1 * max(a[2] - a[0], 0.0) * max(a[3] - a[1], 0.0)
+
+
 def _similarity(pred: Box, det: Box, reach: float = 1.5) -> float:
     """IoU plus half a centre-closeness term; 0 (no match) when the centres are more than ``reach`` face sizes
     apart. Boxes more than 2x apart in size match only as a partial view: the smaller one mostly inside the
@@ -92,12 +142,26 @@ def _similarity(pred: Box, det: Box, reach: float = 1.5) -> float:
     return iou(pred, det) + 0.5 * near
 
 
+def match_boxes(a: Sequence[Box], b: Sequence[Box], min_similarity: float = 0.5) -> dict[int, int]:
+    """One-to-one matches of boxes ``a`` to boxes ``b`` of the same frame (index in ``a`` -> index in ``b``):
+    the Hungarian method on :func:`_similarity`, pairs below ``min_similarity`` left out."""
+    if not a or not b:
+        return {}
+    from scipy.optimize import linear_sum_assignment
+
+    sim = np.array([[_similarity(x, y) for y in b] for x in a])
+    rows, cols = linear_sum_assignment(-sim)
+    return {int(r): int(c) for r, c in zip(rows, cols) if sim[r, c] >= min_similarity}
+
+
 class FaceTracker:
     """Assign stable ids to each frame's face boxes.
 
     Args:
-        max_lost: seconds a track waits for its face to come back before it is dropped.
-        coast: seconds a lost track keeps moving along its last velocity before it waits in place.
+        max_lost: seconds a track waits for its face to come back before it is dropped (at least 2.5 intervals
+            between detections, see :attr:`interval`).
+        coast: seconds a lost track keeps moving along its last velocity before it waits in place (at least
+            1.5 intervals between detections).
         min_similarity: smallest match score (IoU + 0.5 x centre closeness) that continues a track.
         velocity_decay: weight of the previous velocity estimate when a new sighting updates it.
     """
@@ -117,39 +181,60 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self.next_id = 1
         self.time: float | None = None
+        self._gaps: deque[float] = deque(maxlen=5)  # the latest intervals between updates
+
+    @property
+    def interval(self) -> float:
+        """The usual time between two detections (median of the latest; 0 before the second)."""
+        return statistics.median(self._gaps) if self._gaps else 0.0
+
+    def lost_seconds(self) -> float:
+        """How long a lost track is kept: ``max_lost``, or 2.5 detection intervals when those are longer (a
+        face missed once in a video sampled every 5 s is not gone)."""
+        return max(self.max_lost, 2.5 * self.interval)
+
+    def _coast(self) -> float:
+        # a track extrapolates at least to the next detection and half an interval past it
+        return max(self.coast, 1.5 * self.interval)
 
     def predicted(self, time: float) -> list[tuple[Track, Box]]:
         """The live (not lost) tracks and their boxes predicted at ``time``: the boxes of a frame on which
         detection did not run."""
-        return [(t, t.predict(time, self.coast)) for t in self.tracks if t.lost_since is None]
+        coast = self._coast()
+        return [(t, t.predict(time, coast)) for t in self.tracks if t.lost_since is None and not t.across_cut]
 
-    def update(self, boxes: Sequence[Box], *, time: float) -> list[Track]:
-        """Feed one frame's detected boxes seen at ``time`` (seconds); returns their tracks, in ``boxes``
-        order."""
+    def update(
+        self, boxes: Sequence[Box], *, time: float, looks: Sequence[np.ndarray] | None = None
+    ) -> list[Track]:
+        """Feed one frame's detected boxes seen at ``time`` (seconds), and optionally each one's
+        :func:`appearance`; returns their tracks, in ``boxes`` order."""
         from scipy.optimize import linear_sum_assignment
 
         boxes = [tuple(float(v) for v in b) for b in boxes]
         if self.time is not None and time < self.time:
             time = self.time  # timestamps never run backwards here
+        if self.time is not None and time > self.time:
+            self._gaps.append(time - self.time)
         self.time = time
-        # tracks lost for longer than max_lost are gone before matching: their face is a new one now
-        tracks = [t for t in self.tracks if t.lost_since is None or time - t.lost_since <= self.max_lost]
+        # tracks lost for longer than lost_seconds are gone before matching: their face is a new one now
+        kept = self.lost_seconds()
+        tracks = [t for t in self.tracks if t.lost_since is None or time - t.lost_since <= kept]
         assigned: dict[int, Track] = {}
         if tracks and boxes:
-            sim = np.array(
-                [
-                    [_similarity(t.predict(time, self.coast), b, self._reach(t, time)) for b in boxes]
-                    for t in tracks
-                ]
-            )
+            sim = self._scores(tracks, boxes, looks, time)
             rows, cols = linear_sum_assignment(-sim)
             for r, c in zip(rows, cols):
                 if sim[r, c] >= self.min_similarity:
-                    self._continue(tracks[r], boxes[c], time)
+                    # a face overlapping another is partly hidden (or hides it): its thumbnail holds some of
+                    # the other face, so it does not update the look
+                    clear = looks is not None and not any(
+                        _overlap(boxes[c], b) for j, b in enumerate(boxes) if j != c
+                    )
+                    self._continue(tracks[r], boxes[c], time, looks[c] if clear else None)
                     assigned[c] = tracks[r]
         new = [i for i in range(len(boxes)) if i not in assigned]
         for i in (new[j] for j in reading_order([boxes[i] for i in new])):
-            track = Track(self.next_id, boxes[i], time, time)
+            track = Track(self.next_id, boxes[i], time, time, look=None if looks is None else looks[i])
             self.next_id += 1
             tracks.append(track)
             assigned[i] = track
@@ -160,6 +245,38 @@ class FaceTracker:
         self.tracks = tracks
         return [assigned[i] for i in range(len(boxes))]
 
+    def _scores(
+        self, tracks: list[Track], boxes: list[Box], looks: Sequence[np.ndarray] | None, time: float
+    ) -> np.ndarray:
+        """How well each box continues each track (rows: tracks); 0: not at all."""
+        coast = self._coast()
+        predicted = [t.predict(time, coast) for t in tracks]
+        # the longer since a track's last sighting, the less motion says where its face is (it may have
+        # turned, sped up, been passed by another): further detections are in its reach, and looks count.
+        # Within MOTION_SECONDS (a video at its full rate, the webcam) motion alone
+        stale = np.array([min(max((time - t.time) / MOTION_SECONDS - 1.0, 0.0), 1.0) for t in tracks])
+        if looks is None:
+            stale[:] = 0.0
+        motion = np.array(
+            [
+                [_similarity(p, b, max(self._reach(t, time), 2.0 + 3.0 * w)) for b in boxes]
+                for t, p, w in zip(tracks, predicted, stale)
+            ]
+        )
+        if looks is None:
+            return np.where([[t.across_cut] for t in tracks], 0.0, motion)
+        same = np.array([[-1.0 if t.look is None else float(t.look @ a) for a in looks] for t in tracks])
+        for r, t in enumerate(tracks):
+            if t.across_cut:  # after a shot change, only the same face in the same place is the same person
+                overlap = np.array([max(iou(t.box, b), iou(predicted[r], b)) for b in boxes])
+                motion[r] = np.where((same[r] >= SAME_LOOK) & (overlap >= CUT_IOU), motion[r], 0.0)
+        # looking alike adds up to as much as motion, for every track a box could continue alike: as much as
+        # for the stalest of them (a face seen a moment ago must not lose to a lost one just for looking the
+        # same). Looking unlike takes nothing away (a face seen after a while may have turned)
+        alike = np.clip((same - SAME_LOOK) / (1.0 - SAME_LOOK), 0.0, 1.0)
+        weight = np.max(np.where(motion > 0, stale[:, None], 0.0), axis=0)
+        return np.where(motion > 0, motion + weight[None, :] * alike, 0.0)
+
     def _reach(self, track: Track, time: float) -> float:
         """How far (in face sizes) a detection may lie from the prediction: further the longer the face has
         been lost, since it kept moving unseen."""
@@ -167,22 +284,41 @@ class FaceTracker:
             return 2.0
         return min(2.0 + 4.0 * (time - track.lost_since), 5.0)
 
-    def _continue(self, track: Track, box: Box, time: float) -> None:
+    def _continue(self, track: Track, box: Box, time: float, look: np.ndarray | None) -> None:
         dt = time - track.time
         ratio = _size(box) / _size(track.box)
+        track.across_cut = False
         if not 0.5 <= ratio <= 2.0:  # a partial view: the face is there, but this box says little of where
             track.lost_since = None
             track.hits += 1
             return
         # a box much smaller or larger than the last is a partial view (occlusion, the frame edge): its centre
-        # is off the face's, so it does not update the motion estimate
-        if dt > 0 and track.lost_since is None and 0.75 < ratio < 1.33:
+        # is off the face's, so it does not update the motion estimate, nor the face's look
+        whole = 0.75 < ratio < 1.33
+        if dt > 0 and track.lost_since is None and whole:
             measured = (_centre(box) - _centre(track.box)) / dt
-            track.velocity = self.velocity_decay * track.velocity + (1 - self.velocity_decay) * measured
+            if track.moves == 0:  # the first measurement is the estimate: starting from 0 lags for seconds
+                track.velocity = measured
+            else:
+                track.velocity = self.velocity_decay * track.velocity + (1 - self.velocity_decay) * measured
+            track.moves += 1
         elif track.lost_since is not None:
-            track.velocity = np.zeros(2)  # back after a gap: the old motion says little about the new one
+            # back after a gap: the old motion says little about the new one
+            track.velocity, track.moves = np.zeros(2), 0
+        if look is not None and whole:
+            mixed = look if track.look is None else track.look + look
+            norm = float(np.linalg.norm(mixed))
+            track.look = mixed / norm if norm > 1e-6 else look
         track.box, track.time, track.lost_since = box, time, None
         track.hits += 1
+
+    def cut(self) -> None:
+        """A shot change (or a jump in time): a face keeps its id only where a detection finds it in the same
+        place looking the same (:data:`CUT_IOU`, :data:`SAME_LOOK`), within ``lost_seconds`` - a camera flash
+        or a light change is no new person, another person in the same place is. Tracks are carried no further
+        until then. Needs :func:`appearance` s: without them no face keeps its id, as with :meth:`end_all`."""
+        for t in self.tracks:
+            t.across_cut = True
 
     def end_all(self) -> None:
         """End every track (a cut to another shot): later faces get new ids, never an old one."""
@@ -191,6 +327,7 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget every track (ids start again at 1)."""
         self.tracks, self.next_id, self.time = [], 1, None
+        self._gaps.clear()
 
 
 class Smoother:

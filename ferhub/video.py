@@ -1,9 +1,10 @@
 """Expressions over time: the photo path (:class:`ferhub.predict.Predictor`) with time added.
 
-decode (PyAV, stream timestamps, rotation) -> detect every k-th frame -> track (stable face ids) -> classify
-every analysed frame, a batch of frames per forward -> smooth per track (raw kept) -> frame results as they
-come, and per-track summaries at the end. Frames are released once their results are out, so memory stays
-that of one batch of frames whatever the length of the video.
+decode (PyAV, stream timestamps, rotation) -> detect every k-th frame (and at least every 0.3 s) -> track
+(stable face ids) -> classify every analysed frame, a batch of frames per forward -> smooth per track (raw
+kept) -> frame results in order, each once the next detection has confirmed its faces, and per-track
+summaries at the end. Frames are released once their results are out, so memory stays that of one batch of
+frames and those waiting for a detection, whatever the length of the video.
 
 >>> from ferhub.predict import Predictor                              # doctest: +SKIP
 >>> run = VideoAnalyzer(Predictor()).open("clip.mp4")                 # doctest: +SKIP
@@ -15,6 +16,7 @@ that of one batch of frames whatever the length of the video.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.faces import Face
-from ferhub.tracking import FaceTracker, Smoother, Track
+from ferhub.tracking import Box, FaceTracker, Smoother, Track, appearance, iou, match_boxes
 from ferhub.videoio import DEFAULT_MAX_SIDE, VideoDecodeError, VideoInfo, open_video
 
 
@@ -85,6 +87,12 @@ class VideoFrameResult:
 # the longest a frame counts as on screen: a longer gap is a timestamp jump (or a damaged stream), not screen
 # time
 MAX_FRAME_SECONDS = 2.0
+# faces are detected at least this often (video time), whatever ``detect_every`` says: at 15 fps and more,
+# every 3rd frame is within it; sampled at 5 fps, every 2nd; at 3 fps or less, every frame
+MAX_DETECT_SECONDS = 0.3
+# and at least every this many frames: the frames between two detections are held (whole pictures) until the
+# second one confirms their faces
+MAX_HELD_FRAMES = 15
 
 
 class _TrackStats:
@@ -192,6 +200,12 @@ class VideoRun:
 
     A decoding failure part-way (a truncated file) ends the iteration and sets :attr:`error`; the frames
     before it have been yielded and count in the summaries.
+
+    A face on a frame between two detections is where the tracker carries its box; it is reported there only
+    if the next detection finds it again (the person may have left meanwhile, and a box carried onto the
+    background must not be classified as a face). So the frames since the last detection are held until the
+    next one: at most ``detect_every - 1`` frames, :data:`MAX_DETECT_SECONDS` of video and
+    :data:`MAX_HELD_FRAMES` frames. The last frame of a shot (before a cut, at the end) is always detected.
     """
 
     def __init__(self, analyzer: VideoAnalyzer, path: str | os.PathLike, name: str | None = None) -> None:
@@ -211,7 +225,16 @@ class VideoRun:
         self._last_faces: dict[int, Face] = {}
         self._cuts = ShotCuts()
         self._last_time: float | None = None
+        self._detected_time: float | None = None  # of the last frame detection ran on
+        self._since_detection = 0  # analysed frames since then
+        # frames waiting for the next detection, with their carried faces; then frames to classify and yield
+        self._held: list[tuple[Any, list[tuple[Track, Face]]]] = []
+        self._ready: deque[tuple[Any, list[tuple[Track, Face, bool]]]] = deque()
         dt = 1 / analyzer.fps if analyzer.fps else 1 / (self.info.fps or 25.0)
+        # a gap between analysed frames longer than this is a jump in the timestamps (a damaged or joined
+        # stream), treated as a cut; sampled frames are 1/fps apart, so never less than two of those
+        sampled = max(dt, 1 / self.info.fps if self.info.fps else 0.0)
+        self._max_gap = max(self.tracker.max_lost, 2 * sampled)
         self._summaries = TrackSummaries(self.models, self.labels, dt)
 
     def __iter__(self) -> Iterator[VideoFrameResult]:
@@ -224,45 +247,120 @@ class VideoRun:
                     batch = []
         except VideoDecodeError as e:
             self.error = str(e).replace(self._source, self.path)
-        yield from self._analyse(batch)
+        yield from self._analyse(batch, last=True)
         self._reader.close()
 
     def close(self) -> None:
         self._reader.close()
 
-    def _analyse(self, batch: list[Any]) -> Iterator[VideoFrameResult]:
-        if not batch:
-            return
+    def _analyse(self, batch: list[Any], last: bool = False) -> Iterator[VideoFrameResult]:
         k = self._analyzer.detect_every
-        first = self.frames_done
-        # a cut (a new shot), or a jump in the timestamps longer than a lost face is waited for, ends every
-        # track and is detected on at once, whatever k says: no box is carried across it
-        cuts = []
+        # a cut (a new shot), or a jump in the timestamps, is detected on at once, whatever k says: no box is
+        # carried across it
+        cuts, detect = [], []
         for f in batch:
-            jump = self._last_time is not None and f.time - self._last_time > self.tracker.max_lost
-            cuts.append(self._cuts.is_cut(f.image) or jump)
+            jump = self._last_time is not None and f.time - self._last_time > self._max_gap
+            cut = self._cuts.is_cut(f.image) or jump
             self._last_time = f.time
-        detect = [n % k == 0 or cut for n, cut in enumerate(cuts, first)]
-        found = self._analyzer.predictor.detector.detect_batch([f.image for f, d in zip(batch, detect) if d])
-        detected = iter(found)
-        per_frame: list[list[tuple[Track, Face, bool]]] = []
+            self._since_detection += 1
+            # detection every k-th analysed frame, and at least every MAX_DETECT_SECONDS: sampled frames far
+            # apart are each detected, rather than boxes carried (and held) for seconds
+            due = (
+                cut
+                or self._detected_time is None
+                or self._since_detection >= min(k, MAX_HELD_FRAMES + 1)
+                or f.time - self._detected_time >= MAX_DETECT_SECONDS - 1e-3
+            )
+            if due:
+                self._detected_time, self._since_detection = f.time, 0
+            cuts.append(cut)
+            detect.append(due)
+        to_detect = [f.image for f, d in zip(batch, detect) if d]
+        detected = iter(self._analyzer.predictor.detector.detect_batch(to_detect) if to_detect else [])
         for frame, cut, run_detection in zip(batch, cuts, detect):
-            if cut:  # nobody carries over a cut (ids are never reused)
-                self.tracker.end_all()
+            if cut:  # the old shot ends with a detection; its faces keep their ids only if still there
+                self._close_shot()
+                self.tracker.cut()
             if run_detection:
-                faces = next(detected)
-                tracks = self.tracker.update([f.box for f in faces], time=frame.time)
-                entries = [(t, f, True) for t, f in zip(tracks, faces)]
+                self._confirm(frame, next(detected))
             else:
                 carried = self.tracker.predicted(frame.time)
-                entries = [(t, _moved(self._last_faces[t.id], box), False) for t, box in carried]
-            for t, f, _ in entries:
-                self._last_faces[t.id] = f
-            per_frame.append(sorted(entries, key=lambda e: e[0].id))
-        items = [(frame.image, f) for frame, entries in zip(batch, per_frame) for _, f, _ in entries]
+                entries = [(t, _moved(self._last_faces[t.id], box)) for t, box in carried]
+                for t, f in entries:
+                    self._last_faces[t.id] = f
+                self._held.append((frame, sorted(entries, key=lambda e: e[0].id)))
+        if last:
+            self._close_shot()
+        yield from self._emit()
+
+    def _close_shot(self) -> None:
+        """Detect on the last held frame (a shot's or the stream's end): it confirms the frames before it."""
+        if self._held:
+            frame, _ = self._held.pop()
+            (faces,) = self._analyzer.predictor.detector.detect_batch([frame.image])
+            self._confirm(frame, faces)
+
+    def _confirm(self, frame: Any, faces: list[Face]) -> None:
+        """A detection on ``frame``: the held frames before it keep the carried faces it found again."""
+        # where the held frames' boxes were heading, and where each face was last seen
+        carried_to = {t.id: box for t, box in self.tracker.predicted(frame.time)}
+        seen = {t.id: (t.box, t.time) for t in self.tracker.tracks}
+        looks = [appearance(frame.image, f.box) for f in faces]
+        tracks = self.tracker.update([f.box for f in faces], time=frame.time, looks=looks)
+        # a carried face is confirmed when this detection finds it again where its carried box was heading
+        # (overlapping it at least half: else the boxes carried before were off the face too)
+        found = {
+            t.id for t, f in zip(tracks, faces) if t.id in carried_to and iou(carried_to[t.id], f.box) >= 0.5
+        }
+        # a face not found there left (or was hidden, or turned back) since the last detection: the held
+        # frames that carry it are detected too (only then: it is rare) and keep it where a face is: on its
+        # way between its two sightings when it was found elsewhere, else at its carried box
+        doubtful = [
+            i for i, (_, carried) in enumerate(self._held) if any(t.id not in found for t, _ in carried)
+        ]
+        rechecked: dict[int, list[Face]] = {}
+        if doubtful:
+            detector = self._analyzer.predictor.detector
+            rechecked = dict(zip(doubtful, detector.detect_batch([self._held[i][0].image for i in doubtful])))
+        elsewhere = {t.id: f.box for t, f in zip(tracks, faces) if t.id in seen and t.id not in found}
+        for i, (held, carried) in enumerate(self._held):
+            entries = [(t, f, False) for t, f in carried if t.id in found]
+            if i in rechecked:
+                # every carried face takes part (one face each): a confirmed one keeps its own face from
+                # being taken for a doubtful one's passing by (two people crossing)
+                expected = [
+                    _between(*seen[t.id], elsewhere[t.id], frame.time, held.time)
+                    if t.id in elsewhere
+                    else f.box
+                    for t, f in carried
+                ]
+                there = rechecked[i]
+                pairs = match_boxes(expected, [f.box for f in there])
+                entries += [
+                    (t, there[pairs[j]], True)
+                    for j, (t, _) in enumerate(carried)
+                    if t.id not in found and j in pairs
+                ]
+                entries.sort(key=lambda e: e[0].id)
+            self._ready.append((held, entries))
+        self._held = []
+        entries = sorted(((t, f, True) for t, f in zip(tracks, faces)), key=lambda e: e[0].id)
+        for t, f, _ in entries:
+            self._last_faces[t.id] = f
+        self._ready.append((frame, entries))
+
+    def _emit(self) -> Iterator[VideoFrameResult]:
+        """Classify the faces of the frames ready (one forward per model) and yield them in order, releasing
+        each frame as it goes."""
+        if not self._ready:
+            return
+        ready, self._ready = self._ready, deque()
+        items = [(frame.image, f) for frame, entries in ready for _, f, _ in entries]
         probs = self._analyzer.predictor.classify_many(items)
+        del items
         row = 0
-        for frame, entries in zip(batch, per_frame):
+        while ready:
+            frame, entries = ready.popleft()
             faces = []
             for track, face, was_detected in entries:
                 raw = [p[row] for p in probs]
@@ -271,7 +369,9 @@ class VideoRun:
                 faces.append(VideoFace(track.id, face, was_detected, raw, smoothed, self.labels, self.models))
             self._summaries.add(frame.time, faces)
             self.frames_done += 1
-            yield VideoFrameResult(frame.index, frame.time, faces, frame.image)
+            result = VideoFrameResult(frame.index, frame.time, faces, frame.image)
+            del frame
+            yield result
 
     def summaries(self) -> list[dict[str, Any]]:
         """Per-track summaries of the frames analysed so far (see :class:`TrackSummaries`); no track outlasts
@@ -296,19 +396,51 @@ class ShotCuts:
 
     A cut puts other people (or the same people elsewhere) on screen, which box motion alone cannot tell from
     a face moving; a histogram hardly changes when faces or the camera move, and changes wholesale at a cut.
-    ``threshold`` is the L1 distance (0-2) between the normalised 64-bin histograms that counts as a cut.
+    ``threshold`` is the L1 distance (0-2) between the normalised 64-bin histograms that counts as a cut. A
+    change of light alone (dimmed, an exposure step) changes that histogram wholesale too, so a cut must also
+    change the histogram of the frame with each channel equalised (``equalised_threshold``), which a light
+    change leaves as it was. (A flash that saturates the picture still counts; the tracker then keeps the
+    faces still there, :meth:`~ferhub.tracking.FaceTracker.cut`.)
     """
 
-    def __init__(self, threshold: float = 0.6) -> None:
+    def __init__(self, threshold: float = 0.6, equalised_threshold: float = 0.3) -> None:
         self.threshold = threshold
-        self._previous: np.ndarray | None = None
+        self.equalised_threshold = equalised_threshold
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
 
     def is_cut(self, image: Image.Image) -> bool:
-        small = np.asarray(image.resize((64, 48), Image.Resampling.NEAREST), dtype=np.uint8) >> 6
-        codes = (small[..., 0].astype(np.int32) << 4) | (small[..., 1] << 2) | small[..., 2]
-        hist = np.bincount(codes.ravel(), minlength=64) / codes.size
-        previous, self._previous = self._previous, hist
-        return previous is not None and float(np.abs(hist - previous).sum()) > self.threshold
+        small = np.asarray(image.resize((64, 48), Image.Resampling.NEAREST), dtype=np.uint8)
+        hists = (_histogram(small >> 6), _histogram(_equalised(small)))
+        previous, self._previous = self._previous, hists
+        if previous is None:
+            return False
+        raw, equalised = (float(np.abs(a - b).sum()) for a, b in zip(hists, previous))
+        return raw > self.threshold and equalised > self.equalised_threshold
+
+
+def _histogram(levels: np.ndarray) -> np.ndarray:
+    """The normalised 64-bin histogram of an RGB image quantised to 4 levels a channel."""
+    codes = (levels[..., 0].astype(np.int32) << 4) | (levels[..., 1].astype(np.int32) << 2) | levels[..., 2]
+    return np.bincount(codes.ravel(), minlength=64) / codes.size
+
+
+def _equalised(small: np.ndarray) -> np.ndarray:
+    """Each channel of ``small`` as 4 levels of its own rank (quartiles): a brighter, darker or more
+    contrasted picture has the same ranks."""
+    pixels = small.reshape(-1, 3)
+    n = len(pixels)
+    levels = np.empty(pixels.shape, dtype=np.int32)
+    for c in range(3):
+        counts = np.bincount(pixels[:, c], minlength=256)
+        middle = np.cumsum(counts) - counts / 2  # a value's mid rank: equal values share one level
+        levels[:, c] = np.minimum((middle[pixels[:, c]] * 4 / n).astype(np.int32), 3)
+    return levels.reshape(small.shape)
+
+
+def _between(a: Box, a_time: float, b: Box, b_time: float, time: float) -> Box:
+    """The box at ``time`` on the straight way from box ``a`` (at ``a_time``) to box ``b`` (at ``b_time``)."""
+    w = min(max((time - a_time) / (b_time - a_time), 0.0), 1.0) if b_time > a_time else 1.0
+    return tuple(p + w * (q - p) for p, q in zip(a, b))  # type: ignore[return-value]
 
 
 def _moved(face: Face, box: tuple[float, float, float, float]) -> Face:
@@ -327,8 +459,9 @@ class VideoAnalyzer:
 
     Args:
         predictor: the one inference path (its detector and models).
-        detect_every: run face detection on every k-th analysed frame; the tracker carries the boxes in
-            between. Every analysed frame is classified either way.
+        detect_every: run face detection on every k-th analysed frame (and at least every
+            :data:`MAX_DETECT_SECONDS` and :data:`MAX_HELD_FRAMES`); the tracker carries the boxes in
+            between, reported where the next detection confirms them. Every analysed frame is classified.
         fps: analyse at most this many frames per second (``None``: every frame).
         smooth: time constant (seconds) of the per-track exponential smoothing; 0 turns it off.
         max_side: frames larger than this are downscaled by the decoder (boxes are in the downscaled pixels).
