@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from ferhub.tracking import FaceTracker, Smoother
+from ferhub.tracking import FaceTracker, Smoother, appearance
 from ferhub.ui import state, visitors
 
 # a recording keeps one small dict per frame; at ~15 fps this is ten minutes
@@ -45,6 +46,7 @@ class WebcamSession:
     cuts: Any = None  # ferhub.video.ShotCuts: another camera or scene must not inherit the last one's boxes
     pending: Future | None = None  # a detection started on an earlier frame, running beside the stream
     pending_time: float = 0.0  # that frame's time
+    pending_image: Image.Image | None = None  # and the frame itself (the faces' looks are taken of it)
     detected: int = 0  # the number of the frame whose detection was the last one started
 
     def tick(self, now: float | None = None) -> float:
@@ -84,8 +86,18 @@ def _join_detection(session: WebcamSession) -> None:
     if session.pending is None or not session.pending.done():
         return
     faces, session.pending = session.pending.result(), None
-    tracks = session.tracker.update([f.box for f in faces], time=session.pending_time)
+    tracks = session.tracker.update(
+        [f.box for f in faces], time=session.pending_time, looks=_looks(session.pending_image, faces)
+    )
+    session.pending_image = None
     session.faces.update({t.id: f for t, f in zip(tracks, faces)})
+
+
+def _looks(image: Image.Image | None, faces: Sequence[Any]) -> list[np.ndarray] | None:
+    """Each face's look (:func:`ferhub.tracking.appearance`), as the video path gives the tracker: across a
+    cut the same face in the same place keeps its id (a flash, the light changing), another person does
+    not."""
+    return None if image is None else [appearance(image, f.box) for f in faces]
 
 
 def _faces_now(
@@ -95,20 +107,20 @@ def _faces_now(
     from ferhub.video import ShotCuts, _moved
 
     session.cuts = session.cuts or ShotCuts()
-    if session.cuts.is_cut(image):  # as in a video: nobody carries over a cut, and the new scene is detected
-        session.tracker.end_all()
-        session.pending = None  # the old scene's detection: its result is dropped
+    if session.cuts.is_cut(image):  # as in a video: the new scene is detected at once, and only a face still
+        session.tracker.cut()  # there (the same place, the same look) keeps its id
+        session.pending = session.pending_image = None  # the old scene's detection: its result is dropped
     _join_detection(session)
     carried = session.tracker.predicted(now)
     due = session.frame - session.detected >= DETECT_EVERY
     if not carried or (due and not BACKGROUND):
         session.pending, session.detected = None, session.frame  # one still running is older than this one
         faces, probs = _classify_frame(predictor, image, None)
-        tracks = session.tracker.update([f.box for f in faces], time=now)
+        tracks = session.tracker.update([f.box for f in faces], time=now, looks=_looks(image, faces))
     else:  # the tracker's predicted boxes, with the last detection's landmarks moved along
         if due and session.pending is None:
             session.pending = _DETECTION.submit(predictor.detector.detect, image)
-            session.pending_time, session.detected = now, session.frame
+            session.pending_time, session.pending_image, session.detected = now, image, session.frame
         tracks = [t for t, _ in carried]
         faces, probs = _classify_frame(
             predictor, image, [_moved(session.faces[t.id], box) for t, box in carried]
