@@ -445,6 +445,17 @@ def test_changing_the_webcam_model_keeps_the_recording_and_the_faces_ids() -> No
     assert [r[0] for r in rows] == [f"1 · {DEFAULT_MODEL}", "1 · ferhub/facemood"]
     drawn = {t.name for t in figure.data}
     assert {f"happy · {DEFAULT_MODEL}", "happy · ferhub/facemood"} <= drawn  # each model's own lines
+    # the first model picked again continues its lines (its first part was dropped from the plot); a model
+    # that cannot be loaded changes nothing (it split the recording)
+    with pytest.raises(gr.Error, match="Cannot load model"):
+        webcam.process_frame(frame, session, "./no/such/model", True)
+    for _ in range(2):
+        _, text, session = webcam.process_frame(frame, session, DEFAULT_MODEL, True)
+    assert text.endswith("recording 6 frames") and len(session.earlier) == 2
+    figure, rows = webcam.timeline(session)
+    assert [r[0] for r in rows] == [f"1 · {DEFAULT_MODEL}", "1 · ferhub/facemood", f"1 · {DEFAULT_MODEL}"]
+    (first,) = [t for t in figure.data if t.name == f"happy · {DEFAULT_MODEL}"]
+    assert len([y for y in first.y if y is not None]) == 4  # both parts of the first model
 
 
 def test_a_frame_is_drawn_as_from_an_array() -> None:

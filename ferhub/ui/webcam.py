@@ -154,6 +154,9 @@ def process_frame(
     image = image if image.mode == "RGB" else image.convert("RGB")
     session.last_frame = image  # never drawn on: draw_boxes draws on a copy
     model_id = (model_id or "").strip() or state.default_model()
+    # loaded outside the GPU function, and before the session changes: a model that cannot be loaded leaves
+    # the session (and its recording) as it was
+    predictor = state.cache().predictor([model_id], fast=True)
     if model_id != session.model:
         # other classes: the smoothing starts again; the faces keep their ids (the tracker follows boxes, not
         # classes) and what was recorded stays, each model's part drawn and summed up as its own
@@ -162,7 +165,6 @@ def process_frame(
         if session.summaries is not None and session.model is not None:
             session.earlier.append((session.model, len(session.recording), session.summaries.result()))
         session.model, session.summaries = model_id, None
-    predictor = state.cache().predictor([model_id], fast=True)  # loaded outside the GPU function
     tracks, faces, probs = _faces_now(session, predictor, image, elapsed)
     session.frame += 1
     labels = [tuple(c.labels) for c in predictor.configs]
@@ -199,16 +201,26 @@ def timeline(session: WebcamSession | str | None) -> tuple[Any, list[list[Any]]]
     parts = [*session.earlier]
     if session.summaries is not None:
         parts.append((session.model or "model", len(session.recording), session.summaries.result()))
-    data: dict[Any, Any] = {}
+    frames: list[dict[str, Any]] = []
     rows = []
     start = 0
-    for model, end, tracks in parts:  # each model's frames drawn as its own lines (a second model's dashed)
-        data.update(tl.collect(session.recording[start:end], model))
+    for model, end, tracks in parts:
+        # each frame's faces named with the model of their part, so one pass draws every part (a model
+        # picked again continues its own lines)
+        frames += [_named(frame, model) for frame in session.recording[start:end]]
         start = end
         for row in tl.summary_rows(tracks):
-            # recorded with several models: which one each row sums up (a face has a row per model)
+            # recorded with several models: which one each row sums up (a face has a row per part)
             rows.append([f"{row[0]} · {model}", *row[1:]] if len(parts) > 1 else row)
-    return tl.figure(data, title="Webcam session"), rows
+    return tl.figure(tl.collect(frames), title="Webcam session"), rows
+
+
+def _named(frame: dict[str, Any], model: str) -> dict[str, Any]:
+    """A recorded frame whose faces say which model classified them (one model's frames do not)."""
+    faces = [
+        f if f.get("predictions") else {**f, "predictions": [{**f, "model": model}]} for f in frame["faces"]
+    ]
+    return {**frame, "faces": faces}
 
 
 def clear_recording(session: WebcamSession | None, record: bool) -> WebcamSession | None:
