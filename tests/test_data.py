@@ -359,8 +359,39 @@ def test_hf_unlabelled_rows_are_left_out_and_said(tmp_path: Path) -> None:
     assert src.notes == ("unlabelled: 2 of 4 rows have no label ('label' < 0) and were left out",)
     hidden = datasets.Dataset.from_dict({"image": images[:2], "label": [-1, -1]}, features=features)
     hidden.save_to_disk(str(tmp_path / "hidden"))
-    with pytest.raises(DataSourceError, match="every row of 'label' is unlabelled"):
+    with pytest.raises(DataSourceError, match="no row of 'label' has a label"):
         open_source(tmp_path / "hidden")
+    # a string column's missing labels are no class "None" either, in the split read or in the others
+    strings = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {"image": images[:3], "label": ["happy", None, "sad"]}, features=strings
+            ),
+            "test": datasets.Dataset.from_dict({"image": images[3:], "label": [None]}, features=strings),
+        }
+    ).save_to_disk(str(tmp_path / "strings"))
+    train = open_source(tmp_path / "strings", "train")
+    assert train.labels == ("happy", "sad") and len(train) == 2
+    assert train.notes == ("unlabelled: 1 of 3 rows have no label ('label' empty) and were left out",)
+
+
+def test_hf_integer_ids_count_from_one_in_every_split_alike(tmp_path: Path) -> None:
+    """Each split guessed on its own whether ids count from 0 or 1: a 1-based split lacking the last id was
+    read 0-based, every label shifted by one."""
+    import datasets
+
+    images = [_img(v) for v in range(0, 120, 20)]
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"image": images[:3], "label": [1, 4, 7]}),
+            "validation": datasets.Dataset.from_dict({"image": images[3:], "label": [1, 4, 6]}),
+        }
+    ).save_to_disk(str(tmp_path / "raf"))
+    val = open_source(tmp_path / "raf", "val", label_names="fer2013")  # 7 names; ids 1..7 overall
+    train = open_source(tmp_path / "raf", "train", label_names="fer2013")
+    assert [val.labels[t] for t in val.targets] == ["angry", "happy", "surprise"]
+    assert [train.labels[t] for t in train.targets] == ["angry", "happy", "neutral"]
 
 
 def test_hf_integer_ids_count_from_one_as_folders_do(tmp_path: Path) -> None:

@@ -63,32 +63,37 @@ class HFSource(LabeledSource):
         lab_feat = feats[label_column]
         raw = np.asarray(ds.with_format("numpy")[label_column]) if len(ds) else np.zeros(0, np.int64)
         self.notes: tuple[str, ...] = ()
-        if raw.dtype.kind in "iu" or isinstance(lab_feat, datasets.ClassLabel):
-            ids = raw.astype(np.int64)
-            # -1 is ClassLabel's "no label" (Hub test splits often hide theirs): numpy would read it as the
-            # last class; such rows are left out and said so, and a split with no label at all is refused
-            unlabelled = ids < 0
-            if unlabelled.all() and len(ids):
-                raise DataSourceError(
-                    f"{name}: every row of {label_column!r} is unlabelled ({ids.min()}, the datasets "
-                    "convention for a hidden label, as in many Hub test splits); evaluate or train on a "
-                    "labelled split"
-                )
-            if unlabelled.any():
-                ds = ds.select(np.flatnonzero(~unlabelled))
-                ids = ids[~unlabelled]
-                self.notes = (
-                    f"unlabelled: {int(unlabelled.sum())} of {len(unlabelled)} rows have no label "
-                    f"({label_column!r} < 0) and were left out",
-                )
+        numeric = raw.dtype.kind in "iu" or isinstance(lab_feat, datasets.ClassLabel)
+        # a hidden label (-1, ClassLabel's "no label", as Hub test splits often have; a missing string) is no
+        # class: numpy would read -1 as the last one, str() makes None a class "None". Such rows are left out
+        # and said so, and a split with no label at all is refused
+        unlabelled = _unlabelled(raw, numeric)
+        if unlabelled.all() and len(raw):
+            raise DataSourceError(
+                f"{name}: no row of {label_column!r} has a label (-1 or empty, the datasets convention for a"
+                " hidden label, as in many Hub test splits); evaluate or train on a labelled split"
+            )
+        if unlabelled.any():
+            ds, raw = ds.select(np.flatnonzero(~unlabelled)), raw[~unlabelled]
+            self.notes = (
+                f"unlabelled: {int(unlabelled.sum())} of {len(unlabelled)} rows have no label "
+                f"({label_column!r} {'< 0' if numeric else 'empty'}) and were left out",
+            )
+        # the other splits' labels: one label list, and one way of counting ids, for the whole dataset
+        others = [
+            np.asarray(s.with_format("numpy")[label_column])
+            for s in siblings
+            if label_column in s.column_names
+        ]
+        others = [o[~_unlabelled(o, numeric)] for o in others if len(o)]
         if isinstance(lab_feat, datasets.ClassLabel):
             names = list(lab_feat.names)
             if label_names is not None:
                 names = list(dataset_labels(label_names) if isinstance(label_names, str) else label_names)
             labels = _dataset_classes(names)
             remap = np.asarray([labels.index(canonical(n)) for n in names], dtype=np.int64)
-            targets = remap[_check_ids(ids, 0, names, name, label_column)]
-        elif raw.dtype.kind in "iu":
+            targets = remap[_check_ids(raw.astype(np.int64), 0, names, name, label_column)]
+        elif numeric:
             if label_names is None:
                 raise DataSourceError(
                     f"{name}: label column {label_column!r} holds bare integers with no class names; pass "
@@ -97,14 +102,13 @@ class HFSource(LabeledSource):
             table = dataset_labels(label_names) if isinstance(label_names, str) else tuple(label_names)
             labels = _dataset_classes(table)
             remap = np.asarray([labels.index(canonical(n)) for n in table], dtype=np.int64)
-            base = id_base(sorted({int(i) for i in ids}), table, label_names)
-            targets = remap[_check_ids(ids, base, table, name, label_column)]
+            # counted from 0 or 1 as every split together shows (a split lacking the last id would count
+            # from 0 where the others count from 1, every label of it shifted by one)
+            every = sorted({int(i) for i in raw}.union(*({int(i) for i in o} for o in others)))
+            base = id_base(every, table, label_names)
+            targets = remap[_check_ids(raw.astype(np.int64), base, table, name, label_column)]
         else:  # string labels
-            present = sorted(
-                {str(v) for v in raw}.union(
-                    *(map(str, s[label_column]) for s in siblings if label_column in s.column_names)
-                )
-            )
+            present = sorted({str(v) for v in raw}.union(*(map(str, o) for o in others)))
             labels = _dataset_classes(present)
             targets = np.asarray([labels.index(canonical(str(v))) for v in raw], dtype=np.int64)
         self.ds = ds
@@ -137,6 +141,15 @@ class HFSource(LabeledSource):
 
     def path_of(self, i: int) -> str | None:
         return None
+
+
+def _unlabelled(raw: np.ndarray, numeric: bool) -> np.ndarray:
+    """Rows without a label: ids below 0, or missing / empty strings."""
+    if numeric:
+        return raw.astype(np.int64) < 0
+    return np.asarray(
+        [v is None or (isinstance(v, float) and v != v) or not str(v).strip() for v in raw], bool
+    )
 
 
 def _check_ids(ids: np.ndarray, base: int, names: Sequence[str], name: str, column: str) -> np.ndarray:
