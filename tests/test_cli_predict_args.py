@@ -218,13 +218,19 @@ def test_videos_of_one_folder_sharing_a_stem_get_one_annotated_copy_each(capsys,
     """clip.mp4 and clip.mkv of one folder were both written to clip.annotated.mp4, the second over the first:
     videos sharing a stem keep their extension in the copy's name; the others keep the short name."""
     frames, _ = clips.pan(3)
-    for name in ("clip.mp4", "clip.mkv", "other.mp4"):
+    for name in ("clip.mp4", "clip.mkv", "other.mp4", "clip.mp4.mkv"):
         clips.write_clip(tmp_path / "in" / name, frames)
     out = tmp_path / "annotated"
     code, _, err = run_cli(capsys, "predict", str(tmp_path / "in"), "--annotate", str(out))
     assert code == 0, err
     written = sorted(p.name for p in out.rglob("*.mp4"))
-    assert written == ["clip.mkv.annotated.mp4", "clip.mp4.annotated.mp4", "other.annotated.mp4"]
+    # clip.mp4.mkv's stem is clip.mp4: its copy was named as clip.mp4's, one written over the other
+    assert written == [
+        "clip.mkv.annotated.mp4",
+        "clip.mp4.annotated.mp4",
+        "clip.mp4.mkv.annotated.mp4",
+        "other.annotated.mp4",
+    ]
 
 
 def test_an_annotate_target_that_cannot_be_written_is_refused_before_any_work(

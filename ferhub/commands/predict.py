@@ -448,20 +448,26 @@ def annotate_targets(args: argparse.Namespace, videos: list[Path]) -> dict[Path,
     """Where each video's annotated copy goes: ``--annotate`` itself for one video (unless it is a folder),
     else ``NAME.annotated.mp4`` inside that folder. With several videos the copies keep the videos'
     sub-folders under the deepest folder holding them all (two ``clip.mp4`` of different folders are two
-    files), and videos of one folder that share a stem (``clip.mp4``, ``clip.mkv``) keep their extension
-    (``clip.mp4.annotated.mp4``)."""
+    files), and a video whose copy would be named like another's (``clip.mp4`` beside ``clip.mkv`` or
+    ``clip.mp4.mkv``) keeps its extension (``clip.mp4.annotated.mp4``): no two copies are one file."""
     if not args.annotate or not videos:
         return {}
     target = Path(args.annotate)
     if len(videos) == 1 and target.suffix and not target.is_dir():
         return {videos[0]: target}
-    folders = [v.resolve().parent for v in videos]
-    root = Path(os.path.commonpath([str(f) for f in folders]))
-    stems = Counter((f, v.stem) for f, v in zip(folders, videos))
-    return {
-        v: target / f.relative_to(root) / f"{v.name if stems[f, v.stem] > 1 else v.stem}.annotated.mp4"
-        for f, v in zip(folders, videos)
-    }
+    folders = {v: v.resolve().parent for v in videos}
+    root = Path(os.path.commonpath([str(f) for f in folders.values()]))
+
+    def copy_of(v: Path, name: str) -> Path:
+        return target / folders[v].relative_to(root) / f"{name}.annotated.mp4"
+
+    targets = {v: copy_of(v, v.stem) for v in folders}
+    while True:  # a copy named like another's (by stem, or stem against full name) takes the full name
+        taken = Counter(targets.values())
+        clashing = [v for v, t in targets.items() if taken[t] > 1 and t != copy_of(v, v.name)]
+        if not clashing:
+            return targets
+        targets.update({v: copy_of(v, v.name) for v in clashing})
 
 
 def _process(job: Job, files: list[Path], writer: Any, annotated: dict[Path, Path]) -> None:
