@@ -229,7 +229,9 @@ def test_unlabelled_rows_are_said_on_stderr_and_in_the_entry(
     assert entry["num_images"] == 3 and note in entry["notes"] and note in err
 
 
-def test_evaluate_and_compare_take_the_column_options(models: list[Path], tmp_path: Path, capsys) -> None:
+def test_evaluate_and_compare_take_the_column_options(
+    models: list[Path], damaged: Path, tmp_path: Path, capsys
+) -> None:
     """The message for a dataset whose columns are not found names --image-column/--label-column, which only
     `train` had: evaluate and compare refused them (exit 2)."""
     import datasets
@@ -251,3 +253,11 @@ def test_evaluate_and_compare_take_the_column_options(models: list[Path], tmp_pa
     (entry,) = json.loads(capsys.readouterr().out)[str(models[0])].values()
     assert entry["num_images"] == 3
     assert main(["compare", *map(str, models), *data, *columns]) == 0
+    # on class folders they would pick nothing: said, not silently ignored
+    capsys.readouterr()
+    folders = ["--data", str(damaged), "--label-column", "expr", "--no-report", "--out", str(tmp_path / "f")]
+    assert main(["evaluate", "--model", str(models[0]), *folders]) == 1
+    assert (
+        "label_column= (--label-column) picks the columns of a Hugging Face dataset"
+        in capsys.readouterr().err
+    )
