@@ -266,6 +266,13 @@ class FaceTracker:
         if looks is None:
             return np.where([[t.across_cut] for t in tracks], 0.0, motion)
         same = np.array([[-1.0 if t.look is None else float(t.look @ a) for a in looks] for t in tracks])
+        # the reach stretched for a stale track is for its own face: a box only that far reach takes in must
+        # look the same (sampled every few seconds, a person who left was followed by another one sitting a
+        # few face sizes away, under the same id)
+        near = np.array(
+            [[_similarity(p, b, self._reach(t, time)) > 0 for b in boxes] for t, p in zip(tracks, predicted)]
+        )
+        motion = np.where(near | (same >= SAME_LOOK), motion, 0.0)
         for r, t in enumerate(tracks):
             if t.across_cut:  # after a shot change, only the same face in the same place is the same person
                 overlap = np.array([max(iou(t.box, b), iou(predicted[r], b)) for b in boxes])

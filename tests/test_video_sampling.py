@@ -172,6 +172,23 @@ def test_a_face_moving_slowly_keeps_its_id_at_sparse_samples(clip_dir: Path, pre
     assert summary["seconds"] == pytest.approx(12.0, abs=0.1)
 
 
+@pytest.mark.parametrize("fps", [0.5, 1.0])
+def test_another_person_a_few_faces_away_is_not_taken_for_one_who_left(
+    clip_dir: Path, predictor, fps: float
+) -> None:
+    """The reach a sparsely seen face gets (it may have moved far) took in another person sitting 3 face sizes
+    away once the first had left: two people under one id, depending on --fps."""
+    frames = [
+        clips.compose([("astronaut", 60, 120, 80)] if t < 8 else [("hopper", 205, 120, 80)])
+        for t in range(16)
+    ]
+    path = clip(clip_dir, "swap_8s", frames, fps=2)  # 8 s: the astronaut 4 s, then Grace Hopper 4 s
+    _, analysed = analyse(predictor, path, fps=fps)
+    before = {tid for _, t, faces in analysed if t < 4 for tid, _, _ in faces}
+    after = {tid for _, t, faces in analysed if t >= 4 for tid, _, _ in faces}
+    assert before == {1} and after == {2}
+
+
 def test_a_face_missed_once_between_sparse_detections_keeps_its_id() -> None:
     """Detections 5 s apart (``--fps 0.2``): a face missed by one keeps its id on the next (the tracker waits
     2.5 detection intervals, not a fixed 2 s)."""
