@@ -278,6 +278,21 @@ def test_the_cut_detector_ignores_light_but_not_a_new_shot() -> None:
         Image.fromarray(a).convert("L").convert("RGB") for a in (frames[0], darker, frames[3], frames[20])
     ]
     assert [grey.is_cut(im) for im in shown] == [False, False, False, True]
+    # a face moving on a plain, grainy wall (black and white, sampled at 2 fps) is one shot: the layout of a
+    # flat picture is mostly its grain, which the second fix took for a new shot at every sample; black
+    # frames (a fade) are no cuts among themselves
+    rng = np.random.default_rng(2)
+    photo = Image.fromarray(clips.compose([("astronaut", 160, 120, 90)])).convert("L")
+    face = np.asarray(photo)[75:165, 110:210]
+    walls = []
+    for x in range(60, 260, 36):
+        wall = np.full((240, 320), 150.0)
+        wall[75:165, x - 50 : x + 50] = face
+        walls.append(Image.fromarray(np.clip(wall + rng.normal(0, 8, wall.shape), 0, 255).astype(np.uint8)))
+    moving = ShotCuts()
+    assert not any(moving.is_cut(w.convert("RGB")) for w in walls)
+    black = ShotCuts()
+    assert not any(black.is_cut(Image.new("RGB", (320, 240))) for _ in range(3))
 
 
 def test_after_a_cut_only_the_same_face_in_the_same_place_keeps_its_id() -> None:
