@@ -356,7 +356,7 @@ def test_hf_unlabelled_rows_are_left_out_and_said(tmp_path: Path) -> None:
     src = open_source(tmp_path / "some")
     assert [src.labels[t] for t in src.targets] == ["happy", "sad"] and len(src) == 2
     assert np.array_equal(np.asarray(src[1][0]), np.asarray(images[2]))  # the rows stay with their images
-    assert src.notes == ("unlabelled: 2 of 4 rows have no label ('label' < 0) and were left out",)
+    assert src.notes == ("unlabelled: 2 of 4 rows have no label ('label' missing or < 0) and were left out",)
     hidden = datasets.Dataset.from_dict({"image": images[:2], "label": [-1, -1]}, features=features)
     hidden.save_to_disk(str(tmp_path / "hidden"))
     with pytest.raises(DataSourceError, match="no row of 'label' has a label"):
@@ -373,7 +373,8 @@ def test_hf_unlabelled_rows_are_left_out_and_said(tmp_path: Path) -> None:
     ).save_to_disk(str(tmp_path / "strings"))
     train = open_source(tmp_path / "strings", "train")
     assert train.labels == ("happy", "sad") and len(train) == 2
-    assert train.notes == ("unlabelled: 1 of 3 rows have no label ('label' empty) and were left out",)
+    note = "unlabelled: 1 of 3 rows have no label ('label' missing or empty) and were left out"
+    assert train.notes == (note,)
 
 
 def test_hf_integer_ids_count_from_one_in_every_split_alike(tmp_path: Path) -> None:
@@ -443,3 +444,37 @@ def test_hf_string_labels_take_their_classes_from_every_split(tmp_path: Path) ->
     train, val = open_source(tmp_path / "saved", "train"), open_source(tmp_path / "saved", "val")
     assert train.labels == val.labels == ("disgust", "happy", "sad")
     assert [val.labels[t] for t in val.targets] == ["happy", "sad"]
+
+
+def test_hf_other_splits_labels_of_any_kind_never_break_the_split_read(tmp_path: Path) -> None:
+    """Reading every split's labels (for one label list and one id base) broke a labelled split when another
+    split's labels were all missing or of another type; an integer column with a missing value (stored as
+    floats) is ids, its missing rows left out; an empty split of string labels opens."""
+    import datasets
+
+    images = [_img(v) for v in (10, 20, 30, 40)]
+    classes = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["happy", "sad"])}
+    )
+    hidden = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    words = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"image": images[:2], "label": [0, 1]}, features=classes),
+            "test": datasets.Dataset.from_dict({"image": images[2:], "label": [None, None]}, features=hidden),
+            "validation": datasets.Dataset.from_dict(
+                {"image": images[2:], "label": ["a", "b"]}, features=words
+            ),
+        }
+    ).save_to_disk(str(tmp_path / "mixed"))
+    assert open_source(tmp_path / "mixed", "train").labels == ("happy", "sad")
+    floats = datasets.Features({"image": datasets.Image(), "label": datasets.Value("float64")})
+    ds = datasets.Dataset.from_dict({"image": images[:3], "label": [3.0, None, 6.0]}, features=floats)
+    ds.to_parquet(str(tmp_path / "floats.parquet"))
+    src = open_source(tmp_path / "floats.parquet", label_names="fer2013")
+    assert [src.labels[t] for t in src.targets] == ["happy", "neutral"] and len(src.notes) == 1
+    from ferhub.data.hf import HFSource
+
+    train = datasets.Dataset.from_dict({"image": images[:2], "label": ["happy", "sad"]}, features=words)
+    empty = HFSource(train.select([]), "words", "test", siblings=[train])  # (datasets cannot load it saved)
+    assert len(empty) == 0 and empty.labels == ("happy", "sad")

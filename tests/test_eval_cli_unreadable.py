@@ -225,7 +225,7 @@ def test_unlabelled_rows_are_said_on_stderr_and_in_the_entry(
     assert main([*argv, "--no-report", "--json", "--out", str(tmp_path / "out")]) == 0
     out, err = capsys.readouterr()
     (entry,) = json.loads(out)[str(models[0])].values()
-    note = "unlabelled: 1 of 4 rows have no label ('label' < 0) and were left out"
+    note = "unlabelled: 1 of 4 rows have no label ('label' missing or < 0) and were left out"
     assert entry["num_images"] == 3 and note in entry["notes"] and note in err
 
 

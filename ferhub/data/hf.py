@@ -61,9 +61,9 @@ class HFSource(LabeledSource):
                 f"(pass image_column=/label_column=, or --image-column/--label-column)"
             )
         lab_feat = feats[label_column]
-        raw = np.asarray(ds.with_format("numpy")[label_column]) if len(ds) else np.zeros(0, np.int64)
+        raw = np.asarray(ds[label_column], dtype=object)  # None where a label is missing, whatever the type
         self.notes: tuple[str, ...] = ()
-        numeric = raw.dtype.kind in "iu" or isinstance(lab_feat, datasets.ClassLabel)
+        numeric = _numeric_labels(lab_feat, raw)
         # a hidden label (-1, ClassLabel's "no label", as Hub test splits often have; a missing string) is no
         # class: numpy would read -1 as the last one, str() makes None a class "None". Such rows are left out
         # and said so, and a split with no label at all is refused
@@ -77,15 +77,8 @@ class HFSource(LabeledSource):
             ds, raw = ds.select(np.flatnonzero(~unlabelled)), raw[~unlabelled]
             self.notes = (
                 f"unlabelled: {int(unlabelled.sum())} of {len(unlabelled)} rows have no label "
-                f"({label_column!r} {'< 0' if numeric else 'empty'}) and were left out",
+                f"({label_column!r} {'missing or < 0' if numeric else 'missing or empty'}) and were left out",
             )
-        # the other splits' labels: one label list, and one way of counting ids, for the whole dataset
-        others = [
-            np.asarray(s.with_format("numpy")[label_column])
-            for s in siblings
-            if label_column in s.column_names
-        ]
-        others = [o[~_unlabelled(o, numeric)] for o in others if len(o)]
         if isinstance(lab_feat, datasets.ClassLabel):
             names = list(lab_feat.names)
             if label_names is not None:
@@ -104,11 +97,11 @@ class HFSource(LabeledSource):
             remap = np.asarray([labels.index(canonical(n)) for n in table], dtype=np.int64)
             # counted from 0 or 1 as every split together shows (a split lacking the last id would count
             # from 0 where the others count from 1, every label of it shifted by one)
-            every = sorted({int(i) for i in raw}.union(*({int(i) for i in o} for o in others)))
+            every = sorted({int(i) for i in raw}.union(_ids_of(siblings, label_column)))
             base = id_base(every, table, label_names)
             targets = remap[_check_ids(raw.astype(np.int64), base, table, name, label_column)]
-        else:  # string labels
-            present = sorted({str(v) for v in raw}.union(*(map(str, o) for o in others)))
+        else:  # string labels: the classes of every split (one label list for the whole dataset)
+            present = sorted({str(v) for v in raw}.union(_names_of(siblings, label_column)))
             labels = _dataset_classes(present)
             targets = np.asarray([labels.index(canonical(str(v))) for v in raw], dtype=np.int64)
         self.ds = ds
@@ -143,13 +136,50 @@ class HFSource(LabeledSource):
         return None
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _numeric_labels(feature: Any, raw: np.ndarray) -> bool:
+    """Whether a label column holds class ids: ClassLabel, integers, or whole numbers stored as floats (an
+    integer column with missing values, as pandas writes it)."""
+    import datasets
+
+    if isinstance(feature, datasets.ClassLabel):
+        return True
+    dtype = str(getattr(feature, "dtype", ""))
+    if dtype.startswith(("int", "uint")):
+        return True
+    return dtype.startswith("float") and all(_missing(v) or float(v).is_integer() for v in raw)
+
+
 def _unlabelled(raw: np.ndarray, numeric: bool) -> np.ndarray:
-    """Rows without a label: ids below 0, or missing / empty strings."""
+    """Rows without a label: missing values, ids below 0, empty strings."""
     if numeric:
-        return raw.astype(np.int64) < 0
-    return np.asarray(
-        [v is None or (isinstance(v, float) and v != v) or not str(v).strip() for v in raw], bool
-    )
+        return np.asarray([_missing(v) or v < 0 for v in raw], bool)
+    return np.asarray([_missing(v) or not str(v).strip() for v in raw], bool)
+
+
+def _ids_of(splits: Sequence[Any], column: str) -> set[int]:
+    """The class ids other splits use (their missing, negative or non-numeric values left out)."""
+    return {
+        int(v)
+        for split in splits
+        if column in split.column_names
+        for v in split[column]
+        if isinstance(v, (int, float, np.integer, np.floating)) and not _missing(v) and v >= 0
+    }
+
+
+def _names_of(splits: Sequence[Any], column: str) -> set[str]:
+    """The class names other splits use (their missing and empty values left out)."""
+    return {
+        str(v)
+        for split in splits
+        if column in split.column_names
+        for v in split[column]
+        if not _missing(v) and str(v).strip()
+    }
 
 
 def _check_ids(ids: np.ndarray, base: int, names: Sequence[str], name: str, column: str) -> np.ndarray:
