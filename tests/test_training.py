@@ -527,6 +527,11 @@ def test_trains_from_a_datasets_folder_with_its_validation_split(
     err = capsys.readouterr().err
     note = "unlabelled: 2 of 24 rows have no label ('emotion' missing or < 0) and were left out"
     assert f"hf/train: {note}" in err
+    # its column options are for it, not for a --val-data of class folders (which refused them)
+    val = write_class_folders(images[24:], targets[24:], labels, tmp_path / "val")
+    argv[argv.index(str(out))] = str(tmp_path / "run2")
+    main(get_args_parser().parse_args([*argv, "--val-data", str(val)]))
+    assert (tmp_path / "run2" / "model" / "model.safetensors").is_file()
 
 
 def test_trains_on_photos_through_detection_once(tmp_path: Path) -> None:

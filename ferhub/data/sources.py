@@ -439,22 +439,20 @@ def open_source(
     )
     if looks_local and not path.exists():
         raise DataSourceError(f"{source} not found (a local path; a Hub dataset id looks like 'org/name')")
-    hf_only = ", ".join(f"{k}= (--{k.replace('_', '-')})" for k, v in kw.items() if v is not None)
+    if not takes_columns(source):
+        _no_columns(source, kw)
     if path.is_file() and path.suffix.lower() == ".csv":
-        _no_columns(source, hf_only)
         src: LabeledSource = open_fer2013_csv(path, split)
         if precropped is False:
             src.precropped = False
         return src
     if path.is_file() and path.suffix.lower() == ".zip":
-        _no_columns(source, hf_only)
         return ZipSource(path, split, label_names=label_names, precropped=bool(precropped))
-    if path.is_dir() and not ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
+    if path.is_dir() and not _saved_dataset(path):
         if any(p.suffix == ".parquet" for p in path.rglob("*.parquet")):
             from ferhub.data.hf import open_hf
 
             return open_hf(path, split, label_names=label_names, precropped=bool(precropped), **kw)
-        _no_columns(source, hf_only)
         return FolderSource(path, split, label_names=label_names, precropped=bool(precropped))
     if path.exists() or "/" in str(source) or not path.suffix:
         from ferhub.data.hf import open_hf
@@ -469,8 +467,24 @@ def open_source(
     raise DataSourceError(f"{source!r} is not a folder, .zip, .csv, saved dataset or Hugging Face dataset id")
 
 
-def _no_columns(source: str | Path, given: str) -> None:
+def _saved_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def takes_columns(source: str | os.PathLike) -> bool:
+    """Whether :func:`open_source` reads ``source`` as a Hugging Face dataset (a Hub id, a saved dataset,
+    parquet), whose columns ``image_column=`` / ``label_column=`` pick; not class folders, zips or CSV."""
+    path = Path(str(source))
+    if path.is_file():
+        return path.suffix.lower() not in (".csv", ".zip")
+    if path.is_dir():
+        return _saved_dataset(path) or any(True for _ in path.rglob("*.parquet"))
+    return True
+
+
+def _no_columns(source: str | Path, kw: dict[str, Any]) -> None:
     """Column options pick a Hugging Face dataset's columns: given for other data, they would be ignored."""
+    given = ", ".join(f"{k}= (--{k.replace('_', '-')})" for k, v in kw.items() if v is not None)
     if given:
         raise DataSourceError(
             f"{given} picks the columns of a Hugging Face dataset (a Hub id, a saved dataset or parquet); "

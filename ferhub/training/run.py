@@ -106,18 +106,23 @@ class _Data:
 
     def __init__(self, cfg: TrainConfig, opts: RunOptions, session: _Session) -> None:
         from ferhub.data import FaceCache, open_source
+        from ferhub.data.sources import takes_columns
 
         self.cfg, self.opts, self.session = cfg, opts, session
         self.kw: dict[str, Any] = {"label_names": opts.label_names, "precropped": opts.precropped}
-        self.kw.update(
-            {k: v for k in ("image_column", "label_column") if (v := getattr(opts, k)) is not None}
+        # the column options pick a Hugging Face dataset's columns: they go to the sources that are one (a
+        # Hub --data with a folder --val-data takes them for the first only); given where no source is one,
+        # the data refuses them
+        self.columns = {k: v for k in ("image_column", "label_column") if (v := getattr(opts, k)) is not None}
+        self._column_sources = {s for s in (opts.data, opts.val_data) if s is not None and takes_columns(s)}
+        self.train_src = self._open(opts.data, opts.split, "train") or open_source(
+            opts.data, None, **self._kw(opts.data)
         )
-        self.train_src = self._open(opts.data, opts.split, "train") or open_source(opts.data, None, **self.kw)
         self.val_src = None
         if not cfg.kfold:
             if opts.val_data is not None:
                 self.val_src = self._open(opts.val_data, opts.val_split, "val") or open_source(
-                    opts.val_data, None, **self.kw
+                    opts.val_data, None, **self._kw(opts.val_data)
                 )
             elif opts.val_split is not None or self.train_src.split is not None:
                 self.val_src = self._open(opts.data, opts.val_split, "val")
@@ -143,13 +148,19 @@ class _Data:
         self.cache = FaceCache(cache_dir=opts.face_cache) if detect else None
         self.prepared: dict[str, dict[str, int]] = {}  # per split: how the crops were made (no-face counts)
 
+    def _kw(self, source: str) -> dict[str, Any]:
+        """``open_source`` keywords for ``source``: the column options where they apply (see ``__init__``)."""
+        if source in self._column_sources or not self._column_sources:
+            return {**self.kw, **self.columns}
+        return self.kw
+
     def _open(self, source: str, split: str | None, preferred: str) -> Any:
         from ferhub.data import DataSourceError, open_source
 
         if split is not None:
-            return open_source(source, split, **self.kw)
+            return open_source(source, split, **self._kw(source))
         try:  # sources with splits (fer2013.csv, train/ test/ folders, Hub datasets) give `preferred`
-            return open_source(source, preferred, **self.kw)
+            return open_source(source, preferred, **self._kw(source))
         except DataSourceError as e:
             if isinstance(e, HubConnectionError):  # the Hub is down: opening it once more cannot help
                 raise
@@ -161,7 +172,7 @@ class _Data:
 
         source = self.opts.val_data or self.opts.data
         if self.opts.test_split is not None:
-            return open_source(source, self.opts.test_split, **self.kw)
+            return open_source(source, self.opts.test_split, **self._kw(source))
         return self._open(source, None, "test")
 
     def crops(self, src: Any) -> Crops:
