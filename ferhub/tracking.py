@@ -49,6 +49,9 @@ Box = tuple[float, float, float, float]
 # on the test clips, a camera flash included), two people's below it (0.3-0.6)
 APPEARANCE_SIZE = 16
 SAME_LOOK = 0.7
+# below this, clearly another face: two people's median (LFW crops 0.33, the test clips' two 0.34), where one
+# face turned 15 degrees still gives 0.6
+UNLIKE_LOOK = 0.5
 # across a shot change a face keeps its id only where its box overlaps its last one at least this much
 CUT_IOU = 0.5
 # detections closer in time than this are matched on motion alone (the frames of a video analysed at its full
@@ -267,12 +270,12 @@ class FaceTracker:
             return np.where([[t.across_cut] for t in tracks], 0.0, motion)
         same = np.array([[-1.0 if t.look is None else float(t.look @ a) for a in looks] for t in tracks])
         # the reach stretched for a stale track is for its own face: a box only that far reach takes in must
-        # look the same (sampled every few seconds, a person who left was followed by another one sitting a
-        # few face sizes away, under the same id)
+        # not look clearly unlike it (sampled every few seconds, a person who left was followed by another one
+        # sitting a few face sizes away, under the same id; one face that turned meanwhile still matches)
         near = np.array(
             [[_similarity(p, b, self._reach(t, time)) > 0 for b in boxes] for t, p in zip(tracks, predicted)]
         )
-        motion = np.where(near | (same >= SAME_LOOK), motion, 0.0)
+        motion = np.where(near | (same >= UNLIKE_LOOK), motion, 0.0)
         for r, t in enumerate(tracks):
             if t.across_cut:  # after a shot change, only the same face in the same place is the same person
                 overlap = np.array([max(iou(t.box, b), iou(predicted[r], b)) for b in boxes])

@@ -314,3 +314,27 @@ def test_after_a_cut_only_the_same_face_in_the_same_place_keeps_its_id() -> None
     assert [t.id for t in tracker.update([box], time=0.2, looks=[appearance(hopper, box)])] == [2]
     tracker.cut()  # without looks (the webcam) a cut ends every track, as before
     assert [t.id for t in tracker.update([box], time=0.3)] == [3]
+
+
+@pytest.mark.parametrize(("correlation", "same_id"), [(0.6, True), (0.3, False)])
+def test_a_far_face_keeps_a_sparse_track_unless_it_looks_clearly_unlike_it(
+    correlation: float, same_id: bool
+) -> None:
+    """Between samples 2 s apart a face may move 3 face sizes and turn a little (its look correlating ~0.6
+    with the last: one face); another person's correlates ~0.3 and starts a new id."""
+    from ferhub.tracking import FaceTracker
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(256)
+    a /= np.linalg.norm(a)
+    other = rng.standard_normal(256)
+    other -= (other @ a) * a
+    other /= np.linalg.norm(other)
+    b = correlation * a + np.sqrt(1 - correlation**2) * other  # unit length, b @ a == correlation
+    tracker = FaceTracker()
+    box = (40.0, 100.0, 80.0, 150.0)
+    for t in (0.0, 2.0):
+        (track,) = tracker.update([box], time=t, looks=[a])
+    far = (160.0, 100.0, 200.0, 150.0)  # 3 face widths to the right
+    (moved,) = tracker.update([far], time=4.0, looks=[b])
+    assert (moved.id == track.id) is same_id
