@@ -160,26 +160,20 @@ def _unlabelled(raw: np.ndarray, numeric: bool) -> np.ndarray:
     return np.asarray([_missing(v) or not str(v).strip() for v in raw], bool)
 
 
+def _given(splits: Sequence[Any], column: str) -> list[Any]:
+    """The labels other splits give in ``column`` (missing values left out)."""
+    return [v for split in splits if column in split.column_names for v in split[column] if not _missing(v)]
+
+
 def _ids_of(splits: Sequence[Any], column: str) -> set[int]:
-    """The class ids other splits use (their missing, negative or non-numeric values left out)."""
-    return {
-        int(v)
-        for split in splits
-        if column in split.column_names
-        for v in split[column]
-        if isinstance(v, (int, float, np.integer, np.floating)) and not _missing(v) and v >= 0
-    }
+    """The class ids other splits use (negative and non-numeric values left out)."""
+    numbers = (int, float, np.integer, np.floating)
+    return {int(v) for v in _given(splits, column) if isinstance(v, numbers) and v >= 0}
 
 
 def _names_of(splits: Sequence[Any], column: str) -> set[str]:
-    """The class names other splits use (their missing and empty values left out)."""
-    return {
-        str(v)
-        for split in splits
-        if column in split.column_names
-        for v in split[column]
-        if not _missing(v) and str(v).strip()
-    }
+    """The class names other splits use (empty values left out)."""
+    return {str(v) for v in _given(splits, column) if str(v).strip()}
 
 
 def _check_ids(ids: np.ndarray, base: int, names: Sequence[str], name: str, column: str) -> np.ndarray:
