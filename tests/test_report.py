@@ -430,3 +430,11 @@ def test_two_results_of_one_name_are_both_reported(runs) -> None:
     (section,) = build_sections(results, [], refs=["runA/model", "runB/model"])
     assert list(section.entries) == ["model", "model (runB/model)"]
     assert section.entries["model"] is a and section.entries["model (runB/model)"] is b
+    # their predictions files, which both say "model", go to them in the order given (by name alone the last
+    # went to the first result, and the paired comparison was lost)
+    import dataclasses
+
+    (_, pa), (_, pb) = runs.values()
+    files = [dataclasses.replace(p, model="model", key="lfw:default:test") for p in (pa, pb)]
+    (section,) = build_sections(results, files, refs=["runA/model", "runB/model"])
+    assert section.predictions["model"] is files[0] and section.predictions["model (runB/model)"] is files[1]

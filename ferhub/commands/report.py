@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="*",
         default=[],
         metavar="FILE",
-        help="per-image *.predictions.json written by `ferhub evaluate --out` (paired tests, misclassified)",
+        help="per-image *.predictions.json written by `ferhub evaluate --out` (paired tests, misclassified);"
+        " several results of one name (runA/model runB/model) take their files in the order given",
     )
     p.add_argument(
         "--data",
@@ -111,26 +112,34 @@ def build_sections(
     """One report section per dataset key, each with every model that has results for it.
 
     Two results of one name for one key (every training run writes ``OUT/model``) are both shown, told apart
-    by ``refs`` (what was given for each, e.g. ``runA/model``); the second used to replace the first.
+    by ``refs`` (what was given for each, e.g. ``runA/model``); the second used to replace the first. Their
+    predictions files, which name the model alike, go to them in the order given (the first ``model`` file to
+    the first ``model`` result): by name alone the last file went to the first result.
     """
     from ferhub.evaluation import image_reader
     from ferhub.report import Section, misclassified_examples
 
     by_key: dict[str, dict[str, Any]] = {}
+    shown_as: dict[tuple[str, str], list[str]] = {}  # (key, model name) -> the names its results are shown by
     for n, (default_name, data) in enumerate(results):
         for key, entry in data["results"].items():
             if keys and key not in keys:
                 continue
-            name = (entry.get("model") or {}).get("id") or default_name
+            name = base = (entry.get("model") or {}).get("id") or default_name
             entries = by_key.setdefault(key, {})
             if name in entries:
                 name = f"{name} ({refs[n] if refs else n + 1})"
                 while name in entries:
                     name += "'"
             entries[name] = entry
+            shown_as.setdefault((key, base), []).append(name)
     sections = []
     for key, entries in by_key.items():
-        preds = {p.model: p for p in predictions if p.key == key and p.model in entries}
+        preds: dict[str, Any] = {}
+        for p in predictions:
+            names = [n for n in shown_as.get((key, p.model), []) if n not in preds]
+            if p.key == key and names:
+                preds[names[0]] = p
         examples = {}
         if source is not None:  # thumbnails for the predictions of this source's images (by their indices)
             readers = {name: image_reader(p, source) for name, p in preds.items()}
