@@ -15,6 +15,7 @@ Functions that show several models take ``{model name: eval_results entry}`` (an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -72,6 +73,20 @@ def averaging_notes(entries: Mapping[str, Entry]) -> list[str]:
     return notes
 
 
+def model_title(name: str, what: str, width: int = 40) -> str:
+    """A figure title naming a model in full: a long name broken into lines of at most ``width`` characters
+    (after '/', '-' or '_'), what the figure shows on a line below (one line cut a long name and its
+    "counts" off at the panel's edge, and two names differing at their end looked alike)."""
+    lines, line = [], ""
+    for part in re.split(r"(?<=[/_ -])", name):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    lines.append(line)
+    return "<br>".join(lines) + f"<br><sup>{what}</sup>"
+
+
 def _square_layout(fig: go.Figure, labels: Sequence[str], title: str, *, autosize: bool = False) -> go.Figure:
     """Square cells; a fixed size for standalone pages, or the width of the container (``autosize``, the
     app: side-by-side panels fit from 1280 to 1920 px wide screens)."""
@@ -80,10 +95,10 @@ def _square_layout(fig: go.Figure, labels: Sequence[str], title: str, *, autosiz
     fig.update_layout(
         title=title,
         template=TEMPLATE,
-        height=size,
+        height=size + 18 * title.count("<br>"),
         xaxis={"title": "predicted", "side": "bottom", "tickangle": -30, "constrain": "domain"},
         yaxis={"title": "true", "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
-        margin={"l": 90, "r": 20, "t": 70, "b": 80},
+        margin={"l": 90, "r": 20, "t": 70 + 18 * title.count("<br>"), "b": 80},
     )
     if autosize:
         fig.update_layout(autosize=True)
@@ -433,9 +448,10 @@ def dashboard_figures(entries: Mapping[str, Entry]) -> dict[str, go.Figure]:
         "reliability": reliability_figure(entries),
     }
     for name, entry in entries.items():
-        figs[f"confusion:{name}"] = entry_confusion_figure(entry, title=f"{name}: counts", labels=order)
+        counts = model_title(name, "counts")
+        figs[f"confusion:{name}"] = entry_confusion_figure(entry, title=counts, labels=order)
         figs[f"confusion_normalized:{name}"] = entry_confusion_figure(
-            entry, normalize=True, title=f"{name}: row-normalised", labels=order
+            entry, normalize=True, title=model_title(name, "row-normalised"), labels=order
         )
     names = list(entries)
     for other in names[1:]:

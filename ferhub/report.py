@@ -283,11 +283,12 @@ def _confusion_html(entries: Mapping[str, Mapping[str, Any]], shown: Sequence[st
     parts = ["<h3>Confusion matrices</h3>"]
     for name, entry in entries.items():
         parts.append('<div class="row">')
-        parts.append(_fig(plots.entry_confusion_figure(entry, title=f"{name}: counts", labels=shown)))
+        counts = plots.entry_confusion_figure(entry, title=plots.model_title(name, "counts"), labels=shown)
+        parts.append(_fig(counts))
         parts.append(
             _fig(
                 plots.entry_confusion_figure(
-                    entry, normalize=True, title=f"{name}: row-normalised", labels=shown
+                    entry, normalize=True, title=plots.model_title(name, "row-normalised"), labels=shown
                 )
             )
         )

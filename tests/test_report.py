@@ -438,3 +438,15 @@ def test_two_results_of_one_name_are_both_reported(runs) -> None:
     files = [dataclasses.replace(p, model="model", key="lfw:default:test") for p in (pa, pb)]
     (section,) = build_sections(results, files, refs=["runA/model", "runB/model"])
     assert section.predictions["model"] is files[0] and section.predictions["model (runB/model)"] is files[1]
+
+
+def test_a_long_model_name_is_shown_whole_in_the_figures(runs) -> None:
+    """A long name ran past the panel's edge, its end and ": counts" cut off (two runs differing at their end
+    looked alike): it is broken into lines, what the figure shows on its own line."""
+    name = "org/fer-resnet18-warm-start-lr3e-4-mixup-v2-final-final"
+    title = plots.model_title(name, "counts")
+    assert title == "org/fer-resnet18-warm-start-lr3e-4-<br>mixup-v2-final-final<br><sup>counts</sup>"
+    assert title.replace("<br>", "").startswith(name)
+    (entry, _), _ = runs.values()
+    html_text = report_html([Section(title="lfw", entries={name: entry})])
+    assert "mixup-v2-final-final\\u003cbr\\u003e\\u003csup\\u003ecounts" in html_text  # in the figure's JSON

@@ -291,7 +291,13 @@ def _dashboard(
     pair_b: str | None,
 ) -> tuple[Any, ...]:
     state.heavy_imports()
-    from ferhub.plots import averaging_notes, entry_confusion_figure, metrics_rows, per_class_figure
+    from ferhub.plots import (
+        averaging_notes,
+        entry_confusion_figure,
+        metrics_rows,
+        model_title,
+        per_class_figure,
+    )
 
     ids, entries = _entries(model_ids, key, fresh)
     entries = {m: e for m, e in entries.items() if e.get("confusion_matrix") and e.get("labels")}
@@ -302,7 +308,7 @@ def _dashboard(
                 e,
                 normalize=view == NORMALISED,
                 toggle=False,
-                title=f"{short_name(m)} ({view})",
+                title=model_title(short_name(m), view),
                 labels=labels,
                 autosize=True,
             ),
