@@ -10,8 +10,3 @@ def add_column_arguments(p: argparse.ArgumentParser) -> None:
     """``--image-column`` / ``--label-column``: which columns of a Hugging Face dataset to read."""
     p.add_argument("--image-column", default=None, help="datasets: the image column (default: found)")
     p.add_argument("--label-column", default=None, help="datasets: the label column (default: found)")
-
-
-def column_kwargs(args: argparse.Namespace) -> dict[str, str]:
-    """The column options given, as :func:`ferhub.data.open_source` keywords."""
-    return {k: v for k in ("image_column", "label_column") if (v := getattr(args, k, None)) is not None}

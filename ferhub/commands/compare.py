@@ -14,7 +14,7 @@ from typing import Any
 
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
-from ferhub.commands import add_column_arguments, column_kwargs
+from ferhub.commands import add_column_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
     from ferhub.cli import describe
     from ferhub.data import DataSourceError
+    from ferhub.data.sources import column_options
     from ferhub.hub import ModelLoadError
 
     if len(args.models) < 2:
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 args.split,
                 label_names=args.label_names,
                 precropped=args.precropped,
-                **column_kwargs(args),
+                **column_options(args),
             )
             runs = evaluation.evaluate(
                 args.models,

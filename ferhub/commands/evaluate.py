@@ -12,7 +12,7 @@ from typing import Any
 
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
-from ferhub.commands import add_column_arguments, column_kwargs
+from ferhub.commands import add_column_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -224,9 +224,14 @@ def _evaluate_and_write(args: argparse.Namespace, out: Path) -> tuple[Any, list[
 
     Returns the data source, the runs and each run's results folder."""
     from ferhub import eval_results, evaluation
+    from ferhub.data.sources import column_options
 
     source = evaluation.open_data(
-        args.data, args.split, label_names=args.label_names, precropped=args.precropped, **column_kwargs(args)
+        args.data,
+        args.split,
+        label_names=args.label_names,
+        precropped=args.precropped,
+        **column_options(args),
     )
     runs = evaluation.evaluate(
         args.model,

@@ -471,6 +471,12 @@ def _saved_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
+def column_options(options: Any) -> dict[str, str]:
+    """The column options an argparse namespace or ``RunOptions`` gives (``image_column``, ``label_column``),
+    as :func:`open_source` keywords."""
+    return {k: v for k in ("image_column", "label_column") if (v := getattr(options, k, None)) is not None}
+
+
 def takes_columns(source: str | os.PathLike) -> bool:
     """Whether :func:`open_source` reads ``source`` as a Hugging Face dataset (a Hub id, a saved dataset,
     parquet), whose columns ``image_column=`` / ``label_column=`` pick; not class folders, zips or CSV."""

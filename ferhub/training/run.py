@@ -106,14 +106,14 @@ class _Data:
 
     def __init__(self, cfg: TrainConfig, opts: RunOptions, session: _Session) -> None:
         from ferhub.data import FaceCache, open_source
-        from ferhub.data.sources import takes_columns
+        from ferhub.data.sources import column_options, takes_columns
 
         self.cfg, self.opts, self.session = cfg, opts, session
         self.kw: dict[str, Any] = {"label_names": opts.label_names, "precropped": opts.precropped}
         # the column options pick a Hugging Face dataset's columns: they go to the sources that are one (a
         # Hub --data with a folder --val-data takes them for the first only); given where no source is one,
         # the data refuses them
-        self.columns = {k: v for k in ("image_column", "label_column") if (v := getattr(opts, k)) is not None}
+        self.columns = column_options(opts)
         self._column_sources = {s for s in (opts.data, opts.val_data) if s is not None and takes_columns(s)}
         self.train_src = self._open(opts.data, opts.split, "train") or open_source(
             opts.data, None, **self._kw(opts.data)
