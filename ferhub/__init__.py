@@ -120,3 +120,8 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'ferhub' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, so ``dir(ferhub)``, ``help(ferhub)`` and tab completion show the public API."""
+    return sorted(set(globals()) | set(_LAZY))

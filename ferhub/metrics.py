@@ -226,6 +226,8 @@ def bootstrap_ci(
     Items are resampled with replacement ``n_resamples`` times; in each resample, mean class recall averages
     the classes that resample contains. Returns ``{"accuracy": [lo, hi], "mean_class_recall": [lo, hi]}``.
     """
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be 1 or more, got {n_resamples}")
     t, p = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
     _check_pair(t, p)
     n = t.size

@@ -271,8 +271,11 @@ def _entry_notes_html(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     for name, entry in entries.items():
         for note in entry.get("notes", []):
             parts.append(f'<p class="notes">{html.escape(name)}: {html.escape(note)}</p>')
-        if entry.get("tta"):
-            parts.append(f'<p class="meta">{html.escape(name)}: test-time augmentation {entry["tta"]}</p>')
+        if entry.get("tta"):  # tta is a flag; tta_method says which (flip, tencrop); older entries lack it
+            method = entry.get("tta_method") or ("flip" if entry["tta"] is True else entry["tta"])
+            parts.append(
+                f'<p class="meta">{html.escape(name)}: test-time augmentation: {html.escape(str(method))}</p>'
+            )
     return parts
 
 

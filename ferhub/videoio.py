@@ -76,6 +76,14 @@ class VideoInfo:
     source_width: int = 0
     source_height: int = 0
 
+    @property
+    def expected_frames(self) -> int | None:
+        """The frame count, or where the container does not say (MKV, WebM) duration x fps: an estimate for
+        progress bars, never reported as the count."""
+        if self.num_frames is None and self.duration and self.fps:
+            return round(self.duration * self.fps)
+        return self.num_frames
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -177,8 +185,6 @@ class VideoReader:
         # what a complete stream must reach, for telling a truncated file from a whole one at its end
         self._announced_frames = num
         self._announced_duration = _stream_duration(container, stream)
-        if num is None and duration and fps:
-            num = round(duration * fps)  # mkv/webm carry no frame count: estimated
         # the first frame is decoded now: its display matrix gives the rotation, and a file with no decodable
         # frame fails here with one clear error rather than half-way through an output
         self._decoder = container.decode(stream)
@@ -251,7 +257,11 @@ class VideoReader:
                     first_time = t
                 last_shown = frame.duration * frame.time_base if frame.duration and frame.time_base else 0
                 if fps is not None:
-                    if t + 1e-6 < next_time:
+                    # within 1 ms (or half the time base, if coarser) of the target counts as at it: muxers
+                    # round timestamps to milliseconds (frame 5 of 15 fps at 0.333 s, 1/3 s wanted, was
+                    # skipped), and no real stream has two frames 1 ms apart
+                    tb = float(frame.time_base) if frame.time_base else 0.0
+                    if t + max(1e-3, tb / 2) < next_time:
                         continue
                     next_time = max(next_time + 1 / fps, t + 0.5 / fps)
                 yield Frame(index, t, self._image(frame))

@@ -264,3 +264,33 @@ def test_an_annotate_target_that_cannot_be_written_is_refused_before_any_work(
         assert err.startswith(f"ferhub predict: --annotate {target}: {message}"), err
         assert len(err.splitlines()) == 1
     assert afile.read_text() == "not a folder" and not list(tmp_path.glob("x.*"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "--model", "m", "--data", "d", "--device", "tpu"], "--device must be cpu, cuda or"),
+        (["compare", "m1", "m2", "--data", "d", "--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
+        (["evaluate", "--model", "m", "--data", "d", "--bootstrap", "0"], "--bootstrap must be 1 or more"),
+        (["evaluate", "--model", "m", "--data", "d", "--bootstrap", "-5"], "--bootstrap must be 1 or more"),
+    ],
+)
+def test_evaluate_and_compare_refuse_bad_options_before_loading(capsys, monkeypatch, argv, message) -> None:
+    """``--device tpu`` was exit 1 from the predictor, ``--bootstrap 0`` an internal error (exit 4) after the
+    whole evaluation: both are exit 2 before any data or model is opened."""
+    import ferhub.evaluation
+
+    def never(*args, **kwargs):
+        raise AssertionError("the bad option should have been refused before this")
+
+    monkeypatch.setattr(ferhub.evaluation, "open_data", never)
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith(f"ferhub {argv[0]}: {message}") and len(err.splitlines()) == 1
+
+
+def test_bootstrap_ci_refuses_no_resamples() -> None:
+    from ferhub.metrics import bootstrap_ci
+
+    with pytest.raises(ValueError, match="n_resamples must be 1 or more, got 0"):
+        bootstrap_ci([0, 1], [0, 1], 2, n_resamples=0)

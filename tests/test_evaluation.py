@@ -440,6 +440,21 @@ def test_cli_errors_are_clear(repos, tmp_path, capsys) -> None:
     assert code == 1 and "ferhub report:" in err
 
 
+def test_report_skips_a_model_without_results_and_reports_the_others(repos, crops, tmp_path, capsys) -> None:
+    """eval/README's `report --results runs/my-model ferhub/fer-mini-xception` wrote nothing: the bundled
+    model has no eval_results.json and one entry without results refused them all (``--video`` skips)."""
+    (run,) = evaluation.evaluate([str(repos["fer7"])], str(crops), precropped=True, n_resamples=10)
+    eval_results.write(repos["fer7"], {run.key: run.entry}, render_card=False)
+    html_path = tmp_path / "r.html"
+    code = main(
+        ["report", "--results", str(repos["fer7"]), "ferhub/fer-mini-xception", "--out", str(html_path)]
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "ferhub report: skipped ferhub/fer-mini-xception: no eval_results.json" in err
+    assert run.key in html_path.read_text()
+
+
 def test_cli_compare_and_report(repos, crops, tmp_path, capsys) -> None:
     out = tmp_path / "cmp.json"
     code = main(

@@ -450,3 +450,15 @@ def test_a_long_model_name_is_shown_whole_in_the_figures(runs) -> None:
     (entry, _), _ = runs.values()
     html_text = report_html([Section(title="lfw", entries={name: entry})])
     assert "mixup-v2-final-final\\u003cbr\\u003e\\u003csup\\u003ecounts" in html_text  # in the figure's JSON
+
+
+def test_the_report_names_the_test_time_augmentation_method(runs) -> None:
+    """It printed the flag ("test-time augmentation True"): flip and ten crops looked the same."""
+    (entry, _), (other, _) = runs.values()
+    entries = {
+        "ten": {**entry, "tta": True, "tta_method": "tencrop"},
+        "flip": {**other, "tta": True, "tta_method": "flip"},
+    }
+    text = report_html([Section(title="lfw", entries=entries)])
+    assert "ten: test-time augmentation: tencrop" in text
+    assert "flip: test-time augmentation: flip" in text and "augmentation True" not in text

@@ -564,3 +564,13 @@ def _boxes_in_child() -> np.ndarray:
     assert detector._second_stream() is None  # type: ignore[attr-defined]
     detector._callers = 0  # type: ignore[attr-defined]
     return detector.detect(_FORKED["photo"])[0]  # type: ignore[attr-defined]
+
+
+def test_dir_lists_the_public_api_without_importing_it() -> None:
+    """The API is loaded lazily: ``dir(ferhub)`` (and so ``help``, tab completion) showed the errors only."""
+    code = (
+        "import sys, ferhub; names = dir(ferhub); "
+        "print(all(n in names for n in ferhub.__all__), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.split() == ["True", "False"]

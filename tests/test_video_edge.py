@@ -195,3 +195,21 @@ def test_a_container_with_no_streams_says_so(tmp_path) -> None:
     with pytest.raises(VideoDecodeError) as caught:
         open_video(empty)
     assert str(caught.value).startswith(f"{empty}: contains no streams at all (empty or zero-length video);")
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_sampling_keeps_every_nth_frame_of_millisecond_timestamps(tmp_path, suffix) -> None:
+    """Timestamps in milliseconds put frame 5 of 15 fps at 0.333 s, short of 1/3 s: sampling at 3 fps kept
+    frames 0, 6, 10, 15, 21, ... (uneven gaps, frames left undetected); now every 5th. A container without a
+    frame count (MKV) says none (``null``), as documented; progress bars get an estimate."""
+    frames = [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(30)]
+    path = clips.write_clip(tmp_path / f"clip{suffix}", frames, fps=15)
+    with open_video(path) as video:
+        kept = [f.index for f in video.frames(fps=3)]
+        info = video.info
+    assert kept == list(range(0, 30, 5))
+    if suffix == ".mkv":
+        assert info.num_frames is None and info.to_dict()["num_frames"] is None
+        assert info.expected_frames == 30
+    else:
+        assert info.num_frames == info.expected_frames == 30

@@ -25,8 +25,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="split of --data")
     p.add_argument("--label-names", default=None, help="what numbered classes mean (rafdb, fer2013, ...)")
     add_column_arguments(p)
-    p.add_argument("--tta", nargs="?", const="flip", choices=("flip", "tencrop"), default=None)
-    p.add_argument("--no-face", choices=("fallback", "wrong"), default="fallback")
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        choices=("flip", "tencrop"),
+        default=None,
+        help="test-time augmentation, as for ferhub evaluate: flip (bare --tta) or tencrop",
+    )
+    p.add_argument(
+        "--no-face",
+        choices=("fallback", "wrong"),
+        default="fallback",
+        help="image where no face is found: classify the whole image (fallback, the default) or count "
+        "it wrong",
+    )
     crop = p.add_mutually_exclusive_group()
     crop.add_argument(
         "--precropped",
@@ -36,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the images are face crops already: skip detection (default for FER2013 CSV)",
     )
     crop.add_argument("--detect", dest="precropped", action="store_false", help="detect faces in every image")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--out", default=None, metavar="FILE", help="also write an HTML report (labelled data)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the comparison as JSON")
 
@@ -89,12 +102,16 @@ def format_pairs(result: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
     from ferhub.cli import describe
+    from ferhub.commands import device_error
     from ferhub.data import DataSourceError
     from ferhub.data.sources import column_options
     from ferhub.hub import ModelLoadError
 
     if len(args.models) < 2:
         print("ferhub compare: name at least two models", file=sys.stderr)
+        return 2
+    if error := device_error(args.device):
+        print(f"ferhub compare: {error}", file=sys.stderr)
         return 2
     runs: list[Any] = []
     try:

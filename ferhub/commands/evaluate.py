@@ -47,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-face",
         choices=("fallback", "wrong"),
         default="fallback",
-        help="image where no face is found: classify the whole image (fallback, seed 004) or count it wrong",
+        help="image where no face is found: classify the whole image (fallback, seed 004; the default) "
+        "or count it wrong",
     )
     crop = p.add_mutually_exclusive_group()
     crop.add_argument(
@@ -63,14 +64,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         default="eval_out",
         help="folder for report.html, per-image predictions and the updated repo copies of bundled or Hub "
-        "models (a model given as a local folder is updated in place)",
+        "models (a model given as a local folder is updated in place; default eval_out)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write DIR/report.html")
     p.add_argument("--push", action="store_true", help="upload eval_results.json + README.md in one commit")
     p.add_argument("--repo-id", default=None, help="Hub repo to push a local model's results to (org/name)")
     p.add_argument("--revision", default=None, help="branch to push to (default main)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for the CIs")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples for the 95%% CIs (default 1000)",
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--json", action="store_true", help="print the new eval_results entries as JSON")
 
@@ -165,9 +172,16 @@ def _unknown_push_targets(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
     from ferhub.cli import describe
+    from ferhub.commands import device_error
     from ferhub.data import DataSourceError
     from ferhub.hub import EvalResultsError, ModelLoadError
 
+    error = device_error(args.device)
+    if error is None and args.bootstrap < 1:
+        error = f"--bootstrap must be 1 or more resamples (the default is 1000), got {args.bootstrap}"
+    if error:
+        print(f"ferhub evaluate: {error}", file=sys.stderr)
+        return 2
     refused = _refuse_push(args)
     if refused:
         return refused

@@ -339,7 +339,7 @@ class Job:
             return None
         from tqdm import tqdm
 
-        total = run.info.num_frames
+        total = run.info.expected_frames
         if self.args.fps and run.info.duration:
             total = min(total or 10**12, int(run.info.duration * self.args.fps) + 1)
         name = Path(run.path).name
@@ -364,14 +364,10 @@ def _annotate_failed(target: Path, error: Exception, out: Any) -> str:
 def option_error(args: argparse.Namespace) -> str | None:
     """The line refusing the first option value that cannot work, or ``None``: checked before any input is
     read or model loaded, so a typo costs no waiting and exits 2 (wrong arguments), not 1."""
-    from ferhub.device import check_device
-    from ferhub.errors import DeviceError
+    from ferhub.commands import device_error
 
-    if args.device is not None:
-        try:
-            check_device(args.device)
-        except DeviceError as e:
-            return str(e)
+    if error := device_error(args.device):
+        return error
     if args.min_face_size is not None and args.min_face_size < 1:
         return f"--min-face-size must be a positive number of pixels, got {args.min_face_size}"
     # written as not (x > 0): NaN, for which every comparison is false, is refused too

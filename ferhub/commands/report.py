@@ -44,7 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="split of --data")
     p.add_argument("--key", action="append", default=None, help="only these dataset keys (repeatable)")
     p.add_argument("--title", default=None, help="report title (default: evaluation / video report)")
-    p.add_argument("--out", default="report.html", metavar="FILE", help="HTML file to write")
+    p.add_argument(
+        "--out",
+        default="report.html",
+        metavar="FILE",
+        help="HTML file to write (default report.html, replaced)",
+    )
 
 
 def load_results(ref: str) -> tuple[str, dict[str, Any]]:
@@ -65,6 +70,31 @@ def load_results(ref: str) -> tuple[str, dict[str, Any]]:
             f"{ref}: no {EVAL_RESULTS_NAME}; run `ferhub evaluate --model {ref} --data ...` first"
         )
     return default_name, data
+
+
+def load_all_results(refs: list[str]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """:func:`load_results` of each ref, and the refs that loaded (in order). One without results (a bundled
+    model never evaluated) or that cannot be read is named on stderr and the others are reported; the first
+    error is raised when none loads."""
+    from ferhub.hub import EvalResultsError, ModelLoadError
+
+    results: list[tuple[str, dict[str, Any]]] = []
+    loaded: list[str] = []
+    problems: list[Exception] = []
+    for ref in refs:
+        try:
+            results.append(load_results(ref))
+        except (EvalResultsError, ModelLoadError, FileNotFoundError, ValueError) as e:
+            problems.append(e)
+            continue
+        loaded.append(ref)
+    if problems and not results:
+        raise problems[0]
+    from ferhub.cli import describe
+
+    for problem in problems:  # one model without results never loses the others' report
+        print(f"ferhub report: skipped {describe(problem)[1]}", file=sys.stderr)
+    return results, loaded
 
 
 def load_videos(paths: list[str]) -> list[dict[str, Any]]:
@@ -164,10 +194,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         videos = load_videos(args.video)
-        results = [load_results(ref) for ref in args.results]
+        results, refs = load_all_results(args.results)
         predictions = [ImagePredictions.load(f) for f in args.predictions]
         source = open_data(args.data, args.split) if args.data else None
-        sections = build_sections(results, predictions, keys=args.key, source=source, refs=args.results)
+        sections = build_sections(results, predictions, keys=args.key, source=source, refs=refs)
         if args.results and not sections:
             print("ferhub report: no results match; check --results and --key", file=sys.stderr)
             return 1

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``train/train.py`` and ``ferhub train`` (one definition for both)."""
     parser.add_argument(
-        "--recipe", default="ferhub_best", help="a shipped recipe (ferhub/recipes/) or a .py path"
+        "--recipe",
+        default="ferhub_best",
+        help="a shipped recipe (ferhub/recipes/) or a .py path (default ferhub_best)",
     )
     parser.add_argument(
         "--variant", default=None, help="a recipe variant (e.g. seed002_kaskun: fcn, mini_xception)"
@@ -43,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--val-split", default=None, help="validation split (default: val if present, else a hold-out)"
     )
     parser.add_argument(
-        "--test-split", default=None, help="also evaluate the final model on this split (e.g. test)"
+        "--test-split",
+        default=None,
+        help="the split the results are reported on (default: the source's own test split when it has one)",
     )
     add_column_arguments(parser)
     parser.add_argument(
@@ -56,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="images are face crops already: skip detection (default: yes for fer2013.csv)",
     )
     parser.add_argument(
-        "--face-cache", default=None, help="face-detection cache folder (default ~/.cache/ferhub)"
+        "--face-cache",
+        default=None,
+        help="face-detection cache folder (default $FERHUB_CACHE/faces, else ~/.cache/ferhub/faces)",
     )
     parser.add_argument("--output-dir", default=None, help="run folder (default runs/RECIPE)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

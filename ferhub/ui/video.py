@@ -81,7 +81,7 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
         state.download_path(path, s, "video") for s in ("-annotated.mp4", ".csv", ".json")
     )
     labels = [tuple(c.labels) for c in predictor.configs]
-    total = int(min(run.info.num_frames or 1, (run.info.duration or 0) * fps + 1)) or None
+    total = int(min(run.info.expected_frames or 1, (run.info.duration or 0) * fps + 1)) or None
     frames: list[dict[str, Any]] = []
     stopped = False
     with (
