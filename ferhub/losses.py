@@ -81,12 +81,34 @@ def class_weights(counts: Sequence[float] | np.ndarray | torch.Tensor) -> torch.
     return (n.sum() / (len(n) * n)).float()
 
 
+def class_vector(value: Sequence[float] | torch.Tensor, name: str) -> torch.Tensor:
+    """``value`` as a 1-D float tensor of per-class weights (focal ``alpha``, a class ``weight``).
+
+    Refused with a :class:`ValueError` now, when the loss is built (a recipe's settings are checked by
+    building it), unless it is a list of finite numbers >= 0; its length can only be checked against the
+    data's classes (:meth:`ferhub.training.TrainConfig.validate_classes`, and at the first batch).
+    """
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        t = None
+    if t is None or t.ndim != 1 or len(t) == 0:
+        raise ValueError(f"{name} must be a list of numbers, one per class, got {str(value)[:60]}")
+    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+        raise ValueError(f"{name} must hold finite numbers >= 0, one per class, got {t.tolist()}")
+    return t
+
+
 def _weighted_soft_ce(
     logits: torch.Tensor,
     t: torch.Tensor,
     alpha: torch.Tensor | None = None,
     gamma: float = 0.0,
 ) -> torch.Tensor:
+    if alpha is not None and alpha.numel() != logits.shape[1]:  # torch would broadcast or fail obscurely
+        raise ValueError(
+            f"the loss has {alpha.numel()} class weights for {logits.shape[1]} classes; give one per class"
+        )
     logp = F.log_softmax(logits.float(), dim=1)
     per_class = -t * logp
     if gamma:
@@ -130,7 +152,7 @@ class WeightedCrossEntropyLoss(_SoftTargetLoss):
 
     def __init__(self, weight: Sequence[float] | torch.Tensor, label_smoothing: float = 0.0) -> None:
         super().__init__(label_smoothing)
-        self.register_buffer("weight", torch.as_tensor(weight, dtype=torch.float32))
+        self.register_buffer("weight", class_vector(weight, "weight"))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return _weighted_soft_ce(logits, self.targets(logits, target), alpha=self.weight)
@@ -153,7 +175,7 @@ class FocalLoss(_SoftTargetLoss):
         if gamma < 0:
             raise ValueError(f"focal γ must be >= 0, got {gamma}")
         self.gamma = float(gamma)
-        self.register_buffer("alpha", None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32))
+        self.register_buffer("alpha", None if alpha is None else class_vector(alpha, "alpha"))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return _weighted_soft_ce(logits, self.targets(logits, target), alpha=self.alpha, gamma=self.gamma)

@@ -212,3 +212,20 @@ def test_build_loss_names_and_errors() -> None:
         build_loss("ce", class_counts=[1, 2])
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         build_loss("ce", label_smoothing=1.5)
+
+
+def test_class_weights_must_be_one_number_per_class() -> None:
+    """A focal alpha of the wrong length broke the first batch with torch's broadcast error."""
+    logits, target = torch.randn(4, 7), torch.tensor([0, 1, 2, 3])
+    with pytest.raises(ValueError, match=r"^the loss has 3 class weights for 7 classes; give one per class$"):
+        FocalLoss(alpha=[1.0, 2.0, 3.0])(logits, target)
+    with pytest.raises(ValueError, match=r"^the loss has 2 class weights for 7 classes"):
+        build_loss("weighted_ce", weight=[1.0, 2.0])(logits, target)
+    with pytest.raises(ValueError, match=r"^alpha must be a list of numbers, one per class, got abc$"):
+        build_loss("focal", alpha="abc")
+    with pytest.raises(ValueError, match=r"^alpha must be a list of numbers, one per class"):
+        build_loss("focal", alpha=[[1.0, 2.0]])
+    with pytest.raises(
+        ValueError, match=r"^weight must hold finite numbers >= 0, one per class, got \[1.0, nan\]$"
+    ):
+        build_loss("weighted_ce", weight=[1.0, float("nan")])

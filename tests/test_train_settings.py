@@ -46,6 +46,9 @@ def _train(tmp_path: Path, *extra: str) -> list[str]:
         ("augment.scale=[0.9]", "--set augment.scale: must be [min, max], two positive numbers, got [0.9]"),
         ("augment.nonexist=1", "--set augment.nonexist: is not an augmentation option; known: brightness, "),
         ("val_fraction=2", "--set val_fraction: must be between 0 and 1 (exclusive), got 2"),
+        # a share of each class: all of it leaves nothing to train on, none nothing to select or report on
+        ("val_fraction=1", "--set val_fraction: must be between 0 and 1 (exclusive), got 1"),
+        ("val_fraction=0", "--set val_fraction: must be between 0 and 1 (exclusive), got 0"),
         ("ema=1", "--set ema: must be from 0 (off) to below 1"),
         ("optimizer=rmsprop", "--set optimizer: must be one of adam, adamw, sgd; got 'rmsprop'"),
         ("tta=foo", "--set tta: must be null or one of flip, tencrop; got 'foo'"),

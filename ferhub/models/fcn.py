@@ -73,6 +73,7 @@ def fcn(num_classes: int = 7, in_chans: int = 1, drop_rate: float = 0.5) -> nn.M
 
 
 @register_model(input_size=16, channels=1, mean=(0.5,), std=(0.5,))
-def test_fcn(num_classes: int = 7, in_chans: int = 1) -> nn.Module:
-    """A 2-stage FCN with a few hundred parameters, for fast tests."""
-    return FCN(num_classes, in_chans, widths=(4, 8), kernels=(3, 3), last_width=8)
+def test_fcn(num_classes: int = 7, in_chans: int = 1, drop_rate: float = 0.5) -> nn.Module:
+    """A 2-stage FCN with a few hundred parameters, for fast tests (``drop_rate`` as :func:`fcn`'s, so
+    ``--tiny`` keeps a recipe's dropout)."""
+    return FCN(num_classes, in_chans, widths=(4, 8), kernels=(3, 3), last_width=8, drop_rate=drop_rate)

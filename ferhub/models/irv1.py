@@ -171,10 +171,12 @@ def irv1_multiscale(
 
 
 @register_model(input_size=80, channels=3, mean=FACENET_MEAN, std=FACENET_STD)
-def test_irv1(num_classes: int = 7, trainable_stages: int = 0, output_mixup: bool = True) -> nn.Module:
+def test_irv1(
+    num_classes: int = 7, trainable_stages: int = 0, output_mixup: bool = True, drop_rate: float = 0.5
+) -> nn.Module:
     """The real InceptionResnetV1 at 80 px with an 8-wide multi-scale head, for tests (the backbone is
     fixed-width)."""
-    return _irv1(num_classes, False, trainable_stages, output_mixup, 0.5, head_channels=(8, 8, 8))
+    return _irv1(num_classes, False, trainable_stages, output_mixup, drop_rate, head_channels=(8, 8, 8))
 
 
 @register_model(input_size=160, channels=3, mean=FACENET_MEAN, std=FACENET_STD, crop_margin=0.1)
@@ -193,7 +195,7 @@ def irv1_classifier(
 
 @register_model(input_size=80, channels=3, mean=FACENET_MEAN, std=FACENET_STD)
 def test_irv1_classifier(
-    num_classes: int = 7, trainable_stages: int = 3, output_mixup: bool = False
+    num_classes: int = 7, trainable_stages: int = 3, output_mixup: bool = False, drop_rate: float = 0.6
 ) -> nn.Module:
     """The real InceptionResnetV1 classifier at 80 px (the backbone is fixed-width), for tests."""
-    return _irv1(num_classes, False, trainable_stages, output_mixup, 0.6, head_channels=None)
+    return _irv1(num_classes, False, trainable_stages, output_mixup, drop_rate, head_channels=None)

@@ -148,6 +148,15 @@ def lightcnn9(
 
 
 @register_model(input_size=20, channels=1, mean=(0.0,), std=(1.0,))
-def test_lightcnn(num_classes: int = 7, trainable_stages: int = 4) -> nn.Module:
-    """A LightCNN-9 with 2-8 maps, 16 px crops of 20 px inputs and a 6-wide DAL, for fast tests."""
-    return _lightcnn(num_classes, 1, trainable_stages, widths=(2, 4, 8, 4, 4), hidden=6, crop_size=16)
+def test_lightcnn(
+    num_classes: int = 7, trainable_stages: int = 4, drop_rate: float = 0.5, dal: bool = True
+) -> nn.Module:
+    """A LightCNN-9 with 2-8 maps, 16 px crops of 20 px inputs and a 6-wide DAL, for fast tests.
+
+    It takes :func:`lightcnn9`'s ``drop_rate`` and ``dal``, so ``--tiny`` keeps what tells seed 000's Net B
+    (``dal=False``) from Net B_DAL.
+    """
+    return _lightcnn(
+        num_classes, 1, trainable_stages, widths=(2, 4, 8, 4, 4), hidden=6, crop_size=16, drop_rate=drop_rate,
+        dal=dal,
+    )  # fmt: skip

@@ -91,6 +91,7 @@ def resnet18(
 
 
 @register_model(input_size=32, channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-def test_resnet(num_classes: int = 7, trainable_stages: int = 4) -> nn.Module:
-    """A ResNet with one 4-to-32-wide block per stage, for fast tests."""
-    return _resnet("resnet18", num_classes, False, trainable_stages, 0.0, width=4, layers=(1, 1, 1, 1))
+def test_resnet(num_classes: int = 7, trainable_stages: int = 4, drop_rate: float = 0.0) -> nn.Module:
+    """A ResNet with one 4-to-32-wide block per stage, for fast tests (``drop_rate`` as :func:`resnet18`'s,
+    so ``--tiny`` keeps a recipe's dropout)."""
+    return _resnet("resnet18", num_classes, False, trainable_stages, drop_rate, width=4, layers=(1, 1, 1, 1))

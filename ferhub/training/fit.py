@@ -152,6 +152,7 @@ def fit(
     """
     from ferhub.transforms import TrainTransform
 
+    cfg.validate_classes(train.labels)  # a class-weight vector of the wrong length: before the first epoch
     parts = _build_parts(cfg, train, device, dist)
     config: ModelConfig = parts.model.config
     state = _start(cfg, parts, out_dir, resume, dist, log)
@@ -160,8 +161,9 @@ def fit(
     data, targets = torch.from_numpy(train.images).to(store), torch.from_numpy(train.targets).to(store)
     val_data = torch.from_numpy(val.images)
     transform = TrainTransform.from_recipe(config, cfg.augment)
-    stopped = False
-    while state.epoch < cfg.epochs:
+    # the stop is decided from the state alone, before each epoch, so a resumed run that had already stopped
+    # early (its checkpoint holds the same bad_epochs) trains no further, as if it had never been interrupted
+    while state.epoch < cfg.epochs and not stops_early(cfg, state):
         stats = train_one_epoch(
             parts.net, parts.criterion, parts.optimizer, data, targets, transform, state.epoch, cfg,
             schedule=parts.schedule, device=device, dist=dist, scaler=parts.scaler, ema=parts.ema,
@@ -181,16 +183,25 @@ def fit(
             if improved and on_best is not None:
                 on_best(parts.scored, state.epoch, metrics)
         barrier(dist)
-        if cfg.early_stopping and state.bad_epochs >= cfg.early_stopping:
-            stopped = True
-            if dist.main:
-                log(f"early stopping: no better validation {cfg.monitor} for {cfg.early_stopping} epochs")
-            break
+    stopped = stops_early(cfg, state)
+    if stopped and dist.main:
+        log(f"early stopping: no better validation {cfg.monitor} for {cfg.early_stopping} epochs")
     final = _release(parts, out_dir / "checkpoints" / "best.safetensors")
     if dist.main and (note := batchnorm_note(final)):
         log(note)
     probs = evaluate(final, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
     return FitResult(final, state, probs, score(probs, val.targets, val.labels, train.labels), stopped)
+
+
+def stops_early(cfg: TrainConfig, state: State) -> bool:
+    """Whether early stopping ends the run at ``state``: ``early_stopping`` epochs in a row without a better
+    monitored value.
+
+    A function of the saved state (``bad_epochs`` is in every checkpoint), so a fit that stopped early stays
+    stopped on ``--resume`` (a resumed k-fold or ``--repeats`` run refits its finished parts), and resuming
+    with a larger ``early_stopping`` goes on exactly as an uninterrupted run with that patience would have.
+    """
+    return bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
 
 
 def _start(

@@ -68,6 +68,7 @@ class Plan:
     report_split: str  # the eval_results split name of the reported data
     report_name: str  # how the card names it
     select_name: str | None  # how the card names the selection data (None: nothing is selected)
+    carved: bool = False  # whether val_fraction took a stratified share out (to select or to report)
 
 
 def _carve(crops: Crops, cfg: TrainConfig) -> tuple[Crops, Crops]:
@@ -105,7 +106,7 @@ def _split(
             folds.append(Fold(part, select, subset(train, te)))
         select_name = f"an inner stratified {share} of each fold's training part" if inner else None
         return Plan(folds, f"kfold{cfg.kfold}", f"the held-out folds of {cfg.kfold}-fold cross-validation",
-                    select_name)  # fmt: skip
+                    select_name, carved=inner)  # fmt: skip
     if test is not None:
         report, split = test, names["test"]
     elif val is not None:
@@ -122,7 +123,8 @@ def _split(
     elif inner:
         train, select = _carve(train, cfg)
         select_name = f"an inner stratified {share} of the training data"
-    return Plan([Fold(train, select, report)], split, report_name, select_name)
+    carved = split == "heldout" or (inner and val is None)
+    return Plan([Fold(train, select, report)], split, report_name, select_name, carved=carved)
 
 
 @dataclass

@@ -105,13 +105,24 @@ def _is_text_setting(key: str) -> bool:
 
 def tiny(cfg: TrainConfig) -> TrainConfig:
     """The recipe shrunk for smoke tests: its tiny registered model, <= 2 epochs, small batches, no pretrained
-    weights, at most 2 repeats; losses, schedule, augmentations, k-fold and the protocol stay as they are."""
+    weights, at most 2 repeats; losses, schedule, augmentations, k-fold and the protocol stay as they are.
+
+    The tiny model gets every ``model_args`` of the recipe but ``pretrained``; one it does not take is refused
+    (:class:`RecipeError`) rather than dropped, as the smoke test would then train another variant (seed 000's
+    Net B without ``dal=False`` is Net B_DAL)."""
     from ferhub.models import get_entry
 
     entry = get_entry(cfg.tiny_model)
     params = set(inspect.signature(entry.builder).parameters)
-    args = {k: v for k, v in cfg.model_args.items() if k in params}
-    args.pop("pretrained", None)
+    args = {k: v for k, v in cfg.model_args.items() if k != "pretrained"}
+    lacking = sorted(k for k in args if k not in params)
+    if lacking:
+        given = ", ".join(f"{k}={json.dumps(args[k])}" for k in lacking)
+        raise RecipeError(
+            f"--tiny: the tiny model {cfg.tiny_model!r} takes no model_args {given} that {cfg.model!r} is"
+            " given, so the smoke test would train another variant. Fix: --set tiny_model=NAME (a tiny model"
+            " that takes them), or leave them out with --set 'model_args={...}'"
+        )
     overrides = {
         k: v for k, v in cfg.config_overrides.items() if k not in ("input_size", "channels", "mean", "std")
     }

@@ -38,43 +38,87 @@ def eval_results(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return merge(None, {key_of(e): e for e in entries})
 
 
+# The card's settings table, in this order: the settings that define the model, its training schedule and the
+# protocol. A setting that only some runs use (_used) is listed where the run uses it, whatever its value
+# (sgd's `nesterov: false` is part of seed 000's recipe), and nowhere else; any other setting is listed when
+# it is on (None, 0, False or empty: off).
 _CARD_KEYS = [
     "model",
     "model_args",
     "config_overrides",
     "trainable_stages",
+    "backbone_lr_scale",
+    "freeze_bn",
     "epochs",
     "batch_size",
     "optimizer",
+    "momentum",
+    "nesterov",
     "lr",
     "weight_decay",
     "schedule",
+    "step_epochs",
+    "plateau_patience",
+    "plateau_rule",
+    "gamma",
+    "min_lr",
     "warmup_epochs",
     "loss",
     "loss_args",
     "kernel_l2",
+    "kernel_l2_layers",
     "mixup",
     "cutmix",
     "augment",
     "ema",
+    "grad_clip",
     "early_stopping",
     "monitor",
     "kfold",
+    "val_fraction",
     "selection",
     "repeats",
     "sampler",
     "tta",
     "no_face",
+    "face_detection",
     "seed",
 ]
+_OFF = (None, {}, [], 0, 0.0, False)
 
 
-def recipe_markdown(cfg: TrainConfig, data_desc: str, protocol: dict[str, Any]) -> str:
-    """The card's *Training* section: the recipe, its data and protocol, and its settings table."""
-    d = cfg.to_dict()
-    rows = "\n".join(
-        f"| `{k}` | `{json.dumps(d[k])}` |" for k in _CARD_KEYS if d[k] not in (None, {}, [], 0, 0.0, False)
-    )
+def _used(cfg: TrainConfig, carved: bool) -> dict[str, bool]:
+    """The settings that only some runs use: whether this one does."""
+    step = cfg.schedule in ("step", "step_linear")
+    return {
+        "momentum": cfg.optimizer == "sgd",
+        "nesterov": cfg.optimizer == "sgd",
+        "step_epochs": step,
+        "plateau_patience": cfg.schedule == "plateau",
+        "plateau_rule": cfg.schedule == "plateau",
+        "gamma": step or cfg.schedule == "plateau",
+        "kernel_l2_layers": cfg.kernel_l2 > 0,
+        # the monitored value chooses the epoch only with selection "inner" (the protocol records null else)
+        "monitor": cfg.selection == "inner",
+        "val_fraction": carved,
+        # True is the default: only a run without face detection (seed 004's Table 3 ablation) says so
+        "face_detection": not cfg.face_detection,
+    }
+
+
+def card_settings(cfg: TrainConfig, carved: bool = False) -> dict[str, Any]:
+    """The settings the card's table lists (see ``_CARD_KEYS``); ``carved``: whether ``val_fraction`` took a
+    share of the data (:attr:`ferhub.training.protocol.Plan.carved`)."""
+    d, used = cfg.to_dict(), _used(cfg, carved)
+    return {k: d[k] for k in _CARD_KEYS if used.get(k, d[k] not in _OFF)}
+
+
+def recipe_markdown(
+    cfg: TrainConfig, data_desc: str, protocol: dict[str, Any], *, carved: bool = False
+) -> str:
+    """The card's *Training* section: the recipe, its data and protocol, and its settings table
+    (:func:`card_settings`)."""
+    rows = "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in card_settings(cfg, carved).items())
     text = (
         f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}.\n\n| setting | value"
         f" |\n|---|---|\n{rows}\n"

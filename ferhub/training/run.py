@@ -336,6 +336,8 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     _check_push_target(opts)
     session = _Session.start(cfg, opts)
     data = _Data(cfg, opts, session)
+    # the classes are known once the source is open, before any image is decoded or cropped
+    cfg.validate_classes(data.train_src.labels)
     t0 = time.perf_counter()
     train_all = data.crops(data.train_src)
     val = data.crops(data.val_src) if data.val_src is not None else None
@@ -424,7 +426,7 @@ def _write_repo(
         "description": (
             f"A {cfg.model} facial-expression classifier trained with ferhub's `{cfg.recipe}` recipe."
         ),
-        "recipe": recipe_markdown(cfg, data_text, summary["protocol"]),
+        "recipe": recipe_markdown(cfg, data_text, summary["protocol"], carved=plan.carved),
         "training_command": opts.command,
         "citation": cfg.citation or None,
         "datasets": None if on_disk else [str(opts.data)],

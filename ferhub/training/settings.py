@@ -3,8 +3,11 @@ overrides."""
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import typing
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -26,7 +29,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "tta": tuple(TTA_METHODS),
     "no_face": ("fallback", "skip"),
 }
-# (lowest, highest, whether the lowest itself is allowed) of the numeric settings; None: no bound
+# (lowest, highest, whether the bounds themselves are allowed) of the numeric settings; None: no upper bound
 _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "epochs": (1, None, True),
     "batch_size": (1, None, True),
@@ -55,6 +58,8 @@ _AUGMENT_AT_MOST_1 = {"hflip", "rotate_p", "translate", "brightness", "contrast"
 _AUGMENT_FRACTION_PAIRS = {"resized_crop", "erasing_scale"}  # area fractions: in (0, 1]
 # the losses that fit() gives the training set's class counts (seed 001's class-weighted CE)
 CLASS_COUNT_LOSSES = ("weighted_ce", "weighted_cross_entropy", "class_weighted")
+# loss_args of one value per class (focal alpha, class weights, counts): only the data says how many
+CLASS_VECTOR_ARGS = ("alpha", "weight", "class_counts")
 
 
 @dataclass
@@ -143,6 +148,23 @@ class TrainConfig:
         if problem is not None:
             raise RecipeError(_message(source, *problem))
 
+    def validate_classes(self, labels: Sequence[str], source: str = "settings") -> None:
+        """Refuse the settings that must fit the data's classes, once its source has named them (before any
+        image is decoded): a loss argument of one value per class (``loss_args.alpha`` of focal loss, a
+        class ``weight``) needs exactly one per class, in the order of ``labels``."""
+        for key in CLASS_VECTOR_ARGS:
+            value = self.loss_args.get(key)
+            # a value that is not a list was refused by validate() (the loss is built there)
+            if isinstance(value, (list, tuple)) and len(value) != len(labels):
+                raise RecipeError(
+                    _message(
+                        source,
+                        f"loss_args.{key}",
+                        f"has {len(value)} values but the data has {len(labels)} classes"
+                        f" ({', '.join(labels)}); give one value per class, in that order",
+                    )
+                )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -205,15 +227,18 @@ def _value_problem(cfg: TrainConfig) -> Problem | None:
         if value not in allowed and not (key == "tta" and value is None):
             extra = "null or " if key == "tta" else ""
             return key, f"must be {extra}one of {', '.join(allowed)}; got {brief(value)}"
-    for key, (low, high, low_ok) in _RANGES.items():
+    for key, (low, high, bounds_ok) in _RANGES.items():
         value = getattr(cfg, key)
         if value is None:
             continue
-        if value < low or (value == low and not low_ok) or (high is not None and value > high):
+        # an exclusive range excludes both ends: val_fraction 1 would leave nothing to train on, 0 nothing to
+        # select or report on
+        at_bound = value == low or (high is not None and value == high)
+        if value < low or (high is not None and value > high) or (at_bound and not bounds_ok):
             if high is None:
-                bound = f">= {low}" if low_ok else f"> {low}"
+                bound = f">= {low}" if bounds_ok else f"> {low}"
             else:
-                bound = f"from {low} to {high}" if low_ok else f"between {low} and {high} (exclusive)"
+                bound = f"from {low} to {high}" if bounds_ok else f"between {low} and {high} (exclusive)"
             return key, f"must be {bound}, got {brief(value)}"
     if not 0 <= cfg.ema < 1:  # a decay of 1 would never move the averaged weights
         return "ema", f"must be from 0 (off) to below 1 (a decay, e.g. 0.999), got {brief(cfg.ema)}"
@@ -304,4 +329,55 @@ def _model_problem(cfg: TrainConfig) -> Problem | None:
                     **{**entry.defaults, **cfg.config_overrides})  # fmt: skip
     except FerhubError as e:
         return "config_overrides", str(e)
+    return _stages_problem(cfg)
+
+
+def _stages_problem(cfg: TrainConfig) -> Problem | None:
+    """``trainable_stages`` and ``model_args.trainable_stages`` within the model's backbone stages (the
+    builder and :func:`ferhub.training.fit.build_model` would refuse them only once the data is cropped)."""
+    asked = {"model_args.trainable_stages": cfg.model_args.get("trainable_stages"),
+             "trainable_stages": cfg.trainable_stages}  # fmt: skip
+    if all(n is None for n in asked.values()):
+        return None
+    others = {k: v for k, v in cfg.model_args.items() if k != "trainable_stages"}
+    built = _stage_count(cfg.model, json.dumps(others, sort_keys=True))
+    if built is None:  # not buildable without real tensors: the real build checks
+        return None
+    kind, stages = built
+    for key, n in asked.items():
+        if n is None:
+            continue
+        if stages is None:  # model_args cannot get here: only staged builders take trainable_stages
+            return key, (
+                f"needs a model with backbone stages; {cfg.model!r} ({kind}) declares none (partial"
+                " unfreezing works on ferhub's transfer families: resnet18, irv1_*, lightcnn9, fcn, ...)"
+            )
+        if not 0 <= n <= stages:
+            return key, f"must be from 0 to {stages} (the backbone stages of {cfg.model!r}), got {brief(n)}"
     return None
+
+
+@functools.lru_cache(maxsize=32)
+def _stage_count(model: str, model_args_json: str) -> tuple[str, int | None] | None:
+    """The class name and number of backbone stages (``None``: not a staged model) of ``model`` built with
+    ``model_args`` on the meta device (no memory, no weights read; cached, as every ``--set`` revalidates), or
+    ``None`` when it cannot be built there."""
+    import inspect
+
+    import torch
+
+    from ferhub.models._registry import ENSEMBLE, get_entry
+    from ferhub.models.freeze import StagedModel
+
+    if model == ENSEMBLE:  # built by loading its members (files, the Hub): no stages of its own
+        return "Ensemble", None
+    builder = get_entry(model).builder
+    args = json.loads(model_args_json)
+    if "pretrained" in inspect.signature(builder).parameters:
+        args["pretrained"] = False  # pretrained weights change no stage
+    try:
+        with torch.device("meta"):
+            built = builder(num_classes=2, **args)
+    except Exception:  # needs real tensors, or refuses the other arguments: the real build says why
+        return None
+    return type(built).__name__, built.num_stages if isinstance(built, StagedModel) else None
