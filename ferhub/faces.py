@@ -207,18 +207,29 @@ def eye_angle(face: Face) -> float:
 
 
 def _edge_padded_region(image: Image.Image, x0: int, y0: int, x1: int, y1: int) -> Image.Image:
-    """``image`` cropped to [x0, x1) x [y0, y1), with parts outside the image filled by edge replication."""
+    """``image`` cropped to [x0, x1) x [y0, y1), with parts outside the image filled by edge replication (a
+    region partly or wholly outside the image on either side: a tracker's box carried past the image's edge,
+    or one of a frame of another size)."""
     w, h = image.size
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if cx0 >= cx1 or cy0 >= cy1:  # box entirely outside: replicate the nearest edge pixel
-        cx0, cy0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
-        cx1, cy1 = cx0 + 1, cy0 + 1
+    (cx0, cx1, left, right), (cy0, cy1, top, bottom) = _inside(x0, x1, w), _inside(y0, y1, h)
     inside = image.crop((cx0, cy0, cx1, cy1))
-    if (cx0, cy0, cx1, cy1) == (x0, y0, x1, y1):
+    if not (left or right or top or bottom):
         return inside
     a = np.asarray(inside)
-    pad = ((cy0 - y0, y1 - cy1), (cx0 - x0, x1 - cx1)) + (((0, 0),) if a.ndim == 3 else ())
+    pad = ((top, bottom), (left, right)) + (((0, 0),) if a.ndim == 3 else ())
     return Image.fromarray(np.pad(a, pad, mode="edge"), inside.mode)
+
+
+def _inside(lo: int, hi: int, n: int) -> tuple[int, int, int, int]:
+    """For the range [lo, hi) along an image side of ``n`` pixels: the part inside the image ``(start, end)``
+    and the pixels to add before and after it (never negative). A range wholly outside gets the nearest edge
+    line, repeated over its whole length (``np.pad`` with a negative width raised instead)."""
+    hi = max(hi, lo + 1)
+    start, end = max(lo, 0), min(hi, n)
+    if start < end:
+        return start, end, start - lo, hi - end
+    edge = 0 if hi <= 0 else n - 1  # wholly before the image, or wholly after it
+    return edge, edge + 1, 0, hi - lo - 1
 
 
 # Where the five MTCNN landmarks (left eye, right eye, nose, mouth left, mouth right) sit in an aligned face

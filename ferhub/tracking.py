@@ -30,6 +30,7 @@ scipy (already dependencies); ``bench/tracking.py`` measures it on the test clip
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Sequence
@@ -348,7 +349,7 @@ class Smoother:
     """
 
     def __init__(self, seconds: float = 0.3) -> None:
-        if seconds < 0:
+        if not (seconds >= 0 and math.isfinite(seconds)):  # NaN too: it made every smoothed value NaN
             raise ValueError(f"smoothing must be 0 (off) or a positive number of seconds, got {seconds}")
         self.seconds = seconds
 

@@ -15,6 +15,7 @@ frames and those waiting for a detection, whatever the length of the video.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -493,9 +494,11 @@ class VideoAnalyzer:
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be 1 or more frames, got {detect_every}")
-        if fps is not None and not fps > 0:
+        # written as not (x >= 0 and finite): NaN, for which every comparison is false, is refused too (a NaN
+        # smoothing made every smoothed probability NaN, so every label the first class)
+        if fps is not None and not (fps > 0 and math.isfinite(fps)):
             raise ValueError(f"fps must be a positive number, got {fps}")
-        if smooth < 0:
+        if not (smooth >= 0 and math.isfinite(smooth)):
             raise ValueError(f"smooth must be 0 (off) or a positive number of seconds, got {smooth}")
         self.predictor = predictor
         self.detect_every = int(detect_every)

@@ -116,6 +116,7 @@ def explain(
         return _explain(model, photo, faces, method, targets, len(faces))
     out: list[Any] = []
     for i, face in enumerate(faces):
+        visitors.stop_if_gone()  # seconds a face: a cancelled or abandoned request stops between faces
         progress((i, len(faces)), desc=f"Occlusion: face {i + 1} of {len(faces)}", unit="faces")
         out += _explain(model, photo, [face], method, targets[i : i + 1], len(faces))
     return out
@@ -148,10 +149,11 @@ def classify(
     state.heavy_imports()
     from ferhub.saliency import SaliencyError, overlay, overlay_on_photo
 
+    # an API caller may send any JSON here (the event takes its inputs unprocessed): text, or a clear refusal
+    model_id = visitors.model_name(model_id) or state.default_model()
+    method = visitors.text(method, "The attribution method") or NO_SALIENCY
+    target = visitors.text(target, "The class to explain") or PREDICTED
     photo = state.load_photo(image)
-    model_id = (model_id or "").strip() or state.default_model()
-    target = target or PREDICTED
-    method = method or NO_SALIENCY
     # loaded outside the GPU functions: on ZeroGPU those run in a short-lived worker process, and a model
     # loaded there would be loaded again on every request
     predictor = state.cache().predictor([model_id], fallback=bool(fallback))

@@ -31,8 +31,8 @@ def short_name(model_id: str) -> str:
 
 
 def _models(model_ids: list[str] | str | None, *, least: int = 1) -> list[str]:
-    ids = [model_ids] if isinstance(model_ids, str) else list(model_ids or [])
-    ids = list(dict.fromkeys(m.strip() for m in ids if m and m.strip()))
+    """The picked models, each once; ``gr.Error`` for too few, too many, or values that are no names."""
+    ids = list(dict.fromkeys(visitors.model_names(model_ids)))
     if len(ids) < least:
         raise gr.Error(
             f"Pick at least {least} model{'s' if least > 1 else ''} to compare.", title="Too few models"
@@ -148,7 +148,9 @@ def agreement_headers(model_ids: list[str] | None) -> tuple[list[Any], dict[str,
     """The "Same photo" outputs for a new choice of models: no gallery, the agreement table with its new
     columns and no rows, no agreement plot and no summary (the last comparison was of other models: its
     summary and figures beside an empty table contradicted it)."""
-    return [], _agreement_table([m for m in (model_ids or []) if m][:MAX_MODELS], []), None, ""
+    # names only: this event shows no error, and an API caller's numbers or objects are no column names
+    names = [m for m in model_ids if isinstance(m, str) and m] if isinstance(model_ids, list) else []
+    return [], _agreement_table(names[:MAX_MODELS], []), None, ""
 
 
 # -- (b) the evaluation dashboard ----------------------------------------------------------------------------
@@ -189,7 +191,7 @@ def _merge(repo: Results, fresh: Results | None) -> Results:
     return merged
 
 
-@visitors.action("eval_datasets")
+@visitors.action("eval_datasets", retry="Try again.")
 def dataset_choices(
     model_ids: list[str] | None, fresh: Results | None, latest: str | None = None
 ) -> tuple[gr.Dropdown, str, gr.Accordion]:
@@ -262,7 +264,7 @@ def _incomplete(key: str | None, e: Exception) -> gr.Error:
     )
 
 
-@visitors.action("dashboard")
+@visitors.action("dashboard", retry="Try again.")
 def dashboard(
     model_ids: list[str] | None,
     key: str | None,
@@ -275,8 +277,11 @@ def dashboard(
     """Figures for one dataset key, every class axis in one order (:func:`panel_classes`): up to 4 confusion
     matrices, the pair picker and the difference of the picked pair, per-class recall bars, the metrics table
     and what its averages average over (rows for the models that have results for ``key``)."""
+    key = visitors.text(key, "The dataset / split") or None
     try:
         return _dashboard(model_ids, key, view, fresh, show_all, pair_a, pair_b)
+    except gr.Error:  # a ValueError too ("Pick at least 1 model"): the visitor's message as it is
+        raise
     except (KeyError, TypeError, ValueError) as e:  # a results file that lacks what a figure needs
         raise _incomplete(key, e) from e
 
@@ -347,7 +352,7 @@ def _dashboard(
     return (*confusion, *pickers, _difference(entries, a, b, labels), recall, table, legend, note)
 
 
-@visitors.action("difference")
+@visitors.action("difference", retry="Try again.")
 def difference_plot(
     model_ids: list[str] | None,
     key: str | None,
@@ -358,18 +363,21 @@ def difference_plot(
 ) -> gr.Plot:
     """The difference matrix of the picked pair (B minus A), on the dashboard's class axis."""
     state.heavy_imports()
+    key = visitors.text(key, "The dataset / split") or None
     try:
         _, entries = _entries(model_ids, key, fresh)
         entries = {m: e for m, e in entries.items() if e.get("confusion_matrix") and e.get("labels")}
         a, b = _pair(list(entries), pair_a, pair_b)
         return _difference(entries, a, b, panel_classes(entries, show_all))
+    except gr.Error:  # a ValueError too: the visitor's message as it is (see dashboard)
+        raise
     except (KeyError, TypeError, ValueError) as e:
         raise _incomplete(key, e) from e
 
 
 # -- (c) evaluate now
 # ------------------------------------------------------------------------------------------
-@visitors.action("evaluate")
+@visitors.action("evaluate", retry="Try again, or another labelled set.")
 def evaluate_now(
     model_ids: list[str] | None,
     upload: Any,
@@ -391,7 +399,9 @@ def evaluate_now(
 
     ids = _models(model_ids)
     upload = upload if isinstance(upload, str) and upload else None
-    if not upload and not (dataset or "").strip():
+    dataset = visitors.text(dataset, "The Hub dataset id")
+    split = visitors.text(split, "The split")
+    if not upload and not dataset.strip():
         raise gr.Error(
             "Upload a zip of class folders (or give a Hub dataset id) to evaluate on.", title="No data"
         )
@@ -401,14 +411,14 @@ def evaluate_now(
     except (ValueError, OSError) as e:  # refused (a zip bomb, too many images, a server path) or unreadable
         raise gr.Error(str(e), title="Data refused") from e
     predictor = state.cache().predictor(ids)
+
+    def step(done: int, total: int, message: str = "evaluating") -> None:
+        visitors.stop_if_gone()  # after each chunk of images: a cancelled evaluation stops here
+        progress((done, total), desc=message)
+
     try:
-        runs = evaluation.evaluate(
-            ids,
-            source,
-            predictor=predictor,
-            progress=lambda done, total, message="evaluating": progress((done, total), desc=message),
-        )
-    except gr.Error:
+        runs = evaluation.evaluate(ids, source, predictor=predictor, progress=step)
+    except (gr.Error, visitors.Gone):
         raise
     except Exception as e:  # the user's data or model: say what went wrong, keep the app alive
         raise gr.Error(f"Evaluation failed: {e}", title="Evaluation failed") from e

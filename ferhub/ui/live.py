@@ -47,6 +47,7 @@ TIME_LIMIT = 10 * 60  # seconds one run of the camera may stream; the page's Sta
 CONCURRENCY = 4  # frames processed at once, all sessions together
 JPEG_QUALITY = 80
 _ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+_BYTES = re.compile(r"^<\d+ bytes>: ")  # how ferhub.images names an image given as bytes
 
 
 class LiveError(Exception):
@@ -146,14 +147,15 @@ def session_of(sid: str) -> Any:
     return _page(sid).session
 
 
-@visitors.action("webcam_model")  # a refused id: one toast, one log line, no traceback
+@visitors.action("webcam_model", retry="Try again.")  # a refused id: one toast, one log line, no traceback
 def set_model(sid: str, model: str | None) -> None:
-    """The tab's model picker changed (a Gradio event)."""
+    """The tab's model picker changed (a Gradio event); a value that is no model name is refused here, once,
+    rather than on every frame after it."""
     if sid:
-        _page(sid).model = model
+        _page(sid).model = visitors.model_name(model) or None
 
 
-@visitors.action("webcam_record")
+@visitors.action("webcam_record", retry="Try again.")
 def set_record(sid: str, record: bool) -> None:
     """The tab's "Record timeline" changed (a Gradio event): a new recording forgets the last one."""
     from ferhub.ui.webcam import clear_recording
@@ -179,7 +181,10 @@ def process(body: bytes, sid: str, start: bool = False) -> tuple[bytes, str]:
     try:
         image = load_image(body, max_pixels=state.MAX_PIXELS)
     except ImageDecodeError as e:
-        raise LiveError(400, f"Not a usable camera frame: {e}") from None
+        # the decoder names the frame "<N bytes>" and advises Python callers: the page's visitor gets neither
+        advice = f"pick a camera resolution of {state.MAX_PIXELS / 1e6:g} MP or less"
+        why = state._for_visitors(_BYTES.sub("", str(e)), advice)
+        raise LiveError(400, f"Not a usable camera frame: {why}") from None
     # one frame of a page at a time (its tracker and recording follow the frames in order), and at most
     # CONCURRENCY frames of all pages at once
     with live.lock, _WORKING:

@@ -41,12 +41,12 @@ def _source(model_id: str) -> str:
     return "Hugging Face Hub" if visitors.looks_like_hub_id(model_id) else "a folder on the server"
 
 
-@visitors.action("model_card")
+@visitors.action("model_card", retry="Try again, or another model.")
 def model_card(model_id: str | None) -> tuple[str, list[list[str]]]:
     """The card's Markdown body and a table of facts (labels, input, licence, provenance) for a model id."""
     from ferhub.hub import BUNDLED_DIR
 
-    model_id = (model_id or "").strip() or state.default_model()
+    model_id = visitors.model_name(model_id) or state.default_model()
     model = state.cache().model(model_id)  # through the server's rules for what visitors may load
     folder = Path(model.repo_path)
     config = model.config

@@ -6,13 +6,14 @@ goes through :class:`ferhub.predict.Predictor`, the library's one inference path
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -110,53 +111,84 @@ class ModelCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, nn.Module] = {}
-        self._model_locks: dict[str, threading.Lock] = {}
+        # a lock per model being loaded now, with how many requests wait on it; removed when the last one is
+        # done, so that names visitors send (refused, unknown or failing ones too) are not kept
+        self._loading: dict[str, tuple[threading.Lock, list[int]]] = {}
         self._predictors: dict[tuple[str, ...], Predictor] = {}
         self._detector: FaceDetector | None = None
         self._fast_detector: FaceDetector | None = None
 
-    def model(self, model_id: str) -> nn.Module:
+    def model(self, model_id: str | None) -> nn.Module:
         """The model for a bundled name, Hub id or local folder, loaded once; ``gr.Error`` when it cannot
         be."""
-        from ferhub.errors import HubConnectionError
-        from ferhub.hub import load
-        from ferhub.zoo import import_hint
-
-        model_id = (model_id or "").strip() or default_model()
+        # the name is checked (text, length, what a visitor may name) before anything keeps it
+        model_id = visitors.model_name(model_id) or default_model()
         with self._lock:
             if model_id in self._models:
                 return self._models[model_id]
-            lock = self._model_locks.setdefault(model_id, threading.Lock())
-        with lock:  # two first requests for one model load it once, without blocking other models
+        spec, local = self._spec(model_id)
+        with self._loading_lock(model_id):  # two first requests for one model load it once, others go on
             if model_id not in self._models:
-                shown = visitors.named(model_id)
-                try:
-                    spec, local = visitors.model_spec(model_id)  # a public server's visitors: no server paths
-                    if import_hint(spec) is not None:  # importing is for whoever runs the server
-                        name = spec.partition("@")[0].rpartition("/")[2]
-                        raise gr.Error(
-                            f"Cannot load model {shown}: it is a zoo model this server has not"
-                            f" imported (whoever runs the server can, with `ferhub zoo import {name}`). Pick"
-                            " a listed model meanwhile.",
-                            title="Model not loaded",
-                        )
-                    model = load(spec, device=device(), local=local)
-                except gr.Error:
-                    raise
-                except visitors.PathRefused as e:  # said as a path: a bundled model's name alone is not one
-                    raise gr.Error(
-                        f"Cannot load model {shown} (a path on the server): {e}", title="Model not loaded"
-                    ) from e
-                except HubConnectionError as e:  # the server's network: the CLI's fixes are not the visitor's
-                    raise gr.Error(
-                        f"Cannot load model {shown}: this server has no copy of it and cannot reach"
-                        " the Hugging Face Hub now. Pick a listed model, or try again later.",
-                        title="Model not loaded",
-                    ) from e
-                except Exception as e:
-                    raise gr.Error(f"Cannot load model {shown}: {e}", title="Model not loaded") from e
-                self._models[model_id] = model  # shared with ferhub.hub's cache: never changed here
+                self._models[model_id] = self._load(model_id, spec, local)  # shared with ferhub.hub's cache
         return self._models[model_id]
+
+    @staticmethod
+    def _spec(model_id: str) -> tuple[str, bool]:
+        """``visitors.model_spec`` of ``model_id``, its refusals as ``gr.Error``."""
+        from ferhub.zoo import import_hint
+
+        shown = visitors.named(model_id)
+        try:
+            spec, local = visitors.model_spec(model_id)  # a public server's visitors: no server paths
+            hint = import_hint(spec)
+        except gr.Error:
+            raise
+        except visitors.PathRefused as e:  # said as a path: a bundled model's name alone is not one
+            raise gr.Error(
+                f"Cannot load model {shown} (a path on the server): {e}", title="Model not loaded"
+            ) from e
+        except Exception as e:
+            raise gr.Error(f"Cannot load model {shown}: {e}", title="Model not loaded") from e
+        if hint is not None:  # importing is for whoever runs the server
+            name = spec.partition("@")[0].rpartition("/")[2]
+            raise gr.Error(
+                f"Cannot load model {shown}: it is a zoo model this server has not imported (whoever runs the"
+                f" server can, with `ferhub zoo import {name}`). Pick a listed model meanwhile.",
+                title="Model not loaded",
+            )
+        return spec, local
+
+    @contextlib.contextmanager
+    def _loading_lock(self, model_id: str) -> Iterator[None]:
+        """Hold the lock of ``model_id`` while it loads; it is forgotten once no request waits on it."""
+        with self._lock:
+            lock, waiting = self._loading.setdefault(model_id, (threading.Lock(), [0]))
+            waiting[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                waiting[0] -= 1
+                if not waiting[0]:
+                    del self._loading[model_id]
+
+    @staticmethod
+    def _load(model_id: str, spec: str, local: bool) -> nn.Module:
+        from ferhub.errors import HubConnectionError
+        from ferhub.hub import load
+
+        shown = visitors.named(model_id)
+        try:
+            return load(spec, device=device(), local=local)
+        except HubConnectionError as e:  # the server's network: the CLI's fixes are not the visitor's
+            raise gr.Error(
+                f"Cannot load model {shown}: this server has no copy of it and cannot reach the Hugging Face"
+                " Hub now. Pick a listed model, or try again later.",
+                title="Model not loaded",
+            ) from e
+        except Exception as e:
+            raise gr.Error(f"Cannot load model {shown}: {e}", title="Model not loaded") from e
 
     def detector(self, *, fast: bool = False) -> FaceDetector:
         """The shared MTCNN detector; ``fast`` (webcam) skips faces under 48 px, which a person in front of a
@@ -176,7 +208,9 @@ class ModelCache:
         """A :class:`Predictor` over these models (loaded once) and the shared detector."""
         from ferhub.predict import Predictor
 
-        ids = tuple((m or "").strip() or default_model() for m in model_ids) or (default_model(),)
+        if isinstance(model_ids, str):  # one name, not its characters
+            model_ids = [model_ids]
+        ids = tuple(visitors.model_name(m) or default_model() for m in model_ids) or (default_model(),)
         key = (*ids, f"fast={fast}", f"fallback={fallback}")
         with self._lock:
             cached = self._predictors.get(key)
@@ -204,11 +238,11 @@ def cache() -> ModelCache:
 _PYTHON_ADVICE = re.compile(r"; downscale it first \(from Python, [^)]*\)$")
 
 
-def _for_visitors(message: str) -> str:
-    """A decoder message with advice a web visitor can act on."""
-    return _PYTHON_ADVICE.sub(
-        f"; downscale it to {MAX_PIXELS / 1e6:g} MP or less and upload it again", message
-    )
+def _for_visitors(message: str, advice: str | None = None) -> str:
+    """A decoder message with advice a web visitor can act on (``advice``; by default, to upload the photo
+    again downscaled) instead of the Python caller's."""
+    advice = advice or f"downscale it to {MAX_PIXELS / 1e6:g} MP or less and upload it again"
+    return _PYTHON_ADVICE.sub(f"; {advice}", message)
 
 
 def load_photo(src: Any) -> Any:

@@ -6,8 +6,12 @@ and the CSV/JSON files ``ferhub predict`` would write. Thin over :mod:`ferhub.vi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,11 @@ MAX_SECONDS = 120  # longer clips are refused: a public server shares its CPU be
 MAX_ANALYSIS_FPS = 10.0
 DEFAULT_FPS = 5.0
 MAX_SIDE = 1280  # frames are analysed and annotated at this size at most
+MAX_SMOOTH = 3.0  # seconds: the slider's end
+# videos analysed at once, all visitors together: the event's concurrency limit, and held here too, since
+# Gradio frees the event's slot on a cancel while the analysis still runs (until it sees it was cancelled)
+AT_ONCE = 1
+_ANALYSING = threading.BoundedSemaphore(AT_ONCE)
 LIMITS = (
     f"Up to {state.MAX_UPLOAD.upper()} and {MAX_SECONDS // 60} minutes; MP4, MOV, MKV, WebM or AVI. Frames"
     f" are analysed at up to {MAX_ANALYSIS_FPS:g} per second and {MAX_SIDE} px; faces are tracked (each"
@@ -68,9 +77,40 @@ def _open(predictor: Any, path: str, fps: float, smooth: float) -> Any:
     return run
 
 
+@contextlib.contextmanager
+def _one_at_a_time() -> Iterator[None]:
+    """Wait for a video analysis still running (:data:`AT_ONCE`): one cancelled a moment ago stops within a
+    batch of frames. A wait whose own visitor leaves ends with :class:`~ferhub.ui.visitors.Gone`."""
+    while not _ANALYSING.acquire(timeout=0.1):
+        visitors.stop_if_gone()
+    try:
+        yield
+    finally:
+        _ANALYSING.release()
+
+
+def setting(value: Any, what: str, default: float, low: float, high: float) -> float:
+    """A slider's value within ``[low, high]`` (``None`` or 0: ``default``); ``gr.Error`` for what is no
+    finite number. Gradio's own range check lets NaN through (every comparison with it is false): a NaN
+    smoothing made every smoothed probability NaN, so every frame's label the first class, and a NaN frame
+    rate was a server error."""
+    if value is None or value == 0:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise gr.Error(
+            f"{what} must be a number from {low:g} to {high:g}, got {value!r}.", title="Wrong value"
+        )
+    return min(max(number, low), high)
+
+
 @state.gpu
 def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any) -> dict[str, Any]:
-    """Run the clip through the video path, writing the annotated video, the CSV and the JSON as it goes."""
+    """Run the clip through the video path, writing the annotated video, the CSV and the JSON as it goes.
+    Stops (:class:`~ferhub.ui.visitors.Gone`, its files removed) when its visitor cancels or leaves."""
     from ferhub.video import draw_frame
     from ferhub.videoio import VideoWriter
     from ferhub.writers import CsvWriter, JsonWriter
@@ -84,29 +124,38 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
     total = int(min(run.info.expected_frames or 1, (run.info.duration or 0) * fps + 1)) or None
     frames: list[dict[str, Any]] = []
     stopped = False
-    with (
-        open(csv_path, "w", encoding="utf-8", newline="") as csv_file,
-        open(json_path, "w", encoding="utf-8") as json_file,
-        VideoWriter(annotated, run.info.width, run.info.height, fps) as out,
-    ):
-        writers = [CsvWriter(csv_file, list(predictor.names), labels), JsonWriter(json_file, array=False)]
-        for w in writers:
-            w.begin()
-            w.video_begin(run)
-        for frame in run:
-            if frame.time > MAX_SECONDS + 0.5:  # the header understated the length (or had none): stop here
-                stopped = True
-                run.close()
-                break
+    try:
+        with (
+            open(csv_path, "w", encoding="utf-8", newline="") as csv_file,
+            open(json_path, "w", encoding="utf-8") as json_file,
+            VideoWriter(annotated, run.info.width, run.info.height, fps) as out,
+        ):
+            writers = [CsvWriter(csv_file, list(predictor.names), labels), JsonWriter(json_file, array=False)]
             for w in writers:
-                w.video_frame(run, frame)
-            out.write(draw_frame(frame), frame.time)
-            frames.append(frame.to_dict())
-            progress((run.frames_done, total), desc="analysing frames", unit="frames")
-        tracks = run.summaries()
-        for w in writers:
-            w.video_end(run, interrupted=False)
-            w.end()
+                w.begin()
+                w.video_begin(run)
+            for frame in run:
+                if frame.time > MAX_SECONDS + 0.5:  # the header understated the length (or had none): stop
+                    stopped = True
+                    run.close()
+                    break
+                for w in writers:
+                    w.video_frame(run, frame)
+                out.write(draw_frame(frame), frame.time)
+                frames.append(frame.to_dict())
+                progress((run.frames_done, total), desc="analysing frames", unit="frames")
+                # before the next frame (the run analyses the next batch of frames when asked for it): a
+                # cancelled or abandoned analysis stops here, instead of running to the clip's end unseen
+                visitors.stop_if_gone()
+            tracks = run.summaries()
+            for w in writers:
+                w.video_end(run, interrupted=False)
+                w.end()
+    except BaseException:
+        run.close()
+        for p in (annotated, csv_path, json_path):  # half-written files nobody will download
+            p.unlink(missing_ok=True)
+        raise
     return {
         "annotated": str(annotated),
         "csv": str(csv_path),
@@ -120,7 +169,7 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
     }
 
 
-@visitors.action("video")  # one toast, one log line, no server paths
+@visitors.action("video", retry="Try again, or another clip.")  # one toast, one log line, no server paths
 def analyse_video(
     video: str | None,
     models: list[str] | str | None,
@@ -134,15 +183,15 @@ def analyse_video(
 
     if not video:
         raise gr.Error("Upload a video first.", title="No video")
-    if isinstance(models, str):
-        models = [models]
-    models = [m for m in (models or []) if m and m.strip()] or [state.default_model()]
+    models = list(dict.fromkeys(visitors.model_names(models))) or [state.default_model()]
     if len(models) > 4:
         raise gr.Error("Pick at most 4 models.", title="Too many models")
-    fps = min(max(float(fps or DEFAULT_FPS), 0.5), MAX_ANALYSIS_FPS)
+    fps = setting(fps, "Frames per second", DEFAULT_FPS, 0.5, MAX_ANALYSIS_FPS)
+    smooth = setting(smooth, "Smoothing", 0.0, 0.0, MAX_SMOOTH)
     predictor = state.cache().predictor(models)  # loaded outside the GPU function
     state.heavy_imports()
-    result = _analyse(predictor, str(video), fps, max(float(smooth or 0), 0.0), progress)
+    with _one_at_a_time():
+        result = _analyse(predictor, str(video), fps, smooth, progress)
     figure = tl.figure(tl.collect(result["frames"], result["models"][0]))
     info = result["info"]
     status = (
@@ -185,7 +234,7 @@ def build(models: list[str]) -> None:
             )
             with gr.Row():
                 fps = gr.Slider(0.5, MAX_ANALYSIS_FPS, value=DEFAULT_FPS, step=0.5, label="Frames per second")
-                smooth = gr.Slider(0, 3, value=0.3, step=0.1, label="Smoothing (seconds, 0 = off)")
+                smooth = gr.Slider(0, MAX_SMOOTH, value=0.3, step=0.1, label="Smoothing (seconds, 0 = off)")
             go = gr.Button("Analyse", variant="primary", elem_id="video-run")
         with gr.Column():
             annotated = gr.Video(label="Annotated", elem_id="video-output", interactive=False)
@@ -201,7 +250,7 @@ def build(models: list[str]) -> None:
         [upload, picker, fps, smooth],
         outputs,
         api_name="video",
-        concurrency_limit=1,
+        concurrency_limit=AT_ONCE,
         trigger_mode="always_last",  # a clip put in and analysed while the last one runs is analysed next
     )
     run.failure(None, None, outputs, js=clear_js(), api_name="clear_video", api_visibility="private")

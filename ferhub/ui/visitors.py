@@ -90,6 +90,9 @@ def policy() -> Policy:
 
 
 TAKES = "this server takes the listed models, bundled models and Hub ids ('org/name' or 'org/name@revision')"
+# longer model names are refused before anything keeps or looks them up: a Hub id is at most 96 + 96
+# characters and a revision, a local path (where allowed) far shorter than this in practice
+MAX_NAME_CHARS = 512
 LOCAL_OFF = (
     f"{TAKES}; paths on the server are turned off (its operator can allow them with {LOCAL_PATHS_SETTING}=1)"
 )
@@ -99,10 +102,59 @@ class PathRefused(ValueError):
     """A visitor named a server path while paths are turned off (same words whatever exists there)."""
 
 
+def _kind(value: Any) -> str:
+    """What a value an API caller sent is, in a visitor's words ("a number", "a list")."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def text(value: Any, what: str, *, title: str = "Wrong value") -> str:
+    """``value`` when it is text (``None``: ``""``). An API caller can send any JSON where a text box or a
+    picker's choice is expected (several handlers take their inputs unprocessed): anything else is a
+    ``gr.Error`` naming ``what``, not a server error from the first string method called on it."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise gr.Error(f"{what} must be given as text, not {_kind(value)}.", title=title)
+    return value
+
+
+def model_name(value: Any) -> str:
+    """A model a visitor named, stripped (``""`` for none); ``gr.Error`` for a value that is not text, or a
+    name over :data:`MAX_NAME_CHARS` (checked before anything keeps or looks up the name)."""
+    name = text(value, "A model", title="Not a model name").strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise gr.Error(
+            f"A model name of {len(name):,} characters; names are at most {MAX_NAME_CHARS}: {TAKES}.",
+            title="Not a model name",
+        )
+    return name
+
+
+def model_names(values: Any) -> list[str]:
+    """The models a visitor picked (a list of names, or one name), stripped, empty ones dropped;
+    ``gr.Error`` for anything that is not a list of text (:func:`model_name`)."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise gr.Error(f"The models must be a list of names, not {_kind(values)}.", title="Not a model name")
+    return [name for name in (model_name(v) for v in values) if name]
+
+
 def model_spec(spec: str | None) -> tuple[str, bool]:
     """``(model id, may it be a local path)`` for a model a visitor named; ``ValueError`` (with the same words
-    whatever exists on the server) for a path when local paths are off (:class:`PathRefused`)."""
-    spec = (spec or "").strip()
+    whatever exists on the server) for a path when local paths are off (:class:`PathRefused`), and a
+    ``gr.Error`` (a ``ValueError`` too) for what is no model name at all (:func:`model_name`)."""
+    spec = model_name(spec)
     p = _policy
     if p.local_paths or spec in p.listed:
         return spec, True
@@ -162,10 +214,49 @@ def warn(message: str, *, action: str = "app") -> None:
     gr.Warning(message)
 
 
-def action(name: str) -> Callable[[F], F]:
+class Gone(Exception):
+    """The Gradio event a handler works for ended for its visitor while it ran: cancelled (``job.cancel()``,
+    the page's stop, another event's ``cancels``) or its client disconnected (a closed tab, a dropped
+    connection). Raised by :func:`stop_if_gone`; :func:`action` logs it as one line."""
+
+
+def event_gone() -> bool:
+    """Whether the queued Gradio event the calling thread runs for is over for its visitor.
+
+    Gradio cannot stop a function running in a worker thread. On ``/cancel`` it cancels the asyncio task
+    awaiting the thread: the task ends, the queue's concurrency slot is freed and the event leaves the queue's
+    active jobs, while the thread runs on. When the client disconnects it marks the event not ``alive`` and
+    drops its results, the thread again running on. Both show in the queue's active jobs, which this reads
+    through the context Gradio gives the handler's thread (the event id and the Blocks, as ``gr.Progress``
+    reads them). ``False`` outside a queued Gradio event: a direct call, a test, a ZeroGPU worker."""
+    from gradio.context import LocalContext
+
+    event_id = LocalContext.event_id.get(None)
+    jobs = getattr(getattr(LocalContext.blocks.get(None), "_queue", None), "active_jobs", None)
+    if not event_id or not isinstance(jobs, list):
+        return False
+    for job in list(jobs):  # a copy: the event loop changes the list meanwhile
+        for event in job or ():
+            if getattr(event, "_id", None) == event_id:
+                return not getattr(event, "alive", True)
+    return True  # not among the active jobs while its handler still runs: its task was cancelled
+
+
+def stop_if_gone() -> None:
+    """Raise :class:`Gone` when the visitor's event is over (:func:`event_gone`): a long handler calls this
+    between its steps, so that work nobody will see stops, and with it the slot it holds."""
+    if event_gone():
+        raise Gone()
+
+
+SERVER_ERROR = "Something went wrong on the server (it logged the details)."
+
+
+def action(name: str, *, retry: str = "Try again, or another photo.") -> Callable[[F], F]:
     """Wrap an event handler: a ``gr.Error`` reaches the visitor once, without server paths, and the log gets
     one line; any other exception is the server's bug: its traceback is logged and the visitor gets a short
-    note."""
+    note, ending with ``retry`` (what this handler's visitor can try: "another clip" for a video). A handler
+    stopped because its visitor left (:class:`Gone`) logs one line."""
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -174,13 +265,14 @@ def action(name: str) -> Callable[[F], F]:
                 return fn(*args, **kwargs)
             except gr.Error as e:
                 raise user_error(e.message, e.title, action=name) from None
+            except Gone:
+                log.warning("%s: stopped: its visitor cancelled it or left", name)
+                # nobody reads this: Gradio has dropped the event; it ends the handler without a traceback
+                raise gr.Error("Stopped.", title="Cancelled", print_exception=False) from None
             except Exception:
                 log.exception("%s failed", name)
                 raise gr.Error(
-                    "Something went wrong on the server (it logged the details). Try again, or another"
-                    " photo.",
-                    title="Server error",
-                    print_exception=False,
+                    f"{SERVER_ERROR} {retry}", title="Server error", print_exception=False
                 ) from None
 
         return handler  # type: ignore[return-value]

@@ -44,6 +44,7 @@ class WebcamSession:
     # the recording's parts of earlier models: (model, its frames' end in ``recording``, its track summaries)
     earlier: list[tuple[str, int, list[dict[str, Any]]]] = field(default_factory=list)
     cuts: Any = None  # ferhub.video.ShotCuts: another camera or scene must not inherit the last one's boxes
+    size: tuple[int, int] | None = None  # the last frame's (width, height): boxes are in its pixels
     pending: Future | None = None  # a detection started on an earlier frame, running beside the stream
     pending_time: float = 0.0  # that frame's time
     pending_image: Image.Image | None = None  # and the frame itself (the faces' looks are taken of it)
@@ -107,9 +108,16 @@ def _faces_now(
     from ferhub.video import ShotCuts, _moved
 
     session.cuts = session.cuts or ShotCuts()
-    if session.cuts.is_cut(image):  # as in a video: the new scene is detected at once, and only a face still
-        session.tracker.cut()  # there (the same place, the same look) keeps its id
+    cut = session.cuts.is_cut(image)  # (called on every frame: it compares each frame with the one before)
+    # a frame of another size (a phone turned, another camera picked, the browser's capture mode changed) is
+    # a new scene too: the tracks' boxes, the last faces' landmarks and a detection still running are in the
+    # old frame's pixels, and carried onto this frame they may lie wholly outside it
+    resized = session.size is not None and image.size != session.size
+    session.size = image.size
+    if cut or resized:  # as in a video: the new scene is detected at once, and only a face still there (the
+        session.tracker.cut()  # same place, the same look) keeps its id
         session.pending = session.pending_image = None  # the old scene's detection: its result is dropped
+        session.faces = {}
     _join_detection(session)
     carried = session.tracker.predicted(now)
     due = session.frame - session.detected >= DETECT_EVERY
@@ -153,7 +161,7 @@ def process_frame(
     image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
     image = image if image.mode == "RGB" else image.convert("RGB")
     session.last_frame = image  # never drawn on: draw_boxes draws on a copy
-    model_id = (model_id or "").strip() or state.default_model()
+    model_id = visitors.model_name(model_id) or state.default_model()
     # loaded outside the GPU function, and before the session changes: a model that cannot be loaded leaves
     # the session (and its recording) as it was
     predictor = state.cache().predictor([model_id], fast=True)
@@ -186,7 +194,7 @@ def process_frame(
     return annotated, f"{fps:.1f} fps · {count}{rec}", session
 
 
-@visitors.action("webcam_timeline")
+@visitors.action("webcam_timeline", retry="Try again.")
 def timeline(session: WebcamSession | str | None) -> tuple[Any, list[list[Any]]]:
     """The recorded session (or the id of a page's, :mod:`ferhub.ui.live`) as the Video tab shows a video: the
     timeline figure and the summary table."""
@@ -230,7 +238,7 @@ def clear_recording(session: WebcamSession | None, record: bool) -> WebcamSessio
     return session
 
 
-@visitors.action("snapshot")  # one toast, one log line, no server paths
+@visitors.action("snapshot", retry="Try again.")  # one toast, one log line, no server paths
 def snapshot(session: WebcamSession | str | None) -> tuple[Any, Any]:
     """Send the latest raw frame (of ``session``, or of a page's by its id) to the Classify tab and switch to
     it."""
