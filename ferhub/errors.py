@@ -112,6 +112,11 @@ class DeviceError(FerhubError, RuntimeError):
     """A device that cannot be used here, e.g. ``cuda`` on a machine where torch sees no GPU."""
 
 
+class PredictorSettingError(FerhubError, ValueError):
+    """A :class:`~ferhub.predict.Predictor` argument that cannot work (``batch_size``, ``no_face``,
+    ``names``), refused when the predictor is built rather than part-way through a prediction."""
+
+
 class ExportError(FerhubError, RuntimeError):
     """A model that cannot be exported to ONNX, or whose exported graph disagrees with the module."""
 

@@ -10,6 +10,12 @@ was exported from.
 An ensemble has no weights of its own: each member is exported (``member-N.onnx``) and verified, and the
 combined probabilities are checked too.
 
+The folder is written whole or not at all: everything is made and checked in a hidden folder inside it first,
+then moved in. A folder holding an earlier export (of this model or another) is one export again: the earlier
+export's files (:data:`EXPORT_FILES`, graphs included) that the new one does not write are removed, and files
+ferhub did not write there are kept. A folder holding such files that is no earlier export (a model repo, a
+project's own ``README.md``) is refused: they are not ferhub's to replace.
+
 >>> report = export_onnx("fer-mini-xception", "out/fer-mini-xception")     # doctest: +SKIP
 >>> report.max_difference <= 1e-5                                          # doctest: +SKIP
 True
@@ -21,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +36,24 @@ from PIL import Image
 from torch import nn
 
 from ferhub import _onnx
+from ferhub.config import CONFIG_NAME
+from ferhub.errors import FerhubError
+from ferhub.hub._layout import REPO_FILES
 
 ONNX_NAME = "model.onnx"
 INT8_NAME = "model.int8.onnx"
 GRAPH_FILE = re.compile(r"model(\.int8)?\.onnx|member-\d+\.onnx")  # the graphs export_onnx writes
 GRAPH_PATTERNS = (ONNX_NAME, INT8_NAME, "member-*.onnx")  # the same, as Hub path patterns
 MIN_INT8_AGREEMENT = 0.99
+# what an export writes and so replaces: the repo's files and the graphs
+EXPORT_FILES = (*REPO_FILES, *GRAPH_PATTERNS)
+_STAGE_PREFIX = ".ferhub-export-"  # the hidden folder an export is made in before it is moved into place
+INT8_ENSEMBLE = "--quantize int8 exports single models; quantise the ensemble's members one by one"
+
+
+class UnfitExport(FerhubError, ValueError):
+    """An export that cannot be done as asked (``out``, ``quantize``), refused before anything is written;
+    ``ferhub export`` exits 2 on it."""
 
 
 @dataclass
@@ -142,24 +161,32 @@ def _quantize(model: nn.Module, fp32: Path, out: Path, batch: np.ndarray) -> flo
 
 
 # what a folder to export to must be, said after what is wrong with the one given
-OUT_RULE = "export to a folder (made if missing) other than the model's own"
+OUT_RULE = (
+    "export to a new or empty folder (made if missing), a folder of other files, or an earlier export (which"
+    " is replaced), other than the model's own"
+)
 
 
 def out_problem(model_id: str | os.PathLike, out: str | os.PathLike) -> str | None:
-    """What makes ``out`` unfit to take the export of ``model_id`` (a file; the model's own folder, where
-    copying the repo would copy each file onto itself), found before any work: no download, no torch.
-    ``None`` when it is fit; a folder that holds other files is (the export is added to it, as always)."""
+    """What makes ``out`` unfit to take the export of ``model_id``, found before any work (no download, no
+    torch): an empty name (an unset shell variable: ``Path("")`` is the current folder), a file, the model's
+    own folder (copying the repo would copy each file onto itself), or a folder holding files an export
+    writes (:data:`EXPORT_FILES`) that is no earlier export (:func:`is_export`), whose files are not ferhub's
+    to replace. ``None`` when it is fit: a new or empty folder, one of other files (kept), an earlier export
+    (replaced)."""
     from ferhub.hub import ModelLoadError
     from ferhub.hub._repo import local_folder
 
+    if not os.fspath(out).strip():
+        return f"{os.fspath(out)!r} is empty, not a folder name"
     folder = Path(out).expanduser()
     if folder.exists() and not folder.is_dir():
         return f"{out} is a file, not a folder"
     try:
         source = local_folder(model_id)  # a local or bundled repo; None for a Hub id
     except ModelLoadError:
-        return None  # loading the model says what is wrong with the reference
-    return _own_folder(out, source)
+        source = None  # loading the model says what is wrong with the reference
+    return _own_folder(out, source) or _foreign_files(out)
 
 
 def _own_folder(out: str | os.PathLike, source: Path | None) -> str | None:
@@ -169,68 +196,149 @@ def _own_folder(out: str | os.PathLike, source: Path | None) -> str | None:
     return None
 
 
+def _export_names(folder: Path) -> list[str]:
+    """The files in ``folder`` named as an export's (:data:`EXPORT_FILES`), sorted."""
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if (p.name in REPO_FILES or GRAPH_FILE.fullmatch(p.name)) and p.is_file()
+    )
+
+
+def is_export(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds an export :func:`export_onnx` wrote: a ``config.json`` ferhub reads and at
+    least one graph (``model.onnx``, ``member-N.onnx``; a model repo of its own has none)."""
+    from ferhub.config import ModelConfig
+    from ferhub.errors import ConfigError
+
+    folder = Path(folder)
+    if not any(GRAPH_FILE.fullmatch(name) for name in _export_names(folder)):
+        return False
+    try:
+        ModelConfig.load(folder)
+    except (ConfigError, OSError):
+        return False
+    return True
+
+
+def _foreign_files(out: str | os.PathLike) -> str | None:
+    """The files of ``out`` an export would replace although ferhub did not write them there."""
+    folder = Path(out).expanduser()
+    if not folder.is_dir():
+        return None
+    names = _export_names(folder)
+    if not names or is_export(folder):
+        return None
+    kind = "a model repo" if CONFIG_NAME in names else "files of its own"
+    return f"{out} holds {', '.join(names)} ({kind}, not an earlier export), which an export would replace"
+
+
+def quantize_problem(model_id: str | os.PathLike, quantize: str | None) -> str | None:
+    """What makes ``quantize`` impossible for ``model_id``, read from a local repo's ``config.json`` before
+    any work (no download, no torch): an unknown scheme, or int8 for an ensemble (each member is a model of
+    its own). A Hub id's ensemble is found once loaded, still before anything is written."""
+    from ferhub.hub import ENSEMBLE, ModelLoadError
+    from ferhub.hub._layout import read_config
+    from ferhub.hub._repo import local_folder
+
+    if quantize not in (None, "int8"):
+        return f"--quantize takes 'int8', got {quantize!r}"
+    if quantize is None:
+        return None
+    try:
+        source = local_folder(model_id)
+        architecture = read_config(source).architecture if source is not None else None
+    except ModelLoadError:
+        return None  # loading the model says what is wrong with it
+    return INT8_ENSEMBLE if architecture == ENSEMBLE else None
+
+
 def export_onnx(
     model_id: str | os.PathLike, out: str | os.PathLike, *, quantize: str | None = None
 ) -> ExportReport:
     """Copy the repo of ``model_id`` to ``out`` and write ``model.onnx`` (and ``model.int8.onnx`` if asked).
 
-    Raises :class:`ValueError` when ``out`` is a file or the model's own folder (see :func:`out_problem`),
-    :class:`ferhub._onnx.ExportError` when the graph disagrees with PyTorch by more than
-    :data:`ferhub._onnx.TOLERANCE` on real face crops, or when int8 agrees with fp32 on fewer than 99% of
-    them.
+    The export is made and checked in a hidden folder inside ``out``, then moved in; an earlier export there
+    is replaced (its files this export does not write are removed), other files are kept. Raises
+    :class:`UnfitExport` (a ``ValueError``) before anything is written when ``out`` or ``quantize`` cannot
+    work (see :func:`out_problem`, :func:`quantize_problem`), :class:`ferhub._onnx.ExportError` when the
+    graph disagrees with PyTorch by more than :data:`ferhub._onnx.TOLERANCE` on real face crops (``out`` is
+    left as it was), or :class:`Int8Refused` when int8 agrees with fp32 on fewer than 99% of them (the fp32
+    export is in place).
     """
     from ferhub.hub import load
 
-    if quantize not in (None, "int8"):
-        raise ValueError(f"--quantize takes 'int8', got {quantize!r}")
+    problem = quantize_problem(model_id, quantize)
+    if problem:
+        raise UnfitExport(problem)
     problem = out_problem(model_id, out)
     if problem:
-        raise ValueError(f"{problem}; {OUT_RULE}")
+        raise UnfitExport(f"{problem}; {OUT_RULE}")
     model = load(model_id)
-    # a Hub id's snapshot folder is known only now
+    # a Hub id's snapshot folder, and whether it is an ensemble, are known only now
     problem = _own_folder(out, Path(model.repo_path))
     if problem:
-        raise ValueError(f"{problem}; {OUT_RULE}")
-    folder = Path(out).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    report = ExportReport(folder)
-    for source in sorted(Path(model.repo_path).iterdir()):
-        if source.is_file() and source.suffix != ".onnx":
-            shutil.copy2(source, folder / source.name)
-            report.files.append(source.name)
+        raise UnfitExport(f"{problem}; {OUT_RULE}")
     members = list(getattr(model, "members", None) or [])
-    targets = (
-        [(ONNX_NAME, model)] if not members else [(f"member-{i}.onnx", m) for i, m in enumerate(members)]
-    )
-    for name, target in targets:
-        batch = np.concatenate([real_face_crops(target.config), _random_batch(target)])
-        try:
-            graph = _write_graph(target, folder / name)
+    if quantize == "int8" and members:
+        raise UnfitExport(INT8_ENSEMBLE)
+    folder = Path(out).expanduser()
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    # inside the folder, so every move into place is a rename on one file system
+    stage = folder / f"{_STAGE_PREFIX}{uuid.uuid4().hex}"
+    stage.mkdir()
+    report = ExportReport(folder)
+    refused: Int8Refused | None = None
+    try:
+        for source in sorted(Path(model.repo_path).iterdir()):
+            if source.is_file() and source.suffix != ".onnx":
+                shutil.copy2(source, stage / source.name)
+                report.files.append(source.name)
+        targets = (
+            [(ONNX_NAME, model)] if not members else [(f"member-{i}.onnx", m) for i, m in enumerate(members)]
+        )
+        for name, target in targets:
+            batch = np.concatenate([real_face_crops(target.config), _random_batch(target)])
+            graph = _write_graph(target, stage / name)
             report.max_difference = max(report.max_difference, _verify(target, graph, batch))
-        except _onnx.ExportError:
-            (folder / name).unlink(missing_ok=True)
-            raise
-        report.crops += len(batch)
-        report.files.append(name)
+            report.crops += len(batch)
+            report.files.append(name)
+        if members:
+            report.max_difference = max(report.max_difference, _verify_ensemble(model, stage))
         if quantize == "int8":
-            if members:
-                raise ValueError(
-                    "--quantize int8 exports single models; quantise the ensemble's members one by one"
-                )
-            crops = real_face_crops(target.config)
-            report.int8_agreement = _quantize(target, folder / name, folder / INT8_NAME, crops)
+            crops = real_face_crops(model.config)
+            report.int8_agreement = _quantize(model, stage / ONNX_NAME, stage / INT8_NAME, crops)
             if report.int8_agreement < MIN_INT8_AGREEMENT:
-                (folder / INT8_NAME).unlink(missing_ok=True)
-                raise Int8Refused(
+                (stage / INT8_NAME).unlink(missing_ok=True)
+                refused = Int8Refused(
                     f"int8 agrees with fp32 on only {report.int8_agreement:.1%} of {len(crops)} real face"
                     f" crops (needs {MIN_INT8_AGREEMENT:.0%}); {ONNX_NAME} (fp32) is written, the int8 graph"
                     " is not",
                     report,
                 )
-            report.files.append(INT8_NAME)
-    if members:
-        report.max_difference = max(report.max_difference, _verify_ensemble(model, folder))
+            else:
+                report.files.append(INT8_NAME)
+        _install(stage, folder, report.files)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if made and not any(folder.iterdir()):
+            folder.rmdir()  # a failed export into a folder it made leaves none behind
+    if refused is not None:
+        raise refused
     return report
+
+
+def _install(stage: Path, folder: Path, names: list[str]) -> None:
+    """Move the export made in ``stage`` into ``folder``: an earlier export's files that it does not have
+    go (:func:`out_problem` let only an earlier export's such files be here), ``config.json`` last, as
+    :func:`ferhub.hub.save` does: until it is in, the folder does not load half old, half new."""
+    stale = [name for name in _export_names(folder) if name not in names]
+    (folder / CONFIG_NAME).unlink(missing_ok=True)
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
+    for name in sorted(names, key=lambda n: n == CONFIG_NAME):
+        os.replace(stage / name, folder / name)
 
 
 def check_graphs(folder: str | os.PathLike, model: nn.Module) -> list[str]:

@@ -1,9 +1,10 @@
 """Decoding any image ferhub is given into an upright 8-bit RGB :class:`PIL.Image.Image`.
 
-Every source (path, bytes, PIL image, numpy array) goes through :func:`load_image`: EXIF orientation is
-applied, every PIL mode becomes RGB (16-bit scaled, transparency composited on white, first frame of
-animations), and the pixel count is checked from the header *before* any pixel is decoded, so a decompression
-bomb costs nothing but a clear :class:`ImageDecodeError`.
+Every source (path, bytes, PIL image, numpy array) goes through :func:`load_image` (or :func:`upright_rgb`,
+the same without a copy of a caller's image that needs no change): EXIF orientation is applied, every PIL mode
+becomes RGB (wide integers by one rule, see :func:`_scale_to_uint8`; transparency composited on white; the
+first frame of animations), and the pixel count is checked from the header *before* any pixel is decoded, so a
+decompression bomb costs nothing but a clear :class:`ImageDecodeError`.
 
 >>> load_image("photo.jpg").mode                    # doctest: +SKIP
 'RGB'
@@ -78,34 +79,61 @@ def _check_pixels(width: int, height: int, max_pixels: int | None, name: str) ->
 
 def _composite_on_white(image: Image.Image) -> Image.Image:
     """RGBA -> RGB over white, so transparent regions look like a plain background rather than black."""
+    if image.mode == "La":  # premultiplied: Pillow converts it to LA only
+        image = image.convert("LA")
     rgba = image.convert("RGBA") if image.mode != "RGBA" else image
     background = Image.new("RGB", rgba.size, _WHITE)
     background.paste(rgba, mask=rgba.getchannel("A"))
     return background
 
 
-def _scale_to_uint8(a: np.ndarray) -> np.ndarray:
-    """Integer or float pixels of any range -> uint8, scaling (not clipping) wide ranges."""
+# numpy dtype kinds that hold pixel values: bool, unsigned and signed integers, floats
+_PIXEL_KINDS = "buif"
+PIXEL_DTYPES = "uint8, uint16 or another integer type, bool, or float (0..1, or 0..255 when above 1)"
+
+
+def _scale_to_uint8(a: np.ndarray, name: str = "<ndarray>") -> np.ndarray:
+    """Integer or float pixels of any range -> uint8, scaling (not clipping) wide ranges.
+
+    Integers other than uint8 follow one rule, whatever their type or byte order (uint16 from a 16-bit PNG or
+    TIFF, big-endian from a PGM, int32 from PIL mode ``I``), so equal values give the same picture: all within
+    0..255 are 8-bit values, kept; all within 0..65535 are 16-bit, scaled by 255/65535; any other range is
+    stretched over 0..255. Floats in [0, 1] are scaled by 255, other floats taken as 0..255 and clipped; NaN
+    and -inf are black, +inf white, the scale taken from the finite pixels alone, so one bad value does not
+    change the others. Other dtypes (strings, objects, complex, dates) raise :class:`ImageDecodeError`.
+    """
     if a.dtype == np.uint8:
         return a
+    if a.dtype.kind not in _PIXEL_KINDS:
+        raise ImageDecodeError(
+            f"{name}: numpy array of dtype {a.dtype} does not hold pixel values; expected {PIXEL_DTYPES}"
+        )
     if a.dtype == bool:
         return a.astype(np.uint8) * 255
-    if np.issubdtype(a.dtype, np.floating):
-        a = np.nan_to_num(a.astype(np.float32))
+    if a.dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):  # float64 past float32's range: +-inf, as below
+            a = a.astype(np.float32)  # a copy: changed in place below, never the caller's array
+        finite = np.isfinite(a)
+        if not finite.all():
+            # the finite pixels decide the range (a lone inf read as the maximum made every other pixel
+            # black); +inf is then white in it, NaN and -inf black
+            hi = float(a[finite].max()) if finite.any() else 0.0
+            np.nan_to_num(a, copy=False, nan=0.0, posinf=1.0 if hi <= 1.0 else 255.0, neginf=0.0)
         hi = float(a.max()) if a.size else 0.0
         # floats in [0, 1] are the usual convention (skimage, torchvision); otherwise assume 0..255
         scale = 255.0 if hi <= 1.0 else 1.0
-        return np.clip(a * scale + 0.5, 0, 255).astype(np.uint8)
-    if a.dtype == np.uint16:
-        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    a = a.astype(np.int64)
+        a *= np.float32(scale)
+        a += np.float32(0.5)
+        return np.clip(a, 0, 255, out=a).astype(np.uint8)
     lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
     if lo >= 0 and hi <= 255:
         return a.astype(np.uint8)
-    if lo >= 0 and hi <= 65535:  # 16-bit data held in a wider type (PIL mode "I" from 16-bit files)
-        return ((a * 255 + 32767) // 65535).astype(np.uint8)
-    span = max(hi - lo, 1)  # arbitrary integer range: stretch what is there
-    return ((a - lo) * 255 // span).astype(np.uint8)
+    if lo >= 0 and hi <= 65535:  # 16-bit values, in any container and byte order
+        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    # an arbitrary range (negative, or wider than 16 bits): stretch what is there; float64 holds any
+    # int64/uint64 difference without the overflow of integer arithmetic
+    span = float(max(hi - lo, 1))
+    return ((a.astype(np.float64) - lo) * (255.0 / span)).astype(np.uint8)
 
 
 def _to_rgb(image: Image.Image, name: str) -> Image.Image:
@@ -119,7 +147,7 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     if mode == "P":
         return image.convert("RGB")
     if mode.startswith("I") or mode == "F":  # 16/32-bit gray: scale to 8 bit (PIL's convert would clip)
-        gray = _scale_to_uint8(np.asarray(image))
+        gray = _scale_to_uint8(np.asarray(image), name)
         return Image.fromarray(gray, "L").convert("RGB")
     try:
         return image.convert("RGB")  # 1, L, CMYK, YCbCr, HSV, ...
@@ -138,7 +166,7 @@ def _from_array(a: np.ndarray, max_pixels: int | None, name: str) -> Image.Image
             " HxWx4 (RGBA)"
         )
     _check_pixels(a.shape[1], a.shape[0], max_pixels, name)
-    a = np.ascontiguousarray(_scale_to_uint8(a))
+    a = np.ascontiguousarray(_scale_to_uint8(a, name))
     if a.ndim == 2:
         return Image.fromarray(a, "L").convert("RGB")
     if a.shape[2] == 4:
@@ -231,17 +259,61 @@ def _open(src: str | os.PathLike | bytes, name: str, max_pixels: int | None) -> 
 def load_image(
     src: str | os.PathLike | bytes | Image.Image | np.ndarray, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> Image.Image:
-    """Decode ``src`` into an upright RGB image.
+    """Decode ``src`` into an upright RGB image (a new one: the caller's PIL image is never returned).
 
     Args:
         src: a file path, encoded bytes, a PIL image, or a numpy array (HxW, HxWx3 RGB, HxWx4 RGBA; uint8,
-            uint16, bool or float in [0, 1]).
+            uint16 or other integers, bool, or float in [0, 1]).
         max_pixels: refuse images with more pixels than this, judged from the header before decoding
             (``None``: no ferhub limit; Pillow's own decompression-bomb limit still applies).
 
     Raises:
         ImageDecodeError: empty, truncated, unrecognised or over-large input, with the reason in the message.
     """
+    return _load(src, max_pixels, copy=True)
+
+
+def upright_rgb(
+    src: str | os.PathLike | bytes | Image.Image | np.ndarray,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    keep_gray: bool = False,
+) -> Image.Image:
+    """:func:`load_image`, except that a PIL image already upright RGB (no EXIF orientation to apply, no
+    transparency) comes back as it is, not copied: for callers that only read the pixels (the
+    :class:`~ferhub.predict.Predictor`'s entries, saliency), so that a PIL image gives them what its file
+    gives.
+
+    ``keep_gray``: an upright 8-bit grey (``"L"``) image is kept as it is too (face crops: each model converts
+    them to its own channels, and L -> RGB -> L gives the same pixels back, at two conversions a crop).
+    """
+    keep = ("RGB", "L") if keep_gray else ("RGB",)
+    # the common case first, in well under a microsecond (a crop or video frame: every crop of a batch comes
+    # this way): an in-memory image (no file to read, no frames) with no info where EXIF or transparency
+    # could be, in a mode kept
+    if type(src) is Image.Image and src.mode in keep and not src.info and getattr(src, "_exif", None) is None:
+        _check_pixels(src.width, src.height, max_pixels, "<Image>")
+        return src
+    return _load(src, max_pixels, copy=False, keep=keep)
+
+
+_ORIENTATION = 0x0112  # EXIF tag; values 2-8 ask for a flip or turn, 1 (or none) for none
+
+
+def _turned(image: Image.Image) -> bool:
+    """Whether ``image``'s EXIF orientation asks for a flip or turn (``exif_transpose`` would change it)."""
+    if not image.info and getattr(image, "_exif", None) is None and not hasattr(image, "tag_v2"):
+        return False  # nowhere an orientation could come from (a decoded frame, a crop): no Exif parsed
+    return image.getexif().get(_ORIENTATION, 1) in range(2, 9)
+
+
+def _load(
+    src: str | os.PathLike | bytes | Image.Image | np.ndarray,
+    max_pixels: int | None,
+    *,
+    copy: bool,
+    keep: tuple[str, ...] = ("RGB",),
+) -> Image.Image:
     name = _name(src)
     if isinstance(src, np.ndarray):
         return _from_array(src, max_pixels, name)
@@ -260,14 +332,15 @@ def load_image(
             image.seek(0)  # the first frame of an animated GIF / WebP / APNG
         image.load()
         try:
-            if image is src:  # the caller's image stays as it is
-                upright = ImageOps.exif_transpose(image)
+            if image is src:  # the caller's image stays as it is: turned on a copy, and only if it must be
+                upright = ImageOps.exif_transpose(image) if _turned(image) else image
             else:  # ferhub's own: turned in place, where exif_transpose would return a copy of every photo
                 ImageOps.exif_transpose(image, in_place=True)
                 upright = image
         except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
             upright = image  # malformed EXIF: the pixels are still a good image, keep them as stored
-        rgb = _to_rgb(upright, name)
+        kept = upright.mode in keep and "transparency" not in upright.info
+        rgb = upright if kept else _to_rgb(upright, name)
         rgb.load()
         if rgb is image and image is not src and _holds_file(image):
             rgb = rgb.copy()  # keep the pixels; the opened file is closed below
@@ -282,7 +355,7 @@ def load_image(
         if image is not src and _holds_file(image):
             image.close()  # the file ferhub opened (animated images keep it open until closed)
     if rgb is src:
-        return rgb.copy()
+        return rgb.copy() if copy else rgb
     # the decoded file's own object carries its filename (a server's temporary path, in the app): hand back
     # a plain image over the same pixels instead, as a copy would be, without copying them
     return rgb._new(rgb.im) if isinstance(rgb, ImageFile.ImageFile) else rgb

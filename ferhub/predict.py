@@ -24,8 +24,9 @@ from PIL import Image
 
 from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
+from ferhub.errors import PredictorSettingError
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
-from ferhub.images import ImageDecodeError, image_suffixes, load_image
+from ferhub.images import ImageDecodeError, image_suffixes, load_image, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
 
 if TYPE_CHECKING:  # torch is imported where a model is built or run in torch: a warm ONNX start needs neither
@@ -37,11 +38,14 @@ if TYPE_CHECKING:  # torch is imported where a model is built or run in torch: a
 log = logging.getLogger(__name__)
 
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
-ModelSpec = Union[str, "nn.Module"]
+ModelSpec = Union[str, os.PathLike, "nn.Module"]
 NoFacePolicy = Literal["skip", "fallback"]
 Runtime = Literal["auto", "onnx", "torch"]
 # a classifier's runner: normalised float32 (N, C, H, W) -> probabilities (N, K); an ensemble has its members'
 Runner = Callable[[np.ndarray], np.ndarray]
+# what one image is, where a sequence of images is asked for: a str or bytes is a sequence too (of characters,
+# of byte values), which predict would otherwise take image by image
+_ONE_IMAGE = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
 
 
 @dataclass
@@ -216,21 +220,27 @@ class Predictor:
         from ferhub.hub import DEFAULT_MODEL
 
         if no_face not in ("skip", "fallback"):
-            raise ValueError(f"no_face must be 'skip' or 'fallback', got {no_face!r}")
+            raise PredictorSettingError(f"no_face must be 'skip' or 'fallback', got {no_face!r}")
+        self.batch_size = batch_size  # checked first: before any model is loaded
         self._device = device_name(device)
         self._requested_runtime = runtime
         self.runtime = resolve_runtime(runtime, self._device)
         specs: list[ModelSpec]
         if models is None:
             specs = [DEFAULT_MODEL]
-        elif isinstance(models, str) or _is_module(models):
-            specs = [models]
+        elif isinstance(models, (str, os.PathLike)) or _is_module(models):  # one model, not its characters
+            specs = [os.fspath(models) if isinstance(models, os.PathLike) else models]
+        elif hasattr(models, "__iter__"):
+            specs = [os.fspath(m) if isinstance(m, os.PathLike) else m for m in models]
         else:
-            specs = list(models)
+            raise TypeError(
+                "models must be a model id (bundled name, Hub id or folder), a loaded model, or a list of"
+                f" those; got {type(models).__name__}"
+            )
         if not specs:
             raise ValueError("Predictor needs at least one model")
         if names is not None and len(names) != len(specs):
-            raise ValueError(f"Predictor got {len(specs)} models but {len(names)} names")
+            raise PredictorSettingError(f"Predictor got {len(specs)} models but {len(names)} names")
         # ``models`` are the loaded modules as callers share them (the hub cache, saliency): never mutated;
         # None until first asked for where a warm ONNX start runs the model without them (see _warm_runner).
         # ``_runners`` are this predictor's own: ONNX Runtime sessions or private torch inference copies.
@@ -248,8 +258,66 @@ class Predictor:
         if names is not None:
             self.names = list(names)
         self.no_face: NoFacePolicy = no_face
-        self.batch_size = batch_size
         self._detector = detector
+        self._own_detector = detector is None  # made here on first use, so made again in a copy
+
+    @property
+    def batch_size(self) -> int:
+        """Crops per forward pass: a positive int (checked when set)."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        # a zero or negative step made _forward skip every batch and return np.empty's uninitialised memory
+        # as probabilities; bool is an int to Python but never meant as a size
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise PredictorSettingError(
+                f"batch_size must be a positive int (crops per forward pass), got {value!r}"
+            )
+        self._batch_size = int(value)
+
+    # -- copies and pickles -------------------------------------------------------------------------------
+    def __copy__(self) -> Predictor:
+        """A shallow copy: the same models, runners and detector (all safe to share between threads)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a deep copy or pickle carries: the models and settings, not the runtime sessions (ONNX
+        Runtime's cannot be pickled): :meth:`__setstate__` builds them again, so a copy (one per process, a
+        ``spawn`` pool's) works like the original. Refused with :class:`TypeError` for a detector subclass
+        given in ONNX Runtime, whose sessions this predictor cannot rebuild."""
+        state = self.__dict__.copy()
+        state["_runners"] = None
+        detector = self._detector
+        if detector is not None and getattr(detector, "runtime", "torch") == "onnx":
+            if not (self._own_detector or type(detector) is FaceDetector):
+                raise TypeError(
+                    f"this Predictor's detector ({type(detector).__name__}) runs in ONNX Runtime, whose"
+                    " sessions cannot be copied or pickled: create a Predictor in each process instead (one"
+                    " Predictor is safe to share between threads)"
+                )
+            # ferhub's own detector: its settings, to be made again (its sessions are not picklable)
+            state["_detector"] = None
+            state["_detector_settings"] = None if self._own_detector else _detector_settings(detector)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        settings = state.pop("_detector_settings", None)
+        self.__dict__.update(state)
+        if settings is not None:
+            self._detector = FaceDetector(**settings)
+        runners = []
+        for i, spec in enumerate(self._specs):
+            model = self._models[i]
+            if model is None:  # run from its cached ONNX graph: start it the same way again
+                model, _config, runner, _name = self._prepare(spec)  # type: ignore[arg-type]  (a str spec)
+                self._models[i] = model
+            else:
+                runner = self._runner(model, self.names[i])
+            runners.append(runner)
+        self._runners = runners
 
     def _prepare(self, spec: ModelSpec) -> tuple[nn.Module | None, ModelConfig, Runner | list, str]:
         """One model: its module (None where a warm start runs it without), config, runner and name."""
@@ -260,6 +328,7 @@ class Predictor:
                 )
             model = spec.to(self._device).eval()
             name = getattr(spec, "name_or_path", None) or spec.config.architecture
+            _check_finite(model, name)
             return model, model.config, self._runner(model, name), name
         folder, warm = self._warm_runner(spec)
         if warm is not None:
@@ -379,13 +448,15 @@ class Predictor:
         ]
 
     def classify_crops(
-        self, crops: Sequence[Image.Image], views: Callable[[Image.Image], list[Image.Image]] | None = None
+        self, crops: Sequence[ImageSource], views: Callable[[Image.Image], list[Image.Image]] | None = None
     ) -> list[np.ndarray]:
         """Probabilities for already-cropped faces: one ``(N, K)`` array per model (its label order).
 
+        A crop is anything :meth:`predict` takes (a PIL image, a path, bytes, a numpy array), decoded the same
+        way (EXIF orientation applied; a bad one raises its :class:`~ferhub.errors.ImageDecodeError`).
         ``views``: as for :meth:`classify_faces`.
         """
-        crops = list(crops)
+        crops = [upright_rgb(c, keep_gray=True) for c in _many(crops, "classify_crops", "crops")]
         if views is None:
             return self._classify(lambda _config: crops, len(crops))
         return self._classify(
@@ -394,11 +465,14 @@ class Predictor:
 
     def classify_faces(
         self,
-        image: Image.Image,
+        image: ImageSource,
         faces: Sequence[Face],
         views: Callable[[Image.Image], list[Image.Image]] | None = None,
     ) -> list[np.ndarray]:
         """Probabilities for given faces of one image, each model cropping them with its own geometry.
+
+        ``image`` is decoded as :meth:`predict` decodes it (a PIL image with an EXIF orientation is turned
+        upright), so the faces :meth:`predict_image` found in it crop the same pixels here.
 
         ``views`` turns each crop into several (test-time augmentation, :func:`ferhub.transforms.tta_views`),
         taken of the crop at the model's input size, as training holds its crops and takes its views (so
@@ -406,6 +480,7 @@ class Predictor:
         order, face after face.
         """
         faces = list(faces)
+        image = upright_rgb(image)
         if views is None:
             return self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
 
@@ -414,11 +489,19 @@ class Predictor:
 
         return self._classify(crops, len(faces))
 
-    def classify_many(self, items: Sequence[tuple[Image.Image, Face]]) -> list[np.ndarray]:
+    def classify_many(self, items: Sequence[tuple[ImageSource, Face]]) -> list[np.ndarray]:
         """Probabilities for faces of several images in one forward per model (video frames, photo batches):
-        ``items`` are ``(image, face)`` pairs; one ``(N, K)`` array per model."""
-        items = list(items)
-        return self._classify(lambda config: [crop_face(im, f, config) for im, f in items], len(items))
+        ``items`` are ``(image, face)`` pairs, images decoded as in :meth:`classify_faces`; one ``(N, K)``
+        array per model."""
+        # each image decoded once, however many of its faces are asked for; the source is held with it, so
+        # its id is not reused by another image while this runs (``items`` may be a generator)
+        decoded: dict[int, tuple[ImageSource, Image.Image]] = {}
+        pairs = []
+        for image, face in items:
+            if id(image) not in decoded:
+                decoded[id(image)] = (image, upright_rgb(image))
+            pairs.append((decoded[id(image)][1], face))
+        return self._classify(lambda config: [crop_face(im, f, config) for im, f in pairs], len(pairs))
 
     # -- whole images -------------------------------------------------------------------------------------
     def _faces_of(self, image: Image.Image) -> list[Face]:
@@ -444,6 +527,15 @@ class Predictor:
         with ThreadPoolExecutor(workers, thread_name_prefix="ferhub-detect") as pool:
             return list(pool.map(self._faces_of, images))
 
+    def _not_finite(self, probs: list[np.ndarray]) -> tuple[np.ndarray, list[str]] | None:
+        """Rows (faces) where a model gave NaN or infinite probabilities, and each such model's name; ``None``
+        when every value is finite (the one check the common case pays: one pass over N x K numbers)."""
+        bad = [~np.isfinite(p).all(axis=1) for p in probs]
+        if not any(b.any() for b in bad):
+            return None
+        rows = np.logical_or.reduce(bad)
+        return rows, [name for name, b in zip(self.names, bad) if b.any()]
+
     def _results(self, faces: list[Face], probs: list[np.ndarray], offset: int = 0) -> list[FaceResult]:
         results = []
         for i, face in enumerate(faces):
@@ -464,17 +556,21 @@ class Predictor:
     def predict(self, images: Sequence[ImageSource]) -> list[ImageResult]:
         """Classify every face of every image, batching all faces through each model at once.
 
-        Bad input (a file that is missing, undecodable or too large) becomes that image's ``error`` and never
-        loses the other images' results. Anything else (a detector or model failure) is a bug, not a property
-        of one image, and raises.
+        ``images`` is a list (or any iterable) of images; one image alone (a path, bytes, a PIL image) is
+        refused with :class:`TypeError`: use :meth:`predict_image`. Bad input (a file that is missing,
+        undecodable or too large, an array that holds no pixels) becomes that image's ``error`` and never
+        loses the other images' results, and so do faces a model gives NaN or infinite probabilities for.
+        Anything else (a detector or model failure) is a bug, not a property of one image, and raises.
         """
         results: list[ImageResult] = []
         decoded: list[tuple[int, Image.Image]] = []
-        for src in images:
+        for src in _many(images, "predict", "images"):
             result = ImageResult(path=_source_name(src))
             results.append(result)
             try:
-                image = load_image(src)
+                # a caller's PIL image is read as it is where it needs no change (no copy per image); paths,
+                # bytes and arrays decode into a new image either way
+                image = upright_rgb(src) if isinstance(src, Image.Image) else load_image(src)
             except ImageDecodeError as e:
                 result.error = str(e)
                 continue
@@ -485,11 +581,57 @@ class Predictor:
         # one forward per model over the faces of all images
         flat = [(image, face) for (_, image), faces in zip(decoded, faces_of) for face in faces]
         probs = self._classify(lambda config: [crop_face(im, f, config) for im, f in flat], len(flat))
+        not_finite = self._not_finite(probs)
         offset = 0
         for (index, _), faces in zip(decoded, faces_of):
-            results[index].faces = self._results(faces, probs, offset)
+            rows = None if not_finite is None else not_finite[0][offset : offset + len(faces)]
+            if rows is not None and rows.any():
+                # a label picked from NaN (argmax: the first class) would look like an answer, and NaN is not
+                # JSON: the image gets an error instead
+                numbers = ", ".join(str(i + 1) for i in np.flatnonzero(rows))
+                results[index].error = (
+                    f"{results[index].path or '<image>'}: model {', '.join(not_finite[1])} gave NaN or"
+                    f" infinite probabilities for face {numbers}; its weights or its computation are not"
+                    " finite (a diverged or corrupt model)"
+                )
+            else:
+                results[index].faces = self._results(faces, probs, offset)
             offset += len(faces)
         return results
+
+
+def _many(items: Any, method: str, what: str) -> Any:
+    """``items`` where they are a sequence of images; one image alone is refused: a str or bytes would be
+    taken character by character, a path or PIL image raise a bare "not iterable"."""
+    # an array of images is N x H x W (x C); fewer dimensions are one image (an object array holds sources)
+    one_array = isinstance(items, np.ndarray) and items.dtype.kind != "O" and items.ndim < 4
+    if isinstance(items, _ONE_IMAGE) or one_array:
+        kind = "numpy array" if isinstance(items, np.ndarray) else type(items).__name__
+        raise TypeError(
+            f"Predictor.{method} takes a list of {what}, got one {kind}; pass [{what[:-1]}]"
+            + (" or use predict_image(image)" if method == "predict" else "")
+        )
+    return items
+
+
+def _check_finite(model: nn.Module, name: str) -> None:
+    """Refuse a module whose weights hold NaN or infinity, as :func:`ferhub.load` refuses such a repo: every
+    face would get NaN probabilities."""
+    from ferhub.models._limits import check_finite_weights
+
+    check_finite_weights(model.state_dict(), f"model {name}")
+
+
+def _detector_settings(detector: FaceDetector) -> dict[str, Any]:
+    """What makes ``detector`` again (its constructor's arguments)."""
+    return {
+        "min_face_size": detector.min_face_size,
+        "thresholds": detector.thresholds,
+        "max_side": detector.max_side,
+        "device": detector.device,
+        "runtime": detector.runtime,
+        "batch_images": detector.batch_images,
+    }
 
 
 def iter_image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import threading
 import warnings
 import weakref
@@ -300,7 +301,7 @@ def target_index(config: ModelConfig, target: str | int | None) -> int | None:
 
 def explain_faces(
     model: nn.Module,
-    image: Image.Image,
+    image: Image.Image | str | os.PathLike | bytes | np.ndarray,
     faces: Sequence,
     method: str,
     target: str | int | Sequence[str | int] | None = None,
@@ -309,16 +310,20 @@ def explain_faces(
 ) -> list[Explanation]:
     """Attribute every face of ``image`` (``ferhub.faces.Face`` list), cropped exactly as the model is fed.
 
-    ``target``: a class name or index for every face, one per face (e.g. the labels a ``Predictor`` already
-    gave, which saves a forward pass), or ``None`` for each face's predicted class. ``occlusion_share``: see
-    :func:`attribute`.
+    ``image`` is decoded as ``Predictor.predict`` decodes it (:func:`ferhub.images.upright_rgb`: a PIL image
+    with an EXIF orientation is turned upright; a path, bytes or a numpy array are read), so the faces a
+    ``Predictor`` found in it frame the same pixels here. ``target``: a class name or index for every face,
+    one per face (e.g. the labels a ``Predictor`` already gave, which saves a forward pass), or ``None`` for
+    each face's predicted class. ``occlusion_share``: see :func:`attribute`.
     """
     from ferhub.faces import crop_face
+    from ferhub.images import upright_rgb
     from ferhub.transforms import eval_tensor
 
     config: ModelConfig = model.config
     if not faces:
         return []
+    image = upright_rgb(image)
     if getattr(model, "members", None) is not None:
         return _explain_ensemble(model, image, faces, method_id(method), target, occlusion_share)
     crops = [crop_face(image, f, config) for f in faces]

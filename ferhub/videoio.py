@@ -127,7 +127,9 @@ class VideoReader:
         name = self.path
         p = Path(path)
         if not p.is_file():
-            raise VideoDecodeError(f"{name}: no such file")
+            # as ferhub.images says it: a folder given for a video is not "missing"
+            kind = "no such file" if not p.exists() else "not a regular file (a folder, FIFO or device)"
+            raise VideoDecodeError(f"{name}: {kind}")
         if p.stat().st_size == 0:
             raise VideoDecodeError(f"{name}: file is empty (0 bytes); accepted: {ACCEPTED}")
         try:

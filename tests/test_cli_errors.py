@@ -232,7 +232,8 @@ def test_load_error_in_a_real_process_is_one_line(tmp_path) -> None:
 
 
 def test_output_is_strict_json_even_when_a_model_overflows(tmp_path, capsys) -> None:
-    """Finite weights big enough to overflow give NaN scores: the JSON still parses strictly (null)."""
+    """Finite weights big enough to overflow give NaN scores: never a label, the image's error instead, and
+    the JSON still parses strictly."""
     import torch
 
     import ferhub
@@ -252,7 +253,7 @@ def test_output_is_strict_json_even_when_a_model_overflows(tmp_path, capsys) -> 
 
     main(["predict", str(photo), "--model", str(folder), "--no-face", "fallback"])
     (result,) = strict(capsys.readouterr().out)
-    assert None in result["faces"][0]["probabilities"].values()
+    assert result["faces"] == [] and "gave NaN or infinite probabilities" in result["error"]
     from ferhub import strict_json
 
     assert strict(strict_json.dumps({"a": np.float32("nan"), "b": np.array([1.0, np.inf])})) == {

@@ -14,7 +14,10 @@ from ferhub.labels import FER7
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-RULE = "export to a folder (made if missing) other than the model's own"
+RULE = (
+    "export to a new or empty folder (made if missing), a folder of other files, or an earlier export (which"
+    " is replaced), other than the model's own"
+)
 
 
 @pytest.fixture
@@ -56,16 +59,20 @@ def test_an_existing_file_is_refused_before_any_work(repo: Path, tmp_path: Path,
 
 
 def test_the_library_refuses_too_also_for_a_bundled_or_hub_model(repo: Path, monkeypatch) -> None:
-    with pytest.raises(ValueError, match=r"is the model's own folder; export to a folder"):
+    with pytest.raises(ValueError, match=r"is the model's own folder; export to a new or empty folder"):
         export_onnx(str(repo), repo)
     bundled = hub.resolve("fer-mini-xception")  # ferhub's own copy must never be written over
     before = contents(bundled)
     with pytest.raises(ValueError, match=r"is the model's own folder"):
         export_onnx("fer-mini-xception", bundled)
     assert contents(bundled) == before
-    # a Hub id's folder (its cache snapshot) is known only once loaded
+    # a Hub id's folder (its cache snapshot) is known only once loaded: a model repo is refused before (it is
+    # no earlier export), one pushed from an export (its graph beside it) once loaded
     model = hub.load(repo)
     monkeypatch.setattr(hub, "load", lambda *a, **k: model)
+    with pytest.raises(ValueError, match=r"\(a model repo, not an earlier export\)"):
+        export_onnx("someorg/somemodel", repo)
+    (repo / ONNX_NAME).write_bytes(b"")
     with pytest.raises(ValueError, match=r"is the model's own folder"):
         export_onnx("someorg/somemodel", repo)
 

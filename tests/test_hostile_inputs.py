@@ -370,9 +370,19 @@ def prepare_cli_overflowing_model_gives_strict_json(tmp: Path) -> None:
 
 
 def case_cli_overflowing_model_gives_strict_json(tmp: Path) -> Any:
-    out = _cli("predict", str(tmp / "gray.png"), "--model", str(tmp / "overflowing"), "--no-face", "fallback")
-    (result,) = json.loads(out, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"bare {c}")))
-    return sorted(set(map(str, result["faces"][0]["probabilities"].values())))
+    from ferhub.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(out):
+        code = main(
+            ["predict", str(tmp / "gray.png"), "--model", str(tmp / "overflowing"), "--no-face", "fallback"]
+        )
+    (result,) = json.loads(
+        out.getvalue(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"bare {c}"))
+    )
+    return (
+        f"exit {code}, faces {result['faces']}: {result['error']}"  # NaN scores: the image's error, no label
+    )
 
 
 # -- tests --------------------------------------------------------------------------------------------------
@@ -412,7 +422,10 @@ EXPECT: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "cli_evaluate_push_offline": ("CliExit", (r"^3\|ferhub evaluate: --push needs the Hugging Face Hub",)),
     "cli_zoo_push_token_on_command_line": ("CliExit", (r"^2\|refused",)),
     "cli_output_to_full_disk": ("CliExit", (r"^1\|ferhub models: the disk is full",)),
-    "cli_overflowing_model_gives_strict_json": (None, (r"\['None'\]",)),
+    "cli_overflowing_model_gives_strict_json": (
+        None,
+        (r"exit 1, faces \[\]: .*gave NaN or infinite probabilities for face 1",),
+    ),
 }
 KINDS, results, test_every_case_has_an_expectation, test_hostile_input_is_handled_clearly = suite(
     __name__, EXPECT

@@ -14,28 +14,47 @@ if TYPE_CHECKING:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="bundled name, Hub id (org/name[@rev]) or model folder")
     p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the exported repo to")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help=(
+            "folder to write the exported repo to: a new or empty one, one of other files (kept), or an"
+            " earlier export, which is replaced (its README.md, card.json, config.json, model.safetensors,"
+            " eval_results.json and .onnx graphs that this export does not write are removed; other files"
+            " stay). A folder holding such files that is no export (a model repo, a project's README.md) is"
+            " refused (exit 2), as are an empty name, a file and the model's own folder"
+        ),
+    )
     p.add_argument(
         "--quantize",
         choices=["int8"],
         help=(
             "also write model.int8.onnx (static QDQ int8), kept only if its top-1 agrees with fp32 on >= 99%%"
             " of real face crops (needs scikit-image); when it is not, the fp32 export stays and the exit"
-            " status is 1"
+            " status is 1. Single models only: an ensemble is refused (exit 2) before any work"
         ),
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Export; 2 (before loading anything) when ``--out`` is a file or the model's own folder."""
-    from ferhub.export import OUT_RULE, Int8Refused, export_onnx, out_problem
+    """Export; 2 (before writing anything, and for a local model before loading it) when ``--out`` or
+    ``--quantize`` cannot work (:func:`ferhub.export.out_problem`, :func:`ferhub.export.quantize_problem`)."""
+    from ferhub.export import OUT_RULE, Int8Refused, UnfitExport, export_onnx, out_problem, quantize_problem
 
     problem = out_problem(args.model, args.out)
     if problem:
         print(f"ferhub export: --out {problem}; {OUT_RULE}", file=sys.stderr)
         return 2
+    problem = quantize_problem(args.model, args.quantize)
+    if problem:
+        print(f"ferhub export: {problem}", file=sys.stderr)
+        return 2
     try:
         report = export_onnx(args.model, args.out, quantize=args.quantize)
+    except UnfitExport as e:  # what only loading tells (a Hub id's own folder, or its ensemble)
+        print(f"ferhub export: {e}", file=sys.stderr)
+        return 2
     except Int8Refused as e:  # the fp32 graph was written and checked: say so before the refusal
         _print(e.report)
         raise

@@ -147,7 +147,8 @@ def save(
     written to a temporary folder first; an existing repo is replaced with ``config.json`` removed first and
     put back last, so a crash leaves either the old repo, the new one, or a folder that does not load. Other
     files in the folder (logs, checkpoints) are kept; repo files the new save does not write (an old
-    ``eval_results.json``) are removed.
+    ``eval_results.json``) are removed. Weights holding NaN or infinity, which :func:`load` refuses, raise
+    ``NonFiniteWeightsError`` (a ``ValueError``) before anything is written.
 
     ``card_context`` keys: see ``ferhub.hub.CARD_CONTEXT_KEYS`` (model_name, license, license_text,
     base_model, datasets, tags, description, intended_use, limitations, recipe, training_command,
@@ -169,6 +170,11 @@ def save(
     context.setdefault("model_name", folder.resolve().name)
     if eval_results is not None:
         results_file.validate(eval_results, "save(eval_results=...)")
+    if config.architecture != ENSEMBLE:  # an ensemble's weights are its members' repos
+        from ferhub.models._limits import check_finite_weights
+
+        # load() refuses NaN/inf weights (every face NaN): a repo it would refuse is never written
+        check_finite_weights(model.state_dict(), f"save(): the model ({config.architecture})")
     folder.parent.mkdir(parents=True, exist_ok=True)
     # mkdir, not mkdtemp: the repo folder gets the umask's mode (0755), where mkdtemp's 0700 made a model
     # another user (or a server under another uid) could not load

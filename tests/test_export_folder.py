@@ -1,0 +1,141 @@
+"""What ``ferhub export --out DIR`` does with the folder: an empty name and a folder of files that are not
+ferhub's are refused before any work (exit 2); an earlier export is replaced whole, never left beside the
+new one; a failed export leaves the folder as it was; int8 of an ensemble is refused before anything is
+written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ferhub import _onnx, create_model, export, hub
+from ferhub.cli import main
+from ferhub.config import ModelConfig
+from ferhub.export import INT8_NAME, ONNX_NAME, UnfitExport, check_graphs, export_onnx
+from ferhub.labels import FER7, FER8
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def tiny(labels=FER7, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return create_model("test_tiny", labels=labels).eval()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return hub.save(tiny(), tmp_path / "tiny")
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def no_loading(*args, **kwargs):
+    raise AssertionError("the model was loaded before the arguments were checked")
+
+
+def test_an_empty_out_is_refused_before_any_work(repo: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """``--out "$UNSET"``: Path("") is the current folder, whose README.md became the model card."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("my project's readme")
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(hub, "load", no_loading)
+    for out in ("", " ", "\t"):
+        assert main(["export", str(repo), "--out", out]) == 2
+        assert f"--out {out!r} is empty, not a folder name" in capsys.readouterr().err
+        with pytest.raises(UnfitExport, match="is empty, not a folder name"):
+            export_onnx(str(repo), out)
+    assert contents(project) == {"README.md": b"my project's readme"}
+
+
+def test_an_earlier_export_is_replaced_whole(repo: Path, tmp_path: Path, capsys) -> None:
+    """Another model exported into the folder of an earlier export left the earlier model's int8 graph,
+    member graphs and results beside the new repo (ORT users, TensorRT and the dashboard took them for it)."""
+    out = tmp_path / "out"
+    assert main(["export", str(repo), "--out", str(out)]) == 0
+    # what earlier exports leave: an int8 graph, an ensemble's member graphs, results; and the user's notes
+    for stale in (INT8_NAME, "member-0.onnx", "member-3.onnx"):
+        (out / stale).write_bytes((out / ONNX_NAME).read_bytes())
+    (out / "eval_results.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    other = hub.save(tiny(FER8, seed=1), tmp_path / "other")
+    capsys.readouterr()
+    assert main(["export", str(other), "--out", str(out)]) == 0
+    assert "wrote " in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["README.md", "card.json", "config.json", "model.safetensors", ONNX_NAME, "notes.txt"]
+    )
+    assert (out / "notes.txt").read_text() == "mine"  # not ferhub's: kept
+    model = hub.load(out)
+    assert model.config.labels == tuple(FER8)
+    assert check_graphs(out, model) == [ONNX_NAME]  # what `ferhub push` checks: the graph is this model's
+    assert contents(other).items() <= contents(out).items()
+
+
+def test_a_folder_of_files_ferhub_did_not_write_there_is_refused(
+    repo: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("my project's readme")
+    trained = hub.save(tiny(FER8), tmp_path / "trained")  # a model repo, not an export: its weights stay
+    monkeypatch.setattr(hub, "load", no_loading)
+    for folder, names, kind in (
+        (project, "README.md", "files of its own"),
+        (trained, "README.md, card.json, config.json, model.safetensors", "a model repo"),
+    ):
+        before = contents(folder)
+        assert main(["export", str(repo), "--out", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {folder} holds {names} ({kind}, not an earlier export), which an export would" in err
+        with pytest.raises(UnfitExport, match="not an earlier export"):
+            export_onnx(str(repo), folder)
+        assert contents(folder) == before
+
+
+def test_a_failed_export_leaves_the_folder_as_it_was(repo: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    export_onnx(repo, out)
+    before = contents(out)
+
+    def disagree(*args, **kwargs):
+        raise _onnx.ExportError("the graph disagrees with PyTorch")
+
+    monkeypatch.setattr(export, "_verify", disagree)
+    with pytest.raises(_onnx.ExportError):
+        export_onnx(hub.save(tiny(FER8), tmp_path / "other"), out)
+    assert contents(out) == before and [p.name for p in out.iterdir() if p.is_dir()] == []
+    with pytest.raises(_onnx.ExportError):
+        export_onnx(repo, tmp_path / "new" / "folder")
+    assert not (tmp_path / "new" / "folder").exists()  # made for the export, removed with it
+
+
+def _tiny_ensemble(folder: Path) -> torch.nn.Module:
+    from ferhub.models.ensemble import _CFG, Ensemble
+
+    ensemble = Ensemble([tiny(), tiny(seed=1)])
+    ensemble.config = ModelConfig(architecture="ensemble", labels=ensemble.labels, **_CFG)
+    ensemble.repo_path = str(folder)
+    return ensemble
+
+
+def test_int8_of_an_ensemble_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """It exported and checked member-0.onnx (7 s), then failed with exit 1, leaving an ensemble with one of
+    its four graphs."""
+    out = tmp_path / "out"
+    monkeypatch.setattr(hub, "load", no_loading)
+    assert main(["export", "ferhub/zoo-ensemble", "--out", str(out), "--quantize", "int8"]) == 2
+    assert "--quantize int8 exports single models" in capsys.readouterr().err
+    assert not out.exists()
+    # a Hub id: an ensemble is known once loaded, still before anything is written
+    monkeypatch.setattr(hub, "load", lambda *a, **k: _tiny_ensemble(tmp_path / "snapshot"))
+    with pytest.raises(UnfitExport, match="quantise the ensemble's members one by one"):
+        export_onnx("someorg/ensemble", out, quantize="int8")
+    assert main(["export", "someorg/ensemble", "--out", str(out), "--quantize", "int8"]) == 2
+    assert not out.exists()

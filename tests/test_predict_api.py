@@ -1,0 +1,233 @@
+"""The Predictor as a Python caller meets it: settings refused when built, one image where a list is asked
+refused, one decoding for every entry (EXIF included), NaN never reported as an answer, copies and pickles
+that work, and typed messages for the odd call."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from images_corpus import exif_rotated, gradient
+from PIL import Image
+
+from ferhub import hub
+from ferhub.errors import DeviceError, FerhubError, ImageDecodeError
+from ferhub.faces import Face, FaceDetector
+from ferhub.labels import FER7
+from ferhub.models import create_model
+from ferhub.predict import Predictor, PredictorSettingError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def tiny(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return create_model("test_tiny", labels=FER7).eval()
+
+
+class NoFaces:
+    """A detector that finds nothing (with ``no_face="fallback"``, each image is one face): no MTCNN."""
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        return []
+
+
+def photo(width: int = 64, height: int = 48, seed: int = 0) -> Image.Image:
+    """A picture whose every crop differs from its turned copy's (noise over a gradient)."""
+    noise = np.random.default_rng(seed).integers(0, 60, (height, width, 3))
+    return Image.fromarray(np.clip(gradient(width, height) + noise, 0, 255).astype(np.uint8))
+
+
+FACE = Face(box=(10.0, 6.0, 40.0, 40.0), score=1.0)
+
+
+# -- 1: batch_size ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [0, -1, -64, 2.5, 8.0, True, "8", None])
+def test_batch_size_is_refused_when_the_predictor_is_built(bad) -> None:
+    """A negative size made every forward loop skip, returning np.empty's memory as probabilities; 0 raised
+    range()'s bare ValueError part-way through predict."""
+    with pytest.raises(PredictorSettingError, match=r"batch_size must be a positive int .* got"):
+        Predictor(tiny(), batch_size=bad, detector=NoFaces())
+    assert issubclass(PredictorSettingError, ValueError) and issubclass(PredictorSettingError, FerhubError)
+
+
+def test_any_positive_batch_size_gives_the_same_probabilities() -> None:
+    p = Predictor(tiny(), detector=NoFaces(), batch_size=np.int64(2))
+    assert p.batch_size == 2 and type(p.batch_size) is int
+    crops = [photo(seed=i) for i in range(5)]
+    (by_two,) = p.classify_crops(crops)
+    p.batch_size = 64
+    np.testing.assert_allclose(p.classify_crops(crops)[0], by_two, atol=1e-6)
+    np.testing.assert_allclose(by_two.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(PredictorSettingError):
+        p.batch_size = -1  # set later: checked all the same
+    assert p.batch_size == 64
+
+
+# -- 6: one image where a list is asked for ---------------------------------------------------------------
+def test_one_image_given_where_a_list_is_asked_is_refused(tmp_path: Path) -> None:
+    """A str is a sequence: predict("photo.jpg") gave one "no such file" result per character."""
+    path = tmp_path / "photo.png"
+    photo().save(path)
+    p = Predictor(tiny(), detector=NoFaces(), no_face="fallback")
+    for one in (str(path), path, path.read_bytes(), photo(), np.asarray(photo())):
+        with pytest.raises(TypeError, match=r"predict takes a list of images, got one .*predict_image"):
+            p.predict(one)
+        with pytest.raises(TypeError, match=r"classify_crops takes a list of crops, got one"):
+            p.classify_crops(one)
+    results = p.predict([str(path)])  # as the module docstring shows it
+    assert len(results) == 1 and results[0].ok and results[0].path == str(path)
+    batch = np.stack([np.asarray(photo(seed=i)) for i in range(3)])  # N x H x W x C: N images
+    assert [r.ok for r in p.predict(batch)] == [True] * 3
+    assert [r.ok for r in p.predict(iter([path, path]))] == [True, True]
+
+
+def test_a_path_names_one_model(tmp_path: Path) -> None:
+    folder = hub.save(tiny(), tmp_path / "tiny")
+    p = Predictor(folder, detector=NoFaces())
+    assert p.names == [str(folder)]
+    with pytest.raises(TypeError, match="models must be a model id"):
+        Predictor(123)  # type: ignore[arg-type]
+
+
+# -- 5: one decoding for every entry ---------------------------------------------------------------------
+def test_every_entry_reads_a_pil_image_upright_as_predict_does(tmp_path: Path) -> None:
+    """predict_image turned an EXIF-rotated PIL image upright and gave faces in upright pixels;
+    classify_faces, classify_many and explain_faces cropped the stored (sideways) pixels with them."""
+    from ferhub.saliency import explain_faces
+
+    upright = photo(64, 48)
+    stored = Image.open(io.BytesIO(exif_rotated(upright, "PNG")))
+    assert stored.size == (48, 64)  # as stored: sideways
+    model = tiny()
+    p = Predictor(model, detector=NoFaces(), no_face="fallback")
+    result = p.predict_image(stored)
+    assert (result.width, result.height) == (64, 48)
+    (face,) = [f.face for f in result.faces]
+    (expected,) = p.classify_faces(upright, [face, FACE])
+    (got,) = p.classify_faces(stored, [face, FACE])
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(got[0], [result.faces[0].probabilities[k] for k in FER7], atol=1e-6)
+    (many,) = p.classify_many([(stored, face), (stored, FACE), (upright, FACE)])
+    np.testing.assert_array_equal(many, np.concatenate([expected, expected[1:]]))
+    (ours,) = explain_faces(model, stored, [FACE], "saliency")
+    (theirs,) = explain_faces(model, upright, [FACE], "saliency")
+    assert np.array_equal(np.asarray(ours.crop), np.asarray(theirs.crop)) and ours.target == theirs.target
+    # arrays and paths are images for these entries too (they raised AttributeError / TypeError)
+    (from_array,) = explain_faces(model, np.asarray(upright), [FACE], "saliency")
+    assert np.array_equal(np.asarray(from_array.crop), np.asarray(theirs.crop))
+    upright.save(tmp_path / "face.png")
+    crops = [upright, np.asarray(upright), tmp_path / "face.png", stored]
+    (probs,) = p.classify_crops(crops)
+    np.testing.assert_allclose(probs, np.repeat(probs[:1], 4, axis=0), atol=1e-6)
+    with pytest.raises(ImageDecodeError, match="unsupported input type int"):
+        p.classify_faces(5, [FACE])  # type: ignore[arg-type]
+
+
+# -- 7: NaN -----------------------------------------------------------------------------------------------
+class NaNOnBright(torch.nn.Module):
+    """Finite weights, NaN logits for bright inputs: a model whose computation, not its file, goes wrong."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = tiny()
+        self.config = self.inner.config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.inner(x)
+        bright = x.mean(dim=(1, 2, 3)) > 0
+        return torch.where(bright[:, None], torch.full_like(logits, float("nan")), logits)
+
+
+def test_nan_probabilities_are_an_error_never_a_label() -> None:
+    """argmax of a NaN row is 0: the image got 'angry' with NaN probabilities, and to_dict NaN (not JSON)."""
+    p = Predictor(NaNOnBright(), detector=NoFaces(), no_face="fallback", runtime="torch")
+    white, black = Image.new("RGB", (40, 40), "white"), Image.new("RGB", (40, 40), "black")
+    results = p.predict([white, black])
+    assert not results[0].ok and results[0].faces == []
+    assert "gave NaN or infinite probabilities for face 1" in results[0].error
+    assert results[1].ok and len(results[1].faces) == 1  # the other image keeps its result
+    json.dumps([r.to_dict() for r in results], allow_nan=False)  # valid JSON
+
+
+def test_nan_weights_are_refused_by_the_predictor_and_by_save(tmp_path: Path) -> None:
+    """ferhub.load refused such a repo, but ferhub.save wrote it and Predictor(module) ran it."""
+    model = tiny()
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"holds NaN or infinite values in classifier\.weight"):
+        Predictor(model, detector=NoFaces())
+    with pytest.raises(ValueError, match=r"save\(\): .* holds NaN or infinite values in classifier\.weight"):
+        hub.save(model, tmp_path / "nan")
+    assert not (tmp_path / "nan").exists()
+
+
+def test_the_cli_gives_nan_scores_as_the_images_error_in_strict_json(tmp_path: Path, capsys) -> None:
+    """Finite weights large enough to overflow: NaN scores, which no load-time check sees."""
+    from ferhub.cli import main
+
+    model = tiny()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(3e38)
+    folder = hub.save(model, tmp_path / "overflowing")
+    photo().save(tmp_path / "photo.png")
+    code = main(["predict", str(tmp_path / "photo.png"), "--model", str(folder), "--no-face", "fallback"])
+    out, err = capsys.readouterr()
+    (result,) = json.loads(out, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON output"))
+    assert code == 1 and result["faces"] == [] and "gave NaN or infinite probabilities" in result["error"]
+    assert "gave NaN or infinite probabilities" in err
+
+
+# -- 10: copies and pickles ------------------------------------------------------------------------------
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_a_predictor_deep_copies_and_pickles(runtime: str, tmp_path: Path) -> None:
+    """ONNX Runtime sessions cannot be pickled: deepcopy and pickle raised a bare onnxruntime TypeError."""
+    folder = hub.save(tiny(), tmp_path / "tiny")
+    for spec in (tiny(1), str(folder)):  # a module; a folder (on ONNX, run from its cached graph)
+        p = Predictor(spec, detector=NoFaces(), no_face="fallback", runtime=runtime)
+        image = photo()
+        expected = p.predict_image(image).faces[0].probabilities
+        for clone in (copy.deepcopy(p), pickle.loads(pickle.dumps(p)), copy.copy(p)):
+            assert clone.runtime == runtime and clone.names == p.names
+            assert clone.predict_image(image).faces[0].probabilities == pytest.approx(expected, abs=1e-6)
+        assert copy.copy(p)._runners is p._runners  # a shallow copy shares the sessions
+
+
+def test_a_predictors_own_detector_is_made_again_in_a_copy() -> None:
+    p = Predictor(tiny(), runtime="onnx")
+    assert p.detector.runtime == "onnx"  # made on first use, sessions and all
+    clone = pickle.loads(pickle.dumps(p))
+    assert clone.detector is not p.detector and clone.detector.runtime == "onnx"
+    given = Predictor(tiny(), runtime="onnx", detector=FaceDetector(min_face_size=30, runtime="onnx"))
+    assert copy.deepcopy(given).detector.min_face_size == 30  # the given settings, new sessions
+
+    class MyDetector(FaceDetector):
+        pass
+
+    custom = Predictor(tiny(), runtime="onnx", detector=MyDetector(runtime="onnx"))
+    with pytest.raises(TypeError, match="create a Predictor in each process"):
+        copy.deepcopy(custom)
+
+
+# -- 11: typed messages ----------------------------------------------------------------------------------
+def test_a_device_ferhub_does_not_run_on_is_a_device_error() -> None:
+    for device in ("mps", "xpu", "meta"):
+        with pytest.raises(DeviceError, match=rf"device '{device}' is not one ferhub runs on: use cpu, cuda"):
+            Predictor(tiny(), device=device, detector=NoFaces())
+
+
+def test_a_folder_given_as_a_video_is_not_called_missing(tmp_path: Path) -> None:
+    from ferhub.errors import VideoDecodeError
+    from ferhub.videoio import open_video
+
+    with pytest.raises(VideoDecodeError, match="not a regular file"):
+        open_video(tmp_path)
+    with pytest.raises(VideoDecodeError, match="no such file"):
+        open_video(tmp_path / "missing.mp4")
