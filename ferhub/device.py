@@ -88,8 +88,8 @@ def device_name(device: str | torch.device | None) -> str:
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``device`` (``None``: :func:`default_device`) as a ``torch.device``; a string torch does not read as a
-    device (``"tpu"``), a device type other than CPU and CUDA (``"mps"``), a CUDA device without a GPU and a
-    GPU number past the last are refused with :class:`~ferhub.errors.DeviceError`.
+    device (``"tpu"``), a device type other than CPU, CUDA and MPS (``"xpu"``), a CUDA or MPS device torch
+    does not see and a GPU number past the last are refused with :class:`~ferhub.errors.DeviceError`.
 
     >>> resolve_device("cpu")
     device(type='cpu')
@@ -100,9 +100,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         dev = torch.device(device if device is not None else default_device())
     except RuntimeError as e:  # torch's own message lists ~20 device types ferhub never runs on
         raise DeviceError(f"unknown device {str(device)!r}: use {DEVICE_CHOICES}") from e
-    if dev.type not in ("cpu", "cuda"):
-        # a type torch names but ferhub does not run on ("mps", "xpu", "meta"): refused here, not by a bare
-        # RuntimeError from the first tensor moved there (or, on "meta", by results that hold no numbers)
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {str(device)!r} was asked for but torch sees no Apple GPU (MPS); use cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        # a type torch names but ferhub does not run on ("xpu", "meta"): refused here, not by a bare
+        # RuntimeError from the first tensor moved there (or, on "meta", by results that hold no numbers);
+        # an Apple GPU is taken from Python where torch has one, as before
         raise DeviceError(f"device {str(device)!r} is not one ferhub runs on: use {DEVICE_CHOICES}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {str(dev)!r} was asked for but torch sees no CUDA GPU; use --device cpu")

@@ -15,6 +15,7 @@ every browser plays.
 
 from __future__ import annotations
 
+import contextlib
 import fractions
 import math
 import os
@@ -436,6 +437,14 @@ class VideoWriter:
         finally:
             self._container.close()
             self._container = None
+
+    def abort(self) -> None:
+        """Close the file without flushing the encoder's queued frames, errors ignored: for a file about to be
+        deleted (an analysis whose visitor left)."""
+        container, self._container = self._container, None
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.close()
 
     def __enter__(self) -> VideoWriter:
         return self

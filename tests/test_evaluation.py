@@ -453,6 +453,12 @@ def test_report_skips_a_model_without_results_and_reports_the_others(repos, crop
     assert code == 0, err
     assert "ferhub report: skipped ferhub/fer-mini-xception: no eval_results.json" in err
     assert run.key in html_path.read_text()
+    # a mistyped folder is no model without results: the command fails rather than report one model short
+    html_path.unlink()
+    code = main(
+        ["report", "--results", str(repos["fer7"]), str(tmp_path / "nowhere"), "--out", str(html_path)]
+    )
+    assert code == 1 and not html_path.exists() and "skipped" not in capsys.readouterr().err
 
 
 def test_cli_compare_and_report(repos, crops, tmp_path, capsys) -> None:

@@ -272,3 +272,47 @@ def test_a_video_whose_client_disconnects_stops(server: tuple[str, Watch], long_
     drawn = watch.drawn
     time.sleep(0.5)
     assert watch.drawn == drawn and watch.running == 0
+
+
+def test_only_the_servers_own_process_sees_events_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ZeroGPU worker is forked once and reused: its copy of the queue holds only the events of the moment
+    it was forked, so every later visitor's video seemed cancelled and stopped after one frame."""
+    from types import SimpleNamespace
+
+    from gradio.context import LocalContext
+
+    blocks = SimpleNamespace(_queue=SimpleNamespace(active_jobs=[]))  # the event is not among them
+    event_token, blocks_token = LocalContext.event_id.set("abc"), LocalContext.blocks.set(blocks)
+    try:
+        assert visitors.event_gone() is True  # in the server's process: not active, so cancelled
+        monkeypatch.setattr(visitors.os, "getpid", lambda: visitors._SERVER_PID + 1)
+        assert visitors.event_gone() is False  # in a forked worker: its queue is a stale copy
+    finally:
+        LocalContext.event_id.reset(event_token)
+        LocalContext.blocks.reset(blocks_token)
+
+
+def test_a_stop_never_finishes_the_annotated_video(monkeypatch: pytest.MonkeyPatch, long_clip: str) -> None:
+    """The encoder's flush delayed the next visitor, and an error in it replaced the stop with a server
+    error: a stopped analysis closes the video without finishing it."""
+    from ferhub.videoio import VideoWriter
+
+    real_close = VideoWriter.close
+
+    def broken_flush(self: VideoWriter) -> None:
+        if self._container is not None:  # finishing the file (a closed or aborted one returns at once)
+            raise OSError("flush failed")
+        real_close(self)
+
+    watch = Watch(monkeypatch)
+    monkeypatch.setattr(visitors, "event_gone", lambda: watch.drawn >= 2)
+    monkeypatch.setattr(VideoWriter, "close", broken_flush)
+    with pytest.raises(gr.Error) as e:
+        video.analyse_video(long_clip, [DEFAULT_MODEL], 10, 0.3, progress=quiet)
+    assert e.value.title == "Cancelled" and not any(p.exists() for p in watch.files)
+
+
+def test_a_slider_value_of_true_or_false_is_refused() -> None:
+    for value in (True, False):
+        with pytest.raises(gr.Error, match="Frames per second must be a number"):
+            video.setting(value, "Frames per second", 5.0, 0.5, 10.0)

@@ -52,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+class NoResults(FileNotFoundError):
+    """A model found, without an ``eval_results.json`` (a bundled model never evaluated)."""
+
+
 def load_results(ref: str) -> tuple[str, dict[str, Any]]:
     """``(model name, eval_results dict)`` from a results file, a model folder, a bundled name or a Hub id."""
     from ferhub.hub import EVAL_RESULTS_NAME, read_eval_results, resolve
@@ -66,25 +70,24 @@ def load_results(ref: str) -> tuple[str, dict[str, Any]]:
         default_name = ref if not path.exists() else path.resolve().name
     data = read_eval_results(folder)
     if data is None:
-        raise FileNotFoundError(
+        raise NoResults(
             f"{ref}: no {EVAL_RESULTS_NAME}; run `ferhub evaluate --model {ref} --data ...` first"
         )
     return default_name, data
 
 
 def load_all_results(refs: list[str]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
-    """:func:`load_results` of each ref, and the refs that loaded (in order). One without results (a bundled
-    model never evaluated) or that cannot be read is named on stderr and the others are reported; the first
-    error is raised when none loads."""
-    from ferhub.hub import EvalResultsError, ModelLoadError
-
+    """:func:`load_results` of each ref, and the refs that loaded (in order). A model without results (a
+    bundled model never evaluated) is named on stderr and the others are reported; the first such is raised
+    when none has any. Anything else (no such model, a corrupt results file, the Hub down) is raised: a
+    mistyped name never leaves a report quietly short of a model."""
     results: list[tuple[str, dict[str, Any]]] = []
     loaded: list[str] = []
     problems: list[Exception] = []
     for ref in refs:
         try:
             results.append(load_results(ref))
-        except (EvalResultsError, ModelLoadError, FileNotFoundError, ValueError) as e:
+        except NoResults as e:
             problems.append(e)
             continue
         loaded.append(ref)

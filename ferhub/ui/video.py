@@ -94,7 +94,7 @@ def setting(value: Any, what: str, default: float, low: float, high: float) -> f
     finite number. Gradio's own range check lets NaN through (every comparison with it is false): a NaN
     smoothing made every smoothed probability NaN, so every frame's label the first class, and a NaN frame
     rate was a server error."""
-    if value is None or value == 0:
+    if value is None or (value == 0 and not isinstance(value, bool)):
         return default
     try:
         number = float(value)
@@ -107,6 +107,18 @@ def setting(value: Any, what: str, default: float, low: float, high: float) -> f
     return min(max(number, low), high)
 
 
+@contextlib.contextmanager
+def _abort_on_stop(out: Any) -> Iterator[None]:
+    """A stopped analysis (:class:`~ferhub.ui.visitors.Gone`) closes the annotated video without finishing it:
+    the file is deleted next, and the encoder's flush only delayed the next visitor (and an error in it would
+    have replaced the stop)."""
+    try:
+        yield
+    except visitors.Gone:
+        out.abort()
+        raise
+
+
 @state.gpu
 def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any) -> dict[str, Any]:
     """Run the clip through the video path, writing the annotated video, the CSV and the JSON as it goes.
@@ -116,19 +128,20 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
     from ferhub.writers import CsvWriter, JsonWriter
 
     run = _open(predictor, path, fps, smooth)
-    # downloads named after the clip (no server path in them), e.g. "interview.csv"
-    annotated, csv_path, json_path = (
-        state.download_path(path, s, "video") for s in ("-annotated.mp4", ".csv", ".json")
-    )
     labels = [tuple(c.labels) for c in predictor.configs]
     total = int(min(run.info.expected_frames or 1, (run.info.duration or 0) * fps + 1)) or None
     frames: list[dict[str, Any]] = []
     stopped = False
+    written: list[Path] = []
     try:
+        # downloads named after the clip (no server path in them), e.g. "interview.csv"
+        written[:] = [state.download_path(path, s, "video") for s in ("-annotated.mp4", ".csv", ".json")]
+        annotated, csv_path, json_path = written
         with (
             open(csv_path, "w", encoding="utf-8", newline="") as csv_file,
             open(json_path, "w", encoding="utf-8") as json_file,
             VideoWriter(annotated, run.info.width, run.info.height, fps) as out,
+            _abort_on_stop(out),
         ):
             writers = [CsvWriter(csv_file, list(predictor.names), labels), JsonWriter(json_file, array=False)]
             for w in writers:
@@ -153,7 +166,7 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
                 w.end()
     except BaseException:
         run.close()
-        for p in (annotated, csv_path, json_path):  # half-written files nobody will download
+        for p in written:  # half-written files nobody will download
             p.unlink(missing_ok=True)
         raise
     return {

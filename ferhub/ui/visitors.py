@@ -214,6 +214,9 @@ def warn(message: str, *, action: str = "app") -> None:
     gr.Warning(message)
 
 
+_SERVER_PID = os.getpid()  # the process that imported the app: a fork (ZeroGPU's worker) inherits the value
+
+
 class Gone(Exception):
     """The Gradio event a handler works for ended for its visitor while it ran: cancelled (``job.cancel()``,
     the page's stop, another event's ``cancels``) or its client disconnected (a closed tab, a dropped
@@ -228,9 +231,13 @@ def event_gone() -> bool:
     active jobs, while the thread runs on. When the client disconnects it marks the event not ``alive`` and
     drops its results, the thread again running on. Both show in the queue's active jobs, which this reads
     through the context Gradio gives the handler's thread (the event id and the Blocks, as ``gr.Progress``
-    reads them). ``False`` outside a queued Gradio event: a direct call, a test, a ZeroGPU worker."""
+    reads them). ``False`` outside a queued Gradio event: a direct call, a test, and any process but the
+    server's: a ZeroGPU worker is forked once and reused, so its copy of the queue holds only the events of
+    the moment it was forked, and every later visitor's event would seem gone (stopped after one frame)."""
     from gradio.context import LocalContext
 
+    if os.getpid() != _SERVER_PID:
+        return False
     event_id = LocalContext.event_id.get(None)
     jobs = getattr(getattr(LocalContext.blocks.get(None), "_queue", None), "active_jobs", None)
     if not event_id or not isinstance(jobs, list):
