@@ -11,10 +11,14 @@ An ensemble has no weights of its own: each member is exported (``member-N.onnx`
 combined probabilities are checked too.
 
 The folder is written whole or not at all: everything is made and checked in a hidden folder inside it first,
-then moved in. A folder holding an earlier export (of this model or another) is one export again: the earlier
-export's files (:data:`EXPORT_FILES`, graphs included) that the new one does not write are removed, and files
-ferhub did not write there are kept. A folder holding such files that is no earlier export (a model repo, a
-project's own ``README.md``) is refused: they are not ferhub's to replace.
+then moved in; a failed export leaves it as it was (folders it made for it, parents included, removed). A
+folder holding an earlier export (of this model or another) is one export again: the earlier export's files
+(:data:`EXPORT_FILES`, graphs included) that the new one does not write are removed, and files ferhub did not
+write there are kept. A folder holding such files that is no earlier export (a model repo, a project's own
+``README.md``) is refused: they are not ferhub's to replace. So is a folder holding a file that the export
+would copy over with another of the same name from the model's folder (an extra file there: notes, a
+training log): a file of the user's is never overwritten (one identical to the model's is no loss and is let
+be).
 
 >>> report = export_onnx("fer-mini-xception", "out/fer-mini-xception")     # doctest: +SKIP
 >>> report.max_difference <= 1e-5                                          # doctest: +SKIP
@@ -23,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import re
@@ -162,18 +167,20 @@ def _quantize(model: nn.Module, fp32: Path, out: Path, batch: np.ndarray) -> flo
 
 # what a folder to export to must be, said after what is wrong with the one given
 OUT_RULE = (
-    "export to a new or empty folder (made if missing), a folder of other files, or an earlier export (which"
-    " is replaced), other than the model's own"
+    "export to a new or empty folder (made if missing), a folder of other files (kept: where the model's"
+    " folder has a different file of the same name, the export is refused), or an earlier export (which is"
+    " replaced), other than the model's own"
 )
 
 
 def out_problem(model_id: str | os.PathLike, out: str | os.PathLike) -> str | None:
     """What makes ``out`` unfit to take the export of ``model_id``, found before any work (no download, no
     torch): an empty name (an unset shell variable: ``Path("")`` is the current folder), a file, the model's
-    own folder (copying the repo would copy each file onto itself), or a folder holding files an export
+    own folder (copying the repo would copy each file onto itself), a folder holding files an export
     writes (:data:`EXPORT_FILES`) that is no earlier export (:func:`is_export`), whose files are not ferhub's
-    to replace. ``None`` when it is fit: a new or empty folder, one of other files (kept), an earlier export
-    (replaced)."""
+    to replace, or one holding a file that a different file of the same name in the model's folder would
+    overwrite (:func:`_overwritten`; a Hub id's folder is known, and checked, once loaded). ``None`` when it
+    is fit: a new or empty folder, one of other files (kept), an earlier export (replaced)."""
     from ferhub.hub import ModelLoadError
     from ferhub.hub._repo import local_folder
 
@@ -186,7 +193,7 @@ def out_problem(model_id: str | os.PathLike, out: str | os.PathLike) -> str | No
         source = local_folder(model_id)  # a local or bundled repo; None for a Hub id
     except ModelLoadError:
         source = None  # loading the model says what is wrong with the reference
-    return _own_folder(out, source) or _foreign_files(out)
+    return _own_folder(out, source) or _foreign_files(out) or _overwritten(out, source)
 
 
 def _own_folder(out: str | os.PathLike, source: Path | None) -> str | None:
@@ -233,6 +240,38 @@ def _foreign_files(out: str | os.PathLike) -> str | None:
     return f"{out} holds {', '.join(names)} ({kind}, not an earlier export), which an export would replace"
 
 
+def _extra_files(source: Path) -> list[Path]:
+    """The files an export copies from the model's folder ``source``: all but its graphs."""
+    return sorted(p for p in source.iterdir() if p.is_file() and p.suffix != ".onnx")
+
+
+def _overwritten(out: str | os.PathLike, source: Path | None) -> str | None:
+    """The files of ``out`` that the export would overwrite with a different file of the same name from the
+    model's folder ``source``, other than those an export writes (:data:`EXPORT_FILES`, which
+    :func:`_foreign_files` lets be replaced in an earlier export only): a user's notes, say, where the model's
+    folder has notes of its own. A file identical to the model's loses nothing and is let be; ``None`` when
+    nothing would be lost (or ``source`` is not known yet: a Hub id)."""
+    folder = Path(out).expanduser()
+    if source is None or not folder.is_dir():
+        return None
+    lost = []
+    for extra in _extra_files(source):
+        if extra.name in REPO_FILES:
+            continue
+        there = folder / extra.name
+        if not (there.exists() or there.is_symlink()):
+            continue
+        if there.is_file() and not there.is_symlink() and filecmp.cmp(extra, there, shallow=False):
+            continue
+        lost.append(extra.name)
+    if not lost:
+        return None
+    return (
+        f"{out} holds {', '.join(lost)}, which the export would overwrite with the model folder's file of the"
+        " same name; move or rename it there first, or export to another folder"
+    )
+
+
 def quantize_problem(model_id: str | os.PathLike, quantize: str | None) -> str | None:
     """What makes ``quantize`` impossible for ``model_id``, read from a local repo's ``config.json`` before
     any work (no download, no torch): an unknown scheme, or int8 for an ensemble (each member is a model of
@@ -275,15 +314,15 @@ def export_onnx(
     if problem:
         raise UnfitExport(f"{problem}; {OUT_RULE}")
     model = load(model_id)
-    # a Hub id's snapshot folder, and whether it is an ensemble, are known only now
-    problem = _own_folder(out, Path(model.repo_path))
+    # a Hub id's snapshot folder (and so its files), and whether it is an ensemble, are known only now
+    problem = _own_folder(out, Path(model.repo_path)) or _overwritten(out, Path(model.repo_path))
     if problem:
         raise UnfitExport(f"{problem}; {OUT_RULE}")
     members = list(getattr(model, "members", None) or [])
     if quantize == "int8" and members:
         raise UnfitExport(INT8_ENSEMBLE)
     folder = Path(out).expanduser()
-    made = not folder.exists()
+    made = _missing_folders(folder)  # deepest first: what a failed export removes again
     folder.mkdir(parents=True, exist_ok=True)
     # inside the folder, so every move into place is a rename on one file system
     stage = folder / f"{_STAGE_PREFIX}{uuid.uuid4().hex}"
@@ -291,10 +330,9 @@ def export_onnx(
     report = ExportReport(folder)
     refused: Int8Refused | None = None
     try:
-        for source in sorted(Path(model.repo_path).iterdir()):
-            if source.is_file() and source.suffix != ".onnx":
-                shutil.copy2(source, stage / source.name)
-                report.files.append(source.name)
+        for source in _extra_files(Path(model.repo_path)):
+            shutil.copy2(source, stage / source.name)
+            report.files.append(source.name)
         targets = (
             [(ONNX_NAME, model)] if not members else [(f"member-{i}.onnx", m) for i, m in enumerate(members)]
         )
@@ -322,11 +360,31 @@ def export_onnx(
         _install(stage, folder, report.files)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        if made and not any(folder.iterdir()):
-            folder.rmdir()  # a failed export into a folder it made leaves none behind
+        _remove_empty(made)  # a failed export leaves none of the folders it made behind
     if refused is not None:
         raise refused
     return report
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first: what ``mkdir(parents=True)``
+    makes."""
+    missing = []
+    while not os.path.lexists(folder) and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: those an export made, after it failed (a
+    successful one fills the first, and so keeps them all). A folder something else has put a file in since
+    stays, with its parents; an error here never hides the export's own."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _install(stage: Path, folder: Path, names: list[str]) -> None:

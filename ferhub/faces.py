@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.config import ModelConfig
-from ferhub.images import load_image
+from ferhub.images import load_image, upright_rgb
 
 if TYPE_CHECKING:
     from ferhub._mtcnn import FastMTCNN
@@ -144,9 +144,11 @@ class FaceDetector:
         self._mtcnn = FastMTCNN(thresholds=self.thresholds, device=self.device)
 
     def detect(self, image: ImageSource) -> list[Face]:
-        """Every face in ``image``, highest score first, in its pixels: a PIL image as it is (any mode), or
-        a path, encoded bytes or numpy array decoded as :func:`ferhub.images.load_image` does (upright RGB;
-        a bad input raises its :class:`~ferhub.errors.ImageDecodeError`)."""
+        """Every face in ``image``, highest score first, in its upright pixels: a PIL image with an EXIF
+        orientation is turned upright first, as :meth:`~ferhub.predict.Predictor.classify_faces` turns it
+        (so its boxes crop the same face there), any mode read as RGB; a path, encoded bytes or numpy array is
+        decoded as :func:`ferhub.images.load_image` does (a bad input raises its
+        :class:`~ferhub.errors.ImageDecodeError`)."""
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: Sequence[ImageSource]) -> list[list[Face]]:
@@ -183,9 +185,15 @@ class FaceDetector:
 
 
 def _as_image(src: ImageSource) -> Image.Image:
-    """A PIL image as it is (no copy: video frames and the Predictor's decoded photos come this way), anything
-    else through ferhub's one image loader, so paths, bytes and arrays decode as everywhere else."""
-    return src if isinstance(src, Image.Image) else load_image(src)
+    """``src`` read as the Predictor reads it, so the faces found here are in the pixels its
+    ``classify_faces`` crops: a PIL image upright (its EXIF orientation applied, other modes made RGB) through
+    :func:`~ferhub.images.upright_rgb`, which hands an image needing no change back as it is (no copy: video
+    frames and the Predictor's decoded photos come this way; an in-memory image has no pixel limit, as
+    before), anything else through ferhub's one image loader, so paths, bytes and arrays decode as everywhere
+    else."""
+    if isinstance(src, Image.Image):
+        return upright_rgb(src, max_pixels=None)
+    return load_image(src)
 
 
 # -- cropping

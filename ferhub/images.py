@@ -2,9 +2,9 @@
 
 Every source (path, bytes, PIL image, numpy array) goes through :func:`load_image` (or :func:`upright_rgb`,
 the same without a copy of a caller's image that needs no change): EXIF orientation is applied, every PIL mode
-becomes RGB (wide integers by one rule, see :func:`_scale_to_uint8`; transparency composited on white; the
-first frame of animations), and the pixel count is checked from the header *before* any pixel is decoded, so a
-decompression bomb costs nothing but a clear :class:`ImageDecodeError`.
+becomes RGB (wide integers scaled by their declared depth, see :func:`_scale_to_uint8`; transparency
+composited on white; the first frame of animations), and the pixel count is checked from the header *before*
+any pixel is decoded, so a decompression bomb costs nothing but a clear :class:`ImageDecodeError`.
 
 >>> load_image("photo.jpg").mode                    # doctest: +SKIP
 'RGB'
@@ -90,17 +90,43 @@ def _composite_on_white(image: Image.Image) -> Image.Image:
 # numpy dtype kinds that hold pixel values: bool, unsigned and signed integers, floats
 _PIXEL_KINDS = "buif"
 PIXEL_DTYPES = "uint8, uint16 or another integer type, bool, or float (0..1, or 0..255 when above 1)"
+# PIL modes of 16-bit pixels (any byte order): their depth is declared, whatever their values
+_MODES_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+# formats Pillow opens as mode "I" (32-bit, no depth of its own) only from 16-bit files: a PGM/PPM of maxval
+# over 255 (its values scaled to 0..65535 by Pillow) and, in older Pillows, a 16-bit PNG
+_FORMATS_16 = frozenset({"PPM", "PNG"})
+_BITS_PER_SAMPLE = 258  # TIFF tag
 
 
-def _scale_to_uint8(a: np.ndarray, name: str = "<ndarray>") -> np.ndarray:
+def _bit_depth(image: Image.Image) -> int | None:
+    """16 where ``image``'s mode or file declares 16-bit pixels, else ``None`` (a depth the container does
+    not say: mode ``I`` made in memory, a 32-bit TIFF)."""
+    if image.mode in _MODES_16:
+        return 16
+    if image.mode != "I":
+        return None
+    fmt = getattr(image, "format", None)
+    if fmt in _FORMATS_16:
+        return 16
+    if fmt == "TIFF":  # older Pillows open 16-bit TIFFs as mode I too
+        bits = getattr(image, "tag_v2", {}).get(_BITS_PER_SAMPLE)
+        if bits == 16 or bits == (16,):
+            return 16
+    return None
+
+
+def _scale_to_uint8(a: np.ndarray, name: str = "<ndarray>", depth: int | None = None) -> np.ndarray:
     """Integer or float pixels of any range -> uint8, scaling (not clipping) wide ranges.
 
-    Integers other than uint8 follow one rule, whatever their type or byte order (uint16 from a 16-bit PNG or
-    TIFF, big-endian from a PGM, int32 from PIL mode ``I``), so equal values give the same picture: all within
-    0..255 are 8-bit values, kept; all within 0..65535 are 16-bit, scaled by 255/65535; any other range is
-    stretched over 0..255. Floats in [0, 1] are scaled by 255, other floats taken as 0..255 and clipped; NaN
-    and -inf are black, +inf white, the scale taken from the finite pixels alone, so one bad value does not
-    change the others. Other dtypes (strings, objects, complex, dates) raise :class:`ImageDecodeError`.
+    The depth of the container decides, not the values: 16-bit pixels (``uint16`` in either byte order, as
+    from a 16-bit PNG, TIFF or PGM, or ``depth=16`` where the file said so) are always scaled by 255/65535, so
+    a dim 16-bit exposure stays dim whatever its container or its brightest pixel. Integers of no declared
+    depth (``int32`` from PIL mode ``I``, ``int64``, ``int16``, ``uint32``) are read by their range: all
+    within 0..255 as 8-bit values, kept; all within 0..65535 as 16-bit, scaled by 255/65535; any other range
+    stretched over 0..255 (its lowest value black, its highest white). Floats in [0, 1] are scaled by 255,
+    other floats taken as 0..255 and clipped; NaN and -inf are black, +inf white, the scale taken from the
+    finite pixels alone, so one bad value does not change the others. Other dtypes (strings, objects,
+    complex, dates) raise :class:`ImageDecodeError`.
     """
     if a.dtype == np.uint8:
         return a
@@ -125,29 +151,56 @@ def _scale_to_uint8(a: np.ndarray, name: str = "<ndarray>") -> np.ndarray:
         a *= np.float32(scale)
         a += np.float32(0.5)
         return np.clip(a, 0, 255, out=a).astype(np.uint8)
+    if a.dtype.kind == "u" and a.dtype.itemsize == 2:  # uint16, little- or big-endian: 16-bit by its type
+        return _sixteen_to_eight(a)
     lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
-    if lo >= 0 and hi <= 255:
+    if depth == 16 and lo >= 0 and hi <= 65535:
+        return _sixteen_to_eight(a)
+    if depth is None and lo >= 0 and hi <= 255:  # no declared depth: 8-bit values
         return a.astype(np.uint8)
-    if lo >= 0 and hi <= 65535:  # 16-bit values, in any container and byte order
-        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    # an arbitrary range (negative, or wider than 16 bits): stretch what is there; float64 holds any
-    # int64/uint64 difference without the overflow of integer arithmetic
-    span = float(max(hi - lo, 1))
-    return ((a.astype(np.float64) - lo) * (255.0 / span)).astype(np.uint8)
+    if depth is None and lo >= 0 and hi <= 65535:  # no declared depth: 16-bit values
+        return _sixteen_to_eight(a)
+    return _stretch(a, lo, hi)
 
 
-def _to_rgb(image: Image.Image, name: str) -> Image.Image:
+def _sixteen_to_eight(a: np.ndarray) -> np.ndarray:
+    """Values in 0..65535 -> 0..255, rounded (65535 -> 255, 128 -> 0, 129 -> 1)."""
+    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+# spans up to this are stretched in exact int64 arithmetic ((value - lo) * 255 stays below 2**63)
+_EXACT_SPAN = (2**63 - 1) // 255
+
+
+def _stretch(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Integers of range ``lo..hi`` stretched over 0..255: ``lo`` black, ``hi`` 255, rounded down between."""
+    span = max(hi - lo, 1)
+    if span <= _EXACT_SPAN:
+        # exact: (value - lo) fits int64 (a uint64 above int64's range is shifted in its own type first)
+        shifted = (a - a.dtype.type(lo)).astype(np.int64) if a.dtype == np.uint64 else a.astype(np.int64) - lo
+        return (shifted * 255 // span).astype(np.uint8)
+    # wider (int64/uint64 extremes): float64, whose rounding could leave the top just under 255 without the
+    # small lift (values that close to the top are white at any 8-bit precision)
+    scaled = (a.astype(np.float64) - float(lo)) * (255.0 / span) + 1e-6
+    return np.clip(np.floor(scaled), 0, 255).astype(np.uint8)
+
+
+def _to_rgb(image: Image.Image, name: str, depth: int | None = None) -> Image.Image:
+    """``image`` as RGB; ``depth``: the bit depth its file declared (:func:`_bit_depth`), where the mode
+    alone does not say it."""
     mode = image.mode
-    if mode == "RGB":
-        return image
+    # a colour key (RGB, L or P with info["transparency"]) is composited like an alpha channel: checked
+    # before RGB is returned as it is
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         mode in ("P", "L", "RGB") and "transparency" in image.info
     ):
         return _composite_on_white(image)
+    if mode == "RGB":
+        return image
     if mode == "P":
         return image.convert("RGB")
     if mode.startswith("I") or mode == "F":  # 16/32-bit gray: scale to 8 bit (PIL's convert would clip)
-        gray = _scale_to_uint8(np.asarray(image), name)
+        gray = _scale_to_uint8(np.asarray(image), name, depth)
         return Image.fromarray(gray, "L").convert("RGB")
     try:
         return image.convert("RGB")  # 1, L, CMYK, YCbCr, HSV, ...
@@ -331,6 +384,7 @@ def _load(
         if getattr(image, "is_animated", False):
             image.seek(0)  # the first frame of an animated GIF / WebP / APNG
         image.load()
+        depth = _bit_depth(image)  # before turning: a turned copy no longer knows its file's format
         try:
             if image is src:  # the caller's image stays as it is: turned on a copy, and only if it must be
                 upright = ImageOps.exif_transpose(image) if _turned(image) else image
@@ -340,7 +394,7 @@ def _load(
         except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
             upright = image  # malformed EXIF: the pixels are still a good image, keep them as stored
         kept = upright.mode in keep and "transparency" not in upright.info
-        rgb = upright if kept else _to_rgb(upright, name)
+        rgb = upright if kept else _to_rgb(upright, name, depth)
         rgb.load()
         if rgb is image and image is not src and _holds_file(image):
             rgb = rgb.copy()  # keep the pixels; the opened file is closed below

@@ -24,7 +24,7 @@ from PIL import Image
 
 from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
-from ferhub.errors import PredictorSettingError
+from ferhub.errors import NotFiniteProbabilities, PredictorSettingError
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, image_suffixes, load_image, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
@@ -454,14 +454,16 @@ class Predictor:
 
         A crop is anything :meth:`predict` takes (a PIL image, a path, bytes, a numpy array), decoded the same
         way (EXIF orientation applied; a bad one raises its :class:`~ferhub.errors.ImageDecodeError`).
-        ``views``: as for :meth:`classify_faces`.
+        ``views``: as for :meth:`classify_faces`. A model's NaN or infinite probabilities for a crop raise
+        :class:`NotFiniteProbabilities`, which names the model and the crops.
         """
         crops = [upright_rgb(c, keep_gray=True) for c in _many(crops, "classify_crops", "crops")]
         if views is None:
-            return self._classify(lambda _config: crops, len(crops))
-        return self._classify(
+            return self._checked(self._classify(lambda _config: crops, len(crops)), len(crops), "crop")
+        probs = self._classify(
             lambda config: [v for c in crops for v in views(at_input_size(c, config))], len(crops)
         )
+        return self._checked(probs, len(crops), "crop")
 
     def classify_faces(
         self,
@@ -478,21 +480,26 @@ class Predictor:
         taken of the crop at the model's input size, as training holds its crops and takes its views (so
         ``ferhub evaluate --tta`` gives the number training recorded): the rows are then each face's views in
         order, face after face.
+
+        A model's NaN or infinite probabilities for a face (any of its views) raise
+        :class:`NotFiniteProbabilities`, which names the model and the faces: no label can be read from them.
         """
         faces = list(faces)
         image = upright_rgb(image)
         if views is None:
-            return self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
+            probs = self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
+            return self._checked(probs, len(faces), "face")
 
         def crops(config: ModelConfig) -> list[Image.Image]:
             return [v for f in faces for v in views(at_input_size(crop_face(image, f, config), config))]
 
-        return self._classify(crops, len(faces))
+        return self._checked(self._classify(crops, len(faces)), len(faces), "face")
 
     def classify_many(self, items: Sequence[tuple[ImageSource, Face]]) -> list[np.ndarray]:
         """Probabilities for faces of several images in one forward per model (video frames, photo batches):
         ``items`` are ``(image, face)`` pairs, images decoded as in :meth:`classify_faces`; one ``(N, K)``
-        array per model."""
+        array per model. NaN or infinite probabilities raise :class:`NotFiniteProbabilities`, which names the
+        model and the pairs (its ``rows`` and ``probabilities`` keep the other pairs' results)."""
         # each image decoded once, however many of its faces are asked for; the source is held with it, so
         # its id is not reused by another image while this runs (``items`` may be a generator)
         decoded: dict[int, tuple[ImageSource, Image.Image]] = {}
@@ -501,7 +508,8 @@ class Predictor:
             if id(image) not in decoded:
                 decoded[id(image)] = (image, upright_rgb(image))
             pairs.append((decoded[id(image)][1], face))
-        return self._classify(lambda config: [crop_face(im, f, config) for im, f in pairs], len(pairs))
+        probs = self._classify(lambda config: [crop_face(im, f, config) for im, f in pairs], len(pairs))
+        return self._checked(probs, len(pairs), "(image, face) pair")
 
     # -- whole images -------------------------------------------------------------------------------------
     def _faces_of(self, image: Image.Image) -> list[Face]:
@@ -527,14 +535,39 @@ class Predictor:
         with ThreadPoolExecutor(workers, thread_name_prefix="ferhub-detect") as pool:
             return list(pool.map(self._faces_of, images))
 
-    def _not_finite(self, probs: list[np.ndarray]) -> tuple[np.ndarray, list[str]] | None:
-        """Rows (faces) where a model gave NaN or infinite probabilities, and each such model's name; ``None``
-        when every value is finite (the one check the common case pays: one pass over N x K numbers)."""
+    def _not_finite(self, probs: list[np.ndarray], count: int) -> list[np.ndarray] | None:
+        """Per model, which of ``count`` items (faces, crops: a row each, or one row per view) it gave NaN
+        or infinite probabilities for, ``(count,)`` bool; ``None`` when every value is finite (the one check
+        the common case pays: one pass over N x K numbers)."""
         bad = [~np.isfinite(p).all(axis=1) for p in probs]
         if not any(b.any() for b in bad):
             return None
-        rows = np.logical_or.reduce(bad)
-        return rows, [name for name, b in zip(self.names, bad) if b.any()]
+        return [b.reshape(count, -1).any(axis=1) for b in bad]
+
+    def _not_finite_message(self, bad: list[np.ndarray], item: str, total: int | None = None) -> str:
+        """Which model gave NaN or infinite probabilities for which of the items in ``bad`` (one
+        :meth:`_not_finite` array per model, sliced to the items meant; ``total`` of them), models that did
+        not left out."""
+        said = [
+            (name, ", ".join(str(i + 1) for i in np.flatnonzero(b)))
+            for name, b in zip(self.names, bad)
+            if b.any()
+        ]
+        (name, numbers), *others = said
+        text = f"model {name} gave NaN or infinite probabilities for {item} {numbers}"
+        text += "".join(f", model {n} for {item} {nums}" for n, nums in others)
+        text += f" (of {total})" if total is not None else ""
+        whose = "their weights or their computation are" if others else "its weights or its computation are"
+        return f"{text}; {whose} not finite (a diverged or corrupt model)"
+
+    def _checked(self, probs: list[np.ndarray], count: int, item: str) -> list[np.ndarray]:
+        """``probs`` of ``count`` items, or :class:`NotFiniteProbabilities` where a model gave NaN or
+        infinity for one."""
+        bad = self._not_finite(probs, count) if count else None
+        if bad is None:
+            return probs
+        message = self._not_finite_message(bad, item, count)
+        raise NotFiniteProbabilities(message, np.logical_or.reduce(bad), probs)
 
     def _results(self, faces: list[Face], probs: list[np.ndarray], offset: int = 0) -> list[FaceResult]:
         results = []
@@ -581,19 +614,15 @@ class Predictor:
         # one forward per model over the faces of all images
         flat = [(image, face) for (_, image), faces in zip(decoded, faces_of) for face in faces]
         probs = self._classify(lambda config: [crop_face(im, f, config) for im, f in flat], len(flat))
-        not_finite = self._not_finite(probs)
+        not_finite = self._not_finite(probs, len(flat)) if flat else None
         offset = 0
         for (index, _), faces in zip(decoded, faces_of):
-            rows = None if not_finite is None else not_finite[0][offset : offset + len(faces)]
-            if rows is not None and rows.any():
+            bad = None if not_finite is None else [b[offset : offset + len(faces)] for b in not_finite]
+            if bad is not None and any(b.any() for b in bad):
                 # a label picked from NaN (argmax: the first class) would look like an answer, and NaN is not
-                # JSON: the image gets an error instead
-                numbers = ", ".join(str(i + 1) for i in np.flatnonzero(rows))
-                results[index].error = (
-                    f"{results[index].path or '<image>'}: model {', '.join(not_finite[1])} gave NaN or"
-                    f" infinite probabilities for face {numbers}; its weights or its computation are not"
-                    " finite (a diverged or corrupt model)"
-                )
+                # JSON: the image gets an error instead, naming the models that failed on this image's faces
+                message = self._not_finite_message(bad, "face")
+                results[index].error = f"{results[index].path or '<image>'}: {message}"
             else:
                 results[index].faces = self._results(faces, probs, offset)
             offset += len(faces)
@@ -602,16 +631,36 @@ class Predictor:
 
 def _many(items: Any, method: str, what: str) -> Any:
     """``items`` where they are a sequence of images; one image alone is refused: a str or bytes would be
-    taken character by character, a path or PIL image raise a bare "not iterable"."""
-    # an array of images is N x H x W (x C); fewer dimensions are one image (an object array holds sources)
-    one_array = isinstance(items, np.ndarray) and items.dtype.kind != "O" and items.ndim < 4
-    if isinstance(items, _ONE_IMAGE) or one_array:
-        kind = "numpy array" if isinstance(items, np.ndarray) else type(items).__name__
+    taken character by character, a path or PIL image raise a bare "not iterable", and the rows of one
+    array image would be taken for images.
+
+    An array is a stack of images (taken along its first axis, as always) unless it can only be one image:
+    pixel values (bool, integers, floats) in 2 dimensions (H x W: its rows are no images), or in 3 with a
+    last axis of 1, 3 or 4 (H x W x C: a stack of images 1, 3 or 4 pixels wide is none). An N x H x W stack
+    of grey images (FER2013's layout), N x H x W x C, and an array of paths are sequences."""
+    if isinstance(items, _ONE_IMAGE):
         raise TypeError(
-            f"Predictor.{method} takes a list of {what}, got one {kind}; pass [{what[:-1]}]"
+            f"Predictor.{method} takes a list of {what}, got one {type(items).__name__}; pass"
+            f" [{what[:-1]}]" + (" or use predict_image(image)" if method == "predict" else "")
+        )
+    if isinstance(items, np.ndarray) and _one_array_image(items):
+        one = {0: "a value", 2: "an H x W image"}.get(items.ndim, "an H x W x C image")
+        raise TypeError(
+            f"Predictor.{method} takes a list of {what}, got one numpy array of shape {items.shape}: {one},"
+            f" not a stack of images; pass [{what[:-1]}]"
             + (" or use predict_image(image)" if method == "predict" else "")
+            + " (a stack of images is N x H x W or N x H x W x C)"
         )
     return items
+
+
+def _one_array_image(a: np.ndarray) -> bool:
+    """Whether ``a`` can only be one image, not a sequence of them (see :func:`_many`)."""
+    if a.ndim == 0:
+        return True  # one value (a path as a 0-d array): not iterable at all
+    if a.dtype.kind not in "buif":
+        return False  # paths (str), sources (object): one each
+    return a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))
 
 
 def _check_finite(model: nn.Module, name: str) -> None:

@@ -139,3 +139,90 @@ def test_int8_of_an_ensemble_is_refused_before_anything_is_written(
         export_onnx("someorg/ensemble", out, quantize="int8")
     assert main(["export", "someorg/ensemble", "--out", str(out), "--quantize", "int8"]) == 2
     assert not out.exists()
+
+
+def test_a_failed_export_removes_every_folder_it_made_and_nothing_else(
+    repo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Only the last folder of new/deep/out was removed: new/ and new/deep/ stayed."""
+
+    def disagree(*args, **kwargs):
+        raise _onnx.ExportError("the graph disagrees with PyTorch")
+
+    monkeypatch.setattr(export, "_verify", disagree)
+    (tmp_path / "kept").mkdir()  # a folder that was there: it stays, empty or not
+    with pytest.raises(_onnx.ExportError, match="disagrees"):
+        export_onnx(repo, tmp_path / "kept" / "new" / "deep" / "out")
+    assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(_onnx.ExportError, match="disagrees"):
+        export_onnx(repo, "rel/out")  # relative: up to the current folder, which stays
+    assert not (tmp_path / "rel").exists() and tmp_path.is_dir()
+
+    # something else wrote into one of the folders meanwhile: it stays, with the folders above it
+    def write_beside(*args, **kwargs):
+        (tmp_path / "a" / "b" / "theirs.txt").write_text("theirs")
+        raise _onnx.ExportError("the graph disagrees with PyTorch")
+
+    monkeypatch.setattr(export, "_verify", write_beside)
+    with pytest.raises(_onnx.ExportError, match="disagrees"):
+        export_onnx(repo, tmp_path / "a" / "b" / "c")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "a").rglob("*")) == [
+        "a/b",
+        "a/b/theirs.txt",
+    ]
+
+
+def test_a_users_file_is_never_overwritten_by_a_model_folders_file_of_the_same_name(
+    repo: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """export copied every extra file of the model's folder (notes, a training log) over the user's file of
+    the same name in --out, which the help said was kept."""
+    (repo / "notes.txt").write_text("the model's notes")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("USER NOTES")
+    (out / "mine.txt").write_text("mine")
+    monkeypatch.setattr(hub, "load", no_loading)
+    assert main(["export", str(repo), "--out", str(out)]) == 2  # before any work: nothing loaded
+    err = capsys.readouterr().err
+    assert (
+        f"--out {out} holds notes.txt, which the export would overwrite with the model folder's file" in err
+    )
+    assert "where the model's folder has a different file of the same name, the export is refused" in err
+    with pytest.raises(UnfitExport, match=r"holds notes\.txt, which the export would overwrite"):
+        export_onnx(repo, out)
+    assert contents(out) == {"mine.txt": b"mine", "notes.txt": b"USER NOTES"}
+    monkeypatch.undo()
+
+    # a Hub id: its folder is known once loaded, still before anything is written
+    snapshot = hub.load(repo)
+    monkeypatch.setattr(hub, "load", lambda *a, **k: snapshot)
+    with pytest.raises(UnfitExport, match=r"holds notes\.txt"):
+        export_onnx("someorg/tiny", out)
+    assert contents(out) == {"mine.txt": b"mine", "notes.txt": b"USER NOTES"}
+    monkeypatch.undo()
+
+    # the same file (an earlier export of this model) is no loss: re-exporting works, and keeps it
+    (out / "notes.txt").write_text("the model's notes")
+    assert main(["export", str(repo), "--out", str(out)]) == 0
+    assert main(["export", str(repo), "--out", str(out)]) == 0
+    assert (out / "notes.txt").read_text() == "the model's notes" and (out / "mine.txt").read_text() == "mine"
+    # the model's notes changed since: the earlier copy may be the user's now; refused, kept
+    (out / "notes.txt").write_text("edited in the export")
+    assert main(["export", str(repo), "--out", str(out)]) == 2
+    assert (out / "notes.txt").read_text() == "edited in the export"
+    # a folder of that name is refused too (the move would fail after all the work)
+    (out / "notes.txt").unlink()
+    (out / "notes.txt").mkdir()
+    assert main(["export", str(repo), "--out", str(out)]) == 2
+
+
+def test_the_help_says_what_happens_to_a_file_of_the_same_name(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "never over a different file of the same name in DIR: such a folder is refused (exit 2" in help_text
+    )
+    assert "the file is kept" in help_text

@@ -1,5 +1,6 @@
-"""Pixel values by one rule: 16-bit data gives one picture whatever its container, arrays that hold no pixels
-are a clear error, a non-finite float pixel leaves the others alone; and the Predictor's no-copy entry."""
+"""Pixel values by their declared depth: 16-bit data gives one picture whatever its container or its brightest
+pixel, stretched ranges reach white, colour keys are transparent, arrays that hold no pixels are a clear
+error, a non-finite float pixel leaves the others alone; and the Predictor's no-copy entry."""
 
 from __future__ import annotations
 
@@ -26,31 +27,102 @@ def _encoded(values: np.ndarray, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("top", [127, 255, 40000, 65535], ids=["dim", "8-bit range", "16-bit", "full"])
-def test_16bit_values_give_one_picture_in_every_container(top: int) -> None:
-    """A dim 16-bit exposure was black from a PNG or TIFF (I;16) and 257x brighter from a PGM (mode I) or a
-    big-endian image: equal values must give equal pixels, whatever the format or byte order."""
-    values = np.linspace(0, top, 48 * 64).reshape(48, 64).astype(np.uint16)
-    sources = {
+def _sixteen_bit_sources(values: np.ndarray) -> dict[str, object]:
+    """``values`` (uint16) in every container that declares 16-bit pixels."""
+    return {
         "uint16": values,
         ">u2": values.astype(">u2"),
-        "int32": values.astype(np.int32),
-        "int64": values.astype(np.int64),
         "PIL I;16": Image.fromarray(values),
-        "PIL I": Image.fromarray(values.astype(np.int32)),
-        "PIL I;16B": Image.frombytes("I;16B", (64, 48), values.astype(">u2").tobytes()),
+        "PIL I;16B": Image.frombytes(
+            "I;16B", (values.shape[1], values.shape[0]), values.astype(">u2").tobytes()
+        ),
         "PNG": _encoded(values, "PNG"),
         "TIFF": _encoded(values, "TIFF"),
-        "PGM": _encoded(values, "PPM"),
+        "PGM": _encoded(values, "PPM"),  # Pillow opens it as mode I: its depth comes from the file
+        "PGM opened": Image.open(io.BytesIO(_encoded(values, "PPM"))),
     }
-    pictures = {name: _gray(load_image(src)) for name, src in sources.items()}
-    expected = pictures["uint16"]
-    for name, picture in pictures.items():
-        assert np.array_equal(picture, expected), name
-    if top <= 255:  # 8-bit values in a wider container are 8-bit values: a picture, not black
-        assert np.array_equal(expected, values.astype(np.uint8))
-    else:  # 16-bit: scaled by 255/65535, not clipped
-        assert expected.max() == round(top * 255 / 65535)
+
+
+@pytest.mark.parametrize("top", [127, 255, 256, 4095, 40000, 65535])
+def test_16bit_pixels_are_scaled_by_their_depth_whatever_their_values(top: int) -> None:
+    """A dim 16-bit exposure was read as 8-bit from a PGM or big-endian image, then, under a rule by value,
+    from every 16-bit container whose brightest pixel was at most 255: 257x brighter than the same picture
+    with one pixel at 256. The container's depth decides: 16-bit data is scaled by 255/65535 always."""
+    values = np.linspace(0, top, 48 * 64).reshape(48, 64).astype(np.uint16)
+    expected = ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    for name, src in _sixteen_bit_sources(values).items():
+        assert np.array_equal(_gray(load_image(src)), expected), name
+    assert expected.max() == round(top * 255 / 65535)  # dim stays dim: 255 and 256 both give 1, not 255 and 1
+
+
+def test_no_jump_at_255_for_16bit_data() -> None:
+    """Frames of a dim 16-bit sequence (a 12-bit sensor, an IR camera) whose brightest pixel crosses 255
+    flickered between an 8-bit and a 16-bit reading."""
+    for container in ("uint16", "PNG", "PGM", "TIFF"):
+        tops = []
+        for top in (254, 255, 256, 257):
+            values = np.full((4, 4), 100, np.uint16)
+            values[0, 0] = top
+            tops.append(_gray(load_image(_sixteen_bit_sources(values)[container])).astype(int))
+        assert all(np.array_equal(t[1:], tops[0][1:]) for t in tops), container  # the other pixels alike
+        assert tops[0][1:].max() == 0  # 100/65535: black, in every frame
+
+
+@pytest.mark.parametrize("top", [127, 255, 256, 40000, 65535])
+def test_integers_of_no_declared_depth_go_by_their_range(top: int) -> None:
+    """int32/int64 arrays and PIL mode I made in memory say no depth: values within 0..255 are 8-bit,
+    within 0..65535 16-bit (the rule by value is kept for them alone)."""
+    values = np.linspace(0, top, 48 * 64).reshape(48, 64).astype(np.uint16)
+    sources = {
+        "int32": values.astype(np.int32),
+        "int64": values.astype(np.int64),
+        "PIL I": Image.fromarray(values.astype(np.int32)),
+    }
+    if top <= 255:
+        expected = values.astype(np.uint8)
+    else:
+        expected = ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    for name, src in sources.items():
+        assert np.array_equal(_gray(load_image(src)), expected), name
+
+
+@pytest.mark.parametrize("span", [66502, 66656, 68364, 70000, 2**31 - 1, 2**40 + 7])
+def test_a_stretched_range_reaches_white(span: int) -> None:
+    """Float arithmetic truncated span * (255 / span) to 254.999... for some spans: the brightest pixel was
+    254, not 255."""
+    for lo in (0, -5):
+        a = np.linspace(lo, lo + span, 64).astype(np.int64)
+        a[-1] = lo + span
+        out = _gray(load_image(a.reshape(8, 8)))
+        assert out.min() == 0 and out.max() == 255, (lo, span)
+    extremes = np.array([[np.iinfo(np.int64).min, 0], [1, np.iinfo(np.int64).max]], np.int64)
+    assert _gray(load_image(extremes)).tolist() == [[0, 127], [127, 255]]
+    top = np.array([[0, 2**64 - 1]], np.uint64)
+    assert _gray(load_image(top)).tolist() == [[0, 255]]
+
+
+def test_every_stretched_span_reaches_white() -> None:
+    """The review found 6,768 of ~48k spans topping out at 254."""
+    spans = np.arange(65536, 65536 + 50_000)
+    tops = [_gray(load_image(np.array([[0, s]], np.int32))).max() for s in spans[::97]]
+    assert set(tops) == {255}
+    from ferhub.images import _stretch
+
+    for s in spans:  # the stretch itself, over every span (fast: no decoding)
+        assert _stretch(np.array([0, s], np.int64), 0, int(s))[1] == 255, s
+
+
+def test_a_colour_key_on_an_rgb_image_is_transparent() -> None:
+    """An RGB image's info["transparency"] colour stayed that colour (its pixel was not composited)."""
+    a = np.array([[[10, 20, 30], [1, 2, 3]]], np.uint8)
+    keyed = Image.fromarray(a)
+    keyed.info["transparency"] = (10, 20, 30)
+    out = np.asarray(load_image(keyed))
+    assert out[0, 0].tolist() == [255, 255, 255] and out[0, 1].tolist() == [1, 2, 3]
+    buffer = io.BytesIO()
+    keyed.save(buffer, "PNG", transparency=(10, 20, 30))  # from a file: a tRNS chunk
+    assert np.asarray(load_image(buffer.getvalue()))[0, 0].tolist() == [255, 255, 255]
+    assert np.asarray(upright_rgb(keyed))[0, 0].tolist() == [255, 255, 255]
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,56 @@ def test_one_image_given_where_a_list_is_asked_is_refused(tmp_path: Path) -> Non
     assert [r.ok for r in p.predict(iter([path, path]))] == [True, True]
 
 
+def test_arrays_that_are_sequences_of_images_are_taken_as_before(tmp_path: Path) -> None:
+    """A 1-D array of paths (np.array(paths), df.path.to_numpy(str)) and an N x H x W stack of grey images
+    (FER2013's layout) were refused as "one image" by the single-image check; before it they worked."""
+    p = Predictor(tiny(), detector=NoFaces(), no_face="fallback")
+    paths = []
+    for i in range(2):
+        photo(seed=i).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    results = p.predict(np.array(paths))
+    assert [r.ok for r in results] == [True, True] and [r.path for r in results] == paths
+    grey = np.stack([np.asarray(photo(48, 48, seed=i).convert("L")) for i in range(3)])  # N x 48 x 48
+    results = p.predict(grey)
+    assert [r.ok for r in results] == [True] * 3 and (results[0].width, results[0].height) == (48, 48)
+    (stacked,) = p.classify_crops(grey)
+    (listed,) = p.classify_crops(list(grey))
+    assert stacked.shape == (3, 7)
+    np.testing.assert_allclose(stacked, listed, atol=1e-6)
+    for stack in (grey.astype(np.float32) / 255, grey[:, :, :5], np.zeros((2, 48, 48, 3), np.uint8)):
+        assert len(p.classify_crops(stack)[0]) == len(
+            stack
+        )  # N x H x W (any width but 1, 3, 4), N x H x W x C
+
+
+@pytest.mark.parametrize(
+    ("shape", "one"),
+    [
+        ((48, 64), "an H x W image"),
+        ((48, 64, 3), "an H x W x C image"),
+        ((48, 64, 4), "an H x W x C image"),
+        ((48, 64, 1), "an H x W x C image"),
+    ],
+)
+def test_one_array_image_is_refused_with_what_it_is(shape: tuple[int, ...], one: str) -> None:
+    """Only what cannot be a stack: H x W, or H x W x C with C 1, 3 or 4 (images 1-4 pixels wide are none)."""
+    p = Predictor(tiny(), detector=NoFaces(), no_face="fallback")
+    image = np.zeros(shape, np.uint8)
+    with pytest.raises(TypeError) as e:
+        p.predict(image)
+    assert str(e.value) == (
+        f"Predictor.predict takes a list of images, got one numpy array of shape {shape}: {one}, not a stack"
+        " of images; pass [image] or use predict_image(image) (a stack of images is N x H x W or"
+        " N x H x W x C)"
+    )
+    with pytest.raises(
+        TypeError, match=rf"classify_crops takes a list of crops, got one numpy array .*{one}"
+    ):
+        p.classify_crops(image)
+    assert p.predict([image])[0].ok and p.predict_image(image).ok
+
+
 def test_a_path_names_one_model(tmp_path: Path) -> None:
     folder = hub.save(tiny(), tmp_path / "tiny")
     p = Predictor(folder, detector=NoFaces())
@@ -154,6 +204,50 @@ def test_nan_probabilities_are_an_error_never_a_label() -> None:
     assert "gave NaN or infinite probabilities for face 1" in results[0].error
     assert results[1].ok and len(results[1].faces) == 1  # the other image keeps its result
     json.dumps([r.to_dict() for r in results], allow_nan=False)  # valid JSON
+
+
+class NaNOnDark(NaNOnBright):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(-x)
+
+
+def test_the_nan_error_names_only_the_models_that_failed_on_that_image() -> None:
+    """Each failing image's message named every model that failed anywhere in the batch."""
+    bright_fails, dark_fails = NaNOnBright(), NaNOnDark()
+    p = Predictor(
+        [bright_fails, dark_fails], names=["A", "B"], detector=NoFaces(), no_face="fallback", runtime="torch"
+    )
+    white, black = Image.new("RGB", (40, 40), "white"), Image.new("RGB", (40, 40), "black")
+    results = p.predict([white, black])
+    assert "model A gave NaN or infinite probabilities for face 1; its weights" in results[0].error
+    assert "model B" not in results[0].error
+    assert "model B gave NaN or infinite probabilities for face 1; its weights" in results[1].error
+    assert "model A" not in results[1].error
+
+
+def test_classify_entries_raise_on_nan_never_give_it_as_probabilities() -> None:
+    """classify_faces / classify_crops / classify_many (webcam, video, evaluation) returned NaN rows, whose
+    argmax their callers read as the first class."""
+    from ferhub.predict import NotFiniteProbabilities
+
+    p = Predictor(
+        [tiny(), NaNOnBright()], names=["ok", "bad"], detector=NoFaces(), no_face="fallback", runtime="torch"
+    )
+    white, black = Image.new("RGB", (40, 40), "white"), Image.new("RGB", (40, 40), "black")
+    whole = Face(box=(0.0, 0.0, 40.0, 40.0), score=1.0)
+    with pytest.raises(NotFiniteProbabilities) as e:
+        p.classify_crops([black, white, black])
+    assert str(e.value).startswith("model bad gave NaN or infinite probabilities for crop 2 (of 3);")
+    assert e.value.rows.tolist() == [False, True, False]
+    assert np.isfinite(e.value.probabilities[1][[0, 2]]).all()  # the other crops' results are kept
+    assert isinstance(e.value, FerhubError) and isinstance(e.value, ValueError)
+    with pytest.raises(NotFiniteProbabilities, match=r"model bad gave NaN .* for face 1 \(of 1\)"):
+        p.classify_faces(white, [whole])
+    with pytest.raises(NotFiniteProbabilities, match=r"for face 1 \(of 1\)"):  # any of its TTA views
+        p.classify_faces(white, [whole], views=lambda crop: [crop, crop])
+    with pytest.raises(NotFiniteProbabilities, match=r"for \(image, face\) pair 2, 3 \(of 3\)"):
+        p.classify_many([(black, whole), (white, whole), (white, whole)])
+    assert all(np.isfinite(a).all() for a in p.classify_faces(black, [whole, whole]))  # finite: as before
 
 
 def test_nan_weights_are_refused_by_the_predictor_and_by_save(tmp_path: Path) -> None:

@@ -23,7 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             " earlier export, which is replaced (its README.md, card.json, config.json, model.safetensors,"
             " eval_results.json and .onnx graphs that this export does not write are removed; other files"
             " stay). A folder holding such files that is no export (a model repo, a project's README.md) is"
-            " refused (exit 2), as are an empty name, a file and the model's own folder"
+            " refused (exit 2), as are an empty name, a file and the model's own folder. Other files of the"
+            " model's folder are copied too, but never over a different file of the same name in DIR: such"
+            " a folder is refused (exit 2, before any work; for a Hub id, once it is downloaded) and the file"
+            " is kept. A failed export leaves DIR as it was (folders it made removed)"
         ),
     )
     p.add_argument(
