@@ -14,8 +14,6 @@ ModelLoadError
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class FerhubError(Exception):
     """Base of every error ferhub raises on purpose; the message says what to do."""
@@ -117,20 +115,6 @@ class DeviceError(FerhubError, RuntimeError):
 class PredictorSettingError(FerhubError, ValueError):
     """A :class:`~ferhub.predict.Predictor` argument that cannot work (``batch_size``, ``no_face``,
     ``names``), refused when the predictor is built rather than part-way through a prediction."""
-
-
-class NotFiniteProbabilities(FerhubError, ValueError):
-    """A model gave NaN or infinite probabilities for some of the faces or crops given to
-    :meth:`~ferhub.predict.Predictor.classify_crops`, ``classify_faces`` or ``classify_many``:
-    no label can be read from them (argmax of a NaN row is the first class). The message names each such
-    model and the items (1-based) it failed on; ``rows`` marks those items (``(N,)`` bool, any model) and
-    ``probabilities`` holds every model's ``(N, K)`` array as computed, so a caller can keep the other items'
-    results. ``Predictor.predict`` gives the same failure as the image's ``error`` instead."""
-
-    def __init__(self, message: str, rows: Any, probabilities: list[Any]) -> None:
-        super().__init__(message)
-        self.rows = rows
-        self.probabilities = probabilities
 
 
 class ExportError(FerhubError, RuntimeError):

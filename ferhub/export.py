@@ -169,7 +169,7 @@ def _quantize(model: nn.Module, fp32: Path, out: Path, batch: np.ndarray) -> flo
 OUT_RULE = (
     "export to a new or empty folder (made if missing), a folder of other files (kept: where the model's"
     " folder has a different file of the same name, the export is refused), or an earlier export (which is"
-    " replaced), other than the model's own"
+    " replaced, with its copies of the model folder's files), other than the model's own"
 )
 
 
@@ -254,6 +254,10 @@ def _overwritten(out: str | os.PathLike, source: Path | None) -> str | None:
     folder = Path(out).expanduser()
     if source is None or not folder.is_dir():
         return None
+    # an earlier export is replaced whole: its copies of the model folder's files are ferhub's to replace (a
+    # model folder's notes or .gitattributes changed since made re-exporting impossible); only what is no
+    # plain file there (a folder, a link) is in the way
+    earlier = is_export(folder)
     lost = []
     for extra in _extra_files(source):
         if extra.name in REPO_FILES:
@@ -261,7 +265,8 @@ def _overwritten(out: str | os.PathLike, source: Path | None) -> str | None:
         there = folder / extra.name
         if not (there.exists() or there.is_symlink()):
             continue
-        if there.is_file() and not there.is_symlink() and filecmp.cmp(extra, there, shallow=False):
+        plain = there.is_file() and not there.is_symlink()
+        if plain and (earlier or filecmp.cmp(extra, there, shallow=False)):
             continue
         lost.append(extra.name)
     if not lost:

@@ -189,14 +189,12 @@ def _to_rgb(image: Image.Image, name: str, depth: int | None = None) -> Image.Im
     """``image`` as RGB; ``depth``: the bit depth its file declared (:func:`_bit_depth`), where the mode
     alone does not say it."""
     mode = image.mode
-    # a colour key (RGB, L or P with info["transparency"]) is composited like an alpha channel: checked
-    # before RGB is returned as it is
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        mode in ("P", "L", "RGB") and "transparency" in image.info
-    ):
-        return _composite_on_white(image)
+    # RGB as it is, a colour key in its info too: Pillow compares a 16-bit PNG's key with the 8-bit pixels,
+    # and an image converted to RGB in memory keeps its palette's key, matching opaque pixels of that colour
     if mode == "RGB":
         return image
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode in ("P", "L") and "transparency" in image.info):
+        return _composite_on_white(image)
     if mode == "P":
         return image.convert("RGB")
     if mode.startswith("I") or mode == "F":  # 16/32-bit gray: scale to 8 bit (PIL's convert would clip)

@@ -24,7 +24,7 @@ from PIL import Image
 
 from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
-from ferhub.errors import NotFiniteProbabilities, PredictorSettingError
+from ferhub.errors import PredictorSettingError
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, image_suffixes, load_image, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
@@ -454,16 +454,15 @@ class Predictor:
 
         A crop is anything :meth:`predict` takes (a PIL image, a path, bytes, a numpy array), decoded the same
         way (EXIF orientation applied; a bad one raises its :class:`~ferhub.errors.ImageDecodeError`).
-        ``views``: as for :meth:`classify_faces`. A model's NaN or infinite probabilities for a crop raise
-        :class:`NotFiniteProbabilities`, which names the model and the crops.
+        ``views``: as for :meth:`classify_faces`. Probabilities come as the model computed them: a model with
+        non-finite weights or arithmetic gives NaN rows (:meth:`predict` makes them the image's error).
         """
         crops = [upright_rgb(c, keep_gray=True) for c in _many(crops, "classify_crops", "crops")]
         if views is None:
-            return self._checked(self._classify(lambda _config: crops, len(crops)), len(crops), "crop")
-        probs = self._classify(
+            return self._classify(lambda _config: crops, len(crops))
+        return self._classify(
             lambda config: [v for c in crops for v in views(at_input_size(c, config))], len(crops)
         )
-        return self._checked(probs, len(crops), "crop")
 
     def classify_faces(
         self,
@@ -480,26 +479,21 @@ class Predictor:
         taken of the crop at the model's input size, as training holds its crops and takes its views (so
         ``ferhub evaluate --tta`` gives the number training recorded): the rows are then each face's views in
         order, face after face.
-
-        A model's NaN or infinite probabilities for a face (any of its views) raise
-        :class:`NotFiniteProbabilities`, which names the model and the faces: no label can be read from them.
         """
         faces = list(faces)
         image = upright_rgb(image)
         if views is None:
-            probs = self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
-            return self._checked(probs, len(faces), "face")
+            return self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
 
         def crops(config: ModelConfig) -> list[Image.Image]:
             return [v for f in faces for v in views(at_input_size(crop_face(image, f, config), config))]
 
-        return self._checked(self._classify(crops, len(faces)), len(faces), "face")
+        return self._classify(crops, len(faces))
 
     def classify_many(self, items: Sequence[tuple[ImageSource, Face]]) -> list[np.ndarray]:
         """Probabilities for faces of several images in one forward per model (video frames, photo batches):
         ``items`` are ``(image, face)`` pairs, images decoded as in :meth:`classify_faces`; one ``(N, K)``
-        array per model. NaN or infinite probabilities raise :class:`NotFiniteProbabilities`, which names the
-        model and the pairs (its ``rows`` and ``probabilities`` keep the other pairs' results)."""
+        array per model."""
         # each image decoded once, however many of its faces are asked for; the source is held with it, so
         # its id is not reused by another image while this runs (``items`` may be a generator)
         decoded: dict[int, tuple[ImageSource, Image.Image]] = {}
@@ -508,8 +502,7 @@ class Predictor:
             if id(image) not in decoded:
                 decoded[id(image)] = (image, upright_rgb(image))
             pairs.append((decoded[id(image)][1], face))
-        probs = self._classify(lambda config: [crop_face(im, f, config) for im, f in pairs], len(pairs))
-        return self._checked(probs, len(pairs), "(image, face) pair")
+        return self._classify(lambda config: [crop_face(im, f, config) for im, f in pairs], len(pairs))
 
     # -- whole images -------------------------------------------------------------------------------------
     def _faces_of(self, image: Image.Image) -> list[Face]:
@@ -559,15 +552,6 @@ class Predictor:
         text += f" (of {total})" if total is not None else ""
         whose = "their weights or their computation are" if others else "its weights or its computation are"
         return f"{text}; {whose} not finite (a diverged or corrupt model)"
-
-    def _checked(self, probs: list[np.ndarray], count: int, item: str) -> list[np.ndarray]:
-        """``probs`` of ``count`` items, or :class:`NotFiniteProbabilities` where a model gave NaN or
-        infinity for one."""
-        bad = self._not_finite(probs, count) if count else None
-        if bad is None:
-            return probs
-        message = self._not_finite_message(bad, item, count)
-        raise NotFiniteProbabilities(message, np.logical_or.reduce(bad), probs)
 
     def _results(self, faces: list[Face], probs: list[np.ndarray], offset: int = 0) -> list[FaceResult]:
         results = []

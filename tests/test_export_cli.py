@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 RULE = (
     "export to a new or empty folder (made if missing), a folder of other files (kept: where the model's"
     " folder has a different file of the same name, the export is refused), or an earlier export (which is"
-    " replaced), other than the model's own"
+    " replaced, with its copies of the model folder's files), other than the model's own"
 )
 
 

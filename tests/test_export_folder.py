@@ -208,10 +208,11 @@ def test_a_users_file_is_never_overwritten_by_a_model_folders_file_of_the_same_n
     assert main(["export", str(repo), "--out", str(out)]) == 0
     assert main(["export", str(repo), "--out", str(out)]) == 0
     assert (out / "notes.txt").read_text() == "the model's notes" and (out / "mine.txt").read_text() == "mine"
-    # the model's notes changed since: the earlier copy may be the user's now; refused, kept
+    # an earlier export is replaced whole, its copy of the model's notes too (the model folder's own notes
+    # or .gitattributes changed since made re-exporting impossible)
     (out / "notes.txt").write_text("edited in the export")
-    assert main(["export", str(repo), "--out", str(out)]) == 2
-    assert (out / "notes.txt").read_text() == "edited in the export"
+    assert main(["export", str(repo), "--out", str(out)]) == 0
+    assert (out / "notes.txt").read_text() == "the model's notes" and (out / "mine.txt").read_text() == "mine"
     # a folder of that name is refused too (the move would fail after all the work)
     (out / "notes.txt").unlink()
     (out / "notes.txt").mkdir()

@@ -1,6 +1,6 @@
 """Pixel values by their declared depth: 16-bit data gives one picture whatever its container or its brightest
-pixel, stretched ranges reach white, colour keys are transparent, arrays that hold no pixels are a clear
-error, a non-finite float pixel leaves the others alone; and the Predictor's no-copy entry."""
+pixel, stretched ranges reach white, arrays that hold no pixels are a clear error, a non-finite float pixel
+leaves the others alone; and the Predictor's no-copy entry."""
 
 from __future__ import annotations
 
@@ -110,19 +110,6 @@ def test_every_stretched_span_reaches_white() -> None:
 
     for s in spans:  # the stretch itself, over every span (fast: no decoding)
         assert _stretch(np.array([0, s], np.int64), 0, int(s))[1] == 255, s
-
-
-def test_a_colour_key_on_an_rgb_image_is_transparent() -> None:
-    """An RGB image's info["transparency"] colour stayed that colour (its pixel was not composited)."""
-    a = np.array([[[10, 20, 30], [1, 2, 3]]], np.uint8)
-    keyed = Image.fromarray(a)
-    keyed.info["transparency"] = (10, 20, 30)
-    out = np.asarray(load_image(keyed))
-    assert out[0, 0].tolist() == [255, 255, 255] and out[0, 1].tolist() == [1, 2, 3]
-    buffer = io.BytesIO()
-    keyed.save(buffer, "PNG", transparency=(10, 20, 30))  # from a file: a tRNS chunk
-    assert np.asarray(load_image(buffer.getvalue()))[0, 0].tolist() == [255, 255, 255]
-    assert np.asarray(upright_rgb(keyed))[0, 0].tolist() == [255, 255, 255]
 
 
 @pytest.mark.parametrize(

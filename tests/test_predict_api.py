@@ -225,31 +225,6 @@ def test_the_nan_error_names_only_the_models_that_failed_on_that_image() -> None
     assert "model A" not in results[1].error
 
 
-def test_classify_entries_raise_on_nan_never_give_it_as_probabilities() -> None:
-    """classify_faces / classify_crops / classify_many (webcam, video, evaluation) returned NaN rows, whose
-    argmax their callers read as the first class."""
-    from ferhub.predict import NotFiniteProbabilities
-
-    p = Predictor(
-        [tiny(), NaNOnBright()], names=["ok", "bad"], detector=NoFaces(), no_face="fallback", runtime="torch"
-    )
-    white, black = Image.new("RGB", (40, 40), "white"), Image.new("RGB", (40, 40), "black")
-    whole = Face(box=(0.0, 0.0, 40.0, 40.0), score=1.0)
-    with pytest.raises(NotFiniteProbabilities) as e:
-        p.classify_crops([black, white, black])
-    assert str(e.value).startswith("model bad gave NaN or infinite probabilities for crop 2 (of 3);")
-    assert e.value.rows.tolist() == [False, True, False]
-    assert np.isfinite(e.value.probabilities[1][[0, 2]]).all()  # the other crops' results are kept
-    assert isinstance(e.value, FerhubError) and isinstance(e.value, ValueError)
-    with pytest.raises(NotFiniteProbabilities, match=r"model bad gave NaN .* for face 1 \(of 1\)"):
-        p.classify_faces(white, [whole])
-    with pytest.raises(NotFiniteProbabilities, match=r"for face 1 \(of 1\)"):  # any of its TTA views
-        p.classify_faces(white, [whole], views=lambda crop: [crop, crop])
-    with pytest.raises(NotFiniteProbabilities, match=r"for \(image, face\) pair 2, 3 \(of 3\)"):
-        p.classify_many([(black, whole), (white, whole), (white, whole)])
-    assert all(np.isfinite(a).all() for a in p.classify_faces(black, [whole, whole]))  # finite: as before
-
-
 def test_nan_weights_are_refused_by_the_predictor_and_by_save(tmp_path: Path) -> None:
     """ferhub.load refused such a repo, but ferhub.save wrote it and Predictor(module) ran it."""
     model = tiny()
