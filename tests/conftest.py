@@ -113,3 +113,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("browser") and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture()
+def public_space(monkeypatch: pytest.MonkeyPatch):
+    """The app's handlers as a public Space runs them: no server paths, the default model listed. Use with
+    ``pytest.mark.usefixtures``."""
+    from ferhub.ui import visitors
+
+    monkeypatch.delenv(visitors.LOCAL_PATHS_SETTING, raising=False)
+    visitors.configure(["ferhub/fer-mini-xception"])
+    yield
+    visitors.configure([])

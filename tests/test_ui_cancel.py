@@ -23,19 +23,10 @@ from PIL import Image
 
 from ferhub.ui import state, video, visitors
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "public_space")
 
 DEFAULT_MODEL = "ferhub/fer-mini-xception"
 ASTRONAUT = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples" / "astronaut.jpg"
-
-
-@pytest.fixture(autouse=True)
-def public_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """As a public Space runs the handlers: no local paths, the default model listed."""
-    monkeypatch.delenv(visitors.LOCAL_PATHS_SETTING, raising=False)
-    visitors.configure([DEFAULT_MODEL])
-    yield
-    visitors.configure([])
 
 
 @pytest.fixture(scope="module")

@@ -7,29 +7,19 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import clips
 import gradio as gr
 import pytest
 
-from ferhub.ui import classify, compare, live, state, video, visitors
+from ferhub.ui import classify, compare, live, state, video
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "public_space")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples"
 HOPPER = str(EXAMPLES / "grace_hopper.jpg")
 DEFAULT_MODEL = "ferhub/fer-mini-xception"
-
-
-@pytest.fixture(autouse=True)
-def public_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Handlers as a public Space runs them: no local paths, the default model listed."""
-    monkeypatch.delenv(visitors.LOCAL_PATHS_SETTING, raising=False)
-    visitors.configure([DEFAULT_MODEL])
-    yield
-    visitors.configure([])
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,36 @@ def add_column_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", default=None, help="datasets: the label column (default: found)")
 
 
+def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+    """``--tta``, ``--no-face`` and ``--precropped`` / ``--detect``: how ``evaluate`` and ``compare`` score
+    each image."""
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        choices=("flip", "tencrop"),
+        default=None,
+        help="test-time augmentation: average over the mirror image (flip, the default for bare --tta) or "
+        "ten crops (tencrop)",
+    )
+    p.add_argument(
+        "--no-face",
+        choices=("fallback", "wrong"),
+        default="fallback",
+        help="image where no face is found: classify the whole image (fallback, seed 004; the default) "
+        "or count it wrong",
+    )
+    crop = p.add_mutually_exclusive_group()
+    crop.add_argument(
+        "--precropped",
+        dest="precropped",
+        action="store_true",
+        default=None,
+        help="the images are face crops already: skip detection (default for FER2013 CSV)",
+    )
+    crop.add_argument("--detect", dest="precropped", action="store_false", help="detect faces in every image")
+
+
 def device_error(device: str | None) -> str | None:
     """The line refusing a ``--device`` no command takes (``tpu``), or ``None``: checked before anything
     loads, so every command exits 2 (wrong arguments) for it."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
-from ferhub.commands import add_column_arguments
+from ferhub.commands import add_column_arguments, add_scoring_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,30 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="split of --data")
     p.add_argument("--label-names", default=None, help="what numbered classes mean (rafdb, fer2013, ...)")
     add_column_arguments(p)
-    p.add_argument(
-        "--tta",
-        nargs="?",
-        const="flip",
-        choices=("flip", "tencrop"),
-        default=None,
-        help="test-time augmentation, as for ferhub evaluate: flip (bare --tta) or tencrop",
-    )
-    p.add_argument(
-        "--no-face",
-        choices=("fallback", "wrong"),
-        default="fallback",
-        help="image where no face is found: classify the whole image (fallback, the default) or count "
-        "it wrong",
-    )
-    crop = p.add_mutually_exclusive_group()
-    crop.add_argument(
-        "--precropped",
-        dest="precropped",
-        action="store_true",
-        default=None,
-        help="the images are face crops already: skip detection (default for FER2013 CSV)",
-    )
-    crop.add_argument("--detect", dest="precropped", action="store_false", help="detect faces in every image")
+    add_scoring_arguments(p)
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--out", default=None, metavar="FILE", help="also write an HTML report (labelled data)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the comparison as JSON")

@@ -12,7 +12,7 @@ from typing import Any
 
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
-from ferhub.commands import add_column_arguments
+from ferhub.commands import add_column_arguments, add_scoring_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,31 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--label-names", default=None, help="what numbered classes mean: a dataset name (rafdb, fer2013, ...)"
     )
     add_column_arguments(p)
-    p.add_argument(
-        "--tta",
-        nargs="?",
-        const="flip",
-        choices=("flip", "tencrop"),
-        default=None,
-        help="test-time augmentation: average over the mirror image (flip, the default for bare --tta) or "
-        "ten crops (tencrop)",
-    )
-    p.add_argument(
-        "--no-face",
-        choices=("fallback", "wrong"),
-        default="fallback",
-        help="image where no face is found: classify the whole image (fallback, seed 004; the default) "
-        "or count it wrong",
-    )
-    crop = p.add_mutually_exclusive_group()
-    crop.add_argument(
-        "--precropped",
-        dest="precropped",
-        action="store_true",
-        default=None,
-        help="the images are face crops already: skip detection (default for FER2013 CSV)",
-    )
-    crop.add_argument("--detect", dest="precropped", action="store_false", help="detect faces in every image")
+    add_scoring_arguments(p)
     p.add_argument(
         "--out",
         metavar="DIR",
