@@ -196,6 +196,10 @@ class TrackSummaries:
         return [self._stats[i].summary(self.models, self.labels) for i in sorted(self._stats)]
 
 
+class _NotFinite(Exception):
+    """A model gave NaN or infinite probabilities for a face: ends a :class:`VideoRun` with its error."""
+
+
 class VideoRun:
     """One video being analysed: iterate it for :class:`VideoFrameResult` s; then :meth:`summaries`.
 
@@ -241,14 +245,17 @@ class VideoRun:
     def __iter__(self) -> Iterator[VideoFrameResult]:
         batch: list[Any] = []
         try:
-            for frame in self._reader.frames(fps=self._analyzer.fps):
-                batch.append(frame)
-                if len(batch) >= self._analyzer.batch_frames:
-                    yield from self._analyse(batch)
-                    batch = []
-        except VideoDecodeError as e:
-            self.error = str(e).replace(self._source, self.path)
-        yield from self._analyse(batch, last=True)
+            try:
+                for frame in self._reader.frames(fps=self._analyzer.fps):
+                    batch.append(frame)
+                    if len(batch) >= self._analyzer.batch_frames:
+                        yield from self._analyse(batch)
+                        batch = []
+            except VideoDecodeError as e:
+                self.error = str(e).replace(self._source, self.path)
+            yield from self._analyse(batch, last=True)
+        except _NotFinite as e:  # a broken model: no label can be read from it, for this face or any later
+            self.error = str(e)
         self._reader.close()
 
     def close(self) -> None:
@@ -359,12 +366,22 @@ class VideoRun:
         items = [(frame.image, f) for frame, entries in ready for _, f, _ in entries]
         probs = self._analyzer.predictor.classify_many(items)
         del items
+        finite = np.logical_and.reduce([np.isfinite(p).all(axis=1) for p in probs])
         row = 0
         while ready:
             frame, entries = ready.popleft()
             faces = []
             for track, face, was_detected in entries:
                 raw = [p[row] for p in probs]
+                if not finite[row]:
+                    # a label read from NaN is the first class (argmax): the run ends here, the frames before
+                    # it kept, as a truncated file's do
+                    failed = [m for m, r in zip(self.models, raw) if not np.isfinite(r).all()]
+                    raise _NotFinite(
+                        f"{self.path}: model {', '.join(failed)} gave NaN or infinite probabilities for a"
+                        f" face at {frame.time:.2f} s; its weights or its computation are not finite (a"
+                        " diverged or corrupt model); the frames before it are kept"
+                    )
                 row += 1
                 smoothed = self.smoother.update(track, raw, frame.time)
                 faces.append(VideoFace(track.id, face, was_detected, raw, smoothed, self.labels, self.models))

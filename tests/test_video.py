@@ -396,3 +396,32 @@ def test_video_tab_errors_are_one_clear_message(tmp_path: Path) -> None:
     with pytest.raises(gr.Error) as error:
         video.analyse_video(str(broken), None)
     assert str(tmp_path) not in error.value.message  # no server path shown to a visitor
+
+
+def test_a_model_giving_nan_ends_that_video_with_its_error_and_the_next_is_analysed(
+    clip_dir: Path, capsys, tmp_path: Path
+) -> None:
+    """A label read from NaN probabilities is the first class ("angry" on every face); raising from the
+    classifier instead ended the whole command, the video marked interrupted and the next never read."""
+    import shutil
+
+    import torch
+
+    import ferhub
+    from ferhub import hub
+
+    model = ferhub.create_model("test_tiny", labels=FER7).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(3e38)  # finite, so saved and loaded, but the logits overflow to NaN
+    folder = hub.save(model, tmp_path / "overflowing")
+    good, _ = make(clip_dir, "pan")
+    second = shutil.copy(good, tmp_path / "second.mp4")
+    code, out, err = run_cli(capsys, "predict", str(good), str(second), "--model", str(folder))
+    entries = json.loads(out)
+    assert [Path(e["path"]).name for e in entries] == ["pan.mp4", "second.mp4"]
+    for entry in entries:
+        assert "gave NaN or infinite probabilities for a face at 0.00 s" in entry["error"]
+        assert not entry.get("interrupted") and not any(f["faces"] for f in entry["frames"])
+    # said for each video, and (as no input gave a result) exit 1, as for damaged videos
+    assert code == 1 and err.count("gave NaN or infinite probabilities") == 2
