@@ -78,7 +78,13 @@ class Server:
         """The files the server keeps under its temporary folder, but for the example photos Gradio keeps in
         its cache for the app's lifetime (``Examples`` serve them from there) and ONNX Runtime's 51-byte
         session id file (``.ses``, one per machine, not the app's)."""
-        return [p for p in self.tmp.rglob("*") if p.name not in KEPT and p.is_file()]
+        # os.walk passes over a folder the server's sweep removes meanwhile (rglob raised FileNotFoundError)
+        return [
+            Path(root) / name
+            for root, _, names in os.walk(self.tmp)
+            for name in names
+            if name not in KEPT and (Path(root) / name).is_file()
+        ]
 
     def disk(self) -> int:
         """Bytes in :meth:`files` (a file the server deletes meanwhile counts 0)."""
