@@ -528,19 +528,16 @@ class Predictor:
         with ThreadPoolExecutor(workers, thread_name_prefix="ferhub-detect") as pool:
             return list(pool.map(self._faces_of, images))
 
-    def _not_finite(self, probs: list[np.ndarray], count: int) -> list[np.ndarray] | None:
-        """Per model, which of ``count`` items (faces, crops: a row each, or one row per view) it gave NaN
-        or infinite probabilities for, ``(count,)`` bool; ``None`` when every value is finite (the one check
-        the common case pays: one pass over N x K numbers)."""
+    @staticmethod
+    def _not_finite(probs: list[np.ndarray]) -> list[np.ndarray] | None:
+        """Per model, which faces (rows) it gave NaN or infinite probabilities for, ``(N,)`` bool; ``None``
+        when every value is finite (the one check the common case pays: one pass over N x K numbers)."""
         bad = [~np.isfinite(p).all(axis=1) for p in probs]
-        if not any(b.any() for b in bad):
-            return None
-        return [b.reshape(count, -1).any(axis=1) for b in bad]
+        return bad if any(b.any() for b in bad) else None
 
-    def _not_finite_message(self, bad: list[np.ndarray], item: str, total: int | None = None) -> str:
+    def _not_finite_message(self, bad: list[np.ndarray], item: str) -> str:
         """Which model gave NaN or infinite probabilities for which of the items in ``bad`` (one
-        :meth:`_not_finite` array per model, sliced to the items meant; ``total`` of them), models that did
-        not left out."""
+        :meth:`_not_finite` array per model, sliced to the items meant), models that did not left out."""
         said = [
             (name, ", ".join(str(i + 1) for i in np.flatnonzero(b)))
             for name, b in zip(self.names, bad)
@@ -549,7 +546,6 @@ class Predictor:
         (name, numbers), *others = said
         text = f"model {name} gave NaN or infinite probabilities for {item} {numbers}"
         text += "".join(f", model {n} for {item} {nums}" for n, nums in others)
-        text += f" (of {total})" if total is not None else ""
         whose = "their weights or their computation are" if others else "its weights or its computation are"
         return f"{text}; {whose} not finite (a diverged or corrupt model)"
 
@@ -598,7 +594,7 @@ class Predictor:
         # one forward per model over the faces of all images
         flat = [(image, face) for (_, image), faces in zip(decoded, faces_of) for face in faces]
         probs = self._classify(lambda config: [crop_face(im, f, config) for im, f in flat], len(flat))
-        not_finite = self._not_finite(probs, len(flat)) if flat else None
+        not_finite = self._not_finite(probs) if flat else None
         offset = 0
         for (index, _), faces in zip(decoded, faces_of):
             bad = None if not_finite is None else [b[offset : offset + len(faces)] for b in not_finite]
