@@ -221,10 +221,8 @@ CSS = """
 # checked and moved into Gradio's cache) and the plain values and decodes the photo once itself (Gradio's
 # preprocessing would hop to a worker thread once per input, five here, and open the photo an extra time:
 # ~4 ms per request), and its six outputs are post-processed in its own thread.
-_FAST = {"concurrency_limit": 4, **state.DIRECT}
-# A photo put in while the last one is still being classified is classified next: with Gradio's default
-# ("once") the browser dropped that trigger and showed the old photo's results under the new photo.
-LATEST = {"trigger_mode": "always_last"}
+# state.LATEST: a photo put in while the last one is still being classified is classified next.
+_FAST = {"concurrency_limit": 4, **state.DIRECT, **state.LATEST}
 
 
 def _handler(parts: dict[str, Any]) -> Any:
@@ -235,9 +233,7 @@ def _handler(parts: dict[str, Any]) -> Any:
 def run_after(event: Any, parts: dict[str, Any], api_name: str) -> Any:
     """Classify once ``event`` has put a photo in the Classify tab (an example, a webcam snapshot); a failure
     clears the outputs. Returns the classify event."""
-    run = event.success(
-        _handler(parts), parts["inputs"], parts["outputs"], api_name=api_name, **_FAST, **LATEST
-    )
+    run = event.success(_handler(parts), parts["inputs"], parts["outputs"], api_name=api_name, **_FAST)
     clear_on_failure(run, parts)
     return run
 
@@ -326,7 +322,7 @@ def build(models: list[str]) -> dict[str, Any]:
     # One event per user action: an upload (or paste) fires `upload` once, while `change` fired twice when a
     # photo replaced another, which ran classify twice and showed every error twice.
     for trigger, name in ((run.click, "classify"), (image.upload, "classify_on_upload")):
-        event = trigger(_handler(parts), parts["inputs"], parts["outputs"], api_name=name, **_FAST, **LATEST)
+        event = trigger(_handler(parts), parts["inputs"], parts["outputs"], api_name=name, **_FAST)
         clear_on_failure(event, parts)
     if examples is not None:
         run_after(examples.load_input_event, parts, "classify_example")

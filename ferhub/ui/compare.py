@@ -32,7 +32,7 @@ def short_name(model_id: str) -> str:
 
 def _models(model_ids: list[str] | str | None, *, least: int = 1) -> list[str]:
     """The picked models, each once; ``gr.Error`` for too few, too many, or values that are no names."""
-    ids = list(dict.fromkeys(visitors.model_names(model_ids)))
+    ids = visitors.model_names(model_ids)
     if len(ids) < least:
         raise gr.Error(
             f"Pick at least {least} model{'s' if least > 1 else ''} to compare.", title="Too few models"
@@ -584,9 +584,7 @@ def build(models: list[str]) -> None:
     # preprocess=False: the upload's payload as it comes (Gradio has checked and cached its file), decoded
     # once by ferhub, whose errors are one clear line; Gradio's own preprocessing opened it first and failed
     # with its own message (the server path included) on a corrupt or oversized photo
-    # every event here runs again for what the visitor did while it ran (trigger_mode "always_last"): with
-    # Gradio's default ("once") that was dropped, leaving results of the old photo or set under the new one
-    latest: dict[str, Any] = {"trigger_mode": "always_last"}
+    latest = state.LATEST  # every event here runs again for what the visitor did while it ran
     same_photo = [gallery, table, agreement_plot, summary]
     run.click(
         compare_photo, [photo, chosen], same_photo, api_name="compare_photo", preprocess=False, **latest

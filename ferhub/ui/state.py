@@ -300,6 +300,9 @@ def save_image(image: Any, name: str = "image", *, lossless: bool = False) -> st
 
 # the event options of a handler wrapped by `direct`
 DIRECT = {"preprocess": False, "postprocess": False}
+# an event that runs again for what the visitor did while it ran: with Gradio's default trigger mode ("once")
+# the browser dropped that trigger, leaving the old photo's (set's, clip's) results under the new one
+LATEST = {"trigger_mode": "always_last"}
 
 
 def direct(fn: F, outputs: Sequence[Any]) -> F:

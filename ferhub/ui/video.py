@@ -196,7 +196,7 @@ def analyse_video(
 
     if not video:
         raise gr.Error("Upload a video first.", title="No video")
-    models = list(dict.fromkeys(visitors.model_names(models))) or [state.default_model()]
+    models = visitors.model_names(models) or [state.default_model()]
     if len(models) > 4:
         raise gr.Error("Pick at most 4 models.", title="Too many models")
     fps = setting(fps, "Frames per second", DEFAULT_FPS, 0.5, MAX_ANALYSIS_FPS)
@@ -264,6 +264,6 @@ def build(models: list[str]) -> None:
         outputs,
         api_name="video",
         concurrency_limit=AT_ONCE,
-        trigger_mode="always_last",  # a clip put in and analysed while the last one runs is analysed next
+        **state.LATEST,  # a clip put in and analysed while the last one runs is analysed next
     )
     run.failure(None, None, outputs, js=clear_js(), api_name="clear_video", api_visibility="private")

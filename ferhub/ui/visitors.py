@@ -139,15 +139,15 @@ def model_name(value: Any) -> str:
 
 
 def model_names(values: Any) -> list[str]:
-    """The models a visitor picked (a list of names, or one name), stripped, empty ones dropped;
-    ``gr.Error`` for anything that is not a list of text (:func:`model_name`)."""
+    """The models a visitor picked (a list of names, or one name), stripped, each once in the order picked,
+    empty ones dropped; ``gr.Error`` for anything that is not a list of text (:func:`model_name`)."""
     if values is None:
         return []
     if isinstance(values, str):
         values = [values]
     if not isinstance(values, (list, tuple)):
         raise gr.Error(f"The models must be a list of names, not {_kind(values)}.", title="Not a model name")
-    return [name for name in (model_name(v) for v in values) if name]
+    return list(dict.fromkeys(name for name in (model_name(v) for v in values) if name))
 
 
 def model_spec(spec: str | None) -> tuple[str, bool]:
