@@ -2,6 +2,7 @@
 one run.
 
     python bench/vs_fer.py [--rounds 3] [--runs 15] [--folder-photos 60] [--kinds [--kind-runs 5]]
+                           [--photos DIR]
 
 fer runs in its own virtualenv (``bench/fer_env.py`` creates ``bench/.venv-fer`` on first use: fer without its
 declared dependencies, next to tensorflow-cpu and headless OpenCV, which is all it imports). Both libraries
@@ -30,6 +31,11 @@ Measured, each in a fresh child process per library, alternating fer and ferhub 
 format: the three real photos at 320x240, 1024x768, 1600x1200 and 4032x3024 (each resized from its 640x480
 file, so the large ones are upscaled: smoother than a camera's), as 640x480 PNG files, and as 640x480
 grey JPEGs; each kind's median over its photos, ``--kind-runs`` timed calls a photo, in the same rounds.
+
+``--photos DIR`` adds rows for your own photos (unseen ones: the ratios should not hold only for the photos
+above): every image file directly in ``DIR``, as given (any size; JPEG, PNG, BMP, WebP or TIFF), timed one by
+one like the one-face photos and as a folder like the folder row; a photo one of the libraries cannot read is
+left out of both medians and counted under the table.
 
 Every table states the CPU model and core count; under it, the share of CPU time the hypervisor took during
 the run and a one-thread ``sgemm`` rate before and after it (``machine.HostWatch``): the same VM moved this
@@ -66,6 +72,9 @@ detector = FER()
 out = {}
 for path in sys.argv[2:]:
     image = cv2.imread(path)
+    if image is None:  # a file OpenCV cannot read (--photos): left out, not the end of the run
+        out[path] = None
+        continue
     faces = len(detector.detect_emotions(image))
     times = []
     for _ in range(int(sys.argv[1])):
@@ -82,7 +91,11 @@ import ferhub
 predictor = ferhub.Predictor()
 out = {}
 for path in sys.argv[2:]:
-    faces = len(predictor.predict_image(path).faces)
+    result = predictor.predict_image(path)
+    if result.error is not None:  # a file ferhub cannot read (--photos): left out, not the end of the run
+        out[path] = None
+        continue
+    faces = len(result.faces)
     times = []
     for _ in range(int(sys.argv[1])):
         t = time.perf_counter(); predictor.predict_image(path); times.append(time.perf_counter() - t)
@@ -94,8 +107,10 @@ FER_FOLDER = """
 import sys, pathlib, cv2
 from fer.fer import FER
 detector = FER()
-for path in sorted(pathlib.Path(sys.argv[1]).glob("*.jpg")):
-    detector.detect_emotions(cv2.imread(str(path)))
+for path in sorted(p for p in pathlib.Path(sys.argv[1]).iterdir() if p.is_file()):
+    image = cv2.imread(str(path))
+    if image is not None:  # ferhub predict reports an unreadable file and goes on: so does this loop
+        detector.detect_emotions(image)
 """
 
 
@@ -170,15 +185,40 @@ def make_kind_photos(real: list[Path]) -> dict[str, list[Path]]:
     return kinds
 
 
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")  # what both libraries decode
+
+
+def own_photos(folder: Path) -> list[Path]:
+    """``--photos``: the image files directly in ``folder``, sorted by name, copied to a folder of their own
+    (the folder row must hold only them: ``ferhub predict`` recurses, fer's loop does not)."""
+    if not folder.is_dir():
+        raise SystemExit(f"--photos {folder}: not a folder")
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    if not found:
+        raise SystemExit(f"--photos {folder}: no {', '.join(PHOTO_SUFFIXES)} files in it")
+    own = PHOTOS / "own"
+    shutil.rmtree(own, ignore_errors=True)
+    own.mkdir(parents=True)
+    paths = []
+    for i, path in enumerate(found):
+        paths.append(own / f"{i:04d}-{path.name}")
+        shutil.copyfile(path, paths[-1])
+    return paths
+
+
 def child(python: str, code: str, args: list[str]) -> dict:
     out = subprocess.run([python, "-c", code, *args], check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def wall(cmd: list[str]) -> float:
+def wall(cmd: list[str], ok: tuple[int, ...] = (0,)) -> float:
+    """Seconds ``cmd`` ran, start to exit; an exit status not in ``ok`` stops the benchmark."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    code = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    seconds = time.perf_counter() - start
+    if code not in ok:
+        raise SystemExit(f"{' '.join(cmd[:4])} ... exited {code}")
+    return seconds
 
 
 def main() -> None:
@@ -190,7 +230,9 @@ def main() -> None:
     parser.add_argument("--folder-photos", type=int, default=60)
     parser.add_argument("--kinds", action="store_true", help="also time other sizes and formats")
     parser.add_argument("--kind-runs", type=int, default=5, help="timed calls per photo of --kinds")
+    parser.add_argument("--photos", type=Path, help="also time the image files in this folder, as given")
     args = parser.parse_args()
+    own = own_photos(args.photos) if args.photos else []
     fer = str(fer_python())
     one, group = make_photos()
     real = make_real_photos()
@@ -200,29 +242,43 @@ def main() -> None:
     folder.mkdir()
     for i in range(args.folder_photos):
         shutil.copy(one[i % len(one)], folder / f"{i:04d}.jpg")
-    names = [str(p) for p in one + group + real]
+    names = [str(p) for p in one + group + real + own]
     # each child times its photos --runs times, the --kinds photos (large ones among them) --kind-runs times
     batches = [(args.runs, names)]
     if kinds:
         batches.append((args.kind_runs, [str(p) for paths in kinds.values() for p in paths]))
     per_photo: dict[str, dict[str, list[float]]] = {"fer": {}, "ferhub": {}}
     faces: dict[str, dict[str, int]] = {"fer": {}, "ferhub": {}}
+    unread: dict[str, set[str]] = {"fer": set(), "ferhub": set()}
     folder_s: dict[str, list[float]] = {"fer": [], "ferhub": []}
+    own_s: dict[str, list[float]] = {"fer": [], "ferhub": []}
     host = HostWatch()
     for _ in range(args.rounds):
         for lib, python, code in (("fer", fer, FER_TIMING), ("ferhub", sys.executable, FERHUB_TIMING)):
             for runs, paths in batches:
-                for path, (ms, n) in child(python, code, [str(runs), *paths]).items():
-                    per_photo[lib].setdefault(path, []).append(ms)
-                    faces[lib][path] = n
+                for path, timed in child(python, code, [str(runs), *paths]).items():
+                    if timed is None:
+                        unread[lib].add(path)
+                        continue
+                    per_photo[lib].setdefault(path, []).append(timed[0])
+                    faces[lib][path] = timed[1]
         folder_s["fer"].append(wall([fer, "-c", FER_FOLDER, str(folder)]))
         folder_s["ferhub"].append(wall([sys.executable, "-m", "ferhub", "predict", str(folder)]))
+        if own:
+            own_s["fer"].append(wall([fer, "-c", FER_FOLDER, str(own[0].parent)]))
+            # exit 1 (some file unreadable) still times the whole folder
+            own_s["ferhub"].append(
+                wall([sys.executable, "-m", "ferhub", "predict", str(own[0].parent)], ok=(0, 1))
+            )
+
+    def both_read(paths: list[Path]) -> list[Path]:
+        return [p for p in paths if not any(str(p) in unread[lib] for lib in unread)]
 
     def median_ms(lib: str, paths: list[Path]) -> float:
-        return statistics.median(statistics.median(per_photo[lib][str(p)]) for p in paths)
+        return statistics.median(statistics.median(per_photo[lib][str(p)]) for p in both_read(paths))
 
     def found(lib: str, paths: list[Path]) -> int:
-        return sum(faces[lib][str(p)] for p in paths)
+        return sum(faces[lib][str(p)] for p in both_read(paths))
 
     print(
         f"{cpu_name()}; fer {FER_VERSION} (Haar + TFLite) in {Path(fer).parent.parent.name}, ferhub default"
@@ -257,6 +313,21 @@ def main() -> None:
         f"| folder of {args.folder_photos} one-face photos, start to exit, photos/s | {fr:.1f} | {hr:.1f} | "
         f"{hr / fr:.2f}x | >= 2.5x |"
     )
+    if own:
+        kept = both_read(own)
+        if kept:
+            f_own, h_own = median_ms("fer", own), median_ms("ferhub", own)
+            print(
+                f"| your photos ({args.photos}, as given; {len(kept)} photos; faces found fer"
+                f" {found('fer', own)}, ferhub {found('ferhub', own)}), end to end in-process, median ms |"
+                f" {f_own:.1f} | {h_own:.1f} | {h_own / f_own:.2f}x | (unseen photos) |"
+            )
+        fo = len(own) / statistics.median(own_s["fer"])
+        ho = len(own) / statistics.median(own_s["ferhub"])
+        print(
+            f"| folder of your {len(own)} photos, start to exit, photos/s | {fo:.1f} | {ho:.1f} |"
+            f" {ho / fo:.2f}x | (unseen photos) |"
+        )
     if kinds:
         print(
             "\n| other photos (the real photos' 3 scenes), median ms | fer | ferhub | ferhub / fer |"
@@ -269,6 +340,9 @@ def main() -> None:
                 f"| {kind} | {f:.1f} | {h:.1f} | {h / f:.2f}x | {found('fer', paths)} /"
                 f" {found('ferhub', paths)} |"
             )
+    for lib, paths in unread.items():
+        if paths:
+            print(f"\n{lib} could not read (left out of both libraries' medians): {', '.join(sorted(paths))}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average at the end: {load:.1f}")
     print(*host.lines(), sep="\n")

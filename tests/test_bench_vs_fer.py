@@ -99,3 +99,74 @@ def test_decode_bench_prints_its_table(
     assert sorted(p.name for p in tmp_path.glob("decode-*.png")) == [
         f"decode-{i}-{mode}.png" for i in range(3) for mode in ("L", "RGB")
     ]
+
+
+def test_own_photos_are_the_image_files_directly_in_the_folder(vs_fer, tmp_path: Path) -> None:
+    """``--photos DIR``: DIR's image files (any case of suffix), sorted, copied to a folder holding only them;
+    other files and subfolders left out; a folder without photos, or no folder, stops with a message."""
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    Image.new("RGB", (40, 30), "red").save(mine / "b.PNG")
+    Image.new("RGB", (40, 30), "blue").save(mine / "a.jpg")
+    Image.new("RGB", (40, 30), "green").save(mine / "sub" / "c.jpg")
+    (mine / "notes.txt").write_text("not a photo")
+    paths = vs_fer.own_photos(mine)
+    assert [p.name for p in paths] == ["0000-a.jpg", "0001-b.PNG"]
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == ["0000-a.jpg", "0001-b.PNG"]
+    assert paths[1].read_bytes() == (mine / "b.PNG").read_bytes()
+    for p in ("a.jpg", "b.PNG"):
+        (mine / p).unlink()
+    with pytest.raises(SystemExit, match=r"no \.jpg, \.jpeg, \.png"):
+        vs_fer.own_photos(mine)
+    with pytest.raises(SystemExit, match="not a folder"):
+        vs_fer.own_photos(mine / "notes.txt")
+
+
+# stands in for fer's child scripts (its virtualenv is not made in tests): the same output, Pillow decoding
+FAKE_FER_TIMING = """
+import json, sys
+from PIL import Image
+out = {}
+for path in sys.argv[2:]:
+    try:
+        Image.open(path).load()
+    except Exception:
+        out[path] = None
+    else:
+        out[path] = [1.0, 1]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_own_photos_rows_leave_out_what_a_library_cannot_read(
+    vs_fer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``--photos`` run: rows for the readable photos, ferhub timed for real; a corrupt file is named under
+    the table and left out of the medians, and neither library's run ends on it."""
+    import sys
+
+    from ferhub.assets import EXAMPLES_DIR
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    Image.open(EXAMPLES_DIR / "grace_hopper.jpg").save(mine / "hopper.jpg")
+    (mine / "broken.jpg").write_bytes(b"\xff\xd8 not really a JPEG")
+    monkeypatch.setattr(vs_fer, "fer_python", lambda: Path(sys.executable))
+    monkeypatch.setattr(vs_fer, "FER_TIMING", FAKE_FER_TIMING)
+    monkeypatch.setattr(vs_fer, "FER_FOLDER", "import sys")
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["vs_fer.py", "--rounds", "1", "--runs", "1", "--folder-photos", "2", "--photos", str(mine)],
+    )
+    vs_fer.main()
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| your photos"))
+    assert "1 photos; faces found fer 1, ferhub 1)" in row
+    cells = row.split(" | ")
+    assert float(cells[1]) == 1.0 and float(cells[2]) > 0
+    assert any(line.startswith("| folder of your 2 photos") for line in out.splitlines())
+    for lib in ("fer", "ferhub"):
+        assert f"{lib} could not read (left out of both libraries' medians): " in out
+    assert out.count("0000-broken.jpg") == 2
