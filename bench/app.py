@@ -1,21 +1,21 @@
 """Benchmark of the web app, printed as a Markdown table (the README quotes it).
 
     python bench/app.py [--runs 30] [--cold-runs 3] [--webcam-seconds 12] [--clients 16] [--requests 25]
-                        [--sporadic N [--sporadic-gap 11]]
+                        [--sporadic N [--sporadic-gap 11]] [--photo PATH]
 
 Measures, against ``python app.py`` served on a free local port:
 1. cold start: ``python app.py`` until its first HTTP 200, against ``python -c "import torch, gradio"`` timed
    in the same run (medians of ``--cold-runs``);
-2. ``classify`` through ``gradio_client`` on a 640x480 photo with one face, without attribution and with
-   Grad-CAM (median and p90 of ``--runs`` after warm-up); the result holds the output images as URLs, and
-   a last row also downloads them. Beside it, what belongs to the transport: the same request over Gradio's
-   plain HTTP API, a do-nothing image endpoint through ``gradio_client``, and ``gradio_client`` made with
-   ``ssl_verify=False`` (on an ``http://`` URL this only skips loading certifi's CA bundle, which the client
-   otherwise does 3 times per call). The server's own time per call (Gradio's profiler) is the target row
-   under the plain HTTP client, which holds one connection open: ``gradio_client`` loads certifi's CA bundle
-   for each of its three requests, the last while the server works, on the same cores (6-10 ms more server
-   time than under the plain client: three alternating rounds on one server, AMD EPYC, 2026-12-03), shown in
-   the row below it;
+2. ``classify`` through ``gradio_client`` on a 640x480 photo with one face (``--photo PATH``: yours), without
+   attribution and with Grad-CAM (median and p90 of ``--runs`` after warm-up); the result holds the output
+   images as URLs, and a last row also downloads them. Beside it, what belongs to the transport: the same
+   request over Gradio's plain HTTP API, a do-nothing image endpoint through ``gradio_client``, and
+   ``gradio_client`` made with ``ssl_verify=False`` (on an ``http://`` URL this only skips loading certifi's
+   CA bundle, which the client otherwise does 3 times per call). The server's own time per call (Gradio's
+   profiler) is the target row under the plain HTTP client, which holds one connection open: ``gradio_client``
+   loads certifi's CA bundle for each of its three requests, the last while the server works, on the same
+   cores (6-10 ms more server time than under the plain client: three alternating rounds on one server, AMD
+   EPYC, 2026-12-03), shown in the row below it;
    With ``--sporadic N``, a row more: the server time and the server's page faults of ``N`` plain-HTTP calls
    each ``--sporadic-gap`` seconds after the one before (:func:`sporadic_classify`), as a Space's visitors
    come, after the server has idled;
@@ -33,6 +33,7 @@ Under the table: the load average, the share of CPU time the hypervisor took dur
 from __future__ import annotations
 
 import argparse
+import mimetypes
 import os
 import shutil
 import statistics
@@ -103,6 +104,9 @@ def server_side_ms(url: str) -> float:
     return float(total)
 
 
+FACES = 1  # faces every classify call must find: the default photo's; main() counts those of --photo
+
+
 def classify_latency(
     url: str, photo: Path, runs: int, method: str, download: bool = False, ssl_verify: bool = True
 ) -> list[float]:
@@ -123,7 +127,7 @@ def classify_latency(
         t = time.perf_counter()
         result = client.predict(handle_file(str(photo)), None, method, api_name="/classify")
         times.append(time.perf_counter() - t)
-        assert len(result[4]["faces"]) == 1, result[4]
+        assert len(result[4]["faces"]) == FACES, result[4]
     return times
 
 
@@ -147,8 +151,24 @@ def http_classify_latency(url: str, photo: Path, runs: int, pid: int) -> tuple[l
             t = time.perf_counter()
             outputs = http_classify(client, photo)
             times.append(time.perf_counter() - t)
-            assert len(outputs[4]["faces"]) == 1, outputs[4]
+            assert len(outputs[4]["faces"]) == FACES, outputs[4]
         return times, (cpu_seconds([pid]) - cpu) * 1000 / runs
+
+
+def photo_words(photo: Path) -> str:
+    """``photo``'s size and faces (``640x480, 1 face``) for the table; its face count goes to ``FACES``."""
+    global FACES
+    from PIL import Image
+
+    import ferhub
+
+    result = ferhub.Predictor().predict_image(photo)  # the app's default model and detector
+    if result.error is not None:
+        raise SystemExit(f"--photo: {result.error}")
+    FACES = len(result.faces)
+    with Image.open(photo) as image:
+        w, h = image.size
+    return f"{w}x{h}, {FACES} face{'s' * (FACES != 1)}"
 
 
 def http_classify(client: Any, photo: Path) -> list[Any]:
@@ -157,7 +177,10 @@ def http_classify(client: Any, photo: Path) -> list[Any]:
     import json
 
     with photo.open("rb") as f:
-        uploaded = client.post("gradio_api/upload", files={"files": (photo.name, f, "image/jpeg")}).json()[0]
+        uploaded = client.post(
+            "gradio_api/upload",
+            files={"files": (photo.name, f, mimetypes.guess_type(photo.name)[0] or "image/jpeg")},
+        ).json()[0]
     image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
     body = {"data": [image, None, "None", "predicted", False]}
     event_id = client.post("gradio_api/call/classify", json=body).json()["event_id"]
@@ -199,7 +222,7 @@ def sporadic_classify(url: str, photo: Path, pid: int, calls: int, gap: float) -
             outputs = http_classify(client, photo)
             faults.append(minor_faults(pid) - before)
         server.append(server_side_ms(url))
-        assert len(outputs[4]["faces"]) == 1, outputs[4]
+        assert len(outputs[4]["faces"]) == FACES, outputs[4]
     return statistics.median(server), statistics.median(faults)
 
 
@@ -467,7 +490,7 @@ def load_run(url: str, photo: Path, clients: int, requests: int) -> tuple[int, i
             t = time.perf_counter()
             try:
                 result = client.predict(handle_file(str(photo)), None, "None", api_name="/classify")
-                ok = len(result[4]["faces"]) == 1
+                ok = len(result[4]["faces"]) == FACES
             except Exception:
                 ok = False
             with lock:
@@ -495,7 +518,10 @@ def main() -> int:
         "--sporadic", type=int, default=0, help="also N plain-HTTP classify calls, --sporadic-gap s apart"
     )
     parser.add_argument("--sporadic-gap", type=float, default=11.0)
+    parser.add_argument("--photo", type=Path, help="the photo to classify (default: a 640x480 one-face JPEG)")
     args = parser.parse_args()
+    if args.photo is not None and not args.photo.is_file():
+        parser.error(f"--photo {args.photo}: no such file")
 
     host = HostWatch()
     rows: list[tuple[str, str, str, str]] = []
@@ -513,7 +539,8 @@ def main() -> int:
         )
 
     folder = Path(tempfile.mkdtemp(prefix="ferhub-bench-app-"))
-    photo = one_face_photo(folder)
+    photo = args.photo or one_face_photo(folder)
+    what = photo_words(photo) if args.photo is None else f"{args.photo.name} ({photo_words(photo)})"
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     process = start_app(port, {"GRADIO_PROFILING": "1"})
@@ -543,7 +570,7 @@ def main() -> int:
             p50, c50 = statistics.median(plain) * 1000, statistics.median(cam) * 1000
             rows += [
                 (
-                    "`classify` 640x480, 1 face, `Client(url)` (median / p90)",
+                    f"`classify` {what}, `Client(url)` (median / p90)",
                     cell(plain),
                     "median <= 100 ms",
                     met(plain),

@@ -33,3 +33,22 @@ def test_cpu_seconds_count_a_processs_cpu_and_skip_one_gone(bench_script) -> Non
     spent = app.cpu_seconds([os.getpid()]) - before
     assert 0.2 <= spent <= 1.0, spent
     assert app.cpu_seconds([os.getpid(), 2**22 + 1]) >= app.cpu_seconds([os.getpid()]) - 0.05  # no such pid
+
+
+def test_photo_words_name_the_size_and_faces_every_call_must_find(
+    bench_script, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--photo``: the table says the photo's size and faces, and the classify calls then expect that count
+    (the default photo's 1 face was hard-coded); a file ferhub cannot read stops the run with its error."""
+    from PIL import Image
+
+    app = bench_script("app")
+    monkeypatch.setattr(app, "FACES", 1)
+    assert app.photo_words(app.one_face_photo(tmp_path)) == "640x480, 1 face"
+    assert app.FACES == 1
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(tmp_path / "plain.png")
+    assert app.photo_words(tmp_path / "plain.png") == "64x48, 0 faces"
+    assert app.FACES == 0
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(SystemExit, match="not an image file"):
+        app.photo_words(tmp_path / "broken.jpg")
