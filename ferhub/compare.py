@@ -86,17 +86,35 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[
 
 
 def confusion_difference(
-    matrix_a: Sequence[Sequence[float]], matrix_b: Sequence[Sequence[float]], *, normalize: bool = True
+    matrix_a: Sequence[Sequence[float]],
+    matrix_b: Sequence[Sequence[float]],
+    *,
+    normalize: bool = True,
+    support_a: Sequence[float] | np.ndarray | None = None,
+    support_b: Sequence[float] | np.ndarray | None = None,
 ) -> np.ndarray:
     """``B - A`` of two confusion matrices over the same label order; row-normalised (recall view) by default.
 
     Counts are only comparable on the same images, so the normalised view is the default: it compares
-    matrices from different data sizes too.
+    matrices from different data sizes too. ``support_a`` / ``support_b``: each true class's images (images
+    without a prediction included), so that a row's shares are of the whole class and the diagonal is the
+    difference in recall (see :func:`ferhub.metrics.row_normalize`).
     """
     a, b = np.asarray(matrix_a, dtype=np.float64), np.asarray(matrix_b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"confusion matrices must be square and of one shape, got {a.shape} and {b.shape}")
-    return row_normalize(b) - row_normalize(a) if normalize else b - a
+    return row_normalize(b, support_b) - row_normalize(a, support_a) if normalize else b - a
+
+
+def entry_support(entry: Mapping[str, Any], target: Sequence[str] | None = None) -> np.ndarray:
+    """Images per true class of an ``eval_results`` entry, in ``target`` order (default: its own labels; a
+    class it lacks: 0): ``per_class[..]["support"]``, which counts images without a prediction too, else the
+    confusion matrix's row sum."""
+    labels = list(entry["labels"])
+    per = entry.get("per_class") or {}
+    cm = np.asarray(entry["confusion_matrix"], dtype=np.float64)
+    own = {c: float((per.get(c) or {}).get("support", cm[i].sum())) for i, c in enumerate(labels)}
+    return np.asarray([own.get(c, 0.0) for c in (labels if target is None else target)], dtype=np.float64)
 
 
 def align_matrix(
@@ -182,4 +200,5 @@ def entries_difference(
     labels = list(union_labels(entry_a["labels"], entry_b["labels"]))
     a = align_matrix(entry_a["confusion_matrix"], entry_a["labels"], labels)
     b = align_matrix(entry_b["confusion_matrix"], entry_b["labels"], labels)
-    return labels, confusion_difference(a, b, normalize=normalize)
+    supports = {"support_a": entry_support(entry_a, labels), "support_b": entry_support(entry_b, labels)}
+    return labels, confusion_difference(a, b, normalize=normalize, **supports)

@@ -218,11 +218,28 @@ def _jsonable(value: Any) -> Any:
 
 def merge(existing: Mapping[str, Any] | None, entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """A full document: ``existing``'s results (if any) with ``entries`` added; a key already present is
-    replaced. With ``existing=None`` it is a new document of just ``entries`` (what ``hub.save`` takes)."""
+    replaced. With ``existing=None`` it is a new document of just ``entries`` (what ``hub.save`` takes).
+
+    A replaced entry that was measured on other data (another number of images, another dataset revision)
+    is said on stderr: two datasets that share a key would otherwise lose the first result silently."""
     results = dict((existing or {}).get("results", {}))
     for key, entry in entries.items():
+        old = results.get(key)
+        other = _other_data(old, entry) if isinstance(old, Mapping) else None
+        if other:
+            print(f"eval_results: {key} replaced by a result on other data ({other})", file=sys.stderr)
         results[key] = _jsonable(entry)
     return {"format_version": FORMAT_VERSION, "results": results}
+
+
+def _other_data(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """How two entries of one key differ in the data they were measured on, as far as they record it (the
+    number of images; the dataset revision where both name one); ``None`` when they do not."""
+    counts = f"{old.get('num_images')} -> {new.get('num_images')} images"
+    revisions = [(e.get("dataset") or {}).get("revision") for e in (old, new)]
+    if None not in revisions and revisions[0] != revisions[1]:
+        return f"{counts}, revision {revisions[0]} -> {revisions[1]}"
+    return counts if old.get("num_images") != new.get("num_images") else None
 
 
 def write(

@@ -80,9 +80,9 @@ class ImagePredictions:
             "model_labels": self.model_labels,
             "y_true": self.y_true,
             "y_pred": self.y_pred,
-            "confidence": [round(c, 6) for c in self.confidence],
+            "confidence": _float32_list(self.confidence),
             "face_found": self.face_found,
-            "probabilities": np.round(self.probabilities, 6).tolist(),
+            "probabilities": _float32_list(self.probabilities),
             "boxes": self.boxes,
             "paths": self.paths,
             "indices": self.indices,
@@ -121,6 +121,16 @@ class ImagePredictions:
             raise EvaluationError(
                 f"{path} is not a ferhub predictions file ({e}); re-run ferhub evaluate --out"
             ) from e
+
+
+def _float32_list(values: Any) -> list[Any]:
+    """``values`` as nested lists of the shortest decimals that read back as the same float32 (the models'
+    output type): every metric of the entry is recomputed from the file exactly, where rounding to a few
+    decimals turned small probabilities into 0 (NLL) and near values into ties (top-2)."""
+    array = np.asarray(values, dtype=np.float32)
+    if array.ndim > 1:
+        return [_float32_list(row) for row in array]
+    return [float(str(v)) for v in array]
 
 
 @dataclass

@@ -220,11 +220,17 @@ def bootstrap_ci(
     n_resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    groups: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, list[float]]:
     """Percentile bootstrap confidence intervals for accuracy and mean class recall (seeded, reproducible).
 
     Items are resampled with replacement ``n_resamples`` times; in each resample, mean class recall averages
     the classes that resample contains. Returns ``{"accuracy": [lo, hi], "mean_class_recall": [lo, hi]}``.
+
+    ``groups``: per item, the image it is a prediction of, when an image has several (k-fold repeats predict
+    each image once per repeat). Images are resampled then, each bringing all its items (a cluster
+    bootstrap): resampling R copies of an image as independent items would narrow the interval by about
+    sqrt(R). Without it every item is its own image.
     """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be 1 or more, got {n_resamples}")
@@ -233,21 +239,35 @@ def bootstrap_ci(
     n = t.size
     if n == 0:
         return {"accuracy": [0.0, 0.0], "mean_class_recall": [0.0, 0.0]}
+    if groups is None:
+        g = np.arange(n)
+    else:
+        g = np.asarray(groups)
+        if g.shape != t.shape:
+            raise ValueError(f"groups must give one group per item ({n}), got shape {g.shape}")
+        g = np.unique(g, return_inverse=True)[1].reshape(-1)
+    n_groups = int(g.max()) + 1
+    correct = (t == p).astype(np.float64)
+    # per group: its items and right ones, in all and per class; a resample's totals are its groups' sums
+    items = np.bincount(g, minlength=n_groups).astype(np.float64)
+    right = np.bincount(g, weights=correct, minlength=n_groups)
+    cells = g * num_classes + t
+    size_gk = n_groups * num_classes
+    support_gk = np.bincount(cells, minlength=size_gk).reshape(n_groups, num_classes).astype(np.float64)
+    hits_gk = np.bincount(cells, weights=correct, minlength=size_gk).reshape(n_groups, num_classes)
     rng = np.random.default_rng(seed)
-    correct = (t == p).astype(np.int64)
     accs = np.empty(n_resamples)
     recalls = np.empty(n_resamples)
-    chunk = max(1, 4_000_000 // n)  # bound memory: chunk x n indices at a time
+    chunk = max(1, 4_000_000 // n_groups)  # bound memory: chunk x groups draws at a time
     for start in range(0, n_resamples, chunk):
         stop = min(start + chunk, n_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        accs[start:stop] = correct[idx].mean(axis=1)
-        # per-resample class counts via one bincount over (resample, class) pairs
-        rows = np.arange(stop - start)[:, None] * num_classes
-        keys = (rows + t[idx]).ravel()
-        size = (stop - start) * num_classes
-        support = np.bincount(keys, minlength=size).reshape(-1, num_classes)
-        hits = np.bincount(keys, weights=correct[idx].ravel(), minlength=size).reshape(-1, num_classes)
+        idx = rng.integers(0, n_groups, size=(stop - start, n_groups))
+        # how often each resample drew each group, via one bincount over (resample, group) pairs
+        keys = (np.arange(stop - start)[:, None] * n_groups + idx).ravel()
+        drawn = np.bincount(keys, minlength=(stop - start) * n_groups).reshape(-1, n_groups)
+        drawn = drawn.astype(np.float64)
+        accs[start:stop] = (drawn @ right) / (drawn @ items)
+        support, hits = drawn @ support_gk, drawn @ hits_gk
         present = support > 0
         per = np.divide(hits, support, out=np.zeros_like(hits), where=present)
         recalls[start:stop] = per.sum(axis=1) / present.sum(axis=1)
@@ -323,6 +343,7 @@ def summarize(
     n_bins: int = DEFAULT_BINS,
     n_resamples: int = 1000,
     seed: int = 0,
+    groups: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Every metric of one model on one labelled set, as the JSON-ready parts of an ``eval_results`` entry.
 
@@ -333,6 +354,8 @@ def summarize(
         no_face: per image, whether no face was found in it.
         no_face_policy: ``"fallback"`` (the whole image was classified as the face; scored normally) or
             ``"wrong"`` (no prediction; counted wrong).
+        groups: per row, the image it predicts, when images have several rows (k-fold repeats): the
+            confidence intervals resample images (see :func:`bootstrap_ci`).
 
     Returns a dict with ``labels``, ``metrics``, ``per_class``, ``confusion_matrix``, ``calibration``,
     ``no_face``, ``label_mapping`` and ``notes``.
@@ -365,7 +388,7 @@ def summarize(
         "nll": nll(p_all[nll_rows], t[nll_rows]),
         "ece": cal["ece"],
     }
-    ci = bootstrap_ci(t, pred, k, n_resamples=n_resamples, seed=seed)
+    ci = bootstrap_ci(t, pred, k, n_resamples=n_resamples, seed=seed, groups=groups)
     metrics["accuracy_ci95"] = ci["accuracy"]
     metrics["mean_class_recall_ci95"] = ci["mean_class_recall"]
 
@@ -432,7 +455,21 @@ def _coverage_notes(
     return notes
 
 
-def row_normalize(matrix: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    """Rows scaled to sum to 1 (recall view); all-zero rows stay zero."""
+def row_normalize(
+    matrix: Sequence[Sequence[float]] | np.ndarray, support: Sequence[float] | np.ndarray | None = None
+) -> np.ndarray:
+    """Each row as shares of its true class (recall view); all-zero rows stay zero.
+
+    ``support``: the images of each true class (``per_class[..]["support"]``). Images without a prediction
+    have no cell in the matrix, so dividing by the row sums would leave them out and put 100% on the
+    diagonal of a class whose recall is lower; divided by the support, the diagonal is each class's recall.
+    Without it the rows sum to 1.
+    """
     m = np.asarray(matrix, dtype=np.float64)
-    return _safe_div(m, m.sum(axis=1, keepdims=True) * np.ones_like(m))
+    totals = m.sum(axis=1)
+    if support is not None:
+        given = np.asarray(support, dtype=np.float64)
+        if given.shape != totals.shape:
+            raise ValueError(f"support has {given.size} classes, the matrix {totals.size}")
+        totals = np.maximum(given, totals)  # a support below its row's count would give shares over 1
+    return _safe_div(m, totals[:, None] * np.ones_like(m))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from ferhub.compare import align_matrix, confusion_difference
+from ferhub.compare import align_matrix, confusion_difference, entry_support
 from ferhub.labels import class_order
 from ferhub.metrics import row_normalize
 
@@ -36,9 +36,7 @@ Entry = Mapping[str, Any]
 def _support(entry: Entry) -> dict[str, float]:
     """Images per true class: the per-class support where the entry has it (it counts images without a
     prediction too), else the confusion matrix's row sums."""
-    per = entry.get("per_class") or {}
-    cm = np.asarray(entry["confusion_matrix"], dtype=np.float64)
-    return {c: float(per.get(c, {}).get("support", cm[i].sum())) for i, c in enumerate(entry["labels"])}
+    return dict(zip(entry["labels"], entry_support(entry).tolist()))
 
 
 def _predicted(entry: Entry) -> dict[str, float]:
@@ -107,9 +105,11 @@ def _square_layout(fig: go.Figure, labels: Sequence[str], title: str, *, autosiz
     return fig
 
 
-def _confusion_views(counts: np.ndarray) -> dict[str, dict[str, Any]]:
-    """The "counts" and "row %" views of a confusion matrix: heatmap values, cell texts and colour maximum."""
-    percent = row_normalize(counts) * 100.0
+def _confusion_views(counts: np.ndarray, support: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+    """The "counts" and "row %" views of a confusion matrix: heatmap values, cell texts and colour maximum.
+    The percentages are of each true class's ``support`` where given (images without a prediction, which
+    have no cell, included), so that the diagonal is the class's recall."""
+    percent = row_normalize(counts, support) * 100.0
     return {
         "counts": {"z": counts, "text": [[f"{int(v)}" for v in row] for row in counts], "zmax": None},
         "row %": {"z": percent, "text": [[f"{v:.0f}%" for v in row] for row in percent], "zmax": 100.0},
@@ -178,16 +178,19 @@ def confusion_matrix_figure(
     toggle: bool = True,
     title: str = "Confusion matrix",
     autosize: bool = False,
+    support: Sequence[float] | np.ndarray | None = None,
 ) -> go.Figure:
     """Heatmap of a confusion matrix in counts (rows = true, columns = predicted), or row-normalised.
 
-    Hover shows true/predicted class, the count and the percent of the true class's row. With ``toggle``
-    the figure carries "counts" / "row %" buttons that switch the view in the browser (app and report).
+    Hover shows true/predicted class, the count and the percent of the true class. ``support``: the images of
+    each true class, when some have no prediction (and so no cell): the percentages are of them, not of the
+    row's cells. With ``toggle`` the figure carries "counts" / "row %" buttons that switch the view in the
+    browser (app and report).
     """
     counts = np.asarray(matrix, dtype=np.float64)
     if counts.shape != (len(labels), len(labels)):
         raise ValueError(f"matrix shape {counts.shape} does not match {len(labels)} labels")
-    views = _confusion_views(counts)
+    views = _confusion_views(counts, None if support is None else np.asarray(support, dtype=np.float64))
     fig = go.Figure(_confusion_heatmap(views, labels, normalize=normalize))
     if toggle:
         fig.update_layout(updatemenus=[_view_toggle(views, normalize=normalize)])
@@ -204,7 +207,8 @@ def entry_confusion_figure(
     autosize: bool = False,
 ) -> go.Figure:
     """:func:`confusion_matrix_figure` of one ``eval_results`` entry, its classes put in ``labels`` order (a
-    class the entry lacks: an empty row and column) when given."""
+    class the entry lacks: an empty row and column) when given; rows normalised by the entry's per-class
+    support."""
     matrix = entry["confusion_matrix"]
     if labels is not None:
         matrix = align_matrix(matrix, entry["labels"], labels)
@@ -215,6 +219,7 @@ def entry_confusion_figure(
         toggle=toggle,
         title=title or "Confusion matrix",
         autosize=autosize,
+        support=entry_support(entry, labels),
     )
 
 
@@ -238,6 +243,8 @@ def difference_matrix_figure(
         align_matrix(entry_a["confusion_matrix"], entry_a["labels"], labels),
         align_matrix(entry_b["confusion_matrix"], entry_b["labels"], labels),
         normalize=normalize,
+        support_a=entry_support(entry_a, labels),
+        support_b=entry_support(entry_b, labels),
     )
     scale = 100.0 if normalize else 1.0
     z = diff * scale

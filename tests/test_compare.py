@@ -80,6 +80,23 @@ def test_confusion_difference_and_alignment() -> None:
         C.confusion_difference([[1, 2]], [[1, 2]])
 
 
+def test_confusion_difference_rows_are_shares_of_each_class_support() -> None:
+    """Images without a prediction (no face, counted wrong) have no cell: the difference of row-normalised
+    matrices divided by the row sums put 100% recall on a class whose recall was 1/2."""
+    a = [[1, 0], [0, 2]]  # happy: 2 images, one without a prediction; sad: 2 images
+    b = [[2, 0], [0, 2]]
+    np.testing.assert_allclose(C.confusion_difference(a, b, support_a=[2, 2], support_b=[2, 2]),
+                               [[0.5, 0.0], [0.0, 0.0]])  # fmt: skip
+    assert C.confusion_difference(a, b).tolist() == [[0.0, 0.0], [0.0, 0.0]]  # shares of the cells
+    entry_a = {"labels": ["happy", "sad"], "confusion_matrix": a,
+               "per_class": {"happy": {"support": 2}, "sad": {"support": 2}}}  # fmt: skip
+    entry_b = {"labels": ["sad", "happy"], "confusion_matrix": [[2, 0], [0, 2]]}  # no per_class: row sums
+    labels, diff = C.entries_difference(entry_a, entry_b)
+    assert labels == ["happy", "sad"]
+    np.testing.assert_allclose(diff, [[0.5, 0.0], [0.0, 0.0]])  # B's recall 1 minus A's 1/2
+    assert C.entry_support(entry_a, ["sad", "contempt", "happy"]).tolist() == [2.0, 0.0, 2.0]
+
+
 def test_agreement_matrix_and_compare_predictions() -> None:
     p1 = [0, 1, 2, 2]
     p2 = [0, 1, 2, 1]

@@ -478,3 +478,64 @@ def test_hf_other_splits_labels_of_any_kind_never_break_the_split_read(tmp_path:
     train = datasets.Dataset.from_dict({"image": images[:2], "label": ["happy", "sad"]}, features=words)
     empty = HFSource(train.select([]), "words", "test", siblings=[train])  # (datasets cannot load it saved)
     assert len(empty) == 0 and empty.labels == ("happy", "sad")
+
+
+def _parquet(path: Path, labels: list[str], extra: dict | None = None) -> Path:
+    """A parquet file of small images with string labels (and ``extra`` columns)."""
+    import datasets
+
+    features = {"image": datasets.Image(), "label": datasets.Value("string")}
+    features.update({k: datasets.Value("string") for k in extra or {}})
+    rows = {"image": [_img(20 * i) for i in range(len(labels))], "label": labels, **(extra or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_dict(rows, features=datasets.Features(features)).to_parquet(str(path))
+    return path
+
+
+def test_a_parquet_folder_is_named_by_the_folder_not_the_path_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder of parquet splits (data/*.parquet, the Hub layout) kept the path as typed as its name: two
+    keys for one dataset, and an absolute path in the card and the predictions file's name."""
+    for split in ("train", "test"):
+        _parquet(tmp_path / "pq" / "data" / f"{split}-00000-of-00001.parquet", ["happy", "sad", "happy"])
+    monkeypatch.chdir(tmp_path)
+    relative, absolute = open_source("pq", "test"), open_source(str(tmp_path / "pq"), "test")
+    assert (relative.name, relative.split) == (absolute.name, absolute.split) == ("pq", "test")
+    assert not relative.split_is_label  # the files name their splits
+
+
+def test_a_folder_named_like_a_split_is_that_split_of_its_parent(tmp_path: Path) -> None:
+    """rafdb/test and affectnet/test were both dataset "test", split all: one eval_results key, the later run
+    replacing the earlier."""
+    for root in ("rafdb/test", "affectnet/Test", "ferplus/validation", "plain"):
+        for cls in ("happy", "sad"):
+            (tmp_path / root / cls).mkdir(parents=True)
+            _img(len(root)).save(tmp_path / root / cls / "a.png")
+    named = {root: open_source(tmp_path / root) for root in ("rafdb/test", "affectnet/Test", "plain")}
+    assert [(s.name, s.split) for s in named.values()] == [("rafdb", "test"), ("affectnet", "test"),
+                                                           ("plain", None)]  # fmt: skip
+    validation = open_source(tmp_path / "ferplus" / "validation")
+    assert (validation.name, validation.split) == ("ferplus", "val")  # the split's name as ferhub spells it
+    # parquet files in a folder named like a split, without split names of their own
+    _parquet(tmp_path / "sfew" / "val" / "part-0.parquet", ["happy", "sad"])
+    val = open_source(tmp_path / "sfew" / "val")
+    assert (val.name, val.split, val.split_is_label) == ("sfew", "val", False)
+    test = open_source(tmp_path / "sfew" / "val", "test")  # a split the user names wins
+    assert (test.name, test.split, test.split_is_label) == ("sfew", "test", True)
+
+
+def test_a_parquet_file_without_splits_is_split_all_or_the_split_named(tmp_path: Path) -> None:
+    """datasets calls a file's rows split "train": a test set was recorded as split train, and --split test
+    was refused (no 'test' split; it has ['train'])."""
+    path = _parquet(tmp_path / "test.parquet", ["happy", "sad", "sad"])
+    whole = open_source(path)
+    assert (whole.name, whole.split, whole.split_is_label, len(whole)) == ("test", None, False, 3)
+    named = open_source(path, "test")
+    assert (named.split, named.split_is_label, len(named)) == ("test", True, 3)
+    assert open_source(path, "my_split").split == "my_split"  # any name, recorded as given
+    # a Usage column (FER2013 copies) still selects the rows of a split: a split of the data's own
+    usage = _parquet(tmp_path / "fer.parquet", ["happy", "sad", "sad"],
+                     {"Usage": ["Training", "PrivateTest", "PrivateTest"]})  # fmt: skip
+    private = open_source(usage, "test")
+    assert (len(private), private.split, private.split_is_label) == (2, "test", False)

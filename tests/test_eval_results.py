@@ -208,3 +208,26 @@ def test_sigkill_between_the_renames_is_repaired_before_a_push(
         "87.50%" in uploaded["README.md"]
         and json.loads(uploaded["eval_results.json"])["results"]["killed:default:all"]
     )
+
+
+def test_a_result_replaced_by_one_on_other_data_is_said_on_stderr(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two datasets that share a key (both folders named alike) replaced each other's results silently."""
+    first = eval_results.make_entry(summary(), dataset={"id": "faces"}, num_images=84)
+    eval_results.write(repo, {"faces:default:all": first})
+    again = eval_results.make_entry(summary(0.6), dataset={"id": "faces"}, num_images=84)
+    eval_results.write(repo, {"faces:default:all": again})  # the same data measured again: nothing to say
+    assert capsys.readouterr().err == ""
+    other = eval_results.make_entry(summary(0.7), dataset={"id": "faces"}, num_images=5)
+    eval_results.write(repo, {"faces:default:all": other})
+    err = capsys.readouterr().err
+    assert err == "eval_results: faces:default:all replaced by a result on other data (84 -> 5 images)\n"
+    assert eval_results.read(repo)["results"]["faces:default:all"]["num_images"] == 5
+    # another dataset revision, where both entries record one, is other data too
+    old = eval_results.make_entry(summary(), dataset={"id": "org/faces", "revision": "a1"}, num_images=5)
+    new = eval_results.make_entry(summary(), dataset={"id": "org/faces", "revision": "b2"}, num_images=5)
+    eval_results.merge(eval_results.merge(None, {"k": old}), {"k": new})
+    assert (
+        "k replaced by a result on other data (5 -> 5 images, revision a1 -> b2)" in capsys.readouterr().err
+    )

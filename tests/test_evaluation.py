@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from ferhub import eval_results, evaluation, hub
+from ferhub import eval_results, evaluation, hub, metrics
 from ferhub.cli import main
 from ferhub.data import FaceCache, open_source
 from ferhub.hub import EvalResultsError
@@ -298,10 +298,33 @@ def test_predictions_file_round_trip(repos, crops, tmp_path) -> None:
     path = run.predictions.save(tmp_path / "p.json")
     back = evaluation.ImagePredictions.load(path)
     assert back.y_pred == run.predictions.y_pred and back.model == "tiny8" and back.key == run.key
-    np.testing.assert_allclose(back.probabilities, run.predictions.probabilities, atol=1e-6)
+    assert np.array_equal(back.probabilities, run.predictions.probabilities)  # the model's float32 values
+    # every metric of the entry recomputes from the file (data and model labels are FER8 alike here)
+    again = metrics.summarize(back.y_true, back.probabilities, data_labels=back.labels,
+                              model_labels=back.model_labels, n_resamples=10)  # fmt: skip
+    assert again["metrics"] == run.entry["metrics"]
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(evaluation.EvaluationError, match="not a ferhub predictions file"):
         evaluation.ImagePredictions.load(tmp_path / "bad.json")
+
+
+def test_predictions_file_keeps_small_and_near_probabilities(tmp_path) -> None:
+    """Rounded to 6 decimals, 3e-9 became 0 (NLL recomputed from the file: 7.23 against 6.15) and 1e-7 and
+    2e-7 a tie (top-2 0.50 against 0.52)."""
+    probs = np.array([[0.9999997, 1e-7, 2e-7], [3e-9, 0.5, 0.49999997]], dtype=np.float32)
+    kept = evaluation.ImagePredictions(
+        labels=["happy", "sad", "neutral"], model_labels=["happy", "sad", "neutral"], y_true=[2, 0],
+        y_pred=[0, 1], confidence=[float(v) for v in probs.max(axis=1)], face_found=[True, True],
+        probabilities=probs,
+    )  # fmt: skip
+    path = kept.save(tmp_path / "p.json")
+    back = evaluation.ImagePredictions.load(path)
+    assert np.array_equal(back.probabilities, probs)
+    assert np.array_equal(np.float32(back.confidence), np.float32(kept.confidence))
+    assert metrics.nll(back.probabilities, [2, 0]) == metrics.nll(probs, [2, 0])
+    assert metrics.top_k_accuracy(back.probabilities, [2, 0]) == 0.5  # neutral's 2e-7 is second, not a tie
+    text = path.read_text()
+    assert "3e-09" in text and "0.49999997" in text and "0.9999997" in text  # short: float32's own digits
 
 
 # ------------------------------------------------------------------------------------------------ CLI

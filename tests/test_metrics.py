@@ -146,6 +146,38 @@ def test_bootstrap_reference_loop() -> None:
     assert got["mean_class_recall"] == pytest.approx(list(np.percentile(recs, [2.5, 97.5])))
 
 
+def test_bootstrap_groups_resample_images_with_all_their_predictions() -> None:
+    """k-fold repeats predict each image R times: resampling the R x N rows as independent items narrowed the
+    interval by about sqrt(R). With ``groups`` an image is drawn with all its rows (a cluster bootstrap)."""
+    rng = np.random.default_rng(3)
+    t = rng.integers(0, 4, 60)
+    p = np.where(rng.random(60) < 0.5, t, (t + 1) % 4)
+    once = M.bootstrap_ci(t, p, 4, n_resamples=300, seed=2)
+    copies = {
+        "y_true": np.tile(t, 3),
+        "y_pred": np.tile(p, 3),
+        "num_classes": 4,
+        "n_resamples": 300,
+        "seed": 2,
+    }
+    # three identical predictions of each image tell no more than one: the same interval
+    assert M.bootstrap_ci(**copies, groups=np.tile(np.arange(60), 3)) == once
+    naive = M.bootstrap_ci(**copies)
+    assert naive["accuracy"][1] - naive["accuracy"][0] < 0.75 * (once["accuracy"][1] - once["accuracy"][0])
+    # a plain loop over the generator's draws of images, rows pooled per draw
+    g = np.array([0, 0, 1, 1, 2, 2, 3])  # image ids (any values; an image may have one row)
+    tt, pp = np.array([0, 0, 1, 1, 2, 2, 2]), np.array([0, 1, 1, 1, 2, 0, 1])
+    got = M.bootstrap_ci(tt, pp, 3, n_resamples=40, seed=5, groups=g * 10)
+    draws = np.random.default_rng(5).integers(0, 4, size=(40, 4))
+    rows = [np.concatenate([np.flatnonzero(g == d) for d in draw]) for draw in draws]
+    accs = [np.mean(tt[r] == pp[r]) for r in rows]
+    recs = [np.mean([np.mean(pp[r][tt[r] == c] == c) for c in np.unique(tt[r])]) for r in rows]
+    assert got["accuracy"] == pytest.approx(list(np.percentile(accs, [2.5, 97.5])))
+    assert got["mean_class_recall"] == pytest.approx(list(np.percentile(recs, [2.5, 97.5])))
+    with pytest.raises(ValueError, match="one group per item"):
+        M.bootstrap_ci(tt, pp, 3, groups=g[:3])
+
+
 def test_kfold_summary() -> None:
     s = M.kfold_summary(
         [
@@ -222,3 +254,18 @@ def test_summarize_no_face_policies() -> None:
 
 def test_row_normalize() -> None:
     assert M.row_normalize([[1, 3], [0, 0]]).tolist() == [[0.25, 0.75], [0.0, 0.0]]
+
+
+def test_row_normalize_by_support_gives_recall_on_the_diagonal() -> None:
+    """An image without a prediction has no cell: divided by the row sums, a class with recall 1/2 showed
+    100% on the diagonal."""
+    # happy: 2 images, 1 predicted happy, 1 without a face (counted wrong); sad: 1 image, predicted happy
+    t, p = np.array([0, 0, 1]), np.array([0, M.NO_PREDICTION, 0])
+    cm = M.confusion_matrix(t, p, 2)
+    support = M.per_class_scores(t, p, 2, ["happy", "sad"]).support
+    normalised = M.row_normalize(cm, support)
+    assert normalised.tolist() == [[0.5, 0.0], [1.0, 0.0]]
+    assert np.diag(normalised).tolist() == M.per_class_scores(t, p, 2, ["happy", "sad"]).recall.tolist()
+    assert M.row_normalize(cm).tolist() == [[1.0, 0.0], [1.0, 0.0]]  # without it: shares of the cells
+    with pytest.raises(ValueError, match="support has 3 classes"):
+        M.row_normalize(cm, [1, 2, 3])

@@ -98,6 +98,30 @@ def test_confusion_figure_hover_holds_count_and_row_percent() -> None:
         plots.confusion_matrix_figure([[1, 2]], ["a", "b"])
 
 
+def test_row_percentages_are_of_each_class_support_so_the_diagonal_is_recall() -> None:
+    """With --no-face wrong, an image without a face has no cell: the row-normalised matrix (and its hover
+    "% of true happy") showed 100% where recall was 50%, beside recall bars that showed 0.5."""
+    y, labels = np.array([0, 0, 1, 1]), ["happy", "sad"]
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    entry = summarize(y, probs, data_labels=labels, model_labels=labels, no_face=[False, True, False, False],
+                      no_face_policy="wrong", n_resamples=10)  # fmt: skip
+    assert entry["confusion_matrix"] == [[1, 0], [1, 1]] and entry["per_class"]["happy"]["recall"] == 0.5
+    fig = plots.entry_confusion_figure(entry, normalize=True)
+    recall = [entry["per_class"][c]["recall"] * 100 for c in labels]
+    np.testing.assert_allclose(np.diag(np.asarray(fig.data[0].z)), recall)
+    np.testing.assert_allclose(np.asarray(fig.data[0].customdata)[0, 0], [1, 50])  # count, % of true happy
+    assert fig.data[0].text[0][0] == "50%"
+    # in another class order, and in the difference to a model that found every face
+    shown = plots.entry_confusion_figure(entry, normalize=True, labels=["sad", "fear", "happy"])
+    np.testing.assert_allclose(np.asarray(shown.data[0].z)[2, 2], 50)
+    found = summarize(y, probs, data_labels=labels, model_labels=labels, n_resamples=10)
+    diff = plots.difference_matrix_figure(entry, found)
+    np.testing.assert_allclose(np.asarray(diff.data[0].z)[0], [50, 0])  # happy: recall 100% vs 50%
+    for name, fig in plots.dashboard_figures({"a": entry, "b": found}).items():
+        if name.startswith("confusion_normalized:a"):
+            np.testing.assert_allclose(np.diag(np.asarray(fig.data[0].z))[:2], recall)
+
+
 def test_difference_figure_aligns_labels_and_is_b_minus_a() -> None:
     a = {"labels": ["happy", "sad"], "confusion_matrix": [[8, 2], [5, 5]]}
     b = {"labels": ["sad", "happy"], "confusion_matrix": [[8, 2], [1, 9]]}

@@ -817,3 +817,76 @@ def test_train_data_errors_are_exit_1_or_3_and_option_errors_stay_exit_2(
     assert cli_main([*argv, "--data", str(tmp_path / "one"), "--precropped"]) == 1
     (line,) = lines(capsys.readouterr().err)
     assert "its images are all of one class (happy)" in line and "at least two classes" in line
+
+
+def test_repeats_pool_each_image_once_per_repeat_and_resample_images() -> None:
+    """--kfold K --repeats R: the pooled result counted each image R times as num_images, and its bootstrap
+    resampled the R x N rows as independent images (an interval about sqrt(R) too narrow)."""
+    from types import SimpleNamespace
+
+    from ferhub.metrics import bootstrap_ci, summarize
+    from ferhub.training.protocol import Fold, FoldRun, Plan, subset, summarize_runs
+
+    cfg = TrainConfig.from_dict({"kfold": 2, "repeats": 3})
+    crops = _numbered(40)
+    halves = [subset(crops, np.arange(i, 40, 2)) for i in (0, 1)]
+    plan = Plan([Fold(h, None, h) for h in halves], "kfold2", "the held-out folds", None)
+    rng = np.random.default_rng(0)
+    probs = [rng.dirichlet(np.ones(4), len(h)).astype(np.float32) for h in halves]
+    result = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(labels=crops.labels)))
+    # every repeat predicts the same: three copies of each image's prediction tell no more than one
+    runs = [[FoldRun(result, h, p) for h, p in zip(halves, probs)] for _ in range(3)]  # type: ignore[arg-type]
+    pooled = summarize_runs(cfg, plan, runs)
+    assert pooled["num_images"] == 40 and sum(map(sum, pooled["confusion_matrix"])) == 120
+    targets, all_probs = np.concatenate([h.targets for h in halves]), np.concatenate(probs)
+    once = summarize(targets, all_probs, data_labels=crops.labels, model_labels=crops.labels, n_resamples=200)
+    for key in ("accuracy_ci95", "mean_class_recall_ci95", "accuracy"):
+        assert pooled["metrics"][key] == once["metrics"][key]
+    rows = bootstrap_ci(np.tile(targets, 3), np.tile(all_probs.argmax(axis=1), 3), 4, n_resamples=200)
+    assert rows["accuracy"] != once["metrics"]["accuracy_ci95"]  # what resampling rows gave
+    assert len(pooled["protocol"]["folds"]["accuracy"]["values"]) == 6
+    notes = " ".join(pooled["notes"])
+    assert "Mean ± std over 2 folds x 3 repeats: accuracy " in notes and "over 2 folds:" not in notes
+    assert "the 95% intervals resample images, each with all its repeats' predictions" in notes
+
+
+def test_kfold_repeats_card_counts_the_images_once(task_folder: Path, tmp_path: Path) -> None:
+    """The card said "results reported on all 48 images, each once" and, below, "96 images"."""
+    out = tmp_path / "run"
+    argv = _args(task_folder, out, "--epochs", "1", "--kfold", "2", "--repeats", "2")
+    main(get_args_parser().parse_args(argv))
+    (entry,) = json.loads((out / "model" / "eval_results.json").read_text())["results"].values()
+    assert entry["num_images"] == 48 and sum(map(sum, entry["confusion_matrix"])) == 96
+    card = (out / "model" / "README.md").read_text()
+    assert "results reported on all 48 images, each once in each of the 2 repeats (the held-out folds" in card
+    assert "Dataset `faces`, 48 images," in card
+    assert "- 2-fold x 2 repeats, mean ± std, accuracy: " in card
+    assert "Mean ± std over 2 folds x 2 repeats: accuracy " in card
+
+
+def test_a_parquet_file_without_splits_gives_no_split_of_itself_to_select_or_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file without splits now takes any split name for all of its rows: probing it for a validation or
+    test split must not find one (those would be the training images), and naming one is refused."""
+    import datasets
+
+    from ferhub.cli import main as cli_main
+
+    images, targets, labels = transform_task(8, size=24, num_classes=4, seed=5)
+    rows = {"image": [Image.fromarray(im) for im in images], "label": [labels[t] for t in targets]}
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / "faces.parquet"))
+    out = tmp_path / "run"
+    summary = main(get_args_parser().parse_args(_args(tmp_path / "faces.parquet", out, "--epochs", "1")))
+    assert list(summary["data"]) == ["all"]  # one source, neither a val nor a test split taken of it
+    (key,) = json.loads((out / "model" / "eval_results.json").read_text())["results"]
+    assert key == "faces:default:heldout"
+    argv = [
+        "train",
+        *_args(tmp_path / "faces.parquet", tmp_path / "r2", "--epochs", "1", "--val-split", "val"),
+    ]
+    assert cli_main(argv) == 1
+    assert (
+        "has no splits of its own, so its split 'val' would be all of its images" in capsys.readouterr().err
+    )

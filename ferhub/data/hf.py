@@ -19,6 +19,7 @@ from ferhub.data.sources import (
     _is_split,
     _load_pil,
     id_base,
+    local_name,
     split_name,
 )
 from ferhub.errors import DataSourceError, HubDataUnavailable
@@ -188,11 +189,14 @@ def _check_ids(ids: np.ndarray, base: int, names: Sequence[str], name: str, colu
     return index
 
 
-def _pick_split(dd: Any, split: str | None, name: str) -> tuple[Any, str | None]:
+def _pick_split(dd: Any, split: str | None, name: str, *, named: bool = True) -> tuple[Any, str | None, bool]:
+    """The split of ``dd`` to use, its name, and whether the data marks it (``False``: ``split`` only names
+    all of the data). ``named=False``: ``dd``'s one split is the ``"train"`` that ``datasets`` calls rows
+    without a split name (a single parquet file), no split of the data's own."""
     names = list(dd.keys())
     if split is None:
         if len(names) == 1:
-            return dd[names[0]], names[0]
+            return dd[names[0]], names[0] if named else None, True
         raise DataSourceError(f"{name} has splits {names}; choose one with split=... (--split NAME)")
     # FER2013 copies often hold every row in one split with the Kaggle Usage column: select by Usage
     if len(names) == 1 and _is_split(split):
@@ -200,14 +204,27 @@ def _pick_split(dd: Any, split: str | None, name: str) -> tuple[Any, str | None]
         usage = next((c for c in ds.column_names if c.lower() == "usage"), None)
         if usage is not None:
             keep = FER2013_USAGE[split_name(split)]
-            return ds.filter(lambda u: u == keep, input_columns=usage), split
+            return ds.filter(lambda u: u == keep, input_columns=usage), split, True
+    if not named:  # data without splits is all of the split the user names
+        return dd[names[0]], split, False
     if split in dd:
-        return dd[split], split
+        return dd[split], split, True
     want = split_name(split)
     for n in names:
         if _is_split(n) and split_name(n) == want:
-            return dd[n], n
+            return dd[n], n, True
     raise DataSourceError(f"{name} has no {split!r} split; it has {names}")
+
+
+def _named_splits(datasets: Any, folder: Path) -> bool:
+    """Whether ``datasets`` finds split names in a local folder's file names (``data/test-00000-of-00001
+    .parquet``, ``test/...``); without them it calls every file split ``"train"``."""
+    from datasets.data_files import DEFAULT_PATTERNS_ALL, get_data_patterns
+
+    try:
+        return get_data_patterns(str(folder)) != DEFAULT_PATTERNS_ALL
+    except Exception:  # no data files datasets knows: its own load reports that
+        return True
 
 
 _OFFLINE_LOCK = threading.Lock()
@@ -265,21 +282,28 @@ def open_hf(
     import datasets
 
     path = Path(str(source))
-    name = str(source)
+    named = True
     if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
         loaded = datasets.load_from_disk(str(path))
-        name = path.name
-    elif path.suffix == ".parquet" and path.is_file():
+    elif path.suffix.lower() == ".parquet" and path.is_file():
         loaded = datasets.load_dataset("parquet", data_files=str(path))
-        name = path.stem
+        named = False
     else:
-        loaded = _load_hub_dataset(datasets, name, revision)
+        loaded = _load_hub_dataset(datasets, str(source), revision)
+        named = not path.is_dir() or _named_splits(datasets, path)
     siblings: list[Any] = []
     if isinstance(loaded, datasets.DatasetDict):
-        ds, chosen = _pick_split(loaded, split, name)
+        ds, chosen, own = _pick_split(loaded, split, str(source), named=named)
         siblings = [d for d in loaded.values() if d is not ds]
-    else:
-        ds, chosen = loaded, split
+    else:  # a saved Dataset without splits: a split named is all of it
+        ds, chosen, own = loaded, split, split is None
     chosen = split or chosen
     shown = split_name(chosen) if chosen and _is_split(chosen) else chosen
-    return HFSource(ds, name, shown, siblings=siblings, **kw)
+    name = str(source)  # a Hub id; a local source is named by its folder or file, never by the path as typed
+    if path.is_dir():
+        name, shown = local_name(path, shown)
+    elif path.is_file():
+        name = path.stem
+    src = HFSource(ds, name, shown, siblings=siblings, **kw)
+    src.split_is_label = not own
+    return src

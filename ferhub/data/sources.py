@@ -134,6 +134,10 @@ class LabeledSource:
         return None
 
     notes: tuple[str, ...] = ()  # what loading left out of the data, said with the results (unlabelled rows)
+    # ``split`` only names all of the data, which has no splits of its own (a single parquet file given
+    # split="test"): asking it for another split gives the same images, so a caller probing for a
+    # validation or test split must not take them as one
+    split_is_label: bool = False
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.targets, minlength=len(self.labels))
@@ -152,6 +156,21 @@ def _is_split(name: str) -> bool:
     except DataSourceError:
         return False
     return True
+
+
+def local_name(path: Path, split: str | None) -> tuple[str, str | None]:
+    """The dataset name and split that a local source at ``path`` is recorded under; ``split``: the split the
+    source has (its own or the one the user named), ``None`` for none.
+
+    The name is the folder's or file's own (never the path as typed, which may be absolute). A folder named
+    like a split (``rafdb/test``) is a split of its parent's dataset: it takes the parent's name, so that
+    ``rafdb/test`` and ``affectnet/test`` are different results, and that split when it has none other."""
+    name = path.name or Path(os.path.abspath(path)).name  # "." and ".." have no name of their own
+    if path.is_dir() and _is_split(name):
+        parent = Path(os.path.abspath(path)).parent.name
+        if parent:
+            return parent, split or split_name(name)
+    return name, split
 
 
 def _layout(
@@ -289,8 +308,7 @@ class FolderSource(LabeledSource):
         self.root = root
         self.labels, rel_files, self.targets = _labelled_files(classes, all_classes, label_names)
         self.files = [root / f for f in rel_files]
-        self.name = root.name
-        self.split = split_name(split) if split else None
+        self.name, self.split = local_name(root, split_name(split) if split else None)
         self.precropped = precropped
 
     def image(self, i: int) -> Image.Image:

@@ -265,9 +265,16 @@ def _tta_batches(chunk: torch.Tensor, config: ModelConfig, tta: str) -> list[tor
 
 
 def score(
-    probs: np.ndarray, targets: np.ndarray, data_labels: Sequence[str], model_labels: Sequence[str]
+    probs: np.ndarray,
+    targets: np.ndarray,
+    data_labels: Sequence[str],
+    model_labels: Sequence[str],
+    groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """ferhub.metrics' summary (accuracy, mean class recall, per-class, confusion matrix, calibration)."""
+    """ferhub.metrics' summary (accuracy, mean class recall, per-class, confusion matrix, calibration);
+    ``groups``: per row, the image it predicts, where images have several rows (repeats)."""
     from ferhub.metrics import summarize
 
-    return summarize(targets, probs, data_labels=data_labels, model_labels=model_labels, n_resamples=200)
+    return summarize(
+        targets, probs, data_labels=data_labels, model_labels=model_labels, n_resamples=200, groups=groups
+    )

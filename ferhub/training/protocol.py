@@ -187,11 +187,16 @@ def summarize_runs(cfg: TrainConfig, plan: Plan, runs: list[list[FoldRun]]) -> d
     labels = runs[0][0].report.labels
     model_labels = runs[0][0].result.model.config.labels
 
-    def scored(frs: list[FoldRun]) -> dict[str, Any]:
+    def scored(frs: list[FoldRun], groups: np.ndarray | None = None) -> dict[str, Any]:
         probs = np.concatenate([fr.probs for fr in frs])
-        return score(probs, np.concatenate([fr.report.targets for fr in frs]), labels, model_labels)
+        return score(probs, np.concatenate([fr.report.targets for fr in frs]), labels, model_labels, groups)
 
-    pooled = scored([fr for rep in runs for fr in rep])
+    # every repeat reports on the same images in the same order (the repeats share the splits): the pooled
+    # rows are each image once per repeat, so the confidence intervals resample images, each with its
+    # repeats' predictions (resampling rows would make them about sqrt(repeats) too narrow)
+    images = sum(len(fr.report) for fr in runs[0])
+    pooled = scored([fr for rep in runs for fr in rep], np.tile(np.arange(images), len(runs)))
+    pooled["num_images"] = images
     protocol: dict[str, Any] = {
         "selection": cfg.selection,
         "monitor": cfg.monitor if cfg.selection == "inner" else None,
@@ -234,11 +239,14 @@ def protocol_notes(cfg: TrainConfig, protocol: dict[str, Any]) -> list[str]:
         ),
     }[cfg.selection]
     notes = [f"Protocol: {how}."]
-    for key, label in (("folds", f"{cfg.kfold} folds"), ("repeat_results", f"{cfg.repeats} repeats")):
+    folds = f"{cfg.kfold} folds" if cfg.repeats == 1 else f"{cfg.kfold} folds x {cfg.repeats} repeats"
+    for key, label in (("folds", folds), ("repeat_results", f"{cfg.repeats} repeats")):
         if key in protocol:
             acc, recall = protocol[key]["accuracy"]["text"], protocol[key]["mean_class_recall"]["text"]
             notes.append(f"Mean ± std over {label}: accuracy {acc}, mean class recall {recall}.")
     if cfg.repeats > 1:
         notes.append(f"Every held-out image is counted once per repeat ({cfg.repeats} repeats, seeds "
-                     f"{cfg.seed}-{cfg.seed + cfg.repeats - 1}); the repeats share the splits.")  # fmt: skip
+                     f"{cfg.seed}-{cfg.seed + cfg.repeats - 1}) in the confusion matrix and per-class "
+                     "support; the repeats share the splits, and the 95% intervals resample images, each "
+                     "with all its repeats' predictions.")  # fmt: skip
     return notes

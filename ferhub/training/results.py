@@ -17,9 +17,11 @@ def result_entry(
     tta: str | None,
     command: str,
     name: str | None = None,
+    num_images: int | None = None,
 ) -> dict[str, Any]:
     """One ``eval_results.json`` entry for a scored set, built by the schema's owner
-    (:mod:`ferhub.eval_results`)."""
+    (:mod:`ferhub.eval_results`). ``num_images``: the images scored, when not the confusion matrix's total
+    (repeats predict each image once per repeat)."""
     from ferhub.eval_results import make_entry
 
     return make_entry(
@@ -28,6 +30,7 @@ def result_entry(
         tta=tta,
         command=command,
         source="training",
+        num_images=num_images,
     )
 
 
@@ -123,7 +126,8 @@ def recipe_markdown(
         f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}.\n\n| setting | value"
         f" |\n|---|---|\n{rows}\n"
     )
-    for key, label in (("folds", f"{cfg.kfold}-fold"), ("repeat_results", f"{cfg.repeats} repeats,")):
+    folds = f"{cfg.kfold}-fold" if cfg.repeats == 1 else f"{cfg.kfold}-fold x {cfg.repeats} repeats,"
+    for key, label in (("folds", folds), ("repeat_results", f"{cfg.repeats} repeats,")):
         if key in protocol:
             text += "\n" + "\n".join(
                 f"- {label} mean ± std, {k.replace('_', ' ')}: {v['text']}"

@@ -158,13 +158,30 @@ class _Data:
         from ferhub.data import DataSourceError, open_source
 
         if split is not None:
-            return open_source(source, split, **self._kw(source))
+            return self._named(open_source(source, split, **self._kw(source)), source, preferred)
         try:  # sources with splits (fer2013.csv, train/ test/ folders, Hub datasets) give `preferred`
-            return open_source(source, preferred, **self._kw(source))
+            src = open_source(source, preferred, **self._kw(source))
         except DataSourceError as e:
             if isinstance(e, HubConnectionError):  # the Hub is down: opening it once more cannot help
                 raise
             return None
+        # data without splits of its own (a single parquet file) takes any split name for all of its images:
+        # it has no `preferred` split
+        return None if src.split_is_label else src
+
+    def _named(self, src: Any, source: str, role: str) -> Any:
+        """``src``, opened for ``role`` by a split the user named; refused where that split only names all of
+        data without splits that also trains (or selects): those images would report on themselves."""
+        from ferhub.data import DataSourceError
+
+        val_source = self.opts.val_data if getattr(self, "val_src", None) is not None else None
+        if src.split_is_label and role != "train" and source in (self.opts.data, val_source):
+            raise DataSourceError(
+                f"{source} has no splits of its own, so its split {src.split!r} would be all of its images, "
+                f"the same that {'train' if source == self.opts.data else 'select the epoch'}; give the "
+                f"{role} data as a source of its own (--val-data) or data with train/val/test splits"
+            )
+        return src
 
     def test_source(self) -> Any:
         """The ``--test-split`` source, else the source's own test split when it has one (else ``None``)."""
@@ -172,7 +189,7 @@ class _Data:
 
         source = self.opts.val_data or self.opts.data
         if self.opts.test_split is not None:
-            return open_source(source, self.opts.test_split, **self._kw(source))
+            return self._named(open_source(source, self.opts.test_split, **self._kw(source)), source, "test")
         return self._open(source, None, "test")
 
     def crops(self, src: Any) -> Crops:
@@ -226,11 +243,15 @@ class _Data:
             text += f"the epoch chosen on {_sizes(selects)} images ({plan.select_name}); "
         else:
             text += "no epoch chosen on data; "
-        if len(folds) > 1:  # each image is held out by exactly one fold: the report pools them all
+        # each image is held out by exactly one fold (per repeat): the report pools them all
+        repeats = self.cfg.repeats
+        once = "each once" if repeats == 1 else f"each once in each of the {repeats} repeats"
+        if len(folds) > 1:
             reported = sum(len(f.report) for f in folds)
-            text += f"results reported on all {reported} images, each once ({plan.report_name})"
+            text += f"results reported on all {reported} images, {once} ({plan.report_name})"
         else:
             text += f"results reported on {len(folds[0].report)} images ({plan.report_name})"
+            text += f", {once}" if repeats > 1 else ""
         if test is not None:
             text += f", and on the {test[1]} images of split {test[0]} by the released model"
         no_face = [
@@ -397,9 +418,10 @@ _MEASURED_BY_TRAIN = (
 def _entry(scored: dict[str, Any], data: _Data, split: str | None, cfg: TrainConfig) -> dict[str, Any]:
     opts = data.opts
     scored = {**scored, "notes": [_MEASURED_BY_TRAIN, *scored.get("notes", [])]}
+    images = scored.pop("num_images", None)  # the images reported on (repeats predict each several times)
     dataset_id = str(opts.data) if not Path(str(opts.data)).exists() else data.train_src.name
     return result_entry(scored, dataset=dataset_id, split=split, tta=cfg.tta, command=opts.command,
-                        name=data.train_src.name)  # fmt: skip
+                        name=data.train_src.name, num_images=images)  # fmt: skip
 
 
 def _write_repo(
