@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ferhub.images import image_suffixes
-from ferhub.videoio import VIDEO_SUFFIXES, is_video_path
+from ferhub.videoio import VIDEO_SUFFIXES, plays_as_video
 
 # suffixes of photo formats Pillow reads only with a plugin, named in the skip report with the plugin to
 # install
@@ -51,7 +51,8 @@ class Inputs:
         return "skipped files neither Pillow nor PyAV reads here: " + ", ".join(parts)
 
     def videos(self) -> list[Path]:
-        return [f for f in self.files if is_video_path(f)]
+        """The files analysed as videos: named like one, or animated GIFs and PNGs."""
+        return [f for f in self.files if plays_as_video(f)]
 
 
 def scan(paths: Sequence[str | os.PathLike]) -> Inputs:

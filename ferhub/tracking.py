@@ -14,7 +14,8 @@ and made time-aware:
   video sampled at 0.2 fps sees a face every 5 s): at least 2.5 and 1.5 detection intervals;
 - with an appearance per detection (:func:`appearance`, a small brightness-normalised thumbnail), a shot
   change (:meth:`FaceTracker.cut`) keeps only the faces that are still where they were and look the same (a
-  camera flash is no new person), and detections far apart in time are matched by appearance as well;
+  camera flash is no new person), detections far apart in time are matched by appearance as well, and a face
+  clearly unlike one gone for more than a detection interval, in its place, is another person (a new id);
 - new tracks are numbered in reading order (left to right, then top to bottom), like faces in photos.
 
 Why not a library: ByteTrack left ``supervision`` in 0.31 (deprecated since 0.28) for ``trackers``, which
@@ -128,6 +129,23 @@ def _overlap(a: Box, b: Box) -> bool:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     return ix * iy > 0.1 * max(a[2] - a[0], 0.0) * max(a[3] - a[1], 0.0)
+
+
+def _crowded(box: Box, others: Sequence[Box]) -> bool:
+    """Whether another face's box overlaps ``box`` or comes within a quarter of its size of it."""
+    m = 0.25 * _size(box)
+    x1, y1, x2, y2 = box[0] - m, box[1] - m, box[2] + m, box[3] + m
+    return any(min(x2, o[2]) > max(x1, o[0]) and min(y2, o[3]) > max(y1, o[1]) for o in others)
+
+
+def _alike_shape(a: Box, b: Box) -> bool:
+    """Whether two boxes frame a whole face alike: sizes within a third, width-to-height within a fifth
+    (otherwise one is a partial view, and its thumbnail is not comparable with the other's)."""
+    if not 0.75 < _size(b) / _size(a) < 1.33:
+        return False
+    aspect_a = max(a[2] - a[0], 1e-6) / max(a[3] - a[1], 1e-6)
+    aspect_b = max(b[2] - b[0], 1e-6) / max(b[3] - b[1], 1e-6)
+    return 0.8 < aspect_b / aspect_a < 1.25
 
 
 def _similarity(pred: Box, det: Box, reach: float = 1.5) -> float:
@@ -277,6 +295,19 @@ class FaceTracker:
             [[_similarity(p, b, self._reach(t, time)) > 0 for b in boxes] for t, p in zip(tracks, predicted)]
         )
         motion = np.where(near | (same >= UNLIKE_LOOK), motion, 0.0)
+        # a face gone for more than a detection interval, whose place a face clearly unlike it takes, left:
+        # another person sat down (the same one back correlates ~1, turned ~0.6). Only looks worth comparing
+        # count: a face beside another may be partly behind it (a crossing: the box frames what shows, its
+        # look correlated 0.47 with the whole face), and a box of another size or shape than the track's
+        # last is a partial view (half hidden, cut by the frame edge)
+        gone = [t.lost_since is not None and time - t.time > 1.5 * self.interval for t in tracks]
+        clear = [not _crowded(b, [o for j, o in enumerate(boxes) if j != i]) for i, b in enumerate(boxes)]
+        for r, t in enumerate(tracks):
+            if not gone[r] or t.look is None or not t.look.any():
+                continue
+            for c, b in enumerate(boxes):
+                if clear[c] and looks[c].any() and same[r, c] < UNLIKE_LOOK and _alike_shape(t.box, b):
+                    motion[r, c] = 0.0
         for r, t in enumerate(tracks):
             if t.across_cut:  # after a shot change, only the same face in the same place is the same person
                 overlap = np.array([max(iou(t.box, b), iou(predicted[r], b)) for b in boxes])

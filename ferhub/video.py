@@ -183,13 +183,16 @@ class TrackSummaries:
             stats.see(f, time)
         self._previous = (time, [f.track_id for f in faces])
 
-    def result(self, end: float | None = None) -> list[dict[str, Any]]:
+    def result(self, end: float | None = None, *, shown_until: float | None = None) -> list[dict[str, Any]]:
         """Per track: first/last time, seconds on screen, share of time per (smoothed) expression, the
         dominant one, time-weighted mean probabilities and each class's peak (probability and time).
-        ``end``: when the stream ends (a video's duration), which the last frame does not outlast."""
+        ``end``: when the stream ends (a video's duration), which the last frame does not outlast;
+        ``shown_until``: when the last frame stops being shown, where the stream says (read to its end)."""
         if self._previous is not None:  # the last frame lasts one typical frame interval, to the end at most
             last, ids = self._previous
             lasts = self._typical_dt if end is None else max(0.0, min(self._typical_dt, end - last))
+            if shown_until is not None:  # an animation's last frame may be shown longer than the others
+                lasts = max(0.0, shown_until - last)
             for i in ids:
                 self._stats[i].credit(lasts)
             self._previous = None
@@ -260,6 +263,12 @@ class VideoRun:
 
     def close(self) -> None:
         self._reader.close()
+
+    @property
+    def end(self) -> float | None:
+        """When the video ends (seconds): where its last frame stops being shown, once the whole stream was
+        read without an error; ``None`` before, or after an interruption or an error."""
+        return None if self.error else self._reader.end
 
     def _analyse(self, batch: list[Any], last: bool = False) -> Iterator[VideoFrameResult]:
         k = self._analyzer.detect_every
@@ -393,8 +402,9 @@ class VideoRun:
 
     def summaries(self) -> list[dict[str, Any]]:
         """Per-track summaries of the frames analysed so far (see :class:`TrackSummaries`); no track outlasts
-        the video (a sampled last frame stands for its interval up to the video's end, not past it)."""
-        return self._summaries.result(end=self.info.duration)
+        the video (a sampled last frame stands for its interval up to the video's end, not past it), and the
+        last frame counts as long as it is shown (:attr:`end`) once the stream was read to its end."""
+        return self._summaries.result(end=self.info.duration, shown_until=self.end)
 
     def header(self) -> dict[str, Any]:
         """What is known before the first frame: the file, its stream and the analysis settings."""

@@ -19,6 +19,7 @@ import contextlib
 import fractions
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,16 @@ MAX_SOURCE_PIXELS = 80_000_000
 ACCEPTED = "MP4, MOV, MKV, WebM or AVI with H.264, H.265, VP8, VP9, AV1 or MPEG-4 video"
 # FFmpeg demuxers that read still pictures: a photo named like a video opens as a one-frame "video"
 _PICTURE_DEMUXERS = ("image2", "_pipe", "gif", "webp", "apng")
+# of those, the ones FFmpeg reads animations with, each frame timed by its delay: an animated GIF or PNG
+# (APNG) of more than one frame is a video, a one-frame one a picture. Animated WebP it does not decode
+# (FFmpeg 8.1 in PyAV 18: "Invalid data"), so that stays a picture
+_ANIMATION_DEMUXERS = ("gif", "apng")
+# the suffixes of those animations (see is_animation)
+ANIMATION_SUFFIXES = frozenset({".gif", ".png", ".apng"})
+# FFmpeg demuxers whose header durations (the stream's, the file's, Matroska's DURATION tag) are the time the
+# stream ends, counted from 0: a file whose timestamps start at 10 s says 13 s for 3 s of video (measured with
+# FFmpeg 8.1 in PyAV 18 on MKV, WebM, WMV and NUT; MP4/MOV, MPEG-TS and FLV give lengths, AVI starts at 0)
+_END_TIME_DEMUXERS = ("matroska", "asf", "nut")
 # a stream that ends cleanly is called truncated only when it is short of its header by more than these:
 # headers are approximate (variable frame rate, B-frame delay, a last frame lost by the encoder), a cut file
 # is short by far more
@@ -51,12 +62,53 @@ _SAR_RANGE = (fractions.Fraction(1, 4), fractions.Fraction(4))
 
 
 class NotAVideoError(VideoDecodeError):
-    """The file is a still picture (e.g. a JPEG renamed ``.mp4``): classify it as a photo instead."""
+    """The file is a picture (e.g. a JPEG renamed ``.mp4``): classify it as a photo instead. ``frames``: how
+    many it holds (more than 1: an animation FFmpeg cannot decode, such as animated WebP)."""
+
+    def __init__(self, message: str, frames: int = 1) -> None:
+        super().__init__(message)
+        self.frames = frames
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
     """Whether ``path`` is named like a video file (by suffix; the content is checked on opening)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def is_animation(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an animated GIF or PNG (APNG) of more than one frame, analysed as a video (one
+    frame: a photo). Reads the file's header with Pillow, not its frames."""
+    if Path(path).suffix.lower() not in ANIMATION_SUFFIXES:
+        return False
+    return _picture_frames(str(path), animated=True) > 1
+
+
+def plays_as_video(path: str | os.PathLike) -> bool:
+    """Whether ``path`` goes the video path: named like a video, or an animation (:func:`is_animation`)."""
+    return is_video_path(path) or is_animation(path)
+
+
+def undecodable_animation(path: str | os.PathLike) -> int:
+    """The frame count of an animated WebP (FFmpeg here cannot decode one: its first frame is classified as
+    a photo), or 0 for any other file."""
+    if Path(path).suffix.lower() != ".webp":
+        return 0
+    frames = _picture_frames(str(path))
+    return frames if frames > 1 else 0
+
+
+def _picture_frames(path: str, *, animated: bool = False) -> int:
+    """How many frames Pillow finds in a picture (1 where it cannot tell); with ``animated``, only whether
+    there are several (2), which reads less of a GIF."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the photo path says it, once
+            with Image.open(path) as image:
+                if animated:
+                    return 2 if getattr(image, "is_animated", False) else 1
+                return max(int(getattr(image, "n_frames", 1)), 1)
+    except Exception:  # whatever is wrong with it, the photo path says it
+        return 1
 
 
 @dataclass
@@ -150,8 +202,17 @@ class VideoReader:
 
         container, name = self._container, self.path
         fmt = container.format.name
-        if any(d in fmt for d in _PICTURE_DEMUXERS):
+        # an animated GIF or PNG is a video once its second frame is decoded (below)
+        picture = any(d in fmt for d in _PICTURE_DEMUXERS)
+        if picture and fmt not in _ANIMATION_DEMUXERS:
             # the caller says what it does with it (the CLI classifies it as a photo, the app sends it on)
+            frames = _picture_frames(name)
+            if frames > 1:
+                raise NotAVideoError(
+                    f"{name}: an animated picture of {frames} frames ({fmt}) that FFmpeg cannot decode as a"
+                    " video, only its first frame",
+                    frames,
+                )
             raise NotAVideoError(f"{name}: a still picture ({fmt}), not a video")
         if not container.streams:
             raise VideoDecodeError(
@@ -175,24 +236,33 @@ class VideoReader:
             )
         self._stream = stream
         self.max_side = int(max_side)
+        self.end: float | None = None  # see frames()
         tb = stream.time_base
         self._start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
+        # Matroska's, ASF's and NUT's headers give the time a stream ends, not its length: a file whose
+        # timestamps start later (a segment stream-copied from a longer recording) is that much shorter
+        ends = any(d in fmt for d in _END_TIME_DEMUXERS)
+        start = self._start if ends else 0.0
+        file_start = container.start_time / 1_000_000 if ends and container.start_time is not None else 0.0
         duration = None
         if stream.duration is not None and tb:
-            duration = float(stream.duration * tb)
+            duration = max(float(stream.duration * tb) - start, 0.0)
         elif container.duration is not None:
-            duration = container.duration / 1_000_000  # AV_TIME_BASE
+            duration = max(container.duration / 1_000_000 - file_start, 0.0)  # AV_TIME_BASE
         num = int(stream.frames) if stream.frames else None
         # what a complete stream must reach, for telling a truncated file from a whole one at its end
         self._announced_frames = num
-        self._announced_duration = _stream_duration(container, stream)
+        self._announced_duration = _stream_duration(container, stream, start, file_start)
         # the first frame is decoded now: its display matrix gives the rotation, and a file with no decodable
         # frame fails here with one clear error rather than half-way through an output
         self._decoder = container.decode(stream)
+        self._second = None
         try:
             self._first = next(self._decoder, None)
+            if picture and self._first is not None:
+                self._second = next(self._decoder, None)
         except av.FFmpegError as e:
             raise VideoDecodeError(
                 f"{name}: cannot decode the first frame ({_reason(e)}); the file is corrupt, truncated or in"
@@ -200,6 +270,10 @@ class VideoReader:
             ) from e
         if self._first is None:
             raise VideoDecodeError(f"{name}: contains no video frames (truncated or empty stream)")
+        if picture and self._second is None:
+            raise NotAVideoError(f"{name}: a still picture ({fmt}), not a video")
+        # an animation's transparent pixels are shown over white, as the photo path shows them
+        self._over_white = picture
         self.rotation = int(getattr(self._first, "rotation", 0) or 0) % 360
         sw, sh = self._first.width, self._first.height
         # every frame is analysed at this size (stored orientation): the first frame's shown as displayed
@@ -235,7 +309,8 @@ class VideoReader:
         """Decoded frames in order; with ``fps``, at most that many per second (the first frame at or after
         each ``k / fps`` seconds). Raises :class:`VideoDecodeError` at the first undecodable packet, or at
         the end when the stream stops clearly short of what its header announces (a truncated file); the
-        frames before either have been yielded."""
+        frames before either have been yielded. Once the stream is read to its end, :attr:`end` is when its
+        last frame (decoded, sampled or not) stops being shown."""
         import av
 
         if fps is not None and not fps > 0:
@@ -246,11 +321,11 @@ class VideoReader:
         index = -1
         first_time = last_time = -math.inf
         last_shown = 0.0  # how long the last frame is shown, when the stream says
-        pending, self._first = self._first, None
+        pending = [f for f in (self._first, self._second) if f is not None]  # decoded on opening
+        self._first = self._second = None
         try:
             while True:
-                frame = pending if pending is not None else next(self._decoder, None)
-                pending = None
+                frame = pending.pop(0) if pending else next(self._decoder, None)
                 if frame is None:
                     break
                 index += 1
@@ -275,9 +350,8 @@ class VideoReader:
         # FFmpeg ends a cut-off file as it ends a whole one (no error): only the header tells them apart
         n = index + 1
         step = (last_time - first_time) / (n - 1) if n > 1 else 1 / (self.info.fps or 25.0)
-        short = shortfall(
-            n, last_time + (float(last_shown) or step), step, self._announced_frames, self._announced_duration
-        )
+        self.end = last_time + (float(last_shown) or step)
+        short = shortfall(n, self.end, step, self._announced_frames, self._announced_duration)
         if short:
             raise VideoDecodeError(f"{self.path}: truncated or corrupt video: {short}")
 
@@ -289,6 +363,13 @@ class VideoReader:
 
     def _image(self, frame: Any) -> Image.Image:
         w, h = self._size
+        if self._over_white and any(c.is_alpha for c in frame.format.components):
+            if (w, h) != (frame.width, frame.height):
+                frame = frame.reformat(width=w, height=h, format="rgba")
+            rgba = Image.fromarray(frame.to_ndarray(format="rgba"), "RGBA")
+            image = Image.new("RGB", rgba.size, (255, 255, 255))
+            image.paste(rgba, mask=rgba.getchannel("A"))
+            return _rotate(image, self.rotation)
         if (w, h) != (frame.width, frame.height):
             frame = frame.reformat(width=w, height=h, format="rgb24")
         image = Image.fromarray(frame.to_ndarray(format="rgb24"), "RGB")
@@ -346,20 +427,24 @@ def shortfall(
     )
 
 
-def _stream_duration(container: Any, stream: Any) -> float | None:
+def _stream_duration(
+    container: Any, stream: Any, start: float = 0.0, file_start: float = 0.0
+) -> float | None:
     """The video stream's own length from the header, where one is known; ``None`` where the only length is
-    the container's and another stream (audio, which may well run longer) shares it."""
+    the container's and another stream (audio, which may well run longer) shares it. ``start`` and
+    ``file_start`` (the stream's and the file's first timestamps) are taken off where the header gives an end
+    time (see :data:`_END_TIME_DEMUXERS`; 0 otherwise)."""
     if stream.duration is not None and stream.time_base:
-        return float(stream.duration * stream.time_base)
+        return max(float(stream.duration * stream.time_base) - start, 0.0)
     tag = (stream.metadata or {}).get("DURATION")  # Matroska's per-track statistics: "HH:MM:SS.nnnnnnnnn"
     if tag:
         try:
             h, m, sec = tag.split(":")
-            return int(h) * 3600 + int(m) * 60 + float(sec)
+            return max(int(h) * 3600 + int(m) * 60 + float(sec) - start, 0.0)
         except ValueError:
             pass
     if container.duration is not None and len(container.streams) == 1:
-        return container.duration / 1_000_000
+        return max(container.duration / 1_000_000 - file_start, 0.0)
     return None
 
 
@@ -404,6 +489,12 @@ class VideoWriter:
         # timestamps in milliseconds: variable-rate input keeps its timing in the output
         self._stream.codec_context.time_base = fractions.Fraction(1, 1000)
         self._last_pts = -1
+        # each frame is encoded once the next one comes (or at close), when how long it is shown is known:
+        # the encoder's packets get those durations, and the last frame lasts to the video's end (close), not
+        # a whole 1 / fps past it (a 2.4 s clip sampled at 0.5 fps made a 4 s copy)
+        self._interval = max(1, round(1000 / rate))
+        self._held: Any = None
+        self._shown: dict[int, int] = {}  # pts -> milliseconds shown, until the encoder's packet comes out
 
     def write(self, image: Image.Image | np.ndarray, time: float) -> None:
         """Append a frame shown from ``time`` seconds on."""
@@ -424,17 +515,39 @@ class VideoWriter:
         pts = max(round(time * 1000), self._last_pts + 1)
         self._last_pts = pts
         frame.pts, frame.time_base = pts, fractions.Fraction(1, 1000)
-        for packet in self._stream.encode(frame):
+        self._encode_held(pts)
+        self._held = frame
+
+    def _encode_held(self, until: int) -> None:
+        """Encode the frame held back, shown until ``until`` (milliseconds)."""
+        frame, self._held = self._held, None
+        if frame is not None:
+            self._shown[frame.pts] = max(1, until - frame.pts)
+            self._mux(self._stream.encode(frame))
+
+    def _mux(self, packets: Any) -> None:
+        for packet in packets:
+            shown = self._shown.pop(packet.pts, None) if packet.pts is not None else None
+            if shown is not None:
+                packet.duration = shown
             self._container.mux(packet)
 
-    def close(self) -> None:
-        """Flush the encoder and finish the file (writes the index at the front: plays while downloading)."""
+    def close(self, end: float | None = None) -> None:
+        """Flush the encoder and finish the file (writes the index at the front: plays while downloading).
+        ``end``: when the video ends (seconds, e.g. :attr:`VideoReader.end`), where the last frame stops;
+        without it the last frame lasts ``1 / fps``."""
         if self._container is None:
             return
         try:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
+            if self._held is not None:
+                last = self._held.pts
+                stop = last + self._interval
+                if end is not None and math.isfinite(end):
+                    stop = max(round(end * 1000), last + 1)
+                self._encode_held(stop)
+            self._mux(self._stream.encode())
         finally:
+            self._held = None
             self._container.close()
             self._container = None
 
@@ -442,6 +555,7 @@ class VideoWriter:
         """Close the file without flushing the encoder's queued frames, errors ignored: for a file about to be
         deleted (an analysis whose visitor left)."""
         container, self._container = self._container, None
+        self._held = None
         if container is not None:
             with contextlib.suppress(Exception):
                 container.close()

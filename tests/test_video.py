@@ -150,6 +150,26 @@ def test_a_face_leaving_and_returning_keeps_its_id(clip_dir: Path, predictor) ->
     assert by_id[1]["seconds"] == pytest.approx(3.0, abs=0.01)
 
 
+@pytest.mark.parametrize("fps", [None, 5.0])
+def test_another_person_sitting_down_where_one_left_gets_a_new_id(clip_dir: Path, predictor, fps) -> None:
+    """The astronaut sits on the right for 1 s and leaves; 0.8 s later Grace Hopper sits down in her place
+    (one shot, no cut). Within the 2 s a lost face is waited for she took the astronaut's id, and that
+    person's summary mixed the two people's expressions."""
+    frames, truth = [], []
+    for i in range(45):
+        name = "astronaut" if i < 15 else None if i < 27 else "hopper"
+        frames.append(clips.compose([(name, 235, 120, 120)] if name else []))
+        truth.append([(name, 235.0, 120.0)] if name else [])
+    path = clip_dir / "replaced.mp4"
+    if not path.exists():
+        clips.write_clip(path, frames)
+    run, analysed = analyse(predictor, path, fps=fps)
+    assert identities(analysed, truth) == {1: {"astronaut"}, 2: {"hopper"}}
+    first, second = run.summaries()
+    # at 5 fps faces are detected every other sample (0.4 s): Grace Hopper is found at 2.0 s
+    assert first["last_time"] < 1.0 and 1.8 - 1e-3 <= second["first_time"] <= 2.0 + 1e-3
+
+
 @pytest.mark.slow
 def test_batched_detection_across_frames_gives_the_frame_by_frame_results(
     clip_dir: Path, predictor, monkeypatch: pytest.MonkeyPatch

@@ -163,6 +163,41 @@ def test_every_container_the_writer_takes_plays_back_in_order(tmp_path, suffix) 
     assert read == times
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv"])
+def test_the_last_frame_lasts_up_to_the_videos_end(tmp_path, suffix) -> None:
+    """Frames sampled at 0.5 fps from a 2.4 s clip: the copy ends at 2.4 s, where its last frame stood for
+    a whole 1 / fps past it (4 s); without an end it still does, and an end before the last frame gives it
+    1 ms."""
+    frames, _ = clips.pan(2)
+    for end, length in ((2.4, 2.4), (None, 4.0), (1.0, 2.001)):
+        out = VideoWriter(tmp_path / f"out{end}{suffix}", clips.W, clips.H, 0.5)
+        out.write(frames[0], 0.0)
+        out.write(frames[1], 2.0)
+        out.close(end=end)
+        with av.open(str(out.path)) as c:
+            assert c.duration / 1e6 == pytest.approx(length, abs=1e-3), end
+            assert [float(f.pts * f.time_base) for f in c.decode(video=0)] == [0.0, 2.0]
+
+
+def test_the_annotated_copy_lasts_as_long_as_the_sampled_video(tmp_path, capsys) -> None:
+    """``--fps 1`` on a 1.4 s clip (the frames at 0 and 1 s analysed): the copy the CLI and the Video tab
+    write lasts 1.4 s, as the clip does; its last frame stood for a whole second (2 s)."""
+    clip = clips.write_clip(tmp_path / "pan21.mp4", clips.pan(21)[0])  # 21 frames at 15 fps: 1.4 s
+    annotated = tmp_path / "pan21.annotated.mp4"
+    code, out, err = run_cli(capsys, "predict", str(clip), "--fps", "1", "--annotate", str(annotated))
+    assert code == 0, err
+    (entry,) = json.loads(out)
+    assert [f["time"] for f in entry["frames"]] == pytest.approx([0.0, 1.0], abs=1e-3)
+    with av.open(str(annotated)) as c:
+        assert c.duration / 1e6 == pytest.approx(1.4, abs=1e-3)
+
+    from ferhub.ui import video
+
+    copy, *_ = video.analyse_video(str(clip), None, 1, 0.3, progress=lambda *a, **k: None)
+    with av.open(str(copy)) as c:
+        assert c.duration / 1e6 == pytest.approx(1.4, abs=1e-3)
+
+
 @pytest.mark.parametrize("name", ["out.avi", "out.webm", "out.gif", "out"])
 def test_the_writer_refuses_a_container_it_cannot_write_before_making_a_file(tmp_path, name) -> None:
     """AVI once took H.264 with a 1 ms clock: 1000 fps in its header, frames decoded out of order."""

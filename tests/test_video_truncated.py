@@ -166,3 +166,67 @@ def test_cli_and_app_keep_the_frames_and_say_the_file_is_cut(truncated: tuple[Pa
     *_, status = video.analyse_video(str(part), None, fps=5, progress=lambda *a, **k: None)
     assert "The file is damaged part-way; results up to there are kept (truncated or corrupt video:" in status
     assert str(part.parent) not in status  # no server path shown to a visitor
+
+
+def segment(src: Path, dst: Path, after: float) -> Path:
+    """The packets of ``src`` from its first keyframe at or after ``after`` seconds, copied with their
+    timestamps (ffmpeg's segment muxer and ``-c copy -copyts`` cuts leave files like it)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        started = False
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is None:
+                continue
+            started = started or (packet.is_keyframe and packet.pts * packet.time_base >= after)
+            if started:
+                packet.stream = stream
+                out.mux(packet)
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec"),
+    [("mkv", "libx264"), ("webm", "libvpx"), ("wmv", "wmv2"), ("flv", "flv"), ("mp4", "libx264")],
+)
+def test_a_clip_whose_timestamps_start_late_is_as_long_as_its_frames(
+    tmp_path: Path, suffix: str, codec: str
+) -> None:
+    """Timestamps from 10 s on: Matroska's and ASF's headers give 11 s, the time the stream ends, which was
+    taken for its length (a whole clip called truncated "at 1.0 s of the 11.0 s its header announces"); MP4
+    and FLV give the length. The frames' times start at 0 either way."""
+    frames, _ = clips.pan(15)
+    times = [10 + i / 15 for i in range(15)]
+    path = clips.write_clip(tmp_path / f"late.{suffix}", frames, times=times, codec=codec)
+    with open_video(path) as video:
+        assert video.info.duration == pytest.approx(1.0, abs=0.01)
+    indices, error = decode(path)
+    assert indices == list(range(15)) and error is None
+
+
+def test_a_segment_copied_from_a_recording_is_whole_and_a_cut_one_is_not(tmp_path: Path, capsys) -> None:
+    """The second part of an MKV recording, its packets copied as they were (from 2.4 s on): the CLI gave it
+    the recording's end as its duration and called it truncated; cut in half, it still is."""
+    import av
+
+    frames, _ = clips.pan(60)
+    recording = tmp_path / "recording.mkv"
+    with av.open(str(recording), "w") as c:
+        s = c.add_stream("libx264", rate=15)
+        s.width, s.height, s.pix_fmt = clips.W, clips.H, "yuv420p"
+        s.options = {"preset": "ultrafast", "g": "12"}
+        for a in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")))
+        c.mux(s.encode())
+    part = segment(recording, tmp_path / "part2.mkv", 2.4)
+    with av.open(str(part)) as c:
+        assert c.start_time / 1e6 == pytest.approx(2.4, abs=0.1)
+        n = sum(1 for _ in c.decode(video=0))
+    code, out, err = run_cli(capsys, "predict", str(part), "--format", "json")
+    (result,) = json.loads(out)
+    assert code == 0 and err == "" and result["error"] is None
+    assert result["duration"] == pytest.approx(n / 15, abs=0.01) and result["frames_analysed"] == n
+    indices, error = decode(cut(part, tmp_path / "part2_cut.mkv", 0.5))
+    assert indices and error is not None
+    assert error.endswith(f" s of the {n / 15:.1f} s its header announces")

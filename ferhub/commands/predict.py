@@ -269,7 +269,8 @@ class Job:
         try:
             run = self.analyzer.open(path)
         except NotAVideoError as e:
-            say(f"{e}; classifying it as a photo")
+            what = "its first frame" if e.frames > 1 else "it"
+            say(f"{e}; classifying {what} as a photo")
             self.photos([path], writer)
             return
         except VideoDecodeError as e:
@@ -314,7 +315,7 @@ class Job:
                 bar.close()
             if out is not None:
                 try:
-                    out.close()
+                    out.close(end=run.end)  # the copy lasts as long as the video, however sampled
                 except (OSError, av.FFmpegError) as e:  # the last frames flushed to a full disk
                     out_error = _annotate_failed(annotate, e, out)
                     out = None
@@ -467,17 +468,24 @@ def annotate_targets(args: argparse.Namespace, videos: list[Path]) -> dict[Path,
 
 
 def _process(job: Job, files: list[Path], writer: Any, annotated: dict[Path, Path]) -> None:
-    """Photos in batches, videos one by one, in the order given."""
-    from ferhub.videoio import is_video_path
+    """Photos in batches, videos (and animated GIFs) one by one, in the order given."""
+    from ferhub.videoio import plays_as_video, undecodable_animation
 
     batch: list[Path] = []
     for f in files:
-        if is_video_path(f):
+        if plays_as_video(f):
             if batch:
                 job.photos(batch, writer)
                 batch = []
             job.video(f, writer, annotated.get(f))
         else:
+            frames = undecodable_animation(f)
+            if frames:  # said, since the other frames are left out
+                say(
+                    f"an animated WebP of {frames} frames, which FFmpeg cannot decode as a video; classifying"
+                    " its first frame as a photo (convert it to MP4 or GIF to analyse every frame)",
+                    f,
+                )
             batch.append(f)
             if len(batch) >= PHOTO_BATCH:
                 job.photos(batch, writer)

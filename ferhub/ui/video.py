@@ -62,6 +62,13 @@ def _open(predictor: Any, path: str, fps: float, smooth: float) -> Any:
     try:
         run = analyzer.open(path, name=Path(path).name)  # the downloads name the upload, not its server path
     except NotAVideoError as e:
+        if e.frames > 1:  # an animated WebP: FFmpeg decodes none of its frames
+            raise gr.Error(
+                f"This is an animated picture of {e.frames} frames in a format this app cannot decode as a"
+                " video (animated WebP): convert it to MP4 or GIF, or classify its first frame in the"
+                " Classify tab.",
+                title="Not a video",
+            ) from e
         raise gr.Error(
             "This is a still picture, not a video: use the Classify tab.", title="Not a video"
         ) from e
@@ -160,6 +167,8 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
                 # before the next frame (the run analyses the next batch of frames when asked for it): a
                 # cancelled or abandoned analysis stops here, instead of running to the clip's end unseen
                 visitors.stop_if_gone()
+            # the copy lasts as long as the clip (sampled, its last frame stood for 1 / fps past its end)
+            out.close(end=run.end)
             tracks = run.summaries()
             for w in writers:
                 w.video_end(run, interrupted=False)
