@@ -466,12 +466,16 @@ def push_results(
     *,
     token: str | None = None,
     revision: str | None = None,
+    parent_commit: str | None = None,
     commit_message: str = "Update evaluation results",
 ) -> str:
     """Upload ``eval_results.json`` and ``README.md`` of a repo folder to ``repo_id`` in one commit; returns
     its URL.
 
-    Through :func:`ferhub.hub.push_files`: offline or with the Hub unreachable it fails at once.
+    Through :func:`ferhub.hub.push_files`: offline or with the Hub unreachable it fails at once; a card that
+    names no Hub id goes up naming ``repo_id`` (with its ``card.json``), as ``ferhub push`` sends it. Results
+    of a Hub model go to the branch ``revision`` that was evaluated, with ``parent_commit`` the evaluated
+    commit: a branch that moved since (or a tag) is refused, never written over with other weights' results.
     """
     from ferhub.hub import CARD_NAME, push_files
 
@@ -480,7 +484,15 @@ def push_results(
     for name in files:
         if not (folder / name).is_file():
             raise EvaluationError(f"{folder / name} is missing; run ferhub evaluate on this model first")
-    return push_files(folder, repo_id, files, token=token, revision=revision, commit_message=commit_message)
+    return push_files(
+        folder,
+        repo_id,
+        files,
+        token=token,
+        revision=revision,
+        parent_commit=parent_commit,
+        commit_message=commit_message,
+    )
 
 
 def slug(name: str) -> str:

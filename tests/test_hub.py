@@ -703,13 +703,21 @@ def test_incomplete_cached_snapshot_is_reported(tmp_path: Path, isolated_hf: Pat
         hub.load("org/partial")
 
 
+def git_oid(data: bytes) -> str:
+    """The id git (and the Hub, as a regular file's ETag) gives a file's bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 class FakeHub:
     """A Hub on the loopback interface speaking the few routes snapshot_download uses (info, tree,
-    resolve)."""
+    resolve) and the refs listing; ``failing[repo] = 503`` makes a repo answer that status to everything,
+    ``gated`` repos refuse their files as the Hub does to an account not granted access."""
 
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.failing: dict[str, int] = {}
+        self.gated: set[str] = set()
         hub_ = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -730,10 +738,27 @@ class FakeHub:
                 hub_.requests.append((self.command, path))
                 parts = path.strip("/").split("/")
                 api = parts[:2] == ["api", "models"]
-                repo = hub_.repos.get("/".join(parts[2:4] if api else parts[:2]))
+                repo_id = "/".join(parts[2:4] if api else parts[:2])
+                repo = hub_.repos.get(repo_id)
+                if repo_id in hub_.failing:
+                    return self.reply(hub_.failing[repo_id], b'{"error": "Internal Error"}')
                 if repo is None:
                     return self.reply(
                         404, b'{"error": "Repository not found"}', {"X-Error-Code": "RepoNotFound"}
+                    )
+                if api and parts[4] == "refs":
+                    listing = {
+                        key: [
+                            {"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": c}
+                            for n, c in repo.get(field, {}).items()
+                        ]
+                        for key, field, kind in (("branches", "refs", "heads"), ("tags", "tags", "tags"))
+                    }
+                    body = {**listing, "converts": [], "pullRequests": []}
+                    return self.reply(200, json.dumps(body).encode())
+                if parts[2:3] == ["resolve"] and repo_id in hub_.gated:
+                    return self.reply(
+                        403, b'{"error": "Access to model is restricted"}', {"X-Error-Code": "GatedRepo"}
                     )
                 if api and parts[4] == "revision":
                     sha = repo["refs"].get("/".join(parts[5:]))
@@ -744,17 +769,14 @@ class FakeHub:
                     return self.reply(200, json.dumps({"id": "/".join(parts[2:4]), "sha": sha}).encode())
                 if api and parts[4] == "tree":
                     files = repo["files"].items()
-                    tree = [
-                        {"type": "file", "path": f, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
-                        for f, d in files
-                    ]
+                    tree = [{"type": "file", "path": f, "size": len(d), "oid": git_oid(d)} for f, d in files]
                     return self.reply(200, json.dumps(tree).encode())
                 if parts[2:3] == ["resolve"] and "/".join(parts[4:]) in repo["files"]:
                     data = repo["files"]["/".join(parts[4:])]
                     return self.reply(
                         200,
                         data,
-                        {"X-Repo-Commit": repo["commit"], "ETag": f'"{hashlib.sha1(data).hexdigest()}"'},
+                        {"X-Repo-Commit": repo["commit"], "ETag": f'"{git_oid(data)}"'},
                     )
                 return self.reply(404)
 
@@ -1243,3 +1265,447 @@ def test_a_citation_is_fenced_as_bibtex_only_when_it_is_bibtex(
     )
     text = (folder / "README.md").read_text()
     assert f"Citation:\n\n{fence}" in text and text.count("```bibtex") == fence.startswith("```bibtex")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hub references with a revision, ensembles of local folders, reproducible weights
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("revision", ["refs/pr/1", "feature/x"])
+def test_a_revision_with_a_slash_is_a_hub_revision(
+    revision: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`org/name@feature/x` was taken for a local path (three parts) and failed as a missing folder."""
+    fake = FakeSnapshot(hub.save(trained("test_tiny"), tmp_path / "snapshot"))
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake)
+    monkeypatch.chdir(tmp_path)
+    assert hub.load(f"org/name@{revision}").repo_path == tmp_path / "snapshot"
+    assert hub.resolve(f"org/name@{revision}", local=False) == tmp_path / "snapshot"  # a public app's rule
+    assert fake.calls == [expected_snapshot_call("org/name", revision, True)] * 2
+    with pytest.raises(hub.ModelLoadError, match=r"model folder \./org/name@x/y does not exist"):
+        hub.load("./org/name@x/y")  # a path before '@' is still a path
+    for bad in ("../../x", "x/../../y", "/x", "x//y", "a b"):  # never a path into the cache's refs/
+        with pytest.raises(hub.ModelLoadError, match="is not a branch, tag or commit name"):
+            hub.resolve(f"org/name@{bad}", local=False)
+    local = hub.save(trained("test_tiny"), tmp_path / "org" / f"name@{revision}")  # a folder named so wins
+    assert hub.load(f"org/name@{revision}").repo_path == local and len(fake.calls) == 2
+
+
+def test_make_ensemble_records_a_local_member_by_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member given as `m1` was stored as `m1`: the ensemble loaded only from the folder it was made in."""
+    from ferhub.models.ensemble import make_ensemble
+
+    monkeypatch.chdir(tmp_path)
+    hub.save(trained("test_tiny"), tmp_path / "m1")
+    ensemble = hub.save(make_ensemble(["m1", "fer-mini-xception"]), tmp_path / "ens")
+    members = json.loads((ensemble / "config.json").read_text())["model_args"]["members"]
+    assert members == [str(tmp_path / "m1"), "fer-mini-xception"]  # bundled names and Hub ids as given
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    hub.clear_cache()
+    loaded = hub.load(ensemble)
+    assert [m.repo_path for m in loaded.members] == [tmp_path / "m1", hub.resolve("fer-mini-xception")]
+
+
+def test_push_refuses_an_ensemble_with_a_local_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ensemble of local folders was pushed: on the Hub it named this machine's paths, loading nowhere."""
+    from ferhub.models.ensemble import make_ensemble
+
+    member = hub.save(trained("test_tiny"), tmp_path / "member")
+    local = hub.save(make_ensemble([member, "ferhub/fer-mini-xception"]), tmp_path / "local")
+    fake = FakeSnapshot(member)  # `org/member` on the Hub holds the same model
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake)
+    shared = hub.save(make_ensemble(["org/member", "ferhub/fer-mini-xception"]), tmp_path / "shared")
+    rec = HubRecorder(monkeypatch)
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.push(local, "org/ensemble")
+    assert f"member {member} is a local folder" in str(e.value)
+    assert f"push that member first (`ferhub push {member} org/name`), list its Hub id" in str(e.value)
+    assert rec.calls == []  # refused before any upload
+    (tmp_path / "moved").mkdir()
+    member.rename(tmp_path / "moved" / "member")  # a member path that no longer exists is no Hub id either
+    with pytest.raises(hub.ModelLoadError, match="is a local folder"):
+        hub.check_repo(local)
+    assert hub.check_repo(shared) == ["config.json", "README.md", "card.json"]
+    hub.push(shared, "org/ensemble")
+    assert [c[0] for c in rec.calls] == ["create_repo", "upload_folder"]
+
+
+def _header(path: Path) -> dict[str, Any]:
+    data = path.read_bytes()
+    return json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+
+
+def test_weights_are_written_byte_for_byte_the_same(tmp_path: Path) -> None:
+    """safetensors wrote `__metadata__` in hash-map order, different from save to save: the same model gave
+    different bytes, so a re-push uploaded them again and each `zoo import` left another cache snapshot."""
+    from ferhub.zoo import _hf_cache_install
+
+    model = trained("test_tiny")
+    folders = [hub.save(model, tmp_path / str(i), card_context={"model_name": "same"}) for i in range(5)]
+    weights = {(f / "model.safetensors").read_bytes() for f in folders}
+    assert len(weights) == 1
+    header = _header(folders[0] / "model.safetensors")
+    assert next(iter(header)) == "__metadata__"
+    assert list(header["__metadata__"]) == ["architecture", "ferhub_version", "format"]
+    x = sample(model)
+    with torch.no_grad():
+        assert torch.equal(hub.load(folders[0])(x), model(x))
+    snapshots = {_hf_cache_install(f, "org/same") for f in folders[:2]}
+    assert len(snapshots) == 1 and len(list(next(iter(snapshots)).parent.iterdir())) == 1
+
+
+def test_bundled_weights_are_left_as_shipped_and_load() -> None:
+    """The canonical form is for new writes: the bundled files keep their bytes, and still load."""
+    for name in hub.list_bundled():
+        folder = hub.resolve(name)
+        if (folder / "model.safetensors").is_file():
+            assert _header(folder / "model.safetensors")["__metadata__"]["format"] == "pt"
+            hub.load(name)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hub failures, gated repos, repos that are no ferhub repos, damaged cached copies: one line and its fix
+# ---------------------------------------------------------------------------------------------------------
+def test_a_hub_that_fails_is_one_line_with_its_fix(fake_hub: FakeHub, tiny_repo: Path) -> None:
+    """The 503 text of huggingface_hub ran over five lines inside the message: the CLI printed the first, an
+    unclosed parenthesis and no Fix."""
+    fake_hub.add("org/down", tiny_repo, ["main"], {})
+    fake_hub.failing["org/down"] = 503
+    with pytest.raises(hub.HubConnectionError) as e:  # HubModelUnavailable: exit code 3 in the CLI
+        hub.load("org/down")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert (
+        "the Hub failed to answer (HTTP 503 Service Unavailable: Internal Error). Fix: try again later" in msg
+    )
+
+
+def _http_error(status: int, text: str) -> Exception:
+    """The error huggingface_hub raises for a Hub answer of ``status``."""
+    import httpx2
+    from huggingface_hub.utils import hf_raise_for_status
+
+    request = httpx2.Request("POST", "https://huggingface.co/api/models/org/name/commit/main")
+    try:
+        hf_raise_for_status(httpx2.Response(status, json={"error": text}, request=request))
+    except Exception as e:
+        return e
+    raise AssertionError(f"{status} raised nothing")
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "not_expected"),
+    [
+        (503, "the Hub failed while uploading to org/name (HTTP 503 Service Unavailable: down). Fix: try "
+         "again later", "log in"),
+        (403, "refused the upload to org/name (HTTP 403 Forbidden: down). Fix: log in with `hf auth login`",
+         "try again"),
+    ],
+)  # fmt: skip
+def test_push_says_a_hub_failure_is_the_hubs(
+    status: int,
+    expected: str,
+    not_expected: str,
+    tiny_repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """`ferhub push` told the user to log in when the Hub answered 503, over several lines."""
+    from huggingface_hub import HfApi
+
+    from ferhub.cli import main
+
+    HubRecorder(monkeypatch)
+
+    def create_repo(self: HfApi, *args: Any, **kwargs: Any) -> None:
+        raise _http_error(status, "down")
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    assert main(["push", str(tiny_repo), "org/name"]) == 3
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("ferhub push: ") and expected in line and not_expected not in line.lower()
+
+
+def test_a_gated_repo_says_to_request_access(fake_hub: FakeHub, tiny_repo: Path) -> None:
+    """A gated repo got "not found ... log in", also for a logged-in user who must request access."""
+    fake_hub.add("org/gated", tiny_repo, ["main"], {})
+    fake_hub.gated.add("org/gated")
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load("org/gated")
+    msg = str(e.value)
+    assert "'org/gated' is gated" in msg and "not found" not in msg
+    assert f"open {fake_hub.url}/org/gated while logged in and request access" in msg
+    with pytest.raises(hub.ModelLoadError, match="'org/missing' was not found or you have no access"):
+        hub.load("org/missing")
+
+
+def test_a_hub_repo_that_is_no_ferhub_repo_says_so(fake_hub: FakeHub, tmp_path: Path) -> None:
+    """They got "re-save with ferhub.hub.save" advice, which a user loading someone's repo cannot take."""
+    folder = hub.save(trained("test_tiny"), tmp_path / "m")
+    no_config, no_weights = tmp_path / "no_config", tmp_path / "no_weights"
+    for copy, drop in ((no_config, "config.json"), (no_weights, "model.safetensors")):
+        shutil.copytree(folder, copy)
+        (copy / drop).unlink()
+    fake_hub.add("org/noconfig", no_config, ["main"], {})
+    fake_hub.add("org/noweights", no_weights, ["main"], {"pytorch_model.bin": b"pickle"})
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load("org/noconfig")
+    assert "Hub model 'org/noconfig' is not a ferhub model repo (no config.json)" in str(e.value)
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load("org/noweights")
+    msg = str(e.value)
+    assert "Hub model 'org/noweights' is not a ferhub model repo (no model.safetensors)" in msg
+    assert "pytorch_model.bin is a pickle ferhub never loads" in msg and "import_torch_checkpoint" in msg
+    assert "pytorch_model.bin" not in fake_hub.downloads()  # named from the listing, never downloaded
+
+
+def test_a_damaged_cached_copy_says_to_delete_it(
+    fake_hub: FakeHub, tmp_path: Path, isolated_hf: Path
+) -> None:
+    """A corrupt cached config got "re-save the model with ferhub.hub.save. Fix: ... re-save the model": the
+    advice twice, and not the fix (download it again)."""
+    import huggingface_hub.constants as constants
+
+    folder = hub.save(trained("test_tiny"), tmp_path / "m")
+    fake_hub.add("org/real", folder, ["main"], {})
+    snapshot = hub.resolve("org/real")
+    config_blob = (snapshot / "config.json").resolve()
+    config_blob.chmod(0o644)
+    config_blob.write_text('{"architecture": ')  # the blob no longer holds what the Hub sent
+    constants.HF_HUB_OFFLINE = True  # undone by the fake_hub fixture
+    # a snapshot without its weights and no listing to tell (zoo import, an older huggingface_hub)
+    unlisted = write_hf_cache(isolated_hf / "hub", "org/unlisted", folder, {"main": ""})
+    shutil.rmtree(unlisted.parents[1] / "trees")
+    (unlisted / "model.safetensors").unlink()
+    for ref, damage in (("org/real", "config"), ("org/real", "weights"), ("org/unlisted", "missing weights")):
+        if damage == "weights":
+            config_blob.write_bytes(fake_hub.repos["org/real"]["files"]["config.json"])
+            weights = (snapshot / "model.safetensors").resolve()
+            weights.chmod(0o644)
+            weights.write_bytes(weights.read_bytes()[:100])
+        hub.clear_cache()
+        with pytest.raises(hub.ModelLoadError) as e:
+            hub.load(ref)
+        msg = str(e.value)
+        repo_dir = isolated_hf / "hub" / f"models--{ref.replace('/', '--')}"
+        assert f"delete it from the Hugging Face cache ({repo_dir}) and load again" in msg, damage
+        assert "ferhub.hub.save" not in msg and msg.count("Fix:") == 1, damage
+
+
+def test_a_hub_config_that_ferhub_cannot_read_is_the_repos(fake_hub: FakeHub, tmp_path: Path) -> None:
+    """A config.json the Hub holds as it is (the cached copy intact) is the repo's fault, not the cache's."""
+    folder = hub.save(trained("test_tiny"), tmp_path / "m")
+    (folder / "config.json").write_text('{"architecture": "test_tiny"}')
+    fake_hub.add("org/oldcfg", folder, ["main"], {})
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load("org/oldcfg")
+    msg = str(e.value)
+    assert (
+        "missing required keys ['labels']" in msg
+        and "Hub model 'org/oldcfg' is not a ferhub model repo" in msg
+    )
+    assert "delete it" not in msg and "ferhub.hub.save" not in msg
+
+
+def test_a_bad_local_config_gives_its_fix_once(tiny_repo: Path) -> None:
+    (tiny_repo / "config.json").write_text("{not json")
+    with pytest.raises(hub.ModelLoadError) as e:
+        hub.load(tiny_repo)
+    assert str(e.value).count("re-save") == 1 and "Fix: config.json is written by ferhub.hub.save" in str(
+        e.value
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# evaluate --push: the card as `ferhub push` sends it, onto the branch and commit that were evaluated
+# ---------------------------------------------------------------------------------------------------------
+class CommitRecorder:
+    """Replaces HfApi.create_commit (the Hub's side of a results push): records its arguments and the bytes of
+    each file committed; ``fail`` raises that error instead."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import huggingface_hub
+
+        self.calls: list[dict[str, Any]] = []
+        self.files: list[dict[str, bytes]] = []
+        self.fail: Exception | None = None
+        recorder = self
+
+        def create_commit(api: Any, **kwargs: Any) -> Any:
+            if recorder.fail is not None:
+                raise recorder.fail
+            recorder.calls.append({k: v for k, v in kwargs.items() if k != "operations"})
+            recorder.files.append(
+                {op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in kwargs["operations"]}
+            )
+            return huggingface_hub.CommitInfo(
+                commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/abc123",
+                commit_message=kwargs["commit_message"],
+                commit_description="",
+                oid="abc123",
+            )
+
+        monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
+
+
+def test_results_push_names_the_repo_in_a_card_that_names_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evaluate --push --repo-id` of a trained folder put `path/to/model` back into the Hub card, which no
+    longer matched the card.json `ferhub push` had put there."""
+    from ferhub.evaluation import push_results
+
+    folder = hub.save(trained("test_tiny"), tmp_path / "m", eval_results=eval_results())
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    HubRecorder(monkeypatch)
+    rec = CommitRecorder(monkeypatch)
+    push_results(folder, "org/name")
+    (files,) = rec.files
+    assert set(files) == {"eval_results.json", "README.md", "card.json"}
+    card = files["README.md"].decode()
+    assert 'ferhub.load("org/name")' in card and "path/to/model" not in card and "model-index" in card
+    assert json.loads(files["card.json"])["repo_id"] == "org/name"
+    published = shutil.copytree(folder, tmp_path / "hub-copy")  # the Hub's repo after the commit
+    for name, data in files.items():
+        (published / name).write_bytes(data)
+    assert hub.card_is_current(published)  # the Hub's card is what its card.json renders to
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the folder is left as it is
+    assert rec.calls[0]["revision"] is None and "parent_commit" not in rec.calls[0]
+
+
+@pytest.fixture
+def lfw_crops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``crops/<class>/<i>.png``: 14 real LFW face crops in the 7 FER classes."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "ferhub_cache"))
+    lfw = skimage.data.lfw_subset()
+    root = tmp_path / "crops"
+    for i in range(14):
+        (root / FER7[i % 7]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((lfw[i] * 255).astype(np.uint8)).save(root / FER7[i % 7] / f"{i:02d}.png")
+    return root
+
+
+def _evaluate_push(crops: Path, out: Path, *models_and_options: str) -> int:
+    from ferhub.cli import main
+
+    argv = ["evaluate", "--data", str(crops), "--precropped", "--bootstrap", "5", "--no-report"]
+    return main([*argv, "--out", str(out), "--push", *models_and_options])
+
+
+def test_evaluate_push_commits_to_the_branch_and_commit_evaluated(
+    fake_hub: FakeHub, lfw_crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`--model org/name@dev --push` committed dev's card and results onto main, over whatever it held."""
+    folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context={"repo_id": "org/real"})
+    commit = fake_hub.add("org/real", folder, ["main", "dev"], {})
+    rec = CommitRecorder(monkeypatch)
+    assert _evaluate_push(lfw_crops, tmp_path / "out", "--model", "org/real@dev") == 0, (
+        capsys.readouterr().err
+    )
+    (call,) = rec.calls
+    assert call["repo_id"] == "org/real" and call["revision"] == "dev" and call["parent_commit"] == commit
+    assert set(rec.files[0]) == {"eval_results.json", "README.md"}  # its card names the repo already
+    assert "pushed org/real@dev results to org/real@dev" in capsys.readouterr().err
+    assert _evaluate_push(lfw_crops, tmp_path / "out", "--model", "org/real") == 0  # the default branch
+    assert rec.calls[-1]["revision"] is None and rec.calls[-1]["parent_commit"] == commit
+
+
+def test_evaluate_push_refuses_a_results_copy_of_other_weights(
+    fake_hub: FakeHub, lfw_crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A second evaluation into the same --out, after the branch got new weights, pushed the card (and
+    results) of the copy the first one left there beside the new weights."""
+    context = {"repo_id": "org/real"}
+    fake_hub.add(
+        "org/real", hub.save(trained("test_tiny"), tmp_path / "a", card_context=context), ["main"], {}
+    )
+    rec = CommitRecorder(monkeypatch)
+    out = tmp_path / "out"
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 0
+    new = hub.save(trained("test_tiny", seed=1), tmp_path / "b", card_context=context)
+    fake_hub.repos["org/real"].update(
+        commit="d" * 40, refs={"main": "d" * 40}, files={p.name: p.read_bytes() for p in new.iterdir()}
+    )
+    hub.clear_cache()
+    capsys.readouterr()
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "not pushed to org/real: its model.safetensors is not the evaluated commit's" in line
+    assert "Fix: evaluate again with a new --out" in line and len(rec.calls) == 1
+
+
+def test_evaluate_push_refuses_a_branch_that_moved(
+    fake_hub: FakeHub, lfw_crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Results measured on commit A were committed onto a branch whose weights had become B."""
+    from ferhub import evaluation
+
+    folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context={"repo_id": "org/real"})
+    commit = fake_hub.add("org/real", folder, ["main", "dev"], {})
+    rec = CommitRecorder(monkeypatch)
+    evaluate = evaluation.evaluate
+
+    def evaluate_while_dev_moves(*args: Any, **kwargs: Any) -> Any:
+        runs = evaluate(*args, **kwargs)
+        fake_hub.repos["org/real"]["refs"]["dev"] = "b" * 40  # someone pushed new weights to dev meanwhile
+        return runs
+
+    monkeypatch.setattr(evaluation, "evaluate", evaluate_while_dev_moves)
+    out = tmp_path / "out"
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real@dev") == 1
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("ferhub evaluate:")]
+    assert f"not pushed to org/real@dev: branch 'dev' of org/real has moved since commit {commit}" in line
+    assert "Fix: evaluate org/real@dev again" in line and rec.calls == []
+    assert hub.read_eval_results(out / "org--real@dev")["results"]  # the results are kept
+    # moved between that check and the commit: the Hub refuses the parent commit (412)
+    monkeypatch.setattr(evaluation, "evaluate", evaluate)
+    fake_hub.repos["org/real"]["refs"]["dev"] = commit
+    rec.fail = _http_error(412, "A commit has happened since. Please refresh and try again.")
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real@dev") == 1
+    assert "branch 'dev' of org/real has moved since commit" in capsys.readouterr().err
+    rec.fail = _http_error(503, "Internal Error")  # and a Hub that fails is no login problem
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real@dev") == 3
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "the Hub failed while uploading to org/real (HTTP 503" in line and "log in" not in line
+
+
+@pytest.mark.parametrize(
+    ("model", "option", "expected"),
+    [
+        ("org/real@v1", [], "revision 'v1' of org/real is a tag; results can only be committed to a branch"),
+        ("org/real@nope", [], "revision 'nope' of org/real is no branch of the repo"),
+        (f"org/real@{'c' * 40}", [], f"org/real@{'c' * 40} names a commit, and results can only be "
+         "pushed to a branch"),
+        ("org/real@dev", ["--revision", "main"], "--revision main would put the results of org/real@dev on "
+         "another branch"),
+        ("org/real", ["--revision", "dev"], "evaluate org/real@dev to push to that branch"),
+    ],
+)  # fmt: skip
+def test_evaluate_push_refuses_what_is_no_branch_before_evaluating(
+    model: str,
+    option: list[str],
+    expected: str,
+    fake_hub: FakeHub,
+    lfw_crops: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
+    folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context={"repo_id": "org/real"})
+    commit = fake_hub.add("org/real", folder, ["main", "dev"], {})
+    fake_hub.repos["org/real"]["tags"] = {"v1": commit}
+    rec = CommitRecorder(monkeypatch)
+    out = tmp_path / "out"
+    assert _evaluate_push(lfw_crops, out, "--model", model, *option) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("ferhub evaluate: ") and expected in line
+    assert not out.exists() and rec.calls == [] and not fake_hub.downloads()  # nothing was evaluated

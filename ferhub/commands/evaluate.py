@@ -45,7 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="do not write DIR/report.html")
     p.add_argument("--push", action="store_true", help="upload eval_results.json + README.md in one commit")
     p.add_argument("--repo-id", default=None, help="Hub repo to push a local model's results to (org/name)")
-    p.add_argument("--revision", default=None, help="branch to push to (default main)")
+    p.add_argument(
+        "--revision",
+        default=None,
+        help="branch to push a local or bundled model's results to (default main); a Hub model's results go "
+        "to the branch evaluated (org/name@branch)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument(
         "--bootstrap",
@@ -121,6 +126,105 @@ def _push_target(run: Any, folder: Path, repo_id: str | None) -> str | None:
     return repo_id or _hub_id(run.spec) or _card_repo_id(folder)
 
 
+_COMMIT = re.compile(r"[0-9a-fA-F]{40}")
+
+
+def _own_hub_repo(spec: Any, repo_id: str | None) -> str | None:
+    """The Hub repo of a model given as a Hub id (not a bundled name) whose results ``--push`` sends back to
+    that very repo; ``None`` otherwise (their branch is then ``--revision``'s)."""
+    from ferhub.hub._layout import bundled_folder
+
+    hub_id = _hub_id(spec)
+    if hub_id is None or (repo_id is not None and repo_id != hub_id):
+        return None
+    if "@" not in spec and bundled_folder(hub_id) is not None:  # bundled: loaded from the package
+        return None
+    return hub_id
+
+
+def _push_branch(spec: Any, repo_id: str | None, revision: str | None) -> str | None:
+    """The branch a run's results go to: for a Hub model pushed to its own repo, the revision evaluated
+    (after '@'; none: the default branch), so a card and results never land beside other weights; else
+    ``--revision``."""
+    if _own_hub_repo(spec, repo_id) is None:
+        return revision
+    return spec.partition("@")[2] or None
+
+
+def _evaluated_commit(run: Any) -> str | None:
+    """The commit a Hub model was evaluated at (its snapshot folder is named by it), ``None`` for a local or
+    bundled model."""
+    folder = run.folder
+    if folder is None or folder.parent.name != "snapshots" or not _COMMIT.fullmatch(folder.name):
+        return None
+    return folder.name
+
+
+def _stale_copy(run: Any, folder: Path) -> str | None:
+    """The repo file of ``folder`` (a Hub model's results copy under ``--out``) that differs from the
+    snapshot evaluated, ``None`` when it is a copy of it: a copy left by an evaluation of other weights
+    (same ``--out``, the branch since moved) would put their card beside these weights."""
+    import filecmp
+
+    from ferhub.hub import CARD_CONTEXT_NAME, WEIGHTS_NAME
+    from ferhub.hub._layout import CONFIG_NAME
+
+    if run.folder is None or folder == run.folder:
+        return None
+    for name in (CONFIG_NAME, WEIGHTS_NAME, CARD_CONTEXT_NAME):
+        source, copy = run.folder / name, folder / name
+        if source.is_file() != copy.is_file():
+            return name
+        if source.is_file() and not filecmp.cmp(source, copy, shallow=False):
+            return name
+    return None
+
+
+def _revision_refused(args: argparse.Namespace) -> str | None:
+    """Why ``--push`` cannot send a Hub model's results to the branch they belong on, said before any work
+    (``None`` when it can, or when only the push itself can tell): ``--revision`` naming another branch than
+    the one evaluated, or a commit after '@'."""
+    if not args.push:
+        return None
+    for spec in args.model:
+        hub_id = _own_hub_repo(spec, args.repo_id)
+        if hub_id is None:
+            continue
+        evaluated = spec.partition("@")[2]
+        if args.revision is not None and args.revision != (evaluated or "main"):
+            return (
+                f"--revision {args.revision} would put the results of {spec} on another branch than the "
+                f"weights they were measured on; evaluate {hub_id}@{args.revision} to push to that branch"
+            )
+        if _COMMIT.fullmatch(evaluated):
+            return (
+                f"{spec} names a commit, and results can only be pushed to a branch (the branch that holds "
+                f"these weights); evaluate {hub_id}@BRANCH with --push, or this commit without --push"
+            )
+    return None
+
+
+def _not_a_branch(args: argparse.Namespace) -> str | None:
+    """Why a Hub model's ``@revision`` cannot take ``--push``'s results (a tag, no branch of the repo), asked
+    of the Hub before any work; ``None`` when it is a branch, or when the Hub cannot say now (the evaluation
+    or the push will report that)."""
+    from ferhub.hub._push import branch_head
+    from ferhub.hub._remote import online_api
+
+    for spec in args.model if args.push else []:
+        hub_id = _own_hub_repo(spec, args.repo_id)
+        revision = spec.partition("@")[2] if hub_id else ""
+        if not revision:
+            continue
+        try:
+            branch_head(online_api("push"), hub_id, revision)
+        except ValueError as e:
+            return str(e)
+        except Exception:  # no network, no such repo, no access: the evaluation or the push says so
+            continue
+    return None
+
+
 def _unknown_push_targets(args: argparse.Namespace) -> list[str]:
     """The ``--model`` folders whose Hub repo ``--push`` cannot tell without ``--repo-id`` (none with it).
 
@@ -194,6 +298,10 @@ def _refuse_push(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    refused = _revision_refused(args)
+    if refused:
+        print(f"ferhub evaluate: {refused}", file=sys.stderr)
+        return 2
     if args.push and _offline():
         print(
             "ferhub evaluate: --push needs the Hugging Face Hub but offline mode is on (HF_HUB_OFFLINE=1); "
@@ -201,6 +309,10 @@ def _refuse_push(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
+    refused = _not_a_branch(args)
+    if refused:
+        print(f"ferhub evaluate: {refused}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -274,9 +386,16 @@ def _offline() -> bool:
 
 
 def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int:
-    """Push each model's results; a failure is one line naming where the results are (exit 3 for the Hub)."""
+    """Push each model's results; a failure is one line naming where the results are (exit 3 for the Hub).
+
+    A Hub model's results go to the branch evaluated, on top of the evaluated commit only (see
+    :func:`ferhub.evaluation.push_results`); a local folder's to ``--revision``, its card naming the repo.
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
     from ferhub import evaluation
-    from ferhub.cli import describe
+    from ferhub.cli import EXIT_HUB, describe
+    from ferhub.hub._remote import upload_refused
 
     code = 0
     for r, folder in zip(runs, folders):
@@ -289,17 +408,35 @@ def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int
             )
             code = code or 1
             continue
+        branch = _push_branch(r.spec, args.repo_id, args.revision)
+        parent = _evaluated_commit(r) if _own_hub_repo(r.spec, args.repo_id) else None
+        target = f"{repo_id}@{branch}" if branch else repo_id
+        stale = _stale_copy(r, folder) if parent else None
+        if stale is not None:
+            print(
+                f"ferhub evaluate: {r.name}: results written to {folder} but not pushed to {target}: its "
+                f"{stale} is not the evaluated commit's (the folder was copied from other weights by an "
+                "earlier evaluation). Fix: evaluate again with a new --out, or delete that folder first",
+                file=sys.stderr,
+            )
+            code = code or 1
+            continue
         try:
             url = evaluation.push_results(
-                folder, repo_id, revision=args.revision, commit_message=f"Evaluation results on {r.key}"
+                folder,
+                repo_id,
+                revision=branch,
+                parent_commit=parent,
+                commit_message=f"Evaluation results on {r.key}",
             )
         except Exception as e:
-            failed, why = describe(e)
+            hub_error = isinstance(e, HfHubHTTPError)  # a Hub that failed is no login problem
+            failed, why = (EXIT_HUB, upload_refused(e, repo_id)) if hub_error else describe(e)
             print(
-                f"ferhub evaluate: {r.name}: results written to {folder} but not pushed to {repo_id}: {why}",
+                f"ferhub evaluate: {r.name}: results written to {folder} but not pushed to {target}: {why}",
                 file=sys.stderr,
             )
             code = code or failed
             continue
-        print(f"pushed {r.name} results to {repo_id}: {url}", file=sys.stderr)
+        print(f"pushed {r.name} results to {target}: {url}", file=sys.stderr)
     return code

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
     from ferhub.hub import EvalResultsError, HubConnectionError, ModelLoadError, push
-    from ferhub.hub._remote import HUB_ID
+    from ferhub.hub._remote import HUB_ID, upload_refused
 
     if not HUB_ID.fullmatch(args.repo_id):  # the argument, not the folder: a usage error, before any work
         print(f"ferhub push: REPO_ID must look like 'org/name', got {args.repo_id!r}", file=sys.stderr)
@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
             revision=args.revision,
             commit_message=args.message,
         )
+    except HfHubHTTPError as e:  # before ValueError: a 400 is both
+        debug_traceback(args)
+        print(f"ferhub push: {upload_refused(e, args.repo_id)}", file=sys.stderr)
+        return EXIT_HUB
     except (ModelLoadError, EvalResultsError, ValueError) as e:
         debug_traceback(args)
         print(f"ferhub push: {args.folder} is not ready to push: {e}", file=sys.stderr)
@@ -40,14 +44,6 @@ def run(args: argparse.Namespace) -> int:
     except HubConnectionError as e:
         debug_traceback(args)
         print(f"ferhub push: {e}", file=sys.stderr)
-        return EXIT_HUB
-    except HfHubHTTPError as e:
-        debug_traceback(args)
-        print(
-            f"ferhub push: the Hub refused the upload: {e}. "
-            "Log in with `hf auth login` (or set HF_TOKEN) with write access to the repo.",
-            file=sys.stderr,
-        )
         return EXIT_HUB
     print(url)
     return 0

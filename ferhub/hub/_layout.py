@@ -29,14 +29,24 @@ TEMPLATE_PATHS = (
 )
 
 
+# ModelConfig.load's own hints: "...; re-save the model with ferhub.hub.save", "(see ferhub.hub.save)", ...
+_RESAVE_HINT = re.compile(r"\s*(?:;\s*|\()(?:re-save the model with|see) ferhub\.hub\.save\)?")
+
+
+def without_resave_hint(text: str) -> str:
+    """``ModelConfig.load``'s message without its own "re-save with ferhub.hub.save" hint, for callers that
+    end the message with the fix that fits (a local folder's, or a Hub model's), so no advice comes twice."""
+    return _RESAVE_HINT.sub("", text).rstrip()
+
+
 def read_config(folder: Path) -> ModelConfig:
     """The folder's ``config.json``; :class:`ModelLoadError` saying how to fix it when it is unusable."""
     try:
         return ModelConfig.load(folder)
     except ConfigError as e:
         raise ModelLoadError(
-            f"{e}. Fix: config.json is written by ferhub.hub.save; re-save the model or correct the file "
-            "(keys: see ferhub.config.ModelConfig)"
+            f"{without_resave_hint(str(e))}. Fix: config.json is written by ferhub.hub.save; re-save the "
+            "model or correct the file (keys: see ferhub.config.ModelConfig)"
         ) from e
 
 

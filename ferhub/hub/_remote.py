@@ -79,14 +79,78 @@ def online_api(action: str, token: str | None = None) -> Any:
     return huggingface_hub.HfApi(token=token)
 
 
+def _http_response(e: BaseException) -> tuple[BaseException, Any] | None:
+    """The error in ``e``'s chain that carries an HTTP response (snapshot_download wraps the one it fell back
+    on) and that response, ``None`` if none does."""
+    cause: BaseException | None = e
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        response = getattr(cause, "response", None)
+        if isinstance(getattr(response, "status_code", None), int):
+            return cause, response
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def http_status(e: BaseException) -> int | None:
+    """The HTTP status of a huggingface_hub error (or of the error it was raised from), ``None`` if none."""
+    found = _http_response(e)
+    return None if found is None else int(found[1].status_code)
+
+
+def summary(e: BaseException) -> str:
+    """One line for a huggingface_hub error, whose own text runs over several lines (url, docs link, server
+    text): ``"HTTP 503 Service Unavailable: Internal Error"``, else the error's first line."""
+    found = _http_response(e)
+    if found is not None:
+        http, response = found
+        text = f"HTTP {response.status_code} {getattr(response, 'reason_phrase', '') or ''}".strip()
+        server = (getattr(http, "server_message", None) or "").strip().splitlines()
+        return f"{text}: {server[0].strip()}" if server else text
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    first = lines[0] if lines else type(e).__name__
+    return first if first.startswith(type(e).__name__) else f"{type(e).__name__}: {first}"
+
+
+def hub_failed(e: BaseException) -> bool:
+    """Whether the Hub itself failed (5xx) or asked to slow down (429): trying again later is the fix."""
+    status = http_status(e)
+    return status is not None and (status >= 500 or status == 429)
+
+
+def upload_refused(e: BaseException, repo_id: str) -> str:
+    """Why an upload to ``repo_id`` failed with an HTTP error, as one line ending in what to do: a Hub that
+    failed (5xx, 429) is not the user's login or files."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    if hub_failed(e):
+        return f"the Hub failed while uploading to {repo_id} ({summary(e)}). Fix: try again later"
+    if http_status(e) in (401, 403) or isinstance(e, RepositoryNotFoundError):
+        return (
+            f"the Hub refused the upload to {repo_id} ({summary(e)}). Fix: log in with `hf auth login` (or "
+            f"set HF_TOKEN) with write access to {repo_id}"
+        )
+    return f"the Hub refused the upload to {repo_id} ({summary(e)})"
+
+
+def repo_url(repo_id: str) -> str:
+    """The page of a Hub model, on the Hub ferhub talks to (``HF_ENDPOINT``)."""
+    from huggingface_hub import constants
+
+    return f"{constants.ENDPOINT.rstrip('/')}/{repo_id}"
+
+
 def download(repo_id: str, revision: str | None, allow_patterns: list[str], bundled: list[str]) -> Path:
     """Snapshot of a Hub model's repo files, from the cache alone when offline or the Hub is unreachable.
 
     ``bundled`` (the models that ship with ferhub) is offered in the message when the id cannot be had.
+    Messages are one line (huggingface_hub's own run over several) and end in what to do.
     """
     import huggingface_hub
     from huggingface_hub import constants
     from huggingface_hub.errors import (
+        GatedRepoError,
         HfHubHTTPError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
@@ -112,10 +176,16 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], bund
             f"revision {revision!r} of Hub model {repo_id!r} does not exist; give an existing branch, tag or "
             "commit after '@'"
         ) from e
-    except RepositoryNotFoundError as e:  # also gated repos
+    except GatedRepoError as e:  # a RepositoryNotFoundError too, but logging in is not enough
+        raise ModelLoadError(
+            f"Hub model {repo_id!r} is gated: only accounts granted access can download it. Fix: open "
+            f"{repo_url(repo_id)} while logged in and request access there, then log in here with that "
+            "account (`hf auth login`, or set HF_TOKEN)"
+        ) from e
+    except RepositoryNotFoundError as e:
         raise ModelLoadError(
             f"Hub model {repo_id!r} was not found or you have no access to it; check the id, and for a "
-            "private or gated repo log in with `hf auth login` or set HF_TOKEN"
+            "private repo log in with `hf auth login` or set HF_TOKEN"
         ) from e
     except LocalEntryNotFoundError as e:  # not (completely) in the cache, and the Hub was not asked
         if offline:
@@ -124,8 +194,11 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], bund
         elif unreachable:
             why = unreachable
             fix = "connect to the network (or set HTTPS_PROXY / HF_ENDPOINT) and load it once to cache it"
+        elif hub_failed(e):
+            why = f"the Hub failed to answer ({summary(e)})"
+            fix = "try again later"
         else:
-            why = f"the Hub could not be reached ({e})"
+            why = f"the Hub could not be reached ({summary(e)})"
             fix = "check your connection and try again"
         # the Hub, not the id, is the problem: exit code 3 in the CLI, a "Hub down" message in the app
         raise HubModelUnavailable(
@@ -134,5 +207,12 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], bund
             f"bundled model ({', '.join(bundled) or 'none installed'})."
         ) from e
     except HfHubHTTPError as e:
-        raise ModelLoadError(f"the Hub refused to serve {ref!r}: {e}") from e
+        if hub_failed(e):  # the Hub is down, not the id wrong: exit code 3 in the CLI
+            raise HubModelUnavailable(
+                f"the Hub failed to serve {ref!r} ({summary(e)}). Fix: try again later"
+            ) from e
+        raise ModelLoadError(
+            f"the Hub refused to serve {ref!r} ({summary(e)}). Fix: check the id, and for a private repo log "
+            "in with `hf auth login` or set HF_TOKEN"
+        ) from e
     return Path(folder)

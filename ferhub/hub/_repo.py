@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -75,7 +76,8 @@ def _parse(
         revision = at_rev
     if revision is None and (bundled := _layout.bundled_folder(name)) is not None:
         return bundled, None, None
-    looks_like_path = spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1
+    # the revision after '@' may hold '/' (refs/pr/1, feature/x): only the part before it can make a path
+    looks_like_path = name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
     if looks_like_path and not local:
         raise ModelLoadError(
             f"{spec!r} is not a bundled model or a Hub id ('org/name' or 'org/name@revision')"
@@ -92,7 +94,17 @@ def _parse(
             f"({', '.join(list_bundled()) or 'none installed'}) or a Hub id of the form 'org/name' or "
             "'org/name@revision'"
         )
+    if revision is not None and _BAD_REVISION.search(revision):
+        # huggingface_hub keeps refs/<revision> files in its cache: a '..' must never reach that path
+        raise ModelLoadError(
+            f"{spec!r}: {revision!r} is not a branch, tag or commit name (git refuses '..', '//', spaces and "
+            "~^:?*[\\ in them)"
+        )
     return None, name, revision
+
+
+# what git's check-ref-format refuses in a ref name (and so no Hub branch, tag or commit has)
+_BAD_REVISION = re.compile(r"\.\.|//|^[/.]|/$|[\\~^:?*\[\s\x00-\x1f\x7f]")
 
 
 def _zoo_import_hint(spec: str) -> str | None:
@@ -243,11 +255,94 @@ def _build(config: ModelConfig, folder: Path) -> nn.Module:
     return model
 
 
+def _hub_snapshot(folder: Path) -> tuple[str, Path] | None:
+    """``(repo id, its folder in the Hugging Face cache)`` when ``folder`` is a snapshot there
+    (``models--ORG--NAME/snapshots/COMMIT``), else ``None``: its files came from the Hub (or ``zoo import``),
+    so a problem with them is the repo's or the cache's, never something to re-save."""
+    repo_dir = folder.parent.parent
+    if folder.parent.name != "snapshots" or not repo_dir.name.startswith("models--"):
+        return None
+    return repo_dir.name.removeprefix("models--").replace("--", "/", 1), repo_dir
+
+
+def _listing(repo_id: str, snapshot: Path) -> set[str] | None:
+    """The files of the snapshot's commit on the Hub, from the listing huggingface_hub caches beside it;
+    ``None`` when none is cached (``zoo import``, an older huggingface_hub)."""
+    try:
+        from huggingface_hub import get_cached_repo_tree
+
+        tree = get_cached_repo_tree(repo_id, revision=snapshot.name, cache_dir=snapshot.parents[2])
+    except Exception:  # no listing cached, or a huggingface_hub without this function
+        return None
+    return {str(getattr(f, "path", "")) for f in tree}
+
+
+def _cached_file_intact(path: Path) -> bool:
+    """Whether a cached file still holds what the Hub sent: its blob is named by the file's git oid (sha1)
+    or sha256, as huggingface_hub (and ``zoo import``) name them."""
+    import hashlib
+
+    try:
+        blob = path.resolve().name
+        data = path.read_bytes()
+    except OSError:
+        return False
+    git_oid = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return blob in (git_oid, hashlib.sha256(data).hexdigest())
+
+
+def _missing_from_snapshot(repo_id: str, snapshot: Path, repo_dir: Path, name: str) -> ModelLoadError:
+    """A Hub snapshot without ``name``: the repo is no ferhub repo, or the cached copy lost the file."""
+    listing = _listing(repo_id, snapshot)
+    if listing is not None and name not in listing:
+        pickles = sorted(f for f in listing if "/" not in f and f.endswith(PICKLE_SUFFIXES))
+        hint = (
+            f"; its {pickles[0]} is a pickle ferhub never loads (unpickling runs arbitrary code): download "
+            f"it (`hf download {repo_id} {pickles[0]}`), convert it once with "
+            "ferhub.hub.import_torch_checkpoint and save it with ferhub.hub.save"
+            if pickles and name == WEIGHTS_NAME
+            else ""
+        )
+        return ModelLoadError(
+            f"Hub model {repo_id!r} is not a ferhub model repo (no {name}): ferhub loads repos holding "
+            f"{CONFIG_NAME} and {WEIGHTS_NAME}, written by ferhub.hub.save and uploaded with `ferhub push`"
+            f"{hint}"
+        )
+    return ModelLoadError(
+        f"the copy of Hub model {repo_id!r} in the Hugging Face cache ({snapshot}) has no {name}. Fix: "
+        f"delete it from the Hugging Face cache ({repo_dir}) and load again; if {name} is still missing, "
+        "the repo is not a ferhub model repo"
+    )
+
+
+def _hub_config(repo_id: str, snapshot: Path, repo_dir: Path) -> ModelConfig:
+    """The config of a Hub snapshot, with messages that say whose fault an unusable one is."""
+    path = snapshot / CONFIG_NAME
+    if not path.is_file():
+        raise _missing_from_snapshot(repo_id, snapshot, repo_dir, CONFIG_NAME)
+    try:
+        return ModelConfig.load(snapshot)
+    except ConfigError as e:
+        why = _layout.without_resave_hint(str(e))
+        if not _cached_file_intact(path):
+            raise ModelLoadError(
+                f"{why}. Fix: the cached copy is damaged; delete it from the Hugging Face cache ({repo_dir}) "
+                "and load again"
+            ) from e
+        raise ModelLoadError(
+            f"{why}. Hub model {repo_id!r} is not a ferhub model repo this ferhub can read; if it was "
+            "written by a newer ferhub, upgrade ferhub"
+        ) from e
+
+
 def load_folder(folder: Path) -> nn.Module:
     """Build and fill the model of a repo folder on CPU (no caching)."""
-    config = read_config(folder)
+    hub = _hub_snapshot(folder)
+    config = read_config(folder) if hub is None else _hub_config(hub[0], folder, hub[1])
     weights = folder / WEIGHTS_NAME
     if config.architecture != ENSEMBLE and not weights.is_file():
+        if hub is not None:  # only the repo files are downloaded: a pickle in the repo is never seen here
+            raise _missing_from_snapshot(hub[0], folder, hub[1], WEIGHTS_NAME)
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if pickles:
             raise ModelLoadError(
@@ -262,7 +357,8 @@ def load_folder(folder: Path) -> nn.Module:
         )
     model = _build(config, folder)
     if config.architecture != ENSEMBLE:
-        load_state_strict(model, read_weights(weights), str(weights), str(folder / CONFIG_NAME))
+        fix = None if hub is None else f"delete it from the Hugging Face cache ({hub[1]}) and load again"
+        load_state_strict(model, read_weights(weights, fix), str(weights), str(folder / CONFIG_NAME))
     return model.eval()
 
 
@@ -340,11 +436,39 @@ def clear_cache() -> None:
 # ---------------------------------------------------------------------------------------------------------
 # check
 # ---------------------------------------------------------------------------------------------------------
+def _local_member(member: str) -> bool:
+    """Whether an ensemble member is a folder on this machine (as :func:`load` reads it), which the same
+    reference does not mean on another one: not a bundled name or a Hub id."""
+    try:
+        folder = _parse(member, None)[0]
+    except ModelLoadError:  # a path that does not exist here: no Hub id either
+        return True
+    return folder is not None and folder != _layout.bundled_folder(member)
+
+
+def _check_members(folder: Path, config: ModelConfig) -> None:
+    """Refuse an ensemble whose members include local folders: pushed, it would not load anywhere else (and
+    would publish this machine's paths)."""
+    if config.architecture != ENSEMBLE:
+        return
+    members = config.model_args.get("members") or []
+    local = [str(m) for m in members if not isinstance(m, str) or _local_member(m)]
+    if local:
+        raise ModelLoadError(
+            f"{folder} is an ensemble whose member {local[0]} is a local folder"
+            f"{f' (and {len(local) - 1} more)' if len(local) > 1 else ''}; on the Hub an ensemble loads its "
+            "members by bundled name or Hub id. Fix: push that member first "
+            f"(`ferhub push {local[0]} org/name`), list its Hub id among the members "
+            "(ferhub.models.ensemble.make_ensemble) and save the ensemble again"
+        )
+
+
 def check_repo(folder: str | os.PathLike) -> list[str]:
     """Verify that ``folder`` is a complete, loadable ferhub repo; return the repo files it holds.
 
     Loads the model (strictly), parses ``eval_results.json`` and ``card.json``, requires a ``README.md`` and
     checks the ONNX graphs ``ferhub export`` wrote against the weights (:func:`ferhub.export.check_graphs`).
+    An ensemble's members must be bundled names or Hub ids, which load on any machine.
     """
     from ferhub.export import check_graphs
     from ferhub.hub import card
@@ -354,6 +478,7 @@ def check_repo(folder: str | os.PathLike) -> list[str]:
         raise ModelLoadError(
             f"{folder} is not a ferhub model repo (no {CONFIG_NAME}); write it with ferhub.hub.save"
         )
+    _check_members(folder, read_config(folder))
     model = load_folder(folder)
     results_file.read(folder)
     card.read_card_context(folder)

@@ -3,6 +3,7 @@ once, and outside PyTorch checkpoints imported without unpickling code."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -65,15 +66,33 @@ def tensors_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def canonical_header(data: bytes) -> tuple[bytes, int]:
+    """The length prefix and header of ``data`` (a safetensors file) in one canonical form, and where its
+    tensor bytes start: safetensors writes the ``__metadata__`` map in hash-map order, which differs from save
+    to save, so the same model gave different bytes (a new upload, a new cache snapshot). Keys sorted,
+    compact JSON padded to 8 bytes; the tensors' entries and order are kept."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    if isinstance(header.get("__metadata__"), dict):
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))  # stays first in the header
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text, 8 + n
+
+
 def write_weights(model: nn.Module, path: Path) -> None:
-    """``model.safetensors`` of ``model`` (atomically), with architecture and ferhub version as metadata."""
-    from safetensors.torch import save_file
+    """``model.safetensors`` of ``model`` (atomically), with architecture and ferhub version as metadata;
+    byte for byte the same file for the same weights (:func:`canonical_header`)."""
+    from safetensors.torch import save
 
     from ferhub import __version__
 
     metadata = {"format": "pt", "architecture": model.config.architecture, "ferhub_version": __version__}
-    with atomic_path(path) as tmp:
-        save_file(tensors_for_saving(model), str(tmp), metadata=metadata)
+    data = save(tensors_for_saving(model), metadata=metadata)
+    header, start = canonical_header(data)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(header)
+        f.write(memoryview(data)[start:])  # the tensors, not copied again
 
 
 def mismatch(
@@ -131,8 +150,9 @@ def load_state_strict(
     model.load_state_dict(tensors, strict=True)
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a repo's ``model.safetensors``; :class:`ModelLoadError` when it cannot be read."""
+def read_weights(path: Path, fix: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a repo's ``model.safetensors``; :class:`ModelLoadError` when it cannot be read, ending
+    in ``fix`` (a Hub snapshot's is to download it again) or, by default, in re-saving the model."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -141,7 +161,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelLoadError(
             f"{path} is not a readable safetensors file ({e}). Fix: it is corrupt or truncated; "
-            "re-save the model, or for a Hub model download it again (delete it from the HF cache)"
+            f"{fix or 're-save the model with ferhub.hub.save(model, folder)'}"
         ) from e
 
 

@@ -1,9 +1,10 @@
 """The ``ensemble`` architecture: several ferhub models voting, each on a face crop framed its own way.
 
-An ensemble repo has only a ``config.json`` (``model_args = {"members": [ids or bundled names], "weights":
-[...]}``) and a card; its builder loads the members with :func:`ferhub.hub.load`. Members keep their own
-configs, so ferhub's :class:`~ferhub.predict.Predictor` crops and normalises for each member separately and
-merges their probabilities with :meth:`Ensemble.combine`; ``forward`` takes the same per-member crops
+An ensemble repo has only a ``config.json`` (``model_args = {"members": [Hub ids, bundled names or absolute
+folder paths], "weights": [...]}``; only the first two can be pushed) and a card; its builder loads the
+members with :func:`ferhub.hub.load`. Members keep their own configs, so ferhub's
+:class:`~ferhub.predict.Predictor` crops and normalises for each member separately and merges their
+probabilities with :meth:`Ensemble.combine`; ``forward`` takes the same per-member crops
 (:meth:`Ensemble.member_inputs`), so an attribution explains that very computation.
 
 >>> model = ferhub.load("ferhub/zoo-ensemble")              # doctest: +SKIP
@@ -13,7 +14,9 @@ merges their probabilities with :meth:`Ensemble.combine`; ``forward`` takes the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -149,12 +152,25 @@ def ensemble(
     return model
 
 
-def make_ensemble(members: Sequence[str], weights: Sequence[float] | None = None) -> Ensemble:
-    """Load ``members`` and return their :class:`Ensemble` with its config (labels = the union) attached."""
+def _member_reference(member: str | os.PathLike) -> str:
+    """How the config names a member: a local folder by its absolute path (a relative one would mean another
+    folder, or none, from another working directory); bundled names and Hub ids as given."""
+    path = Path(os.fspath(member)).expanduser()
+    return str(path.resolve()) if path.is_dir() else os.fspath(member)  # load() reads a folder first too
+
+
+def make_ensemble(members: Sequence[str | os.PathLike], weights: Sequence[float] | None = None) -> Ensemble:
+    """Load ``members`` and return their :class:`Ensemble` with its config (labels = the union) attached.
+
+    A member given as a local folder is recorded by its absolute path, so the saved ensemble loads from any
+    working directory on this machine; to push the ensemble, push such members first and list their Hub ids
+    (``ferhub push`` refuses an ensemble of local folders).
+    """
     from ferhub.config import ModelConfig
     from ferhub.hub import load
 
-    model = Ensemble([load(m) for m in members], weights)
-    model_args = {"members": list(members), "weights": list(model.weights)}
+    references = [_member_reference(m) for m in members]
+    model = Ensemble([load(m) for m in references], weights)
+    model_args = {"members": references, "weights": list(model.weights)}
     model.config = ModelConfig(architecture="ensemble", labels=model.labels, model_args=model_args, **_CFG)
     return model
