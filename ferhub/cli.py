@@ -104,6 +104,10 @@ def describe(e: BaseException) -> tuple[int, str]:
             "HF_HUB_OFFLINE and run it again with network access"
         )
     if "HfHubHTTPError" in names:
+        from ferhub.hub._remote import hub_failed, summary
+
+        if hub_failed(e):  # the Hub's own failure (5xx, 429): no login or id of the user's will help
+            return EXIT_HUB, f"the Hugging Face Hub failed ({summary(e)}). Fix: try again later"
         return (
             EXIT_HUB,
             (

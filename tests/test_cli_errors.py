@@ -197,6 +197,21 @@ def test_hub_refusal_is_exit_3() -> None:
     assert code == 3 and "HF_HUB_OFFLINE" in message
 
 
+def test_a_hub_that_failed_is_told_to_try_later_not_to_log_in() -> None:
+    """A 5xx or 429 (``ferhub zoo push`` with the Hub down) is the Hub's failure: the fix is to wait, not the
+    login advice a 401 gets; one line."""
+    import httpx
+    from huggingface_hub.errors import HfHubHTTPError
+
+    for status in (503, 429):
+        request = httpx.Request("POST", "https://huggingface.co/api/models/org/name/commit/main")
+        response = httpx.Response(status, request=request, text="Internal Error")
+        error = HfHubHTTPError(f"{status} Server Error\nfor url ...\nmore", response=response)
+        code, message = cli.describe(error)
+        assert code == 3 and "try again later" in message and f"HTTP {status}" in message, message
+        assert "hf auth login" not in message and "\n" not in message
+
+
 def _ferhub(*argv: str, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(

@@ -1156,6 +1156,23 @@ def test_card_prose(tmp_path: Path) -> None:
         assert expected in text, expected
 
 
+def test_card_confusions_are_shares_of_the_whole_class(tmp_path: Path) -> None:
+    """With no face counted wrong, a class's images without a prediction have no cell in the matrix: "taken
+    for" shares are of the class's support, as its recall is (they were of the row's cells: 3 of 4, 75%,
+    where 3 of the class's 6 images is 50%)."""
+    from ferhub.hub.card import _results_for_template
+
+    entry = {
+        "dataset": {"id": "lab", "name": "lab", "split": "test"},
+        "labels": ["happy", "sad"],
+        "confusion_matrix": [[1, 3], [0, 4]],
+        "per_class": {"happy": {"recall": 1 / 6, "support": 6}, "sad": {"recall": 1.0, "support": 4}},
+        "metrics": {"accuracy": 0.5},
+    }
+    (row,) = _results_for_template({"lab:default:test": entry})
+    assert row["confusion_top"] == ["*happy* taken for *sad*: 50.0% (3 of 6)"]
+
+
 def test_card_rerenders_from_the_folder_alone(tmp_path: Path) -> None:
     folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context=CARD_CONTEXT)
     text = (folder / "README.md").read_text()

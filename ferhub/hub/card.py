@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,11 +171,14 @@ def _no_face_note(no_face: Any) -> str | None:
     return f"No face was found in {no_face['count']:,} images ({how})."
 
 
-def _confusion_summary(labels: list[str], cm: list[list[float]], top: int = 3) -> list[str]:
-    """The most frequent confusions, as shares of each true class."""
+def _confusion_summary(
+    labels: list[str], cm: list[list[float]], support: Sequence[float] | None = None, top: int = 3
+) -> list[str]:
+    """The most frequent confusions, as shares of each true class: of its ``support`` where given (which
+    counts its images without a prediction, absent from the matrix), else of its row."""
     cells = []
     for i, row in enumerate(cm):
-        total = sum(row)
+        total = sum(row) if support is None else max(support[i], sum(row))
         for j, count in enumerate(row):
             if i != j and count > 0 and total > 0:
                 cells.append((count / total, labels[i], labels[j], int(count), int(total)))
@@ -186,6 +189,8 @@ def _confusion_summary(labels: list[str], cm: list[list[float]], top: int = 3) -
 
 
 def _results_for_template(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    from ferhub.compare import entry_support
+
     out = []
     for key, r in results.items():
         dataset = r["dataset"]
@@ -228,7 +233,7 @@ def _results_for_template(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 ],
                 "confusion_labels": labels if cm else None,
                 "confusion_rows": list(zip(labels, [[int(x) for x in row] for row in cm])) if cm else None,
-                "confusion_top": _confusion_summary(labels, cm) if cm else [],
+                "confusion_top": _confusion_summary(labels, cm, entry_support(r).tolist()) if cm else [],
             }
         )
     return out
