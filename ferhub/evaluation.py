@@ -505,19 +505,52 @@ def results_folder(run: ModelEvaluation, out: str | os.PathLike) -> Path:
 
     Bundled models and Hub downloads are not written in place (package data and the Hub cache are not the
     user's repo): their repo files are copied to ``out/<slug>/`` and the results merged there, ready to push.
+    A copy of another version of the model (the branch got new weights since an earlier evaluation into the
+    same ``out``) is moved aside to ``out/<slug>.replaced-N/``, said on stderr, and a fresh copy made: its
+    card and results do not belong beside these weights.
     """
+    import sys
+
     from ferhub.hub import REPO_FILES
 
     spec = run.spec
     if run.folder is not None and isinstance(spec, (str, os.PathLike)) and Path(os.fspath(spec)).is_dir():
         return run.folder
     target = Path(out) / slug(run.name)
+    differs = _other_version(run.folder, target) if run.folder is not None else None
+    if differs is not None:
+        aside = next(
+            p for k in range(1, 10_000) if not (p := target.with_name(f"{target.name}.replaced-{k}")).exists()
+        )
+        target.rename(aside)
+        print(
+            f"ferhub evaluate: {target} held another version of {run.name} (its {differs} differs from the"
+            f" one evaluated): moved to {aside}, results go to a fresh copy",
+            file=sys.stderr,
+        )
     target.mkdir(parents=True, exist_ok=True)
     if run.folder is not None and not (target / "config.json").is_file():
         for name in REPO_FILES:
             if (run.folder / name).is_file():
                 shutil.copy2(run.folder / name, target / name)
     return target
+
+
+def _other_version(source: Path, copy: Path) -> str | None:
+    """The model file (config, weights, card context) in which ``copy``, an earlier results copy, differs
+    from ``source``, the repo evaluated now; ``None`` when it is a copy of it, or no copy yet."""
+    import filecmp
+
+    from ferhub.hub import CARD_CONTEXT_NAME, WEIGHTS_NAME
+    from ferhub.hub._layout import CONFIG_NAME
+
+    if not (copy / CONFIG_NAME).is_file():
+        return None
+    for name in (CONFIG_NAME, WEIGHTS_NAME, CARD_CONTEXT_NAME):
+        a, b = source / name, copy / name
+        if a.is_file() != b.is_file() or (a.is_file() and not filecmp.cmp(a, b, shallow=False)):
+            return name
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------

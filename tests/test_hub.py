@@ -1636,11 +1636,13 @@ def test_evaluate_push_commits_to_the_branch_and_commit_evaluated(
     assert rec.calls[-1]["revision"] is None and rec.calls[-1]["parent_commit"] == commit
 
 
-def test_evaluate_push_refuses_a_results_copy_of_other_weights(
+def test_evaluate_push_never_sends_a_results_copy_of_other_weights(
     fake_hub: FakeHub, lfw_crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """A second evaluation into the same --out, after the branch got new weights, pushed the card (and
-    results) of the copy the first one left there beside the new weights."""
+    results) of the copy the first one left there beside the new weights: that copy is moved aside (said),
+    and the results of the new weights go to a fresh copy of them; re-evaluating the same weights merges
+    into the copy, silently."""
     context = {"repo_id": "org/real"}
     fake_hub.add(
         "org/real", hub.save(trained("test_tiny"), tmp_path / "a", card_context=context), ["main"], {}
@@ -1654,10 +1656,15 @@ def test_evaluate_push_refuses_a_results_copy_of_other_weights(
     )
     hub.clear_cache()
     capsys.readouterr()
-    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 1
-    line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "not pushed to org/real: its model.safetensors is not the evaluated commit's" in line
-    assert "Fix: evaluate again with a new --out" in line and len(rec.calls) == 1
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 0
+    err = capsys.readouterr().err
+    assert "held another version of org/real (its model.safetensors differs" in err, err
+    copy, aside = out / "org--real", out / "org--real.replaced-1"
+    assert (copy / "model.safetensors").read_bytes() == (new / "model.safetensors").read_bytes()
+    assert (aside / "model.safetensors").read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
+    assert len(rec.calls) == 2 and rec.calls[-1]["parent_commit"] == "d" * 40
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 0
+    assert "another version" not in capsys.readouterr().err and not (out / "org--real.replaced-2").exists()
 
 
 def test_evaluate_push_refuses_a_branch_that_moved(

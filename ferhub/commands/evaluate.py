@@ -160,26 +160,6 @@ def _evaluated_commit(run: Any) -> str | None:
     return folder.name
 
 
-def _stale_copy(run: Any, folder: Path) -> str | None:
-    """The repo file of ``folder`` (a Hub model's results copy under ``--out``) that differs from the
-    snapshot evaluated, ``None`` when it is a copy of it: a copy left by an evaluation of other weights
-    (same ``--out``, the branch since moved) would put their card beside these weights."""
-    import filecmp
-
-    from ferhub.hub import CARD_CONTEXT_NAME, WEIGHTS_NAME
-    from ferhub.hub._layout import CONFIG_NAME
-
-    if run.folder is None or folder == run.folder:
-        return None
-    for name in (CONFIG_NAME, WEIGHTS_NAME, CARD_CONTEXT_NAME):
-        source, copy = run.folder / name, folder / name
-        if source.is_file() != copy.is_file():
-            return name
-        if source.is_file() and not filecmp.cmp(source, copy, shallow=False):
-            return name
-    return None
-
-
 def _revision_refused(args: argparse.Namespace) -> str | None:
     """Why ``--push`` cannot send a Hub model's results to the branch they belong on, said before any work
     (``None`` when it can, or when only the push itself can tell): ``--revision`` naming another branch than
@@ -411,16 +391,6 @@ def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int
         branch = _push_branch(r.spec, args.repo_id, args.revision)
         parent = _evaluated_commit(r) if _own_hub_repo(r.spec, args.repo_id) else None
         target = f"{repo_id}@{branch}" if branch else repo_id
-        stale = _stale_copy(r, folder) if parent else None
-        if stale is not None:
-            print(
-                f"ferhub evaluate: {r.name}: results written to {folder} but not pushed to {target}: its "
-                f"{stale} is not the evaluated commit's (the folder was copied from other weights by an "
-                "earlier evaluation). Fix: evaluate again with a new --out, or delete that folder first",
-                file=sys.stderr,
-            )
-            code = code or 1
-            continue
         try:
             url = evaluation.push_results(
                 folder,
