@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -199,7 +200,7 @@ def test_upload_shows_boxes_labels_and_saliency(driver: Any, app_url: str, shots
     driver.save_screenshot(str(shots / "02-classify.png"))
 
 
-def test_compare_same_photo_side_by_side(driver: Any, app_url: str, shots: Path) -> None:
+def test_compare_same_photo_side_by_side(driver: Any, app_url: str, shots: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(app_url)
@@ -229,6 +230,27 @@ def test_compare_same_photo_side_by_side(driver: Any, app_url: str, shots: Path)
     # two models that differ are a tie: no majority (it was the first model's label)
     assert row[-3:-1] == ([labels[0], "100%"] if agree else [f"tie: {labels[0]} / {labels[1]}", "50% each"])
     driver.save_screenshot(str(shots / "05-compare-photo.png"))
+    # a photo without a face: its error, and none of the last photo's results beside it (they stayed); the
+    # table keeps the models' columns
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (320, 240), (40, 140, 60)).save(wall)
+    driver.find_element(By.CSS_SELECTOR, "#compare-photo input[type=file]").send_keys(str(wall))
+    time.sleep(1)  # the upload lands
+    driver.find_element(By.ID, "compare-photo-button").click()
+    wait_for(
+        lambda: any(
+            "No face found" in m.text for m in driver.find_elements(By.CSS_SELECTOR, ".toast-message-text")
+        ),
+        what="the error toast",
+    )
+    wait_for(
+        lambda: not driver.find_element(By.ID, "compare-summary").text.strip(), what="the summary cleared"
+    )
+    assert not driver.find_elements(By.CSS_SELECTOR, "#compare-gallery img")
+    table = driver.find_element(By.ID, "compare-agreement").text
+    assert "#1" not in table and "majority" in table
+    for close in driver.find_elements(By.CSS_SELECTOR, "[data-testid=toast-close]"):
+        close.click()
     # other models: the last comparison's summary, photos and rows all go (the summary stayed before)
     driver.find_element(By.CSS_SELECTOR, "#compare-models .token-remove").click()
     wait_for(
@@ -343,6 +365,14 @@ def test_webcam_streams_annotated_frames(driver: Any, app_url: str, shots: Path)
     )
     selected = driver.find_element(By.CSS_SELECTOR, "button[role=tab][aria-selected=true]").text
     assert selected == "Classify"
+    # its download named by when it was taken, not after the server's cache file (32 random digits)
+    name = wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "#classify-download td.filename").get_attribute(
+            "aria-label"
+        ),
+        what="the download",
+    )
+    assert re.fullmatch(r"webcam-snapshot-\d{8}-\d{6}\.ferhub\.json", name), name
     print(f"webcam: {text}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,6 +302,62 @@ def test_one_classify_per_action_and_a_failure_clears_the_outputs() -> None:
     ] == ("snapshot")
 
 
+def test_a_failed_comparison_clears_the_last_photos_results() -> None:
+    """A comparison that fails (no face, a corrupt photo) empties the "Same photo" outputs in the browser, as
+    Classify does: the last photo's summary, gallery and agreement rows stayed beside the new photo's
+    error (what the page then shows: tests/test_browser_app.py). The table keeps the models' columns."""
+    demo = build_app([DEFAULT_MODEL])
+    deps = demo.config["dependencies"]
+    chosen = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "compare-models")
+    (run,) = [d for d in deps if d["api_name"] == "compare_photo"]
+    (clear,) = [d for d in deps if d["trigger_after"] == run["id"] and d["trigger_only_on_failure"]]
+    assert clear["js"] == compare.clear_js() and clear["outputs"] == run["outputs"]
+    assert len(run["outputs"]) == 4 and clear["inputs"] == [chosen._id]  # the models: the table's columns
+    assert clear["api_visibility"] == "private" and clear["backend_fn"] is False
+
+
+def test_model_pickers_say_what_this_server_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Compare picker promised "local folders", which a public server refuses (paths are off unless its
+    operator sets FERHUB_ALLOW_LOCAL_PATHS=1); where they are allowed, both pickers say so."""
+    labels = {}
+    for allowed in (False, True):
+        if allowed:
+            monkeypatch.setenv(visitors.LOCAL_PATHS_SETTING, "1")
+        else:
+            monkeypatch.delenv(visitors.LOCAL_PATHS_SETTING)
+        demo = build_app([DEFAULT_MODEL])
+        blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+        labels[allowed] = [blocks[e].label for e in ("classify-model", "compare-models")]
+    assert labels[False] == [
+        "Model (listed, bundled or a Hub id)",
+        "Models to compare (2-4; listed, bundled or Hub ids)",
+    ]
+    assert labels[True] == [
+        "Model (listed, bundled, a Hub id or a local folder)",
+        "Models to compare (2-4; listed, bundled, Hub ids or local folders)",
+    ]
+
+
+def test_the_webcam_model_picker_is_readable_on_a_phone() -> None:
+    """At 390 px the picker shared a box with "Record timeline" and got ~140 px: "ferhub/fer-mini-xc" under
+    its arrow. It is wide enough for a model's name, so on a phone's row (~358 px inside the page's margins)
+    nothing fits beside it; the checkbox is in a column of its own (in the picker's box it was pushed out of
+    sight, not onto the next line); on a 1280 px screen the four controls still share one row."""
+    demo = build_app([DEFAULT_MODEL])
+    blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    model, record = blocks["webcam-model"], blocks["webcam-record"]
+    row = model.parent.parent
+    column = record.parent.parent
+    assert isinstance(row, gr.Row) and isinstance(column, gr.Column) and column.parent is row
+    assert model.parent is not record.parent  # not one box
+    widths = [model.min_width, column.min_width, *(blocks[e].min_width or 160 for e in SNAP_PLOT)]
+    assert 8 * len(DEFAULT_MODEL) <= model.min_width and model.min_width + min(widths[1:]) > 358
+    assert sum(widths) + 3 * 16 <= 1280 - 2 * 32
+
+
+SNAP_PLOT = ("webcam-snapshot", "webcam-timeline")
+
+
 def test_what_is_put_in_while_a_run_is_pending_runs_next() -> None:
     """Gradio's default trigger mode ("once") drops a trigger while its event runs: a photo uploaded during
     a slow classify was never classified, and the old photo's results stayed under it. Every event that
@@ -430,6 +487,20 @@ def test_process_frame_tracks_smooths_records_and_snapshot_goes_to_classify() ->
     assert np.array_equal(np.asarray(Image.open(image)), moved) and tabs.selected == "classify"
     with pytest.raises(gr.Error, match="No frame yet"):
         webcam.snapshot(None)
+
+
+def test_a_webcam_snapshot_names_its_classify_download_by_when_it_was_taken() -> None:
+    """The snapshot's Classify download was named after the server's cache file
+    (``09448554a2004d4bba45061c696f5ba6-snapshot.ferhub.json``)."""
+    frame = Image.open(HOPPER).convert("RGB")
+    _, _, session = webcam.process_frame(frame, None, DEFAULT_MODEL)
+    image, _ = webcam.snapshot(session)
+    assert re.fullmatch(r"webcam-snapshot-\d{8}-\d{6}\.png", Path(image).name), image
+    # the Classify tab gets the photo as Gradio's Image hands it to the page, and the page sends it back
+    payload = gr.Image(type="filepath").postprocess(image).model_dump()
+    *_, data, download = classify.classify(payload, DEFAULT_MODEL, classify.NO_SALIENCY)
+    assert data["upload"] == Path(image).name
+    assert Path(download).name == f"{Path(image).stem}.ferhub.json"
 
 
 def test_changing_the_webcam_model_keeps_the_recording_and_the_faces_ids() -> None:
@@ -736,7 +807,8 @@ def test_evaluate_now_says_what_it_skipped_and_picks_the_new_set(
     fresh, status, files, picker, _ = compare.evaluate_now([tiny_model], str(broken), "", "", fresh)
     assert (
         "on 13 images" in status
-        and "1 image(s) could not be read and were skipped (e.g. broken.png)" in status
+        # inside the set, as the README and the downloads name it (the file name alone lost its class folder)
+        and "1 image(s) could not be read and were skipped (e.g. more.zip::more/happy/broken.png)." in status
     )
     # an accuracy alone hid that these are counted wrong (the notes said so only inside the JSON)
     assert status.endswith(" tiny cannot predict contempt (1): those 1 image(s) count as wrong.")

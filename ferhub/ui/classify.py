@@ -234,15 +234,8 @@ def run_after(event: Any, parts: dict[str, Any], api_name: str) -> Any:
     """Classify once ``event`` has put a photo in the Classify tab (an example, a webcam snapshot); a failure
     clears the outputs. Returns the classify event."""
     run = event.success(_handler(parts), parts["inputs"], parts["outputs"], api_name=api_name, **_FAST)
-    clear_on_failure(run, parts)
+    state.clear_on_failure(run, parts["outputs"], CLEAR_JS, "clear_outputs")
     return run
-
-
-def clear_on_failure(event: Any, parts: dict[str, Any]) -> None:
-    """After a failed classify, empty its outputs in the browser (no server round trip, no API endpoint)."""
-    event.failure(
-        None, None, parts["outputs"], js=CLEAR_JS, api_name="clear_outputs", api_visibility="private"
-    )
 
 
 def build(models: list[str]) -> dict[str, Any]:
@@ -262,7 +255,7 @@ def build(models: list[str]) -> dict[str, Any]:
                 models,
                 value=default,
                 allow_custom_value=True,
-                label="Model (listed, bundled or a Hub id)",
+                label=f"Model ({visitors.model_kinds()})",
                 elem_id="classify-model",
             )
             with gr.Row():
@@ -323,7 +316,7 @@ def build(models: list[str]) -> dict[str, Any]:
     # photo replaced another, which ran classify twice and showed every error twice.
     for trigger, name in ((run.click, "classify"), (image.upload, "classify_on_upload")):
         event = trigger(_handler(parts), parts["inputs"], parts["outputs"], api_name=name, **_FAST)
-        clear_on_failure(event, parts)
+        state.clear_on_failure(event, parts["outputs"], CLEAR_JS, "clear_outputs")
     if examples is not None:
         run_after(examples.load_input_event, parts, "classify_example")
     model.change(model_changed, [model, method], [target, method], api_name="model_changed")

@@ -8,6 +8,7 @@ All figures come from :mod:`ferhub.plots` (shared with the HTML report); all num
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -134,8 +135,11 @@ def compare_photo(
     return gallery, _agreement_table(ids, rows), figure, summary
 
 
+AGREEMENT_BEFORE, AGREEMENT_AFTER = ["face"], ["majority", "share", ""]  # the columns around the models'
+
+
 def _agreement_header(model_ids: list[str]) -> list[str]:
-    return ["face", *model_ids, "majority", "share", ""]
+    return [*AGREEMENT_BEFORE, *model_ids, *AGREEMENT_AFTER]
 
 
 def _agreement_table(model_ids: list[str], rows: list[list[Any]]) -> dict[str, Any]:
@@ -151,6 +155,16 @@ def agreement_headers(model_ids: list[str] | None) -> tuple[list[Any], dict[str,
     # names only: this event shows no error, and an API caller's numbers or objects are no column names
     names = [m for m in model_ids if isinstance(m, str) and m] if isinstance(model_ids, list) else []
     return [], _agreement_table(names[:MAX_MODELS], []), None, ""
+
+
+def clear_js() -> str:
+    """What a failed comparison leaves in the "Same photo" outputs (gallery, table, plot, summary): nothing,
+    as in Classify, instead of the last photo's results beside the new photo's error. Given the picked
+    models, the table keeps their columns, as :func:`agreement_headers` gives them."""
+    picked = "(Array.isArray(models) ? models : []).filter(m => typeof m === 'string' && m)"
+    names = f"{picked}.slice(0, {MAX_MODELS})"
+    headers = f"[...{json.dumps(AGREEMENT_BEFORE)}, ...{names}, ...{json.dumps(AGREEMENT_AFTER)}]"
+    return f"(models) => [[], {{headers: {headers}, data: [], metadata: null}}, null, '']"
 
 
 # -- (b) the evaluation dashboard ----------------------------------------------------------------------------
@@ -452,11 +466,13 @@ def evaluate_now(
     picker, notes, _ = dataset_choices(ids, merged, latest=key)
     where = "the uploaded set" if upload else (dataset or "").strip()
     status = f"Evaluated {len(ids)} model(s) on {runs[0].entry.get('num_images', '?')} images of {where}."
-    unreadable = runs[0].entry.get("unreadable") or {}
+    # named inside the set, as the downloads name them (``set.zip::sad/x.jpg``: the file name alone lost the
+    # class folder), never by the server's folder
+    unreadable = entries[runs[0].name].get("unreadable") or {}
     if unreadable.get("count"):
-        names = ", ".join(Path(str(x.get("path", ""))).name for x in unreadable.get("examples", [])[:3])
+        names = ", ".join(str(x.get("path", "")) for x in unreadable.get("examples", [])[:3])
         status += f" {unreadable['count']} image(s) could not be read and were skipped" + (
-            f" (e.g. {visitors.public_text(names)})." if names else "."
+            f" (e.g. {names})." if names else "."
         )
     status += "".join(_unpredictable_note(run) for run in runs)
     return merged, status, [str(p) for p in [*files, report]], picker, notes
@@ -499,7 +515,7 @@ def build(models: list[str]) -> None:
         multiselect=True,
         max_choices=MAX_MODELS,
         allow_custom_value=True,
-        label="Models to compare (2-4; bundled, zoo, Hub ids or local folders)",
+        label=f"Models to compare (2-4; {visitors.model_kinds(plural=True)})",
         elem_id="compare-models",
     )
     fresh = gr.State({})
@@ -586,9 +602,10 @@ def build(models: list[str]) -> None:
     # with its own message (the server path included) on a corrupt or oversized photo
     latest = state.LATEST  # every event here runs again for what the visitor did while it ran
     same_photo = [gallery, table, agreement_plot, summary]
-    run.click(
+    compared = run.click(
         compare_photo, [photo, chosen], same_photo, api_name="compare_photo", preprocess=False, **latest
     )
+    state.clear_on_failure(compared, same_photo, clear_js(), "clear_compare_photo", inputs=[chosen])
     chosen.change(agreement_headers, chosen, same_photo, api_name="agreement_headers", **latest)
     figures = [*confusion, *pair, difference, recall, metrics, averages, dataset_note]
     inputs = [chosen, dataset_key, view, fresh, show_all, *pair]

@@ -287,9 +287,12 @@ def download_path(upload: Any, suffix: str, default: str) -> Path:
     return scratch.download_path(f"{stem or default}{suffix}")
 
 
-def save_image(image: Any, name: str = "image", *, lossless: bool = False) -> str:
-    """Save a PIL image under :func:`output_path` (JPEG, or PNG when ``lossless``) and return its path."""
-    path = output_path(f"-{name}.png" if lossless else f"-{name}.jpg")
+def save_image(image: Any, name: str = "image", *, lossless: bool = False, named: bool = False) -> str:
+    """Save a PIL image under :func:`output_path` (JPEG, or PNG when ``lossless``) and return its path.
+    ``named``: the file is called ``name`` itself (:func:`download_path`), for an image whose file name a
+    visitor sees: a webcam snapshot put in the Classify tab names the result's download after it."""
+    suffix = ".png" if lossless else ".jpg"
+    path = download_path(None, suffix, name) if named else output_path(f"-{name}{suffix}")
     if lossless:
         image.save(path, format="PNG", compress_level=1)
     else:
@@ -303,6 +306,15 @@ DIRECT = {"preprocess": False, "postprocess": False}
 # an event that runs again for what the visitor did while it ran: with Gradio's default trigger mode ("once")
 # the browser dropped that trigger, leaving the old photo's (set's, clip's) results under the new one
 LATEST = {"trigger_mode": "always_last"}
+
+
+def clear_on_failure(
+    event: Any, outputs: Sequence[Any], js: str, api_name: str, inputs: Sequence[Any] | None = None
+) -> None:
+    """After a failed ``event``, set ``outputs`` to what ``js`` returns (their empty values) in the browser,
+    with no server round trip and no API endpoint: a failed action leaves no stale result beside its error.
+    ``js`` is given the values of ``inputs``."""
+    event.failure(None, inputs, outputs, js=js, api_name=api_name, api_visibility="private")
 
 
 def direct(fn: F, outputs: Sequence[Any]) -> F:

@@ -98,6 +98,17 @@ LOCAL_OFF = (
 )
 
 
+def model_kinds(*, plural: bool = False) -> str:
+    """What a model picker takes, for its label: listed and bundled models and Hub ids, and local folders only
+    where this server allows paths (elsewhere a label promising them led to a refusal)."""
+    if plural:
+        kinds = ["Hub ids", "local folders"] if _policy.local_paths else ["Hub ids"]
+    else:
+        kinds = ["a Hub id", "a local folder"] if _policy.local_paths else ["a Hub id"]
+    *first, last = ["listed", "bundled", *kinds]
+    return f"{', '.join(first)} or {last}"
+
+
 class PathRefused(ValueError):
     """A visitor named a server path while paths are turned off (same words whatever exists there)."""
 

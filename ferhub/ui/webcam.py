@@ -19,6 +19,9 @@ from ferhub.ui import state, visitors
 
 # a recording keeps one small dict per frame; at ~15 fps this is ten minutes
 MAX_RECORDED_FRAMES = 9000
+# the model picker's least width (px): a bundled or zoo model's name fits, and beside it no other control
+# fits a phone's row (390 px)
+MODEL_MIN_WIDTH = 300
 
 
 @dataclass
@@ -245,7 +248,11 @@ def snapshot(session: WebcamSession | str | None) -> tuple[Any, Any]:
     session = _session(session)
     if session is None or session.last_frame is None:
         raise gr.Error("No frame yet: start the camera first.", title="No snapshot")
-    return state.save_image(session.last_frame, "snapshot", lossless=True), gr.Tabs(selected="classify")
+    # named by when it was taken: Classify names its download after the photo's file (``webcam-snapshot-
+    # 20261205-143005.ferhub.json``), where the cache file's random 32 digits came first
+    name = time.strftime("webcam-snapshot-%Y%m%d-%H%M%S")
+    path = state.save_image(session.last_frame, name, lossless=True, named=True)
+    return path, gr.Tabs(selected="classify")
 
 
 def _session(session: WebcamSession | str | None) -> WebcamSession | None:
@@ -310,10 +317,20 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs, demo: gr.B
     )
     demo.load(live.new_id, None, page, api_name="webcam_session", show_progress="hidden")
     with gr.Row():
+        # wide enough for a model's name: on a phone it takes a row of its own (beside the checkbox it was
+        # ~140 px, "ferhub/fer-mini-xc" under the arrow); on a desktop all four still share one row. The
+        # checkbox has a column of its own: in the dropdown's box (Gradio groups neighbouring inputs in one)
+        # it was pushed out of sight instead of onto the next line
         model = gr.Dropdown(
-            models, value=models[0], allow_custom_value=True, label="Model", elem_id="webcam-model"
+            models,
+            value=models[0],
+            allow_custom_value=True,
+            label="Model",
+            elem_id="webcam-model",
+            min_width=MODEL_MIN_WIDTH,
         )
-        record = gr.Checkbox(False, label="Record timeline", elem_id="webcam-record")
+        with gr.Column(min_width=160):
+            record = gr.Checkbox(False, label="Record timeline", elem_id="webcam-record")
         snap = gr.Button("Snapshot to Classify", elem_id="webcam-snapshot")
         show = gr.Button("Plot timeline", elem_id="webcam-timeline")
     plot = gr.Plot(label="Timeline of the recorded session", elem_id="webcam-timeline-plot")
