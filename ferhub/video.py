@@ -267,8 +267,12 @@ class VideoRun:
     @property
     def end(self) -> float | None:
         """When the video ends (seconds): where its last frame stops being shown, once the whole stream was
-        read without an error; ``None`` before, or after an interruption or an error."""
-        return None if self.error else self._reader.end
+        read without an error, but not past the ``duration`` the results report (a B-frame phone video's
+        header may fall short of its frames: no track, and no annotated copy, outlasts it); ``None`` before,
+        or after an interruption or an error."""
+        end = None if self.error else self._reader.end
+        duration = self.info.duration
+        return end if end is None or not duration else min(end, duration)
 
     def _analyse(self, batch: list[Any], last: bool = False) -> Iterator[VideoFrameResult]:
         k = self._analyzer.detect_every

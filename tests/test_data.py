@@ -525,12 +525,38 @@ def test_a_folder_named_like_a_split_is_that_split_of_its_parent(tmp_path: Path)
     assert (test.name, test.split, test.split_is_label) == ("sfew", "test", True)
 
 
+def test_a_file_named_like_a_split_is_that_split_of_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rafdb/test.parquet and affectnet/test.parquet (test.zip, test.csv too) were both dataset "test": one
+    eval_results key for two test sets; and ``--data ..`` was a dataset named ".."."""
+    for ds in ("rafdb", "affectnet"):
+        _parquet(tmp_path / ds / "test.parquet", ["happy", "sad"])
+    got = [open_source(tmp_path / ds / "test.parquet") for ds in ("rafdb", "affectnet")]
+    assert [(s.name, s.split, s.split_is_label) for s in got] == [("rafdb", "test", False),
+                                                                  ("affectnet", "test", False)]  # fmt: skip
+    (tmp_path / "sfew").mkdir()
+    with zipfile.ZipFile(tmp_path / "sfew" / "Train.zip", "w") as z:
+        for cls in ("happy", "sad"):
+            _img(3).save(tmp_path / "sfew" / f"{cls}.png")
+            z.write(tmp_path / "sfew" / f"{cls}.png", f"{cls}/a.png")
+    zipped = open_source(tmp_path / "sfew" / "Train.zip")
+    assert (zipped.name, zipped.split) == ("sfew", "train")
+    (tmp_path / "lab" / "test" / "happy").mkdir(parents=True)
+    (tmp_path / "lab" / "test" / "sad").mkdir()
+    for cls in ("happy", "sad"):
+        _img(5).save(tmp_path / "lab" / "test" / cls / "a.png")
+    monkeypatch.chdir(tmp_path / "lab" / "test" / "happy")
+    up = open_source("..")
+    assert (up.name, up.split) == ("lab", "test")  # the folder ".." is, not ".."
+
+
 def test_a_parquet_file_without_splits_is_split_all_or_the_split_named(tmp_path: Path) -> None:
     """datasets calls a file's rows split "train": a test set was recorded as split train, and --split test
     was refused (no 'test' split; it has ['train'])."""
-    path = _parquet(tmp_path / "test.parquet", ["happy", "sad", "sad"])
+    path = _parquet(tmp_path / "rows.parquet", ["happy", "sad", "sad"])
     whole = open_source(path)
-    assert (whole.name, whole.split, whole.split_is_label, len(whole)) == ("test", None, False, 3)
+    assert (whole.name, whole.split, whole.split_is_label, len(whole)) == ("rows", None, False, 3)
     named = open_source(path, "test")
     assert (named.split, named.split_is_label, len(named)) == ("test", True, 3)
     assert open_source(path, "my_split").split == "my_split"  # any name, recorded as given

@@ -198,6 +198,38 @@ def test_the_annotated_copy_lasts_as_long_as_the_sampled_video(tmp_path, capsys)
         assert c.duration / 1e6 == pytest.approx(1.4, abs=1e-3)
 
 
+def test_no_track_or_annotated_copy_outlasts_a_header_shorter_than_the_frames(tmp_path, capsys) -> None:
+    """A variable-rate MP4 with B-frames (libx264's default preset, as phones write): its header says 3.317 s
+    where the frames run to 3.617 s; sampled at 1 fps, the last frame was credited (and the copy held) to
+    3.617 s, past the ``duration`` the same results give."""
+    path = tmp_path / "vfr_bframes.mp4"
+    image = av.VideoFrame.from_image(Image.fromarray(clips.compose([("astronaut", 160, 120, 130)])))
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for i in range(30):  # 15 frames 50 ms apart, then 15 frames 200 ms apart
+            frame = image.reformat(format="yuv420p")
+            frame.pts, frame.time_base = (
+                round((i * 0.05 if i < 15 else 0.75 + (i - 15) * 0.2) * 1000),
+                stream.codec_context.time_base,
+            )
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode():
+            c.mux(packet)
+    annotated = tmp_path / "copy.mp4"
+    code, out, err = run_cli(capsys, "predict", str(path), "--fps", "1", "--annotate", str(annotated))
+    assert code == 0, err
+    (entry,) = json.loads(out)
+    duration = entry["duration"]
+    assert [t["seconds"] for t in entry["tracks"]] and all(
+        t["seconds"] <= duration + 1e-3 for t in entry["tracks"]
+    )
+    with av.open(str(annotated)) as c:
+        assert c.duration / 1e6 <= duration + 1e-3
+
+
 @pytest.mark.parametrize("name", ["out.avi", "out.webm", "out.gif", "out"])
 def test_the_writer_refuses_a_container_it_cannot_write_before_making_a_file(tmp_path, name) -> None:
     """AVI once took H.264 with a 1 ms clock: 1000 fps in its header, frames decoded out of order."""

@@ -300,10 +300,8 @@ def open_hf(
     chosen = split or chosen
     shown = split_name(chosen) if chosen and _is_split(chosen) else chosen
     name = str(source)  # a Hub id; a local source is named by its folder or file, never by the path as typed
-    if path.is_dir():
+    if path.exists():
         name, shown = local_name(path, shown)
-    elif path.is_file():
-        name = path.stem
     src = HFSource(ds, name, shown, siblings=siblings, **kw)
     src.split_is_label = not own
     return src

@@ -162,15 +162,15 @@ def local_name(path: Path, split: str | None) -> tuple[str, str | None]:
     """The dataset name and split that a local source at ``path`` is recorded under; ``split``: the split the
     source has (its own or the one the user named), ``None`` for none.
 
-    The name is the folder's or file's own (never the path as typed, which may be absolute). A folder named
-    like a split (``rafdb/test``) is a split of its parent's dataset: it takes the parent's name, so that
-    ``rafdb/test`` and ``affectnet/test`` are different results, and that split when it has none other."""
-    name = path.name or Path(os.path.abspath(path)).name  # "." and ".." have no name of their own
-    if path.is_dir() and _is_split(name):
-        parent = Path(os.path.abspath(path)).parent.name
-        if parent:
-            return parent, split or split_name(name)
-    return name, split
+    The name is the folder's or file's own (a file's without its suffix; never the path as typed, which may be
+    absolute or ``..``). A folder or file named like a split (``rafdb/test``, ``rafdb/test.parquet``) is a
+    split of its parent's dataset: it takes the parent's name, so that ``rafdb/test`` and ``affectnet/test``
+    are different results, and that split when it has none other."""
+    full = Path(os.path.abspath(path))  # "." and ".." have no name of their own
+    name = full.stem if full.is_file() else full.name
+    if _is_split(name) and full.parent.name:
+        return full.parent.name, split or split_name(name)
+    return name or str(path), split
 
 
 def _layout(
@@ -347,8 +347,7 @@ class ZipSource(LabeledSource):
             entries.setdefault(str(p.parent), []).append(m)
         classes, all_classes = _layout(entries, split, str(self.path))
         self.labels, self.members, self.targets = _labelled_files(classes, all_classes, label_names)
-        self.name = self.path.stem
-        self.split = split_name(split) if split else None
+        self.name, self.split = local_name(self.path, split_name(split) if split else None)
         self.precropped = precropped
 
     def image(self, i: int) -> Image.Image:
@@ -431,8 +430,7 @@ def open_fer2013_csv(path: str | Path, split: str | None = None) -> ArraySource:
         _decode_pixels(pixels, str(path)),
         targets_arr,
         FER7,
-        path.stem,
-        split_name(split) if split else None,
+        *local_name(path, split_name(split) if split else None),
     )
 
 
