@@ -194,10 +194,16 @@ def compare_predictions(
 
 
 def entries_difference(
-    entry_a: Mapping[str, Any], entry_b: Mapping[str, Any], *, normalize: bool = True
+    entry_a: Mapping[str, Any],
+    entry_b: Mapping[str, Any],
+    *,
+    normalize: bool = True,
+    labels: Sequence[str] | None = None,
 ) -> tuple[list[str], np.ndarray]:
-    """Difference ``B - A`` of two ``eval_results`` entries' confusion matrices, aligned on their labels."""
-    labels = list(union_labels(entry_a["labels"], entry_b["labels"]))
+    """Difference ``B - A`` of two ``eval_results`` entries' confusion matrices, aligned on ``labels``
+    (default: the union of theirs); row-normalised by each class's support (see :func:`confusion_difference`).
+    """
+    labels = list(labels) if labels is not None else list(union_labels(entry_a["labels"], entry_b["labels"]))
     a = align_matrix(entry_a["confusion_matrix"], entry_a["labels"], labels)
     b = align_matrix(entry_b["confusion_matrix"], entry_b["labels"], labels)
     supports = {"support_a": entry_support(entry_a, labels), "support_b": entry_support(entry_b, labels)}

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from ferhub.compare import align_matrix, confusion_difference, entry_support
+from ferhub.compare import align_matrix, entries_difference, entry_support
 from ferhub.labels import class_order
 from ferhub.metrics import row_normalize
 
@@ -238,14 +238,8 @@ def difference_matrix_figure(
     Blue on the diagonal and red off it mean B is better; both entries are aligned by class name, in
     ``labels`` order (default: :func:`class_order` of the two).
     """
-    labels = list(labels) if labels is not None else class_order([entry_a["labels"], entry_b["labels"]])
-    diff = confusion_difference(
-        align_matrix(entry_a["confusion_matrix"], entry_a["labels"], labels),
-        align_matrix(entry_b["confusion_matrix"], entry_b["labels"], labels),
-        normalize=normalize,
-        support_a=entry_support(entry_a, labels),
-        support_b=entry_support(entry_b, labels),
-    )
+    order = list(labels) if labels is not None else class_order([entry_a["labels"], entry_b["labels"]])
+    labels, diff = entries_difference(entry_a, entry_b, normalize=normalize, labels=order)
     scale = 100.0 if normalize else 1.0
     z = diff * scale
     bound = float(np.abs(z).max()) or 1.0

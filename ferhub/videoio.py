@@ -20,10 +20,10 @@ import fractions
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -35,6 +35,7 @@ VIDEO_SUFFIXES = frozenset(
 )
 DEFAULT_MAX_SIDE = 1920
 # a frame larger than this is refused before decoding (8K UHD is 33 MP; H.264/H.265 levels stop near 35 MP)
+T = TypeVar("T")
 MAX_SOURCE_PIXELS = 80_000_000
 ACCEPTED = "MP4, MOV, MKV, WebM or AVI with H.264, H.265, VP8, VP9, AV1 or MPEG-4 video"
 # FFmpeg demuxers that read still pictures: a photo named like a video opens as a one-frame "video"
@@ -80,7 +81,7 @@ def is_animation(path: str | os.PathLike) -> bool:
     frame: a photo). Reads the file's header with Pillow, not its frames."""
     if Path(path).suffix.lower() not in ANIMATION_SUFFIXES:
         return False
-    return _picture_frames(str(path), animated=True) > 1
+    return _picture(str(path), lambda image: bool(getattr(image, "is_animated", False)), False)
 
 
 def plays_as_video(path: str | os.PathLike) -> bool:
@@ -97,18 +98,21 @@ def undecodable_animation(path: str | os.PathLike) -> int:
     return frames if frames > 1 else 0
 
 
-def _picture_frames(path: str, *, animated: bool = False) -> int:
-    """How many frames Pillow finds in a picture (1 where it cannot tell); with ``animated``, only whether
-    there are several (2), which reads less of a GIF."""
+def _picture_frames(path: str) -> int:
+    """How many frames Pillow finds in a picture (1 where it cannot tell)."""
+    return _picture(path, lambda image: max(int(getattr(image, "n_frames", 1)), 1), 1)
+
+
+def _picture(path: str, read: Callable[[Image.Image], T], default: T) -> T:
+    """``read`` of the picture at ``path`` opened with Pillow (its header: frames are read only as ``read``
+    asks), or ``default`` when it cannot be opened: whatever is wrong with it, the photo path says it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the photo path says it, once
             with Image.open(path) as image:
-                if animated:
-                    return 2 if getattr(image, "is_animated", False) else 1
-                return max(int(getattr(image, "n_frames", 1)), 1)
-    except Exception:  # whatever is wrong with it, the photo path says it
-        return 1
+                return read(image)
+    except Exception:
+        return default
 
 
 @dataclass
