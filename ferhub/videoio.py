@@ -33,9 +33,10 @@ from ferhub.errors import VideoDecodeError
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".ts"}
 )
+T = TypeVar("T")
+
 DEFAULT_MAX_SIDE = 1920
 # a frame larger than this is refused before decoding (8K UHD is 33 MP; H.264/H.265 levels stop near 35 MP)
-T = TypeVar("T")
 MAX_SOURCE_PIXELS = 80_000_000
 ACCEPTED = "MP4, MOV, MKV, WebM or AVI with H.264, H.265, VP8, VP9, AV1 or MPEG-4 video"
 # FFmpeg demuxers that read still pictures: a photo named like a video opens as a one-frame "video"
