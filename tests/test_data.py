@@ -549,6 +549,24 @@ def test_a_file_named_like_a_split_is_that_split_of_its_parent(
     monkeypatch.chdir(tmp_path / "lab" / "test" / "happy")
     up = open_source("..")
     assert (up.name, up.split) == ("lab", "test")  # the folder ".." is, not ".."
+    # data with splits of its own keeps its own name whatever it is called: a fer/test.csv holding every
+    # Usage was recorded as split test (training rows among them)
+    rng = np.random.default_rng(0)
+    rows = [
+        (i % 7, rng.integers(0, 255, (48, 48)), u)
+        for i, u in enumerate(["Training"] * 6 + ["PrivateTest"] * 4)
+    ]
+    (tmp_path / "fer").mkdir()
+    whole = open_source(_write_fer_csv(tmp_path / "fer" / "test.csv", rows))
+    assert (whole.name, whole.split, len(whole)) == ("test", None, 10)
+    private = open_source(tmp_path / "fer" / "test.csv", "test")
+    assert (private.name, private.split, len(private)) == ("test", "test", 4)
+    (tmp_path / "raf" / "test" / "train" / "happy").mkdir(parents=True)  # a "test" folder of splits
+    (tmp_path / "raf" / "test" / "train" / "sad").mkdir()
+    for cls in ("happy", "sad"):
+        _img(7).save(tmp_path / "raf" / "test" / "train" / cls / "a.png")
+    inner = open_source(tmp_path / "raf" / "test")
+    assert (inner.name, inner.split) == ("test", None)
 
 
 def test_a_parquet_file_without_splits_is_split_all_or_the_split_named(tmp_path: Path) -> None:

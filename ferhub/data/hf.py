@@ -301,7 +301,9 @@ def open_hf(
     shown = split_name(chosen) if chosen and _is_split(chosen) else chosen
     name = str(source)  # a Hub id; a local source is named by its folder or file, never by the path as typed
     if path.exists():
-        name, shown = local_name(path, shown)
+        usage = any(c.lower() == "usage" for c in ds.column_names)  # FER2013's splits in a column
+        own_splits = (named and isinstance(loaded, datasets.DatasetDict)) or usage
+        name, shown = local_name(path, shown, own_splits)
     src = HFSource(ds, name, shown, siblings=siblings, **kw)
     src.split_is_label = not own
     return src

@@ -158,28 +158,31 @@ def _is_split(name: str) -> bool:
     return True
 
 
-def local_name(path: Path, split: str | None) -> tuple[str, str | None]:
+def local_name(path: Path, split: str | None, own_splits: bool = False) -> tuple[str, str | None]:
     """The dataset name and split that a local source at ``path`` is recorded under; ``split``: the split the
-    source has (its own or the one the user named), ``None`` for none.
+    source has (its own or the one the user named), ``None`` for none; ``own_splits``: the data has splits of
+    its own (split folders, a FER2013 Usage column), whatever it is called.
 
     The name is the folder's or file's own (a file's without its suffix; never the path as typed, which may be
-    absolute or ``..``). A folder or file named like a split (``rafdb/test``, ``rafdb/test.parquet``) is a
-    split of its parent's dataset: it takes the parent's name, so that ``rafdb/test`` and ``affectnet/test``
-    are different results, and that split when it has none other."""
+    absolute or ``..``). A folder or file named like a split (``rafdb/test``, ``rafdb/test.parquet``) and
+    without splits of its own is a split of its parent's dataset: it takes the parent's name, so that
+    ``rafdb/test`` and ``affectnet/test`` are different results, and that split when it has none other (a
+    ``fer/test.csv`` holding every Usage is not all test images)."""
     full = Path(os.path.abspath(path))  # "." and ".." have no name of their own
     name = full.stem if full.is_file() else full.name
-    if _is_split(name) and full.parent.name:
+    if not own_splits and _is_split(name) and full.parent.name:
         return full.parent.name, split or split_name(name)
     return name or str(path), split
 
 
 def _layout(
     entries: dict[str, list[str]], split: str | None, where: str
-) -> tuple[dict[str, list[str]], set[str]]:
+) -> tuple[dict[str, list[str]], set[str], bool]:
     """Pick the class-folder level from ``{dir path: [image files]}``.
 
-    Returns ``{class name: [files]}`` of the chosen split and the class names of all splits, so that every
-    split of one dataset gets the same label list even when a small split lacks a class.
+    Returns ``{class name: [files]}`` of the chosen split, the class names of all splits (so that every split
+    of one dataset gets the same label list even when a small split lacks a class), and whether there are
+    split folders.
 
     Accepted: ``root/CLASS/img`` and ``root/SPLIT/CLASS/img``; single wrapper folders (as zips often have,
     ``archive/DATASET/train/happy/...``) are looked through. ``split`` chooses the split folder; ``None``
@@ -197,7 +200,8 @@ def _layout(
             f"{where} holds no class folders with images ({', '.join(sorted(image_suffixes()))}); "
             "expected ROOT/CLASS/image or ROOT/SPLIT/CLASS/image"
         )
-    return {c: sorted(f) for c, f in classes.items()}, set(classes) if all_classes is None else all_classes
+    every = set(classes) if all_classes is None else all_classes
+    return {c: sorted(f) for c, f in classes.items()}, every, all_classes is not None
 
 
 def _children(dirs: list[PurePosixPath], of: PurePosixPath) -> list[str]:
@@ -304,11 +308,11 @@ class FolderSource(LabeledSource):
                 if Path(f).suffix.lower() in suffixes and not f.startswith(".")
             ]
             entries[rel] = imgs
-        classes, all_classes = _layout(entries, split, str(root))
+        classes, all_classes, own_splits = _layout(entries, split, str(root))
         self.root = root
         self.labels, rel_files, self.targets = _labelled_files(classes, all_classes, label_names)
         self.files = [root / f for f in rel_files]
-        self.name, self.split = local_name(root, split_name(split) if split else None)
+        self.name, self.split = local_name(root, split_name(split) if split else None, own_splits)
         self.precropped = precropped
 
     def image(self, i: int) -> Image.Image:
@@ -345,9 +349,9 @@ class ZipSource(LabeledSource):
             ):
                 continue
             entries.setdefault(str(p.parent), []).append(m)
-        classes, all_classes = _layout(entries, split, str(self.path))
+        classes, all_classes, own_splits = _layout(entries, split, str(self.path))
         self.labels, self.members, self.targets = _labelled_files(classes, all_classes, label_names)
-        self.name, self.split = local_name(self.path, split_name(split) if split else None)
+        self.name, self.split = local_name(self.path, split_name(split) if split else None, own_splits)
         self.precropped = precropped
 
     def image(self, i: int) -> Image.Image:
@@ -430,7 +434,7 @@ def open_fer2013_csv(path: str | Path, split: str | None = None) -> ArraySource:
         _decode_pixels(pixels, str(path)),
         targets_arr,
         FER7,
-        *local_name(path, split_name(split) if split else None),
+        *local_name(path, split_name(split) if split else None, usage_col is not None),
     )
 
 
