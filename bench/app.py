@@ -165,6 +165,8 @@ def photo_words(photo: Path) -> str:
     result = ferhub.Predictor().predict_image(photo)  # the app's default model and detector
     if result.error is not None:
         raise SystemExit(f"--photo: {result.error}")
+    if not result.faces:  # the app answers a photo without a face with an error, not a result to time
+        raise SystemExit(f"--photo: no face found in {photo}; the app's classify refuses it")
     FACES = len(result.faces)
     with Image.open(photo) as image:
         w, h = image.size
@@ -540,7 +542,7 @@ def main() -> int:
 
     folder = Path(tempfile.mkdtemp(prefix="ferhub-bench-app-"))
     photo = args.photo or one_face_photo(folder)
-    what = photo_words(photo) if args.photo is None else f"{args.photo.name} ({photo_words(photo)})"
+    what = "640x480, 1 face" if args.photo is None else f"{args.photo.name} ({photo_words(photo)})"
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     process = start_app(port, {"GRADIO_PROFILING": "1"})

@@ -39,16 +39,25 @@ def test_photo_words_name_the_size_and_faces_every_call_must_find(
     bench_script, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``--photo``: the table says the photo's size and faces, and the classify calls then expect that count
-    (the default photo's 1 face was hard-coded); a file ferhub cannot read stops the run with its error."""
+    (the default photo's 1 face was hard-coded); a file ferhub cannot read, or a photo without a face (the
+    app refuses it), stops the run with its error."""
     from PIL import Image
+
+    from ferhub.assets import EXAMPLES_DIR
 
     app = bench_script("app")
     monkeypatch.setattr(app, "FACES", 1)
     assert app.photo_words(app.one_face_photo(tmp_path)) == "640x480, 1 face"
     assert app.FACES == 1
+    group = Image.new("RGB", (1200, 500), (90, 90, 90))
+    for i, name in enumerate(("astronaut.jpg", "grace_hopper.jpg")):
+        group.paste(Image.open(EXAMPLES_DIR / name).convert("RGB").resize((400, 400)), (100 + 600 * i, 50))
+    group.save(tmp_path / "two.png")
+    assert app.photo_words(tmp_path / "two.png") == "1200x500, 2 faces"
+    assert app.FACES == 2
     Image.new("RGB", (64, 48), (90, 90, 90)).save(tmp_path / "plain.png")
-    assert app.photo_words(tmp_path / "plain.png") == "64x48, 0 faces"
-    assert app.FACES == 0
+    with pytest.raises(SystemExit, match="no face found"):  # the app refuses it: nothing to time
+        app.photo_words(tmp_path / "plain.png")
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     with pytest.raises(SystemExit, match="not an image file"):
         app.photo_words(tmp_path / "broken.jpg")

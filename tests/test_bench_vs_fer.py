@@ -166,7 +166,8 @@ def test_own_photos_rows_leave_out_what_a_library_cannot_read(
     assert "1 photos; faces found fer 1, ferhub 1)" in row
     cells = row.split(" | ")
     assert float(cells[1]) == 1.0 and float(cells[2]) > 0
-    assert any(line.startswith("| folder of your 2 photos") for line in out.splitlines())
+    assert any(line.startswith("| folder of your 1 photos") for line in out.splitlines())  # the readable one
+    assert [p.name for p in (vs_fer.PHOTOS / "own").iterdir()] == ["0001-hopper.jpg"]
     for lib in ("fer", "ferhub"):
         assert f"{lib} could not read (left out of both libraries' medians): " in out
     assert out.count("0000-broken.jpg") == 2
