@@ -744,6 +744,9 @@ def test_evaluate_now_then_dashboard(
     ids = [DEFAULT_MODEL, tiny_model]
     fresh, status, files, picker, notes = compare.evaluate_now(ids, labelled_zip, "", "", {})
     assert "on 12 images" in status
+    # a visitor's images leave no detections behind: the persistent face cache kept each one's hash and face
+    # forever, past the scratch sweeps (and was read whole at every evaluation)
+    assert not list((tmp_path / "cache").rglob("*.jsonl"))
     # the dashboard's notes are refreshed with the picker: the tiny model has results now
     assert "has no evaluation results" not in notes and "No evaluation results" not in notes
     assert len(files) == 3 and Path(files[-1]).name == "report.html"
@@ -970,6 +973,7 @@ def test_models_load_outside_the_gpu_functions(monkeypatch: pytest.MonkeyPatch, 
         return real_cache()
 
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")  # what ZeroGPU sets
     monkeypatch.setattr(state, "cache", cache)
     tabs = (classify, compare, webcam)
     try:
@@ -1085,6 +1089,31 @@ def test_gpu_wrapper_is_a_no_op_without_spaces() -> None:
         return x + 1
 
     assert state.gpu(f) is f
+
+
+def test_only_a_zerogpu_space_is_taken_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hugging Face installs ``spaces`` on every Gradio Space: importable, it made a CPU Space take the
+    ZeroGPU branch (handlers wrapped, the webcam detecting in line). ZeroGPU is what ``SPACES_ZERO_GPU``
+    says."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=lambda fn: ("wrapped", fn)))
+
+    def f() -> None:
+        pass
+
+    for value in (None, "", "false", "0"):
+        if value is None:
+            monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+        else:
+            monkeypatch.setenv("SPACES_ZERO_GPU", value)
+        assert not state.zerogpu() and state.gpu(f) is f, value
+    for value in ("true", "True", "1"):
+        monkeypatch.setenv("SPACES_ZERO_GPU", value)
+        assert state.zerogpu() and state.gpu(f) == ("wrapped", f), value
+    monkeypatch.setitem(sys.modules, "spaces", None)  # `import spaces` raises ImportError
+    assert not state.zerogpu()  # the variable without the package: nothing to wrap with
 
 
 def test_example_photos_are_the_bundled_images_only() -> None:

@@ -430,8 +430,13 @@ def evaluate_now(
         visitors.stop_if_gone()  # after each chunk of images: a cancelled evaluation stops here
         progress((done, total), desc=message)
 
+    # detections kept in memory for this evaluation only: the persistent cache (~/.cache/ferhub/faces) kept
+    # every visitor image's hash and face forever, past the scratch sweeps, and was re-read whole each time
+    from ferhub.data import FaceCache
+
+    faces = FaceCache(predictor.detector, persist=False)
     try:
-        runs = evaluation.evaluate(ids, source, predictor=predictor, progress=step)
+        runs = evaluation.evaluate(ids, source, predictor=predictor, progress=step, cache=faces)
     except (gr.Error, visitors.Gone):
         raise
     except Exception as e:  # the user's data or model: say what went wrong, keep the app alive
