@@ -150,13 +150,19 @@ class ModelEvaluation:
 # running models over a source
 # ---------------------------------------------------------------------------------------------------------
 def _model_info(spec: Any, model: nn.Module, name: str) -> tuple[dict[str, Any], Path | None]:
-    """``{"id", "revision"}`` of a model, and its local repo folder (``None`` for an in-memory model)."""
+    """``{"id", "revision"}`` of a model, and its local repo folder (``None`` for an in-memory model).
+
+    The folder is the one the model was loaded from (``repo_path``): resolving a Hub id again would ask the
+    Hub for the branch head once more, and a branch that moved during the evaluation would give the new
+    commit's folder, revision and push parent to results measured on the old weights.
+    """
     if not isinstance(spec, (str, os.PathLike)):
         return {"id": name, "revision": None}, None
     from ferhub.hub import resolve
 
     spec_str = os.fspath(spec)
-    folder = resolve(spec_str)
+    loaded_from = getattr(model, "repo_path", None)
+    folder = Path(loaded_from) if loaded_from is not None else resolve(spec_str)
     revision = None
     if folder.parent.name == "snapshots":  # a Hub download: the snapshot folder is named by commit
         revision = folder.name
@@ -505,13 +511,15 @@ def results_folder(run: ModelEvaluation, out: str | os.PathLike) -> Path:
 
     Bundled models and Hub downloads are not written in place (package data and the Hub cache are not the
     user's repo): their repo files are copied to ``out/<slug>/`` and the results merged there, ready to push.
-    A copy of another version of the model (the branch got new weights since an earlier evaluation into the
-    same ``out``) is moved aside to ``out/<slug>.replaced-N/``, said on stderr, and a fresh copy made: its
-    card and results do not belong beside these weights.
+    A copy of another version of the model (the branch got new weights or a new config since an earlier
+    evaluation into the same ``out``) is moved aside to ``out/<slug>.replaced-N/``, said on stderr, and a
+    fresh copy made: its card and results do not belong beside these weights. A copy of the same weights
+    whose ``card.json`` differs (a push filled in ``repo_id``, the card was edited on the Hub) takes the
+    evaluated repo's ``card.json``: the card's prose does not change what the numbers mean.
     """
     import sys
 
-    from ferhub.hub import REPO_FILES
+    from ferhub.hub import CARD_CONTEXT_NAME, REPO_FILES
 
     spec = run.spec
     if run.folder is not None and isinstance(spec, (str, os.PathLike)) and Path(os.fspath(spec)).is_dir():
@@ -533,24 +541,31 @@ def results_folder(run: ModelEvaluation, out: str | os.PathLike) -> Path:
         for name in REPO_FILES:
             if (run.folder / name).is_file():
                 shutil.copy2(run.folder / name, target / name)
+    elif run.folder is not None and _differ(run.folder / CARD_CONTEXT_NAME, target / CARD_CONTEXT_NAME):
+        if (run.folder / CARD_CONTEXT_NAME).is_file():  # the README is re-rendered from it with the results
+            shutil.copy2(run.folder / CARD_CONTEXT_NAME, target / CARD_CONTEXT_NAME)
+        else:
+            (target / CARD_CONTEXT_NAME).unlink()
     return target
 
 
-def _other_version(source: Path, copy: Path) -> str | None:
-    """The model file (config, weights, card context) in which ``copy``, an earlier results copy, differs
-    from ``source``, the repo evaluated now; ``None`` when it is a copy of it, or no copy yet."""
+def _differ(a: Path, b: Path) -> bool:
+    """Whether one of two files exists without the other, or their bytes differ."""
     import filecmp
 
-    from ferhub.hub import CARD_CONTEXT_NAME, WEIGHTS_NAME
+    return a.is_file() != b.is_file() or (a.is_file() and not filecmp.cmp(a, b, shallow=False))
+
+
+def _other_version(source: Path, copy: Path) -> str | None:
+    """The model file (config or weights) in which ``copy``, an earlier results copy, differs from
+    ``source``, the repo evaluated now; ``None`` when it is a copy of it, or no copy yet. These two decide
+    what the results measured; the card's prose (``card.json``) does not, and is refreshed instead."""
+    from ferhub.hub import WEIGHTS_NAME
     from ferhub.hub._layout import CONFIG_NAME
 
     if not (copy / CONFIG_NAME).is_file():
         return None
-    for name in (CONFIG_NAME, WEIGHTS_NAME, CARD_CONTEXT_NAME):
-        a, b = source / name, copy / name
-        if a.is_file() != b.is_file() or (a.is_file() and not filecmp.cmp(a, b, shallow=False)):
-            return name
-    return None
+    return next((name for name in (CONFIG_NAME, WEIGHTS_NAME) if _differ(source / name, copy / name)), None)
 
 
 # ---------------------------------------------------------------------------------------------------------

