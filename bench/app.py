@@ -524,6 +524,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.photo is not None and not args.photo.is_file():
         parser.error(f"--photo {args.photo}: no such file")
+    # checked (and its faces counted) before anything is measured: a photo the app refuses stops here
+    what = "640x480, 1 face" if args.photo is None else f"{args.photo.name} ({photo_words(args.photo)})"
 
     host = HostWatch()
     rows: list[tuple[str, str, str, str]] = []
@@ -542,7 +544,6 @@ def main() -> int:
 
     folder = Path(tempfile.mkdtemp(prefix="ferhub-bench-app-"))
     photo = args.photo or one_face_photo(folder)
-    what = "640x480, 1 face" if args.photo is None else f"{args.photo.name} ({photo_words(photo)})"
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     process = start_app(port, {"GRADIO_PROFILING": "1"})

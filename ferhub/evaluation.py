@@ -515,10 +515,9 @@ def results_folder(run: ModelEvaluation, out: str | os.PathLike) -> Path:
     evaluation into the same ``out``) is moved aside to ``out/<slug>.replaced-N/``, said on stderr, and a
     fresh copy made: its card and results do not belong beside these weights. A copy of the same weights
     whose ``card.json`` differs (a push filled in ``repo_id``, the card was edited on the Hub) takes the
-    evaluated repo's ``card.json``: the card's prose does not change what the numbers mean.
+    evaluated repo's ``card.json``, the card's prose not changing what the numbers mean; the copy's own is
+    kept beside it as ``card.json.replaced-N`` (it may hold the user's edits) and said on stderr.
     """
-    import sys
-
     from ferhub.hub import CARD_CONTEXT_NAME, REPO_FILES
 
     spec = run.spec
@@ -527,26 +526,37 @@ def results_folder(run: ModelEvaluation, out: str | os.PathLike) -> Path:
     target = Path(out) / slug(run.name)
     differs = _other_version(run.folder, target) if run.folder is not None else None
     if differs is not None:
-        aside = next(
-            p for k in range(1, 10_000) if not (p := target.with_name(f"{target.name}.replaced-{k}")).exists()
-        )
-        target.rename(aside)
-        print(
-            f"ferhub evaluate: {target} held another version of {run.name} (its {differs} differs from the"
-            f" one evaluated): moved to {aside}, results go to a fresh copy",
-            file=sys.stderr,
-        )
+        _move_aside(
+            target, f"held another version of {run.name} (its {differs} differs from the one evaluated)",
+            "results go to a fresh copy",
+        )  # fmt: skip
     target.mkdir(parents=True, exist_ok=True)
     if run.folder is not None and not (target / "config.json").is_file():
         for name in REPO_FILES:
             if (run.folder / name).is_file():
                 shutil.copy2(run.folder / name, target / name)
     elif run.folder is not None and _differ(run.folder / CARD_CONTEXT_NAME, target / CARD_CONTEXT_NAME):
-        if (run.folder / CARD_CONTEXT_NAME).is_file():  # the README is re-rendered from it with the results
-            shutil.copy2(run.folder / CARD_CONTEXT_NAME, target / CARD_CONTEXT_NAME)
-        else:
-            (target / CARD_CONTEXT_NAME).unlink()
+        copy = target / CARD_CONTEXT_NAME
+        if copy.is_file():
+            _move_aside(
+                copy, f"differed from the card.json of {run.name} evaluated",
+                "the evaluated one takes its place (the README is rendered from it)",
+            )  # fmt: skip
+        if (run.folder / CARD_CONTEXT_NAME).is_file():
+            shutil.copy2(run.folder / CARD_CONTEXT_NAME, copy)
     return target
+
+
+def _move_aside(path: Path, why: str, then: str) -> Path:
+    """Rename ``path`` to the first free ``NAME.replaced-N`` beside it, nothing lost, and say so on stderr."""
+    import sys
+
+    aside = next(
+        p for k in range(1, 10_000) if not (p := path.with_name(f"{path.name}.replaced-{k}")).exists()
+    )
+    path.rename(aside)
+    print(f"ferhub evaluate: {path} {why}: moved to {aside.name}; {then}", file=sys.stderr)
+    return aside
 
 
 def _differ(a: Path, b: Path) -> bool:

@@ -567,6 +567,13 @@ def test_a_file_named_like_a_split_is_that_split_of_its_parent(
         _img(7).save(tmp_path / "raf" / "test" / "train" / cls / "a.png")
     inner = open_source(tmp_path / "raf" / "test")
     assert (inner.name, inner.split) == ("test", None)
+    # a zip of a test/ folder holds test/CLASS/...: that one split is the one its name says, no other
+    for ds in ("rafdb", "affectnet"):
+        with zipfile.ZipFile(tmp_path / ds / "test.zip", "w") as z:
+            for cls in ("happy", "sad"):
+                z.write(tmp_path / "sfew" / f"{cls}.png", f"test/{cls}/a.png")
+    zips = [open_source(tmp_path / ds / "test.zip") for ds in ("rafdb", "affectnet")]
+    assert [(z.name, z.split) for z in zips] == [("rafdb", "test"), ("affectnet", "test")]
 
 
 def test_a_parquet_file_without_splits_is_split_all_or_the_split_named(tmp_path: Path) -> None:

@@ -1317,7 +1317,7 @@ def test_a_missing_folder_inside_a_folder_named_with_at_is_a_path(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "lr@0.01").mkdir(parents=True)
     (tmp_path / "org").mkdir()  # a folder named like the org of a Hub id leaves the id a Hub id
-    for missing in ("runs/lr@0.01/model", "runs/lr@0.01/model@v1"):
+    for missing in ("runs/lr@0.01/model", "runs/lr@0.01/model@v1", "runs/lr@0.01/seed1/model"):
         with pytest.raises(
             hub.ModelLoadError, match=f"model folder {missing} does not exist; check the path"
         ):
@@ -1887,6 +1887,16 @@ def test_evaluate_push_refreshes_a_card_that_changed_on_the_hub(
     assert json.loads((copy / "card.json").read_text())["license"] == "apache-2.0"
     assert "license: apache-2.0" in rec.files[2]["README.md"].decode() and hub.card_is_current(copy)
     assert not list(out.glob("org--real.replaced-*"))
+    # the copy's own card.json, which a user may have edited there, is kept beside the refreshed one, and said
+    kept = sorted(p.name for p in copy.glob("card.json.replaced-*"))
+    assert kept == ["card.json.replaced-1", "card.json.replaced-2"]
+    assert json.loads((copy / "card.json.replaced-2").read_text())["license"] == "mit"
+    edited = {**json.loads((copy / "card.json").read_text()), "description": "my words"}
+    (copy / "card.json").write_text(json.dumps(edited))
+    capsys.readouterr()
+    assert _evaluate_push(lfw_crops, out, "--model", "org/real") == 0
+    assert "card.json.replaced-3" in capsys.readouterr().err
+    assert json.loads((copy / "card.json.replaced-3").read_text())["description"] == "my words"
 
 
 @pytest.mark.parametrize(

@@ -301,8 +301,12 @@ def open_hf(
     shown = split_name(chosen) if chosen and _is_split(chosen) else chosen
     name = str(source)  # a Hub id; a local source is named by its folder or file, never by the path as typed
     if path.exists():
-        usage = any(c.lower() == "usage" for c in ds.column_names)  # FER2013's splits in a column
-        own_splits = (named and isinstance(loaded, datasets.DatasetDict)) or usage
+        many = isinstance(loaded, datasets.DatasetDict)
+        own_splits = {split_name(n) for n in loaded if _is_split(n)} if named and many else set()
+        whole = next(iter(loaded.values())) if many and len(loaded) == 1 else ds  # before a Usage filter
+        usage = next((c for c in whole.column_names if c.lower() == "usage"), None)  # FER2013's splits
+        if usage is not None:
+            own_splits |= {split_name(u) for u in whole.unique(usage) if isinstance(u, str) and _is_split(u)}
         name, shown = local_name(path, shown, own_splits)
     src = HFSource(ds, name, shown, siblings=siblings, **kw)
     src.split_is_label = not own

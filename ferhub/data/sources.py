@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -158,10 +158,10 @@ def _is_split(name: str) -> bool:
     return True
 
 
-def local_name(path: Path, split: str | None, own_splits: bool = False) -> tuple[str, str | None]:
+def local_name(path: Path, split: str | None, own_splits: Collection[str] = ()) -> tuple[str, str | None]:
     """The dataset name and split that a local source at ``path`` is recorded under; ``split``: the split the
-    source has (its own or the one the user named), ``None`` for none; ``own_splits``: the data has splits of
-    its own (split folders, a FER2013 Usage column), whatever it is called.
+    source has (its own or the one the user named), ``None`` for none; ``own_splits``: the splits the data
+    marks itself (split folders, FER2013 Usage values), as :func:`split_name` spells them.
 
     The name is the folder's or file's own (a file's without its suffix; never the path as typed, which may be
     absolute or ``..``). A folder or file named like a split (``rafdb/test``, ``rafdb/test.parquet``) and
@@ -170,26 +170,28 @@ def local_name(path: Path, split: str | None, own_splits: bool = False) -> tuple
     ``fer/test.csv`` holding every Usage is not all test images)."""
     full = Path(os.path.abspath(path))  # "." and ".." have no name of their own
     name = full.stem if full.is_file() else full.name
-    if not own_splits and _is_split(name) and full.parent.name:
+    # a test.zip whose one folder is test/ is still the test split of its parent; one with train/ and test/
+    # inside (or a fer/test.csv holding every Usage) is a dataset of its own
+    if _is_split(name) and not set(own_splits) - {split_name(name)} and full.parent.name:
         return full.parent.name, split or split_name(name)
     return name or str(path), split
 
 
 def _layout(
     entries: dict[str, list[str]], split: str | None, where: str
-) -> tuple[dict[str, list[str]], set[str], bool]:
+) -> tuple[dict[str, list[str]], set[str], set[str]]:
     """Pick the class-folder level from ``{dir path: [image files]}``.
 
     Returns ``{class name: [files]}`` of the chosen split, the class names of all splits (so that every split
-    of one dataset gets the same label list even when a small split lacks a class), and whether there are
-    split folders.
+    of one dataset gets the same label list even when a small split lacks a class), and the names of the
+    split folders (none: an empty set).
 
     Accepted: ``root/CLASS/img`` and ``root/SPLIT/CLASS/img``; single wrapper folders (as zips often have,
     ``archive/DATASET/train/happy/...``) are looked through. ``split`` chooses the split folder; ``None``
     is allowed when there is at most one.
     """
     dirs = [PurePosixPath(d) for d in entries]
-    prefix, all_classes = _split_folder(entries, dirs, _dataset_root(entries, dirs), split, where)
+    prefix, all_classes, splits = _split_folder(entries, dirs, _dataset_root(entries, dirs), split, where)
     classes: dict[str, list[str]] = {}
     for d, files in entries.items():
         p = PurePosixPath(d)
@@ -201,7 +203,7 @@ def _layout(
             "expected ROOT/CLASS/image or ROOT/SPLIT/CLASS/image"
         )
     every = set(classes) if all_classes is None else all_classes
-    return {c: sorted(f) for c, f in classes.items()}, every, all_classes is not None
+    return {c: sorted(f) for c, f in classes.items()}, every, splits
 
 
 def _children(dirs: list[PurePosixPath], of: PurePosixPath) -> list[str]:
@@ -228,9 +230,9 @@ def _split_folder(
     prefix: PurePosixPath,
     split: str | None,
     where: str,
-) -> tuple[PurePosixPath, set[str] | None]:
-    """The folder of ``split`` under ``prefix`` and the classes of all splits; ``(prefix, None)`` without
-    splits."""
+) -> tuple[PurePosixPath, set[str] | None, set[str]]:
+    """The folder of ``split`` under ``prefix``, the classes of all splits and the splits' names (train, val,
+    test); ``(prefix, None, set())`` without splits."""
     kids = _children(dirs, prefix)
     split_dirs = {split_name(k): k for k in kids if _is_split(k)}
     if split_dirs and len(split_dirs) != len(kids):
@@ -241,7 +243,7 @@ def _split_folder(
     if not split_dirs:
         if split is not None:
             raise DataSourceError(f"{where} has no split folders (train/val/test); omit split")
-        return prefix, None
+        return prefix, None, set()
     if split is None:
         if len(split_dirs) > 1:
             raise DataSourceError(
@@ -258,7 +260,7 @@ def _split_folder(
         for c in _children(dirs, prefix / sd)
         if _has_images(entries, prefix / sd / c)
     }
-    return prefix / split_dirs[want], all_classes
+    return prefix / split_dirs[want], all_classes, set(split_dirs)
 
 
 def _has_images(entries: dict[str, list[str]], folder: PurePosixPath) -> bool:
@@ -419,8 +421,10 @@ def open_fer2013_csv(path: str | Path, split: str | None = None) -> ArraySource:
             if usage_col is None:
                 raise DataSourceError(f"{path} has no Usage column, so it has no splits; omit split")
             want = FER2013_USAGE[split_name(split)]
-        pixels, targets = [], []
+        pixels, targets, usages = [], [], set()
         for row in reader:
+            if usage_col is not None:
+                usages.add(row[usage_col].strip())
             if want is not None and row[usage_col].strip() != want:
                 continue
             pixels.append(row[cols["pixels"]])
@@ -434,7 +438,9 @@ def open_fer2013_csv(path: str | Path, split: str | None = None) -> ArraySource:
         _decode_pixels(pixels, str(path)),
         targets_arr,
         FER7,
-        *local_name(path, split_name(split) if split else None, usage_col is not None),
+        *local_name(
+            path, split_name(split) if split else None, {split_name(u) for u in usages if _is_split(u)}
+        ),
     )
 
 

@@ -68,9 +68,9 @@ def _parse(
         raise ModelLoadError(
             f"{spec} is a file; ferhub loads a model repo folder (config.json + {WEIGHTS_NAME}).{hint}"
         )
-    if local and "@" in path.parent.as_posix() and path.parent.is_dir():
-        # runs/lr@0.01/model, not written yet or mistyped: a folder with '@' in its name holds it, so it is a
-        # path on this disk, not the Hub id runs/lr at revision 0.01/model
+    if local and any("@" in a.name and a.is_dir() for a in path.parents):
+        # runs/lr@0.01/model (or .../seed1/model), not written yet or mistyped: a folder with '@' in its name
+        # holds it, so it is a path on this disk, not the Hub id runs/lr at revision 0.01/model
         raise ModelLoadError(
             f"model folder {spec} does not exist; check the path (a folder ferhub.hub.save wrote)"
         )
