@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 import threading
 import warnings
 import weakref
@@ -550,57 +551,101 @@ def unique_stem(stem: str, taken: set[str]) -> str:
     return name
 
 
+def model_slugs(names: Sequence[str]) -> list[str]:
+    """Short file-name-safe names for models, one each, to tell their overlays apart: the last part of an id
+    or folder (``ferhub/fer-mini-xception`` -> ``fer-mini-xception``), the whole id where two models share
+    that part (``org-a-model``, ``org-b-model``; two revisions of one repo), numbered where still equal (one
+    model given twice: ``NAME``, ``NAME-2``)."""
+
+    def safe(text: str) -> str:
+        return re.sub(r"[^\w.@-]+", "-", text).strip("-.") or "model"
+
+    short = [safe(re.split(r"[/\\]", name.rstrip("/\\"))[-1].split("@")[0]) for name in names]
+    ids_of: dict[str, set[str]] = {}
+    for s, name in zip(short, names):
+        ids_of.setdefault(s.casefold(), set()).add(name)
+    # one model given twice keeps its short name (numbered below): its whole id would tell nothing apart
+    wanted = [s if len(ids_of[s.casefold()]) == 1 else safe(name) for s, name in zip(short, names)]
+    taken: set[str] = set()
+    return [unique_stem(s, taken) for s in wanted]
+
+
 def write_overlays(
     predictor,
     results: Sequence,
     *,
-    method: str,
+    method: str | Sequence[str],
     out_dir: str | Path,
     target: str | None = None,
     on_error: Callable[[Path, OSError], None] | None = None,
     taken: set[str] | None = None,
+    is_input: Callable[[Path], bool] | None = None,
 ) -> list[Path]:
     """Write attribution overlays for ``ferhub predict --saliency``: per face ``STEM_faceN_METHOD.png`` (the
     crop the model saw, 192 px) and per photo ``STEM_METHOD.jpg`` (all faces' maps on the photo).
 
     ``results`` are the :class:`~ferhub.predict.ImageResult` list of ``predictor.predict`` (images are read
-    again from their paths); the first model is explained, for each face's predicted class unless ``target``
-    names one. Returns the paths written. ``on_error(path, error)``, when given, is told of each file that
-    cannot be written (a full disk) and the others are still tried; without it the error is raised.
-    ``taken`` holds the stems already used in this run (a caller writing batch after batch passes the same
-    set): a photo whose stem is taken gets ``STEM-2``, ``STEM-3``, ... so no overlay replaces another.
+    again from their paths). Every model of ``predictor`` is explained, for each face's class as that model
+    predicted it unless ``target`` names one; with several models each one's files carry its
+    :func:`model_slugs` name (``STEM_SLUG_faceN_METHOD.png``, ``STEM_SLUG_METHOD.jpg``), so none replaces
+    another's. ``method``: one for every model, or one per model (the CLI explains an ensemble with
+    Integrated Gradients where Grad-CAM was asked for). Returns the paths written. ``on_error(path, error)``,
+    when given, is told of each file that cannot be written (a full disk) and the others are still tried;
+    without it the error is raised. ``taken`` holds the stems already used in this run (a caller writing
+    batch after batch passes the same set): a photo whose stem is taken gets ``STEM-2``, ``STEM-3``, ... so no
+    overlay replaces another. ``is_input(path)`` says whether a file must never be written over (one of the
+    run's inputs: ``--out`` may be the photos' own folder, where ``a_gradcam.jpg`` can be a photo of its own);
+    a photo any of whose overlays would be one takes the next free stem the same way.
     """
     from ferhub.images import load_image
 
-    mid = method_id(method)
-    model = predictor.models[0]
+    models = predictor.models
+    mids = [method_id(method)] * len(models) if isinstance(method, str) else [method_id(m) for m in method]
+    if len(mids) != len(models):
+        raise SaliencyError(f"got {len(mids)} saliency methods for {len(models)} models")
+    slugs = model_slugs(predictor.names) if len(models) > 1 else [""]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     taken = set() if taken is None else taken
+
+    def names(stem: str, faces: int) -> list[tuple[list[Path], Path]]:
+        """Each model's face crop files and photo file for ``stem``."""
+        named = []
+        for slug, mid in zip(slugs, mids):
+            base = f"{stem}_{slug}" if slug else stem
+            crops = [out / f"{base}_face{i}_{mid}.png" for i in range(1, faces + 1)]
+            named.append((crops, out / f"{base}_{mid}.jpg"))
+        return named
+
     for result in results:
         if not result.ok or not result.faces or result.path is None:
             continue
         image = load_image(result.path)
         faces = [f.face for f in result.faces]
-        targets = [f.predictions[0].label for f in result.faces] if target is None else target
-        explanations = explain_faces(model, image, faces, mid, targets)
-        stem = unique_stem(Path(result.path).stem, taken)
-        outputs = [
-            (out / f"{stem}_face{i}_{mid}.png", overlay(e.crop, e.heatmap, size=max(192, e.crop.width)), {})
-            for i, e in enumerate(explanations, 1)
-        ]
-        heatmaps = [e.heatmap for e in explanations]
-        photo = overlay_on_photo(image, faces, heatmaps, model.config)
-        outputs.append((out / f"{stem}_{mid}.jpg", photo, {"quality": 92}))
-        for path, picture, options in outputs:
-            try:
-                picture.save(path, **options)
-            except OSError as error:
-                if on_error is None:
-                    raise
-                path.unlink(missing_ok=True)  # no half-written file left behind
-                on_error(path, error)
-                continue
-            written.append(path)
+        while True:  # the next free stem whose files are none of the inputs
+            stem = unique_stem(Path(result.path).stem, taken)
+            named = names(stem, len(faces))
+            if is_input is None or not any(is_input(p) for crops, photo in named for p in (*crops, photo)):
+                break
+        for k, (model, mid, (crop_paths, photo_path)) in enumerate(zip(models, mids, named)):
+            targets = [f.predictions[k].label for f in result.faces] if target is None else target
+            explanations = explain_faces(model, image, faces, mid, targets)
+            outputs = [
+                (path, overlay(e.crop, e.heatmap, size=max(192, e.crop.width)), {})
+                for path, e in zip(crop_paths, explanations)
+            ]
+            heatmaps = [e.heatmap for e in explanations]
+            photo = overlay_on_photo(image, faces, heatmaps, model.config)
+            outputs.append((photo_path, photo, {"quality": 92}))
+            for path, picture, options in outputs:
+                try:
+                    picture.save(path, **options)
+                except OSError as error:
+                    if on_error is None:
+                        raise
+                    path.unlink(missing_ok=True)  # no half-written file left behind
+                    on_error(path, error)
+                    continue
+                written.append(path)
     return written

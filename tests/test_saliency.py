@@ -24,6 +24,7 @@ from ferhub.saliency import (
     explain_faces,
     gradcam_layer,
     method_id,
+    model_slugs,
     occlusion_grid,
     overlay,
     overlay_on_photo,
@@ -373,3 +374,11 @@ def test_write_overlays_for_the_cli(tmp_path: Path) -> None:
     ]
     assert Image.open(tmp_path / "out" / "astronaut_gradcam.jpg").size == (512, 512)
     assert Image.open(tmp_path / "out" / "astronaut_face1_gradcam.png").size == (192, 192)
+
+
+def test_model_slugs_are_short_and_tell_every_model_apart() -> None:
+    assert model_slugs(["ferhub/fer-mini-xception", "ferhub/facemood"]) == ["fer-mini-xception", "facemood"]
+    assert model_slugs(["org/name@v1", "org/name@v2"]) == ["org-name@v1", "org-name@v2"]  # two revisions
+    assert model_slugs(["runs/a/model/", "runs/b/model", "c/x"]) == ["runs-a-model", "runs-b-model", "x"]
+    assert model_slugs(["x/m", "x/m"]) == ["m", "m-2"]  # one model given twice
+    assert model_slugs(["a/Face", "b/face", "b/face"]) == ["a-Face", "b-face", "b-face-2"]  # case: one file

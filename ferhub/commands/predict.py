@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,7 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="METHOD",
         default=None,
         help="also write attribution overlays of photos (gradcam, guided_backprop, integrated_gradients, "
-        "saliency, occlusion) into --out",
+        "saliency, occlusion) into --out: NAME_faceN_METHOD.png per face and NAME_METHOD.jpg per photo, for "
+        "every --model (with several, NAME_MODEL_faceN_METHOD.png and NAME_MODEL_METHOD.jpg); a photo whose "
+        "overlay would replace an input or another photo's overlay is named NAME-2",
     )
     p.add_argument("--out", metavar="DIR", default=None, help="folder for --saliency overlays")
     v = p.add_argument_group("videos")
@@ -163,18 +165,23 @@ def _predictor(args: argparse.Namespace) -> Any:
     return Predictor(args.model, device=device, detector=detector, no_face=args.no_face)
 
 
-def _saliency_method(args: argparse.Namespace, predictor: Any) -> str | None:
-    """The attribution method to write, with the app's fallback for an ensemble under Grad-CAM (stated)."""
+def _saliency_methods(args: argparse.Namespace, predictor: Any) -> list[str]:
+    """The attribution method to write for each model, with the app's fallback for an ensemble under
+    Grad-CAM (stated)."""
     from ferhub.saliency import method_id
 
     method = method_id(args.saliency)
-    if method == "gradcam" and getattr(predictor.models[0], "members", None) is not None:
-        say(
-            f"Grad-CAM explains one convolutional layer and {predictor.names[0]} is an ensemble; writing "
-            "integrated_gradients overlays instead (as the app does)"
-        )
-        return "integrated_gradients"
-    return method
+    methods = []
+    for model, name in zip(predictor.models, predictor.names):
+        if method == "gradcam" and getattr(model, "members", None) is not None:
+            say(
+                f"Grad-CAM explains one convolutional layer and {name} is an ensemble; writing "
+                "integrated_gradients overlays instead (as the app does)"
+            )
+            methods.append("integrated_gradients")
+        else:
+            methods.append(method)
+    return methods
 
 
 class Interrupt:
@@ -208,12 +215,19 @@ class Interrupt:
 class Job:
     """One ``ferhub predict`` run: the predictor, the video settings, and where results go."""
 
-    def __init__(self, args: argparse.Namespace, predictor: Any, saliency: str | None) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        predictor: Any,
+        saliency: list[str] | None,
+        inputs: Collection[tuple[int, int]] = (),
+    ) -> None:
         from ferhub.video import VideoAnalyzer
 
         self.args = args
         self.predictor = predictor
-        self.saliency = saliency
+        self.saliency = saliency  # one method per model
+        self.inputs = inputs  # the file_id of every input: overlays never go over one
         self.analyzer = VideoAnalyzer(
             predictor,
             detect_every=args.detect_every,
@@ -255,6 +269,7 @@ class Job:
                 out_dir=self.args.out,
                 on_error=failed,
                 taken=self.overlay_stems,
+                is_input=lambda path: file_id(path) in self.inputs,
             ):
                 say(f"wrote {path}")
         except (SaliencyError, OSError) as e:
@@ -390,23 +405,54 @@ def option_error(args: argparse.Namespace) -> str | None:
     return None
 
 
+def file_id(path: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of the file at ``path`` (links followed), ``None`` where there is none: one key for
+    a file however its path is spelt (links, ``..``, the case of a case-insensitive file system)."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):  # missing, unreadable, or a name the OS refuses (a NUL)
+        return None
+    return st.st_dev, st.st_ino
+
+
+def input_ids(files: list[Path]) -> dict[tuple[int, int], Path]:
+    """Each input by its :func:`file_id`, which a link or another spelling of its path shares: what
+    ``--annotate`` and ``--saliency`` never write over. A missing input has none (it gets its own error
+    later)."""
+    ids: dict[tuple[int, int], Path] = {}
+    for f in files:
+        key = file_id(f)
+        if key is not None:
+            ids.setdefault(key, f)
+    return ids
+
+
+def out_unwritable(args: argparse.Namespace) -> str | None:
+    """The line refusing an ``--out`` folder that cannot be made or written (a file there, or a file where
+    one of its parent folders must be), or ``None``: checked before any input is read, so a long run does not
+    end with no overlays."""
+    out = Path(args.out)
+    option = f"--out {args.out}"
+    if out.exists() and not out.is_dir():
+        return f"{option}: {out} is a file, not a folder; --saliency writes its overlays into a folder"
+    folder = out
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists already
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{option}: cannot make {out}: {folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{option}: cannot write into {folder} (permission denied)"
+    return None
+
+
 def annotate_clash(args: argparse.Namespace, files: list[Path], targets: dict[Path, Path]) -> str | None:
     """The line refusing an ``--annotate`` target that is one of the inputs (writing it would destroy that
     input), or ``None``; ``targets`` is :func:`annotate_targets`. Compared by device and inode, so links and
     other spellings of a path are caught."""
-    inputs: dict[tuple[int, int], Path] = {}
-    for f in files:
-        try:
-            st = f.stat()
-        except OSError:  # a missing input gets its own error later
-            continue
-        inputs.setdefault((st.st_dev, st.st_ino), f)
+    inputs = input_ids(files)
     for video, target in targets.items():
-        try:
-            st = target.stat()
-        except OSError:  # not there yet: nothing to overwrite
-            continue
-        clash = inputs.get((st.st_dev, st.st_ino))
+        key = file_id(target)  # None: not there yet, nothing to overwrite
+        clash = None if key is None else inputs.get(key)
         if clash is not None:
             return (
                 f"--annotate would write {video}'s annotated copy over the input {clash}; give another file"
@@ -552,6 +598,11 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     shard = f"process {rank + 1}/{world}: " if world > 1 else ""
     retry = f", {failed} failed (a rerun retries them)" if failed else ""
     say(f"{shard}{len(mine) - done - failed} input(s) written to {out_dir}, {done} already done{retry}")
+    if job.saliency and done:  # their photos were not read again: no overlays, said rather than left out
+        say(
+            f"note: no --saliency overlays for the {done} input(s) already done in {out_dir}; delete their"
+            " result files to redo them"
+        )
     return 0 if job.ok or done or not mine else 1
 
 
@@ -573,6 +624,9 @@ def run(args: argparse.Namespace) -> int:
     if args.saliency and not args.out:
         say("--saliency needs --out DIR")
         return 2
+    if args.saliency and (problem := out_unwritable(args)):
+        say(problem)
+        return 2
     if _shard()[1] > 1 and not args.out_dir:
         say("under torchrun, give --out-dir DIR: each process writes one result file per input")
         return 2
@@ -585,6 +639,8 @@ def run(args: argparse.Namespace) -> int:
         say("note: --out is where --saliency writes its overlays; without --saliency nothing goes there")
     if args.annotate and not videos:
         say("note: --annotate writes annotated videos; there is no video among the inputs")
+    if args.saliency and len(videos) == len(found.files):
+        say("note: --saliency writes overlays of photos; there is no photo among the inputs")
     annotated = annotate_targets(args, videos)
     clash = annotate_clash(args, found.files, annotated) or annotate_unwritable(args, annotated)
     if clash:
@@ -592,12 +648,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         predictor = _predictor(args)
-        saliency = _saliency_method(args, predictor) if args.saliency else None
+        saliency = _saliency_methods(args, predictor) if args.saliency else None
     except (ModelLoadError, ValueError) as e:
         debug_traceback(args)
         say(str(e).splitlines()[0])
         return describe(e)[0]  # 1, or 3 for a Hub model the Hub cannot be reached for
-    job = Job(args, predictor, saliency)
+    job = Job(args, predictor, saliency, set(input_ids(found.files)) if saliency else ())
     if args.out_dir:
         return _to_folder(job, found, annotated)
     return _to_stdout(job, found.files, annotated)
