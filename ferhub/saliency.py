@@ -557,8 +557,8 @@ def model_slugs(names: Sequence[str]) -> list[str]:
     that part (``org-a-model``, ``org-b-model``; two revisions of one repo), numbered where still equal (one
     model given twice: ``NAME``, ``NAME-2``)."""
 
-    def safe(text: str) -> str:
-        return re.sub(r"[^\w.@-]+", "-", text).strip("-.") or "model"
+    def safe(text: str) -> str:  # no "_": it parts STEM_MODEL_faceN, so `x` + `mini_xception` is no `x_mini`
+        return re.sub(r"[^\w.@-]+|_+", "-", text).strip("-.") or "model"
 
     short = [safe(re.split(r"[/\\]", name.rstrip("/\\"))[-1].split("@")[0]) for name in names]
     ids_of: dict[str, set[str]] = {}

@@ -114,6 +114,23 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(capsys, tmp_path, monk
     assert afile.read_bytes() == b"kept"
 
 
+def test_an_out_that_is_a_dangling_link_is_refused_before_any_work(capsys, tmp_path, monkeypatch) -> None:
+    """A link to a folder that does not exist passed the early check and the run ended "overlays not
+    written", exit 0."""
+    import ferhub.commands.predict as command
+
+    monkeypatch.setattr(command, "_predictor", lambda *a, **k: pytest.fail("--out should have been refused"))
+    out = tmp_path / "overlays"
+    out.symlink_to(tmp_path / "gone")
+    argv = ["predict", str(EXAMPLES / "astronaut.jpg"), "--saliency", "gradcam", "--out", str(out)]
+    code, printed, err = run_cli(capsys, *argv)
+    assert (
+        code == 2
+        and printed == ""
+        and err.startswith(f"ferhub predict: --out {out}: {out} is a link to {tmp_path / 'gone'}")
+    )
+
+
 def test_saliency_with_only_videos_is_noted(capsys, tmp_path: Path) -> None:
     clip = clips.write_clip(tmp_path / "c.mp4", [clips.compose([("hopper", 160, 120, 120)])] * 3)
     out_dir = tmp_path / "overlays"

@@ -382,3 +382,6 @@ def test_model_slugs_are_short_and_tell_every_model_apart() -> None:
     assert model_slugs(["runs/a/model/", "runs/b/model", "c/x"]) == ["runs-a-model", "runs-b-model", "x"]
     assert model_slugs(["x/m", "x/m"]) == ["m", "m-2"]  # one model given twice
     assert model_slugs(["a/Face", "b/face", "b/face"]) == ["a-Face", "b-face", "b-face-2"]  # case: one file
+    # no "_" in a slug: photo `x` with model `mini_xception` and photo `x_mini` with model `xception` both
+    # wrote x_mini_xception_gradcam.jpg, the second replacing the first
+    assert model_slugs(["runs/mini_xception", "runs2/xception"]) == ["mini-xception", "xception"]

@@ -55,8 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="also write attribution overlays of photos (gradcam, guided_backprop, integrated_gradients, "
         "saliency, occlusion) into --out: NAME_faceN_METHOD.png per face and NAME_METHOD.jpg per photo, for "
-        "every --model (with several, NAME_MODEL_faceN_METHOD.png and NAME_MODEL_METHOD.jpg); a photo whose "
-        "overlay would replace an input or another photo's overlay is named NAME-2",
+        "every --model (with several, NAME_MODEL_faceN_METHOD.png and NAME_MODEL_METHOD.jpg: each model's "
+        "attributions take their own time); a photo whose overlay would replace an input or another photo's "
+        "overlay is named NAME-2 (NAME-3, ...)",
     )
     p.add_argument("--out", metavar="DIR", default=None, help="folder for --saliency overlays")
     v = p.add_argument_group("videos")
@@ -433,6 +434,8 @@ def out_unwritable(args: argparse.Namespace) -> str | None:
     end with no overlays."""
     out = Path(args.out)
     option = f"--out {args.out}"
+    if out.is_symlink() and not out.exists():
+        return f"{option}: {out} is a link to {os.readlink(out)}, which does not exist"
     if out.exists() and not out.is_dir():
         return f"{option}: {out} is a file, not a folder; --saliency writes its overlays into a folder"
     folder = out
