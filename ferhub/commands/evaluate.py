@@ -16,6 +16,8 @@ from ferhub.commands import add_column_arguments, add_scoring_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ferhub.metrics import BOOTSTRAP_RESAMPLES  # the count training's intervals use too
+
     p.add_argument(
         "--model",
         action="append",
@@ -56,9 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bootstrap",
         type=int,
-        default=1000,
+        default=BOOTSTRAP_RESAMPLES,
         metavar="N",
-        help="bootstrap resamples for the 95%% CIs (default 1000)",
+        help=f"bootstrap resamples for the 95%% CIs (default {BOOTSTRAP_RESAMPLES}, as in training)",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--json", action="store_true", help="print the new eval_results entries as JSON")

@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--test-split",
         default=None,
-        help="the split the results are reported on (default: the source's own test split when it has one)",
+        help="the split the results are reported on: a split of --val-data when given, else of --data "
+        "(default: that source's own test split when it has one); never the split that trains or chooses the "
+        "epoch",
     )
     add_column_arguments(parser)
     parser.add_argument(
@@ -125,7 +127,8 @@ def command_line(args: argparse.Namespace) -> str:
     """
     parts: list[str] = []
     for action in get_args_parser()._actions:
-        if not action.option_strings or action.dest == "help":
+        # --resume continues a run to the same end as an uninterrupted one: a fresh folder would refuse it
+        if not action.option_strings or action.dest in ("help", "resume"):
             continue
         value = getattr(args, action.dest, action.default)
         if value == action.default and action.dest != "recipe":  # the recipe is always named
@@ -206,6 +209,24 @@ def variant_lines(recipe: str) -> list[str]:
     ]
 
 
+def _check_push_options(args: argparse.Namespace) -> None:
+    """The options of a push given without ``--push-to-hub`` would be ignored: a user who meant to push
+    would learn only after training that nothing left the machine."""
+    from ferhub.training import RecipeError
+
+    given = [
+        flag
+        for flag, dest in (("--push-checkpoints", "push_checkpoints"), ("--private", "private"),
+                           ("--revision", "revision"), ("--checkpoint-branch", "checkpoint_branch"))
+        if getattr(args, dest) != get_args_parser().get_default(dest)
+    ]  # fmt: skip
+    if given and not args.push_to_hub:
+        raise RecipeError(
+            f"{', '.join(given)} {'only applies' if len(given) == 1 else 'only apply'} to a push: add "
+            "--push-to-hub ORG/NAME, or leave it out"
+        )
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Resolve the recipe and train it (or only print the resolved settings); returns the run's summary."""
     from ferhub.training import RecipeError, RunOptions, train
@@ -214,6 +235,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         lines = variant_lines(args.recipe)
         print("\n".join(lines))
         return {"variants": lines}
+    _check_push_options(args)
     cfg = resolve_config(args)
     if args.print_recipe:
         print(json.dumps(cfg.to_dict(), indent=2))
@@ -228,6 +250,22 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return train(cfg, opts)
 
 
+def _resume_hint(args: argparse.Namespace) -> str:
+    """``"; ..."`` telling how to continue an interrupted run, where it left a checkpoint (else ``""``)."""
+    from ferhub.training import RecipeError
+
+    if args.output_dir is not None:
+        out = Path(args.output_dir)
+    else:  # the run's default folder (ferhub.training.run): runs/RECIPE, the recipe as resolved
+        try:
+            out = Path("runs") / resolve_config(args).recipe.replace(":", "-")
+        except RecipeError:  # the settings were refused: no run started
+            return ""
+    if not any(out.glob("**/checkpoints/last.safetensors")):
+        return ""
+    return f"; continue it with the same command and --resume (checkpoints in {out})"
+
+
 def run(args: argparse.Namespace) -> int:
     """``ferhub train`` entry: an option to change (recipe, ``--set``, ``--epochs``, ``--resume``) is one line
     and exit code 2; data that cannot be used is one line and exit 1 (3 when the Hub holding it cannot be
@@ -238,6 +276,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         main(args)
+    except KeyboardInterrupt:  # ferhub.cli's one line and exit code, and how to go on
+        from ferhub.cli import EXIT_INTERRUPTED
+
+        print(f"ferhub train: interrupted{_resume_hint(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (RecipeError, CheckpointError) as e:  # the message says which option to change
         debug_traceback(args)
         print(f"ferhub train: {e}", file=sys.stderr)

@@ -67,6 +67,11 @@ class BigXception(nn.Module):
     def gradcam_layer(self) -> nn.Module:
         return self.blocks[-1]
 
+    def head_modules(self) -> list[nn.Module]:
+        """The classifier: what ``--init`` from another label set rebuilds, its rows matched by class name
+        (:func:`ferhub.pretrained.load_init`)."""
+        return [self.classifier]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.stem2(F.relu(self.stem1(x))))
         return self.classifier(self.blocks(x)).mean(dim=(2, 3))

@@ -84,6 +84,11 @@ class FaceApiExpressionNet(nn.Module):
         # A property, not an attribute: a second registered name would duplicate the weights in state_dict.
         return self.blocks[-1]
 
+    def head_modules(self) -> list[nn.Module]:
+        """The classifier: what ``--init`` from another label set rebuilds, its rows matched by class name
+        (:func:`ferhub.pretrained.load_init`)."""
+        return [self.fc]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)

@@ -58,6 +58,11 @@ class FacemoodNet(nn.Module):
     def gradcam_layer(self) -> nn.Module:
         return self.features[-2]  # the last BatchNorm before pooling: a map large enough to be informative
 
+    def head_modules(self) -> list[nn.Module]:
+        """The classifier: what ``--init`` from another label set rebuilds, its rows matched by class name
+        (:func:`ferhub.pretrained.load_init`)."""
+        return [self.classifier]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x).flatten(1)
         return self.classifier(self.bn(self.dense(x)))

@@ -115,6 +115,11 @@ class MiniXception(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))
 
+    def head_modules(self) -> list[nn.Module]:
+        """The classifier: what ``--init`` from another label set rebuilds, its rows matched by class name
+        (:func:`ferhub.pretrained.load_init`)."""
+        return [self.classifier]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(x)).mean(dim=(2, 3))
 

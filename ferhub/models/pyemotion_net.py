@@ -47,6 +47,11 @@ class PyEmotionNet(nn.Module):
     def gradcam_layer(self) -> nn.Module:
         return self.conv_3  # 12x12 for a 48 input; conv_4's 6x6 map is too coarse to show much
 
+    def head_modules(self) -> list[nn.Module]:
+        """The classifier: what ``--init`` from another label set rebuilds, its rows matched by class name
+        (:func:`ferhub.pretrained.load_init`)."""
+        return [self.linear[-1]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_4(self.conv_3(self.conv_2(self.conv_1(x))))
         return F.logsigmoid(self.linear(x.flatten(1)))

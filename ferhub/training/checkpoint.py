@@ -134,7 +134,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path} not found; start without --resume, or point --resume at a checkpoint")
+        raise CheckpointError(
+            f"{path} not found; start without --resume, or give the --output-dir of the run to continue"
+        )
     try:
         with safe_open(str(path), "pt") as f:
             raw = (f.metadata() or {}).get("ferhub")
@@ -174,6 +176,15 @@ def restore(
         raise CheckpointError(
             f"{path} was trained with different settings ({', '.join(diff)}); resume with the same recipe and"
             " overrides (only epochs and early_stopping may change), or start a new output folder"
+        )
+    # the classes come from the data, not the settings: other data would fail in load_state_dict (another
+    # count) or silently relabel every class (the same count)
+    saved_labels = list((meta.get("model_config") or {}).get("labels") or [])
+    labels = list(unwrap(model).config.labels)
+    if saved_labels and saved_labels != labels:
+        raise CheckpointError(
+            f"{path} was trained on classes {saved_labels}, but the data now gives {labels}; resume with the "
+            "same data, or start a new output folder"
         )
     unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if ema is not None:

@@ -273,8 +273,8 @@ def score(
 ) -> dict[str, Any]:
     """ferhub.metrics' summary (accuracy, mean class recall, per-class, confusion matrix, calibration);
     ``groups``: per row, the image it predicts, where images have several rows (repeats)."""
-    from ferhub.metrics import summarize
+    from ferhub.metrics import BOOTSTRAP_RESAMPLES, summarize
 
-    return summarize(
-        targets, probs, data_labels=data_labels, model_labels=model_labels, n_resamples=200, groups=groups
-    )
+    # evaluate's resample count: `ferhub evaluate` on the reported split gives these intervals again
+    return summarize(targets, probs, data_labels=data_labels, model_labels=model_labels,
+                     n_resamples=BOOTSTRAP_RESAMPLES, groups=groups)  # fmt: skip

@@ -141,6 +141,8 @@ class _Data:
                 f"{list(self.train_src.labels)}; the model could never predict them. Give validation data of "
                 "the training classes"
             )
+        self.test_src = self.test_source()
+        self._kept_apart()
         self.model_config = model_config(cfg, self.train_src.labels)
         # seed 004's Table 3 ablation (face_detection=False) resizes every image whole, like face crops
         self.precropped = True if not cfg.face_detection else opts.precropped
@@ -183,6 +185,43 @@ class _Data:
             )
         return src
 
+    def _kept_apart(self) -> None:
+        """Refuse (before any image is cropped) a report on the images that train or choose the epoch: one
+        split in two roles, or ``--val-data`` naming ``--data`` again. ``make_plan`` reports on the test split
+        when there is one (the validation split then selects, with ``selection="inner"``), else on the
+        validation split."""
+        opts, inner = self.opts, self.cfg.selection == "inner"
+        other = opts.val_data or opts.data  # the source of the validation and the test split
+        train = _identity(opts.data, self.train_src)
+        val, test = _identity(other, self.val_src), _identity(other, self.test_src)
+        if val is not None and val == train and opts.val_data is not None and (test is None or inner):
+            raise RecipeError(
+                f"--val-data {opts.val_data} is the same data as --data, the images that train the model; "
+                "give validation data of its own, or omit --val-data (the source's validation split, else a "
+                "stratified share of --data, then takes its place)"
+            )
+        twice = []  # (role, role, what the first does, what the second does)
+        if test is not None and test == train:
+            twice.append(("train", "test", "train the model", "report its results"))
+        if val is not None and val == train and (test is None or inner):
+            twice.append(
+                ("train", "val", "train the model", "choose the epoch" if test else "report its results")
+            )
+        if test is not None and test == val and inner:
+            twice.append(("val", "test", "choose the released epoch", "report its results"))
+        if not twice:
+            return
+        a, b, does, also = twice[0]
+        options = {"train": ("--split", opts.split), "val": ("--val-split", opts.val_split),
+                   "test": ("--test-split", opts.test_split)}  # fmt: skip
+        split = {"train": self.train_src, "val": self.val_src, "test": self.test_src}[b].split
+        named = [options[r] for r in (a, b) if options[r][1] is not None] or [(options[b][0], split)]
+        raise RecipeError(
+            f"{', '.join(f'{o} {v}' for o, v in named)}: split {split} would both {does} and {also}, and a "
+            "result must come from data that neither trains nor chooses the model; give "
+            f"{' or '.join(f'{o} another split' for o, _ in named)}, or leave it out"
+        )
+
     def test_source(self) -> Any:
         """The ``--test-split`` source, else the source's own test split when it has one (else ``None``)."""
         from ferhub.data import open_source
@@ -207,7 +246,7 @@ class _Data:
             c = materialize(src, self.model_config, cache=cache, **kw)
         if c.no_face:
             self.session.say(
-                f"{src.name}/{src.split}: no face found in {c.no_face} of {len(src)} images "
+                f"{src.name}/{src.split or 'all'}: no face found in {c.no_face} of {len(src)} images "
                 f"({'whole image used' if cfg.no_face == 'fallback' else _SKIPPED})"
             )
         for note in src.notes if dist.main else ():  # rows the loader left out (no label): said, on stderr
@@ -268,6 +307,16 @@ class _Data:
         if unreadable:
             text += ". Left out because they could not be decoded: " + ", ".join(unreadable)
         return text
+
+
+def _identity(source: str, src: Any) -> tuple[str, str | None] | None:
+    """Which images ``src`` (opened from ``source``) holds, comparable across the run's sources: the data (a
+    local one by resolved path) and its split (none for data without splits, where any name is all of it)."""
+    if src is None:
+        return None
+    path = Path(str(source)).expanduser()
+    where = str(path.resolve()) if path.exists() else str(source)
+    return where, None if getattr(src, "split_is_label", False) else src.split
 
 
 def _sizes(counts: list[int]) -> str:
@@ -362,7 +411,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     t0 = time.perf_counter()
     train_all = data.crops(data.train_src)
     val = data.crops(data.val_src) if data.val_src is not None else None
-    test_src = data.test_source()
+    test_src = data.test_src
     test = data.crops(test_src) if test_src is not None else None
     mcfg = data.model_config
     session.say(f"data: {len(train_all)} crops of {mcfg.input_size}x{mcfg.input_size}x{mcfg.channels} "
