@@ -95,10 +95,31 @@ def test_val_data_naming_the_data_again_is_exit_2(
     assert cli_main(["train", *_args(folder, tmp_path / "run", "--val-data", again)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        f"ferhub train: --val-data {again} is the same data as --data, the images that train the model; "
+        f"ferhub train: --val-data {again} holds images of --data that train the model; "
         "give validation data of its own, or omit --val-data (the source's validation split, else a "
         "stratified share of --data, then takes its place)"
     )
+
+
+TRAINS_AND_REPORTS = "split {} would both train the model and report"
+
+
+@pytest.mark.parametrize(
+    ("data", "val_data", "extra", "message"),
+    [
+        ("train", ".", ["--test-split", "train"], TRAINS_AND_REPORTS.format("train")),
+        (".", "train", [], "holds images of --data that train the model"),
+        ("test", ".", [], TRAINS_AND_REPORTS.format("test")),
+    ],
+)
+def test_the_same_images_through_a_sub_folder_are_refused(
+    splits: Path, tmp_path: Path, no_crops: None, data: str, val_data: str, extra: list[str], message: str
+) -> None:
+    """`splits` opened as split train and the folder `splits/train` are the same 60 images: compared by path
+    and split name they passed, and the card reported on the training images as held out."""
+    argv = _args(splits / data, tmp_path / "r", "--val-data", str(splits / val_data), *extra)
+    with pytest.raises(RecipeError, match=message.replace("-", r"\-")):
+        main(get_args_parser().parse_args(argv))
 
 
 @pytest.mark.parametrize(
