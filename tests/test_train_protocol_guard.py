@@ -99,6 +99,10 @@ def test_val_data_naming_the_data_again_is_exit_2(
         "give validation data of its own, or omit --val-data (the source's validation split, else a "
         "stratified share of --data, then takes its place)"
     )
+    assert not (tmp_path / "run").exists()  # a run refused before any work leaves no empty output folder
+    (tmp_path / "kept").mkdir()
+    assert cli_main(["train", *_args(folder, tmp_path / "kept", "--val-data", again)]) == 2
+    assert (tmp_path / "kept").is_dir()  # a folder the run did not make stays
 
 
 TRAINS_AND_REPORTS = "split {} would both train the model and report"

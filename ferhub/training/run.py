@@ -6,6 +6,7 @@ in-memory ``uint8`` array; the protocol (a hold-out or k-fold) then calls :func:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -70,6 +71,7 @@ class _Session:
     dist: Dist
     out_dir: Path
     say: Callable[[str], None]
+    made_out_dir: bool = False  # this run made the output folder (so may remove it while still empty)
 
     @classmethod
     def start(cls, cfg: TrainConfig, opts: RunOptions) -> _Session:
@@ -93,9 +95,10 @@ class _Session:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         out_dir = Path(opts.output_dir or Path("runs") / cfg.recipe.replace(":", "-"))
+        made = dist.main and not out_dir.exists()
         if dist.main:
             out_dir.mkdir(parents=True, exist_ok=True)
-        return cls(device, dist, out_dir, print if dist.main else (lambda _msg: None))
+        return cls(device, dist, out_dir, print if dist.main else (lambda _msg: None), made)
 
 
 _SKIPPED = "left out of training and selection; the reported data keeps them, the whole image standing in"
@@ -424,9 +427,15 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     cfg.validate("settings")  # a TrainConfig built in Python has not been through from_dict
     _check_push_target(opts)
     session = _Session.start(cfg, opts)
-    data = _Data(cfg, opts, session)
-    # the classes are known once the source is open, before any image is decoded or cropped
-    cfg.validate_classes(data.train_src.labels)
+    try:
+        data = _Data(cfg, opts, session)
+        # the classes are known once the source is open, before any image is decoded or cropped
+        cfg.validate_classes(data.train_src.labels)
+    except BaseException:  # data refused before any work: no empty output folder left behind by this run
+        if session.made_out_dir:
+            with contextlib.suppress(OSError):
+                session.out_dir.rmdir()  # only if still empty
+        raise
     t0 = time.perf_counter()
     train_all = data.crops(data.train_src)
     val = data.crops(data.val_src) if data.val_src is not None else None
