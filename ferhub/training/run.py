@@ -197,20 +197,20 @@ class _Data:
         other = opts.val_data or opts.data  # the source of the validation and the test split
         train = _identity(opts.data, self.train_src)
         val, test = _identity(other, self.val_src), _identity(other, self.test_src)
-        if val is not None and val == train and opts.val_data is not None and (test is None or inner):
+        if _share(val, train) and opts.val_data is not None and (test is None or inner):
             raise RecipeError(
                 f"--val-data {opts.val_data} holds images of --data that train the model; "
                 "give validation data of its own, or omit --val-data (the source's validation split, else a "
                 "stratified share of --data, then takes its place)"
             )
         twice = []  # (role, role, what the first does, what the second does)
-        if test is not None and test == train:
+        if _share(test, train):
             twice.append(("train", "test", "train the model", "report its results"))
-        if val is not None and val == train and (test is None or inner):
+        if _share(val, train) and (test is None or inner):
             twice.append(
                 ("train", "val", "train the model", "choose the epoch" if test else "report its results")
             )
-        if test is not None and test == val and inner:
+        if _share(test, val) and inner:
             twice.append(("val", "test", "choose the released epoch", "report its results"))
         if not twice:
             return
@@ -312,33 +312,33 @@ class _Data:
         return text
 
 
-def _identity(source: str, src: Any) -> Any:
-    """Which images ``src`` (opened from ``source``) holds, comparable across the run's sources (``==``: they
-    share images): the real paths of a folder's files or a zip's members, so ``data/splits`` opened as split
-    train and the folder ``data/splits/train`` are the same images; else the data (a local one by resolved
-    path) and its split (none for data without splits, where any name is all of it)."""
+def _identity(source: str, src: Any) -> frozenset[str] | tuple[str, str | None] | None:
+    """Which images ``src`` (opened from ``source``) holds, for :func:`_share`: the real paths of a folder's
+    files or a zip's members, so ``data/splits`` opened as split train and the folder ``data/splits/train``
+    are the same images; else the data (a local one by resolved path) and its split (none for data without
+    splits, where any name is all of it)."""
     if src is None:
         return None
     files = getattr(src, "files", None)
     if files is not None:  # class folders
-        return _Images(frozenset(os.path.realpath(f) for f in files))
+        return frozenset(os.path.realpath(f) for f in files)
     members = getattr(src, "members", None)
     if members is not None:  # a zip of class folders
         zip_path = os.path.realpath(src.path)
-        return _Images(frozenset(f"{zip_path}::{m}" for m in members))
+        return frozenset(f"{zip_path}::{m}" for m in members)
     path = Path(str(source)).expanduser()
     where = str(path.resolve()) if path.exists() else str(source)
     return where, None if getattr(src, "split_is_label", False) else src.split
 
 
-class _Images(frozenset):
-    """A source's image files: equal to another source's when they share any image (a partial overlap, a
-    sub-folder of the same data, is the same problem as the whole)."""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Images) and not self.isdisjoint(other)
-
-    __hash__ = frozenset.__hash__
+def _share(a: Any, b: Any) -> bool:
+    """Whether two :func:`_identity` values hold a common image: files in common (a partial overlap, a
+    sub-folder of the same data, is the same problem as the whole), or the same data and split."""
+    if a is None or b is None:
+        return False
+    if isinstance(a, frozenset) and isinstance(b, frozenset):
+        return not a.isdisjoint(b)
+    return a == b
 
 
 def _sizes(counts: list[int]) -> str:
