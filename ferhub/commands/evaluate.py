@@ -101,12 +101,11 @@ def metrics_table(runs: list[Any]) -> str:
     )
 
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-
-
 def _hub_id(spec: Any) -> str | None:
     """The Hub repo a model given as ``org/name[@revision]`` (not a local folder) belongs to."""
-    if isinstance(spec, str) and not Path(spec).exists() and _HUB_ID.fullmatch(spec.partition("@")[0]):
+    from ferhub.hub._remote import HUB_ID
+
+    if isinstance(spec, str) and not Path(spec).exists() and HUB_ID.fullmatch(spec.partition("@")[0]):
         return spec.partition("@")[0]
     return None
 
@@ -129,7 +128,7 @@ def _push_target(run: Any, folder: Path, repo_id: str | None) -> str | None:
     return repo_id or _hub_id(run.spec) or _card_repo_id(folder)
 
 
-_COMMIT = re.compile(r"[0-9a-fA-F]{40}")
+_COMMIT = re.compile(r"[0-9a-fA-F]{40}")  # a full commit id (huggingface_hub's pattern takes 5 digits on)
 
 
 def _own_hub_repo(spec: Any, repo_id: str | None) -> str | None:
@@ -152,15 +151,6 @@ def _push_branch(spec: Any, repo_id: str | None, revision: str | None) -> str | 
     if _own_hub_repo(spec, repo_id) is None:
         return revision
     return spec.partition("@")[2] or None
-
-
-def _evaluated_commit(run: Any) -> str | None:
-    """The commit a Hub model was evaluated at (its snapshot folder is named by it), ``None`` for a local or
-    bundled model."""
-    folder = run.folder
-    if folder is None or folder.parent.name != "snapshots" or not _COMMIT.fullmatch(folder.name):
-        return None
-    return folder.name
 
 
 def _revision_refused(args: argparse.Namespace) -> str | None:
@@ -392,7 +382,8 @@ def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int
             code = code or 1
             continue
         branch = _push_branch(r.spec, args.repo_id, args.revision)
-        parent = _evaluated_commit(r) if _own_hub_repo(r.spec, args.repo_id) else None
+        # the commit evaluated (its snapshot's, recorded with the results): the push goes on top of it only
+        parent = r.entry["model"]["revision"] if _own_hub_repo(r.spec, args.repo_id) else None
         target = f"{repo_id}@{branch}" if branch else repo_id
         try:
             url = evaluation.push_results(
