@@ -438,13 +438,20 @@ def out_unwritable(args: argparse.Namespace) -> str | None:
         return f"{option}: {out} is a link to {os.readlink(out)}, which does not exist"
     if out.exists() and not out.is_dir():
         return f"{option}: {out} is a file, not a folder; --saliency writes its overlays into a folder"
-    folder = out
-    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists already
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"{option}: cannot make {out}: {folder} is a file, not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"{option}: cannot write into {folder} (permission denied)"
+    problem = folder_unwritable(out)
+    return f"{option}: {problem}" if problem else None
+
+
+def folder_unwritable(folder: Path, hint: str = "") -> str | None:
+    """Why files cannot be written into ``folder``, made where missing: a file where it or one of its parent
+    folders must be (``hint`` follows that message), or no permission; ``None`` when they can."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:  # the nearest folder that exists already
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot make {folder}: {existing} is a file, not a folder{hint}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write into {existing} (permission denied)"
     return None
 
 
@@ -477,16 +484,12 @@ def annotate_unwritable(args: argparse.Namespace, targets: dict[Path, Path]) -> 
             return f"{option}: {problem}"
         if target.is_dir():
             return f"{option}: {target} is a folder; give a file name"
-        folder = target.parent
-        while not folder.exists() and folder != folder.parent:  # the nearest folder that exists already
-            folder = folder.parent
-        if not folder.is_dir():
-            why = ""
-            if target.parent == Path(args.annotate):  # a folder by the rules of annotate_targets
-                why = " (--annotate names a folder when several videos are given or it has no file suffix)"
-            return f"{option}: cannot make {target.parent}: {folder} is a file, not a folder{why}"
-        if not os.access(folder, os.W_OK | os.X_OK):
-            return f"{option}: cannot write into {folder} (permission denied)"
+        why = ""
+        if target.parent == Path(args.annotate):  # a folder by the rules of annotate_targets
+            why = " (--annotate names a folder when several videos are given or it has no file suffix)"
+        problem = folder_unwritable(target.parent, why)
+        if problem:
+            return f"{option}: {problem}"
     return None
 
 
