@@ -222,6 +222,7 @@ class Job:
         predictor: Any,
         saliency: list[str] | None,
         inputs: Collection[tuple[int, int]] = (),
+        videos: Collection[Path] = (),
     ) -> None:
         from ferhub.video import VideoAnalyzer
 
@@ -229,6 +230,7 @@ class Job:
         self.predictor = predictor
         self.saliency = saliency  # one method per model
         self.inputs = inputs  # the file_id of every input: overlays never go over one
+        self.videos = videos  # the inputs analysed as videos (Inputs.videos: told once, by name or header)
         self.analyzer = VideoAnalyzer(
             predictor,
             detect_every=args.detect_every,
@@ -521,11 +523,11 @@ def annotate_targets(args: argparse.Namespace, videos: list[Path]) -> dict[Path,
 
 def _process(job: Job, files: list[Path], writer: Any, annotated: dict[Path, Path]) -> None:
     """Photos in batches, videos (and animated GIFs) one by one, in the order given."""
-    from ferhub.videoio import plays_as_video, undecodable_animation
+    from ferhub.videoio import undecodable_animation
 
     batch: list[Path] = []
     for f in files:
-        if plays_as_video(f):
+        if f in job.videos:
             if batch:
                 job.photos(batch, writer)
                 batch = []
@@ -659,7 +661,7 @@ def run(args: argparse.Namespace) -> int:
         debug_traceback(args)
         say(str(e).splitlines()[0])
         return describe(e)[0]  # 1, or 3 for a Hub model the Hub cannot be reached for
-    job = Job(args, predictor, saliency, set(input_ids(found.files)) if saliency else ())
+    job = Job(args, predictor, saliency, set(input_ids(found.files)) if saliency else (), set(videos))
     if args.out_dir:
         return _to_folder(job, found, annotated)
     return _to_stdout(job, found.files, annotated)
