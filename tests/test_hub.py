@@ -1735,12 +1735,17 @@ def _evaluate_push(crops: Path, out: Path, *models_and_options: str) -> int:
     return main([*argv, "--out", str(out), "--push", *models_and_options])
 
 
+def _real_repo(fake_hub: FakeHub, tmp_path: Path) -> str:
+    """A tiny model on branches main and dev of `org/real` (its card naming the repo); returns the commit."""
+    folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context={"repo_id": "org/real"})
+    return fake_hub.add("org/real", folder, ["main", "dev"], {})
+
+
 def test_evaluate_push_commits_to_the_branch_and_commit_evaluated(
     fake_hub: FakeHub, lfw_crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """`--model org/name@dev --push` committed dev's card and results onto main, over whatever it held."""
-    folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context={"repo_id": "org/real"})
-    commit = fake_hub.add("org/real", folder, ["main", "dev"], {})
+    commit = _real_repo(fake_hub, tmp_path)
     rec = CommitRecorder(monkeypatch)
     assert _evaluate_push(lfw_crops, tmp_path / "out", "--model", "org/real@dev") == 0, (
         capsys.readouterr().err
@@ -1790,8 +1795,7 @@ def test_evaluate_push_refuses_a_branch_that_moved(
     """Results measured on commit A were committed onto a branch whose weights had become B."""
     from ferhub import evaluation
 
-    folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context={"repo_id": "org/real"})
-    commit = fake_hub.add("org/real", folder, ["main", "dev"], {})
+    commit = _real_repo(fake_hub, tmp_path)
     rec = CommitRecorder(monkeypatch)
     evaluate = evaluation.evaluate
 
@@ -1921,8 +1925,7 @@ def test_evaluate_push_refuses_what_is_no_branch_before_evaluating(
     monkeypatch: pytest.MonkeyPatch,
     capsys,
 ) -> None:
-    folder = hub.save(trained("test_tiny"), tmp_path / "m", card_context={"repo_id": "org/real"})
-    commit = fake_hub.add("org/real", folder, ["main", "dev"], {})
+    commit = _real_repo(fake_hub, tmp_path)
     fake_hub.repos["org/real"]["tags"] = {"v1": commit}
     rec = CommitRecorder(monkeypatch)
     out = tmp_path / "out"
