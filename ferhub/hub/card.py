@@ -172,13 +172,14 @@ def _no_face_note(no_face: Any) -> str | None:
 
 
 def _confusion_summary(
-    labels: list[str], cm: list[list[float]], support: Sequence[float] | None = None, top: int = 3
+    labels: list[str], cm: list[list[float]], support: Sequence[float], top: int = 3
 ) -> list[str]:
-    """The most frequent confusions, as shares of each true class: of its ``support`` where given (which
-    counts its images without a prediction, absent from the matrix), else of its row."""
+    """The most frequent confusions, as shares of each true class's ``support``
+    (:func:`ferhub.compare.entry_support`: it counts the class's images without a prediction, absent from the
+    matrix)."""
     cells = []
     for i, row in enumerate(cm):
-        total = sum(row) if support is None else max(support[i], sum(row))
+        total = max(support[i], sum(row))
         for j, count in enumerate(row):
             if i != j and count > 0 and total > 0:
                 cells.append((count / total, labels[i], labels[j], int(count), int(total)))
