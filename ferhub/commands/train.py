@@ -256,9 +256,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
     if args.output_dir is not None:
         out = Path(args.output_dir)
-    else:  # the run's default folder (ferhub.training.run): runs/RECIPE, the recipe as resolved
+    else:  # the run's default folder, the recipe as resolved
         try:
-            out = Path("runs") / resolve_config(args).recipe.replace(":", "-")
+            out = resolve_config(args).default_output_dir()
         except RecipeError:  # the settings were refused: no run started
             return ""
     if not any(out.glob("**/checkpoints/last.safetensors")):

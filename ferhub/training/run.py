@@ -94,7 +94,7 @@ class _Session:
             torch.backends.cudnn.benchmark = not opts.deterministic
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        out_dir = Path(opts.output_dir or Path("runs") / cfg.recipe.replace(":", "-"))
+        out_dir = Path(opts.output_dir or cfg.default_output_dir())
         made = dist.main and not out_dir.exists()
         if dist.main:
             out_dir.mkdir(parents=True, exist_ok=True)

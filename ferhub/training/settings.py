@@ -9,6 +9,7 @@ import math
 import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from ferhub.config import brief
@@ -164,6 +165,10 @@ class TrainConfig:
                         f" ({', '.join(labels)}); give one value per class, in that order",
                     )
                 )
+
+    def default_output_dir(self) -> Path:
+        """Where a run writes without ``--output-dir``: ``runs/RECIPE``, a variant's ``:`` as ``-``."""
+        return Path("runs") / self.recipe.replace(":", "-")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
