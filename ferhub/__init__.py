@@ -3,8 +3,8 @@
 ``import ferhub`` is cheap: torch, facenet-pytorch, gradio and the rest load only when a call needs them.
 
 >>> import ferhub
->>> predictor = ferhub.Predictor()                      # doctest: +SKIP  (bundled default model)
->>> predictor.predict(["photo.jpg"])[0].to_dict()       # doctest: +SKIP
+>>> predictor = ferhub.Predictor()  # bundled default model  # doctest: +SKIP
+>>> predictor.predict(["photo.jpg"])[0].to_dict()            # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -108,12 +108,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         # an Apple GPU is taken from Python where torch has one, as before
         raise DeviceError(f"device {str(device)!r} is not one ferhub runs on: use {DEVICE_CHOICES}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {str(dev)!r} was asked for but torch sees no CUDA GPU; use --device cpu")
+        # the CLI prints this message as it is: its option's words, and the Python argument's
+        raise DeviceError(
+            f"device {str(dev)!r} was asked for but torch sees no CUDA GPU; use --device cpu on the command"
+            " line, device='cpu' from Python"
+        )
     # torch accepts any index here and fails only at the first tensor moved there, deep in a model
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise DeviceError(
             f"device {str(dev)!r} was asked for but torch sees {torch.cuda.device_count()} CUDA GPU(s),"
-            " numbered from 0; use --device cuda:0"
+            " numbered from 0; use --device cuda:0 on the command line, device='cuda:0' from Python"
         )
     return dev
 

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from ferhub.config import ModelConfig
-from ferhub.images import load_image, upright_rgb
+from ferhub.device import device_name
+from ferhub.images import load_image, pixel_limit, upright_rgb
 
 if TYPE_CHECKING:
     from ferhub._mtcnn import FastMTCNN
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Point = tuple[float, float]
+# the smallest max_side a detector (and a video's decoder) works at: below it, frames hold no findable face
+MIN_MAX_SIDE = 64
 # what the detector accepts: the inputs of ferhub.images.load_image (Predictor.predict_image takes the same)
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 
@@ -81,15 +84,19 @@ class FaceDetector:
     """MTCNN face detector (facenet-pytorch's P/R/O nets) returning :class:`Face` objects in original pixels.
 
     Args:
-        min_face_size: smallest face to find, in original-image pixels. ``None`` (default): 1/16 of the
-            shorter side of the image P-net sees, within [12, 40] px
-            (:func:`ferhub._mtcnn.auto_min_face_size`): a 640x480 photo is searched for faces from 30 px, a
-            1024 px one from 40 px, and a 25x25 face crop at full resolution (12 px, P-net's window; R-/O-net
-            inputs are then upsampled from it).
+        min_face_size: where MTCNN's image pyramid starts, in original-image pixels: its first level scales
+            the image so that a face this size fills P-net's 12 px window, and the later levels look for
+            larger faces. It is not a size filter: a face somewhat smaller (often down to about half of it)
+            can still be found, and no face is dropped for its size (to ignore small faces, filter the boxes).
+            ``None`` (default): 1/16 of the shorter side of the image P-net sees, within [12, 40] px
+            (:func:`ferhub._mtcnn.auto_min_face_size`): a 640x480 photo is searched from 30 px, a 1024 px one
+            from 40 px, and a 25x25 face crop at full resolution (12 px, P-net's window; R-/O-net inputs are
+            then upsampled from it).
         thresholds: P-, R- and O-net score thresholds (MTCNN's defaults).
-        max_side: large images are detected on a copy downscaled so its longer side is at most this; boxes and
-            landmarks are mapped back to original pixels.
-        device: ``"cpu"``, ``"cuda"`` or ``None`` (CPU).
+        max_side: large images are detected on a copy downscaled so its longer side is at most this (at least
+            :data:`MIN_MAX_SIDE`); boxes and landmarks are mapped back to original pixels.
+        device: ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``None`` (CPU); one torch cannot use here raises
+            :class:`~ferhub.errors.DeviceError` (:func:`ferhub.device.device_name`, as the Predictor checks).
         runtime: ``"auto"`` (default): the nets run in ONNX Runtime on the CPU where it is installed
             (:mod:`ferhub._mtcnn_onnx`), in torch on CUDA, or when ONNX Runtime is missing or the nets do not
             export (with a log line); ``"onnx"`` or ``"torch"`` to insist on one.
@@ -117,12 +124,14 @@ class FaceDetector:
             raise ValueError(
                 f"min_face_size must be a positive number of pixels or None, got {min_face_size}"
             )
-        if max_side < 64:
-            raise ValueError(f"max_side must be at least 64 pixels, got {max_side}")
+        if max_side < MIN_MAX_SIDE:
+            raise ValueError(f"max_side must be at least {MIN_MAX_SIDE} pixels, got {max_side}")
         self.min_face_size = min_face_size
         self.thresholds = tuple(float(t) for t in thresholds)
         self.max_side = int(max_side)
-        self.device = device or "cpu"
+        # checked here, as the Predictor checks its device: a DeviceError, not torch's own error from the
+        # first net moved to a device torch cannot use
+        self.device = "cpu" if device is None else device_name(device)
         on_cuda = str(self.device).partition(":")[0] == "cuda"  # read without importing torch
         self.batch_images = on_cuda if batch_images is None else batch_images
         self.runtime = resolve_runtime(runtime, str(self.device))  # type: ignore[arg-type]
@@ -188,12 +197,12 @@ def _as_image(src: ImageSource) -> Image.Image:
     """``src`` read as the Predictor reads it, so the faces found here are in the pixels its
     ``classify_faces`` crops: a PIL image upright (its EXIF orientation applied, other modes made RGB) through
     :func:`~ferhub.images.upright_rgb`, which hands an image needing no change back as it is (no copy: video
-    frames and the Predictor's decoded photos come this way; an in-memory image has no pixel limit, as
-    before), anything else through ferhub's one image loader, so paths, bytes and arrays decode as everywhere
-    else."""
+    frames and the Predictor's decoded photos come this way), anything else through ferhub's one image loader,
+    so paths, bytes and arrays decode as everywhere else. An in-memory image (PIL or numpy) has no pixel limit
+    (:func:`~ferhub.images.pixel_limit`)."""
     if isinstance(src, Image.Image):
         return upright_rgb(src, max_pixels=None)
-    return load_image(src)
+    return load_image(src, max_pixels=pixel_limit(src))
 
 
 # -- cropping

@@ -324,6 +324,14 @@ def load_image(
     return _load(src, max_pixels, copy=True)
 
 
+def pixel_limit(src: object) -> int | None:
+    """The pixel limit the Predictor, the face detector and saliency decode ``src`` under:
+    :data:`DEFAULT_MAX_PIXELS` for a path or encoded bytes, whose header can claim far more pixels than the
+    file's size suggests (a decompression bomb); ``None`` for an image already in memory, a PIL image or a
+    numpy array, whose size is the caller's choice (Pillow's own bomb check still guards a file it opened)."""
+    return None if isinstance(src, (Image.Image, np.ndarray)) else DEFAULT_MAX_PIXELS
+
+
 def upright_rgb(
     src: str | os.PathLike | bytes | Image.Image | np.ndarray,
     *,

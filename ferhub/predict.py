@@ -26,7 +26,7 @@ from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
 from ferhub.errors import PredictorSettingError
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
-from ferhub.images import ImageDecodeError, image_suffixes, load_image, upright_rgb
+from ferhub.images import ImageDecodeError, image_suffixes, load_image, pixel_limit, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
 
 if TYPE_CHECKING:  # torch is imported where a model is built or run in torch: a warm ONNX start needs neither
@@ -142,10 +142,10 @@ def inference_copy(model: nn.Module) -> nn.Module:
 
 
 class TorchRunner:
-    """A classifier run by torch on a private :func:`inference_copy`: batch -> probabilities."""
+    """A classifier run by torch on a private :func:`inference_copy` on ``device``: batch -> probabilities."""
 
     def __init__(self, model: nn.Module, device: torch.device) -> None:
-        self.module = inference_copy(model)
+        self.module = inference_copy(model).to(device)  # the copy moves: the caller's module stays put
         self.device = device
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -326,7 +326,9 @@ class Predictor:
                 raise TypeError(
                     "a model passed to Predictor needs a ModelConfig as .config (see create_model)"
                 )
-            model = spec.to(self._device).eval()
+            # the caller's module is left as it is (its train mode, its device: a training loop may go on
+            # with it); this predictor runs private copies on its own device (TorchRunner, OnnxClassifier)
+            model = spec
             name = getattr(spec, "name_or_path", None) or spec.config.architecture
             _check_finite(model, name)
             return model, model.config, self._runner(model, name), name
@@ -454,10 +456,15 @@ class Predictor:
 
         A crop is anything :meth:`predict` takes (a PIL image, a path, bytes, a numpy array), decoded the same
         way (EXIF orientation applied; a bad one raises its :class:`~ferhub.errors.ImageDecodeError`).
-        ``views``: as for :meth:`classify_faces`. Probabilities come as the model computed them: a model with
-        non-finite weights or arithmetic gives NaN rows (:meth:`predict` makes them the image's error).
+        ``views``: as for :meth:`classify_faces` (one crop in, its views out: e.g.
+        ``functools.partial(tta_views, method="flip")``). Probabilities come as the model computed them: a
+        model with non-finite weights or arithmetic gives NaN rows (:meth:`predict` makes them the image's
+        error).
         """
-        crops = [upright_rgb(c, keep_gray=True) for c in _many(crops, "classify_crops", "crops")]
+        crops = [
+            upright_rgb(c, keep_gray=True, max_pixels=pixel_limit(c))
+            for c in _many(crops, "classify_crops", "crops")
+        ]
         if views is None:
             return self._classify(lambda _config: crops, len(crops))
         return self._classify(
@@ -475,13 +482,23 @@ class Predictor:
         ``image`` is decoded as :meth:`predict` decodes it (a PIL image with an EXIF orientation is turned
         upright), so the faces :meth:`predict_image` found in it crop the same pixels here.
 
-        ``views`` turns each crop into several (test-time augmentation, :func:`ferhub.transforms.tta_views`),
-        taken of the crop at the model's input size, as training holds its crops and takes its views (so
-        ``ferhub evaluate --tta`` gives the number training recorded): the rows are then each face's views in
-        order, face after face.
+        ``views`` turns each crop into several (test-time augmentation), taken of the crop at the model's
+        input size, as training holds its crops and takes its views (so ``ferhub evaluate --tta`` gives the
+        number training recorded): the rows are then each face's views in order, face after face. It is
+        called with the crop alone, so :func:`ferhub.transforms.tta_views` is given its method first, with
+        ``functools.partial`` or a lambda (``lambda crop: tta_views(crop, "flip")``):
+
+        >>> from functools import partial                                  # doctest: +SKIP
+        >>> from ferhub.transforms import tta_views                        # doctest: +SKIP
+        >>> flip = partial(tta_views, method="flip")                       # doctest: +SKIP
+        >>> probs = predictor.classify_faces(photo, faces, views=flip)[0]  # doctest: +SKIP
+        >>> probs.shape  # 2 faces: each one's crop, then its mirror       # doctest: +SKIP
+        (4, 7)
+        >>> probs.reshape(len(faces), 2, -1).mean(axis=1).shape  # TTA    # doctest: +SKIP
+        (2, 7)
         """
         faces = list(faces)
-        image = upright_rgb(image)
+        image = upright_rgb(image, max_pixels=pixel_limit(image))
         if views is None:
             return self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
 
@@ -500,7 +517,7 @@ class Predictor:
         pairs = []
         for image, face in items:
             if id(image) not in decoded:
-                decoded[id(image)] = (image, upright_rgb(image))
+                decoded[id(image)] = (image, upright_rgb(image, max_pixels=pixel_limit(image)))
             pairs.append((decoded[id(image)][1], face))
         return self._classify(lambda config: [crop_face(im, f, config) for im, f in pairs], len(pairs))
 
@@ -574,6 +591,9 @@ class Predictor:
         undecodable or too large, an array that holds no pixels) becomes that image's ``error`` and never
         loses the other images' results, and so do faces a model gives NaN or infinite probabilities for.
         Anything else (a detector or model failure) is a bug, not a property of one image, and raises.
+        Paths and bytes over :data:`~ferhub.images.DEFAULT_MAX_PIXELS` are too large; a PIL image or array
+        has no pixel limit (:func:`~ferhub.images.pixel_limit`), so a photo over it can be decoded with
+        ``load_image(path, max_pixels=None)`` and given as an image.
         """
         results: list[ImageResult] = []
         decoded: list[tuple[int, Image.Image]] = []
@@ -583,7 +603,11 @@ class Predictor:
             try:
                 # a caller's PIL image is read as it is where it needs no change (no copy per image); paths,
                 # bytes and arrays decode into a new image either way
-                image = upright_rgb(src) if isinstance(src, Image.Image) else load_image(src)
+                limit = pixel_limit(src)  # none for an image in memory, as in the detector
+                if isinstance(src, Image.Image):
+                    image = upright_rgb(src, max_pixels=limit)
+                else:
+                    image = load_image(src, max_pixels=limit)
             except ImageDecodeError as e:
                 result.error = str(e)
                 continue

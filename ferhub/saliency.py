@@ -235,9 +235,9 @@ def _targets(clone: nn.Module, xs: tuple[torch.Tensor, ...], target: int | Seque
     if target is None:
         with torch.no_grad():
             return clone(*xs).argmax(dim=1).tolist()
-    if isinstance(target, int):
-        return [target] * len(xs[0])
-    return list(target)
+    if isinstance(target, (int, np.integer)):
+        return [int(target)] * len(xs[0])
+    return [int(t) for t in target]
 
 
 def attribute(
@@ -281,14 +281,20 @@ class Explanation:
     method: str
 
 
-def target_index(config: ModelConfig, target: str | int | None) -> int | None:
-    """A class name or index -> index in the model's label order; ``None``/"predicted" -> ``None``."""
+def target_index(config: ModelConfig, target: str | int | np.integer | None) -> int | None:
+    """A class name or index (a numpy integer too: a ``probs.argmax()``) -> index in the model's label order;
+    ``None``/"predicted" -> ``None``; anything else is a :class:`SaliencyError`."""
     if target is None or (isinstance(target, str) and target.strip().lower() in ("", "predicted")):
         return None
-    if isinstance(target, int):
+    # bool is an int to Python, but True is no class index anyone means
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         if not 0 <= target < config.num_classes:
             raise SaliencyError(f"target index {target} is out of range for {config.num_classes} classes")
-        return target
+        return int(target)
+    if not isinstance(target, str):
+        raise SaliencyError(
+            f"a target is a class name or index (or None for the predicted class), got {target!r}"
+        )
     from ferhub.labels import UnknownLabelError, canonical
 
     try:
@@ -300,12 +306,28 @@ def target_index(config: ModelConfig, target: str | int | None) -> int | None:
     return config.labels.index(name)
 
 
+def _target_indices(
+    config: ModelConfig, target: str | int | Sequence[str | int] | np.ndarray | None, count: int
+) -> list[int | None]:
+    """One :func:`target_index` per face: ``target`` is one target for every face, or a sequence of one per
+    face (a list, a tuple, a numpy array such as ``probs.argmax(axis=1)``: anything but a string)."""
+    if isinstance(target, np.ndarray):  # tolist: numpy's scalars as Python's (a 0-d array is one target)
+        per_face = target.tolist() if target.ndim else [target.item()] * count
+    elif isinstance(target, Sequence) and not isinstance(target, (str, bytes)):
+        per_face = list(target)
+    else:
+        per_face = [target] * count
+    if len(per_face) != count:
+        raise SaliencyError(f"got {len(per_face)} targets for {count} faces")
+    return [target_index(config, t) for t in per_face]
+
+
 def explain_faces(
     model: nn.Module,
     image: Image.Image | str | os.PathLike | bytes | np.ndarray,
     faces: Sequence,
     method: str,
-    target: str | int | Sequence[str | int] | None = None,
+    target: str | int | Sequence[str | int] | np.ndarray | None = None,
     *,
     occlusion_share: int | None = None,
 ) -> list[Explanation]:
@@ -313,26 +335,26 @@ def explain_faces(
 
     ``image`` is decoded as ``Predictor.predict`` decodes it (:func:`ferhub.images.upright_rgb`: a PIL image
     with an EXIF orientation is turned upright; a path, bytes or a numpy array are read), so the faces a
-    ``Predictor`` found in it frame the same pixels here. ``target``: a class name or index for every face,
-    one per face (e.g. the labels a ``Predictor`` already gave, which saves a forward pass), or ``None`` for
-    each face's predicted class. ``occlusion_share``: see :func:`attribute`.
+    ``Predictor`` found in it frame the same pixels here.
+
+    ``target``: one class name or index (a numpy integer too) for every face, or a sequence of them, one per
+    face (a list, or an array such as ``probs.argmax(axis=1)`` of a ``Predictor``'s probabilities; the labels
+    it already gave save a forward pass), or ``None`` for each face's predicted class; anything else raises
+    :class:`SaliencyError`. ``occlusion_share``: see :func:`attribute`.
     """
     from ferhub.faces import crop_face
-    from ferhub.images import upright_rgb
+    from ferhub.images import pixel_limit, upright_rgb
     from ferhub.transforms import eval_tensor
 
     config: ModelConfig = model.config
     if not faces:
         return []
-    image = upright_rgb(image)
+    image = upright_rgb(image, max_pixels=pixel_limit(image))
     if getattr(model, "members", None) is not None:
         return _explain_ensemble(model, image, faces, method_id(method), target, occlusion_share)
     crops = [crop_face(image, f, config) for f in faces]
     x = eval_tensor(crops, config)
-    per_face = list(target) if isinstance(target, (list, tuple)) else [target] * len(crops)
-    if len(per_face) != len(crops):
-        raise SaliencyError(f"got {len(per_face)} targets for {len(crops)} faces")
-    indices = [target_index(config, t) for t in per_face]
+    indices = _target_indices(config, target, len(crops))
     if any(i is None for i in indices):
         clone, lock = _attribution_copy(model)
         with lock, torch.no_grad():
@@ -349,7 +371,7 @@ def _explain_ensemble(
     image: Image.Image,
     faces: Sequence,
     mid: str,
-    target: str | int | Sequence[str | int] | None,
+    target: str | int | Sequence[str | int] | np.ndarray | None,
     occlusion_share: int | None,
 ) -> list[Explanation]:
     """An ensemble's explanation of exactly what :class:`~ferhub.predict.Predictor` computes: every member
@@ -360,10 +382,7 @@ def _explain_ensemble(
 
     _check_method(model, mid)
     config: ModelConfig = model.config
-    per_face = list(target) if isinstance(target, (list, tuple)) else [target] * len(faces)
-    if len(per_face) != len(faces):
-        raise SaliencyError(f"got {len(per_face)} targets for {len(faces)} faces")
-    indices = [target_index(config, t) for t in per_face]
+    indices = _target_indices(config, target, len(faces))
     clone, lock = _attribution_copy(model)
     device = next(clone.parameters()).device
     xs = tuple(x.to(device).float().contiguous() for x in model.member_inputs(image, faces))

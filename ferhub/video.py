@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ferhub.faces import Face
+from ferhub.faces import MIN_MAX_SIDE, Face
 from ferhub.tracking import Box, FaceTracker, Smoother, Track, appearance, iou, match_boxes
 from ferhub.videoio import DEFAULT_MAX_SIDE, VideoDecodeError, VideoInfo, open_video
 
@@ -507,7 +507,8 @@ class VideoAnalyzer:
             between, reported where the next detection confirms them. Every analysed frame is classified.
         fps: analyse at most this many frames per second (``None``: every frame).
         smooth: time constant (seconds) of the per-track exponential smoothing; 0 turns it off.
-        max_side: frames larger than this are downscaled by the decoder (boxes are in the downscaled pixels).
+        max_side: frames larger than this are downscaled by the decoder (boxes are in the downscaled pixels);
+            at least :data:`~ferhub.faces.MIN_MAX_SIDE`.
         batch_frames: frames whose faces go through the models in one forward pass.
         tracker: keyword arguments of :class:`~ferhub.tracking.FaceTracker`.
     """
@@ -531,6 +532,10 @@ class VideoAnalyzer:
             raise ValueError(f"fps must be a positive number, got {fps}")
         if not (smooth >= 0 and math.isfinite(smooth)):
             raise ValueError(f"smooth must be 0 (off) or a positive number of seconds, got {smooth}")
+        # the detector's floor, as FaceDetector and the CLI's --max-side refuse it: smaller (0 or negative
+        # too) decoded 2x2 frames in which no face was ever found, and said nothing
+        if not max_side >= MIN_MAX_SIDE:
+            raise ValueError(f"max_side must be at least {MIN_MAX_SIDE} pixels, got {max_side}")
         self.predictor = predictor
         self.detect_every = int(detect_every)
         self.fps = fps

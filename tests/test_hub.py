@@ -496,6 +496,20 @@ def test_default_model_is_bundled() -> None:
     assert hub.resolve("fer-mini-xception") == Path(ferhub.__file__).parent / "bundled" / "fer-mini-xception"
 
 
+def test_load_on_an_unusable_device_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked as the Predictor checks its device, before anything is read: ferhub's DeviceError, not
+    torch's AssertionError ("Torch not compiled with CUDA enabled") or RuntimeError."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device, message in [
+        ("cuda", r"torch sees no CUDA GPU; .* device='cpu' from Python"),
+        ("gpu", "unknown device 'gpu': use cpu, cuda or cuda:N"),
+        ("xpu", "device 'xpu' is not one ferhub runs on"),
+    ]:
+        with pytest.raises(ferhub.DeviceError, match=message):
+            ferhub.load(hub.DEFAULT_MODEL, device=device)
+    assert ferhub.load(hub.DEFAULT_MODEL, device=torch.device("cpu")) is ferhub.load(hub.DEFAULT_MODEL)
+
+
 @pytest.mark.parametrize("name", hub.list_bundled())
 def test_bundled_models_load_and_their_cards_are_current(name: str, tmp_path: Path) -> None:
     folder = hub.resolve(name)

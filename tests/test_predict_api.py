@@ -9,6 +9,7 @@ import io
 import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -303,3 +304,87 @@ def test_a_folder_given_as_a_video_is_not_called_missing(tmp_path: Path) -> None
         open_video(tmp_path)
     with pytest.raises(VideoDecodeError, match="no such file"):
         open_video(tmp_path / "missing.mp4")
+
+
+# -- 12: the caller's module -----------------------------------------------------------------------------
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_a_callers_module_keeps_its_train_mode_and_device(runtime: str, monkeypatch) -> None:
+    """Training code that checks its model with a Predictor goes on training it: the predictor runs its own
+    copies (in eval mode, on its device). It once switched the caller's module to eval mode (dropout off,
+    BatchNorm's statistics frozen for the rest of training) and moved it to the predictor's device."""
+    model = tiny(3).train()
+    params = [(q, q.device) for q in model.parameters()]
+    moved: list[tuple] = []
+    real_to = torch.nn.Module.to
+
+    def spy(self: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.nn.Module:
+        if self is model:  # the caller's own module, not a copy of it
+            moved.append((args, kwargs))
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", spy)
+    p = Predictor(model, runtime=runtime, device="cpu", detector=NoFaces(), no_face="fallback")
+    probs = p.classify_crops([photo()])[0]
+    assert p.predict_image(photo()).ok
+    assert model.training and all(m.training for m in model.modules())
+    assert moved == []
+    assert all(q is q0 and q.device == d for q, (q0, d) in zip(model.parameters(), params, strict=True))
+    assert p.models[0] is model
+    # and the copies run in eval mode: the same probabilities as an eval copy's
+    reference = Predictor(copy.deepcopy(model).eval(), runtime=runtime, device="cpu", detector=NoFaces())
+    np.testing.assert_allclose(probs, reference.classify_crops([photo()])[0], atol=1e-6)
+
+
+# -- 13: the pixel limit ---------------------------------------------------------------------------------
+def test_an_image_in_memory_has_no_pixel_limit_and_an_encoded_one_keeps_it(grace_hopper) -> None:
+    """The limit guards against a file whose header claims more pixels than its size suggests; a PIL image or
+    array is already the caller's pixels (FaceDetector.detect took one, but the Predictor refused it, also
+    after the limit's own advice: ``load_image(path, max_pixels=None)``). A 51 MP canvas with a real face."""
+    from images_corpus import bomb_png
+
+    from ferhub.images import DEFAULT_MAX_PIXELS
+
+    big = Image.new("RGB", (7200, 7100))  # black: cheap to make, and only the pasted face is found
+    assert big.width * big.height > DEFAULT_MAX_PIXELS
+    big.paste(grace_hopper.resize((2048, 2400)), (3000, 2500))
+    p = Predictor(tiny())
+    result = p.predict_image(big)
+    assert result.error is None and len(result.faces) == 1, result.error
+    face = result.faces[0].face
+    assert 3000 < face.box[0] < face.box[2] < 5048 and 2500 < face.box[1] < face.box[3] < 4900
+    array = np.asarray(big)
+    assert [len(r.faces) for r in p.predict([array])] == [1]
+    for image in (big, array):
+        assert p.classify_faces(image, [face])[0].shape == (1, len(FER7))
+    assert p.classify_many([(big, face), (big, face)])[0].shape == (2, len(FER7))
+    del array, big
+    # what ferhub decodes itself (paths, bytes) keeps the limit, with the advice that worked above
+    header = bomb_png(7200, 7100)
+    (refused,) = p.predict([header])
+    assert refused.error is not None and "over the limit of 50.0 MP" in refused.error
+    assert "load_image's max_pixels sets the limit" in refused.error
+    with pytest.raises(ImageDecodeError, match="over the limit"):
+        p.classify_faces(header, [face])
+
+
+# -- 14: test-time augmentation views --------------------------------------------------------------------
+def test_the_views_example_of_classify_faces_runs() -> None:
+    """The docstring's example, run here with a predictor, a photo and its faces (doctest skips it, having
+    none): ``views`` is called with the crop alone, so ``tta_views`` is given its method first (given bare,
+    as the docstring once suggested, it raised TypeError)."""
+    import doctest
+
+    doc = Predictor.classify_faces.__doc__ or ""
+    globs = {
+        "predictor": Predictor(tiny(), detector=NoFaces()),
+        "photo": photo(),
+        "faces": [FACE, Face(box=(30.0, 10.0, 60.0, 44.0), score=1.0)],
+    }
+    test = doctest.DocTestParser().get_doctest(doc, globs, "classify_faces", None, 0)
+    assert any("partial(tta_views" in e.source for e in test.examples)
+    for example in test.examples:
+        example.options.clear()  # run the lines doctest skips
+    out: list[str] = []
+    runner = doctest.DocTestRunner(verbose=False)
+    results = runner.run(test, out=out.append, clear_globs=False)
+    assert results.failed == 0 and results.attempted == len(test.examples), "".join(out)

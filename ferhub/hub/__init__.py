@@ -10,10 +10,10 @@ A repo holds exactly these files (:data:`REPO_FILES`):
 - ``eval_results.json`` (optional): evaluation results (:mod:`ferhub.eval_results` owns the format).
 
 >>> import ferhub.hub as hub
->>> model = hub.load("ferhub/fer-mini-xception")         # doctest: +SKIP  (bundled, offline)
->>> model = hub.load("someone/fer-resnet18@v1.0")        # doctest: +SKIP  (Hub id at a revision)
->>> hub.save(model, "out/my-model", card_context={"license": "mit"})  # doctest: +SKIP
->>> hub.push("out/my-model", "someone/my-model")         # doctest: +SKIP
+>>> model = hub.load("ferhub/fer-mini-xception")  # bundled, offline       # doctest: +SKIP
+>>> model = hub.load("someone/fer-resnet18@v1.0")  # Hub id at a revision  # doctest: +SKIP
+>>> hub.save(model, "out/my-model", card_context={"license": "mit"})       # doctest: +SKIP
+>>> hub.push("out/my-model", "someone/my-model")                           # doctest: +SKIP
 
 Pickles are never read: weights load from ``model.safetensors`` only, and an outside PyTorch checkpoint goes
 through :func:`import_torch_checkpoint` (``torch.load(weights_only=True)``), then :func:`save`.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferhub import eval_results as results_file
 from ferhub.config import CONFIG_NAME, ModelConfig
+from ferhub.device import device_name
 from ferhub.errors import ConfigError, ModelLoadError
 from ferhub.fileio import atomic_write_json
 from ferhub.hub import _layout, _remote
@@ -425,15 +426,14 @@ def load(
     cached per (id, revision, device), and local folders also per the state of their files, so a folder
     re-saved in place is read again. One model loading (a slow download) never holds up another. A cached
     model is shared, so callers never change it: ``copy.deepcopy`` it before training it, and keep names of
-    your own beside it (``name_or_path`` is the reference it was first loaded by).
+    your own beside it (``name_or_path`` is the reference it was first loaded by). ``device``: ``"cpu"``,
+    ``"cuda"`` or ``"cuda:N"``; one torch cannot use here raises :class:`~ferhub.errors.DeviceError`.
 
     >>> model = load("ferhub/fer-mini-xception")            # doctest: +SKIP
     >>> model.config.labels                                 # doctest: +SKIP
     ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
     """
-    import torch
-
-    dev = str(torch.device(device))
+    dev = device_name(device)  # checked as the Predictor checks it, before anything is read
     folder, repo_id, rev = _parse(id_or_path, revision, local)
     key = ("hub", repo_id, rev, dev) if folder is None else ("folder", str(folder), _fingerprint(folder), dev)
     with _CACHE_LOCK:
