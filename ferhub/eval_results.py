@@ -165,11 +165,17 @@ def _validate_entry(r: Any, where: str, bad: Any) -> None:
     for field in ("config", "split", "name", "revision"):
         if dataset.get(field) is not None and not isinstance(dataset[field], str):
             raise bad(f"{where}.dataset.{field} must be a string")
-    if not isinstance(r.get("metrics"), Mapping):
+    metrics = r.get("metrics")
+    if not isinstance(metrics, Mapping):
         raise bad(f"{where}.metrics must be an object of metric name -> value")
+    for name, value in metrics.items():  # other tools may add metrics of other types; a number is finite
+        if not all(map(_finite_or_other, value if isinstance(value, list) else [value])):
+            raise bad(f"{where}.metrics.{name} must be a finite number, got {value!r}")
     labels = r.get("labels")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise bad(f"{where}.labels must be a list of label names")
+    if labels is not None and len(set(labels)) != len(labels):  # the matrix's rows could not be told apart
+        raise bad(f"{where}.labels names a class twice")
     cm = r.get("confusion_matrix")
     if cm is not None:
         n = len(labels or [])
@@ -181,6 +187,11 @@ def _validate_entry(r: Any, where: str, bad: Any) -> None:
         isinstance(per_class, Mapping) and all(isinstance(v, Mapping) for v in per_class.values())
     ):
         raise bad(f"{where}.per_class must map each label to an object of metrics")
+    if r.get("calibration") is not None and not _is_calibration(r["calibration"]):
+        raise bad(f"{where}.calibration must be an object with a number 'ece' and a list of 'bins'")
+    notes = r.get("notes")
+    if notes is not None and not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
+        raise bad(f"{where}.notes must be a list of strings")
     if r.get("tta") is not None and not isinstance(r["tta"], bool):
         raise bad(f"{where}.tta must be true or false")
     if r.get("num_images") is not None and not (isinstance(r["num_images"], int) and r["num_images"] >= 0):
@@ -189,6 +200,25 @@ def _validate_entry(r: Any, where: str, bad: Any) -> None:
 
 def _is_row(row: Any, n: int) -> bool:
     return isinstance(row, list) and len(row) == n and all(map(is_number, row))
+
+
+def _finite_or_other(value: Any) -> bool:
+    """False only for a NaN or infinite float (JSON's ``NaN``, ``Infinity``): shown as ``nan``, never a
+    metric."""
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+_BIN_KEYS = ("lower", "upper", "count", "confidence", "accuracy")
+
+
+def _is_calibration(cal: Any) -> bool:
+    """Whether ``cal`` has what the reliability diagram reads: ``ece`` and bins of numbers."""
+    return (
+        isinstance(cal, Mapping)
+        and is_number(cal.get("ece"))
+        and isinstance(cal.get("bins"), list)
+        and all(isinstance(b, Mapping) and all(is_number(b.get(k)) for k in _BIN_KEYS) for b in cal["bins"])
+    )
 
 
 def read(folder: str | os.PathLike) -> dict[str, Any] | None:

@@ -581,16 +581,26 @@ def _other_version(source: Path, copy: Path) -> str | None:
 # ---------------------------------------------------------------------------------------------------------
 # unlabelled photos: agreement between models
 # ---------------------------------------------------------------------------------------------------------
-def compare_on_images(predictor: Predictor, images: Sequence[Any]) -> dict[str, Any]:
+def compare_on_images(
+    predictor: Predictor,
+    images: Sequence[Any],
+    on_error: Callable[[str | None, str], None] | None = None,
+) -> dict[str, Any]:
     """Agreement and Cohen's kappa between the predictor's models on every face found in unlabelled images.
 
     Predictions are compared by canonical label name. Returns ``compare.compare_predictions``'s dict plus
-    ``labels`` (the label order used) and ``num_faces``.
+    ``labels`` (the label order used), ``num_images``, ``num_faces`` and, when some images could not be read
+    (missing, undecodable), ``unreadable``: ``{"count", "examples": [{"path", "error"}]}`` as in an
+    evaluation entry. ``on_error(path, error)`` is called for each of them, before anything is raised.
     """
     from ferhub.compare import compare_predictions, labels_to_indices
     from ferhub.labels import union_labels
 
     results = predictor.predict(list(images))
+    failed = [r for r in results if r.error]
+    if on_error is not None:
+        for r in failed:
+            on_error(r.path, str(r.error))
     labels = list(union_labels(*(m.config.labels for m in predictor.models)))
     per_model: list[list[str]] = [[] for _ in predictor.models]
     for result in results:
@@ -598,8 +608,18 @@ def compare_on_images(predictor: Predictor, images: Sequence[Any]) -> dict[str, 
             for m, p in enumerate(face.predictions):
                 per_model[m].append(p.label)
     if not per_model[0]:
+        if failed and len(failed) == len(results):
+            raise EvaluationError(
+                f"none of the {len(results)} images given could be read (first: {failed[0].error})"
+            )
         raise EvaluationError("no face was found in the images given, so there is nothing to compare")
     out = compare_predictions(predictor.names, [labels_to_indices(p, labels) for p in per_model])
     out["labels"] = labels
+    out["num_images"] = len(results)
     out["num_faces"] = len(per_model[0])
+    if failed:
+        out["unreadable"] = {
+            "count": len(failed),
+            "examples": [{"path": r.path, "error": str(r.error)[:300]} for r in failed[:20]],
+        }
     return out

@@ -6,7 +6,8 @@ here, and this module is imported only by the callers that draw (``import ferhub
 
 Functions that show several models take ``{model name: eval_results entry}`` (an entry holds ``labels``,
 ``confusion_matrix``, ``metrics``, ``per_class``, ``calibration``, ``num_images``; see
-:mod:`ferhub.evaluation`).
+:mod:`ferhub.eval_results`). Only ``metrics`` is required there: a figure leaves out an entry that lacks what
+it draws (:func:`missing_parts`).
 
 >>> fig = confusion_matrix_figure([[5, 1], [2, 7]], ["happy", "sad"])
 >>> fig.data[0].customdata[1][0].tolist()   # hover data of true=sad, predicted=happy: count, row percent
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from ferhub.compare import align_matrix, entries_difference, entry_support
+from ferhub.compare import align_matrix, entries_difference, entry_labels, entry_support
 from ferhub.labels import class_order
 from ferhub.metrics import row_normalize
 
@@ -33,13 +34,31 @@ MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 Entry = Mapping[str, Any]
 
 
+def has_confusion(entry: Entry) -> bool:
+    """Whether an entry has the labels and confusion matrix that the class axes and matrices are drawn from
+    (the schema lets results written by other tools leave them out)."""
+    return bool(entry.get("labels")) and entry.get("confusion_matrix") is not None
+
+
+def missing_parts(entry: Entry) -> list[str]:
+    """What of the figures' data an entry lacks, in words (empty for a complete entry)."""
+    parts = {
+        "confusion matrix": has_confusion(entry),
+        "per-class results": bool(entry.get("per_class")),
+        "calibration": entry.get("calibration") is not None,
+    }
+    return [name for name, present in parts.items() if not present]
+
+
 def _support(entry: Entry) -> dict[str, float]:
     """Images per true class: the per-class support where the entry has it (it counts images without a
     prediction too), else the confusion matrix's row sums."""
-    return dict(zip(entry["labels"], entry_support(entry).tolist()))
+    return dict(zip(entry_labels(entry), entry_support(entry).tolist()))
 
 
 def _predicted(entry: Entry) -> dict[str, float]:
+    if not has_confusion(entry):
+        return {}
     cm = np.asarray(entry["confusion_matrix"], dtype=np.float64)
     return {c: float(cm[:, i].sum()) for i, c in enumerate(entry["labels"])}
 
@@ -56,6 +75,8 @@ def averaging_notes(entries: Mapping[str, Entry]) -> list[str]:
     class the data lacks: recall averages the classes with images, macro-F1 also those predicted (F1 = 0)."""
     notes = []
     for name, entry in entries.items():
+        if not has_confusion(entry):  # what it predicts is not known: nothing to say
+            continue
         support, predicted = _support(entry), _predicted(entry)
         present = [c for c in entry["labels"] if support[c] > 0]
         extra = [c for c in entry["labels"] if support[c] == 0 and predicted[c] > 0]
@@ -274,16 +295,18 @@ def per_class_figure(
     labels: Sequence[str] | None = None,
 ) -> go.Figure:
     """Grouped bars of a per-class metric (recall, precision or f1) for several models, classes in ``labels``
-    order (default: :func:`class_order` of the entries)."""
+    order (default: :func:`class_order` of the entries). An entry without ``per_class`` has no bars."""
     if metric not in ("recall", "precision", "f1"):
         raise ValueError(f"metric must be recall, precision or f1, got {metric!r}")
     if labels is None:
-        labels = class_order([list(e["per_class"]) for e in entries.values()])
+        labels = class_order([list(e.get("per_class") or []) for e in entries.values()])
     fig = go.Figure()
-    for i, (name, entry) in enumerate(entries.items()):
-        per = entry["per_class"]
-        values = [per[c][metric] if c in per else None for c in labels]
-        support = [per[c]["support"] if c in per else 0 for c in labels]
+    for i, (name, entry) in enumerate(entries.items()):  # i counts every entry: each keeps its colour
+        per = entry.get("per_class")
+        if not per:
+            continue
+        values = [per[c].get(metric) if c in per else None for c in labels]
+        support = [per[c].get("support", 0) if c in per else 0 for c in labels]
         fig.add_bar(
             name=name,
             x=list(labels),
@@ -308,14 +331,17 @@ def reliability_figure(entries: Mapping[str, Entry], *, title: str = "Reliabilit
     """Accuracy against confidence per confidence bin (empty bins skipped); the diagonal is perfect
     calibration.
 
-    Marker size grows with the number of images in the bin; the legend carries each model's ECE.
+    Marker size grows with the number of images in the bin; the legend carries each model's ECE. An entry
+    without ``calibration`` has no line.
     """
     fig = go.Figure()
     fig.add_scatter(
         x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line={"dash": "dash", "color": "gray"}
     )
-    for i, (name, entry) in enumerate(entries.items()):
-        cal = entry["calibration"]
+    for i, (name, entry) in enumerate(entries.items()):  # i counts every entry: each keeps its colour
+        cal = entry.get("calibration")
+        if cal is None:
+            continue
         bins = [b for b in cal["bins"] if b["count"] > 0]
         total = sum(b["count"] for b in bins) or 1
         fig.add_scatter(
@@ -368,10 +394,10 @@ def metrics_rows(entries: Mapping[str, Entry]) -> tuple[list[str], list[list[str
                 continue
             text = f"{value:.4f}"
             ci = m.get(f"{key}_ci95")
-            if ci:
+            if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
                 text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
             cells.append(text)
-        no_face = entry.get("no_face") or {}
+        no_face = entry.get("no_face") if isinstance(entry.get("no_face"), Mapping) else {}
         cells += [
             str(entry.get("num_images", "")),
             f"{no_face.get('count', 0)} ({no_face.get('policy', '-')})",
@@ -437,17 +463,18 @@ def dashboard_figures(entries: Mapping[str, Entry]) -> dict[str, go.Figure]:
     """All figures of the evaluation dashboard for ``{model name: entry}`` (the app and the report use this).
 
     Keys: ``metrics``, ``recall``, ``reliability``, ``confusion:<name>`` and ``confusion_normalized:<name>``
-    per model, and ``difference:<a>|<b>`` for each later model against the first; every class axis in one
-    :func:`class_order`.
+    per model, and ``difference:<a>|<b>`` for each later model against the first (models with a confusion
+    matrix); every class axis in one :func:`class_order`.
     """
     if not entries:
         raise ValueError("no evaluation results to draw")
-    order = class_order([e["labels"] for e in entries.values()])
+    order = class_order([entry_labels(e) for e in entries.values()])
     figs: dict[str, go.Figure] = {
         "metrics": metrics_table_figure(entries),
         "recall": per_class_figure(entries, metric="recall", labels=order),
         "reliability": reliability_figure(entries),
     }
+    entries = {name: e for name, e in entries.items() if has_confusion(e)}  # the matrices need one
     for name, entry in entries.items():
         counts = model_title(name, "counts")
         figs[f"confusion:{name}"] = entry_confusion_figure(entry, title=counts, labels=order)

@@ -19,7 +19,7 @@ import functools
 import gzip
 import html
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,18 +118,34 @@ padding:4px 8px;text-align:right} table.m th{background:#e8eef7} table.m td:firs
 """
 
 
+def unique_name(name: str, taken: Container[str], tag: str) -> str:
+    """``name``, or ``name (tag)`` when ``taken`` holds it already (with primes while that is taken too):
+    two results of one model are both shown, where keying by name kept the last."""
+    if name not in taken:
+        return name
+    name = f"{name} ({tag})"
+    while name in taken:
+        name += "'"
+    return name
+
+
 def runs_section(source: Any, runs: Sequence[Any]) -> Section:
     """One section for models evaluated on ``source`` (:class:`ferhub.evaluation.ModelEvaluation` runs):
     every model's metrics and figures, and thumbnails of its misclassified images, found through each row's
-    own image index (the images skipped as unreadable have no row)."""
+    own image index (the images skipped as unreadable have no row). A model given twice is shown twice, the
+    second by its place (``name (2)``)."""
     from ferhub.evaluation import image_reader
 
+    names: list[str] = []
+    for i, r in enumerate(runs):
+        names.append(unique_name(r.name, names, str(i + 1)))
     return Section(
         title=f"{source.name} ({source.split or 'all'})",
-        entries={r.name: r.entry for r in runs},
-        predictions={r.name: r.predictions for r in runs},
+        entries={name: r.entry for name, r in zip(names, runs)},
+        predictions={name: r.predictions for name, r in zip(names, runs)},
         examples={
-            r.name: misclassified_examples(r.predictions, image_reader(r.predictions, source)) for r in runs
+            name: misclassified_examples(r.predictions, image_reader(r.predictions, source))
+            for name, r in zip(names, runs)
         },
     )
 
@@ -204,7 +220,8 @@ def _comparison_html(section: Section) -> str:
     from ferhub.compare import compare_predictions, labels_to_indices
     from ferhub.labels import union_labels
 
-    preds = {n: p for n, p in section.predictions.items() if n in section.entries}
+    # in the entries' order: A and B as in the metrics table and the difference matrices
+    preds = {n: section.predictions[n] for n in section.entries if n in section.predictions}
     if len(preds) < 2:
         return ""
     names = list(preds)
@@ -228,6 +245,7 @@ def _comparison_html(section: Section) -> str:
             f"{r['accuracy_b']:.4f}",
             f"{r['agreement']:.4f}",
             f"{r['kappa']:.4f}",
+            str(r["num_compared"]),
             f"{r['mcnemar']['a_only_correct']} / {r['mcnemar']['b_only_correct']}",
             f"{r['mcnemar']['p_value']:.4g}",
         ]
@@ -240,10 +258,15 @@ def _comparison_html(section: Section) -> str:
         "acc B",
         "agreement",
         "Cohen's κ",
+        "both predicted",
         "only A right / only B right",
         "McNemar p",
     ]
-    return "<h3>Paired comparison on the same images</h3>" + _table(header, rows)
+    note = (
+        f'<p class="meta">agreement and Cohen\'s κ are over the images both models gave a prediction for '
+        f"(both predicted); accuracy and McNemar's test over all {result['num_items']} images</p>"
+    )
+    return "<h3>Paired comparison on the same images</h3>" + _table(header, rows) + note
 
 
 def _section_intro_html(section: Section) -> list[str]:
@@ -279,10 +302,27 @@ def _entry_notes_html(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return parts
 
 
+def _missing_notes_html(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Per entry that lacks some figure's data (results written by other tools): what it lacks."""
+    from ferhub import plots
+
+    parts = []
+    for name, entry in entries.items():
+        if missing := plots.missing_parts(entry):
+            what = ", ".join(missing[:-1]) + (" or " if len(missing) > 1 else "") + missing[-1]
+            parts.append(
+                f'<p class="notes">{html.escape(name)}: its results hold no {what}; the panels that need '
+                "them leave it out</p>"
+            )
+    return parts
+
+
 def _confusion_html(entries: Mapping[str, Mapping[str, Any]], shown: Sequence[str]) -> list[str]:
     """Per entry a row of two confusion matrices over the ``shown`` classes: counts and row-normalised."""
     from ferhub import plots
 
+    if not entries:
+        return []
     parts = ["<h3>Confusion matrices</h3>"]
     for name, entry in entries.items():
         parts.append('<div class="row">')
@@ -300,21 +340,23 @@ def _confusion_html(entries: Mapping[str, Mapping[str, Any]], shown: Sequence[st
 
 
 def _comparison_section_html(section: Section, shown: Sequence[str]) -> list[str]:
-    """With more than one entry: the first entry's confusion difference to each other, and the paired
-    comparison table; nothing with one entry."""
+    """With more than one entry: the first entry's confusion difference to each other (of the entries with a
+    confusion matrix), and the paired comparison table; nothing with one entry."""
     from ferhub import plots
 
-    entries = section.entries
-    names = list(entries)
-    if len(names) <= 1:
+    if len(section.entries) <= 1:
         return []
-    parts = ["<h3>Comparison</h3><div class='row'>"]
-    for other in names[1:]:
-        fig = plots.difference_matrix_figure(
-            entries[names[0]], entries[other], names=(names[0], other), labels=shown
-        )
-        parts.append(_fig(fig))
-    parts.append("</div>")
+    entries = {n: e for n, e in section.entries.items() if plots.has_confusion(e)}
+    names = list(entries)
+    parts = ["<h3>Comparison</h3>"]
+    if len(names) > 1:
+        parts.append("<div class='row'>")
+        for other in names[1:]:
+            fig = plots.difference_matrix_figure(
+                entries[names[0]], entries[other], names=(names[0], other), labels=shown
+            )
+            parts.append(_fig(fig))
+        parts.append("</div>")
     parts.append(_comparison_html(section))
     return parts
 
@@ -348,18 +390,24 @@ def _section_html(section: Section) -> str:
 
     entries = section.entries
     parts = _section_intro_html(section)
-    # one class order for every panel; classes nobody has images of or predicts are left out
-    order = plots.class_order([e["labels"] for e in entries.values()])
-    shown = plots.used_classes(entries, order)
+    # one class order for every panel, of the entries with a confusion matrix (the schema lets other tools'
+    # results leave it out); classes nobody has images of or predicts are left out
+    matrices = {name: e for name, e in entries.items() if plots.has_confusion(e)}
+    order = plots.class_order([e["labels"] for e in matrices.values()])
+    shown = plots.used_classes(matrices, order)
     if len(shown) < len(order):
         left_out = ", ".join(c for c in order if c not in shown)
         parts.append(
             f'<p class="meta">classes without images or predictions, left out: {html.escape(left_out)}</p>'
         )
+    parts += _missing_notes_html(entries)
     parts += _entry_notes_html(entries)
-    parts.append(_fig(plots.per_class_figure(entries, metric="recall", labels=shown)))
-    parts += _confusion_html(entries, shown)
-    parts.append("<h3>Calibration</h3>" + _fig(plots.reliability_figure(entries)))
+    if any(e.get("per_class") for e in entries.values()):
+        recall = plots.per_class_figure(entries, metric="recall", labels=shown if matrices else None)
+        parts.append(_fig(recall))
+    parts += _confusion_html(matrices, shown)
+    if any(e.get("calibration") is not None for e in entries.values()):
+        parts.append("<h3>Calibration</h3>" + _fig(plots.reliability_figure(entries)))
     parts += _comparison_section_html(section, shown)
     parts += _examples_html(section)
     return "\n".join(parts)

@@ -231,3 +231,29 @@ def test_a_result_replaced_by_one_on_other_data_is_said_on_stderr(
     assert (
         "k replaced by a result on other data (5 -> 5 images, revision a1 -> b2)" in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"notes": "a note"}, r"\.notes must be a list of strings"),  # was shown one note per character
+        ({"notes": ["ok", 3]}, r"\.notes must be a list of strings"),
+        ({"labels": ["happy"] * 7}, r"\.labels names a class twice"),
+        ({"metrics": {"accuracy": float("nan")}}, r"\.metrics\.accuracy must be a finite number"),
+        ({"metrics": {"accuracy_ci95": [0.1, float("inf")]}}, r"\.metrics\.accuracy_ci95 must be a finite"),
+        ({"calibration": {"ece": 0.1}}, r"\.calibration must be an object"),
+        ({"calibration": {"ece": 0.1, "bins": [{"count": 3}]}}, r"\.calibration must be an object"),
+    ],
+)
+def test_validate_refuses_what_the_report_cannot_show(change: dict[str, Any], message: str) -> None:
+    """Entries that passed validation and then crashed or garbled ``ferhub report``."""
+    entry = eval_results.make_entry(summary(), dataset={"id": "d"})
+    entry["notes"] = []
+    entry.update(change)
+    with pytest.raises(EvalResultsError, match=message + r".*Fix: re-run `ferhub evaluate`"):
+        eval_results.validate({"format_version": 1, "results": {"d:default:all": entry}}, "x.json")
+
+
+def test_validate_keeps_accepting_optional_parts_and_other_tools_metrics() -> None:
+    minimal = {"dataset": {"id": "d"}, "metrics": {"accuracy": 0.7, "source": "paper", "n": None}}
+    assert eval_results.validate({"format_version": 1, "results": {"k": minimal}}, "x.json")

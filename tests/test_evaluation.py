@@ -551,6 +551,42 @@ def test_compare_on_unlabelled_photos(repos, photos, detector) -> None:
     assert len(out["agreement"]) == 2 and out["agreement"][0][0] == 1.0
 
 
+def test_compare_on_photos_names_each_image_it_cannot_read(repos, photos, detector, tmp_path, capsys) -> None:
+    """A missing or truncated file was dropped without a word (`1 faces in 3 images`)."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes((photos / "happy" / "astronaut.jpg").read_bytes()[:500])
+    pred = Predictor([str(repos["fer7"]), str(repos["fer8"])], detector=detector)
+    said: list[tuple[str | None, str]] = []
+    images = [str(photos / "happy" / "astronaut.jpg"), str(broken), str(tmp_path / "nowhere.jpg")]
+    out = evaluation.compare_on_images(pred, images, on_error=lambda path, error: said.append((path, error)))
+    assert [path for path, _ in said] == images[1:] and "no such file" in said[1][1]
+    assert out["num_images"] == 3 and out["num_faces"] == 1
+    assert out["unreadable"]["count"] == 2 and out["unreadable"]["examples"][0]["path"] == str(broken)
+    with pytest.raises(evaluation.EvaluationError, match="none of the 2 images given could be read"):
+        evaluation.compare_on_images(pred, images[1:])
+    # the command names each on stderr, one line each, as `ferhub predict` does
+    capsys.readouterr()
+    assert main(["compare", str(repos["fer7"]), str(repos["fer8"]), "--images", *images]) == 0
+    stdout, stderr = capsys.readouterr()
+    assert "1 faces in 3 images (2 could not be read)" in stdout
+    lines = stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"ferhub compare: {broken}: ")
+    assert lines[1] == f"ferhub compare: {tmp_path / 'nowhere.jpg'}: no such file"
+
+
+def test_cli_compare_images_refuses_out_and_videos_before_loading_anything(tmp_path, capsys) -> None:
+    """`--out` with `--images` wrote nothing and said nothing; a video was "no face found", never read."""
+    (tmp_path / "a.jpg").write_bytes(b"")
+    code = main(
+        ["compare", "m1", "m2", "--images", str(tmp_path / "a.jpg"), "--out", str(tmp_path / "c.html")]
+    )
+    assert code == 2 and "--out writes a report of labelled data (--data)" in capsys.readouterr().err
+    code = main(["compare", "m1", "m2", "--images", str(tmp_path / "a.jpg"), str(tmp_path / "clip.mp4")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{tmp_path / 'clip.mp4'}: --images compares photos, not videos" in err
+    assert not (tmp_path / "c.html").exists()
+
+
 def test_eval_scripts_are_the_cli() -> None:
     import subprocess
     import sys

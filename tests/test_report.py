@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -486,3 +487,141 @@ def test_the_report_names_the_test_time_augmentation_method(runs) -> None:
     text = report_html([Section(title="lfw", entries=entries)])
     assert "ten: test-time augmentation: tencrop" in text
     assert "flip: test-time augmentation: flip" in text and "augmentation True" not in text
+
+
+# ------------------------------------------------------- entries, predictions and results as they are given
+def test_the_report_draws_what_an_entry_has_and_says_what_it_lacks(runs, tmp_path, capsys) -> None:
+    """Entries the validator accepts without labels, confusion matrix, per-class results or calibration
+    (all optional) made `ferhub report` exit 4 with a KeyError."""
+    from ferhub import eval_results
+    from ferhub.cli import main
+    from ferhub.compare import entry_support
+
+    (full, _), _ = runs.values()
+    minimal = {"dataset": {"id": "lfw-expressions", "split": "test"}, "model": {"id": "someone/model"},
+               "metrics": {"accuracy": 0.71}}  # fmt: skip
+    no_per_class = {k: v for k, v in full.items() if k != "per_class"}
+    no_calibration = {k: v for k, v in full.items() if k != "calibration"}
+    no_matrix = {k: v for k, v in full.items() if k not in ("labels", "confusion_matrix")}
+    entries = {"full": full, "minimal": minimal, "no per-class": no_per_class,
+               "no calibration": no_calibration, "no matrix": no_matrix}  # fmt: skip
+    text = report_html([Section(title="lfw", entries=entries)])
+    assert "minimal: its results hold no confusion matrix, per-class results or calibration" in text
+    assert "no per-class: its results hold no per-class results;" in text
+    assert "no calibration: its results hold no calibration;" in text
+    assert "no matrix: its results hold no confusion matrix;" in text and "full: its results" not in text
+    # recall bars, two matrices each for 3 entries, reliability, differences of 2 entries to the first
+    assert text.count('class="fh-plot"') == 1 + 2 * 3 + 1 + 2
+    assert len(plots.per_class_figure(entries).data) == 3  # full, no calibration, no matrix
+    assert len(plots.reliability_figure(entries).data) == 1 + 3  # the diagonal; full, no per-class, no matrix
+    assert set(plots.dashboard_figures(entries)) >= {"confusion:full", "confusion:no calibration"}
+    assert entry_support(minimal).tolist() == [] and entry_support(no_matrix).sum() == 80
+    # only the metrics: a report of its table, exit 0
+    folder = tmp_path / "minimal"
+    eval_results.write(folder, {"lfw-expressions:default:test": minimal}, render_card=False)
+    code = main(["report", "--results", str(folder), "--out", str(tmp_path / "r.html")])
+    assert code == 0, capsys.readouterr().err
+    assert "someone/model" in (tmp_path / "r.html").read_text()
+
+
+def test_the_paired_table_follows_the_entries_order_and_counts_the_images_both_predicted(runs) -> None:
+    """It followed the --predictions order (a glob's): A and B swapped against the difference matrices;
+    agreement and kappa counted images without a prediction (-1 for both) as agreement."""
+    (ea, pa), (eb, pb) = runs.values()
+    pa = dataclasses.replace(pa, y_pred=[-1, -1, *pa.y_pred[2:]])
+    pb = dataclasses.replace(pb, y_pred=[-1, 0, *pb.y_pred[2:]])
+    section = Section(
+        title="lfw", entries={"first": ea, "second": eb}, predictions={"second": pb, "first": pa}
+    )
+    text = report_html([section])
+    (row,) = re.findall(r"<tr><td>first</td><td>second</td>(.*?)</tr>", text)
+    cells = re.findall(r"<td>(.*?)</td>", row)
+    assert cells[4] == "78"  # both predicted: 80 images, one without a prediction by both, one by A
+    assert "second minus first" in text and "<td>second</td><td>first</td>" not in text
+    assert "accuracy and McNemar's test over all 80 images" in text
+
+
+def test_a_model_compared_with_itself_keeps_both_in_the_report(runs) -> None:
+    """`ferhub compare A A --out`: the table had the pair, the HTML one model and no comparison."""
+    from types import SimpleNamespace
+
+    from ferhub.report import runs_section
+
+    (entry, preds), _ = runs.values()
+    source = type("Source", (), {"name": "lfw", "split": "test", "__len__": lambda self: 0})()  # no images
+    run = SimpleNamespace(name="org/m", entry=entry, predictions=preds)
+    section = runs_section(source, [run, run])
+    assert list(section.entries) == ["org/m", "org/m (2)"] and list(section.predictions) == list(
+        section.entries
+    )
+    assert "Paired comparison on the same images" in report_html([section])
+
+
+def _as_file(preds: ImagePredictions, model: str) -> ImagePredictions:
+    return dataclasses.replace(preds, model=model, key="lfw:default:test")
+
+
+def test_predictions_of_other_images_are_named_and_left_out(runs, capsys) -> None:
+    """A key and a model name shared by runs on other images fed the paired table silently; a file that
+    matched no result was dropped without a word."""
+    from ferhub.commands.report import build_sections, predictions_mismatch
+
+    (a, pa), (b, pb) = runs.values()
+    results = [("m1", {"results": {"lfw:default:test": a}}), ("m2", {"results": {"lfw:default:test": b}})]
+    good = [_as_file(pa, "m1"), _as_file(pb, "m2")]
+    (section,) = build_sections(results, good, prediction_files=["m1.json", "m2.json"])
+    assert list(section.predictions) == ["m1", "m2"] and capsys.readouterr().err == ""
+    fewer = dataclasses.replace(good[1], y_true=good[1].y_true[:6], y_pred=good[1].y_pred[:6])
+    other = dataclasses.replace(good[0], y_pred=good[1].y_pred)  # as many images, other predictions
+    stray = _as_file(pa, "m3")
+    assert predictions_mismatch(fewer, b) == "it holds 6 images, the result 80"
+    assert predictions_mismatch(other, a) == "its predictions give another confusion matrix than the result's"
+    (section,) = build_sections(
+        results, [other, fewer, stray], prediction_files=["o.json", "f.json", "s.json"]
+    )
+    assert section.predictions == {}
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "ferhub report: o.json: left out of the paired comparison and thumbnails: not of the images of m1's "
+        "result on lfw:default:test (its predictions give another confusion matrix than the result's)",
+        "ferhub report: f.json: left out of the paired comparison and thumbnails: not of the images of m2's "
+        "result on lfw:default:test (it holds 6 images, the result 80)",
+        "ferhub report: s.json: matches no result given (model m3, key lfw:default:test); not used",
+    ]
+    # no-face rows (-1) have no cell, as evaluate --no-face wrong counts them
+    wrong = dataclasses.replace(good[0], y_pred=[-1, *good[0].y_pred[1:]])
+    cm = np.asarray(a["confusion_matrix"])
+    cm[wrong.y_true[0], good[0].y_pred[0]] -= 1
+    assert predictions_mismatch(wrong, {**a, "confusion_matrix": cm.tolist()}) is None
+
+
+def test_same_named_runs_find_their_own_predictions_in_any_order(runs, capsys) -> None:
+    from ferhub.commands.report import build_sections
+
+    (a, pa), (b, pb) = runs.values()
+    results = [
+        ("model", {"results": {"lfw:default:test": a}}),
+        ("model", {"results": {"lfw:default:test": b}}),
+    ]
+    files = [_as_file(pb, "model"), _as_file(pa, "model")]  # runB's file first
+    (section,) = build_sections(results, files, refs=["runA/model", "runB/model"])
+    assert section.predictions["model"] is files[1] and section.predictions["model (runB/model)"] is files[0]
+    assert capsys.readouterr().err == ""
+
+
+def test_report_takes_the_folder_evaluate_out_wrote(runs, tmp_path) -> None:
+    """`report --results eval_out` told the user to evaluate the output folder as a model."""
+    from ferhub import eval_results
+    from ferhub.commands.report import load_all_results
+
+    (a, _), (b, _) = runs.values()
+    out = tmp_path / "eval_out"
+    for name, entry in (("org--b", b), ("org--a", a), ("org--a.replaced-1", b)):
+        eval_results.write(out / name, {"lfw:default:test": entry}, render_card=False)
+    (out / "org--a.lfw--default--test.predictions.json").write_text("{}")
+    (out / "report.html").write_text("")
+    results, refs = load_all_results([str(out)])
+    assert refs == [str(out / "org--a"), str(out / "org--b")]  # not the copy of other weights moved aside
+    assert [r for _, r in results] == [
+        {"format_version": 1, "results": {"lfw:default:test": e}} for e in (a, b)
+    ]

@@ -452,6 +452,7 @@ def test_fer2013_csv_uses_public_test_to_select_and_private_test_to_report(tmp_p
     assert test["metrics"]["accuracy"] == summary["report"]["accuracy"]
     assert test["protocol"]["selected_on"] == "split val" and test["protocol"]["reported_on"] == "split test"
     assert "--test-split test" in test["command"]
+    assert test["no_face"] == {"count": 0, "policy": "precropped", "per_class": {c: 0 for c in FER7}}
     assert (
         "(split train, 56 images). Trained on 56 images; the epoch chosen on 14 images (split val); results "
         "reported on 14 images (split test)."
@@ -570,6 +571,46 @@ def test_trains_on_photos_through_detection_once(tmp_path: Path, capsys: pytest.
         "(left out of training and selection; the reported data keeps them"
         in (tmp_path / "c" / "model" / "README.md").read_text()
     )
+
+
+@pytest.mark.slow
+def test_the_reported_no_face_count_and_policy_are_evaluates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training's results said `no_face: {count: 0, policy: fallback}` whatever the data (the report showed
+    "0 (fallback)" where evaluate counts every image without a face), and "fallback" for --precropped."""
+    import images_corpus
+
+    from ferhub import evaluation
+    from ferhub.data import open_source
+
+    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "faces"
+    test = {"angry": [images_corpus.lfw_nonface(0), images_corpus.lfw_nonface(1)],
+            "happy": [images_corpus.lfw_nonface(2), images_corpus.astronaut()]}  # fmt: skip
+    train = {c: [images_corpus.lfw_nonface(10 + 4 * k + i) for i in range(4)] for k, c in enumerate(test)}
+    for split, classes in (("train", train), ("test", test)):
+        for c, images in classes.items():
+            (root / split / c).mkdir(parents=True)
+            for i, image in enumerate(images):
+                image.resize((112, 112) if image.width < 100 else image.size).save(
+                    root / split / c / f"{i}.png"
+                )
+    argv = ["--recipe", "seed002_kaskun", "--data", str(root), "--tiny", "--epochs", "1", "--no-progress",
+            "--face-cache", str(tmp_path / "cache")]  # fmt: skip
+    for extra, precropped in (([], None), (["--precropped"], True)):
+        out = tmp_path / f"run{len(extra)}"
+        main(get_args_parser().parse_args([*argv, *extra, "--output-dir", str(out)]))
+        (entry,) = json.loads((out / "model" / "eval_results.json").read_text())["results"].values()
+        (run,) = evaluation.evaluate(
+            str(out / "model"), open_source(str(root), "test"), precropped=precropped, n_resamples=10
+        )
+        assert entry["num_images"] == run.entry["num_images"] == 4
+        assert entry["no_face"] == run.entry["no_face"]
+        expected = {"count": 3, "policy": "fallback", "per_class": {"angry": 2, "happy": 1}}
+        if precropped:
+            expected = {"count": 0, "policy": "precropped", "per_class": {"angry": 0, "happy": 0}}
+        assert entry["no_face"] == expected
 
 
 def test_init_loads_a_local_checkpoint(tmp_path: Path) -> None:

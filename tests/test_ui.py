@@ -887,8 +887,15 @@ def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path:
     *_, table, _, _ = compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
     (row,) = table.value["data"]
     assert row[table.value["headers"].index("ECE")] == "-" and row[1].startswith("0.6250")
-    # ...and one that lacks what a figure needs: a message, not a crash
+    # ...one that lacks a class's recall: that bar left out, the rest drawn
     del entry["per_class"]["sad"]["recall"]
+    write_results(folder, {"faces.zip:default:test": entry}, render_card=False)
+    outputs = compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
+    bars = [json.loads(o.value["plot"])["data"] for o in outputs if isinstance(o, gr.Plot) and o.value]
+    (recall,) = [trace for data in bars for trace in data if trace.get("type") == "bar"]
+    assert dict(zip(recall["x"], recall["y"])) == {"happy": 0.75, "sad": None}
+    # ...and one whose numbers are not numbers: a message, not a crash
+    entry["per_class"]["sad"]["support"] = "four"
     write_results(folder, {"faces.zip:default:test": entry}, render_card=False)
     with pytest.raises(gr.Error, match=r"Cannot draw the results for 'faces\.zip:default:test'"):
         compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_column_arguments(p)
     add_scoring_arguments(p)
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--out", default=None, metavar="FILE", help="also write an HTML report (labelled data)")
+    p.add_argument("--out", default=None, metavar="FILE", help="also write an HTML report (with --data only)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the comparison as JSON")
 
 
@@ -52,13 +52,14 @@ def compare_runs(runs: list[Any]) -> dict[str, Any]:
 
 
 def format_pairs(result: dict[str, Any]) -> str:
-    header = ["A", "B", "agreement", "kappa"]
+    """The pairs as a text table; agreement and kappa are over the ``both predicted`` items of each pair."""
+    header = ["A", "B", "agreement", "kappa", "both predicted"]
     labelled = "mcnemar" in result["pairs"][0]
     if labelled:
         header += ["acc A", "acc B", "only A right", "only B right", "McNemar p"]
     rows = []
     for r in result["pairs"]:
-        row = [r["a"], r["b"], f"{r['agreement']:.4f}", f"{r['kappa']:.4f}"]
+        row = [r["a"], r["b"], f"{r['agreement']:.4f}", f"{r['kappa']:.4f}", str(r["num_compared"])]
         if labelled:
             mc = r["mcnemar"]
             row += [
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.models) < 2:
         print("ferhub compare: name at least two models", file=sys.stderr)
         return 2
-    if error := device_error(args.device):
+    if error := device_error(args.device) or _images_refused(args):
         print(f"ferhub compare: {error}", file=sys.stderr)
         return 2
     runs: list[Any] = []
@@ -97,8 +98,12 @@ def run(args: argparse.Namespace) -> int:
 
             files = iter_image_files(args.images)
             predictor = Predictor(args.models, device=args.device, no_face="skip")
-            result = evaluation.compare_on_images(predictor, [str(f) for f in files])
-            print(f"{result['num_faces']} faces in {len(files)} images")
+            result = evaluation.compare_on_images(predictor, [str(f) for f in files], on_error=_say)
+            unread = result.get("unreadable", {}).get("count", 0)
+            print(
+                f"{result['num_faces']} faces in {len(files)} images"
+                + (f" ({unread} could not be read)" if unread else "")
+            )
         else:
             source = evaluation.open_data(
                 args.data,
@@ -135,6 +140,32 @@ def run(args: argparse.Namespace) -> int:
     if args.out and runs:
         print(f"report: {_write_report(args.out, source, runs)}", file=sys.stderr)
     return 0
+
+
+def _images_refused(args: argparse.Namespace) -> str | None:
+    """Why ``--images`` cannot run as given (``--out``, a video named), before anything loads; else
+    ``None``."""
+    from ferhub.videoio import is_video_path
+
+    if not args.images:
+        return None
+    if args.out:  # the report is of labelled data: metrics, confusion matrices, McNemar's test
+        return "--out writes a report of labelled data (--data); with --images use --json"
+    videos = [p for p in args.images if is_video_path(p)]
+    if videos:
+        return (
+            f"{videos[0]}: --images compares photos, not videos; run `ferhub predict {videos[0]} --model A "
+            "--model B` to see several models on a video"
+        )
+    return None
+
+
+def _say(path: str | None, error: str) -> None:
+    """One line on stderr for an image that could not be read, naming it (as ``ferhub predict`` does)."""
+    from ferhub.writers import printable
+
+    text = error if path is None or error.startswith(path) else f"{path}: {error}"
+    print(f"ferhub compare: {printable(text)}", file=sys.stderr)
 
 
 def _write_report(out: str, source: Any, runs: list[Any]) -> Path:

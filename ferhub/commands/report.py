@@ -4,6 +4,7 @@ eval_results.json files and from the video results of ``ferhub predict --format 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="+",
         default=[],
         metavar="PATH|ID",
-        help="eval_results.json files, model folders, bundled names or Hub ids whose results to show",
+        help="eval_results.json files, model folders, bundled names or Hub ids whose results to show; a "
+        "folder `ferhub evaluate --out` wrote gives the results of every model folder in it",
     )
     p.add_argument(
         "--video",
@@ -76,15 +78,32 @@ def load_results(ref: str) -> tuple[str, dict[str, Any]]:
     return default_name, data
 
 
+def results_folders(ref: str) -> list[str]:
+    """The model folders with results in a folder that ``ferhub evaluate --out`` wrote (``DIR/<model>/``; not
+    the ``<model>.replaced-N`` copies of other weights moved aside there), or ``[ref]`` for anything else."""
+    from ferhub.hub import EVAL_RESULTS_NAME
+
+    path = Path(ref)
+    if not path.is_dir() or (path / EVAL_RESULTS_NAME).is_file() or (path / "config.json").is_file():
+        return [ref]  # a model folder (with or without results), or no folder
+    inner = sorted(
+        f
+        for f in path.iterdir()
+        if (f / EVAL_RESULTS_NAME).is_file() and not re.search(r"\.replaced-\d+$", f.name)
+    )
+    return [str(f) for f in inner] or [ref]
+
+
 def load_all_results(refs: list[str]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
-    """:func:`load_results` of each ref, and the refs that loaded (in order). A model without results (a
+    """:func:`load_results` of each ref, and the refs that loaded (in order); a folder that ``ferhub evaluate
+    --out`` wrote stands for its model folders (:func:`results_folders`). A model without results (a
     bundled model never evaluated) is named on stderr and the others are reported; the first such is raised
     when none has any. Anything else (no such model, a corrupt results file, the Hub down) is raised: a
     mistyped name never leaves a report quietly short of a model."""
     results: list[tuple[str, dict[str, Any]]] = []
     loaded: list[str] = []
     problems: list[Exception] = []
-    for ref in refs:
+    for ref in (folder for given in refs for folder in results_folders(given)):
         try:
             results.append(load_results(ref))
         except NoResults as e:
@@ -134,6 +153,33 @@ def load_videos(paths: list[str]) -> list[dict[str, Any]]:
     return entries
 
 
+def predictions_mismatch(predictions: Any, entry: dict[str, Any]) -> str | None:
+    """Why ``predictions`` (an :class:`~ferhub.evaluation.ImagePredictions`) are not the per-image rows of
+    ``entry``: another number of images, or a confusion matrix rebuilt from their ``y_true`` / ``y_pred`` that
+    is not the entry's (rows without a prediction have no cell, as ``ferhub evaluate`` counts them under
+    ``--no-face wrong``); ``None`` when they agree. A key and a model name shared by two runs on other images
+    (two folders named alike, results and files of different runs) would otherwise feed the paired table
+    silently."""
+    from ferhub.compare import align_matrix
+    from ferhub.metrics import confusion_matrix
+
+    rows, images = len(predictions.y_true), entry.get("num_images")
+    if isinstance(images, int) and images != rows:
+        return f"it holds {rows} images, the result {images}"
+    if entry.get("labels") and entry.get("confusion_matrix") is not None:
+        try:
+            cm = confusion_matrix(predictions.y_true, predictions.y_pred, len(predictions.labels))
+        except ValueError as e:  # class indices outside its labels: not a file evaluate wrote
+            return str(e)
+        both = list(dict.fromkeys([*entry["labels"], *predictions.labels]))
+        if (
+            align_matrix(cm, predictions.labels, both)
+            != align_matrix(entry["confusion_matrix"], entry["labels"], both)
+        ).any():
+            return "its predictions give another confusion matrix than the result's"
+    return None
+
+
 def build_sections(
     results: list[tuple[str, dict[str, Any]]],
     predictions: list[Any],
@@ -141,16 +187,19 @@ def build_sections(
     keys: list[str] | None = None,
     source: Any = None,
     refs: list[str] | None = None,
+    prediction_files: list[str] | None = None,
 ) -> list[Any]:
     """One report section per dataset key, each with every model that has results for it.
 
     Two results of one name for one key (every training run writes ``OUT/model``) are both shown, told apart
     by ``refs`` (what was given for each, e.g. ``runA/model``); the second used to replace the first. Their
-    predictions files, which name the model alike, go to them in the order given (the first ``model`` file to
-    the first ``model`` result): by name alone the last file went to the first result.
+    predictions files, which name the model alike, go to the first of them whose images they hold
+    (:func:`predictions_mismatch`), in the order given: by name alone the last file went to the first result.
+    A predictions file that is of no such result's images, or that matches no result, is named on stderr (by
+    ``prediction_files``, its path) and not used.
     """
     from ferhub.evaluation import image_reader
-    from ferhub.report import Section, misclassified_examples
+    from ferhub.report import Section, misclassified_examples, unique_name
 
     by_key: dict[str, dict[str, Any]] = {}
     shown_as: dict[tuple[str, str], list[str]] = {}  # (key, model name) -> the names its results are shown by
@@ -158,21 +207,37 @@ def build_sections(
         for key, entry in data["results"].items():
             if keys and key not in keys:
                 continue
-            name = base = (entry.get("model") or {}).get("id") or default_name
+            base = (entry.get("model") or {}).get("id") or default_name
             entries = by_key.setdefault(key, {})
-            if name in entries:
-                name = f"{name} ({refs[n] if refs else n + 1})"
-                while name in entries:
-                    name += "'"
+            name = unique_name(base, entries, refs[n] if refs else str(n + 1))
             entries[name] = entry
             shown_as.setdefault((key, base), []).append(name)
+    files = prediction_files or [f"the predictions of {p.model} on {p.key}" for p in predictions]
+    used: set[int] = set()
     sections = []
     for key, entries in by_key.items():
         preds: dict[str, Any] = {}
-        for p in predictions:
-            names = [n for n in shown_as.get((key, p.model), []) if n not in preds]
-            if p.key == key and names:
-                preds[names[0]] = p
+        for f, p in enumerate(predictions):
+            shown = shown_as.get((key, p.model), []) if p.key == key else []
+            if not shown:
+                continue
+            used.add(f)
+            # the first result of this name whose images the file holds (files of same-named runs given in
+            # another order than their results still find theirs)
+            names = [n for n in shown if n not in preds]
+            fits = [n for n in names if predictions_mismatch(p, entries[n]) is None]
+            if fits:
+                preds[fits[0]] = p
+                continue
+            if names:
+                why = f"not of the images of {names[0]}'s result on {key}"
+                why += f" ({predictions_mismatch(p, entries[names[0]])})"
+            else:
+                why = f"an earlier file holds the predictions of {shown[0]}'s result on {key}"
+            print(
+                f"ferhub report: {files[f]}: left out of the paired comparison and thumbnails: {why}",
+                file=sys.stderr,
+            )
         examples = {}
         if source is not None:  # thumbnails for the predictions of this source's images (by their indices)
             readers = {name: image_reader(p, source) for name, p in preds.items()}
@@ -180,6 +245,13 @@ def build_sections(
                 name: misclassified_examples(p, readers[name]) for name, p in preds.items() if readers[name]
             }
         sections.append(Section(title=key, entries=entries, predictions=preds, examples=examples))
+    for f, p in enumerate(predictions):
+        if f not in used and (not keys or p.key in keys):  # one --key leaves the files of others out
+            print(
+                f"ferhub report: {files[f]}: matches no result given (model {p.model}, key {p.key}); "
+                "not used",
+                file=sys.stderr,
+            )
     return sections
 
 
@@ -200,7 +272,9 @@ def run(args: argparse.Namespace) -> int:
         results, refs = load_all_results(args.results)
         predictions = [ImagePredictions.load(f) for f in args.predictions]
         source = open_data(args.data, args.split) if args.data else None
-        sections = build_sections(results, predictions, keys=args.key, source=source, refs=refs)
+        sections = build_sections(
+            results, predictions, keys=args.key, source=source, refs=refs, prediction_files=args.predictions
+        )
         if args.results and not sections:
             print("ferhub report: no results match; check --results and --key", file=sys.stderr)
             return 1

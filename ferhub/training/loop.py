@@ -264,6 +264,31 @@ def _tta_batches(chunk: torch.Tensor, config: ModelConfig, tta: str) -> list[tor
     return [eval_tensor([views[v] for views in per_crop], config) for v in range(len(per_crop[0]))]
 
 
+def no_face_record(
+    targets: np.ndarray,
+    fallback: np.ndarray,
+    data_labels: Sequence[str],
+    model_labels: Sequence[str],
+    *,
+    precropped: bool,
+) -> dict[str, Any]:
+    """An entry's ``no_face`` for reported crops, as ``ferhub evaluate`` records it on the same images: the
+    images where no face was found (``fallback``: the whole image stood in, so the policy is ``"fallback"``),
+    per class in the entry's labels; ``"precropped"`` and none where the crops were given. ``targets``: each
+    image once (not once per repeat)."""
+    from ferhub.metrics import LabelSpace
+
+    space = LabelSpace.build(data_labels, model_labels)
+    t = space.data_index[np.asarray(targets, dtype=np.int64)]
+    missing = np.zeros(len(t), dtype=bool) if precropped else np.asarray(fallback, dtype=bool)
+    per_class = np.bincount(t[missing], minlength=len(space.labels))
+    return {
+        "count": int(missing.sum()),
+        "policy": "precropped" if precropped else "fallback",
+        "per_class": {name: int(per_class[i]) for i, name in enumerate(space.labels)},
+    }
+
+
 def score(
     probs: np.ndarray,
     targets: np.ndarray,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,7 +30,7 @@ from ferhub.hub._weights import unwrap
 from ferhub.training.checkpoint import json_default
 from ferhub.training.distributed import Dist, barrier, init_distributed
 from ferhub.training.fit import FitResult, OnBest, fit
-from ferhub.training.loop import evaluate, score
+from ferhub.training.loop import evaluate, no_face_record, score
 from ferhub.training.protocol import FitFn, Plan, make_plan, released, run_plan, summarize_runs
 from ferhub.training.results import eval_results, recipe_markdown, result_entry
 from ferhub.training.settings import RecipeError, TrainConfig
@@ -233,6 +234,10 @@ class _Data:
         if self.opts.test_split is not None:
             return self._named(open_source(source, self.opts.test_split, **self._kw(source)), source, "test")
         return self._open(source, None, "test")
+
+    def crops_given(self, src: Any) -> bool:
+        """Whether ``src``'s images went in whole, as face crops (no detection; as materialize decides)."""
+        return bool(src.precropped if self.precropped is None else self.precropped)
 
     def crops(self, src: Any) -> Crops:
         from ferhub.data import FaceCache, materialize
@@ -453,11 +458,17 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     runs = run_plan(cfg, plan, session.out_dir, _fitter(cfg, opts, session), session.device, session.say)
     fold, chosen = released(cfg, runs)
     reported = summarize_runs(cfg, plan, runs)
+    # the report data's images once each (every repeat reports on the same ones): what evaluate would count
+    report_src = test_src if test is not None and not cfg.kfold else data.val_src
+    if cfg.kfold or report_src is None:  # the folds, or a share held out of the training data
+        report_src = data.train_src
+    reported["no_face"] = _no_face(data, report_src, [fr.report for fr in runs[0]], chosen)
     entries = [_entry(reported, data, plan.report_split, cfg)]
     if cfg.kfold and test is not None:  # k-fold reports on its folds; a test split is one more report
         probs = evaluate(chosen.result.model, torch.from_numpy(test.images), chosen.result.model.config,
                          device=session.device, tta=cfg.tta)  # fmt: skip
         extra = score(probs, test.targets, test.labels, chosen.result.model.config.labels)
+        extra["no_face"] = _no_face(data, test_src, [test], chosen)
         extra["protocol"] = {
             **reported["protocol"],
             "reported_on": f"split {names['test']}",
@@ -483,6 +494,19 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         _write_repo(cfg, opts, session, data.description(plan, also), plan, chosen.result.model, entries,
                     summary)  # fmt: skip
     return summary
+
+
+def _no_face(data: _Data, src: Any, crops: list[Crops], chosen: Any) -> dict[str, Any]:
+    """The ``no_face`` of an entry reported on ``crops`` of ``src``: :func:`no_face_record` (the metrics'
+    default said 0 images without a face, policy fallback, whatever the data)."""
+    fallback = [c.fallback if c.fallback is not None else np.zeros(len(c), dtype=bool) for c in crops]
+    return no_face_record(
+        np.concatenate([c.targets for c in crops]),
+        np.concatenate(fallback),
+        crops[0].labels,
+        chosen.result.model.config.labels,
+        precropped=data.crops_given(src),
+    )
 
 
 # the card's Evaluation section serves results of `ferhub evaluate` too: say who measured these
