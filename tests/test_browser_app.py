@@ -412,6 +412,32 @@ def test_webcam_without_camera_access_says_so(driver: Any, app_url: str) -> None
     assert start.text == "Start" and "fh-live-error" in status.get_attribute("class")
 
 
+def test_webcam_streams_on_past_frames_the_server_is_too_busy_for(driver: Any, app_url: str) -> None:
+    """A frame refused as one too many in flight (429 with ``Retry-After``) is dropped and the stream goes
+    on; the 429 of a run's time limit still stops it."""
+    from selenium.webdriver.common.by import By
+
+    open_webcam(driver, app_url)
+    driver.execute_script(
+        "window.__busy = 4; window.__limit = false; const fetch = window.fetch;"
+        "const refuse = (error, headers) => Promise.resolve("
+        "  new Response(JSON.stringify({ error }), { status: 429, headers }));"
+        "window.fetch = (url, ...a) => !String(url).includes('webcam/frame') ? fetch(url, ...a)"
+        "  : window.__busy-- > 0 ? refuse('Too many frames in flight for this page.', { 'retry-after': '1' })"
+        "  : window.__limit ? refuse('The camera stops after 10 minutes; press Start again.', {})"
+        "  : fetch(url, ...a);"
+    )
+    start = driver.find_element(By.ID, "webcam-start")
+    start.click()
+    output = driver.find_element(By.ID, "webcam-output")
+    wait_for(lambda: int(output.get_attribute("data-frames") or 0) >= 3, what="frames after the busy replies")
+    status = driver.find_element(By.ID, "webcam-fps")
+    assert start.text == "Stop" and "fh-live-error" not in status.get_attribute("class")
+    driver.execute_script("window.__limit = true;")
+    wait_for(lambda: start.text == "Start", what="the stream stopped at its time limit")
+    assert "press Start again" in status.text and "fh-live-error" in status.get_attribute("class")
+
+
 def test_webcam_frames_are_posted_at_most_640_px(driver: Any, app_url: str) -> None:
     """A camera that gives 1280x720 although the page asks for 640x480 (Firefox and Safari take one of the
     camera's own modes) streams 640x360 frames: what comes back drawn is that size."""

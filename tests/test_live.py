@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -248,3 +249,175 @@ def test_the_route_reaches_python_behind_gradios_node_proxy() -> None:
         [node, "--input-type=module", "-e", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.split() == ["python", "sveltekit"]
+
+
+def test_a_pages_backlog_waits_without_a_thread_and_beyond_a_few_is_refused(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client keeping many frames in flight on its page's session: they wait for their turn holding no
+    worker thread (anyio's, shared with Gradio's events), so other pages stream on; beyond
+    :data:`live.MAX_WAITING` waiting the route says 429 with ``Retry-After`` (the page drops that frame)."""
+    flooder, other = live.new_id(), live.new_id()
+    held, release, entered = live.SESSIONS.get(flooder), threading.Event(), []
+    real = live.process
+
+    def process(body: bytes, page: live.Live, start: bool = False) -> tuple[bytes, str]:
+        if page is held:
+            entered.append(threading.current_thread())
+            assert release.wait(60)
+        return real(body, page, start)
+
+    monkeypatch.setattr(live, "process", process)
+    frame = jpeg(hopper())
+    replies: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: replies.append(post(client, flooder, frame)))
+        for _ in range(1 + live.MAX_WAITING)
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while (len(entered) < 1 or len(held.turns._queue) < live.MAX_WAITING) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert len(entered) == 1 and len(held.turns._queue) == live.MAX_WAITING  # one thread, four waiting
+        refused = post(client, flooder, frame)
+        assert refused.status_code == 429 and "Too many frames in flight" in refused.json()["error"]
+        assert refused.headers["retry-after"] == "1"
+        assert post(client, other, frame, start=True).status_code == 200  # another page is not held up
+    finally:
+        release.set()
+        for t in threads:
+            t.join()
+    assert [r.status_code for r in replies] == [200] * (1 + live.MAX_WAITING) and len(entered) == 5
+    assert held.session.frame == 1 + live.MAX_WAITING
+
+
+def test_turns_pass_on_past_a_waiter_that_went_away() -> None:
+    """A frame whose request is cancelled while it waits (or just as its turn comes) never keeps the turn."""
+    import asyncio
+
+    async def scenario() -> None:
+        turns = live.Turns(1, 2)
+        await turns.__aenter__()
+        first, second = (asyncio.create_task(turns.__aenter__()) for _ in "ab")
+        await asyncio.sleep(0)
+        with pytest.raises(live.LiveError) as refused:
+            await turns.__aenter__()
+        assert refused.value.status == 429
+        first.cancel()  # gone while waiting
+        await asyncio.sleep(0)
+        await turns.__aexit__()  # the turn goes to the second
+        await asyncio.wait_for(second, 5)
+        third = asyncio.create_task(turns.__aenter__())
+        await asyncio.sleep(0)
+        await turns.__aexit__()  # handed to the third, which is cancelled before it runs: passed on
+        third.cancel()
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(turns.__aenter__(), 5)  # free again
+        await turns.__aexit__()
+        assert turns._free == 1 and not turns._queue
+
+    asyncio.run(scenario())
+
+
+def test_a_chunked_upload_is_stopped_at_the_frame_limit(sid: str) -> None:
+    """A body without a length (chunked) is read only until it passes :data:`live.MAX_FRAME_BYTES`: 413,
+    and the rest is never received (300 MB of it here)."""
+    import asyncio
+
+    chunks = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal chunks
+        chunks += 1
+        return {"type": "http.request", "body": b"\0" * (1 << 20), "more_body": chunks < 300}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": live.ROUTE,
+        "raw_path": live.ROUTE.encode(),
+        "root_path": "",
+        "query_string": f"session={sid}".encode(),
+        "headers": [(b"content-type", b"image/jpeg"), (b"transfer-encoding", b"chunked")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(Starlette(routes=live.routes())(scope, receive, send))
+    assert sent[0]["status"] == 413 and b"camera frame of over 8 MB" in sent[1]["body"]
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert chunks == (live.MAX_FRAME_BYTES >> 20) + 1
+
+
+def test_a_dropped_session_streams_on_with_the_pages_settings(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server drops a page's session (other pages streamed since, or it was idle): its next frames keep
+    the model and "Record timeline" the page set (and still shows), and its status says what was lost."""
+    other_model = "ferhub/faceapi-expression"
+    monkeypatch.setattr(live, "MAX_SESSIONS", 2)
+    page = live.new_id()
+    live.set_model(page, other_model)
+    live.set_record(page, True)
+    for step in range(3):
+        reply = post(client, page, jpeg(hopper(2 * step)), start=step == 0)
+    assert status(reply).endswith("recording 3 frames")
+    for _ in range(2):  # two other pages stream
+        assert post(client, live.new_id(), jpeg(hopper()), start=True).status_code == 200
+    assert live.SESSIONS.find(page) is None
+    with pytest.raises(gr.Error, match="dropped this page's webcam session to make room") as e:
+        webcam.timeline(
+            page
+        )  # not "Nothing recorded yet: tick 'Record timeline'", which the page shows ticked
+    assert e.value.print_exception is False
+    reply = post(client, page, jpeg(hopper()), start=True)
+    assert reply.status_code == 200
+    text = status(reply)
+    assert "1 face · recording 1 frames · " in text
+    assert text.endswith(
+        "the server had dropped this page's session to make room for other pages: recording starts again"
+    )
+    assert live.SESSIONS.find(page).model == other_model
+    live.SESSIONS.get(page).notice_until = time.monotonic() - 1  # said for the first seconds only
+    assert status(post(client, page, jpeg(hopper(2)))).endswith("1 face · recording 2 frames")
+    assert [r[0] for r in webcam.timeline(page)[1]] == [1]
+
+    sessions = live.Sessions()  # an idle page's session, dropped when another page comes
+    idle, newer = sessions.issue(), sessions.issue()
+    sessions.get(idle).used -= live.IDLE_SECONDS + 1
+    sessions.get(newer)
+    assert sessions.find(idle) is None and sessions.get(idle).dropped == "after 15 idle minutes"
+
+
+def test_recording_says_when_it_stops_at_its_limit(
+    client: TestClient, sid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webcam, "MAX_RECORDED_FRAMES", 2)
+    live.set_record(sid, True)
+    texts = [status(post(client, sid, jpeg(hopper(2 * step)), start=step == 0)) for step in range(4)]
+    assert texts[0].endswith("recording 1 frames")
+    for text in texts[1:]:  # from then on, while the camera streams on
+        assert text.endswith("recording stopped at 2 frames: the limit is 2 (~0 seconds at 30 fps)")
+    assert len(live.SESSIONS.find(sid).recording) == 2 and live.SESSIONS.find(sid).frame == 4
+
+
+def test_the_rate_after_start_again_is_the_new_runs(client: TestClient, sid: str) -> None:
+    """Stop, a pause, Start: the frames per second shown are the new run's, not diluted by the pause."""
+    from collections import deque
+
+    for step in range(4):
+        post(client, sid, jpeg(hopper(step)), start=step == 0)
+    session = live.SESSIONS.find(sid)
+    session.times = deque([t - 100 for t in session.times], maxlen=30)  # they came 100 s ago
+    post(client, sid, jpeg(hopper()), start=True)
+    reply = post(client, sid, jpeg(hopper(1)))
+    assert float(status(reply).split(" fps")[0]) > 1

@@ -14,19 +14,25 @@ in flight, so the page uploads the next while the server works on the one before
 A session (:class:`WebcamSession`, the tracker, the smoother and the recording of one page) lives here under
 the id a page gets when it loads (:func:`new_id`, the value of the tab's ``gr.HTML``), which the tab's Gradio
 events (model, recording, snapshot, timeline) pass on. Frames of one session are processed one at a time, in
-the order they come. The route takes only ids the server gave: a page gets one through a Gradio event, so a
-deployment behind Gradio's ``auth=`` (or an ``auth_dependency``) keeps the route to the visitors it lets in.
+the order they come; they wait for their turn (:class:`Turns`) on the event loop, not in a worker thread, so
+a page's backlog delays only that page (beyond :data:`MAX_WAITING` of them a frame is refused with 429), and
+never Gradio's events, which share anyio's worker threads. The route takes only ids the server gave: a page
+gets one through a Gradio event, so a deployment behind Gradio's ``auth=`` (or an ``auth_dependency``) keeps
+the route to the visitors it lets in. A page whose session was dropped (:data:`MAX_SESSIONS`,
+:data:`IDLE_SECONDS`) streams on with the model and "Record timeline" it had set, and its status says that
+the server dropped it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import re
 import threading
 import time
 import urllib.parse
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +51,8 @@ MAX_ISSUED = 10_000  # ids given to pages (most never stream); the oldest beyond
 IDLE_SECONDS = 15 * 60  # a page gone this long is dropped (its recording with it)
 TIME_LIMIT = 10 * 60  # seconds one run of the camera may stream; the page's Start begins a new run
 CONCURRENCY = 4  # frames processed at once, all sessions together
+MAX_WAITING = 4  # frames of one page waiting for their turn (the page keeps 2 in flight); beyond: 429
+NOTICE_SECONDS = 10  # how long a re-made session's status says why
 JPEG_QUALITY = 80
 _ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 _BYTES = re.compile(r"^<\d+ bytes>: ")  # how ferhub.images names an image given as bytes
@@ -53,9 +61,66 @@ _BYTES = re.compile(r"^<\d+ bytes>: ")  # how ferhub.images names an image given
 class LiveError(Exception):
     """A frame the server does not take: the HTTP status and the message the page shows."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
+
+
+class Turns:
+    """At most ``size`` holders at once (``async with``), the others served in the order they came; waiting
+    costs no thread. ``waiting``: how many may wait, beyond which :class:`LiveError` 429 (``None``: no bound).
+
+    A waiter's turn is a future on its own event loop, handed over from whichever thread releases, so one
+    ``Turns`` serves any number of event loops (a test client runs one per request)."""
+
+    def __init__(self, size: int, waiting: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._free = size
+        self._waiting = waiting
+        self._queue: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = deque()
+
+    async def __aenter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._free:
+                self._free -= 1
+                return
+            if self._waiting is not None and len(self._queue) >= self._waiting:
+                # Retry-After: the page drops this frame and streams on (the 429 of TIME_LIMIT stops it)
+                raise LiveError(429, "Too many frames in flight for this page.", {"retry-after": "1"})
+            turn = loop.create_future()
+            self._queue.append((loop, turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, turn) in self._queue:  # never handed its turn
+                    self._queue.remove((loop, turn))
+                    raise
+            if not turn.cancelled():  # handed its turn before the cancellation: pass it on
+                self._release()
+            raise  # (a turn handed to a cancelled future is passed on by _hand)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            while self._queue:
+                loop, turn = self._queue.popleft()
+                try:
+                    loop.call_soon_threadsafe(self._hand, turn)
+                    return
+                except RuntimeError:  # its event loop has closed: nobody waits on it
+                    continue
+            self._free += 1
+
+    def _hand(self, turn: asyncio.Future) -> None:
+        if turn.cancelled():
+            self._release()
+        else:
+            turn.set_result(None)
 
 
 @dataclass
@@ -68,6 +133,9 @@ class Live:
     started: float = 0.0  # when the page's current run of the camera began
     used: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    turns: Turns = field(default_factory=lambda: Turns(1, MAX_WAITING))  # its frames, one at a time
+    dropped: str = ""  # why the server had dropped this page's earlier session ("after 15 idle minutes")
+    notice_until: float | None = None  # its status says so until then (from the first frame after)
 
 
 class Sessions:
@@ -77,6 +145,9 @@ class Sessions:
         self._lock = threading.Lock()
         self._live: OrderedDict[str, Live] = OrderedDict()
         self._issued: OrderedDict[str, None] = OrderedDict()
+        # pages whose stream was dropped: (model, record, why), so that the stream made again for the page
+        # keeps the settings its controls still show; bounded as the ids are
+        self._dropped: OrderedDict[str, tuple[str | None, bool, str]] = OrderedDict()
         self.default_model: str | None = None  # the tab's picker's first value, until a page picks another
 
     def issue(self) -> str:
@@ -91,25 +162,34 @@ class Sessions:
         return sid
 
     def get(self, sid: Any) -> Live:
-        """The stream under ``sid``, made on first use; ``LiveError`` for an id no page has (400) or one this
-        server did not give (403: made up, or from before a restart)."""
+        """The stream under ``sid``, made on first use (made again, with the page's model and "Record
+        timeline", after it was dropped); ``LiveError`` for an id no page has (400) or one this server did not
+        give (403: made up, or from before a restart)."""
         if not isinstance(sid, str) or not _ID.fullmatch(sid):
             raise LiveError(400, "No webcam session: reload the page.")
         now = time.monotonic()
         with self._lock:
             live = self._live.pop(sid, None)
             if live is None:
-                if sid not in self._issued:
+                dropped = self._dropped.pop(sid, None)
+                if dropped is None and sid not in self._issued:
                     raise LiveError(
                         403, "This page's webcam session is unknown to the server: reload the page."
                     )
                 live = Live(model=self.default_model)
+                if dropped is not None:
+                    live.model, live.record, live.dropped = dropped
             live.used = now
             self._live[sid] = live
             while len(self._live) > MAX_SESSIONS or (
                 len(self._live) > 1 and now - next(iter(self._live.values())).used > IDLE_SECONDS
             ):
-                self._live.popitem(last=False)
+                old_sid, old = self._live.popitem(last=False)
+                idle = now - old.used > IDLE_SECONDS
+                why = f"after {IDLE_SECONDS // 60} idle minutes" if idle else "to make room for other pages"
+                self._dropped[old_sid] = (old.model, old.record, why)
+                while len(self._dropped) > MAX_ISSUED:
+                    self._dropped.popitem(last=False)
             return live
 
     def find(self, sid: Any) -> Any:
@@ -123,7 +203,7 @@ class Sessions:
 
 
 SESSIONS = Sessions()
-_WORKING = threading.BoundedSemaphore(CONCURRENCY)
+_WORKING = Turns(CONCURRENCY)
 
 
 def new_id() -> str:
@@ -143,8 +223,15 @@ def _page(sid: str) -> Live:
 
 def session_of(sid: str) -> Any:
     """The webcam session of the page ``sid`` (``None`` before its first frame); ``gr.Error`` for an id the
-    server never gave."""
-    return _page(sid).session
+    server never gave, or one whose session the server dropped (and no frame came since)."""
+    import gradio as gr
+
+    live = _page(sid)
+    if live.session is None and live.dropped:
+        lost = ", its recording with it" if live.record else ""
+        why = f"The server had dropped this page's webcam session {live.dropped}{lost}"
+        raise gr.Error(f"{why}: start the camera again.", title="Webcam")
+    return live.session
 
 
 @visitors.action("webcam_model", retry="Try again.")  # a refused id: one toast, one log line, no traceback
@@ -167,9 +254,9 @@ def set_record(sid: str, record: bool) -> None:
             clear_recording(live.session, live.record)
 
 
-def process(body: bytes, sid: str, start: bool = False) -> tuple[bytes, str]:
-    """One posted frame -> (the drawn frame as JPEG, the status line); ``LiveError`` for what the page must
-    be told."""
+def process(body: bytes, live: Live, start: bool = False) -> tuple[bytes, str]:
+    """One posted frame of the page's stream ``live`` -> (the drawn frame as JPEG, the status line);
+    ``LiveError`` for what the page must be told. Its caller holds the stream's turn."""
     import gradio as gr
 
     from ferhub.errors import ImageDecodeError
@@ -177,7 +264,6 @@ def process(body: bytes, sid: str, start: bool = False) -> tuple[bytes, str]:
     from ferhub.ui import state, visitors
     from ferhub.ui.webcam import process_frame
 
-    live = SESSIONS.get(sid)
     try:
         image = load_image(body, max_pixels=state.MAX_PIXELS)
     except ImageDecodeError as e:
@@ -185,18 +271,25 @@ def process(body: bytes, sid: str, start: bool = False) -> tuple[bytes, str]:
         advice = f"pick a camera resolution of {state.MAX_PIXELS / 1e6:g} MP or less"
         why = state._for_visitors(_BYTES.sub("", str(e)), advice)
         raise LiveError(400, f"Not a usable camera frame: {why}") from None
-    # one frame of a page at a time (its tracker and recording follow the frames in order), and at most
-    # CONCURRENCY frames of all pages at once
-    with live.lock, _WORKING:
+    with live.lock:
         now = time.monotonic()
         if start or not live.started:
             live.started = now
+            if live.session is not None:  # the rate shown is the new run's, not one diluted by the pause
+                live.session.times.clear()
         elif now - live.started > TIME_LIMIT:
             raise LiveError(429, f"The camera stops after {TIME_LIMIT // 60} minutes; press Start again.")
         try:
             drawn, text, live.session = process_frame(image, live.session, live.model, live.record)
         except gr.Error as e:
             raise LiveError(422, visitors.user_error(e.message, e.title, action="webcam").message) from None
+        if live.dropped:
+            live.notice_until = live.notice_until or now + NOTICE_SECONDS
+            if now < live.notice_until:
+                again = "recording starts again" if live.record else "face numbers start again"
+                text += f" · the server had dropped this page's session {live.dropped}: {again}"
+            else:
+                live.dropped, live.notice_until = "", None
     out = io.BytesIO()
     drawn.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue(), text
@@ -207,16 +300,25 @@ async def _frame(request: Any) -> Any:
     from starlette.responses import JSONResponse, Response
 
     try:
+        # with the connection closed: the rest of the upload is neither received nor buffered
+        too_large = LiveError(
+            413, f"A camera frame of over {MAX_FRAME_BYTES >> 20} MB.", {"connection": "close"}
+        )
         if int(request.headers.get("content-length") or 0) > MAX_FRAME_BYTES:
-            raise LiveError(413, f"A camera frame of over {MAX_FRAME_BYTES >> 20} MB.")
-        body = await request.body()
-        if len(body) > MAX_FRAME_BYTES:
-            raise LiveError(413, f"A camera frame of over {MAX_FRAME_BYTES >> 20} MB.")
+            raise too_large
+        body = bytearray()
+        async for chunk in request.stream():  # (a chunked upload has no length to check first)
+            body += chunk
+            if len(body) > MAX_FRAME_BYTES:
+                raise too_large
         params = request.query_params
-        start = params.get("start") == "1"
-        jpeg, text = await to_thread.run_sync(process, body, params.get("session"), start)
+        live = SESSIONS.get(params.get("session"))  # (once the body is in, as before: the connection goes on)
+        # one frame of a page at a time (its tracker and recording follow the frames in order), and at most
+        # CONCURRENCY frames of all pages at once; each waits for its turn here, holding no thread
+        async with live.turns, _WORKING:
+            jpeg, text = await to_thread.run_sync(process, bytes(body), live, params.get("start") == "1")
     except LiveError as e:
-        return JSONResponse({"error": str(e)}, status_code=e.status)
+        return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers)
     except Exception:
         log.exception("webcam frame failed")
         return JSONResponse({"error": "Something went wrong on the server (it logged the details)."}, 500)

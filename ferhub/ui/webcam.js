@@ -114,6 +114,8 @@ async function post(mine_run) {
       return;
     }
     if (!live()) return;
+    // busy with this page's earlier frames (an earlier run's posts still in flight): this frame is dropped
+    if (reply.status === 429 && reply.headers.has("retry-after")) continue;
     if (!reply.ok) {
       let message = `The server refused the frame (${reply.status})`;
       try {

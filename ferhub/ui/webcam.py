@@ -17,7 +17,8 @@ from PIL import Image
 from ferhub.tracking import FaceTracker, Smoother, appearance
 from ferhub.ui import state, visitors
 
-# a recording keeps one small dict per frame; at ~15 fps this is ten minutes
+# a recording keeps one small dict per frame (~10 KB with five faces, with its summaries): at the ~30 fps the
+# tab reaches (README, "App" under Benchmarks) this is five minutes, ~90 MB; the status says when it stopped
 MAX_RECORDED_FRAMES = 9000
 # the model picker's least width (px): a bundled or zoo model's name fits, and beside it no other control
 # fits a phone's row (390 px)
@@ -193,7 +194,16 @@ def process_frame(
     colors = [label_color(f.smoothed_label) for f in results]
     annotated = draw_boxes(image, [f.face.box for f in results], texts, colors)
     count = "1 face" if len(results) == 1 else f"{len(results)} faces"
-    rec = f" · recording {len(session.recording)} frames" if record else ""
+    rec = ""
+    if record and len(session.recording) < MAX_RECORDED_FRAMES:
+        rec = f" · recording {len(session.recording)} frames"
+    elif record:
+        seconds = MAX_RECORDED_FRAMES / 30
+        span = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:.0f} seconds"
+        rec = (
+            f" · recording stopped at {len(session.recording)} frames:"
+            f" the limit is {MAX_RECORDED_FRAMES} (~{span} at 30 fps)"
+        )
     return annotated, f"{fps:.1f} fps · {count}{rec}", session
 
 
