@@ -250,6 +250,12 @@ def net_graphs() -> dict[str, bytes]:
     return {name: _onnx.cached(_graph_key(name), functools.partial(_build, name)) for name in _NETS}
 
 
+def net_session(name: str, threads: int) -> Any:
+    """An ONNX Runtime session of one net's graph (see :func:`net_graphs`); a cached graph that does not load
+    is built again (:func:`ferhub._onnx.cached_session`)."""
+    return _onnx.cached_session(_graph_key(name), functools.partial(_build, name), threads)[0]
+
+
 def graphs_cached() -> bool:
     """Whether :func:`net_graphs` finds every net's graph in this process or on this machine. Without them, a
     process's first detection exports them and, on a fresh install, Numba compiles the kernels too: ~10 s
@@ -407,7 +413,7 @@ class OnnxMTCNN:
         # 25.2 -> 23.8 ms quiet, 72.8 -> 47.7 ms with the load average at 18; split into two streams of whole
         # calls instead, no operator waits for the other thread (bench/detect.py --streams).
         per_stream = self.threads // self.streams
-        self.sessions = {name: _onnx.session(graph, per_stream) for name, graph in net_graphs().items()}
+        self.sessions = {name: net_session(name, per_stream) for name in _NETS}
         # the second stream: one worker thread, started on first use; a forked child does not have it (it
         # would wait for it forever), so only the process that made it uses it
         self._stream = ThreadPoolExecutor(1, thread_name_prefix="ferhub-nets") if self.streams == 2 else None
@@ -522,7 +528,12 @@ class OnnxMTCNN:
             while halvings[-1].shape[2] >= 2 * size[0] and halvings[-1].shape[3] >= 2 * size[1]:
                 last = halvings[-1]
                 halvings.append(self._resize(last, (last.shape[2] // 2, last.shape[3] // 2)))
-            source = next(t for t in reversed(halvings) if t.shape[2] >= size[0] and t.shape[3] >= size[1])
+            # the smallest halving still at least this large; the photo itself when a min_face_size under
+            # P-net's 12 px window asks for a first level larger than the photo (then halvings[0])
+            source = next(
+                (t for t in reversed(halvings) if t.shape[2] >= size[0] and t.shape[3] >= size[1]),
+                halvings[0],
+            )
             if stream is not None and not levels:  # the second stream resizes it and runs P-net on it
                 levels.append((None, size[1] / w, size[0] / h))
                 first = _queued(stream, self._first_level, source, size, levels[0])

@@ -119,9 +119,11 @@ def _metadata(model: nn.Module) -> dict[str, str]:
 
 
 def _write_graph(model: nn.Module, path: Path) -> bytes:
+    """Export ``model``'s graph to ``path`` with :func:`_metadata`. Built fresh, not taken from the ONNX
+    cache: an export is the reference others run, and building takes well under a second."""
     import onnx
 
-    proto = onnx.load_from_string(_onnx.classifier_graph(model))
+    proto = onnx.load_from_string(_onnx.build_classifier_graph(model))
     for key, value in _metadata(model).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -131,11 +133,10 @@ def _write_graph(model: nn.Module, path: Path) -> bytes:
 
 
 def _verify(model: nn.Module, graph: bytes, batch: np.ndarray) -> float:
-    session = _onnx.session(graph)
-    got = _onnx.softmax(session.run(None, {"input": batch})[0])
-    return _onnx._check(
-        model.config.architecture, _onnx.torch_probabilities(model, batch), got, _onnx.TOLERANCE
-    )
+    """The graph's logits on ``batch`` against ``model``'s (:func:`ferhub._onnx.check_logits`); the largest
+    probability difference."""
+    got = _onnx.session(graph).run(None, {"input": batch})[0]
+    return _onnx.check_logits(model.config.architecture, _onnx.torch_logits(model, batch), got)
 
 
 def _quantize(model: nn.Module, fp32: Path, out: Path, batch: np.ndarray) -> float:
@@ -406,10 +407,11 @@ def _install(stage: Path, folder: Path, names: list[str]) -> None:
 
 def check_graphs(folder: str | os.PathLike, model: nn.Module) -> list[str]:
     """The ONNX graphs :func:`export_onnx` wrote in ``folder`` (``model.onnx``, ``model.int8.onnx``,
-    ``member-N.onnx``), each checked against ``model``, the folder's own weights: fp32 graphs on random
-    inputs (:data:`ferhub._onnx.TOLERANCE`), the int8 graph by the weights hash it shares with
-    ``model.onnx``. A graph of other weights (the model retrained or edited after its export) raises
-    :class:`ModelLoadError`: pushed, it would disagree with the weights beside it."""
+    ``member-N.onnx``), each checked against ``model``, the folder's own weights: fp32 graphs by the weights
+    hash in their metadata (:func:`ferhub._onnx.weights_hash` of their model) and on random inputs
+    (:func:`ferhub._onnx.check_logits`), the int8 graph by the weights hash it shares with ``model.onnx``. A
+    graph of other weights (the model retrained or edited after its export) raises :class:`ModelLoadError`:
+    pushed, it would disagree with the weights beside it."""
     from ferhub.errors import ModelLoadError
 
     folder = Path(folder)
@@ -427,6 +429,12 @@ def check_graphs(folder: str | os.PathLike, model: nn.Module) -> list[str]:
         if target is None:
             architecture = model.config.architecture
             raise ModelLoadError(f"{folder / name} is not a graph of this model ({architecture}); {fix}")
+        # random inputs can miss a small change of the weights; the hash export_onnx wrote cannot
+        if _weights_hash_of(folder / name) != _onnx.weights_hash(target):
+            raise ModelLoadError(
+                f"{folder / name} does not match the folder's weights (the weights hash in its metadata is"
+                f" not theirs: exported before they changed, or not by `ferhub export`); {fix}"
+            )
         try:
             _verify(target, (folder / name).read_bytes(), _random_batch(target))
         except Exception as e:  # disagreeing, or not a graph ONNX Runtime can run at all

@@ -623,6 +623,12 @@ def test_uncached_id_offline_fails_fast_with_a_fix(
     msg = str(e.value)
     assert "'org/not-cached' is not in the local cache" in msg and "HF_HUB_OFFLINE=1" in msg
     assert "unset HF_HUB_OFFLINE" in msg and "hf download org/not-cached --local-dir DIR" in msg
+    with pytest.raises(hub.ModelLoadError) as e:  # a revision: the download command fetches that one
+        hub.load("org/not-cached@v1")
+    assert "hf download org/not-cached --revision v1 --local-dir DIR" in str(e.value)
+    with pytest.raises(hub.ModelLoadError) as e:  # a bundled name at a revision: the fix is to drop it
+        hub.load(f"{hub.DEFAULT_MODEL}@main")
+    assert str(e.value).endswith(f": `{hub.DEFAULT_MODEL}` without `@main`.")
 
 
 def test_unreachable_hub_fails_fast(

@@ -82,6 +82,19 @@ def test_onnx_detector_finds_the_same_faces_as_the_torch_path(detectors) -> None
     assert found >= 15  # the group's five, the bundled photos' and the LFW faces
 
 
+@pytest.mark.parametrize(("min_face_size", "size"), [(6, (300, 352)), (20, (4000, 3000))])
+def test_a_min_face_size_under_p_nets_window_upscales_like_the_torch_path(
+    min_face_size: int, size: tuple[int, int]
+) -> None:
+    # 6 px faces in a small photo, or 20 px ones in a 4000 px photo detected on a 1024 px copy, ask for a
+    # first pyramid level larger than the image P-net sees: it is upscaled from it (the ONNX path raised
+    # StopIteration, "internal error" in `ferhub predict --min-face-size 20 big.jpg`)
+    photo = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB").resize(size)
+    onnx_faces = FaceDetector(min_face_size=min_face_size, runtime="onnx").detect(photo)
+    torch_faces = FaceDetector(min_face_size=min_face_size, runtime="torch").detect(photo)
+    assert len(matched(onnx_faces, torch_faces)) == 1
+
+
 def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> None:
     """The P-net graph's peaks (``_peaks_graph``: a 3x3 max-pool) against the definition, on random maps with
     ties: one level, or several packed levels apart from each other with unused (-1) cells between them, as
@@ -490,7 +503,13 @@ def test_exported_graphs_are_cached_on_disk_by_weights_hash(isolated_hf) -> None
     _onnx.OnnxClassifier(model)
     files = list((isolated_hf / "ferhub" / "onnx").glob("*.onnx"))
     assert len(files) == 1 and files[0].stem == _onnx.weights_hash(
-        model, _onnx.EXPORT_VERSION, _onnx.OPSET, torch.__version__, 1, model.config.input_size
+        model,
+        _onnx.EXPORT_VERSION,
+        _onnx.OPSET,
+        torch.__version__,
+        1,
+        model.config.input_size,
+        _onnx.code_hash(model),
     )
     with torch.no_grad():
         next(model.parameters()).add_(1.0)  # other weights: another graph

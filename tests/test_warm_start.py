@@ -66,8 +66,8 @@ def test_classifier_is_checked_against_torch_once_per_graph(isolated_hf: Path, m
     key = _onnx.classifier_key(model)
     assert (_onnx.cache_dir() / f"{key}.passed.json").is_file()
     checks: list[int] = []
-    reference = _onnx.torch_probabilities
-    monkeypatch.setattr(_onnx, "torch_probabilities", lambda m, b: checks.append(1) or reference(m, b))
+    reference = _onnx.torch_logits
+    monkeypatch.setattr(_onnx, "torch_logits", lambda m, b: checks.append(1) or reference(m, b))
     monkeypatch.setattr(_onnx, "_MEMORY", {})  # as in a new process
     monkeypatch.setattr(_onnx, "_PASSED", {})
     warm = _onnx.OnnxClassifier(model)
@@ -76,14 +76,23 @@ def test_classifier_is_checked_against_torch_once_per_graph(isolated_hf: Path, m
     batch = np.random.default_rng(1).standard_normal((3, model.config.channels, size, size))
     batch = batch.astype(np.float32)
     np.testing.assert_array_equal(warm(batch), first(batch))
-    # another graph under the same key (a cache written by hand, a half-copied folder): checked, refused
+    # another graph under the same key (a cache written by hand, a half-copied folder): checked, failed,
+    # built again from the module and checked again
     torch.manual_seed(4)
     (_onnx.cache_dir() / f"{key}.onnx").write_bytes(_onnx.classifier_graph(create_model("test_tiny").eval()))
     monkeypatch.setattr(_onnx, "_MEMORY", {})
     monkeypatch.setattr(_onnx, "_PASSED", {})
+    rebuilt = _onnx.OnnxClassifier(model)
+    assert checks == [1, 1]
+    np.testing.assert_array_equal(rebuilt(batch), first(batch))
+    # a fresh graph that disagrees with its module is refused: the caller runs it in torch
+    monkeypatch.setattr(_onnx, "_MEMORY", {})
+    monkeypatch.setattr(_onnx, "_PASSED", {})
+    _onnx.discard(key)
+    other = _onnx.build_classifier_graph(create_model("test_tiny").eval())
+    monkeypatch.setattr(_onnx, "build_classifier_graph", lambda m: other)
     with pytest.raises(_onnx.ExportError, match="differ from torch"):
         _onnx.OnnxClassifier(model)
-    assert checks == [1]
 
 
 def imported(importtime: str) -> set[str]:

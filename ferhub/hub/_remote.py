@@ -200,11 +200,15 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], bund
         else:
             why = f"the Hub could not be reached ({summary(e)})"
             fix = "check your connection and try again"
+        # a bundled name asked for at a revision is a Hub repo of that name: the bundled one has no revisions
+        bundled_as_typed = f": `{repo_id}` without `@{revision}`" if revision and repo_id in bundled else ""
+        # the revision asked for, not main, is what DIR must hold
+        revision_option = f" --revision {revision}" if revision else ""
         # the Hub, not the id, is the problem: exit code 3 in the CLI, a "Hub down" message in the app
         raise HubModelUnavailable(
             f"Hub model {ref!r} is not in the local cache ({constants.HF_HUB_CACHE}) and {why}. Fix: {fix}; "
-            f"or download it elsewhere (`hf download {repo_id} --local-dir DIR`) and load DIR; or use a "
-            f"bundled model ({', '.join(bundled) or 'none installed'})."
+            f"or download it elsewhere (`hf download {repo_id}{revision_option} --local-dir DIR`) and load "
+            f"DIR; or use a bundled model ({', '.join(bundled) or 'none installed'}){bundled_as_typed}."
         ) from e
     except HfHubHTTPError as e:
         if hub_failed(e):  # the Hub is down, not the id wrong: exit code 3 in the CLI
