@@ -328,10 +328,9 @@ class Predictor:
                 )
             # the caller's module is left as it is (its train mode, its device: a training loop may go on
             # with it); this predictor runs private copies on its own device (TorchRunner, OnnxClassifier)
-            model = spec
             name = getattr(spec, "name_or_path", None) or spec.config.architecture
-            _check_finite(model, name)
-            return model, model.config, self._runner(model, name), name
+            _check_finite(spec, name)
+            return spec, spec.config, self._runner(spec, name), name
         folder, warm = self._warm_runner(spec)
         if warm is not None:
             return None, warm.config, warm, spec

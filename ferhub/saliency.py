@@ -70,15 +70,23 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
 # -- attribution on a shared model -------------------------------------------------------------------------
 # Captum's guided backprop and Grad-CAM install hooks on the module they are given. The app classifies on
 # the same module from other threads at the same time, so attribution runs on a private copy (ReLUs made
-# out-of-place, which Captum's backward hooks need), one at a time per copy.
-_copies: weakref.WeakKeyDictionary[nn.Module, tuple[nn.Module, threading.Lock]] = weakref.WeakKeyDictionary()
+# out-of-place, which Captum's backward hooks need), one at a time per copy. A copy is made again when the
+# model's tensors changed since (a training step or load_state_dict in between: they change in place).
+_Copy = tuple[nn.Module, threading.Lock, tuple[tuple[int, int], ...]]
+_copies: weakref.WeakKeyDictionary[nn.Module, _Copy] = weakref.WeakKeyDictionary()
 _copies_lock = threading.Lock()
 
 
+def _tensor_versions(model: nn.Module) -> tuple[tuple[int, int], ...]:
+    """Each parameter's and buffer's identity and in-place version: what changes when the weights do."""
+    return tuple((id(t), t._version) for t in (*model.parameters(), *model.buffers()))
+
+
 def _attribution_copy(model: nn.Module) -> tuple[nn.Module, threading.Lock]:
+    versions = _tensor_versions(model)
     with _copies_lock:
         entry = _copies.get(model)
-        if entry is None:
+        if entry is None or entry[2] != versions:
             # contiguous: a channels-last module under autograd on CPU hits oneDNN's depthwise-conv backward,
             # which corrupts the heap on AVX-512 machines (see ferhub.predict.inference_copy)
             clone = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
@@ -87,9 +95,9 @@ def _attribution_copy(model: nn.Module) -> tuple[nn.Module, threading.Lock]:
                     module.inplace = False
             for p in clone.parameters():
                 p.requires_grad_(False)  # gradients are wanted w.r.t. the input (or a layer), never weights
-            entry = (clone, threading.Lock())
+            entry = (clone, threading.Lock(), versions)
             _copies[model] = entry
-        return entry
+        return entry[0], entry[1]
 
 
 def _normalise(maps: torch.Tensor, *, robust: bool) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -317,6 +318,23 @@ def test_explain_faces_uses_the_models_crop_and_predicted_class(astronaut: Image
     assert exp.target == model.config.labels[int(predicted.argmax())]
     (forced,) = explain_faces(model, astronaut, [ASTRONAUT_FACE], "Saliency", target="sad")
     assert forced.target == "sad"
+
+
+def test_a_model_trained_on_after_an_explanation_is_explained_with_its_new_weights(
+    astronaut: Image.Image,
+) -> None:
+    """The private attribution copy is made again when the model's weights change in place (a training step
+    between two explanations explained the old weights: the same map and the old predicted class)."""
+    torch.manual_seed(0)
+    model = create_model("test_tiny").eval()
+    (before,) = explain_faces(model, astronaut, [ASTRONAUT_FACE], "saliency")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))  # an optimiser step changes the weights in place
+    (after,) = explain_faces(model, astronaut, [ASTRONAUT_FACE], "saliency")
+    (fresh,) = explain_faces(copy.deepcopy(model), astronaut, [ASTRONAUT_FACE], "saliency")
+    assert not np.array_equal(before.heatmap, after.heatmap)
+    assert np.array_equal(after.heatmap, fresh.heatmap) and after.target == fresh.target
 
 
 @pytest.mark.parametrize("align", [False, True])
