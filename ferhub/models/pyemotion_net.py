@@ -2,14 +2,14 @@
 
 Four [reflection pad 1, 3x3 conv, BatchNorm, ReLU] stages (the last three strided), then
 linear 256 -> ReLU -> linear 7. Upstream ends in a per-class sigmoid and takes the argmax; this module returns
-``log(sigmoid(z))`` so that ferhub's softmax yields upstream's sigmoid scores normalised to sum to one
-(the same ranking, and ``exp`` of the output is exactly upstream's output).
+``log(sigmoid(z))`` (:func:`log_sigmoid`, finite in torch and in its ONNX graph alike) so that ferhub's
+softmax yields upstream's sigmoid scores normalised to sum to one (the same ranking, and ``exp`` of the output
+is exactly upstream's output).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ferhub.models._registry import register_model
@@ -25,6 +25,14 @@ def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:
         nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
+
+
+def log_sigmoid(z: torch.Tensor) -> torch.Tensor:
+    """``log(sigmoid(z))`` as torch's ``F.logsigmoid`` computes it, ``min(z, 0) - log1p(exp(-|z|))``, written
+    out so that the ONNX graph computes it the same way: ``F.logsigmoid`` exports as ``Log(Sigmoid(z))``,
+    which is ``-inf`` wherever the sigmoid underflows (PyEmotion's scores are often saturated), so ONNX
+    Runtime disagreed with torch and the model ran in torch only."""
+    return z.clamp(max=0.0) - torch.log1p(torch.exp(-z.abs()))
 
 
 class PyEmotionNet(nn.Module):
@@ -54,7 +62,7 @@ class PyEmotionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_4(self.conv_3(self.conv_2(self.conv_1(x))))
-        return F.logsigmoid(self.linear(x.flatten(1)))
+        return log_sigmoid(self.linear(x.flatten(1)))
 
 
 # Upstream: the MTCNN box as is (no margin, not squared), OpenCV gray, torchvision Resize((48, 48)),
