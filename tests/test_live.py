@@ -4,6 +4,7 @@ session; bad frames, unloadable models, time limits and the session bound give c
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 import urllib.parse
@@ -321,6 +322,24 @@ def test_turns_pass_on_past_a_waiter_that_went_away() -> None:
     asyncio.run(scenario())
 
 
+def chunked_post(sid: str) -> dict[str, Any]:
+    """The ASGI scope of a frame posted without a length (the test client always sends one)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": live.ROUTE,
+        "raw_path": live.ROUTE.encode(),
+        "root_path": "",
+        "query_string": f"session={sid}".encode(),
+        "headers": [(b"content-type", b"image/jpeg"), (b"transfer-encoding", b"chunked")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+
 def test_a_chunked_upload_is_stopped_at_the_frame_limit(sid: str) -> None:
     """A body without a length (chunked) is read only until it passes :data:`live.MAX_FRAME_BYTES`: 413,
     and the rest is never received (300 MB of it here)."""
@@ -338,24 +357,35 @@ def test_a_chunked_upload_is_stopped_at_the_frame_limit(sid: str) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": live.ROUTE,
-        "raw_path": live.ROUTE.encode(),
-        "root_path": "",
-        "query_string": f"session={sid}".encode(),
-        "headers": [(b"content-type", b"image/jpeg"), (b"transfer-encoding", b"chunked")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = chunked_post(sid)
     asyncio.run(Starlette(routes=live.routes())(scope, receive, send))
     assert sent[0]["status"] == 413 and b"camera frame of over 8 MB" in sent[1]["body"]
     assert (b"connection", b"close") in sent[0]["headers"]
     assert chunks == (live.MAX_FRAME_BYTES >> 20) + 1
+
+
+def test_a_page_gone_mid_upload_is_no_server_error(sid: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A page closed or reloaded while its frame was uploading is no fault of the server: no ERROR log with a
+    traceback ("webcam frame failed"), no 500."""
+    import asyncio
+
+    messages = iter(
+        [{"type": "http.request", "body": b"\xff\xd8", "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = chunked_post(sid)
+    with caplog.at_level(logging.DEBUG, logger=live.log.name):
+        asyncio.run(Starlette(routes=live.routes())(scope, receive, send))
+    assert sent[0]["status"] != 500
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_a_dropped_session_streams_on_with_the_pages_settings(
@@ -393,9 +423,19 @@ def test_a_dropped_session_streams_on_with_the_pages_settings(
 
     sessions = live.Sessions()  # an idle page's session, dropped when another page comes
     idle, newer = sessions.issue(), sessions.issue()
+    sessions.get(idle).session = object()  # it streamed
     sessions.get(idle).used -= live.IDLE_SECONDS + 1
     sessions.get(newer)
     assert sessions.find(idle) is None and sessions.get(idle).dropped == "after 15 idle minutes"
+
+    # a page that only ticked Record and never streamed lost nothing: its setting is kept, nothing is said
+    quiet = live.new_id()
+    live.set_record(quiet, True)
+    for _ in range(2):
+        assert post(client, live.new_id(), jpeg(hopper()), start=True).status_code == 200
+    with pytest.raises(gr.Error, match="Nothing recorded yet"):  # not "dropped ..., its recording with it"
+        webcam.timeline(quiet)
+    assert status(post(client, quiet, jpeg(hopper()), start=True)).endswith("1 face · recording 1 frames")
 
 
 def test_recording_says_when_it_stops_at_its_limit(

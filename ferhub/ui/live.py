@@ -187,7 +187,8 @@ class Sessions:
                 old_sid, old = self._live.popitem(last=False)
                 idle = now - old.used > IDLE_SECONDS
                 why = f"after {IDLE_SECONDS // 60} idle minutes" if idle else "to make room for other pages"
-                self._dropped[old_sid] = (old.model, old.record, why)
+                # a page that never streamed lost nothing to be told of: only its settings are kept
+                self._dropped[old_sid] = (old.model, old.record, why if old.session is not None else "")
                 while len(self._dropped) > MAX_ISSUED:
                     self._dropped.popitem(last=False)
             return live
@@ -297,6 +298,7 @@ def process(body: bytes, live: Live, start: bool = False) -> tuple[bytes, str]:
 
 async def _frame(request: Any) -> Any:
     from anyio import to_thread
+    from starlette.requests import ClientDisconnect
     from starlette.responses import JSONResponse, Response
 
     try:
@@ -319,6 +321,9 @@ async def _frame(request: Any) -> Any:
             jpeg, text = await to_thread.run_sync(process, bytes(body), live, params.get("start") == "1")
     except LiveError as e:
         return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers)
+    except ClientDisconnect:  # the page went away mid-upload (closed, reloaded): nobody to answer, no fault
+        log.debug("a webcam frame's upload was cut off by its page")
+        return Response(status_code=400)
     except Exception:
         log.exception("webcam frame failed")
         return JSONResponse({"error": "Something went wrong on the server (it logged the details)."}, 500)
