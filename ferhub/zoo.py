@@ -456,9 +456,17 @@ def out_problem(name: str, out: str | os.PathLike) -> str | None:
 
     entry = get_entry(name)
     problem = export_problem(entry.repo_id, out)
+    if problem:  # export's words, for an import
+        problem = problem.replace("which an export would replace", "which an import would replace")
     if not os.fspath(out).strip():  # Path("") is the current folder, whatever it holds
         return problem
     folder = Path(out).expanduser()
+    if folder.is_symlink() and not folder.exists():
+        return f"{out} is a link to nothing; give a folder"
+    if folder.is_dir():  # a folder or a dangling link named like a file the import writes: found only then
+        odd = sorted(p.name for p in folder.iterdir() if p.name in REPO_FILES and not p.is_file())
+        if odd:
+            return f"{out} holds {', '.join(odd)}, which is not a file the import could replace"
     if is_import(entry.name, folder):
         return None
     if problem or not folder.is_dir():

@@ -885,6 +885,14 @@ def test_cli_import_out_refuses_a_folder_of_the_users_files(tmp_path: Path, monk
     assert "holds eval_results.json" in capsys.readouterr().err
     with pytest.raises(zoo.ZooError, match=r"holds eval_results\.json"):  # the API checks before fetching too
         zoo.import_model("faceapi-expression", docs)
+    odd = tmp_path / "odd"  # a folder named like a file the import writes: refused before any work
+    (odd / "README.md").mkdir(parents=True)
+    assert main(["zoo", "import", "faceapi-expression", "--out", str(odd)]) == 2
+    assert "holds README.md, which is not a file" in capsys.readouterr().err
+    nowhere = tmp_path / "nowhere"
+    nowhere.symlink_to(tmp_path / "missing")
+    assert main(["zoo", "import", "faceapi-expression", "--out", str(nowhere)]) == 2
+    assert "is a link to nothing" in capsys.readouterr().err
     for out in ("", str(tgz)):
         assert main(["zoo", "import", "faceapi-expression", "--archive", str(tgz), "--out", out]) == 2
         assert ("is empty" if not out else "is a file") in capsys.readouterr().err

@@ -31,7 +31,8 @@ def log_sigmoid(z: torch.Tensor) -> torch.Tensor:
     """``log(sigmoid(z))`` as torch's ``F.logsigmoid`` computes it, ``min(z, 0) - log1p(exp(-|z|))``, written
     out so that the ONNX graph computes it the same way: ``F.logsigmoid`` exports as ``Log(Sigmoid(z))``,
     which is ``-inf`` wherever the sigmoid underflows (PyEmotion's scores are often saturated), so ONNX
-    Runtime disagreed with torch and the model ran in torch only."""
+    Runtime disagreed with torch and the model ran in torch only. Values and gradients are torch's, except the
+    gradient at exactly ``z = 0`` (1 here, 0.5 in torch: ``clamp`` passes its boundary)."""
     return z.clamp(max=0.0) - torch.log1p(torch.exp(-z.abs()))
 
 
