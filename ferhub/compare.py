@@ -153,7 +153,8 @@ def agreement_matrix(predictions: Sequence[Sequence[int]]) -> dict[str, np.ndarr
     prediction. Each pair is compared on the items both predicted: an image without a face is ``-1`` for
     every model (detection is shared), and counted as agreement it made unrelated models look alike. Returns
     ``{"agreement": (M, M), "kappa": (M, M)}`` with ones on the diagonal, and ``"compared"``: the items each
-    pair was compared on (the diagonal: the items each model predicted).
+    pair was compared on (the diagonal: the items each model predicted). Over no items (no face found
+    anywhere, under ``--no-face wrong``) agreement and kappa are undefined: NaN, never 0 (no agreement) or 1.
     """
     preds = [_labels(p, f"predictions {i}") for i, p in enumerate(predictions)]
     m = len(preds)
@@ -165,7 +166,15 @@ def agreement_matrix(predictions: Sequence[Sequence[int]]) -> dict[str, np.ndarr
         agree[i, j] = agree[j, i] = agreement_rate(a[both], b[both])
         kappa[i, j] = kappa[j, i] = cohen_kappa(a[both], b[both])
         compared[i, j] = compared[j, i] = int(both.sum())
+    undefined = compared == 0
+    agree[undefined] = kappa[undefined] = np.nan
     return {"agreement": agree, "kappa": kappa, "compared": compared}
+
+
+def format_rate(value: float | None) -> str:
+    """An agreement or kappa of :func:`compare_predictions` for a table: ``-`` where it is undefined (``None``
+    or NaN: no item both models predicted)."""
+    return "-" if value is None or value != value else f"{value:.4f}"
 
 
 def labels_to_indices(names: Sequence[str], labels: Sequence[str]) -> np.ndarray:
@@ -185,9 +194,12 @@ def compare_predictions(
 
     ``predictions[m]`` holds model m's predicted class per item in one shared label space (``-1`` = no
     prediction). Agreement and kappa are over the ``num_compared`` items both models of a pair predicted
-    (:func:`agreement_matrix`). With ``y_true``, each pair also gets accuracy and McNemar's exact test on
-    their correctness over all items (no prediction: wrong).
+    (:func:`agreement_matrix`); over no items they are ``None`` (undefined), in the pairs and the matrices.
+    With ``y_true``, each pair also gets accuracy and McNemar's exact test on their correctness over all
+    items (no prediction: wrong).
     """
+    from ferhub.strict_json import finite
+
     if len(names) != len(predictions) or len(names) < 2:
         raise ValueError("compare needs at least two models, one name per prediction array")
     mat = agreement_matrix(predictions)
@@ -196,8 +208,8 @@ def compare_predictions(
         row: dict[str, Any] = {
             "a": names[i],
             "b": names[j],
-            "agreement": float(mat["agreement"][i, j]),
-            "kappa": float(mat["kappa"][i, j]),
+            "agreement": finite(float(mat["agreement"][i, j])),
+            "kappa": finite(float(mat["kappa"][i, j])),
             "num_compared": int(mat["compared"][i, j]),
         }
         if y_true is not None:
@@ -211,8 +223,8 @@ def compare_predictions(
     return {
         "models": list(names),
         "num_items": len(predictions[0]),
-        "agreement": mat["agreement"].tolist(),
-        "kappa": mat["kappa"].tolist(),
+        "agreement": finite(mat["agreement"]),
+        "kappa": finite(mat["kappa"]),
         "pairs": pairs,
     }
 

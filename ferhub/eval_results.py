@@ -1,7 +1,8 @@
 """``eval_results.json``: the one owner of its name, format version, entries, validation, merging and writing.
 
 Training and evaluation both build entries with :func:`make_entry` and store them with :func:`write` (or hand
-:func:`merge`'s document to :func:`ferhub.hub.save`); everything reads them with :func:`read`. ::
+:func:`merge`'s document to :func:`ferhub.hub.save`); everything reads them with :func:`read`, and what shows
+them takes :func:`usable`'s entries (an entry it cannot show is left out, and said so, never the file). ::
 
     {"format_version": 1,
      "results": {"<dataset id>:<config>:<split>": {
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ferhub.errors import EvalResultsError
-from ferhub.fileio import atomic_write_json, remove_stale_temps
+from ferhub.fileio import atomic_write_text, remove_stale_temps
 
 FILE_NAME = "eval_results.json"
 FORMAT_VERSION = 1
@@ -132,14 +133,17 @@ def make_entry(
 # ---------------------------------------------------------------------------------------------------------
 # reading and validating
 # ---------------------------------------------------------------------------------------------------------
-def validate(data: Any, source: str) -> dict[str, Any]:
-    """Check the parts of the schema that ferhub reads; other keys are kept as they are."""
+def _bad_file(source: str, what: str) -> EvalResultsError:
+    return EvalResultsError(
+        f"{source}: {what}. Fix: repair it, or move it aside and re-run `ferhub evaluate` to write a new one"
+    )
 
-    def bad(what: str) -> EvalResultsError:
-        return EvalResultsError(f"{source}: {what}. Fix: re-run `ferhub evaluate` to rewrite it")
 
+def _check_file(data: Any, source: str) -> dict[str, Any]:
+    """The checks of the whole document (an object, its ``format_version``, ``results`` an object); its
+    entries are not looked at."""
     if not isinstance(data, Mapping):
-        raise bad(f"expected a JSON object, got {type(data).__name__}")
+        raise _bad_file(source, f"expected a JSON object, got {type(data).__name__}")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         if isinstance(version, int) and version > FORMAT_VERSION:
@@ -147,55 +151,81 @@ def validate(data: Any, source: str) -> dict[str, Any]:
                 f"{source}: format_version {version} is newer than this ferhub reads "
                 f"({FORMAT_VERSION}); upgrade ferhub"
             )
-        raise bad(f"format_version must be {FORMAT_VERSION}, got {version!r}")
-    results = data.get("results")
-    if not isinstance(results, Mapping):
-        raise bad("'results' must be an object keyed by dataset/config/split")
-    for key, r in results.items():
-        _validate_entry(r, f"results[{key!r}]", bad)
+        raise _bad_file(source, f"format_version must be {FORMAT_VERSION}, got {version!r}")
+    if not isinstance(data.get("results"), Mapping):
+        raise _bad_file(source, "'results' must be an object keyed by dataset/config/split")
     return dict(data)
 
 
-def _validate_entry(r: Any, where: str, bad: Any) -> None:
+def validate(data: Any, source: str) -> dict[str, Any]:
+    """Check the parts of the schema that ferhub reads, of the document and of every entry (what ferhub
+    writes must pass); other keys are kept as they are. Readers that show results leave a bad entry out
+    instead (:func:`usable`)."""
+    data = _check_file(data, source)
+    for key, entry in data["results"].items():
+        if problem := entry_problem(key, entry):
+            raise EvalResultsError(f"{source}: {problem}. Fix: repair or remove that entry")
+    return data
+
+
+def usable(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A document (as :func:`read` returns it) with only the entries that pass :func:`entry_problem`'s rules,
+    and ``(key, what is wrong)`` for each entry left out: one malformed entry (another tool's) never keeps
+    the others from being shown."""
+    good: dict[str, Any] = {}
+    left_out: list[tuple[str, str]] = []
+    for key, entry in data["results"].items():
+        if problem := entry_problem(key, entry):
+            left_out.append((key, problem))
+        else:
+            good[key] = entry
+    return {**data, "results": good}, left_out
+
+
+def entry_problem(key: str, r: Any) -> str | None:
+    """What is wrong with the entry under ``key`` (``"results['k'].notes must be a list of strings"``), or
+    ``None`` when ferhub can read and show it."""
+    where = f"results[{key!r}]"
     if not isinstance(r, Mapping):
-        raise bad(f"{where} must be an object")
+        return f"{where} must be an object"
     dataset = r.get("dataset")
     if not isinstance(dataset, Mapping) or not isinstance(dataset.get("id"), str) or not dataset["id"]:
-        raise bad(f"{where}.dataset must be an object with a non-empty 'id'")
+        return f"{where}.dataset must be an object with a non-empty 'id'"
     for field in ("config", "split", "name", "revision"):
         if dataset.get(field) is not None and not isinstance(dataset[field], str):
-            raise bad(f"{where}.dataset.{field} must be a string")
+            return f"{where}.dataset.{field} must be a string"
     metrics = r.get("metrics")
     if not isinstance(metrics, Mapping):
-        raise bad(f"{where}.metrics must be an object of metric name -> value")
+        return f"{where}.metrics must be an object of metric name -> value"
     for name, value in metrics.items():  # other tools may add metrics of other types; a number is finite
         if not all(map(_finite_or_other, value if isinstance(value, list) else [value])):
-            raise bad(f"{where}.metrics.{name} must be a finite number, got {value!r}")
+            return f"{where}.metrics.{name} must be a finite number, got {value!r}"
     labels = r.get("labels")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
-        raise bad(f"{where}.labels must be a list of label names")
+        return f"{where}.labels must be a list of label names"
     if labels is not None and len(set(labels)) != len(labels):  # the matrix's rows could not be told apart
-        raise bad(f"{where}.labels names a class twice")
+        return f"{where}.labels names a class twice"
     cm = r.get("confusion_matrix")
     if cm is not None:
         n = len(labels or [])
         square = isinstance(cm, list) and len(cm) == n
         if not labels or not square or not all(_is_row(row, n) for row in cm):
-            raise bad(f"{where}.confusion_matrix must be a {n}x{n} list of counts matching 'labels'")
+            return f"{where}.confusion_matrix must be a {n}x{n} list of counts matching 'labels'"
     per_class = r.get("per_class")
     if per_class is not None and not (
         isinstance(per_class, Mapping) and all(isinstance(v, Mapping) for v in per_class.values())
     ):
-        raise bad(f"{where}.per_class must map each label to an object of metrics")
+        return f"{where}.per_class must map each label to an object of metrics"
     if r.get("calibration") is not None and not _is_calibration(r["calibration"]):
-        raise bad(f"{where}.calibration must be an object with a number 'ece' and a list of 'bins'")
+        return f"{where}.calibration must be an object with a number 'ece' and a list of 'bins'"
     notes = r.get("notes")
     if notes is not None and not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
-        raise bad(f"{where}.notes must be a list of strings")
+        return f"{where}.notes must be a list of strings"
     if r.get("tta") is not None and not isinstance(r["tta"], bool):
-        raise bad(f"{where}.tta must be true or false")
+        return f"{where}.tta must be true or false"
     if r.get("num_images") is not None and not (isinstance(r["num_images"], int) and r["num_images"] >= 0):
-        raise bad(f"{where}.num_images must be a non-negative integer")
+        return f"{where}.num_images must be a non-negative integer"
+    return None
 
 
 def _is_row(row: Any, n: int) -> bool:
@@ -222,17 +252,19 @@ def _is_calibration(cal: Any) -> bool:
 
 
 def read(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The parsed ``eval_results.json`` of a folder or ``None``; :class:`EvalResultsError` if bad."""
+    """The parsed ``eval_results.json`` of a folder or ``None``; :class:`EvalResultsError` if the file as a
+    whole is bad (not JSON, not an object, another ``format_version``, ``results`` not an object).
+
+    Its entries are as stored, each checked by no one yet: what shows results takes :func:`usable`'s (and
+    says which it left out), and :func:`write` keeps every other key's entry as it was."""
     path = Path(folder) / FILE_NAME
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EvalResultsError(
-            f"{path} is not valid JSON ({e}). Fix: re-run `ferhub evaluate` to rewrite it"
-        ) from e
-    return validate(data, str(path))
+        raise _bad_file(str(path), f"not valid JSON ({e})") from e
+    return _check_file(data, str(path))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -277,7 +309,8 @@ def write(
 ) -> Path:
     """Merge ``{key: entry}`` into ``folder/eval_results.json`` atomically and re-render the model card.
 
-    A corrupt or unknown-version file already there raises :class:`EvalResultsError` and is left untouched.
+    A corrupt or unknown-version file already there raises :class:`EvalResultsError` and is left untouched;
+    an entry of another key that ferhub cannot show (written by another tool) is kept as it is.
     The card (``README.md``, with its ``model-index``) is re-rendered when the folder is a model repo (has
     ``config.json``) and ``render_card`` is true; it is rendered from the merged results before either file
     is replaced, so the two renames are all that separates the old pair from the new one.
@@ -289,13 +322,17 @@ def write(
     path = folder / FILE_NAME
     remove_stale_temps(path)
     merged = merge(read(folder), entries)
-    validate(merged, f"the merged {path}")
+    # the new entries must pass; another key's entry, even one that does not, is kept as it was (the card
+    # and the readers that show results leave it out)
+    validate({**merged, "results": {k: merged["results"][k] for k in entries}}, f"the new results for {path}")
     card = None
     if render_card and (folder / CONFIG_NAME).is_file():
         from ferhub.hub import card as cards
 
         card = cards.card_text(folder, eval_results=merged)
-    atomic_write_json(path, merged)
+    # the new entries hold no NaN (merge's _jsonable refuses it); another tool's entry that does (the
+    # file's bare NaN) is written back as it was, never rewritten or dropped
+    atomic_write_text(path, json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
     if card is not None:
         cards.write_card(folder, card)
     return path

@@ -50,6 +50,18 @@ def missing_parts(entry: Entry) -> list[str]:
     return [name for name, present in parts.items() if not present]
 
 
+def missing_note(
+    name: str, entry: Entry, drawn: Sequence[str] = ("confusion matrix", "per-class results", "calibration")
+) -> str | None:
+    """What an entry lacks of the ``drawn`` figures' data (:func:`missing_parts`), as a sentence for the
+    report and the app; ``None`` when it lacks none of it."""
+    missing = [part for part in missing_parts(entry) if part in drawn]
+    if not missing:
+        return None
+    what = ", ".join(missing[:-1]) + (" or " if len(missing) > 1 else "") + missing[-1]
+    return f"{name}: its results hold no {what}; the panels that need them leave it out"
+
+
 def _support(entry: Entry) -> dict[str, float]:
     """Images per true class: the per-class support where the entry has it (it counts images without a
     prediction too), else the confusion matrix's row sums."""
@@ -460,7 +472,8 @@ def agreement_figure(
 
 
 def dashboard_figures(entries: Mapping[str, Entry]) -> dict[str, go.Figure]:
-    """All figures of the evaluation dashboard for ``{model name: entry}`` (the app and the report use this).
+    """All the figures of one dataset's results for ``{model name: entry}``, as a dict (the app and the report
+    draw the same figures through the functions above, panel by panel, and do not call this).
 
     Keys: ``metrics``, ``recall``, ``reliability``, ``confusion:<name>`` and ``confusion_normalized:<name>``
     per model, and ``difference:<a>|<b>`` for each later model against the first (models with a confusion

@@ -46,12 +46,14 @@ class Example:
 
 @dataclass
 class Section:
-    """One dataset's part of the report: ``{model name: eval_results entry}`` plus optional per-image data."""
+    """One dataset's part of the report: ``{model name: eval_results entry}`` plus optional per-image data,
+    and ``left_out``: a line per result of this dataset that could not be shown (who, and what is wrong)."""
 
     title: str
     entries: Mapping[str, Mapping[str, Any]]
     predictions: Mapping[str, ImagePredictions] = field(default_factory=dict)
     examples: Mapping[str, Sequence[Example]] = field(default_factory=dict)
+    left_out: Sequence[str] = ()
 
 
 def thumbnail_b64(image: Image.Image, box: Sequence[float] | None = None, size: int = THUMB_SIZE) -> str:
@@ -217,7 +219,7 @@ _LOADER = """
 
 
 def _comparison_html(section: Section) -> str:
-    from ferhub.compare import compare_predictions, labels_to_indices
+    from ferhub.compare import compare_predictions, format_rate, labels_to_indices
     from ferhub.labels import union_labels
 
     # in the entries' order: A and B as in the metrics table and the difference matrices
@@ -243,8 +245,8 @@ def _comparison_html(section: Section) -> str:
             r["b"],
             f"{r['accuracy_a']:.4f}",
             f"{r['accuracy_b']:.4f}",
-            f"{r['agreement']:.4f}",
-            f"{r['kappa']:.4f}",
+            format_rate(r["agreement"]),
+            format_rate(r["kappa"]),
             str(r["num_compared"]),
             f"{r['mcnemar']['a_only_correct']} / {r['mcnemar']['b_only_correct']}",
             f"{r['mcnemar']['p_value']:.4g}",
@@ -306,15 +308,8 @@ def _missing_notes_html(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Per entry that lacks some figure's data (results written by other tools): what it lacks."""
     from ferhub import plots
 
-    parts = []
-    for name, entry in entries.items():
-        if missing := plots.missing_parts(entry):
-            what = ", ".join(missing[:-1]) + (" or " if len(missing) > 1 else "") + missing[-1]
-            parts.append(
-                f'<p class="notes">{html.escape(name)}: its results hold no {what}; the panels that need '
-                "them leave it out</p>"
-            )
-    return parts
+    notes = (plots.missing_note(name, entry) for name, entry in entries.items())
+    return [f'<p class="notes">{html.escape(note)}</p>' for note in notes if note]
 
 
 def _confusion_html(entries: Mapping[str, Mapping[str, Any]], shown: Sequence[str]) -> list[str]:
@@ -389,7 +384,10 @@ def _section_html(section: Section) -> str:
     from ferhub import plots
 
     entries = section.entries
-    parts = _section_intro_html(section)
+    left_out = [f'<p class="notes">left out: {html.escape(line)}</p>' for line in section.left_out]
+    if not entries:  # every result of this dataset was left out: say which and why
+        return "\n".join([f"<h2>{html.escape(section.title)}</h2>", *left_out])
+    parts = _section_intro_html(section) + left_out
     # one class order for every panel, of the entries with a confusion matrix (the schema lets other tools'
     # results leave it out); classes nobody has images of or predicts are left out
     matrices = {name: e for name, e in entries.items() if plots.has_confusion(e)}

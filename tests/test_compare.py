@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
 from ferhub import compare as C
+from ferhub import strict_json
 
 
 def test_agreement_and_kappa_hand_computed() -> None:
@@ -161,5 +163,14 @@ def test_agreement_and_kappa_are_over_the_items_both_models_predicted() -> None:
     assert pair["mcnemar"]["a_only_correct"] == 2 and pair["mcnemar"]["b_only_correct"] == 1
     mat = C.agreement_matrix([a, b])
     assert mat["compared"].tolist() == [[5, 4], [4, 4]]  # the diagonal: the items each model predicted
-    nothing = C.compare_predictions(["a", "b"], [[-1, -1], [0, -1]])["pairs"][0]
-    assert (nothing["num_compared"], nothing["agreement"], nothing["kappa"]) == (0, 0.0, 0.0)
+    # over no item both predicted (no face anywhere, --no-face wrong) they are undefined: null and "-", never
+    # 0.0 ("they never agree"), nor 1.0 on the diagonal of a model that predicted nothing
+    out = C.compare_predictions(["a", "b"], [[-1, -1], [0, -1]], y_true=[0, 0])
+    (nothing,) = out["pairs"]
+    assert (nothing["num_compared"], nothing["agreement"], nothing["kappa"]) == (0, None, None)
+    assert out["agreement"] == out["kappa"] == [[None, None], [None, 1.0]]
+    assert strict_json.dumps(out) == json.dumps(out, allow_nan=False)  # JSON as it is, no NaN in it
+    from ferhub.commands.compare import format_pairs
+
+    row = format_pairs(out).splitlines()[2].split()
+    assert row[:5] == ["a", "b", "-", "-", "0"] and row[5:7] == ["0.0000", "0.5000"]

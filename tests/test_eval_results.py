@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -246,12 +247,58 @@ def test_a_result_replaced_by_one_on_other_data_is_said_on_stderr(
     ],
 )
 def test_validate_refuses_what_the_report_cannot_show(change: dict[str, Any], message: str) -> None:
-    """Entries that passed validation and then crashed or garbled ``ferhub report``."""
+    """Entries that passed validation and then crashed or garbled ``ferhub report``: what ferhub writes must
+    pass; what it shows leaves such an entry out, with why, and keeps the others."""
     entry = eval_results.make_entry(summary(), dataset={"id": "d"})
     entry["notes"] = []
     entry.update(change)
-    with pytest.raises(EvalResultsError, match=message + r".*Fix: re-run `ferhub evaluate`"):
-        eval_results.validate({"format_version": 1, "results": {"d:default:all": entry}}, "x.json")
+    doc = {"format_version": 1, "results": {"d:default:all": entry, "ok:default:all": _good()}}
+    with pytest.raises(EvalResultsError, match=message + r".*Fix: repair or remove that entry"):
+        eval_results.validate(doc, "x.json")
+    shown, left_out = eval_results.usable(doc)
+    assert list(shown["results"]) == ["ok:default:all"]
+    ((key, why),) = left_out
+    assert key == "d:default:all" and re.match(r"results\['d:default:all'\]" + message, why)
+
+
+def _good() -> dict[str, Any]:
+    return eval_results.make_entry(summary(0.6), dataset={"id": "ok"})
+
+
+OTHER_TOOLS = {  # entries written by other tools that ferhub cannot show
+    "note": {"notes": "from paper"},
+    "calibration": {"calibration": {"ece": 0.05}},
+    "nan": {"metrics": {"accuracy": 0.7, "nll": float("nan")}},
+    "no id": {"dataset": {"name": "fer2013"}},
+}
+
+
+@pytest.mark.parametrize("change", OTHER_TOOLS.values(), ids=OTHER_TOOLS)
+def test_an_entry_ferhub_cannot_show_never_blocks_a_write_and_is_kept_as_it_was(
+    repo: Path, change: dict[str, Any]
+) -> None:
+    """A stricter validator refused the whole file on one such entry, in ``ferhub evaluate`` too (whose
+    message said to re-run ``ferhub evaluate``): the new result is written, the other entry kept as it was
+    (its NaN too), and the card shows what it can."""
+    other = {"dataset": {"id": "fer2013", "split": "test"}, "metrics": {"accuracy": 0.7}, **change}
+    path = repo / eval_results.FILE_NAME
+    path.write_text(json.dumps({"format_version": 1, "results": {"fer2013:default:test": other}}))
+    entry = eval_results.make_entry(summary(0.625), dataset={"id": "faces", "split": "test"})
+    eval_results.write(repo, {"faces:default:test": entry})
+    written = json.loads(path.read_text())["results"]
+    assert list(written) == ["fer2013:default:test", "faces:default:test"]
+    assert json.dumps(written["fer2013:default:test"]) == json.dumps(other)
+    card = (repo / "README.md").read_text()
+    assert "62.50%" in card and "fer2013" not in card and hub.card_is_current(repo)
+    # the same key replaced by ferhub's own result is fine; the file as a whole is still refused when bad
+    ours = eval_results.make_entry(summary(0.8), dataset={"id": "fer2013", "split": "test"})
+    eval_results.write(repo, {"fer2013:default:test": ours})
+    assert (
+        eval_results.usable(eval_results.read(repo))[1] == [] and "80.00%" in (repo / "README.md").read_text()
+    )
+    path.write_text(json.dumps({"format_version": 1, "results": []}))
+    with pytest.raises(EvalResultsError, match=r"'results' must be an object.*move it aside"):
+        eval_results.write(repo, {"faces:default:test": entry})
 
 
 def test_validate_keeps_accepting_optional_parts_and_other_tools_metrics() -> None:

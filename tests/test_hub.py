@@ -1228,12 +1228,20 @@ def test_read_eval_results(tmp_path: Path) -> None:
         {"format_version": 2, "results": {}}
     )
     assert "format_version must be 1, got None" in error_for({"results": {}})
-    bad = eval_results()
-    del bad["results"]["someone/fer-data/default/test"]["dataset"]["id"]
-    assert "dataset must be an object with a non-empty 'id'" in error_for(bad)
-    bad = eval_results()
-    bad["results"]["someone/fer-data/default/test"]["confusion_matrix"].pop()
-    assert "confusion_matrix must be a 7x7 list of counts" in error_for(bad)
+    # a bad entry is the readers' to leave out (ferhub.eval_results.usable), never the whole file's
+    key = "someone/fer-data/default/test"
+    for change, why in [
+        (lambda e: e["dataset"].pop("id"), "dataset must be an object with a non-empty 'id'"),
+        (lambda e: e["confusion_matrix"].pop(), "confusion_matrix must be a 7x7 list of counts"),
+    ]:
+        bad = eval_results()
+        change(bad["results"][key])
+        path.write_text(json.dumps(bad))
+        assert hub.read_eval_results(tmp_path) == bad
+        shown, ((left_out, problem),) = ferhub.eval_results.usable(bad)
+        assert list(shown["results"]) == ["folder:lab-photos/all"] and left_out == key and why in problem
+        with pytest.raises(hub.EvalResultsError, match=why):
+            hub.save(trained("test_tiny"), tmp_path / "m", eval_results=bad)  # ferhub writes none such
     with pytest.raises(hub.EvalResultsError, match="format_version"):
         hub.save(trained("test_tiny"), tmp_path / "m", eval_results={"results": {}})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import os
 import re
@@ -539,6 +540,59 @@ def test_the_paired_table_follows_the_entries_order_and_counts_the_images_both_p
     assert cells[4] == "78"  # both predicted: 80 images, one without a prediction by both, one by A
     assert "second minus first" in text and "<td>second</td><td>first</td>" not in text
     assert "accuracy and McNemar's test over all 80 images" in text
+
+
+def test_agreement_over_no_image_both_predicted_is_a_dash_not_zero(runs) -> None:
+    """With no face found anywhere (--no-face wrong) the table said agreement 0.0000 and kappa 0.0000: the
+    models "never agree" where nothing was compared."""
+    (ea, pa), (eb, pb) = runs.values()
+    none = [-1] * len(pa.y_pred)
+    section = Section(
+        title="lfw",
+        entries={"first": ea, "second": eb},
+        predictions={
+            "first": dataclasses.replace(pa, y_pred=none),
+            "second": dataclasses.replace(pb, y_pred=none),
+        },
+    )
+    (row,) = re.findall(r"<tr><td>first</td><td>second</td>(.*?)</tr>", report_html([section]))
+    assert re.findall(r"<td>(.*?)</td>", row)[2:5] == ["-", "-", "0"]
+
+
+def test_a_result_ferhub_cannot_show_is_left_out_and_named(runs, tmp_path, capsys) -> None:
+    """One malformed entry (another tool's string note, an ECE without bins) made `ferhub report` exit 1 for
+    every result in the file: it is left out, named on stderr and in its section; the others are shown."""
+    from ferhub import eval_results
+    from ferhub.cli import main
+
+    (a, _), (b, _) = runs.values()
+    first, second = tmp_path / "first", tmp_path / "second"
+    eval_results.write(first, {"lfw:default:test": a}, render_card=False)
+    eval_results.write(second, {"lfw:default:test": b}, render_card=False)
+    paper = {"dataset": {"id": "fer2013", "split": "test"}, "metrics": {"accuracy": 0.7}, "notes": "paper"}
+    doc = json.loads((first / "eval_results.json").read_text())
+    doc["results"]["fer2013:default:test"] = paper
+    (first / "eval_results.json").write_text(json.dumps(doc))
+    doc = json.loads((second / "eval_results.json").read_text())
+    doc["results"]["lfw:default:test"]["calibration"] = {"ece": 0.05}
+    (second / "eval_results.json").write_text(json.dumps(doc))
+    out = tmp_path / "r.html"
+    assert main(["report", "--results", str(first), str(second), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    bad_note = "results['fer2013:default:test'].notes must be a list of strings"
+    bad_cal = "results['lfw:default:test'].calibration must be an object with a number 'ece'"
+    assert f"ferhub report: {first}: left out {bad_note}" in err
+    assert f"ferhub report: {second}: left out {bad_cal}" in err
+    text = out.read_text()
+    lfw, fer = text.split("<h2>lfw:default:test</h2>")[1].split("<h2>fer2013:default:test</h2>")
+    assert "left out: " + html.escape(f"{second}: {bad_cal}") in lfw and "<td>first</td>" in lfw
+    assert "<td>second</td>" not in lfw
+    assert (
+        "left out: " + html.escape(f"{first}: {bad_note}") in fer and "<table" not in fer.split("<script")[0]
+    )
+    # nothing left to show: exit 1, with why on stderr
+    assert main(["report", "--results", str(second), "--out", str(tmp_path / "none.html")]) == 1
+    assert f"left out {bad_cal}" in capsys.readouterr().err
 
 
 def test_a_model_compared_with_itself_keeps_both_in_the_report(runs) -> None:

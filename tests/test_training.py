@@ -201,6 +201,35 @@ def test_validation_data_lacking_a_class_is_scored_in_the_training_labels(
         )
 
 
+def test_a_result_on_val_data_is_named_as_evaluate_names_that_data(task_folder: Path, tmp_path: Path) -> None:
+    """Reported on --val-data, the entry was keyed and named by the training data (``faces:default:val``):
+    the card said the model was measured on a split of its training data, and `ferhub evaluate --data VAL`
+    filed its results on the same images under another key."""
+    import shutil
+
+    from ferhub import evaluation
+
+    val = tmp_path / "holdout"
+    for c in sorted(p.name for p in task_folder.iterdir()):
+        shutil.copytree(task_folder / c, val / c)
+    out = tmp_path / "run"
+    main(get_args_parser().parse_args(_args(task_folder, out, "--epochs", "1", "--val-data", str(val))))
+    ((key, entry),) = json.loads((out / "model" / "eval_results.json").read_text())["results"].items()
+    (run,) = evaluation.evaluate([str(out / "model")], str(val), precropped=True, n_resamples=10)
+    assert key == run.key == "holdout:default:all"
+    assert (
+        entry["dataset"]
+        == run.entry["dataset"]
+        == {
+            "id": "holdout",
+            "config": "default",
+            "split": "all",
+            "name": "holdout",
+        }
+    )
+    assert "## Evaluation" in (card := (out / "model" / "README.md").read_text()) and "holdout" in card
+
+
 def _run_env() -> dict[str, str]:
     # one thread: the same kernels and summation order in every process
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}

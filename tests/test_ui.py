@@ -901,6 +901,55 @@ def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path:
         compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
 
 
+def test_dashboard_shows_a_metrics_only_entry_and_names_one_left_out(tiny_model: str, tmp_path: Path) -> None:
+    """An entry of metrics only (valid; `ferhub report` shows its row) was dropped from the metrics table,
+    its model said to have "No results on this dataset"; an entry ferhub cannot show (another tool's string
+    note) made the whole file unreadable."""
+    import shutil
+
+    from ferhub.eval_results import write as write_results
+
+    key = "faces.zip:default:test"
+    full, only, other = (tmp_path / name for name in ("full", "only", "other"))
+    for folder in (full, only, other):
+        shutil.copytree(tiny_model, folder)
+    entry = {
+        "dataset": {"id": "faces.zip", "split": "test"},
+        "metrics": {"accuracy": 0.625, "mean_class_recall": 0.625},
+        "labels": ["happy", "sad"],
+        "confusion_matrix": [[3, 1], [2, 2]],
+        "per_class": {"happy": {"recall": 0.75, "support": 4}, "sad": {"recall": 0.5, "support": 4}},
+        "num_images": 8,
+    }
+    write_results(full, {key: entry}, render_card=False)
+    metrics = {"dataset": entry["dataset"], "metrics": {"accuracy": 0.5}, "num_images": 8}
+    write_results(only, {key: metrics}, render_card=False)
+    paper = {"dataset": {"id": "fer2013"}, "metrics": {"accuracy": 0.7}, "notes": "from the paper"}
+    write_results(other, {key: entry}, render_card=False)
+    data = json.loads((other / "eval_results.json").read_text())
+    data["results"][key]["notes"] = "from the paper"  # its entry on this set left out, its other one too
+    data["results"]["fer2013:default:all"] = paper
+    (other / "eval_results.json").write_text(json.dumps(data))
+    ids = [str(full), str(only), str(other)]
+    picker, notes, _ = compare.dataset_choices(ids, {})
+    assert picker.choices == [("faces.zip / test", key)]
+    assert f"**{other}**: left out results['fer2013:default:all'].notes must be a list of strings" in notes
+    *confusion, pair_a, _, difference, recall, table, _, note = compare.dashboard(
+        ids, key, compare.COUNTS, {}
+    )
+    assert [row[0] for row in table.value["data"]] == ["full", "only"]
+    assert confusion[0].visible and not confusion[1].visible and not difference.visible
+    assert not pair_a.visible and recall.visible
+    assert "No results on this dataset" not in note
+    assert (
+        "only: its results hold no confusion matrix or per-class results; the panels that need them" in note
+    )
+    assert (
+        f"{other}: its results on this dataset were left out: results['{key}'].notes must be a list" in note
+    )
+    assert compare.difference_plot(ids, key, {}, False, None, None).visible is False
+
+
 # -- Model card and the whole app
 # --------------------------------------------------------------------------------
 def test_model_card_shows_labels_licence_and_provenance() -> None:

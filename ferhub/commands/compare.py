@@ -52,14 +52,17 @@ def compare_runs(runs: list[Any]) -> dict[str, Any]:
 
 
 def format_pairs(result: dict[str, Any]) -> str:
-    """The pairs as a text table; agreement and kappa are over the ``both predicted`` items of each pair."""
+    """The pairs as a text table; agreement and kappa are over the ``both predicted`` items of each pair
+    (``-`` over none: undefined)."""
+    from ferhub.compare import format_rate
+
     header = ["A", "B", "agreement", "kappa", "both predicted"]
     labelled = "mcnemar" in result["pairs"][0]
     if labelled:
         header += ["acc A", "acc B", "only A right", "only B right", "McNemar p"]
     rows = []
     for r in result["pairs"]:
-        row = [r["a"], r["b"], f"{r['agreement']:.4f}", f"{r['kappa']:.4f}", str(r["num_compared"])]
+        row = [r["a"], r["b"], format_rate(r["agreement"]), format_rate(r["kappa"]), str(r["num_compared"])]
         if labelled:
             mc = r["mcnemar"]
             row += [

@@ -197,13 +197,24 @@ def build_sections(
     (:func:`predictions_mismatch`), in the order given: by name alone the last file went to the first result.
     A predictions file that is of no such result's images, or that matches no result, is named on stderr (by
     ``prediction_files``, its path) and not used.
+
+    An entry that ferhub cannot show (:func:`ferhub.eval_results.usable`: another tool's, malformed) is left
+    out, named with what is wrong on stderr and in its key's section; the other entries are shown.
     """
+    from ferhub.eval_results import usable
     from ferhub.evaluation import image_reader
     from ferhub.report import Section, misclassified_examples, unique_name
 
     by_key: dict[str, dict[str, Any]] = {}
     shown_as: dict[tuple[str, str], list[str]] = {}  # (key, model name) -> the names its results are shown by
+    left_out: dict[str, list[str]] = {}  # key -> the entries left out of its section, and why
     for n, (default_name, data) in enumerate(results):
+        data, bad = usable(data)
+        for key, why in bad:
+            if not keys or key in keys:
+                given = refs[n] if refs else default_name
+                print(f"ferhub report: {given}: left out {why}", file=sys.stderr)
+                left_out.setdefault(key, []).append(f"{given}: {why}")
         for key, entry in data["results"].items():
             if keys and key not in keys:
                 continue
@@ -215,7 +226,8 @@ def build_sections(
     files = prediction_files or [f"the predictions of {p.model} on {p.key}" for p in predictions]
     used: set[int] = set()
     sections = []
-    for key, entries in by_key.items():
+    for key in dict.fromkeys([*by_key, *left_out]):  # a key whose every entry was left out: just the notes
+        entries = by_key.get(key, {})
         preds: dict[str, Any] = {}
         for f, p in enumerate(predictions):
             shown = shown_as.get((key, p.model), []) if p.key == key else []
@@ -244,7 +256,15 @@ def build_sections(
             examples = {
                 name: misclassified_examples(p, readers[name]) for name, p in preds.items() if readers[name]
             }
-        sections.append(Section(title=key, entries=entries, predictions=preds, examples=examples))
+        sections.append(
+            Section(
+                title=key,
+                entries=entries,
+                predictions=preds,
+                examples=examples,
+                left_out=left_out.get(key, []),
+            )
+        )
     for f, p in enumerate(predictions):
         if f not in used and (not keys or p.key in keys):  # one --key leaves the files of others out
             print(
@@ -275,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         sections = build_sections(
             results, predictions, keys=args.key, source=source, refs=refs, prediction_files=args.predictions
         )
-        if args.results and not sections:
+        if args.results and not any(s.entries for s in sections):
             print("ferhub report: no results match; check --results and --key", file=sys.stderr)
             return 1
         title = args.title or ("ferhub evaluation report" if sections else "ferhub video report")

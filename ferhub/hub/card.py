@@ -261,7 +261,8 @@ def card_text(folder: str | os.PathLike, *, eval_results: Mapping[str, Any] | No
     """The ``README.md`` text of a repo folder, from the template, its config, card.json and eval results.
 
     ``eval_results`` (a full document) stands in for the folder's ``eval_results.json`` when given: the card
-    of results about to be written.
+    of results about to be written. A result entry ferhub cannot show is left out of the card
+    (:func:`ferhub.eval_results.usable`).
     """
     from huggingface_hub import ModelCard
 
@@ -272,7 +273,8 @@ def card_text(folder: str | os.PathLike, *, eval_results: Mapping[str, Any] | No
     config = read_config(folder)
     context = read_card_context(folder)
     eval_data = results_file.read(folder) if eval_results is None else eval_results
-    results = eval_data["results"] if eval_data else {}
+    # an entry it cannot show (another tool's, malformed) is left out; the others are the card's
+    results = results_file.usable(eval_data)[0]["results"] if eval_data else {}
     model_name = context.get("model_name") or folder.resolve().name
     card = ModelCard.from_template(
         _card_data(model_name, config.architecture, context, results),

@@ -463,7 +463,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     if cfg.kfold or report_src is None:  # the folds, or a share held out of the training data
         report_src = data.train_src
     reported["no_face"] = _no_face(data, report_src, [fr.report for fr in runs[0]], chosen)
-    entries = [_entry(reported, data, plan.report_split, cfg)]
+    entries = [_entry(reported, data, plan.report_split, cfg, report_src)]
     if cfg.kfold and test is not None:  # k-fold reports on its folds; a test split is one more report
         probs = evaluate(chosen.result.model, torch.from_numpy(test.images), chosen.result.model.config,
                          device=session.device, tta=cfg.tta)  # fmt: skip
@@ -476,7 +476,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         }
         extra["notes"] = [*extra["notes"], f"The released model (fold {fold + 1} of the k-fold run) on split "
                           f"{names['test']}, which took no part in training or selection."]  # fmt: skip
-        entries.append(_entry(extra, data, names["test"], cfg))
+        entries.append(_entry(extra, data, names["test"], cfg, test_src))
     metrics = reported["metrics"]
     session.say(f"reported on {plan.report_name}: accuracy {metrics['accuracy']:.4f}, mean class recall "
                 f"{metrics['mean_class_recall']:.4f}")  # fmt: skip
@@ -516,10 +516,18 @@ _MEASURED_BY_TRAIN = (
 )
 
 
-def _entry(scored: dict[str, Any], data: _Data, split: str | None, cfg: TrainConfig) -> dict[str, Any]:
+def _entry(
+    scored: dict[str, Any], data: _Data, split: str | None, cfg: TrainConfig, src: Any
+) -> dict[str, Any]:
+    """The entry of results on ``src``. Data of ``--val-data`` (its validation or test split) is named as
+    ``ferhub evaluate --data`` names it (the source's name and split): the entry is of those images, not of
+    the training data, and both commands' results on them share a key."""
     opts = data.opts
     scored = {**scored, "notes": [_MEASURED_BY_TRAIN, *scored.get("notes", [])]}
     images = scored.pop("num_images", None)  # the images reported on (repeats predict each several times)
+    if opts.val_data is not None and src is not data.train_src:
+        return result_entry(scored, dataset=src.name, split=src.split, tta=cfg.tta, command=opts.command,
+                            name=src.name, num_images=images)  # fmt: skip
     dataset_id = str(opts.data) if not Path(str(opts.data)).exists() else data.train_src.name
     return result_entry(scored, dataset=dataset_id, split=split, tta=cfg.tta, command=opts.command,
                         name=data.train_src.name, num_images=images)  # fmt: skip

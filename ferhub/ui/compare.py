@@ -23,6 +23,7 @@ MAX_MODELS = 4
 COUNTS, NORMALISED = "counts", "row-normalised"
 Entries = dict[str, dict[str, Any]]  # model id -> one eval_results entry
 Results = dict[str, dict[str, dict[str, Any]]]  # model id -> {dataset key -> entry}
+LeftOut = dict[str, dict[str, str]]  # model id -> {dataset key -> why its entry cannot be shown}
 
 
 def short_name(model_id: str) -> str:
@@ -174,12 +175,16 @@ def dataset_name(key: str, entry: dict[str, Any]) -> str:
     return " / ".join(str(p) for p in parts if p)
 
 
-def repo_results(model_ids: list[str]) -> tuple[Results, list[str]]:
-    """Each model's ``eval_results.json`` entries, and notes for models that have none or a broken file."""
+def repo_results(model_ids: list[str]) -> tuple[Results, list[str], LeftOut]:
+    """Each model's ``eval_results.json`` entries that can be shown, notes for models that have none or a
+    broken file and for each entry left out (:func:`ferhub.eval_results.usable`: another tool's, malformed),
+    and those entries' keys per model, with what is wrong."""
+    from ferhub.eval_results import usable
     from ferhub.hub import read_eval_results, resolve
 
     results: Results = {}
     notes = []
+    left_out: LeftOut = {}
     for model_id in model_ids:
         try:
             spec, local = visitors.model_spec(model_id)
@@ -189,13 +194,17 @@ def repo_results(model_ids: list[str]) -> tuple[Results, list[str]]:
                 f"**{model_id}**: cannot read its evaluation results: {visitors.public_text(str(e))}"
             )
             continue
+        if data:  # one entry ferhub cannot show never hides the others
+            data, bad = usable(data)
+            left_out[model_id] = {key: visitors.public_text(why) for key, why in bad}
+            notes += [f"**{model_id}**: left out {why}" for why in left_out[model_id].values()]
         if not data or not data.get("results"):
             notes.append(
                 f"**{model_id}** has no evaluation results yet: evaluate it below on a labelled set."
             )
             continue
         results[model_id] = data["results"]
-    return results, notes
+    return results, notes, left_out
 
 
 def _merge(repo: Results, fresh: Results | None) -> Results:
@@ -212,7 +221,7 @@ def dataset_choices(
     """The dataset/split keys any chosen model has results for (fresh ones first, ``latest`` picked), the
     notes, and the "evaluate now" section, opened when a model has no results."""
     ids = _models(model_ids)
-    repo, notes = repo_results(ids)
+    repo, notes, _ = repo_results(ids)
     # a model evaluated in this session has results now, whatever its repo holds
     notes = [n for n in notes if not any(n.startswith(f"**{m}** has no") for m in (fresh or {}))]
     results = _merge(repo, fresh)
@@ -235,11 +244,13 @@ def dataset_choices(
 
 def _entries(
     model_ids: list[str] | None, key: str | None, fresh: Results | None
-) -> tuple[list[str], Entries]:
+) -> tuple[list[str], Entries, dict[str, str]]:
+    """The picked models, their entries for ``key``, and why a model's entry for it was left out."""
     ids = _models(model_ids)
-    repo, _ = repo_results(ids)
+    repo, _, left_out = repo_results(ids)
     results = _merge(repo, fresh)
-    return ids, {m: results[m][key] for m in ids if key and key in results.get(m, {})}
+    entries = {m: results[m][key] for m in ids if key and key in results.get(m, {})}
+    return ids, entries, {m: bad[key] for m, bad in left_out.items() if key in bad and m not in entries}
 
 
 def panel_classes(entries: Entries, show_all: bool) -> list[str]:
@@ -313,14 +324,17 @@ def _dashboard(
     from ferhub.plots import (
         averaging_notes,
         entry_confusion_figure,
+        has_confusion,
         metrics_rows,
+        missing_note,
         model_title,
         per_class_figure,
     )
 
-    ids, entries = _entries(model_ids, key, fresh)
-    entries = {m: e for m, e in entries.items() if e.get("confusion_matrix") and e.get("labels")}
-    labels = panel_classes(entries, show_all)
+    ids, entries, left_out = _entries(model_ids, key, fresh)
+    # every entry has its metrics row; the matrices and the difference are of those with a confusion matrix
+    matrices = {m: e for m, e in entries.items() if has_confusion(e)}
+    labels = panel_classes(matrices, show_all)
     confusion = [
         gr.Plot(
             entry_confusion_figure(
@@ -333,17 +347,17 @@ def _dashboard(
             ),
             visible=True,
         )
-        for m, e in entries.items()
+        for m, e in matrices.items()
     ]
     confusion += [gr.Plot(None, visible=False)] * (MAX_MODELS - len(confusion))
-    names = list(entries)
+    names = list(matrices)
     a, b = _pair(names, pair_a, pair_b)
     choices = [(short_name(n), n) for n in names]
     pickers = [gr.Dropdown(choices=choices, value=v, visible=len(names) >= 2) for v in (a, b)]
     shown = {short_name(m): e for m, e in entries.items()}  # a folder by its name, never its server path
     with_classes = {m: e for m, e in shown.items() if e.get("per_class")}
     recall = (
-        gr.Plot(per_class_figure(with_classes, labels=labels), visible=True)
+        gr.Plot(per_class_figure(with_classes, labels=labels if matrices else None), visible=True)
         if with_classes
         else gr.Plot(None, visible=False)
     )
@@ -353,17 +367,21 @@ def _dashboard(
         legend = "**What the averages average over.** " + "  \n".join(averaging_notes(shown))
     else:
         table, legend = gr.Dataframe(value=None, visible=False), ""
-    hidden = [c for c in panel_classes(entries, True) if c not in labels]
-    missing = [m for m in ids if m not in entries]
+    hidden = [c for c in panel_classes(matrices, True) if c not in labels]
+    missing = [m for m in ids if m not in entries and m not in left_out]
+    drawn = ("confusion matrix", "per-class results")  # what the dashboard draws besides the table
+    lacking = [missing_note(n, e, drawn) for n, e in shown.items()]
     note = " ".join(
         [
             f"No results on this dataset for: {', '.join(missing)} (evaluate below)."
             if missing and key
             else "",
+            *(f"{m}: its results on this dataset were left out: {why}." for m, why in left_out.items()),
+            *(f"{text}." for text in lacking if text),
             f"Hidden (no images, never predicted): {', '.join(hidden)}." if hidden else "",
         ]
     ).strip()
-    return (*confusion, *pickers, _difference(entries, a, b, labels), recall, table, legend, note)
+    return (*confusion, *pickers, _difference(matrices, a, b, labels), recall, table, legend, note)
 
 
 @visitors.action("difference", retry="Try again.")
@@ -379,8 +397,10 @@ def difference_plot(
     state.heavy_imports()
     key = visitors.text(key, "The dataset / split") or None
     try:
-        _, entries = _entries(model_ids, key, fresh)
-        entries = {m: e for m, e in entries.items() if e.get("confusion_matrix") and e.get("labels")}
+        from ferhub.plots import has_confusion
+
+        _, entries, _ = _entries(model_ids, key, fresh)
+        entries = {m: e for m, e in entries.items() if has_confusion(e)}
         a, b = _pair(list(entries), pair_a, pair_b)
         return _difference(entries, a, b, panel_classes(entries, show_all))
     except gr.Error:  # a ValueError too: the visitor's message as it is (see dashboard)
