@@ -211,11 +211,18 @@ def entry_problem(key: str, r: Any) -> str | None:
         square = isinstance(cm, list) and len(cm) == n
         if not labels or not square or not all(_is_row(row, n) for row in cm):
             return f"{where}.confusion_matrix must be a {n}x{n} list of counts matching 'labels'"
+    model = r.get("model")
+    if model is not None and not (isinstance(model, Mapping) and isinstance(model.get("id", ""), str)):
+        return f"{where}.model must be an object with a string 'id'"
     per_class = r.get("per_class")
     if per_class is not None and not (
-        isinstance(per_class, Mapping) and all(isinstance(v, Mapping) for v in per_class.values())
+        isinstance(per_class, Mapping)
+        and all(
+            isinstance(v, Mapping) and all(is_number(v[k]) for k in _PER_CLASS_KEYS if k in v)
+            for v in per_class.values()
+        )
     ):
-        return f"{where}.per_class must map each label to an object of metrics"
+        return f"{where}.per_class must map each label to an object of metrics (numbers)"
     if r.get("calibration") is not None and not _is_calibration(r["calibration"]):
         return f"{where}.calibration must be an object with a number 'ece' and a list of 'bins'"
     notes = r.get("notes")
@@ -226,6 +233,9 @@ def entry_problem(key: str, r: Any) -> str | None:
     if r.get("num_images") is not None and not (isinstance(r["num_images"], int) and r["num_images"] >= 0):
         return f"{where}.num_images must be a non-negative integer"
     return None
+
+
+_PER_CLASS_KEYS = ("precision", "recall", "f1", "support")  # what the figures and the support read
 
 
 def _is_row(row: Any, n: int) -> bool:

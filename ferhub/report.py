@@ -294,7 +294,7 @@ def _entry_notes_html(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Each entry's notes and its test-time augmentation, if any."""
     parts = []
     for name, entry in entries.items():
-        for note in entry.get("notes", []):
+        for note in entry.get("notes") or []:
             parts.append(f'<p class="notes">{html.escape(name)}: {html.escape(note)}</p>')
         if entry.get("tta"):  # tta is a flag; tta_method says which (flip, tencrop); older entries lack it
             method = entry.get("tta_method") or ("flip" if entry["tta"] is True else entry["tta"])

@@ -244,6 +244,8 @@ def test_a_result_replaced_by_one_on_other_data_is_said_on_stderr(
         ({"metrics": {"accuracy_ci95": [0.1, float("inf")]}}, r"\.metrics\.accuracy_ci95 must be a finite"),
         ({"calibration": {"ece": 0.1}}, r"\.calibration must be an object"),
         ({"calibration": {"ece": 0.1, "bins": [{"count": 3}]}}, r"\.calibration must be an object"),
+        ({"model": "some-model"}, r"\.model must be an object"),  # report and push crashed (exit 4)
+        ({"per_class": {"happy": {"support": None}}}, r"\.per_class must map each label"),
     ],
 )
 def test_validate_refuses_what_the_report_cannot_show(change: dict[str, Any], message: str) -> None:
@@ -270,6 +272,8 @@ OTHER_TOOLS = {  # entries written by other tools that ferhub cannot show
     "calibration": {"calibration": {"ece": 0.05}},
     "nan": {"metrics": {"accuracy": 0.7, "nll": float("nan")}},
     "no id": {"dataset": {"name": "fer2013"}},
+    "model": {"model": "some-model"},
+    "support": {"labels": ["happy"], "confusion_matrix": [[1]], "per_class": {"happy": {"support": None}}},
 }
 
 

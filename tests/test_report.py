@@ -593,6 +593,11 @@ def test_a_result_ferhub_cannot_show_is_left_out_and_named(runs, tmp_path, capsy
     # nothing left to show: exit 1, with why on stderr
     assert main(["report", "--results", str(second), "--out", str(tmp_path / "none.html")]) == 1
     assert f"left out {bad_cal}" in capsys.readouterr().err
+    # notes null (optional, as absent) is shown, not an internal error
+    doc = json.loads((first / "eval_results.json").read_text())
+    doc["results"]["lfw:default:test"]["notes"] = None
+    (first / "eval_results.json").write_text(json.dumps(doc))
+    assert main(["report", "--results", str(first), "--out", str(tmp_path / "nulls.html")]) == 0
 
 
 def test_a_model_compared_with_itself_keeps_both_in_the_report(runs) -> None:
