@@ -68,6 +68,10 @@ from ferhub.images import rgb_pixels
 
 PYRAMID_FACTOR = 0.709  # MTCNN's: each level has half the area of the one before
 CELL = 12  # P-net's window: a face of min_face_size px is scaled to 12 px at the first level
+# The first level is at most this many times the detection image's size: a min_face_size under CELL / 4 = 3
+# detection pixels searches from 3 px. P-net's work and memory grow with (CELL / min_face_size)^2: 1 px on a
+# 640x480 photo asked for a 7680x5760 first level (13-40 s, 5-10 GB), 0.5 px for four times that.
+MAX_UPSCALE = 4
 
 
 def auto_min_face_size(width: int, height: int) -> float:
@@ -81,10 +85,11 @@ def auto_min_face_size(width: int, height: int) -> float:
 
 
 def level_sizes(height: int, width: int, min_face: float) -> list[tuple[int, int]]:
-    """The pyramid's level sizes (h, w) for a ``height`` x ``width`` image: from scale ``12 / min_face``, each
-    ``PYRAMID_FACTOR`` smaller, down to a 12 px shorter side."""
+    """The pyramid's level sizes (h, w) for a ``height`` x ``width`` image: from scale ``12 / min_face`` (at
+    most :data:`MAX_UPSCALE`), each ``PYRAMID_FACTOR`` smaller, down to a 12 px shorter side. Both detectors
+    (ONNX Runtime and torch) take their levels from here."""
     sizes = []
-    scale = CELL / min_face
+    scale = min(CELL / min_face, MAX_UPSCALE)
     while min(height, width) * scale >= CELL:
         sizes.append((max(CELL, round(height * scale)), max(CELL, round(width * scale))))
         scale *= PYRAMID_FACTOR

@@ -9,8 +9,9 @@ need gradients) and CUDA.
 Exports are made on the fly from the loaded module and kept per process and in a cache folder keyed by a hash
 of the weights and of the code that defines the module (``$HF_HOME/ferhub/onnx``), so a model is exported once
 per machine. Every session built for inference is first checked against the module on a random batch (its
-logits); a cached graph that does not load or does not match is built again, and a model that does not
-export or whose fresh graph does not match runs in torch, with a log line.
+logits: once per graph for ferhub's own modules, on every use for modules with classes of other code,
+:func:`trusted`); a cached graph that does not load or does not match is built again, and a model that does
+not export or whose fresh graph does not match runs in torch, with a log line.
 """
 
 from __future__ import annotations
@@ -87,17 +88,55 @@ def code_hash(module: nn.Module) -> str:
     """A hash of the code that defines ``module``'s graph: ferhub's (:func:`source_hash`, with torch's
     version and the exporter's) and the source file of every class of every submodule and of their bases, so
     that a layer imported from another file, or a class of the user's own outside ferhub, that changes gives
-    another hash."""
-    files = set()
+    another hash. Each file is hashed with its module's name, in the order of those names: the same code
+    installed elsewhere (an editable checkout, site-packages) gives the same hash.
+
+    Code outside those files (a helper function of another file, a class of a notebook or ``__main__`` with
+    no file) is not covered: such modules are checked against torch on every use (:func:`trusted`)."""
+    files: dict[str, str] = {}  # module name -> its file
     for sub in module.modules():
         for cls in type(sub).__mro__:
             with contextlib.suppress(OSError, TypeError):  # builtins, classes defined in a REPL
-                files.add(inspect.getfile(cls))
+                files[cls.__module__] = inspect.getfile(cls)
     h = hashlib.sha256(source_hash().encode())
-    for file in sorted(files):
+    for name in sorted(files):
         with contextlib.suppress(OSError):
-            h.update(Path(file).read_bytes())
+            data = Path(files[name]).read_bytes()
+            h.update(f"{name}:{len(data)}:".encode() + data)
     return h.hexdigest()
+
+
+# Packages whose classes a recorded pass may vouch for: ferhub (source_hash covers every file of it), torch
+# (its version is in the key) and the libraries ferhub's own architectures take layers from.
+TRUSTED_PACKAGES = frozenset({"ferhub", "torch", "torchvision", "facenet_pytorch"})
+
+
+def trusted(module: nn.Module) -> bool:
+    """Whether every class of ``module``'s submodules, with its bases, is defined in a file of ferhub's own
+    package (or of torch, torchvision, facenet-pytorch, or Python's standard library): then the graph's key
+    covers all the code the graph comes from, and a graph that passed its check once passes again (its pass
+    is recorded and trusted). A class of the user's own file, a notebook or ``__main__`` may call code the key
+    does not see (a helper function of another file, an edited cell): its graph is checked on every use."""
+    return all(_trusted_class(cls) for sub in module.modules() for cls in type(sub).__mro__)
+
+
+@functools.cache
+def _trusted_class(cls: type) -> bool:
+    import sys
+
+    if cls is object:
+        return True
+    top = cls.__module__.partition(".")[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        return True
+    package = sys.modules.get(top)
+    if top not in TRUSTED_PACKAGES or package is None or not getattr(package, "__file__", None):
+        return False
+    try:
+        file = Path(inspect.getfile(cls)).resolve()
+    except (OSError, TypeError):
+        return False
+    return file.is_relative_to(Path(package.__file__).resolve().parent)
 
 
 def export_bytes(
@@ -382,12 +421,13 @@ _PASSED: dict[str, dict[str, str]] = {}  # key -> the pass record of its graph, 
 class OnnxClassifier:
     """A classifier's ONNX Runtime session: a normalised ``(N, C, H, W)`` batch -> probabilities ``(N, K)``.
 
-    Checked against the torch module on a random batch (:func:`check_logits`) the first time its graph is
-    used on this machine. A cached graph that disagrees (stored by other code under the same key: a cache
-    copied from elsewhere) is built again and checked again; a fresh graph that disagrees raises
-    :class:`ExportError` instead of giving different results. The graph's key hashes the weights and the
-    code, so a graph that passed passes again: the cache records the pass (with the graph's hash) and later
-    processes skip the check.
+    Checked against the torch module on a random batch (:func:`check_logits`). A cached graph that disagrees
+    (stored by other code under the same key: a cache copied from elsewhere, a user's helper function or
+    notebook cell edited since) is built again and checked again; a fresh graph that disagrees raises
+    :class:`ExportError` instead of giving different results. For a module of ferhub's own classes
+    (:func:`trusted`) the graph's key hashes the weights and all the code, so a graph that passed passes
+    again: the cache records the pass (with the graph's hash) and later uses skip the check. Any other module
+    is checked every time.
     """
 
     def __init__(self, model: nn.Module, threads: int = 1) -> None:
@@ -396,7 +436,8 @@ class OnnxClassifier:
         build = functools.partial(build_classifier_graph, model)
         stored = is_cached(key)
         self.session, graph = cached_session(key, build, threads)
-        if _passed(key, graph):
+        keep = trusted(model)
+        if keep and _passed(key, graph):
             return
         try:
             diff = self._check(model)
@@ -407,7 +448,8 @@ class OnnxClassifier:
             discard(key)
             self.session, graph = cached_session(key, build, threads)
             diff = self._check(model)
-        _record_passed(key, graph, diff)
+        if keep:
+            _record_passed(key, graph, diff)
 
     def _check(self, model: nn.Module) -> float:
         """The session's logits against ``model``'s on a random batch (:func:`check_logits`)."""
@@ -457,7 +499,7 @@ def remember_repo(folder: Path, model: nn.Module) -> None:
     from ferhub.hub._repo import load_folder
 
     repo_key = _repo_key(folder)
-    if repo_key is None:
+    if repo_key is None or not trusted(model):  # a module checked on every use is never run unchecked
         return
     key = classifier_key(model)
     try:

@@ -88,6 +88,9 @@ class FaceDetector:
             the image so that a face this size fills P-net's 12 px window, and the later levels look for
             larger faces. It is not a size filter: a face somewhat smaller (often down to about half of it)
             can still be found, and no face is dropped for its size (to ignore small faces, filter the boxes).
+            The first level is at most 4x the image P-net sees (:data:`ferhub._mtcnn_onnx.MAX_UPSCALE`):
+            a smaller value searches from 3 px of that image, which bounds the work (P-net's time and memory
+            grow with ``(12 / min_face_size)^2``: 1 px on a 640x480 photo asked for a 7680x5760 level, GBs).
             ``None`` (default): 1/16 of the shorter side of the image P-net sees, within [12, 40] px
             (:func:`ferhub._mtcnn.auto_min_face_size`): a 640x480 photo is searched from 30 px, a 1024 px one
             from 40 px, and a 25x25 face crop at full resolution (12 px, P-net's window; R-/O-net inputs are

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ferhub import _onnx, create_model, hub
-from ferhub.export import ONNX_NAME, check_graphs, export_onnx
+from ferhub.export import INT8_NAME, ONNX_NAME, check_graphs, export_onnx
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -125,23 +125,137 @@ def test_export_builds_its_graph_fresh(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, logits(model, batch), rtol=1e-4, atol=1e-4)
 
 
-def test_push_refuses_a_graph_of_earlier_weights_that_random_inputs_cannot_tell(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = create_model("test_tiny").eval()
+def set_weights_hash(path: Path, value: str) -> None:
+    """Rewrite the weights hash in a graph's metadata, as an earlier ferhub wrote it."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    (prop,) = (p for p in proto.metadata_props if p.key == "ferhub_weights_sha256")
+    prop.value = value
+    path.write_bytes(proto.SerializeToString())
+
+
+def test_push_refuses_a_graph_of_other_weights(tmp_path: Path) -> None:
+    model = saturated()
     folder = hub.save(model, tmp_path / "model")
     export_onnx(folder, tmp_path / "out")
     graph = (tmp_path / "out" / ONNX_NAME).read_bytes()
-    with torch.no_grad():
-        model.classifier.bias.add_(1e-6)  # retrained a little: the graph still matches on random inputs
-    out = hub.save(model, tmp_path / "retrained")
+    out = hub.save(stale_copy(model), tmp_path / "retrained")  # the same probabilities on random inputs
     (out / ONNX_NAME).write_bytes(graph)
-    stale = r"model\.onnx does not match the folder's weights.*`ferhub export`"
+    stale = r"model\.onnx does not match the folder's weights.*other weights.*re-run `ferhub export`"
     with pytest.raises(hub.ModelLoadError, match=stale):
         check_graphs(out, hub.load(out))
-    (out / ONNX_NAME).write_bytes(_onnx.build_classifier_graph(model))  # no metadata: not ferhub's export
-    with pytest.raises(hub.ModelLoadError, match="weights hash in its metadata"):
-        check_graphs(out, hub.load(out))
     assert check_graphs(tmp_path / "out", hub.load(tmp_path / "out")) == [ONNX_NAME]
+
+
+def test_push_takes_an_export_of_an_earlier_ferhub_whose_model_code_changed(tmp_path: Path) -> None:
+    # the weights hash in the metadata also covers the model class's source file: one comment added to
+    # mini_xception.py by a ferhub update made every earlier export "not match the folder's weights"
+    torch.manual_seed(0)
+    folder = hub.save(create_model("test_tiny").eval(), tmp_path / "model")
+    out = tmp_path / "out"
+    export_onnx(folder, out)
+    set_weights_hash(out / ONNX_NAME, "0" * 64)
+    (out / INT8_NAME).write_bytes((out / ONNX_NAME).read_bytes())  # quantised by the same export
+    assert check_graphs(out, hub.load(out)) == [INT8_NAME, ONNX_NAME]
+    # an int8 graph of another export (the weights or the model code changed between them) is refused
+    set_weights_hash(out / INT8_NAME, "1" * 64)
+    with pytest.raises(
+        hub.ModelLoadError, match=r"not quantised from a model\.onnx beside it.*different exports"
+    ):
+        check_graphs(out, hub.load(out))
+
+
+def load_file_module(name: str, path: Path, monkeypatch: pytest.MonkeyPatch):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+HELPER_LAYER = """
+from torch import nn
+
+import ferhub_test_helpers
+
+
+class Layer(nn.Module):
+    def forward(self, x):
+        return ferhub_test_helpers.act(x)
+"""
+
+
+def test_a_module_of_a_users_files_is_checked_on_every_use(tmp_path: Path, monkeypatch, caplog) -> None:
+    # a layer whose forward calls a helper of another file: the key cannot see the helper, so an edit of it
+    # kept the key and the recorded pass served the old graph in every later process
+    helpers = tmp_path / "ferhub_test_helpers.py"
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    helpers.write_text("def act(x):\n    return x.relu()\n")
+    helper = load_file_module("ferhub_test_helpers", helpers, monkeypatch)
+    (tmp_path / "ferhub_test_layer2.py").write_text(HELPER_LAYER)
+    layer = load_file_module("ferhub_test_layer2", tmp_path / "ferhub_test_layer2.py", monkeypatch)
+    torch.manual_seed(0)
+    model = create_model("test_tiny").eval()
+    model.stem[2] = layer.Layer()
+    key = _onnx.classifier_key(model)
+    _onnx.OnnxClassifier(model)
+    helpers.write_text("def act(x):\n    return x.relu() * 3.0\n")
+    helper.__spec__.loader.exec_module(helper)  # the user's edit, imported again (importlib.reload)
+    assert _onnx.classifier_key(model) == key  # the key cannot tell
+    monkeypatch.setattr(_onnx, "_MEMORY", {})  # as in a new process
+    monkeypatch.setattr(_onnx, "_PASSED", {})
+    with caplog.at_level(logging.WARNING, logger="ferhub._onnx"):
+        runner = _onnx.OnnxClassifier(model)
+    assert "failed its check" in caplog.text
+    batch = random_batch(model)
+    np.testing.assert_allclose(runner(batch), _onnx.softmax(logits(model, batch)), atol=_onnx.TOLERANCE)
+    assert not _onnx.trusted(model) and _onnx.trusted(create_model("test_tiny"))
+
+
+def notebook_cell(scale: float) -> type:
+    """A layer class as a notebook cell defines it: in ``__main__``-like module with no file, so the key
+    cannot hash it; each run of the edited cell defines a new class of the same name."""
+
+    class Cell(torch.nn.Module):
+        def forward(self, x):
+            return x.relu() * scale
+
+    Cell.__module__, Cell.__qualname__ = "ferhub_test_notebook", "Cell"
+    return Cell
+
+
+def test_a_notebook_class_edited_in_the_same_process_is_checked_again() -> None:
+    torch.manual_seed(0)
+    model = create_model("test_tiny").eval()
+    model.stem[2] = notebook_cell(1.0)()
+    key = _onnx.classifier_key(model)
+    _onnx.OnnxClassifier(model)
+    edited = copy.deepcopy(model)
+    edited.stem[2] = notebook_cell(4.0)()  # the cell edited and run again, the same weights loaded
+    assert _onnx.classifier_key(edited) == key
+    runner = _onnx.OnnxClassifier(edited)
+    batch = random_batch(edited)
+    np.testing.assert_allclose(runner(batch), _onnx.softmax(logits(edited, batch)), atol=_onnx.TOLERANCE)
+
+
+def test_the_key_does_not_depend_on_where_the_code_is_installed(tmp_path: Path, monkeypatch) -> None:
+    # the files were hashed in the order of their absolute paths: an editable checkout and a site-packages
+    # install of the same code (torch before or after ferhub) gave different keys
+    keys = []
+    for first, second in (("a", "b"), ("b", "a")):
+        root = tmp_path / first
+        (root / first).mkdir(parents=True)
+        (root / second).mkdir(parents=True)
+        (root / first / "ferhub_test_zz.py").write_text(LAYER.format(""))
+        (root / second / "ferhub_test_aa.py").write_text(LAYER.format(" * 2"))
+        zz = load_file_module("ferhub_test_zz", root / first / "ferhub_test_zz.py", monkeypatch)
+        aa = load_file_module("ferhub_test_aa", root / second / "ferhub_test_aa.py", monkeypatch)
+        torch.manual_seed(0)
+        model = create_model("test_tiny").eval()
+        model.stem[2] = torch.nn.Sequential(zz.Layer(), aa.Layer())
+        keys.append(_onnx.classifier_key(model))
+    assert keys[0] == keys[1]
 
 
 def truncate(path: Path) -> None:

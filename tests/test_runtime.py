@@ -95,6 +95,21 @@ def test_a_min_face_size_under_p_nets_window_upscales_like_the_torch_path(
     assert len(matched(onnx_faces, torch_faces)) == 1
 
 
+def test_a_tiny_min_face_size_upscales_the_image_at_most_4x_in_both_runtimes() -> None:
+    # `--min-face-size 1` on a 640x480 photo asked for a 7680x5760 first level: 13-40 s and 5-10 GB, and
+    # 0.5 px four times that; the first level is now at most 4x the detection image (3 px faces)
+    from ferhub._mtcnn_onnx import level_sizes
+
+    assert level_sizes(480, 640, 1)[0] == (1920, 2560)
+    assert level_sizes(480, 640, 0.01) == level_sizes(480, 640, 1) == level_sizes(480, 640, 3)
+    assert level_sizes(480, 640, 6)[0] == (960, 1280)  # 2x: untouched
+    photo = Image.open(EXAMPLES_DIR / "grace_hopper.jpg").convert("RGB").resize((160, 120))
+    for runtime in ("onnx", "torch"):
+        tiny = FaceDetector(min_face_size=0.25, runtime=runtime).detect(photo)
+        assert tiny == FaceDetector(min_face_size=3, runtime=runtime).detect(photo), runtime
+        assert len(tiny) == 1, runtime
+
+
 def test_p_net_peaks_are_the_3x3_maxima_of_their_level_above_the_threshold() -> None:
     """The P-net graph's peaks (``_peaks_graph``: a 3x3 max-pool) against the definition, on random maps with
     ties: one level, or several packed levels apart from each other with unused (-1) cells between them, as
