@@ -21,15 +21,24 @@ def launched(demo: Any, **launch: Any) -> Iterator[str]:
     ``launch``'s further ``Blocks.launch`` arguments, such as ``auth``); yields its URL, closes it after."""
     from ferhub.ui import launch_kwargs
 
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_kwargs(),
-        **launch,
-    )
+    for attempt in range(3):
+        port = free_port()
+        try:
+            demo.launch(
+                server_name="127.0.0.1",
+                server_port=port,
+                prevent_thread_lock=True,
+                quiet=True,
+                **launch_kwargs(),
+                **launch,
+            )
+            break
+        except ValueError as e:
+            # Gradio's start-up check gives the page 3 s to answer a HEAD, and none to a refused first
+            # connection: on two cores busy with other tests it can fail although the server is fine
+            demo.close()
+            if "localhost is not accessible" not in str(e) or attempt == 2:
+                raise
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

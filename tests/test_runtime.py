@@ -512,7 +512,10 @@ def test_ensemble_members_run_in_onnx_and_match_torch(astronaut) -> None:
     assert a.faces[0].probabilities == pytest.approx(b.faces[0].probabilities, abs=_onnx.TOLERANCE)
 
 
-def test_exported_graphs_are_cached_on_disk_by_weights_hash(isolated_hf) -> None:
+def test_exported_graphs_are_cached_on_disk_by_weights_hash(isolated_hf, monkeypatch) -> None:
+    # another test of this process may have built the same graph (the same seed): kept in memory, it would
+    # never reach this test's disk cache
+    monkeypatch.setattr(_onnx, "_MEMORY", {})
     torch.manual_seed(3)
     model = create_model("test_tiny").eval()
     _onnx.OnnxClassifier(model)

@@ -894,11 +894,7 @@ def test_repo_results_are_read_from_eval_results_json(tiny_model: str, tmp_path:
     bars = [json.loads(o.value["plot"])["data"] for o in outputs if isinstance(o, gr.Plot) and o.value]
     (recall,) = [trace for data in bars for trace in data if trace.get("type") == "bar"]
     assert dict(zip(recall["x"], recall["y"])) == {"happy": 0.75, "sad": None}
-    # ...and one whose numbers are not numbers: a message, not a crash
-    entry["per_class"]["sad"]["support"] = "four"
-    write_results(folder, {"faces.zip:default:test": entry}, render_card=False)
-    with pytest.raises(gr.Error, match=r"Cannot draw the results for 'faces\.zip:default:test'"):
-        compare.dashboard([str(folder)], "faces.zip:default:test", compare.COUNTS, {})
+    # (an entry ferhub cannot show at all: the next test)
 
 
 def test_dashboard_shows_a_metrics_only_entry_and_names_one_left_out(tiny_model: str, tmp_path: Path) -> None:
