@@ -108,7 +108,7 @@ def code_hash(module: nn.Module) -> str:
 
 # Packages whose classes a recorded pass may vouch for: ferhub (source_hash covers every file of it), torch
 # (its version is in the key) and the libraries ferhub's own architectures take layers from.
-TRUSTED_PACKAGES = frozenset({"ferhub", "torch", "torchvision", "facenet_pytorch"})
+TRUSTED_PACKAGES = frozenset({"ferhub", "torch", "torchvision", "facenet_pytorch", "timm"})
 
 
 def trusted(module: nn.Module) -> bool:
