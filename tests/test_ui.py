@@ -263,6 +263,30 @@ def test_occlusion_goes_face_by_face_within_one_budget() -> None:
     assert np.allclose(out[1].heatmap, together[1].heatmap, atol=1e-5)
 
 
+def test_integrated_gradients_goes_face_by_face_and_stops_when_its_visitor_is_gone(monkeypatch) -> None:
+    """An abandoned Integrated Gradients run on a photo of many faces went on for all of them (seconds a face
+    on the CPU), holding the model's attribution copy while live visitors waited behind it."""
+    from ferhub.ui import visitors
+
+    photo = Image.open(ASTRONAUT).convert("RGB")
+    predictor = state.cache().predictor([DEFAULT_MODEL])
+    (face,) = [f.face for f in predictor.predict_image(photo).faces]
+    calls: list[str] = []
+    explained: list[int] = []
+    real = classify._explain
+    monkeypatch.setattr(classify, "_explain", lambda *a: explained.append(len(a[2])) or real(*a))
+    out = classify.explain(
+        predictor.models[0], photo, [face, face], "Integrated Gradients", ["happy", "sad"],
+        lambda *a, **k: calls.append(k["desc"]),
+    )  # fmt: skip
+    assert [e.target for e in out] == ["happy", "sad"] and explained == [1, 1]
+    assert calls == [f"Integrated Gradients: face {i} of 2" for i in (1, 2)]
+    monkeypatch.setattr(visitors, "event_gone", lambda: len(explained) >= 3)  # gone after one more face
+    with pytest.raises(visitors.Gone):
+        classify.explain(predictor.models[0], photo, [face] * 4, "ig", ["happy"] * 4, lambda *a, **k: None)
+    assert explained == [1, 1, 1]
+
+
 @pytest.mark.slow
 def test_classify_with_the_zoo_ensemble() -> None:
     *_, data, _ = classify.classify(ASTRONAUT, "ferhub/zoo-ensemble", "Saliency")

@@ -97,6 +97,9 @@ def _predict(predictor: Any, image: Image.Image) -> Any:
     return predictor.predict_image(image)
 
 
+SLOW_METHODS = ("occlusion", "integrated_gradients")  # seconds a face on the CPU: explained face by face
+
+
 @state.gpu
 def _explain(model: Any, image: Image.Image, faces: list[Any], method: str, targets: Any, share: int) -> list:
     from ferhub.saliency import explain_faces
@@ -107,17 +110,20 @@ def _explain(model: Any, image: Image.Image, faces: list[Any], method: str, targ
 def explain(
     model: Any, photo: Image.Image, faces: Sequence[Any], method: str, targets: list[str], progress: Any
 ) -> list[Any]:
-    """Attributions for every face. Occlusion runs the model once per window position, so it goes one face at
-    a time and says which face it is on; the faces share one budget (``saliency.OCCLUSION_BUDGET_FLOPS``)."""
-    from ferhub.saliency import method_id
+    """Attributions for every face. Occlusion runs the model once per window position and Integrated Gradients
+    once per step, so they go one face at a time and say which face they are on (a cancelled or abandoned
+    request stops between faces instead of holding the model's attribution copy for seconds a face); the
+    faces share occlusion's budget (``saliency.OCCLUSION_BUDGET_FLOPS``)."""
+    from ferhub.saliency import METHODS, method_id
 
     faces = list(faces)
-    if method_id(method) != "occlusion":
+    mid = method_id(method)
+    if mid not in SLOW_METHODS:
         return _explain(model, photo, faces, method, targets, len(faces))
     out: list[Any] = []
     for i, face in enumerate(faces):
-        visitors.stop_if_gone()  # seconds a face: a cancelled or abandoned request stops between faces
-        progress((i, len(faces)), desc=f"Occlusion: face {i + 1} of {len(faces)}", unit="faces")
+        visitors.stop_if_gone()
+        progress((i, len(faces)), desc=f"{METHODS[mid]}: face {i + 1} of {len(faces)}", unit="faces")
         out += _explain(model, photo, [face], method, targets[i : i + 1], len(faces))
     return out
 
