@@ -1,4 +1,4 @@
-"""The ``ferhub`` command line: ``ferhub predict|models|train|evaluate|...``.
+"""The ``ferhub`` command line: ``ferhub predict|models|train|evaluate|...|app``.
 
 Each subcommand lives in ``ferhub/commands/<name>.py`` and is imported only when it runs, so ``ferhub --help``
 and each command pay only for what they use.
@@ -59,6 +59,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ferhub.commands.zoo",
         "list, import and push the pretrained models converted from registry packages",
     ),
+    "app": ("ferhub.commands.app", "serve the web app (as `python app.py` in a checkout) on 127.0.0.1:7860"),
 }
 
 # the network errors, and the Hub answering with an error (auth, missing repo, rate limit)

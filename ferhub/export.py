@@ -54,6 +54,14 @@ MIN_INT8_AGREEMENT = 0.99
 EXPORT_FILES = (*REPO_FILES, *GRAPH_PATTERNS)
 _STAGE_PREFIX = ".ferhub-export-"  # the hidden folder an export is made in before it is moved into place
 INT8_ENSEMBLE = "--quantize int8 exports single models; quantise the ensemble's members one by one"
+LFW_FACES = (
+    100  # scikit-image's LFW subset: the real face crops the int8 check needs (with the examples' faces)
+)
+INT8_NEEDS_LFW = (
+    f"--quantize int8 is checked on real face crops, the {LFW_FACES} faces of scikit-image's LFW subset, and"
+    " scikit-image cannot provide them here (not installed, or without its data). Fix: pip install"
+    " scikit-image (or ferhub's test extra: pip install 'ferhub[test]') and run it again"
+)
 
 
 class UnfitExport(FerhubError, ValueError):
@@ -70,6 +78,7 @@ class ExportReport:
     max_difference: float = 0.0  # |probability| against torch, over every checked crop
     crops: int = 0
     int8_agreement: float | None = None  # top-1 agreement of the int8 graph with fp32 on real face crops
+    int8_crops: int = 0  # how many real face crops that agreement was measured on
 
 
 class Int8Refused(_onnx.ExportError):
@@ -81,10 +90,28 @@ class Int8Refused(_onnx.ExportError):
         self.report = report
 
 
-def real_face_crops(config, limit: int | None = None) -> np.ndarray:
+def _lfw_faces() -> np.ndarray | None:
+    """The first :data:`LFW_FACES` face crops of scikit-image's LFW subset (grey, 0..1), or ``None`` when
+    scikit-image cannot give them (not installed, or its data file missing)."""
+    try:
+        from skimage import data
+
+        return data.lfw_subset()[:LFW_FACES]
+    except Exception:  # ImportError; a missing data file fails in scikit-image's fetcher, in its own ways
+        return None
+
+
+def lfw_problem() -> str | None:
+    """Why the real face crops the int8 check needs are not available here (:data:`INT8_NEEDS_LFW`), or
+    ``None``. Without LFW only the example photos' 2 faces remain: too few to calibrate or to judge 99%."""
+    return INT8_NEEDS_LFW if _lfw_faces() is None else None
+
+
+def real_face_crops(config, limit: int | None = None, *, require_lfw: bool = False) -> np.ndarray:
     """Normalised crops of real faces for ``config``: the bundled example photos' faces and scikit-image's LFW
-    subset (its 100 face crops), as the model's input batch. LFW needs scikit-image (``pip install
-    ferhub[test]``).
+    subset (its first :data:`LFW_FACES` face crops), as the model's input batch. LFW needs scikit-image
+    (``pip install scikit-image``); without it only the example photos' faces are returned, or, with
+    ``require_lfw``, :class:`UnfitExport` is raised (:data:`INT8_NEEDS_LFW`).
     """
     from ferhub.assets import EXAMPLES_DIR
     from ferhub.faces import FaceDetector, crop_face
@@ -95,14 +122,12 @@ def real_face_crops(config, limit: int | None = None) -> np.ndarray:
     for path in sorted(EXAMPLES_DIR.glob("*.jpg")):
         photo = Image.open(path).convert("RGB")
         crops += [crop_face(photo, face, config) for face in detector.detect(photo)]
-    try:
-        from skimage import data
-    except ImportError:
-        pass
-    else:
-        for face in data.lfw_subset()[:100]:
-            image = Image.fromarray((face * 255).round().astype(np.uint8)).convert("RGB")
-            crops.append(image)  # already a face crop: resized to the model's input by eval_tensor
+    faces = _lfw_faces()
+    if faces is None and require_lfw:
+        raise UnfitExport(INT8_NEEDS_LFW)
+    for face in [] if faces is None else faces:
+        image = Image.fromarray((face * 255).round().astype(np.uint8)).convert("RGB")
+        crops.append(image)  # already a face crop: resized to the model's input by eval_tensor
     return eval_tensor(crops[:limit], config).numpy()
 
 
@@ -280,8 +305,9 @@ def _overwritten(out: str | os.PathLike, source: Path | None) -> str | None:
 
 def quantize_problem(model_id: str | os.PathLike, quantize: str | None) -> str | None:
     """What makes ``quantize`` impossible for ``model_id``, read from a local repo's ``config.json`` before
-    any work (no download, no torch): an unknown scheme, or int8 for an ensemble (each member is a model of
-    its own). A Hub id's ensemble is found once loaded, still before anything is written."""
+    any work (no download, no torch): an unknown scheme, int8 for an ensemble (each member is a model of
+    its own), or int8 where the real face crops its check needs are missing (:func:`lfw_problem`: no
+    scikit-image). A Hub id's ensemble is found once loaded, still before anything is written."""
     from ferhub.hub import ENSEMBLE, ModelLoadError
     from ferhub.hub._layout import read_config
     from ferhub.hub._repo import local_folder
@@ -294,8 +320,8 @@ def quantize_problem(model_id: str | os.PathLike, quantize: str | None) -> str |
         source = local_folder(model_id)
         architecture = read_config(source).architecture if source is not None else None
     except ModelLoadError:
-        return None  # loading the model says what is wrong with it
-    return INT8_ENSEMBLE if architecture == ENSEMBLE else None
+        architecture = None  # loading the model says what is wrong with it
+    return INT8_ENSEMBLE if architecture == ENSEMBLE else lfw_problem()
 
 
 def export_onnx(
@@ -351,8 +377,9 @@ def export_onnx(
         if members:
             report.max_difference = max(report.max_difference, _verify_ensemble(model, stage))
         if quantize == "int8":
-            crops = real_face_crops(model.config)
+            crops = real_face_crops(model.config, require_lfw=True)
             report.int8_agreement = _quantize(model, stage / ONNX_NAME, stage / INT8_NAME, crops)
+            report.int8_crops = len(crops)
             if report.int8_agreement < MIN_INT8_AGREEMENT:
                 (stage / INT8_NAME).unlink(missing_ok=True)
                 refused = Int8Refused(

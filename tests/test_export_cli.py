@@ -3,6 +3,7 @@ other folder takes the export, a new one made, an existing one added to."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,28 @@ def test_an_existing_folder_with_other_files_still_takes_the_export(
     assert "wrote " in capsys.readouterr().out
     assert (out / ONNX_NAME).is_file() and (out / "config.json").is_file()
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_int8_without_scikit_image_is_refused_before_any_work(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A plain ``pip install ferhub`` has no scikit-image, so no LFW faces: int8 was calibrated on 1 crop and
+    judged on 2 (one agreement in two: 100% or 50%) and wrote a graph the 99% gate on 102 crops rejects.
+    Refused now, exit 2, naming what to install, before loading anything; plain fp32 export is unaffected."""
+    from ferhub.errors import FerhubError
+    from ferhub.export import UnfitExport, real_face_crops
+
+    monkeypatch.setitem(sys.modules, "skimage", None)  # `from skimage import data` raises ImportError
+    monkeypatch.setattr(hub, "load", no_loading)
+    out = tmp_path / "q"
+    assert main(["export", "fer-mini-xception", "--out", str(out), "--quantize", "int8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ferhub export: --quantize int8 ") and "pip install scikit-image" in err
+    assert not out.exists()
+    with pytest.raises(UnfitExport, match="pip install scikit-image"):
+        export_onnx("fer-mini-xception", out, quantize="int8")
+    assert not out.exists()
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    config = hub.load("fer-mini-xception").config
+    with pytest.raises(FerhubError, match="pip install scikit-image"):  # the library's own guard
+        real_face_crops(config, require_lfw=True)
+    assert len(real_face_crops(config)) == 2  # the fp32 check: the example photos' faces only

@@ -1,0 +1,50 @@
+"""The app's server set-up, shared by ``app.py`` (a checkout, the Space) and ``ferhub app`` (an installed
+package): :func:`create_app` builds the Blocks, :func:`serve` runs them until Ctrl-C or SIGTERM.
+
+Host and port follow Gradio's ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` environment variables (default
+127.0.0.1:7860); what visitors may reach and how much disk the server keeps follow the settings in
+``ferhub.ui.visitors`` and ``ferhub.ui.scratch`` (README, "The app as a public Space").
+
+Imports no Gradio at import time: :func:`create_app` must give Gradio its cache folder before Gradio is
+imported (Gradio reads the folder then).
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING
+
+from ferhub.ui import scratch
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+CONCURRENCY = 2  # ``Blocks.queue(default_concurrency_limit=...)``: requests each event runs at once
+
+
+def create_app() -> gr.Blocks:
+    """The app's Blocks, built after giving Gradio an upload folder of this server's own."""
+    # before Gradio is imported (it reads the folder then): uploads and served outputs in a folder of this
+    # server's own, capped and removed at exit, instead of the /tmp/gradio every app on the machine shares
+    scratch.own_gradio_cache()
+
+    from ferhub.ui import build_app
+
+    return build_app()
+
+
+def serve(demo: gr.Blocks | None = None) -> None:
+    """Serve ``demo`` (default: :func:`create_app`) until Ctrl-C or SIGTERM; its files are removed then."""
+    if demo is None:
+        demo = create_app()
+    # only now: ferhub.ui.state imports Gradio, which must find the upload folder create_app gives it
+    from ferhub.ui import launch_kwargs, state
+
+    # a stopped Space gets SIGTERM: close the server and remove its files as on Ctrl-C
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    state.tune_native_memory()  # a long-running server: keep its memory from creeping after load bursts
+    scratch.start_sweeper(demo)
+    demo.queue(default_concurrency_limit=CONCURRENCY)
+    demo.launch(prevent_thread_lock=True, **launch_kwargs())
+    state.start_warm_up()  # first-request costs paid in the background once the server answers
+    demo.block_thread()

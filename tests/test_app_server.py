@@ -1,0 +1,144 @@
+"""``ferhub app`` (an installed package, no checkout) serves the app exactly as ``python app.py`` does:
+both run ``ferhub.ui.server``'s set-up (own upload folder before Gradio, SIGTERM as Ctrl-C, sweeper, queue
+limit, launch arguments with the session cap, warm-up)."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ferhub.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_app_help_names_the_host_and_port_settings(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["app", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: ferhub app" in out and "GRADIO_SERVER_PORT" in out
+    exe = os.path.join(os.path.dirname(sys.executable), "ferhub")
+    listing = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "serve the web app" in listing
+
+
+def _serve_recorded(monkeypatch, start) -> list[tuple]:
+    """What ``start()`` does to set up and serve the app, in order; nothing is served (launch and the
+    blocking loop are recorded, not run) and the Blocks are a small stand-in for ``build_app()``'s."""
+    import gradio as gr
+
+    from ferhub import ui
+    from ferhub.ui import scratch, state
+
+    calls: list[tuple] = []
+
+    def record(name):
+        return lambda *args, **kwargs: calls.append((name, args, kwargs))
+
+    with gr.Blocks() as small:
+        gr.Markdown("stand-in")
+
+    def build_app(*args, **kwargs):
+        calls.append(("build_app", args, kwargs))
+        return small
+
+    def launch(self, *args, **kwargs):
+        app_kwargs = kwargs.get("app_kwargs", {})  # the webcam's routes: fresh objects each call
+        routes = [(r.path, sorted(r.methods)) for r in app_kwargs.get("routes", [])]
+        kwargs = {**kwargs, "app_kwargs": {**app_kwargs, "routes": routes}}
+        calls.append(("launch", (self is small, *args), kwargs))
+
+    with monkeypatch.context() as mp:  # undone before the next run builds its Blocks
+        mp.setattr(scratch, "own_gradio_cache", record("own_gradio_cache"))
+        mp.setattr(scratch, "start_sweeper", lambda demo: calls.append(("start_sweeper", demo is small)))
+        mp.setattr(ui, "build_app", build_app)
+        mp.setattr(state, "tune_native_memory", record("tune_native_memory"))
+        mp.setattr(state, "start_warm_up", record("start_warm_up"))
+        mp.setattr(signal, "signal", record("signal"))
+        mp.setattr(gr.Blocks, "queue", lambda self, **kw: calls.append(("queue", self is small, kw)))
+        mp.setattr(gr.Blocks, "launch", launch)
+        mp.setattr(gr.Blocks, "block_thread", lambda self: calls.append(("block_thread", self is small)))
+        start()
+    return calls
+
+
+def test_ferhub_app_sets_up_and_launches_as_app_py_does(monkeypatch) -> None:
+    from ferhub.ui import launch_kwargs
+
+    monkeypatch.chdir(ROOT)
+    by_app_py = _serve_recorded(
+        monkeypatch, lambda: runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+    )
+    by_cli = _serve_recorded(monkeypatch, lambda: main(["app"]))
+    assert by_cli == by_app_py
+    expected = launch_kwargs()
+    expected["app_kwargs"] = {
+        "routes": [(r.path, sorted(r.methods)) for r in expected["app_kwargs"]["routes"]]
+    }
+    assert [c[0] for c in by_cli] == [
+        "own_gradio_cache",  # before the Blocks (and so Gradio's upload folder) are made
+        "build_app",
+        "signal",
+        "tune_native_memory",
+        "start_sweeper",
+        "queue",
+        "launch",
+        "start_warm_up",
+        "block_thread",
+    ]
+    calls = {c[0]: c[1:] for c in by_cli}
+    assert calls["build_app"] == ((), {})  # the default model choices
+    assert calls["signal"] == ((signal.SIGTERM, signal.default_int_handler), {})
+    assert calls["start_sweeper"] == (True,) and calls["block_thread"] == (True,)
+    assert calls["queue"] == (True, {"default_concurrency_limit": 2})
+    assert calls["launch"] == ((True,), {"prevent_thread_lock": True, **expected})
+    assert expected["state_session_capacity"] and expected["max_file_size"]  # the session and upload caps
+
+
+# Stops the process at its first import of Gradio and prints the upload folder Gradio would read then.
+WATCH_GRADIO = """
+import os, sys
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "gradio":
+            print("GRADIO_TEMP_DIR=" + os.environ.get("GRADIO_TEMP_DIR", ""))
+            sys.stdout.flush()
+            os._exit(0)
+
+sys.meta_path.insert(0, Watch())
+"""
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "from ferhub.cli import main; main(['app'])",
+        "import runpy; runpy.run_path('app.py', run_name='__main__')",
+    ],
+    ids=["ferhub app", "app.py"],
+)
+def test_gradio_is_first_imported_with_the_servers_own_upload_folder(start: str, tmp_path: Path) -> None:
+    """Gradio reads its upload folder (``GRADIO_TEMP_DIR``) when imported: by then the server has made its
+    own (``ferhub-gradio-*``, removed at exit), or uploads would go to the ``/tmp/gradio`` every app shares.
+    ``ferhub app`` first imported the app's state module, and so Gradio, before making it."""
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env["TMPDIR"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", WATCH_GRADIO + start],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    folder = out.strip().removeprefix("GRADIO_TEMP_DIR=")
+    assert out.startswith("GRADIO_TEMP_DIR=") and Path(folder).parent == tmp_path
+    assert Path(folder).name.startswith("ferhub-gradio-")
