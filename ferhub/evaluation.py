@@ -20,7 +20,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 PREDICTIONS_FORMAT_VERSION = 1  # of ImagePredictions files (``--out``), not of eval_results.json
 
 Tta = Literal["flip", "tencrop"] | None
+# decoded pixels an evaluation holds at once (~190 MB as RGB): images are decoded, detected and classified in
+# batches within it, so memory follows this, not the number of images in a chunk or their sizes on disk
+PIXEL_BUDGET = 64_000_000
 Progress = Callable[[int, int, str], None]
 
 
@@ -327,9 +330,6 @@ def _classify_source(
 ) -> _Scores:
     """Run every model of ``pred`` over ``source`` chunk by chunk; ``cache=None``: the images are face
     crops."""
-    from ferhub.faces import whole_image_face
-    from ferhub.transforms import tta_views
-
     n = len(source)
     scores = _Scores(
         probs=[np.zeros((n, m.config.num_classes), dtype=np.float32) for m in pred.models],
@@ -342,29 +342,45 @@ def _classify_source(
     )
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        idx, images = _decode(source, range(start, stop), scores.unreadable)
-        if not idx:
-            continue
-        if cache is None:
-            out = pred.classify_crops(images, views=lambda crop: tta_views(crop, tta))
-            for m, p in enumerate(out):
-                scores.probs[m][idx] = p.reshape(len(idx), len(p) // len(idx), -1).mean(axis=1)
-        else:
-            for i, image, face in zip(idx, images, cache.get_many(images)):
-                if face is None:
-                    scores.missing[i] = True
-                    if no_face == "wrong":
-                        continue
-                    face = whole_image_face(image)
-                else:
-                    scores.boxes[i] = [float(v) for v in face.box]
-                # each model crops the face its own way; the TTA views are taken of that crop
-                out = pred.classify_faces(image, [face], views=lambda crop: tta_views(crop, tta))
-                for m, p in enumerate(out):
-                    scores.probs[m][i] = p.mean(axis=0)
+        # decoded a few at a time, by pixels: a chunk of 256 large photos (or 14 KB PNGs that each decode to
+        # 49 MP) held at once took gigabytes
+        for idx, images in _decoded(source, range(start, stop), scores.unreadable, PIXEL_BUDGET):
+            _score(scores, idx, images, pred, tta, no_face, cache)
         if progress is not None:
             progress(stop, n, f"{source.name}: {stop}/{n} images")
     return scores
+
+
+def _score(
+    scores: _Scores,
+    idx: list[int],
+    images: list[Image.Image],
+    pred: Predictor,
+    tta: Tta,
+    no_face: str,
+    cache: FaceCache | None,
+) -> None:
+    """Every model's probabilities on the decoded ``images`` (source indices ``idx``) into ``scores``."""
+    from ferhub.faces import whole_image_face
+    from ferhub.transforms import tta_views
+
+    if cache is None:
+        out = pred.classify_crops(images, views=lambda crop: tta_views(crop, tta))
+        for m, p in enumerate(out):
+            scores.probs[m][idx] = p.reshape(len(idx), len(p) // len(idx), -1).mean(axis=1)
+        return
+    for i, image, face in zip(idx, images, cache.get_many(images)):
+        if face is None:
+            scores.missing[i] = True
+            if no_face == "wrong":
+                continue
+            face = whole_image_face(image)
+        else:
+            scores.boxes[i] = [float(v) for v in face.box]
+        # each model crops the face its own way; the TTA views are taken of that crop
+        out = pred.classify_faces(image, [face], views=lambda crop: tta_views(crop, tta))
+        for m, p in enumerate(out):
+            scores.probs[m][i] = p.mean(axis=0)
 
 
 @dataclass(frozen=True)
@@ -439,19 +455,33 @@ def _model_evaluation(
     return ModelEvaluation(name, run.key, entry, predictions, folder, spec)
 
 
-def _decode(
-    source: LabeledSource, idx: range, unreadable: dict[int, str]
-) -> tuple[list[int], list[Image.Image]]:
-    """The images of ``idx`` that decode; the others go into ``unreadable`` (index -> why)."""
+def _decoded(
+    source: LabeledSource, idx: range, unreadable: dict[int, str], budget: int
+) -> Iterator[tuple[list[int], list[Image.Image]]]:
+    """The images of ``idx`` that decode, in batches of at most ``budget`` decoded pixels (an image larger
+    than that alone); the others go into ``unreadable`` (index -> why). Each batch's list is emptied when the
+    next one is asked for: one batch is alive at a time, and the next batch's first image (decoded to know
+    its size) beside it."""
     from ferhub.data.crops import read_image
 
-    good, images = [], []
+    good: list[int] = []
+    images: list[Image.Image] = []
+    pixels = 0
     for i in idx:
         image = read_image(source, i, unreadable)
-        if image is not None:
-            good.append(i)
-            images.append(image)
-    return good, images
+        if image is None:
+            continue
+        if images and pixels + image.width * image.height > budget:
+            yield good, images
+            images.clear()  # the caller's reference to this batch: its images go now, not after the next
+            good, images, pixels = [], [], 0
+        good.append(i)
+        images.append(image)
+        pixels += image.width * image.height
+        del image
+    if images:
+        yield good, images
+        images.clear()
 
 
 def _unreadable_entry(unreadable: dict[int, str], source: LabeledSource, shown: int = 20) -> dict[str, Any]:

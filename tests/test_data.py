@@ -116,6 +116,25 @@ def test_zip_matches_folder_and_extracts_nothing(split_folder: Path, tmp_path: P
     assert set(tmp_path.rglob("*")) == before
 
 
+def test_zip_members_outside_its_folders_are_left_out_and_named(split_folder: Path, tmp_path: Path) -> None:
+    """A member named by an absolute path was refused with Python's own words ("'/tmp/x' is not in the
+    subpath of ''"); like one climbing out (``../``) it is left out, and the notes name both."""
+    zpath = tmp_path / "odd.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in sorted(split_folder.rglob("*.png")):
+            zf.write(f, f.relative_to(split_folder.parent).as_posix())
+        zf.writestr("/tmp/elsewhere/x.png", b"png")
+        zf.writestr("../../up/y.png", b"png")
+    before = set(tmp_path.rglob("*"))
+    zipped, folder = open_source(zpath, "train"), open_source(split_folder, "train")
+    assert zipped.labels == folder.labels and list(zipped.targets) == list(folder.targets)
+    assert zipped.notes == (
+        "left out 2 zip member(s) named by an absolute path or with '..' in their names, which no class "
+        "folder holds: '/tmp/elsewhere/x.png', '../../up/y.png'",
+    )
+    assert set(tmp_path.rglob("*")) == before and not Path("/tmp/elsewhere").exists()
+
+
 def _write_fer_csv(path: Path, rows: list[tuple[int, np.ndarray, str]]) -> Path:
     with path.open("w", newline="") as f:
         w = csv.writer(f)

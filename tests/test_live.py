@@ -364,6 +364,31 @@ def test_a_chunked_upload_is_stopped_at_the_frame_limit(sid: str) -> None:
     assert chunks == (live.MAX_FRAME_BYTES >> 20) + 1
 
 
+@pytest.mark.parametrize(("session", "status"), [("0" * 32, 403), ("", 400)], ids=["unknown", "missing"])
+def test_a_frame_of_no_page_is_refused_before_its_body_is_read(session: str, status: int) -> None:
+    """The session id is in the query string: a request no page of this server sent is refused before any
+    of its body is received (each held up to 8 MB of an anonymous upload in memory until it was all in), and
+    the connection closes."""
+    import asyncio
+
+    chunks = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal chunks
+        chunks += 1
+        return {"type": "http.request", "body": b"\0" * (1 << 20), "more_body": chunks < 7}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(Starlette(routes=live.routes())(chunked_post(session), receive, send))
+    assert sent[0]["status"] == status and b"reload the page" in sent[1]["body"]
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert chunks == 0
+
+
 def test_a_page_gone_mid_upload_is_no_server_error(sid: str, caplog: pytest.LogCaptureFixture) -> None:
     """A page closed or reloaded while its frame was uploading is no fault of the server: no ERROR log with a
     traceback ("webcam frame failed"), no 500."""

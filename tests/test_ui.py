@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zipfile
@@ -816,6 +817,30 @@ def test_evaluate_now_then_dashboard(
     expected = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     z = _heatmap_z(normalised[0])
     assert np.allclose(z / (100 if z.max() > 1.0 else 1), expected)
+
+
+def test_evaluate_now_decodes_a_zip_under_the_apps_pixel_limit(
+    tiny_model: str, labelled_zip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zip's images were decoded under ``load_image``'s 50 MP, not the app's limit for an uploaded photo
+    (``state.MAX_PIXELS``, 40 MP): a larger one is skipped and counted, before it is decoded."""
+    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(state, "MAX_PIXELS", 100 * 100)  # the zip's faces are 96x96
+    bigger = tmp_path / "upload-big" / "bigger.zip"
+    bigger.parent.mkdir()
+    with zipfile.ZipFile(labelled_zip) as src, zipfile.ZipFile(bigger, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+        png = next(n for n in src.namelist() if n.endswith(".png"))
+        dst.writestr("faces/happy/large.png", _png(Image.open(io.BytesIO(src.read(png))).resize((101, 100))))
+    _, status, _, _, _ = compare.evaluate_now([tiny_model], str(bigger), "", "", {})
+    assert "on 12 images" in status
+    assert "1 image(s) could not be read and were skipped (e.g. bigger.zip::faces/happy/large.png)." in status
+    monkeypatch.setattr(state, "MAX_PIXELS", 90 * 90)  # none fits: said with advice a visitor can act on
+    with pytest.raises(gr.Error) as e:
+        compare.evaluate_now([tiny_model], str(bigger), "", "", {})
+    assert "over the limit of 0.0 MP" in e.value.message and "from Python" not in e.value.message
+    assert e.value.message.endswith("; downscale the images to 0.0081 MP or less)")
 
 
 def test_evaluate_now_says_what_it_skipped_and_picks_the_new_set(

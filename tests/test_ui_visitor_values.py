@@ -86,6 +86,114 @@ def test_two_first_requests_for_a_model_load_it_once(monkeypatch: pytest.MonkeyP
     assert cache._loading == {}
 
 
+# -- the models visitors name are kept in a bounded cache ----------------------------------------------------
+class FakeModel:
+    """What the fake loader gives: one object per load, named, with ``modules()`` as a module has."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    def modules(self) -> list[object]:
+        return [self]
+
+
+@pytest.fixture
+def fake_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``ferhub.hub.load`` made a counter that caches each model in the hub's cache, as it does."""
+    import ferhub.hub
+    from ferhub.hub import _repo
+
+    loads: list[str] = []
+    lock = threading.Lock()
+
+    def fake_load(spec: str, **kwargs) -> FakeModel:
+        time.sleep(0.01)
+        model = FakeModel(spec)
+        with lock:
+            loads.append(spec)
+        with _repo._CACHE_LOCK:
+            _repo._MODEL_CACHE[("hub", spec)] = model
+        return model
+
+    monkeypatch.setattr(ferhub.hub, "load", fake_load)
+    monkeypatch.setattr(_repo, "_MODEL_CACHE", {})
+    return loads
+
+
+def test_models_named_by_visitors_are_kept_in_a_bounded_cache(fake_loads: list[str]) -> None:
+    """Every Hub id (and every revision name of one) a visitor named stayed loaded for good: a handful of
+    names pinned all of a Space's memory. The listed models stay; of the others the most recently used are
+    kept, and the hub's own cache forgets the others too."""
+    from ferhub.hub import _repo
+
+    cache = state.ModelCache(max_visitor_models=2)
+    first = cache.model("org/a")
+    cache.model("org/b")
+    assert cache.model("org/a") is first  # used again: the most recent
+    cache.model("org/a@v1")  # another revision name is another model, and counts
+    assert list(cache._models) == ["org/a", "org/a@v1"] and fake_loads == ["org/a", "org/b", "org/a@v1"]
+    assert [k[1] for k in _repo._MODEL_CACHE] == ["org/a", "org/a@v1"]  # org/b is gone from memory
+    cache.model("org/b")  # loaded again when asked for again
+    assert fake_loads[-1] == "org/b" and list(cache._models) == ["org/a@v1", "org/b"]
+    cache.model(DEFAULT_MODEL)  # a listed model
+    for i in range(5):
+        cache.model(f"org/x{i}")
+    assert list(cache._models) == [DEFAULT_MODEL, "org/x3", "org/x4"]
+    assert first.spec == "org/a"  # a request holding a forgotten model goes on with it
+
+
+def test_a_forgotten_model_keeps_working_for_the_requests_that_hold_it(
+    fake_loads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent requests for more models than the cache keeps: each gets the model it named, whole, while
+    others are loaded and forgotten; the predictors over a forgotten model are forgotten with it."""
+    import random
+
+    import ferhub.predict
+
+    class FakePredictor:
+        def __init__(self, models: list[FakeModel], **kwargs) -> None:
+            self.models = models
+
+    monkeypatch.setattr(ferhub.predict, "Predictor", FakePredictor)
+    cache = state.ModelCache(max_visitor_models=2)
+    monkeypatch.setattr(cache, "detector", lambda fast=False: None)
+    names = [f"org/m{i}" for i in range(6)]
+    wrong: list[str] = []
+
+    def request(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(20):
+            picked = rng.sample(names, rng.choice([1, 2]))
+            predictor = cache.predictor(picked)
+            time.sleep(0.001)  # in use while other requests load and forget
+            if [m.spec for m in predictor.models] != picked:
+                wrong.append(f"{picked} -> {[m.spec for m in predictor.models]}")
+
+    threads = [threading.Thread(target=request, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
+    assert len(cache._models) <= 2 and cache._loading == {}
+    assert all(set(key[:-2]) <= set(cache._models) for key in cache._predictors)
+    held = cache.predictor(["org/m0"])
+    for name in names[1:]:
+        cache.model(name)
+    assert held.models[0].spec == "org/m0" and not any("org/m0" in key for key in cache._predictors)
+
+
+def test_compare_tells_a_hub_model_out_of_reach_as_classify_does() -> None:
+    """Compare's "Load results" gave the CLI's advice (unset HF_HUB_OFFLINE, the cache folder) for a Hub id
+    the server has no copy of; Classify and Model card say the server cannot reach the Hub."""
+    _, notes, _ = compare.repo_results(["someone/not-cached"])
+    assert notes == [f"**someone/not-cached**: cannot read its evaluation results: {state.HUB_DOWN}"]
+    with pytest.raises(gr.Error) as e:
+        state.ModelCache().model("someone/not-cached")
+    assert e.value.message == f"Cannot load model 'someone/not-cached': {state.HUB_DOWN}"
+
+
 # -- 4: NaN in the Video tab's sliders ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("fps", "smooth", "message"),

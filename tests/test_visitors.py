@@ -279,3 +279,18 @@ def test_outputs_folder_is_made_on_first_use_and_capped(monkeypatch: pytest.Monk
     work = scratch.work_dir("ferhub-eval-")
     assert work.parent == scratch.outputs_dir() and work.is_dir()
     assert scratch.delete_cache() == (60, 600)
+
+
+def test_public_text_keeps_double_slashes_and_closing_tags() -> None:
+    """Only server paths are cut: git's "'//'" and a closing tag ("</script>") in a visitor's own text were
+    taken for absolute paths ("'(server path)'", "<script>")."""
+    texts = [
+        "'a/b@../../../x' is not a branch, tag or commit name (git refuses '..', '//', spaces and ~^:?*[\\ in"
+        " them)",
+        "Cannot load model 'a/b@<script>alert(1)</script>'",
+        "class names ['<b>neutral</b>']",
+        "say '/' or '//' or //",
+    ]
+    for text in texts:
+        assert visitors.public_text(text) == text
+    assert visitors.public_text("'/srv/data//secret/x.jpg' and </b>/tmp/y.png") == "'x.jpg' and </b>y.png"

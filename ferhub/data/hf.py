@@ -126,11 +126,11 @@ class HFSource(LabeledSource):
         if isinstance(value, Image.Image):
             from ferhub.images import load_image
 
-            return load_image(value)
+            return load_image(value, max_pixels=self.max_pixels)
         if isinstance(value, dict) and value.get("bytes"):
-            return _load_pil(value["bytes"], f"{self.name}[{i}]")
+            return _load_pil(value["bytes"], f"{self.name}[{i}]", self.max_pixels)
         if isinstance(value, dict) and value.get("path"):
-            return _load_pil(value["path"], f"{self.name}[{i}]")
+            return _load_pil(value["path"], f"{self.name}[{i}]", self.max_pixels)
         raise DataSourceError(f"{self.name}[{i}]: cannot read column {self.image_column!r} as an image")
 
     def path_of(self, i: int) -> str | None:

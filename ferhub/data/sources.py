@@ -14,7 +14,7 @@ from PIL import Image
 
 from ferhub.archives import ArchiveLimits, ArchiveRefused, SafeZip
 from ferhub.errors import DataSourceError
-from ferhub.images import image_suffixes
+from ferhub.images import DEFAULT_MAX_PIXELS, image_suffixes
 from ferhub.labels import FER7, FER8, UnknownLabelError, canonical, canonical_order, dataset_labels
 
 # Split names as datasets spell them -> ferhub's three names. FER2013's Usage column: PublicTest is the
@@ -92,12 +92,15 @@ def id_base(ids: Sequence[int], table: Sequence[str], label_names: str | Sequenc
     return 1 if ids and ids[0] >= 1 and (rafdb or ids[-1] == len(table)) else 0
 
 
-def _load_pil(data: bytes | str | Path, what: str) -> Image.Image:
-    """Decode to RGB with EXIF orientation applied, through ferhub's one image loader."""
+def _load_pil(
+    data: bytes | str | Path, what: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Decode to RGB with EXIF orientation applied, through ferhub's one image loader (refused, from its
+    header, over ``max_pixels``)."""
     from ferhub.images import ImageDecodeError, load_image
 
     try:
-        return load_image(data)
+        return load_image(data, max_pixels=max_pixels)
     except ImageDecodeError as e:
         if str(e).startswith(f"{what}: "):  # a path: load_image named it already
             raise
@@ -134,6 +137,9 @@ class LabeledSource:
         return None
 
     notes: tuple[str, ...] = ()  # what loading left out of the data, said with the results (unlabelled rows)
+    # an image of more pixels is refused from its header, before it is decoded (an unreadable image, skipped
+    # and counted); a public app sets its own upload limit here
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
     # ``split`` only names all of the data, which has no splits of its own (a single parquet file given
     # split="test"): asking it for another split gives the same images, so a caller probing for a
     # validation or test split must not take them as one
@@ -268,7 +274,7 @@ def _has_images(entries: dict[str, list[str]], folder: PurePosixPath) -> bool:
 
 
 def _under(p: PurePosixPath, prefix: PurePosixPath) -> bool:
-    return str(prefix) == "." or p == prefix or prefix in p.parents
+    return (str(prefix) == "." and not p.is_absolute()) or p == prefix or prefix in p.parents
 
 
 def _labelled_files(
@@ -318,7 +324,7 @@ class FolderSource(LabeledSource):
         self.precropped = precropped
 
     def image(self, i: int) -> Image.Image:
-        return _load_pil(self.files[i], str(self.files[i]))
+        return _load_pil(self.files[i], str(self.files[i]), self.max_pixels)
 
     def path_of(self, i: int) -> str | None:
         return str(self.files[i])
@@ -344,20 +350,31 @@ class ZipSource(LabeledSource):
             raise DataSourceError(str(e)) from e
         entries: dict[str, list[str]] = {}
         suffixes = image_suffixes()
+        outside = []  # names no class folder of the zip holds: absolute ("/x/a.jpg") or climbing out ("../")
         for m in self._zip.names():
             p = PurePosixPath(m)
-            if p.suffix.lower() not in suffixes or any(
-                part.startswith(".") or part == "__MACOSX" for part in p.parts
-            ):
+            if p.suffix.lower() not in suffixes:
+                continue
+            if p.is_absolute() or ".." in p.parts:
+                outside.append(m)
+                continue
+            if any(part.startswith(".") or part == "__MACOSX" for part in p.parts):
                 continue
             entries.setdefault(str(p.parent), []).append(m)
         classes, all_classes, own_splits = _layout(entries, split, str(self.path))
         self.labels, self.members, self.targets = _labelled_files(classes, all_classes, label_names)
         self.name, self.split = local_name(self.path, split_name(split) if split else None, own_splits)
         self.precropped = precropped
+        if outside:
+            shown = ", ".join(repr(m if len(m) <= 100 else m[:97] + "...") for m in outside[:3])
+            more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
+            self.notes = (
+                f"left out {len(outside)} zip member(s) named by an absolute path or with '..' in their "
+                f"names, which no class folder holds: {shown}{more}",
+            )
 
     def image(self, i: int) -> Image.Image:
-        return _load_pil(self._zip.read(self.members[i]), f"{self.path}::{self.members[i]}")
+        return _load_pil(self._zip.read(self.members[i]), f"{self.path}::{self.members[i]}", self.max_pixels)
 
     def path_of(self, i: int) -> str | None:
         return f"{self.path}::{self.members[i]}"

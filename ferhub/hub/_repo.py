@@ -9,7 +9,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -396,6 +396,17 @@ def load_folder(folder: Path, *, local: bool = True) -> nn.Module:
 _MODEL_CACHE: dict[tuple, nn.Module] = {}
 _KEY_LOCKS: dict[tuple, threading.RLock] = {}
 _CACHE_LOCK = threading.Lock()  # guards the two dicts only; never held while a model loads
+
+
+def forget(models: Sequence[nn.Module], keep: Sequence[nn.Module] = ()) -> None:
+    """Drop ``models`` (and the ensemble members they hold) from :func:`load`'s cache, which otherwise keeps
+    every model loaded for good (a server whose visitors name models bounds its memory so); a module ``keep``
+    holds stays. Callers holding a forgotten model go on using it; the next :func:`load` reads it again."""
+    held = {id(sub) for model in keep for sub in model.modules()}
+    drop = {id(sub) for model in models for sub in model.modules()} - held
+    with _CACHE_LOCK:
+        for key in [k for k, m in _MODEL_CACHE.items() if id(m) in drop]:
+            del _MODEL_CACHE[key]
 
 
 def _fingerprint(folder: Path) -> tuple:

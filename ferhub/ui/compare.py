@@ -190,9 +190,8 @@ def repo_results(model_ids: list[str]) -> tuple[Results, list[str], LeftOut]:
             spec, local = visitors.model_spec(model_id)
             data = read_eval_results(resolve(spec, local=local))
         except Exception as e:
-            notes.append(
-                f"**{model_id}**: cannot read its evaluation results: {visitors.public_text(str(e))}"
-            )
+            why = visitors.public_text(state.model_problem(e))  # a Hub out of reach: as Classify says it
+            notes.append(f"**{model_id}**: cannot read its evaluation results: {why}")
             continue
         if data:  # one entry ferhub cannot show never hides the others
             data, bad = usable(data)
@@ -460,7 +459,9 @@ def evaluate_now(
     except (gr.Error, visitors.Gone):
         raise
     except Exception as e:  # the user's data or model: say what went wrong, keep the app alive
-        raise gr.Error(f"Evaluation failed: {e}", title="Evaluation failed") from e
+        # (every image over the app's pixel limit: the decoder's advice is a Python caller's)
+        why = state._for_visitors(str(e), f"downscale the images to {state.MAX_PIXELS / 1e6:g} MP or less")
+        raise gr.Error(f"Evaluation failed: {why}", title="Evaluation failed") from e
     out = scratch.work_dir("ferhub-eval-")
     merged = {m: dict(v) for m, v in (fresh or {}).items()}
     files = []

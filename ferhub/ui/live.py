@@ -302,23 +302,31 @@ async def _frame(request: Any) -> Any:
     from starlette.responses import JSONResponse, Response
 
     try:
+        params = request.query_params
+        try:
+            # from the query string, before any of the body is read: a request no page of this server sent
+            # gets nothing buffered (8 MB a connection otherwise); the connection closes, the rest unread
+            live = SESSIONS.get(params.get("session"))
+        except LiveError as e:
+            raise LiveError(e.status, str(e), {"connection": "close"}) from None
         # with the connection closed: the rest of the upload is neither received nor buffered
         too_large = LiveError(
             413, f"A camera frame of over {MAX_FRAME_BYTES >> 20} MB.", {"connection": "close"}
         )
         if int(request.headers.get("content-length") or 0) > MAX_FRAME_BYTES:
             raise too_large
-        body = bytearray()
+        chunks, size = [], 0
         async for chunk in request.stream():  # (a chunked upload has no length to check first)
-            body += chunk
-            if len(body) > MAX_FRAME_BYTES:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_FRAME_BYTES:
                 raise too_large
-        params = request.query_params
-        live = SESSIONS.get(params.get("session"))  # (once the body is in, as before: the connection goes on)
+        body = b"".join(chunks)  # one copy of the frame, not a growing buffer and a copy of it
+        del chunks
         # one frame of a page at a time (its tracker and recording follow the frames in order), and at most
         # CONCURRENCY frames of all pages at once; each waits for its turn here, holding no thread
         async with live.turns, _WORKING:
-            jpeg, text = await to_thread.run_sync(process, bytes(body), live, params.get("start") == "1")
+            jpeg, text = await to_thread.run_sync(process, body, live, params.get("start") == "1")
     except LiveError as e:
         return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers)
     except ClientDisconnect:  # the page went away mid-upload (closed, reloaded): nobody to answer, no fault

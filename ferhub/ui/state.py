@@ -6,6 +6,7 @@ goes through :class:`ferhub.predict.Predictor`, the library's one inference path
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -109,16 +110,54 @@ def model_choices() -> list[str]:
     return list(dict.fromkeys(names))
 
 
-class ModelCache:
-    """Loaded models by id, one shared face detector, and predictors over tuples of model ids."""
+# models named by visitors (Hub ids; local folders where paths are allowed) kept loaded at once, beyond the
+# models the app lists (the default and bundled ones, and those the server was started with), which stay
+VISITOR_MODELS_SETTING = "FERHUB_MAX_VISITOR_MODELS"
+# predictors (a set of models with their ONNX Runtime sessions) kept at once
+PREDICTORS_KEPT = 16
+# what a visitor is told of a Hub model the server has no copy of while the Hub is out of reach: the CLI's
+# advice (unset HF_HUB_OFFLINE, the cache's folder) is for whoever runs the server
+HUB_DOWN = (
+    "this server has no copy of it and cannot reach the Hugging Face Hub now. Pick a listed model, or try"
+    " again later."
+)
 
-    def __init__(self) -> None:
+
+def model_problem(error: BaseException) -> str:
+    """Why a model cannot be loaded (or its repo read), in a visitor's words (:data:`HUB_DOWN` for a Hub
+    that cannot be reached); server paths are left for :func:`ferhub.ui.visitors.public_text` to cut."""
+    from ferhub.errors import HubConnectionError
+
+    return HUB_DOWN if isinstance(error, HubConnectionError) else str(error)
+
+
+def _visitor_models() -> int:
+    try:
+        return max(1, int(os.environ.get(VISITOR_MODELS_SETTING, "4")))
+    except ValueError:
+        return 4
+
+
+class ModelCache:
+    """Loaded models by id, one shared face detector, and predictors over tuples of model ids.
+
+    The listed models (:func:`model_choices` and the server's own list) stay loaded; of the others, named by
+    visitors, the ``max_visitor_models`` (``FERHUB_MAX_VISITOR_MODELS``, 4) most recently used are kept, and
+    an older one is forgotten (with the predictors over it) when another is loaded: any number of Hub ids, or
+    revisions of one, never pile up in memory. A request that holds a forgotten model or predictor goes on
+    with it; the next one loads it again.
+    """
+
+    def __init__(self, max_visitor_models: int | None = None) -> None:
         self._lock = threading.Lock()
-        self._models: dict[str, nn.Module] = {}
+        self.max_visitor_models = max_visitor_models or _visitor_models()
+        self._models: collections.OrderedDict[str, nn.Module] = (
+            collections.OrderedDict()
+        )  # least recent first
         # a lock per model being loaded now, with how many requests wait on it; removed when the last one is
         # done, so that names visitors send (refused, unknown or failing ones too) are not kept
         self._loading: dict[str, tuple[threading.Lock, list[int]]] = {}
-        self._predictors: dict[tuple[str, ...], Predictor] = {}
+        self._predictors: collections.OrderedDict[tuple[str, ...], Predictor] = collections.OrderedDict()
         self._detector: FaceDetector | None = None
         self._fast_detector: FaceDetector | None = None
 
@@ -128,13 +167,46 @@ class ModelCache:
         # the name is checked (text, length, what a visitor may name) before anything keeps it
         model_id = visitors.model_name(model_id) or default_model()
         with self._lock:
-            if model_id in self._models:
-                return self._models[model_id]
+            found = self._models.get(model_id)
+            if found is not None:
+                self._models.move_to_end(model_id)
+                return found
         spec, local = self._spec(model_id)
         with self._loading_lock(model_id):  # two first requests for one model load it once, others go on
-            if model_id not in self._models:
-                self._models[model_id] = self._load(model_id, spec, local)  # shared with ferhub.hub's cache
-        return self._models[model_id]
+            with self._lock:
+                found = self._models.get(model_id)
+            if found is None:
+                found = self._load(model_id, spec, local)  # shared with ferhub.hub's cache
+                self._keep(model_id, found)
+        return found  # this request's reference: the model works for it even if forgotten meanwhile
+
+    @staticmethod
+    def listed() -> Callable[[str], bool]:
+        """Whether a model is one the app lists (always kept loaded), not one a visitor named."""
+        from ferhub.hub import BUNDLED_ORG, list_bundled
+
+        ids = {*visitors.policy().listed, default_model(), *list_bundled()}
+        return lambda model_id: model_id in ids or f"{BUNDLED_ORG}/{model_id}" in ids
+
+    def _keep(self, model_id: str, model: nn.Module) -> None:
+        """Keep a loaded model, forgetting the least recently used visitor-named ones beyond the bound."""
+        listed = self.listed()
+        with self._lock:
+            self._models[model_id] = model
+            self._models.move_to_end(model_id)
+            named = [m for m in self._models if not listed(m)]
+            gone = {m: self._models.pop(m) for m in named[: max(0, len(named) - self.max_visitor_models)]}
+            if not gone:
+                return
+            for key in [k for k in self._predictors if gone.keys() & set(k)]:
+                del self._predictors[key]
+            kept = list(self._models.values())
+        from ferhub.hub._repo import forget
+
+        forget(list(gone.values()), kept)
+        visitors.log.info(
+            "model cache: forgot %s (%d visitor models kept)", ", ".join(gone), self.max_visitor_models
+        )
 
     @staticmethod
     def _spec(model_id: str) -> tuple[str, bool]:
@@ -179,20 +251,13 @@ class ModelCache:
 
     @staticmethod
     def _load(model_id: str, spec: str, local: bool) -> nn.Module:
-        from ferhub.errors import HubConnectionError
         from ferhub.hub import load
 
         shown = visitors.named(model_id)
         try:
             return load(spec, device=device(), local=local)
-        except HubConnectionError as e:  # the server's network: the CLI's fixes are not the visitor's
-            raise gr.Error(
-                f"Cannot load model {shown}: this server has no copy of it and cannot reach the Hugging Face"
-                " Hub now. Pick a listed model, or try again later.",
-                title="Model not loaded",
-            ) from e
-        except Exception as e:
-            raise gr.Error(f"Cannot load model {shown}: {e}", title="Model not loaded") from e
+        except Exception as e:  # the server's network: the CLI's fixes are not the visitor's (model_problem)
+            raise gr.Error(f"Cannot load model {shown}: {model_problem(e)}", title="Model not loaded") from e
 
     def detector(self, *, fast: bool = False) -> FaceDetector:
         """The shared MTCNN detector; ``fast`` (webcam) skips faces under 48 px, which a person in front of a
@@ -218,8 +283,9 @@ class ModelCache:
         key = (*ids, f"fast={fast}", f"fallback={fallback}")
         with self._lock:
             cached = self._predictors.get(key)
-        if cached is not None:
-            return cached
+            if cached is not None:
+                self._predictors.move_to_end(key)
+                return cached
         predictor = Predictor(
             [self.model(m) for m in ids],
             names=list(ids),  # results under the ids picked; the shared cached modules are not renamed
@@ -228,7 +294,13 @@ class ModelCache:
             no_face="fallback" if fallback else "skip",
         )
         with self._lock:
-            return self._predictors.setdefault(key, predictor)
+            if any(m not in self._models for m in ids):
+                return predictor  # a model of it was forgotten meanwhile: this request's only
+            predictor = self._predictors.setdefault(key, predictor)
+            self._predictors.move_to_end(key)
+            while len(self._predictors) > PREDICTORS_KEPT:
+                self._predictors.popitem(last=False)
+            return predictor
 
 
 @functools.cache
@@ -239,7 +311,7 @@ def cache() -> ModelCache:
 
 # ferhub.images' advice for a photo over the pixel limit names load_image's max_pixels: a web visitor has no
 # such argument, only the photo to make smaller
-_PYTHON_ADVICE = re.compile(r"; downscale it first \(from Python, [^)]*\)$")
+_PYTHON_ADVICE = re.compile(r"; downscale it first \(from Python, [^)]*\)")  # (also inside a longer message)
 
 
 def _for_visitors(message: str, advice: str | None = None) -> str:

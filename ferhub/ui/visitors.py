@@ -34,9 +34,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 LOCAL_PATHS_SETTING = "FERHUB_ALLOW_LOCAL_PATHS"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?")
-# an absolute POSIX path inside a message, not part of a URL ("https://host/x") or a Hub id ("org/name")
-# (a lone "/", as in "HTTPS_PROXY / HF_ENDPOINT", is not one)
-_ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"(),;:<>]+/)*[^\s'\"(),;:<>]+")
+# an absolute POSIX path inside a message, not part of a URL ("https://host/x") or a Hub id ("org/name"):
+# "/" and folders, ending in a name ("//", as in "git refuses '//'", is not one, nor a lone "/", as in
+# "HTTPS_PROXY / HF_ENDPOINT"), and not a closing tag ("</b>")
+_ABS_PATH = re.compile(r"(?<![\w:/.~<-])/(?:[^\s'\"(),;:<>/]*/)*[^\s'\"(),;:<>/]+")
 
 
 def _int_env(name: str, default: int) -> int:
@@ -300,7 +301,8 @@ def action(name: str, *, retry: str = "Try again, or another photo.") -> Callabl
 
 def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any:
     """The labelled set a visitor chose, opened under this server's caps: an uploaded zip (read through
-    :class:`~ferhub.archives.SafeZip`), a Hub dataset id, or (only when allowed) a server path.
+    :class:`~ferhub.archives.SafeZip`), a Hub dataset id, or (only when allowed) a server path; its images
+    decode under the app's pixel limit (``state.MAX_PIXELS``).
     ``ValueError`` with what to change otherwise."""
     from ferhub.data import ZipSource, open_source
 
@@ -322,6 +324,11 @@ def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any
             f"this set has {len(source):,} images; this server evaluates at most {p.max_images:,} at a time "
             "(FERHUB_EVAL_MAX_IMAGES): evaluate on a sample, or run `ferhub evaluate` on your own machine"
         )
+    from ferhub.ui import state
+
+    # each image decoded under the app's own limit, as an uploaded photo is: a larger one is skipped and
+    # counted, before it is decoded (a 14 KB PNG can declare 49 MP)
+    source.max_pixels = state.MAX_PIXELS
     return source
 
 
