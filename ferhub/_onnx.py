@@ -187,7 +187,24 @@ def cache_dir() -> Path:
     return Path(constants.HF_HOME) / "ferhub" / "onnx"
 
 
+# graphs read or built by this process, the most recently used last: a server whose visitors name models
+# would otherwise keep every graph for good (a session holds its own copy; the disk cache keeps them all)
 _MEMORY: dict[str, bytes] = {}
+MEMORY_BYTES = 256 << 20  # the graphs kept in memory past the latest one
+_MEMORY_LOCK = threading.Lock()
+
+
+def _remember(key: str, graph: bytes) -> None:
+    """Keep ``graph`` in memory as the most recently used, forgetting the least recently used ones beyond
+    :data:`MEMORY_BYTES`."""
+    with _MEMORY_LOCK:  # callers hold only their key's lock
+        _MEMORY.pop(key, None)
+        _MEMORY[key] = graph
+        total = sum(map(len, _MEMORY.values()))
+        while total > MEMORY_BYTES and len(_MEMORY) > 1:
+            total -= len(_MEMORY.pop(next(iter(_MEMORY))))
+
+
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 
@@ -199,14 +216,16 @@ def cached(key: str, build: Callable[[], bytes]) -> bytes:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
         if key in _MEMORY:
-            return _MEMORY[key]
+            data = _MEMORY[key]
+            _remember(key, data)
+            return data
         path = _cache_path(key)
         try:
             data = path.read_bytes()
         except OSError:
             data = build()
             _store(path, data)
-        _MEMORY[key] = data
+        _remember(key, data)
         return data
 
 
@@ -527,5 +546,5 @@ def repo_classifier(folder: Path, config: Any, threads: int = 1) -> OnnxClassifi
         return None
     if not _passed(key, graph):
         return None
-    _MEMORY[key] = graph
+    _remember(key, graph)
     return OnnxClassifier.from_graph(config, graph, threads)

@@ -305,3 +305,20 @@ def test_a_truncated_detector_graph_is_built_again(monkeypatch) -> None:
     monkeypatch.setattr(_onnx, "_MEMORY", {})
     got = OnnxMTCNN().detect(photo)  # boxes, scores, landmarks
     assert len(expected[0]) == 1 and all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+def test_graphs_kept_in_memory_are_bounded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A server whose visitors named model after model kept every graph's bytes in memory for good (the app
+    forgot the models, not their graphs): the least recently used go beyond the budget (they stay on disk)."""
+    monkeypatch.setenv("FERHUB_ONNX_CACHE", str(tmp_path))
+    monkeypatch.setattr(_onnx, "_MEMORY", {})
+    monkeypatch.setattr(_onnx, "MEMORY_BYTES", 25)
+    for name in "abcd":
+        assert _onnx.cached(name * 64, lambda n=name: n.encode() * 10) == name.encode() * 10
+    assert list(_onnx._MEMORY) == ["c" * 64, "d" * 64]  # 20 bytes kept; a and b forgotten
+    _onnx.cached("c" * 64, lambda: b"built again")  # used: the most recent now
+    _onnx.cached("e" * 64, lambda: b"e" * 10)
+    assert list(_onnx._MEMORY) == ["c" * 64, "e" * 64]
+    monkeypatch.setattr(_onnx, "MEMORY_BYTES", 0)
+    _onnx.cached("f" * 64, lambda: b"f" * 10)
+    assert list(_onnx._MEMORY) == ["f" * 64]  # the latest is always kept
