@@ -230,6 +230,48 @@ def test_a_result_on_val_data_is_named_as_evaluate_names_that_data(task_folder: 
     assert "## Evaluation" in (card := (out / "model" / "README.md").read_text()) and "holdout" in card
 
 
+def test_a_result_on_val_data_without_splits_names_that_data_and_keeps_both_counts(
+    task_folder: Path, tmp_path: Path
+) -> None:
+    """Reported on a --val-data without splits, the protocol and the card said "split val" (it has none), the
+    card's Data line never named it, and its count of images left out replaced the training data's (both
+    were filed as "all")."""
+    import shutil
+
+    data = _with_damaged_files(task_folder, tmp_path)
+    val = Path(shutil.copytree(task_folder, tmp_path / "holdout"))
+    (val / "angry" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "run"
+    summary = main(get_args_parser().parse_args(_args(data, out, "--epochs", "1", "--val-data", str(val))))
+    n = len(list(task_folder.rglob("*.png")))
+    assert summary["data"]["all"]["unreadable"] == 2 and summary["data"]["all"]["images"] == n + 2
+    assert summary["data"][f"all of `{val}`"]["unreadable"] == 1
+    (entry,) = json.loads((out / "model" / "eval_results.json").read_text())["results"].values()
+    assert entry["protocol"]["reported_on"] == summary["protocol"]["reported_on"] == f"all of `{val}`"
+    card = (out / "model" / "README.md").read_text()
+    assert "split val" not in card and f"these numbers come from all of `{val}`" in card
+    assert f"results reported on {n} images (all of `{val}`)" in card
+    assert f"2 of {n + 2} images (all), 1 of {n + 1} images (all of `{val}`)" in card
+
+
+def test_kfold_refuses_val_data_it_would_not_use(
+    task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """k-fold selects and reports on folds of --data; a --val-data without a test split was ignored without a
+    word in the log or the card."""
+    import shutil
+
+    from ferhub.cli import main as cli_main
+
+    val = shutil.copytree(task_folder, tmp_path / "holdout")
+    out = tmp_path / "run"
+    argv = ["train", *_args(task_folder, out, "--epochs", "1", "--kfold", "2", "--val-data", str(val))]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--kfold 2 with --val-data {val}: k-fold cross-validation" in err
+    assert "leave out --val-data (or --kfold)" in err and not out.exists()
+
+
 def _run_env() -> dict[str, str]:
     # one thread: the same kernels and summation order in every process
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}

@@ -60,6 +60,11 @@ class Fold:
     report: Crops  # reports; never seen by training or selection
 
 
+def _called(names: dict[str, str], role: str) -> str:
+    """How the card names the ``role`` data: ``names[role + "_text"]``, else ``split NAME``."""
+    return names.get(f"{role}_text") or f"split {names[role]}"
+
+
 @dataclass
 class Plan:
     """How every repeat splits the data."""
@@ -83,7 +88,7 @@ def make_plan(
     cfg: TrainConfig, train: Crops, val: Crops | None, test: Crops | None, names: dict[str, str]
 ) -> Plan:
     """Split the prepared crops for ``cfg``'s protocol. ``names``: ``train`` / ``val`` / ``test`` split
-    names."""
+    names; ``val_text`` / ``test_text``, where given, how the card names that data (else ``split NAME``)."""
     plan = _split(cfg, train, val, test, names)
     if cfg.no_face == "skip":  # no-face images leave training and selection only (see the module docstring)
         for fold in plan.folds:
@@ -114,12 +119,13 @@ def _split(
     else:
         train, report = _carve(train, cfg)
         split = "heldout"
+    role = "test" if test is not None else "val"
     report_name = (
-        f"a stratified {share} held out of {names['train']}" if split == "heldout" else f"split {split}"
+        f"a stratified {share} held out of {names['train']}" if split == "heldout" else _called(names, role)
     )
     select, select_name = None, None
     if inner and val is not None:
-        select, select_name = val, f"split {names['val']}"
+        select, select_name = val, _called(names, "val")
     elif inner:
         train, select = _carve(train, cfg)
         select_name = f"an inner stratified {share} of the training data"

@@ -146,6 +146,12 @@ class _Data:
                 "the training classes"
             )
         self.test_src = self.test_source()
+        if cfg.kfold and opts.val_data is not None and self.test_src is None:
+            raise RecipeError(
+                f"--kfold {cfg.kfold} with --val-data {opts.val_data}: k-fold cross-validation selects and "
+                "reports on folds of --data, and uses --val-data only for its test split, which "
+                f"{opts.val_data} does not have; leave out --val-data (or --kfold)"
+            )
         self._kept_apart()
         self.model_config = model_config(cfg, self.train_src.labels)
         # seed 004's Table 3 ablation (face_detection=False) resizes every image whole, like face crops
@@ -235,6 +241,14 @@ class _Data:
             return self._named(open_source(source, self.opts.test_split, **self._kw(source)), source, "test")
         return self._open(source, None, "test")
 
+    def called(self, src: Any) -> str | None:
+        """How the card names ``src`` where it comes from ``--val-data`` (that source named, not only a split
+        name that reads as one of ``--data``'s); else ``None``."""
+        if self.opts.val_data is None or src is None or src is self.train_src:
+            return None
+        val_data = self.opts.val_data
+        return f"split {src.split} of `{val_data}`" if src.split else f"all of `{val_data}`"
+
     def crops_given(self, src: Any) -> bool:
         """Whether ``src``'s images went in whole, as face crops (no detection; as materialize decides)."""
         return bool(src.precropped if self.precropped is None else self.precropped)
@@ -265,7 +279,8 @@ class _Data:
                 f"decoded and were skipped (first: {first_unreadable(src, c.unreadable)})",
                 file=sys.stderr,
             )
-        self.prepared[src.split or "all"] = {
+        key = self.called(src) or src.split or "all"  # --val-data's "all" is not the training data's
+        self.prepared[key] = {
             "images": len(src),
             "crops": len(c),
             "no_face": c.no_face,
@@ -273,13 +288,13 @@ class _Data:
             "detections_run": c.detections_run,
         }
         if c.unreadable:  # only then: a clean data set's summary stays as it was
-            self.prepared[src.split or "all"]["unreadable"] = len(c.unreadable)
+            self.prepared[key]["unreadable"] = len(c.unreadable)
         return c
 
     def description(self, plan: Plan, test: tuple[str, int] | None = None) -> str:
         """The card's account of the data: where it came from, how many images trained, chose the epoch and
-        reported (as the plan split them, not the source's total), no-face counts. ``test``: (name, size) of
-        a test split the released model of a k-fold run was also reported on."""
+        reported (as the plan split them, not the source's total), no-face counts. ``test``: (how the card
+        names it, size) of a test split the released model of a k-fold run was also reported on."""
         src = self.train_src
         text = f"`{self.opts.data}` ({f'split {src.split}, ' if src.split else ''}{len(src)} images). "
         folds = plan.folds
@@ -300,7 +315,7 @@ class _Data:
             text += f"results reported on {len(folds[0].report)} images ({plan.report_name})"
             text += f", {once}" if repeats > 1 else ""
         if test is not None:
-            text += f", and on the {test[1]} images of split {test[0]} by the released model"
+            text += f", and on the {test[1]} images of {test[0]} by the released model"
         no_face = [
             f"{v['no_face']} of {v['images']} images ({k})" for k, v in self.prepared.items() if v["no_face"]
         ]
@@ -451,9 +466,12 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
                 f"({time.perf_counter() - t0:.1f}s to prepare)")  # fmt: skip
     names = {
         "train": data.train_src.split or "the data",
-        "val": getattr(data.val_src, "split", None) or "val",
+        "val": getattr(data.val_src, "split", None) or "all",  # --val-data without splits: all of it
         "test": getattr(test_src, "split", None) or "test",
     }
+    texts = {role: data.called(src) or f"split {names[role]}" for role, src in
+             (("val", data.val_src), ("test", test_src))}  # fmt: skip
+    names.update({f"{role}_text": text for role, text in texts.items()})
     plan = make_plan(cfg, train_all, None if cfg.kfold else val, None if cfg.kfold else test, names)
     runs = run_plan(cfg, plan, session.out_dir, _fitter(cfg, opts, session), session.device, session.say)
     fold, chosen = released(cfg, runs)
@@ -471,11 +489,11 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         extra["no_face"] = _no_face(data, test_src, [test], chosen)
         extra["protocol"] = {
             **reported["protocol"],
-            "reported_on": f"split {names['test']}",
+            "reported_on": texts["test"],
             "released_fold": fold + 1,
         }
-        extra["notes"] = [*extra["notes"], f"The released model (fold {fold + 1} of the k-fold run) on split "
-                          f"{names['test']}, which took no part in training or selection."]  # fmt: skip
+        extra["notes"] = [*extra["notes"], f"The released model (fold {fold + 1} of the k-fold run) on "
+                          f"{texts['test']}, which took no part in training or selection."]  # fmt: skip
         entries.append(_entry(extra, data, names["test"], cfg, test_src))
     metrics = reported["metrics"]
     session.say(f"reported on {plan.report_name}: accuracy {metrics['accuracy']:.4f}, mean class recall "
@@ -490,7 +508,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         "data": data.prepared,
     }
     if session.dist.main:
-        also = (names["test"], len(test)) if cfg.kfold and test is not None else None
+        also = (texts["test"], len(test)) if cfg.kfold and test is not None else None
         _write_repo(cfg, opts, session, data.description(plan, also), plan, chosen.result.model, entries,
                     summary)  # fmt: skip
     return summary
