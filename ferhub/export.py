@@ -201,14 +201,15 @@ OUT_RULE = (
 )
 
 
-def out_problem(model_id: str | os.PathLike, out: str | os.PathLike) -> str | None:
+def out_problem(model_id: str | os.PathLike, out: str | os.PathLike, *, action: str = "export") -> str | None:
     """What makes ``out`` unfit to take the export of ``model_id``, found before any work (no download, no
     torch): an empty name (an unset shell variable: ``Path("")`` is the current folder), a file, the model's
     own folder (copying the repo would copy each file onto itself), a folder holding files an export
     writes (:data:`EXPORT_FILES`) that is no earlier export (:func:`is_export`), whose files are not ferhub's
     to replace, or one holding a file that a different file of the same name in the model's folder would
     overwrite (:func:`_overwritten`; a Hub id's folder is known, and checked, once loaded). ``None`` when it
-    is fit: a new or empty folder, one of other files (kept), an earlier export (replaced)."""
+    is fit: a new or empty folder, one of other files (kept), an earlier export (replaced). ``action`` names
+    what would write there (a zoo import asks the same of its folder)."""
     from ferhub.hub import ModelLoadError
     from ferhub.hub._repo import local_folder
 
@@ -221,7 +222,7 @@ def out_problem(model_id: str | os.PathLike, out: str | os.PathLike) -> str | No
         source = local_folder(model_id)  # a local or bundled repo; None for a Hub id
     except ModelLoadError:
         source = None  # loading the model says what is wrong with the reference
-    return _own_folder(out, source) or _foreign_files(out) or _overwritten(out, source)
+    return _own_folder(out, source) or _foreign_files(out, action) or _overwritten(out, source)
 
 
 def _own_folder(out: str | os.PathLike, source: Path | None) -> str | None:
@@ -256,8 +257,9 @@ def is_export(folder: str | os.PathLike) -> bool:
     return True
 
 
-def _foreign_files(out: str | os.PathLike) -> str | None:
-    """The files of ``out`` an export would replace although ferhub did not write them there."""
+def _foreign_files(out: str | os.PathLike, action: str = "export") -> str | None:
+    """The files of ``out`` an export (or ``action``) would replace although ferhub did not write them
+    there."""
     folder = Path(out).expanduser()
     if not folder.is_dir():
         return None
@@ -265,7 +267,7 @@ def _foreign_files(out: str | os.PathLike) -> str | None:
     if not names or is_export(folder):
         return None
     kind = "a model repo" if CONFIG_NAME in names else "files of its own"
-    return f"{out} holds {', '.join(names)} ({kind}, not an earlier export), which an export would replace"
+    return f"{out} holds {', '.join(names)} ({kind}, not an earlier export), which an {action} would replace"
 
 
 def _extra_files(source: Path) -> list[Path]:

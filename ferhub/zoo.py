@@ -450,14 +450,12 @@ def out_problem(name: str, out: str | os.PathLike) -> str | None:
     and an earlier export (of any model) is refused too, since an import would leave its graphs (and any
     ``eval_results.json``) beside other weights. ``None`` when ``out`` is fit: a new or empty folder, one of
     other files (kept), an earlier import of ``name`` (replaced)."""
-    from ferhub.export import GRAPH_FILE
+    from ferhub.export import _export_names
     from ferhub.export import out_problem as export_problem
     from ferhub.hub._layout import REPO_FILES
 
     entry = get_entry(name)
-    problem = export_problem(entry.repo_id, out)
-    if problem:  # export's words, for an import
-        problem = problem.replace("which an export would replace", "which an import would replace")
+    problem = export_problem(entry.repo_id, out, action="import")
     if not os.fspath(out).strip():  # Path("") is the current folder, whatever it holds
         return problem
     folder = Path(out).expanduser()
@@ -472,11 +470,7 @@ def out_problem(name: str, out: str | os.PathLike) -> str | None:
     if problem or not folder.is_dir():
         return problem
     # export's rule lets an earlier export be replaced; an import writes no graphs and no results
-    found = sorted(
-        p.name
-        for p in folder.iterdir()
-        if (p.name in REPO_FILES or GRAPH_FILE.fullmatch(p.name)) and p.is_file()
-    )
+    found = _export_names(folder)
     if not found:
         return None
     return (
