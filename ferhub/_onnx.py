@@ -234,7 +234,8 @@ def discard(key: str) -> None:
     with _LOCKS_LOCK:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
-        _MEMORY.pop(key, None)
+        with _MEMORY_LOCK:  # _remember iterates it under this lock
+            _MEMORY.pop(key, None)
         _PASSED.pop(key, None)
         for path in (_cache_path(key), _passed_path(key)):
             with contextlib.suppress(OSError):
