@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -322,9 +323,25 @@ def test_turns_pass_on_past_a_waiter_that_went_away() -> None:
     asyncio.run(scenario())
 
 
-def chunked_post(sid: str) -> dict[str, Any]:
-    """The ASGI scope of a frame posted without a length (the test client always sends one)."""
-    return {
+def post_chunked(sid: str, message: Callable[[int], dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Post a frame without a length straight to the route's ASGI app (the test client always sends one):
+    ``message(n)`` is the n-th message (from 1) the route receives. Returns what the route sent and how many
+    messages it received."""
+    import asyncio
+
+    received = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        received += 1
+        return message(received)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(reply: dict[str, Any]) -> None:
+        sent.append(reply)
+
+    scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -338,27 +355,19 @@ def chunked_post(sid: str) -> dict[str, Any]:
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
+    asyncio.run(Starlette(routes=live.routes())(scope, receive, send))
+    return sent, received
+
+
+def megabytes(of: int) -> Callable[[int], dict[str, Any]]:
+    """A body of ``of`` 1 MB chunks, as :func:`post_chunked`'s messages."""
+    return lambda n: {"type": "http.request", "body": b"\0" * (1 << 20), "more_body": n < of}
 
 
 def test_a_chunked_upload_is_stopped_at_the_frame_limit(sid: str) -> None:
     """A body without a length (chunked) is read only until it passes :data:`live.MAX_FRAME_BYTES`: 413,
     and the rest is never received (300 MB of it here)."""
-    import asyncio
-
-    chunks = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal chunks
-        chunks += 1
-        return {"type": "http.request", "body": b"\0" * (1 << 20), "more_body": chunks < 300}
-
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = chunked_post(sid)
-    asyncio.run(Starlette(routes=live.routes())(scope, receive, send))
+    sent, chunks = post_chunked(sid, megabytes(300))
     assert sent[0]["status"] == 413 and b"camera frame of over 8 MB" in sent[1]["body"]
     assert (b"connection", b"close") in sent[0]["headers"]
     assert chunks == (live.MAX_FRAME_BYTES >> 20) + 1
@@ -369,21 +378,7 @@ def test_a_frame_of_no_page_is_refused_before_its_body_is_read(session: str, sta
     """The session id is in the query string: a request no page of this server sent is refused before any
     of its body is received (each held up to 8 MB of an anonymous upload in memory until it was all in), and
     the connection closes."""
-    import asyncio
-
-    chunks = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal chunks
-        chunks += 1
-        return {"type": "http.request", "body": b"\0" * (1 << 20), "more_body": chunks < 7}
-
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(Starlette(routes=live.routes())(chunked_post(session), receive, send))
+    sent, chunks = post_chunked(session, megabytes(7))
     assert sent[0]["status"] == status and b"reload the page" in sent[1]["body"]
     assert (b"connection", b"close") in sent[0]["headers"]
     assert chunks == 0
@@ -392,23 +387,9 @@ def test_a_frame_of_no_page_is_refused_before_its_body_is_read(session: str, sta
 def test_a_page_gone_mid_upload_is_no_server_error(sid: str, caplog: pytest.LogCaptureFixture) -> None:
     """A page closed or reloaded while its frame was uploading is no fault of the server: no ERROR log with a
     traceback ("webcam frame failed"), no 500."""
-    import asyncio
-
-    messages = iter(
-        [{"type": "http.request", "body": b"\xff\xd8", "more_body": True}, {"type": "http.disconnect"}]
-    )
-
-    async def receive() -> dict[str, Any]:
-        return next(messages)
-
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = chunked_post(sid)
+    messages = [{"type": "http.request", "body": b"\xff\xd8", "more_body": True}, {"type": "http.disconnect"}]
     with caplog.at_level(logging.DEBUG, logger=live.log.name):
-        asyncio.run(Starlette(routes=live.routes())(scope, receive, send))
+        sent, _ = post_chunked(sid, lambda n: messages[n - 1])
     assert sent[0]["status"] != 500
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
