@@ -113,6 +113,7 @@ def model_choices() -> list[str]:
 # models named by visitors (Hub ids; local folders where paths are allowed) kept loaded at once, beyond the
 # models the app lists (the default and bundled ones, and those the server was started with), which stay
 VISITOR_MODELS_SETTING = "FERHUB_MAX_VISITOR_MODELS"
+VISITOR_MODELS = 4  # its default
 # predictors (a set of models with their ONNX Runtime sessions) kept at once
 PREDICTORS_KEPT = 16
 # what a visitor is told of a Hub model the server has no copy of while the Hub is out of reach: the CLI's
@@ -133,9 +134,9 @@ def model_problem(error: BaseException) -> str:
 
 def _visitor_models() -> int:
     try:
-        return max(1, int(os.environ.get(VISITOR_MODELS_SETTING, "4")))
+        return max(1, int(os.environ.get(VISITOR_MODELS_SETTING, VISITOR_MODELS)))
     except ValueError:
-        return 4
+        return VISITOR_MODELS
 
 
 class ModelCache:
@@ -151,9 +152,8 @@ class ModelCache:
     def __init__(self, max_visitor_models: int | None = None) -> None:
         self._lock = threading.Lock()
         self.max_visitor_models = max_visitor_models or _visitor_models()
-        self._models: collections.OrderedDict[str, nn.Module] = (
-            collections.OrderedDict()
-        )  # least recent first
+        # least recently used first
+        self._models: collections.OrderedDict[str, nn.Module] = collections.OrderedDict()
         # a lock per model being loaded now, with how many requests wait on it; removed when the last one is
         # done, so that names visitors send (refused, unknown or failing ones too) are not kept
         self._loading: dict[str, tuple[threading.Lock, list[int]]] = {}
