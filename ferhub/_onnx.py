@@ -313,6 +313,11 @@ def check_logits(name: str, expected: np.ndarray, got: np.ndarray) -> float:
     :data:`TOLERANCE`. Returns the largest probability difference."""
     if expected.shape != got.shape:
         raise ExportError(f"{name}: ONNX Runtime's logits have shape {got.shape}, torch's {expected.shape}")
+    if not np.isfinite(expected).all():  # nothing to compare with: the model itself is broken, not its graph
+        raise ExportError(
+            f"{name}: torch's own logits are NaN or infinite on the check inputs; the model's weights or its"
+            " computation are not finite (a diverged or corrupt model)"
+        )
     if expected.size:
         expected64 = expected.astype(np.float64)
         diff = np.abs(got - expected64)

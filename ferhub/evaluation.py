@@ -244,6 +244,10 @@ def evaluate(
         predictor: reuse a loaded :class:`Predictor` (then ``models`` only names the results; pass its specs).
         cache: face detections cache; default the persistent one under ``$FERHUB_CACHE``.
         progress: ``progress(done, total, message)`` after each chunk of images.
+
+    Raises:
+        NotFiniteError: a model gave NaN or infinite probabilities (a diverged or corrupt model); the
+            error's ``runs`` are the other models' evaluations.
     """
     from ferhub.predict import Predictor
     from ferhub.transforms import TTA_METHODS
@@ -279,10 +283,42 @@ def evaluate(
         crops_only=crops_only,
         command=command,
     )
-    return [
-        _model_evaluation(run, scores, source, spec, model, name, p, n_resamples=n_resamples, seed=seed)
-        for spec, model, name, p in zip(specs, pred.models, pred.names, scores.probs)
-    ]
+    scored = ~scores.missing if no_face == "wrong" else np.ones(len(scores.targets), dtype=bool)
+    runs, failed = [], []
+    for spec, model, name, p in zip(specs, pred.models, pred.names, scores.probs):
+        bad = scored & ~np.isfinite(p).all(axis=1)
+        if bad.any():
+            # a label read from NaN is the first class (argmax) and its metrics NaN: no result for this model
+            first = scores.paths[int(np.flatnonzero(bad)[0])]
+            failed.append(
+                (name, f"for {int(bad.sum())} of {len(bad)} images" + (f" (first: {first})" if first else ""))
+            )
+            continue
+        runs.append(
+            _model_evaluation(run, scores, source, spec, model, name, p, n_resamples=n_resamples, seed=seed)
+        )
+    if failed:
+        whose = "their" if len(failed) > 1 else "its"
+        kept = "; the other models' results are kept" if runs else ""
+        (name, which), *others = failed
+        named = f"model {name} gave NaN or infinite probabilities {which}" + "".join(
+            f", model {n} {w}" for n, w in others
+        )
+        raise NotFiniteError(
+            f"{named}; {whose} weights or {whose} computation are not finite (a diverged or corrupt"
+            f" model){kept}",
+            runs=runs,
+        )
+    return runs
+
+
+class NotFiniteError(EvaluationError):
+    """Some models gave NaN or infinite probabilities: no result for them; ``runs`` holds the other models'
+    evaluations (in the order named), which callers keep."""
+
+    def __init__(self, message: str, runs: list[ModelEvaluation]) -> None:
+        super().__init__(message)
+        self.runs = runs
 
 
 @dataclass

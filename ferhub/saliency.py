@@ -100,10 +100,18 @@ def _attribution_copy(model: nn.Module) -> tuple[nn.Module, threading.Lock]:
         return entry[0], entry[1]
 
 
+_NOT_FINITE = "its weights or its computation are not finite (a diverged or corrupt model)"
+
+
 def _normalise(maps: torch.Tensor, *, robust: bool) -> np.ndarray:
     """(B, H, W) non-negative maps -> [0, 1] per map; ``robust`` clips the top 0.5% (pixel gradients are
     spiky)."""
     maps = maps.detach().float().cpu()
+    if not torch.isfinite(maps).all():  # a map of NaN draws as garbage, or as nothing, and says neither
+        raise SaliencyError(
+            "the attribution is NaN or infinite; the model's weights or its computation are not finite (a"
+            " diverged or corrupt model)"
+        )
     flat = maps.flatten(1)
     top = torch.quantile(flat, 0.995, dim=1) if robust else flat.max(dim=1).values
     top = torch.where(top > 0, top, torch.ones_like(top))
@@ -239,10 +247,24 @@ def _robust(mid: str) -> bool:
     return mid not in ("gradcam", "occlusion")  # pixel-gradient maps are spiky: clip their top 0.5%
 
 
+def _predicted(clone: nn.Module, xs: tuple[torch.Tensor, ...]) -> list[int]:
+    """Each input's predicted class; :class:`SaliencyError` where the model's scores are NaN or infinite
+    (argmax would read the first class out of them, and explain that)."""
+    with torch.no_grad():
+        logits = clone(*xs)
+    bad = ~torch.isfinite(logits).all(dim=1)
+    if bad.any():
+        faces = ", ".join(str(i + 1) for i in torch.nonzero(bad).flatten().tolist())
+        raise SaliencyError(
+            f"the model gave NaN or infinite scores for face {faces}, so it has no predicted class to"
+            f" explain; {_NOT_FINITE}"
+        )
+    return logits.argmax(dim=1).tolist()
+
+
 def _targets(clone: nn.Module, xs: tuple[torch.Tensor, ...], target: int | Sequence[int] | None) -> list[int]:
     if target is None:
-        with torch.no_grad():
-            return clone(*xs).argmax(dim=1).tolist()
+        return _predicted(clone, xs)
     if isinstance(target, (int, np.integer)):
         return [int(target)] * len(xs[0])
     return [int(t) for t in target]
@@ -365,8 +387,8 @@ def explain_faces(
     indices = _target_indices(config, target, len(crops))
     if any(i is None for i in indices):
         clone, lock = _attribution_copy(model)
-        with lock, torch.no_grad():
-            predicted = clone(x.to(next(clone.parameters()).device)).argmax(dim=1).tolist()
+        with lock:
+            predicted = _predicted(clone, (x.to(next(clone.parameters()).device),))
         indices = [p if i is None else i for i, p in zip(indices, predicted)]
     targets: list[int] = indices  # type: ignore[assignment]
     maps = attribute(model, x, method, targets, occlusion_share=occlusion_share)

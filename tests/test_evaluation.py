@@ -466,6 +466,49 @@ def test_cli_evaluate_writes_repo_predictions_report_and_pushes(
     assert b"lfw-crops" in rec.uploaded[0]["README.md"]
 
 
+def _overflowing(folder: Path) -> Path:
+    """A model whose finite weights overflow to NaN logits (a diverged training run looks like this)."""
+    model = _tiny(FER7, 2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(3e38)
+    return hub.save(model, folder, card_context={"repo_id": "org/diverged"})
+
+
+def test_a_model_giving_nan_gets_no_result_and_the_others_keep_theirs(
+    repos, crops, tmp_path, capsys, monkeypatch
+) -> None:
+    """A label read from NaN is the first class (argmax) and the metrics NaN: the run ended in "Out of range
+    float values are not JSON compliant" after writing some models' results; now the model is named, the
+    others' results are written and shown, nothing is pushed and the exit is 1."""
+    import shutil
+
+    bad = _overflowing(tmp_path / "diverged")
+    with pytest.raises(evaluation.NotFiniteError) as e:
+        evaluation.evaluate([str(repos["fer7"]), str(bad)], str(crops), precropped=True, n_resamples=10)
+    assert [r.name for r in e.value.runs] == [str(repos["fer7"])]
+    assert str(e.value).startswith(
+        f"model {bad} gave NaN or infinite probabilities for 24 of 24 images (first: "
+    )
+    assert str(e.value).endswith("(a diverged or corrupt model); the other models' results are kept")
+    with pytest.raises(evaluation.NotFiniteError, match="its weights or its computation are not finite") as e:
+        evaluation.evaluate(str(bad), str(crops), precropped=True, n_resamples=10)
+    assert e.value.runs == [] and "kept" not in str(e.value)
+
+    good = Path(shutil.copytree(repos["fer7"], tmp_path / "good"))
+    rec = CommitRecorder(monkeypatch)
+    out = tmp_path / "out"
+    argv = ["evaluate", "--model", str(good), "--model", str(bad), "--data", str(crops), "--precropped"]
+    code = main([*argv, "--out", str(out), "--bootstrap", "10", "--push"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 1
+    assert stderr.rstrip().endswith("the other models' results are kept; nothing was pushed")
+    assert str(good) in stdout and str(bad) not in stdout  # the table of the model with results
+    assert "lfw-crops:default:all" in hub.read_eval_results(good)["results"]
+    assert not (bad / "eval_results.json").exists() and (out / "report.html").is_file()
+    assert rec.calls == []
+
+
 def test_cli_evaluate_bundled_model_writes_a_copy(crops, tmp_path, capsys) -> None:
     bundled = hub.DEFAULT_MODEL
     results_file = hub.resolve(bundled) / "eval_results.json"

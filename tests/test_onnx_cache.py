@@ -95,8 +95,11 @@ def test_logits_are_compared_where_probabilities_saturate() -> None:
     with pytest.raises(_onnx.ExportError, match="logits differ from torch's"):
         _onnx.check_logits("test_tiny", expected, other)
     assert _onnx.check_logits("test_tiny", expected, expected * (1 + 1e-6)) <= _onnx.TOLERANCE
-    with pytest.raises(_onnx.ExportError):
+    with pytest.raises(_onnx.ExportError, match="logits differ from torch's by up to nan"):
         _onnx.check_logits("test_tiny", expected, np.full_like(expected, np.nan))
+    # a model whose own logits overflow was said to differ from its graph "by up to nan"
+    with pytest.raises(_onnx.ExportError, match="torch's own logits are NaN or infinite on the check inputs"):
+        _onnx.check_logits("test_tiny", np.full_like(expected, np.nan), np.full_like(expected, np.nan))
 
 
 def test_a_stale_graph_under_the_key_is_built_again(caplog) -> None:

@@ -320,6 +320,20 @@ def test_explain_faces_uses_the_models_crop_and_predicted_class(astronaut: Image
     assert forced.target == "sad"
 
 
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_a_model_giving_nan_has_no_predicted_class_and_no_map(astronaut: Image.Image, ensemble: bool) -> None:
+    """argmax read the first class out of NaN scores and explained it, with a map of NaN: both refused."""
+    model = _two_member_ensemble() if ensemble else create_model("test_tiny").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(3e38)  # finite weights whose scores overflow to NaN (a diverged training run)
+    faces = [ASTRONAUT_FACE, ASTRONAUT_FACE]
+    with pytest.raises(SaliencyError, match="NaN or infinite scores for face 1, 2, so it has no predicted"):
+        explain_faces(model, astronaut, faces, "saliency")
+    with pytest.raises(SaliencyError, match=r"the attribution is NaN or infinite; .*\(a diverged or corrupt"):
+        explain_faces(model, astronaut, faces, "saliency", target="happy")
+
+
 def test_a_model_trained_on_after_an_explanation_is_explained_with_its_new_weights(
     astronaut: Image.Image,
 ) -> None:

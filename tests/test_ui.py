@@ -528,6 +528,27 @@ def test_a_webcam_snapshot_names_its_classify_download_by_when_it_was_taken() ->
     assert Path(download).name == f"{Path(image).stem}.ferhub.json"
 
 
+def test_a_webcam_model_giving_nan_stops_the_page_with_its_name(tmp_path: Path) -> None:
+    """A label read from NaN probabilities (argmax: the first class) was drawn and recorded as an answer."""
+    import torch
+
+    from ferhub.hub import save
+    from ferhub.models import create_model
+
+    model = create_model("test_tiny")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(3e38)  # finite weights whose logits overflow to NaN
+    bad = str(save(model, tmp_path / "diverged"))
+    frame = Image.open(HOPPER).convert("RGB")
+    _, _, session = webcam.process_frame(frame, None, DEFAULT_MODEL, True)
+    with pytest.raises(
+        gr.Error, match=r"gave NaN or infinite probabilities for a face; .* Pick another model"
+    ):
+        webcam.process_frame(frame, session, bad, True)
+    assert len(session.recording) == 1  # nothing of the failed frame recorded
+
+
 def test_changing_the_webcam_model_keeps_the_recording_and_the_faces_ids() -> None:
     """Picking another model while recording threw the recording away (and restarted the face ids)."""
     frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
@@ -841,6 +862,34 @@ def test_evaluate_now_decodes_a_zip_under_the_apps_pixel_limit(
         compare.evaluate_now([tiny_model], str(bigger), "", "", {})
     assert "over the limit of 0.0 MP" in e.value.message and "from Python" not in e.value.message
     assert e.value.message.endswith("; downscale the images to 0.0081 MP or less)")
+
+
+def test_evaluate_now_names_a_model_giving_nan_and_shows_the_others(
+    tiny_model: str, labelled_zip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A diverged model (NaN probabilities) failed the whole evaluation with a JSON error; now it is named in
+    the status and the other models' results are shown and downloadable."""
+    import torch
+
+    from ferhub.hub import save
+    from ferhub.models import create_model
+
+    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "cache"))
+    model = create_model("test_tiny")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(3e38)  # finite weights whose logits overflow to NaN
+    bad = str(save(model, tmp_path / "diverged"))
+    fresh, status, files, picker, _ = compare.evaluate_now([tiny_model, bad], labelled_zip, "", "", {})
+    assert set(fresh) == {tiny_model} and picker.value in fresh[tiny_model]
+    assert status.endswith(
+        "model diverged gave NaN or infinite probabilities for 12 of 12 images (first:"
+        " faces.zip::faces/happy/00.png); its weights or its computation are not finite (a diverged or"
+        " corrupt model); the other models' results are kept."
+    )
+    assert str(tmp_path) not in status and len(files) == 2  # one model's results and the report
+    with pytest.raises(gr.Error, match="Evaluation failed: model diverged gave NaN"):
+        compare.evaluate_now([bad], labelled_zip, "", "", {})
 
 
 def test_evaluate_now_says_what_it_skipped_and_picks_the_new_set(

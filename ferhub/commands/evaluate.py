@@ -240,15 +240,20 @@ def run(args: argparse.Namespace) -> int:
         return refused
     out = Path(args.out)
     try:
-        source, runs, folders = _evaluate_and_write(args, out)
+        source, runs, folders, not_finite = _evaluate_and_write(args, out)
     except (DataSourceError, ModelLoadError, EvalResultsError, evaluation.EvaluationError, ValueError) as e:
         debug_traceback(args)
         code, why = describe(e)  # 1, or 3 when the Hub holding the model or data cannot be reached
         print(f"ferhub evaluate: {why}", file=sys.stderr)
         return code
-    _print_results(args, runs)
-    if not args.no_report:
-        _write_report(source, runs, out)
+    if runs:
+        _print_results(args, runs)
+        if not args.no_report:
+            _write_report(source, runs, out)
+    if not_finite is not None:  # the other models' results are written and shown; nothing is pushed
+        nothing = "; nothing was pushed" if args.push else ""
+        print(f"ferhub evaluate: {not_finite}{nothing}", file=sys.stderr)
+        return 1
     if args.push:
         return _push(args, runs, folders)
     return 0
@@ -294,10 +299,13 @@ def _progress(done: int, total: int, message: str) -> None:
     print(f"\r{message}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
-def _evaluate_and_write(args: argparse.Namespace, out: Path) -> tuple[Any, list[Any], list[Path]]:
+def _evaluate_and_write(
+    args: argparse.Namespace, out: Path
+) -> tuple[Any, list[Any], list[Path], Exception | None]:
     """Evaluate every model on the data and write each one's eval_results.json and predictions under ``out``.
 
-    Returns the data source, the runs and each run's results folder."""
+    Returns the data source, the runs, each run's results folder, and the error naming the models that gave
+    NaN or infinite probabilities (``None`` when none did): the others' results are written all the same."""
     from ferhub import eval_results, evaluation
     from ferhub.data.sources import column_options
 
@@ -308,19 +316,23 @@ def _evaluate_and_write(args: argparse.Namespace, out: Path) -> tuple[Any, list[
         precropped=args.precropped,
         **column_options(args),
     )
-    runs = evaluation.evaluate(
-        args.model,
-        source,
-        tta=args.tta,
-        no_face=args.no_face,
-        precropped=args.precropped,
-        device=args.device,
-        n_resamples=args.bootstrap,
-        seed=args.seed,
-        command="ferhub evaluate "
-        + " ".join(sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else sys.argv[1:]),
-        progress=_progress,
-    )
+    not_finite = None
+    try:
+        runs = evaluation.evaluate(
+            args.model,
+            source,
+            tta=args.tta,
+            no_face=args.no_face,
+            precropped=args.precropped,
+            device=args.device,
+            n_resamples=args.bootstrap,
+            seed=args.seed,
+            command="ferhub evaluate "
+            + " ".join(sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else sys.argv[1:]),
+            progress=_progress,
+        )
+    except evaluation.NotFiniteError as e:
+        runs, not_finite = e.runs, e
     folders = []
     for r in runs:
         folder = evaluation.results_folder(r, out)
@@ -328,7 +340,7 @@ def _evaluate_and_write(args: argparse.Namespace, out: Path) -> tuple[Any, list[
         r.predictions.save(out / f"{evaluation.slug(r.name)}.{evaluation.slug(r.key)}.predictions.json")
         folders.append(folder)
         print(f"{r.name}: {r.key} -> {path}", file=sys.stderr)
-    return source, runs, folders
+    return source, runs, folders, not_finite
 
 
 def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:

@@ -454,10 +454,15 @@ def evaluate_now(
     from ferhub.data import FaceCache
 
     faces = FaceCache(predictor.detector, persist=False)
+    not_finite = None
     try:
         runs = evaluation.evaluate(ids, source, predictor=predictor, progress=step, cache=faces)
     except (gr.Error, visitors.Gone):
         raise
+    except evaluation.NotFiniteError as e:  # the models that gave NaN named, the others' results shown
+        if not e.runs:
+            raise gr.Error(f"Evaluation failed: {e}", title="Evaluation failed") from e
+        runs, not_finite = e.runs, e
     except Exception as e:  # the user's data or model: say what went wrong, keep the app alive
         # (every image over the app's pixel limit: the decoder's advice is a Python caller's)
         why = state._for_visitors(str(e), f"downscale the images to {state.MAX_PIXELS / 1e6:g} MP or less")
@@ -501,6 +506,8 @@ def evaluate_now(
             f" (e.g. {names})." if names else "."
         )
     status += "".join(_unpredictable_note(run) for run in runs)
+    if not_finite is not None:
+        status += f" {visitor_copy(str(not_finite), roots)}."
     return merged, status, [str(p) for p in [*files, report]], picker, notes
 
 

@@ -178,6 +178,13 @@ def process_frame(
             session.earlier.append((session.model, len(session.recording), session.summaries.result()))
         session.model, session.summaries = model_id, None
     tracks, faces, probs = _faces_now(session, predictor, image, elapsed)
+    failed = [n for n, p in zip(predictor.names, probs) if not np.isfinite(p).all()]
+    if failed:  # a label read from NaN is the first class (argmax): the page stops and says why
+        raise gr.Error(
+            f"model {', '.join(failed)} gave NaN or infinite probabilities for a face; its weights or its"
+            " computation are not finite (a diverged or corrupt model). Pick another model.",
+            title="Model failed",
+        )
     session.frame += 1
     labels = [tuple(c.labels) for c in predictor.configs]
     results = []
