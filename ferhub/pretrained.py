@@ -39,6 +39,7 @@ from ferhub.fileio import atomic_write_bytes
 
 # facenet-pytorch 2.5.3 `models/inception_resnet_v1.py::load_weights` downloads these release files and caches
 # them under their basenames.
+TRAINING_CHECKPOINT_FORMAT = "ferhub-checkpoint"  # ferhub.training.checkpoint.CHECKPOINT_FORMAT
 FACENET_FILES = {
     "vggface2": "20180402-114759-vggface2.pt",
     "casia-webface": "20180408-102900-casia-webface.pt",
@@ -98,7 +99,10 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     unpickling arbitrary objects.
 
     A training checkpoint's ``{"state_dict": ...}`` / ``{"model": ...}`` wrapper and DataParallel's
-    ``module.`` prefixes are removed.
+    ``module.`` prefixes are removed. From a ferhub training checkpoint (a run's
+    ``checkpoints/best.safetensors`` or ``last.safetensors``) come the weights that run releases: the EMA
+    weights (``ema.*``) when it kept them, else the model's (``model.*``); its optimizer and RNG state are
+    left out.
     """
     path = Path(path)
     if path.is_dir() and (path / "model.safetensors").is_file():  # a ferhub model repo folder
@@ -113,6 +117,9 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             data: Any = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+        if _training_meta(path) is not None:
+            prefix = "ema." if any(k.startswith("ema.") for k in data) else "model."
+            data = {k[len(prefix) :]: v for k, v in data.items() if k.startswith(prefix)}
     else:
         data = _torch_load(path)
     for key in ("state_dict", "model", "model_state_dict"):
@@ -122,6 +129,31 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise CheckpointError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in data.items()}
+
+
+def _training_meta(path: Path) -> dict[str, Any] | None:
+    """The metadata of a ferhub training checkpoint (:func:`ferhub.training.checkpoint.save_checkpoint`,
+    whose metadata names its format) at ``path``, else ``None`` (another file, or none readable)."""
+    import json
+
+    from safetensors import safe_open
+
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("ferhub") or "{}")
+    except Exception:  # unreadable, or metadata of another kind: not a training checkpoint
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == TRAINING_CHECKPOINT_FORMAT else None
+
+
+def _checkpoint_labels(path: Path) -> list[str] | None:
+    """The class names a ferhub training checkpoint was trained on (its metadata's model config), else
+    ``None``."""
+    meta = _training_meta(path)
+    labels = ((meta or {}).get("model_config") or {}).get("labels")
+    return [str(x) for x in labels] if isinstance(labels, list) and labels else None
 
 
 def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
@@ -145,7 +177,9 @@ def load_init(model: nn.Module, path: str | Path) -> list[str]:
     A family with its own checkpoint layout provides ``model.load_init_checkpoint(path)`` (LightCNN does).
     Otherwise the file must match the model exactly except for the classifier (a ferhub model's
     ``head_modules()``), which is kept as built when its keys are missing or their shapes differ (another
-    label set). From a ferhub model folder, whose ``config.json`` names its classes, the classifier's rows
+    label set). A ferhub training checkpoint gives the weights its run releases (:func:`load_checkpoint`).
+    From a ferhub model folder, whose ``config.json`` names its classes (or a training checkpoint, whose
+    metadata does), the classifier's rows
     follow the class names: each class both label sets share gets its trained row, wherever it sits in
     either; a class new to ``model`` keeps its row as built.
     """
@@ -177,9 +211,9 @@ def _rows_by_label(
     head_keys: set[str],
 ) -> dict[str, torch.Tensor]:
     """The classifier tensors of ``state`` with their rows put in ``model``'s class order, when ``path`` is a
-    ferhub model folder that names its classes and they differ from the model's (in order or in set): by
-    position, a same-sized but other label set scrambled every class. Rows of classes the folder lacks are
-    ``model``'s own, as built."""
+    ferhub model folder or training checkpoint that names its classes and they differ from the model's (in
+    order or in set): by position, a same-sized but other label set scrambled every class. Rows of classes
+    the folder lacks are ``model``'s own, as built."""
     from ferhub.config import ModelConfig
     from ferhub.errors import ConfigError
     from ferhub.labels import canonical
@@ -187,12 +221,17 @@ def _rows_by_label(
     folder = Path(path)
     folder = folder if folder.is_dir() else folder.parent
     config = getattr(model, "config", None)
-    if config is None or not (folder / "config.json").is_file():
+    if config is None:
         return {}
-    try:
-        theirs = [canonical(n) for n in ModelConfig.load(folder).labels]
-    except ConfigError:
-        return {}
+    saved = _checkpoint_labels(Path(path))  # a ferhub training checkpoint names its classes itself
+    if saved is None:
+        if not (folder / "config.json").is_file():
+            return {}
+        try:
+            saved = list(ModelConfig.load(folder).labels)
+        except ConfigError:
+            return {}
+    theirs = [canonical(n) for n in saved]
     mine = [canonical(n) for n in config.labels]
     if theirs == mine:
         return {}

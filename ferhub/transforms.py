@@ -88,7 +88,8 @@ def equalize_hist(batch: torch.Tensor) -> torch.Tensor:
     b, c, h, w = batch.shape
     flat = batch.reshape(b * c, h * w).long()
     offsets = torch.arange(b * c, device=batch.device).unsqueeze(1) * 256
-    hist = torch.bincount((flat + offsets).view(-1), minlength=b * c * 256).view(b * c, 256)
+    # reshape, not view: a single permuted RGB crop stays a strided view of (H, W, 3) memory here
+    hist = torch.bincount((flat + offsets).reshape(-1), minlength=b * c * 256).view(b * c, 256)
     # PIL: step = (pixels - count of the last non-empty bin) // 255; lut[i] = (step // 2 + cdf[i - 1]) // step
     last = 255 - (hist > 0).flip(1).int().argmax(1)
     step = (h * w - hist.gather(1, last.unsqueeze(1)).squeeze(1)) // 255

@@ -8,19 +8,28 @@ import numpy as np
 
 
 def stratified_kfold(
-    targets: Sequence[int] | np.ndarray, k: int, seed: int = 0
+    targets: Sequence[int] | np.ndarray, k: int, seed: int = 0, labels: Sequence[str] | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``k`` (train_idx, val_idx) pairs; every class is spread over the folds as evenly as possible.
 
-    Each index is in exactly one validation fold; fold sizes differ by at most one per class.
+    Each index is in exactly one validation fold; fold sizes differ by at most one per class. A class in
+    fewer than ``k`` images is refused (``ValueError``), named by its label in ``labels`` when given (else by
+    its index).
     """
     targets = np.asarray(targets)
     if k < 2:
         raise ValueError(f"k-fold needs k >= 2, got {k}")
     counts = np.bincount(targets)
     if counts[counts > 0].min() < k:
-        small = {int(c): int(n) for c, n in enumerate(counts) if 0 < n < k}
-        raise ValueError(f"classes {small} have fewer images than k={k} folds; lower k")
+        small = [(labels[c] if labels is not None and c < len(labels) else c, int(n))
+                 for c, n in enumerate(counts) if 0 < n < k]  # fmt: skip
+        named = ", ".join(f"{name!r} ({n} image{'s' if n != 1 else ''})" for name, n in small)
+        which, has = ("class", "has") if len(small) == 1 else ("classes", "have")
+        fewest, them = min(n for _, n in small), "it" if len(small) == 1 else "each"
+        fix = f"lower k (at most {fewest}) or give more images of {them}" if fewest >= 2 else (
+            f"no k splits a class of one image: give more images of {them}"
+        )  # fmt: skip
+        raise ValueError(f"{which} {named} {has} fewer images than k={k} folds; {fix}")
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(targets), dtype=np.int64)
     offset = 0

@@ -40,7 +40,7 @@ def neutral_index(labels: Sequence[str]) -> int:
     if "neutral" not in labels:
         raise ValueError(
             f"output mix-up mixes every class with 'neutral', which labels {list(labels)} lack; "
-            "build the model with output_mixup=False"
+            "build the model with output_mixup=False (ferhub train: --set model_args.output_mixup=false)"
         )
     return list(labels).index("neutral")
 

@@ -25,6 +25,7 @@ from ferhub.training.loop import State, epoch_batches, evaluate, score, train_on
 from ferhub.training.optim import EMA, LRSchedule, build_optimizer, kernel_penalty, regularized_kernels
 from ferhub.training.settings import CLASS_COUNT_LOSSES, RecipeError, TrainConfig
 
+# on_best(model, epoch, metrics): the epoch's validation metrics, with "loss" the monitored validation loss
 OnBest = Callable[[nn.Module, int, dict[str, Any]], None]
 
 
@@ -43,11 +44,15 @@ def build_model(cfg: TrainConfig, labels: Sequence[str]) -> nn.Module:
 
     model = create_model(cfg.model, labels, config_overrides=cfg.config_overrides, **cfg.model_args)
     if cfg.init:
+        from ferhub.errors import PretrainedWeightsError
         from ferhub.pretrained import load_init
 
-        # LightCNN's own checkpoint layout, or any checkpoint of this architecture (classifier kept as built
-        # when the label set differs)
-        load_init(model, cfg.init)
+        # LightCNN's own checkpoint layout, or any checkpoint of this architecture (a ferhub model folder, a
+        # run's checkpoints/best.safetensors; the classifier kept as built when the label set differs)
+        try:
+            load_init(model, cfg.init)
+        except PretrainedWeightsError as e:  # the file is not there: the setting to change, as train says
+            raise RecipeError(f"--init {cfg.init}: {e}") from None
     if cfg.trainable_stages is not None:
         from ferhub.models.freeze import set_trainable_stages
 
@@ -180,8 +185,8 @@ def fit(
         improved = _end_epoch(cfg, state, parts, stats, metrics)
         if dist.main:
             _record(cfg, state, parts, out_dir, improved, log)
-            if improved and on_best is not None:
-                on_best(parts.scored, state.epoch, metrics)
+            if improved and on_best is not None:  # with the monitored loss (kernel_l2 penalty included)
+                on_best(parts.scored, state.epoch, {**metrics, "loss": state.history[-1]["val_loss"]})
         barrier(dist)
     stopped = stops_early(cfg, state)
     if stopped and dist.main:

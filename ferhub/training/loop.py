@@ -114,7 +114,7 @@ def train_one_epoch(
         lr = schedule.apply(optimizer, epoch, step)
         x, t, y = _rank_batch(data, targets, idx, transform, (g, g_cpu), cfg, num_classes, dist, device)
         with _autocast(device, cfg.amp):
-            out = model(x)
+            out = _forward(model, x, cfg, dist, len(targets))
         out = out.float()
         loss = criterion(out, t) + kernel_penalty(kernels, cfg.kernel_l2)
         _step(loss, model, optimizer, cfg, scaler)
@@ -137,6 +137,31 @@ def train_one_epoch(
         "lr": lr,
         "images_per_s": n / elapsed if elapsed > 0 else 0.0,
     }
+
+
+def _forward(model: nn.Module, x: torch.Tensor, cfg: TrainConfig, dist: Dist, n_train: int) -> torch.Tensor:
+    """``model(x)``; a batch of one crop that BatchNorm refuses in training is a setting to change, said as
+    such (``batch_size`` 1 itself is refused before any data loads where the model shows it)."""
+    from ferhub.training.settings import ONE_CROP_BATCHNORM
+
+    try:
+        return model(x)
+    except ValueError as e:
+        if len(x) != 1 or "value per channel" not in str(e):
+            raise
+        if n_train == 1:
+            why = "the training set is one crop"
+            fix = "give more training images"
+        elif dist.world > 1:
+            why = f"--batch-size {cfg.batch_size} over {dist.world} processes gives each one crop"
+            fix = f"give --batch-size {2 * dist.world} or more"
+        else:
+            why = f"--batch-size {cfg.batch_size} gives batches of one crop"
+            fix = "give --batch-size 2 or more"
+        raise RecipeError(
+            f"{why}, and {type(unwrap(model)).__name__}'s {ONE_CROP_BATCHNORM}; {fix} (or --set "
+            "freeze_bn=true to train with BatchNorm's running statistics fixed)"
+        ) from None
 
 
 def _global_batches(targets: torch.Tensor, epoch: int, cfg: TrainConfig, dist: Dist) -> list[np.ndarray]:

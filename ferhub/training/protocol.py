@@ -104,9 +104,15 @@ def _split(
     share = f"{cfg.val_fraction:.0%}"
     if cfg.kfold:
         from ferhub.data import stratified_kfold
+        from ferhub.training.settings import RecipeError, kfold_problem
 
+        # the source's counts were checked when it opened (TrainConfig.validate_classes); images that could
+        # not be decoded may have left a class short since
+        counts = np.bincount(train.targets, minlength=len(train.labels))
+        if (problem := kfold_problem(cfg.kfold, train.labels, counts)) is not None:
+            raise RecipeError(problem)
         folds = []
-        for tr, te in stratified_kfold(train.targets, cfg.kfold, cfg.seed):
+        for tr, te in stratified_kfold(train.targets, cfg.kfold, cfg.seed, train.labels):
             part, select = _carve(subset(train, tr), cfg) if inner else (subset(train, tr), None)
             folds.append(Fold(part, select, subset(train, te)))
         select_name = f"an inner stratified {share} of each fold's training part" if inner else None

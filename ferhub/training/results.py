@@ -4,6 +4,7 @@ card."""
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
 from ferhub.training.settings import TrainConfig
@@ -116,16 +117,91 @@ def card_settings(cfg: TrainConfig, carved: bool = False) -> dict[str, Any]:
     return {k: d[k] for k in _CARD_KEYS if used.get(k, d[k] not in _OFF)}
 
 
+_UNSET = object()  # a nested setting (model_args.x, augment.y) one side does not set
+_NOT_COMPARED = ("recipe", "description", "citation")  # words about the recipe, not settings of the run
+
+
+def _flat(d: dict[str, Any]) -> dict[str, Any]:
+    """The settings with each group (``model_args``, ``augment``, ...) spread into dotted keys."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update({f"{k}.{sub}": x for sub, x in v.items()})
+        elif isinstance(v, dict):
+            out[k] = _UNSET  # an empty group sets nothing
+        else:
+            out[k] = v
+    return out
+
+
+def recipe_changes(cfg: TrainConfig) -> tuple[TrainConfig, list[tuple[str, Any, Any]]] | None:
+    """The shipped recipe ``cfg`` names (``NAME`` or ``NAME:VARIANT``) as it ships, and each setting this run
+    changed from it (``--set``, ``--epochs``, ``--kfold``, ``--tiny`` ...): ``(setting, run's value, recipe's
+    value)``, a value ``_UNSET`` where that side does not set it. ``None`` when ``cfg.recipe`` is not a
+    shipped recipe (a ``.py`` file or a config built in Python: nothing to compare with)."""
+    from ferhub.training.recipes import list_recipes, load_recipe
+    from ferhub.training.settings import RecipeError
+
+    name, _, variant = cfg.recipe.partition(":")
+    if name not in list_recipes():
+        return None
+    try:
+        base = load_recipe(name, variant or None)[0]
+    except RecipeError:  # a variant the recipe no longer has
+        return None
+    # a setting neither uses (step_epochs without a step schedule, --tiny's 1) changes nothing
+    used_ours, used_theirs = _used(cfg, carved=True), _used(base, carved=True)
+    unused = {k for k in used_ours if not used_ours[k] and not used_theirs[k]}
+    ours = _flat({k: v for k, v in cfg.to_dict().items() if k not in _NOT_COMPARED and k not in unused})
+    theirs = _flat({k: v for k, v in base.to_dict().items() if k not in _NOT_COMPARED and k not in unused})
+    order = {f.name: i for i, f in enumerate(fields(TrainConfig))}  # the settings' own order, groups spread
+    changed = []
+    for key in sorted({**theirs, **ours}, key=lambda k: order[k.split(".")[0]]):
+        a, b = ours.get(key, _UNSET), theirs.get(key, _UNSET)
+        if a is _UNSET and b is _UNSET:
+            continue
+        if a is _UNSET or b is _UNSET or json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
+            changed.append((key, a, b))
+    return base, changed
+
+
+def _value(v: Any) -> str:
+    return "not set" if v is _UNSET else f"`{json.dumps(v)}`"
+
+
+def _recipe_intro(cfg: TrainConfig) -> str:
+    """The recipe's name and description, as true of this run: the description is the recipe's words about
+    its own settings, so a run that changed them says which and quotes the description as the recipe's."""
+    compared = recipe_changes(cfg)
+    if compared is None:  # a recipe file or Python settings: its words, beside the settings this run used
+        if not cfg.description:
+            return f"Recipe **{cfg.recipe}**."
+        return (
+            f"Recipe **{cfg.recipe}**. The recipe describes itself as: {cfg.description} (the table below"
+            " lists the settings this run used)."
+        )
+    base, changed = compared
+    if not changed:
+        return f"Recipe **{cfg.recipe}**. {cfg.description}".rstrip()
+    listed = "; ".join(f"`{k}` {_value(a)} (recipe: {_value(b)})" for k, a, b in changed)
+    text = f"Recipe **{cfg.recipe}**, with {len(changed)} of its settings changed for this run: {listed}."
+    if cfg.model == base.tiny_model != base.model:
+        text += (
+            f" This is a `--tiny` smoke test: the tiny model {cfg.model} stands in for the recipe's"
+            f" {base.model}."
+        )
+    if base.description:
+        text += f" The recipe's own description (of its settings, not this run's): {base.description}"
+    return text
+
+
 def recipe_markdown(
     cfg: TrainConfig, data_desc: str, protocol: dict[str, Any], *, carved: bool = False
 ) -> str:
-    """The card's *Training* section: the recipe, its data and protocol, and its settings table
-    (:func:`card_settings`)."""
+    """The card's *Training* section: the recipe (and the settings this run changed from it,
+    :func:`recipe_changes`), its data and protocol, and its settings table (:func:`card_settings`)."""
     rows = "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in card_settings(cfg, carved).items())
-    text = (
-        f"Recipe **{cfg.recipe}**. {cfg.description}\n\nData: {data_desc}.\n\n| setting | value"
-        f" |\n|---|---|\n{rows}\n"
-    )
+    text = f"{_recipe_intro(cfg)}\n\nData: {data_desc}.\n\n| setting | value |\n|---|---|\n{rows}\n"
     folds = f"{cfg.kfold}-fold" if cfg.repeats == 1 else f"{cfg.kfold}-fold x {cfg.repeats} repeats,"
     for key, label in (("folds", folds), ("repeat_results", f"{cfg.repeats} repeats,")):
         if key in protocol:

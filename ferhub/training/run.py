@@ -386,18 +386,23 @@ def _checkpoint_pusher(cfg: TrainConfig, opts: RunOptions, session: _Session) ->
         return None
     from ferhub import hub
 
+    # the value that chose the checkpoint (cfg.monitor), as the log and the protocol name it
+    words = {"loss": "loss", "mean_class_recall": "mean class recall"}[cfg.monitor]
+
     def on_best(model: nn.Module, epoch: int, metrics: dict[str, Any]) -> None:
-        recall = metrics["mean_class_recall"]
+        value = metrics[cfg.monitor]
+        better = "lowest" if cfg.monitor == "loss" else "highest"
         folder = hub.save(
             for_saving(model),
             session.out_dir / "best_model",
             card_context={"model_name": opts.model_name or opts.push_to_hub.split("/")[-1],
                           "repo_id": opts.push_to_hub, "training_command": opts.command,
-                          "recipe": f"Best checkpoint so far (epoch {epoch}, validation mean class recall "
-                                    f"{recall:.4f}) of recipe **{cfg.recipe}**."},
+                          "recipe": f"Best checkpoint so far (epoch {epoch}, validation {words} {value:.4f}, "
+                                    f"the {better} yet: the value that selects the epoch) of recipe "
+                                    f"**{cfg.recipe}**."},
         )  # fmt: skip
         hub.push(folder, opts.push_to_hub, private=opts.private, revision=opts.checkpoint_branch,
-                 commit_message=f"{cfg.recipe}: epoch {epoch}, val mean recall {recall:.4f}")  # fmt: skip
+                 commit_message=f"{cfg.recipe}: epoch {epoch}, val {words} {value:.4f}")  # fmt: skip
 
     return on_best
 
@@ -414,6 +419,24 @@ def _fitter(cfg: TrainConfig, opts: RunOptions, session: _Session) -> FitFn:
                    progress=opts.progress, on_best=on_best if only else None, log=session.say)  # fmt: skip
 
     return fit_fn
+
+
+def _check_init(cfg: TrainConfig) -> None:
+    """``init`` (``--init``) names a file or a model folder that is there, before any data loads (whether
+    its weights fit the model is known only once the classes are)."""
+    if cfg.init is None:
+        return
+    path = Path(cfg.init)
+    if path.is_dir() and not (path / "model.safetensors").is_file():
+        raise RecipeError(
+            f"--init {cfg.init}: a folder without model.safetensors; give a checkpoint file (.safetensors, "
+            ".pth) or a ferhub model folder (a run's OUTPUT_DIR/model)"
+        )
+    if not path.exists():
+        raise RecipeError(
+            f"--init {cfg.init}: no such file; give a checkpoint file (.safetensors, .pth) or a ferhub model "
+            "folder (a run's OUTPUT_DIR/model)"
+        )
 
 
 def _check_push_target(opts: RunOptions) -> None:
@@ -442,15 +465,20 @@ def _check_push_target(opts: RunOptions) -> None:
 def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     """Train the recipe on the data by its protocol, write the model repo (and push it); returns a summary.
 
-    Settings and the push target are checked first (:class:`RecipeError`, :class:`HubConnectionError`), before
-    any data loads."""
+    Settings (an ``init`` path that is not there among them) and the push target are checked first
+    (:class:`RecipeError`, :class:`HubConnectionError`), before any data loads; what must fit the data's
+    classes, once its source is open, before any image is cropped."""
     cfg.validate("settings")  # a TrainConfig built in Python has not been through from_dict
+    _check_init(cfg)
     _check_push_target(opts)
     session = _Session.start(cfg, opts)
     try:
         data = _Data(cfg, opts, session)
-        # the classes are known once the source is open, before any image is decoded or cropped
-        cfg.validate_classes(data.train_src.labels)
+        # the classes (and how many images each) are known once the source is open, before any image is
+        # decoded or cropped
+        labels = data.train_src.labels
+        counts = np.bincount(np.asarray(data.train_src.targets, dtype=np.int64), minlength=len(labels))
+        cfg.validate_classes(labels, counts=counts.tolist())
     except BaseException:  # data refused before any work: no empty output folder left behind by this run
         if session.made_out_dir:
             with contextlib.suppress(OSError):
@@ -487,12 +515,17 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
                          device=session.device, tta=cfg.tta)  # fmt: skip
         extra = score(probs, test.targets, test.labels, chosen.result.model.config.labels)
         extra["no_face"] = _no_face(data, test_src, [test], chosen)
+        # how this entry was measured: the released fold's model, chosen as the k-fold run chose it, once on
+        # the test split; the k-fold's own statistics (folds, repeats, epoch means) are of other data and stay
+        # in the k-fold entry
         extra["protocol"] = {
-            **reported["protocol"],
+            **{k: v for k, v in reported["protocol"].items() if k not in _KFOLD_STATISTICS},
             "reported_on": texts["test"],
             "released_fold": fold + 1,
+            **({"released_repeat": 1} if cfg.repeats > 1 else {}),  # released() takes the first repeat's
         }
-        extra["notes"] = [*extra["notes"], f"The released model (fold {fold + 1} of the k-fold run) on "
+        of_run = "the k-fold run" if cfg.repeats == 1 else "the first repeat of the k-fold run"
+        extra["notes"] = [*extra["notes"], f"The released model (fold {fold + 1} of {of_run}) on "
                           f"{texts['test']}, which took no part in training or selection."]  # fmt: skip
         entries.append(_entry(extra, data, names["test"], cfg, test_src))
     metrics = reported["metrics"]
@@ -512,6 +545,11 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         _write_repo(cfg, opts, session, data.description(plan, also), plan, chosen.result.model, entries,
                     summary)  # fmt: skip
     return summary
+
+
+# the k-fold entry's protocol statistics, of the folds' held-out data (and its repeat count): not of a test
+# split's entry, which one released model measured once
+_KFOLD_STATISTICS = ("folds", "repeat_results", "epoch_mean", "repeats")
 
 
 def _no_face(data: _Data, src: Any, crops: list[Crops], chosen: Any) -> dict[str, Any]:

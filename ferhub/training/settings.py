@@ -145,14 +145,32 @@ class TrainConfig:
             or _augment_problem(self.augment)
             or _loss_problem(self)
             or _model_problem(self)
+            or _batch_problem(self)
         )
         if problem is not None:
             raise RecipeError(_message(source, *problem))
 
-    def validate_classes(self, labels: Sequence[str], source: str = "settings") -> None:
+    def validate_classes(
+        self, labels: Sequence[str], source: str = "settings", counts: Sequence[int] | None = None
+    ) -> None:
         """Refuse the settings that must fit the data's classes, once its source has named them (before any
         image is decoded): a loss argument of one value per class (``loss_args.alpha`` of focal loss, a
-        class ``weight``) needs exactly one per class, in the order of ``labels``."""
+        class ``weight``) needs exactly one per class, in the order of ``labels``; seed 003's output mix-up
+        needs a ``neutral`` class; and, given ``counts`` (images per class, in the order of ``labels``),
+        ``kfold`` needs at least ``kfold`` images of every class present."""
+        if _output_mixup(self) and "neutral" not in map(_canonical, labels):
+            raise RecipeError(
+                _message(
+                    source,
+                    "model_args.output_mixup",
+                    "is on (the model's output mix-up mixes every class with 'neutral', seed 003's eq. 3),"
+                    f" but the data's classes ({', '.join(labels)}) have no 'neutral'; turn it off:"
+                    " --set model_args.output_mixup=false (in Python: model_args={..., 'output_mixup':"
+                    " False})",
+                )
+            )
+        if self.kfold and counts is not None:
+            _check_kfold_counts(self.kfold, labels, counts)
         for key in CLASS_VECTOR_ARGS:
             value = self.loss_args.get(key)
             # a value that is not a list was refused by validate() (the loss is built there)
@@ -172,6 +190,55 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _output_mixup(cfg: TrainConfig) -> bool:
+    """Whether ``cfg``'s model is built with output mix-up (``model_args.output_mixup``, else its builder's
+    default: on for seed 003's multi-scale IRV1, off for the fine-tuned one)."""
+    import inspect
+
+    from ferhub.models._registry import get_entry
+
+    if "output_mixup" in cfg.model_args:
+        return bool(cfg.model_args["output_mixup"])
+    param = inspect.signature(get_entry(cfg.model).builder).parameters.get("output_mixup")
+    return param is not None and param.default is True
+
+
+def _canonical(label: str) -> str:
+    """``label`` as the model config will name it (``calm`` is ``neutral``); a name ferhub does not know is
+    kept (the model refuses it when built)."""
+    from ferhub.labels import UnknownLabelError, canonical
+
+    try:
+        return canonical(label)
+    except UnknownLabelError:
+        return label
+
+
+def _check_kfold_counts(k: int, labels: Sequence[str], counts: Sequence[int]) -> None:
+    """Every class present in at least ``k`` images, so each of the ``k`` folds has it (kfold_problem)."""
+    problem = kfold_problem(k, labels, counts)
+    if problem is not None:
+        raise RecipeError(problem)
+
+
+def kfold_problem(k: int, labels: Sequence[str], counts: Sequence[int]) -> str | None:
+    """What keeps stratified ``k``-fold cross-validation from spreading every class over the folds (a class
+    in fewer than ``k`` images), worded for the run (``--kfold``) with the class by its label; else
+    ``None``."""
+    small = [(labels[i], int(n)) for i, n in enumerate(counts) if 0 < n < k]
+    if not small:
+        return None
+    named = ", ".join(f"{name!r} ({n} image{'s' if n != 1 else ''})" for name, n in small)
+    which, has = ("class", "has") if len(small) == 1 else ("classes", "have")
+    fewest = min(n for _, n in small)
+    fix = f"give --kfold {fewest} or lower" if fewest >= 2 else "give --kfold 0 (no cross-validation)"
+    more = " and ".join(repr(name) for name, _ in small)
+    return (
+        f"--kfold {k}: stratified k-fold puts every class in each of the {k} folds, but {which} {named} {has}"
+        f" fewer images than k={k} folds; {fix}, or give more images of {more}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ validation
@@ -360,6 +427,70 @@ def _stages_problem(cfg: TrainConfig) -> Problem | None:
         if not 0 <= n <= stages:
             return key, f"must be from 0 to {stages} (the backbone stages of {cfg.model!r}), got {brief(n)}"
     return None
+
+
+ONE_CROP_BATCHNORM = (
+    "BatchNorm cannot train on a batch of one crop (it would normalise one value per channel)"
+)
+
+
+def _batch_problem(cfg: TrainConfig) -> Problem | None:
+    """``batch_size`` 1 for a model with a BatchNorm layer that would see one value per channel in training
+    (after pooling: IRV1's ``last_bn``, a ResNet's head), found by one forward pass on the meta device (no
+    memory, no weights read). A batch of one that arises otherwise (one crop per process under ``torchrun``,
+    a training set of one crop) is refused by the training loop when it happens."""
+    if cfg.batch_size != 1 or cfg.freeze_bn:
+        return None
+    others = {k: v for k, v in cfg.model_args.items() if k != "pretrained"}
+    fails = _one_crop_fails(
+        cfg.model, json.dumps(others, sort_keys=True), json.dumps(cfg.config_overrides, sort_keys=True),
+        cfg.trainable_stages,
+    )  # fmt: skip
+    if not fails:
+        return None
+    return "batch_size", (
+        f"must be 2 or more for {cfg.model!r}: its {ONE_CROP_BATCHNORM}; give --batch-size 2 or more"
+        " (or --set freeze_bn=true to train with BatchNorm's running statistics fixed)"
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _one_crop_fails(
+    model: str, model_args_json: str, overrides_json: str, trainable_stages: int | None
+) -> bool:
+    """Whether ``model`` (built on the meta device) refuses a training-mode forward pass of one crop for its
+    BatchNorm; ``False`` where it cannot be built or run there (the real run then says)."""
+    import inspect
+    import warnings
+
+    import torch
+
+    from ferhub.models._registry import ENSEMBLE, get_entry
+    from ferhub.models.freeze import StagedModel, set_trainable_stages
+
+    if model == ENSEMBLE:
+        return False
+    entry = get_entry(model)
+    args = json.loads(model_args_json)
+    if "pretrained" in inspect.signature(entry.builder).parameters:
+        args["pretrained"] = False
+    defaults = {**entry.defaults, **json.loads(overrides_json)}
+    size, channels = defaults.get("input_size"), defaults.get("channels", 3)
+    if not isinstance(size, int) or not isinstance(channels, int):
+        return False
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")  # builders that copy weights into meta tensors say it is a no-op
+            net = entry.builder(num_classes=2, **args)
+            if trainable_stages is not None and isinstance(net, StagedModel):
+                set_trainable_stages(net, trainable_stages)
+            net.train()
+            net(torch.empty(1, channels, size, size))
+    except ValueError as e:
+        return "value per channel" in str(e)
+    except Exception:  # needs real tensors, or refuses the arguments: the real build says why
+        return False
+    return False
 
 
 @functools.lru_cache(maxsize=32)
