@@ -87,7 +87,10 @@ class SafeZip:
         zf = self._file()
         infos = zf.infolist()
         self._check(infos)
-        self._infos = {i.filename: i for i in infos if not i.is_dir()}
+        # every file entry in archive order: a name the archive holds twice is two entries (read_entry), of
+        # which read(name) gives the last, as zipfile does
+        self._entries = [i for i in infos if not i.is_dir()]
+        self._infos = {i.filename: i for i in self._entries}
 
     def _check(self, infos: list[zipfile.ZipInfo]) -> None:
         lim, name = self.limits, self.path.name
@@ -134,16 +137,29 @@ class SafeZip:
         return self._zip
 
     def names(self) -> list[str]:
-        """Member file names (folders left out), in archive order."""
-        return list(self._infos)
+        """Member file names (folders left out), one per entry in archive order: a name the archive holds
+        twice is listed twice, and ``names()[i]`` is the name of :meth:`read_entry` ``(i)``."""
+        return [i.filename for i in self._entries]
 
     def read(self, name: str) -> bytes:
         """One member's bytes, streamed: refused as soon as more comes out than its header declared or a cap
         allows, so a lying header costs at most one cap's worth of work. (Reading never passes the total
-        cap either: each member stops at its declared size, and the declared sizes were checked.)"""
+        cap either: each member stops at its declared size, and the declared sizes were checked.) A name held
+        twice reads the last entry of that name (as ``zipfile`` and ``unzip`` do); :meth:`read_entry` reads
+        any."""
         info = self._infos.get(name)
         if info is None:
             raise KeyError(f"{self.path.name} has no member {_short(name)}")
+        return self._read(info)
+
+    def read_entry(self, index: int) -> bytes:
+        """The bytes of file entry ``index`` (in :meth:`names` order), streamed as :meth:`read` does."""
+        if not 0 <= index < len(self._entries):
+            raise IndexError(f"{self.path.name} has {len(self._entries)} file entries, not {index + 1}")
+        return self._read(self._entries[index])
+
+    def _read(self, info: zipfile.ZipInfo) -> bytes:
+        name = info.filename
         cap = min(info.file_size, self.limits.max_member_bytes)
         parts, got = [], 0
         with self._lock:

@@ -259,7 +259,11 @@ def evaluate(
     specs = [models] if isinstance(models, (str, os.PathLike)) or hasattr(models, "config") else list(models)
     if not specs:
         raise EvaluationError("evaluate needs at least one model")
-    source = open_data(data, split, precropped=precropped)
+    config = {"dataset_config": dataset_config} if dataset_config is not None else {}
+    source = open_data(data, split, precropped=precropped, **config)
+    if dataset_config is not None and getattr(source, "config", dataset_config) != dataset_config:
+        raise EvaluationError(f"the source given is configuration {source.config!r}, not {dataset_config!r}")
+    dataset_config = getattr(source, "config", None) if dataset_config is None else dataset_config
     if len(source) == 0:
         raise EvaluationError(f"{source.name}: no images to evaluate (split {source.split!r})")
     crops_only = source.precropped if precropped is None else precropped

@@ -114,10 +114,15 @@ def class_order(label_lists: Iterable[Sequence[str]]) -> list[str]:
 
 
 def dataset_labels(dataset: str) -> tuple[str, ...]:
-    """The canonical label names of a dataset's integer ids, e.g. ``dataset_labels("rafdb")``."""
+    """The canonical label names of a dataset's integer ids, e.g. ``dataset_labels("rafdb")``.
+
+    A dataset with no table is an :class:`UnknownLabelError` (a ``ValueError``) that lists the known ones."""
     key = dataset.lower().replace("-", "").replace("_", "").replace("+", "plus")
     if key not in DATASET_LABELS:
-        raise KeyError(f"no label table for dataset {dataset!r}; known: {', '.join(DATASET_LABELS)}")
+        raise UnknownLabelError(
+            f"no label table for dataset {dataset!r}; known: {', '.join(DATASET_LABELS)} (any case, '-' and"
+            " '_' ignored: 'RAF-DB' is rafdb)"
+        )
     return DATASET_LABELS[key]
 
 

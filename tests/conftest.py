@@ -19,6 +19,14 @@ def isolated_hf(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    import sys
+
+    # datasets reads its settings at import time too: imported while collecting (an importorskip at the top
+    # of a test module), before these variables are set, it would go online and into the user's own cache
+    datasets = sys.modules.get("datasets")
+    if datasets is not None:
+        monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+        monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home / "datasets")
     # huggingface_hub reads its constants at import time; keep the module-level copies in step
     try:
         import huggingface_hub.constants as c

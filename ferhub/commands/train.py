@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     add_column_arguments(parser)
     parser.add_argument(
+        "--data-config",
+        default=None,
+        metavar="NAME",
+        help="datasets: the configuration of the Hugging Face dataset(s) to load, for one that has several",
+    )
+    parser.add_argument(
         "--label-names", default=None, help="names of numbered classes: a dataset (rafdb, fer2013)"
     )
     parser.add_argument(

@@ -69,6 +69,10 @@ class FaceCache:
     after the detector settings, under ``cache_dir`` (default ``$FERHUB_CACHE/faces`` or
     ``~/.cache/ferhub/faces``); ``cache_dir=None`` with ``persist=False`` keeps them in memory only.
     ``detector`` is a ``ferhub.faces.FaceDetector`` (created on first use when omitted).
+
+    A face is kept at full float precision, so a cached face crops exactly what ``predict`` crops from the
+    same detection. Lines of files written before (boxes rounded to 0.01 px, no ``"exact"`` mark) are read
+    but not used: those images are detected once more and the exact face appended.
     """
 
     def __init__(
@@ -91,7 +95,9 @@ class FaceCache:
                     rec = json.loads(line)
                 except json.JSONDecodeError:  # a line cut short by a kill: detect that image again
                     continue
-                self.entries[rec["key"]] = rec["face"]
+                if not isinstance(rec, dict) or not rec.get("exact") or "key" not in rec:
+                    continue  # a face rounded to 0.01 px (an older ferhub's line): detect that image again
+                self.entries[rec["key"]] = rec.get("face")
 
     @property
     def detector(self) -> Any:
@@ -119,13 +125,26 @@ class FaceCache:
             self.detections_run += len(missing)
             new = {}
             for i, faces in zip(missing, found):
-                top = faces[0].to_dict() if faces else None
+                top = _face_record(faces[0]) if faces else None
                 self.entries[keys[i]] = new[keys[i]] = top
             if self.persist:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a") as f:
-                    f.writelines(json.dumps({"key": k, "face": v}) + "\n" for k, v in new.items())
+                    f.writelines(
+                        json.dumps({"key": k, "face": v, "exact": True}) + "\n" for k, v in new.items()
+                    )
         return [_face_from_dict(Face, self.entries[k]) for k in keys]
+
+
+def _face_record(face: Any) -> dict[str, Any]:
+    """A face as the cache stores it: every coordinate and the score at full float precision (JSON writes
+    a float's shortest exact decimals), unlike :meth:`~ferhub.faces.Face.to_dict`'s rounded display form."""
+    return {
+        "box": [float(v) for v in face.box],
+        "score": float(face.score),
+        "landmarks": None if face.landmarks is None else [[float(x), float(y)] for x, y in face.landmarks],
+        "face_found": bool(face.face_found),
+    }
 
 
 def _face_from_dict(face_cls: Any, d: dict[str, Any] | None) -> Any:
@@ -133,9 +152,9 @@ def _face_from_dict(face_cls: Any, d: dict[str, Any] | None) -> Any:
         return None
     lm = d.get("landmarks")
     return face_cls(
-        box=tuple(d["box"]),
+        box=tuple(float(v) for v in d["box"]),
         score=float(d["score"]),
-        landmarks=tuple(tuple(p) for p in lm) if lm else None,
+        landmarks=tuple((float(p[0]), float(p[1])) for p in lm) if lm else None,
         face_found=bool(d.get("face_found", True)),
     )
 
@@ -213,6 +232,9 @@ def materialize(
     before = cache.detections_run if cache is not None else 0
     if precropped and isinstance(source, ArraySource) and source.images.shape[1:] == shape:
         out[:] = source.images[idx]  # FER2013 rows already at the model's size: no decode at all
+        if source.errors:  # rows whose pixels could not be read: skipped and counted, as undecodable files
+            for j in np.flatnonzero(np.isin(idx, list(source.errors))):
+                bad[j] = read_image(source, int(idx[j]), unreadable) is None
     elif precropped:
         _resize_whole(source, config, idx, out, bad, unreadable, progress)
     else:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Collection, Iterable, Sequence
+import warnings
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -13,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.archives import ArchiveLimits, ArchiveRefused, SafeZip
-from ferhub.errors import DataSourceError
+from ferhub.errors import DataSourceError, ImageDecodeError
 from ferhub.images import DEFAULT_MAX_PIXELS, image_suffixes
 from ferhub.labels import FER7, FER8, UnknownLabelError, canonical, canonical_order, dataset_labels
 
@@ -77,12 +79,23 @@ def _numeric_labels(
             " label_names=DATASET (e.g. 'rafdb', 'fer2013', see ferhub.labels.DATASET_LABELS) or a list of"
             " names"
         )
-    table = dataset_labels(label_names) if isinstance(label_names, str) else tuple(label_names)
+    table = label_table(label_names)
     ids = sorted(int(n) for n in names)
     base = id_base(ids, table, label_names)
     if ids[-1] - base >= len(table):
         raise DataSourceError(f"class ids {ids} exceed the {len(table)} names of {label_names!r}")
     return {n: canonical(table[int(n) - base]) for n in names}, _dataset_classes(table)
+
+
+def label_table(label_names: str | Sequence[str]) -> tuple[str, ...]:
+    """The class names of numbered labels: a dataset's label table by name (``"rafdb"``), or the names given.
+    A name with no table is a :class:`DataSourceError` that lists the tables there are."""
+    if not isinstance(label_names, str):
+        return tuple(label_names)
+    try:
+        return dataset_labels(label_names)
+    except UnknownLabelError as e:
+        raise DataSourceError(f"label_names={label_names!r} (--label-names): {e}") from e
 
 
 def id_base(ids: Sequence[int], table: Sequence[str], label_names: str | Sequence[str]) -> int:
@@ -144,6 +157,9 @@ class LabeledSource:
     # split="test"): asking it for another split gives the same images, so a caller probing for a
     # validation or test split must not take them as one
     split_is_label: bool = False
+    # the configuration of a Hugging Face dataset it was loaded in (``load_dataset(id, config)``); ``None``
+    # for the default one and for other data
+    config: str | None = None
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.targets, minlength=len(self.labels))
@@ -351,7 +367,11 @@ class ZipSource(LabeledSource):
         entries: dict[str, list[str]] = {}
         suffixes = image_suffixes()
         outside = []  # names no class folder of the zip holds: absolute ("/x/a.jpg") or climbing out ("../")
-        for m in self._zip.names():
+        # a zip may hold two members of one name (zip -r twice, an appended archive): each entry is an image,
+        # read by its place in the archive; the second and later are keyed apart here and named "(copy N)"
+        keys: dict[str, tuple[int, str, int]] = {}  # key -> (entry index, member name, copy number)
+        copies: Counter[str] = Counter()
+        for n, m in enumerate(self._zip.names()):
             p = PurePosixPath(m)
             if p.suffix.lower() not in suffixes:
                 continue
@@ -360,53 +380,113 @@ class ZipSource(LabeledSource):
                 continue
             if any(part.startswith(".") or part == "__MACOSX" for part in p.parts):
                 continue
-            entries.setdefault(str(p.parent), []).append(m)
+            copies[m] += 1
+            key = m if copies[m] == 1 else f"{m}\0{copies[m]}"
+            keys[key] = (n, m, copies[m])
+            entries.setdefault(str(p.parent), []).append(key)
         classes, all_classes, own_splits = _layout(entries, split, str(self.path))
-        self.labels, self.members, self.targets = _labelled_files(classes, all_classes, label_names)
+        self.labels, chosen, self.targets = _labelled_files(classes, all_classes, label_names)
+        self._entries = [keys[k] for k in chosen]
+        self.members = [m for _, m, _ in self._entries]  # member names (a name held twice appears twice)
         self.name, self.split = local_name(self.path, split_name(split) if split else None, own_splits)
         self.precropped = precropped
+        notes = []
         if outside:
             shown = ", ".join(repr(m if len(m) <= 100 else m[:97] + "...") for m in outside[:3])
             more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
-            self.notes = (
+            notes.append(
                 f"left out {len(outside)} zip member(s) named by an absolute path or with '..' in their "
-                f"names, which no class folder holds: {shown}{more}",
+                f"names, which no class folder holds: {shown}{more}"
             )
+        twice = sorted({m for _, m, copy in self._entries if copy > 1})
+        if twice:
+            shown = ", ".join(repr(m if len(m) <= 100 else m[:97] + "...") for m in twice[:3])
+            more = f" and {len(twice) - 3} more" if len(twice) > 3 else ""
+            notes.append(
+                f"the zip holds {len(twice)} member name(s) more than once ({shown}{more}); each entry was "
+                "read as an image of its own (the later ones named '(copy N)'); unzipping keeps only one"
+            )
+        self.notes = tuple(notes)
 
     def image(self, i: int) -> Image.Image:
-        return _load_pil(self._zip.read(self.members[i]), f"{self.path}::{self.members[i]}", self.max_pixels)
+        return _load_pil(self._zip.read_entry(self._entries[i][0]), self.path_of(i) or "", self.max_pixels)
 
     def path_of(self, i: int) -> str | None:
-        return f"{self.path}::{self.members[i]}"
+        _, member, copy = self._entries[i]
+        return f"{self.path}::{member}" + (f" (copy {copy})" if copy > 1 else "")
 
 
 # --------------------------------------------------------------------------------------------- FER2013 CSV
-def _decode_pixels(pixels: Sequence[str], where: str) -> np.ndarray:
-    """FER2013's space-separated pixel strings -> (N, S, S) uint8 (S = 48 for FER2013).
+def _decode_pixels(
+    pixels: Sequence[str | None], where: str, *, side: int = 48
+) -> tuple[np.ndarray, dict[int, str]]:
+    """FER2013's space-separated pixel strings -> (N, S, S) uint8 (S = 48 for FER2013), and the rows that
+    cannot be read (index -> why; left black in the array): one bad row is skipped and counted, as an
+    unreadable image file is, never the whole file.
 
-    ``np.fromstring`` in text mode parses a row in C (~0.1 ms; all 35,887 FER2013 rows in a few seconds).
+    The image size is the one most rows hold (a square number of values); a row of another count, of
+    anything but integers, of values outside 0..255, or empty is a bad row. ``side``: the size when no row
+    can be read. ``np.fromstring`` in text mode parses a row in C (~0.1 ms; all 35,887 FER2013 rows in a few
+    seconds).
     """
-    if not pixels:
-        return np.zeros((0, 48, 48), np.uint8)
-    try:
-        rows = [np.fromstring(p, dtype=np.int16, sep=" ") for p in pixels]
-    except ValueError as e:
-        raise DataSourceError(f"{where}: a pixels value is not space-separated integers ({e})") from e
-    n = rows[0].size
-    side = round(n**0.5)
-    if side * side != n or any(r.size != n for r in rows):
-        raise DataSourceError(f"{where}: pixel strings must all hold the same square number of values")
-    flat = np.stack(rows)
-    if flat.min() < 0 or flat.max() > 255:
-        raise DataSourceError(f"{where}: pixel values must be 0..255")
-    return flat.astype(np.uint8).reshape(len(pixels), side, side)
+    rows: list[np.ndarray | None] = []
+    errors: dict[int, str] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # numpy 1.x only warns about unparsed text
+        for i, p in enumerate(pixels):
+            text = p if isinstance(p, str) else ""
+            row = None
+            if not text.strip():
+                errors[i] = "no pixel values (the pixels value is empty)"
+            else:
+                try:
+                    row = np.fromstring(text, dtype=np.int16, sep=" ")
+                except (ValueError, DeprecationWarning):
+                    errors[i] = f"the pixels value is not space-separated integers ({_shown(text)})"
+            rows.append(row)
+    sizes = Counter(r.size for r in rows if r is not None)
+    if sizes:
+        n = sizes.most_common(1)[0][0]
+        side = round(n**0.5)
+        if side * side != n:
+            raise DataSourceError(
+                f"{where}: pixel strings hold {n} values, not a square image (FER2013's hold 2304, 48x48)"
+            )
+    out = np.zeros((len(rows), side, side), np.uint8)
+    for i, r in enumerate(rows):
+        if r is None:
+            continue
+        if r.size != side * side:
+            errors[i] = f"{r.size} pixel values, where the other rows hold {side * side} ({side}x{side})"
+        elif r.min() < 0 or r.max() > 255:
+            errors[i] = f"pixel values outside 0..255 ({int(r.min())}..{int(r.max())})"
+        else:
+            out[i] = r.reshape(side, side)
+    return out, dict(sorted(errors.items()))
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """The start of a value for a message (pixel strings run to thousands of characters)."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 class ArraySource(LabeledSource):
-    """Gray or RGB ``uint8`` images held in memory (FER2013 CSV rows, pixel-string Hub datasets)."""
+    """Gray or RGB ``uint8`` images held in memory (FER2013 CSV rows, pixel-string Hub datasets).
+
+    ``errors``: rows whose pixels could not be read (index -> why), skipped and counted as unreadable images;
+    ``paths``: where each row came from (``fer2013.csv:12``, the file and its line), for messages and the
+    per-image predictions."""
 
     def __init__(
-        self, images: np.ndarray, targets: np.ndarray, labels: Sequence[str], name: str, split: str | None
+        self,
+        images: np.ndarray,
+        targets: np.ndarray,
+        labels: Sequence[str],
+        name: str,
+        split: str | None,
+        *,
+        errors: Mapping[int, str] | None = None,
+        paths: Sequence[str] | None = None,
     ) -> None:
         self.images = images
         self.targets = np.asarray(targets, dtype=np.int64)
@@ -414,51 +494,102 @@ class ArraySource(LabeledSource):
         self.name = name
         self.split = split
         self.precropped = True
+        self.errors = dict(errors or {})
+        self.paths = list(paths) if paths is not None else None
 
     def image(self, i: int) -> Image.Image:
+        why = self.errors.get(int(i))
+        if why is not None:
+            raise ImageDecodeError(f"{self.path_of(i) or f'{self.name} row {i}'}: {why}")
         return Image.fromarray(self.images[i]).convert("RGB")
+
+    def path_of(self, i: int) -> str | None:
+        return self.paths[i] if self.paths is not None else None
+
+
+def _emotion_id(text: str, where: str) -> int:
+    """A FER2013 emotion id from its CSV text: ``3``, or ``3.0`` as pandas writes an integer column that has
+    a missing value; anything else is refused, naming the row."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value.is_integer() or not 0 <= value < len(FER7):
+        raise DataSourceError(
+            f"{where}: emotion {_shown(text)} is not a FER2013 class id 0..6 ({', '.join(FER7)}); "
+            "a CSV of other classes is not FER2013's: save it as class folders"
+        )
+    return int(value)
 
 
 def open_fer2013_csv(path: str | Path, split: str | None = None) -> ArraySource:
     """The Kaggle ``fer2013.csv``: ``emotion`` (0-6, FER2013 order), ``pixels``, ``Usage``.
 
-    ``split`` train/val/test selects Usage Training/PublicTest/PrivateTest; ``None`` takes every row.
+    ``split`` train/val/test selects Usage Training/PublicTest/PrivateTest; ``None`` takes every row. A row
+    is named by its file and line (``fer2013.csv:12``): one without an emotion is left out and said (the
+    results' notes), one whose pixels cannot be read is skipped and counted as an unreadable image. The file
+    may start with a byte-order mark (Excel's "CSV UTF-8").
     """
     path = Path(path)
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        cols = {c.strip().lower(): c for c in reader.fieldnames or []}
-        if "pixels" not in cols or "emotion" not in cols:
-            raise DataSourceError(
-                f"{path}: a FER2013 CSV needs 'emotion' and 'pixels' columns, found {reader.fieldnames}"
-            )
-        usage_col = cols.get("usage")
-        want = None
-        if split is not None:
-            if usage_col is None:
-                raise DataSourceError(f"{path} has no Usage column, so it has no splits; omit split")
-            want = FER2013_USAGE[split_name(split)]
-        pixels, targets, usages = [], [], set()
-        for row in reader:
-            if usage_col is not None:
-                usages.add(row[usage_col].strip())
-            if want is not None and row[usage_col].strip() != want:
-                continue
-            pixels.append(row[cols["pixels"]])
-            targets.append(int(row[cols["emotion"]]))
+    pixels: list[str | None] = []
+    targets: list[int] = []
+    lines: list[int] = []
+    blank: list[int] = []  # lines of the split without an emotion
+    usages: set[str] = set()
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            cols = {c.strip().lower(): c for c in reader.fieldnames or [] if c is not None}
+            if "pixels" not in cols or "emotion" not in cols:
+                raise DataSourceError(
+                    f"{path}: a FER2013 CSV needs 'emotion' and 'pixels' columns, found {reader.fieldnames}"
+                )
+            usage_col = cols.get("usage")
+            want = None
+            if split is not None:
+                if usage_col is None:
+                    raise DataSourceError(f"{path} has no Usage column, so it has no splits; omit split")
+                want = FER2013_USAGE[split_name(split)]
+            for row in reader:
+                usage = (row.get(usage_col) or "").strip() if usage_col is not None else ""
+                if usage:
+                    usages.add(usage)
+                if want is not None and usage != want:
+                    continue
+                emotion = (row.get(cols["emotion"]) or "").strip()
+                if not emotion:
+                    blank.append(reader.line_num)
+                    continue
+                targets.append(_emotion_id(emotion, f"{path}:{reader.line_num}"))
+                pixels.append(row.get(cols["pixels"]))
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as e:
+        raise DataSourceError(f"{path}: not UTF-8 text ({e}); a FER2013 CSV is plain text") from e
+    except csv.Error as e:
+        raise DataSourceError(f"{path}: not a readable CSV file ({e})") from e
     if not pixels:
-        raise DataSourceError(f"{path}: no rows for split {split!r} (Usage {want!r})")
-    targets_arr = np.asarray(targets, dtype=np.int64)
-    if targets_arr.min() < 0 or targets_arr.max() >= len(FER7):
-        raise DataSourceError(f"{path}: emotion ids must be 0..6 (FER2013 order {FER7})")
-    return ArraySource(
-        _decode_pixels(pixels, str(path)),
-        targets_arr,
+        why = f"; {len(blank)} have no emotion" if blank else ""
+        raise DataSourceError(f"{path}: no rows for split {split!r} (Usage {want!r}){why}")
+    images, errors = _decode_pixels(pixels, str(path))
+    source = ArraySource(
+        images,
+        np.asarray(targets, dtype=np.int64),
         FER7,
         *local_name(
             path, split_name(split) if split else None, {split_name(u) for u in usages if _is_split(u)}
         ),
+        errors=errors,
+        paths=[f"{path}:{line}" for line in lines],
     )
+    if blank:
+        shown = ", ".join(str(n) for n in blank[:5]) + (
+            f" and {len(blank) - 5} more" if len(blank) > 5 else ""
+        )
+        source.notes = (
+            f"unlabelled: {len(blank)} of {len(blank) + len(pixels)} rows have no emotion and were left out "
+            f"({path.name} line{'s' if len(blank) > 1 else ''} {shown})",
+        )
+    return source
 
 
 # ------------------------------------------------------------------------------------------- dispatcher
@@ -475,6 +606,8 @@ def open_source(
 
     ``split`` is train/val/test (or the source's own spelling); ``label_names`` names numbered classes
     (``"rafdb"``, ``"fer2013"`` or a list); ``precropped=True`` marks images that are already face crops.
+    A Hugging Face dataset also takes ``image_column=``, ``label_column=`` and ``dataset_config=`` (the
+    configuration to load, for a dataset that has several).
     """
     path = Path(str(source))
     looks_local = path.suffix.lower() in (".zip", ".csv", ".parquet") or str(source).startswith(
@@ -514,15 +647,30 @@ def _saved_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
+# open_source keyword -> the option of an argparse namespace or RunOptions that gives it; each applies to a
+# Hugging Face dataset only
+_HF_OPTIONS = {
+    "image_column": "image_column",
+    "label_column": "label_column",
+    "dataset_config": "data_config",
+}
+_HF_FLAGS = {
+    "image_column": "--image-column",
+    "label_column": "--label-column",
+    "dataset_config": "--data-config",
+}
+
+
 def column_options(options: Any) -> dict[str, str]:
-    """The column options an argparse namespace or ``RunOptions`` gives (``image_column``, ``label_column``),
-    as :func:`open_source` keywords."""
-    return {k: v for k in ("image_column", "label_column") if (v := getattr(options, k, None)) is not None}
+    """The Hugging Face dataset options an argparse namespace or ``RunOptions`` gives (``image_column``,
+    ``label_column``, the configuration ``data_config``), as :func:`open_source` keywords."""
+    return {k: v for k, attr in _HF_OPTIONS.items() if (v := getattr(options, attr, None)) is not None}
 
 
 def takes_columns(source: str | os.PathLike) -> bool:
     """Whether :func:`open_source` reads ``source`` as a Hugging Face dataset (a Hub id, a saved dataset,
-    parquet), whose columns ``image_column=`` / ``label_column=`` pick; not class folders, zips or CSV."""
+    parquet), whose columns ``image_column=`` / ``label_column=`` (and configuration ``dataset_config=``)
+    pick; not class folders, zips or CSV."""
     path = Path(str(source))
     if path.is_file():
         return path.suffix.lower() not in (".csv", ".zip")
@@ -532,12 +680,16 @@ def takes_columns(source: str | os.PathLike) -> bool:
 
 
 def _no_columns(source: str | Path, kw: dict[str, Any]) -> None:
-    """Column options pick a Hugging Face dataset's columns: given for other data, they would be ignored."""
-    given = ", ".join(f"{k}= (--{k.replace('_', '-')})" for k, v in kw.items() if v is not None)
+    """Column options pick a Hugging Face dataset's columns (and its configuration): given for other data,
+    they would be ignored."""
+    given = [k for k, v in kw.items() if v is not None]
     if given:
+        options = ", ".join(f"{k}= ({_HF_FLAGS.get(k, '--' + k.replace('_', '-'))})" for k in given)
+        what = "the configuration" if given == ["dataset_config"] else "the columns"
+        verb, it = ("picks", "it") if len(given) == 1 else ("pick", "them")
         raise DataSourceError(
-            f"{given} picks the columns of a Hugging Face dataset (a Hub id, a saved dataset or parquet); "
-            f"{source} is not one: leave it out"
+            f"{options} {verb} {what} of a Hugging Face dataset (a Hub id, a saved dataset or parquet); "
+            f"{source} is not one: leave {it} out"
         )
 
 

@@ -19,15 +19,17 @@ def result_entry(
     command: str,
     name: str | None = None,
     num_images: int | None = None,
+    config: str | None = None,
 ) -> dict[str, Any]:
     """One ``eval_results.json`` entry for a scored set, built by the schema's owner
     (:mod:`ferhub.eval_results`). ``num_images``: the images scored, when not the confusion matrix's total
-    (repeats predict each image once per repeat)."""
+    (repeats predict each image once per repeat); ``config``: a Hub dataset's configuration (its key's
+    middle part, as ``ferhub evaluate --data-config`` records it)."""
     from ferhub.eval_results import make_entry
 
     return make_entry(
         summary,
-        dataset={"id": dataset, "split": split, "name": name},
+        dataset={"id": dataset, "config": config, "split": split, "name": name},
         tta=tta,
         command=command,
         source="training",

@@ -47,6 +47,7 @@ class RunOptions:
     test_split: str | None = None  # also evaluate the final model on this split
     image_column: str | None = None  # Hub datasets only (found automatically when omitted)
     label_column: str | None = None
+    data_config: str | None = None  # Hub datasets only: the configuration to load (--data-config)
     label_names: str | None = None  # names of numbered classes: a dataset (rafdb, fer2013)
     precropped: bool | None = None  # the images are face crops already (default: the source says)
     face_cache: str | None = None
@@ -583,10 +584,12 @@ def _entry(
     images = scored.pop("num_images", None)  # the images reported on (repeats predict each several times)
     if opts.val_data is not None and src is not data.train_src:
         return result_entry(scored, dataset=src.name, split=src.split, tta=cfg.tta, command=opts.command,
-                            name=src.name, num_images=images)  # fmt: skip
+                            name=src.name, num_images=images,
+                            config=getattr(src, "config", None))  # fmt: skip
     dataset_id = str(opts.data) if not Path(str(opts.data)).exists() else data.train_src.name
     return result_entry(scored, dataset=dataset_id, split=split, tta=cfg.tta, command=opts.command,
-                        name=data.train_src.name, num_images=images)  # fmt: skip
+                        name=data.train_src.name, num_images=images,
+                        config=getattr(data.train_src, "config", None))  # fmt: skip
 
 
 def _write_repo(
