@@ -227,6 +227,7 @@ class VideoRun:
         self.models = list(predictor.names)
         self.labels = [tuple(c.labels) for c in predictor.configs]
         self.error: str | None = None
+        self._model_failed = False  # a model gave NaN: the frames after it are not counted (see end)
         self.frames_done = 0
         self.tracker = FaceTracker(**analyzer.tracker_options)
         self.smoother = Smoother(analyzer.smooth)
@@ -256,9 +257,13 @@ class VideoRun:
                         batch = []
             except VideoDecodeError as e:
                 self.error = str(e).replace(self._source, self.path)
+            # recordings joined one after another (timestamps that start again) are as long as all of them,
+            # which the header could not say
+            self.info.duration = self._reader.info.duration
             yield from self._analyse(batch, last=True)
         except _NotFinite as e:  # a broken model: no label can be read from it, for this face or any later
             self.error = str(e)
+            self._model_failed = True
         self._reader.close()
 
     def close(self) -> None:
@@ -266,11 +271,12 @@ class VideoRun:
 
     @property
     def end(self) -> float | None:
-        """When the video ends (seconds): where its last frame stops being shown, once the whole stream was
-        read without an error, but not past the ``duration`` the results report (a B-frame phone video's
-        header may fall short of its frames: no track, and no annotated copy, outlasts it); ``None`` before,
-        or after an interruption or an error."""
-        end = None if self.error else self._reader.end
+        """When the video ends (seconds): where its last frame decoded stops being shown, once the stream was
+        read to its end, or to where it is truncated or damaged (no track, and no annotated copy, outlasts
+        the frames a cut file holds), but not past the ``duration`` the results report (a B-frame phone
+        video's header may fall short of its frames); ``None`` before, after an interruption, or after a
+        model's error (the frames after it are not counted)."""
+        end = None if self._model_failed else self._reader.end
         duration = self.info.duration
         return end if end is None or not duration else min(end, duration)
 
@@ -280,7 +286,8 @@ class VideoRun:
         # carried across it
         cuts, detect = [], []
         for f in batch:
-            jump = self._last_time is not None and f.time - self._last_time > self._max_gap
+            # timestamps that started again (recordings joined one after another) are a jump too
+            jump = f.restarted or (self._last_time is not None and f.time - self._last_time > self._max_gap)
             cut = self._cuts.is_cut(f.image) or jump
             self._last_time = f.time
             self._since_detection += 1
@@ -407,7 +414,8 @@ class VideoRun:
     def summaries(self) -> list[dict[str, Any]]:
         """Per-track summaries of the frames analysed so far (see :class:`TrackSummaries`); no track outlasts
         the video (a sampled last frame stands for its interval up to the video's end, not past it), and the
-        last frame counts as long as it is shown (:attr:`end`) once the stream was read to its end."""
+        last frame counts as long as it is shown (:attr:`end`) once the stream was read to its end, or to
+        where a cut or damaged file's frames stop."""
         return self._summaries.result(end=self.info.duration, shown_until=self.end)
 
     def header(self) -> dict[str, Any]:

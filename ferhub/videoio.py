@@ -51,6 +51,14 @@ ANIMATION_SUFFIXES = frozenset({".gif", ".png", ".apng"})
 # stream ends, counted from 0: a file whose timestamps start at 10 s says 13 s for 3 s of video (measured with
 # FFmpeg 8.1 in PyAV 18 on MKV, WebM, WMV and NUT; MP4/MOV, MPEG-TS and FLV give lengths, AVI starts at 0)
 _END_TIME_DEMUXERS = ("matroska", "asf", "nut")
+# FFmpeg demuxers of the files that are joined byte-wise (`cat a.ts b.ts`, DVD VOBs): each recording's
+# timestamps start again where the one before ends, and the header's length is one recording's (see frames)
+_JOINABLE_DEMUXERS = ("mpegts", "mpeg")
+# a timestamp going back by more than this many frame steps, and the next one too, starts another recording
+# (joined on); by less, or one alone (a stray timestamp; H.264 B-frames in AVI, whose frames get their
+# packets' decode-order stamps, come back up to 3 frames, or 16 with 16 B-frames, but one frame at a time),
+# it is a broken timestamp, which is not allowed to take the clock back
+RESTART_STEPS = 1.5
 # a stream that ends cleanly is called truncated only when it is short of its header by more than these:
 # headers are approximate (variable frame rate, B-frame delay, a last frame lost by the encoder), a cut file
 # is short by far more
@@ -160,11 +168,13 @@ class VideoInfo:
 @dataclass
 class Frame:
     """One decoded frame: its index in the stream (0-based), its time in seconds, and the upright RGB
-    image."""
+    image. ``restarted``: the stream's timestamps started again since the frame before it that was yielded
+    (another recording joined on, see :meth:`VideoReader.frames`): a new shot."""
 
     index: int
     time: float
     image: Image.Image = field(repr=False)
+    restarted: bool = False
 
 
 def _rotate(image: Image.Image, rotation: int) -> Image.Image:
@@ -260,6 +270,13 @@ class VideoReader:
         # what a complete stream must reach, for telling a truncated file from a whole one at its end
         self._announced_frames = num
         self._announced_duration = _stream_duration(container, stream, start, file_start)
+        self.restarts = 0  # how many times the timestamps went back (recordings joined on), see frames()
+        joined = None
+        if fmt in _JOINABLE_DEMUXERS:
+            joined = _joined_length(name, stream.index, 1 / (fps or 25.0))
+            if joined is not None:  # the header's length is that of one recording, or of none of them
+                duration, self._announced_duration = joined, None
+        self._joined = joined is not None
         # the first frame is decoded now: its display matrix gives the rotation, and a file with no decodable
         # frame fails here with one clear error rather than half-way through an output
         self._decoder = container.decode(stream)
@@ -314,8 +331,15 @@ class VideoReader:
         """Decoded frames in order; with ``fps``, at most that many per second (the first frame at or after
         each ``k / fps`` seconds). Raises :class:`VideoDecodeError` at the first undecodable packet, or at
         the end when the stream stops clearly short of what its header announces (a truncated file); the
-        frames before either have been yielded. Once the stream is read to its end, :attr:`end` is when its
-        last frame (decoded, sampled or not) stops being shown."""
+        frames before either have been yielded. Once the stream is read to its end (or to an undecodable
+        packet), :attr:`end` is when its last frame decoded (sampled or not) stops being shown.
+
+        Times never go back. Where a frame's timestamp, and the next one's, go back by more than
+        :data:`RESTART_STEPS` frame steps, another recording starts (``cat a.ts b.ts``: its timestamps start
+        again): the clock goes on one frame step after the last frame, and from there by the new timestamps,
+        for the rest of the stream; the first frame yielded after it has ``restarted`` set, and
+        :attr:`restarts` counts them. A timestamp going back by less, or alone (broken timestamps), is taken
+        as the last frame's time."""
         import av
 
         if fps is not None and not fps > 0:
@@ -326,15 +350,50 @@ class VideoReader:
         index = -1
         first_time = last_time = -math.inf
         last_shown = 0.0  # how long the last frame is shown, when the stream says
+        # seconds added to the timestamps since they restarted (joined recordings); the last interval between
+        # two frames (a frame step; the nominal one until there is one)
+        offset, interval, nominal = 0.0, 0.0, 1 / (self.info.fps or 25.0)
+        restarted = False  # since the frame yielded last
         pending = [f for f in (self._first, self._second) if f is not None]  # decoded on opening
         self._first = self._second = None
+        failed: av.FFmpegError | None = None  # met decoding a frame ahead: raised when that frame is due
+
+        def ahead() -> Any:
+            """The frame after the current one, decoded now and kept for the loop (``None``: none)."""
+            nonlocal failed
+            if not pending and failed is None:
+                try:
+                    after = next(self._decoder, None)
+                except av.FFmpegError as e:
+                    failed, after = e, None
+                if after is not None:
+                    pending.append(after)
+            return pending[0] if pending else None
+
         try:
             while True:
-                frame = pending.pop(0) if pending else next(self._decoder, None)
+                if pending:
+                    frame = pending.pop(0)
+                elif failed is not None:
+                    raise failed
+                else:
+                    frame = next(self._decoder, None)
                 if frame is None:
                     break
                 index += 1
-                t = max(self._time(frame, index), last_time)  # never backwards (broken timestamps)
+                t = self._time(frame, index) + offset
+                step = interval or nominal
+                behind = last_time - RESTART_STEPS * step
+                after = ahead() if t < behind else None
+                if after is not None and self._time(after, index + 1) + offset < behind:
+                    # another recording's timestamps, from its start: the clock goes on a step after the last
+                    offset += last_time + step - t
+                    t = last_time + step
+                    self.restarts += 1
+                    restarted = True
+                t = round(max(t, last_time), 6)  # never backwards (broken timestamps)
+                if t > last_time > -math.inf:
+                    interval = t - last_time
                 last_time = t
                 if index == 0:
                     first_time = t
@@ -347,15 +406,20 @@ class VideoReader:
                     if t + max(1e-3, tb / 2) < next_time:
                         continue
                     next_time = max(next_time + 1 / fps, t + 0.5 / fps)
-                yield Frame(index, t, self._image(frame))
+                yield Frame(index, t, self._image(frame), restarted)
+                restarted = False
         except av.FFmpegError as e:
+            if index >= 0:  # the stream ends where it can no longer be decoded
+                self.end = last_time + (float(last_shown) or interval or nominal)
             raise VideoDecodeError(
                 f"{self.path}: truncated or corrupt video data after frame {index + 1} ({_reason(e)})"
             ) from e
         # FFmpeg ends a cut-off file as it ends a whole one (no error): only the header tells them apart
         n = index + 1
-        step = (last_time - first_time) / (n - 1) if n > 1 else 1 / (self.info.fps or 25.0)
+        step = (last_time - first_time) / (n - 1) if n > 1 else nominal
         self.end = last_time + (float(last_shown) or step)
+        if self.restarts or self._joined:  # the header knew one recording's length at most: the stream as
+            self.info.duration = self.end  # read is the length
         short = shortfall(n, self.end, step, self._announced_frames, self._announced_duration)
         if short:
             raise VideoDecodeError(f"{self.path}: truncated or corrupt video: {short}")
@@ -453,6 +517,44 @@ def _stream_duration(
     return None
 
 
+def _joined_length(path: str, index: int, step: float) -> float | None:
+    """The length of stream ``index`` of an MPEG-TS or MPEG-PS file whose timestamps go back part-way
+    (recordings joined byte-wise): each part's length plus a frame ``step`` (seconds), added up, as
+    :meth:`VideoReader.frames` times them; ``None`` where they never go back by more than
+    :data:`RESTART_STEPS` steps. Reads the packets, not the frames (a 200 MB file in 0.15 s)."""
+    import av
+
+    parts: list[list[float]] = []  # the first and last time shown of each part
+    previous = math.inf
+    stray: float | None = None  # the time shown of a packet decoded too early, unless the next one is too
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            stream = container.streams[index]
+            tb = stream.time_base
+            for packet in container.demux(stream):
+                decode = packet.dts if packet.dts is not None else packet.pts
+                if decode is None or not tb:  # the demuxer's final flush packet
+                    continue
+                decoded = float(decode * tb)
+                shown = float(packet.pts * tb) if packet.pts is not None else decoded
+                if parts and decoded < previous - RESTART_STEPS * step:
+                    if stray is None:
+                        stray = shown
+                        continue
+                    parts.append([min(stray, shown), max(stray, shown)])  # two in a row: another recording
+                elif not parts:
+                    parts.append([shown, shown])
+                else:
+                    part = parts[-1]
+                    part[0], part[1] = min(part[0], shown), max(part[1], shown)
+                stray, previous = None, decoded
+    except av.FFmpegError:  # decoding the frames says what is wrong
+        return None
+    if len(parts) < 2:
+        return None
+    return sum(last - first + step for first, last in parts)
+
+
 def open_video(path: str | os.PathLike, *, max_side: int = DEFAULT_MAX_SIDE) -> VideoReader:
     """Open a video for reading; :class:`VideoDecodeError` (with what to do) when it cannot be read."""
     return VideoReader(path, max_side=max_side)
@@ -484,7 +586,9 @@ class VideoWriter:
             raise ValueError(f"{self.path}: {writable_problem(self.path)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.width, self.height = width - width % 2, height - height % 2
-        options = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        # MP4 and QuickTime (.m4v too): a track's samples last until the last one's decode time plus duration
+        self._decode_timed = self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
+        options = {"movflags": "+faststart"} if self._decode_timed else {}
         self._container = av.open(str(self.path), "w", options=options)
         rate = fractions.Fraction(fps).limit_denominator(1001) if fps and fps > 0 else fractions.Fraction(25)
         self._stream = self._container.add_stream("libx264", rate=rate)
@@ -500,6 +604,13 @@ class VideoWriter:
         self._interval = max(1, round(1000 / rate))
         self._held: Any = None
         self._shown: dict[int, int] = {}  # pts -> milliseconds shown, until the encoder's packet comes out
+        # the encoder's latest packet, muxed once the next one comes, the last at close (_mux_last). Packets
+        # come in decode order, their decode times trailing the frames' times by the B-frame delay (counted in
+        # the first intervals), and an MP4's samples end at the last packet's decode time plus its duration:
+        # where frames come further apart towards the end (a clip slowing down, a camera stall, frames sampled
+        # from a variable rate, a GIF's long last delay), FFmpeg and the players on it stopped the copy early
+        self._pending: Any = None
+        self._delay = 0  # the first packet's time less its decode time (the B-frame delay), its time base
 
     def write(self, image: Image.Image | np.ndarray, time: float) -> None:
         """Append a frame shown from ``time`` seconds on."""
@@ -535,7 +646,28 @@ class VideoWriter:
             shown = self._shown.pop(packet.pts, None) if packet.pts is not None else None
             if shown is not None:
                 packet.duration = shown
-            self._container.mux(packet)
+            pending, self._pending = self._pending, packet
+            if pending is None:  # the first packet (a key frame: the first frame shown too)
+                if packet.pts is not None and packet.dts is not None:
+                    self._delay = packet.pts - packet.dts
+            else:
+                self._container.mux(pending)
+
+    def _mux_last(self, stop: int | None) -> None:
+        """Mux the last packet. In MP4 it lasts until ``stop`` (milliseconds: where the last frame shown
+        stops) in decode time, that is less the B-frame delay, as in a constant-rate file, so the samples end
+        where the video does; and it is decoded no earlier than that delay before it is shown, so that it is
+        not shown past ``stop`` either (the edit list, the length browsers show, is taken from the times
+        shown). Matroska keeps the times shown only, and the last frame shown lasts until ``stop`` already."""
+        packet, self._pending = self._pending, None
+        if packet is None:
+            return
+        tb, dts, pts = packet.time_base, packet.dts, packet.pts
+        if self._decode_timed and stop is not None and dts is not None and pts is not None and tb:
+            until = round(fractions.Fraction(stop, 1000) / tb) - self._delay  # decode time, in the time base
+            packet.dts = dts = max(dts, pts - self._delay)  # later than the packet before it still
+            packet.duration = max(until - dts, 1)
+        self._container.mux(packet)
 
     def close(self, end: float | None = None) -> None:
         """Flush the encoder and finish the file (writes the index at the front: plays while downloading).
@@ -544,6 +676,7 @@ class VideoWriter:
         if self._container is None:
             return
         try:
+            stop = None
             if self._held is not None:
                 last = self._held.pts
                 stop = last + self._interval
@@ -551,8 +684,9 @@ class VideoWriter:
                     stop = max(round(end * 1000), last + 1)
                 self._encode_held(stop)
             self._mux(self._stream.encode())
+            self._mux_last(stop)
         finally:
-            self._held = None
+            self._held = self._pending = None
             self._container.close()
             self._container = None
 
@@ -560,7 +694,7 @@ class VideoWriter:
         """Close the file without flushing the encoder's queued frames, errors ignored: for a file about to be
         deleted (an analysis whose visitor left)."""
         container, self._container = self._container, None
-        self._held = None
+        self._held = self._pending = None
         if container is not None:
             with contextlib.suppress(Exception):
                 container.close()

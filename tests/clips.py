@@ -103,6 +103,41 @@ def write_clip(
     return path
 
 
+def write_ts(
+    path: Path,
+    frames: Sequence[np.ndarray],
+    *,
+    fps: float = 15,
+    start: float = 0.0,
+    size: tuple[int, int] | None = None,
+) -> Path:
+    """An MPEG-TS recording of RGB frames (H.264 without B-frames), its timestamps from ``start`` seconds
+    (plus the muxer's own offset), scaled to ``size`` where given. Joined byte-wise (``cat a.ts b.ts``, as
+    recordings are), the second's timestamps start again."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tb = fractions.Fraction(1, 90000)  # MPEG's own clock
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
+        h, w = frames[0].shape[:2]
+        stream.width, stream.height = size or (w, h)
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        stream.codec_context.time_base = tb
+        for i, a in enumerate(frames):
+            picture = Image.fromarray(a)
+            if size is not None and picture.size != size:
+                picture = picture.resize(size, Image.Resampling.BILINEAR)
+            frame = av.VideoFrame.from_image(picture)
+            frame.pts, frame.time_base = round((start + i / fps) * 90000), tb
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 # -- scenes: each returns frames plus per-frame truth [(name, cx, cy)]
 # -----------------------------------------
 Truth = list[list[tuple[str, float, float]]]

@@ -230,3 +230,31 @@ def test_a_segment_copied_from_a_recording_is_whole_and_a_cut_one_is_not(tmp_pat
     indices, error = decode(cut(part, tmp_path / "part2_cut.mkv", 0.5))
     assert indices and error is not None
     assert error.endswith(f" s of the {n / 15:.1f} s its header announces")
+
+
+def test_a_truncated_file_sampled_has_no_track_or_copy_past_its_last_frame(tmp_path: Path, capsys) -> None:
+    """Sampled at 5 fps, the last sampled frame of a cut file stood for a whole interval (0.2 s), past where
+    its frames end (as its error says); so did the annotated copy. Both end with the last frame decoded."""
+    import av
+
+    frames, _ = clips.pan(30)
+    part = cut(clips.write_clip(tmp_path / "full.mkv", frames), tmp_path / "part.mkv", 0.6)
+    with open_video(part) as video:
+        times = []
+        with pytest.raises(VideoDecodeError, match="truncated"):
+            for frame in video.frames():
+                times.append(frame.time)
+        end = video.end
+    assert 0 < len(times) < 25 and end == pytest.approx(times[-1] + 1 / 15, abs=1e-3)
+    annotated = tmp_path / "part.annotated.mp4"
+    code, out, err = run_cli(capsys, "predict", str(part), "--fps", "5", "--annotate", str(annotated))
+    assert code == 0, err
+    (entry,) = json.loads(out)
+    assert f"it ends after {len(times)} frames, at {end:.1f} s" in entry["error"]
+    sampled = [f["time"] for f in entry["frames"]]
+    assert sampled[-1] + 0.2 > end + 0.01  # a whole interval would outlast it
+    (track,) = entry["tracks"]  # the face is there from the first frame to the last
+    assert track["seconds"] == pytest.approx(end, abs=1e-3)
+    with av.open(str(annotated)) as c:
+        assert c.duration / 1e6 == pytest.approx(end, abs=1e-3)
+        assert [float(f.pts * f.time_base) for f in c.decode(video=0)] == pytest.approx(sampled, abs=1e-3)
