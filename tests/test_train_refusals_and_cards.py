@@ -102,11 +102,22 @@ def test_batch_size_1_for_a_model_whose_batchnorm_needs_two_is_exit_2_before_the
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     # --tiny's test_resnet pools to 1x1 before its last BatchNorm (resnet18 at 160 px keeps 5x5 maps)
-    assert "--tiny: batch_size must be 2 or more for 'test_resnet'" in err, err
+    assert "command line: batch_size must be 2 or more for 'test_resnet'" in err, err
     assert "give --batch-size 2 or more" in err
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
     with pytest.raises(RecipeError, match="batch_size must be 2 or more for 'test_irv1'"):
         TrainConfig(model="test_irv1", batch_size=1).validate()
+    # with --tiny it is the tiny model that is judged: the recipe's (irv1_classifier) was named, and a tiny
+    # model that trains on one crop refused for the full one's BatchNorm
+    argv = _train_argv(tmp_path / "no-such-data", tmp_path / "run", "--recipe", "seed003_xiang", "--variant",
+                       "irv1_finetuned", "--batch-size", "1")  # fmt: skip
+    assert cli_main(argv) == 2
+    assert "batch_size must be 2 or more for 'test_irv1_classifier'" in capsys.readouterr().err
+    from ferhub.cli import build_parser
+    from ferhub.commands.train import resolve_config
+
+    argv += ["--set", "tiny_model=test_faceapi_expression_net", "--set", "model_args={}"]
+    assert resolve_config(build_parser(argv).parse_args(argv)).batch_size == 1
     TrainConfig(model="test_irv1", batch_size=1, freeze_bn=True).validate()  # no batch statistics: allowed
     TrainConfig(model="test_irv1", batch_size=2).validate()
 
@@ -130,6 +141,17 @@ def test_output_mixup_without_neutral_is_exit_2_when_the_source_opens(
     assert "have no 'neutral'" in err and "--set model_args.output_mixup=false" in err, err
     assert "'output_mixup': False" in err and err.count("\n") == 1  # the Python spelling too
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("arch", ["test_irv1", "test_irv1_classifier"])
+def test_output_mixup_builds_for_fewer_classes_at_any_input_size(arch: str) -> None:
+    """At a non-preset input size (seed 003's 350 px) the registry measures a forward pass before the labels
+    arrive: the mix-up indexed FER7's neutral (6) in a 4-class output ("index 6 is out of bounds")."""
+    from ferhub.models import create_model
+
+    labels = ("angry", "fear", "happy", "neutral")
+    model = create_model(arch, labels, output_mixup=True, config_overrides={"input_size": 96})
+    assert model.mixup.neutral_index == 3
 
 
 def test_output_mixup_is_checked_against_the_classes_by_its_builders_default() -> None:
@@ -201,7 +223,7 @@ def test_kfold_with_a_class_smaller_than_k_names_it_and_the_option_before_croppi
     assert cli_main(_train_argv(data, tmp_path / "run", "--recipe", "seed004_chen", "--kfold", "3")) == 2
     err = capsys.readouterr().err
     assert "--kfold 3:" in err and "class 'happy' (2 images) has fewer images than k=3 folds" in err, err
-    assert "give --kfold 2 or lower" in err and err.count("\n") == 1
+    assert "give --kfold 2, or 0 for none" in err and err.count("\n") == 1
 
 
 def test_kfold_counts_short_after_cropping_and_the_split_itself_name_the_class() -> None:
@@ -233,6 +255,11 @@ def test_the_card_says_which_settings_a_run_changed_from_its_recipe() -> None:
     assert "step_epochs" not in text  # --tiny's step_epochs 1, of a schedule without steps: no change
     custom = TrainConfig(recipe="mine", description="Words about my recipe.")
     assert "The recipe describes itself as: Words about my recipe." in recipe_markdown(custom, "d", {})
+    # a user's edited copy of a shipped recipe, named as its file is: its own words, no "changes" to the
+    # shipped one it no longer is (the card quoted the paper's 43.24% and dropped the user's description)
+    copy = TrainConfig.from_dict({**shipped.to_dict(), "description": "My lab's recipe.", "epochs": 50})
+    text = recipe_markdown(copy, "d", {}).split("\n")[0]
+    assert "The recipe describes itself as: My lab's recipe." in text and "recipe: `20`" not in text, text
 
 
 # --------------------------------------------------------------------- the k-fold run's test split entry

@@ -182,13 +182,18 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     }
     given = {k: v for k, v in shortcuts.items() if v is not None}
 
-    def explicit(cfg: TrainConfig) -> TrainConfig:
-        """``cfg`` with what the command line sets (the shortcuts, then every --set)."""
+    def explicit(cfg: TrainConfig, batch: bool = True) -> TrainConfig:
+        """``cfg`` with what the command line sets (the shortcuts, then every --set); ``batch=False`` leaves
+        the batch size as it is."""
+        shortcuts = {k: v for k, v in given.items() if batch or k != "batch_size"}
+        sets = [s for s in args.overrides if batch or s.partition("=")[0].strip() != "batch_size"]
         return apply_overrides(
-            TrainConfig.from_dict({**cfg.to_dict(), **given}, source="command line"), args.overrides
+            TrainConfig.from_dict({**cfg.to_dict(), **shortcuts}, source="command line"), sets
         )
 
-    cfg = explicit(cfg)
+    # with --tiny, the batch size is judged with the tiny model the run trains (a BatchNorm that cannot
+    # train on one crop is the model's), not with the recipe's
+    cfg = explicit(cfg, batch=not args.tiny)
     if args.tiny:
         # --tiny shrinks the recipe as the command line left it (a --set tiny_model counts), and what the
         # command line says explicitly still wins over the shrinking (--init, --batch-size, --epochs ...)

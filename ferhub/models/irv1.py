@@ -94,7 +94,7 @@ class IRV1MultiScale(_IRV1):
         self.backbone = backbone
         self.head = MultiScaleHead(1792, num_classes, channels=head_channels, drop_rate=drop_rate)
         # FER7's neutral until the real labels arrive with the config (see the `config` property)
-        self.mixup = OutputMixup(num_classes, neutral_index(FER7)) if output_mixup else None
+        self.mixup = OutputMixup(num_classes, _until_labels(num_classes)) if output_mixup else None
         if not output_mixup:
             self.head_names = ("head",)
 
@@ -115,7 +115,7 @@ class IRV1Classifier(_IRV1):
             delattr(backbone, "logits")  # the identity classifier
         self.backbone = backbone
         self.classifier = nn.Linear(backbone.last_linear.out_features, num_classes)
-        self.mixup = OutputMixup(num_classes, neutral_index(FER7)) if output_mixup else None
+        self.mixup = OutputMixup(num_classes, _until_labels(num_classes)) if output_mixup else None
         if not output_mixup:
             self.head_names = self.head_names[:-1]
 
@@ -123,6 +123,13 @@ class IRV1Classifier(_IRV1):
         b = self.backbone
         x = b.dropout(b.avgpool_1a(self.forward_features(x)).flatten(1))
         return self._mix(self.classifier(b.last_bn(b.last_linear(x))))
+
+
+def _until_labels(num_classes: int) -> int:
+    """The neutral index the mix-up uses until the model's labels arrive with its config: FER7's, or the last
+    class where there are fewer (a forward pass before then, the registry's activation measurement at a
+    non-preset input size, indexed past the classes of a 4-class model)."""
+    return min(neutral_index(FER7), num_classes - 1)
 
 
 def _backbone(pretrained: bool, dropout_prob: float = 0.6) -> nn.Module:

@@ -140,7 +140,8 @@ def recipe_changes(cfg: TrainConfig) -> tuple[TrainConfig, list[tuple[str, Any, 
     """The shipped recipe ``cfg`` names (``NAME`` or ``NAME:VARIANT``) as it ships, and each setting this run
     changed from it (``--set``, ``--epochs``, ``--kfold``, ``--tiny`` ...): ``(setting, run's value, recipe's
     value)``, a value ``_UNSET`` where that side does not set it. ``None`` when ``cfg.recipe`` is not a
-    shipped recipe (a ``.py`` file or a config built in Python: nothing to compare with)."""
+    shipped recipe (a ``.py`` file or a config built in Python: nothing to compare with), or describes itself
+    otherwise (a user's copy of one, named as its file is)."""
     from ferhub.training.recipes import list_recipes, load_recipe
     from ferhub.training.settings import RecipeError
 
@@ -150,6 +151,8 @@ def recipe_changes(cfg: TrainConfig) -> tuple[TrainConfig, list[tuple[str, Any, 
     try:
         base = load_recipe(name, variant or None)[0]
     except RecipeError:  # a variant the recipe no longer has
+        return None
+    if base.description != cfg.description:  # another recipe under a shipped name (a user's edited copy)
         return None
     # a setting neither uses (step_epochs without a step schedule, --tiny's 1) changes nothing
     used_ours, used_theirs = _used(cfg, carved=True), _used(base, carved=True)

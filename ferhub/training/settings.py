@@ -233,7 +233,10 @@ def kfold_problem(k: int, labels: Sequence[str], counts: Sequence[int]) -> str |
     named = ", ".join(f"{name!r} ({n} image{'s' if n != 1 else ''})" for name, n in small)
     which, has = ("class", "has") if len(small) == 1 else ("classes", "have")
     fewest = min(n for _, n in small)
-    fix = f"give --kfold {fewest} or lower" if fewest >= 2 else "give --kfold 0 (no cross-validation)"
+    if fewest < 2:
+        fix = "give --kfold 0 (no cross-validation)"
+    else:  # --kfold 1 is no k-fold: refused
+        fix = f"give --kfold {'2' if fewest == 2 else f'2 to {fewest}'}, or 0 for none"
     more = " and ".join(repr(name) for name, _ in small)
     return (
         f"--kfold {k}: stratified k-fold puts every class in each of the {k} folds, but {which} {named} {has}"
