@@ -163,9 +163,15 @@ def test_an_unknown_label_table_is_a_clear_error_not_a_bug(
     )
     argv = ["train", "--recipe", "seed002_kaskun", "--data", str(tmp_path / "num"), "--precropped"]
     argv += ["--set", "model=test_tiny", "--no-progress", "--output-dir", str(tmp_path / "run")]
-    assert main([*argv, "--label-names", "rafdbx"]) == 1
-    err = capsys.readouterr().err
-    assert "no label table for dataset 'rafdbx'; known: fer2013" in err and "bug" not in err
+    # refused before any data loads, as evaluate refuses it (named class folders ignored the typo: exit 0)
+    (tmp_path / "named" / "happy").mkdir(parents=True)
+    for command in (argv, [*argv[:4], str(tmp_path / "named"), *argv[5:]]):
+        assert main([*command, "--label-names", "rafdbx"]) == 2
+        err = capsys.readouterr().err
+        assert "--label-names rafdbx: no label table for dataset 'rafdbx'; known: fer2013" in err, err
+    compare = ["compare", str(tiny), str(tiny), "--data", str(tmp_path / "named"), "--label-names", "rafdbx"]
+    assert main(compare) == 2
+    assert "ferhub compare: --label-names rafdbx: no label table" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------- face cache

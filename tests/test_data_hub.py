@@ -233,6 +233,10 @@ def test_a_configuration_is_chosen_loaded_and_recorded(
     assert _evaluate(tiny, tmp_path / "out", "org/multi", "--split", "test") == 1
     assert "choose one with --data-config NAME" in capsys.readouterr().err
     assert _evaluate(tiny, tmp_path / "out", "org/multi", "--split", "test", "--data-config", "aligned") == 0
+    # compare was told to use --data-config, which it did not take
+    compare = ["compare", str(tiny), str(tiny), "--data", "org/multi", "--split", "test", "--precropped"]
+    assert main([*compare, "--data-config", "raw"]) == 0, capsys.readouterr().err
+    assert "5 images" in capsys.readouterr().out
     entry = _entry(tiny, "org/multi:aligned:test")
     assert entry["num_images"] == 3 and entry["dataset"]["config"] == "aligned"
     # the option picks a Hugging Face dataset's configuration: other data refuses it rather than ignore it
@@ -325,23 +329,39 @@ def test_an_unknown_label_table_is_a_data_error_listing_the_known_ones(
     assert open_source(tmp_path / "ints", "test", label_names="RAF-DB").labels[0] == "angry"
 
 
-def test_a_hub_rows_file_name_is_never_read_from_this_machine(
+def test_a_hub_rows_file_is_read_only_from_the_datasets_own_downloads(
     hub_cache: Path, faces: list[Image.Image], tmp_path: Path
 ) -> None:
-    """A row holding a file name and no bytes was read from the server's disk: a visitor's Hub dataset could
-    have the public app classify (and show in its report) any image file on the server. Data of this machine
-    (a parquet file, a save_to_disk folder) keeps reading its rows' files."""
+    """A row holding a file name and no bytes: a Hub dataset of image files (the imagefolder layout) names
+    the files datasets downloaded into its cache, which are read; a file anywhere else on this machine is not
+    (a dataset made by someone else could have it read any image file here). Data of this machine (a parquet
+    file, a save_to_disk folder) keeps reading its rows' files wherever they are."""
     secret = tmp_path / "server" / "secret.png"
     secret.parent.mkdir()
     faces[0].save(secret)
+    downloaded = hub_cache / "downloads" / "extracted" / "abc" / "happy" / "1.png"
+    downloaded.parent.mkdir(parents=True)
+    faces[1].save(downloaded)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(FER7))})
-    rows = {"image": [{"bytes": None, "path": str(secret)}, faces[1]], "label": [3, 4]}
+    paths = [
+        {"bytes": None, "path": str(p)}
+        for p in (
+            secret,
+            downloaded,
+            downloaded.parent / ".." / ".." / ".." / ".." / ".." / "server" / "secret.png",
+        )
+    ]
+    rows = {"image": [*paths, faces[2]], "label": [3, 3, 3, 4]}
     ds = datasets.Dataset.from_dict(rows, features=features)
     fake_hub(hub_cache, "org/paths", {"test": ds})
     remote = open_source("org/paths", "test", precropped=True)
-    with pytest.raises(ImageDecodeError, match=r"org/paths\[test\]\[0\]: no image bytes, only a file name"):
-        remote.image(0)
+    for row in (0, 2):  # ../ cannot climb out of the cache either
+        with pytest.raises(
+            ImageDecodeError, match=rf"org/paths\[test\]\[{row}\]: no image bytes, and the file"
+        ):
+            remote.image(row)
     assert np.array_equal(np.asarray(remote.image(1)), np.asarray(faces[1]))
+    assert np.array_equal(np.asarray(remote.image(3)), np.asarray(faces[2]))
     ds.to_parquet(str(tmp_path / "mine.parquet"))
     mine = open_source(tmp_path / "mine.parquet", precropped=True)
     assert np.array_equal(np.asarray(mine.image(0)), np.asarray(faces[0]))

@@ -142,6 +142,78 @@ def test_datasets_visitors_may_evaluate(tmp_path: Path, monkeypatch: pytest.Monk
         visitors.open_dataset(None, "org/faces", None)
 
 
+def _snapshot(tmp_path: Path, repo: str, rows: list, readme: str | None = None) -> Path:
+    """A visitor's Hub dataset as ``snapshot_download`` leaves it: ``datasets--org--name/snapshots/SHA``
+    holding a parquet file of ``rows`` (``{"bytes", "path"}`` images, label happy or sad) and its card."""
+    import datasets
+
+    folder = tmp_path / "hub" / f"datasets--{repo.replace('/', '--')}" / "snapshots" / "abc123"
+    (folder / "data").mkdir(parents=True)
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["happy", "sad"])}
+    )
+    ds = datasets.Dataset.from_dict(
+        {"image": rows, "label": [i % 2 for i in range(len(rows))]}, features=features
+    )
+    ds.to_parquet(str(folder / "data" / "test-00000-of-00001.parquet"))
+    if readme is not None:
+        (folder / "README.md").write_text(readme)
+    return folder
+
+
+def _png(value: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), value, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_visitors_hub_dataset_reads_only_its_own_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row holding a server path and no bytes was read from the server's disk (an image shown back, any
+    other file told apart by its error); now only files of the dataset's own repo in the cache are read, and
+    the set is named by its id, not the server's folder."""
+    secret = tmp_path / "server" / "private.png"
+    secret.parent.mkdir()
+    secret.write_bytes(_png(200))
+    rows = [{"bytes": _png(7), "path": None}, {"bytes": None, "path": str(secret)}]
+    folder = _snapshot(tmp_path, "evil/rows", [*rows, {"bytes": None, "path": "/etc/hostname"}])
+    monkeypatch.setattr(visitors, "_hub_dataset", lambda repo_id: folder)
+    source = visitors.open_dataset(None, "evil/rows", "test")
+    assert source.name == "evil/rows" and len(source) == 3
+    assert np.asarray(source.image(0)).max() == 7
+    for row in (1, 2):
+        with pytest.raises(Exception, match=r"no image bytes, and the file it names .* is not among") as e:
+            source.image(row)
+        assert str(tmp_path) not in str(e.value) and source.path_of(row) == f"evil/rows[test][{row}]"
+    blob = tmp_path / "2" / "hub" / "datasets--org--mine" / "blobs" / "face.png"  # a file of the repo itself
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(_png(9))
+    mine = _snapshot(tmp_path / "2", "org/mine", [{"bytes": None, "path": str(blob)}])
+    monkeypatch.setattr(visitors, "_hub_dataset", lambda repo_id: mine)
+    assert np.asarray(visitors.open_dataset(None, "org/mine", "test").image(0)).max() == 9
+
+
+@pytest.mark.parametrize(
+    "files",
+    ["/srv/photos/*/*.png", "../../other/*.parquet", "hf://datasets/org/huge/*.parquet", "zip://*::x.zip"],
+)
+def test_a_visitors_dataset_card_cannot_point_at_other_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: str
+) -> None:
+    """A card's ``data_files`` pattern had datasets load the server's own files (or fetch past the cap)."""
+    card = (
+        f'---\nconfigs:\n- config_name: default\n  data_files:\n  - split: test\n    path: "{files}"\n---\n'
+    )
+    folder = _snapshot(tmp_path, "evil/card", [{"bytes": _png(1), "path": None}], readme=card)
+    monkeypatch.setattr(visitors, "_hub_dataset", lambda repo_id: folder)
+    with pytest.raises(ValueError, match=r"its card's configs name files outside the dataset"):
+        visitors.open_dataset(None, "evil/card", "test")
+    fine = card.replace(files, "data/*.parquet")
+    (folder / "README.md").write_text(fine)
+    assert len(visitors.open_dataset(None, "evil/card", "test")) == 1
+
+
 def test_a_hub_dataset_over_the_download_cap_is_refused_before_download(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

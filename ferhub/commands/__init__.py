@@ -7,9 +7,31 @@ import argparse
 
 
 def add_column_arguments(p: argparse.ArgumentParser) -> None:
-    """``--image-column`` / ``--label-column``: which columns of a Hugging Face dataset to read."""
+    """``--image-column`` / ``--label-column``: which columns of a Hugging Face dataset to read;
+    ``--data-config``: which of its configurations (``train``, ``evaluate`` and ``compare``)."""
     p.add_argument("--image-column", default=None, help="datasets: the image column (default: found)")
     p.add_argument("--label-column", default=None, help="datasets: the label column (default: found)")
+    p.add_argument(
+        "--data-config",
+        default=None,
+        metavar="NAME",
+        help="datasets: the configuration to load, for a Hub dataset that has several (load_dataset(id, "
+        "NAME)); recorded in the results' key (<dataset>:<config>:<split>)",
+    )
+
+
+def label_names_error(label_names: str | None) -> str | None:
+    """Why ``--label-names`` names no label table (listing the known ones); ``None`` when it names one or
+    is not given: checked before any data loads, whether or not the data has numbered classes."""
+    from ferhub.labels import UnknownLabelError, dataset_labels
+
+    if label_names is None:
+        return None
+    try:
+        dataset_labels(label_names)
+    except UnknownLabelError as e:
+        return f"--label-names {label_names}: {e}"
+    return None
 
 
 def add_scoring_arguments(p: argparse.ArgumentParser) -> None:

@@ -83,7 +83,7 @@ def format_pairs(result: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
     from ferhub.cli import describe
-    from ferhub.commands import device_error
+    from ferhub.commands import device_error, label_names_error
     from ferhub.data import DataSourceError
     from ferhub.data.sources import column_options
     from ferhub.hub import ModelLoadError
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.models) < 2:
         print("ferhub compare: name at least two models", file=sys.stderr)
         return 2
-    if error := device_error(args.device) or _images_refused(args):
+    if error := device_error(args.device) or label_names_error(args.label_names) or _images_refused(args):
         print(f"ferhub compare: {error}", file=sys.stderr)
         return 2
     runs: list[Any] = []

@@ -35,7 +35,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--label-names", default=None, help="what numbered classes mean: a dataset name (rafdb, fer2013, ...)"
     )
-    add_data_config_argument(p)
     add_column_arguments(p)
     add_scoring_arguments(p)
     p.add_argument(
@@ -65,31 +64,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--json", action="store_true", help="print the new eval_results entries as JSON")
-
-
-def add_data_config_argument(p: argparse.ArgumentParser) -> None:
-    """``--data-config``: the configuration of a Hugging Face dataset that has several (``evaluate`` and
-    ``train``)."""
-    p.add_argument(
-        "--data-config",
-        default=None,
-        metavar="NAME",
-        help="datasets: the configuration to load, for a Hub dataset that has several (load_dataset(id, "
-        "NAME)); recorded in the results' key (<dataset>:<config>:<split>)",
-    )
-
-
-def label_names_error(label_names: str | None) -> str | None:
-    """Why ``--label-names`` names no label table (listing the known ones); ``None`` when it names one."""
-    from ferhub.labels import UnknownLabelError, dataset_labels
-
-    if label_names is None:
-        return None
-    try:
-        dataset_labels(label_names)
-    except UnknownLabelError as e:
-        return f"--label-names {label_names}: {e}"
-    return None
 
 
 def metrics_table(runs: list[Any]) -> str:
@@ -251,7 +225,7 @@ def _unknown_push_targets(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
     from ferhub.cli import describe
-    from ferhub.commands import device_error
+    from ferhub.commands import device_error, label_names_error
     from ferhub.data import DataSourceError
     from ferhub.hub import EvalResultsError, ModelLoadError
 

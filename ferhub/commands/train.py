@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferhub.cli import debug_traceback
-from ferhub.commands import add_column_arguments
+from ferhub.commands import add_column_arguments, label_names_error
 
 if TYPE_CHECKING:
     from ferhub.training import TrainConfig
@@ -52,12 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "epoch",
     )
     add_column_arguments(parser)
-    parser.add_argument(
-        "--data-config",
-        default=None,
-        metavar="NAME",
-        help="datasets: the configuration of the Hugging Face dataset(s) to load, for one that has several",
-    )
     parser.add_argument(
         "--label-names", default=None, help="names of numbered classes: a dataset (rafdb, fer2013)"
     )
@@ -247,6 +241,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         print("\n".join(lines))
         return {"variants": lines}
     _check_push_options(args)
+    if error := label_names_error(args.label_names):  # a typo was ignored on named class folders
+        raise RecipeError(error)
     cfg = resolve_config(args)
     if args.print_recipe:
         print(json.dumps(cfg.to_dict(), indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -44,9 +45,11 @@ class HFSource(LabeledSource):
     before decoding); a row that cannot be decoded, or holds no image, is skipped and counted as unreadable,
     named ``dataset[split][row]``."""
 
-    # a row holding a file name and no bytes is read from that file: True for data of this machine (a dataset
-    # in memory, a save_to_disk folder, parquet); open_hf sets it False for a Hub id, someone else's rows
-    reads_paths: bool = True
+    # where a row holding a file name and no bytes may be read from: anywhere (None) for data of this machine
+    # (a dataset in memory, a save_to_disk folder, parquet); a Hub id's rows only from the caches datasets and
+    # huggingface_hub download its files into (open_hf), a public app visitor's dataset only from its own
+    # snapshot (ferhub.ui.visitors): someone else's rows must not reach this machine's other files
+    path_roots: tuple[Path, ...] | None = None
 
     def __init__(
         self,
@@ -156,13 +159,8 @@ class HFSource(LabeledSource):
         if isinstance(value, dict):  # the Image feature read undecoded, or a {"bytes", "path"} struct
             if value.get("bytes"):
                 return _load_pil(value["bytes"], where, self.max_pixels)
-            if value.get("path") and self.reads_paths:
-                return _load_pil(value["path"], where, self.max_pixels)
             if value.get("path"):
-                raise ImageDecodeError(
-                    f"{where}: no image bytes, only a file name ({Path(value['path']).name}); a Hub dataset's"
-                    " rows are read from their bytes, never from this machine's files"
-                )
+                return _load_pil(self._own_file(value["path"], where), where, self.max_pixels)
             value = None
         if isinstance(value, (bytes, bytearray, memoryview)) and len(value):
             return _load_pil(bytes(value), where, self.max_pixels)
@@ -175,6 +173,18 @@ class HFSource(LabeledSource):
         raise ImageDecodeError(
             f"{where}: cannot read a {type(value).__name__} in column {self.image_column!r} as an image"
         )
+
+    def _own_file(self, path: str, where: str) -> str:
+        """``path``, where the dataset may read it (:attr:`path_roots`); else :class:`ImageDecodeError`."""
+        if self.path_roots is None:
+            return path
+        real = Path(os.path.realpath(path))
+        if not any(real.is_relative_to(root) for root in self.path_roots):
+            raise ImageDecodeError(
+                f"{where}: no image bytes, and the file it names ({Path(path).name}) is not among the"
+                " dataset's own downloaded files; its rows are read from its own files only"
+            )
+        return str(real)
 
     def path_of(self, i: int) -> str | None:
         """``dataset[split][row]``: the row as ``datasets`` holds it (for a Hub id,
@@ -511,7 +521,13 @@ def open_hf(
     src = HFSource(ds, name, shown, siblings=siblings, origin=origin, rows=picked.rows, **kw)
     src.split_is_label = not own
     src.config = dataset_config
-    # a row of a Hub dataset naming a file and holding no bytes would be read from this machine's disk: a
-    # dataset made by someone else (a public app's visitor) must not reach the server's own files
-    src.reads_paths = path.exists()
+    if not path.exists():  # a Hub id: its rows' files are those datasets and huggingface_hub downloaded
+        from huggingface_hub import constants
+
+        src.path_roots = own_roots(datasets.config.HF_DATASETS_CACHE, constants.HF_HUB_CACHE)
     return src
+
+
+def own_roots(*folders: str | os.PathLike) -> tuple[Path, ...]:
+    """``folders`` as :attr:`HFSource.path_roots`: links resolved, as each row's file is."""
+    return tuple(Path(os.path.realpath(f)) for f in folders)

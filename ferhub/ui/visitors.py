@@ -313,7 +313,9 @@ def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any
     elif p.local_paths:
         source = open_source(spec, split)
     elif _HUB_ID.fullmatch(spec) and "@" not in spec:
-        source = open_source(_hub_dataset(spec), split)
+        folder = _hub_dataset(spec)
+        _own_files_only(folder, spec)
+        source = _theirs(open_source(folder, split), folder, spec)
     else:
         raise ValueError(
             "This server evaluates an uploaded zip of class folders or a Hub dataset id ('org/name'); paths "
@@ -329,6 +331,69 @@ def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any
     # each image decoded under the app's own limit, as an uploaded photo is: a larger one is skipped and
     # counted, before it is decoded (a 14 KB PNG can declare 49 MP)
     source.max_pixels = state.MAX_PIXELS
+    return source
+
+
+def _own_files_only(folder: Path, repo_id: str) -> None:
+    """Refuse a visitor's dataset whose card points ``datasets`` at files outside its own snapshot: a
+    ``configs`` entry's ``data_files`` or ``data_dir`` that is absolute, climbs out (``..``) or is a URL
+    (another repo, another server) would have this server load its own files, or fetch past the download
+    cap."""
+    from huggingface_hub.repocard import metadata_load
+
+    readme = folder / "README.md"
+    if not readme.is_file():
+        return
+    try:
+        meta = metadata_load(readme) or {}
+    except Exception as e:  # a card datasets would fail on too: said before anything is read
+        raise ValueError(f"Hub dataset {repo_id!r}: its card (README.md) cannot be read: {e}") from e
+    configs = meta.get("configs") if isinstance(meta, dict) else None
+    for config in configs if isinstance(configs, list) else []:
+        if not isinstance(config, dict):
+            continue
+        for pattern in _strings([config.get("data_files"), config.get("data_dir")]):
+            if _outside(pattern):
+                raise ValueError(
+                    f"Hub dataset {repo_id!r}: its card's configs name files outside the dataset"
+                    f" ({pattern!r}); this server reads a dataset's own files only"
+                )
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string inside ``value`` (nested lists and dicts, as a card's ``data_files`` nest them)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def _outside(pattern: str) -> bool:
+    """Whether a ``data_files`` pattern reaches past its dataset's folder: absolute, ``~``, ``..``, a drive
+    or a URL (``hf://``, ``https://``, ``zip://...::``)."""
+    p = pattern.strip()
+    return (
+        p.startswith(("/", "\\", "~"))
+        or re.match(r"[A-Za-z]:", p) is not None
+        or "://" in p
+        or "::" in p
+        or ".." in re.split(r"[/\\]", p)
+    )
+
+
+def _theirs(source: Any, folder: Path, repo_id: str) -> Any:
+    """A visitor's Hub dataset, opened from its snapshot: named by its id (never the server's folder), and
+    its rows' files read only from inside its own repo in the cache (the snapshot's links point there)."""
+    from ferhub.data.hf import HFSource, own_roots
+
+    if isinstance(source, HFSource):
+        source.path_roots = own_roots(folder.parent.parent)  # CACHE/datasets--org--name: snapshots and blobs
+        source.origin = source.origin.replace(str(folder), repo_id)
+    source.name = repo_id
     return source
 
 
