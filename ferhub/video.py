@@ -286,7 +286,7 @@ class VideoRun:
         # carried across it
         cuts, detect = [], []
         for f in batch:
-            # timestamps that started again (recordings joined one after another) are a jump too
+            # timestamps that started again or jumped (recordings joined one after another) are a jump too
             jump = f.restarted or (self._last_time is not None and f.time - self._last_time > self._max_gap)
             cut = self._cuts.is_cut(f.image) or jump
             self._last_time = f.time

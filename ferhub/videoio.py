@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fractions
+import itertools
 import math
 import os
 import warnings
@@ -59,6 +60,30 @@ _JOINABLE_DEMUXERS = ("mpegts", "mpeg")
 # packets' decode-order stamps, come back up to 3 frames, or 16 with 16 B-frames, but one frame at a time),
 # it is a broken timestamp, which is not allowed to take the clock back
 RESTART_STEPS = 1.5
+# in an MPEG-TS/PS file, a timestamp going forward by more than JUMP_SECONDS and JUMP_STEPS frame steps, and
+# the next one too, starts another recording as well: one recorded later (its timestamps start later), or one
+# whose timestamps start over a minute before the last ones (FFmpeg's 33-bit wrap correction moves it 2^33
+# ticks, 26.5 h, forward). FFmpeg's own CLI takes a jump of over 10 s (its -dts_delta_threshold) in these
+# formats for a discontinuity, in either direction, and closes it. A smaller gap, a low frame rate's (a
+# time-lapse of a frame every 2 s), and a gap of any size in another container (a camera that paused) keep
+# their times; one frame alone that far ahead is a broken timestamp, held at the time before it
+JUMP_SECONDS = 10.0
+JUMP_STEPS = 10
+# the packet pre-read of an MPEG-TS/PS file larger than this reads the timestamps at _PROBES places spread
+# over its bytes (and its end), and all the packets only between two places where they go back, jump or stand
+# still (see _joined_length); a smaller file is read whole (a few hundredths of a second)
+_READ_WHOLE_BYTES = 16 << 20
+_PROBES = 64
+# ... as is a file of fewer frames than this many per place, as its first frames' size tells (reading a frame
+# or two at each place is no faster)
+_PROBE_FRAMES = 8
+# between two places, the timestamps may advance this many times as fast for their bytes as the file's median
+# (variable bit rate: a still scene, a black screen) before the packets between them are read
+_PROBE_RATE = 4.0
+# FFmpeg's options for opening a file to read its packets' times only (no frame decoded to learn the streams)
+# a frame is shown at most this many frame steps after it is decoded (H.264: 17, with 16 B-frames)
+_MAX_DELAY_STEPS = 20
+_PACKETS_ONLY = {"probesize": "32", "analyzeduration": "0", "fpsprobesize": "0"}
 # a stream that ends cleanly is called truncated only when it is short of its header by more than these:
 # headers are approximate (variable frame rate, B-frame delay, a last frame lost by the encoder), a cut file
 # is short by far more
@@ -168,8 +193,9 @@ class VideoInfo:
 @dataclass
 class Frame:
     """One decoded frame: its index in the stream (0-based), its time in seconds, and the upright RGB
-    image. ``restarted``: the stream's timestamps started again since the frame before it that was yielded
-    (another recording joined on, see :meth:`VideoReader.frames`): a new shot."""
+    image. ``restarted``: the stream's timestamps started again (or, in MPEG-TS/PS, jumped far ahead) since
+    the frame before it that was yielded (another recording joined on, see :meth:`VideoReader.frames`): a new
+    shot."""
 
     index: int
     time: float
@@ -270,10 +296,11 @@ class VideoReader:
         # what a complete stream must reach, for telling a truncated file from a whole one at its end
         self._announced_frames = num
         self._announced_duration = _stream_duration(container, stream, start, file_start)
-        self.restarts = 0  # how many times the timestamps went back (recordings joined on), see frames()
+        self.restarts = 0  # how many recordings were joined on (timestamps that start again), see frames()
         joined = None
-        if fmt in _JOINABLE_DEMUXERS:
-            joined = _joined_length(name, stream.index, 1 / (fps or 25.0))
+        self._joinable = fmt in _JOINABLE_DEMUXERS  # forward jumps start recordings too (see JUMP_SECONDS)
+        if self._joinable:
+            joined = _joined_length(name, stream, 1 / (fps or 25.0))
             if joined is not None:  # the header's length is that of one recording, or of none of them
                 duration, self._announced_duration = joined, None
         self._joined = joined is not None
@@ -339,7 +366,9 @@ class VideoReader:
         again): the clock goes on one frame step after the last frame, and from there by the new timestamps,
         for the rest of the stream; the first frame yielded after it has ``restarted`` set, and
         :attr:`restarts` counts them. A timestamp going back by less, or alone (broken timestamps), is taken
-        as the last frame's time."""
+        as the last frame's time. In an MPEG-TS/PS file, timestamps jumping forward by more than
+        :data:`JUMP_SECONDS` (and :data:`JUMP_STEPS` frame steps) start another recording too (the next one
+        too; one alone is held at the last frame's time); in other files a gap is kept."""
         import av
 
         if fps is not None and not fps > 0:
@@ -384,13 +413,17 @@ class VideoReader:
                 t = self._time(frame, index) + offset
                 step = interval or nominal
                 behind = last_time - RESTART_STEPS * step
-                after = ahead() if t < behind else None
-                if after is not None and self._time(after, index + 1) + offset < behind:
+                beyond = last_time + _jump(step) if self._joinable and index else math.inf
+                after = ahead() if t < behind or t > beyond else None
+                following = None if after is None else self._time(after, index + 1) + offset
+                if following is not None and (following < behind if t < behind else following > beyond):
                     # another recording's timestamps, from its start: the clock goes on a step after the last
                     offset += last_time + step - t
                     t = last_time + step
                     self.restarts += 1
                     restarted = True
+                elif t > beyond:  # one frame alone far ahead: a broken timestamp
+                    t = last_time
                 t = round(max(t, last_time), 6)  # never backwards (broken timestamps)
                 if t > last_time > -math.inf:
                     interval = t - last_time
@@ -418,9 +451,11 @@ class VideoReader:
         n = index + 1
         step = (last_time - first_time) / (n - 1) if n > 1 else nominal
         self.end = last_time + (float(last_shown) or step)
-        if self.restarts or self._joined:  # the header knew one recording's length at most: the stream as
-            self.info.duration = self.end  # read is the length
-        short = shortfall(n, self.end, step, self._announced_frames, self._announced_duration)
+        announced = self._announced_frames, self._announced_duration
+        if self.restarts or self._joined:  # the header knew one recording's length at most (or the span of
+            self.info.duration = self.end  # their timestamps): the stream as read is the length
+            announced = None, None
+        short = shortfall(n, self.end, step, *announced)
         if short:
             raise VideoDecodeError(f"{self.path}: truncated or corrupt video: {short}")
 
@@ -517,39 +552,215 @@ def _stream_duration(
     return None
 
 
-def _joined_length(path: str, index: int, step: float) -> float | None:
-    """The length of stream ``index`` of an MPEG-TS or MPEG-PS file whose timestamps go back part-way
-    (recordings joined byte-wise): each part's length plus a frame ``step`` (seconds), added up, as
-    :meth:`VideoReader.frames` times them; ``None`` where they never go back by more than
-    :data:`RESTART_STEPS` steps. Reads the packets, not the frames (a 200 MB file in 0.15 s)."""
+def _jump(step: float) -> float:
+    """How far forward (seconds) an MPEG-TS/PS file's timestamps jump into another recording, for frames
+    ``step`` seconds apart (see :data:`JUMP_SECONDS`)."""
+    return max(JUMP_SECONDS, JUMP_STEPS * step)
+
+
+# one packet's byte position, the time it is decoded and the time it is shown (seconds)
+_Stamp = tuple[int, float, float]
+
+
+def _joined_length(path: str, video: Any, step: float) -> float | None:
+    """The length of an MPEG-TS or MPEG-PS file's ``video`` stream (of a container opened on ``path``) made of
+    several recordings (joined byte-wise: timestamps that go back part-way, or jump far forward, as
+    :meth:`VideoReader.frames` tells them): each part's length plus a frame ``step`` (seconds), added up, as
+    :meth:`VideoReader.frames` times them; ``None`` where it finds one recording.
+
+    Reads packets, not frames. A file of up to :data:`_READ_WHOLE_BYTES` is read whole. A larger one is read
+    at :data:`_PROBES` places spread over its bytes and at its end, a packet or a few each (a 1 GB file in a
+    few hundredths of a second), and whole only between two places whose timestamps go back, stand still,
+    or advance :data:`_PROBE_RATE` times faster or slower for their bytes than the file's median (and by more
+    than a jump, see :data:`JUMP_SECONDS`): where another recording starts, if anywhere. One the places do not
+    show (the timestamps after it get past those of the place before it within less than a place's bytes: a
+    recording that starts a little before the last one ended, or a little after) is found when the frames
+    are read, which makes the length known after reading exact (see :meth:`VideoReader.frames`)."""
     import av
 
-    parts: list[list[float]] = []  # the first and last time shown of each part
-    previous = math.inf
-    stray: float | None = None  # the time shown of a packet decoded too early, unless the next one is too
     try:
+        size = os.path.getsize(path)
+        # opened again to read packets only: the streams are found, not their frames decoded (a 1 GB file of
+        # large frames opened in 0.02 s rather than 0.08 s); where the stream is not found so, as usual
+        with av.open(path, metadata_errors="ignore", options=_PACKETS_ONLY) as container:
+            found = [s for s in container.streams if s.type == "video" and s.id == video.id]
+            if found:
+                return _read_length(container, found[0], size, step)
         with av.open(path, metadata_errors="ignore") as container:
-            stream = container.streams[index]
-            tb = stream.time_base
-            for packet in container.demux(stream):
-                decode = packet.dts if packet.dts is not None else packet.pts
-                if decode is None or not tb:  # the demuxer's final flush packet
-                    continue
-                decoded = float(decode * tb)
-                shown = float(packet.pts * tb) if packet.pts is not None else decoded
-                if parts and decoded < previous - RESTART_STEPS * step:
-                    if stray is None:
-                        stray = shown
-                        continue
-                    parts.append([min(stray, shown), max(stray, shown)])  # two in a row: another recording
-                elif not parts:
-                    parts.append([shown, shown])
-                else:
-                    part = parts[-1]
-                    part[0], part[1] = min(part[0], shown), max(part[1], shown)
-                stray, previous = None, decoded
+            return _read_length(container, container.streams[video.index], size, step)
     except av.FFmpegError:  # decoding the frames says what is wrong
         return None
+
+
+def _read_length(container: Any, stream: Any, size: int, step: float) -> float | None:
+    """:func:`_joined_length` of ``stream`` in ``container``, a file of ``size`` bytes."""
+    if not stream.time_base:
+        return None
+    runs = None if size <= _READ_WHOLE_BYTES else _probed_stamps(container, stream, size, step)
+    if runs is None:
+        runs = [_read_stamps(container, stream, step, 0, seek=size > _READ_WHOLE_BYTES)]
+    return _parts_length(runs, step) if runs else None
+
+
+def _read_stamps(
+    container: Any,
+    stream: Any,
+    step: float,
+    start: int,
+    *,
+    seek: bool = True,
+    count: int | None = None,
+    before: int | None = None,
+    through: int | None = None,
+    more: int = 0,
+) -> list[_Stamp]:
+    """The times of ``stream``'s packets (frames ``step`` seconds apart) from byte ``start`` on
+    (``seek=False``: where the demuxer is, the file's start after opening), in the order they are read: the
+    first ``count`` of them, those before byte ``before``, or up to byte ``through`` and ``more`` after it;
+    without any of those, up to the end."""
+    if seek:
+        container.seek(start, unsupported_byte_offset=True)
+    tb = stream.time_base
+    delay = max(JUMP_SECONDS, _MAX_DELAY_STEPS * step)
+    stamps: list[_Stamp] = []
+    past = 0  # packets read after byte ``through``
+    for packet in container.demux(stream):
+        decode = packet.dts if packet.dts is not None else packet.pts
+        if decode is None:  # a packet cut by the seek, or the demuxer's final flush packet
+            continue
+        pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
+        if pos is None:  # not known: where the one before is
+            pos = stamps[-1][0] if stamps else start
+        if before is not None and pos >= before:
+            break
+        decoded = float(decode * tb)
+        shown = float(packet.pts * tb) if packet.pts is not None else decoded
+        if not -step / 2 <= shown - decoded <= delay:
+            # shown before it is decoded, or long after: a decode time FFmpeg guessed on from the packet
+            # before, where a recording joined on starts (MPEG-PS), so its own time is the one shown
+            decoded = shown
+        stamps.append((pos, decoded, shown))
+        if count is not None and len(stamps) >= count:
+            break
+        if through is not None and pos > through:
+            past += 1
+            if past > more:
+                break
+    return stamps
+
+
+def _probed_stamps(container: Any, stream: Any, size: int, step: float) -> list[list[_Stamp]] | None:
+    """The packets' times to count a large file's recordings from (see :func:`_joined_length`), as runs of
+    packets read one after another, in the file's order; ``[]`` where the places read show one recording,
+    ``None`` where the file is to be read whole: it holds too few frames (judged from its first) for reading
+    at places to be any faster."""
+    spacing = size // _PROBES
+    places = [k * spacing for k in range(_PROBES)]
+    runs = [_read_stamps(container, stream, step, 0, seek=False, count=8)]  # the first frames' times
+    first = runs[0]
+    if len(first) > 1 and (first[-1][0] - first[0][0]) * _PROBE_FRAMES * _PROBES > size * (len(first) - 1):
+        return None
+    for p in places[1:]:
+        # a place the last one read past (frames larger than the spacing) has nothing more to show
+        read = [s for s in runs if s]
+        past = bool(read) and read[-1][-1][0] >= p
+        runs.append([] if past else _read_stamps(container, stream, step, p, count=1, before=p + spacing))
+    tail = 1 << 16  # the last packets: where the file ends
+    while True:
+        start = max(size - tail, places[-1])
+        last = _read_stamps(container, stream, step, start)
+        if last or start == places[-1]:
+            break
+        tail *= 4
+    runs.append(last)
+    kept = [(s, r) for s, r in zip([0, *places[1:], start], _in_order(runs)) if r]
+    if len(kept) < 2:
+        return []
+    # where the timestamps go back, stand still or jump within a run, and between two runs
+    jump = _jump(step)
+    odd = {
+        i
+        for i, (_, run) in enumerate(kept)
+        if any(b[1] <= a[1] or b[1] - a[1] > jump for a, b in itertools.pairwise(run))
+    }
+    gaps = [(a[-1], b[0]) for (_, a), (_, b) in itertools.pairwise(kept)]
+    rates = sorted((b[1] - a[1]) / (b[0] - a[0]) for a, b in gaps if b[1] > a[1] and b[0] > a[0])
+    rate = rates[len(rates) // 2] if rates else None
+    flagged = set()
+    for i, (a, b) in enumerate(gaps):
+        advance, expected = b[1] - a[1], (rate or 0.0) * max(b[0] - a[0], 1)
+        if (
+            advance <= 0
+            or rate is None
+            or advance < expected / _PROBE_RATE
+            or advance > max(jump, expected * _PROBE_RATE)
+            or i in odd
+            or i + 1 in odd
+        ):
+            flagged.add(i)
+    if not flagged:
+        return []
+    # each stretch of flagged gaps is read whole, from its first run's place to a few packets past its last
+    result: list[list[_Stamp]] = []
+    i = 0
+    while i < len(kept):
+        if i not in flagged:
+            result.append(kept[i][1])
+            i += 1
+            continue
+        j = i
+        while j in flagged:
+            j += 1
+        result.append(_read_stamps(container, stream, step, kept[i][0], through=kept[j][1][-1][0], more=8))
+        i = j + 1
+    return [run for run in _in_order(result) if run]
+
+
+def _in_order(runs: list[list[_Stamp]]) -> list[list[_Stamp]]:
+    """``runs`` (read from places in the file's order) with each packet once: in the first run that read it
+    (a run reads on past where the next one starts where packets are larger than the places' spacing)."""
+    reached = -1
+    ordered = []
+    for run in runs:
+        ordered.append([s for s in run if s[0] > reached])
+        if ordered[-1]:
+            reached = ordered[-1][-1][0]
+    return ordered
+
+
+def _parts_length(runs: list[list[_Stamp]], step: float) -> float | None:
+    """The length of the recordings in ``runs`` (packets read one after another, in the file's order; between
+    two runs, the same recording goes on): each part's first to last time shown plus a frame step (the
+    packets' median interval; ``step`` where none is read), added up;
+    ``None`` for one part. Another recording starts where a packet's decode time, and the next one's, go back
+    by more than :data:`RESTART_STEPS` steps or forward by more than a jump (:data:`JUMP_SECONDS`); one alone
+    is a stray timestamp, left out."""
+    # a frame step as the packets show it (the header's rate can be a guess, 60 fps for 15): the median
+    # interval between two packets read one after the other
+    steps = sorted(b[1] - a[1] for run in runs for a, b in itertools.pairwise(run) if b[1] > a[1])
+    step = steps[len(steps) // 2] if steps else step
+    parts: list[list[float]] = []  # the first and last time shown of each part
+    jump = _jump(step)
+    for run in runs:
+        previous: float | None = None  # the decode time of the packet before, in this run
+        stray: tuple[int, float] | None = None  # a packet's way (-1 back, 1 on) and time shown, unless the
+        for _, decoded, shown in run:  # next one's too
+            way = 0
+            if previous is not None and decoded < previous - RESTART_STEPS * step:
+                way = -1
+            elif previous is not None and decoded > previous + jump:
+                way = 1
+            if way:
+                if stray is None or stray[0] != way:
+                    stray = way, shown
+                    continue
+                parts.append([min(stray[1], shown), max(stray[1], shown)])  # two in a row: another recording
+            elif not parts:
+                parts.append([shown, shown])
+            else:
+                part = parts[-1]
+                part[0], part[1] = min(part[0], shown), max(part[1], shown)
+            stray, previous = None, decoded
     if len(parts) < 2:
         return None
     return sum(last - first + step for first, last in parts)

@@ -196,3 +196,59 @@ def leave_and_return(n: int = 45, away: tuple[int, int] = (15, 27)) -> tuple[lis
         frames.append(compose(placements))
         truth.append(row)
     return frames, truth
+
+
+def write_vob(path: Path, frames: Sequence[np.ndarray], *, fps: float = 25, start: float = 0.0) -> Path:
+    """An MPEG-PS (DVD VOB) recording of RGB frames (MPEG-2 with B-frames), its timestamps from ``start``
+    seconds (to a frame; plus the muxer's own offset). Joined byte-wise, as a DVD's VOB files are, each
+    part keeps its own timestamps."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = fractions.Fraction(fps).limit_denominator(1000)
+    with av.open(str(path), "w", format="vob") as container:
+        stream = container.add_stream("mpeg2video", rate=rate)
+        h, w = frames[0].shape[:2]
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.max_b_frames = 2
+        stream.codec_context.gop_size = 12
+        stream.codec_context.bit_rate = 2_000_000
+        tb = 1 / rate  # MPEG-2 counts frames
+        stream.codec_context.time_base = tb
+        for i, a in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), "rgb24")
+            frame.pts, frame.time_base = round(start * rate) + i, tb
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def repeat_ts(path: Path, source: Path, times: int, *, start: float = 0.0) -> Path:
+    """A long MPEG-TS recording made without encoding: the packets of ``source`` (an MPEG-TS clip, e.g. from
+    :func:`write_ts`, starting with a key frame) ``times`` times over, each time after the last, its
+    timestamps from ``start`` seconds. ``times`` repeats of a 1 s clip make a ``times`` s recording of about
+    ``times`` x the clip's bytes in a fraction of a second."""
+    import av
+
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        packets = [p for p in src.demux(stream) if p.dts is not None and p.pts is not None]
+        tb = stream.time_base
+        first = min(p.dts for p in packets)
+        # the clip's length: its last frame's time plus one frame step
+        span = (
+            max(p.pts for p in packets) - min(p.pts for p in packets) + round(1 / (stream.average_rate * tb))
+        )
+        base = round(start / tb)
+        with av.open(str(path), "w", format="mpegts") as out:
+            copy = out.add_stream_from_template(stream)
+            for k in range(times):
+                for p in packets:
+                    q = av.Packet(bytes(p))
+                    q.pts, q.dts = p.pts - first + base + k * span, p.dts - first + base + k * span
+                    q.time_base, q.stream, q.is_keyframe = tb, copy, p.is_keyframe
+                    out.mux(q)
+    return path
