@@ -315,6 +315,87 @@ def test_group_photo_faces_numbered_left_to_right_labels_apart(
     choose(driver, "classify-method", "Grad-CAM")
 
 
+def crowd_photo(path: Path) -> Path:
+    """60 faces in a 10 x 6 grid (scikit-image's LFW crops, upscaled): occlusion takes seconds over them."""
+    from images_corpus import lfw_face
+
+    canvas = Image.new("RGB", (1200, 720), (200, 200, 200))
+    for i in range(60):
+        face = lfw_face(i).resize((100, 100), Image.Resampling.BICUBIC)
+        canvas.paste(face, ((i % 10) * 120 + 10, (i // 10) * 120 + 10))
+    canvas.save(path)
+    return path
+
+
+# what the Classify results show now: the probabilities' text, and every progress line on the page
+SHOWN = """return [document.getElementById('classify-probs').innerText,
+  [...document.querySelectorAll('.progress-text, .meta-text, .progress-level-inner')]
+    .map(e => e.textContent.trim()).filter(t => t)]"""
+
+
+def test_a_new_photo_ends_the_last_photos_explanation(
+    driver: Any, app_url: str, shots: Path, tmp_path: Path
+) -> None:
+    """A photo put in while the last one was still being explained waited for the whole explanation, under
+    the last photo's progress bar ("face 3 of 60"), and the last photo's results showed before its own: the
+    explanation ends at its next face and the new photo is classified at once."""
+    open_page(driver, app_url)
+    choose(driver, "classify-method", "Occlusion")
+    upload(driver, "classify-input", crowd_photo(tmp_path / "crowd.png"))
+    wait(lambda: any("of 60" in t for t in js(driver, SHOWN)[1]), timeout=120, what="occlusion of 60 faces")
+    swapped = time.monotonic()
+    upload(driver, "classify-input", HOPPER)
+    late: list[tuple[float, list[str]]] = []  # the crowd's progress or results, a second after the swap
+
+    def done() -> bool:
+        probs, progress = js(driver, SHOWN)
+        if time.monotonic() - swapped > 1 and (any("of 60" in t for t in progress) or "Face #2" in probs):
+            late.append((time.monotonic() - swapped, progress))
+        return "Face #1" in probs and "Face #2" not in probs and not progress
+
+    wait(done, timeout=120, what="Grace Hopper classified")
+    print(f"the new photo's results {time.monotonic() - swapped:.1f} s after it was put in")
+    assert not late, late[:3]
+    driver.save_screenshot(str(shots / "15-classify-new-photo.png"))
+    choose(driver, "classify-method", "Grad-CAM")
+
+
+def test_new_settings_clear_the_results_and_the_overlays_fit_a_phone(
+    driver: Any, app_url: str, models: list[str], shots: Path, tmp_path: Path
+) -> None:
+    """At 390 px the per-face overlays showed 3 of every 6 (a fixed grid of 6 columns of 100 px), and a new
+    model left the last model's boxes, bars and overlays on screen under its name."""
+    from selenium.webdriver.common.by import By
+
+    from ferhub.hub import DEFAULT_MODEL
+
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    try:
+        open_page(driver, app_url)
+        upload(driver, "classify-input", group_photo(tmp_path / "group.jpg"))
+        wait(lambda: "Face #6" in probs_text(driver), timeout=120, what="six faces")
+        fits = """const g = document.getElementById('classify-crops').getBoundingClientRect();
+          return [...document.querySelectorAll('#classify-crops .thumbnail-item')].map(e => {
+            const r = e.getBoundingClientRect(); return r.left >= g.left - 1 && r.right <= g.right + 1; });"""
+        wait(lambda: len(js(driver, fits)) == 6, what="six overlays")
+        assert all(js(driver, fits)), js(driver, fits)
+        driver.find_element(By.ID, "classify-crops").location_once_scrolled_into_view  # noqa: B018
+        driver.save_screenshot(str(shots / "16-classify-overlays-phone.png"))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    choose(driver, "classify-model", models[0])
+    wait(lambda: "Face #" not in probs_text(driver), what="the last model's results cleared")
+    assert "press Classify" in probs_text(driver)
+    for element in ("classify-annotated", "classify-saliency", "classify-crops"):
+        assert not driver.find_elements(By.CSS_SELECTOR, f"#{element} img"), element
+    driver.find_element(By.ID, "classify-button").click()
+    wait(lambda: "Face #6" in probs_text(driver), timeout=120, what="the new model's results")
+    choose(driver, "classify-model", DEFAULT_MODEL)
+
+
 def plot_geometry(driver: Any, element_id: str) -> dict[str, Any]:
     return js(
         driver,

@@ -256,6 +256,52 @@ def test_each_members_map_lands_where_its_crop_lies(astronaut: Image.Image) -> N
     assert heat[40:72, 40:72].max() > 0.5
 
 
+def _many_faces(count: int) -> list[Face]:
+    """``count`` faces at different places of astronaut.jpg: each crop (and so each map) its own."""
+    boxes = [(120.0 + 25 * i, 40.0 + 20 * i, 220.0 + 25 * i, 160.0 + 20 * i) for i in range(count)]
+    return [dataclasses.replace(ASTRONAUT_FACE, box=box) for box in boxes]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_many_faces_are_attributed_a_bounded_chunk_at_a_time(
+    astronaut: Image.Image, monkeypatch: pytest.MonkeyPatch, ensemble: bool
+) -> None:
+    """Every face's activations were kept at once for the backward pass: ~17 MB a face for facemood, 2 GB for
+    a crowd photo's 117 faces with Guided Backprop. Faces now go a chunk at a time, sized by
+    ATTRIBUTION_BUDGET_BYTES of activations: no forward pass of any method takes more than a chunk's rows
+    (Integrated Gradients' scaled copies included), and the maps are those of one batch."""
+    from ferhub import saliency
+
+    model = _two_member_ensemble(16, 24) if ensemble else create_model("test_tiny").eval()
+    methods = [m for m in METHODS if not (ensemble and m == "gradcam")]
+    faces = _many_faces(7)
+    monkeypatch.setattr(saliency, "OCCLUSION_BUDGET_FLOPS", 1.0)  # occlusion at its 4x4 floor: fast
+    monkeypatch.setattr(saliency, "ATTRIBUTION_BUDGET_BYTES", 2**40)  # one batch
+    assert saliency.faces_per_chunk(model) == saliency.MAX_CHUNK
+    whole = {m: explain_faces(model, astronaut, faces, m) for m in methods}
+
+    clone, _ = saliency._attribution_copy(model)
+    shapes = tuple((c.channels, c.input_size, c.input_size) for c in saliency._input_configs(model))
+    per_face = saliency._activation_bytes(clone, shapes)
+    monkeypatch.setattr(saliency, "ATTRIBUTION_BUDGET_BYTES", 2 * per_face + 1)
+    assert saliency.faces_per_chunk(model) == 2
+    rows: list[int] = []
+    handle = clone.register_forward_pre_hook(lambda module, args: rows.append(len(args[0])))
+    try:
+        for method in methods:
+            rows.clear()
+            chunked = explain_faces(model, astronaut, faces, method)
+            forwards = [n for n in rows if n > 1]  # occlusion's per-copy FLOP count runs one face alone
+            if method != "occlusion":  # occlusion batches occluded copies without gradients (see _occlude)
+                assert forwards and max(forwards) <= 2, (method, rows)
+            assert [e.target for e in chunked] == [e.target for e in whole[method]], method
+            for a, b in zip(chunked, whole[method]):
+                np.testing.assert_allclose(a.heatmap, b.heatmap, atol=1e-5, err_msg=method)
+    finally:
+        handle.remove()
+
+
 def test_gradcam_layer_prefers_the_family_choice_then_the_last_conv() -> None:
     model = create_model("test_tiny")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]

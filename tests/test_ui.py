@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import re
@@ -288,6 +289,169 @@ def test_integrated_gradients_goes_face_by_face_and_stops_when_its_visitor_is_go
     assert explained == [1, 1, 1]
 
 
+def test_other_methods_go_a_chunk_of_faces_at_a_time_and_stop_when_their_visitor_is_gone(monkeypatch) -> None:
+    """Grad-CAM, Saliency and Guided Backprop explained every face of a crowd photo in one call: all their
+    activations at once (2 GB for 117 faces of facemood), no progress, and a cancelled request ran on to its
+    last face. They go saliency.faces_per_chunk faces at a time now, as explain_faces itself does."""
+    from ferhub import saliency
+
+    photo = Image.open(ASTRONAUT).convert("RGB")
+    predictor = state.cache().predictor([DEFAULT_MODEL])
+    model = predictor.models[0]
+    (face,) = [f.face for f in predictor.predict_image(photo).faces]
+    calls: list[str] = []
+    explained: list[int] = []
+    real = classify._explain
+    monkeypatch.setattr(saliency, "faces_per_chunk", lambda model: 2)
+    monkeypatch.setattr(classify, "_explain", lambda *a: explained.append(len(a[2])) or real(*a))
+    targets = ["happy", "sad", "happy", "sad", "neutral"]
+    out = classify.explain(
+        model, photo, [face] * 5, "Guided Backprop", targets, lambda *a, **k: calls.append(k["desc"])
+    )
+    assert [e.target for e in out] == targets and explained == [2, 2, 1]
+    assert calls == [f"Guided Backprop: {which} of 5" for which in ("faces 1-2", "faces 3-4", "face 5")]
+    together = saliency.explain_faces(model, photo, [face] * 5, "guided_backprop", targets)
+    for a, b in zip(out, together):  # the maps of one batch
+        np.testing.assert_allclose(a.heatmap, b.heatmap, atol=1e-5)
+    explained.clear()
+    classify.explain(model, photo, [face] * 2, "Grad-CAM", ["happy"] * 2, lambda *a, **k: calls.append("x"))
+    assert explained == [2] and "x" not in calls  # the faces fit one chunk: one call, no progress
+    explained.clear()
+    with pytest.raises(classify._MovedOn):  # its page holds another photo now (see the next test)
+        classify.explain(model, photo, [face] * 6, "saliency", ["happy"] * 6, quiet, lambda: bool(explained))
+    assert explained == [2]
+    monkeypatch.setattr(visitors, "event_gone", lambda: sum(explained) >= 4)
+    explained.clear()
+    with pytest.raises(visitors.Gone):
+        classify.explain(model, photo, [face] * 6, "saliency", ["happy"] * 6, quiet)
+    assert explained == [2, 2]
+
+
+def quiet(*args: Any, **kwargs: Any) -> None:
+    """A progress tracker that shows nothing (the handlers' ``gr.Progress`` outside Gradio)."""
+
+
+def test_a_run_stops_when_its_page_puts_in_another_photo_or_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A photo put in while the last one was still being explained waited for that explanation to end,
+    under the last photo's progress bar (and Gradio's `cancels` drop the run the page holds back for the new
+    photo). The page reports what it holds (`put_in`, on each `input`); a run for anything else ends at its
+    next chunk of faces and sends nothing, and the page runs the held-back classify at once."""
+    session = {"id": "page-1"}
+    monkeypatch.setattr(classify, "_session", lambda: session["id"])
+    monkeypatch.setattr(classify, "_held", collections.OrderedDict())
+    payload = {"path": HOPPER, "orig_name": "grace_hopper.jpg", "meta": {"_type": "gradio.FileData"}}
+    other = {"path": ASTRONAUT, "orig_name": "astronaut.jpg", "meta": {"_type": "gradio.FileData"}}
+    inputs = (payload, DEFAULT_MODEL, "Occlusion", "predicted")
+    demo = build_app([DEFAULT_MODEL])
+    (handler,) = [f.fn for f in _events(demo, "classify_on_upload")]
+    (put_in,) = [f for f in demo.fns.values() if f.api_name == "put_in"]
+    assert put_in.fn is classify.put_in and not put_in.queue and not put_in.preprocess
+    assert [b.elem_id for b in put_in.inputs] == [
+        "classify-input",
+        "classify-model",
+        "classify-method",
+        "classify-target",
+    ]
+    assert put_in.trigger_mode == "always_last" and not put_in.outputs
+    deps = {d["api_name"]: d for d in demo.config["dependencies"]}
+    for name in ("example", "snapshot"):  # a photo put in by an example or the webcam is reported too
+        reports, name = deps[f"put_in_{name}"], f"classify_{name}"
+        assert reports["trigger_after"] == deps[name]["trigger_after"] and reports["trigger_only_on_success"]
+        assert reports["inputs"] == deps["put_in"]["inputs"]
+    real = classify._explain
+    explained: list[int] = []
+    meanwhile: list[Any] = [lambda: None]  # what the visitor does while a face is explained
+
+    def explaining(*args: Any) -> Any:
+        explained.append(len(args[2]))
+        meanwhile[0]()
+        return real(*args)
+
+    def elsewhere(page: str | None, *report: Any) -> None:
+        was, session["id"] = session["id"], page
+        classify.put_in(*report)
+        session["id"] = was
+
+    monkeypatch.setattr(classify, "_explain", explaining)
+    for moved in (
+        (other, *inputs[1:]),
+        (None, *inputs[1:]),
+        (payload, DEFAULT_MODEL, "Saliency", "predicted"),
+    ):
+        # a new photo, the photo removed, another method: the run ends, sending nothing
+        explained.clear()
+        meanwhile[0] = lambda moved=moved: classify.put_in(*moved)
+        assert classify.classify(*inputs) is classify.MOVED_ON and explained == [1]
+        assert handler(*inputs) == gr.skip()
+    # between chunks of faces: no face after the one it was on
+    run = classify._Run(*inputs)
+    face = state.cache().predictor([DEFAULT_MODEL]).predict_image(Image.open(HOPPER)).faces[0].face
+    model = state.cache().model(DEFAULT_MODEL)
+    explained.clear()
+    meanwhile[0] = lambda: classify.put_in(other, *inputs[1:])
+    with pytest.raises(classify._MovedOn):
+        classify.explain(
+            model,
+            Image.open(HOPPER),
+            [face] * 3,
+            "Occlusion",
+            ["happy"] * 3,
+            lambda *a, **k: None,
+            run.moved_on,
+        )
+    assert explained == [1]
+    # classified to the end: a report before the run began, the page reporting the run's own inputs after it
+    # began (both are sent at once), another page's report, an API caller's run (its page reports nothing)
+    for page, doing in (
+        ("page-1", lambda: classify.put_in(*inputs)),
+        ("page-1", lambda: elsewhere("page-2", other, *inputs[1:])),
+        (None, lambda: elsewhere("page-1", other, *inputs[1:])),
+    ):
+        elsewhere("page-1", other, *inputs[1:])
+        session["id"], meanwhile[0] = page, doing
+        *_, data, _ = classify.classify(*inputs)
+        assert len(data["faces"]) == 1 and data["saliency"]["method"] == "occlusion"
+        session["id"] = "page-1"
+    # the server remembers the last pages only
+    monkeypatch.setattr(classify, "SESSIONS_KEPT", 2)
+    for page in ("page-3", "page-4"):
+        elsewhere(page, *inputs)
+    assert list(classify._held) == ["page-3", "page-4"]
+
+
+def test_new_settings_clear_the_last_results() -> None:
+    """A new model (or method, or class to explain) left the last model's boxes, bars, overlays and download
+    on screen, unmarked, under pickers naming the new one: they are cleared in the browser (as Compare's
+    "Same photo" does for new models), with a line saying to press Classify when a photo is in."""
+    demo = build_app([DEFAULT_MODEL])
+    ids = {b._id: getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    deps = {d["api_name"]: d for d in demo.config["dependencies"]}
+    cleared = deps["settings_changed"]
+    assert [(ids[t[0]], t[1]) for t in cleared["targets"]] == [
+        ("classify-model", "input"),
+        ("classify-method", "input"),
+        ("classify-target", "input"),
+    ]
+    assert cleared["js"] == classify.STALE_JS and not cleared["backend_fn"]
+    assert cleared["outputs"] == deps["classify"]["outputs"] and [ids[i] for i in cleared["inputs"]] == [
+        "classify-input"
+    ]
+    assert classify.STALE_JS.startswith("(photo) => [null, null, [], photo ? ")
+    assert "press Classify" in json.loads(classify.STALE_JS.split("photo ? ")[1].split(" : ")[0])
+    assert deps["model_changed"]["outputs"] != cleared["outputs"]  # the pickers still follow the model
+
+
+def test_the_per_face_overlays_reflow_on_a_phone() -> None:
+    """A fixed grid of 6 columns of at least 100 px showed 3 of every 6 overlays at 390 px, the others off to
+    the side: the columns are as many as fit, 6 where there is room (what the page shows:
+    tests/test_browser_ui.py)."""
+    rule = classify.CSS.split("#classify-crops .grid-container {")[1].split("}")[0]
+    assert "repeat(auto-fill, minmax(max(96px, calc((100% - 5 * var(--spacing-lg)) / 6)), 1fr))" in rule
+    demo = build_app([DEFAULT_MODEL])
+    (crops,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "classify-crops"]
+    assert crops.columns == 6
+
+
 @pytest.mark.slow
 def test_classify_with_the_zoo_ensemble() -> None:
     *_, data, _ = classify.classify(ASTRONAUT, "ferhub/zoo-ensemble", "Saliency")
@@ -304,8 +468,9 @@ def test_one_classify_per_action_and_a_failure_clears_the_outputs() -> None:
     demo = build_app([DEFAULT_MODEL])
     deps = demo.config["dependencies"]
     photo = next(b._id for b in demo.blocks.values() if getattr(b, "elem_id", None) == "classify-input")
-    on_photo = [d for d in deps if any(t[0] == photo for t in d["targets"])]
-    assert [(d["targets"][0][1], d["api_name"]) for d in on_photo] == [("upload", "classify_on_upload")]
+    on_photo = [(t[1], d["api_name"]) for d in deps for t in d["targets"] if t[0] == photo]
+    # one classify per upload; `input` (an upload or the photo removed) only tells the server (see below)
+    assert on_photo == [("upload", "classify_on_upload"), ("input", "put_in")]
     runs = [d for d in deps if str(d["api_name"]).startswith("classify")]
     assert {d["api_name"] for d in runs} == {
         "classify",
@@ -775,6 +940,26 @@ def test_changing_the_models_clears_every_same_photo_output() -> None:
     deps = {d["api_name"]: d for d in demo.config["dependencies"]}
     assert deps["agreement_headers"]["outputs"] == deps["compare_photo"]["outputs"]
     assert [ids[o] for o in deps["compare_photo"]["outputs"]][:2] == ["compare-gallery", "compare-agreement"]
+
+
+def test_changing_the_models_clears_the_evaluation_dashboard() -> None:
+    """A model removed from "Models to compare" kept its confusion matrix, the difference plot and its metrics
+    row on screen: a new choice of models hides every panel and note until "Load results" is pressed."""
+    demo = build_app([DEFAULT_MODEL])
+    chosen = next(b._id for b in demo.blocks.values() if getattr(b, "elem_id", None) == "compare-models")
+    deps = {d["api_name"]: d for d in demo.config["dependencies"]}
+    cleared = deps["dashboard_cleared"]
+    assert cleared["targets"] == [(chosen, "change")] and cleared["trigger_mode"] == "always_last"
+    notes = deps["eval_datasets"]["outputs"][1]  # they name the models too
+    assert cleared["outputs"] == [*deps["dashboard"]["outputs"], notes]
+    for name in ("dashboard_dataset", "dashboard_view", "dashboard_classes", "dashboard_fresh"):
+        assert deps[name]["outputs"] == deps["dashboard"]["outputs"], name
+    assert {deps[f"difference_{tag}"]["outputs"][0] for tag in "ab"} <= set(cleared["outputs"])
+    *plots, pair_a, pair_b, difference, recall, table, legend, note, notes = compare.dashboard_cleared()
+    assert len(plots) == compare.MAX_MODELS and not any(p.visible for p in (*plots, difference, recall))
+    assert all(p.value is None for p in (*plots, difference, recall))
+    assert not pair_a.visible and not pair_b.visible and pair_a.choices == [] and not table.visible
+    assert legend == note == notes == ""
 
 
 def test_dashboard_without_results_offers_evaluation(tiny_model: str) -> None:

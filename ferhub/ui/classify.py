@@ -3,9 +3,14 @@ out."""
 
 from __future__ import annotations
 
+import collections
+import functools
 import html
+import itertools
+import json
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,10 @@ NO_SALIENCY = "None"
 PREDICTED = "predicted"
 # what a failed classify leaves in its outputs: nothing (no stale result beside a new error)
 CLEAR_JS = "() => [null, null, [], '', null, null]"
+# what a new model, method or class to explain leaves in them: nothing either (the last results were another
+# model's, or another method's maps, under pickers that now name this one), and a photo a line on what to do
+STALE_NOTE = '<p class="fh-stale">Settings changed: press Classify for the results with them.</p>'
+STALE_JS = f"(photo) => [null, null, [], photo ? {json.dumps(STALE_NOTE)} : '', null, null]"
 
 
 def method_choices() -> list[str]:
@@ -108,23 +117,38 @@ def _explain(model: Any, image: Image.Image, faces: list[Any], method: str, targ
 
 
 def explain(
-    model: Any, photo: Image.Image, faces: Sequence[Any], method: str, targets: list[str], progress: Any
+    model: Any,
+    photo: Image.Image,
+    faces: Sequence[Any],
+    method: str,
+    targets: list[str],
+    progress: Any,
+    moved_on: Callable[[], bool] | None = None,
 ) -> list[Any]:
-    """Attributions for every face. Occlusion runs the model once per window position and Integrated Gradients
-    once per step, so they go one face at a time and say which face they are on (a cancelled or abandoned
-    request stops between faces instead of holding the model's attribution copy for seconds a face); the
-    faces share occlusion's budget (``saliency.OCCLUSION_BUDGET_FLOPS``)."""
-    from ferhub.saliency import METHODS, method_id
+    """Attributions for every face, a chunk of faces at a time, saying which faces they are on: a cancelled
+    or abandoned request, or one whose page has ``moved_on`` to another photo or other settings (raising
+    :class:`_MovedOn`), stops between chunks instead of holding the model's attribution copy to the last
+    face. Occlusion runs the model once per window position and Integrated Gradients once per step, so they
+    go one face at a time; the other methods go ``saliency.faces_per_chunk`` faces at a time, as
+    ``explain_faces`` itself would (one call when the faces fit one chunk). The faces share occlusion's
+    budget (``saliency.OCCLUSION_BUDGET_FLOPS``)."""
+    from ferhub.saliency import METHODS, faces_per_chunk, method_id
 
     faces = list(faces)
     mid = method_id(method)
-    if mid not in SLOW_METHODS:
+    slow = mid in SLOW_METHODS
+    step = 1 if slow else faces_per_chunk(model)
+    if not slow and len(faces) <= step:
         return _explain(model, photo, faces, method, targets, len(faces))
     out: list[Any] = []
-    for i, face in enumerate(faces):
+    for start in range(0, len(faces), step):
+        end = min(start + step, len(faces))
         visitors.stop_if_gone()
-        progress((i, len(faces)), desc=f"{METHODS[mid]}: face {i + 1} of {len(faces)}", unit="faces")
-        out += _explain(model, photo, [face], method, targets[i : i + 1], len(faces))
+        if moved_on is not None and moved_on():
+            raise _MovedOn()
+        which = f"face {end}" if end - start == 1 else f"faces {start + 1}-{end}"
+        progress((start, len(faces)), desc=f"{METHODS[mid]}: {which} of {len(faces)}", unit="faces")
+        out += _explain(model, photo, faces[start:end], method, targets[start:end], len(faces))
     return out
 
 
@@ -150,11 +174,13 @@ def classify(
 
     Returns (as image file paths) the annotated photo, the whole-photo attribution overlay (``None`` without a
     method) and one attribution overlay per face crop; then the probabilities as HTML, the result dict and the
-    path of its JSON.
+    path of its JSON. Returns :data:`MOVED_ON` instead when the visitor's page has put in another photo or
+    picked other settings while this ran (:class:`_Run`).
     """
     state.heavy_imports()
     from ferhub.saliency import SaliencyError, overlay, overlay_on_photo
 
+    run = _Run(image, model_id, method, target)
     # an API caller may send any JSON here (the event takes its inputs unprocessed): text, or a clear refusal
     model_id = visitors.model_name(model_id) or state.default_model()
     method = visitors.text(method, "The attribution method") or NO_SALIENCY
@@ -176,10 +202,15 @@ def classify(
     explanations = []
     if method != NO_SALIENCY:
         targets = [f.label for f in result.faces] if target == PREDICTED else [target] * len(result.faces)
+        faces = [f.face for f in result.faces]
         try:
-            explanations = explain(model, photo, [f.face for f in result.faces], method, targets, progress)
+            explanations = explain(model, photo, faces, method, targets, progress, run.moved_on)
         except SaliencyError as e:
             raise gr.Error(str(e), title="Attribution not possible") from e
+        except _MovedOn:
+            return MOVED_ON
+    if run.moved_on():  # what is left (drawing, saving) is for nobody
+        return MOVED_ON
     data = result.to_dict()
     data["model"] = model_id
     data["saliency"] = None
@@ -221,6 +252,11 @@ CSS = """
 /* the photo starts below the panel's label chip and its buttons, which Gradio floats over the image's top
    corners: a face's tag drawn above a face at the top edge stays readable */
 .fh-tagged .image-container { padding-top: 28px; }
+/* the per-face overlays: as many columns as fit, at least ~96 px each, and 6 where there is room (a phone
+   showed 3 of every 6, the others off to the side, behind a sideways scroll nobody saw) */
+#classify-crops .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(max(96px, calc((100% - 5 * var(--spacing-lg)) / 6)), 1fr));
+}
 """
 
 # state.DIRECT, the handler wrapped by state.direct: it takes the upload's payload ({"path": ...}, already
@@ -232,15 +268,87 @@ _FAST = {"concurrency_limit": 4, **state.DIRECT, **state.LATEST}
 
 
 def _handler(parts: dict[str, Any]) -> Any:
-    """:func:`classify` sending its outputs' payloads (see ``_FAST``)."""
-    return state.direct(classify, parts["outputs"])
+    """:func:`classify` sending its outputs' payloads (see ``_FAST``), or nothing at all for a run its page
+    has moved on from (:data:`MOVED_ON`)."""
+    send = state.direct(lambda values: values, parts["outputs"])
+
+    @functools.wraps(classify)
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        values = classify(*args, **kwargs)
+        return gr.skip() if values is MOVED_ON else send(values)
+
+    return handler
+
+
+# -- a run its page has moved on from ----------------------------------------------------------------------
+# A photo put in (or the one there removed), or a new model, method or class picked, while the last photo was
+# still being explained waited for that explanation to end, under its progress bar (a minute for occlusion
+# on 60 faces of the zoo ensemble), and Gradio's `cancels` cannot end it: the page holds back the next run of
+# an `always_last` event until the running one ends, and drops it when that one ends cancelled (tried in
+# Chromium: the new photo was never classified). So the page reports what it holds (`put_in`, on each of
+# those inputs) and a run for anything else ends at its next chunk of faces, sending nothing; the page then
+# runs the classify it held back, for what it holds now. An API caller reports nothing: its runs never end.
+_PRIVATE = {"queue": False, "preprocess": False, "api_visibility": "private", **state.LATEST}
+MOVED_ON: Any = object()  # what classify returns for such a run: its outputs left as they are
+SESSIONS_KEPT = 4096  # pages whose inputs are known (the oldest forgotten: their runs then never end early)
+_held: collections.OrderedDict[str, tuple[int, tuple]] = collections.OrderedDict()  # session -> (when, what)
+_held_lock = threading.Lock()
+_clock = itertools.count(1)
+
+
+class _MovedOn(Exception):
+    """The page a run works for holds another photo or other settings now (see :class:`_Run`)."""
+
+
+def _session() -> str | None:
+    from gradio.context import LocalContext
+
+    return getattr(LocalContext.request.get(None), "session_hash", None)
+
+
+def _inputs(image: Any, model_id: Any, method: Any, target: Any) -> tuple:
+    """What a run is for: the photo (its file in Gradio's cache: one per upload) and the pickers' values."""
+    photo = image.get("path") if isinstance(image, dict) else image
+    return (str(photo) if photo is not None else None, model_id, method, target)
+
+
+def put_in(image: Any, model_id: Any, method: Any, target: Any) -> None:
+    """The Classify inputs the visitor's page holds now (its ``input`` events: a photo put in or removed, a
+    model, method or class picked), for :meth:`_Run.moved_on`."""
+    session = _session()
+    if session is None:
+        return
+    with _held_lock:
+        _held[session] = (next(_clock), _inputs(image, model_id, method, target))
+        _held.move_to_end(session)
+        while len(_held) > SESSIONS_KEPT:
+            _held.popitem(last=False)
+
+
+class _Run:
+    """One classify run: what it is for, and whether its page has moved on to something else since it began
+    (an input reported after it began, that differs from its own: the report of its own photo may come in
+    after the run began)."""
+
+    def __init__(self, image: Any, model_id: Any, method: Any, target: Any) -> None:
+        self.session = _session()
+        self.inputs = _inputs(image, model_id, method, target)
+        with _held_lock:
+            self.began = next(_clock)
+
+    def moved_on(self) -> bool:
+        with _held_lock:
+            when, held = _held.get(self.session, (0, None)) if self.session else (0, None)
+        return when > self.began and held != self.inputs
 
 
 def run_after(event: Any, parts: dict[str, Any], api_name: str) -> Any:
     """Classify once ``event`` has put a photo in the Classify tab (an example, a webcam snapshot); a failure
-    clears the outputs. Returns the classify event."""
+    clears the outputs, and a run for the photo before stops (:func:`put_in`). Returns the classify event."""
     run = event.success(_handler(parts), parts["inputs"], parts["outputs"], api_name=api_name, **_FAST)
     state.clear_on_failure(run, parts["outputs"], CLEAR_JS, "clear_outputs")
+    source = api_name.removeprefix("classify_")  # "example": put_in_example
+    event.success(put_in, parts["settings"], None, api_name=f"put_in_{source}", **_PRIVATE)
     return run
 
 
@@ -315,6 +423,7 @@ def build(models: list[str]) -> dict[str, Any]:
     parts: dict[str, Any] = {
         "image": image,
         "model": model,
+        "settings": [image, model, method, target],  # what a classify run is for (see _Run)
         "inputs": [image, model, method, target, fallback],
         "outputs": [annotated, saliency, crops, probs, result, download],
     }
@@ -323,7 +432,29 @@ def build(models: list[str]) -> dict[str, Any]:
     for trigger, name in ((run.click, "classify"), (image.upload, "classify_on_upload")):
         event = trigger(_handler(parts), parts["inputs"], parts["outputs"], api_name=name, **_FAST)
         state.clear_on_failure(event, parts["outputs"], CLEAR_JS, "clear_outputs")
+    # what the page holds now, as its visitor changes it: a run for anything else stops (see _Run)
+    gr.on(
+        [image.input, model.input, method.input, target.input],
+        put_in,
+        parts["settings"],
+        None,
+        api_name="put_in",
+        **_PRIVATE,
+    )
     if examples is not None:
         run_after(examples.load_input_event, parts, "classify_example")
     model.change(model_changed, [model, method], [target, method], api_name="model_changed")
+    # New settings clear the results (as Compare's "Same photo" does for new models) rather than classify
+    # again: a visitor sets model, method and class one after another, often to a slow method (occlusion:
+    # a minute on a crowd photo), and one press of Classify then runs once; results left on screen were the
+    # last model's or method's, unmarked, under pickers that named the new ones.
+    gr.on(
+        [model.input, method.input, target.input],
+        None,
+        [image],
+        parts["outputs"],
+        js=STALE_JS,
+        api_name="settings_changed",
+        api_visibility="private",
+    )
     return parts

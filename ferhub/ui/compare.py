@@ -383,6 +383,16 @@ def _dashboard(
     return (*confusion, *pickers, _difference(matrices, a, b, labels), recall, table, legend, note)
 
 
+def dashboard_cleared() -> tuple[Any, ...]:
+    """The evaluation dashboard for a new choice of models: no panels, no notes, until "Load results" is
+    pressed again (a removed model's matrices, difference and metrics stayed on screen beside a picker that no
+    longer named it; "Same photo" clears its outputs the same way, :func:`agreement_headers`). Its outputs:
+    the dashboard's (:func:`dashboard`), then the notes."""
+    plot = gr.Plot(None, visible=False)
+    pair = gr.Dropdown(choices=[], value=None, visible=False)
+    return (*[plot] * MAX_MODELS, pair, pair, plot, plot, gr.Dataframe(value=None, visible=False), "", "", "")
+
+
 @visitors.action("difference", retry="Try again.")
 def difference_plot(
     model_ids: list[str] | None,
@@ -642,6 +652,7 @@ def build(models: list[str]) -> None:
     chosen.change(agreement_headers, chosen, same_photo, api_name="agreement_headers", **latest)
     figures = [*confusion, *pair, difference, recall, metrics, averages, dataset_note]
     inputs = [chosen, dataset_key, view, fresh, show_all, *pair]
+    chosen.change(dashboard_cleared, None, [*figures, notes], api_name="dashboard_cleared", **latest)
     pick = refresh.click(
         dataset_choices,
         [chosen, fresh],
