@@ -276,8 +276,12 @@ def test_only_the_servers_own_process_sees_events_gone(monkeypatch: pytest.Monke
     event_token, blocks_token = LocalContext.event_id.set("abc"), LocalContext.blocks.set(blocks)
     try:
         assert visitors.event_gone() is True  # in the server's process: not active, so cancelled
+        assert visitors.event_queued_at() is None
+        blocks._queue.active_jobs.append([SimpleNamespace(_id="abc", alive=True, enqueue_time=12.5)])
+        assert visitors.event_gone() is False and visitors.event_queued_at() == 12.5
         monkeypatch.setattr(visitors.os, "getpid", lambda: visitors._SERVER_PID + 1)
         assert visitors.event_gone() is False  # in a forked worker: its queue is a stale copy
+        assert visitors.event_queued_at() is None
     finally:
         LocalContext.event_id.reset(event_token)
         LocalContext.blocks.reset(blocks_token)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import collections
 import functools
 import html
-import itertools
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -291,9 +291,10 @@ def _handler(parts: dict[str, Any]) -> Any:
 _PRIVATE = {"queue": False, "preprocess": False, "api_visibility": "private", **state.LATEST}
 MOVED_ON: Any = object()  # what classify returns for such a run: its outputs left as they are
 SESSIONS_KEPT = 4096  # pages whose inputs are known (the oldest forgotten: their runs then never end early)
-_held: collections.OrderedDict[str, tuple[int, tuple]] = collections.OrderedDict()  # session -> (when, what)
+_held: collections.OrderedDict[str, tuple[float, tuple]] = (
+    collections.OrderedDict()
+)  # session -> (when, what)
 _held_lock = threading.Lock()
-_clock = itertools.count(1)
 
 
 class _MovedOn(Exception):
@@ -319,22 +320,23 @@ def put_in(image: Any, model_id: Any, method: Any, target: Any) -> None:
     if session is None:
         return
     with _held_lock:
-        _held[session] = (next(_clock), _inputs(image, model_id, method, target))
+        _held[session] = (time.monotonic(), _inputs(image, model_id, method, target))
         _held.move_to_end(session)
         while len(_held) > SESSIONS_KEPT:
             _held.popitem(last=False)
 
 
 class _Run:
-    """One classify run: what it is for, and whether its page has moved on to something else since it began
-    (an input reported after it began, that differs from its own: the report of its own photo may come in
-    after the run began)."""
+    """One classify run: what it is for, and whether its page has moved on to something else since it was
+    asked for (an input reported after the run joined the queue, that differs from its own: the report of
+    its own photo may come in after that; a run that waited in the queue while its visitor picked another
+    method is for the old one)."""
 
     def __init__(self, image: Any, model_id: Any, method: Any, target: Any) -> None:
         self.session = _session()
         self.inputs = _inputs(image, model_id, method, target)
-        with _held_lock:
-            self.began = next(_clock)
+        queued = visitors.event_queued_at()
+        self.began = time.monotonic() if queued is None else queued
 
     def moved_on(self) -> bool:
         with _held_lock:
@@ -448,8 +450,9 @@ def build(models: list[str]) -> dict[str, Any]:
     # again: a visitor sets model, method and class one after another, often to a slow method (occlusion:
     # a minute on a crowd photo), and one press of Classify then runs once; results left on screen were the
     # last model's or method's, unmarked, under pickers that named the new ones.
+    # (on `change`, not `input`: Gradio 6's dropdown fires `input` on a click of the option it already shows)
     gr.on(
-        [model.input, method.input, target.input],
+        [model.change, method.change, target.change],
         None,
         [image],
         parts["outputs"],

@@ -246,19 +246,37 @@ def event_gone() -> bool:
     reads them). ``False`` outside a queued Gradio event: a direct call, a test, and any process but the
     server's: a ZeroGPU worker is forked once and reused, so its copy of the queue holds only the events of
     the moment it was forked, and every later visitor's event would seem gone (stopped after one frame)."""
+    queued, event = _queued_event()
+    if not queued:
+        return False
+    # not among the active jobs while its handler still runs: its task was cancelled
+    return event is None or not getattr(event, "alive", True)
+
+
+def _queued_event() -> tuple[bool, Any]:
+    """Whether the calling thread runs for a queued Gradio event of this server's process (see
+    :func:`event_gone`), and that event among the queue's active jobs (``None`` when it is not there)."""
     from gradio.context import LocalContext
 
     if os.getpid() != _SERVER_PID:
-        return False
+        return False, None
     event_id = LocalContext.event_id.get(None)
     jobs = getattr(getattr(LocalContext.blocks.get(None), "_queue", None), "active_jobs", None)
     if not event_id or not isinstance(jobs, list):
-        return False
+        return False, None
     for job in list(jobs):  # a copy: the event loop changes the list meanwhile
         for event in job or ():
             if getattr(event, "_id", None) == event_id:
-                return not getattr(event, "alive", True)
-    return True  # not among the active jobs while its handler still runs: its task was cancelled
+                return True, event
+    return True, None
+
+
+def event_queued_at() -> float | None:
+    """When (``time.monotonic()``) the queued Gradio event the calling thread runs for joined the queue: a run
+    waits there behind others (and the first behind the start-up imports), so what its page did meanwhile
+    came after its request, not after its start. ``None`` outside a queued event (see :func:`event_gone`)."""
+    queued = getattr(_queued_event()[1], "enqueue_time", None)
+    return float(queued) if isinstance(queued, (int, float)) else None
 
 
 def stop_if_gone() -> None:
