@@ -602,6 +602,11 @@ def _read_length(container: Any, stream: Any, size: int, step: float) -> float |
     return _parts_length(runs, step) if runs else None
 
 
+# packets of other streams (audio, subtitles) read past a place's end before the stream's own are given up
+# for, per packet of the stream asked for there: several audio packets come with each video frame
+_OTHER_PACKETS_PAST = 32
+
+
 def _read_stamps(
     container: Any,
     stream: Any,
@@ -623,12 +628,23 @@ def _read_stamps(
     tb = stream.time_base
     delay = max(JUMP_SECONDS, _MAX_DELAY_STEPS * step)
     stamps: list[_Stamp] = []
-    past = 0  # packets read after byte ``through``
-    for packet in container.demux(stream):
+    past = 0  # packets of the stream read after byte ``through``
+    others_past = 0  # packets of other streams read after it
+    # every stream's packets, so that the byte limits hold where the stream has none for a while (a capture
+    # whose video ends before its audio: each place read on to the end of the file)
+    for packet in container.demux():
+        pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
+        if packet.stream.index != stream.index:
+            if pos is not None and before is not None and pos >= before:
+                break
+            if pos is not None and through is not None and pos > through:
+                others_past += 1
+                if others_past > _OTHER_PACKETS_PAST * (more + 1):
+                    break
+            continue
         decode = packet.dts if packet.dts is not None else packet.pts
         if decode is None:  # a packet cut by the seek, or the demuxer's final flush packet
             continue
-        pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
         if pos is None:  # not known: where the one before is
             pos = stamps[-1][0] if stamps else start
         if before is not None and pos >= before:
