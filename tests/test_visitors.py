@@ -194,24 +194,36 @@ def test_a_visitors_hub_dataset_reads_only_its_own_files(
     assert np.asarray(visitors.open_dataset(None, "org/mine", "test").image(0)).max() == 9
 
 
+@pytest.mark.parametrize("where", ["README.md", ".huggingface.yaml"])
 @pytest.mark.parametrize(
-    "files",
-    ["/srv/photos/*/*.png", "../../other/*.parquet", "hf://datasets/org/huge/*.parquet", "zip://*::x.zip"],
+    "pattern", ["{server}/*.parquet", "file:{server}/*.parquet", "../../../../server/*.parquet"]
 )
 def test_a_visitors_dataset_card_cannot_point_at_other_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, pattern: str
 ) -> None:
-    """A card's ``data_files`` pattern had datasets load the server's own files (or fetch past the cap)."""
-    card = (
-        f'---\nconfigs:\n- config_name: default\n  data_files:\n  - split: test\n    path: "{files}"\n---\n'
-    )
-    folder = _snapshot(tmp_path, "evil/card", [{"bytes": _png(1), "path": None}], readme=card)
+    """A card's (or ``.huggingface.yaml``'s) ``data_files`` had datasets load the server's own files as the
+    visitor's set (``file:`` and a ``.huggingface.yaml`` got past a check of the card's patterns): only the
+    dataset's own data files are opened, whatever its configs say."""
+    server = tmp_path / "server"
+    _snapshot(tmp_path / "srv", "x/y", [{"bytes": _png(i), "path": None} for i in range(5)])
+    server.mkdir()
+    for f in (tmp_path / "srv").rglob("*.parquet"):
+        f.rename(server / f.name)
+    files = pattern.format(server=server)
+    card = f'configs:\n- config_name: default\n  data_files:\n  - split: test\n    path: "{files}"\n'
+    folder = _snapshot(tmp_path, "evil/card", [{"bytes": _png(1), "path": None}])
+    (folder / where).write_text(f"---\n{card}---\n" if where == "README.md" else card)
     monkeypatch.setattr(visitors, "_hub_dataset", lambda repo_id: folder)
-    with pytest.raises(ValueError, match=r"its card's configs name files outside the dataset"):
-        visitors.open_dataset(None, "evil/card", "test")
-    fine = card.replace(files, "data/*.parquet")
-    (folder / "README.md").write_text(fine)
-    assert len(visitors.open_dataset(None, "evil/card", "test")) == 1
+    assert len(visitors.open_dataset(None, "evil/card", "test")) == 1  # its own row, not the server's five
+
+
+def test_a_visitors_saved_dataset_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``save_to_disk`` layout's ``state.json`` names its arrow files by path (any arrow file here)."""
+    folder = _snapshot(tmp_path, "evil/saved", [{"bytes": _png(1), "path": None}])
+    (folder / "state.json").write_text('{"_data_files": [{"filename": "/srv/other.arrow"}]}')
+    monkeypatch.setattr(visitors, "_hub_dataset", lambda repo_id: folder)
+    with pytest.raises(ValueError, match="is a save_to_disk folder; this server evaluates"):
+        visitors.open_dataset(None, "evil/saved", "test")
 
 
 def test_a_hub_dataset_over_the_download_cap_is_refused_before_download(

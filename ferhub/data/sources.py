@@ -624,7 +624,7 @@ def open_source(
         return src
     if path.is_file() and path.suffix.lower() == ".zip":
         return ZipSource(path, split, label_names=label_names, precropped=bool(precropped))
-    if path.is_dir() and not _saved_dataset(path):
+    if path.is_dir() and not saved_dataset(path):
         if any(p.suffix == ".parquet" for p in path.rglob("*.parquet")):
             from ferhub.data.hf import open_hf
 
@@ -643,7 +643,8 @@ def open_source(
     raise DataSourceError(f"{source!r} is not a folder, .zip, .csv, saved dataset or Hugging Face dataset id")
 
 
-def _saved_dataset(path: Path) -> bool:
+def saved_dataset(path: Path) -> bool:
+    """Whether ``path`` is a ``save_to_disk`` folder (its ``dataset_dict.json`` or ``state.json``)."""
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
@@ -675,7 +676,7 @@ def takes_columns(source: str | os.PathLike) -> bool:
     if path.is_file():
         return path.suffix.lower() not in (".csv", ".zip")
     if path.is_dir():
-        return _saved_dataset(path) or any(True for _ in path.rglob("*.parquet"))
+        return saved_dataset(path) or any(True for _ in path.rglob("*.parquet"))
     return True
 
 

@@ -331,9 +331,9 @@ def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any
     elif p.local_paths:
         source = open_source(spec, split)
     elif _HUB_ID.fullmatch(spec) and "@" not in spec:
-        folder = _hub_dataset(spec)
-        _own_files_only(folder, spec)
-        source = _theirs(open_source(folder, split), folder, spec)
+        snapshot = _hub_dataset(spec)
+        folder = _data_files_of(snapshot, spec)
+        source = _theirs(open_source(folder, split), folder, snapshot, spec)
     else:
         raise ValueError(
             "This server evaluates an uploaded zip of class folders or a Hub dataset id ('org/name'); paths "
@@ -352,64 +352,43 @@ def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any
     return source
 
 
-def _own_files_only(folder: Path, repo_id: str) -> None:
-    """Refuse a visitor's dataset whose card points ``datasets`` at files outside its own snapshot: a
-    ``configs`` entry's ``data_files`` or ``data_dir`` that is absolute, climbs out (``..``) or is a URL
-    (another repo, another server) would have this server load its own files, or fetch past the download
-    cap."""
-    from huggingface_hub.repocard import metadata_load
+def _data_files_of(snapshot: Path, repo_id: str) -> Path:
+    """A folder of links to a visitor's Hub dataset's data files alone (parquet, CSV, zip, images; by their
+    real path inside its own repo in the cache), for ``datasets`` or ferhub's readers to open: its card and
+    ``.huggingface.yaml``, whose ``configs`` may point ``data_files`` anywhere (``/srv/...``, ``file:``,
+    ``hf://`` past the download cap), and a ``save_to_disk`` layout, whose ``state.json`` names arrow files
+    by path, are left behind, so nothing but the dataset's own files can be read."""
+    from ferhub.data.sources import saved_dataset
+    from ferhub.images import image_suffixes
+    from ferhub.ui import scratch
 
-    readme = folder / "README.md"
-    if not readme.is_file():
-        return
-    try:
-        meta = metadata_load(readme) or {}
-    except Exception as e:  # a card datasets would fail on too: said before anything is read
-        raise ValueError(f"Hub dataset {repo_id!r}: its card (README.md) cannot be read: {e}") from e
-    configs = meta.get("configs") if isinstance(meta, dict) else None
-    for config in configs if isinstance(configs, list) else []:
-        if not isinstance(config, dict):
+    if saved_dataset(snapshot):
+        raise ValueError(
+            f"Hub dataset {repo_id!r} is a save_to_disk folder; this server evaluates a Hub dataset of"
+            " parquet, CSV, a zip or class folders of images (push it with push_to_hub)"
+        )
+    repo = Path(os.path.realpath(snapshot.parent.parent))  # CACHE/datasets--org--name: snapshots and blobs
+    wanted = {".parquet", ".csv", ".zip", *image_suffixes()}
+    folder = scratch.work_dir("ferhub-dataset-") / repo_id.replace("/", "--")
+    folder.mkdir()
+    for path in sorted(snapshot.rglob("*")):
+        rel = path.relative_to(snapshot)
+        if path.suffix.lower() not in wanted or any(part.startswith(".") for part in rel.parts):
             continue
-        for pattern in _strings([config.get("data_files"), config.get("data_dir")]):
-            if _outside(pattern):
-                raise ValueError(
-                    f"Hub dataset {repo_id!r}: its card's configs name files outside the dataset"
-                    f" ({pattern!r}); this server reads a dataset's own files only"
-                )
+        real = Path(os.path.realpath(path))
+        if real.is_file() and real.is_relative_to(repo):
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).symlink_to(real)
+    return folder
 
 
-def _strings(value: Any) -> Iterable[str]:
-    """Every string inside ``value`` (nested lists and dicts, as a card's ``data_files`` nest them)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _strings(v)
-
-
-def _outside(pattern: str) -> bool:
-    """Whether a ``data_files`` pattern reaches past its dataset's folder: absolute, ``~``, ``..``, a drive
-    or a URL (``hf://``, ``https://``, ``zip://...::``)."""
-    p = pattern.strip()
-    return (
-        p.startswith(("/", "\\", "~"))
-        or re.match(r"[A-Za-z]:", p) is not None
-        or "://" in p
-        or "::" in p
-        or ".." in re.split(r"[/\\]", p)
-    )
-
-
-def _theirs(source: Any, folder: Path, repo_id: str) -> Any:
-    """A visitor's Hub dataset, opened from its snapshot: named by its id (never the server's folder), and
-    its rows' files read only from inside its own repo in the cache (the snapshot's links point there)."""
+def _theirs(source: Any, folder: Path, snapshot: Path, repo_id: str) -> Any:
+    """A visitor's Hub dataset, opened from the links to its data files (``folder``): named by its id (never
+    the server's folder), and its rows' files read only from inside its own repo in the cache."""
     from ferhub.data.hf import HFSource, own_roots
 
     if isinstance(source, HFSource):
-        source.path_roots = own_roots(folder.parent.parent)  # CACHE/datasets--org--name: snapshots and blobs
+        source.path_roots = own_roots(snapshot.parent.parent)
         source.origin = source.origin.replace(str(folder), repo_id)
     source.name = repo_id
     return source
