@@ -306,7 +306,7 @@ class VideoReader:
         self._joined = joined is not None
         # the first frame is decoded now: its display matrix gives the rotation, and a file with no decodable
         # frame fails here with one clear error rather than half-way through an output
-        self._decoder = container.decode(stream)
+        self._decoder = _read_on(container.decode(stream))
         self._second = None
         try:
             self._first = next(self._decoder, None)
@@ -632,7 +632,7 @@ def _read_stamps(
     others_past = 0  # packets of other streams read after it
     # every stream's packets, so that the byte limits hold where the stream has none for a while (a capture
     # whose video ends before its audio: each place read on to the end of the file)
-    for packet in container.demux():
+    for packet in _read_on(container.demux()):
         pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
         if packet.stream.index != stream.index:
             if pos is not None and before is not None and pos >= before:
@@ -785,6 +785,23 @@ def _parts_length(runs: list[list[_Stamp]], step: float) -> float | None:
 def open_video(path: str | os.PathLike, *, max_side: int = DEFAULT_MAX_SIDE) -> VideoReader:
     """Open a video for reading; :class:`VideoDecodeError` (with what to do) when it cannot be read."""
     return VideoReader(path, max_side=max_side)
+
+
+_STREAM_APPEARED = 1094995529  # FFmpeg's AVERROR_INVALIDDATA, as the errno of the error raised for it
+
+
+def _read_on(items: Iterator[Any]) -> Iterator[Any]:
+    """PyAV's packets or frames, where a stream that appears part-way (recordings of two programs joined
+    byte-wise: PyAV's IndexError) is the damaged data it is: an ``av.FFmpegError``, which ends the reading
+    as other damage does (the frames before it kept)."""
+    import av
+
+    try:
+        yield from items
+    except IndexError as e:
+        raise av.error.InvalidDataError(
+            _STREAM_APPEARED, "a stream appears part-way (recordings of different programs joined)"
+        ) from e
 
 
 def _reason(e: Exception) -> str:
