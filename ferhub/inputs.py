@@ -38,6 +38,7 @@ class Inputs:
     files: list[Path] = field(default_factory=list)
     roots: list[Path] = field(default_factory=list)  # the argument each file was found under
     skipped: dict[str, int] = field(default_factory=dict)  # suffix -> count of files not taken from folders
+    outputs: int = 0  # media files left out of the folders scanned because they lie in an output folder
 
     def skipped_message(self) -> str | None:
         """One line naming what the folder scan left out, or ``None`` when it left out nothing of note."""
@@ -55,25 +56,37 @@ class Inputs:
         return [f for f in self.files if plays_as_video(f)]
 
 
-def scan(paths: Sequence[str | os.PathLike]) -> Inputs:
+def scan(paths: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike] = ()) -> Inputs:
     """Expand folders (recursively, sorted) into photo and video files; files named directly are kept as
-    given (a wrong one gets its own error later)."""
+    given (a wrong one gets its own error later). Files in ``outputs`` (folders a run writes into, such as
+    ``--saliency``'s ``--out``) inside a folder scanned, not that folder itself, are left out and counted:
+    the overlays of one run were the next run's inputs, and their overlays the one after's."""
     found = Inputs()
+    written = [Path(os.path.realpath(o)) for o in outputs]
     for p in map(Path, paths):
         if not p.is_dir():
             found.files.append(p)
             found.roots.append(p)
             continue
+        # an output folder that is the folder scanned itself holds the inputs too: nothing can be left out
+        leave = [w for w in written if w != Path(os.path.realpath(p))]
         for f in sorted(p.rglob("*")):
             if not f.is_file():
                 continue
-            if is_media_path(f):
+            if is_media_path(f) and leave and _inside(f, leave):
+                found.outputs += 1
+            elif is_media_path(f):
                 found.files.append(f)
                 found.roots.append(p)
             else:
                 suffix = f.suffix.lower()
                 found.skipped[suffix] = found.skipped.get(suffix, 0) + 1
     return found
+
+
+def _inside(path: Path, folders: Sequence[Path]) -> bool:
+    real = Path(os.path.realpath(path))
+    return any(real.is_relative_to(folder) for folder in folders)
 
 
 def relative_name(path: Path, root: Path, *, several_roots: bool) -> Path:

@@ -154,3 +154,21 @@ def test_inputs_already_done_under_out_dir_say_their_overlays_are_not_written(ca
     assert not out_dir.exists()
     code, _, err = run_cli(capsys, *argv)  # without --saliency: nothing to say
     assert code == 0 and "note:" not in err
+
+
+def test_overlays_in_a_folder_inside_the_photos_are_not_the_next_runs_inputs(capsys, tmp_path: Path) -> None:
+    """``--out photos/overlays``: a second run took the first run's overlays for photos (and wrote overlays of
+    overlays, a third run more): what lies in ``--out`` is left out of the folder scanned, and said."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "grace_hopper.jpg", folder / "hopper.jpg")
+    out = folder / "overlays"
+    argv = ("predict", str(folder), "--saliency", "saliency", "--out", str(out))
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 0 and len(json.loads(stdout)) == 1
+    first = sorted(p.name for p in out.iterdir())
+    assert first == ["hopper_face1_saliency.png", "hopper_saliency.jpg"]
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 0 and [r["path"] for r in json.loads(stdout)] == [str(folder / "hopper.jpg")]
+    assert "note: 2 file(s) in --out" in err and "left out of the inputs" in err
+    assert sorted(p.name for p in out.iterdir()) == first  # the photo's overlays again, none of overlays

@@ -627,10 +627,13 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         say(problem)
         return 2
-    found = scan(args.paths)
+    # --saliency's overlays are photos: inside a folder scanned, they were the next run's inputs
+    found = scan(args.paths, outputs=[args.out] if args.saliency and args.out else [])
     skipped = found.skipped_message()
     if skipped:
         say(skipped)
+    if found.outputs:
+        say(f"note: {found.outputs} file(s) in --out {args.out} (overlays) left out of the inputs")
     if not found.files:
         say("no photo or video files found in " + ", ".join(args.paths))
         return 2
