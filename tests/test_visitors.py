@@ -192,6 +192,22 @@ def test_a_visitors_hub_dataset_reads_only_its_own_files(
     mine = _snapshot(tmp_path / "2", "org/mine", [{"bytes": None, "path": str(blob)}])
     monkeypatch.setattr(visitors, "_hub_dataset", lambda repo_id: mine)
     assert np.asarray(visitors.open_dataset(None, "org/mine", "test").image(0)).max() == 9
+    # the links to its files live as long as the set is read (not the outputs' age: a long evaluation lost
+    # them part-way to a sweep), then go
+    import gc
+    import tempfile
+
+    made: list[Path] = []
+    real_mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(
+        visitors.tempfile, "mkdtemp", lambda **kw: made.append(Path(real_mkdtemp(**kw))) or str(made[-1])
+    )
+    source = visitors.open_dataset(None, "org/mine", "test")
+    (links,) = made
+    assert links.is_dir() and not links.is_relative_to(scratch.outputs_dir())
+    del source
+    gc.collect()
+    assert not links.exists()
 
 
 @pytest.mark.parametrize("where", ["README.md", ".huggingface.yaml"])

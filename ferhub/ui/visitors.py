@@ -19,6 +19,9 @@ import functools
 import logging
 import os
 import re
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,7 +363,6 @@ def _data_files_of(snapshot: Path, repo_id: str) -> Path:
     by path, are left behind, so nothing but the dataset's own files can be read."""
     from ferhub.data.sources import saved_dataset
     from ferhub.images import image_suffixes
-    from ferhub.ui import scratch
 
     if saved_dataset(snapshot):
         raise ValueError(
@@ -369,7 +371,9 @@ def _data_files_of(snapshot: Path, repo_id: str) -> Path:
         )
     repo = Path(os.path.realpath(snapshot.parent.parent))  # CACHE/datasets--org--name: snapshots and blobs
     wanted = {".parquet", ".csv", ".zip", *image_suffixes()}
-    folder = scratch.work_dir("ferhub-dataset-") / repo_id.replace("/", "--")
+    # not in the swept outputs folder: an evaluation running past their age would lose its links part-way
+    # (they go with the source that reads them: see _theirs)
+    folder = Path(tempfile.mkdtemp(prefix="ferhub-dataset-")) / repo_id.replace("/", "--")
     folder.mkdir()
     for path in sorted(snapshot.rglob("*")):
         rel = path.relative_to(snapshot)
@@ -391,6 +395,7 @@ def _theirs(source: Any, folder: Path, snapshot: Path, repo_id: str) -> Any:
         source.path_roots = own_roots(snapshot.parent.parent)
         source.origin = source.origin.replace(str(folder), repo_id)
     source.name = repo_id
+    weakref.finalize(source, shutil.rmtree, folder.parent, ignore_errors=True)  # the links, once unused
     return source
 
 
