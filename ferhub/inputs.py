@@ -68,8 +68,10 @@ def scan(paths: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike
             found.files.append(p)
             found.roots.append(p)
             continue
-        # an output folder that is the folder scanned itself holds the inputs too: nothing can be left out
-        leave = [w for w in written if w != Path(os.path.realpath(p))]
+        # only an output folder strictly inside the folder scanned: one that is the folder itself, or holds
+        # it (`--out .`), holds the inputs too
+        real = Path(os.path.realpath(p))
+        leave = [w for w in written if w != real and w.is_relative_to(real)]
         for f in sorted(p.rglob("*")):
             if not f.is_file():
                 continue

@@ -172,3 +172,8 @@ def test_overlays_in_a_folder_inside_the_photos_are_not_the_next_runs_inputs(cap
     assert code == 0 and [r["path"] for r in json.loads(stdout)] == [str(folder / "hopper.jpg")]
     assert "note: 2 file(s) in --out" in err and "left out of the inputs" in err
     assert sorted(p.name for p in out.iterdir()) == first  # the photo's overlays again, none of overlays
+    # an --out that holds the folder scanned (`--out .`) holds the inputs too: nothing is left out
+    code, stdout, err = run_cli(
+        capsys, "predict", str(folder), "--saliency", "saliency", "--out", str(tmp_path)
+    )
+    assert code == 0 and len(json.loads(stdout)) == 3 and "left out" not in err

@@ -208,6 +208,13 @@ def test_a_visitors_hub_dataset_reads_only_its_own_files(
     del source
     gc.collect()
     assert not links.exists()
+    empty = tmp_path / "4" / "hub" / "datasets--org--empty" / "snapshots" / "abc"
+    empty.mkdir(parents=True)
+    (empty / "notes.txt").write_text("no data here")
+    monkeypatch.setattr(visitors, "_hub_dataset", lambda repo_id: empty)
+    with pytest.raises(Exception):  # noqa: B017 - whatever open_source says of a set without data
+        visitors.open_dataset(None, "org/empty", "test")
+    assert not made[-1].exists()  # a set that could not be opened leaves no links behind
 
 
 @pytest.mark.parametrize("where", ["README.md", ".huggingface.yaml"])

@@ -336,7 +336,11 @@ def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any
     elif _HUB_ID.fullmatch(spec) and "@" not in spec:
         snapshot = _hub_dataset(spec)
         folder = _data_files_of(snapshot, spec)
-        source = _theirs(open_source(folder, split), folder, snapshot, spec)
+        try:
+            source = _theirs(open_source(folder, split), folder, snapshot, spec)
+        except BaseException:  # nothing will read the links
+            shutil.rmtree(folder.parent, ignore_errors=True)
+            raise
     else:
         raise ValueError(
             "This server evaluates an uploaded zip of class folders or a Hub dataset id ('org/name'); paths "
