@@ -801,7 +801,8 @@ def test_webcam_frames_never_wait_for_a_detection_still_running(monkeypatch: pyt
     import threading
 
     monkeypatch.setattr(webcam, "BACKGROUND", True)
-    detector = state.cache().detector(fast=True)
+    # the detector of the predictor the webcam uses (the cache's own may have been made again since)
+    detector = state.cache().predictor([state.default_model()], fast=True).detector
     release, started = threading.Event(), []
     real_detect = detector.detect
 
@@ -828,6 +829,10 @@ def test_webcam_frames_never_wait_for_a_detection_still_running(monkeypatch: pyt
             assert done, f"frame {k} waited for the detection started on frame 2"
             _, text, session = done[0]
             assert text.endswith("1 face")
+        for _ in range(200):  # the shared detection threads may still finish an earlier test's detection
+            if started:
+                break
+            time.sleep(0.05)
         assert len(started) == 1 and session.pending is not None and not session.pending.done()
         (track,) = session.tracker.tracks
         assert track.hits == 1  # only frame 0's detection has joined
