@@ -110,15 +110,17 @@ def write_ts(
     fps: float = 15,
     start: float = 0.0,
     size: tuple[int, int] | None = None,
+    options: dict[str, str] | None = None,
 ) -> Path:
     """An MPEG-TS recording of RGB frames (H.264 without B-frames), its timestamps from ``start`` seconds
-    (plus the muxer's own offset), scaled to ``size`` where given. Joined byte-wise (``cat a.ts b.ts``, as
-    recordings are), the second's timestamps start again."""
+    (plus the muxer's own offset), scaled to ``size`` where given; ``options`` for the muxer (another
+    program's stream ids: ``mpegts_start_pid``). Joined byte-wise (``cat a.ts b.ts``, as recordings are), the
+    second's timestamps start again."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tb = fractions.Fraction(1, 90000)  # MPEG's own clock
-    with av.open(str(path), "w", format="mpegts") as container:
+    with av.open(str(path), "w", format="mpegts", options=options or {}) as container:
         stream = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
         h, w = frames[0].shape[:2]
         stream.width, stream.height = size or (w, h)
