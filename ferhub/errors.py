@@ -139,6 +139,12 @@ NETWORK_ERRORS = frozenset(
 )
 
 
+def not_finite(several: bool = False) -> str:
+    """What NaN or infinite probabilities say of the model(s) that gave them, in every message about them."""
+    whose = "their" if several else "its"
+    return f"{whose} weights or {whose} computation are not finite (a diverged or corrupt model)"
+
+
 def is_network_error(e: BaseException) -> bool:
     """Whether ``e`` says the Hub or the network could not be reached (:data:`NETWORK_ERRORS`)."""
     return any(c.__name__ in NETWORK_ERRORS for c in type(e).__mro__)

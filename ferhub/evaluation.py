@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ferhub import eval_results, metrics, strict_json
-from ferhub.errors import EvaluationError
+from ferhub.errors import EvaluationError, not_finite
 from ferhub.eval_results import result_key
 from ferhub.fileio import atomic_write_text
 
@@ -302,15 +302,13 @@ def evaluate(
             _model_evaluation(run, scores, source, spec, model, name, p, n_resamples=n_resamples, seed=seed)
         )
     if failed:
-        whose = "their" if len(failed) > 1 else "its"
         kept = "; the other models' results are kept" if runs else ""
         (name, which), *others = failed
         named = f"model {name} gave NaN or infinite probabilities {which}" + "".join(
             f", model {n} {w}" for n, w in others
         )
         raise NotFiniteError(
-            f"{named}; {whose} weights or {whose} computation are not finite (a diverged or corrupt"
-            f" model){kept}",
+            f"{named}; {not_finite(len(failed) > 1)}{kept}",
             runs=runs,
         )
     return runs

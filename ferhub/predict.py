@@ -24,7 +24,7 @@ from PIL import Image
 
 from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
-from ferhub.errors import PredictorSettingError
+from ferhub.errors import PredictorSettingError, not_finite
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, image_suffixes, load_image, pixel_limit, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
@@ -562,8 +562,7 @@ class Predictor:
         (name, numbers), *others = said
         text = f"model {name} gave NaN or infinite probabilities for {item} {numbers}"
         text += "".join(f", model {n} for {item} {nums}" for n, nums in others)
-        whose = "their weights or their computation are" if others else "its weights or its computation are"
-        return f"{text}; {whose} not finite (a diverged or corrupt model)"
+        return f"{text}; {not_finite(bool(others))}"
 
     def _results(self, faces: list[Face], probs: list[np.ndarray], offset: int = 0) -> list[FaceResult]:
         results = []

@@ -29,7 +29,7 @@ from PIL import Image
 from torch import nn
 
 from ferhub.config import ModelConfig
-from ferhub.errors import SaliencyError
+from ferhub.errors import SaliencyError, not_finite
 
 # method id -> display name; the ids are what the CLI (`--saliency`) and the app's API accept
 METHODS: dict[str, str] = {
@@ -101,7 +101,7 @@ def _attribution_copy(model: nn.Module) -> tuple[nn.Module, threading.Lock]:
         return entry[0], entry[1]
 
 
-_NOT_FINITE = "its weights or its computation are not finite (a diverged or corrupt model)"
+_NOT_FINITE = not_finite()
 
 
 def _normalise(maps: torch.Tensor, *, robust: bool) -> np.ndarray:

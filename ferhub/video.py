@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ferhub.errors import not_finite
 from ferhub.faces import MIN_MAX_SIDE, Face
 from ferhub.tracking import Box, FaceTracker, Smoother, Track, appearance, iou, match_boxes
 from ferhub.videoio import DEFAULT_MAX_SIDE, VideoDecodeError, VideoInfo, open_video
@@ -399,8 +400,7 @@ class VideoRun:
                     failed = [m for m, r in zip(self.models, raw) if not np.isfinite(r).all()]
                     raise _NotFinite(
                         f"{self.path}: model {', '.join(failed)} gave NaN or infinite probabilities for a"
-                        f" face at {frame.time:.2f} s; its weights or its computation are not finite (a"
-                        " diverged or corrupt model); the frames before it are kept"
+                        f" face at {frame.time:.2f} s; {not_finite()}; the frames before it are kept"
                     )
                 row += 1
                 smoothed = self.smoother.update(track, raw, frame.time)

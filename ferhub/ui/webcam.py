@@ -14,6 +14,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from ferhub.errors import not_finite
 from ferhub.tracking import FaceTracker, Smoother, appearance
 from ferhub.ui import state, visitors
 
@@ -181,8 +182,8 @@ def process_frame(
     failed = [n for n, p in zip(predictor.names, probs) if not np.isfinite(p).all()]
     if failed:  # a label read from NaN is the first class (argmax): the page stops and says why
         raise gr.Error(
-            f"model {', '.join(failed)} gave NaN or infinite probabilities for a face; its weights or its"
-            " computation are not finite (a diverged or corrupt model). Pick another model.",
+            f"model {', '.join(failed)} gave NaN or infinite probabilities for a face; {not_finite()}. Pick"
+            " another model.",
             title="Model failed",
         )
     session.frame += 1
