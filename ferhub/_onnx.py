@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ferhub.errors import ExportError, ModelLoadError
+from ferhub.errors import ExportError, ModelLoadError, not_finite
 from ferhub.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:  # imported where a module is hashed, exported or checked: warm starts never need torch
@@ -315,8 +315,7 @@ def check_logits(name: str, expected: np.ndarray, got: np.ndarray) -> float:
         raise ExportError(f"{name}: ONNX Runtime's logits have shape {got.shape}, torch's {expected.shape}")
     if not np.isfinite(expected).all():  # nothing to compare with: the model itself is broken, not its graph
         raise ExportError(
-            f"{name}: torch's own logits are NaN or infinite on the check inputs; the model's weights or its"
-            " computation are not finite (a diverged or corrupt model)"
+            f"{name}: torch's own logits are NaN or infinite on the check inputs; {not_finite()}"
         )
     if expected.size:
         expected64 = expected.astype(np.float64)

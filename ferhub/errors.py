@@ -141,8 +141,8 @@ NETWORK_ERRORS = frozenset(
 
 def not_finite(several: bool = False) -> str:
     """What NaN or infinite probabilities say of the model(s) that gave them, in every message about them."""
-    whose = "their" if several else "its"
-    return f"{whose} weights or {whose} computation are not finite (a diverged or corrupt model)"
+    whose = "the models' weights or their" if several else "the model's weights or its"
+    return f"{whose} computation are not finite (a diverged or corrupt model)"
 
 
 def is_network_error(e: BaseException) -> bool:

@@ -109,10 +109,7 @@ def _normalise(maps: torch.Tensor, *, robust: bool) -> np.ndarray:
     spiky)."""
     maps = maps.detach().float().cpu()
     if not torch.isfinite(maps).all():  # a map of NaN draws as garbage, or as nothing, and says neither
-        raise SaliencyError(
-            "the attribution is NaN or infinite; the model's weights or its computation are not finite (a"
-            " diverged or corrupt model)"
-        )
+        raise SaliencyError(f"the attribution is NaN or infinite; {_NOT_FINITE}")
     flat = maps.flatten(1)
     top = torch.quantile(flat, 0.995, dim=1) if robust else flat.max(dim=1).values
     top = torch.where(top > 0, top, torch.ones_like(top))

@@ -228,7 +228,8 @@ class VideoRun:
         self.models = list(predictor.names)
         self.labels = [tuple(c.labels) for c in predictor.configs]
         self.error: str | None = None
-        self._model_failed = False  # a model gave NaN: the frames after it are not counted (see end)
+        # a model gave NaN (``error`` says which): the frames after it are not counted
+        self.model_failed = False
         self.frames_done = 0
         self.tracker = FaceTracker(**analyzer.tracker_options)
         self.smoother = Smoother(analyzer.smooth)
@@ -264,7 +265,7 @@ class VideoRun:
             yield from self._analyse(batch, last=True)
         except _NotFinite as e:  # a broken model: no label can be read from it, for this face or any later
             self.error = str(e)
-            self._model_failed = True
+            self.model_failed = True
         self._reader.close()
 
     def close(self) -> None:
@@ -277,7 +278,7 @@ class VideoRun:
         the frames a cut file holds), but not past the ``duration`` the results report (a B-frame phone
         video's header may fall short of its frames); ``None`` before, after an interruption, or after a
         model's error (the frames after it are not counted)."""
-        end = None if self._model_failed else self._reader.end
+        end = None if self.model_failed else self._reader.end
         duration = self.info.duration
         return end if end is None or not duration else min(end, duration)
 
@@ -396,11 +397,11 @@ class VideoRun:
                 raw = [p[row] for p in probs]
                 if not finite[row]:
                     # a label read from NaN is the first class (argmax): the run ends here, the frames before
-                    # it kept, as a truncated file's do
+                    # it kept, as a truncated file's do (the caller says so, with their count)
                     failed = [m for m, r in zip(self.models, raw) if not np.isfinite(r).all()]
                     raise _NotFinite(
                         f"{self.path}: model {', '.join(failed)} gave NaN or infinite probabilities for a"
-                        f" face at {frame.time:.2f} s; {not_finite()}; the frames before it are kept"
+                        f" face at {frame.time:.2f} s; {not_finite(len(failed) > 1)}"
                     )
                 row += 1
                 smoothed = self.smoother.update(track, raw, frame.time)

@@ -491,7 +491,9 @@ def test_a_model_giving_nan_gets_no_result_and_the_others_keep_theirs(
         f"model {bad} gave NaN or infinite probabilities for 24 of 24 images (first: "
     )
     assert str(e.value).endswith("(a diverged or corrupt model); the other models' results are kept")
-    with pytest.raises(evaluation.NotFiniteError, match="its weights or its computation are not finite") as e:
+    with pytest.raises(
+        evaluation.NotFiniteError, match="the model's weights or its computation are not finite"
+    ) as e:
         evaluation.evaluate(str(bad), str(crops), precropped=True, n_resamples=10)
     assert e.value.runs == [] and "kept" not in str(e.value)
 

@@ -149,9 +149,10 @@ def test_output_mixup_builds_for_fewer_classes_at_any_input_size(arch: str) -> N
     arrive: the mix-up indexed FER7's neutral (6) in a 4-class output ("index 6 is out of bounds")."""
     from ferhub.models import create_model
 
-    labels = ("angry", "fear", "happy", "neutral")
+    # neutral first: the placeholder index used before the labels arrive (the last class) is not it
+    labels = ("neutral", "angry", "fear", "happy")
     model = create_model(arch, labels, output_mixup=True, config_overrides={"input_size": 96})
-    assert model.mixup.neutral_index == 3
+    assert model.mixup.neutral_index == 0
 
 
 def test_output_mixup_is_checked_against_the_classes_by_its_builders_default() -> None:

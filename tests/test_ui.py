@@ -726,6 +726,30 @@ def test_a_webcam_model_giving_nan_stops_the_page_with_its_name(tmp_path: Path) 
     assert len(session.recording) == 1  # nothing of the failed frame recorded
 
 
+def test_a_video_of_a_model_giving_nan_says_so_not_that_the_file_is_damaged(tmp_path: Path) -> None:
+    """The Video tab called a diverged model's error "The file is damaged part-way"."""
+    import clips
+    import torch
+
+    from ferhub.hub import save
+    from ferhub.models import create_model
+    from ferhub.ui import video
+
+    model = create_model("test_tiny")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(3e38)  # finite weights whose logits overflow to NaN
+    bad = str(save(model, tmp_path / "diverged"))
+    clip = clips.write_clip(tmp_path / "pan.mp4", clips.pan(n=6)[0], fps=5)
+    *_, status = video.analyse_video(str(clip), [bad], 5, 0.3, progress=lambda *a, **k: None)
+    assert "damaged" not in status
+    assert re.search(
+        r"Stopped: model \S*diverged gave NaN or infinite probabilities for a face at 0.00 s; the model's",
+        status,
+    )
+    assert status.endswith("results up to there are kept.")
+
+
 def test_changing_the_webcam_model_keeps_the_recording_and_the_faces_ids() -> None:
     """Picking another model while recording threw the recording away (and restarted the face ids)."""
     frame = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((320, 320)))
@@ -1086,8 +1110,8 @@ def test_evaluate_now_names_a_model_giving_nan_and_shows_the_others(
     assert set(fresh) == {tiny_model} and picker.value in fresh[tiny_model]
     assert status.endswith(
         "model diverged gave NaN or infinite probabilities for 12 of 12 images (first:"
-        " faces.zip::faces/happy/00.png); its weights or its computation are not finite (a diverged or"
-        " corrupt model); the other models' results are kept."
+        " faces.zip::faces/happy/00.png); the model's weights or its computation are not finite (a diverged"
+        " or corrupt model); the other models' results are kept."
     )
     assert str(tmp_path) not in status and len(files) == 2  # one model's results and the report
     with pytest.raises(gr.Error, match="Evaluation failed: model diverged gave NaN"):

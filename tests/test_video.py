@@ -445,3 +445,5 @@ def test_a_model_giving_nan_ends_that_video_with_its_error_and_the_next_is_analy
         assert not entry.get("interrupted") and not any(f["faces"] for f in entry["frames"])
     # said for each video, and (as no input gave a result) exit 1, as for damaged videos
     assert code == 1 and err.count("gave NaN or infinite probabilities") == 2
+    # the kept frames are said once, with their count (the error's own text said it a second time)
+    assert err.count("frames before it are kept") == 2 and "the 0 frames before it are kept" in err

@@ -215,6 +215,11 @@ def test_a_visitors_hub_dataset_reads_only_its_own_files(
     with pytest.raises(Exception):  # noqa: B017 - whatever open_source says of a set without data
         visitors.open_dataset(None, "org/empty", "test")
     assert not made[-1].exists()  # a set that could not be opened leaves no links behind
+    monkeypatch.setattr(visitors, "_hub_dataset", lambda repo_id: mine)
+    monkeypatch.setattr(Path, "symlink_to", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError, match="No space left"):
+        visitors.open_dataset(None, "org/mine", "test")
+    assert not made[-1].exists()  # nor does a disk that filled while the links were made
 
 
 @pytest.mark.parametrize("where", ["README.md", ".huggingface.yaml"])

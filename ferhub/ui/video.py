@@ -186,6 +186,7 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
         "tracks": tracks,
         "models": list(predictor.names),
         "error": run.error,
+        "model_failed": run.model_failed,
         "info": run.info,
         "stopped": stopped,
     }
@@ -220,7 +221,9 @@ def analyse_video(
         f"{len(result['frames'])} frames analysed ({fps:g} per second) of {Path(str(video)).name}: "
         f"{len(result['tracks'])} face track(s)."
     )
-    if result["error"]:
+    if result["model_failed"]:  # the file is fine: a model's label cannot be read (NaN), pick another
+        status += f" Stopped: {plain(result['error'].split(': ', 1)[-1])}; results up to there are kept."
+    elif result["error"]:
         status += (
             " The file is damaged part-way; results up to there are kept"
             f" ({plain(result['error'].split(': ', 1)[-1])})."

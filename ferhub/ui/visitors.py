@@ -378,15 +378,19 @@ def _data_files_of(snapshot: Path, repo_id: str) -> Path:
     # not in the swept outputs folder: an evaluation running past their age would lose its links part-way
     # (they go with the source that reads them: see _theirs)
     folder = Path(tempfile.mkdtemp(prefix="ferhub-dataset-")) / repo_id.replace("/", "--")
-    folder.mkdir()
-    for path in sorted(snapshot.rglob("*")):
-        rel = path.relative_to(snapshot)
-        if path.suffix.lower() not in wanted or any(part.startswith(".") for part in rel.parts):
-            continue
-        real = Path(os.path.realpath(path))
-        if real.is_file() and real.is_relative_to(repo):
-            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            (folder / rel).symlink_to(real)
+    try:
+        folder.mkdir()
+        for path in sorted(snapshot.rglob("*")):
+            rel = path.relative_to(snapshot)
+            if path.suffix.lower() not in wanted or any(part.startswith(".") for part in rel.parts):
+                continue
+            real = Path(os.path.realpath(path))
+            if real.is_file() and real.is_relative_to(repo):
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                (folder / rel).symlink_to(real)
+    except BaseException:  # a full disk part-way: nothing sweeps the system temp folder, so leave nothing
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        raise
     return folder
 
 
