@@ -97,6 +97,11 @@ def _factors(cfg: TrainConfig, steps: int, metrics: list[float] | None = None) -
 def test_schedules_warmup_cosine_step_plateau() -> None:
     f = _factors(TrainConfig(epochs=4, schedule="cosine", warmup_epochs=1), steps=2)
     assert f[:2] == [0.5, 1.0]  # linear warm-up over the first epoch
+    # a warm-up that is not a whole number of steps never goes past the recipe's rate (was 1.33x, 1.11x)
+    assert max(_factors(TrainConfig(epochs=2, warmup_epochs=0.5), steps=3)) == 1.0
+    assert _factors(TrainConfig(epochs=2, warmup_epochs=1.5), steps=3)[:5] == pytest.approx(
+        [2 / 9, 4 / 9, 6 / 9, 8 / 9, 1]
+    )
     assert f[2] == pytest.approx(1.0) and f[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 2.5 / 3)))
     assert _factors(TrainConfig(epochs=5, schedule="step", step_epochs=2, gamma=0.5), 1) == [
         1,

@@ -3,13 +3,15 @@ parts.
 
 Why these settings (published single-model FER2013 test accuracy is 72-74%):
 - Khaireddin & Chen (2021) reach 73.28% with a VGG-style net by tuning the optimizer: SGD with Nesterov
-  momentum 0.9 and reduce-on-plateau (x0.75 after 5 flat epochs) beat Adam and cosine schedules; augmentation
-  by random rescaling and shifts of ±20%, rotation ±10°, horizontal flips and random erasing (p=0.5); ten-crop
-  TTA.
+  momentum 0.9 and reduce-on-plateau (x0.75 once 5 epochs pass without a better score, i.e. at the 6th:
+  PyTorch's patience 5) beat Adam and cosine schedules; augmentation by random rescaling and shifts of ±20%,
+  rotation ±10°, horizontal flips and random erasing (p=0.5); ten-crop TTA.
 - Pham et al. (2021, ResMaskingNet) and Pecoraro et al. (2022) report ~72-73% with ImageNet-initialised
   ResNets upsampled from 48 px; transfer from ImageNet converges faster than from scratch.
 - Mixup (α=0.2) and label smoothing (0.1) regularise FER2013's noisy labels (Zhang et al. 2018; Müller et al.
-  2019); an EMA of the weights gives a smoother model to select on validation.
+  2019; the smoothing in seed 003's form, ε/(K-1) on each other class, where Müller et al. spread ε/K over
+  all classes: a true-class target of 0.9 rather than 0.914); an EMA of the weights gives a smoother model
+  to select on validation.
 So: ImageNet ResNet18 at 112x112 (3-channel gray), SGD-Nesterov lr 0.01, weight decay 5e-4, 1 warm-up epoch,
 plateau x0.75 / patience 5 on validation mean recall, mixup + label smoothing, EMA 0.999, ten-crop TTA,
 early stopping after 20 flat epochs, batch 64, up to 100 epochs; PublicTest selects, PrivateTest reports.

@@ -56,7 +56,9 @@ class LRSchedule:
         cfg = self.cfg
         t = epoch + step / self.steps_per_epoch  # epochs done, fractional
         if cfg.warmup_epochs > 0 and t < cfg.warmup_epochs:
-            return (t + 1 / self.steps_per_epoch) / cfg.warmup_epochs
+            # never past the recipe's rate: a warm-up that is not a whole number of steps (--tiny's half
+            # epoch over 3 batches) ended its last step above 1
+            return min((t + 1 / self.steps_per_epoch) / cfg.warmup_epochs, 1.0)
         if cfg.schedule == "cosine":
             span = max(cfg.epochs - cfg.warmup_epochs, 1e-8)
             progress = min(max((t - cfg.warmup_epochs) / span, 0.0), 1.0)
