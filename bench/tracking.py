@@ -3,7 +3,8 @@ with ByteTrack) on the same MTCNN detections, in one run. Prints two Markdown ta
 
     python bench/tracking.py
 
-The scenes are ``tests/clips.py``'s (pan, zoom, cut, two faces crossing, a face leaving and returning) and two
+The scenes are ``tests/clips.py``'s (pan, zoom, cut, two faces crossing, a face leaving and returning, a face
+pacing back and forth and one swaying from side to side) and two
 made here from two people sitting still: a one-frame camera flash, and the light dimmed for good. First at
 their 15 fps, faces detected on every frame; then sampled at 5, 2, 1 and 0.5 frames a second (``--fps``, the
 Video tab's range), faces detected on every sampled frame. ByteTrack runs in the fer benchmark venv
@@ -27,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
 
-SCENES = ["pan", "zoom", "cut", "crossing", "leave_and_return", "flash", "dimmed"]
+SCENES = ["pan", "zoom", "cut", "crossing", "leave_and_return", "pacing", "swaying", "flash", "dimmed"]
 FPS = 15
 SAMPLED = [5, 2, 1, 0.5]  # frames a second
 

@@ -6,7 +6,9 @@ and made time-aware:
 - each track predicts its box at the next frame's *time* with a damped constant-velocity model, so a pan, a
   variable frame rate, ``--fps`` sampling and detection every k-th frame all predict where the face is now;
 - detections are matched to predictions by the Hungarian method on IoU plus a centre-distance term (fast
-  motion leaves little overlap between frames), gated so that a far-away face never takes another's id;
+  motion leaves little overlap between frames), gated so that a far-away face never takes another's id; a
+  face near where it was last seen, as far as its speed could have taken it, continues it too (it stopped or
+  turned back between detections), at a lower score than one where it was predicted;
 - the velocity is measured from the first two sightings on, then averaged over later ones;
 - a track that loses its face (occlusion, a crossing, a missed detection, a few seconds out of view) is kept
   for ``max_lost`` seconds; it stops extrapolating after ``coast`` seconds, so a face that leaves and comes
@@ -59,6 +61,9 @@ CUT_IOU = 0.5
 # detections closer in time than this are matched on motion alone (the frames of a video analysed at its full
 # rate, the webcam); further apart, motion predicts less and less and appearance counts as much
 MOTION_SECONDS = 0.35
+# a face near where it was last seen but not where it was heading (it stopped, or turned back) continues its
+# track with this fraction of the score: a face where the track predicted wins any contest
+TURNED = 0.75
 
 
 def iou(a: Box, b: Box) -> float:
@@ -164,14 +169,18 @@ def _similarity(pred: Box, det: Box, reach: float = 1.5) -> float:
     return iou(pred, det) + 0.5 * near
 
 
-def match_boxes(a: Sequence[Box], b: Sequence[Box], min_similarity: float = 0.5) -> dict[int, int]:
+def match_boxes(
+    a: Sequence[Box], b: Sequence[Box], min_similarity: float = 0.5, reach: Sequence[float] | None = None
+) -> dict[int, int]:
     """One-to-one matches of boxes ``a`` to boxes ``b`` of the same frame (index in ``a`` -> index in ``b``):
-    the Hungarian method on :func:`_similarity`, pairs below ``min_similarity`` left out."""
+    the Hungarian method on :func:`_similarity` (``reach``: each ``a`` box's, in face sizes; 1.5 by default),
+    pairs below ``min_similarity`` left out."""
     if not a or not b:
         return {}
     from scipy.optimize import linear_sum_assignment
 
-    sim = np.array([[_similarity(x, y) for y in b] for x in a])
+    reach = [1.5] * len(a) if reach is None else reach
+    sim = np.array([[_similarity(x, y, r) for y in b] for x, r in zip(a, reach)])
     rows, cols = linear_sum_assignment(-sim)
     return {int(r): int(c) for r, c in zip(rows, cols) if sim[r, c] >= min_similarity}
 
@@ -281,7 +290,7 @@ class FaceTracker:
             stale[:] = 0.0
         motion = np.array(
             [
-                [_similarity(p, b, max(self._reach(t, time), 2.0 + 3.0 * w)) for b in boxes]
+                [self._motion(t, p, b, max(self._reach(t, time), 2.0 + 3.0 * w), time) for b in boxes]
                 for t, p, w in zip(tracks, predicted, stale)
             ]
         )
@@ -292,7 +301,10 @@ class FaceTracker:
         # not look clearly unlike it (sampled every few seconds, a person who left was followed by another one
         # sitting a few face sizes away, under the same id; one face that turned meanwhile still matches)
         near = np.array(
-            [[_similarity(p, b, self._reach(t, time)) > 0 for b in boxes] for t, p in zip(tracks, predicted)]
+            [
+                [self._motion(t, p, b, self._reach(t, time), time) > 0 for b in boxes]
+                for t, p in zip(tracks, predicted)
+            ]
         )
         motion = np.where(near | (same >= UNLIKE_LOOK), motion, 0.0)
         # a face gone for more than a detection interval, whose place a face clearly unlike it takes, left:
@@ -312,12 +324,26 @@ class FaceTracker:
             if t.across_cut:  # after a shot change, only the same face in the same place is the same person
                 overlap = np.array([max(iou(t.box, b), iou(predicted[r], b)) for b in boxes])
                 motion[r] = np.where((same[r] >= SAME_LOOK) & (overlap >= CUT_IOU), motion[r], 0.0)
+        # a face within a track's reach that looks the same continues it, however little motion says so (a
+        # head swung or turned back between detections: at 10 fps a swaying face was three ids)
+        motion = np.where((motion > 0) & (same >= SAME_LOOK), np.maximum(motion, self.min_similarity), motion)
         # looking alike adds up to as much as motion, for every track a box could continue alike: as much as
         # for the stalest of them (a face seen a moment ago must not lose to a lost one just for looking the
         # same). Looking unlike takes nothing away (a face seen after a while may have turned)
         alike = np.clip((same - SAME_LOOK) / (1.0 - SAME_LOOK), 0.0, 1.0)
         weight = np.max(np.where(motion > 0, stale[:, None], 0.0), axis=0)
         return np.where(motion > 0, motion + weight[None, :] * alike, 0.0)
+
+    def _motion(self, track: Track, predicted: Box, box: Box, reach: float, time: float) -> float:
+        """How well ``box`` continues ``track`` by where its face is: at its predicted box, or (scored at
+        :data:`TURNED`) anywhere its speed could have taken it from where it was last seen, for a face that
+        stopped or turned back meanwhile (a prediction carried along the old velocity overshot a turn by 80 px
+        at 5 fps, and the person walking back got a new id)."""
+        ahead = _similarity(predicted, box, reach)
+        if predicted == track.box:
+            return ahead
+        travel = float(np.linalg.norm(track.velocity)) * min(max(time - track.time, 0.0), self._coast())
+        return max(ahead, TURNED * _similarity(track.box, box, reach + travel / _size(track.box)))
 
     def _reach(self, track: Track, time: float) -> float:
         """How far (in face sizes) a detection may lie from the prediction: further the longer the face has

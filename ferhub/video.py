@@ -364,8 +364,14 @@ class VideoRun:
                     else f.box
                     for t, f in carried
                 ]
+                # a face found far from where it was last seen may have gone there by any way (a swing of the
+                # head, a turn back): the further apart its two sightings, the further from the straight way
+                reach = [
+                    1.5 + 0.5 * _distance(seen[t.id][0], elsewhere[t.id]) if t.id in elsewhere else 1.5
+                    for t, _ in carried
+                ]
                 there = rechecked[i]
-                pairs = match_boxes(expected, [f.box for f in there])
+                pairs = match_boxes(expected, [f.box for f in there], reach=reach)
                 entries += [
                     (t, there[pairs[j]], True)
                     for j, (t, _) in enumerate(carried)
@@ -487,6 +493,12 @@ def _layout(grey: Image.Image) -> np.ndarray | None:
     if v.std() < 1.0:
         return None
     return v / float(np.linalg.norm(v))
+
+
+def _distance(a: Box, b: Box) -> float:
+    """How far apart the centres of two boxes are, in face sizes (of ``a``)."""
+    size = max((a[2] - a[0]) * (a[3] - a[1]), 1.0) ** 0.5
+    return math.dist(((a[0] + a[2]) / 2, (a[1] + a[3]) / 2), ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)) / size
 
 
 def _between(a: Box, a_time: float, b: Box, b_time: float, time: float) -> Box:

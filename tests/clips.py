@@ -8,6 +8,7 @@ which face is where at each frame.
 from __future__ import annotations
 
 import fractions
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -197,6 +198,28 @@ def leave_and_return(n: int = 45, away: tuple[int, int] = (15, 27)) -> tuple[lis
             row.append(("astronaut", 235.0, 120.0))
         frames.append(compose(placements))
         truth.append(row)
+    return frames, truth
+
+
+def pacing(n: int = 60) -> tuple[list[np.ndarray], Truth]:
+    """A face pacing at 200 px/s (15 fps) between x = 60 and 240, turning back at each end; another person
+    stands still below right."""
+    frames, truth = [], []
+    for i in range(n):
+        x = 60 + (200 * i / 15) % 360
+        x = x if x <= 240 else 480 - x
+        frames.append(compose([("astronaut", x, 90, 90), ("hopper", 270, 190, 70)]))
+        truth.append([("astronaut", x, 90), ("hopper", 270, 190)])
+    return frames, truth
+
+
+def swaying(n: int = 45) -> tuple[list[np.ndarray], Truth]:
+    """A face swaying from side to side (160 ± 80 px, a 1.2 s period, 15 fps)."""
+    frames, truth = [], []
+    for i in range(n):
+        x = 160 + 80 * math.sin(2 * math.pi * (i / 15) / 1.2)
+        frames.append(compose([("astronaut", x, 120, 100)]))
+        truth.append([("astronaut", x, 120)])
     return frames, truth
 
 
