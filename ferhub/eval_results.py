@@ -23,7 +23,9 @@ them takes :func:`usable`'s entries (an entry it cannot show is left out, and sa
 
 :func:`write` is crash-safe: the new file and the re-rendered card are both prepared before either is renamed
 into place, and the temporary files a killed writer leaves are removed by the next write; a card that still
-lags its results (a kill between the two renames) is re-rendered by the next write or push.
+lags its results (a kill between the two renames) is re-rendered by the next write or push. Writers of one
+folder take turns (an ``flock`` on ``.eval_results.json.lock`` from the read to the last rename, where the
+platform has ``fcntl``), so two evaluations finishing at once both keep their entry.
 
 >>> entry = make_entry(metrics.summarize(...), dataset={"id": "fer2013", "split": "test"})  # doctest: +SKIP
 >>> write("my-model/", {key_of(entry): entry})                                          # doctest: +SKIP
@@ -31,19 +33,26 @@ lags its results (a kill between the two renames) is re-rendered by the next wri
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ferhub.errors import EvalResultsError
 from ferhub.fileio import atomic_write_text, remove_stale_temps
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; writes stay atomic, concurrent ones may lose an update
+    fcntl = None  # type: ignore[assignment]
+
 FILE_NAME = "eval_results.json"
+LOCK_NAME = f".{FILE_NAME}.lock"  # beside it; held by :func:`write` from its read to its last rename
 FORMAT_VERSION = 1
 
 
@@ -323,12 +332,43 @@ def write(
     an entry of another key that ferhub cannot show (written by another tool) is kept as it is.
     The card (``README.md``, with its ``model-index``) is re-rendered when the folder is a model repo (has
     ``config.json``) and ``render_card`` is true; it is rendered from the merged results before either file
-    is replaced, so the two renames are all that separates the old pair from the new one.
+    is replaced, so the two renames are all that separates the old pair from the new one. A concurrent
+    :func:`write` to the same folder (another process) waits for this one, and then merges into its result.
     """
-    from ferhub.config import CONFIG_NAME
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder / LOCK_NAME):
+        return _write(folder, entries, render_card)
+
+
+@contextlib.contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock`` (made for the while, removed after); a killed writer lets go
+    with its process, and the file it leaves is taken over by the next writer."""
+    if fcntl is None:
+        yield
+        return
+    while True:
+        f = open(lock, "a")  # noqa: SIM115 (closed below, after the unlink)
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # waits for the other writer's read, merge and renames
+        try:
+            same = os.path.samestat(os.fstat(f.fileno()), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()  # the writer before removed that file after we opened it: lock the one there now
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # still held: a writer waiting on this file takes the next one
+        f.close()
+
+
+def _write(folder: Path, entries: Mapping[str, Mapping[str, Any]], render_card: bool) -> Path:
+    """:func:`write`'s read, merge and renames, with the folder's lock held."""
+    from ferhub.config import CONFIG_NAME
+
     path = folder / FILE_NAME
     remove_stale_temps(path)
     merged = merge(read(folder), entries)

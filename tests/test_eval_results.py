@@ -308,3 +308,46 @@ def test_an_entry_ferhub_cannot_show_never_blocks_a_write_and_is_kept_as_it_was(
 def test_validate_keeps_accepting_optional_parts_and_other_tools_metrics() -> None:
     minimal = {"dataset": {"id": "d"}, "metrics": {"accuracy": 0.7, "source": "paper", "n": None}}
     assert eval_results.validate({"format_version": 1, "results": {"k": minimal}}, "x.json")
+
+
+# ------------------------------------------------------------------------------ two writers at the same time
+SLOW_WRITER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from ferhub import eval_results
+
+    folder, entry_file, go = sys.argv[1:4]
+    real_read = eval_results.read
+
+    def slow_read(folder):
+        data = real_read(folder)
+        time.sleep(1.0)  # the other writer reads now, unless it waits for this one's rename
+        return data
+
+    eval_results.read = slow_read
+    entry = json.loads(Path(entry_file).read_text())
+    while not Path(go).exists():
+        time.sleep(0.005)
+    eval_results.write(folder, {eval_results.key_of(entry): entry})
+    """
+)
+
+
+def test_two_processes_writing_at_once_both_keep_their_entry(repo: Path, tmp_path: Path) -> None:
+    """Two `ferhub evaluate` of one model finishing at once: each read the file before the other's rename,
+    so the second rename dropped the first entry (both exited 0)."""
+    (repo / eval_results.LOCK_NAME).write_text("")  # left by a writer killed with -9: taken over
+    go, writers = tmp_path / "go", []
+    for name in ("evA", "evB"):
+        entry_file = tmp_path / f"{name}.json"
+        entry_file.write_text(json.dumps(eval_results.make_entry(summary(), dataset={"id": name})))
+        cmd = [sys.executable, "-c", SLOW_WRITER, str(repo), str(entry_file), str(go)]
+        writers.append(subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True))
+    go.touch()
+    for p in writers:
+        assert p.wait(timeout=60) == 0, p.stderr.read() if p.stderr else ""
+    assert sorted(eval_results.read(repo)["results"]) == ["evA:default:all", "evB:default:all"]
+    card = (repo / "README.md").read_text()
+    assert "evA" in card and "evB" in card
+    assert not (repo / eval_results.LOCK_NAME).exists()  # no file of its own left in the model repo

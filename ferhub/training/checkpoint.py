@@ -153,6 +153,18 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, meta
 
 
+def saved_epoch(path: Path) -> int | None:
+    """The number of epochs done when the checkpoint at ``path`` was saved (read from its metadata alone), or
+    ``None`` where there is no readable checkpoint."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return int(json.loads((f.metadata() or {})["ferhub"])["state"]["epoch"])
+    except Exception:  # missing, truncated or not ours: no epoch to trust
+        return None
+
+
 def restore(
     path: Path,
     *,

@@ -7,6 +7,7 @@ import copy
 import json
 import math
 import random
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from torch import nn
 
 from ferhub.config import ModelConfig
 from ferhub.data import Crops
-from ferhub.errors import TrainingDiverged
-from ferhub.training.checkpoint import json_default, read_checkpoint, restore, save_checkpoint
+from ferhub.errors import CheckpointError, TrainingDiverged
+from ferhub.fileio import atomic_path
+from ferhub.training.checkpoint import json_default, read_checkpoint, restore, save_checkpoint, saved_epoch
 from ferhub.training.distributed import SINGLE_PROCESS, Dist, barrier
 from ferhub.training.loop import State, epoch_batches, evaluate, score, train_one_epoch
 from ferhub.training.optim import EMA, LRSchedule, build_optimizer, kernel_penalty, regularized_kernels
@@ -191,7 +193,7 @@ def fit(
     stopped = stops_early(cfg, state)
     if stopped and dist.main:
         log(f"early stopping: no better validation {cfg.monitor} for {cfg.early_stopping} epochs")
-    final = _release(parts, out_dir / "checkpoints" / "best.safetensors")
+    final = _release(parts, out_dir / "checkpoints" / "best.safetensors", state, dist)
     if dist.main and (note := batchnorm_note(final)):
         log(note)
     probs = evaluate(final, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
@@ -222,7 +224,9 @@ def _start(
         log(f"resumed from {last} after epoch {state.epoch}")
     if dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:  # an earlier run's best epoch in this folder must never be released as this run's
+        if resume:
+            _complete_best(last, state)
+        else:  # an earlier run's best epoch in this folder must never be released as this run's
             (out_dir / "checkpoints" / "best.safetensors").unlink(missing_ok=True)
         # a fresh run starts a fresh log; a resumed one rewrites it from the checkpoint's history, dropping
         # any line written after that checkpoint by the killed run
@@ -230,6 +234,17 @@ def _start(
             "".join(json.dumps(r, default=json_default) + "\n" for r in state.history)
         )
     return state
+
+
+def _complete_best(last: Path, state: State) -> None:
+    """Bring ``best.safetensors`` up to ``last``, where a stop came between the two saves of an epoch that
+    was the best (:func:`_record` saves ``last`` first): ``last`` then holds that epoch's weights and
+    ``best`` an earlier one, which would be released under the epoch ``last`` names. ``last`` is what the
+    uninterrupted run saved as ``best`` (the same state, no random draw between the saves): it is copied."""
+    best = last.with_name("best.safetensors")
+    if state.epoch > 0 and state.best_epoch + 1 == state.epoch and saved_epoch(best) != state.epoch:
+        with atomic_path(best) as tmp:
+            shutil.copyfile(last, tmp)
 
 
 def _record(
@@ -327,12 +342,21 @@ def batchnorm_note(model: nn.Module) -> str | None:
     )
 
 
-def _release(parts: _Parts, best: Path) -> nn.Module:
-    """The best epoch's weights (the EMA ones when EMA is on), in eval mode."""
+def _release(parts: _Parts, best: Path, state: State, dist: Dist) -> nn.Module:
+    """The best epoch's weights (the EMA ones when EMA is on), in eval mode; :class:`CheckpointError` where
+    ``best`` is not the epoch ``state`` names as the best (the weights would not be the summary's)."""
     final = copy.deepcopy(parts.scored)
+    wanted = state.best_epoch + 1
+    fix = "train again without --resume (a fresh run) to release weights of the epoch the run names"
     if best.is_file():
-        tensors, _ = read_checkpoint(best)
+        tensors, meta = read_checkpoint(best)
+        if meta["state"]["epoch"] != wanted:
+            raise CheckpointError(
+                f"{best} holds epoch {meta['state']['epoch']}, but the run's best epoch is {wanted}; {fix}"
+            )
         prefix = "ema." if parts.ema is not None else "model."
         final.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    elif dist.main and state.best_epoch >= 0 and wanted != state.epoch:
+        raise CheckpointError(f"{best} is missing, so epoch {wanted}'s weights are gone; {fix}")
     # (a rank that cannot see rank 0's folder keeps its own weights, which DDP kept identical)
     return final.eval()

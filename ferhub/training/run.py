@@ -31,6 +31,7 @@ from ferhub.training.checkpoint import json_default
 from ferhub.training.distributed import Dist, barrier, init_distributed
 from ferhub.training.fit import FitResult, OnBest, fit
 from ferhub.training.loop import evaluate, no_face_record, score
+from ferhub.training.outdir import OutputLock, claim, forget_checkpoints
 from ferhub.training.protocol import FitFn, Plan, make_plan, released, run_plan, summarize_runs
 from ferhub.training.results import eval_results, recipe_markdown, result_entry
 from ferhub.training.settings import RecipeError, TrainConfig
@@ -74,6 +75,12 @@ class _Session:
     out_dir: Path
     say: Callable[[str], None]
     made_out_dir: bool = False  # this run made the output folder (so may remove it while still empty)
+    lock: OutputLock | None = None  # rank 0's claim on the output folder, held until release()
+
+    def release(self) -> None:
+        """Let go of the output folder (removing the lock file); the run's end, or the refusal of its data."""
+        if self.lock is not None:
+            self.lock.release()
 
     @classmethod
     def start(cls, cfg: TrainConfig, opts: RunOptions) -> _Session:
@@ -98,9 +105,11 @@ class _Session:
             torch.backends.cudnn.allow_tf32 = True
         out_dir = Path(opts.output_dir or cfg.default_output_dir())
         made = dist.main and not out_dir.exists()
-        if dist.main:
+        lock = None
+        if dist.main:  # the other ranks write nothing there but through rank 0
             out_dir.mkdir(parents=True, exist_ok=True)
-        return cls(device, dist, out_dir, print if dist.main else (lambda _msg: None), made)
+            lock = claim(out_dir)  # a second run into the folder is refused here, before any data loads
+        return cls(device, dist, out_dir, print if dist.main else (lambda _msg: None), made, lock)
 
 
 _SKIPPED = "left out of training and selection; the reported data keeps them, the whole image standing in"
@@ -474,6 +483,14 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     _check_push_target(opts)
     session = _Session.start(cfg, opts)
     try:
+        return _train(cfg, opts, session)
+    finally:
+        session.release()
+
+
+def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, Any]:
+    """:func:`train` with the output folder claimed."""
+    try:
         data = _Data(cfg, opts, session)
         # the classes (and how many images each) are known once the source is open, before any image is
         # decoded or cropped
@@ -482,9 +499,13 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         cfg.validate_classes(labels, counts=counts.tolist())
     except BaseException:  # data refused before any work: no empty output folder left behind by this run
         if session.made_out_dir:
+            session.release()  # its lock file is the one file in it
             with contextlib.suppress(OSError):
                 session.out_dir.rmdir()  # only if still empty
         raise
+    if session.dist.main and not opts.resume:
+        # a stop before this run's first checkpoint must not leave an earlier run's for --resume to continue
+        forget_checkpoints(session.out_dir)
     t0 = time.perf_counter()
     train_all = data.crops(data.train_src)
     val = data.crops(data.val_src) if data.val_src is not None else None

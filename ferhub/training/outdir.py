@@ -1,0 +1,95 @@
+"""A run's output folder: one ``ferhub train`` at a time (:func:`claim`), and a fresh run that first forgets
+the checkpoints an earlier run left there (:func:`forget_checkpoints`), so that ``--resume`` continues only
+the run that was stopped.
+
+The claim is an ``flock`` on ``OUTPUT_DIR/.ferhub-train.lock``, held for the run's life and let go by the
+kernel when its process ends however it ends: the file a killed run leaves blocks no one. Without ``fcntl``
+(Windows) nothing is claimed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from ferhub.training.settings import RecipeError
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs into one folder are not kept apart
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = ".ferhub-train.lock"
+_PART = re.compile(r"(repeat|fold)\d+")  # a part's folder, as protocol.run_plan names it
+
+
+class OutputDirBusy(RecipeError):
+    """Another ``ferhub train`` is writing to the output folder (an option to change: exit code 2)."""
+
+
+@dataclass
+class OutputLock:
+    """The claim on an output folder; :meth:`release` removes the lock file and lets go."""
+
+    path: Path
+    file: IO[str] | None
+
+    def release(self) -> None:
+        if self.file is None:
+            return
+        self.path.unlink(missing_ok=True)  # while still held: a run waiting on this file claims the next one
+        self.file.close()
+        self.file = None
+
+
+def claim(out_dir: Path) -> OutputLock:
+    """The folder's lock, held by this process until :meth:`OutputLock.release` or its end; raises
+    :class:`OutputDirBusy` (naming the other run's pid) when a live process holds it."""
+    path = out_dir / LOCK_NAME
+    if fcntl is None:
+        return OutputLock(path, None)
+    while True:
+        f = open(path, "a+")  # noqa: SIM115 (kept open for the run's life)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            f.close()
+            who = f"pid {holder}" if holder.isdigit() else "a process that is starting"
+            raise OutputDirBusy(
+                f"{out_dir} is in use by another ferhub train ({who}); wait for it to end, or give another"
+                " --output-dir"
+            ) from None
+        try:
+            same = os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()  # the run before removed that file after we opened it: claim the one there now
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return OutputLock(path, f)
+
+
+def forget_checkpoints(out_dir: Path) -> list[Path]:
+    """Remove the ``last``/``best`` checkpoints of every part of an earlier run in ``out_dir`` (the folder
+    itself, ``repeatN/``, ``foldN/``, ``repeatN/foldN/``); returns them. A fresh run does this before its
+    first epoch, so a stop before its own first checkpoint leaves nothing that ``--resume`` would take for
+    it."""
+    parts = [out_dir]
+    for folder in sorted(out_dir.iterdir()) if out_dir.is_dir() else []:
+        if folder.is_dir() and _PART.fullmatch(folder.name):
+            parts.append(folder)
+            if folder.name.startswith("repeat"):  # repeatN/foldN/
+                parts += [f for f in sorted(folder.glob("fold*")) if f.is_dir() and _PART.fullmatch(f.name)]
+    found = [p / "checkpoints" / f"{name}.safetensors" for p in parts for name in ("last", "best")]
+    found = [p for p in found if p.is_file()]
+    for p in found:
+        p.unlink()
+    return found

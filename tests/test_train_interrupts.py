@@ -1,0 +1,184 @@
+"""``ferhub train`` stopped at a bad moment or run twice: a stop between an epoch's two checkpoint saves, a
+finished run's command run again and stopped before its first epoch ends, and two runs into one folder."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tasks import transform_task
+
+from ferhub.cli import main as cli_main
+from ferhub.commands.train import get_args_parser, main
+from ferhub.data import write_class_folders
+from ferhub.training import read_checkpoint
+from ferhub.training.outdir import LOCK_NAME, forget_checkpoints
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+fit_module = importlib.import_module("ferhub.training.fit")  # the package's `fit` is the function
+
+
+@pytest.fixture(scope="module")
+def task_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-class task on real LFW face crops, as class folders (24 px gray PNGs)."""
+    images, targets, labels = transform_task(12, size=24, num_classes=4, seed=0)
+    return write_class_folders(images, targets, labels, tmp_path_factory.mktemp("task") / "faces")
+
+
+def _args(data: Path, out: Path, seed: int, *extra: str) -> list[str]:
+    """3 epochs of a tiny model, monitoring the validation loss: with seed 1 every epoch improves on it,
+    with seed 0 epoch 1 stays the best."""
+    return [
+        "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
+        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
+        "--epochs", "3", "--seed", str(seed), "--set", "monitor=loss", *extra,
+    ]  # fmt: skip
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _best_epochs(folder: Path) -> list[int]:
+    return [json.loads(line)["best_epoch"] for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+# ---------------------------------------------------------------- 1. a stop between last and best of an epoch
+def test_a_stop_between_the_two_saves_of_a_best_epoch_resumes_to_that_epochs_weights(
+    task_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``last.safetensors`` said "best: epoch 3" while ``best.safetensors`` still held epoch 2: --resume
+    released epoch 2's weights under a summary, log and card that name epoch 3."""
+    straight = tmp_path / "straight"
+    assert main(get_args_parser().parse_args(_args(task_folder, straight, 1)))["best_epoch"] == 3
+    out = tmp_path / "stopped"
+    save = fit_module._Parts.save
+
+    def stop_before_best(self, path, state, cfg):  # Ctrl-C once last.safetensors of epoch 3 is written
+        if path.name == "best.safetensors" and state.epoch == 3:
+            raise KeyboardInterrupt
+        save(self, path, state, cfg)
+
+    monkeypatch.setattr(fit_module._Parts, "save", stop_before_best)
+    with pytest.raises(KeyboardInterrupt):
+        main(get_args_parser().parse_args(_args(task_folder, out, 1)))
+    assert read_checkpoint(out / "checkpoints" / "best.safetensors")[1]["state"]["epoch"] == 2
+    monkeypatch.setattr(fit_module._Parts, "save", save)
+    summary = main(get_args_parser().parse_args(_args(task_folder, out, 1, "--resume")))
+    assert summary["best_epoch"] == 3 and _best_epochs(out) == _best_epochs(straight)
+    released = _weights(out / "model" / "model.safetensors")
+    assert _same(released, _weights(straight / "model" / "model.safetensors"))
+    for name in ("last", "best"):  # the pair as the uninterrupted run left it
+        ours, theirs = (_weights(d / "checkpoints" / f"{name}.safetensors") for d in (out, straight))
+        assert _same(ours, theirs), name
+
+
+def test_a_best_checkpoint_of_another_epoch_is_refused_not_released(
+    task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A best.safetensors that is not the epoch the run names (or none at all, where the best epoch is not
+    the last) was released (or the last epoch's weights were) with exit 0."""
+    out = tmp_path / "run"
+    argv = _args(task_folder, out, 0)
+    assert main(get_args_parser().parse_args(argv))["best_epoch"] == 1
+    best, last = out / "checkpoints" / "best.safetensors", out / "checkpoints" / "last.safetensors"
+    best.write_bytes(last.read_bytes())  # epoch 3 where epoch 1 belongs
+    capsys.readouterr()
+    assert cli_main(["train", *argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{best} holds epoch 3, but the run's best epoch is 1" in err and "without --resume" in err
+    best.unlink()
+    assert cli_main(["train", *argv, "--resume"]) == 2
+    assert f"{best} is missing, so epoch 1's weights are gone" in capsys.readouterr().err
+
+
+# ------------------------------------------------- 2. a finished run's command again, stopped, then --resume
+def test_a_fresh_run_stopped_before_its_first_epoch_leaves_nothing_to_resume(
+    task_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rerun removed the old best.safetensors but kept its last.safetensors: Ctrl-C said "continue it
+    with --resume", and --resume "continued" the old finished run, releasing its last epoch as the best."""
+    out = tmp_path / "run"
+    argv = _args(task_folder, out, 0)
+    main(get_args_parser().parse_args(argv))
+    assert (out / "checkpoints" / "last.safetensors").is_file()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_module, "train_one_epoch", interrupted)
+    capsys.readouterr()
+    assert cli_main(["train", *argv]) == 130
+    assert capsys.readouterr().err == "ferhub train: interrupted\n"  # no --resume hint: nothing to resume
+    assert sorted(out.glob("**/checkpoints/*.safetensors")) == []
+    monkeypatch.undo()
+    assert cli_main(["train", *argv, "--resume"]) == 2
+    assert "last.safetensors not found; start without --resume" in capsys.readouterr().err
+
+
+def test_forget_checkpoints_removes_only_the_parts_ferhub_names(tmp_path: Path) -> None:
+    """A fresh k-fold or --repeats run stopped in its first part left the other parts' old checkpoints, which
+    --resume continued as parts of the new run."""
+    names = [".", "repeat1", "fold2", "repeat2/fold10", "other", "repeat1/other", "fold2/repeat1"]
+    for part in names:
+        (tmp_path / part / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for name in ("last", "best", "extra"):
+            (tmp_path / part / "checkpoints" / f"{name}.safetensors").write_text("x")
+    removed = {p.relative_to(tmp_path).as_posix() for p in forget_checkpoints(tmp_path)}
+    assert removed == {f"{p}/checkpoints/{n}.safetensors".removeprefix("./") for p in names[:4]
+                       for n in ("last", "best")}  # fmt: skip
+    left = {p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("**/*.safetensors")}
+    assert len(left) == 7 * 3 - 8 and "other/checkpoints/last.safetensors" in left
+
+
+# ---------------------------------------------------------------------------- 3. two runs into one folder
+HOLDER = "import sys; from pathlib import Path; from ferhub.training.outdir import claim; " \
+    "lock = claim(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()"  # fmt: skip
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_and_a_dead_runs_lock_is_not(
+    task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs into one --output-dir both exited 0, leaving weights of one run under the card of the other
+    and a log of both runs' epochs interleaved."""
+    import ferhub.data
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        real_materialize = ferhub.data.materialize
+
+        def no_crops(*args, **kw):
+            raise AssertionError("the data was cropped before the run was refused")
+
+        monkeypatch.setattr(ferhub.data, "materialize", no_crops)
+        capsys.readouterr()
+        assert cli_main(["train", *_args(task_folder, out, 0)]) == 2
+        assert capsys.readouterr().err == (
+            f"ferhub train: {out} is in use by another ferhub train (pid {holder.pid}); wait for it to end, "
+            "or give another --output-dir\n"
+        )
+        assert not (out / "log.jsonl").exists()
+        monkeypatch.setattr(ferhub.data, "materialize", real_materialize)
+    finally:
+        holder.send_signal(signal.SIGKILL)  # the holder dies without letting go: its file stays
+        holder.wait()
+    assert (out / LOCK_NAME).read_text() == f"{holder.pid}\n"
+    assert cli_main(["train", *_args(task_folder, out, 0)]) == 0
+    assert not (out / LOCK_NAME).exists()  # let go, and no file of its own left in the run folder
