@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import math
 import os
+import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -78,7 +79,7 @@ def key_of(entry: Mapping[str, Any]) -> str:
 def default_command() -> str:
     """This process's command line (program name without its folder), for an entry's ``command``."""
     argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
-    return " ".join(argv) or "ferhub.evaluation.evaluate(...)"
+    return shlex.join(argv) if argv else "ferhub.evaluation.evaluate(...)"
 
 
 def make_entry(

@@ -8,6 +8,7 @@ Models: ``test_tiny`` saved with ``ferhub.hub.save``.
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -682,3 +683,25 @@ def test_eval_scripts_are_the_cli() -> None:
             [sys.executable, str(root / script), "--help"], capture_output=True, text=True, check=True
         ).stdout
         assert out.startswith(f"usage: {command} ")
+
+
+def test_the_recorded_command_can_be_pasted_and_names_print_on_one_line(
+    repos: dict[str, Path], crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A folder with a space lost its quotes in the card's command, ``ferhub --debug evaluate`` recorded
+    "evaluate --debug evaluate", and a folder name's newline and escape codes went to the terminal raw."""
+    import shlex
+    import shutil
+
+    from ferhub.cli import main
+
+    data = Path(shutil.copytree(crops, tmp_path / "my crops\nfake line \x1b[31mRED"))
+    model = Path(shutil.copytree(repos["fer8"], tmp_path / "my model"))
+    argv = ["--model", str(model), "--data", str(data), "--precropped", "--out", str(tmp_path / "eval out")]
+    monkeypatch.setattr(sys, "argv", ["ferhub", "--debug", "evaluate", *argv])
+    assert main(["--debug", "evaluate", *argv]) == 0
+    _, stderr = capsys.readouterr()
+    (entry,) = hub.read_eval_results(model)["results"].values()
+    assert shlex.split(entry["command"]) == ["ferhub", "evaluate", *argv]
+    assert "\x1b" not in stderr and "\\x1b[31mRED" in stderr
+    assert all("fake line" not in line or "my crops\\nfake line" in line for line in stderr.splitlines())

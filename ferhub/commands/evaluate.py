@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
 from ferhub.commands import add_column_arguments, add_scoring_arguments
+from ferhub.writers import printable
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -294,9 +296,19 @@ def _refuse_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command() -> str:
+    """This evaluation as a command to paste into a shell (for the card and ``eval_results.json``): the
+    arguments after the subcommand (global options such as ``--debug`` before it left out), quoted."""
+    argv = sys.argv[1:]
+    if "evaluate" in argv:  # ferhub [--debug] evaluate ARGS; eval/evaluate.py ARGS has no subcommand
+        argv = argv[argv.index("evaluate") + 1 :]
+    return shlex.join(["ferhub", "evaluate", *argv])
+
+
 def _progress(done: int, total: int, message: str) -> None:
-    """Progress on one stderr line, overwritten until done."""
-    print(f"\r{message}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    """Progress on one stderr line, overwritten until done (a file name's newline or escape codes shown as
+    escapes: they would break the line, or colour the terminal)."""
+    print(f"\r{printable(message)}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
 def _evaluate_and_write(
@@ -328,8 +340,7 @@ def _evaluate_and_write(
             n_resamples=args.bootstrap,
             seed=args.seed,
             dataset_config=args.data_config,
-            command="ferhub evaluate "
-            + " ".join(sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else sys.argv[1:]),
+            command=_command(),
             progress=_progress,
         )
     except evaluation.NotFiniteError as e:
@@ -340,7 +351,7 @@ def _evaluate_and_write(
         path = eval_results.write(folder, {r.key: r.entry})
         r.predictions.save(out / f"{evaluation.slug(r.name)}.{evaluation.slug(r.key)}.predictions.json")
         folders.append(folder)
-        print(f"{r.name}: {r.key} -> {path}", file=sys.stderr)
+        print(printable(f"{r.name}: {r.key} -> {path}"), file=sys.stderr)
     return source, runs, folders, not_finite
 
 
@@ -352,7 +363,7 @@ def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:
     for r in runs:
         for note in r.entry["notes"]:
             if "cannot predict" in note or "no face" in note or note.startswith(("unreadable", "unlabelled")):
-                print(f"{r.name}: {note}", file=sys.stderr)
+                print(printable(f"{r.name}: {note}"), file=sys.stderr)
     print(metrics_table(runs), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(strict_json.dumps({r.name: {r.key: r.entry} for r in runs}, indent=2))
