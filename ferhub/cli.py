@@ -15,28 +15,37 @@ code  meaning
 3     the Hugging Face Hub is needed and cannot be reached (offline mode, no network) or refused the request
 4     an internal error (a bug): rerun with ``--debug`` and report the traceback
 130   interrupted (Ctrl-C)
+143   stopped by SIGTERM (``kill``, ``timeout``, ``docker stop``, Slurm's time limit): the same clean stop as
+      Ctrl-C (whole output, no temporary files left), with the status a shell gives a process SIGTERM ends
 ====  =====================================================================================================
+
+SIGTERM is taken as Ctrl-C is: a command stops at its next clean point, says so in one line and exits 143
+(128 + 15, as 130 is 128 + SIGINT's 2), so a caller tells a stop it asked for from one at the keyboard.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ferhub.errors import NETWORK_ERRORS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_HUB, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: stopped by SIGTERM, as a shell reports it
 MAX_MESSAGE = 1000  # characters of an error line; some inputs would otherwise echo megabytes
 
 EXIT_CODES_HELP = (
     "exit codes: 0 success, 1 unusable input/model/data (the message says what to fix), 2 wrong arguments or"
     " nothing to do, 3 Hugging Face Hub unreachable or refused, 4 internal error (rerun with --debug and"
-    " report it), 130 interrupted"
+    " report it), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM"
 )
 
 # subcommand -> (module, one-line help). Help strings live here so `ferhub --help` imports no command module.
@@ -161,17 +170,59 @@ def debug_traceback(args: argparse.Namespace) -> None:
         traceback.print_exc()
 
 
+_stop_signal: int | None = None  # the signal that asked the running command to stop, if any
+
+
+def stop_requested(signum: int) -> None:
+    """Note that signal ``signum`` (SIGINT, SIGTERM) asked the command to stop: :func:`main` exits with the
+    status that signal calls for. For a command's own handler (``ferhub predict`` stops at its next photo)."""
+    global _stop_signal
+    if _stop_signal is None:
+        _stop_signal = signum
+
+
+def _terminated(signum: int, frame: object) -> None:
+    stop_requested(signum)
+    raise KeyboardInterrupt  # the clean stop every command has for Ctrl-C: whole output, temporaries removed
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM raises ``KeyboardInterrupt`` in the main thread, as Ctrl-C does, while the block runs."""
+    global _stop_signal
+    _stop_signal = None
+    if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_code(code: int) -> int:
+    """130 for Ctrl-C, 143 where SIGTERM stopped the command (the commands themselves return 130)."""
+    return EXIT_TERMINATED if code == EXIT_INTERRUPTED and _stop_signal == signal.SIGTERM else code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    with _sigterm_as_ctrl_c():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         code = int(module.run(args) or 0)
         sys.stdout.flush()  # a full disk or a closed pipe on stdout is reported here, not at exit
-        return code
+        return _interrupted_code(code)
     except KeyboardInterrupt:
-        print(f"ferhub {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        by = " (SIGTERM)" if _stop_signal == signal.SIGTERM else ""
+        print(f"ferhub {args.command}: interrupted{by}", file=sys.stderr)
+        return _interrupted_code(EXIT_INTERRUPTED)
     except BrokenPipeError:  # `ferhub predict ... | head`: the reader has gone; say nothing more
         _silence_stdout()
         return EXIT_ERROR

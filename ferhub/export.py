@@ -53,6 +53,8 @@ MIN_INT8_AGREEMENT = 0.99
 # what an export writes and so replaces: the repo's files and the graphs
 EXPORT_FILES = (*REPO_FILES, *GRAPH_PATTERNS)
 _STAGE_PREFIX = ".ferhub-export-"  # the hidden folder an export is made in before it is moved into place
+# its name: the prefix, the exporting process's pid, a random part (before the pid was in it: a uuid's hex)
+_STAGE_NAME = re.compile(rf"{re.escape(_STAGE_PREFIX)}(?:(\d+)-)?[0-9a-f]{{32}}")
 INT8_ENSEMBLE = "--quantize int8 exports single models; quantise the ensemble's members one by one"
 LFW_FACES = (
     100  # scikit-image's LFW subset: the real face crops the int8 check needs (with the examples' faces)
@@ -360,8 +362,9 @@ def export_onnx(
     folder = Path(out).expanduser()
     made = _missing_folders(folder)  # deepest first: what a failed export removes again
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_stages(folder)
     # inside the folder, so every move into place is a rename on one file system
-    stage = folder / f"{_STAGE_PREFIX}{uuid.uuid4().hex}"
+    stage = folder / f"{_STAGE_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
     stage.mkdir()
     report = ExportReport(folder)
     refused: Int8Refused | None = None
@@ -401,6 +404,23 @@ def export_onnx(
     if refused is not None:
         raise refused
     return report
+
+
+def _remove_stale_stages(folder: Path) -> list[Path]:
+    """Remove the stage folders of earlier exports into ``folder`` whose process has ended without removing
+    its own (SIGKILL, a crash, the machine going down; Ctrl-C and SIGTERM remove it): each holds a copy of the
+    repo, weights included. A stage of an export still at work (another process) stays. Returns those removed.
+    """
+    from ferhub.fileio import process_alive
+
+    stale = []
+    for entry in folder.iterdir():
+        match = _STAGE_NAME.fullmatch(entry.name)
+        # a stage named before its pid was part of the name: of an older ferhub, long gone
+        if match and entry.is_dir() and not (match[1] and process_alive(int(match[1]))):
+            shutil.rmtree(entry, ignore_errors=True)
+            stale.append(entry)
+    return sorted(stale)
 
 
 def _missing_folders(folder: Path) -> list[Path]:

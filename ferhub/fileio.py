@@ -17,7 +17,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,9 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def _writer_alive(temp: Path, prefix: str) -> bool:
-    """Whether the process that made ``temp`` still runs (it may be writing it right now)."""
-    pid_text = temp.name[len(prefix) :].partition("-")[0]
-    if not pid_text.isdigit():
-        return False  # not named by this module: an interrupted write of an older ferhub
-    pid = int(pid_text)
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (this process included): what tells a leftover of a
+    process that was killed (SIGKILL, a crash) from the files of one still at work."""
     if pid == os.getpid():
         return True  # another thread of this process; a dead writer's pid is not ours
     try:
@@ -43,6 +40,14 @@ def _writer_alive(temp: Path, prefix: str) -> bool:
     except OSError:  # exists but is not ours to signal
         return True
     return True
+
+
+def _writer_alive(temp: Path, prefix: str) -> bool:
+    """Whether the process that made ``temp`` still runs (it may be writing it right now)."""
+    pid_text = temp.name[len(prefix) :].partition("-")[0]
+    if not pid_text.isdigit():
+        return False  # not named by this module: an interrupted write of an older ferhub
+    return process_alive(int(pid_text))
 
 
 def fsync_file(path: str | os.PathLike) -> None:
@@ -68,6 +73,42 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     return stale
 
 
+def remove_stale_temps_of(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """:func:`remove_stale_temps` for many targets at once, listing each folder once (not once per target):
+    for a writer of thousands of files in one folder (``ferhub predict --out-dir``)."""
+    by_folder: dict[Path, set[str]] = {}
+    for path in map(Path, paths):
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    stale = []
+    for folder, names in by_folder.items():
+        try:
+            entries = os.listdir(folder)
+        except OSError:  # not made yet: nothing left there
+            continue
+        for entry in entries:
+            if not (entry.startswith(".") and entry.endswith(_TEMP_SUFFIX)):
+                continue
+            # .NAME.PID-RANDOM.tmp; mkstemp's RANDOM has no dot, so NAME is all before the last one
+            name = entry[1 : -len(_TEMP_SUFFIX)].rpartition(".")[0]
+            temp = folder / entry
+            if name in names and not _writer_alive(temp, _temp_prefix(folder / name)):
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+                stale.append(temp)
+    return sorted(stale)
+
+
+def new_temp(path: str | os.PathLike) -> Path:
+    """A new empty file next to ``path``, named as :func:`remove_stale_temps` knows it
+    (``.<name>.<pid>-<random>.tmp``): for a writer that renames it over ``path`` itself, or deletes it."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(
+        prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=_TEMP_SUFFIX, dir=path.parent
+    )
+    os.close(fd)
+    return Path(name)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[Path]:
     """A temporary path next to ``path``; when the block ends without error it is fsynced and renamed over
@@ -79,11 +120,7 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
     """
     path = Path(path)
     remove_stale_temps(path)
-    fd, name = tempfile.mkstemp(
-        prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=_TEMP_SUFFIX, dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(name)
+    tmp = new_temp(path)
     try:
         if mode is None:
             mode = path.stat().st_mode & 0o777 if path.exists() else 0o644

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from ferhub import cli
 from ferhub.cli import main
+from ferhub.ui import server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,12 +79,17 @@ def test_ferhub_app_sets_up_and_launches_as_app_py_does(monkeypatch) -> None:
         monkeypatch, lambda: runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
     )
     by_cli = _serve_recorded(monkeypatch, lambda: main(["app"]))
+    # ferhub.cli takes SIGTERM as Ctrl-C for every command, and puts the handler before back after it
+    assert by_cli[0] == ("signal", (signal.SIGTERM, cli._terminated), {})
+    assert by_cli[-1][0] == "signal" and by_cli[-1][1][0] == signal.SIGTERM
+    by_cli = by_cli[1:-1]
     assert by_cli == by_app_py
     expected = launch_kwargs()
     expected["app_kwargs"] = {
         "routes": [(r.path, sorted(r.methods)) for r in expected["app_kwargs"]["routes"]]
     }
     assert [c[0] for c in by_cli] == [
+        "signal",  # SIGTERM during start-up (importing Gradio takes seconds) exits through atexit
         "own_gradio_cache",  # before the Blocks (and so Gradio's upload folder) are made
         "build_app",
         "signal",
@@ -93,8 +100,10 @@ def test_ferhub_app_sets_up_and_launches_as_app_py_does(monkeypatch) -> None:
         "start_warm_up",
         "block_thread",
     ]
+    assert by_cli[0][1:] == ((signal.SIGTERM, server._exit_on_sigterm), {})
     calls = {c[0]: c[1:] for c in by_cli}
     assert calls["build_app"] == ((), {})  # the default model choices
+    # serving: the server closes as on Ctrl-C
     assert calls["signal"] == ((signal.SIGTERM, signal.default_int_handler), {})
     assert calls["start_sweeper"] == (True,) and calls["block_thread"] == (True,)
     assert calls["queue"] == (True, {"default_concurrency_limit": 2})

@@ -1,10 +1,11 @@
 """What ``ferhub export --out DIR`` does with the folder: an empty name and a folder of files that are not
 ferhub's are refused before any work (exit 2); an earlier export is replaced whole, never left beside the
-new one; a failed export leaves the folder as it was; int8 of an ensemble is refused before anything is
-written."""
+new one; a failed export leaves the folder as it was, and the stage folder of one killed (SIGKILL) is
+removed by the next; int8 of an ensemble is refused before anything is written."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,25 @@ def test_an_earlier_export_is_replaced_whole(repo: Path, tmp_path: Path, capsys)
     assert model.config.labels == tuple(FER8)
     assert check_graphs(out, model) == [ONNX_NAME]  # what `ferhub push` checks: the graph is this model's
     assert contents(other).items() <= contents(out).items()
+
+
+def test_stages_of_killed_exports_are_removed_and_a_running_ones_is_not(repo: Path, tmp_path: Path) -> None:
+    """An export killed with SIGKILL leaves its hidden stage folder (a copy of the repo, weights included);
+    later exports into the folder kept it forever."""
+    import subprocess
+
+    out = tmp_path / "out"
+    assert main(["export", str(repo), "--out", str(out)]) == 0
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = out / f".ferhub-export-{dead.pid}-{'a' * 32}"
+    older = out / f".ferhub-export-{'0f' * 16}"  # named before the pid was part of the name
+    running = out / f".ferhub-export-{os.getppid()}-{'b' * 32}"  # the test runner's parent still runs
+    for stage in (killed, older, running):
+        stage.mkdir()
+        (stage / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes())
+    assert main(["export", str(repo), "--out", str(out)]) == 0
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [running.name]
 
 
 def test_a_folder_of_files_ferhub_did_not_write_there_is_refused(

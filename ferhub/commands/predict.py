@@ -2,8 +2,8 @@
 
 Results are written as they come (photos in small batches, videos frame by frame) and each input is released
 once written, so memory stays flat whatever the number of photos or the length of the videos. A bad file gets
-its own error (in the JSON, and one line on stderr) and never loses the others. Ctrl-C stops with valid
-output.
+its own error (in the JSON, and one line on stderr) and never loses the others. Ctrl-C (or SIGTERM) stops
+at the next whole photo or frame with valid output.
 
 Under ``torchrun --nproc_per_node N`` with ``--out-dir``, the inputs are shared out across the processes (one
 GPU each where there are GPUs), each input's result goes to its own file, and a rerun skips finished inputs.
@@ -189,17 +189,32 @@ def _saliency_methods(args: argparse.Namespace, predictor: Any) -> list[str]:
     return methods
 
 
+STOPPING = {
+    signal.SIGINT: "stopping after the current photo or frame (Ctrl-C again to stop at once)",
+    signal.SIGTERM: "SIGTERM: stopping after the current photo or frame",
+}
+
+
 class Interrupt:
-    """Ctrl-C as a request: the run stops at the next point where its output is whole (between frames,
-    between photos), never half-way through a write. A second Ctrl-C stops at once."""
+    """Ctrl-C (or SIGTERM) as a request: the run stops at the next point where its output is whole (between
+    frames, between photos), never half-way through a write; it says so at once, since a photo's saliency
+    overlays can take seconds. A second signal stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
 
     def _handler(self, signum: int, frame: Any) -> None:
+        from ferhub.cli import stop_requested
+
+        stop_requested(signum)  # ferhub.cli's exit status: 130 for Ctrl-C, 143 for SIGTERM
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        # os.write, not print: the handler may run inside a print to stderr, which would not take another
+        with contextlib.suppress(OSError):
+            os.write(2, f"ferhub predict: {STOPPING[signum]}\n".encode())
 
     def check(self) -> None:
         if self.requested:
@@ -210,11 +225,12 @@ class Interrupt:
         if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
             yield
             return
-        previous = signal.signal(signal.SIGINT, self._handler)
+        previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 class Job:
@@ -269,16 +285,20 @@ class Job:
             say(f"overlay not written: {error}", path)
 
         try:
-            for path in write_overlays(
-                self.predictor,
-                results,
-                method=self.saliency,
-                out_dir=self.args.out,
-                on_error=failed,
-                taken=self.overlay_stems,
-                is_input=lambda path: file_id(path) in self.inputs,
-            ):
-                say(f"wrote {path}")
+            # photo by photo: attributions take seconds a face (occlusion), so a stop waits for one photo's
+            # overlays, not a whole batch's, and each photo's are said as soon as they are written
+            for result in results:
+                self.interrupt.check()
+                for path in write_overlays(
+                    self.predictor,
+                    [result],
+                    method=self.saliency,
+                    out_dir=self.args.out,
+                    on_error=failed,
+                    taken=self.overlay_stems,
+                    is_input=lambda path: file_id(path) in self.inputs,
+                ):
+                    say(f"wrote {path}")
         except (SaliencyError, OSError) as e:
             say(f"overlays not written: {e}")
 
@@ -575,6 +595,7 @@ def _to_stdout(job: Job, files: list[Path], annotated: dict[Path, Path]) -> int:
 def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     """One result file per input under ``--out-dir``; this process's share under torchrun; finished
     skipped."""
+    from ferhub.fileio import new_temp, remove_stale_temps_of
     from ferhub.inputs import relative_name
     from ferhub.writers import make_writer
 
@@ -582,17 +603,24 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     out_dir = Path(job.args.out_dir)
     suffix = ".csv" if job.args.format == "csv" else ".json"
     several_roots = len(set(found.roots)) > 1
-    mine = [(f, r) for i, (f, r) in enumerate(zip(found.files, found.roots)) if i % world == rank]
+    mine = [
+        (f, out_dir / f"{relative_name(f, root, several_roots=several_roots)}{suffix}")
+        for i, (f, root) in enumerate(zip(found.files, found.roots))
+        if i % world == rank
+    ]
+    # what an earlier run killed past any handler (SIGKILL, a crash, a reboot) left half-written: only this
+    # process's own targets, and only files whose writer has ended (another rank may be writing)
+    remove_stale_temps_of(target for _, target in mine)
     done = failed = 0
-    for f, root in mine:
-        target = out_dir / f"{relative_name(f, root, several_roots=several_roots)}{suffix}"
+    for f, target in mine:
         if target.exists():
             done += 1
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = new_temp(target)
         failed_before = job.failed
         try:
+            os.chmod(tmp, 0o644)  # as a file open() makes; mkstemp's 0600 would make the results private
             with open(tmp, "w", encoding="utf-8", newline="") as out, job.interrupt.installed():
                 writer = make_writer(job.args.format, out, job.predictor, array=False)
                 writer.begin()

@@ -3,6 +3,9 @@
 Two places fill up on a busy server: ferhub's own outputs (annotated photos, JSON downloads, evaluation
 reports: one folder per process, made on first use) and Gradio's cache (uploads and the copies of every
 output it serves). Both are swept by age and by total size, and both are removed when the process exits.
+Their names carry the server's pid (``ferhub-gradio-PID-*``, ``ferhub-app-PID-*``): a server killed past any
+handler (SIGKILL, a crash) cannot remove its own, so the next server on the machine removes those of servers
+that no longer run (:func:`remove_orphans`).
 
 Settings (environment): ``FERHUB_CACHE_MAX_AGE_S`` (default 600: a result stays downloadable for ten
 minutes), ``FERHUB_CACHE_SWEEP_S`` (default 60), ``FERHUB_CACHE_MAX_MB`` (default 1024, the cap on each
@@ -71,7 +74,8 @@ def outputs_dir() -> Path:
 
             gradio_cache = Path(get_upload_folder())
             gradio_cache.mkdir(parents=True, exist_ok=True)
-            _outputs = Path(tempfile.mkdtemp(prefix="ferhub-app-", dir=gradio_cache))
+            remove_orphans(gradio_cache, "ferhub-app-")  # a shared GRADIO_TEMP_DIR: dead servers' outputs
+            _outputs = Path(tempfile.mkdtemp(prefix=f"ferhub-app-{os.getpid()}-", dir=gradio_cache))
             atexit.register(_remove, _outputs)
         return _outputs
 
@@ -98,8 +102,25 @@ def work_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=outputs_dir()))
 
 
+def remove_orphans(parent: Path, prefix: str) -> list[Path]:
+    """Remove the folders ``PREFIX<pid>-*`` in ``parent`` whose server process no longer runs (killed with
+    SIGKILL, crashed: it could not remove its own); returns them. A live server's folder, and one whose name
+    has no pid (an older ferhub's: whether it still runs cannot be told), are left alone."""
+    from ferhub.fileio import process_alive
+
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in parent.iterdir():
+            pid = entry.name[len(prefix) :].partition("-")[0] if entry.name.startswith(prefix) else ""
+            if pid.isdigit() and not entry.is_symlink() and entry.is_dir() and not process_alive(int(pid)):
+                _remove(entry)
+                removed.append(entry)
+    return sorted(removed)
+
+
 def own_gradio_cache() -> Path | None:
-    """Give Gradio a cache folder of this server's own (removed at exit) unless ``GRADIO_TEMP_DIR`` is set.
+    """Give Gradio a cache folder of this server's own (removed at exit) unless ``GRADIO_TEMP_DIR`` is set;
+    first remove those of earlier servers that were killed (:func:`remove_orphans`).
 
     Call before the app is built (``app.py`` does): Gradio otherwise shares ``/tmp/gradio`` between every app
     on the machine, which ferhub may neither cap nor remove. Returns the folder made, if any.
@@ -107,7 +128,8 @@ def own_gradio_cache() -> Path | None:
     global _owned_gradio
     if os.environ.get("GRADIO_TEMP_DIR"):
         return None
-    _owned_gradio = Path(tempfile.mkdtemp(prefix="ferhub-gradio-"))
+    remove_orphans(Path(tempfile.gettempdir()), "ferhub-gradio-")
+    _owned_gradio = Path(tempfile.mkdtemp(prefix=f"ferhub-gradio-{os.getpid()}-"))
     os.environ["GRADIO_TEMP_DIR"] = str(_owned_gradio)
     atexit.register(_remove, _owned_gradio)
     return _owned_gradio

@@ -12,6 +12,7 @@ imported (Gradio reads the folder then).
 from __future__ import annotations
 
 import signal
+import threading
 from typing import TYPE_CHECKING
 
 from ferhub.ui import scratch
@@ -22,8 +23,21 @@ if TYPE_CHECKING:
 CONCURRENCY = 2  # ``Blocks.queue(default_concurrency_limit=...)``: requests each event runs at once
 
 
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as ``ferhub.cli`` and a shell report a stop by SIGTERM
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_TERMINATED)  # exits through atexit, which removes the server's folders
+
+
 def create_app() -> gr.Blocks:
     """The app's Blocks, built after giving Gradio an upload folder of this server's own."""
+    # before the folder is made: SIGTERM during start-up (a Space stopped, a supervisor's restart; importing
+    # Gradio takes seconds) exits through atexit, which removes it, where it would otherwise end the process
+    # with the folder left behind. ``ferhub app`` has ferhub.cli's handler (one line, 143) already.
+    main = threading.current_thread() is threading.main_thread()  # signals only reach the main thread
+    if main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # before Gradio is imported (it reads the folder then): uploads and served outputs in a folder of this
     # server's own, capped and removed at exit, instead of the /tmp/gradio every app on the machine shares
     scratch.own_gradio_cache()
