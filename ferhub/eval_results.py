@@ -351,7 +351,13 @@ def _locked(lock: Path) -> Iterator[None]:
         return
     while True:
         f = open(lock, "a")  # noqa: SIM115 (closed below, after the unlink)
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # waits for the other writer's read, merge and renames
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # waits for the other writer's read, merge and renames
+        except OSError:  # flock not supported by this file system (Lustre, some NFS): unlocked, as on Windows
+            f.close()
+            lock.unlink(missing_ok=True)
+            yield
+            return
         try:
             same = os.path.samestat(os.fstat(f.fileno()), os.stat(lock))
         except FileNotFoundError:

@@ -696,12 +696,17 @@ def test_the_recorded_command_can_be_pasted_and_names_print_on_one_line(
     from ferhub.cli import main
 
     data = Path(shutil.copytree(crops, tmp_path / "my crops\nfake line \x1b[31mRED"))
-    model = Path(shutil.copytree(repos["fer8"], tmp_path / "my model"))
+    model = Path(shutil.copytree(repos["fer8"], tmp_path / "my model\x1b[32m"))
     argv = ["--model", str(model), "--data", str(data), "--precropped", "--out", str(tmp_path / "eval out")]
     monkeypatch.setattr(sys, "argv", ["ferhub", "--debug", "evaluate", *argv])
     assert main(["--debug", "evaluate", *argv]) == 0
-    _, stderr = capsys.readouterr()
+    stdout, stderr = capsys.readouterr()
     (entry,) = hub.read_eval_results(model)["results"].values()
     assert shlex.split(entry["command"]) == ["ferhub", "evaluate", *argv]
-    assert "\x1b" not in stderr and "\\x1b[31mRED" in stderr
+    assert "\x1b" not in stderr + stdout and "\\x1b[31mRED" in stderr and "my model\\x1b[32m" in stdout
+    # eval/evaluate.py has no subcommand: an argument named "evaluate" is an argument
+    from ferhub.commands.evaluate import _command
+
+    monkeypatch.setattr(sys, "argv", ["eval/evaluate.py", "--data", "evaluate", "--model", "m"])
+    assert _command() == "ferhub evaluate --data evaluate --model m"
     assert all("fake line" not in line or "my crops\\nfake line" in line for line in stderr.splitlines())

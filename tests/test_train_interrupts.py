@@ -182,3 +182,88 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_dead_runs_lock_is_no
     assert (out / LOCK_NAME).read_text() == f"{holder.pid}\n"
     assert cli_main(["train", *_args(task_folder, out, 0)]) == 0
     assert not (out / LOCK_NAME).exists()  # let go, and no file of its own left in the run folder
+
+
+# ------------------------------------------------------------------------------------ found by review
+def test_a_fresh_run_keeps_the_earlier_checkpoint_its_init_names(task_folder: Path, tmp_path: Path) -> None:
+    """Forgetting the folder's earlier checkpoints deleted the one --init named (a run's own best, in the
+    default runs/RECIPE folder) before it was read: "--init ...: no such file", exit 2."""
+    out = tmp_path / "run"
+    argv = _args(task_folder, out, 0, "--epochs", "1")
+    assert cli_main(["train", *argv]) == 0
+    best = out / "checkpoints" / "best.safetensors"
+    assert cli_main(["train", *argv, "--init", str(best)]) == 0
+
+
+def test_a_stop_while_the_data_opens_gives_no_resume_hint_for_an_earlier_run(
+    task_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stopped before it forgot the earlier run's checkpoints, a fresh run said "continue it with --resume",
+    which continued the earlier, finished run (with the new run's data named on its card)."""
+    from ferhub.training import run as run_module
+
+    out = tmp_path / "run"
+    argv = _args(task_folder, out, 0, "--epochs", "1")
+    assert cli_main(["train", *argv]) == 0
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "_Data", stopped)
+    capsys.readouterr()
+    assert cli_main(["train", *argv]) == 130
+    assert capsys.readouterr().err == "ferhub train: interrupted\n"
+    monkeypatch.undo()
+    monkeypatch.setattr(fit_module, "train_one_epoch", stopped)  # a --resume run keeps its hint
+    assert cli_main(["train", *argv, "--epochs", "2", "--resume"]) == 130
+    assert "continue it with the same command and --resume" in capsys.readouterr().err
+
+
+def test_a_file_system_without_flock_trains_and_writes_results_unlocked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where flock is not supported (Lustre, some NFS mounts) every train and every results write failed
+    with "[Errno 38] Function not implemented"."""
+    import errno
+
+    from ferhub import eval_results
+    from ferhub.training import outdir
+
+    def unsupported(*args):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(outdir.fcntl, "flock", unsupported)
+    lock = outdir.claim(tmp_path)
+    assert lock.file is None and not (tmp_path / LOCK_NAME).exists()
+    lock.release()
+    entry = {"dataset": {"id": "x"}}
+    monkeypatch.setattr(eval_results, "merge", lambda old, new: dict(new))
+    monkeypatch.setattr(eval_results, "_write", lambda folder, entries, render: folder / "done")
+    assert eval_results.write(tmp_path, {"x": entry}) == tmp_path / "done"
+    assert not (tmp_path / eval_results.LOCK_NAME).exists()
+
+
+@pytest.mark.slow
+def test_torchrun_into_a_folder_in_use_is_refused_on_every_rank(task_folder: Path, tmp_path: Path) -> None:
+    """Only rank 0 claims the folder: rank 1 went on alone and ended in "internal error ... a bug"."""
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        train_script = Path(__file__).resolve().parent.parent / "train" / "train.py"
+        done = subprocess.run(
+            [*launcher, str(train_script), *_args(task_folder, out, 0), "--device", "cpu"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert done.returncode != 0
+    assert done.stderr.count("is in use by another ferhub train") == 2, done.stderr
+    assert "internal error" not in done.stderr

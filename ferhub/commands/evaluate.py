@@ -86,7 +86,7 @@ def metrics_table(runs: list[Any]) -> str:
         acc, rec = m["accuracy_ci95"], m["mean_class_recall_ci95"]
         rows.append(
             [
-                r.name,
+                printable(r.name),  # a model folder's newline or escape codes would break the table
                 str(r.entry["num_images"]),
                 f"{m['accuracy']:.4f} [{acc[0]:.3f}, {acc[1]:.3f}]",
                 f"{m['mean_class_recall']:.4f} [{rec[0]:.3f}, {rec[1]:.3f}]",
@@ -300,7 +300,8 @@ def _command() -> str:
     """This evaluation as a command to paste into a shell (for the card and ``eval_results.json``): the
     arguments after the subcommand (global options such as ``--debug`` before it left out), quoted."""
     argv = sys.argv[1:]
-    if "evaluate" in argv:  # ferhub [--debug] evaluate ARGS; eval/evaluate.py ARGS has no subcommand
+    # ferhub [--debug] evaluate ARGS; eval/evaluate.py ARGS has no subcommand (an ARG may be "evaluate")
+    if Path(sys.argv[0]).name != "evaluate.py" and "evaluate" in argv:
         argv = argv[argv.index("evaluate") + 1 :]
     return shlex.join(["ferhub", "evaluate", *argv])
 
@@ -373,7 +374,8 @@ def _write_report(source: Any, runs: list[Any], out: Path) -> None:
     """``out/report.html``: one section with every model's metrics, figures and misclassified examples."""
     from ferhub.report import runs_section, write_report
 
-    print(f"report: {write_report(out / 'report.html', [runs_section(source, runs)])}", file=sys.stderr)
+    report = write_report(out / "report.html", [runs_section(source, runs)])
+    print(printable(f"report: {report}"), file=sys.stderr)
 
 
 def _offline() -> bool:

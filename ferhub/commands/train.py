@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -257,8 +258,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return train(cfg, opts)
 
 
-def _resume_hint(args: argparse.Namespace) -> str:
-    """``"; ..."`` telling how to continue an interrupted run, where it left a checkpoint (else ``""``)."""
+def _resume_hint(args: argparse.Namespace, started: float) -> str:
+    """``"; ..."`` telling how to continue an interrupted run, where it left a checkpoint (else ``""``): one
+    it saved since ``started`` (a ``time.time()``), or the one a ``--resume`` run continues. A fresh run
+    stopped before it forgot an earlier run's checkpoints (while its data opened) has none of its own."""
     from ferhub.training import RecipeError
 
     if args.output_dir is not None:
@@ -268,7 +271,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
             out = resolve_config(args).default_output_dir()
         except RecipeError:  # the settings were refused: no run started
             return ""
-    if not any(out.glob("**/checkpoints/last.safetensors")):
+    saved = [p.stat().st_mtime for p in out.glob("**/checkpoints/last.safetensors")]
+    if not saved or not (args.resume or max(saved) >= started):
         return ""
     return f"; continue it with the same command and --resume (checkpoints in {out})"
 
@@ -281,12 +285,13 @@ def run(args: argparse.Namespace) -> int:
     from ferhub.errors import FerhubError
     from ferhub.training import CheckpointError, RecipeError
 
+    started = time.time()
     try:
         main(args)
     except KeyboardInterrupt:  # ferhub.cli's one line and exit code, and how to go on
         from ferhub.cli import EXIT_INTERRUPTED
 
-        print(f"ferhub train: interrupted{_resume_hint(args)}", file=sys.stderr)
+        print(f"ferhub train: interrupted{_resume_hint(args, started)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (RecipeError, CheckpointError) as e:  # the message says which option to change
         debug_traceback(args)

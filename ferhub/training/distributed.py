@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,17 @@ def barrier(d: Dist) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def broadcast_object(value: T, d: Dist) -> T:
+    """Rank 0's ``value`` (picklable) on every process."""
+    if d.world <= 1:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:

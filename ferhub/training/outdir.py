@@ -9,6 +9,7 @@ kernel when its process ends however it ends: the file a killed run leaves block
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -55,7 +56,11 @@ def claim(out_dir: Path) -> OutputLock:
         f = open(path, "a+")  # noqa: SIM115 (kept open for the run's life)
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):  # flock not supported here (Lustre, some NFS)
+                f.close()
+                path.unlink(missing_ok=True)
+                return OutputLock(path, None)  # runs into this folder are not kept apart, as on Windows
             f.seek(0)
             holder = f.read().strip()
             f.close()
@@ -77,11 +82,11 @@ def claim(out_dir: Path) -> OutputLock:
     return OutputLock(path, f)
 
 
-def forget_checkpoints(out_dir: Path) -> list[Path]:
+def forget_checkpoints(out_dir: Path, keep: Path | None = None) -> list[Path]:
     """Remove the ``last``/``best`` checkpoints of every part of an earlier run in ``out_dir`` (the folder
-    itself, ``repeatN/``, ``foldN/``, ``repeatN/foldN/``); returns them. A fresh run does this before its
-    first epoch, so a stop before its own first checkpoint leaves nothing that ``--resume`` would take for
-    it."""
+    itself, ``repeatN/``, ``foldN/``, ``repeatN/foldN/``) but ``keep`` (the run's ``--init``: an earlier
+    run's own checkpoint, not yet read); returns them. A fresh run does this before its first epoch, so a stop
+    before its own first checkpoint leaves nothing that ``--resume`` would take for it."""
     parts = [out_dir]
     for folder in sorted(out_dir.iterdir()) if out_dir.is_dir() else []:
         if folder.is_dir() and _PART.fullmatch(folder.name):
@@ -89,7 +94,14 @@ def forget_checkpoints(out_dir: Path) -> list[Path]:
             if folder.name.startswith("repeat"):  # repeatN/foldN/
                 parts += [f for f in sorted(folder.glob("fold*")) if f.is_dir() and _PART.fullmatch(f.name)]
     found = [p / "checkpoints" / f"{name}.safetensors" for p in parts for name in ("last", "best")]
-    found = [p for p in found if p.is_file()]
+    found = [p for p in found if p.is_file() and not (keep is not None and _same_file(p, keep))]
     for p in found:
         p.unlink()
     return found
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False

@@ -28,10 +28,10 @@ from ferhub.data.crops import first_unreadable
 from ferhub.errors import DataSourceError, DeviceError, HubConnectionError
 from ferhub.hub._weights import unwrap
 from ferhub.training.checkpoint import json_default
-from ferhub.training.distributed import Dist, barrier, init_distributed
+from ferhub.training.distributed import Dist, barrier, broadcast_object, init_distributed
 from ferhub.training.fit import FitResult, OnBest, fit
 from ferhub.training.loop import evaluate, no_face_record, score
-from ferhub.training.outdir import OutputLock, claim, forget_checkpoints
+from ferhub.training.outdir import OutputDirBusy, OutputLock, claim, forget_checkpoints
 from ferhub.training.protocol import FitFn, Plan, make_plan, released, run_plan, summarize_runs
 from ferhub.training.results import eval_results, recipe_markdown, result_entry
 from ferhub.training.settings import RecipeError, TrainConfig
@@ -105,10 +105,16 @@ class _Session:
             torch.backends.cudnn.allow_tf32 = True
         out_dir = Path(opts.output_dir or cfg.default_output_dir())
         made = dist.main and not out_dir.exists()
-        lock = None
+        lock, busy = None, None
         if dist.main:  # the other ranks write nothing there but through rank 0
             out_dir.mkdir(parents=True, exist_ok=True)
-            lock = claim(out_dir)  # a second run into the folder is refused here, before any data loads
+            try:
+                lock = claim(out_dir)  # a second run into the folder is refused here, before any data loads
+            except OutputDirBusy as e:
+                busy = str(e)
+        busy = broadcast_object(busy, dist)  # every rank refuses with rank 0's message (not a crash later)
+        if busy is not None:
+            raise OutputDirBusy(busy)
         return cls(device, dist, out_dir, print if dist.main else (lambda _msg: None), made, lock)
 
 
@@ -505,7 +511,7 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
         raise
     if session.dist.main and not opts.resume:
         # a stop before this run's first checkpoint must not leave an earlier run's for --resume to continue
-        forget_checkpoints(session.out_dir)
+        forget_checkpoints(session.out_dir, keep=Path(cfg.init) if cfg.init else None)
     t0 = time.perf_counter()
     train_all = data.crops(data.train_src)
     val = data.crops(data.val_src) if data.val_src is not None else None
