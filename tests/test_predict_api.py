@@ -220,9 +220,9 @@ def test_the_nan_error_names_only_the_models_that_failed_on_that_image() -> None
     )
     white, black = Image.new("RGB", (40, 40), "white"), Image.new("RGB", (40, 40), "black")
     results = p.predict([white, black])
-    assert "model A gave NaN or infinite probabilities for face 1; its weights" in results[0].error
+    assert "model A gave NaN or infinite probabilities for face 1; the model's weights" in results[0].error
     assert "model B" not in results[0].error
-    assert "model B gave NaN or infinite probabilities for face 1; its weights" in results[1].error
+    assert "model B gave NaN or infinite probabilities for face 1; the model's weights" in results[1].error
     assert "model A" not in results[1].error
 
 
