@@ -288,12 +288,17 @@ class FaceTracker:
         stale = np.array([min(max((time - t.time) / MOTION_SECONDS - 1.0, 0.0), 1.0) for t in tracks])
         if looks is None:
             stale[:] = 0.0
-        motion = np.array(
+        # (tracks, boxes, 2): where each track predicted its face, and near where it was last seen
+        both = np.array(
             [
                 [self._motion(t, p, b, max(self._reach(t, time), 2.0 + 3.0 * w), time) for b in boxes]
                 for t, p, w in zip(tracks, predicted, stale)
             ]
-        )
+        ).reshape(len(tracks), len(boxes), 2)
+        # the last-seen hypothesis only for a face standing clear of others: in a crowd, a face near where
+        # one went out of sight is as likely a neighbour (8 people milling: 3 more id switches)
+        clear = [not _crowded(b, [o for j, o in enumerate(boxes) if j != i]) for i, b in enumerate(boxes)]
+        ahead, motion = both[..., 0], np.where(clear, both.max(axis=2), both[..., 0])
         if looks is None:
             return np.where([[t.across_cut] for t in tracks], 0.0, motion)
         same = np.array([[-1.0 if t.look is None else float(t.look @ a) for a in looks] for t in tracks])
@@ -302,18 +307,23 @@ class FaceTracker:
         # sitting a few face sizes away, under the same id; one face that turned meanwhile still matches)
         near = np.array(
             [
-                [self._motion(t, p, b, self._reach(t, time), time) > 0 for b in boxes]
+                [max(self._motion(t, p, b, self._reach(t, time), time)) > 0 for b in boxes]
                 for t, p in zip(tracks, predicted)
             ]
         )
         motion = np.where(near | (same >= UNLIKE_LOOK), motion, 0.0)
+        # a face only the last-seen hypothesis takes in must not look clearly unlike the track's: a face
+        # turned back correlates ~0.97 with itself, another person coming into view behind one who just went
+        # out of sight (behind a third) 0.2-0.6, and took that one's id
+        motion = np.where(
+            (ahead < self.min_similarity) & (same < UNLIKE_LOOK), np.minimum(motion, ahead), motion
+        )
         # a face gone for more than a detection interval, whose place a face clearly unlike it takes, left:
         # another person sat down (the same one back correlates ~1, turned ~0.6). Only looks worth comparing
         # count: a face beside another may be partly behind it (a crossing: the box frames what shows, its
         # look correlated 0.47 with the whole face), and a box of another size or shape than the track's
         # last is a partial view (half hidden, cut by the frame edge)
         gone = [t.lost_since is not None and time - t.time > 1.5 * self.interval for t in tracks]
-        clear = [not _crowded(b, [o for j, o in enumerate(boxes) if j != i]) for i, b in enumerate(boxes)]
         for r, t in enumerate(tracks):
             if not gone[r] or t.look is None or not t.look.any():
                 continue
@@ -324,9 +334,10 @@ class FaceTracker:
             if t.across_cut:  # after a shot change, only the same face in the same place is the same person
                 overlap = np.array([max(iou(t.box, b), iou(predicted[r], b)) for b in boxes])
                 motion[r] = np.where((same[r] >= SAME_LOOK) & (overlap >= CUT_IOU), motion[r], 0.0)
-        # a face within a track's reach that looks the same continues it, however little motion says so (a
-        # head swung or turned back between detections: at 10 fps a swaying face was three ids)
-        motion = np.where((motion > 0) & (same >= SAME_LOOK), np.maximum(motion, self.min_similarity), motion)
+        # a face within reach of a track's prediction that looks the same continues it, however little motion
+        # says so (a head swung between detections: at 10 fps a swaying face was three ids)
+        lift = (motion > 0) & (ahead > 0) & (same >= SAME_LOOK)
+        motion = np.where(lift, np.maximum(motion, self.min_similarity), motion)
         # looking alike adds up to as much as motion, for every track a box could continue alike: as much as
         # for the stalest of them (a face seen a moment ago must not lose to a lost one just for looking the
         # same). Looking unlike takes nothing away (a face seen after a while may have turned)
@@ -334,16 +345,18 @@ class FaceTracker:
         weight = np.max(np.where(motion > 0, stale[:, None], 0.0), axis=0)
         return np.where(motion > 0, motion + weight[None, :] * alike, 0.0)
 
-    def _motion(self, track: Track, predicted: Box, box: Box, reach: float, time: float) -> float:
-        """How well ``box`` continues ``track`` by where its face is: at its predicted box, or (scored at
-        :data:`TURNED`) anywhere its speed could have taken it from where it was last seen, for a face that
+    def _motion(
+        self, track: Track, predicted: Box, box: Box, reach: float, time: float
+    ) -> tuple[float, float]:
+        """How well ``box`` continues ``track`` by where its face is: at its predicted box, and (scored at
+        :data:`TURNED`) as far from where it was last seen as its speed could have taken it, for a face that
         stopped or turned back meanwhile (a prediction carried along the old velocity overshot a turn by 80 px
         at 5 fps, and the person walking back got a new id)."""
         ahead = _similarity(predicted, box, reach)
         if predicted == track.box:
-            return ahead
+            return ahead, 0.0
         travel = float(np.linalg.norm(track.velocity)) * min(max(time - track.time, 0.0), self._coast())
-        return max(ahead, TURNED * _similarity(track.box, box, reach + travel / _size(track.box)))
+        return ahead, TURNED * _similarity(track.box, box, reach + travel / _size(track.box))
 
     def _reach(self, track: Track, time: float) -> float:
         """How far (in face sizes) a detection may lie from the prediction: further the longer the face has

@@ -40,8 +40,14 @@ _CACHE: dict[str, Image.Image] = {}
 
 
 def photo(name: str) -> Image.Image:
+    """``astronaut``, ``hopper``, ``background``, ``background2``, or ``lfwN``: scikit-image's LFW face crop N
+    (0-99) upscaled to 100x100."""
     if not _CACHE:
         _CACHE.update(_photos())
+    if name not in _CACHE and name.startswith("lfw"):
+        from images_corpus import lfw_face
+
+        _CACHE[name] = lfw_face(int(name[3:])).resize((100, 100), Image.Resampling.BICUBIC)
     return _CACHE[name]
 
 
@@ -220,6 +226,21 @@ def swaying(n: int = 45) -> tuple[list[np.ndarray], Truth]:
         x = 160 + 80 * math.sin(2 * math.pi * (i / 15) / 1.2)
         frames.append(compose([("astronaut", x, 120, 100)]))
         truth.append([("astronaut", x, 120)])
+    return frames, truth
+
+
+def hide_and_appear(n: int = 45, at: float = 70) -> tuple[list[np.ndarray], Truth]:
+    """Grace Hopper walks right (150 px/s) behind the astronaut, who stands in front; at 0.8 s another person
+    (an LFW face) comes into view at x = ``at``, behind where Hopper was last seen, and stays."""
+    frames, truth = [], []
+    for i in range(n):
+        t = i / 15
+        placements = [("hopper", 60 + 150 * t, 125, 80)]
+        if t >= 0.8:
+            placements.append(("lfw51", at, 125, 80))
+        placements.append(("astronaut", 210, 120, 110))
+        frames.append(compose(placements))
+        truth.append([(name, x, y) for name, x, y, _ in placements])
     return frames, truth
 
 

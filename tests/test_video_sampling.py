@@ -233,6 +233,20 @@ def test_a_face_that_turns_back_keeps_its_id_and_its_rows(clip_dir: Path, predic
     assert [len(faces) for _, _, faces in analysed] == [len(people)] * len(analysed)
 
 
+@pytest.mark.parametrize("fps", [None, 10.0, 5.0, 2.0])
+def test_another_person_appearing_where_one_went_out_of_sight_gets_an_id_of_their_own(
+    clip_dir: Path, predictor, fps
+) -> None:
+    """The last-seen hypothesis (a face that turned back) reached 2-5 face sizes around where a person went
+    behind another: a different person coming into view there took that person's id, at every rate."""
+    frames, truth = clips.hide_and_appear()
+    path = clip(clip_dir, "hide_and_appear", frames)
+    _, analysed = analyse(predictor, path, fps=fps)
+    detected = [(i, t, [f for f in faces if f[2]]) for i, t, faces in analysed]
+    seen = identities(detected, truth)
+    assert not any("lfw51" in people and "hopper" in people for people in seen.values()), seen
+
+
 def test_velocity_is_measured_from_the_first_two_sightings() -> None:
     """Sightings 0.6 s apart (5 fps, detection every 3rd frame): the second gives the velocity outright, and
     the prediction reaches the next detection's time (it stopped 0.5 s past the last sighting)."""
