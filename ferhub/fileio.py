@@ -4,7 +4,8 @@ Every writer of a file that others read while it may change (model repos, ``eval
 checkpoints, cached weights) goes through here. The new content goes to ``.<name>.<pid>-<random>.tmp`` in the
 same folder, is fsynced and renamed over the target; a writer killed before the rename leaves only such a
 temporary file, which the next write to the same target removes (:func:`remove_stale_temps`) once the process
-that made it is gone.
+that made it is gone. A ``<name>`` too long to leave room for the rest in one file name (255 bytes) is
+shortened to its start and a hash of the whole name (:func:`fit_name`).
 
 >>> atomic_write_text(Path("out/results.json"), "{}\\n")            # doctest: +SKIP
 >>> with atomic_path(Path("out/model.safetensors")) as tmp:        # doctest: +SKIP
@@ -14,6 +15,7 @@ that made it is gone.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -22,10 +24,37 @@ from pathlib import Path
 from typing import Any
 
 _TEMP_SUFFIX = ".tmp"
+# the longest file name, in bytes: Linux (ext4, XFS, Btrfs), macOS (APFS, in UTF-8 bytes) and Windows (in
+# UTF-16 units, never more than UTF-8 bytes) all allow 255
+NAME_MAX = 255
+# what a temporary's name adds to its target's: ".", ".", the pid (7 digits at most on Linux), "-", mkstemp's
+# 8 random characters, ".tmp"; with room to spare
+_TEMP_ROOM = 32
+
+
+def fit_name(name: str, limit: int) -> str:
+    """``name`` when it takes at most ``limit`` bytes (as the file system stores it), else its start, ``~``
+    and 16 hex digits of a hash of the whole name, in ``limit`` bytes: the same name always gives the same
+    short one, and two long names that start alike give two.
+
+    >>> fit_name("photo.jpg", 40)
+    'photo.jpg'
+    >>> len(fit_name("x" * 300 + ".jpg", 40))
+    40
+    """
+    raw = os.fsencode(name)
+    if len(raw) <= limit:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    keep = max(limit - len(digest) - 1, 0)
+    head = name[:keep]
+    while len(os.fsencode(head)) > keep:  # whole characters only: a cut UTF-8 sequence is no name on macOS
+        head = head[:-1]
+    return f"{head}~{digest}"
 
 
 def _temp_prefix(path: Path) -> str:
-    return f".{path.name}."
+    return f".{fit_name(path.name, NAME_MAX - _TEMP_ROOM)}."
 
 
 def process_alive(pid: int) -> bool:
@@ -50,6 +79,13 @@ def _writer_alive(temp: Path, prefix: str) -> bool:
     return process_alive(int(pid_text))
 
 
+def _is_temp(entry: str, prefix: str) -> bool:
+    """Whether ``entry`` is ``PREFIX<pid>-<random>.tmp``; a dot after the prefix is another target's temporary
+    (``.a.json.`` starts ``.a.json.b.json.<pid>-<random>.tmp`` too)."""
+    middle = entry[len(prefix) : -len(_TEMP_SUFFIX)]
+    return entry.startswith(prefix) and entry.endswith(_TEMP_SUFFIX) and middle != "" and "." not in middle
+
+
 def fsync_file(path: str | os.PathLike) -> None:
     """Flush a written file to disk, so that a rename after it never leaves an empty file after a crash."""
     with open(path, "rb") as f:
@@ -65,7 +101,8 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     if not path.parent.is_dir():
         return []
     prefix = _temp_prefix(path)
-    found = path.parent.glob(f"{prefix}*{_TEMP_SUFFIX}")
+    # not glob(): a name holding "[", "*" or "?" would be read as a pattern
+    found = [path.parent / e for e in os.listdir(path.parent) if _is_temp(e, prefix)]
     stale = sorted(t for t in found if not _writer_alive(t, prefix))
     for tmp in stale:
         with contextlib.suppress(FileNotFoundError):
@@ -76,11 +113,11 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
 def remove_stale_temps_of(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """:func:`remove_stale_temps` for many targets at once, listing each folder once (not once per target):
     for a writer of thousands of files in one folder (``ferhub predict --out-dir``)."""
-    by_folder: dict[Path, set[str]] = {}
+    by_folder: dict[Path, set[str]] = {}  # each folder's temporary prefixes
     for path in map(Path, paths):
-        by_folder.setdefault(path.parent, set()).add(path.name)
+        by_folder.setdefault(path.parent, set()).add(_temp_prefix(path))
     stale = []
-    for folder, names in by_folder.items():
+    for folder, prefixes in by_folder.items():
         try:
             entries = os.listdir(folder)
         except OSError:  # not made yet: nothing left there
@@ -89,9 +126,9 @@ def remove_stale_temps_of(paths: Iterable[str | os.PathLike]) -> list[Path]:
             if not (entry.startswith(".") and entry.endswith(_TEMP_SUFFIX)):
                 continue
             # .NAME.PID-RANDOM.tmp; mkstemp's RANDOM has no dot, so NAME is all before the last one
-            name = entry[1 : -len(_TEMP_SUFFIX)].rpartition(".")[0]
+            prefix = f".{entry[1 : -len(_TEMP_SUFFIX)].rpartition('.')[0]}."
             temp = folder / entry
-            if name in names and not _writer_alive(temp, _temp_prefix(folder / name)):
+            if prefix in prefixes and not _writer_alive(temp, prefix):
                 with contextlib.suppress(FileNotFoundError):
                     temp.unlink()
                 stale.append(temp)
@@ -100,7 +137,8 @@ def remove_stale_temps_of(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 def new_temp(path: str | os.PathLike) -> Path:
     """A new empty file next to ``path``, named as :func:`remove_stale_temps` knows it
-    (``.<name>.<pid>-<random>.tmp``): for a writer that renames it over ``path`` itself, or deletes it."""
+    (``.<name>.<pid>-<random>.tmp``, ``<name>`` shortened by :func:`fit_name` where the whole would pass 255
+    bytes): for a writer that renames it over ``path`` itself, or deletes it."""
     path = Path(path)
     fd, name = tempfile.mkstemp(
         prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=_TEMP_SUFFIX, dir=path.parent

@@ -11,6 +11,7 @@ through the crop's geometry, with the original photo.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -30,6 +31,7 @@ from torch import nn
 
 from ferhub.config import ModelConfig
 from ferhub.errors import SaliencyError, not_finite
+from ferhub.fileio import NAME_MAX, fit_name
 
 # method id -> display name; the ids are what the CLI (`--saliency`) and the app's API accept
 METHODS: dict[str, str] = {
@@ -740,7 +742,8 @@ def write_overlays(
     batch after batch passes the same set): a photo whose stem is taken gets ``STEM-2``, ``STEM-3``, ... so no
     overlay replaces another. ``is_input(path)`` says whether a file must never be written over (one of the
     run's inputs: ``--out`` may be the photos' own folder, where ``a_gradcam.jpg`` can be a photo of its own);
-    a photo any of whose overlays would be one takes the next free stem the same way.
+    a photo any of whose overlays would be one takes the next free stem the same way. A stem whose file names
+    would pass 255 bytes is shortened to its start and a hash of the whole (:func:`ferhub.fileio.fit_name`).
     """
     from ferhub.images import load_image
 
@@ -768,8 +771,13 @@ def write_overlays(
             continue
         image = load_image(result.path)
         faces = [f.face for f in result.faces]
+        # the longest name's part after the stem, and room for unique_stem's "-2", "-3", ...
+        after = max(
+            len(os.fsencode(p.name)) for crops, photo in names("", len(faces)) for p in (*crops, photo)
+        )
+        wanted = fit_name(Path(result.path).stem, max(NAME_MAX - after - 8, 32))
         while True:  # the next free stem whose files are none of the inputs
-            stem = unique_stem(Path(result.path).stem, taken)
+            stem = unique_stem(wanted, taken)
             named = names(stem, len(faces))
             if is_input is None or not any(is_input(p) for crops, photo in named for p in (*crops, photo)):
                 break
@@ -789,7 +797,9 @@ def write_overlays(
                 except OSError as error:
                     if on_error is None:
                         raise
-                    path.unlink(missing_ok=True)  # no half-written file left behind
+                    # no half-written file left behind; a name the save refused (too long) fails here again
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
                     on_error(path, error)
                     continue
                 written.append(path)

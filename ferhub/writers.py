@@ -7,23 +7,72 @@ stays valid: JSON closes its open arrays, CSV only ever writes whole rows.
 CSV (one schema for photos and videos): ``path,frame,time,face_id,x1,y1,x2,y2,score,label`` then one column
 per class probability; with several models a ``model`` column follows and each face has one row per model.
 Photos leave ``frame`` and ``time`` empty; their ``face_id`` is the face's number (1-based, left to right).
+
+File names are written as text every format can hold: the bytes of a name that are not UTF-8 (legal on
+Linux: a Latin-1 ``caf\\xe9.jpg`` from an old zip) as ``\\xNN`` escapes, the same in JSON, CSV, the table and
+on stderr (:func:`encodable`). In CSV, a text cell (path, label, model) that a spreadsheet would read as a
+formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a ``'`` in front, as
+OWASP recommends against CSV injection (:func:`csv_text`); numbers are never changed.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from typing import Any, TextIO
 
 from ferhub import strict_json as json  # NaN/inf are written as null: always valid JSON
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# what makes a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a formula (OWASP, CSV injection)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # Python holds a name's undecodable byte B as the lone surrogate U+DC00+B (os.fsdecode's surrogateescape)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def encodable(text: object) -> str:
+    """``text`` that encodes to UTF-8: the bytes of a file name that are not UTF-8, which Python holds as lone
+    surrogates, written as ``\\xNN`` escapes.
+
+    >>> encodable("caf\\udce9.jpg")  # os.fsdecode(b"caf\\xe9.jpg")
+    'caf\\\\xe9.jpg'
+    """
+    return _SURROGATE.sub(_escape_surrogate, str(text))
+
+
+def _encodable_all(value: Any) -> Any:
+    """``value`` with :func:`encodable` applied to every string in it (keys too)."""
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, dict):
+        return {_encodable_all(k): _encodable_all(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable_all(v) for v in value]
+    return value
+
+
+def csv_text(text: object) -> str:
+    """A CSV text cell: :func:`encodable`, with a ``'`` in front where a spreadsheet would read a formula.
+
+    >>> csv_text('=HYPERLINK("http://x")'), csv_text("photo.jpg")
+    ('\\'=HYPERLINK("http://x")', 'photo.jpg')
+    """
+    text = encodable(text)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
 
 def printable(text: object) -> str:
-    """``text`` on one line: control characters (a newline in a file name) shown as escapes."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    """``text`` on one line: control characters (a newline in a file name) and a name's bytes that are not
+    UTF-8 shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in encodable(text))
 
 
 def photo_entry(result: Any) -> dict[str, Any]:
-    return {"kind": "image", **result.to_dict()}
+    return _encodable_all({"kind": "image", **result.to_dict()})
 
 
 class JsonWriter:
@@ -52,17 +101,19 @@ class JsonWriter:
     def error(self, path: str, kind: str, message: str) -> None:
         self._next_entry()
         self.out.write(
-            ("  " if self.array else "") + json.dumps({"path": path, "kind": kind, "error": message})
+            ("  " if self.array else "")
+            + json.dumps(_encodable_all({"path": path, "kind": kind, "error": message}))
         )
 
     def video_begin(self, run: Any) -> None:
         self._next_entry()
-        head = json.dumps({"kind": "video", **run.header()})
+        head = json.dumps(_encodable_all({"kind": "video", **run.header()}))
         self.out.write(("  " if self.array else "") + head[:-1] + ', "frames": [')
         self._frames = 0
 
     def video_frame(self, run: Any, frame: Any) -> None:
-        self.out.write(("\n    " if self._frames == 0 else ",\n    ") + json.dumps(frame.to_dict()))
+        text = json.dumps(_encodable_all(frame.to_dict()))  # model names are the user's text
+        self.out.write(("\n    " if self._frames == 0 else ",\n    ") + text)
         self._frames += 1
 
     def video_end(self, run: Any, *, interrupted: bool) -> None:
@@ -72,7 +123,7 @@ class JsonWriter:
             "error": run.error,
             "interrupted": interrupted,
         }
-        self.out.write(("\n  " if self._frames else "") + "], " + json.dumps(tail)[1:])
+        self.out.write(("\n  " if self._frames else "") + "], " + json.dumps(_encodable_all(tail))[1:])
 
     def end(self) -> None:
         self.out.write("\n]\n" if self.array else "\n")
@@ -80,7 +131,15 @@ class JsonWriter:
 
 
 class CsvWriter:
-    """One row per face (per model) per photo or analysed frame, in the schema of the module docstring."""
+    """One row per face (per model) per photo or analysed frame, in the schema of the module docstring.
+
+    Its text cells (the path, the label, the model, and the header's class names) go through
+    :func:`csv_text`: one that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, which a
+    spreadsheet would run as a formula (``=HYPERLINK(...).jpg``), gets a ``'`` in front (OWASP's defence
+    against CSV injection; a program reading the CSV sees the quote). Number cells are written as numbers,
+    never changed (a box's ``-3.5`` stays a number). A name's bytes that are not UTF-8 are ``\\xNN``
+    escapes, so the CSV is always UTF-8.
+    """
 
     BASE = ("path", "frame", "time", "face_id", "x1", "y1", "x2", "y2", "score", "label")
 
@@ -93,15 +152,19 @@ class CsvWriter:
         self._w = csv.writer(out)
 
     def begin(self) -> None:
-        self._w.writerow([*self.BASE, *self.columns, *(["model"] if len(self.models) > 1 else [])])
+        labels = [csv_text(k) for k in self.columns]
+        self._w.writerow([*self.BASE, *labels, *(["model"] if len(self.models) > 1 else [])])
 
     def _row(
         self, path: str, frame: Any, time: Any, face_id: int, face: Any, model: str, label: str, probs: dict
     ) -> None:
         box = [f"{v:.1f}" for v in face.box]
         values = [f"{probs[k]:.6f}" if k in probs else "" for k in self.columns]
-        extra = [model] if len(self.models) > 1 else []
-        self._w.writerow([path, frame, time, face_id, *box, f"{face.score:.4f}", label, *values, *extra])
+        extra = [csv_text(model)] if len(self.models) > 1 else []
+        score = f"{face.score:.4f}"
+        self._w.writerow(
+            [csv_text(path), frame, time, face_id, *box, score, csv_text(label), *values, *extra]
+        )
 
     def photo(self, result: Any) -> None:
         for i, f in enumerate(result.faces, 1):

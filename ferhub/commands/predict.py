@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import math
 import os
 import signal
@@ -26,6 +27,8 @@ from typing import Any, TextIO
 from ferhub.cli import debug_traceback, describe
 
 PHOTO_BATCH = 16  # photos decoded and classified together; all are released before the next batch
+# --out-dir errors of the output folder, not of one input: they end the run rather than fail every input left
+FOLDER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -270,37 +273,48 @@ class Job:
         for r in results:
             self.interrupt.check()
             if r.error:
-                self.failed += 1
                 say(r.error, r.path)
+            writer.photo(r)
+        # an overlay not written is its photo's error, as an annotated copy is its video's: counted as failed
+        # (under --out-dir no result file, so a rerun retries it)
+        no_overlays = self._overlays([r for r in results if r.ok and r.faces]) if self.saliency else set()
+        for r in results:
+            if r.error or id(r) in no_overlays:
+                self.failed += 1
             else:
                 self.ok += 1
-            writer.photo(r)
-        if self.saliency:
-            self._overlays([r for r in results if r.ok and r.faces])
 
-    def _overlays(self, results: list[Any]) -> None:
+    def _overlays(self, results: list[Any]) -> set[int]:
+        """Write each photo's overlays; returns the ``id`` of each result whose overlays were not all
+        written."""
         from ferhub.saliency import SaliencyError, write_overlays
 
-        def failed(path: Path, error: Exception) -> None:
-            say(f"overlay not written: {error}", path)
+        failed: set[int] = set()
+        # photo by photo: attributions take seconds a face (occlusion), so a stop waits for one photo's
+        # overlays, not a whole batch's, and each photo's are said as soon as they are written; one photo's
+        # failure is its own (a full disk, a name too long), never its batch's
+        for result in results:
+            self.interrupt.check()
 
-        try:
-            # photo by photo: attributions take seconds a face (occlusion), so a stop waits for one photo's
-            # overlays, not a whole batch's, and each photo's are said as soon as they are written
-            for result in results:
-                self.interrupt.check()
+            def not_written(path: Path, error: OSError, result: Any = result) -> None:
+                say(f"overlay {path} not written ({error.strerror or error})", result.path)
+                failed.add(id(result))
+
+            try:
                 for path in write_overlays(
                     self.predictor,
                     [result],
                     method=self.saliency,
                     out_dir=self.args.out,
-                    on_error=failed,
+                    on_error=not_written,
                     taken=self.overlay_stems,
                     is_input=lambda path: file_id(path) in self.inputs,
                 ):
                     say(f"wrote {path}")
-        except (SaliencyError, OSError) as e:
-            say(f"overlays not written: {e}")
+            except (SaliencyError, OSError) as e:
+                say(f"overlays not written: {e}", result.path)
+                failed.add(id(result))
+        return failed
 
     # -- videos ---------------------------------------------------------------------------------------------
     def video(self, path: Path, writer: Any, annotate: Path | None) -> None:
@@ -595,7 +609,7 @@ def _to_stdout(job: Job, files: list[Path], annotated: dict[Path, Path]) -> int:
 def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     """One result file per input under ``--out-dir``; this process's share under torchrun; finished
     skipped."""
-    from ferhub.fileio import new_temp, remove_stale_temps_of
+    from ferhub.fileio import NAME_MAX, new_temp, remove_stale_temps_of
     from ferhub.inputs import relative_name
     from ferhub.writers import make_writer
 
@@ -613,13 +627,17 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     remove_stale_temps_of(target for _, target in mine)
     done = failed = 0
     for f, target in mine:
-        if target.exists():
+        # os.path: False, not an error, for a name too long to exist (it fails below as that input's error)
+        if os.path.exists(target):
             done += 1
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = new_temp(target)
+        tmp: Path | None = None
         failed_before = job.failed
         try:
+            if len(os.fsencode(target.name)) > NAME_MAX:  # said before the work, not after it
+                raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(target))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = new_temp(target)
             os.chmod(tmp, 0o644)  # as a file open() makes; mkstemp's 0600 would make the results private
             with open(tmp, "w", encoding="utf-8", newline="") as out, job.interrupt.installed():
                 writer = make_writer(job.args.format, out, job.predictor, array=False)
@@ -631,20 +649,27 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
                 continue
             os.replace(tmp, target)  # complete files only: a rerun redoes an interrupted input
         except KeyboardInterrupt:
-            tmp.unlink(missing_ok=True)
             say(f"interrupted; finished inputs are in {out_dir}, a rerun continues")
             return 130
+        except (OSError, UnicodeError) as e:
+            if getattr(e, "errno", None) in FOLDER_ERRNOS:  # every later input would fail the same way
+                raise
+            # this input's own error (a result name longer than the file system allows): the others go on
+            say(f"result not written to {target} ({getattr(e, 'strerror', None) or e})", f)
+            failed += 1
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
     shard = f"process {rank + 1}/{world}: " if world > 1 else ""
     retry = f", {failed} failed (a rerun retries them)" if failed else ""
-    say(f"{shard}{len(mine) - done - failed} input(s) written to {out_dir}, {done} already done{retry}")
+    written = len(mine) - done - failed
+    say(f"{shard}{written} input(s) written to {out_dir}, {done} already done{retry}")
     if job.saliency and done:  # their photos were not read again: no overlays, said rather than left out
         say(
             f"note: no --saliency overlays for the {done} input(s) already done in {out_dir}; delete their"
             " result files to redo them"
         )
-    return 0 if job.ok or done or not mine else 1
+    return 0 if written or done or not mine else 1
 
 
 def run(args: argparse.Namespace) -> int:
