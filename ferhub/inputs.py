@@ -3,7 +3,11 @@
 Folders are searched recursively for every suffix Pillow can decode here (its registered formats: AVIF
 included where the wheel carries it) and every video suffix PyAV reads. Files a folder holds that are neither
 are counted per suffix and reported, so nothing is left out silently: a ``.heic`` photo without the
-``pillow-heif`` plugin is named with that hint.
+``pillow-heif`` plugin is named with that hint. A folder search (:func:`walk`, which evaluation's class
+folders go through too) passes over hidden files and folders (``.Trash``, ``.thumbnails``, macOS's ``._``
+files), follows links to folders as it follows links to files (each real folder once: a link back up the
+tree ends there), and says which folders it could not read (a path past the system's limit) instead of
+stopping.
 
 >>> found = scan(["photos/", "clip.mp4"])           # doctest: +SKIP
 >>> found.files, found.skipped_message()            # doctest: +SKIP
@@ -11,7 +15,10 @@ are counted per suffix and reported, so nothing is left out silently: a ``.heic`
 
 from __future__ import annotations
 
+import hashlib
 import os
+import unicodedata
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +39,77 @@ def is_media_path(path: str | os.PathLike) -> bool:
 
 
 @dataclass
+class Tree:
+    """What :func:`walk` found under the folder ``top``."""
+
+    top: Path
+    folders: dict[Path, list[str]] = field(default_factory=dict)  # folder -> its files' names, sorted
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)  # (path, why) of what could not be read
+    repeated: list[Path] = field(default_factory=list)  # links to a folder read already (or one above them)
+
+    def notes(self, *, inside: bool = False) -> list[str]:
+        """What the walk left out, one short sentence each naming the first (none when it read everything);
+        ``inside``: paths named inside ``top`` (for results that may be shared, which should not carry where
+        the data lay on this machine)."""
+
+        def shown(path: Path) -> str:
+            text = str(path.relative_to(self.top) if inside else path)
+            return text if len(text) <= 120 else f"{text[:50]}...{text[-60:]}"  # past PATH_MAX: 4 KB
+
+        notes = []
+        if self.unreadable:
+            (first, why), more = self.unreadable[0], len(self.unreadable) - 1
+            notes.append(
+                f"unreadable: left out {len(self.unreadable)} folder(s) or link(s) that could not be read: "
+                f"{shown(first)} ({why})" + (f" and {more} more" if more else "")
+            )
+        if self.repeated:
+            more = len(self.repeated) - 1
+            notes.append(
+                f"left out {len(self.repeated)} link(s) to a folder read already (its own or one above it): "
+                + shown(self.repeated[0])
+                + (f" and {more} more" if more else "")
+            )
+        return notes
+
+
+def walk(top: str | os.PathLike) -> Tree:
+    """The folders under ``top`` (``top`` itself first) and the files each holds. Names starting with "."
+    are passed over. Links to folders are followed after the folders themselves, each real folder read once:
+    a link to a folder read already (a folder above it, or one the tree holds or links to elsewhere) is noted
+    in ``repeated``. Links that lead nowhere, FIFOs and devices are not files. A folder or link that cannot be
+    read (no permission, a path past the system's limit, a link loop) is noted in ``unreadable`` and the rest
+    read on."""
+    tree = Tree(Path(top))
+    seen: set[tuple[int, int]] = set()
+    stack, links = [tree.top], []
+    while stack or links:
+        folder = stack.pop() if stack else links.pop(0)
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                tree.repeated.append(folder)
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as e:
+            tree.unreadable.append((folder, e.strerror or str(e)))
+            continue
+        files = []
+        for entry in entries:
+            try:
+                if entry.is_dir():  # follows a link
+                    (links if entry.is_symlink() else stack).append(folder / entry.name)
+                elif entry.is_file():
+                    files.append(entry.name)
+            except OSError as e:  # a link that loops, or whose target's path is too long
+                tree.unreadable.append((folder / entry.name, e.strerror or str(e)))
+        tree.folders[folder] = files
+    return tree
+
+
+@dataclass
 class Inputs:
     """Files to process, in order, each with the argument (folder or file) it came from."""
 
@@ -39,28 +117,63 @@ class Inputs:
     roots: list[Path] = field(default_factory=list)  # the argument each file was found under
     skipped: dict[str, int] = field(default_factory=dict)  # suffix -> count of files not taken from folders
     outputs: int = 0  # media files left out of the folders scanned because they lie in an output folder
+    notes: list[str] = field(default_factory=list)  # what the folder walks could not read or read twice
 
     def skipped_message(self) -> str | None:
         """One line naming what the folder scan left out, or ``None`` when it left out nothing of note."""
         notable = {s: n for s, n in sorted(self.skipped.items()) if s not in _QUIET}
-        if not notable:
-            return None
         parts = []
         for suffix, n in notable.items():
             hint = f" (install {_PLUGIN_HINTS[suffix]} to read them)" if suffix in _PLUGIN_HINTS else ""
             parts.append(f"{n} {suffix}{hint}")
-        return "skipped files neither Pillow nor PyAV reads here: " + ", ".join(parts)
+        said = ["skipped files neither Pillow nor PyAV reads here: " + ", ".join(parts)] if parts else []
+        return "; ".join(said + self.notes) or None
 
     def videos(self) -> list[Path]:
         """The files analysed as videos: named like one, or animated GIFs and PNGs."""
         return [f for f in self.files if plays_as_video(f)]
 
+    def result_names(self) -> list[Path]:
+        """Where each file's result goes under an output folder (``--out-dir``): its path below the deepest
+        folder holding every argument (a folder argument counts as itself, a file as its folder), so
+        ``a/photos b/photos`` give ``a/photos/x.jpg`` and ``b/photos/x.jpg``, and one folder given gives the
+        paths inside it. Names depend only on the arguments' places, never on their order, so a rerun finds
+        the results of the last one. Names that only a case-insensitive (or Unicode-normalising) file system
+        would take for one (``Case.jpg``, ``case.jpg``) each get a tag from their exact name
+        (``Case~b58204d9.jpg``)."""
+        folders = {root: root.is_dir() for root in self.roots}
+        bases = {r: r.resolve() if d else r.absolute().parent.resolve() for r, d in folders.items()}
+        full = [
+            bases[root] / (f.relative_to(root) if folders[root] else f.name)
+            for f, root in zip(self.files, self.roots)
+        ]
+        try:
+            common = Path(os.path.commonpath(list(bases.values()))) if bases else Path()
+            names = [p.relative_to(common) for p in full]
+        except ValueError:  # arguments on two Windows drives: the drive letter is the first folder
+            names = [Path(p.drive.rstrip(":") or "root", p.relative_to(p.anchor)) for p in full]
+        alike: defaultdict[str, set[Path]] = defaultdict(set)
+        for name in names:
+            alike[_folded(name)].add(name)
+        return [_tagged(name) if len(alike[_folded(name)]) > 1 else name for name in names]
+
+
+def _folded(name: Path) -> str:
+    # Unicode's canonical caseless match: what APFS, HFS+, NTFS and exFAT take for one name, or near it
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", str(name)).casefold())
+
+
+def _tagged(name: Path) -> Path:
+    tag = hashlib.sha1(os.fsencode(name.as_posix())).hexdigest()[:8]
+    return name.with_name(f"{name.stem}~{tag}{name.suffix}")
+
 
 def scan(paths: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike] = ()) -> Inputs:
-    """Expand folders (recursively, sorted) into photo and video files; files named directly are kept as
-    given (a wrong one gets its own error later). Files in ``outputs`` (folders a run writes into, such as
-    ``--saliency``'s ``--out``) inside a folder scanned, not that folder itself, are left out and counted:
-    the overlays of one run were the next run's inputs, and their overlays the one after's."""
+    """Expand folders (:func:`walk`, sorted) into photo and video files; files named directly are kept as
+    given (a wrong one gets its own error later, and a hidden one is read). Files in ``outputs`` (folders a
+    run writes into, such as ``--saliency``'s ``--out``) inside a folder scanned, not that folder itself, are
+    left out and counted: the overlays of one run were the next run's inputs, and their overlays the one
+    after's."""
     found = Inputs()
     written = [Path(os.path.realpath(o)) for o in outputs]
     for p in map(Path, paths):
@@ -72,9 +185,9 @@ def scan(paths: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike
         # it (`--out .`), holds the inputs too
         real = Path(os.path.realpath(p))
         leave = [w for w in written if w != real and w.is_relative_to(real)]
-        for f in sorted(p.rglob("*")):
-            if not f.is_file():
-                continue
+        tree = walk(p)
+        found.notes += tree.notes()
+        for f in sorted(folder / name for folder, names in tree.folders.items() for name in names):
             if is_media_path(f) and leave and _inside(f, leave):
                 found.outputs += 1
             elif is_media_path(f):
@@ -89,12 +202,3 @@ def scan(paths: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike
 def _inside(path: Path, folders: Sequence[Path]) -> bool:
     real = Path(os.path.realpath(path))
     return any(real.is_relative_to(folder) for folder in folders)
-
-
-def relative_name(path: Path, root: Path, *, several_roots: bool) -> Path:
-    """Where ``path`` goes under an output folder: its path inside the folder argument it came from (prefixed
-    with that folder's name when several arguments were given), or its file name."""
-    if root.is_dir():
-        rel = path.relative_to(root)
-        return Path(root.resolve().name) / rel if several_roots else rel
-    return Path(path.name)

@@ -294,3 +294,26 @@ def test_bootstrap_ci_refuses_no_resamples() -> None:
 
     with pytest.raises(ValueError, match="n_resamples must be 1 or more, got 0"):
         bootstrap_ci([0, 1], [0, 1], 2, n_resamples=0)
+
+
+def test_out_dir_keeps_inputs_of_one_name_apart_and_a_rerun_finds_them(
+    capsys, tmp_path: Path, monkeypatch
+) -> None:
+    """``predict a/photos b/photos --out-dir res`` named both results ``photos/img1.jpg.json``: the second
+    photo was counted "already done" and never classified (two ``img1.jpg`` named directly: the same)."""
+    monkeypatch.chdir(tmp_path)
+    for folder, who in (("a", "astronaut"), ("b", "hopper")):
+        Path(folder, "photos").mkdir(parents=True)
+        clips.photo(who).save(Path(folder, "photos", "img1.jpg"))
+    for argv, out in (
+        (["a/photos", "b/photos"], "res"),
+        (["a/photos/img1.jpg", "b/photos/img1.jpg"], "res2"),
+    ):
+        code, _, err = run_cli(capsys, "predict", *argv, "--out-dir", out)
+        assert code == 0 and "2 input(s) written" in err and "0 already done" in err
+        written = sorted(p.relative_to(out).as_posix() for p in Path(out).rglob("*.json"))
+        assert written == ["a/photos/img1.jpg.json", "b/photos/img1.jpg.json"]
+        labels = {json.loads(Path(out, w).read_text())["faces"][0]["label"] for w in written}
+        assert len(labels) == 2  # two photos classified, not one result twice
+        code, _, err = run_cli(capsys, "predict", *reversed(argv), "--out-dir", out)  # resumes, any order
+        assert code == 0 and "0 input(s) written" in err and "2 already done" in err

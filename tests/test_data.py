@@ -609,3 +609,32 @@ def test_a_parquet_file_without_splits_is_split_all_or_the_split_named(tmp_path:
                      {"Usage": ["Training", "PrivateTest", "PrivateTest"]})  # fmt: skip
     private = open_source(usage, "test")
     assert (len(private), private.split, private.split_is_label) == (2, "test", False)
+
+
+def test_linked_class_folders_are_read_once_each_and_hidden_ones_passed_over(tmp_path: Path) -> None:
+    """A class folder that is a link was silently left out (evaluate reported 100% with the class missing;
+    all linked: "holds no class folders")."""
+    store = tmp_path / "store"
+    for cls, n in (("happy", 3), ("neutral", 2)):
+        (store / cls).mkdir(parents=True)
+        for i in range(n):
+            _img(10 * i).save(store / cls / f"{i}.png")
+    part, linked = tmp_path / "part", tmp_path / "linked"
+    (part / "happy").mkdir(parents=True)
+    _img(1).save(part / "happy" / "a.png")
+    (part / "neutral").symlink_to(store / "neutral")
+    (part / ".Trash-1000" / "sad").mkdir(parents=True)  # hidden: passed over, as ever
+    _img(2).save(part / ".Trash-1000" / "sad" / "x.png")
+    _img(2).save(part / "happy" / "._a.png")
+    src = open_source(part)
+    assert src.labels == ("happy", "neutral") and list(src.class_counts()) == [1, 2] and not src.notes
+    linked.mkdir()
+    for cls in ("happy", "neutral"):
+        (linked / cls).symlink_to(store / cls)
+    (linked / "happy" / "again").symlink_to(store / "happy")  # a link back up: read once, and said
+    src = open_source(linked)
+    assert src.labels == ("happy", "neutral") and list(src.class_counts()) == [3, 2]
+    # said with the results, and named inside the data (eval_results.json may be shared)
+    assert src.notes == (
+        "left out 1 link(s) to a folder read already (its own or one above it): happy/again",
+    )

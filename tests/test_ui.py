@@ -1499,3 +1499,27 @@ def test_only_a_zerogpu_space_is_taken_for_one(monkeypatch: pytest.MonkeyPatch) 
 def test_example_photos_are_the_bundled_images_only() -> None:
     """The examples folder also holds its README: only files Pillow decodes are offered as examples."""
     assert [Path(p).name for p in state.example_photos()] == ["astronaut.jpg", "grace_hopper.jpg"]
+
+
+def test_download_names_keep_the_letters_of_every_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every non-ASCII letter was dropped: ``café au lait.jpg`` gave ``caf_au_lait``, and every Japanese,
+    Chinese or Cyrillic upload the same generic name."""
+    from ferhub.ui import scratch
+
+    monkeypatch.setattr(scratch, "download_path", Path)
+
+    def named(upload: str | None) -> str:
+        return state.download_path(upload, ".ferhub.json", "ferhub-result").name
+
+    assert named("/tmp/gradio/4f2a/café au lait.jpg") == "café_au_lait.ferhub.json"
+    assert named("日本語の写真.jpg") == "日本語の写真.ferhub.json"
+    assert named("Ünïcödé фото.jpg") == "Ünïcödé_фото.ferhub.json"
+    assert named("cafe\u0301.jpg") == "café.ferhub.json"  # composed (NFC), as macOS's decomposed names too
+    assert named("हिन्दी.jpg") == "हिन्दी.ferhub.json"  # its vowel signs are marks, kept
+    # still safe: no separators, dots, control or format characters (a right-to-left override), and a
+    # long name keeps its end within the byte cap
+    assert named("..\\..\\x.jpg") == "x.ferhub.json" and named(".profile") == "profile.ferhub.json"
+    assert named("a\u202egnp.exe\n.jpg") == "a_gnp_exe.ferhub.json"
+    assert named("😀.jpg") == named(None) == "ferhub-result.ferhub.json"
+    long = named("写" * 100 + "end.jpg")
+    assert long == "写" * 39 + "end.ferhub.json" and len(long.encode()) <= 255

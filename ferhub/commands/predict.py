@@ -610,16 +610,14 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     """One result file per input under ``--out-dir``; this process's share under torchrun; finished
     skipped."""
     from ferhub.fileio import NAME_MAX, new_temp, remove_stale_temps_of
-    from ferhub.inputs import relative_name
     from ferhub.writers import make_writer
 
     rank, world = _shard()
     out_dir = Path(job.args.out_dir)
     suffix = ".csv" if job.args.format == "csv" else ".json"
-    several_roots = len(set(found.roots)) > 1
     mine = [
-        (f, out_dir / f"{relative_name(f, root, several_roots=several_roots)}{suffix}")
-        for i, (f, root) in enumerate(zip(found.files, found.roots))
+        (f, out_dir / f"{name}{suffix}")
+        for i, (f, name) in enumerate(zip(found.files, found.result_names()))
         if i % world == rank
     ]
     # what an earlier run killed past any handler (SIGKILL, a crash, a reboot) left half-written: only this

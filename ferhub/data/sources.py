@@ -320,19 +320,19 @@ class FolderSource(LabeledSource):
         label_names: str | Sequence[str] | None = None,
         precropped: bool = False,
     ) -> None:
+        from ferhub.inputs import walk
+
         root = Path(root)
         entries: dict[str, list[str]] = {}
         suffixes = image_suffixes()
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            rel = Path(dirpath).relative_to(root).as_posix()
-            imgs = [
-                f"{rel}/{f}" if rel != "." else f
-                for f in filenames
-                if Path(f).suffix.lower() in suffixes and not f.startswith(".")
+        tree = walk(root)  # hidden names passed over; a linked class folder read like a real one
+        for folder, names in tree.folders.items():
+            rel = folder.relative_to(root).as_posix()
+            entries[rel] = [
+                f"{rel}/{f}" if rel != "." else f for f in names if Path(f).suffix.lower() in suffixes
             ]
-            entries[rel] = imgs
         classes, all_classes, own_splits = _layout(entries, split, str(root))
+        self.notes = tuple(tree.notes(inside=True))  # recorded with the results: no path of this machine
         self.root = root
         self.labels, rel_files, self.targets = _labelled_files(classes, all_classes, label_names)
         self.files = [root / f for f in rel_files]

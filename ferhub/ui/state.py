@@ -9,11 +9,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -355,12 +357,34 @@ def output_path(suffix: str) -> Path:
 
 def download_path(upload: Any, suffix: str, default: str) -> Path:
     """A fresh path for a download named after an upload (``my photo (1).jpg`` -> ``my_photo_1`` +
-    ``suffix``; ``default`` without one): only the name the visitor gave, in plain characters, never the
-    server's path (:func:`ferhub.ui.scratch.download_path`)."""
+    ``suffix``, ``café.jpg`` -> ``café``, ``фото.jpg`` -> ``фото``; ``default`` without one): only the name
+    the visitor gave, never the server's path (:func:`ferhub.ui.scratch.download_path`).
+
+    Letters, digits and marks of any script are kept, ``-`` too; anything else (path separators, dots,
+    quotes, spaces, control and format characters such as a right-to-left override) becomes ``_``. The end of
+    a long name is kept, at most :data:`DOWNLOAD_STEM_BYTES` in UTF-8.
+    """
     from ferhub.ui import scratch
 
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(str(upload)).stem).strip("_")[-60:] if upload else ""
-    return scratch.download_path(f"{stem or default}{suffix}")
+    return scratch.download_path(f"{(download_stem(str(upload)) if upload else '') or default}{suffix}")
+
+
+# a download name's stem at most, in UTF-8 bytes: with the longest suffix ("-annotated.mp4") far below the
+# 255 bytes a file name may have
+DOWNLOAD_STEM_BYTES = 120
+
+
+def download_stem(name: str) -> str:
+    """The stem of ``name`` (a file name or path) as :func:`download_path` keeps it ("" when nothing is)."""
+    stem = unicodedata.normalize("NFC", Path(name).stem)
+    runs = itertools.groupby(stem, key=lambda c: c in "-_" or unicodedata.category(c)[0] in "LNM")
+    kept = "".join("".join(run) if ok else "_" for ok, run in runs).strip("_")
+    # the end of a long name is kept; a cut (or a name) starting with a mark has nothing to put it on
+    while kept and (
+        len(kept.encode()) > DOWNLOAD_STEM_BYTES or kept[0] == "_" or unicodedata.category(kept[0])[0] == "M"
+    ):
+        kept = kept[1:]
+    return kept
 
 
 def save_image(image: Any, name: str = "image", *, lossless: bool = False, named: bool = False) -> str:
