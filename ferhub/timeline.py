@@ -92,10 +92,14 @@ def _per_model(face: Mapping[str, Any], default_model: str) -> list[Mapping[str,
 def collect(
     frames: Iterable[Mapping[str, Any]], default_model: str = "model"
 ) -> dict[tuple[int, str], Series]:
-    """Frame dicts -> a :class:`Series` per (face id, model), in order of first appearance."""
+    """Frame dicts -> a :class:`Series` per (face id, model), in order of first appearance. A frame marked
+    ``restarted`` (a webcam recording's first after the camera was stopped) follows a stretch with no frames
+    at all, which breaks the lines as frames without the person do."""
     out: dict[tuple[int, str], Series] = {}
     times: list[float] = []
-    for n, frame in enumerate(frames):
+    n = -1  # the frame's position (see Series.seq)
+    for frame in frames:
+        n += 2 if frame.get("restarted") else 1
         times.append(float(frame["time"]))
         for face in frame["faces"]:
             for pred in _per_model(face, default_model):
@@ -221,27 +225,41 @@ def _seconds(data: Mapping[tuple[int, str], Series], person: int) -> float:
     return times[-1] - times[0] if times else 0.0
 
 
-SUMMARY_HEADER = ["face", "from (s)", "to (s)", "on screen (s)", "mostly", "share of time", "peak"]
+# "first seen" and "last seen": the times of the first and last analysed frames showing the person; "on
+# screen" counts each of those frames until the next analysed frame, so it may exceed last minus first seen
+SUMMARY_HEADER = [
+    "face",
+    "first seen (s)",
+    "last seen (s)",
+    "on screen (s)",
+    "mostly",
+    "share of time",
+    "peak",
+]
 
 
 def summary_rows(tracks: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    """Rows for :data:`SUMMARY_HEADER` from ``ferhub predict`` track summaries (first model)."""
+    """Rows for :data:`SUMMARY_HEADER` from ``ferhub predict`` track summaries: one per person, or, where
+    several models ran, one per person and model, named ``"1 · model"``."""
     rows = []
     for t in tracks:
-        share = sorted(t["share"].items(), key=lambda kv: -kv[1])
-        shares = ", ".join(f"{k} {v:.0%}" for k, v in share[:3] if v >= 0.005)
-        dominant = t.get("dominant")
-        peak = t["peaks"].get(dominant) if dominant else None
-        peak_text = f"{dominant} {peak['probability']:.2f} at {peak['time']:.1f} s" if peak else "-"
-        rows.append(
-            [
-                t["face_id"],
-                round(t["first_time"], 2),
-                round(t["last_time"], 2),
-                round(t["seconds"], 2),
-                dominant or "-",
-                shares or "-",
-                peak_text,
-            ]
-        )
+        per_model = t.get("models") or [t]
+        for m in per_model:
+            face = t["face_id"] if len(per_model) == 1 else f"{t['face_id']} · {m['model']}"
+            share = sorted(m["share"].items(), key=lambda kv: -kv[1])
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in share[:3] if v >= 0.005)
+            dominant = m.get("dominant")
+            peak = m["peaks"].get(dominant) if dominant else None
+            peak_text = f"{dominant} {peak['probability']:.2f} at {peak['time']:.1f} s" if peak else "-"
+            rows.append(
+                [
+                    face,
+                    round(t["first_time"], 2),
+                    round(t["last_time"], 2),
+                    round(t["seconds"], 2),
+                    dominant or "-",
+                    shares or "-",
+                    peak_text,
+                ]
+            )
     return rows

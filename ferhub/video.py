@@ -28,7 +28,14 @@ from PIL import Image
 from ferhub.errors import not_finite
 from ferhub.faces import MIN_MAX_SIDE, Face
 from ferhub.tracking import Box, FaceTracker, Smoother, Track, appearance, iou, match_boxes
-from ferhub.videoio import DEFAULT_MAX_SIDE, VideoDecodeError, VideoInfo, open_video
+from ferhub.videoio import (
+    DEFAULT_MAX_SIDE,
+    JUMP_SECONDS,
+    JUMP_STEPS,
+    VideoDecodeError,
+    VideoInfo,
+    open_video,
+)
 
 
 @dataclass
@@ -86,9 +93,6 @@ class VideoFrameResult:
         return {"frame": self.index, "time": round(self.time, 4), "faces": [f.to_dict() for f in self.faces]}
 
 
-# the longest a frame counts as on screen: a longer gap is a timestamp jump (or a damaged stream), not screen
-# time
-MAX_FRAME_SECONDS = 2.0
 # faces are detected at least this often (video time), whatever ``detect_every`` says: at 15 fps and more,
 # every 3rd frame is within it; sampled at 5 fps, every 2nd; at 3 fps or less, every frame
 MAX_DETECT_SECONDS = 0.3
@@ -161,7 +165,12 @@ class _TrackStats:
 
 class TrackSummaries:
     """Per-track totals of a stream of analysed frames (a video, or a recorded webcam session): call
-    :meth:`add` for each frame in time order, then :meth:`result`. Keeps a few numbers per class per track."""
+    :meth:`add` for each frame in time order, then :meth:`result`. Keeps a few numbers per class per track.
+
+    A frame counts as on screen until the next one, however long it is held (a variable-frame-rate screen or
+    call recording holds a still picture for seconds), up to a jump in the timestamps: over
+    :data:`~ferhub.videoio.JUMP_SECONDS` and :data:`~ferhub.videoio.JUMP_STEPS` frame intervals (as FFmpeg
+    and the reader take one in MPEG-TS; a 10-hour gap is no 10 hours on screen), or where the caller says."""
 
     def __init__(self, models: list[str], labels: list[tuple[str, ...]], typical_dt: float) -> None:
         self.models, self.labels = models, labels
@@ -169,14 +178,18 @@ class TrackSummaries:
         self._previous: tuple[float, list[int]] | None = None
         self._typical_dt = typical_dt
 
-    def add(self, time: float, faces: Sequence[VideoFace]) -> None:
+    def add(self, time: float, faces: Sequence[VideoFace], *, jump: bool = False) -> None:
+        """``jump``: the time since the frame before is no time that frame was shown (the timestamps started
+        again, the camera was stopped): that frame counts for one typical frame interval."""
         if self._previous is not None:
             prev_time, ids = self._previous
             dt = time - prev_time
-            if 0 < dt <= MAX_FRAME_SECONDS:
+            if jump or dt > max(JUMP_SECONDS, JUMP_STEPS * self._typical_dt):
+                dt = self._typical_dt
+            elif dt > 0:
                 self._typical_dt = dt
             for i in ids:
-                self._stats[i].credit(dt if dt <= MAX_FRAME_SECONDS else self._typical_dt)
+                self._stats[i].credit(dt)
         for f in faces:
             stats = self._stats.get(f.track_id)
             if stats is None:
@@ -412,7 +425,8 @@ class VideoRun:
                 row += 1
                 smoothed = self.smoother.update(track, raw, frame.time)
                 faces.append(VideoFace(track.id, face, was_detected, raw, smoothed, self.labels, self.models))
-            self._summaries.add(frame.time, faces)
+            # another recording joined on (the reader's clock goes on a step after the last): no time shown
+            self._summaries.add(frame.time, faces, jump=frame.restarted)
             self.frames_done += 1
             result = VideoFrameResult(frame.index, frame.time, faces, frame.image)
             del frame

@@ -94,7 +94,17 @@ def test_bad_frames_get_a_clear_error_and_the_session_goes_on(
 def test_a_model_that_cannot_load_is_said_without_server_paths(
     client: TestClient, sid: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    live.set_model(sid, "/srv/secret/models/mine")
+    """Refused when picked (one toast), while the camera streams on with the model before: it was refused
+    only by the next frame, which stopped the camera. A frame for a model that cannot load says the same."""
+    assert post(client, sid, jpeg(hopper()), start=True).status_code == 200
+    before = live.SESSIONS.get(sid).model
+    with pytest.raises(gr.Error) as e:
+        live.set_model(sid, "/srv/secret/models/mine")
+    assert "Cannot load model" in e.value.message and "/srv/secret" not in e.value.message
+    assert live.SESSIONS.get(sid).model == before
+    reply = post(client, sid, jpeg(hopper()))
+    assert reply.status_code == 200 and live.SESSIONS.find(sid).model == DEFAULT_MODEL
+    live.SESSIONS.get(sid).model = "/srv/secret/models/mine"  # (the default model, say, no longer loads)
     reply = post(client, sid, jpeg(hopper()))
     assert reply.status_code == 422
     message = reply.json()["error"]
@@ -123,6 +133,9 @@ def test_recording_timeline_and_snapshot_by_the_pages_id(client: TestClient, sid
         reply = post(client, sid, jpeg(hopper(2 * step)), start=step == 0)
         assert reply.status_code == 200
     assert status(reply).endswith("1 face · recording 3 frames")
+    # what the page's status says once it stops its camera: not the rate and faces of its last frame
+    stopped = urllib.parse.unquote(reply.headers[live.STOPPED_HEADER])
+    assert stopped == "stopped · 3 frames recorded: Plot timeline draws them"
     figure, rows = webcam.timeline(sid)
     assert [r[0] for r in rows] == [1] and rows[0][4] in FER7 and len(figure.data[0].x) == 3
     image, tabs = webcam.snapshot(sid)
@@ -467,3 +480,76 @@ def test_the_rate_after_start_again_is_the_new_runs(client: TestClient, sid: str
     post(client, sid, jpeg(hopper()), start=True)
     reply = post(client, sid, jpeg(hopper(1)))
     assert float(status(reply).split(" fps")[0]) > 1
+
+
+# The page's webcam.js run in Node with the few browser objects it touches stubbed: its camera, a route that
+# answers every frame with the status of a recording, and the Start/Stop button pressed
+WEBCAM_PAGE_HARNESS = r"""
+const code = process.argv[2];
+const node = (extra = {}) => ({
+  textContent: "", classList: { toggle() {} }, dataset: {}, width: 0, height: 0, ...extra,
+});
+const els = {
+  ".fh-live-status": node(),
+  ".fh-live-button": node(),
+  ".fh-live-video": node({
+    videoWidth: 640, videoHeight: 480, srcObject: null,
+    play: async () => {},
+    requestVideoFrameCallback(cb) { setTimeout(() => cb(0, { presentedFrames: ++this.n }), 5); }, n: 0,
+  }),
+  ".fh-live-output": node({ getContext: () => ({ drawImage() {} }) }),
+};
+let click;
+const element = {
+  querySelector: (s) => els[s],
+  addEventListener: (name, fn) => { click = fn; },
+};
+const document = {
+  baseURI: "http://x/",
+  createElement: () =>
+    node({ getContext: () => ({ setTransform() {}, drawImage() {} }), toBlob: (cb) => cb("jpeg") }),
+};
+const navigator = { mediaDevices: { getUserMedia: async () => ({ getTracks: () => [{ stop() {} }] }) } };
+const headers = {
+  "x-ferhub-status": encodeURIComponent("15.2 fps · 5 faces · recording 30 frames"),
+  "x-ferhub-stopped": encodeURIComponent("stopped · 30 frames recorded: Plot timeline draws them"),
+};
+const fetch = async () => ({
+  ok: true, status: 200,
+  headers: { get: (k) => headers[k] ?? null, has: (k) => k in headers },
+  blob: async () => "jpeg",
+});
+const createImageBitmap = async () => ({ width: 640, height: 480, close() {} });
+new Function("element", "props", "document", "navigator", "fetch", "createImageBitmap", code)(
+  element, { value: "page-id" }, document, navigator, fetch, createImageBitmap,
+);
+const press = () => click({ target: { closest: () => true } });
+press();
+const until = async (f) => {
+  for (let i = 0; i < 400 && !f(); i++) await new Promise((r) => setTimeout(r, 5));
+};
+await until(() => Number(els[".fh-live-output"].dataset.frames || 0) >= 2);
+console.log(els[".fh-live-status"].textContent);
+press();
+console.log(els[".fh-live-status"].textContent);
+process.exit(0);
+"""
+
+
+def test_after_stop_the_page_says_it_stopped_and_what_was_recorded(tmp_path: Path) -> None:
+    """After Stop the status still read "15.2 fps · 5 faces · recording 30 frames", as if the camera streamed
+    and recorded on: it says the camera stopped, with what was recorded (the route's stopped header)."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs node")
+    harness = tmp_path / "harness.mjs"
+    harness.write_text(WEBCAM_PAGE_HARNESS, encoding="utf-8")
+    code = (Path(webcam.__file__).with_name("webcam.js")).read_text(encoding="utf-8")
+    out = subprocess.run([node, str(harness), code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.splitlines() == [
+        "15.2 fps · 5 faces · recording 30 frames",  # streaming
+        "stopped · 30 frames recorded: Plot timeline draws them",  # stopped
+    ]

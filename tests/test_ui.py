@@ -8,7 +8,7 @@ import json
 import re
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -1523,3 +1523,131 @@ def test_download_names_keep_the_letters_of_every_script(monkeypatch: pytest.Mon
     assert named("😀.jpg") == named(None) == "ferhub-result.ferhub.json"
     long = named("写" * 100 + "end.jpg")
     assert long == "写" * 39 + "end.ferhub.json" and len(long.encode()) <= 255
+
+
+# -- Video tab: a new clip or new settings, several models; Webcam: a recording across Stop/Start ----------
+def _clip(tmp_path: Path) -> str:
+    import clips
+
+    frames, _ = clips.crossing(12)  # two people, 0.8 s
+    return str(clips.write_clip(tmp_path / "crossing.mp4", frames))
+
+
+def test_video_tab_new_clip_or_settings_clear_the_results_and_a_run_for_the_old_ones_fills_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A clip put in (or removed) or new models, frame rate or smoothing left the last clip's results and
+    downloads on screen, unmarked; a clip replaced while the last one was analysed got that run's results
+    under it. The outputs are cleared in the browser (as Classify does for new settings), with a line to
+    press Analyse; the page reports what it holds (`put_in`) and a run for anything else stops at its next
+    frame and fills nothing."""
+    from ferhub.ui import video
+
+    demo = build_app([DEFAULT_MODEL])
+    ids = {b._id: getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    deps = {d["api_name"]: d for d in demo.config["dependencies"]}
+    inputs = ["video-input", "video-models", "video-fps", "video-smooth"]
+    assert [ids[i] for i in deps["video"]["inputs"]] == inputs
+    cleared = deps["video_changed"]
+    assert [(ids[t[0]], t[1]) for t in cleared["targets"]] == [(i, "change") for i in inputs]
+    assert cleared["js"] == video.stale_js() and not cleared["backend_fn"]
+    assert (
+        cleared["outputs"] == deps["video"]["outputs"] and [ids[i] for i in cleared["inputs"]] == inputs[:1]
+    )
+    assert video.stale_js().startswith("(clip) => [null, null, {") and "press Analyse" in video.stale_js()
+    (put_in,) = [f for f in demo.fns.values() if f.api_name == "video_put_in"]
+    assert put_in.fn is video.put_in and not put_in.queue and not put_in.preprocess and not put_in.outputs
+    assert [(ids[t[0]], t[1]) for t in deps["video_put_in"]["targets"]] == [(i, "input") for i in inputs]
+    assert deps["video_put_in"]["inputs"] == deps["video"]["inputs"]
+
+    session = {"id": "page-1"}
+    monkeypatch.setattr(video, "_session", lambda: session["id"])
+    monkeypatch.setattr(video, "_held", collections.OrderedDict())
+    clip = _clip(tmp_path)
+    payload = {"path": clip, "orig_name": "crossing.mp4", "meta": {"_type": "gradio.FileData"}}
+    other = {**payload, "path": str(tmp_path / "other.mp4")}
+    asked = (clip, [DEFAULT_MODEL], 5, 0.3)
+    frames: list[int] = []
+
+    def doing(what: Callable[[], None]) -> Callable[..., None]:
+        def progress(*args: Any, **kwargs: Any) -> None:  # called after each frame
+            frames.append(1)
+            if len(frames) == 2:
+                what()
+
+        return progress
+
+    files: list[Path] = []
+    download = state.download_path
+    monkeypatch.setattr(state, "download_path", lambda *a, **k: files.append(download(*a, **k)) or files[-1])
+    for moved in (
+        (other, [DEFAULT_MODEL], 5, 0.3),  # another clip put in
+        (None, [DEFAULT_MODEL], 5, 0.3),  # the clip removed
+        (payload, [DEFAULT_MODEL], 2, 0.3),  # another frame rate
+        (payload, [DEFAULT_MODEL], 5, 0),  # no smoothing
+    ):
+        frames.clear()
+        out = video.analyse_video(*asked, progress=doing(lambda moved=moved: video.put_in(*moved)))
+        assert out == (gr.skip(),) * 5 and len(frames) == 2, moved  # stopped at the next frame
+        assert len(files) == 3 and not any(f.exists() for f in files)  # (its downloads removed)
+        files.clear()
+
+    # analysed to the end: the page reporting the run's own inputs (the upload's report may come after the
+    # click), another page's report, an API caller's run (its page reports nothing)
+    def elsewhere(page: str | None, *report: Any) -> None:
+        was, session["id"] = session["id"], page
+        video.put_in(*report)
+        session["id"] = was
+
+    for page, reporter in (("page-1", "page-1"), ("page-1", "page-2"), (None, "page-1")):
+        session["id"] = page
+        report = (payload if reporter == page else other, *asked[1:])
+        frames.clear()
+        progress = doing(lambda r=report, p=reporter: elsewhere(p, *r))
+        copy, *_, status = video.analyse_video(*asked, progress=progress)
+        assert Path(copy).is_file() and status.startswith("4 frames analysed"), (page, reporter)
+
+
+def test_video_tab_summary_names_each_models_rows(tmp_path: Path, tiny_model: str) -> None:
+    """With several models the Per person table showed the first model's figures only, naming none (the plot
+    above it drew both): a row per person and model, named "1 · model", as the Webcam tab's table does."""
+    from ferhub.ui import video
+
+    _, _, rows, (_, json_file), _ = video.analyse_video(
+        _clip(tmp_path), [DEFAULT_MODEL, tiny_model], 5, 0.3, progress=quiet
+    )
+    assert [r[0] for r in rows] == [f"{face} · {m}" for face in (1, 2) for m in (DEFAULT_MODEL, tiny_model)]
+    data = json.loads(Path(json_file).read_text())
+    for row, (track, m) in zip(rows, [(t, m) for t in data["tracks"] for m in t["models"]]):
+        assert row[4] == (m["dominant"] or "-") and row[1:4] == [
+            round(track[k], 2) for k in ("first_time", "last_time", "seconds")
+        ]
+    from ferhub import timeline as tl
+
+    assert tl.SUMMARY_HEADER[1:4] == ["first seen (s)", "last seen (s)", "on screen (s)"]
+
+
+def test_webcam_recording_starts_at_zero_and_breaks_across_a_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recording across Stop and Start drew each person's lines straight across the time the camera was
+    off, and its time axis counted from the page's first frame, not from when recording began: the first
+    frame after Start breaks the lines (as an absence does), the time stopped is not on screen, and the
+    recording's times start at 0."""
+    import types
+
+    clock = {"now": 100.0}
+    monkeypatch.setattr(webcam, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    frame = Image.open(HOPPER).convert("RGB")
+    _, _, session = webcam.process_frame(frame, None, DEFAULT_MODEL, False, True)  # streaming, not recording
+    # stopped for 1.5 s (the face keeps its id: lost faces are kept 2 s)
+    for now, start in ((103.0, False), (103.1, False), (103.2, False), (104.7, True), (104.8, False)):
+        clock["now"] = now
+        _, _, session = webcam.process_frame(frame, session, DEFAULT_MODEL, True, start)
+    figure, rows = webcam.timeline(session)
+    line = figure.data[0]
+    assert list(line.x) == pytest.approx([0.0, 0.1, 0.2, 0.95, 1.7, 1.8])
+    assert [y is None for y in line.y] == [False] * 3 + [True] + [False] * 2  # the break
+    ((face, first, last, seconds, *_),) = rows
+    # 0.2 s, then the frame before the stop for one frame interval, 0.1 s, and the last frame's interval
+    assert (face, first, last) == (1, 0.0, 1.8) and seconds == pytest.approx(0.5, abs=0.011)
+    assert webcam.stopped_status(session) == "stopped · 5 frames recorded: Plot timeline draws them"
+    assert webcam.stopped_status(None) == "stopped"

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import clips
 import numpy as np
@@ -447,3 +448,49 @@ def test_a_model_giving_nan_ends_that_video_with_its_error_and_the_next_is_analy
     assert code == 1 and err.count("gave NaN or infinite probabilities") == 2
     # the kept frames are said once, with their count (the error's own text said it a second time)
     assert err.count("frames before it are kept") == 2 and "the 0 frames before it are kept" in err
+
+
+def test_a_frame_held_for_seconds_counts_its_whole_time_on_screen(clip_dir: Path, capsys) -> None:
+    """A variable-frame-rate MP4 whose picture holds for 3 s (a screen or call recording where nothing
+    moves): both people were shown the whole 5 s, not 2 s (the held frame counted one frame interval, as a
+    timestamp jump does), and the held frame's expression weighs its 3 s in the shares."""
+    frames, _ = clips.leave_and_return(30, away=(30, 30))  # two faces on every frame
+    times = [i / 15 for i in range(15)] + [4 + i / 15 for i in range(15)]
+    path = clips.write_clip(clip_dir / "held.mp4", frames, times=times)
+    code, out, err = run_cli(capsys, "predict", str(path), "--format", "json")
+    assert code == 0, err
+    (entry,) = json.loads(out)
+    assert [f["time"] for f in entry["frames"]] == pytest.approx(times, abs=1e-3)
+    assert len(entry["tracks"]) == 2
+    for track in entry["tracks"]:
+        assert track["first_time"] == 0 and track["last_time"] == pytest.approx(times[-1], abs=1e-3)
+        assert track["seconds"] == pytest.approx(5.0, abs=0.01)
+
+
+def test_summaries_count_held_frames_and_not_jumps() -> None:
+    """The seconds a frame is held (here a sad face held 3 s between happy ones) weigh in the shares; a
+    jump the caller names (a joined recording, the camera stopped), or one of over 10 s, counts one frame
+    interval."""
+    from ferhub.faces import Face
+    from ferhub.video import TrackSummaries, VideoFace
+
+    labels = [tuple(FER7)]
+
+    def face(label: str) -> VideoFace:
+        p = np.full(len(FER7), 0.01)
+        p[FER7.index(label)] = 1 - 0.01 * (len(FER7) - 1)
+        return VideoFace(1, Face(box=(0, 0, 10, 10), score=1.0), True, [p], [p], labels, ["m"])
+
+    def seconds(steps: list[tuple[float, str, bool]]) -> dict[str, Any]:
+        summaries = TrackSummaries(["m"], labels, 0.1)
+        for time, label, jump in steps:
+            summaries.add(time, [face(label)], jump=jump)
+        (track,) = summaries.result()
+        return track
+
+    held = seconds([(0.0, "happy", False), (0.1, "sad", False), (3.1, "happy", False), (3.2, "happy", False)])
+    assert held["seconds"] == pytest.approx(3.3) and held["dominant"] == "sad"
+    assert held["share"]["sad"] == pytest.approx(3 / 3.3, abs=1e-3)
+    for jump, gap in ((True, 3.0), (False, 36000.0)):
+        track = seconds([(0.0, "happy", False), (0.1, "sad", False), (0.1 + gap, "happy", jump)])
+        assert track["seconds"] == pytest.approx(0.3) and track["dominant"] == "happy"

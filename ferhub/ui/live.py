@@ -45,6 +45,7 @@ log = logging.getLogger("ferhub.app")
 # renderer
 ROUTE = "/gradio_api/ferhub/webcam/frame"
 STATUS_HEADER = "x-ferhub-status"  # "23.5 fps · 5 faces", percent-encoded (headers are Latin-1)
+STOPPED_HEADER = "x-ferhub-stopped"  # what the status says once the page stops its camera after this frame
 MAX_FRAME_BYTES = 8 << 20  # a 1920x1080 JPEG from a camera is ~0.5 MB
 MAX_SESSIONS = 64  # pages streaming or recently streamed; the least recently used beyond this are dropped
 MAX_ISSUED = 10_000  # ids given to pages (most never stream); the oldest beyond this are forgotten
@@ -237,10 +238,17 @@ def session_of(sid: str) -> Any:
 
 @visitors.action("webcam_model", retry="Try again.")  # a refused id: one toast, one log line, no traceback
 def set_model(sid: str, model: str | None) -> None:
-    """The tab's model picker changed (a Gradio event); a value that is no model name is refused here, once,
-    rather than on every frame after it."""
+    """The tab's model picker changed (a Gradio event): the model is loaded here, so that one that cannot be
+    (no model name, a path on the server where visitors may not name one, a model that does not exist or
+    does not load) is refused once, with a toast, while the camera streams on with the model before, rather
+    than stopping the camera at the next frame."""
+    from ferhub.ui import state
+
     if sid:
-        _page(sid).model = visitors.model_name(model) or None
+        live = _page(sid)
+        name = visitors.model_name(model) or None
+        state.cache().model(name or state.default_model())
+        live.model = name
 
 
 @visitors.action("webcam_record", retry="Try again.")
@@ -256,8 +264,9 @@ def set_record(sid: str, record: bool) -> None:
 
 
 def process(body: bytes, live: Live, start: bool = False) -> tuple[bytes, str]:
-    """One posted frame of the page's stream ``live`` -> (the drawn frame as JPEG, the status line);
-    ``LiveError`` for what the page must be told. Its caller holds the stream's turn."""
+    """One posted frame of the page's stream ``live`` (``start``: the first of a run of its camera) -> (the
+    drawn frame as JPEG, the status line); ``LiveError`` for what the page must be told. Its caller holds the
+    stream's turn."""
     import gradio as gr
 
     from ferhub.errors import ImageDecodeError
@@ -281,7 +290,7 @@ def process(body: bytes, live: Live, start: bool = False) -> tuple[bytes, str]:
         elif now - live.started > TIME_LIMIT:
             raise LiveError(429, f"The camera stops after {TIME_LIMIT // 60} minutes; press Start again.")
         try:
-            drawn, text, live.session = process_frame(image, live.session, live.model, live.record)
+            drawn, text, live.session = process_frame(image, live.session, live.model, live.record, start)
         except gr.Error as e:
             raise LiveError(422, visitors.user_error(e.message, e.title, action="webcam").message) from None
         if live.dropped:
@@ -300,6 +309,8 @@ async def _frame(request: Any) -> Any:
     from anyio import to_thread
     from starlette.requests import ClientDisconnect
     from starlette.responses import JSONResponse, Response
+
+    from ferhub.ui.webcam import stopped_status
 
     try:
         params = request.query_params
@@ -327,6 +338,7 @@ async def _frame(request: Any) -> Any:
         # CONCURRENCY frames of all pages at once; each waits for its turn here, holding no thread
         async with live.turns, _WORKING:
             jpeg, text = await to_thread.run_sync(process, body, live, params.get("start") == "1")
+            stopped = stopped_status(live.session)
     except LiveError as e:
         return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers)
     except ClientDisconnect:  # the page went away mid-upload (closed, reloaded): nobody to answer, no fault
@@ -338,7 +350,11 @@ async def _frame(request: Any) -> Any:
     return Response(
         jpeg,
         media_type="image/jpeg",
-        headers={STATUS_HEADER: urllib.parse.quote(text), "cache-control": "no-store"},
+        headers={
+            STATUS_HEADER: urllib.parse.quote(text),
+            STOPPED_HEADER: urllib.parse.quote(stopped),
+            "cache-control": "no-store",
+        },
     )
 
 

@@ -6,12 +6,14 @@ and the CSV/JSON files ``ferhub predict`` would write. Thin over :mod:`ferhub.vi
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import math
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +37,30 @@ LIMITS = (
 )
 
 
-def clear_js() -> str:
-    """What a failed run leaves in the tab's outputs (video, timeline, summary, files, status): nothing, as
-    the Classify tab does, instead of the last clip's results and status line under the new clip. The
-    summary keeps its column names (a ``null`` table is drawn with columns 0-6)."""
+# what a new clip, models, frame rate or smoothing leave in the outputs: nothing, and with a clip in, this
+STALE_NOTE = "Clip or settings changed: press Analyse for the results with them."
+
+
+def _empty_outputs() -> str:
+    """The tab's outputs (video, timeline, summary, files) empty, as JavaScript: the summary keeps its column
+    names (a ``null`` table is drawn with columns 0-6)."""
     from ferhub import timeline as tl
 
     table = json.dumps({"headers": list(tl.SUMMARY_HEADER), "data": [], "metadata": None})
-    return f"() => [null, null, {table}, [], '']"
+    return f"null, null, {table}, []"
+
+
+def clear_js() -> str:
+    """What a failed run leaves in the tab's outputs (video, timeline, summary, files, status): nothing, as
+    the Classify tab does, instead of the last clip's results and status line under the new clip."""
+    return f"() => [{_empty_outputs()}, '']"
+
+
+def stale_js() -> str:
+    """What a new clip (or none) or new settings leave in the outputs: nothing, as the Classify tab does for
+    new settings (the last results were another clip's, or made with other settings; their downloads too),
+    and with a clip in, :data:`STALE_NOTE` as the status."""
+    return f"(clip) => [{_empty_outputs()}, clip ? {json.dumps(STALE_NOTE)} : '']"
 
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ")
@@ -121,15 +139,74 @@ def _abort_on_stop(out: Any) -> Iterator[None]:
     have replaced the stop)."""
     try:
         yield
-    except visitors.Gone:
+    except (visitors.Gone, _MovedOn):  # (a run its page moved on from: nobody downloads its copy either)
         out.abort()
         raise
 
 
+# -- a run its page has moved on from ---------------------------------------------------------------------
+# As in the Classify tab (ferhub.ui.classify, `put_in` and `_Run`): a clip put in (or removed), or new models
+# or settings, while a clip was analysed cleared the outputs (stale_js), and then that run's results landed
+# under the new clip. The page reports what it holds (`put_in`, on each of those inputs); a run for anything
+# else stops at its next frame and fills nothing. An API caller reports nothing: its runs never stop so.
+MOVED_ON: Any = object()  # what _analyse returns for such a run
+
+
+class _MovedOn(Exception):
+    """The page a run works for holds another clip or other settings now."""
+
+
+SESSIONS_KEPT = 4096  # pages whose inputs are known (the oldest forgotten: their runs then never stop early)
+_held: collections.OrderedDict[str, tuple[float, tuple]] = collections.OrderedDict()  # session -> when, what
+_held_lock = threading.Lock()
+
+
+def _session() -> str | None:
+    from gradio.context import LocalContext
+
+    return getattr(LocalContext.request.get(None), "session_hash", None)
+
+
+def _inputs(video: Any, models: Any, fps: Any, smooth: Any) -> tuple:
+    """What a run is for: the clip (its file in Gradio's cache: one per upload) and the settings as given."""
+    clip = video.get("path") if isinstance(video, dict) else video
+    return (str(clip) if clip is not None else None, models, fps, smooth)
+
+
+def put_in(video: Any, models: Any, fps: Any, smooth: Any) -> None:
+    """The Video tab's inputs the visitor's page holds now (their ``input`` events), for :func:`_moved_on`."""
+    session = _session()
+    if session is None:
+        return
+    with _held_lock:
+        _held[session] = (time.monotonic(), _inputs(video, models, fps, smooth))
+        _held.move_to_end(session)
+        while len(_held) > SESSIONS_KEPT:
+            _held.popitem(last=False)
+
+
+def _moved_on(video: Any, models: Any, fps: Any, smooth: Any) -> Callable[[], bool]:
+    """Whether the page of the run for these inputs has reported others since the run was asked for (when it
+    joined the queue: a run waits there behind others)."""
+    session, inputs = _session(), _inputs(video, models, fps, smooth)
+    queued = visitors.event_queued_at()
+    began = time.monotonic() if queued is None else queued
+
+    def moved_on() -> bool:
+        with _held_lock:
+            when, held = _held.get(session, (0.0, None)) if session else (0.0, None)
+        return when > began and held != inputs
+
+    return moved_on
+
+
 @state.gpu
-def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any) -> dict[str, Any]:
+def _analyse(
+    predictor: Any, path: str, fps: float, smooth: float, progress: Any, moved_on: Callable[[], bool]
+) -> Any:
     """Run the clip through the video path, writing the annotated video, the CSV and the JSON as it goes.
-    Stops (:class:`~ferhub.ui.visitors.Gone`, its files removed) when its visitor cancels or leaves."""
+    Stops (:class:`~ferhub.ui.visitors.Gone`, its files removed) when its visitor cancels or leaves, and
+    returns :data:`MOVED_ON` (its files removed) once its page holds another clip or other settings."""
     from ferhub.video import draw_frame
     from ferhub.videoio import VideoWriter
     from ferhub.writers import CsvWriter, JsonWriter
@@ -167,16 +244,20 @@ def _analyse(predictor: Any, path: str, fps: float, smooth: float, progress: Any
                 # before the next frame (the run analyses the next batch of frames when asked for it): a
                 # cancelled or abandoned analysis stops here, instead of running to the clip's end unseen
                 visitors.stop_if_gone()
+                if moved_on():
+                    raise _MovedOn()
             # the copy lasts as long as the clip (sampled, its last frame stood for 1 / fps past its end)
             out.close(end=run.end)
             tracks = run.summaries()
             for w in writers:
                 w.video_end(run, interrupted=False)
                 w.end()
-    except BaseException:
+    except BaseException as e:
         run.close()
         for p in written:  # half-written files nobody will download
             p.unlink(missing_ok=True)
+        if isinstance(e, _MovedOn):
+            return MOVED_ON
         raise
     return {
         "annotated": str(annotated),
@@ -201,9 +282,11 @@ def analyse_video(
     progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's progress-tracking idiom)
 ) -> tuple[str, Any, list[list[Any]], list[str], str]:
     """The Video tab's handler (``api_name="video"``): annotated video, timeline figure, summary rows, the
-    CSV and JSON downloads, and a status line."""
+    CSV and JSON downloads, and a status line; nothing (every output as it is) for a run whose page has put
+    in another clip or other settings since it was asked for (see :func:`put_in`)."""
     from ferhub import timeline as tl
 
+    moved_on = _moved_on(video, models, fps, smooth)  # (the inputs as the page sends them)
     if not video:
         raise gr.Error("Upload a video first.", title="No video")
     models = visitors.model_names(models) or [state.default_model()]
@@ -214,7 +297,9 @@ def analyse_video(
     predictor = state.cache().predictor(models)  # loaded outside the GPU function
     state.heavy_imports()
     with _one_at_a_time():
-        result = _analyse(predictor, str(video), fps, smooth, progress)
+        result = _analyse(predictor, str(video), fps, smooth, progress, moved_on)
+    if result is MOVED_ON or moved_on():  # the outputs were cleared for what the page holds now
+        return (gr.skip(),) * 5
     figure = tl.figure(tl.collect(result["frames"], result["models"][0]))
     info = result["info"]
     status = (
@@ -258,8 +343,22 @@ def build(models: list[str]) -> None:
                 elem_id="video-models",
             )
             with gr.Row():
-                fps = gr.Slider(0.5, MAX_ANALYSIS_FPS, value=DEFAULT_FPS, step=0.5, label="Frames per second")
-                smooth = gr.Slider(0, MAX_SMOOTH, value=0.3, step=0.1, label="Smoothing (seconds, 0 = off)")
+                fps = gr.Slider(
+                    0.5,
+                    MAX_ANALYSIS_FPS,
+                    value=DEFAULT_FPS,
+                    step=0.5,
+                    label="Frames per second",
+                    elem_id="video-fps",
+                )
+                smooth = gr.Slider(
+                    0,
+                    MAX_SMOOTH,
+                    value=0.3,
+                    step=0.1,
+                    label="Smoothing (seconds, 0 = off)",
+                    elem_id="video-smooth",
+                )
             go = gr.Button("Analyse", variant="primary", elem_id="video-run")
         with gr.Column():
             annotated = gr.Video(label="Annotated", elem_id="video-output", interactive=False)
@@ -279,3 +378,27 @@ def build(models: list[str]) -> None:
         **state.LATEST,  # a clip put in and analysed while the last one runs is analysed next
     )
     run.failure(None, None, outputs, js=clear_js(), api_name="clear_video", api_visibility="private")
+    inputs = [upload, picker, fps, smooth]
+    # what the page holds now, as its visitor changes it: a run for anything else stops (see put_in)
+    gr.on(
+        [upload.input, picker.input, fps.input, smooth.input],
+        put_in,
+        inputs,
+        None,
+        api_name="video_put_in",
+        queue=False,
+        preprocess=False,
+        api_visibility="private",
+        **state.LATEST,
+    )
+    # and the outputs are cleared (on `change`, as the Classify tab's settings are: Gradio 6's dropdown fires
+    # `input` on a click of the option it already shows); only Analyse runs a clip, which may take minutes
+    gr.on(
+        [upload.change, picker.change, fps.change, smooth.change],
+        None,
+        [upload],
+        outputs,
+        js=stale_js(),
+        api_name="video_changed",
+        api_visibility="private",
+    )

@@ -23,6 +23,7 @@ let drawn = 0; // the newest frame drawn (a slower reply to an older frame is dr
 let taken = -1; // the camera frame last taken, so that no two posts carry the same one
 let first = true;
 let starting = false; // a Start waiting for the camera: another click does not open a second one
+let stopped = "stopped"; // what the status says once stopped (the server's, with what was recorded)
 
 function say(text, error = false) {
   const status = $(".fh-live-status");
@@ -36,7 +37,9 @@ function stop(message) {
   stream = null;
   $(".fh-live-video").srcObject = null;
   $(".fh-live-button").textContent = "Start";
+  // the last frame's rate and faces are no longer live: the status says the camera stopped
   if (message) say(message, true);
+  else say(stopped);
 }
 
 async function start() {
@@ -134,6 +137,7 @@ async function post(mine_run) {
       output.getContext("2d").drawImage(picture, 0, 0);
       output.dataset.frames = String(Number(output.dataset.frames || 0) + 1);
       say(decodeURIComponent(reply.headers.get("x-ferhub-status") || ""));
+      stopped = decodeURIComponent(reply.headers.get("x-ferhub-stopped") || "stopped");
     }
     picture.close();
   }

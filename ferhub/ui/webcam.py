@@ -44,7 +44,8 @@ class WebcamSession:
         default_factory=dict
     )  # track id -> its latest face, carried between detections
     model: str | None = None
-    recording: list[dict[str, Any]] = field(default_factory=list)
+    recording: list[dict[str, Any]] = field(default_factory=list)  # its times from ``recording_start``
+    recording_start: float | None = None  # when (on the session's clock) the recording began
     summaries: Any = None  # ferhub.video.TrackSummaries of the recording since the model last changed
     # the recording's parts of earlier models: (model, its frames' end in ``recording``, its track summaries)
     earlier: list[tuple[str, int, list[dict[str, Any]]]] = field(default_factory=list)
@@ -147,8 +148,11 @@ def process_frame(
     session: WebcamSession | None,
     model_id: str | None = None,
     record: bool = False,
+    start: bool = False,
 ) -> tuple[Image.Image | None, str, WebcamSession]:
     """One streamed frame -> the frame with face ids and smoothed labels drawn, the fps text, the session.
+    ``start``: the first frame of a run of the camera (its page pressed Start): a recording holds nothing of
+    the time since the frame before, while the camera was stopped.
 
     The camera hands over a PIL image and the drawn frame goes back as one: arrays cost a 640x480 copy each
     way, and every millisecond a frame takes here lowers the frame rate.
@@ -196,8 +200,15 @@ def process_frame(
     if record and len(session.recording) < MAX_RECORDED_FRAMES:
         if session.summaries is None:
             session.summaries = TrackSummaries(list(predictor.names), labels, 1 / 15)
-        session.summaries.add(elapsed, results)
-        session.recording.append(VideoFrameResult(session.frame, elapsed, results).to_dict())
+        # the recording's clock starts with it (its timeline from 0, not from the page's first frame)
+        session.recording_start = elapsed if session.recording_start is None else session.recording_start
+        at = elapsed - session.recording_start
+        # the first frame after the camera was stopped: the time stopped is none on screen, and the
+        # timeline's lines break there (ferhub.timeline.collect)
+        restarted = start and bool(session.recording)
+        session.summaries.add(at, results, jump=restarted)
+        recorded = VideoFrameResult(session.frame, at, results).to_dict()
+        session.recording.append({**recorded, "restarted": True} if restarted else recorded)
     texts = frame_texts(results)
     colors = [label_color(f.smoothed_label) for f in results]
     annotated = draw_boxes(image, [f.face.box for f in results], texts, colors)
@@ -256,7 +267,17 @@ def clear_recording(session: WebcamSession | None, record: bool) -> WebcamSessio
     """Starting a new recording forgets the previous one."""
     if isinstance(session, WebcamSession) and record:
         session.recording, session.summaries, session.earlier = [], None, []
+        session.recording_start = None
     return session
+
+
+def stopped_status(session: WebcamSession | None) -> str:
+    """What the page's status says once its camera is stopped: no rate or faces, which are no longer live,
+    and what was recorded."""
+    frames = len(session.recording) if session is not None else 0
+    if not frames:
+        return "stopped"
+    return f"stopped · {frames} frames recorded: Plot timeline draws them"
 
 
 @visitors.action("snapshot", retry="Try again.")  # one toast, one log line, no server paths
