@@ -338,8 +338,8 @@ def test_a_run_stops_when_its_page_puts_in_another_photo_or_settings(monkeypatch
     photo). The page reports what it holds (`put_in`, on each `input`); a run for anything else ends at its
     next chunk of faces and sends nothing, and the page runs the held-back classify at once."""
     session = {"id": "page-1"}
-    monkeypatch.setattr(classify, "_session", lambda: session["id"])
-    monkeypatch.setattr(classify, "_held", collections.OrderedDict())
+    monkeypatch.setattr(visitors, "_session", lambda: session["id"])
+    monkeypatch.setattr(visitors, "_held", collections.OrderedDict())
     payload = {"path": HOPPER, "orig_name": "grace_hopper.jpg", "meta": {"_type": "gradio.FileData"}}
     other = {"path": ASTRONAUT, "orig_name": "astronaut.jpg", "meta": {"_type": "gradio.FileData"}}
     inputs = (payload, DEFAULT_MODEL, "Occlusion", "predicted")
@@ -385,7 +385,7 @@ def test_a_run_stops_when_its_page_puts_in_another_photo_or_settings(monkeypatch
         assert classify.classify(*inputs) is classify.MOVED_ON and explained == [1]
         assert handler(*inputs) == gr.skip()
     # between chunks of faces: no face after the one it was on
-    run = classify._Run(*inputs)
+    moved_on = classify._PAGE.moved_on(*inputs)
     face = state.cache().predictor([DEFAULT_MODEL]).predict_image(Image.open(HOPPER)).faces[0].face
     model = state.cache().model(DEFAULT_MODEL)
     explained.clear()
@@ -398,7 +398,7 @@ def test_a_run_stops_when_its_page_puts_in_another_photo_or_settings(monkeypatch
             "Occlusion",
             ["happy"] * 3,
             lambda *a, **k: None,
-            run.moved_on,
+            moved_on,
         )
     assert explained == [1]
     # classified to the end: a report before the run began, the page reporting the run's own inputs after it
@@ -423,10 +423,10 @@ def test_a_run_stops_when_its_page_puts_in_another_photo_or_settings(monkeypatch
     assert classify.classify(*inputs) is classify.MOVED_ON and explained == []
     monkeypatch.setattr(visitors, "event_queued_at", lambda: None)
     # the server remembers the last pages only
-    monkeypatch.setattr(classify, "SESSIONS_KEPT", 2)
+    monkeypatch.setattr(visitors, "PAGE_INPUTS_KEPT", 2)
     for page in ("page-3", "page-4"):
         elsewhere(page, *inputs)
-    assert list(classify._held) == ["page-3", "page-4"]
+    assert list(visitors._held) == [("page-3", "classify"), ("page-4", "classify")]
 
 
 def test_new_settings_clear_the_last_results() -> None:
@@ -1561,8 +1561,8 @@ def test_video_tab_new_clip_or_settings_clear_the_results_and_a_run_for_the_old_
     assert deps["video_put_in"]["inputs"] == deps["video"]["inputs"]
 
     session = {"id": "page-1"}
-    monkeypatch.setattr(video, "_session", lambda: session["id"])
-    monkeypatch.setattr(video, "_held", collections.OrderedDict())
+    monkeypatch.setattr(visitors, "_session", lambda: session["id"])
+    monkeypatch.setattr(visitors, "_held", collections.OrderedDict())
     clip = _clip(tmp_path)
     payload = {"path": clip, "orig_name": "crossing.mp4", "meta": {"_type": "gradio.FileData"}}
     other = {**payload, "path": str(tmp_path / "other.mp4")}
@@ -1606,6 +1606,47 @@ def test_video_tab_new_clip_or_settings_clear_the_results_and_a_run_for_the_old_
         progress = doing(lambda r=report, p=reporter: elsewhere(p, *r))
         copy, *_, status = video.analyse_video(*asked, progress=progress)
         assert Path(copy).is_file() and status.startswith("4 frames analysed"), (page, reporter)
+
+
+def test_a_report_from_one_tab_does_not_stop_the_same_pages_run_in_the_other(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The Classify and Video tabs' reports of what the page holds (`put_in`) are kept by page and tab:
+    another clip put in the Video tab while the page's photo is explained, or another photo put in the
+    Classify tab while its clip is analysed, is no reason to stop that run (kept by page alone, either report
+    stopped the other tab's run, which then filled nothing)."""
+    from ferhub.ui import video
+
+    monkeypatch.setattr(visitors, "_session", lambda: "page-1")
+    monkeypatch.setattr(visitors, "_held", collections.OrderedDict())
+    photo = {"path": HOPPER, "orig_name": "grace_hopper.jpg", "meta": {"_type": "gradio.FileData"}}
+    clip = _clip(tmp_path)
+    classifying = (photo, DEFAULT_MODEL, "Occlusion", "predicted")
+    analysing = (clip, [DEFAULT_MODEL], 5, 0.3)
+    # each tab's own check, asked for before the reports (each report below differs from its tab's run)
+    checks = (classify._PAGE.moved_on(*classifying), video._PAGE.moved_on(*analysing))
+    real = classify._explain
+
+    def explaining(*args: Any) -> Any:  # while the photo is explained, the Video tab gets another clip
+        video.put_in({"path": str(tmp_path / "other.mp4"), "orig_name": "other.mp4"}, [DEFAULT_MODEL], 2, 0)
+        return real(*args)
+
+    monkeypatch.setattr(classify, "_explain", explaining)
+    classified = classify.classify(*classifying)
+    frames: list[int] = []
+
+    def progress(*args: Any, **kwargs: Any) -> None:  # after the 2nd frame, the Classify tab gets another
+        frames.append(1)  # photo and method
+        if len(frames) == 2:
+            classify.put_in({"path": ASTRONAUT}, DEFAULT_MODEL, "Saliency", "predicted")
+
+    analysed = video.analyse_video(*analysing, progress=progress)
+    # neither run stopped
+    assert (classified is classify.MOVED_ON, analysed == (gr.skip(),) * 5) == (False, False)
+    assert classified[4]["saliency"]["method"] == "occlusion" and analysed[-1].startswith("4 frames analysed")
+    # while each report is the page's, kept for its own tab, where it stops a run for other inputs
+    assert list(visitors._held) == [("page-1", "video"), ("page-1", "classify")]
+    assert [moved_on() for moved_on in checks] == [True, True]
 
 
 def test_video_tab_summary_names_each_models_rows(tmp_path: Path, tiny_model: str) -> None:

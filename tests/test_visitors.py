@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 import re
@@ -406,3 +407,41 @@ def test_public_text_keeps_double_slashes_and_closing_tags() -> None:
     for text in texts:
         assert visitors.public_text(text) == text
     assert visitors.public_text("'/srv/data//secret/x.jpg' and </b>/tmp/y.png") == "'x.jpg' and </b>y.png"
+
+
+def test_page_inputs_are_kept_by_page_and_tab(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a page holds is kept per page and tab (a report from the Video tab is no reason to stop the same
+    page's Classify run, nor the other way round), for the last pages only; an API caller's run (no page)
+    never stops so."""
+    page: dict[str, str | None] = {"id": "page-1"}
+    monkeypatch.setattr(visitors, "_session", lambda: page["id"])
+    monkeypatch.setattr(visitors, "_held", collections.OrderedDict())
+    monkeypatch.setattr(visitors, "event_queued_at", lambda: None)
+    photos, clips = visitors.PageInputs("classify"), visitors.PageInputs("video")
+    photo, clip = ("a.jpg", "model", "Grad-CAM"), ("a.mp4", 5.0)
+    # the photo's own report, then another clip: the Video run stops, the Classify run does not
+    photo_run, clip_run = photos.moved_on(*photo), clips.moved_on(*clip)
+    time.sleep(0.001)  # (reports after the runs were asked for)
+    photos.put(*photo)
+    clips.put("b.mp4", 5.0)
+    assert (photo_run(), clip_run()) == (False, True)
+    # and the other way round: the clip's own report, then another photo
+    photo_run, clip_run = photos.moved_on(*photo), clips.moved_on(*clip)
+    time.sleep(0.001)
+    clips.put(*clip)
+    photos.put("b.jpg", "model", "Grad-CAM")
+    assert (photo_run(), clip_run()) == (True, False)
+    photo_run = photos.moved_on(*photo)
+    time.sleep(0.001)
+    photos.put({"path": "a.jpg", "orig_name": "a.jpg"}, "model", "Grad-CAM")  # an upload's payload: its file
+    assert not photo_run()
+    photos.put(None, "model", "Grad-CAM")  # the photo removed
+    assert photo_run()
+    page["id"] = None  # an API caller: nothing kept, and its runs never stop
+    api_run = photos.moved_on(*photo)
+    photos.put("b.jpg", "model", "Grad-CAM")
+    assert not api_run() and list(visitors._held) == [("page-1", "video"), ("page-1", "classify")]
+    monkeypatch.setattr(visitors, "PAGE_INPUTS_KEPT", 2)  # the pair reported longest ago is forgotten first
+    page["id"] = "page-2"
+    clips.put("c.mp4", 5.0)
+    assert list(visitors._held) == [("page-1", "classify"), ("page-2", "video")]

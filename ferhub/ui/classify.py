@@ -3,13 +3,10 @@ out."""
 
 from __future__ import annotations
 
-import collections
 import functools
 import html
 import json
 import os
-import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,12 +172,12 @@ def classify(
     Returns (as image file paths) the annotated photo, the whole-photo attribution overlay (``None`` without a
     method) and one attribution overlay per face crop; then the probabilities as HTML, the result dict and the
     path of its JSON. Returns :data:`MOVED_ON` instead when the visitor's page has put in another photo or
-    picked other settings while this ran (:class:`_Run`).
+    picked other settings while this ran (:func:`put_in`).
     """
     state.heavy_imports()
     from ferhub.saliency import SaliencyError, overlay, overlay_on_photo
 
-    run = _Run(image, model_id, method, target)
+    moved_on = _PAGE.moved_on(image, model_id, method, target)
     # an API caller may send any JSON here (the event takes its inputs unprocessed): text, or a clear refusal
     model_id = visitors.model_name(model_id) or state.default_model()
     method = visitors.text(method, "The attribution method") or NO_SALIENCY
@@ -204,12 +201,12 @@ def classify(
         targets = [f.label for f in result.faces] if target == PREDICTED else [target] * len(result.faces)
         faces = [f.face for f in result.faces]
         try:
-            explanations = explain(model, photo, faces, method, targets, progress, run.moved_on)
+            explanations = explain(model, photo, faces, method, targets, progress, moved_on)
         except SaliencyError as e:
             raise gr.Error(str(e), title="Attribution not possible") from e
         except _MovedOn:
             return MOVED_ON
-    if run.moved_on():  # what is left (drawing, saving) is for nobody
+    if moved_on():  # what is left (drawing, saving) is for nobody
         return MOVED_ON
     data = result.to_dict()
     data["model"] = model_id
@@ -290,58 +287,17 @@ def _handler(parts: dict[str, Any]) -> Any:
 # runs the classify it held back, for what it holds now. An API caller reports nothing: its runs never end.
 _PRIVATE = {"queue": False, "preprocess": False, "api_visibility": "private", **state.LATEST}
 MOVED_ON: Any = object()  # what classify returns for such a run: its outputs left as they are
-SESSIONS_KEPT = 4096  # pages whose inputs are known (the oldest forgotten: their runs then never end early)
-_held: collections.OrderedDict[str, tuple[float, tuple]] = (
-    collections.OrderedDict()
-)  # session -> (when, what)
-_held_lock = threading.Lock()
+_PAGE = visitors.PageInputs("classify")  # what each page's Classify tab holds (photo, model, method, class)
 
 
 class _MovedOn(Exception):
-    """The page a run works for holds another photo or other settings now (see :class:`_Run`)."""
-
-
-def _session() -> str | None:
-    from gradio.context import LocalContext
-
-    return getattr(LocalContext.request.get(None), "session_hash", None)
-
-
-def _inputs(image: Any, model_id: Any, method: Any, target: Any) -> tuple:
-    """What a run is for: the photo (its file in Gradio's cache: one per upload) and the pickers' values."""
-    photo = image.get("path") if isinstance(image, dict) else image
-    return (str(photo) if photo is not None else None, model_id, method, target)
+    """The page a run works for holds another photo or other settings now (see :func:`put_in`)."""
 
 
 def put_in(image: Any, model_id: Any, method: Any, target: Any) -> None:
     """The Classify inputs the visitor's page holds now (its ``input`` events: a photo put in or removed, a
-    model, method or class picked), for :meth:`_Run.moved_on`."""
-    session = _session()
-    if session is None:
-        return
-    with _held_lock:
-        _held[session] = (time.monotonic(), _inputs(image, model_id, method, target))
-        _held.move_to_end(session)
-        while len(_held) > SESSIONS_KEPT:
-            _held.popitem(last=False)
-
-
-class _Run:
-    """One classify run: what it is for, and whether its page has moved on to something else since it was
-    asked for (an input reported after the run joined the queue, that differs from its own: the report of
-    its own photo may come in after that; a run that waited in the queue while its visitor picked another
-    method is for the old one)."""
-
-    def __init__(self, image: Any, model_id: Any, method: Any, target: Any) -> None:
-        self.session = _session()
-        self.inputs = _inputs(image, model_id, method, target)
-        queued = visitors.event_queued_at()
-        self.began = time.monotonic() if queued is None else queued
-
-    def moved_on(self) -> bool:
-        with _held_lock:
-            when, held = _held.get(self.session, (0, None)) if self.session else (0, None)
-        return when > self.began and held != self.inputs
+    model, method or class picked): a run for others stops (:meth:`.visitors.PageInputs.moved_on`)."""
+    _PAGE.put(image, model_id, method, target)
 
 
 def run_after(event: Any, parts: dict[str, Any], api_name: str) -> Any:
@@ -425,7 +381,7 @@ def build(models: list[str]) -> dict[str, Any]:
     parts: dict[str, Any] = {
         "image": image,
         "model": model,
-        "settings": [image, model, method, target],  # what a classify run is for (see _Run)
+        "settings": [image, model, method, target],  # what a classify run is for (see put_in)
         "inputs": [image, model, method, target, fallback],
         "outputs": [annotated, saliency, crops, probs, result, download],
     }
@@ -434,7 +390,7 @@ def build(models: list[str]) -> dict[str, Any]:
     for trigger, name in ((run.click, "classify"), (image.upload, "classify_on_upload")):
         event = trigger(_handler(parts), parts["inputs"], parts["outputs"], api_name=name, **_FAST)
         state.clear_on_failure(event, parts["outputs"], CLEAR_JS, "clear_outputs")
-    # what the page holds now, as its visitor changes it: a run for anything else stops (see _Run)
+    # what the page holds now, as its visitor changes it: a run for anything else stops (see put_in)
     gr.on(
         [image.input, model.input, method.input, target.input],
         put_in,

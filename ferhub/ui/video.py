@@ -6,13 +6,11 @@ and the CSV/JSON files ``ferhub predict`` would write. Thin over :mod:`ferhub.vi
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import math
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -145,8 +143,8 @@ def _abort_on_stop(out: Any) -> Iterator[None]:
 
 
 # -- a run its page has moved on from ---------------------------------------------------------------------
-# As in the Classify tab (ferhub.ui.classify, `put_in` and `_Run`): a clip put in (or removed), or new models
-# or settings, while a clip was analysed cleared the outputs (stale_js), and then that run's results landed
+# As in the Classify tab (both through visitors.PageInputs): a clip put in (or removed), or new models or
+# settings, while a clip was analysed cleared the outputs (stale_js), and then that run's results landed
 # under the new clip. The page reports what it holds (`put_in`, on each of those inputs); a run for anything
 # else stops at its next frame and fills nothing. An API caller reports nothing: its runs never stop so.
 MOVED_ON: Any = object()  # what _analyse returns for such a run
@@ -156,48 +154,13 @@ class _MovedOn(Exception):
     """The page a run works for holds another clip or other settings now."""
 
 
-SESSIONS_KEPT = 4096  # pages whose inputs are known (the oldest forgotten: their runs then never stop early)
-_held: collections.OrderedDict[str, tuple[float, tuple]] = collections.OrderedDict()  # session -> when, what
-_held_lock = threading.Lock()
-
-
-def _session() -> str | None:
-    from gradio.context import LocalContext
-
-    return getattr(LocalContext.request.get(None), "session_hash", None)
-
-
-def _inputs(video: Any, models: Any, fps: Any, smooth: Any) -> tuple:
-    """What a run is for: the clip (its file in Gradio's cache: one per upload) and the settings as given."""
-    clip = video.get("path") if isinstance(video, dict) else video
-    return (str(clip) if clip is not None else None, models, fps, smooth)
+_PAGE = visitors.PageInputs("video")  # what each page's Video tab holds (clip, models, fps, smoothing)
 
 
 def put_in(video: Any, models: Any, fps: Any, smooth: Any) -> None:
-    """The Video tab's inputs the visitor's page holds now (their ``input`` events), for :func:`_moved_on`."""
-    session = _session()
-    if session is None:
-        return
-    with _held_lock:
-        _held[session] = (time.monotonic(), _inputs(video, models, fps, smooth))
-        _held.move_to_end(session)
-        while len(_held) > SESSIONS_KEPT:
-            _held.popitem(last=False)
-
-
-def _moved_on(video: Any, models: Any, fps: Any, smooth: Any) -> Callable[[], bool]:
-    """Whether the page of the run for these inputs has reported others since the run was asked for (when it
-    joined the queue: a run waits there behind others)."""
-    session, inputs = _session(), _inputs(video, models, fps, smooth)
-    queued = visitors.event_queued_at()
-    began = time.monotonic() if queued is None else queued
-
-    def moved_on() -> bool:
-        with _held_lock:
-            when, held = _held.get(session, (0.0, None)) if session else (0.0, None)
-        return when > began and held != inputs
-
-    return moved_on
+    """The Video tab's inputs the visitor's page holds now (their ``input`` events): a run for others stops
+    (:meth:`.visitors.PageInputs.moved_on`)."""
+    _PAGE.put(video, models, fps, smooth)
 
 
 @state.gpu
@@ -286,7 +249,7 @@ def analyse_video(
     in another clip or other settings since it was asked for (see :func:`put_in`)."""
     from ferhub import timeline as tl
 
-    moved_on = _moved_on(video, models, fps, smooth)  # (the inputs as the page sends them)
+    moved_on = _PAGE.moved_on(video, models, fps, smooth)  # (the inputs as the page sends them)
     if not video:
         raise gr.Error("Upload a video first.", title="No video")
     models = visitors.model_names(models) or [state.default_model()]

@@ -15,12 +15,15 @@ A Space is open to anyone, so the text boxes that take a model or a dataset are 
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -287,6 +290,75 @@ def stop_if_gone() -> None:
     between its steps, so that work nobody will see stops, and with it the slot it holds."""
     if event_gone():
         raise Gone()
+
+
+# -- what each page holds -----------------------------------------------------------------------------------
+# A run of a tab (Classify, Video) that takes long stops at its next step once its visitor's page holds other
+# inputs in that tab: the page reports them as its visitor changes them (each tab's `put_in`), and the run
+# compares them with its own. Keyed by the page and the tab: a report from one tab is no reason to stop the
+# same page's run in another.
+
+# (page, tab) pairs whose inputs are known: 4096 pages in each of the two tabs, as each tab kept before; the
+# pair reported longest ago is forgotten first (its runs then never stop early)
+PAGE_INPUTS_KEPT = 8192
+_held: collections.OrderedDict[tuple[str, str], tuple[float, tuple]] = collections.OrderedDict()  # when, what
+_held_lock = threading.Lock()
+
+
+def _session() -> str | None:
+    """The page the calling thread's Gradio event comes from (``None`` for an API caller's call)."""
+    from gradio.context import LocalContext
+
+    return getattr(LocalContext.request.get(None), "session_hash", None)
+
+
+def _inputs(upload: Any, settings: tuple) -> tuple:
+    """What a run is for: the file put in (its path in Gradio's cache: one per upload) and the settings."""
+    path = upload.get("path") if isinstance(upload, dict) else upload
+    return (str(path) if path is not None else None, *settings)
+
+
+class PageInputs:
+    """What one tab of each visitor's page holds now: an upload (a Gradio file payload or a path) and the
+    tab's settings, as the page sends them.
+
+    ``put`` is the tab's report (on each of its inputs' ``input`` events); ``moved_on`` gives a run, when
+    asked for, its check of whether its page has reported other inputs in this tab since. An API caller's
+    page reports nothing: its runs never stop so.
+    """
+
+    def __init__(self, tab: str) -> None:
+        self.tab = tab
+
+    def put(self, upload: Any, *settings: Any) -> None:
+        """The inputs the calling event's page holds in this tab now."""
+        session = _session()
+        if session is None:
+            return
+        key = (session, self.tab)
+        with _held_lock:
+            _held[key] = (time.monotonic(), _inputs(upload, settings))
+            _held.move_to_end(key)
+            while len(_held) > PAGE_INPUTS_KEPT:
+                _held.popitem(last=False)
+
+    def moved_on(self, upload: Any, *settings: Any) -> Callable[[], bool]:
+        """For a run asked for now with these inputs: whether its page has reported others in this tab since
+        the run was asked for (when it joined the queue, :func:`event_queued_at`: a run that waited there
+        while its visitor picked another setting is for the old one; the report of the run's own inputs may
+        come in after it)."""
+        key, inputs = (_session(), self.tab), _inputs(upload, settings)
+        queued = event_queued_at()
+        began = time.monotonic() if queued is None else queued
+
+        def moved_on() -> bool:
+            if key[0] is None:
+                return False
+            with _held_lock:
+                when, held = _held.get(key, (0.0, None))
+            return when > began and held != inputs
+
+        return moved_on
 
 
 SERVER_ERROR = "Something went wrong on the server (it logged the details)."
