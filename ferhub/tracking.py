@@ -305,12 +305,15 @@ class FaceTracker:
         # the reach stretched for a stale track is for its own face: a box only that far reach takes in must
         # not look clearly unlike it (sampled every few seconds, a person who left was followed by another one
         # sitting a few face sizes away, under the same id; one face that turned meanwhile still matches)
+        # (a track seen within MOTION_SECONDS has no stretched reach: its motion scores say it already)
         near = np.array(
             [
                 [max(self._motion(t, p, b, self._reach(t, time), time)) > 0 for b in boxes]
-                for t, p in zip(tracks, predicted)
+                if w > 0
+                else list(row > 0)
+                for t, p, w, row in zip(tracks, predicted, stale, both.max(axis=2))
             ]
-        )
+        ).reshape(len(tracks), len(boxes))
         motion = np.where(near | (same >= UNLIKE_LOOK), motion, 0.0)
         # a face only the last-seen hypothesis takes in must not look clearly unlike the track's: a face
         # turned back correlates ~0.97 with itself, another person coming into view behind one who just went
