@@ -3,11 +3,13 @@ finished run's command run again and stopped before its first epoch ends, and tw
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -148,6 +150,21 @@ HOLDER = "import sys; from pathlib import Path; from ferhub.training.outdir impo
     "lock = claim(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()"  # fmt: skip
 
 
+@contextlib.contextmanager
+def _held_by_another_process(out: Path) -> Iterator[subprocess.Popen[str]]:
+    """``out`` claimed by another process for the block, which is then killed (SIGKILL: it never lets go
+    itself, so its lock file stays)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
 def test_a_second_run_into_a_folder_in_use_is_refused_and_a_dead_runs_lock_is_not(
     task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,11 +174,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_dead_runs_lock_is_no
 
     out = tmp_path / "run"
     out.mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with _held_by_another_process(out) as holder:
         real_materialize = ferhub.data.materialize
 
         def no_crops(*args, **kw):
@@ -176,9 +189,6 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_dead_runs_lock_is_no
         )
         assert not (out / "log.jsonl").exists()
         monkeypatch.setattr(ferhub.data, "materialize", real_materialize)
-    finally:
-        holder.send_signal(signal.SIGKILL)  # the holder dies without letting go: its file stays
-        holder.wait()
     assert (out / LOCK_NAME).read_text() == f"{holder.pid}\n"
     assert cli_main(["train", *_args(task_folder, out, 0)]) == 0
     assert not (out / LOCK_NAME).exists()  # let go, and no file of its own left in the run folder
@@ -248,11 +258,7 @@ def test_torchrun_into_a_folder_in_use_is_refused_on_every_rank(task_folder: Pat
     """Only rank 0 claims the folder: rank 1 went on alone and ended in "internal error ... a bug"."""
     out = tmp_path / "run"
     out.mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with _held_by_another_process(out):
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
         train_script = Path(__file__).resolve().parent.parent / "train" / "train.py"
         done = subprocess.run(
@@ -261,9 +267,6 @@ def test_torchrun_into_a_folder_in_use_is_refused_on_every_rank(task_folder: Pat
             text=True,
             timeout=300,
         )
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     assert done.returncode != 0
     assert done.stderr.count("is in use by another ferhub train") == 2, done.stderr
     assert "internal error" not in done.stderr

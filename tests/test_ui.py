@@ -705,8 +705,8 @@ def test_a_webcam_snapshot_names_its_classify_download_by_when_it_was_taken() ->
     assert Path(download).name == f"{Path(image).stem}.ferhub.json"
 
 
-def test_a_webcam_model_giving_nan_stops_the_page_with_its_name(tmp_path: Path) -> None:
-    """A label read from NaN probabilities (argmax: the first class) was drawn and recorded as an answer."""
+def _diverged(tmp_path: Path) -> str:
+    """A saved tiny model whose finite weights make its logits overflow to NaN."""
     import torch
 
     from ferhub.hub import save
@@ -715,8 +715,13 @@ def test_a_webcam_model_giving_nan_stops_the_page_with_its_name(tmp_path: Path) 
     model = create_model("test_tiny")
     with torch.no_grad():
         for p in model.parameters():
-            p.fill_(3e38)  # finite weights whose logits overflow to NaN
-    bad = str(save(model, tmp_path / "diverged"))
+            p.fill_(3e38)
+    return str(save(model, tmp_path / "diverged"))
+
+
+def test_a_webcam_model_giving_nan_stops_the_page_with_its_name(tmp_path: Path) -> None:
+    """A label read from NaN probabilities (argmax: the first class) was drawn and recorded as an answer."""
+    bad = _diverged(tmp_path)
     frame = Image.open(HOPPER).convert("RGB")
     _, _, session = webcam.process_frame(frame, None, DEFAULT_MODEL, True)
     with pytest.raises(
@@ -729,17 +734,10 @@ def test_a_webcam_model_giving_nan_stops_the_page_with_its_name(tmp_path: Path) 
 def test_a_video_of_a_model_giving_nan_says_so_not_that_the_file_is_damaged(tmp_path: Path) -> None:
     """The Video tab called a diverged model's error "The file is damaged part-way"."""
     import clips
-    import torch
 
-    from ferhub.hub import save
-    from ferhub.models import create_model
     from ferhub.ui import video
 
-    model = create_model("test_tiny")
-    with torch.no_grad():
-        for p in model.parameters():
-            p.fill_(3e38)  # finite weights whose logits overflow to NaN
-    bad = str(save(model, tmp_path / "diverged"))
+    bad = _diverged(tmp_path)
     clip = clips.write_clip(tmp_path / "pan.mp4", clips.pan(n=6)[0], fps=5)
     *_, status = video.analyse_video(str(clip), [bad], 5, 0.3, progress=lambda *a, **k: None)
     assert "damaged" not in status
