@@ -28,14 +28,7 @@ from PIL import Image
 from ferhub.errors import not_finite
 from ferhub.faces import MIN_MAX_SIDE, Face
 from ferhub.tracking import Box, FaceTracker, Smoother, Track, appearance, iou, match_boxes
-from ferhub.videoio import (
-    DEFAULT_MAX_SIDE,
-    JUMP_SECONDS,
-    JUMP_STEPS,
-    VideoDecodeError,
-    VideoInfo,
-    open_video,
-)
+from ferhub.videoio import DEFAULT_MAX_SIDE, JUMP_SECONDS, VideoDecodeError, VideoInfo, open_video
 
 
 @dataclass
@@ -99,6 +92,13 @@ MAX_DETECT_SECONDS = 0.3
 # and at least every this many frames: the frames between two detections are held (whole pictures) until the
 # second one confirms their faces
 MAX_HELD_FRAMES = 15
+# a stream's frame step of up to this many nominal frame intervals is an ordinary one (a variable frame
+# rate's, or a webcam's that a busy server slows), from which TrackSummaries learns its typical interval; a
+# longer one is a held frame (or a gap), whose length says nothing of the frame rate
+ORDINARY_STEPS = 2.0
+# a gap of over this many seconds between a live stream's frames (the webcam's: no frame arrived, the page
+# hidden) is no time on screen; a video's reader marks its own jumps instead (TrackSummaries' max_gap)
+LIVE_MAX_GAP = JUMP_SECONDS
 
 
 class _TrackStats:
@@ -168,15 +168,30 @@ class TrackSummaries:
     :meth:`add` for each frame in time order, then :meth:`result`. Keeps a few numbers per class per track.
 
     A frame counts as on screen until the next one, however long it is held (a variable-frame-rate screen or
-    call recording holds a still picture for seconds), up to a jump in the timestamps: over
-    :data:`~ferhub.videoio.JUMP_SECONDS` and :data:`~ferhub.videoio.JUMP_STEPS` frame intervals (as FFmpeg
-    and the reader take one in MPEG-TS; a 10-hour gap is no 10 hours on screen), or where the caller says."""
+    call recording holds a still picture for seconds, a paused camera's MP4 a minute), except across a jump:
+    where the caller says the time since the frame before was no time shown (a video reader's timestamps
+    started again, or jumped far ahead in MPEG-TS/PS; the camera was stopped), and, for a stream that cannot
+    tell (``max_gap``, the webcam's, where a gap is frames that did not arrive), a gap over ``max_gap``
+    seconds. A video's reader decides its jumps (``max_gap=None``): the summaries count the time its timeline
+    and annotated copy show.
 
-    def __init__(self, models: list[str], labels: list[tuple[str, ...]], typical_dt: float) -> None:
+    ``typical_dt``: the stream's nominal frame interval. The typical interval a jump, and the last frame,
+    count is learnt from ordinary frame steps only: up to :data:`ORDINARY_STEPS` nominal intervals (a held
+    frame's seconds, or a jump's, are no frame step)."""
+
+    def __init__(
+        self,
+        models: list[str],
+        labels: list[tuple[str, ...]],
+        typical_dt: float,
+        *,
+        max_gap: float | None = LIVE_MAX_GAP,
+    ) -> None:
         self.models, self.labels = models, labels
         self._stats: dict[int, _TrackStats] = {}
         self._previous: tuple[float, list[int]] | None = None
-        self._typical_dt = typical_dt
+        self._nominal_dt = self._typical_dt = typical_dt
+        self._max_gap = max_gap
 
     def add(self, time: float, faces: Sequence[VideoFace], *, jump: bool = False) -> None:
         """``jump``: the time since the frame before is no time that frame was shown (the timestamps started
@@ -184,9 +199,9 @@ class TrackSummaries:
         if self._previous is not None:
             prev_time, ids = self._previous
             dt = time - prev_time
-            if jump or dt > max(JUMP_SECONDS, JUMP_STEPS * self._typical_dt):
+            if jump or (self._max_gap is not None and dt > self._max_gap):
                 dt = self._typical_dt
-            elif dt > 0:
+            elif 0 < dt <= ORDINARY_STEPS * self._nominal_dt:
                 self._typical_dt = dt
             for i in ids:
                 self._stats[i].credit(dt)
@@ -259,7 +274,10 @@ class VideoRun:
         # stream), treated as a cut; sampled frames are 1/fps apart, so never less than two of those
         sampled = max(dt, 1 / self.info.fps if self.info.fps else 0.0)
         self._max_gap = max(self.tracker.max_lost, 2 * sampled)
-        self._summaries = TrackSummaries(self.models, self.labels, dt)
+        # the time on screen follows the reader's clock: a gap it keeps (a held frame, a paused camera's MP4)
+        # is time shown, and only where its timestamps started again or jumped (frame.restarted) is none;
+        # _max_gap is how far the tracker carries a box, which says nothing of how long a frame was shown
+        self._summaries = TrackSummaries(self.models, self.labels, sampled, max_gap=None)
 
     def __iter__(self) -> Iterator[VideoFrameResult]:
         batch: list[Any] = []

@@ -26,6 +26,9 @@ from ferhub import strict_json as json  # NaN/inf are written as null: always va
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # what makes a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a formula (OWASP, CSV injection)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# ... unless the whole cell is a plain decimal number ("-1", "+0.5", "-2e-3": a class or model named so),
+# which every spreadsheet reads as that number, never a formula (as defusedcsv leaves numbers alone)
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def _escape_surrogate(match: re.Match[str]) -> str:
@@ -56,13 +59,14 @@ def _encodable_all(value: Any) -> Any:
 
 
 def csv_text(text: object) -> str:
-    """A CSV text cell: :func:`encodable`, with a ``'`` in front where a spreadsheet would read a formula.
+    """A CSV text cell: :func:`encodable`, with a ``'`` in front where a spreadsheet would read a formula (a
+    plain number, such as a class named ``-1``, stays as it is).
 
-    >>> csv_text('=HYPERLINK("http://x")'), csv_text("photo.jpg")
-    ('\\'=HYPERLINK("http://x")', 'photo.jpg')
+    >>> csv_text('=HYPERLINK("http://x")'), csv_text("photo.jpg"), csv_text("-1")
+    ('\\'=HYPERLINK("http://x")', 'photo.jpg', '-1')
     """
     text = encodable(text)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text) else text
 
 
 def printable(text: object) -> str:
@@ -235,15 +239,17 @@ class TableWriter:
         pass
 
     def video_end(self, run: Any, *, interrupted: bool) -> None:
+        from ferhub.timeline import summary_rows
+
         tracks = run.summaries()
         note = " (interrupted)" if interrupted else ""
         self._line(f"  {run.frames_done} frames analysed, {len(tracks)} face track(s){note}")
-        for t in tracks:
-            share = [kv for kv in sorted(t["share"].items(), key=lambda kv: -kv[1])[:3] if kv[1] >= 0.005]
-            shares = ", ".join(f"{k} {v:.0%}" for k, v in share)
+        # one line per person, or per person and model (named) where several models ran, as the Video tab
+        # and `ferhub report --video` show them
+        for face, first, last, seconds, dominant, shares, _ in summary_rows(tracks):
             self._line(
-                f"  face {t['face_id']}: {t['first_time']:.2f}-{t['last_time']:.2f} s, {t['seconds']:.1f} s"
-                f" on screen, mostly {t['dominant']} ({shares})"
+                f"  face {printable(str(face))}: {first:.2f}-{last:.2f} s, {seconds:.1f} s on screen,"
+                f" mostly {dominant} ({shares})"
             )
         if run.error:
             self._line(f"  ERROR {printable(run.error)}")

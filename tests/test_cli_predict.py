@@ -302,3 +302,33 @@ def test_json_on_stdout_is_closed_even_when_a_run_stops_on_a_bug(
     assert code == 4 and "internal error (RuntimeError: a bug)" in err
     (photo,) = json.loads(out)  # what was written before the bug, as a closed array
     assert photo["faces"]
+
+
+def test_table_names_each_model_of_a_video() -> None:
+    """With several models the table summed up each person by the first model only, naming none; it gives
+    one line per person and model, named, as the Video tab and `ferhub report --video` do."""
+    import io
+    from types import SimpleNamespace
+
+    from ferhub.faces import Face
+    from ferhub.labels import FER7
+    from ferhub.video import TrackSummaries, VideoFace
+    from ferhub.writers import TableWriter
+
+    labels = [tuple(FER7), ("negative", "positive")]
+    happy, positive = np.full(7, 0.01), np.array([0.1, 0.9])
+    happy[FER7.index("happy")] = 0.94
+    summaries = TrackSummaries(["fer", "valence"], labels, 0.5)
+    for time in (0.0, 0.5):
+        p = [happy, positive]
+        summaries.add(
+            time, [VideoFace(1, Face(box=(0, 0, 9, 9), score=1.0), True, p, p, labels, ["fer", "valence"])]
+        )
+    run = SimpleNamespace(summaries=summaries.result, frames_done=2, error=None)
+    out = io.StringIO()
+    TableWriter(out).video_end(run, interrupted=False)
+    assert out.getvalue().splitlines() == [
+        "  2 frames analysed, 1 face track(s)",
+        "  face 1 · fer: 0.00-0.50 s, 1.0 s on screen, mostly happy (happy 100%)",
+        "  face 1 · valence: 0.00-0.50 s, 1.0 s on screen, mostly positive (positive 100%)",
+    ]

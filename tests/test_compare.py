@@ -174,3 +174,36 @@ def test_agreement_and_kappa_are_over_the_items_both_models_predicted() -> None:
 
     row = format_pairs(out).splitlines()[2].split()
     assert row[:5] == ["a", "b", "-", "-", "0"] and row[5:7] == ["0.0000", "0.5000"]
+
+
+def test_cli_compare_images_scans_folders_as_predict_does(tmp_path, monkeypatch, capsys) -> None:
+    """`--images` read a folder with its own scan: macOS's hidden `._a.jpg` was read (and failed), a linked
+    folder's photos were left out; it now takes what `ferhub predict` takes (``inputs.scan``), photos only."""
+    import os
+
+    from PIL import Image
+
+    from ferhub import evaluation, predict
+    from ferhub.cli import main
+
+    photos, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    (photos / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    for path in (photos / "a.jpg", photos / "sub" / "b.png", elsewhere / "h.jpg"):
+        Image.new("RGB", (8, 8)).save(path)
+    (photos / "._a.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(200))  # an AppleDouble file
+    (photos / "clip.mp4").write_bytes(b"")
+    os.symlink("../elsewhere", photos / "more")
+    given: list[str] = []
+
+    def compared(predictor, files, on_error=None):
+        given.extend(files)
+        raise evaluation.EvaluationError("stop here")
+
+    monkeypatch.setattr(predict, "Predictor", lambda *args, **kwargs: None)
+    monkeypatch.setattr(evaluation, "compare_on_images", compared)
+    assert main(["compare", "m1", "m2", "--images", str(photos), str(elsewhere / "h.jpg")]) == 1
+    assert given == [str(photos / p) for p in ("a.jpg", "more/h.jpg", "sub/b.png")] + [
+        str(elsewhere / "h.jpg")
+    ]
+    assert "left out 1 video(s) in the folders" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ferhub import fileio, saliency
 from ferhub.cli import main
-from ferhub.writers import CsvWriter, printable
+from ferhub.writers import CsvWriter, csv_text, printable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -208,3 +208,25 @@ def test_csv_text_cells_are_never_formulas_and_numbers_stay_numbers() -> None:
     assert {row[9] for row in rows} == {"'-sad"} and {row[-1] for row in rows} == {"'=model", "plain"}
     assert rows[0][4:8] == ["-3.5", "2.0", "40.0", "50.0"]  # a box past the photo's edge: a number
     assert rows[-1][1:8] == ["0", "0.0000", "1", "-1.0", "-2.0", "30.0", "40.0"]
+
+
+def test_csv_cells_that_are_plain_numbers_keep_no_quote() -> None:
+    """The formula quote went on numbers too: a binary model's classes ``-1``/``+1`` became columns
+    ``'-1`` and ``'+1`` (``csv.DictReader`` and pandas found no column ``-1``), and a model named ``-2``
+    ``'-2``. A plain number is no formula in any spreadsheet; anything more after its sign is quoted."""
+    stream = io.StringIO()
+    writer = CsvWriter(stream, ["m1", "-2"], [("-1", "+1"), ("-1", "+1")])
+    writer.begin()
+    prediction = SimpleNamespace(model="-2", label="-1", probabilities={"-1": 0.9, "+1": 0.1})
+    writer.photo(
+        SimpleNamespace(
+            path="a.jpg", faces=[SimpleNamespace(face=face((1, 2, 3, 4)), predictions=[prediction])]
+        )
+    )
+    header, row = list(csv.reader(io.StringIO(stream.getvalue())))
+    assert header[-3:] == ["-1", "+1", "model"]
+    assert row[9] == "-1" and row[-1] == "-2"
+    for number in ("-1", "+1", "-0.5", "+.5", "-2e-3", "-1E+5", "-7."):
+        assert csv_text(number) == number
+    for formula in ("-1+1", "+1)*cmd", "-1 ", "-", "-e1", "-inf", "-nan", "+0x1", "-1_0", "\t1", "-١"):
+        assert csv_text(formula) == "'" + formula

@@ -357,9 +357,11 @@ def test_cli_table_summarises_people(clip_dir: Path, capsys) -> None:
     assert "2 face track(s)" in out and "face 1:" in out and "face 2:" in out
 
 
-def test_a_ten_hour_timestamp_jump_is_no_screen_time_and_carries_no_box(clip_dir: Path, capsys) -> None:
+def test_a_ten_hour_gap_carries_no_box_and_counts_as_the_reader_keeps_it(clip_dir: Path, capsys) -> None:
     """A clip whose second frame is stamped 10 hours after the first (a 10-hour duration in the header): the
-    face is detected again after the jump (not carried), and neither frame counts as hours on screen."""
+    face is detected again after the gap (not carried). An MKV's reader keeps a gap of any length (a paused
+    camera), as the timeline and the duration show it: so the first frame counts its 10 hours on screen (only
+    a jump the reader makes, a joined MPEG-TS/PS recording's, counts one frame interval)."""
     frames, _ = clips.pan(2)
     path = clips.write_clip(clip_dir / "ten_hours.mkv", frames, times=[0.0, 36000.0])
     code, out, _ = run_cli(capsys, "predict", str(path), "--format", "json")
@@ -368,7 +370,7 @@ def test_a_ten_hour_timestamp_jump_is_no_screen_time_and_carries_no_box(clip_dir
     assert entry["duration"] == pytest.approx(36000, abs=1)
     assert [f["time"] for f in entry["frames"]] == pytest.approx([0, 36000])
     assert [face["detected"] for f in entry["frames"] for face in f["faces"]] == [True, True]
-    assert [t["seconds"] for t in entry["tracks"]] == pytest.approx([1 / 15] * 2, abs=1e-3)
+    assert [t["seconds"] for t in entry["tracks"]] == pytest.approx([36000, 1 / 15], abs=1e-3)
 
 
 def test_video_tab_refuses_long_clips_and_stops_at_its_limit(clip_dir: Path, monkeypatch) -> None:
@@ -467,10 +469,71 @@ def test_a_frame_held_for_seconds_counts_its_whole_time_on_screen(clip_dir: Path
         assert track["seconds"] == pytest.approx(5.0, abs=0.01)
 
 
+@pytest.mark.parametrize(
+    ("name", "times"),
+    [
+        # a frame held 9 s, the next one 60 s (a paused camera): the 9 s hold once made the next gap no jump
+        (
+            "gap_after_hold",
+            [i / 15 for i in range(15)] + [9 + 14 / 15] + [69 + (14 + i) / 15 for i in range(14)],
+        ),
+        # a still of 10.5 s (a slide in a screen recording) counts its length, as one of 9.5 s does
+        ("long_still", [i / 15 for i in range(15)] + [10.5 + (14 + i) / 15 for i in range(15)]),
+    ],
+)
+def test_mp4_gaps_of_any_length_count_as_the_reader_keeps_them(
+    clip_dir: Path, capsys, name: str, times: list[float]
+) -> None:
+    """An MP4's reader keeps a gap of any length as real time (the timeline and the annotated copy show the
+    frame that long): so do the on-screen seconds, to the last frame's end. A 10 s cap counted a 10.5 s still
+    one frame interval (and a 9.5 s one its length), and a 9 s held frame raised the cap for the next gap to
+    90 s (so a 60 s gap counted, where a 30 s one alone did not)."""
+    frames, _ = clips.leave_and_return(30, away=(30, 30))  # two faces on every frame
+    path = clips.write_clip(clip_dir / f"{name}.mp4", frames, times=times)
+    code, out, err = run_cli(capsys, "predict", str(path), "--format", "json")
+    assert code == 0, err
+    (entry,) = json.loads(out)
+    assert [f["time"] for f in entry["frames"]] == pytest.approx(times, abs=1e-3)
+    assert len(entry["tracks"]) == 2
+    for track in entry["tracks"]:
+        assert track["seconds"] == pytest.approx(times[-1] + 1 / 15, abs=0.01)
+
+
+def test_summaries_learn_the_frame_interval_from_frame_steps_only() -> None:
+    """A held frame's seconds are no frame interval: a jump after it counts one frame interval (not the held
+    frame's 9 s); a still counts its length with no cliff at 10 s where the reader decides jumps
+    (``max_gap=None``, a video); and a live stream's cap (the webcam's) stays 10 s after a held frame."""
+    from ferhub.faces import Face
+    from ferhub.video import TrackSummaries, VideoFace
+
+    labels = [tuple(FER7)]
+    p = np.full(len(FER7), 1 / len(FER7))
+    face = VideoFace(1, Face(box=(0, 0, 10, 10), score=1.0), True, [p], [p], labels, ["m"])
+
+    def seconds(steps: list[tuple[float, bool]], **options: Any) -> float:
+        summaries = TrackSummaries(["m"], labels, 0.1, **options)
+        for time, jump in steps:
+            summaries.add(time, [face], jump=jump)
+        (track,) = summaries.result()
+        return track["seconds"]
+
+    # 0.1 s, a 9 s hold, then a jump (a joined recording, the camera stopped), and the last frame: 0.1 s each
+    for options in ({}, {"max_gap": None}):
+        assert seconds([(0.0, False), (0.1, False), (9.1, False), (20.0, True)], **options) == pytest.approx(
+            9.3
+        )
+    for hold in (9.5, 10.5, 600.0):
+        assert seconds([(0.0, False), (0.1, False), (0.1 + hold, False)], max_gap=None) == pytest.approx(
+            hold + 0.2
+        )
+    # the webcam's 10 s cap: a 60 s gap after a 9 s hold counts one frame interval, as it does on its own
+    assert seconds([(0.0, False), (0.1, False), (9.1, False), (69.1, False)]) == pytest.approx(9.3)
+
+
 def test_summaries_count_held_frames_and_not_jumps() -> None:
     """The seconds a frame is held (here a sad face held 3 s between happy ones) weigh in the shares; a
-    jump the caller names (a joined recording, the camera stopped), or one of over 10 s, counts one frame
-    interval."""
+    jump the caller names (a joined recording, the camera stopped), or one of over 10 s (a live stream's
+    cap, the default), counts one frame interval."""
     from ferhub.faces import Face
     from ferhub.video import TrackSummaries, VideoFace
 

@@ -97,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
     runs: list[Any] = []
     try:
         if args.images:
-            from ferhub.predict import Predictor, iter_image_files
+            from ferhub.predict import Predictor
 
-            files = iter_image_files(args.images)
+            files = _photos(args.images)
             predictor = Predictor(args.models, device=args.device, no_face="skip")
             result = evaluation.compare_on_images(predictor, [str(f) for f in files], on_error=_say)
             unread = result.get("unreadable", {}).get("count", 0)
@@ -161,6 +161,26 @@ def _images_refused(args: argparse.Namespace) -> str | None:
             "--model B` to see several models on a video"
         )
     return None
+
+
+def _photos(paths: list[str]) -> list[Path]:
+    """The photos ``--images`` names: folders scanned as ``ferhub predict`` scans them (hidden files passed
+    over, linked folders followed, what could not be read said), keeping the photos; files named are kept as
+    given."""
+    from ferhub.inputs import scan
+    from ferhub.videoio import is_video_path
+
+    found = scan(paths)
+    if skipped := found.skipped_message():
+        _say(None, skipped)
+    named = set(map(Path, paths))
+    files = [f for f in found.files if f in named or not is_video_path(f)]
+    if len(files) < len(found.files):
+        _say(
+            None,
+            f"left out {len(found.files) - len(files)} video(s) in the folders: --images compares photos",
+        )
+    return files
 
 
 def _say(path: str | None, error: str) -> None:
