@@ -370,7 +370,9 @@ def export_onnx(
     refused: Int8Refused | None = None
     try:
         for source in _extra_files(Path(model.repo_path)):
-            shutil.copy2(source, stage / source.name)
+            # copyfile, not copy2: the copy gets the umask's mode, as the graphs written beside it do, not the
+            # source's (a repo saved under umask 022 and exported under 077 was readable by all)
+            shutil.copyfile(source, stage / source.name)
             report.files.append(source.name)
         targets = (
             [(ONNX_NAME, model)] if not members else [(f"member-{i}.onnx", m) for i, m in enumerate(members)]

@@ -5,7 +5,9 @@ checkpoints, cached weights) goes through here. The new content goes to ``.<name
 same folder, is fsynced and renamed over the target; a writer killed before the rename leaves only such a
 temporary file, which the next write to the same target removes (:func:`remove_stale_temps`) once the process
 that made it is gone. A ``<name>`` too long to leave room for the rest in one file name (255 bytes) is
-shortened to its start and a hash of the whole name (:func:`fit_name`).
+shortened to its start and a hash of the whole name (:func:`fit_name`). A new file gets the mode
+``open()`` would give it (0666 less the umask: :func:`new_file_mode`), and :func:`name_folding` tells which
+spellings of a name a folder's file system takes for one.
 
 >>> atomic_write_text(Path("out/results.json"), "{}\\n")            # doctest: +SKIP
 >>> with atomic_path(Path("out/model.safetensors")) as tmp:        # doctest: +SKIP
@@ -19,7 +21,9 @@ import hashlib
 import json
 import os
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,84 @@ NAME_MAX = 255
 # what a temporary's name adds to its target's: ".", ".", the pid (7 digits at most on Linux), "-", mkstemp's
 # 8 random characters, ".tmp"; with room to spare
 _TEMP_ROOM = 32
+
+
+def _umask_from_proc() -> int | None:
+    """The umask as Linux shows it (``/proc/self/status``, Linux 4.7 and later): read without changing it."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_by_setting() -> int:
+    # os.umask only reads the umask by setting another (process-wide): done once, at import, where there is no
+    # /proc to read it from (macOS, Windows), with 022 meanwhile rather than 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT = None if _umask_from_proc() is not None else _umask_by_setting()
+
+
+def umask() -> int:
+    """The process's umask: read from ``/proc`` where it can be (so a change made since import is seen),
+    else as it was when this module was imported."""
+    for mask in (_umask_from_proc(), _UMASK_AT_IMPORT):
+        if mask is not None:
+            return mask
+    return 0o022  # /proc read at import, gone since (a chroot): the usual umask, never a wider one
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file, 0666 less the umask (0644 under the usual 022, 0600 under 077):
+    for a file made through ``mkstemp``, which would leave it private (0600) whatever the umask."""
+    return 0o666 & ~umask()
+
+
+@dataclass(frozen=True)
+class Folding:
+    """Which spellings of a name a file system takes for one file (:func:`name_folding`)."""
+
+    case: bool = False  # ``Case.jpg`` is ``case.jpg``: APFS, HFS+, NTFS and exFAT as formatted by default
+    unicode: bool = False  # ``é`` composed (U+00E9) is ``e`` and U+0301: APFS and HFS+
+
+    def key(self, name: str) -> str:
+        """One text for every spelling of ``name`` taken for it (a little wider than the file system: a tag
+        too many costs nothing, a name merged with another would lose a result)."""
+        if self.case:  # Unicode's canonical caseless match
+            return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+        return unicodedata.normalize("NFD", name) if self.unicode else name
+
+
+EXACT = Folding()  # every spelling a name of its own: Linux's usual file systems
+
+
+def name_folding(folder: str | os.PathLike) -> Folding:
+    """How the file system of ``folder`` compares names, asked of it rather than guessed from the platform
+    (Linux has case-insensitive folders, macOS case-sensitive volumes): a file is made there, its name looked
+    up spelt otherwise (ASCII letters' case swapped; its ``é`` decomposed), and removed. Raises ``OSError``
+    where no file can be made in ``folder``."""
+    try:
+        fd, made = tempfile.mkstemp(prefix=f".ferhub-names-{os.getpid()}-\u00e9-", dir=folder)
+    except UnicodeEncodeError:  # a file system encoding without "é": case only
+        fd, made = tempfile.mkstemp(prefix=f".ferhub-names-{os.getpid()}-", dir=folder)
+    os.close(fd)
+    try:
+        name = os.path.basename(made)
+        swapped = "".join(c.swapcase() if c.isascii() else c for c in name)
+        decomposed = unicodedata.normalize("NFD", name)
+        return Folding(
+            case=os.path.lexists(os.path.join(folder, swapped)),
+            unicode=decomposed != name and os.path.lexists(os.path.join(folder, decomposed)),
+        )
+    finally:
+        os.unlink(made)
 
 
 def fit_name(name: str, limit: int) -> str:
@@ -153,7 +235,8 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
     ``path``, otherwise deleted.
 
     For writers that want a file name (``safetensors.torch.save_file``, ``torch.save``). The file gets
-    ``mode``, else the old file's mode, else 0644 (``mkstemp`` alone would leave it private, 0600).
+    ``mode``, else the old file's mode, else a new file's (:func:`new_file_mode`: 0644 under the usual umask;
+    ``mkstemp`` alone would leave it private, 0600, and a fixed 0644 made it readable by all under 077).
     Leftovers of earlier interrupted writes of ``path`` are removed first.
     """
     path = Path(path)
@@ -161,7 +244,7 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
     tmp = new_temp(path)
     try:
         if mode is None:
-            mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+            mode = path.stat().st_mode & 0o777 if path.exists() else new_file_mode()
         yield tmp
         # after the writer: one that replaces the file (safetensors' save_file) leaves its own mode, 0600
         os.chmod(tmp, mode)

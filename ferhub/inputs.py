@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ferhub.fileio import EXACT, Folding
 from ferhub.images import image_suffixes
 from ferhub.videoio import VIDEO_SUFFIXES, plays_as_video
 
@@ -133,14 +133,21 @@ class Inputs:
         """The files analysed as videos: named like one, or animated GIFs and PNGs."""
         return [f for f in self.files if plays_as_video(f)]
 
-    def result_names(self) -> list[Path]:
+    def result_names(
+        self, folding: Folding = EXACT, out_dir: Path | None = None, suffix: str = ""
+    ) -> list[Path]:
         """Where each file's result goes under an output folder (``--out-dir``): its path below the deepest
         folder holding every argument (a folder argument counts as itself, a file as its folder), so
         ``a/photos b/photos`` give ``a/photos/x.jpg`` and ``b/photos/x.jpg``, and one folder given gives the
         paths inside it. Names depend only on the arguments' places, never on their order, so a rerun finds
-        the results of the last one. Names that only a case-insensitive (or Unicode-normalising) file system
-        would take for one (``Case.jpg``, ``case.jpg``) each get a tag from their exact name
-        (``Case~b58204d9.jpg``)."""
+        the results of the last one.
+
+        Where the output folder's file system takes several names for one (``folding``, from
+        :func:`ferhub.fileio.name_folding`: ``Case.jpg`` and ``case.jpg`` on a case-insensitive disk), one of
+        them keeps its name and the others get a tag from their exact name (``case~b58204d9.jpg``): the one
+        whose result (``out_dir / (NAME + suffix)``) is there spelt exactly so, else the first in code point
+        order. A photo added beside another so never renames the other's result; on a file system that
+        tells all names apart, every name is the input's own path."""
         folders = {root: root.is_dir() for root in self.roots}
         bases = {r: r.resolve() if d else r.absolute().parent.resolve() for r, d in folders.items()}
         full = [
@@ -152,15 +159,30 @@ class Inputs:
             names = [p.relative_to(common) for p in full]
         except ValueError:  # arguments on two Windows drives: the drive letter is the first folder
             names = [Path(p.drive.rstrip(":") or "root", p.relative_to(p.anchor)) for p in full]
+        if folding == EXACT:
+            return names
         alike: defaultdict[str, set[Path]] = defaultdict(set)
         for name in names:
-            alike[_folded(name)].add(name)
-        return [_tagged(name) if len(alike[_folded(name)]) > 1 else name for name in names]
+            alike[folding.key(name.as_posix())].add(name)
+        tag: set[Path] = set()
+        for group in alike.values():
+            if len(group) > 1:
+                done = [n for n in group if out_dir is not None and _spelt(out_dir, Path(f"{n}{suffix}"))]
+                tag |= group - {min(done or group, key=Path.as_posix)}
+        return [_tagged(name) if name in tag else name for name in names]
 
 
-def _folded(name: Path) -> str:
-    # Unicode's canonical caseless match: what APFS, HFS+, NTFS and exFAT take for one name, or near it
-    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", str(name)).casefold())
+def _spelt(folder: Path, name: Path) -> bool:
+    """Whether ``folder / name`` is there spelt exactly so, each part as its folder lists it (a file system
+    that folds names finds it by any other spelling too)."""
+    for part in name.parts:
+        try:
+            if part not in os.listdir(folder):
+                return False
+        except OSError:
+            return False
+        folder = folder / part
+    return True
 
 
 def _tagged(name: Path) -> Path:

@@ -171,6 +171,50 @@ def test_out_dir_rerun_retries_an_input_that_failed(capsys, tmp_path: Path) -> N
     assert len(json.loads((out / "b.jpg.json").read_text())["faces"]) == 1
 
 
+def test_an_unusable_out_dir_is_refused_once_before_any_input(capsys, tmp_path: Path, monkeypatch) -> None:
+    """``--out-dir`` naming a file (or a folder that cannot be written) printed one "result not written" line
+    per input and "120 failed (a rerun retries them)": it is refused in one line, exit 2, as ``--out`` is,
+    before a model is loaded."""
+    import argparse
+    import errno
+    import tempfile
+
+    import ferhub.commands.predict as command
+
+    def never(*args, **kwargs):
+        raise AssertionError("the --out-dir should have been refused before the model was loaded")
+
+    monkeypatch.setattr(command, "_predictor", never)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(5):
+        (inputs / f"p{i}.jpg").write_bytes(b"not decoded here")
+    notadir = tmp_path / "notadir"
+    notadir.write_text("x")
+    for out, message in (
+        (notadir, f"--out-dir {notadir}: {notadir} is a file, not a folder;"),
+        (notadir / "sub", f"--out-dir {notadir / 'sub'}: cannot make {notadir / 'sub'}: {notadir} is a file"),
+    ):
+        code, printed, err = run_cli(capsys, "predict", str(inputs), "--out-dir", str(out))
+        assert (code, printed) == (2, "")
+        assert err.startswith(f"ferhub predict: {message}") and err.count("\n") == 1, err
+
+    def read_only(*args, **kwargs):  # what a read-only disk (or an ACL os.access misses) answers
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    out = tmp_path / "ro"
+    code, _, err = run_cli(capsys, "predict", str(inputs), "--out-dir", str(out))
+    assert (
+        code == 2
+        and err == f"ferhub predict: --out-dir {out}: cannot write into {out} (Read-only file system)\n"
+    )
+    monkeypatch.undo()
+    # a missing folder (and its parents) is made by the check
+    args = argparse.Namespace(out_dir=str(tmp_path / "new" / "res"))
+    assert command.out_dir_unwritable(args) is None and (tmp_path / "new" / "res").is_dir()
+
+
 def test_options_that_would_do_nothing_are_noted(capsys, tmp_path: Path) -> None:
     photo = tmp_path / "a.png"
     clips.photo("astronaut").save(photo)

@@ -247,3 +247,19 @@ def test_the_help_says_what_happens_to_a_file_of_the_same_name(capsys) -> None:
         "never over a different file of the same name in DIR: such a folder is refused (exit 2" in help_text
     )
     assert "the file is kept" in help_text
+
+
+def test_an_export_gets_the_umasks_modes_not_its_sources(tmp_path: Path) -> None:
+    """The model folder's files copied into the export kept the source's modes (copy2): a repo saved under
+    umask 022 and exported under 077 gave a private graph beside a config and weights readable by all."""
+    old = os.umask(0o022)
+    try:
+        repo = hub.save(tiny(), tmp_path / "tiny")  # 0644 files
+        os.umask(0o077)
+        assert main(["export", str(repo), "--out", str(tmp_path / "out")]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()}
+    assert modes == dict.fromkeys(
+        ["README.md", "card.json", "config.json", "model.safetensors", ONNX_NAME], 0o600
+    )

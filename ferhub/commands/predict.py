@@ -18,6 +18,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -483,12 +484,41 @@ def out_unwritable(args: argparse.Namespace) -> str | None:
     return f"{option}: {problem}" if problem else None
 
 
+def out_dir_unwritable(args: argparse.Namespace) -> str | None:
+    """The line refusing an ``--out-dir`` that cannot be made or written (a file there or where one of its
+    parent folders must be, no permission, a read-only disk), or ``None``: made where missing and checked
+    once, before any input is read, not found out input by input (one "result not written" line each)."""
+    out = Path(args.out_dir)
+    option = f"--out-dir {args.out_dir}"
+    if out.is_symlink() and not out.exists():
+        return f"{option}: {out} is a link to {os.readlink(out)}, which does not exist"
+    if out.exists() and not out.is_dir():
+        return (
+            f"{option}: {out} is a file, not a folder; --out-dir writes a result file per input into a folder"
+        )
+    existing = _nearest_existing(out)
+    if not existing.is_dir():
+        return f"{option}: cannot make {out}: {existing} is a file, not a folder"
+    try:  # tried, not asked of os.access: its "no" does not say why (a read-only disk reads as no permission)
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        return f"{option}: cannot write into {out} ({e.strerror or e})"
+    return None
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """``folder``, or the nearest of its parents that exists."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def folder_unwritable(folder: Path, hint: str = "") -> str | None:
     """Why files cannot be written into ``folder``, made where missing: a file where it or one of its parent
     folders must be (``hint`` follows that message), or no permission; ``None`` when they can."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:  # the nearest folder that exists already
-        existing = existing.parent
+    existing = _nearest_existing(folder)
     if not existing.is_dir():
         return f"cannot make {folder}: {existing} is a file, not a folder{hint}"
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -609,17 +639,20 @@ def _to_stdout(job: Job, files: list[Path], annotated: dict[Path, Path]) -> int:
 def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     """One result file per input under ``--out-dir``; this process's share under torchrun; finished
     skipped."""
-    from ferhub.fileio import NAME_MAX, new_temp, remove_stale_temps_of
+    from ferhub.fileio import NAME_MAX, name_folding, new_file_mode, new_temp, remove_stale_temps_of
     from ferhub.writers import make_writer
 
     rank, world = _shard()
     out_dir = Path(job.args.out_dir)
     suffix = ".csv" if job.args.format == "csv" else ".json"
+    # asked of the folder's file system: names are tagged apart only where it would take two for one
+    names = found.result_names(name_folding(out_dir), out_dir, suffix)
     mine = [
         (f, out_dir / f"{name}{suffix}")
-        for i, (f, name) in enumerate(zip(found.files, found.result_names()))
+        for i, (f, name) in enumerate(zip(found.files, names))
         if i % world == rank
     ]
+    mode = new_file_mode()  # what open() would give each result file: the umask honoured
     # what an earlier run killed past any handler (SIGKILL, a crash, a reboot) left half-written: only this
     # process's own targets, and only files whose writer has ended (another rank may be writing)
     remove_stale_temps_of(target for _, target in mine)
@@ -636,7 +669,7 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
                 raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(target))
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = new_temp(target)
-            os.chmod(tmp, 0o644)  # as a file open() makes; mkstemp's 0600 would make the results private
+            os.chmod(tmp, mode)  # mkstemp's 0600 would make the results private whatever the umask
             with open(tmp, "w", encoding="utf-8", newline="") as out, job.interrupt.installed():
                 writer = make_writer(job.args.format, out, job.predictor, array=False)
                 writer.begin()
@@ -680,14 +713,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # --saliency's overlays are photos: inside a folder scanned, they were the next run's inputs
     found = scan(args.paths, outputs=[args.out] if args.saliency and args.out else [])
-    skipped = found.skipped_message()
-    if skipped:
-        say(skipped)
+    notes = [found.skipped_message()]
     if found.outputs:
-        say(f"note: {found.outputs} file(s) in --out {args.out} (overlays) left out of the inputs")
-    if not found.files:
-        say("no photo or video files found in " + ", ".join(args.paths))
+        notes.append(f"note: {found.outputs} file(s) in --out {args.out} (overlays) left out of the inputs")
+    notes = [n for n in notes if n]
+    if not found.files:  # one line: what was left out is why nothing was found
+        said = f" ({'; '.join(notes)})" if notes else ""
+        say("no photo or video files found in " + ", ".join(args.paths) + said)
         return 2
+    for note in notes:
+        say(note)
     if args.saliency and not args.out:
         say("--saliency needs --out DIR")
         return 2
@@ -699,6 +734,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.out_dir and args.format == "table":
         say("--out-dir writes json or csv files; choose --format json or csv")
+        return 2
+    if args.out_dir and (problem := out_dir_unwritable(args)):
+        say(problem)
         return 2
     videos = found.videos()
     # options that would do nothing here: said, not silently dropped (the run still goes on)
