@@ -31,9 +31,15 @@ def test_app_help_names_the_host_and_port_settings(capsys) -> None:
     assert "serve the web app" in listing
 
 
+def _handler(handler: object) -> object:
+    """A signal handler as the test names it: serve()'s own (a closure) by its name."""
+    return getattr(handler, "__qualname__", handler) if callable(handler) else handler
+
+
 def _serve_recorded(monkeypatch, start) -> list[tuple]:
     """What ``start()`` does to set up and serve the app, in order; nothing is served (launch and the
-    blocking loop are recorded, not run) and the Blocks are a small stand-in for ``build_app()``'s."""
+    blocking loop are recorded, not run) and the Blocks are a small stand-in for ``build_app()``'s. Signal
+    handlers are installed for real (and recorded); the test's own are put back after."""
     import gradio as gr
 
     from ferhub import ui
@@ -57,42 +63,81 @@ def _serve_recorded(monkeypatch, start) -> list[tuple]:
         kwargs = {**kwargs, "app_kwargs": {**app_kwargs, "routes": routes}}
         calls.append(("launch", (self is small, *args), kwargs))
 
+    def block_thread(self):  # what a Ctrl-C or SIGTERM would reach while serving
+        handlers = {s: _handler(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM)}
+        calls.append(("block_thread", self is small, handlers))
+
+    real_signal = signal.signal
+
+    def install(signum, handler):
+        calls.append(("signal", (signum, _handler(handler)), {}))
+        return real_signal(signum, handler)
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with monkeypatch.context() as mp:  # undone before the next run builds its Blocks
         mp.setattr(scratch, "own_gradio_cache", record("own_gradio_cache"))
         mp.setattr(scratch, "start_sweeper", lambda demo: calls.append(("start_sweeper", demo is small)))
         mp.setattr(ui, "build_app", build_app)
         mp.setattr(state, "tune_native_memory", record("tune_native_memory"))
         mp.setattr(state, "start_warm_up", record("start_warm_up"))
-        mp.setattr(signal, "signal", record("signal"))
+        mp.setattr(signal, "signal", install)
         mp.setattr(gr.Blocks, "queue", lambda self, **kw: calls.append(("queue", self is small, kw)))
         mp.setattr(gr.Blocks, "launch", launch)
-        mp.setattr(gr.Blocks, "block_thread", lambda self: calls.append(("block_thread", self is small)))
-        start()
+        mp.setattr(gr.Blocks, "block_thread", block_thread)
+        try:
+            start()
+        finally:
+            calls.append(("left", {s: _handler(signal.getsignal(s)) for s in before}))
+            for signum, handler in before.items():
+                real_signal(signum, handler)
     return calls
 
 
 def test_ferhub_app_sets_up_and_launches_as_app_py_does(monkeypatch) -> None:
     from ferhub.ui import launch_kwargs
 
+    def app_py() -> None:
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+        assert exit_.value.code == 0  # closed, not stopped by a signal
+
     monkeypatch.chdir(ROOT)
-    by_app_py = _serve_recorded(
-        monkeypatch, lambda: runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
-    )
-    by_cli = _serve_recorded(monkeypatch, lambda: main(["app"]))
-    # ferhub.cli takes SIGTERM as Ctrl-C for every command, and puts the handler before back after it
-    assert by_cli[0] == ("signal", (signal.SIGTERM, cli._terminated), {})
-    assert by_cli[-1][0] == "signal" and by_cli[-1][1][0] == signal.SIGTERM
-    by_cli = by_cli[1:-1]
+    found = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a process starts
+    try:
+        by_app_py = _serve_recorded(monkeypatch, app_py)
+        by_cli = _serve_recorded(monkeypatch, lambda: main(["app"]))
+    finally:
+        signal.signal(signal.SIGTERM, found)
+    stop = "serve.<locals>.stop"
+    int_, term = signal.SIGINT, signal.SIGTERM
+    # the handlers each installs, in order: app.py's own for start-up (SIGTERM exits through atexit, which
+    # removes the folder); under ferhub.cli, which takes SIGTERM as Ctrl-C for every command, none
+    assert [c[1] for c in by_app_py if c[0] == "signal"] == [
+        (term, server._exit_on_sigterm.__qualname__),
+        (int_, stop),  # serving: Ctrl-C and SIGTERM close the server, noting which stopped it
+        (term, stop),
+        (int_, _handler(signal.default_int_handler)),  # and are put back after
+        (term, server._exit_on_sigterm.__qualname__),
+    ]
+    assert [c[1] for c in by_cli if c[0] == "signal"] == [
+        (term, cli._terminated.__qualname__),
+        (int_, stop),
+        (term, stop),
+        (int_, _handler(signal.default_int_handler)),
+        (term, cli._terminated.__qualname__),
+        (term, signal.SIG_DFL),  # ferhub.cli puts back the handler it found
+    ]
+    assert by_cli[-1] == ("left", {int_: _handler(signal.default_int_handler), term: signal.SIG_DFL})
+    by_app_py = [c for c in by_app_py if c[0] not in ("signal", "left")]
+    by_cli = [c for c in by_cli if c[0] not in ("signal", "left")]
     assert by_cli == by_app_py
     expected = launch_kwargs()
     expected["app_kwargs"] = {
         "routes": [(r.path, sorted(r.methods)) for r in expected["app_kwargs"]["routes"]]
     }
     assert [c[0] for c in by_cli] == [
-        "signal",  # SIGTERM during start-up (importing Gradio takes seconds) exits through atexit
         "own_gradio_cache",  # before the Blocks (and so Gradio's upload folder) are made
         "build_app",
-        "signal",
         "tune_native_memory",
         "start_sweeper",
         "queue",
@@ -100,12 +145,10 @@ def test_ferhub_app_sets_up_and_launches_as_app_py_does(monkeypatch) -> None:
         "start_warm_up",
         "block_thread",
     ]
-    assert by_cli[0][1:] == ((signal.SIGTERM, server._exit_on_sigterm), {})
     calls = {c[0]: c[1:] for c in by_cli}
     assert calls["build_app"] == ((), {})  # the default model choices
-    # serving: the server closes as on Ctrl-C
-    assert calls["signal"] == ((signal.SIGTERM, signal.default_int_handler), {})
-    assert calls["start_sweeper"] == (True,) and calls["block_thread"] == (True,)
+    assert calls["start_sweeper"] == (True,)
+    assert calls["block_thread"] == (True, {int_: stop, term: stop})
     assert calls["queue"] == (True, {"default_concurrency_limit": 2})
     assert calls["launch"] == ((True,), {"prevent_thread_lock": True, **expected})
     assert expected["state_session_capacity"] and expected["max_file_size"]  # the session and upload caps

@@ -553,3 +553,68 @@ def test_after_stop_the_page_says_it_stopped_and_what_was_recorded(tmp_path: Pat
         "15.2 fps · 5 faces · recording 30 frames",  # streaming
         "stopped · 30 frames recorded: Plot timeline draws them",  # stopped
     ]
+
+
+def test_a_pick_of_a_loaded_model_is_not_held_up_by_other_pages_downloads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Model picks shared the default concurrency limit (2, all pages together): two pages picking Hub
+    models that took long to download held a third page's pick of a loaded model for the whole download
+    (19 s in review). They have a group of their own now; a page whose pick loads streams on with the model
+    it had, and its status says which one is loading."""
+    import httpx
+    import servers
+
+    from ferhub.ui import server, state
+
+    release = threading.Event()
+    timer = threading.Timer(30, release.set)  # (without the fix the quick pick waits for this)
+    load = state.ModelCache._load
+
+    def slow(model_id: str, spec: str, local: bool) -> Any:
+        if model_id.startswith("someone/"):  # a large model downloading from the Hub
+            release.wait()
+            return load(DEFAULT_MODEL, DEFAULT_MODEL, False)
+        return load(model_id, spec, local)
+
+    monkeypatch.setattr(state.ModelCache, "_load", staticmethod(slow))
+    state.cache().model(DEFAULT_MODEL)
+    demo = build_app([DEFAULT_MODEL])
+    demo.queue(default_concurrency_limit=server.CONCURRENCY)  # as the app queues its events
+    pages = [live.new_id() for _ in range(3)]
+    with servers.launched(demo) as url, httpx.Client(base_url=url, timeout=90) as http:
+
+        def pick(sid: str, model: str) -> str:
+            call = http.post("gradio_api/call/webcam_model", json={"data": [sid, model]})
+            return http.get(f"gradio_api/call/webcam_model/{call.json()['event_id']}").text
+
+        downloads = [
+            threading.Thread(target=pick, args=(pages[i], f"someone/big-model-{i}")) for i in range(2)
+        ]
+        timer.start()
+        try:
+            for thread in downloads:
+                thread.start()
+            for sid in pages[:2]:
+                until_true(lambda sid=sid: live.SESSIONS.get(sid).loading, what="the downloads")
+            started = time.monotonic()
+            assert "event: complete" in pick(pages[2], DEFAULT_MODEL)
+            assert time.monotonic() - started < 10 and not release.is_set()
+            # the first page streams on with its model meanwhile, and says what it waits for
+            reply = http.post(f"{live.ROUTE.lstrip('/')}?session={pages[0]}&start=1", content=jpeg(hopper()))
+            assert reply.status_code == 200 and live.SESSIONS.get(pages[0]).model == DEFAULT_MODEL
+            assert status(reply).endswith(" · loading 'someone/big-model-0'…")
+        finally:
+            release.set()
+            timer.cancel()
+            for thread in downloads:
+                thread.join(60)
+    assert live.SESSIONS.get(pages[0]).model == "someone/big-model-0"
+    assert not live.SESSIONS.get(pages[0]).loading
+
+
+def until_true(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

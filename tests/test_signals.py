@@ -151,6 +151,48 @@ def test_sigterm_during_export_removes_its_stage(tmp_path: Path) -> None:
     assert not out.exists() or not any(out.iterdir())
 
 
+# ------------------------------------------------------------------------------- the modes of new files
+@pytest.fixture
+def umask_077():
+    old = os.umask(0o077)
+    yield
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.usefixtures("umask_077")
+def test_out_dir_results_get_the_umasks_mode(tmp_path: Path) -> None:
+    """Under ``umask 077`` (shared machines, HPC clusters) the results were chmod'ed to a fixed 0644: readable
+    by every user, where open() had made them private before the results' temporaries."""
+    photos(tmp_path / "in", 2)
+    out = tmp_path / "results"
+    assert main(["predict", str(tmp_path / "in"), "--out-dir", str(out)]) == 0
+    assert {p.name: mode(p) for p in out.iterdir()} == {"p00.png.json": 0o600, "p01.png.json": 0o600}
+
+
+def test_a_new_atomic_file_gets_the_umasks_mode_and_a_replaced_one_keeps_its_own(tmp_path: Path) -> None:
+    """``atomic_path``'s new files (eval_results.json, checkpoints, a model repo's files) got a fixed 0644,
+    whatever the umask; the umask's mode is what README promises a model folder ("as the umask allows")."""
+    from ferhub import fileio
+
+    old = os.umask(0o077)
+    try:
+        private = fileio.atomic_write_text(tmp_path / "private.json", "{}")
+        os.umask(0o002)  # a group-shared project folder: group-writable, as open() would make it
+        shared = fileio.atomic_write_text(tmp_path / "shared.json", "{}")
+        made = {"private": mode(private), "shared": mode(shared)}
+        os.chmod(shared, 0o640)
+        fileio.atomic_write_text(shared, "{}")  # replaced: its own mode, not the umask's
+    finally:
+        os.umask(old)
+    assert made == {"private": 0o600, "shared": 0o664}
+    assert mode(shared) == 0o640
+    assert mode(fileio.atomic_write_text(tmp_path / "usual.json", "{}")) == 0o666 & ~old
+
+
 # ---------------------------------------------------------------------------------------------- the app
 def app_env(tmp: Path) -> dict[str, str]:
     settings = env(TMPDIR=str(tmp), FERHUB_NO_WARMUP="1", GRADIO_ANALYTICS_ENABLED="False")
@@ -186,22 +228,95 @@ def test_sigterm_during_app_start_up_removes_its_folder(how: str, tmp_path: Path
 def test_a_killed_apps_folder_is_removed_by_the_next_start_and_a_live_ones_is_not(
     tmp_path: Path, monkeypatch
 ) -> None:
+    """Whether a server still runs was told by the pid in its folder's name: a live server in another pid
+    namespace (containers sharing /tmp or GRADIO_TEMP_DIR) has a pid that means nothing here, and lost its
+    folder. Each server holds an flock on its folder's lock file for its life; the kernel lets go of it
+    however the server ends."""
     from ferhub.ui import scratch
 
-    proc = start_app("app.py", tmp_path)
-    wait_for(lambda: any(tmp_path.glob("ferhub-gradio-*")), proc)
-    proc.kill()  # SIGKILL: nothing of the process runs, its folder stays
-    proc.communicate(timeout=60)
-    (killed,) = tmp_path.glob("ferhub-gradio-*")
+    killed_app = start_app("app.py", tmp_path)
+    live_app = start_app("app.py", tmp_path)
+    for proc in (killed_app, live_app):
+        lock = f"ferhub-gradio-{proc.pid}-*/{scratch.LOCK_NAME}"
+        wait_for(lambda lock=lock: any(tmp_path.glob(lock)), proc, timeout=60)
+    live_app.send_signal(signal.SIGSTOP)  # it runs on (holding its lock) but makes nothing more meanwhile
+    killed_app.kill()  # SIGKILL: nothing of the process runs, its folder stays
+    killed_app.communicate(timeout=60)
+    (killed,) = tmp_path.glob(f"ferhub-gradio-{killed_app.pid}-*")
     (killed / "upload.jpg").write_bytes(b"a visitor's photo")
-    live = tmp_path / f"ferhub-gradio-{os.getppid()}-abcd1234"  # the test runner's parent still runs
+    # the live server as another pid namespace's: named by a pid no process here has
+    (live_folder,) = tmp_path.glob(f"ferhub-gradio-{live_app.pid}-*")
+    live = live_folder.rename(tmp_path / f"ferhub-gradio-{dead_pid()}-abcd1234")
     older = tmp_path / "ferhub-gradio-k2x9w8q1"  # an older ferhub's name, without its pid: left alone
-    for folder in (live, older):
+    unlocked = tmp_path / f"ferhub-gradio-{dead_pid()}-e5f6g7h8"  # bc9e154's, no lock file: left alone
+    for folder in (older, unlocked):
         folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # set, then removed: monkeypatch puts back what was there
     monkeypatch.delenv("GRADIO_TEMP_DIR")
     monkeypatch.setattr(scratch, "_owned_gradio", None)
+    try:
+        mine = scratch.own_gradio_cache()
+    finally:
+        live_app.kill()
+        live_app.communicate(timeout=60)
+    assert mine is not None and sorted(tmp_path.iterdir()) == sorted([live, older, unlocked, mine])
+    assert mine.name.startswith(f"ferhub-gradio-{os.getpid()}-")
+    assert sorted(p.name for p in mine.iterdir()) == [scratch.LOCK_NAME]  # held by this process
+    assert scratch.remove_orphans(tmp_path, "ferhub-gradio-") == [live]  # its server has ended now
+    # the sweeps by size and age never take the lock file
+    scratch.sweep_folder(mine, max_age=0, cap=0, now=time.time() + 3600)
+    assert (mine / scratch.LOCK_NAME).is_file()
+
+
+def test_without_flock_the_app_starts_and_removes_no_folder(tmp_path: Path, monkeypatch) -> None:
+    """A file system without flock (some NFS, Lustre) neither stops the start-up nor lets it remove a
+    folder: the server's own folder gets no lock file, and the sweep is skipped."""
+    import errno
+
+    from ferhub.ui import scratch
+
+    def no_flock(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    ended = tmp_path / f"ferhub-gradio-{dead_pid()}-abcd1234"
+    ended.mkdir()
+    (ended / scratch.LOCK_NAME).write_bytes(b"")  # an ended server's, on a file system with flock
+    monkeypatch.setattr(scratch.fcntl, "flock", no_flock)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")
+    monkeypatch.delenv("GRADIO_TEMP_DIR")
+    monkeypatch.setattr(scratch, "_owned_gradio", None)
     mine = scratch.own_gradio_cache()
-    assert mine is not None and sorted(tmp_path.iterdir()) == sorted([live, older, mine])
-    assert mine.name.startswith(f"ferhub-gradio-{os.getpid()}-")  # what the next server will go by
+    assert mine is not None and sorted(tmp_path.iterdir()) == sorted([ended, mine])
+    assert list(mine.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["app.py", "ferhub app"])
+def test_sigterm_while_the_app_serves_exits_143(how: str, tmp_path: Path) -> None:
+    """SIGTERM stopped ``ferhub app`` with 143 and "interrupted (SIGTERM)" during start-up, but with 0 and
+    nothing said once it served (and with 130 while Gradio's launch still checked the page): the handler
+    ferhub.cli installs was replaced when serving began."""
+    import servers
+
+    argv = ["app.py"] if how == "app.py" else ["-m", "ferhub", "app"]
+    port = str(servers.free_port())
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=ROOT,
+        env={**app_env(tmp_path), "GRADIO_SERVER_PORT": port, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:  # Gradio's last line of launch(): it has checked that the page answers
+        if "To create a public link" in line:
+            break
+    time.sleep(1)  # serving (Gradio's block_thread)
+    proc.send_signal(signal.SIGTERM)
+    _, err = finish(proc)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and not list(tmp_path.glob("ferhub-gradio-*"))
+    if how == "ferhub app":
+        assert err.strip().splitlines()[-1] == "ferhub app: interrupted (SIGTERM)"

@@ -7,7 +7,8 @@ import argparse
 EPILOG_ENV = (
     "Host and port: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860); the public-Space"
     " settings (FERHUB_* environment variables) as README's 'The app as a public Space' describes. Ctrl-C or"
-    " SIGTERM stops it and removes its files."
+    " SIGTERM stops it, at start-up or while it serves, and removes its files: it then says so in one line"
+    " and exits 130 (Ctrl-C) or 143 (SIGTERM), as every command does."
 )
 
 
@@ -16,7 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ferhub import cli
     from ferhub.ui import server
 
-    server.serve()
+    code = server.serve()
+    if code:  # stopped by Ctrl-C or SIGTERM while serving: the stop every command has (one line, 130 or 143)
+        cli.stop_requested(code - 128)
+        raise KeyboardInterrupt
     return 0

@@ -52,6 +52,10 @@ MAX_ISSUED = 10_000  # ids given to pages (most never stream); the oldest beyond
 IDLE_SECONDS = 15 * 60  # a page gone this long is dropped (its recording with it)
 TIME_LIMIT = 10 * 60  # seconds one run of the camera may stream; the page's Start begins a new run
 CONCURRENCY = 4  # frames processed at once, all sessions together
+# model picks handled at once, all pages together, in a concurrency group of their own: a pick of a loaded
+# model returns at once while up to this many minus one others download theirs (with the default limit, two
+# slow Hub downloads held every other page's pick for their whole length); it also bounds those downloads
+MODEL_PICKS = 8
 MAX_WAITING = 4  # frames of one page waiting for their turn (the page keeps 2 in flight); beyond: 429
 NOTICE_SECONDS = 10  # how long a re-made session's status says why
 JPEG_QUALITY = 80
@@ -137,6 +141,7 @@ class Live:
     turns: Turns = field(default_factory=lambda: Turns(1, MAX_WAITING))  # its frames, one at a time
     dropped: str = ""  # why the server had dropped this page's earlier session ("after 15 idle minutes")
     notice_until: float | None = None  # its status says so until then (from the first frame after)
+    loading: str = ""  # the model the page picked, while it loads (the stream goes on with ``model``)
 
 
 class Sessions:
@@ -241,13 +246,18 @@ def set_model(sid: str, model: str | None) -> None:
     """The tab's model picker changed (a Gradio event): the model is loaded here, so that one that cannot be
     (no model name, a path on the server where visitors may not name one, a model that does not exist or
     does not load) is refused once, with a toast, while the camera streams on with the model before, rather
-    than stopping the camera at the next frame."""
+    than stopping the camera at the next frame. While it loads, the page's status says which model is loading;
+    the event has a concurrency group of its own (:data:`MODEL_PICKS`)."""
     from ferhub.ui import state
 
     if sid:
         live = _page(sid)
         name = visitors.model_name(model) or None
-        state.cache().model(name or state.default_model())
+        live.loading = visitors.named(name or state.default_model())
+        try:
+            state.cache().model(name or state.default_model())
+        finally:
+            live.loading = ""
         live.model = name
 
 
@@ -293,6 +303,8 @@ def process(body: bytes, live: Live, start: bool = False) -> tuple[bytes, str]:
             drawn, text, live.session = process_frame(image, live.session, live.model, live.record, start)
         except gr.Error as e:
             raise LiveError(422, visitors.user_error(e.message, e.title, action="webcam").message) from None
+        if live.loading:
+            text += f" · loading {live.loading}…"
         if live.dropped:
             live.notice_until = live.notice_until or now + NOTICE_SECONDS
             if now < live.notice_until:

@@ -3,9 +3,11 @@
 Two places fill up on a busy server: ferhub's own outputs (annotated photos, JSON downloads, evaluation
 reports: one folder per process, made on first use) and Gradio's cache (uploads and the copies of every
 output it serves). Both are swept by age and by total size, and both are removed when the process exits.
-Their names carry the server's pid (``ferhub-gradio-PID-*``, ``ferhub-app-PID-*``): a server killed past any
-handler (SIGKILL, a crash) cannot remove its own, so the next server on the machine removes those of servers
-that no longer run (:func:`remove_orphans`).
+A server killed past any handler (SIGKILL, a crash) cannot remove its own, so the next server to start removes
+those of servers that no longer run (:func:`remove_orphans`). Whether one runs is told by an ``flock`` each
+server holds on its folder's :data:`LOCK_NAME` for its life (the kernel lets go of it however the process
+ends), not by the pid the names still carry (``ferhub-gradio-PID-*``, ``ferhub-app-PID-*``): a server in
+another pid namespace (containers sharing ``/tmp`` or ``GRADIO_TEMP_DIR``) has a pid that means nothing here.
 
 Settings (environment): ``FERHUB_CACHE_MAX_AGE_S`` (default 600: a result stays downloadable for ten
 minutes), ``FERHUB_CACHE_SWEEP_S`` (default 60), ``FERHUB_CACHE_MAX_MB`` (default 1024, the cap on each
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -27,7 +30,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no folder is held, none is removed as an orphan
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = ".ferhub-server.lock"  # in each server's folder, flock-ed by that server for its life
 _lock = threading.Lock()
+_held: list[int] = []  # the open lock files of this process's folders: closed only when it ends
 _outputs: Path | None = None
 _owned_gradio: Path | None = None
 _last_sweep = 0.0
@@ -75,8 +85,7 @@ def outputs_dir() -> Path:
             gradio_cache = Path(get_upload_folder())
             gradio_cache.mkdir(parents=True, exist_ok=True)
             remove_orphans(gradio_cache, "ferhub-app-")  # a shared GRADIO_TEMP_DIR: dead servers' outputs
-            _outputs = Path(tempfile.mkdtemp(prefix=f"ferhub-app-{os.getpid()}-", dir=gradio_cache))
-            atexit.register(_remove, _outputs)
+            _outputs = _own_folder("ferhub-app-", gradio_cache)
         return _outputs
 
 
@@ -102,19 +111,78 @@ def work_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=outputs_dir()))
 
 
-def remove_orphans(parent: Path, prefix: str) -> list[Path]:
-    """Remove the folders ``PREFIX<pid>-*`` in ``parent`` whose server process no longer runs (killed with
-    SIGKILL, crashed: it could not remove its own); returns them. A live server's folder, and one whose name
-    has no pid (an older ferhub's: whether it still runs cannot be told), are left alone."""
-    from ferhub.fileio import process_alive
+def _own_folder(prefix: str, parent: Path | None = None) -> Path:
+    """A fresh folder ``PREFIX<pid>-*`` of this process, removed at exit, held (:func:`_hold`) till then."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+    atexit.register(_remove, folder)
+    _hold(folder)
+    return folder
 
-    removed = []
-    with contextlib.suppress(OSError):
+
+def _hold(folder: Path) -> None:
+    """Take an ``flock`` on ``folder``'s :data:`LOCK_NAME` for the rest of this process's life: while it is
+    held, :func:`remove_orphans` leaves the folder alone. The file is locked under another name and then
+    renamed, so that no sweep ever finds it unlocked. Where the file system has no ``flock``, the folder gets
+    no lock file, and sweeps leave it alone as an older ferhub's."""
+    if fcntl is None:
+        return
+    new = folder / f"{LOCK_NAME}.new"
+    fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        new.unlink(missing_ok=True)
+        return
+    os.replace(new, folder / LOCK_NAME)
+    _held.append(fd)
+
+
+@contextlib.contextmanager
+def _unheld(folder: Path) -> Iterator[bool]:
+    """Whether no process holds ``folder``'s lock (its server has ended), holding it meanwhile; ``False`` for
+    a folder without a lock file (an older ferhub's: whether it still runs cannot be told). ``OSError`` where
+    the file system has no ``flock``."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # none, another user's, or a link: left alone
+        fd = None
+    if fd is None:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        ended = True
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            raise
+        ended = False  # a live server's, in this pid namespace or any other
+    try:
+        yield ended
+    finally:
+        os.close(fd)
+
+
+def remove_orphans(parent: Path, prefix: str) -> list[Path]:
+    """Remove the folders ``PREFIX*`` in ``parent`` whose server no longer runs (killed with SIGKILL, crashed:
+    it could not remove its own), as told by the ``flock`` each server holds on its folder's
+    :data:`LOCK_NAME`; returns them. A live server's folder, whatever pid namespace or host it runs in, and
+    one without a lock file (an older ferhub's) are left alone; so is every folder where the file system has
+    no ``flock``."""
+    removed: list[Path] = []
+    if fcntl is None:
+        return removed
+    try:
         for entry in parent.iterdir():
-            pid = entry.name[len(prefix) :].partition("-")[0] if entry.name.startswith(prefix) else ""
-            if pid.isdigit() and not entry.is_symlink() and entry.is_dir() and not process_alive(int(pid)):
-                _remove(entry)
-                removed.append(entry)
+            if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
+                continue
+            with _unheld(entry) as ended:
+                if ended:
+                    _remove(entry)
+                    removed.append(entry)
+    except OSError:  # an unreadable folder, or a file system without flock: no clean-up, start-up goes on
+        pass
     return sorted(removed)
 
 
@@ -129,9 +197,8 @@ def own_gradio_cache() -> Path | None:
     if os.environ.get("GRADIO_TEMP_DIR"):
         return None
     remove_orphans(Path(tempfile.gettempdir()), "ferhub-gradio-")
-    _owned_gradio = Path(tempfile.mkdtemp(prefix=f"ferhub-gradio-{os.getpid()}-"))
+    _owned_gradio = _own_folder("ferhub-gradio-")
     os.environ["GRADIO_TEMP_DIR"] = str(_owned_gradio)
-    atexit.register(_remove, _owned_gradio)
     return _owned_gradio
 
 
@@ -147,6 +214,8 @@ def _entries(root: Path, skip: Path | None = None) -> list[tuple[float, int, Pat
     out = []
     for dirpath, files in _walk(root, skip):
         for name in files:
+            if name == LOCK_NAME:
+                continue  # held for the server's life: the sign that its folder is in use
             path = Path(dirpath) / name
             with contextlib.suppress(OSError):
                 st = path.lstat()

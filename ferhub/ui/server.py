@@ -1,5 +1,7 @@
 """The app's server set-up, shared by ``app.py`` (a checkout, the Space) and ``ferhub app`` (an installed
-package): :func:`create_app` builds the Blocks, :func:`serve` runs them until Ctrl-C or SIGTERM.
+package): :func:`create_app` builds the Blocks, :func:`serve` runs them until Ctrl-C or SIGTERM. A stop by
+either signal, whenever it comes, removes the server's files and exits as every ``ferhub`` command does: 130
+after Ctrl-C, 143 after SIGTERM (128 + the signal, as a shell reports a process that signal ends).
 
 Host and port follow Gradio's ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` environment variables (default
 127.0.0.1:7860); what visitors may reach and how much disk the server keeps follow the settings in
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 CONCURRENCY = 2  # ``Blocks.queue(default_concurrency_limit=...)``: requests each event runs at once
 
 
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as ``ferhub.cli`` and a shell report a stop by Ctrl-C
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as ``ferhub.cli`` and a shell report a stop by SIGTERM
 
 
@@ -47,18 +50,34 @@ def create_app() -> gr.Blocks:
     return build_app()
 
 
-def serve(demo: gr.Blocks | None = None) -> None:
-    """Serve ``demo`` (default: :func:`create_app`) until Ctrl-C or SIGTERM; its files are removed then."""
+def serve(demo: gr.Blocks | None = None) -> int:
+    """Serve ``demo`` (default: :func:`create_app`) until Ctrl-C or SIGTERM; its files are removed then.
+    Returns the exit status the stop calls for: :data:`EXIT_INTERRUPTED` (Ctrl-C), :data:`EXIT_TERMINATED`
+    (SIGTERM), 0 when the server was closed otherwise."""
     if demo is None:
         demo = create_app()
-    # only now: ferhub.ui.state imports Gradio, which must find the upload folder create_app gives it
-    from ferhub.ui import launch_kwargs, state
+    stopped_by: list[int] = []
 
-    # a stopped Space gets SIGTERM: close the server and remove its files as on Ctrl-C
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    state.tune_native_memory()  # a long-running server: keep its memory from creeping after load bursts
-    scratch.start_sweeper(demo)
-    demo.queue(default_concurrency_limit=CONCURRENCY)
-    demo.launch(prevent_thread_lock=True, **launch_kwargs())
-    state.start_warm_up()  # first-request costs paid in the background once the server answers
-    demo.block_thread()
+    def stop(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
+        raise KeyboardInterrupt  # Gradio's block_thread closes the server on it
+
+    # a stopped Space gets SIGTERM: close the server and remove its files as on Ctrl-C, noting which it was
+    main = threading.current_thread() is threading.main_thread()  # signals only reach the main thread
+    before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        # only now: ferhub.ui.state imports Gradio, which must find the upload folder create_app gives it
+        from ferhub.ui import launch_kwargs, state
+
+        state.tune_native_memory()  # a long-running server: keep its memory from creeping after load bursts
+        scratch.start_sweeper(demo)
+        demo.queue(default_concurrency_limit=CONCURRENCY)
+        demo.launch(prevent_thread_lock=True, **launch_kwargs())
+        state.start_warm_up()  # first-request costs paid in the background once the server answers
+        demo.block_thread()
+    except KeyboardInterrupt:  # stopped before block_thread took over
+        demo.close()
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    return 128 + stopped_by[0] if stopped_by else 0

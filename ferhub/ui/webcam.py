@@ -374,7 +374,15 @@ def build(models: list[str], classify_image: gr.Image, tabs: gr.Tabs, demo: gr.B
         show = gr.Button("Plot timeline", elem_id="webcam-timeline")
     plot = gr.Plot(label="Timeline of the recorded session", elem_id="webcam-timeline-plot")
     table = gr.Dataframe(headers=tl.SUMMARY_HEADER, label="Per person", interactive=False)
-    model.change(live.set_model, [page, model], None, api_name="webcam_model", show_progress="hidden")
+    model.change(
+        live.set_model,
+        [page, model],
+        None,
+        api_name="webcam_model",
+        show_progress="hidden",
+        concurrency_id="webcam_model",  # its own group: other events' work never holds a pick up
+        concurrency_limit=live.MODEL_PICKS,
+    )
     record.change(live.set_record, [page, record], None, api_name="webcam_record", show_progress="hidden")
     show.click(timeline, page, [plot, table], api_name="webcam_timeline")
     return snap.click(snapshot, page, [classify_image, tabs], api_name="snapshot")
