@@ -244,7 +244,8 @@ def test_video_endpoint_tracks_and_plots_two_models(client, tmp_path: Path) -> N
     )
     video = video["video"] if isinstance(video, dict) else video
     assert Path(video).read_bytes()[4:8] == b"ftyp" and "2 face track(s)" in status
-    assert [row[0] for row in table["data"]] == [1, 2]
+    # a row per person and model, named
+    assert [row[0] for row in table["data"]] == [f"{face} · {m}" for face in (1, 2) for m in models]
     figure = json.loads(plot["plot"])
     names = {t.get("name") for t in figure["data"]}
     assert any(n and n.endswith("· ferhub/human-emotion") for n in names)

@@ -8,6 +8,7 @@ Models: ``test_tiny`` saved with ``ferhub.hub.save``.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import zipfile
 from pathlib import Path
@@ -426,29 +427,17 @@ def test_cli_evaluate_writes_repo_predictions_report_and_pushes(
     folder = Path(shutil.copytree(repos["fer7"], tmp_path / "repo"))
     rec = CommitRecorder(monkeypatch)
     out = tmp_path / "out"
-    code = main(
-        [
-            "evaluate",
-            "--model",
-            str(folder),
-            "--data",
-            str(crops_zip),
-            "--precropped",
-            "--tta",
-            "--out",
-            str(out),
-            "--bootstrap",
-            "50",
-            "--push",
-        ]
-    )
+    argv = ["evaluate", "--model", str(folder), "--data", str(crops_zip), "--precropped", "--tta", "--out"]
+    argv += [str(out), "--bootstrap", "50", "--push"]
+    monkeypatch.setattr(sys, "argv", ["ferhub", *argv])  # the command line recorded, as the user typed it
+    code = main(argv)
     stdout, stderr = capsys.readouterr()
     assert code == 0, stderr
     assert "accuracy [95% CI]" in stdout and str(folder) in stdout
     assert f"contempt: {N_PER_CLASS} images the model cannot predict, counted wrong" in stderr
     data = hub.read_eval_results(folder)
     entry = data["results"]["lfw-crops:default:all"]
-    assert entry["tta_method"] == "flip" and entry["command"].startswith("ferhub evaluate ")
+    assert entry["tta_method"] == "flip" and entry["command"] == shlex.join(["ferhub", *argv])
     assert (out / "report.html").is_file()
     (pred_file,) = out.glob("*.predictions.json")
     assert json.loads(pred_file.read_text())["key"] == "lfw-crops:default:all"

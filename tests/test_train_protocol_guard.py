@@ -236,17 +236,24 @@ def test_ferhub_train_ctrl_c_says_resume_only_with_a_checkpoint(
 ) -> None:
     from ferhub.commands import train
 
+    out = tmp_path / "run"
+    saves: list[bool] = []
+
     def interrupted(args: argparse.Namespace) -> None:
+        if saves and saves.pop():  # the run saved a checkpoint before it was stopped
+            (out / "fold1" / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (out / "fold1" / "checkpoints" / "last.safetensors").write_bytes(b"")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train, "main", interrupted)
-    out = tmp_path / "run"
     assert cli_main(["train", *_args(tmp_path, out)]) == 130
     assert capsys.readouterr().err.strip() == "ferhub train: interrupted"
-    (out / "fold1" / "checkpoints").mkdir(parents=True)
-    (out / "fold1" / "checkpoints" / "last.safetensors").write_bytes(b"")
+    saves.append(True)
     assert cli_main(["train", *_args(tmp_path, out)]) == 130
     assert "interrupted; continue it with the same command and --resume" in capsys.readouterr().err
+    # an earlier run's checkpoint is no checkpoint of this run's: no hint (its --resume would continue that)
+    assert cli_main(["train", *_args(tmp_path, out)]) == 130
+    assert capsys.readouterr().err.strip() == "ferhub train: interrupted"
 
 
 # ------------------------------------------------------------------- F8: evaluate's bootstrap resample count

@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,10 +258,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return train(cfg, opts)
 
 
-def _resume_hint(args: argparse.Namespace, started: float) -> str:
-    """``"; ..."`` telling how to continue an interrupted run, where it left a checkpoint (else ``""``): one
-    it saved since ``started`` (a ``time.time()``), or the one a ``--resume`` run continues. A fresh run
-    stopped before it forgot an earlier run's checkpoints (while its data opened) has none of its own."""
+def _checkpoints(args: argparse.Namespace) -> tuple[Path | None, dict[Path, tuple[int, int, int]]]:
+    """The run's output folder (``None`` where its settings are refused) and the ``last`` checkpoints in it,
+    each with what tells one save from another (inode, size, modification time in ns)."""
     from ferhub.training import RecipeError
 
     if args.output_dir is not None:
@@ -270,9 +269,22 @@ def _resume_hint(args: argparse.Namespace, started: float) -> str:
         try:
             out = resolve_config(args).default_output_dir()
         except RecipeError:  # the settings were refused: no run started
-            return ""
-    saved = [p.stat().st_mtime for p in out.glob("**/checkpoints/last.safetensors")]
-    if not saved or not (args.resume or max(saved) >= started):
+            return None, {}
+    found = {}
+    for path in out.glob("**/checkpoints/last.safetensors"):
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            found[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return out, found
+
+
+def _resume_hint(args: argparse.Namespace, before: dict[Path, tuple[int, int, int]]) -> str:
+    """``"; ..."`` telling how to continue an interrupted run, where it left a checkpoint (else ``""``): one
+    it saved (not among ``before``, the folder's checkpoints when it started; an atomic save is a new file),
+    or the one a ``--resume`` run continues. A fresh run stopped before it forgot an earlier run's checkpoints
+    (while its data opened) has none of its own."""
+    out, now = _checkpoints(args)
+    if out is None or not now or not (args.resume or any(before.get(p) != v for p, v in now.items())):
         return ""
     return f"; continue it with the same command and --resume (checkpoints in {out})"
 
@@ -285,13 +297,13 @@ def run(args: argparse.Namespace) -> int:
     from ferhub.errors import FerhubError
     from ferhub.training import CheckpointError, RecipeError
 
-    started = time.time()
+    _, before = _checkpoints(args)
     try:
         main(args)
     except KeyboardInterrupt:  # ferhub.cli's one line and exit code, and how to go on
         from ferhub.cli import EXIT_INTERRUPTED
 
-        print(f"ferhub train: interrupted{_resume_hint(args, started)}", file=sys.stderr)
+        print(f"ferhub train: interrupted{_resume_hint(args, before)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (RecipeError, CheckpointError) as e:  # the message says which option to change
         debug_traceback(args)
