@@ -45,12 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ferhub.errors import EvalResultsError
-from ferhub.fileio import atomic_write_text, remove_stale_temps
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; writes stay atomic, concurrent ones may lose an update
-    fcntl = None  # type: ignore[assignment]
+from ferhub.fileio import atomic_write_text, lock_file, remove_stale_temps, unlock_file
 
 FILE_NAME = "eval_results.json"
 LOCK_NAME = f".{FILE_NAME}.lock"  # beside it; held by :func:`write` from its read to its last rename
@@ -344,32 +339,13 @@ def write(
 
 @contextlib.contextmanager
 def _locked(lock: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock`` (made for the while, removed after); a killed writer lets go
-    with its process, and the file it leaves is taken over by the next writer."""
-    if fcntl is None:
-        yield
-        return
-    while True:
-        f = open(lock, "a")  # noqa: SIM115 (closed below, after the unlink)
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # waits for the other writer's read, merge and renames
-        except OSError:  # flock not supported by this file system (Lustre, some NFS): unlocked, as on Windows
-            f.close()
-            lock.unlink(missing_ok=True)
-            yield
-            return
-        try:
-            same = os.path.samestat(os.fstat(f.fileno()), os.stat(lock))
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        f.close()  # the writer before removed that file after we opened it: lock the one there now
+    """Hold an exclusive ``flock`` on ``lock`` (made for the while, removed after; see
+    :func:`ferhub.fileio.lock_file`)."""
+    f = lock_file(lock, wait=True)  # waits for the other writer's read, merge and renames
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)  # still held: a writer waiting on this file takes the next one
-        f.close()
+        unlock_file(lock, f)
 
 
 def _write(folder: Path, entries: Mapping[str, Mapping[str, Any]], render_card: bool) -> Path:

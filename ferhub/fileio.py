@@ -17,6 +17,7 @@ spellings of a name a folder's file system takes for one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -25,7 +26,12 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks (lock_file gives None)
+    fcntl = None  # type: ignore[assignment]
 
 _TEMP_SUFFIX = ".tmp"
 # the longest file name, in bytes: Linux (ext4, XFS, Btrfs), macOS (APFS, in UTF-8 bytes) and Windows (in
@@ -270,3 +276,40 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, mode: int | None = 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented UTF-8 JSON atomically; NaN and infinity are refused, not written."""
     return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def lock_file(path: str | os.PathLike, *, wait: bool) -> IO[str] | None:
+    """``path`` opened and held under an exclusive ``flock`` (made if missing), for a holder that removes it
+    with :func:`unlock_file` when done: waiting for another holder (``wait``), or ``BlockingIOError`` while
+    one holds it. ``None`` where the platform or the file system (Lustre, some NFS) has no ``flock``: nothing
+    is kept apart there. A holder killed outright lets go with its process; the file it leaves is taken over.
+    The file locked is always the one at ``path``: one removed by its holder while this process waited on it
+    is let go, and the new one locked instead."""
+    path = Path(path)
+    if fcntl is None:
+        return None
+    while True:
+        f = open(path, "a+")  # noqa: SIM115 (the caller's to close, through unlock_file)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as e:
+            f.close()
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise BlockingIOError(e.errno, f"{path} is locked by another process") from None
+            path.unlink(missing_ok=True)  # flock not supported here
+            return None
+        try:
+            same = os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return f
+        f.close()  # its holder removed that file after we opened it: lock the one there now
+
+
+def unlock_file(path: str | os.PathLike, f: IO[str] | None) -> None:
+    """Remove the lock file ``path`` (still held: a process waiting on it then takes the next one) and let
+    go of ``f`` (from :func:`lock_file`)."""
+    if f is not None:
+        Path(path).unlink(missing_ok=True)
+        f.close()

@@ -236,13 +236,13 @@ def test_a_file_system_without_flock_trains_and_writes_results_unlocked(
     with "[Errno 38] Function not implemented"."""
     import errno
 
-    from ferhub import eval_results
+    from ferhub import eval_results, fileio
     from ferhub.training import outdir
 
     def unsupported(*args):
         raise OSError(errno.ENOSYS, "Function not implemented")
 
-    monkeypatch.setattr(outdir.fcntl, "flock", unsupported)
+    monkeypatch.setattr(fileio.fcntl, "flock", unsupported)
     lock = outdir.claim(tmp_path)
     assert lock.file is None and not (tmp_path / LOCK_NAME).exists()
     lock.release()

@@ -3,25 +3,20 @@ the checkpoints an earlier run left there (:func:`forget_checkpoints`), so that 
 the run that was stopped.
 
 The claim is an ``flock`` on ``OUTPUT_DIR/.ferhub-train.lock``, held for the run's life and let go by the
-kernel when its process ends however it ends: the file a killed run leaves blocks no one. Without ``fcntl``
-(Windows) nothing is claimed.
+kernel when its process ends however it ends: the file a killed run leaves blocks no one
+(:func:`ferhub.fileio.lock_file`). Without ``flock`` (Windows, some network file systems) nothing is claimed.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ferhub.fileio import lock_file, unlock_file
 from ferhub.training.settings import RecipeError
-
-try:
-    import fcntl
-except ImportError:  # Windows: runs into one folder are not kept apart
-    fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = ".ferhub-train.lock"
 _PART = re.compile(r"(repeat|fold)\d+")  # a part's folder, as protocol.run_plan names it
@@ -39,10 +34,7 @@ class OutputLock:
     file: IO[str] | None
 
     def release(self) -> None:
-        if self.file is None:
-            return
-        self.path.unlink(missing_ok=True)  # while still held: a run waiting on this file claims the next one
-        self.file.close()
+        unlock_file(self.path, self.file)
         self.file = None
 
 
@@ -50,35 +42,22 @@ def claim(out_dir: Path) -> OutputLock:
     """The folder's lock, held by this process until :meth:`OutputLock.release` or its end; raises
     :class:`OutputDirBusy` (naming the other run's pid) when a live process holds it."""
     path = out_dir / LOCK_NAME
-    if fcntl is None:
-        return OutputLock(path, None)
-    while True:
-        f = open(path, "a+")  # noqa: SIM115 (kept open for the run's life)
+    try:
+        f = lock_file(path, wait=False)
+    except BlockingIOError:
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):  # flock not supported here (Lustre, some NFS)
-                f.close()
-                path.unlink(missing_ok=True)
-                return OutputLock(path, None)  # runs into this folder are not kept apart, as on Windows
-            f.seek(0)
-            holder = f.read().strip()
-            f.close()
-            who = f"pid {holder}" if holder.isdigit() else "a process that is starting"
-            raise OutputDirBusy(
-                f"{out_dir} is in use by another ferhub train ({who}); wait for it to end, or give another"
-                " --output-dir"
-            ) from None
-        try:
-            same = os.path.samestat(os.fstat(f.fileno()), os.stat(path))
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        f.close()  # the run before removed that file after we opened it: claim the one there now
-    f.truncate(0)
-    f.write(f"{os.getpid()}\n")
-    f.flush()
+            holder = path.read_text().strip()
+        except OSError:
+            holder = ""
+        who = f"pid {holder}" if holder.isdigit() else "a process that is starting"
+        raise OutputDirBusy(
+            f"{out_dir} is in use by another ferhub train ({who}); wait for it to end, or give another"
+            " --output-dir"
+        ) from None
+    if f is not None:  # (None: no flock here, as on Windows: runs into this folder are not kept apart)
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
     return OutputLock(path, f)
 
 
