@@ -6,8 +6,8 @@ same folder, is fsynced and renamed over the target; a writer killed before the 
 temporary file, which the next write to the same target removes (:func:`remove_stale_temps`) once the process
 that made it is gone. A ``<name>`` too long to leave room for the rest in one file name (255 bytes) is
 shortened to its start and a hash of the whole name (:func:`fit_name`). A new file gets the mode
-``open()`` would give it (0666 less the umask: :func:`new_file_mode`), and :func:`name_folding` tells which
-spellings of a name a folder's file system takes for one.
+``open()`` would give it (0666 less the umask, applied by the kernel as the temporary is made), and
+:func:`name_folding` tells which spellings of a name a folder's file system takes for one.
 
 >>> atomic_write_text(Path("out/results.json"), "{}\\n")            # doctest: +SKIP
 >>> with atomic_path(Path("out/model.safetensors")) as tmp:        # doctest: +SKIP
@@ -21,6 +21,7 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -40,44 +41,6 @@ NAME_MAX = 255
 # what a temporary's name adds to its target's: ".", ".", the pid (7 digits at most on Linux), "-", mkstemp's
 # 8 random characters, ".tmp"; with room to spare
 _TEMP_ROOM = 32
-
-
-def _umask_from_proc() -> int | None:
-    """The umask as Linux shows it (``/proc/self/status``, Linux 4.7 and later): read without changing it."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _umask_by_setting() -> int:
-    # os.umask only reads the umask by setting another (process-wide): done once, at import, where there is no
-    # /proc to read it from (macOS, Windows), with 022 meanwhile rather than 0
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK_AT_IMPORT = None if _umask_from_proc() is not None else _umask_by_setting()
-
-
-def umask() -> int:
-    """The process's umask: read from ``/proc`` where it can be (so a change made since import is seen),
-    else as it was when this module was imported."""
-    for mask in (_umask_from_proc(), _UMASK_AT_IMPORT):
-        if mask is not None:
-            return mask
-    return 0o022  # /proc read at import, gone since (a chroot): the usual umask, never a wider one
-
-
-def new_file_mode() -> int:
-    """The mode ``open()`` gives a new file, 0666 less the umask (0644 under the usual 022, 0600 under 077):
-    for a file made through ``mkstemp``, which would leave it private (0600) whatever the umask."""
-    return 0o666 & ~umask()
 
 
 @dataclass(frozen=True)
@@ -226,13 +189,20 @@ def remove_stale_temps_of(paths: Iterable[str | os.PathLike]) -> list[Path]:
 def new_temp(path: str | os.PathLike) -> Path:
     """A new empty file next to ``path``, named as :func:`remove_stale_temps` knows it
     (``.<name>.<pid>-<random>.tmp``, ``<name>`` shortened by :func:`fit_name` where the whole would pass 255
-    bytes): for a writer that renames it over ``path`` itself, or deletes it."""
+    bytes), with the mode ``open()`` gives a new file (0666 less the umask, the kernel's to apply: ``mkstemp``
+    would make it private, 0600, and the umask cannot be read without changing it for the whole process):
+    for a writer that renames it over ``path`` itself, or deletes it."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(
-        prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=_TEMP_SUFFIX, dir=path.parent
-    )
-    os.close(fd)
-    return Path(name)
+    prefix = f"{_temp_prefix(path)}{os.getpid()}-"
+    for _ in range(100):
+        name = path.parent / f"{prefix}{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return name
+    raise FileExistsError(f"no free temporary name next to {path}")
 
 
 @contextlib.contextmanager
@@ -241,8 +211,8 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
     ``path``, otherwise deleted.
 
     For writers that want a file name (``safetensors.torch.save_file``, ``torch.save``). The file gets
-    ``mode``, else the old file's mode, else a new file's (:func:`new_file_mode`: 0644 under the usual umask;
-    ``mkstemp`` alone would leave it private, 0600, and a fixed 0644 made it readable by all under 077).
+    ``mode``, else the old file's mode, else a new file's (as :func:`new_temp` made it: 0644 under the usual
+    umask, 0600 under 077).
     Leftovers of earlier interrupted writes of ``path`` are removed first.
     """
     path = Path(path)
@@ -250,7 +220,7 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
     tmp = new_temp(path)
     try:
         if mode is None:
-            mode = path.stat().st_mode & 0o777 if path.exists() else new_file_mode()
+            mode = (path if path.exists() else tmp).stat().st_mode & 0o777
         yield tmp
         # after the writer: one that replaces the file (safetensors' save_file) leaves its own mode, 0600
         os.chmod(tmp, mode)

@@ -204,15 +204,19 @@ def test_an_unusable_out_dir_is_refused_once_before_any_input(capsys, tmp_path: 
 
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     out = tmp_path / "ro"
+    out.mkdir()
     code, _, err = run_cli(capsys, "predict", str(inputs), "--out-dir", str(out))
     assert (
         code == 2
         and err == f"ferhub predict: --out-dir {out}: cannot write into {out} (Read-only file system)\n"
     )
     monkeypatch.undo()
-    # a missing folder (and its parents) is made by the check
+    # a missing folder is checked in the nearest folder there and made by the first result: a run refused
+    # later (a model that cannot load) left an empty --out-dir tree behind
     args = argparse.Namespace(out_dir=str(tmp_path / "new" / "res"))
-    assert command.out_dir_unwritable(args) is None and (tmp_path / "new" / "res").is_dir()
+    assert command.out_dir_unwritable(args) is None and not (tmp_path / "new").exists()
+    code, _, err = run_cli(capsys, "predict", str(inputs), "--out-dir", args.out_dir, "--model", "./nope")
+    assert code != 0 and not (tmp_path / "new").exists(), err
 
 
 def test_options_that_would_do_nothing_are_noted(capsys, tmp_path: Path) -> None:

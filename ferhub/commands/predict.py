@@ -486,8 +486,8 @@ def out_unwritable(args: argparse.Namespace) -> str | None:
 
 def out_dir_unwritable(args: argparse.Namespace) -> str | None:
     """The line refusing an ``--out-dir`` that cannot be made or written (a file there or where one of its
-    parent folders must be, no permission, a read-only disk), or ``None``: made where missing and checked
-    once, before any input is read, not found out input by input (one "result not written" line each)."""
+    parent folders must be, no permission, a read-only disk), or ``None``: checked once, before any input is
+    read, not found out input by input (one "result not written" line each); made by the first result."""
     out = Path(args.out_dir)
     option = f"--out-dir {args.out_dir}"
     if out.is_symlink() and not out.exists():
@@ -499,12 +499,13 @@ def out_dir_unwritable(args: argparse.Namespace) -> str | None:
     existing = _nearest_existing(out)
     if not existing.is_dir():
         return f"{option}: cannot make {out}: {existing} is a file, not a folder"
-    try:  # tried, not asked of os.access: its "no" does not say why (a read-only disk reads as no permission)
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
+    # tried, not asked of os.access: its "no" does not say why (a read-only disk reads as no permission); in
+    # the nearest folder there, so that a run refused later (a model that cannot load) leaves no folder made
+    try:
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as e:
-        return f"{option}: cannot write into {out} ({e.strerror or e})"
+        return f"{option}: cannot write into {existing} ({e.strerror or e})"
     return None
 
 
@@ -639,12 +640,13 @@ def _to_stdout(job: Job, files: list[Path], annotated: dict[Path, Path]) -> int:
 def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     """One result file per input under ``--out-dir``; this process's share under torchrun; finished
     skipped."""
-    from ferhub.fileio import NAME_MAX, name_folding, new_file_mode, new_temp, remove_stale_temps_of
+    from ferhub.fileio import NAME_MAX, name_folding, new_temp, remove_stale_temps_of
     from ferhub.writers import make_writer
 
     rank, world = _shard()
     out_dir = Path(job.args.out_dir)
     suffix = ".csv" if job.args.format == "csv" else ".json"
+    out_dir.mkdir(parents=True, exist_ok=True)  # (checked writable before the model loaded)
     # asked of the folder's file system: names are tagged apart only where it would take two for one
     names = found.result_names(name_folding(out_dir), out_dir, suffix)
     mine = [
@@ -652,7 +654,6 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
         for i, (f, name) in enumerate(zip(found.files, names))
         if i % world == rank
     ]
-    mode = new_file_mode()  # what open() would give each result file: the umask honoured
     # what an earlier run killed past any handler (SIGKILL, a crash, a reboot) left half-written: only this
     # process's own targets, and only files whose writer has ended (another rank may be writing)
     remove_stale_temps_of(target for _, target in mine)
@@ -668,8 +669,7 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
             if len(os.fsencode(target.name)) > NAME_MAX:  # said before the work, not after it
                 raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(target))
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = new_temp(target)
-            os.chmod(tmp, mode)  # mkstemp's 0600 would make the results private whatever the umask
+            tmp = new_temp(target)  # with the mode open() gives: the umask honoured
             with open(tmp, "w", encoding="utf-8", newline="") as out, job.interrupt.installed():
                 writer = make_writer(job.args.format, out, job.predictor, array=False)
                 writer.begin()
