@@ -93,8 +93,9 @@ MAX_DETECT_SECONDS = 0.3
 # second one confirms their faces
 MAX_HELD_FRAMES = 15
 # a stream's frame step of up to this many nominal frame intervals is an ordinary one (a variable frame
-# rate's, or a webcam's that a busy server slows), from which TrackSummaries learns its typical interval; a
-# longer one is a held frame (or a gap), whose length says nothing of the frame rate
+# rate's, or a webcam's slowed to no less than half its nominal rate), from which TrackSummaries learns its
+# typical interval; a longer one is a held frame (or a gap), whose length says nothing of the frame rate (a
+# webcam slower still keeps the interval learnt last, or the nominal one)
 ORDINARY_STEPS = 2.0
 # a gap of over this many seconds between a live stream's frames (the webcam's: no frame arrived, the page
 # hidden) is no time on screen; a video's reader marks its own jumps instead (TrackSummaries' max_gap)
