@@ -15,11 +15,12 @@ code  meaning
 3     the Hugging Face Hub is needed and cannot be reached (offline mode, no network) or refused the request
 4     an internal error (a bug): rerun with ``--debug`` and report the traceback
 130   interrupted (Ctrl-C)
-143   stopped by SIGTERM (``kill``, ``timeout``, ``docker stop``, Slurm's time limit): the same clean stop as
-      Ctrl-C (whole output, no temporary files left), with the status a shell gives a process SIGTERM ends
+143   stopped by SIGTERM (``kill``, ``timeout --preserve-status``, ``docker stop``, Slurm's time limit): the
+      same clean stop as Ctrl-C (whole output, no temporary files left), with the status a shell gives a
+      process SIGTERM ends
 ====  =====================================================================================================
 
-SIGTERM is taken as Ctrl-C is: a command stops at its next clean point, says so in one line and exits 143
+SIGTERM is taken as Ctrl-C is: a command stops at its next clean point, says so on stderr and exits 143
 (128 + 15, as 130 is 128 + SIGINT's 2), so a caller tells a stop it asked for from one at the keyboard.
 """
 

@@ -66,7 +66,8 @@ class Tree:
         if self.repeated:
             more = len(self.repeated) - 1
             notes.append(
-                f"left out {len(self.repeated)} link(s) to a folder read already (its own or one above it): "
+                f"left out {len(self.repeated)} link(s) to a folder read already (above it, in the tree, or"
+                " reached by another link): "
                 + shown(self.repeated[0])
                 + (f" and {more} more" if more else "")
             )
@@ -144,7 +145,7 @@ class Inputs:
 
         Where the output folder's file system takes several names for one (``folding``, from
         :func:`ferhub.fileio.name_folding`: ``Case.jpg`` and ``case.jpg`` on a case-insensitive disk), one of
-        them keeps its name and the others get a tag from their exact name (``case~b58204d9.jpg``): the one
+        them keeps its name and the others get a tag from their exact name (``case~24526ea9.jpg``): the one
         whose result (``out_dir / (NAME + suffix)``) is there spelt exactly so, else the first in code point
         order. A photo added beside another so never renames the other's result; on a file system that
         tells all names apart, every name is the input's own path."""

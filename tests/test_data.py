@@ -636,5 +636,6 @@ def test_linked_class_folders_are_read_once_each_and_hidden_ones_passed_over(tmp
     assert src.labels == ("happy", "neutral") and list(src.class_counts()) == [3, 2]
     # said with the results, and named inside the data (eval_results.json may be shared)
     assert src.notes == (
-        "left out 1 link(s) to a folder read already (its own or one above it): happy/again",
+        "left out 1 link(s) to a folder read already (above it, in the tree, or reached by another link):"
+        " happy/again",
     )
