@@ -333,14 +333,16 @@ def write(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder / LOCK_NAME):
+    with locked(folder):
         return _write(folder, entries, render_card)
 
 
 @contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock`` (made for the while, removed after; see
-    :func:`ferhub.fileio.lock_file`)."""
+def locked(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold the exclusive ``flock`` that writers of ``folder``'s results take turns on (its
+    :data:`LOCK_NAME`, made for the while, removed after; see :func:`ferhub.fileio.lock_file`): for
+    :func:`write`, and for whoever else replaces the file (a copy of a model's repo files into a folder)."""
+    lock = Path(folder) / LOCK_NAME
     f = lock_file(lock, wait=True)  # waits for the other writer's read, merge and renames
     try:
         yield

@@ -599,11 +599,15 @@ def results_folder(run: ModelEvaluation, out: str | os.PathLike) -> Path:
             "results go to a fresh copy",
         )  # fmt: skip
     target.mkdir(parents=True, exist_ok=True)
-    if run.folder is not None and not (target / "config.json").is_file():
-        for name in REPO_FILES:
-            if (run.folder / name).is_file():
-                shutil.copy2(run.folder / name, target / name)
-    elif run.folder is not None and _differ(run.folder / CARD_CONTEXT_NAME, target / CARD_CONTEXT_NAME):
+    # under the results' lock: two evaluations of one model at once, the second's copy of the repo's
+    # eval_results.json made after the first had written its entry lost that entry
+    with eval_results.locked(target):
+        if run.folder is not None and not (target / "config.json").is_file():
+            for name in REPO_FILES:
+                if (run.folder / name).is_file():
+                    shutil.copy2(run.folder / name, target / name)
+            return target
+    if run.folder is not None and _differ(run.folder / CARD_CONTEXT_NAME, target / CARD_CONTEXT_NAME):
         copy = target / CARD_CONTEXT_NAME
         if copy.is_file():
             _move_aside(

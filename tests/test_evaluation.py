@@ -699,3 +699,33 @@ def test_the_recorded_command_can_be_pasted_and_names_print_on_one_line(
     monkeypatch.setattr(sys, "argv", ["eval/evaluate.py", "--data", "evaluate", "--model", "m"])
     assert _command() == "ferhub evaluate --data evaluate --model m"
     assert all("fake line" not in line or "my crops\\nfake line" in line for line in stderr.splitlines())
+
+
+def test_a_models_repo_files_are_copied_under_the_results_lock(
+    repos: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two evaluations of one Hub model into one --out at once: the second's copy of the repo's
+    eval_results.json, made after the first had written its entry under the lock, lost that entry."""
+    import shutil
+    from types import SimpleNamespace
+
+    from ferhub import fileio
+
+    held: list[bool] = []
+    real_copy = shutil.copy2
+
+    def copy(src, dst, **kwargs):
+        try:  # another writer of the folder's results (its own open file) must find the lock taken
+            f = fileio.lock_file(Path(dst).parent / eval_results.LOCK_NAME, wait=False)
+        except BlockingIOError:
+            held.append(True)
+        else:
+            held.append(False)
+            f.close()
+        return real_copy(src, dst, **kwargs)
+
+    monkeypatch.setattr(evaluation.shutil, "copy2", copy)
+    run = SimpleNamespace(spec="org/tiny7", folder=repos["fer7"], name="org/tiny7")
+    target = evaluation.results_folder(run, tmp_path / "out")
+    assert (target / "config.json").is_file() and held and all(held)
+    assert not (target / eval_results.LOCK_NAME).exists()
