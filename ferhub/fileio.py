@@ -38,8 +38,8 @@ _TEMP_SUFFIX = ".tmp"
 # the longest file name, in bytes: Linux (ext4, XFS, Btrfs), macOS (APFS, in UTF-8 bytes) and Windows (in
 # UTF-16 units, never more than UTF-8 bytes) all allow 255
 NAME_MAX = 255
-# what a temporary's name adds to its target's: ".", ".", the pid (7 digits at most on Linux), "-", mkstemp's
-# 8 random characters, ".tmp"; with room to spare
+# what a temporary's name adds to its target's: ".", ".", the pid (7 digits at most on Linux), "-", 8 random
+# hex digits (new_temp), ".tmp"; with room to spare
 _TEMP_ROOM = 32
 
 
@@ -148,17 +148,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
 
     Only temporaries of this very target are touched, and only those whose writing process has ended.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        return []
-    prefix = _temp_prefix(path)
-    # not glob(): a name holding "[", "*" or "?" would be read as a pattern
-    found = [path.parent / e for e in os.listdir(path.parent) if _is_temp(e, prefix)]
-    stale = sorted(t for t in found if not _writer_alive(t, prefix))
-    for tmp in stale:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return stale
+    return remove_stale_temps_of([path])
 
 
 def remove_stale_temps_of(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -169,17 +159,17 @@ def remove_stale_temps_of(paths: Iterable[str | os.PathLike]) -> list[Path]:
         by_folder.setdefault(path.parent, set()).add(_temp_prefix(path))
     stale = []
     for folder, prefixes in by_folder.items():
-        try:
+        try:  # (listed, not glob()-ed: a name holding "[", "*" or "?" would be read as a pattern)
             entries = os.listdir(folder)
         except OSError:  # not made yet: nothing left there
             continue
         for entry in entries:
             if not (entry.startswith(".") and entry.endswith(_TEMP_SUFFIX)):
                 continue
-            # .NAME.PID-RANDOM.tmp; mkstemp's RANDOM has no dot, so NAME is all before the last one
+            # .NAME.PID-RANDOM.tmp; RANDOM has no dot, so NAME is all before the last one
             prefix = f".{entry[1 : -len(_TEMP_SUFFIX)].rpartition('.')[0]}."
             temp = folder / entry
-            if prefix in prefixes and not _writer_alive(temp, prefix):
+            if prefix in prefixes and _is_temp(entry, prefix) and not _writer_alive(temp, prefix):
                 with contextlib.suppress(FileNotFoundError):
                     temp.unlink()
                 stale.append(temp)
