@@ -206,10 +206,15 @@ def _activation_bytes(model: nn.Module, shapes: tuple[tuple[int, ...], ...]) -> 
         return counted[shapes]
 
 
+def _fitting(model: nn.Module, shapes: tuple[tuple[int, ...], ...]) -> int:
+    """How many items shaped ``shapes`` one attribution pass of ``model`` takes at once (see
+    :data:`ATTRIBUTION_BUDGET_BYTES`)."""
+    return max(1, min(MAX_CHUNK, ATTRIBUTION_BUDGET_BYTES // _activation_bytes(model, shapes)))
+
+
 def _chunk_size(clone: nn.Module, xs: tuple[torch.Tensor, ...]) -> int:
     """How many items of ``xs`` (one batch per input of ``clone``) one attribution pass takes at once."""
-    per_item = _activation_bytes(clone, tuple(tuple(x.shape[1:]) for x in xs))
-    return max(1, min(MAX_CHUNK, ATTRIBUTION_BUDGET_BYTES // per_item))
+    return _fitting(clone, tuple(tuple(x.shape[1:]) for x in xs))
 
 
 def _input_configs(model: nn.Module) -> list[ModelConfig]:
@@ -222,8 +227,7 @@ def faces_per_chunk(model: nn.Module) -> int:
     """How many faces :func:`explain_faces` attributes at once for ``model`` (see
     :data:`ATTRIBUTION_BUDGET_BYTES`): a caller explaining many faces can go a chunk at a time, to report
     progress or stop in between, at no cost."""
-    shapes = tuple((c.channels, c.input_size, c.input_size) for c in _input_configs(model))
-    return max(1, min(MAX_CHUNK, ATTRIBUTION_BUDGET_BYTES // _activation_bytes(model, shapes)))
+    return _fitting(model, tuple((c.channels, c.input_size, c.input_size) for c in _input_configs(model)))
 
 
 def _chunked_maps(
