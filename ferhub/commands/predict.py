@@ -476,10 +476,9 @@ def out_unwritable(args: argparse.Namespace) -> str | None:
     end with no overlays."""
     out = Path(args.out)
     option = f"--out {args.out}"
-    if out.is_symlink() and not out.exists():
-        return f"{option}: {out} is a link to {os.readlink(out)}, which does not exist"
-    if out.exists() and not out.is_dir():
-        return f"{option}: {out} is a file, not a folder; --saliency writes its overlays into a folder"
+    problem = _not_a_folder(out, option, "--saliency writes its overlays into a folder")
+    if problem:
+        return problem
     problem = folder_unwritable(out)
     return f"{option}: {problem}" if problem else None
 
@@ -490,12 +489,9 @@ def out_dir_unwritable(args: argparse.Namespace) -> str | None:
     read, not found out input by input (one "result not written" line each); made by the first result."""
     out = Path(args.out_dir)
     option = f"--out-dir {args.out_dir}"
-    if out.is_symlink() and not out.exists():
-        return f"{option}: {out} is a link to {os.readlink(out)}, which does not exist"
-    if out.exists() and not out.is_dir():
-        return (
-            f"{option}: {out} is a file, not a folder; --out-dir writes a result file per input into a folder"
-        )
+    problem = _not_a_folder(out, option, "--out-dir writes a result file per input into a folder")
+    if problem:
+        return problem
     existing = _nearest_existing(out)
     if not existing.is_dir():
         return f"{option}: cannot make {out}: {existing} is a file, not a folder"
@@ -506,6 +502,16 @@ def out_dir_unwritable(args: argparse.Namespace) -> str | None:
             pass
     except OSError as e:
         return f"{option}: cannot write into {existing} ({e.strerror or e})"
+    return None
+
+
+def _not_a_folder(out: Path, option: str, use: str) -> str | None:
+    """The line refusing an output folder ``out`` (given as ``option``) that is a dangling link or a file
+    (``use`` says what the folder is for), or ``None``."""
+    if out.is_symlink() and not out.exists():
+        return f"{option}: {out} is a link to {os.readlink(out)}, which does not exist"
+    if out.exists() and not out.is_dir():
+        return f"{option}: {out} is a file, not a folder; {use}"
     return None
 
 
