@@ -253,9 +253,10 @@ def set_model(sid: str, model: str | None) -> None:
     if sid:
         live = _page(sid)
         name = visitors.model_name(model) or None
-        live.loading = visitors.named(name or state.default_model())
+        loaded = name or state.default_model()
+        live.loading = visitors.named(loaded)
         try:
-            state.cache().model(name or state.default_model())
+            state.cache().model(loaded)
         finally:
             live.loading = ""
         live.model = name

@@ -17,6 +17,7 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from ferhub.cli import EXIT_TERMINATED
 from ferhub.ui import scratch
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 CONCURRENCY = 2  # ``Blocks.queue(default_concurrency_limit=...)``: requests each event runs at once
 
 
-EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as ``ferhub.cli`` and a shell report a stop by Ctrl-C
-EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as ``ferhub.cli`` and a shell report a stop by SIGTERM
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -52,8 +51,8 @@ def create_app() -> gr.Blocks:
 
 def serve(demo: gr.Blocks | None = None) -> int:
     """Serve ``demo`` (default: :func:`create_app`) until Ctrl-C or SIGTERM; its files are removed then.
-    Returns the exit status the stop calls for: :data:`EXIT_INTERRUPTED` (Ctrl-C), :data:`EXIT_TERMINATED`
-    (SIGTERM), 0 when the server was closed otherwise."""
+    Returns the exit status the stop calls for, as ``ferhub.cli`` gives it: 130 (Ctrl-C), 143 (SIGTERM), 0
+    when the server was closed otherwise."""
     if demo is None:
         demo = create_app()
     stopped_by: list[int] = []
