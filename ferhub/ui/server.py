@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 CONCURRENCY = 2  # ``Blocks.queue(default_concurrency_limit=...)``: requests each event runs at once
 
 
-
-
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(EXIT_TERMINATED)  # exits through atexit, which removes the server's folders
 
