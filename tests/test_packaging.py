@@ -5,6 +5,7 @@ requirement."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -83,3 +84,40 @@ def test_the_sdist_carries_the_licence_and_complete_tests(built) -> None:
     }
     assert beside - names == set()
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("bench/.")]
+
+
+def _upload_patterns(text: str) -> tuple[list[str], list[str]]:
+    """The ``--include`` and ``--exclude`` patterns of the ``hf upload`` command of a Space in ``text``."""
+    command = re.search(r"hf upload YOUR_NAME/ferhub \. \.(.*?)(?:`|\n\s*```)", text, re.S)
+    assert command, "no `hf upload YOUR_NAME/ferhub . .` command"
+    args = command.group(1)
+    return re.findall(r'--include "([^"]+)"', args), re.findall(r'--exclude "([^"]+)"', args)
+
+
+def test_the_space_upload_carries_the_licence_app_and_every_file_the_readme_links() -> None:
+    """README's and docs/deploy.md's ``hf upload`` lists are the same, and, applied by huggingface_hub as the
+    upload applies them to the checkout's files, carry the app, the package, the licence (MIT wants it in
+    copies) and every repository file the README (the Space's page) links to."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    patterns = _upload_patterns(readme)
+    assert patterns == _upload_patterns((ROOT / "docs" / "deploy.md").read_text(encoding="utf-8"))
+    include, exclude = patterns
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs the git checkout")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    files = [name for name in listed.split("\0") if name]
+    uploaded = set(filter_repo_objects(files, allow_patterns=include, ignore_patterns=exclude))
+    linked = {
+        target.split("#")[0]
+        for target in re.findall(r"\]\(([^)\s]+)\)", readme)
+        if not re.match(r"[a-z]+:|#", target)
+    }
+    assert linked, "the README links no repository file: the pattern above is out of date"
+    needed = linked | {"app.py", "requirements.txt", "README.md", "pyproject.toml", "LICENSE"}
+    assert needed - uploaded == set()
+    assert "ferhub/__init__.py" in uploaded and "ferhub/bundled/fer-mini-xception/config.json" in uploaded
+    assert not [n for n in uploaded if n.startswith(("tests/", "bench/.")) or "__pycache__" in n]
