@@ -1,4 +1,5 @@
-"""Make torchvision importable beside a torch whose build its compiled ops do not match.
+"""Make torchvision importable beside a torch whose build its compiled ops do not match; import ferhub's
+optional packages (its extras) with the ``pip install`` that brings them (:func:`import_extra`).
 
 The only torchvision for torch 2.13 is a CUDA build; on the CPU torch its ``_C`` extension does not load and
 ``import torchvision`` fails with ``operator torchvision::nms does not exist`` (its fake-kernel registrations
@@ -20,6 +21,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ferhub.errors import FerhubError
 
 if TYPE_CHECKING:  # importing this module must not import torch (~1.2 s): ONNX detection imports it
     import torch
@@ -95,6 +98,44 @@ def nms_cpu(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> 
         b = b.float()
     keep = greedy_sorted(b.numpy(), iou_threshold)
     return order[torch.tensor(keep, dtype=torch.long, device=device)]
+
+
+class MissingExtraError(FerhubError, ImportError):
+    """An optional package (one of ferhub's extras, e.g. timm of ``ferhub[train]``) that is not installed or
+    cannot be imported; the message names the ``pip install`` that fixes it. Still an ``ImportError``, as
+    before it had a class of its own."""
+
+
+def import_extra(module: str, extra: str, needed_for: str, package: str | None = None) -> ModuleType:
+    """Import ``module`` of an optional package, else raise :class:`MissingExtraError` saying that
+    ``needed_for`` needs it and which ``pip install`` brings it: ``ferhub[extra]``, or ``package`` (its name
+    on PyPI; default the top-level module's name) alone.
+
+    A ferhub error, so the CLI ends with its one line and exit 1, not as a bug of ferhub's (exit 4).
+    """
+    top = module.partition(".")[0]
+    package = package or top
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if _not_installed(top):
+            raise MissingExtraError(
+                f"{needed_for} needs {package}, which is not installed. Fix: pip install"
+                f" 'ferhub[{extra}]' (or pip install {package})"
+            ) from e
+        # installed, but broken or of a version without ``module`` (or one of its own dependencies missing)
+        raise MissingExtraError(
+            f"{needed_for} needs {package}, which is installed but cannot be imported ({type(e).__name__}:"
+            f" {e}). Fix: pip install --upgrade 'ferhub[{extra}]'"
+        ) from e
+
+
+def _not_installed(top: str) -> bool:
+    """Whether the top-level module ``top`` is not there at all (rather than there and failing to import)."""
+    try:
+        return importlib.util.find_spec(top) is None
+    except (ImportError, ValueError):  # a module in sys.modules without a spec: there
+        return False
 
 
 def _compiled_ops_load() -> bool:

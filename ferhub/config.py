@@ -1,7 +1,7 @@
 """A model's ``config.json``: everything needed to rebuild and use it, and nothing declared elsewhere.
 
-The contract is strict: unknown keys, wrong types, out-of-range or non-finite values are refused with a
-short message naming the key and what to write instead (a hostile or hand-edited file never reaches the
+The contract is strict: unknown or missing keys, wrong types, out-of-range or non-finite values are refused
+with a short message naming the key and what to write instead (a hostile or hand-edited file never reaches the
 model builder). Messages quote values through :func:`brief`, so a 5 MB value gives a one-line error.
 """
 
@@ -185,7 +185,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> ModelConfig:
-        """Build from a parsed config, refusing unknown or missing keys with a message naming ``source``."""
+        """Build from a parsed config, refusing unknown or missing keys with a message naming ``source``.
+
+        Every field is required (what :meth:`save` writes); the field defaults serve configs built in Python
+        (a builder's ``register_model`` settings), never a file's missing key."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a JSON object, got {_type_name(data)}")
         known = {f.name for f in fields(cls)}
@@ -195,7 +198,9 @@ class ModelConfig:
                 f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
             )
             raise ConfigError(f"{source}: unknown keys {shown}; known keys: {', '.join(sorted(known))}")
-        missing = [k for k in ("architecture", "labels") if k not in data]
+        # every key is required, as ModelConfig.save has always written them all: a default standing in for a
+        # missing one would re-declare the model's preprocessing (a 16 px model fed 64 px crops, silently)
+        missing = [f.name for f in fields(cls) if f.name not in data]
         if missing:
             raise ConfigError(f"{source}: missing required keys {missing}")
         try:

@@ -19,7 +19,14 @@ them takes :func:`usable`'s entries (an entry it cannot show is left out, and sa
         "notes": [...], "tta": bool, "tta_method": null | "<method>",
         "num_images": int, "ferhub_version": str, "date": ISO-8601 UTC, "command": str,
         "source"?: "training",
+        "protocol"?: {...},                        # training's: what selected, what reported, "seen_data"
+        "not_held_out"?: str,                      # evaluate's: how this data trained or chose the model
         "unreadable"?: {"count", "examples": [{"path", "error"}]}}}}   # images skipped, not counted
+
+One key holds one result: a new entry replaces the one of its key, and a replacement that changes what the
+key's result means (other data, another test-time augmentation, or the result training recorded with its
+protocol) is said on stderr (:func:`merge`). An entry with ``not_held_out`` was measured on data that
+trained or chose the model: its card says so and leaves it out of the ``model-index``.
 
 :func:`write` is crash-safe: the new file and the re-rendered card are both prepared before either is renamed
 into place, and the temporary files a killed writer leaves are removed by the next write; a card that still
@@ -235,6 +242,8 @@ def entry_problem(key: str, r: Any) -> str | None:
         return f"{where}.notes must be a list of strings"
     if r.get("tta") is not None and not isinstance(r["tta"], bool):
         return f"{where}.tta must be true or false"
+    if r.get("not_held_out") is not None and not isinstance(r["not_held_out"], str):
+        return f"{where}.not_held_out must be a string saying how the data trained or chose the model"
     if r.get("num_images") is not None and not (isinstance(r["num_images"], int) and r["num_images"] >= 0):
         return f"{where}.num_images must be a non-negative integer"
     return None
@@ -298,15 +307,40 @@ def merge(existing: Mapping[str, Any] | None, entries: Mapping[str, Mapping[str,
     replaced. With ``existing=None`` it is a new document of just ``entries`` (what ``hub.save`` takes).
 
     A replaced entry that was measured on other data (another number of images, another dataset revision)
-    is said on stderr: two datasets that share a key would otherwise lose the first result silently."""
+    is said on stderr: two datasets that share a key would otherwise lose the first result silently. So is
+    one measured otherwise on the same data (with or without test-time augmentation, or by ``ferhub train``
+    with its protocol): the key holds one result, and the old one is gone from the file and the card."""
     results = dict((existing or {}).get("results", {}))
     for key, entry in entries.items():
         old = results.get(key)
         other = _other_data(old, entry) if isinstance(old, Mapping) else None
         if other:
             print(f"eval_results: {key} replaced by a result on other data ({other})", file=sys.stderr)
+        elif isinstance(old, Mapping) and (otherwise := _measured_otherwise(old, entry)):
+            print(f"eval_results: {key}: {otherwise}", file=sys.stderr)
         results[key] = _jsonable(entry)
     return {"format_version": FORMAT_VERSION, "results": results}
+
+
+def _tta_words(entry: Mapping[str, Any]) -> str:
+    if not entry.get("tta"):
+        return "no test-time augmentation"
+    method = entry.get("tta_method")
+    return f"test-time augmentation ({method})" if isinstance(method, str) else "test-time augmentation"
+
+
+def _measured_otherwise(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """What a replacement of ``old`` by ``new`` (same data) loses that is not the same measurement again:
+    ``old`` measured with another test-time augmentation, or by ``ferhub train`` (whose protocol says what
+    chose the model and what it never saw) replaced by another's; ``None`` when it loses neither."""
+    lost = []
+    if _tta_words(old) != _tta_words(new):
+        lost.append(f"the result with {_tta_words(old)} is replaced by one with {_tta_words(new)}")
+    if old.get("source") == "training" and new.get("source") != "training":
+        lost.append("the result `ferhub train` recorded, with its protocol, is replaced by this evaluation's")
+    if not lost:
+        return None
+    return "; ".join(lost) + " (a key holds one result per dataset, config and split)"
 
 
 def _other_data(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:

@@ -465,6 +465,15 @@ def _model_evaluation(
         summary, dataset=run.dataset, model=model_info, tta=run.tta, num_images=n, command=run.command,
         date=run.date,
     )  # fmt: skip
+    seen = training_overlap(_results_of(folder), entry["dataset"]) if folder is not None else None
+    if seen is not None:  # the card says so, and leaves it out of the model-index (ferhub.hub.card)
+        entry["not_held_out"] = seen
+        entry["notes"].insert(
+            0,
+            f"Not a held-out result: {seen} (as its training result records). These numbers say how the "
+            "model does on images it was trained or chosen on, not on new faces, and this card's model-index "
+            "leaves them out.",
+        )
     if scores.unreadable:
         entry["unreadable"] = _unreadable_entry(scores.unreadable, source)
         entry["notes"].append(
@@ -491,6 +500,98 @@ def _model_evaluation(
         indices=scores.indices.tolist(),
     )
     return ModelEvaluation(name, run.key, entry, predictions, folder, spec)
+
+
+def _results_of(folder: Path) -> dict[str, Any] | None:
+    """A model repo's ``eval_results.json`` as :func:`ferhub.eval_results.read` gives it; ``None`` when it
+    has none, or one that cannot be read (writing the new entry into it says what is wrong)."""
+    from ferhub.errors import EvalResultsError
+
+    try:
+        return eval_results.read(folder)
+    except EvalResultsError:
+        return None
+
+
+def training_overlap(results: Mapping[str, Any] | None, dataset: Mapping[str, Any]) -> str | None:
+    """How the data ``dataset`` (an entry's ``{"id", "config", "split"}``) took part in training the model
+    whose ``eval_results.json`` document is ``results``, as its training entries (``source: "training"``)
+    record it: ``"split train of fer2013 trained this model"``; ``None`` when it took no part (as far as they
+    say), e.g. the split training reported on.
+
+    Same data means the same ``id`` and ``config`` (as ``ferhub evaluate`` keys results). ``all`` of a
+    dataset holds every split of it, and a model trained on ``all`` of one saw every split of it."""
+    if not results or not isinstance(results.get("results"), Mapping):
+        return None
+    want = (dataset.get("id"), dataset.get("config") or "default")
+    split = dataset.get("split") or "all"
+    for entry in results["results"].values():
+        if not isinstance(entry, Mapping) or entry.get("source") != "training":
+            continue
+        for seen in _seen_data(entry):
+            if (seen["id"], seen["config"]) != want:
+                continue
+            did = "trained this model" if seen["role"] == "train" else "chose its released epoch"
+            if seen["split"] == "all":
+                return f"all of {want[0]} {did}"
+            if split == seen["split"]:
+                return f"split {split} of {want[0]} {did}"
+            if split == "all":
+                return f"all of {want[0]} was evaluated, and its split {seen['split']} {did}"
+    return None
+
+
+_ROLES = ("train", "select")  # of the data recorded in a training entry's protocol (seen_data)
+
+
+def _seen_data(entry: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The data that trained (``role: "train"``) or chose (``"select"``) the model of a training entry:
+    what its protocol records (``seen_data``, as ``ferhub train`` writes it), else, for entries written
+    before it did, what its dataset, protocol words and command tell: the training split (``--split``,
+    default ``train``) of the same data unless ``--val-data`` named the data reported on, and the split its
+    protocol says chose the epoch (``selected_on: "split val"``)."""
+    protocol = entry.get("protocol") if isinstance(entry.get("protocol"), Mapping) else {}
+    recorded = protocol.get("seen_data")
+    keys = ("id", "config", "split", "role")
+    if isinstance(recorded, list):
+        return [
+            {k: str(d.get(k) or ("default" if k == "config" else "all")) for k in keys}
+            for d in recorded
+            if isinstance(d, Mapping) and isinstance(d.get("id"), str) and d.get("role") in _ROLES
+        ]
+    dataset = entry.get("dataset") if isinstance(entry.get("dataset"), Mapping) else {}
+    if not isinstance(dataset.get("id"), str):
+        return []
+    same = {"id": dataset["id"], "config": dataset.get("config") or "default"}
+    argv = _argv(entry.get("command"))
+    out = []
+    if _option(argv, "--val-data") is None:  # else the entry is of --val-data, and --data trained
+        out.append({**same, "split": _option(argv, "--split") or "train", "role": "train"})
+    selected = protocol.get("selected_on")
+    named = re.match(r"split (\S+)", selected) if isinstance(selected, str) else None
+    if named:
+        out.append({**same, "split": named.group(1), "role": "select"})
+    return out
+
+
+def _argv(command: Any) -> list[str]:
+    """A recorded command line as its words (``[]`` when it is none, or not shell words)."""
+    import shlex
+
+    try:
+        return shlex.split(command) if isinstance(command, str) else []
+    except ValueError:
+        return []
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    """The value of option ``name`` in ``argv`` (``--split X`` or ``--split=X``), ``None`` when not given."""
+    for i, word in enumerate(argv):
+        if word == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith(f"{name}="):
+            return word.partition("=")[2]
+    return None
 
 
 def _decoded(
@@ -546,10 +647,12 @@ def push_results(
     """Upload ``eval_results.json`` and ``README.md`` of a repo folder to ``repo_id`` in one commit; returns
     its URL.
 
-    Through :func:`ferhub.hub.push_files`: offline or with the Hub unreachable it fails at once; a card that
-    names no Hub id goes up naming ``repo_id`` (with its ``card.json``), as ``ferhub push`` sends it. Results
-    of a Hub model go to the branch ``revision`` that was evaluated, with ``parent_commit`` the evaluated
-    commit: a branch that moved since (or a tag) is refused, never written over with other weights' results.
+    Through :func:`ferhub.hub.push_files`: offline or with the Hub unreachable it fails at once; the card
+    goes up naming ``repo_id`` at ``revision`` (with its ``card.json``), as ``ferhub push`` sends it. Results
+    never sit beside other weights: those of a Hub model go to the branch ``revision`` that was evaluated,
+    with ``parent_commit`` the evaluated commit (a branch that moved since, or a tag, is refused); without
+    it, the branch must hold the folder's own config and weights, else ``OtherModelOnHub`` (a ``ValueError``)
+    says what differs and to ``ferhub push`` the folder instead.
     """
     from ferhub.hub import CARD_NAME, push_files
 

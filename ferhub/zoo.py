@@ -563,28 +563,26 @@ def write_ensemble(out_dir: str | Path, members: Sequence[str] = ENSEMBLE_MEMBER
     from ferhub.models.ensemble import make_ensemble
 
     model = make_ensemble(members)
+    # where each member comes from; the card's template lists each member's crop, input and labels itself
     lines = []
     for m, member in zip(members, model.members):
         e = get_entry(m)
         lines.append(
-            f"| `{m}` | `{member.config.architecture}` | {e.input} | {', '.join(member.config.labels)} | "
+            f"| `{m}` | `{member.config.architecture}` | "
             f"{e.source.registry}: `{e.source.name}` {e.source.version} | {e.license} |"
         )
-    table = (
-        "| Member | Architecture | Input | Labels | Source | Licence |\n|---|---|---|---|---|---|\n"
-        + "\n".join(lines)
-    )
+    table = "| Member | Architecture | Source | Licence |\n|---|---|---|---|\n" + "\n".join(lines)
     context = {
         "model_name": ENSEMBLE_NAME,
         "repo_id": f"{ORG}/{ENSEMBLE_NAME}",
         "description": (
             "An equal-weight ensemble of the zoo models that ship inside ferhub. Each member crops and"
-            " normalises the face its own way (from its own `config.json`); the ensemble's probability for a"
-            " class is the weighted mean over the members that predict that class, renormalised to sum to"
-            " one. The preprocessing listed under *Labels and preprocessing* applies only when the module is"
-            " called directly (`model(x)` on RGB crops on [0, 1] pixels, as attribution methods do); ferhub's"
-            " predictor instead crops and normalises for each member with that member's own config.\n\n"
-            + table
+            " normalises the face its own way, from its own `config.json` (listed under *Labels and"
+            " preprocessing*); the ensemble's probability for a class is the weighted mean over the members"
+            " that predict that class, renormalised to sum to one. Called directly, the module takes one"
+            " batch per member, each cropped and normalised as that member is fed"
+            " (`model(*model.member_inputs(image, faces))`, as attribution methods do), and returns"
+            " log-probabilities; `ferhub.Predictor` does the same for every face it finds.\n\n" + table
         ),
         "license": "mit",
         "tags": ["ensemble", "ferhub-zoo"],

@@ -240,7 +240,8 @@ def test_closed_pipe_ends_quietly() -> None:
 def test_load_error_in_a_real_process_is_one_line(tmp_path) -> None:
     bad = tmp_path / "m"
     bad.mkdir()
-    (bad / "config.json").write_text(json.dumps({"architecture": "mini_xception", "labels": ["happy"] * 9}))
+    config = json.loads((hub.resolve(hub.DEFAULT_MODEL) / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps(config | {"labels": ["happy"] * 9}))
     proc = _ferhub("compare", str(bad), "ferhub/fer-mini-xception", "--images", str(tmp_path))
     assert proc.returncode == 1
     assert "labels lists 9 names" in one_line(proc.stderr, "compare")

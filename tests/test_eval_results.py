@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubrepo import HubListing
 
 from ferhub import eval_results, fileio, hub
 from ferhub.errors import EvalResultsError, FerhubError
@@ -202,6 +203,7 @@ def test_sigkill_between_the_renames_is_repaired_before_a_push(
     monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub._remote, "hub_unreachable", lambda endpoint: None)
+    HubListing(monkeypatch).holds("org/m", repo)  # the Hub holds these weights: their results go beside them
     from ferhub.evaluation import push_results
 
     push_results(repo, "org/m")
@@ -232,6 +234,50 @@ def test_a_result_replaced_by_one_on_other_data_is_said_on_stderr(
     assert (
         "k replaced by a result on other data (5 -> 5 images, revision a1 -> b2)" in capsys.readouterr().err
     )
+
+
+def test_a_result_replaced_by_one_measured_otherwise_is_said_on_stderr(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`evaluate --split test --tta` replaced the result training had recorded on that split (without TTA,
+    with its protocol) silently: the key holds one result, so the replacement is said."""
+    test = {"id": "fer2013", "split": "test"}
+    trained = eval_results.make_entry(summary(), dataset=test, source="training")
+    trained["protocol"] = {"selected_on": "split val", "reported_on": "split test"}
+    eval_results.write(repo, {"fer2013:default:test": trained})
+    capsys.readouterr()
+    flip = eval_results.make_entry(summary(0.6), dataset=test, tta="flip")
+    eval_results.write(repo, {"fer2013:default:test": flip})
+    assert capsys.readouterr().err == (
+        "eval_results: fer2013:default:test: the result with no test-time augmentation is replaced by one "
+        "with test-time augmentation (flip); the result `ferhub train` recorded, with its protocol, is "
+        "replaced by this evaluation's (a key holds one result per dataset, config and split)\n"
+    )
+    eval_results.write(repo, {"fer2013:default:test": flip})  # the same measurement again: nothing to say
+    plain = eval_results.make_entry(summary(0.6), dataset=test)
+    eval_results.write(repo, {"fer2013:default:test": plain})
+    err = capsys.readouterr().err
+    assert err == (
+        "eval_results: fer2013:default:test: the result with test-time augmentation (flip) is replaced by "
+        "one with no test-time augmentation (a key holds one result per dataset, config and split)\n"
+    )
+
+
+def test_a_result_on_training_data_stays_out_of_the_model_index(repo: Path) -> None:
+    """An evaluation on data that trained or chose the model (``not_held_out``) is no measurement of the model
+    on new faces: the card shows it with its note, the model-index leaves it out."""
+    from huggingface_hub import ModelCard
+
+    held_out = eval_results.make_entry(summary(), dataset={"id": "fer2013", "split": "test"})
+    seen = eval_results.make_entry(summary(0.9), dataset={"id": "fer2013", "split": "train"})
+    seen["not_held_out"] = "split train of fer2013 trained this model"
+    eval_results.write(repo, {"fer2013:default:test": held_out, "fer2013:default:train": seen})
+    card = (repo / "README.md").read_text()
+    assert {r.dataset_split for r in ModelCard(card).data.eval_results} == {"test"}
+    assert "fer2013 (default, split train)" in card  # still shown in the card's Evaluation section
+    bad = {**seen, "not_held_out": True}
+    with pytest.raises(EvalResultsError, match=r"\.not_held_out must be a string"):
+        eval_results.write(repo, {"fer2013:default:train": bad})
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hubrepo import HubListing
 from PIL import Image, ImageOps
 
 from ferhub import eval_results, evaluation, hub, metrics
@@ -393,6 +394,7 @@ class CommitRecorder:
         # the push path checks offline mode and probes the endpoint before any API call: say "online"
         monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
         monkeypatch.setattr(hub._remote, "hub_unreachable", lambda endpoint: None)
+        self.hub = HubListing(monkeypatch)  # what the Hub holds: results go only beside their own weights
 
 
 def test_push_results_offline_fails_at_once_without_calling_the_hub(repos, tmp_path, monkeypatch) -> None:
@@ -426,6 +428,7 @@ def test_cli_evaluate_writes_repo_predictions_report_and_pushes(
 
     folder = Path(shutil.copytree(repos["fer7"], tmp_path / "repo"))
     rec = CommitRecorder(monkeypatch)
+    commit = rec.hub.holds("org/tiny7", folder)
     out = tmp_path / "out"
     argv = ["evaluate", "--model", str(folder), "--data", str(crops_zip), "--precropped", "--tta", "--out"]
     argv += [str(out), "--bootstrap", "50", "--push"]
@@ -450,6 +453,7 @@ def test_cli_evaluate_writes_repo_predictions_report_and_pushes(
         "commit_message": "Evaluation results on lfw-crops:default:all",
         "repo_type": "model",
         "revision": None,
+        "parent_commit": commit,  # on top of the commit holding these weights, checked before and after
     }
     assert [op.path_in_repo for op in ops] == ["eval_results.json", "README.md"]
     assert rec.uploaded[0]["eval_results.json"] == (folder / "eval_results.json").read_bytes()
@@ -489,6 +493,8 @@ def test_a_model_giving_nan_gets_no_result_and_the_others_keep_theirs(
 
     good = Path(shutil.copytree(repos["fer7"], tmp_path / "good"))
     rec = CommitRecorder(monkeypatch)
+    rec.hub.holds("org/tiny7", good)
+    rec.hub.holds("org/diverged", bad)
     out = tmp_path / "out"
     argv = ["evaluate", "--model", str(good), "--model", str(bad), "--data", str(crops), "--precropped"]
     code = main([*argv, "--out", str(out), "--bootstrap", "10", "--push"])

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import torch
+from hubrepo import HubListing
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -398,12 +399,15 @@ def test_bad_model_args(tiny_repo: Path) -> None:
     ("content", "expected"),
     [
         ("{not json", "is not valid JSON"),
-        ('{"architecture": "test_tiny"}', r"missing required keys \['labels'\]"),
-        ('{"architecture": "test_tiny", "labels": ["happy"], "channels": 2}', "channels must be 1"),
-        ('{"architecture": "test_tiny", "labels": ["joyish"]}', "joyish"),
+        # every key save writes is required, preprocessing included: none is guessed
+        ('{"architecture": "test_tiny"}', r"missing required keys \['labels', 'model_args', 'input_size', "),
+        ({"channels": 2}, "channels must be 1"),
+        ({"labels": ["joyish"]}, "joyish"),
     ],
 )
-def test_bad_config(tiny_repo: Path, content: str, expected: str) -> None:
+def test_bad_config(tiny_repo: Path, content: str | dict[str, Any], expected: str) -> None:
+    if isinstance(content, dict):  # the saved config with these values changed
+        content = json.dumps(json.loads((tiny_repo / "config.json").read_text()) | content)
     (tiny_repo / "config.json").write_text(content)
     with pytest.raises(hub.ModelLoadError, match=expected) as e:
         hub.load(tiny_repo)
@@ -927,9 +931,8 @@ class HubRecorder:
 
 
 def test_push_one_commit_of_exactly_the_repo_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = hub.save(
-        trained("test_tiny"), tmp_path / "m", eval_results=eval_results(), card_context=CARD_CONTEXT
-    )
+    context = {**CARD_CONTEXT, "repo_id": "org/name", "revision": "v1"}  # the card names where it goes
+    folder = hub.save(trained("test_tiny"), tmp_path / "m", eval_results=eval_results(), card_context=context)
     (folder / "train.log").write_text("not for the Hub")
     torch.save({}, folder / "last.pt")
     rec = HubRecorder(monkeypatch)
@@ -988,8 +991,9 @@ def test_push_names_the_repo_in_a_card_that_names_none(
         {"config.json", "model.safetensors", "README.md", "card.json", "eval_results.json"}
     ]
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    hub.push(hub.save(trained("test_tiny"), tmp_path / "named", card_context=CARD_CONTEXT), "org/name")
-    assert rec.calls[-1][3]["folder_path"] == str(tmp_path / "named")  # a card naming its id: pushed as it is
+    named = hub.save(trained("test_tiny"), tmp_path / "named", card_context=CARD_CONTEXT)
+    hub.push(named, "ferhub-test/fer-test")
+    assert rec.calls[-1][3]["folder_path"] == str(named)  # a card naming the repo pushed to: as it is
     assert 'ferhub.load("ferhub-test/fer-test")' in rec.cards[-1][0]
 
 
@@ -1659,6 +1663,28 @@ def test_a_damaged_cached_copy_says_to_delete_it(
         assert "ferhub.hub.save" not in msg and msg.count("Fix:") == 1, damage
 
 
+def test_weights_damaged_on_the_hub_say_so_not_to_download_again(
+    fake_hub: FakeHub, tmp_path: Path, isolated_hf: Path
+) -> None:
+    """Weights truncated on the Hub itself got "delete it from the Hugging Face cache and load again", which
+    downloads the same truncated file and gives the same advice, for ever: an intact cached copy (its blob
+    named by its hash) is the Hub's file, and only the repo's owner can replace it."""
+    folder = hub.save(trained("test_tiny"), tmp_path / "m")
+    fake_hub.add("org/trunc", folder, ["main"], {})
+    weights = fake_hub.repos["org/trunc"]["files"]["model.safetensors"]
+    fake_hub.repos["org/trunc"]["files"]["model.safetensors"] = weights[: len(weights) // 2]
+    repo_dir = isolated_hf / "hub" / "models--org--trunc"
+    for _ in range(2):  # doing what the message says changes nothing: it must not say to do it
+        hub.clear_cache()
+        with pytest.raises(hub.ModelLoadError) as e:
+            hub.load("org/trunc")
+        msg = str(e.value)
+        assert "is not a readable safetensors file" in msg and msg.count("Fix:") == 1
+        assert "Hub model 'org/trunc' holds a damaged file" in msg and "ask its owner to push" in msg
+        assert "delete it from the Hugging Face cache" not in msg
+        shutil.rmtree(repo_dir)
+
+
 def test_a_hub_config_that_ferhub_cannot_read_is_the_repos(fake_hub: FakeHub, tmp_path: Path) -> None:
     """A config.json the Hub holds as it is (the cached copy intact) is the repo's fault, not the cache's."""
     folder = hub.save(trained("test_tiny"), tmp_path / "m")
@@ -1668,7 +1694,7 @@ def test_a_hub_config_that_ferhub_cannot_read_is_the_repos(fake_hub: FakeHub, tm
         hub.load("org/oldcfg")
     msg = str(e.value)
     assert (
-        "missing required keys ['labels']" in msg
+        "missing required keys ['labels', " in msg
         and "Hub model 'org/oldcfg' is not a ferhub model repo" in msg
     )
     assert "delete it" not in msg and "ferhub.hub.save" not in msg
@@ -1726,6 +1752,7 @@ def test_results_push_names_the_repo_in_a_card_that_names_none(
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     HubRecorder(monkeypatch)
     rec = CommitRecorder(monkeypatch)
+    commit = HubListing(monkeypatch).holds("org/name", folder)  # the Hub holds these weights
     push_results(folder, "org/name")
     (files,) = rec.files
     assert set(files) == {"eval_results.json", "README.md", "card.json"}
@@ -1737,7 +1764,7 @@ def test_results_push_names_the_repo_in_a_card_that_names_none(
         (published / name).write_bytes(data)
     assert hub.card_is_current(published)  # the Hub's card is what its card.json renders to
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the folder is left as it is
-    assert rec.calls[0]["revision"] is None and "parent_commit" not in rec.calls[0]
+    assert rec.calls[0]["revision"] is None and rec.calls[0]["parent_commit"] == commit  # the one checked
 
 
 @pytest.fixture
@@ -1780,10 +1807,14 @@ def test_evaluate_push_commits_to_the_branch_and_commit_evaluated(
     )
     (call,) = rec.calls
     assert call["repo_id"] == "org/real" and call["revision"] == "dev" and call["parent_commit"] == commit
-    assert set(rec.files[0]) == {"eval_results.json", "README.md"}  # its card names the repo already
+    # its card named the repo but not the branch: on dev, it goes up loading org/real@dev
+    assert set(rec.files[0]) == {"eval_results.json", "README.md", "card.json"}
+    assert json.loads(rec.files[0]["card.json"])["revision"] == "dev"
+    assert 'ferhub.load("org/real@dev")' in rec.files[0]["README.md"].decode()
     assert "pushed org/real@dev results to org/real@dev" in capsys.readouterr().err
     assert _evaluate_push(lfw_crops, tmp_path / "out", "--model", "org/real") == 0  # the default branch
     assert rec.calls[-1]["revision"] is None and rec.calls[-1]["parent_commit"] == commit
+    assert set(rec.files[-1]) == {"eval_results.json", "README.md"}  # its card names the repo already
 
 
 def test_evaluate_push_never_sends_a_results_copy_of_other_weights(

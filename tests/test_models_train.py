@@ -286,7 +286,9 @@ def test_resnet18_pretrained_loads_torchvisions_cached_file(torch_home: Path) ->
     path = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     with pytest.raises(PretrainedWeightsError, match=re.escape(str(path))) as err:
         create_model("resnet18", pretrained=True)
-    assert "pretrained=False" in str(err.value)
+    # ferhub never downloads (whether or not this machine could): the file, where it goes, and doing without
+    assert f"ferhub does not download weights; put {path.name} in {path.parent}: " in str(err.value)
+    assert str(err.value).endswith("Or build the model with pretrained=False.")
     torch.manual_seed(0)
     reference = tv.models.resnet18()
     path.parent.mkdir(parents=True)
@@ -416,8 +418,9 @@ def test_nasnet_weights_come_from_the_hugging_face_cache(isolated_hf: Path) -> N
     from ferhub.models.transfer import NASNET_HUB_ID, load_timm_hub_weights
 
     fresh = NASNetALarge(num_classes=1000, stem_size=16, num_features=96)
-    with pytest.raises(PretrainedWeightsError, match=re.escape("hf download timm/nasnetalarge.tf_in1k")):
+    with pytest.raises(PretrainedWeightsError, match=re.escape("hf download timm/nasnetalarge.tf_in1k")) as e:
         load_timm_hub_weights(fresh)
+    assert "ferhub does not download weights; put models--timm--nasnetalarge.tf_in1k in " in str(e.value)
     torch.manual_seed(4)
     reference = NASNetALarge(num_classes=1000, stem_size=16, num_features=96)
     repo = isolated_hf / "hub" / ("models--" + NASNET_HUB_ID.replace("/", "--"))

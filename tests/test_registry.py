@@ -86,6 +86,20 @@ def test_config_round_trip_and_strictness(tmp_path) -> None:
         ModelConfig.load(tmp_path)
 
 
+@pytest.mark.parametrize("key", list(create_model("test_tiny").config.to_dict()))
+def test_config_missing_any_key_save_writes_is_refused(tmp_path, key: str) -> None:
+    """A config.json without one of the keys save writes (input_size, mean, crop_margin, ...) is refused,
+    naming the file: a field default standing in for it would change the model's preprocessing silently."""
+    import json
+
+    data = create_model("test_tiny", config_overrides={"input_size": 16}).config.to_dict()
+    del data[key]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as e:
+        ModelConfig.load(tmp_path)
+    assert str(e.value) == f"{tmp_path / 'config.json'}: missing required keys [{key!r}]"
+
+
 def test_memory_limit_refuses_before_allocating_and_can_be_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     from ferhub.models import _limits
 

@@ -199,6 +199,45 @@ def test_the_recorded_command_leaves_out_resume() -> None:
     assert command_line(args).endswith("--data faces --tiny")
 
 
+# how the process was started (argv[0], the __main__ module's spec name or None, torchrun's settings) -> the
+# launch the recorded command starts with
+LAUNCHES = {
+    "ferhub console script": (["/venv/bin/ferhub"], None, {}, "ferhub train"),
+    "python -m ferhub": (["/venv/lib/ferhub/__main__.py"], "ferhub.__main__", {}, "ferhub train"),
+    "train/train.py": (["train/train.py"], None, {}, "python train/train.py"),
+    "another caller of cli.main": (["/venv/bin/pytest"], None, {}, "ferhub train"),
+    "torchrun -m ferhub": (["/venv/lib/ferhub/__main__.py"], "ferhub.__main__", {"LOCAL_WORLD_SIZE": "2"},
+                           "torchrun --nproc_per_node 2 -m ferhub train"),
+    "torchrun --no-python ferhub": (["/venv/bin/ferhub"], None, {"LOCAL_WORLD_SIZE": "2"},
+                                    "torchrun --nproc_per_node 2 -m ferhub train"),
+    "torchrun on two nodes": (["/venv/lib/ferhub/__main__.py"], "ferhub.__main__",
+                              {"LOCAL_WORLD_SIZE": "4", "GROUP_WORLD_SIZE": "2"},
+                              "torchrun --nnodes 2 --nproc_per_node 4 -m ferhub train"),
+    "torchrun train/train.py": (["train/train.py"], None, {"LOCAL_WORLD_SIZE": "2"},
+                                "torchrun --nproc_per_node 2 train/train.py"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("launch", sorted(LAUNCHES))
+def test_the_recorded_command_is_the_launch_that_ran(launch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``torchrun -m ferhub`` the card recorded ``torchrun ... train/train.py``, a script that an
+    installed package does not have; only a run of that script records it."""
+    import importlib.machinery
+    import types
+
+    argv0, spec, env, expected = LAUNCHES[launch]
+    main_module = types.ModuleType("__main__")
+    main_module.__spec__ = importlib.machinery.ModuleSpec(spec, None) if spec else None
+    monkeypatch.setitem(sys.modules, "__main__", main_module)
+    monkeypatch.setattr(sys, "argv", [*argv0, "train", "--data", "faces"])
+    for name in ("LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = get_args_parser().parse_args(["--data", "faces", "--tiny"])
+    assert command_line(args) == f"{expected} --recipe ferhub_best --data faces --tiny"
+
+
 # ------------------------------------------------------------------------------ F7: push options, no push
 @pytest.mark.parametrize(
     "extra", [["--push-checkpoints"], ["--private"], ["--revision", "dev"], ["--checkpoint-branch", "ck"]]

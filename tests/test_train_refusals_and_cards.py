@@ -7,6 +7,7 @@ checkpoints that ``--push-checkpoints`` sends."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,75 @@ def test_init_that_is_not_there_is_exit_2_before_the_data(
     assert not (tmp_path / "run").exists()
 
 
+# ------------------------------------------------------------------------------------- pretrained weights
+TRAIN_WITHOUT = (
+    "Or train without them (from a random start): --set model_args.pretrained=false (in Python:"
+    " model_args={..., 'pretrained': False})."
+)
+
+
+def test_pretrained_weights_that_are_not_there_are_exit_1_before_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default recipe (ResNet18 from ImageNet weights) on a fresh install failed only after its data was
+    prepared (minutes of face detection on a real data set), saying "This machine cannot download it" and
+    the Python API's ``pretrained=False``: now before the data is opened (it is not there at all here),
+    naming the file, the folder it goes in and the setting that trains without it."""
+    from ferhub.errors import PretrainedWeightsError
+
+    torch_home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tmp_path / "no-such-data"), "--precropped", "--no-progress",
+            "--output-dir", str(out)]  # fmt: skip
+    assert cli_main(argv) == 1
+    err = capsys.readouterr().err
+    folder = torch_home / "hub" / "checkpoints"
+    assert err.startswith(
+        "ferhub train: torchvision weights ResNet18_Weights.IMAGENET1K_V1 not found at "
+        f"{folder / 'resnet18-f37072fd.pth'}. ferhub does not download weights; put resnet18-f37072fd.pth in "
+        f"{folder}: `python -c "
+    ), err
+    assert err.rstrip().endswith(TRAIN_WITHOUT) and err.count("\n") == 1, err
+    assert "cannot download" not in err and not out.exists()
+    # as it says: without them the run goes on, to the data (not there: a data error)
+    assert cli_main([*argv, "--set", "model_args.pretrained=false"]) == 1
+    assert "no-such-data" in capsys.readouterr().err and not out.exists()
+    # the run's own build (the file gone after the check) words its end the same way
+    with pytest.raises(PretrainedWeightsError) as e:
+        build_model(TrainConfig(model="resnet18", model_args={"pretrained": True}), ("angry", "happy"))
+    assert str(e.value).endswith(TRAIN_WITHOUT)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "where"),
+    [("ferhub_best", "resnet18-f37072fd.pth"), ("seed003_xiang", "20180402-114759-vggface2.pt"),
+     ("seed001_wang:nasnet_weighted_lr8.1e-5", "timm/nasnetalarge.tf_in1k/model.safetensors")],
+)  # fmt: skip
+def test_each_pretrained_family_is_checked_without_reading_its_file(
+    recipe: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torchvision's, facenet-pytorch's and timm's weights are looked for by building the model on the meta
+    device; a file that is there is not read (a broken one is the real build's to refuse)."""
+    from ferhub.errors import PretrainedWeightsError
+    from ferhub.pretrained import torchvision_weights_path
+    from ferhub.training.fit import check_model_builds
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    cfg = load_recipe(*recipe.split(":"))[0]
+    assert cfg.model_args.get("pretrained") is True
+    with pytest.raises(PretrainedWeightsError, match=re.escape(where)) as e:
+        check_model_builds(cfg)
+    assert str(e.value).endswith(TRAIN_WITHOUT)
+    if cfg.model == "resnet18":
+        from ferhub._compat import import_torchvision
+
+        path = torchvision_weights_path(import_torchvision().models.ResNet18_Weights.IMAGENET1K_V1)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"not read by the check")
+        check_model_builds(cfg)
+
+
 def _training_checkpoint(path: Path, labels: tuple[str, ...], ema: bool) -> tuple[dict, dict | None]:
     """A checkpoint as a run writes it (model.*, ema.*, optim.*, rng.*); returns the model's and the EMA's
     weights."""
@@ -279,11 +349,16 @@ def test_the_test_entry_of_a_kfold_run_has_its_own_protocol(tmp_path: Path) -> N
     kfold, test = results["results"]["data:default:kfold2"], results["results"]["data:default:test"]
     assert {"folds", "epoch_mean", "repeats"} <= set(kfold["protocol"])
     assert test["protocol"] == {"selection": "epoch_mean", "monitor": None, "selected_on": None,
-                                "reported_on": "split test", "kfold": 2, "released_fold": 1}  # fmt: skip
+                                "reported_on": "split test", "kfold": 2, "released_fold": 1,
+                                # what trained the model, for evaluate to tell a result on it
+                                "seen_data": [{"id": "data", "config": "default", "split": "train",
+                                               "role": "train"}]}  # fmt: skip
     assert test["num_images"] == 6
     card = (out / "model" / "README.md").read_text()
-    acc = kfold["protocol"]["folds"]["accuracy"]["text"]
-    assert f"2-fold mean ± std, accuracy: {acc}" in card  # the k-fold's figures, in the card as before
+    acc = kfold["protocol"]["folds"]["accuracy"]  # stored as fractions; the card gives percent, as its tables
+    assert 0 <= acc["mean"] <= 1 and acc["text"] == f"{acc['mean']:.4f} ± {acc['std']:.4f}"
+    percent = f"{100 * acc['mean']:.2f}% ± {100 * acc['std']:.2f}%"
+    assert f"2-fold mean ± std, accuracy: {percent}" in card  # the k-fold's figures, in the card as before
 
 
 # -------------------------------------------------------------------------------------- --push-checkpoints

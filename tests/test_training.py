@@ -437,6 +437,7 @@ def test_push_to_hub_one_commit_with_card(
     for _, _, kw in ckpts:
         assert kw["repo_id"] == "org/fer-test" and kw["revision"] == "checkpoints"
         assert kw["commit_message"].startswith("seed002_kaskun: epoch ")
+        assert 'ferhub.Predictor("org/fer-test@checkpoints")' in kw["_card"]  # the branch it is on
     kw = final[2]
     assert kw["repo_id"] == "org/fer-test" and kw["revision"] == "v1" and kw["repo_type"] == "model"
     assert kw["folder_path"] == str(out / "model")
@@ -454,7 +455,9 @@ def test_push_to_hub_one_commit_with_card(
     assert "name: fer-test" in front  # model name from the push id
     assert f"value: {summary['report']['accuracy']}" in front
     assert "train --recipe seed002_kaskun --data" in card and "Kaskun" in card  # command and citation
-    assert 'ferhub.Predictor("org/fer-test")' in card and "path/to/model" not in card  # the push id loads it
+    # the push id at the branch pushed to loads it (`org/fer-test` alone would load main)
+    assert 'ferhub.Predictor("org/fer-test@v1")' in card and "path/to/model" not in card
+    assert json.loads((out / "model" / "card.json").read_text())["revision"] == "v1"
     creates = [c for c in calls if c[0] == "create_repo"]
     assert all(c[1] == ("org/fer-test",) and c[2]["private"] is True for c in creates)
     branches = {c[2]["branch"] for c in calls if c[0] == "create_branch"}

@@ -53,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--revision",
         default=None,
-        help="branch to push a local or bundled model's results to (default main); a Hub model's results go "
-        "to the branch evaluated (org/name@branch)",
+        help="branch to push a local or bundled model's results to (default: the branch its card.json names, "
+        "else main); a Hub model's results go to the branch evaluated (org/name@branch)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument(
@@ -112,17 +112,25 @@ def _hub_id(spec: Any) -> str | None:
     return None
 
 
-def _card_repo_id(folder: Path) -> str | None:
-    """The ``repo_id`` a model repo folder's ``card.json`` names, if any."""
+def _card_published(folder: Path) -> tuple[str | None, str | None]:
+    """The ``repo_id`` and ``revision`` (the branch, when not the default one) a model repo folder's
+    ``card.json`` names, each ``None`` where it names none."""
     card = folder / "card.json"
     if not card.is_file():
-        return None
+        return None, None
     try:
         ctx = json.loads(card.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # an unreadable card names no repo; the push asks for --repo-id
-        return None
-    repo_id = ctx.get("repo_id") if isinstance(ctx, dict) else None
-    return str(repo_id) if repo_id else None
+        return None, None
+    if not isinstance(ctx, dict):
+        return None, None
+    repo_id, revision = ctx.get("repo_id"), ctx.get("revision")
+    return (str(repo_id) if repo_id else None), (str(revision) if repo_id and revision else None)
+
+
+def _card_repo_id(folder: Path) -> str | None:
+    """The ``repo_id`` a model repo folder's ``card.json`` names, if any."""
+    return _card_published(folder)[0]
 
 
 def _push_target(run: Any, folder: Path, repo_id: str | None) -> str | None:
@@ -146,11 +154,16 @@ def _own_hub_repo(spec: Any, repo_id: str | None) -> str | None:
     return hub_id
 
 
-def _push_branch(spec: Any, repo_id: str | None, revision: str | None) -> str | None:
+def _push_branch(
+    spec: Any, repo_id: str | None, revision: str | None, folder: Path | None = None
+) -> str | None:
     """The branch a run's results go to: for a Hub model pushed to its own repo, the revision evaluated
     (after '@'; none: the default branch), so a card and results never land beside other weights; else
-    ``--revision``."""
+    ``--revision``, and without it, for a model whose card.json names its repo (no --repo-id), the branch the
+    card names (a model trained with ``--push-to-hub ORG/NAME --revision REV`` is on REV)."""
     if _own_hub_repo(spec, repo_id) is None:
+        if revision is None and repo_id is None and folder is not None and _hub_id(spec) is None:
+            return _card_published(folder)[1]
         return revision
     return spec.partition("@")[2] or None
 
@@ -197,6 +210,47 @@ def _not_a_branch(args: argparse.Namespace) -> str | None:
             return str(e)
         except Exception:  # no network, no such repo, no access: the evaluation or the push says so
             continue
+    return None
+
+
+def _other_model_on_hub(args: argparse.Namespace) -> str | None:
+    """Why ``--push`` would put a local or bundled model's results beside another model on the Hub (the
+    branch holds other weights or config, none, or the repo or branch does not exist), asked of the Hub
+    before any work; ``None`` when it holds this model, or when the Hub cannot say now (the push checks
+    again). A Hub model pushed to its own repo needs no check: its push goes on the commit evaluated."""
+    from ferhub.evaluation import slug
+    from ferhub.hub import ModelLoadError
+    from ferhub.hub._push import hub_model_problem, push_command
+    from ferhub.hub._remote import online_api
+    from ferhub.hub._repo import local_folder
+
+    for spec in args.model if args.push else []:
+        if _own_hub_repo(spec, args.repo_id) is not None:
+            continue
+        try:
+            folder = local_folder(spec)
+        except ModelLoadError:  # the evaluation says what is wrong with it
+            continue
+        repo_id = args.repo_id or (_card_repo_id(folder) if folder is not None else None)
+        if folder is None or repo_id is None:  # a Hub model pushed elsewhere: the push checks its snapshot
+            continue
+        branch = _push_branch(spec, args.repo_id, args.revision, folder)
+        try:
+            problem = hub_model_problem(online_api("push"), repo_id, branch, folder)[1]
+        except Exception:  # no network, the Hub failing: the push says so
+            continue
+        if problem is None:
+            continue
+        if Path(spec).is_dir():  # evaluated in place: the folder holds the results afterwards
+            then = f"`{push_command(Path(spec), repo_id, branch)}` uploads the model with its results"
+        else:
+            copy = Path(args.out) / slug(spec)
+            then = f"`{push_command(copy, repo_id, branch)}` uploads the copy holding its results"
+        return (
+            f"--push: {problem}, so the results of {spec} would sit beside another model (or none); "
+            f"nothing was evaluated. Fix: evaluate without --push, then {then}; or give the --repo-id of the "
+            "repo that holds this model"
+        )
     return None
 
 
@@ -289,7 +343,7 @@ def _refuse_push(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
-    refused = _not_a_branch(args)
+    refused = _not_a_branch(args) or _other_model_on_hub(args)
     if refused:
         print(f"ferhub evaluate: {refused}", file=sys.stderr)
         return 2
@@ -365,6 +419,14 @@ def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:
         for note in r.entry["notes"]:
             if "cannot predict" in note or "no face" in note or note.startswith(("unreadable", "unlabelled")):
                 print(printable(f"{r.name}: {note}"), file=sys.stderr)
+        if r.entry.get("not_held_out"):  # measured on images that trained or chose the model
+            print(
+                printable(
+                    f"ferhub evaluate: warning: {r.name}: {r.entry['not_held_out']}, so {r.key} is no "
+                    "held-out result: it is recorded as such, and its card leaves it out of the model-index"
+                ),
+                file=sys.stderr,
+            )
     print(metrics_table(runs), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(strict_json.dumps({r.name: {r.key: r.entry} for r in runs}, indent=2))
@@ -388,12 +450,15 @@ def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int
     """Push each model's results; a failure is one line naming where the results are (exit 3 for the Hub).
 
     A Hub model's results go to the branch evaluated, on top of the evaluated commit only (see
-    :func:`ferhub.evaluation.push_results`); a local folder's to ``--revision``, its card naming the repo.
+    :func:`ferhub.evaluation.push_results`); a local or bundled model's to ``--revision`` (else the branch its
+    card.json names), its card naming the repo, and only where that branch holds the same config and
+    weights (exit 2 when it holds others: the repo named is the user's choice to change).
     """
     from huggingface_hub.errors import HfHubHTTPError
 
     from ferhub import evaluation
-    from ferhub.cli import EXIT_HUB, describe
+    from ferhub.cli import EXIT_HUB, EXIT_USAGE, describe
+    from ferhub.hub._push import OtherModelOnHub
     from ferhub.hub._remote import upload_refused
 
     code = 0
@@ -407,7 +472,7 @@ def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int
             )
             code = code or 1
             continue
-        branch = _push_branch(r.spec, args.repo_id, args.revision)
+        branch = _push_branch(r.spec, args.repo_id, args.revision, folder)
         # the commit evaluated (its snapshot's, recorded with the results): the push goes on top of it only
         parent = r.entry["model"]["revision"] if _own_hub_repo(r.spec, args.repo_id) else None
         target = f"{repo_id}@{branch}" if branch else repo_id
@@ -422,6 +487,8 @@ def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int
         except Exception as e:
             hub_error = isinstance(e, HfHubHTTPError)  # a Hub that failed is no login problem
             failed, why = (EXIT_HUB, upload_refused(e, repo_id)) if hub_error else describe(e)
+            if isinstance(e, OtherModelOnHub):  # the repo or branch named holds another model: the user's
+                failed = EXIT_USAGE
             print(
                 f"ferhub evaluate: {r.name}: results written to {folder} but not pushed to {target}: {why}",
                 file=sys.stderr,

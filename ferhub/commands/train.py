@@ -2,7 +2,7 @@
 :func:`ferhub.training.train`.
 
     ferhub train --recipe seed002_kaskun --data fer2013.csv --test-split test
-    torchrun --nproc_per_node 4 train/train.py --recipe ferhub_best --data fer2013.csv --push-to-hub org/name
+    torchrun --nproc_per_node 4 -m ferhub train --recipe ferhub_best --data fer2013.csv --push-to-hub org/name
 """
 
 from __future__ import annotations
@@ -144,15 +144,27 @@ def command_line(args: argparse.Namespace) -> str:
                 parts += [flag, str(v)]
         else:
             parts += [flag, str(value)]
+    script = _launched_by_train_py()
     if "LOCAL_WORLD_SIZE" in os.environ:  # set by torchrun
         nodes = os.environ.get("GROUP_WORLD_SIZE", "1")
         prefix = ["torchrun", "--nnodes", nodes] if nodes != "1" else ["torchrun"]
-        prefix += ["--nproc_per_node", os.environ["LOCAL_WORLD_SIZE"], "train/train.py"]
-    elif Path(sys.argv[0]).name in ("ferhub", "__main__.py", "cli.py"):
-        prefix = ["ferhub", "train"]
+        prefix += ["--nproc_per_node", os.environ["LOCAL_WORLD_SIZE"]]
+        # torchrun runs a script by its path and a module with -m: an installed ferhub has no train/train.py
+        prefix += ["train/train.py"] if script else ["-m", "ferhub", "train"]
     else:
-        prefix = ["python", "train/train.py"]
+        prefix = ["python", "train/train.py"] if script else ["ferhub", "train"]
     return shlex.join(prefix + parts)
+
+
+def _launched_by_train_py() -> bool:
+    """Whether this process runs the checkout's ``train/train.py`` (``python train/train.py``, ``torchrun
+    train/train.py``): the only launch a recorded command names that script for. The ``ferhub`` console
+    script, ``python -m ferhub`` (``torchrun -m ferhub``) and any other caller of :func:`ferhub.cli.main`
+    are recorded as ``ferhub train``, which an installed package runs."""
+    main = sys.modules.get("__main__")
+    if getattr(main, "__spec__", None) is not None:  # run with -m (ferhub's, or a test runner's)
+        return False
+    return Path(sys.argv[0]).name == "train.py"
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:

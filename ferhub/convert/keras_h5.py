@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ferhub._compat import import_extra
 from ferhub.errors import ConversionError
 
 _MODEL_CLASSES = ("Model", "Functional", "Sequential")
@@ -34,6 +35,11 @@ _MODEL_CLASSES = ("Model", "Functional", "Sequential")
 
 class KerasH5Error(ConversionError):
     """The file is not a Keras HDF5 model this reader understands, or a layer is not where it is expected."""
+
+
+def _h5py() -> Any:
+    """h5py (the ``convert`` extra), else the one-line error naming ``pip install 'ferhub[convert]'``."""
+    return import_extra("h5py", "convert", "Reading a Keras HDF5 file")
 
 
 @dataclass
@@ -125,7 +131,7 @@ def _strip_weight_name(layer: str, weight_name: str) -> str:
 
 
 def _read_layer_weights(group: Any, layer: str) -> dict[str, np.ndarray]:
-    import h5py
+    h5py = _h5py()
 
     if layer not in group:
         return {}
@@ -226,7 +232,7 @@ def _make_layer(raw: dict[str, Any], name: str, inbound: list[str], weights_grou
 
 def read_keras_h5(path: str | Path) -> KerasModel:
     """Read a Keras ``model.save(...h5)`` file: graph from ``model_config`` plus every layer's weights."""
-    import h5py
+    h5py = _h5py()
 
     path = Path(path)
     try:
@@ -254,7 +260,7 @@ def read_keras_h5(path: str | Path) -> KerasModel:
 
 def read_keras_weights(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """Weights of every layer that has any, by layer name (for ``save_weights`` files without a graph)."""
-    import h5py
+    h5py = _h5py()
 
     with h5py.File(path, "r") as f:
         group = f.get("model_weights", f)

@@ -14,7 +14,7 @@ from typing import Any
 from ferhub.config import CONFIG_NAME
 from ferhub.errors import ModelLoadError
 from ferhub.fileio import atomic_write_json
-from ferhub.hub._layout import CARD_CONTEXT_NAME, CARD_NAME, REPO_FILES
+from ferhub.hub._layout import CARD_CONTEXT_NAME, CARD_NAME, REPO_FILES, WEIGHTS_NAME
 from ferhub.hub._remote import HUB_ID, http_status, online_api
 from ferhub.hub._repo import check_repo
 
@@ -52,8 +52,10 @@ def push(
     unreachable, :class:`ferhub.errors.HubConnectionError` is raised at once. The repo is created if needed
     (``private`` applies to a new repo), the branch ``revision`` too, then exactly the repo files and graphs
     go up in one ``upload_folder`` commit; repo files and graphs on the Hub that the folder no longer has (an
-    old ``eval_results.json``, the ``model.onnx`` of earlier weights) are deleted in it. A card that names no
-    Hub id (a trained model's says ``path/to/model``) goes up naming ``repo_id`` (see :func:`_staged`).
+    old ``eval_results.json``, the ``model.onnx`` of earlier weights) are deleted in it. The card goes up
+    naming ``repo_id`` (at ``revision`` when that is not the default branch) whatever repo its card.json named
+    (a trained model's says ``path/to/model``, a copy's its first repo), a bundled zoo name excepted (see
+    :func:`_staged`).
     """
     from ferhub.export import GRAPH_PATTERNS
 
@@ -65,7 +67,7 @@ def push(
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     if revision is not None:
         api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
-    with _staged(folder, files, repo_id) as (upload, files):
+    with _staged(folder, files, repo_id, revision) as (upload, files):
         info = api.upload_folder(
             repo_id=repo_id,
             repo_type="model",
@@ -79,16 +81,47 @@ def push(
     return str(info.commit_url)
 
 
+def _zoo_name(repo_id: str) -> bool:
+    """Whether ``repo_id`` is a bundled or zoo model's own name (``ferhub/<name>``), which loads that model on
+    any machine (from the package, or as ``ferhub zoo import`` makes it): a card naming it is right wherever a
+    copy of the model goes."""
+    from ferhub.hub._layout import BUNDLED_ORG, list_bundled
+    from ferhub.zoo import ZOO  # the zoo builds on this package: imported when needed
+
+    return repo_id in list_bundled() or (
+        repo_id.startswith(f"{BUNDLED_ORG}/") and any(e.repo_id == repo_id for e in ZOO)
+    )
+
+
+def published_as(repo_id: str, revision: str | None) -> dict[str, str]:
+    """The card.json keys that name where a repo is published: ``repo_id``, and ``revision`` for a branch
+    other than the default one (the card then loads ``ORG/NAME@REV``, as the README documents)."""
+    from huggingface_hub import constants
+
+    if revision is None or revision == constants.DEFAULT_REVISION:
+        return {"repo_id": repo_id}
+    return {"repo_id": repo_id, "revision": revision}
+
+
 @contextlib.contextmanager
-def _staged(folder: Path, files: list[str], repo_id: str) -> Iterator[tuple[Path, list[str]]]:
-    """The folder to upload and its files: ``folder`` itself when its card names a Hub id already, else a copy
-    (hard links where it can) whose ``card.json`` and card name ``repo_id``, so that the pushed card's usage
-    example loads the pushed repo rather than ``path/to/model``; ``card.json`` then goes up with the card, so
-    that the Hub's card is what its card.json renders to. ``folder`` itself is not changed."""
+def _staged(
+    folder: Path, files: list[str], repo_id: str, revision: str | None = None
+) -> Iterator[tuple[Path, list[str]]]:
+    """The folder to upload and its files: ``folder`` itself when its card names ``repo_id`` at ``revision``
+    already (or a bundled zoo name, right for any copy), else a copy (hard links where it can) whose
+    ``card.json`` and card name ``repo_id`` (``ORG/NAME@REV`` on a branch other than main), so that the pushed
+    card's usage example loads the pushed repo and branch, never ``path/to/model`` or the repo a copy came
+    from; ``card.json`` then goes up with the card, so that the Hub's card is what its card.json renders to.
+    ``folder`` itself is not changed."""
     from ferhub.hub import card
 
     context = card.read_card_context(folder)
-    if context.get("repo_id"):
+    named = context.get("repo_id")
+    target = published_as(repo_id, revision)
+    if (named and _zoo_name(named)) or {k: context.get(k) for k in ("repo_id", "revision")} == {
+        "revision": None,
+        **target,
+    }:
         yield folder, files
         return
     with tempfile.TemporaryDirectory(prefix="ferhub-push-") as tmp:
@@ -101,7 +134,10 @@ def _staged(folder: Path, files: list[str], repo_id: str) -> Iterator[tuple[Path
                 except OSError:  # another file system, or links not allowed: a copy
                     shutil.copy2(folder / name, staged / name)
         context.setdefault("model_name", folder.resolve().name)  # not the staging folder's random name
-        atomic_write_json(staged / CARD_CONTEXT_NAME, {**context, "repo_id": repo_id})
+        if named and context["model_name"] == named.split("/")[-1]:  # a name taken from the old repo's id
+            context["model_name"] = repo_id.split("/")[-1]
+        context.pop("revision", None)
+        atomic_write_json(staged / CARD_CONTEXT_NAME, {**context, **target})
         card.render_card(staged)
         yield staged, list(dict.fromkeys([*files, CARD_CONTEXT_NAME]))
 
@@ -129,6 +165,66 @@ def branch_head(api: Any, repo_id: str, revision: str | None) -> str:
     )
 
 
+class OtherModelOnHub(ValueError):
+    """The Hub branch that results (or a card) would go to does not hold the model they were made from: other
+    weights or config, none, or no such repo or branch. Nothing was uploaded."""
+
+
+def _same_file(local: Path, remote: Any) -> bool:
+    """Whether ``local`` holds the bytes of ``remote`` (a :class:`huggingface_hub.hf_api.RepoFile`): by the
+    LFS sha256 the Hub lists for a large file, else by its git oid (sha1 of ``blob <size>\\0`` + bytes)."""
+    import hashlib
+
+    data = local.read_bytes()
+    lfs = getattr(remote, "lfs", None)
+    if lfs is not None:
+        return hashlib.sha256(data).hexdigest() == lfs.sha256
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == remote.blob_id
+
+
+def hub_model_problem(
+    api: Any, repo_id: str, revision: str | None, folder: Path
+) -> tuple[str | None, str | None]:
+    """``(head, None)`` when branch ``revision`` (default ``main``) of ``repo_id`` holds ``folder``'s model
+    (its ``config.json`` and ``model.safetensors``, compared with the Hub's listing at the branch's ``head``
+    commit), else ``(head or None, what is wrong)``: no such repo or branch, a file missing, or other bytes.
+    Other Hub errors (no network, 5xx) are raised."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.hf_api import RepoFile
+
+    branch = revision or "main"
+    try:
+        head = branch_head(api, repo_id, revision)
+    except RepositoryNotFoundError:
+        return None, (
+            f"Hub repo {repo_id} was not found (it does not exist yet, or this account has no access to it)"
+        )
+    except ValueError as e:  # a tag, a commit, no such branch: its first clause says which
+        return None, str(e).split(";")[0]
+    listing = api.list_repo_tree(repo_id, revision=head, repo_type="model")
+    tree = {f.path: f for f in listing if isinstance(f, RepoFile)}
+    where = f"branch {branch!r} of {repo_id} (commit {head[:7]})"
+    for name in (CONFIG_NAME, WEIGHTS_NAME):  # an ensemble has no weights of its own: none on either side
+        here, there = (folder / name).is_file(), tree.get(name)
+        if not here and there is None:
+            continue
+        if there is None:
+            return head, f"{where} has no {name}"
+        if not here:
+            return head, f"{where} holds a {name} that {folder} has not"
+        if not _same_file(folder / name, there):
+            return head, f"{where} holds another {name} than {folder}"
+    return head, None
+
+
+def push_command(folder: Path, repo_id: str, revision: str | None) -> str:
+    """The ``ferhub push`` command that uploads ``folder`` (the model with its results) to ``repo_id``."""
+    import shlex
+
+    branch = ["--revision", revision] if revision else []
+    return shlex.join(["ferhub", "push", str(folder), repo_id, *branch])
+
+
 def push_files(
     folder: str | os.PathLike,
     repo_id: str,
@@ -139,44 +235,65 @@ def push_files(
     parent_commit: str | None = None,
     commit_message: str,
 ) -> str:
-    """Upload some files of a repo folder to an existing Hub repo in one commit; returns the commit URL.
+    """Upload some files of a model repo folder to an existing Hub repo in one commit; returns the commit URL.
 
     Offline or with the Hub unreachable, :class:`ferhub.errors.HubConnectionError` is raised at once. When
     the card is among the files it goes up as :func:`push` sends it: re-rendered if it lags the folder's
-    results, and naming ``repo_id`` (with its ``card.json``) when it names no Hub id.
+    results, and naming ``repo_id`` at ``revision`` (with its ``card.json``).
 
+    The files go only beside the model they were made from, so results never sit beside other weights:
     ``parent_commit`` (the commit the files were made from, e.g. the evaluated one) makes the commit land only
     on a branch ``revision`` that still points there: a tag, a commit or a branch that moved since is refused
-    with :class:`ValueError` saying to evaluate again, so results never sit beside other weights.
+    with :class:`ValueError` saying to evaluate again. Without it, the branch must hold the folder's own
+    ``config.json`` and ``model.safetensors`` (by the Hub's listing: git oid or LFS sha256), and the commit
+    goes on top of the commit that was checked; else :class:`OtherModelOnHub` says what differs and to
+    ``ferhub push`` the folder instead.
     """
     import huggingface_hub
     from huggingface_hub.errors import HfHubHTTPError
 
     _check_repo_id(repo_id)
     folder = Path(folder)
+    if not (folder / CONFIG_NAME).is_file():
+        raise ModelLoadError(
+            f"{folder} is not a ferhub model repo (no {CONFIG_NAME}), and its files go up only beside the "
+            "model they were made from; nothing was uploaded"
+        )
     for name in files:
         if not (folder / name).is_file():
             raise ModelLoadError(f"{folder / name} is missing; nothing was uploaded")
     api = online_api("push", token)
     files = list(files)
+    branch = revision or "main"
     moved = (
-        f"branch {revision or 'main'!r} of {repo_id} has moved since commit {parent_commit} that these "
+        f"branch {branch!r} of {repo_id} has moved since commit {parent_commit} that these "
         "results were measured on, so they would sit beside other weights; nothing was uploaded. Fix: "
-        f"evaluate {repo_id}@{revision or 'main'} again and push those results"
+        f"evaluate {repo_id}@{branch} again and push those results"
     )
     if parent_commit is not None and branch_head(api, repo_id, revision) != parent_commit:
         raise ValueError(moved)
+    parent = parent_commit
+    if parent is None:
+        parent, problem = hub_model_problem(api, repo_id, revision, folder)
+        if problem is not None:
+            raise OtherModelOnHub(
+                f"{problem}, so {', '.join(files)} of {folder} would sit beside another model (or none); "
+                f"nothing was uploaded. Fix: push the model itself with its results "
+                f"(`{push_command(folder, repo_id, revision)}`)"
+            )
+        moved = (
+            f"branch {branch!r} of {repo_id} moved on from commit {parent}, whose model was checked, before "
+            "the commit; nothing was uploaded. Fix: push again (the model on the branch is checked again)"
+        )
     if CARD_NAME in files:
         _refresh_card(folder)
     with contextlib.ExitStack() as stack:
         if CARD_NAME in files:
-            folder, files = stack.enter_context(_staged(folder, files, repo_id))
+            folder, files = stack.enter_context(_staged(folder, files, repo_id, revision))
         operations = [
             huggingface_hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
             for name in files
         ]
-        # the parent only when there is one: a commit without one goes on top of whatever the branch holds
-        parent = {} if parent_commit is None else {"parent_commit": parent_commit}
         try:
             info = api.create_commit(
                 repo_id=repo_id,
@@ -184,10 +301,10 @@ def push_files(
                 commit_message=commit_message,
                 repo_type="model",
                 revision=revision,
-                **parent,
+                parent_commit=parent,  # the commit whose model these files are of: never on top of another
             )
         except HfHubHTTPError as e:
-            if parent_commit is not None and http_status(e) == 412:  # moved between the check and the commit
+            if http_status(e) == 412:  # moved between the check and the commit
                 raise ValueError(moved) from e
             raise
     return str(info.commit_url)

@@ -343,6 +343,19 @@ def _hub_config(repo_id: str, snapshot: Path, repo_dir: Path) -> ModelConfig:
         ) from e
 
 
+def _weights_fix(hub: tuple[str, Path], weights: Path) -> str:
+    """What to do about a Hub snapshot's unreadable weights, as :func:`_hub_config` tells it: a cached copy
+    that is no longer what the Hub sent is downloaded again, but one that is (its blob named by its hash) is
+    the Hub's own file, which only its owner can replace."""
+    if not _cached_file_intact(weights):
+        return f"the cached copy is damaged; delete it from the Hugging Face cache ({hub[1]}) and load again"
+    return (
+        f"the cached copy is exactly the file on the Hub (its hash matches), so Hub model {hub[0]!r} holds a "
+        "damaged file and downloading it again cannot help; ask its owner to push the model again "
+        "(`ferhub push`)"
+    )
+
+
 # whether the ensemble being built may load members from folders on this machine (see load_folder)
 _MEMBERS_LOCAL: ContextVar[bool] = ContextVar("ferhub_members_local", default=True)
 
@@ -388,8 +401,9 @@ def load_folder(folder: Path, *, local: bool = True) -> nn.Module:
     finally:
         _MEMBERS_LOCAL.reset(token)
     if config.architecture != ENSEMBLE:
-        fix = None if hub is None else f"delete it from the Hugging Face cache ({hub[1]}) and load again"
-        load_state_strict(model, read_weights(weights, fix), str(weights), str(folder / CONFIG_NAME))
+        # the fix is worked out only for weights that fail (it hashes the file)
+        state = read_weights(weights, None if hub is None else lambda: _weights_fix(hub, weights))
+        load_state_strict(model, state, str(weights), str(folder / CONFIG_NAME))
     return model.eval()
 
 

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -164,15 +164,17 @@ def load_state_strict(
     model.load_state_dict(tensors, strict=True)
 
 
-def read_weights(path: Path, fix: str | None = None) -> dict[str, torch.Tensor]:
+def read_weights(path: Path, fix: str | Callable[[], str] | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a repo's ``model.safetensors``; :class:`ModelLoadError` when it cannot be read, ending
-    in ``fix`` (a Hub snapshot's is to download it again) or, by default, in re-saving the model."""
+    in ``fix`` (a Hub snapshot's says whose copy is damaged; a callable is asked only then) or, by default,
+    in re-saving the model."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
+        fix = fix() if callable(fix) else fix
         raise ModelLoadError(
             f"{path} is not a readable safetensors file ({e}). Fix: it is corrupt or truncated; "
             f"{fix or 're-save the model with ferhub.hub.save(model, folder)'}"

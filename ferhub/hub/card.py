@@ -1,5 +1,6 @@
 """The model card (``README.md``): rendered from the template, ``config.json``, ``card.json`` (the prose
-context, :data:`CARD_CONTEXT_KEYS`) and ``eval_results.json``, so it can be re-rendered from the folder alone.
+context, :data:`CARD_CONTEXT_KEYS`) and ``eval_results.json``, so it can be re-rendered from the folder alone
+(an ensemble's card also lists what its members' own repos on this machine say: their crops and licences).
 
 The front matter carries ``library_name: ferhub``, ``pipeline_tag``, licence, base model, datasets, tags and a
 ``model-index`` with one entry per numeric metric of every result in ``eval_results.json``.
@@ -15,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ferhub import eval_results as results_file
+from ferhub.config import CONFIG_NAME, ModelConfig
 from ferhub.eval_results import is_number as _is_number
 from ferhub.fileio import atomic_write_text
 from ferhub.hub._layout import (
     CARD_CONTEXT_NAME,
     CARD_NAME,
+    ENSEMBLE,
     TEMPLATE_PATHS,
     TEMPLATES_DIR,
     WEIGHTS_NAME,
@@ -30,6 +33,7 @@ CARD_CONTEXT_KEYS: dict[str, str] = {
     # key: what it holds (all optional). Lists may be given where noted.
     "model_name": "the model's name (card title, model-index name); defaults to the folder name",
     "repo_id": "the Hub id the model is published under, used in the card's usage example",
+    "revision": "the branch of repo_id it is published on, when not main (the usage example loads ID@REV)",
     "description": "one paragraph on what the model is",
     "license": "Hub licence id, e.g. 'mit', 'apache-2.0', 'other'",
     "license_name": "licence name when license is 'other'",
@@ -48,6 +52,8 @@ CARD_CONTEXT_KEYS: dict[str, str] = {
     "citation": "BibTeX or reference text",
 }
 _LIST_KEYS = {"base_model", "datasets", "tags", "upstream_claims"}
+# what the card's *Provenance, licence and attribution* section shows
+_PROVENANCE_KEYS = ("provenance", "attribution", "license_text", "license", "citation")
 
 
 def check_card_context(context: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -88,6 +94,7 @@ _METRIC_TYPES = {
 }
 _FRACTION_METRICS = {
     "accuracy",
+    "accuracy_epoch_mean",  # seed 004's headline: the held-out accuracy averaged over epochs
     "mean_class_recall",
     "macro_f1",
     "top2_accuracy",
@@ -115,7 +122,9 @@ def _metric_name(key: str) -> str:
     return _METRIC_NAMES.get(key, key.replace("_", " ").capitalize())
 
 
-def _format_metric(key: str, value: Any) -> str:
+def format_metric(key: str, value: Any) -> str:
+    """A metric's value as the card shows it: percent for a fraction of :data:`_FRACTION_METRICS`, thousands
+    separators for a count, else four significant digits."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int):
@@ -130,6 +139,8 @@ def _eval_result_objects(results: Mapping[str, Any]) -> list:
 
     out = []
     for r in results.values():
+        if r.get("not_held_out"):  # measured on data that trained or chose the model (eval_results.py)
+            continue
         dataset = r["dataset"]
         for key, value in r["metrics"].items():
             if not _is_number(value):
@@ -153,11 +164,20 @@ def _eval_result_objects(results: Mapping[str, Any]) -> list:
     return out
 
 
+def format_mean_std(key: str, mean: float, std: float) -> str:
+    """``mean ± std`` of metric ``key`` over folds or repeats, in the unit the card's tables give it: percent
+    for accuracy-like metrics (``35.00% ± 3.73%``), else four decimals. Only the text: the stored values
+    (``eval_results.json``) stay fractions."""
+    if key in _FRACTION_METRICS and 0 <= mean <= 1:
+        return f"{100 * mean:.2f}% ± {100 * std:.2f}%"
+    return f"{mean:.4f} ± {std:.4f}"
+
+
 def _format_interval(key: str, interval: Any) -> str:
     """`` (95% CI a–b)`` for a two-number interval stored beside a metric, else nothing."""
     if not (isinstance(interval, list) and len(interval) == 2 and all(map(_is_number, interval))):
         return ""
-    return f" (95% CI {_format_metric(key, interval[0])}–{_format_metric(key, interval[1])})"
+    return f" (95% CI {format_metric(key, interval[0])}–{format_metric(key, interval[1])})"
 
 
 def _no_face_note(no_face: Any) -> str | None:
@@ -220,7 +240,7 @@ def _results_for_template(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "metrics": [
                     (
                         _metric_name(k),
-                        _format_metric(k, v) + _format_interval(k, r["metrics"].get(f"{k}_ci95")),
+                        format_metric(k, v) + _format_interval(k, r["metrics"].get(f"{k}_ci95")),
                     )
                     for k, v in r["metrics"].items()
                     if _is_number(v)
@@ -229,7 +249,7 @@ def _results_for_template(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "notes": [n for n in r.get("notes") or [] if isinstance(n, str)],
                 "per_class_columns": [_metric_name(c) for c in columns],
                 "per_class_rows": [
-                    (label, [_format_metric(c, v.get(c, "")) for c in columns])
+                    (label, [format_metric(c, v.get(c, "")) for c in columns])
                     for label, v in per_class.items()
                 ],
                 "confusion_labels": labels if cm else None,
@@ -257,6 +277,98 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
+def _member_folder(reference: str, *, local: bool) -> Path | None:
+    """Where ensemble member ``reference``'s repo is on this machine, found without asking the Hub: a bundled
+    model, a local folder (only with ``local``: an ensemble that came from the Hub names none of this
+    machine's folders), or a Hub id's snapshot in the Hugging Face cache; ``None`` when it is not here."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from ferhub.errors import ModelLoadError
+    from ferhub.hub._repo import _parse
+
+    try:
+        folder, repo_id, revision = _parse(reference, None, local)
+    except ModelLoadError:
+        return None
+    if folder is not None:
+        return folder
+    hit = try_to_load_from_cache(repo_id, CONFIG_NAME, revision=revision)
+    return Path(hit).parent if isinstance(hit, str) else None
+
+
+def _input_text(config: ModelConfig) -> str:
+    """What a member is fed, as the card's *Input* row says it (``64×64 grayscale``)."""
+    if config.architecture == ENSEMBLE:
+        return "each of its own members' crops"
+    return f"{config.input_size}×{config.input_size} {'grayscale' if config.channels == 1 else 'RGB'}"
+
+
+def _crop_text(config: ModelConfig) -> str:
+    """The member's crop in words (the steps a single model's card gives as step 2)."""
+    margin = f"{100 * config.crop_margin:g}% margin"
+    if config.align == "similarity":
+        return f"five-landmark template, {margin}"
+    box = "square box" if config.crop_square else "box"
+    return f"{box}, {margin}" + (", eyes levelled" if config.align else "")
+
+
+def _licence_name(context: Mapping[str, Any]) -> str | None:
+    licence = context.get("license")
+    return (context.get("license_name") or licence) if licence == "other" else licence
+
+
+def _ensemble_members(folder: Path, config: ModelConfig) -> list[dict[str, Any]]:
+    """An ensemble's members for its card: reference and vote weight, and, where the member's repo is on this
+    machine (:func:`_member_folder`), its input, crop, normalisation and labels from its ``config.json`` and
+    its licence from its ``card.json`` (``None`` where unknown: the card says to see the member's own).
+    ``[]`` for a model that is not an ensemble."""
+    if config.architecture != ENSEMBLE:
+        return []
+    from ferhub.hub._repo import _hub_snapshot
+
+    local = _hub_snapshot(folder.resolve()) is None
+    references = [str(m) for m in config.model_args.get("members") or []]
+    weights = config.model_args.get("weights") or [1.0] * len(references)
+    rows = []
+    for reference, weight in zip(references, weights):
+        row: dict[str, Any] = {
+            "reference": reference,
+            "weight": f"{weight:g}" if _is_number(weight) else str(weight),
+            "input": None,
+            "crop": None,
+            "normalisation": None,
+            "labels": None,
+            "license": None,
+        }
+        where = _member_folder(reference, local=local)
+        try:
+            member = ModelConfig.load(where) if where is not None else None
+            context = read_card_context(where) if where is not None else {}
+        except (OSError, ValueError):  # a member ferhub cannot read: its card is the place to look
+            member, context = None, {}
+        if member is not None:
+            row["input"] = _input_text(member)
+            row["labels"] = ", ".join(member.labels)
+            if member.architecture != ENSEMBLE:
+                row["crop"] = _crop_text(member)
+                mean, std = (", ".join(f"{v:.4g}" for v in values) for values in (member.mean, member.std))
+                row["normalisation"] = f"{member.interpolation} resize; mean [{mean}], std [{std}]"
+        row["license"] = _licence_name(context)
+        rows.append(row)
+    return rows
+
+
+def _licence_text(context: Mapping[str, Any], members: Sequence[Mapping[str, Any]]) -> str:
+    """The card's *Licence* row: the repo's own, and an ensemble's members' (whose weights it runs)."""
+    own = context.get("license")
+    if not members:
+        return own or "not stated"
+    theirs = ", ".join(f"`{m['reference']}` {m['license'] or 'not stated (see its card)'}" for m in members)
+    if own:  # the licence of the ensemble's own files; the networks it runs are its members'
+        return f"{own} for this repo (its config and card); the members' weights keep theirs: {theirs}"
+    return f"its members' licences (this repo holds no weights): {theirs}"
+
+
 def card_text(folder: str | os.PathLike, *, eval_results: Mapping[str, Any] | None = None) -> str:
     """The ``README.md`` text of a repo folder, from the template, its config, card.json and eval results.
 
@@ -276,6 +388,7 @@ def card_text(folder: str | os.PathLike, *, eval_results: Mapping[str, Any] | No
     # an entry it cannot show (another tool's, malformed) is left out; the others are the card's
     results = results_file.usable(eval_data)[0]["results"] if eval_data else {}
     model_name = context.get("model_name") or folder.resolve().name
+    members = _ensemble_members(folder, config)
     card = ModelCard.from_template(
         _card_data(model_name, config.architecture, context, results),
         template_path=str(_template_path()),
@@ -284,8 +397,16 @@ def card_text(folder: str | os.PathLike, *, eval_results: Mapping[str, Any] | No
         config=config,
         model_args_json=json.dumps(config.model_args, sort_keys=True),
         gray=config.channels == 1,
+        members=members,
+        licence=_licence_text(context, members),
+        # the *Provenance* section, and the Training section's pointer to it, only when it has something
+        has_provenance=bool(members) or any(context.get(k) for k in _PROVENANCE_KEYS),
         # without a Hub id the card cannot name the model: its name is neither a folder nor an id to load
-        load_id=context.get("repo_id") or "path/to/model",
+        load_id=(
+            "@".join([context["repo_id"], *_as_list(context.get("revision"))])
+            if context.get("repo_id")
+            else "path/to/model"
+        ),
         num_weights=num_weights(folder / WEIGHTS_NAME),
         intended_use=context.get("intended_use") or _default_prose("card_intended_use.md"),
         limitations=context.get("limitations") or _default_prose("card_limitations.md"),

@@ -17,13 +17,21 @@ the range Google's weights were trained on, instead of torchvision's hidden Imag
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import torch
 from torch import nn
 
-from ferhub._compat import import_torchvision
+from ferhub._compat import import_extra, import_torchvision
 from ferhub.models._registry import register_model
 from ferhub.models.freeze import Part, StagedModel, set_trainable_stages
-from ferhub.pretrained import PretrainedWeightsError, load_into, load_torchvision_weights
+from ferhub.pretrained import (
+    check_only,
+    downloads_there,
+    load_into,
+    load_torchvision_weights,
+    missing_weights,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -109,13 +117,10 @@ def _inception_v3(num_classes: int, pretrained: bool, trainable_stages: int | No
     return set_trainable_stages(model, len(stages) if trainable_stages is None else trainable_stages)
 
 
-def _import_timm():
+def _import_timm() -> ModuleType:
+    """``timm.models.nasnet``, else :class:`~ferhub._compat.MissingExtraError` naming ``ferhub[train]``."""
     import_torchvision()  # timm imports torchvision at import time
-    try:
-        import timm.models.nasnet
-    except ImportError as e:
-        raise ImportError("NASNet needs timm: pip install 'ferhub[train]' (or pip install timm)") from e
-    return timm.models.nasnet
+    return import_extra("timm.models.nasnet", "train", "NASNet")
 
 
 def load_timm_hub_weights(model: nn.Module, hub_id: str = NASNET_HUB_ID) -> None:
@@ -125,11 +130,13 @@ def load_timm_hub_weights(model: nn.Module, hub_id: str = NASNET_HUB_ID) -> None
 
     path = try_to_load_from_cache(hub_id, "model.safetensors")
     if not isinstance(path, str):
-        raise PretrainedWeightsError(
-            f"{hub_id}/model.safetensors is not in the Hugging Face cache ({_hf_cache()}). This machine"
-            f" cannot download it; on one with internet run `hf download {hub_id} model.safetensors` and copy"
-            " the cache folder here. Or build the model with pretrained=False."
+        folder = "models--" + hub_id.replace("/", "--")  # the cache's folder of that repo
+        raise missing_weights(
+            f"{hub_id}/model.safetensors is not in the Hugging Face cache ({_hf_cache()})",
+            downloads_there(folder, _hf_cache(), f"hf download {hub_id} model.safetensors"),
         )
+    if check_only():
+        return
     from safetensors.torch import load_file
 
     load_into(model, load_file(path), source=path)

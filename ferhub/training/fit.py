@@ -40,11 +40,47 @@ class FitResult:
     stopped_early: bool
 
 
+# how a run does without pretrained weights that are not there (the end of the missing file's message)
+WITHOUT_PRETRAINED = (
+    "Or train without them (from a random start): --set model_args.pretrained=false (in Python:"
+    " model_args={..., 'pretrained': False})."
+)
+
+
+def check_model_builds(cfg: TrainConfig) -> None:
+    """Build the recipe's model on the meta device (no memory used, no weights read), looking for its
+    pretrained files where their loaders look: weights that are not there
+    (:class:`~ferhub.errors.PretrainedWeightsError`) and an optional package that is not installed (timm for
+    NASNet: :class:`~ferhub._compat.MissingExtraError`) are refused before any data is prepared, which for a
+    real data set means minutes of face detection. Any other failure is left to the real build, which says
+    why."""
+    import warnings
+
+    from ferhub._compat import MissingExtraError
+    from ferhub.errors import PretrainedWeightsError
+    from ferhub.models._registry import ENSEMBLE, get_entry
+    from ferhub.pretrained import pretrained_lookup
+
+    if cfg.model == ENSEMBLE:  # built by loading its members: nothing pretrained of its own
+        return
+    try:
+        with pretrained_lookup(WITHOUT_PRETRAINED, check_only=True), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # builders that copy weights into meta tensors say it is a no-op
+            with torch.device("meta"):
+                get_entry(cfg.model).builder(num_classes=2, **cfg.model_args)
+    except (PretrainedWeightsError, MissingExtraError):
+        raise
+    except Exception:  # needs real tensors, or refuses the arguments: the real build says why
+        return
+
+
 def build_model(cfg: TrainConfig, labels: Sequence[str]) -> nn.Module:
     """The recipe's model for ``labels``, with ``--init`` weights and partial unfreezing applied."""
     from ferhub.models import create_model
+    from ferhub.pretrained import pretrained_lookup
 
-    model = create_model(cfg.model, labels, config_overrides=cfg.config_overrides, **cfg.model_args)
+    with pretrained_lookup(WITHOUT_PRETRAINED):  # a missing file's message names the run's setting
+        model = create_model(cfg.model, labels, config_overrides=cfg.config_overrides, **cfg.model_args)
     if cfg.init:
         from ferhub.errors import PretrainedWeightsError
         from ferhub.pretrained import load_init

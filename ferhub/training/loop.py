@@ -238,7 +238,7 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
         return None
     try:
         from tqdm.auto import tqdm
-    except ImportError:  # tqdm comes with the [train] extra; without it there is no bar, only the log
+    except ImportError:  # a dependency (huggingface-hub's too), but not needed to train: the log remains
         return None
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None)
 

@@ -233,7 +233,9 @@ def summarize_runs(cfg: TrainConfig, plan: Plan, runs: list[list[FoldRun]]) -> d
 
 
 def protocol_notes(cfg: TrainConfig, protocol: dict[str, Any]) -> list[str]:
-    """The protocol in words, for the card."""
+    """The protocol in words, for the card (its figures in the card's units: accuracy in percent)."""
+    from ferhub.hub.card import format_mean_std
+
     how = {
         "inner": (
             f"the released epoch was chosen on {protocol['selected_on']} (by validation "
@@ -254,7 +256,8 @@ def protocol_notes(cfg: TrainConfig, protocol: dict[str, Any]) -> list[str]:
     folds = f"{cfg.kfold} folds" if cfg.repeats == 1 else f"{cfg.kfold} folds x {cfg.repeats} repeats"
     for key, label in (("folds", folds), ("repeat_results", f"{cfg.repeats} repeats")):
         if key in protocol:
-            acc, recall = protocol[key]["accuracy"]["text"], protocol[key]["mean_class_recall"]["text"]
+            acc, recall = (format_mean_std(k, protocol[key][k]["mean"], protocol[key][k]["std"])
+                           for k in ("accuracy", "mean_class_recall"))  # fmt: skip
             notes.append(f"Mean ± std over {label}: accuracy {acc}, mean class recall {recall}.")
     if cfg.repeats > 1:
         notes.append(f"Every held-out image is counted once per repeat ({cfg.repeats} repeats, seeds "

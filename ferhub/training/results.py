@@ -204,20 +204,23 @@ def recipe_markdown(
     cfg: TrainConfig, data_desc: str, protocol: dict[str, Any], *, carved: bool = False
 ) -> str:
     """The card's *Training* section: the recipe (and the settings this run changed from it,
-    :func:`recipe_changes`), its data and protocol, and its settings table (:func:`card_settings`)."""
+    :func:`recipe_changes`), its data and protocol, and its settings table (:func:`card_settings`); its
+    figures in the card's units (accuracy in percent, as the Evaluation tables give it)."""
+    from ferhub.hub.card import format_mean_std, format_metric
+
     rows = "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in card_settings(cfg, carved).items())
     text = f"{_recipe_intro(cfg)}\n\nData: {data_desc}.\n\n| setting | value |\n|---|---|\n{rows}\n"
     folds = f"{cfg.kfold}-fold" if cfg.repeats == 1 else f"{cfg.kfold}-fold x {cfg.repeats} repeats,"
     for key, label in (("folds", folds), ("repeat_results", f"{cfg.repeats} repeats,")):
         if key in protocol:
             text += "\n" + "\n".join(
-                f"- {label} mean ± std, {k.replace('_', ' ')}: {v['text']}"
+                f"- {label} mean ± std, {k.replace('_', ' ')}: {format_mean_std(k, v['mean'], v['std'])}"
                 for k, v in protocol[key].items()
                 if k in ("accuracy", "mean_class_recall", "macro_f1")
             )
     if "epoch_mean" in protocol:
         text += (
             f"\n- held-out accuracy averaged over the {cfg.epochs} epochs:"
-            f" {protocol['epoch_mean']['accuracy']:.4f}"
+            f" {format_metric('accuracy', protocol['epoch_mean']['accuracy'])}"
         )
     return text

@@ -29,7 +29,7 @@ from ferhub.errors import DataSourceError, DeviceError, HubConnectionError
 from ferhub.hub._weights import unwrap
 from ferhub.training.checkpoint import json_default
 from ferhub.training.distributed import Dist, barrier, broadcast_object, init_distributed
-from ferhub.training.fit import FitResult, OnBest, fit
+from ferhub.training.fit import FitResult, OnBest, check_model_builds, fit
 from ferhub.training.loop import evaluate, no_face_record, score
 from ferhub.training.outdir import OutputDirBusy, OutputLock, claim, forget_checkpoints
 from ferhub.training.protocol import FitFn, Plan, make_plan, released, run_plan, summarize_runs
@@ -401,9 +401,11 @@ def _checkpoint_pusher(cfg: TrainConfig, opts: RunOptions, session: _Session) ->
     if not (opts.push_to_hub and opts.push_checkpoints and session.dist.main):
         return None
     from ferhub import hub
+    from ferhub.hub._push import published_as
 
     # the value that chose the checkpoint (cfg.monitor), as the log and the protocol name it
     words = {"loss": "loss", "mean_class_recall": "mean class recall"}[cfg.monitor]
+    start = _start_context(cfg)
 
     def on_best(model: nn.Module, epoch: int, metrics: dict[str, Any]) -> None:
         value = metrics[cfg.monitor]
@@ -412,7 +414,8 @@ def _checkpoint_pusher(cfg: TrainConfig, opts: RunOptions, session: _Session) ->
             for_saving(model),
             session.out_dir / "best_model",
             card_context={"model_name": opts.model_name or opts.push_to_hub.split("/")[-1],
-                          "repo_id": opts.push_to_hub, "training_command": opts.command,
+                          **published_as(opts.push_to_hub, opts.checkpoint_branch),
+                          "training_command": opts.command, **start,
                           "recipe": f"Best checkpoint so far (epoch {epoch}, validation {words} {value:.4f}, "
                                     f"the {better} yet: the value that selects the epoch) of recipe "
                                     f"**{cfg.recipe}**."},
@@ -486,6 +489,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     classes, once its source is open, before any image is cropped."""
     cfg.validate("settings")  # a TrainConfig built in Python has not been through from_dict
     _check_init(cfg)
+    check_model_builds(cfg)  # pretrained files and optional packages, before minutes of face detection
     _check_push_target(opts)
     session = _Session.start(cfg, opts)
     try:
@@ -556,6 +560,10 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
         extra["notes"] = [*extra["notes"], f"The released model (fold {fold + 1} of {of_run}) on "
                           f"{texts['test']}, which took no part in training or selection."]  # fmt: skip
         entries.append(_entry(extra, data, names["test"], cfg, test_src))
+    seen = _seen_data(data, cfg, selects=not cfg.kfold and cfg.selection == "inner" and val is not None
+                      and test is not None)  # fmt: skip
+    for entry in entries:
+        entry["protocol"] = {**(entry.get("protocol") or {}), "seen_data": seen}
     metrics = reported["metrics"]
     session.say(f"reported on {plan.report_name}: accuracy {metrics['accuracy']:.4f}, mean class recall "
                 f"{metrics['mean_class_recall']:.4f}")  # fmt: skip
@@ -573,6 +581,24 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
         _write_repo(cfg, opts, session, data.description(plan, also), plan, chosen.result.model, entries,
                     summary)  # fmt: skip
     return summary
+
+
+def _seen_data(data: _Data, cfg: TrainConfig, *, selects: bool) -> list[dict[str, str]]:
+    """The data that trained the model (``role: "train"``) and, when the validation split chose its epoch
+    (``selects``), that split (``"select"``), named as the entries name data and as ``ferhub evaluate``
+    keys it (``id``, ``config``, ``split``; ``all`` for data without splits): recorded in each entry's
+    protocol, so that an evaluation on them is told from a held-out one
+    (:func:`ferhub.evaluation.training_overlap`). A k-fold run trains on every fold of its data."""
+    opts, train = data.opts, data.train_src
+    train_id = str(opts.data) if not Path(str(opts.data)).exists() else train.name  # as _entry names it
+    seen = [{"id": train_id, "config": getattr(train, "config", None) or "default",
+             "split": train.split or "all", "role": "train"}]  # fmt: skip
+    val = data.val_src
+    if selects and val is not None:
+        val_id = val.name if opts.val_data is not None else train_id
+        seen.append({"id": val_id, "config": getattr(val, "config", None) or "default",
+                     "split": val.split or "all", "role": "select"})  # fmt: skip
+    return seen
 
 
 # the k-fold entry's protocol statistics, of the folds' held-out data (and its repeat count): not of a test
@@ -632,6 +658,7 @@ def _write_repo(
     """Write the model repo and ``summary.json`` (rank 0), and push the repo when asked. ``data_text``: the
     card's account of the data (:meth:`_Data.description`)."""
     from ferhub import hub
+    from ferhub.hub._push import published_as
 
     on_disk = Path(str(opts.data)).exists()
     context = {
@@ -639,7 +666,7 @@ def _write_repo(
             opts.model_name
             or (opts.push_to_hub.split("/")[-1] if opts.push_to_hub else cfg.recipe.replace(":", "-"))
         ),
-        "repo_id": opts.push_to_hub,
+        **(published_as(opts.push_to_hub, opts.revision) if opts.push_to_hub else {}),
         "description": (
             f"A {cfg.model} facial-expression classifier trained with ferhub's `{cfg.recipe}` recipe."
         ),
@@ -648,6 +675,7 @@ def _write_repo(
         "citation": cfg.citation or None,
         "datasets": None if on_disk else [str(opts.data)],
         "tags": ["ferhub", f"recipe-{cfg.recipe.split(':')[0]}"],
+        **_start_context(cfg),
     }
     model_dir = hub.save(for_saving(model), session.out_dir / "model", eval_results=eval_results(entries),
                          card_context=context)  # fmt: skip
@@ -665,6 +693,69 @@ def _write_repo(
         )
         session.say(f"pushed: {url}")
         summary["pushed"] = url
+
+
+def _init_model(init: str) -> tuple[str | None, str | None, dict[str, Any]]:
+    """``(Hub id, revision, card context)`` of the model repo ``--init`` names (a model folder, or its
+    ``model.safetensors``): the id its card.json names (``repo_id``, ``revision``), or, for a folder in the
+    Hugging Face cache, the repo and commit it was downloaded from; ``(None, None, {})`` for a checkpoint
+    file of no model repo."""
+    from ferhub.hub import card
+    from ferhub.hub._repo import _hub_snapshot
+
+    folder = Path(init)
+    if folder.is_file() and folder.name == "model.safetensors":
+        folder = folder.parent
+    if not (folder / "config.json").is_file():
+        return None, None, {}
+    try:
+        context = card.read_card_context(folder)
+    except ValueError:  # a card.json ferhub cannot read: no licence or id from it
+        context = {}
+    snapshot = _hub_snapshot(folder.resolve())
+    if snapshot is not None:
+        return snapshot[0], folder.resolve().name, context
+    return context.get("repo_id"), context.get("revision"), context
+
+
+# the init model's licence goes with its weights into the fine-tuned model's card
+_LICENCE_KEYS = ("license", "license_name", "license_link", "license_text")
+
+
+def _start_context(cfg: TrainConfig) -> dict[str, Any]:
+    """The card.json keys saying where the weights started: ``--init``'s model (``base_model`` when it has a
+    Hub id, and its licence, which its weights carry into these), or the pretrained backbone
+    ``model_args.pretrained`` loaded (its registry description; ``base_model`` only where that is a Hub
+    repo, never an invented one); ``{}`` for weights trained from scratch."""
+    from ferhub.models import get_entry
+
+    if cfg.init is not None:
+        repo_id, revision, context = _init_model(cfg.init)
+        licence = {k: context[k] for k in _LICENCE_KEYS if context.get(k)}
+        if "license" in licence:
+            stated = f" Its licence ({licence['license']}) carries over to these weights."
+        else:
+            stated = " Its card states no licence." if context else ""
+        if repo_id is not None:
+            at = f"`{repo_id}@{revision}`" if revision else f"`{repo_id}`"
+            text = f"Fine-tuned by `ferhub train` from {at} (`--init`).{stated}"
+            return {"base_model": repo_id, **licence, "provenance": text}
+        what = "a model folder whose card names no Hub id" if context else "a checkpoint with no Hub id"
+        text = f"Fine-tuned by `ferhub train` from the `--init` weights ({what}; see the settings above)."
+        text += stated
+        return {"provenance": text, **licence}
+    if cfg.model_args.get("pretrained") is not True:
+        return {}
+    from ferhub.models.transfer import NASNET_HUB_ID
+
+    described = get_entry(cfg.model).description.replace("``", "`").rstrip(".")  # the registry's words
+    text = (
+        f"Trained by `ferhub train` from the pretrained weights of `{cfg.model}` with `pretrained=True` "
+        f"(the model registry: {described}); the licence and training data of those weights are their "
+        "source's."
+    )
+    # timm's NASNet weights are a Hub repo; torchvision's and facenet-pytorch's have no Hub id
+    return {"provenance": text, **({"base_model": NASNET_HUB_ID} if cfg.model == "nasnet_a_large" else {})}
 
 
 def for_saving(model: nn.Module) -> nn.Module:
