@@ -3,11 +3,12 @@ compiles and caches them, and the import of Numba's array code without SciPy.
 
 Numba compiles each kernel on its first call in a process and caches the machine code beside the kernel's
 module (a read-only install caches in the user's cache folder instead), so later processes load it; where
-neither is writable, each process compiles them again rather than failing (a first detection then took 8.0-8.8
-s on AMD EPYC, 2 cores, 2026-12-03, against ~20 ms from the cache). The kernels avoid ``np.argsort``, which
-took Numba ~2 s to compile in each kernel that called it, and each is called with one set of argument types (a
-kernel compiles once per set: the level-or-canvas kernels take a region of a C-contiguous array rather than a
-view, which took 10.6-11.1 s with four kernels compiled twice). From the cache, a process's first detection
+neither is writable, or the folder's disk takes no more (full, a quota), each process compiles them again
+rather than failing (a first detection then took 8.0-8.8 s on AMD EPYC, 2 cores, 2026-12-03, against ~20 ms
+from the cache). The kernels avoid ``np.argsort``, which took Numba ~2 s to compile in each kernel that called
+it, and each is called with one set of argument types (a kernel compiles once per set: the level-or-canvas
+kernels take a region of a C-contiguous array rather than a view, which took 10.6-11.1 s with four kernels
+compiled twice). From the cache, a process's first detection
 takes 0.25-0.28 s, mostly Numba setting itself up (0.60-0.76 s before, with SciPy's ``linalg`` imported on the
 way, which :func:`_import_numba_arrays` avoids, and four kernels loaded twice).
 """
@@ -16,11 +17,14 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import numba
+
+log = logging.getLogger(__name__)
 
 
 class _NoScipyForBlasCheck(importlib.abc.MetaPathFinder):
@@ -71,17 +75,45 @@ _import_numba_arrays()
 def kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``numba.njit(nogil=True, cache=True, error_model="numpy")``: compiled on first call, releasing the GIL,
     its machine code cached; without the cache where Numba finds no writable folder for it (it raises at
-    decoration then). numpy's error model: a float division by zero gives inf or NaN, as in the numpy and
-    torchvision arithmetic the kernels repeat (the IoU of two empty boxes is 0 / 0, NaN, above no threshold),
-    where Python's, Numba's default, raised ZeroDivisionError; it also compiled the kernels ~0.5 s faster
-    (first detection 9.7 / 10.4 against 10.2 / 11.0 s, AMD EPYC, alternating) with the same boxes."""
+    decoration then) or cannot save into the one it found (:func:`_saved_if_possible`). numpy's error model: a
+    float division by zero gives inf or NaN, as in the numpy and torchvision arithmetic the kernels repeat
+    (the IoU of two empty boxes is 0 / 0, NaN, above no threshold), where Python's, Numba's default, raised
+    ZeroDivisionError; it also compiled the kernels ~0.5 s faster (first detection 9.7 / 10.4 against 10.2 /
+    11.0 s, AMD EPYC, alternating) with the same boxes."""
 
     options = {"nogil": True, "error_model": "numpy", **options}
 
     def compile_(fn: Callable[..., Any]) -> Any:
         try:
-            return numba.njit(cache=True, **options)(fn)
+            return _saved_if_possible(numba.njit(cache=True, **options)(fn))
         except RuntimeError:  # "cannot cache function ...: no locator available"
             return numba.njit(**options)(fn)
 
     return compile_
+
+
+def _saved_if_possible(dispatcher: Any) -> Any:
+    """``dispatcher`` (a cached kernel), whose machine code, saved on its first call, is only logged where it
+    cannot be saved. Numba checks the cache folder at decoration (writable) but saves into it later, from
+    the call that compiles: a full disk or used-up quota raised ``OSError`` out of the first face detection
+    and ended the command. The kernel is compiled by then (Numba adds it before saving), so it runs, as it
+    does where no folder is writable. Numba's cache is a private attribute; a Numba without it is left as is.
+    """
+    cache = getattr(dispatcher, "_cache", None)
+    save = getattr(cache, "save_overload", None)
+    if save is None:
+        return dispatcher
+
+    def save_overload(sig: Any, data: Any) -> None:
+        try:
+            save(sig, data)
+        except OSError as e:
+            log.info(
+                "could not cache the compiled %s in %s (%s); the next process compiles it again",
+                dispatcher.py_func.__name__,
+                getattr(cache, "cache_path", "Numba's cache"),
+                e.strerror or e,
+            )
+
+    cache.save_overload = save_overload
+    return dispatcher

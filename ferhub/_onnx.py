@@ -229,31 +229,61 @@ def cached(key: str, build: Callable[[], bytes]) -> bytes:
         return data
 
 
-def discard(key: str) -> None:
-    """Forget the graph stored under ``key``, in memory, on disk and its recorded pass."""
+def discard(key: str) -> OSError | None:
+    """Forget the graph stored under ``key``, in memory, on disk and its recorded pass; returns why the
+    graph's file could not be removed (a read-only cache), or ``None`` when it is gone."""
     with _LOCKS_LOCK:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
         with _MEMORY_LOCK:  # _remember iterates it under this lock
             _MEMORY.pop(key, None)
         _PASSED.pop(key, None)
-        for path in (_cache_path(key), _passed_path(key)):
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            _passed_path(key).unlink(missing_ok=True)
+        try:
+            _cache_path(key).unlink(missing_ok=True)
+        except OSError as e:
+            return e
+        return None
+
+
+def rebuild(key: str, build: Callable[[], bytes], problem: str) -> bytes:
+    """The graph under ``key`` built anew, after ``problem`` (what is wrong with the stored one: "does not
+    load (...)"), logged: stored in place of the old one and kept in memory. Never read back from the disk:
+    where the old file cannot be removed (a read-only ``HF_HOME``), it would be read again, so the new graph
+    is used from memory, and the log says so and how to stop it."""
+    path = _cache_path(key)
+    kept = discard(key)
+    if kept is None:
+        log.warning("the cached ONNX graph %s %s; building it again", path, problem)
+    else:
+        log.warning(
+            "the cached ONNX graph %s %s and cannot be removed (%s); building it in memory, as every process"
+            " will until the file is removed or FERHUB_ONNX_CACHE names a writable folder",
+            path,
+            problem,
+            kept.strerror or kept,
+        )
+    with _LOCKS_LOCK:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        data = build()
+        _store(path, data)  # (logged where the cache cannot take it)
+        _remember(key, data)
+    return data
 
 
 def cached_session(key: str, build: Callable[[], bytes], threads: int = 1) -> tuple[Any, bytes]:
     """A :func:`session` of the graph :func:`cached` under ``key``, and the graph. A stored graph ONNX
     Runtime cannot load (ferhub writes atomically, but a disk error or a half-copied ``HF_HOME`` can truncate
-    one) is discarded and built again, with a log line; :class:`ExportError` if the new one does not load
+    one) is built again (:func:`rebuild`), with a log line; :class:`ExportError` if the new one does not load
     either."""
     graph = cached(key, build)
     try:
         return session(graph, threads), graph
     except Exception as e:  # ONNX Runtime raises kinds of its own: InvalidProtobuf, Fail, InvalidGraph...
-        log.warning("the cached ONNX graph %s does not load (%s); building it again", _cache_path(key), e)
-    discard(key)
-    graph = cached(key, build)
+        problem = f"does not load ({e})"
+    graph = rebuild(key, build, problem)
     try:
         return session(graph, threads), graph
     except Exception as e:
@@ -468,9 +498,8 @@ class OnnxClassifier:
         except ExportError as e:
             if not stored:  # built just now: building again gives the same graph
                 raise
-            log.warning("the cached ONNX graph of %s failed its check (%s); building it again", key[:12], e)
-            discard(key)
-            self.session, graph = cached_session(key, build, threads)
+            graph = rebuild(key, build, f"failed its check ({e})")
+            self.session = session(graph, threads)
             diff = self._check(model)
         if keep:
             _record_passed(key, graph, diff)

@@ -37,7 +37,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Sequence
 
-from ferhub.errors import NETWORK_ERRORS
+from ferhub.errors import NETWORK_ERRORS, is_out_of_memory
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_HUB, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: stopped by SIGTERM, as a shell reports it
@@ -136,13 +136,16 @@ def describe(e: BaseException) -> tuple[int, str]:
                 " connection (or HTTPS_PROXY / HF_ENDPOINT) and run it again"
             ),
         )
-    if isinstance(e, MemoryError) or "OutOfMemoryError" in names:
+    if is_out_of_memory(e):  # numpy's, torch's and ONNX Runtime's words for it too (ulimit -v, a small box)
         return EXIT_ERROR, (
             f"out of memory ({text}). Fix: use smaller inputs (fewer or smaller images, a smaller model) or "
             "free memory"
         )
-    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-        return EXIT_ERROR, f"the disk is full{_filename(e)}. Fix: free some space and run it again"
+    from ferhub.fileio import DISK_FULL, os_error_code
+
+    code = os_error_code(e)  # a library's error carrying one too (safetensors' SafetensorError)
+    if code in DISK_FULL:
+        return EXIT_ERROR, _disk_full(code, _written(e) if isinstance(e, OSError) else "")
     if isinstance(e, OSError) and e.filename is not None and type(e).__module__ == "builtins":
         return EXIT_ERROR, f"{e.strerror or text}{_filename(e)}"
     if isinstance(e, _USER_ERRORS) or type(e).__module__.startswith("ferhub"):
@@ -158,6 +161,26 @@ def describe(e: BaseException) -> tuple[int, str]:
 
 def _filename(e: OSError) -> str:
     return f": {e.filename}" if e.filename is not None else ""
+
+
+def _written(e: OSError) -> str:
+    """``: PATH`` of the file a write failed on: a copy's or rename's destination (``filename2``; its source,
+    ``filename``, was only read, and lies on another disk for an export of a bundled model), else
+    ``filename``."""
+    where = e.filename2 if e.filename2 is not None else e.filename
+    return f": {where}" if where is not None else ""
+
+
+def _disk_full(code: int, where: str) -> str:
+    """The line for a disk that takes no more of a file (:data:`ferhub.fileio.DISK_FULL`), naming it."""
+    if code == errno.EFBIG:
+        return (
+            f"the file is too large to write{where} (over the file-size limit, `ulimit -f`, or the largest"
+            " file its disk takes). Fix: raise the limit or write to another disk and run it again"
+        )
+    if code == errno.EDQUOT:
+        return f"the disk quota is used up{where}. Fix: free some space (or get a larger quota), run it again"
+    return f"the disk is full{where}. Fix: free some space and run it again"
 
 
 def _debug(args: argparse.Namespace) -> bool:
@@ -210,15 +233,45 @@ def _interrupted_code(code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
-    with _sigterm_as_ctrl_c():
+    with _sigterm_as_ctrl_c(), _closed_streams():
         return _run(args)
+
+
+@contextlib.contextmanager
+def _closed_streams() -> Iterator[None]:
+    """Run a command started with stdout or stderr closed (``>&-``, ``2>&-``: cron, daemons, CI steps).
+
+    A closed standard descriptor gets ``/dev/null``: otherwise the next file opened takes its number, and
+    what native code (ONNX Runtime, torch) writes to stdout or stderr lands in that file, a result file
+    perhaps. A closed stderr (``sys.stderr`` is ``None``) is silent: ``print(..., file=None)`` writes to
+    stdout, where an error line would have joined the results. A closed stdout stays ``None``: ``print()``
+    then writes nothing, so a command whose results are files (``predict --out-dir``, ``train``) exits 0
+    with its log unsaid, while ``predict`` refuses to send its results there (exit 2, before any work).
+    """
+    for fd, flags in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, flags)  # the lowest free number: fd itself where those below are open
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    stderr = sys.stderr
+    if stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (left open: a thread may still write to it)
+    try:
+        yield
+    finally:
+        if stderr is None:
+            sys.stderr = stderr
 
 
 def _run(args: argparse.Namespace) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         code = int(module.run(args) or 0)
-        sys.stdout.flush()  # a full disk or a closed pipe on stdout is reported here, not at exit
+        if sys.stdout is not None:  # None: started with stdout closed (_closed_streams)
+            sys.stdout.flush()  # a full disk or a closed pipe on stdout is reported here, not at exit
         return _interrupted_code(code)
     except KeyboardInterrupt:
         by = " (SIGTERM)" if _stop_signal == signal.SIGTERM else ""
@@ -237,6 +290,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _silence_stdout() -> None:
     # Python flushes stdout at exit and would raise (and print) BrokenPipeError again
+    if sys.stdout is None:
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
 

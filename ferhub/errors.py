@@ -14,6 +14,8 @@ ModelLoadError
 
 from __future__ import annotations
 
+import errno
+
 
 class FerhubError(Exception):
     """Base of every error ferhub raises on purpose; the message says what to do."""
@@ -143,6 +145,27 @@ def not_finite(several: bool = False) -> str:
     """What NaN or infinite probabilities say of the model(s) that gave them, in every message about them."""
     whose = "the models' weights or their" if several else "the model's weights or its"
     return f"{whose} computation are not finite (a diverged or corrupt model)"
+
+
+# what native allocators say in errors that are no MemoryError when memory (or address space, under ``ulimit
+# -v``) runs out: torch's CPU allocator ("DefaultCPUAllocator: can't allocate memory: you tried to allocate
+# ..."), ONNX Runtime's arena ("Failed to allocate memory for requested buffer of size ..."), C++'s
+# std::bad_alloc, and Python when a thread's stack cannot be mapped ("can't start new thread")
+_OUT_OF_MEMORY_TEXTS = ("can't allocate memory", "failed to allocate memory", "bad_alloc", "start new thread")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` says memory ran out: a ``MemoryError`` (numpy's ``_ArrayMemoryError`` included), torch's
+    ``OutOfMemoryError`` (CUDA), ``ENOMEM``, or a ``RuntimeError`` or ONNX Runtime error in an allocator's
+    words (:data:`_OUT_OF_MEMORY_TEXTS`)."""
+    if isinstance(e, MemoryError) or any(c.__name__ == "OutOfMemoryError" for c in type(e).__mro__):
+        return True
+    if isinstance(e, OSError):
+        return e.errno == errno.ENOMEM  # "Cannot allocate memory" (an mmap, a fork)
+    if isinstance(e, RuntimeError) or type(e).__module__.startswith("onnxruntime"):
+        text = str(e).lower()
+        return any(t in text for t in _OUT_OF_MEMORY_TEXTS)
+    return False
 
 
 def is_network_error(e: BaseException) -> bool:

@@ -43,6 +43,7 @@ from torch import nn
 from ferhub import _onnx
 from ferhub.config import CONFIG_NAME
 from ferhub.errors import FerhubError
+from ferhub.fileio import writing
 from ferhub.hub._layout import REPO_FILES
 
 ONNX_NAME = "model.onnx"
@@ -371,15 +372,18 @@ def export_onnx(
     try:
         for source in _extra_files(Path(model.repo_path)):
             # copyfile, not copy2: the copy gets the umask's mode, as the graphs written beside it do, not the
-            # source's (a repo saved under umask 022 and exported under 077 was readable by all)
-            shutil.copyfile(source, stage / source.name)
+            # source's (a repo saved under umask 022 and exported under 077 was readable by all); a full disk
+            # names the file in --out (its error named the source, a bundled model's on another disk)
+            with writing(folder / source.name):
+                shutil.copyfile(source, stage / source.name)
             report.files.append(source.name)
         targets = (
             [(ONNX_NAME, model)] if not members else [(f"member-{i}.onnx", m) for i, m in enumerate(members)]
         )
         for name, target in targets:
             batch = np.concatenate([real_face_crops(target.config), _random_batch(target)])
-            graph = _write_graph(target, stage / name)
+            with writing(folder / name):
+                graph = _write_graph(target, stage / name)
             report.max_difference = max(report.max_difference, _verify(target, graph, batch))
             report.crops += len(batch)
             report.files.append(name)
@@ -387,7 +391,8 @@ def export_onnx(
             report.max_difference = max(report.max_difference, _verify_ensemble(model, stage))
         if quantize == "int8":
             crops = real_face_crops(model.config, require_lfw=True)
-            report.int8_agreement = _quantize(model, stage / ONNX_NAME, stage / INT8_NAME, crops)
+            with writing(folder / INT8_NAME):
+                report.int8_agreement = _quantize(model, stage / ONNX_NAME, stage / INT8_NAME, crops)
             report.int8_crops = len(crops)
             if report.int8_agreement < MIN_INT8_AGREEMENT:
                 (stage / INT8_NAME).unlink(missing_ok=True)

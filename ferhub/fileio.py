@@ -7,7 +7,8 @@ temporary file, which the next write to the same target removes (:func:`remove_s
 that made it is gone. A ``<name>`` too long to leave room for the rest in one file name (255 bytes) is
 shortened to its start and a hash of the whole name (:func:`fit_name`). A new file gets the mode
 ``open()`` would give it (0666 less the umask, applied by the kernel as the temporary is made), and
-:func:`name_folding` tells which spellings of a name a folder's file system takes for one.
+:func:`name_folding` tells which spellings of a name a folder's file system takes for one. A disk that
+fills up (or a file-size limit) is the target's error, named by it (:func:`writing`), safetensors' too.
 
 >>> atomic_write_text(Path("out/results.json"), "{}\\n")            # doctest: +SKIP
 >>> with atomic_path(Path("out/model.safetensors")) as tmp:        # doctest: +SKIP
@@ -19,12 +20,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
+import re
 import secrets
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -35,6 +38,12 @@ except ImportError:  # Windows: no advisory locks (lock_file gives None)
     fcntl = None  # type: ignore[assignment]
 
 _TEMP_SUFFIX = ".tmp"
+# a disk that takes no more of a file: full, the user's quota used up, or the file past the process's
+# file-size limit (``ulimit -f``): an error of the file being written (:func:`writing`)
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# how Rust's std::io::Error ends its text: safetensors' SafetensorError on a full disk ("Error while
+# serializing: I/O error: No space left on device (os error 28)") is no OSError
+_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
 # the longest file name, in bytes: Linux (ext4, XFS, Btrfs), macOS (APFS, in UTF-8 bytes) and Windows (in
 # UTF-16 units, never more than UTF-8 bytes) all allow 255
 NAME_MAX = 255
@@ -93,15 +102,44 @@ def fit_name(name: str, limit: int) -> str:
     >>> len(fit_name("x" * 300 + ".jpg", 40))
     40
     """
-    raw = os.fsencode(name)
+    return fit_parts([name], limit=limit)
+
+
+def fit_parts(parts: Sequence[str], suffix: str = "", *, sep: str = ".", limit: int = NAME_MAX) -> str:
+    """A file name of ``parts`` joined by ``sep``, then ``suffix``, in at most ``limit`` bytes: the name
+    itself when it fits, else each part cut to its share of the room (a part shorter than its share whole,
+    the room it leaves shared by the others), ``~`` and 16 hex digits of a hash of the whole name before
+    ``suffix``. Every part keeps its start, readable; the same parts always give the same name, and two long
+    names that start alike give two (a model id and a dataset id of 120 characters each made a predictions
+    file name past the 255 bytes a file system takes, and its write failed).
+
+    >>> fit_parts(["org--model", "data--default--test"], ".predictions.json")
+    'org--model.data--default--test.predictions.json'
+    >>> fit_parts(["m" * 200, "data"], ".json", limit=40)
+    'mmmmmmmmmmmmm.data~8d120ccc974d3251.json'
+    """
+    whole = sep.join(parts) + suffix
+    raw = os.fsencode(whole)
     if len(raw) <= limit:
-        return name
+        return whole
     digest = hashlib.sha256(raw).hexdigest()[:16]
-    keep = max(limit - len(digest) - 1, 0)
-    head = name[:keep]
-    while len(os.fsencode(head)) > keep:  # whole characters only: a cut UTF-8 sequence is no name on macOS
+    fixed = len(os.fsencode(suffix)) + len(digest) + 1 + len(os.fsencode(sep)) * (len(parts) - 1)
+    left = max(limit - fixed, 0)
+    sizes = [len(os.fsencode(p)) for p in parts]
+    keep = list(sizes)
+    for k, i in enumerate(sorted(range(len(parts)), key=sizes.__getitem__)):  # shortest first
+        keep[i] = min(sizes[i], left // (len(parts) - k))
+        left -= keep[i]
+    return sep.join(_start(p, n) for p, n in zip(parts, keep)) + f"~{digest}{suffix}"
+
+
+def _start(text: str, size: int) -> str:
+    """The longest start of ``text`` in at most ``size`` bytes, of whole characters (a cut UTF-8 sequence is
+    no name on macOS)."""
+    head = text[:size]
+    while len(os.fsencode(head)) > size:
         head = head[:-1]
-    return f"{head}~{digest}"
+    return head
 
 
 def _temp_prefix(path: Path) -> str:
@@ -195,6 +233,39 @@ def new_temp(path: str | os.PathLike) -> Path:
     raise FileExistsError(f"no free temporary name next to {path}")
 
 
+def os_error_code(e: BaseException) -> int | None:
+    """The OS error code (``errno``) an exception stands for: an ``OSError``'s own, or one in the text of a
+    library's error that is no ``OSError`` (a Rust library's ``... (os error 28)``); else ``None``."""
+    if isinstance(e, OSError):
+        return e.errno
+    match = _OS_ERROR_CODE.search(str(e))
+    return int(match[1]) if match else None
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Errors of the block, which writes ``path``, name ``path``, the file its user knows.
+
+    A full disk, a used-up quota or a file-size limit (:data:`DISK_FULL`) names ``path`` whatever file it
+    hit: ``write()`` names none, and a temporary or a stage copy written in its place names one the user
+    never sees (``shutil.copyfile`` names its source first). A library's error that is no ``OSError`` but
+    carries an OS error code (safetensors' ``SafetensorError``) becomes that ``OSError``, naming ``path``, so
+    callers (the CLI's "the disk is full: PATH") take it as they take Python's own. Nested, the outermost
+    name wins.
+    """
+    try:
+        yield
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            e.filename, e.filename2 = os.fspath(path), None
+        raise
+    except Exception as e:
+        code = os_error_code(e)
+        if code is None:
+            raise
+        raise OSError(code, os.strerror(code), os.fspath(path)) from e
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[Path]:
     """A temporary path next to ``path``; when the block ends without error it is fsynced and renamed over
@@ -203,21 +274,24 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
     For writers that want a file name (``safetensors.torch.save_file``, ``torch.save``). The file gets
     ``mode``, else the old file's mode, else a new file's (as :func:`new_temp` made it: 0644 under the usual
     umask, 0600 under 077).
-    Leftovers of earlier interrupted writes of ``path`` are removed first.
+    Leftovers of earlier interrupted writes of ``path`` are removed first. A full disk (the writer's, the
+    fsync's or the rename's) is ``path``'s error, and a writer's library error carrying an OS error code an
+    ``OSError`` (:func:`writing`).
     """
     path = Path(path)
-    remove_stale_temps(path)
-    tmp = new_temp(path)
-    try:
-        if mode is None:
-            mode = (path if path.exists() else tmp).stat().st_mode & 0o777
-        yield tmp
-        # after the writer: one that replaces the file (safetensors' save_file) leaves its own mode, 0600
-        os.chmod(tmp, mode)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with writing(path):
+        remove_stale_temps(path)
+        tmp = new_temp(path)
+        try:
+            if mode is None:
+                mode = (path if path.exists() else tmp).stat().st_mode & 0o777
+            yield tmp
+            # after the writer: one that replaces the file (safetensors' save_file) leaves its own mode, 0600
+            os.chmod(tmp, mode)
+            fsync_file(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> Path:
@@ -226,6 +300,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None
     with atomic_path(path, mode=mode) as tmp:
         tmp.write_bytes(data)
     return path
+
+
+def atomic_save_image(path: str | os.PathLike, image: Any, mode: int | None = None, **options: Any) -> Path:
+    """Save the PIL ``image`` to ``path`` atomically (see :func:`atomic_path`), in the format of its suffix
+    unless ``format`` is given, with Pillow's ``options`` (``quality``); returns ``path``.
+
+    Encoded in memory, then written by :func:`atomic_write_bytes`, whose write fails when the disk takes only
+    part of it: Pillow's own ``save(path)`` returned without error from such a write where the whole file fit
+    its encoder's one 64 KiB buffer (a JPEG on a nearly full disk or under ``ulimit -f``, Pillow 12.3), and
+    the truncated file was reported written."""
+    from PIL import Image
+
+    path = Path(path)
+    kind = options.pop("format", None) or Image.registered_extensions().get(path.suffix.lower())
+    buffer = io.BytesIO()
+    image.save(buffer, format=kind, **options)
+    return atomic_write_bytes(path, buffer.getvalue(), mode=mode)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, mode: int | None = None) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,53 @@ from ferhub.labels import class_order
 from ferhub.metrics import row_normalize
 
 TEMPLATE = "plotly_white"
-# one colour per model, kept in step across every figure of a page
-MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+# one colour per model, kept in step across every figure of a page (plotly's ten)
+MODEL_COLORS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+# past ten models the colours come round again, with another line dash, marker and bar pattern each round (a
+# 9th model looked like the 1st): 60 models apart
+MODEL_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+MODEL_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
+MODEL_PATTERNS = ("", "/", ".", "x", "\\", "+")
 
 Entry = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelStyle:
+    """How the ``i``-th model of a page is drawn in every figure (:func:`model_style`)."""
+
+    color: str
+    dash: str  # of its lines
+    symbol: str  # of its markers
+    pattern: str  # of its bars ("": filled)
+
+
+def model_style(i: int) -> ModelStyle:
+    """The ``i``-th model's colour and, past :data:`MODEL_COLORS`, its round's dash, marker and pattern."""
+    k = (i // len(MODEL_COLORS)) % len(MODEL_DASHES)
+    return ModelStyle(
+        MODEL_COLORS[i % len(MODEL_COLORS)], MODEL_DASHES[k], MODEL_SYMBOLS[k], MODEL_PATTERNS[k]
+    )
+
+
+def plot_text(text: object) -> str:
+    """``text`` (a model, label or dataset name) to be shown as it is in a plotly figure: plotly reads
+    ``<b>``, ``<i>``, ``<br>``... in titles, legends, ticks, hovers and table cells, and fills in
+    ``%{...}`` in a hovertemplate (a model named ``%{x} v2`` showed as ``angry v2``), so ``&``, ``<``,
+    ``>`` and ``%`` go as entities, which plotly draws as the characters. Every name on its way into a
+    figure goes through here (plots, timeline).
+
+    >>> plot_text("<b>a</b> & %{x}")
+    '&lt;b&gt;a&lt;/b&gt; &amp; &#37;{x}'
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("%", "&#37;")
+
+
+def _plot_texts(texts: Sequence[object]) -> list[str]:
+    return [plot_text(t) for t in texts]
 
 
 def has_confusion(entry: Entry) -> bool:
@@ -104,10 +148,9 @@ def averaging_notes(entries: Mapping[str, Entry]) -> list[str]:
     return notes
 
 
-def model_title(name: str, what: str, width: int = 40) -> str:
-    """A figure title naming a model in full: a long name broken into lines of at most ``width`` characters
-    (after '/', '-' or '_'), what the figure shows on a line below (one line cut a long name and its
-    "counts" off at the panel's edge, and two names differing at their end looked alike)."""
+def _name_lines(name: str, width: int = 40) -> list[str]:
+    """``name`` broken into lines of at most ``width`` characters (after '/', '-', '_' or a space; a part
+    longer than that on a line of its own), each ready for plotly (:func:`plot_text`)."""
     lines, line = [], ""
     for part in re.split(r"(?<=[/_ -])", name):
         if line and len(line) + len(part) > width:
@@ -115,7 +158,15 @@ def model_title(name: str, what: str, width: int = 40) -> str:
             line = ""
         line += part
     lines.append(line)
-    return "<br>".join(lines) + f"<br><sup>{what}</sup>"
+    return _plot_texts(lines)
+
+
+def model_title(name: str, what: str, width: int = 40) -> str:
+    """A figure title naming a model in full: a long name broken into lines of at most ``width`` characters
+    (after '/', '-' or '_'), what the figure shows on a line below (one line cut a long name and its
+    "counts" off at the panel's edge, and two names differing at their end looked alike). Both are shown as
+    they are (:func:`plot_text`)."""
+    return "<br>".join(_name_lines(name, width)) + f"<br><sup>{plot_text(what)}</sup>"
 
 
 def _square_layout(fig: go.Figure, labels: Sequence[str], title: str, *, autosize: bool = False) -> go.Figure:
@@ -123,13 +174,19 @@ def _square_layout(fig: go.Figure, labels: Sequence[str], title: str, *, autosiz
     app: side-by-side panels fit from 1280 to 1920 px wide screens)."""
     # in the app a panel is half a screen wide: taller panels give the square cells that room
     size = max(440 if autosize else 360, (56 if autosize else 48) * len(labels) + 150)
+    # the title hangs from the top, below the modebar, a line (22 px) under another, then room for the view
+    # buttons: plotly's default place, the middle of the top margin, ran a title of many lines (the
+    # difference matrix's two names) down into the matrix. Its text starts some 15 px above the point "top"
+    # anchors (measured in Chromium: at y=1 the first line was cut off), so 44 px down puts it 29 px below
+    top = max(70, 52 + 22 * (title.count("<br>") + 1))
+    height = size + top - 70
     fig.update_layout(
-        title=title,
+        title={"text": title, "y": 1 - 44 / height, "yref": "container", "yanchor": "top"},
         template=TEMPLATE,
-        height=size + 18 * title.count("<br>"),
+        height=height,
         xaxis={"title": "predicted", "side": "bottom", "tickangle": -30, "constrain": "domain"},
         yaxis={"title": "true", "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
-        margin={"l": 90, "r": 20, "t": 70 + 18 * title.count("<br>"), "b": 80},
+        margin={"l": 90, "r": 20, "t": top, "b": 80},
     )
     if autosize:
         fig.update_layout(autosize=True)
@@ -156,8 +213,8 @@ def _confusion_heatmap(
     initial = views["row %" if normalize else "counts"]
     return go.Heatmap(
         z=initial["z"],
-        x=list(labels),
-        y=list(labels),
+        x=_plot_texts(labels),
+        y=_plot_texts(labels),
         text=initial["text"],
         texttemplate="%{text}",
         customdata=np.stack([views["counts"]["z"], views["row %"]["z"]], axis=-1),
@@ -277,16 +334,16 @@ def difference_matrix_figure(
     z = diff * scale
     bound = float(np.abs(z).max()) or 1.0
     unit = "pp" if normalize else ""
+    a, b = plot_text(names[0]), plot_text(names[1])
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=labels,
-            y=labels,
+            x=_plot_texts(labels),
+            y=_plot_texts(labels),
             text=[[f"{v:+.0f}" for v in row] for row in z],
             texttemplate="%{text}",
             hovertemplate=(
-                f"true: %{{y}}<br>predicted: %{{x}}<br>{names[1]} - {names[0]}: %{{z:+.1f}}"
-                f" {unit}<extra></extra>"
+                f"true: %{{y}}<br>predicted: %{{x}}<br>{b} - {a}: %{{z:+.1f}} {unit}<extra></extra>"
             ),
             colorscale="RdBu",
             zmid=0,
@@ -295,7 +352,10 @@ def difference_matrix_figure(
             colorbar={"title": unit or "count"},
         )
     )
-    default = f"{names[1]} minus {names[0]}" + (" (row %)" if normalize else " (counts)")
+    # each name in full, broken into lines as the confusion matrices' titles are (one line was cut off at the
+    # panel's edge, the first name and often the end of the second with it)
+    default = "<br>".join([*_name_lines(names[1]), "minus", *_name_lines(names[0])])
+    default += "<br><sup>row %</sup>" if normalize else "<br><sup>counts</sup>"
     return _square_layout(fig, labels, title or default, autosize=autosize)
 
 
@@ -319,13 +379,16 @@ def per_class_figure(
             continue
         values = [per[c].get(metric) if c in per else None for c in labels]
         support = [per[c].get("support", 0) if c in per else 0 for c in labels]
+        style = model_style(i)
         fig.add_bar(
-            name=name,
-            x=list(labels),
+            name=plot_text(name),
+            x=_plot_texts(labels),
             y=values,
             customdata=support,
-            marker_color=MODEL_COLORS[i % len(MODEL_COLORS)],
-            hovertemplate=f"{name}<br>%{{x}}: {metric} %{{y:.3f}}<br>support %{{customdata}}<extra></extra>",
+            marker={"color": style.color, "pattern": {"shape": style.pattern}},
+            hovertemplate=(
+                f"{plot_text(name)}<br>%{{x}}: {metric} %{{y:.3f}}<br>support %{{customdata}}<extra></extra>"
+            ),
         )
     fig.update_layout(
         title=title or f"Per-class {metric}",
@@ -339,44 +402,65 @@ def per_class_figure(
     return fig
 
 
+# the reliability diagram: its square plot area, margins around it, and the legend below it (px): a line of
+# legend text, and the characters a legend line holds before a name is broken (in the 520 px wide figure)
+_RELIABILITY_SIDE, _RELIABILITY_MARGIN = 420, {"l": 70, "r": 30, "t": 60, "b": 60}
+_LEGEND_LINE, _LEGEND_WIDTH = 19, 56
+
+
 def reliability_figure(entries: Mapping[str, Entry], *, title: str = "Reliability diagram") -> go.Figure:
     """Accuracy against confidence per confidence bin (empty bins skipped); the diagonal is perfect
     calibration.
 
     Marker size grows with the number of images in the bin; the legend carries each model's ECE. An entry
-    without ``calibration`` has no line.
+    without ``calibration`` has no line. The legend is a column below the plot, the figure as much taller as
+    it needs: with many models a legend of fixed room squeezed the plot to a strip, its axes far past 0 and 1.
     """
     fig = go.Figure()
     fig.add_scatter(
-        x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line={"dash": "dash", "color": "gray"}
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        name="perfect calibration",
+        line={"dash": "dash", "color": "black", "width": 1},  # no model's: the palette has no black
     )
+    legend_lines = 1
     for i, (name, entry) in enumerate(entries.items()):  # i counts every entry: each keeps its colour
         cal = entry.get("calibration")
         if cal is None:
             continue
         bins = [b for b in cal["bins"] if b["count"] > 0]
         total = sum(b["count"] for b in bins) or 1
+        style = model_style(i)
+        label = _name_lines(f"{name} (ECE {cal['ece']:.3f})", _LEGEND_WIDTH)
+        legend_lines += len(label)
         fig.add_scatter(
             x=[b["confidence"] for b in bins],
             y=[b["accuracy"] for b in bins],
             mode="lines+markers",
-            name=f"{name} (ECE {cal['ece']:.3f})",
-            marker={"size": [6 + 24 * (b["count"] / total) ** 0.5 for b in bins]},
-            line={"color": MODEL_COLORS[i % len(MODEL_COLORS)]},
+            name="<br>".join(label),
+            marker={"size": [6 + 24 * (b["count"] / total) ** 0.5 for b in bins], "symbol": style.symbol},
+            line={"color": style.color, "dash": style.dash},
             customdata=[[b["lower"], b["upper"], b["count"]] for b in bins],
             hovertemplate=(
-                f"{name}<br>confidence %{{customdata[0]:.2f}}-%{{customdata[1]:.2f}}: %{{customdata[2]}}"
-                " images<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>"
+                f"{plot_text(name)}<br>confidence %{{customdata[0]:.2f}}-%{{customdata[1]:.2f}}:"
+                " %{customdata[2]} images<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>"
             ),
         )
+    side, margin = _RELIABILITY_SIDE, dict(_RELIABILITY_MARGIN)
+    legend_height = _LEGEND_LINE * legend_lines + 10 * (len(fig.data) - 1) + 10  # a gap between entries
+    margin["b"] += legend_height
     fig.update_layout(
         title=title,
         template=TEMPLATE,
-        xaxis={"title": "confidence (top-1 probability)", "range": [0, 1]},
-        yaxis={"title": "accuracy", "range": [0, 1], "scaleanchor": "x"},
-        legend={"orientation": "h", "y": -0.2},
-        width=520,
-        height=560,
+        # "domain": were the plot area not square after all, it shrinks; the axes never leave 0 to 1
+        xaxis={"title": "confidence (top-1 probability)", "range": [0, 1], "constrain": "domain"},
+        yaxis={"title": "accuracy", "range": [0, 1], "scaleanchor": "x", "constrain": "domain"},
+        # below the x axis' title, in the bottom margin kept for it
+        legend={"orientation": "v", "x": 0, "xanchor": "left", "y": -55 / side, "yanchor": "top"},
+        margin=margin,
+        width=side + margin["l"] + margin["r"],
+        height=side + margin["t"] + margin["b"],
     )
     return fig
 
@@ -421,7 +505,7 @@ def metrics_rows(entries: Mapping[str, Entry]) -> tuple[list[str], list[list[str
 def metrics_table_figure(entries: Mapping[str, Entry], *, title: str = "Metrics") -> go.Figure:
     """A table of accuracy (with its bootstrap 95% CI), mean class recall (CI), macro-F1, top-2, NLL, ECE."""
     header, rows = metrics_rows(entries)
-    columns = [list(col) for col in zip(*rows)] if rows else [[] for _ in header]
+    columns = [_plot_texts(col) for col in zip(*rows)] if rows else [[] for _ in header]
     fig = go.Figure(
         go.Table(
             header={"values": header, "fill_color": "#e8eef7", "align": "left", "font": {"size": 12}},
@@ -447,8 +531,8 @@ def agreement_figure(
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=list(names),
-            y=list(names),
+            x=_plot_texts(names),
+            y=_plot_texts(names),
             text=[[f"{v:.2f}" for v in row] for row in z],
             texttemplate="%{text}",
             hovertemplate=f"%{{y}} vs %{{x}}<br>{measure} %{{z:.3f}}<extra></extra>",

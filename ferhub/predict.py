@@ -24,7 +24,7 @@ from PIL import Image
 
 from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
-from ferhub.errors import PredictorSettingError, not_finite
+from ferhub.errors import PredictorSettingError, is_out_of_memory, not_finite
 from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, image_suffixes, load_image, pixel_limit, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
@@ -587,8 +587,10 @@ class Predictor:
         ``images`` is a list (or any iterable) of images; one image alone (a path, bytes, a PIL image) is
         refused with :class:`TypeError`: use :meth:`predict_image`. Bad input (a file that is missing,
         undecodable or too large, an array that holds no pixels) becomes that image's ``error`` and never
-        loses the other images' results, and so do faces a model gives NaN or infinite probabilities for.
-        Anything else (a detector or model failure) is a bug, not a property of one image, and raises.
+        loses the other images' results, and so do faces a model gives NaN or infinite probabilities for, and
+        memory running out (``ulimit -v``, a small machine) for one image: a batch that runs out is done again
+        image by image. Anything else (a detector or model failure) is a bug, not a property of one image, and
+        raises.
         Paths and bytes over :data:`~ferhub.images.DEFAULT_MAX_PIXELS` are too large; a PIL image or array
         has no pixel limit (:func:`~ferhub.images.pixel_limit`), so a photo over it can be decoded with
         ``load_image(path, max_pixels=None)`` and given as an image.
@@ -609,8 +611,44 @@ class Predictor:
             except ImageDecodeError as e:
                 result.error = str(e)
                 continue
+            except Exception as e:
+                if not is_out_of_memory(e):
+                    raise
+                result.error = _out_of_memory(result, e)
+                continue
             result.width, result.height = image.size
             decoded.append((len(results) - 1, image))
+        self._faces_into(decoded, results)
+        return results
+
+    def _faces_into(self, decoded: list[tuple[int, Image.Image]], results: list[ImageResult]) -> None:
+        """Detect and classify the faces of ``decoded`` (``(index in results, image)``) into ``results``, all
+        at once. Memory that runs out is one image's problem, not its batch's: the batch is done again image
+        by image, and an image that runs out on its own gets that as its error. ``decoded`` is emptied then,
+        so that each image is let go once done."""
+        try:
+            self._classified(decoded, results)
+            return
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+            if len(decoded) == 1:
+                index = decoded[0][0]
+                results[index].error = _out_of_memory(results[index], e)
+                return
+        # after the except block, which held the failed batch's arrays through its traceback; the largest
+        # image first, and each let go when done: a 49 MP photo held while the small ones of its batch were
+        # tried again ran them out of memory too (ulimit -v 600000)
+        pending = sorted(decoded, key=lambda item: item[1].width * item[1].height)
+        decoded.clear()
+        while pending:
+            index, image = pending.pop()
+            results[index].faces, results[index].error = [], None  # anything the failed batch set
+            self._faces_into([(index, image)], results)
+            del image
+
+    def _classified(self, decoded: list[tuple[int, Image.Image]], results: list[ImageResult]) -> None:
+        """:meth:`_faces_into` for one try."""
         faces_of = self._detect_all([image for _, image in decoded])
 
         # one forward per model over the faces of all images
@@ -628,7 +666,13 @@ class Predictor:
             else:
                 results[index].faces = self._results(faces, probs, offset)
             offset += len(faces)
-        return results
+
+
+def _out_of_memory(result: ImageResult, e: BaseException) -> str:
+    """An image's error when memory ran out for it (:func:`ferhub.errors.is_out_of_memory`)."""
+    size = f" ({result.width}x{result.height} pixels)" if result.width else ""
+    why = " ".join(str(e).split())[:200] or type(e).__name__
+    return f"{result.path or '<image>'}: out of memory{size} ({why}); downscale it or free memory"
 
 
 def _many(items: Any, method: str, what: str) -> Any:

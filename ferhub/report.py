@@ -218,27 +218,68 @@ _LOADER = """
 """
 
 
+def _file_name(path: str | None) -> str | None:
+    """The file name of a recorded image path (a zip member's too): one folder given as ``faces`` in one run
+    and by its full path in another holds the same images."""
+    return None if path is None else path.replace("\\", "/").rpartition("/")[2]
+
+
+def _to_common(p: ImagePredictions, idx: Sequence[int], labels: Sequence[str]) -> list[int]:
+    """Class indices into ``p.labels`` (``y_true`` or ``y_pred``) as indices into ``labels``; -1 stays."""
+    from ferhub.compare import labels_to_indices
+
+    mapped = labels_to_indices(p.labels, labels)
+    return [int(mapped[i]) if i >= 0 else -1 for i in idx]
+
+
+def _same_images(a: ImagePredictions, b: ImagePredictions, labels: Sequence[str]) -> bool:
+    """Whether two models' per-image rows are of the same images in the same order: as many rows, the same
+    true class in each (in the common ``labels``), and the same file name and image index where both
+    recorded them. A test folder sampled again to as many images keeps its results key: counting the rows
+    alone compared image i of one set with image i of another, and scored B against A's labels."""
+    if len(a.y_true) != len(b.y_true) or _to_common(a, a.y_true, labels) != _to_common(b, b.y_true, labels):
+        return False
+    if a.paths is not None and b.paths is not None:
+        names = zip(map(_file_name, a.paths), map(_file_name, b.paths))
+        if any(x != y for x, y in names if x is not None and y is not None):
+            return False
+    return a.indices is None or b.indices is None or list(a.indices) == list(b.indices)
+
+
 def _comparison_html(section: Section) -> str:
-    from ferhub.compare import compare_predictions, format_rate, labels_to_indices
+    """The paired comparison table of the models run on the same images (each group of such models apart),
+    and a note naming the models run on images no other model was."""
+    from ferhub.compare import compare_predictions, format_rate
     from ferhub.labels import union_labels
 
     # in the entries' order: A and B as in the metrics table and the difference matrices
     preds = {n: section.predictions[n] for n in section.entries if n in section.predictions}
     if len(preds) < 2:
         return ""
-    names = list(preds)
-    n_items = {len(p.y_true) for p in preds.values()}
-    if len(n_items) != 1:
-        return '<p class="notes">per-image comparison skipped: the models were run on different images</p>'
     labels = list(union_labels(*(p.labels for p in preds.values())))
-
-    def to_common(p: ImagePredictions, idx: Sequence[int]) -> list[int]:
-        mapped = labels_to_indices(p.labels, labels)
-        return [int(mapped[i]) if i >= 0 else -1 for i in idx]
-
-    first = preds[names[0]]
-    y_true = to_common(first, first.y_true)
-    result = compare_predictions(names, [to_common(preds[n], preds[n].y_pred) for n in names], y_true)
+    groups: list[list[str]] = []
+    for name, p in preds.items():
+        group = next((g for g in groups if _same_images(preds[g[0]], p, labels)), None)
+        if group is None:
+            groups.append([name])
+        else:
+            group.append(name)
+    alone = [g[0] for g in groups if len(g) == 1]
+    groups = [g for g in groups if len(g) > 1]
+    if not groups:
+        return '<p class="notes">per-image comparison skipped: the models were run on different images</p>'
+    left_out = (
+        f'<p class="notes">per-image comparison skipped for {html.escape(", ".join(alone))}: run on other'
+        " images than the models compared</p>"
+        if alone
+        else ""
+    )
+    results = []
+    for group in groups:
+        first = preds[group[0]]
+        y_true = _to_common(first, first.y_true, labels)  # the same in each model of the group
+        predicted = [_to_common(preds[n], preds[n].y_pred, labels) for n in group]
+        results.append(compare_predictions(group, predicted, y_true))
     rows = [
         [
             r["a"],
@@ -251,6 +292,7 @@ def _comparison_html(section: Section) -> str:
             f"{r['mcnemar']['a_only_correct']} / {r['mcnemar']['b_only_correct']}",
             f"{r['mcnemar']['p_value']:.4g}",
         ]
+        for result in results
         for r in result["pairs"]
     ]
     header = [
@@ -264,11 +306,17 @@ def _comparison_html(section: Section) -> str:
         "only A right / only B right",
         "McNemar p",
     ]
+    counts = sorted({result["num_items"] for result in results})
+    over = (
+        f"all {counts[0]} images"
+        if len(counts) == 1
+        else f"all the images of the pair ({', '.join(map(str, counts))} images)"
+    )
     note = (
         f'<p class="meta">agreement and Cohen\'s κ are over the images both models gave a prediction for '
-        f"(both predicted); accuracy and McNemar's test over all {result['num_items']} images</p>"
+        f"(both predicted); accuracy and McNemar's test over {over}</p>"
     )
-    return "<h3>Paired comparison on the same images</h3>" + _table(header, rows) + note
+    return "<h3>Paired comparison on the same images</h3>" + _table(header, rows) + note + left_out
 
 
 def _section_intro_html(section: Section) -> list[str]:

@@ -31,7 +31,7 @@ from torch import nn
 
 from ferhub.config import ModelConfig
 from ferhub.errors import SaliencyError, not_finite
-from ferhub.fileio import NAME_MAX, fit_name
+from ferhub.fileio import NAME_MAX, atomic_save_image, fit_name
 
 # method id -> display name; the ids are what the CLI (`--saliency`) and the app's API accept
 METHODS: dict[str, str] = {
@@ -797,11 +797,14 @@ def write_overlays(
             outputs.append((photo_path, photo, {"quality": 92}))
             for path, picture, options in outputs:
                 try:
-                    picture.save(path, **options)
+                    # encoded in memory and written whole or not at all: Pillow's save(path) can leave a
+                    # truncated JPEG on a nearly full disk and report no error
+                    atomic_save_image(path, picture, **options)
                 except OSError as error:
                     if on_error is None:
                         raise
-                    # no half-written file left behind; a name the save refused (too long) fails here again
+                    # no overlay of an earlier run left under this run's name; a name the save refused (too
+                    # long) fails here again
                     with contextlib.suppress(OSError):
                         path.unlink(missing_ok=True)
                     on_error(path, error)

@@ -117,13 +117,16 @@ def collect(
     return out
 
 
-_DASHES = ["solid", "dash", "dot", "dashdot"]  # line style of the first, second, ... model
+# line style of the first, second, ... model's smoothed lines; never "dot", the per-frame lines' style (a
+# third model's smoothed lines looked like per-frame values)
+_DASHES = ["solid", "dash", "dashdot", "longdash", "longdashdot"]
+RAW_DASH = "dot"  # the per-frame lines', as the figure's subtitle says
 
 
 def figure(data: Mapping[tuple[int, str], Series], *, title: str | None = None, show_raw: bool = True) -> Any:
     """A plotly figure: one panel per person, each expression's smoothed probability as a solid line and its
-    raw per-frame value as a faint dotted one; a second model's lines are dashed. Legend entries toggle an
-    expression across panels."""
+    raw per-frame value as a faint dotted one; a second model's smoothed lines are dashed, a third's
+    dash-dotted... (:data:`_DASHES`). Legend entries toggle an expression across panels."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -181,22 +184,27 @@ def _series_traces(
     import plotly.graph_objects as go
 
     from ferhub.drawing import label_color
+    from ferhub.plots import plot_text
 
     traces = []
+    shown_model = plot_text(model)  # names as they are, never plotly markup or hovertemplate fields
     for k, label in enumerate(series.labels):
         r, g, b = label_color(label)
         name = f"{label}{name_suffix}"
+        shown_label, shown_name = plot_text(label), plot_text(name)
         x, y = series.line(series.smoothed, k)
         traces.append(
             go.Scatter(
                 x=x,
                 y=y,
                 mode="lines",
-                name=name,
-                legendgroup=name,
+                name=shown_name,
+                legendgroup=shown_name,
                 showlegend=name not in shown,
                 line={"color": f"rgb({r},{g},{b})", "width": 2, "dash": dash},
-                hovertemplate=f"face {person} {label}: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>",
+                hovertemplate=(
+                    f"face {person} {shown_label}: %{{y:.2f}} at %{{x:.2f}} s<extra>{shown_model}</extra>"
+                ),
             )
         )
         shown.add(name)
@@ -207,13 +215,14 @@ def _series_traces(
                     x=x,
                     y=y,
                     mode="lines",
-                    name=f"{name} (raw)",
-                    legendgroup=name,
+                    name=f"{shown_name} (raw)",
+                    legendgroup=shown_name,
                     showlegend=False,
                     opacity=0.35,
-                    line={"color": f"rgb({r},{g},{b})", "width": 1, "dash": "dot"},
+                    line={"color": f"rgb({r},{g},{b})", "width": 1, "dash": RAW_DASH},
                     hovertemplate=(
-                        f"face {person} {label} raw: %{{y:.2f}} at %{{x:.2f}} s<extra>{model}</extra>"
+                        f"face {person} {shown_label} raw: %{{y:.2f}} at %{{x:.2f}} s"
+                        f"<extra>{shown_model}</extra>"
                     ),
                 )
             )

@@ -450,12 +450,12 @@ def test_compare_dashboard_one_order_hidden_classes_and_it_fits(
         )
         # the difference matrix for the pair the user picks
         first = plot_geometry(driver, "compare-difference")["title"]
-        assert first.startswith("faceapi-order minus three-class")
+        assert first.startswith("faceapi-order<br>minus<br>three-class")  # a line each (plots.model_title)
         choose(driver, "compare-pair-a", "faceapi-order")
         choose(driver, "compare-pair-b", "three-class")
         wait(
             lambda: plot_geometry(driver, "compare-difference")["title"].startswith(
-                "three-class minus faceapi"
+                "three-class<br>minus<br>faceapi"
             ),
             what="the difference of the picked pair",
         )

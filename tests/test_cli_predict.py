@@ -14,7 +14,6 @@ from pathlib import Path
 import clips
 import numpy as np
 import pytest
-from PIL import Image
 
 from ferhub.cli import main
 
@@ -71,15 +70,15 @@ def test_folder_scan_takes_every_decodable_format_and_reports_the_rest(capsys, t
 def test_ensemble_gradcam_states_its_fallback_and_disk_full_overlays_are_reported(
     capsys, tmp_path, face_photo, monkeypatch
 ) -> None:
-    real_save = Image.Image.save
+    real_write = Path.write_bytes
 
-    def full_disk(self, fp, *args, **kwargs):
-        if str(fp).endswith(".jpg"):  # the photo overlay: as if the disk filled up
-            Path(fp).write_bytes(b"partial")
+    def full_disk(self, data):
+        if ".jpg." in self.name:  # the photo overlay's temporary: as if the disk filled up mid-write
+            real_write(self, data[:7])
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(self, fp, *args, **kwargs)
+        return real_write(self, data)
 
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
     out_dir = tmp_path / "overlays"
     argv = ["predict", str(face_photo), "--model", "ferhub/zoo-ensemble", "--saliency", "gradcam"]
     code, out, err = run_cli(capsys, *argv, "--out", str(out_dir))

@@ -16,7 +16,6 @@ from types import SimpleNamespace
 import clips
 import numpy as np
 import pytest
-from PIL import Image
 
 from ferhub import fileio, saliency
 from ferhub.cli import main
@@ -97,6 +96,32 @@ def test_out_dir_goes_on_past_a_name_too_long_for_its_result_file(capsys, tmp_pa
     assert not list(out.glob(".*.tmp"))
 
 
+def test_a_name_of_long_parts_fits_a_file_name_each_part_readable_and_apart(tmp_path: Path) -> None:
+    """``ferhub evaluate``'s ``<model>.<key>.predictions.json`` of a 121-character model folder and a
+    124-character data folder passed 255 bytes: "File name too long", and no later model's files written.
+    :func:`fileio.fit_parts` gives a name that fits, keeps the start of every part, and is the same for the
+    same parts and another for parts that differ only at their end."""
+    suffix = ".predictions.json"
+    short = fileio.fit_parts(["org--model", "faces--default--all"], suffix)
+    assert short == "org--model.faces--default--all.predictions.json"  # as before where it fits
+    model = "resnet18-" + "x" * 110 + "-seed1"
+    key = "affectnet-" + "y" * 110 + "--default--all"
+    name = fileio.fit_parts([model, key], suffix)
+    assert size(name) == fileio.NAME_MAX and name.endswith(suffix)
+    head_model, _, rest = name.partition(".")
+    assert model.startswith(head_model) and len(head_model) >= 100  # each part keeps its share of the room
+    assert key.startswith(rest.partition("~")[0]) and len(rest.partition("~")[0]) >= 100
+    assert name == fileio.fit_parts([model, key], suffix)  # a rerun writes over the same file
+    assert name != fileio.fit_parts([model[:-1] + "2", key], suffix)  # seed2: its own file
+    # a short part is kept whole, the long one gets the rest of the room; whole UTF-8 characters only
+    mixed = fileio.fit_parts(["org--m", "é" * 200], suffix)
+    assert mixed.startswith("org--m.éé") and size(mixed) <= fileio.NAME_MAX
+    mixed.encode("utf-8")  # no cut character
+    for n in (name, mixed):  # the file system takes them, and an atomic write's temporary beside them
+        fileio.atomic_write_text(tmp_path / n, "{}")
+        assert (tmp_path / n).read_text() == "{}"
+
+
 # ------------------------------------------------------------------------------ names that are not UTF-8
 def test_names_that_are_not_utf8_are_escaped_alike_in_csv_json_and_table(capsys, tmp_path: Path) -> None:
     photos(tmp_path / "in", LATIN1, "z.png")
@@ -151,15 +176,15 @@ def test_an_overlay_not_written_is_its_photos_error_only(capsys, tmp_path: Path,
 
 
 def test_a_photo_whose_overlay_fails_counts_as_failed(capsys, tmp_path: Path, monkeypatch) -> None:
-    real_save = Image.Image.save
+    real_write = Path.write_bytes
 
-    def full_disk(self, fp, *args, **kwargs):
-        if str(fp).endswith(".jpg"):
+    def full_disk(self, data):
+        if ".jpg." in self.name:  # the photo overlay's temporary
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(self, fp, *args, **kwargs)
+        return real_write(self, data)
 
     (photo,) = photos(tmp_path / "in", "a.png")
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
     argv = ["predict", str(photo), "--saliency", "gradcam", "--out", str(tmp_path / "out")]
     code, out, err = run_cli(capsys, *argv)
     assert code == 1  # its only photo failed, as a photo that cannot be read fails it

@@ -136,7 +136,7 @@ def test_difference_figure_aligns_labels_and_is_b_minus_a() -> None:
 def test_per_class_reliability_and_table(runs) -> None:
     entries = {name: e for name, (e, _) in runs.items()}
     bars = plots.per_class_figure(entries)
-    assert [t.name for t in bars.data] == list(entries)
+    assert [t.name for t in bars.data] == ["good &lt;model&gt;", "fer7-model"]  # shown as it is, not markup
     assert list(bars.data[0].x) == list(FER8)
     assert bars.data[0].y[0] == entries["good <model>"]["per_class"]["angry"]["recall"]
     assert bars.data[1].y[-1] == 0.0  # contempt: the 7-class model cannot predict it
@@ -149,7 +149,7 @@ def test_per_class_reliability_and_table(runs) -> None:
     acc = entries["good <model>"]["metrics"]["accuracy"]
     assert rows[0][1].startswith(f"{acc:.4f} [")
     table = plots.metrics_table_figure(entries)
-    assert list(table.data[0].cells.values[0]) == list(entries)
+    assert list(table.data[0].cells.values[0]) == ["good &lt;model&gt;", "fer7-model"]
     # a results file from elsewhere with only some metrics (the reader accepts any): "-" for the rest
     sparse = {"sparse": {"metrics": {"accuracy": 0.5, "nll": None}, "num_images": 4}}
     _, (row,) = plots.metrics_rows(sparse)
@@ -538,7 +538,9 @@ def test_the_paired_table_follows_the_entries_order_and_counts_the_images_both_p
     (row,) = re.findall(r"<tr><td>first</td><td>second</td>(.*?)</tr>", text)
     cells = re.findall(r"<td>(.*?)</td>", row)
     assert cells[4] == "78"  # both predicted: 80 images, one without a prediction by both, one by A
-    assert "second minus first" in text and "<td>second</td><td>first</td>" not in text
+    # the difference matrix's title (in the figure's JSON, "<" escaped): B minus A, a line each
+    assert "second\\u003cbr\\u003eminus\\u003cbr\\u003efirst" in text
+    assert "<td>second</td><td>first</td>" not in text
     assert "accuracy and McNemar's test over all 80 images" in text
 
 
@@ -684,3 +686,196 @@ def test_report_takes_the_folder_evaluate_out_wrote(runs, tmp_path) -> None:
     assert [r for _, r in results] == [
         {"format_version": 1, "results": {"lfw:default:test": e}} for e in (a, b)
     ]
+
+
+# ------------------------------------------------------------------------- pairing, names, many models
+def _named(entries: dict, predictions: dict | None = None) -> Section:
+    return Section(title="lfw", entries=entries, predictions=predictions or {})
+
+
+def test_the_paired_table_pairs_only_models_run_on_the_same_images(runs) -> None:
+    """Two results of one key on as many images, but not the same ones (a test folder sampled again keeps
+    its key): image i of one set was compared with image i of the other, and B scored against A's labels,
+    the paired table's "acc B" contradicting the metrics table."""
+    (ea, pa), (eb, pb) = runs.values()
+    skipped = "per-image comparison skipped: the models were run on different images"
+    moved = dataclasses.replace(pb, y_true=pb.y_true[1:] + pb.y_true[:1])  # other true classes
+    text = report_html([_named({"A": ea, "B": eb}, {"A": pa, "B": moved})])
+    assert skipped in text and "Paired comparison" not in text
+    # the same true classes, other files
+    files = [f"faces/{FER8[t]}/{i:03d}.jpg" for i, t in enumerate(pa.y_true)]
+    others = [f"faces/{FER8[t]}/x{i:03d}.jpg" for i, t in enumerate(pa.y_true)]
+    a_files = dataclasses.replace(pa, paths=files)
+    text = report_html(
+        [_named({"A": ea, "B": eb}, {"A": a_files, "B": dataclasses.replace(pb, paths=others)})]
+    )
+    assert skipped in text and "Paired comparison" not in text
+    # the same files, the folder named another way (by its full path): compared
+    full = dataclasses.replace(pb, paths=[f"/home/someone/{f}" for f in files])
+    text = report_html([_named({"A": ea, "B": eb}, {"A": a_files, "B": full})])
+    assert "<tr><td>A</td><td>B</td>" in text and skipped not in text
+    # a third model on other images: the two others compared, the third named
+    text = report_html([_named({"A": ea, "B": eb, "C": ea}, {"A": pa, "B": pb, "C": moved})])
+    assert re.findall(r"<tr><td>([ABC])</td><td>([ABC])</td>", text) == [("A", "B")]
+    assert "per-image comparison skipped for C: run on other images than the models compared" in text
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in a figure's JSON-ready dict."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_names_reach_plotly_as_text_never_as_markup_or_hovertemplate_fields(runs) -> None:
+    """A model named ``<b>bold<i>it`` was drawn bold and italic (on into the rest of the title), one named
+    ``%{x} v2`` hovered as ``angry v2``: plotly reads markup in every text of a figure and fills in ``%{...}``
+    in a hovertemplate. A label from another tool's results file too. Every name goes through
+    :func:`plots.plot_text`, as entities that plotly draws as the characters."""
+    from ferhub import timeline
+
+    (a, _), (b, _) = runs.values()
+    names = ("%{x} v2", "<b>bold<i>it & co")
+    entries = dict(zip(names, (a, b)))
+    odd = {"labels": ["x<i>", "%{meta}"], "confusion_matrix": [[3, 1], [0, 2]]}
+    frames = [
+        {"frame": 0, "time": 0.0, "faces": [{"face_id": 1, "predictions": [
+            {"model": names[0], "probabilities": {"<b>happy": 0.9}, "smoothed": {"<b>happy": 0.9}},
+            {"model": names[1], "probabilities": {"<b>happy": 0.9}, "smoothed": {"<b>happy": 0.9}},
+        ]}]},
+    ]  # fmt: skip
+    figures = [
+        plots.per_class_figure(entries),
+        plots.reliability_figure(entries),
+        plots.difference_matrix_figure(a, b, names=names),
+        plots.entry_confusion_figure(a, title=plots.model_title(names[1], "counts")),
+        plots.entry_confusion_figure(odd),
+        plots.metrics_table_figure(entries),
+        plots.agreement_figure([[1, 0.5], [0.5, 1]], names),
+        timeline.figure(timeline.collect(frames)),
+    ]
+    for fig in figures:
+        texts = _strings(fig.to_plotly_json())
+        for raw in (*names, "x<i>", "%{meta}", "<b>happy"):
+            assert not any(raw in t for t in texts), (raw, fig.layout.title.text)
+    bars, rel, diff, confusion, odd_fig = figures[:5]
+    assert [t.name for t in bars.data] == ["&#37;{x} v2", "&lt;b&gt;bold&lt;i&gt;it &amp; co"]
+    assert bars.data[0].hovertemplate.startswith("&#37;{x} v2<br>%{x}: recall")
+    assert rel.data[1].name == "&#37;{x} v2 (ECE " + f"{a['calibration']['ece']:.3f})"
+    assert "&lt;b&gt;bold&lt;i&gt;it &amp; co - &#37;{x} v2: %{z:+.1f}" in diff.data[0].hovertemplate
+    assert confusion.layout.title.text == "&lt;b&gt;bold&lt;i&gt;it &amp; co<br><sup>counts</sup>"
+    assert list(odd_fig.data[0].x) == ["x&lt;i&gt;", "&#37;{meta}"]
+    assert plots.plot_text("fer7-model/v1_2") == "fer7-model/v1_2"  # ordinary names are left as they are
+
+
+def test_the_difference_title_names_both_models_on_lines_of_their_own() -> None:
+    """One line, "seed2 minus seed1 (row %)", ran past the panel's edge: the first name, and with longer
+    names the end of the second, were cut off, so the panel did not say which models it compares."""
+    a = {"labels": ["happy", "sad"], "confusion_matrix": [[8, 2], [5, 5]]}
+    first, second = (f"resnet18-fer2013-ferplus-rafdb-affectnet-finetuned-lr3e-4-seed{i}" for i in (1, 2))
+    fig = plots.difference_matrix_figure(a, a, names=(first, second))
+    lines = fig.layout.title.text.split("<br>")
+    assert lines[-1] == "<sup>row %</sup>" and "minus" in lines
+    at = lines.index("minus")
+    assert "".join(lines[:at]) == second and "".join(lines[at + 1 : -1]) == first
+    assert max(map(len, lines)) <= 40  # as the confusion matrices' titles (plots.model_title)
+    assert fig.layout.margin.t >= 52 + 22 * len(lines)  # room for every line above the matrix
+    counts = plots.difference_matrix_figure(a, a, names=("A", "B"), normalize=False)
+    assert counts.layout.title.text == "B<br>minus<br>A<br><sup>counts</sup>"
+
+
+def test_more_models_than_colours_are_each_drawn_their_own_way(runs) -> None:
+    """Eight colours came round again: models 1, 9 and 17 looked the same in the recall bars and the
+    reliability diagram. The diagram's legend, below a figure of fixed size, squeezed the plot to a strip,
+    whose x axis then ran from -0.79 to 1.79."""
+    (a, _), _ = runs.values()
+    entries = {f"model{i:02d}-{'x' * (i % 3) * 20}": a for i in range(25)}
+    bars = plots.per_class_figure(entries)
+    assert len({(t.marker.color, t.marker.pattern.shape) for t in bars.data}) == 25
+    rel = plots.reliability_figure(entries)
+    diagonal, *lines = rel.data
+    styles = {(t.line.color, t.line.dash, t.marker.symbol) for t in lines}
+    assert len(styles) == 25 and diagonal.line.color not in {t.line.color for t in lines}
+    layout = rel.layout
+    width = layout.width - layout.margin.l - layout.margin.r
+    assert width == layout.height - layout.margin.t - layout.margin.b >= 400  # a square plot area
+    assert list(layout.xaxis.range) == list(layout.yaxis.range) == [0, 1]
+    assert layout.xaxis.constrain == layout.yaxis.constrain == "domain"  # never ranges past 0 and 1
+    few = plots.reliability_figure(dict(list(entries.items())[:2]))
+    assert layout.margin.b - few.layout.margin.b >= 19 * 23  # the legend's room grows with its entries
+
+
+def test_no_models_smoothed_lines_are_dotted_as_the_per_frame_values_are() -> None:
+    """The third model's smoothed lines were dotted, the style the subtitle gives per-frame values."""
+    from ferhub import timeline
+
+    probs = {"happy": 0.8, "sad": 0.2}
+    models = [f"m{i}" for i in range(5)]
+    frames = [
+        {"frame": n, "time": n / 10, "faces": [{"face_id": 1, "predictions": [
+            {"model": m, "probabilities": probs, "smoothed": probs} for m in models
+        ]}]}
+        for n in range(3)
+    ]  # fmt: skip
+    fig = timeline.figure(timeline.collect(frames))
+    assert "per frame (dotted)" in fig.layout.title.text
+    raw = [t for t in fig.data if t.name.endswith("(raw)")]
+    smoothed = [t for t in fig.data if not t.name.endswith("(raw)")]
+    assert {t.line.dash for t in raw} == {"dot"}
+    dashes = {m: {t.line.dash for t in smoothed if t.name.endswith(f" · {m}")} for m in models}
+    assert all(len(d) == 1 for d in dashes.values())
+    assert "dot" not in set().union(*dashes.values()) and len(set().union(*dashes.values())) == len(models)
+
+
+@pytest.mark.browser
+def test_many_models_and_odd_names_are_drawn_whole_and_as_they_are(runs, tmp_path, browser) -> None:  # noqa: F811
+    """In Chromium: with 21 models the reliability diagram keeps a square plot area from 0 to 1 with the
+    whole legend below it; names with markup and ``%{...}`` are drawn and hovered as they are; the
+    difference matrix's title, long names and all, fits its panel."""
+    (a, pa), (b, pb) = runs.values()
+    no_matrix = {k: v for k, v in a.items() if k != "confusion_matrix"}  # recall bars and reliability only
+    many = {f"model{i:02d}-fer-resnet18-warm-start": no_matrix for i in range(21)}
+    names = ("%{x} v2", "<b>bold<i>it & resnet18-fer2013-ferplus-rafdb-affectnet-finetuned-lr3e-4-seed2")
+    odd = Section(title="odd", entries=dict(zip(names, (a, b))), predictions=dict(zip(names, (pa, pb))))
+    path = write_report(tmp_path / "report.html", [_named(many), odd])
+    browser.get(path.as_uri())
+    wait_for(
+        browser,
+        "const p = [...document.querySelectorAll('div.fh-plot')];"
+        "return p.length === 9 && p.every(e => e.querySelector('.main-svg'));",
+    )
+    geometry = browser.execute_script(
+        """const rel = document.querySelectorAll('div.fh-plot')[1], box = rel.getBoundingClientRect();
+        const area = rel.querySelector('.nsewdrag').getBoundingClientRect();
+        const legend = rel.querySelector('.legend').getBoundingClientRect();
+        return {x: rel._fullLayout.xaxis.range, y: rel._fullLayout.yaxis.range, w: area.width, h: area.height,
+                entries: rel.querySelectorAll('.legend .traces').length, below: legend.top >= area.bottom,
+                inside: legend.bottom <= box.bottom + 1 && legend.right <= box.right + 1};"""
+    )
+    assert geometry["x"] == pytest.approx([0, 1]) and geometry["y"] == pytest.approx([0, 1])
+    assert geometry["w"] >= 400 and abs(geometry["w"] - geometry["h"]) <= 2
+    assert geometry["entries"] == 22 and geometry["below"] and geometry["inside"]
+    texts = browser.execute_script(
+        """const p = [...document.querySelectorAll('div.fh-plot')].slice(2);
+        const gd = p[0];
+        Plotly.Fx.hover(gd, [{curveNumber: 0, pointNumber: 0}]);
+        return {legend: [...gd.querySelectorAll('.legendtext')].map(t => t.textContent),
+                bold: !!document.querySelector('div.fh-plot tspan[style*="bold"]'),
+                hover: gd.querySelector('.hoverlayer').textContent,
+                titles: p.map(e => {
+                  const t = e.querySelector('.gtitle').getBoundingClientRect(), r = e.getBoundingClientRect();
+                  const area = e.querySelector('.nsewdrag').getBoundingClientRect();
+                  return [e.querySelector('.gtitle').textContent,
+                          t.right <= r.right + 1 && t.top >= r.top && t.bottom <= area.top]; })};"""
+    )
+    assert texts["legend"] == list(names) and not texts["bold"]
+    assert texts["hover"].startswith("%{x} v2angry: recall")  # the name, then the class hovered
+    difference = [t for t, _ in texts["titles"] if "minus" in t]
+    assert len(difference) == 1 and all(
+        fits for _, fits in texts["titles"]
+    )  # within the figure, above the plot
+    assert difference[0].replace("\u200b", "") == f"{names[1]}minus{names[0]}row %"  # lines run together

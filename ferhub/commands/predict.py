@@ -646,7 +646,7 @@ def _to_stdout(job: Job, files: list[Path], annotated: dict[Path, Path]) -> int:
 def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     """One result file per input under ``--out-dir``; this process's share under torchrun; finished
     skipped."""
-    from ferhub.fileio import NAME_MAX, name_folding, new_temp, remove_stale_temps_of
+    from ferhub.fileio import DISK_FULL, NAME_MAX, name_folding, new_temp, remove_stale_temps_of
     from ferhub.writers import make_writer
 
     rank, world = _shard()
@@ -690,6 +690,8 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
             return 130
         except (OSError, UnicodeError) as e:
             if getattr(e, "errno", None) in FOLDER_ERRNOS:  # every later input would fail the same way
+                if isinstance(e, OSError) and e.errno in DISK_FULL:  # write() names no file: the result's
+                    e.filename, e.filename2 = str(target), None
                 raise
             # this input's own error (a result name longer than the file system allows): the others go on
             say(f"result not written to {target} ({getattr(e, 'strerror', None) or e})", f)
@@ -743,6 +745,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.out_dir and (problem := out_dir_unwritable(args)):
         say(problem)
+        return 2
+    # started with `>&-` (cron, a daemon): the results would be lost, after all the work
+    if not args.out_dir and sys.stdout is None:
+        say("stdout is closed: the results have nowhere to go; give --out-dir DIR or send stdout to a file")
         return 2
     videos = found.videos()
     # options that would do nothing here: said, not silently dropped (the run still goes on)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import zipfile
 import zlib
@@ -18,6 +19,8 @@ from PIL import Image
 
 from ferhub.data.sources import ArraySource, DataSourceError, LabeledSource
 from ferhub.errors import ArchiveRefused, ImageDecodeError
+
+log = logging.getLogger(__name__)
 
 # What reading one image of a source raises when its file (or zip member) is damaged, empty, or over a cap of
 # ferhub.archives. Such an image is skipped and counted: one bad file never loses the rest of the data.
@@ -59,15 +62,21 @@ def image_key(image: Image.Image) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("FERHUB_CACHE", Path.home() / ".cache" / "ferhub")) / "faces"
+    """``$FERHUB_CACHE/faces``, else ``$XDG_CACHE_HOME/ferhub/faces``, else ``~/.cache/ferhub/faces`` (where
+    torch and Hugging Face keep theirs: a container with a read-only home points XDG_CACHE_HOME elsewhere)."""
+    if os.environ.get("FERHUB_CACHE"):
+        return Path(os.environ["FERHUB_CACHE"]) / "faces"
+    user = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(user).expanduser() / "ferhub" / "faces"
 
 
 class FaceCache:
     """Face detections stored by image content hash, so each image is detected once, ever.
 
     Detections (the top-scoring face, or ``None`` when none was found) are appended to a JSONL file named
-    after the detector settings, under ``cache_dir`` (default ``$FERHUB_CACHE/faces`` or
-    ``~/.cache/ferhub/faces``); ``cache_dir=None`` with ``persist=False`` keeps them in memory only.
+    after the detector settings, under ``cache_dir`` (default :func:`default_cache_dir`); ``cache_dir=None``
+    with ``persist=False`` keeps them in memory only. The cache is only a speed-up: one that cannot be read or
+    written (a read-only home, a full disk) is said in one warning and the detections are kept in memory.
     ``detector`` is a ``ferhub.faces.FaceDetector`` (created on first use when omitted).
 
     A face is kept at full float precision, so a cached face crops exactly what ``predict`` crops from the
@@ -90,7 +99,12 @@ class FaceCache:
         self.entries: dict[str, dict[str, Any] | None] = {}
         self.detections_run = 0
         if persist and self.path.is_file():
-            for line in self.path.read_text().splitlines():
+            try:
+                text = self.path.read_text()
+            except (OSError, UnicodeError) as e:
+                self._unusable(e)
+                text = ""
+            for line in text.splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:  # a line cut short by a kill: detect that image again
@@ -128,12 +142,30 @@ class FaceCache:
                 top = _face_record(faces[0]) if faces else None
                 self.entries[keys[i]] = new[keys[i]] = top
             if self.persist:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a") as f:
-                    f.writelines(
-                        json.dumps({"key": k, "face": v, "exact": True}) + "\n" for k, v in new.items()
-                    )
+                self._append(new)
         return [_face_from_dict(Face, self.entries[k]) for k in keys]
+
+    def _append(self, new: dict[str, Any]) -> None:
+        """Append detections to the file; a full disk leaves at most a line cut short, which is read back as
+        one to detect again."""
+        text = "".join(json.dumps({"key": k, "face": v, "exact": True}) + "\n" for k, v in new.items())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(text)
+        except OSError as e:
+            self._unusable(e)
+
+    def _unusable(self, e: OSError | UnicodeError) -> None:
+        """Go on in memory, said once: the cache file cannot be read or written (``e``)."""
+        self.persist = False
+        why = getattr(e, "strerror", None) or e
+        log.warning(
+            "the face-detection cache %s cannot be used (%s); detections are kept in memory for this run."
+            " Fix: set FERHUB_CACHE (or XDG_CACHE_HOME) to a writable folder with free space",
+            self.path,
+            why,
+        )
 
 
 def _face_record(face: Any) -> dict[str, Any]:

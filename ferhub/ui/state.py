@@ -391,13 +391,18 @@ def save_image(image: Any, name: str = "image", *, lossless: bool = False, named
     """Save a PIL image under :func:`output_path` (JPEG, or PNG when ``lossless``) and return its path.
     ``named``: the file is called ``name`` itself (:func:`download_path`), for an image whose file name a
     visitor sees: a webcam snapshot put in the Classify tab names the result's download after it."""
+    from ferhub.fileio import atomic_save_image
+
     suffix = ".png" if lossless else ".jpg"
     path = download_path(None, suffix, name) if named else output_path(f"-{name}{suffix}")
+    # encoded in memory and written whole or not at all: Pillow's save(path) served a truncated JPEG from a
+    # nearly full GRADIO_TEMP_DIR without an error; now the disk's error reaches the handler (visitors.action)
     if lossless:
-        image.save(path, format="PNG", compress_level=1)
+        atomic_save_image(path, image, format="PNG", compress_level=1)
     else:
         # convert copies even an RGB image (~0.2 ms for a 640x480 photo): only for other modes
-        (image if image.mode == "RGB" else image.convert("RGB")).save(path, format="JPEG", quality=90)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        atomic_save_image(path, rgb, format="JPEG", quality=90)
     return str(path)
 
 

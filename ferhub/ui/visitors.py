@@ -34,6 +34,7 @@ import gradio as gr
 
 from ferhub.archives import ArchiveLimits
 from ferhub.errors import is_network_error
+from ferhub.fileio import DISK_FULL, os_error_code
 
 log = logging.getLogger("ferhub.app")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -362,13 +363,17 @@ class PageInputs:
 
 
 SERVER_ERROR = "Something went wrong on the server (it logged the details)."
+# what a visitor is told when the server's own disk takes no more (GRADIO_TEMP_DIR full, a quota): no other
+# photo helps, and it is no bug of the server
+SERVER_DISK_FULL = "The server's disk is full, so it cannot save results now. Try again later."
 
 
 def action(name: str, *, retry: str = "Try again, or another photo.") -> Callable[[F], F]:
     """Wrap an event handler: a ``gr.Error`` reaches the visitor once, without server paths, and the log gets
     one line; any other exception is the server's bug: its traceback is logged and the visitor gets a short
     note, ending with ``retry`` (what this handler's visitor can try: "another clip" for a video). A handler
-    stopped because its visitor left (:class:`Gone`) logs one line."""
+    stopped because its visitor left (:class:`Gone`) logs one line, and so does the server's full disk (its
+    visitor is told :data:`SERVER_DISK_FULL`)."""
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -381,7 +386,10 @@ def action(name: str, *, retry: str = "Try again, or another photo.") -> Callabl
                 log.warning("%s: stopped: its visitor cancelled it or left", name)
                 # nobody reads this: Gradio has dropped the event; it ends the handler without a traceback
                 raise gr.Error("Stopped.", title="Cancelled", print_exception=False) from None
-            except Exception:
+            except Exception as e:
+                if os_error_code(e) in DISK_FULL:
+                    log.error("%s failed: the server's disk is full: %s", name, _disk_error(e))
+                    raise gr.Error(SERVER_DISK_FULL, title="Server error", print_exception=False) from None
                 log.exception("%s failed", name)
                 raise gr.Error(
                     f"{SERVER_ERROR} {retry}", title="Server error", print_exception=False
@@ -390,6 +398,13 @@ def action(name: str, *, retry: str = "Try again, or another photo.") -> Callabl
         return handler  # type: ignore[return-value]
 
     return wrap
+
+
+def _disk_error(e: BaseException) -> str:
+    """A full disk's error in one line for the log: the file it hit (its folder is the one to free), why."""
+    where = getattr(e, "filename2", None) or getattr(e, "filename", None)
+    why = getattr(e, "strerror", None) or str(e)
+    return f"{where} ({why})" if where else why
 
 
 def open_dataset(upload: str | None, spec: str | None, split: str | None) -> Any:

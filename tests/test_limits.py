@@ -1,0 +1,371 @@
+"""Full disks, file-size and memory limits, read-only caches and closed standard streams: a write the disk
+takes only part of is an error naming the file the user knows, caches fall back to working without being
+written, one photo that runs out of memory is its own error, and a closed stdout or stderr neither ends a
+command as a bug nor puts an error line among its results."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferhub import _onnx, cli, create_model, fileio
+from ferhub.cli import main
+from ferhub.faces import Face
+
+resource = pytest.importorskip("resource")  # POSIX: the file-size limit (ulimit -f)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples"
+
+
+@contextlib.contextmanager
+def file_size_limit(nbytes: int) -> Iterator[None]:
+    """``ulimit -f`` for this process while the block runs: a write past ``nbytes`` of a file is cut short,
+    then fails with EFBIG (Python ignores SIGXFSZ), as on a nearly full disk."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def noise(size: int = 160) -> Image.Image:
+    """An RGB image whose JPEG (quality 90) takes ~25 KB: one write of Pillow's 64 KiB encoder buffer."""
+    rng = np.random.default_rng(0)
+    return Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from ferhub.hub import DEFAULT_MODEL
+    from ferhub.predict import Predictor
+
+    return Predictor(DEFAULT_MODEL)
+
+
+# -- 1: an image cut short is an error, not a file reported written ----------------------------------------
+def test_an_overlay_cut_short_is_not_written(tmp_path: Path, predictor) -> None:
+    from ferhub.saliency import write_overlays
+
+    photo = tmp_path / "astronaut.jpg"
+    Image.open(EXAMPLES / "astronaut.jpg").resize((320, 320)).save(photo, quality=95)
+    results = predictor.predict([str(photo)])
+    assert results[0].faces
+    failed: list[tuple[Path, OSError]] = []
+    out = tmp_path / "out"
+    out.mkdir()
+    with file_size_limit(16 << 10):  # the photo's overlay (~35 KB JPEG) fits Pillow's one buffer write
+        written = write_overlays(
+            predictor, results, method="Grad-CAM", out_dir=out, on_error=lambda p, e: failed.append((p, e))
+        )
+    assert written == []
+    assert {p.name for p, _ in failed} == {"astronaut_face1_gradcam.png", "astronaut_gradcam.jpg"}
+    assert all(e.errno == errno.EFBIG for _, e in failed)
+    assert os.listdir(out) == []  # nothing half-written, no temporary left
+
+
+def test_the_apps_image_cut_short_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ferhub.ui import scratch, state
+
+    monkeypatch.setattr(scratch, "outputs_dir", lambda: tmp_path)
+    with file_size_limit(16 << 10), pytest.raises(OSError) as e:
+        state.save_image(noise(), "faces")
+    assert e.value.errno == errno.EFBIG and Path(e.value.filename).parent == tmp_path
+    assert os.listdir(tmp_path) == []  # never served: the visitor gets an error instead
+
+
+# -- 2 and 9: errors of a write name the file the user knows ------------------------------------------------
+def test_safetensors_on_a_full_disk_is_an_oserror_naming_the_file(tmp_path: Path) -> None:
+    from ferhub.hub._weights import write_weights
+
+    target = tmp_path / "model.safetensors"
+    with file_size_limit(2048), pytest.raises(OSError) as e:  # safetensors' own SafetensorError before
+        write_weights(create_model("test_tiny"), target)
+    assert e.value.errno == errno.EFBIG and e.value.filename == str(target)
+    assert os.listdir(tmp_path) == []
+    code, message = cli.describe(e.value)
+    assert code == 1 and message.startswith(f"the file is too large to write: {target} (")
+
+
+def test_writing_names_its_file() -> None:
+    from safetensors import SafetensorError
+
+    with pytest.raises(OSError) as e, fileio.writing("/out/x.json"):
+        raise OSError(errno.ENOSPC, "No space left on device")  # write() names no file
+    assert e.value.filename == "/out/x.json" and isinstance(e.value, OSError)
+    with pytest.raises(OSError) as e, fileio.writing("/out/x.json"):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", "/out/.x.json.1-ab.tmp", None, "/out/y")
+    assert (e.value.filename, e.value.filename2) == ("/out/x.json", None)
+    with pytest.raises(FileNotFoundError) as e, fileio.writing("/out/x.json"):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/in/a")  # not the write's
+    assert e.value.filename == "/in/a"
+    with pytest.raises(OSError) as e, fileio.writing("/out/m.safetensors"):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert (e.value.errno, e.value.filename) == (errno.ENOSPC, "/out/m.safetensors")
+    with pytest.raises(ValueError), fileio.writing("/out/x"):
+        raise ValueError("no OS error here")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "the disk is full. Fix"),
+        # shutil.copyfile names its source first: the destination is where the disk is full
+        (OSError(errno.ENOSPC, "No space left on device", "/pkg/m", None, "/out/m"), "full: /out/m."),
+        (OSError(errno.EFBIG, "File too large", "/out/report.html"), "too large to write: /out/report.html"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded", "/out/a"), "the disk quota is used up: /out/a"),
+        (type("SafetensorError", (Exception,), {})("I/O error: No space left (os error 28)"), "full"),
+    ],
+)  # fmt: skip
+def test_a_full_disk_is_one_line_naming_the_file_written(error: BaseException, expected: str) -> None:
+    code, message = cli.describe(error)
+    assert code == 1 and expected in message and "bug" not in message
+
+
+def test_export_on_a_full_disk_names_the_destination(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import shutil
+
+    from ferhub import export
+    from ferhub.hub import DEFAULT_MODEL
+
+    def full(source: Path, target: Path) -> None:  # as shutil's sendfile copy raises it
+        raise OSError(errno.ENOSPC, "No space left on device", str(source), None, str(target))
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    out = tmp_path / "exp"
+    with pytest.raises(OSError) as e:
+        export.export_onnx(DEFAULT_MODEL, out)
+    assert Path(e.value.filename).parent == out and e.value.filename2 is None
+    assert f"the disk is full: {out}{os.sep}" in cli.describe(e.value)[1]
+
+
+# -- 3: a damaged graph in a read-only ONNX cache -----------------------------------------------------------
+def test_a_damaged_graph_that_cannot_be_removed_is_built_in_memory(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_onnx, "_MEMORY", {})
+    monkeypatch.setattr(_onnx, "_PASSED", {})
+    model = create_model("test_tiny").eval()
+    _onnx.OnnxClassifier(model)
+    graph = _onnx.cache_dir() / f"{_onnx.classifier_key(model)}.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])  # cut short, as a half-copied HF_HOME
+    monkeypatch.setattr(_onnx, "_MEMORY", {})  # as in a new process
+    monkeypatch.setattr(_onnx, "_PASSED", {})
+    cache = _onnx.cache_dir()
+
+    unlink = Path.unlink
+
+    def read_only(self: Path, missing_ok: bool = False) -> None:
+        if self.parent == cache:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        unlink(self, missing_ok=missing_ok)
+
+    def unwritable(path: Path, data: bytes, **_: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    monkeypatch.setattr(_onnx, "atomic_write_bytes", unwritable)
+    with caplog.at_level(logging.WARNING, logger="ferhub._onnx"):
+        runner = _onnx.OnnxClassifier(model)  # read the damaged file again and raised ExportError before
+    assert "cannot be removed (Read-only file system); building it in memory" in caplog.text
+    size, channels = model.config.input_size, model.config.channels
+    batch = np.random.default_rng(1).standard_normal((2, channels, size, size)).astype(np.float32)
+    assert np.isfinite(runner(batch)).all()
+    assert len(graph.read_bytes()) == 1000  # left as it was: nothing claims it was built again there
+
+
+# -- 4: closed stdout and stderr ----------------------------------------------------------------------------
+def test_a_closed_stdout_is_no_bug(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(sys, "stdout", None)
+    assert main(["models"]) == 0  # its lines go nowhere, as print() sends them; flushing None raised
+    # predict's results would be lost after all the work: refused first, as a refused output is
+    assert main(["predict", str(EXAMPLES / "astronaut.jpg")]) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert "stdout is closed" in err and "--out-dir" in err and "bug" not in err
+
+
+def test_a_closed_stderr_puts_nothing_in_the_results(monkeypatch, capsys, tmp_path: Path) -> None:
+    monkeypatch.setattr(sys, "stderr", None)
+    assert main(["predict", str(tmp_path)]) == 2  # "no photo or video files found in ...": one line
+    assert sys.stderr is None  # given back as it was
+    monkeypatch.undo()
+    assert capsys.readouterr().out == ""  # print(file=None) wrote the error line to stdout, the results
+
+
+@pytest.mark.slow
+def test_closed_streams_in_a_real_process(tmp_path: Path) -> None:
+    def ferhub(args: str) -> subprocess.CompletedProcess:
+        command = f"exec {sys.executable} -m ferhub {args}"
+        return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+
+    closed_stdout = ferhub("models >&-")
+    assert closed_stdout.returncode == 0 and closed_stdout.stderr == ""
+    closed_stderr = ferhub(f"predict {tmp_path} 2>&-")  # its one line goes nowhere
+    assert closed_stderr.returncode == 2 and closed_stderr.stdout == ""
+
+
+# -- 7: a Numba cache folder on a full disk -----------------------------------------------------------------
+def twice(x: float) -> float:
+    return 2.0 * x
+
+
+def test_a_kernel_runs_when_its_cache_cannot_be_saved(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import numba
+    from numba.core import caching
+
+    from ferhub import _numba
+
+    def full(self: object, name: str, data: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))  # writable: found at decoration
+    monkeypatch.setattr(caching.IndexDataCacheFile, "_save_data", full)
+    assert _numba.kernel()(twice)(2.5) == 5.0  # raised out of the first call before
+
+
+# -- 8: the face-detection cache ----------------------------------------------------------------------------
+def test_the_face_cache_follows_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ferhub.data import default_cache_dir
+
+    monkeypatch.delenv("FERHUB_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "ferhub" / "faces"
+    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "own"))  # ferhub's own setting wins
+    assert default_cache_dir() == tmp_path / "own" / "faces"
+
+
+class OneFace:
+    """A detector finding one face in every image, counting its calls."""
+
+    calls = 0
+
+    def detect_batch(self, images: list) -> list[list[Face]]:
+        self.calls += 1
+        return [[Face((1.0, 2.0, 30.0, 40.0), 0.9)] for _ in images]
+
+
+def test_an_unwritable_face_cache_works_in_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from ferhub.data import FaceCache
+
+    (tmp_path / "home").write_text("a file where the cache folder must be")  # no folder can be made there
+    detector = OneFace()
+    cache = FaceCache(detector, cache_dir=tmp_path / "home" / "faces", signature="t")
+    images = [Image.new("RGB", (50, 50), (i, 0, 0)) for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger="ferhub.data.crops"):
+        first = cache.get_many(images[:2])
+        again = cache.get_many(images)  # the two found already come from memory
+    assert [f.box for f in first] == [(1.0, 2.0, 30.0, 40.0)] * 2 and len(again) == 3
+    assert cache.detections_run == 3 and detector.calls == 2
+    warnings = [r for r in caplog.records if r.name == "ferhub.data.crops"]
+    assert len(warnings) == 1 and "kept in memory" in warnings[0].getMessage()
+
+
+# -- 10: out of memory --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError(),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you"
+            " tried to allocate 4611686018427387904 bytes. Error code 12 (Cannot allocate memory)"
+        ),
+        RuntimeError("can't start new thread"),
+        OSError(errno.ENOMEM, "Cannot allocate memory"),
+    ],
+)
+def test_out_of_memory_in_any_library_is_the_out_of_memory_line(error: BaseException) -> None:
+    code, message = cli.describe(error)
+    assert code == 1 and message.startswith("out of memory (") and "bug" not in message
+
+
+def test_onnx_runtimes_allocation_failure_is_out_of_memory() -> None:
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
+    error = Fail(
+        "[ONNXRuntimeError] : 1 : FAIL : Failed to allocate memory for requested buffer of size 2711808"
+    )
+    assert cli.describe(error)[1].startswith("out of memory (")
+    assert cli.describe(RuntimeError("weird"))[0] == 4  # a bug is still a bug
+
+
+def test_a_photo_that_runs_out_of_memory_keeps_the_others(predictor, monkeypatch, astronaut) -> None:
+    big = astronaut.resize((700, 700))
+    detect = predictor._detect_all
+
+    def detect_all(images: list[Image.Image]) -> list[list[Face]]:
+        if any(image.size == big.size for image in images):
+            raise MemoryError("Unable to allocate 2.3 GiB for an array")
+        return detect(images)
+
+    monkeypatch.setattr(predictor, "_detect_all", detect_all)
+    results = predictor.predict([astronaut, big, astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    assert [bool(r.faces) for r in results] == [True, False, True]
+    assert results[1].error == (
+        "<image>: out of memory (700x700 pixels) (Unable to allocate 2.3 GiB for an array); downscale it or"
+        " free memory"
+    )
+    assert results[0].error is None and results[2].error is None
+
+
+def test_a_photo_that_cannot_be_decoded_in_memory_is_its_error(predictor, monkeypatch, astronaut) -> None:
+    from ferhub import predict
+
+    load = predict.load_image
+
+    def load_image(src, **kwargs):
+        if str(src).endswith("grace_hopper.jpg"):
+            raise MemoryError("Unable to allocate 5.0 GiB for an array with shape (50000, 35000, 3)")
+        return load(src, **kwargs)
+
+    monkeypatch.setattr(predict, "load_image", load_image)
+    results = predictor.predict([str(EXAMPLES / "grace_hopper.jpg"), str(EXAMPLES / "astronaut.jpg")])
+    assert "grace_hopper.jpg: out of memory (Unable to allocate 5.0 GiB" in results[0].error
+    assert results[1].faces and results[1].error is None
+
+
+# -- 11: the app with a full GRADIO_TEMP_DIR ----------------------------------------------------------------
+def test_the_servers_full_disk_is_told_as_such(caplog: pytest.LogCaptureFixture) -> None:
+    from ferhub.ui import visitors
+
+    @visitors.action("classify")
+    def handler() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/gradio/1234/x-faces.jpg")
+
+    with pytest.raises(gr.Error) as e:
+        handler()
+    assert e.value.message == visitors.SERVER_DISK_FULL and "/srv" not in e.value.message
+    (record,) = [r for r in caplog.records if r.name == "ferhub.app"]
+    assert record.exc_info is None  # one line, no traceback: no bug of the server's
+    assert record.getMessage() == (
+        "classify failed: the server's disk is full: /srv/gradio/1234/x-faces.jpg (No space left on device)"
+    )
+
+
+def test_a_full_disk_under_out_dir_names_the_result_file(monkeypatch, capsys, tmp_path: Path) -> None:
+    from ferhub import writers
+
+    photo = tmp_path / "in" / "a.png"
+    photo.parent.mkdir()
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(photo)
+
+    def full(self) -> None:  # as a write() on a full disk: no file named
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writers.JsonWriter, "end", full)
+    assert main(["predict", str(photo), "--out-dir", str(tmp_path / "res")]) == 1
+    err = capsys.readouterr().err
+    assert f"ferhub predict: the disk is full: {tmp_path / 'res' / 'a.png.json'}. Fix" in err
