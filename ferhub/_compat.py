@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ferhub.errors import FerhubError
+from ferhub.errors import MissingExtraError  # importable from here too: its home before errors.py
 
 if TYPE_CHECKING:  # importing this module must not import torch (~1.2 s): ONNX detection imports it
     import torch
@@ -100,16 +100,28 @@ def nms_cpu(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> 
     return order[torch.tensor(keep, dtype=torch.long, device=device)]
 
 
-class MissingExtraError(FerhubError, ImportError):
-    """An optional package (one of ferhub's extras, e.g. timm of ``ferhub[train]``) that is not installed or
-    cannot be imported; the message names the ``pip install`` that fixes it. Still an ``ImportError``, as
-    before it had a class of its own."""
+def _install_hint(package: str, extra: str | None) -> str:
+    """The ``pip install`` that brings ``package``: ferhub's ``extra``, or, for a dependency of ferhub itself
+    (``extra`` None), ferhub installed again."""
+    if extra is None:
+        return f"pip install --force-reinstall ferhub (or pip install {package})"
+    return f"pip install 'ferhub[{extra}]' (or pip install {package})"
 
 
-def import_extra(module: str, extra: str, needed_for: str, package: str | None = None) -> ModuleType:
+def missing_package(package: str, extra: str | None, needed_for: str) -> MissingExtraError:
+    """The error saying ``needed_for`` needs ``package`` (its name on PyPI), which is not installed, and
+    which ``pip install`` brings it (see :func:`import_extra`); for callers that look a package up without
+    importing it."""
+    return MissingExtraError(
+        f"{needed_for} needs {package}, which is not installed. Fix: {_install_hint(package, extra)}"
+    )
+
+
+def import_extra(module: str, extra: str | None, needed_for: str, package: str | None = None) -> ModuleType:
     """Import ``module`` of an optional package, else raise :class:`MissingExtraError` saying that
     ``needed_for`` needs it and which ``pip install`` brings it: ``ferhub[extra]``, or ``package`` (its name
-    on PyPI; default the top-level module's name) alone.
+    on PyPI; default the top-level module's name) alone. ``extra`` None: a dependency of ferhub itself, which
+    a broken install lacks.
 
     A ferhub error, so the CLI ends with its one line and exit 1, not as a bug of ferhub's (exit 4).
     """
@@ -119,14 +131,12 @@ def import_extra(module: str, extra: str, needed_for: str, package: str | None =
         return importlib.import_module(module)
     except ImportError as e:
         if _not_installed(top):
-            raise MissingExtraError(
-                f"{needed_for} needs {package}, which is not installed. Fix: pip install"
-                f" 'ferhub[{extra}]' (or pip install {package})"
-            ) from e
+            raise missing_package(package, extra, needed_for) from e
         # installed, but broken or of a version without ``module`` (or one of its own dependencies missing)
+        upgrade = "pip install --upgrade " + ("ferhub" if extra is None else f"'ferhub[{extra}]'")
         raise MissingExtraError(
             f"{needed_for} needs {package}, which is installed but cannot be imported ({type(e).__name__}:"
-            f" {e}). Fix: pip install --upgrade 'ferhub[{extra}]'"
+            f" {e}). Fix: {upgrade}"
         ) from e
 
 

@@ -102,10 +102,8 @@ def _weights_file(name: str) -> Path:
     Importing facenet-pytorch imports torchvision, ~1 s of start-up that detection does not need.
     """
     spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "facenet-pytorch is not installed; it carries MTCNN's weights: pip install ferhub"
-        )
+    if spec is None or not spec.submodule_search_locations:  # a dependency of ferhub's: a broken install
+        raise _compat.missing_package("facenet-pytorch", None, "Face detection (MTCNN's weights)")
     return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.pt"
 
 

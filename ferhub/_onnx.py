@@ -478,7 +478,8 @@ class OnnxClassifier:
     Checked against the torch module on a random batch (:func:`check_logits`). A cached graph that disagrees
     (stored by other code under the same key: a cache copied from elsewhere, a user's helper function or
     notebook cell edited since) is built again and checked again; a fresh graph that disagrees raises
-    :class:`ExportError` instead of giving different results. For a module of ferhub's own classes
+    :class:`ExportError` instead of giving different results, and is removed from the cache (a later use
+    exports it anew, never taking it for a stale cache's). For a module of ferhub's own classes
     (:func:`trusted`) the graph's key hashes the weights and all the code, so a graph that passed passes
     again: the cache records the pass (with the graph's hash) and later uses skip the check. Any other module
     is checked every time.
@@ -494,13 +495,19 @@ class OnnxClassifier:
         if keep and _passed(key, graph):
             return
         try:
-            diff = self._check(model)
-        except ExportError as e:
-            if not stored:  # built just now: building again gives the same graph
-                raise
-            graph = rebuild(key, build, f"failed its check ({e})")
-            self.session = session(graph, threads)
-            diff = self._check(model)
+            try:
+                diff = self._check(model)
+            except ExportError as e:
+                if not stored:  # built just now: building again gives the same graph
+                    raise
+                graph = rebuild(key, build, f"failed its check ({e})")
+                self.session = session(graph, threads)
+                diff = self._check(model)
+        except ExportError:
+            # a graph that disagrees with its module is not kept: left in the cache, every later Predictor
+            # took it for a stale cache's (and said so), built it again and failed again
+            discard(key)
+            raise
         if keep:
             _record_passed(key, graph, diff)
 

@@ -15,6 +15,7 @@ ModelLoadError
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 
 class FerhubError(Exception):
@@ -89,6 +90,21 @@ class EvaluationError(FerhubError, RuntimeError):
     """Evaluation cannot run as asked; the message says what to change."""
 
 
+class EvaluationSettingError(EvaluationError, ValueError):
+    """An argument of :func:`ferhub.evaluation.evaluate` that cannot work (``tta``, ``no_face``, a
+    ``predictor`` holding other models than those named), refused before any image is read. Still a
+    ``ValueError``, as before it had a class of its own."""
+
+
+class NotFiniteError(EvaluationError):
+    """Some models gave NaN or infinite probabilities: no result for them; ``runs`` holds the other models'
+    evaluations (:class:`ferhub.evaluation.ModelEvaluation`, in the order named), which callers keep."""
+
+    def __init__(self, message: str, runs: list[Any]) -> None:
+        super().__init__(message)
+        self.runs = runs
+
+
 class SaliencyError(FerhubError, ValueError):
     """An attribution that cannot be computed for this model, method or target."""
 
@@ -116,7 +132,27 @@ class DeviceError(FerhubError, RuntimeError):
 
 class PredictorSettingError(FerhubError, ValueError):
     """A :class:`~ferhub.predict.Predictor` argument that cannot work (``batch_size``, ``no_face``,
-    ``names``), refused when the predictor is built rather than part-way through a prediction."""
+    ``names``, ``runtime``, no model at all), refused when the predictor is built rather than part-way
+    through a prediction."""
+
+
+class DetectorSettingError(FerhubError, ValueError):
+    """A :class:`~ferhub.faces.FaceDetector` argument that cannot work (``thresholds``, ``min_face_size``,
+    ``max_side``, ``runtime``), refused when the detector is built."""
+
+
+class NonFiniteWeightsError(FerhubError, ValueError):
+    """A model (or weights file) holding NaN or infinity: refused by ``Predictor``, ``load`` and ``save``."""
+
+
+class NotAFolderError(FerhubError, FileExistsError):
+    """A path where ferhub writes a folder (``ferhub.save``'s model repo) that is a file."""
+
+
+class MissingExtraError(FerhubError, ImportError):
+    """An optional package (one of ferhub's extras, e.g. timm of ``ferhub[train]``) or a dependency that is
+    not installed or cannot be imported; the message names the ``pip install`` that fixes it. Still an
+    ``ImportError``, as before it had a class of its own."""
 
 
 class ExportError(FerhubError, RuntimeError):

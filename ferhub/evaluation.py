@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ferhub import eval_results, metrics, strict_json
-from ferhub.errors import EvaluationError, not_finite
+from ferhub.errors import EvaluationError, EvaluationSettingError, NotFiniteError, not_finite
 from ferhub.eval_results import result_key
-from ferhub.fileio import atomic_write_text
+from ferhub.fileio import atomic_write_text, fit_parts
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -213,6 +213,45 @@ def open_data(data: str | os.PathLike | LabeledSource, split: str | None = None,
     return open_source(str(data), split, **kw)
 
 
+def _spec_name(spec: Any) -> str:
+    """How a model given to :func:`evaluate` is named in a message: its id or path, or a module's id."""
+    if isinstance(spec, (str, os.PathLike)):
+        return os.fspath(spec)
+    return getattr(spec, "name_or_path", None) or type(spec).__name__
+
+
+def _same_model(spec: Any, given: Any, loaded: Any, name: str) -> bool:
+    """Whether ``spec`` (named to :func:`evaluate`) is the model a predictor was given as ``given``, holds as
+    ``loaded`` (``None`` until loaded) and reports as ``name``: the same module, the same id or path (or a
+    path to the same folder), or the name the predictor reports it under (``Predictor(names=...)``, as the app
+    names its shared cached modules)."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return spec is given or spec is loaded
+    text = os.fspath(spec)
+    if text in (name, given, getattr(given, "name_or_path", None)):
+        return True
+    # a folder given by another path (relative, absolute, a link), or the folder a module was loaded from
+    folder = given if isinstance(given, str) else getattr(given, "repo_path", None)
+    if folder is None:
+        return False
+    here, there = Path(text), Path(os.fspath(folder))
+    return here.is_dir() and there.is_dir() and here.resolve() == there.resolve()
+
+
+def _check_predictor(pred: Predictor, specs: Sequence[Any]) -> None:
+    """Refuse a predictor whose models are not ``specs``, in order: its results would be saved under another
+    model's id, or into another model's folder (:func:`results_folder`)."""
+    given, loaded = pred._specs, pred._models
+    if len(given) == len(specs) and all(map(_same_model, specs, given, loaded, pred.names)):
+        return
+    raise EvaluationSettingError(
+        f"the predictor holds {', '.join(pred.names)}, not the models named ("
+        + ", ".join(map(_spec_name, specs))
+        + "): pass the models the predictor was built from (their ids, folders or modules, in order), or"
+        " leave predictor out"
+    )
+
+
 def evaluate(
     models: str | nn.Module | Sequence[str | nn.Module],
     data: str | os.PathLike | LabeledSource,
@@ -241,7 +280,9 @@ def evaluate(
         no_face: an image where the detector finds no face is classified whole (``"fallback"``, seed 004) or
             counted wrong (``"wrong"``).
         precropped: the images are already face crops (no detection); default: the source says so (FER2013).
-        predictor: reuse a loaded :class:`Predictor` (then ``models`` only names the results; pass its specs).
+        predictor: reuse a loaded :class:`Predictor` holding ``models``, in order (its ids, folders or
+            modules, or the names it reports them under); one holding other models raises
+            :class:`EvaluationSettingError`.
         cache: face detections cache; default the persistent one under ``$FERHUB_CACHE``.
         progress: ``progress(done, total, message)`` after each chunk of images.
 
@@ -253,12 +294,14 @@ def evaluate(
     from ferhub.transforms import TTA_METHODS
 
     if tta not in (None, *TTA_METHODS):
-        raise ValueError(f"tta must be None, 'flip' or 'tencrop', got {tta!r}")
+        raise EvaluationSettingError(f"tta must be None, 'flip' or 'tencrop', got {tta!r}")
     if no_face not in ("fallback", "wrong"):
-        raise ValueError(f"no_face must be 'fallback' or 'wrong', got {no_face!r}")
+        raise EvaluationSettingError(f"no_face must be 'fallback' or 'wrong', got {no_face!r}")
     specs = [models] if isinstance(models, (str, os.PathLike)) or hasattr(models, "config") else list(models)
     if not specs:
         raise EvaluationError("evaluate needs at least one model")
+    if predictor is not None:  # before the data is opened: nothing read for an evaluation refused
+        _check_predictor(predictor, specs)
     config = {"dataset_config": dataset_config} if dataset_config is not None else {}
     source = open_data(data, split, precropped=precropped, **config)
     if dataset_config is not None and getattr(source, "config", dataset_config) != dataset_config:
@@ -270,8 +313,6 @@ def evaluate(
     pred = predictor or Predictor(
         [os.fspath(s) if isinstance(s, os.PathLike) else s for s in specs], device=device
     )
-    if len(pred.models) != len(specs):
-        raise EvaluationError(f"the predictor holds {len(pred.models)} models but {len(specs)} were named")
     if not crops_only and cache is None:
         from ferhub.data import FaceCache
 
@@ -312,15 +353,6 @@ def evaluate(
             runs=runs,
         )
     return runs
-
-
-class NotFiniteError(EvaluationError):
-    """Some models gave NaN or infinite probabilities: no result for them; ``runs`` holds the other models'
-    evaluations (in the order named), which callers keep."""
-
-    def __init__(self, message: str, runs: list[ModelEvaluation]) -> None:
-        super().__init__(message)
-        self.runs = runs
 
 
 @dataclass
@@ -677,6 +709,12 @@ def slug(name: str) -> str:
     return re.sub(r"[^\w.@-]+", "--", name).strip("-") or "model"
 
 
+def results_copy(out: str | os.PathLike, name: str) -> Path:
+    """The folder under ``out`` for the results copy of model ``name``: its :func:`slug`, cut to the 255
+    bytes a file name may have (:func:`ferhub.fileio.fit_parts`: its start, ``~`` and a hash of the whole)."""
+    return Path(out) / fit_parts([slug(name)])
+
+
 def results_folder(run: ModelEvaluation, out: str | os.PathLike) -> Path:
     """Where a run's results go: the model's own folder when it was given as a local path, else a copy.
 
@@ -694,7 +732,7 @@ def results_folder(run: ModelEvaluation, out: str | os.PathLike) -> Path:
     spec = run.spec
     if run.folder is not None and isinstance(spec, (str, os.PathLike)) and Path(os.fspath(spec)).is_dir():
         return run.folder
-    target = Path(out) / slug(run.name)
+    target = results_copy(out, run.name)
     differs = _other_version(run.folder, target) if run.folder is not None else None
     if differs is not None:
         _move_aside(
@@ -727,7 +765,10 @@ def _move_aside(path: Path, why: str, then: str) -> Path:
     import sys
 
     aside = next(
-        p for k in range(1, 10_000) if not (p := path.with_name(f"{path.name}.replaced-{k}")).exists()
+        p
+        for k in range(1, 10_000)
+        # a long name keeps its start and gets a hash, so the suffix still fits in a file name
+        if not (p := path.with_name(fit_parts([path.name], f".replaced-{k}"))).exists()
     )
     path.rename(aside)
     print(f"ferhub evaluate: {path} {why}: moved to {aside.name}; {then}", file=sys.stderr)

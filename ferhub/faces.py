@@ -19,6 +19,7 @@ from PIL import Image
 
 from ferhub.config import ModelConfig
 from ferhub.device import device_name
+from ferhub.errors import DetectorSettingError
 from ferhub.images import load_image, pixel_limit, upright_rgb
 
 if TYPE_CHECKING:
@@ -57,6 +58,23 @@ class Face:
             else [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
             "face_found": self.face_found,
         }
+
+
+def as_faces(faces: Sequence[Any], where: str) -> list[Face]:
+    """``faces`` as :class:`Face` objects: each a ``Face``, or a result holding one as ``.face`` (the
+    ``FaceResult`` objects of ``Predictor.predict_image(...).faces``, taken for their faces); anything else is
+    a ``TypeError`` of ``where`` (the function given them) saying what to pass."""
+    out = []
+    for f in faces:
+        face = f if isinstance(f, Face) else getattr(f, "face", None)
+        if not isinstance(face, Face):
+            raise TypeError(
+                f"{where} takes faces (ferhub.faces.Face, as FaceDetector.detect gives them, or the"
+                f" FaceResult objects of predict_image(...).faces), got {type(f).__name__}; a box is"
+                " Face(box=(x1, y1, x2, y2), score=1.0)"
+            )
+        out.append(face)
+    return out
 
 
 def whole_image_face(image: Image.Image) -> Face:
@@ -122,13 +140,15 @@ class FaceDetector:
         from ferhub.predict import resolve_runtime
 
         if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
-            raise ValueError(f"thresholds must be three scores in [0, 1] (P, R, O nets), got {thresholds!r}")
+            raise DetectorSettingError(
+                f"thresholds must be three scores in [0, 1] (P, R, O nets), got {thresholds!r}"
+            )
         if min_face_size is not None and min_face_size <= 0:
-            raise ValueError(
+            raise DetectorSettingError(
                 f"min_face_size must be a positive number of pixels or None, got {min_face_size}"
             )
         if max_side < MIN_MAX_SIDE:
-            raise ValueError(f"max_side must be at least {MIN_MAX_SIDE} pixels, got {max_side}")
+            raise DetectorSettingError(f"max_side must be at least {MIN_MAX_SIDE} pixels, got {max_side}")
         self.min_face_size = min_face_size
         self.thresholds = tuple(float(t) for t in thresholds)
         self.max_side = int(max_side)
@@ -137,7 +157,7 @@ class FaceDetector:
         self.device = "cpu" if device is None else device_name(device)
         on_cuda = str(self.device).partition(":")[0] == "cuda"  # read without importing torch
         self.batch_images = on_cuda if batch_images is None else batch_images
-        self.runtime = resolve_runtime(runtime, str(self.device))  # type: ignore[arg-type]
+        self.runtime = resolve_runtime(runtime, str(self.device), DetectorSettingError)  # type: ignore[arg-type]
         self._mtcnn: FastMTCNN | OnnxMTCNN
         if self.runtime == "onnx":
             from ferhub import _onnx

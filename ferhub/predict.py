@@ -25,7 +25,7 @@ from PIL import Image
 from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
 from ferhub.errors import PredictorSettingError, is_out_of_memory, not_finite
-from ferhub.faces import Face, FaceDetector, crop_face, reading_order, whole_image_face
+from ferhub.faces import Face, FaceDetector, as_faces, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, image_suffixes, load_image, pixel_limit, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
 
@@ -163,19 +163,24 @@ def _is_module(x: object) -> bool:
     return torch is not None and isinstance(x, torch.nn.Module)
 
 
-def resolve_runtime(runtime: Runtime, device: str | torch.device) -> Literal["onnx", "torch"]:
+def resolve_runtime(
+    runtime: Runtime, device: str | torch.device, error: type[ValueError] = PredictorSettingError
+) -> Literal["onnx", "torch"]:
     """Which runtime runs inference on ``device`` (resolved: ``"cpu"``, ``"cuda:0"``...): ``"auto"`` is ONNX
-    Runtime on the CPU where it is installed, else torch."""
+    Runtime on the CPU where it is installed, else torch. A ``runtime`` that cannot work raises ``error`` (the
+    caller's settings error); ``"onnx"`` without ONNX Runtime installed, :class:`MissingExtraError`."""
     from ferhub import _onnx
 
     if runtime not in ("auto", "onnx", "torch"):
-        raise ValueError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
+        raise error(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
     on_cpu = str(device).partition(":")[0] == "cpu"
     if runtime == "onnx":
         if not on_cpu:
-            raise ValueError(f"runtime 'onnx' runs on the CPU; device {str(device)!r} runs in torch")
-        if not _onnx.available():
-            raise ModuleNotFoundError("runtime 'onnx' needs ONNX Runtime: pip install onnxruntime")
+            raise error(f"runtime 'onnx' runs on the CPU; device {str(device)!r} runs in torch")
+        if not _onnx.available():  # a dependency of ferhub's: a broken install
+            from ferhub._compat import missing_package
+
+            raise missing_package("onnxruntime", None, "runtime 'onnx'")
         return "onnx"
     if runtime == "auto" and on_cpu:
         if _onnx.available():
@@ -238,7 +243,7 @@ class Predictor:
                 f" those; got {type(models).__name__}"
             )
         if not specs:
-            raise ValueError("Predictor needs at least one model")
+            raise PredictorSettingError("Predictor needs at least one model; got an empty list")
         if names is not None and len(names) != len(specs):
             raise PredictorSettingError(f"Predictor got {len(specs)} models but {len(names)} names")
         # ``models`` are the loaded modules as callers share them (the hub cache, saliency): never mutated;
@@ -473,13 +478,15 @@ class Predictor:
     def classify_faces(
         self,
         image: ImageSource,
-        faces: Sequence[Face],
+        faces: Sequence[Face | FaceResult],
         views: Callable[[Image.Image], list[Image.Image]] | None = None,
     ) -> list[np.ndarray]:
         """Probabilities for given faces of one image, each model cropping them with its own geometry.
 
         ``image`` is decoded as :meth:`predict` decodes it (a PIL image with an EXIF orientation is turned
-        upright), so the faces :meth:`predict_image` found in it crop the same pixels here.
+        upright), so the faces :meth:`predict_image` found in it crop the same pixels here. ``faces`` are
+        :class:`Face` objects (:meth:`FaceDetector.detect`'s), or :meth:`predict_image`'s ``.faces``
+        (:class:`FaceResult` objects, taken for their ``.face``); anything else is a ``TypeError``.
 
         ``views`` turns each crop into several (test-time augmentation), taken of the crop at the model's
         input size, as training holds its crops and takes its views (so ``ferhub evaluate --tta`` gives the
@@ -496,7 +503,7 @@ class Predictor:
         >>> probs.reshape(len(faces), 2, -1).mean(axis=1).shape  # TTA    # doctest: +SKIP
         (2, 7)
         """
-        faces = list(faces)
+        faces = as_faces(faces, "Predictor.classify_faces")  # predict_image(...).faces too, for their faces
         image = upright_rgb(image, max_pixels=pixel_limit(image))
         if views is None:
             return self._classify(lambda config: [crop_face(image, f, config) for f in faces], len(faces))
@@ -506,15 +513,16 @@ class Predictor:
 
         return self._classify(crops, len(faces))
 
-    def classify_many(self, items: Sequence[tuple[ImageSource, Face]]) -> list[np.ndarray]:
+    def classify_many(self, items: Sequence[tuple[ImageSource, Face | FaceResult]]) -> list[np.ndarray]:
         """Probabilities for faces of several images in one forward per model (video frames, photo batches):
-        ``items`` are ``(image, face)`` pairs, images decoded as in :meth:`classify_faces`; one ``(N, K)``
-        array per model."""
+        ``items`` are ``(image, face)`` pairs, images decoded and faces taken as in :meth:`classify_faces`;
+        one ``(N, K)`` array per model."""
         # each image decoded once, however many of its faces are asked for; the source is held with it, so
         # its id is not reused by another image while this runs (``items`` may be a generator)
         decoded: dict[int, tuple[ImageSource, Image.Image]] = {}
         pairs = []
         for image, face in items:
+            (face,) = as_faces([face], "Predictor.classify_many")  # a FaceResult too, for its face
             if id(image) not in decoded:
                 decoded[id(image)] = (image, upright_rgb(image, max_pixels=pixel_limit(image)))
             pairs.append((decoded[id(image)][1], face))

@@ -529,8 +529,10 @@ def write_report(
     title: str = "ferhub evaluation report",
     videos: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
-    """Write :func:`report_html` to ``path`` (parent folders created) and return the path."""
+    """Write :func:`report_html` to ``path`` (parent folders created) and return the path; written
+    atomically, so a failed write (a full disk, a file-size limit) keeps the earlier report whole."""
+    from ferhub.fileio import atomic_write_text
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(sections, title=title, videos=videos), encoding="utf-8")
-    return path
+    return atomic_write_text(path, report_html(sections, title=title, videos=videos))

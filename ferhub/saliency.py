@@ -47,7 +47,9 @@ _ALIASES.update({"grad_cam": "gradcam", "guided": "guided_backprop", "ig": "inte
 
 def method_id(method: str) -> str:
     """Accept an id (``"gradcam"``) or a display name (``"Grad-CAM"``); raise listing the choices
-    otherwise."""
+    otherwise (the one check of a method, for :func:`attribute` and :func:`explain_faces` alike)."""
+    if not isinstance(method, str):
+        raise SaliencyError(f"a saliency method is one of {', '.join(METHODS)}, got {method!r}")
     key = method.strip().lower().replace(" ", "_").replace("-", "")
     mid = key if key in METHODS else _ALIASES.get(key)
     if mid is None:
@@ -364,28 +366,40 @@ def _predicted(clone: nn.Module, xs: tuple[torch.Tensor, ...]) -> list[int]:
     return predicted
 
 
-def _targets(clone: nn.Module, xs: tuple[torch.Tensor, ...], target: int | Sequence[int] | None) -> list[int]:
-    if target is None:
-        return _predicted(clone, xs)
-    if isinstance(target, (int, np.integer)):
-        return [int(target)] * len(xs[0])
-    return [int(t) for t in target]
+def _targets(clone: nn.Module, xs: tuple[torch.Tensor, ...], indices: Sequence[int | None]) -> list[int]:
+    """The class explained for each item: its index as checked (:func:`_target_indices`), or where that is
+    ``None`` the item's predicted class (computed only where one is asked for)."""
+    if all(i is not None for i in indices):
+        return list(indices)  # type: ignore[arg-type]
+    return [p if i is None else i for i, p in zip(indices, _predicted(clone, xs))]
+
+
+def _classes(model: nn.Module, clone: nn.Module, xs: tuple[torch.Tensor, ...]) -> ModelConfig | int:
+    """What a target is checked against: the model's config (labels and count), or for a bare module
+    without one, the number of classes it outputs (one item run through its private copy)."""
+    config = getattr(model, "config", None)
+    if isinstance(config, ModelConfig):
+        return config
+    with torch.no_grad():
+        return int(clone(*(x[:1] for x in xs)).shape[1])
 
 
 def attribute(
     model: nn.Module,
     inputs: torch.Tensor,
     method: str,
-    target: int | Sequence[int] | None = None,
+    target: str | int | Sequence[str | int] | np.ndarray | torch.Tensor | None = None,
     *,
     occlusion_share: int | None = None,
 ) -> np.ndarray:
     """Heatmaps ``(B, S, S)`` in ``[0, 1]`` for a normalised batch ``(B, C, S, S)`` as the model is fed.
 
-    ``target`` is a class index (or one per item); ``None`` explains each item's predicted class.
-    ``occlusion_share``: how many inputs share :data:`OCCLUSION_BUDGET_FLOPS` (default: this batch's), so one
-    face at a time of a five-face photo gets the grid the five would get together. An ensemble, whose members
-    each see their own crop, is explained per face by :func:`explain_faces`.
+    ``target`` is a class index or name (or one per item), checked as :func:`explain_faces` checks it (an
+    index out of range, a name the model does not have, a bool: :class:`SaliencyError`); ``None`` explains
+    each item's predicted class. ``occlusion_share``: how many inputs share :data:`OCCLUSION_BUDGET_FLOPS`
+    (default: this batch's), so one face at a time of a five-face photo gets the grid the five would get
+    together. An ensemble, whose members each see their own crop, is explained per face by
+    :func:`explain_faces`.
     """
     mid = method_id(method)
     _check_method(model, mid)
@@ -396,8 +410,15 @@ def attribute(
         )
     clone, lock = _attribution_copy(model)
     xs = (inputs.to(next(clone.parameters()).device).float().contiguous(),)
-    with lock, torch.enable_grad():
-        (maps,) = _chunked_maps(clone, xs, mid, _targets(clone, xs, target), occlusion_share)
+    count = len(xs[0])
+    with lock:
+        # checked as explain_faces checks it: a name read one character at a time, an index past the classes
+        # (Captum's own error deep inside) or True taken as class 1 is refused here
+        indices = (
+            [None] * count if target is None else _target_indices(_classes(model, clone, xs), target, count)
+        )
+        with torch.enable_grad():
+            (maps,) = _chunked_maps(clone, xs, mid, _targets(clone, xs, indices), occlusion_share)
     return _normalise(maps, robust=_robust(mid))
 
 
@@ -413,19 +434,25 @@ class Explanation:
     method: str
 
 
-def target_index(config: ModelConfig, target: str | int | np.integer | None) -> int | None:
+def target_index(config: ModelConfig | int, target: str | int | np.integer | None) -> int | None:
     """A class name or index (a numpy integer too: a ``probs.argmax()``) -> index in the model's label order;
-    ``None``/"predicted" -> ``None``; anything else is a :class:`SaliencyError`."""
+    ``None``/"predicted" -> ``None``; anything else is a :class:`SaliencyError`. ``config`` may be the number
+    of classes alone (a module without a config), which takes indices only."""
     if target is None or (isinstance(target, str) and target.strip().lower() in ("", "predicted")):
         return None
+    count = config if isinstance(config, int) else config.num_classes
     # bool is an int to Python, but True is no class index anyone means
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        if not 0 <= target < config.num_classes:
-            raise SaliencyError(f"target index {target} is out of range for {config.num_classes} classes")
+        if not 0 <= target < count:
+            raise SaliencyError(f"target index {target} is out of range for {count} classes")
         return int(target)
     if not isinstance(target, str):
         raise SaliencyError(
             f"a target is a class name or index (or None for the predicted class), got {target!r}"
+        )
+    if isinstance(config, int):
+        raise SaliencyError(
+            f"this model has no config naming its classes, so the target {target!r} must be a class index"
         )
     from ferhub.labels import UnknownLabelError, canonical
 
@@ -439,11 +466,14 @@ def target_index(config: ModelConfig, target: str | int | np.integer | None) -> 
 
 
 def _target_indices(
-    config: ModelConfig, target: str | int | Sequence[str | int] | np.ndarray | None, count: int
+    config: ModelConfig | int,
+    target: str | int | Sequence[str | int] | np.ndarray | torch.Tensor | None,
+    count: int,
 ) -> list[int | None]:
     """One :func:`target_index` per face: ``target`` is one target for every face, or a sequence of one per
-    face (a list, a tuple, a numpy array such as ``probs.argmax(axis=1)``: anything but a string)."""
-    if isinstance(target, np.ndarray):  # tolist: numpy's scalars as Python's (a 0-d array is one target)
+    face (a list, a tuple, a numpy array such as ``probs.argmax(axis=1)`` or a torch tensor: anything but a
+    string)."""
+    if isinstance(target, (np.ndarray, torch.Tensor)):  # tolist: Python's scalars (a 0-d array is one)
         per_face = target.tolist() if target.ndim else [target.item()] * count
     elif isinstance(target, Sequence) and not isinstance(target, (str, bytes)):
         per_face = list(target)
@@ -474,16 +504,18 @@ def explain_faces(
     it already gave save a forward pass), or ``None`` for each face's predicted class; anything else raises
     :class:`SaliencyError`. ``occlusion_share``: see :func:`attribute`.
     """
-    from ferhub.faces import crop_face
+    from ferhub.faces import as_faces, crop_face
     from ferhub.images import pixel_limit, upright_rgb
     from ferhub.transforms import eval_tensor
 
     config: ModelConfig = model.config
+    mid = method_id(method)  # checked first: a bad method is refused with no face too
+    faces = as_faces(faces, "explain_faces")  # predict_image(...).faces too, for their faces
     if not faces:
         return []
     image = upright_rgb(image, max_pixels=pixel_limit(image))
     if getattr(model, "members", None) is not None:
-        return _explain_ensemble(model, image, faces, method_id(method), target, occlusion_share)
+        return _explain_ensemble(model, image, faces, mid, target, occlusion_share)
     crops = [crop_face(image, f, config) for f in faces]
     x = eval_tensor(crops, config)
     indices = _target_indices(config, target, len(crops))
@@ -493,8 +525,7 @@ def explain_faces(
             predicted = _predicted(clone, (x.to(next(clone.parameters()).device),))
         indices = [p if i is None else i for i, p in zip(indices, predicted)]
     targets: list[int] = indices  # type: ignore[assignment]
-    maps = attribute(model, x, method, targets, occlusion_share=occlusion_share)
-    mid = method_id(method)
+    maps = attribute(model, x, mid, targets, occlusion_share=occlusion_share)
     return [Explanation(c, m, config.labels[t], mid) for c, m, t in zip(crops, maps, targets)]
 
 
@@ -519,8 +550,7 @@ def _explain_ensemble(
     device = next(clone.parameters()).device
     xs = tuple(x.to(device).float().contiguous() for x in model.member_inputs(image, faces))
     with lock, torch.enable_grad():
-        predicted = _targets(clone, xs, None) if any(i is None for i in indices) else indices
-        targets = [p if i is None else i for i, p in zip(indices, predicted)]
+        targets = _targets(clone, xs, indices)
         raw = _chunked_maps(clone, xs, mid, targets, occlusion_share)
     size = config.input_size
     maps = np.zeros((len(faces), size, size), dtype=np.float32)

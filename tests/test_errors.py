@@ -4,6 +4,7 @@ exception callers caught before the base existed."""
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,11 @@ HOMES = {
     "ferhub.labels": ["UnknownLabelError"],
     "ferhub.images": ["ImageDecodeError"],
     "ferhub.data": ["DataSourceError"],
-    "ferhub.evaluation": ["EvaluationError"],
+    "ferhub.evaluation": ["EvaluationError", "EvaluationSettingError", "NotFiniteError"],
+    "ferhub.faces": ["DetectorSettingError"],
+    "ferhub.models._limits": ["NonFiniteWeightsError"],
+    "ferhub._compat": ["MissingExtraError"],
+    "ferhub.hub._repo": ["NotAFolderError"],
     "ferhub.saliency": ["SaliencyError"],
     "ferhub.zoo": ["ZooError", "LicenseError"],
     "ferhub.videoio": ["VideoDecodeError"],
@@ -70,3 +75,31 @@ def test_convert_errors_share_the_base() -> None:
 def test_a_load_failure_is_caught_by_the_base() -> None:
     with pytest.raises(ferhub.FerhubError, match="does not exist"):
         ferhub.load("./no-such-folder")
+
+
+def test_ferhubs_own_argument_checks_are_ferhub_errors_and_still_the_builtin(tmp_path: Path) -> None:
+    """These checks raised a plain ValueError (or FileExistsError) that ``except ferhub.FerhubError`` missed;
+    they keep the built-in base, so ``except ValueError`` callers still catch them."""
+    from ferhub import evaluation
+    from ferhub.models import create_model
+
+    a_file = tmp_path / "photo.jpg"
+    a_file.write_bytes(b"not a folder")
+    calls = [
+        (lambda: ferhub.FaceDetector(thresholds=(2, 0, 0)), errors.DetectorSettingError, ValueError),
+        (lambda: ferhub.FaceDetector(max_side=10), errors.DetectorSettingError, ValueError),
+        (lambda: ferhub.FaceDetector(min_face_size=0), errors.DetectorSettingError, ValueError),
+        (lambda: ferhub.FaceDetector(runtime="tf"), errors.DetectorSettingError, ValueError),
+        (lambda: ferhub.Predictor([]), errors.PredictorSettingError, ValueError),
+        (lambda: evaluation.evaluate("m", "d", tta="x"), errors.EvaluationSettingError, ValueError),
+        (lambda: evaluation.evaluate("m", "d", no_face="skip"), errors.EvaluationSettingError, ValueError),
+        (lambda: ferhub.save(create_model("test_tiny"), a_file), errors.NotAFolderError, FileExistsError),
+    ]
+    for call, cls, builtin in calls:
+        with pytest.raises(ferhub.FerhubError) as e:
+            call()
+        assert type(e.value) is cls and isinstance(e.value, builtin), e.value
+    assert issubclass(errors.EvaluationSettingError, errors.EvaluationError)
+    assert issubclass(errors.NotFiniteError, errors.EvaluationError)
+    assert issubclass(errors.MissingExtraError, ImportError)
+    assert a_file.read_bytes() == b"not a folder"

@@ -301,6 +301,32 @@ def test_ensemble_has_no_weights_of_its_own(tmp_path: Path, monkeypatch: pytest.
     assert "none of its own" in (folder / "README.md").read_text()
 
 
+def test_a_full_disk_during_save_names_the_repos_file_not_the_hidden_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """save stages the repo in a hidden ``.NAME.tmp-<uuid>`` folder: a full disk named that folder's file
+    (one the user never sees); it names the repo's own, and the stage is removed, the old repo kept."""
+    import safetensors.torch
+
+    from ferhub.cli import describe
+
+    folder = hub.save(trained("test_tiny", seed=1), tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:  # what safetensors raises: no OSError, an OS code
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(OSError) as e:
+        hub.save(trained("test_tiny", seed=2), folder)
+    assert e.value.filename == str(folder / "model.safetensors")
+    code, line = describe(e.value)
+    assert code == 1 and line.startswith(f"the disk is full: {folder / 'model.safetensors'}"), line
+    assert ".tmp-" not in line
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no stage left
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
 def test_save_unwraps_data_parallel(tmp_path: Path) -> None:
     model = trained("test_tiny")
     folder = hub.save(nn.DataParallel(model), tmp_path / "m")

@@ -107,3 +107,33 @@ def test_train_without_timm_is_exit_1_before_any_data_is_prepared(
     assert cli.main(argv) == cli.EXIT_ERROR
     assert INSTALL_TIMM in _one_line(capsys.readouterr().err, "train")
     assert not out.exists()
+
+
+def test_a_missing_dependency_of_ferhubs_own_is_exit_1_naming_the_reinstall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ONNX Runtime and facenet-pytorch are ferhub's own dependencies, missing only from a broken install:
+    each raised a bare ModuleNotFoundError, which the CLI ended as "internal error ... a bug in ferhub" (exit
+    4). Now the one ferhub error of a missing package, with the pip install that fixes it."""
+    import importlib.util
+
+    from ferhub import _mtcnn_onnx, _onnx
+    from ferhub.predict import resolve_runtime
+
+    monkeypatch.setattr(_onnx, "available", lambda: False)
+    with pytest.raises(MissingExtraError) as e:
+        resolve_runtime("onnx", "cpu")
+    assert str(e.value) == (
+        "runtime 'onnx' needs onnxruntime, which is not installed. Fix: pip install --force-reinstall ferhub"
+        " (or pip install onnxruntime)"
+    )
+    assert cli.describe(e.value) == (cli.EXIT_ERROR, str(e.value))
+    assert resolve_runtime("auto", "cpu") == "torch"  # the default falls back, as before
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "facenet_pytorch" else found(name, *a)
+    )
+    with pytest.raises(MissingExtraError, match=r"needs facenet-pytorch, which is not installed") as e:
+        _mtcnn_onnx._weights_file("pnet")
+    assert cli.describe(e.value)[0] == cli.EXIT_ERROR
+    assert ferhub.MissingExtraError is MissingExtraError  # exported, from ferhub.errors

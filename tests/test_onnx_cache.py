@@ -325,3 +325,25 @@ def test_graphs_kept_in_memory_are_bounded(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr(_onnx, "MEMORY_BYTES", 0)
     _onnx.cached("f" * 64, lambda: b"f" * 10)
     assert list(_onnx._MEMORY) == ["f" * 64]  # the latest is always kept
+
+
+def test_a_fresh_graph_that_fails_its_check_is_not_kept(caplog, monkeypatch) -> None:
+    """A graph that disagreed with its module when just built was left in the cache: every later use (in the
+    same process or the next) read it, warned that "the cached ONNX graph ... failed its check" as if a stale
+    cache were to blame, exported it again, failed again and stored it again. Here the module's own output
+    is NaN (finite weights, a BatchNorm with no variance and no eps), as any disagreeing graph goes."""
+    torch.manual_seed(0)
+    model = create_model("test_tiny").eval()
+    model.stem[1].eps = 0.0
+    with torch.no_grad():
+        model.stem[1].running_var.zero_()
+    key = _onnx.classifier_key(model)
+    for _ in range(2):
+        with (
+            caplog.at_level(logging.WARNING, logger="ferhub._onnx"),
+            pytest.raises(_onnx.ExportError, match="torch's own logits are NaN"),
+        ):
+            _onnx.OnnxClassifier(model)
+        assert not _onnx.is_cached(key) and not list(_onnx.cache_dir().glob(f"{key}*"))
+        assert "failed its check" not in caplog.text
+        monkeypatch.setattr(_onnx, "_MEMORY", {})  # as in a new process

@@ -388,3 +388,42 @@ def test_the_views_example_of_classify_faces_runs() -> None:
     runner = doctest.DocTestRunner(verbose=False)
     results = runner.run(test, out=out.append, clear_globs=False)
     assert results.failed == 0 and results.attempted == len(test.examples), "".join(out)
+
+
+# -- the API round: predict_image's faces given back, ferhub's own argument checks ------------------------
+def test_predict_images_faces_are_taken_back_by_classify_and_explain() -> None:
+    """The README says classify_faces and explain_faces take the faces predict_image found; its ``.faces``
+    are FaceResult objects, which raised a bare AttributeError from deep inside crop_face. They are taken for
+    their ``.face``; anything else is a TypeError saying what to pass."""
+    from ferhub.saliency import explain_faces
+
+    model = tiny()
+    p = Predictor(model, detector=NoFaces(), no_face="fallback")
+    image = photo()
+    result = p.predict_image(image)
+    faces = [f.face for f in result.faces]
+    expected = p.classify_faces(image, faces)[0]
+    np.testing.assert_array_equal(p.classify_faces(image, result.faces)[0], expected)
+    np.testing.assert_array_equal(p.classify_many([(image, f) for f in result.faces])[0], expected)
+    (got,) = explain_faces(model, image, result.faces, "saliency")
+    (want,) = explain_faces(model, image, faces, "saliency")
+    np.testing.assert_array_equal(got.heatmap, want.heatmap)
+    with pytest.raises(TypeError, match=r"classify_faces takes faces .* got tuple; a box is Face\(box="):
+        p.classify_faces(image, [(10, 6, 40, 40)])
+    with pytest.raises(TypeError, match=r"explain_faces takes faces .* got dict; a box is Face\(box="):
+        explain_faces(model, image, [{"box": [10, 6, 40, 40]}], "saliency")
+
+
+def test_a_predictor_argument_that_cannot_work_is_a_predictor_setting_error() -> None:
+    """A bad runtime or an empty model list raised a plain ValueError, which ``except FerhubError`` missed."""
+    from ferhub.predict import resolve_runtime
+
+    for kwargs, match in (
+        ({"models": tiny(), "runtime": "tf"}, "runtime must be 'auto', 'onnx' or 'torch', got 'tf'"),
+        ({"models": []}, "Predictor needs at least one model"),
+    ):
+        with pytest.raises(PredictorSettingError, match=match) as e:
+            Predictor(detector=NoFaces(), **kwargs)
+        assert isinstance(e.value, ValueError) and isinstance(e.value, FerhubError)
+    with pytest.raises(PredictorSettingError, match="runtime 'onnx' runs on the CPU; device 'cuda:0'"):
+        resolve_runtime("onnx", "cuda:0")  # (Predictor refuses cuda first where torch sees no GPU)

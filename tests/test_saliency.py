@@ -349,6 +349,38 @@ def test_numpy_targets_are_indices_and_bad_targets_are_saliency_errors(astronaut
         explained(np.int64(7))
 
 
+def test_attribute_checks_targets_and_methods_as_explain_faces_does() -> None:
+    """``attribute`` read a class name one character at a time (``'happy'`` -> ``int('h')``), took True as
+    class 1 and passed an index out of range on to Captum (a RuntimeError deep inside); ``method=None`` met
+    ``.strip()``. Now the one check of explain_faces, for a model with a config and a bare module alike."""
+    torch.manual_seed(0)
+    model = create_model("test_tiny").eval()
+    labels = model.config.labels
+    x = torch.randn(2, 1, model.config.input_size, model.config.input_size)
+    by_name = attribute(model, x, "saliency", "happy")
+    np.testing.assert_array_equal(by_name, attribute(model, x, "saliency", labels.index("happy")))
+    np.testing.assert_array_equal(
+        attribute(model, x, "saliency", ["happy", 0]),
+        np.stack([by_name[0], attribute(model, x, "saliency", 0)[1]]),
+    )
+    for bad, match in ((99, "target index 99 is out of range for 7 classes"), (-1, "target index -1 is out"),
+                       (True, "a target is a class name or index"), ("contempt", "no class 'contempt'"),
+                       ([0, 1, 2], "got 3 targets for 2 faces")):  # fmt: skip
+        with pytest.raises(SaliencyError, match=match):
+            attribute(model, x, "saliency", bad)
+    bare = LeftHalf().eval()  # no config: indices only, checked against what it outputs
+    x = torch.rand(1, 1, 16, 16)
+    with pytest.raises(SaliencyError, match="target index 2 is out of range for 2 classes"):
+        attribute(bare, x, "saliency", 2)
+    with pytest.raises(SaliencyError, match="no config naming its classes"):
+        attribute(bare, x, "saliency", "happy")
+    for method in (None, 3):
+        with pytest.raises(SaliencyError, match="a saliency method is one of gradcam"):
+            attribute(bare, x, method)
+        with pytest.raises(SaliencyError, match="a saliency method is one of gradcam"):
+            explain_faces(model, Image.new("RGB", (64, 64)), [], method)  # refused with no face too
+
+
 @pytest.mark.slow
 def test_explain_faces_uses_the_models_crop_and_predicted_class(astronaut: Image.Image) -> None:
     from ferhub.hub import DEFAULT_MODEL, load

@@ -139,7 +139,10 @@ def run(args: argparse.Namespace) -> int:
         return code
     print(format_pairs(result))  # before the report: a report that cannot be written keeps the table
     if args.json:
-        Path(args.json).write_text(strict_json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        from ferhub.fileio import atomic_write_text
+
+        # atomically: a failed write (a full disk) keeps the earlier file whole
+        atomic_write_text(args.json, strict_json.dumps(result, indent=2) + "\n")
     if args.out and runs:
         print(f"report: {_write_report(args.out, source, runs)}", file=sys.stderr)
     return 0

@@ -218,7 +218,7 @@ def _other_model_on_hub(args: argparse.Namespace) -> str | None:
     branch holds other weights or config, none, or the repo or branch does not exist), asked of the Hub
     before any work; ``None`` when it holds this model, or when the Hub cannot say now (the push checks
     again). A Hub model pushed to its own repo needs no check: its push goes on the commit evaluated."""
-    from ferhub.evaluation import slug
+    from ferhub.evaluation import results_copy
     from ferhub.hub import ModelLoadError
     from ferhub.hub._push import hub_model_problem, push_command
     from ferhub.hub._remote import online_api
@@ -244,7 +244,7 @@ def _other_model_on_hub(args: argparse.Namespace) -> str | None:
         if Path(spec).is_dir():  # evaluated in place: the folder holds the results afterwards
             then = f"`{push_command(Path(spec), repo_id, branch)}` uploads the model with its results"
         else:
-            copy = Path(args.out) / slug(spec)
+            copy = results_copy(args.out, spec)
             then = f"`{push_command(copy, repo_id, branch)}` uploads the copy holding its results"
         return (
             f"--push: {problem}, so the results of {spec} would sit beside another model (or none); "
@@ -282,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
     from ferhub.cli import describe
     from ferhub.commands import device_error, label_names_error
+    from ferhub.commands.predict import out_folder_unwritable
     from ferhub.data import DataSourceError
     from ferhub.hub import EvalResultsError, ModelLoadError
 
@@ -291,12 +292,20 @@ def run(args: argparse.Namespace) -> int:
     if error:
         print(f"ferhub evaluate: {error}", file=sys.stderr)
         return 2
+    # before any work, as predict checks --out-dir: an evaluation of a large set is not lost at its end
+    # (the default eval_out too, made in the current folder)
+    error = out_folder_unwritable(
+        Path(args.out), f"--out {args.out}", "evaluate writes its predictions and report into a folder"
+    )
+    if error:
+        print(f"ferhub evaluate: {error}", file=sys.stderr)
+        return 2
     refused = _refuse_push(args)
     if refused:
         return refused
     out = Path(args.out)
     try:
-        source, runs, folders, not_finite = _evaluate_and_write(args, out)
+        source, runs, folders, not_finite, unwritten = _evaluate_and_write(args, out)
     except (DataSourceError, ModelLoadError, EvalResultsError, evaluation.EvaluationError, ValueError) as e:
         debug_traceback(args)
         code, why = describe(e)  # 1, or 3 when the Hub holding the model or data cannot be reached
@@ -306,9 +315,13 @@ def run(args: argparse.Namespace) -> int:
         _print_results(args, runs)
         if not args.no_report:
             _write_report(source, runs, out)
+    nothing = "; nothing was pushed" if args.push else ""
+    for line in unwritten:  # after the table and the report: the last lines on the terminal
+        print(f"ferhub evaluate: {line}{nothing}", file=sys.stderr)
     if not_finite is not None:  # the other models' results are written and shown; nothing is pushed
-        nothing = "; nothing was pushed" if args.push else ""
         print(f"ferhub evaluate: {not_finite}{nothing}", file=sys.stderr)
+        return 1
+    if unwritten:
         return 1
     if args.push:
         return _push(args, runs, folders)
@@ -368,13 +381,16 @@ def _progress(done: int, total: int, message: str) -> None:
 
 def _evaluate_and_write(
     args: argparse.Namespace, out: Path
-) -> tuple[Any, list[Any], list[Path], Exception | None]:
+) -> tuple[Any, list[Any], list[Path], Exception | None, list[str]]:
     """Evaluate every model on the data and write each one's eval_results.json and predictions under ``out``.
 
-    Returns the data source, the runs, each run's results folder, and the error naming the models that gave
-    NaN or infinite probabilities (``None`` when none did): the others' results are written all the same."""
-    from ferhub import eval_results, evaluation
+    Returns the data source, the runs, the results folder of each run written, the error naming the models
+    that gave NaN or infinite probabilities (``None`` when none did), and a line per model whose files could
+    not be written (a full disk, a folder it may not write): the others' results are written all the same."""
+    from ferhub import eval_results, evaluation, fileio
+    from ferhub.cli import describe
     from ferhub.data.sources import column_options
+    from ferhub.errors import EvalResultsError
 
     source = evaluation.open_data(
         args.data,
@@ -400,14 +416,21 @@ def _evaluate_and_write(
         )
     except evaluation.NotFiniteError as e:
         runs, not_finite = e.runs, e
-    folders = []
+    folders: list[Path] = []
+    unwritten: list[str] = []
     for r in runs:
-        folder = evaluation.results_folder(r, out)
-        path = eval_results.write(folder, {r.key: r.entry})
-        r.predictions.save(out / f"{evaluation.slug(r.name)}.{evaluation.slug(r.key)}.predictions.json")
+        try:
+            folder = evaluation.results_folder(r, out)
+            path = eval_results.write(folder, {r.key: r.entry})
+            # the model's and the data's names, each cut to its share of the 255 bytes a file name may have
+            name = fileio.fit_parts([evaluation.slug(r.name), evaluation.slug(r.key)], ".predictions.json")
+            r.predictions.save(out / name)
+        except (OSError, EvalResultsError) as e:  # this model's files only: the others' are still written
+            unwritten.append(printable(f"{r.name}: writing its results failed: {describe(e)[1]}"))
+            continue
         folders.append(folder)
         print(printable(f"{r.name}: {r.key} -> {path}"), file=sys.stderr)
-    return source, runs, folders, not_finite
+    return source, runs, folders, not_finite, unwritten
 
 
 def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:

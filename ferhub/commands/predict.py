@@ -487,9 +487,18 @@ def out_dir_unwritable(args: argparse.Namespace) -> str | None:
     """The line refusing an ``--out-dir`` that cannot be made or written (a file there or where one of its
     parent folders must be, no permission, a read-only disk), or ``None``: checked once, before any input is
     read, not found out input by input (one "result not written" line each); made by the first result."""
-    out = Path(args.out_dir)
-    option = f"--out-dir {args.out_dir}"
-    problem = _not_a_folder(out, option, "--out-dir writes a result file per input into a folder")
+    return out_folder_unwritable(
+        Path(args.out_dir),
+        f"--out-dir {args.out_dir}",
+        "--out-dir writes a result file per input into a folder",
+    )
+
+
+def out_folder_unwritable(out: Path, option: str, use: str) -> str | None:
+    """The line refusing an output folder ``out`` (given as ``option``; ``use`` says what it is for) that
+    cannot be made or written, or ``None``: :func:`out_dir_unwritable`'s check, shared with ``evaluate
+    --out``."""
+    problem = _not_a_folder(out, option, use)
     if problem:
         return problem
     existing = _nearest_existing(out)

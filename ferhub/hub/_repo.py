@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from ferhub import eval_results as results_file
 from ferhub.config import CONFIG_NAME, ModelConfig
 from ferhub.device import device_name
-from ferhub.errors import ConfigError, ModelLoadError
-from ferhub.fileio import atomic_write_json
+from ferhub.errors import ConfigError, ModelLoadError, NotAFolderError
+from ferhub.fileio import atomic_write_json, writing
 from ferhub.hub import _layout, _remote
 from ferhub.hub._layout import (
     CARD_CONTEXT_NAME,
@@ -168,7 +168,8 @@ def save(
     put back last, so a crash leaves either the old repo, the new one, or a folder that does not load. Other
     files in the folder (logs, checkpoints) are kept; repo files the new save does not write (an old
     ``eval_results.json``) are removed. Weights holding NaN or infinity, which :func:`load` refuses, raise
-    ``NonFiniteWeightsError`` (a ``ValueError``) before anything is written.
+    ``NonFiniteWeightsError`` (a ``ValueError``) before anything is written; a ``folder`` that is a file
+    raises ``NotAFolderError`` (a ``FileExistsError``).
 
     ``card_context`` keys: see ``ferhub.hub.CARD_CONTEXT_KEYS`` (model_name, license, license_text,
     base_model, datasets, tags, description, intended_use, limitations, recipe, training_command,
@@ -185,7 +186,7 @@ def save(
         )
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"{folder} exists and is not a folder")
+        raise NotAFolderError(f"{folder} exists and is not a folder; save() writes a model repo folder there")
     context = card.check_card_context(card_context or {}, "save()")
     context.setdefault("model_name", folder.resolve().name)
     if eval_results is not None:
@@ -199,15 +200,23 @@ def save(
     # mkdir, not mkdtemp: the repo folder gets the umask's mode (0755), where mkdtemp's 0700 made a model
     # another user (or a server under another uid) could not load
     tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
+    # a full disk names the repo's own file (fileio.writing), never the hidden stage folder the user never
+    # sees: "the disk is full: .model.tmp-3f2a.../model.safetensors" named no folder of theirs
+    with writing(folder):
+        tmp.mkdir()
     try:
-        atomic_write_json(tmp / CONFIG_NAME, config.to_dict())
+        with writing(folder / CONFIG_NAME):
+            atomic_write_json(tmp / CONFIG_NAME, config.to_dict())
         if config.architecture != ENSEMBLE:
-            write_weights(model, tmp / WEIGHTS_NAME)
+            with writing(folder / WEIGHTS_NAME):
+                write_weights(model, tmp / WEIGHTS_NAME)
         if eval_results is not None:
-            atomic_write_json(tmp / EVAL_RESULTS_NAME, dict(eval_results))
-        atomic_write_json(tmp / CARD_CONTEXT_NAME, context)
-        card.render_card(tmp)
+            with writing(folder / EVAL_RESULTS_NAME):
+                atomic_write_json(tmp / EVAL_RESULTS_NAME, dict(eval_results))
+        with writing(folder / CARD_CONTEXT_NAME):
+            atomic_write_json(tmp / CARD_CONTEXT_NAME, context)
+        with writing(folder / CARD_NAME):
+            card.render_card(tmp)
         _install(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

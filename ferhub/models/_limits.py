@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ferhub.config import ModelConfig
-from ferhub.errors import ConfigError, FerhubError
+from ferhub.errors import ConfigError, NonFiniteWeightsError
 
 MAX_MODEL_MB_ENV = "FERHUB_MAX_MODEL_MB"
 DEFAULT_MAX_MODEL_MB = 2048  # the largest registered network (NASNet-A Large at 331 px) needs ~1,350 MB
@@ -28,10 +28,6 @@ _MB = 2**20
 
 class ModelTooLargeError(ConfigError):
     """A config whose network would need more memory than the limit allows."""
-
-
-class NonFiniteWeightsError(FerhubError, ValueError):
-    """A weights file holding NaN or infinity."""
 
 
 def max_model_bytes() -> int:

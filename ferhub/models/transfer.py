@@ -118,7 +118,7 @@ def _inception_v3(num_classes: int, pretrained: bool, trainable_stages: int | No
 
 
 def _import_timm() -> ModuleType:
-    """``timm.models.nasnet``, else :class:`~ferhub._compat.MissingExtraError` naming ``ferhub[train]``."""
+    """``timm.models.nasnet``, else :class:`~ferhub.errors.MissingExtraError` naming ``ferhub[train]``."""
     import_torchvision()  # timm imports torchvision at import time
     return import_extra("timm.models.nasnet", "train", "NASNet")
 

@@ -438,6 +438,7 @@ def evaluate_now(
     """
     state.heavy_imports()
     from ferhub import eval_results, evaluation
+    from ferhub.fileio import fit_parts
     from ferhub.report import Section, write_report
 
     ids = _models(model_ids)
@@ -485,9 +486,11 @@ def evaluate_now(
     for run in runs:
         merged.setdefault(run.name, {})[run.key] = entries[run.name]
         written = eval_results.write(
-            out / evaluation.slug(run.name), {run.key: entries[run.name]}, render_card=False
+            evaluation.results_copy(out, run.name), {run.key: entries[run.name]}, render_card=False
         )
-        files.append(shutil.copy(written, out / f"{evaluation.slug(run.name)}.eval_results.json"))
+        # the download's name: the model's, cut to fit the 255 bytes a file name may have
+        download = fit_parts([evaluation.slug(run.name)], ".eval_results.json")
+        files.append(shutil.copy(written, out / download))
     key = runs[0].key
     report = write_report(
         out / "report.html",
