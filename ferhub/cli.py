@@ -36,8 +36,9 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from ferhub.errors import NETWORK_ERRORS, is_out_of_memory
+from ferhub.errors import NETWORK_ERRORS, is_out_of_memory, is_thread_limit
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_HUB, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: stopped by SIGTERM, as a shell reports it
@@ -136,6 +137,12 @@ def describe(e: BaseException) -> tuple[int, str]:
                 " connection (or HTTPS_PROXY / HF_ENDPOINT) and run it again"
             ),
         )
+    if is_thread_limit(e):  # memory, or a limit on processes and threads: Python does not say which
+        return EXIT_ERROR, (
+            f"cannot start a thread ({text}): the process or thread limit is reached (`ulimit -u`, a"
+            " container's pids limit) or memory ran out. Fix: raise the limit, run fewer programs at once or"
+            " free memory"
+        )
     if is_out_of_memory(e):  # numpy's, torch's and ONNX Runtime's words for it too (ulimit -v, a small box)
         return EXIT_ERROR, (
             f"out of memory ({text}). Fix: use smaller inputs (fewer or smaller images, a smaller model) or "
@@ -232,9 +239,12 @@ def _interrupted_code(code: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
-    with _sigterm_as_ctrl_c(), _closed_streams():
-        return _run(args)
+    # the arguments read with the streams already seen to: with stderr closed, argparse put a usage error's
+    # usage into stdout (the results) and dropped the error line
+    with _closed_streams():
+        args = build_parser(argv).parse_args(argv)
+        with _sigterm_as_ctrl_c():
+            return _run(args)
 
 
 @contextlib.contextmanager
@@ -246,7 +256,8 @@ def _closed_streams() -> Iterator[None]:
     perhaps. A closed stderr (``sys.stderr`` is ``None``) is silent: ``print(..., file=None)`` writes to
     stdout, where an error line would have joined the results. A closed stdout stays ``None``: ``print()``
     then writes nothing, so a command whose results are files (``predict --out-dir``, ``train``) exits 0
-    with its log unsaid, while ``predict`` refuses to send its results there (exit 2, before any work).
+    with its log unsaid, while one whose results would go to stdout alone is refused (exit 2, before any
+    work: :func:`_stdout_refused`).
     """
     for fd, flags in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
         try:
@@ -266,8 +277,21 @@ def _closed_streams() -> Iterator[None]:
             sys.stderr = stderr
 
 
+def _stdout_refused(module: Any, args: argparse.Namespace) -> str | None:
+    """Why the command cannot run with stdout closed (``>&-``): its results would go there alone, and be
+    lost after all the work with exit 0. Each command module says where its results go for ``args`` in
+    ``stdout_results(args)``: how to keep them (``"give --out-dir DIR or send stdout to a file"``), or
+    ``None`` where they go to files; a module without it writes files only."""
+    declared = getattr(module, "stdout_results", None)
+    keep = declared(args) if sys.stdout is None and declared is not None else None
+    return f"stdout is closed: the results have nowhere to go; {keep}" if keep else None
+
+
 def _run(args: argparse.Namespace) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
+    if refused := _stdout_refused(module, args):
+        print(f"ferhub {args.command}: {refused}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         code = int(module.run(args) or 0)
         if sys.stdout is not None:  # None: started with stdout closed (_closed_streams)

@@ -186,22 +186,33 @@ def not_finite(several: bool = False) -> str:
 # what native allocators say in errors that are no MemoryError when memory (or address space, under ``ulimit
 # -v``) runs out: torch's CPU allocator ("DefaultCPUAllocator: can't allocate memory: you tried to allocate
 # ..."), ONNX Runtime's arena ("Failed to allocate memory for requested buffer of size ..."), C++'s
-# std::bad_alloc, and Python when a thread's stack cannot be mapped ("can't start new thread")
-_OUT_OF_MEMORY_TEXTS = ("can't allocate memory", "failed to allocate memory", "bad_alloc", "start new thread")
+# std::bad_alloc, and Python when a thread cannot start (:data:`_THREAD_TEXT`)
+_OUT_OF_MEMORY_TEXTS = ("can't allocate memory", "failed to allocate memory", "bad_alloc")
+# CPython's RuntimeError for any failure of pthread_create: a thread's stack that cannot be mapped (memory,
+# ``ulimit -v``) and a process or thread limit (``ulimit -u``, a container's pids limit) alike
+_THREAD_TEXT = "can't start new thread"
 
 
 def is_out_of_memory(e: BaseException) -> bool:
     """Whether ``e`` says memory ran out: a ``MemoryError`` (numpy's ``_ArrayMemoryError`` included), torch's
-    ``OutOfMemoryError`` (CUDA), ``ENOMEM``, or a ``RuntimeError`` or ONNX Runtime error in an allocator's
-    words (:data:`_OUT_OF_MEMORY_TEXTS`)."""
+    ``OutOfMemoryError`` (CUDA), ``ENOMEM``, a ``RuntimeError`` or ONNX Runtime error in an allocator's
+    words (:data:`_OUT_OF_MEMORY_TEXTS`), or a thread that cannot start (:func:`is_thread_limit`: memory
+    perhaps, so that work is tried again in smaller parts as for memory; its message says both causes)."""
     if isinstance(e, MemoryError) or any(c.__name__ == "OutOfMemoryError" for c in type(e).__mro__):
         return True
     if isinstance(e, OSError):
         return e.errno == errno.ENOMEM  # "Cannot allocate memory" (an mmap, a fork)
     if isinstance(e, RuntimeError) or type(e).__module__.startswith("onnxruntime"):
         text = str(e).lower()
-        return any(t in text for t in _OUT_OF_MEMORY_TEXTS)
+        return any(t in text for t in _OUT_OF_MEMORY_TEXTS) or is_thread_limit(e)
     return False
+
+
+def is_thread_limit(e: BaseException) -> bool:
+    """Whether ``e`` is Python's "can't start new thread": out of memory for the thread's stack, or the
+    process or thread limit reached (``ulimit -u``, a container's pids limit), which Python does not tell
+    apart; "use smaller images" sent the user of a pids-limited container after the wrong cause."""
+    return isinstance(e, RuntimeError) and _THREAD_TEXT in str(e).lower()
 
 
 def is_network_error(e: BaseException) -> bool:

@@ -391,7 +391,9 @@ def export_onnx(
             report.max_difference = max(report.max_difference, _verify_ensemble(model, stage))
         if quantize == "int8":
             crops = real_face_crops(model.config, require_lfw=True)
-            with writing(folder / INT8_NAME):
+            # ONNX Runtime's quantiser writes into the system's temporary folder too (TMPDIR, maybe another
+            # disk): a full disk its error names no file of is named by none, not by --out's int8 graph
+            with writing(folder / INT8_NAME, unnamed=False):
                 report.int8_agreement = _quantize(model, stage / ONNX_NAME, stage / INT8_NAME, crops)
             report.int8_crops = len(crops)
             if report.int8_agreement < MIN_INT8_AGREEMENT:

@@ -4,11 +4,14 @@ Every writer of a file that others read while it may change (model repos, ``eval
 checkpoints, cached weights) goes through here. The new content goes to ``.<name>.<pid>-<random>.tmp`` in the
 same folder, is fsynced and renamed over the target; a writer killed before the rename leaves only such a
 temporary file, which the next write to the same target removes (:func:`remove_stale_temps`) once the process
-that made it is gone. A ``<name>`` too long to leave room for the rest in one file name (255 bytes) is
-shortened to its start and a hash of the whole name (:func:`fit_name`). A new file gets the mode
-``open()`` would give it (0666 less the umask, applied by the kernel as the temporary is made), and
-:func:`name_folding` tells which spellings of a name a folder's file system takes for one. A disk that
-fills up (or a file-size limit) is the target's error, named by it (:func:`writing`), safetensors' too.
+that made it is gone. A writer of many files in one folder removes those leftovers once for all of them
+(:func:`remove_stale_temps_of`, :func:`remove_stale_temps_in`) and writes each file with ``sweep=False``; one
+whose files a rerun remakes or a sweep deletes skips the fsync (``durable=False``). A ``<name>`` too long
+to leave room for the rest in one file name (255 bytes) is shortened to its start and a hash of the whole
+name (:func:`fit_name`). A new file gets the mode ``open()`` would give it (0666 less the umask, applied by
+the kernel as the temporary is made), and :func:`name_folding` tells which spellings of a name a folder's
+file system takes for one. A disk that fills up (or a file-size limit) while the target (or a temporary in
+its place) is written is the target's error, named by it (:func:`writing`), safetensors' too.
 
 >>> atomic_write_text(Path("out/results.json"), "{}\\n")            # doctest: +SKIP
 >>> with atomic_path(Path("out/model.safetensors")) as tmp:        # doctest: +SKIP
@@ -27,7 +30,7 @@ import re
 import secrets
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -195,23 +198,37 @@ def remove_stale_temps_of(paths: Iterable[str | os.PathLike]) -> list[Path]:
     by_folder: dict[Path, set[str]] = {}  # each folder's temporary prefixes
     for path in map(Path, paths):
         by_folder.setdefault(path.parent, set()).add(_temp_prefix(path))
+    return sorted(
+        t for folder, prefixes in by_folder.items() for t in _remove_stale(folder, prefixes.__contains__)
+    )
+
+
+def remove_stale_temps_in(folder: str | os.PathLike, wanted: Callable[[str], bool]) -> list[Path]:
+    """:func:`remove_stale_temps` for every target in ``folder`` whose name ``wanted`` takes, in one listing:
+    for a writer whose file names are known only as it goes (``predict --saliency``'s overlays), once per run.
+    ``wanted`` gets the name as the temporary spells it (:func:`fit_name`'s short form of a long one)."""
+    return sorted(_remove_stale(Path(folder), lambda prefix: wanted(prefix[1:-1])))
+
+
+def _remove_stale(folder: Path, wanted: Callable[[str], bool]) -> list[Path]:
+    """Delete the temporaries in ``folder`` whose writer has ended and whose prefix (``.NAME.``) ``wanted``
+    takes; returns them."""
+    try:  # (listed, not glob()-ed: a name holding "[", "*" or "?" would be read as a pattern)
+        entries = os.listdir(folder)
+    except OSError:  # not made yet: nothing left there
+        return []
     stale = []
-    for folder, prefixes in by_folder.items():
-        try:  # (listed, not glob()-ed: a name holding "[", "*" or "?" would be read as a pattern)
-            entries = os.listdir(folder)
-        except OSError:  # not made yet: nothing left there
+    for entry in entries:
+        if not (entry.startswith(".") and entry.endswith(_TEMP_SUFFIX)):
             continue
-        for entry in entries:
-            if not (entry.startswith(".") and entry.endswith(_TEMP_SUFFIX)):
-                continue
-            # .NAME.PID-RANDOM.tmp; RANDOM has no dot, so NAME is all before the last one
-            prefix = f".{entry[1 : -len(_TEMP_SUFFIX)].rpartition('.')[0]}."
-            temp = folder / entry
-            if prefix in prefixes and _is_temp(entry, prefix) and not _writer_alive(temp, prefix):
-                with contextlib.suppress(FileNotFoundError):
-                    temp.unlink()
-                stale.append(temp)
-    return sorted(stale)
+        # .NAME.PID-RANDOM.tmp; RANDOM has no dot, so NAME is all before the last one
+        prefix = f".{entry[1 : -len(_TEMP_SUFFIX)].rpartition('.')[0]}."
+        temp = folder / entry
+        if _is_temp(entry, prefix) and wanted(prefix) and not _writer_alive(temp, prefix):
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            stale.append(temp)
+    return stale
 
 
 def new_temp(path: str | os.PathLike) -> Path:
@@ -243,44 +260,79 @@ def os_error_code(e: BaseException) -> int | None:
 
 
 @contextlib.contextmanager
-def writing(path: str | os.PathLike) -> Iterator[None]:
+def writing(path: str | os.PathLike, *, unnamed: bool = True) -> Iterator[None]:
     """Errors of the block, which writes ``path``, name ``path``, the file its user knows.
 
-    A full disk, a used-up quota or a file-size limit (:data:`DISK_FULL`) names ``path`` whatever file it
-    hit: ``write()`` names none, and a temporary or a stage copy written in its place names one the user
-    never sees (``shutil.copyfile`` names its source first). A library's error that is no ``OSError`` but
-    carries an OS error code (safetensors' ``SafetensorError``) becomes that ``OSError``, naming ``path``, so
+    A full disk, a used-up quota or a file-size limit (:data:`DISK_FULL`) on a file that stands in for
+    ``path`` names ``path``: a temporary or a stage copy written in its place (:func:`_stands_for`) names one
+    the user never sees (``shutil.copyfile`` names its source first, its destination second). One on any
+    other file keeps that file's name: the block may write elsewhere too (ONNX Runtime's quantiser writes
+    into the system's temporary folder), and naming ``path`` then sent the user to the wrong disk. One that
+    names no file (``write()``'s) is ``path``'s unless ``unnamed`` is ``False`` (a block writing other files
+    too): it then names none. A library's error that is no ``OSError`` but carries an OS error code
+    (safetensors' ``SafetensorError``) becomes that ``OSError``, naming ``path`` (``unnamed``: none), so
     callers (the CLI's "the disk is full: PATH") take it as they take Python's own. Nested, the outermost
     name wins.
     """
     try:
         yield
     except OSError as e:
-        if e.errno in DISK_FULL:
+        if e.errno in DISK_FULL and (
+            (e.filename is None and e.filename2 is None and unnamed)
+            or _stands_for(e.filename, path)
+            or _stands_for(e.filename2, path)
+        ):
             e.filename, e.filename2 = os.fspath(path), None
         raise
     except Exception as e:
         code = os_error_code(e)
         if code is None:
             raise
-        raise OSError(code, os.strerror(code), os.fspath(path)) from e
+        raise OSError(code, os.strerror(code), *([os.fspath(path)] if unnamed else [])) from e
+
+
+def _stands_for(name: Any, path: str | os.PathLike) -> bool:
+    """Whether the file ``name`` (an error's) is ``path`` or one written in its place that its user never
+    sees: a temporary or stage folder beside it named after it (``.NAME.<pid>-<random>.tmp``,
+    ``.NAME.tmp-<uuid>``), or a file of its name (or that file's temporary) in a hidden stage folder beside
+    it or beside its folder (``ferhub export``'s ``OUT/.ferhub-export-*/model.onnx``, ``ferhub.save``'s
+    ``.REPO.tmp-*/config.json``)."""
+    if not isinstance(name, (str, bytes, os.PathLike)):
+        return False  # no file, or a descriptor
+    hit, path = Path(os.path.abspath(os.fsdecode(name))), Path(os.path.abspath(path))
+    if hit == path or (hit.parent == path.parent and hit.name.startswith(_temp_prefix(path))):
+        return True
+    stage = hit.parent
+    return (
+        stage.name.startswith(".")
+        and stage.parent in (path.parent, path.parent.parent)
+        and (hit.name == path.name or hit.name.startswith(_temp_prefix(path)))
+    )
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, *, mode: int | None = None, durable: bool = True, sweep: bool = True
+) -> Iterator[Path]:
     """A temporary path next to ``path``; when the block ends without error it is fsynced and renamed over
     ``path``, otherwise deleted.
 
     For writers that want a file name (``safetensors.torch.save_file``, ``torch.save``). The file gets
     ``mode``, else the old file's mode, else a new file's (as :func:`new_temp` made it: 0644 under the usual
     umask, 0600 under 077).
-    Leftovers of earlier interrupted writes of ``path`` are removed first. A full disk (the writer's, the
-    fsync's or the rename's) is ``path``'s error, and a writer's library error carrying an OS error code an
-    ``OSError`` (:func:`writing`).
+    Leftovers of earlier interrupted writes of ``path`` are removed first, unless ``sweep`` is ``False``: a
+    listing of the whole folder each time made a writer of thousands of files in one folder quadratic, so
+    such a writer removes them once for all its files (:func:`remove_stale_temps_of`,
+    :func:`remove_stale_temps_in`), and a fresh name (the app's uuid) has none. ``durable=False`` skips the
+    fsync (3 ms and more a file): the rename still never leaves a file cut short under ``path`` when the
+    process is killed or the disk fills up, only a crash of the machine may; for files a rerun makes again or
+    a sweep deletes. A full disk (the writer's, the fsync's or the rename's) is ``path``'s error, and a
+    writer's library error carrying an OS error code an ``OSError`` (:func:`writing`).
     """
     path = Path(path)
     with writing(path):
-        remove_stale_temps(path)
+        if sweep:
+            remove_stale_temps(path)
         tmp = new_temp(path)
         try:
             if mode is None:
@@ -288,23 +340,35 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
             yield tmp
             # after the writer: one that replaces the file (safetensors' save_file) leaves its own mode, 0600
             os.chmod(tmp, mode)
-            fsync_file(tmp)
+            if durable:
+                fsync_file(tmp)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> Path:
+def atomic_write_bytes(
+    path: str | os.PathLike, data: bytes, *, mode: int | None = None, durable: bool = True, sweep: bool = True
+) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_path`); returns ``path``."""
     path = Path(path)
-    with atomic_path(path, mode=mode) as tmp:
+    with atomic_path(path, mode=mode, durable=durable, sweep=sweep) as tmp:
         tmp.write_bytes(data)
     return path
 
 
-def atomic_save_image(path: str | os.PathLike, image: Any, mode: int | None = None, **options: Any) -> Path:
-    """Save the PIL ``image`` to ``path`` atomically (see :func:`atomic_path`), in the format of its suffix
-    unless ``format`` is given, with Pillow's ``options`` (``quality``); returns ``path``.
+def atomic_save_image(
+    path: str | os.PathLike,
+    image: Any,
+    mode: int | None = None,
+    *,
+    durable: bool = True,
+    sweep: bool = True,
+    **options: Any,
+) -> Path:
+    """Save the PIL ``image`` to ``path`` atomically (see :func:`atomic_path`, which says what ``mode``,
+    ``durable`` and ``sweep`` do), in the format of its suffix unless ``format`` is given, with Pillow's
+    ``options`` (``quality``); returns ``path``.
 
     Encoded in memory, then written by :func:`atomic_write_bytes`, whose write fails when the disk takes only
     part of it: Pillow's own ``save(path)`` returned without error from such a write where the whole file fit
@@ -316,7 +380,7 @@ def atomic_save_image(path: str | os.PathLike, image: Any, mode: int | None = No
     kind = options.pop("format", None) or Image.registered_extensions().get(path.suffix.lower())
     buffer = io.BytesIO()
     image.save(buffer, format=kind, **options)
-    return atomic_write_bytes(path, buffer.getvalue(), mode=mode)
+    return atomic_write_bytes(path, buffer.getvalue(), mode=mode, durable=durable, sweep=sweep)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, mode: int | None = None) -> Path:

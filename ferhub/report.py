@@ -19,6 +19,7 @@ import functools
 import gzip
 import html
 import io
+import itertools
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,9 +247,46 @@ def _same_images(a: ImagePredictions, b: ImagePredictions, labels: Sequence[str]
     return a.indices is None or b.indices is None or list(a.indices) == list(b.indices)
 
 
+def _image_groups(
+    preds: dict[str, ImagePredictions], labels: Sequence[str]
+) -> tuple[list[list[str]], dict[str, list[str]]]:
+    """The models of ``preds`` in groups run on the same images (:func:`_same_images` of every two in a
+    group; each group in the order of ``preds``, a model alone a group of one), and the models left out as
+    unsure, each with two models it matches that were run on different images.
+
+    Without file names (a predictions file of another tool) a model matches every set of its size and true
+    classes: taken into the first group it matched, it paired two models run on different images, or paired
+    with one model or the other by the order given. Such a model is left out, and the groups of the others
+    depend on no order."""
+    names = list(preds)
+    same = {
+        (a, b): _same_images(preds[a], preds[b], labels) for i, a in enumerate(names) for b in names[i + 1 :]
+    }
+
+    def matches(a: str, b: str) -> bool:
+        return a != b and same[(a, b) if names.index(a) < names.index(b) else (b, a)]
+
+    unsure: dict[str, list[str]] = {}
+    while True:
+        groups: list[list[str]] = []
+        for name in (n for n in names if n not in unsure):  # the connected parts of "matches"
+            linked = [g for g in groups if any(matches(name, m) for m in g)]
+            merged = [m for g in linked for m in g] + [name]
+            groups = [g for g in groups if g not in linked] + [sorted(merged, key=names.index)]
+        found: dict[str, list[str]] = {}  # a model matching two models that do not match each other
+        for group in groups:
+            for m, x, y in itertools.product(group, repeat=3):
+                if names.index(x) < names.index(y) and matches(m, x) and matches(m, y) and not matches(x, y):
+                    found.setdefault(m, [x, y])
+        if not found:
+            return sorted(groups, key=lambda g: names.index(g[0])), unsure
+        unsure.update(found)
+
+
 def _comparison_html(section: Section) -> str:
-    """The paired comparison table of the models run on the same images (each group of such models apart),
-    and a note naming the models run on images no other model was."""
+    """The paired comparison table of the models run on the same images (each group of such models apart,
+    :func:`_image_groups`), and notes naming the models run on images no other model was and those whose
+    images cannot be told."""
     from ferhub.compare import compare_predictions, format_rate
     from ferhub.labels import union_labels
 
@@ -257,23 +295,26 @@ def _comparison_html(section: Section) -> str:
     if len(preds) < 2:
         return ""
     labels = list(union_labels(*(p.labels for p in preds.values())))
-    groups: list[list[str]] = []
-    for name, p in preds.items():
-        group = next((g for g in groups if _same_images(preds[g[0]], p, labels)), None)
-        if group is None:
-            groups.append([name])
-        else:
-            group.append(name)
+    groups, unsure = _image_groups(preds, labels)
     alone = [g[0] for g in groups if len(g) == 1]
     groups = [g for g in groups if len(g) > 1]
+    unsure_note = "".join(
+        f'<p class="notes">per-image comparison skipped for {html.escape(name)}: it matches'
+        f" {html.escape(x)} and {html.escape(y)}, which were run on different images, and what it recorded"
+        f"{' (no file names)' if preds[name].paths is None else ''} does not tell which</p>"
+        for name, (x, y) in unsure.items()
+    )
     if not groups:
-        return '<p class="notes">per-image comparison skipped: the models were run on different images</p>'
+        return (
+            '<p class="notes">per-image comparison skipped: the models were run on different images</p>'
+            + unsure_note
+        )
     left_out = (
         f'<p class="notes">per-image comparison skipped for {html.escape(", ".join(alone))}: run on other'
         " images than the models compared</p>"
         if alone
         else ""
-    )
+    ) + unsure_note
     results = []
     for group in groups:
         first = preds[group[0]]

@@ -31,7 +31,7 @@ from torch import nn
 
 from ferhub.config import ModelConfig
 from ferhub.errors import SaliencyError, not_finite
-from ferhub.fileio import NAME_MAX, atomic_save_image, fit_name
+from ferhub.fileio import NAME_MAX, atomic_save_image, fit_name, remove_stale_temps_in
 
 # method id -> display name; the ids are what the CLI (`--saliency`) and the app's API accept
 METHODS: dict[str, str] = {
@@ -778,6 +778,8 @@ def write_overlays(
     run's inputs: ``--out`` may be the photos' own folder, where ``a_gradcam.jpg`` can be a photo of its own);
     a photo any of whose overlays would be one takes the next free stem the same way. A stem whose file names
     would pass 255 bytes is shortened to its start and a hash of the whole (:func:`ferhub.fileio.fit_name`).
+    Each file is written whole or not at all; a call with ``taken`` empty (a run's first) first removes what
+    an earlier run killed mid-write left in ``out_dir`` (:func:`ferhub.fileio.remove_stale_temps_in`).
     """
     from ferhub.images import load_image
 
@@ -790,6 +792,13 @@ def write_overlays(
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     taken = set() if taken is None else taken
+    if not taken:
+        # the leftovers of an earlier run's overlays, once a run: each file's own sweep listed the whole
+        # folder, which made thousands of photos' overlays into one folder quadratic
+        ids = "|".join(map(re.escape, sorted(set(mids))))
+        # the names of names(): STEM[_SLUG][_faceN]_METHOD.png|jpg
+        overlay_name = re.compile(rf".+_(?:face\d+_)?(?:{ids})\.(?:png|jpg)")
+        remove_stale_temps_in(out, overlay_name.fullmatch)
 
     def names(stem: str, faces: int) -> list[tuple[list[Path], Path]]:
         """Each model's face crop files and photo file for ``stem``."""
@@ -828,8 +837,10 @@ def write_overlays(
             for path, picture, options in outputs:
                 try:
                     # encoded in memory and written whole or not at all: Pillow's save(path) can leave a
-                    # truncated JPEG on a nearly full disk and report no error
-                    atomic_save_image(path, picture, **options)
+                    # truncated JPEG on a nearly full disk and report no error. The rename is what keeps a cut
+                    # file from its name; no fsync (3 ms an overlay, as --out-dir's results have none): only a
+                    # crash of the machine can leave one empty, and a rerun writes it again
+                    atomic_save_image(path, picture, durable=False, sweep=False, **options)
                 except OSError as error:
                     if on_error is None:
                         raise

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import subprocess
@@ -85,6 +86,78 @@ def test_the_apps_image_cut_short_is_an_error(monkeypatch: pytest.MonkeyPatch, t
     assert os.listdir(tmp_path) == []  # never served: the visitor gets an error instead
 
 
+@contextlib.contextmanager
+def counted(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Iterator[dict[str, int]]:
+    """How often ``folder`` is listed and a file fsynced while the block runs."""
+    calls = {"listed": 0, "fsynced": 0}
+    listdir, fsync = os.listdir, os.fsync
+
+    def counting_listdir(path: str | os.PathLike = ".") -> list[str]:
+        calls["listed"] += Path(path) == folder
+        return listdir(path)
+
+    def counting_fsync(fd: int) -> None:
+        calls["fsynced"] += 1
+        fsync(fd)
+
+    monkeypatch.setattr(os, "listdir", counting_listdir)
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    yield calls
+    monkeypatch.undo()
+
+
+def test_overlays_list_their_folder_once_a_run(monkeypatch, tmp_path: Path, predictor) -> None:
+    """Each overlay's write listed the whole --out folder for leftovers and fsynced: thousands of photos'
+    overlays into one folder took 73 s for 1.2 s of writing, more for each photo."""
+    from ferhub.saliency import write_overlays
+
+    photos = []
+    for name in ("a", "b"):
+        photos.append(tmp_path / f"{name}.jpg")
+        Image.open(EXAMPLES / "astronaut.jpg").resize((240, 240)).save(photos[-1])
+    results = predictor.predict([str(p) for p in photos])
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = 2**22 + 12345  # past Linux's pid_max: no process
+    stale = out / f".old_gradcam.jpg.{dead}-0badcafe.tmp"  # an earlier run killed mid-write
+    others = [out / f".results.json.{dead}-0badcafe.tmp", out / f".a_gradcam.jpg.{os.getpid()}-0badcafe.tmp"]
+    for temp in (stale, *others):
+        temp.write_bytes(b"half")
+    taken: set[str] = set()
+    with counted(monkeypatch, out) as calls:
+        written = [
+            p
+            for r in results
+            for p in write_overlays(predictor, [r], method="gradcam", out_dir=out, taken=taken)
+        ]
+    assert sorted(p.name for p in written) == [
+        "a_face1_gradcam.png", "a_gradcam.jpg", "b_face1_gradcam.png", "b_gradcam.jpg"
+    ]  # fmt: skip
+    assert calls == {"listed": 1, "fsynced": 0}
+    assert not stale.exists() and all(t.exists() for t in others)  # not an overlay's, or its writer runs
+
+
+def test_the_apps_image_lists_no_folder_and_syncs_nothing(monkeypatch, tmp_path: Path) -> None:
+    """A fresh name in a scratch folder: no leftovers to look for, nothing worth an fsync (+3 to +11 ms a
+    served image with the folder's 10 minutes of outputs)."""
+    from ferhub.ui import scratch, state
+
+    monkeypatch.setattr(scratch, "outputs_dir", lambda: tmp_path)
+    with counted(monkeypatch, tmp_path) as calls:
+        saved = [state.save_image(noise(), "faces"), state.save_image(noise(), "faces", lossless=True)]
+    assert calls == {"listed": 0, "fsynced": 0}
+    assert [Image.open(p).size for p in saved] == [(160, 160)] * 2
+    assert sorted(os.listdir(tmp_path)) == sorted(Path(p).name for p in saved)  # no temporary left
+
+
+def test_a_write_without_sweep_or_fsync_is_still_whole_or_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "x.jpg"
+    with file_size_limit(16 << 10), pytest.raises(OSError) as e:
+        fileio.atomic_save_image(target, noise(), quality=90, durable=False, sweep=False)
+    assert e.value.errno == errno.EFBIG and e.value.filename == str(target)
+    assert os.listdir(tmp_path) == []
+
+
 # -- 2 and 9: errors of a write name the file the user knows ------------------------------------------------
 def test_safetensors_on_a_full_disk_is_an_oserror_naming_the_file(tmp_path: Path) -> None:
     from ferhub.hub._weights import write_weights
@@ -115,6 +188,51 @@ def test_writing_names_its_file() -> None:
     assert (e.value.errno, e.value.filename) == (errno.ENOSPC, "/out/m.safetensors")
     with pytest.raises(ValueError), fileio.writing("/out/x"):
         raise ValueError("no OS error here")
+
+
+def test_writing_names_its_file_only_for_its_own_writes() -> None:
+    """A full disk on another file of the block (ONNX Runtime's quantiser in TMPDIR) named ``--out``'s file,
+    on a disk with room: the user looked at the wrong disk."""
+    elsewhere = "/tmp/ort.quant.x1/augmented_model.onnx"
+    with pytest.raises(OSError) as e, fileio.writing("/out/model.int8.onnx"):
+        raise OSError(errno.ENOSPC, "No space left on device", elsewhere)
+    assert e.value.filename == elsewhere
+    with pytest.raises(OSError) as e, fileio.writing("/out/model.int8.onnx", unnamed=False):
+        raise OSError(errno.ENOSPC, "No space left on device")  # write() in TMPDIR, or in the stage?
+    assert e.value.filename is None
+    assert cli.describe(e.value)[1].startswith("the disk is full. Fix")
+    # the stand-ins the user never sees still name the file they know
+    stand_ins = {
+        "/out/model.onnx": "/out/.ferhub-export-12-ab/model.onnx",  # export's stage
+        "/m/repo/config.json": "/m/.repo.tmp-3f2a/config.json",  # ferhub.save's stage
+        "/m/repo": "/m/.repo.tmp-3f2a",  # ... the stage folder itself
+        "/m/repo/README.md": "/m/.repo.tmp-3f2a/.README.md.12-ab34cd56.tmp",
+    }
+    for path, stand_in in stand_ins.items():
+        with pytest.raises(OSError) as e, fileio.writing(path):
+            raise OSError(errno.ENOSPC, "No space left on device", stand_in)
+        assert e.value.filename == path, stand_in
+
+
+def _crops(config: object) -> np.ndarray:
+    """A batch of the model's input (what ``export.real_face_crops`` gives, without LFW)."""
+    size, channels = config.input_size, config.channels  # type: ignore[attr-defined]
+    return np.random.default_rng(0).random((4, channels, size, size)).astype(np.float32)
+
+
+def test_int8_export_with_a_full_tmpdir_names_no_file_of_out(monkeypatch, tmp_path: Path) -> None:
+    from ferhub import export
+    from ferhub.hub import DEFAULT_MODEL
+
+    def full(*args: object) -> float:  # ONNX Runtime's write() into a full TMPDIR names no file
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "quantize_problem", lambda *args: None)
+    monkeypatch.setattr(export, "real_face_crops", lambda config, **kwargs: _crops(config))
+    monkeypatch.setattr(export, "_quantize", full)
+    with pytest.raises(OSError) as e:
+        export.export_onnx(DEFAULT_MODEL, tmp_path / "exp", quantize="int8")
+    assert e.value.filename is None and "exp" not in cli.describe(e.value)[1]
 
 
 @pytest.mark.parametrize(
@@ -186,14 +304,49 @@ def test_a_damaged_graph_that_cannot_be_removed_is_built_in_memory(
 
 
 # -- 4: closed stdout and stderr ----------------------------------------------------------------------------
-def test_a_closed_stdout_is_no_bug(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_a_closed_stdout_is_no_bug(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path) -> None:
     monkeypatch.setattr(sys, "stdout", None)
-    assert main(["models"]) == 0  # its lines go nowhere, as print() sends them; flushing None raised
+    # results in files: the log goes nowhere, as print() sends it; flushing None raised
+    assert main(["predict", str(EXAMPLES / "astronaut.jpg"), "--out-dir", str(tmp_path / "res")]) == 0
+    assert os.listdir(tmp_path / "res") == ["astronaut.jpg.json"]
+    assert "internal error" not in capsys.readouterr().err
     # predict's results would be lost after all the work: refused first, as a refused output is
     assert main(["predict", str(EXAMPLES / "astronaut.jpg")]) == 2
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert "stdout is closed" in err and "--out-dir" in err and "bug" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "keep"),
+    [
+        (["models"], "send stdout to a file"),
+        (["zoo", "list"], "send stdout to a file"),
+        (["compare", "m1", "m2", "--data", "nowhere"], "give --json FILE, or send stdout to a file"),
+        (["train", "--print-recipe"], "send stdout to a file"),
+    ],
+)
+def test_a_command_whose_results_are_stdout_refuses_a_closed_one(monkeypatch, capsys, args, keep) -> None:
+    """``compare`` without --out evaluated every model, lost its table and exited 0."""
+    monkeypatch.setattr(sys, "stdout", None)
+    assert main(args) == 2
+    monkeypatch.undo()
+    expected = f"ferhub {args[0]}: stdout is closed: the results have nowhere to go; {keep}\n"
+    assert capsys.readouterr().err == expected
+
+
+def test_a_command_with_result_files_takes_a_closed_stdout(monkeypatch) -> None:
+    from ferhub.commands import compare, predict, train, zoo
+
+    monkeypatch.setattr(sys, "stdout", None)
+    for module, argv in [
+        (compare, ["compare", "m1", "m2", "--data", "d", "--json", "c.json"]),
+        (compare, ["compare", "m1", "m2", "--data", "d", "--out", "c.html"]),
+        (predict, ["predict", "p.jpg", "--out-dir", "res"]),
+        (train, ["train", "--data", "faces"]),
+        (zoo, ["zoo", "import", "facemood"]),
+    ]:
+        assert cli._stdout_refused(module, cli.build_parser(argv).parse_args(argv)) is None, argv
 
 
 def test_a_closed_stderr_puts_nothing_in_the_results(monkeypatch, capsys, tmp_path: Path) -> None:
@@ -210,10 +363,22 @@ def test_closed_streams_in_a_real_process(tmp_path: Path) -> None:
         command = f"exec {sys.executable} -m ferhub {args}"
         return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
 
-    closed_stdout = ferhub("models >&-")
-    assert closed_stdout.returncode == 0 and closed_stdout.stderr == ""
+    closed_stdout = ferhub("models >&-")  # its list would be lost: refused, said on stderr
+    assert closed_stdout.returncode == 2 and "stdout is closed" in closed_stdout.stderr
     closed_stderr = ferhub(f"predict {tmp_path} 2>&-")  # its one line goes nowhere
     assert closed_stderr.returncode == 2 and closed_stderr.stdout == ""
+    for usage_error in ("predict --bogus", "nosuch"):  # argparse put the usage into stdout, the results
+        closed_stderr = ferhub(f"{usage_error} 2>&-")
+        assert closed_stderr.returncode == 2 and closed_stderr.stdout == "", usage_error
+
+
+def test_a_usage_error_with_stderr_closed_puts_nothing_in_the_results(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "stderr", None)
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "--bogus"])
+    assert e.value.code == 2 and sys.stderr is None  # given back as it was
+    monkeypatch.undo()
+    assert capsys.readouterr().out == ""
 
 
 # -- 7: a Numba cache folder on a full disk -----------------------------------------------------------------
@@ -246,6 +411,34 @@ def test_the_face_cache_follows_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, 
     assert default_cache_dir() == tmp_path / "xdg" / "ferhub" / "faces"
     monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "own"))  # ferhub's own setting wins
     assert default_cache_dir() == tmp_path / "own" / "faces"
+
+
+def test_the_face_cache_of_home_is_taken_to_xdg_cache_home(monkeypatch, tmp_path: Path, caplog) -> None:
+    """With XDG_CACHE_HOME set, the cache an earlier ferhub kept in ~/.cache was left unread: every image
+    detected again (hours for a large set), the old file orphaned, and nothing said."""
+    from ferhub.data import FaceCache
+    from ferhub.data.crops import image_key
+
+    image = Image.new("RGB", (50, 50), (7, 0, 0))
+    home = tmp_path / "home" / ".cache" / "ferhub" / "faces" / "t.jsonl"
+    home.parent.mkdir(parents=True)
+    face = {"box": [1.0, 2.0, 30.0, 40.0], "score": 0.9, "landmarks": None, "face_found": True}
+    home.write_text(json.dumps({"key": image_key(image), "face": face, "exact": True}) + "\n")
+    monkeypatch.delenv("FERHUB_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    detector = OneFace()
+    with caplog.at_level(logging.WARNING, logger="ferhub.data.crops"):
+        cache = FaceCache(detector, signature="t")
+        assert cache.get_many([image])[0].box == (1.0, 2.0, 30.0, 40.0) and detector.calls == 0
+        again = FaceCache(detector, signature="t")  # said once: the next run finds it in its place
+    assert cache.path == again.path == tmp_path / "xdg" / "ferhub" / "faces" / "t.jsonl"
+    assert image_key(image) in again and again.path.read_text() == home.read_text()
+    (record,) = [r for r in caplog.records if r.name == "ferhub.data.crops"]
+    assert record.getMessage() == (
+        f"the face-detection cache is now in {cache.path.parent} (XDG_CACHE_HOME): copied from {home}, which"
+        " can be deleted"
+    )
 
 
 class OneFace:
@@ -283,13 +476,24 @@ def test_an_unwritable_face_cache_works_in_memory(tmp_path: Path, caplog: pytest
             "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you"
             " tried to allocate 4611686018427387904 bytes. Error code 12 (Cannot allocate memory)"
         ),
-        RuntimeError("can't start new thread"),
         OSError(errno.ENOMEM, "Cannot allocate memory"),
     ],
 )
 def test_out_of_memory_in_any_library_is_the_out_of_memory_line(error: BaseException) -> None:
     code, message = cli.describe(error)
     assert code == 1 and message.startswith("out of memory (") and "bug" not in message
+
+
+def test_a_thread_that_cannot_start_names_the_thread_limit_too() -> None:
+    """Python's "can't start new thread" is a process or thread limit (``ulimit -u``, a container's pids
+    limit) as often as memory: "use smaller inputs" sent the user after the wrong cause."""
+    from ferhub.errors import is_out_of_memory
+
+    error = RuntimeError("can't start new thread")
+    code, message = cli.describe(error)
+    assert code == 1 and message.startswith("cannot start a thread (can't start new thread)")
+    assert "ulimit -u" in message and "pids limit" in message and "smaller inputs" not in message
+    assert is_out_of_memory(error)  # still tried again in smaller parts, as memory may be why
 
 
 def test_onnx_runtimes_allocation_failure_is_out_of_memory() -> None:

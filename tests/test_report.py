@@ -720,6 +720,30 @@ def test_the_paired_table_pairs_only_models_run_on_the_same_images(runs) -> None
     assert "per-image comparison skipped for C: run on other images than the models compared" in text
 
 
+def test_a_model_without_file_names_pairs_in_no_order_dependent_way(runs) -> None:
+    """A (no file names) matched both B and C, run on different files: in the order A, B, C the table paired
+    A-B, A-C and B-C (B and C only checked against A); in the order B, C, A it paired B-A. Every two models of
+    a group are now the same images, and the pairs do not depend on the order of the results."""
+    (ea, pa), _ = runs.values()
+    files = [f"faces/{FER8[t]}/{i:03d}.jpg" for i, t in enumerate(pa.y_true)]
+    preds = {
+        "A": pa,  # paths None
+        "B": dataclasses.replace(pa, paths=files),
+        "C": dataclasses.replace(pa, paths=[f.replace(".jpg", ".png") for f in files]),
+        "D": dataclasses.replace(pa, paths=files),  # B's images: paired with B
+    }
+    seen = []
+    for order in ("ABCD", "BCAD", "DCBA", "CADB"):
+        text = report_html([_named({n: ea for n in order}, {n: preds[n] for n in order})])
+        pairs = {frozenset(p) for p in re.findall(r"<tr><td>([ABCD])</td><td>([ABCD])</td>", text)}
+        seen.append(pairs)
+        assert "per-image comparison skipped for A: it matches " in text
+        assert (
+            "which were run on different images, and what it recorded (no file names) does not tell" in text
+        )
+    assert all(pairs == {frozenset("BD")} for pairs in seen), seen
+
+
 def _strings(value: object) -> list[str]:
     """Every string in a figure's JSON-ready dict."""
     if isinstance(value, str):

@@ -80,6 +80,12 @@ def format_pairs(result: dict[str, Any]) -> str:
     )
 
 
+def stdout_results(args: argparse.Namespace) -> str | None:
+    """How to keep the comparison where stdout's table is all of it (refused closed:
+    :func:`ferhub.cli._stdout_refused`): not with ``--json`` or ``--out``, which write it to a file too."""
+    return None if args.json or args.out else "give --json FILE, or send stdout to a file"
+
+
 def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
     from ferhub.cli import describe

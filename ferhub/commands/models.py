@@ -9,6 +9,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pattern", default="*", help="glob over architecture names")
 
 
+def stdout_results(args: argparse.Namespace) -> str | None:
+    """How to keep the list, printed to stdout alone (refused closed: :func:`ferhub.cli._stdout_refused`)."""
+    return "send stdout to a file"
+
+
 def run(args: argparse.Namespace) -> int:
     from ferhub.config import ModelConfig
     from ferhub.hub import DEFAULT_MODEL, ENSEMBLE, list_bundled, resolve

@@ -720,6 +720,12 @@ def _to_folder(job: Job, found: Any, annotated: dict[Path, Path]) -> int:
     return 0 if written or done or not mine else 1
 
 
+def stdout_results(args: argparse.Namespace) -> str | None:
+    """How to keep the results where they go to stdout: started with stdout closed (``>&-``: cron, a daemon),
+    the run is refused before any work (:func:`ferhub.cli._stdout_refused`)."""
+    return None if args.out_dir else "give --out-dir DIR or send stdout to a file"
+
+
 def run(args: argparse.Namespace) -> int:
     from ferhub.hub import ModelLoadError
     from ferhub.inputs import scan
@@ -754,10 +760,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.out_dir and (problem := out_dir_unwritable(args)):
         say(problem)
-        return 2
-    # started with `>&-` (cron, a daemon): the results would be lost, after all the work
-    if not args.out_dir and sys.stdout is None:
-        say("stdout is closed: the results have nowhere to go; give --out-dir DIR or send stdout to a file")
         return 2
     videos = found.videos()
     # options that would do nothing here: said, not silently dropped (the run still goes on)

@@ -65,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--face-cache",
         default=None,
-        help="face-detection cache folder (default $FERHUB_CACHE/faces, else ~/.cache/ferhub/faces)",
+        help="face-detection cache folder (default $FERHUB_CACHE/faces, else $XDG_CACHE_HOME/ferhub/faces,"
+        " else ~/.cache/ferhub/faces; one that cannot be written keeps the detections in memory for the run)",
     )
     parser.add_argument("--output-dir", default=None, help="run folder (default runs/RECIPE)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -299,6 +300,12 @@ def _resume_hint(args: argparse.Namespace, before: dict[Path, tuple[int, int, in
     if out is None or not now or not (args.resume or any(before.get(p) != v for p, v in now.items())):
         return ""
     return f"; continue it with the same command and --resume (checkpoints in {out})"
+
+
+def stdout_results(args: argparse.Namespace) -> str | None:
+    """How to keep what ``--list-variants`` and ``--print-recipe`` print to stdout alone (refused closed:
+    :func:`ferhub.cli._stdout_refused`); a run writes its model repo."""
+    return "send stdout to a file" if args.list_variants or args.print_recipe else None
 
 
 def run(args: argparse.Namespace) -> int:

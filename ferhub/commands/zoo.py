@@ -122,6 +122,12 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def stdout_results(args: argparse.Namespace) -> str | None:
+    """How to keep ``zoo list``'s catalogue, printed to stdout alone (refused closed:
+    :func:`ferhub.cli._stdout_refused`); ``import`` and ``push`` write repos."""
+    return "send stdout to a file" if args.zoo_command == "list" else None
+
+
 def run(args: argparse.Namespace) -> int:
     from ferhub.convert._fetch import FetchError
     from ferhub.zoo import ZooError

@@ -70,6 +70,19 @@ def default_cache_dir() -> Path:
     return Path(user).expanduser() / "ferhub" / "faces"
 
 
+def _home_cache_file(path: Path) -> Path | None:
+    """The file ``~/.cache/ferhub/faces/<name of path>``, where an earlier ferhub kept the cache whatever
+    XDG_CACHE_HOME said, when it exists and ``path`` (in the default folder, XDG_CACHE_HOME's) is another
+    file that does not; else ``None``. ``$FERHUB_CACHE`` was always used where set: nothing moved then."""
+    if os.environ.get("FERHUB_CACHE"):
+        return None
+    try:
+        old = Path.home() / ".cache" / "ferhub" / "faces" / path.name
+        return old if old.is_file() and not path.exists() and old.resolve() != path.resolve() else None
+    except (OSError, RuntimeError, KeyError):  # no home to find (RuntimeError), or none to read
+        return None
+
+
 class FaceCache:
     """Face detections stored by image content hash, so each image is detected once, ever.
 
@@ -98,6 +111,11 @@ class FaceCache:
         self.persist = persist
         self.entries: dict[str, dict[str, Any] | None] = {}
         self.detections_run = 0
+        # the cache of a ferhub that kept it in ~/.cache whatever XDG_CACHE_HOME said: copied to the folder
+        # it names, else every image was detected again (hours for a large set) and the old file forgotten
+        moved = _home_cache_file(self.path) if persist and not cache_dir else None
+        if moved is not None:
+            self._move_in(moved)
         if persist and self.path.is_file():
             try:
                 text = self.path.read_text()
@@ -112,6 +130,30 @@ class FaceCache:
                 if not isinstance(rec, dict) or not rec.get("exact") or "key" not in rec:
                     continue  # a face rounded to 0.01 px (an older ferhub's line): detect that image again
                 self.entries[rec["key"]] = rec.get("face")
+
+    def _move_in(self, old: Path) -> None:
+        """Copy the cache file ``old`` to :attr:`path` (said once: the next run finds it there); a copy that
+        fails leaves the detections to be read from ``old`` for this run."""
+        from ferhub.fileio import atomic_write_bytes
+
+        try:
+            data = old.read_bytes()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.path, data)  # never a part of it: a cut line would stay forgotten
+        except OSError as e:
+            log.warning(
+                "the face-detection cache %s cannot be copied to %s (%s); reading it where it is",
+                old,
+                self.path,
+                getattr(e, "strerror", None) or e,
+            )
+            self.path = old  # read from there (and written there, where that can be done)
+            return
+        log.warning(
+            "the face-detection cache is now in %s (XDG_CACHE_HOME): copied from %s, which can be deleted",
+            self.path.parent,
+            old,
+        )
 
     @property
     def detector(self) -> Any:
