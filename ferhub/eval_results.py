@@ -5,6 +5,7 @@ Training and evaluation both build entries with :func:`make_entry` and store the
 them takes :func:`usable`'s entries (an entry it cannot show is left out, and said so, never the file). ::
 
     {"format_version": 1,
+     "training"?: {"seen_data": [{"id", "config", "split", "role": "train" | "select", "num_images"?}]},
      "results": {"<dataset id>:<config>:<split>": {
         "dataset": {"id", "config", "split", "name", "revision"?},
         "model": {"id", "revision"},               # evaluation; training leaves it out (the repo is it)
@@ -28,6 +29,14 @@ key's result means (other data, another test-time augmentation, or the result tr
 protocol) is said on stderr (:func:`merge`). An entry with ``not_held_out`` was measured on data that
 trained or chose the model: its card says so and leaves it out of the ``model-index``.
 
+What trained the model is kept outside the replaceable results: ``training.seen_data`` names the data that
+trained it (``role: "train"``) or chose its released epoch (``"select"``), keyed as the results are, with the
+number of images it had then. ``ferhub train`` writes it (and the same list in each of its entries'
+``protocol``, where earlier versions look for it); :func:`merge` keeps it whatever it replaces, and adds to
+it what a replaced training entry recorded (or, for an entry written before ``seen_data`` existed, what its
+dataset and command tell), so an evaluation that replaces the training entry never loses it.
+:func:`seen_data` reads it.
+
 :func:`write` is crash-safe: the new file and the re-rendered card are both prepared before either is renamed
 into place, and the temporary files a killed writer leaves are removed by the next write; a card that still
 lags its results (a kill between the two renames) is re-rendered by the next write or push. Writers of one
@@ -45,6 +54,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import shlex
 import sys
 from collections.abc import Iterator, Mapping
@@ -177,6 +187,17 @@ def validate(data: Any, source: str) -> dict[str, Any]:
     for key, entry in data["results"].items():
         if problem := entry_problem(key, entry):
             raise EvalResultsError(f"{source}: {problem}. Fix: repair or remove that entry")
+    training = data.get("training")
+    if training is not None and (
+        not isinstance(training, Mapping)
+        or not isinstance(training.get("seen_data"), list)
+        or len(_clean_seen(training["seen_data"])) != len(training["seen_data"])
+    ):
+        raise EvalResultsError(
+            f"{source}: training.seen_data must be a list of objects with a string 'id' and a 'role' of "
+            f"{' or '.join(ROLES)}. Fix: repair it, or remove 'training' (what trained the model is then "
+            "unknown)"
+        )
     return data
 
 
@@ -302,15 +323,26 @@ def _jsonable(value: Any) -> Any:
     return json.loads(text)
 
 
-def merge(existing: Mapping[str, Any] | None, entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def merge(
+    existing: Mapping[str, Any] | None,
+    entries: Mapping[str, Mapping[str, Any]],
+    *,
+    seen: list[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A full document: ``existing``'s results (if any) with ``entries`` added; a key already present is
     replaced. With ``existing=None`` it is a new document of just ``entries`` (what ``hub.save`` takes).
 
     A replaced entry that was measured on other data (another number of images, another dataset revision)
     is said on stderr: two datasets that share a key would otherwise lose the first result silently. So is
     one measured otherwise on the same data (with or without test-time augmentation, or by ``ferhub train``
-    with its protocol): the key holds one result, and the old one is gone from the file and the card."""
+    with its protocol): the key holds one result, and the old one is gone from the file and the card.
+
+    What trained the model (``training.seen_data``) outlives the results: ``existing``'s is kept, and a
+    replaced training entry's (:func:`entry_seen_data`) is added to it, so that an evaluation replacing the
+    result ``ferhub train`` recorded still knows which data is no held-out data. ``seen`` (``ferhub train``'s
+    :func:`seen_data` items) replaces it: a new training run."""
     results = dict((existing or {}).get("results", {}))
+    record = seen_data(existing, entries=False) if existing else []
     for key, entry in entries.items():
         old = results.get(key)
         other = _other_data(old, entry) if isinstance(old, Mapping) else None
@@ -318,8 +350,105 @@ def merge(existing: Mapping[str, Any] | None, entries: Mapping[str, Mapping[str,
             print(f"eval_results: {key} replaced by a result on other data ({other})", file=sys.stderr)
         elif isinstance(old, Mapping) and (otherwise := _measured_otherwise(old, entry)):
             print(f"eval_results: {key}: {otherwise}", file=sys.stderr)
+        if isinstance(old, Mapping) and old.get("source") == "training" and entry.get("source") != "training":
+            record.extend(entry_seen_data(old))
         results[key] = _jsonable(entry)
-    return {"format_version": FORMAT_VERSION, "results": results}
+    if seen is not None:
+        record = _clean_seen(seen)
+    training = {"training": {"seen_data": _jsonable(_unique(record))}} if record else {}
+    return {"format_version": FORMAT_VERSION, **training, "results": results}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what trained the model
+# ---------------------------------------------------------------------------------------------------------
+ROLES = ("train", "select")  # of the data in seen_data: it trained the model, or chose its released epoch
+
+
+def seen_data(document: Mapping[str, Any] | None, *, entries: bool = True) -> list[dict[str, Any]]:
+    """The data that trained (``role: "train"``) or chose (``"select"``) the model whose results document
+    this is: ``training.seen_data``, and with ``entries`` what each training entry (``source: "training"``)
+    records too (:func:`entry_seen_data`); each ``{"id", "config", "split", "role"}`` (``config`` ``default``
+    and ``split`` ``all`` where not named) and ``num_images`` where recorded. ``[]`` when nothing says."""
+    if not isinstance(document, Mapping):
+        return []
+    training = document.get("training")
+    found = _clean_seen(training.get("seen_data")) if isinstance(training, Mapping) else []
+    results = document.get("results")
+    if entries and isinstance(results, Mapping):
+        for entry in results.values():
+            if isinstance(entry, Mapping) and entry.get("source") == "training":
+                found.extend(entry_seen_data(entry))
+    return _unique(found)
+
+
+def entry_seen_data(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What a training entry says trained or chose the model: its protocol's ``seen_data`` (as ``ferhub
+    train`` writes it), else, for an entry written before it did, what its dataset, protocol words and
+    command tell: the training split (``--split``, default ``train``) of the same data unless ``--val-data``
+    named the data reported on, and the split its protocol says chose the epoch (``selected_on: "split
+    val"``)."""
+    protocol = entry.get("protocol") if isinstance(entry.get("protocol"), Mapping) else {}
+    recorded = protocol.get("seen_data")
+    if isinstance(recorded, list):
+        return _clean_seen(recorded)
+    dataset = entry.get("dataset") if isinstance(entry.get("dataset"), Mapping) else {}
+    if not isinstance(dataset.get("id"), str):
+        return []
+    same = {"id": dataset["id"], "config": dataset.get("config") or "default"}
+    argv = _argv(entry.get("command"))
+    out = []
+    if _option(argv, "--val-data") is None:  # else the entry is of --val-data, and --data trained
+        out.append({**same, "split": _option(argv, "--split") or "train", "role": "train"})
+    selected = protocol.get("selected_on")
+    named = re.match(r"split (\S+)", selected) if isinstance(selected, str) else None
+    if named:
+        out.append({**same, "split": named.group(1), "role": "select"})
+    return out
+
+
+def _clean_seen(items: Any) -> list[dict[str, Any]]:
+    """The well-formed items of a ``seen_data`` list (a string ``id``, a known ``role``), each with
+    ``config`` and ``split`` spelled out and ``num_images`` kept where it is a count."""
+    out = []
+    for d in items if isinstance(items, list) else []:
+        if not isinstance(d, Mapping) or not isinstance(d.get("id"), str) or not d["id"]:
+            continue
+        if d.get("role") not in ROLES:
+            continue
+        item = {
+            "id": d["id"],
+            "config": str(d.get("config") or "default"),
+            "split": str(d.get("split") or "all"),
+            "role": d["role"],
+        }
+        if isinstance(d.get("num_images"), int) and not isinstance(d["num_images"], bool):
+            item["num_images"] = d["num_images"]
+        out.append(item)
+    return out
+
+
+def _unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` without repeats, in order (the record and several training entries name the same data)."""
+    return list({json.dumps(d, sort_keys=True): d for d in items}.values())
+
+
+def _argv(command: Any) -> list[str]:
+    """A recorded command line as its words (``[]`` when it is none, or not shell words)."""
+    try:
+        return shlex.split(command) if isinstance(command, str) else []
+    except ValueError:
+        return []
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    """The value of option ``name`` in ``argv`` (``--split X`` or ``--split=X``), ``None`` when not given."""
+    for i, word in enumerate(argv):
+        if word == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith(f"{name}="):
+            return word.partition("=")[2]
+    return None
 
 
 def _tta_words(entry: Mapping[str, Any]) -> str:

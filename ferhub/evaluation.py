@@ -497,15 +497,8 @@ def _model_evaluation(
         summary, dataset=run.dataset, model=model_info, tta=run.tta, num_images=n, command=run.command,
         date=run.date,
     )  # fmt: skip
-    seen = training_overlap(_results_of(folder), entry["dataset"]) if folder is not None else None
-    if seen is not None:  # the card says so, and leaves it out of the model-index (ferhub.hub.card)
-        entry["not_held_out"] = seen
-        entry["notes"].insert(
-            0,
-            f"Not a held-out result: {seen} (as its training result records). These numbers say how the "
-            "model does on images it was trained or chosen on, not on new faces, and this card's model-index "
-            "leaves them out.",
-        )
+    if folder is not None:
+        _mark_not_held_out(entry, _results_of(folder), run.key, len(source))
     if scores.unreadable:
         entry["unreadable"] = _unreadable_entry(scores.unreadable, source)
         entry["notes"].append(
@@ -534,6 +527,35 @@ def _model_evaluation(
     return ModelEvaluation(name, run.key, entry, predictions, folder, spec)
 
 
+def _mark_not_held_out(
+    entry: dict[str, Any], results: Mapping[str, Any] | None, key: str, num_images: int
+) -> None:
+    """Mark ``entry`` (of data of ``num_images`` images, stored under ``key``) ``not_held_out`` with a note
+    when the model's results document ``results`` records that this data trained or chose it
+    (:func:`training_overlap`), or when the result it replaces was marked so: the card says so and leaves it
+    out of the model-index (:mod:`ferhub.hub.card`)."""
+    found = _overlap(results, entry["dataset"], num_images)
+    if found is None and (before := _marked_before(results, key, entry)) is not None:
+        found = before, False
+    if found is None:
+        return
+    seen, name_only = found
+    entry["not_held_out"] = seen
+    if name_only:  # data is told by its name: another folder of that name may hold other images
+        note = (
+            f"Maybe not a held-out result: {seen}, as its training result records data of this name. If "
+            "these are other images, they are held out: evaluated under a name of their own (another folder "
+            "or file name), their result goes into this card's model-index, which leaves this one out."
+        )
+    else:
+        note = (
+            f"Not a held-out result: {seen} (as its training result records). These numbers say how the "
+            "model does on images it was trained or chosen on, not on new faces, and this card's model-index "
+            "leaves them out."
+        )
+    entry["notes"].insert(0, note)
+
+
 def _results_of(folder: Path) -> dict[str, Any] | None:
     """A model repo's ``eval_results.json`` as :func:`ferhub.eval_results.read` gives it; ``None`` when it
     has none, or one that cannot be read (writing the new entry into it says what is wrong)."""
@@ -545,85 +567,57 @@ def _results_of(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def training_overlap(results: Mapping[str, Any] | None, dataset: Mapping[str, Any]) -> str | None:
-    """How the data ``dataset`` (an entry's ``{"id", "config", "split"}``) took part in training the model
-    whose ``eval_results.json`` document is ``results``, as its training entries (``source: "training"``)
-    record it: ``"split train of fer2013 trained this model"``; ``None`` when it took no part (as far as they
-    say), e.g. the split training reported on.
+def training_overlap(
+    results: Mapping[str, Any] | None, dataset: Mapping[str, Any], num_images: int | None = None
+) -> str | None:
+    """How the data ``dataset`` (an entry's ``{"id", "config", "split"}``, of ``num_images`` images) took part
+    in training the model whose ``eval_results.json`` document is ``results``, as it records it
+    (:func:`ferhub.eval_results.seen_data`): ``"split train of fer2013 trained this model"``; ``None`` when it
+    took no part (as far as that says), e.g. the split training reported on.
 
-    Same data means the same ``id`` and ``config`` (as ``ferhub evaluate`` keys results). ``all`` of a
-    dataset holds every split of it, and a model trained on ``all`` of one saw every split of it."""
-    if not results or not isinstance(results.get("results"), Mapping):
-        return None
+    Same data means the same ``id`` and ``config`` (as ``ferhub evaluate`` keys results: a local folder's or
+    file's name). ``all`` of a dataset holds every split of it, and a model trained on ``all`` of one saw
+    every split of it. Where the record has the number of images that split had, and ``num_images`` is
+    another, the text says both: data of that name, maybe other images (``"all of faces (84 images then, 36
+    now) trained this model"``)."""
+    found = _overlap(results, dataset, num_images)
+    return None if found is None else found[0]
+
+
+def _overlap(
+    results: Mapping[str, Any] | None, dataset: Mapping[str, Any], num_images: int | None = None
+) -> tuple[str, bool] | None:
+    """:func:`training_overlap`'s text, and whether the record's number of images differs from
+    ``num_images`` (the name alone matched)."""
     want = (dataset.get("id"), dataset.get("config") or "default")
     split = dataset.get("split") or "all"
-    for entry in results["results"].values():
-        if not isinstance(entry, Mapping) or entry.get("source") != "training":
+    for seen in eval_results.seen_data(results):
+        if (seen["id"], seen["config"]) != want:
             continue
-        for seen in _seen_data(entry):
-            if (seen["id"], seen["config"]) != want:
-                continue
-            did = "trained this model" if seen["role"] == "train" else "chose its released epoch"
-            if seen["split"] == "all":
-                return f"all of {want[0]} {did}"
-            if split == seen["split"]:
-                return f"split {split} of {want[0]} {did}"
-            if split == "all":
-                return f"all of {want[0]} was evaluated, and its split {seen['split']} {did}"
+        did = "trained this model" if seen["role"] == "train" else "chose its released epoch"
+        if seen["split"] != split and split != "all" and seen["split"] != "all":
+            continue
+        if split == "all" and seen["split"] != "all":
+            return f"all of {want[0]} was evaluated, and its split {seen['split']} {did}", False
+        what = f"all of {want[0]}" if seen["split"] == "all" else f"split {split} of {want[0]}"
+        then = seen.get("num_images")
+        if split == seen["split"] and then is not None and num_images is not None and then != num_images:
+            return f"{what} ({then:,} images then, {num_images:,} now) {did}", True
+        return f"{what} {did}", False
     return None
 
 
-_ROLES = ("train", "select")  # of the data recorded in a training entry's protocol (seen_data)
-
-
-def _seen_data(entry: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The data that trained (``role: "train"``) or chose (``"select"``) the model of a training entry:
-    what its protocol records (``seen_data``, as ``ferhub train`` writes it), else, for entries written
-    before it did, what its dataset, protocol words and command tell: the training split (``--split``,
-    default ``train``) of the same data unless ``--val-data`` named the data reported on, and the split its
-    protocol says chose the epoch (``selected_on: "split val"``)."""
-    protocol = entry.get("protocol") if isinstance(entry.get("protocol"), Mapping) else {}
-    recorded = protocol.get("seen_data")
-    keys = ("id", "config", "split", "role")
-    if isinstance(recorded, list):
-        return [
-            {k: str(d.get(k) or ("default" if k == "config" else "all")) for k in keys}
-            for d in recorded
-            if isinstance(d, Mapping) and isinstance(d.get("id"), str) and d.get("role") in _ROLES
-        ]
-    dataset = entry.get("dataset") if isinstance(entry.get("dataset"), Mapping) else {}
-    if not isinstance(dataset.get("id"), str):
-        return []
-    same = {"id": dataset["id"], "config": dataset.get("config") or "default"}
-    argv = _argv(entry.get("command"))
-    out = []
-    if _option(argv, "--val-data") is None:  # else the entry is of --val-data, and --data trained
-        out.append({**same, "split": _option(argv, "--split") or "train", "role": "train"})
-    selected = protocol.get("selected_on")
-    named = re.match(r"split (\S+)", selected) if isinstance(selected, str) else None
-    if named:
-        out.append({**same, "split": named.group(1), "role": "select"})
-    return out
-
-
-def _argv(command: Any) -> list[str]:
-    """A recorded command line as its words (``[]`` when it is none, or not shell words)."""
-    import shlex
-
-    try:
-        return shlex.split(command) if isinstance(command, str) else []
-    except ValueError:
-        return []
-
-
-def _option(argv: list[str], name: str) -> str | None:
-    """The value of option ``name`` in ``argv`` (``--split X`` or ``--split=X``), ``None`` when not given."""
-    for i, word in enumerate(argv):
-        if word == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if word.startswith(f"{name}="):
-            return word.partition("=")[2]
-    return None
+def _marked_before(results: Mapping[str, Any] | None, key: str, entry: Mapping[str, Any]) -> str | None:
+    """The ``not_held_out`` of the result this ``entry`` replaces (the same key, data of as many images and
+    the same revision): the judgement stands when what it was judged on is no longer in the document (a file
+    written before ``training.seen_data`` existed, whose training entry an evaluation replaced)."""
+    old = results["results"].get(key) if isinstance(results, Mapping) else None
+    if not isinstance(old, Mapping) or not isinstance(old.get("not_held_out"), str):
+        return None
+    dataset = old["dataset"] if isinstance(old.get("dataset"), Mapping) else {}
+    if old.get("num_images") != entry.get("num_images"):  # other data under the same key
+        return None
+    return old["not_held_out"] if dataset.get("revision") == entry["dataset"].get("revision") else None
 
 
 def _decoded(
@@ -684,7 +678,7 @@ def push_results(
     never sit beside other weights: those of a Hub model go to the branch ``revision`` that was evaluated,
     with ``parent_commit`` the evaluated commit (a branch that moved since, or a tag, is refused); without
     it, the branch must hold the folder's own config and weights, else ``OtherModelOnHub`` (a ``ValueError``)
-    says what differs and to ``ferhub push`` the folder instead.
+    says what differs and how to publish the model with its results instead.
     """
     from ferhub.hub import CARD_NAME, push_files
 

@@ -85,6 +85,25 @@ def grace_hopper():
         return Image.open(f).convert("RGB")
 
 
+@pytest.fixture
+def lfw_crops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``crops/<class>/<i>.png``: 14 real LFW face crops in the 7 FER classes (``FERHUB_CACHE`` in the
+    test's folder)."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    from ferhub.labels import FER7
+
+    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "ferhub_cache"))
+    lfw = skimage.data.lfw_subset()
+    root = tmp_path / "crops"
+    for i in range(14):
+        (root / FER7[i % 7]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((lfw[i] * 255).astype(np.uint8)).save(root / FER7[i % 7] / f"{i:02d}.png")
+    return root
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models and small detections gain nothing from a second intra-op thread, and on a shared 2-core

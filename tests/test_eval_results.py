@@ -280,6 +280,42 @@ def test_a_result_on_training_data_stays_out_of_the_model_index(repo: Path) -> N
         eval_results.write(repo, {"fer2013:default:train": bad})
 
 
+def test_what_trained_the_model_is_kept_whatever_a_write_replaces(repo: Path) -> None:
+    """What trained the model lived only in the training entry's protocol: an evaluation replacing that
+    entry (its key, e.g. the held-out test split) dropped the record, and with it what is no held-out data.
+    ``training.seen_data`` is kept beside the results, and takes up what a replaced training entry said."""
+    test = {"id": "fer2013", "split": "test"}
+    train_split = {"id": "fer2013", "config": "default", "split": "train", "role": "train"}
+    recorded = eval_results.make_entry(summary(), dataset=test, source="training", command="ferhub train")
+    recorded["protocol"] = {"seen_data": [train_split]}
+    eval_results.write(repo, {"fer2013:default:test": recorded})  # a repo as 2f76e64's training wrote it
+    assert "training" not in eval_results.read(repo)
+    eval_results.write(repo, {"fer2013:default:test": eval_results.make_entry(summary(), dataset=test)})
+    document = eval_results.read(repo)
+    assert document["training"] == {"seen_data": [train_split]}
+    assert eval_results.seen_data(document) == [train_split]
+    # kept by every later write, of any key; the next replaced training entry's data is added to it
+    other = eval_results.make_entry(summary(), dataset={"id": "rafdb"}, source="training")  # command only
+    eval_results.write(repo, {"rafdb:default:all": other})
+    eval_results.write(
+        repo, {"rafdb:default:all": eval_results.make_entry(summary(), dataset={"id": "rafdb"})}
+    )
+    inferred = {"id": "rafdb", "config": "default", "split": "train", "role": "train"}
+    assert eval_results.read(repo)["training"]["seen_data"] == [train_split, inferred]
+    # a new training run's record replaces it (merge's seen=), its malformed items left out
+    new = [{"id": "faces", "role": "train", "num_images": 84}, {"id": "x", "role": "watched"}, "junk"]
+    fresh = eval_results.merge(eval_results.read(repo), {}, seen=new)
+    assert fresh["training"]["seen_data"] == [
+        {"id": "faces", "config": "default", "split": "all", "role": "train", "num_images": 84}
+    ]
+    assert "training" not in eval_results.merge(None, {})  # nothing recorded: no record
+    # what ferhub writes must pass; a record it cannot read is refused with what to do
+    eval_results.validate(fresh, "fresh")
+    for bad in ({"seen_data": "faces"}, {"seen_data": [{"id": "faces", "role": "?"}]}, []):
+        with pytest.raises(EvalResultsError, match=r"training\.seen_data must be a list of objects"):
+            eval_results.validate({**fresh, "training": bad}, "bad")
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

@@ -1793,22 +1793,6 @@ def test_results_push_names_the_repo_in_a_card_that_names_none(
     assert rec.calls[0]["revision"] is None and rec.calls[0]["parent_commit"] == commit  # the one checked
 
 
-@pytest.fixture
-def lfw_crops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``crops/<class>/<i>.png``: 14 real LFW face crops in the 7 FER classes."""
-    import numpy as np
-    import skimage.data
-    from PIL import Image
-
-    monkeypatch.setenv("FERHUB_CACHE", str(tmp_path / "ferhub_cache"))
-    lfw = skimage.data.lfw_subset()
-    root = tmp_path / "crops"
-    for i in range(14):
-        (root / FER7[i % 7]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray((lfw[i] * 255).astype(np.uint8)).save(root / FER7[i % 7] / f"{i:02d}.png")
-    return root
-
-
 def _evaluate_push(crops: Path, out: Path, *models_and_options: str) -> int:
     from ferhub.cli import main
 

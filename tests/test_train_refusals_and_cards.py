@@ -352,7 +352,7 @@ def test_the_test_entry_of_a_kfold_run_has_its_own_protocol(tmp_path: Path) -> N
                                 "reported_on": "split test", "kfold": 2, "released_fold": 1,
                                 # what trained the model, for evaluate to tell a result on it
                                 "seen_data": [{"id": "data", "config": "default", "split": "train",
-                                               "role": "train"}]}  # fmt: skip
+                                               "role": "train", "num_images": 12}]}  # fmt: skip
     assert test["num_images"] == 6
     card = (out / "model" / "README.md").read_text()
     acc = kfold["protocol"]["folds"]["accuracy"]  # stored as fractions; the card gives percent, as its tables

@@ -53,8 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--revision",
         default=None,
-        help="branch to push a local or bundled model's results to (default: the branch its card.json names, "
-        "else main); a Hub model's results go to the branch evaluated (org/name@branch)",
+        help="branch to push a local or bundled model's results to (default: the branch its card.json names "
+        "when they go to the repo it names, else main); a Hub model's results go to the branch evaluated "
+        "(org/name@branch)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument(
@@ -159,11 +160,13 @@ def _push_branch(
 ) -> str | None:
     """The branch a run's results go to: for a Hub model pushed to its own repo, the revision evaluated
     (after '@'; none: the default branch), so a card and results never land beside other weights; else
-    ``--revision``, and without it, for a model whose card.json names its repo (no --repo-id), the branch the
-    card names (a model trained with ``--push-to-hub ORG/NAME --revision REV`` is on REV)."""
+    ``--revision``, and without it, for a model whose card.json names the repo they go to (no --repo-id, or
+    that repo's), the branch the card names (a model trained with ``--push-to-hub ORG/NAME --revision REV``
+    is on REV); else the default branch."""
     if _own_hub_repo(spec, repo_id) is None:
-        if revision is None and repo_id is None and folder is not None and _hub_id(spec) is None:
-            return _card_published(folder)[1]
+        if revision is None and folder is not None and _hub_id(spec) is None:
+            card_repo, card_branch = _card_published(folder)
+            return card_branch if repo_id in (None, card_repo) else None
         return revision
     return spec.partition("@")[2] or None
 
@@ -195,7 +198,8 @@ def _revision_refused(args: argparse.Namespace) -> str | None:
 def _not_a_branch(args: argparse.Namespace) -> str | None:
     """Why a Hub model's ``@revision`` cannot take ``--push``'s results (a tag, no branch of the repo), asked
     of the Hub before any work; ``None`` when it is a branch, or when the Hub cannot say now (the evaluation
-    or the push will report that)."""
+    or the push will report that; a Hub that does not answer is said on stderr)."""
+    from ferhub.errors import HubConnectionError
     from ferhub.hub._push import branch_head
     from ferhub.hub._remote import online_api
 
@@ -205,22 +209,43 @@ def _not_a_branch(args: argparse.Namespace) -> str | None:
         if not revision:
             continue
         try:
-            branch_head(online_api("push"), hub_id, revision)
+            api = online_api("push")
+        except HubConnectionError:  # unreachable: the evaluation or the push says so
+            continue
+        try:
+            branch_head(api, hub_id, revision)
         except ValueError as e:
             return str(e)
-        except Exception:  # no network, no such repo, no access: the evaluation or the push says so
+        except HubConnectionError as e:  # the Hub accepted the connection and did not answer in time
+            _not_checked(spec, e)
+        except Exception:  # no such repo, no access, the Hub failing: the evaluation or the push says so
             continue
     return None
+
+
+def _not_checked(spec: str, e: Exception) -> None:
+    """Say on stderr that the check before evaluating ``spec`` got no answer from the Hub (``e``): the
+    evaluation goes on, and its push checks again."""
+    why = str(e).split(". Fix:")[0]  # its fix (try again later) is the push's to give, if it fails too
+    print(
+        printable(
+            f"ferhub evaluate: note: where --push would put the results of {spec} was not checked before "
+            f"evaluating: {why}; evaluating, and the push checks it again"
+        ),
+        file=sys.stderr,
+    )
 
 
 def _other_model_on_hub(args: argparse.Namespace) -> str | None:
     """Why ``--push`` would put a local or bundled model's results beside another model on the Hub (the
     branch holds other weights or config, none, or the repo or branch does not exist), asked of the Hub
     before any work; ``None`` when it holds this model, or when the Hub cannot say now (the push checks
-    again). A Hub model pushed to its own repo needs no check: its push goes on the commit evaluated."""
+    again; a Hub that does not answer in time is said on stderr). A Hub model pushed to its own repo needs no
+    check: its push goes on the commit evaluated."""
+    from ferhub.errors import HubConnectionError
     from ferhub.evaluation import results_copy
     from ferhub.hub import ModelLoadError
-    from ferhub.hub._push import hub_model_problem, push_command
+    from ferhub.hub._push import _zoo_name, hub_model_problem, other_model_fix
     from ferhub.hub._remote import online_api
     from ferhub.hub._repo import local_folder
 
@@ -236,20 +261,29 @@ def _other_model_on_hub(args: argparse.Namespace) -> str | None:
             continue
         branch = _push_branch(spec, args.repo_id, args.revision, folder)
         try:
-            problem = hub_model_problem(online_api("push"), repo_id, branch, folder)[1]
-        except Exception:  # no network, the Hub failing: the push says so
+            api = online_api("push")
+        except HubConnectionError:  # unreachable: the push says so
             continue
-        if problem is None:
+        try:
+            check = hub_model_problem(api, repo_id, branch, folder)
+        except HubConnectionError as e:  # the Hub accepted the connection and did not answer in time
+            _not_checked(spec, e)
             continue
-        if Path(spec).is_dir():  # evaluated in place: the folder holds the results afterwards
-            then = f"`{push_command(Path(spec), repo_id, branch)}` uploads the model with its results"
-        else:
-            copy = results_copy(args.out, spec)
-            then = f"`{push_command(copy, repo_id, branch)}` uploads the copy holding its results"
-        return (
-            f"--push: {problem}, so the results of {spec} would sit beside another model (or none); "
-            f"nothing was evaluated. Fix: evaluate without --push, then {then}; or give the --repo-id of the "
-            "repo that holds this model"
+        except Exception:  # the Hub failing: the push says so
+            continue
+        if check.problem is None:
+            continue
+        refused = (
+            f"--push: {check.problem}, so the results of {spec} would sit beside another model (or none); "
+            "nothing was evaluated. Fix: "
+        )
+        if args.repo_id is None and _zoo_name(repo_id):  # a bundled model's card names ferhub's own repo
+            return refused + "give --repo-id ORG/NAME, a repo of yours, to push the results with the model"
+        # evaluated in place, a folder holds the results afterwards; else its copy under --out does
+        pushed = Path(spec) if Path(spec).is_dir() else results_copy(args.out, spec)
+        then = other_model_fix(pushed, repo_id, branch, other_model=check.other_model)
+        return refused + (
+            f"give the --repo-id of the repo that holds this model; or evaluate without --push, then {then}"
         )
     return None
 
@@ -443,10 +477,18 @@ def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:
             if "cannot predict" in note or "no face" in note or note.startswith(("unreadable", "unlabelled")):
                 print(printable(f"{r.name}: {note}"), file=sys.stderr)
         if r.entry.get("not_held_out"):  # measured on images that trained or chose the model
+            # a local folder or file is told by its name alone: another one of that name is other images
+            named = (
+                ". If these are other images than the ones that trained it, give their folder or file a "
+                "name of its own and evaluate again"
+                if Path(args.data).exists()
+                else ""
+            )
             print(
                 printable(
-                    f"ferhub evaluate: warning: {r.name}: {r.entry['not_held_out']}, so {r.key} is no "
-                    "held-out result: it is recorded as such, and its card leaves it out of the model-index"
+                    f"ferhub evaluate: warning: {r.name}: {r.key} is no held-out result: "
+                    f"{r.entry['not_held_out']}, as its training records data of this name; it is recorded "
+                    f"as such, and its card leaves it out of the model-index{named}"
                 ),
                 file=sys.stderr,
             )
@@ -473,10 +515,10 @@ def _push(args: argparse.Namespace, runs: list[Any], folders: list[Path]) -> int
     """Push each model's results; a failure is one line naming where the results are (exit 3 for the Hub).
 
     A Hub model's results go to the branch evaluated, on top of the evaluated commit only (see
-    :func:`ferhub.evaluation.push_results`); a local or bundled model's to ``--revision`` (else the branch its
-    card.json names), its card naming the repo, and only where that branch holds the same config and
-    weights (exit 2 when it holds others: the repo named is the user's choice to change).
-    """
+    :func:`ferhub.evaluation.push_results`); a local or bundled model's to ``--revision`` (else, going to the
+    repo its card.json names, the branch the card names), its card naming the repo, and only where that branch
+    holds the same config and weights (exit 2 when it holds others: the repo named is the user's choice to
+    change)."""
     from huggingface_hub.errors import HfHubHTTPError
 
     from ferhub import evaluation

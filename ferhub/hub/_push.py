@@ -4,18 +4,19 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ferhub.config import CONFIG_NAME
 from ferhub.errors import ModelLoadError
 from ferhub.fileio import atomic_write_json
 from ferhub.hub._layout import CARD_CONTEXT_NAME, CARD_NAME, REPO_FILES, WEIGHTS_NAME
-from ferhub.hub._remote import HUB_ID, http_status, online_api
+from ferhub.hub._remote import HUB_ID, answered, http_status, online_api
 from ferhub.hub._repo import check_repo
 
 
@@ -145,11 +146,15 @@ def _staged(
 def branch_head(api: Any, repo_id: str, revision: str | None) -> str:
     """The commit that branch ``revision`` (default ``main``; a pull request's ``refs/pr/N`` too) of
     ``repo_id`` points at now. ``ValueError`` when ``revision`` is a tag, a commit or no ref of the repo:
-    results belong on a branch, next to the weights they were measured on."""
+    results belong on a branch, next to the weights they were measured on. A Hub that does not answer within
+    :data:`~ferhub.hub._remote.HUB_ANSWER_TIMEOUT_S` raises :class:`~ferhub.errors.HubConnectionError`."""
     from huggingface_hub import constants
 
     branch = revision or constants.DEFAULT_REVISION
-    refs = api.list_repo_refs(repo_id, repo_type="model", include_pull_requests=True)
+    refs = answered(
+        lambda: api.list_repo_refs(repo_id, repo_type="model", include_pull_requests=True),
+        f"listing the branches of {repo_id}",
+    )
     for ref in [*refs.branches, *(refs.pull_requests or [])]:
         if branch in (ref.name, ref.ref):
             return str(ref.target_commit)
@@ -173,22 +178,44 @@ class OtherModelOnHub(ValueError):
 def _same_file(local: Path, remote: Any) -> bool:
     """Whether ``local`` holds the bytes of ``remote`` (a :class:`huggingface_hub.hf_api.RepoFile`): by the
     LFS sha256 the Hub lists for a large file, else by its git oid (sha1 of ``blob <size>\\0`` + bytes)."""
+    stat = local.stat()
+    lfs = getattr(remote, "lfs", None)
+    size = getattr(lfs if lfs is not None else remote, "size", None)
+    if isinstance(size, int) and size != stat.st_size:  # no need to read a weights file of another size
+        return False
+    kind = "git" if lfs is None else "sha256"
+    digest = _file_digest(str(local.resolve()), kind, stat.st_size, stat.st_mtime_ns)
+    return digest == (remote.blob_id if lfs is None else lfs.sha256)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_digest(path: str, kind: str, size: int, mtime_ns: int) -> str:
+    """The sha256 (``kind`` ``"sha256"``) or git blob id (``"git"``) of the file at ``path``, read in 1 MiB
+    chunks: a weights file of gigabytes is never held in memory. Remembered by path, size and modification
+    time, so that the check before an evaluation and the one at its push read the file once."""
     import hashlib
 
-    data = local.read_bytes()
-    lfs = getattr(remote, "lfs", None)
-    if lfs is not None:
-        return hashlib.sha256(data).hexdigest() == lfs.sha256
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == remote.blob_id
+    h = hashlib.sha256() if kind == "sha256" else hashlib.sha1(b"blob %d\0" % size)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def hub_model_problem(
-    api: Any, repo_id: str, revision: str | None, folder: Path
-) -> tuple[str | None, str | None]:
-    """``(head, None)`` when branch ``revision`` (default ``main``) of ``repo_id`` holds ``folder``'s model
-    (its ``config.json`` and ``model.safetensors``, compared with the Hub's listing at the branch's ``head``
-    commit), else ``(head or None, what is wrong)``: no such repo or branch, a file missing, or other bytes.
-    Other Hub errors (no network, 5xx) are raised."""
+class HubModelCheck(NamedTuple):
+    """What :func:`hub_model_problem` found on a Hub branch."""
+
+    head: str | None  # the commit checked; None when there is no such repo or branch
+    problem: str | None  # what is wrong; None when the branch holds the folder's model
+    other_model: bool  # the branch holds a config.json or model.safetensors: a push there replaces them
+
+
+def hub_model_problem(api: Any, repo_id: str, revision: str | None, folder: Path) -> HubModelCheck:
+    """``(head, None, False)`` when branch ``revision`` (default ``main``) of ``repo_id`` holds ``folder``'s
+    model (its ``config.json`` and ``model.safetensors``, compared with the Hub's listing at the branch's
+    ``head`` commit), else ``(head or None, what is wrong, whether it holds another model)``: no such repo or
+    branch, a file missing, or other bytes. A Hub that does not answer (:func:`answered`) and other Hub
+    errors (no network, 5xx) are raised."""
     from huggingface_hub.errors import RepositoryNotFoundError
     from huggingface_hub.hf_api import RepoFile
 
@@ -196,25 +223,31 @@ def hub_model_problem(
     try:
         head = branch_head(api, repo_id, revision)
     except RepositoryNotFoundError:
-        return None, (
-            f"Hub repo {repo_id} was not found (it does not exist yet, or this account has no access to it)"
+        return HubModelCheck(
+            None,
+            f"Hub repo {repo_id} was not found (it does not exist yet, or this account has no access to it)",
+            False,
         )
     except ValueError as e:  # a tag, a commit, no such branch: its first clause says which
-        return None, str(e).split(";")[0]
-    listing = api.list_repo_tree(repo_id, revision=head, repo_type="model")
+        return HubModelCheck(None, str(e).split(";")[0], False)
+    listing = answered(  # the listing is paged: every page is asked for within the bound
+        lambda: list(api.list_repo_tree(repo_id, revision=head, repo_type="model")),
+        f"listing the files of {repo_id} at {head[:7]}",
+    )
     tree = {f.path: f for f in listing if isinstance(f, RepoFile)}
     where = f"branch {branch!r} of {repo_id} (commit {head[:7]})"
+    other = CONFIG_NAME in tree or WEIGHTS_NAME in tree
     for name in (CONFIG_NAME, WEIGHTS_NAME):  # an ensemble has no weights of its own: none on either side
         here, there = (folder / name).is_file(), tree.get(name)
         if not here and there is None:
             continue
         if there is None:
-            return head, f"{where} has no {name}"
+            return HubModelCheck(head, f"{where} has no {name}", other)
         if not here:
-            return head, f"{where} holds a {name} that {folder} has not"
+            return HubModelCheck(head, f"{where} holds a {name} that {folder} has not", other)
         if not _same_file(folder / name, there):
-            return head, f"{where} holds another {name} than {folder}"
-    return head, None
+            return HubModelCheck(head, f"{where} holds another {name} than {folder}", other)
+    return HubModelCheck(head, None, False)
 
 
 def push_command(folder: Path, repo_id: str, revision: str | None) -> str:
@@ -223,6 +256,24 @@ def push_command(folder: Path, repo_id: str, revision: str | None) -> str:
 
     branch = ["--revision", revision] if revision else []
     return shlex.join(["ferhub", "push", str(folder), repo_id, *branch])
+
+
+def other_model_fix(folder: Path, repo_id: str, revision: str | None, *, other_model: bool) -> str:
+    """How to publish ``folder`` (a model with its results) when branch ``revision`` of ``repo_id`` does not
+    hold its model (:func:`hub_model_problem`): where the branch holds another model, to a new repo or branch,
+    saying that a push onto it replaces that model; where it holds none, there (the push makes the repo or
+    branch); never into ferhub's own repo of a bundled or zoo model, which is not the user's to write."""
+    elsewhere = push_command(folder, "ORG/NAME", None)
+    if _zoo_name(repo_id):
+        return f"push it to a repo of yours (`{elsewhere}` uploads the model with its results)"
+    here = push_command(folder, repo_id, revision)
+    if not other_model:
+        return f"`{here}` uploads the model with its results"
+    return (
+        f"upload the model with its results to a new repo or branch (`{elsewhere}`, or "
+        f"`{push_command(folder, repo_id, 'NEW-BRANCH')}`); `{here}` would replace the model on branch "
+        f"{revision or 'main'!r} of {repo_id} with this one"
+    )
 
 
 def push_files(
@@ -246,8 +297,10 @@ def push_files(
     on a branch ``revision`` that still points there: a tag, a commit or a branch that moved since is refused
     with :class:`ValueError` saying to evaluate again. Without it, the branch must hold the folder's own
     ``config.json`` and ``model.safetensors`` (by the Hub's listing: git oid or LFS sha256), and the commit
-    goes on top of the commit that was checked; else :class:`OtherModelOnHub` says what differs and to
-    ``ferhub push`` the folder instead.
+    goes on top of the commit that was checked; else :class:`OtherModelOnHub` says what differs and how to
+    publish the model with its results (:func:`other_model_fix`). These checks are bounded
+    (:func:`~ferhub.hub._remote.answered`): a Hub that does not answer raises
+    :class:`~ferhub.errors.HubConnectionError`, nothing uploaded.
     """
     import huggingface_hub
     from huggingface_hub.errors import HfHubHTTPError
@@ -274,12 +327,12 @@ def push_files(
         raise ValueError(moved)
     parent = parent_commit
     if parent is None:
-        parent, problem = hub_model_problem(api, repo_id, revision, folder)
+        parent, problem, other_model = hub_model_problem(api, repo_id, revision, folder)
         if problem is not None:
+            fix = other_model_fix(folder, repo_id, revision, other_model=other_model)
             raise OtherModelOnHub(
                 f"{problem}, so {', '.join(files)} of {folder} would sit beside another model (or none); "
-                f"nothing was uploaded. Fix: push the model itself with its results "
-                f"(`{push_command(folder, repo_id, revision)}`)"
+                f"nothing was uploaded. Fix: {fix}"
             )
         moved = (
             f"branch {branch!r} of {repo_id} moved on from commit {parent}, whose model was checked, before "

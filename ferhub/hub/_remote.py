@@ -3,6 +3,9 @@
 huggingface_hub's own requests have no connect timeout and are retried, so a dead network costs ~23 s there.
 Everything here that would reach the Hub first asks :func:`hub_unreachable` (a TCP connect bounded by
 :data:`HUB_PROBE_TIMEOUT_S`), and offline or unreachable, fails at once with a message that says what to do.
+Questions that change nothing (a repo's branches and files, before a push) are bounded too
+(:func:`answered`): a Hub that accepts the connection but never answers fails them after
+:data:`HUB_ANSWER_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -11,15 +14,22 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 from ferhub.errors import HubConnectionError, HubModelUnavailable, ModelLoadError
 
 HUB_PROBE_TIMEOUT_S = 1.0  # offline or unreachable Hub ids must fail in well under 2 s
+# a Hub that accepts the connection must answer a question about a repo (its branches, its file listing)
+# within this; huggingface_hub waits forever (timeout=None). Longer than the probe: an answer, not a
+# connect, and a large repo's listing over a slow link
+HUB_ANSWER_TIMEOUT_S = 10.0
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+T = TypeVar("T")
 
 _PROBE_CACHE: dict[tuple[str, int], tuple[float, str | None]] = {}
 _PROBE_TTL_S = 30.0
@@ -58,6 +68,36 @@ def hub_unreachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> str 
     reason = None if reason is None else f"the Hub cannot be reached ({host}:{port}: {reason})"
     _PROBE_CACHE[(host, port)] = (now, reason)
     return reason
+
+
+def answered(call: Callable[[], T], what: str, timeout: float | None = None) -> T:
+    """``call()``'s return (or its error), run in a daemon thread as :func:`hub_unreachable` runs its probe;
+    :class:`HubConnectionError` when it has not returned within ``timeout`` (default
+    :data:`HUB_ANSWER_TIMEOUT_S`): a Hub that accepts connections but never answers. For questions that
+    change nothing (``what``: ``"listing the branches of org/name"``); the thread is left behind, blocked."""
+    from huggingface_hub import constants
+
+    limit = HUB_ANSWER_TIMEOUT_S if timeout is None else timeout
+    outcome: list[tuple[bool, Any]] = []
+
+    def ask() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as e:  # handed to the caller's thread, as raised
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=ask, name="ferhub-hub-answer", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if not outcome:
+        raise HubConnectionError(
+            f"the Hub ({constants.ENDPOINT}) accepted the connection but did not answer within {limit:g} s "
+            f"({what}). Fix: try again later"
+        )
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def online_api(action: str, token: str | None = None) -> Any:

@@ -247,6 +247,8 @@ def _results_for_template(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 ],
                 "no_face": _no_face_note(r.get("no_face")),
                 "notes": [n for n in r.get("notes") or [] if isinstance(n, str)],
+                # on data that trained or chose the model: left out of the model-index (_eval_result_objects)
+                "not_held_out": bool(r.get("not_held_out")),
                 "per_class_columns": [_metric_name(c) for c in columns],
                 "per_class_rows": [
                     (label, [format_metric(c, v.get(c, "")) for c in columns])

@@ -47,13 +47,23 @@ WITHOUT_PRETRAINED = (
 )
 
 
+def model_args(cfg: TrainConfig) -> dict[str, Any]:
+    """The recipe's ``model_args`` as the run builds its model: with ``--init``, without the pretrained
+    weights (``pretrained`` false). ``load_init`` then replaces every weight but the new classifier (strictly:
+    a file that does not fit is refused), so a pretrained file would be read for nothing, and one that is
+    not there must not stop the run. Pretrained weights change no shape (as the model registry relies on)."""
+    if cfg.init is not None and cfg.model_args.get("pretrained"):
+        return {**cfg.model_args, "pretrained": False}
+    return dict(cfg.model_args)
+
+
 def check_model_builds(cfg: TrainConfig) -> None:
     """Build the recipe's model on the meta device (no memory used, no weights read), looking for its
-    pretrained files where their loaders look: weights that are not there
-    (:class:`~ferhub.errors.PretrainedWeightsError`) and an optional package that is not installed (timm for
-    NASNet: :class:`~ferhub._compat.MissingExtraError`) are refused before any data is prepared, which for a
-    real data set means minutes of face detection. Any other failure is left to the real build, which says
-    why."""
+    pretrained files where their loaders look (none with ``--init``: :func:`model_args`): weights that are
+    not there (:class:`~ferhub.errors.PretrainedWeightsError`) and an optional package that is not installed
+    (timm for NASNet: :class:`~ferhub._compat.MissingExtraError`) are refused before any data is prepared,
+    which for a real data set means minutes of face detection. Any other failure is left to the real build,
+    which says why."""
     import warnings
 
     from ferhub._compat import MissingExtraError
@@ -67,7 +77,7 @@ def check_model_builds(cfg: TrainConfig) -> None:
         with pretrained_lookup(WITHOUT_PRETRAINED, check_only=True), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # builders that copy weights into meta tensors say it is a no-op
             with torch.device("meta"):
-                get_entry(cfg.model).builder(num_classes=2, **cfg.model_args)
+                get_entry(cfg.model).builder(num_classes=2, **model_args(cfg))
     except (PretrainedWeightsError, MissingExtraError):
         raise
     except Exception:  # needs real tensors, or refuses the arguments: the real build says why
@@ -75,12 +85,13 @@ def check_model_builds(cfg: TrainConfig) -> None:
 
 
 def build_model(cfg: TrainConfig, labels: Sequence[str]) -> nn.Module:
-    """The recipe's model for ``labels``, with ``--init`` weights and partial unfreezing applied."""
+    """The recipe's model for ``labels``, with ``--init`` weights (instead of pretrained ones:
+    :func:`model_args`) and partial unfreezing applied."""
     from ferhub.models import create_model
     from ferhub.pretrained import pretrained_lookup
 
     with pretrained_lookup(WITHOUT_PRETRAINED):  # a missing file's message names the run's setting
-        model = create_model(cfg.model, labels, config_overrides=cfg.config_overrides, **cfg.model_args)
+        model = create_model(cfg.model, labels, config_overrides=cfg.config_overrides, **model_args(cfg))
     if cfg.init:
         from ferhub.errors import PretrainedWeightsError
         from ferhub.pretrained import load_init

@@ -37,11 +37,12 @@ def result_entry(
     )
 
 
-def eval_results(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``eval_results.json`` document holding ``entries``, for :func:`ferhub.hub.save` to write."""
+def eval_results(entries: list[dict[str, Any]], seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The ``eval_results.json`` document holding ``entries``, for :func:`ferhub.hub.save` to write, with
+    ``seen`` (the data that trained or chose the model) as its ``training.seen_data``."""
     from ferhub.eval_results import key_of, merge
 
-    return merge(None, {key_of(e): e for e in entries})
+    return merge(None, {key_of(e): e for e in entries}, seen=seen)
 
 
 # The card's settings table, in this order: the settings that define the model, its training schedule and the

@@ -562,7 +562,7 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
         entries.append(_entry(extra, data, names["test"], cfg, test_src))
     seen = _seen_data(data, cfg, selects=not cfg.kfold and cfg.selection == "inner" and val is not None
                       and test is not None)  # fmt: skip
-    for entry in entries:
+    for entry in entries:  # also here, where earlier ferhub versions look for it
         entry["protocol"] = {**(entry.get("protocol") or {}), "seen_data": seen}
     metrics = reported["metrics"]
     session.say(f"reported on {plan.report_name}: accuracy {metrics['accuracy']:.4f}, mean class recall "
@@ -579,25 +579,29 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
     if session.dist.main:
         also = (texts["test"], len(test)) if cfg.kfold and test is not None else None
         _write_repo(cfg, opts, session, data.description(plan, also), plan, chosen.result.model, entries,
-                    summary)  # fmt: skip
+                    summary, seen)  # fmt: skip
     return summary
 
 
-def _seen_data(data: _Data, cfg: TrainConfig, *, selects: bool) -> list[dict[str, str]]:
+def _seen_data(data: _Data, cfg: TrainConfig, *, selects: bool) -> list[dict[str, Any]]:
     """The data that trained the model (``role: "train"``) and, when the validation split chose its epoch
     (``selects``), that split (``"select"``), named as the entries name data and as ``ferhub evaluate``
-    keys it (``id``, ``config``, ``split``; ``all`` for data without splits): recorded in each entry's
-    protocol, so that an evaluation on them is told from a held-out one
-    (:func:`ferhub.evaluation.training_overlap`). A k-fold run trains on every fold of its data."""
+    keys it (``id``, ``config``, ``split``; ``all`` for data without splits), with the number of images it
+    has (``num_images``: a local folder is named by its name alone, and another folder of that name with
+    other images is told apart by its count): recorded as the results document's ``training.seen_data``
+    (kept whatever evaluation replaces, :func:`ferhub.eval_results.merge`) and in each entry's protocol, so
+    that an evaluation on them is told from a held-out one (:func:`ferhub.evaluation.training_overlap`). A
+    k-fold run trains on every fold of its data."""
     opts, train = data.opts, data.train_src
     train_id = str(opts.data) if not Path(str(opts.data)).exists() else train.name  # as _entry names it
-    seen = [{"id": train_id, "config": getattr(train, "config", None) or "default",
-             "split": train.split or "all", "role": "train"}]  # fmt: skip
+    seen: list[dict[str, Any]] = [{"id": train_id, "config": getattr(train, "config", None) or "default",
+                                   "split": train.split or "all", "role": "train",
+                                   "num_images": len(train)}]  # fmt: skip
     val = data.val_src
     if selects and val is not None:
         val_id = val.name if opts.val_data is not None else train_id
         seen.append({"id": val_id, "config": getattr(val, "config", None) or "default",
-                     "split": val.split or "all", "role": "select"})  # fmt: skip
+                     "split": val.split or "all", "role": "select", "num_images": len(val)})  # fmt: skip
     return seen
 
 
@@ -654,9 +658,11 @@ def _write_repo(
     model: nn.Module,
     entries: list[dict[str, Any]],
     summary: dict[str, Any],
+    seen: list[dict[str, Any]],
 ) -> None:
     """Write the model repo and ``summary.json`` (rank 0), and push the repo when asked. ``data_text``: the
-    card's account of the data (:meth:`_Data.description`)."""
+    card's account of the data (:meth:`_Data.description`); ``seen``: the data that trained or chose the
+    model (:func:`_seen_data`)."""
     from ferhub import hub
     from ferhub.hub._push import published_as
 
@@ -677,8 +683,8 @@ def _write_repo(
         "tags": ["ferhub", f"recipe-{cfg.recipe.split(':')[0]}"],
         **_start_context(cfg),
     }
-    model_dir = hub.save(for_saving(model), session.out_dir / "model", eval_results=eval_results(entries),
-                         card_context=context)  # fmt: skip
+    model_dir = hub.save(for_saving(model), session.out_dir / "model",
+                         eval_results=eval_results(entries, seen), card_context=context)  # fmt: skip
     (session.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default) + "\n")
     session.say(f"model repo written to {model_dir}")
     summary["model_dir"] = str(model_dir)
