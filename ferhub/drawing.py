@@ -13,24 +13,50 @@ from PIL import Image, ImageDraw, ImageFont
 Box = tuple[float, float, float, float]
 RGB = tuple[int, int, int]
 
-# one stable colour per expression, chosen to stay readable on skin tones and under white text
+# One stable colour per expression: the Okabe-Ito palette (Okabe & Ito 2008), whose colours stay apart under
+# the common colour-vision deficiencies (simulated deuteranopia, protanopia, tritanopia: every pair of the 7
+# expressions at least ~12 CIEDE2000 apart; the last palette made fear and sad one colour for deuteranopes).
+# The boxes, their tags, the probability bars and the timelines all take their colours from here. A tag's
+# text is black or white, whichever contrasts more with its colour (:func:`text_color`).
 LABEL_COLORS: dict[str, RGB] = {
-    "angry": (220, 38, 38),
-    "disgust": (101, 163, 13),
-    "fear": (124, 58, 237),
-    "happy": (234, 179, 8),
-    "sad": (37, 99, 235),
-    "surprise": (249, 115, 22),
-    "neutral": (71, 85, 105),
-    "contempt": (190, 24, 93),
+    "angry": (213, 94, 0),  # vermillion
+    "disgust": (0, 158, 115),  # bluish green
+    "fear": (204, 121, 167),  # reddish purple
+    "happy": (240, 228, 66),  # yellow
+    "sad": (0, 114, 178),  # blue
+    "surprise": (86, 180, 233),  # sky blue
+    "neutral": (100, 100, 100),  # grey (Okabe-Ito's black, lightened to show on dark backgrounds)
+    "contempt": (230, 159, 0),  # orange
 }
+OTHER_COLOR: RGB = (100, 100, 100)  # labels outside ferhub's sets
+WHITE: RGB = (255, 255, 255)
+BLACK: RGB = (0, 0, 0)
 DISAGREE_COLOR: RGB = (239, 68, 68)
 AGREE_COLOR: RGB = (34, 197, 94)
 
 
 def label_color(label: str) -> RGB:
     """The colour of an expression label (grey for labels outside ferhub's sets)."""
-    return LABEL_COLORS.get(label, (71, 85, 105))
+    return LABEL_COLORS.get(label, OTHER_COLOR)
+
+
+def _luminance(color: RGB) -> float:
+    """WCAG 2 relative luminance of an sRGB colour."""
+    channels = [c / 255 for c in color]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: RGB, b: RGB) -> float:
+    """WCAG 2 contrast ratio of two colours (1 to 21)."""
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def text_color(fill: RGB) -> RGB:
+    """Black or white, whichever contrasts more with ``fill``: at least 4.58:1 on any colour, so a tag's text
+    meets WCAG AA (4.5:1) whatever its colour (white text on the yellow "happy" tag was 1.9:1)."""
+    return BLACK if contrast_ratio(fill, BLACK) >= contrast_ratio(fill, WHITE) else WHITE
 
 
 @functools.lru_cache(maxsize=32)
@@ -58,7 +84,6 @@ _PHASE_START = (0.0, 0.25, 0.75)  # where each phase's mask is rendered: well in
 # masks are kept up to this font size (frames up to ~1500 px wide): a 4K photo's label mask is ~90 KB, and
 # photos that large come one at a time
 MAX_CACHED_FONT = 48
-WHITE = (255, 255, 255)
 
 
 def _phase(fraction: float, rounds_at: float) -> int | None:
@@ -96,18 +121,23 @@ def _masks_follow_phases(size: int) -> bool:
 
 
 def _draw_label(
-    out: Image.Image, draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int
+    out: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    size: int,
+    fill: RGB = WHITE,
 ) -> None:
-    """``draw.text(xy, text, fill=WHITE, font=_font(size))``, from :func:`_label_mask` where it may be."""
+    """``draw.text(xy, text, fill=fill, font=_font(size))``, from :func:`_label_mask` where it may be."""
     x, y = xy
     phase_x, phase_y = _phase(x - math.floor(x), _ROUNDS_AT[0]), _phase(y - math.floor(y), _ROUNDS_AT[1])
     cached = size <= MAX_CACHED_FONT and x >= 0 and y >= 0 and "\n" not in text
     if not cached or phase_x is None or phase_y is None or not _masks_follow_phases(size):
-        draw.text(xy, text, fill=WHITE, font=_font(size))
+        draw.text(xy, text, fill=fill, font=_font(size))
         return
     mask, (dx, dy) = _label_mask(size, text, phase_x, phase_y)
     left, top = int(x) + dx, int(y) + dy
-    out.paste(WHITE, (left, top, left + mask.width, top + mask.height), mask)  # what draw.text's bitmap does
+    out.paste(fill, (left, top, left + mask.width, top + mask.height), mask)  # what draw.text's bitmap does
 
 
 Rect = tuple[float, float, float, float]
@@ -295,7 +325,8 @@ def draw_boxes(
         tx1, ty1 = tag[:2]
         draw.rectangle(tag, fill=color)
         left, top, _, _ = _text_bbox(layout.font_size, text)
-        _draw_label(out, draw, (tx1 + layout.pad - left, ty1 + layout.pad - top), text, layout.font_size)
+        xy = (tx1 + layout.pad - left, ty1 + layout.pad - top)
+        _draw_label(out, draw, xy, text, layout.font_size, text_color(color))
     return out
 
 

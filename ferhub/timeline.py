@@ -121,6 +121,26 @@ def collect(
 # third model's smoothed lines looked like per-frame values)
 _DASHES = ["solid", "dash", "dashdot", "longdash", "longdashdot"]
 RAW_DASH = "dot"  # the per-frame lines', as the figure's subtitle says
+# a second cue beside each expression's colour (ferhub.drawing.LABEL_COLORS): a marker symbol, shown every so
+# often along its smoothed line and in the legend, so a line can be matched to its legend entry without
+# telling colours apart (colour-vision deficiencies, a greyscale print)
+LABEL_SYMBOLS = {
+    "angry": "triangle-up",
+    "disgust": "x",
+    "fear": "diamond",
+    "happy": "circle",
+    "sad": "triangle-down",
+    "surprise": "star",
+    "neutral": "square",
+    "contempt": "cross",
+}
+OTHER_SYMBOLS = ["pentagon", "hexagon", "hourglass", "bowtie", "asterisk-open", "y-up-open"]
+MARKERS_PER_LINE = 12  # plotly's marker.maxdisplayed: a few markers spread along a line, not one per frame
+
+
+def label_symbol(label: str, index: int) -> str:
+    """The marker symbol of an expression (a label outside ferhub's sets: one by ``index``, its place)."""
+    return LABEL_SYMBOLS.get(label) or OTHER_SYMBOLS[index % len(OTHER_SYMBOLS)]
 
 
 def figure(data: Mapping[tuple[int, str], Series], *, title: str | None = None, show_raw: bool = True) -> Any:
@@ -178,9 +198,10 @@ def _series_traces(
     shown: set[str],
     show_raw: bool,
 ) -> list[Any]:
-    """``person``'s lines under ``model``: per expression the smoothed line in ``dash`` style and
-    (``show_raw``) the faint dotted per-frame one, named the label plus ``name_suffix``. A legend entry is
-    shown only for names not yet in ``shown``, which this adds to."""
+    """``person``'s lines under ``model``: per expression the smoothed line in ``dash`` style, with the
+    expression's marker symbol (:data:`LABEL_SYMBOLS`) every so often, and (``show_raw``) the faint dotted
+    per-frame one, named the label plus ``name_suffix``. A legend entry is shown only for names not yet in
+    ``shown``, which this adds to."""
     import plotly.graph_objects as go
 
     from ferhub.drawing import label_color
@@ -197,11 +218,12 @@ def _series_traces(
             go.Scatter(
                 x=x,
                 y=y,
-                mode="lines",
+                mode="lines+markers",
                 name=shown_name,
                 legendgroup=shown_name,
                 showlegend=name not in shown,
                 line={"color": f"rgb({r},{g},{b})", "width": 2, "dash": dash},
+                marker={"symbol": label_symbol(label, k), "size": 7, "maxdisplayed": MARKERS_PER_LINE},
                 hovertemplate=(
                     f"face {person} {shown_label}: %{{y:.2f}} at %{{x:.2f}} s<extra>{shown_model}</extra>"
                 ),

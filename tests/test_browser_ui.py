@@ -463,3 +463,48 @@ def test_compare_dashboard_one_order_hidden_classes_and_it_fits(
         driver.save_screenshot(str(shots / f"14-compare-difference-{width}.png"))
     finally:
         driver.set_window_size(1400, 1000)
+
+
+def test_result_photos_and_examples_are_named_stack_on_a_tablet_and_bars_follow_dark_mode(
+    driver: Any, app_url: str, shots: Path
+) -> None:
+    """Screen readers met unnamed buttons for the result photos and the example thumbnails; at 900 px the two
+    result photos shrank to 174 px side by side; in dark mode the bars' empty part was light grey."""
+
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 900, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        open_page(driver, app_url + "?__theme=dark")
+        alts = "return [...document.querySelectorAll(arguments[0])].map(i => i.alt)"
+        wait(
+            lambda: (
+                js(driver, alts, "#classify-examples .gallery-item img")
+                == ["Example photo: astronaut Eileen Collins", "Example photo: Grace Hopper"]
+            ),
+            what="the examples named",
+        )
+        upload(driver, "classify-input", HOPPER)
+        wait(lambda: "Face #1" in probs_text(driver), timeout=120, what="a result")
+        wait(
+            lambda: (
+                js(driver, alts, "#classify-annotated img")[0].startswith("1 face boxed and labelled: #1 ")
+                and js(driver, alts, "#classify-saliency img")[0].startswith(
+                    "Grad-CAM attribution over 1 face"
+                )
+            ),
+            what="the result photos named",
+        )
+        box = "return document.getElementById(arguments[0]).getBoundingClientRect().toJSON()"
+        faces, maps = js(driver, box, "classify-annotated"), js(driver, box, "classify-saliency")
+        assert faces["width"] >= 290 and maps["top"] >= faces["bottom"] - 1, (faces, maps)
+        track = js(
+            driver,
+            "const m = getComputedStyle(document.querySelector('.fh-bar')).backgroundColor"
+            ".match(/\\d+/g).map(Number); return m.slice(0, 3);",
+        )
+        assert sum(track) / 3 < 100, track  # a dark grey on the dark page, not #e5e7eb
+        driver.save_screenshot(str(shots / "classify-tablet-dark.png"))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

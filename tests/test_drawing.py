@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ferhub.drawing import LABEL_COLORS, draw_boxes, label_color, layout_labels
+from ferhub.drawing import (
+    DISAGREE_COLOR,
+    LABEL_COLORS,
+    contrast_ratio,
+    draw_boxes,
+    label_color,
+    layout_labels,
+    text_color,
+)
 
 NAMES = ("happy", "surprise", "neutral", "sad", "angry", "fear", "disgust")
 
@@ -90,10 +98,67 @@ def test_each_tag_is_drawn_where_the_layout_puts_it_in_its_colour() -> None:
         x1, y1, x2, y2 = (round(v) for v in tag)
         region = drawn[y1 + 1 : y2 - 1, x1 + 1 : x2 - 1].reshape(-1, 3)
         colour = np.array(label_color(text.split()[1]))
-        white = (region > 235).all(axis=1)
+        ink = np.array(text_color(label_color(text.split()[1])))
         assert (np.abs(region - colour).sum(axis=1) < 30).mean() > 0.5  # the tag's fill
-        assert white.mean() > 0.05  # and its white text
+        assert (np.abs(region - ink).sum(axis=1) < 60).mean() > 0.05  # and its text, black or white
     assert set(label_color(n) for n in NAMES) <= set(LABEL_COLORS.values())
+
+
+def test_tag_text_meets_wcag_aa_contrast_on_every_tag_colour() -> None:
+    """White text on the yellow "happy" tag was 1.9:1 (orange "surprise" 2.8:1, green "disgust" 3.1:1): each
+    tag's text is black or white, whichever contrasts more, at least 4.5:1 (WCAG AA) on any colour."""
+    rng = np.random.default_rng(3)
+    colours = [
+        *LABEL_COLORS.values(),
+        DISAGREE_COLOR,
+        *(tuple(int(v) for v in c) for c in rng.integers(0, 256, (500, 3))),
+    ]
+    for colour in colours:
+        assert contrast_ratio(text_color(colour), colour) >= 4.5, colour
+    assert text_color(LABEL_COLORS["happy"]) == (0, 0, 0) and text_color((0, 0, 0)) == (255, 255, 255)
+    # drawn: the "happy" tag's text is black, not white
+    photo = Image.new("RGB", (400, 300), (128, 128, 128))
+    drawn = draw_boxes(photo, [(150.0, 120.0, 250.0, 240.0)], ["#1 happy 97%"])
+    (tag,) = layout_labels(photo.size, [(150.0, 120.0, 250.0, 240.0)], ["#1 happy 97%"]).tags
+    region = np.asarray(drawn.crop(tuple(round(v) for v in tag)), dtype=np.int32).reshape(-1, 3)
+    assert (region < 40).all(axis=1).mean() > 0.05 and not (region > 235).all(axis=1).any()
+
+
+# Machado, Oliveira & Fernandes (2009) colour-vision deficiency simulation, severity 1, on linear RGB
+CVD = {
+    "deuteranopia": [
+        [0.367322, 0.860646, -0.227968],
+        [0.280085, 0.672501, 0.047413],
+        [-0.01182, 0.04294, 0.968881],
+    ],
+    "protanopia": [
+        [0.152286, 1.052583, -0.204868],
+        [0.114503, 0.786281, 0.099216],
+        [-0.003882, -0.048116, 1.051998],
+    ],
+    "tritanopia": [
+        [1.255528, -0.076749, -0.178779],
+        [-0.078411, 0.930809, 0.147602],
+        [0.004733, 0.691367, 0.3039],
+    ],
+}
+
+
+@pytest.mark.parametrize("vision", ["normal", *CVD])
+def test_expression_colours_stay_apart_under_colour_blindness(vision: str) -> None:
+    """Fear and sad were one colour for deuteranopes (CIEDE2000 0.5): every pair of expression colours, the 7
+    of FER and contempt, stays at least 10 apart under simulated deuteranopia, protanopia and tritanopia."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    matrix = np.eye(3) if vision == "normal" else np.array(CVD[vision])
+    names = [*NAMES, "contempt"]
+    rgb = np.array([LABEL_COLORS[n] for n in names]) / 255.0
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(linear @ matrix.T, 0, 1)
+    srgb = np.where(seen <= 0.0031308, 12.92 * seen, 1.055 * seen ** (1 / 2.4) - 0.055)
+    lab = rgb2lab(srgb[None])[0]
+    for (i, a), (j, b) in itertools.combinations(enumerate(names), 2):
+        assert deltaE_ciede2000(lab[i], lab[j]) >= 10, (vision, a, b)
 
 
 def test_a_label_set_away_from_its_box_is_joined_to_it_by_a_line() -> None:
@@ -168,10 +233,10 @@ def reference_place(boxes, sizes, size):
     return placed, crowded
 
 
-def reference_label(out, draw, xy, text, size) -> None:
+def reference_label(out, draw, xy, text, size, fill=(255, 255, 255)) -> None:
     from ferhub.drawing import _font
 
-    draw.text(xy, text, fill=(255, 255, 255), font=_font(size))
+    draw.text(xy, text, fill=fill, font=_font(size))
 
 
 def random_case(rng: np.random.Generator, case: int):

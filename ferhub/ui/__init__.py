@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 TITLE = "ferhub: facial expression recognition"
 INTRO = (
     "Classify the expression of every face in a photo or your webcam, see what the model looked at, and"
-    " compare models side by side. Results describe the configuration of a face, not what a person feels."
+    " compare models side by side: put in a photo, or click one of the example photos under the Photo box."
+    " Results describe the configuration of a face, not what a person feels."
 )
 
 
@@ -56,6 +57,7 @@ def launch_kwargs() -> dict:
     return {
         "max_file_size": state.MAX_UPLOAD,
         "css": classify.CSS,
+        "js": classify.EXAMPLES_JS,  # names the example thumbnails for screen readers
         "show_error": True,
         "state_session_capacity": state.SESSIONS_KEPT,
         "app_kwargs": {"routes": live.routes()},  # the webcam's frames (ferhub.ui.live)

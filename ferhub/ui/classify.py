@@ -69,6 +69,96 @@ def probabilities_html(faces: list[dict[str, Any]]) -> str:
     return '<div class="fh-probs">' + "".join(blocks) + "</div>"
 
 
+METHOD_INFO = (
+    "What the model looked at. Grad-CAM: coarse regions, fast. Saliency, Guided Backprop: pixel detail, fast."
+    " Integrated Gradients, Occlusion: seconds per face."
+)
+TARGET_INFO = "The class the maps explain: 'predicted' explains each face's own top class."
+PHOTO_MIN_WIDTH = 300  # px: narrower, the two result photos go one under the other
+
+# what a screen reader announces for the two result photos before any result, and after one (describe)
+FACES_ALT = "The photo with each face boxed and labelled (no result yet)"
+ATTRIBUTION_ALT = "The attribution maps over the photo (no result yet)"
+ALT_FACES_LISTED = 12  # faces named one by one in the alt text; the rest are counted
+
+
+def describe(data: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Text alternatives (``alt_text``) for the Faces and Attribution photos of a classify result (its JSON):
+    "3 faces boxed and labelled: #1 happy 91%, #2 neutral 60%, #3 sad 45%", and what the maps explain. The
+    photos had none: a screen reader announced an unnamed button."""
+    faces = (data or {}).get("faces") or []
+    if not faces:
+        return gr.update(alt_text=FACES_ALT), gr.update(alt_text=ATTRIBUTION_ALT)
+    named = [
+        face_caption(i, f["label"], f["probabilities"].get(f["label"], 0.0))
+        for i, f in enumerate(faces[:ALT_FACES_LISTED], 1)
+    ]
+    more = len(faces) - len(named)
+    listed = ", ".join(named) + (f" and {more} more" if more else "")
+    counted = f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
+    faces_alt = f"{counted} boxed and labelled: {listed}"
+    saliency = (data or {}).get("saliency")
+    if not saliency:
+        return gr.update(alt_text=faces_alt), gr.update(alt_text="No attribution (method None)")
+    from ferhub.saliency import METHODS
+
+    targets = list(dict.fromkeys(saliency.get("targets") or []))
+    explained = ", ".join(targets) if len(targets) <= 3 else f"{len(targets)} classes"
+    method = METHODS.get(saliency.get("method", ""), saliency.get("method", ""))
+    return gr.update(alt_text=faces_alt), gr.update(
+        alt_text=f"{method} attribution over {counted} for {explained}:"
+        " warm colours mark the areas that raised that score most, each face scaled to its own maximum"
+    )
+
+
+def attribution_key() -> str:
+    """The colour key of the attribution maps (HTML): the turbo colours they are drawn in, from low to high,
+    and what they mean. The maps had no key, and each face's map is scaled to its own maximum, so every
+    face's strongest area is red however weak its attribution is."""
+    import numpy as np
+
+    from ferhub.saliency import colorize
+
+    levels = np.linspace(0, 1, 7)
+    colours = colorize(levels[None])[0]
+    stops = ", ".join(f"rgb({r},{g},{b}) {100 * t:.0f}%" for (r, g, b), t in zip(colours, levels))
+    return (
+        '<div class="fh-key"><span class="fh-key-end">low</span>'
+        f'<span class="fh-key-bar" role="img" aria-label="colour scale from blue (low) to red (high)"'
+        f' style="background: linear-gradient(to right, {stops})"></span>'
+        '<span class="fh-key-end">high</span></div>'
+        '<p class="fh-key-text">How much each area of a face raised the model\'s score for the explained'
+        " class (its predicted one unless picked under <i>Explain class</i>); low areas stay clear. Each face"
+        " is scaled to its own maximum: red is that face's strongest area, so compare areas within a face,"
+        " not colours across faces.</p>"
+    )
+
+
+# The example thumbnails' names: Gradio draws each as a button holding an <img alt="">, which a screen reader
+# announced as "button", where a sighted visitor sees who is in it (gr.Examples' example_labels would replace
+# the thumbnails by the text). The page names them from their file names (launch's js, run on load).
+EXAMPLE_NAMES = {"astronaut.jpg": "astronaut Eileen Collins", "grace_hopper.jpg": "Grace Hopper"}
+EXAMPLES_JS = """() => {
+  const names = __NAMES__;
+  const thumbnails = "#classify-examples .gallery-item img, #compare-examples .gallery-item img";
+  const name = (src) => {
+    const file = decodeURIComponent(src.split("?")[0].split("/").pop() || "");
+    return names[file] || file.replace(/\\.[^.]*$/, "").replace(/[_-]+/g, " ");
+  };
+  const label = () => {
+    for (const img of document.querySelectorAll(thumbnails)) {
+      const text = "Example photo: " + name(img.getAttribute("src") || "");
+      if (img.alt !== text) img.alt = text;
+    }
+  };
+  let queued = false;
+  new MutationObserver(() => {
+    if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; label(); }); }
+  }).observe(document.body, { childList: true, subtree: true });
+  label();
+}""".replace("__NAMES__", json.dumps(EXAMPLE_NAMES))
+
+
 def face_caption(index: int, label: str, probability: float) -> str:
     return f"#{index} {label} {probability:.0%}"
 
@@ -243,12 +333,20 @@ CSS = """
 .fh-face { min-width: 220px; flex: 1; }
 .fh-row { display: flex; align-items: center; gap: 6px; font-size: 13px; margin: 2px 0; }
 .fh-name { width: 70px; }
-.fh-bar { flex: 1; height: 10px; background: #e5e7eb; border-radius: 3px; overflow: hidden; }
+/* the empty part of a bar: the theme's border colour (light grey, dark grey in dark mode); a fixed light grey
+   was the brightest thing on a dark page, so empty bars read as full */
+.fh-bar { flex: 1; height: 10px; background: var(--border-color-primary, #e5e7eb); border-radius: 3px;
+  overflow: hidden; }
 .fh-bar span { display: block; height: 100%; }
 .fh-p { width: 48px; text-align: right; font-variant-numeric: tabular-nums; }
 /* the photo starts below the panel's label chip and its buttons, which Gradio floats over the image's top
    corners: a face's tag drawn above a face at the top edge stays readable */
 .fh-tagged .image-container { padding-top: 28px; }
+.fh-key { display: flex; align-items: center; gap: 6px; font-size: 13px; }
+.fh-key-bar { flex: 1; max-width: 320px; height: 10px; border-radius: 3px; }
+.fh-key-text { font-size: 13px; margin: 4px 0 0; opacity: 0.85; }
+/* the dark page's red for the webcam's error line (ferhub.ui.webcam): its #dc2626 was 3.96:1 on it */
+.dark #webcam-live .fh-live-error { color: #f87171; }
 /* the per-face overlays: as many columns as fit, at least ~96 px each, and 6 where there is room (a phone
    showed 3 of every 6, the others off to the side, behind a sideways scroll nobody saw) */
 #classify-crops .grid-container {
@@ -300,10 +398,18 @@ def put_in(image: Any, model_id: Any, method: Any, target: Any) -> None:
     _PAGE.put(image, model_id, method, target)
 
 
+def _progress_on(parts: dict[str, Any]) -> dict[str, Any]:
+    """One progress display, on the Faces photo: it was drawn on all six outputs, and the empty
+    probabilities panel's (0 px tall) ran over the JSON accordion."""
+    return {"show_progress_on": [parts["outputs"][0]]}
+
+
 def run_after(event: Any, parts: dict[str, Any], api_name: str) -> Any:
     """Classify once ``event`` has put a photo in the Classify tab (an example, a webcam snapshot); a failure
     clears the outputs, and a run for the photo before stops (:func:`put_in`). Returns the classify event."""
-    run = event.success(_handler(parts), parts["inputs"], parts["outputs"], api_name=api_name, **_FAST)
+    run = event.success(
+        _handler(parts), parts["inputs"], parts["outputs"], api_name=api_name, **_FAST, **_progress_on(parts)
+    )
     state.clear_on_failure(run, parts["outputs"], CLEAR_JS, "clear_outputs")
     source = api_name.removeprefix("classify_")  # "example": put_in_example
     event.success(put_in, parts["settings"], None, api_name=f"put_in_{source}", **_PRIVATE)
@@ -321,7 +427,21 @@ def build(models: list[str]) -> dict[str, Any]:
                 sources=["upload", "clipboard"],
                 label="Photo",
                 elem_id="classify-input",
-                height=360,
+                height=320,
+            )
+            # the button and the examples right under the photo, the settings after them: on a 1366x768
+            # laptop neither was on the first screen (the button at 801 px, the examples at 882 px)
+            run = gr.Button("Classify", variant="primary", elem_id="classify-button")
+            photos = state.example_photos()
+            examples = (
+                gr.Examples(
+                    photos,
+                    inputs=image,
+                    label="Example photos (public domain)",
+                    elem_id="classify-examples",
+                )
+                if photos
+                else None
             )
             model = gr.Dropdown(
                 models,
@@ -332,22 +452,24 @@ def build(models: list[str]) -> dict[str, Any]:
             )
             with gr.Row():
                 method = gr.Dropdown(
-                    method_choices(), value="Grad-CAM", label="Attribution method", elem_id="classify-method"
+                    method_choices(),
+                    value="Grad-CAM",
+                    label="Attribution method",
+                    info=METHOD_INFO,
+                    elem_id="classify-method",
                 )
                 target = gr.Dropdown(
                     target_choices(default),
                     value=PREDICTED,
                     label="Explain class",
+                    info=TARGET_INFO,
                     allow_custom_value=True,
                     elem_id="classify-target",
                 )
             fallback = gr.Checkbox(False, label="Classify the whole image when no face is found")
-            run = gr.Button("Classify", variant="primary", elem_id="classify-button")
-            photos = state.example_photos()
-            examples = (
-                gr.Examples(photos, inputs=image, label="Example photos (public domain)") if photos else None
-            )
         with gr.Column(scale=2):
+            # side by side where both get PHOTO_MIN_WIDTH, one under the other below that: at 768-1000 px
+            # they shrank to 174 px (tags ~5 px tall), the second's label cut under its buttons
             with gr.Row():
                 annotated = gr.Image(
                     label="Faces",
@@ -355,6 +477,8 @@ def build(models: list[str]) -> dict[str, Any]:
                     elem_id="classify-annotated",
                     elem_classes=["fh-tagged"],
                     interactive=False,
+                    alt_text=FACES_ALT,
+                    min_width=PHOTO_MIN_WIDTH,
                 )
                 saliency = gr.Image(
                     label="Attribution on the photo",
@@ -362,7 +486,10 @@ def build(models: list[str]) -> dict[str, Any]:
                     elem_id="classify-saliency",
                     elem_classes=["fh-tagged"],
                     interactive=False,
+                    alt_text=ATTRIBUTION_ALT,
+                    min_width=PHOTO_MIN_WIDTH,
                 )
+            gr.HTML(attribution_key(), elem_id="classify-attribution-key")
             crops = gr.Gallery(
                 label="Attribution per face",
                 columns=6,
@@ -388,7 +515,9 @@ def build(models: list[str]) -> dict[str, Any]:
     # One event per user action: an upload (or paste) fires `upload` once, while `change` fired twice when a
     # photo replaced another, which ran classify twice and showed every error twice.
     for trigger, name in ((run.click, "classify"), (image.upload, "classify_on_upload")):
-        event = trigger(_handler(parts), parts["inputs"], parts["outputs"], api_name=name, **_FAST)
+        event = trigger(
+            _handler(parts), parts["inputs"], parts["outputs"], api_name=name, **_FAST, **_progress_on(parts)
+        )
         state.clear_on_failure(event, parts["outputs"], CLEAR_JS, "clear_outputs")
     # what the page holds now, as its visitor changes it: a run for anything else stops (see put_in)
     gr.on(
@@ -401,6 +530,17 @@ def build(models: list[str]) -> dict[str, Any]:
     )
     if examples is not None:
         run_after(examples.load_input_event, parts, "classify_example")
+    # the photos' text alternatives follow each result (and its clearing): every run, whatever started it,
+    # ends by setting the JSON
+    result.change(
+        describe,
+        result,
+        [annotated, saliency],
+        api_name="describe_results",
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
     model.change(model_changed, [model, method], [target, method], api_name="model_changed")
     # New settings clear the results (as Compare's "Same photo" does for new models) rather than classify
     # again: a visitor sets model, method and class one after another, often to a slow method (occlusion:

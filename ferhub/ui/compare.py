@@ -127,6 +127,8 @@ def compare_photo(
             title=f"Agreement over the {len(result.faces)} faces",
             autosize=True,  # the panel's width: a fixed one was cut off on a phone
         )
+        # no colour bar: every cell prints its value, and on a phone the bar covered the slanted model names
+        figure.update_traces(showscale=False)
     n_dis = sum(agree.share < 1.0 for agree in agreement)
     summary = f"**{len(result.faces)} face(s)**, detected once and classified by {len(ids)} models: " + (
         "all models agree on every face."
@@ -577,7 +579,7 @@ def build(models: list[str]) -> None:
             run = gr.Button("Compare on this photo", variant="primary", elem_id="compare-photo-button")
             examples = state.example_photos()
             if examples:
-                gr.Examples(examples, inputs=photo)
+                gr.Examples(examples, inputs=photo, elem_id="compare-examples")  # named: classify.EXAMPLES_JS
         with gr.Column(scale=2):
             summary = gr.Markdown(elem_id="compare-summary")
             gallery = gr.Gallery(

@@ -29,6 +29,9 @@ function say(text, error = false) {
   const status = $(".fh-live-status");
   status.textContent = text;
   status.classList.toggle("fh-live-error", error);
+  // an assertive live region announces an error (no camera, a refused frame); the rate is not announced
+  const alert = $(".fh-live-alert");
+  if (alert) alert.textContent = error ? text : "";
 }
 
 function stop(message) {

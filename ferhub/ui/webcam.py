@@ -310,11 +310,13 @@ PAGE = """
     <figure><figcaption>Camera</figcaption>
       <video class="fh-live-video" id="webcam-input" autoplay muted playsinline></video></figure>
     <figure><figcaption>Live</figcaption>
-      <canvas class="fh-live-output" id="webcam-output" width="640" height="480"></canvas></figure>
+      <canvas class="fh-live-output" id="webcam-output" width="640" height="480" role="img"
+        aria-label="Live camera with each face boxed and labelled"></canvas></figure>
   </div>
   <div class="fh-live-bar">
     <button class="fh-live-button" id="webcam-start">Start</button>
     <span class="fh-live-status" id="webcam-fps">Start streams your camera through the model.</span>
+    <span class="fh-live-alert" role="alert"></span>
   </div>
 </div>
 """
@@ -330,6 +332,8 @@ PAGE_CSS = """
   color: var(--button-primary-text-color, white); }
 .fh-live-status { font-variant-numeric: tabular-nums; }
 .fh-live-error { color: #dc2626; }
+/* errors again, for screen readers only: the status line itself changes every frame (rate, faces) */
+.fh-live-alert { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 """
 
 
