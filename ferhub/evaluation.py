@@ -230,12 +230,20 @@ def _same_model(spec: Any, given: Any, loaded: Any, name: str) -> bool:
     text = os.fspath(spec)
     if text in (name, given, getattr(given, "name_or_path", None)):
         return True
-    # a folder given by another path (relative, absolute, a link), or the folder a module was loaded from
-    folder = given if isinstance(given, str) else getattr(given, "repo_path", None)
-    if folder is None:
-        return False
-    here, there = Path(text), Path(os.fspath(folder))
-    return here.is_dir() and there.is_dir() and here.resolve() == there.resolve()
+    # a folder given by another path (relative, absolute, a link), a bundled model by another of its names
+    # ("fer-mini-xception" and "ferhub/fer-mini-xception"), or the folder a module was loaded from
+    from ferhub.errors import ModelLoadError
+    from ferhub.hub._repo import local_folder
+
+    def folder_of(reference: Any) -> Path | None:
+        try:
+            return local_folder(reference)
+        except ModelLoadError:  # no such folder or bundled model: it cannot be the same model
+            return None
+
+    here = folder_of(text)
+    there = folder_of(given) if isinstance(given, (str, os.PathLike)) else getattr(given, "repo_path", None)
+    return here is not None and there is not None and here.resolve() == Path(os.fspath(there)).resolve()
 
 
 def _check_predictor(pred: Predictor, specs: Sequence[Any]) -> None:

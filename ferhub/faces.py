@@ -66,8 +66,9 @@ def as_faces(faces: Sequence[Any], where: str) -> list[Face]:
     a ``TypeError`` of ``where`` (the function given them) saying what to pass."""
     out = []
     for f in faces:
-        face = f if isinstance(f, Face) else getattr(f, "face", None)
-        if not isinstance(face, Face):
+        # duck-typed: another detector's face objects (and a Face class reloaded in a notebook) have a box too
+        face = f if isinstance(f, Face) or not hasattr(f, "face") else f.face
+        if not hasattr(face, "box"):
             raise TypeError(
                 f"{where} takes faces (ferhub.faces.Face, as FaceDetector.detect gives them, or the"
                 f" FaceResult objects of predict_image(...).faces), got {type(f).__name__}; a box is"

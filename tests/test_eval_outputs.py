@@ -211,3 +211,6 @@ def test_a_predictor_holding_other_models_is_refused(repos, crops, tmp_path, mon
     evaluation._check_predictor(Predictor([module], names=["org/b"]), ["org/b"])
     with pytest.raises(errors.EvaluationSettingError):
         evaluation._check_predictor(Predictor([module]), [hub.load(a)])
+    # a bundled model by either of its names
+    evaluation._check_predictor(Predictor(["fer-mini-xception"]), ["ferhub/fer-mini-xception"])
+    evaluation._check_predictor(Predictor(["ferhub/fer-mini-xception"]), ["fer-mini-xception"])

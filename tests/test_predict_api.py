@@ -408,6 +408,11 @@ def test_predict_images_faces_are_taken_back_by_classify_and_explain() -> None:
     (got,) = explain_faces(model, image, result.faces, "saliency")
     (want,) = explain_faces(model, image, faces, "saliency")
     np.testing.assert_array_equal(got.heatmap, want.heatmap)
+    # another detector's face objects (or a Face of a class reloaded in a notebook) are taken as they are
+    from types import SimpleNamespace
+
+    alike = [SimpleNamespace(**vars(f)) for f in faces]
+    np.testing.assert_array_equal(p.classify_faces(image, alike)[0], expected)
     with pytest.raises(TypeError, match=r"classify_faces takes faces .* got tuple; a box is Face\(box="):
         p.classify_faces(image, [(10, 6, 40, 40)])
     with pytest.raises(TypeError, match=r"explain_faces takes faces .* got dict; a box is Face\(box="):

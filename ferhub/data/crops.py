@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -83,6 +84,11 @@ def _home_cache_file(path: Path) -> Path | None:
         return None
 
 
+def _writable(path: Path) -> bool:
+    """Whether this process may append to the file ``path``."""
+    return os.access(path, os.W_OK)
+
+
 class FaceCache:
     """Face detections stored by image content hash, so each image is detected once, ever.
 
@@ -111,11 +117,15 @@ class FaceCache:
         self.persist = persist
         self.entries: dict[str, dict[str, Any] | None] = {}
         self.detections_run = 0
-        # the cache of a ferhub that kept it in ~/.cache whatever XDG_CACHE_HOME said: copied to the folder
-        # it names, else every image was detected again (hours for a large set) and the old file forgotten
-        moved = _home_cache_file(self.path) if persist and not cache_dir else None
-        if moved is not None:
-            self._move_in(moved)
+        # the cache of a ferhub that kept it in ~/.cache whatever XDG_CACHE_HOME said, else every image was
+        # detected again (hours for a large set) and the old file forgotten: used where it is while it can be
+        # written there (a home that persists beside a scratch XDG_CACHE_HOME per job copied it every job),
+        # else copied to the folder XDG_CACHE_HOME names (a read-only home)
+        old = _home_cache_file(self.path) if persist and not cache_dir else None
+        if old is not None and _writable(old):
+            self.path = old
+        elif old is not None:
+            self._move_in(old)
         if persist and self.path.is_file():
             try:
                 text = self.path.read_text()
@@ -134,12 +144,12 @@ class FaceCache:
     def _move_in(self, old: Path) -> None:
         """Copy the cache file ``old`` to :attr:`path` (said once: the next run finds it there); a copy that
         fails leaves the detections to be read from ``old`` for this run."""
-        from ferhub.fileio import atomic_write_bytes
+        from ferhub.fileio import atomic_path
 
         try:
-            data = old.read_bytes()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.path, data)  # never a part of it: a cut line would stay forgotten
+            with atomic_path(self.path) as tmp:  # never a part of it: a cut line would stay forgotten
+                shutil.copyfile(old, tmp)  # streamed: a cache of a large set is tens of MB
         except OSError as e:
             log.warning(
                 "the face-detection cache %s cannot be copied to %s (%s); reading it where it is",
@@ -150,7 +160,7 @@ class FaceCache:
             self.path = old  # read from there (and written there, where that can be done)
             return
         log.warning(
-            "the face-detection cache is now in %s (XDG_CACHE_HOME): copied from %s, which can be deleted",
+            "the face-detection cache is now in %s (XDG_CACHE_HOME): copied from %s, which cannot be written",
             self.path.parent,
             old,
         )
