@@ -62,8 +62,9 @@ def default_device(local_rank: int | None = None) -> str:
     return "cuda" if local_rank is None else f"cuda:{local_rank}"
 
 
-DEVICE_CHOICES = "cpu, cuda or cuda:N"  # what a command's --device takes (its help says the same)
-_COMMAND_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"  # what every command's --device takes (its help says the same)
+AUTO = "auto"  # the default device (default_device), by name: train's default, taken by every command
+_COMMAND_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 def check_device(device: str) -> str:
@@ -74,6 +75,7 @@ def check_device(device: str) -> str:
     'cuda:1'
     """
     if not _COMMAND_DEVICE.fullmatch(device):
+        # the one wording of a --device no command takes, before anything loads (train's too)
         raise DeviceError(f"--device must be {DEVICE_CHOICES}, got {device!r}")
     return device
 
@@ -87,15 +89,18 @@ def device_name(device: str | torch.device | None) -> str:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` (``None``: :func:`default_device`) as a ``torch.device``; a string torch does not read as a
-    device (``"tpu"``), a device type other than CPU, CUDA and MPS (``"xpu"``), a CUDA or MPS device torch
-    does not see and a GPU number past the last are refused with :class:`~ferhub.errors.DeviceError`.
+    """``device`` (``None`` or ``"auto"``: :func:`default_device`) as a ``torch.device``; a string torch
+    does not read as a device (``"tpu"``), a device type other than CPU, CUDA and MPS (``"xpu"``), a CUDA or
+    MPS device torch does not see and a GPU number past the last are refused with
+    :class:`~ferhub.errors.DeviceError`.
 
     >>> resolve_device("cpu")
     device(type='cpu')
     """
     import torch
 
+    if device == AUTO:  # train's --device default, taken from Python too
+        device = None
     try:
         dev = torch.device(device if device is not None else default_device())
     except RuntimeError as e:  # torch's own message lists ~20 device types ferhub never runs on

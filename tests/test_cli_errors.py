@@ -242,6 +242,7 @@ def test_load_error_in_a_real_process_is_one_line(tmp_path) -> None:
     bad.mkdir()
     config = json.loads((hub.resolve(hub.DEFAULT_MODEL) / "config.json").read_text())
     (bad / "config.json").write_text(json.dumps(config | {"labels": ["happy"] * 9}))
+    (tmp_path / "photo.jpg").write_bytes(b"x")  # a folder of no photo is refused first (nothing to do)
     proc = _ferhub("compare", str(bad), "ferhub/fer-mini-xception", "--images", str(tmp_path))
     assert proc.returncode == 1
     assert "labels lists 9 names" in one_line(proc.stderr, "compare")

@@ -45,8 +45,8 @@ def nothing_loaded(monkeypatch) -> None:
         ("--min-face-size", "-5", "--min-face-size must be a positive number of pixels, got -5"),
         ("--max-side", "0", "--max-side must be at least 64 pixels, got 0"),
         ("--max-side", "-3", "--max-side must be at least 64 pixels, got -3"),
-        ("--device", "tpu", "--device must be cpu, cuda or cuda:N, got 'tpu'"),
-        ("--device", "cuda:x", "--device must be cpu, cuda or cuda:N, got 'cuda:x'"),
+        ("--device", "tpu", "--device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+        ("--device", "cuda:x", "--device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
         ("--saliency", "bogus", "--saliency: unknown saliency method 'bogus'; choose one of gradcam,"),
     ],
 )
@@ -67,9 +67,9 @@ def test_device_strings_torch_cannot_read_are_device_errors() -> None:
 
     assert [check_device(d) for d in ("cpu", "cuda", "cuda:3")] == ["cpu", "cuda", "cuda:3"]
     for bad in ("tpu", "CUDA", "cuda:", "cuda:-1", " cpu"):
-        with pytest.raises(DeviceError, match="--device must be cpu, cuda or cuda:N"):
+        with pytest.raises(DeviceError, match="--device must be auto, cpu, cuda or cuda:N"):
             check_device(bad)
-    with pytest.raises(DeviceError, match=r"unknown device 'tpu': use cpu, cuda or cuda:N"):
+    with pytest.raises(DeviceError, match=r"unknown device 'tpu': use auto, cpu, cuda or cuda:N"):
         resolve_device("tpu")  # once a RuntimeError, which the CLI reported as a bug in ferhub (exit 4)
 
 
@@ -317,8 +317,8 @@ def test_an_annotate_target_that_cannot_be_written_is_refused_before_any_work(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["evaluate", "--model", "m", "--data", "d", "--device", "tpu"], "--device must be cpu, cuda or"),
-        (["compare", "m1", "m2", "--data", "d", "--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
+        (["evaluate", "--model", "m", "--data", "d", "--device", "tpu"], "--device must be auto, cpu,"),
+        (["compare", "m1", "m2", "--data", "d", "--device", "tpu"], "--device must be auto, cpu, cuda"),
         (["evaluate", "--model", "m", "--data", "d", "--bootstrap", "0"], "--bootstrap must be 1 or more"),
         (["evaluate", "--model", "m", "--data", "d", "--bootstrap", "-5"], "--bootstrap must be 1 or more"),
     ],

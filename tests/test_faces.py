@@ -228,7 +228,7 @@ def test_an_unusable_device_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError, match=r"torch sees no CUDA GPU; .* device='cpu' from Python"):
         FaceDetector(device="cuda")
-    with pytest.raises(DeviceError, match="unknown device 'gpu': use cpu, cuda or cuda:N"):
+    with pytest.raises(DeviceError, match="unknown device 'gpu': use auto, cpu, cuda or cuda:N"):
         FaceDetector(device="gpu")
     with pytest.raises(DeviceError, match="device 'meta' is not one ferhub runs on"):
         FaceDetector(device="meta")

@@ -532,7 +532,7 @@ def test_load_on_an_unusable_device_is_a_device_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for device, message in [
         ("cuda", r"torch sees no CUDA GPU; .* device='cpu' from Python"),
-        ("gpu", "unknown device 'gpu': use cpu, cuda or cuda:N"),
+        ("gpu", "unknown device 'gpu': use auto, cpu, cuda or cuda:N"),
         ("xpu", "device 'xpu' is not one ferhub runs on"),
     ]:
         with pytest.raises(ferhub.DeviceError, match=message):

@@ -4,6 +4,74 @@ one-line help lives in :data:`ferhub.cli.COMMANDS`."""
 from __future__ import annotations
 
 import argparse
+import os
+import re
+
+# a URL's scheme (https://, s3://, file://): no command reads or writes one, and pathlib would mangle it
+# (https:/host/...) into a path that is then "not found"
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _not_a_url(value: str, what: str) -> None:
+    """Raise ``ArgumentTypeError`` for a URL given where a local path (or a Hub id) is wanted."""
+    if _URL.match(value):
+        hub = " (for a Hugging Face Hub page, give its id: org/name)" if "huggingface.co/" in value else ""
+        raise argparse.ArgumentTypeError(
+            f"{value}: {what} URLs is not supported: download it first and give its local path{hub}"
+        )
+
+
+def input_path(value: str) -> str:
+    """``type=`` of every option naming something to read (a photo, a folder, data, a model, results): ``~``
+    expanded here, once for every command (the shell leaves ``--data=~/x`` and quoted paths alone); ``-``
+    (stdin) and URLs refused with one line, exit 2."""
+    if value == "-":
+        raise argparse.ArgumentTypeError(
+            "-: reading from stdin is not supported: save it to a file first and give its path"
+        )
+    _not_a_url(value, "reading from")
+    return os.path.expanduser(value)
+
+
+def output_path(value: str) -> str:
+    """``type=`` of every option naming a file or folder to write: ``~`` expanded (as :func:`input_path`), so
+    ``--out=~/x`` never makes a folder named ``~`` here; ``-`` (stdout, which holds the command's own lines)
+    and URLs refused, exit 2."""
+    if value == "-":
+        raise argparse.ArgumentTypeError(
+            "-: writing to stdout is not supported here: give a file name (redirect stdout for the results"
+            " printed there)"
+        )
+    _not_a_url(value, "writing to")
+    return os.path.expanduser(value)
+
+
+DEVICE_HELP = "auto (the default: cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N"
+
+
+def device_arg(value: str) -> str | None:
+    """``type=`` of ``--device``: ``auto`` (the default device: CUDA when torch sees a GPU, else the CPU) is
+    ``None``, what every command and the Python API read as the default; other values are checked by
+    :func:`device_error` before anything loads."""
+    return None if value == "auto" else value
+
+
+def seed_error(seed: int | None) -> str | None:
+    """The line refusing a negative ``--seed`` (numpy's seeding takes none), or ``None``: ``train`` and
+    ``evaluate`` check it before any work."""
+    if seed is not None and seed < 0:
+        return f"--seed must be 0 or more, got {seed}"
+    return None
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """``--split``, ``--label-names`` and the column options (:func:`add_column_arguments`): how
+    ``evaluate``, ``compare`` and ``report`` open ``--data``."""
+    p.add_argument("--split", default=None, help="train, val or test (or the source's own split name)")
+    p.add_argument(
+        "--label-names", default=None, help="what numbered classes mean: a dataset name (rafdb, fer2013, ...)"
+    )
+    add_column_arguments(p)
 
 
 def add_column_arguments(p: argparse.ArgumentParser) -> None:

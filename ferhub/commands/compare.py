@@ -14,21 +14,48 @@ from typing import Any
 
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
-from ferhub.commands import add_column_arguments, add_scoring_arguments
+from ferhub.commands import (
+    DEVICE_HELP,
+    add_data_arguments,
+    add_scoring_arguments,
+    device_arg,
+    input_path,
+    output_path,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("models", nargs="+", metavar="MODEL", help="two or more model ids or folders")
+    p.add_argument(
+        "models", nargs="+", type=input_path, metavar="MODEL", help="two or more model ids or folders"
+    )
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--data", metavar="SOURCE", help="labelled source (as for ferhub evaluate)")
-    what.add_argument("--images", nargs="+", metavar="PATH", help="unlabelled image files or folders")
-    p.add_argument("--split", default=None, help="split of --data")
-    p.add_argument("--label-names", default=None, help="what numbered classes mean (rafdb, fer2013, ...)")
-    add_column_arguments(p)
+    what.add_argument(
+        "--data", type=input_path, metavar="SOURCE", help="labelled source (as for ferhub evaluate)"
+    )
+    what.add_argument(
+        "--images",
+        nargs="+",
+        action="extend",  # repeated, as --model elsewhere: every occurrence counts, not the last
+        type=input_path,
+        metavar="PATH",
+        help="unlabelled image files or folders (repeatable); --no-face fallback and --tta apply, the other"
+        " data options are --data's",
+    )
+    add_data_arguments(p)
     add_scoring_arguments(p)
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--out", default=None, metavar="FILE", help="also write an HTML report (with --data only)")
-    p.add_argument("--json", default=None, metavar="FILE", help="write the comparison as JSON")
+    # None: not given, so that --images can tell an asked-for fallback from --data's default (fallback)
+    p.set_defaults(no_face=None)
+    p.add_argument("--device", type=device_arg, default=None, help=DEVICE_HELP)
+    p.add_argument(
+        "--out",
+        type=output_path,
+        default=None,
+        metavar="FILE",
+        help="also write an HTML report (with --data only)",
+    )
+    p.add_argument(
+        "--json", type=output_path, default=None, metavar="FILE", help="write the comparison as JSON"
+    )
 
 
 def compare_runs(runs: list[Any]) -> dict[str, Any]:
@@ -100,13 +127,19 @@ def run(args: argparse.Namespace) -> int:
     if error := device_error(args.device) or label_names_error(args.label_names) or _images_refused(args):
         print(f"ferhub compare: {error}", file=sys.stderr)
         return 2
+    if error := _outputs_unwritable(args):
+        print(f"ferhub compare: {error}", file=sys.stderr)
+        return 2
     runs: list[Any] = []
     try:
         if args.images:
             from ferhub.predict import Predictor
 
             files = _photos(args.images)
-            predictor = Predictor(args.models, device=args.device, no_face="skip")
+            if not files:  # as `ferhub predict` says it: nothing to do (exit 2), not "no face was found"
+                print(f"ferhub compare: no photo files found in {', '.join(args.images)}", file=sys.stderr)
+                return 2
+            predictor = Predictor(args.models, device=args.device, no_face=args.no_face or "skip")
             result = evaluation.compare_on_images(predictor, [str(f) for f in files], on_error=_say)
             unread = result.get("unreadable", {}).get("count", 0)
             print(
@@ -125,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
                 args.models,
                 source,
                 tta=args.tta,
-                no_face=args.no_face,
+                no_face=args.no_face or "fallback",
                 precropped=args.precropped,
                 device=args.device,
             )
@@ -147,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from ferhub.fileio import atomic_write_text
 
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # as report.html's folder is made
         # atomically: a failed write (a full disk) keeps the earlier file whole
         atomic_write_text(args.json, strict_json.dumps(result, indent=2) + "\n")
     if args.out and runs:
@@ -163,12 +197,43 @@ def _images_refused(args: argparse.Namespace) -> str | None:
         return None
     if args.out:  # the report is of labelled data: metrics, confusion matrices, McNemar's test
         return "--out writes a report of labelled data (--data); with --images use --json"
+    # options of --data that photos have no use for: refused, never silently dropped
+    data_only = [
+        option
+        for option, given in (
+            ("--split", args.split),
+            ("--label-names", args.label_names),
+            ("--data-config", args.data_config),
+            ("--image-column", args.image_column),
+            ("--label-column", args.label_column),
+            ("--precropped/--detect", args.precropped is not None),
+            ("--tta", args.tta),
+            ("--no-face wrong", args.no_face == "wrong"),
+        )
+        if given
+    ]
+    if data_only:
+        return (
+            f"{', '.join(data_only)} {'applies' if len(data_only) == 1 else 'apply'} to --data only; with"
+            " --images, leave it out (--no-face fallback classifies the whole photo where no face is found)"
+        )
     videos = [p for p in args.images if is_video_path(p)]
     if videos:
         return (
             f"{videos[0]}: --images compares photos, not videos; run `ferhub predict {videos[0]} --model A "
             "--model B` to see several models on a video"
         )
+    return None
+
+
+def _outputs_unwritable(args: argparse.Namespace) -> str | None:
+    """The line refusing a ``--json`` or ``--out`` file that cannot be written, or ``None``: checked before
+    any work, as ``evaluate --out`` is, so a long comparison is not lost at its end."""
+    from ferhub.commands.predict import out_file_unwritable
+
+    for option, value in (("--json", args.json), ("--out", args.out)):
+        if value is not None and (problem := out_file_unwritable(Path(value), f"{option} {value}")):
+            return problem
     return None
 
 

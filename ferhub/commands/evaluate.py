@@ -13,7 +13,14 @@ from typing import Any
 
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
-from ferhub.commands import add_column_arguments, add_scoring_arguments
+from ferhub.commands import (
+    DEVICE_HELP,
+    add_data_arguments,
+    add_scoring_arguments,
+    device_arg,
+    input_path,
+    output_path,
+)
 from ferhub.writers import printable
 
 
@@ -24,23 +31,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model",
         action="append",
         required=True,
+        type=input_path,
         metavar="ID|PATH",
         help="bundled name, Hub id (org/name[@revision]) or local model folder; repeat for several",
     )
     p.add_argument(
         "--data",
         required=True,
+        type=input_path,
         metavar="SOURCE",
         help="folder of class folders, .zip of them, fer2013.csv, saved dataset or Hugging Face dataset id",
     )
-    p.add_argument("--split", default=None, help="train, val or test (or the source's own split name)")
-    p.add_argument(
-        "--label-names", default=None, help="what numbered classes mean: a dataset name (rafdb, fer2013, ...)"
-    )
-    add_column_arguments(p)
+    add_data_arguments(p)
     add_scoring_arguments(p)
     p.add_argument(
         "--out",
+        type=output_path,
         metavar="DIR",
         default="eval_out",
         help="folder for report.html, per-image predictions and the updated repo copies of bundled or Hub "
@@ -57,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "when they go to the repo it names, else main); a Hub model's results go to the branch evaluated "
         "(org/name@branch)",
     )
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--device", type=device_arg, default=None, help=DEVICE_HELP)
     p.add_argument(
         "--bootstrap",
         type=int,
@@ -315,12 +321,12 @@ def _unknown_push_targets(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
     from ferhub.cli import describe
-    from ferhub.commands import device_error, label_names_error
+    from ferhub.commands import device_error, label_names_error, seed_error
     from ferhub.commands.predict import out_folder_unwritable
     from ferhub.data import DataSourceError
     from ferhub.hub import EvalResultsError, ModelLoadError
 
-    error = device_error(args.device) or label_names_error(args.label_names)
+    error = device_error(args.device) or label_names_error(args.label_names) or seed_error(args.seed)
     if error is None and args.bootstrap < 1:
         error = f"--bootstrap must be 1 or more resamples (the default is 1000), got {args.bootstrap}"
     if error:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ferhub.cli import debug_traceback, describe
+from ferhub.commands import DEVICE_HELP, device_arg, input_path, output_path
 
 PHOTO_BATCH = 16  # photos decoded and classified together; all are released before the next batch
 # --out-dir errors of the output folder, not of one input: they end the run rather than fail every input left
@@ -34,16 +35,21 @@ FOLDER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "paths", nargs="+", metavar="PATH", help="photos, videos or folders (searched recursively)"
+        "paths",
+        nargs="+",
+        type=input_path,
+        metavar="PATH",
+        help="photos, videos or folders (searched recursively)",
     )
     p.add_argument(
         "--model",
         action="append",
+        type=input_path,
         metavar="ID|PATH",
         help="bundled name, Hub id (org/name[@revision]) or local model folder; repeat to run several "
         "(default: the bundled FER2013 mini-Xception)",
     )
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--device", type=device_arg, default=None, help=DEVICE_HELP)
     p.add_argument("--format", choices=("json", "csv", "table"), default="json", help="output format")
     p.add_argument(
         "--no-face",
@@ -67,7 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "attributions take their own time); a photo whose overlay would replace an input or another photo's "
         "overlay is named NAME-2 (NAME-3, ...)",
     )
-    p.add_argument("--out", metavar="DIR", default=None, help="folder for --saliency overlays")
+    p.add_argument(
+        "--out", type=output_path, metavar="DIR", default=None, help="folder for --saliency overlays"
+    )
     v = p.add_argument_group("videos")
     v.add_argument(
         "--fps", type=float, default=None, help="analyse at most N frames per second (default: all)"
@@ -95,6 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     v.add_argument(
         "--annotate",
+        type=output_path,
         metavar="OUT.mp4|DIR",
         default=None,
         help="write each video with boxes, face ids and smoothed labels (H.264 in .mp4, .m4v, .mov or .mkv; "
@@ -105,6 +114,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--out-dir",
+        type=output_path,
         metavar="DIR",
         default=None,
         help=(
@@ -507,6 +517,26 @@ def out_folder_unwritable(out: Path, option: str, use: str) -> str | None:
     # tried, not asked of os.access: its "no" does not say why (a read-only disk reads as no permission); in
     # the nearest folder there, so that a run refused later (a model that cannot load) leaves no folder made
     try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        return f"{option}: cannot write into {existing} ({e.strerror or e})"
+    return None
+
+
+def out_file_unwritable(out: Path, option: str) -> str | None:
+    """The line refusing an output file ``out`` (given as ``option``) that cannot be written, or ``None``: a
+    folder or a dangling link there, a file where one of its parent folders must be (made where missing), no
+    permission, a read-only disk. The file-side twin of :func:`out_folder_unwritable`, checked before any
+    work by every command writing one file (``report --out``, ``compare --json`` and ``--out``)."""
+    if out.is_dir():
+        return f"{option}: {out} is a folder; give a file name"
+    if out.is_symlink() and not out.exists():
+        return f"{option}: {out} is a link to {os.readlink(out)}, which does not exist"
+    existing = _nearest_existing(out.parent)
+    if not existing.is_dir():
+        return f"{option}: cannot make {out.parent}: {existing} is a file, not a folder"
+    try:  # tried, as out_folder_unwritable does: a read-only disk is told from no permission
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as e:

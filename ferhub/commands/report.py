@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from ferhub.cli import debug_traceback
+from ferhub.commands import add_data_arguments, input_path, output_path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--results",
         nargs="+",
+        action="extend",  # repeated, as --model elsewhere: every occurrence counts, not the last
+        type=input_path,
         default=[],
         metavar="PATH|ID",
         help="eval_results.json files, model folders, bundled names or Hub ids whose results to show; a "
@@ -24,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--video",
         nargs="+",
+        action="extend",
+        type=input_path,
         default=[],
         metavar="FILE",
         help="JSON written by `ferhub predict CLIP.mp4 --format json` (or its --out-dir files): a timeline "
@@ -32,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--predictions",
         nargs="*",
+        action="extend",
+        type=input_path,
         default=[],
         metavar="FILE",
         help="per-image *.predictions.json written by `ferhub evaluate --out` (paired tests, misclassified);"
@@ -40,14 +47,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         default=None,
+        type=input_path,
         metavar="SOURCE",
-        help="the evaluated source, to show misclassified thumbnails",
+        help="the evaluated source, to show misclassified thumbnails (opened with the options given to"
+        " `ferhub evaluate`)",
     )
-    p.add_argument("--split", default=None, help="split of --data")
+    add_data_arguments(p)
     p.add_argument("--key", action="append", default=None, help="only these dataset keys (repeatable)")
     p.add_argument("--title", default=None, help="report title (default: evaluation / video report)")
     p.add_argument(
         "--out",
+        type=output_path,
         default="report.html",
         metavar="FILE",
         help="HTML file to write (default report.html, replaced)",
@@ -277,6 +287,9 @@ def build_sections(
 
 def run(args: argparse.Namespace) -> int:
     from ferhub.cli import describe
+    from ferhub.commands import label_names_error
+    from ferhub.commands.predict import out_file_unwritable
+    from ferhub.data.sources import column_options
     from ferhub.evaluation import EvaluationError, ImagePredictions, open_data
     from ferhub.hub import EvalResultsError, ModelLoadError
     from ferhub.report import write_report
@@ -287,11 +300,20 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # before any work: results of many models are not read (or Hub ones downloaded) for a report that
+    # cannot be written
+    if error := label_names_error(args.label_names) or out_file_unwritable(
+        Path(args.out), f"--out {args.out}"
+    ):
+        print(f"ferhub report: {error}", file=sys.stderr)
+        return 2
     try:
         videos = load_videos(args.video)
         results, refs = load_all_results(args.results)
         predictions = [ImagePredictions.load(f) for f in args.predictions]
-        source = open_data(args.data, args.split) if args.data else None
+        source = None
+        if args.data:
+            source = open_data(args.data, args.split, label_names=args.label_names, **column_options(args))
         sections = build_sections(
             results, predictions, keys=args.key, source=source, refs=refs, prediction_files=args.predictions
         )

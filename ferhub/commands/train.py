@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferhub.cli import debug_traceback
-from ferhub.commands import add_column_arguments, label_names_error
+from ferhub.commands import (
+    DEVICE_HELP,
+    add_column_arguments,
+    device_error,
+    input_path,
+    label_names_error,
+    output_path,
+    seed_error,
+)
 
 if TYPE_CHECKING:
     from ferhub.training import TrainConfig
@@ -36,12 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--data",
         default=None,
+        type=input_path,
         help="class folders, a .zip of them, fer2013.csv or a Hub dataset id (required)",
     )
     parser.add_argument(
         "--split", default=None, help="training split (default: train when the source has splits)"
     )
-    parser.add_argument("--val-data", default=None, help="a separate validation source (default: --data)")
+    parser.add_argument(
+        "--val-data", default=None, type=input_path, help="a separate validation source (default: --data)"
+    )
     parser.add_argument(
         "--val-split", default=None, help="validation split (default: val if present, else a hold-out)"
     )
@@ -65,11 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--face-cache",
         default=None,
+        type=output_path,
         help="face-detection cache folder (default $FERHUB_CACHE/faces, else $XDG_CACHE_HOME/ferhub/faces,"
         " else ~/.cache/ferhub/faces; one that cannot be written keeps the detections in memory for the run)",
     )
-    parser.add_argument("--output-dir", default=None, help="run folder (default runs/RECIPE)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--output-dir", default=None, type=output_path, help="run folder (default runs/RECIPE)"
+    )
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size over all processes")
     parser.add_argument("--lr", type=float, default=None)
@@ -84,7 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--amp", choices=("none", "bf16", "fp16"), default=None, help="mixed precision on CUDA"
     )
-    parser.add_argument("--init", default=None, help="initial weights: a local checkpoint (e.g. LightCNN's)")
+    parser.add_argument(
+        "--init", default=None, type=input_path, help="initial weights: a local checkpoint (e.g. LightCNN's)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -246,6 +262,21 @@ def _check_push_options(args: argparse.Namespace) -> None:
         )
 
 
+def _output_dir_unwritable(args: argparse.Namespace) -> str | None:
+    """The line refusing an ``--output-dir`` that cannot be made or written (a file there, or where one of its
+    parent folders must be; no permission), or ``None``: the check ``predict --out-dir`` and ``evaluate
+    --out`` make."""
+    from ferhub.commands.predict import out_folder_unwritable
+
+    if args.output_dir is None or args.print_recipe:
+        return None
+    return out_folder_unwritable(
+        Path(args.output_dir),
+        f"--output-dir {args.output_dir}",
+        "train writes its checkpoints, log and model repo into a folder",
+    )
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     """Resolve the recipe and train it (or only print the resolved settings); returns the run's summary."""
     from ferhub.training import RecipeError, RunOptions, train
@@ -255,7 +286,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         print("\n".join(lines))
         return {"variants": lines}
     _check_push_options(args)
-    if error := label_names_error(args.label_names):  # a typo was ignored on named class folders
+    # a typo was ignored on named class folders; the device and seed in the words every command uses
+    if error := label_names_error(args.label_names) or device_error(args.device) or seed_error(args.seed):
+        raise RecipeError(error)
+    if error := _output_dir_unwritable(args):  # before the data opens: a run is not lost at its first save
         raise RecipeError(error)
     cfg = resolve_config(args)
     if args.print_recipe:

@@ -76,8 +76,8 @@ def _numeric_labels(
     if label_names is None:
         raise DataSourceError(
             f"class folders are numbered {sorted(names, key=int)}; say what the numbers mean with"
-            " label_names=DATASET (e.g. 'rafdb', 'fer2013', see ferhub.labels.DATASET_LABELS) or a list of"
-            " names"
+            " --label-names DATASET on the command line (label_names=DATASET or a list of names from Python;"
+            " e.g. 'rafdb', 'fer2013', see ferhub.labels.DATASET_LABELS)"
         )
     table = label_table(label_names)
     ids = sorted(int(n) for n in names)
@@ -630,6 +630,12 @@ def open_source(
 
             return open_hf(path, split, label_names=label_names, precropped=bool(precropped), **kw)
         return FolderSource(path, split, label_names=label_names, precropped=bool(precropped))
+    if path.is_file() and path.suffix.lower() != ".parquet":
+        # a photo or a video given as --data: said as such, never as a Hub dataset id (exit 3 offline)
+        raise DataSourceError(
+            f"{source} is a file, not labelled data: give a folder of class folders, a .zip of them, a"
+            " fer2013.csv, a saved dataset or a .parquet file (to classify photos, use `ferhub predict`)"
+        )
     if path.exists() or "/" in str(source) or not path.suffix:
         from ferhub.data.hf import open_hf
 
