@@ -126,7 +126,8 @@ def test_long_model_and_data_names_fit_a_file_name(repos, crops, tmp_path, capsy
     assert code == 0, capsys.readouterr().err
     (predictions,) = out.glob("*.predictions.json")
     assert len(predictions.name.encode()) <= fileio.NAME_MAX and "~" in predictions.name
-    assert "m" * 40 in predictions.name and "d" * 40 in predictions.name
+    # both parts readable (the model's is its whole path, as long as the test's temporary folder makes it)
+    assert "m" * 16 in predictions.name and "d" * 40 in predictions.name
     assert predictions.name.endswith(".predictions.json")
     # a results copy (a bundled, Hub or in-memory model's) of a long name fits, and its moved-aside copy
     copy = evaluation.results_copy(out, "org/" + "x" * 300)

@@ -331,6 +331,9 @@ def case_folder_with_corrupt_image(tmp: Path) -> Any:
 
 # -- command lines ------------------------------------------------------------------------------------------
 def case_cli_unknown_model(tmp: Path) -> Any:
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp / "photo.png")  # a folder without photos is refused before any model
     return _cli("compare", "someone/" + "x" * 5000, "ferhub/fer-mini-xception", "--images", str(tmp))
 
 

@@ -289,7 +289,8 @@ def test_a_predictors_own_detector_is_made_again_in_a_copy() -> None:
 # -- 11: typed messages ----------------------------------------------------------------------------------
 def test_a_device_ferhub_does_not_run_on_is_a_device_error() -> None:
     for device in ("xpu", "meta"):
-        with pytest.raises(DeviceError, match=rf"device '{device}' is not one ferhub runs on: use cpu, cuda"):
+        refused = rf"device '{device}' is not one ferhub runs on: use auto, cpu, cuda"
+        with pytest.raises(DeviceError, match=refused):
             Predictor(tiny(), device=device, detector=NoFaces())
     # an Apple GPU is taken where torch has one (it was before); here, a clear refusal
     with pytest.raises(DeviceError, match=r"device 'mps' was asked for but torch sees no Apple GPU \(MPS\)"):

@@ -46,6 +46,18 @@ def barrier(d: Dist) -> None:
         dist.barrier()
 
 
+def leave(d: Dist) -> None:
+    """Leave the process group together (a barrier, then its teardown) before a refusal ends every rank: a
+    rank exiting with gloo's threads still up aborted in C++ ("terminate called without an active
+    exception", SIGABRT) under load, and torchrun then killed the others before they said why."""
+    if d.world > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
 def broadcast_object(value: T, d: Dist) -> T:
     """Rank 0's ``value`` (picklable) on every process."""
     if d.world <= 1:

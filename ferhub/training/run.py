@@ -28,7 +28,7 @@ from ferhub.data.crops import first_unreadable
 from ferhub.errors import DataSourceError, DeviceError, HubConnectionError
 from ferhub.hub._weights import unwrap
 from ferhub.training.checkpoint import json_default
-from ferhub.training.distributed import Dist, barrier, broadcast_object, init_distributed
+from ferhub.training.distributed import Dist, barrier, broadcast_object, init_distributed, leave
 from ferhub.training.fit import FitResult, OnBest, check_model_builds, fit
 from ferhub.training.loop import evaluate, no_face_record, score
 from ferhub.training.outdir import OutputDirBusy, OutputLock, claim, forget_checkpoints
@@ -114,6 +114,7 @@ class _Session:
                 busy = str(e)
         busy = broadcast_object(busy, dist)  # every rank refuses with rank 0's message (not a crash later)
         if busy is not None:
+            leave(dist)
             raise OutputDirBusy(busy)
         return cls(device, dist, out_dir, print if dist.main else (lambda _msg: None), made, lock)
 
