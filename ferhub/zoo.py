@@ -582,7 +582,8 @@ def write_ensemble(out_dir: str | Path, members: Sequence[str] = ENSEMBLE_MEMBER
             " that predict that class, renormalised to sum to one. Called directly, the module takes one"
             " batch per member, each cropped and normalised as that member is fed"
             " (`model(*model.member_inputs(image, faces))`, as attribution methods do), and returns"
-            " log-probabilities; `ferhub.Predictor` does the same for every face it finds.\n\n" + table
+            " log-probabilities; `ferhub.Predictor` runs the same computation on every face it finds and"
+            " reports the probabilities.\n\n" + table
         ),
         "license": "mit",
         "tags": ["ensemble", "ferhub-zoo"],

@@ -53,7 +53,7 @@ def test_ensemble_card_gives_each_members_crop_not_its_own_config(ensemble_repo:
     )
     assert "| `ferhub/facemood` | 1 | 170×170 RGB | square box, 25% margin |" in card
     assert "takes one batch per member" in card and "model.member_inputs(image, faces)" in card
-    assert "returns the log of the\ncombined probabilities" in card
+    assert "returns log-probabilities:\n`exp` of its output is what the predictor gives" in card
     # and that is what the module does: one batch per member, log-probabilities out
     model = hub.load(ensemble_repo)
     configs = [m.config for m in model.members]
