@@ -43,6 +43,7 @@ from ferhub.errors import (  # every error ferhub raises on purpose, under Ferhu
     UnknownLabelError,
     UnknownModelError,
     VideoDecodeError,
+    WrongTypeError,
     ZooError,
 )
 
@@ -106,6 +107,7 @@ __all__ = [
     "UnknownLabelError",
     "UnknownModelError",
     "VideoDecodeError",
+    "WrongTypeError",
     "ZooError",
     "__version__",
     "create_model",

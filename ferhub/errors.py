@@ -145,6 +145,12 @@ class NonFiniteWeightsError(FerhubError, ValueError):
     """A model (or weights file) holding NaN or infinity: refused by ``Predictor``, ``load`` and ``save``."""
 
 
+class WrongTypeError(FerhubError, TypeError):
+    """An argument of a type ferhub cannot take (faces that are no faces, one image where a list is wanted, a
+    model without a ``ModelConfig``), or a :class:`~ferhub.predict.Predictor` copied where it cannot be.
+    Still a ``TypeError``, as before it had a class of its own."""
+
+
 class NotAFolderError(FerhubError, FileExistsError):
     """A path where ferhub writes a folder (``ferhub.save``'s model repo) that is a file."""
 

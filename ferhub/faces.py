@@ -19,7 +19,7 @@ from PIL import Image
 
 from ferhub.config import ModelConfig
 from ferhub.device import device_name
-from ferhub.errors import DetectorSettingError
+from ferhub.errors import DetectorSettingError, WrongTypeError
 from ferhub.images import load_image, pixel_limit, upright_rgb
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def as_faces(faces: Sequence[Any], where: str) -> list[Face]:
         # duck-typed: another detector's face objects (and a Face class reloaded in a notebook) have a box too
         face = f if isinstance(f, Face) or not hasattr(f, "face") else f.face
         if not hasattr(face, "box"):
-            raise TypeError(
+            raise WrongTypeError(
                 f"{where} takes faces (ferhub.faces.Face, as FaceDetector.detect gives them, or the"
                 f" FaceResult objects of predict_image(...).faces), got {type(f).__name__}; a box is"
                 " Face(box=(x1, y1, x2, y2), score=1.0)"

@@ -24,7 +24,7 @@ from PIL import Image
 
 from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
-from ferhub.errors import PredictorSettingError, is_out_of_memory, not_finite
+from ferhub.errors import PredictorSettingError, WrongTypeError, is_out_of_memory, not_finite
 from ferhub.faces import Face, FaceDetector, as_faces, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, image_suffixes, load_image, pixel_limit, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
@@ -238,7 +238,7 @@ class Predictor:
         elif hasattr(models, "__iter__"):
             specs = [os.fspath(m) if isinstance(m, os.PathLike) else m for m in models]
         else:
-            raise TypeError(
+            raise WrongTypeError(
                 "models must be a model id (bundled name, Hub id or folder), a loaded model, or a list of"
                 f" those; got {type(models).__name__}"
             )
@@ -298,7 +298,7 @@ class Predictor:
         detector = self._detector
         if detector is not None and getattr(detector, "runtime", "torch") == "onnx":
             if not (self._own_detector or type(detector) is FaceDetector):
-                raise TypeError(
+                raise WrongTypeError(
                     f"this Predictor's detector ({type(detector).__name__}) runs in ONNX Runtime, whose"
                     " sessions cannot be copied or pickled: create a Predictor in each process instead (one"
                     " Predictor is safe to share between threads)"
@@ -328,7 +328,7 @@ class Predictor:
         """One model: its module (None where a warm start runs it without), config, runner and name."""
         if not isinstance(spec, str):
             if not isinstance(getattr(spec, "config", None), ModelConfig):
-                raise TypeError(
+                raise WrongTypeError(
                     "a model passed to Predictor needs a ModelConfig as .config (see create_model)"
                 )
             # the caller's module is left as it is (its train mode, its device: a training loop may go on
@@ -693,13 +693,13 @@ def _many(items: Any, method: str, what: str) -> Any:
     last axis of 1, 3 or 4 (H x W x C: a stack of images 1, 3 or 4 pixels wide is none). An N x H x W stack
     of grey images (FER2013's layout), N x H x W x C, and an array of paths are sequences."""
     if isinstance(items, _ONE_IMAGE):
-        raise TypeError(
+        raise WrongTypeError(
             f"Predictor.{method} takes a list of {what}, got one {type(items).__name__}; pass"
             f" [{what[:-1]}]" + (" or use predict_image(image)" if method == "predict" else "")
         )
     if isinstance(items, np.ndarray) and _one_array_image(items):
         one = {0: "a value", 2: "an H x W image"}.get(items.ndim, "an H x W x C image")
-        raise TypeError(
+        raise WrongTypeError(
             f"Predictor.{method} takes a list of {what}, got one numpy array of shape {items.shape}: {one},"
             f" not a stack of images; pass [{what[:-1]}]"
             + (" or use predict_image(image)" if method == "predict" else "")

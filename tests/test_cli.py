@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from cli_run import run_cli
 
-from ferhub.cli import main
 from ferhub.labels import FER7
 
 
@@ -22,12 +22,6 @@ def photos(tmp_path, astronaut, grace_hopper):
     astronaut.save(folder / "astronaut.png")
     grace_hopper.save(folder / "sub" / "hopper.jpg")
     return folder
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_predict_json_recurses_folders(capsys, photos) -> None:

@@ -8,15 +8,10 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from cli_run import run_cli
 
 import ferhub.evaluation
 from ferhub.cli import build_parser, main
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -150,6 +145,12 @@ def test_tilde_expanded_by_every_path_option(monkeypatch, tmp_path) -> None:
         f"{home}/fc",
         f"{home}/w",
     )
+    # export, push and zoo import too: push '~/m' was "not a ferhub model repo", --archive "no such file"
+    args = parse("export", "~/m", "--out=~/e")
+    assert (args.model, args.out) == (f"{home}/m", f"{home}/e")
+    assert parse("push", "~/m", "org/name").folder == f"{home}/m"
+    args = parse("zoo", "import", "fer-mini-xception", "--archive=~/p.tgz", "--out=~/z")
+    assert (args.archive, args.out) == (f"{home}/p.tgz", f"{home}/z")
 
 
 @pytest.mark.parametrize(
@@ -164,6 +165,12 @@ def test_tilde_expanded_by_every_path_option(monkeypatch, tmp_path) -> None:
         (["compare", "a", "b", "--data", "https://huggingface.co/datasets/o/n"], "give its id: org/name"),
         (["report", "--results", "r", "--out", "-"], "-: writing to stdout is not supported here"),
         (["compare", "a", "b", "--data", "d", "--json", "-"], "-: writing to stdout is not supported here"),
+        (["export", "https://huggingface.co/ferhub/facemood", "--out", "e"], "give its id: org/name"),
+        (["export", "ferhub/facemood", "--out", "-"], "-: writing to stdout is not supported here"),
+        (["push", "https://example.com/m", "org/name"], "reading from URLs is not supported"),
+        (["push", "-", "org/name"], "-: reading from stdin is not supported"),
+        (["zoo", "import", "x", "--archive", "https://example.com/p.tgz"], "reading from URLs is not"),
+        (["zoo", "import", "x", "--out", "-"], "-: writing to stdout is not supported here"),
     ],
 )
 def test_stdin_stdout_and_urls_refused_with_one_line(capsys, no_work, tmp_path, monkeypatch, argv, message):
@@ -177,6 +184,15 @@ def test_stdin_stdout_and_urls_refused_with_one_line(capsys, no_work, tmp_path, 
     assert not (tmp_path / "-").exists()
 
 
+def test_an_existing_path_named_like_a_url_is_read_as_it_is(tmp_path, monkeypatch) -> None:
+    """A folder ``odd://dir`` (``odd:/dir``) that is there was refused as a URL; one that is not is still."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "odd:" / "dir").mkdir(parents=True)
+    assert parse("predict", "odd://dir").paths == ["odd://dir"]
+    with pytest.raises(SystemExit):
+        parse("predict", "odd://nodir")
+
+
 def test_repeated_multi_value_options_add_up() -> None:
     """``report --results A --results B`` reported B alone, silently (likewise ``--video`` and ``compare
     --images``)."""
@@ -185,7 +201,12 @@ def test_repeated_multi_value_options_add_up() -> None:
     args = parse("report", "--results", "A", "--predictions", "p1", "--predictions", "p2")
     assert args.predictions == ["p1", "p2"]
     assert parse("compare", "a", "b", "--images", "x", "--images", "y").images == ["x", "y"]
-    assert parse("report", "--video", "v").results == []  # the default list is not shared or grown
+    # the default list is not shared or grown: one parser, parsed twice (a fresh parser has a fresh default)
+    parser = build_parser(["report"])
+    parser.parse_args(["report", "--results", "A", "--video", "v"])
+    assert parser.parse_args(["report", "--video", "v"]).results == []
+    report = next(a for a in parser._actions if a.dest == "command").choices["report"]
+    assert report.get_default("results") == []
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".mp4", ".txt"])
@@ -252,7 +273,7 @@ def test_compare_images_refuses_the_data_options(capsys, no_work) -> None:
     ``--images`` and changed nothing."""
     for extra, named in (
         (["--tta"], "--tta"),
-        (["--precropped"], "--precropped/--detect"),
+        (["--precropped"], "--precropped"),
         (["--split", "test", "--label-names", "rafdb"], "--split, --label-names apply"),
         (["--data-config", "x", "--image-column", "i"], "--data-config, --image-column apply"),
         (["--no-face", "wrong"], "--no-face wrong"),
@@ -282,9 +303,24 @@ def test_compare_images_honours_no_face_fallback_and_says_an_empty_folder(capsys
     monkeypatch.setattr(ferhub.predict, "Predictor", predictor)
     photo = tmp_path / "wall.jpg"
     photo.write_bytes(b"x")
-    for extra, policy in (([], "skip"), (["--no-face", "fallback"], "fallback")):
-        run_cli(capsys, "compare", "a", "b", "--images", str(photo), *extra)
-        assert made["no_face"] == policy
+    for extra, policy in (([], "skip"), (["--no-face", "fallback"], "fallback"), (["--detect"], "skip")):
+        made.clear()  # --detect, what --images always does, is taken (it was refused, exit 2)
+        code, _, err = run_cli(capsys, "compare", "a", "b", "--images", str(photo), *extra)
+        assert made["no_face"] == policy and "stop" in err, (extra, err)
+
+
+def test_compare_help_says_what_applies_to_images(capsys) -> None:
+    """``--images`` help said --tta applies (it is refused), and ``--no-face`` help that fallback is the
+    default (with --images, photos without a face are skipped)."""
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--tta apply" not in text and "only --no-face fallback, --json and --device apply" in text
+    assert "the default)" not in text
+    assert "default: fallback with --data; with --images, a photo without a face is skipped" in text
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert "default: fallback" in " ".join(capsys.readouterr().out.split())
 
 
 def test_compare_data_keeps_fallback_as_its_default(capsys, monkeypatch) -> None:
@@ -298,3 +334,15 @@ def test_compare_data_keeps_fallback_as_its_default(capsys, monkeypatch) -> None
     monkeypatch.setattr(ferhub.evaluation, "evaluate", evaluate)
     run_cli(capsys, "compare", "a", "b", "--data", "d")
     assert seen["no_face"] == "fallback"
+
+
+def test_output_files_and_folders_share_one_writability_probe(monkeypatch, tmp_path) -> None:
+    """``out_file_unwritable`` repeated ``out_folder_unwritable``'s probe line for line: a change to one
+    missed the other. Both now ask the one probe, and say the same thing of the same folder."""
+    import ferhub.commands.predict as predict
+
+    asked: list = []
+    monkeypatch.setattr(predict, "_cannot_write_into", lambda folder, option: asked.append(folder) or "no")
+    assert predict.out_file_unwritable(tmp_path / "sub" / "r.html", "--out") == "no"
+    assert predict.out_folder_unwritable(tmp_path / "sub", "--out", "a folder") == "no"
+    assert asked == [tmp_path / "sub", tmp_path / "sub"]

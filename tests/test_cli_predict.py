@@ -14,17 +14,10 @@ from pathlib import Path
 import clips
 import numpy as np
 import pytest
-
-from ferhub.cli import main
+from cli_run import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def env() -> dict[str, str]:

@@ -9,16 +9,9 @@ from pathlib import Path
 
 import clips
 import pytest
-
-from ferhub.cli import main
+from cli_run import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture()

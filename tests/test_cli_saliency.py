@@ -12,18 +12,11 @@ from pathlib import Path
 
 import clips
 import pytest
+from cli_run import run_cli
 from PIL import Image
-
-from ferhub.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ferhub" / "assets" / "examples"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def md5(path: Path) -> str:

@@ -147,12 +147,14 @@ CVD = {
 @pytest.mark.parametrize("vision", ["normal", *CVD])
 def test_expression_colours_stay_apart_under_colour_blindness(vision: str) -> None:
     """Fear and sad were one colour for deuteranopes (CIEDE2000 0.5): every pair of expression colours, the 7
-    of FER and contempt, stays at least 10 apart under simulated deuteranopia, protanopia and tritanopia."""
+    of FER and contempt, and Compare's disagreement colour (3.8 from angry for tritanopes), stays at least 10
+    apart under simulated deuteranopia, protanopia and tritanopia."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     matrix = np.eye(3) if vision == "normal" else np.array(CVD[vision])
-    names = [*NAMES, "contempt"]
-    rgb = np.array([LABEL_COLORS[n] for n in names]) / 255.0
+    colours = {**{n: LABEL_COLORS[n] for n in [*NAMES, "contempt"]}, "disagree": DISAGREE_COLOR}
+    names = list(colours)
+    rgb = np.array(list(colours.values())) / 255.0
     linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
     seen = np.clip(linear @ matrix.T, 0, 1)
     srgb = np.where(seen <= 0.0031308, 12.92 * seen, 1.055 * seen ** (1 / 2.4) - 0.055)

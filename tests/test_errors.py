@@ -23,7 +23,8 @@ HOMES = {
     "ferhub.images": ["ImageDecodeError"],
     "ferhub.data": ["DataSourceError"],
     "ferhub.evaluation": ["EvaluationError", "EvaluationSettingError", "NotFiniteError"],
-    "ferhub.faces": ["DetectorSettingError"],
+    "ferhub.faces": ["DetectorSettingError", "WrongTypeError"],
+    "ferhub.predict": ["PredictorSettingError", "WrongTypeError"],
     "ferhub.models._limits": ["NonFiniteWeightsError"],
     "ferhub._compat": ["MissingExtraError"],
     "ferhub.hub._repo": ["NotAFolderError"],
@@ -75,6 +76,29 @@ def test_convert_errors_share_the_base() -> None:
 def test_a_load_failure_is_caught_by_the_base() -> None:
     with pytest.raises(ferhub.FerhubError, match="does not exist"):
         ferhub.load("./no-such-folder")
+
+
+def test_arguments_of_the_wrong_type_are_ferhub_errors_and_still_type_errors() -> None:
+    """Faces that are no faces, one image where a list is wanted and a model without a config were a plain
+    ``TypeError``, which ``except ferhub.FerhubError`` missed (the README: every refused argument is one)."""
+    import numpy as np
+
+    from ferhub.faces import as_faces
+    from ferhub.models import create_model
+
+    predictor = ferhub.Predictor(create_model("test_tiny"), device="cpu")
+    calls = [
+        lambda: as_faces([(0, 0, 10, 10)], "classify_faces"),
+        lambda: as_faces([{"box": [0, 0, 10, 10]}], "classify_faces"),
+        lambda: ferhub.Predictor(3),
+        lambda: ferhub.Predictor([object()]),
+        lambda: predictor.predict(np.zeros((48, 48, 3), np.uint8)),
+        lambda: predictor.predict("photo.jpg"),
+    ]
+    for call in calls:
+        with pytest.raises(errors.WrongTypeError) as e:
+            call()
+        assert isinstance(e.value, TypeError) and isinstance(e.value, ferhub.FerhubError), e.value
 
 
 def test_ferhubs_own_argument_checks_are_ferhub_errors_and_still_the_builtin(tmp_path: Path) -> None:

@@ -16,20 +16,14 @@ from types import SimpleNamespace
 import clips
 import numpy as np
 import pytest
+from cli_run import run_cli
 
 from ferhub import fileio, saliency
-from ferhub.cli import main
 from ferhub.writers import CsvWriter, csv_text, printable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 LATIN1 = os.fsdecode(b"caf\xe9.png")  # a Latin-1 name from an old zip: legal on Linux, not UTF-8
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def photos(folder: Path, *names: str) -> list[Path]:

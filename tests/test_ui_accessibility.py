@@ -66,6 +66,16 @@ def test_the_result_photos_have_text_alternatives_that_follow_each_result(demo: 
     assert [u["alt_text"] for u in classify.describe(None)] == [classify.FACES_ALT, classify.ATTRIBUTION_ALT]
 
 
+def test_the_whole_photo_fallback_is_described_as_such() -> None:
+    """No face found and the whole photo classified (the app's fallback) was "1 face boxed and labelled",
+    where the probability panel says "no face found: whole image"."""
+    face = {"label": "neutral", "probabilities": {"neutral": 0.62}, "face_found": False}
+    data = {"faces": [face], "saliency": {"method": "gradcam", "targets": ["neutral"]}}
+    faces_alt, maps_alt = classify.describe(data)
+    assert faces_alt["alt_text"] == "No face found: the whole photo labelled #1 neutral 62%"
+    assert maps_alt["alt_text"].startswith("Grad-CAM attribution over the whole photo for neutral:")
+
+
 def test_a_real_result_is_described() -> None:
     """The alt texts come from what classify returns for a real photo."""
     *_, data, _ = classify.classify(str(EXAMPLES / "grace_hopper.jpg"), DEFAULT_MODEL, "Grad-CAM")

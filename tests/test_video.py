@@ -16,8 +16,8 @@ from typing import Any
 import clips
 import numpy as np
 import pytest
+from cli_run import run_cli
 
-from ferhub.cli import main
 from ferhub.labels import FER7
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -249,12 +249,6 @@ def test_tracker_units() -> None:
 
 # -- the CLI
 # ------------------------------------------------------------------------------------------------------
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_cli_csv_rows_per_face_per_frame(clip_dir: Path, capsys) -> None:
     frames, _ = clips.leave_and_return(8, away=(8, 8))  # two faces on every frame
     times = [0.0, 0.05, 0.1, 0.3, 0.35, 0.6, 0.9, 1.0]

@@ -15,9 +15,9 @@ import av
 import clips
 import numpy as np
 import pytest
+from cli_run import run_cli
 from PIL import Image
 
-from ferhub.cli import main
 from ferhub.videoio import NotAVideoError, is_animation, open_video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -31,12 +31,6 @@ def animation(path: Path, n: int = 10) -> Path:
     frames = [Image.fromarray(a) for a in clips.pan(n)[0]]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=DELAYS[:n], loop=0)
     return path
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".png"])

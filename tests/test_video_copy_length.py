@@ -13,9 +13,9 @@ from pathlib import Path
 import av
 import clips
 import pytest
+from cli_run import run_cli
 from PIL import Image
 
-from ferhub.cli import main
 from ferhub.videoio import VideoWriter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,12 +54,6 @@ def test_the_copy_lasts_to_the_end_when_frames_come_further_apart(tmp_path, suff
         assert [float(f.pts * f.time_base) for f in c.decode(stream)] == pytest.approx(times, abs=1e-3)
     if suffix != ".mkv":  # and the header players read agrees: not past the end either
         assert movie_seconds(path) == pytest.approx(end, abs=1e-3)
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_copies_of_a_gif_and_of_a_stalled_clip_sampled_last_as_long_as_they_do(tmp_path, capsys) -> None:

@@ -12,19 +12,13 @@ import av
 import clips
 import numpy as np
 import pytest
+from cli_run import run_cli
 from PIL import Image
 
-from ferhub.cli import main
 from ferhub.errors import VideoDecodeError
 from ferhub.videoio import NotAVideoError, VideoWriter, open_video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def diff(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:

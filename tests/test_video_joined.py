@@ -13,8 +13,8 @@ from pathlib import Path
 import av
 import clips
 import pytest
+from cli_run import run_cli
 
-from ferhub.cli import main
 from ferhub.videoio import open_video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -33,12 +33,6 @@ def joined(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = clips.write_ts(d / "a.ts", clips.pan(30)[0])
     second = clips.write_ts(d / "b.ts", clips.crossing(30)[0], size=(640, 480))
     return join(d / "joined.ts", first, second)
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_second_recording_goes_on_after_the_first(joined: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import clips
 import numpy as np
 import pytest
+from cli_run import run_cli
 
-from ferhub.cli import main
 from ferhub.errors import VideoDecodeError
 from ferhub.videoio import VideoWriter, open_video, shortfall
 
@@ -139,12 +139,6 @@ def test_only_a_clear_shortfall_counts(stream: tuple, announced: tuple, flagged:
     """``stream``: frames read, the seconds they cover, their spacing; ``announced``: the header's count and
     duration."""
     assert (shortfall(*stream, *announced) is not None) == flagged
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_and_app_keep_the_frames_and_say_the_file_is_cut(truncated: tuple[Path, Path], capsys) -> None:

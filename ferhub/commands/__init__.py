@@ -29,7 +29,8 @@ def input_path(value: str) -> str:
         raise argparse.ArgumentTypeError(
             "-: reading from stdin is not supported: save it to a file first and give its path"
         )
-    _not_a_url(value, "reading from")
+    if not os.path.exists(value):  # a folder that is there named like a URL (data://x) is read as it is
+        _not_a_url(value, "reading from")
     return os.path.expanduser(value)
 
 
@@ -102,9 +103,9 @@ def label_names_error(label_names: str | None) -> str | None:
     return None
 
 
-def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+def add_scoring_arguments(p: argparse.ArgumentParser, no_face_default: str = "fallback") -> None:
     """``--tta``, ``--no-face`` and ``--precropped`` / ``--detect``: how ``evaluate`` and ``compare`` score
-    each image."""
+    each image; ``no_face_default`` says in ``--no-face``'s help what happens when it is not given."""
     p.add_argument(
         "--tta",
         nargs="?",
@@ -118,8 +119,8 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
         "--no-face",
         choices=("fallback", "wrong"),
         default="fallback",
-        help="image where no face is found: classify the whole image (fallback, seed 004; the default) "
-        "or count it wrong",
+        help="image where no face is found: classify the whole image (fallback, seed 004) or count it wrong"
+        f" (wrong); default: {no_face_default}",
     )
     crop = p.add_mutually_exclusive_group()
     crop.add_argument(

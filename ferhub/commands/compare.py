@@ -38,11 +38,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="extend",  # repeated, as --model elsewhere: every occurrence counts, not the last
         type=input_path,
         metavar="PATH",
-        help="unlabelled image files or folders (repeatable); --no-face fallback and --tta apply, the other"
-        " data options are --data's",
+        help="unlabelled image files or folders (repeatable), in which faces are always detected; only"
+        " --no-face fallback, --json and --device apply (photos without a face are skipped by default), the"
+        " other data and scoring options are --data's",
     )
     add_data_arguments(p)
-    add_scoring_arguments(p)
+    add_scoring_arguments(
+        p, no_face_default="fallback with --data; with --images, a photo without a face is skipped"
+    )
     # None: not given, so that --images can tell an asked-for fallback from --data's default (fallback)
     p.set_defaults(no_face=None)
     p.add_argument("--device", type=device_arg, default=None, help=DEVICE_HELP)
@@ -206,7 +209,8 @@ def _images_refused(args: argparse.Namespace) -> str | None:
             ("--data-config", args.data_config),
             ("--image-column", args.image_column),
             ("--label-column", args.label_column),
-            ("--precropped/--detect", args.precropped is not None),
+            # --detect is what --images always does: taken, not refused
+            ("--precropped", args.precropped is True),
             ("--tta", args.tta),
             ("--no-face wrong", args.no_face == "wrong"),
         )

@@ -7,16 +7,24 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ferhub.commands import input_path, output_path
+
 if TYPE_CHECKING:
     from ferhub.export import ExportReport
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="bundled name, Hub id (org/name[@rev]) or model folder")
+    p.add_argument(
+        "model",
+        type=input_path,
+        metavar="MODEL",
+        help="bundled name, Hub id (org/name[@rev]) or model folder",
+    )
     p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
     p.add_argument(
         "--out",
         required=True,
+        type=output_path,
         metavar="DIR",
         help=(
             "folder to write the exported repo to: a new or empty one, one of other files (kept), or an"

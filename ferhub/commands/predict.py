@@ -508,20 +508,7 @@ def out_folder_unwritable(out: Path, option: str, use: str) -> str | None:
     """The line refusing an output folder ``out`` (given as ``option``; ``use`` says what it is for) that
     cannot be made or written, or ``None``: :func:`out_dir_unwritable`'s check, shared with ``evaluate
     --out``."""
-    problem = _not_a_folder(out, option, use)
-    if problem:
-        return problem
-    existing = _nearest_existing(out)
-    if not existing.is_dir():
-        return f"{option}: cannot make {out}: {existing} is a file, not a folder"
-    # tried, not asked of os.access: its "no" does not say why (a read-only disk reads as no permission); in
-    # the nearest folder there, so that a run refused later (a model that cannot load) leaves no folder made
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as e:
-        return f"{option}: cannot write into {existing} ({e.strerror or e})"
-    return None
+    return _not_a_folder(out, option, use) or _cannot_write_into(out, option)
 
 
 def out_file_unwritable(out: Path, option: str) -> str | None:
@@ -533,10 +520,19 @@ def out_file_unwritable(out: Path, option: str) -> str | None:
         return f"{option}: {out} is a folder; give a file name"
     if out.is_symlink() and not out.exists():
         return f"{option}: {out} is a link to {os.readlink(out)}, which does not exist"
-    existing = _nearest_existing(out.parent)
+    return _cannot_write_into(out.parent, option)
+
+
+def _cannot_write_into(folder: Path, option: str) -> str | None:
+    """Why files cannot be written into ``folder`` (given through ``option``), made where missing: a file
+    where it or one of its parents must be, no permission, a read-only disk; ``None`` when they can. The
+    one probe of :func:`out_folder_unwritable` and :func:`out_file_unwritable`."""
+    existing = _nearest_existing(folder)
     if not existing.is_dir():
-        return f"{option}: cannot make {out.parent}: {existing} is a file, not a folder"
-    try:  # tried, as out_folder_unwritable does: a read-only disk is told from no permission
+        return f"{option}: cannot make {folder}: {existing} is a file, not a folder"
+    # tried, not asked of os.access: its "no" does not say why (a read-only disk reads as no permission); in
+    # the nearest folder there, so that a run refused later (a model that cannot load) leaves no folder made
+    try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as e:

