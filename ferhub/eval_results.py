@@ -61,7 +61,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ferhub.errors import EvalResultsError
+from ferhub.errors import EvalResultsError, WrongTypeError
 from ferhub.fileio import atomic_write_text, lock_file, remove_stale_temps, unlock_file
 
 FILE_NAME = "eval_results.json"
@@ -123,7 +123,7 @@ def make_entry(
     if "id" not in dataset or not dataset["id"]:
         raise ValueError("make_entry: dataset needs a non-empty 'id'")
     if tta is not None and not isinstance(tta, str):
-        raise TypeError(f"make_entry: tta is a method name or None, got {tta!r}")
+        raise WrongTypeError(f"make_entry: tta is a method name or None, got {tta!r}")
     ds = {
         "id": dataset["id"],
         "config": dataset.get("config") or "default",

@@ -32,13 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferhub.errors import WrongTypeError
+
 
 def as_probabilities(target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Class indices ``(B,)`` -> one-hot ``(B, K)`` floats; probabilities ``(B, K)`` pass through (as
     float)."""
     if target.ndim == 1:
         if target.dtype.is_floating_point:
-            raise TypeError("a (B,) target must hold integer class indices; soft targets are (B, K)")
+            raise WrongTypeError("a (B,) target must hold integer class indices; soft targets are (B, K)")
         return F.one_hot(target.long(), num_classes).float()
     if target.ndim == 2 and target.shape[1] == num_classes:
         return target.float()

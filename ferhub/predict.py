@@ -24,7 +24,7 @@ from PIL import Image
 
 from ferhub.config import ModelConfig
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
-from ferhub.errors import PredictorSettingError, WrongTypeError, is_out_of_memory, not_finite
+from ferhub.errors import PredictorSettingError, WrongTypeError, is_out_of_memory, is_thread_limit, not_finite
 from ferhub.faces import Face, FaceDetector, as_faces, crop_face, reading_order, whole_image_face
 from ferhub.images import ImageDecodeError, image_suffixes, load_image, pixel_limit, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
@@ -680,6 +680,11 @@ def _out_of_memory(result: ImageResult, e: BaseException) -> str:
     """An image's error when memory ran out for it (:func:`ferhub.errors.is_out_of_memory`)."""
     size = f" ({result.width}x{result.height} pixels)" if result.width else ""
     why = " ".join(str(e).split())[:200] or type(e).__name__
+    if is_thread_limit(e):  # memory for its stack, or a process/thread limit: Python does not say which
+        return (
+            f"{result.path or '<image>'}: cannot start a thread{size} ({why}); the process or thread limit"
+            " (`ulimit -u`, a container's pids limit) is reached or memory ran out"
+        )
     return f"{result.path or '<image>'}: out of memory{size} ({why}); downscale it or free memory"
 
 

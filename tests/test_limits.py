@@ -502,6 +502,25 @@ def test_a_thread_that_cannot_start_names_the_thread_limit_too() -> None:
     assert code == 1 and message.startswith("cannot start a thread (can't start new thread)")
     assert "ulimit -u" in message and "pids limit" in message and "smaller inputs" not in message
     assert is_out_of_memory(error)  # still tried again in smaller parts, as memory may be why
+    # and a photo's own error says the same two causes
+    from ferhub.predict import ImageResult, _out_of_memory
+
+    line = _out_of_memory(ImageResult(path="a.jpg", width=8, height=6), error)
+    assert line.startswith("a.jpg: cannot start a thread (8x6 pixels)") and "ulimit -u" in line, line
+    assert "out of memory" not in line
+
+
+def test_ferhubs_own_type_refusals_are_wrong_type_errors() -> None:
+    """Two plain TypeErrors were left past ``except FerhubError`` (make_entry's tta, a float (B,) target)."""
+    import torch
+
+    from ferhub import eval_results, losses
+    from ferhub.errors import WrongTypeError
+
+    with pytest.raises(WrongTypeError, match="tta is a method name or None"):
+        eval_results.make_entry({}, dataset={"id": "d"}, tta=1)
+    with pytest.raises(WrongTypeError, match="must hold integer class indices"):
+        losses.as_probabilities(torch.tensor([0.5]), 2)
 
 
 def test_onnx_runtimes_allocation_failure_is_out_of_memory() -> None:
