@@ -138,13 +138,17 @@ def test_tilde_expanded_by_every_path_option(monkeypatch, tmp_path) -> None:
         f"{home}/d",
         f"{home}/r.html",
     )
-    args = parse("train", "--data=~/d", "--output-dir=~/run", "--face-cache=~/fc", "--init=~/w")
-    assert (args.data, args.output_dir, args.face_cache, args.init) == (
+    args = parse(
+        "train", "--data=~/d", "--output-dir=~/run", "--face-cache=~/fc", "--init=~/w", "--recipe=~/r.py"
+    )
+    assert (args.data, args.output_dir, args.face_cache, args.init, args.recipe) == (
         f"{home}/d",
         f"{home}/run",
         f"{home}/fc",
         f"{home}/w",
+        f"{home}/r.py",
     )
+    assert parse("train").recipe == "ferhub_best"  # a shipped recipe's name passes as it is
     # export, push and zoo import too: push '~/m' was "not a ferhub model repo", --archive "no such file"
     args = parse("export", "~/m", "--out=~/e")
     assert (args.model, args.out) == (f"{home}/m", f"{home}/e")

@@ -521,6 +521,14 @@ def test_ferhubs_own_type_refusals_are_wrong_type_errors() -> None:
         eval_results.make_entry({}, dataset={"id": "d"}, tta=1)
     with pytest.raises(WrongTypeError, match="must hold integer class indices"):
         losses.as_probabilities(torch.tensor([0.5]), 2)
+    # and two more: a module without a ModelConfig saved, a model without stages partly unfrozen
+    import ferhub
+    from ferhub.models.freeze import _require_staged
+
+    with pytest.raises(WrongTypeError, match="save\\(\\) needs the model's ModelConfig"):
+        ferhub.save(torch.nn.Linear(1, 1), "unused")
+    with pytest.raises(WrongTypeError, match="does not declare stages"):
+        _require_staged(torch.nn.Linear(1, 1))
 
 
 def test_onnx_runtimes_allocation_failure_is_out_of_memory() -> None:

@@ -270,3 +270,15 @@ def test_torchrun_into_a_folder_in_use_is_refused_on_every_rank(task_folder: Pat
     assert done.returncode != 0
     assert done.stderr.count("is in use by another ferhub train") == 2, done.stderr
     assert "internal error" not in done.stderr
+    # a lock that cannot be made at all (its name taken by a folder): every rank says why, none "a bug"
+    (out / LOCK_NAME).unlink(missing_ok=True)
+    (out / LOCK_NAME).mkdir()
+    done = subprocess.run(
+        [*launcher, str(train_script), *_args(task_folder, out, 0), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert done.stderr.count("cannot hold the folder") == 2, done.stderr
+    assert "internal error" not in done.stderr

@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--recipe",
         default="ferhub_best",
+        type=input_path,  # a .py path: ~ expanded, a URL refused (a shipped recipe's name passes as it is)
         help="a shipped recipe (ferhub/recipes/) or a .py path (default ferhub_best)",
     )
     parser.add_argument(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ferhub import eval_results as results_file
 from ferhub.config import CONFIG_NAME, ModelConfig
 from ferhub.device import device_name
-from ferhub.errors import ConfigError, ModelLoadError, NotAFolderError
+from ferhub.errors import ConfigError, ModelLoadError, NotAFolderError, WrongTypeError
 from ferhub.fileio import atomic_write_json, writing
 from ferhub.hub import _layout, _remote
 from ferhub.hub._layout import (
@@ -180,7 +180,7 @@ def save(
     model = unwrap(model)
     config = getattr(model, "config", None)
     if not isinstance(config, ModelConfig):
-        raise TypeError(
+        raise WrongTypeError(
             "save() needs the model's ModelConfig as model.config; build it with ferhub.create_model or "
             "ferhub.hub.load, or attach one before saving"
         )

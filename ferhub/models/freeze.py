@@ -19,6 +19,8 @@ from typing import Any
 
 from torch import nn
 
+from ferhub.errors import WrongTypeError
+
 # A part of a model: one or more attribute paths (``"net.layer4"``, ``"features.6"``) taken together.
 Part = tuple[str, ...]
 
@@ -71,7 +73,7 @@ class StagedModel(nn.Module):
 
 def _require_staged(model: nn.Module) -> StagedModel:
     if not isinstance(model, StagedModel):
-        raise TypeError(
+        raise WrongTypeError(
             f"{type(model).__name__} does not declare stages; partial unfreezing works on ferhub's transfer "
             "families (resnet18, irv1_multiscale, lightcnn9, fcn, mobilenet_*, inception_v3, ...)"
         )

@@ -112,6 +112,10 @@ class _Session:
                 lock = claim(out_dir)  # a second run into the folder is refused here, before any data loads
             except OutputDirBusy as e:
                 busy = str(e)
+            except OSError as e:  # under torchrun every rank says why (rank 1 called it "a bug" alone)
+                if dist.world <= 1:
+                    raise
+                busy = f"{out_dir}: cannot hold the folder ({e.strerror or e}); give another --output-dir"
         busy = broadcast_object(busy, dist)  # every rank refuses with rank 0's message (not a crash later)
         if busy is not None:
             leave(dist)
