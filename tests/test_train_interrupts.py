@@ -258,27 +258,26 @@ def test_torchrun_into_a_folder_in_use_is_refused_on_every_rank(task_folder: Pat
     """Only rank 0 claims the folder: rank 1 went on alone and ended in "internal error ... a bug"."""
     out = tmp_path / "run"
     out.mkdir()
-    with _held_by_another_process(out):
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-        train_script = Path(__file__).resolve().parent.parent / "train" / "train.py"
-        done = subprocess.run(
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    train_script = Path(__file__).resolve().parent.parent / "train" / "train.py"
+
+    def torchrun() -> subprocess.CompletedProcess:
+        return subprocess.run(
             [*launcher, str(train_script), *_args(task_folder, out, 0), "--device", "cpu"],
             capture_output=True,
             text=True,
             timeout=300,
         )
+
+    with _held_by_another_process(out):
+        done = torchrun()
     assert done.returncode != 0
     assert done.stderr.count("is in use by another ferhub train") == 2, done.stderr
     assert "internal error" not in done.stderr
     # a lock that cannot be made at all (its name taken by a folder): every rank says why, none "a bug"
     (out / LOCK_NAME).unlink(missing_ok=True)
     (out / LOCK_NAME).mkdir()
-    done = subprocess.run(
-        [*launcher, str(train_script), *_args(task_folder, out, 0), "--device", "cpu"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = torchrun()
     assert done.returncode != 0
     assert done.stderr.count("cannot hold the folder") == 2, done.stderr
     assert "internal error" not in done.stderr
