@@ -44,6 +44,8 @@ def test_models_lists_the_ensembles_input_per_member(capsys: pytest.CaptureFixtu
     ensemble = lines[f"ferhub/{zoo.ENSEMBLE_NAME}"]
     assert "per member" in ensemble and "112x112" not in ensemble and "RGB" not in ensemble
     assert "64x64 gray" in lines["ferhub/fer-mini-xception"]
+    # every row's input column in line, the longest architecture name (faceapi_expression_net) too
+    assert len({line.index(" classes:") for line in lines.values()}) == 1, "\n".join(lines.values())
 
 
 def _entry(labels: list[str], cm: list[list[int]]) -> dict:
