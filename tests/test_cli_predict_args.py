@@ -217,10 +217,12 @@ def test_options_that_would_do_nothing_are_noted(capsys, tmp_path: Path) -> None
     clips.photo("astronaut").save(photo)
     out, annotated = tmp_path / "overlays", tmp_path / "a.annotated.mp4"
     argv = ["predict", str(photo), "--out", str(out), "--annotate", str(annotated)]
+    argv += ["--fps", "2", "--smooth", "0"]
     code, printed, err = run_cli(capsys, *argv)
     assert code == 0 and len(json.loads(printed)[0]["faces"]) == 1  # the run itself goes on
     assert "note: --out is where --saliency writes its overlays" in err
     assert "note: --annotate writes annotated videos; there is no video among the inputs" in err
+    assert "note: --fps, --smooth set(s) how videos are analysed; there is no video among the inputs" in err
     assert not out.exists() and not annotated.exists()
 
 

@@ -793,6 +793,10 @@ def run(args: argparse.Namespace) -> int:
         say("note: --out is where --saliency writes its overlays; without --saliency nothing goes there")
     if args.annotate and not videos:
         say("note: --annotate writes annotated videos; there is no video among the inputs")
+    video_options = {"--fps": None, "--detect-every": 3, "--smooth": 0.3, "--max-side": 1920}  # the defaults
+    given = [o for o, default in video_options.items() if getattr(args, o[2:].replace("-", "_")) != default]
+    if given and not videos:
+        say(f"note: {', '.join(given)} set(s) how videos are analysed; there is no video among the inputs")
     if args.saliency and len(videos) == len(found.files):
         say("note: --saliency writes overlays of photos; there is no photo among the inputs")
     annotated = annotate_targets(args, videos)
