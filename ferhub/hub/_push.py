@@ -17,7 +17,7 @@ from ferhub.errors import ModelLoadError
 from ferhub.fileio import atomic_write_json
 from ferhub.hub._layout import CARD_CONTEXT_NAME, CARD_NAME, REPO_FILES, WEIGHTS_NAME
 from ferhub.hub._remote import HUB_ID, answered, http_status, online_api
-from ferhub.hub._repo import check_repo
+from ferhub.hub._repo import check_repo, hash_file
 
 
 def _check_repo_id(repo_id: str) -> None:
@@ -196,9 +196,7 @@ def _file_digest(path: str, kind: str, size: int, mtime_ns: int) -> str:
     import hashlib
 
     h = hashlib.sha256() if kind == "sha256" else hashlib.sha1(b"blob %d\0" % size)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    hash_file(path, h)
     return h.hexdigest()
 
 

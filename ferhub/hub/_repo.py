@@ -294,6 +294,15 @@ def _listing(repo_id: str, snapshot: Path) -> set[str] | None:
     return {str(getattr(f, "path", "")) for f in tree}
 
 
+def hash_file(path: str | os.PathLike, *hashes: Any) -> None:
+    """Feed the file at ``path`` to each of ``hashes`` (``hashlib`` objects) in 1 MiB chunks, in one read: a
+    weights file of gigabytes is never held in memory."""
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            for h in hashes:
+                h.update(chunk)
+
+
 def _cached_file_intact(path: Path) -> bool:
     """Whether a cached file still holds what the Hub sent: its blob is named by the file's git oid (sha1)
     or sha256, as huggingface_hub (and ``zoo import``) name them."""
@@ -301,11 +310,12 @@ def _cached_file_intact(path: Path) -> bool:
 
     try:
         blob = path.resolve().name
-        data = path.read_bytes()
+        git_oid = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+        sha256 = hashlib.sha256()
+        hash_file(path, git_oid, sha256)
     except OSError:
         return False
-    git_oid = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-    return blob in (git_oid, hashlib.sha256(data).hexdigest())
+    return blob in (git_oid.hexdigest(), sha256.hexdigest())
 
 
 def _missing_from_snapshot(repo_id: str, snapshot: Path, repo_dir: Path, name: str) -> ModelLoadError:
