@@ -33,6 +33,11 @@ PHOTO_BATCH = 16  # photos decoded and classified together; all are released bef
 FOLDER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
+# the video options' defaults: declared once, for their arguments and for the note that they do nothing
+# when no input is a video
+VIDEO_DEFAULTS = {"fps": None, "detect_every": 3, "smooth": 0.3, "max_side": 1920}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "paths",
@@ -78,12 +83,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     v = p.add_argument_group("videos")
     v.add_argument(
-        "--fps", type=float, default=None, help="analyse at most N frames per second (default: all)"
+        "--fps",
+        type=float,
+        default=VIDEO_DEFAULTS["fps"],
+        help="analyse at most N frames per second (default: all)",
     )
     v.add_argument(
         "--detect-every",
         type=int,
-        default=3,
+        default=VIDEO_DEFAULTS["detect_every"],
         metavar="K",
         help=(
             "detect faces on every K-th analysed frame; the tracker carries boxes in between and every"
@@ -93,7 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument(
         "--smooth",
         type=float,
-        default=0.3,
+        default=VIDEO_DEFAULTS["smooth"],
         metavar="SECONDS",
         help=(
             "time constant of the per-face smoothing of probabilities (default 0.3; 0 = off). Raw values are"
@@ -110,7 +118,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ".mp4 plays in browsers); a folder when several videos are given",
     )
     v.add_argument(
-        "--max-side", type=int, default=1920, help="downscale larger video frames to this (pixels)"
+        "--max-side",
+        type=int,
+        default=VIDEO_DEFAULTS["max_side"],
+        help="downscale larger video frames to this (pixels)",
     )
     p.add_argument(
         "--out-dir",
@@ -793,8 +804,7 @@ def run(args: argparse.Namespace) -> int:
         say("note: --out is where --saliency writes its overlays; without --saliency nothing goes there")
     if args.annotate and not videos:
         say("note: --annotate writes annotated videos; there is no video among the inputs")
-    video_options = {"--fps": None, "--detect-every": 3, "--smooth": 0.3, "--max-side": 1920}  # the defaults
-    given = [o for o, default in video_options.items() if getattr(args, o[2:].replace("-", "_")) != default]
+    given = [f"--{k.replace('_', '-')}" for k, value in VIDEO_DEFAULTS.items() if getattr(args, k) != value]
     if given and not videos:
         say(f"note: {', '.join(given)} set(s) how videos are analysed; there is no video among the inputs")
     if args.saliency and len(videos) == len(found.files):
