@@ -78,6 +78,31 @@ _HUB_ERRORS = NETWORK_ERRORS | {"HfHubHTTPError"}
 _USER_ERRORS = (ValueError, OSError, MemoryError)
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: options may come between its paths (``ferhub predict a.jpg --format csv b.jpg``),
+    and an unknown option is refused with the command's usage, not ``ferhub``'s.
+
+    Plain argparse stops a ``nargs="+"`` positional at the first option, then refuses the paths after it as
+    ``unrecognized arguments`` under the top-level usage.
+    """
+
+    _inner = False  # set while parse_known_intermixed_args calls back into parse_known_args
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        # a parser with subcommands of its own (``zoo``) cannot be parsed intermixed (argparse's TypeError);
+        # its subcommands' parsers are of this class too and are
+        if self._inner or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            namespace, extras = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+        if extras:  # here, not bubbled up to ``ferhub``'s parser, whose usage would not help
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     from ferhub import __version__
 
@@ -86,7 +111,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ferhub {__version__}")
     parser.add_argument("--debug", action="store_true", help="on an error, also print the full traceback")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_CODES_HELP)

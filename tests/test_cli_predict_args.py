@@ -360,3 +360,27 @@ def test_out_dir_keeps_inputs_of_one_name_apart_and_a_rerun_finds_them(
         assert len(labels) == 2  # two photos classified, not one result twice
         code, _, err = run_cli(capsys, "predict", *reversed(argv), "--out-dir", out)  # resumes, any order
         assert code == 0 and "0 input(s) written" in err and "2 already done" in err
+
+
+def test_options_may_come_between_paths(capsys, tmp_path: Path) -> None:
+    """``ferhub predict a.png --format csv b.png`` classifies both photos, as most command lines allow."""
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    clips.photo("astronaut").save(first)
+    clips.photo("hopper").save(second)
+    code, out, _ = run_cli(capsys, "predict", str(first), "--format", "csv", str(second))
+    assert code == 0
+    rows = out.splitlines()
+    assert rows[0].startswith("path,") and [r.split(",")[0] for r in rows[1:]] == [str(first), str(second)]
+
+
+@pytest.mark.parametrize(
+    "argv", [["predict", "x.png", "--bogus"], ["zoo", "list", "--bogus"], ["models", "--bogus", "1"]]
+)
+def test_an_unknown_option_is_refused_with_the_commands_usage(capsys, argv) -> None:
+    with pytest.raises(SystemExit) as stop:
+        run_cli(capsys, *argv)
+    err = capsys.readouterr().err
+    command = " ".join(a for a in argv if not a.startswith("-") and a not in ("x.png", "1"))
+    assert stop.value.code == 2
+    assert err.startswith(f"usage: ferhub {command} ")
+    assert err.splitlines()[-1].startswith(f"ferhub {command}: error: unrecognized arguments: --bogus")
