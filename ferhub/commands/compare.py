@@ -116,6 +116,17 @@ def stdout_results(args: argparse.Namespace) -> str | None:
     return None if args.json or args.out else "give --json FILE, or send stdout to a file"
 
 
+def _named_twice(models: list[str]) -> str | None:
+    """The first model named twice (the same id, or two paths of one folder), whose rows would repeat."""
+    seen: set[str] = set()
+    for model in models:
+        key = str(Path(model).resolve()) if Path(model).is_dir() else model
+        if key in seen:
+            return repr(model)
+        seen.add(key)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from ferhub import evaluation
     from ferhub.cli import describe
@@ -126,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
 
     if len(args.models) < 2:
         print("ferhub compare: name at least two models", file=sys.stderr)
+        return 2
+    if twice := _named_twice(args.models):
+        print(
+            f"ferhub compare: {twice} is named twice; a model agrees with itself, so name each model once",
+            file=sys.stderr,
+        )
         return 2
     if error := device_error(args.device) or label_names_error(args.label_names) or _images_refused(args):
         print(f"ferhub compare: {error}", file=sys.stderr)
