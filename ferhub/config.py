@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,11 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_list(value: Any) -> bool:
+    """A list, tuple or other sequence, but not a string or bytes (of characters, of byte values)."""
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
+
+
 def _check_json_value(value: Any, where: str, depth: int = 0) -> None:
     """``value`` is a small, finite JSON value (what a builder keyword argument can be)."""
     if depth > _MAX_ARG_DEPTH:
@@ -76,7 +83,7 @@ def _check_json_value(value: Any, where: str, depth: int = 0) -> None:
 
 
 def _check_labels(labels: Any) -> None:
-    if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
+    if not _is_list(labels):
         raise ConfigError(f"labels must be a list of label names, got {_type_name(labels)} {brief(labels)}")
     if not labels or len(labels) > len(FER8):
         raise ConfigError(
@@ -88,9 +95,11 @@ def _check_labels(labels: Any) -> None:
 
 
 def _check_triplet(name: str, values: Any, channels: int) -> tuple[float, ...]:
+    if hasattr(values, "tolist"):  # a numpy array (or number): its Python numbers, checked as any others
+        values = values.tolist()
     if isinstance(values, (int, float)) and not isinstance(values, bool):
         values = (values,)  # a single number for a gray model
-    if not isinstance(values, (list, tuple)) or len(values) != channels:
+    if not _is_list(values) or len(values) != channels:
         raise ConfigError(f"{name} needs {channels} number(s), one per channel, got {brief(values)}")
     if not all(_is_real(v) for v in values):
         raise ConfigError(f"{name} must hold finite numbers, got {brief(values)}")
@@ -108,12 +117,12 @@ class ModelConfig:
     """
 
     architecture: str
-    labels: tuple[str, ...]
+    labels: Sequence[str]  # any sequence of names (not one string); stored as a tuple
     model_args: dict[str, Any] = field(default_factory=dict)
     input_size: int = 64
     channels: int = 1
-    mean: tuple[float, ...] = (0.5,)
-    std: tuple[float, ...] = (0.5,)
+    mean: Sequence[float] = (0.5,)  # stored as tuples of floats
+    std: Sequence[float] = (0.5,)
     crop_margin: float = 0.1
     crop_square: bool = True
     align: bool | str = False
@@ -208,13 +217,13 @@ class ModelConfig:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{source}: {e}") from e
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | os.PathLike) -> Path:
         path = Path(folder) / CONFIG_NAME
         path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
         return path
 
     @classmethod
-    def load(cls, folder: str | Path) -> ModelConfig:
+    def load(cls, folder: str | os.PathLike) -> ModelConfig:
         path = Path(folder) / CONFIG_NAME
         if not path.is_file():
             raise ConfigError(
@@ -235,6 +244,27 @@ class ModelConfig:
                 f"{path} is not valid JSON ({brief(str(e), 120)}); re-save the model with ferhub.hub.save"
             ) from e
         return cls.from_dict(data, source=str(path))
+
+
+# what a builder's registered defaults and ``create_model``'s (and a recipe's) ``config_overrides`` may set:
+# the preprocessing; the model itself is given on its own
+_THE_MODEL = ("architecture", "labels", "model_args")
+PREPROCESSING_KEYS = tuple(sorted({f.name for f in fields(ModelConfig)} - set(_THE_MODEL)))
+
+
+def preprocessing_problem(settings: Any) -> str | None:
+    """What is wrong with the keys of ``settings`` (``config_overrides``, a builder's registered defaults), as
+    the end of a sentence naming them (``"has unknown keys ['inputsize']; known: align, ..."``), or ``None``
+    when each is one of :data:`PREPROCESSING_KEYS`. The values are :class:`ModelConfig`'s to check."""
+    if not isinstance(settings, Mapping):
+        return f"must be an object of ModelConfig fields, got {_type_name(settings)} {brief(settings)}"
+    unknown = sorted(str(k) for k in set(settings) - set(PREPROCESSING_KEYS))
+    if not unknown:
+        return None
+    text = f"has unknown keys {unknown}; known: {', '.join(PREPROCESSING_KEYS)}"
+    if set(unknown) & set(_THE_MODEL):  # fields of ModelConfig, but no preprocessing
+        text += " (architecture, labels and model_args are given on their own)"
+    return text
 
 
 class _NonFiniteNumber(ValueError):

@@ -267,7 +267,19 @@ def entry_problem(key: str, r: Any) -> str | None:
         return f"{where}.not_held_out must be a string saying how the data trained or chose the model"
     if r.get("num_images") is not None and not (isinstance(r["num_images"], int) and r["num_images"] >= 0):
         return f"{where}.num_images must be a non-negative integer"
+    if r.get("no_face") is not None and not _is_no_face(r["no_face"]):  # the card says count and policy
+        return f"{where}.no_face must be an object with a non-negative integer 'count' and a string 'policy'"
     return None
+
+
+def _is_no_face(no_face: Any) -> bool:
+    """Whether ``no_face`` has what the card reads: ``count`` a count and ``policy`` a name, where given."""
+    if not isinstance(no_face, Mapping):
+        return False
+    count, policy = no_face.get("count"), no_face.get("policy")
+    return (count is None or (isinstance(count, int) and count >= 0)) and (
+        policy is None or isinstance(policy, str)
+    )
 
 
 _PER_CLASS_KEYS = ("precision", "recall", "f1", "support")  # what the figures and the support read

@@ -225,7 +225,9 @@ def _from_array(a: np.ndarray, max_pixels: int | None, name: str) -> Image.Image
     return Image.fromarray(a, "RGB")
 
 
-def _fast_png(src: str | os.PathLike | bytes, name: str, max_pixels: int | None) -> Image.Image | None:
+def _fast_png(
+    src: str | os.PathLike | bytes | bytearray | memoryview, name: str, max_pixels: int | None
+) -> Image.Image | None:
     """``src`` decoded by :mod:`ferhub._png` where it is a PNG of the kind that module takes (~2x Pillow's
     speed on photos), its size checked first; ``None`` for Pillow to open it."""
     if isinstance(src, (bytes, bytearray, memoryview)):
@@ -277,7 +279,9 @@ def _large_png_size(start: bytes) -> tuple[int, int] | None:
     return (width, height) if width * height >= FAST_PNG_PIXELS else None
 
 
-def _open(src: str | os.PathLike | bytes, name: str, max_pixels: int | None) -> Image.Image:
+def _open(
+    src: str | os.PathLike | bytes | bytearray | memoryview, name: str, max_pixels: int | None
+) -> Image.Image:
     if isinstance(src, (bytes, bytearray, memoryview)):
         data = bytes(src)
         if not data:
@@ -308,7 +312,9 @@ def _open(src: str | os.PathLike | bytes, name: str, max_pixels: int | None) -> 
 
 
 def load_image(
-    src: str | os.PathLike | bytes | Image.Image | np.ndarray, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    src: str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
     """Decode ``src`` into an upright RGB image (a new one: the caller's PIL image is never returned).
 
@@ -333,7 +339,7 @@ def pixel_limit(src: object) -> int | None:
 
 
 def upright_rgb(
-    src: str | os.PathLike | bytes | Image.Image | np.ndarray,
+    src: str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray,
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     keep_gray: bool = False,
@@ -367,7 +373,7 @@ def _turned(image: Image.Image) -> bool:
 
 
 def _load(
-    src: str | os.PathLike | bytes | Image.Image | np.ndarray,
+    src: str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray,
     max_pixels: int | None,
     *,
     copy: bool,

@@ -14,7 +14,7 @@ import copy
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import numpy as np
 from PIL import Image
 
-from ferhub.config import ModelConfig
+from ferhub.config import ModelConfig, brief
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
 from ferhub.errors import PredictorSettingError, WrongTypeError, is_out_of_memory, is_thread_limit, not_finite
 from ferhub.faces import Face, FaceDetector, as_faces, crop_face, reading_order, whole_image_face
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # torch is imported where a model is built or run in torch: a
 
 log = logging.getLogger(__name__)
 
-ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 ModelSpec = Union[str, os.PathLike, "nn.Module"]
 NoFacePolicy = Literal["skip", "fallback"]
 Runtime = Literal["auto", "onnx", "torch"]
@@ -215,7 +215,7 @@ class Predictor:
         self,
         models: ModelSpec | Sequence[ModelSpec] | None = None,
         *,
-        device: str | None = None,
+        device: str | torch.device | None = None,
         detector: FaceDetector | None = None,
         no_face: NoFacePolicy = "skip",
         batch_size: int = 64,
@@ -230,7 +230,7 @@ class Predictor:
         self._device = device_name(device)
         self._requested_runtime = runtime
         self.runtime = resolve_runtime(runtime, self._device)
-        specs: list[ModelSpec]
+        specs: list[str | nn.Module]  # a path is given as its string
         if models is None:
             specs = [DEFAULT_MODEL]
         elif isinstance(models, (str, os.PathLike)) or _is_module(models):  # one model, not its characters
@@ -244,6 +244,8 @@ class Predictor:
             )
         if not specs:
             raise PredictorSettingError("Predictor needs at least one model; got an empty list")
+        if isinstance(names, str):  # one string is no list of names: it was taken letter by letter
+            raise WrongTypeError(f"names takes a list of names, one per model; got a string {brief(names)}")
         if names is not None and len(names) != len(specs):
             raise PredictorSettingError(f"Predictor got {len(specs)} models but {len(names)} names")
         # ``models`` are the loaded modules as callers share them (the hub cache, saliency): never mutated;
@@ -317,14 +319,14 @@ class Predictor:
         for i, spec in enumerate(self._specs):
             model = self._models[i]
             if model is None:  # run from its cached ONNX graph: start it the same way again
-                model, _config, runner, _name = self._prepare(spec)  # type: ignore[arg-type]  (a str spec)
+                model, _config, runner, _name = self._prepare(spec)
                 self._models[i] = model
             else:
                 runner = self._runner(model, self.names[i])
             runners.append(runner)
         self._runners = runners
 
-    def _prepare(self, spec: ModelSpec) -> tuple[nn.Module | None, ModelConfig, Runner | list, str]:
+    def _prepare(self, spec: str | nn.Module) -> tuple[nn.Module | None, ModelConfig, Runner | list, str]:
         """One model: its module (None where a warm start runs it without), config, runner and name."""
         if not isinstance(spec, str):
             if not isinstance(getattr(spec, "config", None), ModelConfig):
@@ -589,7 +591,7 @@ class Predictor:
         """Detect and classify every face of one image; bad input is returned as the result's ``error``."""
         return self.predict([src])[0]
 
-    def predict(self, images: Sequence[ImageSource]) -> list[ImageResult]:
+    def predict(self, images: Iterable[ImageSource]) -> list[ImageResult]:
         """Classify every face of every image, batching all faces through each model at once.
 
         ``images`` is a list (or any iterable) of images; one image alone (a path, bytes, a PIL image) is

@@ -97,7 +97,7 @@ def _torch_load(path: Path | bytes, where: str | None = None) -> Any:
         raise CheckpointError(f"{where} is not a readable PyTorch checkpoint ({e})") from e
 
 
-def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors``, a PyTorch file or a ferhub model repo folder, without
     unpickling arbitrary objects.
 

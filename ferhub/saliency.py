@@ -489,7 +489,7 @@ def explain_faces(
     image: Image.Image | str | os.PathLike | bytes | np.ndarray,
     faces: Sequence,
     method: str,
-    target: str | int | Sequence[str | int] | np.ndarray | None = None,
+    target: str | int | Sequence[str | int] | np.ndarray | torch.Tensor | None = None,
     *,
     occlusion_share: int | None = None,
 ) -> list[Explanation]:
@@ -534,7 +534,7 @@ def _explain_ensemble(
     image: Image.Image,
     faces: Sequence,
     mid: str,
-    target: str | int | Sequence[str | int] | np.ndarray | None,
+    target: str | int | Sequence[str | int] | np.ndarray | torch.Tensor | None,
     occlusion_share: int | None,
 ) -> list[Explanation]:
     """An ensemble's explanation of exactly what :class:`~ferhub.predict.Predictor` computes: every member

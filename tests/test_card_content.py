@@ -15,7 +15,7 @@ import torch
 from huggingface_hub import ModelCard
 
 from ferhub import hub, zoo
-from ferhub.hub.card import card_text, format_metric
+from ferhub.hub.card import _no_face_note, card_text, format_metric
 from ferhub.metrics import kfold_summary
 from ferhub.models import create_model
 from ferhub.models.ensemble import make_ensemble
@@ -159,3 +159,12 @@ def test_accuracy_like_figures_are_percent_throughout_the_card() -> None:
 def test_every_zoo_card_carries_the_zoo_tag(name: str) -> None:
     """A Hub search for ``ferhub-zoo`` finds every zoo model, the default one included."""
     assert "ferhub-zoo" in ModelCard.load(hub.resolve(name) / "README.md").data.tags
+
+
+@pytest.mark.parametrize(
+    "policy, how",
+    [("wrong", "counted as wrong"), ("mine", "mine"), (["fallback"], "not stated"), ({"a": 1}, "not stated")],
+)
+def test_the_no_face_note_takes_any_policy(policy: object, how: str) -> None:
+    """An unhashable policy (another tool's entry) was a dict key: a TypeError, `ferhub evaluate` exit 4."""
+    assert _no_face_note({"count": 3, "policy": policy}) == f"No face was found in 3 images ({how})."

@@ -328,6 +328,10 @@ def test_what_trained_the_model_is_kept_whatever_a_write_replaces(repo: Path) ->
         ({"calibration": {"ece": 0.1, "bins": [{"count": 3}]}}, r"\.calibration must be an object"),
         ({"model": "some-model"}, r"\.model must be an object"),  # report and push crashed (exit 4)
         ({"per_class": {"happy": {"support": None}}}, r"\.per_class must map each label"),
+        # the card used a list policy as a dict key: `ferhub evaluate` exited 4 and kept nothing
+        ({"no_face": {"count": 3, "policy": ["fallback"]}}, r"\.no_face must be an object with"),
+        ({"no_face": {"count": "3", "policy": "fallback"}}, r"\.no_face must be an object with"),
+        ({"no_face": "fallback"}, r"\.no_face must be an object with"),
     ],
 )
 def test_validate_refuses_what_the_report_cannot_show(change: dict[str, Any], message: str) -> None:
@@ -356,6 +360,7 @@ OTHER_TOOLS = {  # entries written by other tools that ferhub cannot show
     "no id": {"dataset": {"name": "fer2013"}},
     "model": {"model": "some-model"},
     "support": {"labels": ["happy"], "confusion_matrix": [[1]], "per_class": {"happy": {"support": None}}},
+    "no_face": {"no_face": {"count": 3, "policy": {"name": "fallback"}}},
 }
 
 
@@ -390,6 +395,8 @@ def test_an_entry_ferhub_cannot_show_never_blocks_a_write_and_is_kept_as_it_was(
 def test_validate_keeps_accepting_optional_parts_and_other_tools_metrics() -> None:
     minimal = {"dataset": {"id": "d"}, "metrics": {"accuracy": 0.7, "source": "paper", "n": None}}
     assert eval_results.validate({"format_version": 1, "results": {"k": minimal}}, "x.json")
+    no_policy = {**minimal, "no_face": {"count": 2, "per_class": {"happy": 2}}}
+    assert eval_results.validate({"format_version": 1, "results": {"k": no_policy}}, "x.json")
 
 
 # ------------------------------------------------------------------------------ two writers at the same time

@@ -18,7 +18,7 @@ from images_corpus import exif_rotated, gradient
 from PIL import Image
 
 from ferhub import hub
-from ferhub.errors import DeviceError, FerhubError, ImageDecodeError
+from ferhub.errors import DeviceError, FerhubError, ImageDecodeError, WrongTypeError
 from ferhub.faces import Face, FaceDetector
 from ferhub.labels import FER7
 from ferhub.models import create_model
@@ -145,6 +145,16 @@ def test_a_path_names_one_model(tmp_path: Path) -> None:
     assert p.names == [str(folder)]
     with pytest.raises(TypeError, match="models must be a model id"):
         Predictor(123)  # type: ignore[arg-type]
+
+
+def test_names_given_as_one_string_are_refused() -> None:
+    """A string was taken letter by letter: two models named 'f' and 'm', or "1 models but 4 names"."""
+    for models, names in (([tiny(), tiny()], "fm"), (tiny(), "mini"), (tiny(), "x")):
+        with pytest.raises(
+            WrongTypeError, match=f"names takes a list of names, one per model; got a string '{names}'"
+        ):
+            Predictor(models, names=names, detector=NoFaces())
+    assert Predictor(tiny(), names=["mini"], detector=NoFaces()).names == ["mini"]
 
 
 # -- 5: one decoding for every entry ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,6 +54,44 @@ def test_duplicate_registration_raises() -> None:
         @register_model
         def mini_xception(num_classes: int = 7) -> torch.nn.Module:  # same name as the real one
             return torch.nn.Identity()
+
+
+def test_create_and_register_model_refuse_what_model_config_would_not_take() -> None:
+    """Each was a bare TypeError from the dataclass, or named a label's first letter: every refusal is a
+    FerhubError naming what was given (README, "Use")."""
+    with pytest.raises(ConfigError, match="labels must be a list of label names, got a string 'happy'"):
+        create_model("test_tiny", labels="happy")
+    known = (
+        "known: align, channels, crop_margin, crop_square, format_version, "
+        "input_size, interpolation, mean, std"
+    )
+    with pytest.raises(ConfigError, match=rf"config_overrides has unknown keys \['inputsize'\]; {known}$"):
+        create_model("test_tiny", config_overrides={"inputsize": 32})
+    for own in ("labels", "architecture", "model_args"):  # set by create_model itself
+        with pytest.raises(ConfigError, match=rf"unknown keys \['{own}'\]; {known} \(architecture, labels"):
+            create_model("test_tiny", config_overrides={own: None})
+    with pytest.raises(ConfigError, match="config_overrides must be an object of ModelConfig fields"):
+        create_model("test_tiny", config_overrides=[("input_size", 32)])  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigError, match=rf"register_model\(typo_net\): .* unknown keys \['inputsize'\]; {known}"
+    ):
+
+        @register_model(inputsize=48)
+        def typo_net(num_classes: int = 7) -> torch.nn.Module:
+            return torch.nn.Identity()
+
+    assert "typo_net" not in list_models()
+    # any sequence of names or numbers, a numpy array included
+    config = create_model(
+        "test_tiny", labels=np.array(["happy", "sad"]), config_overrides={"mean": np.array([0.4])}
+    ).config
+    assert config.labels == ("happy", "sad") and config.mean == (0.4,) and type(config.mean[0]) is float
+    assert (
+        ModelConfig("test_tiny", ["happy"], channels=3, mean=range(3), std=np.full(3, 0.25)).std
+        == (0.25,) * 3
+    )
+    with pytest.raises(ConfigError, match=r"mean needs 3 number\(s\), one per channel, got \[0.5\]"):
+        ModelConfig("test_tiny", ["happy"], channels=3, mean=np.array([0.5]))
 
 
 def test_list_models_pattern() -> None:

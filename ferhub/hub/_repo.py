@@ -34,6 +34,7 @@ from ferhub.hub._layout import (
 from ferhub.hub._weights import load_state_strict, read_weights, unwrap, write_weights
 
 if TYPE_CHECKING:  # torch only where a model is built: resolving a repo (the ONNX warm start) needs none
+    import torch
     from torch import nn
 
 
@@ -459,7 +460,11 @@ def _stat(path: Path) -> os.stat_result | None:
 
 
 def load(
-    id_or_path: str | os.PathLike, *, device: str = "cpu", revision: str | None = None, local: bool = True
+    id_or_path: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    revision: str | None = None,
+    local: bool = True,
 ) -> nn.Module:
     """Load a model repo as an ``nn.Module`` in eval mode with ``.config``, ``.name_or_path``, ``.repo_path``.
 

@@ -180,14 +180,18 @@ def _format_interval(key: str, interval: Any) -> str:
     return f" (95% CI {format_metric(key, interval[0])}–{format_metric(key, interval[1])})"
 
 
+_NO_FACE_HOW = {
+    "fallback": "classified on the whole image",
+    "wrong": "counted as wrong",
+    "precropped": "images given as face crops",
+}
+
+
 def _no_face_note(no_face: Any) -> str | None:
     if not isinstance(no_face, Mapping) or not isinstance(no_face.get("count"), int) or not no_face["count"]:
         return None
-    how = {
-        "fallback": "classified on the whole image",
-        "wrong": "counted as wrong",
-        "precropped": "images given as face crops",
-    }.get(no_face.get("policy"), str(no_face.get("policy") or "not stated"))
+    policy = no_face.get("policy")  # another tool's entry may hold a list here, which is no dict key
+    how = _NO_FACE_HOW.get(policy, policy) if isinstance(policy, str) and policy else "not stated"
     return f"No face was found in {no_face['count']:,} images ({how})."
 
 

@@ -16,13 +16,13 @@ import inspect
 import json
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from ferhub.config import ModelConfig, brief
+from ferhub.config import ModelConfig, brief, preprocessing_problem
 from ferhub.errors import ConfigError, UnknownModelError
 from ferhub.labels import FER7
 from ferhub.models import _limits
@@ -51,6 +51,8 @@ def register_model(
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if f.__name__ in _REGISTRY:
             raise ValueError(f"a model named {f.__name__!r} is already registered")
+        if problem := preprocessing_problem(defaults):  # else a typo shows only at the first create_model
+            raise ConfigError(f"register_model({f.__name__}): the default preprocessing {problem}")
         # the first paragraph, one line
         summary = " ".join((f.__doc__ or "").strip().split("\n\n")[0].split())
         _REGISTRY[f.__name__] = ModelEntry(f.__name__, f, dict(defaults), summary)
@@ -94,8 +96,12 @@ def create_model(
     (64, ('angry', 'disgust'))
     """
     entry = get_entry(name)
+    if problem := preprocessing_problem(config_overrides or {}):
+        raise ConfigError(f"create_model({name!r}): config_overrides {problem}")
+    if isinstance(labels, Iterable) and not isinstance(labels, str):  # ModelConfig refuses one string by name
+        labels = tuple(labels)
     cfg_kwargs = {**entry.defaults, **(config_overrides or {})}
-    config = ModelConfig(architecture=name, labels=tuple(labels), model_args=dict(model_args), **cfg_kwargs)
+    config = ModelConfig(architecture=name, labels=labels, model_args=dict(model_args), **cfg_kwargs)
     return build_from_config(config)
 
 

@@ -79,7 +79,7 @@ class TransferNet(StagedModel):
 
 def _mobilenet(
     arch: str, num_classes: int, pretrained: bool, trainable_stages: int | None, width_mult: float = 1.0
-) -> TransferNet:
+) -> nn.Module:
     tv = import_torchvision()
     net = getattr(tv.models, arch)(weights=None, width_mult=width_mult)
     if pretrained:
@@ -91,7 +91,7 @@ def _mobilenet(
     return set_trainable_stages(model, len(stages) if trainable_stages is None else trainable_stages)
 
 
-def _inception_v3(num_classes: int, pretrained: bool, trainable_stages: int | None) -> TransferNet:
+def _inception_v3(num_classes: int, pretrained: bool, trainable_stages: int | None) -> nn.Module:
     tv = import_torchvision()
     # torchvision's checkpoint includes the auxiliary classifier: build with it to load strictly, then drop
     # it. init_weights=False: its truncated-normal init takes seconds and pretrained weights replace it
@@ -154,7 +154,7 @@ def _nasnet(
     trainable_stages: int | None,
     stem_size: int = 96,
     num_features: int = 4032,
-) -> TransferNet:
+) -> nn.Module:
     nasnet = _import_timm()
     net = nasnet.NASNetALarge(num_classes=1000, stem_size=stem_size, num_features=num_features)
     if pretrained:

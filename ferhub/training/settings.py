@@ -379,7 +379,7 @@ def _loss_problem(cfg: TrainConfig) -> Problem | None:
 def _model_problem(cfg: TrainConfig) -> Problem | None:
     """The architecture (and ``--tiny``'s) registered, ``model_args`` fit for its builder, and the
     ``config_overrides`` a valid model config."""
-    from ferhub.config import ModelConfig
+    from ferhub.config import ModelConfig, preprocessing_problem
     from ferhub.errors import FerhubError
     from ferhub.labels import FER7
     from ferhub.models import list_models
@@ -394,11 +394,8 @@ def _model_problem(cfg: TrainConfig) -> Problem | None:
         check_model_args(cfg.model, cfg.model_args)
     except FerhubError as e:
         return "model_args", str(e)
-    # the preprocessing a recipe may change; architecture, labels and model_args come from elsewhere
-    overridable = sorted({f.name for f in fields(ModelConfig)} - {"architecture", "labels", "model_args"})
-    unknown = sorted(set(cfg.config_overrides) - set(overridable))
-    if unknown:
-        return "config_overrides", f"has unknown keys {unknown}; known: {', '.join(overridable)}"
+    if problem := preprocessing_problem(cfg.config_overrides):  # what a recipe may change: the preprocessing
+        return "config_overrides", problem
     try:
         ModelConfig(architecture=cfg.model, labels=FER7, model_args=dict(cfg.model_args),
                     **{**entry.defaults, **cfg.config_overrides})  # fmt: skip
