@@ -89,15 +89,19 @@ class _CommandParser(argparse.ArgumentParser):
     _inner = False  # set while parse_known_intermixed_args calls back into parse_known_args
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        # a parser with subcommands of its own (``zoo``) cannot be parsed intermixed (argparse's TypeError);
-        # its subcommands' parsers are of this class too and are
-        if self._inner or self._subparsers is not None:
+        if self._inner:
             return super().parse_known_args(args, namespace)
-        self._inner = True
-        try:
-            namespace, extras = self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inner = False
+        if self._subparsers is not None or "--" in (args or ()):
+            # a parser with subcommands of its own (``zoo``) cannot be parsed intermixed (argparse's
+            # TypeError; its subcommands' parsers are of this class and are); and the intermixed parse of
+            # Python <= 3.13.0 drops ``--``, refusing ``-- -a.jpg``: options come before ``--``, paths after
+            namespace, extras = super().parse_known_args(args, namespace)
+        else:
+            self._inner = True
+            try:
+                namespace, extras = self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._inner = False
         if extras:  # here, not bubbled up to ``ferhub``'s parser, whose usage would not help
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return namespace, extras

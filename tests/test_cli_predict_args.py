@@ -384,3 +384,12 @@ def test_an_unknown_option_is_refused_with_the_commands_usage(capsys, argv) -> N
     assert stop.value.code == 2
     assert err.startswith(f"usage: ferhub {command} ")
     assert err.splitlines()[-1].startswith(f"ferhub {command}: error: unrecognized arguments: --bogus")
+
+
+def test_paths_after_a_double_dash_may_start_with_a_dash(capsys, tmp_path: Path, monkeypatch) -> None:
+    """``ferhub predict --format csv -- -a.png``: argparse's intermixed parse (options between paths) drops
+    ``--`` on Python <= 3.13.0, so a command line with ``--`` is read the plain way."""
+    monkeypatch.chdir(tmp_path)
+    clips.photo("astronaut").save(tmp_path / "-a.png")
+    code, out, _ = run_cli(capsys, "predict", "--format", "csv", "--", "-a.png")
+    assert code == 0 and out.splitlines()[1].startswith("'-a.png,")  # escaped: no spreadsheet formula

@@ -209,14 +209,16 @@ def test_cli_compare_images_scans_folders_as_predict_does(tmp_path, monkeypatch,
     assert "left out 1 video(s) in the folders" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("second", ["ferhub/fer-mini-xception", "{folder}", "{folder}/."])
+@pytest.mark.parametrize(
+    "second", ["ferhub/fer-mini-xception", "fer-mini-xception", "{folder}", "{folder}/."]
+)
 def test_cli_compare_refuses_a_model_named_twice(tmp_path, capsys, second) -> None:
     """The same model twice gave two rows of one name that could not be told apart (and agreement 1)."""
     from ferhub.cli import main
 
     folder = tmp_path / "m"
     folder.mkdir()
-    first = "ferhub/fer-mini-xception" if second.startswith("ferhub/") else str(folder)
+    first = str(folder) if "{folder}" in second else "ferhub/fer-mini-xception"
     argv = ["compare", first, second.format(folder=folder), "--images", str(tmp_path)]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -117,10 +117,14 @@ def stdout_results(args: argparse.Namespace) -> str | None:
 
 
 def _named_twice(models: list[str]) -> str | None:
-    """The first model named twice (the same id, or two paths of one folder), whose rows would repeat."""
+    """The first model named twice (the same id, two paths of one folder, or a bundled model's two names:
+    ``fer-mini-xception`` and ``ferhub/fer-mini-xception``), whose rows would repeat."""
+    from ferhub.hub._layout import bundled_folder
+
     seen: set[str] = set()
-    for model in models:
-        key = str(Path(model).resolve()) if Path(model).is_dir() else model
+    for model in models:  # a folder first, then a bundled name, as models are loaded
+        folder = Path(model) if Path(model).is_dir() else bundled_folder(model)
+        key = str(folder.resolve()) if folder is not None else model
         if key in seen:
             return repr(model)
         seen.add(key)
