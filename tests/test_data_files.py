@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -169,7 +170,8 @@ def test_an_unknown_label_table_is_a_clear_error_not_a_bug(
         assert main([*command, "--label-names", "rafdbx"]) == 2
         err = capsys.readouterr().err
         assert "--label-names rafdbx: no label table for dataset 'rafdbx'; known: fer2013" in err, err
-    compare = ["compare", str(tiny), str(tiny), "--data", str(tmp_path / "named"), "--label-names", "rafdbx"]
+    twin = shutil.copytree(tiny, tmp_path / "twin")  # a second model: compare refuses one named twice
+    compare = ["compare", str(tiny), str(twin), "--data", str(tmp_path / "named"), "--label-names", "rafdbx"]
     assert main(compare) == 2
     assert "ferhub compare: --label-names rafdbx: no label table" in capsys.readouterr().err
 

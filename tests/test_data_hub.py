@@ -234,7 +234,8 @@ def test_a_configuration_is_chosen_loaded_and_recorded(
     assert "choose one with --data-config NAME" in capsys.readouterr().err
     assert _evaluate(tiny, tmp_path / "out", "org/multi", "--split", "test", "--data-config", "aligned") == 0
     # compare was told to use --data-config, which it did not take
-    compare = ["compare", str(tiny), str(tiny), "--data", "org/multi", "--split", "test", "--precropped"]
+    twin = shutil.copytree(tiny, tmp_path / "twin")  # a second model: compare refuses one named twice
+    compare = ["compare", str(tiny), str(twin), "--data", "org/multi", "--split", "test", "--precropped"]
     assert main([*compare, "--data-config", "raw"]) == 0, capsys.readouterr().err
     assert "5 images" in capsys.readouterr().out
     entry = _entry(tiny, "org/multi:aligned:test")
