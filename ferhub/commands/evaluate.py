@@ -21,7 +21,7 @@ from ferhub.commands import (
     input_path,
     output_path,
 )
-from ferhub.writers import printable
+from ferhub.writers import encodable, printable
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -410,7 +410,9 @@ def _command() -> str:
     # ferhub [--debug] evaluate ARGS; eval/evaluate.py ARGS has no subcommand (an ARG may be "evaluate")
     if Path(sys.argv[0]).name != "evaluate.py" and "evaluate" in argv:
         argv = argv[argv.index("evaluate") + 1 :]
-    return shlex.join(["ferhub", "evaluate", *argv])
+    # recorded in eval_results.json and the card, which must encode to UTF-8: a path's bytes that are not
+    # UTF-8 (lone surrogates) as \xNN escapes, as the data's name is
+    return encodable(shlex.join(["ferhub", "evaluate", *argv]))
 
 
 def _progress(done: int, total: int, message: str) -> None:

@@ -18,6 +18,8 @@ from PIL import Image
 from ferhub.data.sources import (
     FER2013_USAGE,
     LabeledSource,
+    SplitNotFound,
+    UnlabelledSplit,
     _dataset_classes,
     _decode_pixels,
     _is_split,
@@ -30,6 +32,7 @@ from ferhub.data.sources import (
 )
 from ferhub.errors import DataSourceError, HubDataUnavailable, ImageDecodeError
 from ferhub.labels import canonical
+from ferhub.writers import encodable
 
 # ------------------------------------------------------------------------------------ Hugging Face datasets
 _LABEL_COLUMNS = ("label", "labels", "emotion", "expression", "emotions", "class", "target")
@@ -94,7 +97,7 @@ class HFSource(LabeledSource):
         # and said so, and a split with no label at all is refused
         unlabelled = _unlabelled(raw, numeric)
         if unlabelled.all() and len(raw):
-            raise DataSourceError(
+            raise UnlabelledSplit(
                 f"{name}: no row of {label_column!r} has a label (-1 or empty, the datasets convention for a"
                 " hidden label, as in many Hub test splits); evaluate or train on a labelled split"
             )
@@ -314,7 +317,7 @@ def _pick_split(dd: Any, split: str | None, name: str, *, named: bool = True) ->
     for n in names:
         if _is_split(n) and split_name(n) == want:
             return _Picked(dd[n], n, True, n)
-    raise DataSourceError(f"{name} has no {split!r} split; it has {names}")
+    raise SplitNotFound(f"{name} has no {split!r} split; it has {names}")
 
 
 def _named_splits(datasets: Any, folder: Path) -> bool:
@@ -489,6 +492,12 @@ def open_hf(
             f"{source} is a {'saved dataset folder' if saved else 'parquet file'}, which has no "
             "configurations; leave out dataset_config= (--data-config)"
         )
+    where = os.path.abspath(path)
+    if path.exists() and encodable(where) != where:  # pyarrow's file paths must encode to UTF-8
+        raise DataSourceError(
+            f"{encodable(where)}: its path has bytes that are not UTF-8, and the datasets library cannot "
+            "read files there; rename the folder to a UTF-8 name, or give the images as class folders"
+        )
     if saved:
         loaded = _load_saved(datasets, path)
     elif path.suffix.lower() == ".parquet" and path.is_file():
@@ -516,7 +525,7 @@ def open_hf(
             own_splits |= {split_name(u) for u in whole.unique(usage) if isinstance(u, str) and _is_split(u)}
         name, shown = local_name(path, shown, own_splits)
     # a row is named where datasets holds it: load_dataset(id[, config])[split][row], or the path as given
-    origin = str(source) + (f":{dataset_config}" if dataset_config else "")
+    origin = encodable(source) + (f":{dataset_config}" if dataset_config else "")
     origin += f"[{picked.held_in}]" if picked.held_in is not None else ""
     src = HFSource(ds, name, shown, siblings=siblings, origin=origin, rows=picked.rows, **kw)
     src.split_is_label = not own

@@ -18,6 +18,7 @@ from ferhub.archives import ArchiveLimits, ArchiveRefused, SafeZip
 from ferhub.errors import DataSourceError, ImageDecodeError
 from ferhub.images import DEFAULT_MAX_PIXELS, image_suffixes
 from ferhub.labels import FER7, FER8, UnknownLabelError, canonical, canonical_order, dataset_labels
+from ferhub.writers import encodable
 
 # Split names as datasets spell them -> ferhub's three names. FER2013's Usage column: PublicTest is the
 # selection set and PrivateTest the reported test set.
@@ -36,6 +37,18 @@ SPLIT_ALIASES: dict[str, str] = {
     "privatetest": "test",
 }
 FER2013_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+
+
+class SplitNotFound(DataSourceError):
+    """The data has no split of the name asked for (it has other splits, or none): a caller looking for an
+    optional split (``ferhub train``'s validation or test split) goes on without it; any other error of the
+    data is the data's own, said as it is."""
+
+
+class UnlabelledSplit(DataSourceError):
+    """The split asked for has images but not one label (a Hub test split's hidden labels, a FER2013 CSV's
+    rows without an emotion): nothing to train or score on, which a caller looking for an optional test split
+    may pass over."""
 
 
 def split_name(name: str) -> str:
@@ -115,9 +128,11 @@ def _load_pil(
     try:
         return load_image(data, max_pixels=max_pixels)
     except ImageDecodeError as e:
-        if str(e).startswith(f"{what}: "):  # a path: load_image named it already
+        # the results record why an image was left out: a path's bytes that are not UTF-8 as \xNN escapes
+        text = encodable(e)
+        if text == str(e) and text.startswith(f"{what}: "):  # a path: load_image named it already
             raise
-        raise ImageDecodeError(f"{what}: {e}") from e
+        raise ImageDecodeError(text if text.startswith(f"{what}: ") else f"{what}: {text}") from e
 
 
 class LabeledSource:
@@ -189,14 +204,18 @@ def local_name(path: Path, split: str | None, own_splits: Collection[str] = ()) 
     absolute or ``..``). A folder or file named like a split (``rafdb/test``, ``rafdb/test.parquet``) and
     without splits of its own is a split of its parent's dataset: it takes the parent's name, so that
     ``rafdb/test`` and ``affectnet/test`` are different results, and that split when it has none other (a
-    ``fer/test.csv`` holding every Usage is not all test images)."""
+    ``fer/test.csv`` holding every Usage is not all test images).
+
+    A name's bytes that are not UTF-8 (a Latin-1 ``donn\\xe9es`` from an old zip; any non-ASCII name under a C
+    locale), which Python holds as lone surrogates, are ``\\xNN`` escapes here, as in every other output: the
+    name goes into results keys, ``eval_results.json`` and the model card, which must encode to UTF-8."""
     full = Path(os.path.abspath(path))  # "." and ".." have no name of their own
     name = full.stem if full.is_file() else full.name
     # a test.zip whose one folder is test/ is still the test split of its parent; one with train/ and test/
     # inside (or a fer/test.csv holding every Usage) is a dataset of its own
     if _is_split(name) and not set(own_splits) - {split_name(name)} and full.parent.name:
-        return full.parent.name, split or split_name(name)
-    return name or str(path), split
+        return encodable(full.parent.name), split or split_name(name)
+    return encodable(name or str(path)), split
 
 
 def _layout(
@@ -264,7 +283,7 @@ def _split_folder(
         )
     if not split_dirs:
         if split is not None:
-            raise DataSourceError(f"{where} has no split folders (train/val/test); omit split")
+            raise SplitNotFound(f"{where} has no split folders (train/val/test); omit split")
         return prefix, None, set()
     if split is None:
         if len(split_dirs) > 1:
@@ -275,7 +294,7 @@ def _split_folder(
         split = next(iter(split_dirs))
     want = split_name(split)
     if want not in split_dirs:
-        raise DataSourceError(f"{where} has no {split!r} split; it has {sorted(split_dirs.values())}")
+        raise SplitNotFound(f"{where} has no {split!r} split; it has {sorted(split_dirs.values())}")
     all_classes = {
         c
         for sd in split_dirs.values()
@@ -340,10 +359,10 @@ class FolderSource(LabeledSource):
         self.precropped = precropped
 
     def image(self, i: int) -> Image.Image:
-        return _load_pil(self.files[i], str(self.files[i]), self.max_pixels)
+        return _load_pil(self.files[i], encodable(self.files[i]), self.max_pixels)
 
     def path_of(self, i: int) -> str | None:
-        return str(self.files[i])
+        return encodable(self.files[i])  # recorded in the results, which must encode to UTF-8
 
 
 class ZipSource(LabeledSource):
@@ -413,7 +432,7 @@ class ZipSource(LabeledSource):
 
     def path_of(self, i: int) -> str | None:
         _, member, copy = self._entries[i]
-        return f"{self.path}::{member}" + (f" (copy {copy})" if copy > 1 else "")
+        return encodable(f"{self.path}::{member}" + (f" (copy {copy})" if copy > 1 else ""))
 
 
 # --------------------------------------------------------------------------------------------- FER2013 CSV
@@ -548,7 +567,7 @@ def open_fer2013_csv(path: str | Path, split: str | None = None) -> ArraySource:
             want = None
             if split is not None:
                 if usage_col is None:
-                    raise DataSourceError(f"{path} has no Usage column, so it has no splits; omit split")
+                    raise SplitNotFound(f"{path} has no Usage column, so it has no splits; omit split")
                 want = FER2013_USAGE[split_name(split)]
             for row in reader:
                 usage = (row.get(usage_col) or "").strip() if usage_col is not None else ""
@@ -569,7 +588,10 @@ def open_fer2013_csv(path: str | Path, split: str | None = None) -> ArraySource:
         raise DataSourceError(f"{path}: not a readable CSV file ({e})") from e
     if not pixels:
         why = f"; {len(blank)} have no emotion" if blank else ""
-        raise DataSourceError(f"{path}: no rows for split {split!r} (Usage {want!r}){why}")
+        # no row of that Usage: a split the file does not have; rows, but none with an emotion: unlabelled
+        missing = want is not None and want not in usages
+        error = SplitNotFound if missing else UnlabelledSplit if blank else DataSourceError
+        raise error(f"{path}: no rows for split {split!r} (Usage {want!r}){why}")
     images, errors = _decode_pixels(pixels, str(path))
     source = ArraySource(
         images,
@@ -579,7 +601,7 @@ def open_fer2013_csv(path: str | Path, split: str | None = None) -> ArraySource:
             path, split_name(split) if split else None, {split_name(u) for u in usages if _is_split(u)}
         ),
         errors=errors,
-        paths=[f"{path}:{line}" for line in lines],
+        paths=[encodable(f"{path}:{line}") for line in lines],
     )
     if blank:
         shown = ", ".join(str(n) for n in blank[:5]) + (

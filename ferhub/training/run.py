@@ -35,6 +35,7 @@ from ferhub.training.outdir import OutputDirBusy, OutputLock, claim, forget_chec
 from ferhub.training.protocol import FitFn, Plan, make_plan, released, run_plan, summarize_runs
 from ferhub.training.results import eval_results, recipe_markdown, result_entry
 from ferhub.training.settings import RecipeError, TrainConfig
+from ferhub.writers import encodable
 
 
 @dataclass
@@ -150,7 +151,7 @@ class _Data:
                     opts.val_data, None, **self._kw(opts.val_data)
                 )
             elif opts.val_split is not None or self.train_src.split is not None:
-                self.val_src = self._open(opts.data, opts.val_split, "val")
+                self.val_src = self._open(opts.data, opts.val_split, "val", optional=True)
         present = [self.train_src.labels[t] for t in sorted(set(self.train_src.targets.tolist()))]
         if len(present) < 2:  # one class: every prediction is right, and the model learns nothing
             raise DataSourceError(
@@ -187,16 +188,25 @@ class _Data:
             return {**self.kw, **self.columns}
         return self.kw
 
-    def _open(self, source: str, split: str | None, preferred: str) -> Any:
-        from ferhub.data import DataSourceError, open_source
+    def _open(self, source: str, split: str | None, preferred: str, *, optional: bool = False) -> Any:
+        """``source``'s split ``split`` (one the user named), else its split ``preferred``; ``None`` where it
+        has no such split (the caller then opens all of it, or goes on without). ``optional``: a split the
+        run can do without (the validation split of ``--data``, the test split), also ``None`` where it has
+        no label at all (a Hub test split's hidden labels). Any other error of the data is raised as it is:
+        opening the data again without a split would only say to choose one."""
+        from ferhub.data import open_source
+        from ferhub.data.sources import SplitNotFound, UnlabelledSplit
 
         if split is not None:
             return self._named(open_source(source, split, **self._kw(source)), source, preferred)
         try:  # sources with splits (fer2013.csv, train/ test/ folders, Hub datasets) give `preferred`
             src = open_source(source, preferred, **self._kw(source))
-        except DataSourceError as e:
-            if isinstance(e, HubConnectionError):  # the Hub is down: opening it once more cannot help
+        except SplitNotFound:
+            return None
+        except UnlabelledSplit as e:
+            if not optional:
                 raise
+            self.session.say(f"{preferred} split left out: {e}")
             return None
         # data without splits of its own (a single parquet file) takes any split name for all of its images:
         # it has no `preferred` split
@@ -260,14 +270,14 @@ class _Data:
         source = self.opts.val_data or self.opts.data
         if self.opts.test_split is not None:
             return self._named(open_source(source, self.opts.test_split, **self._kw(source)), source, "test")
-        return self._open(source, None, "test")
+        return self._open(source, None, "test", optional=True)
 
     def called(self, src: Any) -> str | None:
         """How the card names ``src`` where it comes from ``--val-data`` (that source named, not only a split
         name that reads as one of ``--data``'s); else ``None``."""
         if self.opts.val_data is None or src is None or src is self.train_src:
             return None
-        val_data = self.opts.val_data
+        val_data = encodable(self.opts.val_data)
         return f"split {src.split} of `{val_data}`" if src.split else f"all of `{val_data}`"
 
     def crops_given(self, src: Any) -> bool:
@@ -317,7 +327,8 @@ class _Data:
         reported (as the plan split them, not the source's total), no-face counts. ``test``: (how the card
         names it, size) of a test split the released model of a k-fold run was also reported on."""
         src = self.train_src
-        text = f"`{self.opts.data}` ({f'split {src.split}, ' if src.split else ''}{len(src)} images). "
+        data = encodable(self.opts.data)  # the card must encode to UTF-8 (see train)
+        text = f"`{data}` ({f'split {src.split}, ' if src.split else ''}{len(src)} images). "
         folds = plan.folds
         each = f" in each of the {len(folds)} folds" if len(folds) > 1 else ""
         text += f"Trained on {_sizes([len(f.train) for f in folds])} images{each}; "
@@ -496,11 +507,27 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     _check_init(cfg)
     check_model_builds(cfg)  # pretrained files and optional packages, before minutes of face detection
     _check_push_target(opts)
+    _check_output_dir(cfg, opts)
+    # the command line goes into the card and the results, which must encode to UTF-8: a path's bytes that
+    # are not UTF-8 (held as lone surrogates) as \xNN escapes, as the data's name is (data.sources.local_name)
+    opts = dataclasses.replace(opts, command=encodable(opts.command))
     session = _Session.start(cfg, opts)
     try:
         return _train(cfg, opts, session)
     finally:
         session.release()
+
+
+def _check_output_dir(cfg: TrainConfig, opts: RunOptions) -> None:
+    """Refuse, before any data loads, an output folder named with bytes that are not UTF-8 (held as lone
+    surrogates): safetensors cannot open a file by such a path, so the run would train, then fail reading its
+    best checkpoint back, and no model would be written."""
+    out = str(opts.output_dir or cfg.default_output_dir())
+    if encodable(out) != out:
+        raise RecipeError(
+            f"--output-dir {encodable(out)}: its name has bytes that are not UTF-8, which the model's "
+            "safetensors files cannot be read back from; give a folder whose name is UTF-8"
+        )
 
 
 def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, Any]:

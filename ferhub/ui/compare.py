@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import gradio as gr
 from PIL import Image
 
+from ferhub.report import unique_name
 from ferhub.ui import scratch, state, visitors
 
 MAX_MODELS = 4
@@ -29,7 +32,39 @@ LeftOut = dict[str, dict[str, str]]  # model id -> {dataset key -> why its entry
 def short_name(model_id: str) -> str:
     """A model id for figure titles: a local folder by its name, Hub and bundled ids as they are."""
     path = Path(model_id).expanduser()
-    return path.name if (model_id.startswith((".", "/", "~")) and path.is_dir()) else model_id
+    return path.name if _is_folder(model_id) else model_id
+
+
+def _is_folder(model_id: str) -> bool:
+    return model_id.startswith((".", "/", "~")) and Path(model_id).expanduser().is_dir()
+
+
+def display_names(model_ids: Sequence[str]) -> dict[str, str]:
+    """Each picked model's name in the figures, the metrics table and the pickers: :func:`short_name`, and
+    where two share it (every ``ferhub train`` model is a folder ``model``) the later one tagged as ``ferhub
+    report`` tags it (:func:`ferhub.report.unique_name`), by as many of its parent folders as tell it apart
+    (``model``, ``model (fer3/model)``), never by the server path before them. Keyed by name, two models of
+    one name were one row, one set of bars, and one choice twice in the pair picker."""
+    names: dict[str, str] = {}
+    for m in model_ids:
+        names[m] = unique_name(short_name(m), names.values(), _parents_tag(m, model_ids))
+    return names
+
+
+def _parents_tag(model_id: str, model_ids: Sequence[str]) -> str:
+    """The fewest last parts of ``model_id`` (a folder's path, a Hub id) that no other of ``model_ids`` ends
+    in: ``fer3/model`` beside ``fer8/model``."""
+
+    def parts(m: str) -> tuple[str, ...]:
+        if _is_folder(m):  # "./a/model" and "/srv/a/model" are one folder: compared as absolute paths
+            return Path(os.path.abspath(Path(m).expanduser())).parts[1:]
+        return tuple(m.split("/"))
+
+    own, others = parts(model_id), [parts(m) for m in model_ids if m != model_id]
+    for k in range(2, len(own) + 1):
+        if all(other[-k:] != own[-k:] for other in others):
+            return "/".join(own[-k:])
+    return "/".join(own)
 
 
 def _models(model_ids: list[str] | str | None, *, least: int = 1) -> list[str]:
@@ -123,7 +158,7 @@ def compare_photo(
         preds = [labels_to_indices([face[m] for face in per_face], labels) for m in range(len(ids))]
         figure = agreement_figure(
             agreement_matrix(preds)["agreement"],
-            [short_name(m) for m in ids],
+            list(display_names(ids).values()),
             title=f"Agreement over the {len(result.faces)} faces",
             autosize=True,  # the panel's width: a fixed one was cut off on a phone
         )
@@ -271,13 +306,16 @@ def _pair(names: list[str], a: str | None, b: str | None) -> tuple[str | None, s
     return a, b
 
 
-def _difference(entries: Entries, a: str | None, b: str | None, labels: list[str]) -> gr.Plot:
+def _difference(
+    entries: Entries, a: str | None, b: str | None, labels: list[str], names: dict[str, str]
+) -> gr.Plot:
+    """The difference matrix of ``a`` and ``b``, titled by their ``names`` (:func:`display_names`)."""
     from ferhub.plots import difference_matrix_figure
 
     if a is None or b is None:
         return gr.Plot(None, visible=False)
     figure = difference_matrix_figure(
-        entries[a], entries[b], names=(short_name(a), short_name(b)), labels=labels, autosize=True
+        entries[a], entries[b], names=(names[a], names[b]), labels=labels, autosize=True
     )
     return gr.Plot(figure, visible=True)
 
@@ -333,6 +371,7 @@ def _dashboard(
     )
 
     ids, entries, left_out = _entries(model_ids, key, fresh)
+    called = display_names(ids)  # a folder by its name (and parents where two share it), not its server path
     # every entry has its metrics row; the matrices and the difference are of those with a confusion matrix
     matrices = {m: e for m, e in entries.items() if has_confusion(e)}
     labels = panel_classes(matrices, show_all)
@@ -342,7 +381,7 @@ def _dashboard(
                 e,
                 normalize=view == NORMALISED,
                 toggle=False,
-                title=model_title(short_name(m), view),
+                title=model_title(called[m], view),
                 labels=labels,
                 autosize=True,
             ),
@@ -353,9 +392,9 @@ def _dashboard(
     confusion += [gr.Plot(None, visible=False)] * (MAX_MODELS - len(confusion))
     names = list(matrices)
     a, b = _pair(names, pair_a, pair_b)
-    choices = [(short_name(n), n) for n in names]
+    choices = [(called[n], n) for n in names]
     pickers = [gr.Dropdown(choices=choices, value=v, visible=len(names) >= 2) for v in (a, b)]
-    shown = {short_name(m): e for m, e in entries.items()}  # a folder by its name, never its server path
+    shown = {called[m]: e for m, e in entries.items()}
     with_classes = {m: e for m, e in shown.items() if e.get("per_class")}
     recall = (
         gr.Plot(per_class_figure(with_classes, labels=labels if matrices else None), visible=True)
@@ -382,7 +421,7 @@ def _dashboard(
             f"Hidden (no images, never predicted): {', '.join(hidden)}." if hidden else "",
         ]
     ).strip()
-    return (*confusion, *pickers, _difference(matrices, a, b, labels), recall, table, legend, note)
+    return (*confusion, *pickers, _difference(matrices, a, b, labels, called), recall, table, legend, note)
 
 
 def dashboard_cleared() -> tuple[Any, ...]:
@@ -410,10 +449,10 @@ def difference_plot(
     try:
         from ferhub.plots import has_confusion
 
-        _, entries, _ = _entries(model_ids, key, fresh)
+        ids, entries, _ = _entries(model_ids, key, fresh)
         entries = {m: e for m, e in entries.items() if has_confusion(e)}
         a, b = _pair(list(entries), pair_a, pair_b)
-        return _difference(entries, a, b, panel_classes(entries, show_all))
+        return _difference(entries, a, b, panel_classes(entries, show_all), display_names(ids))
     except gr.Error:  # a ValueError too: the visitor's message as it is (see dashboard)
         raise
     except (KeyError, TypeError, ValueError) as e:
@@ -520,23 +559,22 @@ def evaluate_now(
         status += f" {unreadable['count']} image(s) could not be read and were skipped" + (
             f" (e.g. {names})." if names else "."
         )
-    status += "".join(_unpredictable_note(run) for run in runs)
+    called = display_names(ids)
+    status += "".join(_unpredictable_note(run, called.get(run.name, short_name(run.name))) for run in runs)
     if not_finite is not None:
         status += f" {visitor_copy(str(not_finite), roots)}."
     return merged, status, [str(p) for p in [*files, report]], picker, notes
 
 
-def _unpredictable_note(run: Any) -> str:
-    """A sentence for a model that cannot predict some of the set's classes (a ``contempt/`` folder for a
-    7-class model): those images count as wrong, which an accuracy alone does not say."""
+def _unpredictable_note(run: Any, name: str) -> str:
+    """A sentence for a model (called ``name``, :func:`display_names`) that cannot predict some of the set's
+    classes (a ``contempt/`` folder for a 7-class model): those images count as wrong, which an accuracy alone
+    does not say."""
     counts = {k: v for k, v in run.entry["label_mapping"]["unpredictable"].items() if v}
     if not counts:
         return ""
-    classes = ", ".join(f"{name} ({n})" for name, n in counts.items())
-    return (
-        f" {short_name(run.name)} cannot predict {classes}: those {sum(counts.values())} image(s) count as"
-        " wrong."
-    )
+    classes = ", ".join(f"{label} ({n})" for label, n in counts.items())
+    return f" {name} cannot predict {classes}: those {sum(counts.values())} image(s) count as wrong."
 
 
 def visitor_copy(value: Any, roots: list[Path]) -> Any:
