@@ -89,9 +89,12 @@ def key_of(entry: Mapping[str, Any]) -> str:
 
 
 def default_command() -> str:
-    """This process's command line (program name without its folder), for an entry's ``command``."""
+    """This process's command line (program name without its folder), for an entry's ``command``; an
+    argument's bytes that are not UTF-8 as ``\\xNN`` escapes (the file must encode to UTF-8)."""
+    from ferhub.writers import encodable
+
     argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
-    return shlex.join(argv) if argv else "ferhub.evaluation.evaluate(...)"
+    return encodable(shlex.join(argv)) if argv else "ferhub.evaluation.evaluate(...)"
 
 
 def make_entry(
