@@ -440,3 +440,12 @@ def test_two_processes_writing_at_once_both_keep_their_entry(repo: Path, tmp_pat
     card = (repo / "README.md").read_text()
     assert "evA" in card and "evB" in card
     assert not (repo / eval_results.LOCK_NAME).exists()  # no file of its own left in the model repo
+
+
+def test_default_command_escapes_an_argument_that_is_not_utf8(monkeypatch) -> None:
+    """A script run with a Latin-1 file name (held as a lone surrogate) recorded it raw: the write failed."""
+    from ferhub.eval_results import default_command
+
+    monkeypatch.setattr("sys.argv", ["/usr/bin/my-eval", "donn\udce9es"])
+    assert default_command() == "my-eval 'donn\\xe9es'"
+    default_command().encode("utf-8")
