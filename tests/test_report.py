@@ -903,3 +903,52 @@ def test_many_models_and_odd_names_are_drawn_whole_and_as_they_are(runs, tmp_pat
         fits for _, fits in texts["titles"]
     )  # within the figure, above the plot
     assert difference[0].replace("\u200b", "") == f"{names[1]}minus{names[0]}row %"  # lines run together
+
+
+def test_report_of_the_out_folder_of_a_local_models_evaluation_names_the_model_folder(
+    runs, tmp_path, monkeypatch, capsys
+) -> None:
+    """`ferhub evaluate --model m --out o2` writes m's results into m; `report --results o2` then said "run
+    `ferhub evaluate --model o2`", which fails again (o2 is no model). It now says what o2 is and names m,
+    found from the model name (or, in an older ferhub's files, the path) its predictions files give."""
+    from ferhub import eval_results
+    from ferhub.cli import main
+    from ferhub.commands.report import load_all_results
+    from ferhub.evaluation import slug
+
+    entry, _ = runs["fer7-model"]
+    key = "lfw:default:test"
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # no model folder here: only the one beside the out folder
+    for model, stem in (
+        (tmp_path / "m", "m"),
+        (tmp_path / "run" / "model", slug(str(tmp_path / "run" / "model"))),
+    ):
+        eval_results.write(model, {key: entry}, render_card=False)
+        out = tmp_path / f"out-{model.name}"
+        out.mkdir()
+        (out / "report.html").write_text("")
+        (out / f"{stem}.{slug(key)}.predictions.json").write_text(
+            json.dumps({"model": model.name, "key": key})
+        )
+        assert main(["report", "--results", str(out), "--out", str(tmp_path / "r.html")]) == 1
+        err = capsys.readouterr().err
+        assert f"ferhub report: {out}: a folder `ferhub evaluate --out` wrote, holding no results" in err
+        assert f"give it: --results {model} (and --predictions {out}/*.predictions.json" in err
+        assert "evaluate --model" not in err
+        assert load_all_results([str(model)])[0]  # the advice works
+
+    lost = tmp_path / "lost"
+    lost.mkdir()
+    (lost / f"gone.{slug(key)}.predictions.json").write_text(json.dumps({"model": "gone", "key": key}))
+    assert main(["report", "--results", str(lost), "--out", str(tmp_path / "r.html")]) == 1
+    err = capsys.readouterr().err
+    assert "give the folder of each model evaluated to --results" in err
+    assert f"not found beside {lost} or here: the one evaluated as 'gone'" in err
+    assert "evaluate --model" not in err
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", "--results", str(empty), "--out", str(tmp_path / "r.html")]) == 1
+    err = capsys.readouterr().err
+    assert f"{empty}: neither a model folder (no config.json) nor one `ferhub evaluate --out` wrote" in err

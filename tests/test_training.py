@@ -150,7 +150,7 @@ def test_checkpoint_is_safetensors_and_corruption_is_refused(task_folder: Path, 
     bad.write_bytes((out / "checkpoints" / "last.safetensors").read_bytes()[:500])
     with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
         read_checkpoint(bad)
-    with pytest.raises(CheckpointError, match=r"different settings \(lr\)"):
+    with pytest.raises(CheckpointError, match=r"other settings than this run's: lr 0.001 -> 0.5;"):
         main(
             get_args_parser().parse_args(_args(task_folder, out, "--epochs", "2", "--lr", "0.5", "--resume"))
         )

@@ -82,10 +82,76 @@ def load_results(ref: str) -> tuple[str, dict[str, Any]]:
         default_name = ref if not path.exists() else path.resolve().name
     data = read_eval_results(folder)
     if data is None:
-        raise NoResults(
-            f"{ref}: no {EVAL_RESULTS_NAME}; run `ferhub evaluate --model {ref} --data ...` first"
-        )
+        raise NoResults(_no_results(ref, folder))
     return default_name, data
+
+
+def _no_results(ref: str, folder: Path) -> str:
+    """Why ``ref`` (found at ``folder``) gives no results, and what to give instead: a model never evaluated
+    is to be evaluated; a folder ``ferhub evaluate --out`` wrote for local models holds only the report and
+    the predictions (the results went into each model's own folder), so those folders are named."""
+    from ferhub.hub import EVAL_RESULTS_NAME
+
+    if (folder / "config.json").is_file() or not folder.is_dir():
+        return f"{ref}: no {EVAL_RESULTS_NAME}; run `ferhub evaluate --model {ref} --data ...` first"
+    predictions = sorted(folder.glob("*.predictions.json"))
+    if not predictions:  # no model either, so `ferhub evaluate --model` would refuse it
+        return (
+            f"{ref}: neither a model folder (no config.json) nor one `ferhub evaluate --out` wrote; give a"
+            f" model folder, its {EVAL_RESULTS_NAME}, a bundled model name or a Hub id"
+        )
+    found = _evaluated_folders(folder, predictions)
+    what = (
+        f"{ref}: a folder `ferhub evaluate --out` wrote, holding no results: those of a model given as a"
+        " folder go into that folder"
+    )
+    per_image = f" (and --predictions {Path(ref) / '*.predictions.json'} for the per-image sections)"
+    located = list(dict.fromkeys(f for f in found.values() if f is not None))
+    lost = [n for n, f in found.items() if f is None]
+    if located and not lost:
+        return f"{what}; give it: --results {' '.join(located)}{per_image}"
+    hint = f"{what}; give the folder of each model evaluated to --results" + per_image
+    if located:
+        hint += f"; found: {' '.join(located)}"
+    if lost:
+        hint += f"; not found beside {ref} or here: the one{'s' if len(lost) > 1 else ''} evaluated as"
+        hint += f" {', '.join(map(repr, lost))}"
+    return hint
+
+
+def _evaluated_folders(out: Path, predictions: list[Path]) -> dict[str, str | None]:
+    """The model folder holding the results of each model that the ``*.predictions.json`` files in ``out``
+    (a folder ``ferhub evaluate --out`` wrote) are of, by the name they give it (``None``: not found). A file
+    names its model only as evaluate called it (the folder's name): a folder of that name beside ``out`` or
+    in the working folder, or (an older ferhub's file) the path the file's name was made from, counts where
+    its results hold the file's key."""
+    import json
+
+    from ferhub.evaluation import slug
+    from ferhub.hub import read_eval_results
+
+    found: dict[str, str | None] = {}
+    for path in predictions:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            name, key = str(data["model"]), str(data["key"])
+        except (OSError, ValueError, KeyError, TypeError):  # not a predictions file: it names nothing
+            continue
+        candidates = [Path(name), out.parent / name]
+        stem = path.name.removesuffix(f".{slug(key)}.predictions.json")
+        if stem != path.name:  # older files are named after the model's path: /a/run/model -> a--run--model
+            candidates += [Path("/" + stem.replace("--", "/")), Path(stem.replace("--", "/"))]
+        for c in candidates:
+            try:
+                results = read_eval_results(c) if c.is_dir() else None
+            except ValueError:  # an unreadable results file is no evidence either way
+                results = None
+            if results is not None and key in (results.get("results") or {}):
+                found[name] = str(c)
+                break
+        else:
+            found.setdefault(name, None)
+    return found
 
 
 def results_folders(ref: str) -> list[str]:

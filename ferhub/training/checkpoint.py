@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferhub.errors import CheckpointError
+from ferhub.errors import CheckpointError, FerhubError
 from ferhub.fileio import atomic_path
 from ferhub.hub._weights import unwrap
 from ferhub.training.loop import State
@@ -24,6 +24,33 @@ from ferhub.training.settings import TrainConfig
 
 CHECKPOINT_FORMAT = "ferhub-checkpoint"
 CHECKPOINT_VERSION = 1
+# the settings a resumed run may change
+RESUME_MAY_CHANGE = ("epochs", "early_stopping")
+# The settings TrainConfig gained after checkpoints began (6f55eae, 2026-11-24), each with the value that does
+# what ferhub did before the setting existed: a checkpoint that does not record one was trained that way. A
+# setting added later needs its entry here (the value that keeps the earlier behaviour, read from the commit
+# that added it) or in NO_EARLIER_VALUE; without one, no checkpoint lacking it can be resumed.
+EARLIER_VALUES: dict[str, Any] = {
+    "sync_bn": False,  # a4fb8bf: no SyncBatchNorm
+    "plateau_rule": "torch",  # 3ea3617: the plateau schedule cut the rate after patience + 1 flat epochs
+    "kernel_l2": 0.0,  # 3ea3617: no kernel penalty
+    "kernel_l2_layers": [],
+    "monitor": "mean_class_recall",  # 3ea3617: it chose the epoch and drove plateau and early stopping
+    "repeats": 1,
+    "sampler": "shuffle",  # 3ea3617: every epoch a permutation of the crops
+    "face_detection": True,
+}
+# settings added since for which no value reproduces what ferhub did before them, and why: a checkpoint that
+# lacks one cannot be continued by this ferhub
+NO_EARLIER_VALUE: dict[str, str] = {
+    # 3ea3617: without a test split, the validation data carved out of the training data chose the epoch and
+    # was reported; "inner" carves a second share to choose on, and "last" chooses nothing
+    "selection": "until it came, a run without a test split reported on the data that chose its epoch, which"
+    " no selection does now, so the run could go on training and choosing on other images than it began with",
+}
+# values older checkpoints hold that today's settings spell otherwise: tta was true/false until 0421352, and
+# false (no test-time augmentation) is today's null; its true (the old ten-crop) has no exact counterpart
+_RESPELLED: dict[str, dict[str, Any]] = {"tta": {"false": None}}
 
 
 def _flat_optimizer(opt_state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -165,6 +192,123 @@ def saved_epoch(path: Path) -> int | None:
         return None
 
 
+def _json(value: Any) -> str:
+    """A setting's value as JSON, to compare (a group's entries in any order)."""
+    return json.dumps(value, default=json_default, sort_keys=True)
+
+
+def _as_today(key: str, value: Any) -> str:
+    """A setting's value as :func:`_json`, an older spelling of the same setting turned into today's."""
+    text = _json(value)
+    return _json(_RESPELLED[key][text]) if text in _RESPELLED.get(key, {}) else text
+
+
+def setting_differences(saved: dict[str, Any], now: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """How the settings a checkpoint was trained with (``saved``) differ from a run's (``now``), leaving out
+    those a resumed run may change: ``({setting: its value in the checkpoint}, [settings nothing tells])``.
+
+    A setting the checkpoint does not record (an older ferhub wrote it) counts with its
+    :data:`EARLIER_VALUES` value, what that ferhub did; one without such a value (:data:`NO_EARLIER_VALUE`,
+    or a setting added since with no entry) is in the second list.
+    """
+    differ: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key in sorted(set(now) - set(RESUME_MAY_CHANGE)):
+        if key in saved:
+            old = saved[key]
+        elif key in EARLIER_VALUES:
+            old = EARLIER_VALUES[key]
+        else:
+            unknown.append(key)
+            continue
+        if _as_today(key, old) != _as_today(key, now[key]):
+            differ[key] = old
+    return differ, unknown
+
+
+def _settings(names: list[str]) -> str:
+    """``setting a`` or ``settings a, b``."""
+    return f"setting{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
+def _changes(key: str, old: Any, new: Any) -> list[str]:
+    """``key old -> new``, or for a group of settings (``augment``, ``loss_args``) one such per entry that
+    differs, so a long group shows what changed."""
+    from ferhub.config import brief
+
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [f"{key} {brief(old, 40)} -> {brief(new, 40)}"]
+    unset = object()
+
+    def text(v: Any) -> str:
+        return "(not set)" if v is unset else brief(v, 40)
+
+    return [
+        f"{key}.{k} {text(old.get(k, unset))} -> {text(new.get(k, unset))}"
+        for k in sorted(set(old) | set(new), key=str)
+        if _json(old.get(k)) != _json(new.get(k)) or (k in old) != (k in new)
+    ]
+
+
+def _set_items(old: dict[str, Any]) -> list[str]:
+    """The ``KEY=VALUE`` items of ``--set`` that give a run these settings' values (text as typed, the
+    rest as JSON, as :func:`~ferhub.training.recipes.apply_overrides` reads them)."""
+    return [f"{k}={v if isinstance(v, str) else json.dumps(v, default=json_default)}" for k, v in old.items()]
+
+
+def _check_settings(path: Path, saved: dict[str, Any], cfg: TrainConfig) -> None:
+    """Refuse to resume ``path`` with settings other than those it was trained with (bar
+    :data:`RESUME_MAY_CHANGE`): the message says which differ (old -> new), whether an older ferhub wrote it,
+    and the ``--set`` options that continue it as it was trained, where this ferhub takes them."""
+    import shlex
+
+    from ferhub.training.recipes import apply_overrides
+
+    now = cfg.to_dict()
+    differ, unknown = setting_differences(saved, now)
+    # a new run from the checkpoint's weights works whatever the settings; a run without --resume into this
+    # folder would remove the checkpoint first
+    anew = f"start again in a new --output-dir (add --init {path} to start from its weights)"
+    if unknown:
+        why = "; ".join(
+            f"{k}: {NO_EARLIER_VALUE.get(k, 'no value of it is known to do what that ferhub did')}"
+            for k in unknown
+        )
+        raise CheckpointError(
+            f"{path} was written by an older ferhub, before the {_settings(unknown)} existed, so this ferhub"
+            f" cannot continue that run as it was trained ({why}); finish it with the ferhub that started it,"
+            f" or {anew}"
+        )
+    if not differ:
+        return
+    unrecorded = [k for k in differ if k not in saved]
+    # what the checkpoint records first: those values are facts, the others what that ferhub did
+    names = [k for k in differ if k in saved] + unrecorded
+    changes = [c for k in names for c in _changes(k, differ[k], now[k])]
+    shown = ", ".join(changes[:4]) + (f" and {len(changes) - 4} more" if len(changes) > 4 else "")
+    if unrecorded:
+        why = (
+            f"; an older ferhub wrote it, before the {_settings(unrecorded)} existed (the old value shown"
+            " is what that ferhub did), so ferhub or its recipe changed since, not only the command line"
+        )
+    else:
+        why = f"; the recipe or overrides changed (only {' and '.join(RESUME_MAY_CHANGE)} may)"
+    items = _set_items({k: differ[k] for k in names})
+    # advice only where it works: a value this ferhub refuses (an old tta true) cannot be given back, and an
+    # old value of another shape (TypeError) gives no advice but never hides the refusal
+    try:
+        works = not setting_differences(saved, apply_overrides(cfg, items).to_dict())[0]
+    except (FerhubError, TypeError, ValueError):
+        works = False
+    if works:
+        fix = f"To continue it as it was trained, add {' '.join('--set ' + shlex.quote(i) for i in items)}"
+    else:
+        fix = "This ferhub cannot take all of its settings: finish it with the ferhub that started it"
+    raise CheckpointError(
+        f"{path} was trained with other settings than this run's: {shown}{why}. {fix}; or {anew}"
+    )
+
+
 def restore(
     path: Path,
     *,
@@ -177,18 +321,7 @@ def restore(
 ) -> State:
     """Load ``path`` into the run's objects (refusing one trained with other settings); returns its state."""
     tensors, meta = read_checkpoint(path)
-    saved = {k: v for k, v in meta["train_config"].items() if k not in ("epochs", "early_stopping")}
-    now = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "early_stopping")}
-    diff = sorted(
-        k
-        for k in now
-        if json.dumps(now[k], default=json_default) != json.dumps(saved.get(k), default=json_default)
-    )
-    if diff:
-        raise CheckpointError(
-            f"{path} was trained with different settings ({', '.join(diff)}); resume with the same recipe and"
-            " overrides (only epochs and early_stopping may change), or start a new output folder"
-        )
+    _check_settings(path, meta["train_config"], cfg)
     # the classes come from the data, not the settings: other data would fail in load_state_dict (another
     # count) or silently relabel every class (the same count)
     saved_labels = list((meta.get("model_config") or {}).get("labels") or [])
