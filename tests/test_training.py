@@ -391,6 +391,67 @@ def test_two_process_ddp_trains_the_same_model(task_folder: Path, tmp_path: Path
     assert "torchrun --nproc_per_node 2" in card  # the exact launch command is recorded
 
 
+# train/train.py with a spy: what each rank validated and decided after every epoch, and the model it released
+DDP_SPY = """
+import importlib, os, sys
+import torch
+from ferhub.cli import main
+
+fit = importlib.import_module("ferhub.training.fit")  # the module (ferhub.training.fit is also its function)
+
+out, end_epoch, release = sys.argv.pop(1), fit._end_epoch, fit._release
+rank = os.environ["RANK"]
+
+
+def spy_end_epoch(cfg, state, parts, stats, metrics):
+    improved = end_epoch(cfg, state, parts, stats, metrics)
+    seen = {"nll": float(metrics["nll"]), "recall": float(metrics["mean_class_recall"]), "improved": improved,
+            "best_epoch": state.best_epoch, "bad_epochs": state.bad_epochs, **parts.schedule.state_dict()}
+    path = f"{out}/rank{rank}.epoch{state.epoch}.pt"
+    torch.save({"seen": seen, "weights": parts.scored.state_dict()}, path)
+    return improved
+
+
+def spy_release(*args):
+    final = release(*args)
+    torch.save(final.state_dict(), f"{out}/rank{rank}.released.pt")
+    return final
+
+
+fit._end_epoch, fit._release = spy_end_epoch, spy_release
+sys.exit(main(["train", *sys.argv[1:]]))
+"""
+
+
+@pytest.mark.slow
+def test_two_process_ddp_ranks_validate_and_decide_alike(task_folder: Path, tmp_path: Path) -> None:
+    # BatchNorm trains (no freeze_bn): each rank's running statistics follow its own half of the last batch,
+    # so the ranks must validate rank 0's, or they score the same data differently, choose different best
+    # epochs (rank 1 then refused rank 0's best.safetensors) and cut the plateau rate apart; EMA copies them
+    spy = tmp_path / "spy.py"
+    spy.write_text(DDP_SPY)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    extra = ["--epochs", "2", "--device", "cpu", "--set", "ema=0.5", "--set", "plateau_patience=1"]
+    run = subprocess.run(
+        [*launcher, str(spy), str(seen), *_args(task_folder, tmp_path / "run", *extra)],
+        env=_run_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    for name in ("epoch1", "epoch2"):
+        a, b = (torch.load(seen / f"rank{r}.{name}.pt") for r in (0, 1))
+        assert a["seen"] == b["seen"], name  # the same scores, best epoch, plateau state on both ranks
+        assert a["weights"].keys() == b["weights"].keys()
+        for k, v in a["weights"].items():  # the same weights validated, running statistics included
+            assert torch.equal(v, b["weights"][k]), (name, k)
+    released = [torch.load(seen / f"rank{r}.released.pt") for r in (0, 1)]
+    for k, v in released[0].items():
+        assert torch.equal(v, released[1][k]), k
+
+
 # --------------------------------------------------------------------------------------------------- push
 def test_push_to_hub_one_commit_with_card(
     task_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
+from torch import nn
 
 T = TypeVar("T")
 
@@ -67,6 +68,19 @@ def broadcast_object(value: T, d: Dist) -> T:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def broadcast_buffers(module: nn.Module, d: Dist) -> None:
+    """Rank 0's buffers of ``module`` (BatchNorm's running statistics) on every process, in place.
+
+    DDP sends rank 0's buffers only at the start of a training forward, and each rank then updates them with
+    its own share of the batch: after an epoch the ranks hold different running statistics, so they would
+    evaluate different models. Rank 0's are the ones the next epoch trains on (and that rank 0 saves)."""
+    if d.world > 1:
+        import torch.distributed as dist
+
+        for b in module.buffers():
+            dist.broadcast(b, src=0)
 
 
 def all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ferhub.data import Crops
 from ferhub.errors import CheckpointError, TrainingDiverged
 from ferhub.fileio import atomic_path
 from ferhub.training.checkpoint import json_default, read_checkpoint, restore, save_checkpoint, saved_epoch
-from ferhub.training.distributed import SINGLE_PROCESS, Dist, barrier
+from ferhub.training.distributed import SINGLE_PROCESS, Dist, barrier, broadcast_buffers, broadcast_object
 from ferhub.training.loop import State, epoch_batches, evaluate, score, train_one_epoch
 from ferhub.training.optim import EMA, LRSchedule, build_optimizer, kernel_penalty, regularized_kernels
 from ferhub.training.settings import CLASS_COUNT_LOSSES, RecipeError, TrainConfig
@@ -229,8 +229,7 @@ def fit(
                 f" nothing was released (learning rate {stats['lr']:.3g}). Fix: lower the learning rate"
                 " (--lr), or check the data and the recipe's loss settings"
             )
-        probs = evaluate(parts.scored, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
-        metrics = score(probs, val.targets, val.labels, train.labels)["metrics"]
+        metrics = _validate(cfg, parts, val, val_data, train.labels, device, dist)
         improved = _end_epoch(cfg, state, parts, stats, metrics)
         if dist.main:
             _record(cfg, state, parts, out_dir, improved, log)
@@ -245,6 +244,33 @@ def fit(
         log(note)
     probs = evaluate(final, val_data, config, device=device, tta=cfg.tta, amp=cfg.amp)
     return FitResult(final, state, probs, score(probs, val.targets, val.labels, train.labels), stopped)
+
+
+def _validate(
+    cfg: TrainConfig,
+    parts: _Parts,
+    val: Crops,
+    val_data: torch.Tensor,
+    labels: Sequence[str],
+    device: torch.device,
+    dist: Dist,
+) -> dict[str, Any]:
+    """The epoch's validation metrics, the same on every rank: rank 0's.
+
+    Every rank first takes rank 0's buffers (:func:`~ferhub.training.distributed.broadcast_buffers`: DDP
+    leaves each rank's BatchNorm statistics, and the EMA's copy of them, from its own share of the last
+    batch), so each holds the model rank 0 saves and releases. Rank 0 alone scores it, and its metrics decide
+    the best epoch, the plateau rate and early stopping on every rank: computed on each, they could differ
+    in the last bits (other kernels) and split the ranks' decisions.
+    """
+    broadcast_buffers(parts.model, dist)
+    if parts.ema is not None:
+        broadcast_buffers(parts.ema.module, dist)
+    metrics = None
+    if dist.main:
+        probs = evaluate(parts.scored, val_data, parts.model.config, device=device, tta=cfg.tta, amp=cfg.amp)
+        metrics = score(probs, val.targets, val.labels, labels)["metrics"]
+    return broadcast_object(metrics, dist)
 
 
 def stops_early(cfg: TrainConfig, state: State) -> bool:
@@ -405,5 +431,5 @@ def _release(parts: _Parts, best: Path, state: State, dist: Dist) -> nn.Module:
         final.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     elif dist.main and state.best_epoch >= 0 and wanted != state.epoch:
         raise CheckpointError(f"{best} is missing, so epoch {wanted}'s weights are gone; {fix}")
-    # (a rank that cannot see rank 0's folder keeps its own weights, which DDP kept identical)
+    # (a rank that cannot see rank 0's folder keeps its own weights, which DDP and _validate kept rank 0's)
     return final.eval()

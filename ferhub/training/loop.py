@@ -1,7 +1,10 @@
 """One epoch of training and the evaluation of a model on in-memory crops.
 
 Every process draws the same global batch (:func:`epoch_batches`), augments it with the same generator and
-trains on its ``rank::world`` share, so N processes follow one process on the same global batch.
+trains on its ``rank::world`` share, so N processes follow one process on the same global batch. BatchNorm
+is the exception: each rank normalises its share with that share's statistics (``sync_bn``: the global
+batch's, CUDA only), and its running statistics are rank 0's (``fit`` gives every rank rank 0's before it
+validates).
 """
 
 from __future__ import annotations
