@@ -270,7 +270,9 @@ def _foreign_files(out: str | os.PathLike, action: str = "export") -> str | None
     if not names or is_export(folder):
         return None
     kind = "a model repo" if CONFIG_NAME in names else "files of its own"
-    return f"{out} holds {', '.join(names)} ({kind}, not an earlier export), which an {action} would replace"
+    return (
+        f"{out} holds {', '.join(names)} ({kind}, not an earlier {action}), which an {action} would replace"
+    )
 
 
 def _extra_files(source: Path) -> list[Path]:

@@ -159,3 +159,23 @@ def test_tiny_keeps_what_the_command_line_says(tmp_path: Path) -> None:
     cfg = resolved(*argv)
     assert (cfg.init, cfg.batch_size, cfg.repeats, cfg.epochs, cfg.lr) == (init, 32, 3, 4, 0.5)
     assert cfg.model == shrunk.model  # the rest still shrunk: the tiny model
+
+
+def test_help_says_the_default_run_folder_of_a_variant_and_what_init_takes() -> None:
+    """`ferhub train --help` said "run folder (default runs/RECIPE)", but each variant run of train/README's
+    tables writes runs/RECIPE-VARIANT; and `--init` was "a local checkpoint", though it also takes a ferhub
+    model folder and a run's checkpoints/best|last.safetensors."""
+    from ferhub.commands.train import get_args_parser
+
+    # each option's text whole: argparse's wrapping of the printed help would split the phrases
+    helps = {a.dest: a.help or "" for a in get_args_parser()._actions}
+    assert "(default runs/RECIPE, runs/RECIPE-VARIANT with --variant)" in helps["output_dir"]
+    assert str(load_recipe("seed004_chen", "last2")[0].default_output_dir()) == "runs/seed004_chen-last2"
+    assert str(load_recipe("seed004_chen")[0].default_output_dir()) == "runs/seed004_chen"
+    for takes in (
+        "a checkpoint file",
+        "a ferhub model folder",
+        "checkpoints/best.safetensors",
+        "last.safetensors",
+    ):
+        assert takes in helps["init"]

@@ -877,12 +877,14 @@ def test_cli_import_out_refuses_a_folder_of_the_users_files(tmp_path: Path, monk
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert f"--out {docs} holds README.md, config.json, eval_results.json" in err
+        # an import's refusal said "(a model repo, not an earlier export)": what it lets replace is an import
+        assert "(a model repo, not an earlier import), which an import would replace" in err
         assert "an earlier import of the same model (replaced)" in err
         assert _contents(docs) == files
     (docs / "config.json").unlink()
     (docs / "README.md").unlink()
     assert main(["zoo", "import", "faceapi-expression", "--out", str(docs)]) == 2  # results alone: kept
-    assert "holds eval_results.json" in capsys.readouterr().err
+    assert "holds eval_results.json (files of its own, not an earlier import)" in capsys.readouterr().err
     with pytest.raises(zoo.ZooError, match=r"holds eval_results\.json"):  # the API checks before fetching too
         zoo.import_model("faceapi-expression", docs)
     odd = tmp_path / "odd"  # a folder named like a file the import writes: refused before any work

@@ -82,7 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         " else ~/.cache/ferhub/faces; one that cannot be written keeps the detections in memory for the run)",
     )
     parser.add_argument(
-        "--output-dir", default=None, type=output_path, help="run folder (default runs/RECIPE)"
+        "--output-dir",
+        default=None,
+        type=output_path,
+        help="run folder (default runs/RECIPE, runs/RECIPE-VARIANT with --variant)",
     )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--epochs", type=int, default=None)
@@ -100,7 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--amp", choices=("none", "bf16", "fp16"), default=None, help="mixed precision on CUDA"
     )
     parser.add_argument(
-        "--init", default=None, type=input_path, help="initial weights: a local checkpoint (e.g. LightCNN's)"
+        "--init",
+        default=None,
+        type=input_path,
+        help="initial weights: a checkpoint file (.safetensors, a weights-only .pth; e.g. LightCNN's), a "
+        "ferhub model folder (a run's OUTPUT_DIR/model) or a run's OUTPUT_DIR/checkpoints/best.safetensors "
+        "or last.safetensors",
     )
     parser.add_argument(
         "--set",
