@@ -1,6 +1,7 @@
 """``--resume`` of a checkpoint trained with other settings: an older ferhub's checkpoint (settings it does
-not record) told apart from settings that differ, old -> new values shown, and advice that works (the
-``--set`` options that continue the run as it was trained, ``--init`` into a new folder)."""
+not record) refused saying so, settings that differ shown old -> new (the recipe first), and advice that works
+(the ``--set`` options or the ``--recipe`` that continue the run as it was trained, ``--init`` into a new
+folder)."""
 
 from __future__ import annotations
 
@@ -15,23 +16,25 @@ from tasks import transform_task
 
 from ferhub.cli import main as cli_main
 from ferhub.data import write_class_folders
+from ferhub.errors import CheckpointError
 from ferhub.training import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# TrainConfig's settings when checkpoints began (6f55eae, 2026-11-24): every checkpoint records these
-FIRST_SETTINGS = {
+# TrainConfig's settings since 3ea3617 (2026-12-02): every checkpoint written since records each of them
+RECORDED = {
     "amp", "augment", "backbone_lr_scale", "batch_size", "channels_last", "citation", "config_overrides",
-    "cutmix", "description", "early_stopping", "ema", "epochs", "freeze_bn", "gamma", "grad_clip", "init",
-    "kfold", "loss", "loss_args", "lr", "min_lr", "mixup", "model", "model_args", "momentum", "nesterov",
-    "no_face", "optimizer", "plateau_patience", "recipe", "schedule", "seed", "step_epochs", "tiny_model",
-    "trainable_stages", "tta", "val_fraction", "warmup_epochs", "weight_decay",
+    "cutmix", "description", "early_stopping", "ema", "epochs", "face_detection", "freeze_bn", "gamma",
+    "grad_clip", "init", "kernel_l2", "kernel_l2_layers", "kfold", "loss", "loss_args", "lr", "min_lr",
+    "mixup", "model", "model_args", "momentum", "monitor", "nesterov", "no_face", "optimizer",
+    "plateau_patience", "plateau_rule", "recipe", "repeats", "sampler", "schedule", "seed", "selection",
+    "step_epochs", "sync_bn", "tiny_model", "trainable_stages", "tta", "val_fraction", "warmup_epochs",
+    "weight_decay",
 }  # fmt: skip
-# the settings added since checkpoints began whose earlier behaviour one value gives (selection's none)
-LATER = ["sync_bn", "plateau_rule", "kernel_l2", "kernel_l2_layers", "monitor", "repeats", "sampler",
-         "face_detection"]  # fmt: skip
-# the same settings at the values ferhub had before them: a run given these trains as the old ferhub did
-AS_BEFORE = ["kernel_l2=0", "kernel_l2_layers=[]", "monitor=mean_class_recall", "plateau_rule=torch"]
+# the settings that came with selection in 3ea3617 (sync_bn in a4fb8bf before it): a checkpoint from before
+# 3ea3617 lacks them all, and its tta was true/false
+BEFORE_SELECTION = ["face_detection", "kernel_l2", "kernel_l2_layers", "monitor", "plateau_rule", "repeats",
+                    "sampler", "selection", "sync_bn"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -71,118 +74,138 @@ def _resume(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return rc, captured.err + captured.out
 
 
-def test_every_setting_is_recorded_by_every_checkpoint_or_has_its_earlier_value() -> None:
-    """A setting added to TrainConfig needs the value that does what ferhub did before it (EARLIER_VALUES),
-    or the reason none does (NO_EARLIER_VALUE): otherwise every older checkpoint is refused as unknown."""
-    from ferhub.training.checkpoint import EARLIER_VALUES, NO_EARLIER_VALUE
-
-    later = {f.name for f in dataclasses.fields(TrainConfig)} - FIRST_SETTINGS
-    assert later == set(EARLIER_VALUES) | set(NO_EARLIER_VALUE), "add the new setting to EARLIER_VALUES"
-    assert not set(EARLIER_VALUES) & set(NO_EARLIER_VALUE)
-    # the earlier values are settings this ferhub takes: a run can be given them
-    TrainConfig.from_dict(dict(EARLIER_VALUES)).validate()
-
-
-def test_settings_an_old_checkpoint_lacks_count_as_that_ferhub_did() -> None:
-    from ferhub.training.checkpoint import EARLIER_VALUES, setting_differences
-
-    now = TrainConfig().to_dict()
-    old = {k: v for k, v in now.items() if k not in EARLIER_VALUES}
-    old["tta"] = False  # until 0421352 tta was true/false: false is today's null
-    assert setting_differences(old, now) == ({}, [])
-    differ, unknown = setting_differences(old, {**now, "kernel_l2": 0.01, "monitor": "loss"})
-    assert differ == {"kernel_l2": 0.0, "monitor": "mean_class_recall"} and unknown == []
-    assert setting_differences({k: v for k, v in old.items() if k != "lr"}, now) == ({}, ["lr"])
-    # today's checkpoints: every setting compared as before; only the order of a group's entries is no change
-    augment = {"hflip": 0.5, "rotate": 10}
-    today = {**now, "augment": augment}
-    assert setting_differences({**today, "augment": dict(reversed(augment.items()))}, today) == ({}, [])
-    assert setting_differences({**today, "tta": None}, {**today, "tta": "flip"})[0] == {"tta": None}
-
-
-def test_an_old_value_this_ferhub_refuses_gets_no_set_advice(tmp_path: Path) -> None:
-    """Until 0421352 ``tta`` was true/false; true (the old ten-crop) has no value today, so no --set gives it
-    back: the message says to finish the run with the ferhub that started it."""
-    from ferhub.errors import CheckpointError
+def _refusal(saved: dict[str, Any], cfg: TrainConfig, path: Path = Path("run/last.safetensors")) -> str:
     from ferhub.training.checkpoint import _check_settings
 
-    cfg = TrainConfig()
-    last = tmp_path / "last.safetensors"
     with pytest.raises(CheckpointError) as e:
-        _check_settings(last, {**cfg.to_dict(), "tta": True}, cfg)
-    assert "other settings than this run's: tta True -> None;" in str(e.value)
-    assert "--set" not in str(e.value)
-    assert "finish it with the ferhub that started it; or start again in a new --output-dir" in str(e.value)
+        _check_settings(path, saved, cfg)
+    return str(e.value)
 
 
-def test_resuming_a_checkpoint_of_an_older_ferhub(
-    task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """An older ferhub's checkpoint was refused as "trained with different settings (...); resume with the
-    same recipe and overrides" when the user had done just that: most settings listed were ones it does not
-    record, the rest changes of the shipped recipe. Settings it lacks now count as that ferhub trained; the
-    message says an older ferhub wrote it, shows old -> new and gives --set options that do continue it."""
-    out = tmp_path / "run"
-    sets = [a for item in AS_BEFORE for a in ("--set", item)]
-    assert cli_main(_train(task_folder, out, "--epochs", "1", *sets)) == 0
-    last = out / "checkpoints" / "last.safetensors"
-    _as_older_ferhub(last, drop=LATER, tta=False, val_fraction=0.1)
+def test_a_setting_added_to_trainconfig_gets_the_value_ferhub_had_before_it() -> None:
+    """Every checkpoint written since 3ea3617 records all of today's settings. A setting added later needs
+    the value that does what ferhub did before it (EARLIER_VALUES): without one, every checkpoint written
+    before it, today's included, is refused as an older ferhub's."""
+    from ferhub.training.checkpoint import EARLIER_VALUES
 
-    # the recipe as shipped now: its kernel_l2, monitor and plateau_rule came after this checkpoint
-    argv = _train(task_folder, out, "--epochs", "2")
-    rc, err = _resume(argv, capsys)
-    assert rc == 2, err
-    assert "different settings" not in err and "resume with the same recipe" not in err
-    assert (
-        "an older ferhub wrote it, before the settings kernel_l2, kernel_l2_layers, monitor, plateau_rule"
-        " existed" in err
+    added = {f.name for f in dataclasses.fields(TrainConfig)} - RECORDED
+    assert added == set(EARLIER_VALUES), (
+        "a new TrainConfig setting: give it the value that keeps what ferhub did before it in "
+        "ferhub.training.checkpoint.EARLIER_VALUES (where none does, add it to RECORDED here: checkpoints "
+        "written before it are then refused)"
     )
-    # what the checkpoint records first, then what that ferhub did
-    assert "this run's: val_fraction 0.1 -> 0.2, kernel_l2 0.0 -> 0.01, kernel_l2_layers [] -> " in err
-    assert "monitor 'mean_class_recall' -> 'loss' and 1 more;" in err
-    for unchanged in ("sampler", "repeats", "face_detection", "sync_bn", "tta"):
-        assert unchanged not in err  # not recorded, and what that ferhub did is what this run does
-    assert f"start again in a new --output-dir (add --init {last} to start from its weights)" in err
-    advice = err.split("To continue it as it was trained, add ", 1)[1].split(";", 1)[0]
-    assert shlex.split(advice) == [
-        "--set", "val_fraction=0.1", "--set", "kernel_l2=0.0", "--set", "kernel_l2_layers=[]",
-        "--set", "monitor=mean_class_recall", "--set", "plateau_rule=torch",
-    ]  # fmt: skip
+    TrainConfig.from_dict(dict(EARLIER_VALUES)).validate()  # values a run can be given back with --set
 
-    # the advice works: the run goes on from its checkpoint
-    rc, log = _resume([*argv, *shlex.split(advice)], capsys)
-    assert rc == 0, log
-    assert f"resumed from {last} after epoch 1" in log
+
+def test_a_setting_a_checkpoint_lacks_counts_with_its_earlier_value(monkeypatch, tmp_path) -> None:
+    """The mechanism for the next setting added (here as if ``sampler`` had come after the checkpoint): the
+    checkpoint resumes where this run does what ferhub did, and other values are refused with --set advice;
+    a setting without an earlier value refuses it as an older ferhub's."""
+    from ferhub.training import checkpoint
+
+    cfg = TrainConfig()
+    saved = {k: v for k, v in cfg.to_dict().items() if k != "sampler"}
+    err = _refusal(saved, cfg, tmp_path / "last.safetensors")
+    assert "was written by an older ferhub, before the setting sampler existed" in err
+    monkeypatch.setattr(checkpoint, "EARLIER_VALUES", {"sampler": "shuffle"})
+    checkpoint._check_settings(tmp_path / "last.safetensors", saved, cfg)
+    err = _refusal(saved, dataclasses.replace(cfg, sampler="balanced"))
+    assert "other settings than this run's: sampler 'shuffle' -> 'balanced';" in err
+    assert "add --set sampler=shuffle;" in err
 
 
 def test_a_checkpoint_from_before_selection_is_refused_saying_why(
     task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Before 3ea3617 a run without a test split reported on the data that chose its epoch, which no value of
-    ``selection`` does now: no --set can continue it, so the message says so and what can be done."""
+    """The checkpoints an older ferhub wrote (before 3ea3617: without selection and the settings that came
+    with it) are refused saying so and what can be done, not as "trained with different settings" when the
+    user resumed with the same command."""
     out = tmp_path / "run"
     argv = _train(task_folder, out, "--epochs", "1")
     assert cli_main(argv) == 0
     last = out / "checkpoints" / "last.safetensors"
-    _as_older_ferhub(last, drop=[*LATER, "selection"], tta=False)
+    _as_older_ferhub(last, drop=BEFORE_SELECTION, tta=False)
     rc, err = _resume(argv, capsys)
     assert rc == 2, err
-    assert f"{last} was written by an older ferhub, before the setting selection existed" in err
-    assert "reported on the data that chose its epoch" in err
-    assert "finish it with the ferhub that started it" in err and f"add --init {last}" in err
-    assert "--set" not in err and "resume with the same recipe" not in err
+    assert (
+        f"{last} was written by an older ferhub, before the settings face_detection, kernel_l2,"
+        " kernel_l2_layers, monitor, plateau_rule, repeats, sampler, selection, sync_bn existed, so this"
+        " ferhub cannot continue it as it was trained; finish it with that ferhub, or start again in a new"
+        f" --output-dir (add --init {last} to start from its weights)"
+    ) in err
+    assert "--set" not in err and "different settings" not in err
 
 
-def test_todays_checkpoint_with_other_settings_is_still_refused(
+def test_todays_checkpoint_with_other_settings_is_refused_with_set_options_that_work(
     task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The check of checkpoints written by this ferhub is unchanged; the message now shows old -> new (a
-    group's changed entries) and the --set options that restore them, and never says "older ferhub"."""
+    """A checkpoint this ferhub wrote, resumed with other settings: old -> new (a group's entries), and the
+    printed --set options, pasted, continue it; equal numbers (0 and 0.0) and the recipe's words
+    (description, citation) are no other settings."""
     out = tmp_path / "run"
-    argv = _train(task_folder, out, "--epochs", "1")
+    argv = _train(task_folder, out, "--epochs", "1", "--set", "weight_decay=0")
     assert cli_main(argv) == 0
-    rc, err = _resume([*argv, "--lr", "0.5", "--set", "augment.hflip=0.25"], capsys)
+    last = out / "checkpoints" / "last.safetensors"
+    changed = [
+        *argv, "--epochs", "2", "--lr", "0.5", "--set", "augment.hflip=0.25", "--set", "weight_decay=0.0",
+        "--set", "description=my words", "--set", "citation=",
+    ]  # fmt: skip
+    rc, err = _resume(changed, capsys)
     assert rc == 2, err
-    assert "augment.hflip 0.5 -> 0.25, lr 0.001 -> 0.5" in err and "older ferhub" not in err
-    assert "the recipe or overrides changed (only epochs and early_stopping may)" in err
-    assert "--set lr=0.001" in err
+    assert "other settings than this run's: augment.hflip 0.5 -> 0.25, lr 0.001 -> 0.5;" in err
+    assert (
+        "the recipe or overrides changed (only epochs, early_stopping, description and citation may)" in err
+    )
+    assert "weight_decay" not in err and "older ferhub" not in err
+    advice = err.split("To continue it as it was trained, add ", 1)[1].split(";", 1)[0]
+    assert shlex.split(advice) == ["--set", 'augment={"hflip": 0.5, "rotate": 10, "scale": [0.9, 1.1], '
+                                   '"translate": 0.1}', "--set", "lr=0.001"]  # fmt: skip
+    rc, log = _resume([*changed, *shlex.split(advice)], capsys)
+    assert rc == 0, log
+    assert f"resumed from {last} after epoch 1" in log
+
+
+@pytest.mark.parametrize("text", ['"q"', "null", "001", "[1, 2]", "true", 'it\'s "x", y', ""])
+def test_the_set_advice_gives_back_text_that_looks_like_json(text: str, tmp_path: Path) -> None:
+    """A text setting holding '"q"' was advised as ``--set init="q"``, which reads back as q: the dry run
+    failed and the message said to finish the run with the ferhub that started it, though this one had."""
+    from ferhub.training import apply_overrides
+
+    cfg = TrainConfig()
+    err = _refusal({**cfg.to_dict(), "init": text}, cfg, tmp_path / "last.safetensors")
+    assert "finish it with" not in err
+    advice = err.split("To continue it as it was trained, add ", 1)[1].split("; or start again", 1)[0]
+    options = shlex.split(advice)
+    assert options[0] == "--set" and len(options) == 2
+    assert apply_overrides(cfg, options[1:]).init == text
+
+
+def test_another_recipe_is_named_first_and_given_back_by_its_options(tmp_path: Path) -> None:
+    """A run resumed with another recipe differs in a dozen settings: the message was 1,400 characters, its
+    four old -> new slots all ``augment`` entries, the recipe itself in "and 13 more", and the advice 17
+    --set options pasting the recipe's 300-character citation. The recipe now comes first, a group takes
+    one slot, and the advice is the recipe's options."""
+    from ferhub.training import load_recipe
+
+    kaskun, chen = load_recipe("seed002_kaskun")[0], load_recipe("seed004_chen")[0]
+    err = _refusal(kaskun.to_dict(), chen, tmp_path / "last.safetensors")
+    assert "other settings than this run's: recipe 'seed002_kaskun' -> 'seed004_chen', augment (" in err
+    assert "To continue it as it was trained, resume with --recipe seed002_kaskun and the options" in err
+    assert "--set" not in err and kaskun.citation[:40] not in err
+    assert len(err) < 700, err
+
+    fcn = load_recipe("seed002_kaskun", "fcn")[0]
+    err = _refusal(fcn.to_dict(), kaskun, tmp_path / "last.safetensors")
+    assert "recipe 'seed002_kaskun:fcn' -> 'seed002_kaskun'" in err
+    assert "resume with --recipe seed002_kaskun --variant fcn and the options that started it" in err
+    mine = dataclasses.replace(kaskun, recipe="my_recipe")
+    err = _refusal(mine.to_dict(), kaskun, tmp_path / "last.safetensors")
+    assert "resume with the recipe it was started with (named 'my_recipe')" in err
+
+
+def test_numbers_are_compared_by_value() -> None:
+    from ferhub.training.checkpoint import _same
+
+    assert _same(0, 0.0) and _same({"a": [1, 2.0]}, {"a": (1.0, 2)}) and _same(float("nan"), float("nan"))
+    assert not _same(2**60 + 1, float(2**60)) and not _same(True, 1) and not _same(0, None)
+    assert not _same("1", 1) and not _same({"a": 1}, {"a": 1, "b": 2})

@@ -24,33 +24,14 @@ from ferhub.training.settings import TrainConfig
 
 CHECKPOINT_FORMAT = "ferhub-checkpoint"
 CHECKPOINT_VERSION = 1
-# the settings a resumed run may change
-RESUME_MAY_CHANGE = ("epochs", "early_stopping")
-# The settings TrainConfig gained after checkpoints began (6f55eae, 2026-11-24), each with the value that does
-# what ferhub did before the setting existed: a checkpoint that does not record one was trained that way. A
-# setting added later needs its entry here (the value that keeps the earlier behaviour, read from the commit
-# that added it) or in NO_EARLIER_VALUE; without one, no checkpoint lacking it can be resumed.
-EARLIER_VALUES: dict[str, Any] = {
-    "sync_bn": False,  # a4fb8bf: no SyncBatchNorm
-    "plateau_rule": "torch",  # 3ea3617: the plateau schedule cut the rate after patience + 1 flat epochs
-    "kernel_l2": 0.0,  # 3ea3617: no kernel penalty
-    "kernel_l2_layers": [],
-    "monitor": "mean_class_recall",  # 3ea3617: it chose the epoch and drove plateau and early stopping
-    "repeats": 1,
-    "sampler": "shuffle",  # 3ea3617: every epoch a permutation of the crops
-    "face_detection": True,
-}
-# settings added since for which no value reproduces what ferhub did before them, and why: a checkpoint that
-# lacks one cannot be continued by this ferhub
-NO_EARLIER_VALUE: dict[str, str] = {
-    # 3ea3617: without a test split, the validation data carved out of the training data chose the epoch and
-    # was reported; "inner" carves a second share to choose on, and "last" chooses nothing
-    "selection": "until it came, a run without a test split reported on the data that chose its epoch, which"
-    " no selection does now, so the run could go on training and choosing on other images than it began with",
-}
-# values older checkpoints hold that today's settings spell otherwise: tta was true/false until 0421352, and
-# false (no test-time augmentation) is today's null; its true (the old ten-crop) has no exact counterpart
-_RESPELLED: dict[str, dict[str, Any]] = {"tta": {"false": None}}
+# the settings a resumed run may change: how long it trains, and the words about it its card shows (a shipped
+# recipe's description or citation edited by a later ferhub changes nothing the run does)
+RESUME_MAY_CHANGE = ("epochs", "early_stopping", "description", "citation")
+# A setting TrainConfig gains from now on, with the value that does what ferhub did before it: a checkpoint
+# that does not record it was trained that way, so it resumes. Checkpoints record every setting there is since
+# 3ea3617 (2026-12-02); one from before lacks `selection`, whose earlier behaviour no value gives, and is
+# refused. tests/test_checkpoint_settings.py makes whoever adds a setting fill this in.
+EARLIER_VALUES: dict[str, Any] = {}
 
 
 def _flat_optimizer(opt_state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -193,37 +174,21 @@ def saved_epoch(path: Path) -> int | None:
 
 
 def _json(value: Any) -> str:
-    """A setting's value as JSON, to compare (a group's entries in any order)."""
+    """A setting's value as JSON (a group's entries in any order)."""
     return json.dumps(value, default=json_default, sort_keys=True)
 
 
-def _as_today(key: str, value: Any) -> str:
-    """A setting's value as :func:`_json`, an older spelling of the same setting turned into today's."""
-    text = _json(value)
-    return _json(_RESPELLED[key][text]) if text in _RESPELLED.get(key, {}) else text
-
-
-def setting_differences(saved: dict[str, Any], now: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """How the settings a checkpoint was trained with (``saved``) differ from a run's (``now``), leaving out
-    those a resumed run may change: ``({setting: its value in the checkpoint}, [settings nothing tells])``.
-
-    A setting the checkpoint does not record (an older ferhub wrote it) counts with its
-    :data:`EARLIER_VALUES` value, what that ferhub did; one without such a value (:data:`NO_EARLIER_VALUE`,
-    or a setting added since with no entry) is in the second list.
-    """
-    differ: dict[str, Any] = {}
-    unknown: list[str] = []
-    for key in sorted(set(now) - set(RESUME_MAY_CHANGE)):
-        if key in saved:
-            old = saved[key]
-        elif key in EARLIER_VALUES:
-            old = EARLIER_VALUES[key]
-        else:
-            unknown.append(key)
-            continue
-        if _as_today(key, old) != _as_today(key, now[key]):
-            differ[key] = old
-    return differ, unknown
+def _same(a: Any, b: Any) -> bool:
+    """Whether two values of a setting train alike: numbers by value (``0`` and ``0.0``: ``--set lr=1`` and
+    ``--lr 1`` are one setting), a group's entries in any order, lists and tuples alike."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(map(_same, a, b))
+    numbers = [isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)]
+    if all(numbers):
+        return bool(a == b or (a != a and b != b))  # NaN is no other value than NaN
+    return _json(a) == _json(b)
 
 
 def _settings(names: list[str]) -> str:
@@ -231,81 +196,104 @@ def _settings(names: list[str]) -> str:
     return f"setting{'s' if len(names) > 1 else ''} {', '.join(names)}"
 
 
-def _changes(key: str, old: Any, new: Any) -> list[str]:
-    """``key old -> new``, or for a group of settings (``augment``, ``loss_args``) one such per entry that
-    differs, so a long group shows what changed."""
+def _change(key: str, old: Any, new: Any) -> str:
+    """``key old -> new``; for a group of settings (``augment``, ``loss_args``), its entries that differ
+    (``augment.hflip 0.5 -> 0.25``, or ``augment (hflip 0.5 -> (not set), rotate ... and 2 more)``)."""
     from ferhub.config import brief
 
     if not (isinstance(old, dict) and isinstance(new, dict)):
-        return [f"{key} {brief(old, 40)} -> {brief(new, 40)}"]
+        return f"{key} {brief(old, 40)} -> {brief(new, 40)}"
     unset = object()
 
     def text(v: Any) -> str:
         return "(not set)" if v is unset else brief(v, 40)
 
-    return [
-        f"{key}.{k} {text(old.get(k, unset))} -> {text(new.get(k, unset))}"
+    entries = [
+        f"{k} {text(old.get(k, unset))} -> {text(new.get(k, unset))}"
         for k in sorted(set(old) | set(new), key=str)
-        if _json(old.get(k)) != _json(new.get(k)) or (k in old) != (k in new)
+        if (k in old) != (k in new) or not _same(old.get(k), new.get(k))
     ]
+    if len(entries) == 1:
+        return f"{key}.{entries[0]}"
+    more = f" and {len(entries) - 2} more" if len(entries) > 2 else ""
+    return f"{key} ({', '.join(entries[:2])}{more})"
 
 
-def _set_items(old: dict[str, Any]) -> list[str]:
-    """The ``KEY=VALUE`` items of ``--set`` that give a run these settings' values (text as typed, the
-    rest as JSON, as :func:`~ferhub.training.recipes.apply_overrides` reads them)."""
-    return [f"{k}={v if isinstance(v, str) else json.dumps(v, default=json_default)}" for k, v in old.items()]
+def _set_item(key: str, value: Any) -> str:
+    """The ``--set KEY=VALUE`` that gives a run this value of a setting, as
+    :func:`~ferhub.training.recipes.apply_overrides` reads it: text as typed where it reads back as that
+    text (``001`` for a text setting), else as JSON (``"q"`` with its quotes, ``null`` as text, numbers)."""
+    from ferhub.training.recipes import _is_text_setting
+
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return f"{key}={value}"  # not JSON: read as typed
+        if _is_text_setting(key) and parsed is not None and not isinstance(parsed, str):
+            return f"{key}={value}"  # a text setting keeps "001", "true" or "[1]" as typed
+    return f"{key}={json.dumps(value, default=json_default)}"
+
+
+def _recipe_advice(recipe: str) -> str:
+    """How to resume with the recipe (and variant) a checkpoint was trained with: by its options for a shipped
+    one, else by its name (a recipe file's, or a name given with ``--set recipe=``)."""
+    import shlex
+
+    from ferhub.training.recipes import list_recipes
+
+    name, _, variant = recipe.partition(":")
+    if name not in list_recipes():
+        return f"resume with the recipe it was started with (named {recipe!r})"
+    given = f"--recipe {shlex.quote(name)}" + (f" --variant {shlex.quote(variant)}" if variant else "")
+    return f"resume with {given}"
 
 
 def _check_settings(path: Path, saved: dict[str, Any], cfg: TrainConfig) -> None:
     """Refuse to resume ``path`` with settings other than those it was trained with (bar
-    :data:`RESUME_MAY_CHANGE`): the message says which differ (old -> new), whether an older ferhub wrote it,
-    and the ``--set`` options that continue it as it was trained, where this ferhub takes them."""
+    :data:`RESUME_MAY_CHANGE`): one that an older ferhub's checkpoint lacks, or values that differ (old ->
+    new, the recipe first), saying what continues it as it was trained."""
     import shlex
 
     from ferhub.training.recipes import apply_overrides
 
     now = cfg.to_dict()
-    differ, unknown = setting_differences(saved, now)
     # a new run from the checkpoint's weights works whatever the settings; a run without --resume into this
     # folder would remove the checkpoint first
     anew = f"start again in a new --output-dir (add --init {path} to start from its weights)"
-    if unknown:
-        why = "; ".join(
-            f"{k}: {NO_EARLIER_VALUE.get(k, 'no value of it is known to do what that ferhub did')}"
-            for k in unknown
-        )
+    missing = sorted(k for k in now if k not in saved and k not in EARLIER_VALUES)
+    if missing:  # in practice a checkpoint from before 3ea3617, which lacks selection (see EARLIER_VALUES)
         raise CheckpointError(
-            f"{path} was written by an older ferhub, before the {_settings(unknown)} existed, so this ferhub"
-            f" cannot continue that run as it was trained ({why}); finish it with the ferhub that started it,"
-            f" or {anew}"
+            f"{path} was written by an older ferhub, before the {_settings(missing)} existed, so this ferhub"
+            f" cannot continue it as it was trained; finish it with that ferhub, or {anew}"
         )
+    old = {k: saved[k] if k in saved else EARLIER_VALUES[k] for k in now if k not in RESUME_MAY_CHANGE}
+    # another recipe is why most of its settings differ: named first, and it is what to give back
+    differ = sorted((k for k in old if not _same(old[k], now[k])), key=lambda k: (k != "recipe", k))
     if not differ:
         return
-    unrecorded = [k for k in differ if k not in saved]
-    # what the checkpoint records first: those values are facts, the others what that ferhub did
-    names = [k for k in differ if k in saved] + unrecorded
-    changes = [c for k in names for c in _changes(k, differ[k], now[k])]
+    changes = [_change(k, old[k], now[k]) for k in differ]
     shown = ", ".join(changes[:4]) + (f" and {len(changes) - 4} more" if len(changes) > 4 else "")
-    if unrecorded:
-        why = (
-            f"; an older ferhub wrote it, before the {_settings(unrecorded)} existed (the old value shown"
-            " is what that ferhub did), so ferhub or its recipe changed since, not only the command line"
-        )
+    may = ", ".join(RESUME_MAY_CHANGE[:-1]) + f" and {RESUME_MAY_CHANGE[-1]}"
+    if "recipe" in differ:
+        fix = f"To continue it as it was trained, {_recipe_advice(old['recipe'])} and the options that"
+        fix += " started it"
     else:
-        why = f"; the recipe or overrides changed (only {' and '.join(RESUME_MAY_CHANGE)} may)"
-    items = _set_items({k: differ[k] for k in names})
-    # advice only where it works: a value this ferhub refuses (an old tta true) cannot be given back, and an
-    # old value of another shape (TypeError) gives no advice but never hides the refusal
-    try:
-        works = not setting_differences(saved, apply_overrides(cfg, items).to_dict())[0]
-    except (FerhubError, TypeError, ValueError):
-        works = False
-    if works:
-        fix = f"To continue it as it was trained, add {' '.join('--set ' + shlex.quote(i) for i in items)}"
-    else:
-        fix = "This ferhub cannot take all of its settings: finish it with the ferhub that started it"
+        items = [_set_item(k, old[k]) for k in differ]
+        # advice only where it works: a value this ferhub refuses (another ferhub wrote it) is no --set option
+        try:
+            again = apply_overrides(cfg, items).to_dict()
+            works = all(_same(old[k], again[k]) for k in old)
+        except (FerhubError, TypeError, ValueError):
+            works = False
+        options = " ".join("--set " + shlex.quote(i) for i in items)
+        fix = f"To continue it as it was trained, add {options}"
+        if not works:
+            fix = "This ferhub does not take all of its values back as --set options: finish it with the"
+            fix += " ferhub that started it"
     raise CheckpointError(
-        f"{path} was trained with other settings than this run's: {shown}{why}. {fix}; or {anew}"
+        f"{path} was trained with other settings than this run's: {shown}; the recipe or overrides changed"
+        f" (only {may} may). {fix}; or {anew}"
     )
 
 
