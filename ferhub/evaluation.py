@@ -707,8 +707,21 @@ def push_results(
 
 
 def slug(name: str) -> str:
-    """A file-name-safe form of a model id (``org/name@rev`` -> ``org--name@rev``)."""
-    return re.sub(r"[^\w.@-]+", "--", name).strip("-") or "model"
+    """A file-name-safe form of a model id (``org/name@rev`` -> ``org--name@rev``; ``./model`` -> ``model``,
+    never a hidden ``.--model``)."""
+    return re.sub(r"[^\w.@-]+", "--", name).strip("-.") or "model"
+
+
+def model_key(model: str, *, local: bool = True) -> str:
+    """What every name of one model comes to: a folder's real path (``./runs/a/model`` and its absolute
+    path), a bundled model's folder (``fer-mini-xception``, ``ferhub/fer-mini-xception``), else the name (a
+    Hub id). A folder is looked for first, as models are loaded; ``local=False`` looks at no folder of this
+    machine but the bundled models' (a public app's visitors, whose names must not tell what is there)."""
+    from ferhub.hub._layout import bundled_folder
+
+    path = Path(model).expanduser()
+    folder = path if local and path.is_dir() else bundled_folder(model)
+    return str(folder.resolve()) if folder is not None else model
 
 
 def results_copy(out: str | os.PathLike, name: str) -> Path:

@@ -137,6 +137,23 @@ def test_long_model_and_data_names_fit_a_file_name(repos, crops, tmp_path, capsy
     assert aside.parent == out and ".replaced-1" in aside.name and len(aside.name.encode()) <= fileio.NAME_MAX
 
 
+def test_a_model_given_by_a_relative_path_gets_a_visible_predictions_file(
+    repos, crops, tmp_path, monkeypatch, capsys
+) -> None:
+    """``--model ./a`` made ``.--a.<key>.predictions.json``, a hidden file: ``ls`` showed only report.html."""
+    assert [evaluation.slug(m) for m in ("./model", "../x/model", ".", "..", "/runs/a/model")] == [
+        "model", "x--model", "model", "model", "runs--a--model",
+    ]  # fmt: skip
+    assert evaluation.slug("org/name@v1") == "org--name@v1"  # a Hub id's, as before
+    out = tmp_path / "out"
+    for folder, model in ((repos["a"].parent, "./a"), (repos["a"], ".")):
+        monkeypatch.chdir(folder)
+        code = main(_evaluate("--model", model, "--data", str(crops), "--out", str(out), "--no-report"))
+        assert code == 0, capsys.readouterr().err
+    names = sorted(p.name for p in out.glob("*.predictions.json"))  # beside results_folders.json
+    assert names == ["a.crops--default--all.predictions.json", "model.crops--default--all.predictions.json"]
+
+
 # -- report.html and compare --json: written atomically ----------------------------------------------------
 def test_a_failed_report_write_keeps_the_earlier_report_whole(repos, crops, tmp_path) -> None:
     """report.html was written in place: under a file-size limit (or on a full disk) the earlier report was

@@ -116,7 +116,8 @@ def test_a_split_the_data_lacks_is_split_not_found(tmp_path: Path) -> None:
 
     images, targets = _task()
     flat = write_class_folders(images, targets, ["angry", "happy", "sad", "neutral"], tmp_path / "flat")
-    with pytest.raises(SplitNotFound, match="has no split folders"):
+    # "omit split" named no option (`ferhub evaluate --split test`; train's --val-split, --test-split too)
+    with pytest.raises(SplitNotFound, match=r"no split folders .*; omit split \(the --split, --val-split or"):
         open_source(flat, "train")
     split = _split_folders(tmp_path / "split", ["angry", "happy", "sad", "neutral"])
     with pytest.raises(SplitNotFound, match="has no 'val' split"):
@@ -141,5 +142,5 @@ def test_fer2013_csv_splits_it_lacks_and_splits_without_an_emotion(tmp_path: Pat
         open_source(csv, "test")
     bare = tmp_path / "bare.csv"
     bare.write_text(f"emotion,pixels\n3,{pixels}\n", encoding="utf-8")
-    with pytest.raises(SplitNotFound, match="no Usage column"):
+    with pytest.raises(SplitNotFound, match=r"no Usage column, .*omit split \(the --split, --val-split or"):
         open_source(bare, "train")

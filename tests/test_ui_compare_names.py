@@ -96,3 +96,39 @@ def test_the_evaluate_now_note_names_which_model(two_models: list[str]) -> None:
     run = SimpleNamespace(name=two_models[1], entry={"label_mapping": {"unpredictable": {"contempt": 2}}})
     note = compare._unpredictable_note(run, names[run.name])
     assert note == " model (fer3/model) cannot predict contempt (2): those 2 image(s) count as wrong."
+
+
+def test_one_folder_picked_by_two_paths_is_one_model(
+    two_models: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``ferhub compare`` refuses it: one model shown twice, the second by its whole server path."""
+    folder = Path(two_models[0])
+    monkeypatch.chdir(folder.parent.parent)
+    relative = f"./{folder.parent.name}/model"
+    assert compare._models([relative, str(folder), f"{folder}/"]) == [relative]
+    table = compare.dashboard([relative, str(folder)], KEY, compare.COUNTS, {})[-3]
+    assert [row[0] for row in table.value["data"]] == ["model"]
+    # a bundled model by its two names, once too
+    assert compare._models(["fer-mini-xception", "ferhub/fer-mini-xception"]) == ["fer-mini-xception"]
+
+
+def test_paths_are_not_looked_up_where_visitors_may_not_name_them(
+    two_models: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two spellings of one server folder stay two names there (each refused when loaded): counting them once
+    would tell a visitor which paths exist."""
+    monkeypatch.delenv(visitors.LOCAL_PATHS_SETTING)
+    visitors.configure([])
+    assert compare._models([two_models[0], f"{two_models[0]}/"]) == [two_models[0], f"{two_models[0]}/"]
+
+
+def test_no_model_is_named_by_its_whole_server_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no parent folder tells two folders apart (one's whole path ends the other's), the later is named
+    by its place, as ``ferhub report`` names a model given twice; else by the parents that do."""
+    monkeypatch.setattr(compare, "_is_folder", lambda _m: True)  # folders at the root of a server's disk
+    assert list(compare.display_names(["/srv/runs/model", "/runs/model"]).values()) == ["model", "model (2)"]
+    assert list(compare.display_names(["/runs/model", "/srv/runs/model"]).values()) == ["model", "model (2)"]
+    assert list(compare.display_names(["/runs/model", "/srv/data/runs/model"]).values()) == [
+        "model",
+        "model (data/runs/model)",
+    ]

@@ -101,6 +101,34 @@ def test_a_saved_dataset_at_such_a_path_is_refused_in_one_line(tmp_path: Path) -
         open_source(folder, "test")
 
 
+def test_parquet_files_at_such_a_path_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a saved dataset is refused there: the datasets library reads parquet files at such a path, as a
+    path given whole or relative to such a working folder."""
+    import datasets
+    from PIL import Image
+
+    images, targets, _ = transform_task(4, size=24, num_classes=4, seed=0)
+    ds = datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(im) for im in images], "label": targets.tolist()},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=LABELS)}),
+    )
+    made = tmp_path / "made"
+    (made / "split").mkdir(parents=True)
+    ds.to_parquet(str(made / "faces.parquet"))
+    ds.select(range(12)).to_parquet(str(made / "split" / "train-00000-of-00001.parquet"))
+    ds.select(range(12, 16)).to_parquet(str(made / "split" / "test-00000-of-00001.parquet"))
+    folder = tmp_path / NAME
+    try:
+        made.rename(folder)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    src = open_source(folder / "faces.parquet")
+    assert (src.name, len(src), src.image(0).size) == ("faces", 16, (24, 24))
+    monkeypatch.chdir(folder)
+    src = open_source("split", "test")
+    assert (src.name, src.split, len(src), src.image(0).size) == ("split", "test", 4, (24, 24))
+
+
 @pytest.mark.slow
 def test_evaluate_and_compare_write_their_results(
     latin1: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -119,12 +119,11 @@ def stdout_results(args: argparse.Namespace) -> str | None:
 def _named_twice(models: list[str]) -> str | None:
     """The first model named twice (the same id, two paths of one folder, or a bundled model's two names:
     ``fer-mini-xception`` and ``ferhub/fer-mini-xception``), whose rows would repeat."""
-    from ferhub.hub._layout import bundled_folder
+    from ferhub.evaluation import model_key
 
     seen: set[str] = set()
-    for model in models:  # a folder first, then a bundled name, as models are loaded
-        folder = Path(model) if Path(model).is_dir() else bundled_folder(model)
-        key = str(folder.resolve()) if folder is not None else model
+    for model in models:
+        key = model_key(model)
         if key in seen:
             return repr(model)
         seen.add(key)

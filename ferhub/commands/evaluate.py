@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         default="eval_out",
         help="folder for report.html, per-image predictions and the updated repo copies of bundled or Hub "
-        "models (a model given as a local folder is updated in place; a copy of other weights left by an "
+        "models (a model given as a local folder is updated in place, and results_folders.json records where,"
+        " for `ferhub report --results DIR`; a copy of other weights left by an "
         "earlier evaluation is moved aside to DIR/<model>.replaced-N; default eval_out)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write DIR/report.html")
@@ -351,6 +352,8 @@ def run(args: argparse.Namespace) -> int:
         code, why = describe(e)  # 1, or 3 when the Hub holding the model or data cannot be reached
         print(f"ferhub evaluate: {why}", file=sys.stderr)
         return code
+    if folders:  # `ferhub report --results OUT` then finds them all, a local model folder's too
+        _record_results_folders(out, folders)
     if runs:
         _print_results(args, runs)
         if not args.no_report:
@@ -473,6 +476,60 @@ def _evaluate_and_write(
         folders.append(folder)
         print(printable(f"{r.name}: {r.key} -> {path}"), file=sys.stderr)
     return source, runs, folders, not_finite, unwritten
+
+
+# in --out: where each model evaluated into it has its results (a model given as a local folder keeps them in
+# that folder, not under --out), for `ferhub report --results OUT`
+RESULTS_FOLDERS_NAME = "results_folders.json"
+
+
+def read_results_folders(out: Path) -> list[str] | None:
+    """The results folders ``out``'s :data:`RESULTS_FOLDERS_NAME` records (relative to ``out``, or absolute),
+    in the order evaluated; ``None`` without one (an older ferhub's ``--out``). ``ValueError`` for a file of
+    that name that is not one evaluate wrote."""
+    path = out / RESULTS_FOLDERS_NAME
+    if not path.is_file():  # a FIFO of that name would block the read
+        return None
+    refused = (
+        f"{path}: not the list of results folders `ferhub evaluate --out` writes; remove it, and give the"
+        " folders of the models evaluated to --results"
+    )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{refused} ({e})") from e
+    folders = data.get("results_folders") if isinstance(data, dict) else None
+    if not isinstance(folders, list) or not all(isinstance(f, str) and f for f in folders):
+        raise ValueError(refused)
+    return folders
+
+
+def _record_results_folders(out: Path, folders: list[Path]) -> None:
+    """Add ``folders`` (where the models just evaluated into ``out`` have their results) to ``out``'s
+    :data:`RESULTS_FOLDERS_NAME`, after those of earlier evaluations into it: one under ``out`` relative to it
+    (it moves with it), another absolute. A failure is said on stderr; the results themselves are written."""
+    from ferhub import eval_results, fileio
+
+    base = out.resolve()
+    new = [str(f.relative_to(base)) if f.is_relative_to(base) else str(f) for f in map(Path.resolve, folders)]
+    try:
+        with eval_results.locked(out):  # two evaluations into one --out at once: both add theirs
+            try:
+                earlier = read_results_folders(out) or []
+            except ValueError:  # not evaluate's file: this evaluation's folders replace it
+                earlier = []
+            recorded = list(dict.fromkeys([*earlier, *new]))
+            text = json.dumps({"results_folders": recorded}, indent=2)  # ASCII: any path's bytes round-trip
+            fileio.atomic_write_text(out / RESULTS_FOLDERS_NAME, text + "\n")
+    except OSError as e:
+        given = " ".join(shlex.quote(str(f)) for f in folders)
+        print(
+            printable(
+                f"ferhub evaluate: note: {out / RESULTS_FOLDERS_NAME} not written ({e}); give `ferhub report"
+                f" --results` the results folders: {given}"
+            ),
+            file=sys.stderr,
+        )
 
 
 def _print_results(args: argparse.Namespace, runs: list[Any]) -> None:

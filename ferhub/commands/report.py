@@ -4,6 +4,7 @@ eval_results.json files and from the video results of ``ferhub predict --format 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="PATH|ID",
         help="eval_results.json files, model folders, bundled names or Hub ids whose results to show; a "
-        "folder `ferhub evaluate --out` wrote gives the results of every model folder in it",
+        "folder `ferhub evaluate --out` wrote gives the results of every model evaluated into it",
     )
     p.add_argument(
         "--video",
@@ -88,75 +89,43 @@ def load_results(ref: str) -> tuple[str, dict[str, Any]]:
 
 def _no_results(ref: str, folder: Path) -> str:
     """Why ``ref`` (found at ``folder``) gives no results, and what to give instead: a model never evaluated
-    is to be evaluated; a folder ``ferhub evaluate --out`` wrote for local models holds only the report and
-    the predictions (the results went into each model's own folder), so those folders are named."""
+    is to be evaluated; a folder an older ``ferhub evaluate --out`` wrote for models given as folders holds
+    only the report and the predictions, and does not record those folders (their results went into them)."""
     from ferhub.hub import EVAL_RESULTS_NAME
 
     if (folder / "config.json").is_file() or not folder.is_dir():
         return f"{ref}: no {EVAL_RESULTS_NAME}; run `ferhub evaluate --model {ref} --data ...` first"
-    predictions = sorted(folder.glob("*.predictions.json"))
-    if not predictions:  # no model either, so `ferhub evaluate --model` would refuse it
+    if _has_predictions(folder):
         return (
-            f"{ref}: neither a model folder (no config.json) nor one `ferhub evaluate --out` wrote; give a"
-            f" model folder, its {EVAL_RESULTS_NAME}, a bundled model name or a Hub id"
+            f"{ref}: a folder an older `ferhub evaluate --out` wrote, which does not record where the results"
+            " of a model given as a folder went (into that folder); give those model folders to --results"
+            f" (and --predictions {Path(ref) / '*.predictions.json'} for the per-image sections)"
         )
-    found = _evaluated_folders(folder, predictions)
-    what = (
-        f"{ref}: a folder `ferhub evaluate --out` wrote, holding no results: those of a model given as a"
-        " folder go into that folder"
+    return (  # no model either, so `ferhub evaluate --model` would refuse it
+        f"{ref}: neither a model folder (no config.json) nor one `ferhub evaluate --out` wrote; give a"
+        f" model folder, its {EVAL_RESULTS_NAME}, a bundled model name or a Hub id"
     )
-    per_image = f" (and --predictions {Path(ref) / '*.predictions.json'} for the per-image sections)"
-    located = list(dict.fromkeys(f for f in found.values() if f is not None))
-    lost = [n for n, f in found.items() if f is None]
-    if located and not lost:
-        return f"{what}; give it: --results {' '.join(located)}{per_image}"
-    hint = f"{what}; give the folder of each model evaluated to --results" + per_image
-    if located:
-        hint += f"; found: {' '.join(located)}"
-    if lost:
-        hint += f"; not found beside {ref} or here: the one{'s' if len(lost) > 1 else ''} evaluated as"
-        hint += f" {', '.join(map(repr, lost))}"
-    return hint
 
 
-def _evaluated_folders(out: Path, predictions: list[Path]) -> dict[str, str | None]:
-    """The model folder holding the results of each model that the ``*.predictions.json`` files in ``out``
-    (a folder ``ferhub evaluate --out`` wrote) are of, by the name they give it (``None``: not found). A file
-    names its model only as evaluate called it (the folder's name): a folder of that name beside ``out`` or
-    in the working folder, or (an older ferhub's file) the path the file's name was made from, counts where
-    its results hold the file's key."""
-    import json
+def _has_predictions(folder: Path) -> bool:
+    """Whether ``folder`` holds a ``*.predictions.json`` (named only: none is opened)."""
+    return next(folder.glob("*.predictions.json"), None) is not None
 
-    from ferhub.evaluation import slug
-    from ferhub.hub import read_eval_results
 
-    found: dict[str, str | None] = {}
-    for path in predictions:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            name, key = str(data["model"]), str(data["key"])
-        except (OSError, ValueError, KeyError, TypeError):  # not a predictions file: it names nothing
-            continue
-        candidates = [Path(name), out.parent / name]
-        stem = path.name.removesuffix(f".{slug(key)}.predictions.json")
-        if stem != path.name:  # older files are named after the model's path: /a/run/model -> a--run--model
-            candidates += [Path("/" + stem.replace("--", "/")), Path(stem.replace("--", "/"))]
-        for c in candidates:
-            try:
-                results = read_eval_results(c) if c.is_dir() else None
-            except ValueError:  # an unreadable results file is no evidence either way
-                results = None
-            if results is not None and key in (results.get("results") or {}):
-                found[name] = str(c)
-                break
-        else:
-            found.setdefault(name, None)
-    return found
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, ``False`` for a name the system refuses (too long)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def results_folders(ref: str) -> list[str]:
-    """The model folders with results in a folder that ``ferhub evaluate --out`` wrote (``DIR/<model>/``; not
-    the ``<model>.replaced-N`` copies of other weights moved aside there), or ``[ref]`` for anything else."""
+    """The model folders with results in a folder that ``ferhub evaluate --out`` wrote, or ``[ref]`` for
+    anything else: those it records (:func:`~ferhub.commands.evaluate.read_results_folders`; a model given as
+    a local folder keeps its results there), and ``DIR/<model>/`` (not the ``<model>.replaced-N`` copies of
+    other weights moved aside there). ``ValueError`` for a record that evaluate did not write."""
+    from ferhub.commands.evaluate import read_results_folders
     from ferhub.hub import EVAL_RESULTS_NAME
 
     path = Path(ref)
@@ -167,25 +136,41 @@ def results_folders(ref: str) -> list[str]:
         for f in path.iterdir()
         if (f / EVAL_RESULTS_NAME).is_file() and not re.search(r"\.replaced-\d+$", f.name)
     )
-    return [str(f) for f in inner] or [ref]
+    recorded = read_results_folders(path)
+    if recorded is None and inner and _has_predictions(path):  # the record began after these files
+        print(
+            f"ferhub report: note: {ref} was written by an older `ferhub evaluate --out`, which does not"
+            " record the results of models given as folders (they are in those folders): give any such to"
+            " --results too",
+            file=sys.stderr,
+        )
+    folders = {os.path.realpath(f): str(f) for f in inner}
+    for f in recorded or []:
+        folder = path / f  # one outside it is recorded whole (absolute): the / gives it as it is
+        folders.setdefault(os.path.realpath(folder), str(folder))
+    return list(folders.values()) or [ref]
 
 
 def load_all_results(refs: list[str]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     """:func:`load_results` of each ref, and the refs that loaded (in order); a folder that ``ferhub evaluate
     --out`` wrote stands for its model folders (:func:`results_folders`). A model without results (a
-    bundled model never evaluated) is named on stderr and the others are reported; the first such is raised
-    when none has any. Anything else (no such model, a corrupt results file, the Hub down) is raised: a
-    mistyped name never leaves a report quietly short of a model."""
+    bundled model never evaluated, or a folder evaluated into ``--out`` and gone since) is named on stderr
+    and the others are reported; the first such is raised when none has any. Anything else (no such model,
+    a corrupt results file, the Hub down) is raised: a mistyped name never leaves a report quietly short of a
+    model."""
     results: list[tuple[str, dict[str, Any]]] = []
     loaded: list[str] = []
     problems: list[Exception] = []
-    for ref in (folder for given in refs for folder in results_folders(given)):
-        try:
-            results.append(load_results(ref))
-        except NoResults as e:
-            problems.append(e)
-            continue
-        loaded.append(ref)
+    for given in refs:
+        for ref in results_folders(given):
+            try:
+                if ref != given and not _is_dir(Path(ref)):  # recorded by evaluate, removed or moved since
+                    raise NoResults(f"{ref}: evaluated into {given}, but no such folder now")
+                results.append(load_results(ref))
+            except NoResults as e:
+                problems.append(e)
+                continue
+            loaded.append(ref)
     if problems and not results:
         raise problems[0]
     from ferhub.cli import describe

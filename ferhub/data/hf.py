@@ -78,9 +78,19 @@ class HFSource(LabeledSource):
         if image_column is None:
             image_column = next((c for c, f in feats.items() if isinstance(f, datasets.Image)), None)
             image_column = image_column or next((c for c in _IMAGE_COLUMNS if c in feats), None)
-        if label_column is None:
-            label_column = next((c for c, f in feats.items() if isinstance(f, datasets.ClassLabel)), None)
-            label_column = label_column or next((c for c in _LABEL_COLUMNS if c in feats), None)
+        label_column = label_column or _label_column(feats)
+        if (
+            image_column in feats
+            and label_column not in feats
+            and _labelled_elsewhere(siblings, label_column)
+        ):
+            # the other splits have the labels, this one not the column (a Kaggle-style test split): a split
+            # of no label at all, which training passes over, not a dataset it cannot read
+            raise UnlabelledSplit(
+                f"{name}: this split has no label column (its columns are {list(feats)}), though the "
+                "dataset's other splits have one; its images have no label. Evaluate or train on a labelled "
+                "split"
+            )
         if image_column not in feats or label_column not in feats:
             raise DataSourceError(
                 f"{name}: need an image column and a label column; columns are {list(feats)} "
@@ -193,6 +203,20 @@ class HFSource(LabeledSource):
         """``dataset[split][row]``: the row as ``datasets`` holds it (for a Hub id,
         ``load_dataset(id)[split][row]``), whichever rows were left out before it."""
         return f"{self.origin}[{int(self.rows[i])}]"
+
+
+def _label_column(feats: Any) -> str | None:
+    """The label column ``datasets`` features name: a ``ClassLabel``, else a usual label column name."""
+    import datasets
+
+    column = next((c for c, f in feats.items() if isinstance(f, datasets.ClassLabel)), None)
+    return column or next((c for c in _LABEL_COLUMNS if c in feats), None)
+
+
+def _labelled_elsewhere(siblings: Sequence[Any], column: str | None) -> bool:
+    """Whether another split of the dataset has the label column (``column``, else one found as in
+    :class:`HFSource`)."""
+    return any((column or _label_column(d.features)) in d.features for d in siblings)
 
 
 def _image_kind(ds: Any, column: str, name: str) -> str:
@@ -308,6 +332,9 @@ def _pick_split(dd: Any, split: str | None, name: str, *, named: bool = True) ->
         if usage is not None:
             keep = FER2013_USAGE[split_name(split)]
             rows = np.flatnonzero(np.asarray([u == keep for u in ds[usage]], dtype=bool))
+            if not len(rows):  # as a fer2013.csv without rows of that Usage: no such split, not an empty one
+                there = sorted({str(u) for u in ds.unique(usage) if u is not None})
+                raise SplitNotFound(f"{name}: no rows for split {split!r} (Usage {keep!r}); it has {there}")
             return _Picked(ds.select(rows), split, True, held_in(names[0]), rows)
     if not named:  # data without splits is all of the split the user names
         return _Picked(dd[names[0]], split, False, None)
@@ -493,10 +520,12 @@ def open_hf(
             "configurations; leave out dataset_config= (--data-config)"
         )
     where = os.path.abspath(path)
-    if path.exists() and encodable(where) != where:  # pyarrow's file paths must encode to UTF-8
+    # load_from_disk's file paths must encode to UTF-8 (parquet files and folders there are read fine)
+    if saved and encodable(where) != where:
         raise DataSourceError(
             f"{encodable(where)}: its path has bytes that are not UTF-8, and the datasets library cannot "
-            "read files there; rename the folder to a UTF-8 name, or give the images as class folders"
+            "read a saved dataset (save_to_disk folder) there; rename the folder to a UTF-8 name, or give "
+            "the images as parquet files or class folders"
         )
     if saved:
         loaded = _load_saved(datasets, path)

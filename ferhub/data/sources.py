@@ -46,9 +46,9 @@ class SplitNotFound(DataSourceError):
 
 
 class UnlabelledSplit(DataSourceError):
-    """The split asked for has images but not one label (a Hub test split's hidden labels, a FER2013 CSV's
-    rows without an emotion): nothing to train or score on, which a caller looking for an optional test split
-    may pass over."""
+    """The split asked for is there but labels none of its images (a Hub test split's hidden labels or one
+    without the label column, a FER2013 CSV's rows without an emotion, a split folder of loose images or of
+    none): nothing to train or score on, which a caller looking for an optional split may pass over."""
 
 
 def split_name(name: str) -> str:
@@ -239,6 +239,17 @@ def _layout(
         if p != prefix and _under(p, prefix) and files:
             classes.setdefault(p.relative_to(prefix).parts[0], []).extend(files)
     if not classes:
+        if splits:  # the split folder is there but labels none of its images: a split to pass over, as a
+            # Hub split of hidden labels (a Kaggle test/ of loose images, an empty val/)
+            loose = len(entries.get(str(prefix)) or [])
+            held = (
+                f"holds {loose} images but no class folders, so they have no label"
+                if loose
+                else "holds no image files"
+            )
+            raise UnlabelledSplit(
+                f"{where}: its split folder {str(prefix)!r} {held}; expected ROOT/SPLIT/CLASS/image"
+            )
         raise DataSourceError(
             f"{where} holds no class folders with images ({', '.join(sorted(image_suffixes()))}); "
             "expected ROOT/CLASS/image or ROOT/SPLIT/CLASS/image"
@@ -283,7 +294,10 @@ def _split_folder(
         )
     if not split_dirs:
         if split is not None:
-            raise SplitNotFound(f"{where} has no split folders (train/val/test); omit split")
+            raise SplitNotFound(
+                f"{where} has no split folders (train/val/test); omit split (the --split, --val-split or "
+                "--test-split that names it)"
+            )
         return prefix, None, set()
     if split is None:
         if len(split_dirs) > 1:
@@ -567,7 +581,10 @@ def open_fer2013_csv(path: str | Path, split: str | None = None) -> ArraySource:
             want = None
             if split is not None:
                 if usage_col is None:
-                    raise SplitNotFound(f"{path} has no Usage column, so it has no splits; omit split")
+                    raise SplitNotFound(
+                        f"{path} has no Usage column, so it has no splits; omit split (the --split,"
+                        " --val-split or --test-split that names it)"
+                    )
                 want = FER2013_USAGE[split_name(split)]
             for row in reader:
                 usage = (row.get(usage_col) or "").strip() if usage_col is not None else ""

@@ -192,8 +192,9 @@ class _Data:
         """``source``'s split ``split`` (one the user named), else its split ``preferred``; ``None`` where it
         has no such split (the caller then opens all of it, or goes on without). ``optional``: a split the
         run can do without (the validation split of ``--data``, the test split), also ``None`` where it has
-        no label at all (a Hub test split's hidden labels). Any other error of the data is raised as it is:
-        opening the data again without a split would only say to choose one."""
+        no label at all (a Hub test split's hidden labels, a test/ folder of loose images) or no row, each
+        said in one line; a split the run needs is refused then. Any other error of the data is raised as it
+        is: opening the data again without a split would only say to choose one."""
         from ferhub.data import open_source
         from ferhub.data.sources import SplitNotFound, UnlabelledSplit
 
@@ -206,17 +207,40 @@ class _Data:
         except UnlabelledSplit as e:
             if not optional:
                 raise
-            self.session.say(f"{preferred} split left out: {e}")
+            self.session.say(encodable(f"{preferred} split left out: {e}"))  # its path may not be UTF-8
             return None
         # data without splits of its own (a single parquet file) takes any split name for all of its images:
         # it has no `preferred` split
-        return None if src.split_is_label else src
+        if src.split_is_label:
+            return None
+        if not len(src):  # a split saved without rows (datasets keeps it so): nothing to select or report on
+            if not optional:
+                raise self._no_images(src, source, preferred)
+            self.session.say(
+                f"{preferred} split left out: {encodable(source)}: its split {src.split!r} has no images"
+            )
+            return None
+        return src
+
+    @staticmethod
+    def _no_images(src: Any, source: str, role: str) -> Exception:
+        """The refusal of ``source``'s split ``src`` of no rows for ``role``: a result or an epoch chosen on
+        0 images means nothing."""
+        from ferhub.data import DataSourceError
+
+        option = {"train": "--split", "val": "--val-split", "test": "--test-split"}[role]
+        return DataSourceError(
+            f"{encodable(source)}: its split {src.split!r} has no images; name a split that holds images "
+            f"({option})"
+        )
 
     def _named(self, src: Any, source: str, role: str) -> Any:
         """``src``, opened for ``role`` by a split the user named; refused where that split only names all of
         data without splits that also trains (or selects): those images would report on themselves."""
         from ferhub.data import DataSourceError
 
+        if not len(src):
+            raise self._no_images(src, source, role)
         val_source = self.opts.val_data if getattr(self, "val_src", None) is not None else None
         if src.split_is_label and role != "train" and source in (self.opts.data, val_source):
             raise DataSourceError(

@@ -44,16 +44,19 @@ def display_names(model_ids: Sequence[str]) -> dict[str, str]:
     where two share it (every ``ferhub train`` model is a folder ``model``) the later one tagged as ``ferhub
     report`` tags it (:func:`ferhub.report.unique_name`), by as many of its parent folders as tell it apart
     (``model``, ``model (fer3/model)``), never by the server path before them. Keyed by name, two models of
-    one name were one row, one set of bars, and one choice twice in the pair picker."""
+    one name were one row, one set of bars, and one choice twice in the pair picker. Where no parent folder
+    tells two apart (``/a/model`` beside ``/x/a/model``) the later one is tagged by its place, as ``ferhub
+    report`` tags a model given twice (``model (2)``)."""
     names: dict[str, str] = {}
-    for m in model_ids:
-        names[m] = unique_name(short_name(m), names.values(), _parents_tag(m, model_ids))
+    for i, m in enumerate(model_ids):
+        names[m] = unique_name(short_name(m), names.values(), _parents_tag(m, model_ids) or str(i + 1))
     return names
 
 
-def _parents_tag(model_id: str, model_ids: Sequence[str]) -> str:
+def _parents_tag(model_id: str, model_ids: Sequence[str]) -> str | None:
     """The fewest last parts of ``model_id`` (a folder's path, a Hub id) that no other of ``model_ids`` ends
-    in: ``fer3/model`` beside ``fer8/model``."""
+    in: ``fer3/model`` beside ``fer8/model``; ``None`` where only all of a folder's path would (the server
+    path is never shown)."""
 
     def parts(m: str) -> tuple[str, ...]:
         if _is_folder(m):  # "./a/model" and "/srv/a/model" are one folder: compared as absolute paths
@@ -61,15 +64,26 @@ def _parents_tag(model_id: str, model_ids: Sequence[str]) -> str:
         return tuple(m.split("/"))
 
     own, others = parts(model_id), [parts(m) for m in model_ids if m != model_id]
-    for k in range(2, len(own) + 1):
+    whole = len(own) if not _is_folder(model_id) else len(own) - 1  # a folder's whole path: the server's
+    for k in range(2, whole + 1):
         if all(other[-k:] != own[-k:] for other in others):
             return "/".join(own[-k:])
-    return "/".join(own)
+    return None
 
 
 def _models(model_ids: list[str] | str | None, *, least: int = 1) -> list[str]:
-    """The picked models, each once; ``gr.Error`` for too few, too many, or values that are no names."""
-    ids = visitors.model_names(model_ids)
+    """The picked models, each once (one folder picked by two paths, a bundled model by its two names, once:
+    as ``ferhub compare`` refuses them, a model agrees with itself); ``gr.Error`` for too few, too many, or
+    values that are no names."""
+    from ferhub.evaluation import model_key
+
+    policy = visitors.policy()
+    once: dict[str, str] = {}  # model key -> the first name picked for it
+    for m in visitors.model_names(model_ids):
+        # a folder is looked for only where visitors may name folders: elsewhere the count would tell them
+        # which server paths exist
+        once.setdefault(model_key(m, local=policy.local_paths or m in policy.listed), m)
+    ids = list(once.values())
     if len(ids) < least:
         raise gr.Error(
             f"Pick at least {least} model{'s' if least > 1 else ''} to compare.", title="Too few models"
