@@ -3,11 +3,14 @@ out."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import json
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +217,7 @@ def explain(
     targets: list[str],
     progress: Any,
     moved_on: Callable[[], bool] | None = None,
+    run: SlowRun | None = None,
 ) -> list[Any]:
     """Attributions for every face, a chunk of faces at a time, saying which faces they are on: a cancelled
     or abandoned request, or one whose page has ``moved_on`` to another photo or other settings (raising
@@ -221,7 +225,9 @@ def explain(
     face. Occlusion runs the model once per window position and Integrated Gradients once per step, so they
     go one face at a time; the other methods go ``saliency.faces_per_chunk`` faces at a time, as
     ``explain_faces`` itself would (one call when the faces fit one chunk). The faces share occlusion's
-    budget (``saliency.OCCLUSION_BUDGET_FLOPS``)."""
+    budget (``saliency.OCCLUSION_BUDGET_FLOPS``). Occlusion and Integrated Gradients wait for their turn
+    among all visitors' (:data:`SLOW_RUNS`; ``run``: the place :func:`classify` was admitted to, taken here
+    when none is given)."""
     from ferhub.saliency import METHODS, faces_per_chunk, method_id
 
     faces = list(faces)
@@ -231,15 +237,165 @@ def explain(
     if not slow and len(faces) <= step:
         return _explain(model, photo, faces, method, targets, len(faces))
     out: list[Any] = []
-    for start in range(0, len(faces), step):
-        end = min(start + step, len(faces))
-        visitors.stop_if_gone()
-        if moved_on is not None and moved_on():
-            raise _MovedOn()
-        which = f"face {end}" if end - start == 1 else f"faces {start + 1}-{end}"
-        progress((start, len(faces)), desc=f"{METHODS[mid]}: {which} of {len(faces)}", unit="faces")
-        out += _explain(model, photo, faces[start:end], method, targets[start:end], len(faces))
+    with _slow_turn(run, moved_on, progress) if slow else contextlib.nullcontext():
+        for start in range(0, len(faces), step):
+            end = min(start + step, len(faces))
+            visitors.stop_if_gone()
+            if moved_on is not None and moved_on():
+                raise _MovedOn()
+            which = f"face {end}" if end - start == 1 else f"faces {start + 1}-{end}"
+            progress((start, len(faces)), desc=f"{METHODS[mid]}: {which} of {len(faces)}", unit="faces")
+            out += _explain(model, photo, faces[start:end], method, targets[start:end], len(faces))
     return out
+
+
+# -- slow attributions, all visitors together ---------------------------------------------------------------
+# Each Classify event had 4 slots (Gradio's concurrency limit), first come first served: four Occlusion runs
+# of the zoo ensemble on a 24-face photo (23-32 s each, ~90 s together: one API client's, or four visitors')
+# held them all, and every other visitor's Classify, one without attribution (0.2 s) too, waited 67-87 s
+# behind them. Gradio gives a slot per event, not per method or visitor, so the slow runs are counted here:
+# at most SLOW_IN_FLIGHT of them hold a slot (the others are refused at once, saying why), and the events
+# have more slots than that, so a light run always finds one.
+# SLOW_AT_ONCE, computing at once in the order they ask: one leaves a core of a 2-core Space to every other
+# request (two on two models finished 1.5x sooner on an idle machine, leaving nothing over), and runs on one
+# model take turns face by face anyway (its attribution copy's lock), so the first asked finishes first
+SLOW_AT_ONCE = 1
+SLOW_IN_FLIGHT = 4  # computing or waiting for their turn, all visitors together
+# of one page or API client (a Gradio session); runs its page has moved on from (ending at their next face)
+# are not counted: a new photo's run starts while the old one's is still ending
+SLOW_PER_VISITOR = 2
+CONCURRENCY = SLOW_IN_FLIGHT + 2  # each Classify event's slots: 2 or more are always free of slow runs
+
+
+@dataclass(eq=False)
+class SlowRun:
+    """A slow attribution admitted by :data:`SLOW_RUNS`: whose it is (a Gradio session; ``None`` outside
+    one) and whether its page has moved on from it (:func:`put_in`)."""
+
+    visitor: str | None
+    moved_on: Callable[[], bool]
+
+
+class SlowRuns:
+    """The slow attributions (:data:`SLOW_METHODS`) of all visitors: at most ``in_flight`` admitted at once
+    (:meth:`admit`), at most ``per_visitor`` of them one visitor's, not counting those its page has moved on
+    from; beyond, a run is refused at once with a ``gr.Error`` saying why and what to do. Of those admitted,
+    ``at_once`` compute at a time, in the order they ask for their turn (:meth:`turn`).
+
+    A thread holds its place until it returns: Gradio frees a cancelled event's slot while its thread runs on
+    to its next face (:func:`ferhub.ui.visitors.event_gone`), so the places bound the work, and the slots the
+    slow runs hold."""
+
+    def __init__(self, at_once: int, in_flight: int, per_visitor: int) -> None:
+        self.at_once, self.in_flight, self.per_visitor = at_once, in_flight, per_visitor
+        self._changed = threading.Condition()
+        self._admitted: list[SlowRun] = []
+        self._waiting: list[SlowRun] = []  # asking for their turn, first come first
+        self._computing = 0
+
+    def admitted(self) -> int:
+        """How many slow runs hold a place now (computing or waiting)."""
+        with self._changed:
+            return len(self._admitted)
+
+    @contextlib.contextmanager
+    def admit(self, moved_on: Callable[[], bool] | None = None) -> Iterator[SlowRun]:
+        """A place for a slow run of the calling event's visitor, held until the block ends; ``gr.Error``
+        when all are taken, or the visitor holds its share."""
+        run = SlowRun(visitors._session(), moved_on or (lambda: False))
+        with self._changed:
+            if len(self._admitted) >= self.in_flight:
+                raise gr.Error(
+                    f"The server is already running {self.in_flight} slow attributions ({_slow_names()}) for"
+                    f" its visitors. Try again in a minute, or pick a fast method ({_fast_names()}).",
+                    title="Server busy",
+                )
+            mine = [r for r in self._admitted if r.visitor is not None and r.visitor == run.visitor]
+            if len([r for r in mine if not r.moved_on()]) >= self.per_visitor:
+                raise gr.Error(
+                    f"{self.per_visitor} slow attributions ({_slow_names()}) of yours are still running or"
+                    " waiting: wait for one to finish before starting another, or pick a fast method"
+                    f" ({_fast_names()}).",
+                    title="Too many slow attributions",
+                )
+            self._admitted.append(run)
+        try:
+            yield run
+        finally:
+            with self._changed:
+                self._admitted.remove(run)
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def turn(self, run: SlowRun, progress: Any) -> Iterator[None]:
+        """Wait until ``run`` (admitted) is the first waiting and fewer than ``at_once`` compute, saying in
+        ``progress`` how many are ahead; compute in the block. A run whose visitor leaves, or whose page moves
+        on, while it waits ends (:class:`~ferhub.ui.visitors.Gone`, :class:`_MovedOn`)."""
+        shown = None
+        with self._changed:
+            self._waiting.append(run)
+        try:
+            while True:
+                with self._changed:
+                    if self._waiting[0] is run and self._computing < self.at_once:
+                        self._waiting.pop(0)
+                        self._computing += 1
+                        break
+                    ahead = self._computing + self._waiting.index(run)
+                    self._changed.wait(0.25)
+                visitors.stop_if_gone()
+                if run.moved_on():
+                    raise _MovedOn()
+                if ahead != shown:
+                    shown = ahead
+                    runs = "attribution" if ahead == 1 else "attributions"
+                    progress(None, desc=f"Waiting for {ahead} slow {runs} ahead of this one")
+        except BaseException:
+            with self._changed:
+                self._waiting.remove(run)
+                self._changed.notify_all()
+            raise
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._computing -= 1
+                self._changed.notify_all()
+
+
+SLOW_RUNS = SlowRuns(SLOW_AT_ONCE, SLOW_IN_FLIGHT, SLOW_PER_VISITOR)
+
+
+def _slow_names() -> str:
+    from ferhub.saliency import METHODS
+
+    return ", ".join(METHODS[m] for m in SLOW_METHODS)
+
+
+def _fast_names() -> str:
+    from ferhub.saliency import METHODS
+
+    return ", ".join(name for m, name in METHODS.items() if m not in SLOW_METHODS) + " or None"
+
+
+def _is_slow(method: str) -> bool:
+    """Whether ``method`` (a name or id) is one of :data:`SLOW_METHODS`; an unknown one is refused later."""
+    from ferhub.saliency import SaliencyError, method_id
+
+    try:
+        return method_id(method) in SLOW_METHODS
+    except SaliencyError:
+        return False
+
+
+@contextlib.contextmanager
+def _slow_turn(run: SlowRun | None, moved_on: Callable[[], bool] | None, progress: Any) -> Iterator[None]:
+    """``run``'s turn among the slow attributions (:meth:`SlowRuns.turn`), admitted first when not yet."""
+    with contextlib.ExitStack() as held:
+        if run is None:
+            run = held.enter_context(SLOW_RUNS.admit(moved_on))
+        held.enter_context(SLOW_RUNS.turn(run, progress))
+        yield
 
 
 def _upload_name(image: Any) -> str | None:
@@ -265,20 +421,38 @@ def classify(
     Returns (as image file paths) the annotated photo, the whole-photo attribution overlay (``None`` without a
     method) and one attribution overlay per face crop; then the probabilities as HTML, the result dict and the
     path of its JSON. Returns :data:`MOVED_ON` instead when the visitor's page has put in another photo or
-    picked other settings while this ran (:func:`put_in`).
+    picked other settings while this ran (:func:`put_in`). Occlusion and Integrated Gradients take a place
+    among all visitors' slow attributions first, or are refused at once (:data:`SLOW_RUNS`).
     """
     state.heavy_imports()
-    from ferhub.saliency import SaliencyError, overlay, overlay_on_photo
-
     moved_on = _PAGE.moved_on(image, model_id, method, target)
     # an API caller may send any JSON here (the event takes its inputs unprocessed): text, or a clear refusal
     model_id = visitors.model_name(model_id) or state.default_model()
     method = visitors.text(method, "The attribution method") or NO_SALIENCY
     target = visitors.text(target, "The class to explain") or PREDICTED
+    # a slow attribution is admitted (or refused) before any work: see SLOW_RUNS
+    slow = method != NO_SALIENCY and _is_slow(method)
+    with SLOW_RUNS.admit(moved_on) if slow else contextlib.nullcontext() as run:
+        return _classified(image, model_id, method, target, bool(fallback), progress, moved_on, run)
+
+
+def _classified(
+    image: Any,
+    model_id: str,
+    method: str,
+    target: str,
+    fallback: bool,
+    progress: Any,
+    moved_on: Callable[[], bool],
+    run: SlowRun | None,
+) -> Any:
+    """:func:`classify` of its checked inputs; ``run``: its place among the slow attributions, if one."""
+    from ferhub.saliency import SaliencyError, overlay, overlay_on_photo
+
     photo = state.load_photo(image)
     # loaded outside the GPU functions: on ZeroGPU those run in a short-lived worker process, and a model
     # loaded there would be loaded again on every request
-    predictor = state.cache().predictor([model_id], fallback=bool(fallback))
+    predictor = state.cache().predictor([model_id], fallback=fallback)
     result = _predict(predictor, photo)
     if result.error:
         raise gr.Error(result.error, title="Could not classify this photo")
@@ -294,7 +468,7 @@ def classify(
         targets = [f.label for f in result.faces] if target == PREDICTED else [target] * len(result.faces)
         faces = [f.face for f in result.faces]
         try:
-            explanations = explain(model, photo, faces, method, targets, progress, moved_on)
+            explanations = explain(model, photo, faces, method, targets, progress, moved_on, run)
         except SaliencyError as e:
             raise gr.Error(str(e), title="Attribution not possible") from e
         except _MovedOn:
@@ -362,7 +536,8 @@ CSS = """
 # preprocessing would hop to a worker thread once per input, five here, and open the photo an extra time:
 # ~4 ms per request), and its six outputs are post-processed in its own thread.
 # state.LATEST: a photo put in while the last one is still being classified is classified next.
-_FAST = {"concurrency_limit": 4, **state.DIRECT, **state.LATEST}
+# CONCURRENCY: more slots than slow attributions may hold (SLOW_RUNS), so a light Classify always finds one.
+_FAST = {"concurrency_limit": CONCURRENCY, **state.DIRECT, **state.LATEST}
 
 
 def _handler(parts: dict[str, Any]) -> Any:
