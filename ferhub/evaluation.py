@@ -720,8 +720,11 @@ def model_key(model: str, *, local: bool = True) -> str:
     from ferhub.hub._layout import bundled_folder
 
     path = Path(model).expanduser()
-    folder = path if local and path.is_dir() else bundled_folder(model)
-    return str(folder.resolve()) if folder is not None else model
+    try:
+        folder = path if local and path.is_dir() else bundled_folder(model)
+        return str(folder.resolve()) if folder is not None else model
+    except (OSError, ValueError):  # a name too long for a path, a NUL in it: no folder, the loader says why
+        return model
 
 
 def results_copy(out: str | os.PathLike, name: str) -> Path:
