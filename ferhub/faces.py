@@ -32,7 +32,8 @@ Point = tuple[float, float]
 # the smallest max_side a detector (and a video's decoder) works at: below it, frames hold no findable face
 MIN_MAX_SIDE = 64
 # what the detector accepts: the inputs of ferhub.images.load_image (Predictor.predict_image takes the same)
-ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
+# what an image may be given as, everywhere in ferhub (``ferhub.predict`` re-exports it)
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
 
 @dataclass

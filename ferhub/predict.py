@@ -25,7 +25,15 @@ from PIL import Image
 from ferhub.config import ModelConfig, brief
 from ferhub.device import cpu_cores, default_device, device_name  # noqa: F401  (default_device: re-exported)
 from ferhub.errors import PredictorSettingError, WrongTypeError, is_out_of_memory, is_thread_limit, not_finite
-from ferhub.faces import Face, FaceDetector, as_faces, crop_face, reading_order, whole_image_face
+from ferhub.faces import (
+    Face,
+    FaceDetector,
+    ImageSource,
+    as_faces,
+    crop_face,
+    reading_order,
+    whole_image_face,
+)
 from ferhub.images import ImageDecodeError, image_suffixes, load_image, pixel_limit, upright_rgb
 from ferhub.preprocess import at_input_size, eval_array
 
@@ -37,7 +45,6 @@ if TYPE_CHECKING:  # torch is imported where a model is built or run in torch: a
 
 log = logging.getLogger(__name__)
 
-ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 ModelSpec = Union[str, os.PathLike, "nn.Module"]
 NoFacePolicy = Literal["skip", "fallback"]
 Runtime = Literal["auto", "onnx", "torch"]
