@@ -719,11 +719,11 @@ def model_key(model: str, *, local: bool = True) -> str:
     machine but the bundled models' (a public app's visitors, whose names must not tell what is there)."""
     from ferhub.hub._layout import bundled_folder
 
-    path = Path(model).expanduser()
     try:
-        folder = path if local and path.is_dir() else bundled_folder(model)
+        path = Path(model).expanduser() if local else None  # (~user looks up the server's accounts)
+        folder = path if path is not None and path.is_dir() else bundled_folder(model)
         return str(folder.resolve()) if folder is not None else model
-    except (OSError, ValueError):  # a name too long for a path, a NUL in it: no folder, the loader says why
+    except (OSError, ValueError, RuntimeError):  # too long for a path, a NUL, an unknown ~user: no folder
         return model
 
 

@@ -223,3 +223,15 @@ def test_cli_compare_refuses_a_model_named_twice(tmp_path, capsys, second) -> No
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("ferhub compare: ") and "is named twice" in err and len(err.splitlines()) == 1
+
+
+def test_model_key_of_names_that_are_no_folder() -> None:
+    """An unknown ``~user`` raised RuntimeError (a public app's Compare told which accounts exist by its
+    "Server error"); a name too long for a path raised OSError. Each is a name, and ``local=False`` looks up
+    no home folder at all."""
+    from ferhub.evaluation import model_key
+
+    for name in ("~no-such-user-here/model", "someone/" + "x" * 5000, "a\x00b"):
+        assert model_key(name) == name and model_key(name, local=False) == name
+    assert model_key("~/model", local=False) == "~/model"
+    assert model_key("fer-mini-xception") == model_key("ferhub/fer-mini-xception", local=False)

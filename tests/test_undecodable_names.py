@@ -174,3 +174,23 @@ def test_train_refuses_an_output_folder_of_such_a_name_before_any_data_loads(
     err = capsys.readouterr().err
     assert f"--output-dir {tmp_path}/{SHOWN}: its name has bytes that are not UTF-8" in err
     assert not out.exists()
+
+
+def test_weights_counted_in_a_folder_whose_name_is_not_utf8(tmp_path) -> None:
+    """safetensors' safe_open refuses a path that is not UTF-8: the card's weight count, read for every
+    `evaluate --out`, ended the command in an internal error there."""
+    import os
+
+    from ferhub.hub import _weights
+    from ferhub.models import create_model
+
+    folder = tmp_path / os.fsdecode(b"mod\xe8le")
+    folder.mkdir()
+    model = create_model("test_tiny", ("angry", "happy"))
+    _weights.write_weights(model, tmp_path / "w.safetensors")
+    (tmp_path / "w.safetensors").rename(folder / "model.safetensors")
+    assert _weights.num_weights(folder / "model.safetensors") == sum(
+        p.numel() for p in model.state_dict().values()
+    )
+    (folder / "bad.safetensors").write_bytes(b"\x05" + bytes(7) + b"nope!")
+    assert _weights.num_weights(folder / "bad.safetensors") is None

@@ -181,14 +181,23 @@ def read_weights(path: Path, fix: str | Callable[[], str] | None = None) -> dict
         ) from e
 
 
+MAX_HEADER = 100_000_000  # bytes: safetensors' own limit on a header
+
+
 def num_weights(path: Path) -> int | None:
-    """How many numbers a safetensors file holds, read from its header; ``None`` without the file."""
+    """How many numbers a safetensors file holds, read from its header; ``None`` without the file or a header
+    that cannot be read. Read here, not by ``safe_open``, which refuses a path that is not UTF-8 (a Latin-1
+    folder name): ``ferhub evaluate --out`` there ended in an internal error."""
     if not path.is_file():
         return None
-    from safetensors import safe_open
-
-    with safe_open(path, framework="pt") as f:
-        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118  (not a dict)
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        text = f.read(size) if size <= MAX_HEADER else b""
+    try:
+        header = json.loads(text)
+        return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    except (ValueError, KeyError, TypeError, AttributeError):  # not a safetensors header
+        return None
 
 
 def import_torch_checkpoint(path: str | os.PathLike, config: ModelConfig) -> nn.Module:
