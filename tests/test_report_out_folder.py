@@ -71,7 +71,8 @@ def test_report_results_out_reports_every_model_evaluated_into_it(
     assert main(_evaluate(crops, "o2", "runs/A/model", "ferhub/fer-mini-xception")) == 0
     assert main([*_evaluate(crops, "o2", "runs/B/model"), "--no-report"]) == 0  # a second evaluation adds
     out = project / "o2"
-    folders = [str(out / "ferhub--fer-mini-xception"), *(str(project / "runs" / r / "model") for r in "AB")]
+    # the local models as from the working folder (tmp_path, below): no absolute path to tag them with
+    folders = [str(out / "ferhub--fer-mini-xception"), *(f"project/runs/{r}/model" for r in "AB")]
 
     # from elsewhere, with a folder named like the local models there: each is the one evaluated
     monkeypatch.chdir(tmp_path)
@@ -93,10 +94,7 @@ def test_report_results_out_reports_every_model_evaluated_into_it(
     results, refs = load_all_results([str(moved / "o2")])
     assert refs == [str(moved / "o2" / "ferhub--fer-mini-xception")]
     err = capsys.readouterr().err
-    assert (
-        f"skipped {project / 'runs' / 'A' / 'model'}: evaluated into {moved / 'o2'}, but no such folder"
-        in err
-    )
+    assert f"skipped project/runs/A/model: evaluated into {moved / 'o2'}, but no such folder" in err
 
 
 def test_the_record_adds_each_evaluation_and_a_failed_write_is_said(
@@ -126,3 +124,21 @@ def test_the_record_adds_each_evaluation_and_a_failed_write_is_said(
     assert f"{out / RESULTS_FOLDERS_NAME} not written ([Errno 28] No space left on device)" in err
     assert f"give `ferhub report --results` the results folders: {tmp_path / 'n'}" in err
     assert read_results_folders(out) == ["org--a", str(local), "org--b"]
+
+
+def test_recorded_folders_are_given_as_from_the_working_folder(tmp_path: Path, monkeypatch) -> None:
+    """A model folder recorded absolute is given relative to the working folder where it is inside it: two
+    ``model`` folders were told apart in the report by whole absolute paths."""
+    from ferhub.commands.evaluate import _record_results_folders
+    from ferhub.commands.report import results_folders
+
+    out, inside, outside = (
+        tmp_path / "work" / "out",
+        tmp_path / "work" / "runs" / "B" / "model",
+        tmp_path / "m",
+    )
+    for folder in (out, inside, outside):
+        folder.mkdir(parents=True)
+    _record_results_folders(out, [inside, outside])
+    monkeypatch.chdir(tmp_path / "work")
+    assert results_folders("out") == ["runs/B/model", str(outside)]

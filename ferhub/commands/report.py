@@ -120,6 +120,13 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
+def _as_given(folder: Path) -> str:
+    """``folder`` as a user in the working folder would give it (relative where it is inside it): its name
+    may tag a model in the report, where a whole absolute path told more than was asked."""
+    relative = os.path.relpath(folder) if folder.is_absolute() else str(folder)
+    return str(folder) if relative.startswith("..") else relative
+
+
 def results_folders(ref: str) -> list[str]:
     """The model folders with results in a folder that ``ferhub evaluate --out`` wrote, or ``[ref]`` for
     anything else: those it records (:func:`~ferhub.commands.evaluate.read_results_folders`; a model given as
@@ -147,7 +154,7 @@ def results_folders(ref: str) -> list[str]:
     folders = {os.path.realpath(f): str(f) for f in inner}
     for f in recorded or []:
         folder = path / f  # one outside it is recorded whole (absolute): the / gives it as it is
-        folders.setdefault(os.path.realpath(folder), str(folder))
+        folders.setdefault(os.path.realpath(folder), _as_given(folder))
     return list(folders.values()) or [ref]
 
 
