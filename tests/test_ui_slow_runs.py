@@ -183,6 +183,31 @@ def test_every_classify_event_keeps_slots_for_light_runs() -> None:
     }
     for event in events:
         assert event.concurrency_limit == classify.CONCURRENCY > classify.SLOW_IN_FLIGHT, event.api_name
+    # one group: a group per event let 4 x CONCURRENCY classifies of big photos run at once
+    assert {event.concurrency_id for event in events} == {"classify"}
+
+
+def test_a_run_just_ahead_of_its_pages_report_is_admitted(
+    monkeypatch: pytest.MonkeyPatch, held: Held
+) -> None:
+    """A page picks an Example while two slow runs work for its photo: the example's classify may come in
+    before the page's report of it (put_in, an event of its own); it was refused as over the visitor's share,
+    and the new photo was never classified. It now waits a moment for the report."""
+    monkeypatch.setattr(visitors, "_held", type(visitors._held)())
+    pages = Visitors(monkeypatch)
+    pages.who.id = "page-1"
+    classify.put_in(ASTRONAUT, DEFAULT_MODEL, "Occlusion", "predicted")
+    pages.start("one", "page-1")
+    pages.start("two", "page-1")
+    wait_for(lambda: classify.SLOW_RUNS.admitted() == 2)
+    pages.start("example", "page-1", photo=HOPPER)  # before the page says it holds HOPPER now
+    time.sleep(classify.SLOW_GRACE_S / 5)
+    pages.who.id = "page-1"
+    classify.put_in(HOPPER, DEFAULT_MODEL, "Occlusion", "predicted")  # the report, a moment late
+    held.release.set()
+    pages.join()
+    assert classified(pages.results["example"]), pages.results["example"]
+    assert pages.results["one"] is classify.MOVED_ON and pages.results["two"] is classify.MOVED_ON
 
 
 @pytest.mark.slow

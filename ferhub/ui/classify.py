@@ -9,6 +9,7 @@ import html
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,7 +265,10 @@ SLOW_IN_FLIGHT = 4  # computing or waiting for their turn, all visitors together
 # of one page or API client (a Gradio session); runs its page has moved on from (ending at their next face)
 # are not counted: a new photo's run starts while the old one's is still ending
 SLOW_PER_VISITOR = 2
-CONCURRENCY = SLOW_IN_FLIGHT + 2  # each Classify event's slots: 2 or more are always free of slow runs
+SLOW_GRACE_S = 0.5  # how long a run over its visitor's share waits for the page's put_in before its refusal
+# the slots of the Classify events (upload, button, example, snapshot), one group: 4 or more always free of
+# slow runs; a group each (4 slots each) let 16 classifies of big photos run at once, each with its memory
+CONCURRENCY = SLOW_IN_FLIGHT + 4
 
 
 @dataclass(eq=False)
@@ -303,21 +307,28 @@ class SlowRuns:
         """A place for a slow run of the calling event's visitor, held until the block ends; ``gr.Error``
         when all are taken, or the visitor holds its share."""
         run = SlowRun(visitors._session(), moved_on or (lambda: False))
+        # a page reports a new photo or example (put_in) in an event of its own, which may arrive just after
+        # the run it moves the page on to: the visitor's older runs count as moved on then, after a moment
+        deadline = time.monotonic() + SLOW_GRACE_S
         with self._changed:
-            if len(self._admitted) >= self.in_flight:
-                raise gr.Error(
-                    f"The server is already running {self.in_flight} slow attributions ({_slow_names()}) for"
-                    f" its visitors. Try again in a minute, or pick a fast method ({_fast_names()}).",
-                    title="Server busy",
-                )
-            mine = [r for r in self._admitted if r.visitor is not None and r.visitor == run.visitor]
-            if len([r for r in mine if not r.moved_on()]) >= self.per_visitor:
-                raise gr.Error(
-                    f"{self.per_visitor} slow attributions ({_slow_names()}) of yours are still running or"
-                    " waiting: wait for one to finish before starting another, or pick a fast method"
-                    f" ({_fast_names()}).",
-                    title="Too many slow attributions",
-                )
+            while True:
+                if len(self._admitted) >= self.in_flight:
+                    raise gr.Error(
+                        f"The server is already running {self.in_flight} slow attributions ({_slow_names()})"
+                        f" for its visitors. Try again in a minute, or pick a fast method ({_fast_names()}).",
+                        title="Server busy",
+                    )
+                mine = [r for r in self._admitted if r.visitor is not None and r.visitor == run.visitor]
+                if len([r for r in mine if not r.moved_on()]) < self.per_visitor:
+                    break
+                if (left := deadline - time.monotonic()) <= 0:
+                    raise gr.Error(
+                        f"{self.per_visitor} slow attributions ({_slow_names()}) of yours are still running"
+                        " or waiting: wait for one to finish before starting another, or pick a fast method"
+                        f" ({_fast_names()}).",
+                        title="Too many slow attributions",
+                    )
+                self._changed.wait(min(left, 0.05))  # moved_on() changes without a notify: look again
             self._admitted.append(run)
         try:
             yield run
@@ -537,7 +548,7 @@ CSS = """
 # ~4 ms per request), and its six outputs are post-processed in its own thread.
 # state.LATEST: a photo put in while the last one is still being classified is classified next.
 # CONCURRENCY: more slots than slow attributions may hold (SLOW_RUNS), so a light Classify always finds one.
-_FAST = {"concurrency_limit": CONCURRENCY, **state.DIRECT, **state.LATEST}
+_FAST = {"concurrency_limit": CONCURRENCY, "concurrency_id": "classify", **state.DIRECT, **state.LATEST}
 
 
 def _handler(parts: dict[str, Any]) -> Any:
