@@ -152,3 +152,14 @@ def public_space(monkeypatch: pytest.MonkeyPatch):
     visitors.configure(["ferhub/fer-mini-xception"])
     yield
     visitors.configure([])
+
+
+@pytest.fixture
+def no_crops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ferhub train`` stops with :class:`tasks.Cropped` where it would crop its first image."""
+    from tasks import Cropped
+
+    def cropped(*_a: object, **_k: object) -> None:
+        raise Cropped
+
+    monkeypatch.setattr("ferhub.data.materialize", cropped)

@@ -57,3 +57,17 @@ def transform_task(
     images = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     order = rng.permutation(n)
     return images[order], targets[order].astype(np.int64), TRANSFORM_TASK_LABELS[:num_classes]
+
+
+def quick_train_args(data: object, out: object, *extra: str) -> list[str]:
+    """``ferhub train`` arguments for the quickest run of the tiny model on ``data`` (crops) into ``out``."""
+    return [
+        "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
+        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
+        *extra,
+    ]  # fmt: skip
+
+
+class Cropped(Exception):
+    """Raised where the first image would be cropped (the ``no_crops`` fixture): the run got past every check
+    of its settings and data."""

@@ -7,10 +7,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from ferhub import hub
 from ferhub.cli import main
@@ -35,19 +33,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``crops/<class>/<i>.png``: one LFW face per FER7 class."""
-    import skimage.data
-
-    lfw = skimage.data.lfw_subset()
-    root = tmp_path_factory.mktemp("data") / "crops"
-    for i, label in enumerate(FER7):
-        (root / label).mkdir(parents=True)
-        Image.fromarray((lfw[i] * 255).astype(np.uint8)).save(root / label / f"{i}.png")
-    return root
-
-
 def _evaluate(crops: Path, out: str, *models: str) -> list[str]:
     given = [a for m in models for a in ("--model", m)]
     return ["evaluate", *given, "--data", str(crops), "--out", out, "--precropped", "--bootstrap", "10"]
@@ -56,7 +41,7 @@ def _evaluate(crops: Path, out: str, *models: str) -> list[str]:
 @pytest.mark.slow
 def test_report_results_out_reports_every_model_evaluated_into_it(
     runs: Path,
-    crops: Path,
+    lfw_crops: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -68,8 +53,8 @@ def test_report_results_out_reports_every_model_evaluated_into_it(
 
     project = Path(shutil.copytree(runs, tmp_path / "project"))
     monkeypatch.chdir(project)
-    assert main(_evaluate(crops, "o2", "runs/A/model", "ferhub/fer-mini-xception")) == 0
-    assert main([*_evaluate(crops, "o2", "runs/B/model"), "--no-report"]) == 0  # a second evaluation adds
+    assert main(_evaluate(lfw_crops, "o2", "runs/A/model", "ferhub/fer-mini-xception")) == 0
+    assert main([*_evaluate(lfw_crops, "o2", "runs/B/model"), "--no-report"]) == 0  # a second evaluation adds
     out = project / "o2"
     # the local models as from the working folder (tmp_path, below): no absolute path to tag them with
     folders = [str(out / "ferhub--fer-mini-xception"), *(f"project/runs/{r}/model" for r in "AB")]

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tasks import transform_task
+from tasks import Cropped, transform_task
+from tasks import quick_train_args as _args
 
 from ferhub.cli import main as cli_main
 from ferhub.commands.train import command_line, get_args_parser, main
@@ -37,26 +38,6 @@ def splits(tmp_path_factory: pytest.TempPathFactory) -> Path:
         idx = order[part]
         write_class_folders(images[idx], targets[idx], labels, root / name)
     return root
-
-
-def _args(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
-        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
-        *extra,
-    ]  # fmt: skip
-
-
-class _Cropped(Exception):
-    """Raised where the first image would be cropped: the run got past every check."""
-
-
-@pytest.fixture
-def no_crops(monkeypatch: pytest.MonkeyPatch) -> None:
-    def cropped(*_a: object, **_k: object) -> None:
-        raise _Cropped
-
-    monkeypatch.setattr("ferhub.data.materialize", cropped)
 
 
 # ------------------------------------------------------------------ F1: never report on what trains/selects
@@ -146,9 +127,9 @@ def test_the_same_images_through_a_sub_folder_are_refused(
     ],
 )
 def test_splits_kept_apart_still_run(splits: Path, tmp_path: Path, no_crops: None, extra: list[str]) -> None:
-    with pytest.raises(_Cropped):  # past the checks, at the first crop
+    with pytest.raises(Cropped):  # past the checks, at the first crop
         main(get_args_parser().parse_args(_args(splits, tmp_path / "run", *extra)))
-    with pytest.raises(_Cropped):  # the same folder with its splits: its val split selects, test reports
+    with pytest.raises(Cropped):  # the same folder with its splits: its val split selects, test reports
         main(get_args_parser().parse_args(_args(splits, tmp_path / "run2", "--val-data", str(splits))))
 
 

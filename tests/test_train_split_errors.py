@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tasks import transform_task
+from tasks import Cropped, transform_task
+from tasks import quick_train_args as _args
 
 from ferhub.commands.train import get_args_parser, main
 from ferhub.data import DataSourceError, open_source, write_class_folders
@@ -29,26 +30,6 @@ def _split_folders(root: Path, labels: list[str]) -> Path:
     for name, part in {"train": slice(0, 12), "test": slice(12, 16)}.items():
         write_class_folders(images[part], targets[part], labels, root / name)
     return root
-
-
-def _args(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
-        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
-        *extra,
-    ]  # fmt: skip
-
-
-class _Cropped(Exception):
-    """Raised where the first image would be cropped: the run got past every check of its data."""
-
-
-@pytest.fixture
-def no_crops(monkeypatch: pytest.MonkeyPatch) -> None:
-    def cropped(*_a: object, **_k: object) -> None:
-        raise _Cropped
-
-    monkeypatch.setattr("ferhub.data.materialize", cropped)
 
 
 @pytest.mark.parametrize(
@@ -105,7 +86,7 @@ def test_a_hidden_label_test_split_is_left_out_and_said(
             "test": hidden.select(range(4)),
         }
     ).save_to_disk(str(tmp_path / "hf"))
-    with pytest.raises(_Cropped):  # past every check of the data
+    with pytest.raises(Cropped):  # past every check of the data
         main(get_args_parser().parse_args(_args(tmp_path / "hf", tmp_path / "run")))
     assert "test split left out:" in capsys.readouterr().out
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from tasks import quick_train_args as _args
 from tasks import transform_task
 
 from ferhub.commands.train import get_args_parser, main
@@ -27,14 +28,6 @@ LABELS = ["angry", "happy", "sad", "neutral"]
 def _task() -> tuple[np.ndarray, np.ndarray]:
     images, targets, _ = transform_task(4, size=24, num_classes=4, seed=0)  # real LFW face crops
     return images, targets
-
-
-def _args(data: Path | str, out: Path, *extra: str) -> list[str]:
-    return [
-        "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
-        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
-        *extra,
-    ]  # fmt: skip
 
 
 class _Checked(Exception):
