@@ -127,3 +127,22 @@ def test_recorded_folders_are_given_as_from_the_working_folder(tmp_path: Path, m
     _record_results_folders(out, [inside, outside])
     monkeypatch.chdir(tmp_path / "work")
     assert results_folders("out") == ["runs/B/model", str(outside)]
+
+
+def test_recorded_folders_that_would_not_read_back_are_given_whole(tmp_path: Path, monkeypatch) -> None:
+    """A folder named ``~`` inside the working folder given as ``~/model`` is the home folder's; a deleted
+    working folder made relpath fail, ending the report: both are given as recorded (absolute)."""
+    from ferhub.commands.evaluate import _record_results_folders
+    from ferhub.commands.report import results_folders
+
+    out, tilde, dotted = tmp_path / "out", tmp_path / "~" / "model", tmp_path / "..v2" / "model"
+    for folder in (out, tilde, dotted):
+        folder.mkdir(parents=True)
+    _record_results_folders(out, [tilde, dotted])
+    monkeypatch.chdir(tmp_path)
+    assert results_folders(str(out)) == [str(tilde), "..v2/model"]
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert results_folders(str(out)) == [str(tilde), str(dotted)]

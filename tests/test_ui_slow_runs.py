@@ -252,3 +252,22 @@ def test_over_http_a_light_classify_is_answered_while_slow_runs_hold_their_place
         assert len(admitted) == 4
         assert all(len(job.result(timeout=120)[4]["faces"]) == 1 for job in admitted)
     assert held.most == 1
+
+
+def test_an_api_callers_run_over_its_share_is_refused_without_the_pages_grace(
+    monkeypatch: pytest.MonkeyPatch, held: Held
+) -> None:
+    """The grace waits for a page's report, which an API caller never sends: its extra run held a shared
+    slot for the whole grace before the same refusal."""
+    monkeypatch.setattr(classify, "SLOW_GRACE_S", 600.0)  # a page would wait this long; the API caller not
+    monkeypatch.setattr(visitors, "_held", type(visitors._held)())
+    pages = Visitors(monkeypatch)
+    pages.start("one", "api-1")
+    pages.start("two", "api-1")
+    wait_for(lambda: classify.SLOW_RUNS.admitted() == 2)
+    began = time.monotonic()
+    with pytest.raises(gr.Error, match="2 slow attributions"):
+        pages.call("api-1")
+    assert time.monotonic() - began < 60  # refused at once, not after the 600 s grace
+    held.release.set()
+    pages.join()

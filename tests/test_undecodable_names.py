@@ -194,3 +194,6 @@ def test_weights_counted_in_a_folder_whose_name_is_not_utf8(tmp_path) -> None:
     )
     (folder / "bad.safetensors").write_bytes(b"\x05" + bytes(7) + b"nope!")
     assert _weights.num_weights(folder / "bad.safetensors") is None
+    deep = b"[" * 100_000 + b"]" * 100_000  # valid JSON nested past the recursion limit
+    (folder / "deep.safetensors").write_bytes(len(deep).to_bytes(8, "little") + deep)
+    assert _weights.num_weights(folder / "deep.safetensors") is None

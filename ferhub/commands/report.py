@@ -123,8 +123,15 @@ def _is_dir(path: Path) -> bool:
 def _as_given(folder: Path) -> str:
     """``folder`` as a user in the working folder would give it (relative where it is inside it): its name
     may tag a model in the report, where a whole absolute path told more than was asked."""
-    relative = os.path.relpath(folder) if folder.is_absolute() else str(folder)
-    return str(folder) if relative.startswith("..") else relative
+    if not folder.is_absolute():
+        return str(folder)
+    try:
+        relative = os.path.relpath(folder)
+    except (OSError, ValueError):  # the working folder is gone (or on another drive)
+        return str(folder)
+    if relative == ".." or relative.startswith(("../", "~")):  # outside; or read back as a home folder
+        return str(folder)
+    return relative
 
 
 def results_folders(ref: str) -> list[str]:

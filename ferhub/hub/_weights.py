@@ -196,7 +196,7 @@ def num_weights(path: Path) -> int | None:
     try:
         header = json.loads(text)
         return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
-    except (ValueError, KeyError, TypeError, AttributeError):  # not a safetensors header
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):  # not a safetensors header
         return None
 
 

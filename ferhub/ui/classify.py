@@ -283,8 +283,9 @@ class SlowRun:
 class SlowRuns:
     """The slow attributions (:data:`SLOW_METHODS`) of all visitors: at most ``in_flight`` admitted at once
     (:meth:`admit`), at most ``per_visitor`` of them one visitor's, not counting those its page has moved on
-    from; beyond, a run is refused at once with a ``gr.Error`` saying why and what to do. Of those admitted,
-    ``at_once`` compute at a time, in the order they ask for their turn (:meth:`turn`).
+    from; beyond, a run is refused with a ``gr.Error`` saying why and what to do (at once, but for a page's
+    run over its share: after :data:`SLOW_GRACE_S`, its page's report of a new photo may free it). Of those
+    admitted, ``at_once`` compute at a time, in the order they ask for their turn (:meth:`turn`).
 
     A thread holds its place until it returns: Gradio frees a cancelled event's slot while its thread runs on
     to its next face (:func:`ferhub.ui.visitors.event_gone`), so the places bound the work, and the slots the
@@ -308,8 +309,9 @@ class SlowRuns:
         when all are taken, or the visitor holds its share."""
         run = SlowRun(visitors._session(), moved_on or (lambda: False))
         # a page reports a new photo or example (put_in) in an event of its own, which may arrive just after
-        # the run it moves the page on to: the visitor's older runs count as moved on then, after a moment
-        deadline = time.monotonic() + SLOW_GRACE_S
+        # the run it moves the page on to: the visitor's older runs count as moved on then, after a moment.
+        # An API caller reports nothing: it is refused at once
+        deadline = time.monotonic() + (SLOW_GRACE_S if _PAGE.reports() else 0.0)
         with self._changed:
             while True:
                 if len(self._admitted) >= self.in_flight:

@@ -343,6 +343,12 @@ class PageInputs:
             while len(_held) > PAGE_INPUTS_KEPT:
                 _held.popitem(last=False)
 
+    def reports(self) -> bool:
+        """Whether the calling event's page has reported what it holds in this tab (an API caller never)."""
+        key = (_session(), self.tab)
+        with _held_lock:
+            return key[0] is not None and key in _held
+
     def moved_on(self, upload: Any, *settings: Any) -> Callable[[], bool]:
         """For a run asked for now with these inputs: whether its page has reported others in this tab since
         the run was asked for (when it joined the queue, :func:`event_queued_at`: a run that waited there
