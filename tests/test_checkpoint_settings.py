@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tasks import transform_task
+from tasks import Cropped, transform_task
 
 from ferhub.cli import main as cli_main
+from ferhub.commands.train import get_args_parser, main
 from ferhub.data import write_class_folders
 from ferhub.errors import CheckpointError
 from ferhub.training import TrainConfig
@@ -72,6 +73,10 @@ def _resume(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     rc = cli_main([*argv, "--resume"])
     captured = capsys.readouterr()
     return rc, captured.err + captured.out
+
+
+def _cropped(*_a: object, **_k: object) -> None:
+    raise Cropped
 
 
 def _refusal(saved: dict[str, Any], cfg: TrainConfig, path: Path = Path("run/last.safetensors")) -> str:
@@ -163,6 +168,42 @@ def test_todays_checkpoint_with_other_settings_is_refused_with_set_options_that_
     rc, log = _resume([*changed, *shlex.split(advice)], capsys)
     assert rc == 0, log
     assert f"resumed from {last} after epoch 1" in log
+
+
+@pytest.mark.parametrize("parts", [[], ["--repeats", "2"]], ids=["one_fit", "repeats"])
+def test_other_settings_are_refused_before_the_data_is_prepared(
+    parts: list[str], task_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--resume with other settings was refused only once every image had been face-detected and cropped
+    (minutes on a large dataset): the checkpoint's recorded settings (of the first fit: repeat1 of a run of
+    several) are now checked from its metadata before the data loads. The same command still resumes."""
+    out = tmp_path / "run"
+    argv = _train(task_folder, out, "--epochs", "1", *parts)
+    assert cli_main(argv) == 0
+    last = out / ("repeat1" if parts else "") / "checkpoints" / "last.safetensors"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ferhub.data.materialize", _cropped)  # the refusal must come before any crop
+        rc, err = _resume([*argv, "--lr", "0.5"], capsys)
+    assert rc == 2, err  # a crop reached is an internal error (exit 1)
+    assert f"{last} was trained with other settings than this run's: lr 0.001 -> 0.5;" in err
+    assert "add --set lr=0.001" in err
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(Cropped):  # the same settings (epochs may
+        mp.setattr("ferhub.data.materialize", _cropped)  # change) get past the check, to the first crop
+        main(get_args_parser().parse_args([*argv[1:], "--epochs", "2", "--resume"]))
+
+
+def test_resume_into_a_folder_without_a_checkpoint_is_not_refused_early(
+    task_folder: Path, tmp_path: Path, no_crops: None
+) -> None:
+    """No checkpoint yet (or none this ferhub reads): nothing to check early; the data loads, as before."""
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.safetensors").write_bytes(b"not a checkpoint")
+    for folder in (tmp_path / "none", out):
+        with pytest.raises(Cropped):
+            main(
+                get_args_parser().parse_args([*_train(task_folder, folder, "--epochs", "1")[1:], "--resume"])
+            )
 
 
 @pytest.mark.parametrize("text", ['"q"', "null", "001", "[1, 2]", "true", 'it\'s "x", y', ""])

@@ -173,6 +173,24 @@ def saved_epoch(path: Path) -> int | None:
         return None
 
 
+def check_resume(path: Path, cfg: TrainConfig) -> None:
+    """Refuse to resume ``path`` with settings other than those it was trained with, as :func:`restore`
+    does, reading its metadata alone (no tensor): the run checks it before minutes of face detection.
+    Nothing is said where ``path`` holds no checkpoint of this ferhub's (missing, truncated, another format
+    or a newer version): a run that starts fresh there, or :func:`restore`'s refusal, says what it is."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {})["ferhub"])
+        saved = meta["train_config"] if meta.get("format") == CHECKPOINT_FORMAT else None
+        if meta.get("version", 0) > CHECKPOINT_VERSION or not isinstance(saved, dict):
+            return
+    except Exception:  # missing, truncated or not ours: restore (or a fresh part) says so
+        return
+    _check_settings(path, saved, cfg)
+
+
 def _json(value: Any) -> str:
     """A setting's value as JSON (a group's entries in any order)."""
     return json.dumps(value, default=json_default, sort_keys=True)

@@ -27,7 +27,7 @@ from ferhub.data import Crops
 from ferhub.data.crops import first_unreadable
 from ferhub.errors import DataSourceError, DeviceError, HubConnectionError
 from ferhub.hub._weights import unwrap
-from ferhub.training.checkpoint import json_default
+from ferhub.training.checkpoint import check_resume, json_default
 from ferhub.training.distributed import Dist, barrier, broadcast_object, init_distributed, leave
 from ferhub.training.fit import FitResult, OnBest, check_model_builds, fit
 from ferhub.training.loop import evaluate, no_face_record, score
@@ -532,6 +532,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     check_model_builds(cfg)  # pretrained files and optional packages, before minutes of face detection
     _check_push_target(opts)
     _check_output_dir(cfg, opts)
+    _check_resumed_settings(cfg, opts)
     # the command line goes into the card and the results, which must encode to UTF-8: a path's bytes that
     # are not UTF-8 (held as lone surrogates) as \xNN escapes, as the data's name is (data.sources.local_name)
     opts = dataclasses.replace(opts, command=encodable(opts.command))
@@ -552,6 +553,22 @@ def _check_output_dir(cfg: TrainConfig, opts: RunOptions) -> None:
             f"--output-dir {encodable(out)}: its name has bytes that are not UTF-8, which the model's "
             "safetensors files cannot be read back from; give a folder whose name is UTF-8"
         )
+
+
+def _check_resumed_settings(cfg: TrainConfig, opts: RunOptions) -> None:
+    """With ``--resume``: refuse, before any data loads, a checkpoint trained with other settings (from its
+    metadata; :func:`~ferhub.training.checkpoint.restore` checks again, with the data's classes). The one
+    checked is the first fit's (``repeat1``/``fold1`` of a run of several), trained with this run's own seed;
+    every rank reads the same file, so all refuse alike, before any collective. None there yet: nothing to
+    check."""
+    if not opts.resume:
+        return
+    first = Path(opts.output_dir or cfg.default_output_dir())
+    if cfg.repeats > 1:  # as protocol.run_plan places its fits
+        first /= "repeat1"
+    if cfg.kfold:
+        first /= "fold1"
+    check_resume(first / "checkpoints" / "last.safetensors", cfg)
 
 
 def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, Any]:
