@@ -125,3 +125,13 @@ def test_fer2013_csv_splits_it_lacks_and_splits_without_an_emotion(tmp_path: Pat
     bare.write_text(f"emotion,pixels\n3,{pixels}\n", encoding="utf-8")
     with pytest.raises(SplitNotFound, match=r"no Usage column, .*omit split \(the --split, --val-split or"):
         open_source(bare, "train")
+
+
+def test_a_val_data_with_several_splits_names_val_split(tmp_path: Path) -> None:
+    """--val-data with train/ and test/ folders (no val/) must be told which split to validate on: the message
+    named --split, which picks a split of --data."""
+    data = _split_folders(tmp_path / "data", ["angry", "happy", "sad", "neutral"])
+    other = _split_folders(tmp_path / "other", ["angry", "happy", "sad", "neutral"])
+    with pytest.raises(DataSourceError, match="has split folders") as raised:
+        main(get_args_parser().parse_args(_args(data, tmp_path / "run", "--val-data", str(other))))
+    assert "--val-split NAME" in str(raised.value)

@@ -324,7 +324,10 @@ def _pick_split(dd: Any, split: str | None, name: str, *, named: bool = True) ->
     if split is None:
         if len(names) == 1:
             return _Picked(dd[names[0]], names[0] if named else None, True, held_in(names[0]))
-        raise DataSourceError(f"{name} has splits {names}; choose one with split=... (--split NAME)")
+        raise DataSourceError(
+            f"{name} has splits {names}; choose one with split=... (--split NAME; for train's --val-data,"
+            " --val-split NAME)"
+        )
     # FER2013 copies often hold every row in one split with the Kaggle Usage column: select by Usage
     if len(names) == 1 and _is_split(split):
         ds = dd[names[0]]

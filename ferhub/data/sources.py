@@ -303,7 +303,7 @@ def _split_folder(
         if len(split_dirs) > 1:
             raise DataSourceError(
                 f"{where} has split folders {sorted(split_dirs.values())}; choose one with split=... (--split"
-                " NAME)"
+                " NAME; for train's --val-data, --val-split NAME)"
             )
         split = next(iter(split_dirs))
     want = split_name(split)
