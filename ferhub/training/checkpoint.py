@@ -161,14 +161,23 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, meta
 
 
-def saved_epoch(path: Path) -> int | None:
-    """The number of epochs done when the checkpoint at ``path`` was saved (read from its metadata alone), or
-    ``None`` where there is no readable checkpoint."""
+def _header_meta(path: Path) -> Any:
+    """The ``ferhub`` metadata of the checkpoint at ``path``, read from its header alone (no tensor), as
+    parsed JSON; ``None`` where there is none to read (missing, truncated, not ours)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), "pt") as f:
-            return int(json.loads((f.metadata() or {})["ferhub"])["state"]["epoch"])
+            return json.loads((f.metadata() or {})["ferhub"])
+    except Exception:  # safetensors raises its own error types for truncated/corrupt files
+        return None
+
+
+def saved_epoch(path: Path) -> int | None:
+    """The number of epochs done when the checkpoint at ``path`` was saved (read from its metadata alone), or
+    ``None`` where there is no readable checkpoint."""
+    try:
+        return int(_header_meta(path)["state"]["epoch"])
     except Exception:  # missing, truncated or not ours: no epoch to trust
         return None
 
@@ -178,11 +187,8 @@ def check_resume(path: Path, cfg: TrainConfig) -> None:
     does, reading its metadata alone (no tensor): the run checks it before minutes of face detection.
     Nothing is said where ``path`` holds no checkpoint of this ferhub's (missing, truncated, another format
     or a newer version): a run that starts fresh there, or :func:`restore`'s refusal, says what it is."""
-    from safetensors import safe_open
-
+    meta = _header_meta(path)
     try:
-        with safe_open(str(path), "pt") as f:
-            meta = json.loads((f.metadata() or {})["ferhub"])
         saved = meta["train_config"] if meta.get("format") == CHECKPOINT_FORMAT else None
         if meta.get("version", 0) > CHECKPOINT_VERSION or not isinstance(saved, dict):
             return

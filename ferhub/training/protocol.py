@@ -159,10 +159,9 @@ def run_plan(
     runs = []
     for r in range(cfg.repeats):
         cfg_r = dataclasses.replace(cfg, seed=cfg.seed + r)
-        repeat_dir = out_dir if cfg.repeats == 1 else out_dir / f"repeat{r + 1}"
         runs.append([])
         for f, fold in enumerate(plan.folds):
-            where = repeat_dir if len(plan.folds) == 1 else repeat_dir / f"fold{f + 1}"
+            where = fit_folder(out_dir, cfg, r, f, len(plan.folds))
             say(_fold_line(cfg, r, f, fold, len(plan.folds)))
             watched = fold.select if fold.select is not None else fold.report
             result = fit_fn(cfg_r, fold.train, watched, where, cfg.repeats == 1 and len(plan.folds) == 1)
@@ -172,6 +171,13 @@ def run_plan(
                                  device=device, tta=cfg.tta)  # fmt: skip
             runs[-1].append(FoldRun(result, fold.report, probs))
     return runs
+
+
+def fit_folder(out_dir: Path, cfg: TrainConfig, repeat: int, fold: int, folds: int) -> Path:
+    """Where repeat ``repeat`` of fold ``fold`` (of ``folds``; both from 0) keeps its checkpoints: ``out_dir``
+    for a run of one fit, else ``repeatR/`` and ``foldF/`` under it."""
+    where = out_dir if cfg.repeats == 1 else out_dir / f"repeat{repeat + 1}"
+    return where if folds == 1 else where / f"fold{fold + 1}"
 
 
 def _fold_line(cfg: TrainConfig, r: int, f: int, fold: Fold, n_folds: int) -> str:

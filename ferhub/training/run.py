@@ -32,7 +32,7 @@ from ferhub.training.distributed import Dist, barrier, broadcast_object, init_di
 from ferhub.training.fit import FitResult, OnBest, check_model_builds, fit
 from ferhub.training.loop import evaluate, no_face_record, score
 from ferhub.training.outdir import OutputDirBusy, OutputLock, claim, forget_checkpoints
-from ferhub.training.protocol import FitFn, Plan, make_plan, released, run_plan, summarize_runs
+from ferhub.training.protocol import FitFn, Plan, fit_folder, make_plan, released, run_plan, summarize_runs
 from ferhub.training.results import eval_results, recipe_markdown, result_entry
 from ferhub.training.settings import RecipeError, TrainConfig
 from ferhub.writers import encodable
@@ -563,11 +563,7 @@ def _check_resumed_settings(cfg: TrainConfig, opts: RunOptions) -> None:
     check."""
     if not opts.resume:
         return
-    first = Path(opts.output_dir or cfg.default_output_dir())
-    if cfg.repeats > 1:  # as protocol.run_plan places its fits
-        first /= "repeat1"
-    if cfg.kfold:
-        first /= "fold1"
+    first = fit_folder(Path(opts.output_dir or cfg.default_output_dir()), cfg, 0, 0, cfg.kfold or 1)
     check_resume(first / "checkpoints" / "last.safetensors", cfg)
 
 

@@ -31,8 +31,7 @@ LeftOut = dict[str, dict[str, str]]  # model id -> {dataset key -> why its entry
 
 def short_name(model_id: str) -> str:
     """A model id for figure titles: a local folder by its name, Hub and bundled ids as they are."""
-    path = Path(model_id).expanduser()
-    return path.name if _is_folder(model_id) else model_id
+    return Path(model_id).expanduser().name if _is_folder(model_id) else model_id
 
 
 def _is_folder(model_id: str) -> bool:
