@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tasks import Cropped, transform_task
+from tasks import Cropped, quick_train_args, transform_task
 
 from ferhub.cli import main as cli_main
 from ferhub.commands.train import get_args_parser, main
@@ -46,11 +46,7 @@ def task_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "train", "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
-        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
-        *extra,
-    ]  # fmt: skip
+    return ["train", *quick_train_args(data, out, *extra)]
 
 
 def _as_older_ferhub(checkpoint: Path, drop: list[str], **values: Any) -> None:

@@ -553,7 +553,7 @@ def test_pretrained_backbones_are_described_not_given_a_hub_id() -> None:
 
 def test_training_with_init_writes_base_model_and_licence_into_the_card(tmp_path: Path) -> None:
     from huggingface_hub import ModelCard
-    from tasks import transform_task
+    from tasks import quick_train_args, transform_task
 
     from ferhub.commands.train import get_args_parser
     from ferhub.commands.train import main as train_main
@@ -565,9 +565,7 @@ def test_training_with_init_writes_base_model_and_licence_into_the_card(tmp_path
     base = hub.save(create_model("test_tiny", labels), tmp_path / "base",
                     card_context={"repo_id": "me/base", "license": "mit"})  # fmt: skip
     out = tmp_path / "run"
-    argv = ["--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
-            "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
-            "--epochs", "1", "--init", str(base)]  # fmt: skip
+    argv = quick_train_args(data, out, "--epochs", "1", "--init", str(base))
     train_main(get_args_parser().parse_args(argv))
     context = json.loads((out / "model" / "card.json").read_text())
     assert context["base_model"] == "me/base" and context["license"] == "mit"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tasks import transform_task
+from tasks import quick_train_args, transform_task
 
 from ferhub.cli import main as cli_main
 from ferhub.commands.train import get_args_parser, main
@@ -36,11 +36,7 @@ def task_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _args(data: Path, out: Path, seed: int, *extra: str) -> list[str]:
     """3 epochs of a tiny model, monitoring the validation loss: with seed 1 every epoch improves on it,
     with seed 0 epoch 1 stays the best."""
-    return [
-        "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
-        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
-        "--epochs", "3", "--seed", str(seed), "--set", "monitor=loss", *extra,
-    ]  # fmt: skip
+    return quick_train_args(data, out, "--epochs", "3", "--seed", str(seed), "--set", "monitor=loss", *extra)
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
+from tasks import quick_train_args as _args
 from tasks import transform_task
 
 from ferhub.commands.train import get_args_parser, main
@@ -129,12 +130,6 @@ def test_recipe_overrides_and_errors() -> None:
 
 
 # ---------------------------------------------------------------------------------------- end-to-end runs
-def _args(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
-        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
-        *extra,
-    ]  # fmt: skip
 
 
 def test_checkpoint_is_safetensors_and_corruption_is_refused(task_folder: Path, tmp_path: Path) -> None:

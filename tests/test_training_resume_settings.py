@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tasks import quick_train_args as _args
 from tasks import transform_task
 
 from ferhub.cli import main as cli_main
@@ -35,14 +36,6 @@ def task_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 4-class task on real LFW face crops, as class folders (24 px gray PNGs)."""
     images, targets, labels = transform_task(12, size=24, num_classes=4, seed=0)
     return write_class_folders(images, targets, labels, tmp_path_factory.mktemp("task") / "faces")
-
-
-def _args(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--recipe", "seed002_kaskun", "--data", str(data), "--precropped", "--output-dir", str(out),
-        "--no-progress", "--set", "model=test_tiny", "--set", "config_overrides={}", "--batch-size", "8",
-        *extra,
-    ]  # fmt: skip
 
 
 # a learning rate too small to change any prediction, BatchNorm statistics fixed: recall never improves after
