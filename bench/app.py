@@ -524,6 +524,14 @@ def main() -> int:
     args = parser.parse_args()
     if args.photo is not None and not args.photo.is_file():
         parser.error(f"--photo {args.photo}: no such file")
+    if "webcam" not in args.skip:
+        # checked first: the webcam rows come after minutes of other measures, which a late crash would lose
+        missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
+        if missing:
+            parser.error(
+                f"the webcam rows need {' and '.join(missing)} on PATH (Debian: apt-get install chromium "
+                "chromium-driver), or pass --skip webcam"
+            )
     # checked (and its faces counted) before anything is measured: a photo the app refuses stops here
     what = "640x480, 1 face" if args.photo is None else f"{args.photo.name} ({photo_words(args.photo)})"
 
