@@ -215,6 +215,29 @@ def test_resave_replaces_repo_files_and_keeps_others(tmp_path: Path) -> None:
     assert hub.load(folder) is second  # and caches the new one
 
 
+def test_a_folder_saved_again_in_place_keeps_one_model_in_the_cache(tmp_path: Path) -> None:
+    """A training loop that saves its checkpoint folder in place and loads it after each epoch kept every
+    epoch's model in load()'s cache, unreachable (its key has the old files' fingerprint): one model leaked
+    per re-save. The folder's superseded entries go when the new one is stored."""
+    import gc
+    import weakref
+
+    from ferhub.hub import _repo
+
+    folder = hub.save(trained("test_tiny", seed=1), tmp_path / "ckpt")
+    other = hub.load(hub.save(trained("test_tiny", seed=3), tmp_path / "other"))
+    first = weakref.ref(hub.load(folder))
+    for seed in (2, 4):
+        hub.save(trained("test_tiny", seed=seed), folder)
+        latest = hub.load(folder)
+    gc.collect()
+    assert first() is None  # nothing holds the first epoch's model any more
+    folder_keys = [k for k in _repo._MODEL_CACHE if k[:2] == ("folder", str(folder))]
+    assert len(folder_keys) == 1 and _repo._MODEL_CACHE[folder_keys[0]] is latest
+    assert [k for k in _repo._KEY_LOCKS if k[:2] == ("folder", str(folder))] == folder_keys
+    assert hub.load(folder) is latest and hub.load(tmp_path / "other") is other  # others stay cached
+
+
 def test_crash_before_install_keeps_old_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = trained("test_tiny", seed=1)
     folder = hub.save(old, tmp_path / "m")

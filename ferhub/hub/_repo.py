@@ -473,10 +473,11 @@ def load(
     ``"org/name@revision"``; ``local=False`` skips the first (no filesystem path is looked at), also for an
     ensemble's members, as for any ensemble downloaded from the Hub (:func:`load_folder`). Models are
     cached per (id, revision, device), and local folders also per the state of their files, so a folder
-    re-saved in place is read again. One model loading (a slow download) never holds up another. A cached
-    model is shared, so callers never change it: ``copy.deepcopy`` it before training it, and keep names of
-    your own beside it (``name_or_path`` is the reference it was first loaded by). ``device``: ``"cpu"``,
-    ``"cuda"`` or ``"cuda:N"``; one torch cannot use here raises :class:`~ferhub.errors.DeviceError`.
+    re-saved in place is read again (and the model of its earlier files is dropped from the cache). One
+    model loading (a slow download) never holds up another. A cached model is shared, so callers never
+    change it: ``copy.deepcopy`` it before training it, and keep names of your own beside it
+    (``name_or_path`` is the reference it was first loaded by). ``device``: ``"cpu"``, ``"cuda"`` or
+    ``"cuda:N"``; one torch cannot use here raises :class:`~ferhub.errors.DeviceError`.
 
     >>> model = load("ferhub/fer-mini-xception")            # doctest: +SKIP
     >>> model.config.labels                                 # doctest: +SKIP
@@ -501,9 +502,23 @@ def load(
             model = load_folder(folder, local=local).to(dev)
             model.name_or_path = os.fspath(id_or_path)
             model.repo_path = folder
+            current = _fingerprint(folder) if key[0] == "folder" else None
             with _CACHE_LOCK:
                 _MODEL_CACHE[key] = model
+                if current is not None:
+                    _drop_superseded(key[1], current)
     return model
+
+
+def _drop_superseded(folder: str, current: tuple) -> None:
+    """Forget the models (and key locks) of ``folder`` cached under fingerprints other than its ``current``
+    one, on every device: its files have changed since, so no later :func:`load` reaches them, and a training
+    loop that re-saves and reloads its checkpoint folder kept one whole model per epoch. Called under
+    ``_CACHE_LOCK``. A model loaded from files that changed while it loaded is dropped too (it was cached
+    under a fingerprint that is already stale)."""
+    for table in (_MODEL_CACHE, _KEY_LOCKS):
+        for key in [k for k in table if k[0] == "folder" and k[1] == folder and k[2] != current]:
+            del table[key]
 
 
 def clear_cache() -> None:
