@@ -3,8 +3,9 @@
 decode (PyAV, stream timestamps, rotation) -> detect every k-th frame (and at least every 0.3 s) -> track
 (stable face ids) -> classify every analysed frame, a batch of frames per forward -> smooth per track (raw
 kept) -> frame results in order, each once the next detection has confirmed its faces, and per-track
-summaries at the end. Frames are released once their results are out, so memory stays that of one batch of
-frames and those waiting for a detection, whatever the length of the video.
+summaries at the end. A result carries its frame's picture only until the next is asked for, so memory stays
+that of one batch of frames and those waiting for a detection, whatever the length of the video and however
+many results the caller keeps.
 
 >>> from ferhub.predict import Predictor                              # doctest: +SKIP
 >>> run = VideoAnalyzer(Predictor()).open("clip.mp4")                 # doctest: +SKIP
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ferhub.errors import not_finite
+from ferhub.errors import WrongTypeError, not_finite
 from ferhub.faces import MIN_MAX_SIDE, Face
 from ferhub.tracking import Box, FaceTracker, Smoother, Track, appearance, iou, match_boxes
 from ferhub.videoio import DEFAULT_MAX_SIDE, JUMP_SECONDS, VideoDecodeError, VideoInfo, open_video
@@ -75,7 +76,9 @@ class VideoFace:
 
 @dataclass
 class VideoFrameResult:
-    """The faces of one analysed frame (``image`` is the frame itself, for drawing; dropped after use)."""
+    """The faces of one analysed frame. ``image`` is the frame itself, for drawing (:func:`draw_frame`), while
+    it is the frame being iterated: the run sets it to ``None`` when the next frame is asked for, so results
+    kept (``list(run)``) hold no pictures. Keep ``frame.image`` yourself to have it later."""
 
     index: int
     time: float
@@ -235,6 +238,9 @@ class _NotFinite(Exception):
 
 class VideoRun:
     """One video being analysed: iterate it for :class:`VideoFrameResult` s; then :meth:`summaries`.
+
+    Each result's ``image`` (the decoded frame) is there until the next frame is asked for, then ``None``:
+    draw or save it inside the loop, or keep the reference. The results themselves are small to keep.
 
     A decoding failure part-way (a truncated file) ends the iteration and sets :attr:`error`; the frames
     before it have been yielded and count in the summaries.
@@ -450,6 +456,10 @@ class VideoRun:
             result = VideoFrameResult(frame.index, frame.time, faces, frame.image)
             del frame
             yield result
+            # the caller asked for the next frame: this one's picture goes (a caller that keeps its results,
+            # ``list(run)``, would otherwise hold every decoded frame: 4 MB each at 720p); one who wants the
+            # picture keeps a reference to ``result.image`` itself
+            result.image = None
 
     def summaries(self) -> list[dict[str, Any]]:
         """Per-track summaries of the frames analysed so far (see :class:`TrackSummaries`); no track outlasts
@@ -611,10 +621,15 @@ def frame_texts(faces: Sequence[VideoFace]) -> list[str]:
 
 
 def draw_frame(result: VideoFrameResult) -> Image.Image:
-    """The frame with each face boxed and tagged with its track id and smoothed label."""
+    """The frame with each face boxed and tagged with its track id and smoothed label; call it inside the loop
+    over a :class:`VideoRun` (a result's ``image`` is dropped when the next frame is asked for)."""
     from ferhub.drawing import draw_boxes, label_color
 
-    assert result.image is not None
+    if result.image is None:
+        raise WrongTypeError(
+            f"frame {result.index} has no image to draw on: a video run drops each frame's picture when the"
+            " next frame is asked for; call draw_frame inside the loop (or keep frame.image there)"
+        )
     boxes = [f.face.box for f in result.faces]
     colors = [label_color(f.smoothed_label) for f in result.faces]
     return draw_boxes(result.image, boxes, frame_texts(result.faces), colors)

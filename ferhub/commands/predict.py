@@ -382,7 +382,6 @@ class Job:
                     except (OSError, av.FFmpegError) as e:
                         out_error = _annotate_failed(annotate, e, out)
                         out = None
-                frame.image = None
                 if bar is not None:
                     bar.update(1)
                 self.interrupt.check()  # after a whole frame: the summaries count exactly the frames written
