@@ -58,7 +58,7 @@ def image_suffixes() -> frozenset[str]:
 
 def _name(src: object) -> str:
     if isinstance(src, (str, os.PathLike)):
-        return str(src)
+        return os.fsdecode(src)  # any os.PathLike by its path (str() of one not a pathlib.Path: its repr)
     if isinstance(src, (bytes, bytearray, memoryview)):
         return f"<{len(src)} bytes>"
     return f"<{type(src).__name__}>"
@@ -288,7 +288,7 @@ def _open(
             raise ImageDecodeError(f"{name}: no data (0 bytes); accepted: {ACCEPTED}")
         fp: io.BytesIO | Path = io.BytesIO(data)
     else:
-        fp = Path(src)
+        fp = Path(os.fsdecode(src))
         if not fp.is_file():  # a FIFO would block the read, a device (/dev/zero) never end
             kind = "no such file" if not fp.exists() else "not a regular file (a folder, FIFO or device)"
             raise ImageDecodeError(f"{name}: {kind}")

@@ -118,7 +118,7 @@ class ImageResult:
 
 def _source_name(src: ImageSource) -> str | None:
     if isinstance(src, (str, os.PathLike)):
-        return str(src)
+        return os.fsdecode(src)  # any os.PathLike by its path (str() of one not a pathlib.Path: its repr)
     return getattr(src, "filename", None) or None
 
 

@@ -255,7 +255,7 @@ class VideoRun:
     def __init__(self, analyzer: VideoAnalyzer, path: str | os.PathLike, name: str | None = None) -> None:
         self._analyzer = analyzer
         self._reader = open_video(path, max_side=analyzer.max_side)
-        self._source = str(path)
+        self._source = os.fsdecode(path)  # any os.PathLike, by its path (str() is its repr)
         # the results (and errors) name the video by ``name`` where given, not by where it was read from
         self.path = self._source if name is None else name
         self.info: VideoInfo = replace(self._reader.info, path=self.path)

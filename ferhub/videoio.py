@@ -115,7 +115,7 @@ def is_animation(path: str | os.PathLike) -> bool:
     frame: a photo). Reads the file's header with Pillow, not its frames."""
     if Path(path).suffix.lower() not in ANIMATION_SUFFIXES:
         return False
-    return _picture(str(path), lambda image: bool(getattr(image, "is_animated", False)), False)
+    return _picture(os.fsdecode(path), lambda image: bool(getattr(image, "is_animated", False)), False)
 
 
 def plays_as_video(path: str | os.PathLike) -> bool:
@@ -128,7 +128,7 @@ def undecodable_animation(path: str | os.PathLike) -> int:
     a photo), or 0 for any other file."""
     if Path(path).suffix.lower() != ".webp":
         return 0
-    frames = _picture_frames(str(path))
+    frames = _picture_frames(os.fsdecode(path))
     return frames if frames > 1 else 0
 
 
@@ -217,9 +217,10 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike, *, max_side: int = DEFAULT_MAX_SIDE) -> None:
         import av
 
-        self.path = str(path)
+        # os.fsdecode, not str: any os.PathLike is a path (str() of one that is no pathlib.Path is its repr)
+        self.path = os.fsdecode(path)
         name = self.path
-        p = Path(path)
+        p = Path(self.path)
         if not p.is_file():
             # as ferhub.images says it: a folder given for a video is not "missing"
             kind = "no such file" if not p.exists() else "not a regular file (a folder, FIFO or device)"

@@ -317,6 +317,43 @@ def test_a_folder_given_as_a_video_is_not_called_missing(tmp_path: Path) -> None
         open_video(tmp_path / "missing.mp4")
 
 
+class OwnPath:
+    """An ``os.PathLike`` that is no ``pathlib.Path`` (a project's own file class): only ``__fspath__``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+def test_any_path_like_is_read_and_named_by_its_path(tmp_path: Path) -> None:
+    """``str()`` of a path-like that is no ``pathlib.Path`` is its repr: photos were named ``<...OwnPath
+    object at 0x...>`` in results and errors, an existing video was refused as unreadable, and an animated GIF
+    was taken for a still."""
+    import clips
+
+    from ferhub.video import VideoAnalyzer
+    from ferhub.videoio import is_animation, open_video
+
+    photo().save(tmp_path / "a.png")
+    p = Predictor(tiny(), detector=NoFaces(), no_face="fallback")
+    found, missing = p.predict([OwnPath(tmp_path / "a.png"), OwnPath(tmp_path / "b.png")])
+    assert found.path == str(tmp_path / "a.png") and found.error is None and found.faces
+    assert missing.path == str(tmp_path / "b.png") and missing.error == f"{tmp_path / 'b.png'}: no such file"
+    frames = [np.asarray(photo(clips.W, clips.H, seed)) for seed in range(3)]
+    clip = clips.write_clip(tmp_path / "c.mp4", frames)
+    with open_video(OwnPath(clip)) as video:
+        assert video.path == str(clip) and len(list(video.frames())) == 3
+    run = VideoAnalyzer(p).open(OwnPath(clip))
+    assert run.path == run.header()["path"] == str(clip)
+    run.close()
+    gif = tmp_path / "d.gif"
+    first, *rest = [Image.fromarray(f) for f in frames]
+    first.save(gif, save_all=True, append_images=rest)
+    assert is_animation(OwnPath(gif))
+
+
 # -- 12: the caller's module -----------------------------------------------------------------------------
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
 def test_a_callers_module_keeps_its_train_mode_and_device(runtime: str, monkeypatch) -> None:
