@@ -43,6 +43,7 @@ from ferhub.errors import (  # every error ferhub raises on purpose, under Ferhu
     UnknownLabelError,
     UnknownModelError,
     VideoDecodeError,
+    VideoSettingError,
     WrongTypeError,
     ZooError,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "UnknownLabelError",
     "UnknownModelError",
     "VideoDecodeError",
+    "VideoSettingError",
     "WrongTypeError",
     "ZooError",
     "__version__",

@@ -141,6 +141,12 @@ class DetectorSettingError(FerhubError, ValueError):
     ``max_side``, ``runtime``), refused when the detector is built."""
 
 
+class VideoSettingError(FerhubError, ValueError):
+    """A :class:`~ferhub.video.VideoAnalyzer` argument that cannot work (``detect_every``, ``fps``,
+    ``smooth``, ``max_side``, ``batch_frames``, ``tracker``), refused when the analyzer is built rather than
+    part-way through a video. Still a ``ValueError``, as before it had a class of its own."""
+
+
 class NonFiniteWeightsError(FerhubError, ValueError):
     """A model (or weights file) holding NaN or infinity: refused by ``Predictor``, ``load`` and ``save``."""
 

@@ -702,6 +702,8 @@ def _many(items: Any, method: str, what: str) -> Any:
     taken character by character, a path or PIL image raise a bare "not iterable", and the rows of one
     array image would be taken for images.
 
+    Anything else that is not iterable (``None``, a number) is refused naming what was given.
+
     An array is a stack of images (taken along its first axis, as always) unless it can only be one image:
     pixel values (bool, integers, floats) in 2 dimensions (H x W: its rows are no images), or in 3 with a
     last axis of 1, 3 or 4 (H x W x C: a stack of images 1, 3 or 4 pixels wide is none). An N x H x W stack
@@ -719,6 +721,13 @@ def _many(items: Any, method: str, what: str) -> Any:
             + (" or use predict_image(image)" if method == "predict" else "")
             + " (a stack of images is N x H x W or N x H x W x C)"
         )
+    try:
+        iter(items)
+    except TypeError:  # None (a form field left empty), a number: Python's "not iterable" named no argument
+        got = "None" if items is None else f"{type(items).__name__} {items!r:.40}"
+        raise WrongTypeError(
+            f"Predictor.{method} takes a list of {what} (paths, bytes, PIL images or numpy arrays), got {got}"
+        ) from None
     return items
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ferhub.errors import WrongTypeError, not_finite
+from ferhub.errors import VideoSettingError, WrongTypeError, not_finite
 from ferhub.faces import MIN_MAX_SIDE, Face
 from ferhub.tracking import Box, FaceTracker, Smoother, Track, appearance, iou, match_boxes
 from ferhub.videoio import DEFAULT_MAX_SIDE, JUMP_SECONDS, VideoDecodeError, VideoInfo, open_video
@@ -575,6 +575,9 @@ class VideoAnalyzer:
             at least :data:`~ferhub.faces.MIN_MAX_SIDE`.
         batch_frames: frames whose faces go through the models in one forward pass.
         tracker: keyword arguments of :class:`~ferhub.tracking.FaceTracker`.
+
+    A setting that cannot work (of the wrong type, out of range) raises
+    :class:`~ferhub.errors.VideoSettingError` here, before any video is opened.
     """
 
     def __init__(
@@ -588,24 +591,48 @@ class VideoAnalyzer:
         batch_frames: int = 8,
         tracker: dict[str, Any] | None = None,
     ) -> None:
+        # every setting is checked here, its type too ("3" failed at the first comparison with a bare
+        # TypeError), so that ``except FerhubError`` catches a bad one before any frame is decoded
+        for what, value in (
+            ("detect_every", detect_every),
+            ("max_side", max_side),
+            ("batch_frames", batch_frames),
+        ):
+            if not _is_int(value):
+                raise VideoSettingError(f"{what} must be an int, got {type(value).__name__} {value!r}")
+        for what, value in (("fps", fps), ("smooth", smooth)):
+            if value is not None and not _is_real(value):
+                raise VideoSettingError(f"{what} must be a number, got {type(value).__name__} {value!r}")
         if detect_every < 1:
-            raise ValueError(f"detect_every must be 1 or more frames, got {detect_every}")
+            raise VideoSettingError(f"detect_every must be 1 or more frames, got {detect_every}")
         # written as not (x >= 0 and finite): NaN, for which every comparison is false, is refused too (a NaN
         # smoothing made every smoothed probability NaN, so every label the first class)
         if fps is not None and not (fps > 0 and math.isfinite(fps)):
-            raise ValueError(f"fps must be a positive number, got {fps}")
-        if not (smooth >= 0 and math.isfinite(smooth)):
-            raise ValueError(f"smooth must be 0 (off) or a positive number of seconds, got {smooth}")
+            raise VideoSettingError(f"fps must be a positive number (None: every frame), got {fps}")
+        if smooth is None or not (smooth >= 0 and math.isfinite(smooth)):
+            raise VideoSettingError(f"smooth must be 0 (off) or a positive number of seconds, got {smooth}")
         # the detector's floor, as FaceDetector and the CLI's --max-side refuse it: smaller (0 or negative
         # too) decoded 2x2 frames in which no face was ever found, and said nothing
-        if not max_side >= MIN_MAX_SIDE:
-            raise ValueError(f"max_side must be at least {MIN_MAX_SIDE} pixels, got {max_side}")
+        if max_side < MIN_MAX_SIDE:
+            raise VideoSettingError(f"max_side must be at least {MIN_MAX_SIDE} pixels, got {max_side}")
+        if batch_frames < 1:
+            raise VideoSettingError(f"batch_frames must be 1 or more frames, got {batch_frames}")
+        options = FaceTracker.__init__.__kwdefaults__ or {}
+        if tracker is not None and not isinstance(tracker, dict):
+            raise VideoSettingError(
+                f"tracker must be a dict of FaceTracker options, got {type(tracker).__name__}"
+            )
+        if unknown := [k for k in tracker or {} if k not in options]:
+            raise VideoSettingError(
+                f"tracker takes FaceTracker's options ({', '.join(options)}), got"
+                f" {', '.join(map(str, unknown))}"
+            )
         self.predictor = predictor
         self.detect_every = int(detect_every)
         self.fps = fps
         self.smooth = float(smooth)
         self.max_side = int(max_side)
-        self.batch_frames = max(1, int(batch_frames))
+        self.batch_frames = int(batch_frames)
         self.tracker_options = dict(tracker or {})
 
     def open(self, path: str | os.PathLike, *, name: str | None = None) -> VideoRun:
@@ -613,6 +640,16 @@ class VideoAnalyzer:
         readable video (:class:`~ferhub.videoio.NotAVideoError` for a still picture). ``name``: what the
         results call the video instead of ``path`` (an upload by its own file name, not a server path)."""
         return VideoRun(self, path, name)
+
+
+def _is_int(value: Any) -> bool:
+    """An int (numpy's too), not a bool (an int to Python, but never meant as a count)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    """A real number (int or float, numpy's too), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def frame_texts(faces: Sequence[VideoFace]) -> list[str]:

@@ -31,6 +31,7 @@ HOMES = {
     "ferhub.saliency": ["SaliencyError"],
     "ferhub.zoo": ["ZooError", "LicenseError"],
     "ferhub.videoio": ["VideoDecodeError"],
+    "ferhub.video": ["VideoSettingError"],
     "ferhub.archives": ["ArchiveRefused"],
     "ferhub._onnx": ["ExportError"],
 }

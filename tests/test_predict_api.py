@@ -89,6 +89,18 @@ def test_one_image_given_where_a_list_is_asked_is_refused(tmp_path: Path) -> Non
     assert [r.ok for r in p.predict(iter([path, path]))] == [True, True]
 
 
+@pytest.mark.parametrize(("given", "got"), [(None, "None"), (5, "int 5"), (3.5, "float 3.5")])
+def test_what_is_no_list_at_all_is_a_wrong_type_error(given: Any, got: str) -> None:
+    """``predict(None)`` (an upload field left empty) raised Python's bare "not iterable" TypeError, which
+    ``except FerhubError`` missed and which said nothing of what was expected."""
+    p = Predictor(tiny(), detector=NoFaces(), no_face="fallback")
+    expected = r"takes a list of {} \(paths, bytes, PIL images or numpy arrays\), got {}$"
+    with pytest.raises(WrongTypeError, match="Predictor.predict " + expected.format("images", got)):
+        p.predict(given)
+    with pytest.raises(WrongTypeError, match="Predictor.classify_crops " + expected.format("crops", got)):
+        p.classify_crops(given)
+
+
 def test_arrays_that_are_sequences_of_images_are_taken_as_before(tmp_path: Path) -> None:
     """A 1-D array of paths (np.array(paths), df.path.to_numpy(str)) and an N x H x W stack of grey images
     (FER2013's layout) were refused as "one image" by the single-image check; before it they worked."""

@@ -276,15 +276,52 @@ def test_sampling_keeps_every_nth_frame_of_millisecond_timestamps(tmp_path, suff
         assert info.num_frames == info.expected_frames == 30
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"detect_every": 0}, "detect_every must be 1 or more frames, got 0"),
+        ({"detect_every": "3"}, "detect_every must be an int, got str '3'"),
+        ({"detect_every": 2.5}, "detect_every must be an int, got float 2.5"),
+        ({"detect_every": True}, "detect_every must be an int, got bool True"),
+        ({"fps": -1}, r"fps must be a positive number \(None: every frame\), got -1"),
+        ({"fps": "10"}, "fps must be a number, got str '10'"),
+        ({"smooth": None}, r"smooth must be 0 \(off\) or a positive number of seconds, got None"),
+        ({"smooth": "0.3"}, "smooth must be a number, got str '0.3'"),
+        ({"max_side": 10}, "max_side must be at least 64 pixels, got 10"),
+        ({"max_side": "1920"}, "max_side must be an int, got str '1920'"),
+        ({"batch_frames": 0}, "batch_frames must be 1 or more frames, got 0"),
+        ({"tracker": [1]}, "tracker must be a dict of FaceTracker options, got list"),
+        (
+            {"tracker": {"max_lostt": 2}},
+            r"tracker takes FaceTracker's options \(max_lost, .*\), got max_lostt",
+        ),
+    ],
+)
+def test_a_video_setting_that_cannot_work_is_a_video_setting_error(setting: dict, message: str) -> None:
+    """Each was a plain ValueError, or Python's bare TypeError ("'<' not supported between instances of 'str'
+    and 'int'"), or (batch_frames, tracker) taken quietly or failing at open(): ``except FerhubError`` missed
+    them all."""
+    import ferhub
+    from ferhub.video import VideoAnalyzer
+
+    with pytest.raises(ferhub.VideoSettingError, match=f"^{message}$") as e:
+        VideoAnalyzer(None, **setting)
+    assert isinstance(e.value, ValueError) and isinstance(e.value, ferhub.FerhubError)
+    analyzer = VideoAnalyzer(None, detect_every=np.int64(2), fps=np.float32(5), tracker={"max_lost": 1.0})
+    assert (analyzer.detect_every, analyzer.fps, analyzer.tracker_options) == (2, 5, {"max_lost": 1.0})
+
+
 def test_a_max_side_under_the_detectors_floor_is_refused() -> None:
     """As FaceDetector and the CLI's --max-side (test_cli_predict_args) refuse it, at the one floor they
     share: 0 or a negative value decoded 2x2 frames, in which no face was ever found, without a word."""
     from ferhub.faces import MIN_MAX_SIDE, FaceDetector
     from ferhub.video import VideoAnalyzer
 
-    for bad in (0, -5, MIN_MAX_SIDE - 1, float("nan")):
+    for bad in (0, -5, MIN_MAX_SIDE - 1):
         with pytest.raises(ValueError, match=f"max_side must be at least {MIN_MAX_SIDE} pixels, got"):
-            VideoAnalyzer(None, max_side=bad)  # type: ignore[arg-type]
+            VideoAnalyzer(None, max_side=bad)
+    with pytest.raises(ValueError, match="max_side must be an int, got float nan"):
+        VideoAnalyzer(None, max_side=float("nan"))  # type: ignore[arg-type]
     assert VideoAnalyzer(None, max_side=MIN_MAX_SIDE).max_side == MIN_MAX_SIDE == 64
     with pytest.raises(ValueError, match=f"max_side must be at least {MIN_MAX_SIDE} pixels"):
         FaceDetector(max_side=MIN_MAX_SIDE - 1)
