@@ -8,10 +8,12 @@ need gradients) and CUDA.
 
 Exports are made on the fly from the loaded module and kept per process and in a cache folder keyed by a hash
 of the weights and of the code that defines the module (``$HF_HOME/ferhub/onnx``), so a model is exported once
-per machine. Every session built for inference is first checked against the module on a random batch (its
-logits: once per graph for ferhub's own modules, on every use for modules with classes of other code,
-:func:`trusted`); a cached graph that does not load or does not match is built again, and a model that does
-not export or whose fresh graph does not match runs in torch, with a log line.
+per machine; that folder keeps the most recently used graphs within :func:`cache_max_bytes` (1 GiB), so a
+notebook evaluating checkpoint after checkpoint does not fill the disk. Every session built for inference
+is first checked against the module on a random batch (its logits: once per graph for ferhub's own modules,
+on every use for modules with classes of other code, :func:`trusted`); a cached graph that does not load or
+does not match is built again, and a model that does not export or whose fresh graph does not match runs in
+torch, with a log line.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import inspect
 import io
 import json
 import logging
+import math
 import os
 import re
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ferhub.errors import ExportError, ModelLoadError, not_finite
+from ferhub.errors import ConfigError, ExportError, ModelLoadError, not_finite
 from ferhub.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:  # imported where a module is hashed, exported or checked: warm starts never need torch
@@ -59,6 +63,11 @@ TOLERANCE = 1e-5
 # logits up to 62 (the bundled models, random and real-face inputs; 2026-12-06).
 LOGITS_RTOL = 1e-4
 LOGITS_ATOL = 1e-4
+# The disk cache's size: graphs past it go, the least recently used first. 1 GiB holds the detector's graphs
+# (0.5 MB), every bundled model and ~20 ResNet-18s (43 MB each); a notebook evaluating each epoch's checkpoint
+# wrote one graph per epoch, kept for good.
+CACHE_MAX_MB_ENV = "FERHUB_ONNX_CACHE_MAX_MB"
+DEFAULT_CACHE_MAX_MB = 1024
 
 
 def available() -> bool:
@@ -187,6 +196,25 @@ def cache_dir() -> Path:
     return Path(constants.HF_HOME) / "ferhub" / "onnx"
 
 
+def cache_max_bytes() -> int:
+    """How much the disk cache (:func:`cache_dir`) keeps: ``FERHUB_ONNX_CACHE_MAX_MB`` megabytes, default
+    :data:`DEFAULT_CACHE_MAX_MB`; a value that is not a positive number raises
+    :class:`~ferhub.errors.ConfigError`."""
+    raw = os.environ.get(CACHE_MAX_MB_ENV, "").strip()
+    if not raw:
+        return DEFAULT_CACHE_MAX_MB << 20
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = math.nan
+    if not math.isfinite(mb) or mb <= 0:
+        raise ConfigError(
+            f"{CACHE_MAX_MB_ENV}={raw[:40]!r} must be a positive number of megabytes (how much the ONNX graph"
+            f" cache in {cache_dir()} keeps; default {DEFAULT_CACHE_MAX_MB})"
+        )
+    return int(mb * (1 << 20))
+
+
 # graphs read or built by this process, the most recently used last: a server whose visitors name models
 # would otherwise keep every graph for good (a session holds its own copy; the disk cache keeps them all)
 _MEMORY: dict[str, bytes] = {}
@@ -211,20 +239,29 @@ _LOCKS_LOCK = threading.Lock()
 
 def cached(key: str, build: Callable[[], bytes]) -> bytes:
     """The graph stored under ``key`` (in memory, then on disk), built with ``build`` and stored when
-    absent."""
+    absent (:func:`_store_graph`). Each use marks the file as recently used, for the cache's bound.
+
+    Graphs of modules passed in memory (a training loop's, ``evaluate(model)``) go to the disk too: their key
+    is the one the same weights saved with ``ferhub.save`` and loaded again give, so an evaluated model that
+    is saved and then served starts warm, and a module cannot tell whether it changed since it was loaded.
+    What they cost the disk is bounded by :func:`cache_max_bytes` like any other graph's."""
     with _LOCKS_LOCK:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
+        path = _cache_path(key)
         if key in _MEMORY:
             data = _MEMORY[key]
             _remember(key, data)
+            _touch(path)  # in use on this machine: the last the cache's bound removes
             return data
-        path = _cache_path(key)
         try:
-            data = path.read_bytes()
+            data = path.read_bytes()  # whole: another process may remove the file the moment after
         except OSError:
+            limit = cache_max_bytes()  # a wrong setting is told before the export's work, not after
             data = build()
-            _store(path, data)
+            _store_graph(key, data, limit)
+        else:
+            _touch(path)
         _remember(key, data)
         return data
 
@@ -267,8 +304,9 @@ def rebuild(key: str, build: Callable[[], bytes], problem: str) -> bytes:
     with _LOCKS_LOCK:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
+        limit = cache_max_bytes()
         data = build()
-        _store(path, data)  # (logged where the cache cannot take it)
+        _store_graph(key, data, limit)  # (logged where the cache cannot take it)
         _remember(key, data)
     return data
 
@@ -300,13 +338,116 @@ def _cache_path(key: str) -> Path:
     return cache_dir() / f"{key}.onnx"
 
 
-def _store(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically; a cache that cannot be written only costs a re-export later."""
+def _store(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` atomically; a cache that cannot be written only costs a re-export later.
+    Returns whether it was written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data)
     except OSError as e:
         log.info("could not cache the ONNX graph in %s (%s); it will be exported again next time", path, e)
+        return False
+    return True
+
+
+def _store_graph(key: str, data: bytes, limit: int) -> None:
+    """Store the graph ``data`` under ``key`` (:func:`_store`), then bring the cache within ``limit`` bytes
+    (:func:`_prune`), keeping this graph."""
+    path = _cache_path(key)
+    if _store(path, data):
+        _touch(path)
+        _prune(key, limit)
+
+
+def _touch(path: Path) -> None:
+    """Mark a cached file as just used (its mtime): the cache's bound removes the least recently used. The
+    time is Python's, to the nanosecond: the kernel stamps files from a clock that may stand still for
+    milliseconds, which made graphs used one after the other look equally old."""
+    now = time.time_ns()
+    with contextlib.suppress(OSError):  # gone meanwhile, or a read-only cache (which is never pruned)
+        os.utime(path, ns=(now, now))
+
+
+_GRAPH_FILE = re.compile(r"([0-9a-f]{64})\.onnx")
+_PASSED_FILE = re.compile(r"([0-9a-f]{64})\.passed\.json")
+_REPO_FILE = re.compile(r"[0-9a-f]{64}\.repo\.json")
+
+
+def _prune(keep: str, limit: int) -> None:
+    """Remove the least recently used graphs (their mtime, :func:`_touch`) from the cache folder until its
+    files take at most ``limit`` bytes, each with its recorded pass and the ``.repo.json`` records that
+    point to it; never the graph ``keep`` (just stored: it is used now), and only files named as ferhub names
+    them (``FERHUB_ONNX_CACHE`` may name a folder holding other files).
+
+    Safe beside other processes: a graph is always read whole into memory (:func:`cached`), so one removed
+    after its read costs nothing, and one removed before is built again; a file another process removed
+    first is skipped. A pass or repo record whose graph is gone is removed too (a graph removed by
+    :func:`discard`, or by another process between its writes): it could never be used again."""
+    folder = cache_dir()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    graphs: dict[str, tuple[int, int]] = {}  # key -> (mtime_ns, size)
+    sides: dict[str, list[tuple[Path, int]]] = {}  # graph key -> its pass and repo records (path, size)
+    repos: list[tuple[Path, int]] = []
+    total = 0
+    for entry in entries:
+        name = entry.name
+        graph, passed = _GRAPH_FILE.fullmatch(name), _PASSED_FILE.fullmatch(name)
+        if not (graph or passed or _REPO_FILE.fullmatch(name)):
+            continue  # a temporary of a write in progress, or not ferhub's
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:  # removed meanwhile
+            continue
+        total += st.st_size
+        if graph:
+            graphs[graph[1]] = (st.st_mtime_ns, st.st_size)
+        elif passed:
+            sides.setdefault(passed[1], []).append((Path(entry.path), st.st_size))
+        else:
+            repos.append((Path(entry.path), st.st_size))
+    if total <= limit:
+        return
+    for path, size in repos:  # read only now: a cache within its bound is never read through
+        try:
+            key = json.loads(path.read_text())["graph"]
+        except (OSError, ValueError, KeyError, TypeError):
+            key = None  # unreadable: as good as pointing nowhere
+        sides.setdefault(key if isinstance(key, str) else "", []).append((path, size))
+    for key in [k for k in sides if k not in graphs]:
+        total -= _remove(sides.pop(key))
+    removed = []
+    for key in sorted(graphs, key=lambda k: (graphs[k][0], k)):
+        if total <= limit:
+            break
+        if key == keep:
+            continue
+        path = _cache_path(key)
+        try:
+            path.unlink(missing_ok=True)  # gone already: another process pruning too
+        except OSError as e:  # files of a folder this process cannot change: nothing more can go
+            log.info("could not remove %s to keep the ONNX cache within its bound (%s)", path, e)
+            return
+        total -= graphs[key][1] + _remove(sides.pop(key, []))
+        removed.append(key)
+    if removed:
+        log.info(
+            "removed %d least recently used ONNX graph(s) from %s to keep it within %.0f MB (%s)",
+            len(removed),
+            folder,
+            limit / (1 << 20),
+            CACHE_MAX_MB_ENV,
+        )
+
+
+def _remove(files: list[tuple[Path, int]]) -> int:
+    """Remove ``files`` (path, size) as far as possible; returns their total size."""
+    for path, _size in files:
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove: it stays, small
+            path.unlink(missing_ok=True)
+    return sum(size for _path, size in files)
 
 
 def session(model: bytes | str | os.PathLike, threads: int = 1) -> Any:
@@ -587,5 +728,6 @@ def repo_classifier(folder: Path, config: Any, threads: int = 1) -> OnnxClassifi
         return None
     if not _passed(key, graph):
         return None
+    _touch(_cache_path(key))  # a warm start uses it: the last the cache's bound removes
     _remember(key, graph)
     return OnnxClassifier.from_graph(config, graph, threads)

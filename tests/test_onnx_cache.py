@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import logging
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ import pytest
 import torch
 
 from ferhub import _onnx, create_model, hub
+from ferhub.errors import ConfigError
 from ferhub.export import INT8_NAME, ONNX_NAME, check_graphs, export_onnx
 from ferhub.models import list_models
 
@@ -347,3 +351,79 @@ def test_a_fresh_graph_that_fails_its_check_is_not_kept(caplog, monkeypatch) -> 
         assert not _onnx.is_cached(key) and not list(_onnx.cache_dir().glob(f"{key}*"))
         assert "failed its check" not in caplog.text
         monkeypatch.setattr(_onnx, "_MEMORY", {})  # as in a new process
+
+
+def cache_files() -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in _onnx.cache_dir().iterdir()}
+
+
+def test_the_disk_cache_keeps_the_most_recently_used_graphs_within_its_bound(monkeypatch, caplog) -> None:
+    """Every Predictor on weights not seen before (a notebook evaluating each epoch's checkpoint) wrote a
+    model-sized graph and its pass into $HF_HOME/ferhub/onnx, and nothing ever removed them. Past
+    FERHUB_ONNX_CACHE_MAX_MB the least recently used go (used, not stored: a read marks a graph used), and
+    a removed graph is built again when next used."""
+    models = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        models.append(create_model("test_tiny").eval())
+    keys = [_onnx.classifier_key(m) for m in models]
+
+    def new_process() -> None:
+        monkeypatch.setattr(_onnx, "_MEMORY", {})
+        monkeypatch.setattr(_onnx, "_PASSED", {})
+
+    _onnx.OnnxClassifier(models[0])
+    one = sum(cache_files().values())  # a graph and its pass
+    limit = int(2.5 * one)
+    monkeypatch.setenv("FERHUB_ONNX_CACHE_MAX_MB", repr(limit / 2**20))
+    (_onnx.cache_dir() / "model.onnx").write_bytes(b"a user's file")  # not ferhub's: never removed
+    (_onnx.cache_dir() / f"{'f' * 64}.repo.json").write_text(json.dumps({"graph": keys[0]}))
+    _onnx.OnnxClassifier(models[1])
+    _onnx.OnnxClassifier(models[2])  # over the bound: 0, the least recently used, goes
+    assert {name.partition(".")[0] for name in cache_files()} == {keys[1], keys[2], "model"}
+    new_process()
+    _onnx.OnnxClassifier(models[1])  # read from the disk: now used after 2
+    with caplog.at_level(logging.INFO, logger="ferhub._onnx"):
+        _onnx.OnnxClassifier(models[3])
+    assert "removed 1 least recently used ONNX graph" in caplog.text
+    files = cache_files()
+    assert sorted(files) == sorted(
+        [f"{k}{suffix}" for k in (keys[1], keys[3]) for suffix in (".onnx", ".passed.json")] + ["model.onnx"]
+    )  # each graph went with its pass and the repo record pointing to it
+    assert sum(files.values()) - files["model.onnx"] <= limit
+    new_process()
+    runner = _onnx.OnnxClassifier(models[0])  # removed: exported and checked again, transparently
+    batch = random_batch(models[0])
+    np.testing.assert_allclose(runner(batch), _onnx.softmax(logits(models[0], batch)), atol=_onnx.TOLERANCE)
+    assert _onnx._passed(keys[0], (_onnx.cache_dir() / f"{keys[0]}.onnx").read_bytes())
+    assert sum(cache_files().values()) - files["model.onnx"] <= limit
+
+
+def test_pruning_beside_another_process_that_prunes_too(monkeypatch) -> None:
+    """Two processes over the bound at once remove the same files: the one that comes second skips what
+    the first removed meanwhile."""
+    for seed in range(3):
+        torch.manual_seed(seed)
+        _onnx.OnnxClassifier(create_model("test_tiny").eval())
+    keep = _onnx.classifier_key(create_model("test_tiny").eval())
+    real = os.scandir
+
+    def raced(path: Path) -> Iterator[os.DirEntry]:
+        entries = list(real(path))
+        for entry in entries:
+            entry.stat(follow_symlinks=False)  # listed and sized before the other process removes them
+        for entry in entries:
+            os.unlink(entry.path)
+        return iter(entries)
+
+    monkeypatch.setattr(_onnx.os, "scandir", raced)
+    _onnx._prune(keep, 1)
+    assert not list(_onnx.cache_dir().iterdir())
+
+
+@pytest.mark.parametrize("value", ["1G", "0", "-5", "nan", "inf"])
+def test_a_cache_bound_that_is_no_size_is_told_before_exporting(monkeypatch, value: str) -> None:
+    monkeypatch.setenv("FERHUB_ONNX_CACHE_MAX_MB", value)
+    monkeypatch.setattr(_onnx, "build_classifier_graph", lambda m: pytest.fail("exported"))
+    with pytest.raises(ConfigError, match=f"FERHUB_ONNX_CACHE_MAX_MB='{value}' must be a positive number"):
+        _onnx.OnnxClassifier(create_model("test_tiny").eval())
