@@ -14,6 +14,7 @@ import copy
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +275,9 @@ class Predictor:
         self.no_face: NoFacePolicy = no_face
         self._detector = detector
         self._own_detector = detector is None  # made here on first use, so made again in a copy
+        # made once, whatever the threads: a web service's first requests, arriving together, each built a
+        # detector (an MTCNN on the GPU with device="cuda"); the models property loads under it too
+        self._lazy_lock = threading.Lock()
 
     @property
     def batch_size(self) -> int:
@@ -304,6 +308,7 @@ class Predictor:
         given in ONNX Runtime, whose sessions this predictor cannot rebuild."""
         state = self.__dict__.copy()
         state["_runners"] = None
+        del state["_lazy_lock"]  # a lock cannot be pickled: __setstate__ makes a new one
         detector = self._detector
         if detector is not None and getattr(detector, "runtime", "torch") == "onnx":
             if not (self._own_detector or type(detector) is FaceDetector):
@@ -320,6 +325,7 @@ class Predictor:
     def __setstate__(self, state: dict[str, Any]) -> None:
         settings = state.pop("_detector_settings", None)
         self.__dict__.update(state)
+        self._lazy_lock = threading.Lock()
         if settings is not None:
             self._detector = FaceDetector(**settings)
         runners = []
@@ -368,9 +374,11 @@ class Predictor:
     def models(self) -> list[nn.Module]:
         """The loaded modules (``.config``, shared through the hub's cache, never changed by the predictor);
         loaded here on first use where a warm start ran them from their cached ONNX graphs."""
-        for i, model in enumerate(self._models):
-            if model is None:
-                self._models[i] = self._load(self._specs[i])  # type: ignore[arg-type]  (a str spec)
+        if any(model is None for model in self._models):
+            with self._lazy_lock:  # checked again under the lock: another thread may have loaded them
+                for i, model in enumerate(self._models):
+                    if model is None:
+                        self._models[i] = self._load(self._specs[i])  # type: ignore[arg-type]  (a str spec)
         return self._models  # type: ignore[return-value]
 
     def _load(self, spec: str) -> nn.Module:
@@ -401,8 +409,12 @@ class Predictor:
 
     @property
     def detector(self) -> FaceDetector:
-        if self._detector is None:  # made on first use: crop-only callers never pay for MTCNN
-            self._detector = FaceDetector(device=self._device, runtime=self.runtime)
+        """The face detector: the one given, else ferhub's own, made on first use (crop-only callers never pay
+        for MTCNN), once however many threads ask at the same moment."""
+        if self._detector is None:
+            with self._lazy_lock:  # checked again under the lock: another thread may have made it meanwhile
+                if self._detector is None:
+                    self._detector = FaceDetector(device=self._device, runtime=self.runtime)
         return self._detector
 
     def _runner(self, model: nn.Module, name: str) -> Runner | list:

@@ -8,6 +8,7 @@ import copy
 import io
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +291,52 @@ def test_a_predictor_deep_copies_and_pickles(runtime: str, tmp_path: Path) -> No
             assert clone.runtime == runtime and clone.names == p.names
             assert clone.predict_image(image).faces[0].probabilities == pytest.approx(expected, abs=1e-6)
         assert copy.copy(p)._runners is p._runners  # a shallow copy shares the sessions
+
+
+def test_threads_first_asking_at_once_make_one_detector_and_load_each_model_once(monkeypatch) -> None:
+    """A web service's first requests arrive together: each thread built a detector of its own (an MTCNN on
+    the GPU each with device="cuda"). Each construction here waits until a second one starts (at most 1 s):
+    without the lock every thread is past its ``is None`` check by then; with it, only one is made. The same
+    for a model a warm start left unloaded, loaded by ``models`` on first use. A pickled copy has a lock of
+    its own."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ferhub.predict
+
+    made: list[int] = []
+    second = threading.Event()
+
+    def slowly(thing: Any) -> Any:
+        made.append(1)
+        if len(made) > 1:
+            second.set()
+        second.wait(1.0)
+        return thing
+
+    monkeypatch.setattr(ferhub.predict, "FaceDetector", lambda **kwargs: slowly(NoFaces()))
+    p = Predictor(tiny(), no_face="fallback")
+    start = threading.Barrier(8)
+
+    def first_use(read: Callable[[], Any]) -> Any:
+        start.wait()
+        return read()
+
+    with ThreadPoolExecutor(8) as pool:
+        detectors = list(pool.map(first_use, [lambda: p.detector] * 8))
+    assert len(made) == 1 and all(d is detectors[0] for d in detectors)
+
+    made.clear()
+    second.clear()
+    loaded = tiny(2)
+    p._models, p._specs = [None], ["a model a warm start ran from its ONNX graph"]
+    monkeypatch.setattr(p, "_load", lambda spec: slowly(loaded))
+    with ThreadPoolExecutor(8) as pool:
+        models = list(pool.map(first_use, [lambda: p.models] * 8))
+    assert len(made) == 1 and all(m == [loaded] for m in models)
+
+    clone = pickle.loads(pickle.dumps(Predictor(tiny(), no_face="fallback")))
+    assert clone._lazy_lock is not p._lazy_lock and isinstance(clone.detector, NoFaces)
 
 
 def test_a_predictors_own_detector_is_made_again_in_a_copy() -> None:
