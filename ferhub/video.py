@@ -44,6 +44,18 @@ class VideoFace:
     labels: list[tuple[str, ...]] = field(repr=False)
     models: list[str] = field(repr=False)
 
+    def __eq__(self, other: object) -> bool:
+        """By value, as :class:`~ferhub.predict.ImageResult` compares: the probability arrays element by
+        element (the dataclass's own ``==`` raised numpy's "truth value of an array ... is ambiguous")."""
+        if not isinstance(other, VideoFace):
+            return NotImplemented
+        return (
+            (self.track_id, self.face, self.detected, self.labels, self.models)
+            == (other.track_id, other.face, other.detected, other.labels, other.models)
+            and _same_arrays(self.raw, other.raw)
+            and _same_arrays(self.smoothed, other.smoothed)
+        )
+
     @property
     def label(self) -> str:
         """The first model's label for this frame alone (raw)."""
@@ -78,15 +90,21 @@ class VideoFace:
 class VideoFrameResult:
     """The faces of one analysed frame. ``image`` is the frame itself, for drawing (:func:`draw_frame`), while
     it is the frame being iterated: the run sets it to ``None`` when the next frame is asked for, so results
-    kept (``list(run)``) hold no pictures. Keep ``frame.image`` yourself to have it later."""
+    kept (``list(run)``) hold no pictures. Keep ``frame.image`` yourself to have it later. Results compare
+    by their frame and faces (``==``), whether or not the picture is still there."""
 
     index: int
     time: float
     faces: list[VideoFace]
-    image: Image.Image | None = field(default=None, repr=False)
+    image: Image.Image | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"frame": self.index, "time": round(self.time, 4), "faces": [f.to_dict() for f in self.faces]}
+
+
+def _same_arrays(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
+    """Whether two lists of arrays (one per model) hold equal arrays."""
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 # faces are detected at least this often (video time), whatever ``detect_every`` says: at 15 fps and more,

@@ -538,3 +538,35 @@ def test_summaries_count_held_frames_and_not_jumps() -> None:
     for jump, gap in ((True, 3.0), (False, 36000.0)):
         track = seconds([(0.0, "happy", False), (0.1, "sad", False), (0.1 + gap, "happy", jump)])
         assert track["seconds"] == pytest.approx(0.3) and track["dominant"] == "happy"
+
+
+def test_video_results_compare_by_value() -> None:
+    """``==`` on a frame result or a face (their copies, results kept from two runs) raised numpy's "truth
+    value of an array with more than one element is ambiguous"; they compare by value, as ImageResult does,
+    the probability arrays element by element, whether or not the frame's picture is still there."""
+    import copy
+    import pickle
+
+    from PIL import Image
+
+    from ferhub.faces import Face
+    from ferhub.video import VideoFace, VideoFrameResult
+
+    labels = [tuple(FER7)]
+    p = np.linspace(0.0, 1.0, len(FER7))
+
+    def face(raw: np.ndarray, track_id: int = 1) -> VideoFace:
+        return VideoFace(track_id, Face(box=(0, 0, 10, 10), score=1.0), True, [raw], [raw], labels, ["m"])
+
+    frame = VideoFrameResult(3, 0.2, [face(p), face(p, 2)], Image.new("RGB", (8, 8)))
+    for same in (
+        copy.deepcopy(frame),
+        pickle.loads(pickle.dumps(frame)),
+        VideoFrameResult(3, 0.2, frame.faces),
+    ):
+        assert same == frame and same.faces[0] == frame.faces[0]
+    changed = p.copy()
+    changed[-1] += 1e-6
+    assert face(changed) != face(p) and face(p, 2) != face(p)
+    assert VideoFrameResult(3, 0.2, [face(changed), face(p, 2)]) != frame
+    assert VideoFrameResult(4, 0.2, frame.faces) != frame and frame.faces[0] != "a face"
