@@ -645,6 +645,11 @@ class VideoAnalyzer:
                 f"tracker takes FaceTracker's options ({', '.join(options)}), got"
                 f" {', '.join(map(str, unknown))}"
             )
+        # their values too: a string or None passed here and failed at open() (a NaN part-way) with a bare
+        # TypeError or numpy's error; each is a length of time or a share, never negative
+        for key, value in (tracker or {}).items():
+            if not _is_real(value) or not (value >= 0 and math.isfinite(value)):
+                raise VideoSettingError(f"tracker option {key} must be a number of 0 or more, got {value!r}")
         self.predictor = predictor
         self.detect_every = int(detect_every)
         self.fps = fps

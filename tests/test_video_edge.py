@@ -295,6 +295,12 @@ def test_sampling_keeps_every_nth_frame_of_millisecond_timestamps(tmp_path, suff
             {"tracker": {"max_lostt": 2}},
             r"tracker takes FaceTracker's options \(max_lost, .*\), got max_lostt",
         ),
+        ({"tracker": {"max_lost": "2"}}, "tracker option max_lost must be a number of 0 or more, got '2'"),
+        ({"tracker": {"coast": None}}, "tracker option coast must be a number of 0 or more, got None"),
+        (
+            {"tracker": {"velocity_decay": float("nan")}},
+            "tracker option velocity_decay must be a number of 0 or more, got nan",
+        ),
     ],
 )
 def test_a_video_setting_that_cannot_work_is_a_video_setting_error(setting: dict, message: str) -> None:
