@@ -652,11 +652,13 @@ class VideoAnalyzer:
                 raise VideoSettingError(f"tracker option {key} must be a number of 0 or more, got {value!r}")
         self.predictor = predictor
         self.detect_every = int(detect_every)
-        self.fps = fps
+        # as Python floats: the settings go into header() as they are, which stays plain JSON (json.dumps
+        # refuses numpy's np.float32 / np.int64, which are accepted here)
+        self.fps = None if fps is None else float(fps)
         self.smooth = float(smooth)
         self.max_side = int(max_side)
         self.batch_frames = int(batch_frames)
-        self.tracker_options = dict(tracker or {})
+        self.tracker_options = {key: float(value) for key, value in (tracker or {}).items()}
 
     def open(self, path: str | os.PathLike, *, name: str | None = None) -> VideoRun:
         """Open ``path`` for analysis; raises :class:`~ferhub.videoio.VideoDecodeError` when it is not a

@@ -317,6 +317,27 @@ def test_a_video_setting_that_cannot_work_is_a_video_setting_error(setting: dict
     assert (analyzer.detect_every, analyzer.fps, analyzer.tracker_options) == (2, 5, {"max_lost": 1.0})
 
 
+def test_numpy_settings_leave_the_header_plain_json(tmp_path: Path) -> None:
+    """numpy numbers are accepted as settings (a config's np.float32 fps): header() carried them as they
+    were, and json.dumps refuses numpy's scalars ("Object of type float32 is not JSON serializable")."""
+    from types import SimpleNamespace
+
+    from ferhub.video import VideoAnalyzer
+
+    frames, _ = clips.pan(3)
+    clip = clips.write_clip(tmp_path / "pan.mp4", frames)
+    predictor = SimpleNamespace(names=["m"], configs=[SimpleNamespace(labels=("happy", "sad"))])
+    analyzer = VideoAnalyzer(
+        predictor, detect_every=np.int64(2), fps=np.float32(5), smooth=np.float32(0.5), max_side=np.int64(640)
+    )
+    run = analyzer.open(clip)
+    try:
+        header = json.loads(json.dumps(run.header(), allow_nan=False))
+    finally:
+        run.close()
+    assert (header["sample_fps"], header["detect_every"], header["smoothing_seconds"]) == (5.0, 2, 0.5)
+
+
 def test_a_max_side_under_the_detectors_floor_is_refused() -> None:
     """As FaceDetector and the CLI's --max-side (test_cli_predict_args) refuse it, at the one floor they
     share: 0 or a negative value decoded 2x2 frames, in which no face was ever found, without a word."""
