@@ -107,15 +107,16 @@ class NotAVideoError(VideoDecodeError):
 
 def is_video_path(path: str | os.PathLike) -> bool:
     """Whether ``path`` is named like a video file (by suffix; the content is checked on opening)."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+    return Path(os.fsdecode(path)).suffix.lower() in VIDEO_SUFFIXES
 
 
 def is_animation(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an animated GIF or PNG (APNG) of more than one frame, analysed as a video (one
     frame: a photo). Reads the file's header with Pillow, not its frames."""
-    if Path(path).suffix.lower() not in ANIMATION_SUFFIXES:
+    name = os.fsdecode(path)  # a bytes path too (pathlib.Path refuses one), as open_video takes it
+    if Path(name).suffix.lower() not in ANIMATION_SUFFIXES:
         return False
-    return _picture(os.fsdecode(path), lambda image: bool(getattr(image, "is_animated", False)), False)
+    return _picture(name, lambda image: bool(getattr(image, "is_animated", False)), False)
 
 
 def plays_as_video(path: str | os.PathLike) -> bool:
@@ -126,9 +127,10 @@ def plays_as_video(path: str | os.PathLike) -> bool:
 def undecodable_animation(path: str | os.PathLike) -> int:
     """The frame count of an animated WebP (FFmpeg here cannot decode one: its first frame is classified as
     a photo), or 0 for any other file."""
-    if Path(path).suffix.lower() != ".webp":
+    name = os.fsdecode(path)
+    if Path(name).suffix.lower() != ".webp":
         return 0
-    frames = _picture_frames(os.fsdecode(path))
+    frames = _picture_frames(name)
     return frames if frames > 1 else 0
 
 

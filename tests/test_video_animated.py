@@ -9,6 +9,7 @@ The animations are ``tests/clips.py``'s pan scene (a real face), ten frames at 3
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import av
@@ -128,3 +129,24 @@ def test_the_video_tab_analyses_an_animated_gif_and_names_what_it_cannot(tmp_pat
         video.analyse_video(str(still), None, **quiet)
     with pytest.raises(gr.Error, match=r"animated picture of 4 frames .* \(animated WebP\): convert it"):
         video.analyse_video(str(animation(tmp_path / "pan.webp", 4)), None, **quiet)
+
+
+def test_bytes_paths_are_told_apart_as_open_video_reads_them(tmp_path: Path) -> None:
+    """A bytes path (a non-UTF-8 name as os.listdir(b".") gives it) or an ``os.PathLike`` giving bytes opens
+    as a video (os.fsdecode), but the checks of what a file plays as raised pathlib's TypeError for it."""
+    from ferhub.videoio import is_video_path, plays_as_video, undecodable_animation
+
+    class BytesPath:
+        def __init__(self, path: bytes) -> None:
+            self.path = path
+
+        def __fspath__(self) -> bytes:
+            return self.path
+
+    folder = bytes(tmp_path)
+    gif = animation(Path(os.fsdecode(folder + b"/pan\xff.gif")))
+    webp = animation(tmp_path / "pan.webp", 4)
+    for wrap in (bytes, BytesPath):
+        assert is_animation(wrap(bytes(gif))) and plays_as_video(wrap(bytes(gif)))
+        assert is_video_path(wrap(b"/clips/a\xff.mp4")) and not is_video_path(wrap(b"a.jpg"))
+        assert undecodable_animation(wrap(bytes(webp))) == 4
