@@ -100,6 +100,11 @@ def reading_order(boxes: Sequence[tuple[float, float, float, float]]) -> list[in
     return out
 
 
+def _is_real(value: Any) -> bool:
+    """A real number (int or float, numpy's too), not a bool (an int to Python, never meant as a size)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 class FaceDetector:
     """MTCNN face detector (facenet-pytorch's P/R/O nets) returning :class:`Face` objects in original pixels.
 
@@ -141,16 +146,22 @@ class FaceDetector:
     ) -> None:
         from ferhub.predict import resolve_runtime
 
-        if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
+        # each checked for its type too: a string or None failed at a comparison with Python's bare
+        # TypeError (a NaN max_side at int()), which ``except FerhubError`` missed; written as not (ok), so
+        # that NaN, for which every comparison is false, is refused too
+        scores = (
+            [] if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__len__") else thresholds
+        )
+        if len(scores) != 3 or not all(_is_real(t) and 0 <= t <= 1 for t in scores):
             raise DetectorSettingError(
                 f"thresholds must be three scores in [0, 1] (P, R, O nets), got {thresholds!r}"
             )
-        if min_face_size is not None and min_face_size <= 0:
+        if min_face_size is not None and not (_is_real(min_face_size) and 0 < min_face_size < math.inf):
             raise DetectorSettingError(
-                f"min_face_size must be a positive number of pixels or None, got {min_face_size}"
+                f"min_face_size must be a positive number of pixels or None, got {min_face_size!r}"
             )
-        if max_side < MIN_MAX_SIDE:
-            raise DetectorSettingError(f"max_side must be at least {MIN_MAX_SIDE} pixels, got {max_side}")
+        if not (_is_real(max_side) and MIN_MAX_SIDE <= max_side < math.inf):
+            raise DetectorSettingError(f"max_side must be at least {MIN_MAX_SIDE} pixels, got {max_side!r}")
         self.min_face_size = min_face_size
         self.thresholds = tuple(float(t) for t in thresholds)
         self.max_side = int(max_side)

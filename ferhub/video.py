@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.errors import VideoSettingError, WrongTypeError, not_finite
-from ferhub.faces import MIN_MAX_SIDE, Face
+from ferhub.faces import MIN_MAX_SIDE, Face, _is_real
 from ferhub.tracking import Box, FaceTracker, Smoother, Track, appearance, iou, match_boxes
 from ferhub.videoio import DEFAULT_MAX_SIDE, JUMP_SECONDS, VideoDecodeError, VideoInfo, open_video
 
@@ -670,11 +670,6 @@ class VideoAnalyzer:
 def _is_int(value: Any) -> bool:
     """An int (numpy's too), not a bool (an int to Python, but never meant as a count)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    """A real number (int or float, numpy's too), not a bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def frame_texts(faces: Sequence[VideoFace]) -> list[str]:

@@ -209,6 +209,34 @@ def test_detector_options() -> None:
     assert FaceDetector(thresholds=(0.6, 0.7, 1.0)).detect(astronaut()) == []
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"max_side": "1024"},
+        {"max_side": None},
+        {"max_side": math.nan},
+        {"max_side": math.inf},
+        {"min_face_size": "20"},
+        {"min_face_size": math.nan},
+        {"thresholds": None},
+        {"thresholds": "abc"},
+        {"thresholds": (0.6, "0.7", 0.7)},
+        {"thresholds": (0.6, math.nan, 0.7)},
+    ],
+)
+def test_a_detector_setting_of_the_wrong_type_is_a_detector_setting_error(setting: dict) -> None:
+    """As VideoAnalyzer's and Predictor's settings are refused: a string or None failed at a comparison with
+    Python's bare TypeError (a NaN max_side at int(), a NaN min_face_size was taken), which ``except
+    FerhubError`` missed. Numbers of any kind stay accepted as before."""
+    from ferhub.errors import DetectorSettingError
+
+    with pytest.raises(DetectorSettingError, match=f"^{next(iter(setting))} must be"):
+        FaceDetector(**setting)
+    kept = FaceDetector(max_side=1280.0, min_face_size=np.float32(20), thresholds=np.array([0.6, 0.7, 0.7]))
+    assert (kept.max_side, kept.min_face_size, kept.thresholds) == (1280, 20, (0.6, 0.7, 0.7))
+    assert FaceDetector(max_side=np.int64(512)).max_side == 512
+
+
 def test_min_face_size_starts_the_pyramid_and_filters_nothing() -> None:
     """What the docstring says ``min_face_size`` is: where MTCNN's pyramid starts. Grace Hopper's face is
     about 175 px wide in her 512x600 photo, and found from 400 px: a face somewhat smaller than it is found,
