@@ -611,14 +611,12 @@ class VideoAnalyzer:
     ) -> None:
         # every setting is checked here, its type too ("3" failed at the first comparison with a bare
         # TypeError), so that ``except FerhubError`` catches a bad one before any frame is decoded
-        for what, value in (
-            ("detect_every", detect_every),
-            ("max_side", max_side),
-            ("batch_frames", batch_frames),
-        ):
+        # counts are ints (2.5 frames was taken as 2); max_side is a number of pixels, as FaceDetector takes
+        # it (1280.0: a size worked out by the caller, which worked before the check)
+        for what, value in (("detect_every", detect_every), ("batch_frames", batch_frames)):
             if not _is_int(value):
                 raise VideoSettingError(f"{what} must be an int, got {type(value).__name__} {value!r}")
-        for what, value in (("fps", fps), ("smooth", smooth)):
+        for what, value in (("fps", fps), ("smooth", smooth), ("max_side", max_side)):
             if value is not None and not _is_real(value):
                 raise VideoSettingError(f"{what} must be a number, got {type(value).__name__} {value!r}")
         if detect_every < 1:
@@ -631,7 +629,7 @@ class VideoAnalyzer:
             raise VideoSettingError(f"smooth must be 0 (off) or a positive number of seconds, got {smooth}")
         # the detector's floor, as FaceDetector and the CLI's --max-side refuse it: smaller (0 or negative
         # too) decoded 2x2 frames in which no face was ever found, and said nothing
-        if max_side < MIN_MAX_SIDE:
+        if not (MIN_MAX_SIDE <= max_side < math.inf):
             raise VideoSettingError(f"max_side must be at least {MIN_MAX_SIDE} pixels, got {max_side}")
         if batch_frames < 1:
             raise VideoSettingError(f"batch_frames must be 1 or more frames, got {batch_frames}")
