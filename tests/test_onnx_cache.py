@@ -401,24 +401,69 @@ def test_the_disk_cache_keeps_the_most_recently_used_graphs_within_its_bound(mon
 
 def test_pruning_beside_another_process_that_prunes_too(monkeypatch) -> None:
     """Two processes over the bound at once remove the same files: the one that comes second skips what
-    the first removed meanwhile."""
-    for seed in range(3):
+    the first removed meanwhile, counts it gone and goes on to the next least recently used graph (giving up
+    at the first file it could not remove left the cache over its bound)."""
+    keys = []
+    for seed in range(4):
         torch.manual_seed(seed)
-        _onnx.OnnxClassifier(create_model("test_tiny").eval())
-    keep = _onnx.classifier_key(create_model("test_tiny").eval())
+        model = create_model("test_tiny").eval()
+        _onnx.OnnxClassifier(model)
+        keys.append(_onnx.classifier_key(model))
+    sizes = cache_files()
+    one = sizes[f"{keys[0]}.onnx"] + sizes[f"{keys[0]}.passed.json"]
     real = os.scandir
 
     def raced(path: Path) -> Iterator[os.DirEntry]:
         entries = list(real(path))
         for entry in entries:
-            entry.stat(follow_symlinks=False)  # listed and sized before the other process removes them
-        for entry in entries:
-            os.unlink(entry.path)
+            entry.stat(follow_symlinks=False)  # listed and sized before the other process removes any
+        for suffix in (".onnx", ".passed.json"):  # the other process removes the least recently used
+            os.unlink(Path(path) / f"{keys[0]}{suffix}")
         return iter(entries)
 
     monkeypatch.setattr(_onnx.os, "scandir", raced)
-    _onnx._prune(keep, 1)
-    assert not list(_onnx.cache_dir().iterdir())
+    _onnx._prune(keys[3], int(2.5 * one))
+    assert {name.partition(".")[0] for name in cache_files()} == {keys[2], keys[3]}
+
+
+def test_every_use_marks_a_graph_used_and_the_graph_just_stored_stays(tmp_path: Path, monkeypatch) -> None:
+    """What the bound keeps is what is used: a warm start of a saved folder (the graph its files recorded,
+    without torch) and a graph found in this process's memory (a Predictor made again) mark it used as a
+    read from the disk does, so a model run every day is not the first to go. And a graph bigger than the
+    whole bound stays once stored: removed, every later process exported it again."""
+    models = []
+    for seed in range(6):
+        torch.manual_seed(seed)
+        models.append(create_model("test_tiny").eval())
+    folder = hub.save(models[0], tmp_path / "m0")
+    loaded = hub.load(folder)
+    _onnx.OnnxClassifier(loaded)
+    _onnx.remember_repo(folder, loaded)  # as a Predictor on the folder records it for the next start
+    for model in models[1:4]:
+        _onnx.OnnxClassifier(model)
+    keys = [_onnx.classifier_key(m) for m in models]
+    assert keys[0] == _onnx.classifier_key(loaded)
+    sizes = cache_files()
+    one = sizes[f"{keys[1]}.onnx"] + sizes[f"{keys[1]}.passed.json"]
+    monkeypatch.setenv("FERHUB_ONNX_CACHE_MAX_MB", repr(3.5 * one / 2**20))
+    _onnx.OnnxClassifier(models[1])  # still in this process's memory: used after 2 and 3
+    monkeypatch.setattr(_onnx, "_MEMORY", {})  # as a new process
+    monkeypatch.setattr(_onnx, "_PASSED", {})
+    assert _onnx.repo_classifier(folder, loaded.config) is not None  # a warm start: used after 1
+    _onnx.OnnxClassifier(models[4])  # over the bound: 2 and 3, the least recently used, go
+    kept = {keys[0], keys[1], keys[4], _onnx._repo_key(folder)}  # and the folder's record of its graph
+    assert {name.partition(".")[0] for name in cache_files()} == kept
+
+    monkeypatch.setenv("FERHUB_ONNX_CACHE_MAX_MB", repr(one / 4 / 2**20))  # less than one graph
+    _onnx.OnnxClassifier(models[5])
+    assert sorted(cache_files()) == [
+        f"{keys[5]}.onnx",
+        f"{keys[5]}.passed.json",
+    ]  # the folder's record went with its graph
+    monkeypatch.setattr(_onnx, "_MEMORY", {})
+    monkeypatch.setattr(_onnx, "_PASSED", {})
+    monkeypatch.setattr(_onnx, "build_classifier_graph", lambda m: pytest.fail("exported again"))
+    _onnx.OnnxClassifier(models[5])  # read from the disk, its pass too
 
 
 @pytest.mark.parametrize("value", ["1G", "0", "-5", "nan", "inf"])
