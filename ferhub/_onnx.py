@@ -64,7 +64,7 @@ TOLERANCE = 1e-5
 LOGITS_RTOL = 1e-4
 LOGITS_ATOL = 1e-4
 # The disk cache's size: graphs past it go, the least recently used first. 1 GiB holds the detector's graphs
-# (0.5 MB), every bundled model and ~20 ResNet-18s (43 MB each); a notebook evaluating each epoch's checkpoint
+# (2 MB), every bundled model and ~20 ResNet-18s (43 MB each); a notebook evaluating each epoch's checkpoint
 # wrote one graph per epoch, kept for good.
 CACHE_MAX_MB_ENV = "FERHUB_ONNX_CACHE_MAX_MB"
 DEFAULT_CACHE_MAX_MB = 1024
