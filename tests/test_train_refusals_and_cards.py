@@ -185,6 +185,57 @@ TRAIN_WITHOUT = (
 )
 
 
+TRAIN_WITHOUT_FROZEN = (
+    "Or train without them (from a random start): --set model_args.pretrained=false --set"
+    " model_args.trainable_stages=3 (the recipe freezes backbone stages that the weights would fill: without"
+    " them those would stay random; this trains every stage)."
+)
+
+
+@pytest.mark.parametrize(("recipe", "stages", "total"), [("seed003_xiang", 0, 3), ("seed004_chen", 1, 4)])
+def test_frozen_stages_without_pretrained_weights_are_exit_2_before_the_data(
+    recipe: str, stages: int, total: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The missing-weights message's way out (``--set model_args.pretrained=false``) kept the recipe's frozen
+    stages: seed 003's IRV1 trained its head alone on a random, frozen backbone (89% of its weights, its
+    BatchNorm statistics too) and predicted one class every epoch, with no word why. Now refused before the
+    data is opened (it is not there at all here), naming the setting that trains every stage; with it the run
+    goes on (to the data)."""
+    out = tmp_path / "run"
+    argv = ["train", "--recipe", recipe, "--data", str(tmp_path / "no-such-data"), "--precropped",
+            "--no-progress", "--output-dir", str(out), "--set", "model_args.pretrained=false"]  # fmt: skip
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"trains only its head and last {stages} of {total} backbone stages" in err, err
+    assert f"Fix: --set model_args.trainable_stages={total} to train every stage" in err, err
+    assert "no-such-data" not in err and not out.exists()
+    assert cli_main([*argv, "--set", f"model_args.trainable_stages={total}"]) == 1
+    assert "no-such-data" in capsys.readouterr().err and not out.exists()
+
+
+def test_frozen_stages_check_names_the_setting_that_decides_and_spares_init_and_tiny() -> None:
+    """The top-level ``trainable_stages`` (applied after the builder's) is the one named where set; ``--init``
+    gives the frozen stages their weights, and ``--tiny``'s test models (no pretrained weights at all) keep a
+    freezing recipe's stages for the smoke test."""
+    from ferhub.training.fit import check_random_frozen, random_frozen_stages
+
+    cfg = TrainConfig(model="resnet18", model_args={"pretrained": False}, trainable_stages=2)
+    assert random_frozen_stages(cfg) == (2, 4)
+    with pytest.raises(RecipeError, match=r"Fix: --set trainable_stages=4 to train every stage"):
+        check_random_frozen(cfg)
+    # a builder's own default counts: irv1_multiscale freezes every stage and loads nothing unless asked
+    assert random_frozen_stages(TrainConfig(model="irv1_multiscale")) == (0, 3)
+    for fine in (
+        TrainConfig(model="resnet18", model_args={"pretrained": False}, trainable_stages=4),
+        TrainConfig(model="resnet18", model_args={"pretrained": True, "trainable_stages": 1}),
+        TrainConfig(model="resnet18", model_args={"trainable_stages": 1}, init="weights.safetensors"),
+        tiny(load_recipe("seed003_xiang")[0]),
+        tiny(load_recipe("seed004_chen")[0]),
+    ):
+        assert random_frozen_stages(fine) is None, fine
+        check_random_frozen(fine)
+
+
 def test_pretrained_weights_that_are_not_there_are_exit_1_before_the_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -237,7 +288,9 @@ def test_each_pretrained_family_is_checked_without_reading_its_file(
     assert cfg.model_args.get("pretrained") is True
     with pytest.raises(PretrainedWeightsError, match=re.escape(where)) as e:
         check_model_builds(cfg)
-    assert str(e.value).endswith(TRAIN_WITHOUT)
+    # seed 003 trains its head only: without the weights it must also train its stages (3 of IRV1)
+    ending = TRAIN_WITHOUT_FROZEN if recipe == "seed003_xiang" else TRAIN_WITHOUT
+    assert str(e.value).endswith(ending), e.value
     if cfg.model == "resnet18":
         from ferhub._compat import import_torchvision
 

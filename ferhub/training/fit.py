@@ -47,6 +47,83 @@ WITHOUT_PRETRAINED = (
 )
 
 
+def without_pretrained(cfg: TrainConfig) -> str:
+    """:data:`WITHOUT_PRETRAINED` for ``cfg``: where its model freezes backbone stages that the weights would
+    fill (seed 003's VGGFace2 backbone, seed 004's ImageNet stages), the setting that trains them too, as
+    they would otherwise stay random (:func:`random_frozen_stages` refuses the run)."""
+    if cfg.init is not None or not cfg.model_args.get("pretrained"):  # no pretrained file is looked for
+        return WITHOUT_PRETRAINED
+    frozen = random_frozen_stages(cfg, pretrained=False)
+    if frozen is None:
+        return WITHOUT_PRETRAINED
+    return (
+        "Or train without them (from a random start): --set model_args.pretrained=false --set"
+        f" {_all_stages_setting(cfg, frozen[1])} (the recipe freezes backbone stages that the weights would"
+        " fill: without them those would stay random; this trains every stage)."
+    )
+
+
+def _all_stages_setting(cfg: TrainConfig, total: int) -> str:
+    """``KEY=TOTAL``: the setting that trains all ``total`` backbone stages of ``cfg``'s model (the top-level
+    ``trainable_stages`` where the recipe sets it, as it is applied last, else the builder's)."""
+    key = "trainable_stages" if cfg.trainable_stages is not None else "model_args.trainable_stages"
+    return f"{key}={total}"
+
+
+def random_frozen_stages(cfg: TrainConfig, *, pretrained: bool | None = None) -> tuple[int, int] | None:
+    """``(trainable, total)`` backbone stages of ``cfg``'s model where it would train with some frozen at
+    their random start: an architecture with pretrained weights to fill them (its builder takes
+    ``pretrained``) built without them (``pretrained`` false, or ``pretrained`` given to ask about that
+    case) and no ``--init``; else ``None``. Built on the meta device: no memory, no weights read. Tiny test
+    models take no ``pretrained``: a smoke test of a freezing recipe keeps its frozen stages."""
+    import inspect
+    import warnings
+
+    from ferhub.models._registry import ENSEMBLE, get_entry
+    from ferhub.models.freeze import StagedModel, set_trainable_stages, trainable_stages
+
+    if cfg.init is not None or cfg.model == ENSEMBLE:
+        return None
+    builder = get_entry(cfg.model).builder
+    param = inspect.signature(builder).parameters.get("pretrained")
+    if param is None:  # weights only from --init (LightCNN) or none at all: nothing pretrained is missed
+        return None
+    if pretrained is None:
+        pretrained = bool(cfg.model_args.get("pretrained", param.default))
+    if pretrained:
+        return None
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")  # builders that copy weights into meta tensors say it is a no-op
+            net = builder(num_classes=2, **{**cfg.model_args, "pretrained": False})
+            if cfg.trainable_stages is not None and isinstance(net, StagedModel):
+                set_trainable_stages(net, cfg.trainable_stages)
+    except Exception:  # needs real tensors, or refuses the arguments: the real build says why
+        return None
+    if not isinstance(net, StagedModel):
+        return None
+    n = trainable_stages(net)
+    return (n, net.num_stages) if n < net.num_stages else None
+
+
+def check_random_frozen(cfg: TrainConfig) -> None:
+    """Refuse (:class:`RecipeError`, before any data loads) a run whose frozen backbone stages would stay at
+    their random start (:func:`random_frozen_stages`): they never train, and a frozen stage keeps its
+    BatchNorm statistics too, so the head learns from fixed random features and the results are near chance
+    (seed 003's recipe without its VGGFace2 weights kept predicting one class), with nothing saying why."""
+    frozen = random_frozen_stages(cfg)
+    if frozen is None:
+        return
+    n, total = frozen
+    raise RecipeError(
+        f"{cfg.model} without pretrained weights (model_args.pretrained is false, no --init) trains only its"
+        f" head and last {n} of {total} backbone stages: its stem and first {total - n} stages are frozen, so"
+        " they would stay at their random start for the whole run and the results would be near chance. Fix:"
+        f" --set {_all_stages_setting(cfg, total)} to train every stage from the random start, or give the"
+        " pretrained weights (or --init a checkpoint of this architecture)"
+    )
+
+
 def model_args(cfg: TrainConfig) -> dict[str, Any]:
     """The recipe's ``model_args`` as the run builds its model: with ``--init``, without the pretrained
     weights (``pretrained`` false). ``load_init`` then replaces every weight but the new classifier (strictly:
@@ -74,7 +151,7 @@ def check_model_builds(cfg: TrainConfig) -> None:
     if cfg.model == ENSEMBLE:  # built by loading its members: nothing pretrained of its own
         return
     try:
-        with pretrained_lookup(WITHOUT_PRETRAINED, check_only=True), warnings.catch_warnings():
+        with pretrained_lookup(without_pretrained(cfg), check_only=True), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # builders that copy weights into meta tensors say it is a no-op
             with torch.device("meta"):
                 get_entry(cfg.model).builder(num_classes=2, **model_args(cfg))
@@ -90,7 +167,7 @@ def build_model(cfg: TrainConfig, labels: Sequence[str]) -> nn.Module:
     from ferhub.models import create_model
     from ferhub.pretrained import pretrained_lookup
 
-    with pretrained_lookup(WITHOUT_PRETRAINED):  # a missing file's message names the run's setting
+    with pretrained_lookup(without_pretrained(cfg)):  # a missing file's message names the run's settings
         model = create_model(cfg.model, labels, config_overrides=cfg.config_overrides, **model_args(cfg))
     if cfg.init:
         from ferhub.errors import PretrainedWeightsError

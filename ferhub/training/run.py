@@ -29,7 +29,7 @@ from ferhub.errors import DataSourceError, DeviceError, HubConnectionError
 from ferhub.hub._weights import unwrap
 from ferhub.training.checkpoint import check_resume, json_default
 from ferhub.training.distributed import Dist, barrier, broadcast_object, init_distributed, leave
-from ferhub.training.fit import FitResult, OnBest, check_model_builds, fit
+from ferhub.training.fit import FitResult, OnBest, check_model_builds, check_random_frozen, fit
 from ferhub.training.loop import evaluate, no_face_record, score
 from ferhub.training.outdir import OutputDirBusy, OutputLock, claim, forget_checkpoints
 from ferhub.training.protocol import FitFn, Plan, fit_folder, make_plan, released, run_plan, summarize_runs
@@ -530,6 +530,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     cfg.validate("settings")  # a TrainConfig built in Python has not been through from_dict
     _check_init(cfg)
     check_model_builds(cfg)  # pretrained files and optional packages, before minutes of face detection
+    check_random_frozen(cfg)  # frozen stages without the weights that would fill them
     _check_push_target(opts)
     _check_output_dir(cfg, opts)
     _check_resumed_settings(cfg, opts)
