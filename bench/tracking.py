@@ -4,10 +4,12 @@ with ByteTrack) on the same MTCNN detections, in one run. Prints two Markdown ta
     python bench/tracking.py
 
 The scenes are ``tests/clips.py``'s (pan, zoom, cut, two faces crossing, a face leaving and returning, a face
-pacing back and forth and one swaying from side to side) and two
-made here from two people sitting still: a one-frame camera flash, and the light dimmed for good. First at
-their 15 fps, faces detected on every frame; then sampled at 5, 2, 1 and 0.5 frames a second (``--fps``, the
-Video tab's range), faces detected on every sampled frame. ByteTrack runs in the fer benchmark venv
+pacing back and forth and one swaying from side to side) and three made here: two people sitting still through
+a one-frame camera flash, and through the light dimmed for good; two people walking past each other across a
+wider picture at an ordinary walking pace. First at their 15 fps, faces detected on every frame; then with
+detections 5, 2, 1 and 0.5 times a second (``--fps`` with ``--detect-every 1``, the Video tab's range), and as
+the video path detects at ``--fps 10`` (every third sampled frame: 0.3 s apart) and at the Video tab's default
+``--fps 5`` (every other one: 0.4 s apart). ByteTrack runs in the fer benchmark venv
 (``bench/fer_env.py``) with ``supervision==0.30.9`` added, so ferhub's environment is untouched. Per scene:
 the people in it, the ids each tracker gave, identity switches (a person's id differs from that person's
 previous id) and impure ids (one id on two people). "ferhub FaceTracker" is the tracker on boxes alone (as
@@ -28,9 +30,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
 
-SCENES = ["pan", "zoom", "cut", "crossing", "leave_and_return", "pacing", "swaying", "flash", "dimmed"]
+SCENES = ["pan", "zoom", "cut", "crossing", "leave_and_return", "pacing", "swaying"]
+SCENES += ["flash", "dimmed", "walking"]  # made here: see scene()
 FPS = 15
-SAMPLED = [5, 2, 1, 0.5]  # frames a second
+# detections a second, and their column: --fps N with --detect-every 1, and the video path's own intervals at
+# --fps 10 (the detection on every 3rd sampled frame) and --fps 5 (at least every 0.3 s: every other frame)
+SAMPLED = {
+    5: "5 fps",
+    10 / 3: "`--fps 10`: 0.3 s",
+    2.5: "`--fps 5`: 0.4 s",
+    2: "2 fps",
+    1: "1 fps",
+    0.5: "0.5 fps",
+}
 
 BYTETRACK = r"""
 import json, sys, warnings
@@ -60,12 +72,39 @@ print(json.dumps(out))
 """
 
 
-def scene(name: str) -> tuple[list, list]:
-    """Frames and truth of a scene: ``tests/clips.py``'s, or two people sitting still through a one-frame
-    flash (frame 20 brighter, saturating) or a light dimmed for good (40% darker from frame 20)."""
+def walking(n: int = 45) -> tuple[list, list]:
+    """Two people walking past each other across a 640x360 picture at 270 px/s for 3 s, their heads 60 px
+    tall (34 px face boxes: 8 face sizes a second, an ordinary walking pace; 1.4 m/s is 9 widths of a 15 cm
+    face): the astronaut left to right in front, Grace Hopper right to left behind her and a little lower,
+    each coming in at one edge and going out at the other. The truth holds a person while their face's centre
+    is in the picture."""
     import clips
     import numpy as np
 
+    background = clips.photo("background").resize((640, 360))
+    frames, truth = [], []
+    for i in range(n):
+        a, h = -30 + 270 * i / FPS, 670 - 270 * i / FPS
+        canvas = background.copy()
+        for name, x, y in (("hopper", h, 190), ("astronaut", a, 170)):
+            face = clips.face(name, 60)
+            canvas.paste(face, (round(x - face.width / 2), round(y - face.height / 2)))
+        frames.append(np.asarray(canvas))
+        truth.append(
+            [(name, x, y) for name, x, y in (("astronaut", a, 170), ("hopper", h, 190)) if 0 < x < 640]
+        )
+    return frames, truth
+
+
+def scene(name: str) -> tuple[list, list]:
+    """Frames and truth of a scene: ``tests/clips.py``'s, two people sitting still through a one-frame flash
+    (frame 20 brighter, saturating) or a light dimmed for good (40% darker from frame 20), or two walking
+    past each other (:func:`walking`)."""
+    import clips
+    import numpy as np
+
+    if name == "walking":
+        return walking()
     if name not in ("flash", "dimmed"):
         return getattr(clips, name)()
     frames, truth = clips.leave_and_return(45, away=(45, 45))  # nobody leaves
@@ -204,8 +243,11 @@ def main() -> None:
             print(f"| {name} | {people[name]} | {tracker} | {n} | {switches} | {impure} | {unassigned} |")
 
     sampled_results = {fps: run_all(dets, images, fps) for fps in SAMPLED}
-    print("\n### Sampled (`--fps`): ids / id switches / impure ids, faces detected on every sampled frame\n")
-    print("| scene | people | tracker | " + " | ".join(f"{fps:g} fps" for fps in SAMPLED) + " |")
+    print(
+        "\n### Sampled (`--fps`): ids / id switches / impure ids, faces detected on every sampled frame, or"
+        " as the video path detects at `--fps 10` and `--fps 5`\n"
+    )
+    print("| scene | people | tracker | " + " | ".join(SAMPLED.values()) + " |")
     print("|---|---:|---|" + "---:|" * len(SAMPLED))
     for name in SCENES:
         for tracker in TRACKERS:

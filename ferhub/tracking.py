@@ -8,7 +8,9 @@ and made time-aware:
 - detections are matched to predictions by the Hungarian method on IoU plus a centre-distance term (fast
   motion leaves little overlap between frames), gated so that a far-away face never takes another's id; a
   face near where it was last seen, as far as its speed could have taken it, continues it too (it stopped or
-  turned back between detections), at a lower score than one where it was predicted;
+  turned back between detections), at a lower score than one where it was predicted; with looks, a face
+  that does not look clearly unlike a track's continues it as far as a person walks since its last sighting
+  (12 face sizes a second, up to 5 face sizes: detections 0.4 s apart see a walking face 3-4 sizes on);
 - the velocity is measured from the first two sightings on, then averaged over later ones;
 - a track that loses its face (occlusion, a crossing, a missed detection, a few seconds out of view) is kept
   for ``max_lost`` seconds; it stops extrapolating after ``coast`` seconds, so a face that leaves and comes
@@ -61,6 +63,11 @@ CUT_IOU = 0.5
 # detections closer in time than this are matched on motion alone (the frames of a video analysed at its full
 # rate, the webcam); further apart, motion predicts less and less and appearance counts as much
 MOTION_SECONDS = 0.35
+# how fast a face may move across the picture, in face sizes a second: a brisk walk (1.8 m/s for a 15 cm face)
+WALK_SPEED = 12.0
+# the furthest a track reaches (face sizes): a face lost or sampled for longer may be anywhere, and further
+# reach took in other people (sampled every 2 s, another person 3 face sizes from one who left)
+FAR_REACH = 5.0
 # a face near where it was last seen but not where it was heading (it stopped, or turned back) continues its
 # track with this fraction of the score: a face where the track predicted wins any contest
 TURNED = 0.75
@@ -283,38 +290,32 @@ class FaceTracker:
         coast = self._coast()
         predicted = [t.predict(time, coast) for t in tracks]
         # the longer since a track's last sighting, the less motion says where its face is (it may have
-        # turned, sped up, been passed by another): further detections are in its reach, and looks count.
-        # Within MOTION_SECONDS (a video at its full rate, the webcam) motion alone
+        # turned, sped up, been passed by another): looks count too. Within MOTION_SECONDS (a video at its
+        # full rate, the webcam) motion alone
         stale = np.array([min(max((time - t.time) / MOTION_SECONDS - 1.0, 0.0), 1.0) for t in tracks])
         if looks is None:
             stale[:] = 0.0
         # (tracks, boxes, 2): where each track predicted its face, and near where it was last seen
-        both = np.array(
-            [
-                [self._motion(t, p, b, max(self._reach(t, time), 2.0 + 3.0 * w), time) for b in boxes]
-                for t, p, w in zip(tracks, predicted, stale)
-            ]
-        ).reshape(len(tracks), len(boxes), 2)
+        both = self._hypotheses(tracks, predicted, boxes, [self._reach(t, time) for t in tracks], time)
+        same = np.full((len(tracks), len(boxes)), -1.0)
+        if looks is not None:
+            same = np.array([[-1.0 if t.look is None else float(t.look @ a) for a in looks] for t in tracks])
+            # a face may have gone anywhere a person walks since its last sighting (a new track has no
+            # velocity yet, a standing one may have set off, a walking one turned; at --fps 5 detections are
+            # 0.4 s apart, 3-4 face sizes of a walk: each one was a new id): a track reaches that far, up to
+            # FAR_REACH, for a face that does not look clearly unlike its own (sampled every few seconds, a
+            # person who left was followed by another one sitting a few face sizes away, under the same id;
+            # one face that turned or walked meanwhile still matches)
+            far = [max(self._reach(t, time), min(WALK_SPEED * (time - t.time), FAR_REACH)) for t in tracks]
+            both = np.where(
+                (same >= UNLIKE_LOOK)[..., None], self._hypotheses(tracks, predicted, boxes, far, time), both
+            )
         # the last-seen hypothesis only for a face standing clear of others: in a crowd, a face near where
         # one went out of sight is as likely a neighbour (8 people milling: 3 more id switches)
         clear = [not _crowded(b, [o for j, o in enumerate(boxes) if j != i]) for i, b in enumerate(boxes)]
         ahead, motion = both[..., 0], np.where(clear, both.max(axis=2), both[..., 0])
         if looks is None:
             return np.where([[t.across_cut] for t in tracks], 0.0, motion)
-        same = np.array([[-1.0 if t.look is None else float(t.look @ a) for a in looks] for t in tracks])
-        # the reach stretched for a stale track is for its own face: a box only that far reach takes in must
-        # not look clearly unlike it (sampled every few seconds, a person who left was followed by another one
-        # sitting a few face sizes away, under the same id; one face that turned meanwhile still matches)
-        # (a track seen within MOTION_SECONDS has no stretched reach: its motion scores say it already)
-        near = np.array(
-            [
-                [max(self._motion(t, p, b, self._reach(t, time), time)) > 0 for b in boxes]
-                if w > 0
-                else list(row > 0)
-                for t, p, w, row in zip(tracks, predicted, stale, both.max(axis=2))
-            ]
-        ).reshape(len(tracks), len(boxes))
-        motion = np.where(near | (same >= UNLIKE_LOOK), motion, 0.0)
         # a face only the last-seen hypothesis takes in must not look clearly unlike the track's: a face
         # turned back correlates ~0.97 with itself, another person coming into view behind one who just went
         # out of sight (behind a third) 0.2-0.6, and took that one's id
@@ -347,6 +348,15 @@ class FaceTracker:
         alike = np.clip((same - SAME_LOOK) / (1.0 - SAME_LOOK), 0.0, 1.0)
         weight = np.max(np.where(motion > 0, stale[:, None], 0.0), axis=0)
         return np.where(motion > 0, motion + weight[None, :] * alike, 0.0)
+
+    def _hypotheses(
+        self, tracks: list[Track], predicted: list[Box], boxes: list[Box], reach: list[float], time: float
+    ) -> np.ndarray:
+        """:meth:`_motion` of every track (with its ``reach``) and box: shape (tracks, boxes, 2)."""
+        scores = [
+            [self._motion(t, p, b, r, time) for b in boxes] for t, p, r in zip(tracks, predicted, reach)
+        ]
+        return np.array(scores).reshape(len(tracks), len(boxes), 2)
 
     def _motion(
         self, track: Track, predicted: Box, box: Box, reach: float, time: float

@@ -238,6 +238,40 @@ def test_a_folder_saved_again_in_place_keeps_one_model_in_the_cache(tmp_path: Pa
     assert hub.load(folder) is latest and hub.load(tmp_path / "other") is other  # others stay cached
 
 
+def test_an_ensemble_whose_member_folder_is_saved_again_is_read_again(tmp_path: Path) -> None:
+    """An ensemble of local folders came back from load()'s cache with its old member after that member's
+    folder was saved again in place (its key covered only the ensemble's own config.json), and the stale
+    ensemble stayed cached for good. Members' files are part of its key, also through an ensemble of
+    ensembles; the entries they supersede are dropped, as a folder's own are."""
+    import gc
+    import weakref
+
+    from ferhub.hub import _repo
+    from ferhub.models.ensemble import make_ensemble
+
+    member = hub.save(trained("test_tiny", seed=1), tmp_path / "member")
+    ensemble = hub.save(make_ensemble([member, "fer-mini-xception"]), tmp_path / "ens")
+    outer = hub.save(make_ensemble([ensemble]), tmp_path / "outer")
+    first = hub.load(ensemble)
+    first_outer = weakref.ref(hub.load(outer))
+    assert hub.load(ensemble) is first and hub.load(outer) is first_outer()  # cached while nothing changes
+    old = weakref.ref(first)
+    del first
+    resaved = trained("test_tiny", seed=2)
+    hub.save(resaved, member)
+    new_member = hub.load(member)  # storing it drops every ensemble cached with its old files
+    gc.collect()
+    assert old() is None and first_outer() is None
+    bundled = str(hub.resolve("fer-mini-xception"))
+    assert sorted(k[1] for k in _repo._MODEL_CACHE) == sorted([str(member), bundled])  # no ensemble
+    x = sample(resaved)
+    with torch.no_grad():
+        for model in (hub.load(ensemble), hub.load(outer).members[0]):
+            assert model.members[0] is new_member and torch.equal(model.members[0](x), resaved(x))
+    assert hub.load(outer).members[0] is hub.load(ensemble)
+    assert sorted(k[1] for k in _repo._KEY_LOCKS) == sorted([str(member), str(ensemble), str(outer), bundled])
+
+
 def test_crash_before_install_keeps_old_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = trained("test_tiny", seed=1)
     folder = hub.save(old, tmp_path / "m")

@@ -270,6 +270,63 @@ def test_velocity_is_measured_from_the_first_two_sightings() -> None:
     assert box == pytest.approx((120, 0, 180, 60))
 
 
+# -- walking across the picture: one id per person at the Video tab's rates
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("interval", [0.3, 0.4])
+def test_a_face_walking_across_the_picture_keeps_its_id(interval: float) -> None:
+    """A face walking 9 face widths a second (1.4 m/s), detected 0.3 s apart (``--fps 10``) or 0.4 s apart
+    (the Video tab's 5 fps): 2.7-3.6 widths between detections. A track reached 2 face sizes around its
+    prediction, and a new one has no velocity before its second sighting: every detection was a new id."""
+    from ferhub.tracking import FaceTracker
+
+    look, _ = unit_looks()
+    tracker = FaceTracker()
+    ids = []
+    for k in range(8):
+        x = 20 + 9 * 30 * interval * k
+        ids += [t.id for t in tracker.update([(x, 100, x + 30, 130)], time=k * interval, looks=[look])]
+    assert ids == [1] * 8
+
+
+@pytest.mark.parametrize(("correlation", "same_id"), [(0.9, True), (0.3, False)])
+def test_the_walking_reach_is_for_a_face_that_does_not_look_clearly_unlike(
+    correlation: float, same_id: bool
+) -> None:
+    """Detections 0.4 s apart: a face seen once, then a face 3 widths away and no face where it was. The
+    same face walked there (0.9); another person's (0.3) is someone else, and gets an id of their own."""
+    from ferhub.tracking import FaceTracker
+
+    a, (b,) = unit_looks(correlation)
+    tracker = FaceTracker()
+    tracker.update([(100.0, 100.0, 130.0, 130.0)], time=0.0, looks=[a])
+    (far,) = tracker.update([(190.0, 100.0, 220.0, 130.0)], time=0.4, looks=[b])
+    assert (far.id == 1) is same_id
+
+
+def walking_pair(n: int = 16) -> tuple[list[np.ndarray], clips.Truth]:
+    """The astronaut walking right along the top of the picture, Grace Hopper left along the bottom, 270 px/s
+    (8 face sizes a second for their 34 px face boxes: an ordinary walking pace), ``n`` frames at 15 fps."""
+    frames, truth = [], []
+    for i in range(n):
+        a, h = 25 + 270 * i / 15, 295 - 270 * i / 15
+        frames.append(clips.compose([("astronaut", a, 70, 60), ("hopper", h, 170, 60)]))
+        truth.append([("astronaut", a, 70), ("hopper", h, 170)])
+    return frames, truth
+
+
+@pytest.mark.parametrize("fps", [None, 10.0, 5.0])
+def test_two_people_walking_across_keep_their_ids_and_rows(clip_dir: Path, predictor, fps) -> None:
+    """At ``--fps 10`` and the Video tab's 5 fps (detections 0.3 and 0.4 s apart) each detection of a
+    walking person was a new id (6 ids for 2 people), the held frames between them had no face, and the
+    summaries held 0.1-0.7 s pieces of people."""
+    frames, truth = walking_pair()
+    path = clip(clip_dir, "walking_pair", frames)
+    run, analysed = analyse(predictor, path, fps=fps)
+    assert identities(analysed, truth) == {1: {"astronaut"}, 2: {"hopper"}}
+    assert [len(faces) for _, _, faces in analysed] == [2] * len(analysed)
+    assert [s["seconds"] for s in run.summaries()] == pytest.approx([16 / 15] * 2, abs=1e-3)
+
+
 # -- finding 6: the last frames are detected
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("last", [1, 2])

@@ -4,6 +4,7 @@ cached, with a lock per model), and checking one before it is pushed (:func:`che
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -443,13 +444,45 @@ def forget(models: Sequence[nn.Module], keep: Sequence[nn.Module] = ()) -> None:
             del _MODEL_CACHE[key]
 
 
-def _fingerprint(folder: Path) -> tuple:
-    # a folder re-saved in place (training checkpoints) must not come back from the cache stale
-    return tuple(
+def _fingerprint(folder: Path, local: bool = True, seen: tuple[Path, ...] = ()) -> tuple:
+    """The state of ``folder``'s repo files, so that a folder re-saved in place (training checkpoints) never
+    comes back from :func:`load`'s cache stale. An ensemble (a repo without weights) adds
+    ``("member", path, fingerprint)`` for each member that is a folder here, as its builder would load it
+    (``local``): its model holds its members' models, so a member saved again makes it stale too. Hub members
+    are keyed by id, as :func:`load` keys them."""
+    files = tuple(
         (name, st.st_ino, st.st_mtime_ns, st.st_size)
         for name in (CONFIG_NAME, WEIGHTS_NAME)
         if (st := _stat(folder / name)) is not None
     )
+    if any(entry[0] == WEIGHTS_NAME for entry in files):
+        return files  # a model with weights of its own
+    from ferhub.models._registry import MAX_NESTING  # torch: only for an ensemble, which builds in torch
+
+    if len(seen) > MAX_NESTING:
+        return files  # nested deeper than its build allows: loading it fails anyway
+    members_local = local and _hub_snapshot(folder) is None  # as load_folder loads the members
+    members = []
+    for member in _member_references(folder):
+        try:
+            member_folder = _parse(member, None, members_local)[0]
+        except ModelLoadError:  # loading the ensemble says what is wrong with it
+            continue
+        if member_folder is not None and member_folder not in (*seen, folder):  # a cycle fails to build
+            fingerprint = _fingerprint(member_folder, members_local, (*seen, folder))
+            members.append(("member", str(member_folder), fingerprint))
+    return files + tuple(members)
+
+
+def _member_references(folder: Path) -> list[str]:
+    """The member references an ensemble's config.json lists, read without checking it (that is
+    :func:`load_folder`'s to do, with its messages); none for anything else or anything unreadable."""
+    try:
+        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+        members = config["model_args"]["members"] if config.get("architecture") == ENSEMBLE else []
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+    return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -472,8 +505,9 @@ def load(
     (``"ferhub/fer-mini-xception"`` or ``"fer-mini-xception"``, without a revision), a Hub id ``"org/name"`` /
     ``"org/name@revision"``; ``local=False`` skips the first (no filesystem path is looked at), also for an
     ensemble's members, as for any ensemble downloaded from the Hub (:func:`load_folder`). Models are
-    cached per (id, revision, device), and local folders also per the state of their files, so a folder
-    re-saved in place is read again (and the model of its earlier files is dropped from the cache). One
+    cached per (id, revision, device), and local folders also per the state of their files (an ensemble's:
+    with its member folders' too), so a folder re-saved in place is read again (and the models of its
+    earlier files, the ensembles holding them included, are dropped from the cache). One
     model loading (a slow download) never holds up another. A cached model is shared, so callers never
     change it: ``copy.deepcopy`` it before training it, and keep names of your own beside it
     (``name_or_path`` is the reference it was first loaded by). ``device``: ``"cpu"``, ``"cuda"`` or
@@ -485,7 +519,8 @@ def load(
     """
     dev = device_name(device)  # checked as the Predictor checks it, before anything is read
     folder, repo_id, rev = _parse(id_or_path, revision, local)
-    key = ("hub", repo_id, rev, dev) if folder is None else ("folder", str(folder), _fingerprint(folder), dev)
+    fingerprint = None if folder is None else _fingerprint(folder, local)
+    key = ("hub", repo_id, rev, dev) if folder is None else ("folder", str(folder), fingerprint, dev)
     with _CACHE_LOCK:
         model = _MODEL_CACHE.get(key)
         if model is not None:
@@ -502,7 +537,7 @@ def load(
             model = load_folder(folder, local=local).to(dev)
             model.name_or_path = os.fspath(id_or_path)
             model.repo_path = folder
-            current = _fingerprint(folder) if key[0] == "folder" else None
+            current = _fingerprint(folder, local) if key[0] == "folder" else None
             with _CACHE_LOCK:
                 _MODEL_CACHE[key] = model
                 if current is not None:
@@ -512,13 +547,22 @@ def load(
 
 def _drop_superseded(folder: str, current: tuple) -> None:
     """Forget the models (and key locks) of ``folder`` cached under fingerprints other than its ``current``
-    one, on every device: its files have changed since, so no later :func:`load` reaches them, and a training
-    loop that re-saves and reloads its checkpoint folder kept one whole model per epoch. Called under
-    ``_CACHE_LOCK``. A model loaded from files that changed while it loaded is dropped too (it was cached
-    under a fingerprint that is already stale)."""
+    one, on every device, and of the ensembles cached with such a ``folder`` among their members: its files
+    have changed since, so no later :func:`load` reaches them, and a training loop that re-saves and reloads
+    its checkpoint folder kept one whole model per epoch. Called under ``_CACHE_LOCK``. A model loaded from
+    files that changed while it loaded is dropped too (it was cached under a fingerprint that is already
+    stale)."""
     for table in (_MODEL_CACHE, _KEY_LOCKS):
-        for key in [k for k in table if k[0] == "folder" and k[1] == folder and k[2] != current]:
+        for key in [k for k in table if k[0] == "folder" and _stale(k[1], k[2], folder, current)]:
             del table[key]
+
+
+def _stale(path: str, fingerprint: tuple, folder: str, current: tuple) -> bool:
+    """Whether the repo at ``path`` with ``fingerprint`` is, or holds as a member, ``folder`` in a state
+    other than its ``current`` one."""
+    if path == folder:
+        return fingerprint != current
+    return any(e[0] == "member" and _stale(e[1], e[2], folder, current) for e in fingerprint)
 
 
 def clear_cache() -> None:
