@@ -199,12 +199,14 @@ def cache_dir() -> Path:
 def cache_max_bytes() -> int:
     """How much the disk cache (:func:`cache_dir`) keeps: ``FERHUB_ONNX_CACHE_MAX_MB`` megabytes, default
     :data:`DEFAULT_CACHE_MAX_MB`; a value that is not a positive number raises
-    :class:`~ferhub.errors.ConfigError`."""
+    :class:`~ferhub.errors.ConfigError`. Parsed once per value: every use of the cache asks
+    (:func:`_cache_folder`)."""
+    global _BOUND
     raw = os.environ.get(CACHE_MAX_MB_ENV, "").strip()
-    if not raw:
-        return DEFAULT_CACHE_MAX_MB << 20
+    if _BOUND is not None and _BOUND[0] == raw:
+        return _BOUND[1]
     try:
-        mb = float(raw)
+        mb = float(raw) if raw else float(DEFAULT_CACHE_MAX_MB)
     except ValueError:
         mb = math.nan
     if not math.isfinite(mb) or mb <= 0:
@@ -212,7 +214,19 @@ def cache_max_bytes() -> int:
             f"{CACHE_MAX_MB_ENV}={raw[:40]!r} must be a positive number of megabytes (how much the ONNX graph"
             f" cache in {cache_dir()} keeps; default {DEFAULT_CACHE_MAX_MB})"
         )
-    return int(mb * (1 << 20))
+    _BOUND = (raw, int(mb * (1 << 20)))
+    return _BOUND[1]
+
+
+_BOUND: tuple[str, int] | None = None  # the setting cache_max_bytes last parsed, and its bytes
+
+
+def _cache_folder() -> Path:
+    """:func:`cache_dir`, for a use of the cache, with its bound checked (:func:`cache_max_bytes`): a wrong
+    setting is told at the first use in a process, a warm start's included, not only once a graph must be
+    exported (every process that found its graphs cached ran on without it)."""
+    cache_max_bytes()
+    return cache_dir()
 
 
 # graphs read or built by this process, the most recently used last: a server whose visitors name models
@@ -335,7 +349,7 @@ def is_cached(key: str) -> bool:
 
 def _cache_path(key: str) -> Path:
     """Where the graph stored under ``key`` lives on disk."""
-    return cache_dir() / f"{key}.onnx"
+    return _cache_folder() / f"{key}.onnx"
 
 
 def _store(path: Path, data: bytes) -> bool:
@@ -383,7 +397,7 @@ def _prune(keep: str, limit: int) -> None:
     after its read costs nothing, and one removed before is built again; a file another process removed
     first is skipped. A pass or repo record whose graph is gone is removed too (a graph removed by
     :func:`discard`, or by another process between its writes): it could never be used again."""
-    folder = cache_dir()
+    folder = _cache_folder()
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -434,12 +448,21 @@ def _prune(keep: str, limit: int) -> None:
         removed.append(key)
     if removed:
         log.info(
-            "removed %d least recently used ONNX graph(s) from %s to keep it within %.0f MB (%s)",
+            "removed %d least recently used ONNX graph(s) from %s to keep it within %s (%s)",
             len(removed),
             folder,
-            limit / (1 << 20),
+            _size_text(limit),
             CACHE_MAX_MB_ENV,
         )
+
+
+def _size_text(size: int) -> str:
+    """``size`` bytes as a person reads it: "1024 MB", "3.5 MB", "256 KB" (a bound under a megabyte showed
+    as "0 MB")."""
+    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
 
 
 def _remove(files: list[tuple[Path, int]]) -> int:
@@ -583,7 +606,7 @@ def _pass_record(graph: bytes) -> dict[str, str]:
 
 
 def _passed_path(key: str) -> Path:
-    return cache_dir() / f"{key}.passed.json"
+    return _cache_folder() / f"{key}.passed.json"
 
 
 def _passed(key: str, graph: bytes) -> bool:
@@ -592,8 +615,9 @@ def _passed(key: str, graph: bytes) -> bool:
     expected = _pass_record(graph)
     if _PASSED.get(key) == expected:
         return True
+    path = _passed_path(key)  # outside the try: a wrong cache bound is told, not taken for no record
     try:
-        record = json.loads(_passed_path(key).read_text())
+        record = json.loads(path.read_text())
         ok = all(record[k] == v for k, v in expected.items()) and float(record["max_diff"]) <= TOLERANCE
     except (OSError, ValueError, KeyError, TypeError):  # absent, unreadable or from another ferhub
         return False
@@ -690,7 +714,7 @@ def _repo_key(folder: Path) -> str | None:
 
 
 def _repo_path(repo_key: str) -> Path:
-    return cache_dir() / f"{repo_key}.repo.json"
+    return _cache_folder() / f"{repo_key}.repo.json"
 
 
 def remember_repo(folder: Path, model: nn.Module) -> None:
@@ -719,8 +743,9 @@ def repo_classifier(folder: Path, config: Any, threads: int = 1) -> OnnxClassifi
     repo_key = _repo_key(folder)
     if repo_key is None:
         return None
+    record = _repo_path(repo_key)  # outside the try: a wrong cache bound is told, not taken for no record
     try:
-        key = json.loads(_repo_path(repo_key).read_text())["graph"]
+        key = json.loads(record.read_text())["graph"]
         if not (isinstance(key, str) and re.fullmatch("[0-9a-f]{64}", key)):
             return None
         graph = _MEMORY.get(key) or _cache_path(key).read_bytes()

@@ -472,3 +472,39 @@ def test_a_cache_bound_that_is_no_size_is_told_before_exporting(monkeypatch, val
     monkeypatch.setattr(_onnx, "build_classifier_graph", lambda m: pytest.fail("exported"))
     with pytest.raises(ConfigError, match=f"FERHUB_ONNX_CACHE_MAX_MB='{value}' must be a positive number"):
         _onnx.OnnxClassifier(create_model("test_tiny").eval())
+
+
+def test_a_cache_bound_that_is_no_size_is_told_at_a_warm_start_too(tmp_path: Path, monkeypatch) -> None:
+    """A wrong FERHUB_ONNX_CACHE_MAX_MB was told only once a graph had to be exported: a process finding its
+    graphs cached (a warm start of a saved folder, a Predictor on a model seen before) ran on without it, and
+    the cache's bound was never what the user set. It is told at the first use of the cache."""
+    torch.manual_seed(0)
+    folder = hub.save(create_model("test_tiny").eval(), tmp_path / "m")
+    model = hub.load(folder)
+    _onnx.OnnxClassifier(model)
+    _onnx.remember_repo(folder, model)
+    monkeypatch.setattr(_onnx, "_MEMORY", {})  # as a new process
+    monkeypatch.setattr(_onnx, "_PASSED", {})
+    monkeypatch.setenv("FERHUB_ONNX_CACHE_MAX_MB", "1G")
+    monkeypatch.setattr(_onnx, "build_classifier_graph", lambda m: pytest.fail("exported"))
+    with pytest.raises(ConfigError, match="FERHUB_ONNX_CACHE_MAX_MB='1G' must be a positive number"):
+        _onnx.repo_classifier(folder, model.config)
+    with pytest.raises(ConfigError, match="FERHUB_ONNX_CACHE_MAX_MB='1G' must be a positive number"):
+        _onnx.OnnxClassifier(model)
+    monkeypatch.setenv("FERHUB_ONNX_CACHE_MAX_MB", "64")
+    assert _onnx.repo_classifier(folder, model.config) is not None and _onnx.cache_max_bytes() == 64 << 20
+
+
+def test_pruning_says_a_bound_under_a_megabyte_in_kilobytes(monkeypatch, caplog) -> None:
+    """A bound under 1 MB was logged as 'within 0 MB'."""
+    keys = []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        model = create_model("test_tiny").eval()
+        _onnx.OnnxClassifier(model)
+        keys.append(_onnx.classifier_key(model))
+    with caplog.at_level(logging.INFO, logger="ferhub._onnx"):
+        _onnx._prune(keys[1], 1536)
+    assert "removed 1 least recently used ONNX graph(s)" in caplog.text
+    assert "to keep it within 1.5 KB (FERHUB_ONNX_CACHE_MAX_MB)" in caplog.text
+    assert [_onnx._size_text(n) for n in (1024 << 20, 7 << 19, 300)] == ["1024 MB", "3.5 MB", "300 bytes"]
