@@ -403,6 +403,8 @@ def test_the_test_entry_of_a_kfold_run_has_its_own_protocol(tmp_path: Path) -> N
     assert {"folds", "epoch_mean", "repeats"} <= set(kfold["protocol"])
     assert test["protocol"] == {"selection": "epoch_mean", "monitor": None, "selected_on": None,
                                 "reported_on": "split test", "kfold": 2, "released_fold": 1,
+                                # test images with a copy in the released fold's training data: none
+                                "exact_duplicates": {"reported": 0},
                                 # what trained the model, for evaluate to tell a result on it
                                 "seen_data": [{"id": "data", "config": "default", "split": "train",
                                                "role": "train", "num_images": 12}]}  # fmt: skip

@@ -279,9 +279,20 @@ class Crops:
     fallback: np.ndarray | None = None
     # source index -> why, for the images left out because they could not be decoded
     unreadable: dict[int, str] = field(default_factory=dict)
+    # per crop: a digest of its pixels (:meth:`content_keys`; None until first asked for)
+    keys: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
+
+    def content_keys(self) -> np.ndarray:
+        """A digest (sha1, ``S20``) of each crop's pixels, computed once: equal keys are pixel-identical
+        crops, what the model sees of the same picture twice (a data set's exact duplicates, under any name
+        or format). From the crops in memory, so no image is decoded again."""
+        if self.keys is None:
+            rows = np.ascontiguousarray(self.images).reshape(len(self.images), -1)
+            self.keys = np.array([hashlib.sha1(row).digest() for row in rows], dtype="S20")
+        return self.keys
 
 
 def materialize(

@@ -1,4 +1,4 @@
-"""Stratified k-fold and hold-out splits of a source's targets."""
+"""Stratified k-fold and hold-out splits of a source's targets, keeping groups (exact duplicates) whole."""
 
 from __future__ import annotations
 
@@ -7,14 +7,37 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def _units(n: int, groups: Sequence[object] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(is_rep, owner, sizes)`` of ``n`` images in ``groups`` (one key per image; ``None``: each image
+    alone): whether each image stands for its group (its first image), the index of the image that stands for
+    each image's group, and the group's size at that index (0 elsewhere)."""
+    if groups is None:
+        owner = np.arange(n)
+    else:
+        groups = np.asarray(groups)
+        if len(groups) != n:
+            raise ValueError(f"groups must give one key per image ({n}), got {len(groups)}")
+        _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+        owner = first[inverse.reshape(-1)]
+    is_rep = owner == np.arange(n)
+    return is_rep, owner, np.bincount(owner, minlength=n)
+
+
 def stratified_kfold(
-    targets: Sequence[int] | np.ndarray, k: int, seed: int = 0, labels: Sequence[str] | None = None
+    targets: Sequence[int] | np.ndarray,
+    k: int,
+    seed: int = 0,
+    labels: Sequence[str] | None = None,
+    groups: Sequence[object] | np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``k`` (train_idx, val_idx) pairs; every class is spread over the folds as evenly as possible.
 
     Each index is in exactly one validation fold; fold sizes differ by at most one per class. A class in
     fewer than ``k`` images is refused (``ValueError``), named by its label in ``labels`` when given (else by
-    its index).
+    its index). ``groups`` (one key per image, e.g. a digest of its pixels) keeps the images of a group in
+    one fold, so an exact duplicate never validates a model trained on its copy: a group is dealt as one unit
+    of its first image's class, and fold sizes then differ by up to a group's size. Without groups, or with
+    every group of one image, the folds are the same as before groups were taken.
     """
     targets = np.asarray(targets)
     if k < 2:
@@ -30,31 +53,49 @@ def stratified_kfold(
             f"no k splits a class of one image: give more images of {them}"
         )  # fmt: skip
         raise ValueError(f"{which} {named} {has} fewer images than k={k} folds; {fix}")
+    is_rep, owner, sizes = _units(len(targets), groups)
     rng = np.random.default_rng(seed)
-    fold_of = np.empty(len(targets), dtype=np.int64)
-    offset = 0
+    fold_of = np.zeros(len(targets), dtype=np.int64)
+    filled = np.zeros(k, dtype=np.int64)  # images dealt to each fold so far
+    turn = 0
     for c in np.unique(targets):
-        idx = rng.permutation(np.flatnonzero(targets == c))
-        # deal round-robin, continuing where the last class stopped so fold sizes stay balanced overall
-        fold_of[idx] = (np.arange(len(idx)) + offset) % k
-        offset = (offset + len(idx)) % k
+        # deal round-robin, continuing where the last class stopped so fold sizes stay balanced overall: each
+        # group to the fold holding fewest images, from the one whose turn it is (for groups of one image,
+        # that fold)
+        for rep in rng.permutation(np.flatnonzero((targets == c) & is_rep)):
+            order = (turn + np.arange(k)) % k
+            fold = int(order[np.argmin(filled[order])])
+            fold_of[rep], turn = fold, (fold + 1) % k
+            filled[fold] += sizes[rep]
+    fold_of = fold_of[owner]
     all_idx = np.arange(len(targets))
     return [(all_idx[fold_of != f], all_idx[fold_of == f]) for f in range(k)]
 
 
 def stratified_split(
-    targets: Sequence[int] | np.ndarray, val_fraction: float, seed: int = 0
+    targets: Sequence[int] | np.ndarray,
+    val_fraction: float,
+    seed: int = 0,
+    groups: Sequence[object] | np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One stratified (train_idx, val_idx) hold-out split with about ``val_fraction`` of each class."""
+    """One stratified (train_idx, val_idx) hold-out split with about ``val_fraction`` of each class.
+
+    ``groups`` (one key per image) keeps each group on one side, as :func:`stratified_kfold` does; a class's
+    share then differs by up to a group's size, and a class of one group stays in training.
+    """
     targets = np.asarray(targets)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    is_rep, owner, sizes = _units(len(targets), groups)
     rng = np.random.default_rng(seed)
     val = []
     for c in np.unique(targets):
-        idx = rng.permutation(np.flatnonzero(targets == c))
-        n_val = min(len(idx) - 1, max(1, round(len(idx) * val_fraction))) if len(idx) > 1 else 0
-        val.append(idx[:n_val])
-    val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, np.int64)
+        reps = rng.permutation(np.flatnonzero((targets == c) & is_rep))
+        n = int(sizes[reps].sum())
+        n_val = min(n - 1, max(1, round(n * val_fraction))) if n > 1 else 0
+        before = np.cumsum(sizes[reps]) - sizes[reps]
+        val.append(reps[before < n_val][: max(len(reps) - 1, 0)])  # at least one group of a class trains
+    chosen = np.concatenate(val) if val else np.zeros(0, np.int64)
+    val_idx = np.flatnonzero(np.isin(owner, chosen))
     train_idx = np.setdiff1d(np.arange(len(targets)), val_idx)
     return train_idx, val_idx

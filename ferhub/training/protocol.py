@@ -43,7 +43,8 @@ EPOCH_MEAN_KEYS = ("val_accuracy", "val_mean_class_recall", "val_macro_f1", "val
 
 def subset(crops: Crops, idx: np.ndarray) -> Crops:
     fallback = crops.fallback[idx] if crops.fallback is not None else None
-    return Crops(crops.images[idx], crops.targets[idx], crops.labels, fallback=fallback)
+    keys = crops.keys[idx] if crops.keys is not None else None
+    return Crops(crops.images[idx], crops.targets[idx], crops.labels, fallback=fallback, keys=keys)
 
 
 def faces_only(crops: Crops) -> Crops:
@@ -74,14 +75,50 @@ class Plan:
     report_name: str  # how the card names it
     select_name: str | None  # how the card names the selection data (None: nothing is selected)
     carved: bool = False  # whether val_fraction took a stratified share out (to select or to report)
+    # images reported on (chosen on) with a pixel-identical crop in the data that trained or chose (trained)
+    # the model, over the folds: {"reported": N[, "selected": M]} (:func:`exact_duplicates`)
+    duplicates: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def _carve(crops: Crops, cfg: TrainConfig) -> tuple[Crops, Crops]:
-    """A stratified ``val_fraction`` taken out of ``crops``: (the rest, the part taken)."""
+    """A stratified ``val_fraction`` taken out of ``crops``: (the rest, the part taken); exact duplicates
+    stay on one side."""
     from ferhub.data import stratified_split
 
-    rest, part = stratified_split(crops.targets, cfg.val_fraction, cfg.seed)
+    rest, part = stratified_split(crops.targets, cfg.val_fraction, cfg.seed, groups=crops.content_keys())
     return subset(crops, rest), subset(crops, part)
+
+
+def copies_in(part: Crops | None, seen: list[Crops | None]) -> int:
+    """How many crops of ``part`` have a pixel-identical crop in ``seen``: the same picture (exact duplicates
+    of a data set, under any name) on both sides of a split."""
+    keys = [s.content_keys() for s in seen if s is not None and len(s)]
+    if part is None or not len(part) or not keys:
+        return 0
+    return int(np.isin(part.content_keys(), np.concatenate(keys)).sum())
+
+
+def exact_duplicates(folds: list[Fold]) -> dict[str, int]:
+    """``{"reported": N[, "selected": M]}``: the images reported on with a pixel-identical crop in their
+    fold's training or selection data, and the images selecting with one in its training data (with
+    selection data), summed over the folds. Splits made here keep duplicates together (0); a data set's own
+    splits need not (FER2013's Training and PrivateTest share pictures)."""
+    counts = {"reported": sum(copies_in(f.report, [f.train, f.select]) for f in folds)}
+    if any(f.select is not None for f in folds):
+        counts["selected"] = sum(copies_in(f.select, [f.train]) for f in folds)
+    return counts
+
+
+def duplicates_note(reported: int, images: int) -> str | None:
+    """The card's note on ``reported`` of the ``images`` reported on having a pixel-identical copy in the
+    data that trained or chose the model; ``None`` for none."""
+    if not reported:
+        return None
+    return (
+        f"{reported} of the {images} images reported on have a pixel-identical copy (after cropping) in the"
+        " data that trained or chose the model (exact duplicates across the data's own splits); these"
+        " results count them as held out, which inflates them."
+    )
 
 
 def make_plan(
@@ -94,6 +131,7 @@ def make_plan(
         for fold in plan.folds:
             fold.train = faces_only(fold.train)
             fold.select = faces_only(fold.select) if fold.select is not None else None
+    plan.duplicates = exact_duplicates(plan.folds)
     return plan
 
 
@@ -112,7 +150,9 @@ def _split(
         if (problem := kfold_problem(cfg.kfold, train.labels, counts)) is not None:
             raise RecipeError(problem)
         folds = []
-        for tr, te in stratified_kfold(train.targets, cfg.kfold, cfg.seed, train.labels):
+        # an image's exact duplicates go to its fold: its copy must not train the model that it reports on
+        groups = train.content_keys()
+        for tr, te in stratified_kfold(train.targets, cfg.kfold, cfg.seed, train.labels, groups=groups):
             part, select = _carve(subset(train, tr), cfg) if inner else (subset(train, tr), None)
             folds.append(Fold(part, select, subset(train, te)))
         select_name = f"an inner stratified {share} of each fold's training part" if inner else None
@@ -222,6 +262,7 @@ def summarize_runs(cfg: TrainConfig, plan: Plan, runs: list[list[FoldRun]]) -> d
         "reported_on": plan.report_name,
         "kfold": cfg.kfold or None,
         "repeats": cfg.repeats,
+        "exact_duplicates": plan.duplicates,
     }
     if cfg.kfold:
         protocol["folds"] = kfold_summary([scored([fr])["metrics"] for rep in runs for fr in rep])
@@ -233,7 +274,8 @@ def summarize_runs(cfg: TrainConfig, plan: Plan, runs: list[list[FoldRun]]) -> d
             k.removeprefix("val_"): float(np.mean([h[k] for h in history])) for k in EPOCH_MEAN_KEYS
         }
         pooled["metrics"]["accuracy_epoch_mean"] = protocol["epoch_mean"]["accuracy"]
-    pooled["notes"] = [*pooled.get("notes", []), *protocol_notes(cfg, protocol)]
+    duplicates = duplicates_note(plan.duplicates.get("reported", 0), images)
+    pooled["notes"] = [*pooled.get("notes", []), *protocol_notes(cfg, protocol), *filter(None, [duplicates])]
     pooled["protocol"] = protocol
     return pooled
 

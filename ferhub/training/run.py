@@ -32,7 +32,17 @@ from ferhub.training.distributed import Dist, barrier, broadcast_object, init_di
 from ferhub.training.fit import FitResult, OnBest, check_model_builds, check_random_frozen, fit
 from ferhub.training.loop import evaluate, no_face_record, score
 from ferhub.training.outdir import OutputDirBusy, OutputLock, claim, forget_checkpoints
-from ferhub.training.protocol import FitFn, Plan, fit_folder, make_plan, released, run_plan, summarize_runs
+from ferhub.training.protocol import (
+    FitFn,
+    Plan,
+    copies_in,
+    duplicates_note,
+    fit_folder,
+    make_plan,
+    released,
+    run_plan,
+    summarize_runs,
+)
 from ferhub.training.results import eval_results, recipe_markdown, result_entry
 from ferhub.training.settings import RecipeError, TrainConfig
 from ferhub.writers import encodable
@@ -603,6 +613,9 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
              (("val", data.val_src), ("test", test_src))}  # fmt: skip
     names.update({f"{role}_text": text for role, text in texts.items()})
     plan = make_plan(cfg, train_all, None if cfg.kfold else val, None if cfg.kfold else test, names)
+    if session.dist.main:
+        _warn_duplicates(plan.duplicates.get("reported", 0), plan.report_name,
+                         plan.duplicates.get("selected", 0), plan.select_name)  # fmt: skip
     runs = run_plan(cfg, plan, session.out_dir, _fitter(cfg, opts, session), session.device, session.say)
     fold, chosen = released(cfg, runs)
     reported = summarize_runs(cfg, plan, runs)
@@ -617,6 +630,10 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
                          device=session.device, tta=cfg.tta)  # fmt: skip
         extra = score(probs, test.targets, test.labels, chosen.result.model.config.labels)
         extra["no_face"] = _no_face(data, test_src, [test], chosen)
+        seen_parts = plan.folds[fold]
+        copies = copies_in(test, [seen_parts.train, seen_parts.select])
+        if session.dist.main:
+            _warn_duplicates(copies, texts["test"])
         # how this entry was measured: the released fold's model, chosen as the k-fold run chose it, once on
         # the test split; the k-fold's own statistics (folds, repeats, epoch means) are of other data and stay
         # in the k-fold entry
@@ -624,11 +641,14 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
             **{k: v for k, v in reported["protocol"].items() if k not in _KFOLD_STATISTICS},
             "reported_on": texts["test"],
             "released_fold": fold + 1,
+            "exact_duplicates": {"reported": copies},  # of the released fold's training and selection data
             **({"released_repeat": 1} if cfg.repeats > 1 else {}),  # released() takes the first repeat's
         }
         of_run = "the k-fold run" if cfg.repeats == 1 else "the first repeat of the k-fold run"
         extra["notes"] = [*extra["notes"], f"The released model (fold {fold + 1} of {of_run}) on "
                           f"{texts['test']}, which took no part in training or selection."]  # fmt: skip
+        if note := duplicates_note(copies, len(test)):
+            extra["notes"].append(note)
         entries.append(_entry(extra, data, names["test"], cfg, test_src))
     seen = _seen_data(data, cfg, selects=not cfg.kfold and cfg.selection == "inner" and val is not None
                       and test is not None)  # fmt: skip
@@ -651,6 +671,30 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
         _write_repo(cfg, opts, session, data.description(plan, also), plan, chosen.result.model, entries,
                     summary, seen)  # fmt: skip
     return summary
+
+
+def _warn_duplicates(
+    reported: int, report_name: str, selected: int = 0, select_name: str | None = None
+) -> None:
+    """Say on stderr that ``reported`` images of the data that reports (``selected`` of the data that chooses
+    the epoch) have a pixel-identical copy in the data that trains (or chooses) the model: exact duplicates
+    across a data set's own splits (FER2013's Training and PrivateTest share pictures), which the splits
+    ferhub makes keep together but a source's splits need not. The count goes into the results and the card
+    (``protocol.exact_duplicates``)."""
+    if reported:
+        print(
+            f"warning: {reported} images of {report_name} (which reports the results) have a pixel-identical "
+            "copy in the data that trains or chooses the model: the results count them as held out, which "
+            "inflates them (recorded in the card and eval_results.json); remove the duplicates from the data "
+            "to report on held-out images only",
+            file=sys.stderr,
+        )
+    if selected:
+        print(
+            f"warning: {selected} images of {select_name} (which chooses the epoch) have a pixel-identical "
+            "copy in the training data, which favours epochs that memorise them",
+            file=sys.stderr,
+        )
 
 
 def _seen_data(data: _Data, cfg: TrainConfig, *, selects: bool) -> list[dict[str, Any]]:
