@@ -272,6 +272,38 @@ def test_an_ensemble_whose_member_folder_is_saved_again_is_read_again(tmp_path: 
     assert sorted(k[1] for k in _repo._KEY_LOCKS) == sorted([str(member), str(ensemble), str(outer), bundled])
 
 
+def test_loading_an_ensemble_on_a_device_leaves_its_members_cached_elsewhere_where_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load(ensemble, device="cuda") built the ensemble from its members' CPU cache entries and then moved it,
+    so the members every CPU load() had handed out (and every CPU ensemble holding them) went to the GPU with
+    it. Members load for the ensemble's device, each (member, device) its own cache entry. "meta" stands for a
+    GPU here: it is a device every torch has, on which a moved parameter shows."""
+    from ferhub.hub import _repo
+    from ferhub.models.ensemble import make_ensemble
+
+    real_device_name = _repo.device_name
+    monkeypatch.setattr(_repo, "device_name", lambda d: "meta" if d == "meta" else real_device_name(d))
+    resaved = trained("test_tiny", seed=1)
+    member = hub.save(resaved, tmp_path / "member")
+    ensemble = hub.save(
+        make_ensemble([member, hub.save(trained("test_tiny", seed=2), tmp_path / "b")]), tmp_path / "e"
+    )
+    outer = hub.save(make_ensemble([ensemble]), tmp_path / "outer")
+    on_cpu, ensemble_on_cpu = hub.load(member), hub.load(outer)
+
+    on_meta = hub.load(outer, device="meta")
+    assert on_meta.members[0] is hub.load(ensemble, device="meta")
+    assert on_meta.members[0].members[0] is hub.load(member, device="meta") is not on_cpu
+    assert {p.device.type for p in on_meta.parameters()} == {"meta"}
+    assert hub.load(member) is on_cpu and hub.load(outer) is ensemble_on_cpu
+    assert {p.device.type for p in ensemble_on_cpu.parameters()} == {"cpu"}
+    x = sample(resaved)
+    with torch.no_grad():
+        assert torch.equal(on_cpu(x), resaved(x))
+        assert torch.equal(ensemble_on_cpu.members[0].members[0](x), resaved(x))
+
+
 def test_crash_before_install_keeps_old_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = trained("test_tiny", seed=1)
     folder = hub.save(old, tmp_path / "m")

@@ -377,20 +377,26 @@ def _weights_fix(hub: tuple[str, Path], weights: Path) -> str:
     )
 
 
-# whether the ensemble being built may load members from folders on this machine (see load_folder)
-_MEMBERS_LOCAL: ContextVar[bool] = ContextVar("ferhub_members_local", default=True)
+# how the ensemble being built loads its members (see load_folder): whether from folders on this machine too,
+# and for which device (a resolved name)
+_MEMBERS: ContextVar[tuple[bool, str]] = ContextVar("ferhub_members", default=(True, "cpu"))
 
 
 def load_member(reference: str) -> nn.Module:
-    """An ensemble member, for the ensemble's builder: a folder on this machine only where the ensemble being
-    built may name one (:func:`load_folder`), else a bundled name or Hub id."""
-    return load(reference, local=_MEMBERS_LOCAL.get())
+    """An ensemble member, for the ensemble's builder, from :func:`load`'s cache for the ensemble's device: a
+    folder on this machine only where the ensemble being built may name one (:func:`load_folder`), else a
+    bundled name or Hub id."""
+    local, device = _MEMBERS.get()
+    return load(reference, local=local, device=device)
 
 
-def load_folder(folder: Path, *, local: bool = True) -> nn.Module:
-    """Build and fill the model of a repo folder on CPU (no caching).
+def load_folder(folder: Path, *, local: bool = True, device: str = "cpu") -> nn.Module:
+    """Build and fill the model of a repo folder on ``device``, a name :func:`~ferhub.device.device_name`
+    gives (the model itself is not cached).
 
-    An ensemble's members load from folders on this machine only when ``local`` (the user named this folder)
+    An ensemble's members come from :func:`load`'s cache for ``device``: each (member, device) is its own
+    entry, so moving the ensemble never moves a member that a :func:`load` on another device handed out.
+    They load from folders on this machine only when ``local`` (the user named this folder)
     and the folder is no Hub download: a downloaded ensemble's config.json is someone else's, and a public
     app (``local=False``) must not read the paths it lists, so its members must be bundled names or Hub ids
     (:func:`check_repo`'s rule), refused before anything is loaded.
@@ -416,16 +422,16 @@ def load_folder(folder: Path, *, local: bool = True) -> nn.Module:
             f"{weights} not found: a ferhub model repo needs config.json and {WEIGHTS_NAME}. Fix: write the "
             "folder with ferhub.hub.save(model, folder)"
         )
-    token = _MEMBERS_LOCAL.set(members_local)
+    token = _MEMBERS.set((members_local, device))
     try:
         model = _build(config, folder)
     finally:
-        _MEMBERS_LOCAL.reset(token)
+        _MEMBERS.reset(token)
     if config.architecture != ENSEMBLE:
         # the fix is worked out only for weights that fail (it hashes the file)
         state = read_weights(weights, None if hub is None else lambda: _weights_fix(hub, weights))
         load_state_strict(model, state, str(weights), str(folder / CONFIG_NAME))
-    return model.eval()
+    return model.to(device).eval()  # an ensemble's members are there already: none of them moves
 
 
 _MODEL_CACHE: dict[tuple, nn.Module] = {}
@@ -505,12 +511,13 @@ def load(
     (``"ferhub/fer-mini-xception"`` or ``"fer-mini-xception"``, without a revision), a Hub id ``"org/name"`` /
     ``"org/name@revision"``; ``local=False`` skips the first (no filesystem path is looked at), also for an
     ensemble's members, as for any ensemble downloaded from the Hub (:func:`load_folder`). Models are
-    cached per (id, revision, device), and local folders also per the state of their files (an ensemble's:
-    with its member folders' too), so a folder re-saved in place is read again (and the models of its
-    earlier files, the ensembles holding them included, are dropped from the cache). One
-    model loading (a slow download) never holds up another. A cached model is shared, so callers never
-    change it: ``copy.deepcopy`` it before training it, and keep names of your own beside it
-    (``name_or_path`` is the reference it was first loaded by). ``device``: ``"cpu"``, ``"cuda"`` or
+    cached per (id, revision, device) (an ensemble's members too, loaded for its device, so that moving it
+    never moves a member loaded on another device), and local folders also per the state of their files (an
+    ensemble's: with its member folders' too), so a folder re-saved in place is read again (and the models
+    of its earlier files, the ensembles holding them included, are dropped from the cache). One model
+    loading (a slow download) never holds up another. A cached model is shared, so callers never change it:
+    ``copy.deepcopy`` it before training it, and keep names of your own beside it (``name_or_path`` is the
+    reference it was first loaded by). ``device``: ``"cpu"``, ``"cuda"`` or
     ``"cuda:N"``; one torch cannot use here raises :class:`~ferhub.errors.DeviceError`.
 
     >>> model = load("ferhub/fer-mini-xception")            # doctest: +SKIP
@@ -534,7 +541,7 @@ def load(
         if model is None:
             if folder is None:
                 folder = _download(repo_id, rev)
-            model = load_folder(folder, local=local).to(dev)
+            model = load_folder(folder, local=local, device=dev)
             model.name_or_path = os.fspath(id_or_path)
             model.repo_path = folder
             current = _fingerprint(folder, local) if key[0] == "folder" else None
