@@ -62,18 +62,20 @@ def test_a_stop_between_the_two_saves_of_a_best_epoch_resumes_to_that_epochs_wei
     straight = tmp_path / "straight"
     assert main(get_args_parser().parse_args(_args(task_folder, straight, 1)))["best_epoch"] == 3
     out = tmp_path / "stopped"
-    save = fit_module._Parts.save
+    link_best = fit_module._link_best
 
-    def stop_before_best(self, path, state, cfg):  # Ctrl-C once last.safetensors of epoch 3 is written
-        if path.name == "best.safetensors" and state.epoch == 3:
+    def stop_before_best(
+        last: Path, best: Path
+    ) -> None:  # Ctrl-C once last.safetensors of epoch 3 is written
+        if read_checkpoint(last)[1]["state"]["epoch"] == 3:
             raise KeyboardInterrupt
-        save(self, path, state, cfg)
+        link_best(last, best)
 
-    monkeypatch.setattr(fit_module._Parts, "save", stop_before_best)
+    monkeypatch.setattr(fit_module, "_link_best", stop_before_best)
     with pytest.raises(KeyboardInterrupt):
         main(get_args_parser().parse_args(_args(task_folder, out, 1)))
     assert read_checkpoint(out / "checkpoints" / "best.safetensors")[1]["state"]["epoch"] == 2
-    monkeypatch.setattr(fit_module._Parts, "save", save)
+    monkeypatch.setattr(fit_module, "_link_best", link_best)
     summary = main(get_args_parser().parse_args(_args(task_folder, out, 1, "--resume")))
     assert summary["best_epoch"] == 3 and _best_epochs(out) == _best_epochs(straight)
     released = _weights(out / "model" / "model.safetensors")
@@ -81,6 +83,41 @@ def test_a_stop_between_the_two_saves_of_a_best_epoch_resumes_to_that_epochs_wei
     for name in ("last", "best"):  # the pair as the uninterrupted run left it
         ours, theirs = (_weights(d / "checkpoints" / f"{name}.safetensors") for d in (out, straight))
         assert _same(ours, theirs), name
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_a_released_epoch_is_saved_once_and_best_keeps_it_when_last_moves_on(
+    links: bool, task_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every epoch that was released was serialised twice, ``best`` a byte-identical second full checkpoint
+    of ``last`` (optimizer state included): with ``selection`` last or epoch_mean (seeds 003 and 004) twice
+    the writes and the disk, every epoch. Now ``best`` is a hard link to ``last`` (a copy where links fail),
+    and the next epoch's ``last`` is a new file, so ``best`` keeps the epoch it was."""
+    saves = []
+    save = fit_module._Parts.save
+
+    def counted(self, path, state, cfg):
+        saves.append(path.name)
+        return save(self, path, state, cfg)
+
+    monkeypatch.setattr(fit_module._Parts, "save", counted)
+    if not links:
+        monkeypatch.setattr(
+            fit_module.os, "link", lambda *a: (_ for _ in ()).throw(PermissionError("no links"))
+        )
+    every = tmp_path / "every"  # seed 1: each epoch improves, so each is released (as with selection last)
+    assert main(get_args_parser().parse_args(_args(task_folder, every, 1)))["best_epoch"] == 3
+    assert saves == ["last.safetensors"] * 3
+    best, last = every / "checkpoints" / "best.safetensors", every / "checkpoints" / "last.safetensors"
+    assert best.samefile(last) is links and best.read_bytes() == last.read_bytes()
+    # with selection on the validation loss, seed 0's best epoch is the first: best keeps epoch 1 as last
+    # goes on to epoch 3
+    saves.clear()
+    chosen = tmp_path / "chosen"
+    assert main(get_args_parser().parse_args(_args(task_folder, chosen, 0)))["best_epoch"] == 1
+    assert saves == ["last.safetensors"] * 3
+    assert read_checkpoint(chosen / "checkpoints" / "best.safetensors")[1]["state"]["epoch"] == 1
+    assert read_checkpoint(chosen / "checkpoints" / "last.safetensors")[1]["state"]["epoch"] == 3
 
 
 def test_a_best_checkpoint_of_another_epoch_is_refused_not_released(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 import shutil
 from collections.abc import Callable, Sequence
@@ -212,8 +213,8 @@ class _Parts:
     scaler: torch.amp.GradScaler | None
     ema: EMA | None
 
-    def save(self, path: Path, state: State, cfg: TrainConfig) -> None:
-        save_checkpoint(
+    def save(self, path: Path, state: State, cfg: TrainConfig) -> Path:
+        return save_checkpoint(
             path, model=self.model, optimizer=self.optimizer, schedule=self.schedule, state=state, cfg=cfg,
             scaler=self.scaler, ema=self.ema,
         )  # fmt: skip
@@ -278,7 +279,8 @@ def fit(
     With ``cfg.selection == "inner"`` the epoch with the best monitored value on ``val`` (mean class recall,
     or the loss) is released and ``val`` also drives a plateau schedule and early stopping, so ``val`` must be
     selection data, never the data that reports. Otherwise the last epoch is released and ``val`` is only
-    watched. Writes ``out_dir/checkpoints/{last,best}.safetensors`` (``best``: the epoch released) and
+    watched. Writes ``out_dir/checkpoints/{last,best}.safetensors`` (``best``: the epoch released, a hard
+    link to ``last`` while they are the same epoch) and
     ``out_dir/log.jsonl`` (rank 0 only).
     """
     from ferhub.transforms import TrainTransform
@@ -390,10 +392,23 @@ def _complete_best(last: Path, state: State) -> None:
     """Bring ``best.safetensors`` up to ``last``, where a stop came between the two saves of an epoch that
     was the best (:func:`_record` saves ``last`` first): ``last`` then holds that epoch's weights and
     ``best`` an earlier one, which would be released under the epoch ``last`` names. ``last`` is what the
-    uninterrupted run saved as ``best`` (the same state, no random draw between the saves): it is copied."""
+    uninterrupted run saved as ``best`` (the same state, no random draw between the saves): it is linked."""
     best = last.with_name("best.safetensors")
     if state.epoch > 0 and state.best_epoch + 1 == state.epoch and saved_epoch(best) != state.epoch:
-        with atomic_path(best) as tmp:
+        _link_best(last, best)
+
+
+def _link_best(last: Path, best: Path) -> None:
+    """Make ``best`` the checkpoint ``last`` holds (the epoch just saved, when it is the one released),
+    atomically: a hard link, so the same bytes are neither written nor stored twice (with ``selection`` last
+    or epoch_mean every epoch is released: a second full copy of the model and optimizer each epoch), else a
+    copy (a file system without links). The next save of ``last`` renames a new file over its name
+    (:func:`~ferhub.fileio.atomic_path`), so ``best`` keeps this epoch."""
+    with atomic_path(best, mode=last.stat().st_mode & 0o777) as tmp:  # the link's mode is last's own
+        tmp.unlink()
+        try:
+            os.link(last, tmp)
+        except OSError:  # another file system, or links not allowed
             shutil.copyfile(last, tmp)
 
 
@@ -405,9 +420,9 @@ def _record(
     with (out_dir / "log.jsonl").open("a") as f:
         f.write(json.dumps(state.history[-1], default=json_default) + "\n")
     log(_log_line(state.history[-1], cfg))
-    parts.save(out_dir / "checkpoints" / "last.safetensors", state, cfg)
-    if improved:
-        parts.save(out_dir / "checkpoints" / "best.safetensors", state, cfg)
+    last = parts.save(out_dir / "checkpoints" / "last.safetensors", state, cfg)
+    if improved:  # the same state, no random draw between: the same bytes
+        _link_best(last, out_dir / "checkpoints" / "best.safetensors")
 
 
 def _monitored(cfg: TrainConfig, metrics: dict[str, Any], parts: _Parts) -> tuple[float, float]:
