@@ -60,14 +60,16 @@ SAME_LOOK = 0.7
 UNLIKE_LOOK = 0.5
 # across a shot change a face keeps its id only where its box overlaps its last one at least this much
 CUT_IOU = 0.5
-# detections closer in time than this are matched on motion alone (the frames of a video analysed at its full
-# rate, the webcam); further apart, motion predicts less and less and appearance counts as much
-MOTION_SECONDS = 0.35
 # how fast a face may move across the picture, in face sizes a second: a brisk walk (1.8 m/s for a 15 cm face)
 WALK_SPEED = 12.0
 # the furthest a track reaches (face sizes): a face lost or sampled for longer may be anywhere, and further
 # reach took in other people (sampled every 2 s, another person 3 face sizes from one who left)
 FAR_REACH = 5.0
+# a track's own reach (face sizes) around its prediction: detections closer in time than a face walks that far
+# (1/6 s) are matched on motion alone (a video analysed at its full rate, the webcam); further apart, motion
+# predicts less and less, and a face's look counts as much as motion once it could be anywhere in FAR_REACH
+# (5/12 s)
+REACH = 2.0
 # a face near where it was last seen but not where it was heading (it stopped, or turned back) continues its
 # track with this fraction of the score: a face where the track predicted wins any contest
 TURNED = 0.75
@@ -290,9 +292,11 @@ class FaceTracker:
         coast = self._coast()
         predicted = [t.predict(time, coast) for t in tracks]
         # the longer since a track's last sighting, the less motion says where its face is (it may have
-        # turned, sped up, been passed by another): looks count too. Within MOTION_SECONDS (a video at its
-        # full rate, the webcam) motion alone
-        stale = np.array([min(max((time - t.time) / MOTION_SECONDS - 1.0, 0.0), 1.0) for t in tracks])
+        # turned, set off, sped up, been passed by another): looks count too, as far as the face could have
+        # walked out of the track's own reach (see REACH). Counted from 0.35 s on, at --fps 5 (detections
+        # 0.4 s apart) they hardly counted: two people swapping places from a standstill, the velocities
+        # measured over one step lagged, and the one passing behind took the other's id for a frame
+        stale = np.array([self._unsure(time - t.time) for t in tracks])
         if looks is None:
             stale[:] = 0.0
         # (tracks, boxes, 2): where each track predicted its face, and near where it was last seen
@@ -371,12 +375,18 @@ class FaceTracker:
         travel = float(np.linalg.norm(track.velocity)) * min(max(time - track.time, 0.0), self._coast())
         return ahead, TURNED * _similarity(track.box, box, reach + travel / _size(track.box))
 
+    @staticmethod
+    def _unsure(seconds: float) -> float:
+        """How little motion says where a face seen ``seconds`` ago is, 0-1: how far past a track's own reach
+        it could have walked, of the way to :data:`FAR_REACH`."""
+        return min(max((WALK_SPEED * seconds - REACH) / (FAR_REACH - REACH), 0.0), 1.0)
+
     def _reach(self, track: Track, time: float) -> float:
         """How far (in face sizes) a detection may lie from the prediction: further the longer the face has
         been lost, since it kept moving unseen."""
         if track.lost_since is None:
-            return 2.0
-        return min(2.0 + 4.0 * (time - track.lost_since), 5.0)
+            return REACH
+        return min(REACH + 4.0 * (time - track.lost_since), FAR_REACH)
 
     def _continue(self, track: Track, box: Box, time: float, look: np.ndarray | None) -> None:
         dt = time - track.time
