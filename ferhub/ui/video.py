@@ -31,7 +31,8 @@ _ANALYSING = threading.BoundedSemaphore(AT_ONCE)
 LIMITS = (
     f"Up to {state.MAX_UPLOAD.upper()} and {MAX_SECONDS // 60} minutes; MP4, MOV, MKV, WebM or AVI. Frames"
     f" are analysed at up to {MAX_ANALYSIS_FPS:g} per second and {MAX_SIDE} px; faces are tracked (each"
-    " person keeps a number) and their probabilities smoothed over time."
+    " person keeps a number through an absence of up to 2 s; someone away longer comes back with a new"
+    " number, counted as another person) and their probabilities smoothed over time."
 )
 
 
