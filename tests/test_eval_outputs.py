@@ -6,6 +6,7 @@ fit a file name, a failed write keeps the earlier report and JSON whole, and a `
 from __future__ import annotations
 
 import errno
+import io
 import json
 import resource
 import shutil
@@ -232,3 +233,35 @@ def test_a_predictor_holding_other_models_is_refused(repos, crops, tmp_path, mon
     # a bundled model by either of its names
     evaluation._check_predictor(Predictor(["fer-mini-xception"]), ["ferhub/fer-mini-xception"])
     evaluation._check_predictor(Predictor(["ferhub/fer-mini-xception"]), ["fer-mini-xception"])
+
+
+# -- progress: a line of its own where stderr is no terminal ------------------------------------------------
+def test_progress_off_a_terminal_is_whole_lines(repos, crops, tmp_path, capsys, monkeypatch) -> None:
+    """In a log file or a Slurm job's output every ``\\r`` update of evaluate's progress landed on one line
+    (``^Mphotos: 256/280 images^Mphotos: 280/280 images``); ``ferhub train`` leaves its bar out there. Now a
+    line of its own at each tenth of the images and at the end; a terminal keeps the one overwritten line."""
+    out = tmp_path / "out"
+    assert main(_evaluate("--model", str(repos["a"]), "--data", str(crops), "--out", str(out))) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\ncrops: 7/7 images\n" in f"\n{err}", err
+    from ferhub.commands.evaluate import _Progress
+
+    progress = _Progress()
+    for done in range(256, 2800, 256):
+        progress(done, 2800, f"photos: {done}/2800 images")
+    progress(2800, 2800, "photos: 2800/2800 images")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"photos: {d}/2800 images" for d in (512, 768, 1024, 1280, 1536, 1792, 2048, 2304, 2560, 2800)
+    ]
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    progress = _Progress()
+    progress(1, 2, "x: 1/2 images")
+    progress(2, 2, "x: 2/2 images")
+    assert terminal.getvalue() == "\rx: 1/2 images\rx: 2/2 images\n"

@@ -418,10 +418,25 @@ def _command() -> str:
     return encodable(shlex.join(["ferhub", "evaluate", *argv]))
 
 
-def _progress(done: int, total: int, message: str) -> None:
-    """Progress on one stderr line, overwritten until done (a file name's newline or escape codes shown as
-    escapes: they would break the line, or colour the terminal)."""
-    print(f"\r{printable(message)}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+class _Progress:
+    """Progress on stderr (a file name's newline or escape codes shown as escapes: they would break the line,
+    or colour the terminal). On a terminal one line, overwritten until done; elsewhere (a log file, a Slurm
+    job's output, a pipe), where ``ferhub train`` leaves its bar out, a line of its own at each tenth of the
+    images and at the end: every ``\\r`` update there piled onto one line (110 of them for FER2013)."""
+
+    def __init__(self) -> None:
+        self.terminal = sys.stderr.isatty()
+        self.tenths = 0  # the tenths of the images said so far (not on a terminal)
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        text = printable(message)
+        if self.terminal:
+            print(f"\r{text}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+            return
+        tenths = 10 * done // total if total > 0 else 10
+        if tenths > self.tenths or done >= total:
+            self.tenths = tenths
+            print(text, file=sys.stderr, flush=True)
 
 
 def _evaluate_and_write(
@@ -457,7 +472,7 @@ def _evaluate_and_write(
             seed=args.seed,
             dataset_config=args.data_config,
             command=_command(),
-            progress=_progress,
+            progress=_Progress(),
         )
     except evaluation.NotFiniteError as e:
         runs, not_finite = e.runs, e
