@@ -83,7 +83,8 @@ def test_a_person_who_left_is_not_reported_on_the_background(clip_dir: Path, pre
     away = [i for i, _, faces in analysed if 13 <= i < 27]
     assert away and all(2 not in [tid for tid, _, _ in faces] for i, _, faces in analysed if i in away)
     by_id = {s["face_id"]: s for s in run.summaries()}
-    assert by_id[2]["seconds"] <= (45 - 14) / 15 + 1e-3
+    # sampled, a frame stands for the time until the next one: the one before she left counts in full
+    assert by_id[2]["seconds"] <= (45 - 14) / 15 + (1 / fps if fps else 0) + 1e-3
     if fps is None:  # at the full rate every frame she is on counts: 31 frames of 1/15 s
         assert by_id[2]["seconds"] == pytest.approx(31 / 15, abs=1e-3)
 
@@ -393,6 +394,25 @@ def test_a_face_in_the_last_frames_only_is_reported(clip_dir: Path, predictor, l
     (track,) = run.summaries()
     assert track["last_time"] == pytest.approx(29 / 15, abs=1e-3)
     assert analysed[-1][2][0][2] is True  # found by a detection on the last frame
+
+
+@pytest.mark.parametrize(("fps", "enters"), [(None, 13), (None, 14), (10.0, 11)])
+def test_a_face_coming_into_view_between_detections_is_reported_from_its_first_frame(
+    clip_dir: Path, predictor, fps, enters: int
+) -> None:
+    """The astronaut comes into view on a frame between two detections (the clip's frames 12 and 15 are
+    detected; at ``--fps 10``, frames 9 and 14 of those analysed): her rows began only at the next detection,
+    so her first-seen time was late and her time on screen short (0.2 s at each entry in a 5 fps clip)."""
+    background = clips.compose([])
+    face = clips.compose([("astronaut", 160, 120, 130)])
+    path = clip(clip_dir, f"enters_{enters}", [background] * enters + [face] * (30 - enters))
+    run, analysed = analyse(predictor, path, fps=fps)
+    first = next(t for _, t, faces in analysed if faces)
+    assert first == pytest.approx(enters / 15, abs=1e-3)
+    assert all(faces == [] for _, t, faces in analysed if t < first)
+    (track,) = run.summaries()
+    assert track["first_time"] == pytest.approx(enters / 15, abs=1e-3)
+    assert track["seconds"] == pytest.approx((30 - enters) / 15, abs=1e-3)
 
 
 # -- finding 11: a flash or a light change is no new person
