@@ -10,15 +10,25 @@ augmentation.
     (2026-12-04, AMD EPYC).
 (b) img/s of ``train_one_epoch`` (batch gather + the papers' augmentations + forward/backward/step) against a
     bare model step on a ready-made normalised batch, measured in the same run; medians of several runs.
+(c) ``--threads-sweep 1,2``: the end-to-end img/s of (b) and the CPU time it costs, for each torch thread
+    count with OpenMP's default waiting (its threads spin between operators) and with
+    ``OMP_WAIT_POLICY=PASSIVE`` (they sleep), each setting in a process of its own (OpenMP reads the policy
+    once, at start), the settings interleaved round by round so that load on the machine hits all alike; the
+    load average is printed at the start and the end, as the comparison depends on it (what ``ferhub train
+    --threads`` is for).
 
     python bench/train.py                       # CPU: mini-Xception 48x48, batch 128
     python bench/train.py --device cuda         # GPU: also ResNet18 112x112, AMP bf16 + channels_last
+    python bench/train.py --threads-sweep 1,2 --batch 32   # CPU threads x OMP_WAIT_POLICY (seed 002's batch)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -104,8 +114,10 @@ def throughput(
     device: torch.device,
     amp: str = "none",
     channels: int | None = None,
+    end_to_end_only: bool = False,
 ) -> dict[str, float]:
-    """img/s of train_one_epoch (data + augmentation + step) and of a bare step, medians over ``repeats``."""
+    """img/s of train_one_epoch (data + augmentation + step) and of a bare step, medians over ``repeats``;
+    ``end_to_end_only``: the first alone (with its CPU time)."""
     labels = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     overrides = {"input_size": size} | ({"channels": channels} if channels else {})
     model = create_model(model_name, labels, config_overrides=overrides).to(device)
@@ -130,14 +142,17 @@ def throughput(
     targets = torch.from_numpy(rng.integers(0, len(labels), n)).to(device)
     transform = TrainTransform.from_recipe(model.config, AUGMENT)
 
+    cpu = []  # the process's CPU seconds (all its threads) of each end-to-end run
+
     def e2e(epoch: int) -> float:
         sync(device)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         train_one_epoch(
             model, criterion, optimizer, data, targets, transform, epoch, cfg,
             schedule=schedule, device=device, dist=Dist(), progress=False,
         )  # fmt: skip
         sync(device)
+        cpu.append(time.process_time() - c)
         return n / (time.perf_counter() - t)
 
     x = normalize(data[:batch], model.config)
@@ -171,14 +186,52 @@ def throughput(
         sync(device)
         return n / (time.perf_counter() - t)
 
-    e2e(0), bare(), loader_only()  # warm-up (allocator, cuDNN autotuning)
+    e2e(0)  # warm-up (allocator, cuDNN autotuning)
+    cpu.clear()
+    if end_to_end_only:
+        runs = [e2e(r + 1) for r in range(repeats)]
+        return {"end_to_end": statistics.median(runs), "cpu_ms_per_image": 1000 * statistics.median(cpu) / n}
+    bare(), loader_only()
     runs_e2e, runs_bare, runs_loader = [], [], []
     for r in range(repeats):  # interleaved, so load changes on the machine hit all alike
         runs_bare.append(bare())
         runs_e2e.append(e2e(r + 1))
         runs_loader.append(loader_only())
     med_e2e, med_bare = statistics.median(runs_e2e), statistics.median(runs_bare)
-    return {"end_to_end": med_e2e, "bare_step": med_bare, "loader_only": statistics.median(runs_loader)}
+    return {
+        "end_to_end": med_e2e,
+        "bare_step": med_bare,
+        "loader_only": statistics.median(runs_loader),
+        "cpu_ms_per_image": 1000 * statistics.median(cpu) / n,
+    }
+
+
+POLICIES = ("default", "PASSIVE")  # OMP_WAIT_POLICY unset (OpenMP spins its waiting threads), or passive
+
+
+def threads_sweep(threads: list[int], batch: int, steps: int, rounds: int) -> list[dict[str, object]]:
+    """(c): for each thread count and OpenMP wait policy, the median over ``rounds`` of the end-to-end img/s
+    and CPU ms per image of mini-Xception 48x48, each measured in a child process of its own."""
+    settings = [(t, policy) for t in threads for policy in POLICIES]
+    found: dict[tuple[int, str], list[dict[str, float]]] = {s: [] for s in settings}
+    for r in range(rounds):
+        for t, policy in settings if r % 2 == 0 else reversed(settings):  # neither order always first
+            env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+            if policy != "default":
+                env["OMP_WAIT_POLICY"] = policy
+            command = [sys.executable, __file__, "--child", "--threads", str(t), "--batch", str(batch),
+                       "--steps", str(steps)]  # fmt: skip
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+            found[(t, policy)].append(json.loads(out.splitlines()[-1]))
+    return [
+        {
+            "threads": t,
+            "policy": policy,
+            "end_to_end": statistics.median(m["end_to_end"] for m in found[(t, policy)]),
+            "cpu_ms_per_image": statistics.median(m["cpu_ms_per_image"] for m in found[(t, policy)]),
+        }
+        for t, policy in settings
+    ]
 
 
 def sync(device: torch.device) -> None:
@@ -195,9 +248,26 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--skip-learnability", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--batch", type=int, default=128, help="mini-Xception's batch size in (b) and (c)")
+    p.add_argument(
+        "--threads-sweep",
+        default=None,
+        metavar="N,N,...",
+        help="(c) only: these torch thread counts, each with and without OMP_WAIT_POLICY=PASSIVE",
+    )
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one setting of (c), as JSON
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.child:
+        t = throughput(
+            "mini_xception", 48, args.batch, args.steps, 1, torch.device("cpu"), end_to_end_only=True
+        )
+        print(json.dumps(t))
+        return
+    if args.threads_sweep:
+        sweep(args)
+        return
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -214,7 +284,7 @@ def main() -> None:
             f"| {r['train_images']} | {r['val_images']} | {r['epochs']} | {r['accuracy']:.3f} | "
             f"{r['mean_class_recall']:.3f} | {r['chance']:.2f} | {r['seconds']:.0f} s |\n"
         )
-    rows = [("mini_xception", 48, 128, "none", None)]
+    rows = [("mini_xception", 48, args.batch, "none", None)]
     if device.type == "cuda":
         rows += [("resnet18", 112, 256, "bf16", None), ("resnet18", 112, 512, "bf16", None)]
     print(f"## (b) training throughput, images/s (median of {args.repeats} runs of {args.steps} batches)\n")
@@ -230,6 +300,24 @@ def main() -> None:
             f" {t['bare_step']:,.0f} | {t['end_to_end'] / t['bare_step']:.0%} | {t['loader_only']:,.0f} |"
         )
     print(f"\naugmentation in the end-to-end runs: {AUGMENT}")
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """Print (c): the table of :func:`threads_sweep`, with the machine's load average around it."""
+    threads = [int(t) for t in args.threads_sweep.split(",")]
+    print(f"# ferhub training threads ({cpu_name()}, torch {torch.__version__}; "
+          f"torch's default: {torch.get_num_threads()} threads)\n")  # fmt: skip
+    load = os.getloadavg()
+    rows = threads_sweep(threads, args.batch, args.steps, args.repeats)
+    print(f"## (c) mini-Xception 48x48, batch {args.batch}: end-to-end images/s and CPU time, median of "
+          f"{args.repeats} rounds of {args.steps} batches, each setting in its own process\n")  # fmt: skip
+    print("| torch threads | OMP_WAIT_POLICY | end to end, img/s | CPU ms per image |")
+    print("|---:|---|---:|---:|")
+    for r in rows:
+        print(f"| {r['threads']} | {r['policy']} | {r['end_to_end']:,.0f} | {r['cpu_ms_per_image']:.2f} |")
+    after = os.getloadavg()
+    print(f"\nload average (1, 5, 15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the start, "
+          f"{after[0]:.1f} {after[1]:.1f} {after[2]:.1f} at the end")  # fmt: skip
 
 
 if __name__ == "__main__":

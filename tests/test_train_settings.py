@@ -3,6 +3,7 @@ out of range (exit 2), a ``--push-to-hub`` target it cannot reach (exit 3)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,46 @@ def test_help_says_the_default_run_folder_of_a_variant_and_what_init_takes() -> 
         "last.safetensors",
     ):
         assert takes in helps["init"]
+
+
+def test_threads_sets_torchs_cpu_threads_for_the_run_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a machine shared with other jobs torch's default threads trained 4-15x slower than one thread (their
+    OpenMP threads spin on cores the other jobs need), and ``ferhub train`` had no way to set them:
+    ``--threads N`` sets them for the run (its first line says how many, its summary records it) and puts
+    back the process's own count at its end; 0 is refused before anything loads."""
+    import importlib
+
+    import torch
+    from tasks import quick_train_args, transform_task
+
+    from ferhub.data import write_class_folders
+
+    assert cli_main([*_train(tmp_path, "--threads", "0")]) == 2
+    assert "--threads must be a whole number of 1 or more, got 0" in capsys.readouterr().err
+    images, targets, labels = transform_task(4, size=24, num_classes=2, seed=0)
+    data = write_class_folders(images, targets, labels, tmp_path / "faces")
+    fit_module = importlib.import_module("ferhub.training.fit")
+    seen = []
+    epoch = fit_module.train_one_epoch
+
+    def counted(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return epoch(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "train_one_epoch", counted)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        argv = quick_train_args(data, tmp_path / "run", "--epochs", "1", "--threads", "1")
+        assert cli_main(["train", *argv]) == 0
+        assert torch.get_num_threads() == 2  # the process's own count, back
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
+    assert capsys.readouterr().out.splitlines()[0] == "device: cpu, 1 torch CPU thread (--threads 1)"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["threads"] == 1 and summary["device"] == "cpu"
+    card = json.loads((tmp_path / "run" / "model" / "card.json").read_text())
+    assert "--threads 1" in card["training_command"]

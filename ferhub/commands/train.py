@@ -88,6 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="run folder (default runs/RECIPE, runs/RECIPE-VARIANT with --variant)",
     )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's, one per core); on a machine shared with other jobs fewer "
+        "can train several times faster (see train/README.md)",
+    )
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size over all processes")
     parser.add_argument("--lr", type=float, default=None)

@@ -65,6 +65,7 @@ class RunOptions:
     face_cache: str | None = None
     output_dir: str | None = None  # default runs/RECIPE
     device: str = "auto"
+    threads: int | None = None  # torch's CPU threads for the run (None: torch's own choice)
     resume: bool = False
     deterministic: bool = False
     progress: bool = True
@@ -87,11 +88,16 @@ class _Session:
     say: Callable[[str], None]
     made_out_dir: bool = False  # this run made the output folder (so may remove it while still empty)
     lock: OutputLock | None = None  # rank 0's claim on the output folder, held until release()
+    threads_before: int | None = None  # torch's thread count before --threads changed it (restored)
 
     def release(self) -> None:
-        """Let go of the output folder (removing the lock file); the run's end, or the refusal of its data."""
+        """Let go of the output folder (removing the lock file) and of ``--threads`` (torch's thread count as
+        it was); the run's end, or the refusal of its data."""
         if self.lock is not None:
             self.lock.release()
+        if self.threads_before is not None:
+            torch.set_num_threads(self.threads_before)
+            self.threads_before = None
 
     @classmethod
     def start(cls, cfg: TrainConfig, opts: RunOptions) -> _Session:
@@ -131,7 +137,28 @@ class _Session:
         if busy is not None:
             leave(dist)
             raise OutputDirBusy(busy)
-        return cls(device, dist, out_dir, print if dist.main else (lambda _msg: None), made, lock)
+        before = _set_threads(opts.threads)
+        say = print if dist.main else (lambda _msg: None)
+        # the run's first line: where it trains, and on how many CPU threads (what its speed depends on)
+        given = f" (--threads {opts.threads})" if opts.threads is not None else ""
+        n = torch.get_num_threads()
+        say(f"device: {device}, {n} torch CPU thread{'s' if n != 1 else ''}{given}")
+        return cls(device, dist, out_dir, say, made, lock, before)
+
+
+def _set_threads(threads: int | None) -> int | None:
+    """Set torch's CPU threads to ``threads`` (intra-op; inter-op too where torch still allows it, before
+    any inter-op work); returns the intra-op count it replaced (``None``: nothing changed). On a machine
+    other jobs share, fewer threads than torch's default (one per core) can train several times faster:
+    each operator's threads wait for the slowest, and OpenMP's waiting threads spin on cores the other jobs
+    need (train/README.md, ``bench/train.py --threads-sweep``)."""
+    if threads is None:
+        return None
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # "cannot set ... after parallel work has started": left as is
+        torch.set_num_interop_threads(threads)
+    return before
 
 
 _SKIPPED = "left out of training and selection; the reported data keeps them, the whole image standing in"
@@ -538,6 +565,7 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
     (:class:`RecipeError`, :class:`HubConnectionError`), before any data loads; what must fit the data's
     classes, once its source is open, before any image is cropped."""
     cfg.validate("settings")  # a TrainConfig built in Python has not been through from_dict
+    _check_threads(opts.threads)
     _check_init(cfg)
     check_model_builds(cfg)  # pretrained files and optional packages, before minutes of face detection
     check_random_frozen(cfg)  # frozen stages without the weights that would fill them
@@ -552,6 +580,12 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         return _train(cfg, opts, session)
     finally:
         session.release()
+
+
+def _check_threads(threads: Any) -> None:
+    """``--threads`` a whole number of at least 1, or not given (torch's own choice)."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise RecipeError(f"--threads must be a whole number of 1 or more, got {threads!r}")
 
 
 def _check_output_dir(cfg: TrainConfig, opts: RunOptions) -> None:
@@ -665,6 +699,9 @@ def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, A
         "best_epoch": chosen.result.state.best_epoch + 1,
         "protocol": reported["protocol"],
         "data": data.prepared,
+        # how it ran (not what it learnt): the device and torch's CPU threads
+        "device": str(session.device),
+        "threads": torch.get_num_threads(),
     }
     if session.dist.main:
         also = (texts["test"], len(test)) if cfg.kfold and test is not None else None
