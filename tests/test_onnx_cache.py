@@ -357,15 +357,30 @@ def cache_files() -> dict[str, int]:
     return {p.name: p.stat().st_size for p in _onnx.cache_dir().iterdir()}
 
 
+def tiny_models(n: int) -> list:
+    """``n`` tiny classifiers with different weights (seeds 0 .. n-1), so each has a graph of its own."""
+    models = []
+    for seed in range(n):
+        torch.manual_seed(seed)
+        models.append(create_model("test_tiny").eval())
+    return models
+
+
+def cached_graphs(n: int) -> list[str]:
+    """The cache keys of ``n`` tiny classifiers' graphs, each exported into the cache (oldest first)."""
+    keys = []
+    for model in tiny_models(n):
+        _onnx.OnnxClassifier(model)
+        keys.append(_onnx.classifier_key(model))
+    return keys
+
+
 def test_the_disk_cache_keeps_the_most_recently_used_graphs_within_its_bound(monkeypatch, caplog) -> None:
     """Every Predictor on weights not seen before (a notebook evaluating each epoch's checkpoint) wrote a
     model-sized graph and its pass into $HF_HOME/ferhub/onnx, and nothing ever removed them. Past
     FERHUB_ONNX_CACHE_MAX_MB the least recently used go (used, not stored: a read marks a graph used), and
     a removed graph is built again when next used."""
-    models = []
-    for seed in range(4):
-        torch.manual_seed(seed)
-        models.append(create_model("test_tiny").eval())
+    models = tiny_models(4)
     keys = [_onnx.classifier_key(m) for m in models]
 
     def new_process() -> None:
@@ -403,12 +418,7 @@ def test_pruning_beside_another_process_that_prunes_too(monkeypatch) -> None:
     """Two processes over the bound at once remove the same files: the one that comes second skips what
     the first removed meanwhile, counts it gone and goes on to the next least recently used graph (giving up
     at the first file it could not remove left the cache over its bound)."""
-    keys = []
-    for seed in range(4):
-        torch.manual_seed(seed)
-        model = create_model("test_tiny").eval()
-        _onnx.OnnxClassifier(model)
-        keys.append(_onnx.classifier_key(model))
+    keys = cached_graphs(4)
     sizes = cache_files()
     one = sizes[f"{keys[0]}.onnx"] + sizes[f"{keys[0]}.passed.json"]
     real = os.scandir
@@ -431,10 +441,7 @@ def test_every_use_marks_a_graph_used_and_the_graph_just_stored_stays(tmp_path: 
     without torch) and a graph found in this process's memory (a Predictor made again) mark it used as a
     read from the disk does, so a model run every day is not the first to go. And a graph bigger than the
     whole bound stays once stored: removed, every later process exported it again."""
-    models = []
-    for seed in range(6):
-        torch.manual_seed(seed)
-        models.append(create_model("test_tiny").eval())
+    models = tiny_models(6)
     folder = hub.save(models[0], tmp_path / "m0")
     loaded = hub.load(folder)
     _onnx.OnnxClassifier(loaded)
@@ -497,12 +504,7 @@ def test_a_cache_bound_that_is_no_size_is_told_at_a_warm_start_too(tmp_path: Pat
 
 def test_pruning_says_a_bound_under_a_megabyte_in_kilobytes(monkeypatch, caplog) -> None:
     """A bound under 1 MB was logged as 'within 0 MB'."""
-    keys = []
-    for seed in range(2):
-        torch.manual_seed(seed)
-        model = create_model("test_tiny").eval()
-        _onnx.OnnxClassifier(model)
-        keys.append(_onnx.classifier_key(model))
+    keys = cached_graphs(2)
     with caplog.at_level(logging.INFO, logger="ferhub._onnx"):
         _onnx._prune(keys[1], 1536)
     assert "removed 1 least recently used ONNX graph(s)" in caplog.text
