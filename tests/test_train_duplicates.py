@@ -84,3 +84,19 @@ def test_copies_across_the_datas_own_splits_are_said_and_recorded(
     assert entry["protocol"]["exact_duplicates"] == {"reported": 2, "selected": 0}
     card = (out / "model" / "README.md").read_text()
     assert "2 of the 11 images reported on have a pixel-identical copy (after cropping)" in card
+
+
+def test_an_image_with_many_copies_leaves_the_other_classes_stratified() -> None:
+    """One picture there 60 times (a placeholder image, a blank frame): dealing by fold size alone sent the
+    next classes around its fold, which held none of them, and a hold-out took the whole group as a class's
+    10% share (68 of 90 images); each class is now spread over the folds and its share kept."""
+    targets = np.repeat(np.arange(3), 90)
+    groups = np.arange(len(targets))
+    groups[:60] = 0  # class 0: one picture 60 times and 30 others
+    for _, te in stratified_kfold(targets, 5, seed=0, groups=groups):
+        per_class = np.bincount(targets[te], minlength=3)
+        assert per_class[1:].tolist() == [18, 18], per_class
+    for seed in range(5):  # seed 4 drew the group first
+        tr, te = stratified_split(targets, 0.1, seed=seed, groups=groups)
+        assert np.bincount(targets[te], minlength=3).tolist() == [9, 9, 9], seed
+        assert not set(groups[tr]) & set(groups[te])

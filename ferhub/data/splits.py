@@ -60,13 +60,18 @@ def stratified_kfold(
     turn = 0
     for c in np.unique(targets):
         # deal round-robin, continuing where the last class stopped so fold sizes stay balanced overall: each
-        # group to the fold holding fewest images, from the one whose turn it is (for groups of one image,
-        # that fold)
+        # group to the fold holding fewest images of its class, then fewest images, from the one whose turn
+        # it is (for groups of one image, that fold). The class comes first: balancing totals alone sent
+        # every later class around a fold holding a large group (an image with hundreds of copies), leaving
+        # that fold without some classes at all
+        of_class = np.zeros(k, dtype=np.int64)
         for rep in rng.permutation(np.flatnonzero((targets == c) & is_rep)):
             order = (turn + np.arange(k)) % k
-            fold = int(order[np.argmin(filled[order])])
+            fewest = np.flatnonzero(of_class[order] == of_class[order].min())
+            fold = int(order[fewest[np.argmin(filled[order][fewest])]])
             fold_of[rep], turn = fold, (fold + 1) % k
             filled[fold] += sizes[rep]
+            of_class[fold] += sizes[rep]
     fold_of = fold_of[owner]
     all_idx = np.arange(len(targets))
     return [(all_idx[fold_of != f], all_idx[fold_of == f]) for f in range(k)]
@@ -80,8 +85,10 @@ def stratified_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One stratified (train_idx, val_idx) hold-out split with about ``val_fraction`` of each class.
 
-    ``groups`` (one key per image) keeps each group on one side, as :func:`stratified_kfold` does; a class's
-    share then differs by up to a group's size, and a class of one group stays in training.
+    ``groups`` (one key per image) keeps each group on one side, as :func:`stratified_kfold` does: a class's
+    groups are taken in random order where they still fit its share (one larger than what is left is passed
+    over, so an image with many copies cannot swell the share), so the share may fall short by less than a
+    group's size; a class of one group stays in training.
     """
     targets = np.asarray(targets)
     if not 0 < val_fraction < 1:
@@ -93,8 +100,14 @@ def stratified_split(
         reps = rng.permutation(np.flatnonzero((targets == c) & is_rep))
         n = int(sizes[reps].sum())
         n_val = min(n - 1, max(1, round(n * val_fraction))) if n > 1 else 0
-        before = np.cumsum(sizes[reps]) - sizes[reps]
-        val.append(reps[before < n_val][: max(len(reps) - 1, 0)])  # at least one group of a class trains
+        taken, room = [], n_val  # at most n_val < n images: at least one group of the class trains
+        for rep in reps:
+            if sizes[rep] <= room:
+                taken.append(rep)
+                room -= sizes[rep]
+        if not taken and len(reps) > 1:  # every group is larger than the share: the smallest reports
+            taken.append(reps[np.argmin(sizes[reps])])
+        val.append(np.asarray(taken, dtype=np.int64))
     chosen = np.concatenate(val) if val else np.zeros(0, np.int64)
     val_idx = np.flatnonzero(np.isin(owner, chosen))
     train_idx = np.setdiff1d(np.arange(len(targets)), val_idx)
