@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -236,6 +237,23 @@ def test_a_fresh_run_keeps_the_earlier_checkpoint_its_init_names(task_folder: Pa
     assert cli_main(["train", *argv]) == 0
     best = out / "checkpoints" / "best.safetensors"
     assert cli_main(["train", *argv, "--init", str(best)]) == 0
+
+
+def test_forgetting_keeps_the_init_name_only_not_its_hard_link(tmp_path: Path) -> None:
+    """``best`` is a hard link to ``last`` while they are the same epoch: the --init named ``best`` kept
+    ``last`` too (the same file), so a fresh run stopped before its first save left the earlier run's
+    ``last`` for --resume to find. The other name goes; the one --init names stays, however it is named."""
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    best, last = checkpoints / "best.safetensors", checkpoints / "last.safetensors"
+    best.write_bytes(b"weights")
+    os.link(best, last)
+    (tmp_path / "alias").symlink_to(best)
+    assert forget_checkpoints(tmp_path, keep=tmp_path / "alias") == [last]
+    assert best.read_bytes() == b"weights" and not last.exists()
+    os.link(best, last)
+    assert forget_checkpoints(tmp_path, keep=Path(os.path.relpath(last))) == [best]
+    assert last.read_bytes() == b"weights"
 
 
 def test_a_stop_while_the_data_opens_gives_no_resume_hint_for_an_earlier_run(

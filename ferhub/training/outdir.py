@@ -73,14 +73,23 @@ def forget_checkpoints(out_dir: Path, keep: Path | None = None) -> list[Path]:
             if folder.name.startswith("repeat"):  # repeatN/foldN/
                 parts += [f for f in sorted(folder.glob("fold*")) if f.is_dir() and _PART.fullmatch(f.name)]
     found = [p / "checkpoints" / f"{name}.safetensors" for p in parts for name in ("last", "best")]
-    found = [p for p in found if p.is_file() and not (keep is not None and _same_file(p, keep))]
+    found = [p for p in found if p.is_file() and not (keep is not None and _same_entry(p, keep))]
     for p in found:
         p.unlink()
     return found
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _same_entry(path: Path, keep: Path) -> bool:
+    """Whether ``path`` is the name ``keep`` is (through a symlink, or in another case on a file system that
+    ignores it), not merely the same file: ``best`` is a hard link to ``last`` while they are the same epoch,
+    and removing the other name leaves ``keep`` whole (keeping it left the earlier run's ``last``, which
+    ``--resume`` of a stopped fresh run then found)."""
     try:
-        return a.samefile(b)
+        real = keep.resolve()
+        return (
+            path.samefile(real)
+            and path.parent.samefile(real.parent)
+            and path.name.casefold() == real.name.casefold()
+        )
     except OSError:
         return False
