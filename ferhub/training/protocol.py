@@ -117,7 +117,7 @@ def duplicates_note(reported: int, images: int) -> str | None:
     return (
         f"{reported} of the {images} images reported on have a pixel-identical copy (after cropping) in the"
         " data that trained or chose the model (exact duplicates across the data's own splits); these"
-        " results count them as held out, which inflates them."
+        " results count them as held out, which can inflate them (a copy may also carry another label)."
     )
 
 

@@ -722,8 +722,8 @@ def _warn_duplicates(
         print(
             f"warning: {reported} images of {report_name} (which reports the results) have a pixel-identical "
             "copy in the data that trains or chooses the model: the results count them as held out, which "
-            "inflates them (recorded in the card and eval_results.json); remove the duplicates from the data "
-            "to report on held-out images only",
+            "can inflate them (recorded in the card and eval_results.json); remove the duplicates from the "
+            "data to report on held-out images only",
             file=sys.stderr,
         )
     if selected:
