@@ -9,8 +9,10 @@ and made time-aware:
   motion leaves little overlap between frames), gated so that a far-away face never takes another's id; a
   face near where it was last seen, as far as its speed could have taken it, continues it too (it stopped or
   turned back between detections), at a lower score than one where it was predicted; with looks, a face
-  that does not look clearly unlike a track's continues it as far as a person walks since its last sighting
-  (12 face sizes a second, up to 5 face sizes: detections 0.4 s apart see a walking face 3-4 sizes on);
+  that looks the same as a track's continues it as far as a person walks since its last sighting (12 face
+  sizes a second, up to 5 face sizes: detections 0.4 s apart see a walking face 3-4 sizes on), and with
+  detections from 0.35 s apart one that does not look clearly unlike it further and further (5 face sizes
+  from 0.7 s: a face turned meanwhile);
 - the velocity is measured from the first two sightings on, then averaged over later ones;
 - a track that loses its face (occlusion, a crossing, a missed detection, a few seconds out of view) is kept
   for ``max_lost`` seconds; it stops extrapolating after ``coast`` seconds, so a face that leaves and comes
@@ -65,6 +67,18 @@ WALK_SPEED = 12.0
 # the furthest a track reaches (face sizes): a face lost or sampled for longer may be anywhere, and further
 # reach took in other people (sampled every 2 s, another person 3 face sizes from one who left)
 FAR_REACH = 5.0
+# how alike a face must look for a track to reach it beyond its own REACH depends on the time since the
+# track's last sighting. Within a moment one face hardly changes (shifted 6 px of 100: 0.85+), while 30% of
+# pairs of different people correlate at UNLIKE_LOOK or more (LFW: median 0.35, p90 0.67, p99 0.81): so the
+# walking reach (WALK_SPEED) is for a face that looks the same (SAME_LOOK). Not clearly unlike (UNLIKE_LOOK)
+# let a newcomer 1.5-3 face sizes from one who had just vanished take that one's id in ~30% of cases at
+# 0.3-0.4 s between detections (0-9% before the walking reach; SAME_LOOK: 6-9%, a walking face keeping its id
+# 96-100% as with UNLIKE_LOOK), and on the webcam a newcomer 3.5 sizes from a face hidden for 0.4 s in 31% (8%
+# before).
+# Sampled sparsely a face may have turned meanwhile (15 degrees: 0.6): from LOOSE_SECONDS between sightings a
+# face not clearly unlike a track's is in a reach growing to FAR_REACH at twice that (0.7 s), as before the
+# walking reach
+LOOSE_SECONDS = 0.35
 # a track's own reach (face sizes) around its prediction: detections closer in time than a face walks that far
 # (1/6 s) are matched on motion alone (a video analysed at its full rate, the webcam); further apart, motion
 # predicts less and less, and a face's look counts as much as motion once it could be anywhere in FAR_REACH
@@ -300,20 +314,22 @@ class FaceTracker:
         if looks is None:
             stale[:] = 0.0
         # (tracks, boxes, 2): where each track predicted its face, and near where it was last seen
-        both = self._hypotheses(tracks, predicted, boxes, [self._reach(t, time) for t in tracks], time)
+        own = [self._reach(t, time) for t in tracks]
+        both = self._hypotheses(tracks, predicted, boxes, own, time)
         same = np.full((len(tracks), len(boxes)), -1.0)
         if looks is not None:
             same = np.array([[-1.0 if t.look is None else float(t.look @ a) for a in looks] for t in tracks])
             # a face may have gone anywhere a person walks since its last sighting (a new track has no
             # velocity yet, a standing one may have set off, a walking one turned; at --fps 5 detections are
             # 0.4 s apart, 3-4 face sizes of a walk: each one was a new id): a track reaches that far, up to
-            # FAR_REACH, for a face that does not look clearly unlike its own (sampled every few seconds, a
-            # person who left was followed by another one sitting a few face sizes away, under the same id;
-            # one face that turned or walked meanwhile still matches)
-            far = [max(self._reach(t, time), min(WALK_SPEED * (time - t.time), FAR_REACH)) for t in tracks]
-            both = np.where(
-                (same >= UNLIKE_LOOK)[..., None], self._hypotheses(tracks, predicted, boxes, far, time), both
-            )
+            # FAR_REACH, for a face that looks the same; sampled sparsely, for one that does not look clearly
+            # unlike its own (see LOOSE_SECONDS; a person who left was followed by another one sitting a few
+            # face sizes away, under the same id; one face that turned or walked meanwhile still matches)
+            for look_needed, stretch in ((UNLIKE_LOOK, self._loose_reach), (SAME_LOOK, self._walk_reach)):
+                reach = [max(r, stretch(time - t.time)) for t, r in zip(tracks, own)]
+                if reach != own:  # (the same as ``both`` where no track reaches further than its own)
+                    further = self._hypotheses(tracks, predicted, boxes, reach, time)
+                    both = np.where((same >= look_needed)[..., None], np.maximum(both, further), both)
         # the last-seen hypothesis only for a face standing clear of others: in a crowd, a face near where
         # one went out of sight is as likely a neighbour (8 people milling: 3 more id switches)
         clear = [not _crowded(b, [o for j, o in enumerate(boxes) if j != i]) for i, b in enumerate(boxes)]
@@ -380,6 +396,18 @@ class FaceTracker:
         """How little motion says where a face seen ``seconds`` ago is, 0-1: how far past a track's own reach
         it could have walked, of the way to :data:`FAR_REACH`."""
         return min(max((WALK_SPEED * seconds - REACH) / (FAR_REACH - REACH), 0.0), 1.0)
+
+    @staticmethod
+    def _walk_reach(seconds: float) -> float:
+        """How far (face sizes) a face seen ``seconds`` ago may have walked (:data:`WALK_SPEED`), up to
+        :data:`FAR_REACH`."""
+        return min(WALK_SPEED * seconds, FAR_REACH)
+
+    @staticmethod
+    def _loose_reach(seconds: float) -> float:
+        """How far (face sizes) a track seen ``seconds`` ago reaches for a face not clearly unlike its own
+        (:data:`LOOSE_SECONDS`): its own :data:`REACH` up to that gap, :data:`FAR_REACH` from twice it."""
+        return REACH + (FAR_REACH - REACH) * min(max(seconds / LOOSE_SECONDS - 1.0, 0.0), 1.0)
 
     def _reach(self, track: Track, time: float) -> float:
         """How far (in face sizes) a detection may lie from the prediction: further the longer the face has
