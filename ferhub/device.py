@@ -127,6 +127,19 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def autograd_batch(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in torch's default (contiguous) memory format: how every batch handed to autograd must be laid
+    out on the CPU. Free when ``x`` already is.
+
+    oneDNN's ``brgconv_strided`` backward (a 1x1 stride-2 convolution with few input channels, NHWC)
+    corrupts the heap on AVX-512 CPUs, at any batch size, in train or eval mode, whenever the module *or the
+    batch* is channels-last. A channels-last batch comes easily: an RGB ``(B, H, W, 3)`` tensor permuted to
+    ``(B, 3, H, W)`` is one. Modules handed to autograd stay contiguous too (see
+    :func:`ferhub.predict.inference_copy`); channels-last training is for CUDA only.
+    """
+    return x.contiguous()
+
+
 def cpu_cores() -> int:
     """CPU cores this process may run on: its affinity mask (a container's or ``taskset``'s share), else the
     machine's count."""

@@ -140,8 +140,10 @@ def inference_copy(model: nn.Module) -> nn.Module:
 
     Channels-last makes oneDNN's convolutions and pooling 2-3x faster (mini-Xception at batch 64: ~540 ->
     ~1380 crops/s on 2 CPU cores) with unchanged outputs. It is never applied to a module others hold:
-    oneDNN's channels-last depthwise-conv *backward* on AVX-512 CPUs corrupts the heap at batch 1, so a shared
-    module converted in place would crash whoever later trains or explains it.
+    oneDNN's ``brgconv_strided`` *backward* (1x1 stride-2 convolution, few input channels, NHWC) corrupts the
+    heap on AVX-512 CPUs at any batch size, in train or eval mode, whenever the module or the batch is
+    channels-last, so a shared module converted in place would crash whoever later trains or explains it
+    (batches get the same rule: :func:`ferhub.device.autograd_batch`).
     """
     import torch
 

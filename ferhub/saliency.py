@@ -30,6 +30,7 @@ from PIL import Image
 from torch import nn
 
 from ferhub.config import ModelConfig
+from ferhub.device import autograd_batch
 from ferhub.errors import SaliencyError, not_finite
 from ferhub.fileio import NAME_MAX, atomic_save_image, fit_name, remove_stale_temps_in
 
@@ -92,8 +93,9 @@ def _attribution_copy(model: nn.Module) -> tuple[nn.Module, threading.Lock]:
     with _copies_lock:
         entry = _copies.get(model)
         if entry is None or entry[2] != versions:
-            # contiguous: a channels-last module under autograd on CPU hits oneDNN's depthwise-conv backward,
-            # which corrupts the heap on AVX-512 machines (see ferhub.predict.inference_copy)
+            # contiguous, as the batch is (ferhub.device.autograd_batch): a channels-last module or batch
+            # under autograd on the CPU hits oneDNN's strided 1x1 conv backward, which corrupts the heap on
+            # AVX-512 machines
             clone = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
             for module in clone.modules():
                 if isinstance(module, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Hardtanh)):
@@ -409,7 +411,7 @@ def attribute(
             "image, faces, method)"
         )
     clone, lock = _attribution_copy(model)
-    xs = (inputs.to(next(clone.parameters()).device).float().contiguous(),)
+    xs = (autograd_batch(inputs.to(next(clone.parameters()).device).float()),)
     count = len(xs[0])
     with lock:
         # checked as explain_faces checks it: a name read one character at a time, an index past the classes
@@ -548,7 +550,7 @@ def _explain_ensemble(
     indices = _target_indices(config, target, len(faces))
     clone, lock = _attribution_copy(model)
     device = next(clone.parameters()).device
-    xs = tuple(x.to(device).float().contiguous() for x in model.member_inputs(image, faces))
+    xs = tuple(autograd_batch(x.to(device).float()) for x in model.member_inputs(image, faces))
     with lock, torch.enable_grad():
         targets = _targets(clone, xs, indices)
         raw = _chunked_maps(clone, xs, mid, targets, occlusion_share)

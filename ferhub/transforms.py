@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ferhub.config import ModelConfig
+from ferhub.device import autograd_batch
 from ferhub.preprocess import PIL_RESAMPLE, crop_to_array  # noqa: F401  (re-exported)
 
 
@@ -236,7 +237,7 @@ class TrainTransform:
             box &= _coin(n, self.erasing, g, dev).view(-1, 1, 1)
             noise = torch.randn(x.shape, generator=g, device=dev)  # torchvision's value="random"
             x = torch.where(box.unsqueeze(1), noise, x)
-        return x.contiguous()
+        return autograd_batch(x)  # an RGB batch is permuted from (B, H, W, 3): channels-last until here
 
     def _affine(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Rotation, zoom, shift and random resized crop in one ``grid_sample`` (border padding, so no black

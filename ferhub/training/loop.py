@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferhub.config import ModelConfig
+from ferhub.device import autograd_batch
 from ferhub.hub._weights import unwrap
 from ferhub.training.distributed import SINGLE_PROCESS, Dist, all_reduce_sum
 from ferhub.training.optim import EMA, LRSchedule, kernel_penalty, regularized_kernels
@@ -202,6 +203,8 @@ def _rank_batch(
     x, t, y = (v[dist.rank :: dist.world].to(device, non_blocking=True) for v in (x, t, y))
     if cfg.channels_last and device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
+    else:
+        x = autograd_batch(x)  # channels-last into backward on the CPU can crash oneDNN (see there)
     return x, t, y
 
 
