@@ -107,7 +107,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="run the whole protocol N times (seeds seed..seed+N-1); mean ± std in the card",
     )
     parser.add_argument(
-        "--amp", choices=("none", "bf16", "fp16"), default=None, help="mixed precision on CUDA"
+        "--amp",
+        choices=("none", "bf16", "fp16"),
+        default=None,
+        help="mixed precision, on CUDA only (refused on a CPU run, where it would do nothing)",
     )
     parser.add_argument(
         "--init",

@@ -173,6 +173,24 @@ def _header_meta(path: Path) -> Any:
         return None
 
 
+def _ran_on_cuda(names: Any) -> bool:
+    """Whether the run that saved a checkpoint with these tensor names used CUDA: its CUDA RNG states are
+    saved whenever CUDA was initialised, which training on a GPU does (a CPU-only run has none)."""
+    return any(str(n).startswith("rng.cuda.") for n in names)
+
+
+def _header_names(path: Path) -> list[str]:
+    """The names of the tensors in the checkpoint at ``path``, read from its header alone; none where it
+    cannot be read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return list(f.keys())
+    except Exception:  # as _header_meta: truncated/corrupt files raise safetensors' own errors
+        return []
+
+
 def saved_epoch(path: Path) -> int | None:
     """The number of epochs done when the checkpoint at ``path`` was saved (read from its metadata alone), or
     ``None`` where there is no readable checkpoint."""
@@ -194,7 +212,7 @@ def check_resume(path: Path, cfg: TrainConfig) -> None:
             return
     except Exception:  # missing, truncated or not ours: restore (or a fresh part) says so
         return
-    _check_settings(path, saved, cfg)
+    _check_settings(path, saved, cfg, on_cuda=_ran_on_cuda(_header_names(path)))
 
 
 def _json(value: Any) -> str:
@@ -273,10 +291,11 @@ def _recipe_advice(recipe: str) -> str:
     return f"resume with {given}"
 
 
-def _check_settings(path: Path, saved: dict[str, Any], cfg: TrainConfig) -> None:
+def _check_settings(path: Path, saved: dict[str, Any], cfg: TrainConfig, *, on_cuda: bool = True) -> None:
     """Refuse to resume ``path`` with settings other than those it was trained with (bar
-    :data:`RESUME_MAY_CHANGE`): one that an older ferhub's checkpoint lacks, or values that differ (old ->
-    new, the recipe first), saying what continues it as it was trained."""
+    :data:`RESUME_MAY_CHANGE`, and ``amp`` where the saved run was not ``on_cuda``): one that an older
+    ferhub's checkpoint lacks, or values that differ (old -> new, the recipe first), saying what continues it
+    as it was trained."""
     import shlex
 
     from ferhub.training.recipes import apply_overrides
@@ -292,6 +311,10 @@ def _check_settings(path: Path, saved: dict[str, Any], cfg: TrainConfig) -> None
             f" cannot continue it as it was trained; finish it with that ferhub, or {anew}"
         )
     old = {k: saved[k] if k in saved else EARLIER_VALUES[k] for k in now if k not in RESUME_MAY_CHANGE}
+    if not on_cuda:
+        # autocast is CUDA-only (training.loop._autocast): a run off CUDA trained in float32 whatever its amp
+        # said (an older ferhub took --amp on the CPU; a recipe's own amp still runs there), so no refusal
+        old.pop("amp", None)
     # another recipe is why most of its settings differ: named first, and it is what to give back
     differ = sorted((k for k in old if not _same(old[k], now[k])), key=lambda k: (k != "recipe", k))
     if not differ:
@@ -333,7 +356,7 @@ def restore(
 ) -> State:
     """Load ``path`` into the run's objects (refusing one trained with other settings); returns its state."""
     tensors, meta = read_checkpoint(path)
-    _check_settings(path, meta["train_config"], cfg)
+    _check_settings(path, meta["train_config"], cfg, on_cuda=_ran_on_cuda(tensors))
     # the classes come from the data, not the settings: other data would fail in load_state_dict (another
     # count) or silently relabel every class (the same count)
     saved_labels = list((meta.get("model_config") or {}).get("labels") or [])

@@ -43,7 +43,7 @@ from ferhub.training.protocol import (
     run_plan,
     summarize_runs,
 )
-from ferhub.training.results import eval_results, recipe_markdown, result_entry
+from ferhub.training.results import eval_results, recipe_changes, recipe_markdown, result_entry
 from ferhub.training.settings import RecipeError, TrainConfig
 from ferhub.writers import encodable
 
@@ -113,6 +113,7 @@ class _Session:
             device = resolve_device(None if opts.device == "auto" else opts.device)
         except DeviceError as e:  # a CUDA device asked for on a machine without one: the user's to fix
             raise RecipeError(str(e)) from None
+        _check_amp(cfg, device)
         dist = init_distributed(str(device))
         if device.type == "cuda" and device.index is None and dist.world > 1:
             device = torch.device("cuda", dist.local_rank)  # torchrun: each rank on its own GPU
@@ -580,6 +581,21 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         return _train(cfg, opts, session)
     finally:
         session.release()
+
+
+def _check_amp(cfg: TrainConfig, device: torch.device) -> None:
+    """Refuse mixed precision asked for on a run off CUDA, before any data loads: autocast runs on CUDA only
+    here (:func:`~ferhub.training.loop._autocast`), so the run would train in float32 while its card and
+    checkpoints said bf16/fp16. A shipped recipe's own ``amp`` (for its GPU runs) is left as it is."""
+    if cfg.amp == "none" or device.type == "cuda":
+        return
+    compared = recipe_changes(cfg)
+    if compared is not None and not any(key == "amp" for key, _, _ in compared[1]):
+        return  # the recipe's own setting, not the user's
+    raise RecipeError(
+        f"--amp {cfg.amp}: AMP runs on CUDA only here, and this run is on {device.type}, where it would "
+        "train in float32 all the same; drop --amp (or --set amp=none)"
+    )
 
 
 def _check_threads(threads: Any) -> None:
