@@ -12,9 +12,8 @@ the video path detects at ``--fps 10`` (every third sampled frame: 0.3 s apart) 
 ``--fps 5`` (every other one: 0.4 s apart). ByteTrack runs in the fer benchmark venv
 (``bench/fer_env.py``) with ``supervision==0.30.9`` added, so ferhub's environment is untouched. Per scene:
 the people in it, the ids each tracker gave, identity switches (a person's id differs from that person's
-previous id) and impure ids (one id on two people). "ferhub FaceTracker" is the tracker on boxes alone (as
-the webcam runs it); the video path adds the shot-cut detector and each face's look
-(``ferhub.tracking.appearance``).
+previous id) and impure ids (one id on two people). "ferhub FaceTracker" is the tracker on boxes alone; the
+video path and the webcam add the shot-cut detector and each face's look (``ferhub.tracking.appearance``).
 """
 
 from __future__ import annotations

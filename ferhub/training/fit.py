@@ -116,10 +116,12 @@ def check_random_frozen(cfg: TrainConfig) -> None:
     if frozen is None:
         return
     n, total = frozen
+    trained = "only its head" if n == 0 else f"only its head and last {n} of {total} backbone stages"
+    frozen_part = f"all {total} stages" if n == 0 else f"first {total - n} stages"
     raise RecipeError(
-        f"{cfg.model} without pretrained weights (model_args.pretrained is false, no --init) trains only its"
-        f" head and last {n} of {total} backbone stages: its stem and first {total - n} stages are frozen, so"
-        " they would stay at their random start for the whole run and the results would be near chance. Fix:"
+        f"{cfg.model} without pretrained weights (model_args.pretrained is false, no --init) trains"
+        f" {trained}: its stem and {frozen_part} are frozen, so they would stay at their random start for the"
+        " whole run and the results would be near chance. Fix:"
         f" --set {_all_stages_setting(cfg, total)} to train every stage from the random start, or give the"
         " pretrained weights (or --init a checkpoint of this architecture)"
     )
