@@ -71,3 +71,25 @@ def test_a_cpu_run_an_older_ferhub_took_amp_for_resumes_without_it(tmp_path: Pat
         check_resume(
             _checkpoint(tmp_path / "lr.safetensors", older, cuda=False), dataclasses.replace(cfg, lr=1.0)
         )
+
+
+def test_a_cuda_runs_checkpoint_resumes_on_the_cpu_with_its_own_amp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GPU run given --amp bf16 resumes with --amp bf16 alone (its checkpoint refuses any other): refusing
+    that too on the CPU left no way to finish it there. Another amp than the checkpoint's is still refused."""
+    cfg = dataclasses.replace(load_recipe("seed002_kaskun")[0], amp="bf16")
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    ckpt = _checkpoint(out / "checkpoints" / "last.safetensors", cfg, cuda=True)
+    argv = ["train", "--recipe", "seed002_kaskun", "--data", str(tmp_path / "none"), "--device", "cpu",
+            "--output-dir", str(out), "--resume", "--amp", "bf16"]  # fmt: skip
+    assert cli_main(argv) != 0
+    err = capsys.readouterr().err
+    assert "AMP runs on CUDA only" not in err and "other settings" not in err, err
+    assert "none not found" in err  # past every settings check, refused for its data alone
+    _check_amp(cfg, CPU, ckpt)
+    with pytest.raises(RecipeError, match="AMP runs on CUDA only"):
+        _check_amp(dataclasses.replace(cfg, amp="fp16"), CPU, ckpt)
+    with pytest.raises(RecipeError, match="AMP runs on CUDA only"):
+        _check_amp(cfg, CPU, tmp_path / "no-checkpoint.safetensors")

@@ -200,6 +200,16 @@ def saved_epoch(path: Path) -> int | None:
         return None
 
 
+def saved_amp(path: Path) -> str | None:
+    """The ``amp`` the checkpoint at ``path`` was trained with (read from its metadata alone), or ``None``
+    where there is no readable checkpoint."""
+    try:
+        amp = _header_meta(path)["train_config"]["amp"]
+    except Exception:  # missing, truncated or not ours: nothing to continue
+        return None
+    return amp if isinstance(amp, str) else None
+
+
 def check_resume(path: Path, cfg: TrainConfig) -> None:
     """Refuse to resume ``path`` with settings other than those it was trained with, as :func:`restore`
     does, reading its metadata alone (no tensor): the run checks it before minutes of face detection.

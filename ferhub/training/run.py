@@ -27,7 +27,7 @@ from ferhub.data import Crops
 from ferhub.data.crops import first_unreadable
 from ferhub.errors import DataSourceError, DeviceError, HubConnectionError
 from ferhub.hub._weights import unwrap
-from ferhub.training.checkpoint import check_resume, json_default
+from ferhub.training.checkpoint import check_resume, json_default, saved_amp
 from ferhub.training.distributed import Dist, barrier, broadcast_object, init_distributed, leave
 from ferhub.training.fit import FitResult, OnBest, check_model_builds, check_random_frozen, fit
 from ferhub.training.loop import evaluate, no_face_record, score
@@ -113,7 +113,7 @@ class _Session:
             device = resolve_device(None if opts.device == "auto" else opts.device)
         except DeviceError as e:  # a CUDA device asked for on a machine without one: the user's to fix
             raise RecipeError(str(e)) from None
-        _check_amp(cfg, device)
+        _check_amp(cfg, device, _resumed_checkpoint(cfg, opts))
         dist = init_distributed(str(device))
         if device.type == "cuda" and device.index is None and dist.world > 1:
             device = torch.device("cuda", dist.local_rank)  # torchrun: each rank on its own GPU
@@ -583,15 +583,20 @@ def train(cfg: TrainConfig, opts: RunOptions) -> dict[str, Any]:
         session.release()
 
 
-def _check_amp(cfg: TrainConfig, device: torch.device) -> None:
+def _check_amp(cfg: TrainConfig, device: torch.device, resumed: Path | None = None) -> None:
     """Refuse mixed precision asked for on a run off CUDA, before any data loads: autocast runs on CUDA only
     here (:func:`~ferhub.training.loop._autocast`), so the run would train in float32 while its card and
-    checkpoints said bf16/fp16. A shipped recipe's own ``amp`` (for its GPU runs) is left as it is."""
+    checkpoints said bf16/fp16. A shipped recipe's own ``amp`` (for its GPU runs) is left as it is, and so
+    is the one of the ``resumed`` checkpoint (a GPU run finished on the CPU)."""
     if cfg.amp == "none" or device.type == "cuda":
         return
     compared = recipe_changes(cfg)
     if compared is not None and not any(key == "amp" for key, _, _ in compared[1]):
         return  # the recipe's own setting, not the user's
+    if resumed is not None and saved_amp(resumed) == cfg.amp:
+        # --resume of a CUDA run's checkpoint insists on its amp (checkpoint._check_settings): refusing it
+        # here too would leave no way to finish that run on the CPU
+        return
     raise RecipeError(
         f"--amp {cfg.amp}: AMP runs on CUDA only here, and this run is on {device.type}, where it would "
         "train in float32 all the same; drop --amp (or --set amp=none)"
@@ -622,10 +627,17 @@ def _check_resumed_settings(cfg: TrainConfig, opts: RunOptions) -> None:
     checked is the first fit's (``repeat1``/``fold1`` of a run of several), trained with this run's own seed;
     every rank reads the same file, so all refuse alike, before any collective. None there yet: nothing to
     check."""
+    resumed = _resumed_checkpoint(cfg, opts)
+    if resumed is not None:
+        check_resume(resumed, cfg)
+
+
+def _resumed_checkpoint(cfg: TrainConfig, opts: RunOptions) -> Path | None:
+    """With ``--resume``, the first fit's last checkpoint (whether or not it is there yet); else ``None``."""
     if not opts.resume:
-        return
+        return None
     first = fit_folder(Path(opts.output_dir or cfg.default_output_dir()), cfg, 0, 0, cfg.kfold or 1)
-    check_resume(first / "checkpoints" / "last.safetensors", cfg)
+    return first / "checkpoints" / "last.safetensors"
 
 
 def _train(cfg: TrainConfig, opts: RunOptions, session: _Session) -> dict[str, Any]:
