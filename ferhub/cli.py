@@ -34,8 +34,10 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Any
 
 from ferhub.errors import NETWORK_ERRORS, is_out_of_memory, is_thread_limit
@@ -241,9 +243,37 @@ def stop_requested(signum: int) -> None:
         _stop_signal = signum
 
 
-def _terminated(signum: int, frame: object) -> None:
+def _terminated(signum: int, frame: FrameType | None) -> None:
     stop_requested(signum)
+    if _swallows(frame):
+        # Python only prints ("Exception ignored in ...") an exception raised there and goes on: the command
+        # would run to its end and exit 0 as if no SIGTERM had come. Another thread sends the signal again
+        # once the main thread has left those frames, and this handler then stops the command
+        threading.Thread(target=_stop_later, args=(signum,), daemon=True).start()
+        return
     raise KeyboardInterrupt  # the clean stop every command has for Ctrl-C: whole output, temporaries removed
+
+
+def _swallows(frame: FrameType | None) -> bool:
+    """Whether an exception raised in ``frame`` would be printed and dropped on its way up: it runs inside a
+    ``__del__`` or the import system's module-lock weakref callback (where a SIGTERM during a lazy import
+    landed)."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (
+            code.co_name == "cb" and code.co_filename.startswith("<frozen importlib")
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _stop_later(signum: int) -> None:
+    """Send ``signum`` to this process once the main thread is out of the frames :func:`_swallows` names."""
+    main = threading.main_thread().ident
+    while _swallows(sys._current_frames().get(main)):
+        time.sleep(0.001)
+    os.kill(os.getpid(), signum)
 
 
 @contextlib.contextmanager
