@@ -161,34 +161,29 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, meta
 
 
-def _header_meta(path: Path) -> Any:
-    """The ``ferhub`` metadata of the checkpoint at ``path``, read from its header alone (no tensor), as
-    parsed JSON; ``None`` where there is none to read (missing, truncated, not ours)."""
+def _header(path: Path) -> tuple[Any, list[str]]:
+    """The ``ferhub`` metadata (parsed JSON) and the tensor names of the checkpoint at ``path``, read from
+    its header alone (no tensor) in one open; ``(None, [])`` where there is none to read (missing, truncated,
+    not ours)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), "pt") as f:
-            return json.loads((f.metadata() or {})["ferhub"])
+            names = list(f.keys())
+            return json.loads((f.metadata() or {})["ferhub"]), names
     except Exception:  # safetensors raises its own error types for truncated/corrupt files
-        return None
+        return None, []
+
+
+def _header_meta(path: Path) -> Any:
+    """The ``ferhub`` metadata of the checkpoint at ``path`` (:func:`_header`), or ``None``."""
+    return _header(path)[0]
 
 
 def _ran_on_cuda(names: Any) -> bool:
     """Whether the run that saved a checkpoint with these tensor names used CUDA: its CUDA RNG states are
     saved whenever CUDA was initialised, which training on a GPU does (a CPU-only run has none)."""
     return any(str(n).startswith("rng.cuda.") for n in names)
-
-
-def _header_names(path: Path) -> list[str]:
-    """The names of the tensors in the checkpoint at ``path``, read from its header alone; none where it
-    cannot be read."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            return list(f.keys())
-    except Exception:  # as _header_meta: truncated/corrupt files raise safetensors' own errors
-        return []
 
 
 def saved_epoch(path: Path) -> int | None:
@@ -215,14 +210,14 @@ def check_resume(path: Path, cfg: TrainConfig) -> None:
     does, reading its metadata alone (no tensor): the run checks it before minutes of face detection.
     Nothing is said where ``path`` holds no checkpoint of this ferhub's (missing, truncated, another format
     or a newer version): a run that starts fresh there, or :func:`restore`'s refusal, says what it is."""
-    meta = _header_meta(path)
+    meta, names = _header(path)
     try:
         saved = meta["train_config"] if meta.get("format") == CHECKPOINT_FORMAT else None
         if meta.get("version", 0) > CHECKPOINT_VERSION or not isinstance(saved, dict):
             return
     except Exception:  # missing, truncated or not ours: restore (or a fresh part) says so
         return
-    _check_settings(path, saved, cfg, on_cuda=_ran_on_cuda(_header_names(path)))
+    _check_settings(path, saved, cfg, on_cuda=_ran_on_cuda(names))
 
 
 def _json(value: Any) -> str:
