@@ -105,6 +105,11 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+def _is_int(value: Any) -> bool:
+    """An int (numpy's too), not a bool (an int to Python, but never meant as a count)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 class FaceDetector:
     """MTCNN face detector (facenet-pytorch's P/R/O nets) returning :class:`Face` objects in original pixels.
 

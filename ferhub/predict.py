@@ -30,6 +30,7 @@ from ferhub.faces import (
     Face,
     FaceDetector,
     ImageSource,
+    _is_int,
     as_faces,
     crop_face,
     reading_order,
@@ -290,7 +291,7 @@ class Predictor:
     def batch_size(self, value: int) -> None:
         # a zero or negative step made _forward skip every batch and return np.empty's uninitialised memory
         # as probabilities; bool is an int to Python but never meant as a size
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not _is_int(value) or value < 1:
             raise PredictorSettingError(
                 f"batch_size must be a positive int (crops per forward pass), got {value!r}"
             )

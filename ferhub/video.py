@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ferhub.errors import VideoSettingError, WrongTypeError, not_finite
-from ferhub.faces import MIN_MAX_SIDE, Face, _is_real
+from ferhub.faces import MIN_MAX_SIDE, Face, _is_int, _is_real
 from ferhub.tracking import Box, FaceTracker, Smoother, Track, appearance, iou, match_boxes
 from ferhub.videoio import DEFAULT_MAX_SIDE, JUMP_SECONDS, VideoDecodeError, VideoInfo, open_video
 
@@ -675,11 +675,6 @@ class VideoAnalyzer:
         readable video (:class:`~ferhub.videoio.NotAVideoError` for a still picture). ``name``: what the
         results call the video instead of ``path`` (an upload by its own file name, not a server path)."""
         return VideoRun(self, path, name)
-
-
-def _is_int(value: Any) -> bool:
-    """An int (numpy's too), not a bool (an int to Python, but never meant as a count)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def frame_texts(faces: Sequence[VideoFace]) -> list[str]:
